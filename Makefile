@@ -1,0 +1,99 @@
+# hoopctl — one binary, built with every library through pkg-config.
+#   make            build ./hoopctl
+#   make test       deps, unit + integration tests, then again under ASan+UBSan
+#   make test-asan  only the sanitizer pass
+#   make demo       the scripted tour on a throwaway PostgreSQL
+#   make install    binary, man pages and completions under $(PREFIX)
+
+CC       ?= cc
+PREFIX   ?= /usr/local
+BUILD    ?= build
+SAN      ?=
+PKGS      = libevent libevent_openssl libevent_pthreads jansson libjwt libcurl openssl sqlite3 libpq ncursesw readline
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+WARN     = -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral
+CFLAGS   ?= -O2 -g
+ALL_CFLAGS = -std=c17 -D_GNU_SOURCE $(WARN) $(CFLAGS) -Iinclude $(PKG_CFLAGS) -MMD -MP
+LDLIBS   = $(PKG_LIBS) -lpg_query -lpthread -lm
+
+ifeq ($(SAN),1)
+  ALL_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+  LDFLAGS    += -fsanitize=address,undefined
+endif
+
+ifeq ($(BUILD),build)
+  BIN = hoopctl
+else
+  BIN = $(BUILD)/hoopctl
+endif
+
+SRCS      = $(sort $(wildcard src/*/*.c))
+OBJS      = $(SRCS:%.c=$(BUILD)/%.o)
+LIB       = $(BUILD)/libhoopctl.a
+UNIT_SRCS = $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BINS = $(UNIT_SRCS:%.c=$(BUILD)/%)
+
+.PHONY: all deps test test-unit test-integration test-asan check-build clean install demo bench fuzz completions
+
+all: $(BIN)
+
+$(BIN): $(BUILD)/cmd/hoopctl.o $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(LIB): $(OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/unit/%: tests/unit/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) -lcmocka
+
+deps:
+	@./.ci/deps
+
+# Regenerate the committed completion scripts from the command table.
+completions: $(BIN)
+	./$(BIN) completion bash > completions/hoopctl.bash
+	./$(BIN) completion zsh > completions/_hoopctl
+	./$(BIN) completion fish > completions/hoopctl.fish
+
+test: deps
+	$(MAKE) all
+	$(MAKE) $(UNIT_BINS)
+	tests/run.sh --bin ./hoopctl --build $(BUILD)
+	$(MAKE) test-asan
+
+test-asan:
+	$(MAKE) BUILD=build-asan SAN=1 build-asan/hoopctl
+	$(MAKE) BUILD=build-asan SAN=1 $(UNIT_SRCS:%.c=build-asan/%)
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  tests/run.sh --bin build-asan/hoopctl --build build-asan --label asan
+
+test-unit: $(BIN) $(UNIT_BINS)
+	tests/run.sh --bin ./$(BIN) --build $(BUILD) --only unit
+
+test-integration: $(BIN)
+	tests/run.sh --bin ./$(BIN) --build $(BUILD) --only integration
+
+install: $(BIN)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
+	  $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/man/man8 \
+	  $(DESTDIR)$(PREFIX)/share/bash-completion/completions \
+	  $(DESTDIR)$(PREFIX)/share/zsh/site-functions \
+	  $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
+	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/hoopctl
+	for m in man/*.[158]; do s=$${m##*.}; install -m 0644 $$m $(DESTDIR)$(PREFIX)/share/man/man$$s/; done
+	install -m 0644 completions/hoopctl.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/hoopctl
+	install -m 0644 completions/_hoopctl $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_hoopctl
+	install -m 0644 completions/hoopctl.fish $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/hoopctl.fish
+
+clean:
+	rm -rf build build-asan build-fuzz hoopctl
+
+-include $(OBJS:.o=.d) $(BUILD)/cmd/hoopctl.d

@@ -1,0 +1,81 @@
+/* hoopctl.c — main(): global options, look the command up in the table, parse
+ * its arguments and run it. Exit codes are those of enum cli_exit. */
+#include "hoopctl/cli.h"
+#include "hoopctl/log.h"
+#include "hoopctl/version.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int global_usage(const char *msg)
+{
+    fprintf(stderr, "hoopctl: %s\nhint: run 'hoopctl help' for the commands\n", msg);
+    return CLI_EXIT_USAGE;
+}
+
+int main(int argc, char **argv)
+{
+    struct cli_context ctx = {.argv0 = argv[0], .output = "table"};
+    const char *nc = getenv("NO_COLOR");
+    ctx.color = !(nc && *nc) && isatty(STDOUT_FILENO);
+    signal(SIGPIPE, SIG_IGN);
+
+    const char *lvl = getenv("HOOPCTL_LOG_LEVEL");
+    if (lvl && log_level_parse(lvl) >= 0)
+        log_set_level((enum log_level)log_level_parse(lvl));
+
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--debug") == 0) {
+            ctx.debug = true;
+            log_set_level(LOG_DEBUG);
+        } else if (strcmp(a, "--version") == 0) {
+            printf("hoopctl %s\n", HOOPCTL_VERSION);
+            return CLI_EXIT_OK;
+        } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            cli_print_overview(stdout);
+            return CLI_EXIT_OK;
+        } else if (strcmp(a, "--output") == 0 || strcmp(a, "-o") == 0 ||
+                   strncmp(a, "--output=", 9) == 0) {
+            const char *v = a[1] == '-' && a[8] == '=' ? a + 9 : (i + 1 < argc ? argv[++i] : NULL);
+            if (!v || (strcmp(v, "table") != 0 && strcmp(v, "json") != 0))
+                return global_usage("--output takes 'table' or 'json'");
+            ctx.output = v;
+        } else if (strcmp(a, "--log-level") == 0) {
+            int l = i + 1 < argc ? log_level_parse(argv[++i]) : -1;
+            if (l < 0)
+                return global_usage("--log-level takes error, warn, info or debug");
+            log_set_level((enum log_level)l);
+        } else {
+            char msg[256];
+            snprintf(msg, sizeof msg, "unknown option '%s'", a);
+            return global_usage(msg);
+        }
+    }
+    if (i >= argc) {
+        cli_print_overview(stderr);
+        return CLI_EXIT_USAGE;
+    }
+
+    const struct cli_command *cmd = cli_find(argv[i]);
+    if (!cmd) {
+        return cli_unknown_command(argv[i]);
+    }
+    int cargc = argc - i;
+    char **cargv = argv + i;
+    for (int k = 1; k < cargc && strcmp(cargv[k], "--") != 0; k++) {
+        if (strcmp(cargv[k], "--help") == 0) {
+            cli_print_command_help(cmd, stdout);
+            return CLI_EXIT_OK;
+        }
+    }
+    struct cli_args args;
+    char err[256];
+    if (cli_parse(cmd, cargc, cargv, &args, err, sizeof err) < 0)
+        return cli_usage_error(cmd, err);
+    return cmd->run(&args, &ctx);
+}

@@ -1,0 +1,107 @@
+/* cli.h — the command table: one entry per command, and the option parser
+ * that every command, `hoopctl help`, the man-page check and the shell
+ * completions read. Only cmd/ and src/cli/ print to the terminal. */
+#ifndef HOOPCTL_CLI_H
+#define HOOPCTL_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define CLI_MAX_OPTIONS 32
+#define CLI_MAX_POSITIONALS 64
+
+/* What completion an argument takes (used by the completion generators). */
+enum cli_complete {
+    CLI_COMPLETE_NONE = 0,  /* free text */
+    CLI_COMPLETE_FILE,      /* a path */
+    CLI_COMPLETE_DIR,       /* a directory */
+    CLI_COMPLETE_WORDS,     /* one of cli_option.words, space separated */
+    CLI_COMPLETE_COMMAND,   /* a hoopctl command name */
+    CLI_COMPLETE_DYNAMIC,   /* asked of `hoopctl __complete <kind>` at run time */
+};
+
+struct cli_option {
+    const char *name;       /* long name, without "--" */
+    char short_name;        /* 0 when none */
+    const char *arg;        /* argument placeholder, NULL for a flag */
+    const char *help;       /* one line */
+    enum cli_complete complete;
+    const char *words;      /* for CLI_COMPLETE_WORDS / _DYNAMIC: words or kind */
+};
+
+struct cli_args;
+struct cli_context;
+
+struct cli_command {
+    const char *name;
+    const char *summary;    /* one line, no trailing period */
+    const char *usage;      /* after "hoopctl <name> " */
+    const char *description;/* a paragraph for `help <cmd>`, may be NULL */
+    const struct cli_option *options; /* terminated by a zeroed entry, may be NULL */
+    /* completion of positional arguments */
+    enum cli_complete arg_complete;
+    const char *arg_words;
+    bool hidden;            /* left out of help, man check and completions */
+    int min_args, max_args; /* positional count; max_args < 0: unbounded */
+    int (*run)(const struct cli_args *args, struct cli_context *ctx);
+};
+
+/* Global state built by main() and passed down; no globals elsewhere. */
+struct cli_context {
+    const char *argv0;
+    bool debug;
+    bool color;             /* false under NO_COLOR or when stdout is not a tty */
+    const char *output;     /* "table" (default) or "json" */
+};
+
+/* Parsed arguments of one command invocation. */
+struct cli_args {
+    const struct cli_command *cmd;
+    const char *values[CLI_MAX_OPTIONS]; /* by option index; "" for a set flag */
+    int counts[CLI_MAX_OPTIONS];
+    int npos;
+    char **pos;             /* positional arguments (not copied) */
+    int nrest;              /* arguments after "--" */
+    char **rest;
+};
+
+/* Exit codes that mean something. */
+enum cli_exit {
+    CLI_EXIT_OK = 0,
+    CLI_EXIT_FAILURE = 1,   /* the operation failed */
+    CLI_EXIT_USAGE = 2,     /* bad command line */
+    CLI_EXIT_AUTH = 3,      /* not logged in / token refused */
+    CLI_EXIT_DENIED = 4,    /* forbidden by policy or groups */
+    CLI_EXIT_UNAVAILABLE = 5, /* server or upstream unreachable */
+};
+
+/* The table (src/cli/commands.c), NULL-terminated. */
+extern const struct cli_command *const cli_commands[];
+
+const struct cli_command *cli_find(const char *name);
+/* Nearest visible command (a prefix match first, then edit distance). */
+const struct cli_command *cli_suggest(const char *name);
+/* Whether the suggestion is close enough to be a typo of name. */
+bool cli_suggestion_is_close(const char *name, const struct cli_command *cmd);
+/* Print "'x' is not a hoopctl command; did you mean ...?" to stderr. */
+int cli_unknown_command(const char *name);
+size_t cli_edit_distance(const char *a, const char *b);
+
+/* Parse argv (argv[0] is the command name). On error returns -1 and writes a
+ * one-line message to err. */
+int cli_parse(const struct cli_command *cmd, int argc, char **argv,
+              struct cli_args *out, char *err, size_t errlen);
+/* Value of a long option, or NULL when absent. */
+const char *cli_get(const struct cli_args *args, const char *name);
+bool cli_flag(const struct cli_args *args, const char *name);
+
+/* Printing helpers for help and usage. */
+void cli_print_usage_line(const struct cli_command *cmd, void *stream);
+void cli_print_command_help(const struct cli_command *cmd, void *stream);
+void cli_print_overview(void *stream);
+int cli_usage_error(const struct cli_command *cmd, const char *msg);
+
+/* Completion script generators (src/cli/completion.c). */
+int cli_completion_print(const char *shell, void *stream);
+
+#endif

@@ -1,0 +1,33 @@
+/* config.h — where hoopctl keeps its files (XDG, HOOPCTL_* overrides) and the
+ * JSON config file (read with jansson). */
+#ifndef HOOPCTL_CONFIG_H
+#define HOOPCTL_CONFIG_H
+
+#include <stddef.h>
+#include <jansson.h>
+
+/* $HOOPCTL_CONFIG_DIR, else $XDG_CONFIG_HOME/hoopctl, else ~/.config/hoopctl.
+ * Returns 0, or -1 when the path does not fit or HOME is unset. */
+int config_dir(char *out, size_t len);
+/* $HOOPCTL_STATE_DIR, else $XDG_STATE_HOME/hoopctl, else ~/.local/state/hoopctl. */
+int config_state_dir(char *out, size_t len);
+/* $HOOPCTL_CONFIG, else <config_dir>/config.json. */
+int config_file_path(char *out, size_t len);
+
+/* mkdir -p with the given mode for each created component. */
+int config_mkdirs(const char *path, unsigned mode);
+
+/* Load a JSON object from path. A missing file gives an empty object
+ * (missing_ok) or an error. Errors name the file, line and column. */
+json_t *config_load(const char *path, int missing_ok, char *err, size_t errlen);
+
+/* Write data to path atomically (temp file in the same directory, fsync,
+ * rename) with the given mode. Returns 0 or -1 with errno set. */
+int config_write_atomic(const char *path, const void *data, size_t len, unsigned mode);
+
+/* Look up a dotted key ("server.url") as a string; NULL when absent or not a
+ * string. An environment variable HOOPCTL_<KEY> (dots to underscores,
+ * upper case) wins over the file. */
+const char *config_get_string(json_t *cfg, const char *key);
+
+#endif

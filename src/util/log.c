@@ -1,0 +1,44 @@
+/* log.c — leveled logging to stderr with a timestamp and module tag. */
+#include "hoopctl/log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+static enum log_level current_level = LOG_WARN;
+
+void log_set_level(enum log_level level) { current_level = level; }
+enum log_level log_get_level(void) { return current_level; }
+
+int log_level_parse(const char *s)
+{
+    static const char *const names[] = {"error", "warn", "info", "debug"};
+    for (int i = 0; i < 4; i++)
+        if (strcasecmp(s, names[i]) == 0)
+            return i;
+    return -1;
+}
+
+void log_msg(enum log_level level, const char *module, const char *fmt, ...)
+{
+    static const char *const tags[] = {"error", "warn", "info", "debug"};
+    if (level > current_level)
+        return;
+    char stamp[32];
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+
+    char line[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    /* One fprintf so concurrent writers do not interleave within a line. */
+    fprintf(stderr, "%s.%03ldZ %s [%s] %s\n", stamp, ts.tv_nsec / 1000000L,
+            tags[level], module ? module : "hoopctl", line);
+}

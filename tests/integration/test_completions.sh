@@ -1,0 +1,51 @@
+#!/bin/bash
+# Completion scripts: generated from the table, committed under completions/
+# (a stale file fails this test), valid in each shell, and they complete.
+source "$(dirname "$0")/lib/harness.sh"
+H=$HOOPCTL_BIN
+cd "$HOOPCTL_ROOT"
+
+for pair in bash:completions/hoopctl.bash zsh:completions/_hoopctl fish:completions/hoopctl.fish; do
+  shell=${pair%%:*} file=${pair#*:}
+  "$H" completion "$shell" >"$HARNESS_TMP/gen.$shell"
+  diff -u "$file" "$HARNESS_TMP/gen.$shell" >/dev/null \
+    || fail "$file is stale: run 'make completions' and commit it"
+done
+
+"$H" completion bash | bash -n || fail "bash -n"
+if command -v zsh >/dev/null; then "$H" completion zsh | zsh -n || fail "zsh -n"; else log "zsh not installed"; fi
+if command -v fish >/dev/null; then "$H" completion fish | fish -n || fail "fish -n"; else log "fish not installed"; fi
+
+# Drive bash's completion function the way readline does.
+complete_bash() {  # words... (the last one is the word being completed)
+  bash -c '
+    source "$1"; shift
+    hoopctl() { "$HOOPCTL_BIN" "$@"; }
+    COMP_WORDS=("$@"); COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
+    _hoopctl
+    printf "%s\n" "${COMPREPLY[@]}"
+  ' _ completions/hoopctl.bash "$@"
+}
+out=$(complete_bash hoopctl comp)
+assert_eq completion "$out" "hoopctl comp<TAB>"
+out=$(complete_bash hoopctl "")
+while IFS=$'\t' read -r name _; do
+  grep -qx "$name" <<<"$out" || fail "hoopctl <TAB> lacks $name"
+done < <("$H" __commands)
+out=$(complete_bash hoopctl completion "")
+assert_eq "bash
+zsh
+fish" "$out" "hoopctl completion <TAB>"
+out=$(complete_bash hoopctl --output "")
+assert_eq "table
+json" "$out"
+out=$(complete_bash hoopctl help com)
+assert_eq completion "$out" "help takes a command"
+
+if command -v fish >/dev/null; then
+  out=$(fish -c "source completions/hoopctl.fish; complete -C 'hoopctl comp'")
+  assert_contains "$out" "completion"
+  out=$(fish -c "source completions/hoopctl.fish; complete -C 'hoopctl completion '")
+  assert_contains "$out" "zsh"
+fi
+echo "completions ok"
