@@ -1,0 +1,46 @@
+/* util.h — small helpers every module shares: time, randomness, hex, ids,
+ * hashing, wiping secrets, and a growable byte buffer. */
+#ifndef HOOPCTL_UTIL_H
+#define HOOPCTL_UTIL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Milliseconds / microseconds since the epoch (CLOCK_REALTIME) and a
+ * monotonic clock in microseconds for durations. */
+int64_t util_now_ms(void);
+int64_t util_now_us(void);
+int64_t util_monotonic_us(void);
+/* "2026-11-26T15:58:10.123Z" for a time in ms since the epoch; out >= 32. */
+void util_iso8601_ms(int64_t ms, char *out, size_t len);
+
+/* Cryptographically strong random bytes (OpenSSL). Returns 0 or -1. */
+int util_random_bytes(void *out, size_t len);
+/* Lower-case hex of len bytes into out (2*len+1 bytes). */
+void util_hex_encode(const void *data, size_t len, char *out);
+/* Decode hex; returns the number of bytes or -1 on bad input / overflow. */
+long util_hex_decode(const char *hex, void *out, size_t outlen);
+/* A random RFC 4122 version-4 UUID, 36 characters plus NUL. */
+int util_uuid_v4(char out[37]);
+/* SHA-256 of data as 64 hex characters plus NUL. */
+void util_sha256_hex(const void *data, size_t len, char out[65]);
+/* Zero memory in a way the compiler may not elide (for secrets). */
+void util_secure_zero(void *p, size_t len);
+
+/* A growable byte buffer. Zero-initialise; buf_free releases. Appends return
+ * 0, or -1 when memory runs out or the buffer would pass max (0: no cap). */
+struct buf {
+    uint8_t *data;
+    size_t len, cap, max;
+};
+int buf_reserve(struct buf *b, size_t extra);
+int buf_append(struct buf *b, const void *data, size_t len);
+int buf_append_str(struct buf *b, const char *s);
+int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* NUL-terminate without counting the NUL in len; returns data as a string. */
+const char *buf_cstr(struct buf *b);
+void buf_reset(struct buf *b);
+void buf_free(struct buf *b);
+
+#endif

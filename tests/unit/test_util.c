@@ -1,0 +1,73 @@
+/* test_util.c — hex, UUIDs, SHA-256, the byte buffer and its cap. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <string.h>
+
+#include "hoopctl/util.h"
+
+static void hex_round_trip_and_bad_input(void **state)
+{
+    (void)state;
+    uint8_t in[] = {0x00, 0x7f, 0xff, 0x10}, out[4];
+    char hex[9];
+    util_hex_encode(in, 4, hex);
+    assert_string_equal(hex, "007fff10");
+    assert_int_equal(util_hex_decode("007FFF10", out, sizeof out), 4);
+    assert_memory_equal(in, out, 4);
+    assert_int_equal(util_hex_decode("abc", out, sizeof out), -1);
+    assert_int_equal(util_hex_decode("zz", out, sizeof out), -1);
+    assert_int_equal(util_hex_decode("0011223344", out, sizeof out), -1);
+}
+
+static void uuid_shape(void **state)
+{
+    (void)state;
+    char a[37], b[37];
+    assert_int_equal(util_uuid_v4(a), 0);
+    assert_int_equal(util_uuid_v4(b), 0);
+    assert_int_equal(strlen(a), 36);
+    assert_int_equal(a[14], '4');
+    assert_true(strchr("89ab", a[19]) != NULL);
+    assert_string_not_equal(a, b);
+}
+
+static void sha256_known_vector(void **state)
+{
+    (void)state;
+    char h[65];
+    util_sha256_hex("abc", 3, h);
+    assert_string_equal(h, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+static void buffer_grows_and_respects_cap(void **state)
+{
+    (void)state;
+    struct buf b = {0};
+    for (int i = 0; i < 1000; i++)
+        assert_int_equal(buf_printf(&b, "%d,", i), 0);
+    assert_int_equal(strncmp(buf_cstr(&b), "0,1,2,", 6), 0);
+    buf_reset(&b);
+    assert_string_equal(buf_cstr(&b), "");
+    buf_free(&b);
+
+    struct buf c = {.max = 8};
+    assert_int_equal(buf_append(&c, "12345678", 8), 0);
+    assert_int_equal(buf_append(&c, "9", 1), -1);
+    assert_int_equal(c.len, 8);
+    assert_int_equal(buf_append(&c, "x", (size_t)-1), -1);
+    buf_free(&c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(hex_round_trip_and_bad_input),
+        cmocka_unit_test(uuid_shape),
+        cmocka_unit_test(sha256_known_vector),
+        cmocka_unit_test(buffer_grows_and_respects_cap),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
