@@ -34,6 +34,9 @@ OBJS      = $(SRCS:%.c=$(BUILD)/%.o)
 LIB       = $(BUILD)/libhoopctl.a
 UNIT_SRCS = $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS = $(UNIT_SRCS:%.c=$(BUILD)/%)
+# Test drivers: small C programs that integration tests run (tests/integration/*.c).
+DRIVER_SRCS = $(sort $(wildcard tests/integration/*.c))
+DRIVER_BINS = $(DRIVER_SRCS:%.c=$(BUILD)/%)
 
 .PHONY: all deps test test-unit test-integration test-asan check-build clean install demo bench fuzz completions
 
@@ -54,6 +57,10 @@ $(BUILD)/tests/unit/%: tests/unit/%.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) -lcmocka
 
+$(BUILD)/tests/integration/%: tests/integration/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
 deps:
 	@./.ci/deps
 
@@ -65,20 +72,20 @@ completions: $(BIN)
 
 test: deps
 	$(MAKE) all
-	$(MAKE) $(UNIT_BINS)
+	$(MAKE) $(UNIT_BINS) $(DRIVER_BINS)
 	tests/run.sh --bin ./hoopctl --build $(BUILD)
 	$(MAKE) test-asan
 
 test-asan:
 	$(MAKE) BUILD=build-asan SAN=1 build-asan/hoopctl
-	$(MAKE) BUILD=build-asan SAN=1 $(UNIT_SRCS:%.c=build-asan/%)
+	$(MAKE) BUILD=build-asan SAN=1 $(UNIT_SRCS:%.c=build-asan/%) $(DRIVER_SRCS:%.c=build-asan/%)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  tests/run.sh --bin build-asan/hoopctl --build build-asan --label asan
 
 test-unit: $(BIN) $(UNIT_BINS)
 	tests/run.sh --bin ./$(BIN) --build $(BUILD) --only unit
 
-test-integration: $(BIN)
+test-integration: $(BIN) $(DRIVER_BINS)
 	tests/run.sh --bin ./$(BIN) --build $(BUILD) --only integration
 
 install: $(BIN)
