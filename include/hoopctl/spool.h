@@ -1,0 +1,52 @@
+/* spool.h — the gateway's durable local audit spool (SQLite, WAL). Events are
+ * appended as JSON with a caller-chosen id, made durable in group commits
+ * before their statement is forwarded, and removed once the server has them. */
+#ifndef HOOPCTL_SPOOL_H
+#define HOOPCTL_SPOOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum spool_durability {
+    SPOOL_SURVIVE_PROCESS_CRASH = 0, /* WAL, synchronous=NORMAL: survives kill -9 */
+    SPOOL_SURVIVE_POWER_LOSS = 1,    /* WAL, synchronous=FULL: fsync every commit */
+};
+
+struct spool;
+
+/* Open (creating if needed) the spool at path. Two handles on one path are
+ * fine: the gateway appends through one, the shipper reads through another. */
+struct spool *spool_open(const char *path, enum spool_durability durability, char *err,
+                         size_t errlen);
+void spool_close(struct spool *s);
+
+/* Queue one event into the open group (a transaction). Duplicate ids are
+ * ignored. Nothing is durable until spool_commit returns 0. */
+int spool_append(struct spool *s, const char *event_id, const char *session_id,
+                 const char *json, size_t len, char *err, size_t errlen);
+/* Commit the open group: every event appended since the last commit becomes
+ * durable at once. Returns 0 (also when nothing was pending) or -1. */
+int spool_commit(struct spool *s, char *err, size_t errlen);
+/* Events appended since the last commit. */
+int spool_uncommitted(const struct spool *s);
+
+/* One spooled event, in order of appending. */
+struct spool_event {
+    int64_t seq;
+    char id[64];
+    char session_id[64];
+    char *json;   /* owned by the batch */
+};
+struct spool_batch {
+    int n;
+    struct spool_event *events;
+};
+/* Read up to max committed events not yet acknowledged, oldest first. */
+int spool_fetch(struct spool *s, int max, struct spool_batch *out, char *err, size_t errlen);
+void spool_batch_free(struct spool_batch *b);
+/* The server has every event with seq <= upto: forget them. */
+int spool_ack(struct spool *s, int64_t upto, char *err, size_t errlen);
+/* Committed events waiting to be shipped, or -1 on error. */
+int64_t spool_pending(struct spool *s);
+
+#endif

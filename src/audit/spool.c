@@ -1,0 +1,176 @@
+/* spool.c — the durable local audit spool: SQLite in WAL mode, group commit
+ * of appended events, ordered reads and acknowledgement for the shipper. */
+#include "hoopctl/spool.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct spool {
+    sqlite3 *db;
+    sqlite3_stmt *insert, *fetch, *ack, *count;
+    int uncommitted;
+    int in_txn;
+};
+
+static int fail_db(struct spool *s, const char *what, char *err, size_t errlen)
+{
+    snprintf(err, errlen, "spool: %s: %s", what, s && s->db ? sqlite3_errmsg(s->db) : "no database");
+    return -1;
+}
+
+struct spool *spool_open(const char *path, enum spool_durability durability, char *err,
+                         size_t errlen)
+{
+    struct spool *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(err, errlen, "spool: out of memory");
+        return NULL;
+    }
+    if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                        NULL) != SQLITE_OK) {
+        fail_db(s, path, err, errlen);
+        spool_close(s);
+        return NULL;
+    }
+    sqlite3_busy_timeout(s->db, 5000);
+    char pragmas[320];
+    snprintf(pragmas, sizeof pragmas,
+             "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; "
+             "CREATE TABLE IF NOT EXISTS spool_events ("
+             " seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,"
+             " session_id TEXT NOT NULL, body TEXT NOT NULL);",
+             durability == SPOOL_SURVIVE_POWER_LOSS ? "FULL" : "NORMAL");
+    char *msg = NULL;
+    if (sqlite3_exec(s->db, pragmas, NULL, NULL, &msg) != SQLITE_OK) {
+        snprintf(err, errlen, "spool: %s: %s", path, msg ? msg : "cannot initialise");
+        sqlite3_free(msg);
+        spool_close(s);
+        return NULL;
+    }
+    if (sqlite3_prepare_v2(s->db, "INSERT OR IGNORE INTO spool_events(id, session_id, body) VALUES (?,?,?)",
+                           -1, &s->insert, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(s->db, "SELECT seq, id, session_id, body FROM spool_events ORDER BY seq LIMIT ?",
+                           -1, &s->fetch, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(s->db, "DELETE FROM spool_events WHERE seq <= ?", -1, &s->ack, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(s->db, "SELECT count(*) FROM spool_events", -1, &s->count, NULL) != SQLITE_OK) {
+        fail_db(s, "prepare", err, errlen);
+        spool_close(s);
+        return NULL;
+    }
+    return s;
+}
+
+void spool_close(struct spool *s)
+{
+    if (!s)
+        return;
+    if (s->in_txn)
+        sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+    sqlite3_finalize(s->insert);
+    sqlite3_finalize(s->fetch);
+    sqlite3_finalize(s->ack);
+    sqlite3_finalize(s->count);
+    sqlite3_close(s->db);
+    free(s);
+}
+
+int spool_append(struct spool *s, const char *event_id, const char *session_id,
+                 const char *json, size_t len, char *err, size_t errlen)
+{
+    if (len > (size_t)1 << 30) {
+        snprintf(err, errlen, "spool: event of %zu bytes is too large", len);
+        return -1;
+    }
+    if (!s->in_txn) {
+        if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+            return fail_db(s, "begin", err, errlen);
+        s->in_txn = 1;
+    }
+    sqlite3_reset(s->insert);
+    sqlite3_bind_text(s->insert, 1, event_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s->insert, 2, session_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s->insert, 3, json, (int)len, SQLITE_STATIC);
+    int rc = sqlite3_step(s->insert);
+    sqlite3_clear_bindings(s->insert);
+    if (rc != SQLITE_DONE)
+        return fail_db(s, "append", err, errlen);
+    s->uncommitted++;
+    return 0;
+}
+
+int spool_commit(struct spool *s, char *err, size_t errlen)
+{
+    if (!s->in_txn)
+        return 0;
+    if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        return fail_db(s, "commit", err, errlen);
+    s->in_txn = 0;
+    s->uncommitted = 0;
+    return 0;
+}
+
+int spool_uncommitted(const struct spool *s) { return s->uncommitted; }
+
+int spool_fetch(struct spool *s, int max, struct spool_batch *out, char *err, size_t errlen)
+{
+    out->n = 0;
+    out->events = NULL;
+    if (max <= 0)
+        return 0;
+    out->events = calloc((size_t)max, sizeof *out->events);
+    if (!out->events) {
+        snprintf(err, errlen, "spool: out of memory");
+        return -1;
+    }
+    sqlite3_reset(s->fetch);
+    sqlite3_bind_int(s->fetch, 1, max);
+    int rc;
+    while ((rc = sqlite3_step(s->fetch)) == SQLITE_ROW) {
+        struct spool_event *e = &out->events[out->n];
+        e->seq = sqlite3_column_int64(s->fetch, 0);
+        snprintf(e->id, sizeof e->id, "%s", (const char *)sqlite3_column_text(s->fetch, 1));
+        snprintf(e->session_id, sizeof e->session_id, "%s", (const char *)sqlite3_column_text(s->fetch, 2));
+        e->json = strdup((const char *)sqlite3_column_text(s->fetch, 3));
+        if (!e->json) {
+            sqlite3_reset(s->fetch);
+            spool_batch_free(out);
+            snprintf(err, errlen, "spool: out of memory");
+            return -1;
+        }
+        out->n++;
+    }
+    sqlite3_reset(s->fetch);
+    if (rc != SQLITE_DONE) {
+        spool_batch_free(out);
+        return fail_db(s, "fetch", err, errlen);
+    }
+    return 0;
+}
+
+void spool_batch_free(struct spool_batch *b)
+{
+    for (int i = 0; i < b->n; i++)
+        free(b->events[i].json);
+    free(b->events);
+    b->events = NULL;
+    b->n = 0;
+}
+
+int spool_ack(struct spool *s, int64_t upto, char *err, size_t errlen)
+{
+    sqlite3_reset(s->ack);
+    sqlite3_bind_int64(s->ack, 1, upto);
+    int rc = sqlite3_step(s->ack);
+    sqlite3_reset(s->ack);
+    return rc == SQLITE_DONE ? 0 : fail_db(s, "ack", err, errlen);
+}
+
+int64_t spool_pending(struct spool *s)
+{
+    sqlite3_reset(s->count);
+    int64_t n = sqlite3_step(s->count) == SQLITE_ROW ? sqlite3_column_int64(s->count, 0) : -1;
+    sqlite3_reset(s->count);
+    return n;
+}

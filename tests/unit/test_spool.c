@@ -1,0 +1,132 @@
+/* test_spool.c — the audit spool: group commit, idempotent ids, ordered reads,
+ * acknowledgement, and survival of a process killed mid-run. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "hoopctl/spool.h"
+
+static char dir[64], path[128];
+static char err[256];
+
+static int setup(void **state)
+{
+    (void)state;
+    strcpy(dir, "/tmp/hoopctl-spool.XXXXXX");
+    if (!mkdtemp(dir))
+        return -1;
+    snprintf(path, sizeof path, "%s/spool.db", dir);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static void append(struct spool *s, const char *id, const char *body)
+{
+    assert_int_equal(spool_append(s, id, "sess-1", body, strlen(body), err, sizeof err), 0);
+}
+
+static void group_commit_order_and_ack(void **state)
+{
+    (void)state;
+    struct spool *w = spool_open(path, SPOOL_SURVIVE_PROCESS_CRASH, err, sizeof err);
+    assert_non_null(w);
+    struct spool *r = spool_open(path, SPOOL_SURVIVE_PROCESS_CRASH, err, sizeof err);
+    assert_non_null(r);
+    append(w, "e1", "{\"n\":1}");
+    append(w, "e2", "{\"n\":2}");
+    assert_int_equal(spool_uncommitted(w), 2);
+    /* Uncommitted events are invisible to the reader. */
+    assert_int_equal(spool_pending(r), 0);
+    assert_int_equal(spool_commit(w, err, sizeof err), 0);
+    assert_int_equal(spool_uncommitted(w), 0);
+    assert_int_equal(spool_pending(r), 2);
+    append(w, "e2", "{\"dup\":true}"); /* duplicate id: ignored */
+    append(w, "e3", "{\"n\":3}");
+    assert_int_equal(spool_commit(w, err, sizeof err), 0);
+    assert_int_equal(spool_commit(w, err, sizeof err), 0); /* nothing pending: fine */
+
+    struct spool_batch b;
+    assert_int_equal(spool_fetch(r, 2, &b, err, sizeof err), 0);
+    assert_int_equal(b.n, 2);
+    assert_string_equal(b.events[0].id, "e1");
+    assert_string_equal(b.events[1].json, "{\"n\":2}");
+    assert_true(b.events[0].seq < b.events[1].seq);
+    assert_int_equal(spool_ack(r, b.events[1].seq, err, sizeof err), 0);
+    spool_batch_free(&b);
+    assert_int_equal(spool_fetch(r, 10, &b, err, sizeof err), 0);
+    assert_int_equal(b.n, 1);
+    assert_string_equal(b.events[0].id, "e3");
+    spool_batch_free(&b);
+    spool_close(r);
+    spool_close(w);
+}
+
+static void committed_events_survive_kill(void **state)
+{
+    (void)state;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char e[256];
+        struct spool *s = spool_open(path, SPOOL_SURVIVE_PROCESS_CRASH, e, sizeof e);
+        if (!s)
+            _exit(2);
+        for (int i = 0; i < 500; i++) {
+            char id[32];
+            snprintf(id, sizeof id, "k%d", i);
+            if (spool_append(s, id, "s", "{}", 2, e, sizeof e) < 0)
+                _exit(3);
+            if (i % 10 == 9 && spool_commit(s, e, sizeof e) < 0)
+                _exit(4);
+        }
+        spool_append(s, "never", "s", "{}", 2, e, sizeof e); /* not committed */
+        raise(SIGKILL);
+        _exit(5);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status));
+    struct spool *s = spool_open(path, SPOOL_SURVIVE_PROCESS_CRASH, err, sizeof err);
+    assert_non_null(s);
+    assert_int_equal(spool_pending(s), 500);
+    struct spool_batch b;
+    assert_int_equal(spool_fetch(s, 1000, &b, err, sizeof err), 0);
+    assert_int_equal(b.n, 500);
+    assert_string_equal(b.events[0].id, "k0");
+    assert_string_equal(b.events[499].id, "k499");
+    spool_batch_free(&b);
+    spool_close(s);
+}
+
+static void unwritable_spool_is_a_clear_error(void **state)
+{
+    (void)state;
+    struct spool *s = spool_open("/nonexistent-dir/x/spool.db", SPOOL_SURVIVE_POWER_LOSS, err, sizeof err);
+    assert_null(s);
+    assert_non_null(strstr(err, "spool:"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(group_commit_order_and_ack, setup, teardown),
+        cmocka_unit_test_setup_teardown(committed_events_survive_kill, setup, teardown),
+        cmocka_unit_test(unwritable_spool_is_a_clear_error),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
