@@ -10,7 +10,7 @@ while IFS=$'\t' read -r name _; do
   page="man/hoopctl-$name.1"
   [[ -f $page ]] || fail "no man page $page for command '$name'"
   assert_contains "$overview" "hoopctl\\-$name (1)" "hoopctl(1) does not list $name"
-  text=$(groff -man -Tutf8 -P-c "$page" 2>/dev/null | sed 's/\x1b\[[0-9;]*m//g')
+  text=$(groff -man -Tutf8 -P-c "$page" 2>/dev/null | col -b)
   # Every option of the command appears in its page.
   while read -r opt; do
     [[ -z $opt ]] && continue
