@@ -124,9 +124,9 @@ int identity_refresh(const struct identity_provider *p, const char *client_id,
                      struct identity_tokens *t, char *err, size_t errlen);
 /* RFC 7009 revocation of one token: 0 revoked, 1 no revocation endpoint
  * advertised, 2 the provider cannot revoke this kind (unsupported_token_type),
- * -1 with err. */
-int identity_revoke(const struct identity_provider *p, const char *client_id, const char *token,
-                    const char *type_hint, char *err, size_t errlen);
+ * -1 with err. A confidential client passes its secret, others NULL. */
+int identity_revoke(const struct identity_provider *p, const char *client_id, const char *client_secret,
+                    const char *token, const char *type_hint, char *err, size_t errlen);
 
 /* ---- the token store: one 0600 JSON file per server (or issuer) --------- */
 

@@ -6,6 +6,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static int logout_run(const struct cli_args *args, struct cli_context *ctx)
 {
@@ -30,16 +31,26 @@ static int logout_run(const struct cli_args *args, struct cli_context *ctx)
         printf("The identity provider offers no revocation; the tokens stay valid until they expire.\n");
     } else {
         int bad = 0, at = 0;
+        struct identity_client_secret cs = {0};
+        const char *secret = NULL;
+        if (strcmp(s->grant, "client_credentials") == 0) {
+            if (identity_client_secret_load(strcmp(s->secret_source, "env") == 0 ? NULL : s->secret_source, &cs,
+                                            err, sizeof err) == 0)
+                secret = cs.client_secret;
+            else
+                fprintf(stderr, "hoopctl logout: %s\n", err);
+        }
         if (s->tokens.refresh_token[0] &&
-            identity_revoke(&p, s->login.client_id, s->tokens.refresh_token, "refresh_token", err, sizeof err) < 0) {
+            identity_revoke(&p, s->login.client_id, secret, s->tokens.refresh_token, "refresh_token", err, sizeof err) < 0) {
             fprintf(stderr, "hoopctl logout: revoking the refresh token: %s\n", err);
             bad = 1;
         }
-        at = identity_revoke(&p, s->login.client_id, s->tokens.access_token, "access_token", err, sizeof err);
+        at = identity_revoke(&p, s->login.client_id, secret, s->tokens.access_token, "access_token", err, sizeof err);
         if (at < 0) {
             fprintf(stderr, "hoopctl logout: revoking the access token: %s\n", err);
             bad = 1;
         }
+        util_secure_zero(&cs, sizeof cs);
         if (bad)
             exit_code = CLI_EXIT_FAILURE;
         else

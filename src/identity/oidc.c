@@ -385,8 +385,8 @@ int identity_refresh(const struct identity_provider *p, const char *client_id, s
     return rc;
 }
 
-int identity_revoke(const struct identity_provider *p, const char *client_id, const char *token,
-                    const char *type_hint, char *err, size_t errlen)
+int identity_revoke(const struct identity_provider *p, const char *client_id, const char *client_secret,
+                    const char *token, const char *type_hint, char *err, size_t errlen)
 {
     if (!p->revocation_endpoint[0])
         return 1;
@@ -394,6 +394,8 @@ int identity_revoke(const struct identity_provider *p, const char *client_id, co
     identity_form_add(&form, "token", token);
     identity_form_add(&form, "token_type_hint", type_hint);
     identity_form_add(&form, "client_id", client_id);
+    if (client_secret)
+        identity_form_add(&form, "client_secret", client_secret);
     long status = 0;
     json_t *j = token_post(p->revocation_endpoint, &form, &status, err, errlen);
     if (!j && status == 200)
