@@ -65,9 +65,14 @@ for (let step = 0; step < 12; step++) {
     console.log('browser: approved');
     process.exit(mode === 'approve' ? 0 : 1);
   }
-  if (/aborted|denied/i.test(page.html) && !/<form/i.test(page.html)) {
+  if (/request was interrupted/i.test(page.html)) {
     console.log('browser: denied');
     process.exit(mode === 'deny' ? 0 : 1);
+  }
+  const problem = /<p class="red">([^<]*)<\/p>/.exec(page.html);
+  if (problem) {
+    console.error(`browser: the provider says: ${problem[1]}`);
+    process.exit(1);
   }
   const form = firstForm(page.html);
   if (!form) {
