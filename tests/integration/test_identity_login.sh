@@ -59,6 +59,15 @@ assert_contains "$res" '"subject":"alice"'
 assert_contains "$res" '"groups":["dba","eng"]'
 assert_contains "$res" '"email":"alice@example.test"'
 
+log "the background-refresh tick (for hoopctl connect) refreshes and says when to come back"
+rt4=$(token_field refresh_token)
+out=$("$HOOPCTL_BUILD/tests/integration/identity_store" tick)
+[[ $out =~ ^next\ [0-9]+$ ]] || fail "tick answered [$out]"
+(( ${out#next } >= 1 )) || fail "tick asks to be called again in [$out]"
+[[ $(token_field refresh_token) != "$rt4" ]] || fail "the tick did not refresh (30 s tokens)"
+verify_out=$("$VERIFY" --issuer "$A_URL" --audience "$AUD" <<<"$(token_field access_token)")
+assert_contains "$verify_out" '"subject":"alice"' "the token the tick saved verifies"
+
 log "logout revokes at the provider and deletes the file"
 rt_last=$(token_field refresh_token)
 out=$("$H" logout)
