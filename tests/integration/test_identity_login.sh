@@ -68,6 +68,19 @@ out=$("$HOOPCTL_BUILD/tests/integration/identity_store" tick)
 verify_out=$("$VERIFY" --issuer "$A_URL" --audience "$AUD" <<<"$(token_field access_token)")
 assert_contains "$verify_out" '"subject":"alice"' "the token the tick saved verifies"
 
+log "parallel refreshes take turns (a lock): none spends a rotated refresh token twice"
+pids=()
+for i in 1 2 3 4; do
+  "$H" token >"$HARNESS_TMP/par$i.out" 2>&1 &
+  pids+=($!)
+done
+for i in 1 2 3 4; do
+  wait "${pids[$((i - 1))]}" || fail "parallel token call $i failed: $(cat "$HARNESS_TMP/par$i.out")"
+done
+par=$(sort -u "$HARNESS_TMP"/par?.out | wc -l)
+assert_eq 4 "$par" "four refreshes, four different access tokens"
+"$H" whoami >/dev/null || fail "the session survived parallel refreshes"
+
 log "logout revokes at the provider and deletes the file"
 rt_last=$(token_field refresh_token)
 out=$("$H" logout)
@@ -90,7 +103,12 @@ sport=$(free_port)
 bg_start cfgsrv python3 -m http.server --bind 127.0.0.1 --directory "$srv" "$sport"
 SRV_URL="http://127.0.0.1:$sport"
 wait_for "config server" 20 curl -sf "$SRV_URL/api/v1/auth/config"
-login_start login2 --server "$SRV_URL"
+# On a terminal (script(1) gives it one) the link is also drawn as a QR code.
+bg_start login2 script -qfec "$H login --server $SRV_URL" /dev/null
+wait_for "login on a tty to show the link" 30 grep -q 'user_code=' "$HARNESS_TMP/login2.log"
+LOGIN_URL=$(grep -o 'http://[^ ]*user_code=[A-Z-]*' "$HARNESS_TMP/login2.log" | head -1)
+assert_contains "$(cat "$HARNESS_TMP/login2.log")" "█" "a QR code is drawn on a terminal"
+assert_not_contains "$(cat "$HARNESS_TMP/login1.log")" "█" "no QR code when stdout is not a terminal"
 browser "$LOGIN_URL" bob approve
 wait_rc "$login2_PID"
 assert_eq 0 "$RC" "login --server exit status"
