@@ -6,6 +6,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <glob.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +46,25 @@ static int current_path(char *out, size_t len)
     return (n < 0 || (size_t)n >= len) ? -1 : 0;
 }
 
+/* Temp files of writers that died mid-write (path.tmp.PID) hold tokens:
+ * remove those whose process is gone. */
+static void store_remove_stale_temps(const char *path)
+{
+    char pattern[4300];
+    snprintf(pattern, sizeof pattern, "%s.tmp.*", path);
+    glob_t g;
+    if (glob(pattern, GLOB_NOSORT, NULL, &g) != 0)
+        return;
+    for (size_t i = 0; i < g.gl_pathc; i++) {
+        const char *dot = strrchr(g.gl_pathv[i], '.');
+        char *end;
+        long pid = dot ? strtol(dot + 1, &end, 10) : 0;
+        if (pid > 0 && *end == '\0' && kill((pid_t)pid, 0) < 0 && errno == ESRCH)
+            unlink(g.gl_pathv[i]);
+    }
+    globfree(&g);
+}
+
 int identity_store_save(const struct identity_session *s, char *err, size_t errlen)
 {
     char dir[4096], path[4200], cur[4200];
@@ -56,6 +77,8 @@ int identity_store_save(const struct identity_session *s, char *err, size_t errl
         snprintf(err, errlen, "%s: %s", dir, strerror(errno));
         return -1;
     }
+    store_remove_stale_temps(path);
+    store_remove_stale_temps(cur);
     const struct identity_login_config *l = &s->login;
     const struct identity_tokens *t = &s->tokens;
     json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I}",

@@ -2,6 +2,7 @@
  *   identity_store write PROFILE [FIRST]  save self-consistent sessions in a loop, forever,
  *                                   generations FIRST, FIRST+1, ... (default 1)
  *   identity_store check PROFILE    load and check that the file is whole; prints "ok N"
+ *   identity_store resave PROFILE   load and save once
  *   identity_store tick [PROFILE]   one background-refresh tick; prints the seconds until the next
  * Exit 0 on success, 1 when the file is corrupt or the call failed. */
 #include "hoopctl/identity.h"
@@ -71,6 +72,13 @@ int main(int argc, char **argv)
             return 1;
         }
         printf("ok %ld\n", i);
+        return 0;
+    }
+    if (strcmp(argv[1], "resave") == 0 && argc == 3) {
+        if (identity_store_load(argv[2], &s, err, sizeof err) != 0 || identity_store_save(&s, err, sizeof err) < 0) {
+            printf("resave: %s\n", err);
+            return 1;
+        }
         return 0;
     }
     if (strcmp(argv[1], "tick") == 0) {
