@@ -148,6 +148,19 @@ int identity_store_load(const char *profile, struct identity_session *out, char 
 /* Delete a profile's tokens (and the current marker when it names it). */
 int identity_store_delete(const char *profile, char *err, size_t errlen);
 
+/* Load a profile (as identity_store_load) into a new session and, when
+ * min_valid >= 0, make sure its access token is valid that long (refreshing).
+ * Returns 0; 1 when not logged in or the session cannot be renewed (log in
+ * again); -1 on other errors. Close with identity_session_close. */
+int identity_session_open(const char *profile, int min_valid, struct identity_session **out,
+                          char *err, size_t errlen);
+/* Wipe the session's secrets and free it. */
+void identity_session_close(struct identity_session *s);
+/* The client id and secret of a client-credentials session, from where the
+ * login took them (the environment or its file). */
+int identity_session_client_secret(const struct identity_session *s, struct identity_client_secret *out,
+                                   char *err, size_t errlen);
+
 /* Make sure the access token is valid for at least min_valid seconds more,
  * refreshing (and saving the rotated tokens) when not. Safe against another
  * hoopctl process refreshing at the same time (a lock file). 0 or -1 with err. */

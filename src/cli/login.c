@@ -201,8 +201,7 @@ static int login_run(const struct cli_args *args, struct cli_context *ctx)
     login_print_who(s);
     rc = CLI_EXIT_OK;
 out:
-    util_secure_zero(s, sizeof *s);
-    free(s);
+    identity_session_close(s);
     return rc;
 }
 

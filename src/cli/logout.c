@@ -4,6 +4,8 @@
 #include "hoopctl/identity.h"
 #include "hoopctl/util.h"
 
+extern const struct cli_option cli_login_profile_options[];
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,13 +15,10 @@ static int logout_run(const struct cli_args *args, struct cli_context *ctx)
     (void)ctx;
     char err[512];
     const char *profile = cli_get(args, "server") ? cli_get(args, "server") : cli_get(args, "issuer");
-    struct identity_session *s = calloc(1, sizeof *s);
-    if (!s)
-        return CLI_EXIT_FAILURE;
-    int rc = identity_store_load(profile, s, err, sizeof err);
+    struct identity_session *s;
+    int rc = identity_session_open(profile, -1, &s, err, sizeof err);
     if (rc != 0) {
         fprintf(stderr, "hoopctl logout: %s\n", err);
-        free(s);
         return rc > 0 ? CLI_EXIT_OK : CLI_EXIT_FAILURE; /* nothing to log out of */
     }
     int exit_code = CLI_EXIT_OK;
@@ -34,8 +33,7 @@ static int logout_run(const struct cli_args *args, struct cli_context *ctx)
         struct identity_client_secret cs = {0};
         const char *secret = NULL;
         if (strcmp(s->grant, "client_credentials") == 0) {
-            if (identity_client_secret_load(strcmp(s->secret_source, "env") == 0 ? NULL : s->secret_source, &cs,
-                                            err, sizeof err) == 0)
+            if (identity_session_client_secret(s, &cs, err, sizeof err) == 0)
                 secret = cs.client_secret;
             else
                 fprintf(stderr, "hoopctl logout: %s\n", err);
@@ -63,17 +61,9 @@ static int logout_run(const struct cli_args *args, struct cli_context *ctx)
     } else {
         printf("Logged out of %s; local tokens deleted.\n", s->profile);
     }
-    util_secure_zero(s, sizeof *s);
-    free(s);
+    identity_session_close(s);
     return exit_code;
 }
-
-static const struct cli_option logout_options[] = {
-    {"server", 0, "URL", "the server to log out of (default: server.url, else the last login)",
-     CLI_COMPLETE_NONE, NULL},
-    {"issuer", 0, "URL", "the issuer of a login made with --issuer", CLI_COMPLETE_NONE, NULL},
-    {0},
-};
 
 const struct cli_command cli_cmd_logout = {
     .name = "logout",
@@ -81,7 +71,7 @@ const struct cli_command cli_cmd_logout = {
     .usage = "[--server URL | --issuer URL]",
     .description = "The local tokens are deleted even when the revocation fails; the exit status\n"
                    "then says so (1, or 5 when the provider could not be reached).",
-    .options = logout_options,
+    .options = cli_login_profile_options,
     .max_args = 0,
     .run = logout_run,
 };

@@ -4,6 +4,8 @@
 #include "hoopctl/identity.h"
 #include "hoopctl/util.h"
 
+extern const struct cli_option cli_login_profile_options[];
+
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,16 +22,10 @@ static int whoami_run(const struct cli_args *args, struct cli_context *ctx)
 {
     char err[512];
     const char *profile = cli_get(args, "server") ? cli_get(args, "server") : cli_get(args, "issuer");
-    struct identity_session *s = calloc(1, sizeof *s);
-    if (!s)
-        return CLI_EXIT_FAILURE;
-    int rc = identity_store_load(profile, s, err, sizeof err);
-    if (rc == 0 && identity_session_ensure_fresh(s, IDENTITY_REFRESH_MARGIN, err, sizeof err) < 0)
-        rc = 1;
+    struct identity_session *s;
+    int rc = identity_session_open(profile, IDENTITY_REFRESH_MARGIN, &s, err, sizeof err);
     if (rc != 0) {
         fprintf(stderr, "hoopctl whoami: %s\n", err);
-        util_secure_zero(s, sizeof *s);
-        free(s);
         return rc > 0 ? CLI_EXIT_AUTH : CLI_EXIT_FAILURE;
     }
     json_t *h1 = NULL, *idc = NULL, *h2 = NULL, *atc = NULL;
@@ -81,17 +77,9 @@ static int whoami_run(const struct cli_args *args, struct cli_context *ctx)
     json_decref(idc);
     json_decref(h2);
     json_decref(atc);
-    util_secure_zero(s, sizeof *s);
-    free(s);
+    identity_session_close(s);
     return CLI_EXIT_OK;
 }
-
-static const struct cli_option whoami_options[] = {
-    {"server", 0, "URL", "the server whose login to show (default: server.url, else the last login)",
-     CLI_COMPLETE_NONE, NULL},
-    {"issuer", 0, "URL", "the issuer of a login made with --issuer", CLI_COMPLETE_NONE, NULL},
-    {0},
-};
 
 const struct cli_command cli_cmd_whoami = {
     .name = "whoami",
@@ -99,7 +87,7 @@ const struct cli_command cli_cmd_whoami = {
     .usage = "[--server URL | --issuer URL]",
     .description = "Reads the cached tokens (refreshing them first when they are about to expire).\n"
                    "With -o json, prints one JSON object.",
-    .options = whoami_options,
+    .options = cli_login_profile_options,
     .max_args = 0,
     .run = whoami_run,
 };

@@ -39,24 +39,39 @@ static int url_join(char *out, size_t len, const char *base, const char *suffix)
     return (n < 0 || (size_t)n >= len) ? -1 : 0;
 }
 
+/* GET base+suffix as a JSON object; an answer other than 200 is an error.
+ * url receives the full URL for messages. */
+static json_t *get_json_doc(const char *base, const char *suffix, char *url, size_t urllen, char *err,
+                            size_t errlen)
+{
+    if (url_join(url, urllen, base, suffix) < 0) {
+        snprintf(err, errlen, "URL too long: %.200s", base);
+        return NULL;
+    }
+    long status = 0;
+    json_t *j = identity_http_json(url, NULL, &status, err, errlen);
+    if (j && status != 200) {
+        snprintf(err, errlen, "%s: HTTP %ld", url, status);
+        json_decref(j);
+        j = NULL;
+    }
+    return j;
+}
+
 int identity_fetch_server_config(const char *server_url, struct identity_login_config *out,
                                  char *err, size_t errlen)
 {
     char url[IDENTITY_URL_LEN + 64];
     memset(out, 0, sizeof *out);
-    if (url_join(url, sizeof url, server_url, "/api/v1/auth/config") < 0 ||
-        strlen(server_url) >= sizeof out->server) {
+    if (strlen(server_url) >= sizeof out->server) {
         snprintf(err, errlen, "server URL too long");
         return -1;
     }
-    long status = 0;
-    json_t *j = identity_http_json(url, NULL, &status, err, errlen);
+    json_t *j = get_json_doc(server_url, "/api/v1/auth/config", url, sizeof url, err, errlen);
     if (!j)
         return -1;
     int rc = -1;
-    if (status != 200)
-        snprintf(err, errlen, "%s: HTTP %ld", url, status);
-    else if (identity_json_copy(j, "issuer", out->issuer, sizeof out->issuer) < 0 ||
+    if (identity_json_copy(j, "issuer", out->issuer, sizeof out->issuer) < 0 ||
              identity_json_copy(j, "client_id", out->client_id, sizeof out->client_id) < 0)
         snprintf(err, errlen, "%s: the answer lacks issuer or client_id", url);
     else {
@@ -87,18 +102,11 @@ int identity_discover(const char *issuer, struct identity_provider *out, char *e
 {
     char url[IDENTITY_URL_LEN + 64];
     memset(out, 0, sizeof *out);
-    if (url_join(url, sizeof url, issuer, "/.well-known/openid-configuration") < 0) {
-        snprintf(err, errlen, "issuer URL too long");
-        return -1;
-    }
-    long status = 0;
-    json_t *j = identity_http_json(url, NULL, &status, err, errlen);
+    json_t *j = get_json_doc(issuer, "/.well-known/openid-configuration", url, sizeof url, err, errlen);
     if (!j)
         return -1;
     int rc = -1;
-    if (status != 200) {
-        snprintf(err, errlen, "discovery %s: HTTP %ld", url, status);
-    } else if (identity_json_copy(j, "issuer", out->issuer, sizeof out->issuer) < 0 ||
+    if (identity_json_copy(j, "issuer", out->issuer, sizeof out->issuer) < 0 ||
                strcmp(out->issuer, issuer) != 0) {
         snprintf(err, errlen, "discovery %s names issuer '%.200s', not '%.200s'", url, out->issuer, issuer);
     } else if (identity_json_copy(j, "token_endpoint", out->token_endpoint, sizeof out->token_endpoint) < 0 ||
@@ -162,6 +170,23 @@ static void oauth_error(json_t *j, long status, const char *what, char *err, siz
     const char *d = json_string_value(json_object_get(j, "error_description"));
     snprintf(err, errlen, "%s: %s%s%.200s (HTTP %ld)", what, e ? e : "unexpected answer", d ? ": " : "",
              d ? d : "", status);
+}
+
+/* POST a grant's form to the token endpoint and take the tokens into *t. */
+static int token_grant(const struct identity_provider *p, struct buf *form, const char *what,
+                       struct identity_tokens *t, char *err, size_t errlen)
+{
+    long status = 0;
+    json_t *j = token_post(p->token_endpoint, form, &status, err, errlen);
+    if (!j)
+        return -1;
+    int rc = -1;
+    if (status != 200)
+        oauth_error(j, status, what, err, errlen);
+    else
+        rc = tokens_from_json(j, t, err, errlen);
+    json_decref(j);
+    return rc;
 }
 
 int identity_device_start(const struct identity_provider *p, const struct identity_login_config *lc,
@@ -347,18 +372,8 @@ int identity_client_credentials(const struct identity_provider *p, const struct 
     identity_form_add(&form, "client_secret", cs->client_secret);
     if (lc->audience[0])
         identity_form_add(&form, "resource", lc->audience);
-    long status = 0;
-    json_t *j = token_post(p->token_endpoint, &form, &status, err, errlen);
-    if (!j)
-        return -1;
-    int rc = -1;
     memset(out, 0, sizeof *out);
-    if (status != 200)
-        oauth_error(j, status, "client credentials", err, errlen);
-    else
-        rc = tokens_from_json(j, out, err, errlen);
-    json_decref(j);
-    return rc;
+    return token_grant(p, &form, "client credentials", out, err, errlen);
 }
 
 int identity_refresh(const struct identity_provider *p, const char *client_id, struct identity_tokens *t,
@@ -372,17 +387,7 @@ int identity_refresh(const struct identity_provider *p, const char *client_id, s
     identity_form_add(&form, "grant_type", "refresh_token");
     identity_form_add(&form, "refresh_token", t->refresh_token);
     identity_form_add(&form, "client_id", client_id);
-    long status = 0;
-    json_t *j = token_post(p->token_endpoint, &form, &status, err, errlen);
-    if (!j)
-        return -1;
-    int rc = -1;
-    if (status != 200)
-        oauth_error(j, status, "refresh", err, errlen);
-    else
-        rc = tokens_from_json(j, t, err, errlen);
-    json_decref(j);
-    return rc;
+    return token_grant(p, &form, "refresh", t, err, errlen);
 }
 
 int identity_revoke(const struct identity_provider *p, const char *client_id, const char *client_secret,

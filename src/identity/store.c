@@ -218,8 +218,7 @@ static int session_renew(struct identity_session *s, char *err, size_t errlen)
         return -1;
     if (strcmp(s->grant, "client_credentials") == 0) {
         struct identity_client_secret cs;
-        int rc = identity_client_secret_load(strcmp(s->secret_source, "env") == 0 ? NULL : s->secret_source,
-                                             &cs, err, errlen);
+        int rc = identity_session_client_secret(s, &cs, err, errlen);
         if (rc == 0)
             rc = identity_client_credentials(&p, &s->login, &cs, &s->tokens, err, errlen);
         util_secure_zero(&cs, sizeof cs);
@@ -285,4 +284,37 @@ int identity_session_refresh_tick(struct identity_session *s, char *err, size_t 
     if (left < 5)
         left = 5; /* very short-lived tokens: do not spin */
     return left > 3600 ? 3600 : (int)left;
+}
+
+int identity_session_client_secret(const struct identity_session *s, struct identity_client_secret *out,
+                                   char *err, size_t errlen)
+{
+    return identity_client_secret_load(strcmp(s->secret_source, "env") == 0 ? NULL : s->secret_source, out,
+                                       err, errlen);
+}
+
+int identity_session_open(const char *profile, int min_valid, struct identity_session **out,
+                          char *err, size_t errlen)
+{
+    *out = calloc(1, sizeof **out);
+    if (!*out) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    int rc = identity_store_load(profile, *out, err, errlen);
+    if (rc == 0 && min_valid >= 0 && identity_session_ensure_fresh(*out, min_valid, err, errlen) < 0)
+        rc = 1;
+    if (rc != 0) {
+        identity_session_close(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+void identity_session_close(struct identity_session *s)
+{
+    if (!s)
+        return;
+    util_secure_zero(s, sizeof *s);
+    free(s);
 }
