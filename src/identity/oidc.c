@@ -4,6 +4,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,16 +15,32 @@
 
 #define DEVICE_GRANT "urn:ietf:params:oauth:grant-type:device_code"
 
+/* Whether the host of an http URL (after "http://") is a loopback address:
+ * localhost, [::1] or 127.x.y.z written with digits and dots only. */
+static bool url_host_is_loopback(const char *h)
+{
+    size_t n = strcspn(h, ":/?#");
+    if ((n == 9 && strncmp(h, "localhost", 9) == 0) || (n == 5 && strncmp(h, "[::1]", 5) == 0))
+        return true;
+    if (strncmp(h, "[::1]", 5) == 0 && (h[5] == ':' || h[5] == '/' || h[5] == '\0'))
+        return true;
+    if (n < 9 || strncmp(h, "127.", 4) != 0)
+        return false;
+    int dots = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (h[i] == '.')
+            dots++;
+        else if (h[i] < '0' || h[i] > '9')
+            return false;
+    }
+    return dots == 3;
+}
+
 int identity_check_url(const char *url, char *err, size_t errlen)
 {
-    if (strncmp(url, "https://", 8) == 0 && url[8])
+    if (strncmp(url, "https://", 8) == 0 && url[8] && url[8] != '/')
         return 0;
-    static const char *const loopback[] = {"http://127.", "http://localhost:", "http://localhost/",
-                                           "http://[::1]"};
-    for (size_t i = 0; i < sizeof loopback / sizeof *loopback; i++)
-        if (strncmp(url, loopback[i], strlen(loopback[i])) == 0)
-            return 0;
-    if (strcmp(url, "http://localhost") == 0)
+    if (strncmp(url, "http://", 7) == 0 && url_host_is_loopback(url + 7))
         return 0;
     snprintf(err, errlen, "'%.200s': only https URLs are allowed (plain http only on loopback)", url);
     return -1;

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "hoopctl/identity.h"
 #include "hoopctl/log.h"
@@ -250,12 +251,16 @@ static enum auth_result verifier_verify(void *ctx, const char *token, struct aut
         snprintf(err, errlen, "alg 'none' refused: tokens must be signed");
         goto out;
     }
-    if (strncmp(alg, "HS", 2) == 0) {
+    if (strncasecmp(alg, "HS", 2) == 0) {
         snprintf(err, errlen, "HMAC alg '%.16s' refused: only the issuer's public-key signatures are accepted", alg);
         goto out;
     }
     if (!want) {
         snprintf(err, errlen, "alg '%.32s' not supported", alg);
+        goto out;
+    }
+    if (json_object_get(j.header, "crit")) { /* RFC 7515 4.1.11: we understand no extension */
+        snprintf(err, errlen, "header 'crit' names extensions this verifier does not support");
         goto out;
     }
     if (kidv && (!kid || strlen(kid) >= sizeof v->keys[0].kid)) {

@@ -230,6 +230,8 @@ static void test_refused_algorithms(void **state)
     expect_refused("none", "r1", good_claims(), NULL, "alg 'none' refused");
     expect_refused("HS256", "r1", good_claims(), K.rsa, "HMAC alg 'HS256' refused");
     expect_refused("PS256", "r1", good_claims(), K.rsa, "alg 'PS256' not supported");
+    expect_refused("hs256", "r1", good_claims(), K.rsa, "HMAC alg 'hs256' refused");
+    expect_refused("nOnE", "r1", good_claims(), NULL, "alg 'none' refused");
     /* header alg against the key's type, curve and pinned alg */
     expect_refused("ES256", "r1", good_claims(), K.p256, "does not match the type or curve of key 'r1'");
     expect_refused("ES384", "e1", good_claims(), K.p384, "does not match the type or curve of key 'e1'");
@@ -408,6 +410,23 @@ static void test_base64url(void **state)
     assert_int_equal(identity_b64url_decode("Zm9v", 4, out, 2), -1);           /* does not fit */
 }
 
+static void test_url_rules(void **state)
+{
+    (void)state;
+    char err[256];
+    const char *good[] = {"https://idp.example.com", "http://127.0.0.1:8080/x", "http://127.1.2.3",
+                          "http://localhost:99", "http://localhost", "http://[::1]:5/"};
+    const char *bad[] = {"http://idp.example.com", "http://127.0.0.1.evil.example/", "http://127.0.0.1@evil/",
+                         "http://localhost.evil.example", "ftp://127.0.0.1/", "https://", "file:///etc/passwd",
+                         "http://127.0.0/"};
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++)
+        if (identity_check_url(good[i], err, sizeof err) != 0)
+            fail_msg("%s refused: %s", good[i], err);
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        if (identity_check_url(bad[i], err, sizeof err) == 0)
+            fail_msg("%s accepted", bad[i]);
+}
+
 static void test_config_refused(void **state)
 {
     (void)state;
@@ -432,6 +451,7 @@ int main(void)
         cmocka_unit_test(test_subject_and_groups),
         cmocka_unit_test(test_malformed_tokens),
         cmocka_unit_test(test_base64url),
+        cmocka_unit_test(test_url_rules),
         cmocka_unit_test(test_config_refused),
     };
     return cmocka_run_group_tests(tests, setup_keys, teardown_keys);
