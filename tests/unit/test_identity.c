@@ -111,12 +111,9 @@ static int teardown_keys(void **state)
     return 0;
 }
 
-/* A signed token: header {alg, kid?}, the given claims, signed with key as alg. */
-static char *sign_token(const char *alg, const char *kid, json_t *claims, EVP_PKEY *key)
+/* A token with header h and the given claims, signed with key as alg. */
+static char *sign_token_header(json_t *h, const char *alg, json_t *claims, EVP_PKEY *key)
 {
-    json_t *h = json_pack("{s:s, s:s}", "alg", alg, "typ", "at+jwt");
-    if (kid)
-        json_object_set_new(h, "kid", json_string(kid));
     char *hs = json_dumps(h, JSON_COMPACT), *cs = json_dumps(claims, JSON_COMPACT);
     char *h64 = b64url((unsigned char *)hs, strlen(hs)), *c64 = b64url((unsigned char *)cs, strlen(cs));
     size_t inlen = strlen(h64) + 1 + strlen(c64);
@@ -147,6 +144,16 @@ static char *sign_token(const char *alg, const char *kid, json_t *claims, EVP_PK
     char *tok = malloc(inlen + strlen(s64) + 2);
     sprintf(tok, "%s.%s", input, s64);
     free(hs), free(cs), free(h64), free(c64), free(input), free(s64);
+    return tok;
+}
+
+/* A signed token: header {alg, typ, kid?}. */
+static char *sign_token(const char *alg, const char *kid, json_t *claims, EVP_PKEY *key)
+{
+    json_t *h = json_pack("{s:s, s:s}", "alg", alg, "typ", "at+jwt");
+    if (kid)
+        json_object_set_new(h, "kid", json_string(kid));
+    char *tok = sign_token_header(h, alg, claims, key);
     json_decref(h);
     return tok;
 }
@@ -240,6 +247,17 @@ static void test_refused_algorithms(void **state)
     /* two RSA keys and no kid: ambiguous */
     expect_refused("RS256", NULL, good_claims(), K.rsa, "no kid in the header");
     expect_refused("RS256", "zz", good_claims(), K.rsa, "unknown key id 'zz'");
+    /* critical header extensions we do not know */
+    json_t *h = json_pack("{s:s, s:s, s:[s]}", "alg", "RS256", "kid", "r1", "crit", "b64");
+    json_t *c = good_claims();
+    char *tok = sign_token_header(h, "RS256", c, K.rsa);
+    struct auth_identity id;
+    char err[256];
+    assert_int_equal(run(tok, &id, err, sizeof err), AUTH_REFUSED);
+    assert_non_null(strstr(err, "header 'crit'"));
+    free(tok);
+    json_decref(h);
+    json_decref(c);
     /* the right kid, the wrong key's signature */
     expect_refused("RS256", "r1", good_claims(), K.rsa2, "bad signature");
     expect_refused("ES256", "e1", good_claims(), K.p384, "bad signature");
