@@ -104,3 +104,6 @@ clean:
 	rm -rf build build-asan build-fuzz hoopctl
 
 -include $(OBJS:.o=.d) $(BUILD)/cmd/hoopctl.d
+
+# identity: terminal QR codes of the device-login link (libqrencode).
+LDLIBS += $(shell pkg-config --libs libqrencode 2>/dev/null || echo -lqrencode)

@@ -1,0 +1,77 @@
+/* logout.c — `hoopctl logout`: revoke the tokens at the identity provider
+ * when it advertises a revocation endpoint, then delete them locally. */
+#include "hoopctl/cli.h"
+#include "hoopctl/identity.h"
+#include "hoopctl/util.h"
+
+extern const struct cli_option cli_login_profile_options[];
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int logout_run(const struct cli_args *args, struct cli_context *ctx)
+{
+    (void)ctx;
+    char err[512];
+    const char *profile = cli_get(args, "server") ? cli_get(args, "server") : cli_get(args, "issuer");
+    struct identity_session *s;
+    int rc = identity_session_open(profile, -1, &s, err, sizeof err);
+    if (rc != 0) {
+        fprintf(stderr, "hoopctl logout: %s\n", err);
+        return rc > 0 ? CLI_EXIT_OK : CLI_EXIT_FAILURE; /* nothing to log out of */
+    }
+    int exit_code = CLI_EXIT_OK;
+    struct identity_provider p;
+    if (identity_discover(s->login.issuer, &p, err, sizeof err) < 0) {
+        fprintf(stderr, "hoopctl logout: cannot reach the identity provider, tokens not revoked: %s\n", err);
+        exit_code = CLI_EXIT_UNAVAILABLE;
+    } else if (!p.revocation_endpoint[0]) {
+        printf("The identity provider offers no revocation; the tokens stay valid until they expire.\n");
+    } else {
+        int bad = 0, at = 0;
+        struct identity_client_secret cs = {0};
+        const char *secret = NULL;
+        if (strcmp(s->grant, "client_credentials") == 0) {
+            if (identity_session_client_secret(s, &cs, err, sizeof err) == 0)
+                secret = cs.client_secret;
+            else
+                fprintf(stderr, "hoopctl logout: %s\n", err);
+        }
+        if (s->tokens.refresh_token[0] &&
+            identity_revoke(&p, s->login.client_id, secret, s->tokens.refresh_token, "refresh_token", err, sizeof err) < 0) {
+            fprintf(stderr, "hoopctl logout: revoking the refresh token: %s\n", err);
+            bad = 1;
+        }
+        at = identity_revoke(&p, s->login.client_id, secret, s->tokens.access_token, "access_token", err, sizeof err);
+        if (at < 0) {
+            fprintf(stderr, "hoopctl logout: revoking the access token: %s\n", err);
+            bad = 1;
+        }
+        util_secure_zero(&cs, sizeof cs);
+        if (bad)
+            exit_code = CLI_EXIT_FAILURE;
+        else
+            printf("Tokens revoked at %s%s.\n", s->login.issuer,
+                   at == 2 ? " (the provider cannot revoke its self-contained access token; it lapses at expiry)" : "");
+    }
+    if (identity_store_delete(s->profile, err, sizeof err) < 0) {
+        fprintf(stderr, "hoopctl logout: %s\n", err);
+        exit_code = CLI_EXIT_FAILURE;
+    } else {
+        printf("Logged out of %s; local tokens deleted.\n", s->profile);
+    }
+    identity_session_close(s);
+    return exit_code;
+}
+
+const struct cli_command cli_cmd_logout = {
+    .name = "logout",
+    .summary = "Revoke the cached tokens at the identity provider and delete them",
+    .usage = "[--server URL | --issuer URL]",
+    .description = "The local tokens are deleted even when the revocation fails; the exit status\n"
+                   "then says so (1, or 5 when the provider could not be reached).",
+    .options = cli_login_profile_options,
+    .max_args = 0,
+    .run = logout_run,
+};

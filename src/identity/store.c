@@ -1,0 +1,320 @@
+/* store.c — the token store: one JSON file per server (or issuer) under
+ * <config dir>/tokens, mode 0600, written atomically; the current profile;
+ * refresh before expiry under a lock so two processes never spend the same
+ * rotating refresh token. */
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <glob.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "hoopctl/config.h"
+#include "hoopctl/identity.h"
+#include "hoopctl/log.h"
+
+static int store_dir(char *out, size_t len)
+{
+    char dir[4096];
+    if (config_dir(dir, sizeof dir) < 0)
+        return -1;
+    int n = snprintf(out, len, "%s/tokens", dir);
+    return (n < 0 || (size_t)n >= len) ? -1 : 0;
+}
+
+int identity_store_path(const char *profile, char *out, size_t len)
+{
+    char dir[4096], hash[65];
+    if (store_dir(dir, sizeof dir) < 0)
+        return -1;
+    util_sha256_hex(profile, strlen(profile), hash);
+    int n = snprintf(out, len, "%s/%.32s.json", dir, hash);
+    return (n < 0 || (size_t)n >= len) ? -1 : 0;
+}
+
+static int current_path(char *out, size_t len)
+{
+    char dir[4096];
+    if (store_dir(dir, sizeof dir) < 0)
+        return -1;
+    int n = snprintf(out, len, "%s/current", dir);
+    return (n < 0 || (size_t)n >= len) ? -1 : 0;
+}
+
+/* Temp files of writers that died mid-write (path.tmp.PID) hold tokens:
+ * remove those whose process is gone. */
+static void store_remove_stale_temps(const char *path)
+{
+    char pattern[4300];
+    snprintf(pattern, sizeof pattern, "%s.tmp.*", path);
+    glob_t g;
+    if (glob(pattern, GLOB_NOSORT, NULL, &g) != 0)
+        return;
+    for (size_t i = 0; i < g.gl_pathc; i++) {
+        const char *dot = strrchr(g.gl_pathv[i], '.');
+        char *end;
+        long pid = dot ? strtol(dot + 1, &end, 10) : 0;
+        if (pid > 0 && *end == '\0' && kill((pid_t)pid, 0) < 0 && errno == ESRCH)
+            unlink(g.gl_pathv[i]);
+    }
+    globfree(&g);
+}
+
+int identity_store_save(const struct identity_session *s, char *err, size_t errlen)
+{
+    char dir[4096], path[4200], cur[4200];
+    if (store_dir(dir, sizeof dir) < 0 || identity_store_path(s->profile, path, sizeof path) < 0 ||
+        current_path(cur, sizeof cur) < 0) {
+        snprintf(err, errlen, "no config directory (HOME unset or path too long)");
+        return -1;
+    }
+    if (config_mkdirs(dir, 0700) < 0) {
+        snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+        return -1;
+    }
+    store_remove_stale_temps(path);
+    store_remove_stale_temps(cur);
+    const struct identity_login_config *l = &s->login;
+    const struct identity_tokens *t = &s->tokens;
+    json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I}",
+                          "profile", s->profile, "server", l->server, "issuer", l->issuer, "client_id",
+                          l->client_id, "scopes", l->scopes, "audience", l->audience, "grant", s->grant,
+                          "secret_source", s->secret_source, "access_token", t->access_token,
+                          "refresh_token", t->refresh_token, "id_token", t->id_token, "token_type",
+                          t->token_type, "expires_at", (json_int_t)t->expires_at);
+    char *text = j ? json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
+    json_decref(j);
+    if (!text) {
+        snprintf(err, errlen, "cannot encode the token file (bad UTF-8 in a field?)");
+        return -1;
+    }
+    size_t tl = strlen(text);
+    int rc = config_write_atomic(path, text, tl, 0600);
+    int saved = errno;
+    util_secure_zero(text, tl);
+    free(text);
+    if (rc < 0) {
+        snprintf(err, errlen, "%s: %s", path, strerror(saved));
+        return -1;
+    }
+    if (config_write_atomic(cur, s->profile, strlen(s->profile), 0600) < 0) {
+        snprintf(err, errlen, "%s: %s", cur, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* Which profile to use when none was named: the configured server, else the
+ * last login. 0, or 1 when there is none. */
+static int store_default_profile(char *out, size_t len)
+{
+    char cfgpath[4096], cur[4200], e[256];
+    json_t *cfg = NULL;
+    if (config_file_path(cfgpath, sizeof cfgpath) == 0)
+        cfg = config_load(cfgpath, 1, e, sizeof e);
+    const char *server = config_get_string(cfg, "server.url");
+    if (server && strlen(server) < len) {
+        strcpy(out, server);
+        json_decref(cfg);
+        return 0;
+    }
+    json_decref(cfg);
+    if (current_path(cur, sizeof cur) < 0)
+        return 1;
+    FILE *f = fopen(cur, "r");
+    if (!f)
+        return 1;
+    size_t n = fread(out, 1, len - 1, f);
+    fclose(f);
+    out[n] = '\0';
+    return n > 0 ? 0 : 1;
+}
+
+static void store_copy(json_t *j, const char *key, char *dst, size_t len)
+{
+    identity_json_copy(j, key, dst, len);
+}
+
+int identity_store_load(const char *profile, struct identity_session *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    if (profile && *profile) {
+        if (strlen(profile) >= sizeof out->profile) {
+            snprintf(err, errlen, "server or issuer URL too long");
+            return -1;
+        }
+        strcpy(out->profile, profile);
+    } else if (store_default_profile(out->profile, sizeof out->profile) != 0) {
+        snprintf(err, errlen, "not logged in; run 'hoopctl login'");
+        return 1;
+    }
+    char path[4200];
+    if (identity_store_path(out->profile, path, sizeof path) < 0) {
+        snprintf(err, errlen, "no config directory (HOME unset or path too long)");
+        return -1;
+    }
+    if (access(path, F_OK) < 0 && errno == ENOENT) {
+        snprintf(err, errlen, "not logged in to %s; run 'hoopctl login'", out->profile);
+        return 1;
+    }
+    json_t *j = config_load(path, 0, err, errlen);
+    if (!j)
+        return -1;
+    struct identity_login_config *l = &out->login;
+    struct identity_tokens *t = &out->tokens;
+    store_copy(j, "server", l->server, sizeof l->server);
+    store_copy(j, "issuer", l->issuer, sizeof l->issuer);
+    store_copy(j, "client_id", l->client_id, sizeof l->client_id);
+    store_copy(j, "scopes", l->scopes, sizeof l->scopes);
+    store_copy(j, "audience", l->audience, sizeof l->audience);
+    store_copy(j, "grant", out->grant, sizeof out->grant);
+    store_copy(j, "secret_source", out->secret_source, sizeof out->secret_source);
+    store_copy(j, "access_token", t->access_token, sizeof t->access_token);
+    store_copy(j, "refresh_token", t->refresh_token, sizeof t->refresh_token);
+    store_copy(j, "id_token", t->id_token, sizeof t->id_token);
+    store_copy(j, "token_type", t->token_type, sizeof t->token_type);
+    json_t *exp = json_object_get(j, "expires_at");
+    t->expires_at = json_is_integer(exp) ? json_integer_value(exp) : 0;
+    json_decref(j);
+    if (!l->issuer[0] || !l->client_id[0] || !t->access_token[0]) {
+        snprintf(err, errlen, "%s: token file lacks issuer, client_id or access_token; log in again", path);
+        return -1;
+    }
+    return 0;
+}
+
+int identity_store_delete(const char *profile, char *err, size_t errlen)
+{
+    char path[4200], cur[4200], now[IDENTITY_URL_LEN] = "";
+    if (identity_store_path(profile, path, sizeof path) < 0 || current_path(cur, sizeof cur) < 0) {
+        snprintf(err, errlen, "no config directory");
+        return -1;
+    }
+    if (unlink(path) < 0 && errno != ENOENT) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    FILE *f = fopen(cur, "r");
+    if (f) {
+        size_t n = fread(now, 1, sizeof now - 1, f);
+        now[n] = '\0';
+        fclose(f);
+        if (strcmp(now, profile) == 0)
+            unlink(cur);
+    }
+    return 0;
+}
+
+/* Get new tokens for s: refresh grant, or client credentials again. */
+static int session_renew(struct identity_session *s, char *err, size_t errlen)
+{
+    struct identity_provider p;
+    if (identity_discover(s->login.issuer, &p, err, errlen) < 0)
+        return -1;
+    if (strcmp(s->grant, "client_credentials") == 0) {
+        struct identity_client_secret cs;
+        int rc = identity_session_client_secret(s, &cs, err, errlen);
+        if (rc == 0)
+            rc = identity_client_credentials(&p, &s->login, &cs, &s->tokens, err, errlen);
+        util_secure_zero(&cs, sizeof cs);
+        return rc;
+    }
+    return identity_refresh(&p, s->login.client_id, &s->tokens, err, errlen);
+}
+
+static bool session_fresh(const struct identity_session *s, int min_valid)
+{
+    return s->tokens.expires_at == 0 || s->tokens.expires_at - util_now_ms() / 1000 > min_valid;
+}
+
+int identity_session_ensure_fresh(struct identity_session *s, int min_valid, char *err, size_t errlen)
+{
+    if (session_fresh(s, min_valid))
+        return 0;
+    char path[4200], lockpath[4300];
+    if (identity_store_path(s->profile, path, sizeof path) < 0) {
+        snprintf(err, errlen, "no config directory");
+        return -1;
+    }
+    snprintf(lockpath, sizeof lockpath, "%s.lock", path);
+    int fd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0 || flock(fd, LOCK_EX) < 0) {
+        snprintf(err, errlen, "%s: %s", lockpath, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    /* Another process may have refreshed while we waited for the lock. */
+    struct identity_session *disk = malloc(sizeof *disk);
+    int rc = -1;
+    if (!disk) {
+        snprintf(err, errlen, "out of memory");
+    } else if (identity_store_load(s->profile, disk, err, errlen) == 0 && session_fresh(disk, min_valid)) {
+        *s = *disk;
+        rc = 0;
+    } else {
+        if (disk->tokens.refresh_token[0]) /* the newest rotated refresh token */
+            memcpy(s->tokens.refresh_token, disk->tokens.refresh_token, sizeof s->tokens.refresh_token);
+        log_debug("identity", "renewing the access token for %s", s->profile);
+        rc = session_renew(s, err, errlen);
+        if (rc == 0)
+            rc = identity_store_save(s, err, errlen);
+    }
+    if (disk) {
+        util_secure_zero(disk, sizeof *disk);
+        free(disk);
+    }
+    flock(fd, LOCK_UN);
+    close(fd);
+    return rc;
+}
+
+int identity_session_refresh_tick(struct identity_session *s, char *err, size_t errlen)
+{
+    if (identity_session_ensure_fresh(s, IDENTITY_REFRESH_MARGIN, err, errlen) < 0)
+        return -1;
+    if (s->tokens.expires_at == 0)
+        return 300;
+    int64_t left = s->tokens.expires_at - util_now_ms() / 1000 - IDENTITY_REFRESH_MARGIN;
+    if (left < 5)
+        left = 5; /* very short-lived tokens: do not spin */
+    return left > 3600 ? 3600 : (int)left;
+}
+
+int identity_session_client_secret(const struct identity_session *s, struct identity_client_secret *out,
+                                   char *err, size_t errlen)
+{
+    return identity_client_secret_load(strcmp(s->secret_source, "env") == 0 ? NULL : s->secret_source, out,
+                                       err, errlen);
+}
+
+int identity_session_open(const char *profile, int min_valid, struct identity_session **out,
+                          char *err, size_t errlen)
+{
+    *out = calloc(1, sizeof **out);
+    if (!*out) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    int rc = identity_store_load(profile, *out, err, errlen);
+    if (rc == 0 && min_valid >= 0 && identity_session_ensure_fresh(*out, min_valid, err, errlen) < 0)
+        rc = 1;
+    if (rc != 0) {
+        identity_session_close(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+void identity_session_close(struct identity_session *s)
+{
+    if (!s)
+        return;
+    util_secure_zero(s, sizeof *s);
+    free(s);
+}

@@ -1,0 +1,386 @@
+/* verifier.c — the server's OIDC JWT verifier (struct auth_verifier): the
+ * issuer's JWKS cached and refetched on an unknown kid at most once per
+ * interval, header alg checked against the key BEFORE any signature check,
+ * then iss, aud, exp/nbf/iat with skew, sub, and groups from a claim. */
+#include "internal.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "hoopctl/identity.h"
+#include "hoopctl/log.h"
+
+struct jwt_verifier {
+    char issuer[IDENTITY_URL_LEN];
+    char audience[IDENTITY_URL_LEN];
+    char jwks_uri[IDENTITY_URL_LEN];
+    char groups_claim[128];
+    json_t *fixed_jwks;            /* set: never fetch */
+    int clock_skew, refetch_interval;
+    pthread_mutex_t lock;          /* guards everything below */
+    struct identity_jwk keys[IDENTITY_MAX_KEYS];
+    int nkeys;
+    int64_t last_fetch_us;         /* monotonic; 0 = never */
+    unsigned fetches;
+};
+
+/* Copy a string that was length-checked already (cut when it was not). */
+static void snprintf_trunc(char *dst, size_t len, const char *src)
+{
+    size_t n = strnlen(src, len - 1);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+/* Fetch (or load the fixed) JWKS and replace the cached keys. Called locked. */
+static int verifier_load_keys(struct jwt_verifier *v, char *err, size_t errlen)
+{
+    json_t *doc;
+    v->last_fetch_us = util_monotonic_us();
+    if (v->fixed_jwks) {
+        doc = json_incref(v->fixed_jwks);
+    } else {
+        if (!v->jwks_uri[0]) {
+            struct identity_provider p;
+            if (identity_discover(v->issuer, &p, err, errlen) < 0)
+                return -1;
+            snprintf_trunc(v->jwks_uri, sizeof v->jwks_uri, p.jwks_uri);
+        }
+        long status = 0;
+        doc = identity_http_json(v->jwks_uri, NULL, &status, err, errlen);
+        if (doc && status != 200) {
+            snprintf(err, errlen, "JWKS %s: HTTP %ld", v->jwks_uri, status);
+            json_decref(doc);
+            doc = NULL;
+        }
+        if (!doc)
+            return -1;
+        v->fetches++;
+    }
+    struct identity_jwk fresh[IDENTITY_MAX_KEYS];
+    int n = identity_jwks_parse(doc, fresh, IDENTITY_MAX_KEYS, err, errlen);
+    json_decref(doc);
+    if (n < 0)
+        return -1;
+    identity_jwks_free(v->keys, v->nkeys);
+    memcpy(v->keys, fresh, sizeof(struct identity_jwk) * (size_t)n);
+    v->nkeys = n;
+    log_debug("identity", "JWKS of %s: %d usable keys", v->issuer, n);
+    return 0;
+}
+
+/* The key for (kid, alg): by kid when the token names one, else the only
+ * key of the alg's type. NULL when none. */
+static const struct identity_jwk *verifier_find_key(struct jwt_verifier *v, const char *kid,
+                                                    enum identity_key_type want)
+{
+    const struct identity_jwk *found = NULL;
+    int matches = 0;
+    for (int i = 0; i < v->nkeys; i++) {
+        if (kid) {
+            if (strcmp(v->keys[i].kid, kid) == 0)
+                return &v->keys[i];
+        } else if (v->keys[i].type == want) {
+            found = &v->keys[i];
+            matches++;
+        }
+    }
+    return matches == 1 ? found : NULL;
+}
+
+static bool claim_has_audience(json_t *aud, const char *want)
+{
+    if (json_is_string(aud))
+        return strcmp(json_string_value(aud), want) == 0;
+    size_t i;
+    json_t *a;
+    if (json_is_array(aud))
+        json_array_foreach(aud, i, a) if (json_is_string(a) && strcmp(json_string_value(a), want) == 0) return true;
+    return false;
+}
+
+/* A NumericDate claim: -1 absent, 0 present (in *out), -2 not a number. */
+static int claim_time(json_t *claims, const char *name, int64_t *out)
+{
+    json_t *v = json_object_get(claims, name);
+    if (!v)
+        return -1;
+    if (!json_is_number(v) || !isfinite(json_number_value(v)))
+        return -2;
+    double d = json_number_value(v);
+    if (d < 0 || d > 1e11)
+        return -2;
+    *out = (int64_t)d;
+    return 0;
+}
+
+static int copy_claim(json_t *claims, const char *name, char *dst, size_t len, bool required,
+                      char *err, size_t errlen)
+{
+    json_t *v = json_object_get(claims, name);
+    if (!v && !required) {
+        dst[0] = '\0';
+        return 0;
+    }
+    if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) >= len ||
+        strlen(json_string_value(v)) != json_string_length(v)) {
+        snprintf(err, errlen, "claim '%s' is %s", name, v ? "not a usable string" : "missing");
+        return -1;
+    }
+    memcpy(dst, json_string_value(v), json_string_length(v) + 1);
+    return 0;
+}
+
+static int claims_groups(json_t *claims, const char *path, struct auth_identity *out, char *err,
+                         size_t errlen)
+{
+    json_t *node = claims;
+    char part[128];
+    for (const char *s = path; node && *s;) {
+        const char *dot = strchr(s, '.');
+        size_t n = dot ? (size_t)(dot - s) : strlen(s);
+        if (n >= sizeof part)
+            return 0;
+        memcpy(part, s, n);
+        part[n] = '\0';
+        node = json_object_get(node, part);
+        s += n + (dot ? 1 : 0);
+    }
+    if (!node)
+        return 0; /* no groups */
+    if (json_is_string(node)) { /* a single group */
+        if (json_string_length(node) == 0 || json_string_length(node) >= AUTH_GROUP_LEN) {
+            snprintf(err, errlen, "claim '%s' is not a string of 1..%d bytes", path, AUTH_GROUP_LEN - 1);
+            return -1;
+        }
+        memcpy(out->groups[out->ngroups++], json_string_value(node), json_string_length(node) + 1);
+        return 0;
+    }
+    if (!json_is_array(node)) {
+        snprintf(err, errlen, "claim '%s' is neither a list nor a string", path);
+        return -1;
+    }
+    if (json_array_size(node) > AUTH_MAX_GROUPS) {
+        snprintf(err, errlen, "claim '%s' lists more than %d groups", path, AUTH_MAX_GROUPS);
+        return -1;
+    }
+    size_t i;
+    json_t *g;
+    json_array_foreach(node, i, g) {
+        if (!json_is_string(g) || json_string_length(g) == 0 || json_string_length(g) >= AUTH_GROUP_LEN) {
+            snprintf(err, errlen, "claim '%s' has a group that is not a string of 1..%d bytes", path,
+                     AUTH_GROUP_LEN - 1);
+            return -1;
+        }
+        memcpy(out->groups[out->ngroups++], json_string_value(g), json_string_length(g) + 1);
+    }
+    return 0;
+}
+
+static int verifier_check_claims(struct jwt_verifier *v, json_t *c, struct auth_identity *out,
+                                 char *err, size_t errlen)
+{
+    const char *iss = json_string_value(json_object_get(c, "iss"));
+    if (!iss || strcmp(iss, v->issuer) != 0) {
+        snprintf(err, errlen, "wrong issuer: '%.200s', expected '%.200s'", iss ? iss : "(none)", v->issuer);
+        return -1;
+    }
+    if (!claim_has_audience(json_object_get(c, "aud"), v->audience)) {
+        snprintf(err, errlen, "wrong audience: token is not for '%.200s'", v->audience);
+        return -1;
+    }
+    int64_t now = util_now_ms() / 1000, exp = 0, nbf = 0, iat = 0;
+    int r = claim_time(c, "exp", &exp);
+    if (r < 0) {
+        snprintf(err, errlen, "claim 'exp' is %s", r == -1 ? "missing" : "not a time");
+        return -1;
+    }
+    if (now > exp + v->clock_skew) {
+        snprintf(err, errlen, "token expired %lld s ago", (long long)(now - exp));
+        return -1;
+    }
+    r = claim_time(c, "nbf", &nbf);
+    if (r == -2 || (r == 0 && nbf > now + v->clock_skew)) {
+        snprintf(err, errlen, r == -2 ? "claim 'nbf' is not a time" : "token not valid yet (nbf in %lld s)",
+                 (long long)(nbf - now));
+        return -1;
+    }
+    r = claim_time(c, "iat", &iat);
+    if (r == -2 || (r == 0 && iat > now + v->clock_skew)) {
+        snprintf(err, errlen, r == -2 ? "claim 'iat' is not a time" : "token issued in the future (iat in %lld s)",
+                 (long long)(iat - now));
+        return -1;
+    }
+    memset(out, 0, sizeof *out);
+    if (copy_claim(c, "sub", out->subject, sizeof out->subject, true, err, errlen) < 0 ||
+        copy_claim(c, "email", out->email, sizeof out->email, false, err, errlen) < 0 ||
+        copy_claim(c, "name", out->name, sizeof out->name, false, err, errlen) < 0 ||
+        claims_groups(c, v->groups_claim, out, err, errlen) < 0)
+        return -1;
+    snprintf_trunc(out->issuer, sizeof out->issuer, v->issuer);
+    snprintf_trunc(out->kind, sizeof out->kind, "oidc");
+    out->expires_at = exp;
+    return 0;
+}
+
+static enum auth_result verifier_verify(void *ctx, const char *token, struct auth_identity *out,
+                                        char *err, size_t errlen)
+{
+    struct jwt_verifier *v = ctx;
+    if (!token || !strchr(token, '.')) {
+        snprintf(err, errlen, "not a JWT");
+        return AUTH_NOT_MINE;
+    }
+    struct identity_jws j;
+    if (identity_jws_decode(token, &j, err, errlen) < 0)
+        return AUTH_REFUSED;
+    enum auth_result res = AUTH_REFUSED;
+    const char *alg = json_string_value(json_object_get(j.header, "alg"));
+    json_t *kidv = json_object_get(j.header, "kid");
+    const char *kid = json_is_string(kidv) ? json_string_value(kidv) : NULL;
+    enum identity_key_type want = alg ? identity_alg_key_type(alg) : 0;
+    if (!alg) {
+        snprintf(err, errlen, "header has no alg");
+        goto out;
+    }
+    if (strcasecmp(alg, "none") == 0) {
+        snprintf(err, errlen, "alg 'none' refused: tokens must be signed");
+        goto out;
+    }
+    if (strncasecmp(alg, "HS", 2) == 0) {
+        snprintf(err, errlen, "HMAC alg '%.16s' refused: only the issuer's public-key signatures are accepted", alg);
+        goto out;
+    }
+    if (!want) {
+        snprintf(err, errlen, "alg '%.32s' not supported", alg);
+        goto out;
+    }
+    if (json_object_get(j.header, "crit")) { /* RFC 7515 4.1.11: we understand no extension */
+        snprintf(err, errlen, "header 'crit' names extensions this verifier does not support");
+        goto out;
+    }
+    if (kidv && (!kid || strlen(kid) >= sizeof v->keys[0].kid)) {
+        snprintf(err, errlen, "header kid is not a short string");
+        goto out;
+    }
+
+    pthread_mutex_lock(&v->lock);
+    const struct identity_jwk *key = NULL;
+    bool refetched = false;
+    if (v->last_fetch_us == 0) {
+        if (verifier_load_keys(v, err, errlen) < 0) {
+            pthread_mutex_unlock(&v->lock);
+            res = AUTH_UNAVAILABLE;
+            goto out;
+        }
+        refetched = true;
+    }
+    key = verifier_find_key(v, kid, want);
+    if (!key && !refetched && !v->fixed_jwks &&
+        (v->refetch_interval < 0 ||
+         util_monotonic_us() - v->last_fetch_us >= (int64_t)v->refetch_interval * 1000000)) {
+        char ferr[256];
+        log_info("identity", "unknown key id '%s': refetching the JWKS of %s", kid ? kid : "", v->issuer);
+        if (verifier_load_keys(v, ferr, sizeof ferr) < 0)
+            log_warn("identity", "JWKS refetch failed: %s", ferr);
+        refetched = true;
+        key = verifier_find_key(v, kid, want);
+    }
+    struct identity_jwk chosen = {0};
+    if (key) {
+        chosen = *key;
+        EVP_PKEY_up_ref(chosen.pkey); /* survive a concurrent refetch */
+    }
+    pthread_mutex_unlock(&v->lock);
+
+    if (!chosen.pkey) {
+        if (kid)
+            snprintf(err, errlen, "unknown key id '%.100s'%s", kid,
+                     refetched ? " (not in the issuer's JWKS, refetched)"
+                               : " (not in the issuer's JWKS; refetched less than the refetch interval ago)");
+        else
+            snprintf(err, errlen, "no kid in the header and no single %s key in the JWKS", alg);
+        goto out;
+    }
+    if (chosen.type != want) {
+        snprintf(err, errlen, "alg '%s' does not match the type or curve of key '%.100s'", alg, chosen.kid);
+    } else if (chosen.alg[0] && strcmp(chosen.alg, alg) != 0) {
+        snprintf(err, errlen, "alg '%s' does not match key '%.100s', which is for %s", alg, chosen.kid, chosen.alg);
+    } else if (identity_jws_verify(&j, alg, &chosen, err, errlen) == 0 &&
+               verifier_check_claims(v, j.claims, out, err, errlen) == 0) {
+        res = AUTH_OK;
+    }
+    EVP_PKEY_free(chosen.pkey);
+out:
+    identity_jws_free(&j);
+    return res;
+}
+
+static void verifier_destroy(void *ctx)
+{
+    struct jwt_verifier *v = ctx;
+    if (!v)
+        return;
+    identity_jwks_free(v->keys, v->nkeys);
+    json_decref(v->fixed_jwks);
+    pthread_mutex_destroy(&v->lock);
+    free(v);
+}
+
+int identity_jwt_verifier_new(const struct identity_jwt_config *cfg, struct auth_verifier *out,
+                              char *err, size_t errlen)
+{
+    if (!cfg->issuer || !*cfg->issuer || !cfg->audience || !*cfg->audience) {
+        snprintf(err, errlen, "the JWT verifier needs an issuer and an audience");
+        return -1;
+    }
+    if (strlen(cfg->issuer) >= sizeof(((struct auth_identity *)0)->issuer) || strlen(cfg->audience) >= IDENTITY_URL_LEN ||
+        (cfg->jwks_uri && strlen(cfg->jwks_uri) >= IDENTITY_URL_LEN) ||
+        (cfg->groups_claim && strlen(cfg->groups_claim) >= 128)) {
+        snprintf(err, errlen, "issuer, audience, jwks_uri or groups claim too long");
+        return -1;
+    }
+    struct jwt_verifier *v = calloc(1, sizeof *v);
+    if (!v) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    snprintf_trunc(v->issuer, sizeof v->issuer, cfg->issuer);
+    snprintf_trunc(v->audience, sizeof v->audience, cfg->audience);
+    snprintf_trunc(v->jwks_uri, sizeof v->jwks_uri, cfg->jwks_uri ? cfg->jwks_uri : "");
+    snprintf_trunc(v->groups_claim, sizeof v->groups_claim,
+                   cfg->groups_claim && *cfg->groups_claim ? cfg->groups_claim : "groups");
+    v->clock_skew = cfg->clock_skew > 0 ? cfg->clock_skew : 60;
+    v->refetch_interval = cfg->refetch_interval != 0 ? cfg->refetch_interval : 60;
+    pthread_mutex_init(&v->lock, NULL);
+    if (cfg->jwks_json) {
+        json_error_t jerr;
+        v->fixed_jwks = json_loads(cfg->jwks_json, JSON_REJECT_DUPLICATES, &jerr);
+        if (!v->fixed_jwks) {
+            snprintf(err, errlen, "JWKS: %s", jerr.text);
+            verifier_destroy(v);
+            return -1;
+        }
+    } else if ((v->jwks_uri[0] && identity_check_url(v->jwks_uri, err, errlen) < 0) ||
+               identity_check_url(v->issuer, err, errlen) < 0) {
+        verifier_destroy(v);
+        return -1;
+    }
+    out->ctx = v;
+    out->verify = verifier_verify;
+    out->destroy = verifier_destroy;
+    return 0;
+}
+
+unsigned identity_jwt_verifier_fetches(const struct auth_verifier *av)
+{
+    struct jwt_verifier *v = av->ctx;
+    pthread_mutex_lock(&v->lock);
+    unsigned n = v->fetches;
+    pthread_mutex_unlock(&v->lock);
+    return n;
+}

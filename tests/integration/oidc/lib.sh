@@ -1,0 +1,47 @@
+# lib.sh — sourced by the identity integration tests after harness.sh: installs
+# oidc-provider from the committed lock file and starts providers on loopback.
+#   oidc_start NAME [VAR=value ...]   sets <NAME>_URL and <NAME>_DIR
+OIDC_SRC="$HOOPCTL_ROOT/tests/integration/oidc"
+
+oidc_install() {
+  if [[ ! -f $OIDC_SRC/node_modules/oidc-provider/package.json ]]; then
+    (cd "$OIDC_SRC" && npm ci --no-audit --no-fund --silent) >&2 || fail "npm ci of oidc-provider failed"
+  fi
+}
+
+oidc_start() {
+  local name=$1; shift
+  local dir="$HARNESS_TMP/oidc-$name" port
+  mkdir -p "$dir"
+  port=$(free_port)
+  bg_start "oidc-$name" env OIDC_PORT="$port" OIDC_STATE_DIR="$dir" OIDC_CI_SECRET="${OIDC_CI_SECRET:-ci-secret}" \
+    "$@" node "$OIDC_SRC/provider.mjs"
+  wait_for "oidc provider $name" 30 test -f "$dir/ready"
+  printf -v "${name}_URL" '%s' "http://127.0.0.1:$port"
+  printf -v "${name}_DIR" '%s' "$dir"
+}
+
+# Start `hoopctl login ARGS...` in the background (output in NAME.log) and
+# wait until it shows the link; sets LOGIN_URL (verification_uri_complete).
+login_start() {
+  local name=$1; shift
+  bg_start "$name" "$HOOPCTL_BIN" login "$@"
+  wait_for "$name to show the login link" 30 grep -q 'user_code=' "$HARNESS_TMP/$name.log"
+  LOGIN_URL=$(grep -o 'http://[^ ]*user_code=[^ ]*' "$HARNESS_TMP/$name.log" | head -1)
+}
+
+# wait_rc PID: sets RC to the exit status of a background process of this shell.
+wait_rc() {
+  RC=0
+  wait "$1" || RC=$?
+}
+
+browser() {  # URL LOGIN approve|deny
+  node "$OIDC_SRC/browser.mjs" "$@"
+}
+
+# A field of the current token file (the tests run as the file's owner).
+token_field() {
+  python3 -c 'import json,glob,sys; f=glob.glob(sys.argv[1]+"/tokens/*.json"); print(json.load(open(f[0]))[sys.argv[2]])' \
+    "$HOOPCTL_CONFIG_DIR" "$1"
+}
