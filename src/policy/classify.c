@@ -323,7 +323,7 @@ static int walk_code_options(struct walker *w, json_t *options)
             if (!body && json_array_size(items) == 1)
                 body = jstr(json_object_get(json_array_get(items, 0), "String"), "sval");
             else if (json_array_size(items) > 1)
-                body = NULL; /* C function: object file + symbol */
+                w->st->facts |= POLICY_FACT_DYNAMIC_SQL; /* C: object file + symbol */
         }
     }
     w->st->facts |= POLICY_FACT_RUNS_CODE;
@@ -334,7 +334,7 @@ static int walk_code_options(struct walker *w, json_t *options)
 
 static int walk_node(struct walker *w, const char *type, json_t *n, bool write)
 {
-    static const char *const rel_keys[] = {"relation", "relations", NULL};
+    static const char *const rel_keys[] = {"relation", "relations", "table", NULL};
     struct policy_stmt *st = w->st;
 
     if (strcmp(type, "RangeVar") == 0)
@@ -385,7 +385,9 @@ static int walk_node(struct walker *w, const char *type, json_t *n, bool write)
         return rc;
     }
     if (strcmp(type, "SelectStmt") == 0) {
-        if (set_kind(w, "SELECT") < 0)
+        /* INSERT ... VALUES carries its rows as a VALUES list: no SELECT. */
+        bool values_only = json_object_get(n, "valuesLists") && !json_object_get(n, "fromClause");
+        if (!(values_only && w->stmt_depth > 0) && set_kind(w, "SELECT") < 0)
             return -1;
         json_t *into = json_object_get(n, "intoClause");
         if (into) {
@@ -466,7 +468,8 @@ static int walk_node(struct walker *w, const char *type, json_t *n, bool write)
         if (set_kind(w, "CALL") < 0)
             return -1;
         st->facts |= POLICY_FACT_RUNS_CODE;
-        return walk_members(w, n, NULL, false);
+        json_t *fc = json_object_get(n, "funccall"); /* a FuncCall without its wrapper */
+        return fc ? walk_node(w, "FuncCall", fc, false) : 0;
     }
     if (strcmp(type, "DropStmt") == 0) {
         const char *ot = jstr(n, "removeType");
@@ -496,7 +499,12 @@ static int walk_node(struct walker *w, const char *type, json_t *n, bool write)
         return walk_members(w, n, rel_keys, false);
     }
     if (strcmp(type, "RenameStmt") == 0) {
-        if (set_kind_obj(w, "ALTER", jstr(n, "renameType")) < 0)
+        /* RENAME COLUMN / CONSTRAINT alter the relation that holds them. */
+        const char *rt = jstr(n, "renameType");
+        if (rt && (strcmp(rt, "OBJECT_COLUMN") == 0 || strcmp(rt, "OBJECT_TABCONSTRAINT") == 0) &&
+            jstr(n, "relationType"))
+            rt = jstr(n, "relationType");
+        if (set_kind_obj(w, "ALTER", rt) < 0)
             return -1;
         return walk_members(w, n, rel_keys, false);
     }
@@ -531,7 +539,7 @@ static int walk_node(struct walker *w, const char *type, json_t *n, bool write)
     if (strcmp(type, "IndexStmt") == 0) {
         if (set_kind(w, "CREATE_INDEX") < 0)
             return -1;
-        return walk_members(w, n, NULL, false);
+        return walk_members(w, n, rel_keys, false);
     }
     if (strcmp(type, "CreateSchemaStmt") == 0)
         return set_kind(w, "CREATE_SCHEMA") < 0 ? -1 : walk_members(w, n, NULL, false);
@@ -566,6 +574,11 @@ static int walk_node(struct walker *w, const char *type, json_t *n, bool write)
             return set_kind(w, reset ? "RESET_ROLE" : "SET_ROLE");
         if (name && strcmp(name, "session_authorization") == 0)
             return set_kind(w, reset ? "RESET_SESSION_AUTHORIZATION" : "SET_SESSION_AUTHORIZATION");
+        /* Settings that change how the server reads string literals: the
+         * parser here assumes the defaults, so changing them could make the
+         * server see statements hidden in what looked like a literal. */
+        if (name && (strcmp(name, "standard_conforming_strings") == 0 || strcmp(name, "backslash_quote") == 0))
+            return set_kind(w, "SET_PARSER_OPTION");
         return set_kind(w, reset ? "RESET" : "SET");
     }
     if (strcmp(type, "VariableShowStmt") == 0)
