@@ -29,8 +29,14 @@ enum policy_fact {
     POLICY_FACT_COPY_PROGRAM = 1u << 7,    /* COPY ... TO/FROM PROGRAM or a server file */
     POLICY_FACT_PREPARED = 1u << 8,        /* judged through a prepared statement */
     POLICY_FACT_UNKNOWN_PREPARED = 1u << 9,/* EXECUTE of a name the session never prepared */
+    POLICY_FACT_SEARCH_PATH = 1u << 10,    /* search_path was changed (by this statement or earlier
+                                              in the session): unqualified names may be anywhere */
 };
+#define POLICY_FACT_LAST POLICY_FACT_SEARCH_PATH
 
+/* Unqualified names are taken to be in "public" (search_path "$user",
+ * public) until the session changes search_path; from then on they match a
+ * pattern in any schema (fail closed). */
 struct policy_relation {
     char *schema;          /* as written; NULL when unqualified */
     char *name;

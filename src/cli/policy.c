@@ -166,7 +166,7 @@ static int run_check(const struct cli_args *args, struct cli_context *ctx)
             print_list("functions", st->functions, st->nfunctions);
             printf("  %-10s ", "facts");
             int nf = 0;
-            for (unsigned b = 1; b && b <= POLICY_FACT_UNKNOWN_PREPARED; b <<= 1)
+            for (unsigned b = 1; b && b <= POLICY_FACT_LAST; b <<= 1)
                 if (st->facts & b)
                     printf("%s%s", nf++ ? ", " : "", policy_fact_name(b));
             puts(nf ? "" : "-");

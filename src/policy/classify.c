@@ -344,6 +344,9 @@ static int walk_node(struct walker *w, const char *type, json_t *n, bool write)
         join_names(json_object_get(n, "funcname"), name, sizeof(name));
         if (name[0] && strv_add(&st->functions, &st->nfunctions, name, strlen(name)) < 0)
             return -1;
+        /* set_config() can change search_path (and more): fail closed. */
+        if (strcmp(name, "set_config") == 0 || strcmp(name, "pg_catalog.set_config") == 0)
+            st->facts |= POLICY_FACT_SEARCH_PATH;
         return walk_members(w, n, NULL, false);
     }
     if (strcmp(type, "ColumnRef") == 0) {
@@ -579,6 +582,8 @@ static int walk_node(struct walker *w, const char *type, json_t *n, bool write)
          * server see statements hidden in what looked like a literal. */
         if (name && (strcmp(name, "standard_conforming_strings") == 0 || strcmp(name, "backslash_quote") == 0))
             return set_kind(w, "SET_PARSER_OPTION");
+        if (name && strcmp(name, "search_path") == 0)
+            st->facts |= POLICY_FACT_SEARCH_PATH;
         return set_kind(w, reset ? "RESET" : "SET");
     }
     if (strcmp(type, "VariableShowStmt") == 0)
@@ -917,6 +922,16 @@ int policy_classify_depth(const char *sql, struct policy_session *session,
         if (depth == 0)
             fill_audit_text(st);
 
+        /* search_path: once changed, every later statement of the session
+         * may resolve unqualified names anywhere. */
+        if (st->facts & POLICY_FACT_SEARCH_PATH) {
+            out->cacheable = false;
+            if (session)
+                policy_session_mark_search_path(session);
+        }
+        if (session && policy_session_search_path_changed(session))
+            st->facts |= POLICY_FACT_SEARCH_PATH;
+
         /* Session state: prepared statements. */
         const char *k = st->kind;
         if (strcmp(k, "PREPARE") == 0) {
@@ -978,6 +993,7 @@ const char *policy_fact_name(unsigned fact_bit)
     case POLICY_FACT_COPY_PROGRAM: return "copy_server_file";
     case POLICY_FACT_PREPARED: return "prepared";
     case POLICY_FACT_UNKNOWN_PREPARED: return "unknown_prepared";
+    case POLICY_FACT_SEARCH_PATH: return "search_path_changed";
     default: return NULL;
     }
 }
@@ -1010,7 +1026,7 @@ json_t *policy_stmt_to_json(const struct policy_stmt *st)
     json_object_set_new(o, "relations", rels);
     json_object_set_new(o, "functions", strv_json(st->functions, st->nfunctions));
     json_t *facts = json_array();
-    for (unsigned b = 1; b && b <= POLICY_FACT_UNKNOWN_PREPARED; b <<= 1)
+    for (unsigned b = 1; b && b <= POLICY_FACT_LAST; b <<= 1)
         if (st->facts & b)
             json_array_append_new(facts, json_string(policy_fact_name(b)));
     json_object_set_new(o, "facts", facts);

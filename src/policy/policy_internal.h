@@ -23,6 +23,9 @@ int policy_classify_depth(const char *sql, struct policy_session *session,
 int policy_session_remember(struct policy_session *s, const char *name,
                             const struct policy_stmt *st, char err[POLICY_ERR_MAX]);
 
+void policy_session_mark_search_path(struct policy_session *s);
+bool policy_session_search_path_changed(const struct policy_session *s);
+
 /* Glob match (fnmatch, case-sensitive; '*' crosses dots). */
 bool policy_glob(const char *pattern, const char *s);
 

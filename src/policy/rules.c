@@ -83,7 +83,7 @@ const char *policy_style_name(enum policy_mask_style s)
 
 static unsigned fact_by_name(const char *name)
 {
-    for (unsigned b = 1; b && b <= POLICY_FACT_UNKNOWN_PREPARED; b <<= 1)
+    for (unsigned b = 1; b && b <= POLICY_FACT_LAST; b <<= 1)
         if (strcmp(policy_fact_name(b), name) == 0)
             return b;
     return 0;
@@ -578,14 +578,14 @@ static bool in_groups(char **want, size_t n, const char *const *groups)
     return false;
 }
 
-/* A (possibly qualified) name against globs. An unqualified name matches a
- * qualified pattern by its last part, and a qualified name matches an
- * unqualified pattern by its last part, because search_path can be changed
- * by the session: "hr.salaries" catches "salaries", "set_config" catches
- * "pg_catalog.set_config". default_schema fills in an unqualified name for
- * patterns like "public.*". */
+/* A (possibly qualified) name against globs. A qualified name also matches
+ * an unqualified pattern by its last part ("set_config" catches
+ * "pg_catalog.set_config"). An unqualified name is taken to be in
+ * default_schema; with any_schema (search_path changed, or functions, which
+ * pg_catalog and search_path resolve) it matches a pattern whatever the
+ * pattern's schema part. */
 static bool name_matches(char **pats, size_t n, const char *schema, const char *name,
-                         const char *default_schema)
+                         const char *default_schema, bool any_schema)
 {
     char full[3 * POLICY_NAME_MAX + 2];
     if (schema || default_schema)
@@ -596,17 +596,17 @@ static bool name_matches(char **pats, size_t n, const char *schema, const char *
         const char *dot = strrchr(pats[i], '.');
         if (policy_glob(pats[i], full))
             return true;
-        if (!schema && dot && policy_glob(dot + 1, name))
+        if (!schema && dot && any_schema && policy_glob(dot + 1, name))
             return true;
-        if (schema && !dot && policy_glob(pats[i], name))
+        if (!dot && policy_glob(pats[i], name))
             return true;
     }
     return false;
 }
 
-static bool relation_matches(char **pats, size_t n, const struct policy_relation *r)
+static bool relation_matches(char **pats, size_t n, const struct policy_relation *r, unsigned facts)
 {
-    return name_matches(pats, n, r->schema, r->name, "public");
+    return name_matches(pats, n, r->schema, r->name, "public", (facts & POLICY_FACT_SEARCH_PATH) != 0);
 }
 
 static bool rule_matches(const struct policy_match *m, const struct policy_stmt *st, const char *const *groups)
@@ -634,10 +634,10 @@ static bool rule_matches(const struct policy_match *m, const struct policy_stmt 
     if (m->nrelations || m->nwrites) {
         bool hit_any = !m->nrelations, hit_write = !m->nwrites;
         for (size_t i = 0; i < st->nrelations; i++) {
-            if (!hit_any && relation_matches(m->relations, m->nrelations, &st->relations[i]))
+            if (!hit_any && relation_matches(m->relations, m->nrelations, &st->relations[i], st->facts))
                 hit_any = true;
             if (!hit_write && st->relations[i].write &&
-                relation_matches(m->writes, m->nwrites, &st->relations[i]))
+                relation_matches(m->writes, m->nwrites, &st->relations[i], st->facts))
                 hit_write = true;
         }
         if (!hit_any || !hit_write)
@@ -650,9 +650,9 @@ static bool rule_matches(const struct policy_match *m, const struct policy_stmt 
             char schema[2 * POLICY_NAME_MAX + 1];
             if (dot && (size_t)(dot - f) < sizeof(schema)) {
                 snprintf(schema, sizeof(schema), "%.*s", (int)(dot - f), f);
-                hit = name_matches(m->functions, m->nfunctions, schema, dot + 1, NULL);
+                hit = name_matches(m->functions, m->nfunctions, schema, dot + 1, NULL, true);
             } else {
-                hit = name_matches(m->functions, m->nfunctions, NULL, f, NULL);
+                hit = name_matches(m->functions, m->nfunctions, NULL, f, NULL, true);
             }
         }
         if (!hit)
@@ -737,6 +737,9 @@ int policy_check(struct policy *p, struct policy_session *s, const char *sql, co
         memset(analysis_out, 0, sizeof(*analysis_out));
     /* A cache hit only for statements that touch no session state; the key
      * holds the groups, since rules may match on them. */
+    /* Not after a search_path change: the decision then depends on the session. */
+    if (s && policy_session_search_path_changed(s))
+        gkey[0] = '\0';
     if (gkey[0] && !analysis_out && strlen(sql) <= POLICY_CACHE_MAX_SQL &&
         policy_cache_get(&p->cache, gkey, sql, out)) {
         out->cached = true;

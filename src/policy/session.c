@@ -17,7 +17,18 @@ struct session_entry {
 struct policy_session {
     struct session_entry *entries;
     size_t n, cap;
+    bool search_path_changed;   /* sticky: RESET may not restore what we assume */
 };
+
+void policy_session_mark_search_path(struct policy_session *s)
+{
+    s->search_path_changed = true;
+}
+
+bool policy_session_search_path_changed(const struct policy_session *s)
+{
+    return s->search_path_changed;
+}
 
 struct policy_session *policy_session_new(void)
 {

@@ -53,7 +53,7 @@ static void actual_field(const struct policy_stmt *st, const char *field, struct
             buf_printf(b, "%s%s", i ? "," : "", st->functions[i]);
     } else if (strcmp(field, "facts") == 0) {
         int n = 0;
-        for (unsigned bit = 1; bit && bit <= POLICY_FACT_UNKNOWN_PREPARED; bit <<= 1)
+        for (unsigned bit = 1; bit && bit <= POLICY_FACT_LAST; bit <<= 1)
             if ((st->facts & bit) && bit != POLICY_FACT_WRITES && bit != POLICY_FACT_PREPARED)
                 buf_printf(b, "%s%s", n++ ? "," : "", policy_fact_name(bit));
     }
