@@ -269,14 +269,15 @@ static int run_mask(const struct cli_args *args, struct cli_context *ctx)
         r = policy_mask_value(p, &plan, 0, (const uint8_t *)text, strlen(text), &out, &outlen, err);
         if (r >= 0) {
             const char *masked = r == 1 ? (const char *)out : text;
+            size_t mlen = r == 1 ? outlen : strlen(text);
             if (want_json(ctx)) {
                 json_t *o = json_object();
-                json_object_set_new(o, "masked", json_string(masked));
+                json_object_set_new(o, "masked", json_stringn(masked, mlen));
                 json_object_set_new(o, "counters", policy_mask_counters_json(&plan));
                 print_json(o);
                 json_decref(o);
             } else {
-                printf("%s\n", masked);
+                printf("%.*s\n", (int)mlen, masked);
             }
         }
         policy_mask_plan_free(&plan);

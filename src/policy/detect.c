@@ -153,19 +153,38 @@ static size_t digit_run(const char *t, size_t len, size_t i, const char *seps, s
     return e;
 }
 
+/* Card numbers: 13-19 digits, single spaces or dashes between groups, a
+ * card-network first digit and a valid Luhn sum. A run of digit groups may
+ * hold more than the card ("4111 1111 1111 1111 2024"): every group end is
+ * tried, longest first. */
 static void scan_card(const char *t, size_t len, struct found *f)
 {
     for (size_t i = 0; i < len; i++) {
         if (!isdigit((unsigned char)t[i]) || (i && (is_word(t[i - 1]) || t[i - 1] == '.')))
             continue;
         size_t nd, e = digit_run(t, len, i, " -", &nd);
-        if (e < len && (is_word(t[e]) || (t[e] == '.' && e + 1 < len && isdigit((unsigned char)t[e + 1])))) {
-            i = e;
-            continue;
+        /* The run's own end must not continue a word or a decimal number. */
+        bool end_ok = !(e < len && (is_word(t[e]) || (t[e] == '.' && e + 1 < len && isdigit((unsigned char)t[e + 1]))));
+        size_t found_end = 0;
+        for (size_t cand = e; cand > i && !found_end; cand--) {
+            bool group_end = cand == e || (t[cand] == ' ' || t[cand] == '-');
+            if (!group_end || !isdigit((unsigned char)t[cand - 1]) || (cand == e && !end_ok))
+                continue;
+            size_t digits = 0;
+            for (size_t k = i; k < cand; k++)
+                digits += isdigit((unsigned char)t[k]) != 0;
+            if (digits >= 13 && digits <= 19 && strchr("23456", t[i]) && policy_luhn_ok(t + i, cand - i))
+                found_end = cand;
         }
-        if (nd >= 13 && nd <= 19 && strchr("23456", t[i]) && policy_luhn_ok(t + i, e - i))
-            add(f, POLICY_DETECT_CARD, i, e);
-        i = e;
+        (void)nd;
+        if (found_end) {
+            add(f, POLICY_DETECT_CARD, i, found_end);
+            i = found_end;
+        } else {
+            /* A card may start at a later group of this run. */
+            while (i + 1 < e && isdigit((unsigned char)t[i + 1]))
+                i++;
+        }
     }
 }
 
