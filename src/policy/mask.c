@@ -475,7 +475,11 @@ int policy_mask_plan_build(const struct policy *p, struct policy_catalog *catalo
         if (statement_action == POLICY_MASK) {
             style = (int)statement_style;
         } else if (p->ncolumns && d->table_oid == 0) {
+            /* A computed value may hold several masked values (string_agg,
+             * ||): partial would keep parts of all but one. Full instead. */
             style = computed_column_style(p, stmt);
+            if (style == POLICY_STYLE_PARTIAL)
+                style = POLICY_STYLE_FULL;
         } else if (p->ncolumns) {
             struct policy_column_info info = {0};
             char cerr[POLICY_ERR_MAX];
