@@ -804,6 +804,7 @@ static int classify_body(struct walker *w, const char *body, const char *languag
     buf_printf(&b, "CREATE FUNCTION hoopctl_body() RETURNS void LANGUAGE plpgsql AS %s%s%s", tag, body, tag);
     if (!b.data)
         return -1;
+    /* Note: libpg_query 15-4.0.0 leaks one byte per body that fails to parse. */
     PgQueryPlpgsqlParseResult r = pg_query_parse_plpgsql(buf_cstr(&b));
     buf_free(&b);
     int rc = 0;

@@ -16,6 +16,17 @@
 
 #define MAX_ITEMS 64
 
+/* libpg_query 15-4.0.0 leaks one byte (a strdup in pg_query_raw_parse) when
+ * pg_query_parse_plpgsql meets a body that does not parse; the corpus has
+ * such a DO block on purpose. The library is built without frame pointers,
+ * so the leak's stack ends in pg_query_raw_parse. Our own allocations are
+ * not in that function. */
+const char *__lsan_default_suppressions(void);
+const char *__lsan_default_suppressions(void)
+{
+    return "leak:pg_query_raw_parse\n";
+}
+
 /* Sort a comma list of items so that sets compare equal. */
 static int cmp_str(const void *a, const void *b)
 {
