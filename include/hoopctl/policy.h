@@ -156,10 +156,10 @@ void policy_decide(const struct policy *p, const struct policy_analysis *a,
 /* The gateway's entry point for a statement: classify (or hit the decision
  * cache) and decide. A parse error is a deny carrying the parser's message,
  * returned as 0 with action DENY and rule_index POLICY_RULE_PARSE_ERROR.
- * analysis_out may be NULL — the hot path: a cache hit then skips the parser.
- * When given, the statement is classified (the cache is not read) and the
- * classification handed over (the caller frees it); the gateway asks for it
- * when it needs the statement, e.g. for a result with computed columns.
+ * analysis_out may be NULL; when given it receives the classification (the
+ * caller frees it), with the normalized text and fingerprint for the audit
+ * and the statement for computed-column masking. A cache hit (same groups,
+ * same text, no session state involved) skips the parser either way.
  * Returns -1 only when memory runs out (out is a deny; refuse the statement). */
 #define POLICY_RULE_DEFAULT (-1)
 #define POLICY_RULE_PARSE_ERROR (-2)

@@ -127,6 +127,23 @@ int policy_stmt_copy(struct policy_stmt *dst, const struct policy_stmt *src)
     return 0;
 }
 
+int policy_analysis_copy(struct policy_analysis *dst, const struct policy_analysis *src)
+{
+    memset(dst, 0, sizeof(*dst));
+    dst->cacheable = src->cacheable;
+    dst->stmts = calloc(src->nstmts ? src->nstmts : 1, sizeof(*dst->stmts));
+    if (!dst->stmts)
+        return -1;
+    for (size_t i = 0; i < src->nstmts; i++) {
+        if (policy_stmt_copy(&dst->stmts[i], &src->stmts[i]) < 0) {
+            policy_analysis_free(dst);
+            return -1;
+        }
+        dst->nstmts++;
+    }
+    return 0;
+}
+
 void policy_analysis_free(struct policy_analysis *a)
 {
     if (!a)

@@ -37,6 +37,7 @@ struct policy_cache_entry {
     uint64_t hash;
     char *key;                 /* groups, '\x1f', sql */
     struct policy_decision decision;
+    struct policy_analysis analysis;   /* a copy, handed out as copies */
 };
 
 struct policy_cache {
@@ -47,10 +48,14 @@ struct policy_cache {
 
 void policy_cache_init(struct policy_cache *c);
 void policy_cache_destroy(struct policy_cache *c);
+/* A hit fills out and, when analysis is not NULL, a copy of the
+ * classification (the caller frees it). */
 bool policy_cache_get(struct policy_cache *c, const char *groups_key, const char *sql,
-                      struct policy_decision *out);
+                      struct policy_decision *out, struct policy_analysis *analysis);
+/* Stores a copy of a, or a itself when take (a is then emptied). */
 void policy_cache_put(struct policy_cache *c, const char *groups_key, const char *sql,
-                      const struct policy_decision *d);
+                      const struct policy_decision *d, struct policy_analysis *a, bool take);
+int policy_analysis_copy(struct policy_analysis *dst, const struct policy_analysis *src);
 
 /* ---- rules (rules.c) ---- */
 struct policy_match {

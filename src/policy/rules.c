@@ -740,8 +740,8 @@ int policy_check(struct policy *p, struct policy_session *s, const char *sql, co
     /* Not after a search_path change: the decision then depends on the session. */
     if (s && policy_session_search_path_changed(s))
         gkey[0] = '\0';
-    if (gkey[0] && !analysis_out && strlen(sql) <= POLICY_CACHE_MAX_SQL &&
-        policy_cache_get(&p->cache, gkey, sql, out)) {
+    if (gkey[0] && strlen(sql) <= POLICY_CACHE_MAX_SQL &&
+        policy_cache_get(&p->cache, gkey, sql, out, analysis_out)) {
         out->cached = true;
         return 0;
     }
@@ -757,7 +757,7 @@ int policy_check(struct policy *p, struct policy_session *s, const char *sql, co
     }
     policy_decide(p, &a, groups, out);
     if (a.cacheable && gkey[0] && strlen(sql) <= POLICY_CACHE_MAX_SQL)
-        policy_cache_put(&p->cache, gkey, sql, out);
+        policy_cache_put(&p->cache, gkey, sql, out, &a, analysis_out == NULL);
     if (analysis_out)
         *analysis_out = a;
     else

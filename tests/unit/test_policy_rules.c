@@ -239,8 +239,22 @@ static void test_cache(void **state)
     d = decide(p, "selec 1", dev);
     assert_false(d.cached);
     assert_int_equal(d.rule_index, POLICY_RULE_PARSE_ERROR);
+    /* A hit hands out the classification too, fingerprint included. */
+    struct policy_analysis a1, a2;
+    assert_int_equal(policy_check(p, NULL, "select email from users where id = 7", dev, &d, &a1), 0);
+    assert_false(d.cached);
+    assert_int_equal(policy_check(p, NULL, "select email from users where id = 7", dev, &d, &a2), 0);
+    assert_true(d.cached);
+    assert_int_equal(a2.nstmts, 1);
+    assert_string_equal(a2.stmts[0].kind, "SELECT");
+    assert_string_equal(a2.stmts[0].fingerprint, a1.stmts[0].fingerprint);
+    assert_string_equal(a2.stmts[0].normalized, a1.stmts[0].normalized);
+    assert_int_equal(a2.stmts[0].nrelations, 1);
+    assert_string_equal(a2.stmts[0].relations[0].name, "users");
+    policy_analysis_free(&a1);
+    policy_analysis_free(&a2);
     policy_cache_stats(p, &hits, &misses);
-    assert_true(hits >= 2);
+    assert_true(hits >= 3);
     assert_true(misses >= 3);
     policy_free(p);
 }
