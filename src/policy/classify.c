@@ -29,7 +29,7 @@ static int strv_add(char ***v, size_t *n, const char *s, size_t len)
     return 0;
 }
 
-static void strv_free(char **v, size_t n)
+void policy_strv_free(char **v, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         free(v[i]);
@@ -98,15 +98,15 @@ int policy_stmt_merge(struct policy_stmt *into, const struct policy_stmt *from)
 void policy_stmt_clear(struct policy_stmt *st)
 {
     free(st->text);
-    strv_free(st->kinds, st->nkinds);
+    policy_strv_free(st->kinds, st->nkinds);
     for (size_t i = 0; i < st->nrelations; i++) {
         free(st->relations[i].schema);
         free(st->relations[i].name);
     }
     free(st->relations);
-    strv_free(st->functions, st->nfunctions);
-    strv_free(st->columns, st->ncolumns);
-    strv_free(st->aliases, st->naliases);
+    policy_strv_free(st->functions, st->nfunctions);
+    policy_strv_free(st->columns, st->ncolumns);
+    policy_strv_free(st->aliases, st->naliases);
     free(st->prepared_name);
     free(st->normalized);
     memset(st, 0, sizeof(*st));
@@ -869,7 +869,7 @@ static int track_prepare(struct policy_session *s, struct policy_stmt *st, json_
     struct policy_stmt inner = {0};
     struct walker w = {.st = &inner, .body_depth = depth};
     int rc = walk(&w, json_object_get(prep, "query"), false);
-    strv_free(w.ctes, w.nctes);
+    policy_strv_free(w.ctes, w.nctes);
     if (rc == 0 && s)
         rc = policy_session_remember(s, st->prepared_name ? st->prepared_name : "", &inner, err);
     else if (rc < 0)
@@ -927,7 +927,7 @@ int policy_classify_depth(const char *sql, struct policy_session *session,
         struct walker w = {.st = st, .session = session, .body_depth = depth};
         json_t *node = json_object_get(raw, "stmt");
         rc = walk(&w, node, false);
-        strv_free(w.ctes, w.nctes);
+        policy_strv_free(w.ctes, w.nctes);
         if (rc < 0) {
             snprintf(err, POLICY_ERR_MAX, "out of memory");
             break;

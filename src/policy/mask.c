@@ -453,10 +453,7 @@ static int computed_column_style(const struct policy *p, const struct policy_stm
     return -1;
 }
 
-int policy_mask_plan_build(const struct policy *p, struct policy_catalog *catalog, const struct policy_stmt *stmt,
-                           enum policy_action statement_action, enum policy_mask_style statement_style,
-                           const struct policy_column_desc *cols, size_t ncols, struct policy_mask_plan *out,
-                           char err[POLICY_ERR_MAX])
+static int plan_alloc(struct policy_mask_plan *out, size_t ncols, char err[POLICY_ERR_MAX])
 {
     memset(out, 0, sizeof(*out));
     out->cols = calloc(ncols ? ncols : 1, sizeof(*out->cols));
@@ -465,6 +462,16 @@ int policy_mask_plan_build(const struct policy *p, struct policy_catalog *catalo
         return -1;
     }
     out->ncols = ncols;
+    return 0;
+}
+
+int policy_mask_plan_build(const struct policy *p, struct policy_catalog *catalog, const struct policy_stmt *stmt,
+                           enum policy_action statement_action, enum policy_mask_style statement_style,
+                           const struct policy_column_desc *cols, size_t ncols, struct policy_mask_plan *out,
+                           char err[POLICY_ERR_MAX])
+{
+    if (plan_alloc(out, ncols, err) < 0)
+        return -1;
     for (size_t i = 0; i < ncols; i++) {
         struct policy_column_plan *cp = &out->cols[i];
         const struct policy_column_desc *d = &cols[i];
@@ -511,13 +518,8 @@ int policy_mask_plan_build_copy(const struct policy *p, const struct policy_stmt
                                 enum policy_action statement_action, size_t ncols, struct policy_mask_plan *out,
                                 char err[POLICY_ERR_MAX])
 {
-    memset(out, 0, sizeof(*out));
-    out->cols = calloc(ncols ? ncols : 1, sizeof(*out->cols));
-    if (!out->cols) {
-        snprintf(err, POLICY_ERR_MAX, "out of memory");
+    if (plan_alloc(out, ncols, err) < 0)
         return -1;
-    }
-    out->ncols = ncols;
     bool mask_all = statement_action == POLICY_MASK || (p->ncolumns && (!stmt || stmt_reads_masked_table(p, stmt) >= 0));
     for (size_t i = 0; i < ncols; i++) {
         struct policy_column_plan *cp = &out->cols[i];

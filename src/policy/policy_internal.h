@@ -9,6 +9,8 @@
 
 #include <pthread.h>
 
+/* Free an array of n strings. */
+void policy_strv_free(char **v, size_t n);
 int policy_stmt_add_kind(struct policy_stmt *st, const char *kind);
 int policy_stmt_merge(struct policy_stmt *into, const struct policy_stmt *from);
 int policy_stmt_copy(struct policy_stmt *dst, const struct policy_stmt *src);

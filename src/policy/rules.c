@@ -91,22 +91,15 @@ static unsigned fact_by_name(const char *name)
 
 /* ---- loading ---- */
 
-static void strv_free(char **v, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(v[i]);
-    free(v);
-}
-
 static void match_free(struct policy_match *m)
 {
-    strv_free(m->kinds, m->nkinds);
-    strv_free(m->categories, m->ncategories);
-    strv_free(m->relations, m->nrelations);
-    strv_free(m->writes, m->nwrites);
-    strv_free(m->functions, m->nfunctions);
-    strv_free(m->groups, m->ngroups);
-    strv_free(m->except_groups, m->nexcept_groups);
+    policy_strv_free(m->kinds, m->nkinds);
+    policy_strv_free(m->categories, m->ncategories);
+    policy_strv_free(m->relations, m->nrelations);
+    policy_strv_free(m->writes, m->nwrites);
+    policy_strv_free(m->functions, m->nfunctions);
+    policy_strv_free(m->groups, m->ngroups);
+    policy_strv_free(m->except_groups, m->nexcept_groups);
 }
 
 void policy_free(struct policy *p)

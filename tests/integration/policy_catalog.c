@@ -30,6 +30,15 @@ static void print_value(const uint8_t *v, size_t len, Oid type, int format)
     }
 }
 
+static void print_counters(const struct policy_mask_plan *plan)
+{
+    json_t *c = policy_mask_counters_json(plan);
+    char *s = json_dumps(c, JSON_COMPACT | JSON_SORT_KEYS);
+    printf("counters: %s\n", s);
+    free(s);
+    json_decref(c);
+}
+
 static int run_copy(PGconn *conn, struct policy *p, const struct policy_stmt *st, enum policy_action action,
                     PGresult *res)
 {
@@ -56,11 +65,7 @@ static int run_copy(PGconn *conn, struct policy *p, const struct policy_stmt *st
     }
     PGresult *end = PQgetResult(conn);
     PQclear(end);
-    json_t *c = policy_mask_counters_json(&plan);
-    char *s = json_dumps(c, JSON_COMPACT | JSON_SORT_KEYS);
-    printf("counters: %s\n", s);
-    free(s);
-    json_decref(c);
+    print_counters(&plan);
     policy_mask_plan_free(&plan);
     return rc;
 }
@@ -121,11 +126,7 @@ static int run_one(PGconn *conn, struct policy *p, struct policy_catalog *cat, c
                 }
                 fputc('\n', stdout);
             }
-            json_t *c = policy_mask_counters_json(&plan);
-            char *s = json_dumps(c, JSON_COMPACT | JSON_SORT_KEYS);
-            printf("counters: %s\n", s);
-            free(s);
-            json_decref(c);
+            print_counters(&plan);
             policy_mask_plan_free(&plan);
         }
         free(cols);
