@@ -862,6 +862,14 @@ static void fill_audit_text(struct policy_stmt *st)
     pg_query_free_fingerprint_result(fr);
 }
 
+static bool stmt_runs_kind(const struct policy_stmt *st, const char *kind)
+{
+    for (size_t i = 0; i < st->nkinds; i++)
+        if (strcmp(st->kinds[i], kind) == 0)
+            return true;
+    return false;
+}
+
 /* Classify a PREPARE's inner statement and hand it to the session tracker. */
 static int track_prepare(struct policy_session *s, struct policy_stmt *st, json_t *prep, int depth,
                          char err[POLICY_ERR_MAX])
@@ -955,7 +963,8 @@ int policy_classify_depth(const char *sql, struct policy_session *session,
         if (strcmp(k, "PREPARE") == 0) {
             out->cacheable = false;
             rc = track_prepare(session, st, json_object_get(node, "PrepareStmt"), depth, err);
-        } else if (strcmp(k, "EXECUTE") == 0) {
+        } else if (stmt_runs_kind(st, "EXECUTE")) {
+            /* EXECUTE, EXPLAIN ANALYZE EXECUTE, CREATE TABLE AS EXECUTE. */
             out->cacheable = false;
             st->facts |= POLICY_FACT_PREPARED;
             const struct policy_stmt *p = session ? policy_session_lookup(session, st->prepared_name) : NULL;
