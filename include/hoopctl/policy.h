@@ -21,18 +21,21 @@
 enum policy_fact {
     POLICY_FACT_NO_WHERE = 1u << 0,        /* UPDATE or DELETE without WHERE (anywhere, CTEs too) */
     POLICY_FACT_RUNS_CODE = 1u << 1,       /* DO, CALL, CREATE FUNCTION/PROCEDURE with a body */
-    POLICY_FACT_DYNAMIC_SQL = 1u << 2,     /* plpgsql EXECUTE of a string the parser cannot see */
+    POLICY_FACT_DYNAMIC_SQL = 1u << 2,     /* SQL the parser cannot see: plpgsql EXECUTE of a string,
+                                              functions that run SQL text (dblink_exec, query_to_xml) */
     POLICY_FACT_EXPLAIN_ANALYZE = 1u << 3, /* EXPLAIN ANALYZE: judged as its inner statement */
     POLICY_FACT_WRITES = 1u << 4,          /* modifies data (INSERT/UPDATE/DELETE/MERGE/COPY FROM, CTEs) */
     POLICY_FACT_MODIFYING_CTE = 1u << 5,   /* WITH x AS (INSERT/UPDATE/DELETE ...) */
     POLICY_FACT_COPY_OUT = 1u << 6,        /* COPY ... TO STDOUT or TO a file/program */
-    POLICY_FACT_COPY_PROGRAM = 1u << 7,    /* COPY ... TO/FROM PROGRAM or a server file */
+    POLICY_FACT_COPY_PROGRAM = 1u << 7,    /* COPY ... TO/FROM PROGRAM or a server file; functions
+                                              that read or write server files (pg_read_file, lo_export) */
     POLICY_FACT_PREPARED = 1u << 8,        /* judged through a prepared statement */
     POLICY_FACT_UNKNOWN_PREPARED = 1u << 9,/* EXECUTE of a name the session never prepared */
     POLICY_FACT_SEARCH_PATH = 1u << 10,    /* search_path was changed (by this statement or earlier
                                               in the session): unqualified names may be anywhere */
+    POLICY_FACT_CASCADE = 1u << 11,        /* DROP ... CASCADE: may drop what depends on it, tables too */
 };
-#define POLICY_FACT_LAST POLICY_FACT_SEARCH_PATH
+#define POLICY_FACT_LAST POLICY_FACT_CASCADE
 
 /* Unqualified names are taken to be in "public" (search_path "$user",
  * public) until the session changes search_path; from then on they match a

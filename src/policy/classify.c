@@ -210,6 +210,30 @@ const char *policy_kind_category(const char *kind)
     return "utility";
 }
 
+/* Functions that run SQL given as text (the parser cannot see it: it runs
+ * code), and functions that read or write files on the server. Matched by
+ * the last part of the name, whatever the schema. */
+static const char *const sql_text_functions[] = {
+    "dblink", "dblink_exec", "dblink_open", "dblink_send_query", "query_to_xml", "query_to_xmlschema",
+    "query_to_xml_and_xmlschema", "table_to_xml", "table_to_xmlschema", "table_to_xml_and_xmlschema",
+    "cursor_to_xml", "schema_to_xml", "schema_to_xml_and_xmlschema", "database_to_xml",
+    "database_to_xml_and_xmlschema", "ts_stat", NULL,
+};
+static const char *const server_file_functions[] = {
+    "pg_read_file", "pg_read_binary_file", "pg_ls_dir", "pg_stat_file", "lo_import", "lo_export",
+    "pg_file_write", "pg_file_rename", "pg_file_unlink", NULL,
+};
+
+static bool name_in(const char *name, const char *const *list)
+{
+    const char *dot = strrchr(name, '.');
+    const char *base = dot ? dot + 1 : name;
+    for (size_t i = 0; list[i]; i++)
+        if (strcmp(base, list[i]) == 0)
+            return true;
+    return false;
+}
+
 /* ---- the tree walk ---- */
 
 struct walker {
@@ -361,6 +385,10 @@ static int walk_node(struct walker *w, const char *type, json_t *n, bool write)
         join_names(json_object_get(n, "funcname"), name, sizeof(name));
         if (name[0] && strv_add(&st->functions, &st->nfunctions, name, strlen(name)) < 0)
             return -1;
+        if (name_in(name, sql_text_functions))
+            st->facts |= POLICY_FACT_RUNS_CODE | POLICY_FACT_DYNAMIC_SQL;
+        if (name_in(name, server_file_functions))
+            st->facts |= POLICY_FACT_COPY_PROGRAM;
         /* set_config() can change search_path (and more): fail closed. */
         if (strcmp(name, "set_config") == 0 || strcmp(name, "pg_catalog.set_config") == 0)
             st->facts |= POLICY_FACT_SEARCH_PATH;
@@ -493,6 +521,9 @@ static int walk_node(struct walker *w, const char *type, json_t *n, bool write)
     }
     if (strcmp(type, "DropStmt") == 0) {
         const char *ot = jstr(n, "removeType");
+        const char *behavior = jstr(n, "behavior");
+        if (behavior && strcmp(behavior, "DROP_CASCADE") == 0)
+            st->facts |= POLICY_FACT_CASCADE;
         if (set_kind_obj(w, "DROP", ot) < 0)
             return -1;
         const char *on = object_type_name(ot);
@@ -1021,6 +1052,7 @@ const char *policy_fact_name(unsigned fact_bit)
     case POLICY_FACT_PREPARED: return "prepared";
     case POLICY_FACT_UNKNOWN_PREPARED: return "unknown_prepared";
     case POLICY_FACT_SEARCH_PATH: return "search_path_changed";
+    case POLICY_FACT_CASCADE: return "cascade";
     default: return NULL;
     }
 }

@@ -23,6 +23,10 @@ static const char default_policy_json[] =
     "                         \"ALTER_DATABASE\", \"DROP_OWNED\"]},\n"
     "     \"action\": \"deny\",\n"
     "     \"message\": \"DROP, TRUNCATE and ALTER of tables, schemas and databases are not allowed on this connection\"},\n"
+    "    {\"name\": \"deny-drop-cascade\",\n"
+    "     \"match\": {\"kinds\": [\"DROP_*\"], \"facts\": [\"cascade\"]},\n"
+    "     \"action\": \"deny\",\n"
+    "     \"message\": \"DROP ... CASCADE may drop tables that depend on the object\"},\n"
     "    {\"name\": \"deny-alter-system\",\n"
     "     \"match\": {\"kinds\": [\"ALTER_SYSTEM\", \"LOAD\"]},\n"
     "     \"action\": \"deny\",\n"
@@ -54,7 +58,7 @@ static const char default_policy_json[] =
     "     \"match\": {\"facts\": [\"copy_server_file\"]},\n"
     "     \"action\": \"review\",\n"
     "     \"reviewers\": [\"dba\"],\n"
-    "     \"message\": \"COPY to or from a server file or program needs an approval\"}\n"
+    "     \"message\": \"server files and programs (COPY, pg_read_file, lo_export) need an approval\"}\n"
     "  ]\n"
     "}\n";
 
