@@ -3,7 +3,9 @@
 # columns (table OID + attnum) to schema.table.column, so seeded PII stays
 # hidden under aliases, views, expressions, aggregates, CTEs, UNION,
 # RETURNING, cursors, COPY TO STDOUT and binary results; unmasked columns
-# pass untouched. Driver: tests/integration/policy_catalog.c.
+# pass untouched. Also: the default policy against the real server (refused
+# statements never run, lookalikes do, the connection stays usable).
+# Driver: tests/integration/policy_catalog.c.
 source "$(dirname "$0")/lib/harness.sh"
 DRIVER=${HOOPCTL_BUILD:-$HOOPCTL_ROOT/build}/tests/integration/policy_catalog
 [[ -x $DRIVER ]] || fail "driver not built: $DRIVER (make build/tests/integration/policy_catalog)"
@@ -106,6 +108,24 @@ out=$(POLICY_CATALOG_CONNINFO="host=127.0.0.1 port=1 connect_timeout=2" run "sel
 assert_contains "$out" "catalog:" "the driver reports the catalog failure"
 assert_contains "$out" "row: 0|****" "fail closed: id and name masked"
 assert_not_contains "$out" "Alice"
+
+# The default policy against the real server: what it refuses is never sent,
+# lookalikes run, and the same connection keeps working.
+"$HOOPCTL_BIN" policy default >"$HARNESS_TMP/default.json"
+out=$("$DRIVER" "$HARNESS_TMP/default.json" \
+  "drop table users" "select 1; truncate users" "delete from users" "do \$\$ begin drop table users; end \$\$" \
+  "alter table users add column x int" "set role postgres" \
+  "create table \"drop table users\" (a int)" "insert into \"drop table users\" values (1)" \
+  "select 'drop table users' as s" "select count(*) from \"drop table users\"" "select id from users order by id")
+assert_contains "$out" "decision: deny deny-destructive-ddl"
+assert_contains "$out" "decision: review review-no-where"
+assert_contains "$out" "decision: deny deny-role-changes"
+assert_contains "$out" "row: drop table users" "a literal that looks like DDL runs"
+assert_contains "$out" "row: 1
+counters" "the lookalike table was created and written"
+assert_contains "$out" "row: 2" "the connection still answers after refusals"
+assert_eq "2" "$(psql -Atc 'select count(*) from users')" "nothing refused reached the server"
+assert_eq "" "$(psql -Atc "select attname from pg_attribute where attrelid = 'users'::regclass and attname = 'x'")"
 
 # The session stays usable and the data is unchanged.
 assert_eq "alice@example.com" "$(psql -Atc 'select email from users where id = 1')"
