@@ -1,7 +1,27 @@
 /* policy.h — the policy engine: classify SQL with PostgreSQL's own parser
  * (libpg_query), decide allow / deny / review / mask from JSON rules, and mask
  * result values (column rules resolved through the catalog, content detectors).
- * Nothing here prints or exits; errors come back as values with a message. */
+ * Nothing here prints or exits; errors come back as values with a message.
+ *
+ * How the gateway uses it (one struct policy per connection definition, shared
+ * read-only by its sessions; one struct policy_session and one catalog per
+ * client session):
+ *   Query (simple protocol)   policy_check(p, s, sql, groups, &d, &analysis)
+ *                             deny -> ErrorResponse with d.message, review -> hold;
+ *                             analysis gives the audit its normalized text and
+ *                             fingerprint (a cache hit copies them, no parsing).
+ *   Parse name, sql           policy_session_parse(s, name, sql, err); -1 -> refuse
+ *   Bind portal <- name       the gateway remembers which statement a portal runs;
+ *                             parameters are values: audited, never judged
+ *   Execute portal            policy_check_prepared(p, s, name, groups, &d)
+ *   Close statement name      policy_session_close(s, name)
+ *   RowDescription            policy_mask_plan_build(p, catalog, stmt, d.action,
+ *                             d.mask_style, cols, n, &plan, err); plan.any false ->
+ *                             forward DataRows untouched
+ *   DataRow value (not NULL)  policy_mask_value(p, &plan, col, v, len, &out, &n, err)
+ *   CopyOutResponse + rows    policy_mask_plan_build_copy + policy_mask_copy_row
+ *   CommandComplete           policy_mask_counters_json(&plan) into the audit record
+ * After a DDL statement ran, catalog->forget (when set) drops cached names. */
 #ifndef HOOPCTL_POLICY_H
 #define HOOPCTL_POLICY_H
 
@@ -205,6 +225,8 @@ struct policy_catalog {
     int (*resolve)(struct policy_catalog *self, uint32_t table_oid, int16_t attnum,
                    struct policy_column_info *info, char err[POLICY_ERR_MAX]);
     void (*free)(struct policy_catalog *self);
+    /* Drop cached answers (after DDL renamed or replaced something); may be NULL. */
+    void (*forget)(struct policy_catalog *self);
 };
 
 /* The libpq implementation: a side connection (conninfo as for PQconnectdb),

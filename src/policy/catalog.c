@@ -190,11 +190,18 @@ static int catalog_resolve(struct policy_catalog *self, uint32_t oid, int16_t at
     return -1;
 }
 
-static void catalog_free(struct policy_catalog *self)
+static void catalog_forget(struct policy_catalog *self)
 {
     struct catalog_pg *c = (struct catalog_pg *)self;
     for (size_t i = 0; i < c->n; i++)
         info_free(&c->entries[i].info);
+    c->n = 0;
+}
+
+static void catalog_free(struct policy_catalog *self)
+{
+    struct catalog_pg *c = (struct catalog_pg *)self;
+    catalog_forget(self);
     free(c->entries);
     PQfinish(c->conn);
     free(c);
@@ -209,6 +216,7 @@ struct policy_catalog *policy_catalog_pg_new(const char *conninfo, char err[POLI
     }
     c->base.resolve = catalog_resolve;
     c->base.free = catalog_free;
+    c->base.forget = catalog_forget;
     c->conn = PQconnectdb(conninfo);
     if (PQstatus(c->conn) != CONNECTION_OK) {
         snprintf(err, POLICY_ERR_MAX, "catalog connection failed: %s", PQerrorMessage(c->conn));

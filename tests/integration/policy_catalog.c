@@ -133,6 +133,8 @@ static int run_one(PGconn *conn, struct policy *p, struct policy_catalog *cat, c
     } else if (PQresultStatus(res) != PGRES_COMMAND_OK) {
         fprintf(stderr, "query failed: %s", PQerrorMessage(conn));
         rc = -1;
+    } else if (cat && cat->forget && st && strcmp(st->category, "ddl") == 0) {
+        cat->forget(cat); /* as the gateway does after DDL ran */
     }
     PQclear(res);
     policy_analysis_free(&a);

@@ -127,6 +127,16 @@ assert_contains "$out" "row: 2" "the connection still answers after refusals"
 assert_eq "2" "$(psql -Atc 'select count(*) from users')" "nothing refused reached the server"
 assert_eq "" "$(psql -Atc "select attname from pg_attribute where attrelid = 'users'::regclass and attname = 'x'")"
 
+# Cached names are dropped after DDL: a column renamed into a masked name is masked.
+cat >"$HARNESS_TMP/rename.json" <<'JSON'
+{"masking": {"columns": [{"column": "public.users.secret_name"}]}}
+JSON
+out=$("$DRIVER" "$HARNESS_TMP/rename.json" "select name from users where id = 1" \
+  "alter table users rename column name to secret_name" "select secret_name from users where id = 1" \
+  "alter table users rename column secret_name to name")
+assert_contains "$out" "row: Alice" "before the rename the column is readable"
+assert_contains "$out" "row: ****" "after the rename the masked name applies in the same session"
+
 # The session stays usable and the data is unchanged.
 assert_eq "alice@example.com" "$(psql -Atc 'select email from users where id = 1')"
 echo "policy catalog ok"
