@@ -54,8 +54,10 @@ enum policy_fact {
     POLICY_FACT_SEARCH_PATH = 1u << 10,    /* search_path was changed (by this statement or earlier
                                               in the session): unqualified names may be anywhere */
     POLICY_FACT_CASCADE = 1u << 11,        /* DROP ... CASCADE: may drop what depends on it, tables too */
+    POLICY_FACT_COPY_CUSTOM = 1u << 12,    /* COPY in CSV/binary format or with custom delimiter, NULL
+                                              string, header, quoting: its rows cannot be masked */
 };
-#define POLICY_FACT_LAST POLICY_FACT_CASCADE
+#define POLICY_FACT_LAST POLICY_FACT_COPY_CUSTOM
 
 /* Unqualified names are taken to be in "public" (search_path "$user",
  * public) until the session changes search_path; from then on they match a
@@ -309,7 +311,9 @@ int policy_mask_plan_build(const struct policy *p, struct policy_catalog *catalo
 /* The plan for COPY ... TO STDOUT (CopyOutResponse carries no table OIDs or
  * types): every column is masked (as \N) when the statement reads a relation
  * that a column rule names by table, or when the action is POLICY_MASK;
- * detectors run on every field. */
+ * detectors run on every field. Only the default text format can be masked:
+ * when masking is needed and the COPY uses another format (or stmt is NULL,
+ * so the format is unknown), -1 with err — the gateway refuses the COPY. */
 int policy_mask_plan_build_copy(const struct policy *p, const struct policy_stmt *stmt,
                                 enum policy_action statement_action, size_t ncols,
                                 struct policy_mask_plan *out, char err[POLICY_ERR_MAX]);

@@ -467,6 +467,16 @@ static int walk_node(struct walker *w, const char *type, json_t *n, bool write)
             st->facts |= POLICY_FACT_COPY_OUT;
         if (json_object_get(n, "filename") || json_is_true(json_object_get(n, "is_program")))
             st->facts |= POLICY_FACT_COPY_PROGRAM;
+        size_t oi;
+        json_t *opt;
+        json_array_foreach(json_object_get(n, "options"), oi, opt) {
+            json_t *d = json_object_get(opt, "DefElem");
+            const char *name = jstr(d, "defname");
+            const char *val = jstr(json_object_get(json_object_get(d, "arg"), "String"), "sval");
+            if (name && (strcmp(name, "format") != 0 || !val || strcmp(val, "text") != 0) &&
+                strcmp(name, "freeze") != 0 && strcmp(name, "encoding") != 0)
+                st->facts |= POLICY_FACT_COPY_CUSTOM;
+        }
         json_t *rel = json_object_get(n, "relation");
         if (rel && add_range_var(w, rel, from) < 0)
             return -1;
@@ -1053,6 +1063,7 @@ const char *policy_fact_name(unsigned fact_bit)
     case POLICY_FACT_UNKNOWN_PREPARED: return "unknown_prepared";
     case POLICY_FACT_SEARCH_PATH: return "search_path_changed";
     case POLICY_FACT_CASCADE: return "cascade";
+    case POLICY_FACT_COPY_CUSTOM: return "copy_custom_format";
     default: return NULL;
     }
 }

@@ -518,9 +518,14 @@ int policy_mask_plan_build_copy(const struct policy *p, const struct policy_stmt
                                 enum policy_action statement_action, size_t ncols, struct policy_mask_plan *out,
                                 char err[POLICY_ERR_MAX])
 {
+    bool mask_all = statement_action == POLICY_MASK || (p->ncolumns && (!stmt || stmt_reads_masked_table(p, stmt) >= 0));
+    if ((mask_all || p->detectors) && (!stmt || (stmt->facts & POLICY_FACT_COPY_CUSTOM))) {
+        snprintf(err, POLICY_ERR_MAX, "COPY output can be masked only in the default text format");
+        memset(out, 0, sizeof(*out));
+        return -1;
+    }
     if (plan_alloc(out, ncols, err) < 0)
         return -1;
-    bool mask_all = statement_action == POLICY_MASK || (p->ncolumns && (!stmt || stmt_reads_masked_table(p, stmt) >= 0));
     for (size_t i = 0; i < ncols; i++) {
         struct policy_column_plan *cp = &out->cols[i];
         snprintf(cp->label, sizeof(cp->label), "copy column %zu", i + 1);

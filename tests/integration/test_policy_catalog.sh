@@ -99,6 +99,12 @@ assert_no_pii "$out" "COPY"
 assert_contains "$out" 'copy: \N	\N	\N'
 assert_contains "$out" "copy: 1	****************" "detectors on COPY fields of other tables (full style keeps length)"
 
+set +e
+err=$(run "copy users to stdout with (format csv)" 2>&1)
+set -e
+assert_contains "$err" "can be masked only in the default text format" "CSV COPY of a masked table is refused"
+assert_no_pii "$err" "refused CSV COPY"
+
 # Another schema with the same table name is not masked by public.users.email.
 out=$(run "select email from crm.leads")
 assert_contains "$out" "row: ****************" "…but the email detector still catches it"

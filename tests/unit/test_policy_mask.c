@@ -590,6 +590,32 @@ static void test_copy_rows(void **state)
     json_decref(c);
     policy_mask_plan_free(&plan);
     policy_analysis_free(&a);
+    /* CSV, binary, custom delimiters or an unknown statement: refused. */
+    static const char *const custom[] = {"copy tickets to stdout with (format csv)", "copy tickets to stdout csv header",
+                                         "copy tickets to stdout with (format binary)",
+                                         "copy tickets to stdout with (delimiter ',')",
+                                         "copy tickets to stdout with (null 'x')"};
+    for (size_t i = 0; i < sizeof(custom) / sizeof(custom[0]); i++) {
+        assert_int_equal(policy_classify(custom[i], NULL, &a, err), 0);
+        assert_true(a.stmts[0].facts & POLICY_FACT_COPY_CUSTOM);
+        assert_int_equal(policy_mask_plan_build_copy(p, &a.stmts[0], POLICY_ALLOW, 2, &plan, err), -1);
+        assert_non_null(strstr(err, "text format"));
+        policy_analysis_free(&a);
+    }
+    assert_int_equal(policy_mask_plan_build_copy(p, NULL, POLICY_ALLOW, 2, &plan, err), -1);
+    assert_int_equal(policy_classify("copy tickets to stdout with (format text)", NULL, &a, err), 0);
+    assert_false(a.stmts[0].facts & POLICY_FACT_COPY_CUSTOM);
+    assert_int_equal(policy_mask_plan_build_copy(p, &a.stmts[0], POLICY_ALLOW, 2, &plan, err), 0);
+    policy_mask_plan_free(&plan);
+    policy_analysis_free(&a);
+    /* Nothing to mask: any format goes. */
+    struct policy *none = load("{}");
+    assert_int_equal(policy_classify("copy tickets to stdout csv", NULL, &a, err), 0);
+    assert_int_equal(policy_mask_plan_build_copy(none, &a.stmts[0], POLICY_ALLOW, 2, &plan, err), 0);
+    assert_false(plan.any);
+    policy_mask_plan_free(&plan);
+    policy_analysis_free(&a);
+    policy_free(none);
     policy_free(p);
 }
 
