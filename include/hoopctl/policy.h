@@ -10,7 +10,7 @@
  *                             deny -> ErrorResponse with d.message, review -> hold;
  *                             analysis gives the audit its normalized text and
  *                             fingerprint (a cache hit copies them, no parsing).
- *   Parse name, sql           policy_session_parse(s, name, sql, err); -1 -> refuse
+ *   Parse name, sql           policy_session_parse(p, s, name, sql, err); -1 -> refuse
  *   Bind portal <- name       the gateway remembers which statement a portal runs;
  *                             parameters are values: audited, never judged
  *   Execute portal            policy_check_prepared(p, s, name, groups, &d)
@@ -99,6 +99,7 @@ struct policy_analysis {
 };
 
 struct policy_session;
+struct policy;
 
 /* Classify sql (NUL-terminated). A parse error fails: -1 with the parser's
  * message (and position) in err. session may be NULL; with a session, SQL
@@ -121,9 +122,10 @@ char *policy_redact_literals(const char *sql, char err[POLICY_ERR_MAX]);
 struct policy_session *policy_session_new(void);
 void policy_session_free(struct policy_session *s);
 /* Extended protocol Parse: name "" is the unnamed statement. Classifies sql
- * and remembers it. Re-using a name that was ever prepared keeps the union of
- * both (the server may have refused the second Parse). */
-int policy_session_parse(struct policy_session *s, const char *name, const char *sql,
+ * (through p's cache when p is not NULL: drivers Parse the same text again
+ * and again) and remembers it. Re-using a name that may still exist keeps
+ * the union of both (the server refuses a second Parse of a live name). */
+int policy_session_parse(struct policy *p, struct policy_session *s, const char *name, const char *sql,
                          char err[POLICY_ERR_MAX]);
 /* Extended protocol Close of a statement: the entry goes (a protocol Close
  * cannot fail). SQL DEALLOCATE keeps entries, since it can fail at the server. */

@@ -712,8 +712,8 @@ static void groups_key(const char *const *groups, char *out, size_t outlen)
     size_t o = 0;
     out[0] = '\0';
     for (size_t i = 0; groups && groups[i]; i++) {
-        if (strchr(groups[i], 0x1e) || strchr(groups[i], 0x1f))
-            return;
+        if (strchr(groups[i], 0x1d) || strchr(groups[i], 0x1e) || strchr(groups[i], 0x1f))
+            return; /* 0x1d keys the Parse cache (session.c) */
         int n = snprintf(out + o, outlen - o, "%s%s", i ? "\x1e" : "", groups[i]);
         if (n < 0 || (size_t)n >= outlen - o) {
             out[0] = '\0';

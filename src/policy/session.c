@@ -109,11 +109,30 @@ int policy_session_remember(struct policy_session *s, const char *name,
     return store(s, name, st, false, err);
 }
 
-int policy_session_parse(struct policy_session *s, const char *name, const char *sql,
+/* Classify sql for a Parse, through the policy's cache under a key no group
+ * list can produce (the decision there is unused; only the classification). */
+static int classify_for_parse(struct policy *p, struct policy_session *s, const char *sql,
+                              struct policy_analysis *a, char err[POLICY_ERR_MAX])
+{
+    static const char parse_key[] = "\x1d";
+    bool cache = p && !s->search_path_changed && strlen(sql) <= POLICY_CACHE_MAX_SQL;
+    struct policy_decision unused;
+    if (cache && policy_cache_get(&p->cache, parse_key, sql, &unused, a))
+        return 0;
+    if (policy_classify(sql, s, a, err) < 0)
+        return -1;
+    if (cache && a->cacheable) {
+        memset(&unused, 0, sizeof(unused));
+        policy_cache_put(&p->cache, parse_key, sql, &unused, a, false);
+    }
+    return 0;
+}
+
+int policy_session_parse(struct policy *p, struct policy_session *s, const char *name, const char *sql,
                          char err[POLICY_ERR_MAX])
 {
     struct policy_analysis a;
-    if (policy_classify(sql, s, &a, err) < 0)
+    if (classify_for_parse(p, s, sql, &a, err) < 0)
         return -1;
     if (a.nstmts > 1) {
         policy_analysis_free(&a);

@@ -270,8 +270,8 @@ static void test_prepared_tracker(void **state)
     assert_non_null(s);
 
     /* Extended protocol: Parse then Execute, judged by the statement. */
-    assert_int_equal(policy_session_parse(s, "s1", "delete from t", err), 0);
-    assert_int_equal(policy_session_parse(s, "s2", "select * from t where id = $1", err), 0);
+    assert_int_equal(policy_session_parse(p, s, "s1", "delete from t", err), 0);
+    assert_int_equal(policy_session_parse(p, s, "s2", "select * from t where id = $1", err), 0);
     assert_int_equal(policy_session_count(s), 2);
     assert_int_equal(policy_check_prepared(p, s, "s1", NULL, &d), 0);
     assert_int_equal(d.action, POLICY_REVIEW);
@@ -287,26 +287,41 @@ static void test_prepared_tracker(void **state)
     assert_int_equal(d.rule_index, POLICY_RULE_UNKNOWN_PREPARED);
 
     /* A second Parse of a live name keeps the union (the server refuses it). */
-    assert_int_equal(policy_session_parse(s, "s1", "select 1", err), 0);
+    assert_int_equal(policy_session_parse(p, s, "s1", "select 1", err), 0);
     assert_int_equal(policy_check_prepared(p, s, "s1", NULL, &d), 0);
     assert_int_equal(d.action, POLICY_REVIEW);
     /* After a protocol Close the name is free again. */
     policy_session_close(s, "s1");
     assert_null(policy_session_lookup(s, "s1"));
-    assert_int_equal(policy_session_parse(s, "s1", "select 1", err), 0);
+    assert_int_equal(policy_session_parse(p, s, "s1", "select 1", err), 0);
     assert_int_equal(policy_check_prepared(p, s, "s1", NULL, &d), 0);
     assert_int_equal(d.action, POLICY_ALLOW);
 
     /* The unnamed statement is replaced on every Parse. */
-    assert_int_equal(policy_session_parse(s, "", "delete from t", err), 0);
-    assert_int_equal(policy_session_parse(s, "", "select 1", err), 0);
+    assert_int_equal(policy_session_parse(p, s, "", "delete from t", err), 0);
+    assert_int_equal(policy_session_parse(p, s, "", "select 1", err), 0);
     assert_int_equal(policy_check_prepared(p, s, "", NULL, &d), 0);
     assert_int_equal(d.action, POLICY_ALLOW);
 
+    /* Parsing the same text again is answered from the cache, and is judged the same. */
+    uint64_t hits0, hits1, misses;
+    policy_cache_stats(p, &hits0, &misses);
+    assert_int_equal(policy_session_parse(p, s, "s7", "select * from t where id = $1", err), 0);
+    policy_cache_stats(p, &hits1, &misses);
+    assert_int_equal(hits1, hits0 + 1);
+    assert_string_equal(policy_session_lookup(s, "s7")->kind, "SELECT");
+    assert_int_equal(policy_session_parse(p, s, "s8", "delete from t", err), 0);
+    assert_int_equal(policy_check_prepared(p, s, "s8", NULL, &d), 0);
+    assert_int_equal(d.action, POLICY_REVIEW);
+    /* Without a policy (no cache) it works the same. */
+    assert_int_equal(policy_session_parse(NULL, s, "s9", "truncate t", err), 0);
+    assert_int_equal(policy_check_prepared(p, s, "s9", NULL, &d), 0);
+    assert_int_equal(d.action, POLICY_DENY);
+
     /* Parse errors and multiple commands are refused. */
-    assert_int_equal(policy_session_parse(s, "bad", "selec 1", err), -1);
+    assert_int_equal(policy_session_parse(p, s, "bad", "selec 1", err), -1);
     assert_non_null(strstr(err, "syntax error"));
-    assert_int_equal(policy_session_parse(s, "two", "select 1; select 2", err), -1);
+    assert_int_equal(policy_session_parse(p, s, "two", "select 1; select 2", err), -1);
     assert_non_null(strstr(err, "multiple commands"));
 
     /* SQL PREPARE in one simple query, EXECUTE in a later one. */
