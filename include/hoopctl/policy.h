@@ -218,6 +218,8 @@ struct policy_column_ref {
 struct policy_column_info {
     struct policy_column_ref ref;  /* the relation's own column */
     bool is_view;                  /* relation is a view / materialized view */
+    bool derived;                  /* a view column computed by an expression: base holds
+                                      every column the view reads */
     struct policy_column_ref *base;/* for views: base columns the view reads */
     size_t nbase;
     bool unknown;                  /* could not be resolved: mask (fail closed) */

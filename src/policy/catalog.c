@@ -1,7 +1,8 @@
 /* catalog.c — the catalog resolver over a libpq side connection: table OID +
- * attribute number -> schema.table.column, and for views the base columns
- * they read (pg_rewrite + pg_depend, recursively). Answers are cached per
- * (OID, attnum) for the life of the resolver. */
+ * attribute number -> schema.table.column; for a view column, its base column
+ * (from the view rule's target list in pg_rewrite) or, for an expression,
+ * every column the view reads (pg_depend); views of views are followed.
+ * Answers are cached per (OID, attnum) until forget(). */
 #include "hoopctl/policy.h"
 
 #include <libpq-fe.h>
@@ -40,6 +41,70 @@ static const char view_sql[] =
     "  AND d.objid = r.oid AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjsubid > 0 "
     "JOIN pg_catalog.pg_class c ON c.oid = d.refobjid "
     "WHERE r.ev_class = $1::oid AND d.refobjid <> $1::oid";
+
+/* The view's _RETURN rule, as the server's node text. */
+static const char rule_sql[] =
+    "SELECT ev_action FROM pg_catalog.pg_rewrite WHERE ev_class = $1::oid AND rulename = '_RETURN'";
+
+/* Where view column attnum comes from, read from the rule's node text: the
+ * top-level query's TARGETENTRY with that :resno carries :resorigtbl and
+ * :resorigcol, which the server sets for plain column references (through
+ * subqueries and CTEs too) and leaves 0 for expressions. Returns true with
+ * *tbl != 0 when the column is a plain reference. Node text escapes
+ * parentheses and braces in names with a backslash. */
+static bool view_column_origin(const char *action, int attnum, uint32_t *tbl, int16_t *col)
+{
+    int depth = 0, entry_resno = -1;
+    long entry_tbl = 0, entry_col = 0;
+    bool in_list = false, key_may_start = false; /* after an unescaped space or '{' */
+    for (const char *c = action; *c; c++) {
+        if (*c == '\\') {
+            if (c[1])
+                c++; /* an escaped character is part of a name */
+            key_may_start = false;
+            continue;
+        }
+        if (*c == '(' || *c == '{') {
+            depth++;
+            if (in_list && depth == 4)
+                entry_resno = -1, entry_tbl = 0, entry_col = 0;
+            key_may_start = *c == '{';
+            continue;
+        }
+        if (*c == ')' || *c == '}') {
+            if (in_list && depth == 4 && entry_resno == attnum) {
+                *tbl = (uint32_t)entry_tbl;
+                *col = (int16_t)entry_col;
+                return entry_tbl > 0 && entry_col > 0;
+            }
+            depth--;
+            if (in_list && depth < 3)
+                return false; /* the list ended without the column */
+            key_may_start = false;
+            continue;
+        }
+        if (*c != ':' || !key_may_start) {
+            key_may_start = *c == ' ';
+            continue;
+        }
+        const char *key = c + 1;
+        size_t klen = strcspn(key, " (){}\\");
+        const char *val = key + klen;
+        while (*val == ' ')
+            val++;
+        if (!in_list && depth == 2 && klen == 10 && strncmp(key, "targetList", 10) == 0)
+            in_list = true;
+        else if (in_list && depth == 4 && klen == 5 && strncmp(key, "resno", 5) == 0)
+            entry_resno = atoi(val);
+        else if (in_list && depth == 4 && klen == 10 && strncmp(key, "resorigtbl", 10) == 0)
+            entry_tbl = strtol(val, NULL, 10);
+        else if (in_list && depth == 4 && klen == 10 && strncmp(key, "resorigcol", 10) == 0)
+            entry_col = strtol(val, NULL, 10);
+        key_may_start = false;
+        c = key + klen - 1;
+    }
+    return false;
+}
 
 static void info_free(struct policy_column_info *info)
 {
@@ -101,6 +166,8 @@ static int view_bases(struct catalog_pg *c, uint32_t oid, struct policy_column_i
         if (rc == 0) {
             if (b.unknown)
                 info->unknown = true;
+            if (b.derived)
+                info->derived = true;
             if (!b.is_view)
                 rc = add_base(info, &b.ref);
             for (size_t k = 0; k < b.nbase && rc == 0; k++)
@@ -112,6 +179,45 @@ static int view_bases(struct catalog_pg *c, uint32_t oid, struct policy_column_i
     if (rc < 0 && !err[0])
         snprintf(err, POLICY_ERR_MAX, "out of memory");
     return rc;
+}
+
+/* A view column that is a plain reference: its base column (followed
+ * through views of views). 0 found, 1 not a plain reference, -1 error. */
+static int view_origin(struct catalog_pg *c, uint32_t oid, int16_t attnum, struct policy_column_info *info,
+                       int depth, char err[POLICY_ERR_MAX])
+{
+    if (depth >= CATALOG_MAX_VIEW_DEPTH)
+        return 1;
+    char soid[16];
+    snprintf(soid, sizeof(soid), "%u", oid);
+    const char *params[] = {soid};
+    PGresult *r = query(c, rule_sql, 1, params, err);
+    if (!r)
+        return -1;
+    uint32_t tbl = 0;
+    int16_t col = 0;
+    bool plain = PQntuples(r) == 1 && view_column_origin(PQgetvalue(r, 0, 0), attnum, &tbl, &col);
+    PQclear(r);
+    if (!plain)
+        return 1;
+    struct policy_column_info b = {0};
+    if (lookup(c, tbl, col, &b, depth + 1, err) < 0)
+        return -1;
+    int rc = 0;
+    if (b.unknown)
+        info->unknown = true;
+    if (b.derived)
+        info->derived = true;
+    if (!b.is_view)
+        rc = add_base(info, &b.ref);
+    for (size_t k = 0; k < b.nbase && rc == 0; k++)
+        rc = add_base(info, &b.base[k]);
+    info_free(&b);
+    if (rc < 0) {
+        snprintf(err, POLICY_ERR_MAX, "out of memory");
+        return -1;
+    }
+    return 0;
 }
 
 static int lookup(struct catalog_pg *c, uint32_t oid, int16_t attnum, struct policy_column_info *info,
@@ -136,10 +242,14 @@ static int lookup(struct catalog_pg *c, uint32_t oid, int16_t attnum, struct pol
     char kind = PQgetvalue(r, 0, 3)[0];
     PQclear(r);
     if (kind == 'v' || kind == 'm') {
-        /* A view column may come from any column the view reads: the view's
-         * columns carry all of its base columns (over-masking, never under). */
         info->is_view = true;
-        if (view_bases(c, oid, info, depth, err) < 0) {
+        int rc = view_origin(c, oid, attnum, info, depth, err);
+        if (rc == 0)
+            return 0;
+        /* An expression (or an unreadable rule): the column carries every
+         * base column the view reads (over-masking, never under). */
+        info->derived = true;
+        if (rc < 0 || view_bases(c, oid, info, depth, err) < 0) {
             info_free(info);
             return -1;
         }

@@ -497,6 +497,9 @@ int policy_mask_plan_build(const struct policy *p, struct policy_catalog *catalo
                 style = column_rule_style(p, &info.ref);
                 for (size_t b = 0; style < 0 && b < info.nbase; b++)
                     style = column_rule_style(p, &info.base[b]);
+                /* An expression may hold several masked values: never partial. */
+                if (info.derived && style == POLICY_STYLE_PARTIAL)
+                    style = POLICY_STYLE_FULL;
             }
         }
         if (style >= 0) {

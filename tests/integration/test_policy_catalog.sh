@@ -19,6 +19,7 @@ insert into users values
 create view v_users as select id, email as contact from users;
 create view v_names as select id, name from users;
 create view v_deep as select contact from v_users;
+create view v_mixed as select id, upper(email) as shout, name, s.email as "odd :resorigtbl 0 name" from (select * from users) s;
 create schema crm;
 create table crm.leads (id int, email text);
 insert into crm.leads values (1, 'dave@example.com');
@@ -53,11 +54,19 @@ assert_contains "$out" "row: a****@example.com|****"
 
 out=$(run "select contact from v_users order by id" "select contact from v_deep")
 assert_no_pii "$out" "views"
-assert_contains "$out" "row: a****@example.com" "a view column takes the style of the masked base column"
+assert_contains "$out" "row: a****@example.com" "a view column takes the style of its masked base column"
 assert_contains "$out" '"public.v_deep.contact":2' "a view over a view is resolved too"
 
 out=$(run "select id, name from v_names order by id")
 assert_contains "$out" "row: 1|Alice" "a view over unmasked columns stays readable"
+
+# A view's plain columns map to their own base column (through subqueries);
+# an expression column carries every column the view reads.
+out=$(run "select id, name, shout, \"odd :resorigtbl 0 name\" from v_mixed order by id")
+assert_no_pii "$out" "view with expressions"
+assert_contains "$out" "row: 1|Alice|****|a****@example.com" "id and name readable, expression masked, email partial"
+out=$(run "select id from v_users order by id")
+assert_contains "$out" "row: 1" "a view's unmasked column next to a masked one stays readable"
 
 for q in "select upper(email) from users" "select email || '!' from users" "select substr(email, 1, 30) from users" \
          "select email::varchar(50) from users" "select reverse(email) from users" "select format('%s', email) from users" \
