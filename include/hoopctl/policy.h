@@ -179,6 +179,10 @@ bool policy_redacts_literals(const struct policy *p);
  * array, may be NULL). The most severe statement decides; ties go to the first. */
 void policy_decide(const struct policy *p, const struct policy_analysis *a,
                    const char *const *groups, struct policy_decision *out);
+/* One statement's own decision: for the result sets of a multi-statement
+ * string, where statement i's rows follow statement i's rule (mask style). */
+void policy_decide_stmt(const struct policy *p, const struct policy_stmt *st,
+                        const char *const *groups, struct policy_decision *out);
 
 /* The gateway's entry point for a statement: classify (or hit the decision
  * cache) and decide. A parse error is a deny carrying the parser's message,

@@ -658,7 +658,7 @@ static bool rule_matches(const struct policy_match *m, const struct policy_stmt 
     return true;
 }
 
-static void decide_stmt(const struct policy *p, const struct policy_stmt *st, const char *const *groups,
+void policy_decide_stmt(const struct policy *p, const struct policy_stmt *st, const char *const *groups,
                         struct policy_decision *out)
 {
     memset(out, 0, sizeof(*out));
@@ -698,7 +698,7 @@ void policy_decide(const struct policy *p, const struct policy_analysis *a, cons
     out->mask_style = p->fallback.style;
     for (size_t i = 0; i < a->nstmts; i++) {
         struct policy_decision d;
-        decide_stmt(p, &a->stmts[i], groups, &d);
+        policy_decide_stmt(p, &a->stmts[i], groups, &d);
         d.stmt_index = i;
         if (i == 0 || d.action > out->action)
             *out = d;
@@ -768,7 +768,7 @@ int policy_check_prepared(struct policy *p, struct policy_session *s, const char
     const struct policy_stmt *st = policy_session_lookup(s, name);
     if (!st) {
         struct policy_stmt unknown = {.prepared_name = (char *)name, .facts = POLICY_FACT_UNKNOWN_PREPARED};
-        decide_stmt(p, &unknown, groups, out);
+        policy_decide_stmt(p, &unknown, groups, out);
         return 0;
     }
     struct policy_analysis a = {.stmts = (struct policy_stmt *)st, .nstmts = 1};

@@ -141,6 +141,19 @@ static void test_first_match_and_groups(void **state)
     assert_int_equal(d.action, POLICY_DENY);
     assert_int_equal(d.stmt_index, 1);
 
+    /* Each statement keeps its own decision for its own result set. */
+    struct policy_analysis a;
+    char cerr[POLICY_ERR_MAX];
+    assert_int_equal(policy_classify("select * from crm.leads; select 1", NULL, &a, cerr), 0);
+    policy_decide(p, &a, NULL, &d);
+    assert_int_equal(d.action, POLICY_MASK);
+    policy_decide_stmt(p, &a.stmts[1], NULL, &d);
+    assert_int_equal(d.action, POLICY_ALLOW);
+    policy_decide_stmt(p, &a.stmts[0], NULL, &d);
+    assert_int_equal(d.action, POLICY_MASK);
+    assert_string_equal(d.rule_name, "mask-crm");
+    policy_analysis_free(&a);
+
     /* A parse error is a deny carrying the parser's message. */
     d = decide(p, "select * from", dba);
     assert_int_equal(d.action, POLICY_DENY);
