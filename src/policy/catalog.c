@@ -143,6 +143,27 @@ static int add_base(struct policy_column_info *info, const struct policy_column_
 static int lookup(struct catalog_pg *c, uint32_t oid, int16_t attnum, struct policy_column_info *info,
                   int depth, char err[POLICY_ERR_MAX]);
 
+/* Look (oid, attnum) up and add what it stands for to info's base columns:
+ * the column itself, or for a view column its own base columns. */
+static int add_column_bases(struct catalog_pg *c, uint32_t oid, int16_t attnum, struct policy_column_info *info,
+                            int depth, char err[POLICY_ERR_MAX])
+{
+    struct policy_column_info b = {0};
+    if (lookup(c, oid, attnum, &b, depth + 1, err) < 0)
+        return -1;
+    int rc = 0;
+    info->unknown = info->unknown || b.unknown;
+    info->derived = info->derived || b.derived;
+    if (!b.is_view)
+        rc = add_base(info, &b.ref);
+    for (size_t k = 0; k < b.nbase && rc == 0; k++)
+        rc = add_base(info, &b.base[k]);
+    info_free(&b);
+    if (rc < 0)
+        snprintf(err, POLICY_ERR_MAX, "out of memory");
+    return rc;
+}
+
 /* The base columns of view `oid`, appended to info (views of views followed). */
 static int view_bases(struct catalog_pg *c, uint32_t oid, struct policy_column_info *info, int depth,
                       char err[POLICY_ERR_MAX])
@@ -161,23 +182,9 @@ static int view_bases(struct catalog_pg *c, uint32_t oid, struct policy_column_i
     for (int i = 0; i < PQntuples(r) && rc == 0; i++) {
         uint32_t boid = (uint32_t)strtoul(PQgetvalue(r, i, 0), NULL, 10);
         int16_t batt = (int16_t)atoi(PQgetvalue(r, i, 1));
-        struct policy_column_info b = {0};
-        rc = lookup(c, boid, batt, &b, depth + 1, err);
-        if (rc == 0) {
-            if (b.unknown)
-                info->unknown = true;
-            if (b.derived)
-                info->derived = true;
-            if (!b.is_view)
-                rc = add_base(info, &b.ref);
-            for (size_t k = 0; k < b.nbase && rc == 0; k++)
-                rc = add_base(info, &b.base[k]);
-        }
-        info_free(&b);
+        rc = add_column_bases(c, boid, batt, info, depth, err);
     }
     PQclear(r);
-    if (rc < 0 && !err[0])
-        snprintf(err, POLICY_ERR_MAX, "out of memory");
     return rc;
 }
 
@@ -200,24 +207,7 @@ static int view_origin(struct catalog_pg *c, uint32_t oid, int16_t attnum, struc
     PQclear(r);
     if (!plain)
         return 1;
-    struct policy_column_info b = {0};
-    if (lookup(c, tbl, col, &b, depth + 1, err) < 0)
-        return -1;
-    int rc = 0;
-    if (b.unknown)
-        info->unknown = true;
-    if (b.derived)
-        info->derived = true;
-    if (!b.is_view)
-        rc = add_base(info, &b.ref);
-    for (size_t k = 0; k < b.nbase && rc == 0; k++)
-        rc = add_base(info, &b.base[k]);
-    info_free(&b);
-    if (rc < 0) {
-        snprintf(err, POLICY_ERR_MAX, "out of memory");
-        return -1;
-    }
-    return 0;
+    return add_column_bases(c, tbl, col, info, depth, err);
 }
 
 static int lookup(struct catalog_pg *c, uint32_t oid, int16_t attnum, struct policy_column_info *info,
