@@ -85,6 +85,9 @@ struct policy_stmt {
     size_t ncolumns;
     char **aliases;        /* relation aliases (a lone alias in a column is a whole row) */
     size_t naliases;
+    char **sources;        /* the column names referenced outside RETURNING lists: values
+                              that may flow into what the statement writes */
+    size_t nsources;
     unsigned facts;        /* enum policy_fact bits */
     char *prepared_name;   /* PREPARE/EXECUTE/DEALLOCATE target, NULL otherwise; "" for ALL */
     char *normalized;      /* libpg_query normalized text (literals as $n), may be NULL */
@@ -195,6 +198,7 @@ void policy_decide_stmt(const struct policy *p, const struct policy_stmt *st,
 #define POLICY_RULE_DEFAULT (-1)
 #define POLICY_RULE_PARSE_ERROR (-2)
 #define POLICY_RULE_UNKNOWN_PREPARED (-3)
+#define POLICY_RULE_MASKED_COPY (-4)   /* would copy masked values where masking cannot follow */
 int policy_check(struct policy *p, struct policy_session *s, const char *sql,
                  const char *const *groups, struct policy_decision *out,
                  struct policy_analysis *analysis_out);

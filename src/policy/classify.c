@@ -91,6 +91,9 @@ int policy_stmt_merge(struct policy_stmt *into, const struct policy_stmt *from)
     for (size_t i = 0; i < from->naliases; i++)
         if (strv_add(&into->aliases, &into->naliases, from->aliases[i], strlen(from->aliases[i])) < 0)
             return -1;
+    for (size_t i = 0; i < from->nsources; i++)
+        if (strv_add(&into->sources, &into->nsources, from->sources[i], strlen(from->sources[i])) < 0)
+            return -1;
     into->facts |= from->facts;
     return 0;
 }
@@ -107,6 +110,7 @@ void policy_stmt_clear(struct policy_stmt *st)
     policy_strv_free(st->functions, st->nfunctions);
     policy_strv_free(st->columns, st->ncolumns);
     policy_strv_free(st->aliases, st->naliases);
+    policy_strv_free(st->sources, st->nsources);
     free(st->prepared_name);
     free(st->normalized);
     memset(st, 0, sizeof(*st));
@@ -242,6 +246,7 @@ struct walker {
     char **ctes;           /* CTE names: an unqualified RangeVar of that name is no relation */
     size_t nctes;
     int stmt_depth;        /* nesting of data statements (CTEs, subqueries) */
+    int in_returning;      /* inside a RETURNING list */
     int body_depth;        /* nesting of code bodies */
     char *err;
 };
@@ -326,7 +331,11 @@ static int walk_members(struct walker *w, json_t *obj, const char *const *write_
         for (size_t i = 0; write_keys && write_keys[i]; i++)
             if (strcmp(key, write_keys[i]) == 0)
                 wr = true;
-        if (walk(w, val, wr) < 0)
+        bool returning = strcmp(key, "returningList") == 0;
+        w->in_returning += returning;
+        int rc = walk(w, val, wr);
+        w->in_returning -= returning;
+        if (rc < 0)
             return -1;
     }
     return 0;
@@ -401,6 +410,8 @@ static int walk_node(struct walker *w, const char *type, json_t *n, bool write)
             c = "*";
         /* A lone name may be a whole-row reference (row_to_json(t)): recorded too. */
         if (c && strv_add(&st->columns, &st->ncolumns, c, strlen(c)) < 0)
+            return -1;
+        if (c && !w->in_returning && strv_add(&st->sources, &st->nsources, c, strlen(c)) < 0)
             return -1;
         return 0;
     }
@@ -772,10 +783,13 @@ static int walk(struct walker *w, json_t *node, bool write)
         const char *alias = strcmp(key, "alias") == 0 ? jstr(val, "aliasname") : NULL;
         if (alias && strv_add(&w->st->aliases, &w->st->naliases, alias, strlen(alias)) < 0)
             return -1;
+        bool returning = strcmp(key, "returningList") == 0;
+        w->in_returning += returning;
         if (isupper((unsigned char)key[0]) && json_is_object(val))
             rc = walk_node(w, key, val, write);
         else
             rc = walk(w, val, write);
+        w->in_returning -= returning;
         if (rc < 0)
             return -1;
     }

@@ -418,39 +418,45 @@ static int stmt_reads_masked_table(const struct policy *p, const struct policy_s
     return -1;
 }
 
+/* Whether names (column references of st) may read a masked column: a name
+ * matches a rule's column part, or st reads a masked table and a name is a
+ * star or a whole-row reference (row_to_json(u)). Returns the style or -1. */
+static int masked_ref_style(const struct policy *p, const struct policy_stmt *st, char **names, size_t n)
+{
+    for (size_t i = 0; i < p->ncolumns; i++) {
+        char s[POLICY_NAME_MAX], t[POLICY_NAME_MAX], c[POLICY_NAME_MAX];
+        rule_parts(p->columns[i].pattern, s, t, c);
+        for (size_t k = 0; k < n; k++)
+            if (strcmp(names[k], "*") != 0 && policy_glob(c, names[k]))
+                return (int)p->columns[i].style;
+    }
+    int r = stmt_reads_masked_table(p, st);
+    if (r < 0)
+        return -1;
+    for (size_t k = 0; k < n; k++) {
+        if (strcmp(names[k], "*") == 0)
+            return (int)p->columns[r].style;
+        for (size_t a = 0; a < st->naliases; a++)
+            if (strcmp(names[k], st->aliases[a]) == 0)
+                return (int)p->columns[r].style;
+        for (size_t a = 0; a < st->nrelations; a++)
+            if (strcmp(names[k], st->relations[a].name) == 0)
+                return (int)p->columns[r].style;
+    }
+    /* Reads a masked table but no column of it by a masked name, and no whole
+     * row: count(*), ids, other columns — left unmasked. */
+    return -1;
+}
+
 /* A computed column (table OID 0) is masked when its statement may read a
- * masked column: a referenced column name matches a rule's column part, or
- * the statement reads a masked table and uses a star or a whole-row reference
- * (row_to_json(u)). Without a statement it is masked. Returns the style or -1. */
+ * masked column; without a statement it is masked. Returns the style or -1. */
 static int computed_column_style(const struct policy *p, const struct policy_stmt *st)
 {
     if (!p->ncolumns)
         return -1;
     if (!st)
         return (int)p->columns[0].style;
-    for (size_t i = 0; i < p->ncolumns; i++) {
-        char s[POLICY_NAME_MAX], t[POLICY_NAME_MAX], c[POLICY_NAME_MAX];
-        rule_parts(p->columns[i].pattern, s, t, c);
-        for (size_t k = 0; k < st->ncolumns; k++)
-            if (strcmp(st->columns[k], "*") != 0 && policy_glob(c, st->columns[k]))
-                return (int)p->columns[i].style;
-    }
-    int r = stmt_reads_masked_table(p, st);
-    if (r < 0)
-        return -1;
-    for (size_t k = 0; k < st->ncolumns; k++) {
-        if (strcmp(st->columns[k], "*") == 0)
-            return (int)p->columns[r].style;
-        for (size_t a = 0; a < st->naliases; a++)
-            if (strcmp(st->columns[k], st->aliases[a]) == 0)
-                return (int)p->columns[r].style;
-        for (size_t a = 0; a < st->nrelations; a++)
-            if (strcmp(st->columns[k], st->relations[a].name) == 0)
-                return (int)p->columns[r].style;
-    }
-    /* Reads a masked table but no column of it by a masked name, and no whole
-     * row: count(*), ids, other columns — left unmasked. */
-    return -1;
+    return masked_ref_style(p, st, st->columns, st->ncolumns);
 }
 
 static int plan_alloc(struct policy_mask_plan *out, size_t ncols, char err[POLICY_ERR_MAX])
@@ -463,6 +469,11 @@ static int plan_alloc(struct policy_mask_plan *out, size_t ncols, char err[POLIC
     }
     out->ncols = ncols;
     return 0;
+}
+
+bool policy_stmt_reads_masked(const struct policy *p, const struct policy_stmt *st)
+{
+    return p->ncolumns && masked_ref_style(p, st, st->sources, st->nsources) >= 0;
 }
 
 int policy_mask_plan_build(const struct policy *p, struct policy_catalog *catalog, const struct policy_stmt *stmt,

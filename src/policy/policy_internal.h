@@ -28,6 +28,10 @@ int policy_session_remember(struct policy_session *s, const char *name,
 void policy_session_mark_search_path(struct policy_session *s);
 bool policy_session_search_path_changed(const struct policy_session *s);
 
+/* Whether st reads a column that a column rule masks (by name, star or
+ * whole-row reference) outside RETURNING lists (mask.c). */
+bool policy_stmt_reads_masked(const struct policy *p, const struct policy_stmt *st);
+
 /* Glob match (fnmatch, case-sensitive; '*' crosses dots). */
 bool policy_glob(const char *pattern, const char *s);
 

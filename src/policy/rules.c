@@ -658,6 +658,28 @@ static bool rule_matches(const struct policy_match *m, const struct policy_stmt 
     return true;
 }
 
+/* Whether st puts values somewhere result masking cannot follow: into a
+ * table (INSERT, UPDATE, MERGE, SELECT INTO, CREATE TABLE AS, materialized
+ * views) or out through a side channel (pg_notify, large objects). */
+static bool stmt_copies_values(const struct policy_stmt *st)
+{
+    static const char *const kinds[] = {"INSERT", "UPDATE", "MERGE", "SELECT_INTO", "CREATE_TABLE",
+                                        "CREATE_MATERIALIZED_VIEW", "REFRESH_MATERIALIZED_VIEW", NULL};
+    static const char *const funcs[] = {"pg_notify", "lo_from_bytea", "lo_put", NULL};
+    for (size_t i = 0; i < st->nkinds; i++)
+        for (size_t k = 0; kinds[k]; k++)
+            if (strcmp(st->kinds[i], kinds[k]) == 0)
+                return true;
+    for (size_t i = 0; i < st->nfunctions; i++) {
+        const char *dot = strrchr(st->functions[i], '.');
+        const char *base = dot ? dot + 1 : st->functions[i];
+        for (size_t k = 0; funcs[k]; k++)
+            if (strcmp(base, funcs[k]) == 0)
+                return true;
+    }
+    return false;
+}
+
 void policy_decide_stmt(const struct policy *p, const struct policy_stmt *st, const char *const *groups,
                         struct policy_decision *out)
 {
@@ -684,6 +706,21 @@ void policy_decide_stmt(const struct policy *p, const struct policy_stmt *st, co
     snprintf(out->message, sizeof(out->message), "%s", hit->message);
     snprintf(out->reviewers, sizeof(out->reviewers), "%s", hit->reviewers);
     out->mask_style = hit->style;
+
+    /* Masking works on result rows. A statement that reads masked values and
+     * writes them into a table or a side channel would take them past it:
+     * refused, unless an allow rule that names groups matched (their members
+     * are trusted with the data). */
+    bool trusted = hit != &p->fallback && hit->action == POLICY_ALLOW && hit->match.ngroups > 0;
+    if ((out->action == POLICY_ALLOW || out->action == POLICY_MASK) && !trusted && stmt_copies_values(st) &&
+        (out->action == POLICY_MASK || policy_stmt_reads_masked(p, st))) {
+        out->action = POLICY_DENY;
+        out->rule_index = POLICY_RULE_MASKED_COPY;
+        snprintf(out->rule_name, sizeof(out->rule_name), "masked-data-copy");
+        snprintf(out->message, sizeof(out->message),
+                 "the statement would copy masked columns into a table or a side channel");
+        out->reviewers[0] = '\0';
+    }
 }
 
 void policy_decide(const struct policy *p, const struct policy_analysis *a, const char *const *groups,

@@ -81,6 +81,15 @@ done
 
 out=$(run "update users set name = name where id = 1 returning email, ssn")
 assert_no_pii "$out" "RETURNING"
+assert_contains "$out" "row: a****@example.com|****" "RETURNING rows come back masked"
+
+# Copying masked values into a table would take them past masking: refused, nothing written.
+out=$(run "insert into crm.leads select id, email from users" "create table stash as select * from users" \
+          "update users set name = email where id = 2")
+assert_eq 3 "$(grep -c 'decision: deny masked-data-copy' <<<"$out")" "every copy of masked values is refused"
+assert_eq 1 "$(psql -Atc 'select count(*) from crm.leads')"
+assert_eq "" "$(psql -Atc "select relname from pg_class where relname = 'stash'")"
+assert_eq "Carol" "$(psql -Atc 'select name from users where id = 2')"
 
 out=$(psql -Atq -v ON_ERROR_STOP=1 -c "select 1" && run "begin" "declare c cursor for select email, ssn from users" "fetch all from c" "commit")
 assert_no_pii "$out" "cursor"

@@ -408,6 +408,56 @@ static void test_analysis_json_and_redaction(void **state)
     free(sql);
 }
 
+static void test_masked_copy_guard(void **state)
+{
+    (void)state;
+    char err[POLICY_ERR_MAX];
+    struct policy *p = load("{\"rules\": [{\"name\": \"dba\", \"match\": {\"groups\": [\"dba\"]}, \"action\": \"allow\"},"
+                            " {\"name\": \"crm\", \"match\": {\"relations\": [\"crm.*\"]}, \"action\": \"mask\"}],"
+                            " \"masking\": {\"columns\": [{\"column\": \"public.users.email\"}]}}", err);
+    assert_non_null(p);
+    const char *dba[] = {"dba", NULL};
+    static const char *const refused[] = {
+        "insert into mine select email from users",
+        "create table mine as select * from users",
+        "select email into mine from users",
+        "update users set name = email",
+        "update other set note = (select email from users u where u.id = other.id) where id = 1",
+        "select pg_notify('c', email) from users",
+        "with x as (insert into log select row_to_json(u) from users u returning 1) select 1",
+        "create materialized view mv as select upper(email) from users",
+        "insert into mine select * from crm.leads",       /* a statement-level mask rule */
+    };
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        struct policy_decision d = decide(p, refused[i], NULL);
+        if (d.action != POLICY_DENY || d.rule_index != POLICY_RULE_MASKED_COPY)
+            fail_msg("[%s] should be refused as a masked copy, got %s (%s)", refused[i],
+                     policy_action_name(d.action), d.rule_name);
+        /* An allow rule naming the user's group trusts them with the data. */
+        assert_int_equal(decide(p, refused[i], dba).action, POLICY_ALLOW);
+    }
+    static const char *const fine[] = {
+        "select email from users",                        /* masked in the result */
+        "update users set email = 'x' where id = 1",      /* writes, reads no masked column */
+        "delete from users where email = 'a@b.c'",        /* reads it, copies nothing */
+        "update users set name = 'x' where id = 1 returning email", /* RETURNING rows are masked */
+        "insert into users (id, name) values (3, 'z') returning *",
+        "insert into mine select name from users",
+        "insert into mine values ('alice@example.com')",
+        "select * from crm.leads",
+    };
+    for (size_t i = 0; i < sizeof(fine) / sizeof(fine[0]); i++) {
+        struct policy_decision d = decide(p, fine[i], NULL);
+        if (d.action == POLICY_DENY)
+            fail_msg("[%s] should not be refused (%s)", fine[i], d.rule_name);
+    }
+    policy_free(p);
+    /* Without column rules the guard has nothing to guard. */
+    p = load("{}", err);
+    assert_int_equal(decide(p, "insert into mine select email from users", NULL).action, POLICY_ALLOW);
+    policy_free(p);
+}
+
 static void test_load_file(void **state)
 {
     (void)state;
@@ -472,6 +522,7 @@ int main(void)
         cmocka_unit_test(test_cache),
         cmocka_unit_test(test_prepared_tracker),
         cmocka_unit_test(test_analysis_json_and_redaction),
+        cmocka_unit_test(test_masked_copy_guard),
         cmocka_unit_test(test_load_file),
         cmocka_unit_test(test_hostile_sql),
     };
