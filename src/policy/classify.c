@@ -321,6 +321,23 @@ static bool has_analyze_option(json_t *options)
     return false;
 }
 
+static int walk_node(struct walker *w, const char *type, json_t *n, bool write);
+
+/* One member of an object: a typed node ("SelectStmt": {...}) or a field.
+ * Aliases are noted; column references inside RETURNING are told apart. */
+static int walk_member(struct walker *w, const char *key, json_t *val, bool write)
+{
+    const char *alias = strcmp(key, "alias") == 0 ? jstr(val, "aliasname") : NULL;
+    if (alias && strv_add(&w->st->aliases, &w->st->naliases, alias, strlen(alias)) < 0)
+        return -1;
+    bool returning = strcmp(key, "returningList") == 0;
+    w->in_returning += returning;
+    int rc = isupper((unsigned char)key[0]) && json_is_object(val) ? walk_node(w, key, val, write)
+                                                                   : walk(w, val, write);
+    w->in_returning -= returning;
+    return rc;
+}
+
 /* Walk every member of an object; `write_keys` members are walked as writes. */
 static int walk_members(struct walker *w, json_t *obj, const char *const *write_keys, bool write)
 {
@@ -331,11 +348,7 @@ static int walk_members(struct walker *w, json_t *obj, const char *const *write_
         for (size_t i = 0; write_keys && write_keys[i]; i++)
             if (strcmp(key, write_keys[i]) == 0)
                 wr = true;
-        bool returning = strcmp(key, "returningList") == 0;
-        w->in_returning += returning;
-        int rc = walk(w, val, wr);
-        w->in_returning -= returning;
-        if (rc < 0)
+        if (walk_member(w, key, val, wr) < 0)
             return -1;
     }
     return 0;
@@ -778,21 +791,9 @@ static int walk(struct walker *w, json_t *node, bool write)
         return add_range_var(w, node, write);
     const char *key;
     json_t *val;
-    json_object_foreach(node, key, val) {
-        int rc;
-        const char *alias = strcmp(key, "alias") == 0 ? jstr(val, "aliasname") : NULL;
-        if (alias && strv_add(&w->st->aliases, &w->st->naliases, alias, strlen(alias)) < 0)
+    json_object_foreach(node, key, val)
+        if (walk_member(w, key, val, write) < 0)
             return -1;
-        bool returning = strcmp(key, "returningList") == 0;
-        w->in_returning += returning;
-        if (isupper((unsigned char)key[0]) && json_is_object(val))
-            rc = walk_node(w, key, val, write);
-        else
-            rc = walk(w, val, write);
-        w->in_returning -= returning;
-        if (rc < 0)
-            return -1;
-    }
     return 0;
 }
 
