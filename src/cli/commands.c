@@ -13,6 +13,7 @@ extern const struct cli_command cli_cmd_login;
 extern const struct cli_command cli_cmd_logout;
 extern const struct cli_command cli_cmd_whoami;
 extern const struct cli_command cli_cmd_token;
+extern const struct cli_command cli_cmd_policy;
 
 const struct cli_command *const cli_commands[] = {
     &cli_cmd_help,
@@ -23,6 +24,7 @@ const struct cli_command *const cli_commands[] = {
     &cli_cmd_logout,
     &cli_cmd_whoami,
     &cli_cmd_token,
+    &cli_cmd_policy,
     NULL,
 };
 

@@ -1,0 +1,358 @@
+/* policy.h — the policy engine: classify SQL with PostgreSQL's own parser
+ * (libpg_query), decide allow / deny / review / mask from JSON rules, and mask
+ * result values (column rules resolved through the catalog, content detectors).
+ * Nothing here prints or exits; errors come back as values with a message.
+ *
+ * How the gateway uses it (one struct policy per connection definition, shared
+ * read-only by its sessions; one struct policy_session and one catalog per
+ * client session):
+ *   Query (simple protocol)   policy_check(p, s, sql, groups, &d, &analysis)
+ *                             deny -> ErrorResponse with d.message, review -> hold;
+ *                             analysis gives the audit its normalized text and
+ *                             fingerprint (a cache hit copies them, no parsing).
+ *   Parse name, sql           policy_session_parse(p, s, name, sql, err); -1 -> refuse
+ *   Bind portal <- name       the gateway remembers which statement a portal runs;
+ *                             parameters are values: audited, never judged
+ *   Execute portal            policy_check_prepared(p, s, name, groups, &d)
+ *   Close statement name      policy_session_close(s, name)
+ *   RowDescription            policy_mask_plan_build(p, catalog, stmt, d.action,
+ *                             d.mask_style, cols, n, &plan, err); plan.any false ->
+ *                             forward DataRows untouched
+ *   DataRow value (not NULL)  policy_mask_value(p, &plan, col, v, len, &out, &n, err)
+ *   CopyOutResponse + rows    policy_mask_plan_build_copy + policy_mask_copy_row
+ *   CommandComplete           policy_mask_counters_json(&plan) into the audit record
+ * After a DDL statement ran, catalog->forget (when set) drops cached names. */
+#ifndef HOOPCTL_POLICY_H
+#define HOOPCTL_POLICY_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define POLICY_ERR_MAX 256          /* error buffers: callers pass char[POLICY_ERR_MAX] */
+#define POLICY_MAX_SQL (1u << 20)   /* statements longer than this are refused */
+#define POLICY_NAME_MAX 64          /* PostgreSQL identifiers are at most 63 bytes */
+
+/* ------------------------------------------------------------------ */
+/* Classification                                                      */
+
+/* Facts about a statement, as a bit set. */
+enum policy_fact {
+    POLICY_FACT_NO_WHERE = 1u << 0,        /* UPDATE or DELETE without WHERE (anywhere, CTEs too) */
+    POLICY_FACT_RUNS_CODE = 1u << 1,       /* DO, CALL, CREATE FUNCTION/PROCEDURE with a body */
+    POLICY_FACT_DYNAMIC_SQL = 1u << 2,     /* SQL the parser cannot see: plpgsql EXECUTE of a string,
+                                              functions that run SQL text (dblink_exec, query_to_xml) */
+    POLICY_FACT_EXPLAIN_ANALYZE = 1u << 3, /* EXPLAIN ANALYZE: judged as its inner statement */
+    POLICY_FACT_WRITES = 1u << 4,          /* modifies data (INSERT/UPDATE/DELETE/MERGE/COPY FROM, CTEs) */
+    POLICY_FACT_MODIFYING_CTE = 1u << 5,   /* WITH x AS (INSERT/UPDATE/DELETE ...) */
+    POLICY_FACT_COPY_OUT = 1u << 6,        /* COPY ... TO STDOUT or TO a file/program */
+    POLICY_FACT_COPY_PROGRAM = 1u << 7,    /* COPY ... TO/FROM PROGRAM or a server file; functions
+                                              that read or write server files (pg_read_file, lo_export) */
+    POLICY_FACT_PREPARED = 1u << 8,        /* judged through a prepared statement */
+    POLICY_FACT_UNKNOWN_PREPARED = 1u << 9,/* EXECUTE of a name the session never prepared */
+    POLICY_FACT_SEARCH_PATH = 1u << 10,    /* search_path was changed (by this statement or earlier
+                                              in the session): unqualified names may be anywhere */
+    POLICY_FACT_CASCADE = 1u << 11,        /* DROP ... CASCADE: may drop what depends on it, tables too */
+    POLICY_FACT_COPY_CUSTOM = 1u << 12,    /* COPY in CSV/binary format or with custom delimiter, NULL
+                                              string, header, quoting: its rows cannot be masked */
+};
+#define POLICY_FACT_LAST POLICY_FACT_COPY_CUSTOM
+
+/* Unqualified names are taken to be in "public" (search_path "$user",
+ * public) until the session changes search_path; from then on they match a
+ * pattern in any schema (fail closed). */
+struct policy_relation {
+    char *schema;          /* as written; NULL when unqualified */
+    char *name;
+    bool write;            /* written (INSERT/UPDATE/DELETE/MERGE/COPY FROM/TRUNCATE/DDL) */
+};
+
+/* One statement's classification. Strings are owned by the analysis. */
+struct policy_stmt {
+    char *text;            /* this statement's text, as split from the input */
+    const char *kind;      /* primary command kind (kinds[0]), e.g. "SELECT", "DROP_TABLE" */
+    const char *category;  /* "data", "ddl", "system", "session", "code", "prepared",
+                              "transaction", "utility" */
+    char **kinds;          /* every kind the statement runs (primary first), nkinds */
+    size_t nkinds;
+    struct policy_relation *relations;
+    size_t nrelations;
+    char **functions;      /* called functions, schema-qualified as written */
+    size_t nfunctions;
+    char **columns;        /* column names the statement references ("*" for a star);
+                              for computed-column masking */
+    size_t ncolumns;
+    char **aliases;        /* relation aliases (a lone alias in a column is a whole row) */
+    size_t naliases;
+    char **sources;        /* the column names referenced outside RETURNING lists: values
+                              that may flow into what the statement writes */
+    size_t nsources;
+    unsigned facts;        /* enum policy_fact bits */
+    char *prepared_name;   /* PREPARE/EXECUTE/DEALLOCATE target, NULL otherwise; "" for ALL */
+    char *normalized;      /* libpg_query normalized text (literals as $n), may be NULL */
+    char fingerprint[17];  /* libpg_query fingerprint, hex */
+};
+
+/* The classification of one input string (one or more statements). */
+struct policy_analysis {
+    struct policy_stmt *stmts;
+    size_t nstmts;
+    bool cacheable;        /* no session state was read or changed (no PREPARE/EXECUTE/...) */
+};
+
+struct policy_session;
+struct policy;
+
+/* Classify sql (NUL-terminated). A parse error fails: -1 with the parser's
+ * message (and position) in err. session may be NULL; with a session, SQL
+ * PREPARE/EXECUTE/DEALLOCATE/DISCARD are tracked and EXECUTE is judged by the
+ * prepared statement. */
+int policy_classify(const char *sql, struct policy_session *session,
+                    struct policy_analysis *out, char err[POLICY_ERR_MAX]);
+void policy_analysis_free(struct policy_analysis *a);
+/* The facts as names ("no_where", "runs_code", ...), for output and rules. */
+const char *policy_fact_name(unsigned fact_bit);
+/* The classification as JSON (new reference). */
+json_t *policy_analysis_to_json(const struct policy_analysis *a);
+/* The text with every literal replaced by $n, for audit with redact_literals.
+ * Returns a malloc'd string, or NULL with err set. */
+char *policy_redact_literals(const char *sql, char err[POLICY_ERR_MAX]);
+
+/* ------------------------------------------------------------------ */
+/* Per-session prepared-statement tracker (SQL PREPARE and protocol Parse) */
+
+struct policy_session *policy_session_new(void);
+void policy_session_free(struct policy_session *s);
+/* Extended protocol Parse: name "" is the unnamed statement. Classifies sql
+ * (through p's cache when p is not NULL: drivers Parse the same text again
+ * and again) and remembers it. Re-using a name that may still exist keeps
+ * the union of both (the server refuses a second Parse of a live name). */
+int policy_session_parse(struct policy *p, struct policy_session *s, const char *name, const char *sql,
+                         char err[POLICY_ERR_MAX]);
+/* Extended protocol Close of a statement: the entry goes (a protocol Close
+ * cannot fail). SQL DEALLOCATE keeps entries, since it can fail at the server. */
+void policy_session_close(struct policy_session *s, const char *name);
+/* The classification of a prepared statement, or NULL when unknown. */
+const struct policy_stmt *policy_session_lookup(const struct policy_session *s, const char *name);
+size_t policy_session_count(const struct policy_session *s);
+
+/* ------------------------------------------------------------------ */
+/* Rules and decisions                                                  */
+
+enum policy_action {
+    POLICY_ALLOW = 0,
+    POLICY_MASK,           /* allow, and mask every result column with the rule's style */
+    POLICY_REVIEW,         /* hold for an approver in one of reviewers */
+    POLICY_DENY,
+};
+
+enum policy_mask_style {
+    POLICY_STYLE_FULL = 0, /* redact the whole value */
+    POLICY_STYLE_PARTIAL,  /* keep a short prefix/suffix: a***@example.com */
+    POLICY_STYLE_HASH,     /* HMAC-SHA-256 pseudonym, stable for joins/GROUP BY */
+};
+
+struct policy_decision {
+    enum policy_action action;
+    int rule_index;        /* index in the rule list, -1 for the default */
+    char rule_name[POLICY_NAME_MAX];
+    char message[POLICY_ERR_MAX];  /* deny message or review reason */
+    char reviewers[POLICY_ERR_MAX];/* comma-separated reviewer groups (review) */
+    enum policy_mask_style mask_style; /* for POLICY_MASK */
+    size_t stmt_index;     /* the statement that decided, in a multi-statement string */
+    bool cached;           /* answered from the decision cache */
+};
+
+struct policy;
+
+/* Parse and validate rules. On error returns NULL and err names the rule
+ * index and field ("rules[2].match.kinds: ..."). */
+struct policy *policy_load_json(const json_t *doc, char err[POLICY_ERR_MAX]);
+struct policy *policy_load_file(const char *path, char err[POLICY_ERR_MAX]);
+struct policy *policy_load_default(void);
+/* The built-in default policy document (new reference). */
+json_t *policy_default_json(void);
+void policy_free(struct policy *p);
+/* Whether the policy asks for audit of every statement / literal redaction. */
+bool policy_audit(const struct policy *p);
+bool policy_redacts_literals(const struct policy *p);
+
+/* Decide on an analysed statement list for a user in groups (NULL-terminated
+ * array, may be NULL). The most severe statement decides; ties go to the first. */
+void policy_decide(const struct policy *p, const struct policy_analysis *a,
+                   const char *const *groups, struct policy_decision *out);
+/* One statement's own decision: for the result sets of a multi-statement
+ * string, where statement i's rows follow statement i's rule (mask style). */
+void policy_decide_stmt(const struct policy *p, const struct policy_stmt *st,
+                        const char *const *groups, struct policy_decision *out);
+
+/* The gateway's entry point for a statement: classify (or hit the decision
+ * cache) and decide. A parse error is a deny carrying the parser's message,
+ * returned as 0 with action DENY and rule_index POLICY_RULE_PARSE_ERROR.
+ * analysis_out may be NULL; when given it receives the classification (the
+ * caller frees it), with the normalized text and fingerprint for the audit
+ * and the statement for computed-column masking. A cache hit (same groups,
+ * same text, no session state involved) skips the parser either way.
+ * Returns -1 only when memory runs out (out is a deny; refuse the statement). */
+#define POLICY_RULE_DEFAULT (-1)
+#define POLICY_RULE_PARSE_ERROR (-2)
+#define POLICY_RULE_UNKNOWN_PREPARED (-3)
+#define POLICY_RULE_MASKED_COPY (-4)   /* would copy masked values where masking cannot follow */
+int policy_check(struct policy *p, struct policy_session *s, const char *sql,
+                 const char *const *groups, struct policy_decision *out,
+                 struct policy_analysis *analysis_out);
+/* Decide on a protocol-level named statement at Execute time (Bind params do
+ * not change the statement's shape, so they are audited, not judged). */
+int policy_check_prepared(struct policy *p, struct policy_session *s, const char *name,
+                          const char *const *groups, struct policy_decision *out);
+
+/* Decision cache statistics (hits, misses) for tests and metrics. */
+void policy_cache_stats(const struct policy *p, uint64_t *hits, uint64_t *misses);
+
+const char *policy_action_name(enum policy_action a);
+const char *policy_style_name(enum policy_mask_style s);
+
+/* ------------------------------------------------------------------ */
+/* Catalog resolver: table OID + attribute number -> names               */
+
+struct policy_column_ref {
+    char schema[POLICY_NAME_MAX];
+    char table[POLICY_NAME_MAX];
+    char column[POLICY_NAME_MAX];
+};
+
+/* What the resolver knows about one result column's source. */
+struct policy_column_info {
+    struct policy_column_ref ref;  /* the relation's own column */
+    bool is_view;                  /* relation is a view / materialized view */
+    bool derived;                  /* a view column computed by an expression: base holds
+                                      every column the view reads */
+    struct policy_column_ref *base;/* for views: base columns the view reads */
+    size_t nbase;
+    bool unknown;                  /* could not be resolved: mask (fail closed) */
+};
+
+struct policy_catalog {
+    /* Fill info for (table_oid, attnum); 0 or -1 with err. info->base is
+     * owned by the catalog and valid until it is freed. */
+    int (*resolve)(struct policy_catalog *self, uint32_t table_oid, int16_t attnum,
+                   struct policy_column_info *info, char err[POLICY_ERR_MAX]);
+    void (*free)(struct policy_catalog *self);
+    /* Drop cached answers (after DDL renamed or replaced something); may be NULL. */
+    void (*forget)(struct policy_catalog *self);
+};
+
+/* The libpq implementation: a side connection (conninfo as for PQconnectdb),
+ * answers cached per (OID, attnum). Returns NULL with err on failure. */
+struct policy_catalog *policy_catalog_pg_new(const char *conninfo, char err[POLICY_ERR_MAX]);
+void policy_catalog_free(struct policy_catalog *c);
+
+/* ------------------------------------------------------------------ */
+/* Masking of result values                                            */
+
+enum policy_detector {
+    POLICY_DETECT_EMAIL = 1u << 0,
+    POLICY_DETECT_PHONE = 1u << 1,
+    POLICY_DETECT_CARD = 1u << 2,
+    POLICY_DETECT_SSN = 1u << 3,
+    POLICY_DETECT_IBAN = 1u << 4,
+    POLICY_DETECT_IP = 1u << 5,
+    POLICY_DETECT_SECRET = 1u << 6,
+    POLICY_DETECT_COUNT = 7,
+};
+#define POLICY_DETECT_ALL 0x7fu
+
+/* A match of a detector in a text value: [start, end). */
+struct policy_detection {
+    enum policy_detector detector;
+    size_t start, end;
+};
+/* Find matches of the detectors in mask (bit set) in text[0..len). Writes up
+ * to max non-overlapping matches in order, returns how many were found (may
+ * exceed max: then mask the whole value). */
+size_t policy_detect(const char *text, size_t len, unsigned mask,
+                     struct policy_detection *out, size_t max);
+const char *policy_detector_name(enum policy_detector d);
+/* Individual validators, exposed for tests. */
+bool policy_luhn_ok(const char *digits, size_t n);
+bool policy_iban_ok(const char *s, size_t n);
+
+/* One column of a RowDescription. */
+struct policy_column_desc {
+    const char *name;      /* result column name (for the audit record) */
+    uint32_t table_oid;    /* 0 for computed columns */
+    int16_t attnum;
+    uint32_t type_oid;
+    int16_t format;        /* 0 text, 1 binary */
+};
+
+/* What to do with one result column. */
+enum policy_column_action {
+    POLICY_COL_PASS = 0,   /* forward untouched (detectors may still run on text) */
+    POLICY_COL_MASK,       /* mask every value with style */
+};
+
+struct policy_column_plan {
+    enum policy_column_action action;
+    enum policy_mask_style style;
+    bool detect;           /* run content detectors on this column's values */
+    uint32_t type_oid;
+    int16_t format;
+    char label[3 * POLICY_NAME_MAX]; /* schema.table.column or result name, for counters */
+    uint64_t masked;       /* values masked through the column rule */
+    uint64_t detected[POLICY_DETECT_COUNT]; /* detector hits in this column */
+};
+
+/* A result set's plan: built from a RowDescription, used per DataRow. */
+struct policy_mask_plan {
+    struct policy_column_plan *cols;
+    size_t ncols;
+    bool any;              /* false: rows can be forwarded without looking at them */
+};
+
+/* Build the plan for a RowDescription. stmt is the statement that produced it
+ * (for computed columns; may be NULL: then computed columns are masked when
+ * any column rule exists). catalog may be NULL: then every table column is
+ * masked when any column rule exists (fail closed). Returns 0 or -1 with err. */
+int policy_mask_plan_build(const struct policy *p, struct policy_catalog *catalog,
+                           const struct policy_stmt *stmt, enum policy_action statement_action,
+                           enum policy_mask_style statement_style,
+                           const struct policy_column_desc *cols, size_t ncols,
+                           struct policy_mask_plan *out, char err[POLICY_ERR_MAX]);
+/* The plan for COPY ... TO STDOUT (CopyOutResponse carries no table OIDs or
+ * types): every column is masked (as \N) when the statement reads a relation
+ * that a column rule names by table, or when the action is POLICY_MASK;
+ * detectors run on every field. Only the default text format can be masked:
+ * when masking is needed and the COPY uses another format (or stmt is NULL,
+ * so the format is unknown), -1 with err — the gateway refuses the COPY. */
+int policy_mask_plan_build_copy(const struct policy *p, const struct policy_stmt *stmt,
+                                enum policy_action statement_action, size_t ncols,
+                                struct policy_mask_plan *out, char err[POLICY_ERR_MAX]);
+void policy_mask_plan_free(struct policy_mask_plan *plan);
+
+/* Mask one DataRow value of column col (not SQL NULL). Returns:
+ *   0  forward the value unchanged (*out untouched),
+ *   1  replace it with out[0..*outlen) (malloc'd; caller frees),
+ *   2  replace it with SQL NULL (no valid masked value for this type),
+ *  -1  error (err set): the caller must not forward the value. */
+int policy_mask_value(const struct policy *p, struct policy_mask_plan *plan, size_t col,
+                      const uint8_t *value, size_t len, uint8_t **out, size_t *outlen,
+                      char err[POLICY_ERR_MAX]);
+
+/* Mask a text value with a style (no type awareness). Returns malloc'd text. */
+char *policy_mask_text(const struct policy *p, enum policy_mask_style style,
+                       const char *value, size_t len, size_t *outlen);
+
+/* COPY TO STDOUT, text format: mask one CopyData row (tab-separated, \N for
+ * NULL, backslash escapes) in place of the row. Returns 0 with a malloc'd row
+ * in out, or -1 with err. */
+int policy_mask_copy_row(const struct policy *p, struct policy_mask_plan *plan,
+                         const uint8_t *row, size_t len, uint8_t **out, size_t *outlen,
+                         char err[POLICY_ERR_MAX]);
+
+/* The plan's counters as JSON for the audit record: {"columns":{label:n},
+ * "detectors":{name:n}} (new reference). */
+json_t *policy_mask_counters_json(const struct policy_mask_plan *plan);
+
+#endif

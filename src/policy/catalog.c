@@ -1,0 +1,336 @@
+/* catalog.c — the catalog resolver over a libpq side connection: table OID +
+ * attribute number -> schema.table.column; for a view column, its base column
+ * (from the view rule's target list in pg_rewrite) or, for an expression,
+ * every column the view reads (pg_depend); views of views are followed.
+ * Answers are cached per (OID, attnum) until forget(). */
+#include "hoopctl/policy.h"
+
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CATALOG_MAX_VIEW_DEPTH 8
+#define CATALOG_MAX_ENTRIES 65536
+
+struct catalog_entry {
+    uint32_t oid;
+    int16_t attnum;
+    struct policy_column_info info;
+};
+
+struct catalog_pg {
+    struct policy_catalog base;   /* first: the interface */
+    PGconn *conn;
+    struct catalog_entry *entries;
+    size_t n, cap;
+};
+
+static const char column_sql[] =
+    "SELECT n.nspname, c.relname, a.attname, c.relkind "
+    "FROM pg_catalog.pg_class c "
+    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+    "JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid "
+    "WHERE c.oid = $1::oid AND a.attnum = $2::int2";
+
+/* Every column a view's rewrite rule depends on, with its relation's kind. */
+static const char view_sql[] =
+    "SELECT DISTINCT d.refobjid, d.refobjsubid, c.relkind "
+    "FROM pg_catalog.pg_rewrite r "
+    "JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::regclass "
+    "  AND d.objid = r.oid AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjsubid > 0 "
+    "JOIN pg_catalog.pg_class c ON c.oid = d.refobjid "
+    "WHERE r.ev_class = $1::oid AND d.refobjid <> $1::oid";
+
+/* The view's _RETURN rule, as the server's node text. */
+static const char rule_sql[] =
+    "SELECT ev_action FROM pg_catalog.pg_rewrite WHERE ev_class = $1::oid AND rulename = '_RETURN'";
+
+/* Where view column attnum comes from, read from the rule's node text: the
+ * top-level query's TARGETENTRY with that :resno carries :resorigtbl and
+ * :resorigcol, which the server sets for plain column references (through
+ * subqueries and CTEs too) and leaves 0 for expressions. Returns true with
+ * *tbl != 0 when the column is a plain reference. Node text escapes
+ * parentheses and braces in names with a backslash. */
+static bool view_column_origin(const char *action, int attnum, uint32_t *tbl, int16_t *col)
+{
+    int depth = 0, entry_resno = -1;
+    long entry_tbl = 0, entry_col = 0;
+    bool in_list = false, key_may_start = false; /* after an unescaped space or '{' */
+    for (const char *c = action; *c; c++) {
+        if (*c == '\\') {
+            if (c[1])
+                c++; /* an escaped character is part of a name */
+            key_may_start = false;
+            continue;
+        }
+        if (*c == '(' || *c == '{') {
+            depth++;
+            if (in_list && depth == 4)
+                entry_resno = -1, entry_tbl = 0, entry_col = 0;
+            key_may_start = *c == '{';
+            continue;
+        }
+        if (*c == ')' || *c == '}') {
+            if (in_list && depth == 4 && entry_resno == attnum) {
+                *tbl = (uint32_t)entry_tbl;
+                *col = (int16_t)entry_col;
+                return entry_tbl > 0 && entry_col > 0;
+            }
+            depth--;
+            if (in_list && depth < 3)
+                return false; /* the list ended without the column */
+            key_may_start = false;
+            continue;
+        }
+        if (*c != ':' || !key_may_start) {
+            key_may_start = *c == ' ';
+            continue;
+        }
+        const char *key = c + 1;
+        size_t klen = strcspn(key, " (){}\\");
+        const char *val = key + klen;
+        while (*val == ' ')
+            val++;
+        if (!in_list && depth == 2 && klen == 10 && strncmp(key, "targetList", 10) == 0)
+            in_list = true;
+        else if (in_list && depth == 4 && klen == 5 && strncmp(key, "resno", 5) == 0)
+            entry_resno = atoi(val);
+        else if (in_list && depth == 4 && klen == 10 && strncmp(key, "resorigtbl", 10) == 0)
+            entry_tbl = strtol(val, NULL, 10);
+        else if (in_list && depth == 4 && klen == 10 && strncmp(key, "resorigcol", 10) == 0)
+            entry_col = strtol(val, NULL, 10);
+        key_may_start = false;
+        c = key + klen - 1;
+    }
+    return false;
+}
+
+static void info_free(struct policy_column_info *info)
+{
+    free(info->base);
+    memset(info, 0, sizeof(*info));
+}
+
+static PGresult *query(struct catalog_pg *c, const char *sql, int nparams, const char *const *params,
+                       char err[POLICY_ERR_MAX])
+{
+    PGresult *r = PQexecParams(c->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        snprintf(err, POLICY_ERR_MAX, "catalog query failed: %s", PQerrorMessage(c->conn));
+        char *nl = strchr(err, '\n');
+        if (nl)
+            *nl = '\0';
+        PQclear(r);
+        return NULL;
+    }
+    return r;
+}
+
+static int add_base(struct policy_column_info *info, const struct policy_column_ref *ref)
+{
+    for (size_t i = 0; i < info->nbase; i++)
+        if (memcmp(&info->base[i], ref, sizeof(*ref)) == 0)
+            return 0;
+    struct policy_column_ref *nb = realloc(info->base, (info->nbase + 1) * sizeof(*nb));
+    if (!nb)
+        return -1;
+    info->base = nb;
+    info->base[info->nbase++] = *ref;
+    return 0;
+}
+
+static int lookup(struct catalog_pg *c, uint32_t oid, int16_t attnum, struct policy_column_info *info,
+                  int depth, char err[POLICY_ERR_MAX]);
+
+/* Look (oid, attnum) up and add what it stands for to info's base columns:
+ * the column itself, or for a view column its own base columns. */
+static int add_column_bases(struct catalog_pg *c, uint32_t oid, int16_t attnum, struct policy_column_info *info,
+                            int depth, char err[POLICY_ERR_MAX])
+{
+    struct policy_column_info b = {0};
+    if (lookup(c, oid, attnum, &b, depth + 1, err) < 0)
+        return -1;
+    int rc = 0;
+    info->unknown = info->unknown || b.unknown;
+    info->derived = info->derived || b.derived;
+    if (!b.is_view)
+        rc = add_base(info, &b.ref);
+    for (size_t k = 0; k < b.nbase && rc == 0; k++)
+        rc = add_base(info, &b.base[k]);
+    info_free(&b);
+    if (rc < 0)
+        snprintf(err, POLICY_ERR_MAX, "out of memory");
+    return rc;
+}
+
+/* The base columns of view `oid`, appended to info (views of views followed). */
+static int view_bases(struct catalog_pg *c, uint32_t oid, struct policy_column_info *info, int depth,
+                      char err[POLICY_ERR_MAX])
+{
+    if (depth >= CATALOG_MAX_VIEW_DEPTH) {
+        info->unknown = true;
+        return 0;
+    }
+    char soid[16];
+    snprintf(soid, sizeof(soid), "%u", oid);
+    const char *params[] = {soid};
+    PGresult *r = query(c, view_sql, 1, params, err);
+    if (!r)
+        return -1;
+    int rc = 0;
+    for (int i = 0; i < PQntuples(r) && rc == 0; i++) {
+        uint32_t boid = (uint32_t)strtoul(PQgetvalue(r, i, 0), NULL, 10);
+        int16_t batt = (int16_t)atoi(PQgetvalue(r, i, 1));
+        rc = add_column_bases(c, boid, batt, info, depth, err);
+    }
+    PQclear(r);
+    return rc;
+}
+
+/* A view column that is a plain reference: its base column (followed
+ * through views of views). 0 found, 1 not a plain reference, -1 error. */
+static int view_origin(struct catalog_pg *c, uint32_t oid, int16_t attnum, struct policy_column_info *info,
+                       int depth, char err[POLICY_ERR_MAX])
+{
+    if (depth >= CATALOG_MAX_VIEW_DEPTH)
+        return 1;
+    char soid[16];
+    snprintf(soid, sizeof(soid), "%u", oid);
+    const char *params[] = {soid};
+    PGresult *r = query(c, rule_sql, 1, params, err);
+    if (!r)
+        return -1;
+    uint32_t tbl = 0;
+    int16_t col = 0;
+    bool plain = PQntuples(r) == 1 && view_column_origin(PQgetvalue(r, 0, 0), attnum, &tbl, &col);
+    PQclear(r);
+    if (!plain)
+        return 1;
+    return add_column_bases(c, tbl, col, info, depth, err);
+}
+
+static int lookup(struct catalog_pg *c, uint32_t oid, int16_t attnum, struct policy_column_info *info,
+                  int depth, char err[POLICY_ERR_MAX])
+{
+    char soid[16], satt[8];
+    snprintf(soid, sizeof(soid), "%u", oid);
+    snprintf(satt, sizeof(satt), "%d", attnum);
+    const char *params[] = {soid, satt};
+    memset(info, 0, sizeof(*info));
+    PGresult *r = query(c, column_sql, 2, params, err);
+    if (!r)
+        return -1;
+    if (PQntuples(r) != 1) {
+        info->unknown = true; /* dropped meanwhile, or a system column: mask */
+        PQclear(r);
+        return 0;
+    }
+    snprintf(info->ref.schema, sizeof(info->ref.schema), "%s", PQgetvalue(r, 0, 0));
+    snprintf(info->ref.table, sizeof(info->ref.table), "%s", PQgetvalue(r, 0, 1));
+    snprintf(info->ref.column, sizeof(info->ref.column), "%s", PQgetvalue(r, 0, 2));
+    char kind = PQgetvalue(r, 0, 3)[0];
+    PQclear(r);
+    if (kind == 'v' || kind == 'm') {
+        info->is_view = true;
+        int rc = view_origin(c, oid, attnum, info, depth, err);
+        if (rc == 0)
+            return 0;
+        /* An expression (or an unreadable rule): the column carries every
+         * base column the view reads (over-masking, never under). */
+        info->derived = true;
+        if (rc < 0 || view_bases(c, oid, info, depth, err) < 0) {
+            info_free(info);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int catalog_resolve(struct policy_catalog *self, uint32_t oid, int16_t attnum,
+                           struct policy_column_info *info, char err[POLICY_ERR_MAX])
+{
+    struct catalog_pg *c = (struct catalog_pg *)self;
+    for (size_t i = 0; i < c->n; i++)
+        if (c->entries[i].oid == oid && c->entries[i].attnum == attnum) {
+            *info = c->entries[i].info;
+            return 0;
+        }
+    if (PQstatus(c->conn) != CONNECTION_OK) {
+        PQreset(c->conn);
+        if (PQstatus(c->conn) != CONNECTION_OK) {
+            snprintf(err, POLICY_ERR_MAX, "catalog connection lost");
+            return -1;
+        }
+    }
+    struct policy_column_info found;
+    err[0] = '\0';
+    if (lookup(c, oid, attnum, &found, 0, err) < 0)
+        return -1;
+    if (c->n < CATALOG_MAX_ENTRIES) {
+        if (c->n == c->cap) {
+            size_t cap = c->cap ? c->cap * 2 : 64;
+            struct catalog_entry *ne = realloc(c->entries, cap * sizeof(*ne));
+            if (!ne) {
+                info_free(&found);
+                snprintf(err, POLICY_ERR_MAX, "out of memory");
+                return -1;
+            }
+            c->entries = ne;
+            c->cap = cap;
+        }
+        c->entries[c->n++] = (struct catalog_entry){oid, attnum, found};
+        *info = found;
+        return 0;
+    }
+    /* Cache full: answer without caching is not possible with borrowed
+     * pointers, so refuse (the caller masks). */
+    info_free(&found);
+    snprintf(err, POLICY_ERR_MAX, "catalog cache full");
+    return -1;
+}
+
+static void catalog_forget(struct policy_catalog *self)
+{
+    struct catalog_pg *c = (struct catalog_pg *)self;
+    for (size_t i = 0; i < c->n; i++)
+        info_free(&c->entries[i].info);
+    c->n = 0;
+}
+
+static void catalog_free(struct policy_catalog *self)
+{
+    struct catalog_pg *c = (struct catalog_pg *)self;
+    catalog_forget(self);
+    free(c->entries);
+    PQfinish(c->conn);
+    free(c);
+}
+
+struct policy_catalog *policy_catalog_pg_new(const char *conninfo, char err[POLICY_ERR_MAX])
+{
+    struct catalog_pg *c = calloc(1, sizeof(*c));
+    if (!c) {
+        snprintf(err, POLICY_ERR_MAX, "out of memory");
+        return NULL;
+    }
+    c->base.resolve = catalog_resolve;
+    c->base.free = catalog_free;
+    c->base.forget = catalog_forget;
+    c->conn = PQconnectdb(conninfo);
+    if (PQstatus(c->conn) != CONNECTION_OK) {
+        snprintf(err, POLICY_ERR_MAX, "catalog connection failed: %s", PQerrorMessage(c->conn));
+        char *nl = strchr(err, '\n');
+        if (nl)
+            *nl = '\0';
+        catalog_free(&c->base);
+        return NULL;
+    }
+    return &c->base;
+}
+
+void policy_catalog_free(struct policy_catalog *c)
+{
+    if (c)
+        c->free(c);
+}

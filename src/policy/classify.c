@@ -1,0 +1,1133 @@
+/* classify.c — statement classification with PostgreSQL's own parser: parse
+ * once with libpg_query, walk the JSON tree (jansson) and record per statement
+ * the command kinds, relations read and written, functions, columns and facts. */
+#include "hoopctl/policy.h"
+#include "policy_internal.h"
+
+#include <ctype.h>
+#include <pg_query.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CLASSIFY_MAX_DEPTH 4   /* nested bodies (DO, functions) classified this deep */
+
+/* ---- growable string sets owned by a statement ---- */
+
+static int strv_add(char ***v, size_t *n, const char *s, size_t len)
+{
+    for (size_t i = 0; i < *n; i++)
+        if (strlen((*v)[i]) == len && memcmp((*v)[i], s, len) == 0)
+            return 0;
+    char **nv = realloc(*v, (*n + 1) * sizeof(*nv));
+    if (!nv)
+        return -1;
+    *v = nv;
+    if (!(nv[*n] = strndup(s, len)))
+        return -1;
+    (*n)++;
+    return 0;
+}
+
+void policy_strv_free(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+int policy_stmt_add_kind(struct policy_stmt *st, const char *kind)
+{
+    if (strv_add(&st->kinds, &st->nkinds, kind, strlen(kind)) < 0)
+        return -1;
+    st->kind = st->kinds[0];
+    return 0;
+}
+
+static int stmt_add_relation(struct policy_stmt *st, const char *schema, const char *name, bool write)
+{
+    for (size_t i = 0; i < st->nrelations; i++) {
+        struct policy_relation *r = &st->relations[i];
+        bool same_schema = (!r->schema && !schema) || (r->schema && schema && strcmp(r->schema, schema) == 0);
+        if (same_schema && strcmp(r->name, name) == 0) {
+            r->write = r->write || write;
+            return 0;
+        }
+    }
+    struct policy_relation *nr = realloc(st->relations, (st->nrelations + 1) * sizeof(*nr));
+    if (!nr)
+        return -1;
+    st->relations = nr;
+    struct policy_relation *r = &nr[st->nrelations];
+    r->schema = schema ? strdup(schema) : NULL;
+    r->name = strdup(name);
+    r->write = write;
+    if (!r->name || (schema && !r->schema)) {
+        free(r->schema);
+        free(r->name);
+        return -1;
+    }
+    st->nrelations++;
+    return 0;
+}
+
+/* Merge what `from` runs into `into` (EXECUTE of a prepared statement, the
+ * statements inside a DO body). The primary kind of `into` stays. */
+int policy_stmt_merge(struct policy_stmt *into, const struct policy_stmt *from)
+{
+    for (size_t i = 0; i < from->nkinds; i++)
+        if (policy_stmt_add_kind(into, from->kinds[i]) < 0)
+            return -1;
+    for (size_t i = 0; i < from->nrelations; i++)
+        if (stmt_add_relation(into, from->relations[i].schema, from->relations[i].name,
+                              from->relations[i].write) < 0)
+            return -1;
+    for (size_t i = 0; i < from->nfunctions; i++)
+        if (strv_add(&into->functions, &into->nfunctions, from->functions[i], strlen(from->functions[i])) < 0)
+            return -1;
+    for (size_t i = 0; i < from->ncolumns; i++)
+        if (strv_add(&into->columns, &into->ncolumns, from->columns[i], strlen(from->columns[i])) < 0)
+            return -1;
+    for (size_t i = 0; i < from->naliases; i++)
+        if (strv_add(&into->aliases, &into->naliases, from->aliases[i], strlen(from->aliases[i])) < 0)
+            return -1;
+    for (size_t i = 0; i < from->nsources; i++)
+        if (strv_add(&into->sources, &into->nsources, from->sources[i], strlen(from->sources[i])) < 0)
+            return -1;
+    into->facts |= from->facts;
+    return 0;
+}
+
+void policy_stmt_clear(struct policy_stmt *st)
+{
+    free(st->text);
+    policy_strv_free(st->kinds, st->nkinds);
+    for (size_t i = 0; i < st->nrelations; i++) {
+        free(st->relations[i].schema);
+        free(st->relations[i].name);
+    }
+    free(st->relations);
+    policy_strv_free(st->functions, st->nfunctions);
+    policy_strv_free(st->columns, st->ncolumns);
+    policy_strv_free(st->aliases, st->naliases);
+    policy_strv_free(st->sources, st->nsources);
+    free(st->prepared_name);
+    free(st->normalized);
+    memset(st, 0, sizeof(*st));
+}
+
+int policy_stmt_copy(struct policy_stmt *dst, const struct policy_stmt *src)
+{
+    memset(dst, 0, sizeof(*dst));
+    if ((src->text && !(dst->text = strdup(src->text))) ||
+        (src->prepared_name && !(dst->prepared_name = strdup(src->prepared_name))) ||
+        (src->normalized && !(dst->normalized = strdup(src->normalized))) ||
+        policy_stmt_merge(dst, src) < 0) {
+        policy_stmt_clear(dst);
+        return -1;
+    }
+    dst->category = src->category;
+    memcpy(dst->fingerprint, src->fingerprint, sizeof(dst->fingerprint));
+    return 0;
+}
+
+int policy_analysis_copy(struct policy_analysis *dst, const struct policy_analysis *src)
+{
+    memset(dst, 0, sizeof(*dst));
+    dst->cacheable = src->cacheable;
+    dst->stmts = calloc(src->nstmts ? src->nstmts : 1, sizeof(*dst->stmts));
+    if (!dst->stmts)
+        return -1;
+    for (size_t i = 0; i < src->nstmts; i++) {
+        if (policy_stmt_copy(&dst->stmts[i], &src->stmts[i]) < 0) {
+            policy_analysis_free(dst);
+            return -1;
+        }
+        dst->nstmts++;
+    }
+    return 0;
+}
+
+void policy_analysis_free(struct policy_analysis *a)
+{
+    if (!a)
+        return;
+    for (size_t i = 0; i < a->nstmts; i++)
+        policy_stmt_clear(&a->stmts[i]);
+    free(a->stmts);
+    memset(a, 0, sizeof(*a));
+}
+
+/* ---- names ---- */
+
+/* "OBJECT_MATVIEW" -> "MATERIALIZED_VIEW", "OBJECT_TABLE" -> "TABLE". */
+static const char *object_type_name(const char *objtype)
+{
+    if (!objtype)
+        return "OBJECT";
+    if (strncmp(objtype, "OBJECT_", 7) == 0)
+        objtype += 7;
+    if (strcmp(objtype, "MATVIEW") == 0)
+        return "MATERIALIZED_VIEW";
+    return objtype;
+}
+
+/* "CreateConversionStmt" -> "CREATE_CONVERSION": the fallback kind for node
+ * types without an explicit entry. */
+static void camel_to_kind(const char *node, char *out, size_t outlen)
+{
+    size_t n = strlen(node), o = 0;
+    if (n > 4 && strcmp(node + n - 4, "Stmt") == 0)
+        n -= 4;
+    for (size_t i = 0; i < n && o + 2 < outlen; i++) {
+        if (i && isupper((unsigned char)node[i]) && !isupper((unsigned char)node[i - 1]))
+            out[o++] = '_';
+        out[o++] = (char)toupper((unsigned char)node[i]);
+    }
+    out[o] = '\0';
+}
+
+const char *policy_kind_category(const char *kind)
+{
+    static const struct { const char *prefix; const char *category; } map[] = {
+        {"SELECT", "data"}, {"INSERT", "data"}, {"UPDATE", "data"}, {"DELETE", "data"},
+        {"MERGE", "data"}, {"COPY", "data"}, {"VALUES", "data"}, {"TABLE", "data"},
+        {"DECLARE_CURSOR", "data"}, {"FETCH", "data"}, {"MOVE", "data"}, {"CLOSE", "data"},
+        {"ALTER_SYSTEM", "system"}, {"CREATE_ROLE", "system"}, {"ALTER_ROLE", "system"},
+        {"DROP_ROLE", "system"}, {"GRANT_ROLE", "system"}, {"REVOKE_ROLE", "system"},
+        {"LOAD", "system"}, {"CHECKPOINT", "system"}, {"REASSIGN_OWNED", "system"},
+        {"SET", "session"}, {"RESET", "session"}, {"SHOW", "session"}, {"DISCARD", "session"},
+        {"DO", "code"}, {"CALL", "code"},
+        {"PREPARE_TRANSACTION", "transaction"}, {"PREPARE", "prepared"}, {"EXECUTE", "prepared"},
+        {"DEALLOCATE", "prepared"},
+        {"BEGIN", "transaction"}, {"COMMIT", "transaction"}, {"ROLLBACK", "transaction"},
+        {"SAVEPOINT", "transaction"}, {"RELEASE", "transaction"},
+        {"CREATE", "ddl"}, {"ALTER", "ddl"}, {"DROP", "ddl"}, {"TRUNCATE", "ddl"},
+        {"COMMENT", "ddl"}, {"GRANT", "ddl"}, {"REVOKE", "ddl"}, {"SECURITY_LABEL", "ddl"},
+        {"REFRESH", "ddl"}, {"IMPORT", "ddl"},
+    };
+    for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+        size_t n = strlen(map[i].prefix);
+        if (strncmp(kind, map[i].prefix, n) == 0 && (kind[n] == '\0' || kind[n] == '_'))
+            return map[i].category;
+    }
+    return "utility";
+}
+
+/* Functions that run SQL given as text (the parser cannot see it: it runs
+ * code), and functions that read or write files on the server. Matched by
+ * the last part of the name, whatever the schema. */
+static const char *const sql_text_functions[] = {
+    "dblink", "dblink_exec", "dblink_open", "dblink_send_query", "query_to_xml", "query_to_xmlschema",
+    "query_to_xml_and_xmlschema", "table_to_xml", "table_to_xmlschema", "table_to_xml_and_xmlschema",
+    "cursor_to_xml", "schema_to_xml", "schema_to_xml_and_xmlschema", "database_to_xml",
+    "database_to_xml_and_xmlschema", "ts_stat", NULL,
+};
+static const char *const server_file_functions[] = {
+    "pg_read_file", "pg_read_binary_file", "pg_ls_dir", "pg_stat_file", "lo_import", "lo_export",
+    "pg_file_write", "pg_file_rename", "pg_file_unlink", NULL,
+};
+
+static bool name_in(const char *name, const char *const *list)
+{
+    const char *dot = strrchr(name, '.');
+    const char *base = dot ? dot + 1 : name;
+    for (size_t i = 0; list[i]; i++)
+        if (strcmp(base, list[i]) == 0)
+            return true;
+    return false;
+}
+
+/* ---- the tree walk ---- */
+
+struct walker {
+    struct policy_stmt *st;
+    struct policy_session *session;
+    char **ctes;           /* CTE names: an unqualified RangeVar of that name is no relation */
+    size_t nctes;
+    int stmt_depth;        /* nesting of data statements (CTEs, subqueries) */
+    int in_returning;      /* inside a RETURNING list */
+    int body_depth;        /* nesting of code bodies */
+    char *err;
+};
+
+static int walk(struct walker *w, json_t *node, bool write);
+static int classify_body(struct walker *w, const char *body, const char *language);
+
+static const char *jstr(json_t *obj, const char *key)
+{
+    return json_string_value(json_object_get(obj, key));
+}
+
+/* A list of {"String":{"sval":..}} joined with '.', e.g. a function name. */
+static void join_names(json_t *list, char *out, size_t outlen)
+{
+    size_t o = 0, i;
+    json_t *item;
+    out[0] = '\0';
+    json_array_foreach(list, i, item) {
+        const char *s = jstr(json_object_get(item, "String"), "sval");
+        if (!s)
+            continue;
+        int n = snprintf(out + o, outlen - o, "%s%s", o ? "." : "", s);
+        if (n < 0 || (size_t)n >= outlen - o)
+            return;
+        o += (size_t)n;
+    }
+}
+
+static int add_range_var(struct walker *w, json_t *rv, bool write)
+{
+    const char *schema = jstr(rv, "schemaname"), *name = jstr(rv, "relname");
+    const char *alias = jstr(json_object_get(rv, "alias"), "aliasname");
+    if (!name)
+        return 0;
+    if (alias && strv_add(&w->st->aliases, &w->st->naliases, alias, strlen(alias)) < 0)
+        return -1;
+    if (!schema)
+        for (size_t i = 0; i < w->nctes; i++)
+            if (strcmp(w->ctes[i], name) == 0)
+                return 0;
+    return stmt_add_relation(w->st, schema, name, write);
+}
+
+static bool has_analyze_option(json_t *options)
+{
+    size_t i;
+    json_t *o;
+    json_array_foreach(options, i, o) {
+        json_t *d = json_object_get(o, "DefElem");
+        const char *name = jstr(d, "defname");
+        if (name && strcmp(name, "analyze") == 0) {
+            json_t *arg = json_object_get(d, "arg");
+            if (!arg)
+                return true;
+            /* ANALYZE false / off / 0 */
+            const char *sv = jstr(json_object_get(arg, "String"), "sval");
+            json_t *ac = json_object_get(arg, "A_Const");
+            if (!sv && ac)
+                sv = jstr(json_object_get(ac, "sval"), "sval");
+            if (sv && (strcmp(sv, "false") == 0 || strcmp(sv, "off") == 0 || strcmp(sv, "0") == 0))
+                return false;
+            json_t *bv = ac ? json_object_get(json_object_get(ac, "boolval"), "boolval") : NULL;
+            if (ac && json_object_get(ac, "boolval") && !json_is_true(bv))
+                return false;
+            json_t *iv = ac ? json_object_get(ac, "ival") : NULL;
+            if (iv && json_integer_value(json_object_get(iv, "ival")) == 0)
+                return false;
+            return true;
+        }
+    }
+    return false;
+}
+
+static int walk_node(struct walker *w, const char *type, json_t *n, bool write);
+
+/* One member of an object: a typed node ("SelectStmt": {...}) or a field.
+ * Aliases are noted; column references inside RETURNING are told apart. */
+static int walk_member(struct walker *w, const char *key, json_t *val, bool write)
+{
+    const char *alias = strcmp(key, "alias") == 0 ? jstr(val, "aliasname") : NULL;
+    if (alias && strv_add(&w->st->aliases, &w->st->naliases, alias, strlen(alias)) < 0)
+        return -1;
+    bool returning = strcmp(key, "returningList") == 0;
+    w->in_returning += returning;
+    int rc = isupper((unsigned char)key[0]) && json_is_object(val) ? walk_node(w, key, val, write)
+                                                                   : walk(w, val, write);
+    w->in_returning -= returning;
+    return rc;
+}
+
+/* Walk every member of an object; `write_keys` members are walked as writes. */
+static int walk_members(struct walker *w, json_t *obj, const char *const *write_keys, bool write)
+{
+    const char *key;
+    json_t *val;
+    json_object_foreach(obj, key, val) {
+        bool wr = write;
+        for (size_t i = 0; write_keys && write_keys[i]; i++)
+            if (strcmp(key, write_keys[i]) == 0)
+                wr = true;
+        if (walk_member(w, key, val, wr) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int set_kind(struct walker *w, const char *kind)
+{
+    return policy_stmt_add_kind(w->st, kind);
+}
+
+static int set_kind_obj(struct walker *w, const char *verb, const char *objtype)
+{
+    char k[96];
+    snprintf(k, sizeof(k), "%s_%s", verb, object_type_name(objtype));
+    return set_kind(w, k);
+}
+
+/* DO / CREATE FUNCTION: the body's language and text. */
+static int walk_code_options(struct walker *w, json_t *options)
+{
+    const char *body = NULL, *language = "plpgsql";
+    size_t i;
+    json_t *o;
+    json_array_foreach(options, i, o) {
+        json_t *d = json_object_get(o, "DefElem");
+        const char *name = jstr(d, "defname");
+        json_t *arg = json_object_get(d, "arg");
+        if (!name)
+            continue;
+        if (strcmp(name, "language") == 0 && jstr(json_object_get(arg, "String"), "sval"))
+            language = jstr(json_object_get(arg, "String"), "sval");
+        else if (strcmp(name, "as") == 0) {
+            body = jstr(json_object_get(arg, "String"), "sval");
+            json_t *items = json_object_get(json_object_get(arg, "List"), "items");
+            if (!body && json_array_size(items) == 1)
+                body = jstr(json_object_get(json_array_get(items, 0), "String"), "sval");
+            else if (json_array_size(items) > 1)
+                w->st->facts |= POLICY_FACT_DYNAMIC_SQL; /* C: object file + symbol */
+        }
+    }
+    w->st->facts |= POLICY_FACT_RUNS_CODE;
+    if (body)
+        return classify_body(w, body, language);
+    return 0;
+}
+
+static int walk_node(struct walker *w, const char *type, json_t *n, bool write)
+{
+    static const char *const rel_keys[] = {"relation", "relations", "table", NULL};
+    struct policy_stmt *st = w->st;
+
+    if (strcmp(type, "RangeVar") == 0)
+        return add_range_var(w, n, write);
+    if (strcmp(type, "FuncCall") == 0) {
+        char name[3 * POLICY_NAME_MAX];
+        join_names(json_object_get(n, "funcname"), name, sizeof(name));
+        if (name[0] && strv_add(&st->functions, &st->nfunctions, name, strlen(name)) < 0)
+            return -1;
+        if (name_in(name, sql_text_functions))
+            st->facts |= POLICY_FACT_RUNS_CODE | POLICY_FACT_DYNAMIC_SQL;
+        if (name_in(name, server_file_functions))
+            st->facts |= POLICY_FACT_COPY_PROGRAM;
+        /* set_config() can change search_path (and more): fail closed. */
+        if (strcmp(name, "set_config") == 0 || strcmp(name, "pg_catalog.set_config") == 0)
+            st->facts |= POLICY_FACT_SEARCH_PATH;
+        return walk_members(w, n, NULL, false);
+    }
+    if (strcmp(type, "ColumnRef") == 0) {
+        json_t *fields = json_object_get(n, "fields"), *last = json_array_get(fields, json_array_size(fields) - 1);
+        const char *c = jstr(json_object_get(last, "String"), "sval");
+        if (!c && json_object_get(last, "A_Star"))
+            c = "*";
+        /* A lone name may be a whole-row reference (row_to_json(t)): recorded too. */
+        if (c && strv_add(&st->columns, &st->ncolumns, c, strlen(c)) < 0)
+            return -1;
+        if (c && !w->in_returning && strv_add(&st->sources, &st->nsources, c, strlen(c)) < 0)
+            return -1;
+        return 0;
+    }
+    if (strcmp(type, "CommonTableExpr") == 0) {
+        const char *name = jstr(n, "ctename");
+        if (name && (strv_add(&w->ctes, &w->nctes, name, strlen(name)) < 0 ||
+                     strv_add(&st->aliases, &st->naliases, name, strlen(name)) < 0))
+            return -1;
+        return walk_members(w, n, NULL, false);
+    }
+    if (strcmp(type, "InsertStmt") == 0 || strcmp(type, "UpdateStmt") == 0 ||
+        strcmp(type, "DeleteStmt") == 0 || strcmp(type, "MergeStmt") == 0) {
+        char kind[16];
+        camel_to_kind(type, kind, sizeof(kind));
+        if (set_kind(w, kind) < 0)
+            return -1;
+        st->facts |= POLICY_FACT_WRITES;
+        if (w->stmt_depth > 0)
+            st->facts |= POLICY_FACT_MODIFYING_CTE;
+        if ((strcmp(type, "UpdateStmt") == 0 || strcmp(type, "DeleteStmt") == 0) &&
+            !json_object_get(n, "whereClause"))
+            st->facts |= POLICY_FACT_NO_WHERE;
+        /* CTEs first, so their names are known before the FROM list. */
+        json_t *with = json_object_get(n, "withClause");
+        w->stmt_depth++;
+        int rc = with ? walk(w, with, false) : 0;
+        if (rc == 0)
+            rc = walk_members(w, n, rel_keys, false);
+        w->stmt_depth--;
+        return rc;
+    }
+    if (strcmp(type, "SelectStmt") == 0) {
+        /* INSERT ... VALUES carries its rows as a VALUES list: no SELECT. */
+        bool values_only = json_object_get(n, "valuesLists") && !json_object_get(n, "fromClause");
+        if (!(values_only && w->stmt_depth > 0) && set_kind(w, "SELECT") < 0)
+            return -1;
+        json_t *into = json_object_get(n, "intoClause");
+        if (into) {
+            if (set_kind(w, "SELECT_INTO") < 0)
+                return -1;
+            st->facts |= POLICY_FACT_WRITES;
+        }
+        json_t *with = json_object_get(n, "withClause");
+        w->stmt_depth++;
+        int rc = with ? walk(w, with, false) : 0;
+        if (rc == 0) {
+            static const char *const into_keys[] = {"intoClause", NULL};
+            rc = walk_members(w, n, into_keys, false);
+        }
+        w->stmt_depth--;
+        return rc;
+    }
+    if (strcmp(type, "IntoClause") == 0) {
+        json_t *rel = json_object_get(n, "rel");
+        return add_range_var(w, rel, true);
+    }
+    if (strcmp(type, "CopyStmt") == 0) {
+        bool from = json_is_true(json_object_get(n, "is_from"));
+        if (set_kind(w, from ? "COPY_FROM" : "COPY_TO") < 0)
+            return -1;
+        if (from)
+            st->facts |= POLICY_FACT_WRITES;
+        else
+            st->facts |= POLICY_FACT_COPY_OUT;
+        if (json_object_get(n, "filename") || json_is_true(json_object_get(n, "is_program")))
+            st->facts |= POLICY_FACT_COPY_PROGRAM;
+        size_t oi;
+        json_t *opt;
+        json_array_foreach(json_object_get(n, "options"), oi, opt) {
+            json_t *d = json_object_get(opt, "DefElem");
+            const char *name = jstr(d, "defname");
+            const char *val = jstr(json_object_get(json_object_get(d, "arg"), "String"), "sval");
+            if (name && (strcmp(name, "format") != 0 || !val || strcmp(val, "text") != 0) &&
+                strcmp(name, "freeze") != 0 && strcmp(name, "encoding") != 0)
+                st->facts |= POLICY_FACT_COPY_CUSTOM;
+        }
+        json_t *rel = json_object_get(n, "relation");
+        if (rel && add_range_var(w, rel, from) < 0)
+            return -1;
+        json_t *q = json_object_get(n, "query");
+        return q ? walk(w, q, false) : 0;
+    }
+    if (strcmp(type, "ExplainStmt") == 0) {
+        json_t *q = json_object_get(n, "query");
+        if (has_analyze_option(json_object_get(n, "options"))) {
+            /* Judged as the inner statement: it runs. */
+            st->facts |= POLICY_FACT_EXPLAIN_ANALYZE;
+            return walk(w, q, false);
+        }
+        /* Plain EXPLAIN runs nothing: keep what it reads, not what it would do. */
+        struct policy_stmt inner = {0};
+        struct walker iw = *w;
+        iw.st = &inner;
+        if (set_kind(w, "EXPLAIN") < 0 || walk(&iw, q, false) < 0) {
+            policy_stmt_clear(&inner);
+            w->ctes = iw.ctes;
+            w->nctes = iw.nctes;
+            return -1;
+        }
+        w->ctes = iw.ctes;
+        w->nctes = iw.nctes;
+        int rc = 0;
+        for (size_t i = 0; i < inner.nrelations && rc == 0; i++)
+            rc = stmt_add_relation(st, inner.relations[i].schema, inner.relations[i].name, false);
+        policy_stmt_clear(&inner);
+        return rc;
+    }
+    if (strcmp(type, "DoStmt") == 0) {
+        if (set_kind(w, "DO") < 0)
+            return -1;
+        return walk_code_options(w, json_object_get(n, "args"));
+    }
+    if (strcmp(type, "CreateFunctionStmt") == 0) {
+        if (set_kind(w, json_is_true(json_object_get(n, "is_procedure")) ? "CREATE_PROCEDURE"
+                                                                         : "CREATE_FUNCTION") < 0)
+            return -1;
+        if (walk_code_options(w, json_object_get(n, "options")) < 0)
+            return -1;
+        json_t *sql_body = json_object_get(n, "sql_body");
+        return sql_body ? walk(w, sql_body, false) : 0;
+    }
+    if (strcmp(type, "CallStmt") == 0) {
+        if (set_kind(w, "CALL") < 0)
+            return -1;
+        st->facts |= POLICY_FACT_RUNS_CODE;
+        json_t *fc = json_object_get(n, "funccall"); /* a FuncCall without its wrapper */
+        return fc ? walk_node(w, "FuncCall", fc, false) : 0;
+    }
+    if (strcmp(type, "DropStmt") == 0) {
+        const char *ot = jstr(n, "removeType");
+        const char *behavior = jstr(n, "behavior");
+        if (behavior && strcmp(behavior, "DROP_CASCADE") == 0)
+            st->facts |= POLICY_FACT_CASCADE;
+        if (set_kind_obj(w, "DROP", ot) < 0)
+            return -1;
+        const char *on = object_type_name(ot);
+        bool relation_like = strcmp(on, "TABLE") == 0 || strcmp(on, "VIEW") == 0 ||
+                             strcmp(on, "MATERIALIZED_VIEW") == 0 || strcmp(on, "SEQUENCE") == 0 ||
+                             strcmp(on, "FOREIGN_TABLE") == 0 || strcmp(on, "INDEX") == 0;
+        size_t i;
+        json_t *obj;
+        json_array_foreach(json_object_get(n, "objects"), i, obj) {
+            json_t *items = json_object_get(json_object_get(obj, "List"), "items");
+            if (!relation_like || !items)
+                continue;
+            size_t k = json_array_size(items);
+            const char *name = jstr(json_object_get(json_array_get(items, k - 1), "String"), "sval");
+            const char *schema = k >= 2 ? jstr(json_object_get(json_array_get(items, k - 2), "String"), "sval") : NULL;
+            if (name && stmt_add_relation(st, schema, name, true) < 0)
+                return -1;
+        }
+        return 0;
+    }
+    if (strcmp(type, "AlterTableStmt") == 0) {
+        if (set_kind_obj(w, "ALTER", jstr(n, "objtype")) < 0)
+            return -1;
+        return walk_members(w, n, rel_keys, false);
+    }
+    if (strcmp(type, "RenameStmt") == 0) {
+        /* RENAME COLUMN / CONSTRAINT alter the relation that holds them. */
+        const char *rt = jstr(n, "renameType");
+        if (rt && (strcmp(rt, "OBJECT_COLUMN") == 0 || strcmp(rt, "OBJECT_TABCONSTRAINT") == 0) &&
+            jstr(n, "relationType"))
+            rt = jstr(n, "relationType");
+        if (set_kind_obj(w, "ALTER", rt) < 0)
+            return -1;
+        return walk_members(w, n, rel_keys, false);
+    }
+    if (strcmp(type, "AlterObjectSchemaStmt") == 0 || strcmp(type, "AlterOwnerStmt") == 0) {
+        if (set_kind_obj(w, "ALTER", jstr(n, "objectType")) < 0)
+            return -1;
+        return walk_members(w, n, rel_keys, false);
+    }
+    if (strcmp(type, "TruncateStmt") == 0) {
+        if (set_kind(w, "TRUNCATE") < 0)
+            return -1;
+        st->facts |= POLICY_FACT_WRITES;
+        return walk_members(w, n, rel_keys, false);
+    }
+    if (strcmp(type, "CreateStmt") == 0) {
+        if (set_kind(w, "CREATE_TABLE") < 0)
+            return -1;
+        return walk_members(w, n, rel_keys, false);
+    }
+    if (strcmp(type, "CreateTableAsStmt") == 0) {
+        if (set_kind_obj(w, "CREATE", jstr(n, "objtype")) < 0)
+            return -1;
+        static const char *const into_keys[] = {"into", NULL};
+        return walk_members(w, n, into_keys, false);
+    }
+    if (strcmp(type, "ViewStmt") == 0) {
+        if (set_kind(w, "CREATE_VIEW") < 0)
+            return -1;
+        static const char *const view_keys[] = {"view", NULL};
+        return walk_members(w, n, view_keys, false);
+    }
+    if (strcmp(type, "IndexStmt") == 0) {
+        if (set_kind(w, "CREATE_INDEX") < 0)
+            return -1;
+        return walk_members(w, n, rel_keys, false);
+    }
+    if (strcmp(type, "CreateSchemaStmt") == 0)
+        return set_kind(w, "CREATE_SCHEMA") < 0 ? -1 : walk_members(w, n, NULL, false);
+    if (strcmp(type, "CreatedbStmt") == 0)
+        return set_kind(w, "CREATE_DATABASE");
+    if (strcmp(type, "DropdbStmt") == 0)
+        return set_kind(w, "DROP_DATABASE");
+    if (strcmp(type, "AlterDatabaseStmt") == 0 || strcmp(type, "AlterDatabaseSetStmt") == 0 ||
+        strcmp(type, "AlterDatabaseRefreshCollStmt") == 0)
+        return set_kind(w, "ALTER_DATABASE");
+    if (strcmp(type, "CreateRoleStmt") == 0)
+        return set_kind(w, "CREATE_ROLE");
+    if (strcmp(type, "AlterRoleStmt") == 0 || strcmp(type, "AlterRoleSetStmt") == 0)
+        return set_kind(w, "ALTER_ROLE");
+    if (strcmp(type, "DropRoleStmt") == 0)
+        return set_kind(w, "DROP_ROLE");
+    if (strcmp(type, "GrantRoleStmt") == 0)
+        return set_kind(w, json_is_true(json_object_get(n, "is_grant")) ? "GRANT_ROLE" : "REVOKE_ROLE");
+    if (strcmp(type, "GrantStmt") == 0) {
+        if (set_kind(w, json_is_true(json_object_get(n, "is_grant")) ? "GRANT" : "REVOKE") < 0)
+            return -1;
+        return walk_members(w, n, NULL, false);
+    }
+    if (strcmp(type, "CommentStmt") == 0)
+        return set_kind(w, "COMMENT");
+    if (strcmp(type, "AlterSystemStmt") == 0)
+        return set_kind(w, "ALTER_SYSTEM");
+    if (strcmp(type, "VariableSetStmt") == 0) {
+        const char *name = jstr(n, "name"), *k = jstr(n, "kind");
+        bool reset = k && strncmp(k, "VAR_RESET", 9) == 0;
+        if (name && strcmp(name, "role") == 0)
+            return set_kind(w, reset ? "RESET_ROLE" : "SET_ROLE");
+        if (name && strcmp(name, "session_authorization") == 0)
+            return set_kind(w, reset ? "RESET_SESSION_AUTHORIZATION" : "SET_SESSION_AUTHORIZATION");
+        /* Settings that change how the server reads string literals: the
+         * parser here assumes the defaults, so changing them could make the
+         * server see statements hidden in what looked like a literal. */
+        if (name && (strcmp(name, "standard_conforming_strings") == 0 || strcmp(name, "backslash_quote") == 0))
+            return set_kind(w, "SET_PARSER_OPTION");
+        if (name && strcmp(name, "search_path") == 0)
+            st->facts |= POLICY_FACT_SEARCH_PATH;
+        return set_kind(w, reset ? "RESET" : "SET");
+    }
+    if (strcmp(type, "VariableShowStmt") == 0)
+        return set_kind(w, "SHOW");
+    if (strcmp(type, "TransactionStmt") == 0) {
+        static const struct { const char *k, *kind; } map[] = {
+            {"TRANS_STMT_BEGIN", "BEGIN"}, {"TRANS_STMT_START", "BEGIN"},
+            {"TRANS_STMT_COMMIT", "COMMIT"}, {"TRANS_STMT_ROLLBACK", "ROLLBACK"},
+            {"TRANS_STMT_SAVEPOINT", "SAVEPOINT"}, {"TRANS_STMT_RELEASE", "RELEASE"},
+            {"TRANS_STMT_ROLLBACK_TO", "ROLLBACK_TO"}, {"TRANS_STMT_PREPARE", "PREPARE_TRANSACTION"},
+            {"TRANS_STMT_COMMIT_PREPARED", "COMMIT_PREPARED"},
+            {"TRANS_STMT_ROLLBACK_PREPARED", "ROLLBACK_PREPARED"},
+        };
+        const char *k = jstr(n, "kind");
+        for (size_t i = 0; k && i < sizeof(map) / sizeof(map[0]); i++)
+            if (strcmp(k, map[i].k) == 0)
+                return set_kind(w, map[i].kind);
+        return set_kind(w, "TRANSACTION");
+    }
+    if (strcmp(type, "VacuumStmt") == 0) {
+        if (set_kind(w, json_is_true(json_object_get(n, "is_vacuumcmd")) ? "VACUUM" : "ANALYZE") < 0)
+            return -1;
+        return walk_members(w, n, NULL, false);
+    }
+    if (strcmp(type, "PrepareStmt") == 0) {
+        if (set_kind(w, "PREPARE") < 0)
+            return -1;
+        const char *name = jstr(n, "name");
+        if (name && !(st->prepared_name = strdup(name)))
+            return -1;
+        return 0; /* the inner statement is classified by the caller (tracker) */
+    }
+    if (strcmp(type, "ExecuteStmt") == 0) {
+        if (set_kind(w, "EXECUTE") < 0)
+            return -1;
+        const char *name = jstr(n, "name");
+        if (name && !(st->prepared_name = strdup(name)))
+            return -1;
+        return walk(w, json_object_get(n, "params"), false);
+    }
+    if (strcmp(type, "DeallocateStmt") == 0) {
+        if (set_kind(w, "DEALLOCATE") < 0)
+            return -1;
+        const char *name = jstr(n, "name");
+        if (!(st->prepared_name = strdup(name ? name : "")))
+            return -1;
+        return 0;
+    }
+    if (strcmp(type, "DeclareCursorStmt") == 0) {
+        if (set_kind(w, "DECLARE_CURSOR") < 0)
+            return -1;
+        return walk_members(w, n, NULL, false);
+    }
+    if (strcmp(type, "FetchStmt") == 0)
+        return set_kind(w, json_is_true(json_object_get(n, "ismove")) ? "MOVE" : "FETCH");
+    if (strcmp(type, "ClosePortalStmt") == 0)
+        return set_kind(w, "CLOSE");
+    if (strcmp(type, "ListenStmt") == 0)
+        return set_kind(w, "LISTEN");
+    if (strcmp(type, "UnlistenStmt") == 0)
+        return set_kind(w, "UNLISTEN");
+    if (strcmp(type, "NotifyStmt") == 0)
+        return set_kind(w, "NOTIFY");
+    if (strcmp(type, "LoadStmt") == 0) {
+        st->facts |= POLICY_FACT_RUNS_CODE; /* loads a shared library into the backend */
+        return set_kind(w, "LOAD");
+    }
+    if (strcmp(type, "CreateExtensionStmt") == 0) {
+        st->facts |= POLICY_FACT_RUNS_CODE; /* runs the extension's script */
+        return set_kind(w, "CREATE_EXTENSION");
+    }
+    if (strcmp(type, "DiscardStmt") == 0)
+        return set_kind(w, "DISCARD");
+    if (strcmp(type, "LockStmt") == 0) {
+        if (set_kind(w, "LOCK") < 0)
+            return -1;
+        return walk_members(w, n, NULL, false);
+    }
+    if (strcmp(type, "RefreshMatViewStmt") == 0) {
+        if (set_kind(w, "REFRESH_MATERIALIZED_VIEW") < 0)
+            return -1;
+        return walk_members(w, n, rel_keys, false);
+    }
+    if (strcmp(type, "DefineStmt") == 0)
+        return set_kind_obj(w, "CREATE", jstr(n, "kind"));
+    if (strcmp(type, "CreateTrigStmt") == 0 || strcmp(type, "RuleStmt") == 0 ||
+        strcmp(type, "CreatePolicyStmt") == 0 || strcmp(type, "AlterPolicyStmt") == 0) {
+        char kind[64];
+        if (strcmp(type, "CreateTrigStmt") == 0)
+            snprintf(kind, sizeof(kind), "CREATE_TRIGGER");
+        else if (strcmp(type, "RuleStmt") == 0)
+            snprintf(kind, sizeof(kind), "CREATE_RULE");
+        else
+            camel_to_kind(type, kind, sizeof(kind));
+        if (set_kind(w, kind) < 0)
+            return -1;
+        return walk_members(w, n, rel_keys, false);
+    }
+    if (strlen(type) > 4 && strcmp(type + strlen(type) - 4, "Stmt") == 0 && st->nkinds == 0) {
+        /* Any other statement: a kind from its node name, tree walked for relations. */
+        char kind[96];
+        camel_to_kind(type, kind, sizeof(kind));
+        if (set_kind(w, kind) < 0)
+            return -1;
+    }
+    return walk_members(w, n, NULL, write);
+}
+
+static int walk(struct walker *w, json_t *node, bool write)
+{
+    if (json_is_array(node)) {
+        size_t i;
+        json_t *v;
+        json_array_foreach(node, i, v)
+            if (walk(w, v, write) < 0)
+                return -1;
+        return 0;
+    }
+    if (!json_is_object(node))
+        return 0;
+    /* A RangeVar in a typed field ("relation": {...}) comes without its wrapper. */
+    if (json_is_string(json_object_get(node, "relname")))
+        return add_range_var(w, node, write);
+    const char *key;
+    json_t *val;
+    json_object_foreach(node, key, val)
+        if (walk_member(w, key, val, write) < 0)
+            return -1;
+    return 0;
+}
+
+/* ---- code bodies (DO, CREATE FUNCTION) ---- */
+
+static int classify_embedded(struct walker *w, const char *sql)
+{
+    struct policy_analysis a = {0};
+    char err[POLICY_ERR_MAX];
+    int rc = policy_classify_depth(sql, NULL, &a, err, w->body_depth + 1);
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; i < a.nstmts && rc == 0; i++)
+        rc = policy_stmt_merge(w->st, &a.stmts[i]);
+    policy_analysis_free(&a);
+    return rc;
+}
+
+/* Every PLpgSQL_expr in a plpgsql tree: SQL statements and expressions. An
+ * expression the parser cannot take marks the body as unknowable. */
+static int walk_plpgsql(struct walker *w, json_t *node)
+{
+    if (json_is_array(node)) {
+        size_t i;
+        json_t *v;
+        json_array_foreach(node, i, v)
+            if (walk_plpgsql(w, v) < 0)
+                return -1;
+        return 0;
+    }
+    if (!json_is_object(node))
+        return 0;
+    const char *key;
+    json_t *val;
+    json_object_foreach(node, key, val) {
+        if (strcmp(key, "PLpgSQL_stmt_dynexecute") == 0 || strcmp(key, "PLpgSQL_stmt_dynfors") == 0 ||
+            strcmp(key, "PLpgSQL_stmt_open") == 0)
+            w->st->facts |= POLICY_FACT_DYNAMIC_SQL;
+        if (strcmp(key, "PLpgSQL_expr") == 0) {
+            const char *q = jstr(val, "query");
+            if (!q)
+                continue;
+            if (classify_embedded(w, q) == 0)
+                continue;
+            /* An expression: "x > 1", or an assignment "x := expr". */
+            const char *assign = strstr(q, ":=");
+            struct buf b = {0};
+            buf_printf(&b, "SELECT %s", assign ? assign + 2 : q);
+            int rc = b.data ? classify_embedded(w, buf_cstr(&b)) : -1;
+            buf_free(&b);
+            if (rc != 0)
+                w->st->facts |= POLICY_FACT_DYNAMIC_SQL;
+            continue;
+        }
+        if (walk_plpgsql(w, val) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int classify_body(struct walker *w, const char *body, const char *language)
+{
+    if (strcmp(language, "sql") == 0) {
+        if (w->body_depth >= CLASSIFY_MAX_DEPTH || classify_embedded(w, body) != 0)
+            w->st->facts |= POLICY_FACT_DYNAMIC_SQL;
+        return 0;
+    }
+    if (strcmp(language, "plpgsql") != 0 || w->body_depth >= CLASSIFY_MAX_DEPTH) {
+        w->st->facts |= POLICY_FACT_DYNAMIC_SQL; /* a language we cannot read */
+        return 0;
+    }
+    /* Wrap the body in a function so the plpgsql parser takes it; the dollar
+     * tag must not occur in the body. */
+    char tag[32];
+    for (unsigned i = 0;; i++) {
+        snprintf(tag, sizeof(tag), "$hoopctl%u$", i);
+        if (!strstr(body, tag))
+            break;
+    }
+    struct buf b = {0};
+    buf_printf(&b, "CREATE FUNCTION hoopctl_body() RETURNS void LANGUAGE plpgsql AS %s%s%s", tag, body, tag);
+    if (!b.data)
+        return -1;
+    /* Note: libpg_query 15-4.0.0 leaks one byte per body that fails to parse. */
+    PgQueryPlpgsqlParseResult r = pg_query_parse_plpgsql(buf_cstr(&b));
+    buf_free(&b);
+    int rc = 0;
+    if (r.error || !r.plpgsql_funcs) {
+        w->st->facts |= POLICY_FACT_DYNAMIC_SQL; /* the server may still run it: unknowable */
+    } else {
+        json_t *tree = json_loads(r.plpgsql_funcs, 0, NULL);
+        if (!tree)
+            w->st->facts |= POLICY_FACT_DYNAMIC_SQL;
+        else {
+            rc = walk_plpgsql(w, tree);
+            json_decref(tree);
+        }
+    }
+    pg_query_free_plpgsql_parse_result(r);
+    return rc;
+}
+
+/* ---- entry ---- */
+
+static void set_parse_error(char err[POLICY_ERR_MAX], PgQueryError *e)
+{
+    if (e->cursorpos > 0)
+        snprintf(err, POLICY_ERR_MAX, "syntax error: %s (at position %d)", e->message, e->cursorpos);
+    else
+        snprintf(err, POLICY_ERR_MAX, "syntax error: %s", e->message);
+}
+
+static void fill_audit_text(struct policy_stmt *st)
+{
+    PgQueryNormalizeResult nr = pg_query_normalize(st->text);
+    if (!nr.error && nr.normalized_query)
+        st->normalized = strdup(nr.normalized_query);
+    pg_query_free_normalize_result(nr);
+    PgQueryFingerprintResult fr = pg_query_fingerprint(st->text);
+    if (!fr.error && fr.fingerprint_str)
+        snprintf(st->fingerprint, sizeof(st->fingerprint), "%s", fr.fingerprint_str);
+    pg_query_free_fingerprint_result(fr);
+}
+
+static bool stmt_runs_kind(const struct policy_stmt *st, const char *kind)
+{
+    for (size_t i = 0; i < st->nkinds; i++)
+        if (strcmp(st->kinds[i], kind) == 0)
+            return true;
+    return false;
+}
+
+/* Classify a PREPARE's inner statement and hand it to the session tracker. */
+static int track_prepare(struct policy_session *s, struct policy_stmt *st, json_t *prep, int depth,
+                         char err[POLICY_ERR_MAX])
+{
+    struct policy_stmt inner = {0};
+    struct walker w = {.st = &inner, .body_depth = depth};
+    int rc = walk(&w, json_object_get(prep, "query"), false);
+    policy_strv_free(w.ctes, w.nctes);
+    if (rc == 0 && s)
+        rc = policy_session_remember(s, st->prepared_name ? st->prepared_name : "", &inner, err);
+    else if (rc < 0)
+        snprintf(err, POLICY_ERR_MAX, "out of memory");
+    policy_stmt_clear(&inner);
+    return rc;
+}
+
+int policy_classify_depth(const char *sql, struct policy_session *session,
+                          struct policy_analysis *out, char err[POLICY_ERR_MAX], int depth)
+{
+    memset(out, 0, sizeof(*out));
+    out->cacheable = true;
+    size_t sql_len = strlen(sql);
+    if (sql_len > POLICY_MAX_SQL) {
+        snprintf(err, POLICY_ERR_MAX, "statement too long (%zu bytes, limit %u)", sql_len, POLICY_MAX_SQL);
+        return -1;
+    }
+    PgQueryParseResult r = pg_query_parse(sql);
+    if (r.error) {
+        set_parse_error(err, r.error);
+        pg_query_free_parse_result(r);
+        return -1;
+    }
+    json_error_t jerr;
+    json_t *tree = json_loads(r.parse_tree, 0, &jerr);
+    pg_query_free_parse_result(r);
+    if (!tree) {
+        snprintf(err, POLICY_ERR_MAX, "cannot read the parse tree: %s", jerr.text);
+        return -1;
+    }
+    json_t *stmts = json_object_get(tree, "stmts");
+    size_t n = json_array_size(stmts);
+    out->stmts = calloc(n ? n : 1, sizeof(*out->stmts));
+    if (!out->stmts) {
+        json_decref(tree);
+        snprintf(err, POLICY_ERR_MAX, "out of memory");
+        return -1;
+    }
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        json_t *raw = json_array_get(stmts, i);
+        struct policy_stmt *st = &out->stmts[i];
+        out->nstmts++;
+        size_t loc = (size_t)json_integer_value(json_object_get(raw, "stmt_location"));
+        size_t len = (size_t)json_integer_value(json_object_get(raw, "stmt_len"));
+        if (loc > sql_len)
+            loc = sql_len;
+        if (len == 0 || loc + len > sql_len)
+            len = sql_len - loc;
+        if (!(st->text = strndup(sql + loc, len))) {
+            rc = -1;
+            break;
+        }
+        struct walker w = {.st = st, .session = session, .body_depth = depth};
+        json_t *node = json_object_get(raw, "stmt");
+        rc = walk(&w, node, false);
+        policy_strv_free(w.ctes, w.nctes);
+        if (rc < 0) {
+            snprintf(err, POLICY_ERR_MAX, "out of memory");
+            break;
+        }
+        if (st->nkinds == 0 && policy_stmt_add_kind(st, "UNKNOWN") < 0) {
+            rc = -1;
+            break;
+        }
+        st->category = policy_kind_category(st->kind);
+        if (depth == 0)
+            fill_audit_text(st);
+
+        /* search_path: once changed, every later statement of the session
+         * may resolve unqualified names anywhere. */
+        if (st->facts & POLICY_FACT_SEARCH_PATH) {
+            out->cacheable = false;
+            if (session)
+                policy_session_mark_search_path(session);
+        }
+        if (session && policy_session_search_path_changed(session))
+            st->facts |= POLICY_FACT_SEARCH_PATH;
+
+        /* Session state: prepared statements. */
+        const char *k = st->kind;
+        if (strcmp(k, "PREPARE") == 0) {
+            out->cacheable = false;
+            rc = track_prepare(session, st, json_object_get(node, "PrepareStmt"), depth, err);
+        } else if (stmt_runs_kind(st, "EXECUTE")) {
+            /* EXECUTE, EXPLAIN ANALYZE EXECUTE, CREATE TABLE AS EXECUTE. */
+            out->cacheable = false;
+            st->facts |= POLICY_FACT_PREPARED;
+            const struct policy_stmt *p = session ? policy_session_lookup(session, st->prepared_name) : NULL;
+            if (p)
+                rc = policy_stmt_merge(st, p);
+            else
+                st->facts |= POLICY_FACT_UNKNOWN_PREPARED;
+        } else if (strcmp(k, "DEALLOCATE") == 0) {
+            out->cacheable = false; /* the entry stays: DEALLOCATE may fail at the server */
+        } else if (strcmp(k, "DISCARD") == 0) {
+            out->cacheable = false;
+        }
+        if (rc < 0 && !err[0])
+            snprintf(err, POLICY_ERR_MAX, "out of memory");
+    }
+    json_decref(tree);
+    if (rc < 0) {
+        policy_analysis_free(out);
+        return -1;
+    }
+    return 0;
+}
+
+int policy_classify(const char *sql, struct policy_session *session,
+                    struct policy_analysis *out, char err[POLICY_ERR_MAX])
+{
+    err[0] = '\0';
+    return policy_classify_depth(sql, session, out, err, 0);
+}
+
+char *policy_redact_literals(const char *sql, char err[POLICY_ERR_MAX])
+{
+    PgQueryNormalizeResult nr = pg_query_normalize(sql);
+    char *out = NULL;
+    if (nr.error)
+        set_parse_error(err, nr.error);
+    else if (!(out = strdup(nr.normalized_query)))
+        snprintf(err, POLICY_ERR_MAX, "out of memory");
+    pg_query_free_normalize_result(nr);
+    return out;
+}
+
+const char *policy_fact_name(unsigned fact_bit)
+{
+    switch (fact_bit) {
+    case POLICY_FACT_NO_WHERE: return "no_where";
+    case POLICY_FACT_RUNS_CODE: return "runs_code";
+    case POLICY_FACT_DYNAMIC_SQL: return "dynamic_sql";
+    case POLICY_FACT_EXPLAIN_ANALYZE: return "explain_analyze";
+    case POLICY_FACT_WRITES: return "writes";
+    case POLICY_FACT_MODIFYING_CTE: return "modifying_cte";
+    case POLICY_FACT_COPY_OUT: return "copy_out";
+    case POLICY_FACT_COPY_PROGRAM: return "copy_server_file";
+    case POLICY_FACT_PREPARED: return "prepared";
+    case POLICY_FACT_UNKNOWN_PREPARED: return "unknown_prepared";
+    case POLICY_FACT_SEARCH_PATH: return "search_path_changed";
+    case POLICY_FACT_CASCADE: return "cascade";
+    case POLICY_FACT_COPY_CUSTOM: return "copy_custom_format";
+    default: return NULL;
+    }
+}
+
+static json_t *strv_json(char **v, size_t n)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(a, json_string(v[i]));
+    return a;
+}
+
+json_t *policy_stmt_to_json(const struct policy_stmt *st)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "text", json_string(st->text ? st->text : ""));
+    json_object_set_new(o, "kind", json_string(st->kind ? st->kind : "UNKNOWN"));
+    json_object_set_new(o, "category", json_string(st->category ? st->category : "utility"));
+    json_object_set_new(o, "kinds", strv_json(st->kinds, st->nkinds));
+    json_t *rels = json_array();
+    for (size_t i = 0; i < st->nrelations; i++) {
+        const struct policy_relation *r = &st->relations[i];
+        json_t *ro = json_object();
+        json_object_set_new(ro, "schema", json_string(r->schema ? r->schema : "public"));
+        json_object_set_new(ro, "name", json_string(r->name));
+        json_object_set_new(ro, "schema_defaulted", json_boolean(r->schema == NULL));
+        json_object_set_new(ro, "access", json_string(r->write ? "write" : "read"));
+        json_array_append_new(rels, ro);
+    }
+    json_object_set_new(o, "relations", rels);
+    json_object_set_new(o, "functions", strv_json(st->functions, st->nfunctions));
+    json_t *facts = json_array();
+    for (unsigned b = 1; b && b <= POLICY_FACT_LAST; b <<= 1)
+        if (st->facts & b)
+            json_array_append_new(facts, json_string(policy_fact_name(b)));
+    json_object_set_new(o, "facts", facts);
+    if (st->prepared_name)
+        json_object_set_new(o, "prepared_name", json_string(st->prepared_name));
+    if (st->normalized)
+        json_object_set_new(o, "normalized", json_string(st->normalized));
+    if (st->fingerprint[0])
+        json_object_set_new(o, "fingerprint", json_string(st->fingerprint));
+    return o;
+}
+
+json_t *policy_analysis_to_json(const struct policy_analysis *a)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; i < a->nstmts; i++)
+        json_array_append_new(arr, policy_stmt_to_json(&a->stmts[i]));
+    return arr;
+}

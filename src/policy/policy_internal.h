@@ -1,0 +1,106 @@
+/* policy_internal.h — what the files of src/policy share and nobody else
+ * sees: statement helpers, the nested classifier, the tracker's insert, the
+ * policy object's layout. */
+#ifndef HOOPCTL_POLICY_INTERNAL_H
+#define HOOPCTL_POLICY_INTERNAL_H
+
+#include "hoopctl/policy.h"
+#include "hoopctl/util.h"
+
+#include <pthread.h>
+
+/* Free an array of n strings. */
+void policy_strv_free(char **v, size_t n);
+int policy_stmt_add_kind(struct policy_stmt *st, const char *kind);
+int policy_stmt_merge(struct policy_stmt *into, const struct policy_stmt *from);
+int policy_stmt_copy(struct policy_stmt *dst, const struct policy_stmt *src);
+void policy_stmt_clear(struct policy_stmt *st);
+const char *policy_kind_category(const char *kind);
+json_t *policy_stmt_to_json(const struct policy_stmt *st);
+int policy_classify_depth(const char *sql, struct policy_session *session,
+                          struct policy_analysis *out, char err[POLICY_ERR_MAX], int depth);
+
+/* Remember a prepared statement's classification under name (union with an
+ * earlier one of the same name). */
+int policy_session_remember(struct policy_session *s, const char *name,
+                            const struct policy_stmt *st, char err[POLICY_ERR_MAX]);
+
+void policy_session_mark_search_path(struct policy_session *s);
+bool policy_session_search_path_changed(const struct policy_session *s);
+
+/* Whether st reads a column that a column rule masks (by name, star or
+ * whole-row reference) outside RETURNING lists (mask.c). */
+bool policy_stmt_reads_masked(const struct policy *p, const struct policy_stmt *st);
+
+/* Glob match (fnmatch, case-sensitive; '*' crosses dots). */
+bool policy_glob(const char *pattern, const char *s);
+
+/* ---- the decision cache (cache.c) ---- */
+#define POLICY_CACHE_SLOTS 1024
+#define POLICY_CACHE_MAX_SQL 8192   /* longer statements are not cached */
+
+struct policy_cache_entry {
+    uint64_t hash;
+    char *key;                 /* groups, '\x1f', sql */
+    struct policy_decision decision;
+    struct policy_analysis analysis;   /* a copy, handed out as copies */
+};
+
+struct policy_cache {
+    pthread_mutex_t lock;
+    struct policy_cache_entry slots[POLICY_CACHE_SLOTS];
+    uint64_t hits, misses;
+};
+
+void policy_cache_init(struct policy_cache *c);
+void policy_cache_destroy(struct policy_cache *c);
+/* A hit fills out and, when analysis is not NULL, a copy of the
+ * classification (the caller frees it). */
+bool policy_cache_get(struct policy_cache *c, const char *groups_key, const char *sql,
+                      struct policy_decision *out, struct policy_analysis *analysis);
+/* Stores a copy of a, or a itself when take (a is then emptied). */
+void policy_cache_put(struct policy_cache *c, const char *groups_key, const char *sql,
+                      const struct policy_decision *d, struct policy_analysis *a, bool take);
+int policy_analysis_copy(struct policy_analysis *dst, const struct policy_analysis *src);
+
+/* ---- rules (rules.c) ---- */
+struct policy_match {
+    char **kinds; size_t nkinds;           /* globs over kinds */
+    char **categories; size_t ncategories;
+    char **relations; size_t nrelations;   /* globs over schema.name, any access */
+    char **writes; size_t nwrites;         /* globs over written relations */
+    char **functions; size_t nfunctions;   /* globs over function names */
+    char **groups; size_t ngroups;         /* user in any of these */
+    char **except_groups; size_t nexcept_groups;
+    unsigned facts;                        /* all of these facts */
+};
+
+struct policy_rule {
+    char name[POLICY_NAME_MAX];
+    struct policy_match match;
+    enum policy_action action;
+    char message[POLICY_ERR_MAX];
+    char reviewers[POLICY_ERR_MAX];
+    enum policy_mask_style style;
+};
+
+struct policy_column_rule {
+    char *pattern;                          /* schema.table.column glob */
+    enum policy_mask_style style;
+};
+
+struct policy {
+    struct policy_rule *rules;
+    size_t nrules;
+    struct policy_rule fallback;            /* the default (action, message, reviewers) */
+    bool audit, redact_literals;
+    struct policy_column_rule *columns;
+    size_t ncolumns;
+    unsigned detectors;                     /* POLICY_DETECT_* bits */
+    enum policy_mask_style detector_style;
+    uint8_t hash_key[32];                   /* HMAC key for POLICY_STYLE_HASH */
+    size_t hash_key_len;
+    struct policy_cache cache;
+};
+
+#endif

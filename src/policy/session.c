@@ -1,0 +1,177 @@
+/* session.c — the per-session prepared-statement tracker: what each SQL
+ * PREPARE name and extended-protocol statement name was prepared as, so that
+ * EXECUTE / Execute are judged by the statement that runs. */
+#include "policy_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SESSION_MAX_STATEMENTS 8192
+
+struct session_entry {
+    char *name;
+    struct policy_stmt stmt;
+};
+
+struct policy_session {
+    struct session_entry *entries;
+    size_t n, cap;
+    bool search_path_changed;   /* sticky: RESET may not restore what we assume */
+};
+
+void policy_session_mark_search_path(struct policy_session *s)
+{
+    s->search_path_changed = true;
+}
+
+bool policy_session_search_path_changed(const struct policy_session *s)
+{
+    return s->search_path_changed;
+}
+
+struct policy_session *policy_session_new(void)
+{
+    return calloc(1, sizeof(struct policy_session));
+}
+
+void policy_session_free(struct policy_session *s)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->n; i++) {
+        free(s->entries[i].name);
+        policy_stmt_clear(&s->entries[i].stmt);
+    }
+    free(s->entries);
+    free(s);
+}
+
+static struct session_entry *find(const struct policy_session *s, const char *name)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (strcmp(s->entries[i].name, name) == 0)
+            return &s->entries[i];
+    return NULL;
+}
+
+/* Store st under name. replace: the unnamed statement, or a name the protocol
+ * closed; otherwise an existing entry keeps the union of both classifications,
+ * because the server may have refused the second PREPARE (the name existed) —
+ * judging EXECUTE by the newer text alone would let the older one through. */
+static int store(struct policy_session *s, const char *name, const struct policy_stmt *st,
+                 bool replace, char err[POLICY_ERR_MAX])
+{
+    struct session_entry *e = find(s, name);
+    if (e && !replace) {
+        if (policy_stmt_merge(&e->stmt, st) < 0)
+            goto oom;
+        return 0;
+    }
+    struct policy_stmt copy;
+    if (policy_stmt_copy(&copy, st) < 0)
+        goto oom;
+    if (e) {
+        policy_stmt_clear(&e->stmt);
+        e->stmt = copy;
+        return 0;
+    }
+    if (s->n >= SESSION_MAX_STATEMENTS) {
+        policy_stmt_clear(&copy);
+        snprintf(err, POLICY_ERR_MAX, "too many prepared statements in this session (limit %d)",
+                 SESSION_MAX_STATEMENTS);
+        return -1;
+    }
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 8;
+        struct session_entry *ne = realloc(s->entries, cap * sizeof(*ne));
+        if (!ne) {
+            policy_stmt_clear(&copy);
+            goto oom;
+        }
+        s->entries = ne;
+        s->cap = cap;
+    }
+    if (!(s->entries[s->n].name = strdup(name))) {
+        policy_stmt_clear(&copy);
+        goto oom;
+    }
+    s->entries[s->n++].stmt = copy;
+    return 0;
+oom:
+    snprintf(err, POLICY_ERR_MAX, "out of memory");
+    return -1;
+}
+
+int policy_session_remember(struct policy_session *s, const char *name,
+                            const struct policy_stmt *st, char err[POLICY_ERR_MAX])
+{
+    return store(s, name, st, false, err);
+}
+
+/* Classify sql for a Parse, through the policy's cache under a key no group
+ * list can produce (the decision there is unused; only the classification). */
+static int classify_for_parse(struct policy *p, struct policy_session *s, const char *sql,
+                              struct policy_analysis *a, char err[POLICY_ERR_MAX])
+{
+    static const char parse_key[] = "\x1d";
+    bool cache = p && !s->search_path_changed && strlen(sql) <= POLICY_CACHE_MAX_SQL;
+    struct policy_decision unused;
+    if (cache && policy_cache_get(&p->cache, parse_key, sql, &unused, a))
+        return 0;
+    if (policy_classify(sql, s, a, err) < 0)
+        return -1;
+    if (cache && a->cacheable) {
+        memset(&unused, 0, sizeof(unused));
+        policy_cache_put(&p->cache, parse_key, sql, &unused, a, false);
+    }
+    return 0;
+}
+
+int policy_session_parse(struct policy *p, struct policy_session *s, const char *name, const char *sql,
+                         char err[POLICY_ERR_MAX])
+{
+    struct policy_analysis a;
+    if (classify_for_parse(p, s, sql, &a, err) < 0)
+        return -1;
+    if (a.nstmts > 1) {
+        policy_analysis_free(&a);
+        snprintf(err, POLICY_ERR_MAX, "cannot insert multiple commands into a prepared statement");
+        return -1;
+    }
+    struct policy_stmt empty = {0};
+    int rc;
+    if (a.nstmts == 0) {
+        rc = policy_stmt_add_kind(&empty, "EMPTY");
+        rc = rc < 0 ? rc : store(s, name, &empty, name[0] == '\0', err);
+        policy_stmt_clear(&empty);
+    } else {
+        rc = store(s, name, &a.stmts[0], name[0] == '\0', err);
+    }
+    policy_analysis_free(&a);
+    return rc;
+}
+
+void policy_session_close(struct policy_session *s, const char *name)
+{
+    /* A protocol Close always succeeds at the server, so the entry may go.
+     * (SQL DEALLOCATE is not trusted the same way: it fails inside an aborted
+     * transaction, so the classifier keeps the entry.) */
+    struct session_entry *e = find(s, name);
+    if (!e)
+        return;
+    free(e->name);
+    policy_stmt_clear(&e->stmt);
+    *e = s->entries[--s->n];
+}
+
+const struct policy_stmt *policy_session_lookup(const struct policy_session *s, const char *name)
+{
+    const struct session_entry *e = name ? find(s, name) : NULL;
+    return e ? &e->stmt : NULL;
+}
+
+size_t policy_session_count(const struct policy_session *s)
+{
+    return s->n;
+}

@@ -1,0 +1,530 @@
+/* test_policy_rules.c — rules: loading and validation errors (rule index and
+ * field), first-match decisions, groups, globs, the default policy, the
+ * decision cache and the prepared-statement tracker. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "hoopctl/policy.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* libpg_query 15-4.0.0 leaks one byte per plpgsql body that fails to parse
+ * (see test_policy_corpus.c); the hostile-SQL test makes such DO blocks. */
+const char *__lsan_default_suppressions(void);
+const char *__lsan_default_suppressions(void) { return "leak:pg_query_raw_parse\n"; }
+
+static struct policy *load(const char *json, char err[POLICY_ERR_MAX])
+{
+    json_error_t jerr;
+    json_t *doc = json_loads(json, 0, &jerr);
+    if (!doc)
+        fail_msg("bad JSON in test: %s", jerr.text);
+    struct policy *p = policy_load_json(doc, err);
+    json_decref(doc);
+    return p;
+}
+
+static void expect_error(const char *json, const char *want)
+{
+    char err[POLICY_ERR_MAX] = "";
+    struct policy *p = load(json, err);
+    if (p || !strstr(err, want))
+        fail_msg("want an error containing [%s], got %s [%s]", want, p ? "a policy" : "error", err);
+}
+
+static void test_validation_errors(void **state)
+{
+    (void)state;
+    expect_error("[]", "policy: must be a JSON object");
+    expect_error("{\"rules\": {}}", "rules: must be an array");
+    expect_error("{\"rulez\": []}", "policy.rulez: unknown field");
+    expect_error("{\"version\": 2}", "version");
+    expect_error("{\"audit\": \"yes\"}", "audit: must be true or false");
+    expect_error("{\"rules\": [{\"match\": {}, \"action\": \"allow\"}, {\"match\": {}, \"action\": \"explode\"}]}",
+                 "rules[1].action");
+    expect_error("{\"rules\": [{\"action\": \"deny\"}]}", "rules[0].match: missing");
+    expect_error("{\"rules\": [{\"match\": {\"kinds\": \"DROP_TABLE\"}, \"action\": \"deny\"}]}",
+                 "rules[0].match.kinds: must be a non-empty array");
+    expect_error("{\"rules\": [{\"match\": {}, \"action\": \"allow\"}, {\"match\": {\"kinds\": [\"drop table\"]}, "
+                 "\"action\": \"deny\"}]}",
+                 "rules[1].match.kinds[0]");
+    expect_error("{\"rules\": [{\"match\": {\"kindz\": [\"X\"]}, \"action\": \"deny\"}]}",
+                 "rules[0].match.kindz: unknown field");
+    expect_error("{\"rules\": [{\"match\": {\"facts\": [\"no_wher\"]}, \"action\": \"deny\"}]}",
+                 "rules[0].match.facts[0]: unknown fact");
+    expect_error("{\"rules\": [{\"match\": {\"no_where\": 1}, \"action\": \"deny\"}]}",
+                 "rules[0].match.no_where: must be true or false");
+    expect_error("{\"rules\": [{\"match\": {\"categories\": [\"dml\"]}, \"action\": \"deny\"}]}",
+                 "rules[0].match.categories[0]: unknown category");
+    expect_error("{\"rules\": [{\"match\": {}, \"action\": \"review\"}]}", "rules[0].reviewers");
+    expect_error("{\"rules\": [{\"match\": {}, \"action\": \"deny\", \"reviewers\": [\"x\"]}]}",
+                 "rules[0].reviewers: only a review");
+    expect_error("{\"rules\": [{\"match\": {}, \"action\": \"mask\", \"style\": \"blur\"}]}", "rules[0].style");
+    expect_error("{\"rules\": [{\"match\": {\"groups\": [\"\"]}, \"action\": \"deny\"}]}",
+                 "rules[0].match.groups[0]");
+    expect_error("{\"rules\": [{\"match\": {}, \"action\": \"deny\", \"name\": 5}]}", "rules[0].name");
+    expect_error("{\"masking\": {\"columns\": [{\"column\": \"users.email\"}]}}",
+                 "masking.columns[0].column: must be a schema.table.column glob");
+    expect_error("{\"masking\": {\"columns\": [{\"column\": \"a.b.c\", \"style\": \"x\"}]}}",
+                 "masking.columns[0].style");
+    expect_error("{\"masking\": {\"detectors\": [\"email\", \"dna\"]}}", "masking.detectors[1]");
+    expect_error("{\"masking\": {\"hash_key\": \"short\"}}", "masking.hash_key");
+    expect_error("{\"default\": {\"action\": \"review\"}}", "default.reviewers");
+}
+
+static struct policy_decision decide(struct policy *p, const char *sql, const char *const *groups)
+{
+    struct policy_decision d;
+    struct policy_session *s = policy_session_new();
+    assert_int_equal(policy_check(p, s, sql, groups, &d, NULL), 0);
+    policy_session_free(s);
+    return d;
+}
+
+static void test_first_match_and_groups(void **state)
+{
+    (void)state;
+    char err[POLICY_ERR_MAX];
+    struct policy *p = load(
+        "{\"default\": {\"action\": \"deny\", \"message\": \"not on the list\"},"
+        " \"rules\": ["
+        "  {\"name\": \"dba-anything\", \"match\": {\"groups\": [\"dba\"]}, \"action\": \"allow\"},"
+        "  {\"name\": \"no-hr\", \"match\": {\"relations\": [\"hr.*\"]}, \"action\": \"deny\", \"message\": \"hr is private\"},"
+        "  {\"name\": \"mask-crm\", \"match\": {\"relations\": [\"crm.*\"], \"except_groups\": [\"sales\"]},"
+        "   \"action\": \"mask\", \"style\": \"hash\"},"
+        "  {\"match\": {\"kinds\": [\"SELECT\"]}, \"action\": \"allow\"},"
+        "  {\"name\": \"writes-to-app\", \"match\": {\"writes\": [\"app.*\"]}, \"action\": \"review\", \"reviewers\": [\"leads\", \"dba\"]},"
+        "  {\"name\": \"drops\", \"match\": {\"kinds\": [\"DROP_*\"], \"categories\": [\"ddl\"]}, \"action\": \"deny\"},"
+        "  {\"name\": \"funcs\", \"match\": {\"functions\": [\"pg_catalog.pg_read_*\"]}, \"action\": \"deny\"}"
+        " ]}", err);
+    assert_non_null(p);
+    const char *dba[] = {"dev", "dba", NULL}, *sales[] = {"sales", NULL};
+
+    struct policy_decision d = decide(p, "select * from hr.salaries", NULL);
+    assert_int_equal(d.action, POLICY_DENY);
+    assert_int_equal(d.rule_index, 1);
+    assert_string_equal(d.rule_name, "no-hr");
+    assert_string_equal(d.message, "hr is private");
+
+    /* An unqualified name is in public while search_path is untouched. */
+    d = decide(p, "select * from salaries", NULL);
+    assert_int_equal(d.action, POLICY_ALLOW);
+    assert_int_equal(d.rule_index, 3);
+    d = decide(p, "select * from hr.salaries", dba);
+    assert_int_equal(d.action, POLICY_ALLOW);
+    assert_int_equal(d.rule_index, 0);
+
+    d = decide(p, "select * from crm.leads", NULL);
+    assert_int_equal(d.action, POLICY_MASK);
+    assert_int_equal(d.mask_style, POLICY_STYLE_HASH);
+    d = decide(p, "select * from crm.leads", sales);
+    assert_int_equal(d.action, POLICY_ALLOW);
+    assert_int_equal(d.rule_index, 3);
+    assert_string_equal(d.rule_name, "");
+
+    d = decide(p, "insert into app.t values (1)", NULL);
+    assert_int_equal(d.action, POLICY_REVIEW);
+    assert_string_equal(d.reviewers, "leads,dba");
+    d = decide(p, "insert into other.t values (1)", NULL);
+    assert_int_equal(d.action, POLICY_DENY);
+    assert_int_equal(d.rule_index, POLICY_RULE_DEFAULT);
+    assert_string_equal(d.message, "not on the list");
+
+    d = decide(p, "drop view v", NULL);
+    assert_string_equal(d.rule_name, "drops");
+    /* A function pattern with a schema catches the unqualified call. */
+    d = decide(p, "insert into x values (pg_read_file('/etc/passwd'))", NULL);
+    assert_string_equal(d.rule_name, "funcs");
+
+    /* The most severe statement of a multi-statement string decides. */
+    d = decide(p, "select 1; select * from hr.x; select 2", NULL);
+    assert_int_equal(d.action, POLICY_DENY);
+    assert_int_equal(d.stmt_index, 1);
+
+    /* Each statement keeps its own decision for its own result set. */
+    struct policy_analysis a;
+    char cerr[POLICY_ERR_MAX];
+    assert_int_equal(policy_classify("select * from crm.leads; select 1", NULL, &a, cerr), 0);
+    policy_decide(p, &a, NULL, &d);
+    assert_int_equal(d.action, POLICY_MASK);
+    policy_decide_stmt(p, &a.stmts[1], NULL, &d);
+    assert_int_equal(d.action, POLICY_ALLOW);
+    policy_decide_stmt(p, &a.stmts[0], NULL, &d);
+    assert_int_equal(d.action, POLICY_MASK);
+    assert_string_equal(d.rule_name, "mask-crm");
+    policy_analysis_free(&a);
+
+    /* A parse error is a deny carrying the parser's message. */
+    d = decide(p, "select * from", dba);
+    assert_int_equal(d.action, POLICY_DENY);
+    assert_int_equal(d.rule_index, POLICY_RULE_PARSE_ERROR);
+    assert_non_null(strstr(d.message, "syntax error"));
+    policy_free(p);
+}
+
+static void test_relation_globs(void **state)
+{
+    (void)state;
+    char err[POLICY_ERR_MAX];
+    struct policy *p = load("{\"rules\": [{\"match\": {\"relations\": [\"hr.salaries\"]}, \"action\": \"deny\"}]}", err);
+    assert_non_null(p);
+    assert_int_equal(decide(p, "select * from hr.salaries", NULL).action, POLICY_DENY);
+    /* Unqualified: public, as long as the session keeps its search_path. */
+    assert_int_equal(decide(p, "select * from salaries", NULL).action, POLICY_ALLOW);
+    assert_int_equal(decide(p, "select * from public.salaries", NULL).action, POLICY_ALLOW);
+    /* After SET search_path (same string or earlier in the session) an
+     * unqualified name may be anywhere: it matches. */
+    assert_int_equal(decide(p, "set search_path = hr; select * from salaries", NULL).action, POLICY_DENY);
+    struct policy_session *s = policy_session_new();
+    struct policy_decision d;
+    assert_int_equal(policy_check(p, s, "select * from salaries", NULL, &d, NULL), 0);
+    assert_int_equal(d.action, POLICY_ALLOW);
+    assert_int_equal(policy_check(p, s, "SET search_path TO hr, public", NULL, &d, NULL), 0);
+    assert_int_equal(d.action, POLICY_ALLOW);
+    assert_int_equal(policy_check(p, s, "select * from salaries", NULL, &d, NULL), 0);
+    assert_int_equal(d.action, POLICY_DENY);
+    assert_false(d.cached); /* the cached allow of the same text is not used */
+    policy_session_free(s);
+    assert_int_equal(decide(p, "select * from hr.salaries_2020", NULL).action, POLICY_ALLOW);
+    /* Quoting and case are the parser's business: "HR" is another schema. */
+    assert_int_equal(decide(p, "select * from HR.SALARIES", NULL).action, POLICY_DENY);
+    assert_int_equal(decide(p, "select * from \"HR\".salaries", NULL).action, POLICY_ALLOW);
+    assert_int_equal(decide(p, "select * from U&\"h\\0072\".salaries", NULL).action, POLICY_DENY);
+    policy_free(p);
+}
+
+static void test_default_policy(void **state)
+{
+    (void)state;
+    struct policy *p = policy_load_default();
+    assert_non_null(p);
+    assert_true(policy_audit(p));
+    assert_false(policy_redacts_literals(p));
+    assert_int_equal(decide(p, "drop table t", NULL).action, POLICY_DENY);
+    assert_int_equal(decide(p, "delete from t", NULL).action, POLICY_REVIEW);
+    assert_string_equal(decide(p, "delete from t", NULL).reviewers, "dba");
+    assert_int_equal(decide(p, "select 'drop table t'", NULL).action, POLICY_ALLOW);
+    /* `hoopctl policy default` prints the document the engine loads. */
+    json_t *doc = policy_default_json();
+    assert_non_null(doc);
+    assert_true(json_array_size(json_object_get(doc, "rules")) >= 6);
+    json_decref(doc);
+    policy_free(p);
+}
+
+static void test_cache(void **state)
+{
+    (void)state;
+    char err[POLICY_ERR_MAX];
+    struct policy *p = load("{\"rules\": [{\"match\": {\"groups\": [\"dba\"]}, \"action\": \"allow\"},"
+                            " {\"match\": {\"kinds\": [\"DROP_*\"]}, \"action\": \"deny\"}]}", err);
+    assert_non_null(p);
+    const char *dba[] = {"dba", NULL}, *dev[] = {"dev", NULL};
+    uint64_t hits, misses;
+    struct policy_decision d = decide(p, "drop table t", dev);
+    assert_false(d.cached);
+    d = decide(p, "drop table t", dev);
+    assert_true(d.cached);
+    assert_int_equal(d.action, POLICY_DENY);
+    /* Group-dependent: the same text for another group is decided afresh. */
+    d = decide(p, "drop table t", dba);
+    assert_false(d.cached);
+    assert_int_equal(d.action, POLICY_ALLOW);
+    d = decide(p, "drop table t", dba);
+    assert_true(d.cached);
+    assert_int_equal(d.action, POLICY_ALLOW);
+    d = decide(p, "drop table t", NULL);
+    assert_int_equal(d.action, POLICY_DENY);
+    /* A group name holding the key separator is never cached under a
+     * colliding key. */
+    const char *odd[] = {"dba\x1e", NULL};
+    d = decide(p, "drop table t", odd);
+    assert_int_equal(d.action, POLICY_DENY);
+    assert_false(d.cached);
+    /* Session-dependent statements are never cached. */
+    struct policy_session *s = policy_session_new();
+    assert_int_equal(policy_check(p, s, "prepare x as select 1; execute x", dev, &d, NULL), 0);
+    assert_int_equal(policy_check(p, s, "prepare x as select 1; execute x", dev, &d, NULL), 0);
+    assert_false(d.cached);
+    policy_session_free(s);
+    /* Parse errors are never cached either. */
+    decide(p, "selec 1", dev);
+    d = decide(p, "selec 1", dev);
+    assert_false(d.cached);
+    assert_int_equal(d.rule_index, POLICY_RULE_PARSE_ERROR);
+    /* A hit hands out the classification too, fingerprint included. */
+    struct policy_analysis a1, a2;
+    assert_int_equal(policy_check(p, NULL, "select email from users where id = 7", dev, &d, &a1), 0);
+    assert_false(d.cached);
+    assert_int_equal(policy_check(p, NULL, "select email from users where id = 7", dev, &d, &a2), 0);
+    assert_true(d.cached);
+    assert_int_equal(a2.nstmts, 1);
+    assert_string_equal(a2.stmts[0].kind, "SELECT");
+    assert_string_equal(a2.stmts[0].fingerprint, a1.stmts[0].fingerprint);
+    assert_string_equal(a2.stmts[0].normalized, a1.stmts[0].normalized);
+    assert_int_equal(a2.stmts[0].nrelations, 1);
+    assert_string_equal(a2.stmts[0].relations[0].name, "users");
+    policy_analysis_free(&a1);
+    policy_analysis_free(&a2);
+    policy_cache_stats(p, &hits, &misses);
+    assert_true(hits >= 3);
+    assert_true(misses >= 3);
+    policy_free(p);
+}
+
+static void test_prepared_tracker(void **state)
+{
+    (void)state;
+    struct policy *p = policy_load_default();
+    struct policy_session *s = policy_session_new();
+    char err[POLICY_ERR_MAX];
+    struct policy_decision d;
+    assert_non_null(p);
+    assert_non_null(s);
+
+    /* Extended protocol: Parse then Execute, judged by the statement. */
+    assert_int_equal(policy_session_parse(p, s, "s1", "delete from t", err), 0);
+    assert_int_equal(policy_session_parse(p, s, "s2", "select * from t where id = $1", err), 0);
+    assert_int_equal(policy_session_count(s), 2);
+    assert_int_equal(policy_check_prepared(p, s, "s1", NULL, &d), 0);
+    assert_int_equal(d.action, POLICY_REVIEW);
+    assert_int_equal(policy_check_prepared(p, s, "s2", NULL, &d), 0);
+    assert_int_equal(d.action, POLICY_ALLOW);
+    const struct policy_stmt *st = policy_session_lookup(s, "s2");
+    assert_non_null(st);
+    assert_string_equal(st->kind, "SELECT");
+
+    /* Unknown names are refused. */
+    assert_int_equal(policy_check_prepared(p, s, "nope", NULL, &d), 0);
+    assert_int_equal(d.action, POLICY_DENY);
+    assert_int_equal(d.rule_index, POLICY_RULE_UNKNOWN_PREPARED);
+
+    /* A second Parse of a live name keeps the union (the server refuses it). */
+    assert_int_equal(policy_session_parse(p, s, "s1", "select 1", err), 0);
+    assert_int_equal(policy_check_prepared(p, s, "s1", NULL, &d), 0);
+    assert_int_equal(d.action, POLICY_REVIEW);
+    /* After a protocol Close the name is free again. */
+    policy_session_close(s, "s1");
+    assert_null(policy_session_lookup(s, "s1"));
+    assert_int_equal(policy_session_parse(p, s, "s1", "select 1", err), 0);
+    assert_int_equal(policy_check_prepared(p, s, "s1", NULL, &d), 0);
+    assert_int_equal(d.action, POLICY_ALLOW);
+
+    /* The unnamed statement is replaced on every Parse. */
+    assert_int_equal(policy_session_parse(p, s, "", "delete from t", err), 0);
+    assert_int_equal(policy_session_parse(p, s, "", "select 1", err), 0);
+    assert_int_equal(policy_check_prepared(p, s, "", NULL, &d), 0);
+    assert_int_equal(d.action, POLICY_ALLOW);
+
+    /* Parsing the same text again is answered from the cache, and is judged the same. */
+    uint64_t hits0, hits1, misses;
+    policy_cache_stats(p, &hits0, &misses);
+    assert_int_equal(policy_session_parse(p, s, "s7", "select * from t where id = $1", err), 0);
+    policy_cache_stats(p, &hits1, &misses);
+    assert_int_equal(hits1, hits0 + 1);
+    assert_string_equal(policy_session_lookup(s, "s7")->kind, "SELECT");
+    assert_int_equal(policy_session_parse(p, s, "s8", "delete from t", err), 0);
+    assert_int_equal(policy_check_prepared(p, s, "s8", NULL, &d), 0);
+    assert_int_equal(d.action, POLICY_REVIEW);
+    /* Without a policy (no cache) it works the same. */
+    assert_int_equal(policy_session_parse(NULL, s, "s9", "truncate t", err), 0);
+    assert_int_equal(policy_check_prepared(p, s, "s9", NULL, &d), 0);
+    assert_int_equal(d.action, POLICY_DENY);
+
+    /* Parse errors and multiple commands are refused. */
+    assert_int_equal(policy_session_parse(p, s, "bad", "selec 1", err), -1);
+    assert_non_null(strstr(err, "syntax error"));
+    assert_int_equal(policy_session_parse(p, s, "two", "select 1; select 2", err), -1);
+    assert_non_null(strstr(err, "multiple commands"));
+
+    /* SQL PREPARE in one simple query, EXECUTE in a later one. */
+    assert_int_equal(policy_check(p, s, "PREPARE wipe AS DELETE FROM accounts", NULL, &d, NULL), 0);
+    assert_int_equal(d.action, POLICY_ALLOW);
+    assert_int_equal(policy_check(p, s, "EXECUTE wipe", NULL, &d, NULL), 0);
+    assert_int_equal(d.action, POLICY_REVIEW);
+    /* DEALLOCATE may fail at the server (aborted transaction): the tracker
+     * keeps what it knew, so a re-PREPARE cannot launder the name. */
+    assert_int_equal(policy_check(p, s, "DEALLOCATE wipe", NULL, &d, NULL), 0);
+    assert_int_equal(policy_check(p, s, "PREPARE wipe AS SELECT 1", NULL, &d, NULL), 0);
+    assert_int_equal(policy_check(p, s, "EXECUTE wipe", NULL, &d, NULL), 0);
+    assert_int_equal(d.action, POLICY_REVIEW);
+    /* EXPLAIN ANALYZE EXECUTE is judged by the prepared statement too. */
+    assert_int_equal(policy_check(p, s, "EXPLAIN ANALYZE EXECUTE wipe", NULL, &d, NULL), 0);
+    assert_int_equal(d.action, POLICY_REVIEW);
+
+    /* Sessions are separate. */
+    struct policy_session *other = policy_session_new();
+    assert_int_equal(policy_check(p, other, "EXECUTE wipe", NULL, &d, NULL), 0);
+    assert_int_equal(d.action, POLICY_DENY);
+    policy_session_free(other);
+    policy_session_free(s);
+    policy_free(p);
+}
+
+static void test_analysis_json_and_redaction(void **state)
+{
+    (void)state;
+    char err[POLICY_ERR_MAX];
+    struct policy_analysis a;
+    assert_int_equal(policy_classify("select * from t where email = 'a@example.com' and id = 5", NULL, &a, err), 0);
+    assert_int_equal(a.nstmts, 1);
+    assert_non_null(a.stmts[0].normalized);
+    assert_null(strstr(a.stmts[0].normalized, "a@example.com"));
+    assert_int_equal(strlen(a.stmts[0].fingerprint), 16);
+    json_t *j = policy_analysis_to_json(&a);
+    json_t *rel = json_array_get(json_object_get(json_array_get(j, 0), "relations"), 0);
+    assert_string_equal(json_string_value(json_object_get(rel, "schema")), "public");
+    assert_true(json_is_true(json_object_get(rel, "schema_defaulted")));
+    json_decref(j);
+    /* Literals differ, the fingerprint does not. */
+    struct policy_analysis b;
+    assert_int_equal(policy_classify("SELECT * FROM t WHERE email = 'x@y.org' AND id = 7", NULL, &b, err), 0);
+    assert_string_equal(a.stmts[0].fingerprint, b.stmts[0].fingerprint);
+    policy_analysis_free(&a);
+    policy_analysis_free(&b);
+
+    char *red = policy_redact_literals("update users set ssn = '123-45-6789' where id = 1", err);
+    assert_non_null(red);
+    assert_null(strstr(red, "123-45-6789"));
+    assert_non_null(strstr(red, "$1"));
+    free(red);
+    assert_null(policy_redact_literals("update users set", err));
+    assert_non_null(strstr(err, "syntax error"));
+
+    /* Oversized input is refused before parsing. */
+    size_t big = POLICY_MAX_SQL + 16;
+    char *sql = malloc(big + 1);
+    assert_non_null(sql);
+    memset(sql, ' ', big);
+    memcpy(sql, "select 1", 8);
+    sql[big] = '\0';
+    assert_int_equal(policy_classify(sql, NULL, &a, err), -1);
+    assert_non_null(strstr(err, "too long"));
+    free(sql);
+}
+
+static void test_masked_copy_guard(void **state)
+{
+    (void)state;
+    char err[POLICY_ERR_MAX];
+    struct policy *p = load("{\"rules\": [{\"name\": \"dba\", \"match\": {\"groups\": [\"dba\"]}, \"action\": \"allow\"},"
+                            " {\"name\": \"crm\", \"match\": {\"relations\": [\"crm.*\"]}, \"action\": \"mask\"}],"
+                            " \"masking\": {\"columns\": [{\"column\": \"public.users.email\"}]}}", err);
+    assert_non_null(p);
+    const char *dba[] = {"dba", NULL};
+    static const char *const refused[] = {
+        "insert into mine select email from users",
+        "create table mine as select * from users",
+        "select email into mine from users",
+        "update users set name = email",
+        "update other set note = (select email from users u where u.id = other.id) where id = 1",
+        "select pg_notify('c', email) from users",
+        "with x as (insert into log select row_to_json(u) from users u returning 1) select 1",
+        "create materialized view mv as select upper(email) from users",
+        "insert into mine select * from crm.leads",       /* a statement-level mask rule */
+    };
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        struct policy_decision d = decide(p, refused[i], NULL);
+        if (d.action != POLICY_DENY || d.rule_index != POLICY_RULE_MASKED_COPY)
+            fail_msg("[%s] should be refused as a masked copy, got %s (%s)", refused[i],
+                     policy_action_name(d.action), d.rule_name);
+        /* An allow rule naming the user's group trusts them with the data. */
+        assert_int_equal(decide(p, refused[i], dba).action, POLICY_ALLOW);
+    }
+    static const char *const fine[] = {
+        "select email from users",                        /* masked in the result */
+        "update users set email = 'x' where id = 1",      /* writes, reads no masked column */
+        "delete from users where email = 'a@b.c'",        /* reads it, copies nothing */
+        "update users set name = 'x' where id = 1 returning email", /* RETURNING rows are masked */
+        "insert into users (id, name) values (3, 'z') returning *",
+        "insert into mine select name from users",
+        "insert into mine values ('alice@example.com')",
+        "select * from crm.leads",
+    };
+    for (size_t i = 0; i < sizeof(fine) / sizeof(fine[0]); i++) {
+        struct policy_decision d = decide(p, fine[i], NULL);
+        if (d.action == POLICY_DENY)
+            fail_msg("[%s] should not be refused (%s)", fine[i], d.rule_name);
+    }
+    policy_free(p);
+    /* Without column rules the guard has nothing to guard. */
+    p = load("{}", err);
+    assert_int_equal(decide(p, "insert into mine select email from users", NULL).action, POLICY_ALLOW);
+    policy_free(p);
+}
+
+static void test_load_file(void **state)
+{
+    (void)state;
+    char err[POLICY_ERR_MAX];
+    char path[] = "/tmp/hoopctl-policy-test-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    fputs("{\"rules\": [\n  {\"match\": {}, \"action\": \"allow\"},\n  oops\n]}\n", f);
+    fclose(f);
+    assert_null(policy_load_file(path, err));
+    /* JSON errors name the file, line and column. */
+    assert_non_null(strstr(err, path));
+    assert_non_null(strstr(err, ":3:"));
+    unlink(path);
+    assert_null(policy_load_file("/nonexistent/policy.json", err));
+}
+
+/* Hostile SQL: random bytes and random SQL-ish fragments are classified or
+ * refused with a message, never crash, and whatever does not parse is denied. */
+static void test_hostile_sql(void **state)
+{
+    (void)state;
+    static const char *const parts[] = {"select ", "drop ", "table ", "do ", "$$", "$a$", "'", "\"", "/*", "*/",
+                                        "--", "\n", ";", "(", ")", "prepare ", "execute ", "x ", "1 ", "U&\"",
+                                        "\\", "e'", "with ", "as ", "delete ", "from ", "t ", "explain analyze "};
+    struct policy *p = policy_load_default();
+    struct policy_session *s = policy_session_new();
+    uint32_t seed = 99;
+    for (int round = 0; round < 2000; round++) {
+        char sql[512];
+        size_t o = 0;
+        int n = 1 + (int)((seed = seed * 1103515245u + 12345u) >> 8) % 12;
+        for (int i = 0; i < n && o < sizeof(sql) - 40; i++) {
+            seed = seed * 1103515245u + 12345u;
+            if (round % 3 == 0) {
+                sql[o++] = (char)(1 + (seed >> 8) % 255); /* raw bytes, no NUL */
+            } else {
+                const char *part = parts[(seed >> 8) % (sizeof(parts) / sizeof(parts[0]))];
+                o += (size_t)snprintf(sql + o, sizeof(sql) - o, "%s", part);
+            }
+        }
+        sql[o] = '\0';
+        struct policy_decision d;
+        assert_int_equal(policy_check(p, s, sql, NULL, &d, NULL), 0);
+        if (d.rule_index == POLICY_RULE_PARSE_ERROR) {
+            assert_int_equal(d.action, POLICY_DENY);
+            assert_true(d.message[0] != '\0');
+        }
+    }
+    policy_session_free(s);
+    policy_free(p);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_validation_errors),
+        cmocka_unit_test(test_first_match_and_groups),
+        cmocka_unit_test(test_relation_globs),
+        cmocka_unit_test(test_default_policy),
+        cmocka_unit_test(test_cache),
+        cmocka_unit_test(test_prepared_tracker),
+        cmocka_unit_test(test_analysis_json_and_redaction),
+        cmocka_unit_test(test_masked_copy_guard),
+        cmocka_unit_test(test_load_file),
+        cmocka_unit_test(test_hostile_sql),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
