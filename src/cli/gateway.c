@@ -149,7 +149,7 @@ static int gateway_run(const struct cli_args *args, struct cli_context *ctx)
             fprintf(stderr, "hoopctl gateway: cannot read the password file %s\n", pwfile);
             return CLI_EXIT_FAILURE;
         }
-    } else if (getenv("HOOPCTL_UPSTREAM_PASSWORD")) {
+    } else if (getenv("HOOPCTL_UPSTREAM_PASSWORD") && *getenv("HOOPCTL_UPSTREAM_PASSWORD")) {
         password = strdup(getenv("HOOPCTL_UPSTREAM_PASSWORD"));
     }
     cfg.upstream_password = password;

@@ -189,6 +189,11 @@ static void upstream_startup_event(struct bufferevent *bev, short what, void *ar
         }
         return;
     }
+    if (s->phase == GW_UPSTREAM_AUTH || s->phase == GW_UPSTREAM_STARTUP) {
+        upstream_startup_read(s->upstream, s); /* an ErrorResponse may precede the close */
+        if (s->phase == GW_CLOSING || s->phase == GW_RELAY)
+            return;
+    }
     if (s->phase == GW_UPSTREAM_TLS && (what & BEV_EVENT_ERROR)) {
         upstream_fail_tls(s);
         return;
