@@ -449,10 +449,29 @@ static int decide(struct gw_session *s, char type, const uint8_t *body, size_t l
     return (int)v;
 }
 
+/* Before an Execute, describe its portal ourselves so that the row filter
+ * always matches the rows that follow, whether or not the client asked. */
+static int inject_describe(struct gw_session *s, const uint8_t *body, size_t len)
+{
+    char kind;
+    const char *portal;
+    if (pgwire_parse_named(body, len, false, &kind, &portal) < 0)
+        return -1;
+    struct buf m = {0};
+    size_t start;
+    int rc = pgwire_msg_begin(&m, 'D', &start) | buf_append(&m, "P", 1) | pgwire_put_cstr(&m, portal);
+    if (rc == 0 && pgwire_msg_finish(&m, start) == 0 && gw_tracking_injected_describe(&s->tracking) == 0)
+        bufferevent_write(s->upstream, m.data, m.len);
+    else
+        rc = -1;
+    buf_free(&m);
+    return rc;
+}
+
 static void c2u_process(struct gw_session *s)
 {
     struct gateway *gw = s->gw;
-    const bool hooks = gw->cfg.hooks.statement != NULL;
+    const bool hooks = gw->cfg.hooks.statement || gw->cfg.hooks.row_description;
     while (s->phase == GW_RELAY && !s->held && !s->waiting_barrier) {
         struct evbuffer *in = bufferevent_get_input(s->client);
         struct evbuffer *out = bufferevent_get_output(s->upstream);
@@ -487,7 +506,7 @@ static void c2u_process(struct gw_session *s)
             session_close(s); /* closing the upstream socket ends the backend too */
             return;
         }
-        if (!hooks || strchr("QPBEFCS", type) == NULL) {
+        if (!hooks || !(type && strchr("QPBEFCSD", type))) {
             s->c2u_remaining = total;
             s->c2u_discard = s->skip_to_sync;
             continue;
@@ -502,7 +521,7 @@ static void c2u_process(struct gw_session *s)
         const uint8_t *body = evbuffer_pullup(in, (ev_ssize_t)total) + PGWIRE_HEADER_LEN;
         int verdict = GATEWAY_ALLOW;
         struct gateway_refusal refusal = {0};
-        if (type == 'Q' || type == 'E' || type == 'F') {
+        if ((type == 'Q' || type == 'E' || type == 'F') && gw->cfg.hooks.statement) {
             if (s->have_verdict) {
                 verdict = (int)s->verdict;
                 refusal = s->verdict_refusal;
@@ -540,6 +559,10 @@ static void c2u_process(struct gw_session *s)
         }
         if (type == 'S')
             s->skip_to_sync = false;
+        if (type == 'E' && gw->cfg.hooks.row_description && inject_describe(s, body, (size_t)blen) < 0) {
+            protocol_error(s, "client", "malformed Execute");
+            return;
+        }
         evbuffer_remove_buffer(in, out, total);
     }
 }
@@ -672,7 +695,7 @@ static void u2c_process(struct gw_session *s)
 {
     struct gateway *gw = s->gw;
     const struct gateway_hooks *h = &gw->cfg.hooks;
-    const bool tracking = h->statement != NULL;
+    const bool tracking = h->statement || h->row_description;
     bool wake_client_side = false;
     while (s->phase == GW_RELAY) {
         struct evbuffer *in = bufferevent_get_input(s->upstream);
@@ -705,9 +728,9 @@ static void u2c_process(struct gw_session *s)
         bool inspect = type == 'K' || (type == 'T' && h->row_description) ||
                        (type == 'D' && s->filter_active) ||
                        (type == 'E' && s->refusals_outstanding) ||
-                       (tracking && strchr("123EZ", type));
+                       (tracking && type && strchr("123EZn", type));
         if (!inspect) {
-            if (s->filter_active && strchr("CIZ", type))
+            if (s->filter_active && (type && strchr("CIZs", type)))
                 clear_filter(s);
             if (s->filter_active && (type == 'H' || type == 'E'))
                 clear_filter(s);
@@ -723,7 +746,12 @@ static void u2c_process(struct gw_session *s)
             forward = false;
             break;
         case 'T':
+            forward = !(tracking && gw_tracking_upstream(&s->tracking, 'T'));
             install_filter(s, body, (size_t)blen);
+            break;
+        case 'n':
+            forward = !gw_tracking_upstream(&s->tracking, 'n');
+            clear_filter(s);
             break;
         case 'D':
             if (filter_row(s, body, (size_t)blen) < 0) {
@@ -743,7 +771,7 @@ static void u2c_process(struct gw_session *s)
         default:
             break;
         }
-        if (tracking && strchr("123EZ", type)) {
+        if (tracking && (type && strchr("123EZ", type))) {
             gw_tracking_upstream(&s->tracking, type);
             if (s->waiting_barrier) {
                 s->waiting_barrier = false;
