@@ -100,6 +100,8 @@ struct gw_session {
     struct evbuffer *client_inject;   /* messages for the client, written at a message boundary */
     struct gateway_row_filter filter;
     bool filter_active;
+    struct gateway_copy_filter copy_filter;
+    bool copy_filter_active;
     struct gw_tracking tracking;
 };
 

@@ -691,6 +691,40 @@ static int filter_row(struct gw_session *s, const uint8_t *body, size_t len)
     return rc;
 }
 
+static int start_copy_filter(struct gw_session *s, const uint8_t *body, size_t len)
+{
+    const struct gateway_hooks *h = &s->gw->cfg.hooks;
+    struct pgwire_reader r;
+    pgwire_reader_init(&r, body, len);
+    int format = pgwire_read_u8(&r);
+    int16_t ncols = pgwire_read_i16(&r);
+    if (r.bad || ncols < 0)
+        return -1;
+    pgwire_read_bytes(&r, (size_t)ncols * 2);
+    if (!pgwire_reader_done(&r))
+        return -1;
+    struct gateway_copy_filter f = {0};
+    s->copy_filter_active = h->copy_out(h->user, &s->info, ncols, format, &f) && f.filter;
+    s->copy_filter = f;
+    return 0;
+}
+
+static int filter_copy_row(struct gw_session *s, const uint8_t *body, size_t len)
+{
+    struct buf m = {0}, row = {0};
+    size_t start;
+    int rc = s->copy_filter.filter(s->copy_filter.user, &s->info, body, len, &row);
+    if (rc == 0)
+        rc = pgwire_msg_begin(&m, 'd', &start) | buf_append(&m, row.data, row.len);
+    if (rc == 0)
+        rc = pgwire_msg_finish(&m, start);
+    if (rc == 0)
+        bufferevent_write(s->client, m.data, m.len);
+    buf_free(&m);
+    buf_free(&row);
+    return rc;
+}
+
 static void u2c_process(struct gw_session *s)
 {
     struct gateway *gw = s->gw;
@@ -726,10 +760,13 @@ static void u2c_process(struct gw_session *s)
         char type = (char)hdr[0];
         size_t total = (size_t)blen + PGWIRE_HEADER_LEN;
         bool inspect = type == 'K' || (type == 'T' && h->row_description) ||
+                       (type == 'H' && h->copy_out) || (type == 'd' && s->copy_filter_active) ||
                        (type == 'D' && s->filter_active) ||
                        (type == 'E' && s->refusals_outstanding) ||
                        (tracking && type && strchr("123EZn", type));
         if (!inspect) {
+            if (s->copy_filter_active && (type == 'c' || type == 'E' || type == 'Z'))
+                s->copy_filter_active = false;
             if (s->filter_active && (type && strchr("CIZs", type)))
                 clear_filter(s);
             if (s->filter_active && (type == 'H' || type == 'E'))
@@ -749,6 +786,19 @@ static void u2c_process(struct gw_session *s)
             forward = !(tracking && gw_tracking_upstream(&s->tracking, 'T'));
             install_filter(s, body, (size_t)blen);
             break;
+        case 'H':
+            if (start_copy_filter(s, body, (size_t)blen) < 0) {
+                protocol_error(s, "upstream", "malformed CopyOutResponse");
+                return;
+            }
+            break;
+        case 'd':
+            if (filter_copy_row(s, body, (size_t)blen) < 0) {
+                gw_session_fail(s, "XX000", "COPY filter failed; closing the session (fail closed)");
+                return;
+            }
+            forward = false;
+            break;
         case 'n':
             forward = !gw_tracking_upstream(&s->tracking, 'n');
             clear_filter(s);
@@ -762,11 +812,13 @@ static void u2c_process(struct gw_session *s)
             break;
         case 'E':
             clear_filter(s);
+            s->copy_filter_active = false;
             if (s->refusals_outstanding && rewrite_refusal(s, body, (size_t)blen))
                 forward = false;
             break;
         case 'Z':
             clear_filter(s);
+            s->copy_filter_active = false;
             break;
         default:
             break;

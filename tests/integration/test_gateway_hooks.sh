@@ -53,6 +53,10 @@ out=$(gw_psql -Atc "select id, name, secret from items order by id" 2>&1)
 assert_eq "2|kept|***" "$out" "row filter"
 out=$(gw_psql -Atc "select 'x' as secret, null::text as secret, 'visible' as other" 2>&1)
 assert_eq "***||visible" "$out" "row filter keeps NULLs and other columns"
+out=$(gw_psql -Atc "copy (select id, name, secret from items order by id) to stdout" 2>&1)
+assert_eq $'2\tkept\t***' "$out" "COPY OUT filter"
+gw_psql -c "\\copy (select name, secret from items) to '$T/copy.txt'" >/dev/null
+assert_eq $'kept\t***' "$(cat "$T/copy.txt")" "\\copy out filter"
 direct=$(psql -X -Atc "select secret from items")
 assert_eq "s2" "$direct" "data unchanged upstream"
 
