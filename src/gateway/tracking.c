@@ -185,21 +185,7 @@ int gw_tracking_client(struct gw_tracking *t, char type, const uint8_t *body, si
         memcpy(p->bind, body, len);
         return pending_push(t, p);
     }
-    case 'C': {
-        char kind;
-        const char *name;
-        if (pgwire_parse_named(body, len, true, &kind, &name) < 0)
-            return -1;
-        if (!(p = calloc(1, sizeof *p)))
-            return -1;
-        p->kind = 'C';
-        p->sub = kind;
-        if (!(p->name = strdup(name))) {
-            pending_free(p);
-            return -1;
-        }
-        return pending_push(t, p);
-    }
+    case 'C':   /* Close and Describe: a kind byte and a name */
     case 'D': {
         char kind;
         const char *name;
@@ -207,7 +193,7 @@ int gw_tracking_client(struct gw_tracking *t, char type, const uint8_t *body, si
             return -1;
         if (!(p = calloc(1, sizeof *p)))
             return -1;
-        p->kind = 'D';
+        p->kind = type;
         p->sub = kind;
         if (!(p->name = strdup(name))) {
             pending_free(p);
