@@ -19,6 +19,7 @@
 
 static void client_read(struct bufferevent *bev, void *arg);
 static void client_write(struct bufferevent *bev, void *arg);
+static void relay_write(struct bufferevent *bev, void *arg);
 static void client_event(struct bufferevent *bev, short what, void *arg);
 static void upstream_read(struct bufferevent *bev, void *arg);
 static void upstream_event(struct bufferevent *bev, short what, void *arg);
@@ -171,6 +172,7 @@ static void session_close(struct gw_session *s)
         s->upstream = NULL;
     }
     bufferevent_disable(s->client, EV_READ);
+    bufferevent_enable(s->client, EV_WRITE); /* flush_now may have turned it off */
     bufferevent_setwatermark(s->client, EV_WRITE, 0, 0);
     evtimer_del(s->timer);
     struct timeval tv = {GW_CLOSE_TIMEOUT_S, 0};
@@ -361,7 +363,7 @@ void gw_session_upstream_ready(struct gw_session *s)
     const struct gateway_hooks *h = &s->gw->cfg.hooks;
     s->phase = GW_RELAY;
     evtimer_del(s->timer);
-    bufferevent_setcb(s->upstream, upstream_read, NULL, upstream_event, s);
+    bufferevent_setcb(s->upstream, upstream_read, relay_write, upstream_event, s);
     s->client_drain_cb = evbuffer_add_cb(bufferevent_get_output(socket_of(s->client)), output_drained, s);
     s->upstream_drain_cb = evbuffer_add_cb(bufferevent_get_output(socket_of(s->upstream)), output_drained, s);
     s->started = true;
@@ -882,32 +884,46 @@ static void u2c_relay(struct gw_session *s)
         c2u_process(s);
 }
 
-/* Write what is queued for the peer now rather than on the next loop turn
- * (saves a poll round trip per message); the bufferevent keeps any rest. */
+/* Write what is queued for the peer now rather than on the next loop turn.
+ * A plain socket's bufferevent keeps EV_WRITE off while its buffer is empty
+ * (pgbouncer-style: try send() first, poll for writability only on a short
+ * write), which saves two epoll_ctl calls and a wakeup per message. Under a
+ * TLS filter the same holds for the socket below it: every relay pass ends
+ * here, so whatever the filter wrote is sent or scheduled. */
 static void flush_now(struct bufferevent *bev)
 {
     struct bufferevent *sock = socket_of(bev);
     struct evbuffer *out = bufferevent_get_output(sock);
     evutil_socket_t fd = bufferevent_getfd(sock);
-    if (fd < 0 || evbuffer_get_length(out) == 0)
+    if (fd >= 0 && evbuffer_get_length(out) > 0) {
+        evbuffer_unfreeze(out, 1);
+        evbuffer_write(out, fd); /* errors surface through the bufferevent */
+        evbuffer_freeze(out, 1);
+    }
+    if (evbuffer_get_length(out) > 0)
+        bufferevent_enable(sock, EV_WRITE);
+    else
+        bufferevent_disable(sock, EV_WRITE);
+}
+
+static void flush_both(struct gw_session *s)
+{
+    if (s->phase != GW_RELAY)
         return;
-    evbuffer_unfreeze(out, 1);
-    evbuffer_write(out, fd); /* errors surface through the bufferevent */
-    evbuffer_freeze(out, 1);
+    flush_now(s->upstream);
+    flush_now(s->client);
 }
 
 static void c2u_process(struct gw_session *s)
 {
     c2u_relay(s);
-    if (s->phase == GW_RELAY)
-        flush_now(s->upstream);
+    flush_both(s);
 }
 
 static void u2c_process(struct gw_session *s)
 {
     u2c_relay(s);
-    if (s->phase == GW_RELAY)
-        flush_now(s->client);
+    flush_both(s);
 }
 
 static void session_resume_cb(evutil_socket_t fd, short what, void *arg)
@@ -946,9 +962,21 @@ static void client_read(struct bufferevent *bev, void *arg)
         evbuffer_drain(bufferevent_get_input(s->client), evbuffer_get_length(bufferevent_get_input(s->client)));
 }
 
+/* A plain socket drained (see flush_now): stop polling it for writability. */
+static void relay_write(struct bufferevent *bev, void *arg)
+{
+    (void)arg;
+    if (!bufferevent_get_underlying(bev) && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        bufferevent_disable(bev, EV_WRITE);
+}
+
 static void client_write(struct bufferevent *bev, void *arg)
 {
     struct gw_session *s = arg;
+    if (s->phase == GW_RELAY) {
+        relay_write(bev, arg);
+        return;
+    }
     if (s->phase == GW_CLOSING && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
         evtimer_del(s->timer);
         struct timeval tv = {0, 0};
