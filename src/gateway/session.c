@@ -26,6 +26,7 @@ static void upstream_event(struct bufferevent *bev, short what, void *arg);
 static void c2u_process(struct gw_session *s);
 static void u2c_process(struct gw_session *s);
 static void session_resume_cb(evutil_socket_t fd, short what, void *arg);
+static void flush_now(struct bufferevent *bev);
 
 static size_t buffer_limit(const struct gw_session *s)
 {
@@ -542,9 +543,10 @@ static void c2u_relay(struct gw_session *s)
         }
         char type = (char)hdr[0];
         size_t total = (size_t)blen + PGWIRE_HEADER_LEN;
-        if (type == 'X') { /* Terminate: pass it on and end the session */
-            evbuffer_drain(in, total);
-            session_close(s); /* closing the upstream socket ends the backend too */
+        if (type == 'X') { /* Terminate: pass it on (after what came before) and end */
+            evbuffer_remove_buffer(in, out, total);
+            flush_now(s->upstream);
+            session_close(s);
             return;
         }
         if (!hooks || !(type && strchr("QPBEFCSD", type))) {
