@@ -510,6 +510,15 @@ static int inject_describe(struct gw_session *s, const uint8_t *body, size_t len
     return rc;
 }
 
+static bool c2u_run_member(struct gw_session *s, char type)
+{
+    (void)s;
+    return type != 'X';
+}
+
+static size_t pass_run(struct gw_session *s, struct evbuffer *in, size_t first, size_t avail,
+                       bool (*member)(struct gw_session *, char));
+
 static void c2u_relay(struct gw_session *s)
 {
     struct gateway *gw = s->gw;
@@ -549,7 +558,12 @@ static void c2u_relay(struct gw_session *s)
             session_close(s);
             return;
         }
-        if (!hooks || !(type && strchr("QPBEFCSD", type))) {
+        if (!hooks) {
+            s->c2u_remaining = pass_run(s, in, total, avail, c2u_run_member);
+            s->c2u_discard = false;
+            continue;
+        }
+        if (!(type && strchr("QPBEFCSD", type))) {
             s->c2u_remaining = total;
             s->c2u_discard = s->skip_to_sync;
             continue;
@@ -768,6 +782,62 @@ static int filter_copy_row(struct gw_session *s, const uint8_t *body, size_t len
     return rc;
 }
 
+/* Whether the gateway must see a whole upstream message of this type. */
+static bool u2c_inspects(const struct gw_session *s, char type)
+{
+    const struct gateway_hooks *h = &s->gw->cfg.hooks;
+    const bool tracking = h->statement || h->row_description;
+    return type == 'K' || (type == 'T' && h->row_description) ||
+           (type == 'H' && h->copy_out) || (type == 'd' && s->copy_filter_active) ||
+           (type == 'D' && s->filter_active) || (type == 'E' && s->refusals_outstanding) ||
+           (tracking && type && strchr("123EZn", type));
+}
+
+/* An upstream message passes untouched: the end of a result ends its filters. */
+static void u2c_passes(struct gw_session *s, char type)
+{
+    if (s->copy_filter_active && (type == 'c' || type == 'E' || type == 'Z'))
+        s->copy_filter_active = false;
+    if (s->filter_active && type && strchr("CIZsHE", type))
+        clear_filter(s);
+}
+
+static bool u2c_run_member(struct gw_session *s, char type)
+{
+    if (u2c_inspects(s, type))
+        return false;
+    u2c_passes(s, type);
+    return true;
+}
+
+#define GW_PASS_RUN_MAX (64 * 1024)
+
+/* A message of `first` bytes passes through untouched; extend the run with
+ * the whole messages after it that `member` also lets through, so that one
+ * evbuffer_remove_buffer moves them all (a result's DataRows, say). */
+static size_t pass_run(struct gw_session *s, struct evbuffer *in, size_t first, size_t avail,
+                       bool (*member)(struct gw_session *, char))
+{
+    size_t run = first;
+    struct evbuffer_ptr at;
+    if (run >= avail || evbuffer_ptr_set(in, &at, run, EVBUFFER_PTR_SET) < 0)
+        return run;
+    while (run < GW_PASS_RUN_MAX && avail - run >= PGWIRE_HEADER_LEN) {
+        uint8_t hdr[PGWIRE_HEADER_LEN];
+        char err[160];
+        if (evbuffer_copyout_from(in, &at, hdr, sizeof hdr) != (ev_ssize_t)sizeof hdr)
+            break;
+        long blen = pgwire_check_header(hdr, s->gw->cfg.max_message_size, err, sizeof err);
+        if (blen < 0 || (size_t)blen + PGWIRE_HEADER_LEN > avail - run || !member(s, (char)hdr[0]))
+            break; /* the main loop takes it from here */
+        size_t n = (size_t)blen + PGWIRE_HEADER_LEN;
+        run += n;
+        if (run >= avail || evbuffer_ptr_set(in, &at, n, EVBUFFER_PTR_ADD) < 0)
+            break;
+    }
+    return run;
+}
+
 static void u2c_relay(struct gw_session *s)
 {
     struct gateway *gw = s->gw;
@@ -802,19 +872,9 @@ static void u2c_relay(struct gw_session *s)
         }
         char type = (char)hdr[0];
         size_t total = (size_t)blen + PGWIRE_HEADER_LEN;
-        bool inspect = type == 'K' || (type == 'T' && h->row_description) ||
-                       (type == 'H' && h->copy_out) || (type == 'd' && s->copy_filter_active) ||
-                       (type == 'D' && s->filter_active) ||
-                       (type == 'E' && s->refusals_outstanding) ||
-                       (tracking && type && strchr("123EZn", type));
-        if (!inspect) {
-            if (s->copy_filter_active && (type == 'c' || type == 'E' || type == 'Z'))
-                s->copy_filter_active = false;
-            if (s->filter_active && (type && strchr("CIZs", type)))
-                clear_filter(s);
-            if (s->filter_active && (type == 'H' || type == 'E'))
-                clear_filter(s);
-            s->u2c_remaining = total;
+        if (!u2c_inspects(s, type)) {
+            u2c_passes(s, type);
+            s->u2c_remaining = pass_run(s, in, total, avail, u2c_run_member);
             continue;
         }
         if (avail < total)
