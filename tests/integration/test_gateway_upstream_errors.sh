@@ -92,4 +92,19 @@ if "$HOOPCTL_BIN" gateway --listen 127.0.0.1:0 --upstream "host=127.0.0.1 user=p
 fi
 assert_contains "$(cat "$T/pwarg.err")" "password does not belong in the connection string"
 assert_not_contains "$(cat "$T/pwarg.err")" "secret"
+# 9. Command-line mistakes are usage errors (exit 2) with a hint.
+for args in "--listen 127.0.0.1:0" "--upstream user=x" "--listen nonsense --upstream user=x" \
+            "--listen 127.0.0.1:0 --upstream user=x --max-message-size 12" \
+            "--listen 127.0.0.1:0 --upstream user=x --tls-cert only.crt" \
+            "--listen 127.0.0.1:0 --upstream 'user=x sslmode=bogus'"; do
+  rc=0
+  eval "\"$HOOPCTL_BIN\" gateway $args" 2>"$T/usage.err" || rc=$?
+  assert_eq 2 "$rc" "exit status for: gateway $args"
+  assert_contains "$(cat "$T/usage.err")" "hoopctl gateway --help"
+done
+rc=0
+"$HOOPCTL_BIN" gateway --listen 127.0.0.1:0 --upstream user=x --upstream-password-file "$T/missing" 2>"$T/pwf.err" || rc=$?
+assert_eq 1 "$rc" "missing password file"
+assert_contains "$(cat "$T/pwf.err")" "cannot read the password file"
+
 log "upstream down, bad password, no password, wrong CA, wrong name: clear errors; all sslmodes, a Unix socket and client TLS work"
