@@ -138,7 +138,7 @@ char *mcp_server_handle_line(struct mcp_server *srv, const char *line, size_t le
         return rpc_error(NULL, MCP_RPC_INVALID_REQUEST, msg);
     }
     json_error_t jerr;
-    json_t *msg = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *msg = json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
     if (!msg) {
         char text[300];
         snprintf(text, sizeof text, "parse error: %s (column %d)", jerr.text, jerr.column);
