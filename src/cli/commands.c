@@ -10,6 +10,7 @@ extern const struct cli_command cli_cmd_version;
 extern const struct cli_command cli_cmd_completion;
 extern const struct cli_command cli_cmd_commands;
 extern const struct cli_command cli_cmd_mcp;
+extern const struct cli_command cli_cmd_gateway;
 
 const struct cli_command *const cli_commands[] = {
     &cli_cmd_help,
@@ -17,6 +18,7 @@ const struct cli_command *const cli_commands[] = {
     &cli_cmd_completion,
     &cli_cmd_commands,
     &cli_cmd_mcp,
+    &cli_cmd_gateway,
     NULL,
 };
 
