@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 
 export { assert };
 
-export async function startServer(command, args) {
-  const transport = new StdioClientTransport({ command, args, env: { ...process.env }, stderr: 'pipe' });
+export async function startServer(command, args, env = process.env) {
+  const transport = new StdioClientTransport({ command, args, env: { ...env }, stderr: 'pipe' });
   let stderr = '';
   transport.stderr.on('data', (d) => { stderr += d; });
   const client = new Client({ name: 'hoopctl-integration-test', version: '1.0.0' });
