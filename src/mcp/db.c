@@ -17,6 +17,7 @@ struct mcp_conn {
     PGconn *pg;
     bool collecting;                 /* record notices of the running statement */
     bool read_only;                  /* its statement runs in BEGIN READ ONLY */
+    bool cancelled;                  /* a cancel was sent: never reuse this one */
     char held_id[MCP_REVIEW_ID_MAX]; /* set by a hold notice */
     char held_message[MCP_MESSAGE_MAX];
     json_t *notices;                 /* other notices of the statement */
@@ -207,7 +208,11 @@ static void conn_collect(struct mcp_db *db, struct mcp_conn *c, struct mcp_outco
                     failed = true;
                 }
             if (rows.truncated && !cancelled) {
-                /* Stop the server producing rows nobody will read. */
+                /* Stop the server producing rows nobody will read. A cancel
+                 * may arrive late (a gateway relays it on its own time) and
+                 * hit a later statement, so the connection is dropped after
+                 * this one rather than reused. */
+                c->cancelled = true;
                 PGcancel *cancel = PQgetCancel(c->pg);
                 char errbuf[256];
                 if (cancel) {
@@ -280,11 +285,11 @@ static void conn_release(struct mcp_db *db, struct mcp_conn *c)
     bool healthy = PQstatus(c->pg) == CONNECTION_OK &&
                    (PQtransactionStatus(c->pg) == PQTRANS_IDLE ||
                     (!c->read_only && PQtransactionStatus(c->pg) == PQTRANS_INTRANS));
-    if (healthy && !db->idle) {
+    if (healthy && !db->idle && !c->cancelled) {
         db->idle = c;
     } else {
-        if (!healthy)
-            log_info("mcp", "dropping a database connection that is not idle");
+        if (!healthy || c->cancelled)
+            log_info("mcp", "closing a database connection (%s)", c->cancelled ? "cancel sent" : "not idle");
         conn_free(c);
     }
 }

@@ -7,8 +7,12 @@ import assert from 'node:assert/strict';
 
 export { assert };
 
+// The server gets no PGPASSWORD: what it needs must be in its DSN (or, through
+// a gateway listener, nothing at all).
 export async function startServer(command, args, env = process.env) {
-  const transport = new StdioClientTransport({ command, args, env: { ...env }, stderr: 'pipe' });
+  const serverEnv = { ...env };
+  delete serverEnv.PGPASSWORD;
+  const transport = new StdioClientTransport({ command, args, env: serverEnv, stderr: 'pipe' });
   let stderr = '';
   transport.stderr.on('data', (d) => { stderr += d; });
   const client = new Client({ name: 'hoopctl-integration-test', version: '1.0.0' });

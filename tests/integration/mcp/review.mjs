@@ -26,8 +26,8 @@ run(async () => {
   assert.equal(r.json.status, 'pending');
   ok('a held statement returns at once with its review id; check_review says pending');
 
-  r = await call(c, 'query', { sql: 'select count(*) as n from customers' });
-  assert.deepEqual(r.json.rows, [{ n: 30 }]);
+  r = await call(c, 'query', { sql: 'select email from customers where id = 1' });
+  assert.deepEqual(r.json.rows, [{ email: 'ada@example.com' }]);
   ok('other queries run while a statement is held');
 
   decide('rv-1', 'approve');
