@@ -29,61 +29,55 @@ bool mcp_hold_notice_parse(const char *msg, char *id, size_t idlen)
     return true;
 }
 
-/* A non-negative decimal number followed by a unit word; returns 0 or -1. */
-static int number_unit(const char *s, unsigned long long *num, const char **unit)
+struct unit {
+    const char *name;
+    unsigned long long scale;
+};
+
+/* A non-negative decimal number and one of units (NULL-terminated), at most
+ * limit after scaling. Returns 0 or -1. */
+static int scaled_number(const char *s, const struct unit *units, unsigned long long limit,
+                         unsigned long long *out)
 {
     if (!s || !isdigit((unsigned char)*s))
         return -1;
     char *end;
     errno = 0;
-    *num = strtoull(s, &end, 10);
+    unsigned long long n = strtoull(s, &end, 10);
     if (errno)
         return -1;
-    *unit = end;
-    return 0;
+    for (const struct unit *u = units; u->name; u++)
+        if (strcmp(end, u->name) == 0) {
+            if (n > limit / u->scale)
+                return -1;
+            *out = n * u->scale;
+            return 0;
+        }
+    return -1;
 }
 
 int mcp_duration_parse_ms(const char *s, long *out)
 {
-    unsigned long long n;
-    const char *unit;
-    if (number_unit(s, &n, &unit) < 0)
-        return -1;
-    unsigned long long mult;
-    if (strcmp(unit, "ms") == 0)
-        mult = 1;
-    else if (strcmp(unit, "") == 0 || strcmp(unit, "s") == 0)
-        mult = 1000;
-    else if (strcmp(unit, "m") == 0 || strcmp(unit, "min") == 0)
-        mult = 60000;
-    else if (strcmp(unit, "h") == 0)
-        mult = 3600000;
-    else
-        return -1;
+    static const struct unit units[] = {
+        {"ms", 1}, {"", 1000}, {"s", 1000}, {"m", 60000}, {"min", 60000}, {"h", 3600000}, {NULL, 0},
+    };
+    unsigned long long ms;
     /* statement_timeout is an int of milliseconds in PostgreSQL. */
-    if (n > INT32_MAX / mult)
+    if (scaled_number(s, units, INT32_MAX, &ms) < 0)
         return -1;
-    *out = (long)(n * mult);
+    *out = (long)ms;
     return 0;
 }
 
 int mcp_size_parse(const char *s, size_t *out)
 {
+    static const struct unit units[] = {
+        {"", 1}, {"B", 1}, {"k", 1024}, {"K", 1024}, {"KiB", 1024}, {"M", 1048576}, {"MiB", 1048576},
+        {NULL, 0},
+    };
     unsigned long long n;
-    const char *unit;
-    if (number_unit(s, &n, &unit) < 0)
+    if (scaled_number(s, units, 1ULL << 40, &n) < 0)
         return -1;
-    unsigned long long mult;
-    if (strcmp(unit, "") == 0 || strcmp(unit, "B") == 0)
-        mult = 1;
-    else if (strcmp(unit, "k") == 0 || strcmp(unit, "K") == 0 || strcmp(unit, "KiB") == 0)
-        mult = 1024;
-    else if (strcmp(unit, "M") == 0 || strcmp(unit, "MiB") == 0)
-        mult = 1024 * 1024;
-    else
-        return -1;
-    if (n > (unsigned long long)SIZE_MAX / mult || n * mult > (1ULL << 40))
-        return -1;
-    *out = (size_t)(n * mult);
+    *out = (size_t)n;
     return 0;
 }

@@ -5,10 +5,8 @@
 # statement it runs passes through the gateway and its audit.
 source "$(dirname "$0")/lib/harness.sh"
 source "$(dirname "$0")/lib/gateway.sh"
-source "$(dirname "$0")/mcp/npm.sh"
-mcp_npm_install
-pg_start
-mcp_seed_database
+source "$(dirname "$0")/mcp/lib.sh"
+mcp_setup
 gateway_start gw --audit-log "$HARNESS_TMP/audit.jsonl"
 node "$MCP_DIR/recipe.mjs" "postgresql://postgres@127.0.0.1:$GW_PORT/postgres?sslmode=disable"
 

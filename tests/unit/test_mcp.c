@@ -168,32 +168,33 @@ static void tools_list_names_the_four_tools(void **state)
     }
 }
 
-static void check_review_of_an_unknown_id_is_a_tool_error(void **state)
+/* Call a tool; it must answer with a tool error whose text holds want. */
+static void expect_tool_error(const char *line, const char *want)
 {
-    (void)state;
     struct mcp_server *s = new_server(false);
-    json_t *j = rpc(s, "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"tools/call\",\"params\":{\"name\":"
-                       "\"check_review\",\"arguments\":{\"review_id\":\"nope-1\"}}}");
+    json_t *j = rpc(s, line);
     json_t *r = json_object_get(j, "result");
     assert_true(json_is_true(json_object_get(r, "isError")));
     const char *text = json_string_value(json_object_get(json_array_get(json_object_get(r, "content"), 0), "text"));
-    assert_non_null(strstr(text, "nope-1"));
+    assert_non_null(text);
+    if (!strstr(text, want))
+        fail_msg("[%s] not in [%s]", want, text);
     json_decref(j);
     mcp_server_free(s);
+}
+
+static void check_review_of_an_unknown_id_is_a_tool_error(void **state)
+{
+    (void)state;
+    expect_tool_error("{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"tools/call\",\"params\":{\"name\":"
+                      "\"check_review\",\"arguments\":{\"review_id\":\"nope-1\"}}}", "nope-1");
 }
 
 static void an_unreachable_database_is_a_tool_error(void **state)
 {
     (void)state;
-    struct mcp_server *s = new_server(false);
-    json_t *j = rpc(s, "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"tools/call\",\"params\":{\"name\":"
-                       "\"query\",\"arguments\":{\"sql\":\"select 1\"}}}");
-    json_t *r = json_object_get(j, "result");
-    assert_true(json_is_true(json_object_get(r, "isError")));
-    const char *text = json_string_value(json_object_get(json_array_get(json_object_get(r, "content"), 0), "text"));
-    assert_non_null(strstr(text, "could not connect"));
-    json_decref(j);
-    mcp_server_free(s);
+    expect_tool_error("{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"tools/call\",\"params\":{\"name\":"
+                      "\"query\",\"arguments\":{\"sql\":\"select 1\"}}}", "could not connect");
 }
 
 /* Feed input through mcp_server_run and return its output lines. */
@@ -336,30 +337,28 @@ static void limits_truncate_with_a_note(void **state)
 static void parsers_accept_and_refuse(void **state)
 {
     (void)state;
-    long ms;
-    assert_int_equal(mcp_duration_parse_ms("30s", &ms), 0);
-    assert_int_equal(ms, 30000);
-    assert_int_equal(mcp_duration_parse_ms("250ms", &ms), 0);
-    assert_int_equal(ms, 250);
-    assert_int_equal(mcp_duration_parse_ms("2m", &ms), 0);
-    assert_int_equal(ms, 120000);
-    assert_int_equal(mcp_duration_parse_ms("7", &ms), 0);
-    assert_int_equal(ms, 7000);
-    assert_int_equal(mcp_duration_parse_ms("0", &ms), 0);
-    assert_int_equal(ms, 0);
-    const char *bad_durations[] = {"", "-1s", "1x", "s", "1.5s", "99999999h", NULL};
-    for (int i = 0; bad_durations[i]; i++)
-        assert_int_equal(mcp_duration_parse_ms(bad_durations[i], &ms), -1);
-    size_t sz;
-    assert_int_equal(mcp_size_parse("64k", &sz), 0);
-    assert_int_equal(sz, 65536);
-    assert_int_equal(mcp_size_parse("1M", &sz), 0);
-    assert_int_equal(sz, 1048576);
-    assert_int_equal(mcp_size_parse("100", &sz), 0);
-    assert_int_equal(sz, 100);
-    const char *bad_sizes[] = {"", "k", "-5", "1G", "99999999999999999999", "5 k", NULL};
-    for (int i = 0; bad_sizes[i]; i++)
-        assert_int_equal(mcp_size_parse(bad_sizes[i], &sz), -1);
+    /* Good input with its value; -1 marks input that must be refused. */
+    static const struct { const char *text; long long want; } durations[] = {
+        {"30s", 30000}, {"250ms", 250}, {"2m", 120000}, {"7", 7000}, {"0", 0}, {"1h", 3600000},
+        {"", -1}, {"-1s", -1}, {"1x", -1}, {"s", -1}, {"1.5s", -1}, {"99999999h", -1},
+    }, sizes[] = {
+        {"64k", 65536}, {"1M", 1048576}, {"100", 100}, {"2KiB", 2048},
+        {"", -1}, {"k", -1}, {"-5", -1}, {"1G", -1}, {"99999999999999999999", -1}, {"5 k", -1},
+    };
+    for (size_t i = 0; i < sizeof durations / sizeof durations[0]; i++) {
+        long ms = -7;
+        int rc = mcp_duration_parse_ms(durations[i].text, &ms);
+        assert_int_equal(rc, durations[i].want < 0 ? -1 : 0);
+        if (rc == 0)
+            assert_int_equal(ms, durations[i].want);
+    }
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        size_t sz = 7;
+        int rc = mcp_size_parse(sizes[i].text, &sz);
+        assert_int_equal(rc, sizes[i].want < 0 ? -1 : 0);
+        if (rc == 0)
+            assert_int_equal(sz, sizes[i].want);
+    }
 
     char id[64];
     assert_true(mcp_hold_notice_parse("hoopctl: statement held for review 7f3a-91c2 (reviewers: dba); waiting up to 10m", id, sizeof id));
