@@ -519,8 +519,7 @@ static void c2u_process(struct gw_session *s)
                 return;
             }
             if (verdict == GATEWAY_HOLD) {
-                s->held = true;
-                bufferevent_disable(s->client, EV_READ);
+                s->held = true; /* keep reading (to see the client go away) up to the limit */
                 send_hold_notice(s, &refusal);
                 return;
             }
@@ -772,7 +771,10 @@ static void client_read(struct bufferevent *bev, void *arg)
     struct gw_session *s = arg;
     if (s->phase == GW_CLIENT_STARTUP)
         client_startup_read(s);
-    else if (s->phase == GW_RELAY)
+    else if (s->phase == GW_RELAY && s->held) {
+        if (evbuffer_get_length(bufferevent_get_input(s->client)) >= buffer_limit(s))
+            bufferevent_disable(s->client, EV_READ);
+    } else if (s->phase == GW_RELAY)
         c2u_process(s);
     else if (s->phase == GW_CLOSING)
         evbuffer_drain(bufferevent_get_input(s->client), evbuffer_get_length(bufferevent_get_input(s->client)));
