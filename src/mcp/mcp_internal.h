@@ -5,6 +5,7 @@
 #define HOOPCTL_MCP_INTERNAL_H
 
 #include "hoopctl/mcp.h"
+#include "hoopctl/util.h"
 
 #include <jansson.h>
 #include <libpq-fe.h>
@@ -73,6 +74,19 @@ json_t *mcp_value_json(unsigned int type_oid, const char *text, size_t len, bool
 /* Build {"columns","rows","row_count","command","truncated","note"}; takes
  * the arrays out of r. */
 json_t *mcp_rows_finish(struct mcp_rows *r, const char *command);
+
+/* The schema, through the same session as queries (catalog.c). Both fill
+ * out like mcp_db_run; describe's body is {"schema","table","columns"}, and a
+ * table that is not visible is MCP_OUTCOME_ERROR with SQLSTATE 42P01. */
+int mcp_catalog_list(struct mcp_db *db, const char *schema, struct mcp_outcome_info *out);
+int mcp_catalog_describe(struct mcp_db *db, const char *schema, const char *table,
+                         struct mcp_outcome_info *out);
+
+/* Resources: table descriptions at hoopctl://tables/<schema>/<table>
+ * (resources.c). NULL with *code and msg set on an error. */
+json_t *mcp_resources_list(struct mcp_db *db, int *code, char *msg, size_t msglen);
+json_t *mcp_resources_read(struct mcp_db *db, const char *uri, int *code, char *msg, size_t msglen);
+json_t *mcp_resource_templates(void);
 
 /* The tools (tools.c). */
 json_t *mcp_tools_list(const struct mcp_config *cfg);

@@ -84,9 +84,10 @@ static char *handle_initialize(struct mcp_server *srv, json_t *id, json_t *param
         : "PostgreSQL through hoopctl, read-only: every statement is checked by policy and "
           "audited. Use list_tables and describe_table to learn the schema, then query. A "
           "statement held for review returns a review_id; poll it with check_review.";
-    return rpc_result(id, json_pack("{s:s, s:{s:{s:b}}, s:{s:s, s:s, s:s}, s:s}",
+    return rpc_result(id, json_pack("{s:s, s:{s:{s:b}, s:{s:b, s:b}}, s:{s:s, s:s, s:s}, s:s}",
                                     "protocolVersion", answer,
                                     "capabilities", "tools", "listChanged", 0,
+                                    "resources", "listChanged", 0, "subscribe", 0,
                                     "serverInfo", "name", "hoopctl-mcp", "title", "hoopctl (PostgreSQL)",
                                     "version", HOOPCTL_VERSION,
                                     "instructions", instructions));
@@ -107,6 +108,26 @@ static char *handle_tools_call(struct mcp_server *srv, json_t *id, json_t *param
     return rpc_result(id, r);
 }
 
+static char *handle_resources(struct mcp_server *srv, const char *method, json_t *id, json_t *params)
+{
+    int code = 0;
+    char msg[MCP_MESSAGE_MAX + 64] = "";
+    json_t *r;
+    if (strcmp(method, "resources/templates/list") == 0) {
+        r = mcp_resource_templates();
+    } else if (strcmp(method, "resources/list") == 0) {
+        r = mcp_resources_list(srv->db, &code, msg, sizeof msg);
+    } else {
+        json_t *uri = json_object_get(params, "uri");
+        if (!json_is_string(uri))
+            return rpc_error(id, MCP_RPC_INVALID_PARAMS, "resources/read needs params.uri (a string)");
+        r = mcp_resources_read(srv->db, json_string_value(uri), &code, msg, sizeof msg);
+    }
+    if (!r)
+        return rpc_error(id, code ? code : MCP_RPC_INTERNAL_ERROR, msg[0] ? msg : "internal error");
+    return rpc_result(id, r);
+}
+
 static char *handle_request(struct mcp_server *srv, const char *method, json_t *id, json_t *params)
 {
     if (strcmp(method, "initialize") == 0)
@@ -117,6 +138,9 @@ static char *handle_request(struct mcp_server *srv, const char *method, json_t *
         return rpc_result(id, mcp_tools_list(mcp_db_config(srv->db)));
     if (strcmp(method, "tools/call") == 0)
         return handle_tools_call(srv, id, params);
+    if (strcmp(method, "resources/list") == 0 || strcmp(method, "resources/read") == 0 ||
+        strcmp(method, "resources/templates/list") == 0)
+        return handle_resources(srv, method, id, params);
     char msg[200];
     snprintf(msg, sizeof msg, "method not found: %.100s", method);
     return rpc_error(id, MCP_RPC_METHOD_NOT_FOUND, msg);

@@ -10,37 +10,6 @@
 #define MCP_MAX_PARAMS 64
 #define MCP_MAX_WAIT_SECONDS 60
 
-static const char SQL_LIST_TABLES[] =
-    "SELECT n.nspname AS schema, c.relname AS name,\n"
-    "  CASE c.relkind WHEN 'r' THEN 'table' WHEN 'p' THEN 'partitioned table' WHEN 'v' THEN 'view'\n"
-    "    WHEN 'm' THEN 'materialized view' WHEN 'f' THEN 'foreign table' END AS kind,\n"
-    "  pg_catalog.obj_description(c.oid, 'pg_class') AS comment\n"
-    "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace\n"
-    "WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')\n"
-    "  AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%'\n"
-    "  AND ($1::text IS NULL OR n.nspname = $1)\n"
-    "ORDER BY 1, 2";
-
-static const char SQL_DESCRIBE_TABLE[] =
-    "WITH t AS (\n"
-    "  SELECT c.oid, n.nspname, c.relname\n"
-    "  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace\n"
-    "  WHERE c.relname = $2 AND c.relkind IN ('r', 'p', 'v', 'm', 'f')\n"
-    "    AND (($1::text IS NOT NULL AND n.nspname = $1)\n"
-    "      OR ($1::text IS NULL AND n.nspname = ANY (pg_catalog.current_schemas(false))))\n"
-    "  ORDER BY pg_catalog.array_position(pg_catalog.current_schemas(false), n.nspname::text)\n"
-    "  LIMIT 1)\n"
-    "SELECT t.nspname AS schema, t.relname AS table, a.attname AS column,\n"
-    "  pg_catalog.format_type(a.atttypid, a.atttypmod) AS type,\n"
-    "  NOT a.attnotnull AS nullable,\n"
-    "  pg_catalog.pg_get_expr(d.adbin, d.adrelid) AS default,\n"
-    "  EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = t.oid AND i.indisprimary\n"
-    "          AND a.attnum = ANY (i.indkey)) AS primary_key,\n"
-    "  pg_catalog.col_description(t.oid, a.attnum) AS comment\n"
-    "FROM t JOIN pg_catalog.pg_attribute a ON a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped\n"
-    "LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = t.oid AND d.adnum = a.attnum\n"
-    "ORDER BY a.attnum";
-
 static json_t *prop(const char *type, const char *description)
 {
     return json_pack("{s:s, s:s}", "type", type, "description", description);
@@ -227,9 +196,8 @@ static json_t *call_list_tables(struct mcp_db *db, json_t *args, int *code, char
         bad_args(code, msg, msglen, "\"schema\" must be a string");
         return NULL;
     }
-    const char *params[1] = {schema};
     struct mcp_outcome_info o;
-    mcp_db_run(db, SQL_LIST_TABLES, 1, params, true, true, &o);
+    mcp_catalog_list(db, schema, &o);
     json_t *r = outcome_result(&o);
     mcp_outcome_clear(&o);
     return r;
@@ -252,34 +220,11 @@ static json_t *call_describe_table(struct mcp_db *db, json_t *args, int *code, c
         schema = split;
         table = dot + 1;
     }
-    const char *params[2] = {schema, table};
     struct mcp_outcome_info o;
-    mcp_db_run(db, SQL_DESCRIBE_TABLE, 2, params, true, true, &o);
-    if (o.kind != MCP_OUTCOME_ROWS) {
-        json_t *r = outcome_result(&o);
-        mcp_outcome_clear(&o);
-        return r;
-    }
-    json_t *rows = json_object_get(o.body, "rows");
-    if (json_array_size(rows) == 0) {
-        char text[700];
-        snprintf(text, sizeof text, "no table, view or materialized view named '%.200s'%s%.200s%s "
-                 "is visible; list_tables shows what there is", table,
-                 schema ? " in schema '" : "", schema ? schema : "", schema ? "'" : "");
-        mcp_outcome_clear(&o);
-        return tool_text(text, true);
-    }
-    json_t *first = json_array_get(rows, 0);
-    json_t *body = json_pack("{s:O, s:O, s:O}", "schema", json_object_get(first, "schema"),
-                             "table", json_object_get(first, "table"), "columns", rows);
-    size_t i;
-    json_t *row;
-    json_array_foreach(rows, i, row) {
-        json_object_del(row, "schema");
-        json_object_del(row, "table");
-    }
+    mcp_catalog_describe(db, schema, table, &o);
+    json_t *r = outcome_result(&o);
     mcp_outcome_clear(&o);
-    return body ? tool_json(body, false) : NULL;
+    return r;
 }
 
 static json_t *call_check_review(struct mcp_db *db, json_t *args, int *code, char *msg, size_t msglen)

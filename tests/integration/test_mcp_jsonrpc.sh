@@ -19,7 +19,7 @@ in=$HARNESS_TMP/in.jsonl
   echo '[]'
   echo '{"jsonrpc":"2.0","id":true,"method":"ping"}'
   echo '{"jsonrpc":"2.0","id":4}'
-  echo '{"jsonrpc":"2.0","id":5,"method":"resources/list"}'
+  echo '{"jsonrpc":"2.0","id":5,"method":"prompts/list"}'
   echo '{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"query"}}'
   echo '{"jsonrpc":"2.0","id":7,"method":"tools/call","params":"select 1"}'
   echo ''

@@ -74,6 +74,13 @@ static void malformed_messages_get_the_right_errors(void **state)
         {"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"describe_table\",\"arguments\":{\"table\":\"\"}}}", MCP_RPC_INVALID_PARAMS, false},
         {"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"check_review\",\"arguments\":{\"review_id\":\"r\",\"wait_seconds\":600}}}", MCP_RPC_INVALID_PARAMS, false},
         {"{\"jsonrpc\":\"2.0\",\"id\":1,\"id\":2,\"method\":\"ping\"}", MCP_RPC_PARSE_ERROR, true},
+        {"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"resources/read\",\"params\":{}}", MCP_RPC_INVALID_PARAMS, false},
+        {"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"resources/read\",\"params\":{\"uri\":\"file:///etc/passwd\"}}", -32002, false},
+        {"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"resources/read\",\"params\":{\"uri\":\"hoopctl://tables/a%zz/b\"}}", -32002, false},
+        {"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"resources/read\",\"params\":{\"uri\":\"hoopctl://tables/a/b/c\"}}", -32002, false},
+        {"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"resources/read\",\"params\":{\"uri\":\"hoopctl://tables/a%00/b\"}}", -32002, false},
+        {"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"resources/read\",\"params\":{\"uri\":\"hoopctl://tables//b\"}}", -32002, false},
+        {"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"prompts/list\"}", MCP_RPC_METHOD_NOT_FOUND, false},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         json_t *j = rpc(s, cases[i].line);
@@ -116,6 +123,7 @@ static const char *negotiate(struct mcp_server *s, const char *version, char *ou
     json_t *r = json_object_get(j, "result");
     assert_non_null(r);
     assert_true(json_is_object(json_object_get(json_object_get(r, "capabilities"), "tools")));
+    assert_true(json_is_object(json_object_get(json_object_get(r, "capabilities"), "resources")));
     assert_string_equal(json_string_value(json_object_get(json_object_get(r, "serverInfo"), "name")), "hoopctl-mcp");
     snprintf(out, outlen, "%s", json_string_value(json_object_get(r, "protocolVersion")));
     json_decref(j);

@@ -24,6 +24,7 @@ insert into customers values (1, 'ada@example.com', 1.5, true, '{"tier": "gold"}
 insert into customers select g, 'user' || g || '@example.com', g, true, null from generate_series(3, 30) g;
 create table secrets (k text, v text);
 insert into secrets values ('api', 's3cr3t');
+create table "Odd/Name ü" (x int);
 create role agent login password 'agent-pw';
 grant select, insert on customers to agent;
 SQL

@@ -49,6 +49,22 @@ run(async () => {
   assert.match(r.text, /no table.*nosuch/);
   ok('list_tables and describe_table');
 
+  // Resources: every table's description, by URI (names percent-encoded).
+  const { resources } = await c.listResources();
+  const cust = resources.find((x) => x.name === 'public.customers');
+  assert.equal(cust.uri, 'hoopctl://tables/public/customers');
+  assert.equal(cust.mimeType, 'application/json');
+  let rc = await c.readResource({ uri: cust.uri });
+  assert.deepEqual(JSON.parse(rc.contents[0].text).columns.map((x) => x.column), ['id', 'email', 'score', 'active', 'meta']);
+  const odd = resources.find((x) => x.name === 'public.Odd/Name ü');
+  assert.equal(odd.uri, 'hoopctl://tables/public/Odd%2FName%20%C3%BC');
+  rc = await c.readResource({ uri: odd.uri });
+  assert.equal(JSON.parse(rc.contents[0].text).table, 'Odd/Name ü');
+  await assert.rejects(c.readResource({ uri: 'hoopctl://tables/public/nosuch' }), (e) => e.code === -32002);
+  const { resourceTemplates } = await c.listResourceTemplates();
+  assert.equal(resourceTemplates[0].uriTemplate, 'hoopctl://tables/{schema}/{table}');
+  ok('resources: list, read (odd names too), not found, template');
+
   // Writes are refused in read-only mode, however they are dressed up.
   for (const sql of [
     "insert into customers (id, email) values (100, 'x@example.com')",
