@@ -2,7 +2,8 @@
  * hooks, for test_gateway_hooks.sh. Refuses statements whose SQL or
  * parameters contain "forbidden"; holds "hold_me" for 300 ms then allows;
  * holds "hold_deny" then refuses; holds "hold_file" until the file named by
- * HOLD_FILE exists; masks result columns named "secret" as "***".
+ * HOLD_FILE exists; masks result columns named "secret" as "***", and the
+ * last column of every text COPY OUT row.
  * Logs every hook call as one line to stdout.
  *   gateway_hooks PORT 'CONNINFO'    (password in HOOPCTL_UPSTREAM_PASSWORD) */
 #include "hoopctl/gateway.h"
@@ -142,6 +143,34 @@ static bool on_row_description(void *user, const struct gateway_session_info *si
     return true;
 }
 
+/* Text COPY rows: replace the last tab-separated field (keep the newline). */
+static int mask_copy_row(void *user, const struct gateway_session_info *si, const uint8_t *row,
+                         size_t len, struct buf *out)
+{
+    (void)user;
+    (void)si;
+    size_t end = len && row[len - 1] == '\n' ? len - 1 : len;
+    size_t tab = end;
+    while (tab > 0 && row[tab - 1] != '\t')
+        tab--;
+    if (buf_append(out, row, tab) < 0 || buf_append_str(out, "***") < 0)
+        return -1;
+    return buf_append(out, row + end, len - end);
+}
+
+static bool on_copy_out(void *user, const struct gateway_session_info *si, int ncols, int format,
+                        struct gateway_copy_filter *f)
+{
+    (void)user;
+    (void)si;
+    printf("copy_out ncols=%d format=%d\n", ncols, format);
+    fflush(stdout);
+    if (format != 0)
+        return false;
+    f->filter = mask_copy_row;
+    return true;
+}
+
 static void on_start(void *user, const struct gateway_session_info *si)
 {
     (void)user;
@@ -195,6 +224,7 @@ int main(int argc, char **argv)
         .statement = on_statement,
         .hold_abandoned = on_abandoned,
         .row_description = on_row_description,
+        .copy_out = on_copy_out,
     };
     d.base = event_base_new();
     d.gw = gateway_new(d.base, &cfg, err, sizeof err);

@@ -53,6 +53,10 @@ out=$(gw_psql -Atc "select id, name, secret from items order by id" 2>&1)
 assert_eq "2|kept|***" "$out" "row filter"
 out=$(gw_psql -Atc "select 'x' as secret, null::text as secret, 'visible' as other" 2>&1)
 assert_eq "***||visible" "$out" "row filter keeps NULLs and other columns"
+out=$(gw_psql -Atc "copy (select id, name, secret from items order by id) to stdout" 2>&1)
+assert_eq $'2\tkept\t***' "$out" "COPY OUT filter"
+gw_psql -c "\\copy (select name, secret from items) to '$T/copy.txt'" >/dev/null
+assert_eq $'kept\t***' "$(cat "$T/copy.txt")" "\\copy out filter"
 direct=$(psql -X -Atc "select secret from items")
 assert_eq "s2" "$direct" "data unchanged upstream"
 
@@ -102,6 +106,56 @@ assert_not_contains "$hl" "p3 skipped"  # skipped to Sync after the refusal, nev
 assert_contains "$hl" "app=hooks-test"
 grep -q 'kind=1 portal= sql=\[select $1::bytea as v\] param1=0x757361626c65' "$T/hooks.log" || fail "binary parameter not seen"
 
+
+# --- asyncpg: binary protocol, cached statements executed without Describe ---
+/usr/bin/python3 - "$GW_PORT" >"$T/apg.out" 2>&1 <<'PY' || fail "asyncpg run failed: $(cat "$T/apg.out")"
+import asyncio, sys, asyncpg
+async def main():
+    conn = await asyncpg.connect(host="127.0.0.1", port=int(sys.argv[1]), user="apg", database="d", ssl=False)
+    for i in range(3):  # the statement is cached after the first run: Bind/Execute only
+        row = await conn.fetchrow("select $1::text as secret, $2::int as n", "s%d" % i, i)
+        print("a%d" % i, row["secret"], row["n"])
+    try:
+        await conn.fetchrow("select $1::text as v", "forbidden")
+        print("NOT REFUSED")
+    except asyncpg.exceptions.InsufficientPrivilegeError as e:
+        print("refused", e.sqlstate)
+    print("after", await conn.fetchval("select 'ok'::text"))
+    await conn.close()
+asyncio.run(main())
+PY
+apg=$(cat "$T/apg.out")
+assert_contains "$apg" "a0 *** 0"
+assert_contains "$apg" "a2 *** 2"
+assert_contains "$apg" "refused 42501"
+assert_contains "$apg" "after ok"
+
+# --- raw protocol: Parse/Bind/Execute/Sync with no Describe at all ----------
+raw=$(/usr/bin/python3 - "$GW_PORT" <<'PY'
+import socket, struct, sys
+def msg(t, b=b""): return t + struct.pack("!i", len(b) + 4) + b
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=20)
+body = struct.pack("!i", 196608) + b"user\0raw\0database\0d\0\0"
+s.sendall(struct.pack("!i", len(body) + 4) + body)
+buf = b""
+def read_until_z():
+    global buf
+    out = []
+    while True:
+        while len(buf) < 5 or len(buf) < 1 + struct.unpack("!i", buf[1:5])[0]:
+            buf += s.recv(65536)
+        n = struct.unpack("!i", buf[1:5])[0]
+        out.append((buf[:1], buf[5:1 + n])); buf = buf[1 + n:]
+        if out[-1][0] == b"Z":
+            return out
+read_until_z()
+s.sendall(msg(b"P", b"\0select 'top' as secret, 'pub' as name\0\0\0") + msg(b"B", b"\0\0\0\0\0\0\0\0")
+          + msg(b"E", b"\0\0\0\0\0") + msg(b"S"))
+r = read_until_z()
+print("".join(t.decode() for t, _ in r), [b for t, b in r if t == b"D"])
+PY
+)
+assert_eq "12DCZ [b'\\x00\\x02\\x00\\x00\\x00\\x03***\\x00\\x00\\x00\\x03pub']" "$raw" "Execute without Describe is filtered"
 
 # --- a held session does not block others ------------------------------------
 bg_start held bash -c "PGPASSWORD='' PGSSLMODE=disable exec psql -X -h 127.0.0.1 -p $GW_PORT -U u -d d -Atc \"select 'hold_file released' as r\""
