@@ -167,13 +167,20 @@ const struct mcp_config *mcp_db_config(const struct mcp_db *db) { return &db->cf
 static int conn_wait(struct mcp_conn *c, long wait_ms, bool stop_on_hold)
 {
     int fd = PQsocket(c->pg);
+    int64_t deadline = util_monotonic_us() + (int64_t)wait_ms * 1000;
     for (;;) {
         if (!PQisBusy(c->pg))
             return 1;
         if (stop_on_hold && c->held_id[0])
             return 0;
+        /* Notices may arrive before the result: wait for what is left. */
+        int timeout = -1;
+        if (wait_ms >= 0) {
+            int64_t left = deadline - util_monotonic_us();
+            timeout = left > 0 ? (int)((left + 999) / 1000) : 0;
+        }
         struct pollfd p = {.fd = fd, .events = POLLIN};
-        int n = poll(&p, 1, wait_ms < 0 ? -1 : (int)wait_ms);
+        int n = poll(&p, 1, timeout);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)

@@ -24,6 +24,8 @@ run(async () => {
   r = await call(c, 'check_review', { review_id: 'rv-1' });
   assert.equal(r.isError, false, r.text);
   assert.equal(r.json.status, 'pending');
+  r = await call(c, 'check_review', { review_id: 'rv-1', wait_seconds: 1 });
+  assert.equal(r.json.status, 'pending', 'no decision yet, whatever the wait');
   ok('a held statement returns at once with its review id; check_review says pending');
 
   r = await call(c, 'query', { sql: 'select email from customers where id = 1' });
