@@ -25,6 +25,9 @@ wait_for "server B" 20 curl -sf "$B/healthz"
 req() {  # URL TOKEN METHOD PATH [BODY]
   curl -sf -X "$3" -H 'Content-Type: application/json' -H "Authorization: Bearer $2" ${5:+--data-binary "$5"} "$1$4"
 }
+parked() {  # URL N: N long polls are parked on that server
+  curl -sf -H 'Authorization: Bearer tok-admin-1' "$1/metrics" | grep -qx "hoopctl_longpoll_waiting $2"
+}
 jget() { python3 -c 'import json,sys; d=json.loads(sys.argv[1]); exec("print("+sys.argv[2]+")")' "$1" "$2"; }
 
 req "$A" tok-admin-1 PUT /api/v1/connections/prod \
@@ -37,8 +40,7 @@ rv=$(req "$A" tok-alice-1 POST /api/v1/reviews "{\"connection\":\"prod\",\"state
 RID=$(jget "$rv" 'd["id"]')
 req "$A" tok-alice-1 GET "/api/v1/reviews/$RID/wait?timeout=60" >"$T/wait.out" &
 waiter=$!
-sleep 0.5
-kill -0 $waiter 2>/dev/null || fail "the long poll answered before any decision: $(cat "$T/wait.out")"
+wait_for "the long poll parked on A" 30 parked "$A" 1
 req "$B" tok-bob-001 POST "/api/v1/reviews/$RID/approve" '{"reason":"ok"}' >/dev/null
 wait $waiter
 assert_eq "approved bob" "$(jget "$(cat "$T/wait.out")" 'd["status"], d["decided_by"]')"
@@ -49,7 +51,7 @@ log "a reviewer's queue poll on B hears of a review created on A"
 after=$(($(date +%s) * 1000))
 req "$B" tok-bob-001 GET "/api/v1/reviews/wait?after=$after&timeout=60" >"$T/queue.out" &
 q=$!
-sleep 0.5
+wait_for "the queue poll parked on B" 30 parked "$B" 1
 rv=$(req "$A" tok-alice-1 POST /api/v1/reviews "{\"connection\":\"prod\",\"statement\":\"drop table t\",\"statement_hash\":\"$(printf 'drop table t' | sha256sum | cut -c1-64)\"}")
 wait $q
 assert_eq "$(jget "$rv" 'd["id"]')" "$(jget "$(cat "$T/queue.out")" 'd["reviews"][0]["id"]')"
