@@ -187,6 +187,12 @@ int store_listen_drain(struct store *s)
     return s->d->listen_drain ? s->d->listen_drain(s->h) : 0;
 }
 
+void store_listen_reset(struct store *s)
+{
+    if (s->d->listen_reset)
+        s->d->listen_reset(s->h);
+}
+
 static void store_notify_reviews(struct store *s)
 {
     if (s->d->notify)
