@@ -710,7 +710,7 @@ int server_run(const struct server_options *opt, char *err, size_t errlen)
     /* evhttp's own cap sits above ours so that we answer 413 in JSON. */
     evhttp_set_max_body_size(srv.http, (ev_ssize_t)(srv.max_body * 2 + 4096));
     evhttp_set_max_headers_size(srv.http, 64 * 1024);
-    evhttp_set_timeout(srv.http, 120);
+    evhttp_set_timeout(srv.http, SRV_HTTP_TIMEOUT_S);
     evhttp_set_allowed_methods(srv.http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
                                              EVHTTP_REQ_DELETE);
     evhttp_set_gencb(srv.http, srv_handle, &srv);

@@ -771,8 +771,8 @@ static void route_reviews(struct srv_req *rq)
         int64_t after = 0, timeout = 30;
         bool p;
         if (!srv_query_int(rq, "after", &after, &p) || !srv_query_int(rq, "timeout", &timeout, &p) ||
-            timeout < 1 || timeout > 300) {
-            srv_reply_error(rq, 400, "after is a time in ms; timeout is 1..300 seconds");
+            timeout < 1 || timeout > SRV_MAX_POLL_S) {
+            srv_reply_error(rq, 400, "after is a time in ms; timeout is 1..110 seconds");
             return;
         }
         srv_wait_start(rq, 1, NULL, after, (int)timeout);
@@ -793,8 +793,8 @@ static void route_reviews(struct srv_req *rq)
     } else if (rq->nseg == 5 && seg_is(rq, 4, "wait") && method(rq) == EVHTTP_REQ_GET) {
         int64_t timeout = 30;
         bool p;
-        if (!srv_query_int(rq, "timeout", &timeout, &p) || timeout < 1 || timeout > 300)
-            srv_reply_error(rq, 400, "timeout is 1..300 seconds");
+        if (!srv_query_int(rq, "timeout", &timeout, &p) || timeout < 1 || timeout > SRV_MAX_POLL_S)
+            srv_reply_error(rq, 400, "timeout is 1..110 seconds");
         else
             srv_wait_start(rq, 0, id, 0, (int)timeout);
     } else if (rq->nseg == 5 && (seg_is(rq, 4, "approve") || seg_is(rq, 4, "deny")) &&
