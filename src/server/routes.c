@@ -498,8 +498,10 @@ static void route_sessions(struct srv_req *rq)
             f.subject = rq->id.subject;
         }
         json_t *out = NULL;
-        if ((rc = store_sessions_list(srv->store, &f, &out, err, sizeof err)))
-            srv_reply_store(rq, rc == STORE_NOT_FOUND ? STORE_CONFLICT : rc, err);
+        if ((rc = store_sessions_list(srv->store, &f, &out, err, sizeof err)) == STORE_NOT_FOUND)
+            srv_reply_error(rq, 400, "%s", err);   /* a malformed cursor */
+        else if (rc)
+            srv_reply_store(rq, rc, err);
         else
             srv_reply_json(rq, 200, out);
         return;

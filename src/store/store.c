@@ -762,6 +762,10 @@ int store_sessions_list(struct store *s, const struct store_session_filter *f, j
         }
         memcpy(cur_ts, f->cursor, (size_t)(colon - f->cursor));
         snprintf(cur_id, sizeof cur_id, "%s", colon + 1);
+        if (strspn(cur_ts, "0123456789") != strlen(cur_ts)) {
+            snprintf(err, errlen, "bad cursor");
+            return STORE_NOT_FOUND;
+        }
         p[np++] = cur_ts;
         p[np++] = cur_id;
         len += (size_t)snprintf(sql + len, sizeof sql - len,
