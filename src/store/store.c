@@ -769,8 +769,8 @@ int store_sessions_list(struct store *s, const struct store_session_filter *f, j
         p[np++] = cur_ts;
         p[np++] = cur_id;
         len += (size_t)snprintf(sql + len, sizeof sql - len,
-                                " AND (started_at < CAST($%d AS BIGINT) OR (started_at = CAST($%d AS BIGINT)"
-                                " AND id < $%d))", np - 1, np - 1, np);
+                                " AND (started_at, id) < (CAST($%d AS BIGINT), CAST($%d AS TEXT))",
+                                np - 1, np);
     }
     int limit = f->limit > 0 && f->limit <= 1000 ? f->limit : 100;
     i64s(nums[nn], sizeof nums[nn], limit + 1);
