@@ -50,7 +50,9 @@ enum replay_key_action replay_player_key(struct replay_player *p, int key)
     case 'n': {
         if (sc->nframes == 0)
             return REPLAY_KEY_NONE;
-        int target = current_statement(p) + 1;
+        int cur = current_statement(p);
+        /* a statement not typed yet is the next one */
+        int target = p->next_frame <= sc->first_frame[cur] ? cur : cur + 1;
         if (target >= sc->nstatements) {
             p->next_frame = sc->nframes; /* show the rest */
             return REPLAY_KEY_JUMP;

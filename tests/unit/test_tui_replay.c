@@ -183,7 +183,9 @@ static void player_keys(void **state)
     replay_player_key(&p, ' ');
     assert_false(p.paused);
 
-    /* nothing shown yet: n goes to statement 2's echo */
+    /* nothing typed yet: n shows the first statement's echo, then the next */
+    assert_int_equal(replay_player_key(&p, 'n'), REPLAY_KEY_JUMP);
+    assert_int_equal(p.next_frame, 2);
     assert_int_equal(replay_player_key(&p, 'n'), REPLAY_KEY_JUMP);
     assert_int_equal(p.next_frame, 4);
     assert_int_equal(replay_player_key(&p, 'n'), REPLAY_KEY_JUMP);

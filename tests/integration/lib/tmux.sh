@@ -1,0 +1,39 @@
+# tmux.sh — drive terminal programs through a private tmux server for tests:
+# start a pane of a given size, send keys, wait for text, capture the screen.
+# The server runs in the foreground under bg_start, so the harness stops it.
+#   source "$(dirname "$0")/lib/tmux.sh"
+#   tmux_start 80 24 "$HOOPCTL_BIN" tui ...   # one pane running the command
+#   tmux_keys j Enter ; tmux_wait_text "needle" 20 ; screen=$(tmux_screen)
+
+TMUX_SOCK="$HARNESS_TMP/tmux.sock"
+T() { tmux -S "$TMUX_SOCK" "$@"; }
+
+tmux_start() {  # width height cmd...
+  local w=$1 h=$2; shift 2
+  if [[ ! -S $TMUX_SOCK ]]; then
+    bg_start tmux_server tmux -S "$TMUX_SOCK" -D -f /dev/null
+    wait_for "tmux server" 20 test -S "$TMUX_SOCK"
+  fi
+  local cmd; printf -v cmd '%q ' "$@"
+  T set-option -g remain-on-exit on \; set-option -g default-terminal screen \; \
+    set-option -g history-limit 5000
+  T new-session -d -s test -x "$w" -y "$h" "$cmd"
+}
+tmux_keys() { T send-keys -t test "$@"; }
+tmux_literal() { T send-keys -t test -l "$@"; }
+tmux_resize() { T resize-window -t test -x "$1" -y "$2"; }
+# The visible screen (or with -S - the history too), trailing blanks removed.
+tmux_screen() {
+  T capture-pane -p -t test "$@" | sed -e 's/[[:space:]]*$//' -e '/^Pane is dead/d' |
+    sed -e :a -e '/^\n*$/{$d;N;ba' -e '}'
+}
+tmux_has_text() { [[ $(tmux_screen) == *"$1"* ]]; }
+tmux_wait_text() {  # text seconds
+  wait_for "screen text [$1]" "$2" tmux_has_text "$1" || true
+}
+tmux_pane_dead() { [[ $(T display-message -p -t test '#{pane_dead}') == 1 ]]; }
+tmux_wait_exit() {  # seconds; prints the exit status
+  wait_for "the program to exit" "$1" tmux_pane_dead
+  T display-message -p -t test '#{pane_dead_status}'
+}
+tmux_kill_session() { T kill-session -t test 2>/dev/null || true; }
