@@ -9,6 +9,7 @@ extern const struct cli_command cli_cmd_help;
 extern const struct cli_command cli_cmd_version;
 extern const struct cli_command cli_cmd_completion;
 extern const struct cli_command cli_cmd_commands;
+extern const struct cli_command cli_cmd_server;
 extern const struct cli_command cli_cmd_replay;
 
 const struct cli_command *const cli_commands[] = {
@@ -16,6 +17,7 @@ const struct cli_command *const cli_commands[] = {
     &cli_cmd_version,
     &cli_cmd_completion,
     &cli_cmd_commands,
+    &cli_cmd_server,
     &cli_cmd_replay,
     NULL,
 };

@@ -1,0 +1,940 @@
+/* store.c — the store's operations, written once in portable SQL over the
+ * engine in driver.h (SQLite or PostgreSQL), with versioned migrations. */
+#include "hoopctl/store.h"
+#include "hoopctl/audit.h"
+#include "hoopctl/util.h"
+#include "driver.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct store {
+    const struct db_driver *d;
+    void *h;
+    int version;
+};
+
+/* ---- migrations ---------------------------------------------------------- */
+
+static const char *const store_migrations[] = {
+    /* 1: the whole first schema. Types are ones both engines accept. */
+    "CREATE TABLE connections ("
+    " name TEXT PRIMARY KEY, host TEXT NOT NULL, port INTEGER NOT NULL, dbname TEXT NOT NULL,"
+    " dbuser TEXT NOT NULL, sslmode TEXT NOT NULL, secret_enc TEXT, allowed_groups TEXT NOT NULL,"
+    " reviewer_groups TEXT NOT NULL, policy TEXT NOT NULL, created_at BIGINT NOT NULL,"
+    " updated_at BIGINT NOT NULL);"
+    "CREATE TABLE apikeys ("
+    " id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, token_hash TEXT NOT NULL UNIQUE,"
+    " groups TEXT NOT NULL, created_by TEXT, created_at BIGINT NOT NULL, revoked INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE sessions ("
+    " id TEXT PRIMARY KEY, issuer TEXT NOT NULL, subject TEXT NOT NULL, user_name TEXT,"
+    " groups TEXT, connection TEXT, client_addr TEXT, application TEXT, gateway_host TEXT,"
+    " started_at BIGINT NOT NULL, ended_at BIGINT, nevents BIGINT NOT NULL DEFAULT 0,"
+    " has_denials INTEGER NOT NULL DEFAULT 0, has_reviews INTEGER NOT NULL DEFAULT 0,"
+    " sample_rows BIGINT NOT NULL DEFAULT 0);"
+    "CREATE INDEX sessions_started ON sessions (started_at, id);"
+    "CREATE INDEX sessions_subject ON sessions (subject, started_at);"
+    "CREATE INDEX sessions_connection ON sessions (connection, started_at);"
+    "CREATE INDEX sessions_denials ON sessions (has_denials, started_at);"
+    "CREATE INDEX sessions_reviews ON sessions (has_reviews, started_at);"
+    "CREATE TABLE events ("
+    " n BIGINT PRIMARY KEY, id TEXT NOT NULL UNIQUE, session_id TEXT NOT NULL, seq BIGINT NOT NULL,"
+    " type TEXT NOT NULL, ts BIGINT NOT NULL, subject TEXT NOT NULL, data TEXT NOT NULL,"
+    " prev_hash TEXT NOT NULL, hash TEXT NOT NULL);"
+    "CREATE INDEX events_session ON events (session_id, seq, n);"
+    "CREATE INDEX events_ts ON events (ts);"
+    "CREATE TABLE chain_head ("
+    " id INTEGER PRIMARY KEY, last_n BIGINT NOT NULL, last_hash TEXT NOT NULL,"
+    " checkpoint_n BIGINT NOT NULL, checkpoint_hash TEXT NOT NULL);"
+    "INSERT INTO chain_head VALUES (1, 0, '" AUDIT_GENESIS_HASH "', 0, '" AUDIT_GENESIS_HASH "');"
+    "CREATE TABLE checkpoints ("
+    " n BIGINT PRIMARY KEY, hash TEXT NOT NULL, created_at BIGINT NOT NULL, cutoff BIGINT NOT NULL,"
+    " deleted_events BIGINT NOT NULL);"
+    "CREATE TABLE reviews ("
+    " id TEXT PRIMARY KEY, connection TEXT NOT NULL, session_id TEXT, statement TEXT NOT NULL,"
+    " statement_hash TEXT NOT NULL, requester TEXT NOT NULL, requester_issuer TEXT NOT NULL,"
+    " requester_name TEXT, status TEXT NOT NULL, reason TEXT, decided_by TEXT,"
+    " created_at BIGINT NOT NULL, decided_at BIGINT, expires_at BIGINT NOT NULL, consumed_at BIGINT);"
+    "CREATE INDEX reviews_status ON reviews (status, created_at);",
+};
+#define STORE_NMIGRATIONS ((int)(sizeof store_migrations / sizeof store_migrations[0]))
+
+static int q(struct store *s, const char *sql, int n, const char *const *p, db_row_fn fn, void *arg,
+             int64_t *changes, char *err, size_t errlen)
+{
+    return s->d->exec(s->h, sql, n, p, fn, arg, changes, err, errlen);
+}
+
+static int q0(struct store *s, const char *sql, char *err, size_t errlen)
+{
+    return q(s, sql, 0, NULL, NULL, NULL, NULL, err, errlen);
+}
+
+static void rollback(struct store *s)
+{
+    char e[256];
+    q0(s, "ROLLBACK", e, sizeof e);
+}
+
+static int row_int(void *arg, int nc, const char *const *v)
+{
+    if (nc > 0 && v[0])
+        *(int64_t *)arg = strtoll(v[0], NULL, 10);
+    return 1;
+}
+
+static int store_migrate(struct store *s, char *err, size_t errlen)
+{
+    int rc = q0(s, "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
+                   " applied_at BIGINT NOT NULL)", err, errlen);
+    if (rc)
+        return rc;
+    if ((rc = q0(s, s->d->begin_write, err, errlen)))
+        return rc;
+    /* Two servers starting at once on PostgreSQL: one migrates, one waits. */
+    if (strcmp(s->d->kind, "postgres") == 0 &&
+        (rc = q0(s, "LOCK TABLE schema_migrations IN EXCLUSIVE MODE", err, errlen)))
+        goto fail;
+    int64_t cur = 0;
+    if ((rc = q(s, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations", 0, NULL, row_int, &cur,
+                NULL, err, errlen)))
+        goto fail;
+    if (cur > STORE_NMIGRATIONS) {
+        snprintf(err, errlen, "the store's schema (version %" PRId64 ") is newer than this hoopctl (%d)",
+                 cur, STORE_NMIGRATIONS);
+        rc = STORE_ERROR;
+        goto fail;
+    }
+    for (int v = (int)cur + 1; v <= STORE_NMIGRATIONS; v++) {
+        if ((rc = q0(s, store_migrations[v - 1], err, errlen)))
+            goto fail;
+        char vs[16], ts[32];
+        snprintf(vs, sizeof vs, "%d", v);
+        snprintf(ts, sizeof ts, "%lld", (long long)time(NULL));
+        const char *p[] = {vs, ts};
+        if ((rc = q(s, "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)", 2, p,
+                    NULL, NULL, NULL, err, errlen)))
+            goto fail;
+    }
+    if ((rc = q0(s, "COMMIT", err, errlen)))
+        goto fail;
+    s->version = STORE_NMIGRATIONS;
+    return 0;
+fail:
+    rollback(s);
+    return rc;
+}
+
+struct store *store_open(const char *url, char *err, size_t errlen)
+{
+    struct store *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    if (strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0) {
+        s->d = &db_postgres_driver;
+        s->h = db_postgres_open(url, err, errlen);
+    } else {
+        const char *path = strncmp(url, "sqlite:", 7) == 0 ? url + 7 : url;
+        if (!*path) {
+            snprintf(err, errlen, "store URL 'sqlite:' needs a path");
+            free(s);
+            return NULL;
+        }
+        s->d = &db_sqlite_driver;
+        s->h = db_sqlite_open(path, err, errlen);
+    }
+    if (!s->h) {
+        free(s);
+        return NULL;
+    }
+    if (store_migrate(s, err, errlen) != 0) {
+        store_close(s);
+        return NULL;
+    }
+    return s;
+}
+
+void store_close(struct store *s)
+{
+    if (!s)
+        return;
+    s->d->close(s->h);
+    free(s);
+}
+
+const char *store_kind(const struct store *s) { return s->d->kind; }
+int store_schema_version(struct store *s) { return s->version; }
+
+int store_listen_fd(struct store *s, char *err, size_t errlen)
+{
+    if (!s->d->listen_fd)
+        return -1;
+    return s->d->listen_fd(s->h, "hoopctl_reviews", err, errlen);
+}
+
+int store_listen_drain(struct store *s)
+{
+    return s->d->listen_drain ? s->d->listen_drain(s->h) : 0;
+}
+
+static void store_notify_reviews(struct store *s)
+{
+    if (s->d->notify)
+        s->d->notify(s->h, "hoopctl_reviews");
+}
+
+/* ---- rows to JSON -------------------------------------------------------- */
+
+/* Column kinds: 's' string, 'i' integer, 'j' JSON text, 'b' 0/1 as boolean,
+ * '-' skipped. */
+struct collect {
+    const char *const *names;
+    const char *kinds;
+    json_t *arr;
+};
+
+static json_t *row_to_json(const char *const *names, const char *kinds, int nc, const char *const *v)
+{
+    json_t *o = json_object();
+    for (int i = 0; i < nc && kinds[i]; i++) {
+        json_t *val;
+        if (kinds[i] == '-')
+            continue;
+        if (!v[i])
+            val = json_null();
+        else if (kinds[i] == 'i')
+            val = json_integer(strtoll(v[i], NULL, 10));
+        else if (kinds[i] == 'b')
+            val = json_boolean(strtoll(v[i], NULL, 10) != 0);
+        else if (kinds[i] == 'j') {
+            val = json_loads(v[i], JSON_DECODE_ANY, NULL);
+            if (!val)
+                val = json_string(v[i]);
+        } else
+            val = json_string(v[i]);
+        json_object_set_new(o, names[i], val);
+    }
+    return o;
+}
+
+static int collect_row(void *arg, int nc, const char *const *v)
+{
+    struct collect *c = arg;
+    json_array_append_new(c->arr, row_to_json(c->names, c->kinds, nc, v));
+    return 0;
+}
+
+static int query_json(struct store *s, const char *sql, int n, const char *const *p,
+                      const char *const *names, const char *kinds, json_t **out, char *err,
+                      size_t errlen)
+{
+    struct collect c = {names, kinds, json_array()};
+    int rc = q(s, sql, n, p, collect_row, &c, NULL, err, errlen);
+    if (rc) {
+        json_decref(c.arr);
+        return rc;
+    }
+    *out = c.arr;
+    return 0;
+}
+
+/* The single row of a query, or STORE_NOT_FOUND. */
+static int query_one(struct store *s, const char *sql, int n, const char *const *p,
+                     const char *const *names, const char *kinds, json_t **out, char *err,
+                     size_t errlen)
+{
+    json_t *arr;
+    int rc = query_json(s, sql, n, p, names, kinds, &arr, err, errlen);
+    if (rc)
+        return rc;
+    if (json_array_size(arr) == 0) {
+        json_decref(arr);
+        snprintf(err, errlen, "not found");
+        return STORE_NOT_FOUND;
+    }
+    *out = json_incref(json_array_get(arr, 0));
+    json_decref(arr);
+    return 0;
+}
+
+static char *dump(json_t *v)
+{
+    return v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+}
+
+static void i64s(char *buf, size_t len, int64_t v)
+{
+    snprintf(buf, len, "%" PRId64, v);
+}
+
+
+/* ---- connections --------------------------------------------------------- */
+
+static const char *const conn_names[] = {"name", "host", "port", "database", "user", "sslmode",
+                                         "secret_enc", "allowed_groups", "reviewer_groups", "policy",
+                                         "created_at", "updated_at"};
+#define CONN_COLS "name, host, port, dbname, dbuser, sslmode, secret_enc, allowed_groups," \
+                  " reviewer_groups, policy, created_at, updated_at"
+
+int store_connection_put(struct store *s, json_t *c, char *err, size_t errlen)
+{
+    char port[16], now[24];
+    i64s(port, sizeof port, json_integer_value(json_object_get(c, "port")));
+    i64s(now, sizeof now, util_now_ms());
+    char *ag = dump(json_object_get(c, "allowed_groups"));
+    char *rg = dump(json_object_get(c, "reviewer_groups"));
+    char *pol = dump(json_object_get(c, "policy"));
+    const char *p[] = {
+        json_string_value(json_object_get(c, "name")), json_string_value(json_object_get(c, "host")),
+        port, json_string_value(json_object_get(c, "database")),
+        json_string_value(json_object_get(c, "user")), json_string_value(json_object_get(c, "sslmode")),
+        json_string_value(json_object_get(c, "secret_enc")), ag ? ag : "[]", rg ? rg : "[]",
+        pol ? pol : "{}", now};
+    int rc = q(s,
+               "INSERT INTO connections (" CONN_COLS ") VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$11)"
+               " ON CONFLICT (name) DO UPDATE SET host = excluded.host, port = excluded.port,"
+               " dbname = excluded.dbname, dbuser = excluded.dbuser, sslmode = excluded.sslmode,"
+               " secret_enc = COALESCE(excluded.secret_enc, connections.secret_enc),"
+               " allowed_groups = excluded.allowed_groups, reviewer_groups = excluded.reviewer_groups,"
+               " policy = excluded.policy, updated_at = excluded.updated_at",
+               11, p, NULL, NULL, NULL, err, errlen);
+    free(ag);
+    free(rg);
+    free(pol);
+    return rc;
+}
+
+int store_connection_get(struct store *s, const char *name, json_t **out, char *err, size_t errlen)
+{
+    const char *p[] = {name};
+    return query_one(s, "SELECT " CONN_COLS " FROM connections WHERE name = $1", 1, p, conn_names,
+                     "ssisssjjjjii", out, err, errlen);
+}
+
+int store_connection_list(struct store *s, json_t **out, char *err, size_t errlen)
+{
+    return query_json(s, "SELECT " CONN_COLS " FROM connections ORDER BY name", 0, NULL, conn_names,
+                      "ssisssjjjjii", out, err, errlen);
+}
+
+static int changed_or_missing(int rc, int64_t changes, char *err, size_t errlen)
+{
+    if (rc == 0 && changes == 0) {
+        snprintf(err, errlen, "not found");
+        return STORE_NOT_FOUND;
+    }
+    return rc;
+}
+
+int store_connection_delete(struct store *s, const char *name, char *err, size_t errlen)
+{
+    const char *p[] = {name};
+    int64_t ch = 0;
+    int rc = q(s, "DELETE FROM connections WHERE name = $1", 1, p, NULL, NULL, &ch, err, errlen);
+    return changed_or_missing(rc, ch, err, errlen);
+}
+
+int store_connection_set_policy(struct store *s, const char *name, json_t *policy, char *err,
+                                size_t errlen)
+{
+    char *pol = dump(policy), now[24];
+    i64s(now, sizeof now, util_now_ms());
+    const char *p[] = {name, pol ? pol : "{}", now};
+    int64_t ch = 0;
+    int rc = q(s, "UPDATE connections SET policy = $2, updated_at = $3 WHERE name = $1", 3, p, NULL,
+               NULL, &ch, err, errlen);
+    free(pol);
+    return changed_or_missing(rc, ch, err, errlen);
+}
+
+/* ---- API keys ------------------------------------------------------------ */
+
+static const char *const key_names[] = {"id", "name", "groups", "created_by", "created_at", "revoked"};
+
+int store_apikey_create(struct store *s, const char *id, const char *name, const char *token_hash,
+                        json_t *groups, const char *created_by, char *err, size_t errlen)
+{
+    char *g = dump(groups), now[24];
+    i64s(now, sizeof now, util_now_ms());
+    const char *p[] = {id, name, token_hash, g ? g : "[]", created_by, now};
+    int rc = q(s, "INSERT INTO apikeys (id, name, token_hash, groups, created_by, created_at)"
+                  " VALUES ($1,$2,$3,$4,$5,$6)", 6, p, NULL, NULL, NULL, err, errlen);
+    free(g);
+    if (rc == STORE_CONFLICT)
+        snprintf(err, errlen, "an API key named '%s' exists", name);
+    return rc;
+}
+
+int store_apikey_lookup(struct store *s, const char *token_hash, json_t **out, char *err, size_t errlen)
+{
+    const char *p[] = {token_hash};
+    return query_one(s, "SELECT id, name, groups, created_by, created_at, revoked FROM apikeys"
+                        " WHERE token_hash = $1 AND revoked = 0", 1, p, key_names, "ssjsib", out,
+                     err, errlen);
+}
+
+int store_apikey_list(struct store *s, json_t **out, char *err, size_t errlen)
+{
+    return query_json(s, "SELECT id, name, groups, created_by, created_at, revoked FROM apikeys"
+                         " ORDER BY name", 0, NULL, key_names, "ssjsib", out, err, errlen);
+}
+
+int store_apikey_revoke(struct store *s, const char *id, char *err, size_t errlen)
+{
+    const char *p[] = {id};
+    int64_t ch = 0;
+    int rc = q(s, "UPDATE apikeys SET revoked = 1 WHERE id = $1 OR name = $1", 1, p, NULL, NULL, &ch,
+               err, errlen);
+    return changed_or_missing(rc, ch, err, errlen);
+}
+
+/* ---- events -------------------------------------------------------------- */
+
+struct chain_state {
+    int64_t last_n;
+    char last_hash[65];
+};
+
+static int row_chain(void *arg, int nc, const char *const *v)
+{
+    struct chain_state *c = arg;
+    if (nc >= 2 && v[0] && v[1]) {
+        c->last_n = strtoll(v[0], NULL, 10);
+        snprintf(c->last_hash, sizeof c->last_hash, "%s", v[1]);
+    }
+    return 1;
+}
+
+struct session_owner {
+    char issuer[256], subject[256];
+    int64_t sample_rows;
+    int found;
+};
+
+static int row_owner(void *arg, int nc, const char *const *v)
+{
+    struct session_owner *o = arg;
+    if (nc >= 3) {
+        snprintf(o->issuer, sizeof o->issuer, "%s", v[0] ? v[0] : "");
+        snprintf(o->subject, sizeof o->subject, "%s", v[1] ? v[1] : "");
+        o->sample_rows = v[2] ? strtoll(v[2], NULL, 10) : 0;
+        o->found = 1;
+    }
+    return 1;
+}
+
+static const char sql_chain_sqlite[] = "SELECT last_n, last_hash FROM chain_head WHERE id = 1";
+static const char sql_chain_pg[] = "SELECT last_n, last_hash FROM chain_head WHERE id = 1 FOR UPDATE";
+
+int store_events_append(struct store *s, const struct store_actor *actor,
+                        const struct store_event *ev, size_t n, int64_t sample_cap,
+                        struct store_ingest_result *res, char *err, size_t errlen)
+{
+    memset(res, 0, sizeof *res);
+    int rc = q0(s, s->d->begin_write, err, errlen);
+    if (rc)
+        return rc;
+    /* The chain head row serializes writers across processes (row lock). */
+    struct chain_state cs = {0, ""};
+    rc = q(s, *s->d->for_update ? sql_chain_pg : sql_chain_sqlite, 0, NULL, row_chain, &cs, NULL,
+           err, errlen);
+    if (rc)
+        goto fail;
+    const char *cur_session = NULL;
+    struct session_owner owner = {0};
+    for (size_t i = 0; i < n; i++) {
+        const struct store_event *e = &ev[i];
+        char ts[24], seq[24], nstr[24];
+        i64s(ts, sizeof ts, e->ts);
+        if (!cur_session || strcmp(cur_session, e->session_id) != 0) {
+            const char *ps[] = {e->session_id, actor->issuer, actor->subject, actor->name,
+                                actor->groups_json, ts};
+            rc = q(s, "INSERT INTO sessions (id, issuer, subject, user_name, groups, started_at)"
+                      " VALUES ($1,$2,$3,$4,$5,$6) ON CONFLICT (id) DO NOTHING",
+                   6, ps, NULL, NULL, NULL, err, errlen);
+            if (rc)
+                goto fail;
+            memset(&owner, 0, sizeof owner);
+            rc = q(s, "SELECT issuer, subject, sample_rows FROM sessions WHERE id = $1", 1, ps,
+                   row_owner, &owner, NULL, err, errlen);
+            if (rc)
+                goto fail;
+            if (!owner.found || strcmp(owner.issuer, actor->issuer) != 0 ||
+                strcmp(owner.subject, actor->subject) != 0) {
+                snprintf(err, errlen, "session %s belongs to another user", e->session_id);
+                rc = STORE_FORBIDDEN;
+                goto fail;
+            }
+            cur_session = e->session_id;
+        }
+        const char *data = e->data;
+        int64_t rows = e->sample_rows;
+        if (rows > 0 && owner.sample_rows + rows > sample_cap) {
+            data = e->data_capped ? e->data_capped : "{\"truncated\":true}";
+            rows = 0;
+        }
+        i64s(seq, sizeof seq, e->seq);
+        i64s(nstr, sizeof nstr, cs.last_n + 1);
+        struct audit_record r = {cs.last_n + 1, e->id, e->session_id, e->type, actor->subject, data,
+                                 e->seq, e->ts, cs.last_hash};
+        char hash[65];
+        audit_chain_hash(&r, hash);
+        const char *pe[] = {nstr, e->id, e->session_id, seq, e->type, ts, actor->subject, data,
+                            cs.last_hash, hash};
+        int64_t ch = 0;
+        rc = q(s, "INSERT INTO events (n, id, session_id, seq, type, ts, subject, data, prev_hash, hash)"
+                  " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) ON CONFLICT (id) DO NOTHING",
+               10, pe, NULL, NULL, &ch, err, errlen);
+        if (rc)
+            goto fail;
+        if (ch == 0) {
+            res->duplicates++;
+            continue;
+        }
+        res->accepted++;
+        cs.last_n++;
+        memcpy(cs.last_hash, hash, sizeof hash);
+        owner.sample_rows += rows;
+        char rs[24];
+        i64s(rs, sizeof rs, rows);
+        const char *pu[] = {e->session_id, e->connection, e->client_addr, e->application,
+                            e->gateway_host, e->denial ? "1" : "0", e->review ? "1" : "0", rs,
+                            e->type, ts};
+        rc = q(s, "UPDATE sessions SET nevents = nevents + 1,"
+                  " connection = COALESCE($2, connection), client_addr = COALESCE($3, client_addr),"
+                  " application = COALESCE($4, application), gateway_host = COALESCE($5, gateway_host),"
+                  " has_denials = CASE WHEN $6 = '1' THEN 1 ELSE has_denials END,"
+                  " has_reviews = CASE WHEN $7 = '1' THEN 1 ELSE has_reviews END,"
+                  " sample_rows = sample_rows + CAST($8 AS BIGINT),"
+                  " started_at = CASE WHEN $9 = 'session_start' THEN CAST($10 AS BIGINT) ELSE started_at END,"
+                  " ended_at = CASE WHEN $9 = 'session_end' THEN CAST($10 AS BIGINT) ELSE ended_at END"
+                  " WHERE id = $1",
+               10, pu, NULL, NULL, NULL, err, errlen);
+        if (rc)
+            goto fail;
+    }
+    if (res->accepted) {
+        char ln[24];
+        i64s(ln, sizeof ln, cs.last_n);
+        const char *ph[] = {ln, cs.last_hash};
+        rc = q(s, "UPDATE chain_head SET last_n = $1, last_hash = $2 WHERE id = 1", 2, ph, NULL, NULL,
+               NULL, err, errlen);
+        if (rc)
+            goto fail;
+    }
+    if ((rc = q0(s, "COMMIT", err, errlen)))
+        goto fail;
+    return 0;
+fail:
+    rollback(s);
+    return rc;
+}
+
+/* ---- session queries ----------------------------------------------------- */
+
+static const char *const session_names[] = {
+    "id", "issuer", "user", "user_name", "groups", "connection", "client_addr", "application",
+    "gateway_host", "started_at", "ended_at", "events", "has_denials", "has_reviews"};
+#define SESSION_COLS "id, issuer, subject, user_name, groups, connection, client_addr, application," \
+                     " gateway_host, started_at, ended_at, nevents, has_denials, has_reviews"
+#define SESSION_KINDS "ssssjssssiiibb"
+
+int store_sessions_list(struct store *s, const struct store_session_filter *f, json_t **out,
+                        char *err, size_t errlen)
+{
+    char sql[1024], nums[6][24];
+    const char *p[12];
+    int np = 0, nn = 0;
+    size_t len = (size_t)snprintf(sql, sizeof sql, "SELECT " SESSION_COLS " FROM sessions WHERE 1 = 1");
+#define ADD_COND(fmt, val)                                                                    \
+    do {                                                                                      \
+        p[np++] = (val);                                                                      \
+        len += (size_t)snprintf(sql + len, sizeof sql - len, fmt, np);                        \
+    } while (0)
+    if (f->issuer)
+        ADD_COND(" AND issuer = $%d", f->issuer);
+    if (f->subject)
+        ADD_COND(" AND subject = $%d", f->subject);
+    if (f->user)
+        ADD_COND(" AND subject = $%d", f->user);
+    if (f->connection)
+        ADD_COND(" AND connection = $%d", f->connection);
+    if (f->since > 0) {
+        i64s(nums[nn], sizeof nums[nn], f->since);
+        ADD_COND(" AND started_at >= CAST($%d AS BIGINT)", nums[nn++]);
+    }
+    if (f->until > 0) {
+        i64s(nums[nn], sizeof nums[nn], f->until);
+        ADD_COND(" AND started_at < CAST($%d AS BIGINT)", nums[nn++]);
+    }
+    if (f->has_denials >= 0)
+        ADD_COND(" AND has_denials = CAST($%d AS INTEGER)", f->has_denials ? "1" : "0");
+    if (f->has_reviews >= 0)
+        ADD_COND(" AND has_reviews = CAST($%d AS INTEGER)", f->has_reviews ? "1" : "0");
+    char cur_ts[24] = "", cur_id[128] = "";
+    if (f->cursor) {
+        const char *colon = strchr(f->cursor, ':');
+        if (!colon || colon == f->cursor || (size_t)(colon - f->cursor) >= sizeof cur_ts ||
+            strlen(colon + 1) >= sizeof cur_id) {
+            snprintf(err, errlen, "bad cursor");
+            return STORE_NOT_FOUND;
+        }
+        memcpy(cur_ts, f->cursor, (size_t)(colon - f->cursor));
+        snprintf(cur_id, sizeof cur_id, "%s", colon + 1);
+        p[np++] = cur_ts;
+        p[np++] = cur_id;
+        len += (size_t)snprintf(sql + len, sizeof sql - len,
+                                " AND (started_at < CAST($%d AS BIGINT) OR (started_at = CAST($%d AS BIGINT)"
+                                " AND id < $%d))", np - 1, np - 1, np);
+    }
+    int limit = f->limit > 0 && f->limit <= 1000 ? f->limit : 100;
+    i64s(nums[nn], sizeof nums[nn], limit + 1);
+    ADD_COND(" ORDER BY started_at DESC, id DESC LIMIT CAST($%d AS INTEGER)", nums[nn++]);
+#undef ADD_COND
+    json_t *arr;
+    int rc = query_json(s, sql, np, p, session_names, SESSION_KINDS, &arr, err, errlen);
+    if (rc)
+        return rc;
+    json_t *next = json_null();
+    if (json_array_size(arr) > (size_t)limit) {
+        json_array_remove(arr, (size_t)limit);
+        json_t *last = json_array_get(arr, (size_t)limit - 1);
+        next = json_sprintf("%" PRId64 ":%s", (int64_t)json_integer_value(json_object_get(last, "started_at")),
+                            json_string_value(json_object_get(last, "id")));
+    }
+    *out = json_pack("{s:o,s:o}", "sessions", arr, "next", next);
+    return 0;
+}
+
+int store_session_get(struct store *s, const char *id, json_t **out, char *err, size_t errlen)
+{
+    const char *p[] = {id};
+    return query_one(s, "SELECT " SESSION_COLS " FROM sessions WHERE id = $1", 1, p, session_names,
+                     SESSION_KINDS, out, err, errlen);
+}
+
+static const char *const event_names[] = {"n", "id", "session_id", "seq", "type", "time", "user",
+                                           "data", "prev_hash", "hash"};
+#define EVENT_COLS "n, id, session_id, seq, type, ts, subject, data, prev_hash, hash"
+
+int store_session_events(struct store *s, const char *id, int64_t offset, int limit, json_t **out,
+                         char *err, size_t errlen)
+{
+    char off[24], lim[24];
+    i64s(off, sizeof off, offset < 0 ? 0 : offset);
+    i64s(lim, sizeof lim, limit > 0 && limit <= 5000 ? limit : 1000);
+    const char *p[] = {id, lim, off};
+    return query_json(s, "SELECT " EVENT_COLS " FROM events WHERE session_id = $1"
+                         " ORDER BY seq, n LIMIT CAST($2 AS INTEGER) OFFSET CAST($3 AS INTEGER)",
+                      3, p, event_names, "issisisjss", out, err, errlen);
+}
+
+int store_events_page(struct store *s, int64_t after_n, int64_t since, int64_t until, int limit,
+                      json_t **out, char *err, size_t errlen)
+{
+    char a[24], b[24], c[24], l[24];
+    i64s(a, sizeof a, after_n);
+    i64s(b, sizeof b, since);
+    i64s(c, sizeof c, until > 0 ? until : INT64_MAX);
+    i64s(l, sizeof l, limit);
+    const char *p[] = {a, b, c, l};
+    return query_json(s, "SELECT " EVENT_COLS " FROM events WHERE n > CAST($1 AS BIGINT)"
+                         " AND ts >= CAST($2 AS BIGINT) AND ts < CAST($3 AS BIGINT)"
+                         " ORDER BY n LIMIT CAST($4 AS INTEGER)",
+                      4, p, event_names, "issisisjss", out, err, errlen);
+}
+
+/* ---- verification -------------------------------------------------------- */
+
+struct verify_state {
+    int64_t expect_n, checked, last_n;
+    char prev[65];
+    json_t *problems;
+};
+
+static void verify_problem(struct verify_state *v, int64_t n, const char *id, const char *what)
+{
+    if (json_array_size(v->problems) >= 100)
+        return;
+    json_array_append_new(v->problems, json_pack("{s:I,s:s?,s:s}", "n", (json_int_t)n, "id", id,
+                                                 "problem", what));
+}
+
+static int verify_row(void *arg, int nc, const char *const *v)
+{
+    struct verify_state *st = arg;
+    if (nc < 10)
+        return 1;
+    int64_t n = strtoll(v[0] ? v[0] : "0", NULL, 10);
+    struct audit_record r = {n, v[1], v[2], v[4], v[6], v[7], strtoll(v[3] ? v[3] : "0", NULL, 10),
+                             strtoll(v[5] ? v[5] : "0", NULL, 10), v[8] ? v[8] : ""};
+    char h[65], msg[256];
+    audit_chain_hash(&r, h);
+    if (n > st->expect_n) {
+        snprintf(msg, sizeof msg, "events %" PRId64 "..%" PRId64 " are missing (deleted)", st->expect_n,
+                 n - 1);
+        verify_problem(st, n, v[1], msg);
+    } else if (n < st->expect_n) {
+        verify_problem(st, n, v[1], "position repeats (inserted or reordered event)");
+    }
+    if (!v[8] || strcmp(v[8], st->prev) != 0)
+        verify_problem(st, n, v[1], "link to the previous event is broken (an event before it was "
+                                    "deleted, inserted or reordered)");
+    if (!v[9] || strcmp(h, v[9]) != 0)
+        verify_problem(st, n, v[1], "content does not match its hash (edited)");
+    snprintf(st->prev, sizeof st->prev, "%s", v[9] ? v[9] : "");
+    st->expect_n = n + 1;
+    st->last_n = n;
+    st->checked++;
+    return 0;
+}
+
+struct head_state {
+    int64_t last_n, cp_n;
+    char last_hash[65], cp_hash[65];
+};
+
+static int row_head(void *arg, int nc, const char *const *v)
+{
+    struct head_state *h = arg;
+    if (nc >= 4) {
+        h->last_n = strtoll(v[0] ? v[0] : "0", NULL, 10);
+        snprintf(h->last_hash, sizeof h->last_hash, "%s", v[1] ? v[1] : "");
+        h->cp_n = strtoll(v[2] ? v[2] : "0", NULL, 10);
+        snprintf(h->cp_hash, sizeof h->cp_hash, "%s", v[3] ? v[3] : "");
+    }
+    return 1;
+}
+
+int store_audit_verify(struct store *s, json_t **report, char *err, size_t errlen)
+{
+    struct head_state head = {0};
+    int rc = q(s, "SELECT last_n, last_hash, checkpoint_n, checkpoint_hash FROM chain_head WHERE id = 1",
+               0, NULL, row_head, &head, NULL, err, errlen);
+    if (rc)
+        return rc;
+    struct verify_state st = {head.cp_n + 1, 0, head.cp_n, "", json_array()};
+    snprintf(st.prev, sizeof st.prev, "%s", head.cp_hash);
+    /* Page through by position so memory stays flat on PostgreSQL too. */
+    int64_t after = head.cp_n;
+    for (;;) {
+        char a[24];
+        i64s(a, sizeof a, after);
+        const char *p[] = {a};
+        int64_t before = st.checked;
+        rc = q(s, "SELECT " EVENT_COLS " FROM events WHERE n > CAST($1 AS BIGINT) ORDER BY n LIMIT 5000",
+               1, p, verify_row, &st, NULL, err, errlen);
+        if (rc) {
+            json_decref(st.problems);
+            return rc;
+        }
+        if (st.checked == before)
+            break;
+        after = st.last_n;
+    }
+    int64_t below = 0;
+    char cp[24];
+    i64s(cp, sizeof cp, head.cp_n);
+    const char *pc[] = {cp};
+    q(s, "SELECT COUNT(*) FROM events WHERE n <= CAST($1 AS BIGINT)", 1, pc, row_int, &below, NULL,
+      err, errlen);
+    if (below > 0)
+        verify_problem(&st, head.cp_n, NULL, "events at or before the retention checkpoint "
+                                              "(inserted)");
+    if (st.last_n != head.last_n || strcmp(st.prev, head.last_hash) != 0) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "the chain ends at %" PRId64 " but the head records %" PRId64
+                 " (events at the end deleted or added)", st.last_n, head.last_n);
+        verify_problem(&st, st.last_n, NULL, msg);
+    }
+    *report = json_pack("{s:b,s:I,s:I,s:I,s:o}", "ok", json_array_size(st.problems) == 0, "checked",
+                        (json_int_t)st.checked, "checkpoint", (json_int_t)head.cp_n, "head",
+                        (json_int_t)head.last_n, "problems", st.problems);
+    return 0;
+}
+
+/* ---- retention ----------------------------------------------------------- */
+
+int store_retention(struct store *s, int64_t cutoff_ms, int64_t *deleted_events, char *err,
+                    size_t errlen)
+{
+    *deleted_events = 0;
+    int rc = q0(s, s->d->begin_write, err, errlen);
+    if (rc)
+        return rc;
+    struct chain_state cs = {0, ""};
+    if ((rc = q(s, *s->d->for_update ? sql_chain_pg : sql_chain_sqlite, 0, NULL, row_chain, &cs, NULL,
+                err, errlen)))
+        goto fail;
+    /* The chain keeps a contiguous tail: cut below the first event still young. */
+    char c[24];
+    i64s(c, sizeof c, cutoff_ms);
+    const char *p[] = {c};
+    int64_t first_young = -1;
+    if ((rc = q(s, "SELECT COALESCE(MIN(n), -1) FROM events WHERE ts >= CAST($1 AS BIGINT)", 1, p,
+                row_int, &first_young, NULL, err, errlen)))
+        goto fail;
+    int64_t cut = first_young < 0 ? cs.last_n : first_young - 1;
+    struct head_state head = {0};
+    if ((rc = q(s, "SELECT last_n, last_hash, checkpoint_n, checkpoint_hash FROM chain_head WHERE id = 1",
+                0, NULL, row_head, &head, NULL, err, errlen)))
+        goto fail;
+    if (cut <= head.cp_n) {
+        rollback(s);
+        return 0;
+    }
+    char cuts[24], hash[65] = "";
+    i64s(cuts, sizeof cuts, cut);
+    const char *pc[] = {cuts};
+    struct chain_state at = {0, ""};
+    if ((rc = q(s, "SELECT n, hash FROM events WHERE n = CAST($1 AS BIGINT)", 1, pc, row_chain, &at,
+                NULL, err, errlen)))
+        goto fail;
+    if (at.last_n != cut) {
+        snprintf(err, errlen, "retention: event %s is missing; run audit verify", cuts);
+        rc = STORE_ERROR;
+        goto fail;
+    }
+    memcpy(hash, at.last_hash, sizeof hash);
+    if ((rc = q(s, "DELETE FROM events WHERE n <= CAST($1 AS BIGINT)", 1, pc, NULL, NULL,
+                deleted_events, err, errlen)))
+        goto fail;
+    if ((rc = q(s, "DELETE FROM sessions WHERE started_at < CAST($1 AS BIGINT) AND NOT EXISTS"
+                   " (SELECT 1 FROM events e WHERE e.session_id = sessions.id)", 1, p, NULL, NULL,
+                NULL, err, errlen)))
+        goto fail;
+    char now[24], del[24];
+    i64s(now, sizeof now, util_now_ms());
+    i64s(del, sizeof del, *deleted_events);
+    const char *pk[] = {cuts, hash, now, c, del};
+    if ((rc = q(s, "INSERT INTO checkpoints (n, hash, created_at, cutoff, deleted_events)"
+                   " VALUES ($1,$2,$3,$4,$5)", 5, pk, NULL, NULL, NULL, err, errlen)))
+        goto fail;
+    if ((rc = q(s, "UPDATE chain_head SET checkpoint_n = $1, checkpoint_hash = $2 WHERE id = 1", 2, pk,
+                NULL, NULL, NULL, err, errlen)))
+        goto fail;
+    if ((rc = q0(s, "COMMIT", err, errlen)))
+        goto fail;
+    return 0;
+fail:
+    rollback(s);
+    return rc;
+}
+
+/* ---- reviews ------------------------------------------------------------- */
+
+static const char *const review_names[] = {
+    "id", "connection", "session_id", "statement", "statement_hash", "requester", "requester_issuer",
+    "requester_name", "status", "reason", "decided_by", "created_at", "decided_at", "expires_at",
+    "consumed_at"};
+#define REVIEW_COLS "id, connection, session_id, statement, statement_hash, requester, requester_issuer," \
+                    " requester_name, status, reason, decided_by, created_at, decided_at, expires_at,"  \
+                    " consumed_at"
+#define REVIEW_KINDS "sssssssssssiiii"
+
+int store_review_create(struct store *s, json_t *r, char *err, size_t errlen)
+{
+    char created[24], expires[24];
+    i64s(created, sizeof created, json_integer_value(json_object_get(r, "created_at")));
+    i64s(expires, sizeof expires, json_integer_value(json_object_get(r, "expires_at")));
+#define S(k) json_string_value(json_object_get(r, k))
+    const char *p[] = {S("id"), S("connection"), S("session_id"), S("statement"), S("statement_hash"),
+                       S("requester"), S("requester_issuer"), S("requester_name"), created, expires};
+#undef S
+    int rc = q(s, "INSERT INTO reviews (id, connection, session_id, statement, statement_hash, requester,"
+                  " requester_issuer, requester_name, status, created_at, expires_at)"
+                  " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,'pending',$9,$10)",
+               10, p, NULL, NULL, NULL, err, errlen);
+    if (rc == 0)
+        store_notify_reviews(s);
+    return rc;
+}
+
+int store_review_get(struct store *s, const char *id, json_t **out, char *err, size_t errlen)
+{
+    const char *p[] = {id};
+    return query_one(s, "SELECT " REVIEW_COLS " FROM reviews WHERE id = $1", 1, p, review_names,
+                     REVIEW_KINDS, out, err, errlen);
+}
+
+int store_review_list(struct store *s, const char *status, int64_t created_after, json_t **out,
+                      char *err, size_t errlen)
+{
+    char a[24];
+    i64s(a, sizeof a, created_after);
+    const char *p[] = {status, a};
+    return query_json(s, "SELECT " REVIEW_COLS " FROM reviews WHERE ($1 IS NULL OR status = $1)"
+                         " AND created_at > CAST($2 AS BIGINT) ORDER BY created_at, id LIMIT 1000",
+                      2, p, review_names, REVIEW_KINDS, out, err, errlen);
+}
+
+int store_review_decide(struct store *s, const char *id, const char *status, const char *reason,
+                        const char *decided_by, int64_t now, char *err, size_t errlen)
+{
+    char n[24];
+    i64s(n, sizeof n, now);
+    const char *p[] = {id, status, reason, decided_by, n};
+    int64_t ch = 0;
+    int rc = q(s, "UPDATE reviews SET status = $2, reason = $3, decided_by = $4, decided_at = CAST($5 AS BIGINT)"
+                  " WHERE id = $1 AND status = 'pending' AND expires_at > CAST($5 AS BIGINT)",
+               5, p, NULL, NULL, &ch, err, errlen);
+    if (rc)
+        return rc;
+    if (ch == 0) {
+        snprintf(err, errlen, "review %s is not pending", id);
+        return STORE_CONFLICT;
+    }
+    store_notify_reviews(s);
+    return 0;
+}
+
+int store_review_consume(struct store *s, const char *id, const char *requester,
+                         const char *statement_hash, int64_t now, char *err, size_t errlen)
+{
+    char n[24];
+    i64s(n, sizeof n, now);
+    const char *p[] = {id, requester, statement_hash, n};
+    int64_t ch = 0;
+    int rc = q(s, "UPDATE reviews SET status = 'consumed', consumed_at = CAST($4 AS BIGINT)"
+                  " WHERE id = $1 AND requester = $2 AND statement_hash = $3 AND status = 'approved'"
+                  " AND expires_at > CAST($4 AS BIGINT)",
+               4, p, NULL, NULL, &ch, err, errlen);
+    if (rc)
+        return rc;
+    if (ch == 0) {
+        snprintf(err, errlen, "review %s is not approved for this statement, or was used or expired", id);
+        return STORE_CONFLICT;
+    }
+    store_notify_reviews(s);
+    return 0;
+}
+
+int store_review_expire(struct store *s, int64_t now, char *err, size_t errlen)
+{
+    char n[24];
+    i64s(n, sizeof n, now);
+    const char *p[] = {n};
+    int64_t ch = 0;
+    int rc = q(s, "UPDATE reviews SET status = 'expired' WHERE status = 'pending'"
+                  " AND expires_at <= CAST($1 AS BIGINT)", 1, p, NULL, NULL, &ch, err, errlen);
+    if (rc)
+        return -1;
+    if (ch > 0)
+        store_notify_reviews(s);
+    return (int)ch;
+}
+
+int64_t store_review_count(struct store *s, const char *status)
+{
+    const char *p[] = {status};
+    int64_t n = 0;
+    char err[256];
+    if (q(s, "SELECT COUNT(*) FROM reviews WHERE status = $1", 1, p, row_int, &n, NULL, err, sizeof err))
+        return -1;
+    return n;
+}
