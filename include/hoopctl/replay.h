@@ -38,18 +38,22 @@ int asciicast_begin(struct asciicast *a, FILE *out, int width, int height, int64
 int asciicast_output(struct asciicast *a, double seconds, const char *text, size_t len);
 
 /* ---- Recorded sessions ------------------------------------------------
- * A session as the audit trail holds it: {"session": {...}, "events": [...]}
- * where each event is {id, session_id, seq, type, ts (ms), data{}} and type is
- * session_start, statement, result or session_end. A statement's data carries
- * sql, decision (allow|deny|review|mask), rule, duration_ms, rows, masked,
- * command_tag, error{severity,message}, notices[], review{id,status,decided_by,
- * reason}; a result's data carries columns[{name,type_oid}] and rows[[...]]
- * and belongs to the statement before it. Unknown keys are ignored. */
+ * A session as the server's API returns it: {"session": {...}, "events": [...]}
+ * where each event is {id, session_id, seq, type, time (ms), data{}} and type
+ * is session_start, statement, result or session_end. A statement's data
+ * carries text, decision (allow|deny|review|mask), rule, duration_us, rows,
+ * masked_counts{column: n}, error (a message or {severity,message}),
+ * review_id, and optionally command_tag, notices[] and review{id,status,
+ * decided_by,reason}; a result's data carries columns[{name,type_oid}],
+ * rows[[...]] and statement_seq (else it belongs to the statement before it).
+ * "ts", "sql", "duration_ms" and "masked" are accepted as well. Unknown keys
+ * are ignored. */
 
 #define REPLAY_MAX_STATEMENTS 100000
 #define REPLAY_MAX_COLUMNS 1600
 
 struct replay_statement {
+    int64_t seq;              /* the event's seq (results name it) */
     int64_t ts_ms;            /* when it was sent */
     int64_t duration_ms;      /* -1 when unknown */
     char *sql;
@@ -115,6 +119,9 @@ struct replay_options {
 int64_t replay_cap_gap(int64_t gap_ms, int64_t cap_ms);
 /* The prompt psql showed: "db=> " (or "db-> " on continuation lines). */
 void replay_prompt(const struct replay_session *s, int continuation, char *out, size_t len);
+/* The command tag psql prints for a statement that returned no rows, when
+ * the recording has none: "INSERT 0 3", "UPDATE 2", "CREATE TABLE", ... */
+void replay_command_tag(const char *sql, int64_t rows, char *out, size_t len);
 /* Append what psql printed for statement i (prompt and echo excluded). */
 int replay_statement_output(const struct replay_statement *st, int markers, struct buf *out);
 int replay_script_build(const struct replay_session *s, const struct replay_options *o,

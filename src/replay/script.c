@@ -34,6 +34,75 @@ static int append_message(struct buf *out, const char *line, const char *dflt_se
     return buf_printf(out, "%s:  %s\n", dflt_severity, line);
 }
 
+/* The next word of sql (letters only, upper-cased) after skipping blanks and
+ * comments; returns where it ends. */
+static const char *next_word(const char *p, char *w, size_t len)
+{
+    for (;;) {
+        while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == '(')
+            p++;
+        if (p[0] == '-' && p[1] == '-') {
+            p += strcspn(p, "\n");
+            continue;
+        }
+        if (p[0] == '/' && p[1] == '*') {
+            const char *e = strstr(p + 2, "*/");
+            p = e ? e + 2 : p + strlen(p);
+            continue;
+        }
+        break;
+    }
+    size_t n = 0;
+    while (((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_') && n + 1 < len) {
+        w[n++] = (char)(*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
+        p++;
+    }
+    w[n] = 0;
+    return p;
+}
+
+void replay_command_tag(const char *sql, int64_t rows, char *out, size_t len)
+{
+    char w1[32], w2[32], w3[32];
+    const char *p = next_word(sql, w1, sizeof w1);
+    p = next_word(p, w2, sizeof w2);
+    next_word(p, w3, sizeof w3);
+    long long n = rows < 0 ? 0 : (long long)rows;
+    out[0] = 0;
+    if (!w1[0] || strcmp(w1, "SELECT") == 0 || strcmp(w1, "WITH") == 0 ||
+        strcmp(w1, "VALUES") == 0 || strcmp(w1, "TABLE") == 0)
+        return; /* a query without a recorded result: nothing to show */
+    if (strcmp(w1, "INSERT") == 0)
+        snprintf(out, len, "INSERT 0 %lld", n);
+    else if (!strcmp(w1, "UPDATE") || !strcmp(w1, "DELETE") || !strcmp(w1, "MERGE") ||
+             !strcmp(w1, "COPY") || !strcmp(w1, "FETCH") || !strcmp(w1, "MOVE"))
+        snprintf(out, len, "%s %lld", w1, n);
+    else if (!strcmp(w1, "CREATE") || !strcmp(w1, "DROP") || !strcmp(w1, "ALTER")) {
+        /* CREATE UNIQUE INDEX, CREATE OR REPLACE FUNCTION, CREATE TEMP TABLE */
+        const char *obj = w2;
+        if (!strcmp(w2, "UNIQUE") || !strcmp(w2, "TEMP") || !strcmp(w2, "TEMPORARY") ||
+            !strcmp(w2, "UNLOGGED") || !strcmp(w2, "MATERIALIZED"))
+            obj = !strcmp(w2, "MATERIALIZED") ? "MATERIALIZED VIEW" : w3;
+        else if (!strcmp(w2, "OR"))
+            obj = "";
+        if (!strcmp(w2, "OR")) {
+            char w4[32], w5[32];
+            const char *q = next_word(next_word(next_word(sql, w4, sizeof w4), w4, sizeof w4), w4, sizeof w4);
+            next_word(q, w5, sizeof w5);
+            snprintf(out, len, "%s %s", w1, w5);
+        } else {
+            snprintf(out, len, "%s %s", w1, obj);
+        }
+    } else if (!strcmp(w1, "START") || !strcmp(w1, "BEGIN"))
+        snprintf(out, len, "%s", !strcmp(w1, "START") ? "START TRANSACTION" : "BEGIN");
+    else if (!strcmp(w1, "END"))
+        snprintf(out, len, "COMMIT");
+    else if (!strcmp(w1, "ABORT"))
+        snprintf(out, len, "ROLLBACK");
+    else
+        snprintf(out, len, "%s", w1); /* SET, COMMIT, TRUNCATE, VACUUM, DO, GRANT, ... */
+}
+
 int replay_statement_output(const struct replay_statement *st, int markers, struct buf *out)
 {
     int rc = 0;
@@ -60,6 +129,11 @@ int replay_statement_output(const struct replay_statement *st, int markers, stru
         rc |= replay_render_table(&r, out);
     } else if (st->command_tag) {
         rc |= buf_printf(out, "%s\n", st->command_tag);
+    } else if (strcmp(st->decision, "deny") != 0) {
+        char tag[64];
+        replay_command_tag(st->sql, st->rows, tag, sizeof tag);
+        if (tag[0])
+            rc |= buf_printf(out, "%s\n", tag);
     }
     if (markers && strcmp(st->decision, "deny") == 0)
         rc |= buf_printf(out, "[hoopctl] denied%s%s\n", st->rule ? " by rule " : "",

@@ -44,6 +44,13 @@ static int64_t jint(const json_t *o, const char *key, int64_t dflt)
     return json_is_integer(v) ? (int64_t)json_integer_value(v) : dflt;
 }
 
+/* An event's time in ms: "time" (the API) or "ts". */
+static int64_t event_time(const json_t *ev)
+{
+    int64_t t = jint(ev, "time", -1);
+    return t >= 0 ? t : jint(ev, "ts", 0);
+}
+
 static void statement_free(struct replay_statement *st)
 {
     free(st->sql);
@@ -80,17 +87,27 @@ void replay_session_free(struct replay_session *s)
 static int statement_from_event(const json_t *ev, const json_t *data, struct replay_statement *st,
                                 char *err, size_t errlen)
 {
-    const char *sql = jstr(data, "sql");
+    const char *sql = jstr(data, "text");
     if (!sql)
-        sql = jstr(data, "statement");
+        sql = jstr(data, "sql");
     if (!sql) {
         set_err(err, errlen, "statement event without \"sql\"");
         return -1;
     }
-    st->ts_ms = jint(ev, "ts", 0);
+    st->seq = jint(ev, "seq", -1);
+    st->ts_ms = event_time(ev);
     st->duration_ms = jint(data, "duration_ms", -1);
+    if (st->duration_ms < 0 && jint(data, "duration_us", -1) >= 0)
+        st->duration_ms = jint(data, "duration_us", 0) / 1000;
     st->rows = jint(data, "rows", -1);
     st->masked = jint(data, "masked", 0);
+    const json_t *mc = json_object_get(data, "masked_counts");
+    if (json_is_object(mc)) {
+        const char *k;
+        const json_t *v;
+        json_object_foreach((json_t *)mc, k, v) if (json_is_integer(v) && json_integer_value(v) > 0)
+            st->masked += json_integer_value(v);
+    }
     copy_str(st->decision, sizeof st->decision, jstr(data, "decision") ? jstr(data, "decision") : "allow");
     st->sql = strdup(sql);
     st->rule = dup_or_null(jstr(data, "rule"));
@@ -127,6 +144,8 @@ static int statement_from_event(const json_t *ev, const json_t *data, struct rep
         st->review_decided_by = dup_or_null(jstr(rv, "decided_by"));
         st->review_reason = dup_or_null(jstr(rv, "reason"));
     }
+    if (!st->review_id && jstr(data, "review_id"))
+        st->review_id = strdup(jstr(data, "review_id"));
     return 0;
 }
 
@@ -257,9 +276,9 @@ static int session_from_root(const json_t *root, struct replay_session *s, char 
         if (strcmp(type, "session_start") == 0) {
             session_attrs(data, s);
             if (!s->started_ms)
-                s->started_ms = jint(ev, "ts", 0);
+                s->started_ms = event_time(ev);
         } else if (strcmp(type, "session_end") == 0) {
-            s->ended_ms = jint(ev, "ts", 0);
+            s->ended_ms = event_time(ev);
         } else if (strcmp(type, "statement") == 0) {
             struct replay_statement *st = &s->statements[s->nstatements++];
             if (statement_from_event(ev, data, st, err, errlen) < 0) {
@@ -268,11 +287,18 @@ static int session_from_root(const json_t *root, struct replay_session *s, char 
                 return -1;
             }
         } else if (strcmp(type, "result") == 0) {
-            if (s->nstatements == 0) {
-                set_err(err, errlen, "event %zu: a result before any statement", i + 1);
+            struct replay_statement *owner = NULL;
+            int64_t of = jint(data, "statement_seq", -1);
+            for (int k = s->nstatements - 1; k >= 0 && of >= 0 && !owner; k--)
+                if (s->statements[k].seq == of)
+                    owner = &s->statements[k];
+            if (!owner && of < 0 && s->nstatements > 0)
+                owner = &s->statements[s->nstatements - 1];
+            if (!owner) {
+                set_err(err, errlen, "event %zu: a result before its statement", i + 1);
                 return -1;
             }
-            if (result_from_event(data, &s->statements[s->nstatements - 1], err, errlen) < 0) {
+            if (result_from_event(data, owner, err, errlen) < 0) {
                 if (err && !*err)
                     set_err(err, errlen, "out of memory");
                 return -1;

@@ -71,7 +71,7 @@ check_fails() {  # expected-rc needle cmd...
 head -c 500 "$HARNESS_TMP/s.json" >"$HARNESS_TMP/cut.json"
 check_fails 1 "not JSON" "$H" replay --no-timing "$HARNESS_TMP/cut.json"
 echo '{"events":[{"type":"result","data":{"columns":["a"]}}]}' >"$HARNESS_TMP/orphan.json"
-check_fails 1 "a result before any statement" "$H" replay "$HARNESS_TMP/orphan.json"
+check_fails 1 "a result before its statement" "$H" replay "$HARNESS_TMP/orphan.json"
 check_fails 2 "has 9 statements" "$H" replay --no-timing --from 10 "$HARNESS_TMP/s.json"
 check_fails 2 "--speed" "$H" replay --speed 0 "$HARNESS_TMP/s.json"
 check_fails 2 "--speed" "$H" replay --speed fast "$HARNESS_TMP/s.json"

@@ -64,7 +64,7 @@ static void refuses_malformed_documents(void **state)
         {"{\"session\":{}}", "events"},
         {"{\"events\":[{\"ts\":1}]}", "no \"type\""},
         {"{\"events\":[{\"type\":\"statement\",\"data\":{}}]}", "without \"sql\""},
-        {"{\"events\":[{\"type\":\"result\",\"data\":{\"columns\":[\"a\"]}}]}", "before any statement"},
+        {"{\"events\":[{\"type\":\"result\",\"data\":{\"columns\":[\"a\"]}}]}", "before its statement"},
         {"{\"events\":[{\"type\":\"statement\",\"data\":{\"sql\":\"x\"}},{\"type\":\"result\","
          "\"data\":{\"columns\":[\"a\",\"b\"],\"rows\":[[\"1\"]]}}]}",
          "does not have 2 values"},
@@ -105,6 +105,77 @@ static void output_as_psql_prints_it(void **state)
     assert_int_equal(replay_statement_output(&s.statements[0], 1, &b), 0);
     assert_string_equal(buf_cstr(&b), " id | email \n----+-------\n  1 | ***\n(1 row)\n\n"
                                       "[hoopctl] 1 value masked (rule pii)\n");
+    buf_free(&b);
+    replay_session_free(&s);
+}
+
+static void command_tags_when_not_recorded(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *sql;
+        int64_t rows;
+        const char *tag;
+    } cases[] = {
+        {"insert into t values (1)", 1, "INSERT 0 1"},
+        {"  -- note\n UPDATE t SET x = 1", 4, "UPDATE 4"},
+        {"delete from t", -1, "DELETE 0"},
+        {"create table t (id int)", -1, "CREATE TABLE"},
+        {"create unique index i on t (id)", -1, "CREATE INDEX"},
+        {"create or replace function f() returns int as 'select 1' language sql", -1,
+         "CREATE FUNCTION"},
+        {"drop view v", -1, "DROP VIEW"},
+        {"begin", -1, "BEGIN"},
+        {"end", -1, "COMMIT"},
+        {"set search_path = x", -1, "SET"},
+        {"select 1", 1, ""},
+        {"with x as (select 1) select * from x", 1, ""},
+        {"", -1, ""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char tag[64];
+        replay_command_tag(cases[i].sql, cases[i].rows, tag, sizeof tag);
+        if (strcmp(tag, cases[i].tag) != 0)
+            fail_msg("[%s]: tag [%s], expected [%s]", cases[i].sql, tag, cases[i].tag);
+    }
+}
+
+static void server_event_shapes(void **state)
+{
+    (void)state;
+    /* as GET /api/v1/sessions/ID/events returns them: time, text, duration_us,
+     * error as a string, masked_counts, review_id, results by statement_seq */
+    const char *doc =
+        "{\"session\":{\"id\":\"s9\",\"user\":\"alice\",\"connection\":\"prod\","
+        "\"started_at\":5000,\"ended_at\":null},\"events\":["
+        "{\"seq\":1,\"type\":\"session_start\",\"time\":5000,\"data\":{\"connection\":\"prod\","
+        "\"database\":\"shop\"}},"
+        "{\"seq\":2,\"type\":\"statement\",\"time\":6000,\"data\":{\"text\":\"select a from t\","
+        "\"decision\":\"mask\",\"duration_us\":2500,\"masked_counts\":{\"a\":2,\"b\":1}}},"
+        "{\"seq\":3,\"type\":\"statement\",\"time\":7000,\"data\":{\"text\":\"delete from t\","
+        "\"decision\":\"review\",\"review_id\":\"r-1\",\"rows\":2}},"
+        "{\"seq\":4,\"type\":\"result\",\"time\":6003,\"data\":{\"statement_seq\":2,"
+        "\"columns\":[{\"name\":\"a\",\"type_oid\":25}],\"rows\":[[\"x\"],[null]]}},"
+        "{\"seq\":5,\"type\":\"statement\",\"time\":8000,\"data\":{\"text\":\"drop table t\","
+        "\"decision\":\"deny\",\"rule\":\"no-ddl\",\"error\":\"denied by no-ddl\"}}]}";
+    struct replay_session s;
+    char err[256] = "";
+    assert_int_equal(replay_session_from_json(doc, strlen(doc), &s, err, sizeof err), 0);
+    assert_string_equal(s.database, "shop");
+    assert_string_equal(s.state, "active");
+    assert_int_equal(s.nstatements, 3);
+    assert_int_equal(s.statements[0].ts_ms, 6000);
+    assert_int_equal(s.statements[0].duration_ms, 2);
+    assert_int_equal(s.statements[0].masked, 3);
+    assert_int_equal(s.statements[0].nrows, 2);  /* the result named statement seq 2 */
+    assert_int_equal(s.statements[1].ncols, 0);
+    assert_string_equal(s.statements[1].review_id, "r-1");
+    struct buf b = {0};
+    assert_int_equal(replay_statement_output(&s.statements[1], 1, &b), 0);
+    assert_string_equal(buf_cstr(&b), "[hoopctl] held for review r-1\nDELETE 2\n");
+    buf_reset(&b);
+    assert_int_equal(replay_statement_output(&s.statements[2], 1, &b), 0);
+    assert_string_equal(buf_cstr(&b), "ERROR:  denied by no-ddl\n[hoopctl] denied by rule no-ddl\n");
     buf_free(&b);
     replay_session_free(&s);
 }
@@ -247,6 +318,8 @@ int main(void)
         cmocka_unit_test(parses_statements_and_results),
         cmocka_unit_test(refuses_malformed_documents),
         cmocka_unit_test(output_as_psql_prints_it),
+        cmocka_unit_test(command_tags_when_not_recorded),
+        cmocka_unit_test(server_event_shapes),
         cmocka_unit_test(gaps_are_capped),
         cmocka_unit_test(script_timing_and_from),
         cmocka_unit_test(player_keys),

@@ -5,7 +5,12 @@ as the text the server sent (libpq, no conversion), command tag, notices and
 errors. Statements come one per NUL-separated item on stdin; an item that
 starts with "DENY:" is not run but recorded as denied by a rule.
 
-  record_session.py OUT.json SESSION_ID USER GAP_MS < statements
+  record_session.py OUT.json SESSION_ID USER GAP_MS [--api] < statements
+
+Events have the shape the server's ingest API takes (time, text, duration_us,
+results naming their statement_seq). Without --api the file is a session
+document and also carries what the API has no field for (command tags,
+notices, error severities); with --api it is an ingest batch {"events": [...]}.
 """
 import json
 import sys
@@ -14,6 +19,7 @@ import time
 from psycopg import pq
 
 out, sid, user, gap_ms = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+api = "--api" in sys.argv[5:]
 conn = pq.PGconn.connect(b"")
 if conn.status != pq.ConnStatus.OK:
     sys.exit("connect: " + conn.error_message.decode())
@@ -28,7 +34,19 @@ def on_notice(res):
 
 conn.notice_handler = on_notice
 t0 = 1764000000000
-events = [{"id": "e0", "session_id": sid, "seq": 0, "type": "session_start", "ts": t0, "data": {}}]
+events = [{"id": sid + "-start", "session_id": sid, "seq": 0, "type": "session_start", "time": t0,
+           "data": {"connection": "pgtest", "database": conn.db.decode()}}]
+
+
+def add(kind, ts, data):
+    events.append({"id": f"{sid}-{len(events)}", "session_id": sid, "seq": len(events), "type": kind,
+                   "time": ts, "data": data})
+
+
+def error(sev, msg):
+    return msg if api else {"severity": sev, "message": msg}
+
+
 ts = t0
 items = [s for s in sys.stdin.read().split("\0") if s.strip()]
 for i, sql in enumerate(items, 1):
@@ -36,16 +54,17 @@ for i, sql in enumerate(items, 1):
     data = {}
     if sql.startswith("DENY:"):
         sql = sql[5:]
-        data = {"sql": sql, "decision": "deny", "rule": "no-ddl",
-                "error": {"severity": "ERROR", "message": 'hoopctl: denied by rule "no-ddl"'}}
-        events.append({"id": f"s{i}", "session_id": sid, "seq": len(events), "type": "statement",
-                       "ts": ts, "data": data})
+        add("statement", ts, {"text": sql, "decision": "deny", "rule": "no-ddl",
+                              "error": error("ERROR", 'hoopctl: denied by rule "no-ddl"')})
         continue
     notices.clear()
     start = time.monotonic()
     res = conn.exec_(sql.encode())
-    dur = int((time.monotonic() - start) * 1000)
-    data = {"sql": sql, "decision": "allow", "duration_ms": dur, "notices": list(notices)}
+    dur_us = int((time.monotonic() - start) * 1e6)
+    dur = dur_us // 1000
+    data = {"text": sql, "decision": "allow", "duration_us": dur_us}
+    if not api:
+        data["notices"] = list(notices)
     result = None
     if res.status == pq.ExecStatus.TUPLES_OK:
         cols = [{"name": res.fname(c).decode(), "type_oid": res.ftype(c)} for c in range(res.nfields)]
@@ -54,18 +73,20 @@ for i, sql in enumerate(items, 1):
         data["rows"] = res.ntuples
         result = {"columns": cols, "rows": rows}
     elif res.status == pq.ExecStatus.COMMAND_OK:
-        data["command_tag"] = res.command_status.decode()
+        tag = res.command_status.decode()
+        if tag.split(" ")[0] in ("INSERT", "UPDATE", "DELETE"):
+            data["rows"] = int(tag.split(" ")[-1])
+        if not api:
+            data["command_tag"] = tag
     else:
-        data["error"] = {"severity": res.error_field(pq.DiagnosticField.SEVERITY).decode(),
-                         "message": res.error_field(pq.DiagnosticField.MESSAGE_PRIMARY).decode()}
-    events.append({"id": f"s{i}", "session_id": sid, "seq": len(events), "type": "statement",
-                   "ts": ts, "data": data})
+        data["error"] = error(res.error_field(pq.DiagnosticField.SEVERITY).decode(),
+                              res.error_field(pq.DiagnosticField.MESSAGE_PRIMARY).decode())
+    add("statement", ts, data)
     if result:
-        events.append({"id": f"r{i}", "session_id": sid, "seq": len(events), "type": "result",
-                       "ts": ts + dur, "data": result})
-events.append({"id": "end", "session_id": sid, "seq": len(events), "type": "session_end",
-               "ts": ts + 1000, "data": {}})
-doc = {"session": {"id": sid, "user": user, "connection": "pg-test",
-                   "database": conn.db.decode(), "started_at": t0}, "events": events}
+        result["statement_seq"] = len(events) - 1
+        add("result", ts + dur, result)
+add("session_end", ts + 1000, {})
+doc = {"events": events} if api else {
+    "session": {"id": sid, "user": user, "connection": "pgtest", "started_at": t0}, "events": events}
 with open(out, "w") as f:
     json.dump(doc, f)
