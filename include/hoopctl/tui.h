@@ -33,6 +33,9 @@ struct tui_session_row {
     char connection[128];
     char state[16];
     int64_t started_ms, ended_ms; /* ended_ms 0 while active */
+    int events;                /* audit events recorded */
+    /* counts; -1 when the source only knows "some" (denials, reviews) or
+     * does not know (statements) until the session is opened */
     int statements, denials, reviews;
 };
 
@@ -67,9 +70,13 @@ struct tui_source_ops {
 struct tui_source {
     const struct tui_source_ops *ops;
     void *self;
-    char description[256];     /* shown in the status bar */
+    char description[1024];    /* shown in the status bar */
 };
 
+/* The server's API (api.h): server_url or NULL for the configured one, the
+ * bearer token from HOOPCTL_TOKEN or the configured token file. Asks the
+ * server who we are first, so a bad token or URL fails here. */
+int tui_source_open_api(struct tui_source *src, const char *server_url, char *err, size_t errlen);
 /* A directory of exported session documents (*.json, as replay.h describes)
  * and an optional reviews.json ({"reviews": [...]}): browsing offline. It is
  * read-only: deciding a review answers TUI_ERR_READ_ONLY. */

@@ -19,6 +19,7 @@ static const struct cli_option replay_options[] = {
      CLI_COMPLETE_WORDS, "text asciicast"},
     {"data", 0, "DIR", "look the session up in a directory of exported sessions",
      CLI_COMPLETE_DIR, NULL},
+    {"server", 0, "URL", "the server to ask (default: server.url in the config)", CLI_COMPLETE_NONE, NULL},
     {0},
 };
 
@@ -40,15 +41,9 @@ static int replay_load(const struct cli_args *args, const char *which, struct re
     if (strcmp(which, "-") == 0 || (stat(which, &sb) == 0 && S_ISREG(sb.st_mode)))
         return tui_source_read_session_file(which, s, err, errlen);
     const char *dir = cli_get(args, "data");
-    if (!dir) {
-        snprintf(err, errlen,
-                 "%s is not a file, and looking sessions up on a server is not in this build yet "
-                 "(pass an exported session file or --data DIR)",
-                 which);
-        return TUI_ERR_UNAVAILABLE;
-    }
     struct tui_source src;
-    int rc = tui_source_open_dir(&src, dir, err, errlen);
+    int rc = dir ? tui_source_open_dir(&src, dir, err, errlen)
+                 : tui_source_open_api(&src, cli_get(args, "server"), err, errlen);
     if (rc != TUI_OK)
         return rc;
     rc = src.ops->session(src.self, which, s, err, errlen);
@@ -102,6 +97,8 @@ static int replay_run(const struct cli_args *args, struct cli_context *ctx)
         if (rc == TUI_ERR_FORBIDDEN)
             fprintf(stderr, "hoopctl replay: not allowed to see session %s (403 Forbidden): %s\n",
                     args->pos[0], err);
+        else if (rc == TUI_ERR_AUTH)
+            fprintf(stderr, "hoopctl replay: the server did not accept your token (401): %s\n", err);
         else
             fprintf(stderr, "hoopctl replay: %s\n", err);
         return replay_exit_for(rc);
@@ -134,8 +131,9 @@ static int replay_run(const struct cli_args *args, struct cli_context *ctx)
 const struct cli_command cli_cmd_replay = {
     .name = "replay",
     .summary = "Replay a recorded session in the terminal, with its timing",
-    .usage = "[--speed N] [--from STATEMENT] [--no-timing] [--format text|asciicast] [--data DIR] SESSION",
-    .description = "Plays SESSION (an exported session file, or a session id with --data) as its "
+    .usage = "[--speed N] [--from STATEMENT] [--no-timing] [--format text|asciicast] [--server URL | --data DIR] SESSION",
+    .description = "Plays SESSION (a session id on the server, or in --data DIR, or an exported "
+                   "session file) as its "
                    "user saw it in psql: the prompt, the statement, the result as psql's aligned "
                    "table with masked values as they were sent, row counts, notices and errors, "
                    "and [hoopctl] markers for denials, reviews and masking. Idle gaps longer than "

@@ -77,6 +77,7 @@ static void row_from_session(const struct replay_session *s, struct tui_session_
     row->started_ms = s->started_ms;
     row->ended_ms = s->ended_ms;
     row->statements = s->nstatements;
+    row->events = s->nstatements;
     row->denials = replay_session_count(s, "deny");
     row->reviews = replay_session_count(s, "review");
 }

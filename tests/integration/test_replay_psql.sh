@@ -78,5 +78,5 @@ check_fails 2 "--speed" "$H" replay --speed fast "$HARNESS_TMP/s.json"
 check_fails 2 "--from" "$H" replay --from -1 "$HARNESS_TMP/s.json"
 check_fails 2 "--format" "$H" replay --format html "$HARNESS_TMP/s.json"
 check_fails 1 "no session nope" "$H" replay --data "$HARNESS_TMP/exports" nope
-check_fails 5 "not a file" "$H" replay sess-psql
+check_fails 1 "no server URL" "$H" replay sess-psql
 echo "replay matches psql for ${#stmts[@]} statements"
