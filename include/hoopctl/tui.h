@@ -59,9 +59,10 @@ struct tui_source_ops {
     int (*sessions)(void *self, struct tui_session_row **rows, int *n, char *err, size_t errlen);
     int (*session)(void *self, const char *id, struct replay_session *out, char *err,
                    size_t errlen);
-    /* Reviews with status ("pending" or "decided"). wait_ms > 0: hold until
-     * something changed after `after_ms` or the time is up (long-poll). */
-    int (*reviews)(void *self, const char *status, int64_t after_ms, int wait_ms,
+    /* Reviews with status "pending" (those this user may decide) or
+     * "decided". For pending with wait_ms > 0: first hold until a review newer
+     * than *cursor arrives or the time is up (long-poll); *cursor advances. */
+    int (*reviews)(void *self, const char *status, int64_t *cursor, int wait_ms,
                    struct tui_review **out, int *n, char *err, size_t errlen);
     int (*decide)(void *self, const char *id, bool approve, const char *reason, char *err,
                   size_t errlen);

@@ -11,6 +11,7 @@ extern const struct cli_command cli_cmd_completion;
 extern const struct cli_command cli_cmd_commands;
 extern const struct cli_command cli_cmd_server;
 extern const struct cli_command cli_cmd_replay;
+extern const struct cli_command cli_cmd_tui;
 
 const struct cli_command *const cli_commands[] = {
     &cli_cmd_help,
@@ -19,6 +20,7 @@ const struct cli_command *const cli_commands[] = {
     &cli_cmd_commands,
     &cli_cmd_server,
     &cli_cmd_replay,
+    &cli_cmd_tui,
     NULL,
 };
 

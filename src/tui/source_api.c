@@ -186,7 +186,7 @@ static bool requested_by_me(const struct api_source *a, const json_t *o)
     return sub && iss && strcmp(sub, a->subject) == 0 && strcmp(iss, a->issuer) == 0;
 }
 
-static int api_reviews(void *self, const char *status, int64_t after_ms, int wait_ms,
+static int api_reviews(void *self, const char *status, int64_t *cursor, int wait_ms,
                        struct tui_review **out, int *n, char *err, size_t errlen)
 {
     struct api_source *a = self;
@@ -199,11 +199,15 @@ static int api_reviews(void *self, const char *status, int64_t after_ms, int wai
     if (pending && wait_ms > 0) {
         /* hold until a review newer than after_ms arrives (or the time is up) */
         int secs = wait_ms / 1000 < 1 ? 1 : wait_ms / 1000 > 300 ? 300 : wait_ms / 1000;
-        snprintf(path, sizeof path, "/api/v1/reviews/wait?after=%lld&timeout=%d", (long long)after_ms, secs);
+        snprintf(path, sizeof path, "/api/v1/reviews/wait?after=%lld&timeout=%d", (long long)*cursor,
+                 secs);
         rc = api_source_call(a, "GET", path, NULL, &resp, err, errlen);
-        json_decref(resp);
         if (rc != TUI_OK)
             return rc;
+        const json_t *c = json_object_get(resp, "cursor");
+        if (json_is_integer(c) && json_integer_value(c) > *cursor)
+            *cursor = json_integer_value(c);
+        json_decref(resp);
     }
     snprintf(path, sizeof path, "/api/v1/reviews?status=%s", pending ? "pending" : "all");
     rc = api_source_call(a, "GET", path, NULL, &resp, err, errlen);

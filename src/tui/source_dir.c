@@ -198,11 +198,11 @@ static int review_from_json(const json_t *o, struct tui_review *r)
     return r->statement ? 0 : -1;
 }
 
-static int dir_reviews(void *self, const char *status, int64_t after_ms, int wait_ms,
+static int dir_reviews(void *self, const char *status, int64_t *cursor, int wait_ms,
                        struct tui_review **out, int *n, char *err, size_t errlen)
 {
     struct dir_source *d = self;
-    (void)after_ms;
+    (void)cursor;
     (void)wait_ms; /* files do not change under us: nothing to wait for */
     *out = NULL;
     *n = 0;
