@@ -5,6 +5,7 @@
 #define HOOPCTL_API_H
 
 #include <stdio.h>
+#include <stdint.h>
 #include <jansson.h>
 
 struct api_client {
@@ -38,3 +39,17 @@ int api_exit_code(long status);
 void api_escape(const char *s, char *out, size_t outlen);
 
 #endif
+
+/* A request that must succeed (2xx): returns 0 with *resp, or a CLI exit
+ * code with the server's message (or the transport error) in err. */
+int api_do(struct api_client *c, const char *method, const char *path, json_t *body, json_t **resp,
+           char *err, size_t errlen);
+
+/* A time for --since/--until: ms since the epoch, an ISO 8601 UTC time
+ * ("2026-11-26T10:00:00Z" or "2026-11-26"), or an age ago ("90m", "12h",
+ * "7d"). Returns 0 or -1. */
+int api_parse_time(const char *s, int64_t now_ms, int64_t *out_ms);
+
+/* Write v as indented JSON with sorted keys and a newline to out (the CLI's
+ * -o json form). */
+void api_print_json(FILE *out, json_t *v);

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define API_MAX_RESPONSE (64u << 20)
 
@@ -209,4 +210,52 @@ void api_escape(const char *s, char *out, size_t outlen)
         }
     }
     out[j] = '\0';
+}
+
+int api_do(struct api_client *c, const char *method, const char *path, json_t *body, json_t **resp,
+           char *err, size_t errlen)
+{
+    long status = 0;
+    if (api_call(c, method, path, body, &status, resp, err, errlen) < 0)
+        return 5;
+    if (status >= 200 && status < 300)
+        return 0;
+    snprintf(err, errlen, "%s (HTTP %ld)", api_error_message(*resp), status);
+    json_decref(*resp);
+    *resp = NULL;
+    return api_exit_code(status);
+}
+
+int api_parse_time(const char *s, int64_t now_ms, int64_t *out_ms)
+{
+    char *end;
+    long long n = strtoll(s, &end, 10);
+    if (end != s && *end == '\0' && n >= 0) {
+        *out_ms = n;
+        return 0;
+    }
+    if (end != s && n > 0 && end[1] == '\0') {
+        int64_t unit = *end == 's' ? 1000 : *end == 'm' ? 60000 : *end == 'h' ? 3600000
+                     : *end == 'd' ? 86400000 : 0;
+        if (unit) {
+            *out_ms = now_ms - n * unit;
+            return 0;
+        }
+    }
+    struct tm tm = {0};
+    const char *rest = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (!rest) {
+        memset(&tm, 0, sizeof tm);
+        rest = strptime(s, "%Y-%m-%d", &tm);
+    }
+    if (!rest || (*rest && strcmp(rest, "Z") != 0))
+        return -1;
+    *out_ms = (int64_t)timegm(&tm) * 1000;
+    return 0;
+}
+
+void api_print_json(FILE *out, json_t *v)
+{
+    json_dumpf(v, out, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+    fputc('\n', out);
 }

@@ -10,6 +10,10 @@ extern const struct cli_command cli_cmd_version;
 extern const struct cli_command cli_cmd_completion;
 extern const struct cli_command cli_cmd_commands;
 extern const struct cli_command cli_cmd_server;
+extern const struct cli_command cli_cmd_admin;
+extern const struct cli_command cli_cmd_sessions;
+extern const struct cli_command cli_cmd_audit;
+extern const struct cli_command cli_cmd_reviews;
 extern const struct cli_command cli_cmd_replay;
 extern const struct cli_command cli_cmd_tui;
 
@@ -19,6 +23,10 @@ const struct cli_command *const cli_commands[] = {
     &cli_cmd_completion,
     &cli_cmd_commands,
     &cli_cmd_server,
+    &cli_cmd_admin,
+    &cli_cmd_sessions,
+    &cli_cmd_audit,
+    &cli_cmd_reviews,
     &cli_cmd_replay,
     &cli_cmd_tui,
     NULL,

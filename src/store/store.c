@@ -868,7 +868,7 @@ int store_review_list(struct store *s, const char *status, int64_t created_after
     char a[24];
     i64s(a, sizeof a, created_after);
     const char *p[] = {status, a};
-    return query_json(s, "SELECT " REVIEW_COLS " FROM reviews WHERE ($1 IS NULL OR status = $1)"
+    return query_json(s, "SELECT " REVIEW_COLS " FROM reviews WHERE (CAST($1 AS TEXT) IS NULL OR status = CAST($1 AS TEXT))"
                          " AND created_at > CAST($2 AS BIGINT) ORDER BY created_at, id LIMIT 1000",
                       2, p, review_names, REVIEW_KINDS, out, err, errlen);
 }
