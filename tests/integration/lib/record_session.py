@@ -13,6 +13,7 @@ document and also carries what the API has no field for (command tags,
 notices, error severities); with --api it is an ingest batch {"events": [...]}.
 """
 import json
+import os
 import sys
 import time
 
@@ -33,7 +34,7 @@ def on_notice(res):
 
 
 conn.notice_handler = on_notice
-t0 = 1764000000000
+t0 = int(os.environ.get("RECORD_T0", "1764000000000"))
 events = [{"id": sid + "-start", "session_id": sid, "seq": 0, "type": "session_start", "time": t0,
            "data": {"connection": "pgtest", "database": conn.db.decode()}}]
 
