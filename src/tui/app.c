@@ -55,7 +55,7 @@ struct app {
     char *rl_line;
     char flash[300];                 /* a message from the screen itself */
     bool flash_error;
-    bool wait_session;               /* Enter pressed: open the session when it arrives */
+    int redraws;                     /* ^L presses, counted in the status bar */
 };
 
 /* readline's callbacks take no argument: the one app whose prompt is open. */
@@ -987,6 +987,7 @@ static void handle_key(struct app *a, int c)
         return;
     case 12: /* ^L */
         clearok(curscr, TRUE);
+        set_flash(a, false, "screen redrawn (%d)", ++a->redraws);
         return;
     case 'g':
         pthread_mutex_lock(&a->m->mu);

@@ -29,7 +29,7 @@ tmux_screen() {
 }
 tmux_has_text() { [[ $(tmux_screen) == *"$1"* ]]; }
 tmux_wait_text() {  # text seconds
-  wait_for "screen text [$1]" "$2" tmux_has_text "$1" || true
+  wait_for "screen text [$1]" "$2" tmux_has_text "$1"
 }
 tmux_pane_dead() { [[ $(T display-message -p -t test '#{pane_dead}') == 1 ]]; }
 tmux_wait_exit() {  # seconds; prints the exit status
