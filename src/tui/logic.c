@@ -162,14 +162,18 @@ struct sql_token {
     enum sql_token_kind kind;
     const char *s;
     size_t len;
+    bool space_before;         /* blanks separated it from the previous token */
 };
 
 /* Scan one token at *p (after whitespace); returns 0 at the end. */
 static int sql_next_token(const char **p, struct sql_token *t)
 {
     const char *s = *p;
-    while (isspace((unsigned char)*s))
+    t->space_before = false;
+    while (isspace((unsigned char)*s)) {
         s++;
+        t->space_before = true;
+    }
     if (!*s)
         return 0;
     const char *start = s;
@@ -297,9 +301,8 @@ int tui_sql_pretty(const char *sql, int width, struct buf *out)
                                                                         *t.s == '.' || *t.s == ':')) ||
                          (have_prev && prev.kind == TOK_OPEN) ||
                          (have_prev && prev.kind == TOK_PUNCT && (*prev.s == '.' || *prev.s == ':')) ||
-                         (t.kind == TOK_OPEN && have_prev && prev.kind == TOK_WORD && !clause &&
-                          !word_is(&prev, "in") && !word_is(&prev, "as") && !word_is(&prev, "and") &&
-                          !word_is(&prev, "or"));
+                         /* count(*) stays glued, "t (a, b)" keeps its blank, as written */
+                         (t.kind == TOK_OPEN && have_prev && !t.space_before && !clause);
         if (!line_empty && !glue_left) {
             rc |= buf_append_str(out, " ");
             col++;
