@@ -832,9 +832,11 @@ static void open_statement(struct app *a)
         tui_sql_pretty(st->sql, COLS - 4, &a->text);
         buf_append_str(&a->text, "\n\n");
         replay_statement_output(st, 1, &a->text);
-        snprintf(a->text_title, sizeof a->text_title, "Statement %d of %d  %s%s%s  %lld ms", i + 1,
-                 m->session.nstatements, st->decision, st->rule ? " by " : "", st->rule ? st->rule : "",
-                 (long long)st->duration_ms);
+        char dur[32] = "";
+        if (st->duration_ms >= 0)
+            snprintf(dur, sizeof dur, "  %lld ms", (long long)st->duration_ms);
+        snprintf(a->text_title, sizeof a->text_title, "Statement %d of %d  %s%s%s%s", i + 1,
+                 m->session.nstatements, st->decision, st->rule ? " by " : "", st->rule ? st->rule : "", dur);
         a->top[VIEW_TEXT] = 0;
         a->view = VIEW_TEXT;
     }

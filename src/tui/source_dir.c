@@ -252,7 +252,8 @@ static int dir_decide(void *self, const char *id, bool approve, const char *reas
     (void)self;
     (void)approve;
     (void)reason;
-    snprintf(err, errlen, "cannot decide review %s: exported files are read-only (needs a server)", id);
+    (void)id;
+    snprintf(err, errlen, "exported files are read-only; deciding needs a server");
     return TUI_ERR_READ_ONLY;
 }
 

@@ -113,8 +113,8 @@ static void *request_main(void *arg)
                 m->want_history = true;
                 next_hist = 0;
             } else {
-                tui_model_status(m, true, "could not %s review %.8s: %s (%s)", approve ? "approve" : "deny",
-                                 did, err, tui_status_name(rc));
+                tui_model_status(m, true, "could not %s review %.8s: %s", approve ? "approve" : "deny", did,
+                                 err[0] ? err : tui_status_name(rc));
             }
             model_changed(m);
             pthread_mutex_unlock(&m->mu);
