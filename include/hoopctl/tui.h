@@ -88,6 +88,9 @@ int tui_source_read_session_file(const char *path, struct replay_session *out, c
 void tui_source_close(struct tui_source *src);
 /* A short word for a status ("forbidden (403)", ...). */
 const char *tui_status_name(int status);
+/* hoopctl's exit code for a status: 3 not authenticated, 4 forbidden,
+ * 5 unreachable, 1 anything else. */
+int tui_status_exit_code(int status);
 
 /* ---- Sessions list: filtering and searching ----------------------------- */
 

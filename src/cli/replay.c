@@ -23,17 +23,6 @@ static const struct cli_option replay_options[] = {
     {0},
 };
 
-/* The exit code for a source's answer. */
-static int replay_exit_for(int status)
-{
-    switch (status) {
-    case TUI_ERR_AUTH: return CLI_EXIT_AUTH;
-    case TUI_ERR_FORBIDDEN: return CLI_EXIT_DENIED;
-    case TUI_ERR_UNAVAILABLE: return CLI_EXIT_UNAVAILABLE;
-    default: return CLI_EXIT_FAILURE;
-    }
-}
-
 static int replay_load(const struct cli_args *args, const char *which, struct replay_session *s,
                        char *err, size_t errlen)
 {
@@ -101,7 +90,7 @@ static int replay_run(const struct cli_args *args, struct cli_context *ctx)
             fprintf(stderr, "hoopctl replay: the server did not accept your token (401): %s\n", err);
         else
             fprintf(stderr, "hoopctl replay: %s\n", err);
-        return replay_exit_for(rc);
+        return tui_status_exit_code(rc);
     }
     struct replay_script sc;
     if (replay_script_build(&s, &o, &sc, err, sizeof err) < 0) {

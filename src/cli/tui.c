@@ -17,16 +17,6 @@ static const struct cli_option tui_options[] = {
     {0},
 };
 
-static int tui_exit_for(int status)
-{
-    switch (status) {
-    case TUI_ERR_AUTH: return CLI_EXIT_AUTH;
-    case TUI_ERR_FORBIDDEN: return CLI_EXIT_DENIED;
-    case TUI_ERR_UNAVAILABLE: return CLI_EXIT_UNAVAILABLE;
-    default: return CLI_EXIT_FAILURE;
-    }
-}
-
 static int tui_cmd_run(const struct cli_args *args, struct cli_context *ctx)
 {
     (void)ctx;
@@ -39,7 +29,7 @@ static int tui_cmd_run(const struct cli_args *args, struct cli_context *ctx)
                  : tui_source_open_api(&src, cli_get(args, "server"), err, sizeof err);
     if (rc != TUI_OK) {
         fprintf(stderr, "hoopctl tui: %s\n", err);
-        return tui_exit_for(rc);
+        return tui_status_exit_code(rc);
     }
     const char *nc = getenv("NO_COLOR");
     struct tui_options o = {

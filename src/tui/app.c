@@ -217,6 +217,28 @@ static void table_row(struct app_table *t, int y, const char *const *cells, bool
 
 /* ---- views ---- */
 
+static void list_area(int *y0, int *rows);
+
+/* Lay a list out: its columns, header line, and the selection of view kept
+ * within count and on screen (rows: the lines it may use, 0 for all). */
+static int list_begin(struct app *a, enum app_view view, struct app_table *t, int count, int rows,
+                      int *y0)
+{
+    table_layout(t);
+    table_header(t, 2);
+    int all;
+    list_area(y0, &all);
+    if (rows <= 0 || rows > all)
+        rows = all;
+    int *sel = &a->sel[view], *top = &a->top[view];
+    if (*sel >= count)
+        *sel = count - 1;
+    if (*sel < 0)
+        *sel = 0;
+    *top = tui_scroll_for(*sel, *top, rows, count);
+    return rows;
+}
+
 static const struct tui_column session_cols[] = {
     {"USER", 6, 12, 1},    {"CONNECTION", 6, 12, 1}, {"STARTED", 11, 11, 0}, {"DURATION", 8, 8, 0},
     {"EVENTS", 6, 6, 0},   {"DENIED", 6, 6, 0},      {"REVIEWS", 7, 7, 0},   {"STATE", 6, 6, 0},
@@ -248,16 +270,8 @@ static void draw_sessions(struct app *a)
          since[0] ? since : "*", until[0] ? until : "*", f->only_denials ? " denials-only" : "",
          f->search[0] ? f->search : "-");
     struct app_table t = {session_cols, (int)(sizeof session_cols / sizeof session_cols[0]), {0}};
-    table_layout(&t);
-    table_header(&t, 2);
-    int y0, rows;
-    list_area(&y0, &rows);
+    int y0, rows = list_begin(a, VIEW_SESSIONS, &t, a->nidx, 0, &y0);
     int *sel = &a->sel[VIEW_SESSIONS], *top = &a->top[VIEW_SESSIONS];
-    if (*sel >= a->nidx)
-        *sel = a->nidx - 1;
-    if (*sel < 0)
-        *sel = 0;
-    *top = tui_scroll_for(*sel, *top, rows, a->nidx);
     if (!m->rows_loaded)
         put(y0, 1, COLS - 2, "loading sessions...");
     else if (a->nidx == 0)
@@ -310,16 +324,8 @@ static void draw_session(struct app *a)
          s->user, s->connection, started, dur, s->state, s->nstatements, replay_session_count(s, "deny"),
          replay_session_count(s, "review"), masked);
     struct app_table t = {stmt_cols, (int)(sizeof stmt_cols / sizeof stmt_cols[0]), {0}};
-    table_layout(&t);
-    table_header(&t, 2);
-    int y0, rows;
-    list_area(&y0, &rows);
+    int y0, rows = list_begin(a, VIEW_SESSION, &t, s->nstatements, 0, &y0);
     int *sel = &a->sel[VIEW_SESSION], *top = &a->top[VIEW_SESSION];
-    if (*sel >= s->nstatements)
-        *sel = s->nstatements - 1;
-    if (*sel < 0)
-        *sel = 0;
-    *top = tui_scroll_for(*sel, *top, rows, s->nstatements);
     if (s->nstatements == 0)
         put(y0, 1, COLS - 2, "no statements in this session");
     for (int i = *top; i < s->nstatements && i - *top < rows; i++) {
@@ -403,14 +409,12 @@ static void draw_reviews(struct app *a)
     putf(1, 1, COLS - 2, "%d pending review%s you may decide  (a approve, d deny, J/K scroll the statement)",
          m->npending, m->npending == 1 ? "" : "s");
     struct app_table t = {review_cols, (int)(sizeof review_cols / sizeof review_cols[0]), {0}};
-    table_layout(&t);
-    table_header(&t, 2);
     int y0, rows;
     list_area(&y0, &rows);
     int list_rows = rows / 3 < 3 ? (rows < 3 ? rows : 3) : rows / 3;
     int *sel = &a->sel[VIEW_REVIEWS], *top = &a->top[VIEW_REVIEWS];
     review_selected(a, m->pending, m->npending, sel);
-    *top = tui_scroll_for(*sel, *top, list_rows, m->npending);
+    list_rows = list_begin(a, VIEW_REVIEWS, &t, m->npending, list_rows, &y0);
     if (!m->pending_loaded)
         put(y0, 1, COLS - 2, "loading reviews...");
     else if (m->npending == 0)
@@ -471,16 +475,8 @@ static void draw_history(struct app *a)
     struct tui_model *m = a->m;
     putf(1, 1, COLS - 2, "%d decided review%s", m->nhistory, m->nhistory == 1 ? "" : "s");
     struct app_table t = {history_cols, (int)(sizeof history_cols / sizeof history_cols[0]), {0}};
-    table_layout(&t);
-    table_header(&t, 2);
-    int y0, rows;
-    list_area(&y0, &rows);
+    int y0, rows = list_begin(a, VIEW_HISTORY, &t, m->nhistory, 0, &y0);
     int *sel = &a->sel[VIEW_HISTORY], *top = &a->top[VIEW_HISTORY];
-    if (*sel >= m->nhistory)
-        *sel = m->nhistory - 1;
-    if (*sel < 0)
-        *sel = 0;
-    *top = tui_scroll_for(*sel, *top, rows, m->nhistory);
     if (m->nhistory == 0)
         put(y0, 1, COLS - 2, "no decided reviews yet");
     for (int i = *top; i < m->nhistory && i - *top < rows; i++) {

@@ -82,83 +82,106 @@ static void row_from_session(const struct replay_session *s, struct tui_session_
     row->reviews = replay_session_count(s, "review");
 }
 
-static int dir_sessions(void *self, struct tui_session_row **rows, int *n, char *err,
-                        size_t errlen)
+/* Read every session file of the directory in turn; visit returns nonzero to
+ * stop (and keep the session: it then owns it). Unreadable files are counted
+ * and the first one's error kept in firstbad. */
+static int dir_walk(const struct dir_source *d, int (*visit)(void *arg, struct replay_session *s),
+                    void *arg, int *bad, char *firstbad, size_t badlen, char *err, size_t errlen)
 {
-    struct dir_source *d = self;
-    *rows = NULL;
-    *n = 0;
     DIR *dh = opendir(d->dir);
     if (!dh) {
         snprintf(err, errlen, "%s: %s", d->dir, strerror(errno));
         return TUI_ERR_UNAVAILABLE;
     }
-    int cap = 0, bad = 0;
-    char firstbad[300] = "";
     struct dirent *de;
-    while ((de = readdir(dh)) && *n < SOURCE_DIR_MAX_FILES) {
+    int files = 0, stop = 0;
+    while (!stop && (de = readdir(dh)) && files < SOURCE_DIR_MAX_FILES) {
         if (!is_session_file(de->d_name))
             continue;
-        char path[8192];
+        files++;
+        char path[8192], why[300];
         snprintf(path, sizeof path, "%s/%s", d->dir, de->d_name);
         struct replay_session s;
-        char why[300];
         if (tui_source_read_session_file(path, &s, why, sizeof why) != TUI_OK) {
-            if (!bad++)
-                snprintf(firstbad, sizeof firstbad, "%s", why);
+            if (!(*bad)++)
+                snprintf(firstbad, badlen, "%s", why);
             continue;
         }
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 32;
-            struct tui_session_row *r = realloc(*rows, (size_t)cap * sizeof *r);
-            if (!r) {
-                replay_session_free(&s);
-                break;
-            }
-            *rows = r;
-        }
-        row_from_session(&s, &(*rows)[(*n)++]);
-        replay_session_free(&s);
+        stop = visit(arg, &s);
+        if (!stop)
+            replay_session_free(&s);
     }
     closedir(dh);
-    if (*n > 1)
-        qsort(*rows, (size_t)*n, sizeof **rows, cmp_rows);
-    /* a broken file is reported, the good ones are still listed */
-    if (bad)
-        snprintf(err, errlen, "%d unreadable session file%s: %s", bad, bad == 1 ? "" : "s",
-                 firstbad);
-    else if (err && errlen)
-        err[0] = 0;
     return TUI_OK;
+}
+
+struct rows_acc {
+    struct tui_session_row *rows;
+    int n, cap;
+};
+
+static int add_row(void *arg, struct replay_session *s)
+{
+    struct rows_acc *acc = arg;
+    if (acc->n == acc->cap) {
+        int cap = acc->cap ? acc->cap * 2 : 32;
+        struct tui_session_row *r = realloc(acc->rows, (size_t)cap * sizeof *r);
+        if (!r)
+            return 0; /* out of memory: list what we have */
+        acc->rows = r;
+        acc->cap = cap;
+    }
+    row_from_session(s, &acc->rows[acc->n++]);
+    return 0;
+}
+
+static int dir_sessions(void *self, struct tui_session_row **rows, int *n, char *err,
+                        size_t errlen)
+{
+    struct rows_acc acc = {0};
+    int bad = 0;
+    char firstbad[300] = "";
+    if (err && errlen)
+        err[0] = 0;
+    int rc = dir_walk(self, add_row, &acc, &bad, firstbad, sizeof firstbad, err, errlen);
+    if (acc.n > 1)
+        qsort(acc.rows, (size_t)acc.n, sizeof *acc.rows, cmp_rows);
+    *rows = acc.rows;
+    *n = acc.n;
+    /* a broken file is reported, the good ones are still listed */
+    if (rc == TUI_OK && bad)
+        snprintf(err, errlen, "%d unreadable session file%s: %s", bad, bad == 1 ? "" : "s", firstbad);
+    return rc;
+}
+
+struct find_acc {
+    const char *id;
+    struct replay_session *out;
+    bool found;
+};
+
+static int find_session(void *arg, struct replay_session *s)
+{
+    struct find_acc *f = arg;
+    if (strcmp(s->id, f->id) != 0)
+        return 0;
+    *f->out = *s;
+    f->found = true;
+    return 1;
 }
 
 static int dir_session(void *self, const char *id, struct replay_session *out, char *err,
                        size_t errlen)
 {
     struct dir_source *d = self;
-    DIR *dh = opendir(d->dir);
-    if (!dh) {
-        snprintf(err, errlen, "%s: %s", d->dir, strerror(errno));
-        return TUI_ERR_UNAVAILABLE;
-    }
-    struct dirent *de;
-    int rc = TUI_ERR_NOT_FOUND;
-    while ((de = readdir(dh))) {
-        if (!is_session_file(de->d_name))
-            continue;
-        char path[8192];
-        snprintf(path, sizeof path, "%s/%s", d->dir, de->d_name);
-        if (tui_source_read_session_file(path, out, err, errlen) != TUI_OK)
-            continue;
-        if (strcmp(out->id, id) == 0) {
-            rc = TUI_OK;
-            break;
-        }
-        replay_session_free(out);
-    }
-    closedir(dh);
-    if (rc == TUI_ERR_NOT_FOUND)
+    struct find_acc f = {id, out, false};
+    int bad = 0;
+    char firstbad[300];
+    int rc = dir_walk(d, find_session, &f, &bad, firstbad, sizeof firstbad, err, errlen);
+    if (rc == TUI_OK && !f.found) {
         snprintf(err, errlen, "no session %s in %s", id, d->dir);
+        rc = TUI_ERR_NOT_FOUND;
+    }
     return rc;
 }
 
@@ -307,5 +330,15 @@ const char *tui_status_name(int status)
     case TUI_ERR_READ_ONLY: return "read-only";
     case TUI_ERR_INVALID: return "invalid data";
     default: return "failed";
+    }
+}
+
+int tui_status_exit_code(int status)
+{
+    switch (status) {
+    case TUI_ERR_AUTH: return 3;
+    case TUI_ERR_FORBIDDEN: return 4;
+    case TUI_ERR_UNAVAILABLE: return 5;
+    default: return 1;
     }
 }

@@ -33,6 +33,15 @@ static void load(struct replay_session *s)
     assert_int_equal(replay_session_from_json(session_doc, strlen(session_doc), s, err, sizeof err), 0);
 }
 
+/* What replay prints for one statement equals expected. */
+static void expect_output(const struct replay_statement *st, int markers, const char *expected)
+{
+    struct buf b = {0};
+    assert_int_equal(replay_statement_output(st, markers, &b), 0);
+    assert_string_equal(buf_cstr(&b), expected);
+    buf_free(&b);
+}
+
 static void parses_statements_and_results(void **state)
 {
     (void)state;
@@ -90,22 +99,12 @@ static void output_as_psql_prints_it(void **state)
     (void)state;
     struct replay_session s;
     load(&s);
-    struct buf b = {0};
-    assert_int_equal(replay_statement_output(&s.statements[1], 1, &b), 0);
-    assert_string_equal(buf_cstr(&b), "ERROR:  denied by policy\n[hoopctl] denied by rule no-ddl\n");
-    buf_reset(&b);
-    assert_int_equal(replay_statement_output(&s.statements[1], 0, &b), 0);
-    assert_string_equal(buf_cstr(&b), "ERROR:  denied by policy\n");
-    buf_reset(&b);
-    assert_int_equal(replay_statement_output(&s.statements[2], 1, &b), 0);
-    assert_string_equal(buf_cstr(&b), "NOTICE:  waiting\n"
-                                      "[hoopctl] held for review r-9 (rule writes): approved by bob\n"
-                                      "DELETE 3\n");
-    buf_reset(&b);
-    assert_int_equal(replay_statement_output(&s.statements[0], 1, &b), 0);
-    assert_string_equal(buf_cstr(&b), " id | email \n----+-------\n  1 | ***\n(1 row)\n\n"
-                                      "[hoopctl] 1 value masked (rule pii)\n");
-    buf_free(&b);
+    expect_output(&s.statements[1], 1, "ERROR:  denied by policy\n[hoopctl] denied by rule no-ddl\n");
+    expect_output(&s.statements[1], 0, "ERROR:  denied by policy\n");
+    expect_output(&s.statements[2], 1,
+                  "NOTICE:  waiting\n[hoopctl] held for review r-9 (rule writes): approved by bob\nDELETE 3\n");
+    expect_output(&s.statements[0], 1,
+                  " id | email \n----+-------\n  1 | ***\n(1 row)\n\n[hoopctl] 1 value masked (rule pii)\n");
     replay_session_free(&s);
 }
 
@@ -170,13 +169,8 @@ static void server_event_shapes(void **state)
     assert_int_equal(s.statements[0].nrows, 2);  /* the result named statement seq 2 */
     assert_int_equal(s.statements[1].ncols, 0);
     assert_string_equal(s.statements[1].review_id, "r-1");
-    struct buf b = {0};
-    assert_int_equal(replay_statement_output(&s.statements[1], 1, &b), 0);
-    assert_string_equal(buf_cstr(&b), "[hoopctl] held for review r-1\nDELETE 2\n");
-    buf_reset(&b);
-    assert_int_equal(replay_statement_output(&s.statements[2], 1, &b), 0);
-    assert_string_equal(buf_cstr(&b), "ERROR:  denied by no-ddl\n[hoopctl] denied by rule no-ddl\n");
-    buf_free(&b);
+    expect_output(&s.statements[1], 1, "[hoopctl] held for review r-1\nDELETE 2\n");
+    expect_output(&s.statements[2], 1, "ERROR:  denied by no-ddl\n[hoopctl] denied by rule no-ddl\n");
     replay_session_free(&s);
 }
 
