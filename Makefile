@@ -104,3 +104,13 @@ clean:
 	rm -rf build build-asan build-fuzz hoopctl
 
 -include $(OBJS:.o=.d) $(BUILD)/cmd/hoopctl.d
+
+# Server bench: ingest events/s on SQLite and PostgreSQL at batch sizes 1, 100
+# and 1000, and the review long-poll wake-up latency (tests/bench/ingest.sh).
+.PHONY: bench-server
+$(BUILD)/tests/bench/ingest_bench: tests/bench/ingest_bench.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+bench-server: $(BIN) $(BUILD)/tests/bench/ingest_bench
+	tests/bench/ingest.sh --bin ./$(BIN) --driver $(BUILD)/tests/bench/ingest_bench

@@ -269,10 +269,14 @@ static void srv_metrics_reply(struct srv_req *rq)
                    "# HELP hoopctl_auth_failures_total Requests refused for their token.\n"
                    "# TYPE hoopctl_auth_failures_total counter\n"
                    "hoopctl_auth_failures_total %llu\n"
+                   "# HELP hoopctl_longpoll_wakeups_total Long polls answered because a review changed.\n"
+                   "# TYPE hoopctl_longpoll_wakeups_total counter\n"
+                   "hoopctl_longpoll_wakeups_total %llu\n"
                    "# HELP hoopctl_longpoll_waiting Long polls parked now.\n"
                    "# TYPE hoopctl_longpoll_waiting gauge\n",
                (unsigned long long)srv->m.events_ingested, (unsigned long long)srv->m.events_duplicate,
-               (unsigned long long)srv->m.store_errors, (unsigned long long)srv->m.auth_failures);
+               (unsigned long long)srv->m.store_errors, (unsigned long long)srv->m.auth_failures,
+               (unsigned long long)srv->m.longpoll_wakeups);
     buf_printf(&b, "hoopctl_longpoll_waiting %d\n", srv_waiter_count(srv));
     int64_t pending = store_review_count(srv->store, "pending");
     if (pending < 0)

@@ -626,6 +626,33 @@ static bool review_visible(struct srv *srv, const struct auth_identity *id, json
            (conn && srv_in_any(id, json_object_get(conn, "reviewer_groups")));
 }
 
+/* Reviews with a status (NULL: any) created after `after` that id may see;
+ * with as_reviewer only those of connections id reviews (its queue). */
+static int reviews_for(struct srv *srv, const struct auth_identity *id, const char *status, int64_t after,
+                       bool as_reviewer, json_t **out, char *err, size_t errlen)
+{
+    json_t *all = NULL;
+    int rc = store_review_list(srv->store, status, after, &all, err, errlen);
+    if (rc)
+        return rc;
+    *out = json_array();
+    size_t i;
+    json_t *r;
+    json_array_foreach(all, i, r) {
+        json_t *conn = NULL;
+        char cerr[256];
+        store_connection_get(srv->store, json_string_value(json_object_get(r, "connection")), &conn, cerr,
+                             sizeof cerr);
+        bool show = as_reviewer ? conn && srv_in_any(id, json_object_get(conn, "reviewer_groups"))
+                                : review_visible(srv, id, r, conn);
+        if (show)
+            json_array_append(*out, r);
+        json_decref(conn);
+    }
+    json_decref(all);
+    return 0;
+}
+
 json_t *srv_wait_answer(struct srv *srv, const struct auth_identity *id, int kind,
                         const char *review_id, int64_t after_ms, int *code, bool final)
 {
@@ -646,19 +673,10 @@ json_t *srv_wait_answer(struct srv *srv, const struct auth_identity *id, int kin
         }
         return r;
     }
-    json_t *all = NULL, *mine = json_array();
-    if (store_review_list(srv->store, "pending", after_ms, &all, err, sizeof err) == 0) {
-        size_t i;
-        json_t *r;
-        json_array_foreach(all, i, r) {
-            json_t *conn = NULL;
-            if (store_connection_get(srv->store, json_string_value(json_object_get(r, "connection")), &conn,
-                                     err, sizeof err) == 0 &&
-                srv_in_any(id, json_object_get(conn, "reviewer_groups")))
-                json_array_append(mine, r);
-            json_decref(conn);
-        }
-        json_decref(all);
+    json_t *mine = NULL;
+    if (reviews_for(srv, id, "pending", after_ms, true, &mine, err, sizeof err) != 0) {
+        *code = 500;
+        return json_pack("{s:s,s:i}", "error", "store failed", "status", *code);
     }
     if (!final && json_array_size(mine) == 0) {
         json_decref(mine);
@@ -741,23 +759,11 @@ static void route_reviews(struct srv_req *rq)
             srv_reply_error(rq, 400, "status is pending, approved, denied, expired, consumed or all");
             return;
         }
-        json_t *all = NULL, *out = json_array();
-        if ((rc = store_review_list(srv->store, status, -1, &all, err, sizeof err))) {
-            json_decref(out);
+        json_t *out = NULL;
+        if ((rc = reviews_for(srv, &rq->id, status, -1, false, &out, err, sizeof err))) {
             srv_reply_store(rq, rc, err);
             return;
         }
-        size_t i;
-        json_t *r;
-        json_array_foreach(all, i, r) {
-            json_t *conn = NULL;
-            store_connection_get(srv->store, json_string_value(json_object_get(r, "connection")), &conn,
-                                 err, sizeof err);
-            if (review_visible(srv, &rq->id, r, conn))
-                json_array_append(out, r);
-            json_decref(conn);
-        }
-        json_decref(all);
         srv_reply_json(rq, 200, json_pack("{s:o}", "reviews", out));
         return;
     }

@@ -15,6 +15,7 @@ struct db_sqlite {
     struct {
         const char *sql;         /* pointer identity: SQL texts are static */
         sqlite3_stmt *stmt;
+        int *map;                /* ?-position -> $-number */
     } cache[SQLITE_CACHE];
     int ncache;
 };
@@ -35,7 +36,7 @@ void *db_sqlite_open(const char *path, char *err, size_t errlen)
     }
     sqlite3_busy_timeout(h->db, 10000);
     char *msg = NULL;
-    if (sqlite3_exec(h->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
+    if (sqlite3_exec(h->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;",
                      NULL, NULL, &msg) != SQLITE_OK) {
         snprintf(err, errlen, "sqlite %s: %s", path, msg ? msg : "pragma failed");
         sqlite3_free(msg);
@@ -46,27 +47,74 @@ void *db_sqlite_open(const char *path, char *err, size_t errlen)
     return h;
 }
 
-static sqlite3_stmt *sqlite_prepare(struct db_sqlite *h, const char *sql, int *cached)
+/* "$7" -> "?" plus map[position] = 7. Anonymous "?" parameters cost
+ * nothing to number, where named or numbered ones are looked up linearly
+ * (quadratic for a 1000-row insert). The SQL texts hold no '$' of their own:
+ * values are always bound. */
+static char *sqlite_positional(const char *sql, int **map, int *nmap)
 {
+    size_t len = strlen(sql);
+    char *out = malloc(len + 1);
+    int *m = malloc((len / 2 + 1) * sizeof *m);
+    if (!out || !m) {
+        free(out);
+        free(m);
+        return NULL;
+    }
+    size_t j = 0;
+    int n = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (sql[i] == '$' && sql[i + 1] >= '0' && sql[i + 1] <= '9') {
+            int k = 0;
+            while (sql[i + 1] >= '0' && sql[i + 1] <= '9')
+                k = k * 10 + (sql[++i] - '0');
+            m[n++] = k;
+            out[j++] = '?';
+        } else {
+            out[j++] = sql[i];
+        }
+    }
+    out[j] = '\0';
+    *map = m;
+    *nmap = n;
+    return out;
+}
+
+static sqlite3_stmt *sqlite_prepare(struct db_sqlite *h, const char *sql, int *cached, int **map)
+{
+    int nmap = 0;
+    char *text = sqlite_positional(sql, map, &nmap);
+    if (!text)
+        return NULL;
     for (int i = 0; i < h->ncache; i++)
         if (h->cache[i].sql == sql) {
             /* The same address may hold another text (a built query). */
-            if (strcmp(sqlite3_sql(h->cache[i].stmt), sql) == 0) {
+            if (strcmp(sqlite3_sql(h->cache[i].stmt), text) == 0) {
+                free(text);
+                free(*map);
+                *map = h->cache[i].map;
                 *cached = 1;
                 return h->cache[i].stmt;
             }
             sqlite3_finalize(h->cache[i].stmt);
+            free(h->cache[i].map);
             h->cache[i] = h->cache[--h->ncache];
             break;
         }
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(h->db, sql, -1, &st, NULL) != SQLITE_OK)
+    int rc = sqlite3_prepare_v2(h->db, text, -1, &st, NULL);
+    free(text);
+    if (rc != SQLITE_OK) {
+        free(*map);
+        *map = NULL;
         return NULL;
+    }
     *cached = 0;
     /* Only single statements with parameters are worth caching. */
     if (h->ncache < SQLITE_CACHE && sqlite3_bind_parameter_count(st) > 0) {
         h->cache[h->ncache].sql = sql;
         h->cache[h->ncache].stmt = st;
+        h->cache[h->ncache].map = *map;
         h->ncache++;
         *cached = 1;
     }
@@ -88,23 +136,21 @@ static int sqlite_exec(void *vh, const char *sql, int nparams, const char *const
             *changes = sqlite3_changes(h->db);
         return 0;
     }
-    int cached = 0;
-    sqlite3_stmt *st = sqlite_prepare(h, sql, &cached);
+    int cached = 0, *map = NULL;
+    sqlite3_stmt *st = sqlite_prepare(h, sql, &cached, &map);
     if (!st) {
         snprintf(err, errlen, "sqlite: %s", sqlite3_errmsg(h->db));
         return STORE_ERROR;
     }
     int rc = 0;
-    for (int i = 0; i < nparams; i++) {
-        char name[16];
-        snprintf(name, sizeof name, "$%d", i + 1);
-        int idx = sqlite3_bind_parameter_index(st, name);
-        if (idx == 0)
-            continue;
-        if (params[i])
-            sqlite3_bind_text(st, idx, params[i], -1, SQLITE_STATIC);
+    /* The i-th "?" takes params[map[i] - 1]. */
+    int count = sqlite3_bind_parameter_count(st);
+    for (int i = 0; i < count; i++) {
+        int k = map[i];
+        if (k >= 1 && k <= nparams && params[k - 1])
+            sqlite3_bind_text(st, i + 1, params[k - 1], -1, SQLITE_STATIC);
         else
-            sqlite3_bind_null(st, idx);
+            sqlite3_bind_null(st, i + 1);
     }
     const char *vals[64];
     int step;
@@ -129,8 +175,10 @@ static int sqlite_exec(void *vh, const char *sql, int nparams, const char *const
     }
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
-    if (!cached)
+    if (!cached) {
         sqlite3_finalize(st);
+        free(map);
+    }
     return rc;
 }
 
@@ -139,8 +187,10 @@ static void sqlite_close(void *vh)
     struct db_sqlite *h = vh;
     if (!h)
         return;
-    for (int i = 0; i < h->ncache; i++)
+    for (int i = 0; i < h->ncache; i++) {
         sqlite3_finalize(h->cache[i].stmt);
+        free(h->cache[i].map);
+    }
     sqlite3_close(h->db);
     free(h);
 }

@@ -410,20 +410,23 @@ static int row_chain(void *arg, int nc, const char *const *v)
     return 1;
 }
 
-struct session_owner {
+/* What one batch does to one session, applied once per session at the end. */
+struct batch_session {
+    const char *id;
     char issuer[256], subject[256];
-    int64_t sample_rows;
-    int found;
+    int64_t sample_rows, added_rows, nevents;
+    int64_t started_at, ended_at;        /* -1: unchanged */
+    const char *connection, *client_addr, *application, *gateway_host;
+    bool denial, review;
 };
 
 static int row_owner(void *arg, int nc, const char *const *v)
 {
-    struct session_owner *o = arg;
+    struct batch_session *o = arg;
     if (nc >= 3) {
         snprintf(o->issuer, sizeof o->issuer, "%s", v[0] ? v[0] : "");
         snprintf(o->subject, sizeof o->subject, "%s", v[1] ? v[1] : "");
         o->sample_rows = v[2] ? strtoll(v[2], NULL, 10) : 0;
-        o->found = 1;
     }
     return 1;
 }
@@ -431,107 +434,259 @@ static int row_owner(void *arg, int nc, const char *const *v)
 static const char sql_chain_sqlite[] = "SELECT last_n, last_hash FROM chain_head WHERE id = 1";
 static const char sql_chain_pg[] = "SELECT last_n, last_hash FROM chain_head WHERE id = 1 FOR UPDATE";
 
+/* Find or load the session of an event; creates it owned by actor. */
+static struct batch_session *batch_session_get(struct store *s, const struct store_actor *actor,
+                                               struct batch_session *set, size_t *nset,
+                                               const struct store_event *e, int *rc, char *err,
+                                               size_t errlen)
+{
+    for (size_t i = *nset; i-- > 0;)
+        if (strcmp(set[i].id, e->session_id) == 0)
+            return &set[i];
+    struct batch_session *b = &set[(*nset)++];
+    memset(b, 0, sizeof *b);
+    b->id = e->session_id;
+    b->started_at = b->ended_at = -1;
+    char ts[24];
+    i64s(ts, sizeof ts, e->ts);
+    const char *ps[] = {e->session_id, actor->issuer, actor->subject, actor->name, actor->groups_json, ts};
+    *rc = q(s, "INSERT INTO sessions (id, issuer, subject, user_name, groups, started_at)"
+               " VALUES ($1,$2,$3,$4,$5,$6) ON CONFLICT (id) DO NOTHING", 6, ps, NULL, NULL, NULL, err,
+            errlen);
+    if (!*rc)
+        *rc = q(s, "SELECT issuer, subject, sample_rows FROM sessions WHERE id = $1", 1, ps, row_owner, b,
+                NULL, err, errlen);
+    if (*rc)
+        return NULL;
+    if (strcmp(b->issuer, actor->issuer) != 0 || strcmp(b->subject, actor->subject) != 0) {
+        snprintf(err, errlen, "session %s belongs to another user", e->session_id);
+        *rc = STORE_FORBIDDEN;
+        return NULL;
+    }
+    return b;
+}
+
+static int batch_session_flush(struct store *s, const struct batch_session *b, char *err, size_t errlen)
+{
+    char ne[24], rs[24], st[24], en[24];
+    i64s(ne, sizeof ne, b->nevents);
+    i64s(rs, sizeof rs, b->added_rows);
+    i64s(st, sizeof st, b->started_at);
+    i64s(en, sizeof en, b->ended_at);
+    const char *pu[] = {b->id, b->connection, b->client_addr, b->application, b->gateway_host,
+                        b->denial ? "1" : "0", b->review ? "1" : "0", rs, ne, st, en};
+    return q(s, "UPDATE sessions SET nevents = nevents + CAST($9 AS BIGINT),"
+                " connection = COALESCE($2, connection), client_addr = COALESCE($3, client_addr),"
+                " application = COALESCE($4, application), gateway_host = COALESCE($5, gateway_host),"
+                " has_denials = CASE WHEN $6 = '1' THEN 1 ELSE has_denials END,"
+                " has_reviews = CASE WHEN $7 = '1' THEN 1 ELSE has_reviews END,"
+                " sample_rows = sample_rows + CAST($8 AS BIGINT),"
+                " started_at = CASE WHEN CAST($10 AS BIGINT) >= 0 THEN CAST($10 AS BIGINT) ELSE started_at END,"
+                " ended_at = CASE WHEN CAST($11 AS BIGINT) >= 0 THEN CAST($11 AS BIGINT) ELSE ended_at END"
+                " WHERE id = $1",
+             11, pu, NULL, NULL, NULL, err, errlen);
+}
+
+struct dup_scan {
+    const struct store_event *ev;
+    const size_t *order;       /* event indexes sorted by id */
+    size_t n;
+    bool *dup;
+};
+
+static int cmp_event_id(const void *a, const void *b, void *arg)
+{
+    const struct store_event *ev = arg;
+    return strcmp(ev[*(const size_t *)a].id, ev[*(const size_t *)b].id);
+}
+
+/* A row from the "which ids exist" query marks that event a duplicate. */
+static int row_existing(void *arg, int nc, const char *const *v)
+{
+    struct dup_scan *d = arg;
+    if (nc < 1 || !v[0])
+        return 0;
+    size_t lo = 0, hi = d->n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int c = strcmp(d->ev[d->order[mid]].id, v[0]);
+        if (c == 0) {
+            for (size_t k = mid; k < d->n && strcmp(d->ev[d->order[k]].id, v[0]) == 0; k++)
+                d->dup[d->order[k]] = true;
+            for (size_t k = mid; k-- > 0 && strcmp(d->ev[d->order[k]].id, v[0]) == 0;)
+                d->dup[d->order[k]] = true;
+            return 0;
+        }
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return 0;
+}
+
+#define EVENT_CHUNK 100     /* rows per multi-row INSERT */
+
+/* Mark events already stored, or repeated earlier in the batch. */
+static int mark_duplicates(struct store *s, const struct store_event *ev, size_t n, bool *dup, char *err,
+                           size_t errlen)
+{
+    size_t *order = malloc(n * sizeof *order);
+    if (!order) {
+        snprintf(err, errlen, "out of memory");
+        return STORE_ERROR;
+    }
+    for (size_t i = 0; i < n; i++)
+        order[i] = i;
+    qsort_r(order, n, sizeof *order, cmp_event_id, (void *)ev);
+    for (size_t i = 1; i < n; i++)
+        if (strcmp(ev[order[i]].id, ev[order[i - 1]].id) == 0) {
+            /* keep the first sent; qsort is not stable, so compare positions */
+            size_t a = order[i - 1], b = order[i];
+            dup[a > b ? a : b] = true;
+            if (a > b) {
+                order[i - 1] = b;
+                order[i] = a;
+            }
+        }
+    struct dup_scan scan = {ev, order, n, dup};
+    struct buf sql = {0};
+    const char *params[EVENT_CHUNK * 5];
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i += EVENT_CHUNK * 5) {
+        size_t c = n - i < EVENT_CHUNK * 5 ? n - i : EVENT_CHUNK * 5;
+        buf_reset(&sql);
+        buf_append_str(&sql, "SELECT id FROM events WHERE id IN (");
+        for (size_t k = 0; k < c; k++) {
+            buf_printf(&sql, "%s$%zu", k ? "," : "", k + 1);
+            params[k] = ev[i + k].id;
+        }
+        buf_append_str(&sql, ")");
+        rc = q(s, buf_cstr(&sql), (int)c, params, row_existing, &scan, NULL, err, errlen);
+    }
+    buf_free(&sql);
+    free(order);
+    return rc;
+}
+
+/* Insert rows[0..c) (10 text parameters each) in one statement. */
+static int insert_event_rows(struct store *s, const char *const *params, size_t c, char *err, size_t errlen)
+{
+    struct buf sql = {0};
+    buf_append_str(&sql, "INSERT INTO events (n, id, session_id, seq, type, ts, subject, data, prev_hash, hash)"
+                         " VALUES ");
+    for (size_t k = 0; k < c; k++) {
+        size_t b = k * 10;
+        buf_printf(&sql, "%s($%zu,$%zu,$%zu,$%zu,$%zu,$%zu,$%zu,$%zu,$%zu,$%zu)", k ? "," : "", b + 1, b + 2,
+                   b + 3, b + 4, b + 5, b + 6, b + 7, b + 8, b + 9, b + 10);
+    }
+    int rc = q(s, buf_cstr(&sql), (int)(c * 10), params, NULL, NULL, NULL, err, errlen);
+    buf_free(&sql);
+    return rc;
+}
+
 int store_events_append(struct store *s, const struct store_actor *actor,
                         const struct store_event *ev, size_t n, int64_t sample_cap,
                         struct store_ingest_result *res, char *err, size_t errlen)
 {
     memset(res, 0, sizeof *res);
-    int rc = q0(s, s->d->begin_write, err, errlen);
-    if (rc)
-        return rc;
-    /* The chain head row serializes writers across processes (row lock). */
+    struct batch_session *set = calloc(n ? n : 1, sizeof *set);
+    bool *dup = calloc(n ? n : 1, sizeof *dup);
+    /* Per chunk: 10 parameters per row, and the numbers they point at. */
+    const char **params = calloc(EVENT_CHUNK * 10, sizeof *params);
+    char (*nums)[3][24] = calloc(EVENT_CHUNK, sizeof *nums);
+    char (*hashes)[65] = calloc(n ? n : 1, sizeof *hashes);
+    size_t nset = 0, rows = 0;
+    int rc = 0;
+    if (!set || !dup || !params || !nums || !hashes) {
+        snprintf(err, errlen, "out of memory");
+        rc = STORE_ERROR;
+        goto out;
+    }
+    if ((rc = q0(s, s->d->begin_write, err, errlen)))
+        goto out;
+    /* The chain head row serializes writers across processes (row lock), so
+     * the duplicate check below cannot race another server. */
     struct chain_state cs = {0, ""};
     rc = q(s, *s->d->for_update ? sql_chain_pg : sql_chain_sqlite, 0, NULL, row_chain, &cs, NULL,
            err, errlen);
-    if (rc)
-        goto fail;
-    const char *cur_session = NULL;
-    struct session_owner owner = {0};
-    for (size_t i = 0; i < n; i++) {
+    if (!rc)
+        rc = mark_duplicates(s, ev, n, dup, err, errlen);
+    char head0[65];
+    memcpy(head0, cs.last_hash, sizeof head0);
+    const char *prev = head0;            /* hash of the event before this one */
+    for (size_t i = 0; i < n && !rc; i++) {
         const struct store_event *e = &ev[i];
-        char ts[24], seq[24], nstr[24];
-        i64s(ts, sizeof ts, e->ts);
-        if (!cur_session || strcmp(cur_session, e->session_id) != 0) {
-            const char *ps[] = {e->session_id, actor->issuer, actor->subject, actor->name,
-                                actor->groups_json, ts};
-            rc = q(s, "INSERT INTO sessions (id, issuer, subject, user_name, groups, started_at)"
-                      " VALUES ($1,$2,$3,$4,$5,$6) ON CONFLICT (id) DO NOTHING",
-                   6, ps, NULL, NULL, NULL, err, errlen);
-            if (rc)
-                goto fail;
-            memset(&owner, 0, sizeof owner);
-            rc = q(s, "SELECT issuer, subject, sample_rows FROM sessions WHERE id = $1", 1, ps,
-                   row_owner, &owner, NULL, err, errlen);
-            if (rc)
-                goto fail;
-            if (!owner.found || strcmp(owner.issuer, actor->issuer) != 0 ||
-                strcmp(owner.subject, actor->subject) != 0) {
-                snprintf(err, errlen, "session %s belongs to another user", e->session_id);
-                rc = STORE_FORBIDDEN;
-                goto fail;
-            }
-            cur_session = e->session_id;
-        }
-        const char *data = e->data;
-        int64_t rows = e->sample_rows;
-        if (rows > 0 && owner.sample_rows + rows > sample_cap) {
-            data = e->data_capped ? e->data_capped : "{\"truncated\":true}";
-            rows = 0;
-        }
-        i64s(seq, sizeof seq, e->seq);
-        i64s(nstr, sizeof nstr, cs.last_n + 1);
-        struct audit_record r = {cs.last_n + 1, e->id, e->session_id, e->type, actor->subject, data,
-                                 e->seq, e->ts, cs.last_hash};
-        char hash[65];
-        audit_chain_hash(&r, hash);
-        const char *pe[] = {nstr, e->id, e->session_id, seq, e->type, ts, actor->subject, data,
-                            cs.last_hash, hash};
-        int64_t ch = 0;
-        rc = q(s, "INSERT INTO events (n, id, session_id, seq, type, ts, subject, data, prev_hash, hash)"
-                  " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) ON CONFLICT (id) DO NOTHING",
-               10, pe, NULL, NULL, &ch, err, errlen);
-        if (rc)
-            goto fail;
-        if (ch == 0) {
+        struct batch_session *b = batch_session_get(s, actor, set, &nset, e, &rc, err, errlen);
+        if (!b)
+            break;
+        if (dup[i]) {
             res->duplicates++;
             continue;
         }
-        res->accepted++;
+        const char *data = e->data;
+        int64_t srows = e->sample_rows;
+        if (srows > 0 && b->sample_rows + srows > sample_cap) {
+            data = e->data_capped ? e->data_capped : "{\"truncated\":true}";
+            srows = 0;
+        }
+        b->sample_rows += srows;
+        b->added_rows += srows;
+        b->nevents++;
+        if (e->connection) b->connection = e->connection;
+        if (e->client_addr) b->client_addr = e->client_addr;
+        if (e->application) b->application = e->application;
+        if (e->gateway_host) b->gateway_host = e->gateway_host;
+        b->denial |= e->denial;
+        b->review |= e->review;
+        if (strcmp(e->type, "session_start") == 0)
+            b->started_at = e->ts;
+        else if (strcmp(e->type, "session_end") == 0)
+            b->ended_at = e->ts;
+        i64s(nums[rows][0], sizeof nums[rows][0], cs.last_n + 1);
+        i64s(nums[rows][1], sizeof nums[rows][1], e->seq);
+        i64s(nums[rows][2], sizeof nums[rows][2], e->ts);
+        struct audit_record r = {cs.last_n + 1, e->id, e->session_id, e->type, actor->subject, data,
+                                 e->seq, e->ts, prev};
+        audit_chain_hash(&r, hashes[i]);
+        const char **p = &params[rows * 10];
+        p[0] = nums[rows][0]; p[1] = e->id; p[2] = e->session_id; p[3] = nums[rows][1];
+        p[4] = e->type; p[5] = nums[rows][2]; p[6] = actor->subject; p[7] = data;
+        p[8] = prev;
+        p[9] = hashes[i];
+        prev = hashes[i];
         cs.last_n++;
-        memcpy(cs.last_hash, hash, sizeof hash);
-        owner.sample_rows += rows;
-        char rs[24];
-        i64s(rs, sizeof rs, rows);
-        const char *pu[] = {e->session_id, e->connection, e->client_addr, e->application,
-                            e->gateway_host, e->denial ? "1" : "0", e->review ? "1" : "0", rs,
-                            e->type, ts};
-        rc = q(s, "UPDATE sessions SET nevents = nevents + 1,"
-                  " connection = COALESCE($2, connection), client_addr = COALESCE($3, client_addr),"
-                  " application = COALESCE($4, application), gateway_host = COALESCE($5, gateway_host),"
-                  " has_denials = CASE WHEN $6 = '1' THEN 1 ELSE has_denials END,"
-                  " has_reviews = CASE WHEN $7 = '1' THEN 1 ELSE has_reviews END,"
-                  " sample_rows = sample_rows + CAST($8 AS BIGINT),"
-                  " started_at = CASE WHEN $9 = 'session_start' THEN CAST($10 AS BIGINT) ELSE started_at END,"
-                  " ended_at = CASE WHEN $9 = 'session_end' THEN CAST($10 AS BIGINT) ELSE ended_at END"
-                  " WHERE id = $1",
-               10, pu, NULL, NULL, NULL, err, errlen);
-        if (rc)
-            goto fail;
+        res->accepted++;
+        rows++;
+        if (rows == EVENT_CHUNK) {
+            rc = insert_event_rows(s, params, rows, err, errlen);
+            rows = 0;
+        }
     }
-    if (res->accepted) {
+    if (!rc && rows)
+        rc = insert_event_rows(s, params, rows, err, errlen);
+    for (size_t i = 0; i < nset && !rc; i++)
+        if (set[i].nevents)
+            rc = batch_session_flush(s, &set[i], err, errlen);
+    if (!rc && res->accepted) {
         char ln[24];
         i64s(ln, sizeof ln, cs.last_n);
-        const char *ph[] = {ln, cs.last_hash};
+        const char *ph[] = {ln, prev};
         rc = q(s, "UPDATE chain_head SET last_n = $1, last_hash = $2 WHERE id = 1", 2, ph, NULL, NULL,
                NULL, err, errlen);
-        if (rc)
-            goto fail;
     }
-    if ((rc = q0(s, "COMMIT", err, errlen)))
-        goto fail;
-    return 0;
-fail:
-    rollback(s);
+    if (!rc)
+        rc = q0(s, "COMMIT", err, errlen);
+    if (rc) {
+        rollback(s);
+        memset(res, 0, sizeof *res);
+    }
+out:
+    free(set);
+    free(dup);
+    free(params);
+    free(nums);
+    free(hashes);
     return rc;
 }
 

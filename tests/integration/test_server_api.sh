@@ -68,6 +68,9 @@ ok() {  # TOKEN METHOD PATH [BODY]: 2xx, print the body
   [[ ${out%% *} == 2* ]] || fail "$2 $3: expected 2xx, got: $out"
   printf '%s' "${out#* }"
 }
+parked() {  # N long polls are parked
+  curl -sf -H 'Authorization: Bearer tok-audit-1' "$URL/metrics" | grep -qx "hoopctl_longpoll_waiting $1"
+}
 jget() { python3 -c 'import json,sys; d=json.loads(sys.argv[1]); exec("print("+sys.argv[2]+")")' "$1" "$2"; }
 
 log "public endpoints"
@@ -232,7 +235,7 @@ expect_err 400 tok-dave-01 POST /api/v1/reviews '{"connection":"prod","statement
 # The gateway waits on the review; the approval wakes it.
 curl -s -H 'Authorization: Bearer tok-dave-01' "$URL/api/v1/reviews/$RID/wait?timeout=30" >"$T/wait.out" &
 waiter=$!
-sleep 0.3
+wait_for "the gateway's long poll" 30 parked 1
 HOOPCTL_TOKEN=tok-bob-001 "$H" reviews approve "$RID" --reason "ok; it's one row" --server "$URL" >/dev/null
 wait $waiter
 assert_eq "approved bob ok; it's one row" "$(jget "$(cat "$T/wait.out")" 'd["status"], d["decided_by"], d["reason"]')"
@@ -245,7 +248,7 @@ expect_err 409 tok-dave-01 POST "/api/v1/reviews/$RID/consume" "{\"statement_has
 after=$(($(date +%s) * 1000))
 curl -s -H 'Authorization: Bearer tok-bob-001' "$URL/api/v1/reviews/wait?after=$after&timeout=30" >"$T/tui.out" &
 tui=$!
-sleep 0.3
+wait_for "the queue long poll" 30 parked 1
 rv=$(ok tok-alice-1 POST /api/v1/reviews "{\"connection\":\"prod\",\"statement\":\"truncate t\",\"statement_hash\":\"$(printf 'truncate t' | sha256sum | cut -c1-64)\",\"ttl_seconds\":1}")
 wait $tui
 assert_eq "$(jget "$rv" 'd["id"]')" "$(jget "$(cat "$T/tui.out")" 'd["reviews"][0]["id"]')"
@@ -304,7 +307,7 @@ log "graceful shutdown: a waiting long poll is answered, the process exits 0"
 rv=$(ok tok-alice-1 POST /api/v1/reviews "{\"connection\":\"prod\",\"statement\":\"select 1\",\"statement_hash\":\"$(printf 'select 1' | sha256sum | cut -c1-64)\"}")
 curl -s -H 'Authorization: Bearer tok-alice-1' "$URL/api/v1/reviews/$(jget "$rv" 'd["id"]')/wait?timeout=60" >"$T/shut.out" &
 w=$!
-sleep 0.3
+wait_for "the long poll" 30 parked 1
 kill -TERM "$server_PID"
 wait "$server_PID" || fail "server exited non-zero on SIGTERM"
 wait $w
