@@ -151,14 +151,14 @@ static void *request_main(void *arg)
                 next_list = util_monotonic_us() / 1000 + TUI_REFRESH_MS;
                 if (err[0])
                     tui_model_status(m, true, "%s", err);
-                else if (m->status_error && strncmp(m->status, "sessions:", 9) == 0)
+                else if (m->status_error && strncmp(m->status, "sessions,", 9) == 0)
                     tui_model_status(m, false, "sessions: reconnected");
             } else {
                 free(rows);
                 list_backoff = backoff_next(list_backoff);
                 next_list = util_monotonic_us() / 1000 + list_backoff;
-                tui_model_status(m, true, "sessions: %s (%s); retrying in %.1fs", err, tui_status_name(rc),
-                                 (double)list_backoff / 1000.0);
+                tui_model_status(m, true, "sessions, retrying in %.1fs: %s", (double)list_backoff / 1000.0,
+                                 err[0] ? err : tui_status_name(rc));
             }
             model_changed(m);
             pthread_mutex_unlock(&m->mu);
@@ -179,7 +179,8 @@ static void *request_main(void *arg)
             } else {
                 hist_backoff = backoff_next(hist_backoff);
                 next_hist = util_monotonic_us() / 1000 + hist_backoff;
-                tui_model_status(m, true, "history: %s (%s); retrying", err, tui_status_name(rc));
+                tui_model_status(m, true, "history, retrying in %.1fs: %s", (double)hist_backoff / 1000.0,
+                                 err[0] ? err : tui_status_name(rc));
             }
             model_changed(m);
             pthread_mutex_unlock(&m->mu);
@@ -227,8 +228,8 @@ static void *review_main(void *arg)
                 model_sleep(m, 1000 - spent);
         } else {
             backoff = backoff_next(backoff);
-            tui_model_status(m, true, "reviews: %s (%s); retrying in %.1fs", err, tui_status_name(rc),
-                             (double)backoff / 1000.0);
+            tui_model_status(m, true, "reviews, retrying in %.1fs: %s", (double)backoff / 1000.0,
+                             err[0] ? err : tui_status_name(rc));
             model_changed(m);
             model_sleep(m, backoff);
         }
