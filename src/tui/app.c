@@ -794,12 +794,17 @@ static void open_session(struct app *a, bool replay)
 {
     struct tui_model *m = a->m;
     const char *id = NULL;
+    char chosen[80] = "";
     pthread_mutex_lock(&m->mu);
-    if (a->view == VIEW_SESSIONS && a->nidx > 0 && a->sel[VIEW_SESSIONS] < a->nidx)
-        id = m->rows[a->idx[a->sel[VIEW_SESSIONS]]].id;
+    /* the list may have been refreshed since it was drawn: filter it again */
+    int *idx = calloc((size_t)m->nrows + 1, sizeof *idx);
+    int n = idx ? tui_filter_apply(&a->filter, m->rows, m->nrows, idx) : 0;
+    if (a->view == VIEW_SESSIONS && a->sel[VIEW_SESSIONS] < n)
+        id = m->rows[idx[a->sel[VIEW_SESSIONS]]].id;
     else if (a->view == VIEW_SESSION && m->session_loaded)
         id = m->session.id;
     if (id) {
+        snprintf(chosen, sizeof chosen, "%s", id); /* the rows may go once unlocked */
         snprintf(m->want_session, sizeof m->want_session, "%s", id);
         m->want_session_replay = replay;
         if (!replay) {
@@ -809,12 +814,13 @@ static void open_session(struct app *a, bool replay)
         tui_model_kick(m);
     }
     pthread_mutex_unlock(&m->mu);
-    if (!id)
+    free(idx);
+    if (!chosen[0])
         return;
     if (!replay)
         a->view = VIEW_SESSION;
     else
-        set_flash(a, false, "loading session %s for replay...", id);
+        set_flash(a, false, "loading session %s for replay...", chosen);
 }
 
 static void open_statement(struct app *a)
