@@ -14,6 +14,7 @@
 #define TUI_LONG_POLL_MS 5000    /* how long one review long-poll may hold */
 #define TUI_RETRY_MIN_MS 500
 #define TUI_RETRY_MAX_MS 15000
+#define TUI_RULE_CACHE 128        /* reviews whose asking rule was looked up */
 
 struct tui_model {
     pthread_mutex_t mu;
@@ -45,6 +46,15 @@ struct tui_model {
     struct tui_review *history;
     int nhistory;
     uint64_t generation;         /* bumped on every change */
+
+    /* The rule that asked for each review, found in its session's events
+     * (the review itself does not carry it); a ring, "" when not found. */
+    struct {
+        char id[80];
+        char rule[128];
+    } rules[TUI_RULE_CACHE];
+    int nrules_seen;
+    bool want_rules;
 
     /* the status bar: the latest message, and whether it is an error */
     char status[600];

@@ -52,6 +52,72 @@ static void model_sleep(struct tui_model *m, int64_t ms)
         pthread_cond_timedwait(&m->cond, &m->mu, &ts);
 }
 
+/* The cached rule of review id, or NULL (caller holds the lock). */
+static const char *rule_cached(struct tui_model *m, const char *id)
+{
+    int n = m->nrules_seen < TUI_RULE_CACHE ? m->nrules_seen : TUI_RULE_CACHE;
+    for (int i = 0; i < n; i++)
+        if (strcmp(m->rules[i].id, id) == 0)
+            return m->rules[i].rule;
+    return NULL;
+}
+
+/* Fill the pending reviews' rules from the cache; true when some are unknown. */
+static bool rules_apply(struct tui_model *m)
+{
+    bool missing = false;
+    for (int i = 0; i < m->npending; i++) {
+        struct tui_review *r = &m->pending[i];
+        if (r->rule[0] || !r->session_id[0])
+            continue;
+        const char *rule = rule_cached(m, r->id);
+        if (rule)
+            snprintf(r->rule, sizeof r->rule, "%s", rule);
+        else
+            missing = true;
+    }
+    return missing;
+}
+
+/* Look the rules of up to a few pending reviews up in their sessions. */
+static void rules_lookup(struct tui_model *m)
+{
+    struct tui_source *src = m->src;
+    char ids[8][80], sids[8][80], err[256];
+    int n = 0;
+    pthread_mutex_lock(&m->mu);
+    for (int i = 0; i < m->npending && n < 8; i++) {
+        const struct tui_review *r = &m->pending[i];
+        if (!r->rule[0] && r->session_id[0] && !rule_cached(m, r->id)) {
+            snprintf(ids[n], sizeof ids[n], "%s", r->id);
+            snprintf(sids[n], sizeof sids[n], "%s", r->session_id);
+            n++;
+        }
+    }
+    pthread_mutex_unlock(&m->mu);
+    for (int k = 0; k < n; k++) {
+        struct replay_session s;
+        char rule[128] = "";
+        if (src->ops->session(src->self, sids[k], &s, err, sizeof err) == TUI_OK) {
+            for (int i = s.nstatements - 1; i >= 0; i--)
+                if (s.statements[i].review_id && strcmp(s.statements[i].review_id, ids[k]) == 0 &&
+                    s.statements[i].rule) {
+                    snprintf(rule, sizeof rule, "%s", s.statements[i].rule);
+                    break;
+                }
+            replay_session_free(&s);
+        }
+        /* remembered even when not found, so it is not asked again */
+        pthread_mutex_lock(&m->mu);
+        int slot = m->nrules_seen++ % TUI_RULE_CACHE;
+        snprintf(m->rules[slot].id, sizeof m->rules[slot].id, "%.79s", ids[k]);
+        snprintf(m->rules[slot].rule, sizeof m->rules[slot].rule, "%s", rule);
+        rules_apply(m);
+        model_changed(m);
+        pthread_mutex_unlock(&m->mu);
+    }
+}
+
 static int64_t backoff_next(int64_t cur)
 {
     int64_t n = cur ? cur * 2 : TUI_RETRY_MIN_MS;
@@ -70,6 +136,8 @@ static void *request_main(void *arg)
         bool do_list = m->want_sessions || now >= next_list;
         bool do_hist = m->want_history && now >= next_hist;
         bool do_decide = m->want_decide;
+        bool do_rules = m->want_rules;
+        m->want_rules = false;
         char sid[80] = "";
         bool replay = false;
         if (m->want_session[0]) {
@@ -85,7 +153,7 @@ static void *request_main(void *arg)
             snprintf(reason, sizeof reason, "%s", m->decide_reason);
             m->want_decide = false;
         }
-        if (!do_list && !do_hist && !do_decide && !sid[0]) {
+        if (!do_list && !do_hist && !do_decide && !do_rules && !sid[0]) {
             int64_t until = next_list - now;
             if (m->want_history && next_hist - now < until)
                 until = next_hist - now;
@@ -94,6 +162,9 @@ static void *request_main(void *arg)
         }
         m->want_sessions = false;
         pthread_mutex_unlock(&m->mu);
+
+        if (do_rules)
+            rules_lookup(m);
 
         if (do_decide) {
             err[0] = 0;
@@ -215,6 +286,10 @@ static void *review_main(void *arg)
             m->pending = r;
             m->npending = n;
             m->pending_loaded = true;
+            if (rules_apply(m)) {
+                m->want_rules = true;
+                tui_model_kick(m);
+            }
             if (n > before && !first)
                 tui_model_status(m, false, "%d review%s waiting for a decision", n, n == 1 ? "" : "s");
             else if (backoff)

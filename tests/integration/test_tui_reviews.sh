@@ -15,6 +15,10 @@ review_field() {  # id field
 }
 r1=$(seed_review "$TOKEN_alice" sess-a "delete from orders where created_at < now() - interval '1 year'")
 r2=$(seed_review "$TOKEN_carol" sess-c "update accounts set balance = 0 where owner in (select id from users where email like '%@example.com')")
+# carol's session records the statement that asked, with its rule
+now=$(date +%s%3N)
+SEED_REVIEW_ID=$r2 seed_session "$TOKEN_carol" sess-c $((now - 5000)) "$now" \
+  "REVIEW:update accounts set balance = 0 where owner in (select id from users where email like '%@example.com')"
 
 tmux_start 120 32 env HOOPCTL_TOKEN="$TOKEN_bob" "$H" tui --server "$SERVER_URL" --reviews
 tmux_wait_text "2 pending reviews you may decide" 30
@@ -44,6 +48,7 @@ select_review() {  # text on the review's row
 select_review "$r2"
 screen=$(tmux_screen)
 assert_contains "$screen" "Requester: Carol"
+tmux_wait_text "Rule: writes" 20
 assert_contains "$screen" $'  update accounts\n  set balance = 0\n  where owner in ('
 
 # "n" at the confirmation decides nothing.

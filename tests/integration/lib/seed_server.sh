@@ -48,11 +48,12 @@ seed_review() {
 
 # seed_session TOKEN ID START_MS END_MS STATEMENT...: a session ingested
 # through the API; a statement "DENY:sql" is denied by rule no-ddl and
-# "REVIEW:sql" went to review. Ended sessions keep their durations still.
+# "REVIEW:sql" went to review (rule "writes", review id $SEED_REVIEW_ID or
+# rv-ID). Ended sessions keep their durations still.
 seed_session() {
   local tok=$1 id=$2 start=$3 end=$4; shift 4
   /usr/bin/python3 - "$id" "$start" "$end" "$@" >"$HARNESS_TMP/seed-$id.json" <<'PY'
-import json, sys
+import json, os, sys
 sid, start, end, stmts = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4:]
 ev = [{"id": sid + "-0", "session_id": sid, "seq": 0, "type": "session_start", "time": start,
        "data": {"connection": "pgtest", "database": "shop"}}]
@@ -61,7 +62,7 @@ for i, s in enumerate(stmts, 1):
     if s.startswith("DENY:"):
         d = {"text": s[5:], "decision": "deny", "rule": "no-ddl", "error": "denied by rule no-ddl"}
     elif s.startswith("REVIEW:"):
-        d = {"text": s[7:], "decision": "review", "rule": "writes", "review_id": "rv-" + sid, "rows": 1}
+        d = {"text": s[7:], "decision": "review", "rule": "writes", "review_id": os.environ.get("SEED_REVIEW_ID", "rv-" + sid), "rows": 1}
     ev.append({"id": f"{sid}-{i}", "session_id": sid, "seq": i, "type": "statement",
                "time": start + i * 1000, "data": d})
 ev.append({"id": sid + "-end", "session_id": sid, "seq": len(ev), "type": "session_end", "time": end,
