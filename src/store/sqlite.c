@@ -20,8 +20,23 @@ struct db_sqlite {
     int ncache;
 };
 
-void *db_sqlite_open(const char *path, char *err, size_t errlen)
+void *db_sqlite_open(const char *url_path, char *err, size_t errlen)
 {
+    /* "PATH?sync=normal": commits reach the WAL file but are not fsynced
+     * (safe against a crashed process, not against a crashed machine).
+     * The default fsyncs every commit. */
+    char path[1024];
+    const char *pragmas = "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;";
+    const char *qm = strchr(url_path, '?');
+    size_t plen = qm ? (size_t)(qm - url_path) : strlen(url_path);
+    if (plen >= sizeof path || (qm && strcmp(qm, "?sync=normal") != 0 && strcmp(qm, "?sync=full") != 0)) {
+        snprintf(err, errlen, "sqlite store: a path, optionally followed by ?sync=full or ?sync=normal");
+        return NULL;
+    }
+    memcpy(path, url_path, plen);
+    path[plen] = '\0';
+    if (qm && strcmp(qm, "?sync=normal") == 0)
+        pragmas = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;";
     struct db_sqlite *h = calloc(1, sizeof *h);
     if (!h) {
         snprintf(err, errlen, "out of memory");
@@ -36,8 +51,7 @@ void *db_sqlite_open(const char *path, char *err, size_t errlen)
     }
     sqlite3_busy_timeout(h->db, 10000);
     char *msg = NULL;
-    if (sqlite3_exec(h->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;",
-                     NULL, NULL, &msg) != SQLITE_OK) {
+    if (sqlite3_exec(h->db, pragmas, NULL, NULL, &msg) != SQLITE_OK) {
         snprintf(err, errlen, "sqlite %s: %s", path, msg ? msg : "pragma failed");
         sqlite3_free(msg);
         sqlite3_close(h->db);

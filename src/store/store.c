@@ -15,6 +15,9 @@ struct store {
     const struct db_driver *d;
     void *h;
     int version;
+    /* Built once so that SQLite keeps them prepared (cached by address). */
+    struct buf sql_exists;       /* SELECT id FROM events WHERE id IN ($1..$500) */
+    struct buf sql_insert_full;  /* INSERT of EVENT_CHUNK rows */
 };
 
 /* ---- migrations ---------------------------------------------------------- */
@@ -164,6 +167,8 @@ void store_close(struct store *s)
     if (!s)
         return;
     s->d->close(s->h);
+    buf_free(&s->sql_exists);
+    buf_free(&s->sql_insert_full);
     free(s);
 }
 
@@ -180,6 +185,12 @@ int store_listen_fd(struct store *s, char *err, size_t errlen)
 int store_listen_drain(struct store *s)
 {
     return s->d->listen_drain ? s->d->listen_drain(s->h) : 0;
+}
+
+void store_listen_reset(struct store *s)
+{
+    if (s->d->listen_reset)
+        s->d->listen_reset(s->h);
 }
 
 static void store_notify_reviews(struct store *s)
@@ -526,6 +537,7 @@ static int row_existing(void *arg, int nc, const char *const *v)
 }
 
 #define EVENT_CHUNK 100     /* rows per multi-row INSERT */
+#define EXISTS_CHUNK 500    /* ids per duplicate check */
 
 /* Mark events already stored, or repeated earlier in the batch. */
 static int mark_duplicates(struct store *s, const struct store_event *ev, size_t n, bool *dup, char *err,
@@ -550,36 +562,45 @@ static int mark_duplicates(struct store *s, const struct store_event *ev, size_t
             }
         }
     struct dup_scan scan = {ev, order, n, dup};
-    struct buf sql = {0};
-    const char *params[EVENT_CHUNK * 5];
-    int rc = 0;
-    for (size_t i = 0; i < n && !rc; i += EVENT_CHUNK * 5) {
-        size_t c = n - i < EVENT_CHUNK * 5 ? n - i : EVENT_CHUNK * 5;
-        buf_reset(&sql);
-        buf_append_str(&sql, "SELECT id FROM events WHERE id IN (");
-        for (size_t k = 0; k < c; k++) {
-            buf_printf(&sql, "%s$%zu", k ? "," : "", k + 1);
-            params[k] = ev[i + k].id;
-        }
-        buf_append_str(&sql, ")");
-        rc = q(s, buf_cstr(&sql), (int)c, params, row_existing, &scan, NULL, err, errlen);
+    if (s->sql_exists.len == 0) {
+        buf_append_str(&s->sql_exists, "SELECT id FROM events WHERE id IN (");
+        for (size_t k = 0; k < EXISTS_CHUNK; k++)
+            buf_printf(&s->sql_exists, "%s$%zu", k ? "," : "", k + 1);
+        buf_append_str(&s->sql_exists, ")");
     }
-    buf_free(&sql);
+    const char *params[EXISTS_CHUNK];
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i += EXISTS_CHUNK) {
+        /* Unused slots stay NULL: "id IN (..., NULL)" matches nothing more. */
+        for (size_t k = 0; k < EXISTS_CHUNK; k++)
+            params[k] = i + k < n ? ev[i + k].id : NULL;
+        rc = q(s, buf_cstr(&s->sql_exists), EXISTS_CHUNK, params, row_existing, &scan, NULL, err, errlen);
+    }
     free(order);
     return rc;
 }
 
 /* Insert rows[0..c) (10 text parameters each) in one statement. */
-static int insert_event_rows(struct store *s, const char *const *params, size_t c, char *err, size_t errlen)
+static void build_insert(struct buf *sql, size_t c)
 {
-    struct buf sql = {0};
-    buf_append_str(&sql, "INSERT INTO events (n, id, session_id, seq, type, ts, subject, data, prev_hash, hash)"
-                         " VALUES ");
+    buf_append_str(sql, "INSERT INTO events (n, id, session_id, seq, type, ts, subject, data, prev_hash, hash)"
+                        " VALUES ");
     for (size_t k = 0; k < c; k++) {
         size_t b = k * 10;
-        buf_printf(&sql, "%s($%zu,$%zu,$%zu,$%zu,$%zu,$%zu,$%zu,$%zu,$%zu,$%zu)", k ? "," : "", b + 1, b + 2,
+        buf_printf(sql, "%s($%zu,$%zu,$%zu,$%zu,$%zu,$%zu,$%zu,$%zu,$%zu,$%zu)", k ? "," : "", b + 1, b + 2,
                    b + 3, b + 4, b + 5, b + 6, b + 7, b + 8, b + 9, b + 10);
     }
+}
+
+static int insert_event_rows(struct store *s, const char *const *params, size_t c, char *err, size_t errlen)
+{
+    if (c == EVENT_CHUNK) {
+        if (s->sql_insert_full.len == 0)
+            build_insert(&s->sql_insert_full, EVENT_CHUNK);
+        return q(s, buf_cstr(&s->sql_insert_full), (int)(c * 10), params, NULL, NULL, NULL, err, errlen);
+    }
+    struct buf sql = {0};
+    build_insert(&sql, c);
     int rc = q(s, buf_cstr(&sql), (int)(c * 10), params, NULL, NULL, NULL, err, errlen);
     buf_free(&sql);
     return rc;
@@ -741,6 +762,10 @@ int store_sessions_list(struct store *s, const struct store_session_filter *f, j
         }
         memcpy(cur_ts, f->cursor, (size_t)(colon - f->cursor));
         snprintf(cur_id, sizeof cur_id, "%s", colon + 1);
+        if (strspn(cur_ts, "0123456789") != strlen(cur_ts)) {
+            snprintf(err, errlen, "bad cursor");
+            return STORE_NOT_FOUND;
+        }
         p[np++] = cur_ts;
         p[np++] = cur_id;
         len += (size_t)snprintf(sql + len, sizeof sql - len,

@@ -1,7 +1,7 @@
 /* ingest_bench.c — load driver for `hoopctl server`: audit ingest throughput
  * in events/s at a given batch size, and the wake-up latency of the review
  * long poll (approve on one connection, time until the waiter hears it).
- *   ingest_bench ingest URL TOKEN BATCH TOTAL
+ *   ingest_bench ingest URL TOKEN BATCH TOTAL [SESSIONS]   (events spread over SESSIONS, default 10)
  *   ingest_bench longpoll URL REQUESTER_TOKEN REVIEWER_TOKEN CONNECTION N */
 #include "hoopctl/util.h"
 
@@ -54,7 +54,7 @@ static long http_do(struct http *c, const char *method, const char *url, const c
     return status;
 }
 
-static int bench_ingest(const char *base, const char *token, int batch, int total)
+static int bench_ingest(const char *base, const char *token, int batch, int total, int nsessions)
 {
     struct http c;
     http_init(&c, token);
@@ -70,7 +70,7 @@ static int bench_ingest(const char *base, const char *token, int batch, int tota
         buf_reset(&body);
         buf_append_str(&body, "{\"events\":[");
         for (int i = 0; i < batch && sent < total; i++, sent++) {
-            int sess = sent % 100, seq = sent / 100;
+            int sess = sent % nsessions, seq = sent / nsessions;
             buf_printf(&body,
                        "%s{\"id\":\"%s-%d\",\"session_id\":\"%s-s%d\",\"seq\":%d,\"type\":\"statement\","
                        "\"time\":%lld,\"data\":{\"text\":\"select * from orders where id = $1\","
@@ -86,7 +86,8 @@ static int bench_ingest(const char *base, const char *token, int batch, int tota
         }
     }
     double secs = (double)(util_monotonic_us() - t0) / 1e6;
-    printf("ingest batch=%d events=%d seconds=%.3f events_per_s=%.0f\n", batch, total, secs, total / secs);
+    printf("ingest batch=%d sessions=%d events=%d seconds=%.3f events_per_s=%.0f\n", batch, nsessions, total,
+           secs, total / secs);
     buf_free(&body);
     buf_free(&c.resp);
     curl_slist_free_all(c.hdrs);
@@ -181,11 +182,11 @@ static int bench_longpoll(const char *base, const char *req_tok, const char *rev
 int main(int argc, char **argv)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    if (argc == 6 && strcmp(argv[1], "ingest") == 0)
-        return bench_ingest(argv[2], argv[3], atoi(argv[4]), atoi(argv[5]));
+    if ((argc == 6 || argc == 7) && strcmp(argv[1], "ingest") == 0)
+        return bench_ingest(argv[2], argv[3], atoi(argv[4]), atoi(argv[5]), argc == 7 ? atoi(argv[6]) : 10);
     if (argc == 7 && strcmp(argv[1], "longpoll") == 0)
         return bench_longpoll(argv[2], argv[3], argv[4], argv[5], atoi(argv[6]));
-    fprintf(stderr, "usage: ingest_bench ingest URL TOKEN BATCH TOTAL\n"
+    fprintf(stderr, "usage: ingest_bench ingest URL TOKEN BATCH TOTAL [SESSIONS]\n"
                     "       ingest_bench longpoll URL REQ_TOKEN REVIEWER_TOKEN CONNECTION N\n");
     return 2;
 }

@@ -20,6 +20,7 @@ expect_refusal 2 "--retention" --retention 90x --store "sqlite:$T/a.db" --listen
 expect_refusal 1 "--tls-cert and --tls-key go together" --tls-cert "$T/x.crt" --store "sqlite:$T/a.db" --listen 127.0.0.1:$P
 expect_refusal 5 "postgres" --store "postgres://nobody@127.0.0.1:$(free_port)/none?connect_timeout=3" --listen 127.0.0.1:$P
 expect_refusal 5 "sqlite" --store "sqlite:/nonexistent/dir/x.db" --listen 127.0.0.1:$P
+expect_refusal 5 "?sync=full or ?sync=normal" --store "sqlite:$T/a.db?sync=sometimes" --listen 127.0.0.1:$P
 printf 'short' >"$T/bad.key"
 chmod 600 "$T/bad.key"
 expect_refusal 1 "master key" --master-key-file "$T/bad.key" --store "sqlite:$T/a.db" --listen 127.0.0.1:$P
