@@ -21,6 +21,8 @@ extern const struct cli_command cli_cmd_admin;
 extern const struct cli_command cli_cmd_sessions;
 extern const struct cli_command cli_cmd_audit;
 extern const struct cli_command cli_cmd_reviews;
+extern const struct cli_command cli_cmd_replay;
+extern const struct cli_command cli_cmd_tui;
 
 const struct cli_command *const cli_commands[] = {
     &cli_cmd_help,
@@ -39,6 +41,8 @@ const struct cli_command *const cli_commands[] = {
     &cli_cmd_sessions,
     &cli_cmd_audit,
     &cli_cmd_reviews,
+    &cli_cmd_replay,
+    &cli_cmd_tui,
     NULL,
 };
 
