@@ -1,0 +1,98 @@
+# lib.sh — shared driver of the client-conformance tests (test_clients_*.sh):
+# runs one client's scenario program directly against PostgreSQL and through
+# `hoopctl gateway`, and requires the two transcripts to be identical.
+#
+#   source "$(dirname "$0")/lib/harness.sh"
+#   source "$(dirname "$0")/clients/lib.sh"
+#   clients_conformance NAME cmd...   # cmd reads the CONF_* variables below
+#
+# A scenario program connects with CONF_HOST CONF_PORT CONF_USER CONF_DB
+# CONF_PASSWORD (empty: none) CONF_SSLMODE (disable|prefer|require) and prints
+# a deterministic transcript (JSON lines) on stdout; it exits non-zero on any
+# unexpected failure. Transcripts hold no pids or timestamps: a scenario
+# compares pids itself (driver's pid == pg_backend_pid(), notifier's pid ==
+# the pid on the notification) and prints only the boolean, so nothing in
+# them has to be normalized.
+
+CLIENTS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+export CLIENTS_DIR
+# The scenarios print dates from the driver's own conversions: pin the zone.
+export TZ=UTC
+
+# clients_run_direct OUT cmd... : the scenario straight against PostgreSQL
+# (password auth, TLS when the client supports sslmode=prefer).
+clients_run_direct() {
+  local out=$1; shift
+  CONF_HOST=$PGHOST CONF_PORT=$PGPORT CONF_USER=$PGUSER CONF_DB=$PGDATABASE \
+    CONF_PASSWORD=$PGPASSWORD CONF_SSLMODE=${CLIENTS_DIRECT_SSLMODE:-prefer} \
+    clients_run_scenario "$out" "$@"
+}
+
+# clients_run_gateway OUT cmd... : the same scenario through the gateway
+# (no password; the gateway holds the upstream one).
+clients_run_gateway() {
+  local out=$1; shift
+  CONF_HOST=127.0.0.1 CONF_PORT=$CLIENTS_GATEWAY_PORT CONF_USER=$PGUSER CONF_DB=$PGDATABASE \
+    CONF_PASSWORD='' CONF_SSLMODE=${CLIENTS_GATEWAY_SSLMODE:-prefer} \
+    clients_run_scenario "$out" "$@"
+}
+
+clients_run_scenario() {  # OUT cmd...
+  local out=$1; shift
+  # No PG* variable may leak into the client: it gets only CONF_*.
+  if ! env -u PGHOST -u PGPORT -u PGUSER -u PGPASSWORD -u PGDATABASE -u PGSSLMODE -u PGSSLROOTCERT \
+      "$@" >"$out" 2>"$out.err"; then
+    echo "--- transcript so far ($out):" >&2; tail -n 20 "$out" >&2
+    echo "--- stderr:" >&2; tail -n 40 "$out.err" >&2
+    return 1
+  fi
+}
+
+# clients_gateway_start : hoopctl gateway in front of the harness's PostgreSQL,
+# upstream over TLS (verify-full) with SCRAM; sets CLIENTS_GATEWAY_PORT.
+clients_gateway_start() {
+  CLIENTS_GATEWAY_PORT=$(free_port)
+  local pwfile="$HARNESS_TMP/upstream.pw"
+  (umask 077; printf '%s' "$PGPASSWORD" >"$pwfile")
+  bg_start gateway "$HOOPCTL_BIN" gateway --listen "127.0.0.1:$CLIENTS_GATEWAY_PORT" \
+    --upstream "host=$PGHOST port=$PGPORT dbname=$PGDATABASE user=$PGUSER sslmode=verify-full sslrootcert=$PGSSLROOTCERT" \
+    --upstream-password-file "$pwfile"
+  local deadline=$((SECONDS + 30))
+  until grep -q "listening on 127.0.0.1:$CLIENTS_GATEWAY_PORT" "$HARNESS_TMP/gateway.log" 2>/dev/null; do
+    if ! kill -0 "$gateway_PID" 2>/dev/null; then
+      cat "$HARNESS_TMP/gateway.log" >&2
+      fail "hoopctl gateway exited before listening"
+    fi
+    ((SECONDS < deadline)) || { cat "$HARNESS_TMP/gateway.log" >&2; fail "gateway not listening after 30s"; }
+    sleep 0.1
+  done
+}
+
+# clients_gateway_check_alive : the gateway survived the scenario.
+clients_gateway_check_alive() {
+  kill -0 "$gateway_PID" 2>/dev/null || { tail -n 40 "$HARNESS_TMP/gateway.log" >&2; fail "hoopctl gateway died"; }
+}
+
+# clients_conformance NAME cmd... : direct run, gateway run, same transcript.
+clients_conformance() {
+  local name=$1; shift
+  local direct="$HARNESS_TMP/$name.direct.jsonl" via="$HARNESS_TMP/$name.gateway.jsonl"
+  log "$name: scenario directly against PostgreSQL"
+  clients_run_direct "$direct" "$@" || fail "$name: scenario failed directly against PostgreSQL"
+  local steps
+  steps=$(wc -l <"$direct")
+  ((steps >= 20)) || fail "$name: direct transcript has only $steps lines"
+  log "$name: direct transcript has $steps lines"
+  clients_gateway_start
+  log "$name: scenario through hoopctl gateway on port $CLIENTS_GATEWAY_PORT"
+  if ! clients_run_gateway "$via" "$@"; then
+    echo "--- gateway log:" >&2; tail -n 40 "$HARNESS_TMP/gateway.log" >&2
+    fail "$name: scenario failed through the gateway"
+  fi
+  clients_gateway_check_alive
+  if ! diff -u "$direct" "$via" >"$HARNESS_TMP/$name.diff"; then
+    head -n 80 "$HARNESS_TMP/$name.diff" >&2
+    fail "$name: transcript through the gateway differs from the direct one"
+  fi
+  log "$name: transcripts identical ($steps lines)"
+}

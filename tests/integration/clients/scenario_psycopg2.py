@@ -1,0 +1,232 @@
+# scenario_psycopg2.py — the conformance scenario for psycopg2 (libpq, simple
+# protocol with client-side parameters, named server-side cursors, copy_expert,
+# conn.cancel(), LISTEN/NOTIFY via poll()); prints a JSON-lines transcript.
+import io
+import select
+import sys
+import threading
+import time
+
+import psycopg2
+import psycopg2.extensions
+import psycopg2.extras
+
+import conformance as C
+
+psycopg2.extras.register_uuid()
+
+TAG = "psycopg2"
+
+
+def connect():
+    conn = psycopg2.connect(C.libpq_dsn("conformance-psycopg2"))
+    return conn
+
+
+def err(e):
+    return {"sqlstate": e.pgcode, "message": e.diag.message_primary}
+
+
+def step_session(conn):
+    with conn.cursor() as cur:
+        cur.execute("select pg_backend_pid(), current_setting('application_name'), current_database()")
+        pid, app, db = cur.fetchone()
+    C.emit("session", pid_match=(pid == conn.get_backend_pid()), application_name=app, database=db,
+           server_encoding=conn.get_parameter_status("server_encoding"),
+           client_encoding=conn.get_parameter_status("client_encoding"),
+           integer_datetimes=conn.get_parameter_status("integer_datetimes"))
+
+
+def step_types(conn):
+    params = C.type_params()
+    params[15] = psycopg2.extras.Json({"a": [1, 2, None], "k": "v"})
+    params[10] = psycopg2.Binary(params[10])
+    with conn.cursor() as cur:
+        cur.execute(C.types_sql(lambda i: "%%(p%d)s" % i), {"p%d" % i: v for i, v in enumerate(params, 1)})
+        row = cur.fetchone()
+        C.emit("types", values=C.canon(row[0::2]), server_text=list(row[1::2]),
+               columns=[d.name for d in cur.description][:4])
+
+
+def step_big_result(conn):
+    digest = C.RowDigest()
+    with conn.cursor(name="conf_big") as cur:   # DECLARE ... CURSOR + FETCH
+        cur.itersize = 7000
+        cur.execute(C.SQL_BIG_RESULT)
+        for row in cur:
+            digest.add(row)
+    conn.commit()
+    C.emit("big_result_cursor", **digest.result())
+    digest = C.RowDigest()
+    with conn.cursor() as cur:
+        cur.execute(C.SQL_BIG_RESULT)
+        for row in cur.fetchall():
+            digest.add(row)
+    conn.commit()
+    C.emit("big_result_buffered", **digest.result())
+
+
+def step_errors(conn):
+    cur = conn.cursor()
+    for sql in ["select 1/0", "selec 1", "select * from conf_no_such_table"]:
+        try:
+            cur.execute(sql)
+            C.emit("error_expected", sql=sql, got="no error")
+        except psycopg2.Error as e:
+            C.emit("error", sql=sql, **err(e))
+            conn.rollback()
+    cur.execute("select 42")
+    C.emit("reuse_after_error", value=cur.fetchone()[0])
+    # An error inside a transaction: the transaction is aborted until rollback.
+    cur.execute("select 1")
+    try:
+        cur.execute("select 1/0")
+    except psycopg2.Error as e:
+        C.emit("error_in_tx", **err(e))
+    try:
+        cur.execute("select 2")
+    except psycopg2.Error as e:
+        C.emit("aborted_tx", **err(e))
+    conn.rollback()
+    cur.execute("select 43")
+    C.emit("reuse_after_rollback", value=cur.fetchone()[0])
+    conn.commit()
+
+
+def step_transactions(conn):
+    cur = conn.cursor()
+    cur.execute(C.SQL_TX_TABLE)
+    conn.commit()
+    cur.execute("insert into conf_tx values (1, 'rolled back'), (2, 'also')")
+    conn.rollback()
+    cur.execute("select count(*) from conf_tx")
+    C.emit("tx_rollback", rows_after_rollback=cur.fetchone()[0])
+    cur.execute("insert into conf_tx values (3, 'kept')")
+    cur.execute("savepoint s1")
+    cur.execute("insert into conf_tx values (4, 'dropped')")
+    cur.execute("rollback to savepoint s1")
+    conn.commit()
+    cur.execute("select array_agg(id order by id) from conf_tx")
+    C.emit("tx_savepoint", ids=cur.fetchone()[0])
+    conn.commit()
+
+
+def step_notify(conn):
+    listener = connect()
+    listener.set_isolation_level(psycopg2.extensions.ISOLATION_LEVEL_AUTOCOMMIT)
+    listener.cursor().execute("listen " + C.NOTIFY_CHANNEL)
+    cur = conn.cursor()
+    cur.execute("select pg_backend_pid()")
+    notifier_pid = cur.fetchone()[0]
+    conn.commit()
+    cur.execute("notify %s, 'hello \u2603'" % C.NOTIFY_CHANNEL)
+    conn.commit()
+    cur.execute("select pg_notify(%s, %s)", (C.NOTIFY_CHANNEL, "second"))
+    cur.execute("select pg_notify(%s, %s)", (C.NOTIFY_CHANNEL, "third, same tx"))
+    conn.commit()
+    cur.execute("select pg_notify(%s, %s)", (C.NOTIFY_CHANNEL, "rolled back"))
+    conn.rollback()
+    cur.execute("select pg_notify(%s, %s)", (C.NOTIFY_CHANNEL, "end"))
+    conn.commit()
+    got = []
+    deadline = time.monotonic() + 60
+    while not got or got[-1].payload != "end":
+        if time.monotonic() > deadline:
+            C.emit("notify_timeout", received=len(got))
+            sys.exit(1)
+        select.select([listener], [], [], 1.0)
+        listener.poll()
+        while listener.notifies:
+            got.append(listener.notifies.pop(0))
+    for n in got:
+        C.emit("notification", channel=n.channel, payload=n.payload, pid_match=(n.pid == notifier_pid))
+    listener.close()
+
+
+def step_copy(conn):
+    cur = conn.cursor()
+    cur.execute(C.SQL_COPY_TABLE)
+    cur.copy_expert("copy conf_copy from stdin", io.StringIO(C.copy_text()))
+    C.emit("copy_in", rowcount=cur.rowcount)
+    cur.execute(C.SQL_COPY_CHECK)
+    C.emit("copy_in_check", values=C.canon(cur.fetchone()))
+    out = io.StringIO()
+    cur.copy_expert(C.SQL_COPY_OUT, out)
+    text = out.getvalue()
+    C.emit("copy_out", rowcount=cur.rowcount, sha256=C.sha256_hex(text), same_as_sent=(text == C.copy_text()),
+           first_lines=text.splitlines()[:2])
+    conn.commit()
+    try:
+        cur.copy_expert("copy conf_copy from stdin", io.StringIO("1\tok\t1\nnot-a-number\tx\t2\n"))
+    except psycopg2.Error as e:
+        C.emit("copy_in_bad", **err(e))
+    conn.rollback()
+    cur.execute("select count(*) from conf_copy")
+    C.emit("copy_after_bad", rows=cur.fetchone()[0])
+    conn.commit()
+
+
+def step_cancel(conn):
+    conn.set_isolation_level(psycopg2.extensions.ISOLATION_LEVEL_AUTOCOMMIT)
+    watcher = connect()
+    watcher.set_isolation_level(psycopg2.extensions.ISOLATION_LEVEL_AUTOCOMMIT)
+    result = {}
+
+    def run():
+        try:
+            conn.cursor().execute("select pg_sleep(30) /* %s */" % TAG)
+            result["error"] = "not cancelled"
+        except psycopg2.Error as e:
+            result.update(err(e))
+
+    t = threading.Thread(target=run)
+    t.start()
+    wcur = watcher.cursor()
+    for _ in range(600):
+        wcur.execute(C.SQL_WAIT_ACTIVE % TAG)
+        if wcur.fetchone()[0] == 1:
+            break
+        time.sleep(0.1)
+    else:
+        C.emit("cancel_never_active")
+        sys.exit(1)
+    conn.cancel()
+    t.join()
+    C.emit("cancel", **result)
+    cur = conn.cursor()
+    cur.execute("select 44")
+    C.emit("reuse_after_cancel", value=cur.fetchone()[0])
+    watcher.close()
+    conn.set_isolation_level(psycopg2.extensions.ISOLATION_LEVEL_READ_COMMITTED)
+
+
+def step_unicode(conn):
+    cur = conn.cursor()
+    cur.execute("select %s::text, length(%s::text), octet_length(%s::text)", (C.UNICODE_TEXT,) * 3)
+    C.emit("unicode_param", values=list(cur.fetchone()))
+    cur.execute(C.SQL_UNICODE_LITERAL)
+    C.emit("unicode_literal", column=cur.description[0].name, value=cur.fetchone()[0])
+    conn.commit()
+
+
+def step_big_value(conn):
+    cur = conn.cursor()
+    cur.execute("select length(%s::bytea), md5(%s::bytea)", (psycopg2.Binary(C.BIG_BYTES),) * 2)
+    C.emit("big_value_in", values=list(cur.fetchone()), local_md5_len=len(C.BIG_BYTES))
+    cur.execute(C.SQL_BIG_VALUE)
+    v = cur.fetchone()[0]
+    C.emit("big_value_out", length=len(v), sha256=C.sha256_hex(v))
+    conn.commit()
+
+
+def main():
+    conn = connect()
+    for step in [step_session, step_types, step_big_result, step_errors, step_transactions, step_notify,
+                 step_copy, step_cancel, step_unicode, step_big_value]:
+        step(conn)
+    conn.close()
+    C.emit("done")
+
+
+if __name__ == "__main__":
+    main()
