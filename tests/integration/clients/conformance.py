@@ -157,5 +157,6 @@ SQL_COPY_CHECK = ("select count(*), count(note), sum(n), md5(string_agg(id || ':
 SQL_COPY_OUT = "copy (select id, note, n from conf_copy order by id) to stdout"
 SQL_TX_TABLE = "create temp table conf_tx (id int, note text)"
 SQL_UNICODE_LITERAL = "select 'ß☃😀' as \"col_ü\""
-SQL_WAIT_ACTIVE = ("select count(*) from pg_stat_activity where state = 'active'"
-                   " and query like 'select pg_sleep(30) /* %s */%%'")
+# Polled (by another connection) until the statement to cancel is running.
+SQL_WAIT_ACTIVE = ("select count(*) from pg_stat_activity where state = 'active' and pid <> pg_backend_pid()"
+                   " and query like '%%pg_sleep(30) /* %s */%%'")
