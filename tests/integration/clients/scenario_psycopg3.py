@@ -78,15 +78,15 @@ def step_errors(conn):
     C.emit("reuse_after_error", value=conn.execute("select 42").fetchone()[0])
     conn.rollback()
     # A pipeline whose middle statement fails: the rest up to Sync is skipped.
-    with conn.pipeline() as p:
-        c1 = conn.execute("select %b::int4 + 1", [1], prepare=True)
-        try:
+    # (The first error escapes the block; where psycopg raises it varies.)
+    try:
+        with conn.pipeline():
+            c1 = conn.execute("select %b::int4 + 1", [1], prepare=True)
             conn.execute("select 1/0")
             conn.execute("select 3")
-            p.sync()
-        except psycopg.Error as e:
-            C.emit("pipeline_error", **err(e))
-        C.emit("pipeline_first", value=c1.fetchone()[0])
+    except psycopg.Error as e:
+        C.emit("pipeline_error", **err(e))
+    C.emit("pipeline_first", value=c1.fetchone()[0])
     conn.rollback()
     with conn.pipeline():
         curs = [conn.execute("select %b::int4 * 10", [i], prepare=True) for i in range(1, 6)]
