@@ -9,12 +9,14 @@ extern const struct cli_command cli_cmd_help;
 extern const struct cli_command cli_cmd_version;
 extern const struct cli_command cli_cmd_completion;
 extern const struct cli_command cli_cmd_commands;
+extern const struct cli_command cli_cmd_gateway;
 
 const struct cli_command *const cli_commands[] = {
     &cli_cmd_help,
     &cli_cmd_version,
     &cli_cmd_completion,
     &cli_cmd_commands,
+    &cli_cmd_gateway,
     NULL,
 };
 
