@@ -4,6 +4,7 @@
 # CopyManager, Statement.cancel(); the same transcript directly and through
 # `hoopctl gateway`. The scenario is compiled here with javac.
 source "$(dirname "$0")/lib/harness.sh"
+source "$(dirname "$0")/lib/gateway.sh"
 source "$(dirname "$0")/clients/lib.sh"
 
 JDBC_JAR=/usr/share/java/postgresql.jar

@@ -4,6 +4,7 @@
 # transcript directly and through `hoopctl gateway`. The packages come from
 # the committed package-lock.json (npm ci).
 source "$(dirname "$0")/lib/harness.sh"
+source "$(dirname "$0")/lib/gateway.sh"
 source "$(dirname "$0")/clients/lib.sh"
 
 command -v node >/dev/null || fail "node is not installed (.ci/deps installs nodejs and npm)"

@@ -3,6 +3,7 @@
 # transactions, LISTEN/NOTIFY, COPY, cancel, unicode, 10 MB) directly and
 # through `hoopctl gateway` gives the same transcript.
 source "$(dirname "$0")/lib/harness.sh"
+source "$(dirname "$0")/lib/gateway.sh"
 source "$(dirname "$0")/clients/lib.sh"
 
 pg_start

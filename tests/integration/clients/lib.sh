@@ -3,6 +3,7 @@
 # `hoopctl gateway`, and requires the two transcripts to be identical.
 #
 #   source "$(dirname "$0")/lib/harness.sh"
+#   source "$(dirname "$0")/lib/gateway.sh"
 #   source "$(dirname "$0")/clients/lib.sh"
 #   clients_conformance NAME cmd...   # cmd reads the CONF_* variables below
 #
@@ -28,11 +29,13 @@ clients_run_direct() {
     clients_run_scenario "$out" "$@"
 }
 
-# clients_run_gateway OUT cmd... : the same scenario through the gateway
-# (no password; the gateway holds the upstream one).
+# clients_run_gateway OUT cmd... : the same scenario through the gateway on
+# GW_PORT, with no password (the gateway holds the upstream one) and a user
+# and database name of the client's own: the session upstream is still the
+# gateway's user and database, so the transcript must not change.
 clients_run_gateway() {
   local out=$1; shift
-  CONF_HOST=127.0.0.1 CONF_PORT=$CLIENTS_GATEWAY_PORT CONF_USER=$PGUSER CONF_DB=$PGDATABASE \
+  CONF_HOST=127.0.0.1 CONF_PORT=$GW_PORT CONF_USER=conformance_client CONF_DB=conformance_db \
     CONF_PASSWORD='' CONF_SSLMODE=${CLIENTS_GATEWAY_SSLMODE:-prefer} \
     clients_run_scenario "$out" "$@"
 }
@@ -48,29 +51,17 @@ clients_run_scenario() {  # OUT cmd...
   fi
 }
 
-# clients_gateway_start : hoopctl gateway in front of the harness's PostgreSQL,
-# upstream over TLS (verify-full) with SCRAM; sets CLIENTS_GATEWAY_PORT.
-clients_gateway_start() {
-  CLIENTS_GATEWAY_PORT=$(free_port)
-  local pwfile="$HARNESS_TMP/upstream.pw"
-  (umask 077; printf '%s' "$PGPASSWORD" >"$pwfile")
-  bg_start gateway "$HOOPCTL_BIN" gateway --listen "127.0.0.1:$CLIENTS_GATEWAY_PORT" \
-    --upstream "host=$PGHOST port=$PGPORT dbname=$PGDATABASE user=$PGUSER sslmode=verify-full sslrootcert=$PGSSLROOTCERT" \
-    --upstream-password-file "$pwfile"
-  local deadline=$((SECONDS + 30))
-  until grep -q "listening on 127.0.0.1:$CLIENTS_GATEWAY_PORT" "$HARNESS_TMP/gateway.log" 2>/dev/null; do
-    if ! kill -0 "$gateway_PID" 2>/dev/null; then
-      cat "$HARNESS_TMP/gateway.log" >&2
-      fail "hoopctl gateway exited before listening"
-    fi
-    ((SECONDS < deadline)) || { cat "$HARNESS_TMP/gateway.log" >&2; fail "gateway not listening after 30s"; }
-    sleep 0.1
-  done
-}
-
-# clients_gateway_check_alive : the gateway survived the scenario.
-clients_gateway_check_alive() {
+# clients_gateway_stop : SIGTERM stops the gateway cleanly: exit status 0 and
+# no sanitizer report in its log (the ASan build runs these tests too).
+clients_gateway_stop() {
   kill -0 "$gateway_PID" 2>/dev/null || { tail -n 40 "$HARNESS_TMP/gateway.log" >&2; fail "hoopctl gateway died"; }
+  kill -TERM "$gateway_PID"
+  local rc=0
+  wait "$gateway_PID" || rc=$?
+  if ((rc != 0)) || grep -Eq 'AddressSanitizer|LeakSanitizer|runtime error:' "$HARNESS_TMP/gateway.log"; then
+    tail -n 60 "$HARNESS_TMP/gateway.log" >&2
+    fail "hoopctl gateway did not stop cleanly on SIGTERM (exit status $rc)"
+  fi
 }
 
 # clients_conformance NAME cmd... : direct run, gateway run, same transcript.
@@ -83,13 +74,13 @@ clients_conformance() {
   steps=$(wc -l <"$direct")
   ((steps >= 20)) || fail "$name: direct transcript has only $steps lines"
   log "$name: direct transcript has $steps lines"
-  clients_gateway_start
-  log "$name: scenario through hoopctl gateway on port $CLIENTS_GATEWAY_PORT"
+  gateway_start gateway
+  log "$name: scenario through hoopctl gateway on port $GW_PORT"
   if ! clients_run_gateway "$via" "$@"; then
     echo "--- gateway log:" >&2; tail -n 40 "$HARNESS_TMP/gateway.log" >&2
     fail "$name: scenario failed through the gateway"
   fi
-  clients_gateway_check_alive
+  clients_gateway_stop
   if ! diff -u "$direct" "$via" >"$HARNESS_TMP/$name.diff"; then
     head -n 80 "$HARNESS_TMP/$name.diff" >&2
     fail "$name: transcript through the gateway differs from the direct one"

@@ -77,6 +77,24 @@ def step_errors(conn):
             conn.rollback()
     cur.execute("select 42")
     C.emit("reuse_after_error", value=cur.fetchone()[0])
+    conn.commit()
+    # One simple Query with several statements; then one that fails midway.
+    cur.execute("create temp table conf_multi (x int); insert into conf_multi values (1), (2); select sum(x) from conf_multi")
+    C.emit("multi_statement", value=cur.fetchone()[0])
+    conn.commit()
+    try:
+        cur.execute("insert into conf_multi values (10); select 1/0; insert into conf_multi values (20)")
+    except psycopg2.Error as e:
+        C.emit("multi_statement_error", **err(e))
+    conn.rollback()
+    cur.execute("select array_agg(x order by x) from conf_multi")
+    C.emit("multi_statement_after_error", values=cur.fetchone()[0])
+    try:
+        cur.execute("")   # EmptyQueryResponse
+        C.emit("empty_query", got="no error")
+    except psycopg2.ProgrammingError as e:
+        C.emit("empty_query", error=str(e))
+    conn.rollback()
     # An error inside a transaction: the transaction is aborted until rollback.
     cur.execute("select 1")
     try:
