@@ -192,10 +192,20 @@ async def step_big_value(conn):
     C.emit("big_value_out", length=len(v), sha256=C.sha256_hex(v))
 
 
+async def step_protocol_extras(conn):
+    notices = []
+    conn.add_log_listener(lambda _c, m: notices.append("%s: %s" % (m.severity_en, m.message)))
+    await conn.execute("do $$ begin raise notice 'notice ü %, %', 1, 'two'; raise warning 'warn'; end $$")
+    await conn.fetchval("select 1")   # log messages are delivered by the loop
+    C.emit("notices", notices=notices)
+    await conn.execute("set application_name = 'renamed ü'")
+    C.emit("parameter_status", application_name=conn.get_settings().application_name)
+
+
 async def main():
     conn = await connect()
     for step in [step_session, step_types, step_big_result, step_errors, step_transactions, step_notify,
-                 step_copy, step_cancel, step_unicode, step_big_value]:
+                 step_copy, step_cancel, step_unicode, step_big_value, step_protocol_extras]:
         await step(conn)
     await conn.close()
     C.emit("done")

@@ -237,10 +237,49 @@ def step_big_value(conn):
     conn.commit()
 
 
+def step_protocol_extras(conn):
+    # NoticeResponse, ParameterStatus after SET, FunctionCall (libpq's large
+    # object calls use the fast-path protocol), and a non-UTF-8 client encoding.
+    cur = conn.cursor()
+    del conn.notices[:]
+    cur.execute("do $$ begin raise notice 'notice ü %, %', 1, 'two'; raise warning 'warn'; end $$")
+    C.emit("notices", notices=[n.strip() for n in conn.notices])
+    cur.execute("set application_name = 'renamed ü'")
+    C.emit("parameter_status", application_name=conn.get_parameter_status("application_name"))
+    conn.commit()
+    data = bytes(range(256)) * 4096   # 1 MiB
+    lo = conn.lobject(0, "wb")
+    written = lo.write(data)
+    oid = lo.oid
+    lo.close()
+    conn.commit()
+    lo = conn.lobject(oid, "rb")
+    back = lo.read()
+    lo.seek(1000)
+    part = lo.read(4)
+    lo.close()
+    conn.lobject(oid).unlink()
+    conn.commit()
+    C.emit("large_object", written=written, read_equal=(back == data), part=C.canon(part))
+    conn.set_client_encoding("LATIN1")
+    cur.execute("select %s::text || ' été', length(%s::text), octet_length(convert_to(%s::text, 'UTF8'))",
+                ("Grüße",) * 3)
+    C.emit("latin1", values=list(cur.fetchone()), client_encoding=conn.get_parameter_status("client_encoding"))
+    try:
+        cur.execute("select %s::text", ("日",))
+    except psycopg2.Error as e:
+        C.emit("latin1_unencodable", error=type(e).__name__)
+    except UnicodeError as e:
+        C.emit("latin1_unencodable", error=type(e).__name__)
+    conn.rollback()
+    conn.set_client_encoding("UTF8")
+    conn.commit()
+
+
 def main():
     conn = connect()
     for step in [step_session, step_types, step_big_result, step_errors, step_transactions, step_notify,
-                 step_copy, step_cancel, step_unicode, step_big_value]:
+                 step_copy, step_cancel, step_unicode, step_big_value, step_protocol_extras]:
         step(conn)
     conn.close()
     C.emit("done")

@@ -226,10 +226,20 @@ def step_big_value(conn):
     conn.commit()
 
 
+def step_protocol_extras(conn):
+    notices = []
+    conn.add_notice_handler(lambda d: notices.append("%s: %s" % (d.severity_nonlocalized, d.message_primary)))
+    conn.execute("do $$ begin raise notice 'notice ü %, %', 1, 'two'; raise warning 'warn'; end $$")
+    C.emit("notices", notices=notices)
+    conn.execute("set application_name = 'renamed ü'")
+    C.emit("parameter_status", application_name=conn.info.parameter_status("application_name"))
+    conn.commit()
+
+
 def main():
     conn = connect()
     for step in [step_session, step_types, step_big_result, step_errors, step_transactions, step_notify,
-                 step_copy, step_cancel, step_unicode, step_big_value]:
+                 step_copy, step_cancel, step_unicode, step_big_value, step_protocol_extras]:
         step(conn)
     conn.close()
     C.emit("done")

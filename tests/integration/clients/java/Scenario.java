@@ -14,6 +14,9 @@ import java.util.*;
 import org.postgresql.PGConnection;
 import org.postgresql.PGNotification;
 import org.postgresql.copy.CopyManager;
+import org.postgresql.largeobject.LargeObject;
+import org.postgresql.largeobject.LargeObjectManager;
+import org.postgresql.util.PSQLWarning;
 import org.postgresql.util.PSQLException;
 import org.postgresql.util.PGobject;
 
@@ -401,6 +404,40 @@ public class Scenario {
         }
     }
 
+    // NoticeResponse, ParameterStatus after SET, FunctionCall (pgjdbc's large
+    // object API uses the fast-path protocol).
+    static void protocolExtras(Connection c) throws Exception {
+        List<Object> notices = new ArrayList<>();
+        try (Statement st = c.createStatement()) {
+            st.execute("do $$ begin raise notice 'notice \u00fc %, %', 1, 'two'; raise warning 'warn'; end $$");
+            for (SQLWarning w = st.getWarnings(); w != null; w = w.getNextWarning()) {
+                org.postgresql.util.ServerErrorMessage m = ((PSQLWarning) w).getServerErrorMessage();
+                notices.add(m.getSeverity() + ": " + m.getMessage());
+            }
+            emit("notices", "notices", notices);
+            st.execute("set application_name = 'renamed \u00fc'");
+        }
+        PGConnection pg = c.unwrap(PGConnection.class);
+        emit("parameter_status", "application_name", pg.getParameterStatus("application_name"));
+        byte[] data = new byte[256 * 4096];
+        for (int i = 0; i < data.length; i++) data[i] = (byte) i;
+        c.setAutoCommit(false);
+        LargeObjectManager lom = pg.getLargeObjectAPI();
+        long oid = lom.createLO(LargeObjectManager.READWRITE);
+        try (LargeObject lo = lom.open(oid, LargeObjectManager.WRITE)) { lo.write(data); }
+        c.commit();
+        byte[] back, part;
+        try (LargeObject lo = lom.open(oid, LargeObjectManager.READ)) {
+            back = lo.read(data.length + 10);
+            lo.seek(1000);
+            part = lo.read(4);
+        }
+        lom.delete(oid);
+        c.commit();
+        c.setAutoCommit(true);
+        emit("large_object", "size", back.length, "read_equal", Arrays.equals(back, data), "part", canon(part));
+    }
+
     public static void main(String[] args) throws Exception {
         try (Connection c = connect()) {
             session(c);
@@ -413,6 +450,7 @@ public class Scenario {
             cancel(c);
             unicode(c);
             bigValue(c);
+            protocolExtras(c);
         }
         emit("done");
     }

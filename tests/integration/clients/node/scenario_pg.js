@@ -287,10 +287,46 @@ async function stepBigValue (c) {
   emit('big_value_out', { length: v.length, sha256: sha256(v) })
 }
 
+// NoticeResponse, and a CancelRequest with a forged secret key: it must do
+// nothing. The statement waits on an advisory lock held by another session;
+// the forged cancel is sent (its connection closed by the server) before the
+// lock is released, so a forged key that cancelled would show as 57014.
+async function stepProtocolExtras (c) {
+  const notices = []
+  const onNotice = m => notices.push(`${m.severity}: ${m.message}`)
+  c.on('notice', onNotice)
+  await c.query("do $$ begin raise notice 'notice \u00fc %, %', 1, 'two'; raise warning 'warn'; end $$")
+  c.off('notice', onNotice)
+  emit('notices', { notices })
+  const holder = await connect()
+  await holder.query('select pg_advisory_lock(4242)')
+  const q = c.query(new pg.Query(`select pg_advisory_lock(4242), pg_sleep(0) /* ${TAG} forged */`))
+  const outcome = new Promise(resolve => {
+    q.on('error', e => resolve(err(e)))
+    q.on('end', () => resolve({ error: 'none' }))
+  })
+  let waiting = false
+  for (let i = 0; i < 600 && !waiting; i++) {
+    waiting = (await holder.query("select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock'" +
+      ` and query like '%${TAG} forged%' and pid <> pg_backend_pid()`)).rows[0].n === 1
+    if (!waiting) await new Promise(resolve => setTimeout(resolve, 100))
+  }
+  if (!waiting) { emit('forged_cancel_never_waiting'); process.exit(1) }
+  const con = new (require('pg/lib/connection'))()
+  const closed = new Promise(resolve => { con.on('end', resolve); con.on('error', resolve) })
+  con.on('connect', () => con.cancel(c.processID, (c.secretKey ^ 0x5a5a5a5a) | 0))
+  con.connect(Number(process.env.CONF_PORT), process.env.CONF_HOST)
+  await closed
+  await holder.query('select pg_advisory_unlock(4242)')
+  emit('forged_cancel', { outcome: await outcome })
+  await c.query('select pg_advisory_unlock(4242)')
+  await holder.end()
+}
+
 async function main () {
   const c = await connect()
   for (const step of [stepSession, stepTypes, stepBigResult, stepErrors, stepTransactions, stepNotify, stepCopy,
-    stepCancel, stepUnicode, stepBigValue]) {
+    stepCancel, stepUnicode, stepBigValue, stepProtocolExtras]) {
     await step(c)
   }
   await c.end()
