@@ -202,10 +202,26 @@ async def step_protocol_extras(conn):
     C.emit("parameter_status", application_name=conn.get_settings().application_name)
 
 
+async def step_many_sessions(conn):
+    # Forty sessions at once, each with its own prepared statement.
+    async def one(i):
+        c = await connect()
+        try:
+            stmt = await c.prepare("select $1::int4 * 2, pg_backend_pid()")
+            v, pid = await stmt.fetchrow(i)
+            return v, pid == c.get_server_pid(), pid
+        finally:
+            await c.close()
+    results = await asyncio.gather(*[one(i) for i in range(40)])
+    C.emit("many_sessions", sessions=len(results), sum=sum(r[0] for r in results),
+           all_pid_match=all(r[1] for r in results), distinct_pids=len({r[2] for r in results}))
+
+
 async def main():
     conn = await connect()
     for step in [step_session, step_types, step_big_result, step_errors, step_transactions, step_notify,
-                 step_copy, step_cancel, step_unicode, step_big_value, step_protocol_extras]:
+                 step_copy, step_cancel, step_unicode, step_big_value, step_protocol_extras,
+                 step_many_sessions]:
         await step(conn)
     await conn.close()
     C.emit("done")

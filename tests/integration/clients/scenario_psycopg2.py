@@ -276,10 +276,40 @@ def step_protocol_extras(conn):
     conn.commit()
 
 
+def step_terminated(conn):
+    # The backend is terminated by another session while this one is idle: the
+    # next statement must fail with the server's FATAL error, not hang.
+    # (Without TLS on both paths: libpq reports the loss of a TLS connection
+    # in its own words.)
+    victim = psycopg2.connect(C.libpq_dsn("conformance-psycopg2").replace("sslmode=prefer", "sslmode=disable"))
+    pid = victim.get_backend_pid()
+    cur = conn.cursor()
+    cur.execute("select pg_terminate_backend(%s)", (pid,))
+    C.emit("terminate", terminated=cur.fetchone()[0])
+    conn.commit()
+    for _ in range(600):
+        cur.execute("select count(*) from pg_stat_activity where pid = %s", (pid,))
+        gone = cur.fetchone()[0] == 0
+        conn.commit()   # pg_stat_activity is read once per transaction
+        if gone:
+            break
+        time.sleep(0.1)
+    else:
+        C.emit("terminate_backend_still_there")
+        sys.exit(1)
+    try:
+        victim.cursor().execute("select 1")
+        C.emit("terminated_session", got="no error")
+    except psycopg2.Error as e:
+        C.emit("terminated_session", error=type(e).__name__, sqlstate=e.pgcode,
+               message=str(e).splitlines()[0], closed=victim.closed != 0)
+
+
 def main():
     conn = connect()
     for step in [step_session, step_types, step_big_result, step_errors, step_transactions, step_notify,
-                 step_copy, step_cancel, step_unicode, step_big_value, step_protocol_extras]:
+                 step_copy, step_cancel, step_unicode, step_big_value, step_protocol_extras,
+                 step_terminated]:
         step(conn)
     conn.close()
     C.emit("done")

@@ -323,10 +323,28 @@ async function stepProtocolExtras (c) {
   await holder.end()
 }
 
+// The backend of an idle client is terminated by another session: the client
+// sees what the server said (its FATAL) and the end of the connection.
+async function stepTerminated (c) {
+  const victim = await connect()
+  const events = []
+  const ended = new Promise(resolve => {
+    victim.on('error', e => events.push({ error: err(e) }))
+    victim.on('end', () => { events.push('end'); resolve() })
+  })
+  const r = await c.query('select pg_terminate_backend($1) as t', [victim.processID])
+  emit('terminate', { terminated: r.rows[0].t })
+  let timer
+  const timeout = new Promise((resolve, reject) => { timer = setTimeout(() => reject(new Error('terminated client never ended (60s)')), 60000) })
+  await Promise.race([ended, timeout])
+  clearTimeout(timer)
+  emit('terminated_session', { events })
+}
+
 async function main () {
   const c = await connect()
   for (const step of [stepSession, stepTypes, stepBigResult, stepErrors, stepTransactions, stepNotify, stepCopy,
-    stepCancel, stepUnicode, stepBigValue, stepProtocolExtras]) {
+    stepCancel, stepUnicode, stepBigValue, stepProtocolExtras, stepTerminated]) {
     await step(c)
   }
   await c.end()
