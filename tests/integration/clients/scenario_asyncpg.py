@@ -47,6 +47,20 @@ async def step_big_result(conn):
         async for row in conn.cursor(C.SQL_BIG_RESULT, prefetch=7000):   # Execute with a row limit
             digest.add(row)
     C.emit("big_result_cursor", **digest.result())
+    # Two cursors (portals) open at once, fetched in turns.
+    d1, d2 = C.RowDigest(), C.RowDigest()
+    async with conn.transaction():
+        c1 = await conn.cursor(C.SQL_BIG_RESULT)
+        c2 = await conn.cursor("select g * 3, md5(g::text || 'x') from generate_series(1, 50000) g order by g")
+        while True:
+            r1, r2 = await c1.fetch(1000), await c2.fetch(777)
+            for r in r1:
+                d1.add(r)
+            for r in r2:
+                d2.add(r)
+            if not r1 and not r2:
+                break
+    C.emit("interleaved_cursors", first=d1.result(), second=d2.result())
     digest = C.RowDigest()
     stmt = await conn.prepare(C.SQL_BIG_RESULT + " limit $1")
     for row in await stmt.fetch(C.ROWS_BIG):

@@ -183,6 +183,23 @@ def step_copy(conn):
     C.emit("copy_after_bad", rows=cur.fetchone()[0])
     conn.commit()
 
+    class FailingReader(io.StringIO):
+        """Gives some rows, then fails: psycopg2 sends CopyFail."""
+        def read(self, size=-1):
+            if self.tell() > 0:
+                raise ValueError("reader broke")
+            return super().read(100)
+
+    try:
+        cur.copy_expert("copy conf_copy from stdin", FailingReader("20001\ta\t1\n20002\tb\t2\n"))
+        C.emit("copy_fail", got="no error")
+    except psycopg2.Error as e:
+        C.emit("copy_fail", **err(e))
+    conn.rollback()
+    cur.execute("select count(*) from conf_copy")
+    C.emit("copy_after_fail", rows=cur.fetchone()[0])
+    conn.commit()
+
 
 def step_cancel(conn):
     conn.set_isolation_level(psycopg2.extensions.ISOLATION_LEVEL_AUTOCOMMIT)

@@ -39,6 +39,8 @@ public class Scenario {
         if (!pw.isEmpty()) p.setProperty("password", pw);
         p.setProperty("sslmode", env.getOrDefault("CONF_SSLMODE", "prefer"));
         p.setProperty("prepareThreshold", "1");
+        // A small statement cache: statements are closed (Close message) and parsed again.
+        p.setProperty("preparedStatementCacheQueries", "8");
         p.setProperty("ApplicationName", "conformance-jdbc");
         p.setProperty("connectTimeout", "20");
         String url = "jdbc:postgresql://" + env.get("CONF_HOST") + ":" + env.get("CONF_PORT") + "/" + env.get("CONF_DB");
@@ -223,8 +225,31 @@ public class Scenario {
             try (ResultSet rs = ps.executeQuery()) { while (rs.next()) d.add(rs); }
         }
         c.commit();
-        c.setAutoCommit(true);
         emit("big_result_fetch_size", d.result());
+        // Two named portals open at once, read in turns, and a third statement
+        // run between their fetches.
+        RowDigest d1 = new RowDigest(), d2 = new RowDigest();
+        long side = 0;
+        try (PreparedStatement p1 = c.prepareStatement(SQL_BIG_RESULT);
+             PreparedStatement p2 = c.prepareStatement("select g * 3, md5(g::text || 'x') from generate_series(1, 50000) g order by g");
+             PreparedStatement p3 = c.prepareStatement("select ?::int4 + 1")) {
+            p1.setFetchSize(1000);
+            p2.setFetchSize(777);
+            try (ResultSet r1 = p1.executeQuery(); ResultSet r2 = p2.executeQuery()) {
+                boolean more1 = true, more2 = true;
+                for (int i = 0; more1 || more2; i++) {
+                    if (more1 && (more1 = r1.next())) d1.add(r1);
+                    if (more2 && (more2 = r2.next())) d2.add(r2);
+                    if (i % 5000 == 0) {
+                        p3.setInt(1, i);
+                        try (ResultSet r3 = p3.executeQuery()) { r3.next(); side += r3.getInt(1); }
+                    }
+                }
+            }
+        }
+        c.commit();
+        c.setAutoCommit(true);
+        emit("interleaved_portals", "first", Arrays.asList(d1.result()), "second", Arrays.asList(d2.result()), "side_sum", side);
         d = new RowDigest();
         try (PreparedStatement ps = c.prepareStatement(SQL_BIG_RESULT + " limit ?")) {
             ps.setInt(1, ROWS_BIG);
