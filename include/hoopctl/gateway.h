@@ -56,7 +56,7 @@ struct gateway_refusal {
 };
 
 /* A per-column row filter, installed from the row_description hook. For each
- * DataRow (and COPY OUT text row), every column whose mask entry is set is
+ * DataRow, every column whose mask entry is set is
  * passed to `filter`, which writes the replacement into out (or sets *is_null).
  * Returning -1 drops the session with an error (fail closed). */
 struct gateway_row_filter {
@@ -65,6 +65,16 @@ struct gateway_row_filter {
     int (*filter)(void *user, const struct gateway_session_info *session, int column,
                   const uint8_t *value, int32_t length, int16_t format, struct buf *out,
                   bool *is_null);
+    void *user;
+};
+
+/* A COPY OUT row rewriter, installed from the copy_out hook: each row (one
+ * CopyData message, in the COPY's own format, which the policy knows from the
+ * statement) is passed to `filter`, which writes the replacement row into out.
+ * Returning -1 drops the session with an error (fail closed). */
+struct gateway_copy_filter {
+    int (*filter)(void *user, const struct gateway_session_info *session, const uint8_t *row,
+                  size_t length, struct buf *out);
     void *user;
 };
 
@@ -86,6 +96,10 @@ struct gateway_hooks {
     bool (*row_description)(void *user, const struct gateway_session_info *session,
                             const struct pgwire_column *columns, int ncols,
                             struct gateway_row_filter *filter);
+    /* After a CopyOutResponse (ncols columns; format 0 text/CSV, 1 binary).
+     * Return true and fill *filter to rewrite the rows of this COPY. */
+    bool (*copy_out)(void *user, const struct gateway_session_info *session, int ncols, int format,
+                     struct gateway_copy_filter *filter);
 };
 
 struct gateway_config {

@@ -31,7 +31,8 @@ struct gateway {
  * reported: tracking commits a Parse/Bind/Close only when upstream confirms. */
 struct gw_pending {
     struct gw_pending *next;
-    char kind;                /* 'P', 'B', 'C' (close: sub 'S'/'P'), 'S' (Sync), 'Q' */
+    char kind;                /* 'P', 'B', 'C' (close), 'D' (Describe), 'd' (a Describe the
+                                 gateway added), 'S' (Sync), 'Q' (Query/FunctionCall) */
     char sub;
     uint64_t segment;
     char *name;
@@ -99,6 +100,8 @@ struct gw_session {
     struct evbuffer *client_inject;   /* messages for the client, written at a message boundary */
     struct gateway_row_filter filter;
     bool filter_active;
+    struct gateway_copy_filter copy_filter;
+    bool copy_filter_active;
     struct gw_tracking tracking;
 };
 
@@ -119,8 +122,12 @@ void gw_cancel_send(struct gateway *gw, uint32_t pid, uint32_t secret);
 void gw_tracking_free(struct gw_tracking *t);
 /* Client sent a message (body); record what tracking needs. Returns -1 on a malformed body. */
 int gw_tracking_client(struct gw_tracking *t, char type, const uint8_t *body, size_t len);
-/* Upstream sent a message of this type. */
-void gw_tracking_upstream(struct gw_tracking *t, char type);
+/* The gateway sent its own Describe of a portal (to learn an Execute's columns). */
+int gw_tracking_injected_describe(struct gw_tracking *t);
+/* Upstream sent a message of this type. For a RowDescription or NoData,
+ * returns 1 when it answers a Describe the gateway added (so it is not the
+ * client's to see), else 0. */
+int gw_tracking_upstream(struct gw_tracking *t, char type);
 /* The SQL and Bind body behind a portal for an Execute. Returns 1 when found,
  * 0 when unknown, -1 when the answer waits on an earlier pipeline segment. */
 int gw_tracking_portal(struct gw_tracking *t, const char *portal, const char **sql,

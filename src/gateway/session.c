@@ -449,10 +449,29 @@ static int decide(struct gw_session *s, char type, const uint8_t *body, size_t l
     return (int)v;
 }
 
+/* Before an Execute, describe its portal ourselves so that the row filter
+ * always matches the rows that follow, whether or not the client asked. */
+static int inject_describe(struct gw_session *s, const uint8_t *body, size_t len)
+{
+    char kind;
+    const char *portal;
+    if (pgwire_parse_named(body, len, false, &kind, &portal) < 0)
+        return -1;
+    struct buf m = {0};
+    size_t start;
+    int rc = pgwire_msg_begin(&m, 'D', &start) | buf_append(&m, "P", 1) | pgwire_put_cstr(&m, portal);
+    if (rc == 0 && pgwire_msg_finish(&m, start) == 0 && gw_tracking_injected_describe(&s->tracking) == 0)
+        bufferevent_write(s->upstream, m.data, m.len);
+    else
+        rc = -1;
+    buf_free(&m);
+    return rc;
+}
+
 static void c2u_process(struct gw_session *s)
 {
     struct gateway *gw = s->gw;
-    const bool hooks = gw->cfg.hooks.statement != NULL;
+    const bool hooks = gw->cfg.hooks.statement || gw->cfg.hooks.row_description;
     while (s->phase == GW_RELAY && !s->held && !s->waiting_barrier) {
         struct evbuffer *in = bufferevent_get_input(s->client);
         struct evbuffer *out = bufferevent_get_output(s->upstream);
@@ -487,7 +506,7 @@ static void c2u_process(struct gw_session *s)
             session_close(s); /* closing the upstream socket ends the backend too */
             return;
         }
-        if (!hooks || strchr("QPBEFCS", type) == NULL) {
+        if (!hooks || !(type && strchr("QPBEFCSD", type))) {
             s->c2u_remaining = total;
             s->c2u_discard = s->skip_to_sync;
             continue;
@@ -502,7 +521,7 @@ static void c2u_process(struct gw_session *s)
         const uint8_t *body = evbuffer_pullup(in, (ev_ssize_t)total) + PGWIRE_HEADER_LEN;
         int verdict = GATEWAY_ALLOW;
         struct gateway_refusal refusal = {0};
-        if (type == 'Q' || type == 'E' || type == 'F') {
+        if ((type == 'Q' || type == 'E' || type == 'F') && gw->cfg.hooks.statement) {
             if (s->have_verdict) {
                 verdict = (int)s->verdict;
                 refusal = s->verdict_refusal;
@@ -519,8 +538,7 @@ static void c2u_process(struct gw_session *s)
                 return;
             }
             if (verdict == GATEWAY_HOLD) {
-                s->held = true;
-                bufferevent_disable(s->client, EV_READ);
+                s->held = true; /* keep reading (to see the client go away) up to the limit */
                 send_hold_notice(s, &refusal);
                 return;
             }
@@ -541,6 +559,10 @@ static void c2u_process(struct gw_session *s)
         }
         if (type == 'S')
             s->skip_to_sync = false;
+        if (type == 'E' && gw->cfg.hooks.row_description && inject_describe(s, body, (size_t)blen) < 0) {
+            protocol_error(s, "client", "malformed Execute");
+            return;
+        }
         evbuffer_remove_buffer(in, out, total);
     }
 }
@@ -669,11 +691,45 @@ static int filter_row(struct gw_session *s, const uint8_t *body, size_t len)
     return rc;
 }
 
+static int start_copy_filter(struct gw_session *s, const uint8_t *body, size_t len)
+{
+    const struct gateway_hooks *h = &s->gw->cfg.hooks;
+    struct pgwire_reader r;
+    pgwire_reader_init(&r, body, len);
+    int format = pgwire_read_u8(&r);
+    int16_t ncols = pgwire_read_i16(&r);
+    if (r.bad || ncols < 0)
+        return -1;
+    pgwire_read_bytes(&r, (size_t)ncols * 2);
+    if (!pgwire_reader_done(&r))
+        return -1;
+    struct gateway_copy_filter f = {0};
+    s->copy_filter_active = h->copy_out(h->user, &s->info, ncols, format, &f) && f.filter;
+    s->copy_filter = f;
+    return 0;
+}
+
+static int filter_copy_row(struct gw_session *s, const uint8_t *body, size_t len)
+{
+    struct buf m = {0}, row = {0};
+    size_t start;
+    int rc = s->copy_filter.filter(s->copy_filter.user, &s->info, body, len, &row);
+    if (rc == 0)
+        rc = pgwire_msg_begin(&m, 'd', &start) | buf_append(&m, row.data, row.len);
+    if (rc == 0)
+        rc = pgwire_msg_finish(&m, start);
+    if (rc == 0)
+        bufferevent_write(s->client, m.data, m.len);
+    buf_free(&m);
+    buf_free(&row);
+    return rc;
+}
+
 static void u2c_process(struct gw_session *s)
 {
     struct gateway *gw = s->gw;
     const struct gateway_hooks *h = &gw->cfg.hooks;
-    const bool tracking = h->statement != NULL;
+    const bool tracking = h->statement || h->row_description;
     bool wake_client_side = false;
     while (s->phase == GW_RELAY) {
         struct evbuffer *in = bufferevent_get_input(s->upstream);
@@ -704,11 +760,14 @@ static void u2c_process(struct gw_session *s)
         char type = (char)hdr[0];
         size_t total = (size_t)blen + PGWIRE_HEADER_LEN;
         bool inspect = type == 'K' || (type == 'T' && h->row_description) ||
+                       (type == 'H' && h->copy_out) || (type == 'd' && s->copy_filter_active) ||
                        (type == 'D' && s->filter_active) ||
                        (type == 'E' && s->refusals_outstanding) ||
-                       (tracking && strchr("123EZ", type));
+                       (tracking && type && strchr("123EZn", type));
         if (!inspect) {
-            if (s->filter_active && strchr("CIZ", type))
+            if (s->copy_filter_active && (type == 'c' || type == 'E' || type == 'Z'))
+                s->copy_filter_active = false;
+            if (s->filter_active && (type && strchr("CIZs", type)))
                 clear_filter(s);
             if (s->filter_active && (type == 'H' || type == 'E'))
                 clear_filter(s);
@@ -724,7 +783,25 @@ static void u2c_process(struct gw_session *s)
             forward = false;
             break;
         case 'T':
+            forward = !(tracking && gw_tracking_upstream(&s->tracking, 'T'));
             install_filter(s, body, (size_t)blen);
+            break;
+        case 'H':
+            if (start_copy_filter(s, body, (size_t)blen) < 0) {
+                protocol_error(s, "upstream", "malformed CopyOutResponse");
+                return;
+            }
+            break;
+        case 'd':
+            if (filter_copy_row(s, body, (size_t)blen) < 0) {
+                gw_session_fail(s, "XX000", "COPY filter failed; closing the session (fail closed)");
+                return;
+            }
+            forward = false;
+            break;
+        case 'n':
+            forward = !gw_tracking_upstream(&s->tracking, 'n');
+            clear_filter(s);
             break;
         case 'D':
             if (filter_row(s, body, (size_t)blen) < 0) {
@@ -735,16 +812,18 @@ static void u2c_process(struct gw_session *s)
             break;
         case 'E':
             clear_filter(s);
+            s->copy_filter_active = false;
             if (s->refusals_outstanding && rewrite_refusal(s, body, (size_t)blen))
                 forward = false;
             break;
         case 'Z':
             clear_filter(s);
+            s->copy_filter_active = false;
             break;
         default:
             break;
         }
-        if (tracking && strchr("123EZ", type)) {
+        if (tracking && (type && strchr("123EZ", type))) {
             gw_tracking_upstream(&s->tracking, type);
             if (s->waiting_barrier) {
                 s->waiting_barrier = false;
@@ -772,7 +851,10 @@ static void client_read(struct bufferevent *bev, void *arg)
     struct gw_session *s = arg;
     if (s->phase == GW_CLIENT_STARTUP)
         client_startup_read(s);
-    else if (s->phase == GW_RELAY)
+    else if (s->phase == GW_RELAY && s->held) {
+        if (evbuffer_get_length(bufferevent_get_input(s->client)) >= buffer_limit(s))
+            bufferevent_disable(s->client, EV_READ);
+    } else if (s->phase == GW_RELAY)
         c2u_process(s);
     else if (s->phase == GW_CLOSING)
         evbuffer_drain(bufferevent_get_input(s->client), evbuffer_get_length(bufferevent_get_input(s->client)));

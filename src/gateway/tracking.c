@@ -185,14 +185,15 @@ int gw_tracking_client(struct gw_tracking *t, char type, const uint8_t *body, si
         memcpy(p->bind, body, len);
         return pending_push(t, p);
     }
-    case 'C': {
+    case 'C':   /* Close and Describe: a kind byte and a name */
+    case 'D': {
         char kind;
         const char *name;
         if (pgwire_parse_named(body, len, true, &kind, &name) < 0)
             return -1;
         if (!(p = calloc(1, sizeof *p)))
             return -1;
-        p->kind = 'C';
+        p->kind = type;
         p->sub = kind;
         if (!(p->name = strdup(name))) {
             pending_free(p);
@@ -254,8 +255,34 @@ static void commit(struct gw_tracking *t, struct gw_pending *p)
     (*count)++;
 }
 
-void gw_tracking_upstream(struct gw_tracking *t, char type)
+int gw_tracking_injected_describe(struct gw_tracking *t)
 {
+    struct gw_pending *p = calloc(1, sizeof *p);
+    if (!p)
+        return -1;
+    p->kind = 'd';
+    p->sub = 'P';
+    if (!(p->name = strdup(""))) {
+        pending_free(p);
+        return -1;
+    }
+    return pending_push(t, p);
+}
+
+int gw_tracking_upstream(struct gw_tracking *t, char type)
+{
+    if (type == 'T' || type == 'n') {
+        /* the first Describe of the head segment is the one answered */
+        struct gw_pending *prev = NULL, *p;
+        for (p = t->head; p && p->kind != 'S' && p->kind != 'Q'; prev = p, p = p->next)
+            if (p->kind == 'D' || p->kind == 'd')
+                break;
+        if (!p || (p->kind != 'D' && p->kind != 'd'))
+            return 0;
+        int injected = p->kind == 'd';
+        pending_unlink(t, prev, p);
+        return injected;
+    }
     char want = type == '1' ? 'P' : type == '2' ? 'B' : type == '3' ? 'C' : 0;
     struct gw_pending *prev = NULL, *p;
     if (want) {
@@ -263,7 +290,7 @@ void gw_tracking_upstream(struct gw_tracking *t, char type)
             if (p->kind == want)
                 break;
         if (!p)
-            return;
+            return 0;
         if (want == 'C') {
             if (p->sub == 'S')
                 named_remove(t->statements, &t->nstatements, p->name);
@@ -273,7 +300,7 @@ void gw_tracking_upstream(struct gw_tracking *t, char type)
             commit(t, p);
         }
         pending_unlink(t, prev, p);
-        return;
+        return 0;
     }
     if (type == 'E' || type == 'Z') {
         /* An error fails what is left of the head segment; ReadyForQuery ends it. */
@@ -290,4 +317,5 @@ void gw_tracking_upstream(struct gw_tracking *t, char type)
             pending_unlink(t, NULL, p);
         }
     }
+    return 0;
 }

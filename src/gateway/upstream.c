@@ -257,16 +257,16 @@ static void upstream_startup_read(struct bufferevent *bev, void *arg)
             struct buf reply = {0};
             enum pgwire_auth_result r = pgwire_auth_step(&s->auth, type, body, (size_t)blen, &reply,
                                                          err, sizeof err);
-            evbuffer_drain(in, (size_t)blen + 5);
+            char sqlstate[8] = "28000";
+            if (type == 'E')
+                pgwire_error_field(body, (size_t)blen, 'C', sqlstate, sizeof sqlstate);
+            evbuffer_drain(in, (size_t)blen + 5); /* body is invalid from here */
             if (reply.len)
                 bufferevent_write(s->upstream, reply.data, reply.len);
             if (reply.data)
                 util_secure_zero(reply.data, reply.cap);
             buf_free(&reply);
             if (r == PGWIRE_AUTH_FAILED) {
-                char sqlstate[8] = "28000";
-                if (type == 'E')
-                    pgwire_error_field(body, (size_t)blen, 'C', sqlstate, sizeof sqlstate);
                 gw_session_fail(s, sqlstate, err);
                 return;
             }
