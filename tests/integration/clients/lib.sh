@@ -64,6 +64,37 @@ clients_gateway_stop() {
   fi
 }
 
+# clients_check_audit NAME FILE : the gateway's audit log is JSON lines (valid
+# UTF-8) and holds the scenario's statements, the cancelled one included.
+clients_check_audit() {
+  local name=$1 file=$2 out
+  out=$(/usr/bin/python3 - "$file" "$name" <<'PY'
+import json, sys
+path, name = sys.argv[1], sys.argv[2]
+events = {}
+sqls = []
+with open(path, "rb") as f:
+    for n, raw in enumerate(f, 1):
+        try:
+            o = json.loads(raw.decode("utf-8"))
+        except ValueError as e:
+            print("audit line %d is not UTF-8 JSON (%s): %r" % (n, e, raw[:200]))
+            sys.exit(1)
+        events[o.get("event")] = events.get(o.get("event"), 0) + 1
+        if o.get("sql"):
+            sqls.append(o["sql"])
+if not events.get("session_start") or not events.get("statement"):
+    print("audit log lacks sessions or statements: %s" % events)
+    sys.exit(1)
+if not any("pg_sleep(30)" in s for s in sqls):
+    print("audit log lacks the cancelled pg_sleep(30) statement")
+    sys.exit(1)
+print("audit: %s" % " ".join("%s=%d" % kv for kv in sorted(events.items())))
+PY
+) || fail "$name: $out"
+  log "$name: $out"
+}
+
 # clients_conformance NAME cmd... : direct run, gateway run, same transcript.
 clients_conformance() {
   local name=$1; shift
@@ -74,13 +105,15 @@ clients_conformance() {
   steps=$(wc -l <"$direct")
   ((steps >= 20)) || fail "$name: direct transcript has only $steps lines"
   log "$name: direct transcript has $steps lines"
-  gateway_start gateway
+  # With an audit log, so that the statement hook sees every statement.
+  gateway_start gateway --audit-log "$HARNESS_TMP/$name.audit.jsonl"
   log "$name: scenario through hoopctl gateway on port $GW_PORT"
   if ! clients_run_gateway "$via" "$@"; then
     echo "--- gateway log:" >&2; tail -n 40 "$HARNESS_TMP/gateway.log" >&2
     fail "$name: scenario failed through the gateway"
   fi
   clients_gateway_stop
+  clients_check_audit "$name" "$HARNESS_TMP/$name.audit.jsonl"
   if ! diff -u "$direct" "$via" >"$HARNESS_TMP/$name.diff"; then
     head -n 80 "$HARNESS_TMP/$name.diff" >&2
     fail "$name: transcript through the gateway differs from the direct one"
