@@ -10,7 +10,5 @@ source "$(dirname "$0")/clients/lib.sh"
 command -v node >/dev/null || fail "node is not installed (.ci/deps installs nodejs and npm)"
 (cd "$CLIENTS_DIR/node" && npm ci --no-audit --no-fund --silent) || fail "npm ci failed in $CLIENTS_DIR/node"
 pg_start
-# node-postgres has no sslmode=prefer: both runs use plain TCP to their server.
-CLIENTS_DIRECT_SSLMODE=disable CLIENTS_GATEWAY_SSLMODE=disable \
-  clients_conformance node_pg node "$CLIENTS_DIR/node/scenario_pg.js"
+clients_conformance node_pg node "$CLIENTS_DIR/node/scenario_pg.js"
 echo "node-postgres conformance ok"

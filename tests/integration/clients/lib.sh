@@ -20,24 +20,29 @@ export CLIENTS_DIR
 # The scenarios print dates from the driver's own conversions: pin the zone.
 export TZ=UTC
 
-# clients_run_direct OUT cmd... : the scenario straight against PostgreSQL
-# (password auth, TLS when the client supports sslmode=prefer).
+# Each test runs two passes, each comparing a direct run with a run through the
+# gateway (its own gateway process, audit log on):
+#   plain: direct sslmode=disable; the gateway has no certificate and clients
+#          ask sslmode=prefer, so they get 'N' to SSLRequest and go on in clear;
+#   tls:   direct sslmode=require; the gateway has a certificate (--tls-cert)
+#          and clients ask sslmode=require.
+# The upstream side is always TLS (verify-full) with SCRAM.
+
+# clients_run_direct OUT SSLMODE cmd... : the scenario straight against PostgreSQL.
 clients_run_direct() {
-  local out=$1; shift
+  local out=$1 sslmode=$2; shift 2
   CONF_HOST=$PGHOST CONF_PORT=$PGPORT CONF_USER=$PGUSER CONF_DB=$PGDATABASE \
-    CONF_PASSWORD=$PGPASSWORD CONF_SSLMODE=${CLIENTS_DIRECT_SSLMODE:-prefer} \
-    clients_run_scenario "$out" "$@"
+    CONF_PASSWORD=$PGPASSWORD CONF_SSLMODE=$sslmode clients_run_scenario "$out" "$@"
 }
 
-# clients_run_gateway OUT cmd... : the same scenario through the gateway on
-# GW_PORT, with no password (the gateway holds the upstream one) and a user
-# and database name of the client's own: the session upstream is still the
-# gateway's user and database, so the transcript must not change.
+# clients_run_gateway OUT SSLMODE cmd... : the same scenario through the
+# gateway on GW_PORT, with no password (the gateway holds the upstream one)
+# and a user and database name of the client's own: the session upstream is
+# still the gateway's user and database, so the transcript must not change.
 clients_run_gateway() {
-  local out=$1; shift
+  local out=$1 sslmode=$2; shift 2
   CONF_HOST=127.0.0.1 CONF_PORT=$GW_PORT CONF_USER=conformance_client CONF_DB=conformance_db \
-    CONF_PASSWORD='' CONF_SSLMODE=${CLIENTS_GATEWAY_SSLMODE:-prefer} \
-    clients_run_scenario "$out" "$@"
+    CONF_PASSWORD='' CONF_SSLMODE=$sslmode clients_run_scenario "$out" "$@"
 }
 
 clients_run_scenario() {  # OUT cmd...
@@ -51,17 +56,28 @@ clients_run_scenario() {  # OUT cmd...
   fi
 }
 
-# clients_gateway_stop : SIGTERM stops the gateway cleanly: exit status 0 and
-# no sanitizer report in its log (the ASan build runs these tests too).
+# clients_gateway_stop NAME : SIGTERM stops the gateway cleanly: exit status 0
+# and no sanitizer report in its log (the ASan build runs these tests too).
 clients_gateway_stop() {
-  kill -0 "$gateway_PID" 2>/dev/null || { tail -n 40 "$HARNESS_TMP/gateway.log" >&2; fail "hoopctl gateway died"; }
-  kill -TERM "$gateway_PID"
-  local rc=0
-  wait "$gateway_PID" || rc=$?
-  if ((rc != 0)) || grep -Eq 'AddressSanitizer|LeakSanitizer|runtime error:' "$HARNESS_TMP/gateway.log"; then
-    tail -n 60 "$HARNESS_TMP/gateway.log" >&2
-    fail "hoopctl gateway did not stop cleanly on SIGTERM (exit status $rc)"
+  local name=$1 pidvar="${1}_PID" rc=0
+  local pid=${!pidvar} log="$HARNESS_TMP/$1.log"
+  kill -0 "$pid" 2>/dev/null || { tail -n 40 "$log" >&2; fail "hoopctl gateway ($name) died"; }
+  kill -TERM "$pid"
+  wait "$pid" || rc=$?
+  if ((rc != 0)) || grep -Eq 'AddressSanitizer|LeakSanitizer|runtime error:' "$log"; then
+    tail -n 60 "$log" >&2
+    fail "hoopctl gateway ($name) did not stop cleanly on SIGTERM (exit status $rc)"
   fi
+}
+
+# clients_gateway_cert : a self-signed certificate for the gateway's client side.
+clients_gateway_cert() {
+  [[ -f $HARNESS_TMP/gateway-tls.crt ]] && return
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=127.0.0.1" \
+    -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
+    -keyout "$HARNESS_TMP/gateway-tls.key" -out "$HARNESS_TMP/gateway-tls.crt" >/dev/null 2>&1 \
+    || fail "openssl could not make the gateway's certificate"
+  chmod 0600 "$HARNESS_TMP/gateway-tls.key"
 }
 
 # clients_check_audit NAME FILE : the gateway's audit log is JSON lines (valid
@@ -95,28 +111,48 @@ PY
   log "$name: $out"
 }
 
-# clients_conformance NAME cmd... : direct run, gateway run, same transcript.
-clients_conformance() {
-  local name=$1; shift
-  local direct="$HARNESS_TMP/$name.direct.jsonl" via="$HARNESS_TMP/$name.gateway.jsonl"
-  log "$name: scenario directly against PostgreSQL"
-  clients_run_direct "$direct" "$@" || fail "$name: scenario failed directly against PostgreSQL"
+# clients_pass NAME MODE cmd... : one pass (plain|tls); returns non-zero and
+# says why when the scenario fails or the transcripts differ.
+clients_pass() {
+  local name=$1 mode=$2; shift 2
+  local tag="$name.$mode" direct_ssl gateway_ssl gateway_opts=()
+  local direct="$HARNESS_TMP/$name.$mode.direct.jsonl" via="$HARNESS_TMP/$name.$mode.gateway.jsonl"
+  case $mode in
+    plain) direct_ssl=disable gateway_ssl=prefer ;;
+    tls)
+      clients_gateway_cert
+      direct_ssl=require gateway_ssl=require
+      gateway_opts=(--tls-cert "$HARNESS_TMP/gateway-tls.crt" --tls-key "$HARNESS_TMP/gateway-tls.key") ;;
+  esac
+  log "$tag: scenario directly against PostgreSQL (sslmode=$direct_ssl)"
+  clients_run_direct "$direct" "$direct_ssl" "$@" || fail "$tag: scenario failed directly against PostgreSQL"
   local steps
   steps=$(wc -l <"$direct")
-  ((steps >= 20)) || fail "$name: direct transcript has only $steps lines"
-  log "$name: direct transcript has $steps lines"
-  # With an audit log, so that the statement hook sees every statement.
-  gateway_start gateway --audit-log "$HARNESS_TMP/$name.audit.jsonl"
-  log "$name: scenario through hoopctl gateway on port $GW_PORT"
-  if ! clients_run_gateway "$via" "$@"; then
-    echo "--- gateway log:" >&2; tail -n 40 "$HARNESS_TMP/gateway.log" >&2
-    fail "$name: scenario failed through the gateway"
+  ((steps >= 20)) || fail "$tag: direct transcript has only $steps lines"
+  gateway_start "gw_$mode" --audit-log "$HARNESS_TMP/$tag.audit.jsonl" "${gateway_opts[@]}"
+  log "$tag: scenario through hoopctl gateway on port $GW_PORT (sslmode=$gateway_ssl)"
+  local ok=0
+  if ! clients_run_gateway "$via" "$gateway_ssl" "$@"; then
+    echo "--- gateway log:" >&2; tail -n 40 "$HARNESS_TMP/gw_$mode.log" >&2
+    echo "FAIL: $tag: scenario failed through the gateway" >&2
+    ok=1
   fi
-  clients_gateway_stop
-  clients_check_audit "$name" "$HARNESS_TMP/$name.audit.jsonl"
-  if ! diff -u "$direct" "$via" >"$HARNESS_TMP/$name.diff"; then
-    head -n 80 "$HARNESS_TMP/$name.diff" >&2
-    fail "$name: transcript through the gateway differs from the direct one"
+  clients_gateway_stop "gw_$mode"
+  clients_check_audit "$tag" "$HARNESS_TMP/$tag.audit.jsonl"
+  ((ok == 0)) || return 1
+  if ! diff -u "$direct" "$via" >"$HARNESS_TMP/$tag.diff"; then
+    head -n 80 "$HARNESS_TMP/$tag.diff" >&2
+    echo "FAIL: $tag: transcript through the gateway differs from the direct one" >&2
+    return 1
   fi
-  log "$name: transcripts identical ($steps lines)"
+  log "$tag: transcripts identical ($steps lines)"
+}
+
+# clients_conformance NAME cmd... : both passes; fails after both have run.
+clients_conformance() {
+  local name=$1 failed=()
+  shift
+  clients_pass "$name" plain "$@" || failed+=(plain)
+  clients_pass "$name" tls "$@" || failed+=(tls)
+  ((${#failed[@]} == 0)) || fail "$name: failed pass(es): ${failed[*]}"
 }

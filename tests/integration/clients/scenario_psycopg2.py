@@ -296,9 +296,7 @@ def step_protocol_extras(conn):
 def step_terminated(conn):
     # The backend is terminated by another session while this one is idle: the
     # next statement must fail with the server's FATAL error, not hang.
-    # (Without TLS on both paths: libpq reports the loss of a TLS connection
-    # in its own words.)
-    victim = psycopg2.connect(C.libpq_dsn("conformance-psycopg2").replace("sslmode=prefer", "sslmode=disable"))
+    victim = connect()
     pid = victim.get_backend_pid()
     cur = conn.cursor()
     cur.execute("select pg_terminate_backend(%s)", (pid,))

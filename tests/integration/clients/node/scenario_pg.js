@@ -31,7 +31,8 @@ function config (extra) {
     user: e.CONF_USER,
     database: e.CONF_DB,
     password: e.CONF_PASSWORD || undefined,
-    // node-postgres has no sslmode=prefer: plain TCP unless TLS is required.
+    // node-postgres has no sslmode=prefer: plain TCP unless TLS is required
+    // (then without verification, as libpq's sslmode=require).
     ssl: e.CONF_SSLMODE === 'require' ? { rejectUnauthorized: false } : false,
     application_name: 'conformance-node-pg',
     connectionTimeoutMillis: 20000
