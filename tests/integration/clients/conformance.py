@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import sys
+import time
 import uuid
 
 # Every scenario talks to the same fixed data, so that a direct run and a run
@@ -74,6 +75,16 @@ def emit(step, **fields):
     fields["step"] = step
     sys.stdout.write(json.dumps(fields, sort_keys=True, ensure_ascii=False) + "\n")
     sys.stdout.flush()
+
+
+def wait_until(what, check):
+    """Poll check() every 0.1 s until it holds; after a minute, say so and exit 1."""
+    for _ in range(600):
+        if check():
+            return
+        time.sleep(0.1)
+    emit("timeout", waiting_for=what)
+    sys.exit(1)
 
 
 def type_params():
@@ -146,6 +157,14 @@ class RowDigest:
 
     def result(self):
         return {"rows": self.count, "sha256": self.h.hexdigest()}
+
+
+def digest_rows(rows):
+    """Count and SHA-256 of an iterable of rows, as RowDigest.result() gives."""
+    d = RowDigest()
+    for row in rows:
+        d.add(row)
+    return d.result()
 
 
 # SQL the scenarios share.

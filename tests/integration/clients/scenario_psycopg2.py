@@ -27,6 +27,15 @@ def err(e):
     return {"sqlstate": e.pgcode, "message": e.diag.message_primary}
 
 
+def execute_expecting_error(cur, step, statement, params=None, **fields):
+    """Run a statement that should fail; the transcript gets its error."""
+    try:
+        cur.execute(statement, params)
+        C.emit(step, got="no error", **fields)
+    except psycopg2.Error as e:
+        C.emit(step, **fields, **err(e))
+
+
 def step_session(conn):
     with conn.cursor() as cur:
         cur.execute("select pg_backend_pid(), current_setting('application_name'), current_database()")
@@ -49,32 +58,22 @@ def step_types(conn):
 
 
 def step_big_result(conn):
-    digest = C.RowDigest()
     with conn.cursor(name="conf_big") as cur:   # DECLARE ... CURSOR + FETCH
         cur.itersize = 7000
         cur.execute(C.SQL_BIG_RESULT)
-        for row in cur:
-            digest.add(row)
+        C.emit("big_result_cursor", **C.digest_rows(cur))
     conn.commit()
-    C.emit("big_result_cursor", **digest.result())
-    digest = C.RowDigest()
     with conn.cursor() as cur:
         cur.execute(C.SQL_BIG_RESULT)
-        for row in cur.fetchall():
-            digest.add(row)
+        C.emit("big_result_buffered", **C.digest_rows(cur.fetchall()))
     conn.commit()
-    C.emit("big_result_buffered", **digest.result())
 
 
 def step_errors(conn):
     cur = conn.cursor()
     for sql in ["select 1/0", "selec 1", "select * from conf_no_such_table"]:
-        try:
-            cur.execute(sql)
-            C.emit("error_expected", sql=sql, got="no error")
-        except psycopg2.Error as e:
-            C.emit("error", sql=sql, **err(e))
-            conn.rollback()
+        execute_expecting_error(cur, "error", sql, sql=sql)
+        conn.rollback()
     cur.execute("select 42")
     C.emit("reuse_after_error", value=cur.fetchone()[0])
     conn.commit()
@@ -82,10 +81,8 @@ def step_errors(conn):
     cur.execute("create temp table conf_multi (x int); insert into conf_multi values (1), (2); select sum(x) from conf_multi")
     C.emit("multi_statement", value=cur.fetchone()[0])
     conn.commit()
-    try:
-        cur.execute("insert into conf_multi values (10); select 1/0; insert into conf_multi values (20)")
-    except psycopg2.Error as e:
-        C.emit("multi_statement_error", **err(e))
+    execute_expecting_error(cur, "multi_statement_error",
+                            "insert into conf_multi values (10); select 1/0; insert into conf_multi values (20)")
     conn.rollback()
     cur.execute("select array_agg(x order by x) from conf_multi")
     C.emit("multi_statement_after_error", values=cur.fetchone()[0])
@@ -97,14 +94,8 @@ def step_errors(conn):
     conn.rollback()
     # An error inside a transaction: the transaction is aborted until rollback.
     cur.execute("select 1")
-    try:
-        cur.execute("select 1/0")
-    except psycopg2.Error as e:
-        C.emit("error_in_tx", **err(e))
-    try:
-        cur.execute("select 2")
-    except psycopg2.Error as e:
-        C.emit("aborted_tx", **err(e))
+    execute_expecting_error(cur, "error_in_tx", "select 1/0")
+    execute_expecting_error(cur, "aborted_tx", "select 2")
     conn.rollback()
     cur.execute("select 43")
     C.emit("reuse_after_rollback", value=cur.fetchone()[0])
@@ -174,14 +165,6 @@ def step_copy(conn):
     C.emit("copy_out", rowcount=cur.rowcount, sha256=C.sha256_hex(text), same_as_sent=(text == C.copy_text()),
            first_lines=text.splitlines()[:2])
     conn.commit()
-    try:
-        cur.copy_expert("copy conf_copy from stdin", io.StringIO("1\tok\t1\nnot-a-number\tx\t2\n"))
-    except psycopg2.Error as e:
-        C.emit("copy_in_bad", **err(e))
-    conn.rollback()
-    cur.execute("select count(*) from conf_copy")
-    C.emit("copy_after_bad", rows=cur.fetchone()[0])
-    conn.commit()
 
     class FailingReader(io.StringIO):
         """Gives some rows, then fails: psycopg2 sends CopyFail."""
@@ -190,15 +173,18 @@ def step_copy(conn):
                 raise ValueError("reader broke")
             return super().read(100)
 
-    try:
-        cur.copy_expert("copy conf_copy from stdin", FailingReader("20001\ta\t1\n20002\tb\t2\n"))
-        C.emit("copy_fail", got="no error")
-    except psycopg2.Error as e:
-        C.emit("copy_fail", **err(e))
-    conn.rollback()
-    cur.execute("select count(*) from conf_copy")
-    C.emit("copy_after_fail", rows=cur.fetchone()[0])
-    conn.commit()
+    # Rows the server refuses, then a client that gives up (CopyFail).
+    for step, source in [("copy_in_bad", io.StringIO("1\tok\t1\nnot-a-number\tx\t2\n")),
+                         ("copy_fail", FailingReader("20001\ta\t1\n20002\tb\t2\n"))]:
+        try:
+            cur.copy_expert("copy conf_copy from stdin", source)
+            C.emit(step, got="no error")
+        except psycopg2.Error as e:
+            C.emit(step, **err(e))
+        conn.rollback()
+        cur.execute("select count(*) from conf_copy")
+        C.emit(step + "_after", rows=cur.fetchone()[0])
+        conn.commit()
 
 
 def step_cancel(conn):
@@ -217,14 +203,12 @@ def step_cancel(conn):
     t = threading.Thread(target=run)
     t.start()
     wcur = watcher.cursor()
-    for _ in range(600):
+
+    def active():
         wcur.execute(C.SQL_WAIT_ACTIVE % TAG)
-        if wcur.fetchone()[0] == 1:
-            break
-        time.sleep(0.1)
-    else:
-        C.emit("cancel_never_active")
-        sys.exit(1)
+        return wcur.fetchone()[0] == 1
+
+    C.wait_until("pg_sleep(30) to run", active)
     conn.cancel()
     t.join()
     C.emit("cancel", **result)
@@ -302,16 +286,14 @@ def step_terminated(conn):
     cur.execute("select pg_terminate_backend(%s)", (pid,))
     C.emit("terminate", terminated=cur.fetchone()[0])
     conn.commit()
-    for _ in range(600):
+
+    def gone():
         cur.execute("select count(*) from pg_stat_activity where pid = %s", (pid,))
-        gone = cur.fetchone()[0] == 0
+        n = cur.fetchone()[0]
         conn.commit()   # pg_stat_activity is read once per transaction
-        if gone:
-            break
-        time.sleep(0.1)
-    else:
-        C.emit("terminate_backend_still_there")
-        sys.exit(1)
+        return n == 0
+
+    C.wait_until("the terminated backend to exit", gone)
     try:
         victim.cursor().execute("select 1")
         C.emit("terminated_session", got="no error")

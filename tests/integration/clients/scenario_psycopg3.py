@@ -2,9 +2,7 @@
 # prepared statements (prepare=True), binary parameters and results, pipeline
 # mode, named cursors, COPY by rows (text and binary), conn.cancel() and
 # conn.notifies(); prints a JSON-lines transcript.
-import sys
 import threading
-import time
 
 import psycopg
 from psycopg.types.json import Jsonb
@@ -44,20 +42,15 @@ def step_types(conn):
 
 
 def step_big_result(conn):
-    digest = C.RowDigest()
     with conn.cursor(name="conf_big", binary=True) as cur:   # DECLARE BINARY cursor + FETCH
         cur.itersize = 7000
         cur.execute(C.SQL_BIG_RESULT)
-        for row in cur:
-            digest.add(row)
+        C.emit("big_result_named_cursor", **C.digest_rows(cur))
     conn.commit()
-    C.emit("big_result_named_cursor", **digest.result())
-    digest = C.RowDigest()
     with conn.cursor(binary=True) as cur:
-        for row in cur.execute(C.SQL_BIG_RESULT + " limit %s", [C.ROWS_BIG], prepare=True):
-            digest.add(row)
+        rows = cur.execute(C.SQL_BIG_RESULT + " limit %s", [C.ROWS_BIG], prepare=True)
+        C.emit("big_result_prepared_binary", **C.digest_rows(rows))
     conn.commit()
-    C.emit("big_result_prepared_binary", **digest.result())
 
 
 def step_errors(conn):
@@ -191,13 +184,7 @@ def step_cancel(conn):
 
     t = threading.Thread(target=run)
     t.start()
-    for _ in range(600):
-        if watcher.execute(C.SQL_WAIT_ACTIVE % TAG).fetchone()[0] == 1:
-            break
-        time.sleep(0.1)
-    else:
-        C.emit("cancel_never_active")
-        sys.exit(1)
+    C.wait_until("pg_sleep(30) to run", lambda: watcher.execute(C.SQL_WAIT_ACTIVE % TAG).fetchone()[0] == 1)
     conn.cancel()
     t.join()
     C.emit("cancel", **result)
