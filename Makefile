@@ -127,3 +127,7 @@ fuzz: $(FUZZ_TARGETS:%=build-fuzz/fuzz_%)
 	    >build-fuzz/$$t.log 2>&1 || { tail -40 build-fuzz/$$t.log; exit 1; }; \
 	  grep -E '^(stat::number_of_executed_units|stat::peak_rss_mb)' build-fuzz/$$t.log; \
 	done
+
+# Throughput/latency/memory comparison: direct vs pgbouncer vs the gateway.
+bench: $(BIN)
+	tests/bench/run.sh

@@ -76,6 +76,8 @@ struct gw_session {
     enum gw_phase phase;
     struct bufferevent *client, *upstream;
     struct event *timer;
+    struct event *resume;             /* activated when a paused direction's output drained */
+    struct evbuffer_cb_entry *client_drain_cb, *upstream_drain_cb;
     struct pgwire_startup *startup;   /* until the upstream startup is sent */
     char client_user[128], client_database[128], application_name[128], client_addr[64];
     struct gateway_session_info info;

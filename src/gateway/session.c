@@ -19,12 +19,13 @@
 
 static void client_read(struct bufferevent *bev, void *arg);
 static void client_write(struct bufferevent *bev, void *arg);
+static void relay_write(struct bufferevent *bev, void *arg);
 static void client_event(struct bufferevent *bev, short what, void *arg);
 static void upstream_read(struct bufferevent *bev, void *arg);
-static void upstream_write(struct bufferevent *bev, void *arg);
 static void upstream_event(struct bufferevent *bev, short what, void *arg);
 static void c2u_process(struct gw_session *s);
 static void u2c_process(struct gw_session *s);
+static void session_resume_cb(evutil_socket_t fd, short what, void *arg);
 
 static size_t buffer_limit(const struct gw_session *s)
 {
@@ -63,7 +64,8 @@ void gw_session_accept(struct gateway *gw, evutil_socket_t fd, const struct sock
     s->client = bufferevent_socket_new(gw->base, fd, BEV_OPT_CLOSE_ON_FREE);
     s->client_inject = evbuffer_new();
     s->timer = evtimer_new(gw->base, session_timer, s);
-    if (!s->client || !s->client_inject || !s->timer) {
+    s->resume = event_new(gw->base, -1, 0, session_resume_cb, s);
+    if (!s->client || !s->client_inject || !s->timer || !s->resume) {
         if (s->client)
             bufferevent_free(s->client);
         else
@@ -72,6 +74,8 @@ void gw_session_accept(struct gateway *gw, evutil_socket_t fd, const struct sock
             evbuffer_free(s->client_inject);
         if (s->timer)
             event_free(s->timer);
+        if (s->resume)
+            event_free(s->resume);
         free(s);
         return;
     }
@@ -102,6 +106,30 @@ void gw_session_accept(struct gateway *gw, evutil_socket_t fd, const struct sock
     bufferevent_enable(s->client, EV_READ | EV_WRITE);
 }
 
+/* The socket-level bufferevent under a TLS filter, or bev itself. */
+static struct bufferevent *socket_of(struct bufferevent *bev)
+{
+    struct bufferevent *u = bufferevent_get_underlying(bev);
+    return u ? u : bev;
+}
+
+/* Bytes queued towards a peer: plaintext not yet encrypted plus bytes not yet sent. */
+static size_t queued(struct bufferevent *bev)
+{
+    struct bufferevent *u = bufferevent_get_underlying(bev);
+    return evbuffer_get_length(bufferevent_get_output(bev)) +
+           (u ? evbuffer_get_length(bufferevent_get_output(u)) : 0);
+}
+
+static void drop_drain_callbacks(struct gw_session *s)
+{
+    if (s->client_drain_cb)
+        evbuffer_remove_cb_entry(bufferevent_get_output(socket_of(s->client)), s->client_drain_cb);
+    if (s->upstream_drain_cb && s->upstream)
+        evbuffer_remove_cb_entry(bufferevent_get_output(socket_of(s->upstream)), s->upstream_drain_cb);
+    s->client_drain_cb = s->upstream_drain_cb = NULL;
+}
+
 void gw_session_free(struct gw_session *s)
 {
     struct gateway *gw = s->gw;
@@ -117,11 +145,13 @@ void gw_session_free(struct gw_session *s)
     if (s->next)
         s->next->prev = s->prev;
     gw->nsessions--;
+    drop_drain_callbacks(s);
     if (s->client)
         bufferevent_free(s->client);
     if (s->upstream)
         bufferevent_free(s->upstream);
     event_free(s->timer);
+    event_free(s->resume);
     evbuffer_free(s->client_inject);
     free(s->startup);
     pgwire_auth_free(&s->auth);
@@ -136,11 +166,13 @@ static void session_close(struct gw_session *s)
     if (s->phase == GW_CLOSING)
         return;
     s->phase = GW_CLOSING;
+    drop_drain_callbacks(s);
     if (s->upstream) {
         bufferevent_free(s->upstream);
         s->upstream = NULL;
     }
     bufferevent_disable(s->client, EV_READ);
+    bufferevent_enable(s->client, EV_WRITE); /* flush_now may have turned it off */
     bufferevent_setwatermark(s->client, EV_WRITE, 0, 0);
     evtimer_del(s->timer);
     struct timeval tv = {GW_CLOSE_TIMEOUT_S, 0};
@@ -316,15 +348,24 @@ static void client_startup_read(struct gw_session *s)
     }
 }
 
+/* Bytes left a socket's output buffer: a paused direction may go on. The
+ * work happens in session_resume_cb, outside the buffer's own call. */
+static void output_drained(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+    (void)buf;
+    struct gw_session *s = arg;
+    if (info->n_deleted && (s->c2u_paused || s->u2c_paused))
+        event_active(s->resume, EV_TIMEOUT, 1);
+}
+
 void gw_session_upstream_ready(struct gw_session *s)
 {
     const struct gateway_hooks *h = &s->gw->cfg.hooks;
     s->phase = GW_RELAY;
     evtimer_del(s->timer);
-    size_t lim = buffer_limit(s);
-    bufferevent_setcb(s->upstream, upstream_read, upstream_write, upstream_event, s);
-    bufferevent_setwatermark(s->upstream, EV_WRITE, lim / 2, 0);
-    bufferevent_setwatermark(s->client, EV_WRITE, lim / 2, 0);
+    bufferevent_setcb(s->upstream, upstream_read, relay_write, upstream_event, s);
+    s->client_drain_cb = evbuffer_add_cb(bufferevent_get_output(socket_of(s->client)), output_drained, s);
+    s->upstream_drain_cb = evbuffer_add_cb(bufferevent_get_output(socket_of(s->upstream)), output_drained, s);
     s->started = true;
     if (h->session_start)
         h->session_start(h->user, &s->info);
@@ -339,7 +380,7 @@ static bool pause_if_full(struct gw_session *s, bool client_to_upstream)
 {
     struct bufferevent *dst = client_to_upstream ? s->upstream : s->client;
     struct bufferevent *src = client_to_upstream ? s->client : s->upstream;
-    if (evbuffer_get_length(bufferevent_get_output(dst)) < buffer_limit(s))
+    if (queued(dst) < buffer_limit(s))
         return false;
     bufferevent_disable(src, EV_READ);
     if (client_to_upstream)
@@ -468,7 +509,7 @@ static int inject_describe(struct gw_session *s, const uint8_t *body, size_t len
     return rc;
 }
 
-static void c2u_process(struct gw_session *s)
+static void c2u_relay(struct gw_session *s)
 {
     struct gateway *gw = s->gw;
     const bool hooks = gw->cfg.hooks.statement || gw->cfg.hooks.row_description;
@@ -725,7 +766,7 @@ static int filter_copy_row(struct gw_session *s, const uint8_t *body, size_t len
     return rc;
 }
 
-static void u2c_process(struct gw_session *s)
+static void u2c_relay(struct gw_session *s)
 {
     struct gateway *gw = s->gw;
     const struct gateway_hooks *h = &gw->cfg.hooks;
@@ -843,6 +884,67 @@ static void u2c_process(struct gw_session *s)
         c2u_process(s);
 }
 
+/* Write what is queued for the peer now rather than on the next loop turn.
+ * A plain socket's bufferevent keeps EV_WRITE off while its buffer is empty
+ * (pgbouncer-style: try send() first, poll for writability only on a short
+ * write), which saves two epoll_ctl calls and a wakeup per message. Under a
+ * TLS filter the same holds for the socket below it: every relay pass ends
+ * here, so whatever the filter wrote is sent or scheduled. */
+static void flush_now(struct bufferevent *bev)
+{
+    struct bufferevent *sock = socket_of(bev);
+    struct evbuffer *out = bufferevent_get_output(sock);
+    evutil_socket_t fd = bufferevent_getfd(sock);
+    if (fd >= 0 && evbuffer_get_length(out) > 0) {
+        evbuffer_unfreeze(out, 1);
+        evbuffer_write(out, fd); /* errors surface through the bufferevent */
+        evbuffer_freeze(out, 1);
+    }
+    if (evbuffer_get_length(out) > 0)
+        bufferevent_enable(sock, EV_WRITE);
+    else
+        bufferevent_disable(sock, EV_WRITE);
+}
+
+static void flush_both(struct gw_session *s)
+{
+    if (s->phase != GW_RELAY)
+        return;
+    flush_now(s->upstream);
+    flush_now(s->client);
+}
+
+static void c2u_process(struct gw_session *s)
+{
+    c2u_relay(s);
+    flush_both(s);
+}
+
+static void u2c_process(struct gw_session *s)
+{
+    u2c_relay(s);
+    flush_both(s);
+}
+
+static void session_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct gw_session *s = arg;
+    size_t low = buffer_limit(s) / 2;
+    if (s->phase == GW_RELAY && s->u2c_paused && queued(s->client) <= low) {
+        s->u2c_paused = false;
+        bufferevent_enable(s->upstream, EV_READ);
+        u2c_process(s);
+    }
+    if (s->phase == GW_RELAY && s->c2u_paused && queued(s->upstream) <= low) {
+        s->c2u_paused = false;
+        if (!s->held)
+            bufferevent_enable(s->client, EV_READ);
+        c2u_process(s);
+    }
+}
+
 /* ---- bufferevent callbacks ---------------------------------------------- */
 
 static void client_read(struct bufferevent *bev, void *arg)
@@ -860,21 +962,25 @@ static void client_read(struct bufferevent *bev, void *arg)
         evbuffer_drain(bufferevent_get_input(s->client), evbuffer_get_length(bufferevent_get_input(s->client)));
 }
 
+/* A plain socket drained (see flush_now): stop polling it for writability. */
+static void relay_write(struct bufferevent *bev, void *arg)
+{
+    (void)arg;
+    if (!bufferevent_get_underlying(bev) && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        bufferevent_disable(bev, EV_WRITE);
+}
+
 static void client_write(struct bufferevent *bev, void *arg)
 {
     struct gw_session *s = arg;
-    if (s->phase == GW_CLOSING) {
-        if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
-            evtimer_del(s->timer);
-            struct timeval tv = {0, 0};
-            evtimer_add(s->timer, &tv);
-        }
+    if (s->phase == GW_RELAY) {
+        relay_write(bev, arg);
         return;
     }
-    if (s->u2c_paused && evbuffer_get_length(bufferevent_get_output(bev)) < buffer_limit(s)) {
-        s->u2c_paused = false;
-        bufferevent_enable(s->upstream, EV_READ);
-        u2c_process(s);
+    if (s->phase == GW_CLOSING && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+        evtimer_del(s->timer);
+        struct timeval tv = {0, 0};
+        evtimer_add(s->timer, &tv);
     }
 }
 
@@ -900,16 +1006,6 @@ static void upstream_read(struct bufferevent *bev, void *arg)
 {
     (void)bev;
     u2c_process(arg);
-}
-
-static void upstream_write(struct bufferevent *bev, void *arg)
-{
-    struct gw_session *s = arg;
-    if (s->c2u_paused && evbuffer_get_length(bufferevent_get_output(bev)) < buffer_limit(s)) {
-        s->c2u_paused = false;
-        bufferevent_enable(s->client, EV_READ);
-        c2u_process(s);
-    }
 }
 
 static void upstream_event(struct bufferevent *bev, short what, void *arg)

@@ -182,3 +182,9 @@ starts=$(grep -c "^session_start" "$T/hooks.log")
 ends=$(grep -c "^session_end" "$T/hooks.log")
 assert_eq "$starts" "$ends" "every started session ended"
 log "hooks: refuse (simple, tx, extended, pipeline), hold allow/refuse/async, row filter, start/end"
+
+# The driver stops cleanly (under ASan: without leaks).
+kill -TERM "$hooks_PID"
+rc=0
+wait "$hooks_PID" || rc=$?
+assert_eq 0 "$rc" "hooks driver exit status: $(tail -5 "$T/hooks.log")"

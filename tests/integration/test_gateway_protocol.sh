@@ -14,7 +14,7 @@ GW_PID=$gw_PID
 export GW_PORT
 
 cat >"$T/wire.py" <<'PY'
-import os, socket, struct, sys
+import os, socket, struct, sys, time
 
 def msg(t, body=b""):
     return t + struct.pack("!i", len(body) + 4) + body
@@ -141,6 +141,18 @@ elif case in ("badlen", "oversized", "garbage_startup", "huge_startup", "truncat
     errs = [err_fields(b) for t, b in r if t == b"E"]
     print(case, "closed", errs[-1].get("C") if errs else "-", errs[-1].get("M") if errs else "-")
 
+elif case == "slow_reader":
+    c = Conn(port); c.startup()
+    c.send(msg(b"Q", cstr("select g, repeat('x', 200) from generate_series(1, 200000) g")))
+    total, tail = 0, b""
+    while not tail.endswith(b"Z\0\0\0\5I"):
+        d = c.s.recv(16384)
+        if not d:
+            break
+        total += len(d); tail = (tail + d)[-16:]
+        time.sleep(0.001)
+    print("slow_reader", total)
+
 elif case == "terminated":
     c = Conn(port); c.startup()
     open(sys.argv[2], "w").write("ready\n")
@@ -237,6 +249,18 @@ if errors or len(done) != 120:
     print(len(done), errors[:3]); sys.exit(1)
 PY
 log "120 concurrent sessions: all correct"
+
+# Backpressure: a 44 MB result to a client that reads slowly keeps the
+# gateway's memory bounded (peak RSS grows by far less than the result).
+before=$(awk '/VmHWM/ {print $2}' "/proc/$GW_PID/status")
+out=$(wire slow_reader) || fail "slow reader: $out"
+total=${out#slow_reader }
+((total > 44000000)) || fail "slow reader got only $total bytes"
+after=$(awk '/VmHWM/ {print $2}' "/proc/$GW_PID/status")
+log "slow reader: $total bytes; gateway peak RSS ${before} kB -> ${after} kB"
+if [[ ${HOOPCTL_TEST_LABEL:-plain} == plain ]]; then  # ASan's allocator has its own overhead
+  ((after - before < 16384)) || fail "gateway peak RSS grew by $((after - before)) kB streaming to a slow reader"
+fi
 
 # SIGTERM: open sessions get 57P01, the gateway exits 0.
 bg_start term /usr/bin/python3 "$T/wire.py" terminated "$T/term.ready"

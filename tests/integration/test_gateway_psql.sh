@@ -134,3 +134,9 @@ PY
 wait "$sleeper2_PID" || fail "a forged cancel key cancelled the statement: $(cat "$T/sleeper2.log")"
 assert_contains "$(cat "$T/sleeper2.log")" "slept"
 log "cancel: real key cancels (57014), forged key ignored"
+
+# A clean stop: exit status 0 (under ASan this also means no leaks).
+kill -TERM "$gw_PID"
+rc=0
+wait "$gw_PID" || rc=$?
+assert_eq 0 "$rc" "gateway exit status after SIGTERM: $(tail -5 "$T/gw.log")"

@@ -70,10 +70,26 @@ p=$(start_gw unix "host=$HARNESS_PG_SOCKET port=$PGPORT user=postgres dbname=pos
 out=$(PGPASSWORD='' PGSSLMODE=disable timeout 30 psql -X -h 127.0.0.1 -p "$p" -U u -d d -Atc "select 'unix-' || coalesce(inet_server_addr()::text, 'socket')" 2>&1) || fail "unix socket upstream: $out"
 assert_eq "unix-socket" "$out"
 
-# 7. A password in the connection string is refused at the command line.
+# 7. TLS towards clients with --tls-cert/--tls-key: psql with sslmode=require,
+#    a large result across the TLS filter, and plain clients still served.
+openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=127.0.0.1" -addext "subjectAltName=IP:127.0.0.1" \
+  -keyout "$T/gw.key" -out "$T/gw.crt" >/dev/null 2>&1
+p=$(start_gw clienttls "$(gateway_upstream)" --upstream-password-file "$T/pw" --tls-cert "$T/gw.crt" --tls-key "$T/gw.key")
+out=$(PGPASSWORD='' PGSSLMODE=verify-full PGSSLROOTCERT="$T/gw.crt" timeout 60 psql -X -h 127.0.0.1 -p "$p" -U u -d d \
+  -c '\conninfo' -Atc "select md5(repeat('abcdef', 2000000))" -c "select length(string_agg(repeat('y', 100), '')) from generate_series(1, 50000)" 2>&1) \
+  || fail "psql over TLS to the gateway: $out"
+assert_contains "$out" "SSL connection (protocol: TLSv1"
+assert_contains "$out" "$(psql -X -Atc "select md5(repeat('abcdef', 2000000))")"
+assert_contains "$out" "5000000"
+big=$(PGPASSWORD="" PGSSLMODE=require PGSSLROOTCERT=/nonexistent timeout 60 psql -X -h 127.0.0.1 -p "$p" -U u -d d -Atc "select repeat('z', 3000000)" | md5sum)
+assert_eq "$(psql -X -Atc "select repeat('z', 3000000)" | md5sum)" "$big" "3 MB value over client TLS"
+out=$(PGPASSWORD='' PGSSLMODE=disable timeout 30 psql -X -h 127.0.0.1 -p "$p" -U u -d d -Atc "select 'plain-ok'" 2>&1) || fail "$out"
+assert_eq "plain-ok" "$out"
+
+# 8. A password in the connection string is refused at the command line.
 if "$HOOPCTL_BIN" gateway --listen 127.0.0.1:0 --upstream "host=127.0.0.1 user=postgres password=secret" 2>"$T/pwarg.err"; then
   fail "a password in --upstream was accepted"
 fi
 assert_contains "$(cat "$T/pwarg.err")" "password does not belong in the connection string"
 assert_not_contains "$(cat "$T/pwarg.err")" "secret"
-log "upstream down, bad password, no password, wrong CA, wrong name: clear errors; all sslmodes and a Unix socket work"
+log "upstream down, bad password, no password, wrong CA, wrong name: clear errors; all sslmodes, a Unix socket and client TLS work"
