@@ -1,7 +1,9 @@
 #!/bin/bash
-# Client conformance, asyncpg (binary, pipelined prepared statements, copy_records_to_table): the same scenario (types, 100k rows, errors,
-# transactions, LISTEN/NOTIFY, COPY, cancel, unicode, 10 MB) directly and
-# through `hoopctl gateway` gives the same transcript.
+# Client conformance, asyncpg: binary protocol, prepared statements, pipelined
+# executemany, cursors with prefetch (two at once), copy_records_to_table and
+# COPY out, cancellation of a running statement, listeners, 40 concurrent
+# sessions: the same transcript directly and through `hoopctl gateway`, in
+# clear and over TLS (clients/lib.sh).
 source "$(dirname "$0")/lib/harness.sh"
 source "$(dirname "$0")/lib/gateway.sh"
 source "$(dirname "$0")/clients/lib.sh"

@@ -1,8 +1,10 @@
 #!/bin/bash
 # Client conformance, JDBC (pgjdbc from libpostgresql-jdbc-java):
-# prepareThreshold=1, binary transfer, fetch-size cursors, batches,
-# CopyManager, Statement.cancel(); the same transcript directly and through
-# `hoopctl gateway`. The scenario is compiled here with javac.
+# prepareThreshold=1 with binary transfer, a small statement cache (Close),
+# fetch-size cursors (two portals at once), batches, savepoints, CopyManager,
+# Statement.cancel(), notifications, large objects: the same transcript directly
+# and through `hoopctl gateway`, in clear and over TLS (clients/lib.sh). The
+# scenario is compiled here with javac.
 source "$(dirname "$0")/lib/harness.sh"
 source "$(dirname "$0")/lib/gateway.sh"
 source "$(dirname "$0")/clients/lib.sh"

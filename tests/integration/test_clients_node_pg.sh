@@ -1,8 +1,10 @@
 #!/bin/bash
-# Client conformance, node-postgres (pg): named queries, pipeline mode,
-# pg-cursor and pg-query-stream, pg-copy-streams, Client.cancel(); the same
-# transcript directly and through `hoopctl gateway`. The packages come from
-# the committed package-lock.json (npm ci).
+# Client conformance, node-postgres (pg): named queries, binary results,
+# pipeline mode, pg-cursor and pg-query-stream, pg-copy-streams,
+# Client.cancel() and a forged cancel key, notices, a terminated backend: the
+# same transcript directly and through `hoopctl gateway`, in clear and over TLS
+# (clients/lib.sh). The packages come from the committed package-lock.json
+# (npm ci).
 source "$(dirname "$0")/lib/harness.sh"
 source "$(dirname "$0")/lib/gateway.sh"
 source "$(dirname "$0")/clients/lib.sh"

@@ -1,7 +1,10 @@
 #!/bin/bash
-# Client conformance, psycopg2: the same scenario (types, 100k rows, errors,
-# transactions, LISTEN/NOTIFY, COPY, cancel, unicode, 10 MB) directly and
-# through `hoopctl gateway` gives the same transcript.
+# Client conformance, psycopg2 (libpq): types with NULLs, 100k rows (named
+# cursor and buffered), errors then reuse, multi-statement queries, rollback and
+# savepoints, LISTEN/NOTIFY, COPY both ways (with bad rows and CopyFail),
+# cancel, unicode, LATIN1, 10 MB both ways, notices, large objects
+# (FunctionCall), a terminated backend: the same transcript directly and through
+# `hoopctl gateway`, in clear and over TLS (clients/lib.sh).
 source "$(dirname "$0")/lib/harness.sh"
 source "$(dirname "$0")/lib/gateway.sh"
 source "$(dirname "$0")/clients/lib.sh"

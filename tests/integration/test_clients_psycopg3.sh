@@ -1,7 +1,8 @@
 #!/bin/bash
-# Client conformance, psycopg 3 (prepare=True, binary, pipeline): the same scenario (types, 100k rows, errors,
-# transactions, LISTEN/NOTIFY, COPY, cancel, unicode, 10 MB) directly and
-# through `hoopctl gateway` gives the same transcript.
+# Client conformance, psycopg 3: prepare=True, binary parameters and results,
+# pipeline mode (with an error in the middle), named cursors, COPY by rows in
+# text and binary, cancel, notifies(), notices: the same transcript directly and
+# through `hoopctl gateway`, in clear and over TLS (clients/lib.sh).
 source "$(dirname "$0")/lib/harness.sh"
 source "$(dirname "$0")/lib/gateway.sh"
 source "$(dirname "$0")/clients/lib.sh"
