@@ -26,6 +26,7 @@ static void upstream_event(struct bufferevent *bev, short what, void *arg);
 static void c2u_process(struct gw_session *s);
 static void u2c_process(struct gw_session *s);
 static void session_resume_cb(evutil_socket_t fd, short what, void *arg);
+static void flush_now(struct bufferevent *bev);
 
 static size_t buffer_limit(const struct gw_session *s)
 {
@@ -227,14 +228,9 @@ static int client_begin_tls(struct gw_session *s)
     SSL *ssl = SSL_new(s->gw->client_tls);
     if (!ssl)
         return -1;
-    struct bufferevent *tls = bufferevent_openssl_filter_new(s->gw->base, s->client, ssl,
-                                                             BUFFEREVENT_SSL_ACCEPTING,
-                                                             BEV_OPT_CLOSE_ON_FREE);
-    if (!tls) {
-        SSL_free(ssl);
+    struct bufferevent *tls = gw_tls_wrap(s->gw, s->client, ssl, BUFFEREVENT_SSL_ACCEPTING);
+    if (!tls)
         return -1;
-    }
-    bufferevent_openssl_set_allow_dirty_shutdown(tls, 1);
     s->client = tls;
     bufferevent_setcb(tls, client_read, client_write, client_event, s);
     bufferevent_enable(tls, EV_READ | EV_WRITE);
@@ -509,6 +505,31 @@ static int inject_describe(struct gw_session *s, const uint8_t *body, size_t len
     return rc;
 }
 
+/* Move (or drop) what has arrived of a message being streamed through;
+ * false when there is nothing to move yet. */
+static bool stream_rest(struct evbuffer *in, struct evbuffer *out, size_t *remaining, bool discard)
+{
+    size_t avail = evbuffer_get_length(in);
+    if (!avail)
+        return false;
+    size_t n = avail < *remaining ? avail : *remaining;
+    if (discard)
+        evbuffer_drain(in, n);
+    else
+        evbuffer_remove_buffer(in, out, n);
+    *remaining -= n;
+    return true;
+}
+
+static bool c2u_run_member(struct gw_session *s, char type)
+{
+    (void)s;
+    return type != 'X';
+}
+
+static size_t pass_run(struct gw_session *s, struct evbuffer *in, size_t first, size_t avail,
+                       bool (*member)(struct gw_session *, char));
+
 static void c2u_relay(struct gw_session *s)
 {
     struct gateway *gw = s->gw;
@@ -520,14 +541,8 @@ static void c2u_relay(struct gw_session *s)
             return;
         size_t avail = evbuffer_get_length(in);
         if (s->c2u_remaining) {
-            if (!avail)
+            if (!stream_rest(in, out, &s->c2u_remaining, s->c2u_discard))
                 return;
-            size_t n = avail < s->c2u_remaining ? avail : s->c2u_remaining;
-            if (s->c2u_discard)
-                evbuffer_drain(in, n);
-            else
-                evbuffer_remove_buffer(in, out, n);
-            s->c2u_remaining -= n;
             continue;
         }
         if (avail < PGWIRE_HEADER_LEN)
@@ -542,12 +557,18 @@ static void c2u_relay(struct gw_session *s)
         }
         char type = (char)hdr[0];
         size_t total = (size_t)blen + PGWIRE_HEADER_LEN;
-        if (type == 'X') { /* Terminate: pass it on and end the session */
-            evbuffer_drain(in, total);
-            session_close(s); /* closing the upstream socket ends the backend too */
+        if (type == 'X') { /* Terminate: pass it on (after what came before) and end */
+            evbuffer_remove_buffer(in, out, total);
+            flush_now(s->upstream);
+            session_close(s);
             return;
         }
-        if (!hooks || !(type && strchr("QPBEFCSD", type))) {
+        if (!hooks) {
+            s->c2u_remaining = pass_run(s, in, total, avail, c2u_run_member);
+            s->c2u_discard = false;
+            continue;
+        }
+        if (!(type && strchr("QPBEFCSD", type))) {
             s->c2u_remaining = total;
             s->c2u_discard = s->skip_to_sync;
             continue;
@@ -766,6 +787,62 @@ static int filter_copy_row(struct gw_session *s, const uint8_t *body, size_t len
     return rc;
 }
 
+/* Whether the gateway must see a whole upstream message of this type. */
+static bool u2c_inspects(const struct gw_session *s, char type)
+{
+    const struct gateway_hooks *h = &s->gw->cfg.hooks;
+    const bool tracking = h->statement || h->row_description;
+    return type == 'K' || (type == 'T' && h->row_description) ||
+           (type == 'H' && h->copy_out) || (type == 'd' && s->copy_filter_active) ||
+           (type == 'D' && s->filter_active) || (type == 'E' && s->refusals_outstanding) ||
+           (tracking && type && strchr("123EZn", type));
+}
+
+/* An upstream message passes untouched: the end of a result ends its filters. */
+static void u2c_passes(struct gw_session *s, char type)
+{
+    if (s->copy_filter_active && (type == 'c' || type == 'E' || type == 'Z'))
+        s->copy_filter_active = false;
+    if (s->filter_active && type && strchr("CIZsHE", type))
+        clear_filter(s);
+}
+
+static bool u2c_run_member(struct gw_session *s, char type)
+{
+    if (u2c_inspects(s, type))
+        return false;
+    u2c_passes(s, type);
+    return true;
+}
+
+#define GW_PASS_RUN_MAX (64 * 1024)
+
+/* A message of `first` bytes passes through untouched; extend the run with
+ * the whole messages after it that `member` also lets through, so that one
+ * evbuffer_remove_buffer moves them all (a result's DataRows, say). */
+static size_t pass_run(struct gw_session *s, struct evbuffer *in, size_t first, size_t avail,
+                       bool (*member)(struct gw_session *, char))
+{
+    size_t run = first;
+    struct evbuffer_ptr at;
+    if (run >= avail || evbuffer_ptr_set(in, &at, run, EVBUFFER_PTR_SET) < 0)
+        return run;
+    while (run < GW_PASS_RUN_MAX && avail - run >= PGWIRE_HEADER_LEN) {
+        uint8_t hdr[PGWIRE_HEADER_LEN];
+        char err[160];
+        if (evbuffer_copyout_from(in, &at, hdr, sizeof hdr) != (ev_ssize_t)sizeof hdr)
+            break;
+        long blen = pgwire_check_header(hdr, s->gw->cfg.max_message_size, err, sizeof err);
+        if (blen < 0 || (size_t)blen + PGWIRE_HEADER_LEN > avail - run || !member(s, (char)hdr[0]))
+            break; /* the main loop takes it from here */
+        size_t n = (size_t)blen + PGWIRE_HEADER_LEN;
+        run += n;
+        if (run >= avail || evbuffer_ptr_set(in, &at, n, EVBUFFER_PTR_ADD) < 0)
+            break;
+    }
+    return run;
+}
+
 static void u2c_relay(struct gw_session *s)
 {
     struct gateway *gw = s->gw;
@@ -779,11 +856,8 @@ static void u2c_relay(struct gw_session *s)
             break;
         size_t avail = evbuffer_get_length(in);
         if (s->u2c_remaining) {
-            if (!avail)
+            if (!stream_rest(in, out, &s->u2c_remaining, false))
                 break;
-            size_t n = avail < s->u2c_remaining ? avail : s->u2c_remaining;
-            evbuffer_remove_buffer(in, out, n);
-            s->u2c_remaining -= n;
             if (s->u2c_remaining == 0 && evbuffer_get_length(s->client_inject))
                 evbuffer_add_buffer(out, s->client_inject);
             continue;
@@ -800,19 +874,9 @@ static void u2c_relay(struct gw_session *s)
         }
         char type = (char)hdr[0];
         size_t total = (size_t)blen + PGWIRE_HEADER_LEN;
-        bool inspect = type == 'K' || (type == 'T' && h->row_description) ||
-                       (type == 'H' && h->copy_out) || (type == 'd' && s->copy_filter_active) ||
-                       (type == 'D' && s->filter_active) ||
-                       (type == 'E' && s->refusals_outstanding) ||
-                       (tracking && type && strchr("123EZn", type));
-        if (!inspect) {
-            if (s->copy_filter_active && (type == 'c' || type == 'E' || type == 'Z'))
-                s->copy_filter_active = false;
-            if (s->filter_active && (type && strchr("CIZs", type)))
-                clear_filter(s);
-            if (s->filter_active && (type == 'H' || type == 'E'))
-                clear_filter(s);
-            s->u2c_remaining = total;
+        if (!u2c_inspects(s, type)) {
+            u2c_passes(s, type);
+            s->u2c_remaining = pass_run(s, in, total, avail, u2c_run_member);
             continue;
         }
         if (avail < total)

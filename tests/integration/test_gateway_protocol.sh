@@ -141,6 +141,16 @@ elif case in ("badlen", "oversized", "garbage_startup", "huge_startup", "truncat
     errs = [err_fields(b) for t, b in r if t == b"E"]
     print(case, "closed", errs[-1].get("C") if errs else "-", errs[-1].get("M") if errs else "-")
 
+elif case == "query_then_terminate":  # no waiting for the result
+    c = Conn(port); c.startup()
+    c.send(msg(b"Q", cstr("insert into pipelined values (42)")) + msg(b"X"))
+    try:
+        while c.s.recv(65536):
+            pass
+    except OSError:
+        pass
+    print("sent")
+
 elif case == "slow_reader":
     c = Conn(port); c.startup()
     c.send(msg(b"Q", cstr("select g, repeat('x', 200) from generate_series(1, 200000) g")))
@@ -181,6 +191,11 @@ assert_contains "$out" "gssenc N"
 assert_contains "$out" "ssl N"
 assert_contains "$out" "after Z"
 log "extended protocol with row limits, flush, errors, empty query, function call, negotiation: ok"
+
+# A Query followed at once by Terminate still runs.
+psql -X -q -c "create table pipelined(v int)"
+wire query_then_terminate >/dev/null
+wait_for "the pipelined insert" 20 bash -c "[[ \$(psql -X -Atc 'select count(*) from pipelined') == 1 ]]"
 
 assert_contains "$(wire badlen)" "badlen closed 08P01 invalid message length 2"
 assert_contains "$(wire oversized)" "oversized closed 54000"
