@@ -47,6 +47,8 @@ clients_run_gateway() {
 
 clients_run_scenario() {  # OUT cmd...
   local out=$1; shift
+  # (Seen once on the shared machine: the temp directory removed from outside.)
+  [[ -d $HARNESS_TMP ]] || fail "$HARNESS_TMP was removed by another process during the test"
   # No PG* variable may leak into the client: it gets only CONF_*.
   if ! env -u PGHOST -u PGPORT -u PGUSER -u PGPASSWORD -u PGDATABASE -u PGSSLMODE -u PGSSLROOTCERT \
       "$@" >"$out" 2>"$out.err"; then
