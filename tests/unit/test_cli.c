@@ -110,6 +110,8 @@ static void every_entry_is_complete(void **state)
         assert_non_null(c->summary);
         assert_non_null(c->run);
         assert_ptr_equal(cli_find(c->name), c);
+        for (size_t j = i + 1; cli_commands[j]; j++) /* no entry twice (merges!) */
+            assert_ptr_not_equal(cli_commands[j], c);
         int n = 0;
         for (const struct cli_option *o = c->options; o && o->name; o++) {
             assert_non_null(o->help);
