@@ -308,6 +308,13 @@ dbsql "update events set n = 2 where n = 1000"
 dbsql "delete from events where n = 4"
 out=$("$H" audit verify --store "$STORE") && fail "verify missed a deleted row"
 assert_contains "$out" "events 4..4 are missing (deleted)"
+# An inserted event: a forged row in the gap, chained to its predecessor with a
+# freshly computed hash — the successor's prev_hash no longer matches.
+prev=$(dbsql "select hash from events where n = 3")
+forged=$(printf 'forged' | sha256sum | cut -c1-64)
+dbsql "insert into events select 4, 'forged-1', session_id, seq, type, ts, subject, '{\"x\":1}', '$prev', '$forged' from events where n = 3"
+out=$("$H" audit verify --store "$STORE") && fail "verify missed an inserted row"
+assert_contains "$out" "at event 4"; log "inserted row found: $(grep "at event 4" <<<"$out" | head -1)"
 
 log "graceful shutdown: a waiting long poll is answered, the process exits 0"
 rv=$(ok tok-alice-1 POST /api/v1/reviews "{\"connection\":\"prod\",\"statement\":\"select 1\",\"statement_hash\":\"$(printf 'select 1' | sha256sum | cut -c1-64)\"}")
