@@ -107,3 +107,29 @@ clean:
 
 # identity: terminal QR codes of the device-login link (libqrencode).
 LDLIBS += $(shell pkg-config --libs libqrencode 2>/dev/null || echo -lqrencode)
+# libFuzzer targets (clang): the wire decoder and the startup/auth state
+# machine, built into build-fuzz/ and run for FUZZ_SECONDS in total (split
+# between the targets) on a copy of the committed seed corpus.
+FUZZ_SECONDS ?= 600
+FUZZ_TARGETS  = decoder startup_auth
+FUZZ_SRCS     = src/pgwire/codec.c src/pgwire/startup.c src/pgwire/auth.c src/util/buf.c src/util/util.c
+FUZZ_FLAGS    = -std=c17 -D_GNU_SOURCE -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION -g -O1 -Iinclude \
+                -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_SRCS) include/hoopctl/pgwire.h
+	@mkdir -p build-fuzz
+	clang $(FUZZ_FLAGS) -o $@ $< $(FUZZ_SRCS) $(shell pkg-config --libs openssl)
+
+fuzz: $(FUZZ_TARGETS:%=build-fuzz/fuzz_%)
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p build-fuzz/corpus-$$t && cp -n tests/fuzz/corpus/$$t/* build-fuzz/corpus-$$t/ ; \
+	  echo "fuzz: $$t for $$(( $(FUZZ_SECONDS) / 2 ))s"; \
+	  build-fuzz/fuzz_$$t -max_total_time=$$(( $(FUZZ_SECONDS) / 2 )) -max_len=4096 -timeout=10 \
+	    -print_final_stats=1 -artifact_prefix=build-fuzz/crash-$$t- build-fuzz/corpus-$$t \
+	    >build-fuzz/$$t.log 2>&1 || { tail -40 build-fuzz/$$t.log; exit 1; }; \
+	  grep -E '^(stat::number_of_executed_units|stat::peak_rss_mb)' build-fuzz/$$t.log; \
+	done
+
+# Throughput/latency/memory comparison: direct vs pgbouncer vs the gateway.
+bench: $(BIN)
+	tests/bench/run.sh

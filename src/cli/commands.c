@@ -14,6 +14,7 @@ extern const struct cli_command cli_cmd_logout;
 extern const struct cli_command cli_cmd_whoami;
 extern const struct cli_command cli_cmd_token;
 extern const struct cli_command cli_cmd_policy;
+extern const struct cli_command cli_cmd_gateway;
 
 const struct cli_command *const cli_commands[] = {
     &cli_cmd_help,
@@ -25,6 +26,7 @@ const struct cli_command *const cli_commands[] = {
     &cli_cmd_whoami,
     &cli_cmd_token,
     &cli_cmd_policy,
+    &cli_cmd_gateway,
     NULL,
 };
 

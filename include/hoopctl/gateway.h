@@ -1,0 +1,134 @@
+/* gateway.h — the PostgreSQL wire-protocol gateway: a loopback listener that
+ * relays each client session to an upstream PostgreSQL, with hooks where the
+ * policy engine decides on statements and filters result rows. One libevent
+ * loop; every hook runs on that loop's thread and must not block. */
+#ifndef HOOPCTL_GATEWAY_H
+#define HOOPCTL_GATEWAY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hoopctl/pgwire.h"
+#include "hoopctl/util.h"
+
+struct event_base;
+struct gateway;
+
+/* What the client session is, for hooks (valid during the callback only). */
+struct gateway_session_info {
+    uint64_t id;                  /* unique in this gateway run, from 1 */
+    const char *client_user;      /* user= of the client's startup packet */
+    const char *client_database;
+    const char *application_name; /* "" when unset */
+    const char *client_addr;      /* "127.0.0.1:54321" */
+    uint32_t backend_pid;         /* upstream backend pid, 0 before it is known */
+};
+
+enum gateway_statement_kind {
+    GATEWAY_STATEMENT_SIMPLE = 0, /* a Query message (may hold several statements) */
+    GATEWAY_STATEMENT_EXECUTE,    /* an Execute of a portal: the Parse text + Bind parameters */
+    GATEWAY_STATEMENT_FUNCTION_CALL, /* a FunctionCall message (sql is "") */
+};
+
+/* A statement about to be forwarded. Parameters are exactly as bound (text or
+ * binary per format; value NULL and length -1 for SQL NULL). */
+struct gateway_statement {
+    enum gateway_statement_kind kind;
+    const char *sql;
+    const char *statement_name, *portal_name; /* "" for unnamed; NULL for simple */
+    int nparams;
+    const uint8_t *const *param_values;
+    const int32_t *param_lengths;
+    const int16_t *param_formats; /* per parameter: 0 text, 1 binary */
+};
+
+enum gateway_verdict {
+    GATEWAY_ALLOW = 0,
+    GATEWAY_REFUSE,  /* fill the refusal; the client gets an ErrorResponse */
+    GATEWAY_HOLD,    /* decide later with gateway_resolve(hold_id, ...) */
+};
+
+struct gateway_refusal {
+    char sqlstate[6];  /* e.g. "42501"; empty means 42501 (insufficient_privilege) */
+    char message[512];
+    char hold_notice[512]; /* GATEWAY_HOLD: NoticeResponse text sent to the client ("" = default) */
+};
+
+/* A per-column row filter, installed from the row_description hook. For each
+ * DataRow, every column whose mask entry is set is
+ * passed to `filter`, which writes the replacement into out (or sets *is_null).
+ * Returning -1 drops the session with an error (fail closed). */
+struct gateway_row_filter {
+    uint8_t *mask;     /* ncols entries, allocated by the hook with malloc; freed by the gateway */
+    int ncols;
+    int (*filter)(void *user, const struct gateway_session_info *session, int column,
+                  const uint8_t *value, int32_t length, int16_t format, struct buf *out,
+                  bool *is_null);
+    void *user;
+};
+
+/* A COPY OUT row rewriter, installed from the copy_out hook: each row (one
+ * CopyData message, in the COPY's own format, which the policy knows from the
+ * statement) is passed to `filter`, which writes the replacement row into out.
+ * Returning -1 drops the session with an error (fail closed). */
+struct gateway_copy_filter {
+    int (*filter)(void *user, const struct gateway_session_info *session, const uint8_t *row,
+                  size_t length, struct buf *out);
+    void *user;
+};
+
+struct gateway_hooks {
+    void *user;
+    /* A client session finished its startup (upstream is authenticated). */
+    void (*session_start)(void *user, const struct gateway_session_info *session);
+    /* The session ended (any cause). */
+    void (*session_end)(void *user, const struct gateway_session_info *session);
+    /* Before a statement is forwarded. On GATEWAY_HOLD the session waits (other
+     * sessions run) until gateway_resolve(hold_id, ...) is called. */
+    enum gateway_verdict (*statement)(void *user, const struct gateway_session_info *session,
+                                      const struct gateway_statement *stmt, uint64_t hold_id,
+                                      struct gateway_refusal *refusal);
+    /* A held statement's session ended before it was resolved. */
+    void (*hold_abandoned)(void *user, uint64_t hold_id);
+    /* After a RowDescription (ncols columns). Return true and fill *filter to
+     * rewrite this result's rows; false to pass rows through untouched. */
+    bool (*row_description)(void *user, const struct gateway_session_info *session,
+                            const struct pgwire_column *columns, int ncols,
+                            struct gateway_row_filter *filter);
+    /* After a CopyOutResponse (ncols columns; format 0 text/CSV, 1 binary).
+     * Return true and fill *filter to rewrite the rows of this COPY. */
+    bool (*copy_out)(void *user, const struct gateway_session_info *session, int ncols, int format,
+                     struct gateway_copy_filter *filter);
+};
+
+struct gateway_config {
+    const char *listen_host;      /* "127.0.0.1" */
+    const char *listen_port;      /* "0" picks a free port */
+    struct pgwire_conninfo upstream;
+    const char *upstream_password; /* may be NULL; copied */
+    const char *tls_cert_file, *tls_key_file; /* both or neither: TLS for clients */
+    size_t max_message_size;      /* 0: PGWIRE_DEFAULT_MAX_MESSAGE */
+    size_t buffer_limit;          /* bytes buffered per direction before pausing the sender; 0: 256 KiB */
+    struct gateway_hooks hooks;
+};
+
+/* Create a gateway on base (not owned). Binds the listener. Returns NULL with
+ * a message in err. */
+struct gateway *gateway_new(struct event_base *base, const struct gateway_config *cfg,
+                            char *err, size_t errlen);
+/* The bound address, e.g. "127.0.0.1:54321". */
+const char *gateway_listen_address(const struct gateway *gw);
+/* Stop accepting; close every session (clients get a FATAL 57P01 message). */
+void gateway_shutdown(struct gateway *gw);
+void gateway_free(struct gateway *gw);
+size_t gateway_session_count(const struct gateway *gw);
+
+/* Resolve a held statement: GATEWAY_ALLOW forwards it, GATEWAY_REFUSE answers
+ * with the refusal (NULL: a default one). Call on the loop thread (a timer or
+ * an event callback). Returns 0, or -1 when the hold is unknown (resolved
+ * already, or its session ended). */
+int gateway_resolve(struct gateway *gw, uint64_t hold_id, enum gateway_verdict verdict,
+                    const struct gateway_refusal *refusal);
+
+#endif

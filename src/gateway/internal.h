@@ -1,0 +1,138 @@
+/* internal.h — the gateway's private structures, shared by its source files
+ * (listener.c, session.c, upstream.c, tracking.c). Not part of the public face. */
+#ifndef HOOPCTL_GATEWAY_INTERNAL_H
+#define HOOPCTL_GATEWAY_INTERNAL_H
+
+#include "hoopctl/gateway.h"
+
+#include <event2/bufferevent.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <openssl/ssl.h>
+
+struct gw_session;
+
+struct gateway {
+    struct event_base *base;
+    struct evconnlistener *listener;
+    struct gateway_config cfg;
+    char *upstream_password;
+    char listen_address[64];
+    SSL_CTX *client_tls, *upstream_tls;
+    struct gw_session *sessions;  /* doubly linked */
+    size_t nsessions;
+    uint64_t next_session_id, next_hold_id;
+    char refusal_marker[40];      /* "hoopctl_refused_<random hex>" */
+    bool shutting_down;
+};
+
+/* Pending extended-protocol operations whose outcome upstream has not yet
+ * reported: tracking commits a Parse/Bind/Close only when upstream confirms. */
+struct gw_pending {
+    struct gw_pending *next;
+    char kind;                /* 'P', 'B', 'C' (close), 'D' (Describe), 'd' (a Describe the
+                                 gateway added), 'S' (Sync), 'Q' (Query/FunctionCall) */
+    char sub;
+    uint64_t segment;
+    char *name;
+    char *sql;                /* P: the text; B: the statement's text (NULL: unknown) */
+    uint8_t *bind;            /* B: a copy of the Bind body */
+    size_t bind_len;
+};
+
+struct gw_named {             /* a committed statement or portal */
+    struct gw_named *next;
+    char *name, *sql;
+    uint8_t *bind;
+    size_t bind_len;
+};
+
+#define GW_NAMED_BUCKETS 64
+
+struct gw_tracking {
+    struct gw_named *statements[GW_NAMED_BUCKETS], *portals[GW_NAMED_BUCKETS];
+    size_t nstatements, nportals;
+    struct gw_pending *head, *tail;
+    size_t npending;
+    uint64_t segment;         /* the segment the client is writing (bumped at Sync/Query) */
+};
+
+enum gw_phase {
+    GW_CLIENT_STARTUP = 0,
+    GW_UPSTREAM_CONNECTING,
+    GW_UPSTREAM_SSL_ANSWER,
+    GW_UPSTREAM_TLS,
+    GW_UPSTREAM_AUTH,
+    GW_UPSTREAM_STARTUP,
+    GW_RELAY,
+    GW_CLOSING,
+};
+
+struct gw_session {
+    struct gateway *gw;
+    struct gw_session *prev, *next;
+    uint64_t id;
+    enum gw_phase phase;
+    struct bufferevent *client, *upstream;
+    struct event *timer;
+    struct event *resume;             /* activated when a paused direction's output drained */
+    struct evbuffer_cb_entry *client_drain_cb, *upstream_drain_cb;
+    struct pgwire_startup *startup;   /* until the upstream startup is sent */
+    char client_user[128], client_database[128], application_name[128], client_addr[64];
+    struct gateway_session_info info;
+    bool started;                     /* session_start hook ran */
+    uint32_t backend_pid, backend_secret, client_secret;
+    struct pgwire_auth auth;
+    /* relay state */
+    size_t c2u_remaining, u2c_remaining;
+    bool c2u_discard;                 /* the streamed client message is being dropped */
+    bool c2u_paused, u2c_paused;
+    bool skip_to_sync;                /* an Execute was refused: drop until Sync */
+    bool held, waiting_barrier;
+    uint64_t hold_id;
+    /* Refusals travel upstream as a marker statement that fails there (so the
+     * transaction state is PostgreSQL's own); its error is rewritten on the way back. */
+    unsigned refusals_outstanding;
+    uint32_t refusal_seq;
+    struct { uint32_t seq; char sqlstate[6]; char message[512]; } refusals[16];
+    bool have_verdict;                /* a hold was resolved: use `verdict` once */
+    enum gateway_verdict verdict;
+    struct gateway_refusal verdict_refusal;
+    struct evbuffer *client_inject;   /* messages for the client, written at a message boundary */
+    struct gateway_row_filter filter;
+    bool filter_active;
+    struct gateway_copy_filter copy_filter;
+    bool copy_filter_active;
+    struct gw_tracking tracking;
+};
+
+/* session.c */
+void gw_session_accept(struct gateway *gw, evutil_socket_t fd, const struct sockaddr *addr, int alen);
+void gw_session_fail(struct gw_session *s, const char *sqlstate, const char *message);
+void gw_session_free(struct gw_session *s);
+void gw_session_upstream_ready(struct gw_session *s);
+void gw_session_resume(struct gw_session *s, enum gateway_verdict v, const struct gateway_refusal *r);
+void gw_session_shutdown(struct gw_session *s);
+
+/* upstream.c */
+int gw_upstream_start(struct gw_session *s, char *err, size_t errlen);
+int gw_upstream_tls_context(struct gateway *gw, char *err, size_t errlen);
+void gw_cancel_send(struct gateway *gw, uint32_t pid, uint32_t secret);
+
+/* tracking.c */
+void gw_tracking_free(struct gw_tracking *t);
+/* Client sent a message (body); record what tracking needs. Returns -1 on a malformed body. */
+int gw_tracking_client(struct gw_tracking *t, char type, const uint8_t *body, size_t len);
+/* The gateway sent its own Describe of a portal (to learn an Execute's columns). */
+int gw_tracking_injected_describe(struct gw_tracking *t);
+/* Upstream sent a message of this type. For a RowDescription or NoData,
+ * returns 1 when it answers a Describe the gateway added (so it is not the
+ * client's to see), else 0. */
+int gw_tracking_upstream(struct gw_tracking *t, char type);
+/* The SQL and Bind body behind a portal for an Execute. Returns 1 when found,
+ * 0 when unknown, -1 when the answer waits on an earlier pipeline segment. */
+int gw_tracking_portal(struct gw_tracking *t, const char *portal, const char **sql,
+                       const uint8_t **bind, size_t *bind_len);
+
+#endif

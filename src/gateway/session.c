@@ -1,0 +1,1088 @@
+/* session.c — one client session: the client's startup (SSL/GSS/cancel
+ * requests, protocol negotiation), then the relay in both directions with
+ * pgbouncer-style framing: read a 5-byte header, decide, and move bodies the
+ * gateway need not inspect as evbuffer chains. Statement hooks, holds,
+ * refusals and row filters hang off this relay. */
+#include "internal.h"
+#include "hoopctl/log.h"
+
+#include <event2/bufferevent_ssl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#define GW_STARTUP_TIMEOUT_S 60
+#define GW_CLOSE_TIMEOUT_S 5
+
+static void client_read(struct bufferevent *bev, void *arg);
+static void client_write(struct bufferevent *bev, void *arg);
+static void relay_write(struct bufferevent *bev, void *arg);
+static void client_event(struct bufferevent *bev, short what, void *arg);
+static void upstream_read(struct bufferevent *bev, void *arg);
+static void upstream_event(struct bufferevent *bev, short what, void *arg);
+static void c2u_process(struct gw_session *s);
+static void u2c_process(struct gw_session *s);
+static void session_resume_cb(evutil_socket_t fd, short what, void *arg);
+static void flush_now(struct bufferevent *bev);
+
+static size_t buffer_limit(const struct gw_session *s)
+{
+    return s->gw->cfg.buffer_limit;
+}
+
+static void session_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct gw_session *s = arg;
+    if (s->phase == GW_CLOSING) {
+        gw_session_free(s);
+        return;
+    }
+    if (s->phase < GW_RELAY) {
+        char msg[256];
+        snprintf(msg, sizeof msg, s->phase == GW_CLIENT_STARTUP
+                                      ? "timed out waiting for the client's startup packet"
+                                      : "timed out connecting to upstream PostgreSQL at %s:%s",
+                 s->gw->cfg.upstream.host, s->gw->cfg.upstream.port);
+        gw_session_fail(s, "08006", msg);
+    }
+}
+
+void gw_session_accept(struct gateway *gw, evutil_socket_t fd, const struct sockaddr *addr, int alen)
+{
+    (void)alen;
+    struct gw_session *s = calloc(1, sizeof *s);
+    if (!s) {
+        evutil_closesocket(fd);
+        return;
+    }
+    s->gw = gw;
+    s->id = ++gw->next_session_id;
+    s->client = bufferevent_socket_new(gw->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    s->client_inject = evbuffer_new();
+    s->timer = evtimer_new(gw->base, session_timer, s);
+    s->resume = event_new(gw->base, -1, 0, session_resume_cb, s);
+    if (!s->client || !s->client_inject || !s->timer || !s->resume) {
+        if (s->client)
+            bufferevent_free(s->client);
+        else
+            evutil_closesocket(fd);
+        if (s->client_inject)
+            evbuffer_free(s->client_inject);
+        if (s->timer)
+            event_free(s->timer);
+        if (s->resume)
+            event_free(s->resume);
+        free(s);
+        return;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (addr->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)addr;
+        char ip[INET_ADDRSTRLEN] = "";
+        evutil_inet_ntop(AF_INET, &in->sin_addr, ip, sizeof ip);
+        snprintf(s->client_addr, sizeof s->client_addr, "%s:%u", ip, ntohs(in->sin_port));
+    } else {
+        snprintf(s->client_addr, sizeof s->client_addr, "local");
+    }
+    util_random_bytes(&s->client_secret, sizeof s->client_secret);
+    s->info.id = s->id;
+    s->info.client_user = s->client_user;
+    s->info.client_database = s->client_database;
+    s->info.application_name = s->application_name;
+    s->info.client_addr = s->client_addr;
+    s->next = gw->sessions;
+    if (gw->sessions)
+        gw->sessions->prev = s;
+    gw->sessions = s;
+    gw->nsessions++;
+    struct timeval tv = {GW_STARTUP_TIMEOUT_S, 0};
+    evtimer_add(s->timer, &tv);
+    bufferevent_setcb(s->client, client_read, client_write, client_event, s);
+    bufferevent_enable(s->client, EV_READ | EV_WRITE);
+}
+
+/* The socket-level bufferevent under a TLS filter, or bev itself. */
+static struct bufferevent *socket_of(struct bufferevent *bev)
+{
+    struct bufferevent *u = bufferevent_get_underlying(bev);
+    return u ? u : bev;
+}
+
+/* Bytes queued towards a peer: plaintext not yet encrypted plus bytes not yet sent. */
+static size_t queued(struct bufferevent *bev)
+{
+    struct bufferevent *u = bufferevent_get_underlying(bev);
+    return evbuffer_get_length(bufferevent_get_output(bev)) +
+           (u ? evbuffer_get_length(bufferevent_get_output(u)) : 0);
+}
+
+static void drop_drain_callbacks(struct gw_session *s)
+{
+    if (s->client_drain_cb)
+        evbuffer_remove_cb_entry(bufferevent_get_output(socket_of(s->client)), s->client_drain_cb);
+    if (s->upstream_drain_cb && s->upstream)
+        evbuffer_remove_cb_entry(bufferevent_get_output(socket_of(s->upstream)), s->upstream_drain_cb);
+    s->client_drain_cb = s->upstream_drain_cb = NULL;
+}
+
+void gw_session_free(struct gw_session *s)
+{
+    struct gateway *gw = s->gw;
+    const struct gateway_hooks *h = &gw->cfg.hooks;
+    if (s->held && h->hold_abandoned)
+        h->hold_abandoned(h->user, s->hold_id);
+    if (s->started && h->session_end)
+        h->session_end(h->user, &s->info);
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        gw->sessions = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    gw->nsessions--;
+    drop_drain_callbacks(s);
+    if (s->client)
+        bufferevent_free(s->client);
+    if (s->upstream)
+        bufferevent_free(s->upstream);
+    event_free(s->timer);
+    event_free(s->resume);
+    evbuffer_free(s->client_inject);
+    free(s->startup);
+    pgwire_auth_free(&s->auth);
+    gw_tracking_free(&s->tracking);
+    free(s->filter.mask);
+    free(s);
+}
+
+/* Stop relaying; free once the client has its last bytes (or after a while). */
+static void session_close(struct gw_session *s)
+{
+    if (s->phase == GW_CLOSING)
+        return;
+    s->phase = GW_CLOSING;
+    drop_drain_callbacks(s);
+    if (s->upstream) {
+        bufferevent_free(s->upstream);
+        s->upstream = NULL;
+    }
+    bufferevent_disable(s->client, EV_READ);
+    bufferevent_enable(s->client, EV_WRITE); /* flush_now may have turned it off */
+    bufferevent_setwatermark(s->client, EV_WRITE, 0, 0);
+    evtimer_del(s->timer);
+    struct timeval tv = {GW_CLOSE_TIMEOUT_S, 0};
+    if (evbuffer_get_length(bufferevent_get_output(s->client)) == 0)
+        tv.tv_sec = 0;
+    evtimer_add(s->timer, &tv);
+}
+
+/* Queue a message for the client at the next message boundary. */
+static void inject_to_client(struct gw_session *s, const struct buf *m)
+{
+    if (s->u2c_remaining == 0)
+        bufferevent_write(s->client, m->data, m->len);
+    else
+        evbuffer_add(s->client_inject, m->data, m->len);
+}
+
+void gw_session_fail(struct gw_session *s, const char *sqlstate, const char *message)
+{
+    if (s->phase == GW_CLOSING)
+        return;
+    if (s->u2c_remaining == 0) {
+        struct buf m = {0};
+        if (pgwire_build_error(&m, false, "FATAL", sqlstate, message) == 0)
+            bufferevent_write(s->client, m.data, m.len);
+        buf_free(&m);
+    }
+    log_info("gateway", "session %llu: %s", (unsigned long long)s->id, message);
+    session_close(s);
+}
+
+void gw_session_shutdown(struct gw_session *s)
+{
+    if (s->phase == GW_CLOSING)
+        return;
+    if (s->phase == GW_CLIENT_STARTUP) {
+        session_close(s);
+        return;
+    }
+    gw_session_fail(s, "57P01", "terminating connection because the gateway is shutting down");
+}
+
+/* ---- client startup ------------------------------------------------------ */
+
+static void copy_param(char *dst, size_t len, const char *v)
+{
+    snprintf(dst, len, "%s", v ? v : "");
+}
+
+static int client_begin_tls(struct gw_session *s)
+{
+    SSL *ssl = SSL_new(s->gw->client_tls);
+    if (!ssl)
+        return -1;
+    struct bufferevent *tls = bufferevent_openssl_filter_new(s->gw->base, s->client, ssl,
+                                                             BUFFEREVENT_SSL_ACCEPTING,
+                                                             BEV_OPT_CLOSE_ON_FREE);
+    if (!tls) {
+        SSL_free(ssl);
+        return -1;
+    }
+    bufferevent_openssl_set_allow_dirty_shutdown(tls, 1);
+    s->client = tls;
+    bufferevent_setcb(tls, client_read, client_write, client_event, s);
+    bufferevent_enable(tls, EV_READ | EV_WRITE);
+    return 0;
+}
+
+static struct gw_session *find_cancel_target(struct gateway *gw, uint32_t pid, uint32_t secret)
+{
+    for (struct gw_session *t = gw->sessions; t; t = t->next) {
+        if (t->phase != GW_RELAY || t->backend_pid != pid)
+            continue;
+        /* compare without an early exit on the secret */
+        volatile uint32_t diff = t->client_secret ^ secret;
+        if (diff == 0)
+            return t;
+    }
+    return NULL;
+}
+
+static void client_startup_read(struct gw_session *s)
+{
+    struct evbuffer *in = bufferevent_get_input(s->client);
+    while (s->phase == GW_CLIENT_STARTUP) {
+        uint8_t prefix[4];
+        char err[256];
+        if (evbuffer_copyout(in, prefix, 4) < 4)
+            return;
+        long blen = pgwire_startup_length(prefix, err, sizeof err);
+        if (blen < 0) {
+            gw_session_fail(s, "08P01", err);
+            return;
+        }
+        if (evbuffer_get_length(in) < (size_t)blen + 4)
+            return;
+        struct pgwire_startup *st = malloc(sizeof *st);
+        if (!st) {
+            gw_session_fail(s, "53200", "out of memory");
+            return;
+        }
+        uint8_t *p = evbuffer_pullup(in, blen + 4);
+        int rc = pgwire_parse_startup(p + 4, (size_t)blen, st, err, sizeof err);
+        evbuffer_drain(in, (size_t)blen + 4);
+        if (rc < 0) {
+            free(st);
+            gw_session_fail(s, "08P01", err);
+            return;
+        }
+        if (st->code == PGWIRE_SSL_REQUEST || st->code == PGWIRE_GSSENC_REQUEST) {
+            bool tls = st->code == PGWIRE_SSL_REQUEST && s->gw->client_tls;
+            free(st);
+            if (evbuffer_get_length(in) > 0) {
+                gw_session_fail(s, "08P01", "received unencrypted data after SSL request");
+                return;
+            }
+            bufferevent_write(s->client, tls ? "S" : "N", 1);
+            if (tls) {
+                if (client_begin_tls(s) < 0)
+                    gw_session_fail(s, "08P01", "cannot start TLS");
+                return;
+            }
+            continue;
+        }
+        if (st->code == PGWIRE_CANCEL_REQUEST) {
+            struct gw_session *t = find_cancel_target(s->gw, st->cancel_pid, st->cancel_secret);
+            if (t)
+                gw_cancel_send(s->gw, t->backend_pid, t->backend_secret);
+            else
+                log_info("gateway", "ignored a cancel request with an unknown key");
+            free(st);
+            session_close(s);
+            return;
+        }
+        /* StartupMessage 3.x */
+        copy_param(s->client_user, sizeof s->client_user, pgwire_startup_get(st, "user"));
+        copy_param(s->client_database, sizeof s->client_database, pgwire_startup_get(st, "database"));
+        if (!s->client_database[0])
+            copy_param(s->client_database, sizeof s->client_database, s->client_user);
+        copy_param(s->application_name, sizeof s->application_name,
+                   pgwire_startup_get(st, "application_name"));
+        if (!s->client_user[0]) {
+            free(st);
+            gw_session_fail(s, "28000", "no PostgreSQL user name specified in startup packet");
+            return;
+        }
+        const char *repl = pgwire_startup_get(st, "replication");
+        if (repl && strcmp(repl, "false") != 0 && strcmp(repl, "0") != 0 && strcmp(repl, "off") != 0) {
+            free(st);
+            gw_session_fail(s, "0A000", "replication connections are not supported by the gateway");
+            return;
+        }
+        const char *unknown[PGWIRE_STARTUP_MAX_PARAMS];
+        int nunknown = 0;
+        for (int i = 0; i < st->nparams; i++)
+            if (strncmp(st->params[i].name, "_pq_.", 5) == 0)
+                unknown[nunknown++] = st->params[i].name;
+        if ((st->code & 0xffff) != 0 || nunknown) {
+            struct buf m = {0};
+            if (pgwire_build_negotiate(&m, 0, unknown, nunknown) == 0)
+                bufferevent_write(s->client, m.data, m.len);
+            buf_free(&m);
+        }
+        s->startup = st;
+        if (gw_upstream_start(s, err, sizeof err) < 0) {
+            gw_session_fail(s, "08006", err);
+            return;
+        }
+        struct timeval tv = {s->gw->cfg.upstream.connect_timeout, 0};
+        evtimer_del(s->timer);
+        evtimer_add(s->timer, &tv);
+        return;
+    }
+}
+
+/* Bytes left a socket's output buffer: a paused direction may go on. The
+ * work happens in session_resume_cb, outside the buffer's own call. */
+static void output_drained(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+    (void)buf;
+    struct gw_session *s = arg;
+    if (info->n_deleted && (s->c2u_paused || s->u2c_paused))
+        event_active(s->resume, EV_TIMEOUT, 1);
+}
+
+void gw_session_upstream_ready(struct gw_session *s)
+{
+    const struct gateway_hooks *h = &s->gw->cfg.hooks;
+    s->phase = GW_RELAY;
+    evtimer_del(s->timer);
+    bufferevent_setcb(s->upstream, upstream_read, relay_write, upstream_event, s);
+    s->client_drain_cb = evbuffer_add_cb(bufferevent_get_output(socket_of(s->client)), output_drained, s);
+    s->upstream_drain_cb = evbuffer_add_cb(bufferevent_get_output(socket_of(s->upstream)), output_drained, s);
+    s->started = true;
+    if (h->session_start)
+        h->session_start(h->user, &s->info);
+    u2c_process(s);
+    c2u_process(s);
+}
+
+/* ---- relay: shared helpers -------------------------------------------- */
+
+/* When dst has too much queued, stop reading src until dst drains. */
+static bool pause_if_full(struct gw_session *s, bool client_to_upstream)
+{
+    struct bufferevent *dst = client_to_upstream ? s->upstream : s->client;
+    struct bufferevent *src = client_to_upstream ? s->client : s->upstream;
+    if (queued(dst) < buffer_limit(s))
+        return false;
+    bufferevent_disable(src, EV_READ);
+    if (client_to_upstream)
+        s->c2u_paused = true;
+    else
+        s->u2c_paused = true;
+    return true;
+}
+
+static void protocol_error(struct gw_session *s, const char *who, const char *what)
+{
+    char msg[512];
+    snprintf(msg, sizeof msg, "protocol error from %s: %s", who, what);
+    gw_session_fail(s, "08P01", msg);
+}
+
+/* ---- relay: client to upstream ----------------------------------------- */
+
+static void send_hold_notice(struct gw_session *s, const struct gateway_refusal *r)
+{
+    struct buf m = {0};
+    const char *text = r->hold_notice[0] ? r->hold_notice
+                                         : "statement held for approval by the gateway; waiting";
+    if (pgwire_build_error(&m, true, "NOTICE", "00000", text) == 0)
+        inject_to_client(s, &m);
+    buf_free(&m);
+}
+
+/* Replace the refused message by a marker statement that fails upstream. */
+static void send_refusal_marker(struct gw_session *s, char type, const struct gateway_refusal *r)
+{
+    uint32_t seq = ++s->refusal_seq;
+    unsigned slot = seq % 16;
+    s->refusals[slot].seq = seq;
+    snprintf(s->refusals[slot].sqlstate, sizeof s->refusals[slot].sqlstate, "%s",
+             r && r->sqlstate[0] ? r->sqlstate : "42501");
+    snprintf(s->refusals[slot].message, sizeof s->refusals[slot].message, "%s",
+             r && r->message[0] ? r->message : "statement refused by gateway policy");
+    s->refusals_outstanding++;
+    char name[64];
+    snprintf(name, sizeof name, "%s_%u", s->gw->refusal_marker, seq);
+    struct buf m = {0};
+    size_t start;
+    int rc;
+    if (type == 'E') {
+        rc = pgwire_msg_begin(&m, 'E', &start) | pgwire_put_cstr(&m, name) | pgwire_put_i32(&m, 0);
+        s->skip_to_sync = true;
+    } else {
+        char q[96];
+        snprintf(q, sizeof q, "FETCH ALL FROM %s", name);
+        rc = pgwire_msg_begin(&m, 'Q', &start) | pgwire_put_cstr(&m, q);
+        gw_tracking_client(&s->tracking, 'Q', (const uint8_t *)q, strlen(q) + 1);
+    }
+    if (rc == 0 && pgwire_msg_finish(&m, start) == 0)
+        bufferevent_write(s->upstream, m.data, m.len);
+    buf_free(&m);
+}
+
+/* Ask the statement hook about a Query/Execute/FunctionCall. Returns the
+ * verdict; -1 means wait (barrier) and -2 a malformed message. */
+static int decide(struct gw_session *s, char type, const uint8_t *body, size_t len,
+                  struct gateway_refusal *refusal)
+{
+    const struct gateway_hooks *h = &s->gw->cfg.hooks;
+    struct gateway_statement st = {0};
+    struct pgwire_bind bind = {0};
+    int16_t *formats = NULL;
+    if (type == 'Q') {
+        if (len == 0 || body[len - 1] != 0 || memchr(body, 0, len) != body + len - 1)
+            return -2;
+        st.kind = GATEWAY_STATEMENT_SIMPLE;
+        st.sql = (const char *)body;
+    } else if (type == 'F') {
+        st.kind = GATEWAY_STATEMENT_FUNCTION_CALL;
+        st.sql = "";
+    } else {
+        char kind;
+        const char *portal, *sql = NULL;
+        const uint8_t *bbody = NULL;
+        size_t blen = 0;
+        if (pgwire_parse_named(body, len, false, &kind, &portal) < 0)
+            return -2;
+        int found = gw_tracking_portal(&s->tracking, portal, &sql, &bbody, &blen);
+        if (found < 0)
+            return -1;
+        st.kind = GATEWAY_STATEMENT_EXECUTE;
+        st.sql = sql;
+        st.portal_name = portal;
+        if (found && bbody && pgwire_parse_bind(bbody, blen, &bind) == 0) {
+            st.statement_name = bind.statement;
+            st.nparams = bind.nparams;
+            st.param_values = bind.values;
+            st.param_lengths = bind.lengths;
+            formats = calloc((size_t)bind.nparams + 1, sizeof *formats);
+            for (int i = 0; formats && i < bind.nparams; i++)
+                formats[i] = bind.nformats == 0 ? 0 : bind.nformats == 1 ? bind.formats[0]
+                                                                          : bind.formats[i < bind.nformats ? i : 0];
+            st.param_formats = formats;
+        }
+    }
+    uint64_t hold_id = ++s->gw->next_hold_id;
+    enum gateway_verdict v = h->statement(h->user, &s->info, &st, hold_id, refusal);
+    pgwire_bind_free(&bind);
+    free(formats);
+    if (v == GATEWAY_HOLD)
+        s->hold_id = hold_id;
+    return (int)v;
+}
+
+/* Before an Execute, describe its portal ourselves so that the row filter
+ * always matches the rows that follow, whether or not the client asked. */
+static int inject_describe(struct gw_session *s, const uint8_t *body, size_t len)
+{
+    char kind;
+    const char *portal;
+    if (pgwire_parse_named(body, len, false, &kind, &portal) < 0)
+        return -1;
+    struct buf m = {0};
+    size_t start;
+    int rc = pgwire_msg_begin(&m, 'D', &start) | buf_append(&m, "P", 1) | pgwire_put_cstr(&m, portal);
+    if (rc == 0 && pgwire_msg_finish(&m, start) == 0 && gw_tracking_injected_describe(&s->tracking) == 0)
+        bufferevent_write(s->upstream, m.data, m.len);
+    else
+        rc = -1;
+    buf_free(&m);
+    return rc;
+}
+
+static bool c2u_run_member(struct gw_session *s, char type)
+{
+    (void)s;
+    return type != 'X';
+}
+
+static size_t pass_run(struct gw_session *s, struct evbuffer *in, size_t first, size_t avail,
+                       bool (*member)(struct gw_session *, char));
+
+static void c2u_relay(struct gw_session *s)
+{
+    struct gateway *gw = s->gw;
+    const bool hooks = gw->cfg.hooks.statement || gw->cfg.hooks.row_description;
+    while (s->phase == GW_RELAY && !s->held && !s->waiting_barrier) {
+        struct evbuffer *in = bufferevent_get_input(s->client);
+        struct evbuffer *out = bufferevent_get_output(s->upstream);
+        if (pause_if_full(s, true))
+            return;
+        size_t avail = evbuffer_get_length(in);
+        if (s->c2u_remaining) {
+            if (!avail)
+                return;
+            size_t n = avail < s->c2u_remaining ? avail : s->c2u_remaining;
+            if (s->c2u_discard)
+                evbuffer_drain(in, n);
+            else
+                evbuffer_remove_buffer(in, out, n);
+            s->c2u_remaining -= n;
+            continue;
+        }
+        if (avail < PGWIRE_HEADER_LEN)
+            return;
+        uint8_t hdr[PGWIRE_HEADER_LEN];
+        char err[256];
+        evbuffer_copyout(in, hdr, sizeof hdr);
+        long blen = pgwire_check_header(hdr, gw->cfg.max_message_size, err, sizeof err);
+        if (blen < 0) {
+            gw_session_fail(s, (pgwire_get_u32(hdr + 1) >= 4) ? "54000" : "08P01", err);
+            return;
+        }
+        char type = (char)hdr[0];
+        size_t total = (size_t)blen + PGWIRE_HEADER_LEN;
+        if (type == 'X') { /* Terminate: pass it on (after what came before) and end */
+            evbuffer_remove_buffer(in, out, total);
+            flush_now(s->upstream);
+            session_close(s);
+            return;
+        }
+        if (!hooks) {
+            s->c2u_remaining = pass_run(s, in, total, avail, c2u_run_member);
+            s->c2u_discard = false;
+            continue;
+        }
+        if (!(type && strchr("QPBEFCSD", type))) {
+            s->c2u_remaining = total;
+            s->c2u_discard = s->skip_to_sync;
+            continue;
+        }
+        if (s->skip_to_sync && type != 'S') {
+            s->c2u_remaining = total;
+            s->c2u_discard = true;
+            continue;
+        }
+        if (avail < total)
+            return; /* wait for the whole message (bounded by max_message_size) */
+        const uint8_t *body = evbuffer_pullup(in, (ev_ssize_t)total) + PGWIRE_HEADER_LEN;
+        int verdict = GATEWAY_ALLOW;
+        struct gateway_refusal refusal = {0};
+        if ((type == 'Q' || type == 'E' || type == 'F') && gw->cfg.hooks.statement) {
+            if (s->have_verdict) {
+                verdict = (int)s->verdict;
+                refusal = s->verdict_refusal;
+                s->have_verdict = false;
+            } else {
+                verdict = decide(s, type, body, (size_t)blen, &refusal);
+            }
+            if (verdict == -1) {
+                s->waiting_barrier = true;
+                return;
+            }
+            if (verdict == -2) {
+                protocol_error(s, "client", "malformed message");
+                return;
+            }
+            if (verdict == GATEWAY_HOLD) {
+                s->held = true; /* keep reading (to see the client go away) up to the limit */
+                send_hold_notice(s, &refusal);
+                return;
+            }
+        }
+        if (verdict == GATEWAY_REFUSE) {
+            evbuffer_drain(in, total);
+            send_refusal_marker(s, type, &refusal);
+            continue;
+        }
+        int rc = gw_tracking_client(&s->tracking, type, body, (size_t)blen);
+        if (rc < 0) {
+            protocol_error(s, "client", "malformed or too many extended-protocol messages");
+            return;
+        }
+        if (rc > 0) {
+            s->waiting_barrier = true;
+            return;
+        }
+        if (type == 'S')
+            s->skip_to_sync = false;
+        if (type == 'E' && gw->cfg.hooks.row_description && inject_describe(s, body, (size_t)blen) < 0) {
+            protocol_error(s, "client", "malformed Execute");
+            return;
+        }
+        evbuffer_remove_buffer(in, out, total);
+    }
+}
+
+void gw_session_resume(struct gw_session *s, enum gateway_verdict v, const struct gateway_refusal *r)
+{
+    if (!s->held)
+        return;
+    s->held = false;
+    s->have_verdict = true;
+    s->verdict = v == GATEWAY_ALLOW ? GATEWAY_ALLOW : GATEWAY_REFUSE;
+    memset(&s->verdict_refusal, 0, sizeof s->verdict_refusal);
+    if (r)
+        s->verdict_refusal = *r;
+    bufferevent_enable(s->client, EV_READ);
+    c2u_process(s);
+}
+
+/* ---- relay: upstream to client ----------------------------------------- */
+
+static void clear_filter(struct gw_session *s)
+{
+    if (!s->filter_active)
+        return;
+    free(s->filter.mask);
+    memset(&s->filter, 0, sizeof s->filter);
+    s->filter_active = false;
+}
+
+/* An upstream error that is one of our refusal markers becomes the refusal. */
+static bool rewrite_refusal(struct gw_session *s, const uint8_t *body, size_t len)
+{
+    char m[512];
+    if (!pgwire_error_field(body, len, 'M', m, sizeof m))
+        return false;
+    const char *at = strstr(m, s->gw->refusal_marker);
+    if (!at)
+        return false;
+    at += strlen(s->gw->refusal_marker);
+    uint32_t seq = 0;
+    if (*at == '_')
+        seq = (uint32_t)strtoul(at + 1, NULL, 10);
+    unsigned slot = seq % 16;
+    const char *state = "42501", *msg = "statement refused by gateway policy";
+    if (s->refusals[slot].seq == seq && seq) {
+        state = s->refusals[slot].sqlstate;
+        msg = s->refusals[slot].message;
+    }
+    if (s->refusals_outstanding)
+        s->refusals_outstanding--;
+    struct buf e = {0};
+    if (pgwire_build_error(&e, false, "ERROR", state, msg) == 0)
+        bufferevent_write(s->client, e.data, e.len);
+    buf_free(&e);
+    return true;
+}
+
+static void install_filter(struct gw_session *s, const uint8_t *body, size_t len)
+{
+    const struct gateway_hooks *h = &s->gw->cfg.hooks;
+    clear_filter(s);
+    struct pgwire_column *cols = NULL;
+    int n = pgwire_parse_row_description(body, len, &cols);
+    if (n < 0) {
+        protocol_error(s, "upstream", "malformed RowDescription");
+        return;
+    }
+    struct gateway_row_filter f = {0};
+    if (h->row_description(h->user, &s->info, cols, n, &f)) {
+        if (!f.filter || !f.mask || f.ncols != n) {
+            free(f.mask);
+            gw_session_fail(s, "XX000", "row filter set up incorrectly; closing the session (fail closed)");
+        } else {
+            s->filter = f;
+            s->filter_active = true;
+        }
+    } else {
+        free(f.mask);
+    }
+    free(cols);
+}
+
+/* Rewrite a DataRow through the installed filter and write it to the client. */
+static int filter_row(struct gw_session *s, const uint8_t *body, size_t len)
+{
+    const uint8_t **vals;
+    int32_t *lens;
+    int n = pgwire_parse_data_row(body, len, &vals, &lens);
+    if (n < 0 || n != s->filter.ncols) {
+        free(vals);
+        free(lens);
+        return -1;
+    }
+    struct buf m = {0}, v = {0};
+    size_t start;
+    int rc = pgwire_msg_begin(&m, 'D', &start) | pgwire_put_i16(&m, (int16_t)n);
+    for (int i = 0; i < n && rc == 0; i++) {
+        if (!s->filter.mask[i]) {
+            rc |= pgwire_put_i32(&m, lens[i]);
+            if (lens[i] > 0)
+                rc |= buf_append(&m, vals[i], (size_t)lens[i]);
+            continue;
+        }
+        bool is_null = false;
+        buf_reset(&v);
+        if (s->filter.filter(s->filter.user, &s->info, i, vals[i], lens[i], 0, &v, &is_null) < 0 ||
+            v.len > 0x7fffffff) {
+            rc = -1;
+            break;
+        }
+        if (is_null) {
+            rc |= pgwire_put_i32(&m, -1);
+        } else {
+            rc |= pgwire_put_i32(&m, (int32_t)v.len);
+            rc |= buf_append(&m, v.data, v.len);
+        }
+    }
+    if (rc == 0)
+        rc = pgwire_msg_finish(&m, start);
+    if (rc == 0)
+        bufferevent_write(s->client, m.data, m.len);
+    buf_free(&m);
+    buf_free(&v);
+    free(vals);
+    free(lens);
+    return rc;
+}
+
+static int start_copy_filter(struct gw_session *s, const uint8_t *body, size_t len)
+{
+    const struct gateway_hooks *h = &s->gw->cfg.hooks;
+    struct pgwire_reader r;
+    pgwire_reader_init(&r, body, len);
+    int format = pgwire_read_u8(&r);
+    int16_t ncols = pgwire_read_i16(&r);
+    if (r.bad || ncols < 0)
+        return -1;
+    pgwire_read_bytes(&r, (size_t)ncols * 2);
+    if (!pgwire_reader_done(&r))
+        return -1;
+    struct gateway_copy_filter f = {0};
+    s->copy_filter_active = h->copy_out(h->user, &s->info, ncols, format, &f) && f.filter;
+    s->copy_filter = f;
+    return 0;
+}
+
+static int filter_copy_row(struct gw_session *s, const uint8_t *body, size_t len)
+{
+    struct buf m = {0}, row = {0};
+    size_t start;
+    int rc = s->copy_filter.filter(s->copy_filter.user, &s->info, body, len, &row);
+    if (rc == 0)
+        rc = pgwire_msg_begin(&m, 'd', &start) | buf_append(&m, row.data, row.len);
+    if (rc == 0)
+        rc = pgwire_msg_finish(&m, start);
+    if (rc == 0)
+        bufferevent_write(s->client, m.data, m.len);
+    buf_free(&m);
+    buf_free(&row);
+    return rc;
+}
+
+/* Whether the gateway must see a whole upstream message of this type. */
+static bool u2c_inspects(const struct gw_session *s, char type)
+{
+    const struct gateway_hooks *h = &s->gw->cfg.hooks;
+    const bool tracking = h->statement || h->row_description;
+    return type == 'K' || (type == 'T' && h->row_description) ||
+           (type == 'H' && h->copy_out) || (type == 'd' && s->copy_filter_active) ||
+           (type == 'D' && s->filter_active) || (type == 'E' && s->refusals_outstanding) ||
+           (tracking && type && strchr("123EZn", type));
+}
+
+/* An upstream message passes untouched: the end of a result ends its filters. */
+static void u2c_passes(struct gw_session *s, char type)
+{
+    if (s->copy_filter_active && (type == 'c' || type == 'E' || type == 'Z'))
+        s->copy_filter_active = false;
+    if (s->filter_active && type && strchr("CIZsHE", type))
+        clear_filter(s);
+}
+
+static bool u2c_run_member(struct gw_session *s, char type)
+{
+    if (u2c_inspects(s, type))
+        return false;
+    u2c_passes(s, type);
+    return true;
+}
+
+#define GW_PASS_RUN_MAX (64 * 1024)
+
+/* A message of `first` bytes passes through untouched; extend the run with
+ * the whole messages after it that `member` also lets through, so that one
+ * evbuffer_remove_buffer moves them all (a result's DataRows, say). */
+static size_t pass_run(struct gw_session *s, struct evbuffer *in, size_t first, size_t avail,
+                       bool (*member)(struct gw_session *, char))
+{
+    size_t run = first;
+    struct evbuffer_ptr at;
+    if (run >= avail || evbuffer_ptr_set(in, &at, run, EVBUFFER_PTR_SET) < 0)
+        return run;
+    while (run < GW_PASS_RUN_MAX && avail - run >= PGWIRE_HEADER_LEN) {
+        uint8_t hdr[PGWIRE_HEADER_LEN];
+        char err[160];
+        if (evbuffer_copyout_from(in, &at, hdr, sizeof hdr) != (ev_ssize_t)sizeof hdr)
+            break;
+        long blen = pgwire_check_header(hdr, s->gw->cfg.max_message_size, err, sizeof err);
+        if (blen < 0 || (size_t)blen + PGWIRE_HEADER_LEN > avail - run || !member(s, (char)hdr[0]))
+            break; /* the main loop takes it from here */
+        size_t n = (size_t)blen + PGWIRE_HEADER_LEN;
+        run += n;
+        if (run >= avail || evbuffer_ptr_set(in, &at, n, EVBUFFER_PTR_ADD) < 0)
+            break;
+    }
+    return run;
+}
+
+static void u2c_relay(struct gw_session *s)
+{
+    struct gateway *gw = s->gw;
+    const struct gateway_hooks *h = &gw->cfg.hooks;
+    const bool tracking = h->statement || h->row_description;
+    bool wake_client_side = false;
+    while (s->phase == GW_RELAY) {
+        struct evbuffer *in = bufferevent_get_input(s->upstream);
+        struct evbuffer *out = bufferevent_get_output(s->client);
+        if (pause_if_full(s, false))
+            break;
+        size_t avail = evbuffer_get_length(in);
+        if (s->u2c_remaining) {
+            if (!avail)
+                break;
+            size_t n = avail < s->u2c_remaining ? avail : s->u2c_remaining;
+            evbuffer_remove_buffer(in, out, n);
+            s->u2c_remaining -= n;
+            if (s->u2c_remaining == 0 && evbuffer_get_length(s->client_inject))
+                evbuffer_add_buffer(out, s->client_inject);
+            continue;
+        }
+        if (avail < PGWIRE_HEADER_LEN)
+            break;
+        uint8_t hdr[PGWIRE_HEADER_LEN];
+        char err[256];
+        evbuffer_copyout(in, hdr, sizeof hdr);
+        long blen = pgwire_check_header(hdr, gw->cfg.max_message_size, err, sizeof err);
+        if (blen < 0) {
+            protocol_error(s, "upstream", err);
+            return;
+        }
+        char type = (char)hdr[0];
+        size_t total = (size_t)blen + PGWIRE_HEADER_LEN;
+        if (!u2c_inspects(s, type)) {
+            u2c_passes(s, type);
+            s->u2c_remaining = pass_run(s, in, total, avail, u2c_run_member);
+            continue;
+        }
+        if (avail < total)
+            break;
+        const uint8_t *body = evbuffer_pullup(in, (ev_ssize_t)total) + PGWIRE_HEADER_LEN;
+        bool forward = true;
+        switch (type) {
+        case 'K': /* the real key never reaches the client */
+            forward = false;
+            break;
+        case 'T':
+            forward = !(tracking && gw_tracking_upstream(&s->tracking, 'T'));
+            install_filter(s, body, (size_t)blen);
+            break;
+        case 'H':
+            if (start_copy_filter(s, body, (size_t)blen) < 0) {
+                protocol_error(s, "upstream", "malformed CopyOutResponse");
+                return;
+            }
+            break;
+        case 'd':
+            if (filter_copy_row(s, body, (size_t)blen) < 0) {
+                gw_session_fail(s, "XX000", "COPY filter failed; closing the session (fail closed)");
+                return;
+            }
+            forward = false;
+            break;
+        case 'n':
+            forward = !gw_tracking_upstream(&s->tracking, 'n');
+            clear_filter(s);
+            break;
+        case 'D':
+            if (filter_row(s, body, (size_t)blen) < 0) {
+                gw_session_fail(s, "XX000", "row filter failed; closing the session (fail closed)");
+                return;
+            }
+            forward = false;
+            break;
+        case 'E':
+            clear_filter(s);
+            s->copy_filter_active = false;
+            if (s->refusals_outstanding && rewrite_refusal(s, body, (size_t)blen))
+                forward = false;
+            break;
+        case 'Z':
+            clear_filter(s);
+            s->copy_filter_active = false;
+            break;
+        default:
+            break;
+        }
+        if (tracking && (type && strchr("123EZ", type))) {
+            gw_tracking_upstream(&s->tracking, type);
+            if (s->waiting_barrier) {
+                s->waiting_barrier = false;
+                wake_client_side = true;
+            }
+        }
+        if (s->phase != GW_RELAY)
+            return;
+        if (forward)
+            evbuffer_remove_buffer(in, out, total);
+        else
+            evbuffer_drain(in, total);
+        if (evbuffer_get_length(s->client_inject))
+            evbuffer_add_buffer(out, s->client_inject);
+    }
+    if (wake_client_side && s->phase == GW_RELAY)
+        c2u_process(s);
+}
+
+/* Write what is queued for the peer now rather than on the next loop turn.
+ * A plain socket's bufferevent keeps EV_WRITE off while its buffer is empty
+ * (pgbouncer-style: try send() first, poll for writability only on a short
+ * write), which saves two epoll_ctl calls and a wakeup per message. Under a
+ * TLS filter the same holds for the socket below it: every relay pass ends
+ * here, so whatever the filter wrote is sent or scheduled. */
+static void flush_now(struct bufferevent *bev)
+{
+    struct bufferevent *sock = socket_of(bev);
+    struct evbuffer *out = bufferevent_get_output(sock);
+    evutil_socket_t fd = bufferevent_getfd(sock);
+    if (fd >= 0 && evbuffer_get_length(out) > 0) {
+        evbuffer_unfreeze(out, 1);
+        evbuffer_write(out, fd); /* errors surface through the bufferevent */
+        evbuffer_freeze(out, 1);
+    }
+    if (evbuffer_get_length(out) > 0)
+        bufferevent_enable(sock, EV_WRITE);
+    else
+        bufferevent_disable(sock, EV_WRITE);
+}
+
+static void flush_both(struct gw_session *s)
+{
+    if (s->phase != GW_RELAY)
+        return;
+    flush_now(s->upstream);
+    flush_now(s->client);
+}
+
+static void c2u_process(struct gw_session *s)
+{
+    c2u_relay(s);
+    flush_both(s);
+}
+
+static void u2c_process(struct gw_session *s)
+{
+    u2c_relay(s);
+    flush_both(s);
+}
+
+static void session_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct gw_session *s = arg;
+    size_t low = buffer_limit(s) / 2;
+    if (s->phase == GW_RELAY && s->u2c_paused && queued(s->client) <= low) {
+        s->u2c_paused = false;
+        bufferevent_enable(s->upstream, EV_READ);
+        u2c_process(s);
+    }
+    if (s->phase == GW_RELAY && s->c2u_paused && queued(s->upstream) <= low) {
+        s->c2u_paused = false;
+        if (!s->held)
+            bufferevent_enable(s->client, EV_READ);
+        c2u_process(s);
+    }
+}
+
+/* ---- bufferevent callbacks ---------------------------------------------- */
+
+static void client_read(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    struct gw_session *s = arg;
+    if (s->phase == GW_CLIENT_STARTUP)
+        client_startup_read(s);
+    else if (s->phase == GW_RELAY && s->held) {
+        if (evbuffer_get_length(bufferevent_get_input(s->client)) >= buffer_limit(s))
+            bufferevent_disable(s->client, EV_READ);
+    } else if (s->phase == GW_RELAY)
+        c2u_process(s);
+    else if (s->phase == GW_CLOSING)
+        evbuffer_drain(bufferevent_get_input(s->client), evbuffer_get_length(bufferevent_get_input(s->client)));
+}
+
+/* A plain socket drained (see flush_now): stop polling it for writability. */
+static void relay_write(struct bufferevent *bev, void *arg)
+{
+    (void)arg;
+    if (!bufferevent_get_underlying(bev) && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        bufferevent_disable(bev, EV_WRITE);
+}
+
+static void client_write(struct bufferevent *bev, void *arg)
+{
+    struct gw_session *s = arg;
+    if (s->phase == GW_RELAY) {
+        relay_write(bev, arg);
+        return;
+    }
+    if (s->phase == GW_CLOSING && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+        evtimer_del(s->timer);
+        struct timeval tv = {0, 0};
+        evtimer_add(s->timer, &tv);
+    }
+}
+
+static void client_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    struct gw_session *s = arg;
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+        if (s->phase == GW_CLOSING) {
+            evtimer_del(s->timer);
+            struct timeval tv = {0, 0};
+            evtimer_add(s->timer, &tv);
+            return;
+        }
+        log_debug("gateway", "session %llu: client went away", (unsigned long long)s->id);
+        bufferevent_disable(s->client, EV_READ | EV_WRITE);
+        evbuffer_drain(bufferevent_get_output(s->client), evbuffer_get_length(bufferevent_get_output(s->client)));
+        session_close(s);
+    }
+}
+
+static void upstream_read(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    u2c_process(arg);
+}
+
+static void upstream_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    struct gw_session *s = arg;
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+        /* Whatever upstream said last (often a FATAL) is relayed first. */
+        u2c_process(s);
+        if (s->phase != GW_RELAY)
+            return;
+        if (s->u2c_remaining == 0 && evbuffer_get_length(bufferevent_get_input(s->upstream)) == 0) {
+            gw_session_fail(s, "08006", "upstream PostgreSQL closed the connection");
+        } else {
+            gw_session_fail(s, "08P01", "upstream PostgreSQL closed the connection in the middle of a message");
+        }
+    }
+}

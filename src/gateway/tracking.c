@@ -1,0 +1,321 @@
+/* tracking.c — the names a session's extended protocol defines: prepared
+ * statements and portals, committed only when upstream confirms them
+ * (ParseComplete, BindComplete, CloseComplete), so the statement hook always
+ * sees the SQL that upstream will really run behind an Execute. */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define GW_TRACKING_MAX_NAMES 100000
+#define GW_TRACKING_MAX_PENDING 100000
+
+static unsigned name_hash(const char *s)
+{
+    unsigned h = 2166136261u;
+    for (; *s; s++)
+        h = (h ^ (uint8_t)*s) * 16777619u;
+    return h % GW_NAMED_BUCKETS;
+}
+
+static void named_free(struct gw_named *n)
+{
+    free(n->name);
+    free(n->sql);
+    free(n->bind);
+    free(n);
+}
+
+static struct gw_named **named_find(struct gw_named **table, const char *name)
+{
+    struct gw_named **p = &table[name_hash(name)];
+    while (*p && strcmp((*p)->name, name) != 0)
+        p = &(*p)->next;
+    return p;
+}
+
+static void named_remove(struct gw_named **table, size_t *count, const char *name)
+{
+    struct gw_named **p = named_find(table, name);
+    if (*p) {
+        struct gw_named *n = *p;
+        *p = n->next;
+        named_free(n);
+        (*count)--;
+    }
+}
+
+static void pending_free(struct gw_pending *p)
+{
+    free(p->name);
+    free(p->sql);
+    free(p->bind);
+    free(p);
+}
+
+void gw_tracking_free(struct gw_tracking *t)
+{
+    for (int i = 0; i < GW_NAMED_BUCKETS; i++) {
+        while (t->statements[i]) {
+            struct gw_named *n = t->statements[i];
+            t->statements[i] = n->next;
+            named_free(n);
+        }
+        while (t->portals[i]) {
+            struct gw_named *n = t->portals[i];
+            t->portals[i] = n->next;
+            named_free(n);
+        }
+    }
+    while (t->head) {
+        struct gw_pending *p = t->head;
+        t->head = p->next;
+        pending_free(p);
+    }
+    memset(t, 0, sizeof *t);
+}
+
+/* The latest pending entry of kind for name, or NULL. */
+static struct gw_pending *pending_latest(struct gw_tracking *t, char kind, const char *name)
+{
+    struct gw_pending *found = NULL;
+    for (struct gw_pending *p = t->head; p; p = p->next)
+        if (p->kind == kind && strcmp(p->name, name) == 0)
+            found = p;
+    return found;
+}
+
+static int pending_push(struct gw_tracking *t, struct gw_pending *p)
+{
+    if (t->npending >= GW_TRACKING_MAX_PENDING) {
+        pending_free(p);
+        return -1;
+    }
+    p->segment = t->segment;
+    if (t->tail)
+        t->tail->next = p;
+    else
+        t->head = p;
+    t->tail = p;
+    t->npending++;
+    return 0;
+}
+
+/* Look a statement's SQL up for a Bind: 1 found, 0 unknown, -1 wait. */
+static int statement_sql(struct gw_tracking *t, const char *name, const char **sql)
+{
+    struct gw_pending *p = pending_latest(t, 'P', name);
+    if (p) {
+        if (p->segment != t->segment)
+            return -1;
+        *sql = p->sql;
+        return 1;
+    }
+    struct gw_named *n = *named_find(t->statements, name);
+    if (!n)
+        return 0;
+    *sql = n->sql;
+    return 1;
+}
+
+int gw_tracking_portal(struct gw_tracking *t, const char *portal, const char **sql,
+                       const uint8_t **bind, size_t *bind_len)
+{
+    struct gw_pending *p = pending_latest(t, 'B', portal);
+    if (p) {
+        if (p->segment != t->segment)
+            return -1;
+        *sql = p->sql;
+        *bind = p->bind;
+        *bind_len = p->bind_len;
+        return 1;
+    }
+    struct gw_named *n = *named_find(t->portals, portal);
+    if (!n)
+        return 0;
+    *sql = n->sql;
+    *bind = n->bind;
+    *bind_len = n->bind_len;
+    return 1;
+}
+
+int gw_tracking_client(struct gw_tracking *t, char type, const uint8_t *body, size_t len)
+{
+    struct gw_pending *p;
+    switch (type) {
+    case 'P': {
+        struct pgwire_parse_msg m;
+        if (pgwire_parse_parse(body, len, &m) < 0)
+            return -1;
+        if (!(p = calloc(1, sizeof *p)))
+            return -1;
+        p->kind = 'P';
+        p->name = strdup(m.statement);
+        p->sql = strdup(m.query);
+        if (!p->name || !p->sql) {
+            pending_free(p);
+            return -1;
+        }
+        return pending_push(t, p);
+    }
+    case 'B': {
+        struct pgwire_bind b;
+        if (pgwire_parse_bind(body, len, &b) < 0)
+            return -1;
+        const char *sql = NULL;
+        int found = statement_sql(t, b.statement, &sql);
+        if (found < 0) {
+            pgwire_bind_free(&b);
+            return 1;
+        }
+        if (!(p = calloc(1, sizeof *p))) {
+            pgwire_bind_free(&b);
+            return -1;
+        }
+        p->kind = 'B';
+        p->name = strdup(b.portal);
+        p->sql = sql ? strdup(sql) : NULL;
+        p->bind = malloc(len ? len : 1);
+        p->bind_len = len;
+        pgwire_bind_free(&b);
+        if (!p->name || (sql && !p->sql) || !p->bind) {
+            pending_free(p);
+            return -1;
+        }
+        memcpy(p->bind, body, len);
+        return pending_push(t, p);
+    }
+    case 'C':   /* Close and Describe: a kind byte and a name */
+    case 'D': {
+        char kind;
+        const char *name;
+        if (pgwire_parse_named(body, len, true, &kind, &name) < 0)
+            return -1;
+        if (!(p = calloc(1, sizeof *p)))
+            return -1;
+        p->kind = type;
+        p->sub = kind;
+        if (!(p->name = strdup(name))) {
+            pending_free(p);
+            return -1;
+        }
+        return pending_push(t, p);
+    }
+    case 'S':
+    case 'Q':
+    case 'F':
+        if (!(p = calloc(1, sizeof *p)))
+            return -1;
+        p->kind = type == 'S' ? 'S' : 'Q';
+        if (!(p->name = strdup(""))) {
+            pending_free(p);
+            return -1;
+        }
+        if (pending_push(t, p) < 0)
+            return -1;
+        t->segment++;
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+static void pending_unlink(struct gw_tracking *t, struct gw_pending *prev, struct gw_pending *p)
+{
+    if (prev)
+        prev->next = p->next;
+    else
+        t->head = p->next;
+    if (t->tail == p)
+        t->tail = prev;
+    t->npending--;
+    pending_free(p);
+}
+
+static void commit(struct gw_tracking *t, struct gw_pending *p)
+{
+    struct gw_named **table = p->kind == 'P' ? t->statements : t->portals;
+    size_t *count = p->kind == 'P' ? &t->nstatements : &t->nportals;
+    named_remove(table, count, p->name);
+    if (*count >= GW_TRACKING_MAX_NAMES)
+        return; /* unknown to us: a later Execute gets sql NULL */
+    struct gw_named *n = calloc(1, sizeof *n);
+    if (!n)
+        return;
+    n->name = p->name;
+    n->sql = p->sql;
+    n->bind = p->bind;
+    n->bind_len = p->bind_len;
+    p->name = NULL;
+    p->sql = NULL;
+    p->bind = NULL;
+    struct gw_named **slot = &table[name_hash(n->name)];
+    n->next = *slot;
+    *slot = n;
+    (*count)++;
+}
+
+int gw_tracking_injected_describe(struct gw_tracking *t)
+{
+    struct gw_pending *p = calloc(1, sizeof *p);
+    if (!p)
+        return -1;
+    p->kind = 'd';
+    p->sub = 'P';
+    if (!(p->name = strdup(""))) {
+        pending_free(p);
+        return -1;
+    }
+    return pending_push(t, p);
+}
+
+int gw_tracking_upstream(struct gw_tracking *t, char type)
+{
+    if (type == 'T' || type == 'n') {
+        /* the first Describe of the head segment is the one answered */
+        struct gw_pending *prev = NULL, *p;
+        for (p = t->head; p && p->kind != 'S' && p->kind != 'Q'; prev = p, p = p->next)
+            if (p->kind == 'D' || p->kind == 'd')
+                break;
+        if (!p || (p->kind != 'D' && p->kind != 'd'))
+            return 0;
+        int injected = p->kind == 'd';
+        pending_unlink(t, prev, p);
+        return injected;
+    }
+    char want = type == '1' ? 'P' : type == '2' ? 'B' : type == '3' ? 'C' : 0;
+    struct gw_pending *prev = NULL, *p;
+    if (want) {
+        for (p = t->head; p; prev = p, p = p->next)
+            if (p->kind == want)
+                break;
+        if (!p)
+            return 0;
+        if (want == 'C') {
+            if (p->sub == 'S')
+                named_remove(t->statements, &t->nstatements, p->name);
+            else
+                named_remove(t->portals, &t->nportals, p->name);
+        } else {
+            commit(t, p);
+        }
+        pending_unlink(t, prev, p);
+        return 0;
+    }
+    if (type == 'E' || type == 'Z') {
+        /* An error fails what is left of the head segment; ReadyForQuery ends it. */
+        p = t->head;
+        while (p && p->kind != 'S' && p->kind != 'Q') {
+            pending_unlink(t, NULL, p);
+            p = t->head;
+        }
+        if (type == 'Z' && p) {
+            if (p->kind == 'Q') { /* a simple query drops the unnamed statement and portal */
+                named_remove(t->statements, &t->nstatements, "");
+                named_remove(t->portals, &t->nportals, "");
+            }
+            pending_unlink(t, NULL, p);
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,370 @@
+/* upstream.c — the gateway's connection to the upstream PostgreSQL: TCP or
+ * Unix socket, SSLRequest and TLS per sslmode (bufferevent_openssl), the
+ * authentication exchange, and CancelRequests sent over fresh connections. */
+#include "internal.h"
+
+#include <arpa/inet.h>
+#include <event2/bufferevent_ssl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+int gw_upstream_tls_context(struct gateway *gw, char *err, size_t errlen)
+{
+    const struct pgwire_conninfo *ci = &gw->cfg.upstream;
+    if (ci->sslmode == PGWIRE_SSL_DISABLE)
+        return 0;
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (!ctx) {
+        snprintf(err, errlen, "cannot create a TLS context");
+        return -1;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    if (ci->sslmode >= PGWIRE_SSL_VERIFY_CA) {
+        if (SSL_CTX_load_verify_locations(ctx, ci->sslrootcert, NULL) != 1) {
+            snprintf(err, errlen, "cannot read sslrootcert %s", ci->sslrootcert);
+            SSL_CTX_free(ctx);
+            return -1;
+        }
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    } else {
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    }
+    gw->upstream_tls = ctx;
+    return 0;
+}
+
+/* Open a nonblocking connection to the upstream address. */
+static struct bufferevent *upstream_connect(struct gateway *gw, char *err, size_t errlen)
+{
+    const struct pgwire_conninfo *ci = &gw->cfg.upstream;
+    struct bufferevent *bev = bufferevent_socket_new(gw->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (!bev) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    if (ci->host[0] == '/') {
+        struct sockaddr_un sun = {.sun_family = AF_UNIX};
+        int n = snprintf(sun.sun_path, sizeof sun.sun_path, "%s/.s.PGSQL.%s", ci->host, ci->port);
+        if (n < 0 || (size_t)n >= sizeof sun.sun_path ||
+            bufferevent_socket_connect(bev, (struct sockaddr *)&sun, sizeof sun) < 0) {
+            snprintf(err, errlen, "cannot connect to upstream socket %s/.s.PGSQL.%s", ci->host, ci->port);
+            bufferevent_free(bev);
+            return NULL;
+        }
+        return bev;
+    }
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
+    int rc = getaddrinfo(ci->host, ci->port, &hints, &res);
+    if (rc != 0 || !res) {
+        snprintf(err, errlen, "cannot resolve upstream host %s: %s", ci->host, gai_strerror(rc));
+        bufferevent_free(bev);
+        return NULL;
+    }
+    if (bufferevent_socket_connect(bev, res->ai_addr, (int)res->ai_addrlen) < 0) {
+        snprintf(err, errlen, "cannot connect to upstream %s:%s", ci->host, ci->port);
+        freeaddrinfo(res);
+        bufferevent_free(bev);
+        return NULL;
+    }
+    freeaddrinfo(res);
+    int one = 1;
+    setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    return bev;
+}
+
+static void upstream_send_startup(struct gw_session *s)
+{
+    struct gateway *gw = s->gw;
+    struct buf m = {0};
+    int rc = pgwire_put_i32(&m, 0) | pgwire_put_i32(&m, (int32_t)PGWIRE_PROTOCOL_3_0);
+    rc |= pgwire_put_cstr(&m, "user") | pgwire_put_cstr(&m, gw->cfg.upstream.user);
+    rc |= pgwire_put_cstr(&m, "database") | pgwire_put_cstr(&m, gw->cfg.upstream.dbname);
+    for (int i = 0; s->startup && i < s->startup->nparams; i++) {
+        const struct pgwire_param *p = &s->startup->params[i];
+        if (strcmp(p->name, "user") == 0 || strcmp(p->name, "database") == 0 ||
+            strncmp(p->name, "_pq_.", 5) == 0)
+            continue;
+        rc |= pgwire_put_cstr(&m, p->name) | pgwire_put_cstr(&m, p->value);
+    }
+    rc |= buf_append(&m, "", 1);
+    if (rc) {
+        buf_free(&m);
+        gw_session_fail(s, "53200", "out of memory");
+        return;
+    }
+    pgwire_put_u32(m.data, (uint32_t)m.len);
+    free(s->startup);
+    s->startup = NULL;
+    s->phase = GW_UPSTREAM_AUTH;
+    s->auth.user = gw->cfg.upstream.user;
+    s->auth.password = gw->upstream_password;
+    bufferevent_write(s->upstream, m.data, m.len);
+    buf_free(&m);
+}
+
+static void upstream_fail_tls(struct gw_session *s)
+{
+    char msg[512];
+    unsigned long e = bufferevent_get_openssl_error(s->upstream);
+    long verify = X509_V_OK;
+    SSL *ssl = bufferevent_openssl_get_ssl(s->upstream);
+    if (ssl)
+        verify = SSL_get_verify_result(ssl);
+    if (verify != X509_V_OK)
+        snprintf(msg, sizeof msg, "TLS handshake with upstream %s:%s failed: certificate verify failed: %s",
+                 s->gw->cfg.upstream.host, s->gw->cfg.upstream.port,
+                 X509_verify_cert_error_string(verify));
+    else
+        snprintf(msg, sizeof msg, "TLS handshake with upstream %s:%s failed: %s",
+                 s->gw->cfg.upstream.host, s->gw->cfg.upstream.port,
+                 e ? ERR_reason_error_string(e) : "connection closed");
+    gw_session_fail(s, "08001", msg);
+}
+
+static void upstream_startup_read(struct bufferevent *bev, void *arg);
+static void upstream_startup_event(struct bufferevent *bev, short what, void *arg);
+
+static int upstream_begin_tls(struct gw_session *s)
+{
+    struct gateway *gw = s->gw;
+    SSL *ssl = SSL_new(gw->upstream_tls);
+    if (!ssl)
+        return -1;
+    const struct pgwire_conninfo *ci = &gw->cfg.upstream;
+    if (ci->host[0] != '/') {
+        struct in6_addr a6;
+        struct in_addr a4;
+        bool is_ip = inet_pton(AF_INET, ci->host, &a4) == 1 || inet_pton(AF_INET6, ci->host, &a6) == 1;
+        if (!is_ip)
+            SSL_set_tlsext_host_name(ssl, ci->host);
+        if (ci->sslmode == PGWIRE_SSL_VERIFY_FULL) {
+            X509_VERIFY_PARAM *param = SSL_get0_param(ssl);
+            if (is_ip)
+                X509_VERIFY_PARAM_set1_ip_asc(param, ci->host);
+            else
+                SSL_set1_host(ssl, ci->host);
+        }
+    }
+    struct bufferevent *tls = bufferevent_openssl_filter_new(gw->base, s->upstream, ssl,
+                                                             BUFFEREVENT_SSL_CONNECTING,
+                                                             BEV_OPT_CLOSE_ON_FREE);
+    if (!tls) {
+        SSL_free(ssl);
+        return -1;
+    }
+    bufferevent_openssl_set_allow_dirty_shutdown(tls, 1);
+    s->upstream = tls;
+    s->phase = GW_UPSTREAM_TLS;
+    bufferevent_setcb(tls, upstream_startup_read, NULL, upstream_startup_event, s);
+    bufferevent_enable(tls, EV_READ | EV_WRITE);
+    return 0;
+}
+
+static void upstream_startup_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    struct gw_session *s = arg;
+    const struct pgwire_conninfo *ci = &s->gw->cfg.upstream;
+    if (what & BEV_EVENT_CONNECTED) {
+        if (s->phase == GW_UPSTREAM_TLS) {
+            upstream_send_startup(s);
+            return;
+        }
+        if (ci->sslmode == PGWIRE_SSL_DISABLE || ci->host[0] == '/') {
+            upstream_send_startup(s);
+        } else {
+            uint8_t req[8];
+            pgwire_put_u32(req, 8);
+            pgwire_put_u32(req + 4, PGWIRE_SSL_REQUEST);
+            s->phase = GW_UPSTREAM_SSL_ANSWER;
+            bufferevent_write(s->upstream, req, 8);
+        }
+        return;
+    }
+    if (s->phase == GW_UPSTREAM_AUTH || s->phase == GW_UPSTREAM_STARTUP) {
+        upstream_startup_read(s->upstream, s); /* an ErrorResponse may precede the close */
+        if (s->phase == GW_CLOSING || s->phase == GW_RELAY)
+            return;
+    }
+    if (s->phase == GW_UPSTREAM_TLS && (what & BEV_EVENT_ERROR)) {
+        upstream_fail_tls(s);
+        return;
+    }
+    char msg[512];
+    if (s->phase == GW_UPSTREAM_CONNECTING)
+        snprintf(msg, sizeof msg, "cannot connect to upstream PostgreSQL at %s:%s: %s", ci->host,
+                 ci->port, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+    else
+        snprintf(msg, sizeof msg, "upstream PostgreSQL at %s:%s closed the connection during startup",
+                 ci->host, ci->port);
+    gw_session_fail(s, "08006", msg);
+}
+
+static void upstream_startup_read(struct bufferevent *bev, void *arg)
+{
+    struct gw_session *s = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    const struct pgwire_conninfo *ci = &s->gw->cfg.upstream;
+    if (s->phase == GW_UPSTREAM_SSL_ANSWER) {
+        uint8_t answer;
+        if (evbuffer_remove(in, &answer, 1) != 1)
+            return;
+        if (answer == 'S') {
+            if (evbuffer_get_length(in) > 0) {
+                gw_session_fail(s, "08P01", "upstream sent data before the TLS handshake");
+                return;
+            }
+            if (upstream_begin_tls(s) < 0)
+                gw_session_fail(s, "08001", "cannot start TLS with upstream");
+            return;
+        }
+        if (answer == 'N' && ci->sslmode <= PGWIRE_SSL_PREFER) {
+            upstream_send_startup(s);
+            return;
+        }
+        char msg[256];
+        snprintf(msg, sizeof msg, answer == 'N' ? "upstream PostgreSQL at %s:%s does not support TLS (sslmode %s)"
+                                                : "upstream PostgreSQL at %s:%s answered the SSL request oddly (sslmode %s)",
+                 ci->host, ci->port, pgwire_sslmode_name(ci->sslmode));
+        gw_session_fail(s, "08001", msg);
+        return;
+    }
+    /* Authentication and then the startup messages up to ReadyForQuery. */
+    while (s->phase == GW_UPSTREAM_AUTH || s->phase == GW_UPSTREAM_STARTUP) {
+        uint8_t hdr[5];
+        char err[512];
+        if (evbuffer_copyout(in, hdr, 5) < 5)
+            return;
+        long blen = pgwire_check_header(hdr, 64 * 1024, err, sizeof err);
+        if (blen < 0) {
+            gw_session_fail(s, "08P01", "protocol error from upstream during startup");
+            return;
+        }
+        if (evbuffer_get_length(in) < (size_t)blen + 5)
+            return;
+        uint8_t *msg = evbuffer_pullup(in, blen + 5);
+        uint8_t type = msg[0];
+        const uint8_t *body = msg + 5;
+        if (s->phase == GW_UPSTREAM_AUTH) {
+            struct buf reply = {0};
+            enum pgwire_auth_result r = pgwire_auth_step(&s->auth, type, body, (size_t)blen, &reply,
+                                                         err, sizeof err);
+            char sqlstate[8] = "28000";
+            if (type == 'E')
+                pgwire_error_field(body, (size_t)blen, 'C', sqlstate, sizeof sqlstate);
+            evbuffer_drain(in, (size_t)blen + 5); /* body is invalid from here */
+            if (reply.len)
+                bufferevent_write(s->upstream, reply.data, reply.len);
+            if (reply.data)
+                util_secure_zero(reply.data, reply.cap);
+            buf_free(&reply);
+            if (r == PGWIRE_AUTH_FAILED) {
+                gw_session_fail(s, sqlstate, err);
+                return;
+            }
+            if (r == PGWIRE_AUTH_OK) {
+                pgwire_auth_free(&s->auth);
+                s->phase = GW_UPSTREAM_STARTUP;
+                struct buf ok = {0};
+                pgwire_build_auth_ok(&ok);
+                bufferevent_write(s->client, ok.data, ok.len);
+                buf_free(&ok);
+            }
+            continue;
+        }
+        /* GW_UPSTREAM_STARTUP: ParameterStatus, BackendKeyData, notices, ReadyForQuery */
+        if (type == 'K') {
+            struct pgwire_reader r;
+            pgwire_reader_init(&r, body, (size_t)blen);
+            s->backend_pid = (uint32_t)pgwire_read_i32(&r);
+            s->backend_secret = (uint32_t)pgwire_read_i32(&r);
+            evbuffer_drain(in, (size_t)blen + 5);
+            if (!pgwire_reader_done(&r)) {
+                gw_session_fail(s, "08P01", "malformed BackendKeyData from upstream");
+                return;
+            }
+            s->info.backend_pid = s->backend_pid;
+            struct buf k = {0};
+            pgwire_build_backend_key(&k, s->backend_pid, s->client_secret);
+            bufferevent_write(s->client, k.data, k.len);
+            buf_free(&k);
+            continue;
+        }
+        if (type == 'E') {
+            char m[512] = "", c[8] = "08006";
+            pgwire_error_field(body, (size_t)blen, 'M', m, sizeof m);
+            pgwire_error_field(body, (size_t)blen, 'C', c, sizeof c);
+            evbuffer_drain(in, (size_t)blen + 5);
+            char full[600];
+            snprintf(full, sizeof full, "upstream refused the session: %s", m);
+            gw_session_fail(s, c, full);
+            return;
+        }
+        if (type != 'S' && type != 'N' && type != 'Z') {
+            gw_session_fail(s, "08P01", "protocol error: unexpected message from upstream during startup");
+            return;
+        }
+        bufferevent_write(s->client, msg, (size_t)blen + 5);
+        evbuffer_drain(in, (size_t)blen + 5);
+        if (type == 'Z') {
+            gw_session_upstream_ready(s);
+            return;
+        }
+    }
+}
+
+int gw_upstream_start(struct gw_session *s, char *err, size_t errlen)
+{
+    s->upstream = upstream_connect(s->gw, err, errlen);
+    if (!s->upstream)
+        return -1;
+    s->phase = GW_UPSTREAM_CONNECTING;
+    bufferevent_setcb(s->upstream, upstream_startup_read, NULL, upstream_startup_event, s);
+    bufferevent_enable(s->upstream, EV_READ | EV_WRITE);
+    return 0;
+}
+
+/* ---- cancel ------------------------------------------------------------- */
+
+static void cancel_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void)arg;
+    if (what & BEV_EVENT_CONNECTED)
+        return;
+    bufferevent_free(bev);
+}
+
+static void cancel_written(struct bufferevent *bev, void *arg)
+{
+    (void)arg;
+    /* Sent; the server closes the connection. Wait for that (event cb). */
+    bufferevent_setcb(bev, NULL, NULL, cancel_event, NULL);
+    bufferevent_enable(bev, EV_READ);
+}
+
+void gw_cancel_send(struct gateway *gw, uint32_t pid, uint32_t secret)
+{
+    char err[256];
+    struct bufferevent *bev = upstream_connect(gw, err, sizeof err);
+    if (!bev)
+        return; /* best effort: a cancel that cannot be delivered changes nothing */
+    uint8_t req[16];
+    pgwire_put_u32(req, 16);
+    pgwire_put_u32(req + 4, PGWIRE_CANCEL_REQUEST);
+    pgwire_put_u32(req + 8, pid);
+    pgwire_put_u32(req + 12, secret);
+    struct timeval tv = {10, 0};
+    bufferevent_set_timeouts(bev, &tv, &tv);
+    bufferevent_setcb(bev, NULL, cancel_written, cancel_event, NULL);
+    bufferevent_write(bev, req, sizeof req);
+    bufferevent_enable(bev, EV_WRITE | EV_READ);
+    util_secure_zero(req, sizeof req);
+}

@@ -1,0 +1,357 @@
+/* auth.c — the client side of PostgreSQL authentication, as the gateway
+ * speaks it to the upstream server: SCRAM-SHA-256 (RFC 5802/7677, no channel
+ * binding), md5 and cleartext. A pure state machine fed one message at a time. */
+#include "hoopctl/pgwire.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/md5.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
+#define SCRAM_MAX_ITERATIONS 4096 /* keep fuzzing fast; the parser is the same */
+#else
+#define SCRAM_MAX_ITERATIONS 1000000
+#endif
+#define SCRAM_MAX_MESSAGE 2048
+
+enum auth_state { AUTH_START = 0, AUTH_SASL_CONTINUE, AUTH_SASL_FINAL, AUTH_WAIT_OK, AUTH_DONE };
+
+void pgwire_md5_password(const char *user, const char *password, const uint8_t salt[4],
+                         char out[36])
+{
+    uint8_t digest[16];
+    char hex[33];
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    EVP_DigestInit_ex(c, EVP_md5(), NULL);
+    EVP_DigestUpdate(c, password, strlen(password));
+    EVP_DigestUpdate(c, user, strlen(user));
+    EVP_DigestFinal_ex(c, digest, NULL);
+    util_hex_encode(digest, 16, hex);
+    EVP_DigestInit_ex(c, EVP_md5(), NULL);
+    EVP_DigestUpdate(c, hex, 32);
+    EVP_DigestUpdate(c, salt, 4);
+    EVP_DigestFinal_ex(c, digest, NULL);
+    EVP_MD_CTX_free(c);
+    memcpy(out, "md5", 3);
+    util_hex_encode(digest, 16, out + 3);
+    util_secure_zero(hex, sizeof hex);
+}
+
+static int b64_encode(const uint8_t *in, size_t len, struct buf *out)
+{
+    size_t need = 4 * ((len + 2) / 3);
+    if (buf_reserve(out, need + 1) < 0)
+        return -1;
+    int n = EVP_EncodeBlock(out->data + out->len, in, (int)len);
+    out->len += (size_t)n;
+    return 0;
+}
+
+/* Decode standard base64; returns the byte count or -1. */
+static int b64_decode(const char *in, size_t len, uint8_t *out, size_t outlen)
+{
+    if (len % 4 || len / 4 * 3 > outlen)
+        return -1;
+    int n = EVP_DecodeBlock(out, (const uint8_t *)in, (int)len);
+    if (n < 0)
+        return -1;
+    if (len && in[len - 1] == '=')
+        n--;
+    if (len > 1 && in[len - 2] == '=')
+        n--;
+    return n;
+}
+
+static void hmac256(const uint8_t *key, size_t klen, const void *data, size_t dlen, uint8_t out[32])
+{
+    unsigned int olen = 32;
+    HMAC(EVP_sha256(), key, (int)klen, data, dlen, out, &olen);
+}
+
+/* The value of attribute `name` ("r", "s", "i", "v", "e") in a SCRAM message. */
+static bool scram_attr(const char *msg, char name, const char **val, size_t *vlen)
+{
+    const char *p = msg;
+    while (*p) {
+        const char *end = strchr(p, ',');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        if (n >= 2 && p[0] == name && p[1] == '=') {
+            *val = p + 2;
+            *vlen = n - 2;
+            return true;
+        }
+        if (!end)
+            break;
+        p = end + 1;
+    }
+    return false;
+}
+
+int pgwire_scram_client_final(const char *password, const char *client_first_bare,
+                              const char *server_first, const char *client_nonce,
+                              struct buf *out, uint8_t server_signature[32], char *err,
+                              size_t errlen)
+{
+    const char *nonce, *salt64, *iter;
+    size_t nlen, slen, ilen;
+    if (strncmp(server_first, "r=", 2) != 0 || !scram_attr(server_first, 'r', &nonce, &nlen) ||
+        !scram_attr(server_first, 's', &salt64, &slen) ||
+        !scram_attr(server_first, 'i', &iter, &ilen) || strstr(server_first, ",m=")) {
+        snprintf(err, errlen, "malformed SCRAM server-first message");
+        return -1;
+    }
+    size_t cnlen = strlen(client_nonce);
+    if (nlen <= cnlen || strncmp(nonce, client_nonce, cnlen) != 0) {
+        snprintf(err, errlen, "SCRAM server nonce does not extend the client nonce");
+        return -1;
+    }
+    for (size_t i = 0; i < nlen; i++)
+        if (nonce[i] < 0x21 || nonce[i] > 0x7e || nonce[i] == ',') {
+            snprintf(err, errlen, "invalid SCRAM nonce");
+            return -1;
+        }
+    char ibuf[16];
+    if (ilen == 0 || ilen >= sizeof ibuf) {
+        snprintf(err, errlen, "invalid SCRAM iteration count");
+        return -1;
+    }
+    memcpy(ibuf, iter, ilen);
+    ibuf[ilen] = 0;
+    char *end;
+    long iterations = strtol(ibuf, &end, 10);
+    if (*end || iterations < 1 || iterations > SCRAM_MAX_ITERATIONS) {
+        snprintf(err, errlen, "invalid SCRAM iteration count");
+        return -1;
+    }
+    uint8_t salt[256];
+    int saltlen = b64_decode(salt64, slen, salt, sizeof salt);
+    if (saltlen <= 0) {
+        snprintf(err, errlen, "invalid SCRAM salt");
+        return -1;
+    }
+    uint8_t salted[32], client_key[32], stored_key[32], server_key[32], sig[32], proof[32];
+    if (!PKCS5_PBKDF2_HMAC(password, (int)strlen(password), salt, saltlen, (int)iterations,
+                           EVP_sha256(), 32, salted)) {
+        snprintf(err, errlen, "PBKDF2 failed");
+        return -1;
+    }
+    hmac256(salted, 32, "Client Key", 10, client_key);
+    SHA256(client_key, 32, stored_key);
+    hmac256(salted, 32, "Server Key", 10, server_key);
+
+    struct buf without_proof = {0}, auth_message = {0};
+    int rc = buf_append_str(&without_proof, "c=biws,r=") | buf_append(&without_proof, nonce, nlen);
+    rc |= buf_append_str(&auth_message, client_first_bare) | buf_append_str(&auth_message, ",");
+    rc |= buf_append_str(&auth_message, server_first) | buf_append_str(&auth_message, ",");
+    rc |= buf_append(&auth_message, without_proof.data, without_proof.len);
+    if (rc == 0) {
+        hmac256(stored_key, 32, auth_message.data, auth_message.len, sig);
+        for (int i = 0; i < 32; i++)
+            proof[i] = client_key[i] ^ sig[i];
+        hmac256(server_key, 32, auth_message.data, auth_message.len, server_signature);
+        rc |= buf_append(out, without_proof.data, without_proof.len);
+        rc |= buf_append_str(out, ",p=") | b64_encode(proof, 32, out);
+    }
+    util_secure_zero(salted, 32);
+    util_secure_zero(client_key, 32);
+    util_secure_zero(stored_key, 32);
+    util_secure_zero(server_key, 32);
+    buf_free(&without_proof);
+    buf_free(&auth_message);
+    if (rc) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+static enum pgwire_auth_result auth_fail(struct pgwire_auth *a, char *err, size_t errlen,
+                                         const char *msg)
+{
+    a->state = AUTH_DONE;
+    snprintf(err, errlen, "%s", msg);
+    return PGWIRE_AUTH_FAILED;
+}
+
+static enum pgwire_auth_result sasl_start(struct pgwire_auth *a, struct pgwire_reader *r,
+                                          struct buf *reply, char *err, size_t errlen)
+{
+    bool found = false;
+    for (;;) {
+        const char *mech = pgwire_read_cstr(r);
+        if (!mech)
+            return auth_fail(a, err, errlen, "malformed SASL mechanism list from upstream");
+        if (!*mech)
+            break;
+        if (strcmp(mech, "SCRAM-SHA-256") == 0)
+            found = true;
+    }
+    if (!pgwire_reader_done(r))
+        return auth_fail(a, err, errlen, "malformed SASL mechanism list from upstream");
+    if (!found)
+        return auth_fail(a, err, errlen, "upstream offers no SASL mechanism we support (SCRAM-SHA-256)");
+    if (!a->password)
+        return auth_fail(a, err, errlen, "upstream asks for a password but none was given "
+                                         "(--upstream-password-file or HOOPCTL_UPSTREAM_PASSWORD)");
+    if (!a->client_nonce[0]) {
+        uint8_t raw[18];
+        if (util_random_bytes(raw, sizeof raw) < 0)
+            return auth_fail(a, err, errlen, "no randomness for the SCRAM nonce");
+        EVP_EncodeBlock((uint8_t *)a->client_nonce, raw, sizeof raw);
+    }
+    buf_reset(&a->client_first_bare);
+    int rc = buf_printf(&a->client_first_bare, "n=,r=%s", a->client_nonce);
+    size_t start;
+    rc |= pgwire_msg_begin(reply, 'p', &start) | pgwire_put_cstr(reply, "SCRAM-SHA-256");
+    rc |= pgwire_put_i32(reply, (int32_t)(a->client_first_bare.len + 3));
+    rc |= buf_append(reply, "n,,", 3);
+    rc |= buf_append(reply, a->client_first_bare.data, a->client_first_bare.len);
+    if (rc || pgwire_msg_finish(reply, start))
+        return auth_fail(a, err, errlen, "out of memory");
+    a->state = AUTH_SASL_CONTINUE;
+    return PGWIRE_AUTH_CONTINUE;
+}
+
+static enum pgwire_auth_result sasl_continue(struct pgwire_auth *a, struct pgwire_reader *r,
+                                             struct buf *reply, char *err, size_t errlen)
+{
+    size_t n = r->len - r->pos;
+    if (n == 0 || n > SCRAM_MAX_MESSAGE)
+        return auth_fail(a, err, errlen, "malformed SCRAM server-first message");
+    const uint8_t *p = pgwire_read_bytes(r, n);
+    if (memchr(p, 0, n))
+        return auth_fail(a, err, errlen, "malformed SCRAM server-first message");
+    buf_reset(&a->server_first);
+    if (buf_append(&a->server_first, p, n) < 0)
+        return auth_fail(a, err, errlen, "out of memory");
+    struct buf final = {0};
+    if (pgwire_scram_client_final(a->password, buf_cstr(&a->client_first_bare),
+                                  buf_cstr(&a->server_first), a->client_nonce, &final,
+                                  a->server_signature, err, errlen) < 0) {
+        buf_free(&final);
+        a->state = AUTH_DONE;
+        return PGWIRE_AUTH_FAILED;
+    }
+    size_t start;
+    int rc = pgwire_msg_begin(reply, 'p', &start) | buf_append(reply, final.data, final.len);
+    buf_free(&final);
+    if (rc || pgwire_msg_finish(reply, start))
+        return auth_fail(a, err, errlen, "out of memory");
+    a->state = AUTH_SASL_FINAL;
+    return PGWIRE_AUTH_CONTINUE;
+}
+
+static enum pgwire_auth_result sasl_final(struct pgwire_auth *a, struct pgwire_reader *r,
+                                          char *err, size_t errlen)
+{
+    size_t n = r->len - r->pos;
+    const uint8_t *p = pgwire_read_bytes(r, n);
+    char msg[256];
+    if (n < 3 || n >= sizeof msg)
+        return auth_fail(a, err, errlen, "malformed SCRAM server-final message");
+    memcpy(msg, p, n);
+    msg[n] = 0;
+    const char *v;
+    size_t vlen;
+    if (scram_attr(msg, 'e', &v, &vlen)) {
+        snprintf(err, errlen, "upstream SCRAM error: %.*s", (int)vlen, v);
+        a->state = AUTH_DONE;
+        return PGWIRE_AUTH_FAILED;
+    }
+    uint8_t sig[64];
+    if (!scram_attr(msg, 'v', &v, &vlen) || b64_decode(v, vlen, sig, sizeof sig) != 32 ||
+        CRYPTO_memcmp(sig, a->server_signature, 32) != 0)
+        return auth_fail(a, err, errlen, "upstream server signature did not verify (SCRAM)");
+    a->state = AUTH_WAIT_OK;
+    return PGWIRE_AUTH_CONTINUE;
+}
+
+enum pgwire_auth_result pgwire_auth_step(struct pgwire_auth *a, uint8_t type, const uint8_t *body,
+                                         size_t len, struct buf *reply, char *err, size_t errlen)
+{
+    struct pgwire_reader r;
+    pgwire_reader_init(&r, body, len);
+    if (a->state == AUTH_DONE)
+        return auth_fail(a, err, errlen, "authentication already finished");
+    if (type == 'E') {
+        char m[512] = "", c[8] = "";
+        pgwire_error_field(body, len, 'M', m, sizeof m);
+        pgwire_error_field(body, len, 'C', c, sizeof c);
+        snprintf(err, errlen, "upstream refused the connection: %s%s%s%s", m, c[0] ? " (SQLSTATE " : "",
+                 c, c[0] ? ")" : "");
+        a->state = AUTH_DONE;
+        return PGWIRE_AUTH_FAILED;
+    }
+    if (type != 'R')
+        return auth_fail(a, err, errlen, "protocol error: unexpected message during authentication");
+    int32_t code = pgwire_read_i32(&r);
+    if (r.bad)
+        return auth_fail(a, err, errlen, "malformed authentication request");
+    switch (code) {
+    case 0:
+        if (!pgwire_reader_done(&r))
+            return auth_fail(a, err, errlen, "malformed AuthenticationOk");
+        if (a->state == AUTH_SASL_CONTINUE || a->state == AUTH_SASL_FINAL)
+            return auth_fail(a, err, errlen, "upstream ended SCRAM authentication early");
+        a->state = AUTH_DONE;
+        return PGWIRE_AUTH_OK;
+    case 3: /* cleartext */
+    case 5: { /* md5 */
+        if (a->state != AUTH_START)
+            return auth_fail(a, err, errlen, "unexpected password request");
+        const uint8_t *salt = code == 5 ? pgwire_read_bytes(&r, 4) : NULL;
+        if (!pgwire_reader_done(&r))
+            return auth_fail(a, err, errlen, "malformed password request");
+        if (!a->password)
+            return auth_fail(a, err, errlen, "upstream asks for a password but none was given "
+                                             "(--upstream-password-file or HOOPCTL_UPSTREAM_PASSWORD)");
+        size_t start;
+        int rc = pgwire_msg_begin(reply, 'p', &start);
+        if (code == 5) {
+            char md5[36];
+            pgwire_md5_password(a->user ? a->user : "", a->password, salt, md5);
+            rc |= pgwire_put_cstr(reply, md5);
+            util_secure_zero(md5, sizeof md5);
+        } else {
+            rc |= pgwire_put_cstr(reply, a->password);
+        }
+        if (rc || pgwire_msg_finish(reply, start))
+            return auth_fail(a, err, errlen, "out of memory");
+        a->state = AUTH_WAIT_OK;
+        return PGWIRE_AUTH_CONTINUE;
+    }
+    case 10:
+        if (a->state != AUTH_START)
+            return auth_fail(a, err, errlen, "unexpected SASL request");
+        return sasl_start(a, &r, reply, err, errlen);
+    case 11:
+        if (a->state != AUTH_SASL_CONTINUE)
+            return auth_fail(a, err, errlen, "unexpected SASL continue");
+        return sasl_continue(a, &r, reply, err, errlen);
+    case 12:
+        if (a->state != AUTH_SASL_FINAL)
+            return auth_fail(a, err, errlen, "unexpected SASL final");
+        return sasl_final(a, &r, err, errlen);
+    default: {
+        char m[96];
+        snprintf(m, sizeof m, "upstream asks for an authentication method we do not support (%d)", code);
+        return auth_fail(a, err, errlen, m);
+    }
+    }
+}
+
+void pgwire_auth_free(struct pgwire_auth *a)
+{
+    if (a->client_first_bare.data)
+        util_secure_zero(a->client_first_bare.data, a->client_first_bare.cap);
+    if (a->server_first.data)
+        util_secure_zero(a->server_first.data, a->server_first.cap);
+    buf_free(&a->client_first_bare);
+    buf_free(&a->server_first);
+    util_secure_zero(a->server_signature, sizeof a->server_signature);
+}

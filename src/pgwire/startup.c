@@ -1,0 +1,228 @@
+/* startup.c — startup-phase packets (StartupMessage, SSLRequest, GSSENCRequest,
+ * CancelRequest) and the libpq-style key=value connection string. */
+#include "hoopctl/pgwire.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+long pgwire_startup_length(const uint8_t prefix[4], char *err, size_t errlen)
+{
+    uint32_t len = pgwire_get_u32(prefix);
+    if (len < 8 || len > PGWIRE_STARTUP_MAX) {
+        snprintf(err, errlen, "invalid startup packet length %u", len);
+        return -1;
+    }
+    return (long)(len - 4);
+}
+
+int pgwire_parse_startup(const uint8_t *body, size_t len, struct pgwire_startup *out,
+                         char *err, size_t errlen)
+{
+    memset(out, 0, offsetof(struct pgwire_startup, storage));
+    if (len < 4 || len > sizeof out->storage) {
+        snprintf(err, errlen, "invalid startup packet length");
+        return -1;
+    }
+    memcpy(out->storage, body, len);
+    struct pgwire_reader r;
+    pgwire_reader_init(&r, out->storage, len);
+    out->code = (uint32_t)pgwire_read_i32(&r);
+    if (out->code == PGWIRE_SSL_REQUEST || out->code == PGWIRE_GSSENC_REQUEST) {
+        if (len != 4) {
+            snprintf(err, errlen, "malformed SSL/GSS request");
+            return -1;
+        }
+        return 0;
+    }
+    if (out->code == PGWIRE_CANCEL_REQUEST) {
+        out->cancel_pid = (uint32_t)pgwire_read_i32(&r);
+        out->cancel_secret = (uint32_t)pgwire_read_i32(&r);
+        if (!pgwire_reader_done(&r)) {
+            snprintf(err, errlen, "malformed cancel request");
+            return -1;
+        }
+        return 0;
+    }
+    if (out->code >> 16 != 3) {
+        snprintf(err, errlen, "unsupported frontend protocol %u.%u: server supports 3.0",
+                 out->code >> 16, out->code & 0xffff);
+        return -1;
+    }
+    /* name\0value\0 ... \0 */
+    for (;;) {
+        const char *name = pgwire_read_cstr(&r);
+        if (!name)
+            break;
+        if (!*name) {
+            if (!pgwire_reader_done(&r))
+                break;
+            return 0;
+        }
+        const char *value = pgwire_read_cstr(&r);
+        if (!value)
+            break;
+        if (out->nparams == PGWIRE_STARTUP_MAX_PARAMS) {
+            snprintf(err, errlen, "too many startup parameters");
+            return -1;
+        }
+        out->params[out->nparams].name = name;
+        out->params[out->nparams].value = value;
+        out->nparams++;
+    }
+    snprintf(err, errlen, "malformed startup packet");
+    return -1;
+}
+
+const char *pgwire_startup_get(const struct pgwire_startup *s, const char *name)
+{
+    for (int i = 0; i < s->nparams; i++)
+        if (strcmp(s->params[i].name, name) == 0)
+            return s->params[i].value;
+    return NULL;
+}
+
+const char *pgwire_sslmode_name(enum pgwire_sslmode m)
+{
+    static const char *const names[] = {"disable", "prefer", "require", "verify-ca", "verify-full"};
+    return (unsigned)m < 5 ? names[m] : "?";
+}
+
+/* Copy one value (bare word or 'quoted' with \ escapes) into out. */
+static const char *conninfo_value(const char *p, char *out, size_t outlen, char *err, size_t errlen)
+{
+    size_t n = 0;
+    bool quoted = *p == '\'';
+    if (quoted)
+        p++;
+    for (;;) {
+        char c = *p;
+        if (!c) {
+            if (quoted) {
+                snprintf(err, errlen, "unterminated quoted string in connection string");
+                return NULL;
+            }
+            break;
+        }
+        if (quoted && c == '\'') {
+            p++;
+            break;
+        }
+        if (!quoted && isspace((unsigned char)c))
+            break;
+        if (c == '\\' && p[1])
+            c = *++p;
+        if (n + 1 >= outlen) {
+            snprintf(err, errlen, "value too long in connection string");
+            return NULL;
+        }
+        out[n++] = c;
+        p++;
+    }
+    out[n] = 0;
+    return p;
+}
+
+int pgwire_conninfo_parse(const char *s, struct pgwire_conninfo *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    out->sslmode = PGWIRE_SSL_PREFER;
+    out->connect_timeout = 10;
+    const char *p = s;
+    char key[32], value[1024];
+    for (;;) {
+        while (isspace((unsigned char)*p))
+            p++;
+        if (!*p)
+            break;
+        size_t k = 0;
+        while (*p && *p != '=' && !isspace((unsigned char)*p)) {
+            if (k + 1 >= sizeof key) {
+                snprintf(err, errlen, "connection string key too long");
+                return -1;
+            }
+            key[k++] = *p++;
+        }
+        key[k] = 0;
+        while (isspace((unsigned char)*p))
+            p++;
+        if (*p != '=') {
+            snprintf(err, errlen, "missing \"=\" after \"%s\" in connection string", key);
+            return -1;
+        }
+        p++;
+        while (isspace((unsigned char)*p))
+            p++;
+        p = conninfo_value(p, value, sizeof value, err, errlen);
+        if (!p)
+            return -1;
+        char *dst = NULL;
+        size_t dstlen = 0;
+        if (strcmp(key, "host") == 0 || strcmp(key, "hostaddr") == 0)
+            dst = out->host, dstlen = sizeof out->host;
+        else if (strcmp(key, "port") == 0)
+            dst = out->port, dstlen = sizeof out->port;
+        else if (strcmp(key, "dbname") == 0)
+            dst = out->dbname, dstlen = sizeof out->dbname;
+        else if (strcmp(key, "user") == 0)
+            dst = out->user, dstlen = sizeof out->user;
+        else if (strcmp(key, "sslrootcert") == 0)
+            dst = out->sslrootcert, dstlen = sizeof out->sslrootcert;
+        else if (strcmp(key, "password") == 0) {
+            snprintf(err, errlen, "a password does not belong in the connection string; "
+                                  "use --upstream-password-file or HOOPCTL_UPSTREAM_PASSWORD");
+            return -1;
+        } else if (strcmp(key, "sslmode") == 0) {
+            int m = -1;
+            for (int i = 0; i < 5; i++)
+                if (strcmp(value, pgwire_sslmode_name((enum pgwire_sslmode)i)) == 0)
+                    m = i;
+            if (m < 0) {
+                snprintf(err, errlen, "invalid sslmode \"%s\": use disable, prefer, require, "
+                                      "verify-ca or verify-full", value);
+                return -1;
+            }
+            out->sslmode = (enum pgwire_sslmode)m;
+            continue;
+        } else if (strcmp(key, "connect_timeout") == 0) {
+            char *end;
+            long t = strtol(value, &end, 10);
+            if (*end || t < 1 || t > 3600) {
+                snprintf(err, errlen, "invalid connect_timeout \"%s\"", value);
+                return -1;
+            }
+            out->connect_timeout = (int)t;
+            continue;
+        } else {
+            snprintf(err, errlen, "unknown connection string key \"%s\"", key);
+            return -1;
+        }
+        if (strlen(value) >= dstlen) {
+            snprintf(err, errlen, "value of %s too long", key);
+            return -1;
+        }
+        memcpy(dst, value, strlen(value) + 1);
+    }
+    if (!out->host[0])
+        snprintf(out->host, sizeof out->host, "localhost");
+    if (!out->port[0])
+        snprintf(out->port, sizeof out->port, "5432");
+    char *end;
+    long port = strtol(out->port, &end, 10);
+    if (*end || port < 1 || port > 65535) {
+        snprintf(err, errlen, "invalid port \"%s\"", out->port);
+        return -1;
+    }
+    if (!out->user[0]) {
+        snprintf(err, errlen, "the upstream connection string needs user=");
+        return -1;
+    }
+    if (!out->dbname[0])
+        snprintf(out->dbname, sizeof out->dbname, "%s", out->user);
+    if (out->sslmode >= PGWIRE_SSL_VERIFY_CA && !out->sslrootcert[0]) {
+        snprintf(err, errlen, "sslmode %s needs sslrootcert=FILE", pgwire_sslmode_name(out->sslmode));
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,23 @@
+# gateway.sh — sourced by tests/integration/test_gateway_*.sh after harness.sh:
+# starts `hoopctl gateway` in front of the harness's PostgreSQL.
+#   gateway_start NAME [extra options...]   # sets GW_PORT, waits for "listening"
+#   gw_psql ARGS...                          # psql through the gateway (no password, sslmode prefer)
+
+gateway_upstream() {  # the conninfo for the harness's PostgreSQL (TLS verify-full, scram)
+  printf 'host=127.0.0.1 port=%s dbname=postgres user=postgres sslmode=verify-full sslrootcert=%s' \
+    "$PGPORT" "$PGSSLROOTCERT"
+}
+
+gateway_start() {  # NAME [options...]
+  local name=$1; shift
+  GW_PORT=$(free_port)
+  printf '%s\n' "$PGPASSWORD" >"$HARNESS_TMP/upstream-password"
+  chmod 0600 "$HARNESS_TMP/upstream-password"
+  bg_start "$name" "$HOOPCTL_BIN" gateway --listen "127.0.0.1:$GW_PORT" \
+    --upstream "$(gateway_upstream)" --upstream-password-file "$HARNESS_TMP/upstream-password" "$@"
+  wait_for "gateway $name to listen" 20 grep -q "listening on 127.0.0.1:$GW_PORT" "$HARNESS_TMP/$name.log"
+}
+
+gw_psql() {
+  PGPASSWORD='' PGSSLMODE=prefer PGSSLROOTCERT='' psql -X -h 127.0.0.1 -p "$GW_PORT" -U app_user -d appdb "$@"
+}

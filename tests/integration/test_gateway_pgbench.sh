@@ -1,0 +1,30 @@
+#!/bin/bash
+# pgbench through the gateway in -M simple, extended and prepared: short runs,
+# no failed transactions, and the transaction counts PostgreSQL saw match.
+source "$(dirname "$0")/lib/harness.sh"
+source "$(dirname "$0")/lib/gateway.sh"
+pg_start
+gateway_start gw
+pgbench -q -i -s 1 >/dev/null 2>&1 || fail "pgbench -i failed"
+for mode in simple extended prepared; do
+  before=$(psql -X -Atc "select sum(xact_commit) from pg_stat_database where datname = 'postgres'")
+  out=$(PGPASSWORD='' PGSSLMODE=prefer pgbench -h 127.0.0.1 -p "$GW_PORT" -U u -M "$mode" -c 4 -j 2 -t 200 -n postgres 2>&1) \
+    || fail "pgbench -M $mode through the gateway failed: $out"
+  assert_contains "$out" "number of transactions actually processed: 800/800" "pgbench -M $mode"
+  assert_contains "$out" "number of failed transactions: 0 (0.000%)" "pgbench -M $mode"
+  sleep 0.6  # pg_stat_database is updated by each backend at most every 500 ms
+  after=$(psql -X -Atc "select pg_stat_force_next_flush(); select sum(xact_commit) from pg_stat_database where datname = 'postgres'" | tail -1)
+  ((after - before >= 800)) || fail "-M $mode: PostgreSQL saw $((after - before)) commits, expected at least 800"
+  log "pgbench -M $mode: 800/800 transactions, 0 failed; $((after - before)) commits upstream"
+done
+# Select-only with the hooks path on (audit log): same counts.
+gateway_start gwa --audit-log "$HARNESS_TMP/audit.jsonl"
+GW_PORT_A=$GW_PORT
+out=$(PGPASSWORD='' PGSSLMODE=prefer pgbench -h 127.0.0.1 -p "$GW_PORT_A" -U u -M prepared -S -c 2 -t 100 -n postgres 2>&1) \
+  || fail "pgbench with the audit hook failed: $out"
+assert_contains "$out" "number of transactions actually processed: 200/200"
+n=$(grep -c '"kind":"execute"' "$HARNESS_TMP/audit.jsonl")
+((n == 200)) || fail "audit log has $n execute lines, expected 200"
+grep -q '"sql":"SELECT abalance FROM pgbench_accounts WHERE aid = $1;"' "$HARNESS_TMP/audit.jsonl" \
+  || fail "audit log lacks the prepared statement's SQL"
+log "audit hook: 200 executes with SQL and parameters"

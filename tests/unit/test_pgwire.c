@@ -1,0 +1,327 @@
+/* test_pgwire.c — the wire codec: header checks, reader bounds, builders,
+ * startup packets, Parse/Bind/RowDescription/DataRow decoding, conninfo
+ * parsing, and the upstream authentication state machine (SCRAM RFC 7677
+ * vector, md5, cleartext, and the ways a server can get it wrong). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <openssl/evp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hoopctl/pgwire.h"
+
+static void header_checks(void **state)
+{
+    (void)state;
+    char err[128];
+    uint8_t h[5] = {'Q', 0, 0, 0, 4};
+    assert_int_equal(pgwire_check_header(h, 1024, err, sizeof err), 0);
+    h[4] = 3;
+    assert_int_equal(pgwire_check_header(h, 1024, err, sizeof err), -1);
+    assert_non_null(strstr(err, "invalid message length 3"));
+    pgwire_put_u32(h + 1, 2000);
+    assert_int_equal(pgwire_check_header(h, 1024, err, sizeof err), -1);
+    assert_non_null(strstr(err, "over the 1024-byte limit"));
+    pgwire_put_u32(h + 1, 0xffffffffu);
+    assert_int_equal(pgwire_check_header(h, PGWIRE_DEFAULT_MAX_MESSAGE, err, sizeof err), -1);
+}
+
+static void reader_is_bounded(void **state)
+{
+    (void)state;
+    const uint8_t data[] = {0, 1, 'a', 'b', 0, 0xff};
+    struct pgwire_reader r;
+    pgwire_reader_init(&r, data, sizeof data);
+    assert_int_equal(pgwire_read_i16(&r), 1);
+    assert_string_equal(pgwire_read_cstr(&r), "ab");
+    assert_int_equal(pgwire_read_u8(&r), 0xff);
+    assert_true(pgwire_reader_done(&r));
+    assert_int_equal(pgwire_read_i32(&r), 0);
+    assert_true(r.bad);
+    pgwire_reader_init(&r, "abc", 3); /* no NUL inside */
+    assert_null(pgwire_read_cstr(&r));
+    assert_true(r.bad);
+    pgwire_reader_init(&r, data, 2);
+    assert_null(pgwire_read_bytes(&r, 3));
+}
+
+static void builders_round_trip(void **state)
+{
+    (void)state;
+    struct buf b = {0};
+    assert_int_equal(pgwire_build_error(&b, false, "ERROR", "42501", "no way"), 0);
+    assert_int_equal(b.data[0], 'E');
+    assert_int_equal(pgwire_get_u32(b.data + 1), b.len - 1);
+    char f[64];
+    assert_true(pgwire_error_field(b.data + 5, b.len - 5, 'C', f, sizeof f));
+    assert_string_equal(f, "42501");
+    assert_true(pgwire_error_field(b.data + 5, b.len - 5, 'M', f, sizeof f));
+    assert_string_equal(f, "no way");
+    assert_false(pgwire_error_field(b.data + 5, b.len - 5, 'D', f, sizeof f));
+    assert_false(pgwire_error_field((const uint8_t *)"Cabc", 4, 'C', f, sizeof f)); /* unterminated */
+    buf_reset(&b);
+    assert_int_equal(pgwire_build_ready(&b, 'T'), 0);
+    assert_memory_equal(b.data, "Z\0\0\0\5T", 6);
+    buf_reset(&b);
+    assert_int_equal(pgwire_build_backend_key(&b, 1234, 0xdeadbeef), 0);
+    assert_int_equal(pgwire_get_u32(b.data + 5), 1234);
+    assert_int_equal(pgwire_get_u32(b.data + 9), 0xdeadbeef);
+    buf_reset(&b);
+    const char *opts[] = {"_pq_.x"};
+    assert_int_equal(pgwire_build_negotiate(&b, 0, opts, 1), 0);
+    assert_int_equal(b.data[0], 'v');
+    assert_int_equal(b.len, 5 + 4 + 4 + 7);
+    buf_free(&b);
+}
+
+static void startup_packets(void **state)
+{
+    (void)state;
+    static struct pgwire_startup st;
+    char err[128];
+    uint8_t pkt[64];
+    size_t n = 0;
+    pgwire_put_u32(pkt, PGWIRE_PROTOCOL_3_0);
+    n = 4;
+    const char kv[] = "user\0alice\0database\0db\0application_name\0psql\0";
+    memcpy(pkt + n, kv, sizeof kv); /* includes the final NUL terminator */
+    n += sizeof kv;
+    assert_int_equal(pgwire_parse_startup(pkt, n, &st, err, sizeof err), 0);
+    assert_int_equal(st.nparams, 3);
+    assert_string_equal(pgwire_startup_get(&st, "user"), "alice");
+    assert_string_equal(pgwire_startup_get(&st, "application_name"), "psql");
+    assert_null(pgwire_startup_get(&st, "nope"));
+    /* missing final terminator */
+    assert_int_equal(pgwire_parse_startup(pkt, n - 1, &st, err, sizeof err), -1);
+    /* cancel request */
+    pgwire_put_u32(pkt, PGWIRE_CANCEL_REQUEST);
+    pgwire_put_u32(pkt + 4, 77);
+    pgwire_put_u32(pkt + 8, 99);
+    assert_int_equal(pgwire_parse_startup(pkt, 12, &st, err, sizeof err), 0);
+    assert_int_equal(st.cancel_pid, 77);
+    assert_int_equal(st.cancel_secret, 99);
+    assert_int_equal(pgwire_parse_startup(pkt, 10, &st, err, sizeof err), -1);
+    /* protocol 2 */
+    pgwire_put_u32(pkt, 2u << 16);
+    assert_int_equal(pgwire_parse_startup(pkt, 5, &st, err, sizeof err), -1);
+    assert_non_null(strstr(err, "unsupported frontend protocol 2.0"));
+    uint8_t len[4];
+    pgwire_put_u32(len, 7);
+    assert_int_equal(pgwire_startup_length(len, err, sizeof err), -1);
+    pgwire_put_u32(len, PGWIRE_STARTUP_MAX + 1);
+    assert_int_equal(pgwire_startup_length(len, err, sizeof err), -1);
+    pgwire_put_u32(len, 8);
+    assert_int_equal(pgwire_startup_length(len, err, sizeof err), 4);
+}
+
+static void extended_bodies(void **state)
+{
+    (void)state;
+    struct pgwire_parse_msg pm;
+    const uint8_t parse[] = "s1\0select $1\0\0\1\0\0\0\x17";
+    assert_int_equal(pgwire_parse_parse(parse, sizeof parse - 1, &pm), 0);
+    assert_string_equal(pm.statement, "s1");
+    assert_string_equal(pm.query, "select $1");
+    assert_int_equal(pgwire_parse_parse(parse, sizeof parse - 2, &pm), -1);
+
+    /* Bind: portal p, statement s1, 1 format (binary), 2 params ("hi", NULL), 0 result formats */
+    const uint8_t bind[] = "p\0s1\0\0\1\0\1\0\2\0\0\0\2hi\xff\xff\xff\xff\0\0";
+    struct pgwire_bind b;
+    assert_int_equal(pgwire_parse_bind(bind, sizeof bind - 1, &b), 0);
+    assert_string_equal(b.portal, "p");
+    assert_int_equal(b.nparams, 2);
+    assert_int_equal(b.lengths[0], 2);
+    assert_memory_equal(b.values[0], "hi", 2);
+    assert_null(b.values[1]);
+    assert_int_equal(b.lengths[1], -1);
+    assert_int_equal(b.formats[0], 1);
+    pgwire_bind_free(&b);
+    assert_int_equal(pgwire_parse_bind(bind, sizeof bind - 3, &b), -1);
+    const uint8_t badlen[] = "\0\0\0\0\0\1\xff\xff\xff\xfe";
+    assert_int_equal(pgwire_parse_bind(badlen, sizeof badlen - 1, &b), -1);
+
+    char kind;
+    const char *name;
+    assert_int_equal(pgwire_parse_named((const uint8_t *)"Sabc", 5, true, &kind, &name), 0);
+    assert_int_equal(kind, 'S');
+    assert_string_equal(name, "abc");
+    assert_int_equal(pgwire_parse_named((const uint8_t *)"Xabc", 5, true, &kind, &name), -1);
+    assert_int_equal(pgwire_parse_named((const uint8_t *)"p\0\0\0\0\5", 6, false, &kind, &name), 0);
+
+    /* RowDescription with one column "a" int4 */
+    const uint8_t rd[] = "\0\1a\0\0\0\0\0\0\0\0\0\0\x17\0\4\xff\xff\xff\xff\0\0";
+    struct pgwire_column *cols;
+    assert_int_equal(pgwire_parse_row_description(rd, sizeof rd - 1, &cols), 1);
+    assert_string_equal(cols[0].name, "a");
+    assert_int_equal(cols[0].type_oid, 23);
+    free(cols);
+    assert_int_equal(pgwire_parse_row_description(rd, sizeof rd - 2, &cols), -1);
+
+    const uint8_t dr[] = "\0\2\0\0\0\3abc\xff\xff\xff\xff";
+    const uint8_t **vals;
+    int32_t *lens;
+    assert_int_equal(pgwire_parse_data_row(dr, sizeof dr - 1, &vals, &lens), 2);
+    assert_int_equal(lens[0], 3);
+    assert_int_equal(lens[1], -1);
+    free(vals);
+    free(lens);
+    assert_int_equal(pgwire_parse_data_row(dr, 8, &vals, &lens), -1);
+}
+
+static void conninfo(void **state)
+{
+    (void)state;
+    struct pgwire_conninfo ci;
+    char err[256];
+    assert_int_equal(pgwire_conninfo_parse("host=db.example port=6543 dbname='my db' user=u "
+                                           "sslmode=verify-full sslrootcert=/ca.pem connect_timeout=3",
+                                           &ci, err, sizeof err), 0);
+    assert_string_equal(ci.host, "db.example");
+    assert_string_equal(ci.port, "6543");
+    assert_string_equal(ci.dbname, "my db");
+    assert_int_equal(ci.sslmode, PGWIRE_SSL_VERIFY_FULL);
+    assert_int_equal(ci.connect_timeout, 3);
+    assert_int_equal(pgwire_conninfo_parse("user=u", &ci, err, sizeof err), 0);
+    assert_int_equal(ci.sslmode, PGWIRE_SSL_PREFER);
+    assert_string_equal(ci.host, "localhost");
+    assert_string_equal(ci.dbname, "u");
+    assert_int_equal(pgwire_conninfo_parse("user=u password=hunter2", &ci, err, sizeof err), -1);
+    assert_null(strstr(err, "hunter2"));
+    assert_int_equal(pgwire_conninfo_parse("user=u sslmode=sometimes", &ci, err, sizeof err), -1);
+    assert_int_equal(pgwire_conninfo_parse("user=u sslmode=verify-ca", &ci, err, sizeof err), -1);
+    assert_int_equal(pgwire_conninfo_parse("user=u port=70000", &ci, err, sizeof err), -1);
+    assert_int_equal(pgwire_conninfo_parse("user='unterminated", &ci, err, sizeof err), -1);
+    assert_int_equal(pgwire_conninfo_parse("host=x", &ci, err, sizeof err), -1);
+    assert_int_equal(pgwire_conninfo_parse("user=u bogus=1", &ci, err, sizeof err), -1);
+    assert_int_equal(pgwire_conninfo_parse("user=u host", &ci, err, sizeof err), -1);
+}
+
+static void scram_rfc7677_vector(void **state)
+{
+    (void)state;
+    struct buf out = {0};
+    uint8_t sig[32], want[33];
+    char err[128];
+    assert_int_equal(pgwire_scram_client_final(
+                         "pencil", "n=user,r=rOprNGfwEbeRWgbNEkqO",
+                         "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096",
+                         "rOprNGfwEbeRWgbNEkqO", &out, sig, err, sizeof err), 0);
+    assert_string_equal(buf_cstr(&out), "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"
+                                        "p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=");
+    assert_int_equal(EVP_DecodeBlock(want, (const uint8_t *)"6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=", 44), 33);
+    assert_memory_equal(sig, want, 32);
+    buf_reset(&out);
+    /* A server nonce that does not extend ours, a zero iteration count, a bad salt. */
+    assert_int_equal(pgwire_scram_client_final("p", "n=,r=abc", "r=xyz123,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096",
+                                               "abc", &out, sig, err, sizeof err), -1);
+    assert_int_equal(pgwire_scram_client_final("p", "n=,r=abc", "r=abc123,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=0",
+                                               "abc", &out, sig, err, sizeof err), -1);
+    assert_int_equal(pgwire_scram_client_final("p", "n=,r=abc", "r=abc123,s=!!,i=4096", "abc", &out, sig,
+                                               err, sizeof err), -1);
+    buf_free(&out);
+}
+
+static enum pgwire_auth_result step(struct pgwire_auth *a, int32_t code, const void *extra,
+                                    size_t extra_len, struct buf *reply, char *err)
+{
+    uint8_t body[512];
+    pgwire_put_u32(body, (uint32_t)code);
+    memcpy(body + 4, extra, extra_len);
+    buf_reset(reply);
+    return pgwire_auth_step(a, 'R', body, 4 + extra_len, reply, err, 256);
+}
+
+static void auth_scram_exchange(void **state)
+{
+    (void)state;
+    struct pgwire_auth a = {.user = "postgres", .password = "pencil"};
+    snprintf(a.client_nonce, sizeof a.client_nonce, "fyko+d2lbbFgONRv9qkxdawL");
+    struct buf reply = {0};
+    char err[256];
+    assert_int_equal(step(&a, 10, "SCRAM-SHA-256-PLUS\0SCRAM-SHA-256\0", 34, &reply, err), PGWIRE_AUTH_CONTINUE);
+    assert_int_equal(reply.data[0], 'p');
+    assert_string_equal((char *)reply.data + 5, "SCRAM-SHA-256");
+    assert_memory_equal(reply.data + 5 + 14 + 4, "n,,n=,r=fyko+d2lbbFgONRv9qkxdawL", 32);
+    const char *server_first = "r=fyko+d2lbbFgONRv9qkxdawLsrvnonce,s=QSXCR+Q6sek8bf92,i=4096";
+    assert_int_equal(step(&a, 11, server_first, strlen(server_first), &reply, err), PGWIRE_AUTH_CONTINUE);
+    assert_int_equal(reply.data[0], 'p');
+    /* The server's signature computed independently must verify. */
+    struct buf final = {0};
+    uint8_t sig[32];
+    assert_int_equal(pgwire_scram_client_final("pencil", "n=,r=fyko+d2lbbFgONRv9qkxdawL", server_first,
+                                               "fyko+d2lbbFgONRv9qkxdawL", &final, sig, err, sizeof err), 0);
+    assert_memory_equal(reply.data + 5, final.data, final.len);
+    char v[64] = "v=";
+    EVP_EncodeBlock((uint8_t *)v + 2, sig, 32);
+    struct pgwire_auth bad = a; /* copy before the final step to try a forged signature */
+    assert_int_equal(step(&a, 12, v, strlen(v), &reply, err), PGWIRE_AUTH_CONTINUE);
+    assert_int_equal(step(&a, 0, "", 0, &reply, err), PGWIRE_AUTH_OK);
+    v[3] ^= 1;
+    bad.client_first_bare = (struct buf){0};
+    bad.server_first = (struct buf){0};
+    assert_int_equal(step(&bad, 12, v, strlen(v), &reply, err), PGWIRE_AUTH_FAILED);
+    assert_non_null(strstr(err, "did not verify"));
+    pgwire_auth_free(&a);
+    buf_free(&final);
+    buf_free(&reply);
+}
+
+static void auth_other_methods_and_failures(void **state)
+{
+    (void)state;
+    struct buf reply = {0};
+    char err[256];
+    struct pgwire_auth a = {.user = "postgres", .password = "secret"};
+    assert_int_equal(step(&a, 5, "\1\2\3\4", 4, &reply, err), PGWIRE_AUTH_CONTINUE);
+    assert_string_equal((char *)reply.data + 5, "md5bb41a296aab6baccb36ff243a562abff");
+    assert_int_equal(step(&a, 0, "", 0, &reply, err), PGWIRE_AUTH_OK);
+
+    struct pgwire_auth c = {.user = "u", .password = "clear"};
+    assert_int_equal(step(&c, 3, "", 0, &reply, err), PGWIRE_AUTH_CONTINUE);
+    assert_string_equal((char *)reply.data + 5, "clear");
+
+    struct pgwire_auth nopw = {.user = "u"};
+    assert_int_equal(step(&nopw, 10, "SCRAM-SHA-256\0\0", 15, &reply, err), PGWIRE_AUTH_FAILED);
+    assert_non_null(strstr(err, "none was given"));
+
+    struct pgwire_auth early = {.user = "u", .password = "p"};
+    assert_int_equal(step(&early, 10, "SCRAM-SHA-256\0\0", 15, &reply, err), PGWIRE_AUTH_CONTINUE);
+    assert_int_equal(step(&early, 0, "", 0, &reply, err), PGWIRE_AUTH_FAILED); /* no mutual auth */
+    pgwire_auth_free(&early);
+
+    struct pgwire_auth gss = {.user = "u", .password = "p"};
+    assert_int_equal(step(&gss, 7, "", 0, &reply, err), PGWIRE_AUTH_FAILED);
+    struct pgwire_auth mech = {.user = "u", .password = "p"};
+    assert_int_equal(step(&mech, 10, "OTHER\0\0", 7, &reply, err), PGWIRE_AUTH_FAILED);
+
+    struct pgwire_auth e = {.user = "u", .password = "p"};
+    const uint8_t ebody[] = "SFATAL\0C28P01\0Mpassword authentication failed\0";
+    assert_int_equal(pgwire_auth_step(&e, 'E', ebody, sizeof ebody, &reply, err, sizeof err), PGWIRE_AUTH_FAILED);
+    assert_non_null(strstr(err, "password authentication failed"));
+    assert_non_null(strstr(err, "28P01"));
+    struct pgwire_auth odd = {.user = "u", .password = "p"};
+    assert_int_equal(pgwire_auth_step(&odd, 'D', ebody, 3, &reply, err, sizeof err), PGWIRE_AUTH_FAILED);
+    struct pgwire_auth shortr = {.user = "u", .password = "p"};
+    assert_int_equal(pgwire_auth_step(&shortr, 'R', (const uint8_t *)"\0\0", 2, &reply, err, sizeof err),
+                     PGWIRE_AUTH_FAILED);
+    buf_free(&reply);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(header_checks),
+        cmocka_unit_test(reader_is_bounded),
+        cmocka_unit_test(builders_round_trip),
+        cmocka_unit_test(startup_packets),
+        cmocka_unit_test(extended_bodies),
+        cmocka_unit_test(conninfo),
+        cmocka_unit_test(scram_rfc7677_vector),
+        cmocka_unit_test(auth_scram_exchange),
+        cmocka_unit_test(auth_other_methods_and_failures),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
