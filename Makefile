@@ -133,3 +133,12 @@ fuzz: $(FUZZ_TARGETS:%=build-fuzz/fuzz_%)
 # Throughput/latency/memory comparison: direct vs pgbouncer vs the gateway.
 bench: $(BIN)
 	tests/bench/run.sh
+# Server bench: ingest events/s on SQLite and PostgreSQL at batch sizes 1, 100
+# and 1000, and the review long-poll wake-up latency (tests/bench/ingest.sh).
+.PHONY: bench-server
+$(BUILD)/tests/bench/ingest_bench: tests/bench/ingest_bench.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+bench-server: $(BIN) $(BUILD)/tests/bench/ingest_bench
+	tests/bench/ingest.sh --bin ./$(BIN) --driver $(BUILD)/tests/bench/ingest_bench

@@ -15,6 +15,11 @@ extern const struct cli_command cli_cmd_whoami;
 extern const struct cli_command cli_cmd_token;
 extern const struct cli_command cli_cmd_policy;
 extern const struct cli_command cli_cmd_gateway;
+extern const struct cli_command cli_cmd_server;
+extern const struct cli_command cli_cmd_admin;
+extern const struct cli_command cli_cmd_sessions;
+extern const struct cli_command cli_cmd_audit;
+extern const struct cli_command cli_cmd_reviews;
 
 const struct cli_command *const cli_commands[] = {
     &cli_cmd_help,
@@ -27,6 +32,11 @@ const struct cli_command *const cli_commands[] = {
     &cli_cmd_token,
     &cli_cmd_policy,
     &cli_cmd_gateway,
+    &cli_cmd_server,
+    &cli_cmd_admin,
+    &cli_cmd_sessions,
+    &cli_cmd_audit,
+    &cli_cmd_reviews,
     NULL,
 };
 

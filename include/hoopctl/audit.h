@@ -1,0 +1,24 @@
+/* audit.h — the audit trail's tamper evidence: every stored event carries the
+ * SHA-256 of its predecessor, and its own hash covers its position, content and
+ * that predecessor hash. */
+#ifndef HOOPCTL_AUDIT_H
+#define HOOPCTL_AUDIT_H
+
+#include <stdint.h>
+
+/* The predecessor of the first event: 64 zeros. */
+#define AUDIT_GENESIS_HASH "0000000000000000000000000000000000000000000000000000000000000000"
+
+/* The fields an event's hash covers. */
+struct audit_record {
+    int64_t n;                 /* position in the chain, 1-based */
+    const char *id, *session_id, *type, *subject, *data;
+    int64_t seq, ts;
+    const char *prev_hash;     /* 64 hex */
+};
+
+/* hex SHA-256 over the record, each field length-prefixed so that no two
+ * different records hash alike by moving bytes between fields. */
+void audit_chain_hash(const struct audit_record *r, char out[65]);
+
+#endif

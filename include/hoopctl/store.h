@@ -1,0 +1,137 @@
+/* store.h — the server's durable state behind one interface: connections,
+ * API keys, sessions, hash-chained audit events and reviews. Backed by SQLite
+ * (default, WAL) or PostgreSQL (libpq); versioned migrations run at open. */
+#ifndef HOOPCTL_STORE_H
+#define HOOPCTL_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+
+enum store_status {
+    STORE_OK = 0,
+    STORE_NOT_FOUND = 1,   /* no such row */
+    STORE_CONFLICT = 2,    /* unique name taken, or the row is not in the state asked for */
+    STORE_FORBIDDEN = 3,   /* e.g. a session owned by someone else */
+    STORE_ERROR = -1,      /* the database failed; err says how */
+};
+
+struct store;
+
+/* url: "sqlite:PATH" (or a bare path) or "postgres://..." / "postgresql://...". */
+struct store *store_open(const char *url, char *err, size_t errlen);
+void store_close(struct store *s);
+const char *store_kind(const struct store *s);       /* "sqlite" or "postgres" */
+int store_schema_version(struct store *s);
+
+/* Cross-process change notices (PostgreSQL LISTEN/NOTIFY on channel
+ * "hoopctl_reviews"). store_listen_fd returns a socket to watch, or -1 when
+ * the store has no such channel (SQLite). store_listen_drain consumes what
+ * arrived and returns how many notices. */
+int store_listen_fd(struct store *s, char *err, size_t errlen);
+int store_listen_drain(struct store *s);
+
+/* Connections. A connection is a JSON object: name, host, port, database,
+ * user, sslmode, allowed_groups[], reviewer_groups[], policy{}, and
+ * secret_enc (sealed secret, never handed out by the API) when set.
+ * store_connection_put inserts or replaces; without secret_enc the old
+ * sealed secret is kept. */
+int store_connection_put(struct store *s, json_t *conn, char *err, size_t errlen);
+int store_connection_get(struct store *s, const char *name, json_t **out, char *err, size_t errlen);
+int store_connection_list(struct store *s, json_t **out, char *err, size_t errlen);
+int store_connection_delete(struct store *s, const char *name, char *err, size_t errlen);
+int store_connection_set_policy(struct store *s, const char *name, json_t *policy, char *err,
+                                size_t errlen);
+
+/* API keys: only the SHA-256 of the token is kept. A key object is
+ * {id, name, groups[], created_by, created_at, revoked}. */
+int store_apikey_create(struct store *s, const char *id, const char *name, const char *token_hash,
+                        json_t *groups, const char *created_by, char *err, size_t errlen);
+int store_apikey_lookup(struct store *s, const char *token_hash, json_t **out, char *err, size_t errlen);
+int store_apikey_list(struct store *s, json_t **out, char *err, size_t errlen);
+int store_apikey_revoke(struct store *s, const char *id, char *err, size_t errlen);
+
+/* Who sent a batch: every event and new session is attributed to it. */
+struct store_actor {
+    const char *issuer, *subject, *name;
+    const char *groups_json;     /* JSON array text */
+};
+
+/* One audit event, already validated by the caller. */
+struct store_event {
+    const char *id;              /* sender-chosen, unique: a repeat is ignored */
+    const char *session_id;
+    int64_t seq;                 /* the sender's order within the session */
+    const char *type;            /* session_start, session_end, statement, result */
+    int64_t ts;                  /* ms since the epoch */
+    const char *data;            /* JSON object text, stored as sent */
+    /* Session attributes the event carries (NULL when absent). */
+    const char *connection, *client_addr, *application, *gateway_host;
+    bool denial, review;         /* a denied statement / one that went to review */
+    int64_t sample_rows;         /* result rows in data (type "result") */
+    const char *data_capped;     /* data to store instead once the session's
+                                    sample budget is spent (may be NULL) */
+};
+
+struct store_ingest_result {
+    size_t accepted, duplicates;
+};
+
+/* Append a batch in one committed transaction: each new event joins the hash
+ * chain. sample_cap: result rows kept per session. STORE_FORBIDDEN when a
+ * session belongs to another subject (nothing is written then). */
+int store_events_append(struct store *s, const struct store_actor *actor,
+                        const struct store_event *ev, size_t n, int64_t sample_cap,
+                        struct store_ingest_result *res, char *err, size_t errlen);
+
+struct store_session_filter {
+    const char *issuer, *subject;  /* restrict to this owner (NULL: all) */
+    const char *user, *connection; /* filters from the query */
+    int64_t since, until;          /* started_at range in ms; 0: open */
+    int has_denials, has_reviews;  /* -1 any, 0 no, 1 yes */
+    int limit;
+    const char *cursor;            /* "started_at:id" of the last row seen, or NULL */
+};
+/* *out = {"sessions": [...], "next": cursor or null} */
+int store_sessions_list(struct store *s, const struct store_session_filter *f, json_t **out,
+                        char *err, size_t errlen);
+int store_session_get(struct store *s, const char *id, json_t **out, char *err, size_t errlen);
+/* Events of one session in order (seq, then arrival), offset/limit paged. */
+int store_session_events(struct store *s, const char *id, int64_t offset, int limit, json_t **out,
+                         char *err, size_t errlen);
+
+/* Events by arrival (chain position n > after_n) within [since, until) ms,
+ * at most limit; for streaming exports page by page. */
+int store_events_page(struct store *s, int64_t after_n, int64_t since, int64_t until, int limit,
+                      json_t **out, char *err, size_t errlen);
+
+/* Walk the whole chain from the last checkpoint. *report = {"ok": bool,
+ * "checked": n, "problems": [{"n":..,"id":..,"problem":".."}...]}. */
+int store_audit_verify(struct store *s, json_t **report, char *err, size_t errlen);
+
+/* Retention: drop events older than cutoff_ms (a prefix of the chain) and the
+ * sessions left without events, recording a checkpoint. */
+int store_retention(struct store *s, int64_t cutoff_ms, int64_t *deleted_events, char *err,
+                    size_t errlen);
+
+/* Reviews. A review object: id, connection, session_id, statement,
+ * statement_hash, requester, requester_name, status (pending, approved,
+ * denied, expired, consumed), reason, decided_by, created_at, decided_at,
+ * expires_at, consumed_at. */
+int store_review_create(struct store *s, json_t *review, char *err, size_t errlen);
+int store_review_get(struct store *s, const char *id, json_t **out, char *err, size_t errlen);
+/* Reviews with a status (NULL: any) created after created_after ms. */
+int store_review_list(struct store *s, const char *status, int64_t created_after, json_t **out,
+                      char *err, size_t errlen);
+/* pending -> approved|denied; STORE_CONFLICT when no longer pending. */
+int store_review_decide(struct store *s, const char *id, const char *status, const char *reason,
+                        const char *decided_by, int64_t now_ms, char *err, size_t errlen);
+/* approved -> consumed by its requester for that statement hash, once. */
+int store_review_consume(struct store *s, const char *id, const char *requester,
+                         const char *statement_hash, int64_t now_ms, char *err, size_t errlen);
+/* pending past expires_at -> expired; returns how many (or -1). */
+int store_review_expire(struct store *s, int64_t now_ms, char *err, size_t errlen);
+int64_t store_review_count(struct store *s, const char *status);
+
+#endif

@@ -1,0 +1,261 @@
+/* client.c — the libcurl client of the server API: one request at a time,
+ * JSON bodies, bounded response size, and streaming downloads. */
+#include "hoopctl/api.h"
+#include "hoopctl/config.h"
+#include "hoopctl/util.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define API_MAX_RESPONSE (64u << 20)
+
+static void trim(char *s)
+{
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == '\n' || s[n - 1] == '\r' || s[n - 1] == ' '))
+        s[--n] = '\0';
+}
+
+int api_client_init(struct api_client *c, const char *server, char *err, size_t errlen)
+{
+    memset(c, 0, sizeof *c);
+    c->timeout_s = 330;
+    char path[1024], e2[256];
+    json_t *cfg = NULL;
+    if (config_file_path(path, sizeof path) == 0)
+        cfg = config_load(path, 1, e2, sizeof e2);
+    const char *url = server ? server : config_get_string(cfg, "server.url");
+    const char *ca = config_get_string(cfg, "server.ca_file");
+    const char *tf = config_get_string(cfg, "server.token_file");
+    const char *tok = getenv("HOOPCTL_TOKEN");
+    int rc = -1;
+    if (!url || !*url) {
+        snprintf(err, errlen, "no server URL: set server.url in the config or HOOPCTL_SERVER_URL");
+        goto out;
+    }
+    if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0) {
+        snprintf(err, errlen, "server URL must start with http:// or https://");
+        goto out;
+    }
+    snprintf(c->base, sizeof c->base, "%s", url);
+    size_t bl = strlen(c->base);
+    while (bl && c->base[bl - 1] == '/')
+        c->base[--bl] = '\0';
+    if (ca)
+        snprintf(c->cafile, sizeof c->cafile, "%s", ca);
+    if (tok && *tok) {
+        snprintf(c->token, sizeof c->token, "%s", tok);
+    } else if (tf && *tf) {
+        FILE *f = fopen(tf, "r");
+        if (!f) {
+            snprintf(err, errlen, "token file %s: %s", tf, strerror(errno));
+            goto out;
+        }
+        size_t n = fread(c->token, 1, sizeof c->token - 1, f);
+        c->token[n] = '\0';
+        fclose(f);
+        trim(c->token);
+    }
+    rc = 0;
+out:
+    json_decref(cfg);
+    return rc;
+}
+
+void api_client_free(struct api_client *c)
+{
+    util_secure_zero(c->token, sizeof c->token);
+}
+
+struct sink {
+    struct buf b;
+    FILE *out;
+};
+
+static size_t api_write(char *p, size_t s, size_t n, void *u)
+{
+    struct sink *k = u;
+    if (k->out)
+        return fwrite(p, 1, s * n, k->out);
+    return buf_append(&k->b, p, s * n) == 0 ? s * n : 0;
+}
+
+static CURL *api_prepare(struct api_client *c, const char *path, struct curl_slist **hdrs)
+{
+    CURL *h = curl_easy_init();
+    if (!h)
+        return NULL;
+    char url[2048];
+    snprintf(url, sizeof url, "%s%s", c->base, path);
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 10L);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT, c->timeout_s);
+    if (c->cafile[0])
+        curl_easy_setopt(h, CURLOPT_CAINFO, c->cafile);
+    *hdrs = curl_slist_append(NULL, "Accept: application/json");
+    if (c->token[0]) {
+        char *auth = malloc(strlen(c->token) + 32);
+        if (auth) {
+            sprintf(auth, "Authorization: Bearer %s", c->token);
+            *hdrs = curl_slist_append(*hdrs, auth);
+            util_secure_zero(auth, strlen(auth));
+            free(auth);
+        }
+    }
+    return h;
+}
+
+static int api_perform(CURL *h, struct curl_slist *hdrs, long *status, char *err, size_t errlen)
+{
+    char ebuf[CURL_ERROR_SIZE] = "";
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, ebuf);
+    CURLcode rc = curl_easy_perform(h);
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
+    if (rc != CURLE_OK) {
+        snprintf(err, errlen, "cannot reach the server: %s", ebuf[0] ? ebuf : curl_easy_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+int api_call(struct api_client *c, const char *method, const char *path, json_t *body, long *status,
+             json_t **resp, char *err, size_t errlen)
+{
+    *resp = NULL;
+    *status = 0;
+    struct curl_slist *hdrs = NULL;
+    CURL *h = api_prepare(c, path, &hdrs);
+    if (!h) {
+        snprintf(err, errlen, "cannot start libcurl");
+        return -1;
+    }
+    struct sink k = {{.max = API_MAX_RESPONSE}, NULL};
+    char *text = NULL;
+    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+    if (body) {
+        text = json_dumps(body, JSON_COMPACT);
+        hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, text ? text : "");
+    }
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, api_write);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &k);
+    int rc = api_perform(h, hdrs, status, err, errlen);
+    if (text) {
+        util_secure_zero(text, strlen(text));   /* may hold a secret */
+        free(text);
+    }
+    curl_slist_free_all(hdrs);
+    curl_easy_cleanup(h);
+    if (rc == 0 && k.b.len)
+        *resp = json_loadb((const char *)k.b.data, k.b.len, 0, NULL);
+    buf_free(&k.b);
+    return rc;
+}
+
+int api_stream(struct api_client *c, const char *path, FILE *out, long *status, char *err,
+               size_t errlen)
+{
+    struct curl_slist *hdrs = NULL;
+    CURL *h = api_prepare(c, path, &hdrs);
+    if (!h) {
+        snprintf(err, errlen, "cannot start libcurl");
+        return -1;
+    }
+    struct sink k = {{0}, out};
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, api_write);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &k);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT, 0L);
+    curl_easy_setopt(h, CURLOPT_FAILONERROR, 1L);
+    int rc = api_perform(h, hdrs, status, err, errlen);
+    curl_slist_free_all(hdrs);
+    curl_easy_cleanup(h);
+    return rc;
+}
+
+const char *api_error_message(json_t *resp)
+{
+    const char *m = json_string_value(json_object_get(resp, "error"));
+    return m ? m : "the server answered with an error";
+}
+
+int api_exit_code(long status)
+{
+    if (status == 401)
+        return 3;
+    if (status == 403)
+        return 4;
+    if (status >= 500 || status == 0)
+        return 5;
+    return 1;
+}
+
+void api_escape(const char *s, char *out, size_t outlen)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t j = 0;
+    for (; *s && j + 4 < outlen; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+            ch == '-' || ch == '_' || ch == '.' || ch == '~') {
+            out[j++] = (char)ch;
+        } else {
+            out[j++] = '%';
+            out[j++] = hex[ch >> 4];
+            out[j++] = hex[ch & 15];
+        }
+    }
+    out[j] = '\0';
+}
+
+int api_do(struct api_client *c, const char *method, const char *path, json_t *body, json_t **resp,
+           char *err, size_t errlen)
+{
+    long status = 0;
+    if (api_call(c, method, path, body, &status, resp, err, errlen) < 0)
+        return 5;
+    if (status >= 200 && status < 300)
+        return 0;
+    snprintf(err, errlen, "%s (HTTP %ld)", api_error_message(*resp), status);
+    json_decref(*resp);
+    *resp = NULL;
+    return api_exit_code(status);
+}
+
+int api_parse_time(const char *s, int64_t now_ms, int64_t *out_ms)
+{
+    char *end;
+    long long n = strtoll(s, &end, 10);
+    if (end != s && *end == '\0' && n >= 0) {
+        *out_ms = n;
+        return 0;
+    }
+    if (end != s && n > 0 && end[1] == '\0') {
+        int64_t unit = *end == 's' ? 1000 : *end == 'm' ? 60000 : *end == 'h' ? 3600000
+                     : *end == 'd' ? 86400000 : 0;
+        if (unit) {
+            *out_ms = now_ms - n * unit;
+            return 0;
+        }
+    }
+    struct tm tm = {0};
+    const char *rest = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (!rest) {
+        memset(&tm, 0, sizeof tm);
+        rest = strptime(s, "%Y-%m-%d", &tm);
+    }
+    if (!rest || (*rest && strcmp(rest, "Z") != 0))
+        return -1;
+    *out_ms = (int64_t)timegm(&tm) * 1000;
+    return 0;
+}
+
+void api_print_json(FILE *out, json_t *v)
+{
+    json_dumpf(v, out, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+    fputc('\n', out);
+}

@@ -1,0 +1,104 @@
+/* reviews.c — `hoopctl reviews list|show|approve|deny`: the approval queue of
+ * the connections you review, through the server API. */
+#include "hoopctl/api.h"
+#include "hoopctl/cli.h"
+#include "hoopctl/util.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static int reviews_fail(int code, const char *msg)
+{
+    fprintf(stderr, "hoopctl reviews: %s\n", msg);
+    return code;
+}
+
+static void review_line(json_t *r)
+{
+    char created[40];
+    util_iso8601_ms(json_integer_value(json_object_get(r, "created_at")), created, sizeof created);
+    const char *stmt = json_string_value(json_object_get(r, "statement"));
+    printf("%-36s %-9s %-14s %-16s %-24s %.60s\n", json_string_value(json_object_get(r, "id")),
+           json_string_value(json_object_get(r, "status")), json_string_value(json_object_get(r, "connection")),
+           json_string_value(json_object_get(r, "requester")), created, stmt ? stmt : "");
+}
+
+static int reviews_run(const struct cli_args *a, struct cli_context *ctx)
+{
+    const char *verb = a->pos[0];
+    bool list = !strcmp(verb, "list");
+    if (!list && strcmp(verb, "show") && strcmp(verb, "approve") && strcmp(verb, "deny"))
+        return cli_usage_error(a->cmd, "reviews takes list, show, approve or deny");
+    if (!list && a->npos < 2)
+        return cli_usage_error(a->cmd, "name the review id");
+    struct api_client api;
+    char err[600], path[400], esc[300];
+    if (api_client_init(&api, cli_get(a, "server"), err, sizeof err) < 0)
+        return reviews_fail(1, err);
+    json_t *resp = NULL;
+    int rc;
+    if (list) {
+        const char *st = cli_get(a, "status");
+        api_escape(st ? st : "pending", esc, sizeof esc);
+        snprintf(path, sizeof path, "/api/v1/reviews?status=%s", esc);
+        rc = api_do(&api, "GET", path, NULL, &resp, err, sizeof err);
+    } else {
+        api_escape(a->pos[1], esc, sizeof esc);
+        snprintf(path, sizeof path, "/api/v1/reviews/%s%s%s", esc, strcmp(verb, "show") ? "/" : "",
+                 strcmp(verb, "show") ? verb : "");
+        json_t *body = NULL;
+        if (strcmp(verb, "show")) {
+            body = json_object();
+            if (cli_get(a, "reason"))
+                json_object_set_new(body, "reason", json_string(cli_get(a, "reason")));
+        }
+        rc = api_do(&api, body ? "POST" : "GET", path, body, &resp, err, sizeof err);
+        json_decref(body);
+    }
+    api_client_free(&api);
+    if (rc)
+        return reviews_fail(rc, err);
+    if (!strcmp(ctx->output, "json")) {
+        api_print_json(stdout, list ? json_object_get(resp, "reviews") : resp);
+    } else if (list) {
+        printf("%-36s %-9s %-14s %-16s %-24s %s\n", "ID", "STATUS", "CONNECTION", "REQUESTER", "CREATED",
+               "STATEMENT");
+        size_t i;
+        json_t *r;
+        json_array_foreach(json_object_get(resp, "reviews"), i, r) review_line(r);
+    } else if (!strcmp(verb, "show")) {
+        const char *reason = json_string_value(json_object_get(resp, "reason"));
+        const char *by = json_string_value(json_object_get(resp, "decided_by"));
+        printf("review:     %s\nstatus:     %s\nconnection: %s\nrequester:  %s\ndecided by: %s\nreason:     %s\n"
+               "statement:\n%s\n",
+               json_string_value(json_object_get(resp, "id")), json_string_value(json_object_get(resp, "status")),
+               json_string_value(json_object_get(resp, "connection")),
+               json_string_value(json_object_get(resp, "requester")), by ? by : "-", reason ? reason : "-",
+               json_string_value(json_object_get(resp, "statement")));
+    } else {
+        printf("review %s %s\n", a->pos[1], json_string_value(json_object_get(resp, "status")));
+    }
+    json_decref(resp);
+    return 0;
+}
+
+static const struct cli_option reviews_options[] = {
+    {"status", 0, "STATUS", "list: pending (default), approved, denied, expired, consumed or all",
+     CLI_COMPLETE_WORDS, "pending approved denied expired consumed all"},
+    {"reason", 0, "TEXT", "approve/deny: the reason recorded with the decision", CLI_COMPLETE_NONE, NULL},
+    {"server", 0, "URL", "server URL (default: server.url)", CLI_COMPLETE_NONE, NULL},
+    {0},
+};
+
+const struct cli_command cli_cmd_reviews = {
+    .name = "reviews",
+    .summary = "List, show, approve or deny statements held for review",
+    .usage = "list [--status S] | show ID | approve ID [--reason R] | deny ID [--reason R]",
+    .description = "Only the connection's reviewer groups decide, and never on their own requests.",
+    .options = reviews_options,
+    .arg_complete = CLI_COMPLETE_WORDS,
+    .arg_words = "list show approve deny",
+    .min_args = 1,
+    .max_args = 2,
+    .run = reviews_run,
+};

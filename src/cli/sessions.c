@@ -1,0 +1,178 @@
+/* sessions.c — `hoopctl sessions list|show`: recorded sessions from the
+ * server, filtered and paged; one session with its events in order. */
+#include "hoopctl/api.h"
+#include "hoopctl/cli.h"
+#include "hoopctl/util.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static int sessions_fail(int code, const char *msg)
+{
+    fprintf(stderr, "hoopctl sessions: %s\n", msg);
+    return code;
+}
+
+static void fmt_time(json_t *v, char *out, size_t len)
+{
+    if (!json_is_integer(v)) {
+        snprintf(out, len, "-");
+        return;
+    }
+    util_iso8601_ms(json_integer_value(v), out, len);
+}
+
+static int add_time_param(struct buf *q, const char *name, const char *val)
+{
+    int64_t ms;
+    if (!val)
+        return 0;
+    if (api_parse_time(val, util_now_ms(), &ms) < 0)
+        return -1;
+    buf_printf(q, "&%s=%lld", name, (long long)ms);
+    return 0;
+}
+
+static int sessions_list(const struct cli_args *a, struct cli_context *ctx, struct api_client *api)
+{
+    struct buf q = {0};
+    char esc[600], err[600];
+    buf_append_str(&q, "/api/v1/sessions?x=1");
+    const char *sv[] = {"user", "connection", "limit", "cursor"};
+    for (size_t i = 0; i < 4; i++)
+        if (cli_get(a, sv[i])) {
+            api_escape(cli_get(a, sv[i]), esc, sizeof esc);
+            buf_printf(&q, "&%s=%s", sv[i], esc);
+        }
+    if (cli_flag(a, "has-denials"))
+        buf_append_str(&q, "&has_denials=true");
+    if (cli_flag(a, "has-reviews"))
+        buf_append_str(&q, "&has_reviews=true");
+    if (add_time_param(&q, "since", cli_get(a, "since")) < 0 ||
+        add_time_param(&q, "until", cli_get(a, "until")) < 0) {
+        buf_free(&q);
+        return cli_usage_error(a->cmd, "--since/--until take ms, an ISO time, or an age like 7d");
+    }
+    json_t *resp = NULL;
+    int rc = api_do(api, "GET", buf_cstr(&q), NULL, &resp, err, sizeof err);
+    buf_free(&q);
+    if (rc)
+        return sessions_fail(rc, err);
+    if (!strcmp(ctx->output, "json")) {
+        api_print_json(stdout, resp);
+    } else {
+        printf("%-36s %-16s %-14s %-24s %6s %s\n", "ID", "USER", "CONNECTION", "STARTED", "EVENTS", "FLAGS");
+        size_t i;
+        json_t *s;
+        json_array_foreach(json_object_get(resp, "sessions"), i, s) {
+            char started[40];
+            fmt_time(json_object_get(s, "started_at"), started, sizeof started);
+            const char *conn = json_string_value(json_object_get(s, "connection"));
+            printf("%-36s %-16s %-14s %-24s %6lld %s%s\n", json_string_value(json_object_get(s, "id")),
+                   json_string_value(json_object_get(s, "user")), conn ? conn : "-", started,
+                   (long long)json_integer_value(json_object_get(s, "events")),
+                   json_is_true(json_object_get(s, "has_denials")) ? "denied " : "",
+                   json_is_true(json_object_get(s, "has_reviews")) ? "reviewed" : "");
+        }
+        const char *next = json_string_value(json_object_get(resp, "next"));
+        if (next)
+            printf("more: --cursor %s\n", next);
+    }
+    json_decref(resp);
+    return 0;
+}
+
+static int sessions_show(const struct cli_args *a, struct cli_context *ctx, struct api_client *api)
+{
+    char path[400], esc[300], err[600];
+    json_t *s = NULL, *evs = NULL, *page = NULL;
+    api_escape(a->pos[1], esc, sizeof esc);
+    snprintf(path, sizeof path, "/api/v1/sessions/%s", esc);
+    int rc = api_do(api, "GET", path, NULL, &s, err, sizeof err);
+    if (rc)
+        return sessions_fail(rc, err);
+    evs = json_array();
+    for (long long off = 0;; off += 1000) {
+        snprintf(path, sizeof path, "/api/v1/sessions/%s/events?offset=%lld&limit=1000", esc, off);
+        if ((rc = api_do(api, "GET", path, NULL, &page, err, sizeof err))) {
+            json_decref(s);
+            json_decref(evs);
+            return sessions_fail(rc, err);
+        }
+        json_t *got = json_object_get(page, "events");
+        json_array_extend(evs, got);
+        size_t n = json_array_size(got);
+        json_decref(page);
+        if (n < 1000)
+            break;
+    }
+    if (!strcmp(ctx->output, "json")) {
+        json_object_set(s, "event_list", evs);
+        api_print_json(stdout, s);
+    } else {
+        char started[40], ended[40];
+        fmt_time(json_object_get(s, "started_at"), started, sizeof started);
+        fmt_time(json_object_get(s, "ended_at"), ended, sizeof ended);
+        const char *conn = json_string_value(json_object_get(s, "connection"));
+        printf("session:    %s\nuser:       %s\nconnection: %s\nstarted:    %s\nended:      %s\n\n",
+               json_string_value(json_object_get(s, "id")), json_string_value(json_object_get(s, "user")),
+               conn ? conn : "-", started, ended);
+        size_t i;
+        json_t *e;
+        json_array_foreach(evs, i, e) {
+            char t[40];
+            fmt_time(json_object_get(e, "time"), t, sizeof t);
+            json_t *d = json_object_get(e, "data");
+            const char *text = json_string_value(json_object_get(d, "text"));
+            const char *dec = json_string_value(json_object_get(d, "decision"));
+            printf("%6lld %s %-13s %s%s%s\n", (long long)json_integer_value(json_object_get(e, "seq")), t,
+                   json_string_value(json_object_get(e, "type")), dec ? dec : "", dec ? " " : "",
+                   text ? text : "");
+        }
+    }
+    json_decref(s);
+    json_decref(evs);
+    return 0;
+}
+
+static int sessions_run(const struct cli_args *a, struct cli_context *ctx)
+{
+    struct api_client api;
+    char err[600];
+    const char *verb = a->pos[0];
+    if (strcmp(verb, "list") && strcmp(verb, "show"))
+        return cli_usage_error(a->cmd, "sessions takes list or show ID");
+    if (!strcmp(verb, "show") && a->npos < 2)
+        return cli_usage_error(a->cmd, "show needs a session id");
+    if (api_client_init(&api, cli_get(a, "server"), err, sizeof err) < 0)
+        return sessions_fail(1, err);
+    int rc = !strcmp(verb, "list") ? sessions_list(a, ctx, &api) : sessions_show(a, ctx, &api);
+    api_client_free(&api);
+    return rc;
+}
+
+static const struct cli_option sessions_options[] = {
+    {"user", 0, "SUBJECT", "only this user's sessions", CLI_COMPLETE_NONE, NULL},
+    {"connection", 0, "NAME", "only sessions on this connection", CLI_COMPLETE_DYNAMIC, "connections"},
+    {"since", 0, "TIME", "started at or after (ms, ISO time, or age like 7d)", CLI_COMPLETE_NONE, NULL},
+    {"until", 0, "TIME", "started before", CLI_COMPLETE_NONE, NULL},
+    {"has-denials", 0, NULL, "only sessions with a denied statement", CLI_COMPLETE_NONE, NULL},
+    {"has-reviews", 0, NULL, "only sessions with a reviewed statement", CLI_COMPLETE_NONE, NULL},
+    {"limit", 0, "N", "sessions per page (1..1000, default 100)", CLI_COMPLETE_NONE, NULL},
+    {"cursor", 0, "CURSOR", "continue after this page cursor", CLI_COMPLETE_NONE, NULL},
+    {"server", 0, "URL", "server URL (default: server.url)", CLI_COMPLETE_NONE, NULL},
+    {0},
+};
+
+const struct cli_command cli_cmd_sessions = {
+    .name = "sessions",
+    .summary = "List recorded sessions or show one with its statements",
+    .usage = "list [filters] | show ID",
+    .description = "Users see their own sessions; the auditor and admin groups see all.",
+    .options = sessions_options,
+    .arg_complete = CLI_COMPLETE_WORDS,
+    .arg_words = "list show",
+    .min_args = 1,
+    .max_args = 2,
+    .run = sessions_run,
+};

@@ -1,0 +1,726 @@
+/* http.c — the server's plumbing on libevent's evhttp: listening (TLS through
+ * bufferevent_openssl), bearer-token checks, JSON replies and bodies, long-poll
+ * parking, metrics, periodic work, and graceful shutdown on SIGTERM. */
+#include "internal.h"
+#include "hoopctl/config.h"
+#include "hoopctl/log.h"
+#include "hoopctl/util.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/keyvalq_struct.h>
+#include <openssl/err.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MOD "server"
+
+static int srv_waiter_count(const struct srv *srv);
+
+static const double srv_bucket_le[SRV_NBUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                                   0.05,   0.1,   0.25,   0.5,   1.0,  2.5};
+
+/* ---- replies ------------------------------------------------------------- */
+
+static void srv_count(struct srv_req *rq, int code)
+{
+    struct srv *srv = rq->srv;
+    if (code >= 100 && code < 600)
+        srv->m.requests[code / 100]++;
+    double secs = (double)(util_monotonic_us() - rq->start_us) / 1e6;
+    for (int i = 0; i < SRV_NBUCKETS; i++)
+        if (secs <= srv_bucket_le[i])
+            srv->m.latency_buckets[i]++;
+    srv->m.latency_count++;
+    srv->m.latency_sum += secs;
+}
+
+void srv_reply_json(struct srv_req *rq, int code, json_t *body)
+{
+    struct evbuffer *out = evbuffer_new();
+    char *text = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
+    json_decref(body);
+    if (text) {
+        evbuffer_add(out, text, strlen(text));
+        evbuffer_add(out, "\n", 1);
+        free(text);
+    }
+    struct evkeyvalq *h = evhttp_request_get_output_headers(rq->r);
+    evhttp_add_header(h, "Content-Type", "application/json");
+    evhttp_add_header(h, "Cache-Control", "no-store");
+    const char *reason = code == 200 ? "OK" : code == 201 ? "Created" : NULL;
+    evhttp_send_reply(rq->r, code, reason, out);
+    evbuffer_free(out);
+    srv_count(rq, code);
+}
+
+void srv_reply_error(struct srv_req *rq, int code, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (code == 401)
+        evhttp_add_header(evhttp_request_get_output_headers(rq->r), "WWW-Authenticate",
+                          "Bearer realm=\"hoopctl\"");
+    if (code >= 500)
+        log_warn(MOD, "%s %s: %d %s", evhttp_request_get_command(rq->r) == EVHTTP_REQ_GET ? "GET" : "req",
+                 evhttp_request_get_uri(rq->r), code, msg);
+    srv_reply_json(rq, code, json_pack("{s:s,s:i}", "error", msg, "status", code));
+}
+
+void srv_reply_store(struct srv_req *rq, int rc, const char *err)
+{
+    switch (rc) {
+    case STORE_NOT_FOUND: srv_reply_error(rq, 404, "%s", err); break;
+    case STORE_CONFLICT: srv_reply_error(rq, 409, "%s", err); break;
+    case STORE_FORBIDDEN: srv_reply_error(rq, 403, "%s", err); break;
+    default:
+        rq->srv->m.store_errors++;
+        log_error(MOD, "store: %s", err);
+        srv_reply_error(rq, 500, "the store failed; see the server log");
+    }
+}
+
+json_t *srv_body(struct srv_req *rq, const struct server_field *fields)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(rq->r);
+    size_t len = evbuffer_get_length(in);
+    if (len > rq->srv->max_body) {
+        srv_reply_error(rq, 413, "request body of %zu bytes is over the limit of %zu", len,
+                        rq->srv->max_body);
+        return NULL;
+    }
+    if (len == 0) {
+        srv_reply_error(rq, 400, "a JSON body is required");
+        return NULL;
+    }
+    const char *ct = evhttp_find_header(evhttp_request_get_input_headers(rq->r), "Content-Type");
+    if (ct && strncmp(ct, "application/json", 16) != 0) {
+        srv_reply_error(rq, 415, "Content-Type must be application/json");
+        return NULL;
+    }
+    const char *data = (const char *)evbuffer_pullup(in, -1);
+    json_error_t je;
+    json_t *v = json_loadb(data, len, JSON_REJECT_DUPLICATES, &je);
+    if (!v) {
+        srv_reply_error(rq, 400, "malformed JSON at line %d column %d: %s", je.line, je.column, je.text);
+        return NULL;
+    }
+    char err[256];
+    if (fields && server_json_check(v, fields, rq->srv->max_string, err, sizeof err) < 0) {
+        json_decref(v);
+        srv_reply_error(rq, 400, "%s", err);
+        return NULL;
+    }
+    return v;
+}
+
+const char *srv_query(struct srv_req *rq, const char *key, char *buf, size_t len)
+{
+    const char *q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(rq->r));
+    if (!q)
+        return NULL;
+    struct evkeyvalq kv;
+    TAILQ_INIT(&kv);
+    if (evhttp_parse_query_str(q, &kv) != 0)
+        return NULL;
+    const char *v = evhttp_find_header(&kv, key);
+    const char *res = NULL;
+    if (v && strlen(v) < len) {
+        memcpy(buf, v, strlen(v) + 1);
+        res = buf;
+    }
+    evhttp_clear_headers(&kv);
+    return res;
+}
+
+bool srv_query_int(struct srv_req *rq, const char *key, int64_t *out, bool *present)
+{
+    char buf[32];
+    const char *v = srv_query(rq, key, buf, sizeof buf);
+    *present = v != NULL;
+    if (!v)
+        return true;
+    char *end;
+    long long n = strtoll(v, &end, 10);
+    if (!*v || *end || n < 0)
+        return false;
+    *out = n;
+    return true;
+}
+
+/* ---- identity and groups ------------------------------------------------- */
+
+bool srv_is_admin(const struct srv_req *rq)
+{
+    return auth_identity_in_group(&rq->id, rq->srv->admin_group);
+}
+
+bool srv_is_auditor(const struct srv_req *rq)
+{
+    return srv_is_admin(rq) || auth_identity_in_group(&rq->id, rq->srv->auditor_group);
+}
+
+bool srv_in_any(const struct auth_identity *id, json_t *groups)
+{
+    size_t i;
+    json_t *g;
+    json_array_foreach(groups, i, g) if (json_is_string(g) && auth_identity_in_group(id, json_string_value(g)))
+        return true;
+    return false;
+}
+
+json_t *srv_identity_json(const struct auth_identity *id)
+{
+    json_t *groups = json_array();
+    for (int i = 0; i < id->ngroups; i++)
+        json_array_append_new(groups, json_string(id->groups[i]));
+    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:o}", "issuer", id->issuer, "subject", id->subject, "name",
+                     id->name, "email", id->email, "kind", id->kind, "groups", groups);
+}
+
+/* Bearer token -> identity through the verifier chain. Replies on failure. */
+static bool srv_authenticate(struct srv_req *rq)
+{
+    struct srv *srv = rq->srv;
+    const char *h = evhttp_find_header(evhttp_request_get_input_headers(rq->r), "Authorization");
+    if (!h || strncasecmp(h, "Bearer ", 7) != 0) {
+        srv->m.auth_failures++;
+        srv_reply_error(rq, 401, "a Bearer token is required");
+        return false;
+    }
+    const char *tok = h + 7;
+    size_t tl = strlen(tok);
+    bool clean = tl > 0 && tl <= 8192;
+    for (size_t i = 0; clean && i < tl; i++)
+        if (tok[i] <= ' ' || tok[i] > '~')
+            clean = false;
+    if (!clean) {
+        srv->m.auth_failures++;
+        srv_reply_error(rq, 401, "the Bearer token is malformed");
+        return false;
+    }
+    char why[256] = "token not recognized";
+    for (int i = 0; i < srv->nchain; i++) {
+        enum auth_result r = srv->chain[i]->verify(srv->chain[i]->ctx, tok, &rq->id, why, sizeof why);
+        if (r == AUTH_NOT_MINE)
+            continue;
+        if (r == AUTH_OK) {
+            if (rq->id.expires_at && rq->id.expires_at < util_now_ms() / 1000) {
+                srv->m.auth_failures++;
+                srv_reply_error(rq, 401, "the token has expired");
+                return false;
+            }
+            return true;
+        }
+        srv->m.auth_failures++;
+        log_info(MOD, "token refused: %s", why);
+        if (r == AUTH_UNAVAILABLE)
+            srv_reply_error(rq, 503, "cannot verify tokens right now");
+        else
+            srv_reply_error(rq, 401, "the token was refused");
+        return false;
+    }
+    srv->m.auth_failures++;
+    log_info(MOD, "token refused: not recognized by any verifier");
+    srv_reply_error(rq, 401, "the token was refused");
+    return false;
+}
+
+/* ---- public endpoints ---------------------------------------------------- */
+
+static void srv_metrics_reply(struct srv_req *rq)
+{
+    struct srv *srv = rq->srv;
+    struct buf b = {0};
+    buf_append_str(&b, "# HELP hoopctl_http_requests_total HTTP requests answered, by status class.\n"
+                       "# TYPE hoopctl_http_requests_total counter\n");
+    for (int c = 1; c <= 5; c++)
+        buf_printf(&b, "hoopctl_http_requests_total{code=\"%dxx\"} %llu\n", c,
+                   (unsigned long long)srv->m.requests[c]);
+    buf_append_str(&b, "# HELP hoopctl_http_request_duration_seconds Time to answer a request.\n"
+                       "# TYPE hoopctl_http_request_duration_seconds histogram\n");
+    for (int i = 0; i < SRV_NBUCKETS; i++)
+        buf_printf(&b, "hoopctl_http_request_duration_seconds_bucket{le=\"%g\"} %llu\n", srv_bucket_le[i],
+                   (unsigned long long)srv->m.latency_buckets[i]);
+    buf_printf(&b, "hoopctl_http_request_duration_seconds_bucket{le=\"+Inf\"} %llu\n"
+                   "hoopctl_http_request_duration_seconds_sum %.6f\n"
+                   "hoopctl_http_request_duration_seconds_count %llu\n",
+               (unsigned long long)srv->m.latency_count, srv->m.latency_sum,
+               (unsigned long long)srv->m.latency_count);
+    buf_printf(&b, "# HELP hoopctl_events_ingested_total Audit events stored.\n"
+                   "# TYPE hoopctl_events_ingested_total counter\n"
+                   "hoopctl_events_ingested_total %llu\n"
+                   "# HELP hoopctl_events_duplicate_total Audit events ignored as repeats.\n"
+                   "# TYPE hoopctl_events_duplicate_total counter\n"
+                   "hoopctl_events_duplicate_total %llu\n"
+                   "# HELP hoopctl_store_errors_total Store operations that failed.\n"
+                   "# TYPE hoopctl_store_errors_total counter\n"
+                   "hoopctl_store_errors_total %llu\n"
+                   "# HELP hoopctl_auth_failures_total Requests refused for their token.\n"
+                   "# TYPE hoopctl_auth_failures_total counter\n"
+                   "hoopctl_auth_failures_total %llu\n"
+                   "# HELP hoopctl_longpoll_wakeups_total Long polls answered because a review changed.\n"
+                   "# TYPE hoopctl_longpoll_wakeups_total counter\n"
+                   "hoopctl_longpoll_wakeups_total %llu\n"
+                   "# HELP hoopctl_longpoll_waiting Long polls parked now.\n"
+                   "# TYPE hoopctl_longpoll_waiting gauge\n",
+               (unsigned long long)srv->m.events_ingested, (unsigned long long)srv->m.events_duplicate,
+               (unsigned long long)srv->m.store_errors, (unsigned long long)srv->m.auth_failures,
+               (unsigned long long)srv->m.longpoll_wakeups);
+    buf_printf(&b, "hoopctl_longpoll_waiting %d\n", srv_waiter_count(srv));
+    int64_t pending = store_review_count(srv->store, "pending");
+    if (pending < 0)
+        srv->m.store_errors++;
+    buf_printf(&b, "# HELP hoopctl_reviews_pending Reviews waiting for a decision.\n"
+                   "# TYPE hoopctl_reviews_pending gauge\n"
+                   "hoopctl_reviews_pending %lld\n", (long long)(pending < 0 ? 0 : pending));
+    struct evbuffer *out = evbuffer_new();
+    evbuffer_add(out, b.data, b.len);
+    buf_free(&b);
+    evhttp_add_header(evhttp_request_get_output_headers(rq->r), "Content-Type",
+                      "text/plain; version=0.0.4");
+    evhttp_send_reply(rq->r, 200, "OK", out);
+    evbuffer_free(out);
+    srv_count(rq, 200);
+}
+
+static void srv_auth_config(struct srv_req *rq)
+{
+    json_t *cfg = rq->srv->opt->config;
+    const char *keys[] = {"issuer", "client_id", "scopes", "audience"};
+    json_t *o = json_object();
+    for (size_t i = 0; i < 4; i++) {
+        char k[32];
+        snprintf(k, sizeof k, "auth.%s", keys[i]);
+        const char *v = config_get_string(cfg, k);
+        json_object_set_new(o, keys[i], v ? json_string(v) : json_null());
+    }
+    srv_reply_json(rq, 200, o);
+}
+
+/* ---- dispatch ------------------------------------------------------------ */
+
+static void srv_handle(struct evhttp_request *r, void *arg)
+{
+    struct srv *srv = arg;
+    struct srv_req rq = {.srv = srv, .r = r, .start_us = util_monotonic_us()};
+    if (srv->stopping) {
+        srv_reply_error(&rq, 503, "the server is shutting down");
+        return;
+    }
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(r);
+    const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+    if (!path || strlen(path) > 1024) {
+        srv_reply_error(&rq, 400, "bad request path");
+        return;
+    }
+    char copy[1025];
+    snprintf(copy, sizeof copy, "%s", path);
+    for (char *save = NULL, *t = strtok_r(copy, "/", &save); t; t = strtok_r(NULL, "/", &save)) {
+        if (rq.nseg >= 8) {
+            srv_reply_error(&rq, 404, "no such route");
+            return;
+        }
+        rq.seg[rq.nseg++] = t;
+    }
+    enum evhttp_cmd_type cmd = evhttp_request_get_command(r);
+    if (rq.nseg == 1 && strcmp(rq.seg[0], "healthz") == 0) {
+        srv_reply_json(&rq, 200, json_pack("{s:s,s:s,s:i}", "status", "ok", "store",
+                                           store_kind(srv->store), "schema",
+                                           store_schema_version(srv->store)));
+        return;
+    }
+    if (rq.nseg == 4 && cmd == EVHTTP_REQ_GET && strcmp(rq.seg[0], "api") == 0 &&
+        strcmp(rq.seg[1], "v1") == 0 && strcmp(rq.seg[2], "auth") == 0 &&
+        strcmp(rq.seg[3], "config") == 0) {
+        srv_auth_config(&rq);
+        return;
+    }
+    if (!srv_authenticate(&rq))
+        return;
+    if (rq.nseg == 1 && strcmp(rq.seg[0], "metrics") == 0) {
+        srv_metrics_reply(&rq);
+        return;
+    }
+    if (rq.nseg < 2 || strcmp(rq.seg[0], "api") != 0 || strcmp(rq.seg[1], "v1") != 0) {
+        srv_reply_error(&rq, 404, "no such route");
+        return;
+    }
+    srv_route(&rq);
+}
+
+/* ---- long polls ---------------------------------------------------------- */
+
+struct srv_waiter {
+    struct srv_waiter *next;
+    struct srv *srv;
+    struct evhttp_request *r;
+    struct auth_identity id;
+    int kind;
+    char review_id[129];
+    int64_t after_ms;
+    int64_t start_us;
+    struct event *timer;
+};
+
+static int srv_waiter_count(const struct srv *srv)
+{
+    int n = 0;
+    for (const struct srv_waiter *w = srv->waiters; w; w = w->next)
+        n++;
+    return n;
+}
+
+static void waiter_unlink(struct srv_waiter *w)
+{
+    for (struct srv_waiter **p = &w->srv->waiters; *p; p = &(*p)->next)
+        if (*p == w) {
+            *p = w->next;
+            break;
+        }
+    event_free(w->timer);
+    free(w);
+}
+
+static void waiter_finish(struct srv_waiter *w, int code, json_t *body)
+{
+    struct srv_req rq = {.srv = w->srv, .r = w->r, .start_us = w->start_us};
+    evhttp_connection_set_closecb(evhttp_request_get_connection(w->r), NULL, NULL);
+    srv_reply_json(&rq, code, body);
+    waiter_unlink(w);
+}
+
+static void waiter_closed(struct evhttp_connection *c, void *arg)
+{
+    (void)c;
+    waiter_unlink(arg);
+}
+
+static void waiter_timeout(evutil_socket_t fd, short ev, void *arg)
+{
+    (void)fd;
+    (void)ev;
+    struct srv_waiter *w = arg;
+    int code = 200;
+    json_t *body = srv_wait_answer(w->srv, &w->id, w->kind, w->review_id, w->after_ms, &code, true);
+    waiter_finish(w, code, body);
+}
+
+void srv_wait_start(struct srv_req *rq, int kind, const char *review_id, int64_t after_ms,
+                    int timeout_s)
+{
+    int code = 200;
+    json_t *now = srv_wait_answer(rq->srv, &rq->id, kind, review_id, after_ms, &code, false);
+    if (now) {
+        srv_reply_json(rq, code, now);
+        return;
+    }
+    struct srv_waiter *w = calloc(1, sizeof *w);
+    if (!w) {
+        srv_reply_error(rq, 503, "out of memory");
+        return;
+    }
+    w->srv = rq->srv;
+    w->r = rq->r;
+    w->id = rq->id;
+    w->kind = kind;
+    snprintf(w->review_id, sizeof w->review_id, "%s", review_id ? review_id : "");
+    w->after_ms = after_ms;
+    w->start_us = rq->start_us;
+    w->timer = evtimer_new(rq->srv->base, waiter_timeout, w);
+    struct timeval tv = {timeout_s, 0};
+    evtimer_add(w->timer, &tv);
+    evhttp_connection_set_closecb(evhttp_request_get_connection(rq->r), waiter_closed, w);
+    w->next = rq->srv->waiters;
+    rq->srv->waiters = w;
+}
+
+void srv_reviews_changed(struct srv *srv)
+{
+    struct srv_waiter *w = srv->waiters, *next;
+    for (; w; w = next) {
+        next = w->next;
+        int code = 200;
+        json_t *body = srv_wait_answer(srv, &w->id, w->kind, w->review_id, w->after_ms, &code,
+                                       srv->stopping);
+        if (body) {
+            srv->m.longpoll_wakeups++;
+            waiter_finish(w, code, body);
+        }
+    }
+}
+
+static void srv_listen_ready(evutil_socket_t fd, short ev, void *arg)
+{
+    (void)fd;
+    (void)ev;
+    struct srv *srv = arg;
+    if (store_listen_drain(srv->store) != 0)
+        srv_reviews_changed(srv);
+}
+
+/* ---- periodic work and shutdown ------------------------------------------ */
+
+static void srv_tick(evutil_socket_t fd, short ev, void *arg)
+{
+    (void)fd;
+    (void)ev;
+    struct srv *srv = arg;
+    char err[256];
+    int64_t now = util_now_ms();
+    int n = store_review_expire(srv->store, now, err, sizeof err);
+    if (n < 0) {
+        srv->m.store_errors++;
+        log_warn(MOD, "expiring reviews: %s", err);
+    } else if (n > 0) {
+        srv_reviews_changed(srv);
+    }
+    if (srv->opt->retention_ms > 0 && now - srv->last_retention_ms >= 60000) {
+        srv->last_retention_ms = now;
+        int64_t deleted = 0;
+        int rc = store_retention(srv->store, now - srv->opt->retention_ms, &deleted, err, sizeof err);
+        if (rc) {
+            srv->m.store_errors++;
+            log_warn(MOD, "retention: %s", err);
+        } else if (deleted) {
+            log_info(MOD, "retention: deleted %lld events older than the cutoff; checkpoint recorded",
+                     (long long)deleted);
+        }
+    }
+}
+
+static void srv_stop_check(evutil_socket_t fd, short ev, void *arg)
+{
+    (void)fd;
+    (void)ev;
+    struct srv *srv = arg;
+    static const struct timeval flush = {0, 300000};
+    if (srv->exports == 0 && srv->waiters == NULL)
+        event_base_loopexit(srv->base, &flush);
+    else {
+        struct timeval tv = {0, 100000};
+        evtimer_add(srv->ev_stop, &tv);
+    }
+}
+
+static void srv_signal(evutil_socket_t sig, short ev, void *arg)
+{
+    (void)ev;
+    struct srv *srv = arg;
+    if (srv->stopping)
+        return;
+    log_info(MOD, "signal %d: finishing requests in flight, then stopping", (int)sig);
+    srv->stopping = true;
+    if (srv->bound) {
+        evhttp_del_accept_socket(srv->http, srv->bound);
+        srv->bound = NULL;
+    }
+    /* Long polls answer now with what they have. */
+    srv_reviews_changed(srv);
+    srv_stop_check(-1, 0, srv);
+}
+
+/* ---- TLS ----------------------------------------------------------------- */
+
+static struct bufferevent *srv_tls_bev(struct event_base *base, void *arg)
+{
+    SSL *ssl = SSL_new(arg);
+    return bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                          BEV_OPT_CLOSE_ON_FREE);
+}
+
+static SSL_CTX *srv_tls_ctx(const char *cert, const char *key, char *err, size_t errlen)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (!ctx)
+        goto fail;
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
+        SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(ctx) != 1)
+        goto fail;
+    return ctx;
+fail:
+    snprintf(err, errlen, "TLS certificate %s / key %s: %s", cert, key,
+             ERR_reason_error_string(ERR_get_error()) ? ERR_reason_error_string(ERR_get_error())
+                                                      : "cannot load");
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
+/* ---- run ----------------------------------------------------------------- */
+
+static int64_t cfg_int(json_t *cfg, const char *section, const char *key, int64_t dflt)
+{
+    json_t *v = json_object_get(json_object_get(cfg, section), key);
+    return json_is_integer(v) && json_integer_value(v) > 0 ? json_integer_value(v) : dflt;
+}
+
+static int srv_split_listen(const char *listen, char *host, size_t hlen, int *port)
+{
+    const char *colon = strrchr(listen, ':');
+    if (!colon || colon == listen)
+        return -1;
+    size_t n = (size_t)(colon - listen);
+    if (listen[0] == '[' && n >= 2 && listen[n - 1] == ']') {
+        listen++;
+        n -= 2;
+    }
+    if (n >= hlen)
+        return -1;
+    memcpy(host, listen, n);
+    host[n] = '\0';
+    char *end;
+    long p = strtol(colon + 1, &end, 10);
+    if (*end || p < 0 || p > 65535)
+        return -1;
+    *port = (int)p;
+    return 0;
+}
+
+static void srv_event_free(struct event *ev)
+{
+    if (ev)   /* libevent 2.1's event_free does not take NULL */
+        event_free(ev);
+}
+
+static void srv_free(struct srv *srv)
+{
+    srv_webhook_stop(srv);
+    while (srv->waiters)
+        waiter_unlink(srv->waiters);
+    if (srv->http)
+        evhttp_free(srv->http);
+    srv_event_free(srv->ev_term);
+    srv_event_free(srv->ev_int);
+    srv_event_free(srv->ev_tick);
+    srv_event_free(srv->ev_listen);
+    srv_event_free(srv->ev_stop);
+    for (int i = 0; i < 2; i++)
+        server_verifier_free(srv->owned[i]);
+    store_close(srv->store);
+    if (srv->base)
+        event_base_free(srv->base);
+    SSL_CTX_free(srv->ssl);
+}
+
+int server_run(const struct server_options *opt, char *err, size_t errlen)
+{
+    struct srv srv = {.opt = opt};
+    json_t *cfg = opt->config;
+    char host[256];
+    int port = 0;
+    if (srv_split_listen(opt->listen, host, sizeof host, &port) < 0) {
+        snprintf(err, errlen, "--listen must be HOST:PORT, not '%s'", opt->listen);
+        return -1;
+    }
+    if (!!opt->tls_cert != !!opt->tls_key) {
+        snprintf(err, errlen, "--tls-cert and --tls-key go together");
+        return -1;
+    }
+    const char *ag = config_get_string(cfg, "rbac.admin_group");
+    const char *au = config_get_string(cfg, "rbac.auditor_group");
+    snprintf(srv.admin_group, sizeof srv.admin_group, "%s", ag ? ag : "admin");
+    snprintf(srv.auditor_group, sizeof srv.auditor_group, "%s", au ? au : "auditor");
+    srv.max_body = (size_t)cfg_int(cfg, "limits", "max_body_bytes", 8 << 20);
+    srv.max_string = (size_t)cfg_int(cfg, "limits", "max_string_bytes", 1 << 20);
+    srv.max_batch = (size_t)cfg_int(cfg, "limits", "max_batch_events", 1000);
+    srv.sample_rows_statement = cfg_int(cfg, "audit", "sample_rows_per_statement", 100);
+    srv.sample_rows_session = cfg_int(cfg, "audit", "sample_rows_per_session", 10000);
+    srv.review_ttl_ms = cfg_int(cfg, "reviews", "ttl_seconds", 3600) * 1000;
+
+    json_t *dev = json_object_get(json_object_get(cfg, "auth"), "dev_tokens");
+    if (dev && !server_listen_is_loopback(opt->listen)) {
+        snprintf(err, errlen, "auth.dev_tokens is for tests on loopback only; refusing to listen on %s",
+                 opt->listen);
+        return -1;
+    }
+    srv.store = store_open(opt->store_url, err, errlen);
+    if (!srv.store)
+        return -1;
+    srv.owned[0] = server_apikey_verifier_new(srv.store);
+    srv.chain[srv.nchain++] = srv.owned[0];
+    if (dev) {
+        srv.owned[1] = server_devtoken_verifier_new(dev, err, errlen);
+        if (!srv.owned[1]) {
+            srv_free(&srv);
+            return -1;
+        }
+        srv.chain[srv.nchain++] = srv.owned[1];
+        log_warn(MOD, "dev-token mode is on: for tests only");
+    }
+    for (int i = 0; i < opt->nverifiers; i++)
+        srv.chain[srv.nchain++] = opt->verifiers[i];
+
+    srv.base = event_base_new();
+    srv.http = srv.base ? evhttp_new(srv.base) : NULL;
+    if (!srv.http) {
+        snprintf(err, errlen, "cannot create the event loop");
+        srv_free(&srv);
+        return -1;
+    }
+    if (opt->tls_cert) {
+        srv.ssl = srv_tls_ctx(opt->tls_cert, opt->tls_key, err, errlen);
+        if (!srv.ssl) {
+            srv_free(&srv);
+            return -1;
+        }
+        evhttp_set_bevcb(srv.http, srv_tls_bev, srv.ssl);
+    }
+    /* evhttp's own cap sits above ours so that we answer 413 in JSON. */
+    evhttp_set_max_body_size(srv.http, (ev_ssize_t)(srv.max_body * 2 + 4096));
+    evhttp_set_max_headers_size(srv.http, 64 * 1024);
+    evhttp_set_timeout(srv.http, 120);
+    evhttp_set_allowed_methods(srv.http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
+                                             EVHTTP_REQ_DELETE);
+    evhttp_set_gencb(srv.http, srv_handle, &srv);
+    srv.bound = evhttp_bind_socket_with_handle(srv.http, host, (ev_uint16_t)port);
+    if (!srv.bound) {
+        snprintf(err, errlen, "cannot listen on %s", opt->listen);
+        srv_free(&srv);
+        return -1;
+    }
+    int lfd = store_listen_fd(srv.store, err, errlen);
+    if (lfd >= 0) {
+        srv.ev_listen = event_new(srv.base, lfd, EV_READ | EV_PERSIST, srv_listen_ready, &srv);
+        event_add(srv.ev_listen, NULL);
+    } else if (strcmp(store_kind(srv.store), "postgres") == 0) {
+        srv_free(&srv);
+        return -1;
+    }
+    srv.ev_term = evsignal_new(srv.base, SIGTERM, srv_signal, &srv);
+    srv.ev_int = evsignal_new(srv.base, SIGINT, srv_signal, &srv);
+    srv.ev_tick = event_new(srv.base, -1, EV_PERSIST, srv_tick, &srv);
+    srv.ev_stop = evtimer_new(srv.base, srv_stop_check, &srv);
+    event_add(srv.ev_term, NULL);
+    event_add(srv.ev_int, NULL);
+    struct timeval sec = {0, 500000};
+    event_add(srv.ev_tick, &sec);
+    if (srv_webhook_start(&srv, err, errlen) < 0) {
+        srv_free(&srv);
+        return -1;
+    }
+    /* Print the actual port (":0" picks a free one). */
+    evutil_socket_t sfd = evhttp_bound_socket_get_fd(srv.bound);
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    int actual = port;
+    if (getsockname(sfd, (struct sockaddr *)&ss, &sl) == 0)
+        actual = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                                : ((struct sockaddr_in *)&ss)->sin_port);
+    log_msg(LOG_WARN, MOD, "listening on %s://%s:%d (store %s, schema v%d)", srv.ssl ? "https" : "http",
+            host, actual, store_kind(srv.store), store_schema_version(srv.store));
+    event_base_dispatch(srv.base);
+    log_msg(LOG_WARN, MOD, "stopped");
+    srv_free(&srv);
+    return 0;
+}

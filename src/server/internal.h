@@ -1,0 +1,101 @@
+/* internal.h — private to src/server: the server context, a request's
+ * context, and the helpers the route handlers share. */
+#ifndef HOOPCTL_SERVER_INTERNAL_H
+#define HOOPCTL_SERVER_INTERNAL_H
+
+#include "hoopctl/server.h"
+
+#include <event2/event.h>
+#include <event2/http.h>
+#include <openssl/ssl.h>
+#include <pthread.h>
+
+#define SRV_NBUCKETS 12
+
+struct srv_waiter;
+struct srv_export;
+
+struct srv_metrics {
+    uint64_t requests[6];                /* by status class 1xx..5xx, [0] unused */
+    uint64_t latency_buckets[SRV_NBUCKETS]; /* cumulative-at-scrape histogram of handler time */
+    uint64_t latency_count;
+    double latency_sum;
+    uint64_t events_ingested, events_duplicate;
+    uint64_t store_errors;
+    uint64_t auth_failures;
+    uint64_t longpoll_wakeups;
+};
+
+struct srv {
+    const struct server_options *opt;
+    struct event_base *base;
+    struct evhttp *http;
+    struct evhttp_bound_socket *bound;
+    SSL_CTX *ssl;
+    struct store *store;
+    struct auth_verifier *chain[SERVER_MAX_VERIFIERS + 2];
+    int nchain;
+    struct auth_verifier *owned[2];      /* the ones made here */
+    char admin_group[AUTH_GROUP_LEN], auditor_group[AUTH_GROUP_LEN];
+    size_t max_body, max_string, max_batch;
+    int64_t sample_rows_statement, sample_rows_session;
+    int64_t review_ttl_ms;
+    struct srv_waiter *waiters;
+    int exports;                         /* streaming exports in flight */
+    struct event *ev_term, *ev_int, *ev_tick, *ev_listen, *ev_stop;
+    int64_t last_retention_ms;
+    bool stopping;
+    struct srv_metrics m;
+    /* webhook pusher thread */
+    pthread_t hook_thread;
+    bool hook_running;
+    pthread_mutex_t hook_lock;
+    pthread_cond_t hook_cond;
+    bool hook_stop;
+};
+
+/* One request: who is calling and the split path. */
+struct srv_req {
+    struct srv *srv;
+    struct evhttp_request *r;
+    struct auth_identity id;
+    char *seg[8];
+    int nseg;
+    int64_t start_us;
+};
+
+/* Replies. srv_reply_json steals body. */
+void srv_reply_json(struct srv_req *rq, int code, json_t *body);
+void srv_reply_error(struct srv_req *rq, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Store failure -> 404/409/403/500 with the message. */
+void srv_reply_store(struct srv_req *rq, int rc, const char *err);
+/* The body as a JSON object checked against fields; NULL after replying 4xx. */
+json_t *srv_body(struct srv_req *rq, const struct server_field *fields);
+/* A query parameter, or NULL. */
+const char *srv_query(struct srv_req *rq, const char *key, char *buf, size_t len);
+bool srv_query_int(struct srv_req *rq, const char *key, int64_t *out, bool *present);
+
+bool srv_is_admin(const struct srv_req *rq);
+bool srv_is_auditor(const struct srv_req *rq);   /* auditor or admin */
+bool srv_in_any(const struct auth_identity *id, json_t *groups);
+json_t *srv_identity_json(const struct auth_identity *id);
+
+/* Reviews changed here or in another process: re-check the long polls. */
+void srv_reviews_changed(struct srv *srv);
+/* Park a long poll: kind 0 = one review (id), 1 = new pending (after ms). */
+void srv_wait_start(struct srv_req *rq, int kind, const char *review_id, int64_t after_ms,
+                    int timeout_s);
+/* The current answer of a long poll, or NULL while it should keep waiting. */
+json_t *srv_wait_answer(struct srv *srv, const struct auth_identity *id, int kind,
+                        const char *review_id, int64_t after_ms, int *code, bool final);
+
+/* Routes (routes.c). Returns after replying. */
+void srv_route(struct srv_req *rq);
+/* Streaming audit export (export.c). */
+void srv_export_start(struct srv_req *rq, int64_t since, int64_t until, bool csv);
+/* Webhook pusher (webhook.c). */
+int srv_webhook_start(struct srv *srv, char *err, size_t errlen);
+void srv_webhook_stop(struct srv *srv);
+
+#endif

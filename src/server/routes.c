@@ -1,0 +1,875 @@
+/* routes.c — the /api/v1 handlers: connections, API keys, event ingest,
+ * sessions, audit verification and export, and reviews, each with its
+ * input checks and group rules. */
+#include "internal.h"
+#include "hoopctl/log.h"
+#include "hoopctl/util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MOD "server"
+
+static bool seg_is(const struct srv_req *rq, int i, const char *s)
+{
+    return i < rq->nseg && strcmp(rq->seg[i], s) == 0;
+}
+
+static enum evhttp_cmd_type method(const struct srv_req *rq)
+{
+    return evhttp_request_get_command(rq->r);
+}
+
+/* ---- connections --------------------------------------------------------- */
+
+static const char *const sslmodes[] = {"disable", "allow", "prefer", "require", "verify-ca",
+                                       "verify-full", NULL};
+
+static bool valid_host(const char *h)
+{
+    size_t n = strlen(h);
+    if (n == 0 || n > 253)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((h[i] >= 'a' && h[i] <= 'z') || (h[i] >= 'A' && h[i] <= 'Z') ||
+              (h[i] >= '0' && h[i] <= '9') || h[i] == '.' || h[i] == '-' || h[i] == ':'))
+            return false;
+    return true;
+}
+
+/* A connection as the API shows it: never the sealed secret. */
+static json_t *conn_view(json_t *c)
+{
+    json_t *v = json_deep_copy(c);
+    json_t *sec = json_object_get(v, "secret_enc");
+    json_object_set_new(v, "has_secret", json_boolean(json_is_string(sec)));
+    json_object_del(v, "secret_enc");
+    return v;
+}
+
+static const struct server_field conn_fields[] = {
+    {"name", "n"}, {"host", "s!"}, {"port", "i!"}, {"database", "n!"}, {"user", "n!"},
+    {"sslmode", "s"}, {"secret", "s"}, {"allowed_groups", "S"}, {"reviewer_groups", "S"},
+    {"policy", "o"}, {NULL, NULL}};
+
+static void conn_put(struct srv_req *rq, const char *name)
+{
+    json_t *b = srv_body(rq, conn_fields);
+    if (!b)
+        return;
+    const char *bn = json_string_value(json_object_get(b, "name"));
+    const char *host = json_string_value(json_object_get(b, "host"));
+    json_int_t port = json_integer_value(json_object_get(b, "port"));
+    const char *sslmode = json_string_value(json_object_get(b, "sslmode"));
+    const char *secret = json_string_value(json_object_get(b, "secret"));
+    bool mode_ok = !sslmode;
+    for (int i = 0; sslmode && sslmodes[i]; i++)
+        mode_ok |= strcmp(sslmode, sslmodes[i]) == 0;
+    if (bn && strcmp(bn, name) != 0) {
+        srv_reply_error(rq, 400, "field 'name' does not match the URL");
+    } else if (!valid_host(host)) {
+        srv_reply_error(rq, 400, "field 'host' must be a host name or address");
+    } else if (port < 1 || port > 65535) {
+        srv_reply_error(rq, 400, "field 'port' must be 1..65535");
+    } else if (!mode_ok) {
+        srv_reply_error(rq, 400, "field 'sslmode' must be one of disable, allow, prefer, require, "
+                                 "verify-ca, verify-full");
+    } else if (secret && !rq->srv->opt->have_master_key) {
+        srv_reply_error(rq, 400, "the server has no master key, so it cannot keep secrets");
+    } else if (secret && strlen(secret) > 4096) {
+        srv_reply_error(rq, 400, "field 'secret' is too long");
+    } else {
+        json_t *c = json_pack("{s:s,s:s,s:I,s:O,s:O,s:s}", "name", name, "host", host, "port", port,
+                              "database", json_object_get(b, "database"), "user",
+                              json_object_get(b, "user"), "sslmode", sslmode ? sslmode : "verify-full");
+        json_t *ag = json_object_get(b, "allowed_groups"), *rg = json_object_get(b, "reviewer_groups");
+        json_t *pol = json_object_get(b, "policy");
+        json_object_set_new(c, "allowed_groups", json_is_array(ag) ? json_incref(ag) : json_array());
+        json_object_set_new(c, "reviewer_groups", json_is_array(rg) ? json_incref(rg) : json_array());
+        json_object_set_new(c, "policy", json_is_object(pol) ? json_incref(pol) : json_object());
+        char err[256];
+        int rc = 0;
+        if (secret) {
+            char *sealed = NULL;
+            if (server_secret_seal(rq->srv->opt->master_key, name, secret, &sealed, err, sizeof err) < 0) {
+                json_decref(c);
+                json_decref(b);
+                srv_reply_error(rq, 500, "%s", err);
+                return;
+            }
+            json_object_set_new(c, "secret_enc", json_string(sealed));
+            free(sealed);
+        }
+        rc = store_connection_put(rq->srv->store, c, err, sizeof err);
+        json_decref(c);
+        if (rc) {
+            srv_reply_store(rq, rc, err);
+        } else {
+            json_t *saved = NULL;
+            rc = store_connection_get(rq->srv->store, name, &saved, err, sizeof err);
+            if (rc)
+                srv_reply_store(rq, rc, err);
+            else {
+                log_info(MOD, "connection %s saved by %s", name, rq->id.subject);
+                srv_reply_json(rq, 200, conn_view(saved));
+                json_decref(saved);
+            }
+        }
+    }
+    /* The secret's plain text is wiped from the request's copy. */
+    json_t *sv = json_object_get(b, "secret");
+    if (json_is_string(sv))
+        util_secure_zero((char *)json_string_value(sv), json_string_length(sv));
+    json_decref(b);
+}
+
+static void conn_credentials(struct srv_req *rq, json_t *c)
+{
+    if (!srv_in_any(&rq->id, json_object_get(c, "allowed_groups"))) {
+        srv_reply_error(rq, 403, "you are not in a group allowed to use this connection");
+        return;
+    }
+    const char *sealed = json_string_value(json_object_get(c, "secret_enc"));
+    const char *name = json_string_value(json_object_get(c, "name"));
+    char *plain = NULL, err[256];
+    if (sealed && (!rq->srv->opt->have_master_key ||
+                   server_secret_open(rq->srv->opt->master_key, name, sealed, &plain, err, sizeof err) < 0)) {
+        log_error(MOD, "connection %s: cannot open its secret", name);
+        srv_reply_error(rq, 500, "the connection's secret cannot be decrypted");
+        return;
+    }
+    json_t *v = conn_view(c);
+    json_object_set_new(v, "password", plain ? json_string(plain) : json_null());
+    if (plain) {
+        util_secure_zero(plain, strlen(plain));
+        free(plain);
+    }
+    log_info(MOD, "credentials of connection %s handed out for %s", name, rq->id.subject);
+    srv_reply_json(rq, 200, v);
+}
+
+static void route_connections(struct srv_req *rq)
+{
+    struct srv *srv = rq->srv;
+    char err[256];
+    int rc;
+    if (rq->nseg == 3) {
+        if (method(rq) != EVHTTP_REQ_GET) {
+            srv_reply_error(rq, 405, "method not allowed");
+            return;
+        }
+        json_t *all = NULL, *out = json_array();
+        if ((rc = store_connection_list(srv->store, &all, err, sizeof err))) {
+            json_decref(out);
+            srv_reply_store(rq, rc, err);
+            return;
+        }
+        size_t i;
+        json_t *c;
+        json_array_foreach(all, i, c) {
+            if (srv_is_admin(rq) || srv_in_any(&rq->id, json_object_get(c, "allowed_groups")) ||
+                srv_in_any(&rq->id, json_object_get(c, "reviewer_groups")))
+                json_array_append_new(out, conn_view(c));
+        }
+        json_decref(all);
+        srv_reply_json(rq, 200, json_pack("{s:o}", "connections", out));
+        return;
+    }
+    const char *name = rq->seg[3];
+    if (!server_valid_name(name)) {
+        srv_reply_error(rq, 400, "a connection name has letters, digits, '.', '_' and '-' only");
+        return;
+    }
+    if (rq->nseg == 5 && seg_is(rq, 4, "credentials") && method(rq) == EVHTTP_REQ_GET) {
+        json_t *c = NULL;
+        if ((rc = store_connection_get(srv->store, name, &c, err, sizeof err))) {
+            srv_reply_store(rq, rc, err);
+            return;
+        }
+        conn_credentials(rq, c);
+        json_decref(c);
+        return;
+    }
+    if (rq->nseg == 4 && method(rq) == EVHTTP_REQ_GET) {
+        json_t *c = NULL;
+        if ((rc = store_connection_get(srv->store, name, &c, err, sizeof err))) {
+            srv_reply_store(rq, rc, err);
+            return;
+        }
+        if (!srv_is_admin(rq) && !srv_in_any(&rq->id, json_object_get(c, "allowed_groups")) &&
+            !srv_in_any(&rq->id, json_object_get(c, "reviewer_groups")))
+            srv_reply_error(rq, 404, "not found");
+        else
+            srv_reply_json(rq, 200, conn_view(c));
+        json_decref(c);
+        return;
+    }
+    if (!srv_is_admin(rq)) {
+        srv_reply_error(rq, 403, "only the %s group manages connections", srv->admin_group);
+        return;
+    }
+    if (rq->nseg == 4 && method(rq) == EVHTTP_REQ_PUT) {
+        conn_put(rq, name);
+    } else if (rq->nseg == 4 && method(rq) == EVHTTP_REQ_DELETE) {
+        if ((rc = store_connection_delete(srv->store, name, err, sizeof err)))
+            srv_reply_store(rq, rc, err);
+        else
+            srv_reply_json(rq, 200, json_pack("{s:s,s:b}", "name", name, "deleted", 1));
+    } else if (rq->nseg == 5 && seg_is(rq, 4, "policy") && method(rq) == EVHTTP_REQ_PUT) {
+        static const struct server_field pf[] = {{"policy", "o!"}, {NULL, NULL}};
+        json_t *b = srv_body(rq, pf);
+        if (!b)
+            return;
+        rc = store_connection_set_policy(srv->store, name, json_object_get(b, "policy"), err, sizeof err);
+        json_decref(b);
+        if (rc)
+            srv_reply_store(rq, rc, err);
+        else
+            srv_reply_json(rq, 200, json_pack("{s:s,s:b}", "name", name, "policy_set", 1));
+    } else {
+        srv_reply_error(rq, 404, "no such route");
+    }
+}
+
+/* ---- API keys ------------------------------------------------------------ */
+
+static void route_apikeys(struct srv_req *rq)
+{
+    struct srv *srv = rq->srv;
+    char err[256];
+    int rc;
+    if (!srv_is_admin(rq)) {
+        srv_reply_error(rq, 403, "only the %s group manages API keys", srv->admin_group);
+        return;
+    }
+    if (rq->nseg == 4 && method(rq) == EVHTTP_REQ_GET) {
+        json_t *keys = NULL;
+        if ((rc = store_apikey_list(srv->store, &keys, err, sizeof err)))
+            srv_reply_store(rq, rc, err);
+        else
+            srv_reply_json(rq, 200, json_pack("{s:o}", "apikeys", keys));
+    } else if (rq->nseg == 4 && method(rq) == EVHTTP_REQ_POST) {
+        static const struct server_field kf[] = {{"name", "n!"}, {"groups", "S"}, {NULL, NULL}};
+        json_t *b = srv_body(rq, kf);
+        if (!b)
+            return;
+        char token[64], hash[65], id[37];
+        json_t *groups = json_object_get(b, "groups");
+        if (server_apikey_mint(token, hash) < 0 || util_uuid_v4(id) < 0) {
+            json_decref(b);
+            srv_reply_error(rq, 500, "no randomness");
+            return;
+        }
+        const char *name = json_string_value(json_object_get(b, "name"));
+        rc = store_apikey_create(srv->store, id, name, hash, groups ? groups : json_array(),
+                                 rq->id.subject, err, sizeof err);
+        if (rc)
+            srv_reply_store(rq, rc, err);
+        else
+            srv_reply_json(rq, 201, json_pack("{s:s,s:s,s:O,s:s}", "id", id, "name", name, "groups",
+                                              groups ? groups : json_array(), "token", token));
+        util_secure_zero(token, sizeof token);
+        json_decref(b);
+    } else if (rq->nseg == 5 && method(rq) == EVHTTP_REQ_DELETE) {
+        if (!server_valid_name(rq->seg[4])) {
+            srv_reply_error(rq, 400, "bad API key id");
+            return;
+        }
+        if ((rc = store_apikey_revoke(srv->store, rq->seg[4], err, sizeof err)))
+            srv_reply_store(rq, rc, err);
+        else
+            srv_reply_json(rq, 200, json_pack("{s:s,s:b}", "id", rq->seg[4], "revoked", 1));
+    } else {
+        srv_reply_error(rq, 404, "no such route");
+    }
+}
+
+/* ---- event ingest -------------------------------------------------------- */
+
+static const struct server_field event_fields[] = {
+    {"id", "I!"}, {"session_id", "I!"}, {"seq", "i!"}, {"type", "s!"}, {"time", "i!"},
+    {"data", "o!"}, {NULL, NULL}};
+static const struct server_field start_fields[] = {
+    {"connection", "n!"}, {"client_addr", "s"}, {"application", "s"}, {"gateway_host", "s"},
+    {"database", "s"}, {"db_user", "s"}, {NULL, NULL}};
+static const struct server_field end_fields[] = {
+    {"reason", "s"}, {"error", "s"}, {"statements", "i"}, {NULL, NULL}};
+static const struct server_field stmt_fields[] = {
+    {"text", "s!"}, {"params", "a"}, {"normalized", "s"}, {"fingerprint", "s"}, {"kind", "s"},
+    {"relations", "a"}, {"decision", "s!"}, {"rule", "s"}, {"review_id", "I"},
+    {"masked_counts", "o"}, {"duration_us", "i"}, {"rows", "i"}, {"error", "s"}, {"sqlstate", "s"},
+    {NULL, NULL}};
+static const struct server_field result_fields[] = {
+    {"statement_seq", "i!"}, {"columns", "a!"}, {"rows", "a!"}, {"truncated", "b"}, {NULL, NULL}};
+
+/* Check one event; fills e (pointing into ev and into *texts). */
+static int event_prepare(struct srv_req *rq, json_t *ev, struct store_event *e, char **data,
+                         char **capped, char *err, size_t errlen)
+{
+    if (server_json_check(ev, event_fields, rq->srv->max_string, err, errlen) < 0)
+        return -1;
+    memset(e, 0, sizeof *e);
+    e->id = json_string_value(json_object_get(ev, "id"));
+    e->session_id = json_string_value(json_object_get(ev, "session_id"));
+    e->seq = json_integer_value(json_object_get(ev, "seq"));
+    e->type = json_string_value(json_object_get(ev, "type"));
+    e->ts = json_integer_value(json_object_get(ev, "time"));
+    json_t *d = json_object_get(ev, "data");
+    if (e->seq < 0 || e->ts < 0) {
+        snprintf(err, errlen, "seq and time must not be negative");
+        return -1;
+    }
+    const struct server_field *spec;
+    if (strcmp(e->type, "session_start") == 0)
+        spec = start_fields;
+    else if (strcmp(e->type, "session_end") == 0)
+        spec = end_fields;
+    else if (strcmp(e->type, "statement") == 0)
+        spec = stmt_fields;
+    else if (strcmp(e->type, "result") == 0)
+        spec = result_fields;
+    else {
+        snprintf(err, errlen, "unknown event type; one of session_start, session_end, statement, result");
+        return -1;
+    }
+    char derr[200];
+    if (server_json_check(d, spec, rq->srv->max_string, derr, sizeof derr) < 0) {
+        snprintf(err, errlen, "%s data: %s", e->type, derr);
+        return -1;
+    }
+    if (spec == start_fields) {
+        e->connection = json_string_value(json_object_get(d, "connection"));
+        e->client_addr = json_string_value(json_object_get(d, "client_addr"));
+        e->application = json_string_value(json_object_get(d, "application"));
+        e->gateway_host = json_string_value(json_object_get(d, "gateway_host"));
+    } else if (spec == stmt_fields) {
+        const char *dec = json_string_value(json_object_get(d, "decision"));
+        if (strcmp(dec, "allow") && strcmp(dec, "deny") && strcmp(dec, "review") && strcmp(dec, "mask")) {
+            snprintf(err, errlen, "statement data: decision must be allow, deny, review or mask");
+            return -1;
+        }
+        const char *ss = json_string_value(json_object_get(d, "sqlstate"));
+        if (ss && strlen(ss) != 5) {
+            snprintf(err, errlen, "statement data: sqlstate must be 5 characters");
+            return -1;
+        }
+        e->denial = strcmp(dec, "deny") == 0;
+        e->review = strcmp(dec, "review") == 0 || json_is_string(json_object_get(d, "review_id"));
+    } else if (spec == result_fields) {
+        json_t *rows = json_object_get(d, "rows");
+        size_t nrows = json_array_size(rows);
+        if ((int64_t)nrows > rq->srv->sample_rows_statement) {
+            while ((int64_t)json_array_size(rows) > rq->srv->sample_rows_statement)
+                json_array_remove(rows, json_array_size(rows) - 1);
+            json_object_set_new(d, "truncated", json_true());
+        }
+        e->sample_rows = (int64_t)json_array_size(rows);
+        json_t *cap = json_pack("{s:O,s:O,s:[],s:b}", "statement_seq", json_object_get(d, "statement_seq"),
+                                "columns", json_object_get(d, "columns"), "rows", "truncated", 1);
+        *capped = json_dumps(cap, JSON_COMPACT | JSON_SORT_KEYS);
+        json_decref(cap);
+        e->data_capped = *capped;
+    }
+    *data = json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS);
+    e->data = *data;
+    return *data ? 0 : -1;
+}
+
+static void route_events(struct srv_req *rq)
+{
+    struct srv *srv = rq->srv;
+    if (rq->nseg != 3 || method(rq) != EVHTTP_REQ_POST) {
+        srv_reply_error(rq, 405, "POST a batch: {\"events\": [...]}");
+        return;
+    }
+    static const struct server_field bf[] = {{"events", "a!"}, {NULL, NULL}};
+    json_t *b = srv_body(rq, bf);
+    if (!b)
+        return;
+    json_t *evs = json_object_get(b, "events");
+    size_t n = json_array_size(evs);
+    if (n == 0 || n > srv->max_batch) {
+        json_decref(b);
+        srv_reply_error(rq, n ? 413 : 400, "a batch holds 1..%zu events, not %zu", srv->max_batch, n);
+        return;
+    }
+    struct store_event *es = calloc(n, sizeof *es);
+    char **texts = calloc(2 * n, sizeof *texts);
+    char err[300];
+    int bad = -1;
+    for (size_t i = 0; es && texts && i < n; i++) {
+        if (event_prepare(rq, json_array_get(evs, i), &es[i], &texts[2 * i], &texts[2 * i + 1], err,
+                          sizeof err) < 0) {
+            bad = (int)i;
+            break;
+        }
+    }
+    if (!es || !texts) {
+        srv_reply_error(rq, 503, "out of memory");
+    } else if (bad >= 0) {
+        char msg[340];
+        snprintf(msg, sizeof msg, "event %d: %s", bad, err);
+        srv_reply_error(rq, 400, "%s", msg);
+    } else {
+        json_t *groups = json_array();
+        for (int g = 0; g < rq->id.ngroups; g++)
+            json_array_append_new(groups, json_string(rq->id.groups[g]));
+        char *gj = json_dumps(groups, JSON_COMPACT);
+        json_decref(groups);
+        struct store_actor actor = {rq->id.issuer, rq->id.subject, rq->id.name, gj};
+        struct store_ingest_result res;
+        int rc = store_events_append(srv->store, &actor, es, n, srv->sample_rows_session, &res, err,
+                                     sizeof err);
+        free(gj);
+        if (rc) {
+            srv_reply_store(rq, rc, err);
+        } else {
+            srv->m.events_ingested += res.accepted;
+            srv->m.events_duplicate += res.duplicates;
+            if (res.accepted)
+                pthread_cond_signal(&srv->hook_cond);
+            srv_reply_json(rq, 200, json_pack("{s:I,s:I}", "accepted", (json_int_t)res.accepted,
+                                              "duplicates", (json_int_t)res.duplicates));
+        }
+    }
+    for (size_t i = 0; texts && i < 2 * n; i++)
+        free(texts[i]);
+    free(texts);
+    free(es);
+    json_decref(b);
+}
+
+/* ---- sessions ------------------------------------------------------------ */
+
+static bool owns_session(const struct srv_req *rq, json_t *s)
+{
+    const char *iss = json_string_value(json_object_get(s, "issuer"));
+    const char *sub = json_string_value(json_object_get(s, "user"));
+    return iss && sub && strcmp(iss, rq->id.issuer) == 0 && strcmp(sub, rq->id.subject) == 0;
+}
+
+static int tri_state(const char *v)
+{
+    if (!v)
+        return -1;
+    if (!strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "yes"))
+        return 1;
+    if (!strcmp(v, "false") || !strcmp(v, "0") || !strcmp(v, "no"))
+        return 0;
+    return -2;
+}
+
+static void route_sessions(struct srv_req *rq)
+{
+    struct srv *srv = rq->srv;
+    char err[256];
+    int rc;
+    if (method(rq) != EVHTTP_REQ_GET) {
+        srv_reply_error(rq, 405, "method not allowed");
+        return;
+    }
+    if (rq->nseg == 3) {
+        struct store_session_filter f = {.has_denials = -1, .has_reviews = -1};
+        char user[256], conn[64], cursor[200], hd[8], hr[8];
+        f.user = srv_query(rq, "user", user, sizeof user);
+        f.connection = srv_query(rq, "connection", conn, sizeof conn);
+        f.cursor = srv_query(rq, "cursor", cursor, sizeof cursor);
+        f.has_denials = tri_state(srv_query(rq, "has_denials", hd, sizeof hd));
+        f.has_reviews = tri_state(srv_query(rq, "has_reviews", hr, sizeof hr));
+        int64_t lim = 100;
+        bool p;
+        if (!srv_query_int(rq, "since", &f.since, &p) || !srv_query_int(rq, "until", &f.until, &p) ||
+            !srv_query_int(rq, "limit", &lim, &p) || lim < 1 || lim > 1000) {
+            srv_reply_error(rq, 400, "since, until and limit (1..1000) are non-negative integers");
+            return;
+        }
+        if (f.has_denials == -2 || f.has_reviews == -2) {
+            srv_reply_error(rq, 400, "has_denials and has_reviews take true or false");
+            return;
+        }
+        if (f.connection && !server_valid_name(f.connection)) {
+            srv_reply_error(rq, 400, "bad connection name");
+            return;
+        }
+        f.limit = (int)lim;
+        if (!srv_is_auditor(rq)) {
+            f.issuer = rq->id.issuer;
+            f.subject = rq->id.subject;
+        }
+        json_t *out = NULL;
+        if ((rc = store_sessions_list(srv->store, &f, &out, err, sizeof err)))
+            srv_reply_store(rq, rc == STORE_NOT_FOUND ? STORE_CONFLICT : rc, err);
+        else
+            srv_reply_json(rq, 200, out);
+        return;
+    }
+    const char *id = rq->seg[3];
+    if (!server_valid_id(id)) {
+        srv_reply_error(rq, 400, "a session id has letters, digits, '_' and '-' only");
+        return;
+    }
+    json_t *s = NULL;
+    if ((rc = store_session_get(srv->store, id, &s, err, sizeof err))) {
+        srv_reply_store(rq, rc, err);
+        return;
+    }
+    if (!srv_is_auditor(rq) && !owns_session(rq, s)) {
+        json_decref(s);
+        srv_reply_error(rq, 404, "not found");
+        return;
+    }
+    if (rq->nseg == 4) {
+        srv_reply_json(rq, 200, s);
+        return;
+    }
+    json_decref(s);
+    if (rq->nseg == 5 && seg_is(rq, 4, "events")) {
+        int64_t off = 0, lim = 1000;
+        bool p;
+        if (!srv_query_int(rq, "offset", &off, &p) || !srv_query_int(rq, "limit", &lim, &p) || lim < 1 ||
+            lim > 5000) {
+            srv_reply_error(rq, 400, "offset and limit (1..5000) are non-negative integers");
+            return;
+        }
+        json_t *evs = NULL;
+        if ((rc = store_session_events(srv->store, id, off, (int)lim, &evs, err, sizeof err)))
+            srv_reply_store(rq, rc, err);
+        else
+            srv_reply_json(rq, 200, json_pack("{s:s,s:I,s:o}", "session_id", id, "offset",
+                                              (json_int_t)off, "events", evs));
+        return;
+    }
+    srv_reply_error(rq, 404, "no such route");
+}
+
+/* ---- audit --------------------------------------------------------------- */
+
+static void route_audit(struct srv_req *rq)
+{
+    if (!srv_is_auditor(rq)) {
+        srv_reply_error(rq, 403, "only the %s and %s groups read the whole audit trail",
+                        rq->srv->auditor_group, rq->srv->admin_group);
+        return;
+    }
+    char err[256];
+    if (rq->nseg == 4 && seg_is(rq, 3, "verify") && method(rq) == EVHTTP_REQ_GET) {
+        json_t *rep = NULL;
+        int rc = store_audit_verify(rq->srv->store, &rep, err, sizeof err);
+        if (rc)
+            srv_reply_store(rq, rc, err);
+        else
+            srv_reply_json(rq, 200, rep);
+    } else if (rq->nseg == 4 && seg_is(rq, 3, "export") && method(rq) == EVHTTP_REQ_GET) {
+        int64_t since = 0, until = 0;
+        bool p;
+        char fmt[8];
+        const char *f = srv_query(rq, "format", fmt, sizeof fmt);
+        if (!srv_query_int(rq, "since", &since, &p) || !srv_query_int(rq, "until", &until, &p)) {
+            srv_reply_error(rq, 400, "since and until are times in ms");
+            return;
+        }
+        if (f && strcmp(f, "jsonl") && strcmp(f, "csv")) {
+            srv_reply_error(rq, 400, "format is jsonl or csv");
+            return;
+        }
+        srv_export_start(rq, since, until, f && !strcmp(f, "csv"));
+    } else {
+        srv_reply_error(rq, 404, "no such route");
+    }
+}
+
+/* ---- reviews ------------------------------------------------------------- */
+
+static bool hex64(const char *s)
+{
+    if (!s || strlen(s) != 64)
+        return false;
+    for (; *s; s++)
+        if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
+            return false;
+    return true;
+}
+
+/* The review with its connection's groups, or NULL after replying. */
+static json_t *review_load(struct srv_req *rq, const char *id, json_t **conn)
+{
+    char err[256];
+    json_t *r = NULL;
+    int rc = store_review_get(rq->srv->store, id, &r, err, sizeof err);
+    if (rc) {
+        srv_reply_store(rq, rc, err);
+        return NULL;
+    }
+    *conn = NULL;
+    rc = store_connection_get(rq->srv->store, json_string_value(json_object_get(r, "connection")), conn,
+                              err, sizeof err);
+    if (rc && rc != STORE_NOT_FOUND) {
+        json_decref(r);
+        srv_reply_store(rq, rc, err);
+        return NULL;
+    }
+    return r;
+}
+
+static bool is_requester(const struct auth_identity *id, json_t *r)
+{
+    const char *sub = json_string_value(json_object_get(r, "requester"));
+    const char *iss = json_string_value(json_object_get(r, "requester_issuer"));
+    return sub && iss && strcmp(sub, id->subject) == 0 && strcmp(iss, id->issuer) == 0;
+}
+
+static bool review_visible(struct srv *srv, const struct auth_identity *id, json_t *r, json_t *conn)
+{
+    return is_requester(id, r) || auth_identity_in_group(id, srv->admin_group) ||
+           auth_identity_in_group(id, srv->auditor_group) ||
+           (conn && srv_in_any(id, json_object_get(conn, "reviewer_groups")));
+}
+
+/* Reviews with a status (NULL: any) created after `after` that id may see;
+ * with as_reviewer only those of connections id reviews (its queue). */
+static int reviews_for(struct srv *srv, const struct auth_identity *id, const char *status, int64_t after,
+                       bool as_reviewer, json_t **out, char *err, size_t errlen)
+{
+    json_t *all = NULL;
+    int rc = store_review_list(srv->store, status, after, &all, err, errlen);
+    if (rc)
+        return rc;
+    *out = json_array();
+    size_t i;
+    json_t *r;
+    json_array_foreach(all, i, r) {
+        json_t *conn = NULL;
+        char cerr[256];
+        store_connection_get(srv->store, json_string_value(json_object_get(r, "connection")), &conn, cerr,
+                             sizeof cerr);
+        bool show = as_reviewer ? conn && srv_in_any(id, json_object_get(conn, "reviewer_groups"))
+                                : review_visible(srv, id, r, conn);
+        if (show)
+            json_array_append(*out, r);
+        json_decref(conn);
+    }
+    json_decref(all);
+    return 0;
+}
+
+json_t *srv_wait_answer(struct srv *srv, const struct auth_identity *id, int kind,
+                        const char *review_id, int64_t after_ms, int *code, bool final)
+{
+    char err[256];
+    *code = 200;
+    if (kind == 0) {
+        json_t *r = NULL;
+        int rc = store_review_get(srv->store, review_id, &r, err, sizeof err);
+        if (rc) {
+            *code = rc == STORE_NOT_FOUND ? 404 : 500;
+            return json_pack("{s:s,s:i}", "error", rc == STORE_NOT_FOUND ? "not found" : "store failed",
+                             "status", *code);
+        }
+        const char *st = json_string_value(json_object_get(r, "status"));
+        if (!final && st && strcmp(st, "pending") == 0) {
+            json_decref(r);
+            return NULL;
+        }
+        return r;
+    }
+    json_t *mine = NULL;
+    if (reviews_for(srv, id, "pending", after_ms, true, &mine, err, sizeof err) != 0) {
+        *code = 500;
+        return json_pack("{s:s,s:i}", "error", "store failed", "status", *code);
+    }
+    if (!final && json_array_size(mine) == 0) {
+        json_decref(mine);
+        return NULL;
+    }
+    json_int_t cursor = after_ms;
+    size_t i;
+    json_t *r;
+    json_array_foreach(mine, i, r) if (json_integer_value(json_object_get(r, "created_at")) > cursor)
+        cursor = json_integer_value(json_object_get(r, "created_at"));
+    return json_pack("{s:o,s:I}", "reviews", mine, "cursor", cursor);
+}
+
+static void review_create(struct srv_req *rq)
+{
+    static const struct server_field rf[] = {
+        {"connection", "n!"}, {"session_id", "I"}, {"statement", "s!"}, {"statement_hash", "s!"},
+        {"ttl_seconds", "i"}, {NULL, NULL}};
+    json_t *b = srv_body(rq, rf);
+    if (!b)
+        return;
+    char err[256];
+    json_t *conn = NULL;
+    const char *cname = json_string_value(json_object_get(b, "connection"));
+    const char *hash = json_string_value(json_object_get(b, "statement_hash"));
+    json_int_t ttl = json_integer_value(json_object_get(b, "ttl_seconds"));
+    int rc;
+    if (!hex64(hash)) {
+        srv_reply_error(rq, 400, "field 'statement_hash' must be 64 lower-case hex characters");
+    } else if (json_object_get(b, "ttl_seconds") && (ttl < 1 || ttl > 7 * 86400)) {
+        srv_reply_error(rq, 400, "field 'ttl_seconds' must be 1..604800");
+    } else if ((rc = store_connection_get(rq->srv->store, cname, &conn, err, sizeof err))) {
+        srv_reply_store(rq, rc, err);
+    } else if (!srv_in_any(&rq->id, json_object_get(conn, "allowed_groups"))) {
+        srv_reply_error(rq, 403, "you are not in a group allowed to use this connection");
+    } else {
+        char id[37];
+        util_uuid_v4(id);
+        int64_t now = util_now_ms();
+        json_t *r = json_pack("{s:s,s:s,s:O?,s:O,s:s,s:s,s:s,s:s,s:I,s:I}", "id", id, "connection", cname,
+                              "session_id", json_object_get(b, "session_id"), "statement",
+                              json_object_get(b, "statement"), "statement_hash", hash, "requester",
+                              rq->id.subject, "requester_issuer", rq->id.issuer, "requester_name",
+                              rq->id.name, "created_at", (json_int_t)now, "expires_at",
+                              (json_int_t)(now + (ttl ? ttl * 1000 : rq->srv->review_ttl_ms)));
+        rc = store_review_create(rq->srv->store, r, err, sizeof err);
+        json_decref(r);
+        json_t *saved = NULL;
+        if (!rc)
+            rc = store_review_get(rq->srv->store, id, &saved, err, sizeof err);
+        if (rc)
+            srv_reply_store(rq, rc, err);
+        else {
+            log_info(MOD, "review %s requested by %s on %s", id, rq->id.subject, cname);
+            srv_reply_json(rq, 201, saved);
+            srv_reviews_changed(rq->srv);
+        }
+    }
+    json_decref(conn);
+    json_decref(b);
+}
+
+static void route_reviews(struct srv_req *rq)
+{
+    struct srv *srv = rq->srv;
+    char err[256], buf[64];
+    int rc;
+    if (rq->nseg == 3 && method(rq) == EVHTTP_REQ_POST) {
+        review_create(rq);
+        return;
+    }
+    if (rq->nseg == 3 && method(rq) == EVHTTP_REQ_GET) {
+        const char *status = srv_query(rq, "status", buf, sizeof buf);
+        if (status && strcmp(status, "all") == 0)
+            status = NULL;
+        else if (!status)
+            status = "pending";
+        else if (strcmp(status, "pending") && strcmp(status, "approved") && strcmp(status, "denied") &&
+                 strcmp(status, "expired") && strcmp(status, "consumed")) {
+            srv_reply_error(rq, 400, "status is pending, approved, denied, expired, consumed or all");
+            return;
+        }
+        json_t *out = NULL;
+        if ((rc = reviews_for(srv, &rq->id, status, -1, false, &out, err, sizeof err))) {
+            srv_reply_store(rq, rc, err);
+            return;
+        }
+        srv_reply_json(rq, 200, json_pack("{s:o}", "reviews", out));
+        return;
+    }
+    if (rq->nseg == 4 && seg_is(rq, 3, "wait") && method(rq) == EVHTTP_REQ_GET) {
+        int64_t after = 0, timeout = 30;
+        bool p;
+        if (!srv_query_int(rq, "after", &after, &p) || !srv_query_int(rq, "timeout", &timeout, &p) ||
+            timeout < 1 || timeout > 300) {
+            srv_reply_error(rq, 400, "after is a time in ms; timeout is 1..300 seconds");
+            return;
+        }
+        srv_wait_start(rq, 1, NULL, after, (int)timeout);
+        return;
+    }
+    const char *id = rq->seg[3];
+    if (!server_valid_id(id)) {
+        srv_reply_error(rq, 400, "a review id has letters, digits, '_' and '-' only");
+        return;
+    }
+    json_t *conn = NULL, *r = review_load(rq, id, &conn);
+    if (!r)
+        return;
+    if (!review_visible(srv, &rq->id, r, conn)) {
+        srv_reply_error(rq, 404, "not found");
+    } else if (rq->nseg == 4 && method(rq) == EVHTTP_REQ_GET) {
+        srv_reply_json(rq, 200, json_incref(r));
+    } else if (rq->nseg == 5 && seg_is(rq, 4, "wait") && method(rq) == EVHTTP_REQ_GET) {
+        int64_t timeout = 30;
+        bool p;
+        if (!srv_query_int(rq, "timeout", &timeout, &p) || timeout < 1 || timeout > 300)
+            srv_reply_error(rq, 400, "timeout is 1..300 seconds");
+        else
+            srv_wait_start(rq, 0, id, 0, (int)timeout);
+    } else if (rq->nseg == 5 && (seg_is(rq, 4, "approve") || seg_is(rq, 4, "deny")) &&
+               method(rq) == EVHTTP_REQ_POST) {
+        static const struct server_field df[] = {{"reason", "s"}, {NULL, NULL}};
+        json_t *b = srv_body(rq, df);
+        if (b) {
+            bool approve = seg_is(rq, 4, "approve");
+            const char *reason = json_string_value(json_object_get(b, "reason"));
+            if (!conn || !srv_in_any(&rq->id, json_object_get(conn, "reviewer_groups"))) {
+                srv_reply_error(rq, 403, "only the connection's reviewer groups decide its reviews");
+            } else if (is_requester(&rq->id, r)) {
+                srv_reply_error(rq, 403, "a requester cannot decide their own review");
+            } else if (reason && json_string_length(json_object_get(b, "reason")) > 2000) {
+                srv_reply_error(rq, 400, "field 'reason' is over 2000 bytes");
+            } else if ((rc = store_review_decide(srv->store, id, approve ? "approved" : "denied", reason,
+                                                 rq->id.subject, util_now_ms(), err, sizeof err))) {
+                srv_reply_store(rq, rc, err);
+            } else {
+                json_t *now = NULL;
+                log_info(MOD, "review %s %s by %s", id, approve ? "approved" : "denied", rq->id.subject);
+                if ((rc = store_review_get(srv->store, id, &now, err, sizeof err)))
+                    srv_reply_store(rq, rc, err);
+                else
+                    srv_reply_json(rq, 200, now);
+                srv_reviews_changed(srv);
+            }
+            json_decref(b);
+        }
+    } else if (rq->nseg == 5 && seg_is(rq, 4, "consume") && method(rq) == EVHTTP_REQ_POST) {
+        static const struct server_field cf[] = {{"statement_hash", "s!"}, {NULL, NULL}};
+        json_t *b = srv_body(rq, cf);
+        if (b) {
+            if (!is_requester(&rq->id, r))
+                srv_reply_error(rq, 403, "only the requester's gateway uses an approval");
+            else if ((rc = store_review_consume(srv->store, id, rq->id.subject,
+                                                json_string_value(json_object_get(b, "statement_hash")),
+                                                util_now_ms(), err, sizeof err)))
+                srv_reply_store(rq, rc, err);
+            else {
+                srv_reply_json(rq, 200, json_pack("{s:s,s:s}", "id", id, "status", "consumed"));
+                srv_reviews_changed(srv);
+            }
+            json_decref(b);
+        }
+    } else {
+        srv_reply_error(rq, 404, "no such route");
+    }
+    json_decref(r);
+    json_decref(conn);
+}
+
+/* ---- table --------------------------------------------------------------- */
+
+void srv_route(struct srv_req *rq)
+{
+    /* seg[0..1] are "api", "v1". */
+    if (rq->nseg == 3 && seg_is(rq, 2, "whoami") && method(rq) == EVHTTP_REQ_GET) {
+        json_t *id = srv_identity_json(&rq->id);
+        json_object_set_new(id, "admin", json_boolean(srv_is_admin(rq)));
+        json_object_set_new(id, "auditor", json_boolean(srv_is_auditor(rq)));
+        srv_reply_json(rq, 200, id);
+    } else if (rq->nseg >= 3 && rq->nseg <= 5 && seg_is(rq, 2, "connections")) {
+        route_connections(rq);
+    } else if (rq->nseg >= 4 && rq->nseg <= 5 && seg_is(rq, 2, "admin") && seg_is(rq, 3, "apikeys")) {
+        route_apikeys(rq);
+    } else if (rq->nseg == 3 && seg_is(rq, 2, "events")) {
+        route_events(rq);
+    } else if (rq->nseg >= 3 && rq->nseg <= 5 && seg_is(rq, 2, "sessions")) {
+        route_sessions(rq);
+    } else if (rq->nseg >= 3 && rq->nseg <= 4 && seg_is(rq, 2, "audit")) {
+        route_audit(rq);
+    } else if (rq->nseg >= 3 && rq->nseg <= 5 && seg_is(rq, 2, "reviews")) {
+        route_reviews(rq);
+    } else {
+        srv_reply_error(rq, 404, "no such route");
+    }
+}

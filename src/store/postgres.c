@@ -1,0 +1,164 @@
+/* postgres.c — the PostgreSQL engine for the store (libpq): text parameters,
+ * a reconnect when the link drops, and a second connection that LISTENs for
+ * change notices from other server processes. */
+#include "driver.h"
+#include "hoopctl/store.h"
+
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct db_postgres {
+    PGconn *conn;
+    PGconn *listener;
+    char conninfo[1024];
+};
+
+static PGconn *pg_connect(const char *conninfo, char *err, size_t errlen)
+{
+    PGconn *c = PQconnectdb(conninfo);
+    if (!c || PQstatus(c) != CONNECTION_OK) {
+        /* The message names host and reason, never the password. */
+        snprintf(err, errlen, "postgres: %s", c ? PQerrorMessage(c) : "out of memory");
+        size_t l = strlen(err);
+        while (l && (err[l - 1] == '\n' || err[l - 1] == ' '))
+            err[--l] = '\0';
+        PQfinish(c);
+        return NULL;
+    }
+    PGresult *r = PQexec(c, "SET client_min_messages = warning");
+    PQclear(r);
+    return c;
+}
+
+void *db_postgres_open(const char *conninfo, char *err, size_t errlen)
+{
+    if (strlen(conninfo) >= sizeof((struct db_postgres *)0)->conninfo) {
+        snprintf(err, errlen, "postgres: connection URL too long");
+        return NULL;
+    }
+    struct db_postgres *h = calloc(1, sizeof *h);
+    if (!h) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    snprintf(h->conninfo, sizeof h->conninfo, "%s", conninfo);
+    h->conn = pg_connect(conninfo, err, errlen);
+    if (!h->conn) {
+        free(h);
+        return NULL;
+    }
+    return h;
+}
+
+static int pg_exec(void *vh, const char *sql, int nparams, const char *const *params, db_row_fn fn,
+                   void *arg, int64_t *changes, char *err, size_t errlen)
+{
+    struct db_postgres *h = vh;
+    if (PQstatus(h->conn) != CONNECTION_OK) {
+        PQreset(h->conn);
+        if (PQstatus(h->conn) != CONNECTION_OK) {
+            snprintf(err, errlen, "postgres: connection lost and reconnect failed");
+            return STORE_ERROR;
+        }
+    }
+    PGresult *r = nparams ? PQexecParams(h->conn, sql, nparams, NULL, params, NULL, NULL, 0)
+                          : PQexec(h->conn, sql);
+    ExecStatusType st = PQresultStatus(r);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        const char *code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        int rc = code && strcmp(code, "23505") == 0 ? STORE_CONFLICT : STORE_ERROR;
+        snprintf(err, errlen, "postgres: %s", PQresultErrorMessage(r));
+        size_t l = strlen(err);
+        while (l && (err[l - 1] == '\n' || err[l - 1] == ' '))
+            err[--l] = '\0';
+        PQclear(r);
+        return rc;
+    }
+    if (fn && st == PGRES_TUPLES_OK) {
+        int nr = PQntuples(r), nc = PQnfields(r);
+        if (nc > 64)
+            nc = 64;
+        const char *vals[64];
+        for (int i = 0; i < nr; i++) {
+            for (int j = 0; j < nc; j++)
+                vals[j] = PQgetisnull(r, i, j) ? NULL : PQgetvalue(r, i, j);
+            if (fn(arg, nc, vals) != 0)
+                break;
+        }
+    }
+    if (changes) {
+        const char *t = PQcmdTuples(r);
+        *changes = t && *t ? atoll(t) : 0;
+    }
+    PQclear(r);
+    return 0;
+}
+
+static int pg_notify(void *vh, const char *channel)
+{
+    struct db_postgres *h = vh;
+    char sql[128];
+    snprintf(sql, sizeof sql, "NOTIFY %s", channel);
+    PGresult *r = PQexec(h->conn, sql);
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    return ok ? 0 : -1;
+}
+
+static int pg_listen_fd(void *vh, const char *channel, char *err, size_t errlen)
+{
+    struct db_postgres *h = vh;
+    if (!h->listener) {
+        h->listener = pg_connect(h->conninfo, err, errlen);
+        if (!h->listener)
+            return -1;
+        char sql[128];
+        snprintf(sql, sizeof sql, "LISTEN %s", channel);
+        PGresult *r = PQexec(h->listener, sql);
+        int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+        PQclear(r);
+        if (!ok) {
+            snprintf(err, errlen, "postgres: LISTEN failed: %s", PQerrorMessage(h->listener));
+            return -1;
+        }
+        PQsetnonblocking(h->listener, 1);
+    }
+    return PQsocket(h->listener);
+}
+
+static int pg_listen_drain(void *vh)
+{
+    struct db_postgres *h = vh;
+    if (!h->listener || !PQconsumeInput(h->listener))
+        return h->listener ? -1 : 0;
+    int n = 0;
+    PGnotify *nt;
+    while ((nt = PQnotifies(h->listener)) != NULL) {
+        n++;
+        PQfreemem(nt);
+    }
+    return n;
+}
+
+static void pg_close(void *vh)
+{
+    struct db_postgres *h = vh;
+    if (!h)
+        return;
+    PQfinish(h->conn);
+    PQfinish(h->listener);
+    free(h);
+}
+
+const struct db_driver db_postgres_driver = {
+    .kind = "postgres",
+    .begin_write = "BEGIN",
+    .for_update = " FOR UPDATE",
+    .exec = pg_exec,
+    .close = pg_close,
+    .notify = pg_notify,
+    .listen_fd = pg_listen_fd,
+    .listen_drain = pg_listen_drain,
+};

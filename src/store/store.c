@@ -1,0 +1,1110 @@
+/* store.c — the store's operations, written once in portable SQL over the
+ * engine in driver.h (SQLite or PostgreSQL), with versioned migrations. */
+#include "hoopctl/store.h"
+#include "hoopctl/audit.h"
+#include "hoopctl/util.h"
+#include "driver.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct store {
+    const struct db_driver *d;
+    void *h;
+    int version;
+    /* Built once so that SQLite keeps them prepared (cached by address). */
+    struct buf sql_exists;       /* SELECT id FROM events WHERE id IN ($1..$500) */
+    struct buf sql_insert_full;  /* INSERT of EVENT_CHUNK rows */
+};
+
+/* ---- migrations ---------------------------------------------------------- */
+
+static const char *const store_migrations[] = {
+    /* 1: the whole first schema. Types are ones both engines accept. */
+    "CREATE TABLE connections ("
+    " name TEXT PRIMARY KEY, host TEXT NOT NULL, port INTEGER NOT NULL, dbname TEXT NOT NULL,"
+    " dbuser TEXT NOT NULL, sslmode TEXT NOT NULL, secret_enc TEXT, allowed_groups TEXT NOT NULL,"
+    " reviewer_groups TEXT NOT NULL, policy TEXT NOT NULL, created_at BIGINT NOT NULL,"
+    " updated_at BIGINT NOT NULL);"
+    "CREATE TABLE apikeys ("
+    " id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, token_hash TEXT NOT NULL UNIQUE,"
+    " groups TEXT NOT NULL, created_by TEXT, created_at BIGINT NOT NULL, revoked INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE sessions ("
+    " id TEXT PRIMARY KEY, issuer TEXT NOT NULL, subject TEXT NOT NULL, user_name TEXT,"
+    " groups TEXT, connection TEXT, client_addr TEXT, application TEXT, gateway_host TEXT,"
+    " started_at BIGINT NOT NULL, ended_at BIGINT, nevents BIGINT NOT NULL DEFAULT 0,"
+    " has_denials INTEGER NOT NULL DEFAULT 0, has_reviews INTEGER NOT NULL DEFAULT 0,"
+    " sample_rows BIGINT NOT NULL DEFAULT 0);"
+    "CREATE INDEX sessions_started ON sessions (started_at, id);"
+    "CREATE INDEX sessions_subject ON sessions (subject, started_at);"
+    "CREATE INDEX sessions_connection ON sessions (connection, started_at);"
+    "CREATE INDEX sessions_denials ON sessions (has_denials, started_at);"
+    "CREATE INDEX sessions_reviews ON sessions (has_reviews, started_at);"
+    "CREATE TABLE events ("
+    " n BIGINT PRIMARY KEY, id TEXT NOT NULL UNIQUE, session_id TEXT NOT NULL, seq BIGINT NOT NULL,"
+    " type TEXT NOT NULL, ts BIGINT NOT NULL, subject TEXT NOT NULL, data TEXT NOT NULL,"
+    " prev_hash TEXT NOT NULL, hash TEXT NOT NULL);"
+    "CREATE INDEX events_session ON events (session_id, seq, n);"
+    "CREATE INDEX events_ts ON events (ts);"
+    "CREATE TABLE chain_head ("
+    " id INTEGER PRIMARY KEY, last_n BIGINT NOT NULL, last_hash TEXT NOT NULL,"
+    " checkpoint_n BIGINT NOT NULL, checkpoint_hash TEXT NOT NULL);"
+    "INSERT INTO chain_head VALUES (1, 0, '" AUDIT_GENESIS_HASH "', 0, '" AUDIT_GENESIS_HASH "');"
+    "CREATE TABLE checkpoints ("
+    " n BIGINT PRIMARY KEY, hash TEXT NOT NULL, created_at BIGINT NOT NULL, cutoff BIGINT NOT NULL,"
+    " deleted_events BIGINT NOT NULL);"
+    "CREATE TABLE reviews ("
+    " id TEXT PRIMARY KEY, connection TEXT NOT NULL, session_id TEXT, statement TEXT NOT NULL,"
+    " statement_hash TEXT NOT NULL, requester TEXT NOT NULL, requester_issuer TEXT NOT NULL,"
+    " requester_name TEXT, status TEXT NOT NULL, reason TEXT, decided_by TEXT,"
+    " created_at BIGINT NOT NULL, decided_at BIGINT, expires_at BIGINT NOT NULL, consumed_at BIGINT);"
+    "CREATE INDEX reviews_status ON reviews (status, created_at);",
+};
+#define STORE_NMIGRATIONS ((int)(sizeof store_migrations / sizeof store_migrations[0]))
+
+static int q(struct store *s, const char *sql, int n, const char *const *p, db_row_fn fn, void *arg,
+             int64_t *changes, char *err, size_t errlen)
+{
+    return s->d->exec(s->h, sql, n, p, fn, arg, changes, err, errlen);
+}
+
+static int q0(struct store *s, const char *sql, char *err, size_t errlen)
+{
+    return q(s, sql, 0, NULL, NULL, NULL, NULL, err, errlen);
+}
+
+static void rollback(struct store *s)
+{
+    char e[256];
+    q0(s, "ROLLBACK", e, sizeof e);
+}
+
+static int row_int(void *arg, int nc, const char *const *v)
+{
+    if (nc > 0 && v[0])
+        *(int64_t *)arg = strtoll(v[0], NULL, 10);
+    return 1;
+}
+
+static int store_migrate(struct store *s, char *err, size_t errlen)
+{
+    int rc = q0(s, "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
+                   " applied_at BIGINT NOT NULL)", err, errlen);
+    if (rc)
+        return rc;
+    if ((rc = q0(s, s->d->begin_write, err, errlen)))
+        return rc;
+    /* Two servers starting at once on PostgreSQL: one migrates, one waits. */
+    if (strcmp(s->d->kind, "postgres") == 0 &&
+        (rc = q0(s, "LOCK TABLE schema_migrations IN EXCLUSIVE MODE", err, errlen)))
+        goto fail;
+    int64_t cur = 0;
+    if ((rc = q(s, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations", 0, NULL, row_int, &cur,
+                NULL, err, errlen)))
+        goto fail;
+    if (cur > STORE_NMIGRATIONS) {
+        snprintf(err, errlen, "the store's schema (version %" PRId64 ") is newer than this hoopctl (%d)",
+                 cur, STORE_NMIGRATIONS);
+        rc = STORE_ERROR;
+        goto fail;
+    }
+    for (int v = (int)cur + 1; v <= STORE_NMIGRATIONS; v++) {
+        if ((rc = q0(s, store_migrations[v - 1], err, errlen)))
+            goto fail;
+        char vs[16], ts[32];
+        snprintf(vs, sizeof vs, "%d", v);
+        snprintf(ts, sizeof ts, "%lld", (long long)time(NULL));
+        const char *p[] = {vs, ts};
+        if ((rc = q(s, "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)", 2, p,
+                    NULL, NULL, NULL, err, errlen)))
+            goto fail;
+    }
+    if ((rc = q0(s, "COMMIT", err, errlen)))
+        goto fail;
+    s->version = STORE_NMIGRATIONS;
+    return 0;
+fail:
+    rollback(s);
+    return rc;
+}
+
+struct store *store_open(const char *url, char *err, size_t errlen)
+{
+    struct store *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    if (strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0) {
+        s->d = &db_postgres_driver;
+        s->h = db_postgres_open(url, err, errlen);
+    } else {
+        const char *path = strncmp(url, "sqlite:", 7) == 0 ? url + 7 : url;
+        if (!*path) {
+            snprintf(err, errlen, "store URL 'sqlite:' needs a path");
+            free(s);
+            return NULL;
+        }
+        s->d = &db_sqlite_driver;
+        s->h = db_sqlite_open(path, err, errlen);
+    }
+    if (!s->h) {
+        free(s);
+        return NULL;
+    }
+    if (store_migrate(s, err, errlen) != 0) {
+        store_close(s);
+        return NULL;
+    }
+    return s;
+}
+
+void store_close(struct store *s)
+{
+    if (!s)
+        return;
+    s->d->close(s->h);
+    buf_free(&s->sql_exists);
+    buf_free(&s->sql_insert_full);
+    free(s);
+}
+
+const char *store_kind(const struct store *s) { return s->d->kind; }
+int store_schema_version(struct store *s) { return s->version; }
+
+int store_listen_fd(struct store *s, char *err, size_t errlen)
+{
+    if (!s->d->listen_fd)
+        return -1;
+    return s->d->listen_fd(s->h, "hoopctl_reviews", err, errlen);
+}
+
+int store_listen_drain(struct store *s)
+{
+    return s->d->listen_drain ? s->d->listen_drain(s->h) : 0;
+}
+
+static void store_notify_reviews(struct store *s)
+{
+    if (s->d->notify)
+        s->d->notify(s->h, "hoopctl_reviews");
+}
+
+/* ---- rows to JSON -------------------------------------------------------- */
+
+/* Column kinds: 's' string, 'i' integer, 'j' JSON text, 'b' 0/1 as boolean,
+ * '-' skipped. */
+struct collect {
+    const char *const *names;
+    const char *kinds;
+    json_t *arr;
+};
+
+static json_t *row_to_json(const char *const *names, const char *kinds, int nc, const char *const *v)
+{
+    json_t *o = json_object();
+    for (int i = 0; i < nc && kinds[i]; i++) {
+        json_t *val;
+        if (kinds[i] == '-')
+            continue;
+        if (!v[i])
+            val = json_null();
+        else if (kinds[i] == 'i')
+            val = json_integer(strtoll(v[i], NULL, 10));
+        else if (kinds[i] == 'b')
+            val = json_boolean(strtoll(v[i], NULL, 10) != 0);
+        else if (kinds[i] == 'j') {
+            val = json_loads(v[i], JSON_DECODE_ANY, NULL);
+            if (!val)
+                val = json_string(v[i]);
+        } else
+            val = json_string(v[i]);
+        json_object_set_new(o, names[i], val);
+    }
+    return o;
+}
+
+static int collect_row(void *arg, int nc, const char *const *v)
+{
+    struct collect *c = arg;
+    json_array_append_new(c->arr, row_to_json(c->names, c->kinds, nc, v));
+    return 0;
+}
+
+static int query_json(struct store *s, const char *sql, int n, const char *const *p,
+                      const char *const *names, const char *kinds, json_t **out, char *err,
+                      size_t errlen)
+{
+    struct collect c = {names, kinds, json_array()};
+    int rc = q(s, sql, n, p, collect_row, &c, NULL, err, errlen);
+    if (rc) {
+        json_decref(c.arr);
+        return rc;
+    }
+    *out = c.arr;
+    return 0;
+}
+
+/* The single row of a query, or STORE_NOT_FOUND. */
+static int query_one(struct store *s, const char *sql, int n, const char *const *p,
+                     const char *const *names, const char *kinds, json_t **out, char *err,
+                     size_t errlen)
+{
+    json_t *arr;
+    int rc = query_json(s, sql, n, p, names, kinds, &arr, err, errlen);
+    if (rc)
+        return rc;
+    if (json_array_size(arr) == 0) {
+        json_decref(arr);
+        snprintf(err, errlen, "not found");
+        return STORE_NOT_FOUND;
+    }
+    *out = json_incref(json_array_get(arr, 0));
+    json_decref(arr);
+    return 0;
+}
+
+static char *dump(json_t *v)
+{
+    return v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+}
+
+static void i64s(char *buf, size_t len, int64_t v)
+{
+    snprintf(buf, len, "%" PRId64, v);
+}
+
+
+/* ---- connections --------------------------------------------------------- */
+
+static const char *const conn_names[] = {"name", "host", "port", "database", "user", "sslmode",
+                                         "secret_enc", "allowed_groups", "reviewer_groups", "policy",
+                                         "created_at", "updated_at"};
+#define CONN_COLS "name, host, port, dbname, dbuser, sslmode, secret_enc, allowed_groups," \
+                  " reviewer_groups, policy, created_at, updated_at"
+
+int store_connection_put(struct store *s, json_t *c, char *err, size_t errlen)
+{
+    char port[16], now[24];
+    i64s(port, sizeof port, json_integer_value(json_object_get(c, "port")));
+    i64s(now, sizeof now, util_now_ms());
+    char *ag = dump(json_object_get(c, "allowed_groups"));
+    char *rg = dump(json_object_get(c, "reviewer_groups"));
+    char *pol = dump(json_object_get(c, "policy"));
+    const char *p[] = {
+        json_string_value(json_object_get(c, "name")), json_string_value(json_object_get(c, "host")),
+        port, json_string_value(json_object_get(c, "database")),
+        json_string_value(json_object_get(c, "user")), json_string_value(json_object_get(c, "sslmode")),
+        json_string_value(json_object_get(c, "secret_enc")), ag ? ag : "[]", rg ? rg : "[]",
+        pol ? pol : "{}", now};
+    int rc = q(s,
+               "INSERT INTO connections (" CONN_COLS ") VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$11)"
+               " ON CONFLICT (name) DO UPDATE SET host = excluded.host, port = excluded.port,"
+               " dbname = excluded.dbname, dbuser = excluded.dbuser, sslmode = excluded.sslmode,"
+               " secret_enc = COALESCE(excluded.secret_enc, connections.secret_enc),"
+               " allowed_groups = excluded.allowed_groups, reviewer_groups = excluded.reviewer_groups,"
+               " policy = excluded.policy, updated_at = excluded.updated_at",
+               11, p, NULL, NULL, NULL, err, errlen);
+    free(ag);
+    free(rg);
+    free(pol);
+    return rc;
+}
+
+int store_connection_get(struct store *s, const char *name, json_t **out, char *err, size_t errlen)
+{
+    const char *p[] = {name};
+    return query_one(s, "SELECT " CONN_COLS " FROM connections WHERE name = $1", 1, p, conn_names,
+                     "ssisssjjjjii", out, err, errlen);
+}
+
+int store_connection_list(struct store *s, json_t **out, char *err, size_t errlen)
+{
+    return query_json(s, "SELECT " CONN_COLS " FROM connections ORDER BY name", 0, NULL, conn_names,
+                      "ssisssjjjjii", out, err, errlen);
+}
+
+static int changed_or_missing(int rc, int64_t changes, char *err, size_t errlen)
+{
+    if (rc == 0 && changes == 0) {
+        snprintf(err, errlen, "not found");
+        return STORE_NOT_FOUND;
+    }
+    return rc;
+}
+
+int store_connection_delete(struct store *s, const char *name, char *err, size_t errlen)
+{
+    const char *p[] = {name};
+    int64_t ch = 0;
+    int rc = q(s, "DELETE FROM connections WHERE name = $1", 1, p, NULL, NULL, &ch, err, errlen);
+    return changed_or_missing(rc, ch, err, errlen);
+}
+
+int store_connection_set_policy(struct store *s, const char *name, json_t *policy, char *err,
+                                size_t errlen)
+{
+    char *pol = dump(policy), now[24];
+    i64s(now, sizeof now, util_now_ms());
+    const char *p[] = {name, pol ? pol : "{}", now};
+    int64_t ch = 0;
+    int rc = q(s, "UPDATE connections SET policy = $2, updated_at = $3 WHERE name = $1", 3, p, NULL,
+               NULL, &ch, err, errlen);
+    free(pol);
+    return changed_or_missing(rc, ch, err, errlen);
+}
+
+/* ---- API keys ------------------------------------------------------------ */
+
+static const char *const key_names[] = {"id", "name", "groups", "created_by", "created_at", "revoked"};
+
+int store_apikey_create(struct store *s, const char *id, const char *name, const char *token_hash,
+                        json_t *groups, const char *created_by, char *err, size_t errlen)
+{
+    char *g = dump(groups), now[24];
+    i64s(now, sizeof now, util_now_ms());
+    const char *p[] = {id, name, token_hash, g ? g : "[]", created_by, now};
+    int rc = q(s, "INSERT INTO apikeys (id, name, token_hash, groups, created_by, created_at)"
+                  " VALUES ($1,$2,$3,$4,$5,$6)", 6, p, NULL, NULL, NULL, err, errlen);
+    free(g);
+    if (rc == STORE_CONFLICT)
+        snprintf(err, errlen, "an API key named '%s' exists", name);
+    return rc;
+}
+
+int store_apikey_lookup(struct store *s, const char *token_hash, json_t **out, char *err, size_t errlen)
+{
+    const char *p[] = {token_hash};
+    return query_one(s, "SELECT id, name, groups, created_by, created_at, revoked FROM apikeys"
+                        " WHERE token_hash = $1 AND revoked = 0", 1, p, key_names, "ssjsib", out,
+                     err, errlen);
+}
+
+int store_apikey_list(struct store *s, json_t **out, char *err, size_t errlen)
+{
+    return query_json(s, "SELECT id, name, groups, created_by, created_at, revoked FROM apikeys"
+                         " ORDER BY name", 0, NULL, key_names, "ssjsib", out, err, errlen);
+}
+
+int store_apikey_revoke(struct store *s, const char *id, char *err, size_t errlen)
+{
+    const char *p[] = {id};
+    int64_t ch = 0;
+    int rc = q(s, "UPDATE apikeys SET revoked = 1 WHERE id = $1 OR name = $1", 1, p, NULL, NULL, &ch,
+               err, errlen);
+    return changed_or_missing(rc, ch, err, errlen);
+}
+
+/* ---- events -------------------------------------------------------------- */
+
+struct chain_state {
+    int64_t last_n;
+    char last_hash[65];
+};
+
+static int row_chain(void *arg, int nc, const char *const *v)
+{
+    struct chain_state *c = arg;
+    if (nc >= 2 && v[0] && v[1]) {
+        c->last_n = strtoll(v[0], NULL, 10);
+        snprintf(c->last_hash, sizeof c->last_hash, "%s", v[1]);
+    }
+    return 1;
+}
+
+/* What one batch does to one session, applied once per session at the end. */
+struct batch_session {
+    const char *id;
+    char issuer[256], subject[256];
+    int64_t sample_rows, added_rows, nevents;
+    int64_t started_at, ended_at;        /* -1: unchanged */
+    const char *connection, *client_addr, *application, *gateway_host;
+    bool denial, review;
+};
+
+static int row_owner(void *arg, int nc, const char *const *v)
+{
+    struct batch_session *o = arg;
+    if (nc >= 3) {
+        snprintf(o->issuer, sizeof o->issuer, "%s", v[0] ? v[0] : "");
+        snprintf(o->subject, sizeof o->subject, "%s", v[1] ? v[1] : "");
+        o->sample_rows = v[2] ? strtoll(v[2], NULL, 10) : 0;
+    }
+    return 1;
+}
+
+static const char sql_chain_sqlite[] = "SELECT last_n, last_hash FROM chain_head WHERE id = 1";
+static const char sql_chain_pg[] = "SELECT last_n, last_hash FROM chain_head WHERE id = 1 FOR UPDATE";
+
+/* Find or load the session of an event; creates it owned by actor. */
+static struct batch_session *batch_session_get(struct store *s, const struct store_actor *actor,
+                                               struct batch_session *set, size_t *nset,
+                                               const struct store_event *e, int *rc, char *err,
+                                               size_t errlen)
+{
+    for (size_t i = *nset; i-- > 0;)
+        if (strcmp(set[i].id, e->session_id) == 0)
+            return &set[i];
+    struct batch_session *b = &set[(*nset)++];
+    memset(b, 0, sizeof *b);
+    b->id = e->session_id;
+    b->started_at = b->ended_at = -1;
+    char ts[24];
+    i64s(ts, sizeof ts, e->ts);
+    const char *ps[] = {e->session_id, actor->issuer, actor->subject, actor->name, actor->groups_json, ts};
+    *rc = q(s, "INSERT INTO sessions (id, issuer, subject, user_name, groups, started_at)"
+               " VALUES ($1,$2,$3,$4,$5,$6) ON CONFLICT (id) DO NOTHING", 6, ps, NULL, NULL, NULL, err,
+            errlen);
+    if (!*rc)
+        *rc = q(s, "SELECT issuer, subject, sample_rows FROM sessions WHERE id = $1", 1, ps, row_owner, b,
+                NULL, err, errlen);
+    if (*rc)
+        return NULL;
+    if (strcmp(b->issuer, actor->issuer) != 0 || strcmp(b->subject, actor->subject) != 0) {
+        snprintf(err, errlen, "session %s belongs to another user", e->session_id);
+        *rc = STORE_FORBIDDEN;
+        return NULL;
+    }
+    return b;
+}
+
+static int batch_session_flush(struct store *s, const struct batch_session *b, char *err, size_t errlen)
+{
+    char ne[24], rs[24], st[24], en[24];
+    i64s(ne, sizeof ne, b->nevents);
+    i64s(rs, sizeof rs, b->added_rows);
+    i64s(st, sizeof st, b->started_at);
+    i64s(en, sizeof en, b->ended_at);
+    const char *pu[] = {b->id, b->connection, b->client_addr, b->application, b->gateway_host,
+                        b->denial ? "1" : "0", b->review ? "1" : "0", rs, ne, st, en};
+    return q(s, "UPDATE sessions SET nevents = nevents + CAST($9 AS BIGINT),"
+                " connection = COALESCE($2, connection), client_addr = COALESCE($3, client_addr),"
+                " application = COALESCE($4, application), gateway_host = COALESCE($5, gateway_host),"
+                " has_denials = CASE WHEN $6 = '1' THEN 1 ELSE has_denials END,"
+                " has_reviews = CASE WHEN $7 = '1' THEN 1 ELSE has_reviews END,"
+                " sample_rows = sample_rows + CAST($8 AS BIGINT),"
+                " started_at = CASE WHEN CAST($10 AS BIGINT) >= 0 THEN CAST($10 AS BIGINT) ELSE started_at END,"
+                " ended_at = CASE WHEN CAST($11 AS BIGINT) >= 0 THEN CAST($11 AS BIGINT) ELSE ended_at END"
+                " WHERE id = $1",
+             11, pu, NULL, NULL, NULL, err, errlen);
+}
+
+struct dup_scan {
+    const struct store_event *ev;
+    const size_t *order;       /* event indexes sorted by id */
+    size_t n;
+    bool *dup;
+};
+
+static int cmp_event_id(const void *a, const void *b, void *arg)
+{
+    const struct store_event *ev = arg;
+    return strcmp(ev[*(const size_t *)a].id, ev[*(const size_t *)b].id);
+}
+
+/* A row from the "which ids exist" query marks that event a duplicate. */
+static int row_existing(void *arg, int nc, const char *const *v)
+{
+    struct dup_scan *d = arg;
+    if (nc < 1 || !v[0])
+        return 0;
+    size_t lo = 0, hi = d->n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int c = strcmp(d->ev[d->order[mid]].id, v[0]);
+        if (c == 0) {
+            for (size_t k = mid; k < d->n && strcmp(d->ev[d->order[k]].id, v[0]) == 0; k++)
+                d->dup[d->order[k]] = true;
+            for (size_t k = mid; k-- > 0 && strcmp(d->ev[d->order[k]].id, v[0]) == 0;)
+                d->dup[d->order[k]] = true;
+            return 0;
+        }
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return 0;
+}
+
+#define EVENT_CHUNK 100     /* rows per multi-row INSERT */
+#define EXISTS_CHUNK 500    /* ids per duplicate check */
+
+/* Mark events already stored, or repeated earlier in the batch. */
+static int mark_duplicates(struct store *s, const struct store_event *ev, size_t n, bool *dup, char *err,
+                           size_t errlen)
+{
+    size_t *order = malloc(n * sizeof *order);
+    if (!order) {
+        snprintf(err, errlen, "out of memory");
+        return STORE_ERROR;
+    }
+    for (size_t i = 0; i < n; i++)
+        order[i] = i;
+    qsort_r(order, n, sizeof *order, cmp_event_id, (void *)ev);
+    for (size_t i = 1; i < n; i++)
+        if (strcmp(ev[order[i]].id, ev[order[i - 1]].id) == 0) {
+            /* keep the first sent; qsort is not stable, so compare positions */
+            size_t a = order[i - 1], b = order[i];
+            dup[a > b ? a : b] = true;
+            if (a > b) {
+                order[i - 1] = b;
+                order[i] = a;
+            }
+        }
+    struct dup_scan scan = {ev, order, n, dup};
+    if (s->sql_exists.len == 0) {
+        buf_append_str(&s->sql_exists, "SELECT id FROM events WHERE id IN (");
+        for (size_t k = 0; k < EXISTS_CHUNK; k++)
+            buf_printf(&s->sql_exists, "%s$%zu", k ? "," : "", k + 1);
+        buf_append_str(&s->sql_exists, ")");
+    }
+    const char *params[EXISTS_CHUNK];
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i += EXISTS_CHUNK) {
+        /* Unused slots stay NULL: "id IN (..., NULL)" matches nothing more. */
+        for (size_t k = 0; k < EXISTS_CHUNK; k++)
+            params[k] = i + k < n ? ev[i + k].id : NULL;
+        rc = q(s, buf_cstr(&s->sql_exists), EXISTS_CHUNK, params, row_existing, &scan, NULL, err, errlen);
+    }
+    free(order);
+    return rc;
+}
+
+/* Insert rows[0..c) (10 text parameters each) in one statement. */
+static void build_insert(struct buf *sql, size_t c)
+{
+    buf_append_str(sql, "INSERT INTO events (n, id, session_id, seq, type, ts, subject, data, prev_hash, hash)"
+                        " VALUES ");
+    for (size_t k = 0; k < c; k++) {
+        size_t b = k * 10;
+        buf_printf(sql, "%s($%zu,$%zu,$%zu,$%zu,$%zu,$%zu,$%zu,$%zu,$%zu,$%zu)", k ? "," : "", b + 1, b + 2,
+                   b + 3, b + 4, b + 5, b + 6, b + 7, b + 8, b + 9, b + 10);
+    }
+}
+
+static int insert_event_rows(struct store *s, const char *const *params, size_t c, char *err, size_t errlen)
+{
+    if (c == EVENT_CHUNK) {
+        if (s->sql_insert_full.len == 0)
+            build_insert(&s->sql_insert_full, EVENT_CHUNK);
+        return q(s, buf_cstr(&s->sql_insert_full), (int)(c * 10), params, NULL, NULL, NULL, err, errlen);
+    }
+    struct buf sql = {0};
+    build_insert(&sql, c);
+    int rc = q(s, buf_cstr(&sql), (int)(c * 10), params, NULL, NULL, NULL, err, errlen);
+    buf_free(&sql);
+    return rc;
+}
+
+int store_events_append(struct store *s, const struct store_actor *actor,
+                        const struct store_event *ev, size_t n, int64_t sample_cap,
+                        struct store_ingest_result *res, char *err, size_t errlen)
+{
+    memset(res, 0, sizeof *res);
+    struct batch_session *set = calloc(n ? n : 1, sizeof *set);
+    bool *dup = calloc(n ? n : 1, sizeof *dup);
+    /* Per chunk: 10 parameters per row, and the numbers they point at. */
+    const char **params = calloc(EVENT_CHUNK * 10, sizeof *params);
+    char (*nums)[3][24] = calloc(EVENT_CHUNK, sizeof *nums);
+    char (*hashes)[65] = calloc(n ? n : 1, sizeof *hashes);
+    size_t nset = 0, rows = 0;
+    int rc = 0;
+    if (!set || !dup || !params || !nums || !hashes) {
+        snprintf(err, errlen, "out of memory");
+        rc = STORE_ERROR;
+        goto out;
+    }
+    if ((rc = q0(s, s->d->begin_write, err, errlen)))
+        goto out;
+    /* The chain head row serializes writers across processes (row lock), so
+     * the duplicate check below cannot race another server. */
+    struct chain_state cs = {0, ""};
+    rc = q(s, *s->d->for_update ? sql_chain_pg : sql_chain_sqlite, 0, NULL, row_chain, &cs, NULL,
+           err, errlen);
+    if (!rc)
+        rc = mark_duplicates(s, ev, n, dup, err, errlen);
+    char head0[65];
+    memcpy(head0, cs.last_hash, sizeof head0);
+    const char *prev = head0;            /* hash of the event before this one */
+    for (size_t i = 0; i < n && !rc; i++) {
+        const struct store_event *e = &ev[i];
+        struct batch_session *b = batch_session_get(s, actor, set, &nset, e, &rc, err, errlen);
+        if (!b)
+            break;
+        if (dup[i]) {
+            res->duplicates++;
+            continue;
+        }
+        const char *data = e->data;
+        int64_t srows = e->sample_rows;
+        if (srows > 0 && b->sample_rows + srows > sample_cap) {
+            data = e->data_capped ? e->data_capped : "{\"truncated\":true}";
+            srows = 0;
+        }
+        b->sample_rows += srows;
+        b->added_rows += srows;
+        b->nevents++;
+        if (e->connection) b->connection = e->connection;
+        if (e->client_addr) b->client_addr = e->client_addr;
+        if (e->application) b->application = e->application;
+        if (e->gateway_host) b->gateway_host = e->gateway_host;
+        b->denial |= e->denial;
+        b->review |= e->review;
+        if (strcmp(e->type, "session_start") == 0)
+            b->started_at = e->ts;
+        else if (strcmp(e->type, "session_end") == 0)
+            b->ended_at = e->ts;
+        i64s(nums[rows][0], sizeof nums[rows][0], cs.last_n + 1);
+        i64s(nums[rows][1], sizeof nums[rows][1], e->seq);
+        i64s(nums[rows][2], sizeof nums[rows][2], e->ts);
+        struct audit_record r = {cs.last_n + 1, e->id, e->session_id, e->type, actor->subject, data,
+                                 e->seq, e->ts, prev};
+        audit_chain_hash(&r, hashes[i]);
+        const char **p = &params[rows * 10];
+        p[0] = nums[rows][0]; p[1] = e->id; p[2] = e->session_id; p[3] = nums[rows][1];
+        p[4] = e->type; p[5] = nums[rows][2]; p[6] = actor->subject; p[7] = data;
+        p[8] = prev;
+        p[9] = hashes[i];
+        prev = hashes[i];
+        cs.last_n++;
+        res->accepted++;
+        rows++;
+        if (rows == EVENT_CHUNK) {
+            rc = insert_event_rows(s, params, rows, err, errlen);
+            rows = 0;
+        }
+    }
+    if (!rc && rows)
+        rc = insert_event_rows(s, params, rows, err, errlen);
+    for (size_t i = 0; i < nset && !rc; i++)
+        if (set[i].nevents)
+            rc = batch_session_flush(s, &set[i], err, errlen);
+    if (!rc && res->accepted) {
+        char ln[24];
+        i64s(ln, sizeof ln, cs.last_n);
+        const char *ph[] = {ln, prev};
+        rc = q(s, "UPDATE chain_head SET last_n = $1, last_hash = $2 WHERE id = 1", 2, ph, NULL, NULL,
+               NULL, err, errlen);
+    }
+    if (!rc)
+        rc = q0(s, "COMMIT", err, errlen);
+    if (rc) {
+        rollback(s);
+        memset(res, 0, sizeof *res);
+    }
+out:
+    free(set);
+    free(dup);
+    free(params);
+    free(nums);
+    free(hashes);
+    return rc;
+}
+
+/* ---- session queries ----------------------------------------------------- */
+
+static const char *const session_names[] = {
+    "id", "issuer", "user", "user_name", "groups", "connection", "client_addr", "application",
+    "gateway_host", "started_at", "ended_at", "events", "has_denials", "has_reviews"};
+#define SESSION_COLS "id, issuer, subject, user_name, groups, connection, client_addr, application," \
+                     " gateway_host, started_at, ended_at, nevents, has_denials, has_reviews"
+#define SESSION_KINDS "ssssjssssiiibb"
+
+int store_sessions_list(struct store *s, const struct store_session_filter *f, json_t **out,
+                        char *err, size_t errlen)
+{
+    char sql[1024], nums[6][24];
+    const char *p[12];
+    int np = 0, nn = 0;
+    size_t len = (size_t)snprintf(sql, sizeof sql, "SELECT " SESSION_COLS " FROM sessions WHERE 1 = 1");
+#define ADD_COND(fmt, val)                                                                    \
+    do {                                                                                      \
+        p[np++] = (val);                                                                      \
+        len += (size_t)snprintf(sql + len, sizeof sql - len, fmt, np);                        \
+    } while (0)
+    if (f->issuer)
+        ADD_COND(" AND issuer = $%d", f->issuer);
+    if (f->subject)
+        ADD_COND(" AND subject = $%d", f->subject);
+    if (f->user)
+        ADD_COND(" AND subject = $%d", f->user);
+    if (f->connection)
+        ADD_COND(" AND connection = $%d", f->connection);
+    if (f->since > 0) {
+        i64s(nums[nn], sizeof nums[nn], f->since);
+        ADD_COND(" AND started_at >= CAST($%d AS BIGINT)", nums[nn++]);
+    }
+    if (f->until > 0) {
+        i64s(nums[nn], sizeof nums[nn], f->until);
+        ADD_COND(" AND started_at < CAST($%d AS BIGINT)", nums[nn++]);
+    }
+    if (f->has_denials >= 0)
+        ADD_COND(" AND has_denials = CAST($%d AS INTEGER)", f->has_denials ? "1" : "0");
+    if (f->has_reviews >= 0)
+        ADD_COND(" AND has_reviews = CAST($%d AS INTEGER)", f->has_reviews ? "1" : "0");
+    char cur_ts[24] = "", cur_id[128] = "";
+    if (f->cursor) {
+        const char *colon = strchr(f->cursor, ':');
+        if (!colon || colon == f->cursor || (size_t)(colon - f->cursor) >= sizeof cur_ts ||
+            strlen(colon + 1) >= sizeof cur_id) {
+            snprintf(err, errlen, "bad cursor");
+            return STORE_NOT_FOUND;
+        }
+        memcpy(cur_ts, f->cursor, (size_t)(colon - f->cursor));
+        snprintf(cur_id, sizeof cur_id, "%s", colon + 1);
+        p[np++] = cur_ts;
+        p[np++] = cur_id;
+        len += (size_t)snprintf(sql + len, sizeof sql - len,
+                                " AND (started_at < CAST($%d AS BIGINT) OR (started_at = CAST($%d AS BIGINT)"
+                                " AND id < $%d))", np - 1, np - 1, np);
+    }
+    int limit = f->limit > 0 && f->limit <= 1000 ? f->limit : 100;
+    i64s(nums[nn], sizeof nums[nn], limit + 1);
+    ADD_COND(" ORDER BY started_at DESC, id DESC LIMIT CAST($%d AS INTEGER)", nums[nn++]);
+#undef ADD_COND
+    json_t *arr;
+    int rc = query_json(s, sql, np, p, session_names, SESSION_KINDS, &arr, err, errlen);
+    if (rc)
+        return rc;
+    json_t *next = json_null();
+    if (json_array_size(arr) > (size_t)limit) {
+        json_array_remove(arr, (size_t)limit);
+        json_t *last = json_array_get(arr, (size_t)limit - 1);
+        next = json_sprintf("%" PRId64 ":%s", (int64_t)json_integer_value(json_object_get(last, "started_at")),
+                            json_string_value(json_object_get(last, "id")));
+    }
+    *out = json_pack("{s:o,s:o}", "sessions", arr, "next", next);
+    return 0;
+}
+
+int store_session_get(struct store *s, const char *id, json_t **out, char *err, size_t errlen)
+{
+    const char *p[] = {id};
+    return query_one(s, "SELECT " SESSION_COLS " FROM sessions WHERE id = $1", 1, p, session_names,
+                     SESSION_KINDS, out, err, errlen);
+}
+
+static const char *const event_names[] = {"n", "id", "session_id", "seq", "type", "time", "user",
+                                           "data", "prev_hash", "hash"};
+#define EVENT_COLS "n, id, session_id, seq, type, ts, subject, data, prev_hash, hash"
+
+int store_session_events(struct store *s, const char *id, int64_t offset, int limit, json_t **out,
+                         char *err, size_t errlen)
+{
+    char off[24], lim[24];
+    i64s(off, sizeof off, offset < 0 ? 0 : offset);
+    i64s(lim, sizeof lim, limit > 0 && limit <= 5000 ? limit : 1000);
+    const char *p[] = {id, lim, off};
+    return query_json(s, "SELECT " EVENT_COLS " FROM events WHERE session_id = $1"
+                         " ORDER BY seq, n LIMIT CAST($2 AS INTEGER) OFFSET CAST($3 AS INTEGER)",
+                      3, p, event_names, "issisisjss", out, err, errlen);
+}
+
+int store_events_page(struct store *s, int64_t after_n, int64_t since, int64_t until, int limit,
+                      json_t **out, char *err, size_t errlen)
+{
+    char a[24], b[24], c[24], l[24];
+    i64s(a, sizeof a, after_n);
+    i64s(b, sizeof b, since);
+    i64s(c, sizeof c, until > 0 ? until : INT64_MAX);
+    i64s(l, sizeof l, limit);
+    const char *p[] = {a, b, c, l};
+    return query_json(s, "SELECT " EVENT_COLS " FROM events WHERE n > CAST($1 AS BIGINT)"
+                         " AND ts >= CAST($2 AS BIGINT) AND ts < CAST($3 AS BIGINT)"
+                         " ORDER BY n LIMIT CAST($4 AS INTEGER)",
+                      4, p, event_names, "issisisjss", out, err, errlen);
+}
+
+/* ---- verification -------------------------------------------------------- */
+
+struct verify_state {
+    int64_t expect_n, checked, last_n;
+    char prev[65];
+    json_t *problems;
+};
+
+static void verify_problem(struct verify_state *v, int64_t n, const char *id, const char *what)
+{
+    if (json_array_size(v->problems) >= 100)
+        return;
+    json_array_append_new(v->problems, json_pack("{s:I,s:s?,s:s}", "n", (json_int_t)n, "id", id,
+                                                 "problem", what));
+}
+
+static int verify_row(void *arg, int nc, const char *const *v)
+{
+    struct verify_state *st = arg;
+    if (nc < 10)
+        return 1;
+    int64_t n = strtoll(v[0] ? v[0] : "0", NULL, 10);
+    struct audit_record r = {n, v[1], v[2], v[4], v[6], v[7], strtoll(v[3] ? v[3] : "0", NULL, 10),
+                             strtoll(v[5] ? v[5] : "0", NULL, 10), v[8] ? v[8] : ""};
+    char h[65], msg[256];
+    audit_chain_hash(&r, h);
+    if (n > st->expect_n) {
+        snprintf(msg, sizeof msg, "events %" PRId64 "..%" PRId64 " are missing (deleted)", st->expect_n,
+                 n - 1);
+        verify_problem(st, n, v[1], msg);
+    } else if (n < st->expect_n) {
+        verify_problem(st, n, v[1], "position repeats (inserted or reordered event)");
+    }
+    if (!v[8] || strcmp(v[8], st->prev) != 0)
+        verify_problem(st, n, v[1], "link to the previous event is broken (an event before it was "
+                                    "deleted, inserted or reordered)");
+    if (!v[9] || strcmp(h, v[9]) != 0)
+        verify_problem(st, n, v[1], "content does not match its hash (edited)");
+    snprintf(st->prev, sizeof st->prev, "%s", v[9] ? v[9] : "");
+    st->expect_n = n + 1;
+    st->last_n = n;
+    st->checked++;
+    return 0;
+}
+
+struct head_state {
+    int64_t last_n, cp_n;
+    char last_hash[65], cp_hash[65];
+};
+
+static int row_head(void *arg, int nc, const char *const *v)
+{
+    struct head_state *h = arg;
+    if (nc >= 4) {
+        h->last_n = strtoll(v[0] ? v[0] : "0", NULL, 10);
+        snprintf(h->last_hash, sizeof h->last_hash, "%s", v[1] ? v[1] : "");
+        h->cp_n = strtoll(v[2] ? v[2] : "0", NULL, 10);
+        snprintf(h->cp_hash, sizeof h->cp_hash, "%s", v[3] ? v[3] : "");
+    }
+    return 1;
+}
+
+int store_audit_verify(struct store *s, json_t **report, char *err, size_t errlen)
+{
+    struct head_state head = {0};
+    int rc = q(s, "SELECT last_n, last_hash, checkpoint_n, checkpoint_hash FROM chain_head WHERE id = 1",
+               0, NULL, row_head, &head, NULL, err, errlen);
+    if (rc)
+        return rc;
+    struct verify_state st = {head.cp_n + 1, 0, head.cp_n, "", json_array()};
+    snprintf(st.prev, sizeof st.prev, "%s", head.cp_hash);
+    /* Page through by position so memory stays flat on PostgreSQL too. */
+    int64_t after = head.cp_n;
+    for (;;) {
+        char a[24];
+        i64s(a, sizeof a, after);
+        const char *p[] = {a};
+        int64_t before = st.checked;
+        rc = q(s, "SELECT " EVENT_COLS " FROM events WHERE n > CAST($1 AS BIGINT) ORDER BY n LIMIT 5000",
+               1, p, verify_row, &st, NULL, err, errlen);
+        if (rc) {
+            json_decref(st.problems);
+            return rc;
+        }
+        if (st.checked == before)
+            break;
+        after = st.last_n;
+    }
+    int64_t below = 0;
+    char cp[24];
+    i64s(cp, sizeof cp, head.cp_n);
+    const char *pc[] = {cp};
+    q(s, "SELECT COUNT(*) FROM events WHERE n <= CAST($1 AS BIGINT)", 1, pc, row_int, &below, NULL,
+      err, errlen);
+    if (below > 0)
+        verify_problem(&st, head.cp_n, NULL, "events at or before the retention checkpoint "
+                                              "(inserted)");
+    if (st.last_n != head.last_n || strcmp(st.prev, head.last_hash) != 0) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "the chain ends at %" PRId64 " but the head records %" PRId64
+                 " (events at the end deleted or added)", st.last_n, head.last_n);
+        verify_problem(&st, st.last_n, NULL, msg);
+    }
+    *report = json_pack("{s:b,s:I,s:I,s:I,s:o}", "ok", json_array_size(st.problems) == 0, "checked",
+                        (json_int_t)st.checked, "checkpoint", (json_int_t)head.cp_n, "head",
+                        (json_int_t)head.last_n, "problems", st.problems);
+    return 0;
+}
+
+/* ---- retention ----------------------------------------------------------- */
+
+int store_retention(struct store *s, int64_t cutoff_ms, int64_t *deleted_events, char *err,
+                    size_t errlen)
+{
+    *deleted_events = 0;
+    int rc = q0(s, s->d->begin_write, err, errlen);
+    if (rc)
+        return rc;
+    struct chain_state cs = {0, ""};
+    if ((rc = q(s, *s->d->for_update ? sql_chain_pg : sql_chain_sqlite, 0, NULL, row_chain, &cs, NULL,
+                err, errlen)))
+        goto fail;
+    /* The chain keeps a contiguous tail: cut below the first event still young. */
+    char c[24];
+    i64s(c, sizeof c, cutoff_ms);
+    const char *p[] = {c};
+    int64_t first_young = -1;
+    if ((rc = q(s, "SELECT COALESCE(MIN(n), -1) FROM events WHERE ts >= CAST($1 AS BIGINT)", 1, p,
+                row_int, &first_young, NULL, err, errlen)))
+        goto fail;
+    int64_t cut = first_young < 0 ? cs.last_n : first_young - 1;
+    struct head_state head = {0};
+    if ((rc = q(s, "SELECT last_n, last_hash, checkpoint_n, checkpoint_hash FROM chain_head WHERE id = 1",
+                0, NULL, row_head, &head, NULL, err, errlen)))
+        goto fail;
+    if (cut <= head.cp_n) {
+        rollback(s);
+        return 0;
+    }
+    char cuts[24], hash[65] = "";
+    i64s(cuts, sizeof cuts, cut);
+    const char *pc[] = {cuts};
+    struct chain_state at = {0, ""};
+    if ((rc = q(s, "SELECT n, hash FROM events WHERE n = CAST($1 AS BIGINT)", 1, pc, row_chain, &at,
+                NULL, err, errlen)))
+        goto fail;
+    if (at.last_n != cut) {
+        snprintf(err, errlen, "retention: event %s is missing; run audit verify", cuts);
+        rc = STORE_ERROR;
+        goto fail;
+    }
+    memcpy(hash, at.last_hash, sizeof hash);
+    if ((rc = q(s, "DELETE FROM events WHERE n <= CAST($1 AS BIGINT)", 1, pc, NULL, NULL,
+                deleted_events, err, errlen)))
+        goto fail;
+    if ((rc = q(s, "DELETE FROM sessions WHERE started_at < CAST($1 AS BIGINT) AND NOT EXISTS"
+                   " (SELECT 1 FROM events e WHERE e.session_id = sessions.id)", 1, p, NULL, NULL,
+                NULL, err, errlen)))
+        goto fail;
+    char now[24], del[24];
+    i64s(now, sizeof now, util_now_ms());
+    i64s(del, sizeof del, *deleted_events);
+    const char *pk[] = {cuts, hash, now, c, del};
+    if ((rc = q(s, "INSERT INTO checkpoints (n, hash, created_at, cutoff, deleted_events)"
+                   " VALUES ($1,$2,$3,$4,$5)", 5, pk, NULL, NULL, NULL, err, errlen)))
+        goto fail;
+    if ((rc = q(s, "UPDATE chain_head SET checkpoint_n = $1, checkpoint_hash = $2 WHERE id = 1", 2, pk,
+                NULL, NULL, NULL, err, errlen)))
+        goto fail;
+    if ((rc = q0(s, "COMMIT", err, errlen)))
+        goto fail;
+    return 0;
+fail:
+    rollback(s);
+    return rc;
+}
+
+/* ---- reviews ------------------------------------------------------------- */
+
+static const char *const review_names[] = {
+    "id", "connection", "session_id", "statement", "statement_hash", "requester", "requester_issuer",
+    "requester_name", "status", "reason", "decided_by", "created_at", "decided_at", "expires_at",
+    "consumed_at"};
+#define REVIEW_COLS "id, connection, session_id, statement, statement_hash, requester, requester_issuer," \
+                    " requester_name, status, reason, decided_by, created_at, decided_at, expires_at,"  \
+                    " consumed_at"
+#define REVIEW_KINDS "sssssssssssiiii"
+
+int store_review_create(struct store *s, json_t *r, char *err, size_t errlen)
+{
+    char created[24], expires[24];
+    i64s(created, sizeof created, json_integer_value(json_object_get(r, "created_at")));
+    i64s(expires, sizeof expires, json_integer_value(json_object_get(r, "expires_at")));
+#define S(k) json_string_value(json_object_get(r, k))
+    const char *p[] = {S("id"), S("connection"), S("session_id"), S("statement"), S("statement_hash"),
+                       S("requester"), S("requester_issuer"), S("requester_name"), created, expires};
+#undef S
+    int rc = q(s, "INSERT INTO reviews (id, connection, session_id, statement, statement_hash, requester,"
+                  " requester_issuer, requester_name, status, created_at, expires_at)"
+                  " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,'pending',$9,$10)",
+               10, p, NULL, NULL, NULL, err, errlen);
+    if (rc == 0)
+        store_notify_reviews(s);
+    return rc;
+}
+
+int store_review_get(struct store *s, const char *id, json_t **out, char *err, size_t errlen)
+{
+    const char *p[] = {id};
+    return query_one(s, "SELECT " REVIEW_COLS " FROM reviews WHERE id = $1", 1, p, review_names,
+                     REVIEW_KINDS, out, err, errlen);
+}
+
+int store_review_list(struct store *s, const char *status, int64_t created_after, json_t **out,
+                      char *err, size_t errlen)
+{
+    char a[24];
+    i64s(a, sizeof a, created_after);
+    const char *p[] = {status, a};
+    return query_json(s, "SELECT " REVIEW_COLS " FROM reviews WHERE (CAST($1 AS TEXT) IS NULL OR status = CAST($1 AS TEXT))"
+                         " AND created_at > CAST($2 AS BIGINT) ORDER BY created_at, id LIMIT 1000",
+                      2, p, review_names, REVIEW_KINDS, out, err, errlen);
+}
+
+int store_review_decide(struct store *s, const char *id, const char *status, const char *reason,
+                        const char *decided_by, int64_t now, char *err, size_t errlen)
+{
+    char n[24];
+    i64s(n, sizeof n, now);
+    const char *p[] = {id, status, reason, decided_by, n};
+    int64_t ch = 0;
+    int rc = q(s, "UPDATE reviews SET status = $2, reason = $3, decided_by = $4, decided_at = CAST($5 AS BIGINT)"
+                  " WHERE id = $1 AND status = 'pending' AND expires_at > CAST($5 AS BIGINT)",
+               5, p, NULL, NULL, &ch, err, errlen);
+    if (rc)
+        return rc;
+    if (ch == 0) {
+        snprintf(err, errlen, "review %s is not pending", id);
+        return STORE_CONFLICT;
+    }
+    store_notify_reviews(s);
+    return 0;
+}
+
+int store_review_consume(struct store *s, const char *id, const char *requester,
+                         const char *statement_hash, int64_t now, char *err, size_t errlen)
+{
+    char n[24];
+    i64s(n, sizeof n, now);
+    const char *p[] = {id, requester, statement_hash, n};
+    int64_t ch = 0;
+    int rc = q(s, "UPDATE reviews SET status = 'consumed', consumed_at = CAST($4 AS BIGINT)"
+                  " WHERE id = $1 AND requester = $2 AND statement_hash = $3 AND status = 'approved'"
+                  " AND expires_at > CAST($4 AS BIGINT)",
+               4, p, NULL, NULL, &ch, err, errlen);
+    if (rc)
+        return rc;
+    if (ch == 0) {
+        snprintf(err, errlen, "review %s is not approved for this statement, or was used or expired", id);
+        return STORE_CONFLICT;
+    }
+    store_notify_reviews(s);
+    return 0;
+}
+
+int store_review_expire(struct store *s, int64_t now, char *err, size_t errlen)
+{
+    char n[24];
+    i64s(n, sizeof n, now);
+    const char *p[] = {n};
+    int64_t ch = 0;
+    int rc = q(s, "UPDATE reviews SET status = 'expired' WHERE status = 'pending'"
+                  " AND expires_at <= CAST($1 AS BIGINT)", 1, p, NULL, NULL, &ch, err, errlen);
+    if (rc)
+        return -1;
+    if (ch > 0)
+        store_notify_reviews(s);
+    return (int)ch;
+}
+
+int64_t store_review_count(struct store *s, const char *status)
+{
+    const char *p[] = {status};
+    int64_t n = 0;
+    char err[256];
+    if (q(s, "SELECT COUNT(*) FROM reviews WHERE status = $1", 1, p, row_int, &n, NULL, err, sizeof err))
+        return -1;
+    return n;
+}

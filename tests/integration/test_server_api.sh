@@ -1,0 +1,333 @@
+#!/bin/bash
+# The server API end to end on a real store: auth, RBAC, bad input (each a 4xx
+# with a JSON error body), connections with sealed secrets, ingest with
+# idempotency and order, sessions, reviews with long polls, audit verify
+# catching rows edited in the database, export, metrics, retention, shutdown.
+# HOOPCTL_TEST_STORE=postgres runs the same cases on PostgreSQL.
+source "$(dirname "$0")/lib/harness.sh"
+H=$HOOPCTL_BIN
+KIND=${HOOPCTL_TEST_STORE:-sqlite}
+T=$HARNESS_TMP
+
+if [[ $KIND == postgres ]]; then
+  pg_start
+  psql -qAtc 'create database hoopctl'
+  STORE="postgres://postgres:$PGPASSWORD@127.0.0.1:$PGPORT/hoopctl?sslmode=verify-full&sslrootcert=$PGSSLROOTCERT"
+  dbsql() { psql -qAt -d hoopctl -c "$1"; }
+else
+  STORE="sqlite:$T/server.db"
+  dbsql() { sqlite3 "$T/server.db" "$1"; }
+fi
+
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$T/master.key"
+chmod 600 "$T/master.key"
+cat >"$T/server.json" <<JSON
+{"auth": {"issuer": "https://idp.example", "client_id": "hoopctl-cli", "scopes": "openid groups",
+          "audience": "hoopctl",
+  "dev_tokens": {
+    "tok-admin-1": {"subject": "root", "groups": ["admin"]},
+    "tok-alice-1": {"subject": "alice", "groups": ["dev"]},
+    "tok-bob-001": {"subject": "bob", "groups": ["dba"]},
+    "tok-dave-01": {"subject": "dave", "groups": ["dev", "dba"]},
+    "tok-carol-1": {"subject": "carol", "groups": ["other"]},
+    "tok-audit-1": {"subject": "audrey", "groups": ["auditor"]}}},
+ "limits": {"max_body_bytes": 65536},
+ "audit": {"sample_rows_per_statement": 2, "sample_rows_per_session": 3}}
+JSON
+PORT=$(free_port)
+URL=http://127.0.0.1:$PORT
+start_server() {  # extra args...
+  bg_start server "$H" server --config "$T/server.json" --listen 127.0.0.1:$PORT --store "$STORE" \
+    --master-key-file "$T/master.key" "$@"
+  wait_for "server" 20 curl -sf "$URL/healthz"
+}
+start_server
+
+# api TOKEN METHOD PATH [BODY] -> "STATUS BODY"
+api() {
+  local tok=$1 m=$2 p=$3 body=${4:-}
+  local args=(-s --path-as-is -o "$T/resp" -w '%{http_code}' -X "$m" -H 'Content-Type: application/json')
+  [[ -n $tok ]] && args+=(-H "Authorization: Bearer $tok")
+  [[ -n $body ]] && args+=(--data-binary "$body")
+  local code
+  code=$(curl "${args[@]}" "$URL$p")
+  printf '%s %s' "$code" "$(cat "$T/resp")"
+}
+# expect_err CODE TOKEN METHOD PATH [BODY]: status CODE with a JSON error body.
+expect_err() {
+  local want=$1; shift
+  local out
+  out=$(api "$@")
+  [[ ${out%% *} == "$want" ]] || fail "$2 $3: expected $want, got: $out"
+  python3 -c 'import json,sys; d=json.loads(sys.argv[1]); assert isinstance(d["error"], str) and d["error"]' \
+    "${out#* }" || fail "$2 $3: no JSON error body: $out"
+}
+ok() {  # TOKEN METHOD PATH [BODY]: 2xx, print the body
+  local out
+  out=$(api "$@")
+  [[ ${out%% *} == 2* ]] || fail "$2 $3: expected 2xx, got: $out"
+  printf '%s' "${out#* }"
+}
+parked() {  # N long polls are parked
+  curl -sf -H 'Authorization: Bearer tok-audit-1' "$URL/metrics" | grep -qx "hoopctl_longpoll_waiting $1"
+}
+jget() { python3 -c 'import json,sys; d=json.loads(sys.argv[1]); exec("print("+sys.argv[2]+")")' "$1" "$2"; }
+
+log "public endpoints"
+assert_contains "$(ok '' GET /healthz)" '"status":"ok"'
+cfg=$(ok '' GET /api/v1/auth/config)
+assert_eq "https://idp.example hoopctl-cli hoopctl" "$(jget "$cfg" 'd["issuer"], d["client_id"], d["audience"]')"
+
+log "tokens"
+expect_err 401 '' GET /api/v1/whoami
+expect_err 401 'not-a-token' GET /api/v1/whoami
+expect_err 401 'hk_short' GET /api/v1/whoami
+expect_err 401 '' GET /metrics
+out=$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Basic cm9vdDpyb290' "$URL/api/v1/whoami")
+assert_eq 401 "$out" "Basic auth is not a bearer token"
+assert_eq "alice ['dev']" "$(jget "$(ok tok-alice-1 GET /api/v1/whoami)" 'd["subject"], d["groups"]')"
+
+log "connections: admin only, secret sealed and never listed"
+export PROD_SECRET="pa'ss;--\"word"
+HOOPCTL_TOKEN=tok-admin-1 "$H" admin connection add prod --server "$URL" --host 127.0.0.1 --port 5432 \
+  --database app --user app_rw --allowed-groups dev --reviewer-groups dba --secret-env PROD_SECRET >/dev/null
+expect_err 403 tok-alice-1 PUT /api/v1/connections/evil '{"host":"h","port":1,"database":"d","user":"u"}'
+expect_err 403 tok-alice-1 DELETE /api/v1/connections/prod
+list=$(HOOPCTL_TOKEN=tok-admin-1 "$H" -o json admin connection list --server "$URL")
+assert_contains "$list" '"has_secret": true'
+assert_not_contains "$list" "pa'ss" "the secret shows in a listing"
+assert_not_contains "$list" "secret_enc"
+sealed=$(dbsql "select secret_enc from connections where name = 'prod'")
+assert_contains "$sealed" "v1:"
+assert_not_contains "$(dbsql "select * from connections")" "pa'ss" "the secret is stored in the clear"
+creds=$(ok tok-alice-1 GET /api/v1/connections/prod/credentials)
+assert_eq "$PROD_SECRET" "$(jget "$creds" 'd["password"]')"
+expect_err 403 tok-carol-1 GET /api/v1/connections/prod/credentials
+expect_err 403 tok-admin-1 GET /api/v1/connections/prod/credentials
+expect_err 404 tok-carol-1 GET /api/v1/connections/prod
+assert_not_contains "$(cat "$T/server.log")" "pa'ss" "the secret reached the log"
+echo '{"rules": [{"deny": "ddl"}]}' >"$T/policy.json"
+HOOPCTL_TOKEN=tok-admin-1 "$H" admin connection set-policy prod -f "$T/policy.json" --server "$URL" 2>/dev/null \
+  && fail "set-policy took -f instead of --policy-file"
+HOOPCTL_TOKEN=tok-admin-1 "$H" admin connection set-policy prod --policy-file "$T/policy.json" --server "$URL" >/dev/null
+assert_contains "$(HOOPCTL_TOKEN=tok-admin-1 "$H" admin connection show prod --server "$URL")" '{"rules":[{"deny":"ddl"}]}'
+
+log "declarative apply"
+export STAGING_SECRET=st4ging
+cat >"$T/apply.json" <<JSON
+{"connections": [
+  {"name": "staging", "host": "db.internal", "port": 5433, "database": "app", "user": "app",
+   "allowed_groups": ["dev"], "reviewer_groups": ["dba"], "secret_env": "STAGING_SECRET"},
+  {"name": "reports", "host": "10.0.0.5", "port": 5432, "database": "dw", "user": "ro",
+   "allowed_groups": ["other"], "policy": {"rules": []}}]}
+JSON
+HOOPCTL_TOKEN=tok-admin-1 "$H" admin apply -f "$T/apply.json" --server "$URL" >/dev/null
+assert_eq "st4ging" "$(jget "$(ok tok-alice-1 GET /api/v1/connections/staging/credentials)" 'd["password"]')"
+echo '{"connections": [{"name": "x", "host": "h", "port": 1, "database": "d", "user": "u", "secret": "plain"}]}' >"$T/bad.json"
+HOOPCTL_TOKEN=tok-admin-1 "$H" admin apply -f "$T/bad.json" --server "$URL" 2>/dev/null && fail "apply took a plain secret"
+
+log "bad input: each a 4xx with a JSON error body"
+expect_err 400 tok-admin-1 PUT /api/v1/connections/x '{"host": "h", "port": '
+expect_err 400 tok-admin-1 PUT /api/v1/connections/x '[1,2,3]'
+expect_err 400 tok-admin-1 PUT /api/v1/connections/x '{"host":"h","port":"5432","database":"d","user":"u"}'
+expect_err 400 tok-admin-1 PUT /api/v1/connections/x '{"host":"h","port":5432,"database":"d","user":"u","extra":1}'
+expect_err 400 tok-admin-1 PUT /api/v1/connections/x '{"host":"h","port":5432,"database":"d","user":"u","allowed_groups":"dev"}'
+expect_err 400 tok-admin-1 PUT /api/v1/connections/x '{"host":"h","port":99999,"database":"d","user":"u"}'
+expect_err 400 tok-admin-1 PUT /api/v1/connections/x '{"host":"h","port":1,"database":"d","user":"u","host":"dup"}'
+big=$(python3 -c 'print("{\"host\":\"" + "a"*70000 + "\"}")')
+expect_err 413 tok-admin-1 PUT /api/v1/connections/x "$big"
+# SQL metacharacters in every string field of the identifier kind are refused ...
+for f in host database user sslmode; do
+  body=$(python3 -c 'import json,sys; d={"host":"h","port":1,"database":"d","user":"u"}; d[sys.argv[1]]="x'"'"'; drop table connections; --"; print(json.dumps(d))' "$f")
+  expect_err 400 tok-admin-1 PUT /api/v1/connections/x "$body"
+done
+expect_err 400 tok-admin-1 PUT "/api/v1/connections/x'%3Bdrop%20table%20connections%3B--" '{"host":"h","port":1,"database":"d","user":"u"}'
+expect_err 400 tok-admin-1 PUT /api/v1/connections/x '{"host":"h","port":1,"database":"d","user":"u","allowed_groups":["a'"'"' or 1=1 --"]}'
+expect_err 400 tok-admin-1 POST /api/v1/admin/apikeys '{"name":"k'"'"'); delete from apikeys; --"}'
+# ... path traversal in ids ...
+expect_err 400 tok-admin-1 GET "/api/v1/sessions/..%2F..%2Fetc%2Fpasswd"
+expect_err 404 tok-admin-1 GET "/api/v1/sessions/../../../etc/passwd"
+expect_err 400 tok-admin-1 GET "/api/v1/reviews/..%2Fx"
+expect_err 400 tok-admin-1 GET "/api/v1/connections/..%2F..%2Fetc"
+expect_err 400 tok-admin-1 GET "/api/v1/connections/.."
+expect_err 404 tok-admin-1 GET /api/v1/nothing-here
+expect_err 400 tok-admin-1 GET "/api/v1/sessions?limit=abc"
+expect_err 400 tok-admin-1 GET "/api/v1/sessions?has_denials=maybe"
+out=$(curl -s -w ' %{http_code}' -H 'Authorization: Bearer tok-alice-1' -H 'Content-Type: text/plain' -d '{}' "$URL/api/v1/events")
+assert_contains "$out" '"error":'
+assert_contains "$out" ' 415'
+# ... and wrong groups.
+expect_err 403 tok-alice-1 GET /api/v1/audit/verify
+expect_err 403 tok-alice-1 GET /api/v1/admin/apikeys
+expect_err 403 tok-carol-1 POST /api/v1/reviews "{\"connection\":\"prod\",\"statement\":\"x\",\"statement_hash\":\"$(printf x | sha256sum | cut -c1-64)\"}"
+# The tables are all still there and whole.
+assert_eq 3 "$(dbsql 'select count(*) from connections')"
+
+log "ingest: batch, idempotent, ordered, attributed to the token"
+now=$(($(date +%s) * 1000))
+ev() {  # id session seq type time data
+  printf '{"id":"%s","session_id":"%s","seq":%s,"type":"%s","time":%s,"data":%s}' "$@"
+}
+hostile="select * from t where name = 'x''; drop table events; --' /* \\\\ */"
+batch="{\"events\":[$(ev a1 sess-a 1 session_start $now '{"connection":"prod","client_addr":"127.0.0.1:5555","application":"psql","gateway_host":"laptop"}'),
+$(ev a3 sess-a 3 statement $((now+2)) '{"text":"drop table users","decision":"deny","rule":"no-ddl","sqlstate":"42501","kind":"ddl"}'),
+$(ev a2 sess-a 2 statement $((now+1)) "$(python3 -c 'import json,sys; print(json.dumps({"text":sys.argv[1],"decision":"allow","params":["1","o'"'"'brien"],"relations":["public.t"],"rows":1,"duration_us":120}))' "$hostile")")]}"
+r=$(ok tok-alice-1 POST /api/v1/events "$batch")
+assert_eq "3 0" "$(jget "$r" 'd["accepted"], d["duplicates"]')"
+r=$(ok tok-alice-1 POST /api/v1/events "$batch")
+assert_eq "0 3" "$(jget "$r" 'd["accepted"], d["duplicates"]')" "a resent batch is stored twice"
+evs=$(ok tok-alice-1 GET /api/v1/sessions/sess-a/events)
+assert_eq "a1 a2 a3" "$(jget "$evs" '" ".join(e["id"] for e in d["events"])')"
+assert_eq "$hostile" "$(jget "$evs" 'd["events"][1]["data"]["text"]')" "hostile SQL text did not round-trip"
+assert_eq "alice" "$(jget "$evs" 'd["events"][0]["user"]')"
+# Another user cannot write into alice's session; nothing of the batch lands.
+expect_err 403 tok-dave-01 POST /api/v1/events "{\"events\":[$(ev d1 sess-d 1 session_start $now '{"connection":"prod"}'),$(ev d2 sess-a 4 session_end $now '{}')]}"
+assert_eq 0 "$(dbsql "select count(*) from events where id in ('d1','d2')")"
+expect_err 400 tok-alice-1 POST /api/v1/events '{"events":[{"id":"x1","session_id":"s","seq":1,"type":"bogus","time":1,"data":{}}]}'
+expect_err 400 tok-alice-1 POST /api/v1/events '{"events":[{"id":"x1","session_id":"s","seq":"1","type":"session_end","time":1,"data":{}}]}'
+expect_err 400 tok-alice-1 POST /api/v1/events '{"events":[{"id":"x1","session_id":"s","seq":1,"type":"session_end","time":1,"data":{"user":"root"}}]}'
+expect_err 400 tok-alice-1 POST /api/v1/events '{"events":[{"id":"x'"'"';--","session_id":"s","seq":1,"type":"session_end","time":1,"data":{}}]}'
+expect_err 400 tok-alice-1 POST /api/v1/events '{"events":[{"id":"x1","session_id":"../../x","seq":1,"type":"session_end","time":1,"data":{}}]}'
+expect_err 400 tok-alice-1 POST /api/v1/events '{"events":[{"id":"x1","session_id":"s","seq":1,"type":"statement","time":1,"data":{"text":"x","decision":"maybe"}}]}'
+expect_err 400 tok-alice-1 POST /api/v1/events '{"events":[]}'
+expect_err 400 tok-alice-1 POST /api/v1/events '{"events":[{"id":"x1"}], "more": 1}'
+assert_eq 0 "$(dbsql "select count(*) from events where id = 'x1'")"
+
+log "result samples are capped per statement and per session"
+rows5='{"statement_seq":2,"columns":["id"],"rows":[[1],[2],[3],[4],[5]]}'
+ok tok-alice-1 POST /api/v1/events "{\"events\":[$(ev r1 sess-a 5 result $((now+3)) "$rows5"),$(ev r2 sess-a 6 result $((now+4)) "$rows5")]}" >/dev/null
+evs=$(ok tok-alice-1 GET "/api/v1/sessions/sess-a/events?offset=3")
+assert_eq "2 True 0 True" "$(jget "$evs" 'len(d["events"][0]["data"]["rows"]), d["events"][0]["data"]["truncated"], len(d["events"][1]["data"]["rows"]), d["events"][1]["data"]["truncated"]')"
+
+log "sessions: own for users, all for auditors, filters and paging"
+ok tok-dave-01 POST /api/v1/events "{\"events\":[$(ev d1 sess-d 1 session_start $((now+10)) '{"connection":"staging"}'),$(ev d2 sess-d 2 session_end $((now+11)) '{"reason":"client closed"}')]}" >/dev/null
+assert_eq "sess-a" "$(jget "$(ok tok-alice-1 GET /api/v1/sessions)" '" ".join(s["id"] for s in d["sessions"])')"
+assert_eq "sess-d sess-a" "$(jget "$(ok tok-audit-1 GET /api/v1/sessions)" '" ".join(s["id"] for s in d["sessions"])')"
+assert_eq "sess-a" "$(jget "$(ok tok-audit-1 GET '/api/v1/sessions?has_denials=true')" '" ".join(s["id"] for s in d["sessions"])')"
+assert_eq "sess-d" "$(jget "$(ok tok-audit-1 GET '/api/v1/sessions?connection=staging')" '" ".join(s["id"] for s in d["sessions"])')"
+assert_eq "sess-a" "$(jget "$(ok tok-audit-1 GET '/api/v1/sessions?user=alice')" '" ".join(s["id"] for s in d["sessions"])')"
+assert_eq "" "$(jget "$(ok tok-audit-1 GET "/api/v1/sessions?since=$((now+5))&connection=prod")" '" ".join(s["id"] for s in d["sessions"])')"
+p1=$(ok tok-audit-1 GET '/api/v1/sessions?limit=1')
+cur=$(jget "$p1" 'd["next"]')
+p2=$(ok tok-audit-1 GET "/api/v1/sessions?limit=1&cursor=$cur")
+assert_eq "sess-d sess-a None" "$(jget "$p1" 'd["sessions"][0]["id"]') $(jget "$p2" 'd["sessions"][0]["id"], d["next"]')"
+expect_err 404 tok-alice-1 GET /api/v1/sessions/sess-d
+out=$(HOOPCTL_TOKEN=tok-audit-1 "$H" sessions list --has-denials --server "$URL")
+assert_contains "$out" "sess-a"
+assert_not_contains "$out" "sess-d"
+out=$(HOOPCTL_TOKEN=tok-alice-1 "$H" sessions show sess-a --server "$URL")
+assert_contains "$out" "deny drop table users"
+[[ $(HOOPCTL_TOKEN=tok-alice-1 "$H" -o json sessions show sess-a --server "$URL" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["event_list"]))') == 5 ]] \
+  || fail "sessions show -o json lacks the events"
+
+log "reviews: reviewer groups decide, never the requester; long poll wakes; single use; expiry"
+stmt="delete from orders where id = 42"
+hash=$(printf '%s' "$stmt" | sha256sum | cut -c1-64)
+rv=$(ok tok-dave-01 POST /api/v1/reviews "{\"connection\":\"prod\",\"session_id\":\"sess-d\",\"statement\":\"$stmt\",\"statement_hash\":\"$hash\"}")
+RID=$(jget "$rv" 'd["id"]')
+assert_eq pending "$(jget "$rv" 'd["status"]')"
+expect_err 403 tok-dave-01 POST "/api/v1/reviews/$RID/approve" '{"reason":"mine"}'
+expect_err 404 tok-alice-1 POST "/api/v1/reviews/$RID/approve" '{"reason":"not a reviewer"}'
+expect_err 403 tok-audit-1 POST "/api/v1/reviews/$RID/approve" '{"reason":"auditors see, not decide"}'
+assert_contains "$(HOOPCTL_TOKEN=tok-bob-001 "$H" reviews list --server "$URL")" "$RID"
+assert_not_contains "$(HOOPCTL_TOKEN=tok-carol-1 "$H" reviews list --server "$URL")" "$RID"
+expect_err 400 tok-dave-01 POST /api/v1/reviews '{"connection":"prod","statement":"x","statement_hash":"abc"}'
+# The gateway waits on the review; the approval wakes it.
+curl -s -H 'Authorization: Bearer tok-dave-01' "$URL/api/v1/reviews/$RID/wait?timeout=30" >"$T/wait.out" &
+waiter=$!
+wait_for "the gateway's long poll" 30 parked 1
+HOOPCTL_TOKEN=tok-bob-001 "$H" reviews approve "$RID" --reason "ok; it's one row" --server "$URL" >/dev/null
+wait $waiter
+assert_eq "approved bob ok; it's one row" "$(jget "$(cat "$T/wait.out")" 'd["status"], d["decided_by"], d["reason"]')"
+expect_err 409 tok-bob-001 POST "/api/v1/reviews/$RID/deny" '{}'
+expect_err 409 tok-dave-01 POST "/api/v1/reviews/$RID/consume" "{\"statement_hash\":\"$(printf other | sha256sum | cut -c1-64)\"}"
+expect_err 403 tok-bob-001 POST "/api/v1/reviews/$RID/consume" "{\"statement_hash\":\"$hash\"}"
+ok tok-dave-01 POST "/api/v1/reviews/$RID/consume" "{\"statement_hash\":\"$hash\"}" >/dev/null
+expect_err 409 tok-dave-01 POST "/api/v1/reviews/$RID/consume" "{\"statement_hash\":\"$hash\"}"
+# A TUI waiting for new pending reviews hears of one.
+after=$(($(date +%s) * 1000))
+curl -s -H 'Authorization: Bearer tok-bob-001' "$URL/api/v1/reviews/wait?after=$after&timeout=30" >"$T/tui.out" &
+tui=$!
+wait_for "the queue long poll" 30 parked 1
+rv=$(ok tok-alice-1 POST /api/v1/reviews "{\"connection\":\"prod\",\"statement\":\"truncate t\",\"statement_hash\":\"$(printf 'truncate t' | sha256sum | cut -c1-64)\",\"ttl_seconds\":1}")
+wait $tui
+assert_eq "$(jget "$rv" 'd["id"]')" "$(jget "$(cat "$T/tui.out")" 'd["reviews"][0]["id"]')"
+# That one expires unanswered; its waiter hears so.
+w=$(ok tok-alice-1 GET "/api/v1/reviews/$(jget "$rv" 'd["id"]')/wait?timeout=20")
+assert_eq expired "$(jget "$w" 'd["status"]')"
+expect_err 409 tok-bob-001 POST "/api/v1/reviews/$(jget "$rv" 'd["id"]')/approve" '{}'
+rv=$(ok tok-alice-1 POST /api/v1/reviews "{\"connection\":\"prod\",\"statement\":\"vacuum\",\"statement_hash\":\"$(printf vacuum | sha256sum | cut -c1-64)\"}")
+HOOPCTL_TOKEN=tok-bob-001 "$H" reviews deny "$(jget "$rv" 'd["id"]')" --reason "not now" --server "$URL" >/dev/null
+assert_contains "$(HOOPCTL_TOKEN=tok-alice-1 "$H" reviews show "$(jget "$rv" 'd["id"]')" --server "$URL")" "not now"
+
+log "API keys: shown once, stored hashed, revocable"
+key=$(HOOPCTL_TOKEN=tok-admin-1 "$H" admin apikey create --name ci-bot --groups dev,auditor --server "$URL" 2>/dev/null)
+assert_contains "$key" "hk_"
+assert_eq "apikey:ci-bot ['dev', 'auditor']" "$(jget "$(ok "$key" GET /api/v1/whoami)" 'd["subject"], d["groups"]')"
+assert_eq 0 "$(dbsql "select count(*) from apikeys where token_hash = '$key'")"
+HOOPCTL_TOKEN=tok-admin-1 "$H" admin apikey revoke ci-bot --server "$URL" >/dev/null
+expect_err 401 "$key" GET /api/v1/whoami
+
+log "audit: verify, export, metrics"
+out=$(HOOPCTL_TOKEN=tok-audit-1 "$H" audit verify --server "$URL")
+assert_contains "$out" "chain intact"
+nev=$(dbsql 'select count(*) from events')
+assert_eq "$nev" "$(HOOPCTL_TOKEN=tok-audit-1 "$H" audit export --server "$URL" | wc -l)"
+assert_eq "$((nev + 1))" "$(HOOPCTL_TOKEN=tok-audit-1 "$H" audit export --format csv --server "$URL" | python3 -c 'import csv,sys; print(len(list(csv.reader(sys.stdin))))')"
+assert_eq 2 "$(HOOPCTL_TOKEN=tok-audit-1 "$H" audit export --since $((now+10)) --server "$URL" | wc -l)"
+m=$(curl -s -H 'Authorization: Bearer tok-audit-1' "$URL/metrics")
+assert_contains "$m" "hoopctl_events_ingested_total $nev"
+assert_contains "$m" "hoopctl_reviews_pending 0"
+assert_contains "$m" 'hoopctl_http_requests_total{code="4xx"}'
+assert_contains "$m" "hoopctl_http_request_duration_seconds_count"
+
+log "audit verify catches a row edited, deleted or reordered in the database itself"
+orig=$(dbsql "select data from events where id = 'a2'")
+dbsql "update events set data = replace(data, 'allow', 'deny') where id = 'a2'"
+out=$(HOOPCTL_TOKEN=tok-audit-1 "$H" audit verify --server "$URL") && fail "verify missed an edited row"
+assert_contains "$out" "id a2: content does not match its hash (edited)"
+out=$("$H" audit verify --store "$STORE") && fail "verify --store missed an edited row"
+assert_contains "$out" "id a2: content does not match its hash"
+dbsql "update events set data = '$(printf '%s' "$orig" | sed "s/'/''/g")' where id = 'a2'"
+HOOPCTL_TOKEN=tok-audit-1 "$H" audit verify --server "$URL" >/dev/null || fail "restored row still fails"
+dbsql "update events set n = 1000 where n = 3"
+dbsql "update events set n = 3 where n = 2"
+dbsql "update events set n = 2 where n = 1000"
+out=$("$H" audit verify --store "$STORE") && fail "verify missed reordered rows"
+assert_contains "$out" "at event 2"
+dbsql "update events set n = 1000 where n = 3"
+dbsql "update events set n = 3 where n = 2"
+dbsql "update events set n = 2 where n = 1000"
+"$H" audit verify --store "$STORE" >/dev/null || fail "un-reordered chain still fails"
+dbsql "delete from events where n = 4"
+out=$("$H" audit verify --store "$STORE") && fail "verify missed a deleted row"
+assert_contains "$out" "events 4..4 are missing (deleted)"
+
+log "graceful shutdown: a waiting long poll is answered, the process exits 0"
+rv=$(ok tok-alice-1 POST /api/v1/reviews "{\"connection\":\"prod\",\"statement\":\"select 1\",\"statement_hash\":\"$(printf 'select 1' | sha256sum | cut -c1-64)\"}")
+curl -s -H 'Authorization: Bearer tok-alice-1' "$URL/api/v1/reviews/$(jget "$rv" 'd["id"]')/wait?timeout=60" >"$T/shut.out" &
+w=$!
+wait_for "the long poll" 30 parked 1
+kill -TERM "$server_PID"
+wait "$server_PID" || fail "server exited non-zero on SIGTERM"
+wait $w
+assert_eq pending "$(jget "$(cat "$T/shut.out")" 'd["status"]')"
+
+log "dev tokens are refused off loopback"
+out=$("$H" server --config "$T/server.json" --listen 0.0.0.0:$(free_port) --store "$STORE" 2>&1) && fail "dev tokens served on 0.0.0.0"
+assert_contains "$out" "loopback only"
+
+log "retention deletes old events behind a checkpoint; the chain still verifies"
+dbsql "delete from events"
+dbsql "update chain_head set last_n = 0, last_hash = '$(printf '0%.0s' {1..64})', checkpoint_n = 0, checkpoint_hash = '$(printf '0%.0s' {1..64})'"
+start_server
+ok tok-alice-1 POST /api/v1/events "{\"events\":[$(ev o1 sess-old 1 session_start 1000 '{"connection":"prod"}'),$(ev o2 sess-old 2 session_end 2000 '{}'),$(ev n1 sess-new 1 session_start $now '{"connection":"prod"}')]}" >/dev/null
+kill -TERM "$server_PID"; wait "$server_PID" || true
+start_server --retention 30d
+for _ in $(seq 1 200); do [[ $(dbsql 'select checkpoint_n from chain_head') == 2 ]] && break; sleep 0.1; done
+assert_eq 2 "$(dbsql 'select checkpoint_n from chain_head')" "retention left no checkpoint"
+assert_eq "n1" "$(dbsql 'select id from events')"
+out=$(HOOPCTL_TOKEN=tok-audit-1 "$H" audit verify --server "$URL")
+assert_contains "$out" "checked 1 events (from checkpoint 2 to 3): chain intact"
+expect_err 404 tok-audit-1 GET /api/v1/sessions/sess-old
+echo "server api ($KIND) ok"

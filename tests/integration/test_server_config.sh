@@ -1,0 +1,39 @@
+#!/bin/bash
+# hoopctl server refuses broken configuration with a clear message and a
+# meaningful exit code, and starts nothing.
+source "$(dirname "$0")/lib/harness.sh"
+H=$HOOPCTL_BIN
+T=$HARNESS_TMP
+P=$(free_port)
+expect_refusal() {  # code needle args...
+  local code=$1 needle=$2 rc=0 out; shift 2
+  out=$("$H" server "$@" 2>&1) || rc=$?
+  assert_eq "$code" "$rc" "exit code of: server $*"
+  assert_contains "$out" "$needle"
+}
+printf '{"listen": "127.0.0.1:1",\n "auth": {oops}}\n' >"$T/broken.json"
+expect_refusal 1 "broken.json" --config "$T/broken.json"
+expect_refusal 1 "broken.json:2:" --config "$T/broken.json"
+expect_refusal 1 "missing.json" --config "$T/missing.json"
+expect_refusal 1 "--listen must be HOST:PORT" --listen nonsense --store "sqlite:$T/a.db"
+expect_refusal 2 "--retention" --retention 90x --store "sqlite:$T/a.db" --listen 127.0.0.1:$P
+expect_refusal 1 "--tls-cert and --tls-key go together" --tls-cert "$T/x.crt" --store "sqlite:$T/a.db" --listen 127.0.0.1:$P
+expect_refusal 5 "postgres" --store "postgres://nobody@127.0.0.1:$(free_port)/none?connect_timeout=3" --listen 127.0.0.1:$P
+expect_refusal 5 "sqlite" --store "sqlite:/nonexistent/dir/x.db" --listen 127.0.0.1:$P
+expect_refusal 5 "?sync=full or ?sync=normal" --store "sqlite:$T/a.db?sync=sometimes" --listen 127.0.0.1:$P
+printf 'short' >"$T/bad.key"
+chmod 600 "$T/bad.key"
+expect_refusal 1 "master key" --master-key-file "$T/bad.key" --store "sqlite:$T/a.db" --listen 127.0.0.1:$P
+printf '{"auth": {"dev_tokens": {"short": {"subject": "x"}}}}' >"$T/dev.json"
+expect_refusal 1 "dev_tokens" --config "$T/dev.json" --store "sqlite:$T/a.db" --listen 127.0.0.1:$P
+printf '{"auth": {"dev_tokens": {"longenough": {"subject": "x"}}}}' >"$T/dev.json"
+expect_refusal 1 "loopback only" --config "$T/dev.json" --store "sqlite:$T/a.db" --listen 0.0.0.0:$P
+# A store written by a newer hoopctl is refused, not reinterpreted.
+sqlite3 "$T/new.db" "create table schema_migrations (version integer primary key, applied_at bigint); insert into schema_migrations values (99, 0)"
+expect_refusal 1 "newer than this hoopctl" --store "sqlite:$T/new.db" --listen 127.0.0.1:$P
+# The CLI side: no server configured, or a server that is not there.
+rc=0; out=$(env -u HOOPCTL_SERVER_URL "$H" sessions list 2>&1) || rc=$?
+assert_eq 1 "$rc"; assert_contains "$out" "no server URL"
+rc=0; out=$(HOOPCTL_TOKEN=x "$H" sessions list --server "http://127.0.0.1:$(free_port)" 2>&1) || rc=$?
+assert_eq 5 "$rc"; assert_contains "$out" "cannot reach the server"
+echo "server config ok"

@@ -1,0 +1,283 @@
+/* test_store.c — the store on SQLite: migrations, connections, API keys,
+ * hash-chained ingest (idempotent, owned sessions, sample caps), queries and
+ * paging, verification of a row edited behind the store's back, retention
+ * with its checkpoint, and the review life cycle. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "hoopctl/store.h"
+
+struct fixture {
+    char path[64];
+    char url[80];
+    struct store *st;
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    snprintf(f->path, sizeof f->path, "/tmp/hoopctl-store-XXXXXX");
+    int fd = mkstemp(f->path);
+    close(fd);
+    snprintf(f->url, sizeof f->url, "sqlite:%s", f->path);
+    char err[256];
+    f->st = store_open(f->url, err, sizeof err);
+    assert_non_null(f->st);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    store_close(f->st);
+    char p[96];
+    unlink(f->path);
+    snprintf(p, sizeof p, "%s-wal", f->path);
+    unlink(p);
+    snprintf(p, sizeof p, "%s-shm", f->path);
+    unlink(p);
+    free(f);
+    return 0;
+}
+
+static void raw_sql(struct fixture *f, const char *sql)
+{
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
+static void migrations_run_once(void **state)
+{
+    struct fixture *f = *state;
+    char err[256];
+    assert_int_equal(store_schema_version(f->st), 1);
+    assert_string_equal(store_kind(f->st), "sqlite");
+    struct store *again = store_open(f->url, err, sizeof err);
+    assert_non_null(again);
+    assert_int_equal(store_schema_version(again), 1);
+    store_close(again);
+    assert_null(store_open("sqlite:", err, sizeof err));
+    assert_null(store_open("sqlite:/nonexistent-dir/x.db", err, sizeof err));
+}
+
+static void connections(void **state)
+{
+    struct fixture *f = *state;
+    char err[256];
+    json_t *c = json_pack("{s:s,s:s,s:i,s:s,s:s,s:s,s:s,s:[s],s:[s],s:{}}", "name", "prod", "host", "h",
+                          "port", 5432, "database", "d", "user", "u", "sslmode", "require", "secret_enc",
+                          "v1:abcd", "allowed_groups", "dev", "reviewer_groups", "dba", "policy");
+    assert_int_equal(store_connection_put(f->st, c, err, sizeof err), 0);
+    json_object_del(c, "secret_enc");
+    json_object_set_new(c, "host", json_string("h2"));
+    assert_int_equal(store_connection_put(f->st, c, err, sizeof err), 0);
+    json_decref(c);
+    json_t *got = NULL;
+    assert_int_equal(store_connection_get(f->st, "prod", &got, err, sizeof err), 0);
+    assert_string_equal(json_string_value(json_object_get(got, "host")), "h2");
+    assert_string_equal(json_string_value(json_object_get(got, "secret_enc")), "v1:abcd");
+    assert_string_equal(json_string_value(json_array_get(json_object_get(got, "reviewer_groups"), 0)), "dba");
+    json_decref(got);
+    json_t *pol = json_pack("{s:[s]}", "deny", "ddl");
+    assert_int_equal(store_connection_set_policy(f->st, "prod", pol, err, sizeof err), 0);
+    assert_int_equal(store_connection_set_policy(f->st, "nope", pol, err, sizeof err), STORE_NOT_FOUND);
+    json_decref(pol);
+    json_t *list = NULL;
+    assert_int_equal(store_connection_list(f->st, &list, err, sizeof err), 0);
+    assert_int_equal(json_array_size(list), 1);
+    json_t *deny = json_object_get(json_object_get(json_array_get(list, 0), "policy"), "deny");
+    assert_string_equal(json_string_value(json_array_get(deny, 0)), "ddl");
+    json_decref(list);
+    assert_int_equal(store_connection_delete(f->st, "prod", err, sizeof err), 0);
+    assert_int_equal(store_connection_delete(f->st, "prod", err, sizeof err), STORE_NOT_FOUND);
+    assert_int_equal(store_connection_get(f->st, "prod", &got, err, sizeof err), STORE_NOT_FOUND);
+}
+
+static void apikeys(void **state)
+{
+    struct fixture *f = *state;
+    char err[256];
+    json_t *g = json_pack("[s]", "admin");
+    assert_int_equal(store_apikey_create(f->st, "id1", "ops", "hash1", g, "root", err, sizeof err), 0);
+    assert_int_equal(store_apikey_create(f->st, "id2", "ops", "hash2", g, "root", err, sizeof err), STORE_CONFLICT);
+    json_decref(g);
+    json_t *k = NULL;
+    assert_int_equal(store_apikey_lookup(f->st, "hash1", &k, err, sizeof err), 0);
+    assert_string_equal(json_string_value(json_object_get(k, "name")), "ops");
+    json_decref(k);
+    assert_int_equal(store_apikey_revoke(f->st, "ops", err, sizeof err), 0);
+    assert_int_equal(store_apikey_lookup(f->st, "hash1", &k, err, sizeof err), STORE_NOT_FOUND);
+}
+
+static const struct store_actor alice = {"dev", "alice", "Alice", "[\"dev\"]"};
+static const struct store_actor bob = {"dev", "bob", "Bob", "[]"};
+
+static void ingest_batch(struct fixture *f, const struct store_actor *who, const char *session, int from,
+                         int n, int64_t ts, int expect_rc)
+{
+    struct store_event ev[16];
+    char ids[16][32];
+    assert_true(n <= 16);
+    for (int i = 0; i < n; i++) {
+        snprintf(ids[i], sizeof ids[i], "%s-%d", session, from + i);
+        ev[i] = (struct store_event){.id = ids[i], .session_id = session, .seq = from + i,
+                                     .type = i == 0 && from == 0 ? "session_start" : "statement",
+                                     .ts = ts + i, .data = "{\"text\":\"select 1\",\"decision\":\"deny\"}",
+                                     .connection = "prod", .denial = i == 1};
+    }
+    struct store_ingest_result res;
+    char err[256];
+    assert_int_equal(store_events_append(f->st, who, ev, (size_t)n, 1000, &res, err, sizeof err), expect_rc);
+}
+
+static void ingest_verify_and_tamper(void **state)
+{
+    struct fixture *f = *state;
+    char err[256];
+    ingest_batch(f, &alice, "s1", 0, 4, 1000, 0);
+    ingest_batch(f, &alice, "s1", 0, 4, 1000, 0);   /* the same again: all duplicates */
+    ingest_batch(f, &bob, "s1", 4, 2, 2000, STORE_FORBIDDEN);
+    ingest_batch(f, &bob, "s2", 0, 3, 3000, 0);
+    json_t *evs = NULL;
+    assert_int_equal(store_session_events(f->st, "s1", 0, 100, &evs, err, sizeof err), 0);
+    assert_int_equal(json_array_size(evs), 4);
+    json_decref(evs);
+    json_t *s = NULL;
+    assert_int_equal(store_session_get(f->st, "s1", &s, err, sizeof err), 0);
+    assert_true(json_is_true(json_object_get(s, "has_denials")));
+    assert_int_equal(json_integer_value(json_object_get(s, "events")), 4);
+    json_decref(s);
+    json_t *rep = NULL;
+    assert_int_equal(store_audit_verify(f->st, &rep, err, sizeof err), 0);
+    assert_true(json_is_true(json_object_get(rep, "ok")));
+    assert_int_equal(json_integer_value(json_object_get(rep, "checked")), 7);
+    json_decref(rep);
+    raw_sql(f, "UPDATE events SET data = '{\"text\":\"select 2\"}' WHERE n = 3");
+    assert_int_equal(store_audit_verify(f->st, &rep, err, sizeof err), 0);
+    assert_false(json_is_true(json_object_get(rep, "ok")));
+    json_t *p = json_array_get(json_object_get(rep, "problems"), 0);
+    assert_int_equal(json_integer_value(json_object_get(p, "n")), 3);
+    assert_non_null(strstr(json_string_value(json_object_get(p, "problem")), "edited"));
+    json_decref(rep);
+    raw_sql(f, "DELETE FROM events WHERE n = 7");
+    assert_int_equal(store_audit_verify(f->st, &rep, err, sizeof err), 0);
+    char *text = json_dumps(rep, 0);
+    assert_non_null(strstr(text, "events at the end deleted"));
+    free(text);
+    json_decref(rep);
+}
+
+static void session_queries_and_paging(void **state)
+{
+    struct fixture *f = *state;
+    char err[256];
+    for (int i = 0; i < 5; i++) {
+        char sid[8];
+        snprintf(sid, sizeof sid, "p%d", i);
+        ingest_batch(f, i % 2 ? &bob : &alice, sid, 0, i == 4 ? 1 : 2, 10000 + i * 100, 0);
+    }
+    struct store_session_filter flt = {.has_denials = -1, .has_reviews = -1, .limit = 2};
+    json_t *page = NULL;
+    char cursor[200] = "";
+    int seen = 0;
+    for (int round = 0; round < 5; round++) {
+        flt.cursor = cursor[0] ? cursor : NULL;
+        assert_int_equal(store_sessions_list(f->st, &flt, &page, err, sizeof err), 0);
+        seen += (int)json_array_size(json_object_get(page, "sessions"));
+        const char *next = json_string_value(json_object_get(page, "next"));
+        if (!next) {
+            json_decref(page);
+            break;
+        }
+        snprintf(cursor, sizeof cursor, "%s", next);
+        json_decref(page);
+    }
+    assert_int_equal(seen, 5);
+    struct store_session_filter mine = {.issuer = "dev", .subject = "bob", .has_denials = 1, .has_reviews = -1};
+    assert_int_equal(store_sessions_list(f->st, &mine, &page, err, sizeof err), 0);
+    assert_int_equal(json_array_size(json_object_get(page, "sessions")), 2);
+    json_decref(page);
+    struct store_session_filter range = {.has_denials = -1, .has_reviews = -1, .since = 10150, .until = 10350};
+    assert_int_equal(store_sessions_list(f->st, &range, &page, err, sizeof err), 0);
+    assert_int_equal(json_array_size(json_object_get(page, "sessions")), 2);
+    json_decref(page);
+    struct store_session_filter bad = {.has_denials = -1, .has_reviews = -1, .cursor = "nocolon"};
+    assert_int_equal(store_sessions_list(f->st, &bad, &page, err, sizeof err), STORE_NOT_FOUND);
+}
+
+static void retention_keeps_chain_verifiable(void **state)
+{
+    struct fixture *f = *state;
+    char err[256];
+    ingest_batch(f, &alice, "old", 0, 3, 1000, 0);
+    ingest_batch(f, &alice, "new", 0, 3, 9000000, 0);
+    int64_t deleted = 0;
+    assert_int_equal(store_retention(f->st, 5000, &deleted, err, sizeof err), 0);
+    assert_int_equal(deleted, 3);
+    json_t *rep = NULL, *s = NULL;
+    assert_int_equal(store_audit_verify(f->st, &rep, err, sizeof err), 0);
+    assert_true(json_is_true(json_object_get(rep, "ok")));
+    assert_int_equal(json_integer_value(json_object_get(rep, "checkpoint")), 3);
+    assert_int_equal(json_integer_value(json_object_get(rep, "checked")), 3);
+    json_decref(rep);
+    assert_int_equal(store_session_get(f->st, "old", &s, err, sizeof err), STORE_NOT_FOUND);
+    assert_int_equal(store_retention(f->st, 5000, &deleted, err, sizeof err), 0);
+    assert_int_equal(deleted, 0);
+}
+
+static void review_life_cycle(void **state)
+{
+    struct fixture *f = *state;
+    char err[256];
+    json_t *r = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:I}", "id", "r1", "connection", "prod",
+                          "statement", "delete from t", "statement_hash", "h1", "requester", "alice",
+                          "requester_issuer", "dev", "requester_name", "Alice", "created_at", (json_int_t)1000,
+                          "expires_at", (json_int_t)5000);
+    assert_int_equal(store_review_create(f->st, r, err, sizeof err), 0);
+    json_object_set_new(r, "id", json_string("r2"));
+    json_object_set_new(r, "expires_at", json_integer(1500));
+    assert_int_equal(store_review_create(f->st, r, err, sizeof err), 0);
+    json_decref(r);
+    assert_int_equal(store_review_count(f->st, "pending"), 2);
+    assert_int_equal(store_review_decide(f->st, "r1", "approved", "ok", "bob", 2000, err, sizeof err), 0);
+    assert_int_equal(store_review_decide(f->st, "r1", "denied", "no", "carol", 2001, err, sizeof err), STORE_CONFLICT);
+    assert_int_equal(store_review_consume(f->st, "r1", "alice", "other", 2100, err, sizeof err), STORE_CONFLICT);
+    assert_int_equal(store_review_consume(f->st, "r1", "mallory", "h1", 2100, err, sizeof err), STORE_CONFLICT);
+    assert_int_equal(store_review_consume(f->st, "r1", "alice", "h1", 2100, err, sizeof err), 0);
+    assert_int_equal(store_review_consume(f->st, "r1", "alice", "h1", 2200, err, sizeof err), STORE_CONFLICT);
+    assert_int_equal(store_review_expire(f->st, 2000, err, sizeof err), 1);
+    assert_int_equal(store_review_decide(f->st, "r2", "approved", "late", "bob", 2300, err, sizeof err), STORE_CONFLICT);
+    json_t *got = NULL;
+    assert_int_equal(store_review_get(f->st, "r2", &got, err, sizeof err), 0);
+    assert_string_equal(json_string_value(json_object_get(got, "status")), "expired");
+    json_decref(got);
+    json_t *list = NULL;
+    assert_int_equal(store_review_list(f->st, NULL, -1, &list, err, sizeof err), 0);
+    assert_int_equal(json_array_size(list), 2);
+    json_decref(list);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(migrations_run_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(connections, setup, teardown),
+        cmocka_unit_test_setup_teardown(apikeys, setup, teardown),
+        cmocka_unit_test_setup_teardown(ingest_verify_and_tamper, setup, teardown),
+        cmocka_unit_test_setup_teardown(session_queries_and_paging, setup, teardown),
+        cmocka_unit_test_setup_teardown(retention_keeps_chain_verifiable, setup, teardown),
+        cmocka_unit_test_setup_teardown(review_life_cycle, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
