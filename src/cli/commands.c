@@ -20,6 +20,7 @@ extern const struct cli_command cli_cmd_admin;
 extern const struct cli_command cli_cmd_sessions;
 extern const struct cli_command cli_cmd_audit;
 extern const struct cli_command cli_cmd_reviews;
+extern const struct cli_command cli_cmd_connect;
 
 const struct cli_command *const cli_commands[] = {
     &cli_cmd_help,
@@ -37,6 +38,7 @@ const struct cli_command *const cli_commands[] = {
     &cli_cmd_sessions,
     &cli_cmd_audit,
     &cli_cmd_reviews,
+    &cli_cmd_connect,
     NULL,
 };
 

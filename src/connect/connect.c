@@ -1,0 +1,745 @@
+/* connect.c — the glue of `hoopctl connect`: fetch the connection and its
+ * secret from the server, start spool, shipper and gateway, and answer the
+ * gateway's hooks with policy decisions, mask plans and audit events. */
+#include "internal.h"
+
+#include "hoopctl/config.h"
+#include "hoopctl/identity.h"
+#include "hoopctl/log.h"
+#include "hoopctl/shipper.h"
+#include "hoopctl/spool.h"
+#include "hoopctl/util.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MOD "connect"
+#define CONNECT_DEFAULT_PORT 5433
+#define CONNECT_PORT_TRIES 100
+
+void cn_token_copy(struct connect *c, char *out, size_t len)
+{
+    pthread_mutex_lock(&c->lock);
+    snprintf(out, len, "%s", c->api.token);
+    pthread_mutex_unlock(&c->lock);
+}
+
+static int shipper_token(void *arg, char *buf, size_t len)
+{
+    cn_token_copy(arg, buf, len);
+    return buf[0] ? 0 : -1;
+}
+
+struct cn_session *cn_session_find(struct connect *c, uint64_t gw_id)
+{
+    for (struct cn_session *s = c->sessions; s; s = s->next)
+        if (s->gw_id == gw_id)
+            return s;
+    return NULL;
+}
+
+int cn_emit(struct connect *c, struct cn_session *s, const char *type, json_t *data, char *err,
+            size_t errlen)
+{
+    char id[37];
+    if (!data || util_uuid_v4(id) < 0) {
+        json_decref(data);
+        snprintf(err, errlen, "out of memory or randomness");
+        return -1;
+    }
+    json_t *ev = json_pack("{s:s, s:s, s:I, s:s, s:I, s:o}", "id", id, "session_id", s->id, "seq",
+                           (json_int_t)(s->seq + 1), "type", type, "time", (json_int_t)util_now_ms(), "data",
+                           data);
+    char *js = ev ? json_dumps(ev, JSON_COMPACT) : NULL;
+    json_decref(ev);
+    if (!js) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    /* One event, one commit: in WAL mode with synchronous=NORMAL a commit is
+     * an append to the log, cheap enough per statement. */
+    int rc = spool_append(c->spool, id, s->id, js, strlen(js), err, errlen);
+    free(js);
+    if (rc == 0)
+        rc = spool_commit(c->spool, err, errlen);
+    if (rc < 0)
+        return -1;
+    s->seq++;
+    shipper_kick(c->shipper);
+    return 0;
+}
+
+/* ---- gateway hooks ------------------------------------------------------ */
+
+static void session_forget_statement(struct cn_session *s)
+{
+    if (s->have_analysis)
+        policy_analysis_free(&s->analysis);
+    s->have_analysis = false;
+    memset(&s->analysis, 0, sizeof s->analysis);
+}
+
+static void session_forget_plan(struct cn_session *s)
+{
+    if (s->have_plan)
+        policy_mask_plan_free(&s->plan);
+    s->have_plan = false;
+    memset(&s->plan, 0, sizeof s->plan);
+}
+
+static void on_session_start(void *user, const struct gateway_session_info *si)
+{
+    struct connect *c = user;
+    struct cn_session *s = calloc(1, sizeof *s);
+    if (!s || util_uuid_v4(s->id) < 0 || !(s->policy_session = policy_session_new())) {
+        log_error(MOD, "out of memory for session %llu", (unsigned long long)si->id);
+        free(s);
+        return;
+    }
+    s->gw_id = si->id;
+    s->c = c;
+    s->next = c->sessions;
+    c->sessions = s;
+    c->stats.sessions_active++;
+    c->stats.sessions_total++;
+    char host[256] = "";
+    gethostname(host, sizeof host - 1);
+    json_t *d = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "connection", c->connection, "client_addr",
+                          si->client_addr, "application", si->application_name, "gateway_host", host,
+                          "database", c->database, "db_user", c->db_user);
+    char err[256];
+    if (cn_emit(c, s, "session_start", d, err, sizeof err) < 0)
+        log_error(MOD, "session %s: audit spool: %s (its statements will be refused)", s->id, err);
+}
+
+static void on_session_end(void *user, const struct gateway_session_info *si)
+{
+    struct connect *c = user;
+    struct cn_session **pp = &c->sessions;
+    while (*pp && (*pp)->gw_id != si->id)
+        pp = &(*pp)->next;
+    struct cn_session *s = *pp;
+    if (!s)
+        return;
+    *pp = s->next;
+    c->stats.sessions_active--;
+    char err[256];
+    if (cn_emit(c, s, "session_end",
+                json_pack("{s:s, s:I}", "reason", c->stopping ? "gateway stopped" : "client closed",
+                          "statements", (json_int_t)s->statements),
+                err, sizeof err) < 0)
+        log_error(MOD, "session %s: audit spool: %s", s->id, err);
+    session_forget_statement(s);
+    session_forget_plan(s);
+    if (s->catalog)
+        policy_catalog_free(s->catalog);
+    policy_session_free(s->policy_session);
+    free(s);
+}
+
+/* Parameters as the audit shows them: text as is, binary as \x hex. */
+static json_t *params_json(const struct gateway_statement *st)
+{
+    json_t *a = json_array();
+    for (int i = 0; a && i < st->nparams; i++) {
+        if (!st->param_values[i]) {
+            json_array_append_new(a, json_null());
+        } else if (st->param_formats && st->param_formats[i] == 1) {
+            size_t n = (size_t)st->param_lengths[i];
+            char *hex = malloc(n * 2 + 3);
+            if (hex) {
+                memcpy(hex, "\\x", 2);
+                util_hex_encode(st->param_values[i], n, hex + 2);
+                json_array_append_new(a, json_string(hex));
+            }
+            free(hex);
+        } else {
+            json_array_append_new(a, json_stringn_nocheck((const char *)st->param_values[i],
+                                                          (size_t)st->param_lengths[i]));
+        }
+    }
+    return a;
+}
+
+static json_t *statement_event(const struct cn_session *s, const struct gateway_statement *st,
+                               const struct policy_decision *d)
+{
+    json_t *data = json_pack("{s:s, s:s, s:s}", "text", st->sql ? st->sql : "", "decision",
+                             policy_action_name(d->action), "rule", d->rule_name);
+    if (!data)
+        return NULL;
+    if (st->nparams > 0)
+        json_object_set_new(data, "params", params_json(st));
+    if (s->have_analysis && d->stmt_index < s->analysis.nstmts) {
+        const struct policy_stmt *ps = &s->analysis.stmts[d->stmt_index];
+        char kind[64];
+        size_t i = 0;
+        for (; ps->kind && ps->kind[i] && i < sizeof kind - 1; i++)
+            kind[i] = (char)tolower((unsigned char)ps->kind[i]);
+        kind[i] = '\0';
+        json_object_set_new(data, "kind", json_string(kind));
+        if (ps->normalized)
+            json_object_set_new(data, "normalized", json_string(ps->normalized));
+        if (ps->fingerprint[0])
+            json_object_set_new(data, "fingerprint", json_string(ps->fingerprint));
+        json_t *rel = json_array();
+        for (size_t r = 0; r < ps->nrelations; r++) {
+            char name[2 * POLICY_NAME_MAX + 2];
+            snprintf(name, sizeof name, "%s%s%s", ps->relations[r].schema ? ps->relations[r].schema : "",
+                     ps->relations[r].schema ? "." : "", ps->relations[r].name);
+            json_array_append_new(rel, json_string(name));
+        }
+        json_object_set_new(data, "relations", rel);
+    }
+    return data;
+}
+
+static enum gateway_verdict on_statement(void *user, const struct gateway_session_info *si,
+                                         const struct gateway_statement *st, uint64_t hold_id,
+                                         struct gateway_refusal *ref)
+{
+    struct connect *c = user;
+    struct cn_session *s = cn_session_find(c, si->id);
+    snprintf(ref->sqlstate, sizeof ref->sqlstate, "42501");
+    if (!s) {
+        snprintf(ref->message, sizeof ref->message, "hoopctl: this session has no audit state (fail closed)");
+        return GATEWAY_REFUSE;
+    }
+    c->stats.statements++;
+    s->statements++;
+    session_forget_statement(s);
+    s->result_index = 0;
+    struct policy_decision *d = &s->decision;
+    memset(d, 0, sizeof *d);
+    if (st->kind == GATEWAY_STATEMENT_FUNCTION_CALL || !st->sql) {
+        d->action = POLICY_DENY;
+        snprintf(d->rule_name, sizeof d->rule_name, "function-call");
+        snprintf(d->message, sizeof d->message, "the FunctionCall protocol message is not allowed");
+    } else if (policy_check(c->policy, s->policy_session, st->sql, c->groups, d, &s->analysis) < 0) {
+        d->action = POLICY_DENY;
+        snprintf(d->message, sizeof d->message, "out of memory while checking the statement");
+    } else {
+        s->have_analysis = true;
+    }
+    json_t *data = statement_event(s, st, d);
+    char err[256];
+    switch (d->action) {
+    case POLICY_DENY:
+        c->stats.denials++;
+        snprintf(ref->message, sizeof ref->message, "hoopctl: statement refused by rule %s: %s",
+                 d->rule_name[0] ? d->rule_name : "default", d->message);
+        if (data) {
+            json_object_set_new(data, "error", json_string(d->message));
+            json_object_set_new(data, "sqlstate", json_string("42501"));
+        }
+        if (cn_emit(c, s, "statement", data, err, sizeof err) < 0)
+            log_error(MOD, "session %s: audit spool: %s", s->id, err);
+        return GATEWAY_REFUSE;
+    case POLICY_REVIEW:
+        if (data && cn_review_start(c, s, st->sql, hold_id, d, data, ref, err, sizeof err) == 0) {
+            json_decref(data);
+            return GATEWAY_HOLD;
+        }
+        c->stats.denials++;
+        snprintf(ref->message, sizeof ref->message, "hoopctl: statement needs a review (%.150s) and %.200s",
+                 d->message, data ? err : "out of memory");
+        if (data) {
+            json_object_set_new(data, "error", json_string(ref->message));
+            json_object_set_new(data, "sqlstate", json_string("42501"));
+        }
+        if (cn_emit(c, s, "statement", data, err, sizeof err) < 0)
+            log_error(MOD, "session %s: audit spool: %s", s->id, err);
+        return GATEWAY_REFUSE;
+    default:
+        if (cn_emit(c, s, "statement", data, err, sizeof err) < 0) {
+            c->stats.denials++;
+            snprintf(ref->message, sizeof ref->message,
+                     "hoopctl: the audit spool cannot be written, statement refused (fail closed): %s", err);
+            return GATEWAY_REFUSE;
+        }
+        return GATEWAY_ALLOW;
+    }
+}
+
+static void on_hold_abandoned(void *user, uint64_t hold_id)
+{
+    cn_review_abandon(user, hold_id);
+}
+
+static int mask_filter(void *user, const struct gateway_session_info *si, int column, const uint8_t *value,
+                       int32_t length, int16_t format, struct buf *out, bool *is_null)
+{
+    (void)si;
+    (void)format;
+    struct cn_session *s = user;
+    if (length < 0) {
+        *is_null = true;
+        return 0;
+    }
+    uint8_t *masked = NULL;
+    size_t n = 0;
+    char err[POLICY_ERR_MAX];
+    int r = policy_mask_value(s->c->policy, &s->plan, (size_t)column, value, (size_t)length, &masked, &n, err);
+    if (r < 0) {
+        log_error(MOD, "session %s: masking failed: %s", s->id, err);
+        return -1;
+    }
+    int rc = 0;
+    if (r == 0)
+        rc = buf_append(out, value, (size_t)length);
+    else if (r == 1)
+        rc = buf_append(out, masked, n);
+    else
+        *is_null = true;
+    free(masked);
+    return rc;
+}
+
+static bool on_row_description(void *user, const struct gateway_session_info *si,
+                               const struct pgwire_column *cols, int ncols, struct gateway_row_filter *f)
+{
+    struct connect *c = user;
+    struct cn_session *s = cn_session_find(c, si->id);
+    if (!s || ncols <= 0)
+        return false;
+    session_forget_plan(s);
+    const struct policy_stmt *st = NULL;
+    struct policy_decision d = s->decision;
+    if (s->have_analysis && s->result_index < s->analysis.nstmts) {
+        st = &s->analysis.stmts[s->result_index++];
+        policy_decide_stmt(c->policy, st, c->groups, &d);
+    }
+    char err[POLICY_ERR_MAX];
+    if (!s->catalog && !s->catalog_failed) {
+        s->catalog = policy_catalog_pg_new(c->catalog_conninfo, err);
+        if (!s->catalog) {
+            s->catalog_failed = true; /* masking then covers every table column (fail closed) */
+            log_warn(MOD, "session %s: catalog look-ups unavailable: %s", s->id, err);
+        }
+    }
+    struct policy_column_desc *desc = calloc((size_t)ncols, sizeof *desc);
+    uint8_t *mask = calloc((size_t)ncols, 1);
+    if (!desc || !mask) {
+        free(desc);
+        free(mask);
+        return false;
+    }
+    for (int i = 0; i < ncols; i++)
+        desc[i] = (struct policy_column_desc){cols[i].name, cols[i].table_oid, cols[i].attnum,
+                                              cols[i].type_oid, cols[i].format};
+    int rc = policy_mask_plan_build(c->policy, s->catalog, st, d.action, d.mask_style, desc, (size_t)ncols,
+                                    &s->plan, err);
+    free(desc);
+    if (rc < 0) {
+        /* No plan: every value goes through a filter that fails, which
+         * closes the session rather than show unmasked data. */
+        log_error(MOD, "session %s: no mask plan: %s", s->id, err);
+        memset(mask, 1, (size_t)ncols);
+        memset(&s->plan, 0, sizeof s->plan);
+    } else {
+        s->have_plan = true;
+        if (!s->plan.any) {
+            free(mask);
+            return false;
+        }
+        for (int i = 0; i < ncols && (size_t)i < s->plan.ncols; i++)
+            mask[i] = s->plan.cols[i].action == POLICY_COL_MASK || s->plan.cols[i].detect;
+    }
+    f->mask = mask;
+    f->ncols = ncols;
+    f->filter = mask_filter;
+    f->user = s;
+    return true;
+}
+
+/* ---- setup -------------------------------------------------------------- */
+
+/* key='value' with ' and \ escaped, for libpq and pgwire conninfo strings. */
+static void conninfo_add(char *out, size_t len, const char *key, const char *value)
+{
+    size_t n = strlen(out);
+    if (n + 1 >= len)
+        return;
+    n += (size_t)snprintf(out + n, len - n, "%s%s='", n ? " " : "", key);
+    for (const char *p = value; *p && n + 3 < len; p++) {
+        if (*p == '\'' || *p == '\\')
+            out[n++] = '\\';
+        out[n++] = *p;
+    }
+    if (n + 2 <= len) {
+        out[n++] = '\'';
+        out[n] = '\0';
+    }
+}
+
+static enum connect_error status_error(long status)
+{
+    if (status == 401)
+        return CONNECT_ERR_AUTH;
+    if (status == 403)
+        return CONNECT_ERR_DENIED;
+    if (status >= 500)
+        return CONNECT_ERR_UNAVAILABLE;
+    return CONNECT_ERR_FAILED;
+}
+
+/* GET path; 0 with *resp on 200, else -1 with err and *why. */
+static int api_get(struct connect *c, const char *path, json_t **resp, enum connect_error *why, char *err,
+                   size_t errlen)
+{
+    long status = 0;
+    char e2[512];
+    *resp = NULL;
+    if (api_call(&c->api, "GET", path, NULL, &status, resp, e2, sizeof e2) < 0) {
+        *why = CONNECT_ERR_UNAVAILABLE;
+        snprintf(err, errlen, "the server %.100s cannot be reached: %.300s", c->api.base, e2);
+        return -1;
+    }
+    if (status != 200) {
+        *why = status_error(status);
+        snprintf(err, errlen, "%s (HTTP %ld)", api_error_message(*resp), status);
+        json_decref(*resp);
+        *resp = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+static int load_groups(struct connect *c, json_t *who)
+{
+    json_t *g = json_object_get(who, "groups");
+    size_t n = json_array_size(g);
+    c->group_store = calloc(n + 1, sizeof *c->group_store);
+    if (!c->group_store)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if (!(c->group_store[i] = strdup(json_string_value(json_array_get(g, i)) ?: "")))
+            return -1;
+    c->groups = (const char *const *)c->group_store;
+    return 0;
+}
+
+static void on_wake(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    char drain[64];
+    while (read(fd, drain, sizeof drain) > 0)
+        ;
+    cn_review_reap(arg);
+}
+
+static void on_refresh(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct connect *c = arg;
+    char err[512];
+    int next = identity_session_refresh_tick(c->identity, err, sizeof err);
+    if (next < 0) {
+        log_warn(MOD, "the login cannot be refreshed (run hoopctl login): %s", err);
+        next = 30;
+    } else {
+        pthread_mutex_lock(&c->lock);
+        snprintf(c->api.token, sizeof c->api.token, "%s", c->identity->tokens.access_token);
+        pthread_mutex_unlock(&c->lock);
+    }
+    struct timeval tv = {next, 0};
+    evtimer_add(c->refresh_timer, &tv);
+}
+
+/* The spool file of this user, server and connection. */
+static int spool_path(const struct connect_options *o, struct connect *c, const char *issuer,
+                      const char *subject, char *out, size_t len, char *err, size_t errlen)
+{
+    char dir[1024], key[2048], hash[65];
+    if (o->spool_dir)
+        snprintf(dir, sizeof dir, "%s", o->spool_dir);
+    else if (config_state_dir(dir, sizeof dir) < 0 ||
+             strlen(dir) + 7 >= sizeof dir || (strcat(dir, "/spool"), 0)) {
+        snprintf(err, errlen, "no state directory for the audit spool");
+        return -1;
+    }
+    if (config_mkdirs(dir, 0700) < 0) {
+        snprintf(err, errlen, "cannot create the spool directory %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    snprintf(key, sizeof key, "%s|%s|%s|%s", c->api.base, issuer, subject, c->connection);
+    util_sha256_hex(key, strlen(key), hash);
+    snprintf(out, len, "%s/%.24s.db", dir, hash);
+    return 0;
+}
+
+/* Fetch the connection with its secret and build the upstream side. */
+static int load_connection(struct connect *c, struct gateway_config *gc, char *password, size_t pwlen,
+                           enum connect_error *why, char *err, size_t errlen)
+{
+    char path[512], esc[300], e2[512];
+    json_t *conn = NULL;
+    api_escape(c->connection, esc, sizeof esc);
+    snprintf(path, sizeof path, "/api/v1/connections/%s/credentials", esc);
+    if (api_get(c, path, &conn, why, e2, sizeof e2) < 0) {
+        if (*why == CONNECT_ERR_DENIED)
+            snprintf(err, errlen, "access to connection %s refused: %s", c->connection, e2);
+        else
+            snprintf(err, errlen, "connection %s: %s", c->connection, e2);
+        return -1;
+    }
+    const char *host = json_string_value(json_object_get(conn, "host"));
+    const char *db = json_string_value(json_object_get(conn, "database"));
+    const char *user = json_string_value(json_object_get(conn, "user"));
+    const char *ssl = json_string_value(json_object_get(conn, "sslmode"));
+    const char *pw = json_string_value(json_object_get(conn, "password"));
+    json_int_t port = json_integer_value(json_object_get(conn, "port"));
+    int rc = -1;
+    *why = CONNECT_ERR_FAILED;
+    if (!host || !db || !user || port <= 0 || port > 65535) {
+        snprintf(err, errlen, "connection %s: the server's answer lacks host, port, database or user",
+                 c->connection);
+        goto out;
+    }
+    snprintf(c->host, sizeof c->host, "%s", host);
+    snprintf(c->database, sizeof c->database, "%s", db);
+    snprintf(c->db_user, sizeof c->db_user, "%s", user);
+    char portbuf[16], ci[1024] = "";
+    snprintf(portbuf, sizeof portbuf, "%d", (int)port);
+    conninfo_add(ci, sizeof ci, "host", host);
+    conninfo_add(ci, sizeof ci, "port", portbuf);
+    conninfo_add(ci, sizeof ci, "dbname", db);
+    conninfo_add(ci, sizeof ci, "user", user);
+    conninfo_add(ci, sizeof ci, "sslmode", ssl ? ssl : "verify-full");
+    if (pgwire_conninfo_parse(ci, &gc->upstream, e2, sizeof e2) < 0) {
+        snprintf(err, errlen, "connection %s: %s", c->connection, e2);
+        goto out;
+    }
+    snprintf(c->catalog_conninfo, sizeof c->catalog_conninfo, "%s application_name='hoopctl catalog'", ci);
+    if (pw) {
+        if (strlen(pw) >= pwlen) {
+            snprintf(err, errlen, "connection %s: the secret is too long", c->connection);
+            goto out;
+        }
+        snprintf(password, pwlen, "%s", pw);
+        conninfo_add(c->catalog_conninfo, sizeof c->catalog_conninfo, "password", pw);
+    }
+    char perr[POLICY_ERR_MAX];
+    json_t *pdoc = json_object_get(conn, "policy");
+    if (json_is_object(pdoc) && json_object_size(pdoc) > 0)
+        c->policy = policy_load_json(pdoc, perr);
+    else
+        c->policy = policy_load_default();
+    if (!c->policy) {
+        snprintf(err, errlen, "connection %s: its policy cannot be used: %s", c->connection, perr);
+        goto out;
+    }
+    rc = 0;
+out:
+    /* the secret lives in the answer's strings: wipe them before freeing */
+    if (pw)
+        util_secure_zero((char *)pw, strlen(pw));
+    json_decref(conn);
+    return rc;
+}
+
+static struct gateway *listen_gateway(struct connect *c, const struct connect_options *o,
+                                      struct gateway_config *gc, char *err, size_t errlen)
+{
+    char port[16];
+    int first = o->listen_port ? o->listen_port : CONNECT_DEFAULT_PORT;
+    int tries = o->listen_port ? 1 : CONNECT_PORT_TRIES;
+    for (int i = 0; i < tries; i++) {
+        snprintf(port, sizeof port, "%d", first + i);
+        gc->listen_port = port;
+        struct gateway *gw = gateway_new(c->base, gc, err, errlen);
+        if (gw) {
+            c->listen_port = first + i;
+            return gw;
+        }
+    }
+    if (tries > 1) {
+        size_t n = strlen(err);
+        snprintf(err + n, errlen - n, " (tried ports %d to %d)", first, first + tries - 1);
+    }
+    return NULL;
+}
+
+struct connect *connect_start(struct event_base *base, const struct connect_options *o,
+                              enum connect_error *why, char *err, size_t errlen)
+{
+    *why = CONNECT_ERR_FAILED;
+    struct connect *c = calloc(1, sizeof *c);
+    if (!c) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&c->lock, NULL);
+    c->wake_pipe[0] = c->wake_pipe[1] = -1;
+    c->base = base;
+    c->identity = o->identity;
+    c->review_wait_seconds = o->review_wait_seconds > 0 ? o->review_wait_seconds : 600;
+    snprintf(c->connection, sizeof c->connection, "%s", o->connection);
+    snprintf(c->listen_host, sizeof c->listen_host, "%s", o->listen_host ? o->listen_host : "127.0.0.1");
+    char password[1024] = "", e2[512];
+    json_t *who = NULL;
+    struct gateway_config gc = {0};
+
+    if (!o->identity->login.server[0]) {
+        *why = CONNECT_ERR_AUTH;
+        snprintf(err, errlen, "this login is not through a hoopctl server: run hoopctl login --server URL");
+        goto fail;
+    }
+    if (api_client_init(&c->api, o->identity->login.server, e2, sizeof e2) < 0) {
+        snprintf(err, errlen, "%s", e2);
+        goto fail;
+    }
+    c->api.timeout_s = 30;
+    snprintf(c->api.token, sizeof c->api.token, "%s", o->identity->tokens.access_token);
+    if (api_get(c, "/api/v1/whoami", &who, why, e2, sizeof e2) < 0) {
+        snprintf(err, errlen, "%s%s", *why == CONNECT_ERR_AUTH ? "the server refused the login (run hoopctl login): " : "",
+                 e2);
+        goto fail;
+    }
+    if (load_groups(c, who) < 0) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    if (load_connection(c, &gc, password, sizeof password, why, err, errlen) < 0)
+        goto fail;
+    *why = CONNECT_ERR_FAILED;
+    char spath[1200];
+    if (spool_path(o, c, json_string_value(json_object_get(who, "issuer")) ?: "",
+                   json_string_value(json_object_get(who, "subject")) ?: "", spath, sizeof spath, err, errlen) < 0)
+        goto fail;
+    if (!(c->spool = spool_open(spath, SPOOL_SURVIVE_PROCESS_CRASH, e2, sizeof e2))) {
+        snprintf(err, errlen, "audit spool %s: %s", spath, e2);
+        goto fail;
+    }
+    const char *urls[1] = {c->api.base};
+    struct shipper_config sc = {.spool_path = spath, .urls = urls, .nurls = 1,
+                                .ca_file = c->api.cafile[0] ? c->api.cafile : NULL,
+                                .token = shipper_token, .token_arg = c};
+    if (!(c->shipper = shipper_start(&sc, e2, sizeof e2))) {
+        snprintf(err, errlen, "audit shipper: %s", e2);
+        goto fail;
+    }
+    if (pipe2(c->wake_pipe, O_CLOEXEC | O_NONBLOCK) < 0 ||
+        !(c->wake_event = event_new(base, c->wake_pipe[0], EV_READ | EV_PERSIST, on_wake, c)) ||
+        !(c->refresh_timer = evtimer_new(base, on_refresh, c))) {
+        snprintf(err, errlen, "cannot set up the event loop: %s", strerror(errno));
+        goto fail;
+    }
+    event_add(c->wake_event, NULL);
+    struct timeval tv = {5, 0};
+    evtimer_add(c->refresh_timer, &tv);
+
+    gc.listen_host = c->listen_host;
+    gc.upstream_password = password[0] ? password : NULL;
+    gc.hooks = (struct gateway_hooks){.user = c,
+                                      .session_start = on_session_start,
+                                      .session_end = on_session_end,
+                                      .statement = on_statement,
+                                      .hold_abandoned = on_hold_abandoned,
+                                      .row_description = on_row_description};
+    c->gw = listen_gateway(c, o, &gc, err, errlen);
+    util_secure_zero(password, sizeof password);
+    if (!c->gw)
+        goto fail;
+    json_decref(who);
+    *why = CONNECT_OK;
+    return c;
+fail:
+    util_secure_zero(password, sizeof password);
+    json_decref(who);
+    connect_free(c, 0);
+    return NULL;
+}
+
+const char *connect_listen_host(const struct connect *c)
+{
+    return c->listen_host;
+}
+
+int connect_listen_port(const struct connect *c)
+{
+    return c->listen_port;
+}
+
+const char *connect_database(const struct connect *c)
+{
+    return c->database;
+}
+
+const char *connect_db_user(const struct connect *c)
+{
+    return c->db_user;
+}
+
+void connect_get_stats(struct connect *c, struct connect_stats *out)
+{
+    *out = c->stats;
+    out->reviews_pending = cn_review_pending(c);
+    out->spool_pending = -1;
+    if (c->shipper) {
+        struct shipper_stats ss;
+        shipper_get_stats(c->shipper, &ss);
+        out->spool_pending = ss.pending;
+        snprintf(out->last_error, sizeof out->last_error, "%s", ss.last_error);
+    }
+}
+
+void connect_shutdown(struct connect *c)
+{
+    pthread_mutex_lock(&c->lock);
+    c->stopping = true;
+    pthread_mutex_unlock(&c->lock);
+    if (c->gw)
+        gateway_shutdown(c->gw);
+}
+
+void connect_free(struct connect *c, int drain_timeout_ms)
+{
+    if (!c)
+        return;
+    cn_review_stop_all(c);
+    if (c->gw) {
+        gateway_shutdown(c->gw);
+        gateway_free(c->gw);
+    }
+    while (c->sessions) { /* sessions the gateway did not end (it always should) */
+        struct cn_session *s = c->sessions;
+        c->sessions = s->next;
+        session_forget_statement(s);
+        session_forget_plan(s);
+        if (s->catalog)
+            policy_catalog_free(s->catalog);
+        policy_session_free(s->policy_session);
+        free(s);
+    }
+    if (c->shipper) {
+        if (drain_timeout_ms > 0 && shipper_drain(c->shipper, drain_timeout_ms) < 0)
+            log_warn(MOD, "audit events are still spooled; they are shipped at the next hoopctl connect");
+        shipper_stop(c->shipper);
+    }
+    if (c->spool)
+        spool_close(c->spool);
+    if (c->wake_event)
+        event_free(c->wake_event);
+    if (c->refresh_timer)
+        event_free(c->refresh_timer);
+    for (int i = 0; i < 2; i++)
+        if (c->wake_pipe[i] >= 0)
+            close(c->wake_pipe[i]);
+    policy_free(c->policy);
+    if (c->group_store)
+        for (size_t i = 0; c->group_store[i]; i++)
+            free(c->group_store[i]);
+    free(c->group_store);
+    util_secure_zero(c->catalog_conninfo, sizeof c->catalog_conninfo);
+    api_client_free(&c->api);
+    pthread_mutex_destroy(&c->lock);
+    free(c);
+}

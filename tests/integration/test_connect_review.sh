@@ -1,0 +1,168 @@
+#!/bin/bash
+# hoopctl connect end to end: a real OpenID provider (oidc-provider), a real
+# hoopctl server verifying its JWTs, a real PostgreSQL. alice logs in,
+# connects and runs psql: a SELECT works, DROP TABLE is refused and the
+# session goes on, the email column comes back masked, an UPDATE without
+# WHERE is held until bob (dba) approves it, a second one is denied with
+# bob's reason; the server's session lists every statement with alice's
+# identity and decisions. mallory (outside the connection's groups) is
+# refused at connect.
+source "$(dirname "$0")/lib/harness.sh"
+source "$HOOPCTL_ROOT/tests/integration/oidc/lib.sh"
+H=$HOOPCTL_BIN
+T=$HARNESS_TMP
+AUD=https://hoopctl.test
+
+pg_start
+psql -qX -v ON_ERROR_STOP=1 <<'SQL'
+create role app_rw login password 'app-secret-Pw1';
+create database app owner app_rw;
+SQL
+PGUSER=app_rw PGPASSWORD=app-secret-Pw1 psql -qX -d app -v ON_ERROR_STOP=1 <<'SQL'
+create table users (id int primary key, name text, email text);
+insert into users values (1, 'Ann', 'ann@corp.example'), (2, 'Ben', 'ben@corp.example');
+create table accounts (id int primary key, balance int);
+insert into accounts values (1, 10), (2, 20), (3, 30);
+SQL
+
+oidc_install
+oidc_start A OIDC_EXTRA_ACCOUNTS='{"bob": {"email": "bob@example.test", "name": "Bob", "groups": ["dba"]},
+  "mallory": {"email": "mallory@example.test", "name": "Mallory", "groups": ["sales"]}}'
+
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$T/master.key"
+cat >"$T/server.json" <<JSON
+{"auth": {"issuer": "$A_URL", "audience": "$AUD", "client_id": "hoopctl",
+          "scopes": "openid email profile groups offline_access",
+          "dev_tokens": {"tok-admin-1": {"subject": "root", "groups": ["admin"]}}}}
+JSON
+SPORT=$(free_port)
+URL=http://127.0.0.1:$SPORT
+export HOOPCTL_SERVER_URL=$URL
+bg_start server "$H" server --config "$T/server.json" --listen "127.0.0.1:$SPORT" --store "sqlite:$T/server.db" \
+  --master-key-file "$T/master.key"
+wait_for "server" 20 curl -sf "$URL/healthz"
+
+log "the admin defines connection app: default policy plus a masked email column"
+policy=$("$H" policy default | python3 -c 'import json,sys; p=json.load(sys.stdin)
+p["masking"]={"columns":[{"column":"public.users.email","style":"full"}]}; print(json.dumps(p))')
+body=$(python3 -c 'import json,sys; print(json.dumps({"host":"127.0.0.1","port":int(sys.argv[1]),"database":"app",
+  "user":"app_rw","sslmode":"require","secret":"app-secret-Pw1","allowed_groups":["eng"],
+  "reviewer_groups":["dba"],"policy":json.loads(sys.argv[2])}))' "$PGPORT" "$policy")
+code=$(curl -s -o "$T/put.out" -w '%{http_code}' -X PUT -H 'Authorization: Bearer tok-admin-1' \
+  -H 'Content-Type: application/json' --data-binary "$body" "$URL/api/v1/connections/app")
+[[ $code == 2* ]] || fail "PUT connection: $code $(cat "$T/put.out")"
+
+# as USER cmd...: run hoopctl commands with USER's own config and tokens.
+as() { local u=$1; shift; HOOPCTL_CONFIG_DIR="$T/cfg-$u" HOOPCTL_STATE_DIR="$T/state-$u" "$@"; }
+login_as() {
+  local u=$1
+  mkdir -p "$T/cfg-$u"
+  HOOPCTL_CONFIG_DIR="$T/cfg-$u" login_start "login-$u" --server "$URL"
+  browser "$LOGIN_URL" "$u" approve >/dev/null
+  wait_rc "$(eval echo "\$login_${u}_PID")"
+  assert_eq 0 "$RC" "login of $u"
+}
+for u in alice bob mallory; do login_as "$u"; done
+
+log "mallory is not in the connection's groups: refused at connect, nothing started"
+RC=0
+out=$(as mallory "$H" connect app --quiet -- true 2>&1) || RC=$?
+assert_eq 4 "$RC" "exit status of a refused connect"
+assert_contains "$out" "access to connection app refused"
+assert_contains "$out" "not in a group allowed"
+assert_not_contains "$out" "psql \"host=" "a refused connect printed how to connect"
+
+log "not logged in: a clear message and exit 3"
+RC=0
+out=$(HOOPCTL_CONFIG_DIR="$T/cfg-nobody" "$H" connect app -- true 2>&1) || RC=$?
+assert_eq 3 "$RC" "exit status without a login"
+
+log "alice connects and runs psql through the gateway"
+GPORT=$(free_port)
+mkfifo "$T/sql"
+as alice bg_start alice "$H" connect app --port "$GPORT" -- \
+  psql -X -q -A -t -v ON_ERROR_STOP=0 -f "$T/sql"
+exec 3>"$T/sql"
+say() { printf '%s\n' "$1" >&3; }
+ALOG=$T/alice.log
+wait_for "the gateway's address" 30 grep -q "psql \"host=127.0.0.1 port=$GPORT dbname=app\"" "$ALOG"
+
+say "select 'marker-1', count(*) from accounts;"
+wait_for "the SELECT" 30 grep -q 'marker-1|3' "$ALOG"
+say "drop table accounts;"
+wait_for "the DROP refusal" 30 grep -q 'deny-destructive-ddl' "$ALOG"
+assert_contains "$(cat "$ALOG")" "ERROR:  hoopctl: statement refused by rule deny-destructive-ddl: DROP, TRUNCATE and ALTER"
+say "select id, name, email from users order by id;"
+wait_for "the masked rows" 30 grep -q '^2|Ben|' "$ALOG"
+rows=$(grep -E '^[12]\|(Ann|Ben)\|' "$ALOG")
+assert_not_contains "$rows" "ann@corp.example" "the email column came back unmasked"
+assert_not_contains "$rows" "ben@corp.example" "the email column came back unmasked"
+assert_contains "$rows" "1|Ann|" "the session goes on after the refusal"
+assert_eq 2 "$(grep -cE '^[12]\|(Ann|Ben)\|[*]+$' <<<"$rows")" "both emails masked"
+psql -qAtX -d app -c 'select count(*) from accounts' | grep -qx 3 || fail "DROP TABLE reached the database"
+
+log "an UPDATE without WHERE is held until bob approves it"
+say "update accounts set balance = 0;"
+wait_for "the hold notice" 30 grep -q 'hoopctl: statement held for review' "$ALOG"
+notice=$(grep 'hoopctl: statement held for review' "$ALOG")
+assert_contains "$notice" "(reviewers: dba); waiting up to 10m"
+rid1=$(sed -n 's/.*held for review \([A-Za-z0-9_-]*\) .*/\1/p' <<<"$notice")
+[[ -n $rid1 ]] || fail "no review id in [$notice]"
+assert_eq 60 "$(psql -qAtX -d app -c 'select sum(balance) from accounts')" "the held UPDATE ran early"
+RC=0; out=$(HOOPCTL_TOKEN=$(as alice "$H" token) "$H" reviews approve "$rid1" 2>&1) || RC=$?
+[[ $RC != 0 ]] || fail "alice approved her own review"
+HOOPCTL_TOKEN=$(as bob "$H" token) "$H" reviews list | grep -q "$rid1" || fail "bob does not see the pending review"
+HOOPCTL_TOKEN=$(as bob "$H" token) "$H" reviews approve "$rid1" --reason "ok for the test" >/dev/null
+say "select 'marker-3', sum(balance) from accounts;"
+wait_for "the approved UPDATE and the next statement" 30 grep -q 'marker-3|0' "$ALOG"
+
+log "a second held statement is denied, and alice sees bob's reason"
+say "delete from accounts;"
+wait_for "the second hold notice" 30 bash -c "(( \$(grep -c 'held for review' '$ALOG') >= 2 ))"
+rid2=$(grep 'held for review' "$ALOG" | tail -1 | sed -n 's/.*held for review \([A-Za-z0-9_-]*\) .*/\1/p')
+[[ $rid2 != "$rid1" ]] || fail "the second hold reused review $rid1"
+HOOPCTL_TOKEN=$(as bob "$H" token) "$H" reviews deny "$rid2" --reason "not during business hours" >/dev/null
+wait_for "the denial" 30 grep -q 'not during business hours' "$ALOG"
+assert_contains "$(grep 'not during business hours' "$ALOG")" "ERROR:  hoopctl: review $rid2 denied by bob"
+assert_eq 3 "$(psql -qAtX -d app -c 'select count(*) from accounts')" "the denied DELETE ran"
+say "select 'marker-4';"
+wait_for "the session after the denial" 30 grep -q 'marker-4' "$ALOG"
+say '\q'
+exec 3>&-
+wait_rc "$alice_PID"
+assert_eq 0 "$RC" "hoopctl connect returns psql's exit status"
+
+log "the server holds the session: alice's identity, every statement, its decision"
+ATOK=$(as alice "$H" token)
+wait_for "the shipped session" 30 bash -c "HOOPCTL_TOKEN=$ATOK '$H' -o json sessions list | grep -q '\"ended_at\": [0-9]'"
+sid=$(HOOPCTL_TOKEN=$ATOK "$H" -o json sessions list | python3 -c 'import json,sys; print(json.load(sys.stdin)["sessions"][0]["id"])')
+show=$(HOOPCTL_TOKEN=$ATOK "$H" sessions show "$sid")
+assert_contains "$show" "user:       alice"
+assert_contains "$show" "connection: app"
+for line in "allow select 'marker-1'" "deny drop table accounts" "allow select id, name, email from users" \
+  "review update accounts set balance = 0" "review delete from accounts" "allow select 'marker-4'"; do
+  assert_contains "$show" "$line"
+done
+json=$(HOOPCTL_TOKEN=$ATOK "$H" -o json sessions show "$sid")
+python3 - "$json" "$rid1" "$rid2" <<'PY' || fail "the session's events are not as expected"
+import json, sys
+s = json.loads(sys.argv[1]); rid1, rid2 = sys.argv[2], sys.argv[3]
+ev = s["event_list"]
+types = [e["type"] for e in ev]
+assert types[0] == "session_start" and types[-1] == "session_end", types
+st = [e for e in ev if e["type"] == "statement"]
+assert len(st) == 7, [e["data"]["text"] for e in st]
+assert all(e["user"] == "alice" for e in ev), {e["user"] for e in ev}
+assert all(e["time"] > 0 for e in ev)
+by = {e["data"]["text"].split()[0] + str(e["data"].get("review_id", "")): e["data"] for e in st}
+assert by["update" + rid1]["decision"] == "review" and "error" not in by["update" + rid1]
+d = by["delete" + rid2]
+assert d["decision"] == "review" and d["sqlstate"] == "42501" and "not during business hours" in d["error"]
+assert by["drop"]["decision"] == "deny" and by["drop"]["rule"] == "deny-destructive-ddl"
+PY
+r1=$(HOOPCTL_TOKEN=$ATOK "$H" -o json reviews show "$rid1")
+assert_contains "$r1" '"decided_by": "bob"'
+assert_contains "$r1" '"status": "consumed"'
+r2=$(HOOPCTL_TOKEN=$ATOK "$H" -o json reviews show "$rid2")
+assert_contains "$r2" '"status": "denied"'
+log "ok"
