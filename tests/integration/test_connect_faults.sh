@@ -1,0 +1,116 @@
+#!/bin/bash
+# hoopctl connect under faults, with a real OpenID provider, a real server and
+# a real PostgreSQL: kill -9 the server in the middle of a pgbench run through
+# the gateway and restart it — once the shipper drains, the server holds
+# exactly one event per statement pgbench executed; then kill -9 the gateway
+# mid-run while the server is down — the events left in its spool are
+# delivered when it starts again.
+source "$(dirname "$0")/lib/harness.sh"
+source "$HOOPCTL_ROOT/tests/integration/oidc/lib.sh"
+H=$HOOPCTL_BIN
+T=$HARNESS_TMP
+
+pg_start
+psql -qX -v ON_ERROR_STOP=1 <<'SQL'
+create role app_rw login password 'app-secret-Pw1';
+create database app owner app_rw;
+SQL
+PGUSER=app_rw PGPASSWORD=app-secret-Pw1 psql -qX -d app -v ON_ERROR_STOP=1 \
+  -c 'create table pgb_log (tag text not null, client int not null)'
+rows() { psql -qAtX -d app -c "select count(*) from pgb_log where tag = '$1'"; }
+
+oidc_install
+oidc_start A
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$T/master.key"
+cat >"$T/server.json" <<JSON
+{"auth": {"issuer": "$A_URL", "audience": "https://hoopctl.test", "client_id": "hoopctl",
+          "scopes": "openid email profile groups offline_access",
+          "dev_tokens": {"tok-admin-1": {"subject": "root", "groups": ["admin"]}}}}
+JSON
+SPORT=$(free_port)
+URL=http://127.0.0.1:$SPORT
+export HOOPCTL_SERVER_URL=$URL
+start_server() {
+  bg_start server "$H" server --config "$T/server.json" --listen "127.0.0.1:$SPORT" \
+    --store "sqlite:$T/server.db" --master-key-file "$T/master.key"
+  wait_for "server" 20 curl -sf "$URL/healthz"
+}
+start_server
+body=$(python3 -c 'import json,sys; print(json.dumps({"host":"127.0.0.1","port":int(sys.argv[1]),"database":"app",
+  "user":"app_rw","sslmode":"require","secret":"app-secret-Pw1","allowed_groups":["eng"]}))' "$PGPORT")
+code=$(curl -s -o "$T/put.out" -w '%{http_code}' -X PUT -H 'Authorization: Bearer tok-admin-1' \
+  -H 'Content-Type: application/json' --data-binary "$body" "$URL/api/v1/connections/app")
+[[ $code == 2* ]] || fail "PUT connection: $code $(cat "$T/put.out")"
+
+login_start login --server "$URL"
+browser "$LOGIN_URL" alice approve >/dev/null
+wait_rc "$login_PID"
+assert_eq 0 "$RC" "alice's login"
+
+# Statement events on the server whose text carries TAG, and how many distinct
+# statement ids they have (the whole trail, exported by an admin).
+server_events() {  # TAG
+  curl -sf -H 'Authorization: Bearer tok-admin-1' "$URL/api/v1/audit/export?format=jsonl" |
+    python3 -c 'import json,sys
+tag = sys.argv[1]; ids = []
+for line in sys.stdin:
+    e = json.loads(line)
+    if e["type"] == "statement" and ("'"'"'%s'"'"'" % tag) in e["data"]["text"]:
+        ids.append(e["id"])
+print(len(ids), len(set(ids)))' "$1"
+}
+server_count() { local out; out=$(server_events "$1") || return 1; echo "${out%% *}"; }
+# Conditions for wait_for.
+ingested_at_least() {  # N: the server's ingest counter (cheap to poll)
+  local n
+  n=$(curl -sf -H 'Authorization: Bearer tok-admin-1' "$URL/metrics" |
+    awk '$1 == "hoopctl_events_ingested_total" {print $2}') || return 1
+  [[ -n $n ]] && (( ${n%.*} >= $1 ))
+}
+count_at_least() { local n; n=$(server_count "$1") || return 1; (( n >= $2 )); }
+rows_at_least() { (( $(rows "$1") >= $2 )); }
+
+GPORT=$(free_port)
+start_gateway() {
+  bg_start gateway "$H" connect app --port "$GPORT" --quiet
+  wait_for "the gateway" 30 grep -q "port=$GPORT" "$HARNESS_TMP/gateway.log"
+}
+start_gateway
+pgb() {  # TAG TRANSACTIONS: pgbench, 2 clients, simple protocol, through the gateway
+  printf "insert into pgb_log values ('%s', :client_id);\n" "$1" >"$T/$1.sql"
+  PGSSLMODE=disable PGPASSWORD= pgbench -n -h 127.0.0.1 -p "$GPORT" -U app_rw -c 2 -t "$2" -f "$T/$1.sql" app
+}
+
+log "kill -9 the server in the middle of a pgbench run"
+bg_start pgbench1 pgb run1 10000
+wait_for "events on the server" 60 ingested_at_least 200
+kill -9 "$server_PID"
+at_kill=$(rows run1)
+wait_for "statements while the server is down" 60 rows_at_least run1 $((at_kill + 300))
+start_server
+wait_rc "$pgbench1_PID"
+assert_eq 0 "$RC" "pgbench through the gateway"
+assert_contains "$(cat "$T/pgbench1.log")" "number of transactions actually processed: 20000/20000"
+assert_eq 20000 "$(rows run1)" "rows pgbench wrote"
+wait_for "the shipper to drain" 120 count_at_least run1 20000
+assert_eq "20000 20000" "$(server_events run1)" "statement events on the server (all, distinct)"
+
+log "kill -9 the gateway mid-run while the server is down; its spool is delivered after a restart"
+kill -9 "$server_PID"
+bg_start pgbench2 pgb run2 100000
+wait_for "statements through the gateway" 60 rows_at_least run2 500
+kill -9 "$gateway_PID"
+wait_rc "$pgbench2_PID"
+[[ $RC != 0 ]] || fail "pgbench did not notice the gateway's death"
+ran=$(rows run2)
+start_server
+assert_eq "0 0" "$(server_events run2)" "events reached a server that was down"
+start_gateway
+wait_for "the restarted gateway's shipper" 60 count_at_least run2 "$ran"
+got=$(server_events run2)
+n=${got%% *}
+assert_eq "$n $n" "$got" "no duplicate events"
+# Each event is committed to the spool before its statement is forwarded, so
+# at most one statement per client was spooled but never ran.
+((n >= ran && n <= ran + 2)) || fail "server has $n run2 statements, PostgreSQL ran $ran"
+log "ok"
