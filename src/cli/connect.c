@@ -92,6 +92,7 @@ static pid_t run_child(const struct cli_args *a, struct connect *conn, char *err
         unsetenv("PGPASSWORD");
         unsetenv("PGSERVICE");
         signal(SIGPIPE, SIG_DFL);
+        signal(SIGXFSZ, SIG_DFL);
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
@@ -150,6 +151,9 @@ static int connect_run(const struct cli_args *a, struct cli_context *ctx)
 
     /* Signals arrive through the loop; the command we start gets them too. */
     signal(SIGPIPE, SIG_IGN);
+    /* A spool that hits the file-size limit must fail its write (and so
+     * refuse statements), not kill the gateway. */
+    signal(SIGXFSZ, SIG_IGN);
     struct connect_cli c = {.quiet = cli_flag(a, "quiet"), .tty = isatty(2) == 1};
     c.base = event_base_new();
     enum connect_error why = CONNECT_ERR_FAILED;

@@ -77,6 +77,15 @@ RC=0
 out=$(HOOPCTL_CONFIG_DIR="$T/cfg-nobody" "$H" connect app -- true 2>&1) || RC=$?
 assert_eq 3 "$RC" "exit status without a login"
 
+log "-- command: runs with PGHOST/PGPORT/PGDATABASE/PGUSER set, and its exit status is returned"
+RC=0
+out=$(as alice "$H" connect app --quiet -- sh -c 'echo "env=$PGHOST:$PGPORT:$PGDATABASE:$PGUSER:${PGPASSWORD-unset}"; exit 7' 2>&1) || RC=$?
+assert_eq 7 "$RC" "the command's exit status"
+port=$(sed -n 's/.*psql "host=127.0.0.1 port=\([0-9]*\) dbname=app".*/\1/p' <<<"$out")
+[[ -n $port ]] || fail "no psql line in [$out]"
+assert_contains "$out" "env=127.0.0.1:$port:app:app_rw:unset"
+assert_not_contains "$out" "app-secret-Pw1" "the upstream secret was shown"
+
 log "alice connects and runs psql through the gateway"
 GPORT=$(free_port)
 mkfifo "$T/sql"
