@@ -32,7 +32,11 @@ enum gateway_statement_kind {
 };
 
 /* A statement about to be forwarded. Parameters are exactly as bound (text or
- * binary per format; value NULL and length -1 for SQL NULL). */
+ * binary per format; value NULL and length -1 for SQL NULL). For an Execute,
+ * sql is the text of the Parse behind the portal as upstream confirmed it
+ * (names commit on ParseComplete/BindComplete), or NULL when the portal was
+ * not made by a Bind the gateway saw (e.g. a cursor DECLAREd in SQL, whose
+ * DECLARE statement went through this hook itself). */
 struct gateway_statement {
     enum gateway_statement_kind kind;
     const char *sql;
@@ -43,10 +47,15 @@ struct gateway_statement {
     const int16_t *param_formats; /* per parameter: 0 text, 1 binary */
 };
 
+/* A refusal behaves like a PostgreSQL error: the client gets an
+ * ErrorResponse with the refusal's SQLSTATE and message, an open transaction
+ * becomes aborted (upstream sees a harmless failing marker statement in the
+ * refused one's place, so the transaction state stays PostgreSQL's own), and
+ * in the extended protocol everything up to the next Sync is skipped. */
 enum gateway_verdict {
     GATEWAY_ALLOW = 0,
     GATEWAY_REFUSE,  /* fill the refusal; the client gets an ErrorResponse */
-    GATEWAY_HOLD,    /* decide later with gateway_resolve(hold_id, ...) */
+    GATEWAY_HOLD,    /* decide later with gateway_resolve(hold_id, ...), after the hook returned */
 };
 
 struct gateway_refusal {
@@ -92,7 +101,9 @@ struct gateway_hooks {
     /* A held statement's session ended before it was resolved. */
     void (*hold_abandoned)(void *user, uint64_t hold_id);
     /* After a RowDescription (ncols columns). Return true and fill *filter to
-     * rewrite this result's rows; false to pass rows through untouched. */
+     * rewrite this result's rows; false to pass rows through untouched. With
+     * this hook set, the gateway describes every Execute's portal itself, so
+     * the filter matches the rows even when the client skipped Describe. */
     bool (*row_description)(void *user, const struct gateway_session_info *session,
                             const struct pgwire_column *columns, int ncols,
                             struct gateway_row_filter *filter);

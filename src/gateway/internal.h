@@ -118,6 +118,9 @@ void gw_session_shutdown(struct gw_session *s);
 /* upstream.c */
 int gw_upstream_start(struct gw_session *s, char *err, size_t errlen);
 int gw_upstream_tls_context(struct gateway *gw, char *err, size_t errlen);
+/* A TLS filter over bev (state: BUFFEREVENT_SSL_CONNECTING or _ACCEPTING);
+ * it owns ssl and bev. NULL on failure (ssl freed). */
+struct bufferevent *gw_tls_wrap(struct gateway *gw, struct bufferevent *bev, SSL *ssl, int state);
 void gw_cancel_send(struct gateway *gw, uint32_t pid, uint32_t secret);
 
 /* tracking.c */

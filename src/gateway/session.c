@@ -228,14 +228,9 @@ static int client_begin_tls(struct gw_session *s)
     SSL *ssl = SSL_new(s->gw->client_tls);
     if (!ssl)
         return -1;
-    struct bufferevent *tls = bufferevent_openssl_filter_new(s->gw->base, s->client, ssl,
-                                                             BUFFEREVENT_SSL_ACCEPTING,
-                                                             BEV_OPT_CLOSE_ON_FREE);
-    if (!tls) {
-        SSL_free(ssl);
+    struct bufferevent *tls = gw_tls_wrap(s->gw, s->client, ssl, BUFFEREVENT_SSL_ACCEPTING);
+    if (!tls)
         return -1;
-    }
-    bufferevent_openssl_set_allow_dirty_shutdown(tls, 1);
     s->client = tls;
     bufferevent_setcb(tls, client_read, client_write, client_event, s);
     bufferevent_enable(tls, EV_READ | EV_WRITE);
@@ -510,6 +505,22 @@ static int inject_describe(struct gw_session *s, const uint8_t *body, size_t len
     return rc;
 }
 
+/* Move (or drop) what has arrived of a message being streamed through;
+ * false when there is nothing to move yet. */
+static bool stream_rest(struct evbuffer *in, struct evbuffer *out, size_t *remaining, bool discard)
+{
+    size_t avail = evbuffer_get_length(in);
+    if (!avail)
+        return false;
+    size_t n = avail < *remaining ? avail : *remaining;
+    if (discard)
+        evbuffer_drain(in, n);
+    else
+        evbuffer_remove_buffer(in, out, n);
+    *remaining -= n;
+    return true;
+}
+
 static bool c2u_run_member(struct gw_session *s, char type)
 {
     (void)s;
@@ -530,14 +541,8 @@ static void c2u_relay(struct gw_session *s)
             return;
         size_t avail = evbuffer_get_length(in);
         if (s->c2u_remaining) {
-            if (!avail)
+            if (!stream_rest(in, out, &s->c2u_remaining, s->c2u_discard))
                 return;
-            size_t n = avail < s->c2u_remaining ? avail : s->c2u_remaining;
-            if (s->c2u_discard)
-                evbuffer_drain(in, n);
-            else
-                evbuffer_remove_buffer(in, out, n);
-            s->c2u_remaining -= n;
             continue;
         }
         if (avail < PGWIRE_HEADER_LEN)
@@ -851,11 +856,8 @@ static void u2c_relay(struct gw_session *s)
             break;
         size_t avail = evbuffer_get_length(in);
         if (s->u2c_remaining) {
-            if (!avail)
+            if (!stream_rest(in, out, &s->u2c_remaining, false))
                 break;
-            size_t n = avail < s->u2c_remaining ? avail : s->u2c_remaining;
-            evbuffer_remove_buffer(in, out, n);
-            s->u2c_remaining -= n;
             if (s->u2c_remaining == 0 && evbuffer_get_length(s->client_inject))
                 evbuffer_add_buffer(out, s->client_inject);
             continue;

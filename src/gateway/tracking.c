@@ -101,42 +101,30 @@ static int pending_push(struct gw_tracking *t, struct gw_pending *p)
     return 0;
 }
 
-/* Look a statement's SQL up for a Bind: 1 found, 0 unknown, -1 wait. */
-static int statement_sql(struct gw_tracking *t, const char *name, const char **sql)
+/* The latest definition of name: a pending entry of kind (usable only when
+ * it belongs to the segment being written, since an earlier segment's may
+ * still fail) or else the committed one. 1 found, 0 unknown, -1 wait. */
+static int lookup(struct gw_tracking *t, char kind, struct gw_named **table, const char *name,
+                  const char **sql, const uint8_t **bind, size_t *bind_len)
 {
-    struct gw_pending *p = pending_latest(t, 'P', name);
-    if (p) {
-        if (p->segment != t->segment)
-            return -1;
-        *sql = p->sql;
-        return 1;
-    }
-    struct gw_named *n = *named_find(t->statements, name);
-    if (!n)
+    struct gw_pending *p = pending_latest(t, kind, name);
+    struct gw_named *n = p ? NULL : *named_find(table, name);
+    if (p && p->segment != t->segment)
+        return -1;
+    if (!p && !n)
         return 0;
-    *sql = n->sql;
+    *sql = p ? p->sql : n->sql;
+    if (bind) {
+        *bind = p ? p->bind : n->bind;
+        *bind_len = p ? p->bind_len : n->bind_len;
+    }
     return 1;
 }
 
 int gw_tracking_portal(struct gw_tracking *t, const char *portal, const char **sql,
                        const uint8_t **bind, size_t *bind_len)
 {
-    struct gw_pending *p = pending_latest(t, 'B', portal);
-    if (p) {
-        if (p->segment != t->segment)
-            return -1;
-        *sql = p->sql;
-        *bind = p->bind;
-        *bind_len = p->bind_len;
-        return 1;
-    }
-    struct gw_named *n = *named_find(t->portals, portal);
-    if (!n)
-        return 0;
-    *sql = n->sql;
-    *bind = n->bind;
-    *bind_len = n->bind_len;
-    return 1;
+    return lookup(t, 'B', t->portals, portal, sql, bind, bind_len);
 }
 
 int gw_tracking_client(struct gw_tracking *t, char type, const uint8_t *body, size_t len)
@@ -163,7 +151,7 @@ int gw_tracking_client(struct gw_tracking *t, char type, const uint8_t *body, si
         if (pgwire_parse_bind(body, len, &b) < 0)
             return -1;
         const char *sql = NULL;
-        int found = statement_sql(t, b.statement, &sql);
+        int found = lookup(t, 'P', t->statements, b.statement, &sql, NULL, NULL);
         if (found < 0) {
             pgwire_bind_free(&b);
             return 1;

@@ -41,6 +41,19 @@ int gw_upstream_tls_context(struct gateway *gw, char *err, size_t errlen)
     return 0;
 }
 
+struct bufferevent *gw_tls_wrap(struct gateway *gw, struct bufferevent *bev, SSL *ssl, int state)
+{
+    struct bufferevent *tls = bufferevent_openssl_filter_new(gw->base, bev, ssl,
+                                                             (enum bufferevent_ssl_state)state,
+                                                             BEV_OPT_CLOSE_ON_FREE);
+    if (!tls) {
+        SSL_free(ssl);
+        return NULL;
+    }
+    bufferevent_openssl_set_allow_dirty_shutdown(tls, 1);
+    return tls;
+}
+
 /* Open a nonblocking connection to the upstream address. */
 static struct bufferevent *upstream_connect(struct gateway *gw, char *err, size_t errlen)
 {
@@ -153,14 +166,9 @@ static int upstream_begin_tls(struct gw_session *s)
                 SSL_set1_host(ssl, ci->host);
         }
     }
-    struct bufferevent *tls = bufferevent_openssl_filter_new(gw->base, s->upstream, ssl,
-                                                             BUFFEREVENT_SSL_CONNECTING,
-                                                             BEV_OPT_CLOSE_ON_FREE);
-    if (!tls) {
-        SSL_free(ssl);
+    struct bufferevent *tls = gw_tls_wrap(gw, s->upstream, ssl, BUFFEREVENT_SSL_CONNECTING);
+    if (!tls)
         return -1;
-    }
-    bufferevent_openssl_set_allow_dirty_shutdown(tls, 1);
     s->upstream = tls;
     s->phase = GW_UPSTREAM_TLS;
     bufferevent_setcb(tls, upstream_startup_read, NULL, upstream_startup_event, s);

@@ -39,7 +39,8 @@ INI
 printf '"postgres" ""\n' >"$T/pgb/users.txt"
 chmod 0755 "$T/pgb"; chmod 0644 "$T/pgb/"*
 [[ $(id -u) == 0 ]] && chown -R postgres: "$T/pgb" && chmod 0644 "$PGSSLROOTCERT"
-bg_start pgbouncer as_pg pgbouncer "$T/pgb/pgbouncer.ini"
+# -u: pgbouncer drops to postgres itself, so the pid the harness stops is pgbouncer's own
+bg_start pgbouncer pgbouncer -u postgres "$T/pgb/pgbouncer.ini"
 wait_for pgbouncer 20 bash -c "PGPASSWORD= PGSSLMODE=disable psql -X -h 127.0.0.1 -p $PGB_PORT -U postgres -Atc 'select 1' postgres"
 
 gateway_start gw

@@ -27,4 +27,12 @@ n=$(grep -c '"kind":"execute"' "$HARNESS_TMP/audit.jsonl")
 ((n == 200)) || fail "audit log has $n execute lines, expected 200"
 grep -q '"sql":"SELECT abalance FROM pgbench_accounts WHERE aid = $1;"' "$HARNESS_TMP/audit.jsonl" \
   || fail "audit log lacks the prepared statement's SQL"
-log "audit hook: 200 executes with SQL and parameters"
+first=$(grep -m1 '"kind":"execute"' "$HARNESS_TMP/audit.jsonl")
+for key in '"time":"20' '"session":' '"user":"u"' '"application_name":"pgbench"' '"params":["'; do
+  assert_contains "$first" "$key" "audit line"
+done
+grep -q '"event":"session_start"' "$HARNESS_TMP/audit.jsonl" || fail "no session_start in the audit log"
+PGPASSWORD='' PGSSLMODE=disable psql -X -h 127.0.0.1 -p "$GW_PORT_A" -U auditor -d d -Atc "select 'audited' as x" >/dev/null
+wait_for "session_end of the psql session" 10 grep -q '"event":"session_end".*"user":"auditor"' "$HARNESS_TMP/audit.jsonl"
+grep -q '"kind":"query".*"sql":"select '"'"'audited'"'"' as x"' "$HARNESS_TMP/audit.jsonl" || fail "simple query not audited"
+log "audit hook: 200 executes with SQL and parameters, session start/end, simple queries"

@@ -14,29 +14,27 @@ try_psql() {  # port -> psql's output; psql must fail
   printf '%s' "$out"
 }
 
-start_gw() {  # name conninfo [extra...]
+start_gw() {  # name conninfo [extra...] -> sets p (not in a subshell: cleanup must see the pid)
   local name=$1 ci=$2; shift 2
-  local port
-  port=$(free_port)
-  bg_start "$name" "$HOOPCTL_BIN" gateway --listen "127.0.0.1:$port" --upstream "$ci" "$@"
+  p=$(free_port)
+  bg_start "$name" "$HOOPCTL_BIN" gateway --listen "127.0.0.1:$p" --upstream "$ci" "$@"
   wait_for "$name" 20 grep -q "listening" "$T/$name.log"
-  echo "$port"
 }
 
 # 1. Upstream down: nothing listens on the port.
 dead=$(free_port)
-p=$(HOOPCTL_UPSTREAM_PASSWORD=x start_gw down "host=127.0.0.1 port=$dead user=postgres dbname=postgres sslmode=prefer")
+HOOPCTL_UPSTREAM_PASSWORD=x start_gw down "host=127.0.0.1 port=$dead user=postgres dbname=postgres sslmode=prefer"
 out=$(try_psql "$p")
 assert_contains "$out" "cannot connect to upstream PostgreSQL at 127.0.0.1:$dead"
 
 # 2. Wrong password (scram).
-p=$(HOOPCTL_UPSTREAM_PASSWORD=wrong-password start_gw badpw "$(gateway_upstream)")
+HOOPCTL_UPSTREAM_PASSWORD=wrong-password start_gw badpw "$(gateway_upstream)"
 out=$(try_psql "$p")
 assert_contains "$out" 'password authentication failed for user "postgres"'
 assert_contains "$out" "28P01"
 
 # 3. No password at all.
-p=$(HOOPCTL_UPSTREAM_PASSWORD= start_gw nopw "$(gateway_upstream)")
+HOOPCTL_UPSTREAM_PASSWORD= start_gw nopw "$(gateway_upstream)"
 unset HOOPCTL_UPSTREAM_PASSWORD
 out=$(try_psql "$p")
 assert_contains "$out" "upstream asks for a password but none was given"
@@ -44,29 +42,29 @@ assert_contains "$out" "upstream asks for a password but none was given"
 # 4. verify-full against a CA that did not sign the server's certificate.
 openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=other-ca" -keyout "$T/other.key" -out "$T/other.crt" >/dev/null 2>&1
 printf '%s\n' "$PGPASSWORD" >"$T/pw"
-p=$(start_gw wrongca "host=127.0.0.1 port=$PGPORT user=postgres dbname=postgres sslmode=verify-full sslrootcert=$T/other.crt" --upstream-password-file "$T/pw")
+start_gw wrongca "host=127.0.0.1 port=$PGPORT user=postgres dbname=postgres sslmode=verify-full sslrootcert=$T/other.crt" --upstream-password-file "$T/pw"
 out=$(try_psql "$p")
 assert_contains "$out" "certificate verify failed"
 
 # 5. verify-full with the right CA but a name the certificate does not carry.
-p=$(start_gw wrongname "host=localhost port=$PGPORT user=postgres dbname=postgres sslmode=verify-full sslrootcert=$PGSSLROOTCERT" --upstream-password-file "$T/pw")
+start_gw wrongname "host=localhost port=$PGPORT user=postgres dbname=postgres sslmode=verify-full sslrootcert=$PGSSLROOTCERT" --upstream-password-file "$T/pw"
 # localhost is in the certificate's SANs: this one must work...
 out=$(PGPASSWORD='' PGSSLMODE=disable timeout 30 psql -X -h 127.0.0.1 -p "$p" -U u -d d -Atc "select 'ok-' || current_user" 2>&1) || fail "verify-full by DNS name failed: $out"
 assert_eq "ok-postgres" "$out"
 # ...and an address not in it must fail.
 ip2=127.0.0.2
-p=$(start_gw wrongip "host=$ip2 port=$PGPORT user=postgres dbname=postgres sslmode=verify-full sslrootcert=$PGSSLROOTCERT connect_timeout=5" --upstream-password-file "$T/pw")
+start_gw wrongip "host=$ip2 port=$PGPORT user=postgres dbname=postgres sslmode=verify-full sslrootcert=$PGSSLROOTCERT connect_timeout=5" --upstream-password-file "$T/pw"
 out=$(try_psql "$p")
 [[ $out == *"certificate verify failed"* || $out == *"cannot connect"* ]] || fail "verify-full to $ip2: $out"
 
 # 6. Every sslmode against the real server, and a Unix socket upstream.
 for mode in disable prefer require verify-ca verify-full; do
-  p=$(start_gw "mode_$mode" "host=127.0.0.1 port=$PGPORT user=postgres dbname=postgres sslmode=$mode sslrootcert=$PGSSLROOTCERT" --upstream-password-file "$T/pw")
+  start_gw "mode_$mode" "host=127.0.0.1 port=$PGPORT user=postgres dbname=postgres sslmode=$mode sslrootcert=$PGSSLROOTCERT" --upstream-password-file "$T/pw"
   out=$(PGPASSWORD='' PGSSLMODE=disable timeout 30 psql -X -h 127.0.0.1 -p "$p" -U u -d d -Atc "select coalesce((select ssl::text from pg_stat_ssl where pid = pg_backend_pid()), 'none')" 2>&1) \
     || fail "sslmode=$mode: $out"
   if [[ $mode == disable ]]; then assert_eq "false" "$out" "sslmode=$mode"; else assert_eq "true" "$out" "sslmode=$mode"; fi
 done
-p=$(start_gw unix "host=$HARNESS_PG_SOCKET port=$PGPORT user=postgres dbname=postgres" --upstream-password-file "$T/pw")
+start_gw unix "host=$HARNESS_PG_SOCKET port=$PGPORT user=postgres dbname=postgres" --upstream-password-file "$T/pw"
 out=$(PGPASSWORD='' PGSSLMODE=disable timeout 30 psql -X -h 127.0.0.1 -p "$p" -U u -d d -Atc "select 'unix-' || coalesce(inet_server_addr()::text, 'socket')" 2>&1) || fail "unix socket upstream: $out"
 assert_eq "unix-socket" "$out"
 
@@ -74,7 +72,7 @@ assert_eq "unix-socket" "$out"
 #    a large result across the TLS filter, and plain clients still served.
 openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=127.0.0.1" -addext "subjectAltName=IP:127.0.0.1" \
   -keyout "$T/gw.key" -out "$T/gw.crt" >/dev/null 2>&1
-p=$(start_gw clienttls "$(gateway_upstream)" --upstream-password-file "$T/pw" --tls-cert "$T/gw.crt" --tls-key "$T/gw.key")
+start_gw clienttls "$(gateway_upstream)" --upstream-password-file "$T/pw" --tls-cert "$T/gw.crt" --tls-key "$T/gw.key"
 out=$(PGPASSWORD='' PGSSLMODE=verify-full PGSSLROOTCERT="$T/gw.crt" timeout 60 psql -X -h 127.0.0.1 -p "$p" -U u -d d \
   -c '\conninfo' -Atc "select md5(repeat('abcdef', 2000000))" -c "select length(string_agg(repeat('y', 100), '')) from generate_series(1, 50000)" 2>&1) \
   || fail "psql over TLS to the gateway: $out"
@@ -92,4 +90,19 @@ if "$HOOPCTL_BIN" gateway --listen 127.0.0.1:0 --upstream "host=127.0.0.1 user=p
 fi
 assert_contains "$(cat "$T/pwarg.err")" "password does not belong in the connection string"
 assert_not_contains "$(cat "$T/pwarg.err")" "secret"
+# 9. Command-line mistakes are usage errors (exit 2) with a hint.
+for args in "--listen 127.0.0.1:0" "--upstream user=x" "--listen nonsense --upstream user=x" \
+            "--listen 127.0.0.1:0 --upstream user=x --max-message-size 12" \
+            "--listen 127.0.0.1:0 --upstream user=x --tls-cert only.crt" \
+            "--listen 127.0.0.1:0 --upstream 'user=x sslmode=bogus'"; do
+  rc=0
+  eval "\"$HOOPCTL_BIN\" gateway $args" 2>"$T/usage.err" || rc=$?
+  assert_eq 2 "$rc" "exit status for: gateway $args"
+  assert_contains "$(cat "$T/usage.err")" "hoopctl gateway --help"
+done
+rc=0
+"$HOOPCTL_BIN" gateway --listen 127.0.0.1:0 --upstream user=x --upstream-password-file "$T/missing" 2>"$T/pwf.err" || rc=$?
+assert_eq 1 "$rc" "missing password file"
+assert_contains "$(cat "$T/pwf.err")" "cannot read the password file"
+
 log "upstream down, bad password, no password, wrong CA, wrong name: clear errors; all sslmodes, a Unix socket and client TLS work"
