@@ -28,9 +28,11 @@ int store_schema_version(struct store *s);
 /* Cross-process change notices (PostgreSQL LISTEN/NOTIFY on channel
  * "hoopctl_reviews"). store_listen_fd returns a socket to watch, or -1 when
  * the store has no such channel (SQLite). store_listen_drain consumes what
- * arrived and returns how many notices. */
+ * arrived and returns how many notices, or -1 when the listening connection
+ * is lost; store_listen_reset drops it so that store_listen_fd reconnects. */
 int store_listen_fd(struct store *s, char *err, size_t errlen);
 int store_listen_drain(struct store *s);
+void store_listen_reset(struct store *s);
 
 /* Connections. A connection is a JSON object: name, host, port, database,
  * user, sslmode, allowed_groups[], reviewer_groups[], policy{}, and

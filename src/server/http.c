@@ -460,12 +460,38 @@ void srv_reviews_changed(struct srv *srv)
     }
 }
 
+static void srv_listen_ready(evutil_socket_t fd, short ev, void *arg);
+
+/* (Re)start listening for change notices from other servers. Returns 0, or
+ * -1 when the store has a channel that cannot be reached now. */
+static int srv_listen_start(struct srv *srv, char *err, size_t errlen)
+{
+    int lfd = store_listen_fd(srv->store, err, errlen);
+    if (lfd < 0)
+        return strcmp(store_kind(srv->store), "postgres") == 0 ? -1 : 0;
+    srv->ev_listen = event_new(srv->base, lfd, EV_READ | EV_PERSIST, srv_listen_ready, srv);
+    event_add(srv->ev_listen, NULL);
+    return 0;
+}
+
 static void srv_listen_ready(evutil_socket_t fd, short ev, void *arg)
 {
     (void)fd;
     (void)ev;
     struct srv *srv = arg;
-    if (store_listen_drain(srv->store) != 0)
+    int n = store_listen_drain(srv->store);
+    if (n < 0) {
+        /* The listening connection dropped: reconnect (here or on a later
+         * tick) and re-check every waiter, since notices may have been lost. */
+        log_warn(MOD, "lost the store's change-notice connection; reconnecting");
+        event_free(srv->ev_listen);
+        srv->ev_listen = NULL;
+        store_listen_reset(srv->store);
+        char err[256];
+        if (srv_listen_start(srv, err, sizeof err) < 0)
+            log_warn(MOD, "change notices: %s; retrying", err);
+    }
+    if (n != 0)
         srv_reviews_changed(srv);
 }
 
@@ -478,6 +504,11 @@ static void srv_tick(evutil_socket_t fd, short ev, void *arg)
     struct srv *srv = arg;
     char err[256];
     int64_t now = util_now_ms();
+    if (!srv->ev_listen && strcmp(store_kind(srv->store), "postgres") == 0 &&
+        srv_listen_start(srv, err, sizeof err) == 0 && srv->ev_listen) {
+        log_info(MOD, "change notices back");
+        srv_reviews_changed(srv);
+    }
     int n = store_review_expire(srv->store, now, err, sizeof err);
     if (n < 0) {
         srv->m.store_errors++;
@@ -679,7 +710,7 @@ int server_run(const struct server_options *opt, char *err, size_t errlen)
     /* evhttp's own cap sits above ours so that we answer 413 in JSON. */
     evhttp_set_max_body_size(srv.http, (ev_ssize_t)(srv.max_body * 2 + 4096));
     evhttp_set_max_headers_size(srv.http, 64 * 1024);
-    evhttp_set_timeout(srv.http, 120);
+    evhttp_set_timeout(srv.http, SRV_HTTP_TIMEOUT_S);
     evhttp_set_allowed_methods(srv.http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
                                              EVHTTP_REQ_DELETE);
     evhttp_set_gencb(srv.http, srv_handle, &srv);
@@ -689,11 +720,7 @@ int server_run(const struct server_options *opt, char *err, size_t errlen)
         srv_free(&srv);
         return -1;
     }
-    int lfd = store_listen_fd(srv.store, err, errlen);
-    if (lfd >= 0) {
-        srv.ev_listen = event_new(srv.base, lfd, EV_READ | EV_PERSIST, srv_listen_ready, &srv);
-        event_add(srv.ev_listen, NULL);
-    } else if (strcmp(store_kind(srv.store), "postgres") == 0) {
+    if (srv_listen_start(&srv, err, errlen) < 0) {
         srv_free(&srv);
         return -1;
     }

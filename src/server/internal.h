@@ -11,6 +11,9 @@
 #include <pthread.h>
 
 #define SRV_NBUCKETS 12
+/* Longest long poll, in seconds: below the HTTP layer's idle timeout. */
+#define SRV_MAX_POLL_S 110
+#define SRV_HTTP_TIMEOUT_S 120
 
 struct srv_waiter;
 struct srv_export;

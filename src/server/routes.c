@@ -498,8 +498,10 @@ static void route_sessions(struct srv_req *rq)
             f.subject = rq->id.subject;
         }
         json_t *out = NULL;
-        if ((rc = store_sessions_list(srv->store, &f, &out, err, sizeof err)))
-            srv_reply_store(rq, rc == STORE_NOT_FOUND ? STORE_CONFLICT : rc, err);
+        if ((rc = store_sessions_list(srv->store, &f, &out, err, sizeof err)) == STORE_NOT_FOUND)
+            srv_reply_error(rq, 400, "%s", err);   /* a malformed cursor */
+        else if (rc)
+            srv_reply_store(rq, rc, err);
         else
             srv_reply_json(rq, 200, out);
         return;
@@ -771,8 +773,8 @@ static void route_reviews(struct srv_req *rq)
         int64_t after = 0, timeout = 30;
         bool p;
         if (!srv_query_int(rq, "after", &after, &p) || !srv_query_int(rq, "timeout", &timeout, &p) ||
-            timeout < 1 || timeout > 300) {
-            srv_reply_error(rq, 400, "after is a time in ms; timeout is 1..300 seconds");
+            timeout < 1 || timeout > SRV_MAX_POLL_S) {
+            srv_reply_error(rq, 400, "after is a time in ms; timeout is 1..110 seconds");
             return;
         }
         srv_wait_start(rq, 1, NULL, after, (int)timeout);
@@ -793,8 +795,8 @@ static void route_reviews(struct srv_req *rq)
     } else if (rq->nseg == 5 && seg_is(rq, 4, "wait") && method(rq) == EVHTTP_REQ_GET) {
         int64_t timeout = 30;
         bool p;
-        if (!srv_query_int(rq, "timeout", &timeout, &p) || timeout < 1 || timeout > 300)
-            srv_reply_error(rq, 400, "timeout is 1..300 seconds");
+        if (!srv_query_int(rq, "timeout", &timeout, &p) || timeout < 1 || timeout > SRV_MAX_POLL_S)
+            srv_reply_error(rq, 400, "timeout is 1..110 seconds");
         else
             srv_wait_start(rq, 0, id, 0, (int)timeout);
     } else if (rq->nseg == 5 && (seg_is(rq, 4, "approve") || seg_is(rq, 4, "deny")) &&

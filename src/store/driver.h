@@ -21,6 +21,7 @@ struct db_driver {
     int (*notify)(void *h, const char *channel);             /* may be NULL */
     int (*listen_fd)(void *h, const char *channel, char *err, size_t errlen); /* may be NULL */
     int (*listen_drain)(void *h);
+    void (*listen_reset)(void *h);
 };
 
 void *db_sqlite_open(const char *path, char *err, size_t errlen);

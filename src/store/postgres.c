@@ -131,8 +131,10 @@ static int pg_listen_fd(void *vh, const char *channel, char *err, size_t errlen)
 static int pg_listen_drain(void *vh)
 {
     struct db_postgres *h = vh;
-    if (!h->listener || !PQconsumeInput(h->listener))
-        return h->listener ? -1 : 0;
+    if (!h->listener)
+        return 0;
+    if (!PQconsumeInput(h->listener) || PQstatus(h->listener) != CONNECTION_OK)
+        return -1;
     int n = 0;
     PGnotify *nt;
     while ((nt = PQnotifies(h->listener)) != NULL) {
@@ -140,6 +142,13 @@ static int pg_listen_drain(void *vh)
         PQfreemem(nt);
     }
     return n;
+}
+
+static void pg_listen_reset(void *vh)
+{
+    struct db_postgres *h = vh;
+    PQfinish(h->listener);
+    h->listener = NULL;
 }
 
 static void pg_close(void *vh)
@@ -161,4 +170,5 @@ const struct db_driver db_postgres_driver = {
     .notify = pg_notify,
     .listen_fd = pg_listen_fd,
     .listen_drain = pg_listen_drain,
+    .listen_reset = pg_listen_reset,
 };

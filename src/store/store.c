@@ -187,6 +187,12 @@ int store_listen_drain(struct store *s)
     return s->d->listen_drain ? s->d->listen_drain(s->h) : 0;
 }
 
+void store_listen_reset(struct store *s)
+{
+    if (s->d->listen_reset)
+        s->d->listen_reset(s->h);
+}
+
 static void store_notify_reviews(struct store *s)
 {
     if (s->d->notify)
@@ -756,11 +762,15 @@ int store_sessions_list(struct store *s, const struct store_session_filter *f, j
         }
         memcpy(cur_ts, f->cursor, (size_t)(colon - f->cursor));
         snprintf(cur_id, sizeof cur_id, "%s", colon + 1);
+        if (strspn(cur_ts, "0123456789") != strlen(cur_ts)) {
+            snprintf(err, errlen, "bad cursor");
+            return STORE_NOT_FOUND;
+        }
         p[np++] = cur_ts;
         p[np++] = cur_id;
         len += (size_t)snprintf(sql + len, sizeof sql - len,
-                                " AND (started_at < CAST($%d AS BIGINT) OR (started_at = CAST($%d AS BIGINT)"
-                                " AND id < $%d))", np - 1, np - 1, np);
+                                " AND (started_at, id) < (CAST($%d AS BIGINT), CAST($%d AS TEXT))",
+                                np - 1, np);
     }
     int limit = f->limit > 0 && f->limit <= 1000 ? f->limit : 100;
     i64s(nums[nn], sizeof nums[nn], limit + 1);

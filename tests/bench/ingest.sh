@@ -1,5 +1,6 @@
 #!/bin/bash
-# Server bench: audit ingest throughput (events/s) on SQLite and PostgreSQL
+# Server bench: audit ingest throughput (events/s) on SQLite (commits fsynced,
+# and with ?sync=normal) and PostgreSQL
 # with batches of 1, 100 and 1000 events, and p99 wake-up latency of the review
 # long poll. Results go to stdout and tests/bench/out/ingest-<time>.txt.
 # Each batch spreads its events over SESSIONS sessions (default 10; a
@@ -45,10 +46,10 @@ run_store() {  # kind url
     local n=$n1
     ((b == 100)) && n=$n100
     ((b == 1000)) && n=$n1000
-    printf '%-8s ' "$kind"
+    printf '%-14s ' "$kind"
     "$DRIVER" ingest "$url" bench-gateway "$b" "$n" "$SESSIONS"
   done
-  printf '%-8s ' "$kind"
+  printf '%-14s ' "$kind"
   "$DRIVER" longpoll "$url" bench-gateway bench-reviewer bench "$nlp"
   local pid_var="srv_${kind}_PID"
   kill -TERM "${!pid_var}"
@@ -60,6 +61,7 @@ run_store() {  # kind url
   echo "# server and driver on one host over loopback HTTP (no TLS); one driver connection;"
   echo "# load average before: $(cut -d' ' -f1-3 /proc/loadavg); PostgreSQL from the test harness (fsync=off)"
   run_store sqlite "sqlite:$T/bench.db"
+  run_store sqlite_nosync "sqlite:$T/bench-nosync.db?sync=normal"
   pg_start
   psql -qAtc 'create database bench'
   run_store postgres "postgres://postgres:$PGPASSWORD@127.0.0.1:$PGPORT/bench?sslmode=verify-full&sslrootcert=$PGSSLROOTCERT"

@@ -212,6 +212,12 @@ cur=$(jget "$p1" 'd["next"]')
 p2=$(ok tok-audit-1 GET "/api/v1/sessions?limit=1&cursor=$cur")
 assert_eq "sess-d sess-a None" "$(jget "$p1" 'd["sessions"][0]["id"]') $(jget "$p2" 'd["sessions"][0]["id"], d["next"]')"
 expect_err 404 tok-alice-1 GET /api/v1/sessions/sess-d
+# Hostile text in query filters is a value, never SQL.
+assert_eq "" "$(jget "$(ok tok-audit-1 GET "/api/v1/sessions?user=alice'%20OR%20'1'%3D'1")" '" ".join(s["id"] for s in d["sessions"])')"
+assert_eq "" "$(jget "$(ok tok-audit-1 GET "/api/v1/sessions?cursor=0%3Ax'%20OR%201%3D1%20--")" '" ".join(s["id"] for s in d["sessions"])')"
+expect_err 400 tok-audit-1 GET "/api/v1/sessions?cursor=no-colon-here"
+expect_err 400 tok-audit-1 GET "/api/v1/sessions?cursor=abc%3Asess-a"
+expect_err 400 tok-audit-1 GET "/api/v1/sessions?connection=x'%3B--"
 out=$(HOOPCTL_TOKEN=tok-audit-1 "$H" sessions list --has-denials --server "$URL")
 assert_contains "$out" "sess-a"
 assert_not_contains "$out" "sess-d"

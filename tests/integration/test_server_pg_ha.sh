@@ -62,6 +62,22 @@ req "$B" tok-alice-1 POST "/api/v1/reviews/$(jget "$rv" 'd["id"]')/consume" "{\"
 req "$A" tok-alice-1 POST "/api/v1/reviews/$(jget "$rv" 'd["id"]')/consume" "{\"statement_hash\":\"$h2\"}" >/dev/null \
   && fail "an approval was used twice across the two servers"
 
+log "the change-notice connection of A is killed; A reconnects and still hears B"
+listeners() { psql -qAt -d hoopctl -c "select count(*) from pg_stat_activity where query = 'LISTEN hoopctl_reviews'"; }
+assert_eq 2 "$(listeners)"
+psql -qAt -d hoopctl -c "select pg_terminate_backend(pid) from pg_stat_activity where query = 'LISTEN hoopctl_reviews'" >/dev/null
+wait_for "both servers listening again" 30 bash -c "[[ \$(psql -qAt -d hoopctl -c \"select count(*) from pg_stat_activity where query = 'LISTEN hoopctl_reviews'\") == 2 ]]"
+h3=$(printf 'vacuum' | sha256sum | cut -c1-64)
+rv=$(req "$B" tok-alice-1 POST /api/v1/reviews "{\"connection\":\"prod\",\"statement\":\"vacuum\",\"statement_hash\":\"$h3\"}")
+req "$A" tok-alice-1 GET "/api/v1/reviews/$(jget "$rv" 'd["id"]')/wait?timeout=60" >"$T/wait2.out" &
+waiter=$!
+wait_for "the long poll parked on A" 30 parked "$A" 1
+before=$(req "$A" tok-admin-1 GET /metrics | sed -n 's/^hoopctl_longpoll_wakeups_total //p')
+req "$B" tok-bob-001 POST "/api/v1/reviews/$(jget "$rv" 'd["id"]')/deny" '{"reason":"later"}' >/dev/null
+wait $waiter
+assert_eq "denied later" "$(jget "$(cat "$T/wait2.out")" 'd["status"], d["reason"]')"
+assert_eq $((before + 1)) "$(req "$A" tok-admin-1 GET /metrics | sed -n 's/^hoopctl_longpoll_wakeups_total //p')"
+
 log "concurrent ingest through both keeps order and one chain"
 now=$(($(date +%s) * 1000))
 ship() {  # URL session first-seq count: batches of 10 events, alternating nothing

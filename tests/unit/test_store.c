@@ -1,4 +1,6 @@
-/* test_store.c — the store on SQLite: migrations, connections, API keys,
+/* test_store.c — the store suite, on SQLite by default and on PostgreSQL when
+ * HOOPCTL_TEST_STORE_URL names one (tests/integration/test_store_pg.sh runs
+ * it so): migrations, connections, API keys,
  * hash-chained ingest (idempotent, owned sessions, sample caps), queries and
  * paging, verification of a row edited behind the store's back, retention
  * with its checkpoint, and the review life cycle. */
@@ -7,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <libpq-fe.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,17 +20,36 @@
 
 struct fixture {
     char path[64];
-    char url[80];
+    char url[1024];
+    const char *pg;          /* PostgreSQL URL, or NULL for SQLite */
     struct store *st;
 };
+
+static void pg_sql(const char *url, const char *sql)
+{
+    PGconn *c = PQconnectdb(url);
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    PGresult *r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+        fail_msg("%s: %s", sql, PQerrorMessage(c));
+    PQclear(r);
+    PQfinish(c);
+}
 
 static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof *f);
-    snprintf(f->path, sizeof f->path, "/tmp/hoopctl-store-XXXXXX");
-    int fd = mkstemp(f->path);
-    close(fd);
-    snprintf(f->url, sizeof f->url, "sqlite:%s", f->path);
+    f->pg = getenv("HOOPCTL_TEST_STORE_URL");
+    if (f->pg) {
+        /* A clean schema per test. */
+        pg_sql(f->pg, "DROP SCHEMA public CASCADE; CREATE SCHEMA public");
+        snprintf(f->url, sizeof f->url, "%s", f->pg);
+    } else {
+        snprintf(f->path, sizeof f->path, "/tmp/hoopctl-store-XXXXXX");
+        int fd = mkstemp(f->path);
+        close(fd);
+        snprintf(f->url, sizeof f->url, "sqlite:%s", f->path);
+    }
     char err[256];
     f->st = store_open(f->url, err, sizeof err);
     assert_non_null(f->st);
@@ -39,6 +61,10 @@ static int teardown(void **state)
 {
     struct fixture *f = *state;
     store_close(f->st);
+    if (f->pg) {
+        free(f);
+        return 0;
+    }
     char p[96];
     unlink(f->path);
     snprintf(p, sizeof p, "%s-wal", f->path);
@@ -49,8 +75,13 @@ static int teardown(void **state)
     return 0;
 }
 
+/* Behind the store's back, straight into its database. */
 static void raw_sql(struct fixture *f, const char *sql)
 {
+    if (f->pg) {
+        pg_sql(f->pg, sql);
+        return;
+    }
     sqlite3 *db;
     assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
     assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
@@ -62,7 +93,7 @@ static void migrations_run_once(void **state)
     struct fixture *f = *state;
     char err[256];
     assert_int_equal(store_schema_version(f->st), 1);
-    assert_string_equal(store_kind(f->st), "sqlite");
+    assert_string_equal(store_kind(f->st), f->pg ? "postgres" : "sqlite");
     struct store *again = store_open(f->url, err, sizeof err);
     assert_non_null(again);
     assert_int_equal(store_schema_version(again), 1);
