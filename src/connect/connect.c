@@ -22,6 +22,11 @@
 #define MOD "connect"
 #define CONNECT_DEFAULT_PORT 5433
 #define CONNECT_PORT_TRIES 100
+/* Result rows recorded per result set, and bytes of values, for replay (the
+ * server caps further with audit.sample_rows_per_statement). */
+#define CONNECT_RECORD_ROWS 100
+#define CONNECT_RECORD_BYTES (16 * 1024)
+#define CONNECT_RECORD_VALUE 512
 
 void cn_token_copy(struct connect *c, char *out, size_t len)
 {
@@ -71,8 +76,87 @@ int cn_emit(struct connect *c, struct cn_session *s, const char *type, json_t *d
     if (rc < 0)
         return -1;
     s->seq++;
+    if (!strcmp(type, "statement"))
+        s->statement_seq = s->seq;
     shipper_kick(c->shipper);
     return 0;
+}
+
+/* ---- recording of result samples ---------------------------------------- */
+
+static void record_clear(struct cn_session *s)
+{
+    json_decref(s->rec_columns);
+    json_decref(s->rec_rows);
+    free(s->rec_formats);
+    s->rec_columns = s->rec_rows = s->rec_row = NULL;
+    s->rec_formats = NULL;
+    s->rec_bytes = 0;
+    s->rec_truncated = false;
+}
+
+/* The recorded result set becomes a "result" event of its statement. */
+static void record_flush(struct connect *c, struct cn_session *s)
+{
+    if (!s->rec_columns)
+        return;
+    json_t *d = json_pack("{s:I, s:O, s:O, s:b}", "statement_seq", (json_int_t)s->statement_seq, "columns",
+                          s->rec_columns, "rows", s->rec_rows, "truncated", s->rec_truncated);
+    record_clear(s);
+    char err[256];
+    if (s->statement_seq > 0 && cn_emit(c, s, "result", d, err, sizeof err) < 0)
+        log_warn(MOD, "session %s: result sample not recorded: %s", s->id, err);
+    else if (s->statement_seq <= 0)
+        json_decref(d);
+}
+
+static void record_start(struct cn_session *s, const struct pgwire_column *cols, int ncols)
+{
+    s->rec_columns = json_array();
+    s->rec_rows = json_array();
+    s->rec_formats = calloc((size_t)ncols, sizeof *s->rec_formats);
+    if (!s->rec_columns || !s->rec_rows || !s->rec_formats) {
+        record_clear(s);
+        return;
+    }
+    for (int i = 0; i < ncols; i++) {
+        json_array_append_new(s->rec_columns, json_string(cols[i].name ? cols[i].name : "?"));
+        s->rec_formats[i] = cols[i].format;
+    }
+}
+
+/* One value (as the client gets it) of the current row. */
+static void record_value(struct cn_session *s, int column, const uint8_t *v, size_t len, bool is_null)
+{
+    if (!s->rec_rows)
+        return;
+    if (column == 0) {
+        s->rec_row = NULL;
+        if (json_array_size(s->rec_rows) >= CONNECT_RECORD_ROWS || s->rec_bytes >= CONNECT_RECORD_BYTES) {
+            s->rec_truncated = true;
+            return;
+        }
+        s->rec_row = json_array();
+        json_array_append_new(s->rec_rows, s->rec_row);
+    }
+    if (!s->rec_row)
+        return;
+    if (is_null) {
+        json_array_append_new(s->rec_row, json_null());
+        return;
+    }
+    size_t n = len > CONNECT_RECORD_VALUE ? CONNECT_RECORD_VALUE : len;
+    if (n < len)
+        s->rec_truncated = true;
+    if (s->rec_formats[column] == 1) {
+        char hex[2 * CONNECT_RECORD_VALUE + 3];
+        memcpy(hex, "\\x", 2);
+        util_hex_encode(v, n, hex + 2);
+        json_array_append_new(s->rec_row, json_string(hex));
+    } else {
+        json_array_append_new(s->rec_row, json_stringn_nocheck((const char *)v, n));
+    }
+    s->rec_bytes += n;
 }
 
 /* ---- gateway hooks ------------------------------------------------------ */
@@ -91,6 +175,11 @@ static void session_forget_plan(struct cn_session *s)
         policy_mask_plan_free(&s->plan);
     s->have_plan = false;
     memset(&s->plan, 0, sizeof s->plan);
+    if (s->have_copy_plan)
+        policy_mask_plan_free(&s->copy_plan);
+    s->have_copy_plan = false;
+    memset(&s->copy_plan, 0, sizeof s->copy_plan);
+    record_clear(s);
 }
 
 static void on_session_start(void *user, const struct gateway_session_info *si)
@@ -129,6 +218,7 @@ static void on_session_end(void *user, const struct gateway_session_info *si)
         return;
     *pp = s->next;
     c->stats.sessions_active--;
+    record_flush(c, s);
     char err[256];
     if (cn_emit(c, s, "session_end",
                 json_pack("{s:s, s:I}", "reason", c->stopping ? "gateway stopped" : "client closed",
@@ -170,7 +260,9 @@ static json_t *params_json(const struct gateway_statement *st)
 static json_t *statement_event(const struct cn_session *s, const struct gateway_statement *st,
                                const struct policy_decision *d)
 {
-    json_t *data = json_pack("{s:s, s:s, s:s}", "text", st->sql ? st->sql : "", "decision",
+    char portal[128];
+    snprintf(portal, sizeof portal, "-- fetch from portal \"%.80s\"", st->portal_name ? st->portal_name : "");
+    json_t *data = json_pack("{s:s, s:s, s:s}", "text", st->sql ? st->sql : portal, "decision",
                              policy_action_name(d->action), "rule", d->rule_name);
     if (!data)
         return NULL;
@@ -211,16 +303,22 @@ static enum gateway_verdict on_statement(void *user, const struct gateway_sessio
         snprintf(ref->message, sizeof ref->message, "hoopctl: this session has no audit state (fail closed)");
         return GATEWAY_REFUSE;
     }
+    record_flush(c, s);
     c->stats.statements++;
     s->statements++;
     session_forget_statement(s);
     s->result_index = 0;
     struct policy_decision *d = &s->decision;
     memset(d, 0, sizeof *d);
-    if (st->kind == GATEWAY_STATEMENT_FUNCTION_CALL || !st->sql) {
+    if (st->kind == GATEWAY_STATEMENT_FUNCTION_CALL) {
         d->action = POLICY_DENY;
         snprintf(d->rule_name, sizeof d->rule_name, "function-call");
         snprintf(d->message, sizeof d->message, "the FunctionCall protocol message is not allowed");
+    } else if (!st->sql) {
+        /* An Execute of a portal the gateway saw no Bind for: a cursor
+         * DECLAREd in SQL, whose DECLARE was judged when it ran. */
+        d->action = POLICY_ALLOW;
+        snprintf(d->rule_name, sizeof d->rule_name, "declared-cursor");
     } else if (policy_check(c->policy, s->policy_session, st->sql, c->groups, d, &s->analysis) < 0) {
         d->action = POLICY_DENY;
         snprintf(d->message, sizeof d->message, "out of memory while checking the statement");
@@ -272,31 +370,43 @@ static void on_hold_abandoned(void *user, uint64_t hold_id)
     cn_review_abandon(user, hold_id);
 }
 
+/* Every column of every result goes through here: masked where the plan
+ * says, and recorded (as the client sees it) for the first rows. */
 static int mask_filter(void *user, const struct gateway_session_info *si, int column, const uint8_t *value,
                        int32_t length, int16_t format, struct buf *out, bool *is_null)
 {
     (void)si;
     (void)format;
     struct cn_session *s = user;
+    if (!s->have_plan || (size_t)column >= s->plan.ncols)
+        return -1; /* no plan for this result: close rather than show it unmasked */
     if (length < 0) {
         *is_null = true;
+        record_value(s, column, NULL, 0, true);
         return 0;
     }
+    const struct policy_column_plan *cp = &s->plan.cols[column];
     uint8_t *masked = NULL;
     size_t n = 0;
+    int r = 0;
     char err[POLICY_ERR_MAX];
-    int r = policy_mask_value(s->c->policy, &s->plan, (size_t)column, value, (size_t)length, &masked, &n, err);
+    if (cp->action == POLICY_COL_MASK || cp->detect)
+        r = policy_mask_value(s->c->policy, &s->plan, (size_t)column, value, (size_t)length, &masked, &n, err);
     if (r < 0) {
         log_error(MOD, "session %s: masking failed: %s", s->id, err);
         return -1;
     }
     int rc = 0;
-    if (r == 0)
+    if (r == 0) {
         rc = buf_append(out, value, (size_t)length);
-    else if (r == 1)
+        record_value(s, column, value, (size_t)length, false);
+    } else if (r == 1) {
         rc = buf_append(out, masked, n);
-    else
+        record_value(s, column, masked, n, false);
+    } else {
         *is_null = true;
+        record_value(s, column, NULL, 0, true);
+    }
     free(masked);
     return rc;
 }
@@ -308,6 +418,7 @@ static bool on_row_description(void *user, const struct gateway_session_info *si
     struct cn_session *s = cn_session_find(c, si->id);
     if (!s || ncols <= 0)
         return false;
+    record_flush(c, s);
     session_forget_plan(s);
     const struct policy_stmt *st = NULL;
     struct policy_decision d = s->decision;
@@ -336,24 +447,71 @@ static bool on_row_description(void *user, const struct gateway_session_info *si
     int rc = policy_mask_plan_build(c->policy, s->catalog, st, d.action, d.mask_style, desc, (size_t)ncols,
                                     &s->plan, err);
     free(desc);
+    /* Every column goes through the filter: the masked ones are rewritten,
+     * and the first rows are recorded for replay. A missing plan makes the
+     * filter fail, which closes the session rather than show unmasked data. */
+    memset(mask, 1, (size_t)ncols);
     if (rc < 0) {
-        /* No plan: every value goes through a filter that fails, which
-         * closes the session rather than show unmasked data. */
         log_error(MOD, "session %s: no mask plan: %s", s->id, err);
-        memset(mask, 1, (size_t)ncols);
         memset(&s->plan, 0, sizeof s->plan);
     } else {
         s->have_plan = true;
-        if (!s->plan.any) {
-            free(mask);
-            return false;
-        }
-        for (int i = 0; i < ncols && (size_t)i < s->plan.ncols; i++)
-            mask[i] = s->plan.cols[i].action == POLICY_COL_MASK || s->plan.cols[i].detect;
+        record_start(s, cols, ncols);
     }
     f->mask = mask;
     f->ncols = ncols;
     f->filter = mask_filter;
+    f->user = s;
+    return true;
+}
+
+static int copy_filter(void *user, const struct gateway_session_info *si, const uint8_t *row, size_t length,
+                       struct buf *out)
+{
+    (void)si;
+    struct cn_session *s = user;
+    if (!s->have_copy_plan)
+        return -1;
+    uint8_t *masked = NULL;
+    size_t n = 0;
+    char err[POLICY_ERR_MAX];
+    if (policy_mask_copy_row(s->c->policy, &s->copy_plan, row, length, &masked, &n, err) < 0) {
+        log_error(MOD, "session %s: COPY row masking failed: %s", s->id, err);
+        return -1;
+    }
+    int rc = buf_append(out, masked, n);
+    free(masked);
+    return rc;
+}
+
+static bool on_copy_out(void *user, const struct gateway_session_info *si, int ncols, int format,
+                        struct gateway_copy_filter *f)
+{
+    (void)format;
+    struct connect *c = user;
+    struct cn_session *s = cn_session_find(c, si->id);
+    if (!s)
+        return false;
+    record_flush(c, s);
+    session_forget_plan(s);
+    const struct policy_stmt *st = NULL;
+    struct policy_decision d = s->decision;
+    if (s->have_analysis && s->result_index < s->analysis.nstmts) {
+        st = &s->analysis.stmts[s->result_index++];
+        policy_decide_stmt(c->policy, st, c->groups, &d);
+    }
+    char err[POLICY_ERR_MAX];
+    if (policy_mask_plan_build_copy(c->policy, st, d.action, ncols > 0 ? (size_t)ncols : 0, &s->copy_plan,
+                                    err) < 0) {
+        /* the filter then fails and the session closes (fail closed) */
+        log_error(MOD, "session %s: COPY cannot be masked: %s", s->id, err);
+        memset(&s->copy_plan, 0, sizeof s->copy_plan);
+    } else {
+        s->have_copy_plan = true;
+        if (!s->copy_plan.any)
+            return false;
+    }
+    f->filter = copy_filter;
     f->user = s;
     return true;
 }
@@ -643,7 +801,8 @@ struct connect *connect_start(struct event_base *base, const struct connect_opti
                                       .session_end = on_session_end,
                                       .statement = on_statement,
                                       .hold_abandoned = on_hold_abandoned,
-                                      .row_description = on_row_description};
+                                      .row_description = on_row_description,
+                                      .copy_out = on_copy_out};
     c->gw = listen_gateway(c, o, &gc, err, errlen);
     util_secure_zero(password, sizeof password);
     if (!c->gw)

@@ -30,6 +30,14 @@ struct cn_session {
     size_t result_index;          /* which of its statements the next result set is */
     struct policy_mask_plan plan;
     bool have_plan;
+    struct policy_mask_plan copy_plan;   /* COPY TO STDOUT rows */
+    bool have_copy_plan;
+    /* The result set being recorded for replay (NULL columns: none). */
+    int64_t statement_seq;        /* seq of the last statement event */
+    json_t *rec_columns, *rec_rows, *rec_row;
+    int16_t *rec_formats;
+    size_t rec_bytes;
+    bool rec_truncated;
     struct connect *c;
     struct cn_session *next;
 };

@@ -168,6 +168,17 @@ assert by["update" + rid1]["decision"] == "review" and "error" not in by["update
 d = by["delete" + rid2]
 assert d["decision"] == "review" and d["sqlstate"] == "42501" and "not during business hours" in d["error"]
 assert by["drop"]["decision"] == "deny" and by["drop"]["rule"] == "deny-destructive-ddl"
+# Result samples, recorded as the client saw them (masked), with their statement.
+res = {e["data"]["statement_seq"]: e for e in ev if e["type"] == "result"}
+seq = {e["data"]["text"]: e["seq"] for e in st}
+r = res[seq["select 'marker-1', count(*) from accounts;"]]["data"]
+assert r["columns"] == ["?column?", "count"] and r["rows"] == [["marker-1", "3"]], r
+r = res[seq["select id, name, email from users order by id;"]]
+assert r["data"]["columns"] == ["id", "name", "email"], r
+assert [row[:2] for row in r["data"]["rows"]] == [["1", "Ann"], ["2", "Ben"]], r
+assert all(set(row[2]) == {"*"} for row in r["data"]["rows"]), r
+assert r["time"] >= [e for e in st if e["seq"] == r["data"]["statement_seq"]][0]["time"]
+assert "@corp.example" not in json.dumps(s), "an unmasked email was recorded"
 PY
 r1=$(HOOPCTL_TOKEN=$ATOK "$H" -o json reviews show "$rid1")
 assert_contains "$r1" '"decided_by": "bob"'
