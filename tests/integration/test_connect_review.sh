@@ -109,6 +109,12 @@ assert_not_contains "$rows" "ben@corp.example" "the email column came back unmas
 assert_contains "$rows" "1|Ann|" "the session goes on after the refusal"
 assert_eq 2 "$(grep -cE '^[12]\|(Ann|Ben)\|[*]+$' <<<"$rows")" "both emails masked"
 psql -qAtX -d app -c 'select count(*) from accounts' | grep -qx 3 || fail "DROP TABLE reached the database"
+say "copy users to stdout;"
+say "select 'marker-copy';"
+wait_for "the COPY" 30 grep -q 'marker-copy' "$ALOG"
+assert_not_contains "$(cat "$ALOG")" "@corp.example" "COPY showed an unmasked email"
+assert_eq 2 "$(grep -cxF "$(printf '\\N\t\\N\t\\N')" "$ALOG")" "COPY rows of a table with a masked column come out masked"
+wait_for "the status line counting the denial" 30 grep -q 'statements 5 | denials 1 | pending reviews 0' "$ALOG"
 
 log "an UPDATE without WHERE is held until bob approves it"
 say "update accounts set balance = 0;"
@@ -118,6 +124,7 @@ assert_contains "$notice" "(reviewers: dba); waiting up to 10m"
 rid1=$(sed -n 's/.*held for review \([A-Za-z0-9_-]*\) .*/\1/p' <<<"$notice")
 [[ -n $rid1 ]] || fail "no review id in [$notice]"
 assert_eq 60 "$(psql -qAtX -d app -c 'select sum(balance) from accounts')" "the held UPDATE ran early"
+wait_for "the status line counting the pending review" 30 grep -q 'pending reviews 1' "$ALOG"
 RC=0; out=$(HOOPCTL_TOKEN=$(as alice "$H" token) "$H" reviews approve "$rid1" 2>&1) || RC=$?
 [[ $RC != 0 ]] || fail "alice approved her own review"
 HOOPCTL_TOKEN=$(as bob "$H" token) "$H" reviews list | grep -q "$rid1" || fail "bob does not see the pending review"
@@ -160,7 +167,7 @@ ev = s["event_list"]
 types = [e["type"] for e in ev]
 assert types[0] == "session_start" and types[-1] == "session_end", types
 st = [e for e in ev if e["type"] == "statement"]
-assert len(st) == 7, [e["data"]["text"] for e in st]
+assert len(st) == 9, [e["data"]["text"] for e in st]
 assert all(e["user"] == "alice" for e in ev), {e["user"] for e in ev}
 assert all(e["time"] > 0 for e in ev)
 by = {e["data"]["text"].split()[0] + str(e["data"].get("review_id", "")): e["data"] for e in st}
