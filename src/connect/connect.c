@@ -411,6 +411,22 @@ static int mask_filter(void *user, const struct gateway_session_info *si, int co
     return rc;
 }
 
+/* A new result set (rows or COPY) begins: record the last one, forget its
+ * plan, and find the statement of the string that produced this one (the
+ * i-th result of a multi-statement Query follows the i-th statement's rule). */
+static const struct policy_stmt *next_result(struct connect *c, struct cn_session *s,
+                                             struct policy_decision *d)
+{
+    record_flush(c, s);
+    session_forget_plan(s);
+    *d = s->decision;
+    if (!s->have_analysis || s->result_index >= s->analysis.nstmts)
+        return NULL;
+    const struct policy_stmt *st = &s->analysis.stmts[s->result_index++];
+    policy_decide_stmt(c->policy, st, c->groups, d);
+    return st;
+}
+
 static bool on_row_description(void *user, const struct gateway_session_info *si,
                                const struct pgwire_column *cols, int ncols, struct gateway_row_filter *f)
 {
@@ -418,14 +434,8 @@ static bool on_row_description(void *user, const struct gateway_session_info *si
     struct cn_session *s = cn_session_find(c, si->id);
     if (!s || ncols <= 0)
         return false;
-    record_flush(c, s);
-    session_forget_plan(s);
-    const struct policy_stmt *st = NULL;
-    struct policy_decision d = s->decision;
-    if (s->have_analysis && s->result_index < s->analysis.nstmts) {
-        st = &s->analysis.stmts[s->result_index++];
-        policy_decide_stmt(c->policy, st, c->groups, &d);
-    }
+    struct policy_decision d;
+    const struct policy_stmt *st = next_result(c, s, &d);
     char err[POLICY_ERR_MAX];
     if (!s->catalog && !s->catalog_failed) {
         s->catalog = policy_catalog_pg_new(c->catalog_conninfo, err);
@@ -492,14 +502,8 @@ static bool on_copy_out(void *user, const struct gateway_session_info *si, int n
     struct cn_session *s = cn_session_find(c, si->id);
     if (!s)
         return false;
-    record_flush(c, s);
-    session_forget_plan(s);
-    const struct policy_stmt *st = NULL;
-    struct policy_decision d = s->decision;
-    if (s->have_analysis && s->result_index < s->analysis.nstmts) {
-        st = &s->analysis.stmts[s->result_index++];
-        policy_decide_stmt(c->policy, st, c->groups, &d);
-    }
+    struct policy_decision d;
+    const struct policy_stmt *st = next_result(c, s, &d);
     char err[POLICY_ERR_MAX];
     if (policy_mask_plan_build_copy(c->policy, st, d.action, ncols > 0 ? (size_t)ncols : 0, &s->copy_plan,
                                     err) < 0) {
@@ -754,7 +758,7 @@ struct connect *connect_start(struct event_base *base, const struct connect_opti
         snprintf(err, errlen, "%s", e2);
         goto fail;
     }
-    c->api.timeout_s = 30;
+    c->api.timeout_s = 10; /* calls from the loop thread block every session */
     snprintf(c->api.token, sizeof c->api.token, "%s", o->identity->tokens.access_token);
     if (api_get(c, "/api/v1/whoami", &who, why, e2, sizeof e2) < 0) {
         snprintf(err, errlen, "%s%s", *why == CONNECT_ERR_AUTH ? "the server refused the login (run hoopctl login): " : "",
@@ -779,6 +783,7 @@ struct connect *connect_start(struct event_base *base, const struct connect_opti
     const char *urls[1] = {c->api.base};
     struct shipper_config sc = {.spool_path = spath, .urls = urls, .nurls = 1,
                                 .ca_file = c->api.cafile[0] ? c->api.cafile : NULL,
+                                .batch_max = 100, /* results carry rows: stay far below the body cap */
                                 .token = shipper_token, .token_arg = c};
     if (!(c->shipper = shipper_start(&sc, e2, sizeof e2))) {
         snprintf(err, errlen, "audit shipper: %s", e2);

@@ -9,59 +9,24 @@
 # refused at connect.
 source "$(dirname "$0")/lib/harness.sh"
 source "$HOOPCTL_ROOT/tests/integration/oidc/lib.sh"
+source "$HOOPCTL_ROOT/tests/integration/lib/connect.sh"
 H=$HOOPCTL_BIN
 T=$HARNESS_TMP
-AUD=https://hoopctl.test
 
-pg_start
-psql -qX -v ON_ERROR_STOP=1 <<'SQL'
-create role app_rw login password 'app-secret-Pw1';
-create database app owner app_rw;
-SQL
-PGUSER=app_rw PGPASSWORD=app-secret-Pw1 psql -qX -d app -v ON_ERROR_STOP=1 <<'SQL'
+connect_pg
+app_psql <<'SQL'
 create table users (id int primary key, name text, email text);
 insert into users values (1, 'Ann', 'ann@corp.example'), (2, 'Ben', 'ben@corp.example');
 create table accounts (id int primary key, balance int);
 insert into accounts values (1, 10), (2, 20), (3, 30);
 SQL
-
-oidc_install
-oidc_start A OIDC_EXTRA_ACCOUNTS='{"bob": {"email": "bob@example.test", "name": "Bob", "groups": ["dba"]},
+connect_stack OIDC_EXTRA_ACCOUNTS='{"bob": {"email": "bob@example.test", "name": "Bob", "groups": ["dba"]},
   "mallory": {"email": "mallory@example.test", "name": "Mallory", "groups": ["sales"]}}'
-
-head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$T/master.key"
-cat >"$T/server.json" <<JSON
-{"auth": {"issuer": "$A_URL", "audience": "$AUD", "client_id": "hoopctl",
-          "scopes": "openid email profile groups offline_access",
-          "dev_tokens": {"tok-admin-1": {"subject": "root", "groups": ["admin"]}}}}
-JSON
-SPORT=$(free_port)
-URL=http://127.0.0.1:$SPORT
-export HOOPCTL_SERVER_URL=$URL
-bg_start server "$H" server --config "$T/server.json" --listen "127.0.0.1:$SPORT" --store "sqlite:$T/server.db" \
-  --master-key-file "$T/master.key"
-wait_for "server" 20 curl -sf "$URL/healthz"
 
 log "the admin defines connection app: default policy plus a masked email column"
 policy=$("$H" policy default | python3 -c 'import json,sys; p=json.load(sys.stdin)
 p["masking"]={"columns":[{"column":"public.users.email","style":"full"}]}; print(json.dumps(p))')
-body=$(python3 -c 'import json,sys; print(json.dumps({"host":"127.0.0.1","port":int(sys.argv[1]),"database":"app",
-  "user":"app_rw","sslmode":"require","secret":"app-secret-Pw1","allowed_groups":["eng"],
-  "reviewer_groups":["dba"],"policy":json.loads(sys.argv[2])}))' "$PGPORT" "$policy")
-code=$(curl -s -o "$T/put.out" -w '%{http_code}' -X PUT -H 'Authorization: Bearer tok-admin-1' \
-  -H 'Content-Type: application/json' --data-binary "$body" "$URL/api/v1/connections/app")
-[[ $code == 2* ]] || fail "PUT connection: $code $(cat "$T/put.out")"
-
-# as USER cmd...: run hoopctl commands with USER's own config and tokens.
-as() { local u=$1; shift; HOOPCTL_CONFIG_DIR="$T/cfg-$u" HOOPCTL_STATE_DIR="$T/state-$u" "$@"; }
-login_as() {
-  local u=$1
-  mkdir -p "$T/cfg-$u"
-  HOOPCTL_CONFIG_DIR="$T/cfg-$u" login_start "login-$u" --server "$URL"
-  browser "$LOGIN_URL" "$u" approve >/dev/null
-  wait_rc "$(eval echo "\$login_${u}_PID")"
-  assert_eq 0 "$RC" "login of $u"
-}
+connect_define "{\"reviewer_groups\": [\"dba\"], \"policy\": $policy}"
 for u in alice bob mallory; do login_as "$u"; done
 
 log "mallory is not in the connection's groups: refused at connect, nothing started"
