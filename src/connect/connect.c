@@ -82,6 +82,20 @@ int cn_emit(struct connect *c, struct cn_session *s, const char *type, json_t *d
     return 0;
 }
 
+int cn_audit_refusal(struct connect *c, struct cn_session *s, json_t *data, const char *error)
+{
+    c->stats.denials++;
+    if (data) {
+        json_object_set_new(data, "error", json_string(error));
+        json_object_set_new(data, "sqlstate", json_string("42501"));
+    }
+    char err[256];
+    if (cn_emit(c, s, "statement", data, err, sizeof err) == 0)
+        return 0;
+    log_error(MOD, "session %s: audit spool: %s", s->id, err);
+    return -1;
+}
+
 /* ---- recording of result samples ---------------------------------------- */
 
 static void record_clear(struct cn_session *s)
@@ -182,6 +196,16 @@ static void session_forget_plan(struct cn_session *s)
     record_clear(s);
 }
 
+static void session_free(struct cn_session *s)
+{
+    session_forget_statement(s);
+    session_forget_plan(s);
+    if (s->catalog)
+        policy_catalog_free(s->catalog);
+    policy_session_free(s->policy_session);
+    free(s);
+}
+
 static void on_session_start(void *user, const struct gateway_session_info *si)
 {
     struct connect *c = user;
@@ -225,12 +249,7 @@ static void on_session_end(void *user, const struct gateway_session_info *si)
                           "statements", (json_int_t)s->statements),
                 err, sizeof err) < 0)
         log_error(MOD, "session %s: audit spool: %s", s->id, err);
-    session_forget_statement(s);
-    session_forget_plan(s);
-    if (s->catalog)
-        policy_catalog_free(s->catalog);
-    policy_session_free(s->policy_session);
-    free(s);
+    session_free(s);
 }
 
 /* Parameters as the audit shows them: text as is, binary as \x hex. */
@@ -329,30 +348,18 @@ static enum gateway_verdict on_statement(void *user, const struct gateway_sessio
     char err[256];
     switch (d->action) {
     case POLICY_DENY:
-        c->stats.denials++;
         snprintf(ref->message, sizeof ref->message, "hoopctl: statement refused by rule %s: %s",
                  d->rule_name[0] ? d->rule_name : "default", d->message);
-        if (data) {
-            json_object_set_new(data, "error", json_string(d->message));
-            json_object_set_new(data, "sqlstate", json_string("42501"));
-        }
-        if (cn_emit(c, s, "statement", data, err, sizeof err) < 0)
-            log_error(MOD, "session %s: audit spool: %s", s->id, err);
+        cn_audit_refusal(c, s, data, d->message);
         return GATEWAY_REFUSE;
     case POLICY_REVIEW:
         if (data && cn_review_start(c, s, st->sql, hold_id, d, data, ref, err, sizeof err) == 0) {
             json_decref(data);
             return GATEWAY_HOLD;
         }
-        c->stats.denials++;
         snprintf(ref->message, sizeof ref->message, "hoopctl: statement needs a review (%.150s) and %.200s",
                  d->message, data ? err : "out of memory");
-        if (data) {
-            json_object_set_new(data, "error", json_string(ref->message));
-            json_object_set_new(data, "sqlstate", json_string("42501"));
-        }
-        if (cn_emit(c, s, "statement", data, err, sizeof err) < 0)
-            log_error(MOD, "session %s: audit spool: %s", s->id, err);
+        cn_audit_refusal(c, s, data, ref->message);
         return GATEWAY_REFUSE;
     default:
         if (cn_emit(c, s, "statement", data, err, sizeof err) < 0) {
@@ -876,12 +883,7 @@ void connect_free(struct connect *c, int drain_timeout_ms)
     while (c->sessions) { /* sessions the gateway did not end (it always should) */
         struct cn_session *s = c->sessions;
         c->sessions = s->next;
-        session_forget_statement(s);
-        session_forget_plan(s);
-        if (s->catalog)
-            policy_catalog_free(s->catalog);
-        policy_session_free(s->policy_session);
-        free(s);
+        session_free(s);
     }
     if (c->shipper) {
         if (drain_timeout_ms > 0 && shipper_drain(c->shipper, drain_timeout_ms) < 0)

@@ -91,6 +91,9 @@ void cn_token_copy(struct connect *c, char *out, size_t len);
 int cn_emit(struct connect *c, struct cn_session *s, const char *type, json_t *data, char *err,
             size_t errlen);
 struct cn_session *cn_session_find(struct connect *c, uint64_t gw_id);
+/* Audit a refused statement (its event data gets error and SQLSTATE 42501;
+ * steals data) and count the denial. 0, or -1 when the spool failed (logged). */
+int cn_audit_refusal(struct connect *c, struct cn_session *s, json_t *data, const char *error);
 
 /* review.c */
 /* Ask the server for a review of sql and start waiting for it. Fills the

@@ -195,14 +195,11 @@ static void hold_resolve(struct connect *c, struct cn_hold *h)
     enum gateway_verdict v = h->approved ? GATEWAY_ALLOW : GATEWAY_REFUSE;
     json_t *data = h->event_data;
     h->event_data = NULL;
+    char err[256];
     if (!h->approved) {
         snprintf(ref.message, sizeof ref.message, "hoopctl: %s", h->reason);
-        json_object_set_new(data, "error", json_string(h->reason));
-        json_object_set_new(data, "sqlstate", json_string("42501"));
-        c->stats.denials++;
-    }
-    char err[256];
-    if (cn_emit(c, s, "statement", data, err, sizeof err) < 0 && v == GATEWAY_ALLOW) {
+        cn_audit_refusal(c, s, data, h->reason);
+    } else if (cn_emit(c, s, "statement", data, err, sizeof err) < 0) {
         v = GATEWAY_REFUSE;
         snprintf(ref.message, sizeof ref.message,
                  "hoopctl: the audit spool cannot be written, statement refused (fail closed): %s", err);

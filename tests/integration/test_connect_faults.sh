@@ -6,7 +6,6 @@
 # mid-run while the server is down — the events left in its spool are
 # delivered when it starts again.
 source "$(dirname "$0")/lib/harness.sh"
-source "$HOOPCTL_ROOT/tests/integration/oidc/lib.sh"
 source "$HOOPCTL_ROOT/tests/integration/lib/connect.sh"
 H=$HOOPCTL_BIN
 T=$HARNESS_TMP

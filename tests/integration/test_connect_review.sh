@@ -8,7 +8,6 @@
 # identity and decisions. mallory (outside the connection's groups) is
 # refused at connect.
 source "$(dirname "$0")/lib/harness.sh"
-source "$HOOPCTL_ROOT/tests/integration/oidc/lib.sh"
 source "$HOOPCTL_ROOT/tests/integration/lib/connect.sh"
 H=$HOOPCTL_BIN
 T=$HARNESS_TMP

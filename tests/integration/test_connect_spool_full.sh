@@ -4,7 +4,6 @@
 # refused with a clear message and never reach PostgreSQL; the gateway keeps
 # running and Ctrl-C (SIGINT) still stops it cleanly.
 source "$(dirname "$0")/lib/harness.sh"
-source "$HOOPCTL_ROOT/tests/integration/oidc/lib.sh"
 source "$HOOPCTL_ROOT/tests/integration/lib/connect.sh"
 H=$HOOPCTL_BIN
 T=$HARNESS_TMP

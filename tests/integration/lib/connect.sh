@@ -1,5 +1,5 @@
-# connect.sh — sourced by the test_connect_* tests after harness.sh and
-# oidc/lib.sh: the whole stack behind `hoopctl connect`, all real parts.
+# connect.sh — sourced by the test_connect_* tests after harness.sh: the whole
+# stack behind `hoopctl connect`, all real parts (brings in oidc/lib.sh).
 #   connect_pg                 PostgreSQL with role app_rw (password below) owning database app
 #   connect_stack [VAR=v ...]  oidc-provider (env for provider.mjs) + hoopctl server trusting it;
 #                              sets A_URL, URL, SPORT, exports HOOPCTL_SERVER_URL
@@ -7,6 +7,7 @@
 #   connect_define [JSON]      PUT connection "app" (extra fields merged in), as the admin
 #   login_as USER              device-code login of USER into $HARNESS_TMP/cfg-USER
 #   as USER cmd...             run cmd with USER's config and state directories
+source "$HOOPCTL_ROOT/tests/integration/oidc/lib.sh"
 CONNECT_APP_PASSWORD=app-secret-Pw1
 
 connect_pg() {
