@@ -252,26 +252,43 @@ static void on_session_end(void *user, const struct gateway_session_info *si)
     session_free(s);
 }
 
-/* Parameters as the audit shows them: text as is, binary as \x hex. */
+/* Parameters as the audit shows them: text as is, binary as \x hex; a value
+ * past CONNECT_AUDIT_PARAM bytes keeps its head plus its length and SHA-256,
+ * so that one huge parameter cannot make an event the server refuses. */
+#define CONNECT_AUDIT_PARAM 4096
+static json_t *param_json(const uint8_t *v, size_t len, bool binary)
+{
+    size_t n = len > CONNECT_AUDIT_PARAM ? CONNECT_AUDIT_PARAM : len;
+    struct buf b = {0};
+    if (binary) {
+        char hex[2 * CONNECT_AUDIT_PARAM + 1];
+        util_hex_encode(v, n, hex);
+        buf_append_str(&b, "\\x");
+        buf_append_str(&b, hex);
+    } else {
+        while (n < len && n > 0 && (v[n] & 0xC0) == 0x80)
+            n--; /* cut at a character boundary */
+        buf_append(&b, v, n);
+    }
+    if (n < len) {
+        char sha[65];
+        util_sha256_hex(v, len, sha);
+        buf_printf(&b, "... (%zu bytes, sha256 %s)", len, sha);
+    }
+    json_t *j = b.data ? json_stringn((const char *)b.data, b.len) : json_string("");
+    buf_free(&b);
+    return j ? j : json_string("(not valid UTF-8)");
+}
+
 static json_t *params_json(const struct gateway_statement *st)
 {
     json_t *a = json_array();
     for (int i = 0; a && i < st->nparams; i++) {
-        if (!st->param_values[i]) {
+        if (!st->param_values[i])
             json_array_append_new(a, json_null());
-        } else if (st->param_formats && st->param_formats[i] == 1) {
-            size_t n = (size_t)st->param_lengths[i];
-            char *hex = malloc(n * 2 + 3);
-            if (hex) {
-                memcpy(hex, "\\x", 2);
-                util_hex_encode(st->param_values[i], n, hex + 2);
-                json_array_append_new(a, json_string(hex));
-            }
-            free(hex);
-        } else {
-            json_array_append_new(a, json_stringn_nocheck((const char *)st->param_values[i],
-                                                          (size_t)st->param_lengths[i]));
-        }
+        else
+            json_array_append_new(a, param_json(st->param_values[i], (size_t)st->param_lengths[i],
+                                                st->param_formats && st->param_formats[i] == 1));
     }
     return a;
 }
@@ -346,6 +363,12 @@ static enum gateway_verdict on_statement(void *user, const struct gateway_sessio
     }
     json_t *data = statement_event(s, st, d);
     char err[256];
+    if (!data) {
+        c->stats.denials++;
+        snprintf(ref->message, sizeof ref->message,
+                 "hoopctl: the statement cannot be audited (is its text valid UTF-8?), so it is refused");
+        return GATEWAY_REFUSE;
+    }
     switch (d->action) {
     case POLICY_DENY:
         snprintf(ref->message, sizeof ref->message, "hoopctl: statement refused by rule %s: %s",

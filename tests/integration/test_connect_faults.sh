@@ -51,6 +51,22 @@ pgb() {  # TAG TRANSACTIONS: pgbench, 2 clients, simple protocol, through the ga
   PGSSLMODE=disable PGPASSWORD= pgbench -n -h 127.0.0.1 -p "$GPORT" -U app_rw -c 2 -t "$2" -f "$T/$1.sql" app
 }
 
+log "extended protocol: each Execute is an event with its bound parameters"
+printf '%s\n' '\set v random(1000, 1999)' "insert into pgb_log values ('ext', :v);" >"$T/ext.sql"
+PGSSLMODE=disable PGPASSWORD= pgbench -n -M extended -h 127.0.0.1 -p "$GPORT" -U app_rw -c 1 -t 5 \
+  -f "$T/ext.sql" app >"$T/ext.log" 2>&1 || fail "pgbench -M extended: $(cat "$T/ext.log")"
+wait_for "the extended-protocol events" 30 count_at_least ext 5
+curl -sf -H 'Authorization: Bearer tok-admin-1' "$URL/api/v1/audit/export?format=jsonl" >"$T/ext.jsonl"
+python3 - "$T/ext.jsonl" "$(psql -qAtX -d app -c "select string_agg(client::text, ',' order by client) from pgb_log where tag = 'ext'")" <<'PY' \
+  || fail "extended-protocol statements are not audited with their parameters"
+import json, sys
+ev = [json.loads(l) for l in open(sys.argv[1])]
+ext = [e["data"] for e in ev if e["type"] == "statement" and "'ext'" in e["data"]["text"]]
+assert len(ext) == 5, ext
+assert all(d["text"] == "insert into pgb_log values ('ext', $1);" for d in ext), ext
+assert sorted(int(d["params"][0]) for d in ext) == [int(v) for v in sys.argv[2].split(",")], (ext, sys.argv[2])
+PY
+
 log "kill -9 the server in the middle of a pgbench run"
 bg_start pgbench1 pgb run1 10000
 wait_for "events on the server" 60 ingested_at_least 200
