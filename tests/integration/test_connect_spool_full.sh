@@ -1,5 +1,6 @@
 #!/bin/bash
-# Fail closed: when the audit spool cannot be written (here: the gateway runs
+# The login is refreshed in the background while the gateway runs. Fail
+# closed: when the audit spool cannot be written (here: the gateway runs
 # under a file-size limit that the spool's log outgrows), statements are
 # refused with a clear message and never reach PostgreSQL; the gateway keeps
 # running and Ctrl-C (SIGINT) still stops it cleanly.
@@ -10,7 +11,9 @@ T=$HARNESS_TMP
 
 connect_pg
 app_psql -c 'create table big (n int, t text)'
-connect_stack
+# Access tokens live 30 s, less than the 60 s refresh margin: the gateway's
+# refresh tick renews them as soon as it runs.
+connect_stack OIDC_ACCESS_TTL=30
 connect_define
 login_as alice
 
@@ -18,6 +21,10 @@ log "the gateway under a 512 KiB file-size limit; then the server stops so the s
 GPORT=$(free_port)
 as alice bg_start gateway bash -c "ulimit -f 512; exec '$H' connect app --port $GPORT --quiet"
 wait_for "the gateway" 30 grep -q "port=$GPORT" "$T/gateway.log"
+log "the running gateway refreshes the login in the background (the rotated tokens are saved)"
+rt0=$(as alice token_field refresh_token)
+rotated() { [[ $(as alice token_field refresh_token) != "$rt0" ]]; }
+wait_for "a background refresh" 30 rotated
 kill -TERM "$server_PID"
 wait "$server_PID" || true
 
