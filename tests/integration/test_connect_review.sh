@@ -28,6 +28,16 @@ p["masking"]={"columns":[{"column":"public.users.email","style":"full"}]}; print
 connect_define "{\"reviewer_groups\": [\"dba\"], \"policy\": $policy}"
 for u in alice bob mallory; do login_as "$u"; done
 
+log "usage errors: clear messages, exit 2, nothing started"
+for args in "app --listen 10.0.0.1:5433|loopback addresses only" "app --port 70000|from 1 to 65535" \
+  "app --port 5433 --listen 127.0.0.1:5434|not both" "app --review-wait soon|--review-wait takes" \
+  "app --socket-dir $T|Unix sockets are not supported"; do
+  RC=0
+  out=$(as alice "$H" connect ${args%%|*} 2>&1) || RC=$?
+  assert_eq 2 "$RC" "exit status of connect ${args%%|*}"
+  assert_contains "$out" "${args#*|}"
+done
+
 log "mallory is not in the connection's groups: refused at connect, nothing started"
 RC=0
 out=$(as mallory "$H" connect app --quiet -- true 2>&1) || RC=$?
