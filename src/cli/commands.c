@@ -23,6 +23,7 @@ extern const struct cli_command cli_cmd_audit;
 extern const struct cli_command cli_cmd_reviews;
 extern const struct cli_command cli_cmd_replay;
 extern const struct cli_command cli_cmd_tui;
+extern const struct cli_command cli_cmd_connect;
 
 const struct cli_command *const cli_commands[] = {
     &cli_cmd_help,
@@ -43,6 +44,7 @@ const struct cli_command *const cli_commands[] = {
     &cli_cmd_reviews,
     &cli_cmd_replay,
     &cli_cmd_tui,
+    &cli_cmd_connect,
     NULL,
 };
 

@@ -2,6 +2,7 @@
  * store and master key, build the verifier chain and run the API server. */
 #include "hoopctl/cli.h"
 #include "hoopctl/config.h"
+#include "hoopctl/identity.h"
 #include "hoopctl/log.h"
 #include "hoopctl/server.h"
 #include "hoopctl/util.h"
@@ -83,16 +84,35 @@ static int server_cmd_run(const struct cli_args *args, struct cli_context *ctx)
     if (!opt.have_master_key)
         log_warn("server", "no master key (--master-key-file or HOOPCTL_MASTER_KEY): connection "
                            "secrets cannot be stored");
-    /* The OIDC JWT verifier (src/identity) plugs in here: when auth.issuer is
-     * set, build it from auth.issuer, auth.audience and auth.groups_claim and
-     * append it to opt.verifiers. Until it does, OIDC tokens get 401. */
-    if (config_get_string(cfg, "auth.issuer") && opt.nverifiers == 0)
-        log_warn("server", "auth.issuer is set but this build has no OIDC verifier; "
-                           "only API keys (and dev tokens) are accepted");
+    /* OpenID Connect tokens: the JWT verifier of src/identity, after API keys
+     * and dev tokens. Its JWKS fetches block the server's loop for their
+     * duration (first use, and an unknown kid at most once a minute). */
+    struct auth_verifier oidc = {0};
+    const char *issuer = config_get_string(cfg, "auth.issuer");
+    if (issuer) {
+        const char *audience = config_get_string(cfg, "auth.audience");
+        if (!audience) {
+            fprintf(stderr, "hoopctl server: auth.issuer needs auth.audience\n");
+            json_decref(cfg);
+            return CLI_EXIT_FAILURE;
+        }
+        struct identity_jwt_config jc = {.issuer = issuer,
+                                         .audience = audience,
+                                         .jwks_uri = config_get_string(cfg, "auth.jwks_uri"),
+                                         .groups_claim = config_get_string(cfg, "auth.groups_claim")};
+        if (identity_jwt_verifier_new(&jc, &oidc, err, sizeof err) < 0) {
+            fprintf(stderr, "hoopctl server: auth: %s\n", err);
+            json_decref(cfg);
+            return CLI_EXIT_FAILURE;
+        }
+        opt.verifiers[opt.nverifiers++] = &oidc;
+    }
     if (log_get_level() < LOG_INFO && !ctx->debug)
         log_set_level(LOG_WARN);
     int rc = server_run(&opt, err, sizeof err);
     util_secure_zero(opt.master_key, sizeof opt.master_key);
+    if (oidc.destroy)
+        oidc.destroy(oidc.ctx);
     json_decref(cfg);
     if (rc < 0) {
         fprintf(stderr, "hoopctl server: %s\n", err);

@@ -13,6 +13,7 @@
 //   OIDC_SLOW_DOWN    when 1: answer the second device-code poll with slow_down and then
 //                     enforce the raised interval like RFC 8628 says (violations are counted)
 //   OIDC_CI_SECRET    secret of the confidential client "hoopctl-ci" (client credentials)
+//   OIDC_EXTRA_ACCOUNTS  JSON object of more accounts (login -> {email, name, groups})
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { parse as parseQuery } from 'node:querystring';
@@ -32,6 +33,9 @@ const accounts = {
   alice: { email: 'alice@example.test', name: 'Alice Example', groups: ['dba', 'eng'] },
   bob: { email: 'bob@example.test', name: 'Bob Example', groups: ['eng'] },
 };
+// More accounts, or other groups for these, from the test: a JSON object of
+// login -> {email, name, groups} in OIDC_EXTRA_ACCOUNTS.
+Object.assign(accounts, JSON.parse(env.OIDC_EXTRA_ACCOUNTS || '{}'));
 
 // Fresh signing keys each run: RS256 first (the default), then ES256, ES384, EdDSA.
 function jwk(type, options, alg) {

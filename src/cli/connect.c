@@ -1,0 +1,231 @@
+/* connect.c — `hoopctl connect <connection>`: open the local gateway for a
+ * server connection, print how to reach it or run a command against it, show
+ * a status line, and close everything cleanly on Ctrl-C or when the command exits. */
+#include "hoopctl/cli.h"
+#include "hoopctl/connect.h"
+#include "hoopctl/identity.h"
+#include "hoopctl/log.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+struct connect_cli {
+    struct event_base *base;
+    struct connect *conn;
+    bool quiet, tty;
+    pid_t child;
+    int child_status;
+    bool child_done;
+    char last_status[256];
+};
+
+static void stop_soon(struct connect_cli *c)
+{
+    connect_shutdown(c->conn);
+    struct timeval tv = {0, 200000};
+    event_base_loopexit(c->base, &tv);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    struct connect_cli *c = arg;
+    if (sig == SIGCHLD) {
+        int st;
+        if (c->child > 0 && waitpid(c->child, &st, WNOHANG) == c->child) {
+            c->child_done = true;
+            c->child_status = st;
+            stop_soon(c);
+        }
+        return;
+    }
+    if (c->child > 0 && !c->child_done) {
+        /* The command decides how to end, and we follow when it exits. A
+         * terminal's Ctrl-C already reached it (one process group). */
+        if (sig != SIGINT)
+            kill(c->child, (int)sig);
+    } else
+        stop_soon(c);
+}
+
+static void on_status(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct connect_cli *c = arg;
+    struct connect_stats st;
+    connect_get_stats(c->conn, &st);
+    char line[256];
+    snprintf(line, sizeof line,
+             "hoopctl: sessions %llu (%llu total) | statements %llu | denials %llu | pending reviews %llu"
+             " | unshipped %lld",
+             (unsigned long long)st.sessions_active, (unsigned long long)st.sessions_total,
+             (unsigned long long)st.statements, (unsigned long long)st.denials,
+             (unsigned long long)st.reviews_pending, (long long)st.spool_pending);
+    if (strcmp(line, c->last_status) != 0) {
+        fprintf(stderr, c->tty ? "\r\033[K%s" : "%s\n", line);
+        snprintf(c->last_status, sizeof c->last_status, "%s", line);
+    }
+}
+
+static pid_t run_child(const struct cli_args *a, struct connect *conn, char *err, size_t errlen)
+{
+    char port[16];
+    snprintf(port, sizeof port, "%d", connect_listen_port(conn));
+    pid_t pid = fork();
+    if (pid < 0) {
+        snprintf(err, errlen, "fork: %s", strerror(errno));
+        return -1;
+    }
+    if (pid == 0) {
+        setenv("PGHOST", connect_listen_host(conn), 1);
+        setenv("PGPORT", port, 1);
+        setenv("PGDATABASE", connect_database(conn), 1);
+        setenv("PGUSER", connect_db_user(conn), 1);
+        setenv("PGSSLMODE", "disable", 1); /* loopback, plain: the gateway holds the TLS upstream */
+        unsetenv("PGPASSWORD");
+        unsetenv("PGSERVICE");
+        signal(SIGPIPE, SIG_DFL);
+        signal(SIGXFSZ, SIG_DFL);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        execvp(a->rest[0], a->rest);
+        fprintf(stderr, "hoopctl connect: cannot run %s: %s\n", a->rest[0], strerror(errno));
+        _exit(127);
+    }
+    return pid;
+}
+
+static int connect_run(const struct cli_args *a, struct cli_context *ctx)
+{
+    (void)ctx;
+    char err[1024];
+    struct connect_options o = {.connection = a->pos[0], .listen_host = "127.0.0.1"};
+    char host[64];
+    const char *listen = cli_get(a, "listen"), *port = cli_get(a, "port");
+    if (cli_get(a, "socket-dir"))
+        return cli_usage_error(a->cmd, "--socket-dir: Unix sockets are not supported yet; use --port");
+    if (listen && port)
+        return cli_usage_error(a->cmd, "give --listen or --port, not both");
+    if (listen) {
+        const char *colon = strrchr(listen, ':');
+        if (!colon || colon == listen || (size_t)(colon - listen) >= sizeof host)
+            return cli_usage_error(a->cmd, "--listen takes 127.0.0.1:PORT");
+        memcpy(host, listen, (size_t)(colon - listen));
+        host[colon - listen] = '\0';
+        if (strcmp(host, "127.0.0.1") && strcmp(host, "::1") && strcmp(host, "localhost"))
+            return cli_usage_error(a->cmd, "--listen: the gateway binds loopback addresses only");
+        o.listen_host = strcmp(host, "localhost") ? host : "127.0.0.1";
+        port = colon + 1;
+    }
+    if (port) {
+        char *end;
+        long v = strtol(port, &end, 10);
+        if (*end || v < 1 || v > 65535)
+            return cli_usage_error(a->cmd, "the port must be a number from 1 to 65535");
+        o.listen_port = (int)v;
+    }
+    const char *wait = cli_get(a, "review-wait");
+    if (wait) {
+        char *end;
+        long v = strtol(wait, &end, 10);
+        if (end == wait || v < 1 || (*end && strcmp(end, "s") && strcmp(end, "m")) || v > 86400)
+            return cli_usage_error(a->cmd, "--review-wait takes seconds (e.g. 90 or 90s) or minutes (10m)");
+        o.review_wait_seconds = (int)(*end == 'm' ? v * 60 : v);
+    }
+
+    struct identity_session *id = NULL;
+    int rc = identity_session_open(cli_get(a, "server"), IDENTITY_REFRESH_MARGIN, &id, err, sizeof err);
+    if (rc != 0) {
+        fprintf(stderr, "hoopctl connect: %s\n", err);
+        return rc > 0 ? CLI_EXIT_AUTH : CLI_EXIT_FAILURE;
+    }
+    o.identity = id;
+
+    /* Signals arrive through the loop; the command we start gets them too. */
+    signal(SIGPIPE, SIG_IGN);
+    /* A spool that hits the file-size limit must fail its write (and so
+     * refuse statements), not kill the gateway. */
+    signal(SIGXFSZ, SIG_IGN);
+    struct connect_cli c = {.quiet = cli_flag(a, "quiet"), .tty = isatty(2) == 1};
+    c.base = event_base_new();
+    enum connect_error why = CONNECT_ERR_FAILED;
+    c.conn = c.base ? connect_start(c.base, &o, &why, err, sizeof err) : NULL;
+    if (!c.conn) {
+        fprintf(stderr, "hoopctl connect: %s\n", c.base ? err : "cannot create the event loop");
+        if (c.base)
+            event_base_free(c.base);
+        identity_session_close(id);
+        static const int codes[] = {CLI_EXIT_OK, CLI_EXIT_FAILURE, CLI_EXIT_AUTH, CLI_EXIT_DENIED,
+                                    CLI_EXIT_UNAVAILABLE};
+        return codes[why];
+    }
+    struct event *sigs[4] = {evsignal_new(c.base, SIGINT, on_signal, &c),
+                             evsignal_new(c.base, SIGTERM, on_signal, &c),
+                             evsignal_new(c.base, SIGHUP, on_signal, &c),
+                             evsignal_new(c.base, SIGCHLD, on_signal, &c)};
+    for (int i = 0; i < 4; i++)
+        event_add(sigs[i], NULL);
+    struct event *status = event_new(c.base, -1, EV_PERSIST, on_status, &c);
+    struct timeval sec = {1, 0};
+    if (!c.quiet)
+        event_add(status, &sec);
+
+    printf("hoopctl: connection %s on %s:%d; run:\n  psql \"host=%s port=%d dbname=%s\"\n", a->pos[0],
+           connect_listen_host(c.conn), connect_listen_port(c.conn), connect_listen_host(c.conn),
+           connect_listen_port(c.conn), connect_database(c.conn));
+    fflush(stdout);
+    int exit_code = CLI_EXIT_OK;
+    if (a->nrest > 0 && (c.child = run_child(a, c.conn, err, sizeof err)) < 0) {
+        fprintf(stderr, "hoopctl connect: %s\n", err);
+        exit_code = CLI_EXIT_FAILURE;
+        c.child = 0;
+        stop_soon(&c);
+    }
+    event_base_dispatch(c.base);
+    if (c.tty && !c.quiet && c.last_status[0])
+        fputc('\n', stderr);
+    if (c.child > 0 && !c.child_done && waitpid(c.child, &c.child_status, 0) == c.child)
+        c.child_done = true;
+    if (c.child_done)
+        exit_code = WIFEXITED(c.child_status) ? WEXITSTATUS(c.child_status) : 128 + WTERMSIG(c.child_status);
+    connect_free(c.conn, 3000);
+    event_free(status);
+    for (int i = 0; i < 4; i++)
+        event_free(sigs[i]);
+    event_base_free(c.base);
+    identity_session_close(id);
+    return exit_code;
+}
+
+static const struct cli_option connect_options[] = {
+    {"port", 'p', "N", "local port (default 5433, or the next free one)", CLI_COMPLETE_NONE, NULL},
+    {"listen", 0, "127.0.0.1:N", "loopback address and port to listen on", CLI_COMPLETE_NONE, NULL},
+    {"socket-dir", 0, "DIR", "directory for a Unix socket (not supported yet)", CLI_COMPLETE_DIR, NULL},
+    {"quiet", 'q', NULL, "no status line", CLI_COMPLETE_NONE, NULL},
+    {"server", 0, "URL", "the hoopctl server logged in to (default: the last login)", CLI_COMPLETE_NONE, NULL},
+    {"review-wait", 0, "TIME", "how long a held statement waits for its review (default 10m)",
+     CLI_COMPLETE_NONE, NULL},
+    {0},
+};
+
+const struct cli_command cli_cmd_connect = {
+    .name = "connect",
+    .summary = "Open the local gateway to a connection: policy, masking, audit and reviews",
+    .usage = "<connection> [--port N] [--listen 127.0.0.1:N] [--quiet] [-- command args...]",
+    .description = "Fetches the connection, its policy and its secret from the server, listens on\n"
+                   "loopback and prints what to run; with `-- command`, runs it with PGHOST, PGPORT,\n"
+                   "PGDATABASE and PGUSER set and exits with its exit code.",
+    .options = connect_options,
+    .arg_complete = CLI_COMPLETE_NONE,
+    .min_args = 1,
+    .max_args = 1,
+    .run = connect_run,
+};

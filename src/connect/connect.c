@@ -1,0 +1,960 @@
+/* connect.c — the glue of `hoopctl connect`: fetch the connection and its
+ * secret from the server, start spool, shipper and gateway, and answer the
+ * gateway's hooks with policy decisions, mask plans and audit events. */
+#include "internal.h"
+
+#include "hoopctl/config.h"
+#include "hoopctl/identity.h"
+#include "hoopctl/log.h"
+#include "hoopctl/shipper.h"
+#include "hoopctl/spool.h"
+#include "hoopctl/util.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MOD "connect"
+#define CONNECT_DEFAULT_PORT 5433
+#define CONNECT_PORT_TRIES 100
+/* Result rows recorded per result set, and bytes of values, for replay (the
+ * server caps further with audit.sample_rows_per_statement). */
+#define CONNECT_RECORD_ROWS 100
+#define CONNECT_RECORD_BYTES (16 * 1024)
+#define CONNECT_RECORD_VALUE 512
+#define CONNECT_SHIP_DELAY_MS 50
+
+void cn_token_copy(struct connect *c, char *out, size_t len)
+{
+    pthread_mutex_lock(&c->lock);
+    snprintf(out, len, "%s", c->api.token);
+    pthread_mutex_unlock(&c->lock);
+}
+
+static int shipper_token(void *arg, char *buf, size_t len)
+{
+    cn_token_copy(arg, buf, len);
+    return buf[0] ? 0 : -1;
+}
+
+struct cn_session *cn_session_find(struct connect *c, uint64_t gw_id)
+{
+    for (struct cn_session *s = c->sessions; s; s = s->next)
+        if (s->gw_id == gw_id)
+            return s;
+    return NULL;
+}
+
+int cn_emit(struct connect *c, struct cn_session *s, const char *type, json_t *data, char *err,
+            size_t errlen)
+{
+    char id[37];
+    if (!data || util_uuid_v4(id) < 0) {
+        json_decref(data);
+        snprintf(err, errlen, "out of memory or randomness");
+        return -1;
+    }
+    json_t *ev = json_pack("{s:s, s:s, s:I, s:s, s:I, s:o}", "id", id, "session_id", s->id, "seq",
+                           (json_int_t)(s->seq + 1), "type", type, "time", (json_int_t)util_now_ms(), "data",
+                           data);
+    char *js = ev ? json_dumps(ev, JSON_COMPACT) : NULL;
+    json_decref(ev);
+    if (!js) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    /* Statement and session events are committed before the statement goes
+     * on (in WAL mode with synchronous=NORMAL a commit is an append to the
+     * log). Result samples need no such promise: they ride along with the
+     * next commit, or the ship timer's. */
+    int rc = spool_append(c->spool, id, s->id, js, strlen(js), err, errlen);
+    free(js);
+    if (rc == 0 && strcmp(type, "result") != 0)
+        rc = spool_commit(c->spool, err, errlen);
+    if (rc < 0)
+        return -1;
+    s->seq++;
+    if (!strcmp(type, "statement"))
+        s->statement_seq = s->seq;
+    /* Wake the shipper once per CONNECT_SHIP_DELAY_MS, not per event, so
+     * that it posts batches rather than single events. */
+    if (!evtimer_pending(c->kick_timer, NULL)) {
+        struct timeval tv = {0, CONNECT_SHIP_DELAY_MS * 1000};
+        evtimer_add(c->kick_timer, &tv);
+    }
+    return 0;
+}
+
+int cn_audit_refusal(struct connect *c, struct cn_session *s, json_t *data, const char *error)
+{
+    c->stats.denials++;
+    if (data) {
+        json_object_set_new(data, "error", json_string(error));
+        json_object_set_new(data, "sqlstate", json_string("42501"));
+    }
+    char err[256];
+    if (cn_emit(c, s, "statement", data, err, sizeof err) == 0)
+        return 0;
+    log_error(MOD, "session %s: audit spool: %s", s->id, err);
+    return -1;
+}
+
+/* ---- recording of result samples ---------------------------------------- */
+
+static void record_clear(struct cn_session *s)
+{
+    json_decref(s->rec_columns);
+    json_decref(s->rec_rows);
+    free(s->rec_formats);
+    s->rec_columns = s->rec_rows = s->rec_row = NULL;
+    s->rec_formats = NULL;
+    s->rec_bytes = 0;
+    s->rec_truncated = false;
+}
+
+/* The recorded result set becomes a "result" event of its statement. */
+static void record_flush(struct connect *c, struct cn_session *s)
+{
+    if (!s->rec_columns)
+        return;
+    json_t *d = json_pack("{s:I, s:O, s:O, s:b}", "statement_seq", (json_int_t)s->statement_seq, "columns",
+                          s->rec_columns, "rows", s->rec_rows, "truncated", s->rec_truncated);
+    record_clear(s);
+    char err[256];
+    if (s->statement_seq > 0 && cn_emit(c, s, "result", d, err, sizeof err) < 0)
+        log_warn(MOD, "session %s: result sample not recorded: %s", s->id, err);
+    else if (s->statement_seq <= 0)
+        json_decref(d);
+}
+
+static void record_start(struct cn_session *s, const struct pgwire_column *cols, int ncols)
+{
+    s->rec_columns = json_array();
+    s->rec_rows = json_array();
+    s->rec_formats = calloc((size_t)ncols, sizeof *s->rec_formats);
+    if (!s->rec_columns || !s->rec_rows || !s->rec_formats) {
+        record_clear(s);
+        return;
+    }
+    for (int i = 0; i < ncols; i++) {
+        json_array_append_new(s->rec_columns, json_string(cols[i].name ? cols[i].name : "?"));
+        s->rec_formats[i] = cols[i].format;
+    }
+}
+
+/* One value (as the client gets it) of the current row. */
+static void record_value(struct cn_session *s, int column, const uint8_t *v, size_t len, bool is_null)
+{
+    if (!s->rec_rows)
+        return;
+    if (column == 0) {
+        s->rec_row = NULL;
+        if (json_array_size(s->rec_rows) >= CONNECT_RECORD_ROWS || s->rec_bytes >= CONNECT_RECORD_BYTES) {
+            s->rec_truncated = true;
+            return;
+        }
+        s->rec_row = json_array();
+        json_array_append_new(s->rec_rows, s->rec_row);
+    }
+    if (!s->rec_row)
+        return;
+    if (is_null) {
+        json_array_append_new(s->rec_row, json_null());
+        return;
+    }
+    size_t n = len > CONNECT_RECORD_VALUE ? CONNECT_RECORD_VALUE : len;
+    if (n < len)
+        s->rec_truncated = true;
+    if (s->rec_formats[column] == 1) {
+        char hex[2 * CONNECT_RECORD_VALUE + 3];
+        memcpy(hex, "\\x", 2);
+        util_hex_encode(v, n, hex + 2);
+        json_array_append_new(s->rec_row, json_string(hex));
+    } else {
+        json_array_append_new(s->rec_row, json_stringn_nocheck((const char *)v, n));
+    }
+    s->rec_bytes += n;
+}
+
+/* ---- gateway hooks ------------------------------------------------------ */
+
+static void session_forget_statement(struct cn_session *s)
+{
+    if (s->have_analysis)
+        policy_analysis_free(&s->analysis);
+    s->have_analysis = false;
+    memset(&s->analysis, 0, sizeof s->analysis);
+}
+
+static void session_forget_plan(struct cn_session *s)
+{
+    if (s->have_plan)
+        policy_mask_plan_free(&s->plan);
+    s->have_plan = false;
+    memset(&s->plan, 0, sizeof s->plan);
+    if (s->have_copy_plan)
+        policy_mask_plan_free(&s->copy_plan);
+    s->have_copy_plan = false;
+    memset(&s->copy_plan, 0, sizeof s->copy_plan);
+    record_clear(s);
+}
+
+static void session_free(struct cn_session *s)
+{
+    session_forget_statement(s);
+    session_forget_plan(s);
+    if (s->catalog)
+        policy_catalog_free(s->catalog);
+    policy_session_free(s->policy_session);
+    free(s);
+}
+
+static void on_session_start(void *user, const struct gateway_session_info *si)
+{
+    struct connect *c = user;
+    struct cn_session *s = calloc(1, sizeof *s);
+    if (!s || util_uuid_v4(s->id) < 0 || !(s->policy_session = policy_session_new())) {
+        log_error(MOD, "out of memory for session %llu", (unsigned long long)si->id);
+        free(s);
+        return;
+    }
+    s->gw_id = si->id;
+    s->c = c;
+    s->next = c->sessions;
+    c->sessions = s;
+    c->stats.sessions_active++;
+    c->stats.sessions_total++;
+    char host[256] = "";
+    gethostname(host, sizeof host - 1);
+    json_t *d = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "connection", c->connection, "client_addr",
+                          si->client_addr, "application", si->application_name, "gateway_host", host,
+                          "database", c->database, "db_user", c->db_user);
+    char err[256];
+    if (cn_emit(c, s, "session_start", d, err, sizeof err) < 0)
+        log_error(MOD, "session %s: audit spool: %s (its statements will be refused)", s->id, err);
+}
+
+static void on_session_end(void *user, const struct gateway_session_info *si)
+{
+    struct connect *c = user;
+    struct cn_session **pp = &c->sessions;
+    while (*pp && (*pp)->gw_id != si->id)
+        pp = &(*pp)->next;
+    struct cn_session *s = *pp;
+    if (!s)
+        return;
+    *pp = s->next;
+    c->stats.sessions_active--;
+    record_flush(c, s);
+    char err[256];
+    if (cn_emit(c, s, "session_end",
+                json_pack("{s:s, s:I}", "reason", c->stopping ? "gateway stopped" : "client closed",
+                          "statements", (json_int_t)s->statements),
+                err, sizeof err) < 0)
+        log_error(MOD, "session %s: audit spool: %s", s->id, err);
+    session_free(s);
+}
+
+/* Parameters as the audit shows them: text as is, binary as \x hex; a value
+ * past CONNECT_AUDIT_PARAM bytes keeps its head plus its length and SHA-256,
+ * so that one huge parameter cannot make an event the server refuses. */
+#define CONNECT_AUDIT_PARAM 4096
+static json_t *param_json(const uint8_t *v, size_t len, bool binary)
+{
+    size_t n = len > CONNECT_AUDIT_PARAM ? CONNECT_AUDIT_PARAM : len;
+    struct buf b = {0};
+    if (binary) {
+        char hex[2 * CONNECT_AUDIT_PARAM + 1];
+        util_hex_encode(v, n, hex);
+        buf_append_str(&b, "\\x");
+        buf_append_str(&b, hex);
+    } else {
+        while (n < len && n > 0 && (v[n] & 0xC0) == 0x80)
+            n--; /* cut at a character boundary */
+        buf_append(&b, v, n);
+    }
+    if (n < len) {
+        char sha[65];
+        util_sha256_hex(v, len, sha);
+        buf_printf(&b, "... (%zu bytes, sha256 %s)", len, sha);
+    }
+    json_t *j = b.data ? json_stringn((const char *)b.data, b.len) : json_string("");
+    buf_free(&b);
+    return j ? j : json_string("(not valid UTF-8)");
+}
+
+static json_t *params_json(const struct gateway_statement *st)
+{
+    json_t *a = json_array();
+    for (int i = 0; a && i < st->nparams; i++) {
+        if (!st->param_values[i])
+            json_array_append_new(a, json_null());
+        else
+            json_array_append_new(a, param_json(st->param_values[i], (size_t)st->param_lengths[i],
+                                                st->param_formats && st->param_formats[i] == 1));
+    }
+    return a;
+}
+
+static json_t *statement_event(const struct cn_session *s, const struct gateway_statement *st,
+                               const struct policy_decision *d)
+{
+    char portal[128];
+    snprintf(portal, sizeof portal, "-- fetch from portal \"%.80s\"", st->portal_name ? st->portal_name : "");
+    json_t *data = json_pack("{s:s, s:s, s:s}", "text", st->sql ? st->sql : portal, "decision",
+                             policy_action_name(d->action), "rule", d->rule_name);
+    if (!data)
+        return NULL;
+    if (st->nparams > 0)
+        json_object_set_new(data, "params", params_json(st));
+    if (s->have_analysis && d->stmt_index < s->analysis.nstmts) {
+        const struct policy_stmt *ps = &s->analysis.stmts[d->stmt_index];
+        char kind[64];
+        size_t i = 0;
+        for (; ps->kind && ps->kind[i] && i < sizeof kind - 1; i++)
+            kind[i] = (char)tolower((unsigned char)ps->kind[i]);
+        kind[i] = '\0';
+        json_object_set_new(data, "kind", json_string(kind));
+        if (ps->normalized)
+            json_object_set_new(data, "normalized", json_string(ps->normalized));
+        if (ps->fingerprint[0])
+            json_object_set_new(data, "fingerprint", json_string(ps->fingerprint));
+        json_t *rel = json_array();
+        for (size_t r = 0; r < ps->nrelations; r++) {
+            char name[2 * POLICY_NAME_MAX + 2];
+            snprintf(name, sizeof name, "%s%s%s", ps->relations[r].schema ? ps->relations[r].schema : "",
+                     ps->relations[r].schema ? "." : "", ps->relations[r].name);
+            json_array_append_new(rel, json_string(name));
+        }
+        json_object_set_new(data, "relations", rel);
+    }
+    return data;
+}
+
+static enum gateway_verdict on_statement(void *user, const struct gateway_session_info *si,
+                                         const struct gateway_statement *st, uint64_t hold_id,
+                                         struct gateway_refusal *ref)
+{
+    struct connect *c = user;
+    struct cn_session *s = cn_session_find(c, si->id);
+    snprintf(ref->sqlstate, sizeof ref->sqlstate, "42501");
+    if (!s) {
+        snprintf(ref->message, sizeof ref->message, "hoopctl: this session has no audit state (fail closed)");
+        return GATEWAY_REFUSE;
+    }
+    record_flush(c, s);
+    c->stats.statements++;
+    s->statements++;
+    session_forget_statement(s);
+    s->result_index = 0;
+    struct policy_decision *d = &s->decision;
+    memset(d, 0, sizeof *d);
+    if (st->kind == GATEWAY_STATEMENT_FUNCTION_CALL) {
+        d->action = POLICY_DENY;
+        snprintf(d->rule_name, sizeof d->rule_name, "function-call");
+        snprintf(d->message, sizeof d->message, "the FunctionCall protocol message is not allowed");
+    } else if (!st->sql) {
+        /* An Execute of a portal the gateway saw no Bind for: a cursor
+         * DECLAREd in SQL, whose DECLARE was judged when it ran. */
+        d->action = POLICY_ALLOW;
+        snprintf(d->rule_name, sizeof d->rule_name, "declared-cursor");
+    } else if (policy_check(c->policy, s->policy_session, st->sql, c->groups, d, &s->analysis) < 0) {
+        d->action = POLICY_DENY;
+        snprintf(d->message, sizeof d->message, "out of memory while checking the statement");
+    } else {
+        s->have_analysis = true;
+    }
+    json_t *data = statement_event(s, st, d);
+    char err[256];
+    if (!data) {
+        c->stats.denials++;
+        snprintf(ref->message, sizeof ref->message,
+                 "hoopctl: the statement cannot be audited (is its text valid UTF-8?), so it is refused");
+        return GATEWAY_REFUSE;
+    }
+    switch (d->action) {
+    case POLICY_DENY:
+        snprintf(ref->message, sizeof ref->message, "hoopctl: statement refused by rule %s: %s",
+                 d->rule_name[0] ? d->rule_name : "default", d->message);
+        cn_audit_refusal(c, s, data, d->message);
+        return GATEWAY_REFUSE;
+    case POLICY_REVIEW:
+        if (data && cn_review_start(c, s, st->sql, hold_id, d, data, ref, err, sizeof err) == 0) {
+            json_decref(data);
+            return GATEWAY_HOLD;
+        }
+        snprintf(ref->message, sizeof ref->message, "hoopctl: statement needs a review (%.150s) and %.200s",
+                 d->message, data ? err : "out of memory");
+        cn_audit_refusal(c, s, data, ref->message);
+        return GATEWAY_REFUSE;
+    default:
+        if (cn_emit(c, s, "statement", data, err, sizeof err) < 0) {
+            c->stats.denials++;
+            snprintf(ref->message, sizeof ref->message,
+                     "hoopctl: the audit spool cannot be written, statement refused (fail closed): %s", err);
+            return GATEWAY_REFUSE;
+        }
+        return GATEWAY_ALLOW;
+    }
+}
+
+static void on_hold_abandoned(void *user, uint64_t hold_id)
+{
+    cn_review_abandon(user, hold_id);
+}
+
+/* Every column of every result goes through here: masked where the plan
+ * says, and recorded (as the client sees it) for the first rows. */
+static int mask_filter(void *user, const struct gateway_session_info *si, int column, const uint8_t *value,
+                       int32_t length, int16_t format, struct buf *out, bool *is_null)
+{
+    (void)si;
+    (void)format;
+    struct cn_session *s = user;
+    if (!s->have_plan || (size_t)column >= s->plan.ncols)
+        return -1; /* no plan for this result: close rather than show it unmasked */
+    if (length < 0) {
+        *is_null = true;
+        record_value(s, column, NULL, 0, true);
+        return 0;
+    }
+    const struct policy_column_plan *cp = &s->plan.cols[column];
+    uint8_t *masked = NULL;
+    size_t n = 0;
+    int r = 0;
+    char err[POLICY_ERR_MAX];
+    if (cp->action == POLICY_COL_MASK || cp->detect)
+        r = policy_mask_value(s->c->policy, &s->plan, (size_t)column, value, (size_t)length, &masked, &n, err);
+    if (r < 0) {
+        log_error(MOD, "session %s: masking failed: %s", s->id, err);
+        return -1;
+    }
+    int rc = 0;
+    if (r == 0) {
+        rc = buf_append(out, value, (size_t)length);
+        record_value(s, column, value, (size_t)length, false);
+    } else if (r == 1) {
+        rc = buf_append(out, masked, n);
+        record_value(s, column, masked, n, false);
+    } else {
+        *is_null = true;
+        record_value(s, column, NULL, 0, true);
+    }
+    free(masked);
+    return rc;
+}
+
+/* A new result set (rows or COPY) begins: record the last one, forget its
+ * plan, and find the statement of the string that produced this one (the
+ * i-th result of a multi-statement Query follows the i-th statement's rule). */
+static const struct policy_stmt *next_result(struct connect *c, struct cn_session *s,
+                                             struct policy_decision *d)
+{
+    record_flush(c, s);
+    session_forget_plan(s);
+    *d = s->decision;
+    if (!s->have_analysis || s->result_index >= s->analysis.nstmts)
+        return NULL;
+    const struct policy_stmt *st = &s->analysis.stmts[s->result_index++];
+    policy_decide_stmt(c->policy, st, c->groups, d);
+    return st;
+}
+
+static bool on_row_description(void *user, const struct gateway_session_info *si,
+                               const struct pgwire_column *cols, int ncols, struct gateway_row_filter *f)
+{
+    struct connect *c = user;
+    struct cn_session *s = cn_session_find(c, si->id);
+    if (!s || ncols <= 0)
+        return false;
+    struct policy_decision d;
+    const struct policy_stmt *st = next_result(c, s, &d);
+    char err[POLICY_ERR_MAX];
+    if (!s->catalog && !s->catalog_failed) {
+        s->catalog = policy_catalog_pg_new(c->catalog_conninfo, err);
+        if (!s->catalog) {
+            s->catalog_failed = true; /* masking then covers every table column (fail closed) */
+            log_warn(MOD, "session %s: catalog look-ups unavailable: %s", s->id, err);
+        }
+    }
+    struct policy_column_desc *desc = calloc((size_t)ncols, sizeof *desc);
+    uint8_t *mask = calloc((size_t)ncols, 1);
+    if (!desc || !mask) {
+        free(desc);
+        free(mask);
+        return false;
+    }
+    for (int i = 0; i < ncols; i++)
+        desc[i] = (struct policy_column_desc){cols[i].name, cols[i].table_oid, cols[i].attnum,
+                                              cols[i].type_oid, cols[i].format};
+    int rc = policy_mask_plan_build(c->policy, s->catalog, st, d.action, d.mask_style, desc, (size_t)ncols,
+                                    &s->plan, err);
+    free(desc);
+    /* Every column goes through the filter: the masked ones are rewritten,
+     * and the first rows are recorded for replay. A missing plan makes the
+     * filter fail, which closes the session rather than show unmasked data. */
+    memset(mask, 1, (size_t)ncols);
+    if (rc < 0) {
+        log_error(MOD, "session %s: no mask plan: %s", s->id, err);
+        memset(&s->plan, 0, sizeof s->plan);
+    } else {
+        s->have_plan = true;
+        record_start(s, cols, ncols);
+    }
+    f->mask = mask;
+    f->ncols = ncols;
+    f->filter = mask_filter;
+    f->user = s;
+    return true;
+}
+
+static int copy_filter(void *user, const struct gateway_session_info *si, const uint8_t *row, size_t length,
+                       struct buf *out)
+{
+    (void)si;
+    struct cn_session *s = user;
+    if (!s->have_copy_plan)
+        return -1;
+    uint8_t *masked = NULL;
+    size_t n = 0;
+    char err[POLICY_ERR_MAX];
+    if (policy_mask_copy_row(s->c->policy, &s->copy_plan, row, length, &masked, &n, err) < 0) {
+        log_error(MOD, "session %s: COPY row masking failed: %s", s->id, err);
+        return -1;
+    }
+    int rc = buf_append(out, masked, n);
+    free(masked);
+    return rc;
+}
+
+static bool on_copy_out(void *user, const struct gateway_session_info *si, int ncols, int format,
+                        struct gateway_copy_filter *f)
+{
+    (void)format;
+    struct connect *c = user;
+    struct cn_session *s = cn_session_find(c, si->id);
+    if (!s)
+        return false;
+    struct policy_decision d;
+    const struct policy_stmt *st = next_result(c, s, &d);
+    char err[POLICY_ERR_MAX];
+    if (policy_mask_plan_build_copy(c->policy, st, d.action, ncols > 0 ? (size_t)ncols : 0, &s->copy_plan,
+                                    err) < 0) {
+        /* the filter then fails and the session closes (fail closed) */
+        log_error(MOD, "session %s: COPY cannot be masked: %s", s->id, err);
+        memset(&s->copy_plan, 0, sizeof s->copy_plan);
+    } else {
+        s->have_copy_plan = true;
+        if (!s->copy_plan.any)
+            return false;
+    }
+    f->filter = copy_filter;
+    f->user = s;
+    return true;
+}
+
+/* ---- setup -------------------------------------------------------------- */
+
+/* key='value' with ' and \ escaped, for libpq and pgwire conninfo strings. */
+static void conninfo_add(char *out, size_t len, const char *key, const char *value)
+{
+    size_t n = strlen(out);
+    if (n + 1 >= len)
+        return;
+    n += (size_t)snprintf(out + n, len - n, "%s%s='", n ? " " : "", key);
+    for (const char *p = value; *p && n + 3 < len; p++) {
+        if (*p == '\'' || *p == '\\')
+            out[n++] = '\\';
+        out[n++] = *p;
+    }
+    if (n + 2 <= len) {
+        out[n++] = '\'';
+        out[n] = '\0';
+    }
+}
+
+static enum connect_error status_error(long status)
+{
+    if (status == 401)
+        return CONNECT_ERR_AUTH;
+    if (status == 403)
+        return CONNECT_ERR_DENIED;
+    if (status >= 500)
+        return CONNECT_ERR_UNAVAILABLE;
+    return CONNECT_ERR_FAILED;
+}
+
+/* GET path; 0 with *resp on 200, else -1 with err and *why. */
+static int api_get(struct connect *c, const char *path, json_t **resp, enum connect_error *why, char *err,
+                   size_t errlen)
+{
+    long status = 0;
+    char e2[512];
+    *resp = NULL;
+    if (api_call(&c->api, "GET", path, NULL, &status, resp, e2, sizeof e2) < 0) {
+        *why = CONNECT_ERR_UNAVAILABLE;
+        snprintf(err, errlen, "the server %.100s cannot be reached: %.300s", c->api.base, e2);
+        return -1;
+    }
+    if (status != 200) {
+        *why = status_error(status);
+        snprintf(err, errlen, "%s (HTTP %ld)", api_error_message(*resp), status);
+        json_decref(*resp);
+        *resp = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+static int load_groups(struct connect *c, json_t *who)
+{
+    json_t *g = json_object_get(who, "groups");
+    size_t n = json_array_size(g);
+    c->group_store = calloc(n + 1, sizeof *c->group_store);
+    if (!c->group_store)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if (!(c->group_store[i] = strdup(json_string_value(json_array_get(g, i)) ?: "")))
+            return -1;
+    c->groups = (const char *const *)c->group_store;
+    return 0;
+}
+
+static void on_wake(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    char drain[64];
+    while (read(fd, drain, sizeof drain) > 0)
+        ;
+    cn_review_reap(arg);
+}
+
+static void on_kick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct connect *c = arg;
+    char err[256];
+    if (spool_commit(c->spool, err, sizeof err) < 0)
+        log_error(MOD, "audit spool: %s", err);
+    shipper_kick(c->shipper);
+}
+
+static void on_refresh(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct connect *c = arg;
+    char err[512];
+    int next = identity_session_refresh_tick(c->identity, err, sizeof err);
+    if (next < 0) {
+        log_warn(MOD, "the login cannot be refreshed (run hoopctl login): %s", err);
+        next = 30;
+    } else {
+        pthread_mutex_lock(&c->lock);
+        snprintf(c->api.token, sizeof c->api.token, "%s", c->identity->tokens.access_token);
+        pthread_mutex_unlock(&c->lock);
+    }
+    struct timeval tv = {next, 0};
+    evtimer_add(c->refresh_timer, &tv);
+}
+
+/* The spool file of this user, server and connection. */
+static int spool_path(const struct connect_options *o, struct connect *c, const char *issuer,
+                      const char *subject, char *out, size_t len, char *err, size_t errlen)
+{
+    char dir[1024], key[2048], hash[65];
+    if (o->spool_dir)
+        snprintf(dir, sizeof dir, "%s", o->spool_dir);
+    else if (config_state_dir(dir, sizeof dir) < 0 ||
+             strlen(dir) + 7 >= sizeof dir || (strcat(dir, "/spool"), 0)) {
+        snprintf(err, errlen, "no state directory for the audit spool");
+        return -1;
+    }
+    if (config_mkdirs(dir, 0700) < 0) {
+        snprintf(err, errlen, "cannot create the spool directory %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    snprintf(key, sizeof key, "%s|%s|%s|%s", c->api.base, issuer, subject, c->connection);
+    util_sha256_hex(key, strlen(key), hash);
+    snprintf(out, len, "%s/%.24s.db", dir, hash);
+    return 0;
+}
+
+/* Fetch the connection with its secret and build the upstream side. */
+static int load_connection(struct connect *c, struct gateway_config *gc, char *password, size_t pwlen,
+                           enum connect_error *why, char *err, size_t errlen)
+{
+    char path[512], esc[300], e2[512];
+    json_t *conn = NULL;
+    api_escape(c->connection, esc, sizeof esc);
+    snprintf(path, sizeof path, "/api/v1/connections/%s/credentials", esc);
+    if (api_get(c, path, &conn, why, e2, sizeof e2) < 0) {
+        if (*why == CONNECT_ERR_DENIED)
+            snprintf(err, errlen, "access to connection %s refused: %s", c->connection, e2);
+        else
+            snprintf(err, errlen, "connection %s: %s", c->connection, e2);
+        return -1;
+    }
+    const char *host = json_string_value(json_object_get(conn, "host"));
+    const char *db = json_string_value(json_object_get(conn, "database"));
+    const char *user = json_string_value(json_object_get(conn, "user"));
+    const char *ssl = json_string_value(json_object_get(conn, "sslmode"));
+    const char *pw = json_string_value(json_object_get(conn, "password"));
+    json_int_t port = json_integer_value(json_object_get(conn, "port"));
+    int rc = -1;
+    *why = CONNECT_ERR_FAILED;
+    if (!host || !db || !user || port <= 0 || port > 65535) {
+        snprintf(err, errlen, "connection %s: the server's answer lacks host, port, database or user",
+                 c->connection);
+        goto out;
+    }
+    snprintf(c->host, sizeof c->host, "%s", host);
+    snprintf(c->database, sizeof c->database, "%s", db);
+    snprintf(c->db_user, sizeof c->db_user, "%s", user);
+    char portbuf[16], ci[1024] = "";
+    snprintf(portbuf, sizeof portbuf, "%d", (int)port);
+    conninfo_add(ci, sizeof ci, "host", host);
+    conninfo_add(ci, sizeof ci, "port", portbuf);
+    conninfo_add(ci, sizeof ci, "dbname", db);
+    conninfo_add(ci, sizeof ci, "user", user);
+    conninfo_add(ci, sizeof ci, "sslmode", ssl ? ssl : "verify-full");
+    if (pgwire_conninfo_parse(ci, &gc->upstream, e2, sizeof e2) < 0) {
+        snprintf(err, errlen, "connection %s: %s", c->connection, e2);
+        goto out;
+    }
+    snprintf(c->catalog_conninfo, sizeof c->catalog_conninfo, "%s application_name='hoopctl catalog'", ci);
+    if (pw) {
+        if (strlen(pw) >= pwlen) {
+            snprintf(err, errlen, "connection %s: the secret is too long", c->connection);
+            goto out;
+        }
+        snprintf(password, pwlen, "%s", pw);
+        conninfo_add(c->catalog_conninfo, sizeof c->catalog_conninfo, "password", pw);
+    }
+    char perr[POLICY_ERR_MAX];
+    json_t *pdoc = json_object_get(conn, "policy");
+    if (json_is_object(pdoc) && json_object_size(pdoc) > 0)
+        c->policy = policy_load_json(pdoc, perr);
+    else
+        c->policy = policy_load_default();
+    if (!c->policy) {
+        snprintf(err, errlen, "connection %s: its policy cannot be used: %s", c->connection, perr);
+        goto out;
+    }
+    rc = 0;
+out:
+    /* the secret lives in the answer's strings: wipe them before freeing */
+    if (pw)
+        util_secure_zero((char *)pw, strlen(pw));
+    json_decref(conn);
+    return rc;
+}
+
+static struct gateway *listen_gateway(struct connect *c, const struct connect_options *o,
+                                      struct gateway_config *gc, char *err, size_t errlen)
+{
+    char port[16];
+    int first = o->listen_port ? o->listen_port : CONNECT_DEFAULT_PORT;
+    int tries = o->listen_port ? 1 : CONNECT_PORT_TRIES;
+    for (int i = 0; i < tries; i++) {
+        snprintf(port, sizeof port, "%d", first + i);
+        gc->listen_port = port;
+        struct gateway *gw = gateway_new(c->base, gc, err, errlen);
+        if (gw) {
+            c->listen_port = first + i;
+            return gw;
+        }
+    }
+    if (tries > 1) {
+        size_t n = strlen(err);
+        snprintf(err + n, errlen - n, " (tried ports %d to %d)", first, first + tries - 1);
+    }
+    return NULL;
+}
+
+struct connect *connect_start(struct event_base *base, const struct connect_options *o,
+                              enum connect_error *why, char *err, size_t errlen)
+{
+    *why = CONNECT_ERR_FAILED;
+    struct connect *c = calloc(1, sizeof *c);
+    if (!c) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&c->lock, NULL);
+    c->wake_pipe[0] = c->wake_pipe[1] = -1;
+    c->base = base;
+    c->identity = o->identity;
+    c->review_wait_seconds = o->review_wait_seconds > 0 ? o->review_wait_seconds : 600;
+    snprintf(c->connection, sizeof c->connection, "%s", o->connection);
+    snprintf(c->listen_host, sizeof c->listen_host, "%s", o->listen_host ? o->listen_host : "127.0.0.1");
+    char password[1024] = "", e2[512];
+    json_t *who = NULL;
+    struct gateway_config gc = {0};
+
+    if (!o->identity->login.server[0]) {
+        *why = CONNECT_ERR_AUTH;
+        snprintf(err, errlen, "this login is not through a hoopctl server: run hoopctl login --server URL");
+        goto fail;
+    }
+    if (api_client_init(&c->api, o->identity->login.server, e2, sizeof e2) < 0) {
+        snprintf(err, errlen, "%s", e2);
+        goto fail;
+    }
+    c->api.timeout_s = 10; /* calls from the loop thread block every session */
+    snprintf(c->api.token, sizeof c->api.token, "%s", o->identity->tokens.access_token);
+    if (api_get(c, "/api/v1/whoami", &who, why, e2, sizeof e2) < 0) {
+        snprintf(err, errlen, "%s%s", *why == CONNECT_ERR_AUTH ? "the server refused the login (run hoopctl login): " : "",
+                 e2);
+        goto fail;
+    }
+    if (load_groups(c, who) < 0) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    if (load_connection(c, &gc, password, sizeof password, why, err, errlen) < 0)
+        goto fail;
+    *why = CONNECT_ERR_FAILED;
+    char spath[1200];
+    if (spool_path(o, c, json_string_value(json_object_get(who, "issuer")) ?: "",
+                   json_string_value(json_object_get(who, "subject")) ?: "", spath, sizeof spath, err, errlen) < 0)
+        goto fail;
+    if (!(c->spool = spool_open(spath, SPOOL_SURVIVE_PROCESS_CRASH, e2, sizeof e2))) {
+        snprintf(err, errlen, "audit spool %s: %s", spath, e2);
+        goto fail;
+    }
+    const char *urls[1] = {c->api.base};
+    struct shipper_config sc = {.spool_path = spath, .urls = urls, .nurls = 1,
+                                .ca_file = c->api.cafile[0] ? c->api.cafile : NULL,
+                                .batch_max = 100, /* results carry rows: stay far below the body cap */
+                                .token = shipper_token, .token_arg = c};
+    if (!(c->shipper = shipper_start(&sc, e2, sizeof e2))) {
+        snprintf(err, errlen, "audit shipper: %s", e2);
+        goto fail;
+    }
+    if (pipe2(c->wake_pipe, O_CLOEXEC | O_NONBLOCK) < 0 ||
+        !(c->wake_event = event_new(base, c->wake_pipe[0], EV_READ | EV_PERSIST, on_wake, c)) ||
+        !(c->refresh_timer = evtimer_new(base, on_refresh, c)) || !(c->kick_timer = evtimer_new(base, on_kick, c))) {
+        snprintf(err, errlen, "cannot set up the event loop: %s", strerror(errno));
+        goto fail;
+    }
+    event_add(c->wake_event, NULL);
+    struct timeval tv = {5, 0};
+    evtimer_add(c->refresh_timer, &tv);
+
+    gc.listen_host = c->listen_host;
+    gc.upstream_password = password[0] ? password : NULL;
+    gc.hooks = (struct gateway_hooks){.user = c,
+                                      .session_start = on_session_start,
+                                      .session_end = on_session_end,
+                                      .statement = on_statement,
+                                      .hold_abandoned = on_hold_abandoned,
+                                      .row_description = on_row_description,
+                                      .copy_out = on_copy_out};
+    c->gw = listen_gateway(c, o, &gc, err, errlen);
+    util_secure_zero(password, sizeof password);
+    if (!c->gw)
+        goto fail;
+    json_decref(who);
+    *why = CONNECT_OK;
+    return c;
+fail:
+    util_secure_zero(password, sizeof password);
+    json_decref(who);
+    connect_free(c, 0);
+    return NULL;
+}
+
+const char *connect_listen_host(const struct connect *c)
+{
+    return c->listen_host;
+}
+
+int connect_listen_port(const struct connect *c)
+{
+    return c->listen_port;
+}
+
+const char *connect_database(const struct connect *c)
+{
+    return c->database;
+}
+
+const char *connect_db_user(const struct connect *c)
+{
+    return c->db_user;
+}
+
+void connect_get_stats(struct connect *c, struct connect_stats *out)
+{
+    *out = c->stats;
+    out->reviews_pending = cn_review_pending(c);
+    out->spool_pending = -1;
+    if (c->shipper) {
+        struct shipper_stats ss;
+        shipper_get_stats(c->shipper, &ss);
+        out->spool_pending = ss.pending;
+        snprintf(out->last_error, sizeof out->last_error, "%s", ss.last_error);
+    }
+}
+
+void connect_shutdown(struct connect *c)
+{
+    pthread_mutex_lock(&c->lock);
+    c->stopping = true;
+    pthread_mutex_unlock(&c->lock);
+    if (c->gw)
+        gateway_shutdown(c->gw);
+}
+
+void connect_free(struct connect *c, int drain_timeout_ms)
+{
+    if (!c)
+        return;
+    cn_review_stop_all(c);
+    if (c->gw) {
+        gateway_shutdown(c->gw);
+        gateway_free(c->gw);
+    }
+    while (c->sessions) { /* sessions the gateway did not end (it always should) */
+        struct cn_session *s = c->sessions;
+        c->sessions = s->next;
+        session_free(s);
+    }
+    if (c->spool) {
+        char err[256];
+        if (spool_commit(c->spool, err, sizeof err) < 0)
+            log_error(MOD, "audit spool: %s", err);
+    }
+    if (c->shipper) {
+        if (drain_timeout_ms > 0 && shipper_drain(c->shipper, drain_timeout_ms) < 0)
+            log_warn(MOD, "audit events are still spooled; they are shipped at the next hoopctl connect");
+        shipper_stop(c->shipper);
+    }
+    if (c->spool)
+        spool_close(c->spool);
+    if (c->wake_event)
+        event_free(c->wake_event);
+    if (c->refresh_timer)
+        event_free(c->refresh_timer);
+    if (c->kick_timer)
+        event_free(c->kick_timer);
+    for (int i = 0; i < 2; i++)
+        if (c->wake_pipe[i] >= 0)
+            close(c->wake_pipe[i]);
+    policy_free(c->policy);
+    if (c->group_store)
+        for (size_t i = 0; c->group_store[i]; i++)
+            free(c->group_store[i]);
+    free(c->group_store);
+    util_secure_zero(c->catalog_conninfo, sizeof c->catalog_conninfo);
+    api_client_free(&c->api);
+    pthread_mutex_destroy(&c->lock);
+    free(c);
+}

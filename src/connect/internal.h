@@ -1,0 +1,111 @@
+/* internal.h — state shared by the files of src/connect: the running connect
+ * context, its client sessions and its review holds. */
+#ifndef HOOPCTL_CONNECT_INTERNAL_H
+#define HOOPCTL_CONNECT_INTERNAL_H
+
+#include "hoopctl/api.h"
+#include "hoopctl/connect.h"
+#include "hoopctl/gateway.h"
+#include "hoopctl/policy.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+
+struct event;
+struct spool;
+struct shipper;
+
+/* One client session of the gateway, with its audit and policy state. */
+struct cn_session {
+    uint64_t gw_id;
+    char id[37];                  /* the audit session id (a UUID) */
+    int64_t seq;                  /* last event seq of this session */
+    uint64_t statements;
+    struct policy_session *policy_session;
+    struct policy_catalog *catalog;
+    bool catalog_failed;
+    struct policy_analysis analysis;  /* the statement being run */
+    bool have_analysis;
+    struct policy_decision decision;
+    size_t result_index;          /* which of its statements the next result set is */
+    struct policy_mask_plan plan;
+    bool have_plan;
+    struct policy_mask_plan copy_plan;   /* COPY TO STDOUT rows */
+    bool have_copy_plan;
+    /* The result set being recorded for replay (NULL columns: none). */
+    int64_t statement_seq;        /* seq of the last statement event */
+    json_t *rec_columns, *rec_rows, *rec_row;
+    int16_t *rec_formats;
+    size_t rec_bytes;
+    bool rec_truncated;
+    struct connect *c;
+    struct cn_session *next;
+};
+
+/* A statement held for review: a thread long-polls the server until the
+ * review is decided, then the loop resolves the gateway's hold. */
+struct cn_hold {
+    struct connect *c;
+    uint64_t hold_id, gw_session_id;
+    char review_id[64];
+    char hash[65];
+    json_t *event_data;           /* the statement event, completed on resolution */
+    int64_t deadline_ms;
+    pthread_t thread;
+    bool thread_started;
+    /* under c->lock */
+    bool abandoned, finished, approved;
+    char reason[400];
+    struct cn_hold *next;
+};
+
+struct connect {
+    struct event_base *base;
+    struct identity_session *identity;
+    struct gateway *gw;
+    struct policy *policy;
+    const char *const *groups;    /* NULL-terminated, for the policy engine */
+    char **group_store;
+    char connection[128], database[128], db_user[128], host[256];
+    char listen_host[64];
+    int listen_port;
+    char catalog_conninfo[2048];  /* holds the upstream password: wiped on free */
+    char reviewers_hint[256];
+    int review_wait_seconds;
+    struct spool *spool;
+    struct shipper *shipper;
+    struct event *refresh_timer, *wake_event, *kick_timer;
+    int wake_pipe[2];
+    struct cn_session *sessions;
+    struct cn_hold *holds;
+    struct connect_stats stats;
+    struct api_client api;        /* for calls from the loop thread; token under lock */
+    pthread_mutex_t lock;         /* api.token, holds' result fields, stopping */
+    bool stopping;
+};
+
+/* Copy the current access token (any thread). */
+void cn_token_copy(struct connect *c, char *out, size_t len);
+/* Append one event to the spool and commit it (durable before returning 0);
+ * steals data. */
+int cn_emit(struct connect *c, struct cn_session *s, const char *type, json_t *data, char *err,
+            size_t errlen);
+struct cn_session *cn_session_find(struct connect *c, uint64_t gw_id);
+/* Audit a refused statement (its event data gets error and SQLSTATE 42501;
+ * steals data) and count the denial. 0, or -1 when the spool failed (logged). */
+int cn_audit_refusal(struct connect *c, struct cn_session *s, json_t *data, const char *error);
+
+/* review.c */
+/* Ask the server for a review of sql and start waiting for it. Fills the
+ * refusal's hold_notice. Returns 0, or -1 with err (refuse the statement). */
+int cn_review_start(struct connect *c, struct cn_session *s, const char *sql, uint64_t hold_id,
+                    const struct policy_decision *d, json_t *event_data, struct gateway_refusal *ref,
+                    char *err, size_t errlen);
+void cn_review_abandon(struct connect *c, uint64_t hold_id);
+/* Loop side: resolve every hold whose thread finished. */
+void cn_review_reap(struct connect *c);
+/* Stop and join every waiter thread. */
+void cn_review_stop_all(struct connect *c);
+uint64_t cn_review_pending(struct connect *c);
+
+#endif

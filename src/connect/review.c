@@ -1,0 +1,255 @@
+/* review.c — statements held for review: request the review on the server,
+ * long-poll it from a thread per hold (other sessions keep running), consume
+ * an approval bound to the statement's hash, then resolve the gateway's hold
+ * on the loop thread. */
+#include "internal.h"
+
+#include "hoopctl/log.h"
+#include "hoopctl/util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MOD "connect"
+#define REVIEW_POLL_SECONDS 5
+
+static void hold_free(struct cn_hold *h)
+{
+    json_decref(h->event_data);
+    free(h);
+}
+
+/* An API client for this thread: the shared base and CA, the current token. */
+static void thread_client(struct connect *c, struct api_client *out)
+{
+    memset(out, 0, sizeof *out);
+    memcpy(out->base, c->api.base, sizeof out->base);
+    memcpy(out->cafile, c->api.cafile, sizeof out->cafile);
+    out->timeout_s = REVIEW_POLL_SECONDS + 10;
+    cn_token_copy(c, out->token, sizeof out->token);
+}
+
+static bool hold_cancelled(struct cn_hold *h)
+{
+    pthread_mutex_lock(&h->c->lock);
+    bool r = h->abandoned || h->c->stopping;
+    pthread_mutex_unlock(&h->c->lock);
+    return r;
+}
+
+/* Wait for the review to be decided; returns with h->approved / h->reason set. */
+static void review_wait(struct cn_hold *h, bool *approved, char *reason, size_t rlen)
+{
+    struct connect *c = h->c;
+    char path[256], err[512];
+    *approved = false;
+    snprintf(reason, rlen, "review %s was not decided", h->review_id);
+    while (!hold_cancelled(h)) {
+        if (util_now_ms() >= h->deadline_ms) {
+            snprintf(reason, rlen, "review %s expired after waiting %d s", h->review_id,
+                     c->review_wait_seconds);
+            return;
+        }
+        struct api_client api;
+        thread_client(c, &api);
+        snprintf(path, sizeof path, "/api/v1/reviews/%s/wait?timeout=%d", h->review_id, REVIEW_POLL_SECONDS);
+        long status = 0;
+        json_t *r = NULL;
+        int rc = api_call(&api, "GET", path, NULL, &status, &r, err, sizeof err);
+        if (rc < 0 || status != 200) {
+            log_warn(MOD, "waiting for review %s: %s", h->review_id,
+                     rc < 0 ? err : api_error_message(r));
+            json_decref(r);
+            api_client_free(&api);
+            sleep(1);
+            continue;
+        }
+        const char *st = json_string_value(json_object_get(r, "status"));
+        const char *why = json_string_value(json_object_get(r, "reason"));
+        const char *by = json_string_value(json_object_get(r, "decided_by"));
+        if (!st || !strcmp(st, "pending")) {
+            json_decref(r);
+            api_client_free(&api);
+            continue;
+        }
+        if (!strcmp(st, "approved")) {
+            json_t *body = json_pack("{s:s}", "statement_hash", h->hash), *cr = NULL;
+            snprintf(path, sizeof path, "/api/v1/reviews/%s/consume", h->review_id);
+            rc = api_call(&api, "POST", path, body, &status, &cr, err, sizeof err);
+            json_decref(body);
+            if (rc == 0 && status >= 200 && status < 300)
+                *approved = true;
+            else
+                snprintf(reason, rlen, "review %s was approved but could not be used: %.200s", h->review_id,
+                         rc < 0 ? err : api_error_message(cr));
+            json_decref(cr);
+        } else if (!strcmp(st, "denied")) {
+            snprintf(reason, rlen, "review %s denied by %s: %s", h->review_id, by ? by : "a reviewer",
+                     why && *why ? why : "no reason given");
+        } else {
+            snprintf(reason, rlen, "review %s %s%s%s", h->review_id, st, why && *why ? ": " : "",
+                     why ? why : "");
+        }
+        json_decref(r);
+        api_client_free(&api);
+        return;
+    }
+    snprintf(reason, rlen, "review %s abandoned: the session or the gateway closed", h->review_id);
+}
+
+static void *review_thread(void *arg)
+{
+    struct cn_hold *h = arg;
+    bool approved;
+    char reason[400];
+    review_wait(h, &approved, reason, sizeof reason);
+    pthread_mutex_lock(&h->c->lock);
+    h->approved = approved;
+    snprintf(h->reason, sizeof h->reason, "%s", reason);
+    h->finished = true;
+    pthread_mutex_unlock(&h->c->lock);
+    char one = 1;
+    while (write(h->c->wake_pipe[1], &one, 1) < 0 && errno == EINTR)
+        ;
+    return NULL;
+}
+
+int cn_review_start(struct connect *c, struct cn_session *s, const char *sql, uint64_t hold_id,
+                    const struct policy_decision *d, json_t *event_data, struct gateway_refusal *ref,
+                    char *err, size_t errlen)
+{
+    struct cn_hold *h = calloc(1, sizeof *h);
+    if (!h) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    h->c = c;
+    h->hold_id = hold_id;
+    h->gw_session_id = s->gw_id;
+    util_sha256_hex(sql, strlen(sql), h->hash);
+    /* The request is a short blocking call on the loop thread (the server is
+     * local or near); the long wait happens on the hold's own thread. */
+    json_t *body = json_pack("{s:s, s:s, s:s, s:s, s:i}", "connection", c->connection, "statement", sql,
+                             "statement_hash", h->hash, "session_id", s->id, "ttl_seconds",
+                             c->review_wait_seconds);
+    json_t *r = NULL;
+    char e2[512];
+    long status = 0;
+    int rc = body ? api_call(&c->api, "POST", "/api/v1/reviews", body, &status, &r, e2, sizeof e2) : -1;
+    json_decref(body);
+    const char *id = json_string_value(json_object_get(r, "id"));
+    if (rc < 0 || status < 200 || status > 299 || !id || strlen(id) >= sizeof h->review_id) {
+        snprintf(err, errlen, "the review could not be requested: %s",
+                 rc < 0 ? e2 : api_error_message(r));
+        json_decref(r);
+        free(h);
+        return -1;
+    }
+    snprintf(h->review_id, sizeof h->review_id, "%s", id);
+    json_decref(r);
+    h->deadline_ms = util_now_ms() + (int64_t)c->review_wait_seconds * 1000;
+    h->event_data = event_data;
+    json_incref(event_data);
+    json_object_set_new(event_data, "review_id", json_string(h->review_id));
+    char wait[32];
+    if (c->review_wait_seconds % 60 == 0)
+        snprintf(wait, sizeof wait, "%dm", c->review_wait_seconds / 60);
+    else
+        snprintf(wait, sizeof wait, "%ds", c->review_wait_seconds);
+    snprintf(ref->hold_notice, sizeof ref->hold_notice,
+             "hoopctl: statement held for review %s (reviewers: %s); waiting up to %s", h->review_id,
+             d->reviewers[0] ? d->reviewers : "any reviewer", wait);
+    if (pthread_create(&h->thread, NULL, review_thread, h) != 0) {
+        snprintf(err, errlen, "cannot start a thread to wait for review %s", h->review_id);
+        hold_free(h);
+        return -1;
+    }
+    h->thread_started = true;
+    pthread_mutex_lock(&c->lock);
+    h->next = c->holds;
+    c->holds = h;
+    pthread_mutex_unlock(&c->lock);
+    return 0;
+}
+
+void cn_review_abandon(struct connect *c, uint64_t hold_id)
+{
+    pthread_mutex_lock(&c->lock);
+    for (struct cn_hold *h = c->holds; h; h = h->next)
+        if (h->hold_id == hold_id)
+            h->abandoned = true;
+    pthread_mutex_unlock(&c->lock);
+}
+
+/* The audit event of a decided hold, then the gateway's resolution. */
+static void hold_resolve(struct connect *c, struct cn_hold *h)
+{
+    struct cn_session *s = cn_session_find(c, h->gw_session_id);
+    if (h->abandoned || !s)
+        return;
+    struct gateway_refusal ref = {0};
+    snprintf(ref.sqlstate, sizeof ref.sqlstate, "42501");
+    enum gateway_verdict v = h->approved ? GATEWAY_ALLOW : GATEWAY_REFUSE;
+    json_t *data = h->event_data;
+    h->event_data = NULL;
+    char err[256];
+    if (!h->approved) {
+        snprintf(ref.message, sizeof ref.message, "hoopctl: %s", h->reason);
+        cn_audit_refusal(c, s, data, h->reason);
+    } else if (cn_emit(c, s, "statement", data, err, sizeof err) < 0) {
+        v = GATEWAY_REFUSE;
+        snprintf(ref.message, sizeof ref.message,
+                 "hoopctl: the audit spool cannot be written, statement refused (fail closed): %s", err);
+    }
+    if (gateway_resolve(c->gw, h->hold_id, v, &ref) < 0)
+        log_debug(MOD, "hold %llu was gone before review %s was decided", (unsigned long long)h->hold_id,
+                  h->review_id);
+}
+
+void cn_review_reap(struct connect *c)
+{
+    for (;;) {
+        struct cn_hold *done = NULL, **pp;
+        pthread_mutex_lock(&c->lock);
+        for (pp = &c->holds; *pp; pp = &(*pp)->next)
+            if ((*pp)->finished) {
+                done = *pp;
+                *pp = done->next;
+                break;
+            }
+        pthread_mutex_unlock(&c->lock);
+        if (!done)
+            return;
+        pthread_join(done->thread, NULL);
+        hold_resolve(c, done);
+        hold_free(done);
+    }
+}
+
+void cn_review_stop_all(struct connect *c)
+{
+    pthread_mutex_lock(&c->lock);
+    c->stopping = true;
+    struct cn_hold *h = c->holds;
+    c->holds = NULL;
+    pthread_mutex_unlock(&c->lock);
+    while (h) {
+        struct cn_hold *next = h->next;
+        pthread_join(h->thread, NULL);
+        hold_free(h);
+        h = next;
+    }
+}
+
+uint64_t cn_review_pending(struct connect *c)
+{
+    uint64_t n = 0;
+    pthread_mutex_lock(&c->lock);
+    for (struct cn_hold *h = c->holds; h; h = h->next)
+        n += !h->finished;
+    pthread_mutex_unlock(&c->lock);
+    return n;
+}
