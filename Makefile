@@ -38,7 +38,7 @@ UNIT_BINS = $(UNIT_SRCS:%.c=$(BUILD)/%)
 DRIVER_SRCS = $(sort $(wildcard tests/integration/*.c))
 DRIVER_BINS = $(DRIVER_SRCS:%.c=$(BUILD)/%)
 
-.PHONY: all deps test test-unit test-integration test-asan check-build clean install demo bench fuzz completions
+.PHONY: all deps test test-unit test-integration test-asan clean install demo bench fuzz completions
 
 all: $(BIN)
 
@@ -144,8 +144,9 @@ fuzz: $(FUZZ_TARGETS:%=build-fuzz/fuzz_%)
 	done
 
 # Throughput/latency/memory comparison: direct vs pgbouncer vs the gateway.
-bench: $(BIN)
+bench: $(BIN) $(BUILD)/tests/bench/ingest_bench
 	tests/bench/run.sh
+	tests/bench/ingest.sh --bin ./$(BIN) --driver $(BUILD)/tests/bench/ingest_bench
 # Server bench: ingest events/s on SQLite and PostgreSQL at batch sizes 1, 100
 # and 1000, and the review long-poll wake-up latency (tests/bench/ingest.sh).
 .PHONY: bench-server
