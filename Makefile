@@ -43,23 +43,36 @@ DRIVER_BINS = $(DRIVER_SRCS:%.c=$(BUILD)/%)
 all: $(BIN)
 
 $(BIN): $(BUILD)/cmd/hoopctl.o $(LIB)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(SAY) "  LD      $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(LIB): $(OBJS)
 	@rm -f $@
-	ar rcs $@ $^
+	$(SAY) "  AR      $@"
+	$(Q)ar rcs $@ $^
+
+# V=1 shows full compiler command lines.
+ifneq ($(V),1)
+  Q = @
+  SAY = @echo
+else
+  SAY = @:
+endif
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	$(SAY) "  CC      $<"
+	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(BUILD)/tests/unit/%: tests/unit/%.c $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) -lcmocka
+	$(SAY) "  CCLD    $<"
+	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) -lcmocka
 
 $(BUILD)/tests/integration/%: tests/integration/%.c $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+	$(SAY) "  CCLD    $<"
+	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
 deps:
 	@./.ci/deps

@@ -14,6 +14,7 @@ extern const struct cli_command cli_cmd_logout;
 extern const struct cli_command cli_cmd_whoami;
 extern const struct cli_command cli_cmd_token;
 extern const struct cli_command cli_cmd_policy;
+extern const struct cli_command cli_cmd_mcp;
 extern const struct cli_command cli_cmd_gateway;
 extern const struct cli_command cli_cmd_server;
 extern const struct cli_command cli_cmd_admin;
@@ -21,6 +22,8 @@ extern const struct cli_command cli_cmd_sessions;
 extern const struct cli_command cli_cmd_audit;
 extern const struct cli_command cli_cmd_reviews;
 extern const struct cli_command cli_cmd_connect;
+extern const struct cli_command cli_cmd_replay;
+extern const struct cli_command cli_cmd_tui;
 
 const struct cli_command *const cli_commands[] = {
     &cli_cmd_help,
@@ -32,6 +35,7 @@ const struct cli_command *const cli_commands[] = {
     &cli_cmd_whoami,
     &cli_cmd_token,
     &cli_cmd_policy,
+    &cli_cmd_mcp,
     &cli_cmd_gateway,
     &cli_cmd_server,
     &cli_cmd_admin,
@@ -39,6 +43,8 @@ const struct cli_command *const cli_commands[] = {
     &cli_cmd_audit,
     &cli_cmd_reviews,
     &cli_cmd_connect,
+    &cli_cmd_replay,
+    &cli_cmd_tui,
     NULL,
 };
 

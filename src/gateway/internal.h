@@ -104,6 +104,7 @@ struct gw_session {
     bool filter_active;
     struct gateway_copy_filter copy_filter;
     bool copy_filter_active;
+    bool upstream_said_fatal;         /* upstream sent a FATAL/PANIC ErrorResponse */
     struct gw_tracking tracking;
 };
 

@@ -122,6 +122,25 @@ static size_t queued(struct bufferevent *bev)
            (u ? evbuffer_get_length(bufferevent_get_output(u)) : 0);
 }
 
+/* End a TLS session as PostgreSQL does, with a close_notify alert, so that
+ * the client sees an orderly close rather than an unexpected EOF. Only when
+ * everything else queued has been sent; best effort, never blocks. */
+static void send_close_notify(struct bufferevent *bev)
+{
+    SSL *ssl = bufferevent_openssl_get_ssl(bev);
+    struct bufferevent *sock = socket_of(bev);
+    if (!ssl || sock == bev || evbuffer_get_length(bufferevent_get_output(bev)) != 0 ||
+        !SSL_is_init_finished(ssl))
+        return;
+    if (SSL_shutdown(ssl) < 0)
+        return;
+    /* The alert is queued on the socket's bufferevent, which is about to be
+     * freed and whose output start libevent has frozen: send it directly. */
+    struct evbuffer *out = bufferevent_get_output(sock);
+    evbuffer_unfreeze(out, 1);
+    evbuffer_write(out, bufferevent_getfd(sock));
+}
+
 static void drop_drain_callbacks(struct gw_session *s)
 {
     if (s->client_drain_cb)
@@ -147,8 +166,10 @@ void gw_session_free(struct gw_session *s)
         s->next->prev = s->prev;
     gw->nsessions--;
     drop_drain_callbacks(s);
-    if (s->client)
+    if (s->client) {
+        send_close_notify(s->client);
         bufferevent_free(s->client);
+    }
     if (s->upstream)
         bufferevent_free(s->upstream);
     event_free(s->timer);
@@ -794,7 +815,7 @@ static bool u2c_inspects(const struct gw_session *s, char type)
     const bool tracking = h->statement || h->row_description;
     return type == 'K' || (type == 'T' && h->row_description) ||
            (type == 'H' && h->copy_out) || (type == 'd' && s->copy_filter_active) ||
-           (type == 'D' && s->filter_active) || (type == 'E' && s->refusals_outstanding) ||
+           (type == 'D' && s->filter_active) || type == 'E' || /* errors are rare: see FATAL */
            (tracking && type && strchr("123EZn", type));
 }
 
@@ -915,12 +936,19 @@ static void u2c_relay(struct gw_session *s)
             }
             forward = false;
             break;
-        case 'E':
+        case 'E': {
             clear_filter(s);
             s->copy_filter_active = false;
             if (s->refusals_outstanding && rewrite_refusal(s, body, (size_t)blen))
                 forward = false;
+            /* Upstream is ending the session with its own FATAL; when it
+             * then closes, the client needs no second error from us. */
+            char severity[16];
+            if (pgwire_error_field(body, (size_t)blen, 'V', severity, sizeof severity) &&
+                (strcmp(severity, "FATAL") == 0 || strcmp(severity, "PANIC") == 0))
+                s->upstream_said_fatal = true;
             break;
+        }
         case 'Z':
             clear_filter(s);
             s->copy_filter_active = false;
@@ -1082,6 +1110,11 @@ static void upstream_event(struct bufferevent *bev, short what, void *arg)
         if (s->phase != GW_RELAY)
             return;
         if (s->u2c_remaining == 0 && evbuffer_get_length(bufferevent_get_input(s->upstream)) == 0) {
+            if (s->upstream_said_fatal) {
+                log_info("gateway", "session %llu: upstream ended the session", (unsigned long long)s->id);
+                session_close(s);
+                return;
+            }
             gw_session_fail(s, "08006", "upstream PostgreSQL closed the connection");
         } else {
             gw_session_fail(s, "08P01", "upstream PostgreSQL closed the connection in the middle of a message");

@@ -43,7 +43,7 @@ int asciicast_output(struct asciicast *a, double seconds, const char *text, size
     if (!s)
         return -1; /* not valid UTF-8 */
     json_t *ev = json_pack("[f, s, o]", seconds, "o", s);
-    int rc = ev && json_dumpf(ev, a->out, JSON_COMPACT) == 0 && fputc('\n', a->out) != EOF ? 0 : -1;
+    int rc = ev && json_dumpf(ev, a->out, JSON_COMPACT | JSON_REAL_PRECISION(12)) == 0 && fputc('\n', a->out) != EOF ? 0 : -1;
     json_decref(ev);
     return rc;
 }

@@ -1,0 +1,67 @@
+/* mcp.h — the built-in MCP server: JSON-RPC 2.0 over newline-delimited stdio,
+ * with tools (query, list_tables, describe_table, check_review) that reach
+ * PostgreSQL only through the libpq connection string they are given. */
+#ifndef HOOPCTL_MCP_H
+#define HOOPCTL_MCP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* The longest JSON-RPC line accepted; a longer one is answered with an
+ * error and skipped up to its newline. */
+#define MCP_MAX_LINE (1024 * 1024)
+/* The newest MCP protocol revision this server speaks. */
+#define MCP_PROTOCOL_LATEST "2025-06-18"
+/* How many statements held for review may wait at once (one connection each). */
+#define MCP_MAX_PENDING 8
+
+/* JSON-RPC 2.0 error codes. */
+enum mcp_rpc_code {
+    MCP_RPC_PARSE_ERROR = -32700,
+    MCP_RPC_INVALID_REQUEST = -32600,
+    MCP_RPC_METHOD_NOT_FOUND = -32601,
+    MCP_RPC_INVALID_PARAMS = -32602,
+    MCP_RPC_INTERNAL_ERROR = -32603,
+};
+
+struct mcp_config {
+    const char *conninfo;      /* libpq connection string (never logged: may hold a password) */
+    bool allow_writes;         /* false: every query runs in a READ ONLY transaction */
+    long max_rows;             /* rows per result, > 0 */
+    size_t max_bytes;          /* bytes of JSON rows per result, > 0 */
+    long statement_timeout_ms; /* SET statement_timeout; 0 leaves the server's */
+};
+
+#define MCP_DEFAULT_MAX_ROWS 500
+#define MCP_DEFAULT_MAX_BYTES (256 * 1024)
+#define MCP_DEFAULT_STATEMENT_TIMEOUT_MS 30000
+
+/* One MCP server; owns its database connections. */
+struct mcp_server;
+
+/* A server for cfg (copied); connects lazily, at the first tool call.
+ * Returns NULL when memory runs out. */
+struct mcp_server *mcp_server_new(const struct mcp_config *cfg);
+void mcp_server_free(struct mcp_server *srv);
+
+/* Handle one JSON-RPC message (one line, without its newline). Returns the
+ * response as compact JSON text (malloc'd, the caller frees; never contains a
+ * newline), or NULL when none is due (a notification or a response). */
+char *mcp_server_handle_line(struct mcp_server *srv, const char *line, size_t len);
+
+/* Serve until in_fd reaches end of file: read lines, write one response line
+ * each to out_fd. Returns 0 at end of input, -1 on a read/write error (with a
+ * message in err). */
+int mcp_server_run(struct mcp_server *srv, int in_fd, int out_fd, char *err, size_t errlen);
+
+/* The review id out of a gateway notice "hoopctl: statement held for review
+ * <id> (...)". Returns true and fills id when msg is such a notice. */
+bool mcp_hold_notice_parse(const char *msg, char *id, size_t idlen);
+
+/* "30s", "1500ms", "5m", "0" (plain numbers are seconds) -> milliseconds.
+ * Returns 0, or -1 on bad input. */
+int mcp_duration_parse_ms(const char *s, long *out);
+/* "65536", "64k", "1M" -> bytes (k = 1024). Returns 0, or -1 on bad input. */
+int mcp_size_parse(const char *s, size_t *out);
+
+#endif

@@ -1,0 +1,323 @@
+/* logic.c — what the TUI's screens compute without a terminal: which sessions
+ * a filter keeps, how columns fit a width, scrolling, times typed by the user,
+ * durations, and SQL broken onto lines at its clauses for reading. */
+#include "hoopctl/tui.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+static bool contains_nocase(const char *hay, const char *needle)
+{
+    if (!needle[0])
+        return true;
+    return strcasestr(hay, needle) != NULL;
+}
+
+bool tui_filter_match(const struct tui_filter *f, const struct tui_session_row *row)
+{
+    if (!contains_nocase(row->user, f->user) || !contains_nocase(row->connection, f->connection))
+        return false;
+    if (f->since_ms && row->started_ms < f->since_ms)
+        return false;
+    if (f->until_ms && row->started_ms >= f->until_ms)
+        return false;
+    if (f->only_denials && row->denials == 0)
+        return false;
+    if (f->search[0] && !contains_nocase(row->id, f->search) &&
+        !contains_nocase(row->user, f->search) && !contains_nocase(row->connection, f->search) &&
+        !contains_nocase(row->state, f->search))
+        return false;
+    return true;
+}
+
+int tui_filter_apply(const struct tui_filter *f, const struct tui_session_row *rows, int n, int *idx)
+{
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        if (tui_filter_match(f, &rows[i]))
+            idx[k++] = i;
+    return k;
+}
+
+int tui_parse_time(const char *text, int64_t now_ms, int64_t *out_ms)
+{
+    while (isspace((unsigned char)*text))
+        text++;
+    char *end;
+    long long v = strtoll(text, &end, 10);
+    if (end != text && v >= 0 && end[0] && !end[1] && !strchr(text, '-')) {
+        int64_t unit = end[0] == 's' ? 1000 : end[0] == 'm' ? 60000 : end[0] == 'h' ? 3600000
+                     : end[0] == 'd' ? 86400000 : 0;
+        if (!unit || v > 100000)
+            return -1;
+        *out_ms = now_ms - (int64_t)v * unit;
+        return 0;
+    }
+    struct tm tm = {0};
+    int y, mo, d, h = 0, mi = 0, used = 0;
+    if (sscanf(text, "%4d-%2d-%2d%n", &y, &mo, &d, &used) != 3)
+        return -1;
+    const char *rest = text + used;
+    if (*rest == 'T' || *rest == ' ') {
+        int used2 = 0;
+        if (sscanf(rest + 1, "%2d:%2d%n", &h, &mi, &used2) != 2)
+            return -1;
+        rest += 1 + used2;
+    }
+    if (*rest || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || y < 1970)
+        return -1;
+    tm.tm_year = y - 1900;
+    tm.tm_mon = mo - 1;
+    tm.tm_mday = d;
+    tm.tm_hour = h;
+    tm.tm_min = mi;
+    *out_ms = (int64_t)timegm(&tm) * 1000;
+    return 0;
+}
+
+void tui_format_duration(int64_t ms, char *out, size_t len)
+{
+    if (ms < 0)
+        ms = 0;
+    int64_t s = ms / 1000;
+    if (s < 60)
+        snprintf(out, len, "%llds", (long long)s);
+    else if (s < 3600)
+        snprintf(out, len, "%lldm%02llds", (long long)(s / 60), (long long)(s % 60));
+    else if (s < 86400)
+        snprintf(out, len, "%lldh%02lldm", (long long)(s / 3600), (long long)(s % 3600 / 60));
+    else
+        snprintf(out, len, "%lldd%02lldh", (long long)(s / 86400), (long long)(s % 86400 / 3600));
+}
+
+int tui_layout_columns(const struct tui_column *cols, int ncols, int width, int *widths)
+{
+    if (ncols > TUI_MAX_COLUMNS)
+        ncols = TUI_MAX_COLUMNS;
+    int visible = ncols, used;
+    for (;;) {
+        used = visible > 0 ? visible - 1 : 0;
+        for (int i = 0; i < visible; i++)
+            used += cols[i].min;
+        if (used <= width || visible <= 1)
+            break;
+        visible--;
+    }
+    for (int i = 0; i < ncols; i++)
+        widths[i] = i < visible ? cols[i].min : 0;
+    int spare = width - used;
+    if (visible == 1 && spare < 0) { /* even one column does not fit: clip it */
+        widths[0] = width > 0 ? width : 0;
+        return 1;
+    }
+    for (int i = 0; i < visible && spare > 0; i++) {
+        int grow = cols[i].want - widths[i];
+        if (grow > spare)
+            grow = spare;
+        if (grow > 0) {
+            widths[i] += grow;
+            spare -= grow;
+        }
+    }
+    int shares = 0, last_flex = -1;
+    for (int i = 0; i < visible; i++)
+        if (cols[i].flex > 0) {
+            shares += cols[i].flex;
+            last_flex = i;
+        }
+    if (shares > 0 && spare > 0) {
+        int given = 0;
+        for (int i = 0; i < visible; i++) {
+            if (cols[i].flex <= 0)
+                continue;
+            int extra = i == last_flex ? spare - given : spare * cols[i].flex / shares;
+            widths[i] += extra;
+            given += extra;
+        }
+    }
+    return visible;
+}
+
+int tui_scroll_for(int selected, int top, int rows, int count)
+{
+    if (rows <= 0)
+        return selected > 0 ? selected : 0;
+    if (selected < top)
+        top = selected;
+    if (selected >= top + rows)
+        top = selected - rows + 1;
+    int max_top = count - rows > 0 ? count - rows : 0;
+    if (top > max_top)
+        top = max_top;
+    return top < 0 ? 0 : top;
+}
+
+/* ---- SQL pretty-printing ---- */
+
+enum sql_token_kind { TOK_WORD, TOK_QUOTED, TOK_LINE_COMMENT, TOK_PUNCT, TOK_OPEN, TOK_CLOSE };
+struct sql_token {
+    enum sql_token_kind kind;
+    const char *s;
+    size_t len;
+    bool space_before;         /* blanks separated it from the previous token */
+};
+
+/* Scan one token at *p (after whitespace); returns 0 at the end. */
+static int sql_next_token(const char **p, struct sql_token *t)
+{
+    const char *s = *p;
+    t->space_before = false;
+    while (isspace((unsigned char)*s)) {
+        s++;
+        t->space_before = true;
+    }
+    if (!*s)
+        return 0;
+    const char *start = s;
+    t->kind = TOK_PUNCT;
+    if (s[0] == '-' && s[1] == '-') {
+        while (*s && *s != '\n')
+            s++;
+        t->kind = TOK_LINE_COMMENT;
+    } else if (s[0] == '/' && s[1] == '*') {
+        const char *e = strstr(s + 2, "*/");
+        s = e ? e + 2 : s + strlen(s);
+        t->kind = TOK_QUOTED;
+    } else if (*s == '\'' || *s == '"') {
+        char q = *s++;
+        while (*s) {
+            if (*s == q && s[1] == q)
+                s += 2;
+            else if (*s == q) {
+                s++;
+                break;
+            } else
+                s++;
+        }
+        t->kind = TOK_QUOTED;
+    } else if (*s == '$' && isdigit((unsigned char)s[1])) {
+        s++; /* $1: a parameter */
+        while (isdigit((unsigned char)*s))
+            s++;
+        t->kind = TOK_WORD;
+    } else if (*s == '$' && (s[1] == '$' || isalpha((unsigned char)s[1]) || s[1] == '_')) {
+        const char *tag_end = s + 1;
+        while (isalnum((unsigned char)*tag_end) || *tag_end == '_')
+            tag_end++;
+        if (*tag_end == '$') {
+            size_t taglen = (size_t)(tag_end - s + 1);
+            const char *body = tag_end + 1, *e = body;
+            while ((e = strstr(e, "$")) && strncmp(e, s, taglen) != 0)
+                e++;
+            s = e ? e + taglen : body + strlen(body);
+            t->kind = TOK_QUOTED;
+        } else {
+            s++;
+        }
+    } else if (*s == '(') {
+        s++;
+        t->kind = TOK_OPEN;
+    } else if (*s == ')') {
+        s++;
+        t->kind = TOK_CLOSE;
+    } else if (isalnum((unsigned char)*s) || *s == '_' || (unsigned char)*s >= 0x80) {
+        while (isalnum((unsigned char)*s) || *s == '_' || *s == '.' || (unsigned char)*s >= 0x80)
+            s++;
+        t->kind = TOK_WORD;
+    } else {
+        s++;
+    }
+    t->s = start;
+    t->len = (size_t)(s - start);
+    *p = s;
+    return 1;
+}
+
+static bool word_is(const struct sql_token *t, const char *w)
+{
+    return t->kind == TOK_WORD && strlen(w) == t->len && strncasecmp(t->s, w, t->len) == 0;
+}
+
+static bool is_clause_start(const struct sql_token *t, const struct sql_token *prev)
+{
+    static const char *const clauses[] = {"select", "from", "where", "group", "order", "having",
+                                          "limit", "offset", "union", "intersect", "except",
+                                          "values", "set", "returning", "on", "with", "window",
+                                          "left", "right", "inner", "full", "cross", "natural",
+                                          "join", "insert", "update", "delete", "using", NULL};
+    if (t->kind != TOK_WORD)
+        return false;
+    bool hit = false;
+    for (int i = 0; clauses[i]; i++)
+        if (word_is(t, clauses[i]))
+            hit = true;
+    if (!hit || !prev)
+        return false;
+    /* "LEFT JOIN", "UNION ALL", "DELETE FROM", "ON CONFLICT" stay together */
+    if (word_is(t, "join") || word_is(t, "from") || word_is(t, "on") || word_is(t, "set") ||
+        word_is(t, "select"))
+        for (int i = 0; clauses[i]; i++)
+            if (word_is(prev, clauses[i]) && !word_is(prev, "select") && !word_is(prev, "values") &&
+                !word_is(prev, "on") && !word_is(prev, "returning") && !word_is(prev, "set") &&
+                !word_is(prev, "using"))
+                return false;
+    if (word_is(prev, "outer") && word_is(t, "join"))
+        return false;
+    if (word_is(t, "on") && (word_is(prev, "distinct") || word_is(prev, "do")))
+        return false;
+    if (word_is(t, "update") && (word_is(prev, "do") || word_is(prev, "for")))
+        return false;
+    return true;
+}
+
+int tui_sql_pretty(const char *sql, int width, struct buf *out)
+{
+    if (width < 20)
+        width = 20;
+    const char *p = sql;
+    struct sql_token t, prev = {0};
+    bool have_prev = false, line_empty = true, force_break = false;
+    int depth = 0, col = 0, rc = 0;
+    while (sql_next_token(&p, &t)) {
+        int w = replay_display_width(t.s, t.len);
+        bool clause = is_clause_start(&t, have_prev ? &prev : NULL);
+        int indent = depth * 2;
+        if (t.kind == TOK_CLOSE && depth > 0)
+            indent = --depth * 2;
+        if (have_prev && (force_break || clause || (col + 1 + w > width && !line_empty))) {
+            rc |= buf_append_str(out, "\n");
+            col = 0;
+            int ind = clause || force_break ? indent : indent + 4;
+            for (int i = 0; i < ind; i++)
+                rc |= buf_append_str(out, " ");
+            col = ind;
+            line_empty = true;
+            force_break = false;
+        }
+        bool glue_left = t.kind == TOK_CLOSE || (t.kind == TOK_PUNCT && (*t.s == ',' || *t.s == ';' ||
+                                                                        *t.s == '.' || *t.s == ':')) ||
+                         (have_prev && prev.kind == TOK_OPEN) ||
+                         (have_prev && prev.kind == TOK_PUNCT && (*prev.s == '.' || *prev.s == ':')) ||
+                         /* count(*) stays glued, "t (a, b)" keeps its blank, as written */
+                         (t.kind == TOK_OPEN && have_prev && !t.space_before && !clause);
+        if (!line_empty && !glue_left) {
+            rc |= buf_append_str(out, " ");
+            col++;
+        }
+        rc |= buf_append(out, t.s, t.len);
+        col += w;
+        line_empty = false;
+        if (t.kind == TOK_OPEN)
+            depth++;
+        if (t.kind == TOK_LINE_COMMENT)
+            force_break = true;
+        prev = t;
+        have_prev = true;
+    }
+    if (out->len == 0)
+        rc |= buf_append_str(out, "");
+    return rc ? -1 : 0;
+}

@@ -1,0 +1,81 @@
+#!/bin/bash
+# hoopctl mcp on malformed input: every bad line gets its JSON-RPC error
+# (-32700, -32600, -32601, -32602), an oversized line is answered and skipped,
+# stdout carries nothing but protocol, and the server keeps serving; bad
+# command lines are usage errors.
+source "$(dirname "$0")/lib/harness.sh"
+H=$HOOPCTL_BIN
+pg_start
+DSN="host=$PGHOST port=$PGPORT dbname=postgres user=postgres password=$PGPASSWORD sslmode=require"
+
+in=$HARNESS_TMP/in.jsonl
+{
+  echo '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-03-26","capabilities":{},"clientInfo":{"name":"sh","version":"0"}}}'
+  echo '{"jsonrpc":"2.0","method":"notifications/initialized"}'
+  echo '{"jsonrpc":"2.0","id":2,"method":"tools/list"'          # cut short
+  printf '\x00\xff\xfe{]\n'                                       # binary junk
+  printf '{"jsonrpc":"2.0","id":3,"method":"ping","x":"\xc3\x28"}\n' # invalid UTF-8
+  echo '42'
+  echo '[]'
+  echo '{"jsonrpc":"2.0","id":true,"method":"ping"}'
+  echo '{"jsonrpc":"2.0","id":4}'
+  echo '{"jsonrpc":"2.0","id":5,"method":"prompts/list"}'
+  echo '{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"query"}}'
+  echo '{"jsonrpc":"2.0","id":7,"method":"tools/call","params":"select 1"}'
+  echo ''
+  head -c $((2 * 1024 * 1024)) /dev/zero | tr '\0' 'a'; echo   # 2 MiB line
+  echo '{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"query","arguments":{"sql":"select 6 * 7 as answer"}}}'
+  printf '{"jsonrpc":"2.0","id":"last","method":"ping"}'          # no final newline
+} >"$in"
+
+set +e
+"$H" --log-level debug mcp --dsn "$DSN" <"$in" >"$HARNESS_TMP/out.jsonl" 2>"$HARNESS_TMP/err.log"
+rc=$?
+set -e
+assert_eq 0 "$rc" "exit status at end of input ($(tail -5 "$HARNESS_TMP/err.log"))"
+assert_not_contains "$(cat "$HARNESS_TMP/err.log")" "$PGPASSWORD" "the DSN's password is never logged"
+
+python3 - "$HARNESS_TMP/out.jsonl" <<'PY'
+import json, sys
+lines = open(sys.argv[1], 'rb').read().split(b'\n')
+assert lines[-1] == b'', 'output ends with a newline'
+msgs = [json.loads(l) for l in lines[:-1]]   # every stdout line is JSON
+want = [  # (id, error code or None)
+    (1, None), (None, -32700), (None, -32700), (None, -32700), (None, -32600), (None, -32600),
+    (None, -32600), (4, -32600), (5, -32601), (6, -32602), (7, -32602), (None, -32600),
+    (8, None), ('last', None),
+]
+got = [(m.get('id'), m.get('error', {}).get('code')) for m in msgs]
+assert got == want, f'got {got}'
+for m in msgs:
+    assert m['jsonrpc'] == '2.0'
+    if 'error' in m:
+        assert isinstance(m['error']['message'], str) and m['error']['message']
+assert msgs[0]['result']['protocolVersion'] == '2025-03-26'
+assert 'at most 1048576 bytes' in msgs[11]['error']['message']
+res = msgs[12]['result']
+assert res['isError'] is False
+assert json.loads(res['content'][0]['text'])['rows'] == [{'answer': 42}]
+print('jsonrpc ok')
+PY
+
+# Nothing on stdin: a clean exit and no output.
+out=$("$H" mcp --dsn "$DSN" </dev/null); assert_eq "" "$out"
+
+# Bad command lines are usage errors (exit 2) with a hint.
+usage() {  # expected-text args...
+  local want=$1; shift
+  set +e; err=$("$H" mcp "$@" 2>&1 </dev/null); rc=$?; set -e
+  assert_eq 2 "$rc" "hoopctl mcp $*"
+  assert_contains "$err" "$want" "hoopctl mcp $*"
+}
+usage "give --dsn"
+usage "hoopctl connect" prod
+usage "hoopctl connect" prod --dsn "$DSN"
+usage "--max-rows must be" --dsn "$DSN" --max-rows 0
+usage "--max-rows must be" --dsn "$DSN" --max-rows 12abc
+usage "--max-bytes must be" --dsn "$DSN" --max-bytes 1G
+usage "--max-bytes must be" --dsn "$DSN" --max-bytes 10
+usage "--statement-timeout must be" --dsn "$DSN" --statement-timeout 5x
+usage "unexpected argument" a b --dsn "$DSN"
+echo "mcp jsonrpc ok"

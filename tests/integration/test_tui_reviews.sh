@@ -1,0 +1,125 @@
+#!/bin/bash
+# hoopctl tui's Reviews view against a real hoopctl server, driven through
+# tmux: pending reviews arrive live (long-poll), bob approves one and denies
+# another with a reason typed inline (readline editing), both after a
+# confirmation; "n" at the confirmation and an empty reason decide nothing;
+# decisions land in the server and the History tab; a requester never sees
+# their own review in their queue.
+source "$(dirname "$0")/lib/harness.sh"
+source "$(dirname "$0")/lib/tmux.sh"
+source "$(dirname "$0")/lib/seed_server.sh"
+H=$HOOPCTL_BIN
+seed_server_start
+review_field() {  # id field
+  api "$TOKEN_bob" GET "/api/v1/reviews/$1" | /usr/bin/python3 -c "import json,sys; print(json.load(sys.stdin).get('$2'))"
+}
+r1=$(seed_review "$TOKEN_alice" sess-a "delete from orders where created_at < now() - interval '1 year'")
+r2=$(seed_review "$TOKEN_carol" sess-c "update accounts set balance = 0 where owner in (select id from users where email like '%@example.com')")
+# carol's session records the statement that asked, with its rule
+now=$(date +%s%3N)
+SEED_REVIEW_ID=$r2 seed_session "$TOKEN_carol" sess-c $((now - 5000)) "$now" \
+  "REVIEW:update accounts set balance = 0 where owner in (select id from users where email like '%@example.com')"
+
+tmux_start 120 32 env HOOPCTL_TOKEN="$TOKEN_bob" "$H" tui --server "$SERVER_URL" --reviews
+tmux_wait_text "2 pending reviews you may decide" 30
+screen=$(tmux_screen)
+assert_contains "$screen" "Reviews (2)"
+assert_contains "$screen" "Alice"
+assert_contains "$screen" "Carol"
+assert_contains "$screen" "as Bob"
+
+# A review created now shows up without any key pressed (the long-poll).
+r3=$(seed_review "$TOKEN_alice" sess-a2 "truncate audit_log")
+tmux_wait_text "3 pending reviews you may decide" 30
+assert_contains "$(tmux_screen)" "truncate audit_log"
+
+# Select carol's review (follow the list order) and show its statement pretty-printed.
+select_review() {  # text on the review's row
+  local i
+  tmux_keys Home
+  for i in 1 2 3; do
+    tmux_wait_text "Requester" 10
+    [[ $(tmux_screen | grep -A3 '^─' | grep -c "Review $1") == 1 ]] && return 0
+    tmux_keys Down
+    sleep 0.2
+  done
+  fail "could not select review $1"
+}
+select_review "$r2"
+screen=$(tmux_screen)
+assert_contains "$screen" "Requester: Carol"
+tmux_wait_text "Rule: writes" 20
+assert_contains "$screen" $'  update accounts\n  set balance = 0\n  where owner in ('
+
+# "n" at the confirmation decides nothing.
+tmux_keys a
+tmux_wait_text "Approve review ${r2:0:8} by Carol on pgtest? [y/N]" 10
+tmux_keys n
+tmux_wait_text "not approved" 10
+assert_eq pending "$(review_field "$r2" status)"
+
+# An empty reason sends nothing.
+tmux_keys d
+tmux_wait_text "Reason for denying:" 10
+tmux_keys Enter
+tmux_wait_text "a denial needs a reason; nothing was sent" 10
+assert_eq pending "$(review_field "$r2" status)"
+
+# Deny with a reason, edited inline: typo, backspace, Ctrl-A/E moves.
+tmux_keys d
+tmux_wait_text "Reason for denying:" 10
+tmux_literal "wipes every balanceX"
+tmux_keys BSpace C-a
+tmux_literal "no: "
+tmux_keys C-e
+tmux_literal " (ticket OPS-12)"
+tmux_keys Enter
+tmux_wait_text "Deny review ${r2:0:8} with reason \"no: wipes every balance (ticket OPS-12)\"? [y/N]" 10
+tmux_keys y
+tmux_wait_text "review ${r2:0:8} denied" 20
+tmux_wait_text "2 pending reviews you may decide" 20
+assert_eq denied "$(review_field "$r2" status)"
+assert_eq "no: wipes every balance (ticket OPS-12)" "$(review_field "$r2" reason)"
+assert_eq bob "$(review_field "$r2" decided_by)"
+
+# Approve alice's first review.
+select_review "$r1"
+tmux_keys a
+tmux_wait_text "Approve review ${r1:0:8} by Alice on pgtest? [y/N]" 10
+tmux_keys y
+tmux_wait_text "review ${r1:0:8} approved" 20
+tmux_wait_text "1 pending review you may decide" 20
+assert_eq approved "$(review_field "$r1" status)"
+assert_eq pending "$(review_field "$r3" status)"
+
+# History lists both decisions.
+tmux_keys 3
+tmux_wait_text "2 decided reviews" 20
+screen=$(tmux_screen)
+assert_contains "$screen" "denied   bob"
+assert_contains "$screen" "approved bob"
+assert_contains "$screen" "no: wipes every balance"
+tmux_keys q
+assert_eq 0 "$(tmux_wait_exit 30)" "tui exit status"
+tmux_kill_session
+
+# The requester's own review is not in her queue (she cannot decide it), and
+# a decision the server refuses shows in the status bar: dave is a reviewer;
+# alice's review is decided by bob behind dave's back.
+tmux_start 120 32 env HOOPCTL_TOKEN="$TOKEN_alice" "$H" tui --server "$SERVER_URL" --reviews
+tmux_wait_text "0 pending reviews you may decide" 30
+tmux_keys q
+tmux_wait_exit 30 >/dev/null
+tmux_kill_session
+tmux_start 120 32 env HOOPCTL_TOKEN="$TOKEN_dave" "$H" tui --server "$SERVER_URL" --reviews
+tmux_wait_text "1 pending review you may decide" 30
+api "$TOKEN_bob" POST "/api/v1/reviews/$r3/approve" '{}' >/dev/null
+tmux_keys a
+tmux_wait_text "Approve review ${r3:0:8}" 10
+tmux_keys y
+tmux_wait_text "error: could not approve review ${r3:0:8}" 20
+assert_contains "$(tmux_screen)" "is not pending (HTTP 409)"
+tmux_wait_text "0 pending reviews you may decide" 30
+tmux_keys q
+tmux_wait_exit 30 >/dev/null
+echo "reviews view ok"

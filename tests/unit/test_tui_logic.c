@@ -1,0 +1,184 @@
+/* test_tui_logic.c — the TUI's terminal-free logic: session filters and
+ * search, times typed by the user, durations, fitting columns into a width,
+ * scrolling, and SQL pretty-printing (never touching quoted text). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hoopctl/tui.h"
+
+static const struct tui_session_row rows[] = {
+    {.id = "s-1", .user = "alice", .connection = "prod", .state = "ended", .started_ms = 1000,
+     .statements = 3, .denials = 1},
+    {.id = "s-2", .user = "Bob", .connection = "staging", .state = "active", .started_ms = 5000,
+     .statements = 1, .denials = 0},
+    {.id = "s-3", .user = "alice", .connection = "staging", .state = "active", .started_ms = 9000,
+     .statements = 0, .denials = -1 /* some, count unknown */},
+};
+
+static int apply(const struct tui_filter *f, int *idx)
+{
+    return tui_filter_apply(f, rows, 3, idx);
+}
+
+static void filters(void **state)
+{
+    (void)state;
+    int idx[3];
+    struct tui_filter f = {0};
+    assert_int_equal(apply(&f, idx), 3);
+    snprintf(f.user, sizeof f.user, "ALI");
+    assert_int_equal(apply(&f, idx), 2);
+    assert_int_equal(idx[0], 0);
+    assert_int_equal(idx[1], 2);
+    snprintf(f.connection, sizeof f.connection, "stag");
+    assert_int_equal(apply(&f, idx), 1);
+    assert_int_equal(idx[0], 2);
+    memset(&f, 0, sizeof f);
+    f.only_denials = true;
+    assert_int_equal(apply(&f, idx), 2); /* a known count and an unknown "some" */
+    memset(&f, 0, sizeof f);
+    f.since_ms = 5000;
+    assert_int_equal(apply(&f, idx), 2);
+    f.until_ms = 9000;                   /* [since, until) */
+    assert_int_equal(apply(&f, idx), 1);
+    assert_int_equal(idx[0], 1);
+    memset(&f, 0, sizeof f);
+    snprintf(f.search, sizeof f.search, "s-2");
+    assert_int_equal(apply(&f, idx), 1);
+    snprintf(f.search, sizeof f.search, "ACTIVE");
+    assert_int_equal(apply(&f, idx), 2);
+    snprintf(f.search, sizeof f.search, "nobody");
+    assert_int_equal(apply(&f, idx), 0);
+}
+
+static void typed_times(void **state)
+{
+    (void)state;
+    int64_t now = 1800000000000, t;
+    assert_int_equal(tui_parse_time("15m", now, &t), 0);
+    assert_int_equal(t, now - 15 * 60000);
+    assert_int_equal(tui_parse_time(" 2h", now, &t), 0);
+    assert_int_equal(t, now - 2 * 3600000);
+    assert_int_equal(tui_parse_time("3d", now, &t), 0);
+    assert_int_equal(t, now - 3 * 86400000LL);
+    assert_int_equal(tui_parse_time("30s", now, &t), 0);
+    assert_int_equal(t, now - 30000);
+    assert_int_equal(tui_parse_time("2026-11-26", now, &t), 0);
+    assert_int_equal(t, 1795651200000LL);
+    assert_int_equal(tui_parse_time("2026-11-26 10:30", now, &t), 0);
+    assert_int_equal(t, 1795651200000LL + 10 * 3600000 + 30 * 60000);
+    assert_int_equal(tui_parse_time("2026-11-26T10:30", now, &t), 0);
+    static const char *const bad[] = {"", "yesterday", "5", "5y", "-3h", "2026-13-01", "2026-11-26 25:00",
+                                      "2026-11-26x", "1969-01-01", "999999d"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (tui_parse_time(bad[i], now, &t) != -1)
+            fail_msg("[%s] parsed", bad[i]);
+}
+
+static void durations(void **state)
+{
+    (void)state;
+    char b[32];
+    tui_format_duration(45000, b, sizeof b);
+    assert_string_equal(b, "45s");
+    tui_format_duration(65000, b, sizeof b);
+    assert_string_equal(b, "1m05s");
+    tui_format_duration(3720000, b, sizeof b);
+    assert_string_equal(b, "1h02m");
+    tui_format_duration(3 * 86400000LL + 4 * 3600000, b, sizeof b);
+    assert_string_equal(b, "3d04h");
+    tui_format_duration(-5, b, sizeof b);
+    assert_string_equal(b, "0s");
+}
+
+static void columns_fit_the_width(void **state)
+{
+    (void)state;
+    const struct tui_column cols[] = {
+        {"USER", 6, 12, 1}, {"CONN", 6, 12, 1}, {"STARTED", 11, 11, 0}, {"ID", 36, 36, 0}};
+    int w[TUI_MAX_COLUMNS];
+    /* wide: every column at its wish, the rest shared by the flex ones */
+    assert_int_equal(tui_layout_columns(cols, 4, 200, w), 4);
+    assert_int_equal(w[2], 11);
+    assert_int_equal(w[3], 36);
+    assert_int_equal(w[0] + w[1] + w[2] + w[3] + 3, 200);
+    /* 80 columns: the ID no longer fits even at its minimum and is dropped */
+    assert_int_equal(tui_layout_columns(cols, 4, 60, w), 3);
+    assert_int_equal(w[3], 0);
+    assert_int_equal(w[0] + w[1] + w[2] + 2, 60);
+    /* just the minimums */
+    assert_int_equal(tui_layout_columns(cols, 4, 25, w), 3);
+    assert_int_equal(w[0], 6);
+    assert_int_equal(w[1], 6);
+    assert_int_equal(w[2], 11);
+    /* tiny: the first column alone, clipped */
+    assert_int_equal(tui_layout_columns(cols, 4, 4, w), 1);
+    assert_int_equal(w[0], 4);
+    assert_int_equal(w[1], 0);
+}
+
+static void scrolling(void **state)
+{
+    (void)state;
+    assert_int_equal(tui_scroll_for(0, 0, 10, 100), 0);
+    assert_int_equal(tui_scroll_for(9, 0, 10, 100), 0);
+    assert_int_equal(tui_scroll_for(10, 0, 10, 100), 1);
+    assert_int_equal(tui_scroll_for(5, 8, 10, 100), 5);
+    assert_int_equal(tui_scroll_for(99, 0, 10, 100), 90);
+    /* the list shrank under a scrolled view: no empty space at the end */
+    assert_int_equal(tui_scroll_for(3, 50, 10, 12), 2);
+    assert_int_equal(tui_scroll_for(0, 5, 10, 3), 0);
+}
+
+static void pretty(const char *sql, int width, const char *expected)
+{
+    struct buf b = {0};
+    assert_int_equal(tui_sql_pretty(sql, width, &b), 0);
+    if (strcmp(buf_cstr(&b), expected) != 0)
+        fail_msg("pretty(%s):\n%s\nexpected:\n%s", sql, buf_cstr(&b), expected);
+    buf_free(&b);
+}
+
+static void sql_pretty_printing(void **state)
+{
+    (void)state;
+    pretty("select a, b from t where a = 1 order by b", 80,
+           "select a, b\nfrom t\nwhere a = 1\norder by b");
+    pretty("SELECT u.id, count(*) FROM users u LEFT JOIN orders o ON o.uid = u.id GROUP BY u.id", 80,
+           "SELECT u.id, count(*)\nFROM users u\nLEFT JOIN orders o\nON o.uid = u.id\nGROUP BY u.id");
+    pretty("delete from t where id in (select id from u where x)", 80,
+           "delete from t\nwhere id in (\n  select id\n  from u\n  where x)");
+    pretty("insert into t (a, b) values ($1, 'it''s   a   string') on conflict do nothing", 80,
+           "insert into t (a, b)\nvalues ($1, 'it''s   a   string')\non conflict do nothing");
+    /* quoted text, identifiers, dollar quotes and comments are kept whole */
+    pretty("select \"Weird  Col\", $$ from  where $$ from x", 80,
+           "select \"Weird  Col\", $$ from  where $$\nfrom x");
+    pretty("select 1 -- from here\nfrom t", 80, "select 1 -- from here\nfrom t");
+    pretty("select /* where */ 1", 80, "select /* where */ 1");
+    /* wrapping at the width, continuation indented */
+    pretty("select aaaaaaaaaa, bbbbbbbbbb, cccccccccc, dddddddddd from t", 24,
+           "select aaaaaaaaaa,\n    bbbbbbbbbb,\n    cccccccccc,\n    dddddddddd\nfrom t");
+    pretty("", 80, "");
+    pretty("   ", 80, "");
+    /* an unterminated quote does not run past the end */
+    pretty("select 'abc", 80, "select 'abc");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(filters),
+        cmocka_unit_test(typed_times),
+        cmocka_unit_test(durations),
+        cmocka_unit_test(columns_fit_the_width),
+        cmocka_unit_test(scrolling),
+        cmocka_unit_test(sql_pretty_printing),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
