@@ -93,7 +93,8 @@ shown=0
 session_out() {  # print what alice's terminal got since the last call
   local n
   n=$(wc -l <"$ALOG")
-  ((n > shown)) && sed -n "$((shown + 1)),${n}p" "$ALOG" | sed 's/^/    | /'
+  # psql names the script's line on notices and errors ("psql:FILE:3: "): not for the reader.
+  ((n > shown)) && sed -n "$((shown + 1)),${n}p" "$ALOG" | sed -e 's/^psql:[^ ]*:[0-9]*: //' -e 's/^/    | /'
   shown=$n
 }
 sql() { printf '%s\n' "$1" >&3; }
