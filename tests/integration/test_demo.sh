@@ -21,12 +21,16 @@ leftovers() {  # DIR
   true
 }
 
+demo_dir() {  # OUTPUT_FILE: the temp dir the demo says it works in
+  sed -n 's/.* in \(\/[^ ]*hoopctl-test\.[A-Za-z0-9]*\) and is removed on exit\./\1/p' "$1" | head -1
+}
+
 log "a full run"
 RC=0
 bash "$DEMO" >"$T/demo.out" 2>&1 </dev/null || RC=$?
 out=$(cat "$T/demo.out")
 assert_eq 0 "$RC" "exit status of the demo [$out]"
-dir=$(sed -n 's/.* in \(\/[^ ]*hoopctl-test\.[A-Za-z0-9]*\) and is removed on exit\./\1/p' <<<"$out" | head -1)
+dir=$(demo_dir "$T/demo.out")
 [[ -n $dir ]] || fail "the demo did not name its temp dir"
 for s in 1 2 3 4 5 6; do assert_contains "$out" "[$s/6] "; done
 assert_contains "$out" "Done."
@@ -81,7 +85,7 @@ demo_pid=$!
 set +m
 _harness_pids+=("$demo_pid")
 wait_for "the held statement" 120 grep -q 'held for review' "$T/demo2.out"
-dir2=$(sed -n 's/.* in \(\/[^ ]*hoopctl-test\.[A-Za-z0-9]*\) and is removed on exit\./\1/p' "$T/demo2.out" | head -1)
+dir2=$(demo_dir "$T/demo2.out")
 [[ -n $dir2 && -d $dir2 ]] || fail "no temp dir named by the second run"
 kill -INT -- "-$demo_pid"
 RC=0
