@@ -26,7 +26,8 @@ indent() { sed 's/^/    /'; }
 # USER's commands against the server carry USER's access token (`hoopctl token`).
 as_user() { local u=$1 tok; shift; tok=$(as "$u" "$H" token) && HOOPCTL_TOKEN=$tok "$@"; }
 as_run() { local u=$1; shift; show "$(show_args "$@")    ${D}(as $u)${N}"; as_user "$u" "$@" 2>&1 | indent; }
-trap 'printf "\ndemo: failed at line %s: %s\n" "$LINENO" "$BASH_COMMAND" >&2' ERR
+trap 'printf "\ndemo: failed at line %s: %s\n(run it again with HARNESS_KEEP_ON_FAIL=1 to keep its logs)\n" \
+  "$LINENO" "$BASH_COMMAND" >&2' ERR
 
 printf '%shoopctl demo%s — everything runs on 127.0.0.1 in %s and is removed on exit.\n' "$B" "$N" "$T"
 
@@ -39,6 +40,7 @@ app_psql -c 'select id, name, email, phone, card_number from customers order by 
 step "hoopctl server on SQLite, trusting an OpenID provider"
 say "The provider is oidc-provider (tests/integration/oidc, installed with npm ci): alice is in"
 say "group eng, bob in groups dba and eng. The server verifies its JWTs."
+[[ -f $OIDC_SRC/node_modules/oidc-provider/package.json ]] || say "installing it first: npm ci in tests/integration/oidc"
 oidc_install
 oidc_start A OIDC_EXTRA_ACCOUNTS='{"alice": {"email": "alice@example.test", "name": "Alice", "groups": ["eng"]},
   "bob": {"email": "bob@example.test", "name": "Bob", "groups": ["dba", "eng"]}}'

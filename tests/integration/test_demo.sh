@@ -76,6 +76,18 @@ log "nothing left behind"
 [[ ! -e $dir ]] || fail "the demo left $dir"
 assert_eq "" "$(leftovers "$dir")" "processes left by the demo"
 
+log "a broken installation (no binary): a clear failure, and nothing left behind"
+RC=0
+HOOPCTL_BIN=$T/no-such/hoopctl bash "$DEMO" >"$T/demo3.out" 2>&1 </dev/null || RC=$?
+[[ $RC != 0 ]] || fail "the demo without a binary exited 0"
+out=$(cat "$T/demo3.out")
+assert_contains "$out" "FAIL: no admin API key"
+assert_contains "$out" "no-such/hoopctl"
+assert_not_contains "$out" "Done."
+dir3=$(demo_dir "$T/demo3.out")
+[[ -n $dir3 && ! -e $dir3 ]] || fail "the failed demo left [$dir3]"
+assert_eq "" "$(leftovers "$dir3")" "processes left by the failed demo"
+
 log "Ctrl-C while alice's statement waits for review: everything is stopped and removed"
 # Job control on: the demo runs in its own process group with SIGINT not ignored,
 # and the whole group gets the SIGINT, as from a terminal's Ctrl-C.
