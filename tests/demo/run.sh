@@ -66,7 +66,13 @@ step "alice and bob sign in (device code; a scripted browser approves at the pro
 for u in alice bob; do
   show "hoopctl login --server $URL    (as $u)"
   login_as "$u"
-  as "$u" "$H" whoami 2>&1 | indent
+  if [[ $u == alice ]]; then  # what hoopctl login shows; the scripted browser opened the link
+    grep -v '^$' "$T/login-$u.log" | indent
+  else
+    tail -1 "$T/login-$u.log" | indent
+  fi
+  show "hoopctl whoami    (as $u)"
+  as "$u" "$H" whoami 2>&1 | grep -E '^(subject|groups) ' | indent
 done
 
 step "The admin defines connection $CONN: the default policy plus masking"
