@@ -27,6 +27,7 @@
 #define CONNECT_RECORD_ROWS 100
 #define CONNECT_RECORD_BYTES (16 * 1024)
 #define CONNECT_RECORD_VALUE 512
+#define CONNECT_SHIP_DELAY_MS 50
 
 void cn_token_copy(struct connect *c, char *out, size_t len)
 {
@@ -67,18 +68,25 @@ int cn_emit(struct connect *c, struct cn_session *s, const char *type, json_t *d
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    /* One event, one commit: in WAL mode with synchronous=NORMAL a commit is
-     * an append to the log, cheap enough per statement. */
+    /* Statement and session events are committed before the statement goes
+     * on (in WAL mode with synchronous=NORMAL a commit is an append to the
+     * log). Result samples need no such promise: they ride along with the
+     * next commit, or the ship timer's. */
     int rc = spool_append(c->spool, id, s->id, js, strlen(js), err, errlen);
     free(js);
-    if (rc == 0)
+    if (rc == 0 && strcmp(type, "result") != 0)
         rc = spool_commit(c->spool, err, errlen);
     if (rc < 0)
         return -1;
     s->seq++;
     if (!strcmp(type, "statement"))
         s->statement_seq = s->seq;
-    shipper_kick(c->shipper);
+    /* Wake the shipper once per CONNECT_SHIP_DELAY_MS, not per event, so
+     * that it posts batches rather than single events. */
+    if (!evtimer_pending(c->kick_timer, NULL)) {
+        struct timeval tv = {0, CONNECT_SHIP_DELAY_MS * 1000};
+        evtimer_add(c->kick_timer, &tv);
+    }
     return 0;
 }
 
@@ -626,6 +634,17 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
     cn_review_reap(arg);
 }
 
+static void on_kick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct connect *c = arg;
+    char err[256];
+    if (spool_commit(c->spool, err, sizeof err) < 0)
+        log_error(MOD, "audit spool: %s", err);
+    shipper_kick(c->shipper);
+}
+
 static void on_refresh(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -821,7 +840,7 @@ struct connect *connect_start(struct event_base *base, const struct connect_opti
     }
     if (pipe2(c->wake_pipe, O_CLOEXEC | O_NONBLOCK) < 0 ||
         !(c->wake_event = event_new(base, c->wake_pipe[0], EV_READ | EV_PERSIST, on_wake, c)) ||
-        !(c->refresh_timer = evtimer_new(base, on_refresh, c))) {
+        !(c->refresh_timer = evtimer_new(base, on_refresh, c)) || !(c->kick_timer = evtimer_new(base, on_kick, c))) {
         snprintf(err, errlen, "cannot set up the event loop: %s", strerror(errno));
         goto fail;
     }
@@ -908,6 +927,11 @@ void connect_free(struct connect *c, int drain_timeout_ms)
         c->sessions = s->next;
         session_free(s);
     }
+    if (c->spool) {
+        char err[256];
+        if (spool_commit(c->spool, err, sizeof err) < 0)
+            log_error(MOD, "audit spool: %s", err);
+    }
     if (c->shipper) {
         if (drain_timeout_ms > 0 && shipper_drain(c->shipper, drain_timeout_ms) < 0)
             log_warn(MOD, "audit events are still spooled; they are shipped at the next hoopctl connect");
@@ -919,6 +943,8 @@ void connect_free(struct connect *c, int drain_timeout_ms)
         event_free(c->wake_event);
     if (c->refresh_timer)
         event_free(c->refresh_timer);
+    if (c->kick_timer)
+        event_free(c->kick_timer);
     for (int i = 0; i < 2; i++)
         if (c->wake_pipe[i] >= 0)
             close(c->wake_pipe[i]);

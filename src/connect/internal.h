@@ -74,7 +74,7 @@ struct connect {
     int review_wait_seconds;
     struct spool *spool;
     struct shipper *shipper;
-    struct event *refresh_timer, *wake_event;
+    struct event *refresh_timer, *wake_event, *kick_timer;
     int wake_pipe[2];
     struct cn_session *sessions;
     struct cn_hold *holds;
