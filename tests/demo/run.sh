@@ -101,8 +101,9 @@ shown=0
 session_out() {  # print what alice's terminal got since the last call
   local n
   n=$(wc -l <"$ALOG")
-  # psql names the script's line on notices and errors ("psql:FILE:3: "): not for the reader.
-  ((n > shown)) && sed -n "$((shown + 1)),${n}p" "$ALOG" | sed -e 's/^psql:[^ ]*:[0-9]*: //' -e 's/^/    | /'
+  # Not for the reader: the demo's sync marks (\echo), and the script's line that psql
+  # names on notices and errors ("psql:FILE:3: ").
+  ((n > shown)) && sed -n "$((shown + 1)),${n}p" "$ALOG" | sed -e '/^demo-mark-[0-9]$/d' -e 's/^psql:[^ ]*:[0-9]*: //' -e 's/^/    | /'
   shown=$n
 }
 sql() { printf '%s\n' "$1" >&3; }
@@ -112,14 +113,15 @@ session_out
 say ""
 say "${B}A normal query${N}"
 sql "select o.id, c.name, o.item, o.amount from orders o join customers c on c.id = o.customer_id order by o.id;"
-sql "select 'demo-mark-1';"
+sql '\echo demo-mark-1'
 wait_for "the normal query" 30 grep -q 'demo-mark-1' "$ALOG"
 session_out
 
 say ""
 say "${B}A DROP is refused by the default policy; the session goes on${N}"
 sql "drop table orders;"
-sql "select 'demo-mark-2';"
+sql "select count(*) as orders_still_there from orders;"
+sql '\echo demo-mark-2'
 wait_for "the refused DROP" 30 grep -q 'demo-mark-2' "$ALOG"
 session_out
 grep -q 'deny-destructive-ddl' "$ALOG" || fail "the DROP was not refused"
@@ -127,7 +129,7 @@ grep -q 'deny-destructive-ddl' "$ALOG" || fail "the DROP was not refused"
 say ""
 say "${B}PII comes back masked (the database still holds the real values)${N}"
 sql "select id, name, email, phone, card_number from customers order by id;"
-sql "select 'demo-mark-3';"
+sql '\echo demo-mark-3'
 wait_for "the masked rows" 30 grep -q 'demo-mark-3' "$ALOG"
 session_out
 
@@ -142,7 +144,7 @@ say "alice's psql waits. In another terminal bob (dba) looks at the queue and ap
 as_run bob "$H" reviews list
 as_run bob "$H" reviews approve "$rid" --reason "demo: cancel all orders"
 sql "select id, status from orders order by id;"
-sql "select 'demo-mark-4';"
+sql '\echo demo-mark-4'
 wait_for "the approved UPDATE" 30 grep -q 'demo-mark-4' "$ALOG"
 session_out
 sql '\q'
