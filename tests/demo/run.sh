@@ -160,6 +160,8 @@ wait_for "the shipped session" 30 sessions_ended
 sid=$(as_user alice "$H" -o json sessions list | python3 -c 'import json,sys; print(json.load(sys.stdin)["sessions"][0]["id"])')
 as_run alice "$H" sessions list
 as_run alice "$H" sessions show "$sid"
+say "The held statement's review: who asked, who decided, why, and that it ran once:"
+as_run alice "$H" reviews show "$rid"
 as_run alice "$H" replay --no-timing "$sid"
 
 printf '\n%sDone.%s Stopping the server, the provider and PostgreSQL, and removing %s.\n' "$B" "$N" "$T"

@@ -70,6 +70,10 @@ for line in "deny drop table orders;" "review update orders set status = 'cancel
   "allow select id, name, email, phone, card_number from customers order by id;"; do
   assert_contains "$out" "$line" "sessions show"
 done
+review=$(sed -n "/^    review:     $rid\$/,/^  \\\$ /p" <<<"$out")
+assert_contains "$review" "status:     consumed" "the approved review ran once"
+assert_contains "$review" "decided by: bob"
+assert_contains "$review" "requester:  alice"
 assert_contains "$out" "app=> drop table orders;" "the replay"
 assert_contains "$out" "[hoopctl] denied by rule deny-destructive-ddl" "the replay"
 assert_contains "$out" "[hoopctl] held for review $rid" "the replay"
