@@ -26,6 +26,7 @@ indent() { sed 's/^/    /'; }
 # USER's commands against the server carry USER's access token (`hoopctl token`).
 as_user() { local u=$1 tok; shift; tok=$(as "$u" "$H" token) && HOOPCTL_TOKEN=$tok "$@"; }
 as_run() { local u=$1; shift; show "$(show_args "$@")    ${D}(as $u)${N}"; as_user "$u" "$@" 2>&1 | indent; }
+trap 'printf "\ninterrupted: stopping everything and removing %s\n" "$T" >&2; exit 130' INT
 trap 'printf "\ndemo: failed at line %s: %s\n(run it again with HARNESS_KEEP_ON_FAIL=1 to keep its logs)\n" \
   "$LINENO" "$BASH_COMMAND" >&2' ERR
 

@@ -112,4 +112,5 @@ wait "$demo_pid" || RC=$?
 [[ ! -e $dir2 ]] || fail "the interrupted demo left $dir2"
 assert_eq "" "$(leftovers "$dir2")" "processes left by the interrupted demo"
 assert_not_contains "$(cat "$T/demo2.out")" "Done." "the interrupted demo claimed to finish"
+assert_contains "$(cat "$T/demo2.out")" "interrupted: stopping everything and removing $dir2"
 log "ok"
