@@ -28,6 +28,16 @@ p["masking"]={"columns":[{"column":"public.users.email","style":"full"}]}; print
 connect_define "{\"reviewer_groups\": [\"dba\"], \"policy\": $policy}"
 for u in alice bob mallory; do login_as "$u"; done
 
+log "usage errors: clear messages, exit 2, nothing started"
+for args in "app --listen 10.0.0.1:5433|loopback addresses only" "app --port 70000|from 1 to 65535" \
+  "app --port 5433 --listen 127.0.0.1:5434|not both" "app --review-wait soon|--review-wait takes" \
+  "app --socket-dir $T|Unix sockets are not supported"; do
+  RC=0
+  out=$(as alice "$H" connect ${args%%|*} 2>&1) || RC=$?
+  assert_eq 2 "$RC" "exit status of connect ${args%%|*}"
+  assert_contains "$out" "${args#*|}"
+done
+
 log "mallory is not in the connection's groups: refused at connect, nothing started"
 RC=0
 out=$(as mallory "$H" connect app --quiet -- true 2>&1) || RC=$?
@@ -112,10 +122,22 @@ exec 3>&-
 wait_rc "$alice_PID"
 assert_eq 0 "$RC" "hoopctl connect returns psql's exit status"
 
+log "a held statement nobody decides expires: SQLSTATE 42501, and the statement never runs"
+RC=0
+out=$(as alice "$H" connect app --quiet --review-wait 2s -- \
+  psql -X -At -v VERBOSITY=verbose -c 'delete from accounts' 2>&1) || RC=$?
+assert_eq 1 "$RC" "psql's exit status after the expiry"
+assert_contains "$out" "statement held for review"
+assert_contains "$out" "waiting up to 2s"
+assert_contains "$out" "ERROR:  42501: hoopctl: review "
+assert_contains "$out" "expired"
+assert_eq 3 "$(psql -qAtX -d app -c 'select count(*) from accounts')" "the expired DELETE ran"
+
 log "the server holds the session: alice's identity, every statement, its decision"
 ATOK=$(as alice "$H" token)
 wait_for "the shipped session" 30 bash -c "HOOPCTL_TOKEN=$ATOK '$H' -o json sessions list | grep -q '\"ended_at\": [0-9]'"
-sid=$(HOOPCTL_TOKEN=$ATOK "$H" -o json sessions list | python3 -c 'import json,sys; print(json.load(sys.stdin)["sessions"][0]["id"])')
+sid=$(HOOPCTL_TOKEN=$ATOK "$H" -o json sessions list | python3 -c 'import json,sys
+print(max(json.load(sys.stdin)["sessions"], key=lambda s: s["events"])["id"])')
 show=$(HOOPCTL_TOKEN=$ATOK "$H" sessions show "$sid")
 assert_contains "$show" "user:       alice"
 assert_contains "$show" "connection: app"
