@@ -156,3 +156,9 @@ $(BUILD)/tests/bench/ingest_bench: tests/bench/ingest_bench.c $(LIB)
 
 bench-server: $(BIN) $(BUILD)/tests/bench/ingest_bench
 	tests/bench/ingest.sh --bin ./$(BIN) --driver $(BUILD)/tests/bench/ingest_bench
+
+# The scripted tour (tests/demo/run.sh): a throwaway PostgreSQL with sample PII,
+# an OpenID provider (npm ci), the server on SQLite, alice's psql through
+# `hoopctl connect`, bob's approval, the audit trail and the replay; all removed on exit.
+demo: deps $(BIN)
+	@HOOPCTL_BIN=$(CURDIR)/$(BIN) bash tests/demo/run.sh
