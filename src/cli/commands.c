@@ -24,9 +24,6 @@ extern const struct cli_command cli_cmd_reviews;
 extern const struct cli_command cli_cmd_replay;
 extern const struct cli_command cli_cmd_tui;
 extern const struct cli_command cli_cmd_connect;
-extern const struct cli_command cli_cmd_connect;
-extern const struct cli_command cli_cmd_replay;
-extern const struct cli_command cli_cmd_tui;
 
 const struct cli_command *const cli_commands[] = {
     &cli_cmd_help,
@@ -48,9 +45,6 @@ const struct cli_command *const cli_commands[] = {
     &cli_cmd_replay,
     &cli_cmd_tui,
     &cli_cmd_connect,
-    &cli_cmd_connect,
-    &cli_cmd_replay,
-    &cli_cmd_tui,
     NULL,
 };
 

@@ -18,6 +18,12 @@ while IFS=$'\t' read -r name _; do
   done < <("$H" help "$name" | sed -n 's/^  \(-., \)\{0,1\} *--\([a-z0-9-]*\).*/\2/p')
 done < <("$H" __commands)
 
+# Each command is listed exactly once in hoopctl(1) (merges have duplicated entries before).
+listed=$(sed -n '/^\.SH COMMANDS/,/^\.SH /p' man/hoopctl.1 | grep -c '^\.B [a-z]')
+assert_eq "$("$H" __commands | wc -l)" "$listed" "commands listed in hoopctl(1)"
+dups=$(grep -o 'hoopctl\\-[a-z]* ([158])' man/hoopctl.1 | sort | uniq -c | awk '$1 > 2')
+[[ -z $dups ]] || fail "hoopctl(1) names a page more than twice: $dups"
+
 for page in man/*.[158]; do
   warn=$(groff -ww -z -man "$page" 2>&1) || fail "groff failed on $page"
   [[ -z $warn ]] || fail "groff warnings in $page: $warn"
