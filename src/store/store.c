@@ -89,7 +89,28 @@ static int row_int(void *arg, int nc, const char *const *v)
     return 1;
 }
 
+static int store_migrate_locked(struct store *s, char *err, size_t errlen);
+
+/* Two servers starting at once on one PostgreSQL store: even CREATE TABLE IF
+ * NOT EXISTS races there (a unique violation in pg_type), so the whole
+ * migration runs under a session advisory lock; one migrates, one waits. */
 static int store_migrate(struct store *s, char *err, size_t errlen)
+{
+    static const char lock_key[] = "727383"; /* "hoopctl migrations" */
+    bool pg = strcmp(s->d->kind, "postgres") == 0;
+    const char *p[] = {lock_key};
+    int rc;
+    if (pg && (rc = q(s, "SELECT pg_advisory_lock($1::bigint)", 1, p, NULL, NULL, NULL, err, errlen)))
+        return rc;
+    rc = store_migrate_locked(s, err, errlen);
+    if (pg) {
+        char e[256];
+        q(s, "SELECT pg_advisory_unlock($1::bigint)", 1, p, NULL, NULL, NULL, e, sizeof e);
+    }
+    return rc;
+}
+
+static int store_migrate_locked(struct store *s, char *err, size_t errlen)
 {
     int rc = q0(s, "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
                    " applied_at BIGINT NOT NULL)", err, errlen);

@@ -21,6 +21,7 @@ export HARNESS_TMP
 # Keep the user's own config and tokens out of tests.
 export HOOPCTL_CONFIG_DIR="$HARNESS_TMP/config" HOOPCTL_STATE_DIR="$HARNESS_TMP/state"
 _harness_pids=()
+_harness_logs=()
 _harness_pgdata=()
 
 # Run a command as the postgres OS user when we are root (the server refuses root).
@@ -49,6 +50,7 @@ bg_start() {
   local name=$1; shift
   "$@" >"$HARNESS_TMP/$name.log" 2>&1 &
   _harness_pids+=($!)
+  _harness_logs+=("$HARNESS_TMP/$name.log")
   eval "${name//[^A-Za-z0-9_]/_}_PID=$!"
 }
 
@@ -118,7 +120,15 @@ harness_cleanup() {
   local rc=$?
   set +e
   trap - EXIT INT TERM
-  local p
+  local p f
+  # A failed test shows what its background processes said last.
+  if ((rc != 0)); then
+    for f in "${_harness_logs[@]}"; do
+      [[ -s $f ]] || continue
+      echo "--- last lines of $(basename "$f")" >&2
+      tail -n 15 "$f" >&2
+    done
+  fi
   for p in "${_harness_pids[@]}"; do
     kill -TERM "$p" 2>/dev/null
   done
