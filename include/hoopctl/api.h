@@ -17,7 +17,9 @@ struct api_client {
 
 /* server: URL override or NULL (config server.url / HOOPCTL_SERVER_URL).
  * The token: HOOPCTL_TOKEN, else the file named by server.token_file
- * (HOOPCTL_SERVER_TOKEN_FILE). CA: server.ca_file. Returns 0 or -1 + err. */
+ * (HOOPCTL_SERVER_TOKEN_FILE), else the saved login of that server (hoopctl
+ * login), refreshed when close to expiry; with no URL given, the login's
+ * server. CA: server.ca_file. Returns 0 or -1 + err. */
 int api_client_init(struct api_client *c, const char *server, char *err, size_t errlen);
 void api_client_free(struct api_client *c);
 

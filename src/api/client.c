@@ -2,6 +2,7 @@
  * JSON bodies, bounded response size, and streaming downloads. */
 #include "hoopctl/api.h"
 #include "hoopctl/config.h"
+#include "hoopctl/identity.h"
 #include "hoopctl/util.h"
 
 #include <curl/curl.h>
@@ -31,7 +32,16 @@ int api_client_init(struct api_client *c, const char *server, char *err, size_t 
     const char *ca = config_get_string(cfg, "server.ca_file");
     const char *tf = config_get_string(cfg, "server.token_file");
     const char *tok = getenv("HOOPCTL_TOKEN");
+    struct identity_session *login = NULL;
     int rc = -1;
+    /* With no token given, the login of this server (hoopctl login),
+     * refreshed when it is about to expire. */
+    if (!(tok && *tok) && !(tf && *tf) &&
+        identity_session_open(url, IDENTITY_REFRESH_MARGIN, &login, e2, sizeof e2) == 0) {
+        tok = login->tokens.access_token;
+        if ((!url || !*url) && login->login.server[0])
+            url = login->login.server;
+    }
     if (!url || !*url) {
         snprintf(err, errlen, "no server URL: set server.url in the config or HOOPCTL_SERVER_URL");
         goto out;
@@ -61,6 +71,7 @@ int api_client_init(struct api_client *c, const char *server, char *err, size_t 
     }
     rc = 0;
 out:
+    identity_session_close(login);
     json_decref(cfg);
     return rc;
 }

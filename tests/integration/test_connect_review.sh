@@ -101,8 +101,8 @@ assert_eq 60 "$(psql -qAtX -d app -c 'select sum(balance) from accounts')" "the 
 wait_for "the status line counting the pending review" 30 grep -q 'pending reviews 1' "$ALOG"
 RC=0; out=$(HOOPCTL_TOKEN=$(as alice "$H" token) "$H" reviews approve "$rid1" 2>&1) || RC=$?
 [[ $RC != 0 ]] || fail "alice approved her own review"
-HOOPCTL_TOKEN=$(as bob "$H" token) "$H" reviews list | grep -q "$rid1" || fail "bob does not see the pending review"
-HOOPCTL_TOKEN=$(as bob "$H" token) "$H" reviews approve "$rid1" --reason "ok for the test" >/dev/null
+as bob "$H" reviews list | grep -q "$rid1" || fail "bob (his login, no HOOPCTL_TOKEN) does not see the pending review"
+as bob "$H" reviews approve "$rid1" --reason "ok for the test" >/dev/null
 say "select 'marker-3', sum(balance) from accounts;"
 wait_for "the approved UPDATE and the next statement" 30 grep -q 'marker-3|0' "$ALOG"
 
@@ -111,7 +111,7 @@ say "delete from accounts;"
 wait_for "the second hold notice" 30 bash -c "(( \$(grep -c 'held for review' '$ALOG') >= 2 ))"
 rid2=$(grep 'held for review' "$ALOG" | tail -1 | sed -n 's/.*held for review \([A-Za-z0-9_-]*\) .*/\1/p')
 [[ $rid2 != "$rid1" ]] || fail "the second hold reused review $rid1"
-HOOPCTL_TOKEN=$(as bob "$H" token) "$H" reviews deny "$rid2" --reason "not during business hours" >/dev/null
+as bob "$H" reviews deny "$rid2" --reason "not during business hours" >/dev/null
 wait_for "the denial" 30 grep -q 'not during business hours' "$ALOG"
 assert_contains "$(grep 'not during business hours' "$ALOG")" "ERROR:  hoopctl: review $rid2 denied by bob"
 assert_eq 3 "$(psql -qAtX -d app -c 'select count(*) from accounts')" "the denied DELETE ran"
