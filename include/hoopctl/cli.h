@@ -18,6 +18,16 @@ enum cli_complete {
     CLI_COMPLETE_WORDS,     /* one of cli_option.words, space separated */
     CLI_COMPLETE_COMMAND,   /* a hoopctl command name */
     CLI_COMPLETE_DYNAMIC,   /* asked of `hoopctl __complete <kind>` at run time */
+    CLI_COMPLETE_DYNAMIC_FILE, /* the same, and paths besides */
+};
+
+/* How the argument after a verb completes ("reviews approve <ID>"): the
+ * verbs (space separated) and their argument's kind. A command's list ends
+ * with a zeroed entry. */
+struct cli_verb_complete {
+    const char *verbs;
+    enum cli_complete complete;
+    const char *words;
 };
 
 struct cli_option {
@@ -42,6 +52,7 @@ struct cli_command {
     enum cli_complete arg_complete;
     const char *arg_words;
     bool hidden;            /* left out of help, man check and completions */
+    const struct cli_verb_complete *verb_complete; /* may be NULL */
     int min_args, max_args; /* positional count; max_args < 0: unbounded */
     int (*run)(const struct cli_args *args, struct cli_context *ctx);
 };
@@ -103,5 +114,17 @@ int cli_usage_error(const struct cli_command *cmd, const char *msg);
 
 /* Completion script generators (src/cli/completion.c). */
 int cli_completion_print(const char *shell, void *stream);
+
+/* Dynamic completion values (src/cli/complete.c, `hoopctl __complete KIND`). */
+struct json_t;
+struct buf;
+/* Whether w may be offered to a shell: 1..128 bytes of letters, digits and
+ * "._:@-" (shells expand completion words, so nothing else gets through). */
+bool cli_complete_word_ok(const char *w);
+/* Append the words of a server answer for kind ("connections", "sessions",
+ * "reviews") to out, one per line, skipping words that are not ok. Returns
+ * the number of words, or -1 for an unknown kind or an answer of the wrong
+ * shape. */
+int cli_complete_words_from(const char *kind, const struct json_t *resp, struct buf *out);
 
 #endif

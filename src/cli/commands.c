@@ -9,6 +9,7 @@ extern const struct cli_command cli_cmd_help;
 extern const struct cli_command cli_cmd_version;
 extern const struct cli_command cli_cmd_completion;
 extern const struct cli_command cli_cmd_commands;
+extern const struct cli_command cli_cmd_complete;
 extern const struct cli_command cli_cmd_login;
 extern const struct cli_command cli_cmd_logout;
 extern const struct cli_command cli_cmd_whoami;
@@ -30,6 +31,7 @@ const struct cli_command *const cli_commands[] = {
     &cli_cmd_version,
     &cli_cmd_completion,
     &cli_cmd_commands,
+    &cli_cmd_complete,
     &cli_cmd_login,
     &cli_cmd_logout,
     &cli_cmd_whoami,

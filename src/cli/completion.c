@@ -40,8 +40,9 @@ static void bash_value_completion(FILE *f, enum cli_complete kind, const char *w
         fputs("COMPREPLY=($(compgen -W \"$_hoopctl_commands\" -- \"$cur\"))", f);
         break;
     case CLI_COMPLETE_DYNAMIC:
-        fprintf(f, "COMPREPLY=($(compgen -W \"$(hoopctl __complete %s 2>/dev/null)\" -- \"$cur\"))",
-                words ? words : "");
+    case CLI_COMPLETE_DYNAMIC_FILE:
+        fprintf(f, "COMPREPLY=($(compgen -W \"$(hoopctl __complete %s 2>/dev/null)\" -- \"$cur\")%s)",
+                words ? words : "", kind == CLI_COMPLETE_DYNAMIC_FILE ? " $(compgen -f -- \"$cur\")" : "");
         break;
     default:
         fputs("COMPREPLY=()", f);
@@ -56,8 +57,23 @@ static void print_bash(FILE *f)
     for (size_t i = 0, n = 0; cli_commands[i]; i++)
         if (!cli_commands[i]->hidden)
             fprintf(f, "%s%s", n++ ? " " : "", cli_commands[i]->name);
-    fputs("'\n\n_hoopctl() {\n"
-          "    local cur prev cmd i\n"
+    fputs("'\n\n"
+          "# _hoopctl_args CI OPTS: after the command word at CI, count the arguments\n"
+          "# before the cursor (_hoopctl_npos), keep the first (_hoopctl_verb), and note\n"
+          "# a \"--\" (_hoopctl_rest). OPTS: \"|--a|-b|\", the options that take a value.\n"
+          "_hoopctl_args() {\n"
+          "    local j\n"
+          "    _hoopctl_npos=0 _hoopctl_verb='' _hoopctl_rest=0\n"
+          "    for ((j = $1 + 1; j < COMP_CWORD; j++)); do\n"
+          "        case \"${COMP_WORDS[j]}\" in\n"
+          "            --) _hoopctl_rest=1; return ;;\n"
+          "            -*) [[ $2 == *\"|${COMP_WORDS[j]}|\"* ]] && ((j++)) ;;\n"
+          "            *) ((_hoopctl_npos++ == 0)) && _hoopctl_verb=${COMP_WORDS[j]} ;;\n"
+          "        esac\n"
+          "    done\n"
+          "}\n\n"
+          "_hoopctl() {\n"
+          "    local cur prev cmd ci i\n"
           "    cur=\"${COMP_WORDS[COMP_CWORD]}\"\n"
           "    prev=\"${COMP_WORDS[COMP_CWORD-1]}\"\n"
           "    cmd=''\n"
@@ -65,7 +81,7 @@ static void print_bash(FILE *f)
           "        case \"${COMP_WORDS[i]}\" in\n"
           "            --output|-o|--log-level) ((i++)) ;;\n"
           "            -*) ;;\n"
-          "            *) cmd=\"${COMP_WORDS[i]}\"; break ;;\n"
+          "            *) cmd=\"${COMP_WORDS[i]}\" ci=$i; break ;;\n"
           "        esac\n"
           "    done\n"
           "    if [[ -z $cmd ]]; then\n"
@@ -96,15 +112,59 @@ static void print_bash(FILE *f)
             bash_value_completion(f, o->complete, o->words);
             fputs("; return ;;\n", f);
         }
-        fputs("            esac\n            if [[ $cur == -* ]]; then\n"
+        fputs("            esac\n            _hoopctl_args \"$ci\" '|", f);
+        for (const struct cli_option *o = c->options; o && o->name; o++) {
+            if (!o->arg)
+                continue;
+            fprintf(f, "--%s|", o->name);
+            if (o->short_name)
+                fprintf(f, "-%c|", o->short_name);
+        }
+        fputs("'\n            if ((_hoopctl_rest)); then\n"
+              "                COMPREPLY=($(compgen -f -- \"$cur\"))\n"
+              "            elif [[ $cur == -* ]]; then\n"
               "                COMPREPLY=($(compgen -W '--help", f);
         for (const struct cli_option *o = c->options; o && o->name; o++)
             fprintf(f, " --%s", o->name);
-        fputs("' -- \"$cur\"))\n            else\n                ", f);
+        fputs("' -- \"$cur\"))\n", f);
+        if (c->max_args >= 0)
+            fprintf(f, "            elif ((_hoopctl_npos >= %d)); then\n                COMPREPLY=()\n",
+                    c->max_args);
+        if (c->verb_complete) {
+            fputs("            elif ((_hoopctl_npos >= 1)); then\n"
+                  "                case \"$_hoopctl_verb\" in\n", f);
+            for (const struct cli_verb_complete *v = c->verb_complete; v->verbs; v++) {
+                fputs("                    ", f);
+                for (const char *p = v->verbs; *p; p++)
+                    fputc(*p == ' ' ? '|' : *p, f);
+                fputs(") ", f);
+                bash_value_completion(f, v->complete, v->words);
+                fputs(" ;;\n", f);
+            }
+            fputs("                    *) COMPREPLY=() ;;\n                esac\n", f);
+        }
+        fputs("            else\n                ", f);
         bash_value_completion(f, c->arg_complete, c->arg_words);
         fputs("\n            fi\n            ;;\n", f);
     }
     fputs("    esac\n}\ncomplete -F _hoopctl hoopctl\n", f);
+}
+
+/* A zsh command that offers the words of kind (inside an action's braces). */
+static void zsh_command(FILE *f, enum cli_complete kind, const char *words)
+{
+    switch (kind) {
+    case CLI_COMPLETE_FILE: fputs("_files", f); break;
+    case CLI_COMPLETE_DIR: fputs("_files -/", f); break;
+    case CLI_COMPLETE_WORDS: fprintf(f, "compadd -- %s", words ? words : ""); break;
+    case CLI_COMPLETE_COMMAND: fputs("compadd -- ${=_hoopctl_cmds}", f); break;
+    case CLI_COMPLETE_DYNAMIC:
+    case CLI_COMPLETE_DYNAMIC_FILE:
+        fprintf(f, "compadd -- ${(f)\"$(hoopctl __complete %s 2>/dev/null)\"}%s", words ? words : "",
+                kind == CLI_COMPLETE_DYNAMIC_FILE ? "; _files" : "");
+        break;
+    default: fputs(":", f); break;
+    }
 }
 
 static void zsh_action(FILE *f, enum cli_complete kind, const char *words)
@@ -115,7 +175,10 @@ static void zsh_action(FILE *f, enum cli_complete kind, const char *words)
     case CLI_COMPLETE_WORDS: fprintf(f, "(%s)", words ? words : ""); break;
     case CLI_COMPLETE_COMMAND: fputs("($_hoopctl_cmds)", f); break;
     case CLI_COMPLETE_DYNAMIC:
-        fprintf(f, "{compadd -- ${(f)\"$(hoopctl __complete %s 2>/dev/null)\"}}", words ? words : "");
+    case CLI_COMPLETE_DYNAMIC_FILE:
+        fputc('{', f);
+        zsh_command(f, kind, words);
+        fputc('}', f);
         break;
     default: fputs(" ", f); break;
     }
@@ -173,9 +236,25 @@ static void print_zsh(FILE *f)
             }
             fputs("' \\\n", f);
         }
-        fputs("                    '*:argument:", f);
-        zsh_action(f, c->arg_complete, c->arg_words);
-        fputs("' && ret=0 ;;\n", f);
+        if (c->verb_complete) {
+            /* the verb first, then what the verb takes */
+            fputs("                    '1:verb:", f);
+            zsh_action(f, c->arg_complete, c->arg_words);
+            fputs("' \\\n                    '*:argument:{", f);
+            for (const struct cli_verb_complete *v = c->verb_complete; v->verbs; v++) {
+                fprintf(f, "%sif (( ${words[(I)(", v == c->verb_complete ? "" : "el");
+                for (const char *p = v->verbs; *p; p++)
+                    fputc(*p == ' ' ? '|' : *p, f);
+                fputs(")]} )); then ", f);
+                zsh_command(f, v->complete, v->words);
+                fputs("; ", f);
+            }
+            fputs("fi}' && ret=0 ;;\n", f);
+        } else {
+            fputs("                    '*:argument:", f);
+            zsh_action(f, c->arg_complete, c->arg_words);
+            fputs("' && ret=0 ;;\n", f);
+        }
     }
     fputs("            esac ;;\n    esac\n    return ret\n}\n\n"
           "if [[ $funcstack[1] == _hoopctl ]]; then\n"
@@ -193,7 +272,9 @@ static void fish_args(FILE *f, enum cli_complete kind, const char *words)
     case CLI_COMPLETE_WORDS: fprintf(f, " -x -a '%s'", words ? words : ""); break;
     case CLI_COMPLETE_COMMAND: fputs(" -x -a '$__hoopctl_cmds'", f); break;
     case CLI_COMPLETE_DYNAMIC:
-        fprintf(f, " -x -a '(hoopctl __complete %s 2>/dev/null)'", words ? words : "");
+    case CLI_COMPLETE_DYNAMIC_FILE:
+        fprintf(f, " %s -a '(hoopctl __complete %s 2>/dev/null)'", kind == CLI_COMPLETE_DYNAMIC ? "-x" : "-F",
+                words ? words : "");
         break;
     default: break;
     }
@@ -230,8 +311,17 @@ static void print_fish(FILE *f)
             fputs("'\n", f);
         }
         if (c->arg_complete != CLI_COMPLETE_NONE) {
-            fprintf(f, "complete -c hoopctl -n '__fish_seen_subcommand_from %s'", c->name);
+            fprintf(f, "complete -c hoopctl -n '__fish_seen_subcommand_from %s", c->name);
+            if (c->verb_complete && c->arg_words)   /* the verbs only until one is given */
+                fprintf(f, "; and not __fish_seen_subcommand_from %s", c->arg_words);
+            fputc('\'', f);
             fish_args(f, c->arg_complete, c->arg_words);
+            fputc('\n', f);
+        }
+        for (const struct cli_verb_complete *v = c->verb_complete; v && v->verbs; v++) {
+            fprintf(f, "complete -c hoopctl -n '__fish_seen_subcommand_from %s; and __fish_seen_subcommand_from %s'",
+                    c->name, v->verbs);
+            fish_args(f, v->complete, v->words);
             fputc('\n', f);
         }
     }

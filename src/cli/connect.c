@@ -224,7 +224,8 @@ const struct cli_command cli_cmd_connect = {
                    "loopback and prints what to run; with `-- command`, runs it with PGHOST, PGPORT,\n"
                    "PGDATABASE and PGUSER set and exits with its exit code.",
     .options = connect_options,
-    .arg_complete = CLI_COMPLETE_NONE,
+    .arg_complete = CLI_COMPLETE_DYNAMIC,
+    .arg_words = "connections",
     .min_args = 1,
     .max_args = 1,
     .run = connect_run,

@@ -131,6 +131,7 @@ const struct cli_command cli_cmd_replay = {
     .options = replay_options,
     .min_args = 1,
     .max_args = 1,
-    .arg_complete = CLI_COMPLETE_FILE,
+    .arg_complete = CLI_COMPLETE_DYNAMIC_FILE,
+    .arg_words = "sessions",
     .run = replay_run,
 };

@@ -90,6 +90,11 @@ static const struct cli_option reviews_options[] = {
     {0},
 };
 
+static const struct cli_verb_complete reviews_verb_complete[] = {
+    {"show approve deny", CLI_COMPLETE_DYNAMIC, "reviews"},
+    {0},
+};
+
 const struct cli_command cli_cmd_reviews = {
     .name = "reviews",
     .summary = "List, show, approve or deny statements held for review",
@@ -98,6 +103,7 @@ const struct cli_command cli_cmd_reviews = {
     .options = reviews_options,
     .arg_complete = CLI_COMPLETE_WORDS,
     .arg_words = "list show approve deny",
+    .verb_complete = reviews_verb_complete,
     .min_args = 1,
     .max_args = 2,
     .run = reviews_run,

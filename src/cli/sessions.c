@@ -164,6 +164,11 @@ static const struct cli_option sessions_options[] = {
     {0},
 };
 
+static const struct cli_verb_complete sessions_verb_complete[] = {
+    {"show", CLI_COMPLETE_DYNAMIC, "sessions"},
+    {0},
+};
+
 const struct cli_command cli_cmd_sessions = {
     .name = "sessions",
     .summary = "List recorded sessions or show one with its statements",
@@ -172,6 +177,7 @@ const struct cli_command cli_cmd_sessions = {
     .options = sessions_options,
     .arg_complete = CLI_COMPLETE_WORDS,
     .arg_words = "list show",
+    .verb_complete = sessions_verb_complete,
     .min_args = 1,
     .max_args = 2,
     .run = sessions_run,
