@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #define COMPLETE_TIMEOUT_S 2        /* the whole request, connect included */
-#define COMPLETE_CACHE_TTL_S 30     /* HOOPCTL_COMPLETE_TTL overrides; 0: no cache */
+#define COMPLETE_CACHE_TTL_S 30     /* HOOPCTL_COMPLETE_TTL overrides; 0: always ask */
 #define COMPLETE_MAX_WORDS 1000
 #define COMPLETE_MAX_WORD 128
 #define COMPLETE_MAX_CACHE (COMPLETE_MAX_WORDS * (COMPLETE_MAX_WORD + 1))
@@ -157,8 +157,8 @@ static int complete_run(const struct cli_args *args, struct cli_context *ctx)
         return CLI_EXIT_OK;             /* not logged in */
     }
     long ttl = complete_cache_ttl();
-    bool cache = ttl > 0 && complete_cache_path(&api, k->name, dir, sizeof dir, file, sizeof file) == 0;
-    char *text = cache ? complete_cache_read(file, ttl) : NULL;
+    bool cache = complete_cache_path(&api, k->name, dir, sizeof dir, file, sizeof file) == 0;
+    char *text = cache && ttl > 0 ? complete_cache_read(file, ttl) : NULL;
     if (text) {
         api_client_free(&api);
         complete_print_words(text);
@@ -173,9 +173,8 @@ static int complete_run(const struct cli_args *args, struct cli_context *ctx)
         cli_complete_words_from(k->name, resp, &words) >= 0) {
         if (cache && config_mkdirs(dir, 0700) == 0)
             config_write_atomic(file, words.data ? (const char *)words.data : "", words.len, 0600);
-        if (words.len) {
+        if (words.len)
             fwrite(words.data, 1, words.len, stdout);
-        }
     }
     json_decref(resp);
     buf_free(&words);
