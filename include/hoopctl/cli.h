@@ -111,6 +111,12 @@ void cli_print_usage_line(const struct cli_command *cmd, void *stream);
 void cli_print_command_help(const struct cli_command *cmd, void *stream);
 void cli_print_overview(void *stream);
 int cli_usage_error(const struct cli_command *cmd, const char *msg);
+/* Print "hoopctl <name>: msg" to stderr and return code (src/cli/cli.c). */
+int cli_fail(const char *name, int code, const char *msg);
+
+/* The --server option of the commands that call the server API. */
+#define CLI_OPTION_SERVER \
+    {"server", 0, "URL", "server URL (default: server.url, else the last login)", CLI_COMPLETE_NONE, NULL}
 
 /* Completion script generators (src/cli/completion.c). */
 int cli_completion_print(const char *shell, void *stream);

@@ -15,12 +15,6 @@
 #include <termios.h>
 #include <unistd.h>
 
-static int admin_fail(int code, const char *msg)
-{
-    fprintf(stderr, "hoopctl admin: %s\n", msg);
-    return code;
-}
-
 static json_t *split_groups(const char *s)
 {
     json_t *a = json_array();
@@ -139,7 +133,7 @@ static int admin_connection(const struct cli_args *a, struct cli_context *ctx, s
     const char *verb = a->pos[1];
     if (!strcmp(verb, "list")) {
         if ((rc = api_do(api, "GET", "/api/v1/connections", NULL, &resp, err, sizeof err)))
-            return admin_fail(rc, err);
+            return cli_fail("admin", rc, err);
         json_t *list = json_object_get(resp, "connections");
         if (!strcmp(ctx->output, "json"))
             api_print_json(stdout, list);
@@ -158,7 +152,7 @@ static int admin_connection(const struct cli_args *a, struct cli_context *ctx, s
     snprintf(path, sizeof path, "/api/v1/connections/%s", esc);
     if (!strcmp(verb, "show")) {
         if ((rc = api_do(api, "GET", path, NULL, &resp, err, sizeof err)))
-            return admin_fail(rc, err);
+            return cli_fail("admin", rc, err);
         if (!strcmp(ctx->output, "json"))
             api_print_json(stdout, resp);
         else {
@@ -182,7 +176,7 @@ static int admin_connection(const struct cli_args *a, struct cli_context *ctx, s
     }
     if (!strcmp(verb, "rm")) {
         if ((rc = api_do(api, "DELETE", path, NULL, &resp, err, sizeof err)))
-            return admin_fail(rc, err);
+            return cli_fail("admin", rc, err);
         json_decref(resp);
         printf("connection %s removed\n", a->pos[2]);
         return 0;
@@ -193,13 +187,13 @@ static int admin_connection(const struct cli_args *a, struct cli_context *ctx, s
             return cli_usage_error(a->cmd, "set-policy needs --policy-file FILE");
         json_t *pol = load_json_file(pf, err, sizeof err);
         if (!pol)
-            return admin_fail(1, err);
+            return cli_fail("admin", 1, err);
         json_t *body = json_pack("{s:o}", "policy", pol);
         snprintf(path + strlen(path), sizeof path - strlen(path), "/policy");
         rc = api_do(api, "PUT", path, body, &resp, err, sizeof err);
         json_decref(body);
         if (rc)
-            return admin_fail(rc, err);
+            return cli_fail("admin", rc, err);
         json_decref(resp);
         printf("policy of %s set\n", a->pos[2]);
         return 0;
@@ -222,18 +216,18 @@ static int admin_connection(const struct cli_args *a, struct cli_context *ctx, s
             json_t *pol = load_json_file(cli_get(a, "policy-file"), err, sizeof err);
             if (!pol) {
                 json_decref(body);
-                return admin_fail(1, err);
+                return cli_fail("admin", 1, err);
             }
             json_object_set_new(body, "policy", pol);
         }
         if (secret_into(a, body, err, sizeof err) < 0) {
             json_decref(body);
-            return admin_fail(1, err);
+            return cli_fail("admin", 1, err);
         }
         rc = api_do(api, "PUT", path, body, &resp, err, sizeof err);
         json_decref(body);
         if (rc)
-            return admin_fail(rc, err);
+            return cli_fail("admin", rc, err);
         if (!strcmp(ctx->output, "json"))
             api_print_json(stdout, resp);
         else
@@ -250,7 +244,7 @@ static int apikey_create_local(const char *url, const char *name, json_t *groups
     char err[512], token[64], hash[65], id[37];
     struct store *st = store_open(url, err, sizeof err);
     if (!st)
-        return admin_fail(5, err);
+        return cli_fail("admin", 5, err);
     int rc = 1;
     if (!server_valid_name(name)) {
         snprintf(err, sizeof err, "a key name has letters, digits, '.', '_' and '-' only");
@@ -267,7 +261,7 @@ static int apikey_create_local(const char *url, const char *name, json_t *groups
     }
     util_secure_zero(token, sizeof token);
     store_close(st);
-    return rc ? admin_fail(rc, err) : 0;
+    return rc ? cli_fail("admin", rc, err) : 0;
 }
 
 static int admin_apikey(const struct cli_args *a, struct cli_context *ctx, struct api_client *api)
@@ -290,7 +284,7 @@ static int admin_apikey(const struct cli_args *a, struct cli_context *ctx, struc
         rc = api_do(api, "POST", "/api/v1/admin/apikeys", body, &resp, err, sizeof err);
         json_decref(body);
         if (rc)
-            return admin_fail(rc, err);
+            return cli_fail("admin", rc, err);
         if (!strcmp(ctx->output, "json"))
             api_print_json(stdout, resp);
         else {
@@ -302,7 +296,7 @@ static int admin_apikey(const struct cli_args *a, struct cli_context *ctx, struc
     }
     if (!strcmp(verb, "list")) {
         if ((rc = api_do(api, "GET", "/api/v1/admin/apikeys", NULL, &resp, err, sizeof err)))
-            return admin_fail(rc, err);
+            return cli_fail("admin", rc, err);
         json_t *keys = json_object_get(resp, "apikeys");
         if (!strcmp(ctx->output, "json"))
             api_print_json(stdout, keys);
@@ -325,7 +319,7 @@ static int admin_apikey(const struct cli_args *a, struct cli_context *ctx, struc
         api_escape(a->pos[2], esc, sizeof esc);
         snprintf(path, sizeof path, "/api/v1/admin/apikeys/%s", esc);
         if ((rc = api_do(api, "DELETE", path, NULL, &resp, err, sizeof err)))
-            return admin_fail(rc, err);
+            return cli_fail("admin", rc, err);
         json_decref(resp);
         printf("API key %s revoked\n", a->pos[2]);
         return 0;
@@ -342,7 +336,7 @@ static int admin_apply(const struct cli_args *a, struct api_client *api)
     char err[600];
     json_t *doc = load_json_file(file, err, sizeof err);
     if (!doc)
-        return admin_fail(1, err);
+        return cli_fail("admin", 1, err);
     json_t *conns = json_object_get(doc, "connections");
     const char *k;
     json_t *v;
@@ -353,7 +347,7 @@ static int admin_apply(const struct cli_args *a, struct api_client *api)
     }
     if (!json_is_array(conns)) {
         json_decref(doc);
-        return admin_fail(1, "the file needs a \"connections\" array");
+        return cli_fail("admin", 1, "the file needs a \"connections\" array");
     }
     size_t i;
     json_t *c;
@@ -415,7 +409,7 @@ static int admin_run(const struct cli_args *a, struct cli_context *ctx)
     struct api_client api;
     char err[600];
     if (!local && api_client_init(&api, cli_get(a, "server"), err, sizeof err) < 0)
-        return admin_fail(1, err);
+        return cli_fail("admin", 1, err);
     int rc;
     if (!strcmp(what, "connection"))
         rc = admin_connection(a, ctx, &api);
@@ -448,7 +442,7 @@ static const struct cli_option admin_options[] = {
     {"groups", 0, "G,G", "API key groups", CLI_COMPLETE_NONE, NULL},
     {"file", 'f', "FILE", "declarative file for apply", CLI_COMPLETE_FILE, NULL},
     {"store", 0, "URL", "apikey create straight into a store (bootstrap)", CLI_COMPLETE_NONE, NULL},
-    {"server", 0, "URL", "server URL (default: server.url)", CLI_COMPLETE_NONE, NULL},
+    CLI_OPTION_SERVER,
     {0},
 };
 

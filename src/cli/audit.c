@@ -9,12 +9,6 @@
 #include <stdio.h>
 #include <string.h>
 
-static int audit_fail(int code, const char *msg)
-{
-    fprintf(stderr, "hoopctl audit: %s\n", msg);
-    return code;
-}
-
 static int audit_verify(const struct cli_args *a, struct cli_context *ctx)
 {
     char err[600];
@@ -23,19 +17,19 @@ static int audit_verify(const struct cli_args *a, struct cli_context *ctx)
     if (cli_get(a, "store")) {
         struct store *st = store_open(cli_get(a, "store"), err, sizeof err);
         if (!st)
-            return audit_fail(5, err);
+            return cli_fail("audit", 5, err);
         rc = store_audit_verify(st, &rep, err, sizeof err);
         store_close(st);
         if (rc)
-            return audit_fail(5, err);
+            return cli_fail("audit", 5, err);
     } else {
         struct api_client api;
         if (api_client_init(&api, cli_get(a, "server"), err, sizeof err) < 0)
-            return audit_fail(1, err);
+            return cli_fail("audit", 1, err);
         rc = api_do(&api, "GET", "/api/v1/audit/verify", NULL, &rep, err, sizeof err);
         api_client_free(&api);
         if (rc)
-            return audit_fail(rc, err);
+            return cli_fail("audit", rc, err);
     }
     bool ok = json_is_true(json_object_get(rep, "ok"));
     if (!strcmp(ctx->output, "json")) {
@@ -71,12 +65,13 @@ static int audit_export(const struct cli_args *a)
              (long long)since, until ? "&until=" : "&x=", (long long)until);
     struct api_client api;
     if (api_client_init(&api, cli_get(a, "server"), err, sizeof err) < 0)
-        return audit_fail(1, err);
+        return cli_fail("audit", 1, err);
     long status = 0;
     int rc = api_stream(&api, path, stdout, &status, err, sizeof err);
     api_client_free(&api);
     if (rc < 0)
-        return audit_fail(status ? api_exit_code(status) : 5, status ? "the server refused the export" : err);
+        return cli_fail("audit", status ? api_exit_code(status) : 5,
+                        status ? "the server refused the export" : err);
     return fflush(stdout) == 0 ? 0 : 1;
 }
 
@@ -94,7 +89,7 @@ static const struct cli_option audit_options[] = {
     {"until", 0, "TIME", "export events before", CLI_COMPLETE_NONE, NULL},
     {"format", 0, "FMT", "export format: jsonl (default) or csv", CLI_COMPLETE_WORDS, "jsonl csv"},
     {"store", 0, "URL", "verify straight on a store (sqlite:PATH or postgres://...)", CLI_COMPLETE_NONE, NULL},
-    {"server", 0, "URL", "server URL (default: server.url)", CLI_COMPLETE_NONE, NULL},
+    CLI_OPTION_SERVER,
     {0},
 };
 

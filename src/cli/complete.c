@@ -183,7 +183,7 @@ static int complete_run(const struct cli_args *args, struct cli_context *ctx)
 }
 
 static const struct cli_option complete_options[] = {
-    {"server", 0, "URL", "server URL (default: server.url or the last login)", CLI_COMPLETE_NONE, NULL},
+    CLI_OPTION_SERVER,
     {0},
 };
 

@@ -7,12 +7,6 @@
 #include <stdio.h>
 #include <string.h>
 
-static int reviews_fail(int code, const char *msg)
-{
-    fprintf(stderr, "hoopctl reviews: %s\n", msg);
-    return code;
-}
-
 static void review_line(json_t *r)
 {
     char created[40];
@@ -34,7 +28,7 @@ static int reviews_run(const struct cli_args *a, struct cli_context *ctx)
     struct api_client api;
     char err[600], path[400], esc[300];
     if (api_client_init(&api, cli_get(a, "server"), err, sizeof err) < 0)
-        return reviews_fail(1, err);
+        return cli_fail("reviews", 1, err);
     json_t *resp = NULL;
     int rc;
     if (list) {
@@ -57,7 +51,7 @@ static int reviews_run(const struct cli_args *a, struct cli_context *ctx)
     }
     api_client_free(&api);
     if (rc)
-        return reviews_fail(rc, err);
+        return cli_fail("reviews", rc, err);
     if (!strcmp(ctx->output, "json")) {
         api_print_json(stdout, list ? json_object_get(resp, "reviews") : resp);
     } else if (list) {
@@ -86,7 +80,7 @@ static const struct cli_option reviews_options[] = {
     {"status", 0, "STATUS", "list: pending (default), approved, denied, expired, consumed or all",
      CLI_COMPLETE_WORDS, "pending approved denied expired consumed all"},
     {"reason", 0, "TEXT", "approve/deny: the reason recorded with the decision", CLI_COMPLETE_NONE, NULL},
-    {"server", 0, "URL", "server URL (default: server.url)", CLI_COMPLETE_NONE, NULL},
+    CLI_OPTION_SERVER,
     {0},
 };
 

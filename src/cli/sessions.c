@@ -7,12 +7,6 @@
 #include <stdio.h>
 #include <string.h>
 
-static int sessions_fail(int code, const char *msg)
-{
-    fprintf(stderr, "hoopctl sessions: %s\n", msg);
-    return code;
-}
-
 static void fmt_time(json_t *v, char *out, size_t len)
 {
     if (!json_is_integer(v)) {
@@ -57,7 +51,7 @@ static int sessions_list(const struct cli_args *a, struct cli_context *ctx, stru
     int rc = api_do(api, "GET", buf_cstr(&q), NULL, &resp, err, sizeof err);
     buf_free(&q);
     if (rc)
-        return sessions_fail(rc, err);
+        return cli_fail("sessions", rc, err);
     if (!strcmp(ctx->output, "json")) {
         api_print_json(stdout, resp);
     } else {
@@ -90,14 +84,14 @@ static int sessions_show(const struct cli_args *a, struct cli_context *ctx, stru
     snprintf(path, sizeof path, "/api/v1/sessions/%s", esc);
     int rc = api_do(api, "GET", path, NULL, &s, err, sizeof err);
     if (rc)
-        return sessions_fail(rc, err);
+        return cli_fail("sessions", rc, err);
     evs = json_array();
     for (long long off = 0;; off += 1000) {
         snprintf(path, sizeof path, "/api/v1/sessions/%s/events?offset=%lld&limit=1000", esc, off);
         if ((rc = api_do(api, "GET", path, NULL, &page, err, sizeof err))) {
             json_decref(s);
             json_decref(evs);
-            return sessions_fail(rc, err);
+            return cli_fail("sessions", rc, err);
         }
         json_t *got = json_object_get(page, "events");
         json_array_extend(evs, got);
@@ -145,7 +139,7 @@ static int sessions_run(const struct cli_args *a, struct cli_context *ctx)
     if (!strcmp(verb, "show") && a->npos < 2)
         return cli_usage_error(a->cmd, "show needs a session id");
     if (api_client_init(&api, cli_get(a, "server"), err, sizeof err) < 0)
-        return sessions_fail(1, err);
+        return cli_fail("sessions", 1, err);
     int rc = !strcmp(verb, "list") ? sessions_list(a, ctx, &api) : sessions_show(a, ctx, &api);
     api_client_free(&api);
     return rc;
@@ -160,7 +154,7 @@ static const struct cli_option sessions_options[] = {
     {"has-reviews", 0, NULL, "only sessions with a reviewed statement", CLI_COMPLETE_NONE, NULL},
     {"limit", 0, "N", "sessions per page (1..1000, default 100)", CLI_COMPLETE_NONE, NULL},
     {"cursor", 0, "CURSOR", "continue after this page cursor", CLI_COMPLETE_NONE, NULL},
-    {"server", 0, "URL", "server URL (default: server.url)", CLI_COMPLETE_NONE, NULL},
+    CLI_OPTION_SERVER,
     {0},
 };
 
