@@ -167,20 +167,19 @@ static void zsh_command(FILE *f, enum cli_complete kind, const char *words)
     }
 }
 
+/* An _arguments action: a word list in parentheses, or a command in braces. */
 static void zsh_action(FILE *f, enum cli_complete kind, const char *words)
 {
-    switch (kind) {
-    case CLI_COMPLETE_FILE: fputs("_files", f); break;
-    case CLI_COMPLETE_DIR: fputs("_files -/", f); break;
-    case CLI_COMPLETE_WORDS: fprintf(f, "(%s)", words ? words : ""); break;
-    case CLI_COMPLETE_COMMAND: fputs("($_hoopctl_cmds)", f); break;
-    case CLI_COMPLETE_DYNAMIC:
-    case CLI_COMPLETE_DYNAMIC_FILE:
+    if (kind == CLI_COMPLETE_NONE) {
+        fputc(' ', f);
+    } else if (kind == CLI_COMPLETE_WORDS) {
+        fprintf(f, "(%s)", words ? words : "");
+    } else if (kind == CLI_COMPLETE_COMMAND) {
+        fputs("($_hoopctl_cmds)", f);
+    } else {
         fputc('{', f);
         zsh_command(f, kind, words);
         fputc('}', f);
-        break;
-    default: fputs(" ", f); break;
     }
 }
 
