@@ -3,13 +3,19 @@ _hoopctl_commands='help version completion login logout whoami token policy mcp 
 
 # _hoopctl_args CI OPTS: after the command word at CI, count the arguments
 # before the cursor (_hoopctl_npos), keep the first (_hoopctl_verb), and note
-# a "--" (_hoopctl_rest). OPTS: "|--a|-b|", the options that take a value.
+# a "--" (_hoopctl_rest) and the value of --server (_hoopctl_server).
+# OPTS: "|--a|-b|", the options that take a value.
 _hoopctl_args() {
     local j
-    _hoopctl_npos=0 _hoopctl_verb='' _hoopctl_rest=0
+    _hoopctl_npos=0 _hoopctl_verb='' _hoopctl_rest=0 _hoopctl_server=''
     for ((j = $1 + 1; j < COMP_CWORD; j++)); do
         case "${COMP_WORDS[j]}" in
             --) _hoopctl_rest=1; return ;;
+            --server)  # readline splits a URL at ':'; join it again
+                _hoopctl_server=${COMP_WORDS[++j]}
+                while ((j + 1 < COMP_CWORD)) && [[ ${COMP_WORDS[j+1]} == : || ${COMP_WORDS[j]} == : ]]; do
+                    _hoopctl_server+=${COMP_WORDS[++j]}
+                done ;;
             -*) [[ $2 == *"|${COMP_WORDS[j]}|"* ]] && ((j++)) ;;
             *) ((_hoopctl_npos++ == 0)) && _hoopctl_verb=${COMP_WORDS[j]} ;;
         esac
@@ -17,7 +23,7 @@ _hoopctl_args() {
 }
 
 _hoopctl() {
-    local cur prev cmd ci i
+    local cur prev cmd ci i _hoopctl_npos _hoopctl_verb _hoopctl_rest _hoopctl_server
     cur="${COMP_WORDS[COMP_CWORD]}"
     prev="${COMP_WORDS[COMP_CWORD-1]}"
     cmd=''
@@ -42,9 +48,9 @@ _hoopctl() {
     fi
     case "$cmd" in
         help)
+            _hoopctl_args "$ci" '|'
             case "$prev" in
             esac
-            _hoopctl_args "$ci" '|'
             if ((_hoopctl_rest)); then
                 COMPREPLY=($(compgen -f -- "$cur"))
             elif [[ $cur == -* ]]; then
@@ -56,9 +62,9 @@ _hoopctl() {
             fi
             ;;
         version)
+            _hoopctl_args "$ci" '|'
             case "$prev" in
             esac
-            _hoopctl_args "$ci" '|'
             if ((_hoopctl_rest)); then
                 COMPREPLY=($(compgen -f -- "$cur"))
             elif [[ $cur == -* ]]; then
@@ -70,9 +76,9 @@ _hoopctl() {
             fi
             ;;
         completion)
+            _hoopctl_args "$ci" '|'
             case "$prev" in
             esac
-            _hoopctl_args "$ci" '|'
             if ((_hoopctl_rest)); then
                 COMPREPLY=($(compgen -f -- "$cur"))
             elif [[ $cur == -* ]]; then
@@ -84,6 +90,7 @@ _hoopctl() {
             fi
             ;;
         login)
+            _hoopctl_args "$ci" '|--server|--issuer|--client-id|--audience|--scope|--secret-file|'
             case "$prev" in
                 --server) COMPREPLY=(); return ;;
                 --issuer) COMPREPLY=(); return ;;
@@ -92,7 +99,6 @@ _hoopctl() {
                 --scope) COMPREPLY=(); return ;;
                 --secret-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
             esac
-            _hoopctl_args "$ci" '|--server|--issuer|--client-id|--audience|--scope|--secret-file|'
             if ((_hoopctl_rest)); then
                 COMPREPLY=($(compgen -f -- "$cur"))
             elif [[ $cur == -* ]]; then
@@ -104,11 +110,11 @@ _hoopctl() {
             fi
             ;;
         logout)
+            _hoopctl_args "$ci" '|--server|--issuer|'
             case "$prev" in
                 --server) COMPREPLY=(); return ;;
                 --issuer) COMPREPLY=(); return ;;
             esac
-            _hoopctl_args "$ci" '|--server|--issuer|'
             if ((_hoopctl_rest)); then
                 COMPREPLY=($(compgen -f -- "$cur"))
             elif [[ $cur == -* ]]; then
@@ -120,11 +126,11 @@ _hoopctl() {
             fi
             ;;
         whoami)
+            _hoopctl_args "$ci" '|--server|--issuer|'
             case "$prev" in
                 --server) COMPREPLY=(); return ;;
                 --issuer) COMPREPLY=(); return ;;
             esac
-            _hoopctl_args "$ci" '|--server|--issuer|'
             if ((_hoopctl_rest)); then
                 COMPREPLY=($(compgen -f -- "$cur"))
             elif [[ $cur == -* ]]; then
@@ -136,11 +142,11 @@ _hoopctl() {
             fi
             ;;
         token)
+            _hoopctl_args "$ci" '|--server|--issuer|'
             case "$prev" in
                 --server) COMPREPLY=(); return ;;
                 --issuer) COMPREPLY=(); return ;;
             esac
-            _hoopctl_args "$ci" '|--server|--issuer|'
             if ((_hoopctl_rest)); then
                 COMPREPLY=($(compgen -f -- "$cur"))
             elif [[ $cur == -* ]]; then
@@ -152,12 +158,12 @@ _hoopctl() {
             fi
             ;;
         policy)
+            _hoopctl_args "$ci" '|--policy|-p|--groups|-g|--style|-s|'
             case "$prev" in
                 --policy|-p) COMPREPLY=($(compgen -f -- "$cur")); return ;;
                 --groups|-g) COMPREPLY=(); return ;;
                 --style|-s) COMPREPLY=($(compgen -W 'full partial hash' -- "$cur")); return ;;
             esac
-            _hoopctl_args "$ci" '|--policy|-p|--groups|-g|--style|-s|'
             if ((_hoopctl_rest)); then
                 COMPREPLY=($(compgen -f -- "$cur"))
             elif [[ $cur == -* ]]; then
@@ -167,13 +173,13 @@ _hoopctl() {
             fi
             ;;
         mcp)
+            _hoopctl_args "$ci" '|--dsn|--max-rows|--max-bytes|--statement-timeout|'
             case "$prev" in
                 --dsn) COMPREPLY=(); return ;;
                 --max-rows) COMPREPLY=(); return ;;
                 --max-bytes) COMPREPLY=(); return ;;
                 --statement-timeout) COMPREPLY=(); return ;;
             esac
-            _hoopctl_args "$ci" '|--dsn|--max-rows|--max-bytes|--statement-timeout|'
             if ((_hoopctl_rest)); then
                 COMPREPLY=($(compgen -f -- "$cur"))
             elif [[ $cur == -* ]]; then
@@ -181,10 +187,11 @@ _hoopctl() {
             elif ((_hoopctl_npos >= 1)); then
                 COMPREPLY=()
             else
-                COMPREPLY=($(compgen -W "$(hoopctl __complete connections 2>/dev/null)" -- "$cur"))
+                COMPREPLY=($(compgen -W "$(hoopctl __complete connections ${_hoopctl_server:+--server "$_hoopctl_server"} 2>/dev/null)" -- "$cur"))
             fi
             ;;
         gateway)
+            _hoopctl_args "$ci" '|--listen|--upstream|--upstream-password-file|--tls-cert|--tls-key|--max-message-size|--audit-log|'
             case "$prev" in
                 --listen) COMPREPLY=(); return ;;
                 --upstream) COMPREPLY=(); return ;;
@@ -194,7 +201,6 @@ _hoopctl() {
                 --max-message-size) COMPREPLY=(); return ;;
                 --audit-log) COMPREPLY=($(compgen -f -- "$cur")); return ;;
             esac
-            _hoopctl_args "$ci" '|--listen|--upstream|--upstream-password-file|--tls-cert|--tls-key|--max-message-size|--audit-log|'
             if ((_hoopctl_rest)); then
                 COMPREPLY=($(compgen -f -- "$cur"))
             elif [[ $cur == -* ]]; then
@@ -206,6 +212,7 @@ _hoopctl() {
             fi
             ;;
         server)
+            _hoopctl_args "$ci" '|--config|-c|--listen|-l|--store|--tls-cert|--tls-key|--master-key-file|--retention|'
             case "$prev" in
                 --config|-c) COMPREPLY=($(compgen -f -- "$cur")); return ;;
                 --listen|-l) COMPREPLY=(); return ;;
@@ -215,7 +222,6 @@ _hoopctl() {
                 --master-key-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
                 --retention) COMPREPLY=(); return ;;
             esac
-            _hoopctl_args "$ci" '|--config|-c|--listen|-l|--store|--tls-cert|--tls-key|--master-key-file|--retention|'
             if ((_hoopctl_rest)); then
                 COMPREPLY=($(compgen -f -- "$cur"))
             elif [[ $cur == -* ]]; then
@@ -227,6 +233,7 @@ _hoopctl() {
             fi
             ;;
         admin)
+            _hoopctl_args "$ci" '|--host|--port|--database|--user|--sslmode|--allowed-groups|--reviewer-groups|--policy-file|--secret-file|--secret-env|--name|--groups|--file|-f|--store|--server|'
             case "$prev" in
                 --host) COMPREPLY=(); return ;;
                 --port) COMPREPLY=(); return ;;
@@ -244,7 +251,6 @@ _hoopctl() {
                 --store) COMPREPLY=(); return ;;
                 --server) COMPREPLY=(); return ;;
             esac
-            _hoopctl_args "$ci" '|--host|--port|--database|--user|--sslmode|--allowed-groups|--reviewer-groups|--policy-file|--secret-file|--secret-env|--name|--groups|--file|-f|--store|--server|'
             if ((_hoopctl_rest)); then
                 COMPREPLY=($(compgen -f -- "$cur"))
             elif [[ $cur == -* ]]; then
@@ -256,16 +262,16 @@ _hoopctl() {
             fi
             ;;
         sessions)
+            _hoopctl_args "$ci" '|--user|--connection|--since|--until|--limit|--cursor|--server|'
             case "$prev" in
                 --user) COMPREPLY=(); return ;;
-                --connection) COMPREPLY=($(compgen -W "$(hoopctl __complete connections 2>/dev/null)" -- "$cur")); return ;;
+                --connection) COMPREPLY=($(compgen -W "$(hoopctl __complete connections ${_hoopctl_server:+--server "$_hoopctl_server"} 2>/dev/null)" -- "$cur")); return ;;
                 --since) COMPREPLY=(); return ;;
                 --until) COMPREPLY=(); return ;;
                 --limit) COMPREPLY=(); return ;;
                 --cursor) COMPREPLY=(); return ;;
                 --server) COMPREPLY=(); return ;;
             esac
-            _hoopctl_args "$ci" '|--user|--connection|--since|--until|--limit|--cursor|--server|'
             if ((_hoopctl_rest)); then
                 COMPREPLY=($(compgen -f -- "$cur"))
             elif [[ $cur == -* ]]; then
@@ -274,7 +280,7 @@ _hoopctl() {
                 COMPREPLY=()
             elif ((_hoopctl_npos >= 1)); then
                 case "$_hoopctl_verb" in
-                    show) COMPREPLY=($(compgen -W "$(hoopctl __complete sessions 2>/dev/null)" -- "$cur")) ;;
+                    show) COMPREPLY=($(compgen -W "$(hoopctl __complete sessions ${_hoopctl_server:+--server "$_hoopctl_server"} 2>/dev/null)" -- "$cur")) ;;
                     *) COMPREPLY=() ;;
                 esac
             else
@@ -282,6 +288,7 @@ _hoopctl() {
             fi
             ;;
         audit)
+            _hoopctl_args "$ci" '|--since|--until|--format|--store|--server|'
             case "$prev" in
                 --since) COMPREPLY=(); return ;;
                 --until) COMPREPLY=(); return ;;
@@ -289,7 +296,6 @@ _hoopctl() {
                 --store) COMPREPLY=(); return ;;
                 --server) COMPREPLY=(); return ;;
             esac
-            _hoopctl_args "$ci" '|--since|--until|--format|--store|--server|'
             if ((_hoopctl_rest)); then
                 COMPREPLY=($(compgen -f -- "$cur"))
             elif [[ $cur == -* ]]; then
@@ -301,12 +307,12 @@ _hoopctl() {
             fi
             ;;
         reviews)
+            _hoopctl_args "$ci" '|--status|--reason|--server|'
             case "$prev" in
                 --status) COMPREPLY=($(compgen -W 'pending approved denied expired consumed all' -- "$cur")); return ;;
                 --reason) COMPREPLY=(); return ;;
                 --server) COMPREPLY=(); return ;;
             esac
-            _hoopctl_args "$ci" '|--status|--reason|--server|'
             if ((_hoopctl_rest)); then
                 COMPREPLY=($(compgen -f -- "$cur"))
             elif [[ $cur == -* ]]; then
@@ -315,7 +321,7 @@ _hoopctl() {
                 COMPREPLY=()
             elif ((_hoopctl_npos >= 1)); then
                 case "$_hoopctl_verb" in
-                    show|approve|deny) COMPREPLY=($(compgen -W "$(hoopctl __complete reviews 2>/dev/null)" -- "$cur")) ;;
+                    show|approve|deny) COMPREPLY=($(compgen -W "$(hoopctl __complete reviews ${_hoopctl_server:+--server "$_hoopctl_server"} 2>/dev/null)" -- "$cur")) ;;
                     *) COMPREPLY=() ;;
                 esac
             else
@@ -323,6 +329,7 @@ _hoopctl() {
             fi
             ;;
         replay)
+            _hoopctl_args "$ci" '|--speed|--from|--format|--data|--server|'
             case "$prev" in
                 --speed) COMPREPLY=(); return ;;
                 --from) COMPREPLY=(); return ;;
@@ -330,7 +337,6 @@ _hoopctl() {
                 --data) COMPREPLY=($(compgen -d -- "$cur")); return ;;
                 --server) COMPREPLY=(); return ;;
             esac
-            _hoopctl_args "$ci" '|--speed|--from|--format|--data|--server|'
             if ((_hoopctl_rest)); then
                 COMPREPLY=($(compgen -f -- "$cur"))
             elif [[ $cur == -* ]]; then
@@ -338,15 +344,15 @@ _hoopctl() {
             elif ((_hoopctl_npos >= 1)); then
                 COMPREPLY=()
             else
-                COMPREPLY=($(compgen -W "$(hoopctl __complete sessions 2>/dev/null)" -- "$cur") $(compgen -f -- "$cur"))
+                COMPREPLY=($(compgen -W "$(hoopctl __complete sessions ${_hoopctl_server:+--server "$_hoopctl_server"} 2>/dev/null)" -- "$cur") $(compgen -f -- "$cur"))
             fi
             ;;
         tui)
+            _hoopctl_args "$ci" '|--server|--data|'
             case "$prev" in
                 --server) COMPREPLY=(); return ;;
                 --data) COMPREPLY=($(compgen -d -- "$cur")); return ;;
             esac
-            _hoopctl_args "$ci" '|--server|--data|'
             if ((_hoopctl_rest)); then
                 COMPREPLY=($(compgen -f -- "$cur"))
             elif [[ $cur == -* ]]; then
@@ -358,6 +364,7 @@ _hoopctl() {
             fi
             ;;
         connect)
+            _hoopctl_args "$ci" '|--port|-p|--listen|--socket-dir|--server|--review-wait|'
             case "$prev" in
                 --port|-p) COMPREPLY=(); return ;;
                 --listen) COMPREPLY=(); return ;;
@@ -365,7 +372,6 @@ _hoopctl() {
                 --server) COMPREPLY=(); return ;;
                 --review-wait) COMPREPLY=(); return ;;
             esac
-            _hoopctl_args "$ci" '|--port|-p|--listen|--socket-dir|--server|--review-wait|'
             if ((_hoopctl_rest)); then
                 COMPREPLY=($(compgen -f -- "$cur"))
             elif [[ $cur == -* ]]; then
@@ -373,7 +379,7 @@ _hoopctl() {
             elif ((_hoopctl_npos >= 1)); then
                 COMPREPLY=()
             else
-                COMPREPLY=($(compgen -W "$(hoopctl __complete connections 2>/dev/null)" -- "$cur"))
+                COMPREPLY=($(compgen -W "$(hoopctl __complete connections ${_hoopctl_server:+--server "$_hoopctl_server"} 2>/dev/null)" -- "$cur"))
             fi
             ;;
     esac

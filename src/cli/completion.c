@@ -41,7 +41,8 @@ static void bash_value_completion(FILE *f, enum cli_complete kind, const char *w
         break;
     case CLI_COMPLETE_DYNAMIC:
     case CLI_COMPLETE_DYNAMIC_FILE:
-        fprintf(f, "COMPREPLY=($(compgen -W \"$(hoopctl __complete %s 2>/dev/null)\" -- \"$cur\")%s)",
+        fprintf(f, "COMPREPLY=($(compgen -W \"$(hoopctl __complete %s "
+                "${_hoopctl_server:+--server \"$_hoopctl_server\"} 2>/dev/null)\" -- \"$cur\")%s)",
                 words ? words : "", kind == CLI_COMPLETE_DYNAMIC_FILE ? " $(compgen -f -- \"$cur\")" : "");
         break;
     default:
@@ -60,20 +61,26 @@ static void print_bash(FILE *f)
     fputs("'\n\n"
           "# _hoopctl_args CI OPTS: after the command word at CI, count the arguments\n"
           "# before the cursor (_hoopctl_npos), keep the first (_hoopctl_verb), and note\n"
-          "# a \"--\" (_hoopctl_rest). OPTS: \"|--a|-b|\", the options that take a value.\n"
+          "# a \"--\" (_hoopctl_rest) and the value of --server (_hoopctl_server).\n"
+          "# OPTS: \"|--a|-b|\", the options that take a value.\n"
           "_hoopctl_args() {\n"
           "    local j\n"
-          "    _hoopctl_npos=0 _hoopctl_verb='' _hoopctl_rest=0\n"
+          "    _hoopctl_npos=0 _hoopctl_verb='' _hoopctl_rest=0 _hoopctl_server=''\n"
           "    for ((j = $1 + 1; j < COMP_CWORD; j++)); do\n"
           "        case \"${COMP_WORDS[j]}\" in\n"
           "            --) _hoopctl_rest=1; return ;;\n"
+          "            --server)  # readline splits a URL at ':'; join it again\n"
+          "                _hoopctl_server=${COMP_WORDS[++j]}\n"
+          "                while ((j + 1 < COMP_CWORD)) && [[ ${COMP_WORDS[j+1]} == : || ${COMP_WORDS[j]} == : ]]; do\n"
+          "                    _hoopctl_server+=${COMP_WORDS[++j]}\n"
+          "                done ;;\n"
           "            -*) [[ $2 == *\"|${COMP_WORDS[j]}|\"* ]] && ((j++)) ;;\n"
           "            *) ((_hoopctl_npos++ == 0)) && _hoopctl_verb=${COMP_WORDS[j]} ;;\n"
           "        esac\n"
           "    done\n"
           "}\n\n"
           "_hoopctl() {\n"
-          "    local cur prev cmd ci i\n"
+          "    local cur prev cmd ci i _hoopctl_npos _hoopctl_verb _hoopctl_rest _hoopctl_server\n"
           "    cur=\"${COMP_WORDS[COMP_CWORD]}\"\n"
           "    prev=\"${COMP_WORDS[COMP_CWORD-1]}\"\n"
           "    cmd=''\n"
@@ -101,7 +108,15 @@ static void print_bash(FILE *f)
         const struct cli_command *c = cli_commands[i];
         if (c->hidden)
             continue;
-        fprintf(f, "        %s)\n            case \"$prev\" in\n", c->name);
+        fprintf(f, "        %s)\n            _hoopctl_args \"$ci\" '|", c->name);
+        for (const struct cli_option *o = c->options; o && o->name; o++) {
+            if (!o->arg)
+                continue;
+            fprintf(f, "--%s|", o->name);
+            if (o->short_name)
+                fprintf(f, "-%c|", o->short_name);
+        }
+        fputs("'\n            case \"$prev\" in\n", f);
         for (const struct cli_option *o = c->options; o && o->name; o++) {
             if (!o->arg)
                 continue;
@@ -112,15 +127,8 @@ static void print_bash(FILE *f)
             bash_value_completion(f, o->complete, o->words);
             fputs("; return ;;\n", f);
         }
-        fputs("            esac\n            _hoopctl_args \"$ci\" '|", f);
-        for (const struct cli_option *o = c->options; o && o->name; o++) {
-            if (!o->arg)
-                continue;
-            fprintf(f, "--%s|", o->name);
-            if (o->short_name)
-                fprintf(f, "-%c|", o->short_name);
-        }
-        fputs("'\n            if ((_hoopctl_rest)); then\n"
+        fputs("            esac\n"
+              "            if ((_hoopctl_rest)); then\n"
               "                COMPREPLY=($(compgen -f -- \"$cur\"))\n"
               "            elif [[ $cur == -* ]]; then\n"
               "                COMPREPLY=($(compgen -W '--help", f);
@@ -160,7 +168,8 @@ static void zsh_command(FILE *f, enum cli_complete kind, const char *words)
     case CLI_COMPLETE_COMMAND: fputs("compadd -- ${=_hoopctl_cmds}", f); break;
     case CLI_COMPLETE_DYNAMIC:
     case CLI_COMPLETE_DYNAMIC_FILE:
-        fprintf(f, "compadd -- ${(f)\"$(hoopctl __complete %s 2>/dev/null)\"}%s", words ? words : "",
+        fprintf(f, "compadd -- ${(f)\"$(hoopctl __complete %s ${opt_args[--server]:+--server="
+                "${(Q)opt_args[--server]}} 2>/dev/null)\"}%s", words ? words : "",
                 kind == CLI_COMPLETE_DYNAMIC_FILE ? "; _files" : "");
         break;
     default: fputs(":", f); break;
@@ -272,7 +281,8 @@ static void fish_args(FILE *f, enum cli_complete kind, const char *words)
     case CLI_COMPLETE_COMMAND: fputs(" -x -a '$__hoopctl_cmds'", f); break;
     case CLI_COMPLETE_DYNAMIC:
     case CLI_COMPLETE_DYNAMIC_FILE:
-        fprintf(f, " %s -a '(hoopctl __complete %s 2>/dev/null)'", kind == CLI_COMPLETE_DYNAMIC ? "-x" : "-F",
+        fprintf(f, " %s -a '(hoopctl __complete %s (__hoopctl_server) 2>/dev/null)'",
+                kind == CLI_COMPLETE_DYNAMIC ? "-x" : "-F",
                 words ? words : "");
         break;
     default: break;
@@ -286,7 +296,13 @@ static void print_fish(FILE *f)
     for (size_t i = 0; cli_commands[i]; i++)
         if (!cli_commands[i]->hidden)
             fprintf(f, " %s", cli_commands[i]->name);
-    fputs("\ncomplete -c hoopctl -f\n"
+    fputs("\n# --server URL on the command line, for the words asked of that server\n"
+          "function __hoopctl_server\n"
+          "    set -l t (commandline -opc)\n"
+          "    set -l i (contains -i -- --server $t); or return\n"
+          "    test $i -lt (count $t); and printf '%s\\n' --server $t[(math $i + 1)]\n"
+          "end\n"
+          "complete -c hoopctl -f\n"
           "complete -c hoopctl -n __fish_use_subcommand -l debug -d 'debug logging'\n"
           "complete -c hoopctl -n __fish_use_subcommand -l log-level -x -a 'error warn info debug' -d 'log level'\n"
           "complete -c hoopctl -n __fish_use_subcommand -s o -l output -x -a 'table json' -d 'output format'\n"

@@ -2,8 +2,8 @@
 # Dynamic completion values from a real `hoopctl server`: TAB after
 # `connect`/`mcp` offers the connections the user may see, after `replay` and
 # `sessions show` their session ids, after `reviews approve|deny|show` the
-# pending review ids — in bash (driven through COMP_WORDS/COMP_CWORD), fish and
-# zsh. Answers are cached per server and user (0600) and served while the
+# pending review ids (from the server named by --server when there is one), in
+# bash (driven through COMP_WORDS/COMP_CWORD), fish and zsh. Answers are cached per server and user (0600) and served while the
 # server is down; an unreachable server or no login gives no words and exit 0;
 # words a shell would expand never get through.
 source "$(dirname "$0")/lib/harness.sh"
@@ -29,6 +29,14 @@ seed_session "$TOKEN_carol" sess-carol-1 $((now - 50000)) $((now - 40000)) "sele
 rv_pending=$(seed_review "$TOKEN_alice" sess-alice-1 "update t set a = 1")
 rv_decided=$(seed_review "$TOKEN_alice" sess-alice-2 "delete from t")
 api "$TOKEN_bob" POST "/api/v1/reviews/$rv_decided/deny" '{"reason": "no"}' >/dev/null
+# A second server with a connection of its own, for `--server URL <TAB>`.
+port2=$(free_port)
+URL2=http://127.0.0.1:$port2
+bg_start server2 "$H" server --config "$HARNESS_TMP/server.json" --listen "127.0.0.1:$port2" \
+  --store "sqlite:$HARNESS_TMP/server2.db"
+wait_for "the second server" 30 curl -sf -H "Authorization: Bearer $TOKEN_root" "$URL2/api/v1/whoami"
+HOOPCTL_TOKEN=$TOKEN_root "$H" admin connection add only-on-two --server "$URL2" --host 127.0.0.1 \
+  --port 5432 --database app --user app --allowed-groups dev >/dev/null
 
 # complete_bash WORDS...: what bash's completion function offers, sorted, one a
 # line (the last word is the one being completed), as readline would call it.
@@ -60,6 +68,11 @@ assert_eq "$(lines billing orders-eu pgtest)" "$(complete_bash hoopctl mcp "")" 
 assert_eq "$(lines billing orders-eu pgtest)" "$(complete_bash hoopctl sessions list --connection "")"
 assert_eq "$(lines billing orders-eu payroll pgtest)" \
   "$(HOOPCTL_TOKEN=$TOKEN_root complete_bash hoopctl connect "")" "an admin sees every connection"
+# --server on the line: that server's words, whether readline split the URL at ':' or not
+assert_eq only-on-two "$(complete_bash hoopctl connect --server http : //127.0.0.1 : "$port2" "")" \
+  "connect --server URL2 <TAB> (split as readline does)"
+assert_eq only-on-two "$(complete_bash hoopctl connect --server "$URL2" "")" "connect --server URL2 <TAB>"
+assert_eq "$(lines billing orders-eu pgtest)" "$(complete_bash hoopctl connect --server "$SERVER_URL" "")"
 
 log "session ids: alice's own"
 assert_eq "$(lines sess-alice-1 sess-alice-2)" "$(complete_bash hoopctl replay "")" "hoopctl replay <TAB>"
@@ -89,6 +102,8 @@ if command -v fish >/dev/null; then
   assert_eq "$rv_pending" "$(fish_complete 'hoopctl reviews approve ')" "fish: reviews approve"
   assert_eq "$(lines approve deny list show)" "$(fish_complete 'hoopctl reviews ')" "fish: reviews verbs"
   assert_contains "$(fish_complete 'hoopctl con')" connect
+  assert_eq only-on-two "$(HOOPCTL_TOKEN=$TOKEN_alice fish_complete "hoopctl connect --server $URL2 ")" \
+    "fish: connect --server URL2"
 else
   log "fish not installed"
 fi
@@ -121,6 +136,8 @@ ZSH
   assert_eq "$(lines billing orders-eu pgtest)" "$(HOOPCTL_TOKEN=$TOKEN_alice zsh_complete 'hoopctl connect ')" \
     "zsh: connect"
   assert_eq "$rv_pending" "$(zsh_complete 'hoopctl reviews approve ')" "zsh: reviews approve"
+  assert_eq only-on-two "$(HOOPCTL_TOKEN=$TOKEN_alice zsh_complete "hoopctl connect --server $URL2 ")" \
+    "zsh: connect --server URL2"
 else
   log "zsh not installed"
 fi
