@@ -57,7 +57,7 @@ bool cli_complete_word_ok(const char *w)
 int cli_complete_words_from(const char *kind, const struct json_t *resp, struct buf *out)
 {
     const struct complete_kind *k = complete_kind_find(kind);
-    json_t *arr = k ? json_object_get((json_t *)resp, k->array) : NULL;
+    json_t *arr = k ? json_object_get(resp, k->array) : NULL;
     if (!json_is_array(arr))
         return -1;
     int n = 0;

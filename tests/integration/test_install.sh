@@ -7,9 +7,10 @@ source "$(dirname "$0")/lib/harness.sh"
 H=$HOOPCTL_BIN
 ROOT=$HOOPCTL_ROOT
 
-# Install the binary under test; -o keeps make from rebuilding it.
+# Install the binary under test; -o keeps make from rebuilding it, and the
+# flags of a make that runs this test stay out.
 install_to() {  # make arguments...
-  make -s -C "$ROOT" -o "$H" install BIN="$H" "$@" >"$HARNESS_TMP/install.log" 2>&1 \
+  env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s -C "$ROOT" -o "$H" install BIN="$H" "$@" >"$HARNESS_TMP/install.log" 2>&1 \
     || { cat "$HARNESS_TMP/install.log" >&2; fail "make install $*"; }
 }
 
