@@ -2,6 +2,7 @@
 # Completion scripts: generated from the table, committed under completions/
 # (a stale file fails this test), valid in each shell, and they complete.
 source "$(dirname "$0")/lib/harness.sh"
+source "$(dirname "$0")/lib/completions.sh"
 H=$HOOPCTL_BIN
 cd "$HOOPCTL_ROOT"
 
@@ -16,16 +17,6 @@ done
 if command -v zsh >/dev/null; then "$H" completion zsh | zsh -n || fail "zsh -n"; else log "zsh not installed"; fi
 if command -v fish >/dev/null; then "$H" completion fish | fish -n || fail "fish -n"; else log "fish not installed"; fi
 
-# Drive bash's completion function the way readline does.
-complete_bash() {  # words... (the last one is the word being completed)
-  bash -c '
-    source "$1"; shift
-    hoopctl() { "$HOOPCTL_BIN" "$@"; }
-    COMP_WORDS=("$@"); COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
-    _hoopctl
-    printf "%s\n" "${COMPREPLY[@]}"
-  ' _ completions/hoopctl.bash "$@"
-}
 out=$(complete_bash hoopctl comp)
 assert_eq completion "$out" "hoopctl comp<TAB>"
 out=$(complete_bash hoopctl "")

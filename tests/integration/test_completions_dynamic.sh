@@ -7,6 +7,7 @@
 # server is down; an unreachable server or no login gives no words and exit 0;
 # words a shell would expand never get through.
 source "$(dirname "$0")/lib/harness.sh"
+source "$(dirname "$0")/lib/completions.sh"
 source "$(dirname "$0")/lib/seed_server.sh"
 H=$HOOPCTL_BIN
 SCRIPTS=$HOOPCTL_ROOT/completions
@@ -38,59 +39,47 @@ wait_for "the second server" 30 curl -sf -H "Authorization: Bearer $TOKEN_root" 
 HOOPCTL_TOKEN=$TOKEN_root "$H" admin connection add only-on-two --server "$URL2" --host 127.0.0.1 \
   --port 5432 --database app --user app --allowed-groups dev >/dev/null
 
-# complete_bash WORDS...: what bash's completion function offers, sorted, one a
-# line (the last word is the one being completed), as readline would call it.
-complete_bash() {
-  bash -c '
-    source "$1"; shift
-    hoopctl() { "$HOOPCTL_BIN" "$@"; }
-    COMP_WORDS=("$@"); COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
-    COMP_LINE="$*"; COMP_POINT=${#COMP_LINE}
-    _hoopctl
-    printf "%s\n" "${COMPREPLY[@]}"
-  ' _ "$SCRIPTS/hoopctl.bash" "$@" | sed '/^$/d' | sort
-}
 lines() { printf '%s\n' "$@" | sort; }
 
 log "command names"
-assert_eq connect "$(complete_bash hoopctl con)" "hoopctl con<TAB>"
-assert_eq "$(lines completion connect)" "$(complete_bash hoopctl co)" "hoopctl co<TAB>"
-assert_not_contains "$(complete_bash hoopctl __)" "__complete" "hidden commands are not offered"
+assert_eq connect "$(complete_bash_sorted hoopctl con)" "hoopctl con<TAB>"
+assert_eq "$(lines completion connect)" "$(complete_bash_sorted hoopctl co)" "hoopctl co<TAB>"
+assert_not_contains "$(complete_bash_sorted hoopctl __)" "__complete" "hidden commands are not offered"
 
 log "connections: the ones alice may use, not hr's"
 export HOOPCTL_TOKEN=$TOKEN_alice
-assert_eq "$(lines billing orders-eu pgtest)" "$(complete_bash hoopctl connect "")" "hoopctl connect <TAB>"
-assert_eq billing "$(complete_bash hoopctl connect bi)" "hoopctl connect bi<TAB>"
-assert_eq "$(lines billing orders-eu pgtest)" "$(complete_bash hoopctl -o json connect "")" "after a global option"
-assert_eq "$(lines billing orders-eu pgtest)" "$(complete_bash hoopctl connect --port 6000 "")" "after an option value"
-assert_eq "" "$(complete_bash hoopctl connect billing "")" "connect takes one connection"
-assert_eq "$(lines billing orders-eu pgtest)" "$(complete_bash hoopctl mcp "")" "hoopctl mcp <TAB>"
-assert_eq "$(lines billing orders-eu pgtest)" "$(complete_bash hoopctl sessions list --connection "")"
+assert_eq "$(lines billing orders-eu pgtest)" "$(complete_bash_sorted hoopctl connect "")" "hoopctl connect <TAB>"
+assert_eq billing "$(complete_bash_sorted hoopctl connect bi)" "hoopctl connect bi<TAB>"
+assert_eq "$(lines billing orders-eu pgtest)" "$(complete_bash_sorted hoopctl -o json connect "")" "after a global option"
+assert_eq "$(lines billing orders-eu pgtest)" "$(complete_bash_sorted hoopctl connect --port 6000 "")" "after an option value"
+assert_eq "" "$(complete_bash_sorted hoopctl connect billing "")" "connect takes one connection"
+assert_eq "$(lines billing orders-eu pgtest)" "$(complete_bash_sorted hoopctl mcp "")" "hoopctl mcp <TAB>"
+assert_eq "$(lines billing orders-eu pgtest)" "$(complete_bash_sorted hoopctl sessions list --connection "")"
 assert_eq "$(lines billing orders-eu payroll pgtest)" \
-  "$(HOOPCTL_TOKEN=$TOKEN_root complete_bash hoopctl connect "")" "an admin sees every connection"
+  "$(HOOPCTL_TOKEN=$TOKEN_root complete_bash_sorted hoopctl connect "")" "an admin sees every connection"
 # --server on the line: that server's words, whether readline split the URL at ':' or not
-assert_eq only-on-two "$(complete_bash hoopctl connect --server http : //127.0.0.1 : "$port2" "")" \
+assert_eq only-on-two "$(complete_bash_sorted hoopctl connect --server http : //127.0.0.1 : "$port2" "")" \
   "connect --server URL2 <TAB> (split as readline does)"
-assert_eq only-on-two "$(complete_bash hoopctl connect --server "$URL2" "")" "connect --server URL2 <TAB>"
-assert_eq "$(lines billing orders-eu pgtest)" "$(complete_bash hoopctl connect --server "$SERVER_URL" "")"
+assert_eq only-on-two "$(complete_bash_sorted hoopctl connect --server "$URL2" "")" "connect --server URL2 <TAB>"
+assert_eq "$(lines billing orders-eu pgtest)" "$(complete_bash_sorted hoopctl connect --server "$SERVER_URL" "")"
 
 log "session ids: alice's own"
-assert_eq "$(lines sess-alice-1 sess-alice-2)" "$(complete_bash hoopctl replay "")" "hoopctl replay <TAB>"
-assert_eq "$(lines sess-alice-1 sess-alice-2)" "$(complete_bash hoopctl replay --speed 2 sess)"
-assert_eq "$(lines sess-alice-1 sess-alice-2)" "$(complete_bash hoopctl sessions show "")"
-assert_eq "$(lines list show)" "$(complete_bash hoopctl sessions "")" "sessions <TAB> offers its verbs"
-assert_eq "" "$(complete_bash hoopctl sessions list "")" "list takes no id"
+assert_eq "$(lines sess-alice-1 sess-alice-2)" "$(complete_bash_sorted hoopctl replay "")" "hoopctl replay <TAB>"
+assert_eq "$(lines sess-alice-1 sess-alice-2)" "$(complete_bash_sorted hoopctl replay --speed 2 sess)"
+assert_eq "$(lines sess-alice-1 sess-alice-2)" "$(complete_bash_sorted hoopctl sessions show "")"
+assert_eq "$(lines list show)" "$(complete_bash_sorted hoopctl sessions "")" "sessions <TAB> offers its verbs"
+assert_eq "" "$(complete_bash_sorted hoopctl sessions list "")" "list takes no id"
 
 log "review ids: the pending ones bob may decide"
 export HOOPCTL_TOKEN=$TOKEN_bob
 for verb in approve deny show; do
-  assert_eq "$rv_pending" "$(complete_bash hoopctl reviews $verb "")" "hoopctl reviews $verb <TAB>"
+  assert_eq "$rv_pending" "$(complete_bash_sorted hoopctl reviews $verb "")" "hoopctl reviews $verb <TAB>"
 done
-assert_eq "$rv_pending" "$(complete_bash hoopctl reviews --reason ok approve "")"
-assert_eq "$(lines list show approve deny)" "$(complete_bash hoopctl reviews "")"
-assert_eq "" "$(complete_bash hoopctl reviews list "")"
-assert_eq "" "$(complete_bash hoopctl reviews approve "$rv_pending" "")" "one id only"
-assert_eq "$(lines sess-alice-1 sess-alice-2 sess-carol-1)" "$(complete_bash hoopctl replay "")" \
+assert_eq "$rv_pending" "$(complete_bash_sorted hoopctl reviews --reason ok approve "")"
+assert_eq "$(lines list show approve deny)" "$(complete_bash_sorted hoopctl reviews "")"
+assert_eq "" "$(complete_bash_sorted hoopctl reviews list "")"
+assert_eq "" "$(complete_bash_sorted hoopctl reviews approve "$rv_pending" "")" "one id only"
+assert_eq "$(lines sess-alice-1 sess-alice-2 sess-carol-1)" "$(complete_bash_sorted hoopctl replay "")" \
   "the auditor sees every session"
 
 log "fish"
@@ -151,18 +140,18 @@ for f in "${files[@]}"; do assert_eq 600 "$(stat -c %a "$f")" "$f"; done
 ! grep -rq -e "$TOKEN_alice" -e "$TOKEN_bob" -e "$SERVER_URL" "$XDG_CACHE_HOME" || fail "the cache names a token or the server"
 HOOPCTL_TOKEN=$TOKEN_root "$H" admin connection add late-one --host 127.0.0.1 --port 5432 \
   --database app --user app --allowed-groups dev >/dev/null
-assert_eq "$(lines billing orders-eu pgtest)" "$(HOOPCTL_COMPLETE_TTL=3600 complete_bash hoopctl connect "")" \
+assert_eq "$(lines billing orders-eu pgtest)" "$(HOOPCTL_COMPLETE_TTL=3600 complete_bash_sorted hoopctl connect "")" \
   "a fresh cache answers without asking"
-assert_eq "$(lines billing late-one orders-eu pgtest)" "$(HOOPCTL_COMPLETE_TTL=0 complete_bash hoopctl connect "")" \
+assert_eq "$(lines billing late-one orders-eu pgtest)" "$(HOOPCTL_COMPLETE_TTL=0 complete_bash_sorted hoopctl connect "")" \
   "an expired cache asks the server again"
 kill -TERM "$server_PID"
 wait_for "the server to stop" 30 bash -c "! kill -0 $server_PID 2>/dev/null"
 assert_eq "$(lines billing late-one orders-eu pgtest)" \
-  "$(HOOPCTL_COMPLETE_TTL=3600 complete_bash hoopctl connect "")" "cached words with the server down"
-assert_eq "$(lines sess-alice-1 sess-alice-2)" "$(HOOPCTL_COMPLETE_TTL=3600 complete_bash hoopctl replay "")"
-assert_eq "" "$(HOOPCTL_TOKEN=$TOKEN_carol HOOPCTL_COMPLETE_TTL=3600 complete_bash hoopctl connect "")" \
+  "$(HOOPCTL_COMPLETE_TTL=3600 complete_bash_sorted hoopctl connect "")" "cached words with the server down"
+assert_eq "$(lines sess-alice-1 sess-alice-2)" "$(HOOPCTL_COMPLETE_TTL=3600 complete_bash_sorted hoopctl replay "")"
+assert_eq "" "$(HOOPCTL_TOKEN=$TOKEN_carol HOOPCTL_COMPLETE_TTL=3600 complete_bash_sorted hoopctl connect "")" \
   "another user does not get alice's cache"
-assert_eq "" "$(HOOPCTL_COMPLETE_TTL=0 complete_bash hoopctl connect "")" "expired, and the server is down"
+assert_eq "" "$(HOOPCTL_COMPLETE_TTL=0 complete_bash_sorted hoopctl connect "")" "expired, and the server is down"
 
 log "unreachable server, no login, bad input: no words, exit 0"
 out=$(HOOPCTL_COMPLETE_TTL=0 "$H" __complete connections) || fail "__complete failed with the server down"
@@ -179,8 +168,8 @@ assert_eq 2 "$rc" "an unknown kind is a usage error"
 # others could write is not trusted at all.
 cache=$(grep -lx late-one "$XDG_CACHE_HOME"/hoopctl/complete/*.connections)
 printf 'good-1\n$(touch %s/pwned)\n`touch %s/pwned`\nx;y\n' "$HARNESS_TMP" "$HARNESS_TMP" >"$cache"
-assert_eq good-1 "$(HOOPCTL_COMPLETE_TTL=3600 complete_bash hoopctl connect "")"
+assert_eq good-1 "$(HOOPCTL_COMPLETE_TTL=3600 complete_bash_sorted hoopctl connect "")"
 [[ ! -e $HARNESS_TMP/pwned ]] || fail "a cached word ran a command"
 chmod 0644 "$cache"
-assert_eq "" "$(HOOPCTL_COMPLETE_TTL=3600 complete_bash hoopctl connect "")" "a readable-by-others cache is ignored"
+assert_eq "" "$(HOOPCTL_COMPLETE_TTL=3600 complete_bash_sorted hoopctl connect "")" "a readable-by-others cache is ignored"
 echo "dynamic completions ok"

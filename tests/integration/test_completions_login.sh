@@ -6,6 +6,7 @@
 # and still exits 0.
 source "$(dirname "$0")/lib/harness.sh"
 source "$HOOPCTL_ROOT/tests/integration/lib/connect.sh"
+source "$(dirname "$0")/lib/completions.sh"
 H=$HOOPCTL_BIN
 export XDG_CACHE_HOME="$HARNESS_TMP/cache"
 unset HOOPCTL_TOKEN HOOPCTL_CACHE_DIR HOOPCTL_COMPLETE_TTL
@@ -18,21 +19,11 @@ done
 login_as alice
 unset HOOPCTL_SERVER_URL   # from here on only the saved login names the server
 
-complete_bash() {  # WORDS... -> sorted candidates, as readline would ask
-  bash -c '
-    source "$1"; shift
-    hoopctl() { "$HOOPCTL_BIN" "$@"; }
-    COMP_WORDS=("$@"); COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
-    COMP_LINE="$*"; COMP_POINT=${#COMP_LINE}
-    _hoopctl
-    printf "%s\n" "${COMPREPLY[@]}"
-  ' _ "$HOOPCTL_ROOT/completions/hoopctl.bash" "$@" | sed '/^$/d' | sort
-}
 
-assert_eq "$(printf '%s\n' app reports)" "$(as alice complete_bash hoopctl connect "")" \
+assert_eq "$(printf '%s\n' app reports)" "$(as alice complete_bash_sorted hoopctl connect "")" \
   "alice's connections through her saved login"
-assert_eq reports "$(as alice complete_bash hoopctl connect re)"
-assert_eq "" "$(as bob complete_bash hoopctl connect "")" "bob never logged in"
+assert_eq reports "$(as alice complete_bash_sorted hoopctl connect re)"
+assert_eq "" "$(as bob complete_bash_sorted hoopctl connect "")" "bob never logged in"
 
 as alice "$H" logout >/dev/null 2>&1 || fail "logout"
 out=$(as alice env HOOPCTL_COMPLETE_TTL=0 "$H" __complete connections 2>&1) || fail "__complete after logout: exit $?"
