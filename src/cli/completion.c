@@ -24,6 +24,13 @@ static void put_escaped(FILE *f, const char *s, const char *special, int fish)
     }
 }
 
+/* Space-separated words as a shell pattern: "a b" -> "a|b". */
+static void put_alternatives(FILE *f, const char *words)
+{
+    for (; *words; words++)
+        fputc(*words == ' ' ? '|' : *words, f);
+}
+
 static void bash_value_completion(FILE *f, enum cli_complete kind, const char *words)
 {
     switch (kind) {
@@ -143,8 +150,7 @@ static void print_bash(FILE *f)
                   "                case \"$_hoopctl_verb\" in\n", f);
             for (const struct cli_verb_complete *v = c->verb_complete; v->verbs; v++) {
                 fputs("                    ", f);
-                for (const char *p = v->verbs; *p; p++)
-                    fputc(*p == ' ' ? '|' : *p, f);
+                put_alternatives(f, v->verbs);
                 fputs(") ", f);
                 bash_value_completion(f, v->complete, v->words);
                 fputs(" ;;\n", f);
@@ -251,8 +257,7 @@ static void print_zsh(FILE *f)
             fputs("' \\\n                    '*:argument:{", f);
             for (const struct cli_verb_complete *v = c->verb_complete; v->verbs; v++) {
                 fprintf(f, "%sif (( ${words[(I)(", v == c->verb_complete ? "" : "el");
-                for (const char *p = v->verbs; *p; p++)
-                    fputc(*p == ' ' ? '|' : *p, f);
+                put_alternatives(f, v->verbs);
                 fputs(")]} )); then ", f);
                 zsh_command(f, v->complete, v->words);
                 fputs("; ", f);
