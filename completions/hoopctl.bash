@@ -116,12 +116,14 @@ _hoopctl() {
         mcp)
             case "$prev" in
                 --dsn) COMPREPLY=(); return ;;
+                --server) COMPREPLY=(); return ;;
+                --review-wait) COMPREPLY=(); return ;;
                 --max-rows) COMPREPLY=(); return ;;
                 --max-bytes) COMPREPLY=(); return ;;
                 --statement-timeout) COMPREPLY=(); return ;;
             esac
             if [[ $cur == -* ]]; then
-                COMPREPLY=($(compgen -W '--help --dsn --allow-writes --max-rows --max-bytes --statement-timeout' -- "$cur"))
+                COMPREPLY=($(compgen -W '--help --dsn --server --review-wait --allow-writes --max-rows --max-bytes --statement-timeout' -- "$cur"))
             else
                 COMPREPLY=($(compgen -W "$(hoopctl __complete connections 2>/dev/null)" -- "$cur"))
             fi

@@ -5,6 +5,7 @@
 #ifndef HOOPCTL_CONNECT_H
 #define HOOPCTL_CONNECT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,6 +27,8 @@ struct connect_options {
     int listen_port;              /* 0: 5433 or the next free port up to 5532 */
     const char *spool_dir;        /* NULL: <state dir>/spool */
     int review_wait_seconds;      /* how long a held statement waits, 0: 600 */
+    bool listen_ephemeral;        /* any free port the system picks (listen_port ignored);
+                                   * connect_listen_port tells which (hoopctl mcp in-process) */
 };
 
 struct connect_stats {

@@ -760,6 +760,14 @@ static struct gateway *listen_gateway(struct connect *c, const struct connect_op
                                       struct gateway_config *gc, char *err, size_t errlen)
 {
     char port[16];
+    if (o->listen_ephemeral) {
+        gc->listen_port = "0";
+        struct gateway *gw = gateway_new(c->base, gc, err, errlen);
+        const char *bound = gw ? strrchr(gateway_listen_address(gw), ':') : NULL;
+        if (bound)
+            c->listen_port = atoi(bound + 1);
+        return gw;
+    }
     int first = o->listen_port ? o->listen_port : CONNECT_DEFAULT_PORT;
     int tries = o->listen_port ? 1 : CONNECT_PORT_TRIES;
     for (int i = 0; i < tries; i++) {
