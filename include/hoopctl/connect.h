@@ -51,6 +51,9 @@ const char *connect_listen_host(const struct connect *c);
 int connect_listen_port(const struct connect *c);
 const char *connect_database(const struct connect *c);
 const char *connect_db_user(const struct connect *c);
+/* The libpq connection string of the listener: host, port, dbname, user and
+ * sslmode=disable (loopback; the gateway holds the TLS upstream); no password. */
+void connect_client_conninfo(const struct connect *c, char *out, size_t len);
 void connect_get_stats(struct connect *c, struct connect_stats *out);
 /* Stop accepting and close every session (held statements are refused). */
 void connect_shutdown(struct connect *c);

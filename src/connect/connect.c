@@ -458,9 +458,13 @@ static const struct policy_stmt *next_result(struct connect *c, struct cn_sessio
     record_flush(c, s);
     session_forget_plan(s);
     *d = s->decision;
-    if (!s->have_analysis || s->result_index >= s->analysis.nstmts)
+    if (!s->have_analysis || s->analysis.nstmts == 0)
         return NULL;
-    const struct policy_stmt *st = &s->analysis.stmts[s->result_index++];
+    /* An Execute brings two RowDescriptions (the client's Describe and the
+     * gateway's own) for its one statement: past the last statement, the
+     * result still belongs to the last one. */
+    size_t i = s->result_index < s->analysis.nstmts ? s->result_index++ : s->analysis.nstmts - 1;
+    const struct policy_stmt *st = &s->analysis.stmts[i];
     policy_decide_stmt(c->policy, st, c->groups, d);
     return st;
 }
@@ -897,6 +901,19 @@ const char *connect_database(const struct connect *c)
 const char *connect_db_user(const struct connect *c)
 {
     return c->db_user;
+}
+
+void connect_client_conninfo(const struct connect *c, char *out, size_t len)
+{
+    char port[16];
+    snprintf(port, sizeof port, "%d", c->listen_port);
+    if (len)
+        out[0] = '\0';
+    conninfo_add(out, len, "host", c->listen_host);
+    conninfo_add(out, len, "port", port);
+    conninfo_add(out, len, "dbname", c->database);
+    conninfo_add(out, len, "user", c->db_user);
+    conninfo_add(out, len, "sslmode", "disable");
 }
 
 void connect_get_stats(struct connect *c, struct connect_stats *out)

@@ -44,22 +44,6 @@ static void on_stop(evutil_socket_t fd, short what, void *arg)
     event_base_loopexit(g->base, &tv);
 }
 
-/* key='value' with ' and \ escaped, appended to out. */
-static void conninfo_add(char *out, size_t len, const char *key, const char *value)
-{
-    size_t n = strlen(out);
-    n += (size_t)snprintf(out + n, n < len ? len - n : 0, "%s%s='", n ? " " : "", key);
-    for (const char *p = value; *p && n + 3 < len; p++) {
-        if (*p == '\'' || *p == '\\')
-            out[n++] = '\\';
-        out[n++] = *p;
-    }
-    if (n + 2 <= len) {
-        out[n++] = '\'';
-        out[n] = '\0';
-    }
-}
-
 struct mcp_gateway *mcp_gateway_start(const struct mcp_gateway_options *o, enum connect_error *why,
                                       char *err, size_t errlen)
 {
@@ -95,13 +79,7 @@ struct mcp_gateway *mcp_gateway_start(const struct mcp_gateway_options *o, enum 
         snprintf(err, errlen, "cannot set up the event loop: %s", strerror(errno));
         goto fail;
     }
-    char port[16];
-    snprintf(port, sizeof port, "%d", connect_listen_port(g->conn));
-    conninfo_add(g->conninfo, sizeof g->conninfo, "host", connect_listen_host(g->conn));
-    conninfo_add(g->conninfo, sizeof g->conninfo, "port", port);
-    conninfo_add(g->conninfo, sizeof g->conninfo, "dbname", connect_database(g->conn));
-    conninfo_add(g->conninfo, sizeof g->conninfo, "user", connect_db_user(g->conn));
-    conninfo_add(g->conninfo, sizeof g->conninfo, "sslmode", "disable"); /* loopback; TLS is upstream */
+    connect_client_conninfo(g->conn, g->conninfo, sizeof g->conninfo);
 
     /* Signals are the main thread's business: the loop thread blocks them. */
     sigset_t all, old;
