@@ -52,10 +52,11 @@ void mcp_server_free(struct mcp_server *srv);
  * newline), or NULL when none is due (a notification or a response). */
 char *mcp_server_handle_line(struct mcp_server *srv, const char *line, size_t len);
 
-/* Serve until in_fd reaches end of file: read lines, write one response line
- * each to out_fd. Returns 0 at end of input, -1 on a read/write error (with a
- * message in err). */
-int mcp_server_run(struct mcp_server *srv, int in_fd, int out_fd, char *err, size_t errlen);
+/* Serve until in_fd reaches end of file, or stop_fd (-1: none; e.g. a
+ * signal handler's pipe) becomes readable: read lines, write one response
+ * line each to out_fd. A call in progress finishes first. Returns 0 at end of
+ * input or on stop, -1 on a read/write error (with a message in err). */
+int mcp_server_run(struct mcp_server *srv, int in_fd, int out_fd, int stop_fd, char *err, size_t errlen);
 
 /* The gateway of `hoopctl connect` run in-process for `hoopctl mcp
  * <connection>`: the saved login (refreshed), the connection's policy,

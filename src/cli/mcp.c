@@ -5,6 +5,8 @@
 #include "hoopctl/log.h"
 #include "hoopctl/mcp.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +23,47 @@ static const struct cli_option mcp_options[] = {
     {"statement-timeout", 0, "DURATION", "statement timeout, e.g. 30s, 2m, 500ms; 0 for none (default 30s)", CLI_COMPLETE_NONE, NULL},
     {0},
 };
+
+/* The write end of the pipe that tells the server loop to stop: a signal
+ * handler can reach nothing else. */
+static int mcp_stop_pipe_write_fd = -1;
+
+static void mcp_on_stop_signal(int sig)
+{
+    (void)sig;
+    int saved = errno;
+    if (mcp_stop_pipe_write_fd >= 0 && write(mcp_stop_pipe_write_fd, "x", 1) < 0) {
+        /* the pipe is full: a stop is already on its way */
+    }
+    errno = saved;
+}
+
+/* SIGTERM, SIGINT and SIGHUP (how MCP hosts stop their servers) end the
+ * serve loop like the end of input does, so that sessions close and the
+ * audit spool is shipped. Returns the read end, or -1. */
+static int mcp_catch_stop_signals(int fds[2])
+{
+    if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) < 0)
+        return -1;
+    mcp_stop_pipe_write_fd = fds[1];
+    struct sigaction sa = {.sa_handler = mcp_on_stop_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    return fds[0];
+}
+
+static void mcp_close_stop_pipe(int fds[2])
+{
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGHUP, SIG_DFL);
+    mcp_stop_pipe_write_fd = -1;
+    for (int i = 0; i < 2; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+}
 
 static int mcp_run(const struct cli_args *args, struct cli_context *ctx)
 {
@@ -61,6 +104,8 @@ static int mcp_run(const struct cli_args *args, struct cli_context *ctx)
         log_warn("mcp", "standard input is a terminal; an MCP client (an AI agent's host) should start this command");
     /* A client that goes away must not kill us mid-write with SIGPIPE. */
     signal(SIGPIPE, SIG_IGN);
+    int stop_pipe[2] = {-1, -1};
+    int stop_fd = mcp_catch_stop_signals(stop_pipe);
     /* With a connection, the gateway of hoopctl connect runs in this process
      * and the tools reach PostgreSQL through its loopback listener. */
     struct mcp_gateway *gw = NULL;
@@ -74,6 +119,7 @@ static int mcp_run(const struct cli_args *args, struct cli_context *ctx)
         enum connect_error why;
         if (!(gw = mcp_gateway_start(&go, &why, err, sizeof err))) {
             fprintf(stderr, "hoopctl mcp: %s\n", err);
+            mcp_close_stop_pipe(stop_pipe);
             static const int codes[] = {CLI_EXIT_OK, CLI_EXIT_FAILURE, CLI_EXIT_AUTH, CLI_EXIT_DENIED,
                                         CLI_EXIT_UNAVAILABLE};
             return codes[why];
@@ -84,16 +130,18 @@ static int mcp_run(const struct cli_args *args, struct cli_context *ctx)
     if (!srv) {
         fprintf(stderr, "hoopctl mcp: out of memory\n");
         mcp_gateway_stop(gw, 0);
+        mcp_close_stop_pipe(stop_pipe);
         return CLI_EXIT_FAILURE;
     }
     log_info("mcp", "serving MCP on stdio (%s, max %ld rows / %zu bytes per result)",
              cfg.allow_writes ? "writes allowed" : "read-only", cfg.max_rows, cfg.max_bytes);
-    int rc = mcp_server_run(srv, STDIN_FILENO, STDOUT_FILENO, err, sizeof err);
+    int rc = mcp_server_run(srv, STDIN_FILENO, STDOUT_FILENO, stop_fd, err, sizeof err);
     /* Our sessions end first (a held statement is abandoned), then the
      * gateway ships what is spooled; what it cannot ship in time stays in
      * the spool for the next hoopctl mcp or connect of this login. */
     mcp_server_free(srv);
     mcp_gateway_stop(gw, 3000);
+    mcp_close_stop_pipe(stop_pipe);
     if (rc < 0) {
         fprintf(stderr, "hoopctl mcp: %s\n", err);
         return CLI_EXIT_FAILURE;

@@ -7,7 +7,7 @@
 # approved by bob (and one denied); every call is then in the server's audit
 # trail under hoopctl-ci, in sessions whose client is hoopctl-mcp. Refusals
 # at start (no login, a connection the identity may not use) are clear, exit
-# with their codes and write nothing to stdout.
+# with their codes and write nothing to stdout. SIGTERM ends it cleanly.
 source "$(dirname "$0")/lib/harness.sh"
 source "$(dirname "$0")/mcp/lib.sh"
 H=$HOOPCTL_BIN
@@ -16,6 +16,23 @@ mcp_stack
 log "the agent, through hoopctl mcp app"
 node "$MCP_DIR/agent.mjs" "$H" "$HARNESS_TMP/cfg-svc" "$HARNESS_TMP/cfg-bob" "$HARNESS_TMP/ran.json"
 mcp_audit_check "$(cat "$HARNESS_TMP/ran.json")" hoopctl-mcp
+
+log "SIGTERM from the host (stdin still open): the session is closed and shipped, exit 0"
+mkfifo "$HARNESS_TMP/term.in"
+as svc bg_start term bash -c 'exec "$0" mcp app <"$1" 2>"$2"' "$H" "$HARNESS_TMP/term.in" "$HARNESS_TMP/term.err"
+exec 4>"$HARNESS_TMP/term.in"
+printf '%s\n' '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"sh","version":"0"}}}' \
+  '{"jsonrpc":"2.0","method":"notifications/initialized"}' \
+  '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"query","arguments":{"sql":"select name as sigterm from customers where id = 2"}}}' >&4
+wait_for "the query's answer" 30 grep -q '"id":2' "$HARNESS_TMP/term.log"
+assert_contains "$(cat "$HARNESS_TMP/term.log")" '\"sigterm\":\"Bob\"'
+kill -TERM "$term_PID"
+wait_rc "$term_PID"
+exec 4>&-
+assert_eq 0 "$RC" "exit status after SIGTERM ($(tail -3 "$HARNESS_TMP/term.err"))"
+python3 -c 'import json,sys; [json.loads(l) for l in open(sys.argv[1])]' "$HARNESS_TMP/term.log" \
+  || fail "stdout carried something other than JSON-RPC"
+mcp_audit_check '[{"text": "select name as sigterm from customers where id = 2", "decision": "allow"}]' hoopctl-mcp
 
 log "refused at start: exit codes, a message on stderr, nothing on stdout"
 start_refused() {  # expected-exit expected-text env/cmd...
