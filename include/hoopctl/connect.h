@@ -29,6 +29,8 @@ struct connect_options {
     int review_wait_seconds;      /* how long a held statement waits, 0: 600 */
     bool listen_ephemeral;        /* any free port the system picks (listen_port ignored);
                                    * connect_listen_port tells which (hoopctl mcp in-process) */
+    const char *client_user;      /* non-NULL: refuse the statements of sessions whose startup
+                                   * user is not this (a per-run secret of hoopctl mcp) */
 };
 
 struct connect_stats {
@@ -51,8 +53,8 @@ const char *connect_listen_host(const struct connect *c);
 int connect_listen_port(const struct connect *c);
 const char *connect_database(const struct connect *c);
 const char *connect_db_user(const struct connect *c);
-/* The libpq connection string of the listener: host, port, dbname, user and
- * sslmode=disable (loopback; the gateway holds the TLS upstream); no password. */
+/* The libpq connection string of the listener: host, port, dbname, user (the
+ * client_user option when set) and sslmode=disable (loopback; the gateway holds the TLS upstream); no password. */
 void connect_client_conninfo(const struct connect *c, char *out, size_t len);
 void connect_get_stats(struct connect *c, struct connect_stats *out);
 /* Stop accepting and close every session (held statements are refused). */

@@ -347,6 +347,12 @@ static enum gateway_verdict on_statement(void *user, const struct gateway_sessio
         snprintf(ref->message, sizeof ref->message, "hoopctl: this session has no audit state (fail closed)");
         return GATEWAY_REFUSE;
     }
+    if (c->client_user[0] && strcmp(si->client_user, c->client_user) != 0) {
+        snprintf(ref->message, sizeof ref->message, "hoopctl: this listener serves one client only");
+        cn_audit_refusal(c, s, json_pack("{s:s, s:s, s:s}", "text", st->sql ? st->sql : "", "decision",
+                                         "deny", "rule", "client-user"), ref->message);
+        return GATEWAY_REFUSE;
+    }
     record_flush(c, s);
     c->stats.statements++;
     s->statements++;
@@ -806,6 +812,7 @@ struct connect *connect_start(struct event_base *base, const struct connect_opti
     c->review_wait_seconds = o->review_wait_seconds > 0 ? o->review_wait_seconds : 600;
     snprintf(c->connection, sizeof c->connection, "%s", o->connection);
     snprintf(c->listen_host, sizeof c->listen_host, "%s", o->listen_host ? o->listen_host : "127.0.0.1");
+    snprintf(c->client_user, sizeof c->client_user, "%s", o->client_user ? o->client_user : "");
     char password[1024] = "", e2[512];
     json_t *who = NULL;
     struct gateway_config gc = {0};
@@ -912,7 +919,7 @@ void connect_client_conninfo(const struct connect *c, char *out, size_t len)
     conninfo_add(out, len, "host", c->listen_host);
     conninfo_add(out, len, "port", port);
     conninfo_add(out, len, "dbname", c->database);
-    conninfo_add(out, len, "user", c->db_user);
+    conninfo_add(out, len, "user", c->client_user[0] ? c->client_user : c->db_user);
     conninfo_add(out, len, "sslmode", "disable");
 }
 

@@ -1,9 +1,11 @@
 /* gateway.c — `hoopctl mcp <connection>`: the engine of `hoopctl connect`
  * (policy, masking, reviews, spool and shipper, under the saved login) run
- * in-process on its own event loop thread, on an ephemeral loopback port. */
+ * in-process on its own event loop thread, on an ephemeral loopback port
+ * that runs statements only for a per-run secret startup user. */
 #include "hoopctl/mcp.h"
 #include "hoopctl/identity.h"
 #include "hoopctl/log.h"
+#include "hoopctl/util.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -63,12 +65,23 @@ struct mcp_gateway *mcp_gateway_start(const struct mcp_gateway_options *o, enum 
         snprintf(err, errlen, "cannot create the event loop");
         goto fail;
     }
+    /* Only our own sessions may run statements: they present a random
+     * startup user that no other local client knows. */
+    unsigned char secret[16];
+    char client_user[64];
+    if (util_random_bytes(secret, sizeof secret) < 0) {
+        snprintf(err, errlen, "no randomness for the listener's client secret");
+        goto fail;
+    }
+    memcpy(client_user, "hoopctl-mcp-", 12);
+    util_hex_encode(secret, sizeof secret, client_user + 12);
     struct connect_options co = {
         .connection = o->connection,
         .identity = g->identity,
         .listen_host = "127.0.0.1",
         .listen_ephemeral = true,
         .review_wait_seconds = o->review_wait_seconds,
+        .client_user = client_user,
     };
     if (!(g->conn = connect_start(g->base, &co, why, err, errlen)))
         goto fail;
