@@ -3,7 +3,7 @@
 // the connection's real policy: tools, a query, masked PII, a DROP denial as a
 // tool error, a held SELECT that bob approves with `hoopctl reviews approve`
 // (check_review then returns the rows) and one he denies (the reason comes
-// back). Writes the statements it ran, with their expected decisions, as JSON
+// back), and one nobody decides expires. Writes the statements it ran, with their expected decisions, as JSON
 // to OUT for the audit check.
 //   node agent.mjs HOOPCTL_BIN SVC_CONFIG_DIR BOB_CONFIG_DIR OUT
 import { startServer, call, assert, ok, run } from './lib.mjs';
@@ -106,5 +106,20 @@ run(async () => {
 
   await s.stop();
   assert.doesNotMatch(s.stderr(), /ci-secret|app-secret/, 'a secret was logged');
+
+  // Nobody decides: after --review-wait the statement is refused, and
+  // check_review says so; the agent never waits longer than it asked.
+  const x = await startServer(bin, ['mcp', 'app', '--review-wait', '2s'], env);
+  sql = 'select id from payroll where salary > 5500';
+  r = await call(x.client, 'query', { sql });
+  assert.equal(r.json.status, 'held', r.text);
+  assert.match(r.json.message, /waiting up to 2s/);
+  ran.push({ text: sql, decision: 'review', review_id: r.json.review_id });
+  r = await call(x.client, 'check_review', { review_id: r.json.review_id, wait_seconds: 30 });
+  assert.equal(r.isError, true, r.text);
+  assert.equal(r.json.status, 'denied', r.text);
+  assert.match(r.json.message, /expired/);
+  ok('an undecided review expires after --review-wait: check_review reports it denied');
+  await x.stop();
   writeFileSync(out, JSON.stringify(ran));
 });
