@@ -54,7 +54,8 @@ int connect_listen_port(const struct connect *c);
 const char *connect_database(const struct connect *c);
 const char *connect_db_user(const struct connect *c);
 /* The libpq connection string of the listener: host, port, dbname, user (the
- * client_user option when set) and sslmode=disable (loopback; the gateway holds the TLS upstream); no password. */
+ * client_user option when set) and sslmode=disable (loopback; the gateway
+ * holds the TLS upstream); no password. */
 void connect_client_conninfo(const struct connect *c, char *out, size_t len);
 void connect_get_stats(struct connect *c, struct connect_stats *out);
 /* Stop accepting and close every session (held statements are refused). */
