@@ -173,9 +173,11 @@ _hoopctl() {
             fi
             ;;
         mcp)
-            _hoopctl_args "$ci" '|--dsn|--max-rows|--max-bytes|--statement-timeout|'
+            _hoopctl_args "$ci" '|--dsn|--server|--review-wait|--max-rows|--max-bytes|--statement-timeout|'
             case "$prev" in
                 --dsn) COMPREPLY=(); return ;;
+                --server) COMPREPLY=(); return ;;
+                --review-wait) COMPREPLY=(); return ;;
                 --max-rows) COMPREPLY=(); return ;;
                 --max-bytes) COMPREPLY=(); return ;;
                 --statement-timeout) COMPREPLY=(); return ;;
@@ -183,7 +185,7 @@ _hoopctl() {
             if ((_hoopctl_rest)); then
                 COMPREPLY=($(compgen -f -- "$cur"))
             elif [[ $cur == -* ]]; then
-                COMPREPLY=($(compgen -W '--help --dsn --allow-writes --max-rows --max-bytes --statement-timeout' -- "$cur"))
+                COMPREPLY=($(compgen -W '--help --dsn --server --review-wait --allow-writes --max-rows --max-bytes --statement-timeout' -- "$cur"))
             elif ((_hoopctl_npos >= 1)); then
                 COMPREPLY=()
             else

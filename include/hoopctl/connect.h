@@ -5,6 +5,7 @@
 #ifndef HOOPCTL_CONNECT_H
 #define HOOPCTL_CONNECT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,6 +27,10 @@ struct connect_options {
     int listen_port;              /* 0: 5433 or the next free port up to 5532 */
     const char *spool_dir;        /* NULL: <state dir>/spool */
     int review_wait_seconds;      /* how long a held statement waits, 0: 600 */
+    bool listen_ephemeral;        /* any free port the system picks (listen_port ignored);
+                                   * connect_listen_port tells which (hoopctl mcp in-process) */
+    const char *client_user;      /* non-NULL: refuse the statements of sessions whose startup
+                                   * user is not this (a per-run secret of hoopctl mcp) */
 };
 
 struct connect_stats {
@@ -48,6 +53,10 @@ const char *connect_listen_host(const struct connect *c);
 int connect_listen_port(const struct connect *c);
 const char *connect_database(const struct connect *c);
 const char *connect_db_user(const struct connect *c);
+/* The libpq connection string of the listener: host, port, dbname, user (the
+ * client_user option when set) and sslmode=disable (loopback; the gateway
+ * holds the TLS upstream); no password. */
+void connect_client_conninfo(const struct connect *c, char *out, size_t len);
 void connect_get_stats(struct connect *c, struct connect_stats *out);
 /* Stop accepting and close every session (held statements are refused). */
 void connect_shutdown(struct connect *c);

@@ -1,8 +1,11 @@
 /* mcp.h — the built-in MCP server: JSON-RPC 2.0 over newline-delimited stdio,
  * with tools (query, list_tables, describe_table, check_review) that reach
- * PostgreSQL only through the libpq connection string they are given. */
+ * PostgreSQL only through the libpq connection string they are given; and
+ * the in-process gateway that `hoopctl mcp <connection>` gives them. */
 #ifndef HOOPCTL_MCP_H
 #define HOOPCTL_MCP_H
+
+#include "hoopctl/connect.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -49,10 +52,32 @@ void mcp_server_free(struct mcp_server *srv);
  * newline), or NULL when none is due (a notification or a response). */
 char *mcp_server_handle_line(struct mcp_server *srv, const char *line, size_t len);
 
-/* Serve until in_fd reaches end of file: read lines, write one response line
- * each to out_fd. Returns 0 at end of input, -1 on a read/write error (with a
- * message in err). */
-int mcp_server_run(struct mcp_server *srv, int in_fd, int out_fd, char *err, size_t errlen);
+/* Serve until in_fd reaches end of file, or stop_fd (-1: none; e.g. a
+ * signal handler's pipe) becomes readable: read lines, write one response
+ * line each to out_fd. A call in progress finishes first. Returns 0 at end of
+ * input or on stop, -1 on a read/write error (with a message in err). */
+int mcp_server_run(struct mcp_server *srv, int in_fd, int out_fd, int stop_fd, char *err, size_t errlen);
+
+/* The gateway of `hoopctl connect` run in-process for `hoopctl mcp
+ * <connection>`: the saved login (refreshed), the connection's policy,
+ * masking, reviews and audit spool/shipper, listening on an ephemeral
+ * loopback port, its event loop on a thread of its own. */
+struct mcp_gateway;
+struct mcp_gateway_options {
+    const char *connection;   /* name on the server */
+    const char *server;       /* login profile (server URL); NULL: the current login */
+    int review_wait_seconds;  /* how long a held statement waits; 0: connect's default (600) */
+};
+/* Log-in check, connect_start and the loop thread. Returns NULL with a
+ * message in err and a category in *why (CONNECT_ERR_AUTH also when not
+ * logged in). */
+struct mcp_gateway *mcp_gateway_start(const struct mcp_gateway_options *o, enum connect_error *why,
+                                      char *err, size_t errlen);
+/* The libpq connection string of the listener (no password: it takes none). */
+const char *mcp_gateway_conninfo(const struct mcp_gateway *g);
+/* Close every session, stop the loop thread, ship what is spooled for up to
+ * drain_timeout_ms (the rest stays in the spool for the next run) and free. */
+void mcp_gateway_stop(struct mcp_gateway *g, int drain_timeout_ms);
 
 /* The review id out of a gateway notice "hoopctl: statement held for review
  * <id> (...)". Returns true and fills id when msg is such a notice. */

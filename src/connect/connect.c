@@ -347,6 +347,12 @@ static enum gateway_verdict on_statement(void *user, const struct gateway_sessio
         snprintf(ref->message, sizeof ref->message, "hoopctl: this session has no audit state (fail closed)");
         return GATEWAY_REFUSE;
     }
+    if (c->client_user[0] && strcmp(si->client_user, c->client_user) != 0) {
+        snprintf(ref->message, sizeof ref->message, "hoopctl: this listener serves one client only");
+        cn_audit_refusal(c, s, json_pack("{s:s, s:s, s:s}", "text", st->sql ? st->sql : "", "decision",
+                                         "deny", "rule", "client-user"), ref->message);
+        return GATEWAY_REFUSE;
+    }
     record_flush(c, s);
     c->stats.statements++;
     s->statements++;
@@ -458,9 +464,13 @@ static const struct policy_stmt *next_result(struct connect *c, struct cn_sessio
     record_flush(c, s);
     session_forget_plan(s);
     *d = s->decision;
-    if (!s->have_analysis || s->result_index >= s->analysis.nstmts)
+    if (!s->have_analysis || s->analysis.nstmts == 0)
         return NULL;
-    const struct policy_stmt *st = &s->analysis.stmts[s->result_index++];
+    /* An Execute brings two RowDescriptions (the client's Describe and the
+     * gateway's own) for its one statement: past the last statement, the
+     * result still belongs to the last one. */
+    size_t i = s->result_index < s->analysis.nstmts ? s->result_index++ : s->analysis.nstmts - 1;
+    const struct policy_stmt *st = &s->analysis.stmts[i];
     policy_decide_stmt(c->policy, st, c->groups, d);
     return st;
 }
@@ -760,6 +770,14 @@ static struct gateway *listen_gateway(struct connect *c, const struct connect_op
                                       struct gateway_config *gc, char *err, size_t errlen)
 {
     char port[16];
+    if (o->listen_ephemeral) {
+        gc->listen_port = "0";
+        struct gateway *gw = gateway_new(c->base, gc, err, errlen);
+        const char *bound = gw ? strrchr(gateway_listen_address(gw), ':') : NULL;
+        if (bound)
+            c->listen_port = atoi(bound + 1);
+        return gw;
+    }
     int first = o->listen_port ? o->listen_port : CONNECT_DEFAULT_PORT;
     int tries = o->listen_port ? 1 : CONNECT_PORT_TRIES;
     for (int i = 0; i < tries; i++) {
@@ -794,6 +812,7 @@ struct connect *connect_start(struct event_base *base, const struct connect_opti
     c->review_wait_seconds = o->review_wait_seconds > 0 ? o->review_wait_seconds : 600;
     snprintf(c->connection, sizeof c->connection, "%s", o->connection);
     snprintf(c->listen_host, sizeof c->listen_host, "%s", o->listen_host ? o->listen_host : "127.0.0.1");
+    snprintf(c->client_user, sizeof c->client_user, "%s", o->client_user ? o->client_user : "");
     char password[1024] = "", e2[512];
     json_t *who = NULL;
     struct gateway_config gc = {0};
@@ -889,6 +908,19 @@ const char *connect_database(const struct connect *c)
 const char *connect_db_user(const struct connect *c)
 {
     return c->db_user;
+}
+
+void connect_client_conninfo(const struct connect *c, char *out, size_t len)
+{
+    char port[16];
+    snprintf(port, sizeof port, "%d", c->listen_port);
+    if (len)
+        out[0] = '\0';
+    conninfo_add(out, len, "host", c->listen_host);
+    conninfo_add(out, len, "port", port);
+    conninfo_add(out, len, "dbname", c->database);
+    conninfo_add(out, len, "user", c->client_user[0] ? c->client_user : c->db_user);
+    conninfo_add(out, len, "sslmode", "disable");
 }
 
 void connect_get_stats(struct connect *c, struct connect_stats *out)

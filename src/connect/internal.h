@@ -68,6 +68,7 @@ struct connect {
     char **group_store;
     char connection[128], database[128], db_user[128], host[256];
     char listen_host[64];
+    char client_user[64];         /* "" or the only startup user served (connect_options) */
     int listen_port;
     char catalog_conninfo[2048];  /* holds the upstream password: wiped on free */
     char reviewers_hint[256];

@@ -6,6 +6,7 @@
 #include "hoopctl/version.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -254,7 +255,25 @@ static int serve_line(struct mcp_server *srv, int out_fd, char *line, size_t len
     return respond(out_fd, mcp_server_handle_line(srv, line, len));
 }
 
-int mcp_server_run(struct mcp_server *srv, int in_fd, int out_fd, char *err, size_t errlen)
+/* Wait until in_fd has input (1) or stop_fd is readable (0); -1 on error. */
+static int wait_input(int in_fd, int stop_fd)
+{
+    if (stop_fd < 0)
+        return 1;
+    for (;;) {
+        struct pollfd p[2] = {{.fd = in_fd, .events = POLLIN}, {.fd = stop_fd, .events = POLLIN}};
+        int n = poll(p, 2, -1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -1;
+        if (p[1].revents)
+            return 0;
+        return 1;
+    }
+}
+
+int mcp_server_run(struct mcp_server *srv, int in_fd, int out_fd, int stop_fd, char *err, size_t errlen)
 {
     /* One line at most MCP_MAX_LINE bytes plus its newline; a longer line is
      * answered once and skipped up to its newline. */
@@ -269,6 +288,16 @@ int mcp_server_run(struct mcp_server *srv, int in_fd, int out_fd, char *err, siz
     }
     int rc = 0;
     for (;;) {
+        int ready = wait_input(in_fd, stop_fd);
+        if (ready == 0) {
+            log_info("mcp", "stopping (signal)");
+            break;
+        }
+        if (ready < 0) {
+            snprintf(err, errlen, "waiting for standard input: %s", strerror(errno));
+            rc = -1;
+            break;
+        }
         ssize_t n = read(in_fd, buf + len, cap - len);
         if (n < 0 && errno == EINTR)
             continue;

@@ -1,6 +1,6 @@
 #!/bin/bash
-# hoopctl mcp through `hoopctl gateway`, as `hoopctl mcp <connection>` will
-# run it: the same SDK-client scenarios as straight to PostgreSQL (tools, rows,
+# hoopctl mcp --dsn through a bare `hoopctl gateway` (the relay, no policy;
+# test_mcp_connect.sh covers the policy path): the same SDK-client scenarios as straight to PostgreSQL (tools, rows,
 # read-only, limits, timeout, errors, a permission denial, writes, held
 # statements), and the gateway's audit shows the sessions came from the MCP
 # server (application_name hoopctl-mcp) with every statement.

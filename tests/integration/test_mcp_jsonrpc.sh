@@ -69,13 +69,21 @@ usage() {  # expected-text args...
   assert_eq 2 "$rc" "hoopctl mcp $*"
   assert_contains "$err" "$want" "hoopctl mcp $*"
 }
-usage "give --dsn"
-usage "hoopctl connect" prod
-usage "hoopctl connect" prod --dsn "$DSN"
+usage "give a connection name (see hoopctl connect), or --dsn CONNINFO"
+usage "not both" prod --dsn "$DSN"
+usage "go with a connection" --dsn "$DSN" --server http://127.0.0.1:1
+usage "go with a connection" --dsn "$DSN" --review-wait 5m
+usage "--review-wait must be" prod --review-wait 0
+usage "--review-wait must be" prod --review-wait soon
 usage "--max-rows must be" --dsn "$DSN" --max-rows 0
 usage "--max-rows must be" --dsn "$DSN" --max-rows 12abc
 usage "--max-bytes must be" --dsn "$DSN" --max-bytes 1G
 usage "--max-bytes must be" --dsn "$DSN" --max-bytes 10
 usage "--statement-timeout must be" --dsn "$DSN" --statement-timeout 5x
 usage "unexpected argument" a b --dsn "$DSN"
+# A connection without a login: exit 3 before anything is served.
+set +e; out=$("$H" mcp prod 2>"$HARNESS_TMP/nologin.err" </dev/null); rc=$?; set -e
+assert_eq 3 "$rc" "hoopctl mcp prod without a login"
+assert_eq "" "$out" "stdout without a login"
+assert_contains "$(cat "$HARNESS_TMP/nologin.err")" "hoopctl mcp: "
 echo "mcp jsonrpc ok"

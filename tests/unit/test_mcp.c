@@ -216,7 +216,7 @@ static char *run_server(const char *input, size_t len)
     rewind(in);
     struct mcp_server *s = new_server(false);
     char err[128];
-    assert_int_equal(mcp_server_run(s, fileno(in), fileno(out), err, sizeof err), 0);
+    assert_int_equal(mcp_server_run(s, fileno(in), fileno(out), -1, err, sizeof err), 0);
     mcp_server_free(s);
     long n = ftell(out);
     rewind(out);
@@ -225,6 +225,31 @@ static char *run_server(const char *input, size_t len)
     fclose(in);
     fclose(out);
     return text;
+}
+
+/* A readable stop fd ends the server while its input is still open, and
+ * wins over input that is waiting too. */
+static void a_stop_fd_ends_the_server_with_input_open(void **state)
+{
+    (void)state;
+    int in[2], stop[2];
+    FILE *out = tmpfile();
+    assert_non_null(out);
+    assert_int_equal(pipe(in), 0);
+    assert_int_equal(pipe(stop), 0);
+    const char *ping = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}\n";
+    assert_int_equal(write(in[1], ping, strlen(ping)), (ssize_t)strlen(ping));
+    struct mcp_server *s = new_server(false);
+    char err[128];
+    assert_int_equal(write(stop[1], "x", 1), 1);
+    assert_int_equal(mcp_server_run(s, in[0], fileno(out), stop[0], err, sizeof err), 0);
+    mcp_server_free(s);
+    assert_int_equal(ftell(out), 0);
+    for (int i = 0; i < 2; i++) {
+        close(in[i]);
+        close(stop[i]);
+    }
+    fclose(out);
 }
 
 static void the_line_reader_skips_oversized_lines_and_blank_ones(void **state)
@@ -392,6 +417,7 @@ int main(void)
         cmocka_unit_test(values_are_typed_where_safe),
         cmocka_unit_test(limits_truncate_with_a_note),
         cmocka_unit_test(parsers_accept_and_refuse),
+        cmocka_unit_test(a_stop_fd_ends_the_server_with_input_open),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
