@@ -151,11 +151,13 @@ _hoopctl() {
                 --tls-key) COMPREPLY=($(compgen -f -- "$cur")); return ;;
                 --master-key-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
                 --retention) COMPREPLY=(); return ;;
+                --as) COMPREPLY=(); return ;;
+                --server|-s) COMPREPLY=(); return ;;
             esac
             if [[ $cur == -* ]]; then
-                COMPREPLY=($(compgen -W '--help --config --listen --store --tls-cert --tls-key --master-key-file --retention' -- "$cur"))
+                COMPREPLY=($(compgen -W '--help --config --listen --store --tls-cert --tls-key --master-key-file --retention --dev --as --deny --server' -- "$cur"))
             else
-                COMPREPLY=()
+                COMPREPLY=($(compgen -W 'dev-approve' -- "$cur"))
             fi
             ;;
         admin)
