@@ -157,9 +157,51 @@ assert_not_contains "$slog" "$at" "an access token in the server log"
 assert_not_contains "$slog" "$rt1" "a refresh token in the server log"
 assert_not_contains "$slog" "eyJ" "a JWT in the server log"
 
+log "the token endpoint's polling answers: authorization_pending, then slow_down when polled too fast"
+dc=$(curl -sf -d client_id=hoopctl "$ISS/device_authorization" | python3 -c 'import json,sys; print(json.load(sys.stdin)["device_code"])')
+poll() { curl -s -d grant_type=urn:ietf:params:oauth:grant-type:device_code -d client_id=hoopctl -d "device_code=$1" "$ISS/token"; }
+assert_contains "$(poll "$dc")" '"error":"authorization_pending"'
+assert_contains "$(poll "$dc")" '"error":"slow_down"' "an immediate second poll"
+assert_contains "$(poll nope)" '"error":"invalid_grant"'
+assert_contains "$(curl -s -d client_id=other "$ISS/device_authorization")" '"error":"invalid_client"'
+assert_contains "$(curl -s -d client_id=hoopctl -d resource=https://other.test "$ISS/device_authorization")" \
+  '"error":"invalid_target"'
+
 log "SIGTERM stops the server and its provider"
 kill -TERM "$server_PID"
 wait_rc "$server_PID"
 assert_eq 0 "$RC" "exit status of server --dev after SIGTERM"
 curl -s -m 2 "$ISS/jwks" >/dev/null && fail "the dev IdP still answers after the server stopped"
+
+log "configured dev users, and a code that expires before anyone approves it"
+cat >"$T/dev2.json" <<'JSON'
+{"dev": {"device_ttl": 2, "users": {"carol": {"email": "carol@example.test", "groups": ["ops", "eng"]}}}}
+JSON
+SPORT=$(free_port)
+URL=http://127.0.0.1:$SPORT
+bg_start server2 "$H" server --dev --config "$T/dev2.json" --listen "127.0.0.1:$SPORT" --store "sqlite:$T/s2.db"
+wait_for "server 2" 30 curl -sf "$URL/healthz"
+assert_contains "$(cat "$T/server2.log")" "dev users: carol (ops, eng)"
+login_start login-expire --server "$URL"
+wait_rc "$login_expire_PID"
+assert_eq 3 "$RC" "exit status of a login whose code expired"
+assert_contains "$(cat "$T/login-expire.log")" "the code expired before it was approved"
+login_start login-carol --server "$URL"
+"$H" server dev-approve --server "$URL" "$(user_code login-carol)" --as carol >/dev/null
+wait_rc "$login_carol_PID"
+assert_eq 0 "$RC" "login of carol"
+assert_contains "$(cat "$T/login-carol.log")" "as carol <carol@example.test>"
+assert_contains "$("$H" whoami)" "groups     ops, eng"
+
+log "a broken dev user list: the server refuses to start, saying why"
+echo '{"dev": {"users": {"bad name!": ["eng"]}}}' >"$T/dev3.json"
+RC=0
+out=$("$H" server --dev --config "$T/dev3.json" --listen "127.0.0.1:$(free_port)" --store "sqlite:$T/s3.db" 2>&1) || RC=$?
+assert_eq 1 "$RC" "exit status with a bad user name [$out]"
+assert_contains "$out" "'bad name!' is not a user name"
+echo '{"dev": {"users": {"dave": "eng"}}}' >"$T/dev4.json"
+RC=0
+out=$("$H" server --dev --config "$T/dev4.json" --listen "127.0.0.1:$(free_port)" --store "sqlite:$T/s4.db" 2>&1) || RC=$?
+assert_eq 1 "$RC" "exit status with groups not a list [$out]"
+assert_contains "$out" "dave needs a list of groups"
 log "ok"
