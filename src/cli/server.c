@@ -168,16 +168,20 @@ static int server_dev_master_key(const char *path, unsigned char key[32], char *
 
 static void server_dev_banner(const struct devidp *idp, const struct server_options *opt)
 {
-    char users[600];
+    char users[600], url[300];
     devidp_describe_users(idp, users, sizeof users);
+    size_t ll = strlen(opt->listen);
+    bool any_port = ll >= 2 && strcmp(opt->listen + ll - 2, ":0") == 0;
+    snprintf(url, sizeof url, any_port ? "URL" : "http://%s", opt->listen);
     fprintf(stderr,
             "hoopctl server --dev: FOR DEVELOPMENT ONLY. Built-in identity provider at %s\n"
             "  dev users: %s\n"
             "  store: %s\n"
-            "Next, in another terminal:\n"
-            "  hoopctl login --server http://%s\n"
-            "  hoopctl server dev-approve --server http://%s CODE --as alice   (or open the page it shows)\n",
-            devidp_issuer(idp), users, opt->store_url, opt->listen, opt->listen);
+            "Next, in another terminal%s:\n"
+            "  hoopctl login --server %s\n"
+            "  hoopctl server dev-approve --server %s CODE --as alice   (or open the page it shows)\n",
+            devidp_issuer(idp), users, opt->store_url,
+            any_port ? " (URL: the one in 'listening on' below)" : "", url, url);
 }
 
 static int server_cmd_run(const struct cli_args *args, struct cli_context *ctx)
