@@ -214,7 +214,7 @@ _hoopctl() {
             fi
             ;;
         server)
-            _hoopctl_args "$ci" '|--config|-c|--listen|-l|--store|--tls-cert|--tls-key|--master-key-file|--retention|'
+            _hoopctl_args "$ci" '|--config|-c|--listen|-l|--store|--tls-cert|--tls-key|--master-key-file|--retention|--as|--server|-s|'
             case "$prev" in
                 --config|-c) COMPREPLY=($(compgen -f -- "$cur")); return ;;
                 --listen|-l) COMPREPLY=(); return ;;
@@ -223,15 +223,17 @@ _hoopctl() {
                 --tls-key) COMPREPLY=($(compgen -f -- "$cur")); return ;;
                 --master-key-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
                 --retention) COMPREPLY=(); return ;;
+                --as) COMPREPLY=(); return ;;
+                --server|-s) COMPREPLY=(); return ;;
             esac
             if ((_hoopctl_rest)); then
                 COMPREPLY=($(compgen -f -- "$cur"))
             elif [[ $cur == -* ]]; then
-                COMPREPLY=($(compgen -W '--help --config --listen --store --tls-cert --tls-key --master-key-file --retention' -- "$cur"))
-            elif ((_hoopctl_npos >= 0)); then
+                COMPREPLY=($(compgen -W '--help --config --listen --store --tls-cert --tls-key --master-key-file --retention --dev --as --deny --server' -- "$cur"))
+            elif ((_hoopctl_npos >= 2)); then
                 COMPREPLY=()
             else
-                COMPREPLY=()
+                COMPREPLY=($(compgen -W 'dev-approve' -- "$cur"))
             fi
             ;;
         admin)

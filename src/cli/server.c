@@ -2,6 +2,7 @@
  * store and master key, build the verifier chain and run the API server. */
 #include "hoopctl/cli.h"
 #include "hoopctl/config.h"
+#include "hoopctl/devidp.h"
 #include "hoopctl/identity.h"
 #include "hoopctl/log.h"
 #include "hoopctl/server.h"
@@ -10,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* "90d", "12h", "30m", "45s" -> ms; -1 when malformed. */
 static int64_t parse_duration_ms(const char *s)
@@ -36,10 +38,161 @@ static const char *pick(const struct cli_args *a, const char *opt, json_t *cfg, 
     return v ? v : config_get_string(cfg, key);
 }
 
+/* ---- dev mode: the built-in identity provider ---------------------------- */
+
+/* `hoopctl server dev-approve CODE --as USER [--deny]`: decide a pending
+ * login at the dev IdP of the server, found through its auth config. */
+static int server_dev_approve(const struct cli_args *args)
+{
+    if (args->npos != 2)
+        return cli_usage_error(args->cmd, "dev-approve takes the user code shown by hoopctl login");
+    const char *user = cli_get(args, "as");
+    if (!user || !user[0])
+        return cli_usage_error(args->cmd, "dev-approve needs --as USER (a dev user, e.g. alice)");
+    const char *server = cli_get(args, "server");
+    if (!server)
+        server = getenv("HOOPCTL_SERVER_URL");
+    if (!server || !server[0])
+        server = "http://127.0.0.1:8780";
+    char err[700];
+    struct identity_login_config lc;
+    if (identity_fetch_server_config(server, &lc, err, sizeof err) < 0) {
+        fprintf(stderr, "hoopctl server dev-approve: %s\n", err);
+        return CLI_EXIT_UNAVAILABLE;
+    }
+    bool approve = !cli_flag(args, "deny");
+    if (devidp_decide(lc.issuer, args->pos[1], user, approve, err, sizeof err) < 0) {
+        fprintf(stderr, "hoopctl server dev-approve: %s\n", err);
+        return CLI_EXIT_FAILURE;
+    }
+    printf("login %s %s as %s\n", args->pos[1], approve ? "approved" : "denied", user);
+    return CLI_EXIT_OK;
+}
+
+/* The host part of "HOST:PORT" / "[::1]:PORT". */
+static void listen_host(const char *listen, char *out, size_t len)
+{
+    const char *colon = strrchr(listen, ':');
+    size_t n = colon ? (size_t)(colon - listen) : strlen(listen);
+    if (listen[0] == '[' && n >= 2) {
+        listen++;
+        n -= 2;
+    }
+    snprintf(out, len, "%.*s", (int)(n < len ? n : len - 1), listen);
+}
+
+static void cfg_set(json_t *cfg, const char *section, const char *key, const char *value)
+{
+    json_t *s = json_object_get(cfg, section);
+    if (!json_is_object(s)) {
+        s = json_object();
+        json_object_set_new(cfg, section, s);
+    }
+    json_object_set_new(s, key, json_string(value));
+}
+
+static int cfg_dev_int(json_t *cfg, const char *key)
+{
+    json_t *v = json_object_get(json_object_get(cfg, "dev"), key);
+    return json_is_integer(v) && json_integer_value(v) > 0 && json_integer_value(v) < 86400
+               ? (int)json_integer_value(v)
+               : 0;
+}
+
+/* --dev: check the address, start the IdP, point auth.* at it, and pick a
+ * store and master key in <state>/dev unless given. 0, or an exit code. */
+static int server_dev_setup(const struct cli_args *args, json_t *cfg, struct server_options *opt,
+                            struct devidp **idp, char *store, size_t storelen, char *keyfile,
+                            size_t keylen)
+{
+    if (!server_listen_is_loopback(opt->listen)) {
+        fprintf(stderr, "hoopctl server: --dev is for development on this machine only; it listens on "
+                        "loopback (127.0.0.1, [::1] or localhost), not on %s\n", opt->listen);
+        return CLI_EXIT_USAGE;
+    }
+    if (config_get_string(cfg, "auth.issuer")) {
+        fprintf(stderr, "hoopctl server: --dev brings its own identity provider; remove auth.issuer from "
+                        "the config (or drop --dev)\n");
+        return CLI_EXIT_USAGE;
+    }
+    char dir[1024], err[512];
+    if (!opt->store_url || !pick(args, "master-key-file", cfg, "master_key_file")) {
+        if (config_state_dir(dir, sizeof dir) < 0 || strlen(dir) > 900 ||
+            (strcat(dir, "/dev"), config_mkdirs(dir, 0700) < 0)) {
+            fprintf(stderr, "hoopctl server: no state directory for --dev; give --store\n");
+            return CLI_EXIT_FAILURE;
+        }
+        if (!opt->store_url) {
+            snprintf(store, storelen, "sqlite:%s/server.db", dir);
+            opt->store_url = store;
+        }
+        snprintf(keyfile, keylen, "%s/master.key", dir);
+    }
+    char host[256];
+    listen_host(opt->listen, host, sizeof host);
+    struct devidp_options o = {.host = host,
+                               .port = cfg_dev_int(cfg, "idp_port"),
+                               .client_id = "hoopctl",
+                               .audience = "hoopctl-dev",
+                               .users = json_object_get(json_object_get(cfg, "dev"), "users"),
+                               .access_ttl = cfg_dev_int(cfg, "access_ttl"),
+                               .device_ttl = cfg_dev_int(cfg, "device_ttl")};
+    *idp = devidp_start(&o, err, sizeof err);
+    if (!*idp) {
+        fprintf(stderr, "hoopctl server: --dev: %s\n", err);
+        return CLI_EXIT_FAILURE;
+    }
+    cfg_set(cfg, "auth", "issuer", devidp_issuer(*idp));
+    cfg_set(cfg, "auth", "audience", "hoopctl-dev");
+    cfg_set(cfg, "auth", "client_id", "hoopctl");
+    cfg_set(cfg, "auth", "scopes", "openid email profile groups offline_access");
+    return 0;
+}
+
+/* A master key for --dev made on first use: 32 random bytes, mode 0600. */
+static int server_dev_master_key(const char *path, unsigned char key[32], char *err, size_t errlen)
+{
+    struct stat st;
+    if (stat(path, &st) < 0) {
+        unsigned char fresh[32];
+        if (util_random_bytes(fresh, sizeof fresh) < 0 ||
+            config_write_atomic(path, fresh, sizeof fresh, 0600) < 0) {
+            util_secure_zero(fresh, sizeof fresh);
+            snprintf(err, errlen, "cannot write the dev master key %s", path);
+            return -1;
+        }
+        util_secure_zero(fresh, sizeof fresh);
+    }
+    return server_master_key_load(path, key, err, errlen);
+}
+
+static void server_dev_banner(const struct devidp *idp, const struct server_options *opt)
+{
+    char users[600], url[300];
+    devidp_describe_users(idp, users, sizeof users);
+    size_t ll = strlen(opt->listen);
+    bool any_port = ll >= 2 && strcmp(opt->listen + ll - 2, ":0") == 0;
+    snprintf(url, sizeof url, any_port ? "URL" : "http://%s", opt->listen);
+    fprintf(stderr,
+            "hoopctl server --dev: FOR DEVELOPMENT ONLY. Built-in identity provider at %s\n"
+            "  dev users: %s\n"
+            "  store: %s\n"
+            "Next, in another terminal%s:\n"
+            "  hoopctl login --server %s\n"
+            "  hoopctl server dev-approve --server %s CODE --as alice   (or open the page it shows)\n",
+            devidp_issuer(idp), users, opt->store_url,
+            any_port ? " (URL: the one in 'listening on' below)" : "", url, url);
+}
+
 static int server_cmd_run(const struct cli_args *args, struct cli_context *ctx)
 {
     (void)ctx;
     char err[512];
+    if (args->npos > 0) {
+        if (strcmp(args->pos[0], "dev-approve") != 0)
+            return cli_usage_error(args->cmd, "the only subcommand is dev-approve");
+        return server_dev_approve(args);
+    }
     const char *cfgpath = cli_get(args, "config");
     json_t *cfg = json_object();
     if (cfgpath) {
@@ -56,6 +209,15 @@ static int server_cmd_run(const struct cli_args *args, struct cli_context *ctx)
     if (!opt.listen)
         opt.listen = "127.0.0.1:8780";
     opt.store_url = pick(args, "store", cfg, "store");
+    struct devidp *idp = NULL;
+    char dev_store[1100], dev_key[1100] = "";
+    if (cli_flag(args, "dev")) {
+        int drc = server_dev_setup(args, cfg, &opt, &idp, dev_store, sizeof dev_store, dev_key, sizeof dev_key);
+        if (drc) {
+            json_decref(cfg);
+            return drc;
+        }
+    }
     if (!opt.store_url) {
         char dir[1024];
         if (config_state_dir(dir, sizeof dir) < 0 || config_mkdirs(dir, 0700) < 0) {
@@ -70,13 +232,17 @@ static int server_cmd_run(const struct cli_args *args, struct cli_context *ctx)
     opt.tls_key = pick(args, "tls-key", cfg, "tls.key");
     const char *ret = pick(args, "retention", cfg, "audit.retention");
     if (ret && (opt.retention_ms = parse_duration_ms(ret)) < 0) {
+        devidp_stop(idp);
         json_decref(cfg);
         return cli_usage_error(args->cmd, "--retention takes a duration like 90d, 12h, 30m or 45s");
     }
-    int mk = server_master_key_load(pick(args, "master-key-file", cfg, "master_key_file"), opt.master_key,
-                                    err, sizeof err);
+    int mk = dev_key[0] && !getenv("HOOPCTL_MASTER_KEY")
+                 ? server_dev_master_key(dev_key, opt.master_key, err, sizeof err)
+                 : server_master_key_load(pick(args, "master-key-file", cfg, "master_key_file"),
+                                          opt.master_key, err, sizeof err);
     if (mk < 0) {
         fprintf(stderr, "hoopctl server: %s\n", err);
+        devidp_stop(idp);
         json_decref(cfg);
         return CLI_EXIT_FAILURE;
     }
@@ -93,6 +259,7 @@ static int server_cmd_run(const struct cli_args *args, struct cli_context *ctx)
         const char *audience = config_get_string(cfg, "auth.audience");
         if (!audience) {
             fprintf(stderr, "hoopctl server: auth.issuer needs auth.audience\n");
+            devidp_stop(idp);
             json_decref(cfg);
             return CLI_EXIT_FAILURE;
         }
@@ -102,6 +269,7 @@ static int server_cmd_run(const struct cli_args *args, struct cli_context *ctx)
                                          .groups_claim = config_get_string(cfg, "auth.groups_claim")};
         if (identity_jwt_verifier_new(&jc, &oidc, err, sizeof err) < 0) {
             fprintf(stderr, "hoopctl server: auth: %s\n", err);
+            devidp_stop(idp);
             json_decref(cfg);
             return CLI_EXIT_FAILURE;
         }
@@ -109,10 +277,13 @@ static int server_cmd_run(const struct cli_args *args, struct cli_context *ctx)
     }
     if (log_get_level() < LOG_INFO && !ctx->debug)
         log_set_level(LOG_WARN);
+    if (idp)
+        server_dev_banner(idp, &opt);
     int rc = server_run(&opt, err, sizeof err);
     util_secure_zero(opt.master_key, sizeof opt.master_key);
     if (oidc.destroy)
         oidc.destroy(oidc.ctx);
+    devidp_stop(idp);
     json_decref(cfg);
     if (rc < 0) {
         fprintf(stderr, "hoopctl server: %s\n", err);
@@ -130,16 +301,26 @@ static const struct cli_option server_options[] = {
     {"master-key-file", 0, "FILE", "key that encrypts connection secrets (32 bytes or 64 hex)",
      CLI_COMPLETE_FILE, NULL},
     {"retention", 0, "AGE", "delete audit events older than AGE (e.g. 90d)", CLI_COMPLETE_NONE, NULL},
+    {"dev", 0, NULL, "development mode: built-in identity provider, loopback only", CLI_COMPLETE_NONE, NULL},
+    {"as", 0, "USER", "dev-approve: the dev user who approves (alice, bob, admin, ...)", CLI_COMPLETE_NONE,
+     NULL},
+    {"deny", 0, NULL, "dev-approve: deny the login instead", CLI_COMPLETE_NONE, NULL},
+    {"server", 's', "URL", "dev-approve: the server (default HOOPCTL_SERVER_URL, else 127.0.0.1:8780)",
+     CLI_COMPLETE_NONE, NULL},
     {0},
 };
 
 const struct cli_command cli_cmd_server = {
     .name = "server",
     .summary = "Run the shared server: identity, connections, audit store and reviews",
-    .usage = "[--config FILE] [--listen ADDR] [--store URL] [--tls-cert F --tls-key F]",
-    .description = "Serves the JSON API under /api/v1 until SIGTERM; see hoopctl-server(8).",
+    .usage = "[--dev] [--config FILE] [--listen ADDR] [--store URL] [--tls-cert F --tls-key F] | "
+             "dev-approve CODE --as USER [--deny] [--server URL]",
+    .description = "Serves the JSON API under /api/v1 until SIGTERM; see hoopctl-server(8). With --dev, a "
+                   "built-in identity provider for development; dev-approve decides a pending dev login.",
     .options = server_options,
+    .arg_words = "dev-approve",
+    .arg_complete = CLI_COMPLETE_WORDS,
     .min_args = 0,
-    .max_args = 0,
+    .max_args = 2,
     .run = server_cmd_run,
 };

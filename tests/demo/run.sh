@@ -1,7 +1,8 @@
 #!/bin/bash
 # run.sh — `make demo`: the scripted tour of hoopctl on loopback, all real parts:
-# a throwaway PostgreSQL 15 with a sample shop (PII included), a real OpenID
-# provider, `hoopctl server` on SQLite, and alice's psql through `hoopctl connect`.
+# a throwaway PostgreSQL 15 with a sample shop (PII included), `hoopctl server
+# --dev` on SQLite with its built-in OpenID provider (logins approved with
+# `hoopctl server dev-approve`), and alice's psql through `hoopctl connect`.
 # Everything it starts lives in one temp directory and is removed on exit,
 # Ctrl-C or failure (the integration harness's cleanup).
 #   tests/demo/run.sh            (HOOPCTL_BIN: the binary, default ./hoopctl)
@@ -38,19 +39,11 @@ app_psql -f "$ROOT/tests/demo/sample.sql"
 say "PostgreSQL on port $PGPORT, database app, owner app_rw. What the table really holds:"
 app_psql -c 'select id, name, email, phone, card_number from customers order by id' | indent
 
-step "hoopctl server on SQLite, trusting an OpenID provider"
-say "The provider is oidc-provider (tests/integration/oidc, installed with npm ci): alice is in"
-say "group eng, bob in groups dba and eng. The server verifies its JWTs."
-[[ -f $OIDC_SRC/node_modules/oidc-provider/package.json ]] || say "installing it first: npm ci in tests/integration/oidc"
-oidc_install
-oidc_start A OIDC_EXTRA_ACCOUNTS='{"alice": {"email": "alice@example.test", "name": "Alice", "groups": ["eng"]},
-  "bob": {"email": "bob@example.test", "name": "Bob", "groups": ["dba", "eng"]}}'
+step "hoopctl server --dev on SQLite, with its built-in identity provider"
+say "Development mode: the server runs its own OpenID provider on loopback (dev users alice in"
+say "group eng, bob in dba and eng, admin in admin) and verifies its JWTs like any provider's."
 head -c 32 /dev/urandom >"$T/master.key"
 chmod 0600 "$T/master.key"
-cat >"$T/server.json" <<JSON
-{"auth": {"issuer": "$A_URL", "audience": "https://hoopctl.test", "client_id": "hoopctl",
-          "scopes": "openid email profile groups offline_access"}}
-JSON
 SPORT=$(free_port)
 URL=http://127.0.0.1:$SPORT
 export HOOPCTL_SERVER_URL=$URL
@@ -59,19 +52,30 @@ ADMIN_KEY=$("$H" admin apikey create --store "sqlite:$T/server.db" --name demo-a
   grep -o 'hk_[A-Za-z0-9_-]*' | head -1) || true
 [[ -n $ADMIN_KEY ]] || fail "no admin API key: $(cat "$T/apikey.err")"
 say "  (an admin API key, printed once: hk_…)"
-show "hoopctl server --config server.json --store sqlite:server.db --master-key-file master.key --listen 127.0.0.1:$SPORT"
-start_server
-say "server up at $URL (provider at $A_URL)"
+show "hoopctl server --dev --store sqlite:server.db --master-key-file master.key --listen 127.0.0.1:$SPORT"
+bg_start server "$H" server --dev --store "sqlite:$T/server.db" --master-key-file "$T/master.key" \
+  --listen "127.0.0.1:$SPORT"
+wait_for "the server" 30 curl -sf "$URL/healthz"
+grep -E '^(hoopctl server --dev|  dev users)' "$T/server.log" | indent
+say "server up at $URL"
 
-step "alice and bob sign in (device code; a scripted browser approves at the provider)"
-for u in alice bob; do
+step "alice and bob sign in (device code, approved with hoopctl server dev-approve)"
+dev_login() {  # USER: hoopctl login in the background, approved from "another terminal"
+  local u=$1 code
+  mkdir -p "$T/cfg-$u"
   show "hoopctl login --server $URL    (as $u)"
-  login_as "$u"
-  if [[ $u == alice ]]; then  # what hoopctl login shows; the scripted browser opened the link
-    grep -v '^$' "$T/login-$u.log" | indent
-  else
-    tail -1 "$T/login-$u.log" | indent
-  fi
+  HOOPCTL_CONFIG_DIR="$T/cfg-$u" login_start "login-$u" --server "$URL"
+  code=$(sed -n 's/.*user_code=\([A-Z-]*\).*/\1/p' "$T/login-$u.log" | head -1)
+  [[ -n $code ]] || fail "no user code from the login of $u"
+  if [[ $u == alice ]]; then grep -v '^$' "$T/login-$u.log" | indent; fi
+  show "hoopctl server dev-approve $code --as $u    (in another terminal)"
+  "$H" server dev-approve --server "$URL" "$code" --as "$u" 2>&1 | indent
+  wait_rc "$(eval echo "\$login_${u}_PID")"
+  [[ $RC == 0 ]] || fail "login of $u: $(cat "$T/login-$u.log")"
+  tail -1 "$T/login-$u.log" | indent
+}
+for u in alice bob; do
+  dev_login "$u"
   show "hoopctl whoami    (as $u)"
   as "$u" "$H" whoami 2>&1 | grep -E '^(subject|groups) ' | indent
 done
@@ -165,4 +169,4 @@ say "The held statement's review: who asked, who decided, why, and that it ran o
 as_run alice "$H" reviews show "$rid"
 as_run alice "$H" replay --no-timing "$sid"
 
-printf '\n%sDone.%s Stopping the server, the provider and PostgreSQL, and removing %s.\n' "$B" "$N" "$T"
+printf '\n%sDone.%s Stopping the server and PostgreSQL, and removing %s.\n' "$B" "$N" "$T"

@@ -1,0 +1,207 @@
+#!/bin/bash
+# `hoopctl server --dev`: the built-in development OpenID provider, used through
+# the ordinary `hoopctl login` and verified by the server's ordinary JWT verifier:
+# a device login approved with `hoopctl server dev-approve`, whoami (client and
+# server side), a protected listing, refresh with rotation, logout with
+# revocation, a login denied from the approval page (and the page's CSRF
+# checks), the groups reaching RBAC, and the refusal of a non-loopback address.
+source "$(dirname "$0")/lib/harness.sh"
+source "$HOOPCTL_ROOT/tests/integration/oidc/lib.sh"   # login_start, wait_rc, token_field
+H=$HOOPCTL_BIN
+T=$HARNESS_TMP
+
+log "--dev refuses to listen anywhere but loopback (exit 2, clear message)"
+for addr in "0.0.0.0:$(free_port)" "[::]:$(free_port)" "192.0.2.10:8780"; do
+  RC=0
+  out=$("$H" server --dev --listen "$addr" 2>&1) || RC=$?
+  assert_eq 2 "$RC" "exit status of --dev on $addr [$out]"
+  assert_contains "$out" "--dev is for development on this machine only"
+  assert_contains "$out" "not on $addr"
+done
+echo '{"auth": {"issuer": "https://idp.example", "audience": "x"}}' >"$T/with-issuer.json"
+RC=0
+out=$("$H" server --dev --config "$T/with-issuer.json" --listen "127.0.0.1:$(free_port)" 2>&1) || RC=$?
+assert_eq 2 "$RC" "--dev with auth.issuer [$out]"
+assert_contains "$out" "remove auth.issuer"
+
+log "start hoopctl server --dev"
+# Access tokens live 30 s, under the client's 60 s refresh margin: every
+# `hoopctl token` refreshes, which exercises rotation.
+echo '{"dev": {"access_ttl": 30}}' >"$T/dev.json"
+SPORT=$(free_port)
+URL=http://127.0.0.1:$SPORT
+bg_start server "$H" server --dev --config "$T/dev.json" --listen "127.0.0.1:$SPORT"
+wait_for "server" 30 curl -sf "$URL/healthz"
+banner=$(cat "$T/server.log")
+assert_contains "$banner" "alice (eng), bob (dba, eng), admin (admin)"
+assert_contains "$banner" "hoopctl login --server $URL"
+assert_contains "$banner" "sqlite:$HOOPCTL_STATE_DIR/dev/server.db"
+[[ $(stat -c %a "$HOOPCTL_STATE_DIR/dev/master.key") == 600 ]] || fail "dev master key is not 0600"
+ISS=$(curl -sf "$URL/api/v1/auth/config" | python3 -c 'import json,sys; c=json.load(sys.stdin)
+assert c["client_id"] == "hoopctl" and c["audience"] == "hoopctl-dev", c
+print(c["issuer"])')
+[[ $ISS =~ ^http://127\.0\.0\.1:[0-9]+/dev-idp$ ]] || fail "unexpected dev issuer [$ISS]"
+disc=$(curl -sf "$ISS/.well-known/openid-configuration")
+assert_contains "$disc" "\"issuer\":\"$ISS\""
+assert_contains "$disc" "\"device_authorization_endpoint\":\"$ISS/device_authorization\""
+curl -sf "$ISS/jwks" | python3 -c 'import json,sys; k=json.load(sys.stdin)["keys"]
+assert len(k) == 1 and k[0]["kty"] == "RSA" and k[0]["alg"] == "RS256" and k[0]["kid"] and "d" not in k[0], k'
+# The provider answers only to its own Host (DNS rebinding).
+assert_eq 421 "$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: evil.example' "$ISS/jwks")"
+
+user_code() { sed -n 's/.*user_code=\([A-Z-]*\).*/\1/p' "$T/$1.log" | head -1; }
+
+log "alice logs in; approved from the terminal with hoopctl server dev-approve"
+login_start login-alice --server "$URL"
+code=$(user_code login-alice)
+[[ $code =~ ^[B-Z]{4}-[B-Z]{4}$ ]] || fail "no user code in [$(cat "$T/login-alice.log")]"
+RC=0
+out=$("$H" server dev-approve --server "$URL" "$code" --as nobody 2>&1) || RC=$?
+assert_eq 1 "$RC" "approve as an unknown user [$out]"
+assert_contains "$out" "no such dev user"
+RC=0
+out=$("$H" server dev-approve --server "$URL" BCDF-GHJK --as alice 2>&1) || RC=$?
+assert_eq 1 "$RC" "approve of an unknown code [$out]"
+assert_contains "$out" "no pending login has that code"
+out=$("$H" server dev-approve --server "$URL" "${code,,}" --as alice)   # codes are case-insensitive
+assert_eq "login ${code,,} approved as alice" "$out"
+wait_rc "$login_alice_PID"
+assert_eq 0 "$RC" "login of alice [$(cat "$T/login-alice.log")]"
+assert_contains "$(cat "$T/login-alice.log")" "Logged in to $URL as alice <alice@dev.hoopctl.invalid>."
+RC=0
+out=$("$H" server dev-approve --server "$URL" "$code" --as bob 2>&1) || RC=$?
+assert_eq 1 "$RC" "a used code approved again [$out]"
+[[ $(stat -c %a "$(ls "$HOOPCTL_CONFIG_DIR"/tokens/*.json | head -1)") == 600 ]] || fail "token file not 0600"
+
+log "whoami, on the client and as the server verified it"
+who=$("$H" whoami)
+assert_contains "$who" "subject    alice"
+assert_contains "$who" "groups     eng"
+assert_contains "$who" "issuer     $ISS"
+at=$(token_field access_token)
+curl -sf -H "Authorization: Bearer $at" "$URL/api/v1/whoami" | python3 -c 'import json,sys
+w=json.load(sys.stdin); w=w.get("identity", w); iss=sys.argv[1]
+assert w["subject"] == "alice" and w["issuer"] == iss and w["kind"] == "oidc" and w["groups"] == ["eng"], w' "$ISS"
+"$H" sessions list >"$T/sessions.out" || fail "sessions list with the dev login failed"
+assert_contains "$(cat "$T/sessions.out")" "CONNECTION"
+# Groups reach RBAC: alice is not an admin, so she cannot define a connection.
+assert_eq 403 "$(curl -s -o /dev/null -w '%{http_code}' -X PUT -H "Authorization: Bearer $at" \
+  -H 'Content-Type: application/json' -d '{"host": "127.0.0.1", "port": 5432, "database": "x", "user": "x"}' \
+  "$URL/api/v1/connections/devtest")" "alice defining a connection"
+
+log "refresh rotates the refresh token; the old one is then refused"
+rt1=$(token_field refresh_token)
+tok=$("$H" token)
+rt2=$(token_field refresh_token)
+[[ -n $rt2 && $rt1 != "$rt2" ]] || fail "the refresh token did not rotate"
+[[ $tok != "$at" && $tok == "$(token_field access_token)" ]] || fail "hoopctl token did not refresh"
+assert_eq 200 "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $tok" "$URL/api/v1/sessions")"
+reuse=$(curl -s -d grant_type=refresh_token -d client_id=hoopctl --data-urlencode "refresh_token=$rt1" "$ISS/token")
+assert_contains "$reuse" '"error":"invalid_grant"' "reuse of a rotated refresh token"
+
+log "logout revokes the refresh token and deletes the local tokens"
+rt=$(token_field refresh_token)
+out=$("$H" logout)
+assert_contains "$out" "Tokens revoked at $ISS"
+RC=0
+"$H" whoami >/dev/null 2>&1 || RC=$?
+assert_eq 3 "$RC" "whoami after logout"
+after=$(curl -s -d grant_type=refresh_token -d client_id=hoopctl --data-urlencode "refresh_token=$rt" "$ISS/token")
+assert_contains "$after" '"error":"invalid_grant"' "refresh after logout"
+
+log "a login denied from the approval page; the page's form refuses forged posts"
+login_start login-deny --server "$URL"
+code=$(user_code login-deny)
+page=$(curl -sf "$LOGIN_URL")
+assert_contains "$page" "value=\"$code\"" "the page carries the code"
+assert_contains "$page" '<option value="bob">bob (dba, eng)</option>'
+csrf=$(sed -n 's/.*name="csrf" value="\([0-9a-f]*\)".*/\1/p' <<<"$page")
+[[ ${#csrf} == 64 ]] || fail "no form token on the page"
+post() { curl -s -o "$T/post.out" -w '%{http_code}' "$@" "$ISS/device"; }
+assert_eq 403 "$(post -d "user_code=$code&user=bob&action=approve")" "a post without the form token"
+assert_eq 403 "$(post -d "csrf=${csrf%?}0&user_code=$code&user=bob&action=approve")" "a post with a wrong token"
+assert_eq 403 "$(post -H 'Origin: http://evil.example' -d "csrf=$csrf&user_code=$code&user=bob&action=approve")" \
+  "a post from another origin"
+assert_eq 200 "$(post -d "csrf=$csrf&user_code=$code&user=bob&action=deny")" "the denial"
+assert_contains "$(cat "$T/post.out")" "<h1>Denied</h1>"
+wait_rc "$login_deny_PID"
+assert_eq 3 "$RC" "exit status of the denied login"
+assert_contains "$(cat "$T/login-deny.log")" "the login was denied at the identity provider"
+RC=0
+"$H" whoami >/dev/null 2>&1 || RC=$?
+assert_eq 3 "$RC" "whoami after the denied login (nothing saved)"
+
+log "bob approved from the page; admin from the terminal: groups reach the server"
+login_start login-bob --server "$URL"
+code=$(user_code login-bob)
+csrf=$(curl -sf "$LOGIN_URL" | sed -n 's/.*name="csrf" value="\([0-9a-f]*\)".*/\1/p')
+assert_eq 200 "$(post -H "Origin: ${ISS%/dev-idp}" -d "csrf=$csrf&user_code=$code&user=bob&action=approve")"
+wait_rc "$login_bob_PID"
+assert_eq 0 "$RC" "login of bob"
+assert_contains "$("$H" whoami)" "groups     dba, eng"
+login_start login-admin --server "$URL"
+"$H" server dev-approve --server "$URL" "$(user_code login-admin)" --as admin >/dev/null
+wait_rc "$login_admin_PID"
+assert_eq 0 "$RC" "login of admin"
+curl -sf -H "Authorization: Bearer $("$H" token)" "$URL/api/v1/whoami" | python3 -c 'import json,sys
+w=json.load(sys.stdin); assert w["admin"] is True and w["groups"] == ["admin"], w' || fail "admin is no admin"
+
+log "dev-approve with no dev IdP behind the server: a clear error"
+RC=0
+out=$("$H" server dev-approve --server "http://127.0.0.1:$(free_port)" BCDF-GHJK --as bob 2>&1) || RC=$?
+assert_eq 5 "$RC" "dev-approve against nothing [$out]"
+
+log "no token in the server's log"
+slog=$(cat "$T/server.log")
+assert_not_contains "$slog" "$at" "an access token in the server log"
+assert_not_contains "$slog" "$rt1" "a refresh token in the server log"
+assert_not_contains "$slog" "eyJ" "a JWT in the server log"
+
+log "the token endpoint's polling answers: authorization_pending, then slow_down when polled too fast"
+dc=$(curl -sf -d client_id=hoopctl "$ISS/device_authorization" | python3 -c 'import json,sys; print(json.load(sys.stdin)["device_code"])')
+poll() { curl -s -d grant_type=urn:ietf:params:oauth:grant-type:device_code -d client_id=hoopctl -d "device_code=$1" "$ISS/token"; }
+assert_contains "$(poll "$dc")" '"error":"authorization_pending"'
+assert_contains "$(poll "$dc")" '"error":"slow_down"' "an immediate second poll"
+assert_contains "$(poll nope)" '"error":"invalid_grant"'
+assert_contains "$(curl -s -d client_id=other "$ISS/device_authorization")" '"error":"invalid_client"'
+assert_contains "$(curl -s -d client_id=hoopctl -d resource=https://other.test "$ISS/device_authorization")" \
+  '"error":"invalid_target"'
+
+log "SIGTERM stops the server and its provider"
+kill -TERM "$server_PID"
+wait_rc "$server_PID"
+assert_eq 0 "$RC" "exit status of server --dev after SIGTERM"
+curl -s -m 2 "$ISS/jwks" >/dev/null && fail "the dev IdP still answers after the server stopped"
+
+log "configured dev users, and a code that expires before anyone approves it"
+cat >"$T/dev2.json" <<'JSON'
+{"dev": {"device_ttl": 2, "users": {"carol": {"email": "carol@example.test", "groups": ["ops", "eng"]}}}}
+JSON
+SPORT=$(free_port)
+URL=http://127.0.0.1:$SPORT
+bg_start server2 "$H" server --dev --config "$T/dev2.json" --listen "127.0.0.1:$SPORT" --store "sqlite:$T/s2.db"
+wait_for "server 2" 30 curl -sf "$URL/healthz"
+assert_contains "$(cat "$T/server2.log")" "dev users: carol (ops, eng)"
+login_start login-expire --server "$URL"
+wait_rc "$login_expire_PID"
+assert_eq 3 "$RC" "exit status of a login whose code expired"
+assert_contains "$(cat "$T/login-expire.log")" "the code expired before it was approved"
+login_start login-carol --server "$URL"
+"$H" server dev-approve --server "$URL" "$(user_code login-carol)" --as carol >/dev/null
+wait_rc "$login_carol_PID"
+assert_eq 0 "$RC" "login of carol"
+assert_contains "$(cat "$T/login-carol.log")" "as carol <carol@example.test>"
+assert_contains "$("$H" whoami)" "groups     ops, eng"
+
+log "a broken dev user list: the server refuses to start, saying why"
+echo '{"dev": {"users": {"bad name!": ["eng"]}}}' >"$T/dev3.json"
+RC=0
+out=$("$H" server --dev --config "$T/dev3.json" --listen "127.0.0.1:$(free_port)" --store "sqlite:$T/s3.db" 2>&1) || RC=$?
+assert_eq 1 "$RC" "exit status with a bad user name [$out]"
+assert_contains "$out" "'bad name!' is not a user name"
+echo '{"dev": {"users": {"dave": "eng"}}}' >"$T/dev4.json"
+RC=0
+out=$("$H" server --dev --config "$T/dev4.json" --listen "127.0.0.1:$(free_port)" --store "sqlite:$T/s4.db" 2>&1) || RC=$?
+assert_eq 1 "$RC" "exit status with groups not a list [$out]"
+assert_contains "$out" "dave needs a list of groups"
+log "ok"
