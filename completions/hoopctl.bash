@@ -135,9 +135,10 @@ _hoopctl() {
                 --tls-key) COMPREPLY=($(compgen -f -- "$cur")); return ;;
                 --max-message-size) COMPREPLY=(); return ;;
                 --audit-log) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+                --policy) COMPREPLY=($(compgen -f -- "$cur")); return ;;
             esac
             if [[ $cur == -* ]]; then
-                COMPREPLY=($(compgen -W '--help --listen --upstream --upstream-password-file --tls-cert --tls-key --max-message-size --audit-log' -- "$cur"))
+                COMPREPLY=($(compgen -W '--help --listen --upstream --upstream-password-file --tls-cert --tls-key --max-message-size --audit-log --policy' -- "$cur"))
             else
                 COMPREPLY=()
             fi

@@ -56,8 +56,10 @@ enum policy_fact {
     POLICY_FACT_CASCADE = 1u << 11,        /* DROP ... CASCADE: may drop what depends on it, tables too */
     POLICY_FACT_COPY_CUSTOM = 1u << 12,    /* COPY in CSV/binary format or with custom delimiter, NULL
                                               string, header, quoting: its rows cannot be masked */
+    POLICY_FACT_UNKNOWN_CURSOR = 1u << 13, /* FETCH/MOVE of a cursor the session never DECLAREd (one a
+                                              function opened): what it reads is unknown */
 };
-#define POLICY_FACT_LAST POLICY_FACT_COPY_CUSTOM
+#define POLICY_FACT_LAST POLICY_FACT_UNKNOWN_CURSOR
 
 /* Unqualified names are taken to be in "public" (search_path "$user",
  * public) until the session changes search_path; from then on they match a
@@ -111,6 +113,13 @@ struct policy;
 int policy_classify(const char *sql, struct policy_session *session,
                     struct policy_analysis *out, char err[POLICY_ERR_MAX]);
 void policy_analysis_free(struct policy_analysis *a);
+/* The result sets of a string of several statements cannot be told apart
+ * reliably (not every statement returns rows), so they are masked against
+ * the union of the statements: one statement holding every kind, relation,
+ * function, column, alias and fact of a. 0, or -1 when memory runs out.
+ * Free it with policy_stmt_free. */
+int policy_analysis_union(const struct policy_analysis *a, struct policy_stmt *out);
+void policy_stmt_free(struct policy_stmt *st);
 /* The facts as names ("no_where", "runs_code", ...), for output and rules. */
 const char *policy_fact_name(unsigned fact_bit);
 /* The classification as JSON (new reference). */
@@ -241,6 +250,19 @@ struct policy_catalog {
     void (*free)(struct policy_catalog *self);
     /* Drop cached answers (after DDL renamed or replaced something); may be NULL. */
     void (*forget)(struct policy_catalog *self);
+    /* For computed columns, whose RowDescription names no source. A NULL
+     * member means "cannot tell": computed columns are then masked whenever
+     * the statement reads a relation or calls a function (fail closed).
+     * relation: a relation a statement names (schema NULL: any schema's) —
+     * 0 with *is_view set and, for views and materialized views, every base
+     * column they read (through views of views) in *base, owned by the
+     * catalog until forget or free; -1 with err. */
+    int (*relation)(struct policy_catalog *self, const char *schema, const char *name, bool *is_view,
+                    const struct policy_column_ref **base, size_t *nbase, char err[POLICY_ERR_MAX]);
+    /* function: whether a function called by name (as written, maybe
+     * schema-qualified) may be user code that reads tables: any function of
+     * that name outside pg_catalog. 0 with *user_code, or -1 with err. */
+    int (*function)(struct policy_catalog *self, const char *name, bool *user_code, char err[POLICY_ERR_MAX]);
 };
 
 /* The libpq implementation: a side connection (conninfo as for PQconnectdb),
@@ -329,6 +351,12 @@ int policy_mask_plan_build(const struct policy *p, struct policy_catalog *catalo
 int policy_mask_plan_build_copy(const struct policy *p, const struct policy_stmt *stmt,
                                 enum policy_action statement_action, size_t ncols,
                                 struct policy_mask_plan *out, char err[POLICY_ERR_MAX]);
+/* The same with a catalog: a COPY whose query reads a view over a masked
+ * column, calls a function that may be user code, or runs SQL from a string
+ * is masked whole as well (without the catalog those go unseen). */
+int policy_mask_plan_build_copy_catalog(const struct policy *p, struct policy_catalog *catalog,
+                                        const struct policy_stmt *stmt, enum policy_action statement_action,
+                                        size_t ncols, struct policy_mask_plan *out, char err[POLICY_ERR_MAX]);
 void policy_mask_plan_free(struct policy_mask_plan *plan);
 
 /* Mask one DataRow value of column col (not SQL NULL). Returns:

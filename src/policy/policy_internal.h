@@ -32,6 +32,9 @@ bool policy_session_search_path_changed(const struct policy_session *s);
  * whole-row reference) outside RETURNING lists (mask.c). */
 bool policy_stmt_reads_masked(const struct policy *p, const struct policy_stmt *st);
 
+/* Whether st reads a relation that a column rule names by table (mask.c). */
+bool policy_stmt_reads_masked_table(const struct policy *p, const struct policy_stmt *st);
+
 /* Glob match (fnmatch, case-sensitive; '*' crosses dots). */
 bool policy_glob(const char *pattern, const char *s);
 

@@ -721,6 +721,19 @@ void policy_decide_stmt(const struct policy *p, const struct policy_stmt *st, co
                  "the statement would copy masked columns into a table or a side channel");
         out->reviewers[0] = '\0';
     }
+    /* COPY TO in CSV, binary or a custom layout cannot be masked row by row:
+     * refused up front when its rows would need masking, rather than failing
+     * (and closing the session) once the rows flow. */
+    if ((out->action == POLICY_ALLOW || out->action == POLICY_MASK) && !trusted &&
+        (st->facts & POLICY_FACT_COPY_OUT) && (st->facts & POLICY_FACT_COPY_CUSTOM) &&
+        (out->action == POLICY_MASK || p->detectors || (p->ncolumns && policy_stmt_reads_masked_table(p, st)))) {
+        out->action = POLICY_DENY;
+        out->rule_index = POLICY_RULE_MASKED_COPY;
+        snprintf(out->rule_name, sizeof(out->rule_name), "masked-copy-format");
+        snprintf(out->message, sizeof(out->message),
+                 "COPY output that needs masking can be masked only in the default text format");
+        out->reviewers[0] = '\0';
+    }
 }
 
 void policy_decide(const struct policy *p, const struct policy_analysis *a, const char *const *groups,
