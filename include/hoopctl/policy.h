@@ -94,6 +94,7 @@ struct policy_stmt {
     char *prepared_name;   /* PREPARE/EXECUTE/DEALLOCATE target, NULL otherwise; "" for ALL */
     char *normalized;      /* libpg_query normalized text (literals as $n), may be NULL */
     char fingerprint[17];  /* libpg_query fingerprint, hex */
+    bool returning;        /* has a non-empty RETURNING list (its own or a CTE's) */
 };
 
 /* The classification of one input string (one or more statements). */
@@ -113,13 +114,6 @@ struct policy;
 int policy_classify(const char *sql, struct policy_session *session,
                     struct policy_analysis *out, char err[POLICY_ERR_MAX]);
 void policy_analysis_free(struct policy_analysis *a);
-/* The result sets of a string of several statements cannot be told apart
- * reliably (not every statement returns rows), so they are masked against
- * the union of the statements: one statement holding every kind, relation,
- * function, column, alias and fact of a. 0, or -1 when memory runs out.
- * Free it with policy_stmt_free. */
-int policy_analysis_union(const struct policy_analysis *a, struct policy_stmt *out);
-void policy_stmt_free(struct policy_stmt *st);
 /* The facts as names ("no_where", "runs_code", ...), for output and rules. */
 const char *policy_fact_name(unsigned fact_bit);
 /* The classification as JSON (new reference). */
@@ -382,5 +376,45 @@ int policy_mask_copy_row(const struct policy *p, struct policy_mask_plan *plan,
 /* The plan's counters as JSON for the audit record: {"columns":{label:n},
  * "detectors":{name:n}} (new reference). */
 json_t *policy_mask_counters_json(const struct policy_mask_plan *plan);
+
+/* ------------------------------------------------------------------ */
+/* Which statement a result set belongs to                               */
+
+/* A client may send statements before the results of earlier ones came back
+ * (pipelining, in either protocol), not every statement returns rows, and a
+ * RowDescription may answer a Describe rather than start rows, so the
+ * gateway cannot pair a RowDescription with the statement last seen. The
+ * tracker keeps every forwarded statement whose result may still come, and a
+ * result's column is masked when any of them would mask it (its own
+ * statement is among them).
+ * Statements that cannot return rows are retired when a later result
+ * arrives; after a result that carried rows ended, the oldest statement is
+ * retired. A result with no rows, or a statement skipped after an error,
+ * leaves one statement more behind: later results are then masked against
+ * it too (more masking, never less). The tracker is bounded (the oldest
+ * entries are folded together). */
+struct policy_results;
+struct policy_results *policy_results_new(void);
+void policy_results_free(struct policy_results *r);
+/* A statement string was forwarded: its statements, with their decisions
+ * for groups. 0, or -1 when memory runs out (then refuse the statement). */
+int policy_results_push(struct policy_results *r, const struct policy *p, const struct policy_analysis *a,
+                        const char *const *groups);
+/* The plans for a RowDescription or CopyOutResponse that just arrived: a
+ * column is masked when it would be for any statement that may own the
+ * result (each with its own rule's action and style; full where two masking
+ * styles differ); with no statement known, as for a NULL statement. Returns
+ * 0 or -1 with err (for COPY: a candidate's format cannot be masked). */
+int policy_mask_plan_build_results(const struct policy *p, struct policy_catalog *catalog,
+                                   struct policy_results *r, const struct policy_column_desc *cols, size_t ncols,
+                                   struct policy_mask_plan *out, char err[POLICY_ERR_MAX]);
+int policy_mask_plan_build_copy_results(const struct policy *p, struct policy_catalog *catalog,
+                                        struct policy_results *r, size_t ncols, struct policy_mask_plan *out,
+                                        char err[POLICY_ERR_MAX]);
+/* A result set that carried rows has ended (the caller saw its rows and a
+ * new result began): the oldest statement is retired. */
+void policy_results_done(struct policy_results *r);
+/* Whether st may return rows (a RowDescription or COPY data). */
+bool policy_stmt_may_return_rows(const struct policy_stmt *st);
 
 #endif

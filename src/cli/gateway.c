@@ -24,10 +24,8 @@ struct gateway_policy_session {
     struct policy_session *tracker;
     struct policy_catalog *catalog;
     bool catalog_failed;
-    struct policy_analysis analysis;   /* the last statement's classification */
-    bool have_analysis;
-    struct policy_stmt merged;         /* a multi-statement string's union, for its results */
-    bool have_merged;
+    struct policy_results *results;    /* forwarded statements whose results may still come */
+    bool rows_seen;                    /* the current result carried rows */
     struct policy_decision decision;
     struct policy_mask_plan plan, copy_plan;
     bool have_plan, have_copy_plan;
@@ -87,20 +85,12 @@ static void policy_forget_plans(struct gateway_policy_session *s)
     s->have_plan = s->have_copy_plan = false;
 }
 
-static void policy_forget_statement(struct gateway_policy_session *s)
-{
-    if (s->have_analysis)
-        policy_analysis_free(&s->analysis);
-    if (s->have_merged)
-        policy_stmt_free(&s->merged);
-    s->have_analysis = s->have_merged = false;
-    memset(&s->analysis, 0, sizeof s->analysis);
-}
-
 static void policy_session_begin(struct gateway_cli *c, uint64_t id)
 {
     struct gateway_policy_session *s = calloc(1, sizeof *s);
-    if (!s || !(s->tracker = policy_session_new())) {
+    if (!s || !(s->tracker = policy_session_new()) || !(s->results = policy_results_new())) {
+        if (s)
+            policy_session_free(s->tracker);
         free(s);
         log_error("gateway", "session %llu: out of memory for its policy state", (unsigned long long)id);
         return; /* its statements are refused: no state to judge them with */
@@ -119,7 +109,7 @@ static void policy_session_end(struct gateway_cli *c, uint64_t id)
             continue;
         *pp = s->next;
         policy_forget_plans(s);
-        policy_forget_statement(s);
+        policy_results_free(s->results);
         if (s->catalog)
             policy_catalog_free(s->catalog);
         policy_session_free(s->tracker);
@@ -139,35 +129,14 @@ static void policy_catalog_open(struct gateway_policy_session *s)
     }
 }
 
-/* Decide on a statement; false with the refusal filled when it must not run. */
-static bool policy_statement(struct gateway_cli *c, const struct gateway_session_info *si,
-                             const struct gateway_statement *st, struct gateway_refusal *ref)
+/* After the decision on an analysed statement: false with the refusal
+ * filled when it must not run. */
+static bool policy_allowed(struct gateway_cli *c, struct gateway_policy_session *s,
+                           const struct policy_analysis *a, const struct policy_decision *d,
+                           struct gateway_refusal *ref)
 {
-    struct gateway_policy_session *s = policy_session_find(c, si->id);
-    snprintf(ref->sqlstate, sizeof ref->sqlstate, "42501");
-    if (!s) {
-        snprintf(ref->message, sizeof ref->message, "hoopctl: this session has no policy state (fail closed)");
-        return false;
-    }
-    policy_forget_plans(s);
-    policy_forget_statement(s);
-    struct policy_decision *d = &s->decision;
-    memset(d, 0, sizeof *d);
-    if (st->kind == GATEWAY_STATEMENT_FUNCTION_CALL) {
-        snprintf(ref->message, sizeof ref->message, "hoopctl: the FunctionCall protocol message is not allowed");
-        return false;
-    }
-    if (!st->sql) { /* an Execute of a cursor DECLAREd in SQL: judged when DECLAREd */
-        d->action = POLICY_ALLOW;
-        return true;
-    }
-    if (policy_check(c->policy, s->tracker, st->sql, NULL, d, &s->analysis) < 0) {
-        snprintf(ref->message, sizeof ref->message, "hoopctl: out of memory while checking the statement");
-        return false;
-    }
-    s->have_analysis = true;
-    for (size_t i = 0; s->catalog && s->catalog->forget && i < s->analysis.nstmts; i++)
-        if (strcmp(s->analysis.stmts[i].category, "ddl") == 0) {
+    for (size_t i = 0; s->catalog && s->catalog->forget && i < a->nstmts; i++)
+        if (strcmp(a->stmts[i].category, "ddl") == 0) {
             s->catalog->forget(s->catalog); /* names and views may change under it */
             break;
         }
@@ -180,8 +149,8 @@ static bool policy_statement(struct gateway_cli *c, const struct gateway_session
     /* A COPY in a format that cannot be masked, of data that needs masking
      * the parse tree alone cannot see (a view, user code): refused now
      * rather than failing (and closing the session) once rows flow. */
-    for (size_t i = 0; i < s->analysis.nstmts; i++) {
-        const struct policy_stmt *ps = &s->analysis.stmts[i];
+    for (size_t i = 0; i < a->nstmts; i++) {
+        const struct policy_stmt *ps = &a->stmts[i];
         if (!(ps->facts & POLICY_FACT_COPY_OUT) || !(ps->facts & POLICY_FACT_COPY_CUSTOM))
             continue;
         struct policy_mask_plan plan;
@@ -197,23 +166,59 @@ static bool policy_statement(struct gateway_cli *c, const struct gateway_session
     return true;
 }
 
-/* The statement behind the next result set, and the decision it follows. A
- * string of several statements is judged as a whole: its results are masked
- * against the union of its statements under the string's decision (which
- * result belongs to which statement cannot be told reliably). NULL when
- * unknown: then every computed column is masked (fail closed). */
-static const struct policy_stmt *policy_next_result(struct gateway_policy_session *s,
-                                                    struct policy_decision *d)
+/* Decide on a statement; false with the refusal filled when it must not run. */
+static bool policy_statement(struct gateway_cli *c, const struct gateway_session_info *si,
+                             const struct gateway_statement *st, struct gateway_refusal *ref)
+{
+    struct gateway_policy_session *s = policy_session_find(c, si->id);
+    snprintf(ref->sqlstate, sizeof ref->sqlstate, "42501");
+    if (!s) {
+        snprintf(ref->message, sizeof ref->message, "hoopctl: this session has no policy state (fail closed)");
+        return false;
+    }
+    /* The plans of results still streaming stay: the next result replaces them. */
+    struct policy_decision *d = &s->decision;
+    memset(d, 0, sizeof *d);
+    if (st->kind == GATEWAY_STATEMENT_FUNCTION_CALL) {
+        snprintf(ref->message, sizeof ref->message, "hoopctl: the FunctionCall protocol message is not allowed");
+        return false;
+    }
+    if (!st->sql) {
+        /* An Execute of a cursor DECLAREd in SQL (judged when DECLAREd): its
+         * rows are masked as those of an unknown cursor. */
+        char *fetch[] = {"FETCH"};
+        struct policy_stmt unknown = {.kind = "FETCH", .category = "data", .kinds = fetch, .nkinds = 1,
+                                      .facts = POLICY_FACT_UNKNOWN_CURSOR};
+        struct policy_analysis a = {.stmts = &unknown, .nstmts = 1};
+        d->action = POLICY_ALLOW;
+        if (policy_results_push(s->results, c->policy, &a, NULL) < 0) {
+            snprintf(ref->message, sizeof ref->message, "hoopctl: out of memory while checking the statement");
+            return false;
+        }
+        return true;
+    }
+    struct policy_analysis a;
+    if (policy_check(c->policy, s->tracker, st->sql, NULL, d, &a) < 0) {
+        snprintf(ref->message, sizeof ref->message, "hoopctl: out of memory while checking the statement");
+        return false;
+    }
+    bool ok = policy_allowed(c, s, &a, d, ref);
+    if (ok && policy_results_push(s->results, c->policy, &a, NULL) < 0) {
+        snprintf(ref->message, sizeof ref->message, "hoopctl: out of memory while checking the statement");
+        ok = false;
+    }
+    policy_analysis_free(&a);
+    return ok;
+}
+
+/* A new result set begins: the last one's plans go, and when it carried
+ * rows, its statement is retired (see policy_results in policy.h). */
+static void policy_next_result(struct gateway_policy_session *s)
 {
     policy_forget_plans(s);
-    *d = s->decision;
-    if (!s->have_analysis || s->analysis.nstmts == 0)
-        return NULL;
-    if (s->analysis.nstmts == 1)
-        return &s->analysis.stmts[0];
-    if (!s->have_merged && policy_analysis_union(&s->analysis, &s->merged) == 0)
-        s->have_merged = true;
-    return s->have_merged ? &s->merged : NULL;
+    if (s->rows_seen)
+        policy_results_done(s->results);
+    s->rows_seen = false;
 }
 
 static int policy_row_filter(void *user, const struct gateway_session_info *si, int column,
@@ -225,6 +230,11 @@ static int policy_row_filter(void *user, const struct gateway_session_info *si, 
     struct gateway_policy_session *s = user;
     if (!s || !s->have_plan || column < 0 || (size_t)column >= s->plan.ncols)
         return -1; /* no plan for this result: close rather than show it unmasked */
+    s->rows_seen = true;
+    if (length < 0) { /* SQL NULL stays NULL */
+        *is_null = true;
+        return 0;
+    }
     uint8_t *masked = NULL;
     size_t n = 0;
     char err[POLICY_ERR_MAX];
@@ -267,25 +277,22 @@ static bool policy_row_description(void *user, const struct gateway_session_info
         free(desc);
         return true;
     }
-    struct policy_decision d;
-    const struct policy_stmt *st = policy_next_result(s, &d);
+    policy_next_result(s);
     char err[POLICY_ERR_MAX];
     if (!s->catalog && !s->catalog_failed)
         policy_catalog_open(s);
     for (int i = 0; i < ncols; i++)
         desc[i] = (struct policy_column_desc){cols[i].name, cols[i].table_oid, cols[i].attnum, cols[i].type_oid,
                                               cols[i].format};
-    if (policy_mask_plan_build(c->policy, s->catalog, st, d.action, d.mask_style, desc, (size_t)ncols, &s->plan,
-                               err) < 0)
+    if (policy_mask_plan_build_results(c->policy, s->catalog, s->results, desc, (size_t)ncols, &s->plan, err) < 0)
         log_error("gateway", "session %llu: no mask plan: %s", (unsigned long long)s->id, err);
     else
         s->have_plan = true;
     free(desc);
-    if (s->have_plan && !s->plan.any) {
-        free(mask);
-        memset(f, 0, sizeof *f);
-        return false;
-    }
+    /* Only the columns to mask go through the filter, and the first one
+     * always: its call tells that the result carried rows. */
+    for (int i = 1; s->have_plan && i < ncols; i++)
+        mask[i] = s->plan.cols[i].action == POLICY_COL_MASK || s->plan.cols[i].detect;
     return true;
 }
 
@@ -296,6 +303,7 @@ static int policy_copy_filter(void *user, const struct gateway_session_info *si,
     struct gateway_policy_session *s = user;
     if (!s || !s->have_copy_plan)
         return -1;
+    s->rows_seen = true;
     uint8_t *masked = NULL;
     size_t n = 0;
     char err[POLICY_ERR_MAX];
@@ -320,18 +328,17 @@ static bool policy_copy_out(void *user, const struct gateway_session_info *si, i
     f->user = s;
     if (!s)
         return true; /* no state: the filter closes the session (fail closed) */
-    struct policy_decision d;
-    const struct policy_stmt *st = policy_next_result(s, &d);
+    policy_next_result(s);
     char err[POLICY_ERR_MAX];
     if (!s->catalog && !s->catalog_failed)
         policy_catalog_open(s);
-    if (policy_mask_plan_build_copy_catalog(c->policy, s->catalog, st, d.action, ncols > 0 ? (size_t)ncols : 0,
+    if (policy_mask_plan_build_copy_results(c->policy, s->catalog, s->results, ncols > 0 ? (size_t)ncols : 0,
                                             &s->copy_plan, err) < 0) {
         log_error("gateway", "session %llu: COPY cannot be masked: %s", (unsigned long long)s->id, err);
         return true; /* the filter fails and the session closes (fail closed) */
     }
     s->have_copy_plan = true;
-    return s->copy_plan.any;
+    return true; /* also when nothing is masked: the filter tells that rows came */
 }
 
 /* ---- hooks ---------------------------------------------------------------- */

@@ -95,6 +95,7 @@ int policy_stmt_merge(struct policy_stmt *into, const struct policy_stmt *from)
         if (strv_add(&into->sources, &into->nsources, from->sources[i], strlen(from->sources[i])) < 0)
             return -1;
     into->facts |= from->facts;
+    into->returning = into->returning || from->returning;
     return 0;
 }
 
@@ -114,23 +115,6 @@ void policy_stmt_clear(struct policy_stmt *st)
     free(st->prepared_name);
     free(st->normalized);
     memset(st, 0, sizeof(*st));
-}
-
-void policy_stmt_free(struct policy_stmt *st)
-{
-    policy_stmt_clear(st);
-}
-
-int policy_analysis_union(const struct policy_analysis *a, struct policy_stmt *out)
-{
-    memset(out, 0, sizeof(*out));
-    for (size_t i = 0; i < a->nstmts; i++)
-        if (policy_stmt_merge(out, &a->stmts[i]) < 0) {
-            policy_stmt_clear(out);
-            return -1;
-        }
-    out->category = out->nkinds ? policy_kind_category(out->kinds[0]) : "utility";
-    return 0;
 }
 
 int policy_stmt_copy(struct policy_stmt *dst, const struct policy_stmt *src)
@@ -362,6 +346,8 @@ static int walk_member(struct walker *w, const char *key, json_t *val, bool writ
     if (strcmp(key, "alias") == 0 && note_alias(w, val) < 0)
         return -1;
     bool returning = strcmp(key, "returningList") == 0;
+    if (returning && json_array_size(val) > 0)
+        w->st->returning = true;
     w->in_returning += returning;
     int rc = isupper((unsigned char)key[0]) && json_is_object(val) ? walk_node(w, key, val, write)
                                                                    : walk(w, val, write);

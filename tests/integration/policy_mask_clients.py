@@ -42,6 +42,19 @@ def run_psycopg(port, queries):
         with conn.cursor(name="named", binary=True) as cur:
             cur.execute("select email, ssn from users order by id")
             show("psycopg", "named-cursor", cur.fetchall())
+    # pipeline mode (a connection of its own): statements go out before
+    # earlier results come back
+    with psycopg.connect(host="127.0.0.1", port=port, user="app", dbname="app", sslmode="disable") as conn:
+        with conn.pipeline():
+            cs = [conn.execute(q) for q in (
+                "select upper(b), reverse(a::text) from users u(a, b) order by 2",
+                "select upper(email) from users order by id",
+                "select 1",
+                "select upper(name) from users order by id",
+                "insert into contacts values (9, 'x') returning upper(email)")]
+        for i, cur in enumerate(cs):
+            show("psycopg", "pipeline-%d" % i, cur.fetchall())
+        conn.execute("delete from contacts where id = 9")
         with conn.cursor() as cur:
             with cur.copy("copy (select id, email from users order by id) to stdout") as copy:
                 for row in copy.rows():

@@ -71,6 +71,7 @@ masked "$E1" "select email from users order by id"
 masked "$E1|****" "select email as x, phone as name from users order by id"
 masked "$E1|$C1" "select u.email as \"id\", u.card as c from users u order by u.id"
 masked "$E1|$C1" "select (u).email, (u).card from users u order by id"
+masked "$E1|" "select email, nullif(phone, phone) from users order by id"   # SQL NULL stays NULL
 masked "1|$E1|****|$C1|****|Alice" "select * from users order by id"
 # Expressions: computed columns (no table OID) that read a masked column.
 masked "****" "select upper(email) from users"
@@ -155,6 +156,12 @@ assert_contains "$out" "psycopg|select upper(email), array_agg(card) over () fro
 assert_contains "$out" "psycopg|prepared|1|'$E1'|'****'"
 assert_contains "$out" "psycopg|named-cursor|'$E1'|'****'"
 assert_contains "$out" "psycopg|copy|None|None"
+# Pipelined: a result is masked against every statement that may own it.
+assert_contains "$out" "psycopg|pipeline-0|'****'|'****'"
+assert_contains "$out" "psycopg|pipeline-1|'****'"
+assert_contains "$out" "psycopg|pipeline-2|1"
+assert_contains "$out" "psycopg|pipeline-3|'ALICE'" "a later pipelined statement that reads no masked column is readable"
+assert_contains "$out" "psycopg|pipeline-4|'X'" "RETURNING of another table's email column"
 
 # Lookalikes: statements that read no masked column return their data.
 assert_eq "1|Alice

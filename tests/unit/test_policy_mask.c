@@ -646,6 +646,58 @@ static void test_computed_columns(void **state)
     policy_free(p);
 }
 
+/* Results of pipelined statements: each column is masked when any
+ * statement that may own the result would mask it; rows retire the oldest. */
+static void test_results_tracker(void **state)
+{
+    (void)state;
+    struct policy *p = load("{\"masking\": {\"columns\": [{\"column\": \"public.users.email\"}]}}");
+    struct policy_results *r = policy_results_new();
+    char err[POLICY_ERR_MAX];
+    struct policy_column_desc col = {"c", 0, 0, 25, 0};
+    struct policy_mask_plan plan;
+    const char *const seq[] = {"insert into t values (1)", "select upper(email) from users", "select 1",
+                               "select upper(name) from users"};
+    for (size_t i = 0; i < 4; i++) {
+        struct policy_analysis a;
+        assert_int_equal(policy_classify(seq[i], NULL, &a, err), 0);
+        assert_int_equal(policy_results_push(r, p, &a, NULL), 0);
+        policy_analysis_free(&a);
+    }
+    /* The INSERT returns no rows: retired; the first result may be any of the three. */
+    assert_int_equal(policy_mask_plan_build_results(p, &names_catalog, r, &col, 1, &plan, err), 0);
+    assert_int_equal(plan.cols[0].action, POLICY_COL_MASK);
+    policy_mask_plan_free(&plan);
+    policy_results_done(r);
+    assert_int_equal(policy_mask_plan_build_results(p, &names_catalog, r, &col, 1, &plan, err), 0);
+    assert_int_equal(plan.cols[0].action, POLICY_COL_PASS); /* select 1 or upper(name) */
+    policy_mask_plan_free(&plan);
+    policy_results_done(r);
+    policy_results_done(r);
+    /* Nothing left: computed columns are masked (fail closed). */
+    assert_int_equal(policy_mask_plan_build_results(p, &names_catalog, r, &col, 1, &plan, err), 0);
+    assert_int_equal(plan.cols[0].action, POLICY_COL_MASK);
+    policy_mask_plan_free(&plan);
+    /* What may return rows. */
+    static const struct { const char *sql; bool rows; } kinds[] = {
+        {"select 1", true}, {"insert into t values (1)", false}, {"insert into t values (1) returning id", true},
+        {"update t set a = 1 where id = 2", false}, {"delete from t where id = 1 returning *", true},
+        {"begin", false}, {"create table x (a int)", false}, {"set work_mem = '1MB'", false},
+        {"explain analyze insert into t values (1)", true}, {"copy t to stdout", true}, {"show work_mem", true},
+        {"fetch all from c", true}, {"call p()", true}, {"select * into x from t", false},
+        {"declare c cursor for select 1", false}, {"values (1)", true},
+    };
+    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+        struct policy_analysis a;
+        assert_int_equal(policy_classify(kinds[i].sql, NULL, &a, err), 0);
+        if (policy_stmt_may_return_rows(&a.stmts[0]) != kinds[i].rows)
+            fail_msg("may_return_rows [%s] = %d", kinds[i].sql, !kinds[i].rows);
+        policy_analysis_free(&a);
+    }
+    policy_results_free(r);
+    policy_free(p);
+}
+
 static void test_copy_rows(void **state)
 {
     (void)state;
@@ -795,6 +847,7 @@ int main(void)
         cmocka_unit_test(test_typed_binary),
         cmocka_unit_test(test_plan),
         cmocka_unit_test(test_computed_columns),
+        cmocka_unit_test(test_results_tracker),
         cmocka_unit_test(test_copy_rows),
         cmocka_unit_test(test_hostile_values),
     };
