@@ -142,18 +142,28 @@ static void plan_fold(struct policy_mask_plan *a, const struct policy_mask_plan 
     }
 }
 
-int policy_mask_plan_build_results(const struct policy *p, struct policy_catalog *catalog,
-                                   struct policy_results *r, const struct policy_column_desc *cols, size_t ncols,
-                                   struct policy_mask_plan *out, char err[POLICY_ERR_MAX])
+/* The plan of one candidate: for a RowDescription (cols) or a COPY (ncols). */
+static int plan_one(const struct policy *p, struct policy_catalog *catalog, const struct policy_stmt *st,
+                    enum policy_action action, enum policy_mask_style style, const struct policy_column_desc *cols,
+                    size_t ncols, struct policy_mask_plan *out, char err[POLICY_ERR_MAX])
+{
+    if (cols)
+        return policy_mask_plan_build(p, catalog, st, action, style, cols, ncols, out, err);
+    return policy_mask_plan_build_copy_catalog(p, catalog, st, action, ncols, out, err);
+}
+
+/* Every candidate's plan, folded into out. */
+static int plan_candidates(const struct policy *p, struct policy_catalog *catalog, struct policy_results *r,
+                           const struct policy_column_desc *cols, size_t ncols, struct policy_mask_plan *out,
+                           char err[POLICY_ERR_MAX])
 {
     drop_done(r);
     if (r->n == 0) /* nothing known: every computed column is masked */
-        return policy_mask_plan_build(p, catalog, NULL, POLICY_ALLOW, POLICY_STYLE_FULL, cols, ncols, out, err);
+        return plan_one(p, catalog, NULL, POLICY_ALLOW, POLICY_STYLE_FULL, cols, ncols, out, err);
     for (size_t i = 0; i < r->n; i++) {
         const struct results_entry *e = &r->entries[i];
         struct policy_mask_plan one;
-        if (policy_mask_plan_build(p, catalog, &e->stmt, e->action, e->style, cols, ncols,
-                                   i == 0 ? out : &one, err) < 0) {
+        if (plan_one(p, catalog, &e->stmt, e->action, e->style, cols, ncols, i == 0 ? out : &one, err) < 0) {
             if (i > 0)
                 policy_mask_plan_free(out);
             return -1;
@@ -166,28 +176,19 @@ int policy_mask_plan_build_results(const struct policy *p, struct policy_catalog
     return 0;
 }
 
+int policy_mask_plan_build_results(const struct policy *p, struct policy_catalog *catalog,
+                                   struct policy_results *r, const struct policy_column_desc *cols, size_t ncols,
+                                   struct policy_mask_plan *out, char err[POLICY_ERR_MAX])
+{
+    static const struct policy_column_desc none = {0};
+    return plan_candidates(p, catalog, r, cols ? cols : &none, ncols, out, err);
+}
+
 int policy_mask_plan_build_copy_results(const struct policy *p, struct policy_catalog *catalog,
                                         struct policy_results *r, size_t ncols, struct policy_mask_plan *out,
                                         char err[POLICY_ERR_MAX])
 {
-    drop_done(r);
-    if (r->n == 0)
-        return policy_mask_plan_build_copy_catalog(p, catalog, NULL, POLICY_ALLOW, ncols, out, err);
-    for (size_t i = 0; i < r->n; i++) {
-        const struct results_entry *e = &r->entries[i];
-        struct policy_mask_plan one;
-        if (policy_mask_plan_build_copy_catalog(p, catalog, &e->stmt, e->action, ncols, i == 0 ? out : &one,
-                                                err) < 0) {
-            if (i > 0)
-                policy_mask_plan_free(out);
-            return -1;
-        }
-        if (i > 0) {
-            plan_fold(out, &one);
-            policy_mask_plan_free(&one);
-        }
-    }
-    return 0;
+    return plan_candidates(p, catalog, r, NULL, ncols, out, err);
 }
 
 void policy_results_done(struct policy_results *r)

@@ -680,6 +680,16 @@ static bool stmt_copies_values(const struct policy_stmt *st)
     return false;
 }
 
+/* The engine's own refusal of a statement that masking could not follow. */
+static void deny_masked_copy(struct policy_decision *out, const char *rule, const char *message)
+{
+    out->action = POLICY_DENY;
+    out->rule_index = POLICY_RULE_MASKED_COPY;
+    snprintf(out->rule_name, sizeof(out->rule_name), "%s", rule);
+    snprintf(out->message, sizeof(out->message), "%s", message);
+    out->reviewers[0] = '\0';
+}
+
 void policy_decide_stmt(const struct policy *p, const struct policy_stmt *st, const char *const *groups,
                         struct policy_decision *out)
 {
@@ -714,12 +724,8 @@ void policy_decide_stmt(const struct policy *p, const struct policy_stmt *st, co
     bool trusted = hit != &p->fallback && hit->action == POLICY_ALLOW && hit->match.ngroups > 0;
     if ((out->action == POLICY_ALLOW || out->action == POLICY_MASK) && !trusted && stmt_copies_values(st) &&
         (out->action == POLICY_MASK || policy_stmt_reads_masked(p, st))) {
-        out->action = POLICY_DENY;
-        out->rule_index = POLICY_RULE_MASKED_COPY;
-        snprintf(out->rule_name, sizeof(out->rule_name), "masked-data-copy");
-        snprintf(out->message, sizeof(out->message),
-                 "the statement would copy masked columns into a table or a side channel");
-        out->reviewers[0] = '\0';
+        deny_masked_copy(out, "masked-data-copy",
+                         "the statement would copy masked columns into a table or a side channel");
     }
     /* COPY TO in CSV, binary or a custom layout cannot be masked row by row:
      * refused up front when its rows would need masking, rather than failing
@@ -727,12 +733,8 @@ void policy_decide_stmt(const struct policy *p, const struct policy_stmt *st, co
     if ((out->action == POLICY_ALLOW || out->action == POLICY_MASK) && !trusted &&
         (st->facts & POLICY_FACT_COPY_OUT) && (st->facts & POLICY_FACT_COPY_CUSTOM) &&
         (out->action == POLICY_MASK || p->detectors || (p->ncolumns && policy_stmt_reads_masked_table(p, st)))) {
-        out->action = POLICY_DENY;
-        out->rule_index = POLICY_RULE_MASKED_COPY;
-        snprintf(out->rule_name, sizeof(out->rule_name), "masked-copy-format");
-        snprintf(out->message, sizeof(out->message),
-                 "COPY output that needs masking can be masked only in the default text format");
-        out->reviewers[0] = '\0';
+        deny_masked_copy(out, "masked-copy-format",
+                         "COPY output that needs masking can be masked only in the default text format");
     }
 }
 
