@@ -397,9 +397,14 @@ struct policy_results;
 struct policy_results *policy_results_new(void);
 void policy_results_free(struct policy_results *r);
 /* A statement string was forwarded: its statements, with their decisions
- * for groups. 0, or -1 when memory runs out (then refuse the statement). */
-int policy_results_push(struct policy_results *r, const struct policy *p, const struct policy_analysis *a,
+ * for groups. The statements are taken (a keeps empty ones; free it as
+ * usual). 0, or -1 when memory runs out (then refuse the statement). */
+int policy_results_push(struct policy_results *r, const struct policy *p, struct policy_analysis *a,
                         const char *const *groups);
+/* A statement whose text is unknown was forwarded (an Execute of a portal
+ * the gateway saw no Bind for: a cursor DECLAREd in SQL): its result masks
+ * every computed column. 0 or -1 when memory runs out. */
+int policy_results_push_unknown(struct policy_results *r);
 /* The plans for a RowDescription or CopyOutResponse that just arrived: a
  * column is masked when it would be for any statement that may own the
  * result (each with its own rule's action and style; full where two masking

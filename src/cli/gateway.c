@@ -186,12 +186,8 @@ static bool policy_statement(struct gateway_cli *c, const struct gateway_session
     if (!st->sql) {
         /* An Execute of a cursor DECLAREd in SQL (judged when DECLAREd): its
          * rows are masked as those of an unknown cursor. */
-        char *fetch[] = {"FETCH"};
-        struct policy_stmt unknown = {.kind = "FETCH", .category = "data", .kinds = fetch, .nkinds = 1,
-                                      .facts = POLICY_FACT_UNKNOWN_CURSOR};
-        struct policy_analysis a = {.stmts = &unknown, .nstmts = 1};
         d->action = POLICY_ALLOW;
-        if (policy_results_push(s->results, c->policy, &a, NULL) < 0) {
+        if (policy_results_push_unknown(s->results) < 0) {
             snprintf(ref->message, sizeof ref->message, "hoopctl: out of memory while checking the statement");
             return false;
         }

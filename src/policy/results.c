@@ -80,8 +80,10 @@ static void drop_done(struct policy_results *r)
         drop(r, 0);
 }
 
-int policy_results_push(struct policy_results *r, const struct policy *p, const struct policy_analysis *a,
-                        const char *const *groups)
+/* Take a's statements, with their actions and styles from p for groups (p
+ * NULL: allow). */
+static int push(struct policy_results *r, struct policy_analysis *a, const struct policy *p,
+                const char *const *groups)
 {
     for (size_t i = 0; i < a->nstmts; i++) {
         if (r->n == RESULTS_MAX) {
@@ -103,19 +105,36 @@ int policy_results_push(struct policy_results *r, const struct policy *p, const 
             r->entries = ne;
             r->cap = cap;
         }
-        struct results_entry *e = &r->entries[r->n];
-        memset(e, 0, sizeof(*e));
-        if (policy_stmt_copy(&e->stmt, &a->stmts[i]) < 0)
-            return -1;
-        e->stmt.returning = a->stmts[i].returning;
-        struct policy_decision d;
-        policy_decide_stmt(p, &a->stmts[i], groups, &d);
+        struct results_entry *e = &r->entries[r->n++];
+        struct policy_decision d = {.action = POLICY_ALLOW};
+        if (p)
+            policy_decide_stmt(p, &a->stmts[i], groups, &d);
         e->action = d.action;
         e->style = d.mask_style;
         e->may_return_rows = policy_stmt_may_return_rows(&a->stmts[i]);
-        r->n++;
+        e->stmt = a->stmts[i]; /* taken */
+        memset(&a->stmts[i], 0, sizeof(a->stmts[i]));
     }
     return 0;
+}
+
+int policy_results_push(struct policy_results *r, const struct policy *p, struct policy_analysis *a,
+                        const char *const *groups)
+{
+    return push(r, a, p, groups);
+}
+
+int policy_results_push_unknown(struct policy_results *r)
+{
+    struct policy_stmt st = {.facts = POLICY_FACT_UNKNOWN_CURSOR};
+    struct policy_analysis a = {.stmts = &st, .nstmts = 1};
+    if (policy_stmt_add_kind(&st, "FETCH") < 0)
+        return -1;
+    st.category = "data";
+    /* No rule decides here (the DECLARE was decided): ALLOW, masked as unknown. */
+    int rc = push(r, &a, NULL, 0);
+    policy_stmt_clear(&st);
+    return rc;
 }
 
 /* Fold plan b into a: a column is masked when either masks it (full when
