@@ -194,11 +194,23 @@ assert_eq "|" "$(q -c "select query_to_xml('select email from users', true, fals
 assert_eq "<e>Alice</e>" "$(q -c "select xmlelement(name e, name) from users where id = 1")"
 GW_PORT=$GW1
 
-# The default policy's refusals still hold, and the session stays usable.
+# The default policy's refusals still hold, SQL the parser rejects is refused
+# with its message (never guessed at), and the session stays usable.
 set +e
 out=$(q -c "drop table users")
-set -e
 assert_contains "$out" "refused by rule deny-destructive-ddl"
+out=$(gw_psql -At -c "selec email from users" -c "select 'after'" 2>&1)
+set -e
+assert_contains "$out" "refused by rule parse-error: syntax error"
+assert_contains "$out" "after"
+# A broken policy file: a clear error naming the field, no gateway.
+printf '{"rules": [{"match": {}, "action": "allow"}, {"match": {"kinds": 7}, "action": "deny"}]}' >"$HARNESS_TMP/bad.json"
+set +e
+out=$("$HOOPCTL_BIN" gateway --listen 127.0.0.1:0 --upstream "$(gateway_upstream)" --policy "$HARNESS_TMP/bad.json" 2>&1)
+rc=$?
+set -e
+assert_eq 1 "$rc" "a broken policy file stops the gateway"
+assert_contains "$out" "rules[1].match.kinds"
 assert_eq "2" "$(psql -Atc 'select count(*) from users')"
 # Nothing was changed by the masking: the data upstream is intact.
 assert_eq "alice.pii@example.com" "$(psql -Atc 'select email from users where id = 1')"
