@@ -397,10 +397,12 @@ struct policy_results;
 struct policy_results *policy_results_new(void);
 void policy_results_free(struct policy_results *r);
 /* A statement string was forwarded: its statements, with their decisions
- * for groups. The statements are taken (a keeps empty ones; free it as
- * usual). 0, or -1 when memory runs out (then refuse the statement). */
+ * for groups (d, the string's decision from policy_check, is taken as the
+ * statement's own when a holds one statement; may be NULL). The statements
+ * are taken (a keeps empty ones; free it as usual). 0, or -1 when memory
+ * runs out (then refuse the statement). */
 int policy_results_push(struct policy_results *r, const struct policy *p, struct policy_analysis *a,
-                        const char *const *groups);
+                        const char *const *groups, const struct policy_decision *d);
 /* A statement whose text is unknown was forwarded (an Execute of a portal
  * the gateway saw no Bind for: a cursor DECLAREd in SQL): its result masks
  * every computed column. 0 or -1 when memory runs out. */

@@ -199,7 +199,7 @@ static bool policy_statement(struct gateway_cli *c, const struct gateway_session
         return false;
     }
     bool ok = policy_allowed(c, s, &a, d, ref);
-    if (ok && policy_results_push(s->results, c->policy, &a, NULL) < 0) {
+    if (ok && policy_results_push(s->results, c->policy, &a, NULL, d) < 0) {
         snprintf(ref->message, sizeof ref->message, "hoopctl: out of memory while checking the statement");
         ok = false;
     }

@@ -83,7 +83,7 @@ static void drop_done(struct policy_results *r)
 /* Take a's statements, with their actions and styles from p for groups (p
  * NULL: allow). */
 static int push(struct policy_results *r, struct policy_analysis *a, const struct policy *p,
-                const char *const *groups)
+                const char *const *groups, const struct policy_decision *whole)
 {
     for (size_t i = 0; i < a->nstmts; i++) {
         if (r->n == RESULTS_MAX) {
@@ -107,7 +107,9 @@ static int push(struct policy_results *r, struct policy_analysis *a, const struc
         }
         struct results_entry *e = &r->entries[r->n++];
         struct policy_decision d = {.action = POLICY_ALLOW};
-        if (p)
+        if (whole && a->nstmts == 1)
+            d = *whole; /* one statement: the string's decision is its own */
+        else if (p)
             policy_decide_stmt(p, &a->stmts[i], groups, &d);
         e->action = d.action;
         e->style = d.mask_style;
@@ -119,9 +121,9 @@ static int push(struct policy_results *r, struct policy_analysis *a, const struc
 }
 
 int policy_results_push(struct policy_results *r, const struct policy *p, struct policy_analysis *a,
-                        const char *const *groups)
+                        const char *const *groups, const struct policy_decision *d)
 {
-    return push(r, a, p, groups);
+    return push(r, a, p, groups, d);
 }
 
 int policy_results_push_unknown(struct policy_results *r)
@@ -132,7 +134,7 @@ int policy_results_push_unknown(struct policy_results *r)
         return -1;
     st.category = "data";
     /* No rule decides here (the DECLARE was decided): ALLOW, masked as unknown. */
-    int rc = push(r, &a, NULL, 0);
+    int rc = push(r, &a, NULL, NULL, NULL);
     policy_stmt_clear(&st);
     return rc;
 }

@@ -661,7 +661,7 @@ static void test_results_tracker(void **state)
     for (size_t i = 0; i < 4; i++) {
         struct policy_analysis a;
         assert_int_equal(policy_classify(seq[i], NULL, &a, err), 0);
-        assert_int_equal(policy_results_push(r, p, &a, NULL), 0);
+        assert_int_equal(policy_results_push(r, p, &a, NULL, NULL), 0);
         policy_analysis_free(&a);
     }
     /* The INSERT returns no rows: retired; the first result may be any of the three. */
