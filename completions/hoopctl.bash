@@ -193,7 +193,7 @@ _hoopctl() {
             fi
             ;;
         gateway)
-            _hoopctl_args "$ci" '|--listen|--upstream|--upstream-password-file|--tls-cert|--tls-key|--max-message-size|--audit-log|'
+            _hoopctl_args "$ci" '|--listen|--upstream|--upstream-password-file|--tls-cert|--tls-key|--max-message-size|--audit-log|--policy|'
             case "$prev" in
                 --listen) COMPREPLY=(); return ;;
                 --upstream) COMPREPLY=(); return ;;
@@ -202,11 +202,12 @@ _hoopctl() {
                 --tls-key) COMPREPLY=($(compgen -f -- "$cur")); return ;;
                 --max-message-size) COMPREPLY=(); return ;;
                 --audit-log) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+                --policy) COMPREPLY=($(compgen -f -- "$cur")); return ;;
             esac
             if ((_hoopctl_rest)); then
                 COMPREPLY=($(compgen -f -- "$cur"))
             elif [[ $cur == -* ]]; then
-                COMPREPLY=($(compgen -W '--help --listen --upstream --upstream-password-file --tls-cert --tls-key --max-message-size --audit-log' -- "$cur"))
+                COMPREPLY=($(compgen -W '--help --listen --upstream --upstream-password-file --tls-cert --tls-key --max-message-size --audit-log --policy' -- "$cur"))
             elif ((_hoopctl_npos >= 0)); then
                 COMPREPLY=()
             else

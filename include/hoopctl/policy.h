@@ -56,8 +56,10 @@ enum policy_fact {
     POLICY_FACT_CASCADE = 1u << 11,        /* DROP ... CASCADE: may drop what depends on it, tables too */
     POLICY_FACT_COPY_CUSTOM = 1u << 12,    /* COPY in CSV/binary format or with custom delimiter, NULL
                                               string, header, quoting: its rows cannot be masked */
+    POLICY_FACT_UNKNOWN_CURSOR = 1u << 13, /* FETCH/MOVE of a cursor the session never DECLAREd (one a
+                                              function opened): what it reads is unknown */
 };
-#define POLICY_FACT_LAST POLICY_FACT_COPY_CUSTOM
+#define POLICY_FACT_LAST POLICY_FACT_UNKNOWN_CURSOR
 
 /* Unqualified names are taken to be in "public" (search_path "$user",
  * public) until the session changes search_path; from then on they match a
@@ -92,6 +94,7 @@ struct policy_stmt {
     char *prepared_name;   /* PREPARE/EXECUTE/DEALLOCATE target, NULL otherwise; "" for ALL */
     char *normalized;      /* libpg_query normalized text (literals as $n), may be NULL */
     char fingerprint[17];  /* libpg_query fingerprint, hex */
+    bool returning;        /* has a non-empty RETURNING list (its own or a CTE's) */
 };
 
 /* The classification of one input string (one or more statements). */
@@ -241,6 +244,19 @@ struct policy_catalog {
     void (*free)(struct policy_catalog *self);
     /* Drop cached answers (after DDL renamed or replaced something); may be NULL. */
     void (*forget)(struct policy_catalog *self);
+    /* For computed columns, whose RowDescription names no source. A NULL
+     * member means "cannot tell": computed columns are then masked whenever
+     * the statement reads a relation or calls a function (fail closed).
+     * relation: a relation a statement names (schema NULL: any schema's) —
+     * 0 with *is_view set and, for views and materialized views, every base
+     * column they read (through views of views) in *base, owned by the
+     * catalog until forget or free; -1 with err. */
+    int (*relation)(struct policy_catalog *self, const char *schema, const char *name, bool *is_view,
+                    const struct policy_column_ref **base, size_t *nbase, char err[POLICY_ERR_MAX]);
+    /* function: whether a function called by name (as written, maybe
+     * schema-qualified) may be user code that reads tables: any function of
+     * that name outside pg_catalog. 0 with *user_code, or -1 with err. */
+    int (*function)(struct policy_catalog *self, const char *name, bool *user_code, char err[POLICY_ERR_MAX]);
 };
 
 /* The libpq implementation: a side connection (conninfo as for PQconnectdb),
@@ -329,6 +345,12 @@ int policy_mask_plan_build(const struct policy *p, struct policy_catalog *catalo
 int policy_mask_plan_build_copy(const struct policy *p, const struct policy_stmt *stmt,
                                 enum policy_action statement_action, size_t ncols,
                                 struct policy_mask_plan *out, char err[POLICY_ERR_MAX]);
+/* The same with a catalog: a COPY whose query reads a view over a masked
+ * column, calls a function that may be user code, or runs SQL from a string
+ * is masked whole as well (without the catalog those go unseen). */
+int policy_mask_plan_build_copy_catalog(const struct policy *p, struct policy_catalog *catalog,
+                                        const struct policy_stmt *stmt, enum policy_action statement_action,
+                                        size_t ncols, struct policy_mask_plan *out, char err[POLICY_ERR_MAX]);
 void policy_mask_plan_free(struct policy_mask_plan *plan);
 
 /* Mask one DataRow value of column col (not SQL NULL). Returns:
@@ -354,5 +376,52 @@ int policy_mask_copy_row(const struct policy *p, struct policy_mask_plan *plan,
 /* The plan's counters as JSON for the audit record: {"columns":{label:n},
  * "detectors":{name:n}} (new reference). */
 json_t *policy_mask_counters_json(const struct policy_mask_plan *plan);
+
+/* ------------------------------------------------------------------ */
+/* Which statement a result set belongs to                               */
+
+/* A client may send statements before the results of earlier ones came back
+ * (pipelining, in either protocol), not every statement returns rows, and a
+ * RowDescription may answer a Describe rather than start rows, so the
+ * gateway cannot pair a RowDescription with the statement last seen. The
+ * tracker keeps every forwarded statement whose result may still come, and a
+ * result's column is masked when any of them would mask it (its own
+ * statement is among them).
+ * Statements that cannot return rows are retired when a later result
+ * arrives; after a result that carried rows ended, the oldest statement is
+ * retired. A result with no rows, or a statement skipped after an error,
+ * leaves one statement more behind: later results are then masked against
+ * it too (more masking, never less). The tracker is bounded (the oldest
+ * entries are folded together). */
+struct policy_results;
+struct policy_results *policy_results_new(void);
+void policy_results_free(struct policy_results *r);
+/* A statement string was forwarded: its statements, with their decisions
+ * for groups (d, the string's decision from policy_check, is taken as the
+ * statement's own when a holds one statement; may be NULL). The statements
+ * are taken (a keeps empty ones; free it as usual). 0, or -1 when memory
+ * runs out (then refuse the statement). */
+int policy_results_push(struct policy_results *r, const struct policy *p, struct policy_analysis *a,
+                        const char *const *groups, const struct policy_decision *d);
+/* A statement whose text is unknown was forwarded (an Execute of a portal
+ * the gateway saw no Bind for: a cursor DECLAREd in SQL): its result masks
+ * every computed column. 0 or -1 when memory runs out. */
+int policy_results_push_unknown(struct policy_results *r);
+/* The plans for a RowDescription or CopyOutResponse that just arrived: a
+ * column is masked when it would be for any statement that may own the
+ * result (each with its own rule's action and style; full where two masking
+ * styles differ); with no statement known, as for a NULL statement. Returns
+ * 0 or -1 with err (for COPY: a candidate's format cannot be masked). */
+int policy_mask_plan_build_results(const struct policy *p, struct policy_catalog *catalog,
+                                   struct policy_results *r, const struct policy_column_desc *cols, size_t ncols,
+                                   struct policy_mask_plan *out, char err[POLICY_ERR_MAX]);
+int policy_mask_plan_build_copy_results(const struct policy *p, struct policy_catalog *catalog,
+                                        struct policy_results *r, size_t ncols, struct policy_mask_plan *out,
+                                        char err[POLICY_ERR_MAX]);
+/* A result set that carried rows has ended (the caller saw its rows and a
+ * new result began): the oldest statement is retired. */
+void policy_results_done(struct policy_results *r);
+/* Whether st may return rows (a RowDescription or COPY data). */
+bool policy_stmt_may_return_rows(const struct policy_stmt *st);
 
 #endif

@@ -1,9 +1,11 @@
 /* gateway.c — `hoopctl gateway`: run the wire-protocol gateway on its own
  * (offline mode) in front of one upstream PostgreSQL, optionally writing a
- * minimal JSON-lines audit of every client statement. */
+ * minimal JSON-lines audit of every client statement and enforcing a local
+ * policy file (decisions and masking; review is refused: no review server). */
 #include "hoopctl/cli.h"
 #include "hoopctl/gateway.h"
 #include "hoopctl/log.h"
+#include "hoopctl/policy.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -13,15 +15,39 @@
 #include <stdlib.h>
 #include <string.h>
 
+struct gateway_cli;
+
+/* One client session's policy state (with --policy). */
+struct gateway_policy_session {
+    uint64_t id;
+    struct gateway_cli *c;
+    struct policy_session *tracker;
+    struct policy_catalog *catalog;
+    bool catalog_failed;
+    struct policy_results *results;    /* forwarded statements whose results may still come */
+    bool rows_seen;                    /* the current result carried rows */
+    struct policy_decision decision;
+    struct policy_mask_plan plan, copy_plan;
+    bool have_plan, have_copy_plan;
+    struct gateway_policy_session *next;
+};
+
 struct gateway_cli {
     FILE *audit;
     struct event_base *base;
     struct gateway *gw;
+    struct policy *policy;             /* NULL without --policy */
+    char catalog_conninfo[2048];       /* libpq conninfo of the catalog side connection */
+    struct gateway_policy_session *sessions;
 };
 
 static void audit_line(struct gateway_cli *c, const char *event,
                        const struct gateway_session_info *si, json_t *extra)
 {
+    if (!c->audit) {
+        json_decref(extra);
+        return;
+    }
     char ts[40];
     util_iso8601_ms(util_now_ms(), ts, sizeof ts);
     json_t *o = json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:s}", "time", ts, "event", event,
@@ -40,22 +66,304 @@ static void audit_line(struct gateway_cli *c, const char *event,
     json_decref(extra);
 }
 
-static void audit_session_start(void *user, const struct gateway_session_info *si)
+/* ---- policy (--policy FILE) ---------------------------------------------- */
+
+static struct gateway_policy_session *policy_session_find(struct gateway_cli *c, uint64_t id)
 {
+    for (struct gateway_policy_session *s = c->sessions; s; s = s->next)
+        if (s->id == id)
+            return s;
+    return NULL;
+}
+
+static void policy_forget_plans(struct gateway_policy_session *s)
+{
+    if (s->have_plan)
+        policy_mask_plan_free(&s->plan);
+    if (s->have_copy_plan)
+        policy_mask_plan_free(&s->copy_plan);
+    s->have_plan = s->have_copy_plan = false;
+}
+
+static void policy_session_begin(struct gateway_cli *c, uint64_t id)
+{
+    struct gateway_policy_session *s = calloc(1, sizeof *s);
+    if (!s || !(s->tracker = policy_session_new()) || !(s->results = policy_results_new())) {
+        if (s)
+            policy_session_free(s->tracker);
+        free(s);
+        log_error("gateway", "session %llu: out of memory for its policy state", (unsigned long long)id);
+        return; /* its statements are refused: no state to judge them with */
+    }
+    s->id = id;
+    s->c = c;
+    s->next = c->sessions;
+    c->sessions = s;
+}
+
+static void policy_session_end(struct gateway_cli *c, uint64_t id)
+{
+    for (struct gateway_policy_session **pp = &c->sessions; *pp; pp = &(*pp)->next) {
+        struct gateway_policy_session *s = *pp;
+        if (s->id != id)
+            continue;
+        *pp = s->next;
+        policy_forget_plans(s);
+        policy_results_free(s->results);
+        if (s->catalog)
+            policy_catalog_free(s->catalog);
+        policy_session_free(s->tracker);
+        free(s);
+        return;
+    }
+}
+
+/* The catalog side connection, opened when first needed. */
+static void policy_catalog_open(struct gateway_policy_session *s)
+{
+    char err[POLICY_ERR_MAX];
+    s->catalog = policy_catalog_pg_new(s->c->catalog_conninfo, err);
+    if (!s->catalog) {
+        s->catalog_failed = true; /* every table and computed column is then masked (fail closed) */
+        log_warn("gateway", "session %llu: catalog look-ups unavailable: %s", (unsigned long long)s->id, err);
+    }
+}
+
+/* After the decision on an analysed statement: false with the refusal
+ * filled when it must not run. */
+static bool policy_allowed(struct gateway_cli *c, struct gateway_policy_session *s,
+                           const struct policy_analysis *a, const struct policy_decision *d,
+                           struct gateway_refusal *ref)
+{
+    for (size_t i = 0; s->catalog && s->catalog->forget && i < a->nstmts; i++)
+        if (strcmp(a->stmts[i].category, "ddl") == 0) {
+            s->catalog->forget(s->catalog); /* names and views may change under it */
+            break;
+        }
+    if (d->action == POLICY_DENY || d->action == POLICY_REVIEW) {
+        snprintf(ref->message, sizeof ref->message, "hoopctl: statement %s by rule %s: %s",
+                 d->action == POLICY_DENY ? "refused" : "needs a review, which the offline gateway cannot hold,",
+                 d->rule_name[0] ? d->rule_name : "default", d->message);
+        return false;
+    }
+    /* A COPY in a format that cannot be masked, of data that needs masking
+     * the parse tree alone cannot see (a view, user code): refused now
+     * rather than failing (and closing the session) once rows flow. */
+    for (size_t i = 0; i < a->nstmts; i++) {
+        const struct policy_stmt *ps = &a->stmts[i];
+        if (!(ps->facts & POLICY_FACT_COPY_OUT) || !(ps->facts & POLICY_FACT_COPY_CUSTOM))
+            continue;
+        struct policy_mask_plan plan;
+        char err[POLICY_ERR_MAX];
+        if (!s->catalog && !s->catalog_failed)
+            policy_catalog_open(s);
+        if (policy_mask_plan_build_copy_catalog(c->policy, s->catalog, ps, d->action, 0, &plan, err) < 0) {
+            snprintf(ref->message, sizeof ref->message, "hoopctl: statement refused: %s", err);
+            return false;
+        }
+        policy_mask_plan_free(&plan);
+    }
+    return true;
+}
+
+/* Decide on a statement; false with the refusal filled when it must not run. */
+static bool policy_statement(struct gateway_cli *c, const struct gateway_session_info *si,
+                             const struct gateway_statement *st, struct gateway_refusal *ref)
+{
+    struct gateway_policy_session *s = policy_session_find(c, si->id);
+    snprintf(ref->sqlstate, sizeof ref->sqlstate, "42501");
+    if (!s) {
+        snprintf(ref->message, sizeof ref->message, "hoopctl: this session has no policy state (fail closed)");
+        return false;
+    }
+    /* The plans of results still streaming stay: the next result replaces them. */
+    struct policy_decision *d = &s->decision;
+    memset(d, 0, sizeof *d);
+    if (st->kind == GATEWAY_STATEMENT_FUNCTION_CALL) {
+        snprintf(ref->message, sizeof ref->message, "hoopctl: the FunctionCall protocol message is not allowed");
+        return false;
+    }
+    if (!st->sql) {
+        /* An Execute of a cursor DECLAREd in SQL (judged when DECLAREd): its
+         * rows are masked as those of an unknown cursor. */
+        d->action = POLICY_ALLOW;
+        if (policy_results_push_unknown(s->results) < 0) {
+            snprintf(ref->message, sizeof ref->message, "hoopctl: out of memory while checking the statement");
+            return false;
+        }
+        return true;
+    }
+    struct policy_analysis a;
+    if (policy_check(c->policy, s->tracker, st->sql, NULL, d, &a) < 0) {
+        snprintf(ref->message, sizeof ref->message, "hoopctl: out of memory while checking the statement");
+        return false;
+    }
+    bool ok = policy_allowed(c, s, &a, d, ref);
+    if (ok && policy_results_push(s->results, c->policy, &a, NULL, d) < 0) {
+        snprintf(ref->message, sizeof ref->message, "hoopctl: out of memory while checking the statement");
+        ok = false;
+    }
+    policy_analysis_free(&a);
+    return ok;
+}
+
+/* A new result set begins: the last one's plans go, and when it carried
+ * rows, its statement is retired (see policy_results in policy.h). */
+static void policy_next_result(struct gateway_policy_session *s)
+{
+    policy_forget_plans(s);
+    if (s->rows_seen)
+        policy_results_done(s->results);
+    s->rows_seen = false;
+}
+
+static int policy_row_filter(void *user, const struct gateway_session_info *si, int column,
+                             const uint8_t *value, int32_t length, int16_t format, struct buf *out,
+                             bool *is_null)
+{
+    (void)si;
+    (void)format;
+    struct gateway_policy_session *s = user;
+    if (!s || !s->have_plan || column < 0 || (size_t)column >= s->plan.ncols)
+        return -1; /* no plan for this result: close rather than show it unmasked */
+    s->rows_seen = true;
+    if (length < 0) { /* SQL NULL stays NULL */
+        *is_null = true;
+        return 0;
+    }
+    uint8_t *masked = NULL;
+    size_t n = 0;
+    char err[POLICY_ERR_MAX];
+    int r = policy_mask_value(s->c->policy, &s->plan, (size_t)column, value, (size_t)length, &masked, &n, err);
+    if (r < 0) {
+        log_error("gateway", "session %llu: masking failed: %s", (unsigned long long)s->id, err);
+        return -1;
+    }
+    int rc = 0;
+    if (r == 0)
+        rc = buf_append(out, value, (size_t)length);
+    else if (r == 1)
+        rc = buf_append(out, masked, n);
+    else
+        *is_null = true;
+    free(masked);
+    return rc;
+}
+
+static bool policy_row_description(void *user, const struct gateway_session_info *si,
+                                   const struct pgwire_column *cols, int ncols, struct gateway_row_filter *f)
+{
+    struct gateway_cli *c = user;
+    struct gateway_policy_session *s = policy_session_find(c, si->id);
+    if (!c->policy || ncols <= 0)
+        return false;
+    uint8_t *mask = calloc((size_t)ncols, 1);
+    struct policy_column_desc *desc = calloc((size_t)ncols, sizeof *desc);
+    if (!mask || !desc) {
+        free(desc);
+        free(mask);
+        return false; /* the gateway then fails the result: see gateway.h */
+    }
+    memset(mask, 1, (size_t)ncols);
+    f->mask = mask;
+    f->ncols = ncols;
+    f->filter = policy_row_filter;
+    f->user = s;
+    if (!s) { /* no state: the filter closes the session (fail closed) */
+        free(desc);
+        return true;
+    }
+    policy_next_result(s);
+    char err[POLICY_ERR_MAX];
+    if (!s->catalog && !s->catalog_failed)
+        policy_catalog_open(s);
+    for (int i = 0; i < ncols; i++)
+        desc[i] = (struct policy_column_desc){cols[i].name, cols[i].table_oid, cols[i].attnum, cols[i].type_oid,
+                                              cols[i].format};
+    if (policy_mask_plan_build_results(c->policy, s->catalog, s->results, desc, (size_t)ncols, &s->plan, err) < 0)
+        log_error("gateway", "session %llu: no mask plan: %s", (unsigned long long)s->id, err);
+    else
+        s->have_plan = true;
+    free(desc);
+    /* Only the columns to mask go through the filter, and the first one
+     * always: its call tells that the result carried rows. */
+    for (int i = 1; s->have_plan && i < ncols; i++)
+        mask[i] = s->plan.cols[i].action == POLICY_COL_MASK || s->plan.cols[i].detect;
+    return true;
+}
+
+static int policy_copy_filter(void *user, const struct gateway_session_info *si, const uint8_t *row,
+                              size_t length, struct buf *out)
+{
+    (void)si;
+    struct gateway_policy_session *s = user;
+    if (!s || !s->have_copy_plan)
+        return -1;
+    s->rows_seen = true;
+    uint8_t *masked = NULL;
+    size_t n = 0;
+    char err[POLICY_ERR_MAX];
+    if (policy_mask_copy_row(s->c->policy, &s->copy_plan, row, length, &masked, &n, err) < 0) {
+        log_error("gateway", "session %llu: COPY row masking failed: %s", (unsigned long long)s->id, err);
+        return -1;
+    }
+    int rc = buf_append(out, masked, n);
+    free(masked);
+    return rc;
+}
+
+static bool policy_copy_out(void *user, const struct gateway_session_info *si, int ncols, int format,
+                            struct gateway_copy_filter *f)
+{
+    (void)format;
+    struct gateway_cli *c = user;
+    struct gateway_policy_session *s = policy_session_find(c, si->id);
+    if (!c->policy)
+        return false;
+    f->filter = policy_copy_filter;
+    f->user = s;
+    if (!s)
+        return true; /* no state: the filter closes the session (fail closed) */
+    policy_next_result(s);
+    char err[POLICY_ERR_MAX];
+    if (!s->catalog && !s->catalog_failed)
+        policy_catalog_open(s);
+    if (policy_mask_plan_build_copy_results(c->policy, s->catalog, s->results, ncols > 0 ? (size_t)ncols : 0,
+                                            &s->copy_plan, err) < 0) {
+        log_error("gateway", "session %llu: COPY cannot be masked: %s", (unsigned long long)s->id, err);
+        return true; /* the filter fails and the session closes (fail closed) */
+    }
+    s->have_copy_plan = true;
+    return true; /* also when nothing is masked: the filter tells that rows came */
+}
+
+/* ---- hooks ---------------------------------------------------------------- */
+
+static void hook_session_start(void *user, const struct gateway_session_info *si)
+{
+    struct gateway_cli *c = user;
+    if (c->policy)
+        policy_session_begin(c, si->id);
     audit_line(user, "session_start", si, json_pack("{s:I}", "backend_pid", (json_int_t)si->backend_pid));
 }
 
-static void audit_session_end(void *user, const struct gateway_session_info *si)
+static void hook_session_end(void *user, const struct gateway_session_info *si)
 {
+    struct gateway_cli *c = user;
+    if (c->policy)
+        policy_session_end(c, si->id);
     audit_line(user, "session_end", si, NULL);
 }
 
-static enum gateway_verdict audit_statement(void *user, const struct gateway_session_info *si,
-                                            const struct gateway_statement *st, uint64_t hold_id,
-                                            struct gateway_refusal *refusal)
+static enum gateway_verdict hook_statement(void *user, const struct gateway_session_info *si,
+                                           const struct gateway_statement *st, uint64_t hold_id,
+                                           struct gateway_refusal *refusal)
 {
     (void)hold_id;
-    (void)refusal;
+    struct gateway_cli *c = user;
+    bool allowed = !c->policy || policy_statement(c, si, st, refusal);
+    if (!c->audit)
+        return allowed ? GATEWAY_ALLOW : GATEWAY_REFUSE;
     static const char *const kinds[] = {"query", "execute", "function_call"};
     json_t *params = json_array();
     for (int i = 0; i < st->nparams; i++) {
@@ -78,8 +386,15 @@ static enum gateway_verdict audit_statement(void *user, const struct gateway_ses
                               st->sql ? json_string(st->sql) : json_null(), "params", params);
     if (extra && st->portal_name)
         json_object_set_new(extra, "portal", json_string(st->portal_name));
+    struct gateway_policy_session *ps = c->policy ? policy_session_find(c, si->id) : NULL;
+    if (extra && ps) {
+        json_object_set_new(extra, "decision", json_string(policy_action_name(ps->decision.action)));
+        json_object_set_new(extra, "rule", json_string(ps->decision.rule_name));
+    }
+    if (extra && !allowed)
+        json_object_set_new(extra, "error", json_string(refusal->message));
     audit_line(user, "statement", si, extra);
-    return GATEWAY_ALLOW;
+    return allowed ? GATEWAY_ALLOW : GATEWAY_REFUSE;
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -107,6 +422,40 @@ static int read_password_file(const char *path, char **out)
     *out = strdup(line);
     util_secure_zero(line, sizeof line);
     return *out ? 0 : -1;
+}
+
+/* key='value' with ' and \\ escaped, appended to a libpq conninfo. */
+static void conninfo_put(char *out, size_t len, const char *key, const char *value)
+{
+    size_t n = strlen(out);
+    n += (size_t)snprintf(out + n, n < len ? len - n : 0, "%s%s='", n ? " " : "", key);
+    for (const char *p = value; *p && n + 3 < len; p++) {
+        if (*p == '\'' || *p == '\\')
+            out[n++] = '\\';
+        out[n++] = *p;
+    }
+    if (n + 2 <= len) {
+        out[n++] = '\'';
+        out[n] = '\0';
+    }
+}
+
+/* The catalog side connection goes where the gateway goes, as its user. */
+static void catalog_conninfo(struct gateway_cli *c, const struct pgwire_conninfo *up, const char *password)
+{
+    char *o = c->catalog_conninfo;
+    size_t len = sizeof c->catalog_conninfo;
+    o[0] = '\0';
+    conninfo_put(o, len, "host", up->host);
+    conninfo_put(o, len, "port", up->port[0] ? up->port : "5432");
+    conninfo_put(o, len, "dbname", up->dbname[0] ? up->dbname : up->user);
+    conninfo_put(o, len, "user", up->user);
+    conninfo_put(o, len, "sslmode", pgwire_sslmode_name(up->sslmode));
+    if (up->sslrootcert[0])
+        conninfo_put(o, len, "sslrootcert", up->sslrootcert);
+    conninfo_put(o, len, "application_name", "hoopctl catalog");
+    if (password)
+        conninfo_put(o, len, "password", password);
 }
 
 static int gateway_run(const struct cli_args *args, struct cli_context *ctx)
@@ -155,18 +504,35 @@ static int gateway_run(const struct cli_args *args, struct cli_context *ctx)
     cfg.upstream_password = password;
 
     struct gateway_cli c = {0};
+    const char *policy_path = cli_get(args, "policy");
+    if (policy_path) {
+        char perr[POLICY_ERR_MAX];
+        c.policy = strcmp(policy_path, "default") == 0 ? policy_load_default() : policy_load_file(policy_path, perr);
+        if (!c.policy) {
+            fprintf(stderr, "hoopctl gateway: policy %s: %s\n", policy_path,
+                    strcmp(policy_path, "default") == 0 ? "cannot load the default policy" : perr);
+            free(password);
+            return CLI_EXIT_FAILURE;
+        }
+        catalog_conninfo(&c, &cfg.upstream, password);
+        cfg.hooks.row_description = policy_row_description;
+        cfg.hooks.copy_out = policy_copy_out;
+    }
     const char *audit = cli_get(args, "audit-log");
     if (audit) {
         c.audit = fopen(audit, "a");
         if (!c.audit) {
             fprintf(stderr, "hoopctl gateway: cannot open the audit log %s: %s\n", audit, strerror(errno));
             free(password);
+            policy_free(c.policy);
             return CLI_EXIT_FAILURE;
         }
+    }
+    if (audit || policy_path) {
         cfg.hooks.user = &c;
-        cfg.hooks.session_start = audit_session_start;
-        cfg.hooks.session_end = audit_session_end;
-        cfg.hooks.statement = audit_statement;
+        cfg.hooks.session_start = hook_session_start;
+        cfg.hooks.session_end = hook_session_end;
+        cfg.hooks.statement = hook_statement;
     }
     int rc = CLI_EXIT_OK;
     c.base = event_base_new();
@@ -194,6 +560,10 @@ out:
         event_base_free(c.base);
     if (c.audit)
         fclose(c.audit);
+    while (c.sessions)
+        policy_session_end(&c, c.sessions->id);
+    util_secure_zero(c.catalog_conninfo, sizeof c.catalog_conninfo);
+    policy_free(c.policy);
     return rc;
 }
 
@@ -208,6 +578,8 @@ static const struct cli_option gateway_options[] = {
     {"max-message-size", 0, "BYTES", "largest protocol message accepted (default 1 GiB)",
      CLI_COMPLETE_NONE, NULL},
     {"audit-log", 0, "FILE", "append one JSON line per session event and statement", CLI_COMPLETE_FILE, NULL},
+    {"policy", 0, "FILE", "enforce this policy file (or \"default\"): decisions and masking", CLI_COMPLETE_FILE,
+     NULL},
     {0},
 };
 

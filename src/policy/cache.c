@@ -1,10 +1,109 @@
 /* cache.c — the decision cache: direct-mapped slots keyed by the user's
- * groups and the exact statement text. Only statements that read or change no
- * session state (no PREPARE/EXECUTE/DEALLOCATE/DISCARD) are put here. */
+ * groups and the exact statement text, or the statement's shape (its tokens
+ * with literals left out). Only statements that read or change no session
+ * state (no PREPARE/EXECUTE/DEALLOCATE/DISCARD, cursors) are put here. */
 #include "policy_internal.h"
 
+#include <pg_query.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* libpg_query's token numbers (pg_query.proto, enum Token) for literals. */
+enum {
+    SHAPE_FCONST = 260, SHAPE_SCONST = 261, SHAPE_USCONST = 262, SHAPE_BCONST = 263,
+    SHAPE_XCONST = 264, SHAPE_ICONST = 266,
+};
+
+/* One protobuf varint from [*p, end); false when truncated or too long. */
+static bool pb_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    *v = 0;
+    for (int shift = 0; *p < end && shift < 64; shift += 7) {
+        uint8_t b = *(*p)++;
+        *v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80))
+            return true;
+    }
+    return false;
+}
+
+/* Skip a field of wire type wt; false when malformed. */
+static bool pb_skip(const uint8_t **p, const uint8_t *end, unsigned wt)
+{
+    uint64_t v;
+    switch (wt) {
+    case 0: return pb_varint(p, end, &v);
+    case 1: if (end - *p < 8) return false; *p += 8; return true;
+    case 2: if (!pb_varint(p, end, &v) || v > (uint64_t)(end - *p)) return false; *p += v; return true;
+    case 5: if (end - *p < 4) return false; *p += 4; return true;
+    default: return false;
+    }
+}
+
+/* One ScanToken message {1 start, 2 end, 4 token}; false when malformed. */
+static bool pb_scan_token(const uint8_t *p, const uint8_t *end, uint64_t *start, uint64_t *stop, uint64_t *token)
+{
+    *start = *stop = *token = 0;
+    while (p < end) {
+        uint64_t tag, v;
+        if (!pb_varint(&p, end, &tag))
+            return false;
+        unsigned field = (unsigned)(tag >> 3), wt = (unsigned)(tag & 7);
+        if (wt == 0 && (field == 1 || field == 2 || field == 4)) {
+            if (!pb_varint(&p, end, &v))
+                return false;
+            *(field == 1 ? start : field == 2 ? stop : token) = v;
+        } else if (!pb_skip(&p, end, wt)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+char *policy_shape_key(const char *sql)
+{
+    size_t len = strlen(sql);
+    PgQueryScanResult r = pg_query_scan(sql);
+    if (r.error) {
+        pg_query_free_scan_result(r);
+        return NULL;
+    }
+    struct buf key = {0};
+    bool ok = true, literal = false;
+    const uint8_t *p = (const uint8_t *)r.pbuf.data, *end = p + r.pbuf.len;
+    while (ok && p < end) {
+        uint64_t tag, n;
+        ok = pb_varint(&p, end, &tag);
+        if (!ok)
+            break;
+        if ((tag >> 3) != 2 || (tag & 7) != 2) {
+            ok = pb_skip(&p, end, (unsigned)(tag & 7));
+            continue;
+        }
+        ok = pb_varint(&p, end, &n) && n <= (uint64_t)(end - p);
+        uint64_t start, stop, token;
+        ok = ok && pb_scan_token(p, p + n, &start, &stop, &token) && start <= stop && stop <= len;
+        if (!ok)
+            break;
+        p += n;
+        /* Length-prefixed, so that no two token lists give the same key. */
+        if (token == SHAPE_FCONST || token == SHAPE_SCONST || token == SHAPE_USCONST || token == SHAPE_BCONST ||
+            token == SHAPE_XCONST || token == SHAPE_ICONST) {
+            literal = true;
+            ok = buf_printf(&key, "%llu:L;", (unsigned long long)token) == 0;
+        } else {
+            ok = buf_printf(&key, "%llu:%llu:", (unsigned long long)token, (unsigned long long)(stop - start)) == 0 &&
+                 buf_append(&key, sql + start, (size_t)(stop - start)) == 0;
+        }
+    }
+    pg_query_free_scan_result(r);
+    if (!ok || !literal || buf_cstr(&key) == NULL) {
+        buf_free(&key);
+        return NULL;
+    }
+    return (char *)key.data;
+}
 
 void policy_cache_init(struct policy_cache *c)
 {

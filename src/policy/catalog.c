@@ -2,7 +2,8 @@
  * attribute number -> schema.table.column; for a view column, its base column
  * (from the view rule's target list in pg_rewrite) or, for an expression,
  * every column the view reads (pg_depend); views of views are followed.
- * Answers are cached per (OID, attnum) until forget(). */
+ * by name, whether a relation is a view (and what it reads) and whether a
+ * function may be user code. Answers are cached until forget(). */
 #include "hoopctl/policy.h"
 
 #include <libpq-fe.h>
@@ -19,11 +20,23 @@ struct catalog_entry {
     struct policy_column_info info;
 };
 
+/* An answer about a name: a relation (view or not, its base columns) or a
+ * function (user code or not). */
+struct catalog_name {
+    char kind;                    /* 'r' relation, 'f' function */
+    char schema[POLICY_NAME_MAX]; /* "" for any */
+    char name[2 * POLICY_NAME_MAX + 2];
+    bool flag;                    /* relation: is a view; function: user code */
+    struct policy_column_info info;
+};
+
 struct catalog_pg {
     struct policy_catalog base;   /* first: the interface */
     PGconn *conn;
     struct catalog_entry *entries;
     size_t n, cap;
+    struct catalog_name *names;
+    size_t nnames, capnames;
 };
 
 static const char column_sql[] =
@@ -247,6 +260,108 @@ static int lookup(struct catalog_pg *c, uint32_t oid, int16_t attnum, struct pol
     return 0;
 }
 
+/* Views and materialized views of a name (any schema when schema is ""). */
+static const char views_by_name_sql[] =
+    "SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE c.relname = $2 AND ($1 = '' OR n.nspname = $1) AND c.relkind IN ('v', 'm')";
+
+/* Whether any function of a name lives outside the system schemas. */
+static const char user_function_sql[] =
+    "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n "
+    "ON n.oid = p.pronamespace WHERE p.proname = $2 AND ($1 = '' OR n.nspname = $1) "
+    "AND n.nspname NOT IN ('pg_catalog', 'information_schema'))";
+
+static int catalog_connected(struct catalog_pg *c, char err[POLICY_ERR_MAX])
+{
+    if (PQstatus(c->conn) == CONNECTION_OK)
+        return 0;
+    PQreset(c->conn);
+    if (PQstatus(c->conn) == CONNECTION_OK)
+        return 0;
+    snprintf(err, POLICY_ERR_MAX, "catalog connection lost");
+    return -1;
+}
+
+/* The cached answer for (kind, schema, name), looked up on a miss. */
+static const struct catalog_name *name_lookup(struct catalog_pg *c, char kind, const char *schema,
+                                              const char *name, char err[POLICY_ERR_MAX])
+{
+    struct catalog_name key = {.kind = kind};
+    if (snprintf(key.schema, sizeof(key.schema), "%s", schema ? schema : "") >= (int)sizeof(key.schema) ||
+        snprintf(key.name, sizeof(key.name), "%s", name) >= (int)sizeof(key.name)) {
+        snprintf(err, POLICY_ERR_MAX, "name too long for the catalog");
+        return NULL;
+    }
+    for (size_t i = 0; i < c->nnames; i++)
+        if (c->names[i].kind == kind && strcmp(c->names[i].schema, key.schema) == 0 &&
+            strcmp(c->names[i].name, key.name) == 0)
+            return &c->names[i];
+    if (c->nnames >= CATALOG_MAX_ENTRIES || catalog_connected(c, err) < 0) {
+        if (c->nnames >= CATALOG_MAX_ENTRIES)
+            snprintf(err, POLICY_ERR_MAX, "catalog cache full");
+        return NULL;
+    }
+    const char *params[] = {key.schema, key.name};
+    PGresult *r = query(c, kind == 'r' ? views_by_name_sql : user_function_sql, 2, params, err);
+    if (!r)
+        return NULL;
+    int rc = 0;
+    if (kind == 'f') {
+        key.flag = PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't';
+    } else {
+        key.flag = PQntuples(r) > 0;
+        for (int i = 0; i < PQntuples(r) && rc == 0; i++)
+            rc = view_bases(c, (uint32_t)strtoul(PQgetvalue(r, i, 0), NULL, 10), &key.info, 0, err);
+    }
+    PQclear(r);
+    if (rc == 0 && c->nnames == c->capnames) {
+        size_t cap = c->capnames ? c->capnames * 2 : 32;
+        struct catalog_name *nn = realloc(c->names, cap * sizeof(*nn));
+        if (nn) {
+            c->names = nn;
+            c->capnames = cap;
+        } else {
+            snprintf(err, POLICY_ERR_MAX, "out of memory");
+            rc = -1;
+        }
+    }
+    if (rc < 0) {
+        info_free(&key.info);
+        return NULL;
+    }
+    c->names[c->nnames] = key;
+    return &c->names[c->nnames++];
+}
+
+static int catalog_relation(struct policy_catalog *self, const char *schema, const char *name, bool *is_view,
+                            const struct policy_column_ref **base, size_t *nbase, char err[POLICY_ERR_MAX])
+{
+    const struct catalog_name *e = name_lookup((struct catalog_pg *)self, 'r', schema, name, err);
+    if (!e)
+        return -1;
+    *is_view = e->flag;
+    *base = e->info.base;
+    *nbase = e->info.nbase;
+    return e->info.unknown ? (snprintf(err, POLICY_ERR_MAX, "views nested too deeply"), -1) : 0;
+}
+
+static int catalog_function(struct policy_catalog *self, const char *name, bool *user_code,
+                            char err[POLICY_ERR_MAX])
+{
+    char schema[POLICY_NAME_MAX] = "";
+    const char *dot = strrchr(name, '.');
+    if (dot && (size_t)(dot - name) < sizeof(schema)) {
+        memcpy(schema, name, (size_t)(dot - name));
+        schema[dot - name] = '\0';
+        name = dot + 1;
+    }
+    const struct catalog_name *e = name_lookup((struct catalog_pg *)self, 'f', schema, name, err);
+    if (!e)
+        return -1;
+    *user_code = e->flag;
+    return 0;
+}
+
 static int catalog_resolve(struct policy_catalog *self, uint32_t oid, int16_t attnum,
                            struct policy_column_info *info, char err[POLICY_ERR_MAX])
 {
@@ -256,13 +371,8 @@ static int catalog_resolve(struct policy_catalog *self, uint32_t oid, int16_t at
             *info = c->entries[i].info;
             return 0;
         }
-    if (PQstatus(c->conn) != CONNECTION_OK) {
-        PQreset(c->conn);
-        if (PQstatus(c->conn) != CONNECTION_OK) {
-            snprintf(err, POLICY_ERR_MAX, "catalog connection lost");
-            return -1;
-        }
-    }
+    if (catalog_connected(c, err) < 0)
+        return -1;
     struct policy_column_info found;
     err[0] = '\0';
     if (lookup(c, oid, attnum, &found, 0, err) < 0)
@@ -296,6 +406,9 @@ static void catalog_forget(struct policy_catalog *self)
     for (size_t i = 0; i < c->n; i++)
         info_free(&c->entries[i].info);
     c->n = 0;
+    for (size_t i = 0; i < c->nnames; i++)
+        info_free(&c->names[i].info);
+    c->nnames = 0;
 }
 
 static void catalog_free(struct policy_catalog *self)
@@ -303,6 +416,7 @@ static void catalog_free(struct policy_catalog *self)
     struct catalog_pg *c = (struct catalog_pg *)self;
     catalog_forget(self);
     free(c->entries);
+    free(c->names);
     PQfinish(c->conn);
     free(c);
 }
@@ -317,6 +431,8 @@ struct policy_catalog *policy_catalog_pg_new(const char *conninfo, char err[POLI
     c->base.resolve = catalog_resolve;
     c->base.free = catalog_free;
     c->base.forget = catalog_forget;
+    c->base.relation = catalog_relation;
+    c->base.function = catalog_function;
     c->conn = PQconnectdb(conninfo);
     if (PQstatus(c->conn) != CONNECTION_OK) {
         snprintf(err, POLICY_ERR_MAX, "catalog connection failed: %s", PQerrorMessage(c->conn));

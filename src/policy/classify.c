@@ -95,6 +95,7 @@ int policy_stmt_merge(struct policy_stmt *into, const struct policy_stmt *from)
         if (strv_add(&into->sources, &into->nsources, from->sources[i], strlen(from->sources[i])) < 0)
             return -1;
     into->facts |= from->facts;
+    into->returning = into->returning || from->returning;
     return 0;
 }
 
@@ -276,13 +277,28 @@ static void join_names(json_t *list, char *out, size_t outlen)
     }
 }
 
+/* Note an Alias node. With column names (users u(a, b)) the relation's
+ * columns go on under other names, so the statement may read any of them,
+ * as with a star. */
+static int note_alias(struct walker *w, json_t *alias_node)
+{
+    const char *alias = jstr(alias_node, "aliasname");
+    if (!alias)
+        return 0;
+    if (strv_add(&w->st->aliases, &w->st->naliases, alias, strlen(alias)) < 0)
+        return -1;
+    if (json_array_size(json_object_get(alias_node, "colnames")) > 0 &&
+        strv_add(&w->st->columns, &w->st->ncolumns, "*", 1) < 0)
+        return -1;
+    return 0;
+}
+
 static int add_range_var(struct walker *w, json_t *rv, bool write)
 {
     const char *schema = jstr(rv, "schemaname"), *name = jstr(rv, "relname");
-    const char *alias = jstr(json_object_get(rv, "alias"), "aliasname");
     if (!name)
         return 0;
-    if (alias && strv_add(&w->st->aliases, &w->st->naliases, alias, strlen(alias)) < 0)
+    if (note_alias(w, json_object_get(rv, "alias")) < 0)
         return -1;
     if (!schema)
         for (size_t i = 0; i < w->nctes; i++)
@@ -327,10 +343,11 @@ static int walk_node(struct walker *w, const char *type, json_t *n, bool write);
  * Aliases are noted; column references inside RETURNING are told apart. */
 static int walk_member(struct walker *w, const char *key, json_t *val, bool write)
 {
-    const char *alias = strcmp(key, "alias") == 0 ? jstr(val, "aliasname") : NULL;
-    if (alias && strv_add(&w->st->aliases, &w->st->naliases, alias, strlen(alias)) < 0)
+    if (strcmp(key, "alias") == 0 && note_alias(w, val) < 0)
         return -1;
     bool returning = strcmp(key, "returningList") == 0;
+    if (returning && json_array_size(val) > 0)
+        w->st->returning = true;
     w->in_returning += returning;
     int rc = isupper((unsigned char)key[0]) && json_is_object(val) ? walk_node(w, key, val, write)
                                                                    : walk(w, val, write);
@@ -942,6 +959,41 @@ static int track_prepare(struct policy_session *s, struct policy_stmt *st, json_
     return rc;
 }
 
+/* Cursors live in the tracker beside prepared statements, under a name no
+ * statement can take by accident (a collision only adds to what is masked). */
+static void cursor_key(const char *name, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "\x1f" "cursor %s", name ? name : "");
+}
+
+/* What a FETCH or MOVE reads: the declared query's relations, functions,
+ * columns and aliases (for masking), or the unknown_cursor fact. */
+static int track_fetch(struct policy_session *s, struct policy_stmt *st, json_t *fetch)
+{
+    char key[POLICY_NAME_MAX + 16];
+    cursor_key(jstr(fetch, "portalname"), key, sizeof(key));
+    const struct policy_stmt *d = s ? policy_session_lookup(s, key) : NULL;
+    if (!d) {
+        st->facts |= POLICY_FACT_UNKNOWN_CURSOR;
+        return 0;
+    }
+    for (size_t i = 0; i < d->nrelations; i++)
+        if (stmt_add_relation(st, d->relations[i].schema, d->relations[i].name, false) < 0)
+            return -1;
+    for (size_t i = 0; i < d->nfunctions; i++)
+        if (strv_add(&st->functions, &st->nfunctions, d->functions[i], strlen(d->functions[i])) < 0)
+            return -1;
+    for (size_t i = 0; i < d->ncolumns; i++)
+        if (strv_add(&st->columns, &st->ncolumns, d->columns[i], strlen(d->columns[i])) < 0)
+            return -1;
+    for (size_t i = 0; i < d->naliases; i++)
+        if (strv_add(&st->aliases, &st->naliases, d->aliases[i], strlen(d->aliases[i])) < 0)
+            return -1;
+    st->facts |= d->facts & (POLICY_FACT_DYNAMIC_SQL | POLICY_FACT_SEARCH_PATH | POLICY_FACT_UNKNOWN_CURSOR |
+                             POLICY_FACT_UNKNOWN_PREPARED);
+    return 0;
+}
+
 int policy_classify_depth(const char *sql, struct policy_session *session,
                           struct policy_analysis *out, char err[POLICY_ERR_MAX], int depth)
 {
@@ -1032,6 +1084,15 @@ int policy_classify_depth(const char *sql, struct policy_session *session,
             out->cacheable = false; /* the entry stays: DEALLOCATE may fail at the server */
         } else if (strcmp(k, "DISCARD") == 0) {
             out->cacheable = false;
+        } else if (strcmp(k, "DECLARE_CURSOR") == 0) {
+            out->cacheable = false; /* a cache hit would skip remembering it */
+            char key[POLICY_NAME_MAX + 16];
+            cursor_key(jstr(json_object_get(node, "DeclareCursorStmt"), "portalname"), key, sizeof(key));
+            if (session)
+                rc = policy_session_remember(session, key, st, err);
+        } else if (strcmp(k, "FETCH") == 0 || strcmp(k, "MOVE") == 0) {
+            out->cacheable = false; /* judged by session state */
+            rc = track_fetch(session, st, json_object_get(node, "FetchStmt"));
         }
         if (rc < 0 && !err[0])
             snprintf(err, POLICY_ERR_MAX, "out of memory");
@@ -1076,6 +1137,7 @@ const char *policy_fact_name(unsigned fact_bit)
     case POLICY_FACT_COPY_PROGRAM: return "copy_server_file";
     case POLICY_FACT_PREPARED: return "prepared";
     case POLICY_FACT_UNKNOWN_PREPARED: return "unknown_prepared";
+    case POLICY_FACT_UNKNOWN_CURSOR: return "unknown_cursor";
     case POLICY_FACT_SEARCH_PATH: return "search_path_changed";
     case POLICY_FACT_CASCADE: return "cascade";
     case POLICY_FACT_COPY_CUSTOM: return "copy_custom_format";

@@ -402,32 +402,42 @@ static void rule_parts(const char *pat, char *schema, char *table, char *column)
     snprintf(column, POLICY_NAME_MAX, "%.63s", d2 + 1);
 }
 
-/* Whether the statement reads a relation some column rule names (by table;
- * an unqualified relation matches any schema). Returns the rule or -1. */
+/* Whether the statement reads a relation that column rule i names by table
+ * (an unqualified relation matches any schema). */
+static bool stmt_reads_rule_table(const struct policy *p, size_t i, const struct policy_stmt *st)
+{
+    char s[POLICY_NAME_MAX], t[POLICY_NAME_MAX], c[POLICY_NAME_MAX];
+    rule_parts(p->columns[i].pattern, s, t, c);
+    for (size_t k = 0; k < st->nrelations; k++) {
+        const struct policy_relation *r = &st->relations[k];
+        if (policy_glob(t, r->name) && (!r->schema || policy_glob(s, r->schema)))
+            return true;
+    }
+    return false;
+}
+
+/* Whether the statement reads a relation some column rule names (by table).
+ * Returns the rule or -1. */
 static int stmt_reads_masked_table(const struct policy *p, const struct policy_stmt *st)
 {
-    for (size_t i = 0; i < p->ncolumns; i++) {
-        char s[POLICY_NAME_MAX], t[POLICY_NAME_MAX], c[POLICY_NAME_MAX];
-        rule_parts(p->columns[i].pattern, s, t, c);
-        for (size_t k = 0; k < st->nrelations; k++) {
-            const struct policy_relation *r = &st->relations[k];
-            if (policy_glob(t, r->name) && (!r->schema || policy_glob(s, r->schema)))
-                return (int)i;
-        }
-    }
+    for (size_t i = 0; i < p->ncolumns; i++)
+        if (stmt_reads_rule_table(p, i, st))
+            return (int)i;
     return -1;
 }
 
 /* Whether names (column references of st) may read a masked column: a name
- * matches a rule's column part, or st reads a masked table and a name is a
- * star or a whole-row reference (row_to_json(u)). Returns the style or -1. */
+ * matches a rule's column part and st reads that rule's table (a masked
+ * value reached through a view or a function is stmt_reads_hidden_source's
+ * business), or st reads a masked table and a name is a star or a whole-row
+ * reference (row_to_json(u)). Returns the style or -1. */
 static int masked_ref_style(const struct policy *p, const struct policy_stmt *st, char **names, size_t n)
 {
     for (size_t i = 0; i < p->ncolumns; i++) {
         char s[POLICY_NAME_MAX], t[POLICY_NAME_MAX], c[POLICY_NAME_MAX];
         rule_parts(p->columns[i].pattern, s, t, c);
         for (size_t k = 0; k < n; k++)
-            if (strcmp(names[k], "*") != 0 && policy_glob(c, names[k]))
+            if (strcmp(names[k], "*") != 0 && policy_glob(c, names[k]) && stmt_reads_rule_table(p, i, st))
                 return (int)p->columns[i].style;
     }
     int r = stmt_reads_masked_table(p, st);
@@ -448,15 +458,52 @@ static int masked_ref_style(const struct policy *p, const struct policy_stmt *st
     return -1;
 }
 
+/* Whether st may read masked values that its own text does not name: a view
+ * over a masked column, a function that may be user code (a SQL function can
+ * select anything), SQL run from a string, or a cursor or prepared statement
+ * the session never saw. Without a catalog that can tell, any relation or
+ * function counts (fail closed). */
+static bool stmt_reads_hidden_source(const struct policy *p, struct policy_catalog *catalog,
+                                     const struct policy_stmt *st)
+{
+    if (st->facts & (POLICY_FACT_DYNAMIC_SQL | POLICY_FACT_UNKNOWN_CURSOR | POLICY_FACT_UNKNOWN_PREPARED))
+        return true;
+    if (!catalog || !catalog->relation || !catalog->function)
+        return st->nrelations > 0 || st->nfunctions > 0;
+    char err[POLICY_ERR_MAX];
+    for (size_t i = 0; i < st->nrelations; i++) {
+        bool is_view = false;
+        const struct policy_column_ref *base = NULL;
+        size_t nbase = 0;
+        if (catalog->relation(catalog, st->relations[i].schema, st->relations[i].name, &is_view, &base, &nbase,
+                              err) < 0)
+            return true;
+        for (size_t b = 0; is_view && b < nbase; b++)
+            if (column_rule_style(p, &base[b]) >= 0)
+                return true;
+    }
+    for (size_t i = 0; i < st->nfunctions; i++) {
+        bool user_code = true;
+        if (catalog->function(catalog, st->functions[i], &user_code, err) < 0 || user_code)
+            return true;
+    }
+    return false;
+}
+
 /* A computed column (table OID 0) is masked when its statement may read a
- * masked column; without a statement it is masked. Returns the style or -1. */
-static int computed_column_style(const struct policy *p, const struct policy_stmt *st)
+ * masked column: by name, star or whole row in its text, or through a hidden
+ * source (above); without a statement it is masked. Returns the style or -1. */
+static int computed_column_style(const struct policy *p, struct policy_catalog *catalog,
+                                 const struct policy_stmt *st)
 {
     if (!p->ncolumns)
         return -1;
     if (!st)
         return (int)p->columns[0].style;
-    return masked_ref_style(p, st, st->columns, st->ncolumns);
+    int style = masked_ref_style(p, st, st->columns, st->ncolumns);
+    if (style < 0 && stmt_reads_hidden_source(p, catalog, st))
+        style = POLICY_STYLE_FULL;
+    return style;
 }
 
 static int plan_alloc(struct policy_mask_plan *out, size_t ncols, char err[POLICY_ERR_MAX])
@@ -471,6 +518,11 @@ static int plan_alloc(struct policy_mask_plan *out, size_t ncols, char err[POLIC
     return 0;
 }
 
+bool policy_stmt_reads_masked_table(const struct policy *p, const struct policy_stmt *st)
+{
+    return stmt_reads_masked_table(p, st) >= 0;
+}
+
 bool policy_stmt_reads_masked(const struct policy *p, const struct policy_stmt *st)
 {
     return p->ncolumns && masked_ref_style(p, st, st->sources, st->nsources) >= 0;
@@ -483,6 +535,7 @@ int policy_mask_plan_build(const struct policy *p, struct policy_catalog *catalo
 {
     if (plan_alloc(out, ncols, err) < 0)
         return -1;
+    int computed_style = -2; /* not decided yet */
     for (size_t i = 0; i < ncols; i++) {
         struct policy_column_plan *cp = &out->cols[i];
         const struct policy_column_desc *d = &cols[i];
@@ -494,8 +547,11 @@ int policy_mask_plan_build(const struct policy *p, struct policy_catalog *catalo
             style = (int)statement_style;
         } else if (p->ncolumns && d->table_oid == 0) {
             /* A computed value may hold several masked values (string_agg,
-             * ||): partial would keep parts of all but one. Full instead. */
-            style = computed_column_style(p, stmt);
+             * ||): partial would keep parts of all but one. Full instead.
+             * Decided once per result set: it depends on the statement only. */
+            if (computed_style == -2)
+                computed_style = computed_column_style(p, catalog, stmt);
+            style = computed_style;
             if (style == POLICY_STYLE_PARTIAL)
                 style = POLICY_STYLE_FULL;
         } else if (p->ncolumns) {
@@ -528,11 +584,31 @@ int policy_mask_plan_build(const struct policy *p, struct policy_catalog *catalo
     return 0;
 }
 
+static int copy_plan(const struct policy *p, const struct policy_stmt *stmt, bool mask_all, size_t ncols,
+                     struct policy_mask_plan *out, char err[POLICY_ERR_MAX]);
+
 int policy_mask_plan_build_copy(const struct policy *p, const struct policy_stmt *stmt,
                                 enum policy_action statement_action, size_t ncols, struct policy_mask_plan *out,
                                 char err[POLICY_ERR_MAX])
 {
     bool mask_all = statement_action == POLICY_MASK || (p->ncolumns && (!stmt || stmt_reads_masked_table(p, stmt) >= 0));
+    return copy_plan(p, stmt, mask_all, ncols, out, err);
+}
+
+int policy_mask_plan_build_copy_catalog(const struct policy *p, struct policy_catalog *catalog,
+                                        const struct policy_stmt *stmt, enum policy_action statement_action,
+                                        size_t ncols, struct policy_mask_plan *out, char err[POLICY_ERR_MAX])
+{
+    bool mask_all = statement_action == POLICY_MASK ||
+                    (p->ncolumns && (!stmt || stmt_reads_masked_table(p, stmt) >= 0 ||
+                                     stmt_reads_hidden_source(p, catalog, stmt)));
+    return copy_plan(p, stmt, mask_all, ncols, out, err);
+}
+
+/* The COPY plan once it is known whether every column is masked. */
+static int copy_plan(const struct policy *p, const struct policy_stmt *stmt, bool mask_all, size_t ncols,
+                     struct policy_mask_plan *out, char err[POLICY_ERR_MAX])
+{
     if ((mask_all || p->detectors) && (!stmt || (stmt->facts & POLICY_FACT_COPY_CUSTOM))) {
         snprintf(err, POLICY_ERR_MAX, "COPY output can be masked only in the default text format");
         memset(out, 0, sizeof(*out));

@@ -32,6 +32,9 @@ bool policy_session_search_path_changed(const struct policy_session *s);
  * whole-row reference) outside RETURNING lists (mask.c). */
 bool policy_stmt_reads_masked(const struct policy *p, const struct policy_stmt *st);
 
+/* Whether st reads a relation that a column rule names by table (mask.c). */
+bool policy_stmt_reads_masked_table(const struct policy *p, const struct policy_stmt *st);
+
 /* Glob match (fnmatch, case-sensitive; '*' crosses dots). */
 bool policy_glob(const char *pattern, const char *s);
 
@@ -62,6 +65,11 @@ bool policy_cache_get(struct policy_cache *c, const char *groups_key, const char
 void policy_cache_put(struct policy_cache *c, const char *groups_key, const char *sql,
                       const struct policy_decision *d, struct policy_analysis *a, bool take);
 int policy_analysis_copy(struct policy_analysis *dst, const struct policy_analysis *src);
+/* The shape of sql: its tokens with every literal replaced by its token type
+ * (comments kept, whitespace dropped), length-prefixed so that different
+ * token lists never share a key. malloc'd; NULL when sql does not scan or
+ * holds no literal (then the exact text is the better key). */
+char *policy_shape_key(const char *sql);
 
 /* ---- rules (rules.c) ---- */
 struct policy_match {

@@ -680,6 +680,16 @@ static bool stmt_copies_values(const struct policy_stmt *st)
     return false;
 }
 
+/* The engine's own refusal of a statement that masking could not follow. */
+static void deny_masked_copy(struct policy_decision *out, const char *rule, const char *message)
+{
+    out->action = POLICY_DENY;
+    out->rule_index = POLICY_RULE_MASKED_COPY;
+    snprintf(out->rule_name, sizeof(out->rule_name), "%s", rule);
+    snprintf(out->message, sizeof(out->message), "%s", message);
+    out->reviewers[0] = '\0';
+}
+
 void policy_decide_stmt(const struct policy *p, const struct policy_stmt *st, const char *const *groups,
                         struct policy_decision *out)
 {
@@ -714,12 +724,17 @@ void policy_decide_stmt(const struct policy *p, const struct policy_stmt *st, co
     bool trusted = hit != &p->fallback && hit->action == POLICY_ALLOW && hit->match.ngroups > 0;
     if ((out->action == POLICY_ALLOW || out->action == POLICY_MASK) && !trusted && stmt_copies_values(st) &&
         (out->action == POLICY_MASK || policy_stmt_reads_masked(p, st))) {
-        out->action = POLICY_DENY;
-        out->rule_index = POLICY_RULE_MASKED_COPY;
-        snprintf(out->rule_name, sizeof(out->rule_name), "masked-data-copy");
-        snprintf(out->message, sizeof(out->message),
-                 "the statement would copy masked columns into a table or a side channel");
-        out->reviewers[0] = '\0';
+        deny_masked_copy(out, "masked-data-copy",
+                         "the statement would copy masked columns into a table or a side channel");
+    }
+    /* COPY TO in CSV, binary or a custom layout cannot be masked row by row:
+     * refused up front when its rows would need masking, rather than failing
+     * (and closing the session) once the rows flow. */
+    if ((out->action == POLICY_ALLOW || out->action == POLICY_MASK) && !trusted &&
+        (st->facts & POLICY_FACT_COPY_OUT) && (st->facts & POLICY_FACT_COPY_CUSTOM) &&
+        (out->action == POLICY_MASK || p->detectors || (p->ncolumns && policy_stmt_reads_masked_table(p, st)))) {
+        deny_masked_copy(out, "masked-copy-format",
+                         "COPY output that needs masking can be masked only in the default text format");
     }
 }
 
@@ -749,8 +764,9 @@ static void groups_key(const char *const *groups, char *out, size_t outlen)
     size_t o = 0;
     out[0] = '\0';
     for (size_t i = 0; groups && groups[i]; i++) {
-        if (strchr(groups[i], 0x1d) || strchr(groups[i], 0x1e) || strchr(groups[i], 0x1f))
-            return; /* 0x1d keys the Parse cache (session.c) */
+        if (!groups[i][0] || strchr(groups[i], 0x1c) || strchr(groups[i], 0x1d) || strchr(groups[i], 0x1e) ||
+            strchr(groups[i], 0x1f))
+            return; /* 0x1d keys the Parse cache (session.c), 0x1c the shape cache; "" reads as no groups */
         int n = snprintf(out + o, outlen - o, "%s%s", i ? "\x1e" : "", groups[i]);
         if (n < 0 || (size_t)n >= outlen - o) {
             out[0] = '\0';
@@ -762,26 +778,77 @@ static void groups_key(const char *const *groups, char *out, size_t outlen)
         snprintf(out, outlen, "\x1e");
 }
 
+/* Whether a decision may be reused for every statement of the same shape
+ * (the same tokens, other literal values): one plain data statement whose
+ * classification reads no literal — no EXPLAIN options, COPY options, code
+ * bodies, set_config or SQL-text functions (those set facts, or kinds, that
+ * keep it out). The grammar sees a literal's token type, never its value,
+ * except for a few range checks (float(0)) that the server repeats. */
+static bool shape_cacheable(const struct policy_analysis *a)
+{
+    static const char *const kinds[] = {"SELECT", "INSERT", "UPDATE", "DELETE", "MERGE", NULL};
+    const unsigned plain_facts = POLICY_FACT_NO_WHERE | POLICY_FACT_WRITES | POLICY_FACT_MODIFYING_CTE;
+    if (!a->cacheable || a->nstmts != 1 || (a->stmts[0].facts & ~plain_facts))
+        return false;
+    for (size_t i = 0; i < a->stmts[0].nkinds; i++) {
+        size_t k = 0;
+        while (kinds[k] && strcmp(kinds[k], a->stmts[0].kinds[i]) != 0)
+            k++;
+        if (!kinds[k])
+            return false;
+    }
+    return true;
+}
+
+/* A shape hit hands out another statement's classification: its text
+ * becomes this one's (the rest does not depend on literal values). */
+static void shape_hit_text(struct policy_analysis *a, const char *sql)
+{
+    if (!a || a->nstmts != 1)
+        return;
+    size_t n = strlen(sql);
+    while (n && (sql[n - 1] == ';' || sql[n - 1] == ' ' || sql[n - 1] == '\n' || sql[n - 1] == '\t' ||
+                 sql[n - 1] == '\r'))
+        n--;
+    char *t = strndup(sql, n);
+    if (t) {
+        free(a->stmts[0].text);
+        a->stmts[0].text = t;
+    }
+}
+
 int policy_check(struct policy *p, struct policy_session *s, const char *sql, const char *const *groups,
                  struct policy_decision *out, struct policy_analysis *analysis_out)
 {
-    char gkey[1024];
+    char gkey[1024], skey[1026];
     groups_key(groups, gkey, sizeof(gkey));
     if (analysis_out)
         memset(analysis_out, 0, sizeof(*analysis_out));
     /* A cache hit only for statements that touch no session state; the key
-     * holds the groups, since rules may match on them. */
-    /* Not after a search_path change: the decision then depends on the session. */
+     * holds the groups, since rules may match on them (and the cache lives in
+     * the policy, so a connection's policy is part of it too). Not after a
+     * search_path change: the decision then depends on the session. */
     if (s && policy_session_search_path_changed(s))
         gkey[0] = '\0';
-    if (gkey[0] && strlen(sql) <= POLICY_CACHE_MAX_SQL &&
-        policy_cache_get(&p->cache, gkey, sql, out, analysis_out)) {
+    bool cache_ok = gkey[0] && strlen(sql) <= POLICY_CACHE_MAX_SQL;
+    if (cache_ok && policy_cache_get(&p->cache, gkey, sql, out, analysis_out)) {
+        out->cached = true;
+        return 0;
+    }
+    /* Then by shape: the same statement with other literals (pgbench -S,
+     * an application's queries with inlined values). */
+    char *shape = cache_ok ? policy_shape_key(sql) : NULL;
+    snprintf(skey, sizeof(skey), "%s\x1c", gkey);
+    if (shape && policy_cache_get(&p->cache, skey, shape, out, analysis_out)) {
+        free(shape);
+        shape_hit_text(analysis_out, sql);
         out->cached = true;
         return 0;
     }
     struct policy_analysis a;
     char err[POLICY_ERR_MAX];
     if (policy_classify(sql, s, &a, err) < 0) {
+        free(shape); /* parse errors are never cached */
         memset(out, 0, sizeof(*out));
         out->action = POLICY_DENY;
         out->rule_index = POLICY_RULE_PARSE_ERROR;
@@ -790,8 +857,13 @@ int policy_check(struct policy *p, struct policy_session *s, const char *sql, co
         return strcmp(err, "out of memory") == 0 ? -1 : 0;
     }
     policy_decide(p, &a, groups, out);
-    if (a.cacheable && gkey[0] && strlen(sql) <= POLICY_CACHE_MAX_SQL)
-        policy_cache_put(&p->cache, gkey, sql, out, &a, analysis_out == NULL);
+    if (a.cacheable && cache_ok) {
+        if (shape && shape_cacheable(&a))
+            policy_cache_put(&p->cache, skey, shape, out, &a, analysis_out == NULL);
+        else
+            policy_cache_put(&p->cache, gkey, sql, out, &a, analysis_out == NULL);
+    }
+    free(shape);
     if (analysis_out)
         *analysis_out = a;
     else

@@ -120,7 +120,7 @@ assert_contains "$out" "copy: 1	****************" "detectors on COPY fields of o
 set +e
 err=$(run "copy users to stdout with (format csv)" 2>&1)
 set -e
-assert_contains "$err" "can be masked only in the default text format" "CSV COPY of a masked table is refused"
+assert_contains "$err" "decision: deny masked-copy-format" "CSV COPY of a masked table is refused before it runs"
 assert_no_pii "$err" "refused CSV COPY"
 
 # Another schema with the same table name is not masked by public.users.email.

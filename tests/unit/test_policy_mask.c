@@ -503,6 +503,49 @@ static void test_plan(void **state)
     policy_free(p);
 }
 
+/* A catalog that knows names only: v_users is a view over users.email and
+ * v_names one over users.name; functions called "my_*" are user code;
+ * "broken" fails. */
+static int names_relation(struct policy_catalog *self, const char *schema, const char *name, bool *is_view,
+                          const struct policy_column_ref **base, size_t *nbase, char err[POLICY_ERR_MAX])
+{
+    (void)self;
+    (void)schema;
+    static const struct policy_column_ref email = {"public", "users", "email"}, nm = {"public", "users", "name"};
+    *is_view = strcmp(name, "v_users") == 0 || strcmp(name, "v_names") == 0;
+    *base = strcmp(name, "v_users") == 0 ? &email : &nm;
+    *nbase = *is_view ? 1 : 0;
+    if (strcmp(name, "broken") == 0) {
+        snprintf(err, POLICY_ERR_MAX, "connection lost");
+        return -1;
+    }
+    return 0;
+}
+
+static int names_function(struct policy_catalog *self, const char *name, bool *user_code, char err[POLICY_ERR_MAX])
+{
+    (void)self;
+    (void)err;
+    *user_code = strncmp(name, "my_", 3) == 0 || strncmp(name, "public.my_", 10) == 0;
+    return 0;
+}
+
+static struct policy_catalog names_catalog = {.relation = names_relation, .function = names_function};
+
+static bool computed_with(struct policy *p, struct policy_catalog *cat, const char *sql)
+{
+    struct policy_analysis a;
+    char err[POLICY_ERR_MAX];
+    assert_int_equal(policy_classify(sql, NULL, &a, err), 0);
+    struct policy_column_desc col = {"c", 0, 0, 25, 0};
+    struct policy_mask_plan plan;
+    assert_int_equal(policy_mask_plan_build(p, cat, &a.stmts[0], POLICY_ALLOW, POLICY_STYLE_FULL, &col, 1, &plan, err), 0);
+    bool masked = plan.cols[0].action == POLICY_COL_MASK;
+    policy_mask_plan_free(&plan);
+    policy_analysis_free(&a);
+    return masked;
+}
+
 static void computed(struct policy *p, const char *sql, bool want_masked)
 {
     struct policy_analysis a;
@@ -510,7 +553,8 @@ static void computed(struct policy *p, const char *sql, bool want_masked)
     assert_int_equal(policy_classify(sql, NULL, &a, err), 0);
     struct policy_column_desc col = {"c", 0, 0, 25, 0};
     struct policy_mask_plan plan;
-    assert_int_equal(policy_mask_plan_build(p, NULL, &a.stmts[0], POLICY_ALLOW, POLICY_STYLE_FULL, &col, 1, &plan, err), 0);
+    assert_int_equal(policy_mask_plan_build(p, &names_catalog, &a.stmts[0], POLICY_ALLOW, POLICY_STYLE_FULL, &col, 1,
+                                            &plan, err), 0);
     if ((plan.cols[0].action == POLICY_COL_MASK) != want_masked)
         fail_msg("computed column of [%s]: masked=%d, want %d", sql, plan.cols[0].action == POLICY_COL_MASK, want_masked);
     policy_mask_plan_free(&plan);
@@ -526,12 +570,64 @@ static void test_computed_columns(void **state)
     computed(p, "select row_to_json(u) from users u", true);
     computed(p, "select json_agg(t) from (select * from users) t", true);
     computed(p, "select string_agg(x.email, ',') from users x", true);
-    computed(p, "select format('%s', email) from app.users", true);   /* column name match, any table */
+    computed(p, "select format('%s', email) from users", true);
+    computed(p, "select format('%s', email) from app.users", false);  /* another schema's table */
+    computed(p, "select upper(email) from contacts", false);          /* the same column name elsewhere */
+    computed(p, "select upper(c.email) from contacts c join users u using (id)", true); /* cannot tell whose */
     computed(p, "with c as (select * from users) select row_to_json(c) from c", true);
     computed(p, "select count(*) from users", false);
     computed(p, "select upper(name) from users", false);
     computed(p, "select 1 + 1", false);
     computed(p, "select upper(name) from customers", false);
+    /* Unsound by name alone: the column's own name says nothing. */
+    computed(p, "select 1 as email", false);
+    computed(p, "select upper(name) as email from users", false);
+    computed(p, "select upper(b) from users u(a, b)", true);          /* columns renamed by an alias list */
+    computed(p, "select upper(contact) from v_users", true);           /* a view over a masked column */
+    computed(p, "select upper(name) from v_names", false);             /* a view over other columns */
+    computed(p, "select my_emails()", true);                           /* user code may select anything */
+    computed(p, "select * from public.my_emails()", true);
+    computed(p, "select upper(x) from broken", true);                  /* the catalog cannot answer */
+    computed(p, "select query_to_xml('select email from users', true, false, '')", true); /* SQL in a string */
+    computed(p, "fetch all from nowhere", true);                       /* a cursor never declared */
+    computed(p, "execute nowhere", true);                              /* a statement never prepared */
+    /* A cursor is judged by what it was declared for, in its session; a
+     * FETCH is never answered from the decision cache. */
+    struct policy_session *ses = policy_session_new();
+    struct policy_decision d;
+    struct policy_analysis a;
+    char cerr[POLICY_ERR_MAX];
+    const char *const seq[] = {"declare c cursor for select upper(email) from users",
+                               "declare n cursor for select upper(name) from users"};
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(policy_check(p, ses, seq[i], NULL, &d, &a), 0);
+        policy_analysis_free(&a);
+    }
+    for (int round = 0; round < 2; round++) {
+        assert_int_equal(policy_check(p, ses, "fetch all from c", NULL, &d, &a), 0);
+        assert_false(d.cached);
+        assert_false(a.stmts[0].facts & POLICY_FACT_UNKNOWN_CURSOR);
+        struct policy_column_desc col = {"upper", 0, 0, 25, 0};
+        struct policy_mask_plan plan;
+        assert_int_equal(policy_mask_plan_build(p, &names_catalog, &a.stmts[0], d.action, d.mask_style, &col, 1,
+                                                &plan, cerr), 0);
+        assert_int_equal(plan.cols[0].action, POLICY_COL_MASK);
+        policy_mask_plan_free(&plan);
+        policy_analysis_free(&a);
+        assert_int_equal(policy_check(p, ses, "fetch all from n", NULL, &d, &a), 0);
+        assert_int_equal(policy_mask_plan_build(p, &names_catalog, &a.stmts[0], d.action, d.mask_style, &col, 1,
+                                                &plan, cerr), 0);
+        assert_int_equal(plan.cols[0].action, POLICY_COL_PASS);
+        policy_mask_plan_free(&plan);
+        policy_analysis_free(&a);
+    }
+    policy_session_free(ses);
+    /* Without a catalog that can tell views and user code apart: any
+     * relation or function counts. */
+    struct policy_catalog blind = {0};
+    assert_true(computed_with(p, &blind, "select upper(name) from v_names"));
+    assert_true(computed_with(p, NULL, "select count(*) from users"));
+    assert_false(computed_with(p, NULL, "select 1 + 1"));
     policy_free(p);
     /* Without the statement: masked. */
     p = load("{\"masking\": {\"columns\": [{\"column\": \"public.users.email\"}]}}");
@@ -547,6 +643,58 @@ static void test_computed_columns(void **state)
     assert_false(plan.any);
     policy_mask_plan_free(&plan);
     policy_free(none);
+    policy_free(p);
+}
+
+/* Results of pipelined statements: each column is masked when any
+ * statement that may own the result would mask it; rows retire the oldest. */
+static void test_results_tracker(void **state)
+{
+    (void)state;
+    struct policy *p = load("{\"masking\": {\"columns\": [{\"column\": \"public.users.email\"}]}}");
+    struct policy_results *r = policy_results_new();
+    char err[POLICY_ERR_MAX];
+    struct policy_column_desc col = {"c", 0, 0, 25, 0};
+    struct policy_mask_plan plan;
+    const char *const seq[] = {"insert into t values (1)", "select upper(email) from users", "select 1",
+                               "select upper(name) from users"};
+    for (size_t i = 0; i < 4; i++) {
+        struct policy_analysis a;
+        assert_int_equal(policy_classify(seq[i], NULL, &a, err), 0);
+        assert_int_equal(policy_results_push(r, p, &a, NULL, NULL), 0);
+        policy_analysis_free(&a);
+    }
+    /* The INSERT returns no rows: retired; the first result may be any of the three. */
+    assert_int_equal(policy_mask_plan_build_results(p, &names_catalog, r, &col, 1, &plan, err), 0);
+    assert_int_equal(plan.cols[0].action, POLICY_COL_MASK);
+    policy_mask_plan_free(&plan);
+    policy_results_done(r);
+    assert_int_equal(policy_mask_plan_build_results(p, &names_catalog, r, &col, 1, &plan, err), 0);
+    assert_int_equal(plan.cols[0].action, POLICY_COL_PASS); /* select 1 or upper(name) */
+    policy_mask_plan_free(&plan);
+    policy_results_done(r);
+    policy_results_done(r);
+    /* Nothing left: computed columns are masked (fail closed). */
+    assert_int_equal(policy_mask_plan_build_results(p, &names_catalog, r, &col, 1, &plan, err), 0);
+    assert_int_equal(plan.cols[0].action, POLICY_COL_MASK);
+    policy_mask_plan_free(&plan);
+    /* What may return rows. */
+    static const struct { const char *sql; bool rows; } kinds[] = {
+        {"select 1", true}, {"insert into t values (1)", false}, {"insert into t values (1) returning id", true},
+        {"update t set a = 1 where id = 2", false}, {"delete from t where id = 1 returning *", true},
+        {"begin", false}, {"create table x (a int)", false}, {"set work_mem = '1MB'", false},
+        {"explain analyze insert into t values (1)", true}, {"copy t to stdout", true}, {"show work_mem", true},
+        {"fetch all from c", true}, {"call p()", true}, {"select * into x from t", false},
+        {"declare c cursor for select 1", false}, {"values (1)", true},
+    };
+    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+        struct policy_analysis a;
+        assert_int_equal(policy_classify(kinds[i].sql, NULL, &a, err), 0);
+        if (policy_stmt_may_return_rows(&a.stmts[0]) != kinds[i].rows)
+            fail_msg("may_return_rows [%s] = %d", kinds[i].sql, !kinds[i].rows);
+        policy_analysis_free(&a);
+    }
+    policy_results_free(r);
     policy_free(p);
 }
 
@@ -699,6 +847,7 @@ int main(void)
         cmocka_unit_test(test_typed_binary),
         cmocka_unit_test(test_plan),
         cmocka_unit_test(test_computed_columns),
+        cmocka_unit_test(test_results_tracker),
         cmocka_unit_test(test_copy_rows),
         cmocka_unit_test(test_hostile_values),
     };

@@ -277,6 +277,67 @@ static void test_cache(void **state)
     policy_free(p);
 }
 
+/* The shape cache: the same statement with other literals reuses the
+ * decision, but only where no literal can change it. */
+static void test_shape_cache(void **state)
+{
+    (void)state;
+    char err[POLICY_ERR_MAX];
+    struct policy *p = policy_load_default();
+    const char *dev[] = {"dev", NULL}, *dba[] = {"dba", NULL}, *empty[] = {"", NULL};
+    struct policy_decision d;
+    struct policy_analysis a;
+    assert_int_equal(policy_check(p, NULL, "select email from users where id = 1", dev, &d, &a), 0);
+    assert_false(d.cached);
+    policy_analysis_free(&a);
+    assert_int_equal(policy_check(p, NULL, "select email from users where id = 2 ", dev, &d, &a), 0);
+    assert_true(d.cached);
+    assert_string_equal(a.stmts[0].text, "select email from users where id = 2"); /* its own text */
+    policy_analysis_free(&a);
+    assert_false(decide(p, "select email from users where id = 'x'", dev).cached);  /* a string: another shape */
+    assert_true(decide(p, "select email  from users where id=$$3$$", dev).cached);  /* whitespace, quoting */
+    assert_false(decide(p, "select email from users where id = 1", dba).cached);    /* other groups */
+    assert_false(decide(p, "select email from users where id = 1", empty).cached);  /* "" is not "no groups" */
+    assert_false(decide(p, "select email from users where id = 1", empty).cached);
+    assert_false(decide(p, "select email from users where id = 1 -- c", dev).cached); /* comments count */
+    assert_false(decide(p, "select email from users where id = 1 or true", dev).cached);
+    assert_false(decide(p, "SELECT email from users where id = 1 or true", dev).cached);
+    /* A different token list never shares the shape: identifiers are kept. */
+    d = decide(p, "delete from users where id = 1", dev);
+    assert_int_equal(d.action, POLICY_ALLOW);
+    d = decide(p, "delete from users where id = 2", dev);
+    assert_true(d.cached);
+    d = decide(p, "delete from users", dev);
+    assert_int_equal(d.action, POLICY_REVIEW);
+    /* Literals that change a classification keep a statement out: code
+     * bodies, COPY and EXPLAIN options. */
+    d = decide(p, "do 'begin perform 1; end'", dev);
+    d = decide(p, "do 'begin drop table users; end'", dev);
+    assert_false(d.cached);
+    struct policy_analysis b;
+    assert_int_equal(policy_check(p, NULL, "copy users to stdout with (format 'text')", dev, &d, &b), 0);
+    policy_analysis_free(&b);
+    assert_int_equal(policy_check(p, NULL, "copy users to stdout with (format 'csv')", dev, &d, &b), 0);
+    assert_false(d.cached);
+    assert_true(b.stmts[0].facts & POLICY_FACT_COPY_CUSTOM);
+    policy_analysis_free(&b);
+    decide(p, "explain (analyze 'off') delete from users where id = 1", dev);
+    assert_int_equal(policy_check(p, NULL, "explain (analyze 'on') delete from users where id = 1", dev, &d, &b), 0);
+    assert_false(d.cached);
+    assert_true(b.stmts[0].facts & POLICY_FACT_EXPLAIN_ANALYZE);
+    policy_analysis_free(&b);
+    /* A statement that does not scan, or does not parse, is never cached. */
+    assert_int_equal(decide(p, "select 'unterminated", dev).rule_index, POLICY_RULE_PARSE_ERROR);
+    d = decide(p, "select 'unterminated", dev);
+    assert_false(d.cached);
+    decide(p, "select 1 from where id = 1", dev);
+    d = decide(p, "select 1 from where id = 2", dev);
+    assert_false(d.cached);
+    assert_int_equal(d.rule_index, POLICY_RULE_PARSE_ERROR);
+    (void)err;
+    policy_free(p);
+}
+
 static void test_prepared_tracker(void **state)
 {
     (void)state;
@@ -520,6 +581,7 @@ int main(void)
         cmocka_unit_test(test_relation_globs),
         cmocka_unit_test(test_default_policy),
         cmocka_unit_test(test_cache),
+        cmocka_unit_test(test_shape_cache),
         cmocka_unit_test(test_prepared_tracker),
         cmocka_unit_test(test_analysis_json_and_redaction),
         cmocka_unit_test(test_masked_copy_guard),

@@ -1,0 +1,220 @@
+/* results.c — which statement a result set belongs to: the statements a
+ * session forwarded whose results may still come, so that a RowDescription
+ * or COPY is masked against every statement that may own it. A statement is
+ * retired when a result that carried rows ended (the oldest first; every
+ * older row-bearing result belongs to an older statement, so the owner of a
+ * result still to come is never retired before it). */
+#include "policy_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define RESULTS_MAX 256   /* beyond this the oldest entries are folded together */
+
+struct results_entry {
+    struct policy_stmt stmt;
+    enum policy_action action;      /* its own decision: MASK matters here */
+    enum policy_mask_style style;
+    bool may_return_rows;
+};
+
+struct policy_results {
+    struct results_entry *entries;  /* oldest first */
+    size_t n, cap;
+};
+
+bool policy_stmt_may_return_rows(const struct policy_stmt *st)
+{
+    if (st->returning || (st->facts & (POLICY_FACT_EXPLAIN_ANALYZE | POLICY_FACT_COPY_OUT |
+                                       POLICY_FACT_UNKNOWN_PREPARED | POLICY_FACT_UNKNOWN_CURSOR)))
+        return true;
+    if (!st->kind || st->nkinds == 0)
+        return true;
+    /* EXECUTE runs the prepared statement, whose kinds follow its own. */
+    const char *kind = st->kind;
+    if (strcmp(kind, "EXECUTE") == 0) {
+        if (st->nkinds < 2)
+            return true;
+        kind = st->kinds[1];
+    }
+    for (size_t i = 0; i < st->nkinds; i++)
+        if (strcmp(st->kinds[i], "SELECT_INTO") == 0)
+            return false;
+    static const char *const none[] = {"INSERT", "UPDATE", "DELETE", "MERGE", "SET", "RESET", "DISCARD",
+                                       "PREPARE", "DEALLOCATE", "DECLARE_CURSOR", "CLOSE", "MOVE", "LISTEN",
+                                       "UNLISTEN", "NOTIFY", "DO", NULL};
+    for (size_t i = 0; none[i]; i++)
+        if (strcmp(kind, none[i]) == 0)
+            return false;
+    const char *cat = policy_kind_category(kind);
+    return !(strcmp(cat, "transaction") == 0 || strcmp(cat, "ddl") == 0 || strcmp(cat, "system") == 0);
+}
+
+struct policy_results *policy_results_new(void)
+{
+    return calloc(1, sizeof(struct policy_results));
+}
+
+void policy_results_free(struct policy_results *r)
+{
+    if (!r)
+        return;
+    for (size_t i = 0; i < r->n; i++)
+        policy_stmt_clear(&r->entries[i].stmt);
+    free(r->entries);
+    free(r);
+}
+
+/* Retire entry i. */
+static void drop(struct policy_results *r, size_t i)
+{
+    policy_stmt_clear(&r->entries[i].stmt);
+    memmove(&r->entries[i], &r->entries[i + 1], (r->n - i - 1) * sizeof(*r->entries));
+    r->n--;
+}
+
+/* Statements at the head that cannot return rows are done by now. */
+static void drop_done(struct policy_results *r)
+{
+    while (r->n && !r->entries[0].may_return_rows)
+        drop(r, 0);
+}
+
+/* Take a's statements, with their actions and styles from p for groups (p
+ * NULL: allow). */
+static int push(struct policy_results *r, struct policy_analysis *a, const struct policy *p,
+                const char *const *groups, const struct policy_decision *whole)
+{
+    for (size_t i = 0; i < a->nstmts; i++) {
+        if (r->n == RESULTS_MAX) {
+            /* Fold the two oldest together: their union may own the next result. */
+            if (policy_stmt_merge(&r->entries[0].stmt, &r->entries[1].stmt) < 0)
+                return -1;
+            if (r->entries[1].action == POLICY_MASK && r->entries[0].action != POLICY_MASK) {
+                r->entries[0].action = POLICY_MASK;
+                r->entries[0].style = r->entries[1].style;
+            }
+            r->entries[0].may_return_rows = true;
+            drop(r, 1);
+        }
+        if (r->n == r->cap) {
+            size_t cap = r->cap ? r->cap * 2 : 8;
+            struct results_entry *ne = realloc(r->entries, cap * sizeof(*ne));
+            if (!ne)
+                return -1;
+            r->entries = ne;
+            r->cap = cap;
+        }
+        struct results_entry *e = &r->entries[r->n++];
+        struct policy_decision d = {.action = POLICY_ALLOW};
+        if (whole && a->nstmts == 1)
+            d = *whole; /* one statement: the string's decision is its own */
+        else if (p)
+            policy_decide_stmt(p, &a->stmts[i], groups, &d);
+        e->action = d.action;
+        e->style = d.mask_style;
+        e->may_return_rows = policy_stmt_may_return_rows(&a->stmts[i]);
+        e->stmt = a->stmts[i]; /* taken */
+        memset(&a->stmts[i], 0, sizeof(a->stmts[i]));
+    }
+    return 0;
+}
+
+int policy_results_push(struct policy_results *r, const struct policy *p, struct policy_analysis *a,
+                        const char *const *groups, const struct policy_decision *d)
+{
+    return push(r, a, p, groups, d);
+}
+
+int policy_results_push_unknown(struct policy_results *r)
+{
+    struct policy_stmt st = {.facts = POLICY_FACT_UNKNOWN_CURSOR};
+    struct policy_analysis a = {.stmts = &st, .nstmts = 1};
+    if (policy_stmt_add_kind(&st, "FETCH") < 0)
+        return -1;
+    st.category = "data";
+    /* No rule decides here (the DECLARE was decided): ALLOW, masked as unknown. */
+    int rc = push(r, &a, NULL, NULL, NULL);
+    policy_stmt_clear(&st);
+    return rc;
+}
+
+/* Fold plan b into a: a column is masked when either masks it (full when
+ * their styles differ), detected when either detects. */
+static void plan_fold(struct policy_mask_plan *a, const struct policy_mask_plan *b)
+{
+    for (size_t i = 0; i < a->ncols && i < b->ncols; i++) {
+        struct policy_column_plan *x = &a->cols[i];
+        const struct policy_column_plan *y = &b->cols[i];
+        if (y->action == POLICY_COL_MASK) {
+            if (x->action == POLICY_COL_MASK && x->style != y->style)
+                x->style = POLICY_STYLE_FULL;
+            else if (x->action != POLICY_COL_MASK)
+                x->style = y->style;
+            x->action = POLICY_COL_MASK;
+            x->detect = false;
+            if (strcmp(x->label, y->label) != 0 && strchr(y->label, '.'))
+                memcpy(x->label, y->label, sizeof(x->label));
+        } else if (y->detect && x->action != POLICY_COL_MASK) {
+            x->detect = true;
+            x->style = y->style;
+        }
+        a->any = a->any || b->any;
+    }
+}
+
+/* The plan of one candidate: for a RowDescription (cols) or a COPY (ncols). */
+static int plan_one(const struct policy *p, struct policy_catalog *catalog, const struct policy_stmt *st,
+                    enum policy_action action, enum policy_mask_style style, const struct policy_column_desc *cols,
+                    size_t ncols, struct policy_mask_plan *out, char err[POLICY_ERR_MAX])
+{
+    if (cols)
+        return policy_mask_plan_build(p, catalog, st, action, style, cols, ncols, out, err);
+    return policy_mask_plan_build_copy_catalog(p, catalog, st, action, ncols, out, err);
+}
+
+/* Every candidate's plan, folded into out. */
+static int plan_candidates(const struct policy *p, struct policy_catalog *catalog, struct policy_results *r,
+                           const struct policy_column_desc *cols, size_t ncols, struct policy_mask_plan *out,
+                           char err[POLICY_ERR_MAX])
+{
+    drop_done(r);
+    if (r->n == 0) /* nothing known: every computed column is masked */
+        return plan_one(p, catalog, NULL, POLICY_ALLOW, POLICY_STYLE_FULL, cols, ncols, out, err);
+    for (size_t i = 0; i < r->n; i++) {
+        const struct results_entry *e = &r->entries[i];
+        struct policy_mask_plan one;
+        if (plan_one(p, catalog, &e->stmt, e->action, e->style, cols, ncols, i == 0 ? out : &one, err) < 0) {
+            if (i > 0)
+                policy_mask_plan_free(out);
+            return -1;
+        }
+        if (i > 0) {
+            plan_fold(out, &one);
+            policy_mask_plan_free(&one);
+        }
+    }
+    return 0;
+}
+
+int policy_mask_plan_build_results(const struct policy *p, struct policy_catalog *catalog,
+                                   struct policy_results *r, const struct policy_column_desc *cols, size_t ncols,
+                                   struct policy_mask_plan *out, char err[POLICY_ERR_MAX])
+{
+    static const struct policy_column_desc none = {0};
+    return plan_candidates(p, catalog, r, cols ? cols : &none, ncols, out, err);
+}
+
+int policy_mask_plan_build_copy_results(const struct policy *p, struct policy_catalog *catalog,
+                                        struct policy_results *r, size_t ncols, struct policy_mask_plan *out,
+                                        char err[POLICY_ERR_MAX])
+{
+    return plan_candidates(p, catalog, r, NULL, ncols, out, err);
+}
+
+void policy_results_done(struct policy_results *r)
+{
+    drop_done(r);
+    if (r->n)
+        drop(r, 0);
+}

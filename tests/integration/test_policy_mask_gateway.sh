@@ -1,0 +1,218 @@
+#!/bin/bash
+# Masking through the real gateway (`hoopctl gateway --policy`) against a real
+# PostgreSQL, with real clients: seeded PII (email, phone, card, SSN) never
+# reaches psql, asyncpg or psycopg 3 (binary results) under aliases,
+# expressions, JSON and aggregates, CTEs, subqueries, views, UNION,
+# RETURNING, cursors, prepared statements and COPY TO STDOUT; statements
+# whose masking cannot be applied are refused; lookalikes that read no masked
+# column return their normal data. Content detectors are off here, so every
+# hit is the column rules' own work (provenance, not pattern matching).
+source "$(dirname "$0")/lib/harness.sh"
+source "$(dirname "$0")/lib/gateway.sh"
+PY=/usr/bin/python3
+CLIENTS=$HOOPCTL_ROOT/tests/integration/policy_mask_clients.py
+pg_start
+
+psql -q -v ON_ERROR_STOP=1 <<'SQL'
+create table users (id int primary key, email text, phone text, card text, ssn text, name text);
+insert into users values
+  (1, 'alice.pii@example.com', '+14155552671', '4111111111111111', '123-45-6789', 'Alice'),
+  (2, 'carol.pii@example.net', '+442071838750', '5500005555555559', '078-05-1120', 'Carol');
+create view v_users as select id, email as contact, name from users;
+create view v_upper as select id, upper(email) as shout, name from users;
+create view v_deep as select contact from v_users;
+create view v_names as select id, name from users;
+create function user_emails() returns setof text language sql as 'select email from users';
+create function open_emails() returns refcursor language plpgsql as
+  $$ declare c refcursor := 'fc'; begin open c for select upper(email) from users; return c; end $$;
+create table contacts (id int, email text);
+insert into contacts values (1, 'support@lookalike.test');
+SQL
+
+# The default policy's rules, plus column masking (no detectors).
+"$HOOPCTL_BIN" policy default >"$HARNESS_TMP/default.json"
+$PY - "$HARNESS_TMP/default.json" "$HARNESS_TMP/policy.json" <<'PYEOF'
+import json, sys
+p = json.load(open(sys.argv[1]))
+p["masking"] = {"columns": [{"column": "public.users.email", "style": "partial"},
+                            {"column": "public.users.phone", "style": "full"},
+                            {"column": "public.users.card", "style": "hash"},
+                            {"column": "public.users.ssn", "style": "full"}],
+                "hash_key": "0123456789abcdef0123456789abcdef"}
+json.dump(p, open(sys.argv[2], "w"))
+PYEOF
+gateway_start gw --policy "$HARNESS_TMP/policy.json" --audit-log "$HARNESS_TMP/audit.jsonl"
+
+# Every seeded secret, in the forms an expression can turn it into.
+PII=(alice.pii carol.pii iip.ecila iip.lorac 4155552671 1762555514 2071838750 4111111111111111
+     5500005555555559 123-45-6789 078-05-1120 9876-54-321)
+assert_no_pii() {  # output description: no PII in any case or direction
+  local p
+  for p in "${PII[@]}"; do
+    grep -qiF -- "$p" <<<"$1" && fail "$2 leaks $p: $1"
+  done
+  return 0
+}
+q() { gw_psql -At -v ON_ERROR_STOP=1 "$@" 2>&1; }
+# masked EXPECTED SQL... : the statements run (one -c each), nothing leaks,
+# and the output holds EXPECTED (the masked form).
+masked() {
+  local want=$1 out args=() a; shift
+  for a in "$@"; do args+=(-c "$a"); done
+  out=$(q "${args[@]}") || fail "[$*] failed: $out"
+  assert_no_pii "$out" "[$*]"
+  assert_contains "$out" "$want" "[$*] output"
+}
+E1='a********@example.com' E2='c********@example.net'   # partial style keeps the first letter and the domain
+C1='h_b37c231b334a8d16'                                 # keyed-hash pseudonym of card 1 (stable)
+
+# Aliasing: the column is found by table OID + attribute number.
+masked "$E1" "select email from users order by id"
+masked "$E1|****" "select email as x, phone as name from users order by id"
+masked "$E1|$C1" "select u.email as \"id\", u.card as c from users u order by u.id"
+masked "$E1|$C1" "select (u).email, (u).card from users u order by id"
+masked "$E1|" "select email, nullif(phone, phone) from users order by id"   # SQL NULL stays NULL
+masked "1|$E1|****|$C1|****|Alice" "select * from users order by id"
+# Expressions: computed columns (no table OID) that read a masked column.
+masked "****" "select upper(email) from users"
+masked "****" "select email || '!' from users"
+masked "****|****" "select substr(email, 1, 9), substr(phone, 2) from users"
+masked "****|0|\\x" "select email::varchar(60), cast(card as numeric), ssn::bytea from users" # valid per type
+masked "****|****" "select reverse(email), reverse(phone) from users"
+masked "****" "select format('%s %s', email, ssn) from users"
+masked "****|****|****|****" "select lower(upper(email)), concat(name, email), coalesce(email, ''), case when id > 0 then card end from users"
+masked '"****"|' "select to_json(email), md5(email) = md5(email) from users"   # a bool has no masked value: NULL
+# JSON and aggregates
+masked '"****"' "select row_to_json(u) from users u"
+masked '"****"' "select json_agg(u) from users u"
+masked '"****"' "select json_agg(email) from users"
+masked '****' "select string_agg(email, ',') from users"
+masked '"****"|****' "select to_jsonb(u), u::text from users u"
+masked '****' "select row(users.*)::text from users"
+masked '"****"' "select json_build_object('e', email) from users"
+assert_eq "" "$(q -c "select array_agg(card) from users")" "a text[] has no valid masked value: NULL"
+# CTEs, subqueries, views, UNION
+masked "$E1" "with c as (select email from users) select * from c order by 1"
+masked "****" "with c(x) as (select email from users) select upper(x) from c"
+masked "$E1" "select * from (select email e from users) s order by 1"
+masked "****" "select upper(e) from (select email e from users) s"
+masked "****" "select (select email from users where id = 1)"
+masked "****" "select upper(b) from users u(a, b)"                    # columns renamed by an alias list
+masked "$E1" "select contact from v_users order by id"                # a view column: its base column
+masked "****" "select upper(contact) from v_users"                    # an expression over a view
+masked "1|****|Alice" "select * from v_upper order by id"             # a view's own expression
+masked "****" "select contact || '' from v_deep"                      # a view over a view
+masked "****" "select user_emails()"                                  # user code (SQL function)
+masked "****" "select * from user_emails()"
+masked "****" "select email from users union select 'x'"
+masked "$C1" "select 'x' union all select card from users"
+masked "****" "select name from users union all select ssn from users"
+# RETURNING
+masked "$E1|****|$C1" "update users set name = name where id = 1 returning email, upper(phone), card"
+masked "x*@x.test|****" "insert into users values (3, 'x3@x.test', '+1', '4', '5', 'Dave') returning email, upper(email)" \
+  "delete from users where id = 3 returning *"
+# Prepared statements (SQL PREPARE/EXECUTE) and a string of several statements.
+masked "$E1|****" "prepare p2 as select email, upper(phone) from users order by id" "execute p2"
+masked "****" "begin; select upper(email) from users; select name from users; commit"
+masked "$C1" "set application_name = 'x'; select upper(card), card from users"
+# Cursors: FETCH is judged by what the cursor was declared for.
+masked "$E1|****" "begin" "declare c cursor for select email, phone from users order by id" "fetch all from c" "commit"
+masked "****|****" "begin" "declare c cursor for select upper(email), card || '' from users" "fetch all from c" "commit"
+masked "****" "begin" "declare c cursor for select upper(contact) from v_users" "fetch 1 from c" "fetch next from c" "commit"
+masked "****" "begin" "select open_emails()" "fetch all from fc" "commit"   # a cursor a function opened
+# COPY TO STDOUT: a COPY reading masked data is masked whole (COPY carries no
+# table OIDs or types, so every field becomes \N).
+N6=$(printf '\\N\t\\N\t\\N\t\\N\t\\N\t\\N')
+masked "$N6" "copy users to stdout"
+masked '\N' "copy (select email from users) to stdout"
+masked '\N' "copy (select upper(email) from users) to stdout"
+masked "$(printf '\\N\t\\N\t\\N')" "copy (select * from v_users) to stdout"
+masked '\N' "copy (select contact from v_deep) to stdout"
+masked '\N' "copy (select user_emails()) to stdout"
+# ...and refused, with the session still usable, in a format it cannot mask.
+for sql in "copy users to stdout with (format csv)" "copy (select * from v_users) to stdout with (format binary)"; do
+  set +e
+  out=$(q -c "$sql" -c "select 'still here'")
+  set -e
+  assert_no_pii "$out" "[$sql]"
+  assert_contains "$out" "can be masked only in the default text format" "[$sql] refused"
+  assert_eq "still here" "$(q -c "select 'still here'")"
+done
+
+# Binary results: asyncpg (binary for every type it knows) and psycopg 3 with
+# binary=True; prepared statements, server-side and named cursors, COPY.
+out=$($PY "$CLIENTS" "$GW_PORT" asyncpg "select id, email, phone, card, ssn from users order by id" \
+  "select upper(email), row_to_json(u) from users u" "select contact from v_users order by id" 2>&1) || fail "asyncpg: $out"
+assert_no_pii "$out" "asyncpg"
+assert_contains "$out" "asyncpg|select id, email, phone, card, ssn from users order by id|1|'$E1'|'****'|'$C1'|'****'"
+assert_contains "$out" "asyncpg|select upper(email), row_to_json(u) from users u|'****'|'\"****\"'"
+assert_contains "$out" "asyncpg|prepared|2|'$E2'|'****'"
+assert_contains "$out" "asyncpg|cursor|'$E1'|'$C1'"
+out=$($PY "$CLIENTS" "$GW_PORT" psycopg "select id, email, phone, card, ssn, name from users order by id" \
+  "select upper(email), array_agg(card) over () from users" "select json_agg(u) from users u" 2>&1) || fail "psycopg: $out"
+assert_no_pii "$out" "psycopg"
+assert_contains "$out" "psycopg|select id, email, phone, card, ssn, name from users order by id|1|'$E1'|'****'|'$C1'|'****'|'Alice'"
+assert_contains "$out" "psycopg|select upper(email), array_agg(card) over () from users|'****'|None" "a text[] has no masked value: NULL"
+assert_contains "$out" "psycopg|prepared|1|'$E1'|'****'"
+assert_contains "$out" "psycopg|named-cursor|'$E1'|'****'"
+assert_contains "$out" "psycopg|copy|None|None"
+# Pipelined: a result is masked against every statement that may own it.
+assert_contains "$out" "psycopg|pipeline-0|'****'|'****'"
+assert_contains "$out" "psycopg|pipeline-1|'****'"
+assert_contains "$out" "psycopg|pipeline-2|1"
+assert_contains "$out" "psycopg|pipeline-3|'ALICE'" "a later pipelined statement that reads no masked column is readable"
+assert_contains "$out" "psycopg|pipeline-4|'X'" "RETURNING of another table's email column"
+
+# Lookalikes: statements that read no masked column return their data.
+assert_eq "1|Alice
+2|Carol" "$(q -c "select id, name from users order by id")"
+assert_eq "2" "$(q -c "select count(*) from users")"
+assert_eq "ALICE" "$(q -c "select upper(name) from users where id = 1")"
+assert_eq "1" "$(q -c "select 1 as email")" "a computed column named like a masked one is not masked"
+assert_eq "ALICE" "$(q -c "select upper(name) as email from users where id = 1")"
+assert_eq "Alice" "$(q -c "select name from v_names where id = 1")"
+assert_eq "support@lookalike.test|SUPPORT@LOOKALIKE.TEST" "$(q -c "select email, upper(email) from contacts")" \
+  "another table's email column"
+assert_eq "$(printf '1\tAlice')" "$(q -c "copy (select id, name from v_names where id = 1) to stdout")"
+assert_eq "$(printf '1\tsupport@lookalike.test')" "$(q -c "copy contacts to stdout")"
+assert_eq "drop table users" "$(q -c "select 'drop table users'")"
+
+# SQL run from a string: the default policy sends it to review (refused
+# here); under a policy of masking alone it runs, and its result is masked.
+set +e
+out=$(q -c "select query_to_xml('select email from users', true, false, '')")
+set -e
+assert_contains "$out" "by rule review-code"
+$PY - "$HARNESS_TMP/policy.json" "$HARNESS_TMP/masking-only.json" <<'PYEOF'
+import json, sys
+json.dump({"masking": json.load(open(sys.argv[1]))["masking"]}, open(sys.argv[2], "w"))
+PYEOF
+GW1=$GW_PORT
+gateway_start gw2 --policy "$HARNESS_TMP/masking-only.json"
+# (xml has no valid masked value: NULL)
+assert_eq "|" "$(q -c "select query_to_xml('select email from users', true, false, ''), xmlelement(name e, (select string_agg(email, ',') from users))")"
+assert_eq "<e>Alice</e>" "$(q -c "select xmlelement(name e, name) from users where id = 1")"
+GW_PORT=$GW1
+
+# The default policy's refusals still hold, SQL the parser rejects is refused
+# with its message (never guessed at), and the session stays usable.
+set +e
+out=$(q -c "drop table users")
+assert_contains "$out" "refused by rule deny-destructive-ddl"
+out=$(gw_psql -At -c "selec email from users" -c "select 'after'" 2>&1)
+set -e
+assert_contains "$out" "refused by rule parse-error: syntax error"
+assert_contains "$out" "after"
+# A broken policy file: a clear error naming the field, no gateway.
+printf '{"rules": [{"match": {}, "action": "allow"}, {"match": {"kinds": 7}, "action": "deny"}]}' >"$HARNESS_TMP/bad.json"
+set +e
+out=$("$HOOPCTL_BIN" gateway --listen 127.0.0.1:0 --upstream "$(gateway_upstream)" --policy "$HARNESS_TMP/bad.json" 2>&1)
+rc=$?
+set -e
+assert_eq 1 "$rc" "a broken policy file stops the gateway"
+assert_contains "$out" "rules[1].match.kinds"
+assert_eq "2" "$(psql -Atc 'select count(*) from users')"
+# Nothing was changed by the masking: the data upstream is intact.
+assert_eq "alice.pii@example.com" "$(psql -Atc 'select email from users where id = 1')"
+grep -q '"decision":"allow"' "$HARNESS_TMP/audit.jsonl" || fail "the audit log records decisions"
+echo "policy mask through the gateway ok"
