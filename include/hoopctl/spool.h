@@ -25,7 +25,8 @@ void spool_close(struct spool *s);
 int spool_append(struct spool *s, const char *event_id, const char *session_id,
                  const char *json, size_t len, char *err, size_t errlen);
 /* Commit the open group: every event appended since the last commit becomes
- * durable at once. Returns 0 (also when nothing was pending) or -1. */
+ * durable at once. Returns 0 (also when nothing was pending) or -1, and then
+ * the group is rolled back (its events are not in the spool). */
 int spool_commit(struct spool *s, char *err, size_t errlen);
 /* Events appended since the last commit. */
 int spool_uncommitted(const struct spool *s);

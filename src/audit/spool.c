@@ -104,8 +104,15 @@ int spool_commit(struct spool *s, char *err, size_t errlen)
 {
     if (!s->in_txn)
         return 0;
-    if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-        return fail_db(s, "commit", err, errlen);
+    if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        fail_db(s, "commit", err, errlen);
+        /* The group is lost: roll it back so the next one starts clean. */
+        if (!sqlite3_get_autocommit(s->db))
+            sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        s->in_txn = 0;
+        s->uncommitted = 0;
+        return -1;
+    }
     s->in_txn = 0;
     s->uncommitted = 0;
     return 0;

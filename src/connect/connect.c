@@ -50,8 +50,10 @@ struct cn_session *cn_session_find(struct connect *c, uint64_t gw_id)
     return NULL;
 }
 
-int cn_emit(struct connect *c, struct cn_session *s, const char *type, json_t *data, char *err,
-            size_t errlen)
+/* Append one event to the open group of the spool; commit it at once when
+ * asked (else it becomes durable with the next group commit). Steals data. */
+static int emit(struct connect *c, struct cn_session *s, const char *type, json_t *data, bool commit,
+                char *err, size_t errlen)
 {
     char id[37];
     if (!data || util_uuid_v4(id) < 0) {
@@ -68,13 +70,9 @@ int cn_emit(struct connect *c, struct cn_session *s, const char *type, json_t *d
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    /* Statement and session events are committed before the statement goes
-     * on (in WAL mode with synchronous=NORMAL a commit is an append to the
-     * log). Result samples need no such promise: they ride along with the
-     * next commit, or the ship timer's. */
     int rc = spool_append(c->spool, id, s->id, js, strlen(js), err, errlen);
     free(js);
-    if (rc == 0 && strcmp(type, "result") != 0)
+    if (rc == 0 && commit)
         rc = spool_commit(c->spool, err, errlen);
     if (rc < 0)
         return -1;
@@ -86,6 +84,96 @@ int cn_emit(struct connect *c, struct cn_session *s, const char *type, json_t *d
     if (!evtimer_pending(c->kick_timer, NULL)) {
         struct timeval tv = {0, CONNECT_SHIP_DELAY_MS * 1000};
         evtimer_add(c->kick_timer, &tv);
+    }
+    return 0;
+}
+
+/* Session events and refusals are committed before going on; statements
+ * wait for the group commit (see on_statement); result samples and
+ * completions need no promise and ride along with the next commit. */
+int cn_emit(struct connect *c, struct cn_session *s, const char *type, json_t *data, char *err,
+            size_t errlen)
+{
+    return emit(c, s, type, data, strcmp(type, "result") != 0 && strcmp(type, "completion") != 0, err,
+                errlen);
+}
+
+void cn_inflight_add(struct cn_session *s, uint64_t statement_id, int64_t seq)
+{
+    if (s->ninflight == CN_INFLIGHT_MAX) { /* a deep pipeline: forget the oldest */
+        memmove(s->inflight, s->inflight + 1, (CN_INFLIGHT_MAX - 1) * sizeof *s->inflight);
+        s->ninflight--;
+    }
+    s->inflight[s->ninflight].id = statement_id;
+    s->inflight[s->ninflight].seq = seq;
+    s->ninflight++;
+}
+
+/* The seq of the statement event of a finished statement; the ones before it
+ * are done (upstream skipped them or they ended without an answer). -1 when
+ * unknown. */
+static int64_t inflight_finish(struct cn_session *s, uint64_t statement_id)
+{
+    for (size_t i = 0; i < s->ninflight; i++) {
+        if (s->inflight[i].id != statement_id)
+            continue;
+        int64_t seq = s->inflight[i].seq;
+        memmove(s->inflight, s->inflight + i, (s->ninflight - i) * sizeof *s->inflight);
+        s->ninflight -= i;
+        return seq;
+    }
+    return -1;
+}
+
+/* ---- group commit ------------------------------------------------------- */
+
+/* Runs once per loop round in which statements were appended: one commit
+ * makes them all durable, then they go upstream (or, when the commit
+ * failed, they are refused: fail closed). */
+static void on_group_commit(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct connect *c = arg;
+    c->commit_scheduled = false;
+    char err[256];
+    int rc = spool_commit(c->spool, err, sizeof err);
+    uint64_t *ids = c->commit_holds;
+    size_t n = c->ncommit_holds;
+    c->commit_holds = NULL;
+    c->ncommit_holds = c->commit_holds_cap = 0;
+    struct gateway_refusal ref = {0};
+    if (rc < 0) {
+        log_error(MOD, "audit spool: %s (%zu statements refused)", err, n);
+        c->stats.denials += n;
+        snprintf(ref.sqlstate, sizeof ref.sqlstate, "42501");
+        snprintf(ref.message, sizeof ref.message,
+                 "hoopctl: the audit spool cannot be written, statement refused (fail closed): %s", err);
+    }
+    /* Resolving runs the sessions on, which may append and hold anew: those
+     * go into a fresh list and the next round's commit. */
+    for (size_t i = 0; i < n; i++)
+        gateway_resolve(c->gw, ids[i], rc == 0 ? GATEWAY_ALLOW : GATEWAY_REFUSE, &ref);
+    free(ids);
+}
+
+/* Hold statement hold_id until the next group commit; -1 when out of memory. */
+static int commit_hold(struct connect *c, uint64_t hold_id)
+{
+    if (c->ncommit_holds == c->commit_holds_cap) {
+        size_t cap = c->commit_holds_cap ? 2 * c->commit_holds_cap : 16;
+        uint64_t *n = realloc(c->commit_holds, cap * sizeof *n);
+        if (!n)
+            return -1;
+        c->commit_holds = n;
+        c->commit_holds_cap = cap;
+    }
+    c->commit_holds[c->ncommit_holds++] = hold_id;
+    if (!c->commit_scheduled) {
+        /* Active now, it runs after the events already ready in this round
+         * (other sessions' statements join the same commit). */
+        event_active(c->commit_event, EV_TIMEOUT, 0);
+        c->commit_scheduled = true;
     }
     return 0;
 }
@@ -117,19 +205,32 @@ static void record_clear(struct cn_session *s)
     s->rec_truncated = false;
 }
 
-/* The recorded result set becomes a "result" event of its statement. */
-static void record_flush(struct connect *c, struct cn_session *s)
+/* The recorded result set becomes a "result" event of its statement (seq;
+ * <= 0: the last statement), with the fields of its completion when known. */
+static void record_flush_as(struct connect *c, struct cn_session *s, int64_t seq, json_t *completion)
 {
-    if (!s->rec_columns)
+    if (!s->rec_columns) {
+        json_decref(completion);
         return;
-    json_t *d = json_pack("{s:I, s:O, s:O, s:b}", "statement_seq", (json_int_t)s->statement_seq, "columns",
+    }
+    if (seq <= 0)
+        seq = s->statement_seq;
+    json_t *d = json_pack("{s:I, s:O, s:O, s:b}", "statement_seq", (json_int_t)seq, "columns",
                           s->rec_columns, "rows", s->rec_rows, "truncated", s->rec_truncated);
     record_clear(s);
+    if (d && completion)
+        json_object_update(d, completion);
+    json_decref(completion);
     char err[256];
-    if (s->statement_seq > 0 && cn_emit(c, s, "result", d, err, sizeof err) < 0)
+    if (seq > 0 && cn_emit(c, s, "result", d, err, sizeof err) < 0)
         log_warn(MOD, "session %s: result sample not recorded: %s", s->id, err);
-    else if (s->statement_seq <= 0)
+    else if (seq <= 0)
         json_decref(d);
+}
+
+static void record_flush(struct connect *c, struct cn_session *s)
+{
+    record_flush_as(c, s, 0, NULL);
 }
 
 static void record_start(struct cn_session *s, const struct pgwire_column *cols, int ncols)
@@ -393,14 +494,59 @@ static enum gateway_verdict on_statement(void *user, const struct gateway_sessio
         cn_audit_refusal(c, s, data, ref->message);
         return GATEWAY_REFUSE;
     default:
-        if (cn_emit(c, s, "statement", data, err, sizeof err) < 0) {
+        /* Durable before it goes on: appended now, held (silently) until the
+         * group commit at the end of this loop round. */
+        if (emit(c, s, "statement", data, false, err, sizeof err) < 0 ||
+            (commit_hold(c, hold_id) < 0 && spool_commit(c->spool, err, sizeof err) < 0)) {
             c->stats.denials++;
             snprintf(ref->message, sizeof ref->message,
                      "hoopctl: the audit spool cannot be written, statement refused (fail closed): %s", err);
             return GATEWAY_REFUSE;
         }
-        return GATEWAY_ALLOW;
+        cn_inflight_add(s, hold_id, s->statement_seq);
+        if (c->ncommit_holds && c->commit_holds[c->ncommit_holds - 1] == hold_id) {
+            ref->hold_silent = true;
+            return GATEWAY_HOLD;
+        }
+        return GATEWAY_ALLOW; /* committed already (no memory to hold it) */
     }
+}
+
+/* A statement finished upstream: its command tag, row count and duration
+ * join its result sample, or become a "completion" event of their own. */
+static void on_statement_complete(void *user, const struct gateway_session_info *si,
+                                  const struct gateway_completion *done)
+{
+    struct connect *c = user;
+    struct cn_session *s = cn_session_find(c, si->id);
+    if (!s)
+        return;
+    int64_t seq = inflight_finish(s, done->statement_id);
+    if (seq <= 0)
+        return;
+    json_t *d = json_pack("{s:I, s:I}", "statement_seq", (json_int_t)seq, "duration_us",
+                          (json_int_t)(done->duration_us > 0 ? done->duration_us : 0));
+    if (!d)
+        return;
+    if (done->command_tag[0])
+        json_object_set_new(d, "command_tag", json_string(done->command_tag));
+    if (done->rows >= 0)
+        json_object_set_new(d, "row_count", json_integer(done->rows));
+    if (done->kind == GATEWAY_COMPLETE_ERROR) {
+        json_object_set_new(d, "sqlstate", json_string(strlen(done->sqlstate) == 5 ? done->sqlstate : "XX000"));
+        json_object_set_new(d, "error", json_string(done->message));
+    } else if (done->kind == GATEWAY_COMPLETE_EMPTY) {
+        json_object_set_new(d, "command_tag", json_string("EMPTY"));
+    } else if (done->kind == GATEWAY_COMPLETE_SUSPENDED) {
+        json_object_set_new(d, "command_tag", json_string("SUSPENDED"));
+    }
+    if (s->rec_columns) {
+        record_flush_as(c, s, seq, d);
+        return;
+    }
+    char err[256];
+    if (cn_emit(c, s, "completion", d, err, sizeof err) < 0)
+        log_warn(MOD, "session %s: completion not recorded: %s", s->id, err);
 }
 
 static void on_hold_abandoned(void *user, uint64_t hold_id)
@@ -840,7 +986,8 @@ struct connect *connect_start(struct event_base *base, const struct connect_opti
     }
     if (pipe2(c->wake_pipe, O_CLOEXEC | O_NONBLOCK) < 0 ||
         !(c->wake_event = event_new(base, c->wake_pipe[0], EV_READ | EV_PERSIST, on_wake, c)) ||
-        !(c->refresh_timer = evtimer_new(base, on_refresh, c)) || !(c->kick_timer = evtimer_new(base, on_kick, c))) {
+        !(c->refresh_timer = evtimer_new(base, on_refresh, c)) || !(c->kick_timer = evtimer_new(base, on_kick, c)) ||
+        !(c->commit_event = event_new(base, -1, 0, on_group_commit, c))) {
         snprintf(err, errlen, "cannot set up the event loop: %s", strerror(errno));
         goto fail;
     }
@@ -856,7 +1003,8 @@ struct connect *connect_start(struct event_base *base, const struct connect_opti
                                       .statement = on_statement,
                                       .hold_abandoned = on_hold_abandoned,
                                       .row_description = on_row_description,
-                                      .copy_out = on_copy_out};
+                                      .copy_out = on_copy_out,
+                                      .statement_complete = on_statement_complete};
     c->gw = listen_gateway(c, o, &gc, err, errlen);
     util_secure_zero(password, sizeof password);
     if (!c->gw)
@@ -945,6 +1093,9 @@ void connect_free(struct connect *c, int drain_timeout_ms)
         event_free(c->refresh_timer);
     if (c->kick_timer)
         event_free(c->kick_timer);
+    if (c->commit_event)
+        event_free(c->commit_event);
+    free(c->commit_holds);
     for (int i = 0; i < 2; i++)
         if (c->wake_pipe[i] >= 0)
             close(c->wake_pipe[i]);

@@ -145,6 +145,11 @@ for line in "allow select 'marker-1'" "deny drop table accounts" "allow select i
   "review update accounts set balance = 0" "review delete from accounts" "allow select 'marker-4'"; do
   assert_contains "$show" "$line"
 done
+log "the reviewer and how each statement finished are in the session"
+assert_contains "$(grep 'review update accounts set balance = 0' <<<"$show")" "[review $rid1 consumed by bob]"
+assert_contains "$(grep 'review delete from accounts' <<<"$show")" "[review $rid2 denied by bob]"
+assert_contains "$show" ": UPDATE 3, "
+assert_contains "$show" ": SELECT 2, "
 json=$(HOOPCTL_TOKEN=$ATOK "$H" -o json sessions show "$sid")
 python3 - "$json" "$rid1" "$rid2" <<'PY' || fail "the session's events are not as expected"
 import json, sys
@@ -161,6 +166,25 @@ assert by["update" + rid1]["decision"] == "review" and "error" not in by["update
 d = by["delete" + rid2]
 assert d["decision"] == "review" and d["sqlstate"] == "42501" and "not during business hours" in d["error"]
 assert by["drop"]["decision"] == "deny" and by["drop"]["rule"] == "deny-destructive-ddl"
+# The reviewer, as the server's own record of the review has it.
+rv = by["update" + rid1]["review"]
+assert rv["id"] == rid1 and rv["decided_by"] == "bob" and rv["status"] == "consumed", rv
+rv = d["review"]
+assert rv["id"] == rid2 and rv["decided_by"] == "bob" and rv["status"] == "denied", rv
+assert rv["reason"] == "not during business hours", rv
+# How each statement that ran finished: tag, rows, duration (a completion
+# event, or on its result sample); refused ones never ran.
+done = {e["data"]["statement_seq"]: e["data"] for e in ev if e["type"] in ("completion", "result")}
+seq_of = {e["data"]["text"]: e["seq"] for e in st}
+def fin(text): return done[seq_of[text]]
+assert fin("update accounts set balance = 0;")["command_tag"] == "UPDATE 3"
+assert fin("update accounts set balance = 0;")["row_count"] == 3
+f = fin("select id, name, email from users order by id;")
+assert f["command_tag"] == "SELECT 2" and f["row_count"] == 2 and f["duration_us"] >= 0, f
+assert fin("copy users to stdout;")["command_tag"] == "COPY 2"
+assert seq_of["drop table accounts;"] not in done, "a refused statement has a completion"
+assert seq_of["delete from accounts;"] not in done, "a denied statement has a completion"
+assert all(e["data"]["statement_seq"] in seq_of.values() for e in ev if e["type"] == "completion")
 # Result samples, recorded as the client saw them (masked), with their statement.
 res = {e["data"]["statement_seq"]: e for e in ev if e["type"] == "result"}
 seq = {e["data"]["text"]: e["seq"] for e in st}
