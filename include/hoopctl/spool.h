@@ -49,5 +49,12 @@ void spool_batch_free(struct spool_batch *b);
 int spool_ack(struct spool *s, int64_t upto, char *err, size_t errlen);
 /* Committed events waiting to be shipped, or -1 on error. */
 int64_t spool_pending(struct spool *s);
+/* The server refuses event seq for good: move it out of the queue into the
+ * quarantine (kept in the spool file, with the reason and time), so the
+ * events after it go on. Not inside an open group. */
+int spool_quarantine(struct spool *s, int64_t seq, const char *reason, int64_t now_ms, char *err,
+                     size_t errlen);
+/* Events in the quarantine, or -1 on error. */
+int64_t spool_quarantined(struct spool *s);
 
 #endif

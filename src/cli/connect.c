@@ -68,6 +68,10 @@ static void on_status(evutil_socket_t fd, short what, void *arg)
              (unsigned long long)st.sessions_active, (unsigned long long)st.sessions_total,
              (unsigned long long)st.statements, (unsigned long long)st.denials,
              (unsigned long long)st.reviews_pending, (long long)st.spool_pending);
+    if (st.quarantined > 0) {
+        size_t n = strlen(line);
+        snprintf(line + n, sizeof line - n, " | quarantined %lld (see the log)", (long long)st.quarantined);
+    }
     if (strcmp(line, c->last_status) != 0) {
         fprintf(stderr, c->tty ? "\r\033[K%s" : "%s\n", line);
         snprintf(c->last_status, sizeof c->last_status, "%s", line);

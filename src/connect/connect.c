@@ -1048,6 +1048,7 @@ void connect_get_stats(struct connect *c, struct connect_stats *out)
         struct shipper_stats ss;
         shipper_get_stats(c->shipper, &ss);
         out->spool_pending = ss.pending;
+        out->quarantined = ss.quarantined;
         snprintf(out->last_error, sizeof out->last_error, "%s", ss.last_error);
     }
 }

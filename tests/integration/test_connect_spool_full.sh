@@ -2,8 +2,9 @@
 # The login is refreshed in the background while the gateway runs. Fail
 # closed: when the audit spool cannot be written (here: the gateway runs
 # under a file-size limit that the spool's log outgrows), statements are
-# refused with a clear message and never reach PostgreSQL; the gateway keeps
-# running and Ctrl-C (SIGINT) still stops it cleanly.
+# refused with a clear message and never reach PostgreSQL; the failed group
+# commit is rolled back, so a statement whose event fits still runs (audited);
+# the gateway keeps running and Ctrl-C (SIGINT) still stops it cleanly.
 source "$(dirname "$0")/lib/harness.sh"
 source "$HOOPCTL_ROOT/tests/integration/lib/connect.sh"
 H=$HOOPCTL_BIN
@@ -42,11 +43,22 @@ assert_contains "$out" "hoopctl: the audit spool cannot be written, statement re
 assert_eq $((refused - 1)) "$(psql -qAtX -d app -c 'select count(*) from big')" "rows in PostgreSQL"
 assert_eq 0 "$(psql -qAtX -d app -c "select count(*) from big where n = $refused")" "the refused insert ran"
 
-log "still refusing, still running; a small statement is refused too (no audit, no statement)"
+log "still running: a failed group commit is rolled back, so a small statement (whose event fits) runs"
+log "with its event durable in the spool, and a big one is refused again"
 RC=0
-out=$(PGSSLMODE=disable psql -qAtX -h 127.0.0.1 -p "$GPORT" -U app_rw -d app -c 'select 1' 2>&1) || RC=$?
+out=$(PGSSLMODE=disable psql -qAtX -h 127.0.0.1 -p "$GPORT" -U app_rw -d app -c "select 'small-42'" 2>&1) || RC=$?
+assert_eq 0 "$RC" "a small statement after the refusal: $out"
+db=$(ls "$T"/state-alice/spool/*.db)
+assert_eq 1 "$(sqlite3 "$db" "select count(*) from spool_events where body like '%small-42%'")" \
+  "the small statement's durable event"
+assert_eq 0 "$(sqlite3 "$db" "select count(*) from spool_events where body like '%values ($refused,%'")" \
+  "an event of the refused statement in the spool"
+RC=0
+printf "insert into big values (999, '%s')" "$(head -c 600000 /dev/zero | tr '\0' z)" >"$T/huge.sql"
+out=$(PGSSLMODE=disable psql -qAtX -h 127.0.0.1 -p "$GPORT" -U app_rw -d app -v ON_ERROR_STOP=1 -f "$T/huge.sql" 2>&1) || RC=$?
 [[ $RC != 0 ]] || fail "a statement ran without its audit event"
 assert_contains "$out" "fail closed"
+assert_eq 0 "$(psql -qAtX -d app -c "select count(*) from big where n = 999")" "the refused insert ran"
 kill -0 "$gateway_PID" || fail "the gateway died"
 
 log "SIGINT stops it cleanly"
