@@ -26,6 +26,7 @@ struct connect_options {
     int listen_port;              /* 0: 5433 or the next free port up to 5532 */
     const char *spool_dir;        /* NULL: <state dir>/spool */
     int review_wait_seconds;      /* how long a held statement waits, 0: 600 */
+    const char *socket_dir;       /* also listen on DIR/.s.PGSQL.<port> (NULL: TCP only) */
 };
 
 struct connect_stats {
@@ -48,6 +49,12 @@ struct connect *connect_start(struct event_base *base, const struct connect_opti
 const char *connect_listen_host(const struct connect *c);
 int connect_listen_port(const struct connect *c);
 const char *connect_database(const struct connect *c);
+/* The Unix socket directory (what PGHOST names), or NULL when there is none. */
+const char *connect_socket_dir(const struct connect *c);
+/* A Unix socket directory must be an absolute path short enough for a
+ * socket name, a directory owned by this user that no one else can enter
+ * (it is created 0700 when missing). 0, or -1 with a message. */
+int connect_check_socket_dir(const char *dir, char *err, size_t errlen);
 const char *connect_db_user(const struct connect *c);
 void connect_get_stats(struct connect *c, struct connect_stats *out);
 /* Stop accepting and close every session (held statements are refused). */

@@ -14,6 +14,7 @@
 
 struct event_base;
 struct gateway;
+struct sockaddr;
 
 /* What the client session is, for hooks (valid during the callback only). */
 struct gateway_session_info {
@@ -157,6 +158,10 @@ struct gateway_config {
  * a message in err. */
 struct gateway *gateway_new(struct event_base *base, const struct gateway_config *cfg,
                             char *err, size_t errlen);
+/* Hand the gateway a client connection accepted elsewhere (e.g. on a Unix
+ * socket its caller listens on): it becomes a session like any other, and
+ * the gateway owns fd from now on (closed at once when shutting down). */
+void gateway_accept(struct gateway *gw, int fd, const struct sockaddr *addr, int addrlen);
 /* The bound address, e.g. "127.0.0.1:54321". */
 const char *gateway_listen_address(const struct gateway *gw);
 /* Stop accepting; close every session (clients get a FATAL 57P01 message). */

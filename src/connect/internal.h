@@ -12,6 +12,7 @@
 #include <stdbool.h>
 
 struct event;
+struct evconnlistener;
 struct spool;
 struct shipper;
 
@@ -76,6 +77,8 @@ struct connect {
     char connection[128], database[128], db_user[128], host[256];
     char listen_host[64];
     int listen_port;
+    char socket_dir[128], socket_path[128]; /* "" without --socket-dir */
+    struct evconnlistener *unix_listener;
     char catalog_conninfo[2048];  /* holds the upstream password: wiped on free */
     char reviewers_hint[256];
     int review_wait_seconds;

@@ -107,6 +107,16 @@ void gw_session_accept(struct gateway *gw, evutil_socket_t fd, const struct sock
     bufferevent_enable(s->client, EV_READ | EV_WRITE);
 }
 
+void gateway_accept(struct gateway *gw, int fd, const struct sockaddr *addr, int addrlen)
+{
+    if (gw->shutting_down) {
+        evutil_closesocket(fd);
+        return;
+    }
+    evutil_make_socket_nonblocking(fd);
+    gw_session_accept(gw, fd, addr, addrlen);
+}
+
 /* The socket-level bufferevent under a TLS filter, or bev itself. */
 static struct bufferevent *socket_of(struct bufferevent *bev)
 {

@@ -29,9 +29,11 @@ connect_define "{\"reviewer_groups\": [\"dba\"], \"policy\": $policy}"
 for u in alice bob mallory; do login_as "$u"; done
 
 log "usage errors: clear messages, exit 2, nothing started"
-for args in "app --listen 10.0.0.1:5433|loopback addresses only" "app --port 70000|from 1 to 65535" \
-  "app --port 5433 --listen 127.0.0.1:5434|not both" "app --review-wait soon|--review-wait takes" \
-  "app --socket-dir $T|Unix sockets are not supported"; do
+mkdir -m 0777 "$T/open-dir"
+for args in "app --socket-dir sock|takes an absolute path" \
+  "app --socket-dir $T/open-dir|is open to group or others (mode 777): give a directory of mode 0700" \
+  "app --socket-dir /$(head -c 120 /dev/zero | tr '\0' d)|too long for a socket path" \ "app --listen 10.0.0.1:5433|loopback addresses only" "app --port 70000|from 1 to 65535" \
+  "app --port 5433 --listen 127.0.0.1:5434|not both" "app --review-wait soon|--review-wait takes"; do
   RC=0
   out=$(as alice "$H" connect ${args%%|*} 2>&1) || RC=$?
   assert_eq 2 "$RC" "exit status of connect ${args%%|*}"
@@ -59,6 +61,19 @@ port=$(sed -n 's/.*psql "host=127.0.0.1 port=\([0-9]*\) dbname=app".*/\1/p' <<<"
 [[ -n $port ]] || fail "no psql line in [$out]"
 assert_contains "$out" "env=127.0.0.1:$port:app:app_rw:unset"
 assert_not_contains "$out" "app-secret-Pw1" "the upstream secret was shown"
+
+log "--socket-dir: psql over the Unix socket DIR/.s.PGSQL.<port> (0600, in a 0700 directory made for it)"
+RC=0
+out=$(as alice "$H" connect app --quiet --socket-dir "$T/sock" -- sh -c \
+  'echo "env=$PGHOST:$PGPORT"; stat -c "mode=%a" "$PGHOST" "$PGHOST/.s.PGSQL.$PGPORT";
+   psql -X -At -h "$PGHOST" -c "select '"'"'via-socket'"'"', inet_client_addr() is not null"' 2>&1) || RC=$?
+assert_eq 0 "$RC" "psql over the socket: $out"
+sport=$(sed -n 's/^env=.*:\([0-9]*\)$/\1/p' <<<"$out")
+assert_contains "$out" "env=$T/sock:$sport"
+assert_contains "$out" "psql \"host=$T/sock port=$sport dbname=app\"   (Unix socket)"
+assert_eq "mode=700 mode=600" "$(grep '^mode=' <<<"$out" | tr '\n' ' ' | sed 's/ $//')" "modes of the directory and the socket"
+assert_contains "$out" "via-socket|t"
+[[ ! -e $T/sock/.s.PGSQL.$sport ]] || fail "the socket was left behind"
 
 log "alice connects and runs psql through the gateway"
 GPORT=$(free_port)
