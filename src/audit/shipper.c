@@ -175,6 +175,10 @@ static void *shipper_main(void *arg)
         int n = b.n;
         if (got == 0)
             spool_batch_free(&b);
+        /* The appender leaves checkpoints to us (spool_defer_checkpoints). */
+        char cerr[256];
+        if (spool_checkpoint(s->spool, cerr, sizeof cerr) < 0)
+            log_warn("shipper", "%s", cerr);
 
         pthread_mutex_lock(&s->lock);
         s->stats.pending = spool_pending(s->spool);

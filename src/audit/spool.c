@@ -37,13 +37,16 @@ struct spool *spool_open(const char *path, enum spool_durability durability, cha
     sqlite3_busy_timeout(s->db, 5000);
     char pragmas[640];
     snprintf(pragmas, sizeof pragmas,
-             "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; "
+             "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA mmap_size=67108864; "
+             /* Only the table's last page changes per event (no index, no
+              * sqlite_sequence), which keeps a commit to one or two pages
+              * of the log. A seq may be reused once the table is empty. */
              "CREATE TABLE IF NOT EXISTS spool_events ("
-             " seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,"
+             " seq INTEGER PRIMARY KEY, id TEXT NOT NULL,"
              " session_id TEXT NOT NULL, body TEXT NOT NULL);"
              "CREATE TABLE IF NOT EXISTS spool_quarantine ("
-             " seq INTEGER PRIMARY KEY, id TEXT NOT NULL, session_id TEXT NOT NULL, body TEXT NOT NULL,"
-             " reason TEXT NOT NULL, at_ms INTEGER NOT NULL);",
+             " n INTEGER PRIMARY KEY, seq INTEGER NOT NULL, id TEXT NOT NULL, session_id TEXT NOT NULL,"
+             " body TEXT NOT NULL, reason TEXT NOT NULL, at_ms INTEGER NOT NULL);",
              durability == SPOOL_SURVIVE_POWER_LOSS ? "FULL" : "NORMAL");
     char *msg = NULL;
     if (sqlite3_exec(s->db, pragmas, NULL, NULL, &msg) != SQLITE_OK) {
@@ -52,14 +55,14 @@ struct spool *spool_open(const char *path, enum spool_durability durability, cha
         spool_close(s);
         return NULL;
     }
-    if (sqlite3_prepare_v2(s->db, "INSERT OR IGNORE INTO spool_events(id, session_id, body) VALUES (?,?,?)",
+    if (sqlite3_prepare_v2(s->db, "INSERT INTO spool_events(id, session_id, body) VALUES (?,?,?)",
                            -1, &s->insert, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(s->db, "SELECT seq, id, session_id, body FROM spool_events ORDER BY seq LIMIT ?",
                            -1, &s->fetch, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(s->db, "DELETE FROM spool_events WHERE seq <= ?", -1, &s->ack, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(s->db, "SELECT count(*) FROM spool_events", -1, &s->count, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(s->db,
-                           "INSERT OR IGNORE INTO spool_quarantine(seq, id, session_id, body, reason, at_ms)"
+                           "INSERT INTO spool_quarantine(seq, id, session_id, body, reason, at_ms)"
                            " SELECT seq, id, session_id, body, ?2, ?3 FROM spool_events WHERE seq = ?1",
                            -1, &s->quarantine, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(s->db, "DELETE FROM spool_events WHERE seq = ?", -1, &s->unqueue, NULL) != SQLITE_OK ||
@@ -234,4 +237,17 @@ int64_t spool_quarantined(struct spool *s)
     int64_t n = sqlite3_step(s->quarantined) == SQLITE_ROW ? sqlite3_column_int64(s->quarantined, 0) : -1;
     sqlite3_reset(s->quarantined);
     return n;
+}
+
+int spool_defer_checkpoints(struct spool *s, char *err, size_t errlen)
+{
+    if (sqlite3_exec(s->db, "PRAGMA wal_autocheckpoint=0", NULL, NULL, NULL) != SQLITE_OK)
+        return fail_db(s, "wal_autocheckpoint", err, errlen);
+    return 0;
+}
+
+int spool_checkpoint(struct spool *s, char *err, size_t errlen)
+{
+    int rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    return rc == SQLITE_OK || rc == SQLITE_BUSY ? 0 : fail_db(s, "checkpoint", err, errlen);
 }
