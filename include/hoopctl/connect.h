@@ -35,6 +35,7 @@ struct connect_stats {
     uint64_t reviews_pending;
     int64_t spool_pending;        /* events not yet on the server, -1 unknown */
     int64_t quarantined;          /* events the server refused for good (kept in the spool) */
+    uint64_t group_commits, grouped_statements; /* spool commits that released held statements */
     char last_error[256];         /* the shipper's last delivery error, "" when fine */
 };
 

@@ -165,6 +165,8 @@ static void on_group_commit(evutil_socket_t fd, short what, void *arg)
     size_t n = c->ncommit_holds;
     c->commit_holds = NULL;
     c->ncommit_holds = c->commit_holds_cap = 0;
+    c->stats.group_commits++;
+    c->stats.grouped_statements += n;
     struct gateway_refusal ref = {0};
     if (rc < 0) {
         log_error(MOD, "audit spool: %s (%zu statements refused)", err, n);
@@ -1184,6 +1186,9 @@ void connect_free(struct connect *c, int drain_timeout_ms)
     if (!c)
         return;
     cn_review_stop_all(c);
+    if (c->stats.group_commits)
+        log_info(MOD, "%llu statements went through %llu group commits of the spool",
+                 (unsigned long long)c->stats.grouped_statements, (unsigned long long)c->stats.group_commits);
     if (c->unix_listener)
         evconnlistener_free(c->unix_listener);
     if (c->socket_path[0])

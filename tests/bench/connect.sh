@@ -127,6 +127,7 @@ log "stop connect (it drains what it can), then count the statements on the serv
 kill -INT "$CN_PID"
 wait_rc "$CN_PID"
 [[ $RC == 0 ]] || fail "hoopctl connect exited $RC"
+grep -o '[0-9]* statements went through [0-9]* group commits of the spool' "$T/connect.log" || true
 if [[ -n $(ls "$T"/state-alice/spool/*.db 2>/dev/null) ]] && \
    (( $(sqlite3 "$(ls "$T"/state-alice/spool/*.db)" 'select count(*) from spool_events') > 0 )); then
   log "events were left in the spool: a second connect ships them"

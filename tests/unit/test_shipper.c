@@ -129,6 +129,14 @@ static void receiver_stop(struct receiver *r)
     free(r);
 }
 
+/* A receiver and its base URL (with `tail` appended, e.g. "/"). */
+static struct receiver *receiver_at(char url[64], const char *tail)
+{
+    struct receiver *r = receiver_start();
+    snprintf(url, 64, "http://127.0.0.1:%d%s", r->port, tail);
+    return r;
+}
+
 static int give_token(void *arg, char *buf, size_t len)
 {
     (void)arg;
@@ -182,9 +190,8 @@ static struct shipper *start(const char *const *urls, int n)
 static void delivers_in_order_exactly_once(void **state)
 {
     (void)state;
-    struct receiver *r = receiver_start();
     char url[64];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/", r->port);
+    struct receiver *r = receiver_at(url, "/");
     const char *urls[] = {url};
     spool_events(0, 1000);
     struct shipper *s = start(urls, 1);
@@ -205,10 +212,9 @@ static void delivers_in_order_exactly_once(void **state)
 static void retries_after_server_errors(void **state)
 {
     (void)state;
-    struct receiver *r = receiver_start();
-    r->fail_next = 3;
     char url[64];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d", r->port);
+    struct receiver *r = receiver_at(url, "");
+    r->fail_next = 3;
     const char *urls[] = {url};
     spool_events(0, 250);
     struct shipper *s = start(urls, 1);
@@ -260,9 +266,8 @@ static void fails_over_and_keeps_events_while_down(void **state)
 static void quarantines_an_event_the_server_refuses(void **state)
 {
     (void)state;
-    struct receiver *r = receiver_start();
     char url[64];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d", r->port);
+    struct receiver *r = receiver_at(url, "");
     const char *urls[] = {url};
     spool_events(0, 60);
     struct spool *w = spool_open(spool_path, SPOOL_SURVIVE_PROCESS_CRASH, err, sizeof err);
