@@ -62,7 +62,7 @@ p["masking"]={"columns":[{"column":"public.pgbench_accounts.abalance","style":"h
 connect_define "{\"policy\": $policy}"
 login_as alice
 CN_PORT=$(free_port)
-as alice bg_start connect "$H" connect app --port "$CN_PORT" --quiet
+as alice bg_start connect env HOOPCTL_LOG_LEVEL=info "$H" connect app --port "$CN_PORT" --quiet
 wait_for "hoopctl connect" 30 grep -q "port=$CN_PORT" "$T/connect.log"
 CN_PID=$connect_PID
 out=$(PGSSLMODE=disable psql -X -At -h 127.0.0.1 -p "$CN_PORT" -U app_rw -d app \
