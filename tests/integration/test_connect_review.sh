@@ -132,6 +132,8 @@ assert_contains "$(grep 'not during business hours' "$ALOG")" "ERROR:  hoopctl: 
 assert_eq 3 "$(psql -qAtX -d app -c 'select count(*) from accounts')" "the denied DELETE ran"
 say "select 'marker-4';"
 wait_for "the session after the denial" 30 grep -q 'marker-4' "$ALOG"
+say "select 'marker-5', 1/0;"
+wait_for "an upstream error" 30 grep -q 'division by zero' "$ALOG"
 say '\q'
 exec 3>&-
 wait_rc "$alice_PID"
@@ -173,7 +175,7 @@ ev = s["event_list"]
 types = [e["type"] for e in ev]
 assert types[0] == "session_start" and types[-1] == "session_end", types
 st = [e for e in ev if e["type"] == "statement"]
-assert len(st) == 9, [e["data"]["text"] for e in st]
+assert len(st) == 10, [e["data"]["text"] for e in st]
 assert all(e["user"] == "alice" for e in ev), {e["user"] for e in ev}
 assert all(e["time"] > 0 for e in ev)
 by = {e["data"]["text"].split()[0] + str(e["data"].get("review_id", "")): e["data"] for e in st}
@@ -197,6 +199,8 @@ assert fin("update accounts set balance = 0;")["row_count"] == 3
 f = fin("select id, name, email from users order by id;")
 assert f["command_tag"] == "SELECT 2" and f["row_count"] == 2 and f["duration_us"] >= 0, f
 assert fin("copy users to stdout;")["command_tag"] == "COPY 2"
+f = fin("select 'marker-5', 1/0;")
+assert f["sqlstate"] == "22012" and "division by zero" in f["error"] and "command_tag" not in f, f
 assert seq_of["drop table accounts;"] not in done, "a refused statement has a completion"
 assert seq_of["delete from accounts;"] not in done, "a denied statement has a completion"
 assert all(e["data"]["statement_seq"] in seq_of.values() for e in ev if e["type"] == "completion")
