@@ -195,9 +195,10 @@ static int commit_hold(struct connect *c, uint64_t hold_id)
     }
     c->commit_holds[c->ncommit_holds++] = hold_id;
     if (!c->commit_scheduled) {
-        /* Active now, it runs after the events already ready in this round
-         * (other sessions' statements join the same commit). */
-        event_active(c->commit_event, EV_TIMEOUT, 0);
+        /* A zero timeout: the loop polls once more, and the statements of
+         * every session that became ready meanwhile join this commit. */
+        struct timeval now = {0, 0};
+        event_add(c->commit_event, &now);
         c->commit_scheduled = true;
     }
     return 0;
