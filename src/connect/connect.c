@@ -150,8 +150,8 @@ static int64_t inflight_finish(struct cn_session *s, uint64_t statement_id)
 
 /* ---- group commit ------------------------------------------------------- */
 
-/* Runs once per loop round in which statements were appended: one commit
- * makes them all durable, then they go upstream (or, when the commit
+/* Runs once per turn of the loop in which statements were appended: one
+ * commit makes them all durable, then they go upstream (or, when the commit
  * failed, they are refused: fail closed). */
 static void on_group_commit(evutil_socket_t fd, short what, void *arg)
 {
@@ -521,7 +521,7 @@ static enum gateway_verdict on_statement(void *user, const struct gateway_sessio
         return GATEWAY_REFUSE;
     default:
         /* Durable before it goes on: appended now, held (silently) until the
-         * group commit at the end of this loop round. */
+         * group commit after the loop's next poll. */
         if (emit(c, s, "statement", data, false, err, sizeof err) < 0 ||
             (commit_hold(c, hold_id) < 0 && spool_commit(c->spool, err, sizeof err) < 0)) {
             c->stats.denials++;

@@ -86,7 +86,7 @@ struct connect {
     struct shipper *shipper;
     struct event *refresh_timer, *wake_event, *kick_timer;
     /* Group commit: statements appended to the spool wait (held silently)
-     * for one commit at the end of the loop's current round. */
+     * for one commit after the loop's next poll. */
     struct event *commit_event;
     uint64_t *commit_holds;
     size_t ncommit_holds, commit_holds_cap;
