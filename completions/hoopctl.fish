@@ -130,7 +130,7 @@ complete -c hoopctl -n '__fish_seen_subcommand_from tui' -l no-color -d 'monochr
 complete -c hoopctl -n __fish_use_subcommand -a connect -d 'Open the local gateway to a connection: policy, masking, audit and reviews'
 complete -c hoopctl -n '__fish_seen_subcommand_from connect' -s p -l port -d 'local port (default 5433, or the next free one)'
 complete -c hoopctl -n '__fish_seen_subcommand_from connect' -l listen -d 'loopback address and port to listen on'
-complete -c hoopctl -n '__fish_seen_subcommand_from connect' -l socket-dir -x -a '(__fish_complete_directories)' -d 'directory for a Unix socket (not supported yet)'
+complete -c hoopctl -n '__fish_seen_subcommand_from connect' -l socket-dir -x -a '(__fish_complete_directories)' -d 'also listen on the Unix socket DIR/.s.PGSQL.<port> (DIR: 0700, yours)'
 complete -c hoopctl -n '__fish_seen_subcommand_from connect' -s q -l quiet -d 'no status line'
 complete -c hoopctl -n '__fish_seen_subcommand_from connect' -l server -d 'the hoopctl server logged in to (default: the last login)'
 complete -c hoopctl -n '__fish_seen_subcommand_from connect' -l review-wait -d 'how long a held statement waits for its review (default 10m)'

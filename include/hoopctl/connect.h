@@ -31,6 +31,7 @@ struct connect_options {
                                    * connect_listen_port tells which (hoopctl mcp in-process) */
     const char *client_user;      /* non-NULL: refuse the statements of sessions whose startup
                                    * user is not this (a per-run secret of hoopctl mcp) */
+    const char *socket_dir;       /* also listen on DIR/.s.PGSQL.<port> (NULL: TCP only) */
 };
 
 struct connect_stats {
@@ -38,6 +39,8 @@ struct connect_stats {
     uint64_t statements, denials;
     uint64_t reviews_pending;
     int64_t spool_pending;        /* events not yet on the server, -1 unknown */
+    int64_t quarantined;          /* events the server refused for good (kept in the spool) */
+    uint64_t group_commits, grouped_statements; /* spool commits that released held statements */
     char last_error[256];         /* the shipper's last delivery error, "" when fine */
 };
 
@@ -52,6 +55,12 @@ struct connect *connect_start(struct event_base *base, const struct connect_opti
 const char *connect_listen_host(const struct connect *c);
 int connect_listen_port(const struct connect *c);
 const char *connect_database(const struct connect *c);
+/* The Unix socket directory (what PGHOST names), or NULL when there is none. */
+const char *connect_socket_dir(const struct connect *c);
+/* A Unix socket directory must be an absolute path short enough for a
+ * socket name, a directory owned by this user that no one else can enter
+ * (it is created 0700 when missing). 0, or -1 with a message. */
+int connect_check_socket_dir(const char *dir, char *err, size_t errlen);
 const char *connect_db_user(const struct connect *c);
 /* The libpq connection string of the listener: host, port, dbname, user (the
  * client_user option when set) and sslmode=disable (loopback; the gateway

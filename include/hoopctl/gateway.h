@@ -14,6 +14,7 @@
 
 struct event_base;
 struct gateway;
+struct sockaddr;
 
 /* What the client session is, for hooks (valid during the callback only). */
 struct gateway_session_info {
@@ -62,6 +63,28 @@ struct gateway_refusal {
     char sqlstate[6];  /* e.g. "42501"; empty means 42501 (insufficient_privilege) */
     char message[512];
     char hold_notice[512]; /* GATEWAY_HOLD: NoticeResponse text sent to the client ("" = default) */
+    bool hold_silent;      /* GATEWAY_HOLD without a NoticeResponse (e.g. until a group commit) */
+};
+
+/* How a forwarded statement finished, as upstream reported it. */
+enum gateway_completion_kind {
+    GATEWAY_COMPLETE_COMMAND = 0, /* CommandComplete */
+    GATEWAY_COMPLETE_EMPTY,       /* EmptyQueryResponse */
+    GATEWAY_COMPLETE_ERROR,       /* ErrorResponse */
+    GATEWAY_COMPLETE_SUSPENDED,   /* PortalSuspended: an Execute with a row limit */
+};
+
+struct gateway_completion {
+    enum gateway_completion_kind kind;
+    enum gateway_statement_kind statement_kind;
+    uint64_t statement_id;        /* the hold_id the statement hook was given for it */
+    const char *command_tag;      /* "SELECT 3", "UPDATE 2"; "" when none */
+    int64_t rows;                 /* the tag's row count; -1 when it has none */
+    const char *sqlstate;         /* ERROR: the SQLSTATE ("" when missing); else "" */
+    const char *message;          /* ERROR: the primary message; else "" */
+    /* Microseconds from the statement's forwarding upstream (for the later
+     * statements of a multi-statement Query: from the previous one's end). */
+    int64_t duration_us;
 };
 
 /* A per-column row filter, installed from the row_description hook. For each
@@ -111,6 +134,13 @@ struct gateway_hooks {
      * Return true and fill *filter to rewrite the rows of this COPY. */
     bool (*copy_out)(void *user, const struct gateway_session_info *session, int ncols, int format,
                      struct gateway_copy_filter *filter);
+    /* A statement the statement hook let through finished: once per
+     * CommandComplete, EmptyQueryResponse, PortalSuspended or ErrorResponse
+     * that answers it (a multi-statement Query has one per statement, up to
+     * its first error). Refused statements and the Executes that upstream
+     * skips after an error report nothing. Needs the statement hook. */
+    void (*statement_complete)(void *user, const struct gateway_session_info *session,
+                               const struct gateway_completion *done);
 };
 
 struct gateway_config {
@@ -128,6 +158,10 @@ struct gateway_config {
  * a message in err. */
 struct gateway *gateway_new(struct event_base *base, const struct gateway_config *cfg,
                             char *err, size_t errlen);
+/* Hand the gateway a client connection accepted elsewhere (e.g. on a Unix
+ * socket its caller listens on): it becomes a session like any other, and
+ * the gateway owns fd from now on (closed at once when shutting down). */
+void gateway_accept(struct gateway *gw, int fd, const struct sockaddr *addr, int addrlen);
 /* The bound address, e.g. "127.0.0.1:54321". */
 const char *gateway_listen_address(const struct gateway *gw);
 /* Stop accepting; close every session (clients get a FATAL 57P01 message). */

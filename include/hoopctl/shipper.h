@@ -1,7 +1,10 @@
 /* shipper.h — delivers spooled audit events to the server: batches in spool
  * order, POSTed with the caller's bearer token, retried with backoff, failing
  * over across server URLs. Event ids make redelivery harmless (the server
- * ignores duplicates), so nothing is lost and nothing is counted twice. */
+ * ignores duplicates), so nothing is lost and nothing is counted twice. An
+ * event the server refuses for good (a 4xx other than 401/403/408/429) is
+ * found by halving the batch and moved to the spool's quarantine, logged and
+ * counted, so that it does not block the events after it. */
 #ifndef HOOPCTL_SHIPPER_H
 #define HOOPCTL_SHIPPER_H
 
@@ -28,6 +31,8 @@ struct shipper_stats {
     int64_t shipped;            /* events the server acknowledged */
     int64_t pending;            /* events still in the spool */
     int64_t failures;           /* failed delivery attempts */
+    int64_t quarantined;        /* events the server refused for good, kept aside in the spool */
+    char last_quarantined[256]; /* the id of the last one and why the server refused it */
     int current_url;            /* index of the URL in use */
     char last_error[256];       /* empty when the last attempt succeeded */
 };

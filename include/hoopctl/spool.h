@@ -20,12 +20,14 @@ struct spool *spool_open(const char *path, enum spool_durability durability, cha
                          size_t errlen);
 void spool_close(struct spool *s);
 
-/* Queue one event into the open group (a transaction). Duplicate ids are
- * ignored. Nothing is durable until spool_commit returns 0. */
+/* Queue one event into the open group (a transaction). Ids are the
+ * caller's to keep unique (the spool does not check them; the server ignores
+ * an id it has). Nothing is durable until spool_commit returns 0. */
 int spool_append(struct spool *s, const char *event_id, const char *session_id,
                  const char *json, size_t len, char *err, size_t errlen);
 /* Commit the open group: every event appended since the last commit becomes
- * durable at once. Returns 0 (also when nothing was pending) or -1. */
+ * durable at once. Returns 0 (also when nothing was pending) or -1, and then
+ * the group is rolled back (its events are not in the spool). */
 int spool_commit(struct spool *s, char *err, size_t errlen);
 /* Events appended since the last commit. */
 int spool_uncommitted(const struct spool *s);
@@ -48,5 +50,19 @@ void spool_batch_free(struct spool_batch *b);
 int spool_ack(struct spool *s, int64_t upto, char *err, size_t errlen);
 /* Committed events waiting to be shipped, or -1 on error. */
 int64_t spool_pending(struct spool *s);
+/* The server refuses event seq for good: move it out of the queue into the
+ * quarantine (kept in the spool file, with the reason and time), so the
+ * events after it go on. Not inside an open group. */
+int spool_quarantine(struct spool *s, int64_t seq, const char *reason, int64_t now_ms, char *err,
+                     size_t errlen);
+/* Events in the quarantine, or -1 on error. */
+int64_t spool_quarantined(struct spool *s);
+/* This handle's commits no longer copy the log into the database (the
+ * checkpoint, with its fsync): the appender on a latency-critical thread
+ * leaves that to another handle's spool_checkpoint. */
+int spool_defer_checkpoints(struct spool *s, char *err, size_t errlen);
+/* Copy what the log holds into the database, as far as readers allow
+ * (never waits for them). 0, or -1 with a message. */
+int spool_checkpoint(struct spool *s, char *err, size_t errlen);
 
 #endif

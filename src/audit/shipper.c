@@ -6,6 +6,7 @@
 #include "hoopctl/util.h"
 
 #include <curl/curl.h>
+#include <jansson.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -37,14 +38,32 @@ static void timespec_after_ms(struct timespec *ts, int64_t ms)
     }
 }
 
-static size_t discard_body(char *p, size_t size, size_t n, void *arg)
+/* Keep the head of the server's answer (its error message), drop the rest. */
+struct answer_head {
+    char text[300];
+    size_t len;
+};
+
+static size_t keep_head(char *p, size_t size, size_t n, void *arg)
 {
-    (void)p;
-    (void)arg;
-    return size * n;
+    struct answer_head *a = arg;
+    size_t got = size * n, room = sizeof a->text - 1 - a->len;
+    size_t take = got < room ? got : room;
+    memcpy(a->text + a->len, p, take);
+    a->len += take;
+    a->text[a->len] = '\0';
+    return got;
 }
 
-/* POST one batch; returns 0 when the server acknowledged it. */
+/* A refusal that sending again cannot fix: a 4xx other than 401 (token),
+ * 403 (the identity's rights may change), 408 (timeout) and 429 (rate). */
+static bool status_is_permanent(long status)
+{
+    return status >= 400 && status < 500 && status != 401 && status != 403 && status != 408 && status != 429;
+}
+
+/* POST one batch; returns 0 when the server acknowledged it, -2 when it
+ * refused the batch for good (see status_is_permanent), else -1. */
 static int post_batch(struct shipper *s, const struct spool_batch *b, char *err, size_t errlen)
 {
     struct buf body = {0};
@@ -86,7 +105,9 @@ static int post_batch(struct shipper *s, const struct spool_batch *b, char *err,
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, s->cfg.timeout_ms);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 3000L);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard_body);
+    struct answer_head answer = {.len = 0};
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, keep_head);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &answer);
     if (s->cfg.ca_file)
         curl_easy_setopt(c, CURLOPT_CAINFO, s->cfg.ca_file);
     CURLcode rc = curl_easy_perform(c);
@@ -100,8 +121,11 @@ static int post_batch(struct shipper *s, const struct spool_batch *b, char *err,
         return -1;
     }
     if (status < 200 || status > 299) {
-        snprintf(err, errlen, "%s: HTTP %ld", s->urls[idx], status);
-        return -1;
+        json_t *j = json_loads(answer.text, 0, NULL);
+        const char *msg = json_string_value(json_object_get(j, "error"));
+        snprintf(err, errlen, "%s: HTTP %ld%s%.200s", s->urls[idx], status, msg ? ": " : "", msg ? msg : "");
+        json_decref(j);
+        return status_is_permanent(status) ? -2 : -1;
     }
     return 0;
 }
@@ -110,6 +134,9 @@ static void *shipper_main(void *arg)
 {
     struct shipper *s = arg;
     int64_t backoff = 0;
+    /* After a permanent refusal the batch is halved until the refused event
+     * is alone: that one goes to the quarantine, the others are delivered. */
+    int limit = s->cfg.batch_max;
     char err[256];
     for (;;) {
         pthread_mutex_lock(&s->lock);
@@ -120,21 +147,50 @@ static void *shipper_main(void *arg)
         pthread_mutex_unlock(&s->lock);
 
         struct spool_batch b;
-        int got = spool_fetch(s->spool, s->cfg.batch_max, &b, err, sizeof err);
+        int got = spool_fetch(s->spool, limit, &b, err, sizeof err);
         int delivered = -1;
+        bool quarantined = false;
+        char qid[64] = "";
         if (got == 0 && b.n > 0) {
             delivered = post_batch(s, &b, err, sizeof err);
             if (delivered == 0 && spool_ack(s->spool, b.events[b.n - 1].seq, err, sizeof err) < 0)
                 delivered = -1; /* acked on the server; redelivery is harmless */
+            if (delivered == -2 && b.n > 1) {
+                limit = b.n / 2; /* find the refused event: no backoff, try again at once */
+                log_debug("shipper", "batch of %d refused (%s); trying %d", b.n, err, limit);
+            } else if (delivered == -2) {
+                char e2[256];
+                if (spool_quarantine(s->spool, b.events[0].seq, err, util_now_ms(), e2, sizeof e2) == 0) {
+                    log_error("shipper", "event %s quarantined in the spool: the server refuses it: %s",
+                              b.events[0].id, err);
+                    quarantined = true;
+                    snprintf(qid, sizeof qid, "%s", b.events[0].id);
+                    limit = s->cfg.batch_max;
+                } else {
+                    snprintf(err, sizeof err, "%s", e2);
+                    delivered = -1;
+                }
+            }
         }
         int n = b.n;
         if (got == 0)
             spool_batch_free(&b);
+        /* The appender leaves checkpoints to us (spool_defer_checkpoints). */
+        char cerr[256];
+        if (spool_checkpoint(s->spool, cerr, sizeof cerr) < 0)
+            log_warn("shipper", "%s", cerr);
 
         pthread_mutex_lock(&s->lock);
         s->stats.pending = spool_pending(s->spool);
         int64_t wait_ms;
-        if (got == 0 && n > 0 && delivered == 0) {
+        if (quarantined || delivered == -2) {
+            if (quarantined) {
+                s->stats.quarantined = spool_quarantined(s->spool);
+                snprintf(s->stats.last_quarantined, sizeof s->stats.last_quarantined, "%.40s: %.200s", qid, err);
+            }
+            backoff = 0;
+            wait_ms = 0;
+        } else if (got == 0 && n > 0 && delivered == 0) {
             s->stats.shipped += n;
             s->stats.last_error[0] = '\0';
             backoff = 0;
@@ -209,6 +265,7 @@ struct shipper *shipper_start(const struct shipper_config *cfg, char *err, size_
     pthread_cond_init(&s->wake, NULL);
     pthread_cond_init(&s->drained, NULL);
     s->stats.pending = spool_pending(s->spool);
+    s->stats.quarantined = spool_quarantined(s->spool);
     if (pthread_create(&s->thread, NULL, shipper_main, s) != 0) {
         snprintf(err, errlen, "shipper: cannot start a thread: %s", strerror(errno));
         spool_close(s->spool);

@@ -9,7 +9,7 @@
 
 struct spool {
     sqlite3 *db;
-    sqlite3_stmt *insert, *fetch, *ack, *count;
+    sqlite3_stmt *insert, *fetch, *ack, *count, *quarantine, *unqueue, *quarantined;
     int uncommitted;
     int in_txn;
 };
@@ -35,12 +35,18 @@ struct spool *spool_open(const char *path, enum spool_durability durability, cha
         return NULL;
     }
     sqlite3_busy_timeout(s->db, 5000);
-    char pragmas[320];
+    char pragmas[640];
     snprintf(pragmas, sizeof pragmas,
-             "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; "
+             "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA mmap_size=67108864; "
+             /* Only the table's last page changes per event (no index, no
+              * sqlite_sequence), which keeps a commit to one or two pages
+              * of the log. A seq may be reused once the table is empty. */
              "CREATE TABLE IF NOT EXISTS spool_events ("
-             " seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,"
-             " session_id TEXT NOT NULL, body TEXT NOT NULL);",
+             " seq INTEGER PRIMARY KEY, id TEXT NOT NULL,"
+             " session_id TEXT NOT NULL, body TEXT NOT NULL);"
+             "CREATE TABLE IF NOT EXISTS spool_quarantine ("
+             " n INTEGER PRIMARY KEY, seq INTEGER NOT NULL, id TEXT NOT NULL, session_id TEXT NOT NULL,"
+             " body TEXT NOT NULL, reason TEXT NOT NULL, at_ms INTEGER NOT NULL);",
              durability == SPOOL_SURVIVE_POWER_LOSS ? "FULL" : "NORMAL");
     char *msg = NULL;
     if (sqlite3_exec(s->db, pragmas, NULL, NULL, &msg) != SQLITE_OK) {
@@ -49,12 +55,19 @@ struct spool *spool_open(const char *path, enum spool_durability durability, cha
         spool_close(s);
         return NULL;
     }
-    if (sqlite3_prepare_v2(s->db, "INSERT OR IGNORE INTO spool_events(id, session_id, body) VALUES (?,?,?)",
+    if (sqlite3_prepare_v2(s->db, "INSERT INTO spool_events(id, session_id, body) VALUES (?,?,?)",
                            -1, &s->insert, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(s->db, "SELECT seq, id, session_id, body FROM spool_events ORDER BY seq LIMIT ?",
                            -1, &s->fetch, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(s->db, "DELETE FROM spool_events WHERE seq <= ?", -1, &s->ack, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(s->db, "SELECT count(*) FROM spool_events", -1, &s->count, NULL) != SQLITE_OK) {
+        sqlite3_prepare_v2(s->db, "SELECT count(*) FROM spool_events", -1, &s->count, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(s->db,
+                           "INSERT INTO spool_quarantine(seq, id, session_id, body, reason, at_ms)"
+                           " SELECT seq, id, session_id, body, ?2, ?3 FROM spool_events WHERE seq = ?1",
+                           -1, &s->quarantine, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(s->db, "DELETE FROM spool_events WHERE seq = ?", -1, &s->unqueue, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(s->db, "SELECT count(*) FROM spool_quarantine", -1, &s->quarantined, NULL) !=
+            SQLITE_OK) {
         fail_db(s, "prepare", err, errlen);
         spool_close(s);
         return NULL;
@@ -72,6 +85,9 @@ void spool_close(struct spool *s)
     sqlite3_finalize(s->fetch);
     sqlite3_finalize(s->ack);
     sqlite3_finalize(s->count);
+    sqlite3_finalize(s->quarantine);
+    sqlite3_finalize(s->unqueue);
+    sqlite3_finalize(s->quarantined);
     sqlite3_close(s->db);
     free(s);
 }
@@ -104,8 +120,15 @@ int spool_commit(struct spool *s, char *err, size_t errlen)
 {
     if (!s->in_txn)
         return 0;
-    if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-        return fail_db(s, "commit", err, errlen);
+    if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        fail_db(s, "commit", err, errlen);
+        /* The group is lost: roll it back so the next one starts clean. */
+        if (!sqlite3_get_autocommit(s->db))
+            sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        s->in_txn = 0;
+        s->uncommitted = 0;
+        return -1;
+    }
     s->in_txn = 0;
     s->uncommitted = 0;
     return 0;
@@ -173,4 +196,58 @@ int64_t spool_pending(struct spool *s)
     int64_t n = sqlite3_step(s->count) == SQLITE_ROW ? sqlite3_column_int64(s->count, 0) : -1;
     sqlite3_reset(s->count);
     return n;
+}
+
+/* One step of a prepared statement; reset after. */
+static int step_once(sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc;
+}
+
+int spool_quarantine(struct spool *s, int64_t seq, const char *reason, int64_t now_ms, char *err,
+                     size_t errlen)
+{
+    if (s->in_txn) {
+        snprintf(err, errlen, "spool: quarantine inside an open group");
+        return -1;
+    }
+    if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        return fail_db(s, "begin", err, errlen);
+    sqlite3_bind_int64(s->quarantine, 1, seq);
+    sqlite3_bind_text(s->quarantine, 2, reason, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s->quarantine, 3, now_ms);
+    int rc = step_once(s->quarantine);
+    if (rc == SQLITE_DONE) {
+        sqlite3_bind_int64(s->unqueue, 1, seq);
+        rc = step_once(s->unqueue);
+    }
+    if (rc != SQLITE_DONE || sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        fail_db(s, "quarantine", err, errlen);
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        return -1;
+    }
+    return 0;
+}
+
+int64_t spool_quarantined(struct spool *s)
+{
+    int64_t n = sqlite3_step(s->quarantined) == SQLITE_ROW ? sqlite3_column_int64(s->quarantined, 0) : -1;
+    sqlite3_reset(s->quarantined);
+    return n;
+}
+
+int spool_defer_checkpoints(struct spool *s, char *err, size_t errlen)
+{
+    if (sqlite3_exec(s->db, "PRAGMA wal_autocheckpoint=0", NULL, NULL, NULL) != SQLITE_OK)
+        return fail_db(s, "wal_autocheckpoint", err, errlen);
+    return 0;
+}
+
+int spool_checkpoint(struct spool *s, char *err, size_t errlen)
+{
+    int rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    return rc == SQLITE_OK || rc == SQLITE_BUSY ? 0 : fail_db(s, "checkpoint", err, errlen);
 }

@@ -68,6 +68,10 @@ static void on_status(evutil_socket_t fd, short what, void *arg)
              (unsigned long long)st.sessions_active, (unsigned long long)st.sessions_total,
              (unsigned long long)st.statements, (unsigned long long)st.denials,
              (unsigned long long)st.reviews_pending, (long long)st.spool_pending);
+    if (st.quarantined > 0) {
+        size_t n = strlen(line);
+        snprintf(line + n, sizeof line - n, " | quarantined %lld (see the log)", (long long)st.quarantined);
+    }
     if (strcmp(line, c->last_status) != 0) {
         fprintf(stderr, c->tty ? "\r\033[K%s" : "%s\n", line);
         snprintf(c->last_status, sizeof c->last_status, "%s", line);
@@ -84,7 +88,8 @@ static pid_t run_child(const struct cli_args *a, struct connect *conn, char *err
         return -1;
     }
     if (pid == 0) {
-        setenv("PGHOST", connect_listen_host(conn), 1);
+        const char *dir = connect_socket_dir(conn);
+        setenv("PGHOST", dir ? dir : connect_listen_host(conn), 1);
         setenv("PGPORT", port, 1);
         setenv("PGDATABASE", connect_database(conn), 1);
         setenv("PGUSER", connect_db_user(conn), 1);
@@ -110,8 +115,9 @@ static int connect_run(const struct cli_args *a, struct cli_context *ctx)
     struct connect_options o = {.connection = a->pos[0], .listen_host = "127.0.0.1"};
     char host[64];
     const char *listen = cli_get(a, "listen"), *port = cli_get(a, "port");
-    if (cli_get(a, "socket-dir"))
-        return cli_usage_error(a->cmd, "--socket-dir: Unix sockets are not supported yet; use --port");
+    o.socket_dir = cli_get(a, "socket-dir");
+    if (o.socket_dir && connect_check_socket_dir(o.socket_dir, err, sizeof err) < 0)
+        return cli_usage_error(a->cmd, err);
     if (listen && port)
         return cli_usage_error(a->cmd, "give --listen or --port, not both");
     if (listen) {
@@ -181,6 +187,9 @@ static int connect_run(const struct cli_args *a, struct cli_context *ctx)
     printf("hoopctl: connection %s on %s:%d; run:\n  psql \"host=%s port=%d dbname=%s\"\n", a->pos[0],
            connect_listen_host(c.conn), connect_listen_port(c.conn), connect_listen_host(c.conn),
            connect_listen_port(c.conn), connect_database(c.conn));
+    if (connect_socket_dir(c.conn))
+        printf("  psql \"host=%s port=%d dbname=%s\"   (Unix socket)\n", connect_socket_dir(c.conn),
+               connect_listen_port(c.conn), connect_database(c.conn));
     fflush(stdout);
     int exit_code = CLI_EXIT_OK;
     if (a->nrest > 0 && (c.child = run_child(a, c.conn, err, sizeof err)) < 0) {
@@ -208,7 +217,8 @@ static int connect_run(const struct cli_args *a, struct cli_context *ctx)
 static const struct cli_option connect_options[] = {
     {"port", 'p', "N", "local port (default 5433, or the next free one)", CLI_COMPLETE_NONE, NULL},
     {"listen", 0, "127.0.0.1:N", "loopback address and port to listen on", CLI_COMPLETE_NONE, NULL},
-    {"socket-dir", 0, "DIR", "directory for a Unix socket (not supported yet)", CLI_COMPLETE_DIR, NULL},
+    {"socket-dir", 0, "DIR", "also listen on the Unix socket DIR/.s.PGSQL.<port> (DIR: 0700, yours)",
+     CLI_COMPLETE_DIR, NULL},
     {"quiet", 'q', NULL, "no status line", CLI_COMPLETE_NONE, NULL},
     {"server", 0, "URL", "the hoopctl server logged in to (default: the last login)", CLI_COMPLETE_NONE, NULL},
     {"review-wait", 0, "TIME", "how long a held statement waits for its review (default 10m)",
@@ -219,7 +229,7 @@ static const struct cli_option connect_options[] = {
 const struct cli_command cli_cmd_connect = {
     .name = "connect",
     .summary = "Open the local gateway to a connection: policy, masking, audit and reviews",
-    .usage = "<connection> [--port N] [--listen 127.0.0.1:N] [--quiet] [-- command args...]",
+    .usage = "<connection> [--port N] [--listen 127.0.0.1:N] [--socket-dir DIR] [--quiet] [-- command args...]",
     .description = "Fetches the connection, its policy and its secret from the server, listens on\n"
                    "loopback and prints what to run; with `-- command`, runs it with PGHOST, PGPORT,\n"
                    "PGDATABASE and PGUSER set and exits with its exit code.",

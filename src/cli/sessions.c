@@ -119,9 +119,25 @@ static int sessions_show(const struct cli_args *a, struct cli_context *ctx, stru
             json_t *d = json_object_get(e, "data");
             const char *text = json_string_value(json_object_get(d, "text"));
             const char *dec = json_string_value(json_object_get(d, "decision"));
-            printf("%6lld %s %-13s %s%s%s\n", (long long)json_integer_value(json_object_get(e, "seq")), t,
+            printf("%6lld %s %-13s %s%s%s", (long long)json_integer_value(json_object_get(e, "seq")), t,
                    json_string_value(json_object_get(e, "type")), dec ? dec : "", dec ? " " : "",
                    text ? text : "");
+            json_t *rv = json_object_get(d, "review");
+            if (json_is_object(rv))
+                printf("  [review %s %s by %s]", json_string_value(json_object_get(rv, "id")) ?: "?",
+                       json_string_value(json_object_get(rv, "status")) ?: "?",
+                       json_string_value(json_object_get(rv, "decided_by")) ?: "nobody");
+            /* how a statement finished (completion, or a result's own fields) */
+            const char *tag = json_string_value(json_object_get(d, "command_tag"));
+            json_t *us = json_object_get(d, "duration_us");
+            if (!dec && (tag || json_is_integer(us))) {
+                printf("of #%lld: %s%s%.3f ms", (long long)json_integer_value(json_object_get(d, "statement_seq")),
+                       tag ? tag : "", tag ? ", " : "", (double)json_integer_value(us) / 1000.0);
+                const char *ss = json_string_value(json_object_get(d, "sqlstate"));
+                if (ss)
+                    printf(", SQLSTATE %s", ss);
+            }
+            putchar('\n');
         }
     }
     json_decref(s);

@@ -13,10 +13,14 @@
 #include <ctype.h>
 #include <errno.h>
 #include <event2/event.h>
+#include <event2/listener.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #define MOD "connect"
@@ -50,11 +54,32 @@ struct cn_session *cn_session_find(struct connect *c, uint64_t gw_id)
     return NULL;
 }
 
-int cn_emit(struct connect *c, struct cn_session *s, const char *type, json_t *data, char *err,
-            size_t errlen)
+/* An event id: a UUID of version 7 (milliseconds first, then random), so
+ * that ids arrive in order and the spool's index on them grows at its end
+ * instead of touching a random page per event. */
+static int event_id(char out[37])
+{
+    uint8_t b[16];
+    if (util_random_bytes(b + 6, 10) < 0)
+        return -1;
+    uint64_t ms = (uint64_t)util_now_ms();
+    for (int i = 0; i < 6; i++)
+        b[i] = (uint8_t)(ms >> (40 - 8 * i));
+    b[6] = (uint8_t)(0x70 | (b[6] & 0x0f));
+    b[8] = (uint8_t)(0x80 | (b[8] & 0x3f));
+    char hex[33];
+    util_hex_encode(b, sizeof b, hex);
+    snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);
+    return 0;
+}
+
+/* Append one event to the open group of the spool; commit it at once when
+ * asked (else it becomes durable with the next group commit). Steals data. */
+static int emit(struct connect *c, struct cn_session *s, const char *type, json_t *data, bool commit,
+                char *err, size_t errlen)
 {
     char id[37];
-    if (!data || util_uuid_v4(id) < 0) {
+    if (!data || event_id(id) < 0) {
         json_decref(data);
         snprintf(err, errlen, "out of memory or randomness");
         return -1;
@@ -68,13 +93,9 @@ int cn_emit(struct connect *c, struct cn_session *s, const char *type, json_t *d
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    /* Statement and session events are committed before the statement goes
-     * on (in WAL mode with synchronous=NORMAL a commit is an append to the
-     * log). Result samples need no such promise: they ride along with the
-     * next commit, or the ship timer's. */
     int rc = spool_append(c->spool, id, s->id, js, strlen(js), err, errlen);
     free(js);
-    if (rc == 0 && strcmp(type, "result") != 0)
+    if (rc == 0 && commit)
         rc = spool_commit(c->spool, err, errlen);
     if (rc < 0)
         return -1;
@@ -86,6 +107,99 @@ int cn_emit(struct connect *c, struct cn_session *s, const char *type, json_t *d
     if (!evtimer_pending(c->kick_timer, NULL)) {
         struct timeval tv = {0, CONNECT_SHIP_DELAY_MS * 1000};
         evtimer_add(c->kick_timer, &tv);
+    }
+    return 0;
+}
+
+/* Session events and refusals are committed before going on; statements
+ * wait for the group commit (see on_statement); result samples and
+ * completions need no promise and ride along with the next commit. */
+int cn_emit(struct connect *c, struct cn_session *s, const char *type, json_t *data, char *err,
+            size_t errlen)
+{
+    return emit(c, s, type, data, strcmp(type, "result") != 0 && strcmp(type, "completion") != 0, err,
+                errlen);
+}
+
+void cn_inflight_add(struct cn_session *s, uint64_t statement_id, int64_t seq)
+{
+    if (s->ninflight == CN_INFLIGHT_MAX) { /* a deep pipeline: forget the oldest */
+        memmove(s->inflight, s->inflight + 1, (CN_INFLIGHT_MAX - 1) * sizeof *s->inflight);
+        s->ninflight--;
+    }
+    s->inflight[s->ninflight].id = statement_id;
+    s->inflight[s->ninflight].seq = seq;
+    s->ninflight++;
+}
+
+/* The seq of the statement event of a finished statement; the ones before it
+ * are done (upstream skipped them or they ended without an answer). -1 when
+ * unknown. */
+static int64_t inflight_finish(struct cn_session *s, uint64_t statement_id)
+{
+    for (size_t i = 0; i < s->ninflight; i++) {
+        if (s->inflight[i].id != statement_id)
+            continue;
+        int64_t seq = s->inflight[i].seq;
+        memmove(s->inflight, s->inflight + i, (s->ninflight - i) * sizeof *s->inflight);
+        s->ninflight -= i;
+        return seq;
+    }
+    return -1;
+}
+
+/* ---- group commit ------------------------------------------------------- */
+
+/* Runs once per turn of the loop in which statements were appended: one
+ * commit makes them all durable, then they go upstream (or, when the commit
+ * failed, they are refused: fail closed). */
+static void on_group_commit(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct connect *c = arg;
+    c->commit_scheduled = false;
+    char err[256];
+    int rc = spool_commit(c->spool, err, sizeof err);
+    uint64_t *ids = c->commit_holds;
+    size_t n = c->ncommit_holds;
+    c->commit_holds = NULL;
+    c->ncommit_holds = c->commit_holds_cap = 0;
+    c->stats.group_commits++;
+    c->stats.grouped_statements += n;
+    struct gateway_refusal ref = {0};
+    if (rc < 0) {
+        log_error(MOD, "audit spool: %s (%zu statements refused)", err, n);
+        c->stats.denials += n;
+        snprintf(ref.sqlstate, sizeof ref.sqlstate, "42501");
+        snprintf(ref.message, sizeof ref.message,
+                 "hoopctl: the audit spool cannot be written, statement refused (fail closed): %s", err);
+    }
+    /* Resolving runs the sessions on, which may append and hold anew: those
+     * go into a fresh list and the next round's commit. */
+    for (size_t i = 0; i < n; i++)
+        gateway_resolve(c->gw, ids[i], rc == 0 ? GATEWAY_ALLOW : GATEWAY_REFUSE, &ref);
+    free(ids);
+}
+
+/* Hold statement hold_id until the next group commit; -1 when out of memory. */
+static int commit_hold(struct connect *c, uint64_t hold_id)
+{
+    if (c->ncommit_holds == c->commit_holds_cap) {
+        size_t cap = c->commit_holds_cap ? 2 * c->commit_holds_cap : 16;
+        uint64_t *n = realloc(c->commit_holds, cap * sizeof *n);
+        if (!n)
+            return -1;
+        c->commit_holds = n;
+        c->commit_holds_cap = cap;
+    }
+    c->commit_holds[c->ncommit_holds++] = hold_id;
+    if (!c->commit_scheduled) {
+        /* A zero timeout: the loop polls once more, and the statements of
+         * every session that became ready meanwhile join this commit. */
+        struct timeval now = {0, 0};
+        event_add(c->commit_event, &now);
+        c->commit_scheduled = true;
     }
     return 0;
 }
@@ -117,19 +231,32 @@ static void record_clear(struct cn_session *s)
     s->rec_truncated = false;
 }
 
-/* The recorded result set becomes a "result" event of its statement. */
-static void record_flush(struct connect *c, struct cn_session *s)
+/* The recorded result set becomes a "result" event of its statement (seq;
+ * <= 0: the last statement), with the fields of its completion when known. */
+static void record_flush_as(struct connect *c, struct cn_session *s, int64_t seq, json_t *completion)
 {
-    if (!s->rec_columns)
+    if (!s->rec_columns) {
+        json_decref(completion);
         return;
-    json_t *d = json_pack("{s:I, s:O, s:O, s:b}", "statement_seq", (json_int_t)s->statement_seq, "columns",
+    }
+    if (seq <= 0)
+        seq = s->statement_seq;
+    json_t *d = json_pack("{s:I, s:O, s:O, s:b}", "statement_seq", (json_int_t)seq, "columns",
                           s->rec_columns, "rows", s->rec_rows, "truncated", s->rec_truncated);
     record_clear(s);
+    if (d && completion)
+        json_object_update(d, completion);
+    json_decref(completion);
     char err[256];
-    if (s->statement_seq > 0 && cn_emit(c, s, "result", d, err, sizeof err) < 0)
+    if (seq > 0 && cn_emit(c, s, "result", d, err, sizeof err) < 0)
         log_warn(MOD, "session %s: result sample not recorded: %s", s->id, err);
-    else if (s->statement_seq <= 0)
+    else if (seq <= 0)
         json_decref(d);
+}
+
+static void record_flush(struct connect *c, struct cn_session *s)
+{
+    record_flush_as(c, s, 0, NULL);
 }
 
 static void record_start(struct cn_session *s, const struct pgwire_column *cols, int ncols)
@@ -399,14 +526,59 @@ static enum gateway_verdict on_statement(void *user, const struct gateway_sessio
         cn_audit_refusal(c, s, data, ref->message);
         return GATEWAY_REFUSE;
     default:
-        if (cn_emit(c, s, "statement", data, err, sizeof err) < 0) {
+        /* Durable before it goes on: appended now, held (silently) until the
+         * group commit after the loop's next poll. */
+        if (emit(c, s, "statement", data, false, err, sizeof err) < 0 ||
+            (commit_hold(c, hold_id) < 0 && spool_commit(c->spool, err, sizeof err) < 0)) {
             c->stats.denials++;
             snprintf(ref->message, sizeof ref->message,
                      "hoopctl: the audit spool cannot be written, statement refused (fail closed): %s", err);
             return GATEWAY_REFUSE;
         }
-        return GATEWAY_ALLOW;
+        cn_inflight_add(s, hold_id, s->statement_seq);
+        if (c->ncommit_holds && c->commit_holds[c->ncommit_holds - 1] == hold_id) {
+            ref->hold_silent = true;
+            return GATEWAY_HOLD;
+        }
+        return GATEWAY_ALLOW; /* committed already (no memory to hold it) */
     }
+}
+
+/* A statement finished upstream: its command tag, row count and duration
+ * join its result sample, or become a "completion" event of their own. */
+static void on_statement_complete(void *user, const struct gateway_session_info *si,
+                                  const struct gateway_completion *done)
+{
+    struct connect *c = user;
+    struct cn_session *s = cn_session_find(c, si->id);
+    if (!s)
+        return;
+    int64_t seq = inflight_finish(s, done->statement_id);
+    if (seq <= 0)
+        return;
+    json_t *d = json_pack("{s:I, s:I}", "statement_seq", (json_int_t)seq, "duration_us",
+                          (json_int_t)(done->duration_us > 0 ? done->duration_us : 0));
+    if (!d)
+        return;
+    if (done->command_tag[0])
+        json_object_set_new(d, "command_tag", json_string(done->command_tag));
+    if (done->rows >= 0)
+        json_object_set_new(d, "row_count", json_integer(done->rows));
+    if (done->kind == GATEWAY_COMPLETE_ERROR) {
+        json_object_set_new(d, "sqlstate", json_string(strlen(done->sqlstate) == 5 ? done->sqlstate : "XX000"));
+        json_object_set_new(d, "error", json_string(done->message));
+    } else if (done->kind == GATEWAY_COMPLETE_EMPTY) {
+        json_object_set_new(d, "command_tag", json_string("EMPTY"));
+    } else if (done->kind == GATEWAY_COMPLETE_SUSPENDED) {
+        json_object_set_new(d, "command_tag", json_string("SUSPENDED"));
+    }
+    if (s->rec_columns) {
+        record_flush_as(c, s, seq, d);
+        return;
+    }
+    char err[256];
+    if (cn_emit(c, s, "completion", d, err, sizeof err) < 0)
+        log_warn(MOD, "session %s: completion not recorded: %s", s->id, err);
 }
 
 static void on_hold_abandoned(void *user, uint64_t hold_id)
@@ -796,6 +968,91 @@ static struct gateway *listen_gateway(struct connect *c, const struct connect_op
     return NULL;
 }
 
+/* ---- the Unix socket ---------------------------------------------------- */
+
+#define CONNECT_SOCKET_NAME_MAX 16 /* "/.s.PGSQL.65535" and its NUL */
+
+int connect_check_socket_dir(const char *dir, char *err, size_t errlen)
+{
+    struct sockaddr_un sun;
+    size_t n = strlen(dir);
+    if (dir[0] != '/') {
+        snprintf(err, errlen, "--socket-dir takes an absolute path (psql reads any other as a host name)");
+        return -1;
+    }
+    if (n + CONNECT_SOCKET_NAME_MAX > sizeof sun.sun_path || n >= sizeof((struct connect *)0)->socket_dir) {
+        snprintf(err, errlen, "--socket-dir %.60s...: too long for a socket path (at most %zu bytes)", dir,
+                 sizeof sun.sun_path - CONNECT_SOCKET_NAME_MAX);
+        return -1;
+    }
+    struct stat st;
+    if (lstat(dir, &st) < 0 && (errno != ENOENT || mkdir(dir, 0700) < 0 || lstat(dir, &st) < 0)) {
+        snprintf(err, errlen, "--socket-dir %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        snprintf(err, errlen, "--socket-dir %s is not a directory", dir);
+        return -1;
+    }
+    if (st.st_uid != geteuid()) {
+        snprintf(err, errlen, "--socket-dir %s is not owned by you", dir);
+        return -1;
+    }
+    if (st.st_mode & 077) {
+        snprintf(err, errlen,
+                 "--socket-dir %s is open to group or others (mode %03o): give a directory of mode 0700", dir,
+                 (unsigned)(st.st_mode & 0777));
+        return -1;
+    }
+    return 0;
+}
+
+static void on_unix_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *addr, int alen,
+                           void *arg)
+{
+    (void)l;
+    struct connect *c = arg;
+    gateway_accept(c->gw, fd, addr, alen);
+}
+
+/* Listen on DIR/.s.PGSQL.<port> (mode 0600), replacing a stale socket. */
+static int listen_unix(struct connect *c, const char *dir, char *err, size_t errlen)
+{
+    if (connect_check_socket_dir(dir, err, errlen) < 0)
+        return -1;
+    snprintf(c->socket_dir, sizeof c->socket_dir, "%s", dir);
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    snprintf(sun.sun_path, sizeof sun.sun_path, "%s/.s.PGSQL.%d", dir, c->listen_port);
+    struct stat st;
+    if (lstat(sun.sun_path, &st) == 0) {
+        int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        bool live = S_ISSOCK(st.st_mode) && probe >= 0 &&
+                    connect(probe, (struct sockaddr *)&sun, sizeof sun) == 0;
+        if (probe >= 0)
+            close(probe);
+        if (!S_ISSOCK(st.st_mode) || live) {
+            snprintf(err, errlen, "%s is %s", sun.sun_path, live ? "in use by a running server" : "not a socket");
+            return -1;
+        }
+        unlink(sun.sun_path); /* a stale socket of a gateway that died */
+    }
+    mode_t old = umask(0077);
+    c->unix_listener = evconnlistener_new_bind(c->base, on_unix_accept, c,
+                                               LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1,
+                                               (struct sockaddr *)&sun, sizeof sun);
+    umask(old);
+    if (!c->unix_listener) {
+        snprintf(err, errlen, "cannot listen on %s: %s", sun.sun_path, strerror(errno));
+        return -1;
+    }
+    snprintf(c->socket_path, sizeof c->socket_path, "%s", sun.sun_path);
+    if (chmod(c->socket_path, 0600) < 0) {
+        snprintf(err, errlen, "chmod %s: %s", c->socket_path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 struct connect *connect_start(struct event_base *base, const struct connect_options *o,
                               enum connect_error *why, char *err, size_t errlen)
 {
@@ -844,7 +1101,9 @@ struct connect *connect_start(struct event_base *base, const struct connect_opti
     if (spool_path(o, c, json_string_value(json_object_get(who, "issuer")) ?: "",
                    json_string_value(json_object_get(who, "subject")) ?: "", spath, sizeof spath, err, errlen) < 0)
         goto fail;
-    if (!(c->spool = spool_open(spath, SPOOL_SURVIVE_PROCESS_CRASH, e2, sizeof e2))) {
+    /* The loop thread only appends: the shipper's thread checkpoints. */
+    if (!(c->spool = spool_open(spath, SPOOL_SURVIVE_PROCESS_CRASH, e2, sizeof e2)) ||
+        spool_defer_checkpoints(c->spool, e2, sizeof e2) < 0) {
         snprintf(err, errlen, "audit spool %s: %s", spath, e2);
         goto fail;
     }
@@ -859,7 +1118,8 @@ struct connect *connect_start(struct event_base *base, const struct connect_opti
     }
     if (pipe2(c->wake_pipe, O_CLOEXEC | O_NONBLOCK) < 0 ||
         !(c->wake_event = event_new(base, c->wake_pipe[0], EV_READ | EV_PERSIST, on_wake, c)) ||
-        !(c->refresh_timer = evtimer_new(base, on_refresh, c)) || !(c->kick_timer = evtimer_new(base, on_kick, c))) {
+        !(c->refresh_timer = evtimer_new(base, on_refresh, c)) || !(c->kick_timer = evtimer_new(base, on_kick, c)) ||
+        !(c->commit_event = event_new(base, -1, 0, on_group_commit, c))) {
         snprintf(err, errlen, "cannot set up the event loop: %s", strerror(errno));
         goto fail;
     }
@@ -875,10 +1135,11 @@ struct connect *connect_start(struct event_base *base, const struct connect_opti
                                       .statement = on_statement,
                                       .hold_abandoned = on_hold_abandoned,
                                       .row_description = on_row_description,
-                                      .copy_out = on_copy_out};
+                                      .copy_out = on_copy_out,
+                                      .statement_complete = on_statement_complete};
     c->gw = listen_gateway(c, o, &gc, err, errlen);
     util_secure_zero(password, sizeof password);
-    if (!c->gw)
+    if (!c->gw || (o->socket_dir && listen_unix(c, o->socket_dir, err, errlen) < 0))
         goto fail;
     json_decref(who);
     *why = CONNECT_OK;
@@ -903,6 +1164,11 @@ int connect_listen_port(const struct connect *c)
 const char *connect_database(const struct connect *c)
 {
     return c->database;
+}
+
+const char *connect_socket_dir(const struct connect *c)
+{
+    return c->socket_dir[0] ? c->socket_dir : NULL;
 }
 
 const char *connect_db_user(const struct connect *c)
@@ -932,6 +1198,7 @@ void connect_get_stats(struct connect *c, struct connect_stats *out)
         struct shipper_stats ss;
         shipper_get_stats(c->shipper, &ss);
         out->spool_pending = ss.pending;
+        out->quarantined = ss.quarantined;
         snprintf(out->last_error, sizeof out->last_error, "%s", ss.last_error);
     }
 }
@@ -941,6 +1208,8 @@ void connect_shutdown(struct connect *c)
     pthread_mutex_lock(&c->lock);
     c->stopping = true;
     pthread_mutex_unlock(&c->lock);
+    if (c->unix_listener)
+        evconnlistener_disable(c->unix_listener);
     if (c->gw)
         gateway_shutdown(c->gw);
 }
@@ -950,6 +1219,13 @@ void connect_free(struct connect *c, int drain_timeout_ms)
     if (!c)
         return;
     cn_review_stop_all(c);
+    if (c->stats.group_commits)
+        log_info(MOD, "%llu statements went through %llu group commits of the spool",
+                 (unsigned long long)c->stats.grouped_statements, (unsigned long long)c->stats.group_commits);
+    if (c->unix_listener)
+        evconnlistener_free(c->unix_listener);
+    if (c->socket_path[0])
+        unlink(c->socket_path);
     if (c->gw) {
         gateway_shutdown(c->gw);
         gateway_free(c->gw);
@@ -977,6 +1253,9 @@ void connect_free(struct connect *c, int drain_timeout_ms)
         event_free(c->refresh_timer);
     if (c->kick_timer)
         event_free(c->kick_timer);
+    if (c->commit_event)
+        event_free(c->commit_event);
+    free(c->commit_holds);
     for (int i = 0; i < 2; i++)
         if (c->wake_pipe[i] >= 0)
             close(c->wake_pipe[i]);

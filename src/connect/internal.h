@@ -12,8 +12,11 @@
 #include <stdbool.h>
 
 struct event;
+struct evconnlistener;
 struct spool;
 struct shipper;
+
+#define CN_INFLIGHT_MAX 64
 
 /* One client session of the gateway, with its audit and policy state. */
 struct cn_session {
@@ -38,6 +41,10 @@ struct cn_session {
     int16_t *rec_formats;
     size_t rec_bytes;
     bool rec_truncated;
+    /* Statements forwarded and not yet finished, oldest first: the gateway's
+     * statement id and the seq of the statement's event. */
+    struct { uint64_t id; int64_t seq; } inflight[CN_INFLIGHT_MAX];
+    size_t ninflight;
     struct connect *c;
     struct cn_session *next;
 };
@@ -56,6 +63,7 @@ struct cn_hold {
     /* under c->lock */
     bool abandoned, finished, approved;
     char reason[400];
+    char status[32], decided_by[128], review_reason[256]; /* the review as decided */
     struct cn_hold *next;
 };
 
@@ -70,12 +78,20 @@ struct connect {
     char listen_host[64];
     char client_user[64];         /* "" or the only startup user served (connect_options) */
     int listen_port;
+    char socket_dir[128], socket_path[128]; /* "" without --socket-dir */
+    struct evconnlistener *unix_listener;
     char catalog_conninfo[2048];  /* holds the upstream password: wiped on free */
     char reviewers_hint[256];
     int review_wait_seconds;
     struct spool *spool;
     struct shipper *shipper;
     struct event *refresh_timer, *wake_event, *kick_timer;
+    /* Group commit: statements appended to the spool wait (held silently)
+     * for one commit after the loop's next poll. */
+    struct event *commit_event;
+    uint64_t *commit_holds;
+    size_t ncommit_holds, commit_holds_cap;
+    bool commit_scheduled;
     int wake_pipe[2];
     struct cn_session *sessions;
     struct cn_hold *holds;
@@ -92,6 +108,8 @@ void cn_token_copy(struct connect *c, char *out, size_t len);
 int cn_emit(struct connect *c, struct cn_session *s, const char *type, json_t *data, char *err,
             size_t errlen);
 struct cn_session *cn_session_find(struct connect *c, uint64_t gw_id);
+/* The statement (gateway id) whose event is seq went upstream. */
+void cn_inflight_add(struct cn_session *s, uint64_t statement_id, int64_t seq);
 /* Audit a refused statement (its event data gets error and SQLSTATE 42501;
  * steals data) and count the denial. 0, or -1 when the spool failed (logged). */
 int cn_audit_refusal(struct connect *c, struct cn_session *s, json_t *data, const char *error);

@@ -40,6 +40,16 @@ static bool hold_cancelled(struct cn_hold *h)
     return r;
 }
 
+/* Note the review's outcome for the audit event (under c->lock). */
+static void review_note(struct cn_hold *h, const char *status, const char *by, const char *why)
+{
+    pthread_mutex_lock(&h->c->lock);
+    snprintf(h->status, sizeof h->status, "%s", status ? status : "");
+    snprintf(h->decided_by, sizeof h->decided_by, "%s", by ? by : "");
+    snprintf(h->review_reason, sizeof h->review_reason, "%s", why ? why : "");
+    pthread_mutex_unlock(&h->c->lock);
+}
+
 /* Wait for the review to be decided; returns with h->approved / h->reason set. */
 static void review_wait(struct cn_hold *h, bool *approved, char *reason, size_t rlen)
 {
@@ -75,6 +85,7 @@ static void review_wait(struct cn_hold *h, bool *approved, char *reason, size_t 
             api_client_free(&api);
             continue;
         }
+        review_note(h, st, by, why);
         if (!strcmp(st, "approved")) {
             json_t *body = json_pack("{s:s}", "statement_hash", h->hash), *cr = NULL;
             snprintf(path, sizeof path, "/api/v1/reviews/%s/consume", h->review_id);
@@ -195,6 +206,16 @@ static void hold_resolve(struct connect *c, struct cn_hold *h)
     enum gateway_verdict v = h->approved ? GATEWAY_ALLOW : GATEWAY_REFUSE;
     json_t *data = h->event_data;
     h->event_data = NULL;
+    /* Who decided, and how (the server checks it against its own record). */
+    json_t *rv = json_pack("{s:s}", "id", h->review_id);
+    if (rv && h->status[0])
+        json_object_set_new(rv, "status", json_string(h->status));
+    if (rv && h->decided_by[0])
+        json_object_set_new(rv, "decided_by", json_string(h->decided_by));
+    if (rv && h->review_reason[0])
+        json_object_set_new(rv, "reason", json_string(h->review_reason));
+    if (rv)
+        json_object_set_new(data, "review", rv);
     char err[256];
     if (!h->approved) {
         snprintf(ref.message, sizeof ref.message, "hoopctl: %s", h->reason);
@@ -203,6 +224,8 @@ static void hold_resolve(struct connect *c, struct cn_hold *h)
         v = GATEWAY_REFUSE;
         snprintf(ref.message, sizeof ref.message,
                  "hoopctl: the audit spool cannot be written, statement refused (fail closed): %s", err);
+    } else {
+        cn_inflight_add(s, h->hold_id, s->statement_seq);
     }
     if (gateway_resolve(c->gw, h->hold_id, v, &ref) < 0)
         log_debug(MOD, "hold %llu was gone before review %s was decided", (unsigned long long)h->hold_id,

@@ -58,6 +58,22 @@ struct gw_tracking {
     uint64_t segment;         /* the segment the client is writing (bumped at Sync/Query) */
 };
 
+/* What was forwarded upstream and awaits its answer, oldest first, for the
+ * statement_complete hook: 'Q' (a Query or FunctionCall), 'E' (an Execute),
+ * 'S' (a Sync); refused ones were replaced by a marker and report nothing. */
+struct gw_inflight_item {
+    char type;
+    bool refused;
+    uint64_t statement_id;    /* the id the statement hook was given */
+    int64_t since_us;         /* forwarded (or the previous completion of its Query) */
+    enum gateway_statement_kind kind;
+};
+struct gw_inflight {
+    struct gw_inflight_item *items;  /* a ring */
+    size_t cap, head, len;
+    bool broken;              /* an item could not be queued: report nothing until empty */
+};
+
 enum gw_phase {
     GW_CLIENT_STARTUP = 0,
     GW_UPSTREAM_CONNECTING,
@@ -106,6 +122,8 @@ struct gw_session {
     bool copy_filter_active;
     bool upstream_said_fatal;         /* upstream sent a FATAL/PANIC ErrorResponse */
     struct gw_tracking tracking;
+    struct gw_inflight inflight;      /* for the statement_complete hook */
+    uint64_t decided_id;              /* the id of the last statement hook call */
 };
 
 /* session.c */

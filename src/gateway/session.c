@@ -107,6 +107,16 @@ void gw_session_accept(struct gateway *gw, evutil_socket_t fd, const struct sock
     bufferevent_enable(s->client, EV_READ | EV_WRITE);
 }
 
+void gateway_accept(struct gateway *gw, int fd, const struct sockaddr *addr, int addrlen)
+{
+    if (gw->shutting_down) {
+        evutil_closesocket(fd);
+        return;
+    }
+    evutil_make_socket_nonblocking(fd);
+    gw_session_accept(gw, fd, addr, addrlen);
+}
+
 /* The socket-level bufferevent under a TLS filter, or bev itself. */
 static struct bufferevent *socket_of(struct bufferevent *bev)
 {
@@ -178,6 +188,7 @@ void gw_session_free(struct gw_session *s)
     free(s->startup);
     pgwire_auth_free(&s->auth);
     gw_tracking_free(&s->tracking);
+    free(s->inflight.items);
     free(s->filter.mask);
     free(s);
 }
@@ -414,6 +425,109 @@ static void protocol_error(struct gw_session *s, const char *who, const char *wh
     gw_session_fail(s, "08P01", msg);
 }
 
+/* ---- statement completion (the statement_complete hook) ----------------- */
+
+#define GW_INFLIGHT_MAX 65536
+
+static void inflight_pop(struct gw_inflight *q)
+{
+    q->head = (q->head + 1) % q->cap;
+    if (--q->len == 0)
+        q->broken = false; /* everything answered: matching is exact again */
+}
+
+/* A message went upstream that upstream will answer: 'Q', 'E' or 'S'. */
+static void inflight_push(struct gw_session *s, char type, enum gateway_statement_kind kind, bool refused)
+{
+    struct gw_inflight *q = &s->inflight;
+    if (!s->gw->cfg.hooks.statement_complete)
+        return;
+    if (q->len == q->cap) {
+        size_t ncap = q->cap ? q->cap * 2 : 16;
+        struct gw_inflight_item *n = ncap <= GW_INFLIGHT_MAX ? malloc(ncap * sizeof *n) : NULL;
+        if (!n) {
+            q->broken = true; /* report nothing until the queue is empty again */
+            return;
+        }
+        for (size_t i = 0; i < q->len; i++)
+            n[i] = q->items[(q->head + i) % q->cap];
+        free(q->items);
+        q->items = n;
+        q->cap = ncap;
+        q->head = 0;
+    }
+    q->items[(q->head + q->len) % q->cap] =
+        (struct gw_inflight_item){type, refused, type == 'S' ? 0 : s->decided_id, util_monotonic_us(), kind};
+    q->len++;
+}
+
+/* The tag's trailing row count ("INSERT 0 5" -> 5), or -1. */
+static int64_t tag_rows(const char *tag)
+{
+    const char *sp = strrchr(tag, ' ');
+    if (!sp || !sp[1])
+        return -1;
+    int64_t n = 0;
+    for (const char *p = sp + 1; *p; p++) {
+        if (*p < '0' || *p > '9' || n > INT64_MAX / 10 - 10)
+            return -1;
+        n = n * 10 + (*p - '0');
+    }
+    return n;
+}
+
+/* Upstream answered ('C', 'I', 's', 'E' or 'Z'): report the completion of
+ * the oldest statement in flight, and retire what the answer ends. */
+static void inflight_answer(struct gw_session *s, char type, const uint8_t *body, size_t len)
+{
+    const struct gateway_hooks *h = &s->gw->cfg.hooks;
+    struct gw_inflight *q = &s->inflight;
+    if (!h->statement_complete || q->len == 0)
+        return;
+    if (type == 'Z') { /* ends a Query, or an extended segment up to its Sync */
+        while (q->len) {
+            char t = q->items[q->head].type;
+            inflight_pop(q);
+            if (t != 'E')
+                break;
+        }
+        return;
+    }
+    struct gw_inflight_item *it = &q->items[q->head];
+    if (it->type == 'S')
+        return; /* an error of a Parse or Bind: the ReadyForQuery retires the Sync */
+    int64_t now = util_monotonic_us();
+    if (!it->refused && !q->broken) {
+        char tag[128] = "", state[6] = "", msg[512] = "";
+        struct gateway_completion d = {.statement_kind = it->kind, .statement_id = it->statement_id,
+                                       .command_tag = tag, .rows = -1,
+                                       .sqlstate = state, .message = msg, .duration_us = now - it->since_us};
+        if (type == 'C') {
+            const uint8_t *nul = memchr(body, 0, len);
+            size_t n = nul ? (size_t)(nul - body) : 0;
+            if (n >= sizeof tag)
+                n = sizeof tag - 1;
+            memcpy(tag, body, n);
+            tag[n] = '\0';
+            d.rows = tag_rows(tag);
+        } else if (type == 'E') {
+            d.kind = GATEWAY_COMPLETE_ERROR;
+            pgwire_error_field(body, len, 'C', state, sizeof state);
+            pgwire_error_field(body, len, 'M', msg, sizeof msg);
+        } else {
+            d.kind = type == 'I' ? GATEWAY_COMPLETE_EMPTY : GATEWAY_COMPLETE_SUSPENDED;
+        }
+        h->statement_complete(h->user, &s->info, &d);
+    }
+    it->since_us = now; /* the next statement of a Query starts now */
+    if (it->type != 'E')
+        return; /* a Query's statements end at its ReadyForQuery */
+    inflight_pop(q);
+    if (type == 'E') /* upstream skips the rest of the segment up to its Sync */
+        while (q->len && q->items[q->head].type == 'E')
+            inflight_pop(q);
+}
+
 /* ---- relay: client to upstream ----------------------------------------- */
 
 static void send_hold_notice(struct gw_session *s, const struct gateway_refusal *r)
@@ -499,6 +613,7 @@ static int decide(struct gw_session *s, char type, const uint8_t *body, size_t l
         }
     }
     uint64_t hold_id = ++s->gw->next_hold_id;
+    s->decided_id = hold_id;
     enum gateway_verdict v = h->statement(h->user, &s->info, &st, hold_id, refusal);
     pgwire_bind_free(&bind);
     free(formats);
@@ -622,13 +737,15 @@ static void c2u_relay(struct gw_session *s)
             }
             if (verdict == GATEWAY_HOLD) {
                 s->held = true; /* keep reading (to see the client go away) up to the limit */
-                send_hold_notice(s, &refusal);
+                if (!refusal.hold_silent)
+                    send_hold_notice(s, &refusal);
                 return;
             }
         }
         if (verdict == GATEWAY_REFUSE) {
             evbuffer_drain(in, total);
             send_refusal_marker(s, type, &refusal);
+            inflight_push(s, type == 'E' ? 'E' : 'Q', GATEWAY_STATEMENT_SIMPLE, true);
             continue;
         }
         int rc = gw_tracking_client(&s->tracking, type, body, (size_t)blen);
@@ -646,6 +763,12 @@ static void c2u_relay(struct gw_session *s)
             protocol_error(s, "client", "malformed Execute");
             return;
         }
+        if (type == 'Q' || type == 'F' || type == 'E' || type == 'S')
+            inflight_push(s, type == 'F' ? 'Q' : type,
+                          type == 'Q'   ? GATEWAY_STATEMENT_SIMPLE
+                          : type == 'F' ? GATEWAY_STATEMENT_FUNCTION_CALL
+                                        : GATEWAY_STATEMENT_EXECUTE,
+                          false);
         evbuffer_remove_buffer(in, out, total);
     }
 }
@@ -814,6 +937,7 @@ static bool u2c_inspects(const struct gw_session *s, char type)
     const struct gateway_hooks *h = &s->gw->cfg.hooks;
     const bool tracking = h->statement || h->row_description;
     return type == 'K' || (type == 'T' && h->row_description) ||
+           (h->statement_complete && (type == 'C' || type == 'I' || type == 's')) ||
            (type == 'H' && h->copy_out) || (type == 'd' && s->copy_filter_active) ||
            (type == 'D' && s->filter_active) || type == 'E' || /* errors are rare: see FATAL */
            (tracking && type && strchr("123EZn", type));
@@ -953,9 +1077,16 @@ static void u2c_relay(struct gw_session *s)
             clear_filter(s);
             s->copy_filter_active = false;
             break;
+        case 'C':
+        case 'I':
+        case 's':
+            u2c_passes(s, type); /* the end of a result ends its filters */
+            break;
         default:
             break;
         }
+        if (h->statement_complete && type && strchr("CIsEZ", type))
+            inflight_answer(s, type, body, (size_t)blen);
         if (tracking && (type && strchr("123EZ", type))) {
             gw_tracking_upstream(&s->tracking, type);
             if (s->waiting_barrier) {

@@ -299,9 +299,43 @@ static const struct server_field stmt_fields[] = {
     {"text", "s!"}, {"params", "a"}, {"normalized", "s"}, {"fingerprint", "s"}, {"kind", "s"},
     {"relations", "a"}, {"decision", "s!"}, {"rule", "s"}, {"review_id", "I"},
     {"masked_counts", "o"}, {"duration_us", "i"}, {"rows", "i"}, {"error", "s"}, {"sqlstate", "s"},
-    {NULL, NULL}};
+    {"review", "o"}, {"command_tag", "s"}, {NULL, NULL}};
+/* A result sample; the completion fields (command_tag, row_count,
+ * duration_us, sqlstate, error) ride on it when the statement returned rows. */
 static const struct server_field result_fields[] = {
-    {"statement_seq", "i!"}, {"columns", "a!"}, {"rows", "a!"}, {"truncated", "b"}, {NULL, NULL}};
+    {"statement_seq", "i!"}, {"columns", "a!"}, {"rows", "a!"}, {"truncated", "b"},
+    {"command_tag", "s"}, {"row_count", "i"}, {"duration_us", "i"}, {"sqlstate", "s"}, {"error", "s"},
+    {NULL, NULL}};
+/* How a statement (or one statement of a multi-statement Query) finished. */
+static const struct server_field completion_fields[] = {
+    {"statement_seq", "i!"}, {"command_tag", "s"}, {"row_count", "i"}, {"duration_us", "i"},
+    {"sqlstate", "s"}, {"error", "s"}, {NULL, NULL}};
+
+/* A statement that names a review gets the review's truth from the store
+ * (who decided it, how, why): the gateway cannot vouch for a reviewer. */
+static void event_join_review(struct srv *srv, json_t *d)
+{
+    json_t *given = json_object_get(d, "review");
+    const char *id = json_string_value(json_object_get(d, "review_id"));
+    if (!id)
+        id = json_string_value(json_object_get(given, "id"));
+    json_t *r = NULL;
+    char err[200];
+    if (!id || store_review_get(srv->store, id, &r, err, sizeof err) != 0) {
+        json_object_del(d, "review");
+        return;
+    }
+    json_t *j = json_object();
+    static const char *const keys[] = {"id", "status", "decided_by", "reason", "requester"};
+    for (size_t i = 0; j && i < sizeof keys / sizeof *keys; i++) {
+        json_t *v = json_object_get(r, keys[i]);
+        if (json_is_string(v))
+            json_object_set(j, keys[i], v);
+    }
+    json_decref(r);
+    if (j)
+        json_object_set_new(d, "review", j);
+}
 
 /* Check one event; fills e (pointing into ev and into *texts). */
 static int event_prepare(struct srv_req *rq, json_t *ev, struct store_event *e, char **data,
@@ -329,8 +363,11 @@ static int event_prepare(struct srv_req *rq, json_t *ev, struct store_event *e, 
         spec = stmt_fields;
     else if (strcmp(e->type, "result") == 0)
         spec = result_fields;
+    else if (strcmp(e->type, "completion") == 0)
+        spec = completion_fields;
     else {
-        snprintf(err, errlen, "unknown event type; one of session_start, session_end, statement, result");
+        snprintf(err, errlen,
+                 "unknown event type; one of session_start, session_end, statement, result, completion");
         return -1;
     }
     char derr[200];
@@ -356,6 +393,8 @@ static int event_prepare(struct srv_req *rq, json_t *ev, struct store_event *e, 
         }
         e->denial = strcmp(dec, "deny") == 0;
         e->review = strcmp(dec, "review") == 0 || json_is_string(json_object_get(d, "review_id"));
+        if (e->review)
+            event_join_review(rq->srv, d);
     } else if (spec == result_fields) {
         json_t *rows = json_object_get(d, "rows");
         size_t nrows = json_array_size(rows);
@@ -367,6 +406,10 @@ static int event_prepare(struct srv_req *rq, json_t *ev, struct store_event *e, 
         e->sample_rows = (int64_t)json_array_size(rows);
         json_t *cap = json_pack("{s:O,s:O,s:[],s:b}", "statement_seq", json_object_get(d, "statement_seq"),
                                 "columns", json_object_get(d, "columns"), "rows", "truncated", 1);
+        static const char *const kept[] = {"command_tag", "row_count", "duration_us", "sqlstate", "error"};
+        for (size_t k = 0; cap && k < sizeof kept / sizeof *kept; k++)
+            if (json_object_get(d, kept[k]))
+                json_object_set(cap, kept[k], json_object_get(d, kept[k]));
         *capped = json_dumps(cap, JSON_COMPACT | JSON_SORT_KEYS);
         json_decref(cap);
         e->data_capped = *capped;

@@ -65,6 +65,11 @@ ext = [e["data"] for e in ev if e["type"] == "statement" and "'ext'" in e["data"
 assert len(ext) == 5, ext
 assert all(d["text"] == "insert into pgb_log values ('ext', $1);" for d in ext), ext
 assert sorted(int(d["params"][0]) for d in ext) == [int(v) for v in sys.argv[2].split(",")], (ext, sys.argv[2])
+# Each Execute's completion (tag, rows, duration) names its own statement event.
+seqs = {(e["session_id"], e["seq"]) for e in ev if e["type"] == "statement" and "'ext'" in e["data"]["text"]}
+done = [e["data"] for e in ev if e["type"] == "completion" and (e["session_id"], e["data"]["statement_seq"]) in seqs]
+assert len(done) == 5, done
+assert all(d["command_tag"] == "INSERT 0 1" and d["row_count"] == 1 and d["duration_us"] >= 0 for d in done), done
 PY
 
 log "kill -9 the server in the middle of a pgbench run"

@@ -29,9 +29,11 @@ connect_define "{\"reviewer_groups\": [\"dba\"], \"policy\": $policy}"
 for u in alice bob mallory; do login_as "$u"; done
 
 log "usage errors: clear messages, exit 2, nothing started"
-for args in "app --listen 10.0.0.1:5433|loopback addresses only" "app --port 70000|from 1 to 65535" \
-  "app --port 5433 --listen 127.0.0.1:5434|not both" "app --review-wait soon|--review-wait takes" \
-  "app --socket-dir $T|Unix sockets are not supported"; do
+mkdir -m 0777 "$T/open-dir"
+for args in "app --socket-dir sock|takes an absolute path" \
+  "app --socket-dir $T/open-dir|is open to group or others (mode 777): give a directory of mode 0700" \
+  "app --socket-dir /$(head -c 120 /dev/zero | tr '\0' d)|too long for a socket path" \ "app --listen 10.0.0.1:5433|loopback addresses only" "app --port 70000|from 1 to 65535" \
+  "app --port 5433 --listen 127.0.0.1:5434|not both" "app --review-wait soon|--review-wait takes"; do
   RC=0
   out=$(as alice "$H" connect ${args%%|*} 2>&1) || RC=$?
   assert_eq 2 "$RC" "exit status of connect ${args%%|*}"
@@ -59,6 +61,19 @@ port=$(sed -n 's/.*psql "host=127.0.0.1 port=\([0-9]*\) dbname=app".*/\1/p' <<<"
 [[ -n $port ]] || fail "no psql line in [$out]"
 assert_contains "$out" "env=127.0.0.1:$port:app:app_rw:unset"
 assert_not_contains "$out" "app-secret-Pw1" "the upstream secret was shown"
+
+log "--socket-dir: psql over the Unix socket DIR/.s.PGSQL.<port> (0600, in a 0700 directory made for it)"
+RC=0
+out=$(as alice "$H" connect app --quiet --socket-dir "$T/sock" -- sh -c \
+  'echo "env=$PGHOST:$PGPORT"; stat -c "mode=%a" "$PGHOST" "$PGHOST/.s.PGSQL.$PGPORT";
+   psql -X -At -h "$PGHOST" -c "select '"'"'via-socket'"'"', inet_client_addr() is not null"' 2>&1) || RC=$?
+assert_eq 0 "$RC" "psql over the socket: $out"
+sport=$(sed -n 's/^env=.*:\([0-9]*\)$/\1/p' <<<"$out")
+assert_contains "$out" "env=$T/sock:$sport"
+assert_contains "$out" "psql \"host=$T/sock port=$sport dbname=app\"   (Unix socket)"
+assert_eq "mode=700 mode=600" "$(grep '^mode=' <<<"$out" | tr '\n' ' ' | sed 's/ $//')" "modes of the directory and the socket"
+assert_contains "$out" "via-socket|t"
+[[ ! -e $T/sock/.s.PGSQL.$sport ]] || fail "the socket was left behind"
 
 log "alice connects and runs psql through the gateway"
 GPORT=$(free_port)
@@ -117,6 +132,8 @@ assert_contains "$(grep 'not during business hours' "$ALOG")" "ERROR:  hoopctl: 
 assert_eq 3 "$(psql -qAtX -d app -c 'select count(*) from accounts')" "the denied DELETE ran"
 say "select 'marker-4';"
 wait_for "the session after the denial" 30 grep -q 'marker-4' "$ALOG"
+say "select 'marker-5', 1/0;"
+wait_for "an upstream error" 30 grep -q 'division by zero' "$ALOG"
 say '\q'
 exec 3>&-
 wait_rc "$alice_PID"
@@ -145,6 +162,11 @@ for line in "allow select 'marker-1'" "deny drop table accounts" "allow select i
   "review update accounts set balance = 0" "review delete from accounts" "allow select 'marker-4'"; do
   assert_contains "$show" "$line"
 done
+log "the reviewer and how each statement finished are in the session"
+assert_contains "$(grep 'review update accounts set balance = 0' <<<"$show")" "[review $rid1 consumed by bob]"
+assert_contains "$(grep 'review delete from accounts' <<<"$show")" "[review $rid2 denied by bob]"
+assert_contains "$show" ": UPDATE 3, "
+assert_contains "$show" ": SELECT 2, "
 json=$(HOOPCTL_TOKEN=$ATOK "$H" -o json sessions show "$sid")
 python3 - "$json" "$rid1" "$rid2" <<'PY' || fail "the session's events are not as expected"
 import json, sys
@@ -153,7 +175,7 @@ ev = s["event_list"]
 types = [e["type"] for e in ev]
 assert types[0] == "session_start" and types[-1] == "session_end", types
 st = [e for e in ev if e["type"] == "statement"]
-assert len(st) == 9, [e["data"]["text"] for e in st]
+assert len(st) == 10, [e["data"]["text"] for e in st]
 assert all(e["user"] == "alice" for e in ev), {e["user"] for e in ev}
 assert all(e["time"] > 0 for e in ev)
 by = {e["data"]["text"].split()[0] + str(e["data"].get("review_id", "")): e["data"] for e in st}
@@ -161,6 +183,27 @@ assert by["update" + rid1]["decision"] == "review" and "error" not in by["update
 d = by["delete" + rid2]
 assert d["decision"] == "review" and d["sqlstate"] == "42501" and "not during business hours" in d["error"]
 assert by["drop"]["decision"] == "deny" and by["drop"]["rule"] == "deny-destructive-ddl"
+# The reviewer, as the server's own record of the review has it.
+rv = by["update" + rid1]["review"]
+assert rv["id"] == rid1 and rv["decided_by"] == "bob" and rv["status"] == "consumed", rv
+rv = d["review"]
+assert rv["id"] == rid2 and rv["decided_by"] == "bob" and rv["status"] == "denied", rv
+assert rv["reason"] == "not during business hours", rv
+# How each statement that ran finished: tag, rows, duration (a completion
+# event, or on its result sample); refused ones never ran.
+done = {e["data"]["statement_seq"]: e["data"] for e in ev if e["type"] in ("completion", "result")}
+seq_of = {e["data"]["text"]: e["seq"] for e in st}
+def fin(text): return done[seq_of[text]]
+assert fin("update accounts set balance = 0;")["command_tag"] == "UPDATE 3"
+assert fin("update accounts set balance = 0;")["row_count"] == 3
+f = fin("select id, name, email from users order by id;")
+assert f["command_tag"] == "SELECT 2" and f["row_count"] == 2 and f["duration_us"] >= 0, f
+assert fin("copy users to stdout;")["command_tag"] == "COPY 2"
+f = fin("select 'marker-5', 1/0;")
+assert f["sqlstate"] == "22012" and "division by zero" in f["error"] and "command_tag" not in f, f
+assert seq_of["drop table accounts;"] not in done, "a refused statement has a completion"
+assert seq_of["delete from accounts;"] not in done, "a denied statement has a completion"
+assert all(e["data"]["statement_seq"] in seq_of.values() for e in ev if e["type"] == "completion")
 # Result samples, recorded as the client saw them (masked), with their statement.
 res = {e["data"]["statement_seq"]: e for e in ev if e["type"] == "result"}
 seq = {e["data"]["text"]: e["seq"] for e in st}

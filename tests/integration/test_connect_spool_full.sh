@@ -2,8 +2,9 @@
 # The login is refreshed in the background while the gateway runs. Fail
 # closed: when the audit spool cannot be written (here: the gateway runs
 # under a file-size limit that the spool's log outgrows), statements are
-# refused with a clear message and never reach PostgreSQL; the gateway keeps
-# running and Ctrl-C (SIGINT) still stops it cleanly.
+# refused with a clear message and never reach PostgreSQL; the failed group
+# commit is rolled back, so a statement runs only with its event durable;
+# the gateway keeps running and Ctrl-C (SIGINT) still stops it cleanly.
 source "$(dirname "$0")/lib/harness.sh"
 source "$HOOPCTL_ROOT/tests/integration/lib/connect.sh"
 H=$HOOPCTL_BIN
@@ -41,12 +42,32 @@ done
 assert_contains "$out" "hoopctl: the audit spool cannot be written, statement refused (fail closed)"
 assert_eq $((refused - 1)) "$(psql -qAtX -d app -c 'select count(*) from big')" "rows in PostgreSQL"
 assert_eq 0 "$(psql -qAtX -d app -c "select count(*) from big where n = $refused")" "the refused insert ran"
+db=$(ls "$T"/state-alice/spool/*.db)
+assert_eq $((refused - 1)) "$(sqlite3 "$db" "select count(*) from spool_events where json_extract(body, '$.type') = 'statement'
+  and json_extract(body, '$.data.text') like 'insert into big values (%' and json_extract(body, '$.data.error') is null")" \
+  "durable events of the inserts that ran (the server is down: all in the spool)"
 
-log "still refusing, still running; a small statement is refused too (no audit, no statement)"
+log "still running, and never a statement without its event: a small insert either runs with its event"
+log "durable in the spool (the failed group was rolled back) or is refused and never runs"
 RC=0
-out=$(PGSSLMODE=disable psql -qAtX -h 127.0.0.1 -p "$GPORT" -U app_rw -d app -c 'select 1' 2>&1) || RC=$?
+out=$(PGSSLMODE=disable psql -qAtX -h 127.0.0.1 -p "$GPORT" -U app_rw -d app \
+  -c "insert into big values (4242, 'small')" 2>&1) || RC=$?
+if [[ $RC == 0 ]]; then
+  assert_eq 1 "$(sqlite3 "$db" "select count(*) from spool_events where body like '%4242, ''small''%'")" \
+    "the durable event of the small insert that ran"
+else
+  assert_contains "$out" "fail closed"
+  assert_eq 0 "$(psql -qAtX -d app -c 'select count(*) from big where n = 4242')" "the refused small insert ran"
+fi
+log "small insert: $([[ $RC == 0 ]] && echo ran, audited || echo refused)"
+assert_eq 0 "$(sqlite3 "$db" "select count(*) from spool_events where body like '%values ($refused,%'")" \
+  "an event of the refused statement in the spool"
+RC=0
+printf "insert into big values (999, '%s')" "$(head -c 600000 /dev/zero | tr '\0' z)" >"$T/huge.sql"
+out=$(PGSSLMODE=disable psql -qAtX -h 127.0.0.1 -p "$GPORT" -U app_rw -d app -v ON_ERROR_STOP=1 -f "$T/huge.sql" 2>&1) || RC=$?
 [[ $RC != 0 ]] || fail "a statement ran without its audit event"
 assert_contains "$out" "fail closed"
+assert_eq 0 "$(psql -qAtX -d app -c "select count(*) from big where n = 999")" "the refused insert ran"
 kill -0 "$gateway_PID" || fail "the gateway died"
 
 log "SIGINT stops it cleanly"

@@ -19,6 +19,7 @@
 
 #include "hoopctl/shipper.h"
 #include "hoopctl/spool.h"
+#include "spool_tmpdir.h"
 
 /* The fake-free receiving end: a real HTTP server that records what arrives. */
 struct receiver {
@@ -28,7 +29,7 @@ struct receiver {
     int port;
     pthread_mutex_t lock;
     int fail_next;           /* answer 503 to this many requests */
-    int requests, received, duplicates, out_of_order, bad_auth;
+    int requests, received, duplicates, out_of_order, bad_auth, refused;
     long last_n;
     char seen[4096];         /* received[n] flags for ids "e<n>" */
 };
@@ -61,6 +62,19 @@ static void on_events(struct evhttp_request *req, void *arg)
     json_t *events = json_object_get(root, "events");
     size_t i;
     json_t *e;
+    /* Like the server: a batch with one invalid event is refused whole (400). */
+    json_array_foreach(events, i, e) {
+        if (json_is_true(json_object_get(e, "poison"))) {
+            r->refused++;
+            pthread_mutex_unlock(&r->lock);
+            json_decref(root);
+            struct evbuffer *msg = evbuffer_new();
+            evbuffer_add_printf(msg, "{\"error\": \"event %zu: unknown field 'poison'\"}", i);
+            evhttp_send_reply(req, 400, "Bad Request", msg);
+            evbuffer_free(msg);
+            return;
+        }
+    }
     json_array_foreach(events, i, e) {
         long n = atol(json_string_value(json_object_get(e, "id")) + 1);
         if (n < 0 || n >= (long)sizeof r->seen)
@@ -115,6 +129,14 @@ static void receiver_stop(struct receiver *r)
     free(r);
 }
 
+/* A receiver and its base URL (with `tail` appended, e.g. "/"). */
+static struct receiver *receiver_at(char url[64], const char *tail)
+{
+    struct receiver *r = receiver_start();
+    snprintf(url, 64, "http://127.0.0.1:%d%s", r->port, tail);
+    return r;
+}
+
 static int give_token(void *arg, char *buf, size_t len)
 {
     (void)arg;
@@ -122,25 +144,7 @@ static int give_token(void *arg, char *buf, size_t len)
     return 0;
 }
 
-static char dir[64], spool_path[128], err[256];
-
-static int setup(void **state)
-{
-    (void)state;
-    strcpy(dir, "/tmp/hoopctl-ship.XXXXXX");
-    if (!mkdtemp(dir))
-        return -1;
-    snprintf(spool_path, sizeof spool_path, "%s/spool.db", dir);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    char cmd[160];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    return system(cmd) == 0 ? 0 : -1;
-}
+static char err[256];
 
 static void spool_events(int from, int to)
 {
@@ -186,9 +190,8 @@ static struct shipper *start(const char *const *urls, int n)
 static void delivers_in_order_exactly_once(void **state)
 {
     (void)state;
-    struct receiver *r = receiver_start();
     char url[64];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/", r->port);
+    struct receiver *r = receiver_at(url, "/");
     const char *urls[] = {url};
     spool_events(0, 1000);
     struct shipper *s = start(urls, 1);
@@ -209,10 +212,9 @@ static void delivers_in_order_exactly_once(void **state)
 static void retries_after_server_errors(void **state)
 {
     (void)state;
-    struct receiver *r = receiver_start();
-    r->fail_next = 3;
     char url[64];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d", r->port);
+    struct receiver *r = receiver_at(url, "");
+    r->fail_next = 3;
     const char *urls[] = {url};
     spool_events(0, 250);
     struct shipper *s = start(urls, 1);
@@ -261,6 +263,45 @@ static void fails_over_and_keeps_events_while_down(void **state)
     receiver_stop(r);
 }
 
+static void quarantines_an_event_the_server_refuses(void **state)
+{
+    (void)state;
+    char url[64];
+    struct receiver *r = receiver_at(url, "");
+    const char *urls[] = {url};
+    spool_events(0, 60);
+    struct spool *w = spool_open(spool_path, SPOOL_SURVIVE_PROCESS_CRASH, err, sizeof err);
+    assert_non_null(w);
+    const char *bad = "{\"id\":\"e60\",\"type\":\"statement\",\"poison\":true}";
+    assert_int_equal(spool_append(w, "e60", "s1", bad, strlen(bad), err, sizeof err), 0);
+    assert_int_equal(spool_commit(w, err, sizeof err), 0);
+    spool_close(w);
+    spool_events(61, 250);
+    struct shipper *s = start(urls, 1);
+    assert_int_equal(shipper_drain(s, 30000), 0);
+    struct shipper_stats st;
+    shipper_get_stats(s, &st);
+    assert_int_equal(st.shipped, 249);
+    assert_int_equal(st.quarantined, 1);
+    assert_int_equal(st.pending, 0);
+    assert_string_equal(st.last_error, "");
+    assert_non_null(strstr(st.last_quarantined, "e60: "));
+    assert_non_null(strstr(st.last_quarantined, "HTTP 400: event 0: unknown field 'poison'"));
+    shipper_stop(s);
+    assert_int_equal(r->received, 249);
+    assert_false(r->seen[60]);
+    assert_int_equal(r->duplicates, 0);
+    assert_int_equal(r->out_of_order, 0);
+    assert_true(r->refused >= 2); /* the batch, then halves of it, then the event alone */
+    receiver_stop(r);
+    /* The refused event is kept in the spool, outside the queue. */
+    struct spool *q = spool_open(spool_path, SPOOL_SURVIVE_PROCESS_CRASH, err, sizeof err);
+    assert_non_null(q);
+    assert_int_equal(spool_quarantined(q), 1);
+    assert_int_equal(spool_pending(q), 0);
+    spool_close(q);
+}
+
 static void refuses_incomplete_config(void **state)
 {
     (void)state;
@@ -276,6 +317,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(delivers_in_order_exactly_once, setup, teardown),
         cmocka_unit_test_setup_teardown(retries_after_server_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(fails_over_and_keeps_events_while_down, setup, teardown),
+        cmocka_unit_test_setup_teardown(quarantines_an_event_the_server_refuses, setup, teardown),
         cmocka_unit_test_setup_teardown(refuses_incomplete_config, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,4 +1,4 @@
-/* test_spool.c — the audit spool: group commit, idempotent ids, ordered reads,
+/* test_spool.c — the audit spool: group commit, ordered reads, quarantine,
  * acknowledgement, and survival of a process killed mid-run. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,27 +13,10 @@
 #include <unistd.h>
 
 #include "hoopctl/spool.h"
+#include "spool_tmpdir.h"
 
-static char dir[64], path[128];
 static char err[256];
-
-static int setup(void **state)
-{
-    (void)state;
-    strcpy(dir, "/tmp/hoopctl-spool.XXXXXX");
-    if (!mkdtemp(dir))
-        return -1;
-    snprintf(path, sizeof path, "%s/spool.db", dir);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    char cmd[160];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    return system(cmd) == 0 ? 0 : -1;
-}
+#define path spool_path
 
 static void append(struct spool *s, const char *id, const char *body)
 {
@@ -55,7 +38,6 @@ static void group_commit_order_and_ack(void **state)
     assert_int_equal(spool_commit(w, err, sizeof err), 0);
     assert_int_equal(spool_uncommitted(w), 0);
     assert_int_equal(spool_pending(r), 2);
-    append(w, "e2", "{\"dup\":true}"); /* duplicate id: ignored */
     append(w, "e3", "{\"n\":3}");
     assert_int_equal(spool_commit(w, err, sizeof err), 0);
     assert_int_equal(spool_commit(w, err, sizeof err), 0); /* nothing pending: fine */
@@ -113,6 +95,41 @@ static void committed_events_survive_kill(void **state)
     spool_close(s);
 }
 
+static void quarantine_keeps_an_event_out_of_the_queue(void **state)
+{
+    (void)state;
+    struct spool *s = spool_open(path, SPOOL_SURVIVE_PROCESS_CRASH, err, sizeof err);
+    assert_non_null(s);
+    append(s, "q1", "{\"n\":1}");
+    append(s, "q2", "{\"n\":2}");
+    append(s, "q3", "{\"n\":3}");
+    assert_int_equal(spool_commit(s, err, sizeof err), 0);
+    struct spool_batch b;
+    assert_int_equal(spool_fetch(s, 10, &b, err, sizeof err), 0);
+    assert_int_equal(b.n, 3);
+    int64_t seq2 = b.events[1].seq;
+    spool_batch_free(&b);
+    assert_int_equal(spool_quarantine(s, seq2, "HTTP 400: bad event", 1234, err, sizeof err), 0);
+    assert_int_equal(spool_pending(s), 2);
+    assert_int_equal(spool_quarantined(s), 1);
+    assert_int_equal(spool_fetch(s, 10, &b, err, sizeof err), 0);
+    assert_int_equal(b.n, 2);
+    assert_string_equal(b.events[0].id, "q1");
+    assert_string_equal(b.events[1].id, "q3");
+    spool_batch_free(&b);
+    /* Not inside an open group (it commits on its own). */
+    append(s, "q4", "{}");
+    assert_int_equal(spool_quarantine(s, seq2, "x", 1, err, sizeof err), -1);
+    assert_int_equal(spool_commit(s, err, sizeof err), 0);
+    spool_close(s);
+    /* It survives reopening. */
+    s = spool_open(path, SPOOL_SURVIVE_PROCESS_CRASH, err, sizeof err);
+    assert_non_null(s);
+    assert_int_equal(spool_quarantined(s), 1);
+    assert_int_equal(spool_pending(s), 3);
+    spool_close(s);
+}
+
 static void unwritable_spool_is_a_clear_error(void **state)
 {
     (void)state;
@@ -126,6 +143,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(group_commit_order_and_ack, setup, teardown),
         cmocka_unit_test_setup_teardown(committed_events_survive_kill, setup, teardown),
+        cmocka_unit_test_setup_teardown(quarantine_keeps_an_event_out_of_the_queue, setup, teardown),
         cmocka_unit_test(unwritable_spool_is_a_clear_error),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,59 @@
+#!/bin/bash
+# An audit event the server refuses for good does not block the others: with
+# a real server that refuses strings over 2000 bytes, one long statement's
+# event is refused (HTTP 400). The shipper finds it, keeps it in the spool's
+# quarantine, logs it and counts it in the status line; the statements before
+# and after it reach the server, and the queue drains.
+source "$(dirname "$0")/lib/harness.sh"
+source "$HOOPCTL_ROOT/tests/integration/lib/connect.sh"
+H=$HOOPCTL_BIN
+T=$HARNESS_TMP
+
+connect_pg
+connect_stack
+log "the server refuses strings over 2000 bytes"
+kill -TERM "$server_PID"; wait "$server_PID" || true
+python3 - "$T/server.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1])); c["limits"] = {"max_string_bytes": 2000}
+json.dump(c, open(sys.argv[1], "w"))
+PY
+start_server
+connect_define
+login_as alice
+
+GPORT=$(free_port)
+as alice bg_start gateway "$H" connect app --port "$GPORT"
+wait_for "the gateway" 30 grep -q "port=$GPORT" "$T/gateway.log"
+long=$(head -c 3000 /dev/zero | tr '\0' q)
+for sql in "select 'before-1'" "select 'poison-$long'" "select 'after-1'" "select 'after-2'"; do
+  out=$(PGSSLMODE=disable psql -qAtX -h 127.0.0.1 -p "$GPORT" -U app_rw -d app -c "$sql" 2>&1) ||
+    fail "psql: $out"
+done
+assert_contains "$out" "after-2"
+
+wait_for "the status line counting the quarantined event" 30 grep -q 'quarantined 1 (see the log)' "$T/gateway.log"
+wait_for "the queue drained" 30 grep -q 'unshipped 0 | quarantined 1' "$T/gateway.log"
+assert_contains "$(cat "$T/gateway.log")" "quarantined in the spool: the server refuses it"
+assert_contains "$(cat "$T/gateway.log")" "HTTP 400"
+
+log "the server has every statement but the refused one"
+curl -sf -H 'Authorization: Bearer tok-admin-1' "$URL/api/v1/audit/export?format=jsonl" >"$T/trail.jsonl"
+python3 - "$T/trail.jsonl" <<'PY' || fail "the server's trail is not as expected"
+import json, sys
+texts = [json.loads(l)["data"]["text"] for l in open(sys.argv[1]) if json.loads(l)["type"] == "statement"]
+for t in ("select 'before-1'", "select 'after-1'", "select 'after-2'"):
+    assert texts.count(t) == 1, (t, texts)
+assert not any("poison" in t for t in texts), "the refused event is on the server"
+PY
+
+log "SIGINT stops the gateway; the refused event stays in the spool's quarantine"
+kill -INT "$gateway_PID"
+wait_rc "$gateway_PID"
+assert_eq 0 "$RC" "exit status after SIGINT"
+db=$(ls "$T"/state-alice/spool/*.db)
+assert_eq 1 "$(sqlite3 "$db" 'select count(*) from spool_quarantine')" "events in the quarantine"
+assert_contains "$(sqlite3 "$db" 'select body from spool_quarantine')" "poison-qqq"
+assert_contains "$(sqlite3 "$db" 'select reason from spool_quarantine')" "HTTP 400"
+assert_eq 0 "$(sqlite3 "$db" 'select count(*) from spool_events')" "events still queued"
+log "ok"
