@@ -338,6 +338,7 @@ static void session_free(struct cn_session *s)
     if (s->catalog)
         policy_catalog_free(s->catalog);
     policy_session_free(s->policy_session);
+    policy_results_free(s->results);
     free(s);
 }
 
@@ -345,9 +346,11 @@ static void on_session_start(void *user, const struct gateway_session_info *si)
 {
     struct connect *c = user;
     struct cn_session *s = calloc(1, sizeof *s);
-    if (!s || util_uuid_v4(s->id) < 0 || !(s->policy_session = policy_session_new())) {
+    if (!s || util_uuid_v4(s->id) < 0 || !(s->policy_session = policy_session_new()) ||
+        !(s->results = policy_results_new())) {
         log_error(MOD, "out of memory for session %llu", (unsigned long long)si->id);
-        free(s);
+        if (s)
+            session_free(s);
         return;
     }
     s->gw_id = si->id;
@@ -484,7 +487,6 @@ static enum gateway_verdict on_statement(void *user, const struct gateway_sessio
     c->stats.statements++;
     s->statements++;
     session_forget_statement(s);
-    s->result_index = 0;
     struct policy_decision *d = &s->decision;
     memset(d, 0, sizeof *d);
     if (st->kind == GATEWAY_STATEMENT_FUNCTION_CALL) {
@@ -508,6 +510,16 @@ static enum gateway_verdict on_statement(void *user, const struct gateway_sessio
         c->stats.denials++;
         snprintf(ref->message, sizeof ref->message,
                  "hoopctl: the statement cannot be audited (is its text valid UTF-8?), so it is refused");
+        return GATEWAY_REFUSE;
+    }
+    /* Whatever may run (now or once approved) joins the statements whose
+     * results may still come; a denied one never runs. */
+    if (d->action != POLICY_DENY &&
+        (s->have_analysis ? policy_results_push(s->results, c->policy, &s->analysis, c->groups, d)
+                          : policy_results_push_unknown(s->results)) < 0) {
+        c->stats.denials++;
+        snprintf(ref->message, sizeof ref->message, "hoopctl: out of memory while checking the statement");
+        cn_audit_refusal(c, s, data, ref->message);
         return GATEWAY_REFUSE;
     }
     switch (d->action) {
@@ -596,6 +608,7 @@ static int mask_filter(void *user, const struct gateway_session_info *si, int co
     struct cn_session *s = user;
     if (!s->have_plan || (size_t)column >= s->plan.ncols)
         return -1; /* no plan for this result: close rather than show it unmasked */
+    s->rows_seen = true;
     if (length < 0) {
         *is_null = true;
         record_value(s, column, NULL, 0, true);
@@ -627,24 +640,30 @@ static int mask_filter(void *user, const struct gateway_session_info *si, int co
     return rc;
 }
 
-/* A new result set (rows or COPY) begins: record the last one, forget its
- * plan, and find the statement of the string that produced this one (the
- * i-th result of a multi-statement Query follows the i-th statement's rule). */
-static const struct policy_stmt *next_result(struct connect *c, struct cn_session *s,
-                                             struct policy_decision *d)
+/* A new result set (rows or COPY) begins: record the last one and forget
+ * its plan; when it carried rows, its statement is retired. */
+static void next_result(struct connect *c, struct cn_session *s)
 {
     record_flush(c, s);
     session_forget_plan(s);
-    *d = s->decision;
-    if (!s->have_analysis || s->analysis.nstmts == 0)
-        return NULL;
-    /* An Execute brings two RowDescriptions (the client's Describe and the
-     * gateway's own) for its one statement: past the last statement, the
-     * result still belongs to the last one. */
-    size_t i = s->result_index < s->analysis.nstmts ? s->result_index++ : s->analysis.nstmts - 1;
-    const struct policy_stmt *st = &s->analysis.stmts[i];
-    policy_decide_stmt(c->policy, st, c->groups, d);
-    return st;
+    if (s->rows_seen)
+        policy_results_done(s->results);
+    s->rows_seen = false;
+}
+
+/* The session's catalog connection, opened on first use; NULL when it
+ * cannot be (masking then covers every table column: fail closed). */
+static struct policy_catalog *session_catalog(struct connect *c, struct cn_session *s)
+{
+    char err[POLICY_ERR_MAX];
+    if (!s->catalog && !s->catalog_failed) {
+        s->catalog = policy_catalog_pg_new(c->catalog_conninfo, err);
+        if (!s->catalog) {
+            s->catalog_failed = true;
+            log_warn(MOD, "session %s: catalog look-ups unavailable: %s", s->id, err);
+        }
+    }
+    return s->catalog;
 }
 
 static bool on_row_description(void *user, const struct gateway_session_info *si,
@@ -654,16 +673,9 @@ static bool on_row_description(void *user, const struct gateway_session_info *si
     struct cn_session *s = cn_session_find(c, si->id);
     if (!s || ncols <= 0)
         return false;
-    struct policy_decision d;
-    const struct policy_stmt *st = next_result(c, s, &d);
+    next_result(c, s);
     char err[POLICY_ERR_MAX];
-    if (!s->catalog && !s->catalog_failed) {
-        s->catalog = policy_catalog_pg_new(c->catalog_conninfo, err);
-        if (!s->catalog) {
-            s->catalog_failed = true; /* masking then covers every table column (fail closed) */
-            log_warn(MOD, "session %s: catalog look-ups unavailable: %s", s->id, err);
-        }
-    }
+    struct policy_catalog *catalog = session_catalog(c, s);
     struct policy_column_desc *desc = calloc((size_t)ncols, sizeof *desc);
     uint8_t *mask = calloc((size_t)ncols, 1);
     if (!desc || !mask) {
@@ -674,8 +686,7 @@ static bool on_row_description(void *user, const struct gateway_session_info *si
     for (int i = 0; i < ncols; i++)
         desc[i] = (struct policy_column_desc){cols[i].name, cols[i].table_oid, cols[i].attnum,
                                               cols[i].type_oid, cols[i].format};
-    int rc = policy_mask_plan_build(c->policy, s->catalog, st, d.action, d.mask_style, desc, (size_t)ncols,
-                                    &s->plan, err);
+    int rc = policy_mask_plan_build_results(c->policy, catalog, s->results, desc, (size_t)ncols, &s->plan, err);
     free(desc);
     /* Every column goes through the filter: the masked ones are rewritten,
      * and the first rows are recorded for replay. A missing plan makes the
@@ -702,6 +713,7 @@ static int copy_filter(void *user, const struct gateway_session_info *si, const 
     struct cn_session *s = user;
     if (!s->have_copy_plan)
         return -1;
+    s->rows_seen = true;
     uint8_t *masked = NULL;
     size_t n = 0;
     char err[POLICY_ERR_MAX];
@@ -722,18 +734,15 @@ static bool on_copy_out(void *user, const struct gateway_session_info *si, int n
     struct cn_session *s = cn_session_find(c, si->id);
     if (!s)
         return false;
-    struct policy_decision d;
-    const struct policy_stmt *st = next_result(c, s, &d);
+    next_result(c, s);
     char err[POLICY_ERR_MAX];
-    if (policy_mask_plan_build_copy(c->policy, st, d.action, ncols > 0 ? (size_t)ncols : 0, &s->copy_plan,
-                                    err) < 0) {
+    if (policy_mask_plan_build_copy_results(c->policy, session_catalog(c, s), s->results,
+                                            ncols > 0 ? (size_t)ncols : 0, &s->copy_plan, err) < 0) {
         /* the filter then fails and the session closes (fail closed) */
         log_error(MOD, "session %s: COPY cannot be masked: %s", s->id, err);
         memset(&s->copy_plan, 0, sizeof s->copy_plan);
     } else {
-        s->have_copy_plan = true;
-        if (!s->copy_plan.any)
-            return false;
+        s->have_copy_plan = true; /* the filter runs even when nothing is masked: it tells that rows came */
     }
     f->filter = copy_filter;
     f->user = s;

@@ -30,7 +30,11 @@ struct cn_session {
     struct policy_analysis analysis;  /* the statement being run */
     bool have_analysis;
     struct policy_decision decision;
-    size_t result_index;          /* which of its statements the next result set is */
+    /* Forwarded statements whose results may still come (pipelines,
+     * multi-statement strings): a result is masked as any of them would
+     * mask it (policy_results in policy.h). */
+    struct policy_results *results;
+    bool rows_seen;               /* the current result set carried rows */
     struct policy_mask_plan plan;
     bool have_plan;
     struct policy_mask_plan copy_plan;   /* COPY TO STDOUT rows */

@@ -1,0 +1,75 @@
+#!/bin/bash
+# Masking on the `hoopctl connect` path, where a result cannot be paired with
+# "the statement last seen": pipelined psycopg statements, several statements
+# in one Query, COPY of a view, and a cursor DECLAREd in SQL. Real IdP,
+# server and PostgreSQL; the seeded PII never reaches the client.
+source "$(dirname "$0")/lib/harness.sh"
+source "$HOOPCTL_ROOT/tests/integration/lib/connect.sh"
+H=$HOOPCTL_BIN
+T=$HARNESS_TMP
+CLIENTS=$HOOPCTL_ROOT/tests/integration/policy_mask_clients.py
+
+connect_pg
+app_psql <<'SQL'
+create table users (id int primary key, email text, phone text, card text, ssn text, name text);
+insert into users values
+  (1, 'alice.pii@example.com', '+14155552671', '4111111111111111', '123-45-6789', 'Alice'),
+  (2, 'carol.pii@example.net', '+442071838750', '5500005555555559', '078-05-1120', 'Carol');
+create view v_users as select id, email as contact, name from users;
+create table contacts (id int, email text);
+insert into contacts values (1, 'support@lookalike.test');
+SQL
+connect_stack
+policy=$("$H" policy default | python3 -c 'import json,sys; p=json.load(sys.stdin)
+p["masking"]={"columns":[{"column":"public.users.email","style":"full"},{"column":"public.users.phone","style":"full"},
+  {"column":"public.users.card","style":"full"},{"column":"public.users.ssn","style":"full"}]}; print(json.dumps(p))')
+connect_define "{\"policy\": $policy}"
+login_as alice
+
+PII=(alice.pii carol.pii iip.ecila iip.lorac 4155552671 1762555514 2071838750 4111111111111111
+     5500005555555559 123-45-6789 078-05-1120 9876-54-321)
+assert_no_pii() {
+  local p
+  for p in "${PII[@]}"; do
+    grep -qiF -- "$p" <<<"$1" && fail "$2 leaks $p: $1"
+  done
+  return 0
+}
+
+log "psql: several statements in one Query, COPY of a view, a cursor declared in SQL"
+cat >"$T/cases.sql" <<'SQL'
+select id, email from contacts \; select email, upper(phone) from users order by id \; select 'after', name from users order by id;
+copy (select * from v_users order by id) to stdout;
+begin;
+declare c cursor for select contact, name from v_users order by id;
+fetch 2 from c;
+commit;
+select 'plain', name from users order by id;
+SQL
+RC=0
+out=$(as alice "$H" connect app --quiet --port "$(free_port)" -- psql -X -At -v ON_ERROR_STOP=1 -f "$T/cases.sql" 2>&1) || RC=$?
+assert_eq 0 "$RC" "psql through connect: $out"
+assert_no_pii "$out" "psql through connect"
+assert_contains "$out" "1|support@lookalike.test" "a table column that is not masked, before a masked one in the same Query"
+assert_contains "$out" "after|Alice" "a later statement of the Query that reads no masked column"
+assert_contains "$out" "plain|Carol"
+assert_contains "$out" "$(printf '\\N\t\\N\t\\N')" "COPY of a view reading a masked column is masked whole (hoopctl-policy(5))"
+
+log "psycopg 3: binary results, prepared statements, named cursors, pipeline mode"
+RC=0
+out=$(as alice "$H" connect app --quiet --port "$(free_port)" -- sh -c '/usr/bin/python3 "$0" "$PGPORT" psycopg "select id, email, phone, card, ssn, name from users order by id"' \
+  "$CLIENTS" 2>&1) || RC=$?
+assert_eq 0 "$RC" "psycopg through connect: $out"
+assert_no_pii "$out" "psycopg through connect"
+assert_contains "$out" "psycopg|pipeline-0|'****'|'****'" "pipelined results are masked by the statement that may own them"
+assert_contains "$out" "psycopg|pipeline-1|'****'"
+assert_contains "$out" "psycopg|pipeline-3|'ALICE'" "a later pipelined statement that reads no masked column is readable"
+assert_contains "$out" "psycopg|named-cursor|'****'|'****'"
+
+log "asyncpg: binary protocol, prepared statements, a cursor"
+RC=0
+out=$(as alice "$H" connect app --quiet --port "$(free_port)" -- sh -c '/usr/bin/python3 "$0" "$PGPORT" asyncpg "select upper(email), row_to_json(u) from users u" "select contact from v_users order by id"' \
+  "$CLIENTS" 2>&1) || RC=$?
+assert_eq 0 "$RC" "asyncpg through connect: $out"
+assert_no_pii "$out" "asyncpg through connect"
+assert_contains "$out" "asyncpg|cursor|"
