@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <jansson.h>
+#include <openssl/evp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,21 +20,69 @@ struct gateway_cli {
     struct gateway *gw;
 };
 
+/* Standard base64 of len bytes, NUL-terminated (malloc'd; NULL when out of memory). */
+static char *audit_base64(const uint8_t *data, size_t len)
+{
+    if (len > (size_t)INT32_MAX / 2)
+        return NULL;
+    char *out = malloc(4 * ((len + 2) / 3) + 1);
+    if (out)
+        EVP_EncodeBlock((unsigned char *)out, data, (int)len);
+    return out;
+}
+
+/* Text from the client as JSON, losslessly: a string when it is valid UTF-8
+ * (PostgreSQL's client_encoding may be LATIN1 and others), else an object
+ * {"b64": base64 of the bytes}. NULL only when memory runs out. */
+static json_t *audit_text(const void *data, size_t len)
+{
+    json_t *v = json_stringn(data, len); /* NULL for invalid UTF-8 */
+    if (v)
+        return v;
+    char *b64 = audit_base64(data, len);
+    v = b64 ? json_pack("{s:s}", "b64", b64) : NULL;
+    free(b64);
+    return v;
+}
+
+/* Set key to a string when s is valid UTF-8; otherwise key is null and
+ * key_b64 holds the bytes in base64 (so nothing the client sent is lost). */
+static void audit_set_text(json_t *o, const char *key, const char *s)
+{
+    json_t *v = json_string(s);
+    if (v) {
+        json_object_set_new(o, key, v);
+        return;
+    }
+    char name[64], *b64 = audit_base64((const uint8_t *)s, strlen(s));
+    snprintf(name, sizeof name, "%s_b64", key);
+    json_object_set_new(o, key, json_null());
+    if (b64)
+        json_object_set_new(o, name, json_string(b64));
+    free(b64);
+}
+
 static void audit_line(struct gateway_cli *c, const char *event,
                        const struct gateway_session_info *si, json_t *extra)
 {
     char ts[40];
     util_iso8601_ms(util_now_ms(), ts, sizeof ts);
-    json_t *o = json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:s}", "time", ts, "event", event,
-                          "session", (json_int_t)si->id, "user", si->client_user, "database",
-                          si->client_database, "application_name", si->application_name,
-                          "client", si->client_addr);
+    json_t *o = json_pack("{s:s, s:s, s:I}", "time", ts, "event", event, "session", (json_int_t)si->id);
+    if (o) {
+        audit_set_text(o, "user", si->client_user);
+        audit_set_text(o, "database", si->client_database);
+        audit_set_text(o, "application_name", si->application_name);
+        audit_set_text(o, "client", si->client_addr);
+    }
     if (o && extra)
         json_object_update(o, extra);
     char *line = o ? json_dumps(o, JSON_COMPACT) : NULL;
     if (line) {
         fprintf(c->audit, "%s\n", line);
         fflush(c->audit);
+    } else {
+        log_error("gateway", "session %llu: cannot write an audit line (out of memory)",
+                  (unsigned long long)si->id);
     }
     free(line);
     json_decref(o);
@@ -58,7 +107,7 @@ static enum gateway_verdict audit_statement(void *user, const struct gateway_ses
     (void)refusal;
     static const char *const kinds[] = {"query", "execute", "function_call"};
     json_t *params = json_array();
-    for (int i = 0; i < st->nparams; i++) {
+    for (int i = 0; params && i < st->nparams; i++) {
         if (!st->param_values[i])
             json_array_append_new(params, json_null());
         else if (st->param_formats && st->param_formats[i] == 1) {
@@ -70,14 +119,18 @@ static enum gateway_verdict audit_statement(void *user, const struct gateway_ses
             }
             free(hex);
         } else {
-            json_array_append_new(params, json_stringn_nocheck((const char *)st->param_values[i],
-                                                               (size_t)st->param_lengths[i]));
+            json_array_append_new(params, audit_text(st->param_values[i], (size_t)st->param_lengths[i]));
         }
     }
-    json_t *extra = json_pack("{s:s, s:o?, s:o}", "kind", kinds[st->kind], "sql",
-                              st->sql ? json_string(st->sql) : json_null(), "params", params);
-    if (extra && st->portal_name)
-        json_object_set_new(extra, "portal", json_string(st->portal_name));
+    json_t *extra = json_pack("{s:s, s:o?}", "kind", kinds[st->kind], "params", params);
+    if (extra) {
+        if (st->sql)
+            audit_set_text(extra, "sql", st->sql);
+        else
+            json_object_set_new(extra, "sql", json_null());
+        if (st->portal_name)
+            audit_set_text(extra, "portal", st->portal_name);
+    }
     audit_line(user, "statement", si, extra);
     return GATEWAY_ALLOW;
 }
