@@ -134,10 +134,11 @@ _hoopctl() {
                 --tls-cert) COMPREPLY=($(compgen -f -- "$cur")); return ;;
                 --tls-key) COMPREPLY=($(compgen -f -- "$cur")); return ;;
                 --max-message-size) COMPREPLY=(); return ;;
+                --client-password-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
                 --audit-log) COMPREPLY=($(compgen -f -- "$cur")); return ;;
             esac
             if [[ $cur == -* ]]; then
-                COMPREPLY=($(compgen -W '--help --listen --upstream --upstream-password-file --tls-cert --tls-key --max-message-size --audit-log' -- "$cur"))
+                COMPREPLY=($(compgen -W '--help --listen --upstream --upstream-password-file --tls-cert --tls-key --max-message-size --client-password-file --audit-log' -- "$cur"))
             else
                 COMPREPLY=()
             fi

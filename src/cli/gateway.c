@@ -2,6 +2,7 @@
  * (offline mode) in front of one upstream PostgreSQL, optionally writing a
  * minimal JSON-lines audit of every client statement. */
 #include "hoopctl/cli.h"
+#include "hoopctl/config.h"
 #include "hoopctl/gateway.h"
 #include "hoopctl/log.h"
 
@@ -207,6 +208,18 @@ static int gateway_run(const struct cli_args *args, struct cli_context *ctx)
     }
     cfg.upstream_password = password;
 
+    /* A password for this run only: made here, handed out once, never logged. */
+    char client_password[GATEWAY_PASSWORD_LEN + 2];
+    const char *client_pwfile = cli_get(args, "client-password-file");
+    if (client_pwfile) {
+        if (gateway_password_generate(client_password) < 0) {
+            fprintf(stderr, "hoopctl gateway: cannot generate a password (no randomness)\n");
+            free(password);
+            return CLI_EXIT_FAILURE;
+        }
+        cfg.client_password = client_password;
+    }
+
     struct gateway_cli c = {0};
     const char *audit = cli_get(args, "audit-log");
     if (audit) {
@@ -233,6 +246,25 @@ static int gateway_run(const struct cli_args *args, struct cli_context *ctx)
         rc = CLI_EXIT_FAILURE;
         goto out;
     }
+    if (client_pwfile) {
+        int wrc = 0;
+        if (strcmp(client_pwfile, "-") == 0) {
+            printf("%s\n", client_password);
+            wrc = fflush(stdout) == 0 ? 0 : -1;
+        } else {
+            size_t n = strlen(client_password);
+            client_password[n] = '\n';
+            wrc = config_write_atomic(client_pwfile, client_password, n + 1, 0600);
+        }
+        util_secure_zero(client_password, sizeof client_password);
+        if (wrc < 0) {
+            fprintf(stderr, "hoopctl gateway: cannot write the client password to %s\n", client_pwfile);
+            rc = CLI_EXIT_FAILURE;
+            goto out;
+        }
+        fprintf(stderr, "hoopctl gateway: clients must log in with the password made for this run (%s)\n",
+                strcmp(client_pwfile, "-") == 0 ? "printed on standard output" : client_pwfile);
+    }
     struct event *sigint = evsignal_new(c.base, SIGINT, on_signal, &c);
     struct event *sigterm = evsignal_new(c.base, SIGTERM, on_signal, &c);
     event_add(sigint, NULL);
@@ -242,6 +274,7 @@ static int gateway_run(const struct cli_args *args, struct cli_context *ctx)
     event_free(sigint);
     event_free(sigterm);
 out:
+    util_secure_zero(client_password, sizeof client_password);
     gateway_free(c.gw);
     if (c.base)
         event_base_free(c.base);
@@ -260,6 +293,9 @@ static const struct cli_option gateway_options[] = {
     {"tls-key", 0, "FILE", "private key for TLS to clients", CLI_COMPLETE_FILE, NULL},
     {"max-message-size", 0, "BYTES", "largest protocol message accepted (default 1 GiB)",
      CLI_COMPLETE_NONE, NULL},
+    {"client-password-file", 0, "FILE",
+     "make a password for this run, write it to FILE ('-': stdout) and require it from clients",
+     CLI_COMPLETE_FILE, NULL},
     {"audit-log", 0, "FILE", "append one JSON line per session event and statement", CLI_COMPLETE_FILE, NULL},
     {0},
 };
@@ -269,7 +305,8 @@ const struct cli_command cli_cmd_gateway = {
     .summary = "Run the PostgreSQL wire-protocol gateway on its own (offline mode)",
     .usage = "--listen HOST:PORT --upstream CONNINFO [options]",
     .description = "Relays PostgreSQL clients on a loopback port to one upstream server. The upstream\n"
-                   "password comes from --upstream-password-file or HOOPCTL_UPSTREAM_PASSWORD.",
+                   "password comes from --upstream-password-file or HOOPCTL_UPSTREAM_PASSWORD.\n"
+                   "Clients are trusted unless --client-password-file makes a password for the run.",
     .options = gateway_options,
     .min_args = 0,
     .max_args = 0,

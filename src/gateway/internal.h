@@ -24,6 +24,8 @@ struct gateway {
     size_t nsessions;
     uint64_t next_session_id, next_hold_id;
     char refusal_marker[40];      /* "hoopctl_refused_<random hex>" */
+    bool client_auth;             /* clients must prove client_verifier's password */
+    struct pgwire_scram_secret client_verifier;
     bool shutting_down;
 };
 
@@ -60,6 +62,7 @@ struct gw_tracking {
 
 enum gw_phase {
     GW_CLIENT_STARTUP = 0,
+    GW_CLIENT_AUTH,                   /* SCRAM with the client (client_password) */
     GW_UPSTREAM_CONNECTING,
     GW_UPSTREAM_SSL_ANSWER,
     GW_UPSTREAM_TLS,
@@ -84,6 +87,7 @@ struct gw_session {
     bool started;                     /* session_start hook ran */
     uint32_t backend_pid, backend_secret, client_secret;
     struct pgwire_auth auth;
+    struct pgwire_scram_server client_scram;
     /* relay state */
     size_t c2u_remaining, u2c_remaining;
     bool c2u_discard;                 /* the streamed client message is being dropped */

@@ -44,9 +44,9 @@ static void session_timer(evutil_socket_t fd, short what, void *arg)
     }
     if (s->phase < GW_RELAY) {
         char msg[256];
-        snprintf(msg, sizeof msg, s->phase == GW_CLIENT_STARTUP
-                                      ? "timed out waiting for the client's startup packet"
-                                      : "timed out connecting to upstream PostgreSQL at %s:%s",
+        snprintf(msg, sizeof msg, s->phase == GW_CLIENT_STARTUP ? "timed out waiting for the client's startup packet"
+                                  : s->phase == GW_CLIENT_AUTH  ? "timed out waiting for the client's password"
+                                                                : "timed out connecting to upstream PostgreSQL at %s:%s",
                  s->gw->cfg.upstream.host, s->gw->cfg.upstream.port);
         gw_session_fail(s, "08006", msg);
     }
@@ -177,6 +177,7 @@ void gw_session_free(struct gw_session *s)
     evbuffer_free(s->client_inject);
     free(s->startup);
     pgwire_auth_free(&s->auth);
+    pgwire_scram_server_free(&s->client_scram);
     gw_tracking_free(&s->tracking);
     free(s->filter.mask);
     free(s);
@@ -271,6 +272,64 @@ static struct gw_session *find_cancel_target(struct gateway *gw, uint32_t pid, u
     return NULL;
 }
 
+/* The client is who it says (or trusted): connect upstream. */
+static void start_upstream(struct gw_session *s)
+{
+    char err[256];
+    if (gw_upstream_start(s, err, sizeof err) < 0) {
+        gw_session_fail(s, "08006", err);
+        return;
+    }
+    struct timeval tv = {s->gw->cfg.upstream.connect_timeout, 0};
+    evtimer_del(s->timer);
+    evtimer_add(s->timer, &tv);
+}
+
+#define GW_CLIENT_AUTH_MAX_MESSAGE 4096
+
+/* SCRAM-SHA-256 with the client against the run's password (client_password). */
+static void client_auth_read(struct gw_session *s)
+{
+    struct evbuffer *in = bufferevent_get_input(s->client);
+    while (s->phase == GW_CLIENT_AUTH) {
+        uint8_t hdr[PGWIRE_HEADER_LEN];
+        char err[256];
+        if (evbuffer_copyout(in, hdr, sizeof hdr) < (ev_ssize_t)sizeof hdr)
+            return;
+        long blen = pgwire_check_header(hdr, GW_CLIENT_AUTH_MAX_MESSAGE, err, sizeof err);
+        if (blen < 0) {
+            gw_session_fail(s, "08P01", "invalid password packet from the client");
+            return;
+        }
+        if (evbuffer_get_length(in) < (size_t)blen + PGWIRE_HEADER_LEN)
+            return;
+        const uint8_t *msg = evbuffer_pullup(in, blen + PGWIRE_HEADER_LEN);
+        struct buf reply = {0};
+        enum pgwire_auth_result r = pgwire_scram_server_step(&s->client_scram, &s->gw->client_verifier, msg[0],
+                                                             msg + PGWIRE_HEADER_LEN, (size_t)blen, &reply,
+                                                             err, sizeof err);
+        evbuffer_drain(in, (size_t)blen + PGWIRE_HEADER_LEN);
+        if (r == PGWIRE_AUTH_FAILED) {
+            buf_free(&reply);
+            char m[512];
+            if (strcmp(err, "wrong password") == 0)
+                snprintf(m, sizeof m, "password authentication failed for user \"%s\" (the gateway's password "
+                         "for this run)", s->client_user);
+            else
+                snprintf(m, sizeof m, "password authentication failed for user \"%s\": %s", s->client_user, err);
+            gw_session_fail(s, "28P01", m);
+            return;
+        }
+        bufferevent_write(s->client, reply.data, reply.len);
+        buf_free(&reply);
+        if (r == PGWIRE_AUTH_OK) {
+            pgwire_scram_server_free(&s->client_scram);
+            start_upstream(s);
+            return;
+        }
+    }
+}
+
 static void client_startup_read(struct gw_session *s)
 {
     struct evbuffer *in = bufferevent_get_input(s->client);
@@ -354,13 +413,16 @@ static void client_startup_read(struct gw_session *s)
             buf_free(&m);
         }
         s->startup = st;
-        if (gw_upstream_start(s, err, sizeof err) < 0) {
-            gw_session_fail(s, "08006", err);
+        if (s->gw->client_auth) {
+            struct buf m = {0};
+            if (pgwire_scram_server_begin(&m) == 0)
+                bufferevent_write(s->client, m.data, m.len);
+            buf_free(&m);
+            s->phase = GW_CLIENT_AUTH;
+            client_auth_read(s); /* a client may have sent more already */
             return;
         }
-        struct timeval tv = {s->gw->cfg.upstream.connect_timeout, 0};
-        evtimer_del(s->timer);
-        evtimer_add(s->timer, &tv);
+        start_upstream(s);
         return;
     }
 }
@@ -1045,6 +1107,8 @@ static void client_read(struct bufferevent *bev, void *arg)
     struct gw_session *s = arg;
     if (s->phase == GW_CLIENT_STARTUP)
         client_startup_read(s);
+    else if (s->phase == GW_CLIENT_AUTH)
+        client_auth_read(s);
     else if (s->phase == GW_RELAY && s->held) {
         if (evbuffer_get_length(bufferevent_get_input(s->client)) >= buffer_limit(s))
             bufferevent_disable(s->client, EV_READ);
