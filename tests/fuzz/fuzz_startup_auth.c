@@ -1,13 +1,44 @@
 /* fuzz_startup_auth.c — libFuzzer target for the startup/auth state machine:
  * the first byte picks a password mode, then the input is read as a client
  * startup packet (length-prefixed) followed by backend messages fed to the
- * upstream authentication exchange (SCRAM with a fixed nonce, md5, cleartext). */
+ * upstream authentication exchange (SCRAM with a fixed nonce, md5, cleartext),
+ * or (mode bit 2) as frontend messages fed to the server side of SCRAM that
+ * checks clients' per-run password. */
 #include "hoopctl/pgwire.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 static struct pgwire_startup startup;
+static struct pgwire_scram_secret secret; /* made once: PBKDF2 is slow by design */
+static bool have_secret;
+
+/* The gateway's SCRAM server against whatever frontend messages follow. */
+static void fuzz_scram_server(const uint8_t *data, size_t size)
+{
+    char err[512];
+    if (!have_secret && pgwire_scram_secret_make("pencil", 16, &secret) == 0)
+        have_secret = true;
+    struct pgwire_scram_server srv = {0};
+    struct buf reply = {0};
+    size_t pos = 0;
+    while (have_secret && size - pos >= PGWIRE_HEADER_LEN) {
+        long blen = pgwire_check_header(data + pos, 4096, err, sizeof err);
+        if (blen < 0 || (size_t)blen > size - pos - PGWIRE_HEADER_LEN)
+            break;
+        uint8_t *body = malloc((size_t)blen + 1);
+        memcpy(body, data + pos + PGWIRE_HEADER_LEN, (size_t)blen);
+        buf_reset(&reply);
+        enum pgwire_auth_result r = pgwire_scram_server_step(&srv, &secret, data[pos], body, (size_t)blen,
+                                                             &reply, err, sizeof err);
+        free(body);
+        pos += PGWIRE_HEADER_LEN + (size_t)blen;
+        if (r != PGWIRE_AUTH_CONTINUE)
+            break;
+    }
+    pgwire_scram_server_free(&srv);
+    buf_free(&reply);
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -30,6 +61,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             data += 4 + blen;
             size -= 4 + (size_t)blen;
         }
+    }
+    if (mode & 2) {
+        fuzz_scram_server(data, size);
+        return 0;
     }
     struct pgwire_auth a = {.user = "postgres", .password = (mode & 1) ? "pencil" : NULL};
     memcpy(a.client_nonce, "fuzznonce", 10);
