@@ -44,6 +44,13 @@ static void conn_readable(evutil_socket_t fd, short what, void *arg);
 static void conn_writable(evutil_socket_t fd, short what, void *arg);
 static void conn_notify(evutil_socket_t fd, short what, void *arg);
 
+/* SSL_get_error needs an empty error queue; emptying an empty one is not free. */
+static void tls_clear_errors(void)
+{
+    if (ERR_peek_error() != 0)
+        ERR_clear_error();
+}
+
 static void set_event(struct event *ev, bool *added, bool want)
 {
     if (want && !*added)
@@ -152,7 +159,7 @@ void gw_conn_setcb(struct gw_conn *c, gw_conn_cb readcb, gw_conn_cb writecb, gw_
 
 static void handshake(struct gw_conn *c)
 {
-    ERR_clear_error();
+    tls_clear_errors();
     int r = SSL_do_handshake(c->ssl);
     if (r == 1) {
         c->state = CONN_OPEN;
@@ -242,7 +249,7 @@ static short do_read(struct gw_conn *c, bool *got)
     }
     c->read_wants_write = false;
     for (;;) {
-        ERR_clear_error();
+        tls_clear_errors();
         int n = SSL_read(c->ssl, chunk, (int)sizeof chunk);
         if (n > 0) {
             *got = true;
@@ -312,7 +319,7 @@ static void flush_tls(struct gw_conn *c)
             report(c, BEV_EVENT_ERROR);
             return;
         }
-        ERR_clear_error();
+        tls_clear_errors();
         int r = SSL_write(c->ssl, p, n);
         if (r > 0) {
             evbuffer_drain(c->out, (size_t)r);
@@ -385,10 +392,10 @@ void gw_conn_read_off(struct gw_conn *c)
         update_interest(c);
 }
 
-/* The writecb when everything queued is sent (may free c: call last). */
-static void drained(struct gw_conn *c)
+/* A flush from the loop sent something: tell the owner (may free c: call last). */
+static void wrote(struct gw_conn *c, size_t before)
 {
-    if (c->state == CONN_OPEN && evbuffer_get_length(c->out) == 0 && c->writecb)
+    if (c->state == CONN_OPEN && evbuffer_get_length(c->out) < before && c->writecb)
         c->writecb(c, c->arg);
 }
 
@@ -444,8 +451,9 @@ static void conn_writable(evutil_socket_t fd, short what, void *arg)
         read_and_deliver(c);
         return;
     }
+    size_t before = evbuffer_get_length(c->out);
     gw_conn_flush(c);
-    drained(c);
+    wrote(c, before);
 }
 
 static void conn_notify(evutil_socket_t fd, short what, void *arg)
@@ -454,6 +462,7 @@ static void conn_notify(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct gw_conn *c = arg;
     bool flushed = c->flush_scheduled;
+    size_t before = evbuffer_get_length(c->out);
     c->flush_scheduled = false;
     if (flushed)
         gw_conn_flush(c);
@@ -464,14 +473,14 @@ static void conn_notify(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if (flushed)
-        drained(c);
+        wrote(c, before);
 }
 
 void gw_conn_close_notify(struct gw_conn *c)
 {
     if (!c->ssl || c->state != CONN_OPEN || evbuffer_get_length(c->out) != 0 || !SSL_is_init_finished(c->ssl))
         return;
-    ERR_clear_error();
+    tls_clear_errors();
     SSL_shutdown(c->ssl); /* nonblocking, best effort: the alert goes straight to the socket */
 }
 

@@ -15,7 +15,8 @@ struct gw_session;
 
 /* conn.c — a session's socket (plain, or TLS straight on the fd) with input
  * and output evbuffers. Events (BEV_EVENT_CONNECTED, _EOF, _ERROR) and the
- * drained-output writecb come from the loop, never from inside a gw_conn call. */
+ * writecb (a flush from the loop sent bytes) come from the loop, never from
+ * inside a gw_conn call. */
 struct gw_conn;
 typedef void (*gw_conn_cb)(struct gw_conn *c, void *arg);
 typedef void (*gw_conn_event_cb)(struct gw_conn *c, short what, void *arg);
@@ -112,7 +113,6 @@ struct gw_session {
     struct gw_conn *client, *upstream;
     struct event *timer;
     struct event *resume;             /* activated when a paused direction's output drained */
-    struct evbuffer_cb_entry *client_drain_cb, *upstream_drain_cb;
     struct pgwire_startup *startup;   /* until the upstream startup is sent */
     char client_user[128], client_database[128], application_name[128], client_addr[64];
     struct gateway_session_info info;

@@ -110,15 +110,6 @@ static size_t queued(const struct gw_conn *c)
     return evbuffer_get_length(gw_conn_output(c));
 }
 
-static void drop_drain_callbacks(struct gw_session *s)
-{
-    if (s->client_drain_cb)
-        evbuffer_remove_cb_entry(gw_conn_output(s->client), s->client_drain_cb);
-    if (s->upstream_drain_cb && s->upstream)
-        evbuffer_remove_cb_entry(gw_conn_output(s->upstream), s->upstream_drain_cb);
-    s->client_drain_cb = s->upstream_drain_cb = NULL;
-}
-
 void gw_session_free(struct gw_session *s)
 {
     struct gateway *gw = s->gw;
@@ -134,7 +125,6 @@ void gw_session_free(struct gw_session *s)
     if (s->next)
         s->next->prev = s->prev;
     gw->nsessions--;
-    drop_drain_callbacks(s);
     if (s->client) {
         /* End a TLS session as PostgreSQL does, so the client sees an orderly close. */
         gw_conn_close_notify(s->client);
@@ -158,7 +148,6 @@ static void session_close(struct gw_session *s)
     if (s->phase == GW_CLOSING)
         return;
     s->phase = GW_CLOSING;
-    drop_drain_callbacks(s);
     gw_conn_free(s->upstream);
     s->upstream = NULL;
     gw_conn_read_off(s->client);
@@ -392,13 +381,13 @@ static void client_startup_read(struct gw_session *s)
     }
 }
 
-/* Bytes left a socket's output buffer: a paused direction may go on. The
- * work happens in session_resume_cb, outside the buffer's own call. */
-static void output_drained(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+/* Bytes left for a peer: a paused direction may go on. The work happens in
+ * session_resume_cb, on its own loop turn. */
+static void relay_wrote(struct gw_conn *c, void *arg)
 {
-    (void)buf;
+    (void)c;
     struct gw_session *s = arg;
-    if (info->n_deleted && (s->c2u_paused || s->u2c_paused))
+    if (s->phase == GW_RELAY && (s->c2u_paused || s->u2c_paused))
         event_active(s->resume, EV_TIMEOUT, 1);
 }
 
@@ -407,10 +396,8 @@ void gw_session_upstream_ready(struct gw_session *s)
     const struct gateway_hooks *h = &s->gw->cfg.hooks;
     s->phase = GW_RELAY;
     evtimer_del(s->timer);
-    gw_conn_setcb(s->upstream, upstream_read, NULL, upstream_event, s);
+    gw_conn_setcb(s->upstream, upstream_read, relay_wrote, upstream_event, s);
     gw_conn_read_on(s->upstream);
-    s->client_drain_cb = evbuffer_add_cb(gw_conn_output(s->client), output_drained, s);
-    s->upstream_drain_cb = evbuffer_add_cb(gw_conn_output(s->upstream), output_drained, s);
     s->started = true;
     if (h->session_start)
         h->session_start(h->user, &s->info);
@@ -1011,6 +998,7 @@ static void flush_both(struct gw_session *s)
     /* One write per side for everything this pass queued (see conn.c). */
     gw_conn_flush(s->upstream);
     gw_conn_flush(s->client);
+    relay_wrote(NULL, s); /* a paused side may have drained right here */
 }
 
 static void c2u_process(struct gw_session *s)
@@ -1063,12 +1051,13 @@ static void client_read(struct gw_conn *c, void *arg)
         evbuffer_drain(gw_conn_input(s->client), evbuffer_get_length(gw_conn_input(s->client)));
 }
 
-/* Everything queued for the client is sent: a closing session may go. */
+/* Bytes went to the client: a paused relay may go on, and a closing
+ * session may go once everything is sent. */
 static void client_write(struct gw_conn *c, void *arg)
 {
-    (void)c;
     struct gw_session *s = arg;
-    if (s->phase == GW_CLOSING) {
+    relay_wrote(c, s);
+    if (s->phase == GW_CLOSING && queued(s->client) == 0) {
         evtimer_del(s->timer);
         struct timeval tv = {0, 0};
         evtimer_add(s->timer, &tv);
