@@ -55,6 +55,7 @@ complete -c hoopctl -n '__fish_seen_subcommand_from gateway' -l upstream-passwor
 complete -c hoopctl -n '__fish_seen_subcommand_from gateway' -l tls-cert -F -d 'certificate for TLS to clients (with --tls-key)'
 complete -c hoopctl -n '__fish_seen_subcommand_from gateway' -l tls-key -F -d 'private key for TLS to clients'
 complete -c hoopctl -n '__fish_seen_subcommand_from gateway' -l max-message-size -d 'largest protocol message accepted (default 1 GiB)'
+complete -c hoopctl -n '__fish_seen_subcommand_from gateway' -l client-password-file -F -d 'make a password for this run, write it to FILE (\'-\': stdout) and require it from clients'
 complete -c hoopctl -n '__fish_seen_subcommand_from gateway' -l audit-log -F -d 'append one JSON line per session event and statement'
 complete -c hoopctl -n '__fish_seen_subcommand_from gateway' -l policy -F -d 'enforce this policy file (or "default"): decisions and masking'
 complete -c hoopctl -n __fish_use_subcommand -a server -d 'Run the shared server: identity, connections, audit store and reviews'

@@ -149,10 +149,19 @@ struct gateway_config {
     struct pgwire_conninfo upstream;
     const char *upstream_password; /* may be NULL; copied */
     const char *tls_cert_file, *tls_key_file; /* both or neither: TLS for clients */
+    /* NULL: clients are trusted (loopback). Otherwise every client must log in
+     * with this password (SCRAM-SHA-256; only a salted verifier is kept). */
+    const char *client_password;
     size_t max_message_size;      /* 0: PGWIRE_DEFAULT_MAX_MESSAGE */
     size_t buffer_limit;          /* bytes buffered per direction before pausing the sender; 0: 256 KiB */
     struct gateway_hooks hooks;
 };
+
+/* A fresh random password for one gateway run (clients' login, see
+ * client_password): GATEWAY_PASSWORD_LEN hex characters and a NUL into out.
+ * Returns 0, or -1 when there is no randomness. */
+#define GATEWAY_PASSWORD_LEN 32
+int gateway_password_generate(char out[GATEWAY_PASSWORD_LEN + 1]);
 
 /* Create a gateway on base (not owned). Binds the listener. Returns NULL with
  * a message in err. */

@@ -202,4 +202,33 @@ int pgwire_scram_client_final(const char *password, const char *client_first_bar
                               struct buf *out, uint8_t server_signature[32], char *err,
                               size_t errlen);
 
+/* ---- client authentication (server side): SCRAM-SHA-256 ------------------ */
+
+/* What the server keeps of a password (RFC 5802): never the password itself. */
+struct pgwire_scram_secret {
+    uint8_t salt[16];
+    int iterations;
+    uint8_t stored_key[32], server_key[32];
+};
+/* Derive a secret with a fresh random salt. Returns 0 or -1. */
+int pgwire_scram_secret_make(const char *password, int iterations, struct pgwire_scram_secret *out);
+
+/* One exchange with one client. Zero-initialise; free with pgwire_scram_server_free. */
+struct pgwire_scram_server {
+    int state;                 /* internal */
+    bool gs2_y;
+    struct buf client_first_bare, server_first, nonce;
+};
+/* AuthenticationSASL offering SCRAM-SHA-256 (send it after the StartupMessage). */
+int pgwire_scram_server_begin(struct buf *out);
+/* Feed one frontend message (type and body). CONTINUE: send reply (the
+ * server-first message) and wait; OK: the proof verified, send reply
+ * (AuthenticationSASLFinal) and go on; FAILED: err says why (a wrong password
+ * is "wrong password"); answer with a FATAL 28P01. */
+enum pgwire_auth_result pgwire_scram_server_step(struct pgwire_scram_server *s,
+                                                 const struct pgwire_scram_secret *secret,
+                                                 uint8_t type, const uint8_t *body, size_t len,
+                                                 struct buf *reply, char *err, size_t errlen);
+void pgwire_scram_server_free(struct pgwire_scram_server *s);
+
 #endif

@@ -3,6 +3,7 @@
  * minimal JSON-lines audit of every client statement and enforcing a local
  * policy file (decisions and masking; review is refused: no review server). */
 #include "hoopctl/cli.h"
+#include "hoopctl/config.h"
 #include "hoopctl/gateway.h"
 #include "hoopctl/log.h"
 #include "hoopctl/policy.h"
@@ -10,6 +11,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <jansson.h>
+#include <openssl/evp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +43,48 @@ struct gateway_cli {
     struct gateway_policy_session *sessions;
 };
 
+/* Standard base64 of len bytes, NUL-terminated (malloc'd; NULL when out of memory). */
+static char *audit_base64(const uint8_t *data, size_t len)
+{
+    if (len > (size_t)INT32_MAX / 2)
+        return NULL;
+    char *out = malloc(4 * ((len + 2) / 3) + 1);
+    if (out)
+        EVP_EncodeBlock((unsigned char *)out, data, (int)len);
+    return out;
+}
+
+/* Text from the client as JSON, losslessly: a string when it is valid UTF-8
+ * (PostgreSQL's client_encoding may be LATIN1 and others), else an object
+ * {"b64": base64 of the bytes}. NULL only when memory runs out. */
+static json_t *audit_text(const void *data, size_t len)
+{
+    json_t *v = json_stringn(data, len); /* NULL for invalid UTF-8 */
+    if (v)
+        return v;
+    char *b64 = audit_base64(data, len);
+    v = b64 ? json_pack("{s:s}", "b64", b64) : NULL;
+    free(b64);
+    return v;
+}
+
+/* Set key to a string when s is valid UTF-8; otherwise key is null and
+ * key_b64 holds the bytes in base64 (so nothing the client sent is lost). */
+static void audit_set_text(json_t *o, const char *key, const char *s)
+{
+    json_t *v = json_string(s);
+    if (v) {
+        json_object_set_new(o, key, v);
+        return;
+    }
+    char name[64], *b64 = audit_base64((const uint8_t *)s, strlen(s));
+    snprintf(name, sizeof name, "%s_b64", key);
+    json_object_set_new(o, key, json_null());
+    if (b64)
+        json_object_set_new(o, name, json_string(b64));
+    free(b64);
+}
+
 static void audit_line(struct gateway_cli *c, const char *event,
                        const struct gateway_session_info *si, json_t *extra)
 {
@@ -50,16 +94,22 @@ static void audit_line(struct gateway_cli *c, const char *event,
     }
     char ts[40];
     util_iso8601_ms(util_now_ms(), ts, sizeof ts);
-    json_t *o = json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:s}", "time", ts, "event", event,
-                          "session", (json_int_t)si->id, "user", si->client_user, "database",
-                          si->client_database, "application_name", si->application_name,
-                          "client", si->client_addr);
+    json_t *o = json_pack("{s:s, s:s, s:I}", "time", ts, "event", event, "session", (json_int_t)si->id);
+    if (o) {
+        audit_set_text(o, "user", si->client_user);
+        audit_set_text(o, "database", si->client_database);
+        audit_set_text(o, "application_name", si->application_name);
+        audit_set_text(o, "client", si->client_addr);
+    }
     if (o && extra)
         json_object_update(o, extra);
     char *line = o ? json_dumps(o, JSON_COMPACT) : NULL;
     if (line) {
         fprintf(c->audit, "%s\n", line);
         fflush(c->audit);
+    } else {
+        log_error("gateway", "session %llu: cannot write an audit line (out of memory)",
+                  (unsigned long long)si->id);
     }
     free(line);
     json_decref(o);
@@ -366,7 +416,7 @@ static enum gateway_verdict hook_statement(void *user, const struct gateway_sess
         return allowed ? GATEWAY_ALLOW : GATEWAY_REFUSE;
     static const char *const kinds[] = {"query", "execute", "function_call"};
     json_t *params = json_array();
-    for (int i = 0; i < st->nparams; i++) {
+    for (int i = 0; params && i < st->nparams; i++) {
         if (!st->param_values[i])
             json_array_append_new(params, json_null());
         else if (st->param_formats && st->param_formats[i] == 1) {
@@ -378,14 +428,18 @@ static enum gateway_verdict hook_statement(void *user, const struct gateway_sess
             }
             free(hex);
         } else {
-            json_array_append_new(params, json_stringn_nocheck((const char *)st->param_values[i],
-                                                               (size_t)st->param_lengths[i]));
+            json_array_append_new(params, audit_text(st->param_values[i], (size_t)st->param_lengths[i]));
         }
     }
-    json_t *extra = json_pack("{s:s, s:o?, s:o}", "kind", kinds[st->kind], "sql",
-                              st->sql ? json_string(st->sql) : json_null(), "params", params);
-    if (extra && st->portal_name)
-        json_object_set_new(extra, "portal", json_string(st->portal_name));
+    json_t *extra = json_pack("{s:s, s:o?}", "kind", kinds[st->kind], "params", params);
+    if (extra) {
+        if (st->sql)
+            audit_set_text(extra, "sql", st->sql);
+        else
+            json_object_set_new(extra, "sql", json_null());
+        if (st->portal_name)
+            audit_set_text(extra, "portal", st->portal_name);
+    }
     struct gateway_policy_session *ps = c->policy ? policy_session_find(c, si->id) : NULL;
     if (extra && ps) {
         json_object_set_new(extra, "decision", json_string(policy_action_name(ps->decision.action)));
@@ -503,6 +557,18 @@ static int gateway_run(const struct cli_args *args, struct cli_context *ctx)
     }
     cfg.upstream_password = password;
 
+    /* A password for this run only: made here, handed out once, never logged. */
+    char client_password[GATEWAY_PASSWORD_LEN + 2];
+    const char *client_pwfile = cli_get(args, "client-password-file");
+    if (client_pwfile) {
+        if (gateway_password_generate(client_password) < 0) {
+            fprintf(stderr, "hoopctl gateway: cannot generate a password (no randomness)\n");
+            free(password);
+            return CLI_EXIT_FAILURE;
+        }
+        cfg.client_password = client_password;
+    }
+
     struct gateway_cli c = {0};
     const char *policy_path = cli_get(args, "policy");
     if (policy_path) {
@@ -546,6 +612,25 @@ static int gateway_run(const struct cli_args *args, struct cli_context *ctx)
         rc = CLI_EXIT_FAILURE;
         goto out;
     }
+    if (client_pwfile) {
+        int wrc = 0;
+        if (strcmp(client_pwfile, "-") == 0) {
+            printf("%s\n", client_password);
+            wrc = fflush(stdout) == 0 ? 0 : -1;
+        } else {
+            size_t n = strlen(client_password);
+            client_password[n] = '\n';
+            wrc = config_write_atomic(client_pwfile, client_password, n + 1, 0600);
+        }
+        util_secure_zero(client_password, sizeof client_password);
+        if (wrc < 0) {
+            fprintf(stderr, "hoopctl gateway: cannot write the client password to %s\n", client_pwfile);
+            rc = CLI_EXIT_FAILURE;
+            goto out;
+        }
+        fprintf(stderr, "hoopctl gateway: clients must log in with the password made for this run (%s)\n",
+                strcmp(client_pwfile, "-") == 0 ? "printed on standard output" : client_pwfile);
+    }
     struct event *sigint = evsignal_new(c.base, SIGINT, on_signal, &c);
     struct event *sigterm = evsignal_new(c.base, SIGTERM, on_signal, &c);
     event_add(sigint, NULL);
@@ -555,6 +640,7 @@ static int gateway_run(const struct cli_args *args, struct cli_context *ctx)
     event_free(sigint);
     event_free(sigterm);
 out:
+    util_secure_zero(client_password, sizeof client_password);
     gateway_free(c.gw);
     if (c.base)
         event_base_free(c.base);
@@ -577,6 +663,9 @@ static const struct cli_option gateway_options[] = {
     {"tls-key", 0, "FILE", "private key for TLS to clients", CLI_COMPLETE_FILE, NULL},
     {"max-message-size", 0, "BYTES", "largest protocol message accepted (default 1 GiB)",
      CLI_COMPLETE_NONE, NULL},
+    {"client-password-file", 0, "FILE",
+     "make a password for this run, write it to FILE ('-': stdout) and require it from clients",
+     CLI_COMPLETE_FILE, NULL},
     {"audit-log", 0, "FILE", "append one JSON line per session event and statement", CLI_COMPLETE_FILE, NULL},
     {"policy", 0, "FILE", "enforce this policy file (or \"default\"): decisions and masking", CLI_COMPLETE_FILE,
      NULL},
@@ -588,7 +677,8 @@ const struct cli_command cli_cmd_gateway = {
     .summary = "Run the PostgreSQL wire-protocol gateway on its own (offline mode)",
     .usage = "--listen HOST:PORT --upstream CONNINFO [options]",
     .description = "Relays PostgreSQL clients on a loopback port to one upstream server. The upstream\n"
-                   "password comes from --upstream-password-file or HOOPCTL_UPSTREAM_PASSWORD.",
+                   "password comes from --upstream-password-file or HOOPCTL_UPSTREAM_PASSWORD.\n"
+                   "Clients are trusted unless --client-password-file makes a password for the run.",
     .options = gateway_options,
     .min_args = 0,
     .max_args = 0,

@@ -13,6 +13,39 @@
 
 struct gw_session;
 
+/* conn.c — a session's socket (plain, or TLS straight on the fd) with input
+ * and output evbuffers. Events (BEV_EVENT_CONNECTED, _EOF, _ERROR) and the
+ * writecb (a flush from the loop sent bytes) come from the loop, never from
+ * inside a gw_conn call. */
+struct gw_conn;
+typedef void (*gw_conn_cb)(struct gw_conn *c, void *arg);
+typedef void (*gw_conn_event_cb)(struct gw_conn *c, short what, void *arg);
+/* Wrap a connected socket (owned from here on; closed by gw_conn_free). */
+struct gw_conn *gw_conn_new(struct event_base *base, evutil_socket_t fd);
+/* A nonblocking connect; BEV_EVENT_CONNECTED or _ERROR follows. NULL (errno
+ * set) when it fails at once. */
+struct gw_conn *gw_conn_connect(struct event_base *base, const struct sockaddr *sa, socklen_t len);
+void gw_conn_setcb(struct gw_conn *c, gw_conn_cb readcb, gw_conn_cb writecb, gw_conn_event_cb eventcb,
+                   void *arg);
+/* Start TLS on the socket (it owns ssl from here, also on failure: -1);
+ * BEV_EVENT_CONNECTED when the handshake is done, _ERROR when it failed. */
+int gw_conn_start_tls(struct gw_conn *c, SSL *ssl, bool server);
+SSL *gw_conn_ssl(const struct gw_conn *c);
+unsigned long gw_conn_tls_error(const struct gw_conn *c); /* first OpenSSL error of a failure */
+int gw_conn_socket_error(const struct gw_conn *c);        /* errno of a failure */
+struct evbuffer *gw_conn_input(const struct gw_conn *c);
+struct evbuffer *gw_conn_output(const struct gw_conn *c);
+/* Queue bytes; they are sent from the loop (or by the next gw_conn_flush). */
+void gw_conn_write(struct gw_conn *c, const void *data, size_t len);
+/* Send what the output holds now (what the socket takes; the rest when it is writable). */
+void gw_conn_flush(struct gw_conn *c);
+void gw_conn_flush_later(struct gw_conn *c);
+void gw_conn_read_on(struct gw_conn *c);
+void gw_conn_read_off(struct gw_conn *c);
+/* A TLS close_notify when everything queued is sent (best effort). */
+void gw_conn_close_notify(struct gw_conn *c);
+void gw_conn_free(struct gw_conn *c);
+
 struct gateway {
     struct event_base *base;
     struct evconnlistener *listener;
@@ -24,6 +57,8 @@ struct gateway {
     size_t nsessions;
     uint64_t next_session_id, next_hold_id;
     char refusal_marker[40];      /* "hoopctl_refused_<random hex>" */
+    bool client_auth;             /* clients must prove client_verifier's password */
+    struct pgwire_scram_secret client_verifier;
     bool shutting_down;
 };
 
@@ -76,6 +111,7 @@ struct gw_inflight {
 
 enum gw_phase {
     GW_CLIENT_STARTUP = 0,
+    GW_CLIENT_AUTH,                   /* SCRAM with the client (client_password) */
     GW_UPSTREAM_CONNECTING,
     GW_UPSTREAM_SSL_ANSWER,
     GW_UPSTREAM_TLS,
@@ -90,16 +126,16 @@ struct gw_session {
     struct gw_session *prev, *next;
     uint64_t id;
     enum gw_phase phase;
-    struct bufferevent *client, *upstream;
+    struct gw_conn *client, *upstream;
     struct event *timer;
     struct event *resume;             /* activated when a paused direction's output drained */
-    struct evbuffer_cb_entry *client_drain_cb, *upstream_drain_cb;
     struct pgwire_startup *startup;   /* until the upstream startup is sent */
     char client_user[128], client_database[128], application_name[128], client_addr[64];
     struct gateway_session_info info;
     bool started;                     /* session_start hook ran */
     uint32_t backend_pid, backend_secret, client_secret;
     struct pgwire_auth auth;
+    struct pgwire_scram_server client_scram;
     /* relay state */
     size_t c2u_remaining, u2c_remaining;
     bool c2u_discard;                 /* the streamed client message is being dropped */
@@ -137,9 +173,6 @@ void gw_session_shutdown(struct gw_session *s);
 /* upstream.c */
 int gw_upstream_start(struct gw_session *s, char *err, size_t errlen);
 int gw_upstream_tls_context(struct gateway *gw, char *err, size_t errlen);
-/* A TLS filter over bev (state: BUFFEREVENT_SSL_CONNECTING or _ACCEPTING);
- * it owns ssl and bev. NULL on failure (ssl freed). */
-struct bufferevent *gw_tls_wrap(struct gateway *gw, struct bufferevent *bev, SSL *ssl, int state);
 void gw_cancel_send(struct gateway *gw, uint32_t pid, uint32_t secret);
 
 /* tracking.c */

@@ -64,6 +64,16 @@ struct gateway *gateway_new(struct event_base *base, const struct gateway_config
         goto fail;
     }
     gw->cfg.upstream_password = NULL;
+    if (cfg->client_password) {
+        /* PostgreSQL's default iteration count; the derivation runs once per gateway. */
+        if (!*cfg->client_password ||
+            pgwire_scram_secret_make(cfg->client_password, 4096, &gw->client_verifier) < 0) {
+            snprintf(err, errlen, "cannot set up the client password");
+            goto fail;
+        }
+        gw->client_auth = true;
+    }
+    gw->cfg.client_password = NULL;
     uint8_t rnd[8];
     char hex[17];
     util_random_bytes(rnd, sizeof rnd);
@@ -110,6 +120,16 @@ fail:
     return NULL;
 }
 
+int gateway_password_generate(char out[GATEWAY_PASSWORD_LEN + 1])
+{
+    uint8_t raw[GATEWAY_PASSWORD_LEN / 2];
+    if (util_random_bytes(raw, sizeof raw) < 0)
+        return -1;
+    util_hex_encode(raw, sizeof raw, out);
+    util_secure_zero(raw, sizeof raw);
+    return 0;
+}
+
 const char *gateway_listen_address(const struct gateway *gw)
 {
     return gw->listen_address;
@@ -143,6 +163,7 @@ void gateway_free(struct gateway *gw)
         util_secure_zero(gw->upstream_password, strlen(gw->upstream_password));
         free(gw->upstream_password);
     }
+    util_secure_zero(&gw->client_verifier, sizeof gw->client_verifier);
     SSL_CTX_free(gw->client_tls);
     SSL_CTX_free(gw->upstream_tls);
     free(gw);

@@ -6,7 +6,6 @@
 #include "internal.h"
 #include "hoopctl/log.h"
 
-#include <event2/bufferevent_ssl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -17,16 +16,14 @@
 #define GW_STARTUP_TIMEOUT_S 60
 #define GW_CLOSE_TIMEOUT_S 5
 
-static void client_read(struct bufferevent *bev, void *arg);
-static void client_write(struct bufferevent *bev, void *arg);
-static void relay_write(struct bufferevent *bev, void *arg);
-static void client_event(struct bufferevent *bev, short what, void *arg);
-static void upstream_read(struct bufferevent *bev, void *arg);
-static void upstream_event(struct bufferevent *bev, short what, void *arg);
+static void client_read(struct gw_conn *c, void *arg);
+static void client_write(struct gw_conn *c, void *arg);
+static void client_event(struct gw_conn *c, short what, void *arg);
+static void upstream_read(struct gw_conn *c, void *arg);
+static void upstream_event(struct gw_conn *c, short what, void *arg);
 static void c2u_process(struct gw_session *s);
 static void u2c_process(struct gw_session *s);
 static void session_resume_cb(evutil_socket_t fd, short what, void *arg);
-static void flush_now(struct bufferevent *bev);
 
 static size_t buffer_limit(const struct gw_session *s)
 {
@@ -44,9 +41,9 @@ static void session_timer(evutil_socket_t fd, short what, void *arg)
     }
     if (s->phase < GW_RELAY) {
         char msg[256];
-        snprintf(msg, sizeof msg, s->phase == GW_CLIENT_STARTUP
-                                      ? "timed out waiting for the client's startup packet"
-                                      : "timed out connecting to upstream PostgreSQL at %s:%s",
+        snprintf(msg, sizeof msg, s->phase == GW_CLIENT_STARTUP ? "timed out waiting for the client's startup packet"
+                                  : s->phase == GW_CLIENT_AUTH  ? "timed out waiting for the client's password"
+                                                                : "timed out connecting to upstream PostgreSQL at %s:%s",
                  s->gw->cfg.upstream.host, s->gw->cfg.upstream.port);
         gw_session_fail(s, "08006", msg);
     }
@@ -62,13 +59,13 @@ void gw_session_accept(struct gateway *gw, evutil_socket_t fd, const struct sock
     }
     s->gw = gw;
     s->id = ++gw->next_session_id;
-    s->client = bufferevent_socket_new(gw->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    s->client = gw_conn_new(gw->base, fd);
     s->client_inject = evbuffer_new();
     s->timer = evtimer_new(gw->base, session_timer, s);
     s->resume = event_new(gw->base, -1, 0, session_resume_cb, s);
     if (!s->client || !s->client_inject || !s->timer || !s->resume) {
         if (s->client)
-            bufferevent_free(s->client);
+            gw_conn_free(s->client);
         else
             evutil_closesocket(fd);
         if (s->client_inject)
@@ -103,8 +100,8 @@ void gw_session_accept(struct gateway *gw, evutil_socket_t fd, const struct sock
     gw->nsessions++;
     struct timeval tv = {GW_STARTUP_TIMEOUT_S, 0};
     evtimer_add(s->timer, &tv);
-    bufferevent_setcb(s->client, client_read, client_write, client_event, s);
-    bufferevent_enable(s->client, EV_READ | EV_WRITE);
+    gw_conn_setcb(s->client, client_read, client_write, client_event, s);
+    gw_conn_read_on(s->client);
 }
 
 void gateway_accept(struct gateway *gw, int fd, const struct sockaddr *addr, int addrlen)
@@ -117,47 +114,10 @@ void gateway_accept(struct gateway *gw, int fd, const struct sockaddr *addr, int
     gw_session_accept(gw, fd, addr, addrlen);
 }
 
-/* The socket-level bufferevent under a TLS filter, or bev itself. */
-static struct bufferevent *socket_of(struct bufferevent *bev)
+/* Bytes queued towards a peer, not yet sent. */
+static size_t queued(const struct gw_conn *c)
 {
-    struct bufferevent *u = bufferevent_get_underlying(bev);
-    return u ? u : bev;
-}
-
-/* Bytes queued towards a peer: plaintext not yet encrypted plus bytes not yet sent. */
-static size_t queued(struct bufferevent *bev)
-{
-    struct bufferevent *u = bufferevent_get_underlying(bev);
-    return evbuffer_get_length(bufferevent_get_output(bev)) +
-           (u ? evbuffer_get_length(bufferevent_get_output(u)) : 0);
-}
-
-/* End a TLS session as PostgreSQL does, with a close_notify alert, so that
- * the client sees an orderly close rather than an unexpected EOF. Only when
- * everything else queued has been sent; best effort, never blocks. */
-static void send_close_notify(struct bufferevent *bev)
-{
-    SSL *ssl = bufferevent_openssl_get_ssl(bev);
-    struct bufferevent *sock = socket_of(bev);
-    if (!ssl || sock == bev || evbuffer_get_length(bufferevent_get_output(bev)) != 0 ||
-        !SSL_is_init_finished(ssl))
-        return;
-    if (SSL_shutdown(ssl) < 0)
-        return;
-    /* The alert is queued on the socket's bufferevent, which is about to be
-     * freed and whose output start libevent has frozen: send it directly. */
-    struct evbuffer *out = bufferevent_get_output(sock);
-    evbuffer_unfreeze(out, 1);
-    evbuffer_write(out, bufferevent_getfd(sock));
-}
-
-static void drop_drain_callbacks(struct gw_session *s)
-{
-    if (s->client_drain_cb)
-        evbuffer_remove_cb_entry(bufferevent_get_output(socket_of(s->client)), s->client_drain_cb);
-    if (s->upstream_drain_cb && s->upstream)
-        evbuffer_remove_cb_entry(bufferevent_get_output(socket_of(s->upstream)), s->upstream_drain_cb);
-    s->client_drain_cb = s->upstream_drain_cb = NULL;
+    return evbuffer_get_length(gw_conn_output(c));
 }
 
 void gw_session_free(struct gw_session *s)
@@ -175,18 +135,18 @@ void gw_session_free(struct gw_session *s)
     if (s->next)
         s->next->prev = s->prev;
     gw->nsessions--;
-    drop_drain_callbacks(s);
     if (s->client) {
-        send_close_notify(s->client);
-        bufferevent_free(s->client);
+        /* End a TLS session as PostgreSQL does, so the client sees an orderly close. */
+        gw_conn_close_notify(s->client);
+        gw_conn_free(s->client);
     }
-    if (s->upstream)
-        bufferevent_free(s->upstream);
+    gw_conn_free(s->upstream);
     event_free(s->timer);
     event_free(s->resume);
     evbuffer_free(s->client_inject);
     free(s->startup);
     pgwire_auth_free(&s->auth);
+    pgwire_scram_server_free(&s->client_scram);
     gw_tracking_free(&s->tracking);
     free(s->inflight.items);
     free(s->filter.mask);
@@ -199,17 +159,13 @@ static void session_close(struct gw_session *s)
     if (s->phase == GW_CLOSING)
         return;
     s->phase = GW_CLOSING;
-    drop_drain_callbacks(s);
-    if (s->upstream) {
-        bufferevent_free(s->upstream);
-        s->upstream = NULL;
-    }
-    bufferevent_disable(s->client, EV_READ);
-    bufferevent_enable(s->client, EV_WRITE); /* flush_now may have turned it off */
-    bufferevent_setwatermark(s->client, EV_WRITE, 0, 0);
+    gw_conn_free(s->upstream);
+    s->upstream = NULL;
+    gw_conn_read_off(s->client);
+    gw_conn_flush_later(s->client);
     evtimer_del(s->timer);
     struct timeval tv = {GW_CLOSE_TIMEOUT_S, 0};
-    if (evbuffer_get_length(bufferevent_get_output(s->client)) == 0)
+    if (queued(s->client) == 0)
         tv.tv_sec = 0;
     evtimer_add(s->timer, &tv);
 }
@@ -218,7 +174,7 @@ static void session_close(struct gw_session *s)
 static void inject_to_client(struct gw_session *s, const struct buf *m)
 {
     if (s->u2c_remaining == 0)
-        bufferevent_write(s->client, m->data, m->len);
+        gw_conn_write(s->client, m->data, m->len);
     else
         evbuffer_add(s->client_inject, m->data, m->len);
 }
@@ -230,7 +186,7 @@ void gw_session_fail(struct gw_session *s, const char *sqlstate, const char *mes
     if (s->u2c_remaining == 0) {
         struct buf m = {0};
         if (pgwire_build_error(&m, false, "FATAL", sqlstate, message) == 0)
-            bufferevent_write(s->client, m.data, m.len);
+            gw_conn_write(s->client, m.data, m.len);
         buf_free(&m);
     }
     log_info("gateway", "session %llu: %s", (unsigned long long)s->id, message);
@@ -260,13 +216,12 @@ static int client_begin_tls(struct gw_session *s)
     SSL *ssl = SSL_new(s->gw->client_tls);
     if (!ssl)
         return -1;
-    struct bufferevent *tls = gw_tls_wrap(s->gw, s->client, ssl, BUFFEREVENT_SSL_ACCEPTING);
-    if (!tls)
+    gw_conn_flush(s->client); /* the 'S' goes out in clear first */
+    if (queued(s->client) != 0) {
+        SSL_free(ssl);
         return -1;
-    s->client = tls;
-    bufferevent_setcb(tls, client_read, client_write, client_event, s);
-    bufferevent_enable(tls, EV_READ | EV_WRITE);
-    return 0;
+    }
+    return gw_conn_start_tls(s->client, ssl, true);
 }
 
 static struct gw_session *find_cancel_target(struct gateway *gw, uint32_t pid, uint32_t secret)
@@ -282,9 +237,67 @@ static struct gw_session *find_cancel_target(struct gateway *gw, uint32_t pid, u
     return NULL;
 }
 
+/* The client is who it says (or trusted): connect upstream. */
+static void start_upstream(struct gw_session *s)
+{
+    char err[256];
+    if (gw_upstream_start(s, err, sizeof err) < 0) {
+        gw_session_fail(s, "08006", err);
+        return;
+    }
+    struct timeval tv = {s->gw->cfg.upstream.connect_timeout, 0};
+    evtimer_del(s->timer);
+    evtimer_add(s->timer, &tv);
+}
+
+#define GW_CLIENT_AUTH_MAX_MESSAGE 4096
+
+/* SCRAM-SHA-256 with the client against the run's password (client_password). */
+static void client_auth_read(struct gw_session *s)
+{
+    struct evbuffer *in = gw_conn_input(s->client);
+    while (s->phase == GW_CLIENT_AUTH) {
+        uint8_t hdr[PGWIRE_HEADER_LEN];
+        char err[256];
+        if (evbuffer_copyout(in, hdr, sizeof hdr) < (ev_ssize_t)sizeof hdr)
+            return;
+        long blen = pgwire_check_header(hdr, GW_CLIENT_AUTH_MAX_MESSAGE, err, sizeof err);
+        if (blen < 0) {
+            gw_session_fail(s, "08P01", "invalid password packet from the client");
+            return;
+        }
+        if (evbuffer_get_length(in) < (size_t)blen + PGWIRE_HEADER_LEN)
+            return;
+        const uint8_t *msg = evbuffer_pullup(in, blen + PGWIRE_HEADER_LEN);
+        struct buf reply = {0};
+        enum pgwire_auth_result r = pgwire_scram_server_step(&s->client_scram, &s->gw->client_verifier, msg[0],
+                                                             msg + PGWIRE_HEADER_LEN, (size_t)blen, &reply,
+                                                             err, sizeof err);
+        evbuffer_drain(in, (size_t)blen + PGWIRE_HEADER_LEN);
+        if (r == PGWIRE_AUTH_FAILED) {
+            buf_free(&reply);
+            char m[512];
+            if (strcmp(err, "wrong password") == 0)
+                snprintf(m, sizeof m, "password authentication failed for user \"%s\" (the gateway's password "
+                         "for this run)", s->client_user);
+            else
+                snprintf(m, sizeof m, "password authentication failed for user \"%s\": %s", s->client_user, err);
+            gw_session_fail(s, "28P01", m);
+            return;
+        }
+        gw_conn_write(s->client, reply.data, reply.len);
+        buf_free(&reply);
+        if (r == PGWIRE_AUTH_OK) {
+            pgwire_scram_server_free(&s->client_scram);
+            start_upstream(s);
+            return;
+        }
+    }
+}
+
 static void client_startup_read(struct gw_session *s)
 {
-    struct evbuffer *in = bufferevent_get_input(s->client);
+    struct evbuffer *in = gw_conn_input(s->client);
     while (s->phase == GW_CLIENT_STARTUP) {
         uint8_t prefix[4];
         char err[256];
@@ -317,7 +330,7 @@ static void client_startup_read(struct gw_session *s)
                 gw_session_fail(s, "08P01", "received unencrypted data after SSL request");
                 return;
             }
-            bufferevent_write(s->client, tls ? "S" : "N", 1);
+            gw_conn_write(s->client, tls ? "S" : "N", 1);
             if (tls) {
                 if (client_begin_tls(s) < 0)
                     gw_session_fail(s, "08P01", "cannot start TLS");
@@ -361,28 +374,31 @@ static void client_startup_read(struct gw_session *s)
         if ((st->code & 0xffff) != 0 || nunknown) {
             struct buf m = {0};
             if (pgwire_build_negotiate(&m, 0, unknown, nunknown) == 0)
-                bufferevent_write(s->client, m.data, m.len);
+                gw_conn_write(s->client, m.data, m.len);
             buf_free(&m);
         }
         s->startup = st;
-        if (gw_upstream_start(s, err, sizeof err) < 0) {
-            gw_session_fail(s, "08006", err);
+        if (s->gw->client_auth) {
+            struct buf m = {0};
+            if (pgwire_scram_server_begin(&m) == 0)
+                gw_conn_write(s->client, m.data, m.len);
+            buf_free(&m);
+            s->phase = GW_CLIENT_AUTH;
+            client_auth_read(s); /* a client may have sent more already */
             return;
         }
-        struct timeval tv = {s->gw->cfg.upstream.connect_timeout, 0};
-        evtimer_del(s->timer);
-        evtimer_add(s->timer, &tv);
+        start_upstream(s);
         return;
     }
 }
 
-/* Bytes left a socket's output buffer: a paused direction may go on. The
- * work happens in session_resume_cb, outside the buffer's own call. */
-static void output_drained(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+/* Bytes left for a peer: a paused direction may go on. The work happens in
+ * session_resume_cb, on its own loop turn. */
+static void relay_wrote(struct gw_conn *c, void *arg)
 {
-    (void)buf;
+    (void)c;
     struct gw_session *s = arg;
-    if (info->n_deleted && (s->c2u_paused || s->u2c_paused))
+    if (s->phase == GW_RELAY && (s->c2u_paused || s->u2c_paused))
         event_active(s->resume, EV_TIMEOUT, 1);
 }
 
@@ -391,9 +407,8 @@ void gw_session_upstream_ready(struct gw_session *s)
     const struct gateway_hooks *h = &s->gw->cfg.hooks;
     s->phase = GW_RELAY;
     evtimer_del(s->timer);
-    bufferevent_setcb(s->upstream, upstream_read, relay_write, upstream_event, s);
-    s->client_drain_cb = evbuffer_add_cb(bufferevent_get_output(socket_of(s->client)), output_drained, s);
-    s->upstream_drain_cb = evbuffer_add_cb(bufferevent_get_output(socket_of(s->upstream)), output_drained, s);
+    gw_conn_setcb(s->upstream, upstream_read, relay_wrote, upstream_event, s);
+    gw_conn_read_on(s->upstream);
     s->started = true;
     if (h->session_start)
         h->session_start(h->user, &s->info);
@@ -406,11 +421,11 @@ void gw_session_upstream_ready(struct gw_session *s)
 /* When dst has too much queued, stop reading src until dst drains. */
 static bool pause_if_full(struct gw_session *s, bool client_to_upstream)
 {
-    struct bufferevent *dst = client_to_upstream ? s->upstream : s->client;
-    struct bufferevent *src = client_to_upstream ? s->client : s->upstream;
+    struct gw_conn *dst = client_to_upstream ? s->upstream : s->client;
+    struct gw_conn *src = client_to_upstream ? s->client : s->upstream;
     if (queued(dst) < buffer_limit(s))
         return false;
-    bufferevent_disable(src, EV_READ);
+    gw_conn_read_off(src);
     if (client_to_upstream)
         s->c2u_paused = true;
     else
@@ -566,7 +581,7 @@ static void send_refusal_marker(struct gw_session *s, char type, const struct ga
         gw_tracking_client(&s->tracking, 'Q', (const uint8_t *)q, strlen(q) + 1);
     }
     if (rc == 0 && pgwire_msg_finish(&m, start) == 0)
-        bufferevent_write(s->upstream, m.data, m.len);
+        evbuffer_add(gw_conn_output(s->upstream), m.data, m.len);
     buf_free(&m);
 }
 
@@ -634,7 +649,7 @@ static int inject_describe(struct gw_session *s, const uint8_t *body, size_t len
     size_t start;
     int rc = pgwire_msg_begin(&m, 'D', &start) | buf_append(&m, "P", 1) | pgwire_put_cstr(&m, portal);
     if (rc == 0 && pgwire_msg_finish(&m, start) == 0 && gw_tracking_injected_describe(&s->tracking) == 0)
-        bufferevent_write(s->upstream, m.data, m.len);
+        evbuffer_add(gw_conn_output(s->upstream), m.data, m.len);
     else
         rc = -1;
     buf_free(&m);
@@ -671,8 +686,8 @@ static void c2u_relay(struct gw_session *s)
     struct gateway *gw = s->gw;
     const bool hooks = gw->cfg.hooks.statement || gw->cfg.hooks.row_description;
     while (s->phase == GW_RELAY && !s->held && !s->waiting_barrier) {
-        struct evbuffer *in = bufferevent_get_input(s->client);
-        struct evbuffer *out = bufferevent_get_output(s->upstream);
+        struct evbuffer *in = gw_conn_input(s->client);
+        struct evbuffer *out = gw_conn_output(s->upstream);
         if (pause_if_full(s, true))
             return;
         size_t avail = evbuffer_get_length(in);
@@ -695,7 +710,7 @@ static void c2u_relay(struct gw_session *s)
         size_t total = (size_t)blen + PGWIRE_HEADER_LEN;
         if (type == 'X') { /* Terminate: pass it on (after what came before) and end */
             evbuffer_remove_buffer(in, out, total);
-            flush_now(s->upstream);
+            gw_conn_flush(s->upstream);
             session_close(s);
             return;
         }
@@ -783,7 +798,7 @@ void gw_session_resume(struct gw_session *s, enum gateway_verdict v, const struc
     memset(&s->verdict_refusal, 0, sizeof s->verdict_refusal);
     if (r)
         s->verdict_refusal = *r;
-    bufferevent_enable(s->client, EV_READ);
+    gw_conn_read_on(s->client);
     c2u_process(s);
 }
 
@@ -821,7 +836,7 @@ static bool rewrite_refusal(struct gw_session *s, const uint8_t *body, size_t le
         s->refusals_outstanding--;
     struct buf e = {0};
     if (pgwire_build_error(&e, false, "ERROR", state, msg) == 0)
-        bufferevent_write(s->client, e.data, e.len);
+        evbuffer_add(gw_conn_output(s->client), e.data, e.len);
     buf_free(&e);
     return true;
 }
@@ -889,7 +904,7 @@ static int filter_row(struct gw_session *s, const uint8_t *body, size_t len)
     if (rc == 0)
         rc = pgwire_msg_finish(&m, start);
     if (rc == 0)
-        bufferevent_write(s->client, m.data, m.len);
+        evbuffer_add(gw_conn_output(s->client), m.data, m.len);
     buf_free(&m);
     buf_free(&v);
     free(vals);
@@ -925,7 +940,7 @@ static int filter_copy_row(struct gw_session *s, const uint8_t *body, size_t len
     if (rc == 0)
         rc = pgwire_msg_finish(&m, start);
     if (rc == 0)
-        bufferevent_write(s->client, m.data, m.len);
+        evbuffer_add(gw_conn_output(s->client), m.data, m.len);
     buf_free(&m);
     buf_free(&row);
     return rc;
@@ -995,8 +1010,8 @@ static void u2c_relay(struct gw_session *s)
     const bool tracking = h->statement || h->row_description;
     bool wake_client_side = false;
     while (s->phase == GW_RELAY) {
-        struct evbuffer *in = bufferevent_get_input(s->upstream);
-        struct evbuffer *out = bufferevent_get_output(s->client);
+        struct evbuffer *in = gw_conn_input(s->upstream);
+        struct evbuffer *out = gw_conn_output(s->client);
         if (pause_if_full(s, false))
             break;
         size_t avail = evbuffer_get_length(in);
@@ -1107,34 +1122,14 @@ static void u2c_relay(struct gw_session *s)
         c2u_process(s);
 }
 
-/* Write what is queued for the peer now rather than on the next loop turn.
- * A plain socket's bufferevent keeps EV_WRITE off while its buffer is empty
- * (pgbouncer-style: try send() first, poll for writability only on a short
- * write), which saves two epoll_ctl calls and a wakeup per message. Under a
- * TLS filter the same holds for the socket below it: every relay pass ends
- * here, so whatever the filter wrote is sent or scheduled. */
-static void flush_now(struct bufferevent *bev)
-{
-    struct bufferevent *sock = socket_of(bev);
-    struct evbuffer *out = bufferevent_get_output(sock);
-    evutil_socket_t fd = bufferevent_getfd(sock);
-    if (fd >= 0 && evbuffer_get_length(out) > 0) {
-        evbuffer_unfreeze(out, 1);
-        evbuffer_write(out, fd); /* errors surface through the bufferevent */
-        evbuffer_freeze(out, 1);
-    }
-    if (evbuffer_get_length(out) > 0)
-        bufferevent_enable(sock, EV_WRITE);
-    else
-        bufferevent_disable(sock, EV_WRITE);
-}
-
 static void flush_both(struct gw_session *s)
 {
     if (s->phase != GW_RELAY)
         return;
-    flush_now(s->upstream);
-    flush_now(s->client);
+    /* One write per side for everything this pass queued (see conn.c). */
+    gw_conn_flush(s->upstream);
+    gw_conn_flush(s->client);
+    relay_wrote(NULL, s); /* a paused side may have drained right here */
 }
 
 static void c2u_process(struct gw_session *s)
@@ -1157,59 +1152,52 @@ static void session_resume_cb(evutil_socket_t fd, short what, void *arg)
     size_t low = buffer_limit(s) / 2;
     if (s->phase == GW_RELAY && s->u2c_paused && queued(s->client) <= low) {
         s->u2c_paused = false;
-        bufferevent_enable(s->upstream, EV_READ);
+        gw_conn_read_on(s->upstream);
         u2c_process(s);
     }
     if (s->phase == GW_RELAY && s->c2u_paused && queued(s->upstream) <= low) {
         s->c2u_paused = false;
         if (!s->held)
-            bufferevent_enable(s->client, EV_READ);
+            gw_conn_read_on(s->client);
         c2u_process(s);
     }
 }
 
-/* ---- bufferevent callbacks ---------------------------------------------- */
+/* ---- connection callbacks ---------------------------------------------- */
 
-static void client_read(struct bufferevent *bev, void *arg)
+static void client_read(struct gw_conn *c, void *arg)
 {
-    (void)bev;
+    (void)c;
     struct gw_session *s = arg;
     if (s->phase == GW_CLIENT_STARTUP)
         client_startup_read(s);
+    else if (s->phase == GW_CLIENT_AUTH)
+        client_auth_read(s);
     else if (s->phase == GW_RELAY && s->held) {
-        if (evbuffer_get_length(bufferevent_get_input(s->client)) >= buffer_limit(s))
-            bufferevent_disable(s->client, EV_READ);
+        if (evbuffer_get_length(gw_conn_input(s->client)) >= buffer_limit(s))
+            gw_conn_read_off(s->client);
     } else if (s->phase == GW_RELAY)
         c2u_process(s);
     else if (s->phase == GW_CLOSING)
-        evbuffer_drain(bufferevent_get_input(s->client), evbuffer_get_length(bufferevent_get_input(s->client)));
+        evbuffer_drain(gw_conn_input(s->client), evbuffer_get_length(gw_conn_input(s->client)));
 }
 
-/* A plain socket drained (see flush_now): stop polling it for writability. */
-static void relay_write(struct bufferevent *bev, void *arg)
-{
-    (void)arg;
-    if (!bufferevent_get_underlying(bev) && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-        bufferevent_disable(bev, EV_WRITE);
-}
-
-static void client_write(struct bufferevent *bev, void *arg)
+/* Bytes went to the client: a paused relay may go on, and a closing
+ * session may go once everything is sent. */
+static void client_write(struct gw_conn *c, void *arg)
 {
     struct gw_session *s = arg;
-    if (s->phase == GW_RELAY) {
-        relay_write(bev, arg);
-        return;
-    }
-    if (s->phase == GW_CLOSING && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+    relay_wrote(c, s);
+    if (s->phase == GW_CLOSING && queued(s->client) == 0) {
         evtimer_del(s->timer);
         struct timeval tv = {0, 0};
         evtimer_add(s->timer, &tv);
     }
 }
 
-static void client_event(struct bufferevent *bev, short what, void *arg)
+static void client_event(struct gw_conn *c, short what, void *arg)
 {
-    (void)bev;
+    (void)c;
     struct gw_session *s = arg;
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
         if (s->phase == GW_CLOSING) {
@@ -1219,28 +1207,28 @@ static void client_event(struct bufferevent *bev, short what, void *arg)
             return;
         }
         log_debug("gateway", "session %llu: client went away", (unsigned long long)s->id);
-        bufferevent_disable(s->client, EV_READ | EV_WRITE);
-        evbuffer_drain(bufferevent_get_output(s->client), evbuffer_get_length(bufferevent_get_output(s->client)));
+        gw_conn_read_off(s->client);
+        evbuffer_drain(gw_conn_output(s->client), queued(s->client));
         session_close(s);
     }
 }
 
-static void upstream_read(struct bufferevent *bev, void *arg)
+static void upstream_read(struct gw_conn *c, void *arg)
 {
-    (void)bev;
+    (void)c;
     u2c_process(arg);
 }
 
-static void upstream_event(struct bufferevent *bev, short what, void *arg)
+static void upstream_event(struct gw_conn *c, short what, void *arg)
 {
-    (void)bev;
+    (void)c;
     struct gw_session *s = arg;
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
         /* Whatever upstream said last (often a FATAL) is relayed first. */
         u2c_process(s);
         if (s->phase != GW_RELAY)
             return;
-        if (s->u2c_remaining == 0 && evbuffer_get_length(bufferevent_get_input(s->upstream)) == 0) {
+        if (s->u2c_remaining == 0 && evbuffer_get_length(gw_conn_input(s->upstream)) == 0) {
             if (s->upstream_said_fatal) {
                 log_info("gateway", "session %llu: upstream ended the session", (unsigned long long)s->id);
                 session_close(s);

@@ -1,10 +1,11 @@
 /* upstream.c — the gateway's connection to the upstream PostgreSQL: TCP or
- * Unix socket, SSLRequest and TLS per sslmode (bufferevent_openssl), the
- * authentication exchange, and CancelRequests sent over fresh connections. */
+ * Unix socket, SSLRequest and TLS per sslmode (OpenSSL on the socket, see
+ * conn.c), the authentication exchange, and CancelRequests sent over fresh
+ * connections. */
 #include "internal.h"
 
 #include <arpa/inet.h>
-#include <event2/bufferevent_ssl.h>
+#include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -41,56 +42,54 @@ int gw_upstream_tls_context(struct gateway *gw, char *err, size_t errlen)
     return 0;
 }
 
-struct bufferevent *gw_tls_wrap(struct gateway *gw, struct bufferevent *bev, SSL *ssl, int state)
-{
-    struct bufferevent *tls = bufferevent_openssl_filter_new(gw->base, bev, ssl,
-                                                             (enum bufferevent_ssl_state)state,
-                                                             BEV_OPT_CLOSE_ON_FREE);
-    if (!tls) {
-        SSL_free(ssl);
-        return NULL;
-    }
-    bufferevent_openssl_set_allow_dirty_shutdown(tls, 1);
-    return tls;
-}
-
-/* Open a nonblocking connection to the upstream address. */
-static struct bufferevent *upstream_connect(struct gateway *gw, char *err, size_t errlen)
+/* The upstream address: a Unix socket path or the first resolved address. */
+static int upstream_address(struct gateway *gw, struct sockaddr_storage *ss, socklen_t *len, char *err,
+                            size_t errlen)
 {
     const struct pgwire_conninfo *ci = &gw->cfg.upstream;
-    struct bufferevent *bev = bufferevent_socket_new(gw->base, -1, BEV_OPT_CLOSE_ON_FREE);
-    if (!bev) {
-        snprintf(err, errlen, "out of memory");
-        return NULL;
-    }
+    memset(ss, 0, sizeof *ss);
     if (ci->host[0] == '/') {
-        struct sockaddr_un sun = {.sun_family = AF_UNIX};
-        int n = snprintf(sun.sun_path, sizeof sun.sun_path, "%s/.s.PGSQL.%s", ci->host, ci->port);
-        if (n < 0 || (size_t)n >= sizeof sun.sun_path ||
-            bufferevent_socket_connect(bev, (struct sockaddr *)&sun, sizeof sun) < 0) {
-            snprintf(err, errlen, "cannot connect to upstream socket %s/.s.PGSQL.%s", ci->host, ci->port);
-            bufferevent_free(bev);
-            return NULL;
+        struct sockaddr_un *sun = (struct sockaddr_un *)ss;
+        sun->sun_family = AF_UNIX;
+        int n = snprintf(sun->sun_path, sizeof sun->sun_path, "%s/.s.PGSQL.%s", ci->host, ci->port);
+        if (n < 0 || (size_t)n >= sizeof sun->sun_path) {
+            snprintf(err, errlen, "upstream socket path %s/.s.PGSQL.%s is too long", ci->host, ci->port);
+            return -1;
         }
-        return bev;
+        *len = sizeof *sun;
+        return 0;
     }
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
     int rc = getaddrinfo(ci->host, ci->port, &hints, &res);
-    if (rc != 0 || !res) {
-        snprintf(err, errlen, "cannot resolve upstream host %s: %s", ci->host, gai_strerror(rc));
-        bufferevent_free(bev);
-        return NULL;
+    if (rc != 0 || !res || res->ai_addrlen > sizeof *ss) {
+        snprintf(err, errlen, "cannot resolve upstream host %s: %s", ci->host, rc ? gai_strerror(rc) : "no address");
+        if (res)
+            freeaddrinfo(res);
+        return -1;
     }
-    if (bufferevent_socket_connect(bev, res->ai_addr, (int)res->ai_addrlen) < 0) {
-        snprintf(err, errlen, "cannot connect to upstream %s:%s", ci->host, ci->port);
-        freeaddrinfo(res);
-        bufferevent_free(bev);
-        return NULL;
-    }
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    *len = (socklen_t)res->ai_addrlen;
     freeaddrinfo(res);
-    int one = 1;
-    setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    return bev;
+    return 0;
+}
+
+/* Open a nonblocking connection to the upstream address. */
+static struct gw_conn *upstream_connect(struct gateway *gw, char *err, size_t errlen)
+{
+    const struct pgwire_conninfo *ci = &gw->cfg.upstream;
+    struct sockaddr_storage ss;
+    socklen_t len;
+    if (upstream_address(gw, &ss, &len, err, errlen) < 0)
+        return NULL;
+    struct gw_conn *c = gw_conn_connect(gw->base, (struct sockaddr *)&ss, len);
+    if (!c) {
+        if (ci->host[0] == '/')
+            snprintf(err, errlen, "cannot connect to upstream socket %s/.s.PGSQL.%s: %s", ci->host, ci->port,
+                     strerror(errno));
+        else
+            snprintf(err, errlen, "cannot connect to upstream %s:%s: %s", ci->host, ci->port, strerror(errno));
+    }
+    return c;
 }
 
 static void upstream_send_startup(struct gw_session *s)
@@ -119,16 +118,16 @@ static void upstream_send_startup(struct gw_session *s)
     s->phase = GW_UPSTREAM_AUTH;
     s->auth.user = gw->cfg.upstream.user;
     s->auth.password = gw->upstream_password;
-    bufferevent_write(s->upstream, m.data, m.len);
+    gw_conn_write(s->upstream, m.data, m.len);
     buf_free(&m);
 }
 
 static void upstream_fail_tls(struct gw_session *s)
 {
     char msg[512];
-    unsigned long e = bufferevent_get_openssl_error(s->upstream);
+    unsigned long e = gw_conn_tls_error(s->upstream);
     long verify = X509_V_OK;
-    SSL *ssl = bufferevent_openssl_get_ssl(s->upstream);
+    SSL *ssl = gw_conn_ssl(s->upstream);
     if (ssl)
         verify = SSL_get_verify_result(ssl);
     if (verify != X509_V_OK)
@@ -142,8 +141,8 @@ static void upstream_fail_tls(struct gw_session *s)
     gw_session_fail(s, "08001", msg);
 }
 
-static void upstream_startup_read(struct bufferevent *bev, void *arg);
-static void upstream_startup_event(struct bufferevent *bev, short what, void *arg);
+static void upstream_startup_read(struct gw_conn *c, void *arg);
+static void upstream_startup_event(struct gw_conn *c, short what, void *arg);
 
 static int upstream_begin_tls(struct gw_session *s)
 {
@@ -166,19 +165,13 @@ static int upstream_begin_tls(struct gw_session *s)
                 SSL_set1_host(ssl, ci->host);
         }
     }
-    struct bufferevent *tls = gw_tls_wrap(gw, s->upstream, ssl, BUFFEREVENT_SSL_CONNECTING);
-    if (!tls)
-        return -1;
-    s->upstream = tls;
     s->phase = GW_UPSTREAM_TLS;
-    bufferevent_setcb(tls, upstream_startup_read, NULL, upstream_startup_event, s);
-    bufferevent_enable(tls, EV_READ | EV_WRITE);
-    return 0;
+    return gw_conn_start_tls(s->upstream, ssl, false);
 }
 
-static void upstream_startup_event(struct bufferevent *bev, short what, void *arg)
+static void upstream_startup_event(struct gw_conn *c, short what, void *arg)
 {
-    (void)bev;
+    (void)c;
     struct gw_session *s = arg;
     const struct pgwire_conninfo *ci = &s->gw->cfg.upstream;
     if (what & BEV_EVENT_CONNECTED) {
@@ -193,7 +186,7 @@ static void upstream_startup_event(struct bufferevent *bev, short what, void *ar
             pgwire_put_u32(req, 8);
             pgwire_put_u32(req + 4, PGWIRE_SSL_REQUEST);
             s->phase = GW_UPSTREAM_SSL_ANSWER;
-            bufferevent_write(s->upstream, req, 8);
+            gw_conn_write(s->upstream, req, 8);
         }
         return;
     }
@@ -209,17 +202,17 @@ static void upstream_startup_event(struct bufferevent *bev, short what, void *ar
     char msg[512];
     if (s->phase == GW_UPSTREAM_CONNECTING)
         snprintf(msg, sizeof msg, "cannot connect to upstream PostgreSQL at %s:%s: %s", ci->host,
-                 ci->port, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+                 ci->port, evutil_socket_error_to_string(gw_conn_socket_error(s->upstream)));
     else
         snprintf(msg, sizeof msg, "upstream PostgreSQL at %s:%s closed the connection during startup",
                  ci->host, ci->port);
     gw_session_fail(s, "08006", msg);
 }
 
-static void upstream_startup_read(struct bufferevent *bev, void *arg)
+static void upstream_startup_read(struct gw_conn *conn, void *arg)
 {
     struct gw_session *s = arg;
-    struct evbuffer *in = bufferevent_get_input(bev);
+    struct evbuffer *in = gw_conn_input(conn);
     const struct pgwire_conninfo *ci = &s->gw->cfg.upstream;
     if (s->phase == GW_UPSTREAM_SSL_ANSWER) {
         uint8_t answer;
@@ -270,7 +263,7 @@ static void upstream_startup_read(struct bufferevent *bev, void *arg)
                 pgwire_error_field(body, (size_t)blen, 'C', sqlstate, sizeof sqlstate);
             evbuffer_drain(in, (size_t)blen + 5); /* body is invalid from here */
             if (reply.len)
-                bufferevent_write(s->upstream, reply.data, reply.len);
+                gw_conn_write(s->upstream, reply.data, reply.len);
             if (reply.data)
                 util_secure_zero(reply.data, reply.cap);
             buf_free(&reply);
@@ -283,7 +276,7 @@ static void upstream_startup_read(struct bufferevent *bev, void *arg)
                 s->phase = GW_UPSTREAM_STARTUP;
                 struct buf ok = {0};
                 pgwire_build_auth_ok(&ok);
-                bufferevent_write(s->client, ok.data, ok.len);
+                gw_conn_write(s->client, ok.data, ok.len);
                 buf_free(&ok);
             }
             continue;
@@ -302,7 +295,7 @@ static void upstream_startup_read(struct bufferevent *bev, void *arg)
             s->info.backend_pid = s->backend_pid;
             struct buf k = {0};
             pgwire_build_backend_key(&k, s->backend_pid, s->client_secret);
-            bufferevent_write(s->client, k.data, k.len);
+            gw_conn_write(s->client, k.data, k.len);
             buf_free(&k);
             continue;
         }
@@ -320,7 +313,7 @@ static void upstream_startup_read(struct bufferevent *bev, void *arg)
             gw_session_fail(s, "08P01", "protocol error: unexpected message from upstream during startup");
             return;
         }
-        bufferevent_write(s->client, msg, (size_t)blen + 5);
+        gw_conn_write(s->client, msg, (size_t)blen + 5);
         evbuffer_drain(in, (size_t)blen + 5);
         if (type == 'Z') {
             gw_session_upstream_ready(s);
@@ -335,8 +328,8 @@ int gw_upstream_start(struct gw_session *s, char *err, size_t errlen)
     if (!s->upstream)
         return -1;
     s->phase = GW_UPSTREAM_CONNECTING;
-    bufferevent_setcb(s->upstream, upstream_startup_read, NULL, upstream_startup_event, s);
-    bufferevent_enable(s->upstream, EV_READ | EV_WRITE);
+    gw_conn_setcb(s->upstream, upstream_startup_read, NULL, upstream_startup_event, s);
+    gw_conn_read_on(s->upstream);
     return 0;
 }
 
@@ -361,9 +354,17 @@ static void cancel_written(struct bufferevent *bev, void *arg)
 void gw_cancel_send(struct gateway *gw, uint32_t pid, uint32_t secret)
 {
     char err[256];
-    struct bufferevent *bev = upstream_connect(gw, err, sizeof err);
-    if (!bev)
+    struct sockaddr_storage ss;
+    socklen_t len;
+    if (upstream_address(gw, &ss, &len, err, sizeof err) < 0)
         return; /* best effort: a cancel that cannot be delivered changes nothing */
+    struct bufferevent *bev = bufferevent_socket_new(gw->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (!bev)
+        return;
+    if (bufferevent_socket_connect(bev, (struct sockaddr *)&ss, (int)len) < 0) {
+        bufferevent_free(bev);
+        return;
+    }
     uint8_t req[16];
     pgwire_put_u32(req, 16);
     pgwire_put_u32(req + 4, PGWIRE_CANCEL_REQUEST);

@@ -1,6 +1,7 @@
-/* auth.c — the client side of PostgreSQL authentication, as the gateway
- * speaks it to the upstream server: SCRAM-SHA-256 (RFC 5802/7677, no channel
- * binding), md5 and cleartext. A pure state machine fed one message at a time. */
+/* auth.c — PostgreSQL authentication as pure state machines fed one message
+ * at a time: the client side the gateway speaks to the upstream server
+ * (SCRAM-SHA-256 per RFC 5802/7677 without channel binding, md5, cleartext),
+ * and the server side of SCRAM-SHA-256 for clients of the gateway. */
 #include "hoopctl/pgwire.h"
 
 #include <openssl/crypto.h>
@@ -354,4 +355,180 @@ void pgwire_auth_free(struct pgwire_auth *a)
     buf_free(&a->client_first_bare);
     buf_free(&a->server_first);
     util_secure_zero(a->server_signature, sizeof a->server_signature);
+}
+
+/* ---- server side: SCRAM-SHA-256 for clients of the gateway -------------- */
+
+int pgwire_scram_secret_make(const char *password, int iterations, struct pgwire_scram_secret *out)
+{
+    memset(out, 0, sizeof *out);
+    if (iterations < 1 || util_random_bytes(out->salt, sizeof out->salt) < 0)
+        return -1;
+    uint8_t salted[32];
+    if (!PKCS5_PBKDF2_HMAC(password, (int)strlen(password), out->salt, (int)sizeof out->salt,
+                           iterations, EVP_sha256(), 32, salted))
+        return -1;
+    uint8_t client_key[32];
+    hmac256(salted, 32, "Client Key", 10, client_key);
+    SHA256(client_key, 32, out->stored_key);
+    hmac256(salted, 32, "Server Key", 10, out->server_key);
+    out->iterations = iterations;
+    util_secure_zero(salted, sizeof salted);
+    util_secure_zero(client_key, sizeof client_key);
+    return 0;
+}
+
+int pgwire_scram_server_begin(struct buf *out)
+{
+    size_t start;
+    int rc = pgwire_msg_begin(out, 'R', &start) | pgwire_put_i32(out, 10);
+    rc |= pgwire_put_cstr(out, "SCRAM-SHA-256") | buf_append(out, "", 1);
+    return rc ? -1 : pgwire_msg_finish(out, start);
+}
+
+static enum pgwire_auth_result scram_server_fail(struct pgwire_scram_server *s, char *err,
+                                                 size_t errlen, const char *msg)
+{
+    s->state = AUTH_DONE;
+    snprintf(err, errlen, "%s", msg);
+    return PGWIRE_AUTH_FAILED;
+}
+
+/* An authentication request 'R' with a code and SCRAM data. */
+static int scram_server_reply(struct buf *out, int32_t code, const char *data, size_t len)
+{
+    size_t start;
+    int rc = pgwire_msg_begin(out, 'R', &start) | pgwire_put_i32(out, code) | buf_append(out, data, len);
+    return rc ? -1 : pgwire_msg_finish(out, start);
+}
+
+/* SASLInitialResponse: "SCRAM-SHA-256", then "n,,n=...,r=<client nonce>". */
+static enum pgwire_auth_result scram_server_first(struct pgwire_scram_server *s,
+                                                  const struct pgwire_scram_secret *secret,
+                                                  struct pgwire_reader *r, struct buf *reply,
+                                                  char *err, size_t errlen)
+{
+    const char *mech = pgwire_read_cstr(r);
+    int32_t n = pgwire_read_i32(r);
+    if (r->bad || !mech || n < 0 || n > SCRAM_MAX_MESSAGE)
+        return scram_server_fail(s, err, errlen, "malformed SASLInitialResponse");
+    const uint8_t *data = pgwire_read_bytes(r, (size_t)n);
+    if (!data || !pgwire_reader_done(r) || memchr(data, 0, (size_t)n))
+        return scram_server_fail(s, err, errlen, "malformed SASLInitialResponse");
+    if (strcmp(mech, "SCRAM-SHA-256") != 0)
+        return scram_server_fail(s, err, errlen, "client chose a SASL mechanism the gateway does not offer");
+    /* gs2 header: no channel binding ("n,,") or "y,," (client could but we do not offer it). */
+    if (n < 3 || (memcmp(data, "n,,", 3) != 0 && memcmp(data, "y,,", 3) != 0))
+        return scram_server_fail(s, err, errlen, "unsupported SCRAM channel binding or authzid");
+    char bare[SCRAM_MAX_MESSAGE + 1];
+    memcpy(bare, data + 3, (size_t)n - 3);
+    bare[n - 3] = 0;
+    const char *cnonce;
+    size_t cnlen;
+    if (strncmp(bare, "n=", 2) != 0 || !scram_attr(bare, 'r', &cnonce, &cnlen) || cnlen == 0 ||
+        cnlen > 256 || strstr(bare, ",m="))
+        return scram_server_fail(s, err, errlen, "malformed SCRAM client-first message");
+    for (size_t i = 0; i < cnlen; i++)
+        if (cnonce[i] < 0x21 || cnonce[i] > 0x7e || cnonce[i] == ',')
+            return scram_server_fail(s, err, errlen, "invalid SCRAM nonce");
+    s->gs2_y = data[0] == 'y';
+    uint8_t raw[18];
+    char snonce[32];
+    if (util_random_bytes(raw, sizeof raw) < 0)
+        return scram_server_fail(s, err, errlen, "no randomness for the SCRAM nonce");
+    EVP_EncodeBlock((uint8_t *)snonce, raw, sizeof raw);
+    buf_reset(&s->client_first_bare);
+    buf_reset(&s->server_first);
+    buf_reset(&s->nonce);
+    int rc = buf_append_str(&s->client_first_bare, bare);
+    rc |= buf_append(&s->nonce, cnonce, cnlen) | buf_append_str(&s->nonce, snonce);
+    rc |= buf_append_str(&s->server_first, "r=") | buf_append(&s->server_first, s->nonce.data, s->nonce.len);
+    rc |= buf_append_str(&s->server_first, ",s=") | b64_encode(secret->salt, sizeof secret->salt, &s->server_first);
+    rc |= buf_printf(&s->server_first, ",i=%d", secret->iterations);
+    if (rc || scram_server_reply(reply, 11, (const char *)s->server_first.data, s->server_first.len) < 0)
+        return scram_server_fail(s, err, errlen, "out of memory");
+    s->state = AUTH_SASL_CONTINUE;
+    return PGWIRE_AUTH_CONTINUE;
+}
+
+/* SASLResponse: "c=<gs2 header b64>,r=<nonce>,p=<proof>"; check the proof. */
+static enum pgwire_auth_result scram_server_final(struct pgwire_scram_server *s,
+                                                  const struct pgwire_scram_secret *secret,
+                                                  struct pgwire_reader *r, struct buf *reply,
+                                                  char *err, size_t errlen)
+{
+    size_t n = r->len - r->pos;
+    const uint8_t *data = pgwire_read_bytes(r, n);
+    if (n == 0 || n > SCRAM_MAX_MESSAGE || memchr(data, 0, n))
+        return scram_server_fail(s, err, errlen, "malformed SCRAM client-final message");
+    char msg[SCRAM_MAX_MESSAGE + 1];
+    memcpy(msg, data, n);
+    msg[n] = 0;
+    const char *cb, *nonce, *proof64;
+    size_t cblen, nlen, plen;
+    const char *at_proof = strstr(msg, ",p=");
+    if (strncmp(msg, "c=", 2) != 0 || !scram_attr(msg, 'c', &cb, &cblen) ||
+        !scram_attr(msg, 'r', &nonce, &nlen) || !at_proof || strchr(at_proof + 3, ','))
+        return scram_server_fail(s, err, errlen, "malformed SCRAM client-final message");
+    proof64 = at_proof + 3;
+    plen = strlen(proof64);
+    const char *want_cb = s->gs2_y ? "eSws" : "biws"; /* base64 of "y,," / "n,," */
+    if (cblen != 4 || memcmp(cb, want_cb, 4) != 0)
+        return scram_server_fail(s, err, errlen, "SCRAM channel binding does not match");
+    if (nlen != s->nonce.len || memcmp(nonce, s->nonce.data, nlen) != 0)
+        return scram_server_fail(s, err, errlen, "SCRAM nonce does not match");
+    uint8_t proof[64];
+    if (b64_decode(proof64, plen, proof, sizeof proof) != 32)
+        return scram_server_fail(s, err, errlen, "malformed SCRAM proof");
+    struct buf auth_message = {0};
+    int rc = buf_append(&auth_message, s->client_first_bare.data, s->client_first_bare.len);
+    rc |= buf_append_str(&auth_message, ",") | buf_append(&auth_message, s->server_first.data, s->server_first.len);
+    rc |= buf_append_str(&auth_message, ",") | buf_append(&auth_message, msg, (size_t)(at_proof - msg));
+    if (rc) {
+        buf_free(&auth_message);
+        return scram_server_fail(s, err, errlen, "out of memory");
+    }
+    uint8_t sig[32], client_key[32], stored[32], server_sig[32];
+    hmac256(secret->stored_key, 32, auth_message.data, auth_message.len, sig);
+    for (int i = 0; i < 32; i++)
+        client_key[i] = proof[i] ^ sig[i];
+    SHA256(client_key, 32, stored);
+    bool ok = CRYPTO_memcmp(stored, secret->stored_key, 32) == 0;
+    hmac256(secret->server_key, 32, auth_message.data, auth_message.len, server_sig);
+    buf_free(&auth_message);
+    util_secure_zero(client_key, sizeof client_key);
+    if (!ok)
+        return scram_server_fail(s, err, errlen, "wrong password");
+    struct buf v = {0};
+    rc = buf_append_str(&v, "v=") | b64_encode(server_sig, 32, &v);
+    if (rc == 0)
+        rc = scram_server_reply(reply, 12, (const char *)v.data, v.len);
+    buf_free(&v);
+    if (rc)
+        return scram_server_fail(s, err, errlen, "out of memory");
+    s->state = AUTH_DONE;
+    return PGWIRE_AUTH_OK;
+}
+
+enum pgwire_auth_result pgwire_scram_server_step(struct pgwire_scram_server *s,
+                                                 const struct pgwire_scram_secret *secret,
+                                                 uint8_t type, const uint8_t *body, size_t len,
+                                                 struct buf *reply, char *err, size_t errlen)
+{
+    struct pgwire_reader r;
+    pgwire_reader_init(&r, body, len);
+    if (type != 'p')
+        return scram_server_fail(s, err, errlen, "expected a password message (SASL response)");
+    if (s->state == AUTH_START)
+        return scram_server_first(s, secret, &r, reply, err, errlen);
+    if (s->state == AUTH_SASL_CONTINUE)
+        return scram_server_final(s, secret, &r, reply, err, errlen);
+    return scram_server_fail(s, err, errlen, "authentication already finished");
+}
+
+void pgwire_scram_server_free(struct pgwire_scram_server *s)
+{
+    buf_free(&s->client_first_bare);
+    buf_free(&s->server_first);
+    buf_free(&s->nonce);
 }

@@ -5,17 +5,28 @@
 # pgbench -S in -M simple/extended/prepared at -c 1, 4, 16 (BENCH_SECONDS per
 # run), then a 1M-row SELECT streamed through the gateway to a slow reader,
 # with the gateway's peak RSS. Prints a table; numbers go to RESULTS.md by hand.
+# Subsets for quick A/B runs: BENCH_MODES="simple prepared", BENCH_CLIENTS="1 4",
+# BENCH_TARGETS="pgbouncer gateway" (direct is needed for gw/dir and latency),
+# BENCH_STREAM=0 skips the streaming run, BENCH_REPEAT=N runs each cell N times
+# (interleaved) and keeps the median TPS and the lowest cpu/tx.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 export HOOPCTL_BIN=${HOOPCTL_BIN:-$ROOT/hoopctl} HOOPCTL_ROOT=$ROOT
 source "$ROOT/tests/integration/lib/harness.sh"
 source "$ROOT/tests/integration/lib/gateway.sh"
 SECS=${BENCH_SECONDS:-5}
+MODES=(${BENCH_MODES:-simple extended prepared})
+CLIENTS=(${BENCH_CLIENTS:-1 4 16})
+TARGETS=(${BENCH_TARGETS:-direct pgbouncer gateway})
+REPEAT=${BENCH_REPEAT:-1}
+has_target() { [[ " ${TARGETS[*]} " == *" $1 "* ]]; }
 T=$HARNESS_TMP
 
 pg_start
 pgbench -q -i -s 10 >/dev/null 2>&1
 
+PGB_PID=''
+if has_target pgbouncer; then
 # pgbouncer, session mode, TLS verify-full to the server like the gateway.
 PGB_PORT=$(free_port)
 mkdir -p "$T/pgb"
@@ -42,11 +53,21 @@ chmod 0755 "$T/pgb"; chmod 0644 "$T/pgb/"*
 # -u: pgbouncer drops to postgres itself, so the pid the harness stops is pgbouncer's own
 bg_start pgbouncer pgbouncer -u postgres "$T/pgb/pgbouncer.ini"
 wait_for pgbouncer 20 bash -c "PGPASSWORD= PGSSLMODE=disable psql -X -h 127.0.0.1 -p $PGB_PORT -U postgres -Atc 'select 1' postgres"
+PGB_PID=$(cat "$T/pgb/pgbouncer.pid")
+fi
 
 gateway_start gw
-GW_PID=$gw_PID
+GW_PID=$gw_PID GW_MAIN_PORT=$GW_PORT
+# BENCH_GW2_BIN=/path/to/other/hoopctl adds a target "gw2": a second gateway
+# binary measured in the same run, interleaved with the first (A/B).
+GW2_PID='' GW2_PORT=''
+if [[ -n ${BENCH_GW2_BIN:-} ]]; then
+  HOOPCTL_BIN=$BENCH_GW2_BIN gateway_start gw2
+  GW2_PID=$gw2_PID GW2_PORT=$GW_PORT
+  TARGETS+=(gw2)
+fi
+GW_PORT=$GW_MAIN_PORT
 
-PGB_PID=$(cat "$T/pgb/pgbouncer.pid")
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }  # utime + stime, clock ticks
 
 declare -A TPS LAT CPU
@@ -57,47 +78,82 @@ run() {  # target mode clients
     direct) conn=(env PGSSLMODE=verify-full pgbench -h 127.0.0.1 -p "$PGPORT") ;;
     pgbouncer) conn=(env PGPASSWORD= PGSSLMODE=disable pgbench -h 127.0.0.1 -p "$PGB_PORT") ;;
     gateway) conn=(env PGPASSWORD= PGSSLMODE=disable pgbench -h 127.0.0.1 -p "$GW_PORT") ;;
+    gw2) conn=(env PGPASSWORD= PGSSLMODE=disable pgbench -h 127.0.0.1 -p "$GW2_PORT") ;;
   esac
   local j=$((c < 2 ? c : 2))
-  case $target in gateway) pid=$GW_PID ;; pgbouncer) pid=$PGB_PID ;; esac
+  case $target in gateway) pid=$GW_PID ;; gw2) pid=$GW2_PID ;; pgbouncer) pid=$PGB_PID ;; esac
   [[ -n $pid ]] && t0=$(cpu_ticks "$pid")
   out=$("${conn[@]}" -U postgres -n -S -M "$mode" -c "$c" -j "$j" -T "$SECS" postgres 2>&1) \
     || { echo "$out" >&2; fail "pgbench $target $mode -c $c failed"; }
   grep -q "number of failed transactions: 0 " <<<"$out" || fail "$target $mode -c $c had failures: $out"
-  TPS[$target.$mode.$c]=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' <<<"$out")
-  LAT[$target.$mode.$c]=$(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' <<<"$out")
+  local tps lat cpu=''
+  tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' <<<"$out")
+  lat=$(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' <<<"$out")
   if [[ -n $pid ]]; then  # the proxy's own CPU per transaction, in microseconds
     local n
     n=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$out")
-    CPU[$target.$mode.$c]=$(echo "($(cpu_ticks "$pid") - $t0) * 1000000 / $(getconf CLK_TCK) / $n" | bc -l)
+    cpu=$(echo "($(cpu_ticks "$pid") - $t0) * 1000000 / $(getconf CLK_TCK) / $n" | bc -l)
   fi
+  local k=$target.$mode.$c
+  TPS[$k]+="$tps " LAT[$k]+="$lat " CPU[$k]+="$cpu "
 }
 
-for mode in simple extended prepared; do
-  for c in 1 4 16; do
-    for target in direct pgbouncer gateway; do
-      run "$target" "$mode" "$c"
+median() { tr ' ' '\n' | awk 'NF' | sort -g | awk '{v[NR]=$1} END {print NR ? v[int((NR+1)/2)] : ""}'; }
+lowest() { tr ' ' '\n' | awk 'NF' | sort -g | awk 'NR == 1'; }
+fmt() { [[ -n $2 ]] && printf "$1" "$2" || printf '%s' -; }
+ratio() { [[ -n $1 && -n $2 ]] && printf '%.2f' "$(echo "$1 / $2" | bc -l)" || printf -- -; }
+
+for ((rep = 0; rep < REPEAT; rep++)); do
+  for mode in "${MODES[@]}"; do
+    for c in "${CLIENTS[@]}"; do
+      for target in "${TARGETS[@]}"; do
+        run "$target" "$mode" "$c"
+      done
     done
   done
 done
 
-printf '\n%-9s %3s %10s %10s %10s %7s %7s %12s %12s\n' mode c direct pgbouncer gateway gw/dir gw/pgb \
+declare -A T_ L_ C_
+for k in "${!TPS[@]}"; do
+  T_[$k]=$(median <<<"${TPS[$k]}") L_[$k]=$(median <<<"${LAT[$k]}") C_[$k]=$(lowest <<<"${CPU[$k]}")
+done
+
+printf '\n%-9s %3s %10s %10s %10s %7s %7s %12s %12s' mode c direct pgbouncer gateway gw/dir gw/pgb \
   'pgb cpu/tx' 'gw cpu/tx'
-for mode in simple extended prepared; do
-  for c in 1 4 16; do
-    d=${TPS[direct.$mode.$c]} b=${TPS[pgbouncer.$mode.$c]} g=${TPS[gateway.$mode.$c]}
-    printf '%-9s %3s %10.0f %10.0f %10.0f %7.2f %7.2f %10.1fus %10.1fus\n' "$mode" "$c" "$d" "$b" "$g" \
-      "$(echo "$g / $d" | bc -l)" "$(echo "$g / $b" | bc -l)" "${CPU[pgbouncer.$mode.$c]}" "${CPU[gateway.$mode.$c]}"
+[[ -n $GW2_PID ]] && printf ' %10s %7s %12s' gw2 gw2/gw 'gw2 cpu/tx'
+echo
+for mode in "${MODES[@]}"; do
+  for c in "${CLIENTS[@]}"; do
+    d=${T_[direct.$mode.$c]:-} b=${T_[pgbouncer.$mode.$c]:-} g=${T_[gateway.$mode.$c]:-}
+    printf '%-9s %3s %10s %10s %10s %7s %7s %12s %12s' "$mode" "$c" "$(fmt %.0f "$d")" "$(fmt %.0f "$b")" \
+      "$(fmt %.0f "$g")" "$(ratio "$g" "$d")" "$(ratio "$g" "$b")" \
+      "$(fmt %.1fus "${C_[pgbouncer.$mode.$c]:-}")" "$(fmt %.1fus "${C_[gateway.$mode.$c]:-}")"
+    if [[ -n $GW2_PID ]]; then
+      g2=${T_[gw2.$mode.$c]:-}
+      printf ' %10s %7s %12s' "$(fmt %.0f "$g2")" "$(ratio "$g2" "$g")" "$(fmt %.1fus "${C_[gw2.$mode.$c]:-}")"
+    fi
+    echo
   done
 done
 echo
-for mode in simple extended prepared; do
-  d=${LAT[direct.$mode.1]} b=${LAT[pgbouncer.$mode.1]} g=${LAT[gateway.$mode.1]}
-  printf 'latency -c 1 %-9s direct %.1f us, pgbouncer %.1f us (+%.1f), gateway %.1f us (added %.1f us)\n' "$mode" \
-    "$(echo "$d * 1000" | bc -l)" "$(echo "$b * 1000" | bc -l)" "$(echo "($b - $d) * 1000" | bc -l)" \
-    "$(echo "$g * 1000" | bc -l)" "$(echo "($g - $d) * 1000" | bc -l)"
-done
+if [[ " ${CLIENTS[*]} " == *" 1 "* ]]; then
+  for mode in "${MODES[@]}"; do
+    d=${L_[direct.$mode.1]:-}
+    line=$(printf 'latency -c 1 %-9s direct %s us' "$mode" "$(fmt %.1f "${d:+$(echo "$d * 1000" | bc -l)}")")
+    for target in pgbouncer gateway gw2; do
+      l=${L_[$target.$mode.1]:-}
+      [[ -n $l ]] || continue
+      line+=$(printf ', %s %.1f us' "$target" "$(echo "$l * 1000" | bc -l)")
+      [[ -n $d ]] && line+=$(printf ' (added %.1f)' "$(echo "($l - $d) * 1000" | bc -l)")
+    done
+    echo "$line"
+  done
+fi
 echo "gateway VmHWM after the pgbench runs: $(awk '/VmHWM/ {print $2, $3}' /proc/$GW_PID/status)"
+if [[ ${BENCH_STREAM:-1} == 0 ]]; then
+  echo "command: BENCH_SECONDS=$SECS BENCH_MODES='${MODES[*]}' BENCH_CLIENTS='${CLIENTS[*]}' BENCH_REPEAT=$REPEAT tests/bench/run.sh   (nproc=$(nproc), load: $(cut -d' ' -f1-3 /proc/loadavg))"
+  exit 0
+fi
 
 # 1M rows (~130 MB) streamed to a reader that takes 16 KiB at a time with pauses.
 gateway_start gwstream

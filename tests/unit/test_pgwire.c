@@ -269,6 +269,99 @@ static void auth_scram_exchange(void **state)
     buf_free(&reply);
 }
 
+/* Our SCRAM client against our SCRAM server: returns the server's verdict. */
+static enum pgwire_auth_result scram_pair(const char *client_pw, const struct pgwire_scram_secret *secret,
+                                          char *err)
+{
+    struct pgwire_auth c = {.user = "u", .password = client_pw};
+    struct pgwire_scram_server srv = {0};
+    struct buf to_client = {0}, to_server = {0};
+    assert_int_equal(pgwire_scram_server_begin(&to_client), 0);
+    assert_int_equal(to_client.data[0], 'R');
+    enum pgwire_auth_result r = PGWIRE_AUTH_CONTINUE;
+    for (int round = 0; round < 3 && r == PGWIRE_AUTH_CONTINUE; round++) {
+        buf_reset(&to_server);
+        assert_int_equal(pgwire_auth_step(&c, 'R', to_client.data + 5, to_client.len - 5, &to_server, err, 256),
+                         PGWIRE_AUTH_CONTINUE);
+        assert_int_equal(to_server.data[0], 'p');
+        buf_reset(&to_client);
+        r = pgwire_scram_server_step(&srv, secret, 'p', to_server.data + 5, to_server.len - 5, &to_client, err, 256);
+    }
+    if (r == PGWIRE_AUTH_OK) { /* the client checks the server's signature, then AuthenticationOk */
+        char cerr[256];
+        struct buf none = {0};
+        assert_int_equal(pgwire_auth_step(&c, 'R', to_client.data + 5, to_client.len - 5, &none, cerr, sizeof cerr),
+                         PGWIRE_AUTH_CONTINUE);
+        assert_int_equal(pgwire_auth_step(&c, 'R', (const uint8_t *)"\0\0\0\0", 4, &none, cerr, sizeof cerr),
+                         PGWIRE_AUTH_OK);
+        buf_free(&none);
+    }
+    pgwire_auth_free(&c);
+    pgwire_scram_server_free(&srv);
+    buf_free(&to_client);
+    buf_free(&to_server);
+    return r;
+}
+
+static void scram_server_side(void **state)
+{
+    (void)state;
+    char err[256];
+    struct pgwire_scram_secret secret;
+    assert_int_equal(pgwire_scram_secret_make("run-password", 4096, &secret), 0);
+    assert_int_equal(scram_pair("run-password", &secret, err), PGWIRE_AUTH_OK);
+    assert_int_equal(scram_pair("run-passwore", &secret, err), PGWIRE_AUTH_FAILED);
+    assert_string_equal(err, "wrong password");
+    assert_int_equal(scram_pair("", &secret, err), PGWIRE_AUTH_FAILED);
+
+    /* Malformed or hostile client messages: a clear failure, never OK. */
+    static const struct { const char *body; size_t len; const char *why; } bad_first[] = {
+        {"secret\0", 7, "malformed SASLInitialResponse"},                        /* a cleartext password */
+        {"SCRAM-SHA-256\0\0\0\0\x09n,,n=", 23, "malformed SASLInitialResponse"}, /* length past the end */
+        {"SCRAM-SHA-256\0\0\0\0\x0dp=x,,n=,r=abc", 31, "channel binding"},
+        {"SCRAM-SHA-256\0\0\0\0\x08n,,n=,r=", 26, "malformed SCRAM client-first"}, /* empty nonce */
+        {"OTHER\0\0\0\0\x0dn,,n=,r=abcdef", 23, "does not offer"},
+        {"SCRAM-SHA-256\0\xff\xff\xff\xff", 18, "malformed SASLInitialResponse"},
+    };
+    for (size_t i = 0; i < sizeof bad_first / sizeof bad_first[0]; i++) {
+        struct pgwire_scram_server srv = {0};
+        struct buf reply = {0};
+        assert_int_equal(pgwire_scram_server_step(&srv, &secret, 'p', (const uint8_t *)bad_first[i].body,
+                                                  bad_first[i].len, &reply, err, sizeof err),
+                         PGWIRE_AUTH_FAILED);
+        if (!strstr(err, bad_first[i].why))
+            fail_msg("case %zu: %s", i, err);
+        pgwire_scram_server_free(&srv);
+        buf_free(&reply);
+    }
+    /* A good first message, then a final message with the wrong nonce or binding. */
+    static const char *bad_final[] = {"c=biws,r=other,p=AAAA", "c=eSws,r=%s,p=AAAA", "c=biws,r=%s",
+                                      "c=biws,r=%s,p=short"};
+    for (size_t i = 0; i < sizeof bad_final / sizeof bad_final[0]; i++) {
+        struct pgwire_scram_server srv = {0};
+        struct buf reply = {0};
+        const char first[] = "SCRAM-SHA-256\0\0\0\0\x0fn,,n=,r=cnonce1";
+        assert_int_equal(pgwire_scram_server_step(&srv, &secret, 'p', (const uint8_t *)first, sizeof first - 1,
+                                                  &reply, err, sizeof err),
+                         PGWIRE_AUTH_CONTINUE);
+        char msg[256];
+        snprintf(msg, sizeof msg, bad_final[i], buf_cstr(&srv.nonce));
+        assert_int_equal(pgwire_scram_server_step(&srv, &secret, 'p', (const uint8_t *)msg, strlen(msg), &reply,
+                                                  err, sizeof err),
+                         PGWIRE_AUTH_FAILED);
+        assert_int_equal(pgwire_scram_server_step(&srv, &secret, 'p', (const uint8_t *)msg, strlen(msg), &reply,
+                                                  err, sizeof err),
+                         PGWIRE_AUTH_FAILED); /* finished stays finished */
+        pgwire_scram_server_free(&srv);
+        buf_free(&reply);
+    }
+    struct pgwire_scram_server srv = {0};
+    struct buf reply = {0};
+    assert_int_equal(pgwire_scram_server_step(&srv, &secret, 'Q', (const uint8_t *)"x", 1, &reply, err, sizeof err),
+                     PGWIRE_AUTH_FAILED);
+    buf_free(&reply);
+}
+
 static void auth_other_methods_and_failures(void **state)
 {
     (void)state;
@@ -322,6 +415,7 @@ int main(void)
         cmocka_unit_test(scram_rfc7677_vector),
         cmocka_unit_test(auth_scram_exchange),
         cmocka_unit_test(auth_other_methods_and_failures),
+        cmocka_unit_test(scram_server_side),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,44 @@
+#!/bin/bash
+# The offline audit log of `hoopctl gateway --audit-log` is lossless for text
+# that is not UTF-8 (client_encoding LATIN1): SQL becomes "sql":null plus
+# "sql_b64", a text parameter {"b64": ...}; UTF-8 text stays a plain string.
+source "$(dirname "$0")/lib/harness.sh"
+source "$(dirname "$0")/lib/gateway.sh"
+pg_start
+AUDIT=$HARNESS_TMP/audit.jsonl
+gateway_start gw --audit-log "$AUDIT"
+gwq() { PGPASSWORD='' PGSSLMODE=disable psql -X -h 127.0.0.1 -p "$GW_PORT" -U auditor -d postgres "$@"; }
+
+# A simple query in LATIN1: 'caf\xe9' is "café" in LATIN1 and invalid UTF-8.
+printf "select 'caf\xe9' as latin1_marker\n" >"$HARNESS_TMP/latin1.sql"
+out=$(PGCLIENTENCODING=LATIN1 gwq -Atf "$HARNESS_TMP/latin1.sql" | od -An -c | tr -s ' ')
+assert_contains "$out" "c a f 351" "LATIN1 result through the gateway"
+# A UTF-8 query in the same log stays a plain string.
+gwq -Atc "select 'café' as utf8_marker" >/dev/null || fail "UTF-8 query failed"
+
+# Extended protocol with a LATIN1 text parameter (psycopg 3 binds server-side).
+/usr/bin/python3 - "$GW_PORT" <<'PY' || fail "psycopg LATIN1 parameter query failed"
+import sys, psycopg
+with psycopg.connect(host="127.0.0.1", port=int(sys.argv[1]), user="auditor", dbname="postgres",
+                     password="", sslmode="disable", client_encoding="LATIN1") as c:
+    v = c.execute("select %s::text as param_marker", ["naïve"], prepare=True).fetchone()[0]
+    assert v == "naïve", v
+PY
+wait_for "the audit lines" 10 grep -q 'param_marker' "$AUDIT"
+
+/usr/bin/python3 - "$AUDIT" <<'PY' || fail "audit log check failed"
+import base64, json, sys
+lines = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8")]  # every line is valid JSON
+stmts = [l for l in lines if l["event"] == "statement"]
+latin = [l for l in stmts if "sql_b64" in l]
+assert len(latin) == 1, latin
+assert latin[0]["sql"] is None, latin[0]
+assert base64.b64decode(latin[0]["sql_b64"]) == b"select 'caf\xe9' as latin1_marker", latin[0]
+utf8 = [l for l in stmts if l.get("sql") == "select 'café' as utf8_marker"]
+assert len(utf8) == 1 and "sql_b64" not in utf8[0], stmts
+ex = [l for l in stmts if l["kind"] == "execute" and "param_marker" in (l["sql"] or "")]
+assert ex, stmts
+assert ex[0]["params"] == [{"b64": base64.b64encode("naïve".encode("latin-1")).decode()}], ex[0]
+print("audit lines ok:", len(lines))
+PY
+log "audit log: LATIN1 SQL as sql_b64, LATIN1 parameter as {b64}, UTF-8 as plain strings"
