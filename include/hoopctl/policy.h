@@ -418,6 +418,22 @@ int policy_mask_plan_build_results(const struct policy *p, struct policy_catalog
 int policy_mask_plan_build_copy_results(const struct policy *p, struct policy_catalog *catalog,
                                         struct policy_results *r, size_t ncols, struct policy_mask_plan *out,
                                         char err[POLICY_ERR_MAX]);
+/* Whether a statement that may still answer (any in r; none known counts)
+ * may read a masked column, by its text or through a view, a function or
+ * SQL run from a string: an error it causes must then not show its text,
+ * which may quote the value. */
+bool policy_results_may_read_masked(const struct policy *p, struct policy_catalog *catalog,
+                                    struct policy_results *r);
+/* Whether an error of this SQLSTATE may quote data values in its text: all
+ * but the classes known not to (connection, transaction state, syntax and
+ * access rules, resources, operator intervention, ...): fail closed. */
+bool policy_sqlstate_may_quote_values(const char *sqlstate);
+/* Both of the above, for the gateway's error_redact hook. */
+bool policy_error_must_hide(const struct policy *p, struct policy_catalog *catalog, struct policy_results *r,
+                            const char *sqlstate);
+/* Every forwarded statement has been answered (the gateway's idle hook):
+ * none can own a later result. */
+void policy_results_clear(struct policy_results *r);
 /* A result set that carried rows has ended (the caller saw its rows and a
  * new result began): the oldest statement is retired. */
 void policy_results_done(struct policy_results *r);

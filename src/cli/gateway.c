@@ -387,6 +387,26 @@ static bool policy_copy_out(void *user, const struct gateway_session_info *si, i
     return true; /* also when nothing is masked: the filter tells that rows came */
 }
 
+static bool policy_error_redact(void *user, const struct gateway_session_info *si, const char *sqlstate)
+{
+    struct gateway_cli *c = user;
+    struct gateway_policy_session *s = policy_session_find(c, si->id);
+    if (!s)
+        return true;
+    if (!s->catalog && !s->catalog_failed)
+        policy_catalog_open(s);
+    return policy_error_must_hide(c->policy, s->catalog, s->results, sqlstate);
+}
+
+static void policy_idle(void *user, const struct gateway_session_info *si)
+{
+    struct gateway_policy_session *s = policy_session_find(user, si->id);
+    if (s) {
+        policy_results_clear(s->results);
+        s->rows_seen = false; /* the last result's statement is gone with the rest */
+    }
+}
+
 /* ---- hooks ---------------------------------------------------------------- */
 
 static void hook_session_start(void *user, const struct gateway_session_info *si)
@@ -583,6 +603,8 @@ static int gateway_run(const struct cli_args *args, struct cli_context *ctx)
         catalog_conninfo(&c, &cfg.upstream, password);
         cfg.hooks.row_description = policy_row_description;
         cfg.hooks.copy_out = policy_copy_out;
+        cfg.hooks.error_redact = policy_error_redact;
+        cfg.hooks.idle = policy_idle;
     }
     const char *audit = cli_get(args, "audit-log");
     if (audit) {

@@ -706,6 +706,24 @@ static bool on_row_description(void *user, const struct gateway_session_info *si
     return true;
 }
 
+static bool on_error_redact(void *user, const struct gateway_session_info *si, const char *sqlstate)
+{
+    struct connect *c = user;
+    struct cn_session *s = cn_session_find(c, si->id);
+    if (!s)
+        return true;
+    return policy_error_must_hide(c->policy, session_catalog(c, s), s->results, sqlstate);
+}
+
+static void on_idle(void *user, const struct gateway_session_info *si)
+{
+    struct cn_session *s = cn_session_find(user, si->id);
+    if (s) {
+        policy_results_clear(s->results);
+        s->rows_seen = false; /* the last result's statement is gone with the rest */
+    }
+}
+
 static int copy_filter(void *user, const struct gateway_session_info *si, const uint8_t *row, size_t length,
                        struct buf *out)
 {
@@ -1145,6 +1163,8 @@ struct connect *connect_start(struct event_base *base, const struct connect_opti
                                       .hold_abandoned = on_hold_abandoned,
                                       .row_description = on_row_description,
                                       .copy_out = on_copy_out,
+                                      .error_redact = on_error_redact,
+                                      .idle = on_idle,
                                       .statement_complete = on_statement_complete};
     c->gw = listen_gateway(c, o, &gc, err, errlen);
     util_secure_zero(password, sizeof password);

@@ -159,6 +159,9 @@ struct gw_session {
     bool upstream_said_fatal;         /* upstream sent a FATAL/PANIC ErrorResponse */
     struct gw_tracking tracking;
     struct gw_inflight inflight;      /* for the statement_complete hook */
+    struct buf redacted;              /* the last ErrorResponse whose text error_redact hid */
+    uint64_t awaiting_ready;          /* Query/FunctionCall/Sync sent upstream, not yet answered by 'Z' */
+    bool unsynced;                    /* an extended-protocol message went upstream after the last Sync */
     uint64_t decided_id;              /* the id of the last statement hook call */
 };
 

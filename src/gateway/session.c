@@ -149,6 +149,7 @@ void gw_session_free(struct gw_session *s)
     pgwire_scram_server_free(&s->client_scram);
     gw_tracking_free(&s->tracking);
     free(s->inflight.items);
+    buf_free(&s->redacted);
     free(s->filter.mask);
     free(s);
 }
@@ -543,6 +544,30 @@ static void inflight_answer(struct gw_session *s, char type, const uint8_t *body
             inflight_pop(q);
 }
 
+/* ---- idle: every answer came (the idle hook) ----------------------------- */
+
+/* A client message goes upstream: count what ReadyForQuery will answer. */
+static void note_upstream_message(struct gw_session *s, char type)
+{
+    if (type == 'Q' || type == 'F' || type == 'S') {
+        s->awaiting_ready++;
+        if (type == 'S')
+            s->unsynced = false;
+    } else if (strchr("PBDECH", type)) {
+        s->unsynced = true;
+    }
+}
+
+/* Upstream sent ReadyForQuery. */
+static void note_ready(struct gw_session *s)
+{
+    const struct gateway_hooks *h = &s->gw->cfg.hooks;
+    if (s->awaiting_ready)
+        s->awaiting_ready--;
+    if (s->awaiting_ready == 0 && !s->unsynced && h->idle)
+        h->idle(h->user, &s->info);
+}
+
 /* ---- relay: client to upstream ----------------------------------------- */
 
 static void send_hold_notice(struct gw_session *s, const struct gateway_refusal *r)
@@ -760,6 +785,7 @@ static void c2u_relay(struct gw_session *s)
         if (verdict == GATEWAY_REFUSE) {
             evbuffer_drain(in, total);
             send_refusal_marker(s, type, &refusal);
+            note_upstream_message(s, type == 'E' ? 'E' : 'Q');
             inflight_push(s, type == 'E' ? 'E' : 'Q', GATEWAY_STATEMENT_SIMPLE, true);
             continue;
         }
@@ -778,6 +804,7 @@ static void c2u_relay(struct gw_session *s)
             protocol_error(s, "client", "malformed Execute");
             return;
         }
+        note_upstream_message(s, type);
         if (type == 'Q' || type == 'F' || type == 'E' || type == 'S')
             inflight_push(s, type == 'F' ? 'Q' : type,
                           type == 'Q'   ? GATEWAY_STATEMENT_SIMPLE
@@ -838,6 +865,41 @@ static bool rewrite_refusal(struct gw_session *s, const uint8_t *body, size_t le
     if (pgwire_build_error(&e, false, "ERROR", state, msg) == 0)
         evbuffer_add(gw_conn_output(s->client), e.data, e.len);
     buf_free(&e);
+    return true;
+}
+
+/* An upstream ErrorResponse whose text the error_redact hook hides: the
+ * severity, SQLSTATE and identifier fields stay; the message says why; the
+ * fields that may quote data values (detail, hint, context, query, position)
+ * are dropped. True when the rewritten message was queued for the client. */
+static bool redact_error(struct gw_session *s, const uint8_t *body, size_t len)
+{
+    struct buf *e = &s->redacted;
+    e->len = 0;
+    const struct gateway_hooks *h = &s->gw->cfg.hooks;
+    char state[6] = "";
+    pgwire_error_field(body, len, 'C', state, sizeof state);
+    if (!h->error_redact || !h->error_redact(h->user, &s->info, state))
+        return false;
+    static const char keep[] = "SVCstcdn";
+    size_t start;
+    int rc = pgwire_msg_begin(e, 'E', &start);
+    for (const char *k = keep; *k && rc == 0; k++) {
+        char v[256];
+        if (pgwire_error_field(body, len, *k, v, sizeof v))
+            rc |= buf_append(e, k, 1) | pgwire_put_cstr(e, v);
+    }
+    char msg[160];
+    snprintf(msg, sizeof msg,
+             "hoopctl: the database's error text is hidden: the statement may read masked columns (SQLSTATE %s)",
+             state[0] ? state : "unknown");
+    rc |= buf_append(e, "M", 1) | pgwire_put_cstr(e, msg) | buf_append(e, "", 1);
+    if (rc == 0 && pgwire_msg_finish(e, start) == 0) {
+        evbuffer_add(gw_conn_output(s->client), e->data, e->len);
+    } else {
+        e->len = 0;
+        protocol_error(s, "gateway", "out of memory while hiding an error's text");
+    }
     return true;
 }
 
@@ -955,7 +1017,7 @@ static bool u2c_inspects(const struct gw_session *s, char type)
            (h->statement_complete && (type == 'C' || type == 'I' || type == 's')) ||
            (type == 'H' && h->copy_out) || (type == 'd' && s->copy_filter_active) ||
            (type == 'D' && s->filter_active) || type == 'E' || /* errors are rare: see FATAL */
-           (tracking && type && strchr("123EZn", type));
+           (type == 'Z' && h->idle) || (tracking && type && strchr("123EZn", type));
 }
 
 /* An upstream message passes untouched: the end of a result ends its filters. */
@@ -1080,6 +1142,13 @@ static void u2c_relay(struct gw_session *s)
             s->copy_filter_active = false;
             if (s->refusals_outstanding && rewrite_refusal(s, body, (size_t)blen))
                 forward = false;
+            else if (redact_error(s, body, (size_t)blen)) {
+                forward = false;
+                if (s->redacted.len > PGWIRE_HEADER_LEN) { /* hooks see what the client got */
+                    body = s->redacted.data + PGWIRE_HEADER_LEN;
+                    blen = (long)(s->redacted.len - PGWIRE_HEADER_LEN);
+                }
+            }
             /* Upstream is ending the session with its own FATAL; when it
              * then closes, the client needs no second error from us. */
             char severity[16];
@@ -1091,6 +1160,7 @@ static void u2c_relay(struct gw_session *s)
         case 'Z':
             clear_filter(s);
             s->copy_filter_active = false;
+            note_ready(s);
             break;
         case 'C':
         case 'I':

@@ -518,6 +518,12 @@ static int plan_alloc(struct policy_mask_plan *out, size_t ncols, char err[POLIC
     return 0;
 }
 
+bool policy_stmt_may_read_masked(const struct policy *p, struct policy_catalog *catalog,
+                                 const struct policy_stmt *st)
+{
+    return computed_column_style(p, catalog, st) >= 0;
+}
+
 bool policy_stmt_reads_masked_table(const struct policy *p, const struct policy_stmt *st)
 {
     return stmt_reads_masked_table(p, st) >= 0;

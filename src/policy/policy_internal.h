@@ -32,6 +32,11 @@ bool policy_session_search_path_changed(const struct policy_session *s);
  * whole-row reference) outside RETURNING lists (mask.c). */
 bool policy_stmt_reads_masked(const struct policy *p, const struct policy_stmt *st);
 
+/* Whether st (NULL: a statement not known) may read a masked column, by
+ * its text or through a hidden source: a view, user code, dynamic SQL (mask.c). */
+bool policy_stmt_may_read_masked(const struct policy *p, struct policy_catalog *catalog,
+                                 const struct policy_stmt *st);
+
 /* Whether st reads a relation that a column rule names by table (mask.c). */
 bool policy_stmt_reads_masked_table(const struct policy *p, const struct policy_stmt *st);
 

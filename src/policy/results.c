@@ -212,6 +212,43 @@ int policy_mask_plan_build_copy_results(const struct policy *p, struct policy_ca
     return plan_candidates(p, catalog, r, NULL, ncols, out, err);
 }
 
+bool policy_results_may_read_masked(const struct policy *p, struct policy_catalog *catalog,
+                                    struct policy_results *r)
+{
+    /* Statements that cannot return rows stay candidates here: an INSERT ...
+     * SELECT fails with the value it read as well. */
+    if (r->n == 0)
+        return policy_stmt_may_read_masked(p, catalog, NULL);
+    for (size_t i = 0; i < r->n; i++)
+        if (policy_stmt_may_read_masked(p, catalog, &r->entries[i].stmt))
+            return true;
+    return false;
+}
+
+bool policy_sqlstate_may_quote_values(const char *sqlstate)
+{
+    static const char *const quiet[] = {"08", "0A", "25", "26", "28", "3D", "3F", "40",
+                                        "42", "53", "54", "55", "57", "58"};
+    if (!sqlstate || strlen(sqlstate) != 5)
+        return true;
+    for (size_t i = 0; i < sizeof quiet / sizeof quiet[0]; i++)
+        if (strncmp(sqlstate, quiet[i], 2) == 0)
+            return false;
+    return true;
+}
+
+bool policy_error_must_hide(const struct policy *p, struct policy_catalog *catalog, struct policy_results *r,
+                            const char *sqlstate)
+{
+    return policy_sqlstate_may_quote_values(sqlstate) && policy_results_may_read_masked(p, catalog, r);
+}
+
+void policy_results_clear(struct policy_results *r)
+{
+    while (r->n)
+        drop(r, r->n - 1);
+}
+
 void policy_results_done(struct policy_results *r)
 {
     drop_done(r);

@@ -55,6 +55,14 @@ assert_contains "$out" "after|Alice" "a later statement of the Query that reads 
 assert_contains "$out" "plain|Carol"
 assert_contains "$out" "$(printf '\\N\t\\N\t\\N')" "COPY of a view reading a masked column is masked whole (hoopctl-policy(5))"
 
+log "an error that would quote a masked value shows its SQLSTATE, not its text"
+RC=0
+out=$(as alice "$H" connect app --quiet --port "$(free_port)" -- psql -X -At -v VERBOSITY=verbose \
+  -c "select email::int from users" -c "select 1/0" 2>&1) || RC=$?
+assert_no_pii "$out" "an error quoting a masked value"
+assert_contains "$out" "22P02: hoopctl: the database's error text is hidden"
+assert_contains "$out" "22012: division by zero"
+
 log "psycopg 3: binary results, prepared statements, named cursors, pipeline mode"
 RC=0
 out=$(as alice "$H" connect app --quiet --port "$(free_port)" -- sh -c '/usr/bin/python3 "$0" "$PGPORT" psycopg "select id, email, phone, card, ssn, name from users order by id"' \

@@ -177,6 +177,24 @@ assert_eq "$(printf '1\tAlice')" "$(q -c "copy (select id, name from v_names whe
 assert_eq "$(printf '1\tsupport@lookalike.test')" "$(q -c "copy contacts to stdout")"
 assert_eq "drop table users" "$(q -c "select 'drop table users'")"
 
+# Error texts: PostgreSQL quotes the value that failed ("invalid input
+# syntax for type integer: \"...\""). When the statement may read a masked
+# column, the client gets the SQLSTATE and a note instead of the text; other
+# errors keep theirs, and the session goes on.
+set +e
+out=$(gw_psql -At -v VERBOSITY=verbose -c "select email::int from users" 2>&1)
+assert_no_pii "$out" "an error quoting a masked value"
+assert_contains "$out" "22P02: hoopctl: the database's error text is hidden"
+out=$(gw_psql -At -c "select contact::int from v_users" -c "select (select email from users limit 1)::date" 2>&1)
+assert_no_pii "$out" "an error quoting a masked value read through a view or a subquery"
+assert_eq 2 "$(grep -c "error text is hidden" <<<"$out")" "both errors hidden"
+out=$(gw_psql -At -c "select email::int from contacts" -c "select 1/0 from users" -c "select 'still usable'" 2>&1)
+set -e
+assert_contains "$out" 'invalid input syntax for type integer: "support@lookalike.test"' \
+  "an error about another table's column keeps its text"
+assert_contains "$out" "division by zero" "an error that reads no masked column keeps its text"
+assert_contains "$out" "still usable"
+
 # SQL run from a string: the default policy sends it to review (refused
 # here); under a policy of masking alone it runs, and its result is masked.
 set +e

@@ -648,6 +648,44 @@ static void test_computed_columns(void **state)
 
 /* Results of pipelined statements: each column is masked when any
  * statement that may own the result would mask it; rows retire the oldest. */
+/* Which errors hide their text: only when a statement that may still answer
+ * may read a masked column, and the SQLSTATE's class may quote values. */
+static void test_error_hiding(void **state)
+{
+    (void)state;
+    struct policy *p = load("{\"masking\": {\"columns\": [{\"column\": \"public.users.email\"}]}}");
+    struct policy_results *r = policy_results_new();
+    char err[POLICY_ERR_MAX];
+    assert_true(policy_sqlstate_may_quote_values("22P02"));   /* invalid input syntax: "<value>" */
+    assert_true(policy_sqlstate_may_quote_values("23505"));   /* Key (email)=(<value>) */
+    assert_true(policy_sqlstate_may_quote_values("P0001"));   /* RAISE with a value */
+    assert_true(policy_sqlstate_may_quote_values(""));        /* unknown: fail closed */
+    assert_true(policy_sqlstate_may_quote_values("22"));
+    assert_false(policy_sqlstate_may_quote_values("42703"));  /* column does not exist */
+    assert_false(policy_sqlstate_may_quote_values("57014"));  /* canceled */
+    /* Nothing known to be in flight: hide (fail closed). */
+    assert_true(policy_error_must_hide(p, &names_catalog, r, "22P02"));
+    static const struct { const char *sql; bool hide; } cases[] = {
+        {"select email::int from users", true},
+        {"insert into t select email::int from users", true}, /* returns no rows, still reads it */
+        {"select 1/0 from users", false},
+        {"select email::int from contacts", false},
+        {"select upper(name)::int from users", false},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct policy_analysis a;
+        assert_int_equal(policy_classify(cases[i].sql, NULL, &a, err), 0);
+        assert_int_equal(policy_results_push(r, p, &a, NULL, NULL), 0);
+        policy_analysis_free(&a);
+        if (policy_error_must_hide(p, &names_catalog, r, "22P02") != cases[i].hide)
+            fail_msg("%s: hide should be %d", cases[i].sql, cases[i].hide);
+        assert_false(policy_error_must_hide(p, &names_catalog, r, "42P01"));
+        policy_results_clear(r); /* the gateway's idle hook: everything answered */
+    }
+    policy_results_free(r);
+    policy_free(p);
+}
+
 static void test_results_tracker(void **state)
 {
     (void)state;
@@ -848,6 +886,7 @@ int main(void)
         cmocka_unit_test(test_plan),
         cmocka_unit_test(test_computed_columns),
         cmocka_unit_test(test_results_tracker),
+        cmocka_unit_test(test_error_hiding),
         cmocka_unit_test(test_copy_rows),
         cmocka_unit_test(test_hostile_values),
     };
