@@ -13,6 +13,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 export HOOPCTL_BIN=${HOOPCTL_BIN:-$ROOT/hoopctl} HOOPCTL_ROOT=$ROOT
 source "$ROOT/tests/integration/lib/harness.sh"
 source "$ROOT/tests/integration/lib/connect.sh"
+source "$ROOT/tests/bench/lib.sh"
 SECS=${BENCH_SECONDS:-10}
 ROUNDS=${BENCH_ROUNDS:-3}
 H=$HOOPCTL_BIN
@@ -22,30 +23,7 @@ connect_pg
 PGUSER=app_rw PGPASSWORD=$CONNECT_APP_PASSWORD pgbench -q -i -s 10 app >/dev/null 2>&1
 
 log "pgbouncer (session mode, TLS verify-full upstream)"
-PGB_PORT=$(free_port)
-mkdir -p "$T/pgb"
-cat >"$T/pgb/pgbouncer.ini" <<INI
-[databases]
-app = host=127.0.0.1 port=$PGPORT user=app_rw password=$CONNECT_APP_PASSWORD dbname=app
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = $PGB_PORT
-unix_socket_dir =
-auth_type = trust
-auth_file = $T/pgb/users.txt
-pool_mode = session
-max_client_conn = 200
-default_pool_size = 40
-server_tls_sslmode = verify-full
-server_tls_ca_file = $PGSSLROOTCERT
-logfile = $T/pgb/pgbouncer.log
-pidfile = $T/pgb/pgbouncer.pid
-INI
-printf '"app_rw" ""\n' >"$T/pgb/users.txt"
-chmod 0755 "$T/pgb"; chmod 0644 "$T/pgb/"*
-[[ $(id -u) == 0 ]] && chown -R postgres: "$T/pgb" && chmod 0644 "$PGSSLROOTCERT"
-bg_start pgbouncer pgbouncer -u postgres "$T/pgb/pgbouncer.ini"
-wait_for pgbouncer 20 bash -c "PGPASSWORD= PGSSLMODE=disable psql -X -h 127.0.0.1 -p $PGB_PORT -U app_rw -Atc 'select 1' app"
+bench_pgbouncer "app = host=127.0.0.1 port=$PGPORT user=app_rw password=$CONNECT_APP_PASSWORD dbname=app" app_rw app
 
 log "the plain gateway (no hooks)"
 GW_PORT=$(free_port)
@@ -70,7 +48,6 @@ out=$(PGSSLMODE=disable psql -X -At -h 127.0.0.1 -p "$CN_PORT" -U app_rw -d app 
 # Every abalance is 0 after pgbench -i; the hash style turns it into another number.
 [[ $out =~ ^[0-9]+$ && $out != 0 ]] || fail "abalance is not masked through connect: $out"
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 declare -A TPS CPU
 CN_TX=0
 run() {  # target round
@@ -78,7 +55,7 @@ run() {  # target round
   local -a conn
   case $target in
     direct) conn=(env PGUSER=app_rw PGPASSWORD=$CONNECT_APP_PASSWORD PGSSLMODE=verify-full pgbench -h 127.0.0.1 -p "$PGPORT") ;;
-    pgbouncer) conn=(env PGPASSWORD= PGSSLMODE=disable pgbench -U app_rw -h 127.0.0.1 -p "$PGB_PORT"); pid=$(cat "$T/pgb/pgbouncer.pid") ;;
+    pgbouncer) conn=(env PGPASSWORD= PGSSLMODE=disable pgbench -U app_rw -h 127.0.0.1 -p "$PGB_PORT"); pid=$PGB_PID ;;
     gateway) conn=(env PGPASSWORD= PGSSLMODE=disable pgbench -U app_rw -h 127.0.0.1 -p "$GW_PORT"); pid=$gw_PID ;;
     connect) conn=(env PGPASSWORD= PGSSLMODE=disable pgbench -U app_rw -h 127.0.0.1 -p "$CN_PORT"); pid=$CN_PID ;;
   esac

@@ -13,6 +13,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 export HOOPCTL_BIN=${HOOPCTL_BIN:-$ROOT/hoopctl} HOOPCTL_ROOT=$ROOT
 source "$ROOT/tests/integration/lib/harness.sh"
 source "$ROOT/tests/integration/lib/gateway.sh"
+source "$ROOT/tests/bench/lib.sh"
 SECS=${BENCH_SECONDS:-5}
 ROUNDS=${BENCH_ROUNDS:-3}
 T=$HARNESS_TMP
@@ -44,7 +45,6 @@ filler() { PGPASSWORD= PGSSLMODE=disable psql -X -h 127.0.0.1 -p "$1" -U postgre
 a=$(filler "$PLAIN_PORT") b=$(filler "$POLICY_PORT")
 [[ -n $a && $a != "$b" ]] || fail "the masked column is not masked through the policy gateway: [$a] [$b]"
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }  # utime + stime, clock ticks
 declare -A TPS CPU N
 run() {  # name port pid workload
   local name=$1 port=$2 pid=$3 work=$4 out t0 n

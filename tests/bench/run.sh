@@ -14,6 +14,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 export HOOPCTL_BIN=${HOOPCTL_BIN:-$ROOT/hoopctl} HOOPCTL_ROOT=$ROOT
 source "$ROOT/tests/integration/lib/harness.sh"
 source "$ROOT/tests/integration/lib/gateway.sh"
+source "$ROOT/tests/bench/lib.sh"
 SECS=${BENCH_SECONDS:-5}
 MODES=(${BENCH_MODES:-simple extended prepared})
 CLIENTS=(${BENCH_CLIENTS:-1 4 16})
@@ -27,33 +28,7 @@ pgbench -q -i -s 10 >/dev/null 2>&1
 
 PGB_PID=''
 if has_target pgbouncer; then
-# pgbouncer, session mode, TLS verify-full to the server like the gateway.
-PGB_PORT=$(free_port)
-mkdir -p "$T/pgb"
-cat >"$T/pgb/pgbouncer.ini" <<INI
-[databases]
-* = host=127.0.0.1 port=$PGPORT user=postgres password=$PGPASSWORD dbname=postgres
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = $PGB_PORT
-unix_socket_dir =
-auth_type = trust
-auth_file = $T/pgb/users.txt
-pool_mode = session
-max_client_conn = 200
-default_pool_size = 40
-server_tls_sslmode = verify-full
-server_tls_ca_file = $PGSSLROOTCERT
-logfile = $T/pgb/pgbouncer.log
-pidfile = $T/pgb/pgbouncer.pid
-INI
-printf '"postgres" ""\n' >"$T/pgb/users.txt"
-chmod 0755 "$T/pgb"; chmod 0644 "$T/pgb/"*
-[[ $(id -u) == 0 ]] && chown -R postgres: "$T/pgb" && chmod 0644 "$PGSSLROOTCERT"
-# -u: pgbouncer drops to postgres itself, so the pid the harness stops is pgbouncer's own
-bg_start pgbouncer pgbouncer -u postgres "$T/pgb/pgbouncer.ini"
-wait_for pgbouncer 20 bash -c "PGPASSWORD= PGSSLMODE=disable psql -X -h 127.0.0.1 -p $PGB_PORT -U postgres -Atc 'select 1' postgres"
-PGB_PID=$(cat "$T/pgb/pgbouncer.pid")
+bench_pgbouncer "* = host=127.0.0.1 port=$PGPORT user=postgres password=$PGPASSWORD dbname=postgres" postgres postgres
 fi
 
 gateway_start gw
@@ -68,7 +43,6 @@ if [[ -n ${BENCH_GW2_BIN:-} ]]; then
 fi
 GW_PORT=$GW_MAIN_PORT
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }  # utime + stime, clock ticks
 
 declare -A TPS LAT CPU
 run() {  # target mode clients
