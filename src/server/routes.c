@@ -517,8 +517,11 @@ static void route_sessions(struct srv_req *rq)
         return;
     }
     if (!srv_is_auditor(rq) && !owns_session(rq, s)) {
+        /* 404 stays for ids that do not exist; an existing session of someone
+         * else is 403, so that the user learns why (ids are random UUIDs) */
         json_decref(s);
-        srv_reply_error(rq, 404, "not found");
+        srv_reply_error(rq, 403, "session %s belongs to another user; only its owner and the %s and %s "
+                        "groups may see it", id, rq->srv->auditor_group, rq->srv->admin_group);
         return;
     }
     if (rq->nseg == 4) {

@@ -119,7 +119,7 @@ static int api_session(void *self, const char *id, struct replay_session *out, c
     json_t *sess;
     int rc = api_source_call(a, "GET", path, NULL, &sess, err, errlen);
     if (rc == TUI_ERR_NOT_FOUND)
-        snprintf(err, errlen, "no session %s (or you are not allowed to see it)", id);
+        snprintf(err, errlen, "no session %s on the server", id);
     if (rc != TUI_OK)
         return rc;
     json_t *events = json_array();
