@@ -111,6 +111,9 @@ struct gateway_hooks {
      * Return true and fill *filter to rewrite the rows of this COPY. */
     bool (*copy_out)(void *user, const struct gateway_session_info *session, int ncols, int format,
                      struct gateway_copy_filter *filter);
+    /* Optional: a statement completed upstream (CommandComplete), with its
+     * command tag as sent ("UPDATE 3", "SELECT 2"; at most 63 bytes kept). */
+    void (*command_complete)(void *user, const struct gateway_session_info *session, const char *tag);
 };
 
 struct gateway_config {

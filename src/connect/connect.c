@@ -110,20 +110,26 @@ static void record_clear(struct cn_session *s)
 {
     json_decref(s->rec_columns);
     json_decref(s->rec_rows);
+    json_decref(s->rec_types);
     free(s->rec_formats);
-    s->rec_columns = s->rec_rows = s->rec_row = NULL;
+    s->rec_columns = s->rec_rows = s->rec_row = s->rec_types = NULL;
     s->rec_formats = NULL;
     s->rec_bytes = 0;
     s->rec_truncated = false;
 }
 
-/* The recorded result set becomes a "result" event of its statement. */
-static void record_flush(struct connect *c, struct cn_session *s)
+/* The recorded result set becomes a "result" event of its statement, with
+ * the command tag when the statement completed ("SELECT 2", "UPDATE 4"). */
+static void record_flush(struct connect *c, struct cn_session *s, const char *command_tag)
 {
     if (!s->rec_columns)
         return;
     json_t *d = json_pack("{s:I, s:O, s:O, s:b}", "statement_seq", (json_int_t)s->statement_seq, "columns",
                           s->rec_columns, "rows", s->rec_rows, "truncated", s->rec_truncated);
+    if (d && command_tag)
+        json_object_set_new(d, "command_tag", json_string(command_tag));
+    if (d && s->rec_types && json_array_size(s->rec_types) == json_array_size(s->rec_columns))
+        json_object_set(d, "column_types", s->rec_types);
     record_clear(s);
     char err[256];
     if (s->statement_seq > 0 && cn_emit(c, s, "result", d, err, sizeof err) < 0)
@@ -143,6 +149,8 @@ static void record_start(struct cn_session *s, const struct pgwire_column *cols,
     }
     for (int i = 0; i < ncols; i++) {
         json_array_append_new(s->rec_columns, json_string(cols[i].name ? cols[i].name : "?"));
+        if (s->rec_types || (s->rec_types = json_array()))
+            json_array_append_new(s->rec_types, json_integer(cols[i].type_oid));
         s->rec_formats[i] = cols[i].format;
     }
 }
@@ -250,7 +258,7 @@ static void on_session_end(void *user, const struct gateway_session_info *si)
         return;
     *pp = s->next;
     c->stats.sessions_active--;
-    record_flush(c, s);
+    record_flush(c, s, NULL);
     char err[256];
     if (cn_emit(c, s, "session_end",
                 json_pack("{s:s, s:I}", "reason", c->stopping ? "gateway stopped" : "client closed",
@@ -347,7 +355,7 @@ static enum gateway_verdict on_statement(void *user, const struct gateway_sessio
         snprintf(ref->message, sizeof ref->message, "hoopctl: this session has no audit state (fail closed)");
         return GATEWAY_REFUSE;
     }
-    record_flush(c, s);
+    record_flush(c, s, NULL);
     c->stats.statements++;
     s->statements++;
     session_forget_statement(s);
@@ -403,6 +411,23 @@ static enum gateway_verdict on_statement(void *user, const struct gateway_sessio
     }
 }
 
+/* A statement completed upstream: its tag is recorded with its result
+ * sample, or alone (no columns) for a statement without rows, so that a
+ * replay shows psql's "UPDATE 4" rather than guess the count. */
+static void on_command_complete(void *user, const struct gateway_session_info *si, const char *tag)
+{
+    struct connect *c = user;
+    struct cn_session *s = cn_session_find(c, si->id);
+    if (!s || s->statement_seq <= 0)
+        return;
+    if (!s->rec_columns) {
+        record_clear(s);
+        s->rec_columns = json_array();
+        s->rec_rows = json_array();
+    }
+    record_flush(c, s, tag);
+}
+
 static void on_hold_abandoned(void *user, uint64_t hold_id)
 {
     cn_review_abandon(user, hold_id);
@@ -455,7 +480,7 @@ static int mask_filter(void *user, const struct gateway_session_info *si, int co
 static const struct policy_stmt *next_result(struct connect *c, struct cn_session *s,
                                              struct policy_decision *d)
 {
-    record_flush(c, s);
+    record_flush(c, s, NULL);
     session_forget_plan(s);
     *d = s->decision;
     if (!s->have_analysis || s->result_index >= s->analysis.nstmts)
@@ -856,7 +881,8 @@ struct connect *connect_start(struct event_base *base, const struct connect_opti
                                       .statement = on_statement,
                                       .hold_abandoned = on_hold_abandoned,
                                       .row_description = on_row_description,
-                                      .copy_out = on_copy_out};
+                                      .copy_out = on_copy_out,
+                                      .command_complete = on_command_complete};
     c->gw = listen_gateway(c, o, &gc, err, errlen);
     util_secure_zero(password, sizeof password);
     if (!c->gw)

@@ -816,6 +816,7 @@ static bool u2c_inspects(const struct gw_session *s, char type)
     return type == 'K' || (type == 'T' && h->row_description) ||
            (type == 'H' && h->copy_out) || (type == 'd' && s->copy_filter_active) ||
            (type == 'D' && s->filter_active) || type == 'E' || /* errors are rare: see FATAL */
+           (type == 'C' && h->command_complete) ||
            (tracking && type && strchr("123EZn", type));
 }
 
@@ -953,6 +954,17 @@ static void u2c_relay(struct gw_session *s)
             clear_filter(s);
             s->copy_filter_active = false;
             break;
+        case 'C': { /* inspected only for the command_complete hook */
+            u2c_passes(s, type);
+            char tag[64];
+            size_t n = strnlen((const char *)body, (size_t)blen);
+            if (n >= sizeof tag)
+                n = sizeof tag - 1;
+            memcpy(tag, body, n);
+            tag[n] = '\0';
+            h->command_complete(h->user, &s->info, tag);
+            break;
+        }
         default:
             break;
         }

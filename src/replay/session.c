@@ -162,6 +162,27 @@ static int cell_text(const json_t *v, char **out)
     return *out ? 0 : -1;
 }
 
+/* The tag a completed statement reported ("UPDATE 4", "INSERT 0 1",
+ * "SELECT 2"): shown for statements without rows (several, one a line, for a
+ * multi-statement string); its last number is the statement's row count. */
+static int command_tag_add(struct replay_statement *st, const char *tag)
+{
+    const char *num = strrchr(tag, ' ');
+    if (num && num[1] >= '0' && num[1] <= '9' && strspn(num + 1, "0123456789") == strlen(num + 1) &&
+        strlen(num + 1) < 19)
+        st->rows = strtoll(num + 1, NULL, 10);
+    if (!st->command_tag)
+        return (st->command_tag = strdup(tag)) ? 0 : -1;
+    size_t a = strlen(st->command_tag), b = strlen(tag);
+    char *joined = realloc(st->command_tag, a + b + 2);
+    if (!joined)
+        return -1;
+    joined[a] = '\n';
+    memcpy(joined + a + 1, tag, b + 1);
+    st->command_tag = joined;
+    return 0;
+}
+
 static int result_from_event(const json_t *data, struct replay_statement *st, char *err,
                              size_t errlen)
 {
@@ -172,6 +193,11 @@ static int result_from_event(const json_t *data, struct replay_statement *st, ch
         return -1;
     }
     size_t nc = json_array_size(cols), nr = json_array_size(rows);
+    const char *tag = jstr(data, "command_tag");
+    if (tag && command_tag_add(st, tag) < 0)
+        return -1;
+    if (nc == 0 && tag)
+        return 0; /* a statement without rows: its tag is all psql showed */
     if (nc == 0 || nc > REPLAY_MAX_COLUMNS) {
         set_err(err, errlen, "result with %zu columns", nc);
         return -1;
@@ -195,7 +221,10 @@ static int result_from_event(const json_t *data, struct replay_statement *st, ch
         const json_t *c = json_array_get(cols, i);
         const char *name = json_is_string(c) ? json_string_value(c) : jstr(c, "name");
         st->col_names[i] = strdup(name ? name : "?column?");
-        int64_t oid = json_is_object(c) ? jint(c, "type_oid", 25) : 25;
+        const json_t *types = json_object_get(data, "column_types"); /* as hoopctl connect records */
+        int64_t oid = json_is_object(c)              ? jint(c, "type_oid", 25)
+                      : json_is_integer(json_array_get(types, i)) ? json_integer_value(json_array_get(types, i))
+                                                                  : 25;
         st->col_oids[i] = oid >= 0 && oid <= UINT32_MAX ? (uint32_t)oid : 25;
         if (!st->col_names[i])
             return -1;
@@ -303,6 +332,9 @@ static int session_from_root(const json_t *root, struct replay_session *s, char 
                     set_err(err, errlen, "out of memory");
                 return -1;
             }
+            /* a completed statement's result came when it finished */
+            if (jstr(data, "command_tag") && owner->duration_ms < 0 && event_time(ev) >= owner->ts_ms)
+                owner->duration_ms = event_time(ev) - owner->ts_ms;
         }
         /* other event types are not part of what the terminal showed */
     }

@@ -301,7 +301,8 @@ static const struct server_field stmt_fields[] = {
     {"masked_counts", "o"}, {"duration_us", "i"}, {"rows", "i"}, {"error", "s"}, {"sqlstate", "s"},
     {NULL, NULL}};
 static const struct server_field result_fields[] = {
-    {"statement_seq", "i!"}, {"columns", "a!"}, {"rows", "a!"}, {"truncated", "b"}, {NULL, NULL}};
+    {"statement_seq", "i!"}, {"columns", "a!"}, {"rows", "a!"}, {"truncated", "b"}, {"command_tag", "s"},
+    {"column_types", "a"}, {NULL, NULL}};
 
 /* Check one event; fills e (pointing into ev and into *texts). */
 static int event_prepare(struct srv_req *rq, json_t *ev, struct store_event *e, char **data,
@@ -367,6 +368,9 @@ static int event_prepare(struct srv_req *rq, json_t *ev, struct store_event *e, 
         e->sample_rows = (int64_t)json_array_size(rows);
         json_t *cap = json_pack("{s:O,s:O,s:[],s:b}", "statement_seq", json_object_get(d, "statement_seq"),
                                 "columns", json_object_get(d, "columns"), "rows", "truncated", 1);
+        for (const char *const *k = (const char *const[]){"command_tag", "column_types", NULL}; cap && *k; k++)
+            if (json_object_get(d, *k))
+                json_object_set(cap, *k, json_object_get(d, *k));
         *capped = json_dumps(cap, JSON_COMPACT | JSON_SORT_KEYS);
         json_decref(cap);
         e->data_capped = *capped;

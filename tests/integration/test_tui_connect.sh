@@ -6,7 +6,8 @@
 # WHERE arrives live, he approves it and alice's psql prints the completed
 # UPDATE; her DELETE he denies with a reason typed inline, and alice gets
 # ERROR 42501 with that reason; both land in History. Then he opens her
-# session in the Sessions view, filtered, and replays it.
+# session in the Sessions view, filtered; the approved UPDATE shows its
+# real row count (3) there and in the replay.
 source "$(dirname "$0")/lib/harness.sh"
 source "$HOOPCTL_ROOT/tests/integration/lib/connect.sh"
 source "$HOOPCTL_ROOT/tests/integration/lib/tmux.sh"
@@ -135,12 +136,22 @@ screen=$(tmux_screen)
 assert_contains "$screen" "alice on app"
 assert_contains "$(tmux_screen | awk '$1 == 2')" "deny     deny-destr"
 assert_contains "$(tmux_screen | awk '$1 == 3')" "update accounts set balance = 0;"
+assert_eq 3 "$(tmux_screen | awk '$1 == 3 {print $6}')" "the ROWS column of the approved UPDATE"
 assert_contains "$(tmux_screen | awk '$1 == 4')" "delete from accounts;"
 # the approved UPDATE, as alice saw it
 tmux_keys Down Down Enter
 tmux_wait_text "Statement 3 of 5" 10
 tmux_wait_text "[hoopctl] held for review $rid1" 10
 tmux_keys Escape
+tmux_wait_text "5 statements" 10
+# r replays it inside the TUI, with the real count of the approved UPDATE
+tmux_keys r
+tmux_wait_text "end of replay: press a key to go back" 60
+screen=$(tmux_screen)
+assert_contains "$screen" $'app=> update accounts set balance = 0;\n[hoopctl] held for review '"$rid1"
+assert_contains "$screen" $'UPDATE 3\napp=> delete from accounts;'
+assert_not_contains "$screen" "UPDATE 0"
+tmux_keys Space
 tmux_wait_text "5 statements" 10
 tmux_keys q q
 assert_eq 0 "$(tmux_wait_exit 30)" "tui exit status"
