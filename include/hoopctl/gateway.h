@@ -114,6 +114,10 @@ struct gateway_hooks {
     /* Optional: a statement completed upstream (CommandComplete), with its
      * command tag as sent ("UPDATE 3", "SELECT 2"; at most 63 bytes kept). */
     void (*command_complete)(void *user, const struct gateway_session_info *session, const char *tag);
+    /* Optional: upstream sent an ErrorResponse that the client gets (not one
+     * of the gateway's own refusals); fields as sent, cut to fit. */
+    void (*upstream_error)(void *user, const struct gateway_session_info *session, const char *severity,
+                           const char *sqlstate, const char *message);
 };
 
 struct gateway_config {

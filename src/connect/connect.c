@@ -428,6 +428,24 @@ static void on_command_complete(void *user, const struct gateway_session_info *s
     record_flush(c, s, tag);
 }
 
+/* An error from the database (not a refusal of ours) ends the statement: it
+ * is recorded after any rows, so that a replay shows psql's ERROR line. */
+static void on_upstream_error(void *user, const struct gateway_session_info *si, const char *severity,
+                              const char *sqlstate, const char *message)
+{
+    struct connect *c = user;
+    struct cn_session *s = cn_session_find(c, si->id);
+    if (!s || s->statement_seq <= 0)
+        return;
+    record_flush(c, s, NULL);
+    json_t *d = json_pack("{s:I, s:[], s:[], s:{s:s, s:s, s:s}}", "statement_seq", (json_int_t)s->statement_seq,
+                          "columns", "rows", "error", "severity", severity, "sqlstate", sqlstate, "message",
+                          message);
+    char err[256];
+    if (d && cn_emit(c, s, "result", d, err, sizeof err) < 0)
+        log_warn(MOD, "session %s: error of the statement not recorded: %s", s->id, err);
+}
+
 static void on_hold_abandoned(void *user, uint64_t hold_id)
 {
     cn_review_abandon(user, hold_id);
@@ -882,7 +900,8 @@ struct connect *connect_start(struct event_base *base, const struct connect_opti
                                       .hold_abandoned = on_hold_abandoned,
                                       .row_description = on_row_description,
                                       .copy_out = on_copy_out,
-                                      .command_complete = on_command_complete};
+                                      .command_complete = on_command_complete,
+                                      .upstream_error = on_upstream_error};
     c->gw = listen_gateway(c, o, &gc, err, errlen);
     util_secure_zero(password, sizeof password);
     if (!c->gw)

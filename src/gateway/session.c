@@ -942,6 +942,13 @@ static void u2c_relay(struct gw_session *s)
             s->copy_filter_active = false;
             if (s->refusals_outstanding && rewrite_refusal(s, body, (size_t)blen))
                 forward = false;
+            if (forward && h->upstream_error) {
+                char sev[16] = "ERROR", code[8] = "", msg[512] = "";
+                pgwire_error_field(body, (size_t)blen, 'V', sev, sizeof sev);
+                pgwire_error_field(body, (size_t)blen, 'C', code, sizeof code);
+                pgwire_error_field(body, (size_t)blen, 'M', msg, sizeof msg);
+                h->upstream_error(h->user, &s->info, sev, code, msg);
+            }
             /* Upstream is ending the session with its own FATAL; when it
              * then closes, the client needs no second error from us. */
             char severity[16];

@@ -196,8 +196,15 @@ static int result_from_event(const json_t *data, struct replay_statement *st, ch
     const char *tag = jstr(data, "command_tag");
     if (tag && command_tag_add(st, tag) < 0)
         return -1;
-    if (nc == 0 && tag)
-        return 0; /* a statement without rows: its tag is all psql showed */
+    const json_t *e = json_object_get(data, "error"); /* the database's own, as hoopctl connect records it */
+    if (json_is_object(e) && !st->error_message) {
+        st->error_severity = strdup(jstr(e, "severity") ? jstr(e, "severity") : "ERROR");
+        st->error_message = strdup(jstr(e, "message") ? jstr(e, "message") : "");
+        if (!st->error_severity || !st->error_message)
+            return -1;
+    }
+    if (nc == 0 && (tag || json_is_object(e)))
+        return 0; /* a statement without rows: its tag or error is all psql showed */
     if (nc == 0 || nc > REPLAY_MAX_COLUMNS) {
         set_err(err, errlen, "result with %zu columns", nc);
         return -1;

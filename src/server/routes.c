@@ -302,7 +302,7 @@ static const struct server_field stmt_fields[] = {
     {NULL, NULL}};
 static const struct server_field result_fields[] = {
     {"statement_seq", "i!"}, {"columns", "a!"}, {"rows", "a!"}, {"truncated", "b"}, {"command_tag", "s"},
-    {"column_types", "a"}, {NULL, NULL}};
+    {"column_types", "a"}, {"error", "o"}, {NULL, NULL}};
 
 /* Check one event; fills e (pointing into ev and into *texts). */
 static int event_prepare(struct srv_req *rq, json_t *ev, struct store_event *e, char **data,
@@ -368,7 +368,7 @@ static int event_prepare(struct srv_req *rq, json_t *ev, struct store_event *e, 
         e->sample_rows = (int64_t)json_array_size(rows);
         json_t *cap = json_pack("{s:O,s:O,s:[],s:b}", "statement_seq", json_object_get(d, "statement_seq"),
                                 "columns", json_object_get(d, "columns"), "rows", "truncated", 1);
-        for (const char *const *k = (const char *const[]){"command_tag", "column_types", NULL}; cap && *k; k++)
+        for (const char *const *k = (const char *const[]){"command_tag", "column_types", "error", NULL}; cap && *k; k++)
             if (json_object_get(d, *k))
                 json_object_set(cap, *k, json_object_get(d, *k));
         *capped = json_dumps(cap, JSON_COMPACT | JSON_SORT_KEYS);

@@ -3,7 +3,7 @@
 # server, PostgreSQL, psql): the replay shows what alice's psql printed --
 # tables and command tags with their real counts (UPDATE 2, INSERT 0 1, and
 # UPDATE 5 for an UPDATE held for review and approved), never a guessed
-# "UPDATE 0"; the statement rows in the session carry those counts; an
+# "UPDATE 0", and the database's own errors; the statement rows in the session carry those counts; an
 # asciicast of it is asciinema v2 and plays with asciinema.
 source "$(dirname "$0")/lib/harness.sh"
 source "$HOOPCTL_ROOT/tests/integration/lib/connect.sh"
@@ -38,6 +38,7 @@ wait_for "the hold notice" 30 grep -q 'held for review' "$ALOG"
 rid=$(grep 'held for review' "$ALOG" | sed -n 's/.*held for review \([A-Za-z0-9_-]*\) .*/\1/p')
 as bob "$H" reviews approve "$rid" --reason "month end" >/dev/null
 wait_for "the approved UPDATE" 30 grep -qx 'UPDATE 5' "$ALOG"
+say "select 1/0;"
 say "select count(*) from orders where status = 'cancelled';"
 say '\q'
 exec 3>&-
@@ -54,10 +55,11 @@ assert_not_contains "$replay" "UPDATE 0" "the replay guessed a count"
 assert_contains "$replay" $'app=> update orders set status = \'paid\' where id <= 2;\nUPDATE 2\napp=> '
 assert_contains "$replay" $'app=> insert into orders values (5, \'new\');\nINSERT 0 1\napp=> '
 assert_contains "$replay" "[hoopctl] held for review $rid (rule review-no-where)"
-assert_contains "$replay" $'UPDATE 5\napp=> select count(*)'
-# Normalized compare: what psql printed (without its notices and hoopctl's
-# status lines) is what the replay prints between its prompts and markers.
-seen=$(grep -vE '^(psql:|hoopctl:|  psql "host=)' "$ALOG")
+assert_contains "$replay" $'UPDATE 5\napp=> select 1/0;\nERROR:  division by zero\napp=> select count(*)'
+# Normalized compare: what psql printed (without the file:line prefix of its
+# messages, its notices and hoopctl's status lines) is what the replay prints
+# between its prompts and markers.
+seen=$(sed -E 's/^psql:[^:]*:[0-9]+: //' "$ALOG" | grep -vE '^(NOTICE:|hoopctl:|  psql "host=)')
 shown=$(grep -vE '^(app[=-]> |\[hoopctl\] )' <<<"$replay" | sed '/^app=>$/d')
 [[ $seen == "$shown" ]] || { diff <(echo "$seen") <(echo "$shown") >&2; fail "the replay differs from alice's psql"; }
 json=$(as alice "$H" -o json sessions show "$sid")
