@@ -114,14 +114,7 @@ print(max(json.load(sys.stdin)["sessions"], key=lambda s: s["events"])["id"])')
 tmux_keys 1
 tmux_wait_text "${sid:0:8}" 30   # the list refreshes by itself
 tmux_wait_text "2 of 2 sessions" 30
-prompt_enter() {  # key text
-  tmux_keys "$1"
-  tmux_wait_text ":" 5
-  tmux_keys C-a C-k
-  tmux_literal "$2"
-  tmux_keys Enter
-}
-prompt_enter u alice
+tmux_prompt u alice
 tmux_wait_text "1 of 2 sessions  filter: user=alice" 10
 tmux_keys x
 tmux_wait_text "2 of 2 sessions" 10

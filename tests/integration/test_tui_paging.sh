@@ -47,15 +47,9 @@ seed_session "$TOKEN_carol" sess-new $((now - 1000)) "$now" "select 1;"
 tmux_wait_text "2151 of 2151 sessions" 30
 tmux_keys Home
 tmux_wait_text "sess-new" 10
-prompt_enter() {  # key text
-  tmux_keys "$1"
-  tmux_wait_text ":" 5
-  tmux_keys C-a C-k
-  tmux_literal "$2"
-  tmux_keys Enter
-}
-prompt_enter / sess-2149
-tmux_wait_text "1 of 2151 sessions" 10
+tmux_prompt / sess-2149
+tmux_wait_text "search=sess-2149" 10
+assert_contains "$(tmux_screen)" " 1 of 2151 sessions"
 assert_contains "$(tmux_screen)" "sess-2149"
 tmux_keys q
 assert_eq 0 "$(tmux_wait_exit 30)" "tui exit status"
