@@ -40,7 +40,7 @@ GPORT=$(free_port)
 mkfifo "$D/sql"
 as alice bg_start alice "$H" connect app --port "$GPORT" -- \
   psql -X -A -t -v ON_ERROR_STOP=0 -v VERBOSITY=verbose -f "$D/sql"
-exec 3>"$D/sql"
+exec 3<>"$D/sql"  # read-write: never blocks, even when psql could not start
 say() { printf '%s\n' "$1" >&3; }
 ALOG=$D/alice.log
 wait_for "the gateway's address" 30 grep -q "psql \"host=127.0.0.1 port=$GPORT dbname=app\"" "$ALOG"
