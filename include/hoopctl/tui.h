@@ -55,8 +55,12 @@ void tui_reviews_free(struct tui_review *r, int n);
 
 /* A source of sessions and reviews. Every call may block (network); the UI
  * calls them from its worker thread only. */
+#define TUI_CURSOR_MAX 256
 struct tui_source_ops {
-    int (*sessions)(void *self, struct tui_session_row **rows, int *n, char *err, size_t errlen);
+    /* One page of sessions, newest first: cursor "" asks for the first page;
+     * next gets the cursor of the following page, "" after the last one. */
+    int (*sessions)(void *self, const char *cursor, struct tui_session_row **rows, int *n,
+                    char next[TUI_CURSOR_MAX], char *err, size_t errlen);
     int (*session)(void *self, const char *id, struct replay_session *out, char *err,
                    size_t errlen);
     /* Reviews with status "pending" (those this user may decide) or
@@ -105,6 +109,15 @@ bool tui_filter_match(const struct tui_filter *f, const struct tui_session_row *
 /* Indices of rows that match, in order; returns how many (idx has n slots). */
 int tui_filter_apply(const struct tui_filter *f, const struct tui_session_row *rows, int n,
                      int *idx);
+/* The sessions list after a refresh of its first page: fresh (the newest
+ * nfresh rows) followed by the rows of old (the list as loaded, several pages
+ * perhaps) that come after fresh's last row, so that pages loaded by
+ * scrolling stay. *kept_tail says whether old's tail could be joined on (it
+ * cannot when fresh's last row is not in old: then the list is fresh alone,
+ * and paging starts again from fresh's cursor). Returns the row count of
+ * *out (malloc'd), or -1 when out of memory. */
+int tui_sessions_merge(const struct tui_session_row *fresh, int nfresh, const struct tui_session_row *old,
+                       int nold, struct tui_session_row **out, bool *kept_tail);
 /* Parse "15m", "2h", "3d" (ago) or an ISO date "2026-11-26[THH:MM]" (UTC)
  * into ms since the epoch. Returns 0 or -1. */
 int tui_parse_time(const char *text, int64_t now_ms, int64_t *out_ms);

@@ -84,8 +84,7 @@ static int replay_run(const struct cli_args *args, struct cli_context *ctx)
     int rc = replay_load(args, args->pos[0], &s, err, sizeof err);
     if (rc != TUI_OK) {
         if (rc == TUI_ERR_FORBIDDEN)
-            fprintf(stderr, "hoopctl replay: not allowed to see session %s (403 Forbidden): %s\n",
-                    args->pos[0], err);
+            fprintf(stderr, "hoopctl replay: not allowed to see session %s: %s\n", args->pos[0], err);
         else if (rc == TUI_ERR_AUTH)
             fprintf(stderr, "hoopctl replay: the server did not accept your token (401): %s\n", err);
         else

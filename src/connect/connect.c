@@ -224,8 +224,9 @@ static void record_clear(struct cn_session *s)
 {
     json_decref(s->rec_columns);
     json_decref(s->rec_rows);
+    json_decref(s->rec_types);
     free(s->rec_formats);
-    s->rec_columns = s->rec_rows = s->rec_row = NULL;
+    s->rec_columns = s->rec_rows = s->rec_row = s->rec_types = NULL;
     s->rec_formats = NULL;
     s->rec_bytes = 0;
     s->rec_truncated = false;
@@ -243,6 +244,8 @@ static void record_flush_as(struct connect *c, struct cn_session *s, int64_t seq
         seq = s->statement_seq;
     json_t *d = json_pack("{s:I, s:O, s:O, s:b}", "statement_seq", (json_int_t)seq, "columns",
                           s->rec_columns, "rows", s->rec_rows, "truncated", s->rec_truncated);
+    if (d && s->rec_types && json_array_size(s->rec_types) == json_array_size(s->rec_columns))
+        json_object_set(d, "column_types", s->rec_types);
     record_clear(s);
     if (d && completion)
         json_object_update(d, completion);
@@ -270,6 +273,8 @@ static void record_start(struct cn_session *s, const struct pgwire_column *cols,
     }
     for (int i = 0; i < ncols; i++) {
         json_array_append_new(s->rec_columns, json_string(cols[i].name ? cols[i].name : "?"));
+        if (s->rec_types || (s->rec_types = json_array()))
+            json_array_append_new(s->rec_types, json_integer(cols[i].type_oid));
         s->rec_formats[i] = cols[i].format;
     }
 }

@@ -5,6 +5,7 @@
 
 #include <jansson.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -162,16 +163,58 @@ static int cell_text(const json_t *v, char **out)
     return *out ? 0 : -1;
 }
 
-static int result_from_event(const json_t *data, struct replay_statement *st, char *err,
+/* The tag a completed statement reported ("UPDATE 4", "INSERT 0 1",
+ * "SELECT 2"): shown for statements without rows (several, one a line, for a
+ * multi-statement string); its last number is the statement's row count. */
+static int command_tag_add(struct replay_statement *st, const char *tag)
+{
+    if (strcmp(tag, "EMPTY") == 0 || strcmp(tag, "SUSPENDED") == 0)
+        return 0; /* psql prints nothing for an empty query or a suspended portal */
+    const char *num = strrchr(tag, ' ');
+    if (num && num[1] >= '0' && num[1] <= '9' && strspn(num + 1, "0123456789") == strlen(num + 1) &&
+        strlen(num + 1) < 19)
+        st->rows = strtoll(num + 1, NULL, 10);
+    if (!st->command_tag)
+        return (st->command_tag = strdup(tag)) ? 0 : -1;
+    size_t a = strlen(st->command_tag), b = strlen(tag);
+    char *joined = realloc(st->command_tag, a + b + 2);
+    if (!joined)
+        return -1;
+    joined[a] = '\n';
+    memcpy(joined + a + 1, tag, b + 1);
+    st->command_tag = joined;
+    return 0;
+}
+
+/* A "result" event (columns, rows) or a "completion" one (no columns), as
+ * hoopctl connect records them: the command tag, row count, duration and
+ * the database's own error ride on either. */
+static int result_from_event(const json_t *data, bool completion, struct replay_statement *st, char *err,
                              size_t errlen)
 {
     const json_t *cols = json_object_get(data, "columns");
     const json_t *rows = json_object_get(data, "rows");
-    if (!json_is_array(cols) || (rows && !json_is_array(rows))) {
+    if ((!completion && !json_is_array(cols)) || (cols && !json_is_array(cols)) || (rows && !json_is_array(rows))) {
         set_err(err, errlen, "result event without a \"columns\" array");
         return -1;
     }
     size_t nc = json_array_size(cols), nr = json_array_size(rows);
+    const char *tag = jstr(data, "command_tag");
+    if (tag && command_tag_add(st, tag) < 0)
+        return -1;
+    const json_t *e = json_object_get(data, "error"); /* the database's own, as hoopctl connect records it */
+    if (json_is_string(e) && !st->error_message) {
+        st->error_severity = strdup("ERROR");
+        st->error_message = strdup(json_string_value(e));
+        if (!st->error_severity || !st->error_message)
+            return -1;
+    }
+    if (st->rows < 0 && jint(data, "row_count", -1) >= 0)
+        st->rows = jint(data, "row_count", 0);
+    if (jint(data, "duration_us", -1) >= 0)
+        st->duration_ms = jint(data, "duration_us", 0) / 1000;
+    if (nc == 0 && (completion || tag || json_is_string(e)))
+        return 0; /* a statement without rows: its tag or error is all psql showed */
     if (nc == 0 || nc > REPLAY_MAX_COLUMNS) {
         set_err(err, errlen, "result with %zu columns", nc);
         return -1;
@@ -195,7 +238,10 @@ static int result_from_event(const json_t *data, struct replay_statement *st, ch
         const json_t *c = json_array_get(cols, i);
         const char *name = json_is_string(c) ? json_string_value(c) : jstr(c, "name");
         st->col_names[i] = strdup(name ? name : "?column?");
-        int64_t oid = json_is_object(c) ? jint(c, "type_oid", 25) : 25;
+        const json_t *types = json_object_get(data, "column_types"); /* as hoopctl connect records */
+        int64_t oid = json_is_object(c)              ? jint(c, "type_oid", 25)
+                      : json_is_integer(json_array_get(types, i)) ? json_integer_value(json_array_get(types, i))
+                                                                  : 25;
         st->col_oids[i] = oid >= 0 && oid <= UINT32_MAX ? (uint32_t)oid : 25;
         if (!st->col_names[i])
             return -1;
@@ -286,7 +332,7 @@ static int session_from_root(const json_t *root, struct replay_session *s, char 
                     set_err(err, errlen, "out of memory");
                 return -1;
             }
-        } else if (strcmp(type, "result") == 0) {
+        } else if (strcmp(type, "result") == 0 || strcmp(type, "completion") == 0) {
             struct replay_statement *owner = NULL;
             int64_t of = jint(data, "statement_seq", -1);
             for (int k = s->nstatements - 1; k >= 0 && of >= 0 && !owner; k--)
@@ -298,11 +344,14 @@ static int session_from_root(const json_t *root, struct replay_session *s, char 
                 set_err(err, errlen, "event %zu: a result before its statement", i + 1);
                 return -1;
             }
-            if (result_from_event(data, owner, err, errlen) < 0) {
+            if (result_from_event(data, strcmp(type, "completion") == 0, owner, err, errlen) < 0) {
                 if (err && !*err)
                     set_err(err, errlen, "out of memory");
                 return -1;
             }
+            /* a completed statement's result came when it finished */
+            if (jstr(data, "command_tag") && owner->duration_ms < 0 && event_time(ev) >= owner->ts_ms)
+                owner->duration_ms = event_time(ev) - owner->ts_ms;
         }
         /* other event types are not part of what the terminal showed */
     }

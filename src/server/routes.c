@@ -305,7 +305,7 @@ static const struct server_field stmt_fields[] = {
 static const struct server_field result_fields[] = {
     {"statement_seq", "i!"}, {"columns", "a!"}, {"rows", "a!"}, {"truncated", "b"},
     {"command_tag", "s"}, {"row_count", "i"}, {"duration_us", "i"}, {"sqlstate", "s"}, {"error", "s"},
-    {NULL, NULL}};
+    {"column_types", "a"}, {NULL, NULL}};
 /* How a statement (or one statement of a multi-statement Query) finished. */
 static const struct server_field completion_fields[] = {
     {"statement_seq", "i!"}, {"command_tag", "s"}, {"row_count", "i"}, {"duration_us", "i"},
@@ -406,7 +406,8 @@ static int event_prepare(struct srv_req *rq, json_t *ev, struct store_event *e, 
         e->sample_rows = (int64_t)json_array_size(rows);
         json_t *cap = json_pack("{s:O,s:O,s:[],s:b}", "statement_seq", json_object_get(d, "statement_seq"),
                                 "columns", json_object_get(d, "columns"), "rows", "truncated", 1);
-        static const char *const kept[] = {"command_tag", "row_count", "duration_us", "sqlstate", "error"};
+        static const char *const kept[] = {"command_tag", "row_count", "duration_us", "sqlstate", "error",
+                                           "column_types"};
         for (size_t k = 0; cap && k < sizeof kept / sizeof *kept; k++)
             if (json_object_get(d, kept[k]))
                 json_object_set(cap, kept[k], json_object_get(d, kept[k]));
@@ -560,8 +561,11 @@ static void route_sessions(struct srv_req *rq)
         return;
     }
     if (!srv_is_auditor(rq) && !owns_session(rq, s)) {
+        /* 404 stays for ids that do not exist; an existing session of someone
+         * else is 403, so that the user learns why (ids are random UUIDs) */
         json_decref(s);
-        srv_reply_error(rq, 404, "not found");
+        srv_reply_error(rq, 403, "session %s belongs to another user; only its owner and the %s and %s "
+                        "groups may see it", id, rq->srv->auditor_group, rq->srv->admin_group);
         return;
     }
     if (rq->nseg == 4) {

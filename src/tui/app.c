@@ -265,18 +265,29 @@ static void draw_sessions(struct app *a)
         format_time(f->since_ms, since, sizeof since);
     if (f->until_ms)
         format_time(f->until_ms, until, sizeof until);
-    putf(1, 1, COLS - 2, "%d of %d sessions  filter: user=%s conn=%s from=%s to=%s%s search=%s", a->nidx,
-         m->nrows, f->user[0] ? f->user : "*", f->connection[0] ? f->connection : "*",
+    putf(1, 1, COLS - 2, "%d of %d%s sessions  filter: user=%s conn=%s from=%s to=%s%s search=%s", a->nidx,
+         m->nrows, m->rows_next[0] ? "+" : "", f->user[0] ? f->user : "*", f->connection[0] ? f->connection : "*",
          since[0] ? since : "*", until[0] ? until : "*", f->only_denials ? " denials-only" : "",
          f->search[0] ? f->search : "-");
     struct app_table t = {session_cols, (int)(sizeof session_cols / sizeof session_cols[0]), {0}};
     int y0, rows = list_begin(a, VIEW_SESSIONS, &t, a->nidx, 0, &y0);
     int *sel = &a->sel[VIEW_SESSIONS], *top = &a->top[VIEW_SESSIONS];
+    /* within a screen of the end of what is loaded: the worker fetches the
+     * next page while the list stays usable */
+    if (m->rows_loaded && m->rows_next[0] && !m->rows_more_loading && !m->want_more_sessions &&
+        *sel >= a->nidx - rows) {
+        m->want_more_sessions = true;
+        tui_model_kick(m);
+    }
     if (!m->rows_loaded)
         put(y0, 1, COLS - 2, "loading sessions...");
     else if (a->nidx == 0)
-        put(y0, 1, COLS - 2, m->nrows ? "no session matches the filter (x clears it)" : "no sessions");
+        put(y0, 1, COLS - 2, m->rows_next[0] ? "no session matches the filter so far; loading older ones..."
+                             : m->nrows   ? "no session matches the filter (x clears it)"
+                                          : "no sessions");
     int64_t now = util_now_ms();
+    if (m->rows_more_loading && a->nidx > 0 && a->nidx - *top < rows)
+        put(y0 + a->nidx - *top, 1, COLS - 2, "loading more sessions...");
     for (int i = *top; i < a->nidx && i - *top < rows; i++) {
         const struct tui_session_row *r = &m->rows[a->idx[i]];
         char started[32], dur[32], ev[16], den[16], rev[16];

@@ -15,6 +15,7 @@
 #define TUI_RETRY_MIN_MS 500
 #define TUI_RETRY_MAX_MS 15000
 #define TUI_RULE_CACHE 128        /* reviews whose asking rule was looked up */
+#define TUI_SESSIONS_MAX 50000    /* sessions kept in memory, pages loaded by scrolling included */
 
 struct tui_model {
     pthread_mutex_t mu;
@@ -33,10 +34,14 @@ struct tui_model {
     bool decide_approve;
     char decide_reason[512];
 
+    bool want_more_sessions;     /* load the next page (the user scrolled near the end) */
+
     /* results */
     struct tui_session_row *rows;
     int nrows;
     bool rows_loaded;
+    char rows_next[TUI_CURSOR_MAX]; /* the next page's cursor; "" when all are loaded */
+    bool rows_more_loading;
     struct replay_session session; /* the open session */
     bool session_loaded;
     bool session_replay_ready;   /* the screen should replay `session` */

@@ -1,6 +1,7 @@
 /* logic.c — what the TUI's screens compute without a terminal: which sessions
- * a filter keeps, how columns fit a width, scrolling, times typed by the user,
- * durations, and SQL broken onto lines at its clauses for reading. */
+ * a filter keeps, how a refreshed first page joins the pages loaded, how
+ * columns fit a width, scrolling, times typed by the user, durations, and SQL
+ * broken onto lines at its clauses for reading. */
 #include "hoopctl/tui.h"
 
 #include <ctype.h>
@@ -31,6 +32,30 @@ bool tui_filter_match(const struct tui_filter *f, const struct tui_session_row *
         !contains_nocase(row->state, f->search))
         return false;
     return true;
+}
+
+int tui_sessions_merge(const struct tui_session_row *fresh, int nfresh, const struct tui_session_row *old,
+                       int nold, struct tui_session_row **out, bool *kept_tail)
+{
+    int tail = nold; /* where old's rows after fresh's last begin */
+    *kept_tail = false;
+    if (nfresh > 0) {
+        for (int i = nold - 1; i >= 0; i--)
+            if (strcmp(old[i].id, fresh[nfresh - 1].id) == 0) {
+                tail = i + 1;
+                *kept_tail = true;
+                break;
+            }
+    }
+    int n = nfresh + (nold - tail);
+    *out = malloc(((size_t)n + 1) * sizeof **out);
+    if (!*out)
+        return -1;
+    if (nfresh)
+        memcpy(*out, fresh, (size_t)nfresh * sizeof **out);
+    if (n > nfresh)
+        memcpy(*out + nfresh, old + tail, (size_t)(n - nfresh) * sizeof **out);
+    return n;
 }
 
 int tui_filter_apply(const struct tui_filter *f, const struct tui_session_row *rows, int n, int *idx)

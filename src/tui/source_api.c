@@ -1,6 +1,7 @@
-/* source_api.c — a tui_source over the server's /api/v1 (api.h): sessions
- * and their events, the reviews this user may decide (long-polled), decided
- * reviews, and approve/deny. HTTP statuses become tui_status values. */
+/* source_api.c — a tui_source over the server's /api/v1 (api.h): sessions (a
+ * page at a time) and their events, the reviews this user may decide
+ * (long-polled), decided reviews, and approve/deny. HTTP statuses become
+ * tui_status values. */
 #include "hoopctl/api.h"
 #include "hoopctl/tui.h"
 
@@ -8,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define API_SESSIONS_MAX 1000
+#define API_SESSIONS_PAGE 1000 /* the most the server gives at once */
 #define API_EVENTS_PAGE 5000
 
 struct api_source {
@@ -64,14 +65,18 @@ static int64_t get_int(const json_t *o, const char *key)
     return json_is_integer(v) ? (int64_t)json_integer_value(v) : 0;
 }
 
-static int api_sessions(void *self, struct tui_session_row **rows, int *n, char *err, size_t errlen)
+static int api_sessions(void *self, const char *cursor, struct tui_session_row **rows, int *n,
+                        char next[TUI_CURSOR_MAX], char *err, size_t errlen)
 {
     struct api_source *a = self;
     *rows = NULL;
     *n = 0;
+    next[0] = 0;
     json_t *resp;
-    char path[64];
-    snprintf(path, sizeof path, "/api/v1/sessions?limit=%d", API_SESSIONS_MAX);
+    char path[64 + 3 * TUI_CURSOR_MAX], esc[3 * TUI_CURSOR_MAX + 1];
+    api_escape(cursor ? cursor : "", esc, sizeof esc);
+    snprintf(path, sizeof path, "/api/v1/sessions?limit=%d%s%s", API_SESSIONS_PAGE, esc[0] ? "&cursor=" : "",
+             esc);
     int rc = api_source_call(a, "GET", path, NULL, &resp, err, errlen);
     if (rc != TUI_OK)
         return rc;
@@ -87,7 +92,7 @@ static int api_sessions(void *self, struct tui_session_row **rows, int *n, char 
         json_decref(resp);
         return TUI_ERR_FAILED;
     }
-    for (size_t i = 0; i < total && i < API_SESSIONS_MAX; i++) {
+    for (size_t i = 0; i < total && i < API_SESSIONS_PAGE; i++) {
         const json_t *s = json_array_get(arr, i);
         struct tui_session_row *r = &(*rows)[*n];
         if (!json_is_string(json_object_get(s, "id")))
@@ -105,6 +110,9 @@ static int api_sessions(void *self, struct tui_session_row **rows, int *n, char 
         r->reviews = json_is_true(json_object_get(s, "has_reviews")) ? -1 : 0;
         (*n)++;
     }
+    const json_t *nx = json_object_get(resp, "next");
+    if (json_is_string(nx) && json_string_length(nx) < TUI_CURSOR_MAX)
+        snprintf(next, TUI_CURSOR_MAX, "%s", json_string_value(nx));
     json_decref(resp);
     return TUI_OK;
 }
@@ -119,7 +127,7 @@ static int api_session(void *self, const char *id, struct replay_session *out, c
     json_t *sess;
     int rc = api_source_call(a, "GET", path, NULL, &sess, err, errlen);
     if (rc == TUI_ERR_NOT_FOUND)
-        snprintf(err, errlen, "no session %s (or you are not allowed to see it)", id);
+        snprintf(err, errlen, "no session %s on the server", id);
     if (rc != TUI_OK)
         return rc;
     json_t *events = json_array();

@@ -135,9 +135,11 @@ static int add_row(void *arg, struct replay_session *s)
     return 0;
 }
 
-static int dir_sessions(void *self, struct tui_session_row **rows, int *n, char *err,
-                        size_t errlen)
+static int dir_sessions(void *self, const char *cursor, struct tui_session_row **rows, int *n,
+                        char next[TUI_CURSOR_MAX], char *err, size_t errlen)
 {
+    (void)cursor; /* one page: the whole directory */
+    next[0] = 0;
     struct rows_acc acc = {0};
     int bad = 0;
     char firstbad[300] = "";

@@ -124,16 +124,60 @@ static int64_t backoff_next(int64_t cur)
     return n > TUI_RETRY_MAX_MS ? TUI_RETRY_MAX_MS : n;
 }
 
+/* The next page of sessions (cursor), joined on the list unless a refresh
+ * changed where the list ends meanwhile. */
+static void sessions_more(struct tui_model *m, const char *cursor, int64_t *backoff, int64_t *next_try)
+{
+    struct tui_session_row *rows = NULL;
+    int n = 0;
+    char next[TUI_CURSOR_MAX], err[512] = "";
+    int rc = m->src->ops->sessions(m->src->self, cursor, &rows, &n, next, err, sizeof err);
+    pthread_mutex_lock(&m->mu);
+    m->rows_more_loading = false;
+    if (rc != TUI_OK) {
+        *backoff = backoff_next(*backoff);
+        *next_try = util_monotonic_us() / 1000 + *backoff;
+        m->want_more_sessions = true; /* asked again after the backoff */
+        tui_model_status(m, true, "sessions, more: retrying in %.1fs: %s", (double)*backoff / 1000.0,
+                         err[0] ? err : tui_status_name(rc));
+    } else if (strcmp(cursor, m->rows_next) == 0) {
+        *backoff = 0;
+        int room = TUI_SESSIONS_MAX - m->nrows;
+        if (n > room)
+            n = room > 0 ? room : 0;
+        struct tui_session_row *all = realloc(m->rows, ((size_t)m->nrows + (size_t)n + 1) * sizeof *all);
+        if (all) {
+            memcpy(all + m->nrows, rows, (size_t)n * sizeof *rows);
+            m->rows = all;
+            m->nrows += n;
+            snprintf(m->rows_next, sizeof m->rows_next, "%s", m->nrows >= TUI_SESSIONS_MAX ? "" : next);
+            if (m->nrows >= TUI_SESSIONS_MAX)
+                tui_model_status(m, false, "showing the newest %d sessions; older ones: hoopctl sessions list --cursor",
+                                 TUI_SESSIONS_MAX);
+        }
+    }
+    free(rows);
+    model_changed(m);
+    pthread_mutex_unlock(&m->mu);
+}
+
 static void *request_main(void *arg)
 {
     struct tui_model *m = arg;
     struct tui_source *src = m->src;
-    int64_t next_list = 0, list_backoff = 0, hist_backoff = 0, next_hist = 0;
+    int64_t next_list = 0, list_backoff = 0, hist_backoff = 0, next_hist = 0, more_backoff = 0, next_more = 0;
     char err[512];
     pthread_mutex_lock(&m->mu);
     while (!m->stop) {
         int64_t now = util_monotonic_us() / 1000;
         bool do_list = m->want_sessions || now >= next_list;
+        bool do_more = m->want_more_sessions && !do_list && m->rows_next[0] && now >= next_more;
+        char more_cursor[TUI_CURSOR_MAX];
+        snprintf(more_cursor, sizeof more_cursor, "%s", m->rows_next);
+        if (do_more) {
+            m->want_more_sessions = false;
+            m->rows_more_loading = true;
+        }
         bool do_hist = m->want_history && now >= next_hist;
         bool do_decide = m->want_decide;
         bool do_rules = m->want_rules;
@@ -153,8 +197,10 @@ static void *request_main(void *arg)
             snprintf(reason, sizeof reason, "%s", m->decide_reason);
             m->want_decide = false;
         }
-        if (!do_list && !do_hist && !do_decide && !do_rules && !sid[0]) {
+        if (!do_list && !do_hist && !do_decide && !do_rules && !sid[0] && !do_more) {
             int64_t until = next_list - now;
+            if (m->want_more_sessions && m->rows_next[0] && next_more - now < until)
+                until = next_more - now;
             if (m->want_history && next_hist - now < until)
                 until = next_hist - now;
             model_sleep(m, until > 0 ? until : 1);
@@ -207,13 +253,29 @@ static void *request_main(void *arg)
             model_changed(m);
             pthread_mutex_unlock(&m->mu);
         }
+        if (do_more)
+            sessions_more(m, more_cursor, &more_backoff, &next_more);
         if (do_list) {
             struct tui_session_row *rows = NULL;
             int n = 0;
+            char next[TUI_CURSOR_MAX];
             err[0] = 0;
-            int rc = src->ops->sessions(src->self, &rows, &n, err, sizeof err);
+            int rc = src->ops->sessions(src->self, "", &rows, &n, next, err, sizeof err);
             pthread_mutex_lock(&m->mu);
             if (rc == TUI_OK) {
+                /* the first page refreshed; pages loaded by scrolling stay */
+                struct tui_session_row *merged = NULL;
+                bool kept_tail = false;
+                int nm = next[0] && m->nrows > n
+                             ? tui_sessions_merge(rows, n, m->rows, m->nrows, &merged, &kept_tail)
+                             : -1;
+                if (nm >= 0) {
+                    free(rows);
+                    rows = merged;
+                    n = nm;
+                }
+                if (!kept_tail) /* the list is this page alone: page on from it */
+                    snprintf(m->rows_next, sizeof m->rows_next, "%s", next);
                 free(m->rows);
                 m->rows = rows;
                 m->nrows = n;

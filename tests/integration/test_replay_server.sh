@@ -45,11 +45,22 @@ HOOPCTL_TOKEN=$TOKEN_bob "$H" replay --server "$SERVER_URL" --format asciicast s
 assert_contains "$(head -1 "$HARNESS_TMP/c.cast")" '"version":2'
 assert_contains "$(head -1 "$HARNESS_TMP/c.cast")" 'sess-srv-1 (alice on pgtest)'
 
-# RBAC: carol (same group, not the owner, not an auditor) may not see it.
+# RBAC: carol (same group, not the owner, not an auditor) may not see it: 403
+# with the reason, exit code 4, from replay and from sessions show.
 rc=0
 err=$(HOOPCTL_TOKEN=$TOKEN_carol "$H" replay --server "$SERVER_URL" --no-timing sess-srv-1 2>&1 >/dev/null) || rc=$?
-assert_eq 1 "$rc" "carol's exit code"
-assert_contains "$err" "no session sess-srv-1 (or you are not allowed to see it)"
+assert_eq 4 "$rc" "carol's exit code"
+assert_contains "$err" "not allowed to see session sess-srv-1: session sess-srv-1 belongs to another user"
+assert_contains "$err" "(HTTP 403)"
+rc=0
+err=$(HOOPCTL_TOKEN=$TOKEN_carol "$H" sessions show --server "$SERVER_URL" sess-srv-1 2>&1 >/dev/null) || rc=$?
+assert_eq 4 "$rc" "carol's exit code for sessions show"
+assert_contains "$err" "hoopctl sessions: session sess-srv-1 belongs to another user; only its owner and the"
+# An id that does not exist is 404: a plain failure (exit 1), said as such.
+rc=0
+err=$(HOOPCTL_TOKEN=$TOKEN_carol "$H" replay --server "$SERVER_URL" --no-timing sess-none 2>&1 >/dev/null) || rc=$?
+assert_eq 1 "$rc" "exit code for a session that does not exist"
+assert_contains "$err" "no session sess-none on the server"
 rc=0
 err=$(HOOPCTL_TOKEN=not-a-token "$H" replay --server "$SERVER_URL" sess-srv-1 2>&1 >/dev/null) || rc=$?
 assert_eq 3 "$rc" "exit code with a bad token"

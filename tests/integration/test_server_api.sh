@@ -211,7 +211,7 @@ p1=$(ok tok-audit-1 GET '/api/v1/sessions?limit=1')
 cur=$(jget "$p1" 'd["next"]')
 p2=$(ok tok-audit-1 GET "/api/v1/sessions?limit=1&cursor=$cur")
 assert_eq "sess-d sess-a None" "$(jget "$p1" 'd["sessions"][0]["id"]') $(jget "$p2" 'd["sessions"][0]["id"], d["next"]')"
-expect_err 404 tok-alice-1 GET /api/v1/sessions/sess-d
+expect_err 403 tok-alice-1 GET /api/v1/sessions/sess-d
 # Hostile text in query filters is a value, never SQL.
 assert_eq "" "$(jget "$(ok tok-audit-1 GET "/api/v1/sessions?user=alice'%20OR%20'1'%3D'1")" '" ".join(s["id"] for s in d["sessions"])')"
 assert_eq "" "$(jget "$(ok tok-audit-1 GET "/api/v1/sessions?cursor=0%3Ax'%20OR%201%3D1%20--")" '" ".join(s["id"] for s in d["sessions"])')"

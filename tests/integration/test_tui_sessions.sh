@@ -30,14 +30,7 @@ assert_eq "sess-carol-new sess-alice-rec sess-alice-old" \
   "$(tmux_screen | grep -o 'sess-[a-z-]*' | tr '\n' ' ' | sed 's/ $//')"
 assert_contains "$(tmux_screen | grep sess-alice-rec)" "yes"
 
-prompt_enter() {  # key text
-  tmux_keys "$1"
-  tmux_wait_text ":" 5
-  tmux_keys C-a C-k
-  tmux_literal "$2"
-  tmux_keys Enter
-}
-prompt_enter u carol
+tmux_prompt u carol
 tmux_wait_text "1 of 3 sessions  filter: user=carol" 10
 assert_not_contains "$(tmux_screen)" "sess-alice"
 tmux_keys x
@@ -47,23 +40,23 @@ tmux_wait_text "1 of 3 sessions" 10
 assert_contains "$(tmux_screen)" "denials-only"
 assert_contains "$(tmux_screen)" "sess-alice-rec"
 tmux_keys x
-prompt_enter f 2h
+tmux_prompt f 2h
 tmux_wait_text "2 of 3 sessions" 10
 assert_not_contains "$(tmux_screen)" "sess-alice-old"
-prompt_enter t 45m
+tmux_prompt t 45m
 tmux_wait_text "1 of 3 sessions" 10
 assert_contains "$(tmux_screen)" "sess-alice-rec"
 # a time that is not one is refused with a hint, the filter unchanged
-prompt_enter f yesterday-ish
+tmux_prompt f yesterday-ish
 tmux_wait_text 'error: not a time: "yesterday-ish"' 10
 assert_contains "$(tmux_screen)" "1 of 3 sessions"
 tmux_keys x
-prompt_enter / old
+tmux_prompt / old
 tmux_wait_text "1 of 3 sessions" 10
 assert_contains "$(tmux_screen)" "sess-alice-old"
 
 # Open the recorded session: its statements in order.
-prompt_enter / alice-rec
+tmux_prompt / alice-rec
 tmux_wait_text "1 of 3 sessions" 10
 tmux_keys Enter
 tmux_wait_text "3 statements  1 denied" 20

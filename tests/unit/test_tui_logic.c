@@ -1,6 +1,7 @@
 /* test_tui_logic.c — the TUI's terminal-free logic: session filters and
- * search, times typed by the user, durations, fitting columns into a width,
- * scrolling, and SQL pretty-printing (never touching quoted text). */
+ * search, a refreshed first page joined to the pages loaded, times typed by
+ * the user, durations, fitting columns into a width, scrolling, and SQL
+ * pretty-printing (never touching quoted text). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -170,6 +171,59 @@ static void sql_pretty_printing(void **state)
     pretty("select 'abc", 80, "select 'abc");
 }
 
+static struct tui_session_row row_id(const char *id)
+{
+    struct tui_session_row r = {0};
+    snprintf(r.id, sizeof r.id, "%s", id);
+    return r;
+}
+
+static void ids_are(const struct tui_session_row *r, int n, const char *want)
+{
+    char got[256] = "";
+    for (int i = 0; i < n; i++)
+        snprintf(got + strlen(got), sizeof got - strlen(got), "%s%s", i ? " " : "", r[i].id);
+    assert_string_equal(got, want);
+}
+
+/* A refresh of the first page keeps the pages loaded by scrolling. */
+static void refreshed_first_page_joins_loaded_pages(void **state)
+{
+    (void)state;
+    /* loaded: two pages of two, newest first */
+    struct tui_session_row old[] = {row_id("d"), row_id("c"), row_id("b"), row_id("a")};
+    struct tui_session_row *out;
+    bool kept;
+    /* two new sessions pushed c and d down: the fresh page ends at d */
+    struct tui_session_row fresh[] = {row_id("f"), row_id("e"), row_id("d")};
+    int n = tui_sessions_merge(fresh, 2, old, 4, &out, &kept);
+    /* e is not in old: nothing known joins on */
+    assert_int_equal(n, 2);
+    assert_false(kept);
+    ids_are(out, n, "f e");
+    free(out);
+    struct tui_session_row fresh2[] = {row_id("e"), row_id("d")};
+    n = tui_sessions_merge(fresh2, 2, old, 4, &out, &kept);
+    assert_true(kept);
+    ids_are(out, n, "e d c b a");
+    free(out);
+    /* nothing new: the same list */
+    struct tui_session_row same[] = {row_id("d"), row_id("c")};
+    n = tui_sessions_merge(same, 2, old, 4, &out, &kept);
+    assert_true(kept);
+    ids_are(out, n, "d c b a");
+    free(out);
+    /* an empty fresh page (no sessions any more), or nothing loaded before */
+    n = tui_sessions_merge(NULL, 0, old, 4, &out, &kept);
+    assert_false(kept);
+    ids_are(out, n, "");
+    free(out);
+    n = tui_sessions_merge(fresh2, 2, NULL, 0, &out, &kept);
+    assert_false(kept);
+    ids_are(out, n, "e d");
+    free(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -179,6 +233,7 @@ int main(void)
         cmocka_unit_test(columns_fit_the_width),
         cmocka_unit_test(scrolling),
         cmocka_unit_test(sql_pretty_printing),
+        cmocka_unit_test(refreshed_first_page_joins_loaded_pages),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,6 +4,7 @@
 #   source "$(dirname "$0")/lib/tmux.sh"
 #   tmux_start 80 24 "$HOOPCTL_BIN" tui ...   # one pane running the command
 #   tmux_keys j Enter ; tmux_wait_text "needle" 20 ; screen=$(tmux_screen)
+#   tmux_prompt / text                          # a prompt key, its text, Enter
 
 TMUX_SOCK="$HARNESS_TMP/tmux.sock"
 T() { tmux -S "$TMUX_SOCK" "$@"; }
@@ -21,6 +22,17 @@ tmux_start() {  # width height cmd...
 }
 tmux_keys() { T send-keys -t test "$@"; }
 tmux_literal() { T send-keys -t test -l "$@"; }
+# A key that opens a one-line prompt (hoopctl tui's filters and search), then
+# the prompt's text, replacing what it held, and Enter.
+# The last line is a prompt ("Search: old"); the status line starts with a blank.
+tmux_prompt_open() { [[ $(tmux_screen | tail -n 1) =~ ^[A-Za-z][^:]*: ]]; }
+tmux_prompt() {  # key text
+  tmux_keys "$1"
+  wait_for "the prompt of key $1" 10 tmux_prompt_open
+  tmux_keys C-a C-k
+  tmux_literal "$2"
+  tmux_keys Enter
+}
 tmux_resize() { T resize-window -t test -x "$1" -y "$2"; }
 # The visible screen (or with -S - the history too), trailing blanks removed.
 tmux_screen() {
