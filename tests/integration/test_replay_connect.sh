@@ -67,7 +67,7 @@ python3 - "$json" <<'PY' || fail "the session's results do not carry the command
 import json, sys
 ev = json.loads(sys.argv[1])["event_list"]
 text = {e["seq"]: e["data"]["text"] for e in ev if e["type"] == "statement"}
-tags = {text[e["data"]["statement_seq"]]: e["data"].get("command_tag") for e in ev if e["type"] == "result"}
+tags = {text[e["data"]["statement_seq"]]: e["data"].get("command_tag") for e in ev if e["type"] in ("result", "completion")}
 assert tags["update orders set status = 'paid' where id <= 2;"] == "UPDATE 2", tags
 assert tags["update orders set status = 'cancelled';"] == "UPDATE 5", tags
 assert tags["select id, status from orders order by id;"] == "SELECT 4", tags
@@ -87,7 +87,7 @@ for l in lines[1:]:
     last = t
 assert any("UPDATE 5" in json.loads(l)[2] for l in lines[1:])
 PY
-tmux_start 100 50 asciinema play -s 8 "$D/s.cast"
+tmux_start 160 50 asciinema play -s 8 "$D/s.cast"
 tmux_wait_exit 60 >/dev/null
 normalize() { sed -e 's/[[:space:]]*$//' | sed -e :a -e '/^\n*$/{$d;N;ba' -e '}'; }
 played=$(tmux_screen -S - -E - | normalize)
