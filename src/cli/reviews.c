@@ -63,12 +63,13 @@ static int reviews_run(const struct cli_args *a, struct cli_context *ctx)
     } else if (!strcmp(verb, "show")) {
         const char *reason = json_string_value(json_object_get(resp, "reason"));
         const char *by = json_string_value(json_object_get(resp, "decided_by"));
-        printf("review:     %s\nstatus:     %s\nconnection: %s\nrequester:  %s\ndecided by: %s\nreason:     %s\n"
-               "statement:\n%s\n",
+        const char *rule = json_string_value(json_object_get(resp, "rule"));
+        printf("review:     %s\nstatus:     %s\nconnection: %s\nrequester:  %s\nrule:       %s\n"
+               "decided by: %s\nreason:     %s\nstatement:\n%s\n",
                json_string_value(json_object_get(resp, "id")), json_string_value(json_object_get(resp, "status")),
                json_string_value(json_object_get(resp, "connection")),
-               json_string_value(json_object_get(resp, "requester")), by ? by : "-", reason ? reason : "-",
-               json_string_value(json_object_get(resp, "statement")));
+               json_string_value(json_object_get(resp, "requester")), rule ? rule : "-", by ? by : "-",
+               reason ? reason : "-", json_string_value(json_object_get(resp, "statement")));
     } else {
         printf("review %s %s\n", a->pos[1], json_string_value(json_object_get(resp, "status")));
     }

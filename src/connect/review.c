@@ -143,9 +143,9 @@ int cn_review_start(struct connect *c, struct cn_session *s, const char *sql, ui
     util_sha256_hex(sql, strlen(sql), h->hash);
     /* The request is a short blocking call on the loop thread (the server is
      * local or near); the long wait happens on the hold's own thread. */
-    json_t *body = json_pack("{s:s, s:s, s:s, s:s, s:i}", "connection", c->connection, "statement", sql,
+    json_t *body = json_pack("{s:s, s:s, s:s, s:s, s:i, s:s}", "connection", c->connection, "statement", sql,
                              "statement_hash", h->hash, "session_id", s->id, "ttl_seconds",
-                             c->review_wait_seconds);
+                             c->review_wait_seconds, "rule", d->rule_name[0] ? d->rule_name : "default");
     json_t *r = NULL;
     char e2[512];
     long status = 0;

@@ -743,7 +743,7 @@ static void review_create(struct srv_req *rq)
 {
     static const struct server_field rf[] = {
         {"connection", "n!"}, {"session_id", "I"}, {"statement", "s!"}, {"statement_hash", "s!"},
-        {"ttl_seconds", "i"}, {NULL, NULL}};
+        {"ttl_seconds", "i"}, {"rule", "s"}, {NULL, NULL}};
     json_t *b = srv_body(rq, rf);
     if (!b)
         return;
@@ -765,12 +765,13 @@ static void review_create(struct srv_req *rq)
         char id[37];
         util_uuid_v4(id);
         int64_t now = util_now_ms();
-        json_t *r = json_pack("{s:s,s:s,s:O?,s:O,s:s,s:s,s:s,s:s,s:I,s:I}", "id", id, "connection", cname,
+        json_t *r = json_pack("{s:s,s:s,s:O?,s:O,s:s,s:s,s:s,s:s,s:I,s:I,s:O?}", "id", id, "connection", cname,
                               "session_id", json_object_get(b, "session_id"), "statement",
                               json_object_get(b, "statement"), "statement_hash", hash, "requester",
                               rq->id.subject, "requester_issuer", rq->id.issuer, "requester_name",
                               rq->id.name, "created_at", (json_int_t)now, "expires_at",
-                              (json_int_t)(now + (ttl ? ttl * 1000 : rq->srv->review_ttl_ms)));
+                              (json_int_t)(now + (ttl ? ttl * 1000 : rq->srv->review_ttl_ms)), "rule",
+                              json_object_get(b, "rule"));
         rc = store_review_create(rq->srv->store, r, err, sizeof err);
         json_decref(r);
         json_t *saved = NULL;

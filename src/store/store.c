@@ -62,6 +62,8 @@ static const char *const store_migrations[] = {
     " requester_name TEXT, status TEXT NOT NULL, reason TEXT, decided_by TEXT,"
     " created_at BIGINT NOT NULL, decided_at BIGINT, expires_at BIGINT NOT NULL, consumed_at BIGINT);"
     "CREATE INDEX reviews_status ON reviews (status, created_at);",
+    /* v2: the rule that asked for the review, for the approvers' queue */
+    "ALTER TABLE reviews ADD COLUMN rule TEXT;",
 };
 #define STORE_NMIGRATIONS ((int)(sizeof store_migrations / sizeof store_migrations[0]))
 
@@ -1032,11 +1034,11 @@ fail:
 static const char *const review_names[] = {
     "id", "connection", "session_id", "statement", "statement_hash", "requester", "requester_issuer",
     "requester_name", "status", "reason", "decided_by", "created_at", "decided_at", "expires_at",
-    "consumed_at"};
+    "consumed_at", "rule"};
 #define REVIEW_COLS "id, connection, session_id, statement, statement_hash, requester, requester_issuer," \
                     " requester_name, status, reason, decided_by, created_at, decided_at, expires_at,"  \
-                    " consumed_at"
-#define REVIEW_KINDS "sssssssssssiiii"
+                    " consumed_at, rule"
+#define REVIEW_KINDS "sssssssssssiiiis"
 
 int store_review_create(struct store *s, json_t *r, char *err, size_t errlen)
 {
@@ -1045,12 +1047,12 @@ int store_review_create(struct store *s, json_t *r, char *err, size_t errlen)
     i64s(expires, sizeof expires, json_integer_value(json_object_get(r, "expires_at")));
 #define S(k) json_string_value(json_object_get(r, k))
     const char *p[] = {S("id"), S("connection"), S("session_id"), S("statement"), S("statement_hash"),
-                       S("requester"), S("requester_issuer"), S("requester_name"), created, expires};
+                       S("requester"), S("requester_issuer"), S("requester_name"), created, expires, S("rule")};
 #undef S
     int rc = q(s, "INSERT INTO reviews (id, connection, session_id, statement, statement_hash, requester,"
-                  " requester_issuer, requester_name, status, created_at, expires_at)"
-                  " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,'pending',$9,$10)",
-               10, p, NULL, NULL, NULL, err, errlen);
+                  " requester_issuer, requester_name, status, created_at, expires_at, rule)"
+                  " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,'pending',$9,$10,$11)",
+               11, p, NULL, NULL, NULL, err, errlen);
     if (rc == 0)
         store_notify_reviews(s);
     return rc;

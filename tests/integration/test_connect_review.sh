@@ -219,6 +219,7 @@ PY
 r1=$(HOOPCTL_TOKEN=$ATOK "$H" -o json reviews show "$rid1")
 assert_contains "$r1" '"decided_by": "bob"'
 assert_contains "$r1" '"status": "consumed"'
+assert_contains "$r1" '"rule": "review-no-where"'
 r2=$(HOOPCTL_TOKEN=$ATOK "$H" -o json reviews show "$rid2")
 assert_contains "$r2" '"status": "denied"'
 log "ok"

@@ -58,6 +58,7 @@ tmux_wait_text "1 pending review you may decide" 30
 tmux_wait_text "Requester: alice   Connection: app" 10
 screen=$(tmux_screen)
 assert_contains "$screen" "Review $rid1"
+assert_contains "$screen" "Rule: review-no-where" "the rule that asked for the review (sent by connect)"
 assert_contains "$screen" "update accounts"
 assert_contains "$screen" "set balance = 0"
 assert_eq "60/3" "$(sum)" "the held UPDATE ran before the approval"

@@ -92,12 +92,37 @@ static void migrations_run_once(void **state)
 {
     struct fixture *f = *state;
     char err[256];
-    assert_int_equal(store_schema_version(f->st), 1);
+    assert_int_equal(store_schema_version(f->st), 2);
     assert_string_equal(store_kind(f->st), f->pg ? "postgres" : "sqlite");
     struct store *again = store_open(f->url, err, sizeof err);
     assert_non_null(again);
-    assert_int_equal(store_schema_version(again), 1);
+    assert_int_equal(store_schema_version(again), 2);
     store_close(again);
+    if (!f->pg) {
+        /* A store of schema 1 (reviews without a rule) is upgraded on open,
+         * and keeps its reviews. */
+        store_close(f->st);
+        f->st = NULL;
+        sqlite3 *db = NULL;
+        assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(db,
+                                      "ALTER TABLE reviews DROP COLUMN rule;"
+                                      "DELETE FROM schema_migrations WHERE version = 2;"
+                                      "INSERT INTO reviews (id, connection, statement, statement_hash, requester,"
+                                      " requester_issuer, status, created_at, expires_at)"
+                                      " VALUES ('old', 'prod', 'delete from t', 'h', 'alice', 'dev', 'pending', 1, 9);",
+                                      NULL, NULL, NULL),
+                         SQLITE_OK);
+        sqlite3_close(db);
+        f->st = store_open(f->url, err, sizeof err);
+        assert_non_null(f->st);
+        assert_int_equal(store_schema_version(f->st), 2);
+        json_t *r = NULL;
+        assert_int_equal(store_review_get(f->st, "old", &r, err, sizeof err), 0);
+        assert_string_equal(json_string_value(json_object_get(r, "statement")), "delete from t");
+        assert_true(json_is_null(json_object_get(r, "rule")) || !json_object_get(r, "rule"));
+        json_decref(r);
+    }
     assert_null(store_open("sqlite:", err, sizeof err));
     assert_null(store_open("sqlite:/nonexistent-dir/x.db", err, sizeof err));
 }
@@ -271,11 +296,15 @@ static void review_life_cycle(void **state)
 {
     struct fixture *f = *state;
     char err[256];
-    json_t *r = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:I}", "id", "r1", "connection", "prod",
+    json_t *r = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:s}", "id", "r1", "connection", "prod",
                           "statement", "delete from t", "statement_hash", "h1", "requester", "alice",
                           "requester_issuer", "dev", "requester_name", "Alice", "created_at", (json_int_t)1000,
-                          "expires_at", (json_int_t)5000);
+                          "expires_at", (json_int_t)5000, "rule", "review-no-where");
     assert_int_equal(store_review_create(f->st, r, err, sizeof err), 0);
+    json_t *saved = NULL;
+    assert_int_equal(store_review_get(f->st, "r1", &saved, err, sizeof err), 0);
+    assert_string_equal(json_string_value(json_object_get(saved, "rule")), "review-no-where");
+    json_decref(saved);
     json_object_set_new(r, "id", json_string("r2"));
     json_object_set_new(r, "expires_at", json_integer(1500));
     assert_int_equal(store_review_create(f->st, r, err, sizeof err), 0);
