@@ -149,7 +149,8 @@ struct gateway_hooks {
     /* Optional: upstream sent ReadyForQuery and everything the client sent
      * has been answered (no Query, FunctionCall or Sync outstanding, no
      * extended-protocol message after the last Sync): no result of an
-     * earlier statement can still come. */
+     * earlier statement can still come. Counted only when the statement or
+     * row_description hook is set (the relay inspects messages then). */
     void (*idle)(void *user, const struct gateway_session_info *session);
     void (*statement_complete)(void *user, const struct gateway_session_info *session,
                                const struct gateway_completion *done);
