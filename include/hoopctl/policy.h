@@ -367,11 +367,11 @@ char *policy_mask_text(const struct policy *p, enum policy_mask_style style,
                        const char *value, size_t len, size_t *outlen);
 
 /* COPY TO STDOUT, text format: mask one CopyData row (tab-separated, \N for
- * NULL, backslash escapes) in place of the row. Returns 0 with a malloc'd row
- * in out, or -1 with err. */
+ * NULL, backslash escapes) and append it to out (a gateway filter's output).
+ * Returns 0, or -1 with err and out as it was. */
+struct buf;
 int policy_mask_copy_row(const struct policy *p, struct policy_mask_plan *plan,
-                         const uint8_t *row, size_t len, uint8_t **out, size_t *outlen,
-                         char err[POLICY_ERR_MAX]);
+                         const uint8_t *row, size_t len, struct buf *out, char err[POLICY_ERR_MAX]);
 
 /* The plan's counters as JSON for the audit record: {"columns":{label:n},
  * "detectors":{name:n}} (new reference). */

@@ -748,9 +748,10 @@ done:
 
 static int copy_unescape(const uint8_t *s, size_t len, struct buf *out)
 {
+    int rc = 0;
     for (size_t i = 0; i < len; i++) {
         if (s[i] != '\\' || i + 1 == len) {
-            buf_append(out, &s[i], 1);
+            rc |= buf_append(out, &s[i], 1);
             continue;
         }
         uint8_t c = s[++i], r;
@@ -783,35 +784,38 @@ static int copy_unescape(const uint8_t *s, size_t len, struct buf *out)
                 r = c;
             }
         }
-        buf_append(out, &r, 1);
+        rc |= buf_append(out, &r, 1);
     }
-    return 0;
+    return rc;
 }
 
-static void copy_escape(const uint8_t *s, size_t len, struct buf *out)
+static int copy_escape(const uint8_t *s, size_t len, struct buf *out)
 {
+    int rc = 0;
     for (size_t i = 0; i < len; i++) {
         switch (s[i]) {
-        case '\\': buf_append_str(out, "\\\\"); break;
-        case '\t': buf_append_str(out, "\\t"); break;
-        case '\n': buf_append_str(out, "\\n"); break;
-        case '\r': buf_append_str(out, "\\r"); break;
-        default: buf_append(out, &s[i], 1);
+        case '\\': rc |= buf_append_str(out, "\\\\"); break;
+        case '\t': rc |= buf_append_str(out, "\\t"); break;
+        case '\n': rc |= buf_append_str(out, "\\n"); break;
+        case '\r': rc |= buf_append_str(out, "\\r"); break;
+        default: rc |= buf_append(out, &s[i], 1);
         }
     }
+    return rc;
 }
 
 int policy_mask_copy_row(const struct policy *p, struct policy_mask_plan *plan, const uint8_t *row, size_t len,
-                         uint8_t **out, size_t *outlen, char err[POLICY_ERR_MAX])
+                         struct buf *out, char err[POLICY_ERR_MAX])
 {
     if (len == 0 || row[len - 1] != '\n') {
         snprintf(err, POLICY_ERR_MAX, "COPY row does not end with a newline");
         return -1;
     }
     len--;
-    struct buf o = {0}, field = {0};
+    const size_t start_len = out->len; /* restored when the row fails */
+    struct buf field = {0};
     size_t col = 0, start = 0;
-    int rc = 0;
+    int rc = 0, oom = 0;
     for (size_t i = 0; i <= len && rc == 0; i++) {
         if (i < len && row[i] != '\t')
             continue;
@@ -821,14 +825,14 @@ int policy_mask_copy_row(const struct policy *p, struct policy_mask_plan *plan, 
             break;
         }
         if (col)
-            buf_append(&o, "\t", 1);
+            oom |= buf_append(out, "\t", 1);
         const uint8_t *f = row + start;
         size_t flen = i - start;
         if (flen == 2 && f[0] == '\\' && f[1] == 'N') {
-            buf_append(&o, f, flen);
+            oom |= buf_append(out, f, flen);
         } else {
             buf_reset(&field);
-            copy_unescape(f, flen, &field);
+            oom |= copy_unescape(f, flen, &field);
             uint8_t *m = NULL;
             size_t mlen = 0;
             int r = policy_mask_value(p, plan, col, field.data ? field.data : (const uint8_t *)"", field.len, &m,
@@ -836,11 +840,11 @@ int policy_mask_copy_row(const struct policy *p, struct policy_mask_plan *plan, 
             if (r < 0)
                 rc = -1;
             else if (r == 0)
-                buf_append(&o, f, flen);
+                oom |= buf_append(out, f, flen);
             else if (r == 2)
-                buf_append_str(&o, "\\N");
+                oom |= buf_append_str(out, "\\N");
             else
-                copy_escape(m, mlen, &o);
+                oom |= copy_escape(m, mlen, out);
             free(m);
         }
         col++;
@@ -850,19 +854,15 @@ int policy_mask_copy_row(const struct policy *p, struct policy_mask_plan *plan, 
         snprintf(err, POLICY_ERR_MAX, "COPY row has %zu fields, %zu columns were announced", col, plan->ncols);
         rc = -1;
     }
-    buf_append(&o, "\n", 1);
+    oom |= buf_append(out, "\n", 1);
     buf_free(&field);
-    if (rc == 0 && !o.data) {
+    if (rc == 0 && oom) {
         snprintf(err, POLICY_ERR_MAX, "out of memory while masking");
         rc = -1;
     }
-    if (rc < 0) {
-        buf_free(&o);
-        return -1;
-    }
-    *out = o.data;
-    *outlen = o.len;
-    return 0;
+    if (rc < 0)
+        out->len = start_len;
+    return rc;
 }
 
 json_t *policy_mask_counters_json(const struct policy_mask_plan *plan)

@@ -6,6 +6,7 @@
  * Prints "decision: ..." per SQL, then "row: v1|v2|..." per row (NULL for SQL
  * NULL, hex:... for binary values of non-text types), then the counters. */
 #include "hoopctl/policy.h"
+#include "hoopctl/util.h"
 
 #include <libpq-fe.h>
 #include <stdio.h>
@@ -51,16 +52,15 @@ static int run_copy(PGconn *conn, struct policy *p, const struct policy_stmt *st
     char *row;
     int n, rc = 0;
     while ((n = PQgetCopyData(conn, &row, 0)) > 0) {
-        uint8_t *out;
-        size_t outlen;
-        if (policy_mask_copy_row(p, &plan, (uint8_t *)row, (size_t)n, &out, &outlen, err) < 0) {
+        struct buf out = {0};
+        if (policy_mask_copy_row(p, &plan, (uint8_t *)row, (size_t)n, &out, err) < 0) {
             fprintf(stderr, "copy row refused: %s\n", err);
             rc = -1;
         } else {
             fputs("copy: ", stdout);
-            fwrite(out, 1, outlen, stdout);
-            free(out);
+            fwrite(out.data, 1, out.len, stdout);
         }
+        buf_free(&out);
         PQfreemem(row);
     }
     PGresult *end = PQgetResult(conn);
