@@ -585,9 +585,9 @@ static void on_statement_complete(void *user, const struct gateway_session_info 
         json_object_set_new(d, "sqlstate", json_string(strlen(done->sqlstate) == 5 ? done->sqlstate : "XX000"));
         json_object_set_new(d, "error", json_string(done->message));
     } else if (done->kind == GATEWAY_COMPLETE_EMPTY) {
-        json_object_set_new(d, "command_tag", json_string("EMPTY"));
+        json_object_set_new(d, "outcome", json_string("empty")); /* an empty query: no tag */
     } else if (done->kind == GATEWAY_COMPLETE_SUSPENDED) {
-        json_object_set_new(d, "command_tag", json_string("SUSPENDED"));
+        json_object_set_new(d, "outcome", json_string("suspended")); /* Execute row limit reached */
     }
     if (s->rec_columns) {
         record_flush_as(c, s, seq, d);

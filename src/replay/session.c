@@ -168,8 +168,6 @@ static int cell_text(const json_t *v, char **out)
  * multi-statement string); its last number is the statement's row count. */
 static int command_tag_add(struct replay_statement *st, const char *tag)
 {
-    if (strcmp(tag, "EMPTY") == 0 || strcmp(tag, "SUSPENDED") == 0)
-        return 0; /* psql prints nothing for an empty query or a suspended portal */
     const char *num = strrchr(tag, ' ');
     if (num && num[1] >= '0' && num[1] <= '9' && strspn(num + 1, "0123456789") == strlen(num + 1) &&
         strlen(num + 1) < 19)

@@ -305,11 +305,11 @@ static const struct server_field stmt_fields[] = {
 static const struct server_field result_fields[] = {
     {"statement_seq", "i!"}, {"columns", "a!"}, {"rows", "a!"}, {"truncated", "b"},
     {"command_tag", "s"}, {"row_count", "i"}, {"duration_us", "i"}, {"sqlstate", "s"}, {"error", "s"},
-    {"column_types", "a"}, {NULL, NULL}};
+    {"outcome", "s"}, {"column_types", "a"}, {NULL, NULL}};
 /* How a statement (or one statement of a multi-statement Query) finished. */
 static const struct server_field completion_fields[] = {
     {"statement_seq", "i!"}, {"command_tag", "s"}, {"row_count", "i"}, {"duration_us", "i"},
-    {"sqlstate", "s"}, {"error", "s"}, {NULL, NULL}};
+    {"sqlstate", "s"}, {"error", "s"}, {"outcome", "s"}, {NULL, NULL}};
 
 /* A statement that names a review gets the review's truth from the store
  * (who decided it, how, why): the gateway cannot vouch for a reviewer. */
@@ -407,7 +407,7 @@ static int event_prepare(struct srv_req *rq, json_t *ev, struct store_event *e, 
         json_t *cap = json_pack("{s:O,s:O,s:[],s:b}", "statement_seq", json_object_get(d, "statement_seq"),
                                 "columns", json_object_get(d, "columns"), "rows", "truncated", 1);
         static const char *const kept[] = {"command_tag", "row_count", "duration_us", "sqlstate", "error",
-                                           "column_types"};
+                                           "outcome", "column_types"};
         for (size_t k = 0; cap && k < sizeof kept / sizeof *kept; k++)
             if (json_object_get(d, kept[k]))
                 json_object_set(cap, kept[k], json_object_get(d, kept[k]));
