@@ -32,6 +32,17 @@ int spool_commit(struct spool *s, char *err, size_t errlen);
 /* Events appended since the last commit. */
 int spool_uncommitted(const struct spool *s);
 
+/* Groups are numbered; an append joins the open group, spool_group(). A
+ * group ends at spool_commit (durable, or lost when the commit fails), or
+ * lost at once when an append error rolled the transaction back. Whoever
+ * waits for an event to be durable remembers its group and asks its state
+ * after a commit, since a commit made by anyone ends the group. */
+enum spool_group_state { SPOOL_GROUP_OPEN, SPOOL_GROUP_DURABLE, SPOOL_GROUP_LOST };
+uint64_t spool_group(const struct spool *s);
+/* The state of group; for a lost one, *why says why (the spool's message).
+ * A group ended more than 64 groups ago counts as lost. */
+enum spool_group_state spool_group_state(const struct spool *s, uint64_t group, const char **why);
+
 /* One spooled event, in order of appending. */
 struct spool_event {
     int64_t seq;

@@ -12,6 +12,10 @@ struct spool {
     sqlite3_stmt *insert, *fetch, *ack, *count, *quarantine, *unqueue, *quarantined;
     int uncommitted;
     int in_txn;
+    /* Groups are numbered from 1; group is the open one (or the next). The
+     * fate of the last 64 ended groups: bit g % 64 of lost. */
+    uint64_t group, lost;
+    char lost_err[200]; /* why the last lost group was lost */
 };
 
 static int fail_db(struct spool *s, const char *what, char *err, size_t errlen)
@@ -28,6 +32,7 @@ struct spool *spool_open(const char *path, enum spool_durability durability, cha
         snprintf(err, errlen, "spool: out of memory");
         return NULL;
     }
+    s->group = 1;
     if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
                         NULL) != SQLITE_OK) {
         fail_db(s, path, err, errlen);
@@ -92,6 +97,18 @@ void spool_close(struct spool *s)
     free(s);
 }
 
+/* The open group ends, durable or lost (its events rolled back). */
+static void end_group(struct spool *s, int durable, const char *why)
+{
+    uint64_t bit = (uint64_t)1 << (s->group % 64);
+    s->lost = durable ? s->lost & ~bit : s->lost | bit;
+    if (!durable)
+        snprintf(s->lost_err, sizeof s->lost_err, "%s", why);
+    s->group++;
+    s->in_txn = 0;
+    s->uncommitted = 0;
+}
+
 int spool_append(struct spool *s, const char *event_id, const char *session_id,
                  const char *json, size_t len, char *err, size_t errlen)
 {
@@ -110,8 +127,14 @@ int spool_append(struct spool *s, const char *event_id, const char *session_id,
     sqlite3_bind_text(s->insert, 3, json, (int)len, SQLITE_STATIC);
     int rc = sqlite3_step(s->insert);
     sqlite3_clear_bindings(s->insert);
-    if (rc != SQLITE_DONE)
-        return fail_db(s, "append", err, errlen);
+    if (rc != SQLITE_DONE) {
+        fail_db(s, "append", err, errlen);
+        /* Most errors undo the one INSERT; some (a full disk, an I/O error)
+         * roll the whole transaction back: then the group is lost. */
+        if (sqlite3_get_autocommit(s->db))
+            end_group(s, 0, err);
+        return -1;
+    }
     s->uncommitted++;
     return 0;
 }
@@ -125,16 +148,28 @@ int spool_commit(struct spool *s, char *err, size_t errlen)
         /* The group is lost: roll it back so the next one starts clean. */
         if (!sqlite3_get_autocommit(s->db))
             sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-        s->in_txn = 0;
-        s->uncommitted = 0;
+        end_group(s, 0, err);
         return -1;
     }
-    s->in_txn = 0;
-    s->uncommitted = 0;
+    end_group(s, 1, NULL);
     return 0;
 }
 
 int spool_uncommitted(const struct spool *s) { return s->uncommitted; }
+
+uint64_t spool_group(const struct spool *s) { return s->group; }
+
+enum spool_group_state spool_group_state(const struct spool *s, uint64_t group, const char **why)
+{
+    *why = s->lost_err;
+    if (group >= s->group)
+        return SPOOL_GROUP_OPEN;
+    if (s->group - group > 64) { /* too old to remember: fail closed */
+        *why = "spool: the fate of that group is no longer known";
+        return SPOOL_GROUP_LOST;
+    }
+    return s->lost >> (group % 64) & 1 ? SPOOL_GROUP_LOST : SPOOL_GROUP_DURABLE;
+}
 
 int spool_fetch(struct spool *s, int max, struct spool_batch *out, char *err, size_t errlen)
 {

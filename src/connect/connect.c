@@ -160,26 +160,39 @@ static void on_group_commit(evutil_socket_t fd, short what, void *arg)
     struct connect *c = arg;
     c->commit_scheduled = false;
     char err[256];
-    int rc = spool_commit(c->spool, err, sizeof err);
-    uint64_t *ids = c->commit_holds;
+    if (spool_commit(c->spool, err, sizeof err) < 0)
+        log_error(MOD, "audit spool: %s", err);
+    struct cn_commit_hold *holds = c->commit_holds;
     size_t n = c->ncommit_holds;
     c->commit_holds = NULL;
     c->ncommit_holds = c->commit_holds_cap = 0;
     c->stats.group_commits++;
     c->stats.grouped_statements += n;
-    struct gateway_refusal ref = {0};
-    if (rc < 0) {
-        log_error(MOD, "audit spool: %s (%zu statements refused)", err, n);
-        c->stats.denials += n;
-        snprintf(ref.sqlstate, sizeof ref.sqlstate, "42501");
-        snprintf(ref.message, sizeof ref.message,
-                 "hoopctl: the audit spool cannot be written, statement refused (fail closed): %s", err);
+    /* A statement goes on only when the group its event joined is durable.
+     * That group may have ended before this commit (a session event or the
+     * shipper's kick commits too), and may have failed there: its events
+     * were rolled back, so its statements are refused (fail closed). */
+    size_t refused = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *why;
+        struct gateway_refusal ref = {0};
+        enum gateway_verdict v = GATEWAY_ALLOW;
+        if (spool_group_state(c->spool, holds[i].group, &why) != SPOOL_GROUP_DURABLE) {
+            v = GATEWAY_REFUSE;
+            refused++;
+            snprintf(ref.sqlstate, sizeof ref.sqlstate, "42501");
+            snprintf(ref.message, sizeof ref.message,
+                     "hoopctl: the audit spool cannot be written, statement refused (fail closed): %s", why);
+        }
+        /* Resolving runs the session on, which may append and hold anew:
+         * those go into a fresh list and the next round's commit. */
+        gateway_resolve(c->gw, holds[i].id, v, &ref);
     }
-    /* Resolving runs the sessions on, which may append and hold anew: those
-     * go into a fresh list and the next round's commit. */
-    for (size_t i = 0; i < n; i++)
-        gateway_resolve(c->gw, ids[i], rc == 0 ? GATEWAY_ALLOW : GATEWAY_REFUSE, &ref);
-    free(ids);
+    if (refused) {
+        log_error(MOD, "audit spool: %zu statements refused, their events were not made durable", refused);
+        c->stats.denials += refused;
+    }
+    free(holds);
 }
 
 /* Hold statement hold_id until the next group commit; -1 when out of memory. */
@@ -187,13 +200,14 @@ static int commit_hold(struct connect *c, uint64_t hold_id)
 {
     if (c->ncommit_holds == c->commit_holds_cap) {
         size_t cap = c->commit_holds_cap ? 2 * c->commit_holds_cap : 16;
-        uint64_t *n = realloc(c->commit_holds, cap * sizeof *n);
+        struct cn_commit_hold *n = realloc(c->commit_holds, cap * sizeof *n);
         if (!n)
             return -1;
         c->commit_holds = n;
         c->commit_holds_cap = cap;
     }
-    c->commit_holds[c->ncommit_holds++] = hold_id;
+    c->commit_holds[c->ncommit_holds++] =
+        (struct cn_commit_hold){.id = hold_id, .group = spool_group(c->spool)};
     if (!c->commit_scheduled) {
         /* A zero timeout: the loop polls once more, and the statements of
          * every session that became ready meanwhile join this commit. */
@@ -553,7 +567,7 @@ static enum gateway_verdict on_statement(void *user, const struct gateway_sessio
             return GATEWAY_REFUSE;
         }
         cn_inflight_add(s, hold_id, s->statement_seq);
-        if (c->ncommit_holds && c->commit_holds[c->ncommit_holds - 1] == hold_id) {
+        if (c->ncommit_holds && c->commit_holds[c->ncommit_holds - 1].id == hold_id) {
             ref->hold_silent = true;
             return GATEWAY_HOLD;
         }

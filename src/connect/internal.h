@@ -94,7 +94,10 @@ struct connect {
     /* Group commit: statements appended to the spool wait (held silently)
      * for one commit after the loop's next poll. */
     struct event *commit_event;
-    uint64_t *commit_holds;
+    struct cn_commit_hold {
+        uint64_t id;    /* the gateway's hold id of the statement */
+        uint64_t group; /* the spool group its event joined */
+    } *commit_holds;
     size_t ncommit_holds, commit_holds_cap;
     bool commit_scheduled;
     int wake_pipe[2];

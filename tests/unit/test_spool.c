@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -130,6 +131,72 @@ static void quarantine_keeps_an_event_out_of_the_queue(void **state)
     spool_close(s);
 }
 
+/* Under a file-size limit the log stops growing and a commit fails: the
+ * group that commit ended is reported lost, its event is not in the spool,
+ * the groups before it stay durable, and the next append opens a new group
+ * that commits once there is room again. */
+static void a_failed_commit_loses_its_group_only(void **state)
+{
+    (void)state;
+    struct rlimit old;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    void (*old_xfsz)(int) = signal(SIGXFSZ, SIG_IGN);
+    struct spool *w = spool_open(path, SPOOL_SURVIVE_PROCESS_CRASH, err, sizeof err);
+    assert_non_null(w);
+    assert_int_equal(spool_defer_checkpoints(w, err, sizeof err), 0); /* the log only grows */
+    size_t n = 32 * 1024;
+    char *big = malloc(n + 16);
+    assert_non_null(big);
+    memset(big, 'x', n + 16);
+    memcpy(big, "{\"x\":\"", 6);
+    memcpy(big + n + 6, "\"}", 3);
+    struct rlimit lim = {.rlim_cur = 256 * 1024, .rlim_max = old.rlim_max};
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    uint64_t durable_group = 0, lost_group = 0;
+    int durable = 0;
+    const char *why = NULL;
+    for (int i = 0; i < 64 && !lost_group; i++) {
+        uint64_t g = spool_group(w);
+        char id[16];
+        snprintf(id, sizeof id, "big-%d", i);
+        if (spool_append(w, id, "sess-1", big, strlen(big), err, sizeof err) < 0) {
+            lost_group = g;
+            break;
+        }
+        assert_int_equal(spool_group_state(w, g, &why), SPOOL_GROUP_OPEN);
+        if (spool_commit(w, err, sizeof err) == 0) {
+            durable++;
+            durable_group = g;
+            assert_int_equal(spool_group_state(w, g, &why), SPOOL_GROUP_DURABLE);
+        } else {
+            lost_group = g;
+        }
+    }
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, old_xfsz);
+    free(big);
+    assert_true(durable > 0);
+    assert_true(lost_group > durable_group);
+    assert_int_equal(spool_group_state(w, lost_group, &why), SPOOL_GROUP_LOST);
+    assert_non_null(strstr(why, "spool:"));
+    assert_int_equal(spool_group_state(w, durable_group, &why), SPOOL_GROUP_DURABLE);
+    assert_int_equal(spool_pending(w), durable); /* the lost event is not there */
+    assert_int_equal(spool_group(w), lost_group + 1);
+    assert_int_equal(spool_group_state(w, lost_group + 1, &why), SPOOL_GROUP_OPEN);
+
+    /* Room again: the next group commits. Groups ended long ago are not
+     * remembered and count as lost (fail closed). */
+    for (int i = 0; i < 65; i++) {
+        uint64_t g = spool_group(w);
+        append(w, "small", "{}");
+        assert_int_equal(spool_commit(w, err, sizeof err), 0);
+        assert_int_equal(spool_group_state(w, g, &why), SPOOL_GROUP_DURABLE);
+    }
+    assert_int_equal(spool_group_state(w, durable_group, &why), SPOOL_GROUP_LOST);
+    assert_int_equal(spool_pending(w), durable + 65);
+    spool_close(w);
+}
+
 static void unwritable_spool_is_a_clear_error(void **state)
 {
     (void)state;
@@ -144,6 +211,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(group_commit_order_and_ack, setup, teardown),
         cmocka_unit_test_setup_teardown(committed_events_survive_kill, setup, teardown),
         cmocka_unit_test_setup_teardown(quarantine_keeps_an_event_out_of_the_queue, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_failed_commit_loses_its_group_only, setup, teardown),
         cmocka_unit_test(unwritable_spool_is_a_clear_error),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
