@@ -193,9 +193,10 @@ _hoopctl() {
             fi
             ;;
         gateway)
-            _hoopctl_args "$ci" '|--listen|--upstream|--upstream-password-file|--tls-cert|--tls-key|--max-message-size|--client-password-file|--audit-log|--policy|'
+            _hoopctl_args "$ci" '|--listen|--socket-dir|--upstream|--upstream-password-file|--tls-cert|--tls-key|--max-message-size|--client-password-file|--audit-log|--policy|'
             case "$prev" in
                 --listen) COMPREPLY=(); return ;;
+                --socket-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
                 --upstream) COMPREPLY=(); return ;;
                 --upstream-password-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
                 --tls-cert) COMPREPLY=($(compgen -f -- "$cur")); return ;;
@@ -208,7 +209,7 @@ _hoopctl() {
             if ((_hoopctl_rest)); then
                 COMPREPLY=($(compgen -f -- "$cur"))
             elif [[ $cur == -* ]]; then
-                COMPREPLY=($(compgen -W '--help --listen --upstream --upstream-password-file --tls-cert --tls-key --max-message-size --client-password-file --audit-log --policy' -- "$cur"))
+                COMPREPLY=($(compgen -W '--help --listen --socket-dir --upstream --upstream-password-file --tls-cert --tls-key --max-message-size --client-password-file --audit-log --policy' -- "$cur"))
             elif ((_hoopctl_npos >= 0)); then
                 COMPREPLY=()
             else

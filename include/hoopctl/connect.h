@@ -57,10 +57,6 @@ int connect_listen_port(const struct connect *c);
 const char *connect_database(const struct connect *c);
 /* The Unix socket directory (what PGHOST names), or NULL when there is none. */
 const char *connect_socket_dir(const struct connect *c);
-/* A Unix socket directory must be an absolute path short enough for a
- * socket name, a directory owned by this user that no one else can enter
- * (it is created 0700 when missing). 0, or -1 with a message. */
-int connect_check_socket_dir(const char *dir, char *err, size_t errlen);
 const char *connect_db_user(const struct connect *c);
 /* The libpq connection string of the listener: host, port, dbname, user (the
  * client_user option when set) and sslmode=disable (loopback; the gateway

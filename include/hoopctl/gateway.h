@@ -186,6 +186,16 @@ struct gateway *gateway_new(struct event_base *base, const struct gateway_config
 void gateway_accept(struct gateway *gw, int fd, const struct sockaddr *addr, int addrlen);
 /* The bound address, e.g. "127.0.0.1:54321". */
 const char *gateway_listen_address(const struct gateway *gw);
+/* Also listen on the Unix socket DIR/.s.PGSQL.<the bound port> (mode 0600;
+ * a stale socket of a dead gateway is replaced, a live one is an error), so
+ * that libpq clients reach the gateway with host=DIR port=<port>. DIR must
+ * be an absolute path, the user's own, of mode 0700 (created if missing).
+ * The socket goes at shutdown. 0, or -1 with a message. */
+int gateway_listen_unix(struct gateway *gw, const char *dir, char *err, size_t errlen);
+/* That check alone, for option parsing before anything starts. */
+int gateway_check_socket_dir(const char *dir, char *err, size_t errlen);
+/* The Unix socket's path, or NULL. */
+const char *gateway_socket_path(const struct gateway *gw);
 /* Stop accepting; close every session (clients get a FATAL 57P01 message). */
 void gateway_shutdown(struct gateway *gw);
 void gateway_free(struct gateway *gw);

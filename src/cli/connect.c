@@ -3,6 +3,7 @@
  * a status line, and close everything cleanly on Ctrl-C or when the command exits. */
 #include "hoopctl/cli.h"
 #include "hoopctl/connect.h"
+#include "hoopctl/gateway.h"
 #include "hoopctl/identity.h"
 #include "hoopctl/log.h"
 
@@ -116,7 +117,7 @@ static int connect_run(const struct cli_args *a, struct cli_context *ctx)
     char host[64];
     const char *listen = cli_get(a, "listen"), *port = cli_get(a, "port");
     o.socket_dir = cli_get(a, "socket-dir");
-    if (o.socket_dir && connect_check_socket_dir(o.socket_dir, err, sizeof err) < 0)
+    if (o.socket_dir && gateway_check_socket_dir(o.socket_dir, err, sizeof err) < 0)
         return cli_usage_error(a->cmd, err);
     if (listen && port)
         return cli_usage_error(a->cmd, "give --listen or --port, not both");

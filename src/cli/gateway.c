@@ -547,6 +547,9 @@ static int gateway_run(const struct cli_args *args, struct cli_context *ctx)
     cfg.listen_port = colon + 1;
     if (pgwire_conninfo_parse(upstream, &cfg.upstream, err, sizeof err) < 0)
         return cli_usage_error(args->cmd, err);
+    const char *socket_dir = cli_get(args, "socket-dir");
+    if (socket_dir && gateway_check_socket_dir(socket_dir, err, sizeof err) < 0)
+        return cli_usage_error(args->cmd, err);
     const char *maxs = cli_get(args, "max-message-size");
     if (maxs) {
         char *end;
@@ -625,7 +628,7 @@ static int gateway_run(const struct cli_args *args, struct cli_context *ctx)
         util_secure_zero(password, strlen(password));
         free(password);
     }
-    if (!c.gw) {
+    if (!c.gw || (socket_dir && gateway_listen_unix(c.gw, socket_dir, err, sizeof err) < 0)) {
         fprintf(stderr, "hoopctl gateway: %s\n", c.base ? err : "cannot create the event loop");
         rc = CLI_EXIT_FAILURE;
         goto out;
@@ -654,6 +657,8 @@ static int gateway_run(const struct cli_args *args, struct cli_context *ctx)
     event_add(sigint, NULL);
     event_add(sigterm, NULL);
     fprintf(stderr, "hoopctl gateway: listening on %s\n", gateway_listen_address(c.gw));
+    if (gateway_socket_path(c.gw))
+        fprintf(stderr, "hoopctl gateway: listening on %s\n", gateway_socket_path(c.gw));
     event_base_dispatch(c.base);
     event_free(sigint);
     event_free(sigterm);
@@ -673,6 +678,8 @@ out:
 
 static const struct cli_option gateway_options[] = {
     {"listen", 0, "HOST:PORT", "loopback address to accept clients on", CLI_COMPLETE_NONE, NULL},
+    {"socket-dir", 0, "DIR", "also listen on the Unix socket DIR/.s.PGSQL.<port> (DIR: 0700, yours)",
+     CLI_COMPLETE_DIR, NULL},
     {"upstream", 0, "CONNINFO", "upstream 'host=H port=P dbname=D user=U sslmode=M sslrootcert=F'",
      CLI_COMPLETE_NONE, NULL},
     {"upstream-password-file", 0, "FILE", "file holding the upstream password (first line)",
@@ -693,7 +700,7 @@ static const struct cli_option gateway_options[] = {
 const struct cli_command cli_cmd_gateway = {
     .name = "gateway",
     .summary = "Run the PostgreSQL wire-protocol gateway on its own (offline mode)",
-    .usage = "--listen HOST:PORT --upstream CONNINFO [options]",
+    .usage = "--listen HOST:PORT [--socket-dir DIR] --upstream CONNINFO [options]",
     .description = "Relays PostgreSQL clients on a loopback port to one upstream server. The upstream\n"
                    "password comes from --upstream-password-file or HOOPCTL_UPSTREAM_PASSWORD.\n"
                    "Clients are trusted unless --client-password-file makes a password for the run.",

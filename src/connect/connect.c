@@ -1010,91 +1010,6 @@ static struct gateway *listen_gateway(struct connect *c, const struct connect_op
     return NULL;
 }
 
-/* ---- the Unix socket ---------------------------------------------------- */
-
-#define CONNECT_SOCKET_NAME_MAX 16 /* "/.s.PGSQL.65535" and its NUL */
-
-int connect_check_socket_dir(const char *dir, char *err, size_t errlen)
-{
-    struct sockaddr_un sun;
-    size_t n = strlen(dir);
-    if (dir[0] != '/') {
-        snprintf(err, errlen, "--socket-dir takes an absolute path (psql reads any other as a host name)");
-        return -1;
-    }
-    if (n + CONNECT_SOCKET_NAME_MAX > sizeof sun.sun_path || n >= sizeof((struct connect *)0)->socket_dir) {
-        snprintf(err, errlen, "--socket-dir %.60s...: too long for a socket path (at most %zu bytes)", dir,
-                 sizeof sun.sun_path - CONNECT_SOCKET_NAME_MAX);
-        return -1;
-    }
-    struct stat st;
-    if (lstat(dir, &st) < 0 && (errno != ENOENT || mkdir(dir, 0700) < 0 || lstat(dir, &st) < 0)) {
-        snprintf(err, errlen, "--socket-dir %s: %s", dir, strerror(errno));
-        return -1;
-    }
-    if (!S_ISDIR(st.st_mode)) {
-        snprintf(err, errlen, "--socket-dir %s is not a directory", dir);
-        return -1;
-    }
-    if (st.st_uid != geteuid()) {
-        snprintf(err, errlen, "--socket-dir %s is not owned by you", dir);
-        return -1;
-    }
-    if (st.st_mode & 077) {
-        snprintf(err, errlen,
-                 "--socket-dir %s is open to group or others (mode %03o): give a directory of mode 0700", dir,
-                 (unsigned)(st.st_mode & 0777));
-        return -1;
-    }
-    return 0;
-}
-
-static void on_unix_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *addr, int alen,
-                           void *arg)
-{
-    (void)l;
-    struct connect *c = arg;
-    gateway_accept(c->gw, fd, addr, alen);
-}
-
-/* Listen on DIR/.s.PGSQL.<port> (mode 0600), replacing a stale socket. */
-static int listen_unix(struct connect *c, const char *dir, char *err, size_t errlen)
-{
-    if (connect_check_socket_dir(dir, err, errlen) < 0)
-        return -1;
-    snprintf(c->socket_dir, sizeof c->socket_dir, "%s", dir);
-    struct sockaddr_un sun = {.sun_family = AF_UNIX};
-    snprintf(sun.sun_path, sizeof sun.sun_path, "%s/.s.PGSQL.%d", dir, c->listen_port);
-    struct stat st;
-    if (lstat(sun.sun_path, &st) == 0) {
-        int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        bool live = S_ISSOCK(st.st_mode) && probe >= 0 &&
-                    connect(probe, (struct sockaddr *)&sun, sizeof sun) == 0;
-        if (probe >= 0)
-            close(probe);
-        if (!S_ISSOCK(st.st_mode) || live) {
-            snprintf(err, errlen, "%s is %s", sun.sun_path, live ? "in use by a running server" : "not a socket");
-            return -1;
-        }
-        unlink(sun.sun_path); /* a stale socket of a gateway that died */
-    }
-    mode_t old = umask(0077);
-    c->unix_listener = evconnlistener_new_bind(c->base, on_unix_accept, c,
-                                               LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1,
-                                               (struct sockaddr *)&sun, sizeof sun);
-    umask(old);
-    if (!c->unix_listener) {
-        snprintf(err, errlen, "cannot listen on %s: %s", sun.sun_path, strerror(errno));
-        return -1;
-    }
-    snprintf(c->socket_path, sizeof c->socket_path, "%s", sun.sun_path);
-    if (chmod(c->socket_path, 0600) < 0) {
-        snprintf(err, errlen, "chmod %s: %s", c->socket_path, strerror(errno));
-        return -1;
-    }
-    return 0;
-}
-
 struct connect *connect_start(struct event_base *base, const struct connect_options *o,
                               enum connect_error *why, char *err, size_t errlen)
 {
@@ -1183,8 +1098,10 @@ struct connect *connect_start(struct event_base *base, const struct connect_opti
                                       .statement_complete = on_statement_complete};
     c->gw = listen_gateway(c, o, &gc, err, errlen);
     util_secure_zero(password, sizeof password);
-    if (!c->gw || (o->socket_dir && listen_unix(c, o->socket_dir, err, errlen) < 0))
+    if (!c->gw || (o->socket_dir && gateway_listen_unix(c->gw, o->socket_dir, err, errlen) < 0))
         goto fail;
+    if (o->socket_dir)
+        snprintf(c->socket_dir, sizeof c->socket_dir, "%s", o->socket_dir);
     json_decref(who);
     *why = CONNECT_OK;
     return c;
@@ -1252,8 +1169,6 @@ void connect_shutdown(struct connect *c)
     pthread_mutex_lock(&c->lock);
     c->stopping = true;
     pthread_mutex_unlock(&c->lock);
-    if (c->unix_listener)
-        evconnlistener_disable(c->unix_listener);
     if (c->gw)
         gateway_shutdown(c->gw);
 }
@@ -1266,10 +1181,6 @@ void connect_free(struct connect *c, int drain_timeout_ms)
     if (c->stats.group_commits)
         log_info(MOD, "%llu statements went through %llu group commits of the spool",
                  (unsigned long long)c->stats.grouped_statements, (unsigned long long)c->stats.group_commits);
-    if (c->unix_listener)
-        evconnlistener_free(c->unix_listener);
-    if (c->socket_path[0])
-        unlink(c->socket_path);
     if (c->gw) {
         gateway_shutdown(c->gw);
         gateway_free(c->gw);

@@ -83,8 +83,7 @@ struct connect {
     char listen_host[64];
     char client_user[64];         /* "" or the only startup user served (connect_options) */
     int listen_port;
-    char socket_dir[128], socket_path[128]; /* "" without --socket-dir */
-    struct evconnlistener *unix_listener;
+    char socket_dir[108]; /* --socket-dir, "" without one */
     char catalog_conninfo[2048];  /* holds the upstream password: wiped on free */
     char reviewers_hint[256];
     int review_wait_seconds;

@@ -46,9 +46,14 @@ void gw_conn_read_off(struct gw_conn *c);
 void gw_conn_close_notify(struct gw_conn *c);
 void gw_conn_free(struct gw_conn *c);
 
+/* unixsock.c: stop listening on the Unix socket and remove it. */
+void gw_unix_close(struct gateway *gw);
+
 struct gateway {
     struct event_base *base;
     struct evconnlistener *listener;
+    struct evconnlistener *unix_listener; /* gateway_listen_unix, or NULL */
+    char socket_path[108];                /* its path, "" without one */
     struct gateway_config cfg;
     char *upstream_password;
     char listen_address[64];

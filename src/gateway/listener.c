@@ -147,6 +147,7 @@ void gateway_shutdown(struct gateway *gw)
         evconnlistener_free(gw->listener);
         gw->listener = NULL;
     }
+    gw_unix_close(gw);
     for (struct gw_session *s = gw->sessions; s; s = s->next)
         gw_session_shutdown(s);
 }
@@ -157,6 +158,7 @@ void gateway_free(struct gateway *gw)
         return;
     if (gw->listener)
         evconnlistener_free(gw->listener);
+    gw_unix_close(gw);
     while (gw->sessions)
         gw_session_free(gw->sessions);
     if (gw->upstream_password) {

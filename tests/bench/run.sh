@@ -9,6 +9,9 @@
 # BENCH_TARGETS="pgbouncer gateway" (direct is needed for gw/dir and latency),
 # BENCH_STREAM=0 skips the streaming run, BENCH_REPEAT=N runs each cell N times
 # (interleaved) and keeps the median TPS and the lowest cpu/tx.
+# The targets pgbouncer-unix and gateway-unix are the same two proxies with
+# pgbench on their Unix sockets (host=DIR) instead of loopback TCP; they are
+# measured at -c 4 (BENCH_UNIX_CLIENTS) in every mode, in a second table.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 export HOOPCTL_BIN=${HOOPCTL_BIN:-$ROOT/hoopctl} HOOPCTL_ROOT=$ROOT
@@ -18,7 +21,8 @@ source "$ROOT/tests/bench/lib.sh"
 SECS=${BENCH_SECONDS:-5}
 MODES=(${BENCH_MODES:-simple extended prepared})
 CLIENTS=(${BENCH_CLIENTS:-1 4 16})
-TARGETS=(${BENCH_TARGETS:-direct pgbouncer gateway})
+TARGETS=(${BENCH_TARGETS:-direct pgbouncer gateway pgbouncer-unix gateway-unix})
+UNIX_CLIENTS=" ${BENCH_UNIX_CLIENTS:-4} "
 REPEAT=${BENCH_REPEAT:-1}
 has_target() { [[ " ${TARGETS[*]} " == *" $1 "* ]]; }
 T=$HARNESS_TMP
@@ -27,11 +31,12 @@ pg_start
 pgbench -q -i -s 10 >/dev/null 2>&1
 
 PGB_PID=''
-if has_target pgbouncer; then
+if has_target pgbouncer || has_target pgbouncer-unix; then
 bench_pgbouncer "* = host=127.0.0.1 port=$PGPORT user=postgres password=$PGPASSWORD dbname=postgres" postgres postgres
 fi
 
-gateway_start gw
+GW_SOCK=$T/gw-sock
+gateway_start gw --socket-dir "$GW_SOCK"
 GW_PID=$gw_PID GW_MAIN_PORT=$GW_PORT
 # BENCH_GW2_BIN=/path/to/other/hoopctl adds a target "gw2": a second gateway
 # binary measured in the same run, interleaved with the first (A/B).
@@ -53,9 +58,11 @@ run() {  # target mode clients
     pgbouncer) conn=(env PGPASSWORD= PGSSLMODE=disable pgbench -h 127.0.0.1 -p "$PGB_PORT") ;;
     gateway) conn=(env PGPASSWORD= PGSSLMODE=disable pgbench -h 127.0.0.1 -p "$GW_PORT") ;;
     gw2) conn=(env PGPASSWORD= PGSSLMODE=disable pgbench -h 127.0.0.1 -p "$GW2_PORT") ;;
+    pgbouncer-unix) conn=(env PGPASSWORD= pgbench -h "$PGB_SOCK" -p "$PGB_PORT") ;;
+    gateway-unix) conn=(env PGPASSWORD= pgbench -h "$GW_SOCK" -p "$GW_PORT") ;;
   esac
   local j=$((c < 2 ? c : 2))
-  case $target in gateway) pid=$GW_PID ;; gw2) pid=$GW2_PID ;; pgbouncer) pid=$PGB_PID ;; esac
+  case $target in gateway*) pid=$GW_PID ;; gw2) pid=$GW2_PID ;; pgbouncer*) pid=$PGB_PID ;; esac
   [[ -n $pid ]] && t0=$(cpu_ticks "$pid")
   out=$("${conn[@]}" -U postgres -n -S -M "$mode" -c "$c" -j "$j" -T "$SECS" postgres 2>&1) \
     || { echo "$out" >&2; fail "pgbench $target $mode -c $c failed"; }
@@ -81,6 +88,7 @@ for ((rep = 0; rep < REPEAT; rep++)); do
   for mode in "${MODES[@]}"; do
     for c in "${CLIENTS[@]}"; do
       for target in "${TARGETS[@]}"; do
+        [[ $target != *-unix || $UNIX_CLIENTS == *" $c "* ]] || continue
         run "$target" "$mode" "$c"
       done
     done
@@ -110,6 +118,21 @@ for mode in "${MODES[@]}"; do
   done
 done
 echo
+if has_target gateway-unix || has_target pgbouncer-unix; then
+  echo "pgbench on the proxies' Unix sockets (direct: TCP + TLS as above)"
+  printf '%-9s %3s %10s %10s %10s %7s %7s %12s %12s\n' mode c direct pgb-unix gw-unix gw/dir gw/pgb \
+    'pgb cpu/tx' 'gw cpu/tx'
+  for mode in "${MODES[@]}"; do
+    for c in "${CLIENTS[@]}"; do
+      [[ $UNIX_CLIENTS == *" $c "* ]] || continue
+      d=${T_[direct.$mode.$c]:-} b=${T_[pgbouncer-unix.$mode.$c]:-} g=${T_[gateway-unix.$mode.$c]:-}
+      printf '%-9s %3s %10s %10s %10s %7s %7s %12s %12s\n' "$mode" "$c" "$(fmt %.0f "$d")" "$(fmt %.0f "$b")" \
+        "$(fmt %.0f "$g")" "$(ratio "$g" "$d")" "$(ratio "$g" "$b")" \
+        "$(fmt %.1fus "${C_[pgbouncer-unix.$mode.$c]:-}")" "$(fmt %.1fus "${C_[gateway-unix.$mode.$c]:-}")"
+    done
+  done
+  echo
+fi
 if [[ " ${CLIENTS[*]} " == *" 1 "* ]]; then
   for mode in "${MODES[@]}"; do
     d=${L_[direct.$mode.1]:-}
