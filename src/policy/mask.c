@@ -7,7 +7,9 @@
 #include <ctype.h>
 #include <math.h>
 #include <openssl/evp.h>
+#include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/params.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,10 +46,41 @@ static bool skips_detectors(uint32_t t)
 
 /* ---- the keyed hash ---- */
 
+int policy_hmac_init(struct policy *p)
+{
+    EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    EVP_MAC_CTX *ctx = mac ? EVP_MAC_CTX_new(mac) : NULL;
+    EVP_MAC_free(mac); /* the context holds its own reference */
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", (char *)"SHA256", 0), OSSL_PARAM_END};
+    if (!ctx || EVP_MAC_init(ctx, p->hash_key, p->hash_key_len, params) != 1) {
+        EVP_MAC_CTX_free(ctx);
+        return -1;
+    }
+    p->hmac = ctx;
+    return 0;
+}
+
+void policy_hmac_free(struct policy *p)
+{
+    EVP_MAC_CTX_free(p->hmac);
+    p->hmac = NULL;
+}
+
+/* HMAC-SHA256 of data under the policy's key: a copy of the keyed context
+ * (the key schedule and the algorithm look-up are done once per policy; the
+ * copy only reads the shared one, so threads may hash at the same time). */
 static void hmac(const struct policy *p, const void *data, size_t len, uint8_t out[32])
 {
-    unsigned int outlen = 32;
-    HMAC(EVP_sha256(), p->hash_key, (int)p->hash_key_len, data, len, out, &outlen);
+    EVP_MAC_CTX *c = EVP_MAC_CTX_dup(p->hmac);
+    size_t outlen = 0;
+    if (!c || EVP_MAC_update(c, data, len) != 1 || EVP_MAC_final(c, out, &outlen, 32) != 1 || outlen != 32) {
+        /* Out of memory: a pseudonym must not leak the value, so fall back
+         * to the slow one-shot form, which needs no copy of the context. */
+        unsigned int n = 32;
+        memset(out, 0, 32);
+        HMAC(EVP_sha256(), p->hash_key, (int)p->hash_key_len, data, len, out, &n);
+    }
+    EVP_MAC_CTX_free(c);
 }
 
 static uint64_t hmac_u64(const struct policy *p, const void *data, size_t len)

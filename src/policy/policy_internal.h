@@ -113,7 +113,12 @@ struct policy {
     enum policy_mask_style detector_style;
     uint8_t hash_key[32];                   /* HMAC key for POLICY_STYLE_HASH */
     size_t hash_key_len;
+    struct evp_mac_ctx_st *hmac;            /* HMAC-SHA256 keyed with hash_key: copied per use */
     struct policy_cache cache;
 };
+
+/* mask.c: key the HMAC once the hash key is known (0, or -1); free it. */
+int policy_hmac_init(struct policy *p);
+void policy_hmac_free(struct policy *p);
 
 #endif

@@ -117,6 +117,7 @@ void policy_free(struct policy *p)
         free(p->columns[i].pattern);
     free(p->columns);
     policy_cache_destroy(&p->cache);
+    policy_hmac_free(p);
     util_secure_zero(p->hash_key, sizeof(p->hash_key));
     free(p);
 }
@@ -517,6 +518,10 @@ struct policy *policy_load_json(const json_t *cdoc, char err[POLICY_ERR_MAX])
             goto fail;
         }
         p->hash_key_len = sizeof(p->hash_key);
+    }
+    if (policy_hmac_init(p) < 0) {
+        snprintf(err, POLICY_ERR_MAX, "cannot set up HMAC-SHA256 for the pseudonym key");
+        goto fail;
     }
     return p;
 fail:
