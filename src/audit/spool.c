@@ -10,6 +10,7 @@
 struct spool {
     sqlite3 *db;
     sqlite3_stmt *insert, *fetch, *ack, *count, *quarantine, *unqueue, *quarantined;
+    sqlite3_stmt *begin, *commit; /* prepared once: a group commit per statement round */
     int uncommitted;
     int in_txn;
     /* Groups are numbered from 1; group is the open one (or the next). The
@@ -62,6 +63,8 @@ struct spool *spool_open(const char *path, enum spool_durability durability, cha
     }
     if (sqlite3_prepare_v2(s->db, "INSERT INTO spool_events(id, session_id, body) VALUES (?,?,?)",
                            -1, &s->insert, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(s->db, "BEGIN IMMEDIATE", -1, &s->begin, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(s->db, "COMMIT", -1, &s->commit, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(s->db, "SELECT seq, id, session_id, body FROM spool_events ORDER BY seq LIMIT ?",
                            -1, &s->fetch, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(s->db, "DELETE FROM spool_events WHERE seq <= ?", -1, &s->ack, NULL) != SQLITE_OK ||
@@ -93,6 +96,8 @@ void spool_close(struct spool *s)
     sqlite3_finalize(s->quarantine);
     sqlite3_finalize(s->unqueue);
     sqlite3_finalize(s->quarantined);
+    sqlite3_finalize(s->begin);
+    sqlite3_finalize(s->commit);
     sqlite3_close(s->db);
     free(s);
 }
@@ -117,7 +122,9 @@ int spool_append(struct spool *s, const char *event_id, const char *session_id,
         return -1;
     }
     if (!s->in_txn) {
-        if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        int rc = sqlite3_step(s->begin);
+        sqlite3_reset(s->begin);
+        if (rc != SQLITE_DONE)
             return fail_db(s, "begin", err, errlen);
         s->in_txn = 1;
     }
@@ -143,7 +150,9 @@ int spool_commit(struct spool *s, char *err, size_t errlen)
 {
     if (!s->in_txn)
         return 0;
-    if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+    int rc = sqlite3_step(s->commit);
+    sqlite3_reset(s->commit);
+    if (rc != SQLITE_DONE) {
         fail_db(s, "commit", err, errlen);
         /* The group is lost: roll it back so the next one starts clean. */
         if (!sqlite3_get_autocommit(s->db))
