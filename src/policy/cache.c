@@ -61,6 +61,20 @@ static bool pb_scan_token(const uint8_t *p, const uint8_t *end, uint64_t *start,
     return true;
 }
 
+/* v in decimal and then sep, appended (buf_printf per token costs more
+ * than the scanner itself). */
+static int put_num(struct buf *b, uint64_t v, char sep)
+{
+    char t[24];
+    size_t i = sizeof t - 1;
+    t[i] = sep;
+    do {
+        t[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return buf_append(b, t + i, sizeof t - i);
+}
+
 char *policy_shape_key(const char *sql)
 {
     size_t len = strlen(sql);
@@ -91,9 +105,9 @@ char *policy_shape_key(const char *sql)
         if (token == SHAPE_FCONST || token == SHAPE_SCONST || token == SHAPE_USCONST || token == SHAPE_BCONST ||
             token == SHAPE_XCONST || token == SHAPE_ICONST) {
             literal = true;
-            ok = buf_printf(&key, "%llu:L;", (unsigned long long)token) == 0;
+            ok = put_num(&key, token, ':') == 0 && buf_append(&key, "L;", 2) == 0;
         } else {
-            ok = buf_printf(&key, "%llu:%llu:", (unsigned long long)token, (unsigned long long)(stop - start)) == 0 &&
+            ok = put_num(&key, token, ':') == 0 && put_num(&key, stop - start, ':') == 0 &&
                  buf_append(&key, sql + start, (size_t)(stop - start)) == 0;
         }
     }
