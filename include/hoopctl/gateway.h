@@ -139,12 +139,13 @@ struct gateway_hooks {
      * that answers it (a multi-statement Query has one per statement, up to
      * its first error). Refused statements and the Executes that upstream
      * skips after an error report nothing. Needs the statement hook. */
-    /* Optional: upstream sent an ErrorResponse for the client. Return true
-     * to hide its text: the client then gets the same severity and SQLSTATE
-     * (and the schema/table/column/constraint names) with a message saying
-     * the text was hidden, and no detail, hint, context or query fields —
-     * the parts where PostgreSQL quotes data values ("invalid input syntax
-     * for type integer: \"<a masked value>\""). */
+    /* Optional: upstream sent an ErrorResponse or a NoticeResponse for the
+     * client. Return true to hide its text: the client then gets the same
+     * severity and SQLSTATE (and the schema/table/column/constraint names)
+     * with a message saying the text was hidden, and no detail, hint,
+     * context or query fields — the parts where PostgreSQL quotes data
+     * values ("invalid input syntax for type integer: \"<a masked value>\"",
+     * or a function's RAISE NOTICE '%', value). */
     bool (*error_redact)(void *user, const struct gateway_session_info *session, const char *sqlstate);
     /* Optional: upstream sent ReadyForQuery and everything the client sent
      * has been answered (no Query, FunctionCall or Sync outstanding, no

@@ -868,11 +868,12 @@ static bool rewrite_refusal(struct gw_session *s, const uint8_t *body, size_t le
     return true;
 }
 
-/* An upstream ErrorResponse whose text the error_redact hook hides: the
- * severity, SQLSTATE and identifier fields stay; the message says why; the
- * fields that may quote data values (detail, hint, context, query, position)
- * are dropped. True when the rewritten message was queued for the client. */
-static bool redact_error(struct gw_session *s, const uint8_t *body, size_t len)
+/* An upstream ErrorResponse or NoticeResponse (type) whose text the
+ * error_redact hook hides: the severity, SQLSTATE and identifier fields
+ * stay; the message says why; the fields that may quote data values
+ * (detail, hint, context, query, position) are dropped. True when the
+ * rewritten message was queued for the client. */
+static bool redact_error(struct gw_session *s, char type, const uint8_t *body, size_t len)
 {
     struct buf *e = &s->redacted;
     e->len = 0;
@@ -883,7 +884,7 @@ static bool redact_error(struct gw_session *s, const uint8_t *body, size_t len)
         return false;
     static const char keep[] = "SVCstcdn";
     size_t start;
-    int rc = pgwire_msg_begin(e, 'E', &start);
+    int rc = pgwire_msg_begin(e, type, &start);
     for (const char *k = keep; *k && rc == 0; k++) {
         char v[256];
         if (pgwire_error_field(body, len, *k, v, sizeof v))
@@ -891,8 +892,8 @@ static bool redact_error(struct gw_session *s, const uint8_t *body, size_t len)
     }
     char msg[160];
     snprintf(msg, sizeof msg,
-             "hoopctl: the database's error text is hidden: the statement may read masked columns (SQLSTATE %s)",
-             state[0] ? state : "unknown");
+             "hoopctl: the database's %s text is hidden: the statement may read masked columns (SQLSTATE %s)",
+             type == 'E' ? "error" : "notice", state[0] ? state : "unknown");
     rc |= buf_append(e, "M", 1) | pgwire_put_cstr(e, msg) | buf_append(e, "", 1);
     if (rc == 0 && pgwire_msg_finish(e, start) == 0) {
         evbuffer_add(gw_conn_output(s->client), e->data, e->len);
@@ -1017,6 +1018,7 @@ static bool u2c_inspects(const struct gw_session *s, char type)
            (h->statement_complete && (type == 'C' || type == 'I' || type == 's')) ||
            (type == 'H' && h->copy_out) || (type == 'd' && s->copy_filter_active) ||
            (type == 'D' && s->filter_active) || type == 'E' || /* errors are rare: see FATAL */
+           (type == 'N' && h->error_redact) ||
            (type == 'Z' && h->idle) || (tracking && type && strchr("123EZn", type));
 }
 
@@ -1142,7 +1144,7 @@ static void u2c_relay(struct gw_session *s)
             s->copy_filter_active = false;
             if (s->refusals_outstanding && rewrite_refusal(s, body, (size_t)blen))
                 forward = false;
-            else if (redact_error(s, body, (size_t)blen)) {
+            else if (redact_error(s, 'E', body, (size_t)blen)) {
                 forward = false;
                 if (s->redacted.len > PGWIRE_HEADER_LEN) { /* hooks see what the client got */
                     body = s->redacted.data + PGWIRE_HEADER_LEN;
@@ -1157,6 +1159,10 @@ static void u2c_relay(struct gw_session *s)
                 s->upstream_said_fatal = true;
             break;
         }
+        case 'N': /* RAISE NOTICE '%', <a masked value> quotes it like an error */
+            if (redact_error(s, 'N', body, (size_t)blen))
+                forward = false;
+            break;
         case 'Z':
             clear_filter(s);
             s->copy_filter_active = false;

@@ -18,6 +18,7 @@ insert into users values
 create view v_users as select id, email as contact, name from users;
 create table contacts (id int, email text);
 insert into contacts values (1, 'support@lookalike.test');
+create function say(t text) returns int language plpgsql as $$ begin raise notice 'said: %', t; return 1; end $$;
 SQL
 connect_stack
 policy=$("$H" policy default | python3 -c 'import json,sys; p=json.load(sys.stdin)
@@ -62,6 +63,16 @@ out=$(as alice "$H" connect app --quiet --port "$(free_port)" -- psql -X -At -v 
 assert_no_pii "$out" "an error quoting a masked value"
 assert_contains "$out" "22P02: hoopctl: the database's error text is hidden"
 assert_contains "$out" "22012: division by zero"
+
+log "a notice that would quote a masked value is hidden the same way"
+RC=0
+out=$(as alice "$H" connect app --quiet --port "$(free_port)" -- psql -X -At -v VERBOSITY=verbose \
+  -c "select say(email) from users where id = 2" -c "drop view if exists no_such_view" 2>&1) || RC=$?
+assert_eq 0 "$RC" "psql with notices through connect: $out"
+assert_no_pii "$out" "a notice quoting a masked value"
+assert_not_contains "$out" "said:" "the text of a user function's notice"
+assert_contains "$out" "NOTICE:  00000: hoopctl: the database's notice text is hidden"
+assert_contains "$out" 'view "no_such_view" does not exist, skipping' "a notice of a statement that reads no masked column"
 
 log "psycopg 3: binary results, prepared statements, named cursors, pipeline mode"
 RC=0

@@ -27,6 +27,7 @@ create function open_emails() returns refcursor language plpgsql as
   $$ declare c refcursor := 'fc'; begin open c for select upper(email) from users; return c; end $$;
 create table contacts (id int, email text);
 insert into contacts values (1, 'support@lookalike.test');
+create function say(t text) returns int language plpgsql as $$ begin raise notice 'said: %', t; return 1; end $$;
 SQL
 
 # The default policy's rules, plus column masking (no detectors).
@@ -194,6 +195,16 @@ assert_contains "$out" 'invalid input syntax for type integer: "support@lookalik
   "an error about another table's column keeps its text"
 assert_contains "$out" "division by zero" "an error that reads no masked column keeps its text"
 assert_contains "$out" "still usable"
+# Notices quote values as errors do (a function's RAISE NOTICE '%', value).
+# A user function may read masked columns whatever its arguments, so its
+# notices are hidden even for another table's column (fail closed); a
+# notice of a statement that reads nothing masked keeps its text.
+out=$(gw_psql -At -v VERBOSITY=verbose -c "select say(email) from users where id = 1" \
+  -c "select say(email) from contacts" -c "drop view if exists no_such_view" 2>&1)
+assert_no_pii "$out" "a notice quoting a masked value"
+assert_not_contains "$out" "said:" "the text of a user function's notice"
+assert_eq 2 "$(grep -c "NOTICE:  00000: hoopctl: the database's notice text is hidden" <<<"$out")" "both notices hidden"
+assert_contains "$out" 'view "no_such_view" does not exist, skipping' "a notice of a statement that reads no masked column"
 
 # SQL run from a string: the default policy sends it to review (refused
 # here); under a policy of masking alone it runs, and its result is masked.
