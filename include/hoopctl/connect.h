@@ -22,7 +22,9 @@ enum connect_error {
 
 struct connect_options {
     const char *connection;       /* name on the server */
-    struct identity_session *identity; /* logged-in session (borrowed; refreshed on a timer) */
+    struct identity_session *identity; /* logged-in session (borrowed; refreshed on a timer), or NULL: */
+    const char *token;            /* a bearer token that needs no refresh (an API key, HOOPCTL_TOKEN) */
+    const char *server;           /* with token: the server URL (NULL: HOOPCTL_SERVER_URL / config) */
     const char *listen_host;      /* loopback address, default "127.0.0.1" */
     int listen_port;              /* 0: 5433 or the next free port up to 5532 */
     const char *spool_dir;        /* NULL: <state dir>/spool */

@@ -28,7 +28,8 @@ int api_client_init(struct api_client *c, const char *server, char *err, size_t 
     json_t *cfg = NULL;
     if (config_file_path(path, sizeof path) == 0)
         cfg = config_load(path, 1, e2, sizeof e2);
-    const char *url = server ? server : config_get_string(cfg, "server.url");
+    const char *env_url = getenv("HOOPCTL_SERVER_URL");
+    const char *url = server ? server : env_url && *env_url ? env_url : config_get_string(cfg, "server.url");
     const char *ca = config_get_string(cfg, "server.ca_file");
     const char *tf = config_get_string(cfg, "server.token_file");
     const char *tok = getenv("HOOPCTL_TOKEN");

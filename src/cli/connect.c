@@ -148,13 +148,21 @@ static int connect_run(const struct cli_args *a, struct cli_context *ctx)
         o.review_wait_seconds = (int)(*end == 'm' ? v * 60 : v);
     }
 
+    /* An API key (or another token that needs no refresh) in HOOPCTL_TOKEN
+     * takes the place of the saved login: CI jobs and agents. */
     struct identity_session *id = NULL;
-    int rc = identity_session_open(cli_get(a, "server"), IDENTITY_REFRESH_MARGIN, &id, err, sizeof err);
-    if (rc != 0) {
-        fprintf(stderr, "hoopctl connect: %s\n", err);
-        return rc > 0 ? CLI_EXIT_AUTH : CLI_EXIT_FAILURE;
+    const char *token = getenv("HOOPCTL_TOKEN");
+    if (token && *token) {
+        o.token = token;
+        o.server = cli_get(a, "server");
+    } else {
+        int rc = identity_session_open(cli_get(a, "server"), IDENTITY_REFRESH_MARGIN, &id, err, sizeof err);
+        if (rc != 0) {
+            fprintf(stderr, "hoopctl connect: %s\n", err);
+            return rc > 0 ? CLI_EXIT_AUTH : CLI_EXIT_FAILURE;
+        }
+        o.identity = id;
     }
-    o.identity = id;
 
     /* Signals arrive through the loop; the command we start gets them too. */
     signal(SIGPIPE, SIG_IGN);

@@ -54,13 +54,12 @@ struct cn_session *cn_session_find(struct connect *c, uint64_t gw_id)
     return NULL;
 }
 
-/* An event id: a UUID of version 7 (milliseconds first, then random), so
- * that ids arrive in order and the spool's index on them grows at its end
- * instead of touching a random page per event. */
-/* A UUIDv7 event id: the time in ms, then 42 bits drawn once per run and a
- * 32-bit counter in the random part. Unique within the run by the counter
- * and across runs by the random bits; ids need not be unpredictable (the
- * server only uses them to drop a duplicate), so one draw per run is enough. */
+/* An event id: a UUID of version 7, milliseconds first so that ids arrive
+ * in order (the server's index on them grows at its end), then 42 bits
+ * drawn once per run and a 32-bit counter in the random part. Unique within
+ * the run by the counter and across runs by the random bits; ids need not
+ * be unpredictable (the server only uses them to drop a duplicate), so one
+ * draw per run is enough. */
 static void event_id(struct connect *c, char out[37])
 {
     uint8_t b[16];
@@ -890,6 +889,8 @@ static void on_refresh(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct connect *c = arg;
+    if (!c->identity)
+        return; /* a token that needs no refresh (an API key) */
     char err[512];
     int next = identity_session_refresh_tick(c->identity, err, sizeof err);
     if (next < 0) {
@@ -1052,19 +1053,27 @@ struct connect *connect_start(struct event_base *base, const struct connect_opti
     json_t *who = NULL;
     struct gateway_config gc = {0};
 
-    if (!o->identity->login.server[0]) {
+    if (o->identity && !o->identity->login.server[0]) {
         *why = CONNECT_ERR_AUTH;
         snprintf(err, errlen, "this login is not through a hoopctl server: run hoopctl login --server URL");
         goto fail;
     }
-    if (api_client_init(&c->api, o->identity->login.server, e2, sizeof e2) < 0) {
+    if (!o->identity && !(o->token && *o->token)) {
+        *why = CONNECT_ERR_AUTH;
+        snprintf(err, errlen, "not logged in: run hoopctl login, or give an API key in HOOPCTL_TOKEN");
+        goto fail;
+    }
+    if (api_client_init(&c->api, o->identity ? o->identity->login.server : o->server, e2, sizeof e2) < 0) {
         snprintf(err, errlen, "%s", e2);
         goto fail;
     }
     c->api.timeout_s = 10; /* calls from the loop thread block every session */
-    snprintf(c->api.token, sizeof c->api.token, "%s", o->identity->tokens.access_token);
+    snprintf(c->api.token, sizeof c->api.token, "%s", o->identity ? o->identity->tokens.access_token : o->token);
     if (api_get(c, "/api/v1/whoami", &who, why, e2, sizeof e2) < 0) {
-        snprintf(err, errlen, "%s%s", *why == CONNECT_ERR_AUTH ? "the server refused the login (run hoopctl login): " : "",
+        snprintf(err, errlen, "%s%s",
+                 *why != CONNECT_ERR_AUTH ? ""
+                 : o->identity          ? "the server refused the login (run hoopctl login): "
+                                        : "the server refused the token in HOOPCTL_TOKEN: ",
                  e2);
         goto fail;
     }

@@ -56,10 +56,14 @@ struct mcp_gateway *mcp_gateway_start(const struct mcp_gateway_options *o, enum 
         return NULL;
     }
     g->stop_pipe[0] = g->stop_pipe[1] = -1;
-    int rc = identity_session_open(o->server, IDENTITY_REFRESH_MARGIN, &g->identity, err, errlen);
-    if (rc != 0) {
-        *why = rc > 0 ? CONNECT_ERR_AUTH : CONNECT_ERR_FAILED;
-        goto fail;
+    /* An API key in HOOPCTL_TOKEN, or the saved login (as hoopctl connect). */
+    const char *token = getenv("HOOPCTL_TOKEN");
+    if (!(token && *token)) {
+        int rc = identity_session_open(o->server, IDENTITY_REFRESH_MARGIN, &g->identity, err, errlen);
+        if (rc != 0) {
+            *why = rc > 0 ? CONNECT_ERR_AUTH : CONNECT_ERR_FAILED;
+            goto fail;
+        }
     }
     if (!(g->base = event_base_new())) {
         snprintf(err, errlen, "cannot create the event loop");
@@ -78,6 +82,8 @@ struct mcp_gateway *mcp_gateway_start(const struct mcp_gateway_options *o, enum 
     struct connect_options co = {
         .connection = o->connection,
         .identity = g->identity,
+        .token = g->identity ? NULL : token,
+        .server = o->server,
         .listen_host = "127.0.0.1",
         .listen_ephemeral = true,
         .review_wait_seconds = o->review_wait_seconds,

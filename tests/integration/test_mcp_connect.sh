@@ -57,4 +57,37 @@ start_refused 3 "hoopctl mcp:" env HOOPCTL_CONFIG_DIR="$HARNESS_TMP/cfg-nobody" 
 # bob is a reviewer, not in the connection's allowed group.
 start_refused 4 "access to connection app refused" as bob "$H" mcp app
 start_refused 1 "connection nosuch" as svc "$H" mcp nosuch
+log "under an API key in HOOPCTL_TOKEN instead of a login: the same tools, audited as the key"
+key=$(HOOPCTL_TOKEN=tok-admin-1 "$H" admin apikey create --name agent-key --groups ci --server "$URL" 2>/dev/null)
+[[ $key == hk_* ]] || fail "no API key: $key"
+mkfifo "$HARNESS_TMP/key.in"
+# (the reader is opened before the writer: a fifo's open waits for its peer)
+bg_start keymcp env HOOPCTL_TOKEN="$key" HOOPCTL_CONFIG_DIR="$HARNESS_TMP/cfg-nobody" \
+  HOOPCTL_STATE_DIR="$HARNESS_TMP/state-key" bash -c 'exec "$0" mcp app <"$1"' "$H" "$HARNESS_TMP/key.in"
+exec 5>"$HARNESS_TMP/key.in"
+printf '%s\n' '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"sh","version":"0"}}}' \
+  '{"jsonrpc":"2.0","method":"notifications/initialized"}' \
+  '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"query","arguments":{"sql":"select name as bykey, email from customers where id = 2"}}}' >&5
+wait_for "the query's answer" 30 grep -q '"id":2' "$HARNESS_TMP/keymcp.log"
+exec 5>&-
+wait_rc "$keymcp_PID"
+assert_eq 0 "$RC" "exit status when the host closes stdin"
+out=$(cat "$HARNESS_TMP/keymcp.log")
+assert_contains "$out" '\"bykey\":\"Bob\"'
+assert_not_contains "$out" "@example.com" "an unmasked email"
+assert_not_contains "$out" "$key" "the API key in the output"
+wait_for "the key's session on the server" 60 bash -c "HOOPCTL_TOKEN=tok-admin-1 '$H' -o json sessions list --connection app --server '$URL' | grep -q 'apikey:agent-key'"
+list=$(HOOPCTL_TOKEN=tok-admin-1 "$H" -o json sessions list --connection app --server "$URL")
+sid=$(python3 -c 'import json,sys; print(" ".join(s["id"] for s in json.loads(sys.argv[1])["sessions"] if s["user"] == "apikey:agent-key"))' "$list")
+[[ $sid =~ ^[^\ ]+$ ]] || fail "not one session under the key: [$sid]"
+wait_for "the key's session ended" 30 bash -c "HOOPCTL_TOKEN=tok-admin-1 '$H' -o json sessions show '$sid' --server '$URL' | grep -q session_end"
+python3 - "$(HOOPCTL_TOKEN=tok-admin-1 "$H" -o json sessions show "$sid" --server "$URL")" <<'PY' || fail "the key's session is not as expected"
+import json, sys
+s = json.loads(sys.argv[1])
+assert s.get("application") == "hoopctl-mcp", s.get("application")
+ev = s["event_list"]
+assert {e["user"] for e in ev} == {"apikey:agent-key"}, {e["user"] for e in ev}
+st = [e["data"]["text"].strip() for e in ev if e["type"] == "statement"]
+assert "select name as bykey, email from customers where id = 2" in st, st
+PY
 echo "mcp connect ok"

@@ -1,0 +1,67 @@
+#!/bin/bash
+# hoopctl connect under a service identity: a server-issued API key in
+# HOOPCTL_TOKEN takes the place of a login (CI jobs, agents). The key's
+# groups decide access, the policy applies, every event is attributed to
+# the key, the key is never printed, and a bad or revoked key is a clear
+# error (exit 3) that starts nothing.
+source "$(dirname "$0")/lib/harness.sh"
+source "$HOOPCTL_ROOT/tests/integration/lib/connect.sh"
+H=$HOOPCTL_BIN
+T=$HARNESS_TMP
+
+connect_pg
+app_psql -c 'create table t (n int)' -c 'insert into t values (1), (2)'
+connect_stack
+connect_define
+mkdir -p "$T/cfg-ci" "$T/state-ci"   # no login saved anywhere
+
+admin() { HOOPCTL_TOKEN=tok-admin-1 "$H" "$@" --server "$URL"; }
+KEY=$(admin admin apikey create --name ci-job --groups eng 2>/dev/null)
+[[ $KEY == hk_* ]] || fail "no API key: $KEY"
+OUTSIDER=$(admin admin apikey create --name outsider --groups sales 2>/dev/null)
+[[ $OUTSIDER == hk_* ]] || fail "no second API key: $OUTSIDER"
+
+log "the key's session: a query runs, DROP is refused by the policy, the key never shows"
+RC=0
+out=$(HOOPCTL_TOKEN=$KEY as ci "$H" connect app --port "$(free_port)" -- psql -X -At \
+  -c "select 'via-key', count(*) from t" -c "drop table t" -c "select 'after'" 2>&1) || RC=$?
+assert_eq 0 "$RC" "exit status of connect under the key (psql goes on after the refusal): $out"
+assert_contains "$out" "via-key|2"
+assert_contains "$out" "statement refused by rule deny-destructive-ddl"
+assert_contains "$out" "after"
+assert_not_contains "$out" "$KEY" "the API key in the output"
+grep -rqF -- "$KEY" "$T/state-ci" && fail "the API key is stored in the state directory"
+assert_eq 2 "$(app_psql -At -c 'select count(*) from t')" "rows after the refused DROP"
+
+log "the server attributes every event of the session to the key"
+wait_for "the shipped session" 30 bash -c "HOOPCTL_TOKEN=tok-admin-1 '$H' -o json sessions list --server '$URL' | grep -q '\"ended_at\": [0-9]'"
+json=$(HOOPCTL_TOKEN=tok-admin-1 "$H" -o json sessions list --server "$URL")
+sid=$(python3 -c 'import json,sys; s=json.loads(sys.argv[1])["sessions"]; assert len(s) == 1, s; print(s[0]["id"])' "$json")
+json=$(HOOPCTL_TOKEN=tok-admin-1 "$H" -o json sessions show "$sid" --server "$URL")
+python3 - "$json" <<'PY' || fail "the session's events are not the key's: $json"
+import json, sys
+s = json.loads(sys.argv[1])
+ev = s["event_list"]
+assert {e["user"] for e in ev} == {"apikey:ci-job"}, {e["user"] for e in ev}
+st = [e["data"]["text"] for e in ev if e["type"] == "statement"]
+assert st == ["select 'via-key', count(*) from t", "drop table t", "select 'after'"], st
+PY
+
+log "a key outside the connection's groups: refused at connect (exit 4)"
+RC=0
+out=$(HOOPCTL_TOKEN=$OUTSIDER as ci "$H" connect app --quiet -- true 2>&1) || RC=$?
+assert_eq 4 "$RC" "exit status of a refused connect"
+assert_contains "$out" "access to connection app refused"
+
+log "a bogus key and a revoked key: the server refuses them (exit 3), nothing starts"
+RC=0
+out=$(HOOPCTL_TOKEN=hk_not-a-key as ci "$H" connect app --quiet -- true 2>&1) || RC=$?
+assert_eq 3 "$RC" "exit status with a bogus key"
+assert_contains "$out" "the server refused the token in HOOPCTL_TOKEN"
+admin admin apikey revoke ci-job >/dev/null
+RC=0
+out=$(HOOPCTL_TOKEN=$KEY as ci "$H" connect app --quiet -- true 2>&1) || RC=$?
+assert_eq 3 "$RC" "exit status with a revoked key"
+assert_contains "$out" "the server refused the token in HOOPCTL_TOKEN"
+assert_not_contains "$out" "$KEY" "the API key in the error"
+log "ok"
