@@ -181,10 +181,6 @@ int gateway_password_generate(char out[GATEWAY_PASSWORD_LEN + 1]);
  * a message in err. */
 struct gateway *gateway_new(struct event_base *base, const struct gateway_config *cfg,
                             char *err, size_t errlen);
-/* Hand the gateway a client connection accepted elsewhere (e.g. on a Unix
- * socket its caller listens on): it becomes a session like any other, and
- * the gateway owns fd from now on (closed at once when shutting down). */
-void gateway_accept(struct gateway *gw, int fd, const struct sockaddr *addr, int addrlen);
 /* The bound address, e.g. "127.0.0.1:54321". */
 const char *gateway_listen_address(const struct gateway *gw);
 /* Also listen on the Unix socket DIR/.s.PGSQL.<the bound port> (mode 0600;

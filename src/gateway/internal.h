@@ -46,6 +46,9 @@ void gw_conn_read_off(struct gw_conn *c);
 void gw_conn_close_notify(struct gw_conn *c);
 void gw_conn_free(struct gw_conn *c);
 
+/* listener.c: a client connected to one of the gateway's listeners (arg:
+ * the gateway); it becomes a session unless the gateway is shutting down. */
+void gw_on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *addr, int alen, void *arg);
 /* unixsock.c: stop listening on the Unix socket and remove it. */
 void gw_unix_close(struct gateway *gw);
 

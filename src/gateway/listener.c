@@ -10,8 +10,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *addr, int alen,
-                      void *arg)
+void gw_on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *addr, int alen, void *arg)
 {
     (void)l;
     struct gateway *gw = arg;
@@ -89,7 +88,7 @@ struct gateway *gateway_new(struct event_base *base, const struct gateway_config
         snprintf(err, errlen, "invalid listen address %s (give an IP address)", host);
         goto fail;
     }
-    gw->listener = evconnlistener_new_bind(base, on_accept, gw,
+    gw->listener = evconnlistener_new_bind(base, gw_on_accept, gw,
                                            LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 128,
                                            res->ai_addr, (int)res->ai_addrlen);
     freeaddrinfo(res);

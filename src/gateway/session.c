@@ -104,16 +104,6 @@ void gw_session_accept(struct gateway *gw, evutil_socket_t fd, const struct sock
     gw_conn_read_on(s->client);
 }
 
-void gateway_accept(struct gateway *gw, int fd, const struct sockaddr *addr, int addrlen)
-{
-    if (gw->shutting_down) {
-        evutil_closesocket(fd);
-        return;
-    }
-    evutil_make_socket_nonblocking(fd);
-    gw_session_accept(gw, fd, addr, addrlen);
-}
-
 /* Bytes queued towards a peer, not yet sent. */
 static size_t queued(const struct gw_conn *c)
 {

@@ -50,18 +50,6 @@ int gateway_check_socket_dir(const char *dir, char *err, size_t errlen)
     return 0;
 }
 
-static void on_unix_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *addr, int alen,
-                           void *arg)
-{
-    (void)l;
-    struct gateway *gw = arg;
-    if (gw->shutting_down) {
-        evutil_closesocket(fd);
-        return;
-    }
-    gw_session_accept(gw, fd, addr, alen);
-}
-
 int gateway_listen_unix(struct gateway *gw, const char *dir, char *err, size_t errlen)
 {
     if (gw->unix_listener) {
@@ -87,7 +75,7 @@ int gateway_listen_unix(struct gateway *gw, const char *dir, char *err, size_t e
         unlink(sun.sun_path); /* a stale socket of a gateway that died */
     }
     mode_t old = umask(0077);
-    gw->unix_listener = evconnlistener_new_bind(gw->base, on_unix_accept, gw,
+    gw->unix_listener = evconnlistener_new_bind(gw->base, gw_on_accept, gw,
                                                 LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1,
                                                 (struct sockaddr *)&sun, sizeof sun);
     umask(old);
