@@ -102,14 +102,25 @@ static int emit(struct connect *c, struct cn_session *s, const char *type, json_
     json_t *ev = json_pack("{s:s, s:s, s:I, s:s, s:I, s:o}", "id", id, "session_id", s->id, "seq",
                            (json_int_t)(s->seq + 1), "type", type, "time", (json_int_t)util_now_ms(), "data",
                            data);
-    char *js = ev ? json_dumps(ev, JSON_COMPACT) : NULL;
+    /* Into a buffer kept for the run (json_dumps grows a fresh one per
+     * event and copies it once more at the end). */
+    size_t n = ev ? json_dumpb(ev, c->dump, c->dump_cap, JSON_COMPACT) : 0;
+    if (n > c->dump_cap) {
+        char *bigger = realloc(c->dump, n);
+        if (bigger) {
+            c->dump = bigger;
+            c->dump_cap = n;
+            n = json_dumpb(ev, c->dump, c->dump_cap, JSON_COMPACT);
+        } else {
+            n = 0;
+        }
+    }
     json_decref(ev);
-    if (!js) {
+    if (n == 0 || n > c->dump_cap) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    int rc = spool_append(c->spool, id, s->id, js, strlen(js), err, errlen);
-    free(js);
+    int rc = spool_append(c->spool, id, s->id, c->dump, n, err, errlen);
     if (rc == 0 && commit)
         rc = spool_commit(c->spool, err, errlen);
     if (rc < 0)
@@ -1241,6 +1252,7 @@ void connect_free(struct connect *c, int drain_timeout_ms)
     if (c->commit_event)
         event_free(c->commit_event);
     free(c->commit_holds);
+    free(c->dump);
     for (int i = 0; i < 2; i++)
         if (c->wake_pipe[i] >= 0)
             close(c->wake_pipe[i]);

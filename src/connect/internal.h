@@ -89,6 +89,8 @@ struct connect {
     int review_wait_seconds;
     struct spool *spool;
     uint8_t id_random[6]; /* event ids: random per run, then a counter */
+    char *dump;           /* an event's JSON text, reused (grown as needed) */
+    size_t dump_cap;
     uint32_t id_counter;
     struct shipper *shipper;
     struct event *refresh_timer, *wake_event, *kick_timer;
