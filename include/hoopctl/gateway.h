@@ -153,6 +153,10 @@ struct gateway_hooks {
      * earlier statement can still come. Counted only when the statement or
      * row_description hook is set (the relay inspects messages then). */
     void (*idle)(void *user, const struct gateway_session_info *session);
+    /* Optional: upstream sent a NoticeResponse; severity and message are
+     * its S and M fields as the client got them (after error_redact). */
+    void (*notice)(void *user, const struct gateway_session_info *session, const char *severity,
+                   const char *message);
     void (*statement_complete)(void *user, const struct gateway_session_info *session,
                                const struct gateway_completion *done);
 };

@@ -384,6 +384,7 @@ static void session_free(struct cn_session *s)
         policy_catalog_free(s->catalog);
     policy_session_free(s->policy_session);
     policy_results_free(s->results);
+    json_decref(s->notices);
     free(s);
 }
 
@@ -601,6 +602,29 @@ static enum gateway_verdict on_statement(void *user, const struct gateway_sessio
     }
 }
 
+#define CN_NOTICES_MAX 32 /* recorded per statement; more are counted as one line */
+
+/* A notice for the client: recorded (as psql prints it) with the completion
+ * of the statement that caused it. */
+static void on_notice(void *user, const struct gateway_session_info *si, const char *severity,
+                      const char *message)
+{
+    struct cn_session *s = cn_session_find(user, si->id);
+    if (!s || (!s->notices && !(s->notices = json_array())))
+        return;
+    size_t n = json_array_size(s->notices);
+    if (n > CN_NOTICES_MAX)
+        return;
+    char line[1100];
+    if (n == CN_NOTICES_MAX)
+        snprintf(line, sizeof line, "(more notices, not recorded)");
+    else
+        snprintf(line, sizeof line, "%s:  %s", severity[0] ? severity : "NOTICE", message);
+    json_t *j = json_string(line); /* NULL when not UTF-8: not recorded */
+    if (j)
+        json_array_append_new(s->notices, j);
+}
+
 /* A statement finished upstream: its command tag, row count and duration
  * join its result sample, or become a "completion" event of their own. */
 static void on_statement_complete(void *user, const struct gateway_session_info *si,
@@ -628,6 +652,10 @@ static void on_statement_complete(void *user, const struct gateway_session_info 
         json_object_set_new(d, "outcome", json_string("empty")); /* an empty query: no tag */
     } else if (done->kind == GATEWAY_COMPLETE_SUSPENDED) {
         json_object_set_new(d, "outcome", json_string("suspended")); /* Execute row limit reached */
+    }
+    if (s->notices) { /* what the statement printed, for replay */
+        json_object_set_new(d, "notices", s->notices);
+        s->notices = NULL;
     }
     if (s->rec_columns) {
         record_flush_as(c, s, seq, d);
@@ -1136,6 +1164,7 @@ struct connect *connect_start(struct event_base *base, const struct connect_opti
                                       .copy_out = on_copy_out,
                                       .error_redact = on_error_redact,
                                       .idle = on_idle,
+                                      .notice = on_notice,
                                       .statement_complete = on_statement_complete};
     c->gw = listen_gateway(c, o, &gc, err, errlen);
     util_secure_zero(password, sizeof password);

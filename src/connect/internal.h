@@ -42,6 +42,7 @@ struct cn_session {
     /* The result set being recorded for replay (NULL columns: none). */
     int64_t statement_seq;        /* seq of the last statement event */
     json_t *rec_columns, *rec_rows, *rec_row;
+    json_t *notices;          /* "NOTICE:  text" lines since the last completion, or NULL */
     json_t *rec_types;          /* the columns' type OIDs (replay aligns numbers as psql does) */
     int16_t *rec_formats;
     size_t rec_bytes;

@@ -1008,7 +1008,7 @@ static bool u2c_inspects(const struct gw_session *s, char type)
            (h->statement_complete && (type == 'C' || type == 'I' || type == 's')) ||
            (type == 'H' && h->copy_out) || (type == 'd' && s->copy_filter_active) ||
            (type == 'D' && s->filter_active) || type == 'E' || /* errors are rare: see FATAL */
-           (type == 'N' && h->error_redact) ||
+           (type == 'N' && (h->error_redact || h->notice)) ||
            (type == 'Z' && h->idle) || (tracking && type && strchr("123EZn", type));
 }
 
@@ -1149,10 +1149,24 @@ static void u2c_relay(struct gw_session *s)
                 s->upstream_said_fatal = true;
             break;
         }
-        case 'N': /* RAISE NOTICE '%', <a masked value> quotes it like an error */
-            if (redact_error(s, 'N', body, (size_t)blen))
+        case 'N': { /* RAISE NOTICE '%', <a masked value> quotes it like an error */
+            const uint8_t *shown = body;
+            size_t shown_len = (size_t)blen;
+            if (redact_error(s, 'N', body, (size_t)blen)) {
                 forward = false;
+                if (s->redacted.len > PGWIRE_HEADER_LEN) {
+                    shown = s->redacted.data + PGWIRE_HEADER_LEN;
+                    shown_len = s->redacted.len - PGWIRE_HEADER_LEN;
+                }
+            }
+            if (h->notice) {
+                char severity[16] = "", message[1024] = "";
+                pgwire_error_field(shown, shown_len, 'S', severity, sizeof severity);
+                pgwire_error_field(shown, shown_len, 'M', message, sizeof message);
+                h->notice(h->user, &s->info, severity, message);
+            }
             break;
+        }
         case 'Z':
             clear_filter(s);
             s->copy_filter_active = false;

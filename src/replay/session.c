@@ -207,6 +207,23 @@ static int result_from_event(const json_t *data, bool completion, struct replay_
         if (!st->error_severity || !st->error_message)
             return -1;
     }
+    const json_t *ns = json_object_get(data, "notices"); /* printed while it ran */
+    if (json_is_array(ns) && json_array_size(ns) > 0) {
+        size_t n = json_array_size(ns);
+        if (n > 10000 || (size_t)st->nnotices > 10000) {
+            set_err(err, errlen, "too many notices on one statement (%zu)", n);
+            return -1;
+        }
+        char **more = realloc(st->notices, ((size_t)st->nnotices + n) * sizeof *more);
+        if (!more)
+            return -1;
+        st->notices = more;
+        for (size_t i = 0; i < n; i++) {
+            const json_t *x = json_array_get(ns, i);
+            if (json_is_string(x) && !(st->notices[st->nnotices++] = strdup(json_string_value(x))))
+                return -1;
+        }
+    }
     if (st->rows < 0 && jint(data, "row_count", -1) >= 0)
         st->rows = jint(data, "row_count", 0);
     if (jint(data, "duration_us", -1) >= 0)

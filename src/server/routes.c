@@ -305,11 +305,13 @@ static const struct server_field stmt_fields[] = {
 static const struct server_field result_fields[] = {
     {"statement_seq", "i!"}, {"columns", "a!"}, {"rows", "a!"}, {"truncated", "b"},
     {"command_tag", "s"}, {"row_count", "i"}, {"duration_us", "i"}, {"sqlstate", "s"}, {"error", "s"},
-    {"outcome", "s"}, {"column_types", "a"}, {NULL, NULL}};
-/* How a statement (or one statement of a multi-statement Query) finished. */
+    {"outcome", "s"}, {"column_types", "a"}, {"notices", "a"}, {NULL, NULL}};
+/* How a statement (or one statement of a multi-statement Query) finished;
+ * notices: the lines it printed ("NOTICE:  ..."), for replay. */
 static const struct server_field completion_fields[] = {
     {"statement_seq", "i!"}, {"command_tag", "s"}, {"row_count", "i"}, {"duration_us", "i"},
-    {"sqlstate", "s"}, {"error", "s"}, {"outcome", "s"}, {NULL, NULL}};
+    {"sqlstate", "s"}, {"error", "s"}, {"outcome", "s"}, {"notices", "a"}, {NULL, NULL}};
+#define EVENT_NOTICES_MAX 64
 
 /* A statement that names a review gets the review's truth from the store
  * (who decided it, how, why): the gateway cannot vouch for a reviewer. */
@@ -375,6 +377,19 @@ static int event_prepare(struct srv_req *rq, json_t *ev, struct store_event *e, 
         snprintf(err, errlen, "%s data: %s", e->type, derr);
         return -1;
     }
+    json_t *notices = json_object_get(d, "notices");
+    if (json_is_array(notices)) {
+        size_t i;
+        json_t *line;
+        bool ok = json_array_size(notices) <= EVENT_NOTICES_MAX;
+        json_array_foreach(notices, i, line) if (!json_is_string(line) || json_string_length(line) > 4096)
+            ok = false;
+        if (!ok) {
+            snprintf(err, errlen, "%s data: notices must be at most %d strings of at most 4096 bytes", e->type,
+                     EVENT_NOTICES_MAX);
+            return -1;
+        }
+    }
     if (spec == start_fields) {
         e->connection = json_string_value(json_object_get(d, "connection"));
         e->client_addr = json_string_value(json_object_get(d, "client_addr"));
@@ -407,7 +422,7 @@ static int event_prepare(struct srv_req *rq, json_t *ev, struct store_event *e, 
         json_t *cap = json_pack("{s:O,s:O,s:[],s:b}", "statement_seq", json_object_get(d, "statement_seq"),
                                 "columns", json_object_get(d, "columns"), "rows", "truncated", 1);
         static const char *const kept[] = {"command_tag", "row_count", "duration_us", "sqlstate", "error",
-                                           "outcome", "column_types"};
+                                           "outcome", "column_types", "notices"};
         for (size_t k = 0; cap && k < sizeof kept / sizeof *kept; k++)
             if (json_object_get(d, kept[k]))
                 json_object_set(cap, kept[k], json_object_get(d, kept[k]));

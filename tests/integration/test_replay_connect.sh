@@ -15,6 +15,7 @@ connect_pg
 app_psql <<'SQL'
 create table orders (id int primary key, status text);
 insert into orders values (1, 'new'), (2, 'new'), (3, 'new'), (4, 'new');
+create function note(t text) returns int language plpgsql as $$ begin raise notice 'noted %', t; return 1; end $$;
 SQL
 connect_stack OIDC_EXTRA_ACCOUNTS='{"alice": {"email": "alice@example.test", "name": "Alice", "groups": ["eng"]},
   "bob": {"email": "bob@example.test", "name": "Bob", "groups": ["dba"]}}'
@@ -38,6 +39,7 @@ wait_for "the hold notice" 30 grep -q 'held for review' "$ALOG"
 rid=$(grep 'held for review' "$ALOG" | sed -n 's/.*held for review \([A-Za-z0-9_-]*\) .*/\1/p')
 as bob "$H" reviews approve "$rid" --reason "month end" >/dev/null
 wait_for "the approved UPDATE" 30 grep -qx 'UPDATE 5' "$ALOG"
+say "select note('first'), note('second');"
 say "select 1/0;"
 say "select count(*) from orders where status = 'cancelled';"
 say '\q'
@@ -55,11 +57,12 @@ assert_not_contains "$replay" "UPDATE 0" "the replay guessed a count"
 assert_contains "$replay" $'app=> update orders set status = \'paid\' where id <= 2;\nUPDATE 2\napp=> '
 assert_contains "$replay" $'app=> insert into orders values (5, \'new\');\nINSERT 0 1\napp=> '
 assert_contains "$replay" "[hoopctl] held for review $rid (rule review-no-where)"
-assert_contains "$replay" $'UPDATE 5\napp=> select 1/0;\nERROR:  division by zero\napp=> select count(*)'
+assert_contains "$replay" $'app=> select note(\'first\'), note(\'second\');\nNOTICE:  noted first\nNOTICE:  noted second\n'
+assert_contains "$replay" $'(1 row)\n\napp=> select 1/0;\nERROR:  division by zero\napp=> select count(*)'
 # Normalized compare: what psql printed (without the file:line prefix of its
-# messages, its notices and hoopctl's status lines) is what the replay prints
+# messages, hoopctl's own notices and status lines) is what the replay prints
 # between its prompts and markers.
-seen=$(sed -E 's/^psql:[^:]*:[0-9]+: //' "$ALOG" | grep -vE '^(NOTICE:|hoopctl:|  psql "host=)')
+seen=$(sed -E 's/^psql:[^:]*:[0-9]+: //' "$ALOG" | grep -vE '^(NOTICE:  hoopctl:|hoopctl:|  psql "host=)')
 shown=$(grep -vE '^(app[=-]> |\[hoopctl\] )' <<<"$replay" | sed '/^app=>$/d')
 [[ $seen == "$shown" ]] || { diff <(echo "$seen") <(echo "$shown") >&2; fail "the replay differs from alice's psql"; }
 json=$(as alice "$H" -o json sessions show "$sid")

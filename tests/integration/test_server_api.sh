@@ -189,6 +189,9 @@ expect_err 400 tok-alice-1 POST /api/v1/events '{"events":[{"id":"x1","session_i
 expect_err 400 tok-alice-1 POST /api/v1/events '{"events":[{"id":"x'"'"';--","session_id":"s","seq":1,"type":"session_end","time":1,"data":{}}]}'
 expect_err 400 tok-alice-1 POST /api/v1/events '{"events":[{"id":"x1","session_id":"../../x","seq":1,"type":"session_end","time":1,"data":{}}]}'
 expect_err 400 tok-alice-1 POST /api/v1/events '{"events":[{"id":"x1","session_id":"s","seq":1,"type":"statement","time":1,"data":{"text":"x","decision":"maybe"}}]}'
+# notices (what a statement printed, for replay): strings only, a bounded number of them
+expect_err 400 tok-alice-1 POST /api/v1/events '{"events":[{"id":"x1","session_id":"s","seq":2,"type":"completion","time":1,"data":{"statement_seq":1,"notices":[{"x":1}]}}]}'
+expect_err 400 tok-alice-1 POST /api/v1/events "{\"events\":[{\"id\":\"x1\",\"session_id\":\"s\",\"seq\":2,\"type\":\"completion\",\"time\":1,\"data\":{\"statement_seq\":1,\"notices\":[$(python3 -c 'print(",".join(["\"NOTICE:  n\""] * 65))')]}}]}"
 expect_err 400 tok-alice-1 POST /api/v1/events '{"events":[]}'
 expect_err 400 tok-alice-1 POST /api/v1/events '{"events":[{"id":"x1"}], "more": 1}'
 assert_eq 0 "$(dbsql "select count(*) from events where id = 'x1'")"
