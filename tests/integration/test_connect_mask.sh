@@ -92,3 +92,18 @@ out=$(as alice "$H" connect app --quiet --port "$(free_port)" -- sh -c '/usr/bin
 assert_eq 0 "$RC" "asyncpg through connect: $out"
 assert_no_pii "$out" "asyncpg through connect"
 assert_contains "$out" "asyncpg|cursor|"
+
+log "what the server recorded of all these sessions (statements, result samples, notices) holds no PII"
+shipped_all() {
+  HOOPCTL_TOKEN=tok-admin-1 "$H" -o json sessions list --server "$URL" | python3 -c 'import json,sys
+s=json.load(sys.stdin)["sessions"]; sys.exit(0 if s and all(x.get("ended_at") for x in s) else 1)'
+}
+wait_for "every session shipped and ended" 60 shipped_all
+all=""
+for sid in $(HOOPCTL_TOKEN=tok-admin-1 "$H" -o json sessions list --server "$URL" |
+    python3 -c 'import json,sys; print(" ".join(s["id"] for s in json.load(sys.stdin)["sessions"]))'); do
+  all+=$(HOOPCTL_TOKEN=tok-admin-1 "$H" -o json sessions show "$sid" --server "$URL")
+done
+assert_no_pii "$all" "the server's record of the sessions"
+assert_contains "$all" "NOTICE:  hoopctl: the database's notice text is hidden" "the hidden notice, recorded as shown"
+assert_contains "$all" 'NOTICE:  view \"no_such_view\" does not exist, skipping' "a notice recorded as shown"
