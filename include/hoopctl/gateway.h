@@ -153,6 +153,10 @@ struct gateway_hooks {
      * earlier statement can still come. Counted only when the statement or
      * row_description hook is set (the relay inspects messages then). */
     void (*idle)(void *user, const struct gateway_session_info *session);
+    /* Optional: upstream sent a NotificationResponse (LISTEN/NOTIFY). Return
+     * true to replace its payload with a note saying it was hidden; the
+     * channel and the notifying process id stay. */
+    bool (*notification_redact)(void *user, const struct gateway_session_info *session);
     /* Optional: upstream sent a NoticeResponse; severity and message are
      * its S and M fields as the client got them (after error_redact). */
     void (*notice)(void *user, const struct gateway_session_info *session, const char *severity,

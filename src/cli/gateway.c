@@ -394,6 +394,17 @@ static bool policy_error_redact(void *user, const struct gateway_session_info *s
     return policy_error_must_hide(c->policy, s->catalog, s->results, sqlstate);
 }
 
+static bool policy_notification_redact(void *user, const struct gateway_session_info *si)
+{
+    struct gateway_cli *c = user;
+    struct gateway_policy_session *s = policy_session_find(c, si->id);
+    if (!s)
+        return true;
+    if (!s->catalog && !s->catalog_failed)
+        policy_catalog_open(s);
+    return policy_notification_must_hide(c->policy, s->catalog, s->results);
+}
+
 static void policy_idle(void *user, const struct gateway_session_info *si)
 {
     struct gateway_policy_session *s = policy_session_find(user, si->id);
@@ -603,6 +614,7 @@ static int gateway_run(const struct cli_args *args, struct cli_context *ctx)
         cfg.hooks.row_description = policy_row_description;
         cfg.hooks.copy_out = policy_copy_out;
         cfg.hooks.error_redact = policy_error_redact;
+        cfg.hooks.notification_redact = policy_notification_redact;
         cfg.hooks.idle = policy_idle;
     }
     const char *audit = cli_get(args, "audit-log");

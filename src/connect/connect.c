@@ -788,6 +788,13 @@ static bool on_error_redact(void *user, const struct gateway_session_info *si, c
     return policy_error_must_hide(c->policy, session_catalog(c, s), s->results, sqlstate);
 }
 
+static bool on_notification_redact(void *user, const struct gateway_session_info *si)
+{
+    struct connect *c = user;
+    struct cn_session *s = cn_session_find(c, si->id);
+    return !s || policy_notification_must_hide(c->policy, session_catalog(c, s), s->results);
+}
+
 static void on_idle(void *user, const struct gateway_session_info *si)
 {
     struct cn_session *s = cn_session_find(user, si->id);
@@ -1165,6 +1172,7 @@ struct connect *connect_start(struct event_base *base, const struct connect_opti
                                       .error_redact = on_error_redact,
                                       .idle = on_idle,
                                       .notice = on_notice,
+                                      .notification_redact = on_notification_redact,
                                       .statement_complete = on_statement_complete};
     c->gw = listen_gateway(c, o, &gc, err, errlen);
     util_secure_zero(password, sizeof password);

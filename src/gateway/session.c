@@ -894,6 +894,31 @@ static bool redact_error(struct gw_session *s, char type, const uint8_t *body, s
     return true;
 }
 
+/* The NotificationResponse body (pid, channel, payload) to the client with
+ * its payload replaced. 0, or -1 when the session was failed. */
+static int redact_notification(struct gw_session *s, const uint8_t *body, size_t len)
+{
+    const uint8_t *channel = body + 4, *end = body + len;
+    const uint8_t *nul = len > 4 ? memchr(channel, 0, (size_t)(end - channel)) : NULL;
+    if (!nul || !memchr(nul + 1, 0, (size_t)(end - nul - 1))) {
+        protocol_error(s, "upstream", "malformed NotificationResponse");
+        return -1;
+    }
+    struct buf m = {0};
+    size_t start;
+    int rc = pgwire_msg_begin(&m, 'A', &start) | pgwire_put_i32(&m, (int32_t)pgwire_get_u32(body)) |
+             pgwire_put_cstr(&m, (const char *)channel) |
+             pgwire_put_cstr(&m, "hoopctl: the payload is hidden: the statement may read masked columns");
+    if (rc == 0 && pgwire_msg_finish(&m, start) == 0)
+        evbuffer_add(gw_conn_output(s->client), m.data, m.len);
+    buf_free(&m);
+    if (rc != 0) {
+        protocol_error(s, "gateway", "out of memory while hiding a notification's payload");
+        return -1;
+    }
+    return 0;
+}
+
 static void install_filter(struct gw_session *s, const uint8_t *body, size_t len)
 {
     const struct gateway_hooks *h = &s->gw->cfg.hooks;
@@ -1008,7 +1033,7 @@ static bool u2c_inspects(const struct gw_session *s, char type)
            (h->statement_complete && (type == 'C' || type == 'I' || type == 's')) ||
            (type == 'H' && h->copy_out) || (type == 'd' && s->copy_filter_active) ||
            (type == 'D' && s->filter_active) || type == 'E' || /* errors are rare: see FATAL */
-           (type == 'N' && (h->error_redact || h->notice)) ||
+           (type == 'N' && (h->error_redact || h->notice)) || (type == 'A' && h->notification_redact) ||
            (type == 'Z' && h->idle) || (tracking && type && strchr("123EZn", type));
 }
 
@@ -1149,6 +1174,13 @@ static void u2c_relay(struct gw_session *s)
                 s->upstream_said_fatal = true;
             break;
         }
+        case 'A': /* pg_notify(channel, <a masked value>) */
+            if (h->notification_redact(h->user, &s->info)) {
+                forward = false;
+                if (redact_notification(s, body, (size_t)blen) < 0)
+                    return;
+            }
+            break;
         case 'N': { /* RAISE NOTICE '%', <a masked value> quotes it like an error */
             const uint8_t *shown = body;
             size_t shown_len = (size_t)blen;

@@ -19,6 +19,8 @@ create view v_users as select id, email as contact, name from users;
 create table contacts (id int, email text);
 insert into contacts values (1, 'support@lookalike.test');
 create function say(t text) returns int language plpgsql as $$ begin raise notice 'said: %', t; return 1; end $$;
+create function notify_email(i int) returns int language plpgsql as
+  $$ begin perform pg_notify('ch', (select email from users u where u.id = i)); return 1; end $$;
 SQL
 connect_stack
 policy=$("$H" policy default | python3 -c 'import json,sys; p=json.load(sys.stdin)
@@ -73,6 +75,15 @@ assert_no_pii "$out" "a notice quoting a masked value"
 assert_not_contains "$out" "said:" "the text of a user function's notice"
 assert_contains "$out" "NOTICE:  00000: hoopctl: the database's notice text is hidden"
 assert_contains "$out" 'view "no_such_view" does not exist, skipping' "a notice of a statement that reads no masked column"
+
+log "a notification sent with a masked value by the statement's own function: its payload is hidden"
+RC=0
+out=$(as alice "$H" connect app --quiet --port "$(free_port)" -- psql -X -At \
+  -c "listen ch" -c "select notify_email(2)" -c "notify ch, 'plain'" 2>&1) || RC=$?
+assert_eq 0 "$RC" "psql with notifications through connect: $out"
+assert_no_pii "$out" "a notification payload"
+assert_contains "$out" 'Asynchronous notification "ch" with payload "hoopctl: the payload is hidden: the statement may read masked columns"'
+assert_contains "$out" 'Asynchronous notification "ch" with payload "plain"'
 
 log "psycopg 3: binary results, prepared statements, named cursors, pipeline mode"
 RC=0

@@ -28,6 +28,8 @@ create function open_emails() returns refcursor language plpgsql as
 create table contacts (id int, email text);
 insert into contacts values (1, 'support@lookalike.test');
 create function say(t text) returns int language plpgsql as $$ begin raise notice 'said: %', t; return 1; end $$;
+create function notify_email(i int) returns int language plpgsql as
+  $$ begin perform pg_notify('ch', (select email from users u where u.id = i)); return 1; end $$;
 SQL
 
 # The default policy's rules, plus column masking (no detectors).
@@ -205,6 +207,20 @@ assert_no_pii "$out" "a notice quoting a masked value"
 assert_not_contains "$out" "said:" "the text of a user function's notice"
 assert_eq 2 "$(grep -c "NOTICE:  00000: hoopctl: the database's notice text is hidden" <<<"$out")" "both notices hidden"
 assert_contains "$out" 'view "no_such_view" does not exist, skipping' "a notice of a statement that reads no masked column"
+# Notifications: pg_notify of a masked column is refused outright (it copies
+# the value into a side channel); one sent from inside a user function
+# arrives before the statement's ReadyForQuery and its payload is hidden;
+# one built from another column keeps it, and so does a notification from
+# another session.
+out=$(gw_psql -At -c "listen ch" -c "select pg_notify('ch', email) from users where id = 1" \
+  -c "select notify_email(1)" -c "select pg_notify('ch', name) from users where id = 1" 2>&1)
+assert_no_pii "$out" "a notification payload built from a masked column"
+assert_contains "$out" "statement refused by rule masked-data-copy"
+assert_contains "$out" 'Asynchronous notification "ch" with payload "hoopctl: the payload is hidden: the statement may read masked columns"'
+assert_contains "$out" 'Asynchronous notification "ch" with payload "Alice"'
+out=$(gw_psql -At -c "listen other" -c "select pg_sleep(1.5)" 2>&1 &
+  sleep 0.7; psql -X -Atq -c "notify other, 'from-elsewhere'"; wait)
+assert_contains "$out" 'Asynchronous notification "other" with payload "from-elsewhere"'
 
 # SQL run from a string: the default policy sends it to review (refused
 # here); under a policy of masking alone it runs, and its result is masked.
