@@ -243,6 +243,47 @@ done
 kill -0 "$gwfake_PID" || fail "the gateway died on a hostile upstream"
 log "hostile upstream closes only that session"
 
+# A hostile upstream behind a gateway with a masking policy, where the
+# gateway parses notifications and notices: a NotificationResponse without
+# its terminators closes that session with a protocol error. (The policy's
+# catalog connection is refused by the fake, so masking fails closed.)
+FAKE2_PORT=$(free_port)
+cat >"$T/fake2.py" <<'PY'
+import socket, struct, sys, threading
+srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", int(sys.argv[1]))); srv.listen(8)
+open(sys.argv[2], "w").write("ready\n")
+def serve(c):
+    try:
+        n = struct.unpack("!i", c.recv(4))[0]; startup = c.recv(n - 4)
+        if b"hoopctl catalog" in startup:
+            return c.close()
+        c.sendall(b"R" + struct.pack("!ii", 8, 0) + b"K" + struct.pack("!iii", 12, 4242, 99) + b"Z" + struct.pack("!i", 5) + b"I")
+        c.recv(65536)  # the client's query
+        c.sendall(b"A" + struct.pack("!i", 4 + 4 + 4) + struct.pack("!i", 77) + b"chan")  # no NULs
+        c.recv(65536)
+    except OSError:
+        pass
+    c.close()
+while True:
+    c, _ = srv.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+PY
+cat >"$T/mask-policy.json" <<'JSON'
+{"default": {"action": "allow"}, "masking": {"columns": [{"column": "public.users.email", "style": "full"}]}}
+JSON
+bg_start fake2 /usr/bin/python3 "$T/fake2.py" "$FAKE2_PORT" "$T/fake2.ready"
+wait_for "second fake upstream" 10 test -s "$T/fake2.ready"
+FAKE2_GW=$(free_port)
+bg_start gwfake2 "$HOOPCTL_BIN" gateway --listen "127.0.0.1:$FAKE2_GW" --policy "$T/mask-policy.json" \
+  --upstream "host=127.0.0.1 port=$FAKE2_PORT user=x dbname=x sslmode=disable"
+wait_for "gateway with a policy to the fake" 20 grep -q listening "$T/gwfake2.log"
+out=$(PGPASSWORD='' PGSSLMODE=disable timeout 30 psql -X -h 127.0.0.1 -p "$FAKE2_GW" -U u -d d \
+  -Atc "select email from users" 2>&1) && fail "psql succeeded against a broken upstream: $out"
+assert_contains "$out" "malformed NotificationResponse"
+kill -0 "$gwfake2_PID" || fail "the gateway died on a malformed notification"
+log "a malformed notification closes only that session"
+
 # Many concurrent sessions, each with a few queries.
 /usr/bin/python3 - "$GW_PORT" <<'PY' || fail "concurrent sessions failed"
 import sys, threading, psycopg2
