@@ -28,8 +28,10 @@ struct identity_jwt_config {
 
 /* Build a verifier for tokens of one issuer. Accepted algorithms: RS256,
  * RS384, RS512, ES256, ES384, EdDSA (Ed25519); the header's alg must match
- * the key's type and curve. The JWKS is fetched on first use and again when
- * an unknown kid arrives (at most once per refetch_interval). Returns 0 and
+ * the key's type and curve. The JWKS is fetched at once on a thread of its
+ * own (or by the first request, if it comes first) and again when an unknown
+ * kid arrives (at most once per refetch_interval, on the caller's thread).
+ * Returns 0 and
  * fills *out, or -1 with err. */
 int identity_jwt_verifier_new(const struct identity_jwt_config *cfg, struct auth_verifier *out,
                               char *err, size_t errlen);

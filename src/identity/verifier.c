@@ -26,6 +26,8 @@ struct jwt_verifier {
     int nkeys;
     int64_t last_fetch_us;         /* monotonic; 0 = never */
     unsigned fetches;
+    pthread_t warm;                /* the first fetch, started with the verifier */
+    bool warm_started;
 };
 
 /* Copy a string that was length-checked already (cut when it was not). */
@@ -320,11 +322,32 @@ out:
     return res;
 }
 
+/* The first fetch, on a thread of its own as soon as the verifier exists,
+ * so that the server's first request does not wait for the issuer (a
+ * request that comes first fetches the keys itself, and this one then has
+ * nothing to do). A failed warm-up leaves the first request to try again. */
+static void *verifier_warm(void *arg)
+{
+    struct jwt_verifier *v = arg;
+    pthread_mutex_lock(&v->lock);
+    if (v->last_fetch_us == 0) {
+        char err[256];
+        if (verifier_load_keys(v, err, sizeof err) < 0) {
+            log_warn("identity", "JWKS of %s not fetched yet: %s", v->issuer, err);
+            v->last_fetch_us = 0;
+        }
+    }
+    pthread_mutex_unlock(&v->lock);
+    return NULL;
+}
+
 static void verifier_destroy(void *ctx)
 {
     struct jwt_verifier *v = ctx;
     if (!v)
         return;
+    if (v->warm_started)
+        pthread_join(v->warm, NULL);
     identity_jwks_free(v->keys, v->nkeys);
     json_decref(v->fixed_jwks);
     pthread_mutex_destroy(&v->lock);
@@ -373,6 +396,7 @@ int identity_jwt_verifier_new(const struct identity_jwt_config *cfg, struct auth
     out->ctx = v;
     out->verify = verifier_verify;
     out->destroy = verifier_destroy;
+    v->warm_started = pthread_create(&v->warm, NULL, verifier_warm, v) == 0;
     return 0;
 }
 
