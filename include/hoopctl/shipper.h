@@ -16,7 +16,9 @@ struct shipper_config {
     const char *const *urls;    /* server base URLs, tried in order */
     int nurls;
     const char *ingest_path;    /* default "/api/v1/events" */
-    int batch_max;              /* default 500 */
+    int batch_max;              /* events per request, default 500 */
+    size_t batch_bytes_max;     /* and at most this much JSON, default 4 MiB (the server
+                                 * takes 8 MiB by default): result samples can be large */
     int64_t backoff_min_ms;     /* default 100 */
     int64_t backoff_max_ms;     /* default 5000 */
     long timeout_ms;            /* per request, default 10000 */

@@ -25,6 +25,7 @@ struct shipper {
     pthread_cond_t drained;  /* signalled after each successful batch */
     bool stop, kicked;
     struct shipper_stats stats;
+    CURL *curl;              /* kept between batches: its connection is reused */
 };
 
 static void timespec_after_ms(struct timespec *ts, int64_t ms)
@@ -62,13 +63,29 @@ static bool status_is_permanent(long status)
     return status >= 400 && status < 500 && status != 401 && status != 403 && status != 408 && status != 429;
 }
 
-/* POST one batch; returns 0 when the server acknowledged it, -2 when it
- * refused the batch for good (see status_is_permanent), else -1. */
-static int post_batch(struct shipper *s, const struct spool_batch *b, char *err, size_t errlen)
+/* How many of the batch's first events fit in one request body of at most
+ * max bytes (at least one: a single event larger than that is the server's
+ * to refuse, and then goes to the quarantine). */
+static int batch_prefix(const struct spool_batch *b, size_t max)
+{
+    size_t total = 16; /* {"events":[ and ]} */
+    int n = 0;
+    while (n < b->n) {
+        total += strlen(b->events[n].json) + 1;
+        if (n > 0 && total > max)
+            break;
+        n++;
+    }
+    return n;
+}
+
+/* POST the first n events of a batch; returns 0 when the server acknowledged
+ * them, -2 when it refused them for good (see status_is_permanent), else -1. */
+static int post_batch(struct shipper *s, const struct spool_batch *b, int n, char *err, size_t errlen)
 {
     struct buf body = {0};
     buf_append_str(&body, "{\"events\":[");
-    for (int i = 0; i < b->n; i++) {
+    for (int i = 0; i < n; i++) {
         if (i)
             buf_append(&body, ",", 1);
         buf_append_str(&body, b->events[i].json);
@@ -94,7 +111,15 @@ static int post_batch(struct shipper *s, const struct spool_batch *b, char *err,
     pthread_mutex_unlock(&s->lock);
     snprintf(url, sizeof url, "%s%s", s->urls[idx], s->cfg.ingest_path);
 
-    CURL *c = curl_easy_init();
+    /* One handle for the shipper's life: libcurl keeps its connection to
+     * the server open between batches (no new TCP or TLS handshake each). */
+    if (!s->curl && !(s->curl = curl_easy_init())) {
+        buf_free(&body);
+        snprintf(err, errlen, "out of memory (curl)");
+        return -1;
+    }
+    CURL *c = s->curl;
+    curl_easy_reset(c);
     struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
     h = curl_slist_append(h, auth);
     util_secure_zero(auth, sizeof auth);
@@ -114,7 +139,7 @@ static int post_batch(struct shipper *s, const struct spool_batch *b, char *err,
     long status = 0;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
     curl_slist_free_all(h); /* the list held the token: free it now */
-    curl_easy_cleanup(c);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
     buf_free(&body);
     if (rc != CURLE_OK) {
         snprintf(err, errlen, "%s: %s", s->urls[idx], curl_easy_strerror(rc));
@@ -151,13 +176,15 @@ static void *shipper_main(void *arg)
         int delivered = -1;
         bool quarantined = false;
         char qid[64] = "";
+        int posted = 0;
         if (got == 0 && b.n > 0) {
-            delivered = post_batch(s, &b, err, sizeof err);
-            if (delivered == 0 && spool_ack(s->spool, b.events[b.n - 1].seq, err, sizeof err) < 0)
+            posted = batch_prefix(&b, s->cfg.batch_bytes_max);
+            delivered = post_batch(s, &b, posted, err, sizeof err);
+            if (delivered == 0 && spool_ack(s->spool, b.events[posted - 1].seq, err, sizeof err) < 0)
                 delivered = -1; /* acked on the server; redelivery is harmless */
-            if (delivered == -2 && b.n > 1) {
-                limit = b.n / 2; /* find the refused event: no backoff, try again at once */
-                log_debug("shipper", "batch of %d refused (%s); trying %d", b.n, err, limit);
+            if (delivered == -2 && posted > 1) {
+                limit = posted / 2; /* find the refused event: no backoff, try again at once */
+                log_debug("shipper", "batch of %d refused (%s); trying %d", posted, err, limit);
             } else if (delivered == -2) {
                 char e2[256];
                 if (spool_quarantine(s->spool, b.events[0].seq, err, util_now_ms(), e2, sizeof e2) == 0) {
@@ -172,7 +199,7 @@ static void *shipper_main(void *arg)
                 }
             }
         }
-        int n = b.n;
+        int n = posted;
         if (got == 0)
             spool_batch_free(&b);
         /* The appender leaves checkpoints to us (spool_defer_checkpoints). */
@@ -242,6 +269,8 @@ struct shipper *shipper_start(const struct shipper_config *cfg, char *err, size_
         s->cfg.ingest_path = "/api/v1/events";
     if (s->cfg.batch_max <= 0)
         s->cfg.batch_max = 500;
+    if (s->cfg.batch_bytes_max == 0)
+        s->cfg.batch_bytes_max = 4 << 20;
     if (s->cfg.backoff_min_ms <= 0)
         s->cfg.backoff_min_ms = 100;
     if (s->cfg.backoff_max_ms < s->cfg.backoff_min_ms)
@@ -323,6 +352,8 @@ void shipper_stop(struct shipper *s)
         pthread_cond_destroy(&s->wake);
         pthread_cond_destroy(&s->drained);
     }
+    if (s->curl)
+        curl_easy_cleanup(s->curl);
     for (int i = 0; s->urls && i < s->cfg.nurls; i++)
         free(s->urls[i]);
     free(s->urls);

@@ -1143,7 +1143,7 @@ struct connect *connect_start(struct event_base *base, const struct connect_opti
     const char *urls[1] = {c->api.base};
     struct shipper_config sc = {.spool_path = spath, .urls = urls, .nurls = 1,
                                 .ca_file = c->api.cafile[0] ? c->api.cafile : NULL,
-                                .batch_max = 100, /* results carry rows: stay far below the body cap */
+                                .batch_max = 1000, /* and 4 MiB at most (results carry rows) */
                                 .token = shipper_token, .token_arg = c};
     if (!(c->shipper = shipper_start(&sc, e2, sizeof e2))) {
         snprintf(err, errlen, "audit shipper: %s", e2);

@@ -68,8 +68,18 @@ run() {  # target round
   [[ $target == connect ]] && CN_TX=$((CN_TX + n))
   CPU[$target.$r]=-
   [[ -n $pid ]] && CPU[$target.$r]=$(printf '%.1f' "$(echo "($(cpu_ticks "$pid") - $t0) * 1000000 / $(getconf CLK_TCK) / $n" | bc -l)")
-  printf '  round %d %-9s %8.0f tps  %s us cpu/tx  (load %s)\n' "$r" "$target" "${TPS[$target.$r]}" \
-    "${CPU[$target.$r]}" "$(cut -d' ' -f1 /proc/loadavg)"
+  local drain=''
+  if [[ $target == connect ]]; then
+    # The shipper and the server may still be working off the run's events:
+    # let them finish before the next target is measured (they would take
+    # its CPU), and say how long that took.
+    local t1=$SECONDS db
+    db=$(ls "$T"/state-alice/spool/*.db)
+    wait_for "the spool to drain" 300 bash -c "(( \$(sqlite3 '$db' 'select count(*) from spool_events') == 0 ))"
+    drain=$(printf '  (spool drained %ds after the run)' $((SECONDS - t1)))
+  fi
+  printf '  round %d %-9s %8.0f tps  %s us cpu/tx  (load %s)%s\n' "$r" "$target" "${TPS[$target.$r]}" \
+    "${CPU[$target.$r]}" "$(cut -d' ' -f1 /proc/loadavg)" "$drain"
 }
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 

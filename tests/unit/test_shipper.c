@@ -176,10 +176,12 @@ static int closed_port(void)
     return ntohs(sin.sin_port);
 }
 
+static size_t bytes_max; /* 0: the shipper's default */
+
 static struct shipper *start(const char *const *urls, int n)
 {
     struct shipper_config cfg = {
-        .spool_path = spool_path, .urls = urls, .nurls = n, .batch_max = 100,
+        .spool_path = spool_path, .urls = urls, .nurls = n, .batch_max = 100, .batch_bytes_max = bytes_max,
         .backoff_min_ms = 10, .backoff_max_ms = 50, .token = give_token,
     };
     struct shipper *s = shipper_start(&cfg, err, sizeof err);
@@ -206,6 +208,29 @@ static void delivers_in_order_exactly_once(void **state)
     assert_int_equal(r->out_of_order, 0);
     assert_int_equal(r->bad_auth, 0);
     assert_true(r->requests >= 10); /* batches of at most 100 */
+    receiver_stop(r);
+}
+
+/* A request body stays under batch_bytes_max: each event here is 31 to 33
+ * bytes of JSON and a comma, so a 400-byte body ({"events":[...]} included)
+ * takes at most 12 of them; every event still arrives once and in order. */
+static void batches_are_bounded_in_bytes(void **state)
+{
+    (void)state;
+    char url[64];
+    struct receiver *r = receiver_at(url, "/");
+    const char *urls[] = {url};
+    spool_events(0, 300);
+    bytes_max = 400;
+    struct shipper *s = start(urls, 1);
+    bytes_max = 0;
+    assert_int_equal(shipper_drain(s, 30000), 0);
+    shipper_stop(s);
+    assert_int_equal(r->received, 300);
+    assert_int_equal(r->duplicates, 0);
+    assert_int_equal(r->out_of_order, 0);
+    assert_true(r->requests >= 25); /* at most 12 events a request */
+    assert_true(r->requests <= 60); /* and not one a request */
     receiver_stop(r);
 }
 
@@ -315,6 +340,7 @@ int main(void)
     evthread_use_pthreads();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(delivers_in_order_exactly_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(batches_are_bounded_in_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(retries_after_server_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(fails_over_and_keeps_events_while_down, setup, teardown),
         cmocka_unit_test_setup_teardown(quarantines_an_event_the_server_refuses, setup, teardown),
