@@ -383,26 +383,28 @@ static bool policy_copy_out(void *user, const struct gateway_session_info *si, i
     return true; /* also when nothing is masked: the filter tells that rows came */
 }
 
+/* The session's policy state with its catalog opened (when it can be), or
+ * NULL when the session has none. */
+static struct gateway_policy_session *policy_session_catalog(struct gateway_cli *c, uint64_t id)
+{
+    struct gateway_policy_session *s = policy_session_find(c, id);
+    if (s && !s->catalog && !s->catalog_failed)
+        policy_catalog_open(s);
+    return s;
+}
+
 static bool policy_error_redact(void *user, const struct gateway_session_info *si, const char *sqlstate)
 {
     struct gateway_cli *c = user;
-    struct gateway_policy_session *s = policy_session_find(c, si->id);
-    if (!s)
-        return true;
-    if (!s->catalog && !s->catalog_failed)
-        policy_catalog_open(s);
-    return policy_error_must_hide(c->policy, s->catalog, s->results, sqlstate);
+    struct gateway_policy_session *s = policy_session_catalog(c, si->id);
+    return !s || policy_error_must_hide(c->policy, s->catalog, s->results, sqlstate);
 }
 
 static bool policy_notification_redact(void *user, const struct gateway_session_info *si)
 {
     struct gateway_cli *c = user;
-    struct gateway_policy_session *s = policy_session_find(c, si->id);
-    if (!s)
-        return true;
-    if (!s->catalog && !s->catalog_failed)
-        policy_catalog_open(s);
-    return policy_notification_must_hide(c->policy, s->catalog, s->results);
+    struct gateway_policy_session *s = policy_session_catalog(c, si->id);
+    return !s || policy_notification_must_hide(c->policy, s->catalog, s->results);
 }
 
 static void policy_idle(void *user, const struct gateway_session_info *si)
