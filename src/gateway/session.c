@@ -1175,7 +1175,7 @@ static void u2c_relay(struct gw_session *s)
             break;
         }
         case 'A': /* pg_notify(channel, <a masked value>) */
-            if (h->notification_redact(h->user, &s->info)) {
+            if (h->notification_redact && h->notification_redact(h->user, &s->info)) {
                 forward = false;
                 if (redact_notification(s, body, (size_t)blen) < 0)
                     return;

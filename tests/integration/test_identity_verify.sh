@@ -105,7 +105,12 @@ assert_contains "$OUT" "jwks_fetches 1" "one fetch for three unknown kids within
 verify --refetch-interval -1 <<<"$unk
 $unk
 $unk"
-assert_contains "$OUT" "jwks_fetches 3" "first fetch plus one refetch per unknown kid without a limit"
+# The first fetch happens when the verifier is made (or, if the first token
+# comes before it, for that token, which then needs no refetch of its own);
+# after it every unknown kid refetches: 4 or 3 fetches for three tokens,
+# where a rate limit would have given 1.
+n=$(sed -n 's/^jwks_fetches //p' <<<"$OUT")
+[[ $n == 3 || $n == 4 ]] || fail "first fetch plus one refetch per unknown kid without a limit: $n fetches ($OUT)"
 
 log "the JWKS cannot be fetched: unavailable, not refused"
 RC=0; OUT=$("$VERIFY" --issuer "http://127.0.0.1:$(free_port)" --audience "$AUD" <<<"$REAL") || RC=$?
