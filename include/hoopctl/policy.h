@@ -431,11 +431,14 @@ bool policy_sqlstate_may_quote_values(const char *sqlstate);
 /* Both of the above, for the gateway's error_redact hook. */
 bool policy_error_must_hide(const struct policy *p, struct policy_catalog *catalog, struct policy_results *r,
                             const char *sqlstate);
+/* Whether no forwarded statement can still answer (nothing in flight). */
+bool policy_results_empty(const struct policy_results *r);
 /* For the gateway's notification_redact hook: a notification that arrives
  * while a statement that may read a masked column is still answering (such
  * a statement's own pg_notify(channel, email) comes then, before its
  * ReadyForQuery) must not show its payload. One that arrives when nothing
- * is in flight (another session's) is shown. */
+ * is in flight (another session's) is shown; callers check that first
+ * (policy_results_empty), so that it needs no catalog. */
 bool policy_notification_must_hide(const struct policy *p, struct policy_catalog *catalog,
                                    struct policy_results *r);
 /* Every forwarded statement has been answered (the gateway's idle hook):

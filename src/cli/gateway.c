@@ -403,7 +403,10 @@ static bool policy_error_redact(void *user, const struct gateway_session_info *s
 static bool policy_notification_redact(void *user, const struct gateway_session_info *si)
 {
     struct gateway_cli *c = user;
-    struct gateway_policy_session *s = policy_session_catalog(c, si->id);
+    struct gateway_policy_session *s = policy_session_find(c, si->id);
+    if (s && policy_results_empty(s->results))
+        return false; /* between statements: another session's, no catalog needed */
+    s = policy_session_catalog(c, si->id);
     return !s || policy_notification_must_hide(c->policy, s->catalog, s->results);
 }
 

@@ -789,6 +789,8 @@ static bool on_notification_redact(void *user, const struct gateway_session_info
 {
     struct connect *c = user;
     struct cn_session *s = cn_session_find(c, si->id);
+    if (s && policy_results_empty(s->results))
+        return false; /* between statements: another session's, no catalog needed */
     return !s || policy_notification_must_hide(c->policy, session_catalog(c, s), s->results);
 }
 

@@ -243,10 +243,15 @@ bool policy_error_must_hide(const struct policy *p, struct policy_catalog *catal
     return policy_sqlstate_may_quote_values(sqlstate) && policy_results_may_read_masked(p, catalog, r);
 }
 
+bool policy_results_empty(const struct policy_results *r)
+{
+    return r->n == 0;
+}
+
 bool policy_notification_must_hide(const struct policy *p, struct policy_catalog *catalog,
                                    struct policy_results *r)
 {
-    return r->n > 0 && policy_results_may_read_masked(p, catalog, r);
+    return !policy_results_empty(r) && policy_results_may_read_masked(p, catalog, r);
 }
 
 void policy_results_clear(struct policy_results *r)
