@@ -38,6 +38,15 @@ assert_no_pii() {
   done
   return 0
 }
+# through WHAT cmd...: run cmd through alice's `hoopctl connect`; it must
+# exit 0 and show no PII. Its output is left in $out.
+through() {
+  local what=$1; shift
+  RC=0
+  out=$(as alice "$H" connect app --quiet --port "$(free_port)" -- "$@" 2>&1) || RC=$?
+  assert_eq 0 "$RC" "$what through connect: $out"
+  assert_no_pii "$out" "$what through connect"
+}
 
 log "psql: several statements in one Query, COPY of a view, a cursor declared in SQL"
 cat >"$T/cases.sql" <<'SQL'
@@ -49,10 +58,7 @@ fetch 2 from c;
 commit;
 select 'plain', name from users order by id;
 SQL
-RC=0
-out=$(as alice "$H" connect app --quiet --port "$(free_port)" -- psql -X -At -v ON_ERROR_STOP=1 -f "$T/cases.sql" 2>&1) || RC=$?
-assert_eq 0 "$RC" "psql through connect: $out"
-assert_no_pii "$out" "psql through connect"
+through psql psql -X -At -v ON_ERROR_STOP=1 -f "$T/cases.sql"
 assert_contains "$out" "1|support@lookalike.test" "a table column that is not masked, before a masked one in the same Query"
 assert_contains "$out" "after|Alice" "a later statement of the Query that reads no masked column"
 assert_contains "$out" "plain|Carol"
@@ -67,41 +73,28 @@ assert_contains "$out" "22P02: hoopctl: the database's error text is hidden"
 assert_contains "$out" "22012: division by zero"
 
 log "a notice that would quote a masked value is hidden the same way"
-RC=0
-out=$(as alice "$H" connect app --quiet --port "$(free_port)" -- psql -X -At -v VERBOSITY=verbose \
-  -c "select say(email) from users where id = 2" -c "drop view if exists no_such_view" 2>&1) || RC=$?
-assert_eq 0 "$RC" "psql with notices through connect: $out"
-assert_no_pii "$out" "a notice quoting a masked value"
+through "psql with a notice quoting a masked value" psql -X -At -v VERBOSITY=verbose \
+  -c "select say(email) from users where id = 2" -c "drop view if exists no_such_view"
 assert_not_contains "$out" "said:" "the text of a user function's notice"
 assert_contains "$out" "NOTICE:  00000: hoopctl: the database's notice text is hidden"
 assert_contains "$out" 'view "no_such_view" does not exist, skipping' "a notice of a statement that reads no masked column"
 
 log "a notification sent with a masked value by the statement's own function: its payload is hidden"
-RC=0
-out=$(as alice "$H" connect app --quiet --port "$(free_port)" -- psql -X -At \
-  -c "listen ch" -c "select notify_email(2)" -c "notify ch, 'plain'" 2>&1) || RC=$?
-assert_eq 0 "$RC" "psql with notifications through connect: $out"
-assert_no_pii "$out" "a notification payload"
+through "psql with notifications" psql -X -At -c "listen ch" -c "select notify_email(2)" -c "notify ch, 'plain'"
 assert_contains "$out" 'Asynchronous notification "ch" with payload "hoopctl: the payload is hidden: the statement may read masked columns"'
 assert_contains "$out" 'Asynchronous notification "ch" with payload "plain"'
 
 log "psycopg 3: binary results, prepared statements, named cursors, pipeline mode"
-RC=0
-out=$(as alice "$H" connect app --quiet --port "$(free_port)" -- sh -c '/usr/bin/python3 "$0" "$PGPORT" psycopg "select id, email, phone, card, ssn, name from users order by id"' \
-  "$CLIENTS" 2>&1) || RC=$?
-assert_eq 0 "$RC" "psycopg through connect: $out"
-assert_no_pii "$out" "psycopg through connect"
+through psycopg sh -c '/usr/bin/python3 "$0" "$PGPORT" psycopg "select id, email, phone, card, ssn, name from users order by id"' \
+  "$CLIENTS"
 assert_contains "$out" "psycopg|pipeline-0|'****'|'****'" "pipelined results are masked by the statement that may own them"
 assert_contains "$out" "psycopg|pipeline-1|'****'"
 assert_contains "$out" "psycopg|pipeline-3|'ALICE'" "a later pipelined statement that reads no masked column is readable"
 assert_contains "$out" "psycopg|named-cursor|'****'|'****'"
 
 log "asyncpg: binary protocol, prepared statements, a cursor"
-RC=0
-out=$(as alice "$H" connect app --quiet --port "$(free_port)" -- sh -c '/usr/bin/python3 "$0" "$PGPORT" asyncpg "select upper(email), row_to_json(u) from users u" "select contact from v_users order by id"' \
-  "$CLIENTS" 2>&1) || RC=$?
-assert_eq 0 "$RC" "asyncpg through connect: $out"
-assert_no_pii "$out" "asyncpg through connect"
+through asyncpg sh -c '/usr/bin/python3 "$0" "$PGPORT" asyncpg "select upper(email), row_to_json(u) from users u" "select contact from v_users order by id"' \
+  "$CLIENTS"
 assert_contains "$out" "asyncpg|cursor|"
 
 log "what the server recorded of all these sessions (statements, result samples, notices) holds no PII"
