@@ -72,8 +72,11 @@ struct store_event {
     const char *connection, *client_addr, *application, *gateway_host;
     bool denial, review;         /* a denied statement / one that went to review */
     int64_t sample_rows;         /* result rows in data (type "result") */
-    const char *data_capped;     /* data to store instead once the session's
-                                    sample budget is spent (may be NULL) */
+    /* What to store instead once the session's sample budget is spent:
+     * capped(capped_arg), called only then; a malloc'd JSON text the store
+     * frees. NULL (either): {"truncated":true}. */
+    char *(*capped)(void *arg);
+    void *capped_arg;
 };
 
 struct store_ingest_result {

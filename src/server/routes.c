@@ -339,9 +339,26 @@ static void event_join_review(struct srv *srv, json_t *d)
         json_object_set_new(d, "review", j);
 }
 
-/* Check one event; fills e (pointing into ev and into *texts). */
-static int event_prepare(struct srv_req *rq, json_t *ev, struct store_event *e, char **data,
-                         char **capped, char *err, size_t errlen)
+/* A result's data without its rows, for a session whose sample budget is
+ * spent (the store asks only then): the completion fields stay. */
+static char *result_capped(void *arg)
+{
+    json_t *d = arg;
+    json_t *cap = json_pack("{s:O,s:O,s:[],s:b}", "statement_seq", json_object_get(d, "statement_seq"),
+                            "columns", json_object_get(d, "columns"), "rows", "truncated", 1);
+    static const char *const kept[] = {"command_tag", "row_count", "duration_us", "sqlstate", "error",
+                                       "outcome", "column_types", "notices"};
+    for (size_t k = 0; cap && k < sizeof kept / sizeof *kept; k++)
+        if (json_object_get(d, kept[k]))
+            json_object_set(cap, kept[k], json_object_get(d, kept[k]));
+    char *text = cap ? json_dumps(cap, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(cap);
+    return text;
+}
+
+/* Check one event; fills e (pointing into ev and into *data). */
+static int event_prepare(struct srv_req *rq, json_t *ev, struct store_event *e, char **data, char *err,
+                         size_t errlen)
 {
     if (server_json_check(ev, event_fields, rq->srv->max_string, err, errlen) < 0)
         return -1;
@@ -419,16 +436,8 @@ static int event_prepare(struct srv_req *rq, json_t *ev, struct store_event *e, 
             json_object_set_new(d, "truncated", json_true());
         }
         e->sample_rows = (int64_t)json_array_size(rows);
-        json_t *cap = json_pack("{s:O,s:O,s:[],s:b}", "statement_seq", json_object_get(d, "statement_seq"),
-                                "columns", json_object_get(d, "columns"), "rows", "truncated", 1);
-        static const char *const kept[] = {"command_tag", "row_count", "duration_us", "sqlstate", "error",
-                                           "outcome", "column_types", "notices"};
-        for (size_t k = 0; cap && k < sizeof kept / sizeof *kept; k++)
-            if (json_object_get(d, kept[k]))
-                json_object_set(cap, kept[k], json_object_get(d, kept[k]));
-        *capped = json_dumps(cap, JSON_COMPACT | JSON_SORT_KEYS);
-        json_decref(cap);
-        e->data_capped = *capped;
+        e->capped = result_capped;
+        e->capped_arg = d;
     }
     *data = json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS);
     e->data = *data;
@@ -454,12 +463,11 @@ static void route_events(struct srv_req *rq)
         return;
     }
     struct store_event *es = calloc(n, sizeof *es);
-    char **texts = calloc(2 * n, sizeof *texts);
+    char **texts = calloc(n, sizeof *texts);
     char err[300];
     int bad = -1;
     for (size_t i = 0; es && texts && i < n; i++) {
-        if (event_prepare(rq, json_array_get(evs, i), &es[i], &texts[2 * i], &texts[2 * i + 1], err,
-                          sizeof err) < 0) {
+        if (event_prepare(rq, json_array_get(evs, i), &es[i], &texts[i], err, sizeof err) < 0) {
             bad = (int)i;
             break;
         }
@@ -492,7 +500,7 @@ static void route_events(struct srv_req *rq)
                                               "duplicates", (json_int_t)res.duplicates));
         }
     }
-    for (size_t i = 0; texts && i < 2 * n; i++)
+    for (size_t i = 0; texts && i < n; i++)
         free(texts[i]);
     free(texts);
     free(es);

@@ -640,9 +640,10 @@ int store_events_append(struct store *s, const struct store_actor *actor,
     const char **params = calloc(EVENT_CHUNK * 10, sizeof *params);
     char (*nums)[3][24] = calloc(EVENT_CHUNK, sizeof *nums);
     char (*hashes)[65] = calloc(n ? n : 1, sizeof *hashes);
+    char **made = calloc(n ? n : 1, sizeof *made);  /* capped texts, alive until inserted */
     size_t nset = 0, rows = 0;
     int rc = 0;
-    if (!set || !dup || !params || !nums || !hashes) {
+    if (!set || !dup || !params || !nums || !hashes || !made) {
         snprintf(err, errlen, "out of memory");
         rc = STORE_ERROR;
         goto out;
@@ -671,7 +672,8 @@ int store_events_append(struct store *s, const struct store_actor *actor,
         const char *data = e->data;
         int64_t srows = e->sample_rows;
         if (srows > 0 && b->sample_rows + srows > sample_cap) {
-            data = e->data_capped ? e->data_capped : "{\"truncated\":true}";
+            made[i] = e->capped ? e->capped(e->capped_arg) : NULL;
+            data = made[i] ? made[i] : "{\"truncated\":true}";
             srows = 0;
         }
         b->sample_rows += srows;
@@ -731,6 +733,9 @@ out:
     free(params);
     free(nums);
     free(hashes);
+    for (size_t i = 0; made && i < n; i++)
+        free(made[i]);
+    free(made);
     return rc;
 }
 

@@ -60,6 +60,7 @@ run() {  # target round
     connect) conn=(env PGPASSWORD= PGSSLMODE=disable pgbench -U app_rw -h 127.0.0.1 -p "$CN_PORT"); pid=$CN_PID ;;
   esac
   [[ -n $pid ]] && t0=$(cpu_ticks "$pid")
+  local s0; s0=$(cpu_ticks "$server_PID")
   out=$("${conn[@]}" -n -S -M simple -c 4 -j 2 -T "$SECS" app 2>&1) \
     || { echo "$out" >&2; fail "pgbench $target failed"; }
   grep -q "number of failed transactions: 0 " <<<"$out" || fail "$target had failures: $out"
@@ -76,7 +77,8 @@ run() {  # target round
     local t1=$SECONDS db
     db=$(ls "$T"/state-alice/spool/*.db)
     wait_for "the spool to drain" 300 bash -c "(( \$(sqlite3 '$db' 'select count(*) from spool_events') == 0 ))"
-    drain=$(printf '  (spool drained %ds after the run)' $((SECONDS - t1)))
+    drain=$(printf '  (spool drained %ds after the run; server %.1f us cpu/tx)' $((SECONDS - t1)) \
+      "$(echo "($(cpu_ticks "$server_PID") - $s0) * 1000000 / $(getconf CLK_TCK) / $n" | bc -l)")
   fi
   printf '  round %d %-9s %8.0f tps  %s us cpu/tx  (load %s)%s\n' "$r" "$target" "${TPS[$target.$r]}" \
     "${CPU[$target.$r]}" "$(cut -d' ' -f1 /proc/loadavg)" "$drain"

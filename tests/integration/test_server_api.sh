@@ -197,10 +197,12 @@ expect_err 400 tok-alice-1 POST /api/v1/events '{"events":[{"id":"x1"}], "more":
 assert_eq 0 "$(dbsql "select count(*) from events where id = 'x1'")"
 
 log "result samples are capped per statement and per session"
-rows5='{"statement_seq":2,"columns":["id"],"rows":[[1],[2],[3],[4],[5]]}'
+rows5='{"statement_seq":2,"columns":["id"],"rows":[[1],[2],[3],[4],[5]],"command_tag":"SELECT 5"}'
 ok tok-alice-1 POST /api/v1/events "{\"events\":[$(ev r1 sess-a 5 result $((now+3)) "$rows5"),$(ev r2 sess-a 6 result $((now+4)) "$rows5")]}" >/dev/null
 evs=$(ok tok-alice-1 GET "/api/v1/sessions/sess-a/events?offset=3")
 assert_eq "2 True 0 True" "$(jget "$evs" 'len(d["events"][0]["data"]["rows"]), d["events"][0]["data"]["truncated"], len(d["events"][1]["data"]["rows"]), d["events"][1]["data"]["truncated"]')"
+# the capped one keeps what replay and listings need: its statement, columns and completion
+assert_eq "2 ['id'] SELECT 5" "$(jget "$evs" 'd["events"][1]["data"]["statement_seq"], d["events"][1]["data"]["columns"], d["events"][1]["data"]["command_tag"]')"
 
 log "sessions: own for users, all for auditors, filters and paging"
 ok tok-dave-01 POST /api/v1/events "{\"events\":[$(ev d1 sess-d 1 session_start $((now+10)) '{"connection":"staging"}'),$(ev d2 sess-d 2 session_end $((now+11)) '{"reason":"client closed"}')]}" >/dev/null
