@@ -251,8 +251,9 @@ static int server_cmd_run(const struct cli_args *args, struct cli_context *ctx)
         log_warn("server", "no master key (--master-key-file or HOOPCTL_MASTER_KEY): connection "
                            "secrets cannot be stored");
     /* OpenID Connect tokens: the JWT verifier of src/identity, after API keys
-     * and dev tokens. Its JWKS fetches block the server's loop for their
-     * duration (first use, and an unknown kid at most once a minute). */
+     * and dev tokens. Its JWKS fetches run on a thread; a request waits for
+     * one at most 250 ms (the loop is stalled no longer, whatever the issuer
+     * does) and is answered 503 with Retry-After after that. */
     struct auth_verifier oidc = {0};
     const char *issuer = config_get_string(cfg, "auth.issuer");
     if (issuer) {
@@ -263,10 +264,21 @@ static int server_cmd_run(const struct cli_args *args, struct cli_context *ctx)
             json_decref(cfg);
             return CLI_EXIT_FAILURE;
         }
+        json_t *refetch = json_object_get(json_object_get(cfg, "auth"), "jwks_refetch_seconds");
+        if (refetch && (!json_is_integer(refetch) || json_integer_value(refetch) < 1 ||
+                        json_integer_value(refetch) > 86400)) {
+            fprintf(stderr, "hoopctl server: auth.jwks_refetch_seconds must be a whole number of seconds, "
+                            "1 to 86400\n");
+            devidp_stop(idp);
+            json_decref(cfg);
+            return CLI_EXIT_FAILURE;
+        }
         struct identity_jwt_config jc = {.issuer = issuer,
+                                         .refetch_interval = refetch ? (int)json_integer_value(refetch) : 0,
                                          .audience = audience,
                                          .jwks_uri = config_get_string(cfg, "auth.jwks_uri"),
-                                         .groups_claim = config_get_string(cfg, "auth.groups_claim")};
+                                         .groups_claim = config_get_string(cfg, "auth.groups_claim"),
+                                         .fetch_wait_ms = 250};
         if (identity_jwt_verifier_new(&jc, &oidc, err, sizeof err) < 0) {
             fprintf(stderr, "hoopctl server: auth: %s\n", err);
             devidp_stop(idp);

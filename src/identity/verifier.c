@@ -1,7 +1,9 @@
 /* verifier.c — the server's OIDC JWT verifier (struct auth_verifier): the
  * issuer's JWKS cached and refetched on an unknown kid at most once per
  * interval, header alg checked against the key BEFORE any signature check,
- * then iss, aud, exp/nbf/iat with skew, sub, and groups from a claim. */
+ * then iss, aud, exp/nbf/iat with skew, sub, and groups from a claim.
+ * Fetches run on a thread of their own; a caller waits for one at most
+ * fetch_wait_ms and is told to retry after that (AUTH_UNAVAILABLE). */
 #include "internal.h"
 
 #include <math.h>
@@ -10,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "hoopctl/identity.h"
 #include "hoopctl/log.h"
@@ -17,17 +20,22 @@
 struct jwt_verifier {
     char issuer[IDENTITY_URL_LEN];
     char audience[IDENTITY_URL_LEN];
-    char jwks_uri[IDENTITY_URL_LEN];
+    char jwks_uri[IDENTITY_URL_LEN];  /* set before the first fetch, or by it (discovery) */
     char groups_claim[128];
     json_t *fixed_jwks;            /* set: never fetch */
-    int clock_skew, refetch_interval;
-    pthread_mutex_t lock;          /* guards everything below */
+    int clock_skew, refetch_interval, fetch_wait_ms;
+    pthread_mutex_t lock;          /* guards everything below; never held over HTTP */
+    pthread_cond_t fetched;        /* broadcast when a fetch ends */
     struct identity_jwk keys[IDENTITY_MAX_KEYS];
     int nkeys;
-    int64_t last_fetch_us;         /* monotonic; 0 = never */
+    bool loaded;                   /* keys came from a fetch (or the fixed JWKS) */
+    int64_t last_fetch_us;         /* monotonic start of the last fetch; 0 = never */
+    uint64_t fetch_gen;            /* fetches ended so far, failed ones included */
+    char fetch_err[256];           /* why the last fetch failed ("" when it did not) */
     unsigned fetches;
-    pthread_t warm;                /* the first fetch, started with the verifier */
-    bool warm_started;
+    bool fetching;                 /* a fetch thread is running */
+    pthread_t fetcher;
+    bool fetcher_joinable;
 };
 
 /* Copy a string that was length-checked already (cut when it was not). */
@@ -38,41 +46,96 @@ static void snprintf_trunc(char *dst, size_t len, const char *src)
     dst[n] = '\0';
 }
 
-/* Fetch (or load the fixed) JWKS and replace the cached keys. Called locked. */
-static int verifier_load_keys(struct jwt_verifier *v, char *err, size_t errlen)
+/* Fetch the JWKS over HTTP and parse it into fresh[]: no lock held, so that
+ * tokens with known keys verify meanwhile. Returns the key count or -1. */
+static int verifier_fetch_keys(const char *issuer, char *jwks_uri, size_t urilen,
+                               struct identity_jwk fresh[IDENTITY_MAX_KEYS], char *err, size_t errlen)
 {
-    json_t *doc;
-    v->last_fetch_us = util_monotonic_us();
-    if (v->fixed_jwks) {
-        doc = json_incref(v->fixed_jwks);
-    } else {
-        if (!v->jwks_uri[0]) {
-            struct identity_provider p;
-            if (identity_discover(v->issuer, &p, err, errlen) < 0)
-                return -1;
-            snprintf_trunc(v->jwks_uri, sizeof v->jwks_uri, p.jwks_uri);
-        }
-        long status = 0;
-        doc = identity_http_json(v->jwks_uri, NULL, &status, err, errlen);
-        if (doc && status != 200) {
-            snprintf(err, errlen, "JWKS %s: HTTP %ld", v->jwks_uri, status);
-            json_decref(doc);
-            doc = NULL;
-        }
-        if (!doc)
+    if (!jwks_uri[0]) {
+        struct identity_provider p;
+        if (identity_discover(issuer, &p, err, errlen) < 0)
             return -1;
-        v->fetches++;
+        snprintf_trunc(jwks_uri, urilen, p.jwks_uri);
     }
-    struct identity_jwk fresh[IDENTITY_MAX_KEYS];
+    long status = 0;
+    json_t *doc = identity_http_json(jwks_uri, NULL, &status, err, errlen);
+    if (doc && status != 200) {
+        snprintf(err, errlen, "JWKS %s: HTTP %ld", jwks_uri, status);
+        json_decref(doc);
+        doc = NULL;
+    }
+    if (!doc)
+        return -1;
     int n = identity_jwks_parse(doc, fresh, IDENTITY_MAX_KEYS, err, errlen);
     json_decref(doc);
-    if (n < 0)
-        return -1;
-    identity_jwks_free(v->keys, v->nkeys);
-    memcpy(v->keys, fresh, sizeof(struct identity_jwk) * (size_t)n);
-    v->nkeys = n;
-    log_debug("identity", "JWKS of %s: %d usable keys", v->issuer, n);
-    return 0;
+    return n;
+}
+
+/* The fetch thread: one fetch, then the keys swapped in under the lock. */
+static void *verifier_fetch_main(void *arg)
+{
+    struct jwt_verifier *v = arg;
+    char uri[IDENTITY_URL_LEN], err[256] = "";
+    pthread_mutex_lock(&v->lock);
+    memcpy(uri, v->jwks_uri, sizeof uri);
+    pthread_mutex_unlock(&v->lock);
+    struct identity_jwk fresh[IDENTITY_MAX_KEYS];
+    int n = verifier_fetch_keys(v->issuer, uri, sizeof uri, fresh, err, sizeof err);
+    pthread_mutex_lock(&v->lock);
+    memcpy(v->jwks_uri, uri, sizeof uri);
+    if (n >= 0) {
+        identity_jwks_free(v->keys, v->nkeys);
+        memcpy(v->keys, fresh, sizeof(struct identity_jwk) * (size_t)n);
+        v->nkeys = n;
+        v->loaded = true;
+        v->fetches++;
+        v->fetch_err[0] = '\0';
+        log_debug("identity", "JWKS of %s: %d usable keys", v->issuer, n);
+    } else {
+        snprintf(v->fetch_err, sizeof v->fetch_err, "%s", err);
+        log_warn("identity", "JWKS of %s not fetched: %s", v->issuer, err);
+    }
+    v->fetch_gen++;
+    v->fetching = false;
+    pthread_cond_broadcast(&v->fetched);
+    pthread_mutex_unlock(&v->lock);
+    return NULL;
+}
+
+/* Start a fetch on a thread of its own unless one runs. Called locked. */
+static void verifier_start_fetch(struct jwt_verifier *v)
+{
+    if (v->fetching)
+        return;
+    if (v->fetcher_joinable) /* it has ended (fetching is false): reap it */
+        pthread_join(v->fetcher, NULL);
+    v->fetcher_joinable = false;
+    v->last_fetch_us = util_monotonic_us();
+    v->fetching = true;
+    if (pthread_create(&v->fetcher, NULL, verifier_fetch_main, v) != 0) {
+        v->fetching = false;
+        snprintf(v->fetch_err, sizeof v->fetch_err, "cannot start a thread to fetch the JWKS");
+        v->fetch_gen++;
+        return;
+    }
+    v->fetcher_joinable = true;
+}
+
+/* Wait (locked) up to fetch_wait_ms for the running fetch to end. Returns
+ * true when it ended. */
+static bool verifier_wait_fetch(struct jwt_verifier *v)
+{
+    if (!v->fetching)
+        return true;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    int64_t ns = until.tv_nsec + (int64_t)v->fetch_wait_ms * 1000000;
+    until.tv_sec += (time_t)(ns / 1000000000);
+    until.tv_nsec = (long)(ns % 1000000000);
+    while (v->fetching)
+        if (pthread_cond_timedwait(&v->fetched, &v->lock, &until) != 0)
+            break;
+    return !v->fetching;
 }
 
 /* The key for (kid, alg): by kid when the token names one, else the only
@@ -273,8 +336,18 @@ static enum auth_result verifier_verify(void *ctx, const char *token, struct aut
     pthread_mutex_lock(&v->lock);
     const struct identity_jwk *key = NULL;
     bool refetched = false;
-    if (v->last_fetch_us == 0) {
-        if (verifier_load_keys(v, err, errlen) < 0) {
+    /* Never fetched, or every fetch failed: fetch (one thread at a time; a
+     * failed fetch is retried at most once a second). */
+    if (!v->loaded) {
+        uint64_t gen = v->fetch_gen;
+        if (!v->fetching && (v->last_fetch_us == 0 || util_monotonic_us() - v->last_fetch_us >= 1000000))
+            verifier_start_fetch(v);
+        if (!verifier_wait_fetch(v) || !v->loaded) {
+            if (v->fetching)
+                snprintf(err, errlen, "the signing keys of %.200s are still being fetched; retry", v->issuer);
+            else
+                snprintf(err, errlen, "cannot fetch the signing keys of %.200s: %.200s", v->issuer,
+                         v->fetch_gen != gen || v->fetch_err[0] ? v->fetch_err : "not fetched yet");
             pthread_mutex_unlock(&v->lock);
             res = AUTH_UNAVAILABLE;
             goto out;
@@ -283,12 +356,21 @@ static enum auth_result verifier_verify(void *ctx, const char *token, struct aut
     }
     key = verifier_find_key(v, kid, want);
     if (!key && !refetched && !v->fixed_jwks &&
-        (v->refetch_interval < 0 ||
+        (v->fetching || v->refetch_interval < 0 ||
          util_monotonic_us() - v->last_fetch_us >= (int64_t)v->refetch_interval * 1000000)) {
-        char ferr[256];
-        log_info("identity", "unknown key id '%s': refetching the JWKS of %s", kid ? kid : "", v->issuer);
-        if (verifier_load_keys(v, ferr, sizeof ferr) < 0)
-            log_warn("identity", "JWKS refetch failed: %s", ferr);
+        /* A new key (rotation) or a forged kid: refetch, rate-limited, and
+         * wait for it only fetch_wait_ms, so that a slow issuer cannot
+         * stall the caller (the server's loop) for longer. */
+        if (!v->fetching)
+            log_info("identity", "unknown key id '%s': refetching the JWKS of %s", kid ? kid : "", v->issuer);
+        verifier_start_fetch(v);
+        if (!verifier_wait_fetch(v)) {
+            snprintf(err, errlen, "unknown key id '%.100s': the signing keys of %.200s are being refetched; retry",
+                     kid ? kid : "", v->issuer);
+            pthread_mutex_unlock(&v->lock);
+            res = AUTH_UNAVAILABLE;
+            goto out;
+        }
         refetched = true;
         key = verifier_find_key(v, kid, want);
     }
@@ -322,34 +404,16 @@ out:
     return res;
 }
 
-/* The first fetch, on a thread of its own as soon as the verifier exists,
- * so that the server's first request does not wait for the issuer (a
- * request that comes first fetches the keys itself, and this one then has
- * nothing to do). A failed warm-up leaves the first request to try again. */
-static void *verifier_warm(void *arg)
-{
-    struct jwt_verifier *v = arg;
-    pthread_mutex_lock(&v->lock);
-    if (v->last_fetch_us == 0) {
-        char err[256];
-        if (verifier_load_keys(v, err, sizeof err) < 0) {
-            log_warn("identity", "JWKS of %s not fetched yet: %s", v->issuer, err);
-            v->last_fetch_us = 0;
-        }
-    }
-    pthread_mutex_unlock(&v->lock);
-    return NULL;
-}
-
 static void verifier_destroy(void *ctx)
 {
     struct jwt_verifier *v = ctx;
     if (!v)
         return;
-    if (v->warm_started)
-        pthread_join(v->warm, NULL);
+    if (v->fetcher_joinable)
+        pthread_join(v->fetcher, NULL);
     identity_jwks_free(v->keys, v->nkeys);
     json_decref(v->fixed_jwks);
+    pthread_cond_destroy(&v->fetched);
     pthread_mutex_destroy(&v->lock);
     free(v);
 }
@@ -379,7 +443,9 @@ int identity_jwt_verifier_new(const struct identity_jwt_config *cfg, struct auth
                    cfg->groups_claim && *cfg->groups_claim ? cfg->groups_claim : "groups");
     v->clock_skew = cfg->clock_skew > 0 ? cfg->clock_skew : 60;
     v->refetch_interval = cfg->refetch_interval != 0 ? cfg->refetch_interval : 60;
+    v->fetch_wait_ms = cfg->fetch_wait_ms > 0 ? cfg->fetch_wait_ms : 30000;
     pthread_mutex_init(&v->lock, NULL);
+    pthread_cond_init(&v->fetched, NULL);
     if (cfg->jwks_json) {
         json_error_t jerr;
         v->fixed_jwks = json_loads(cfg->jwks_json, JSON_REJECT_DUPLICATES, &jerr);
@@ -388,6 +454,13 @@ int identity_jwt_verifier_new(const struct identity_jwt_config *cfg, struct auth
             verifier_destroy(v);
             return -1;
         }
+        int n = identity_jwks_parse(v->fixed_jwks, v->keys, IDENTITY_MAX_KEYS, err, errlen);
+        if (n < 0) {
+            verifier_destroy(v);
+            return -1;
+        }
+        v->nkeys = n;
+        v->loaded = true;
     } else if ((v->jwks_uri[0] && identity_check_url(v->jwks_uri, err, errlen) < 0) ||
                identity_check_url(v->issuer, err, errlen) < 0) {
         verifier_destroy(v);
@@ -396,7 +469,12 @@ int identity_jwt_verifier_new(const struct identity_jwt_config *cfg, struct auth
     out->ctx = v;
     out->verify = verifier_verify;
     out->destroy = verifier_destroy;
-    v->warm_started = pthread_create(&v->warm, NULL, verifier_warm, v) == 0;
+    /* The first fetch starts now, so that the first request need not wait for it. */
+    if (!v->loaded) {
+        pthread_mutex_lock(&v->lock);
+        verifier_start_fetch(v);
+        pthread_mutex_unlock(&v->lock);
+    }
     return 0;
 }
 

@@ -224,8 +224,11 @@ static bool srv_authenticate(struct srv_req *rq)
         }
         srv->m.auth_failures++;
         log_info(MOD, "token refused: %s", why);
-        if (r == AUTH_UNAVAILABLE)
+        if (r == AUTH_UNAVAILABLE) {
+            /* e.g. the issuer's keys are being fetched: nothing was done, retry */
+            evhttp_add_header(evhttp_request_get_output_headers(rq->r), "Retry-After", "1");
             srv_reply_error(rq, 503, "cannot verify tokens right now");
+        }
         else
             srv_reply_error(rq, 401, "the token was refused");
         return false;
