@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <time.h>
 
 #define API_MAX_RESPONSE (64u << 20)
@@ -135,11 +136,31 @@ static int api_perform(CURL *h, struct curl_slist *hdrs, long *status, char *err
     return 0;
 }
 
+/* A 503 with a short Retry-After (the server could not verify the token yet,
+ * e.g. it is fetching the issuer's keys: nothing was done) is retried once
+ * after that many seconds. */
+static int api_call_once(struct api_client *c, const char *method, const char *path, json_t *body,
+                         long *status, json_t **resp, long *retry_after, char *err, size_t errlen);
+
 int api_call(struct api_client *c, const char *method, const char *path, json_t *body, long *status,
              json_t **resp, char *err, size_t errlen)
 {
+    long wait = 0;
+    int rc = api_call_once(c, method, path, body, status, resp, &wait, err, errlen);
+    if (rc == 0 && *status == 503 && wait >= 1 && wait <= 5) {
+        json_decref(*resp);
+        sleep((unsigned)wait);
+        rc = api_call_once(c, method, path, body, status, resp, &wait, err, errlen);
+    }
+    return rc;
+}
+
+static int api_call_once(struct api_client *c, const char *method, const char *path, json_t *body,
+                         long *status, json_t **resp, long *retry_after, char *err, size_t errlen)
+{
     *resp = NULL;
     *status = 0;
+    *retry_after = 0;
     struct curl_slist *hdrs = NULL;
     CURL *h = api_prepare(c, path, &hdrs);
     if (!h) {
@@ -157,6 +178,9 @@ int api_call(struct api_client *c, const char *method, const char *path, json_t 
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, api_write);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &k);
     int rc = api_perform(h, hdrs, status, err, errlen);
+    curl_off_t ra = 0;
+    if (rc == 0 && curl_easy_getinfo(h, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK)
+        *retry_after = (long)ra;
     if (text) {
         util_secure_zero(text, strlen(text));   /* may hold a secret */
         free(text);

@@ -6,7 +6,9 @@
 # short wait instead of holding the server's loop for the whole fetch, and
 # meanwhile tokens with known keys, API keys and /healthz are answered as
 # usual. Both unknown-kid requests during the hang share one refetch; when
-# the relay answers again, the unknown kid is refused (401).
+# the relay answers again, the unknown kid is refused (401). Then a key
+# rotation behind an issuer slower than the server's wait: the first answer
+# is 503 + Retry-After, and `hoopctl` retries once and gets through.
 source "$(dirname "$0")/lib/harness.sh"
 source "$HOOPCTL_ROOT/tests/integration/oidc/lib.sh"
 AUD=https://hoopctl.test
@@ -20,7 +22,7 @@ oidc_start A
 JWKS=$(curl -sf "$A_URL/.well-known/openid-configuration" | python3 -c 'import json,sys; print(json.load(sys.stdin)["jwks_uri"])')
 RPORT=$(free_port)
 cat >"$T/relay.py" <<'PY'
-import http.server, os, sys, time, urllib.request
+import http.server, json, os, sys, time, urllib.request
 port, upstream, flag, hang, logf = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
@@ -29,6 +31,13 @@ class H(http.server.BaseHTTPRequestHandler):
         if hung:
             time.sleep(hang)
         body = urllib.request.urlopen(upstream).read()
+        d = os.path.dirname(flag)
+        if os.path.exists(d + "/rotate"):   # publish the RSA key again under a new kid, slowly
+            time.sleep(0.6)
+            doc = json.loads(body)
+            rsa = dict(next(k for k in doc["keys"] if k["kty"] == "RSA"), kid="rotated-key")
+            doc["keys"].append(rsa)
+            body = json.dumps(doc).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -102,5 +111,18 @@ assert_eq 401 "$CODE" "unknown kid after the refetch [$(cat "$T/body.out")]"
 assert_contains "$(cat "$T/server.log")" "token refused: unknown key id 'not-a-key-of-this-issuer' (not in the issuer's JWKS"
 call "$REAL"
 assert_eq 200 "$CODE" "the provider's token after the refetch"
+
+log "a key rotation behind a slow issuer: the CLI retries after Retry-After and gets through"
+ROT=$(node "$FORGE" rotated-kid "$REAL" "$A_DIR/private-jwks.json")
+call "$ROT"
+assert_eq 401 "$CODE" "a kid the issuer has not published yet"
+sleep 2.1   # jwks_refetch_seconds since that refetch
+touch "$T/rotate"   # the relay now answers in 0.6 s (more than the server's 250 ms) with the new key
+RC=0; OUT=$(HOOPCTL_TOKEN=$ROT HOOPCTL_SERVER_URL=$URL "$HOOPCTL_BIN" sessions list 2>&1) || RC=$?
+assert_eq 0 "$RC" "hoopctl sessions list with the rotated key: $OUT"
+assert_contains "$(cat "$T/server.log")" "unknown key id 'rotated-key': the signing keys of $A_URL are being refetched; retry"
+call "$ROT"
+assert_eq 200 "$CODE" "the rotated key, now known"
 assert_not_contains "$(cat "$T/server.log")" "$UNK" "the token never reaches the log"
+assert_not_contains "$(cat "$T/server.log")" "$ROT" "the token never reaches the log"
 echo "slow issuer ok"

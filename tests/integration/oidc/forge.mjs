@@ -3,7 +3,8 @@
 //   node forge.mjs KIND REAL_TOKEN PRIVATE_JWKS_FILE [ISSUER AUDIENCE]
 // KIND: none | hs256-pubkey | wrong-iss | wrong-aud | expired | nbf-future |
 //       iat-future | no-sub | bad-sig | unknown-kid | es256-with-rsa-kid |
-//       truncated | good-resigned
+//       truncated | good-resigned | rotated-kid (the provider's RSA key under
+//       the kid 'rotated-key', as a key rotation would publish it)
 import { createHmac, createPrivateKey, createPublicKey, generateKeyPairSync, sign } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 
@@ -39,6 +40,7 @@ switch (kind) {
     break;
   }
   case 'good-resigned': out = jws(rsHeader, claims, rsa); break;
+  case 'rotated-kid': out = jws({ ...rsHeader, kid: 'rotated-key' }, claims, rsa); break;
   case 'wrong-iss': out = jws(rsHeader, { ...claims, iss: 'http://127.0.0.1:1/evil' }, rsa); break;
   case 'wrong-aud': out = jws(rsHeader, { ...claims, aud: ['https://other.test'] }, rsa); break;
   case 'expired': out = jws(rsHeader, { ...claims, iat: now - 7200, exp: now - 3600 }, rsa); break;
