@@ -176,8 +176,14 @@ struct gateway_config {
     const char *client_password;
     size_t max_message_size;      /* 0: PGWIRE_DEFAULT_MAX_MESSAGE */
     size_t buffer_limit;          /* bytes buffered per direction before pausing the sender; 0: 256 KiB */
+    /* Event loops: 0 or 1, the caller's base alone; N > 1 adds N-1 threads
+     * with a loop each, and accepted clients go to the loops in turn. Only
+     * for a gateway without hooks (policy and audit run on one loop); call
+     * evthread_use_pthreads() before making any event_base then. */
+    int threads;
     struct gateway_hooks hooks;
 };
+#define GATEWAY_MAX_THREADS 16
 
 /* A fresh random password for one gateway run (clients' login, see
  * client_password): GATEWAY_PASSWORD_LEN hex characters and a NUL into out.
@@ -201,10 +207,12 @@ int gateway_listen_unix(struct gateway *gw, const char *dir, char *err, size_t e
 int gateway_check_socket_dir(const char *dir, char *err, size_t errlen);
 /* The Unix socket's path, or NULL. */
 const char *gateway_socket_path(const struct gateway *gw);
-/* Stop accepting; close every session (clients get a FATAL 57P01 message). */
+/* Stop accepting; close every session (clients get a FATAL 57P01 message);
+ * the other threads' sessions close on their own loops. */
 void gateway_shutdown(struct gateway *gw);
+/* Stops and joins the other threads (their sessions are dropped), then frees. */
 void gateway_free(struct gateway *gw);
-size_t gateway_session_count(const struct gateway *gw);
+size_t gateway_session_count(struct gateway *gw);
 
 /* Resolve a held statement: GATEWAY_ALLOW forwards it, GATEWAY_REFUSE answers
  * with the refusal (NULL: a default one). Call on the loop thread (a timer or

@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <event2/event.h>
+#include <event2/thread.h>
 #include <jansson.h>
 #include <openssl/evp.h>
 #include <signal.h>
@@ -575,6 +576,17 @@ static int gateway_run(const struct cli_args *args, struct cli_context *ctx)
             return cli_usage_error(args->cmd, "--max-message-size takes bytes, 1024 to 1073741824");
         cfg.max_message_size = (size_t)v;
     }
+    const char *threads = cli_get(args, "threads");
+    if (threads) {
+        char *end;
+        errno = 0;
+        long v = strtol(threads, &end, 10);
+        if (errno || *end || v < 1 || v > GATEWAY_MAX_THREADS)
+            return cli_usage_error(args->cmd, "--threads takes 1 to 16");
+        if (v > 1 && (cli_get(args, "policy") || cli_get(args, "audit-log")))
+            return cli_usage_error(args->cmd, "--threads above 1 is for a gateway without --policy or --audit-log");
+        cfg.threads = (int)v;
+    }
     cfg.tls_cert_file = cli_get(args, "tls-cert");
     cfg.tls_key_file = cli_get(args, "tls-key");
     if (!cfg.tls_cert_file != !cfg.tls_key_file)
@@ -639,6 +651,8 @@ static int gateway_run(const struct cli_args *args, struct cli_context *ctx)
         cfg.hooks.statement = hook_statement;
     }
     int rc = CLI_EXIT_OK;
+    if (cfg.threads > 1)
+        evthread_use_pthreads(); /* the other threads' loops are woken from this one */
     c.base = event_base_new();
     c.gw = c.base ? gateway_new(c.base, &cfg, err, sizeof err) : NULL;
     if (password) {
@@ -708,6 +722,8 @@ static const struct cli_option gateway_options[] = {
     {"client-password-file", 0, "FILE",
      "make a password for this run, write it to FILE ('-': stdout) and require it from clients",
      CLI_COMPLETE_FILE, NULL},
+    {"threads", 0, "N", "event loops, one per thread, that take clients in turn (default 1; not with "
+     "--policy or --audit-log)", CLI_COMPLETE_NONE, NULL},
     {"audit-log", 0, "FILE", "append one JSON line per session event and statement", CLI_COMPLETE_FILE, NULL},
     {"policy", 0, "FILE", "enforce this policy file (or \"default\"): decisions and masking", CLI_COMPLETE_FILE,
      NULL},

@@ -10,6 +10,8 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <openssl/ssl.h>
+#include <pthread.h>
+#include <sys/socket.h>
 
 struct gw_session;
 
@@ -52,8 +54,34 @@ void gw_on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr 
 /* unixsock.c: stop listening on the Unix socket and remove it. */
 void gw_unix_close(struct gateway *gw);
 
+/* An event loop that owns sessions. Worker 0 is the caller's loop (the
+ * listeners' too); with gateway_config.threads > 1 the others each run on a
+ * thread of their own, and accepted sockets are handed to them in turn. A
+ * session lives on its worker's loop from accept to free. */
+struct gw_handoff {
+    struct gw_handoff *next;
+    evutil_socket_t fd;
+    struct sockaddr_storage addr;
+    int alen;
+};
+struct gw_worker {
+    struct gateway *gw;
+    struct event_base *base;
+    pthread_t thread;
+    bool started;
+    struct event *wake;            /* handoffs, shutdown and stop (threads only) */
+    struct gw_handoff *queue;      /* sockets accepted for it (gw->lock) */
+    bool want_shutdown, want_stop; /* (gw->lock) */
+    struct gw_session *sessions;   /* its sessions, doubly linked; changed only by its
+                                      own thread, under gw->lock */
+};
+
 struct gateway {
     struct event_base *base;
+    pthread_mutex_t lock;         /* the session lists, the counters below, handoffs */
+    struct gw_worker *workers;
+    int nworkers;
+    unsigned next_worker;         /* round robin of accepts (listener's thread) */
     struct evconnlistener *listener;
     struct evconnlistener *unix_listener; /* gateway_listen_unix, or NULL */
     char socket_path[108];                /* its path, "" without one */
@@ -61,13 +89,12 @@ struct gateway {
     char *upstream_password;
     char listen_address[64];
     SSL_CTX *client_tls, *upstream_tls;
-    struct gw_session *sessions;  /* doubly linked */
-    size_t nsessions;
-    uint64_t next_session_id, next_hold_id;
+    size_t nsessions;             /* (lock) */
+    uint64_t next_session_id, next_hold_id; /* (lock) */
     char refusal_marker[40];      /* "hoopctl_refused_<random hex>" */
     bool client_auth;             /* clients must prove client_verifier's password */
     struct pgwire_scram_secret client_verifier;
-    bool shutting_down;
+    bool shutting_down;           /* (lock) */
 };
 
 /* Pending extended-protocol operations whose outcome upstream has not yet
@@ -131,6 +158,8 @@ enum gw_phase {
 
 struct gw_session {
     struct gateway *gw;
+    struct gw_worker *worker;         /* whose loop runs it */
+    struct event_base *base;          /* worker->base */
     struct gw_session *prev, *next;
     uint64_t id;
     enum gw_phase phase;
@@ -142,6 +171,7 @@ struct gw_session {
     struct gateway_session_info info;
     bool started;                     /* session_start hook ran */
     uint32_t backend_pid, backend_secret, client_secret;
+    bool cancel_ready;                /* in relay: a cancel may name it (gw->lock) */
     struct pgwire_auth auth;
     struct pgwire_scram_server client_scram;
     /* relay state */
@@ -174,7 +204,7 @@ struct gw_session {
 };
 
 /* session.c */
-void gw_session_accept(struct gateway *gw, evutil_socket_t fd, const struct sockaddr *addr, int alen);
+void gw_session_accept(struct gw_worker *w, evutil_socket_t fd, const struct sockaddr *addr, int alen);
 void gw_session_fail(struct gw_session *s, const char *sqlstate, const char *message);
 void gw_session_free(struct gw_session *s);
 void gw_session_upstream_ready(struct gw_session *s);
@@ -184,7 +214,7 @@ void gw_session_shutdown(struct gw_session *s);
 /* upstream.c */
 int gw_upstream_start(struct gw_session *s, char *err, size_t errlen);
 int gw_upstream_tls_context(struct gateway *gw, char *err, size_t errlen);
-void gw_cancel_send(struct gateway *gw, uint32_t pid, uint32_t secret);
+void gw_cancel_send(struct gateway *gw, struct event_base *base, uint32_t pid, uint32_t secret);
 
 /* tracking.c */
 void gw_tracking_free(struct gw_tracking *t);

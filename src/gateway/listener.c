@@ -1,5 +1,6 @@
 /* listener.c — the gateway object: the loopback listener, optional client
- * TLS, the session list, holds resolved by id, and an orderly shutdown. */
+ * TLS, the workers (event loops) and their session lists, holds resolved by
+ * id, and an orderly shutdown. */
 #include "internal.h"
 #include "hoopctl/log.h"
 
@@ -14,11 +15,118 @@ void gw_on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr 
 {
     (void)l;
     struct gateway *gw = arg;
-    if (gw->shutting_down) {
+    struct gw_worker *w = &gw->workers[gw->next_worker++ % (unsigned)gw->nworkers];
+    pthread_mutex_lock(&gw->lock);
+    bool closing = gw->shutting_down;
+    pthread_mutex_unlock(&gw->lock);
+    if (closing || alen < 0 || (size_t)alen > sizeof(struct sockaddr_storage)) {
         evutil_closesocket(fd);
         return;
     }
-    gw_session_accept(gw, fd, addr, alen);
+    if (w == &gw->workers[0]) {
+        gw_session_accept(w, fd, addr, alen);
+        return;
+    }
+    struct gw_handoff *h = calloc(1, sizeof *h);
+    if (!h) {
+        evutil_closesocket(fd);
+        return;
+    }
+    h->fd = fd;
+    memcpy(&h->addr, addr, (size_t)alen);
+    h->alen = alen;
+    pthread_mutex_lock(&gw->lock);
+    h->next = w->queue;   /* order among a burst of accepts does not matter */
+    w->queue = h;
+    pthread_mutex_unlock(&gw->lock);
+    event_active(w->wake, EV_READ, 1);
+}
+
+/* Shut down (gracefully) the sessions of the calling worker's loop. */
+static void worker_shutdown_sessions(struct gw_worker *w)
+{
+    for (struct gw_session *s = w->sessions; s; s = s->next)
+        gw_session_shutdown(s);
+}
+
+/* On a worker's own thread: take the sockets handed to it, and shut down or
+ * stop when asked. */
+static void worker_wake(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct gw_worker *w = arg;
+    struct gateway *gw = w->gw;
+    pthread_mutex_lock(&gw->lock);
+    struct gw_handoff *q = w->queue;
+    w->queue = NULL;
+    bool shutdown = w->want_shutdown, stop = w->want_stop, closing = gw->shutting_down;
+    w->want_shutdown = false;
+    pthread_mutex_unlock(&gw->lock);
+    while (q) {
+        struct gw_handoff *next = q->next;
+        if (closing || stop)
+            evutil_closesocket(q->fd);
+        else
+            gw_session_accept(w, q->fd, (struct sockaddr *)&q->addr, q->alen);
+        free(q);
+        q = next;
+    }
+    if (shutdown)
+        worker_shutdown_sessions(w);
+    if (stop) {
+        while (w->sessions)
+            gw_session_free(w->sessions);
+        event_base_loopbreak(w->base);
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    struct gw_worker *w = arg;
+    event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
+    return NULL;
+}
+
+/* Workers 1..threads-1: a loop and a thread each. */
+static int workers_start(struct gateway *gw, char *err, size_t errlen)
+{
+    for (int i = 1; i < gw->nworkers; i++) {
+        struct gw_worker *w = &gw->workers[i];
+        if (!(w->base = event_base_new()) || !(w->wake = event_new(w->base, -1, 0, worker_wake, w))) {
+            snprintf(err, errlen, "cannot make the event loop of thread %d", i);
+            return -1;
+        }
+        if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+            snprintf(err, errlen, "cannot start thread %d", i);
+            return -1;
+        }
+        w->started = true;
+    }
+    return 0;
+}
+
+static void workers_stop(struct gateway *gw)
+{
+    for (int i = 1; i < gw->nworkers; i++) {
+        struct gw_worker *w = &gw->workers[i];
+        if (w->started) {
+            pthread_mutex_lock(&gw->lock);
+            w->want_stop = true;
+            pthread_mutex_unlock(&gw->lock);
+            event_active(w->wake, EV_READ, 1);
+            pthread_join(w->thread, NULL);
+        }
+        for (struct gw_handoff *q = w->queue, *next; q; q = next) {
+            next = q->next;
+            evutil_closesocket(q->fd);
+            free(q);
+        }
+        if (w->wake)
+            event_free(w->wake);
+        if (w->base)
+            event_base_free(w->base);
+    }
 }
 
 static int client_tls_context(struct gateway *gw, char *err, size_t errlen)
@@ -54,6 +162,30 @@ struct gateway *gateway_new(struct event_base *base, const struct gateway_config
     }
     gw->base = base;
     gw->cfg = *cfg;
+    pthread_mutex_init(&gw->lock, NULL);
+    int threads = cfg->threads > 0 ? cfg->threads : 1;
+    const struct gateway_hooks *h = &cfg->hooks;
+    if (threads > GATEWAY_MAX_THREADS) {
+        snprintf(err, errlen, "at most %d threads", GATEWAY_MAX_THREADS);
+        free(gw);
+        return NULL;
+    }
+    if (threads > 1 && (h->session_start || h->session_end || h->statement || h->hold_abandoned ||
+                        h->row_description || h->copy_out || h->error_redact || h->idle ||
+                        h->notification_redact || h->notice || h->statement_complete)) {
+        snprintf(err, errlen, "more than one thread is for a gateway without policy or audit hooks");
+        free(gw);
+        return NULL;
+    }
+    if (!(gw->workers = calloc((size_t)threads, sizeof *gw->workers))) {
+        snprintf(err, errlen, "out of memory");
+        free(gw);
+        return NULL;
+    }
+    gw->nworkers = threads;
+    for (int i = 0; i < threads; i++)
+        gw->workers[i].gw = gw;
+    gw->workers[0].base = base;
     if (!gw->cfg.max_message_size)
         gw->cfg.max_message_size = PGWIRE_DEFAULT_MAX_MESSAGE;
     if (!gw->cfg.buffer_limit)
@@ -113,6 +245,8 @@ struct gateway *gateway_new(struct event_base *base, const struct gateway_config
         port = ntohs(in6->sin6_port);
         snprintf(gw->listen_address, sizeof gw->listen_address, "[%s]:%u", ip, port);
     }
+    if (workers_start(gw, err, errlen) < 0)
+        goto fail;
     return gw;
 fail:
     gateway_free(gw);
@@ -134,21 +268,30 @@ const char *gateway_listen_address(const struct gateway *gw)
     return gw->listen_address;
 }
 
-size_t gateway_session_count(const struct gateway *gw)
+size_t gateway_session_count(struct gateway *gw)
 {
-    return gw->nsessions;
+    pthread_mutex_lock(&gw->lock);
+    size_t n = gw->nsessions;
+    pthread_mutex_unlock(&gw->lock);
+    return n;
 }
 
 void gateway_shutdown(struct gateway *gw)
 {
+    pthread_mutex_lock(&gw->lock);
     gw->shutting_down = true;
+    for (int i = 1; i < gw->nworkers; i++)
+        gw->workers[i].want_shutdown = true;
+    pthread_mutex_unlock(&gw->lock);
     if (gw->listener) {
         evconnlistener_free(gw->listener);
         gw->listener = NULL;
     }
     gw_unix_close(gw);
-    for (struct gw_session *s = gw->sessions; s; s = s->next)
-        gw_session_shutdown(s);
+    for (int i = 1; i < gw->nworkers; i++)
+        if (gw->workers[i].started)
+            event_active(gw->workers[i].wake, EV_READ, 1);
+    worker_shutdown_sessions(&gw->workers[0]);
 }
 
 void gateway_free(struct gateway *gw)
@@ -158,8 +301,13 @@ void gateway_free(struct gateway *gw)
     if (gw->listener)
         evconnlistener_free(gw->listener);
     gw_unix_close(gw);
-    while (gw->sessions)
-        gw_session_free(gw->sessions);
+    if (gw->workers) {
+        workers_stop(gw);
+        while (gw->workers[0].sessions)
+            gw_session_free(gw->workers[0].sessions);
+        free(gw->workers);
+    }
+    pthread_mutex_destroy(&gw->lock);
     if (gw->upstream_password) {
         util_secure_zero(gw->upstream_password, strlen(gw->upstream_password));
         free(gw->upstream_password);
@@ -173,7 +321,9 @@ void gateway_free(struct gateway *gw)
 int gateway_resolve(struct gateway *gw, uint64_t hold_id, enum gateway_verdict verdict,
                     const struct gateway_refusal *refusal)
 {
-    for (struct gw_session *s = gw->sessions; s; s = s->next) {
+    /* Holds need the statement hook, so the gateway has one thread: the
+     * caller's, which runs every session. */
+    for (struct gw_session *s = gw->workers[0].sessions; s; s = s->next) {
         if (s->held && s->hold_id == hold_id && s->phase == GW_RELAY) {
             gw_session_resume(s, verdict, refusal);
             return 0;

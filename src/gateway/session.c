@@ -49,20 +49,25 @@ static void session_timer(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-void gw_session_accept(struct gateway *gw, evutil_socket_t fd, const struct sockaddr *addr, int alen)
+void gw_session_accept(struct gw_worker *w, evutil_socket_t fd, const struct sockaddr *addr, int alen)
 {
     (void)alen;
+    struct gateway *gw = w->gw;
     struct gw_session *s = calloc(1, sizeof *s);
     if (!s) {
         evutil_closesocket(fd);
         return;
     }
     s->gw = gw;
+    s->worker = w;
+    s->base = w->base;
+    pthread_mutex_lock(&gw->lock);
     s->id = ++gw->next_session_id;
-    s->client = gw_conn_new(gw->base, fd);
+    pthread_mutex_unlock(&gw->lock);
+    s->client = gw_conn_new(s->base, fd);
     s->client_inject = evbuffer_new();
-    s->timer = evtimer_new(gw->base, session_timer, s);
-    s->resume = event_new(gw->base, -1, 0, session_resume_cb, s);
+    s->timer = evtimer_new(s->base, session_timer, s);
+    s->resume = event_new(s->base, -1, 0, session_resume_cb, s);
     if (!s->client || !s->client_inject || !s->timer || !s->resume) {
         if (s->client)
             gw_conn_free(s->client);
@@ -93,11 +98,13 @@ void gw_session_accept(struct gateway *gw, evutil_socket_t fd, const struct sock
     s->info.client_database = s->client_database;
     s->info.application_name = s->application_name;
     s->info.client_addr = s->client_addr;
-    s->next = gw->sessions;
-    if (gw->sessions)
-        gw->sessions->prev = s;
-    gw->sessions = s;
+    pthread_mutex_lock(&gw->lock);
+    s->next = w->sessions;
+    if (w->sessions)
+        w->sessions->prev = s;
+    w->sessions = s;
     gw->nsessions++;
+    pthread_mutex_unlock(&gw->lock);
     struct timeval tv = {GW_STARTUP_TIMEOUT_S, 0};
     evtimer_add(s->timer, &tv);
     gw_conn_setcb(s->client, client_read, client_write, client_event, s);
@@ -118,13 +125,15 @@ void gw_session_free(struct gw_session *s)
         h->hold_abandoned(h->user, s->hold_id);
     if (s->started && h->session_end)
         h->session_end(h->user, &s->info);
+    pthread_mutex_lock(&gw->lock);
     if (s->prev)
         s->prev->next = s->next;
     else
-        gw->sessions = s->next;
+        s->worker->sessions = s->next;
     if (s->next)
         s->next->prev = s->prev;
     gw->nsessions--;
+    pthread_mutex_unlock(&gw->lock);
     if (s->client) {
         /* End a TLS session as PostgreSQL does, so the client sees an orderly close. */
         gw_conn_close_notify(s->client);
@@ -215,17 +224,27 @@ static int client_begin_tls(struct gw_session *s)
     return gw_conn_start_tls(s->client, ssl, true);
 }
 
-static struct gw_session *find_cancel_target(struct gateway *gw, uint32_t pid, uint32_t secret)
+/* The upstream key of the session a client's cancel key names, on any
+ * worker. Returns false when none does. */
+static bool find_cancel_target(struct gateway *gw, uint32_t pid, uint32_t secret, uint32_t *upid,
+                               uint32_t *usecret)
 {
-    for (struct gw_session *t = gw->sessions; t; t = t->next) {
-        if (t->phase != GW_RELAY || t->backend_pid != pid)
-            continue;
-        /* compare without an early exit on the secret */
-        volatile uint32_t diff = t->client_secret ^ secret;
-        if (diff == 0)
-            return t;
-    }
-    return NULL;
+    bool found = false;
+    pthread_mutex_lock(&gw->lock);
+    for (int i = 0; i < gw->nworkers && !found; i++)
+        for (struct gw_session *t = gw->workers[i].sessions; t && !found; t = t->next) {
+            if (!t->cancel_ready || t->backend_pid != pid)
+                continue;
+            /* compare without an early exit on the secret */
+            volatile uint32_t diff = t->client_secret ^ secret;
+            if (diff == 0) {
+                *upid = t->backend_pid;
+                *usecret = t->backend_secret;
+                found = true;
+            }
+        }
+    pthread_mutex_unlock(&gw->lock);
+    return found;
 }
 
 /* The client is who it says (or trusted): connect upstream. */
@@ -330,9 +349,9 @@ static void client_startup_read(struct gw_session *s)
             continue;
         }
         if (st->code == PGWIRE_CANCEL_REQUEST) {
-            struct gw_session *t = find_cancel_target(s->gw, st->cancel_pid, st->cancel_secret);
-            if (t)
-                gw_cancel_send(s->gw, t->backend_pid, t->backend_secret);
+            uint32_t upid, usecret;
+            if (find_cancel_target(s->gw, st->cancel_pid, st->cancel_secret, &upid, &usecret))
+                gw_cancel_send(s->gw, s->base, upid, usecret);
             else
                 log_info("gateway", "ignored a cancel request with an unknown key");
             free(st);
@@ -397,6 +416,9 @@ void gw_session_upstream_ready(struct gw_session *s)
 {
     const struct gateway_hooks *h = &s->gw->cfg.hooks;
     s->phase = GW_RELAY;
+    pthread_mutex_lock(&s->gw->lock);
+    s->cancel_ready = true;
+    pthread_mutex_unlock(&s->gw->lock);
     evtimer_del(s->timer);
     gw_conn_setcb(s->upstream, upstream_read, relay_wrote, upstream_event, s);
     gw_conn_read_on(s->upstream);
@@ -642,7 +664,9 @@ static int decide(struct gw_session *s, char type, const uint8_t *body, size_t l
             st.param_formats = formats;
         }
     }
+    pthread_mutex_lock(&s->gw->lock);
     uint64_t hold_id = ++s->gw->next_hold_id;
+    pthread_mutex_unlock(&s->gw->lock);
     s->decided_id = hold_id;
     enum gateway_verdict v = h->statement(h->user, &s->info, &st, hold_id, refusal);
     pgwire_bind_free(&bind);

@@ -74,14 +74,15 @@ static int upstream_address(struct gateway *gw, struct sockaddr_storage *ss, soc
 }
 
 /* Open a nonblocking connection to the upstream address. */
-static struct gw_conn *upstream_connect(struct gateway *gw, char *err, size_t errlen)
+static struct gw_conn *upstream_connect(struct gw_session *s, char *err, size_t errlen)
 {
+    struct gateway *gw = s->gw;
     const struct pgwire_conninfo *ci = &gw->cfg.upstream;
     struct sockaddr_storage ss;
     socklen_t len;
     if (upstream_address(gw, &ss, &len, err, errlen) < 0)
         return NULL;
-    struct gw_conn *c = gw_conn_connect(gw->base, (struct sockaddr *)&ss, len);
+    struct gw_conn *c = gw_conn_connect(s->base, (struct sockaddr *)&ss, len);
     if (!c) {
         if (ci->host[0] == '/')
             snprintf(err, errlen, "cannot connect to upstream socket %s/.s.PGSQL.%s: %s", ci->host, ci->port,
@@ -324,7 +325,7 @@ static void upstream_startup_read(struct gw_conn *conn, void *arg)
 
 int gw_upstream_start(struct gw_session *s, char *err, size_t errlen)
 {
-    s->upstream = upstream_connect(s->gw, err, errlen);
+    s->upstream = upstream_connect(s, err, errlen);
     if (!s->upstream)
         return -1;
     s->phase = GW_UPSTREAM_CONNECTING;
@@ -351,14 +352,14 @@ static void cancel_written(struct bufferevent *bev, void *arg)
     bufferevent_enable(bev, EV_READ);
 }
 
-void gw_cancel_send(struct gateway *gw, uint32_t pid, uint32_t secret)
+void gw_cancel_send(struct gateway *gw, struct event_base *base, uint32_t pid, uint32_t secret)
 {
     char err[256];
     struct sockaddr_storage ss;
     socklen_t len;
     if (upstream_address(gw, &ss, &len, err, sizeof err) < 0)
         return; /* best effort: a cancel that cannot be delivered changes nothing */
-    struct bufferevent *bev = bufferevent_socket_new(gw->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
     if (!bev)
         return;
     if (bufferevent_socket_connect(bev, (struct sockaddr *)&ss, (int)len) < 0) {

@@ -1,0 +1,95 @@
+#!/bin/bash
+# hoopctl gateway --threads N: clients are handed to N event loops in turn
+# (TCP and the Unix socket). Checked: every session gets right answers under
+# load (pgbench in every mode, with its own consistency check, and psql
+# sessions spread over the loops at once); a cancel that arrives on one loop
+# reaches a session on another, while a forged key does nothing; sessions on
+# every loop get the shutdown message at SIGINT and the gateway exits 0; bad
+# --threads values and --threads with --policy are usage errors.
+source "$(dirname "$0")/lib/harness.sh"
+source "$(dirname "$0")/lib/gateway.sh"
+T=$HARNESS_TMP
+wait_rc() { RC=0; wait "$1" || RC=$?; }   # the exit status of a background process, in RC
+pg_start
+pgbench -q -i -s 1 >/dev/null 2>&1 || fail "pgbench -i failed"
+
+log "bad --threads: usage errors, nothing started"
+for args in "0|takes 1 to 16" "17|takes 1 to 16" "two|takes 1 to 16" \
+  "2 --policy default|without --policy or --audit-log" "2 --audit-log $T/a.jsonl|without --policy or --audit-log"; do
+  RC=0
+  # shellcheck disable=SC2086  # the case holds the option's value and more options
+  out=$("$HOOPCTL_BIN" gateway --listen 127.0.0.1:0 --upstream "$(gateway_upstream)" --threads ${args%%|*} 2>&1) || RC=$?
+  assert_eq 2 "$RC" "exit status with --threads ${args%%|*}"
+  assert_contains "$out" "${args#*|}"
+done
+
+mkdir -m 0700 "$T/sock"
+gateway_start gw --threads 3 --socket-dir "$T/sock"
+
+log "pgbench through three loops, every mode, TCP and the Unix socket"
+for mode in simple extended prepared; do
+  for host in 127.0.0.1 "$T/sock"; do
+    out=$(PGPASSWORD='' PGSSLMODE=disable pgbench -n -h "$host" -p "$GW_PORT" -M "$mode" -c 6 -j 2 -t 300 2>&1) \
+      || fail "pgbench -M $mode via $host: $out"
+    assert_contains "$out" "number of transactions actually processed: 1800/1800" "pgbench -M $mode via $host"
+    assert_contains "$out" "number of failed transactions: 0 "
+  done
+done
+# pgbench's TPC-B-like runs keep the branch and teller totals equal to the history's.
+assert_eq "t" "$(psql -X -Atc "select (select sum(bbalance) from pgbench_branches) = (select sum(delta) from pgbench_history)
+  and (select sum(tbalance) from pgbench_tellers) = (select sum(delta) from pgbench_history)")" "pgbench's balances add up"
+
+log "psql sessions on every loop at once, each with its own answer"
+for i in 1 2 3 4 5 6; do
+  bg_start "q$i" bash -c "PGPASSWORD='' PGSSLMODE=disable psql -X -At -h 127.0.0.1 -p $GW_PORT -U u -d d \
+    -c 'select pg_sleep(0.5)' -c 'select $i * 1000 + count(*) from generate_series(1, $i)'"
+done
+for i in 1 2 3 4 5 6; do
+  wait_rc "$(eval echo "\$q${i}_PID")"
+  assert_eq 0 "$RC" "psql $i"
+  assert_contains "$(cat "$T/q$i.log")" "$((i * 1000 + i))" "psql $i's own answer"
+done
+
+log "a cancel on one loop reaches a session on another; a forged key does nothing"
+for try in 1 2 3; do
+  # consecutive connections go to different loops: the sleeper on one, its cancel on the next
+  bg_start "sleeper$try" bash -c "PGPASSWORD='' PGSSLMODE=disable exec psql -X -h 127.0.0.1 -p $GW_PORT -U u -d d -c 'select pg_sleep(30)'"
+  wait_for "pg_sleep to start" 20 bash -c \
+    "[[ \$(psql -X -Atc \"select count(*) from pg_stat_activity where query = 'select pg_sleep(30)' and state = 'active'\") == 1 ]]"
+  kill -INT "$(eval echo "\$sleeper${try}_PID")"
+  wait_rc "$(eval echo "\$sleeper${try}_PID")"
+  [[ $RC != 0 ]] || fail "psql exited 0 after a cancelled statement (try $try)"
+  assert_contains "$(cat "$T/sleeper$try.log")" "canceling statement due to user request" "cancel, try $try"
+done
+bg_start slow bash -c "PGPASSWORD='' PGSSLMODE=disable exec psql -X -h 127.0.0.1 -p $GW_PORT -U u -d d -c 'select pg_sleep(2) as slept'"
+wait_for "pg_sleep(2) to start" 20 bash -c \
+  "[[ \$(psql -X -Atc \"select count(*) from pg_stat_activity where query like 'select pg_sleep(2)%' and state = 'active'\") == 1 ]]"
+bpid=$(psql -X -Atc "select pid from pg_stat_activity where query like 'select pg_sleep(2)%' and state = 'active'")
+for k in 1 2 3; do   # one forged cancel on each loop
+  python3 - "$GW_PORT" "$bpid" <<'PY'
+import socket, struct, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(struct.pack("!iiii", 16, 80877102, int(sys.argv[2]), 12345))
+s.recv(10)
+PY
+done
+wait_rc "$slow_PID"
+assert_eq 0 "$RC" "a forged cancel key cancelled the statement: $(cat "$T/slow.log")"
+assert_contains "$(cat "$T/slow.log")" "slept"
+
+log "SIGINT: the sessions on every loop are told, the gateway exits 0"
+for i in 1 2 3; do
+  bg_start "idle$i" bash -c "PGPASSWORD='' PGSSLMODE=disable exec psql -X -h 127.0.0.1 -p $GW_PORT -U u -d d -c 'select pg_sleep(20)'"
+done
+wait_for "three sessions to sleep" 20 bash -c \
+  "[[ \$(psql -X -Atc \"select count(*) from pg_stat_activity where query = 'select pg_sleep(20)' and state = 'active'\") == 3 ]]"
+kill -INT "$gw_PID"
+wait_rc "$gw_PID"
+assert_eq 0 "$RC" "gateway exit status after SIGINT"
+for i in 1 2 3; do
+  wait_rc "$(eval echo "\$idle${i}_PID")"
+  [[ $RC != 0 ]] || fail "psql $i exited 0 although its gateway shut down"
+  assert_contains "$(cat "$T/idle$i.log")" "the gateway is shutting down" "psql $i"
+done
+[[ ! -e $T/sock/.s.PGSQL.$GW_PORT ]] || fail "the Unix socket is left behind"
+echo "gateway threads ok"
