@@ -15,19 +15,9 @@ oidc_install
 oidc_start A
 oidc_start B
 
-cc_token() {  # ISSUER_URL: an access token for AUD by client credentials
-  curl -sf -d client_id=hoopctl-ci -d client_secret=ci-secret -d grant_type=client_credentials \
-    --data-urlencode "resource=$AUD" "$1/token" | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])'
-}
+cc_token() { oidc_cc_token "$1" "$AUD"; }  # ISSUER_URL: an access token for AUD
 
-cat >"$T/server.json" <<JSON
-{"auth": {"issuer": "$A_URL", "audience": "$AUD", "client_id": "hoopctl"}}
-JSON
-SPORT=$(free_port)
-URL=http://127.0.0.1:$SPORT
-bg_start server "$HOOPCTL_BIN" --log-level info server --config "$T/server.json" --listen "127.0.0.1:$SPORT" \
-  --store "sqlite:$T/server.db"
-wait_for "server" 20 curl -sf "$URL/healthz"
+oidc_server_start "{\"auth\": {\"issuer\": \"$A_URL\", \"audience\": \"$AUD\", \"client_id\": \"hoopctl\"}}"
 
 REAL=$(cc_token "$A_URL")
 [[ $REAL == eyJ* ]] || fail "no real token from provider A"

@@ -52,22 +52,14 @@ bg_start relay python3 "$T/relay.py" "$RPORT" "$JWKS" "$T/hang" "$HANG" "$T/rela
 wait_for "the JWKS relay" 20 curl -sf "http://127.0.0.1:$RPORT/jwks"
 : >"$T/relay.log"
 
-cat >"$T/server.json" <<JSON
-{"auth": {"issuer": "$A_URL", "audience": "$AUD", "client_id": "hoopctl",
-          "jwks_uri": "http://127.0.0.1:$RPORT/jwks", "jwks_refetch_seconds": 2,
-          "dev_tokens": {"tok-admin-1": {"subject": "root", "groups": ["admin"]}}}}
-JSON
-SPORT=$(free_port)
-URL=http://127.0.0.1:$SPORT
-bg_start server "$HOOPCTL_BIN" --log-level info server --config "$T/server.json" --listen "127.0.0.1:$SPORT" \
-  --store "sqlite:$T/server.db"
-wait_for "server" 20 curl -sf "$URL/healthz"
+oidc_server_start "{\"auth\": {\"issuer\": \"$A_URL\", \"audience\": \"$AUD\", \"client_id\": \"hoopctl\",
+  \"jwks_uri\": \"http://127.0.0.1:$RPORT/jwks\", \"jwks_refetch_seconds\": 2,
+  \"dev_tokens\": {\"tok-admin-1\": {\"subject\": \"root\", \"groups\": [\"admin\"]}}}}"
 wait_for "the first JWKS fetch" 20 grep -q answered "$T/relay.log"
 : >"$T/relay.log"   # from here on: refetches only
 sleep 2.1           # jwks_refetch_seconds: an unknown kid may refetch from now on
 
-REAL=$(curl -sf -d client_id=hoopctl-ci -d client_secret=ci-secret -d grant_type=client_credentials \
-  --data-urlencode "resource=$AUD" "$A_URL/token" | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+REAL=$(oidc_cc_token "$A_URL" "$AUD")
 [[ $REAL == eyJ* ]] || fail "no token from the provider"
 UNK=$(node "$FORGE" unknown-kid "$REAL" "$A_DIR/private-jwks.json")
 

@@ -15,10 +15,7 @@ oidc_install
 oidc_start A OIDC_INTERVAL=1
 oidc_start B OIDC_INTERVAL=1
 
-cc_token() {  # ISSUER_URL RESOURCE: an access token by client credentials
-  curl -sf -d client_id=hoopctl-ci -d client_secret=ci-secret -d grant_type=client_credentials \
-    --data-urlencode "resource=$2" "$1/token" | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])'
-}
+cc_token() { oidc_cc_token "$@"; }  # ISSUER_URL RESOURCE
 
 verify() {  # [driver options...] < tokens ; output in OUT, exit status in RC
   RC=0

@@ -1,6 +1,8 @@
 # lib.sh — sourced by the identity integration tests after harness.sh: installs
 # oidc-provider from the committed lock file and starts providers on loopback.
 #   oidc_start NAME [VAR=value ...]   sets <NAME>_URL and <NAME>_DIR
+#   oidc_cc_token ISSUER_URL RESOURCE an access token by client credentials
+#   oidc_server_start CONFIG_JSON     `hoopctl server` (SQLite) with that config; sets URL
 OIDC_SRC="$HOOPCTL_ROOT/tests/integration/oidc"
 
 oidc_install() {
@@ -44,4 +46,19 @@ browser() {  # URL LOGIN approve|deny
 token_field() {
   python3 -c 'import json,glob,sys; f=glob.glob(sys.argv[1]+"/tokens/*.json"); print(json.load(open(f[0]))[sys.argv[2]])' \
     "$HOOPCTL_CONFIG_DIR" "$1"
+}
+
+oidc_cc_token() {  # ISSUER_URL RESOURCE
+  curl -sf -d client_id=hoopctl-ci -d client_secret=ci-secret -d grant_type=client_credentials \
+    --data-urlencode "resource=$2" "$1/token" | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])'
+}
+
+oidc_server_start() {  # CONFIG_JSON: logs at info level to server.log
+  local port
+  printf '%s\n' "$1" >"$HARNESS_TMP/server.json"
+  port=$(free_port)
+  URL=http://127.0.0.1:$port
+  bg_start server "$HOOPCTL_BIN" --log-level info server --config "$HARNESS_TMP/server.json" \
+    --listen "127.0.0.1:$port" --store "sqlite:$HARNESS_TMP/server.db"
+  wait_for "server" 20 curl -sf "$URL/healthz"
 }
