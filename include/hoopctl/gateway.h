@@ -178,8 +178,8 @@ struct gateway_config {
     size_t buffer_limit;          /* bytes buffered per direction before pausing the sender; 0: 256 KiB */
     /* Event loops: 0 or 1, the caller's base alone; N > 1 adds N-1 threads
      * with a loop each, and accepted clients go to the loops in turn. Only
-     * for a gateway without hooks (policy and audit run on one loop); call
-     * evthread_use_pthreads() before making any event_base then. */
+     * for a gateway without hooks (policy and audit run on one loop). The
+     * gateway turns libevent's locking on for the loops it makes. */
     int threads;
     struct gateway_hooks hooks;
 };

@@ -4,6 +4,8 @@
 #include "internal.h"
 #include "hoopctl/log.h"
 
+#include <event2/thread.h>
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -91,6 +93,12 @@ static void *worker_main(void *arg)
 /* Workers 1..threads-1: a loop and a thread each. */
 static int workers_start(struct gateway *gw, char *err, size_t errlen)
 {
+    /* The loops are woken from the listener's thread: their bases need
+     * libevent's locking (a second call, after the caller's, changes nothing). */
+    if (gw->nworkers > 1 && evthread_use_pthreads() < 0) {
+        snprintf(err, errlen, "libevent has no thread support");
+        return -1;
+    }
     for (int i = 1; i < gw->nworkers; i++) {
         struct gw_worker *w = &gw->workers[i];
         if (!(w->base = event_base_new()) || !(w->wake = event_new(w->base, -1, 0, worker_wake, w))) {
