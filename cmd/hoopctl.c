@@ -4,6 +4,7 @@
 #include "hoopctl/log.h"
 #include "hoopctl/version.h"
 
+#include <curl/curl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,9 @@ int main(int argc, char **argv)
     const char *nc = getenv("NO_COLOR");
     ctx.color = !(nc && *nc) && isatty(STDOUT_FILENO);
     signal(SIGPIPE, SIG_IGN);
+    /* Before any thread (the JWKS fetcher, the shipper) can make a curl
+     * handle: libcurl's global set-up is not safe to race. Cleaned up by exit. */
+    curl_global_init(CURL_GLOBAL_DEFAULT);
 
     const char *lvl = getenv("HOOPCTL_LOG_LEVEL");
     if (lvl && log_level_parse(lvl) >= 0)
