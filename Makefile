@@ -2,6 +2,7 @@
 #   make            build ./hoopctl
 #   make test       deps, unit + integration tests, then again under ASan+UBSan
 #   make test-asan  only the sanitizer pass
+#   make test-tsan  ThreadSanitizer over the tests of threaded code
 #   make demo       the scripted tour on a throwaway PostgreSQL
 #   make install    binary, man pages and completions under $(PREFIX)
 
@@ -21,6 +22,11 @@ LDLIBS   = $(PKG_LIBS) -lpg_query -lpthread -lm
 ifeq ($(SAN),1)
   ALL_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
   LDFLAGS    += -fsanitize=address,undefined
+endif
+
+ifeq ($(SAN),thread)
+  ALL_CFLAGS += -fsanitize=thread -fno-omit-frame-pointer
+  LDFLAGS    += -fsanitize=thread
 endif
 
 ifeq ($(BUILD),build)
@@ -88,12 +94,21 @@ test: deps
 	$(MAKE) $(UNIT_BINS) $(DRIVER_BINS)
 	tests/run.sh --bin ./hoopctl --build $(BUILD)
 	$(MAKE) test-asan
+	$(MAKE) test-tsan
 
 test-asan:
 	$(MAKE) BUILD=build-asan SAN=1 build-asan/hoopctl
 	$(MAKE) BUILD=build-asan SAN=1 $(UNIT_SRCS:%.c=build-asan/%) $(DRIVER_SRCS:%.c=build-asan/%)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  tests/run.sh --bin build-asan/hoopctl --build build-asan --label asan
+
+# ThreadSanitizer over the tests whose code runs on threads of its own: the
+# gateway's event loops (--threads) and the server's JWKS fetcher. A race
+# report ends the process (exit 66), which fails the test.
+test-tsan:
+	$(MAKE) BUILD=build-tsan SAN=thread build-tsan/hoopctl
+	TSAN_OPTIONS=halt_on_error=1 tests/run.sh --bin build-tsan/hoopctl --build build-tsan --label tsan \
+	  test_gateway_threads test_identity_slow_issuer
 
 test-unit: $(BIN) $(UNIT_BINS)
 	tests/run.sh --bin ./$(BIN) --build $(BUILD) --only unit

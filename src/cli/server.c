@@ -158,7 +158,7 @@ static int server_dev_master_key(const char *path, unsigned char key[32], char *
         if (util_random_bytes(fresh, sizeof fresh) < 0 ||
             config_write_atomic(path, fresh, sizeof fresh, 0600) < 0) {
             util_secure_zero(fresh, sizeof fresh);
-            snprintf(err, errlen, "cannot write the dev master key %s", path);
+            snprintf(err, errlen, "cannot write the dev master key %.400s", path);
             return -1;
         }
         util_secure_zero(fresh, sizeof fresh);

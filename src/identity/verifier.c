@@ -60,7 +60,7 @@ static int verifier_fetch_keys(const char *issuer, char *jwks_uri, size_t urilen
     long status = 0;
     json_t *doc = identity_http_json(jwks_uri, NULL, &status, err, errlen);
     if (doc && status != 200) {
-        snprintf(err, errlen, "JWKS %s: HTTP %ld", jwks_uri, status);
+        snprintf(err, errlen, "JWKS %.200s: HTTP %ld", jwks_uri, status);
         json_decref(doc);
         doc = NULL;
     }

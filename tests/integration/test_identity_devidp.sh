@@ -119,7 +119,11 @@ csrf=$(sed -n 's/.*name="csrf" value="\([0-9a-f]*\)".*/\1/p' <<<"$page")
 [[ ${#csrf} == 64 ]] || fail "no form token on the page"
 post() { curl -s -o "$T/post.out" -w '%{http_code}' "$@" "$ISS/device"; }
 assert_eq 403 "$(post -d "user_code=$code&user=bob&action=approve")" "a post without the form token"
-assert_eq 403 "$(post -d "csrf=${csrf%?}0&user_code=$code&user=bob&action=approve")" "a post with a wrong token"
+# the right token with its last digit changed (to 1 when it was 0: a fixed 0 was the right token
+# one time in sixteen)
+wrong=${csrf%?}$([[ ${csrf: -1} == 0 ]] && echo 1 || echo 0)
+[[ $wrong != "$csrf" ]] || fail "the wrong token is the right one"
+assert_eq 403 "$(post -d "csrf=$wrong&user_code=$code&user=bob&action=approve")" "a post with a wrong token"
 assert_eq 403 "$(post -H 'Origin: http://evil.example' -d "csrf=$csrf&user_code=$code&user=bob&action=approve")" \
   "a post from another origin"
 assert_eq 200 "$(post -d "csrf=$csrf&user_code=$code&user=bob&action=deny")" "the denial"
