@@ -10,7 +10,6 @@
 
 #include <errno.h>
 #include <event2/event.h>
-#include <event2/thread.h>
 #include <jansson.h>
 #include <openssl/evp.h>
 #include <signal.h>
@@ -651,8 +650,6 @@ static int gateway_run(const struct cli_args *args, struct cli_context *ctx)
         cfg.hooks.statement = hook_statement;
     }
     int rc = CLI_EXIT_OK;
-    if (cfg.threads > 1)
-        evthread_use_pthreads(); /* the other threads' loops are woken from this one */
     c.base = event_base_new();
     c.gw = c.base ? gateway_new(c.base, &cfg, err, sizeof err) : NULL;
     if (password) {

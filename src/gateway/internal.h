@@ -90,7 +90,8 @@ struct gateway {
     char listen_address[64];
     SSL_CTX *client_tls, *upstream_tls;
     size_t nsessions;             /* (lock) */
-    uint64_t next_session_id, next_hold_id; /* (lock) */
+    uint64_t next_session_id;     /* (lock) */
+    uint64_t next_hold_id;        /* holds need the statement hook, so one loop: no lock */
     char refusal_marker[40];      /* "hoopctl_refused_<random hex>" */
     bool client_auth;             /* clients must prove client_verifier's password */
     struct pgwire_scram_secret client_verifier;

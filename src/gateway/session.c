@@ -61,9 +61,6 @@ void gw_session_accept(struct gw_worker *w, evutil_socket_t fd, const struct soc
     s->gw = gw;
     s->worker = w;
     s->base = w->base;
-    pthread_mutex_lock(&gw->lock);
-    s->id = ++gw->next_session_id;
-    pthread_mutex_unlock(&gw->lock);
     s->client = gw_conn_new(s->base, fd);
     s->client_inject = evbuffer_new();
     s->timer = evtimer_new(s->base, session_timer, s);
@@ -93,12 +90,12 @@ void gw_session_accept(struct gw_worker *w, evutil_socket_t fd, const struct soc
         snprintf(s->client_addr, sizeof s->client_addr, "local");
     }
     util_random_bytes(&s->client_secret, sizeof s->client_secret);
-    s->info.id = s->id;
     s->info.client_user = s->client_user;
     s->info.client_database = s->client_database;
     s->info.application_name = s->application_name;
     s->info.client_addr = s->client_addr;
     pthread_mutex_lock(&gw->lock);
+    s->info.id = s->id = ++gw->next_session_id;
     s->next = w->sessions;
     if (w->sessions)
         w->sessions->prev = s;
@@ -664,9 +661,8 @@ static int decide(struct gw_session *s, char type, const uint8_t *body, size_t l
             st.param_formats = formats;
         }
     }
-    pthread_mutex_lock(&s->gw->lock);
+    /* no lock: a statement hook means one loop (gateway_new refuses threads then) */
     uint64_t hold_id = ++s->gw->next_hold_id;
-    pthread_mutex_unlock(&s->gw->lock);
     s->decided_id = hold_id;
     enum gateway_verdict v = h->statement(h->user, &s->info, &st, hold_id, refusal);
     pgwire_bind_free(&bind);
