@@ -103,12 +103,14 @@ test-asan:
 	  tests/run.sh --bin build-asan/hoopctl --build build-asan --label asan
 
 # ThreadSanitizer over the tests whose code runs on threads of its own: the
-# gateway's event loops (--threads) and the server's JWKS fetcher. A race
+# gateway's event loops (--threads), the server's JWKS fetcher and webhook
+# sender, connect's shipper and review waiters, and the TUI's worker. A race
 # report ends the process (exit 66), which fails the test.
 test-tsan:
 	$(MAKE) BUILD=build-tsan SAN=thread build-tsan/hoopctl
 	TSAN_OPTIONS=halt_on_error=1 tests/run.sh --bin build-tsan/hoopctl --build build-tsan --label tsan \
-	  test_gateway_threads test_identity_slow_issuer
+	  test_gateway_threads test_identity_slow_issuer test_server_webhook test_connect_faults \
+	  test_connect_review test_tui_sessions
 
 test-unit: $(BIN) $(UNIT_BINS)
 	tests/run.sh --bin ./$(BIN) --build $(BUILD) --only unit

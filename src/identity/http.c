@@ -15,6 +15,21 @@ static size_t http_collect(char *data, size_t size, size_t n, void *userp)
     return buf_append(b, data, len) == 0 ? len : 0;
 }
 
+static _Thread_local const atomic_bool *http_abort;
+
+void identity_http_abort_on(const atomic_bool *flag)
+{
+    http_abort = flag;
+}
+
+/* libcurl calls this at least once a second during a transfer, idle or not. */
+static int http_progress(void *userp, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
+{
+    (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+    const atomic_bool *flag = userp;
+    return atomic_load(flag) ? 1 : 0;
+}
+
 int identity_http(const char *url, const char *form, long *status, struct buf *body,
                   char *err, size_t errlen)
 {
@@ -41,10 +56,17 @@ int identity_http(const char *url, const char *form, long *status, struct buf *b
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
     if (form)
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, form);
+    if (http_abort) {
+        curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, http_progress);
+        curl_easy_setopt(c, CURLOPT_XFERINFODATA, (void *)http_abort);
+        curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    }
     CURLcode rc = curl_easy_perform(c);
     curl_slist_free_all(hdrs);
     if (rc != CURLE_OK) {
-        if (rc == CURLE_WRITE_ERROR)
+        if (rc == CURLE_ABORTED_BY_CALLBACK)
+            snprintf(err, errlen, "%s: cancelled", url);
+        else if (rc == CURLE_WRITE_ERROR)
             snprintf(err, errlen, "%s: answer larger than %d bytes", url, IDENTITY_HTTP_MAX_BODY);
         else
             snprintf(err, errlen, "%s: %s", url, cerr[0] ? cerr : curl_easy_strerror(rc));

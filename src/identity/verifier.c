@@ -36,6 +36,7 @@ struct jwt_verifier {
     bool fetching;                 /* a fetch thread is running */
     pthread_t fetcher;
     bool fetcher_joinable;
+    atomic_bool stopping;          /* set by destroy: a running fetch gives up */
 };
 
 /* Copy a string that was length-checked already (cut when it was not). */
@@ -80,6 +81,7 @@ static void *verifier_fetch_main(void *arg)
     memcpy(uri, v->jwks_uri, sizeof uri);
     pthread_mutex_unlock(&v->lock);
     struct identity_jwk fresh[IDENTITY_MAX_KEYS];
+    identity_http_abort_on(&v->stopping);
     int n = verifier_fetch_keys(v->issuer, uri, sizeof uri, fresh, err, sizeof err);
     pthread_mutex_lock(&v->lock);
     memcpy(v->jwks_uri, uri, sizeof uri);
@@ -93,7 +95,8 @@ static void *verifier_fetch_main(void *arg)
         log_debug("identity", "JWKS of %s: %d usable keys", v->issuer, n);
     } else {
         snprintf(v->fetch_err, sizeof v->fetch_err, "%s", err);
-        log_warn("identity", "JWKS of %s not fetched: %s", v->issuer, err);
+        if (!atomic_load(&v->stopping))
+            log_warn("identity", "JWKS of %s not fetched: %s", v->issuer, err);
     }
     v->fetch_gen++;
     v->fetching = false;
@@ -409,6 +412,7 @@ static void verifier_destroy(void *ctx)
     struct jwt_verifier *v = ctx;
     if (!v)
         return;
+    atomic_store(&v->stopping, true); /* a fetch from a hung issuer ends within a second */
     if (v->fetcher_joinable)
         pthread_join(v->fetcher, NULL);
     identity_jwks_free(v->keys, v->nkeys);
@@ -446,6 +450,7 @@ int identity_jwt_verifier_new(const struct identity_jwt_config *cfg, struct auth
     v->fetch_wait_ms = cfg->fetch_wait_ms > 0 ? cfg->fetch_wait_ms : 30000;
     pthread_mutex_init(&v->lock, NULL);
     pthread_cond_init(&v->fetched, NULL);
+    atomic_init(&v->stopping, false);
     if (cfg->jwks_json) {
         json_error_t jerr;
         v->fixed_jwks = json_loads(cfg->jwks_json, JSON_REJECT_DUPLICATES, &jerr);

@@ -2,15 +2,21 @@
 #include "hoopctl/log.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
 
-static enum log_level current_level = LOG_WARN;
+/* Atomic: threads of their own (the JWKS fetcher, the shipper) log while the
+ * main thread may still be settling the level. */
+static atomic_int current_level = LOG_WARN;
 
-void log_set_level(enum log_level level) { current_level = level; }
-enum log_level log_get_level(void) { return current_level; }
+void log_set_level(enum log_level level) { atomic_store_explicit(&current_level, (int)level, memory_order_relaxed); }
+enum log_level log_get_level(void)
+{
+    return (enum log_level)atomic_load_explicit(&current_level, memory_order_relaxed);
+}
 
 int log_level_parse(const char *s)
 {
@@ -24,7 +30,7 @@ int log_level_parse(const char *s)
 void log_msg(enum log_level level, const char *module, const char *fmt, ...)
 {
     static const char *const tags[] = {"error", "warn", "info", "debug"};
-    if (level > current_level)
+    if ((int)level > atomic_load_explicit(&current_level, memory_order_relaxed))
         return;
     char stamp[32];
     struct timespec ts;

@@ -8,7 +8,9 @@
 # usual. Both unknown-kid requests during the hang share one refetch; when
 # the relay answers again, the unknown kid is refused (401). Then a key
 # rotation behind an issuer slower than the server's wait: the first answer
-# is 503 + Retry-After, and `hoopctl` retries once and gets through.
+# is 503 + Retry-After, and `hoopctl` retries once and gets through. Last, the
+# server is stopped while a refetch hangs for good: it exits at once instead of
+# waiting out the fetch (curl's 30 s timeout).
 source "$(dirname "$0")/lib/harness.sh"
 source "$HOOPCTL_ROOT/tests/integration/oidc/lib.sh"
 AUD=https://hoopctl.test
@@ -30,6 +32,8 @@ class H(http.server.BaseHTTPRequestHandler):
         with open(logf, "a") as f: f.write("fetch hung=%d\n" % hung)
         if hung:
             time.sleep(hang)
+        while os.path.exists(flag + "-forever"):   # hung until the test ends
+            time.sleep(0.2)
         body = urllib.request.urlopen(upstream).read()
         d = os.path.dirname(flag)
         if os.path.exists(d + "/rotate"):   # publish the RSA key again under a new kid, slowly
@@ -117,4 +121,19 @@ call "$ROT"
 assert_eq 200 "$CODE" "the rotated key, now known"
 assert_not_contains "$(cat "$T/server.log")" "$UNK" "the token never reaches the log"
 assert_not_contains "$(cat "$T/server.log")" "$ROT" "the token never reaches the log"
+log "the server stops while a refetch hangs for good"
+sleep 2.1   # jwks_refetch_seconds since the rotation's refetch
+touch "$T/hang-forever"
+: >"$T/relay.log"
+call "$UNK"
+assert_eq 503 "$CODE" "unknown kid while the refetch hangs for good"
+wait_for "the relay to hold the refetch" 10 grep -q 'fetch' "$T/relay.log"
+kill -TERM "$server_PID"
+# 10 s: well under curl's 30 s timeout, which the old server waited out here
+wait_for "the server to exit with the fetch still hung" 10 bash -c "! kill -0 $server_PID 2>/dev/null"
+grep -q answered "$T/relay.log" && fail "the fetch was answered, so the stop proved nothing"
+RC=0; wait "$server_PID" || RC=$?
+assert_eq 0 "$RC" "the server's exit status after SIGTERM"
+assert_not_contains "$(cat "$T/server.log")" "not fetched" "a fetch cancelled by the stop is not reported as a failure"
+rm -f "$T/hang-forever"
 echo "slow issuer ok"
