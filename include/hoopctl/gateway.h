@@ -24,6 +24,9 @@ struct gateway_session_info {
     const char *application_name; /* "" when unset */
     const char *client_addr;      /* "127.0.0.1:54321" */
     uint32_t backend_pid;         /* upstream backend pid, 0 before it is known */
+    char txn_status;              /* of upstream's last ReadyForQuery (kept when the idle hook
+                                   * is set): 'I' idle (also before the first), 'T' in a
+                                   * transaction block, 'E' a failed one */
 };
 
 enum gateway_statement_kind {

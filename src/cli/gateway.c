@@ -7,6 +7,7 @@
 #include "hoopctl/gateway.h"
 #include "hoopctl/log.h"
 #include "hoopctl/policy.h"
+#include "hoopctl/policy_guard.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -22,15 +23,7 @@ struct gateway_cli;
 /* One client session's policy state (with --policy). */
 struct gateway_policy_session {
     uint64_t id;
-    struct gateway_cli *c;
-    struct policy_session *tracker;
-    struct policy_catalog *catalog;
-    bool catalog_failed;
-    struct policy_results *results;    /* forwarded statements whose results may still come */
-    bool rows_seen;                    /* the current result carried rows */
-    struct policy_decision decision;
-    struct policy_mask_plan plan, copy_plan;
-    bool have_plan, have_copy_plan;
+    struct policy_guard guard;
     struct gateway_policy_session *next;
 };
 
@@ -126,27 +119,25 @@ static struct gateway_policy_session *policy_session_find(struct gateway_cli *c,
     return NULL;
 }
 
-static void policy_forget_plans(struct gateway_policy_session *s)
+/* The session's guard, or NULL when it has none (its statements are then
+ * refused and its results fail: fail closed). */
+static struct policy_guard *policy_guard_of(struct gateway_cli *c, uint64_t id)
 {
-    if (s->have_plan)
-        policy_mask_plan_free(&s->plan);
-    if (s->have_copy_plan)
-        policy_mask_plan_free(&s->copy_plan);
-    s->have_plan = s->have_copy_plan = false;
+    struct gateway_policy_session *s = policy_session_find(c, id);
+    return s ? &s->guard : NULL;
 }
 
 static void policy_session_begin(struct gateway_cli *c, uint64_t id)
 {
     struct gateway_policy_session *s = calloc(1, sizeof *s);
-    if (!s || !(s->tracker = policy_session_new()) || !(s->results = policy_results_new())) {
-        if (s)
-            policy_session_free(s->tracker);
+    char label[48];
+    snprintf(label, sizeof label, "session %llu", (unsigned long long)id);
+    if (!s || policy_guard_init(&s->guard, c->policy, c->catalog_conninfo, "gateway", label) < 0) {
         free(s);
-        log_error("gateway", "session %llu: out of memory for its policy state", (unsigned long long)id);
+        log_error("gateway", "%s: out of memory for its policy state", label);
         return; /* its statements are refused: no state to judge them with */
     }
     s->id = id;
-    s->c = c;
     s->next = c->sessions;
     c->sessions = s;
 }
@@ -158,204 +149,49 @@ static void policy_session_end(struct gateway_cli *c, uint64_t id)
         if (s->id != id)
             continue;
         *pp = s->next;
-        policy_forget_plans(s);
-        policy_results_free(s->results);
-        if (s->catalog)
-            policy_catalog_free(s->catalog);
-        policy_session_free(s->tracker);
+        policy_guard_free(&s->guard);
         free(s);
         return;
     }
-}
-
-/* The catalog side connection, opened when first needed. */
-static void policy_catalog_open(struct gateway_policy_session *s)
-{
-    char err[POLICY_ERR_MAX];
-    s->catalog = policy_catalog_pg_new(s->c->catalog_conninfo, err);
-    if (!s->catalog) {
-        s->catalog_failed = true; /* every table and computed column is then masked (fail closed) */
-        log_warn("gateway", "session %llu: catalog look-ups unavailable: %s", (unsigned long long)s->id, err);
-    }
-}
-
-/* After the decision on an analysed statement: false with the refusal
- * filled when it must not run. */
-static bool policy_allowed(struct gateway_cli *c, struct gateway_policy_session *s,
-                           const struct policy_analysis *a, const struct policy_decision *d,
-                           struct gateway_refusal *ref)
-{
-    for (size_t i = 0; s->catalog && s->catalog->forget && i < a->nstmts; i++)
-        if (strcmp(a->stmts[i].category, "ddl") == 0) {
-            s->catalog->forget(s->catalog); /* names and views may change under it */
-            break;
-        }
-    if (d->action == POLICY_DENY || d->action == POLICY_REVIEW) {
-        snprintf(ref->message, sizeof ref->message, "hoopctl: statement %s by rule %s: %s",
-                 d->action == POLICY_DENY ? "refused" : "needs a review, which the offline gateway cannot hold,",
-                 d->rule_name[0] ? d->rule_name : "default", d->message);
-        return false;
-    }
-    /* A COPY in a format that cannot be masked, of data that needs masking
-     * the parse tree alone cannot see (a view, user code): refused now
-     * rather than failing (and closing the session) once rows flow. */
-    for (size_t i = 0; i < a->nstmts; i++) {
-        const struct policy_stmt *ps = &a->stmts[i];
-        if (!(ps->facts & POLICY_FACT_COPY_OUT) || !(ps->facts & POLICY_FACT_COPY_CUSTOM))
-            continue;
-        struct policy_mask_plan plan;
-        char err[POLICY_ERR_MAX];
-        if (!s->catalog && !s->catalog_failed)
-            policy_catalog_open(s);
-        if (policy_mask_plan_build_copy_catalog(c->policy, s->catalog, ps, d->action, 0, &plan, err) < 0) {
-            snprintf(ref->message, sizeof ref->message, "hoopctl: statement refused: %s", err);
-            return false;
-        }
-        policy_mask_plan_free(&plan);
-    }
-    return true;
 }
 
 /* Decide on a statement; false with the refusal filled when it must not run. */
 static bool policy_statement(struct gateway_cli *c, const struct gateway_session_info *si,
                              const struct gateway_statement *st, struct gateway_refusal *ref)
 {
-    struct gateway_policy_session *s = policy_session_find(c, si->id);
+    struct policy_guard *g = policy_guard_of(c, si->id);
     snprintf(ref->sqlstate, sizeof ref->sqlstate, "42501");
-    if (!s) {
+    if (!g) {
         snprintf(ref->message, sizeof ref->message, "hoopctl: this session has no policy state (fail closed)");
         return false;
     }
     /* The plans of results still streaming stay: the next result replaces them. */
-    struct policy_decision *d = &s->decision;
-    memset(d, 0, sizeof *d);
-    if (st->kind == GATEWAY_STATEMENT_FUNCTION_CALL) {
-        snprintf(ref->message, sizeof ref->message, "hoopctl: the FunctionCall protocol message is not allowed");
+    const struct policy_decision *d = &g->decision;
+    if (policy_guard_decide(g, st->kind, st->sql, NULL) < 0) {
+        snprintf(ref->message, sizeof ref->message, "hoopctl: %s", d->message);
         return false;
     }
-    if (!st->sql) {
-        /* An Execute of a cursor DECLAREd in SQL (judged when DECLAREd): its
-         * rows are masked as those of an unknown cursor. */
-        d->action = POLICY_ALLOW;
-        if (policy_results_push_unknown(s->results) < 0) {
-            snprintf(ref->message, sizeof ref->message, "hoopctl: out of memory while checking the statement");
-            return false;
-        }
-        return true;
+    if (d->action == POLICY_DENY || d->action == POLICY_REVIEW) {
+        snprintf(ref->message, sizeof ref->message, "hoopctl: statement %s by rule %s: %s",
+                 d->action == POLICY_DENY ? "refused" : "needs a review, which the offline gateway cannot hold,",
+                 d->rule_name[0] ? d->rule_name : "default", d->message);
+        return false;
     }
-    struct policy_analysis a;
-    if (policy_check(c->policy, s->tracker, st->sql, NULL, d, &a) < 0) {
+    if (policy_guard_admit(g, NULL) < 0) {
         snprintf(ref->message, sizeof ref->message, "hoopctl: out of memory while checking the statement");
         return false;
     }
-    bool ok = policy_allowed(c, s, &a, d, ref);
-    if (ok && policy_results_push(s->results, c->policy, &a, NULL, d) < 0) {
-        snprintf(ref->message, sizeof ref->message, "hoopctl: out of memory while checking the statement");
-        ok = false;
-    }
-    policy_analysis_free(&a);
-    return ok;
-}
-
-/* A new result set begins: the last one's plans go, and when it carried
- * rows, its statement is retired (see policy_results in policy.h). */
-static void policy_next_result(struct gateway_policy_session *s)
-{
-    policy_forget_plans(s);
-    if (s->rows_seen)
-        policy_results_done(s->results);
-    s->rows_seen = false;
-}
-
-static int policy_row_filter(void *user, const struct gateway_session_info *si, int column,
-                             const uint8_t *value, int32_t length, int16_t format, struct buf *out,
-                             bool *is_null)
-{
-    (void)si;
-    (void)format;
-    struct gateway_policy_session *s = user;
-    if (!s || !s->have_plan || column < 0 || (size_t)column >= s->plan.ncols)
-        return -1; /* no plan for this result: close rather than show it unmasked */
-    s->rows_seen = true;
-    if (length < 0) { /* SQL NULL stays NULL */
-        *is_null = true;
-        return 0;
-    }
-    uint8_t *masked = NULL;
-    size_t n = 0;
-    char err[POLICY_ERR_MAX];
-    int r = policy_mask_value(s->c->policy, &s->plan, (size_t)column, value, (size_t)length, &masked, &n, err);
-    if (r < 0) {
-        log_error("gateway", "session %llu: masking failed: %s", (unsigned long long)s->id, err);
-        return -1;
-    }
-    int rc = 0;
-    if (r == 0)
-        rc = buf_append(out, value, (size_t)length);
-    else if (r == 1)
-        rc = buf_append(out, masked, n);
-    else
-        *is_null = true;
-    free(masked);
-    return rc;
+    return true;
 }
 
 static bool policy_row_description(void *user, const struct gateway_session_info *si,
                                    const struct pgwire_column *cols, int ncols, struct gateway_row_filter *f)
 {
     struct gateway_cli *c = user;
-    struct gateway_policy_session *s = policy_session_find(c, si->id);
     if (!c->policy || ncols <= 0)
         return false;
-    uint8_t *mask = calloc((size_t)ncols, 1);
-    struct policy_column_desc *desc = calloc((size_t)ncols, sizeof *desc);
-    if (!mask || !desc) {
-        free(desc);
-        free(mask);
-        return false; /* the gateway then fails the result: see gateway.h */
-    }
-    memset(mask, 1, (size_t)ncols);
-    f->mask = mask;
-    f->ncols = ncols;
-    f->filter = policy_row_filter;
-    f->user = s;
-    if (!s) { /* no state: the filter closes the session (fail closed) */
-        free(desc);
-        return true;
-    }
-    policy_next_result(s);
-    char err[POLICY_ERR_MAX];
-    if (!s->catalog && !s->catalog_failed)
-        policy_catalog_open(s);
-    for (int i = 0; i < ncols; i++)
-        desc[i] = (struct policy_column_desc){cols[i].name, cols[i].table_oid, cols[i].attnum, cols[i].type_oid,
-                                              cols[i].format};
-    if (policy_mask_plan_build_results(c->policy, s->catalog, s->results, desc, (size_t)ncols, &s->plan, err) < 0)
-        log_error("gateway", "session %llu: no mask plan: %s", (unsigned long long)s->id, err);
-    else
-        s->have_plan = true;
-    free(desc);
-    /* Only the columns to mask go through the filter, and the first one
-     * always: its call tells that the result carried rows. */
-    for (int i = 1; s->have_plan && i < ncols; i++)
-        mask[i] = s->plan.cols[i].action == POLICY_COL_MASK || s->plan.cols[i].detect;
+    policy_guard_row_description(policy_guard_of(c, si->id), cols, ncols, false, f);
     return true;
-}
-
-static int policy_copy_filter(void *user, const struct gateway_session_info *si, const uint8_t *row,
-                              size_t length, struct buf *out)
-{
-    (void)si;
-    struct gateway_policy_session *s = user;
-    if (!s || !s->have_copy_plan)
-        return -1;
-    s->rows_seen = true;
-    char err[POLICY_ERR_MAX];
-    if (policy_mask_copy_row(s->c->policy, &s->copy_plan, row, length, out, err) < 0) {
-        log_error("gateway", "session %llu: COPY row masking failed: %s", (unsigned long long)s->id, err);
-        return -1;
-    }
-    return 0;
 }
 
 static bool policy_copy_out(void *user, const struct gateway_session_info *si, int ncols, int format,
@@ -363,60 +199,29 @@ static bool policy_copy_out(void *user, const struct gateway_session_info *si, i
 {
     (void)format;
     struct gateway_cli *c = user;
-    struct gateway_policy_session *s = policy_session_find(c, si->id);
     if (!c->policy)
         return false;
-    f->filter = policy_copy_filter;
-    f->user = s;
-    if (!s)
-        return true; /* no state: the filter closes the session (fail closed) */
-    policy_next_result(s);
-    char err[POLICY_ERR_MAX];
-    if (!s->catalog && !s->catalog_failed)
-        policy_catalog_open(s);
-    if (policy_mask_plan_build_copy_results(c->policy, s->catalog, s->results, ncols > 0 ? (size_t)ncols : 0,
-                                            &s->copy_plan, err) < 0) {
-        log_error("gateway", "session %llu: COPY cannot be masked: %s", (unsigned long long)s->id, err);
-        return true; /* the filter fails and the session closes (fail closed) */
-    }
-    s->have_copy_plan = true;
-    return true; /* also when nothing is masked: the filter tells that rows came */
-}
-
-/* The session's policy state with its catalog opened (when it can be), or
- * NULL when the session has none. */
-static struct gateway_policy_session *policy_session_catalog(struct gateway_cli *c, uint64_t id)
-{
-    struct gateway_policy_session *s = policy_session_find(c, id);
-    if (s && !s->catalog && !s->catalog_failed)
-        policy_catalog_open(s);
-    return s;
+    policy_guard_copy_out(policy_guard_of(c, si->id), ncols, f);
+    return true;
 }
 
 static bool policy_error_redact(void *user, const struct gateway_session_info *si, const char *sqlstate)
 {
-    struct gateway_cli *c = user;
-    struct gateway_policy_session *s = policy_session_catalog(c, si->id);
-    return !s || policy_error_must_hide(c->policy, s->catalog, s->results, sqlstate);
+    struct policy_guard *g = policy_guard_of(user, si->id);
+    return !g || policy_guard_error_redact(g, sqlstate);
 }
 
 static bool policy_notification_redact(void *user, const struct gateway_session_info *si)
 {
-    struct gateway_cli *c = user;
-    struct gateway_policy_session *s = policy_session_find(c, si->id);
-    if (s && policy_results_empty(s->results))
-        return false; /* between statements: another session's, no catalog needed */
-    s = policy_session_catalog(c, si->id);
-    return !s || policy_notification_must_hide(c->policy, s->catalog, s->results);
+    struct policy_guard *g = policy_guard_of(user, si->id);
+    return !g || policy_guard_notification_redact(g);
 }
 
 static void policy_idle(void *user, const struct gateway_session_info *si)
 {
-    struct gateway_policy_session *s = policy_session_find(user, si->id);
-    if (s) {
-        policy_results_clear(s->results);
-        s->rows_seen = false; /* the last result's statement is gone with the rest */
-    }
+    struct policy_guard *g = policy_guard_of(user, si->id);
+    if (g)
+        policy_guard_idle(g, si->txn_status);
 }
 
 /* ---- hooks ---------------------------------------------------------------- */
@@ -472,10 +277,10 @@ static enum gateway_verdict hook_statement(void *user, const struct gateway_sess
         if (st->portal_name)
             audit_set_text(extra, "portal", st->portal_name);
     }
-    struct gateway_policy_session *ps = c->policy ? policy_session_find(c, si->id) : NULL;
-    if (extra && ps) {
-        json_object_set_new(extra, "decision", json_string(policy_action_name(ps->decision.action)));
-        json_object_set_new(extra, "rule", json_string(ps->decision.rule_name));
+    struct policy_guard *g = c->policy ? policy_guard_of(c, si->id) : NULL;
+    if (extra && g) {
+        json_object_set_new(extra, "decision", json_string(policy_action_name(g->decision.action)));
+        json_object_set_new(extra, "rule", json_string(g->decision.rule_name));
     }
     if (extra && !allowed)
         json_object_set_new(extra, "error", json_string(refusal->message));

@@ -352,35 +352,10 @@ static void record_value(struct cn_session *s, int column, const uint8_t *v, siz
 
 /* ---- gateway hooks ------------------------------------------------------ */
 
-static void session_forget_statement(struct cn_session *s)
-{
-    if (s->have_analysis)
-        policy_analysis_free(&s->analysis);
-    s->have_analysis = false;
-    memset(&s->analysis, 0, sizeof s->analysis);
-}
-
-static void session_forget_plan(struct cn_session *s)
-{
-    if (s->have_plan)
-        policy_mask_plan_free(&s->plan);
-    s->have_plan = false;
-    memset(&s->plan, 0, sizeof s->plan);
-    if (s->have_copy_plan)
-        policy_mask_plan_free(&s->copy_plan);
-    s->have_copy_plan = false;
-    memset(&s->copy_plan, 0, sizeof s->copy_plan);
-    record_clear(s);
-}
-
 static void session_free(struct cn_session *s)
 {
-    session_forget_statement(s);
-    session_forget_plan(s);
-    if (s->catalog)
-        policy_catalog_free(s->catalog);
-    policy_session_free(s->policy_session);
-    policy_results_free(s->results);
+    record_clear(s);
+    policy_guard_free(&s->guard);
     json_decref(s->notices);
     free(s);
 }
@@ -389,11 +364,12 @@ static void on_session_start(void *user, const struct gateway_session_info *si)
 {
     struct connect *c = user;
     struct cn_session *s = calloc(1, sizeof *s);
-    if (!s || util_uuid_v4(s->id) < 0 || !(s->policy_session = policy_session_new()) ||
-        !(s->results = policy_results_new())) {
+    char label[64];
+    if (!s || util_uuid_v4(s->id) < 0 ||
+        (snprintf(label, sizeof label, "session %s", s->id),
+         policy_guard_init(&s->guard, c->policy, c->catalog_conninfo, MOD, label) < 0)) {
         log_error(MOD, "out of memory for session %llu", (unsigned long long)si->id);
-        if (s)
-            session_free(s);
+        free(s);
         return;
     }
     s->gw_id = si->id;
@@ -474,9 +450,9 @@ static json_t *params_json(const struct gateway_statement *st)
     return a;
 }
 
-static json_t *statement_event(const struct cn_session *s, const struct gateway_statement *st,
-                               const struct policy_decision *d)
+static json_t *statement_event(const struct cn_session *s, const struct gateway_statement *st)
 {
+    const struct policy_decision *d = &s->guard.decision;
     char portal[128];
     snprintf(portal, sizeof portal, "-- fetch from portal \"%.80s\"", st->portal_name ? st->portal_name : "");
     json_t *data = json_pack("{s:s, s:s, s:s}", "text", st->sql ? st->sql : portal, "decision",
@@ -485,8 +461,8 @@ static json_t *statement_event(const struct cn_session *s, const struct gateway_
         return NULL;
     if (st->nparams > 0)
         json_object_set_new(data, "params", params_json(st));
-    if (s->have_analysis && d->stmt_index < s->analysis.nstmts) {
-        const struct policy_stmt *ps = &s->analysis.stmts[d->stmt_index];
+    if (s->guard.have_analysis && d->stmt_index < s->guard.analysis.nstmts) {
+        const struct policy_stmt *ps = &s->guard.analysis.stmts[d->stmt_index];
         char kind[64];
         size_t i = 0;
         for (; ps->kind && ps->kind[i] && i < sizeof kind - 1; i++)
@@ -529,25 +505,9 @@ static enum gateway_verdict on_statement(void *user, const struct gateway_sessio
     record_flush(c, s);
     c->stats.statements++;
     s->statements++;
-    session_forget_statement(s);
-    struct policy_decision *d = &s->decision;
-    memset(d, 0, sizeof *d);
-    if (st->kind == GATEWAY_STATEMENT_FUNCTION_CALL) {
-        d->action = POLICY_DENY;
-        snprintf(d->rule_name, sizeof d->rule_name, "function-call");
-        snprintf(d->message, sizeof d->message, "the FunctionCall protocol message is not allowed");
-    } else if (!st->sql) {
-        /* An Execute of a portal the gateway saw no Bind for: a cursor
-         * DECLAREd in SQL, whose DECLARE was judged when it ran. */
-        d->action = POLICY_ALLOW;
-        snprintf(d->rule_name, sizeof d->rule_name, "declared-cursor");
-    } else if (policy_check(c->policy, s->policy_session, st->sql, c->groups, d, &s->analysis) < 0) {
-        d->action = POLICY_DENY;
-        snprintf(d->message, sizeof d->message, "out of memory while checking the statement");
-    } else {
-        s->have_analysis = true;
-    }
-    json_t *data = statement_event(s, st, d);
+    const struct policy_decision *d = &s->guard.decision;
+    policy_guard_decide(&s->guard, st->kind, st->sql, c->groups); /* out of memory: a deny that says so */
+    json_t *data = statement_event(s, st);
     char err[256];
     if (!data) {
         c->stats.denials++;
@@ -557,9 +517,7 @@ static enum gateway_verdict on_statement(void *user, const struct gateway_sessio
     }
     /* Whatever may run (now or once approved) joins the statements whose
      * results may still come; a denied one never runs. */
-    if (d->action != POLICY_DENY &&
-        (s->have_analysis ? policy_results_push(s->results, c->policy, &s->analysis, c->groups, d)
-                          : policy_results_push_unknown(s->results)) < 0) {
+    if (d->action != POLICY_DENY && policy_guard_admit(&s->guard, c->groups) < 0) {
         c->stats.denials++;
         snprintf(ref->message, sizeof ref->message, "hoopctl: out of memory while checking the statement");
         cn_audit_refusal(c, s, data, ref->message);
@@ -669,71 +627,24 @@ static void on_hold_abandoned(void *user, uint64_t hold_id)
 }
 
 /* Every column of every result goes through here: masked where the plan
- * says, and recorded (as the client sees it) for the first rows. */
+ * says, and recorded (as the client gets it) for the first rows. */
 static int mask_filter(void *user, const struct gateway_session_info *si, int column, const uint8_t *value,
                        int32_t length, int16_t format, struct buf *out, bool *is_null)
 {
-    (void)si;
-    (void)format;
     struct cn_session *s = user;
-    if (!s->have_plan || (size_t)column >= s->plan.ncols)
-        return -1; /* no plan for this result: close rather than show it unmasked */
-    s->rows_seen = true;
-    if (length < 0) {
-        *is_null = true;
-        record_value(s, column, NULL, 0, true);
-        return 0;
-    }
-    const struct policy_column_plan *cp = &s->plan.cols[column];
-    uint8_t *masked = NULL;
-    size_t n = 0;
-    int r = 0;
-    char err[POLICY_ERR_MAX];
-    if (cp->action == POLICY_COL_MASK || cp->detect)
-        r = policy_mask_value(s->c->policy, &s->plan, (size_t)column, value, (size_t)length, &masked, &n, err);
-    if (r < 0) {
-        log_error(MOD, "session %s: masking failed: %s", s->id, err);
+    size_t before = out->len;
+    if (policy_guard_row_filter(&s->guard, si, column, value, length, format, out, is_null) < 0)
         return -1;
-    }
-    int rc = 0;
-    if (r == 0) {
-        rc = buf_append(out, value, (size_t)length);
-        record_value(s, column, value, (size_t)length, false);
-    } else if (r == 1) {
-        rc = buf_append(out, masked, n);
-        record_value(s, column, masked, n, false);
-    } else {
-        *is_null = true;
-        record_value(s, column, NULL, 0, true);
-    }
-    free(masked);
-    return rc;
+    const uint8_t *shown = out->data ? out->data + before : (const uint8_t *)"";
+    record_value(s, column, shown, out->len - before, *is_null);
+    return 0;
 }
 
-/* A new result set (rows or COPY) begins: record the last one and forget
- * its plan; when it carried rows, its statement is retired. */
+/* A new result set (rows or COPY) begins: the last one is recorded. */
 static void next_result(struct connect *c, struct cn_session *s)
 {
     record_flush(c, s);
-    session_forget_plan(s);
-    if (s->rows_seen)
-        policy_results_done(s->results);
-    s->rows_seen = false;
-}
-
-/* The session's catalog connection, opened on first use; NULL when it
- * cannot be (masking then covers every table column: fail closed). */
-static struct policy_catalog *session_catalog(struct connect *c, struct cn_session *s)
-{
-    char err[POLICY_ERR_MAX];
-    if (!s->catalog && !s->catalog_failed) {
-        s->catalog = policy_catalog_pg_new(c->catalog_conninfo, err);
-        if (!s->catalog) {
-            s->catalog_failed = true;
-            log_warn(MOD, "session %s: catalog look-ups unavailable: %s", s->id, err);
-        }
-    }
-    return s->catalog;
+    record_clear(s);
 }
 
 static bool on_row_description(void *user, const struct gateway_session_info *si,
@@ -741,36 +652,18 @@ static bool on_row_description(void *user, const struct gateway_session_info *si
 {
     struct connect *c = user;
     struct cn_session *s = cn_session_find(c, si->id);
-    if (!s || ncols <= 0)
+    if (ncols <= 0)
         return false;
+    if (!s) { /* no state: a filter that fails (fail closed) */
+        policy_guard_row_description(NULL, cols, ncols, true, f);
+        return true;
+    }
     next_result(c, s);
-    char err[POLICY_ERR_MAX];
-    struct policy_catalog *catalog = session_catalog(c, s);
-    struct policy_column_desc *desc = calloc((size_t)ncols, sizeof *desc);
-    uint8_t *mask = calloc((size_t)ncols, 1);
-    if (!desc || !mask) {
-        free(desc);
-        free(mask);
-        return false;
-    }
-    for (int i = 0; i < ncols; i++)
-        desc[i] = (struct policy_column_desc){cols[i].name, cols[i].table_oid, cols[i].attnum,
-                                              cols[i].type_oid, cols[i].format};
-    int rc = policy_mask_plan_build_results(c->policy, catalog, s->results, desc, (size_t)ncols, &s->plan, err);
-    free(desc);
     /* Every column goes through the filter: the masked ones are rewritten,
-     * and the first rows are recorded for replay. A missing plan makes the
-     * filter fail, which closes the session rather than show unmasked data. */
-    memset(mask, 1, (size_t)ncols);
-    if (rc < 0) {
-        log_error(MOD, "session %s: no mask plan: %s", s->id, err);
-        memset(&s->plan, 0, sizeof s->plan);
-    } else {
-        s->have_plan = true;
+     * and the first rows are recorded for replay. */
+    policy_guard_row_description(&s->guard, cols, ncols, true, f);
+    if (s->guard.have_plan)
         record_start(s, cols, ncols);
-    }
-    f->mask = mask;
-    f->ncols = ncols;
     f->filter = mask_filter;
     f->user = s;
     return true;
@@ -778,45 +671,21 @@ static bool on_row_description(void *user, const struct gateway_session_info *si
 
 static bool on_error_redact(void *user, const struct gateway_session_info *si, const char *sqlstate)
 {
-    struct connect *c = user;
-    struct cn_session *s = cn_session_find(c, si->id);
-    if (!s)
-        return true;
-    return policy_error_must_hide(c->policy, session_catalog(c, s), s->results, sqlstate);
+    struct cn_session *s = cn_session_find(user, si->id);
+    return !s || policy_guard_error_redact(&s->guard, sqlstate);
 }
 
 static bool on_notification_redact(void *user, const struct gateway_session_info *si)
 {
-    struct connect *c = user;
-    struct cn_session *s = cn_session_find(c, si->id);
-    if (s && policy_results_empty(s->results))
-        return false; /* between statements: another session's, no catalog needed */
-    return !s || policy_notification_must_hide(c->policy, session_catalog(c, s), s->results);
+    struct cn_session *s = cn_session_find(user, si->id);
+    return !s || policy_guard_notification_redact(&s->guard);
 }
 
 static void on_idle(void *user, const struct gateway_session_info *si)
 {
     struct cn_session *s = cn_session_find(user, si->id);
-    if (s) {
-        policy_results_clear(s->results);
-        s->rows_seen = false; /* the last result's statement is gone with the rest */
-    }
-}
-
-static int copy_filter(void *user, const struct gateway_session_info *si, const uint8_t *row, size_t length,
-                       struct buf *out)
-{
-    (void)si;
-    struct cn_session *s = user;
-    if (!s->have_copy_plan)
-        return -1;
-    s->rows_seen = true;
-    char err[POLICY_ERR_MAX];
-    if (policy_mask_copy_row(s->c->policy, &s->copy_plan, row, length, out, err) < 0) {
-        log_error(MOD, "session %s: COPY row masking failed: %s", s->id, err);
-        return -1;
-    }
-    return 0;
+    if (s)
+        policy_guard_idle(&s->guard, si->txn_status);
 }
 
 static bool on_copy_out(void *user, const struct gateway_session_info *si, int ncols, int format,
@@ -825,20 +694,9 @@ static bool on_copy_out(void *user, const struct gateway_session_info *si, int n
     (void)format;
     struct connect *c = user;
     struct cn_session *s = cn_session_find(c, si->id);
-    if (!s)
-        return false;
-    next_result(c, s);
-    char err[POLICY_ERR_MAX];
-    if (policy_mask_plan_build_copy_results(c->policy, session_catalog(c, s), s->results,
-                                            ncols > 0 ? (size_t)ncols : 0, &s->copy_plan, err) < 0) {
-        /* the filter then fails and the session closes (fail closed) */
-        log_error(MOD, "session %s: COPY cannot be masked: %s", s->id, err);
-        memset(&s->copy_plan, 0, sizeof s->copy_plan);
-    } else {
-        s->have_copy_plan = true; /* the filter runs even when nothing is masked: it tells that rows came */
-    }
-    f->filter = copy_filter;
-    f->user = s;
+    if (s)
+        next_result(c, s);
+    policy_guard_copy_out(s ? &s->guard : NULL, ncols, f); /* no state: a filter that fails */
     return true;
 }
 

@@ -7,6 +7,7 @@
 #include "hoopctl/connect.h"
 #include "hoopctl/gateway.h"
 #include "hoopctl/policy.h"
+#include "hoopctl/policy_guard.h"
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -24,21 +25,8 @@ struct cn_session {
     char id[37];                  /* the audit session id (a UUID) */
     int64_t seq;                  /* last event seq of this session */
     uint64_t statements;
-    struct policy_session *policy_session;
-    struct policy_catalog *catalog;
-    bool catalog_failed;
-    struct policy_analysis analysis;  /* the statement being run */
-    bool have_analysis;
-    struct policy_decision decision;
-    /* Forwarded statements whose results may still come (pipelines,
-     * multi-statement strings): a result is masked as any of them would
-     * mask it (policy_results in policy.h). */
-    struct policy_results *results;
-    bool rows_seen;               /* the current result set carried rows */
-    struct policy_mask_plan plan;
-    bool have_plan;
-    struct policy_mask_plan copy_plan;   /* COPY TO STDOUT rows */
-    bool have_copy_plan;
+    /* The session's policy: its statements judged, its results masked. */
+    struct policy_guard guard;
     /* The result set being recorded for replay (NULL columns: none). */
     int64_t statement_seq;        /* seq of the last statement event */
     json_t *rec_columns, *rec_rows, *rec_row;

@@ -94,6 +94,7 @@ void gw_session_accept(struct gw_worker *w, evutil_socket_t fd, const struct soc
     s->info.client_database = s->client_database;
     s->info.application_name = s->application_name;
     s->info.client_addr = s->client_addr;
+    s->info.txn_status = 'I';
     pthread_mutex_lock(&gw->lock);
     s->info.id = s->id = ++gw->next_session_id;
     s->next = w->sessions;
@@ -1222,6 +1223,8 @@ static void u2c_relay(struct gw_session *s)
         case 'Z':
             clear_filter(s);
             s->copy_filter_active = false;
+            if (blen == 1 && (body[0] == 'I' || body[0] == 'T' || body[0] == 'E'))
+                s->info.txn_status = (char)body[0];
             note_ready(s);
             break;
         case 'C':

@@ -64,6 +64,36 @@ assert_contains "$out" "after|Alice" "a later statement of the Query that reads 
 assert_contains "$out" "plain|Carol"
 assert_contains "$out" "$(printf '\\N\t\\N\t\\N')" "COPY of a view reading a masked column is masked whole (hoopctl-policy(5))"
 
+log "psql: DDL in the session changes what a view reads; the catalog's cached answers are dropped"
+# The first SELECT caches "v_swap.contact is users.name"; the view then reads
+# users.email (and, in one Query with the SELECT, users.phone; and, not yet
+# committed, so that the catalog's own connection cannot see it, users.card). through()
+# checks that no PII shows; the whole row of such a view is masked (its
+# literal too: what a view reads is known only from the catalog).
+through "psql replacing a view" psql -X -At -v ON_ERROR_STOP=1 \
+  -c "create view v_swap as select id, name as contact from users" \
+  -c "select 'before', contact from v_swap order by id" \
+  -c "create or replace view v_swap as select id, email as contact from users" \
+  -c "select 'after', contact from v_swap order by id" \
+  -c "create or replace view v_swap as select id, name as contact from users" \
+  -c "select 'named', contact from v_swap order by id" \
+  -c "create or replace view v_swap as select id, phone as contact from users; select 'same-query', contact from v_swap order by id" \
+  -c "create or replace view v_swap as select id, name as contact from users" \
+  -c "begin" -c "create or replace view v_swap as select id, card as contact from users" \
+  -c "select 'in-txn', contact from v_swap order by id" -c "rollback" \
+  -c "drop view v_swap"
+assert_contains "$out" "before|Alice" "the view before the change reads no masked column"
+assert_contains "$out" "named|Alice" "the view back on users.name"
+assert_eq 6 "$(grep -c '^\*\*\*\*|\*\*\*\*$' <<<"$out")" "rows of the view on email, phone and card, masked: $out"
+
+log "psql: COPY of a view in a format that cannot be masked is refused up front; the session goes on"
+RC=0
+out=$(as alice "$H" connect app --quiet --port "$(free_port)" -- psql -X -At \
+  -c "copy (select * from v_users) to stdout with (format binary)" -c "select 'still here'" 2>&1) || RC=$?
+assert_no_pii "$out" "COPY of a view in binary"
+assert_contains "$out" "refused by rule masked-copy-format" "[$out]"
+assert_contains "$out" "still here" "the session after the refused COPY"
+
 log "an error that would quote a masked value shows its SQLSTATE, not its text"
 RC=0
 out=$(as alice "$H" connect app --quiet --port "$(free_port)" -- psql -X -At -v VERBOSITY=verbose \

@@ -142,6 +142,21 @@ for sql in "copy users to stdout with (format csv)" "copy (select * from v_users
   assert_eq "still here" "$(q -c "select 'still here'")"
 done
 
+# DDL in the session: a view replaced to read a masked column, committed or
+# not (the catalog's own connection cannot see it before it commits).
+out=$(q -c "create view v_swap as select id, name as contact from users" \
+  -c "select 'before', contact from v_swap order by id" \
+  -c "create or replace view v_swap as select id, email as contact from users" \
+  -c "select 'after', contact from v_swap order by id" \
+  -c "create or replace view v_swap as select id, name as contact from users" \
+  -c "begin" -c "create or replace view v_swap as select id, card as contact from users" \
+  -c "select 'in-txn', contact from v_swap order by id" -c "rollback" \
+  -c "select 'rolled-back', contact from v_swap order by id" -c "drop view v_swap") || fail "view DDL: $out"
+assert_no_pii "$out" "a view replaced in the session"
+assert_contains "$out" "before|Alice"
+assert_contains "$out" "rolled-back|Alice" "after the rollback, the view reads users.name again"
+assert_eq 4 "$(grep -c '^\*\*\*\*|' <<<"$out")" "the rows of the view on email and on card, masked: $out"
+
 # Binary results: asyncpg (binary for every type it knows) and psycopg 3 with
 # binary=True; prepared statements, server-side and named cursors, COPY.
 out=$($PY "$CLIENTS" "$GW_PORT" asyncpg "select id, email, phone, card, ssn from users order by id" \

@@ -1,0 +1,97 @@
+/* policy_guard.h — one client session's policy at the gateway's hook points.
+ *
+ * A guard holds what a session needs to judge its statements and mask its
+ * results: the statement tracker (prepared names, SQL cursors), the catalog
+ * side connection (opened on first use), the statements whose results may
+ * still come, and the mask plans of the result that is flowing. Both
+ * `hoopctl gateway --policy` (offline) and `hoopctl connect` put one in each
+ * session and call it from their gateway hooks, so that the two judge and
+ * mask alike; what they do around it (an audit line, or a spooled event, a
+ * review and a recording) stays theirs.
+ *
+ * A guard belongs to the loop that runs its session; it takes no lock.
+ * Every failure fails closed: no plan makes the row filter fail (the gateway
+ * then closes the session), an unopened catalog masks every table column. */
+#ifndef HOOPCTL_POLICY_GUARD_H
+#define HOOPCTL_POLICY_GUARD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "hoopctl/gateway.h"
+#include "hoopctl/policy.h"
+
+struct policy_guard {
+    struct policy *policy;
+    const char *catalog_conninfo;      /* borrowed: libpq conninfo of the catalog side connection */
+    const char *log_module;            /* borrowed: the module its log lines name */
+    char label[48];                    /* "session 12": how its log lines name the session */
+    struct policy_session *tracker;
+    struct policy_catalog *catalog;
+    bool catalog_failed;               /* could not be opened: every table column is masked */
+    bool ddl_seen;                     /* DDL was forwarded, maybe not committed yet */
+    bool ddl_pending;                  /* ...and statements after it: masked with no catalog */
+    struct policy_decision decision;   /* of the last statement judged */
+    struct policy_analysis analysis;   /* of the last statement judged, when have_analysis */
+    bool have_analysis;
+    struct policy_results *results;    /* forwarded statements whose results may still come */
+    bool rows_seen;                    /* the current result carried rows */
+    struct policy_mask_plan plan, copy_plan;
+    bool have_plan, have_copy_plan;
+};
+
+/* 0, or -1 when memory runs out (the guard is then empty and may be freed). */
+int policy_guard_init(struct policy_guard *g, struct policy *p, const char *catalog_conninfo,
+                      const char *log_module, const char *label);
+void policy_guard_free(struct policy_guard *g);
+
+/* The catalog, opened on first use; NULL when it cannot be. */
+struct policy_catalog *policy_guard_catalog(struct policy_guard *g);
+
+/* Judge a statement into g->decision (and g->analysis when it has SQL):
+ * a FunctionCall is denied (rule "function-call"); an Execute with no SQL (a
+ * cursor DECLAREd in SQL, judged when declared) is allowed ("declared-cursor");
+ * a COPY TO STDOUT in a format that cannot be masked, of data that needs
+ * masking only the catalog can see (a view, user code), is denied
+ * ("masked-copy-format"). Returns 0, or -1 when memory runs out (the decision
+ * is then a deny saying so). */
+int policy_guard_decide(struct policy_guard *g, enum gateway_statement_kind kind, const char *sql,
+                        const char *const *groups);
+/* The statement just judged will run (now, or once approved): its results
+ * may come. DDL may change what a name or a view means, and the catalog's
+ * connection cannot see it before it commits: after a statement holding DDL
+ * (or with it, in one string), results are masked with no catalog (every
+ * table column masked) until the session is idle outside a transaction
+ * block; the catalog's cached answers are then dropped. 0, or -1 when
+ * memory runs out (refuse it). */
+int policy_guard_admit(struct policy_guard *g, const char *const *groups);
+/* Forget the last statement's analysis (the decision stays). */
+void policy_guard_forget_statement(struct policy_guard *g);
+
+/* A result's RowDescription: the last result is retired and this one's mask
+ * plan built. f gets policy_guard_row_filter (user = g) for the columns to
+ * mask and the first (its call tells that rows came), or for every column
+ * with all_columns; the hook then returns true. With g NULL (a session with
+ * no policy state), or when memory runs out, f is left without its mask,
+ * which makes the gateway fail the session (fail closed). */
+void policy_guard_row_description(struct policy_guard *g, const struct pgwire_column *cols, int ncols,
+                                  bool all_columns, struct gateway_row_filter *f);
+/* The gateway's row filter: the value as the plan says, appended to out (or
+ * *is_null). -1 without a plan or when masking fails. */
+int policy_guard_row_filter(void *guard, const struct gateway_session_info *si, int column, const uint8_t *value,
+                            int32_t length, int16_t format, struct buf *out, bool *is_null);
+/* A CopyOutResponse: as policy_guard_row_description, for COPY rows (with g
+ * NULL, or without a plan, the filter fails and the session closes). */
+void policy_guard_copy_out(struct policy_guard *g, int ncols, struct gateway_copy_filter *f);
+/* The forgetting that a new result does (the last one's plans go; when it
+ * carried rows, its statement is retired); row_description and copy_out
+ * call it themselves. */
+void policy_guard_next_result(struct policy_guard *g);
+
+/* The gateway's error_redact, notification_redact and idle hooks; idle
+ * takes the session's transaction status (gateway_session_info). */
+bool policy_guard_error_redact(struct policy_guard *g, const char *sqlstate);
+bool policy_guard_notification_redact(struct policy_guard *g);
+void policy_guard_idle(struct policy_guard *g, char txn_status);
+
+#endif

@@ -1,0 +1,287 @@
+/* guard.c — one client session's policy at the gateway's hook points (see
+ * policy_guard.h): judging statements, building and applying mask plans,
+ * and the redaction of errors and notifications. */
+#include "hoopctl/policy_guard.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hoopctl/log.h"
+
+int policy_guard_init(struct policy_guard *g, struct policy *p, const char *catalog_conninfo,
+                      const char *log_module, const char *label)
+{
+    memset(g, 0, sizeof *g);
+    g->policy = p;
+    g->catalog_conninfo = catalog_conninfo;
+    g->log_module = log_module;
+    snprintf(g->label, sizeof g->label, "%s", label);
+    g->tracker = policy_session_new();
+    g->results = policy_results_new();
+    if (!g->tracker || !g->results) {
+        policy_guard_free(g);
+        return -1;
+    }
+    return 0;
+}
+
+static void forget_plans(struct policy_guard *g)
+{
+    if (g->have_plan)
+        policy_mask_plan_free(&g->plan);
+    if (g->have_copy_plan)
+        policy_mask_plan_free(&g->copy_plan);
+    g->have_plan = g->have_copy_plan = false;
+    memset(&g->plan, 0, sizeof g->plan);
+    memset(&g->copy_plan, 0, sizeof g->copy_plan);
+}
+
+void policy_guard_forget_statement(struct policy_guard *g)
+{
+    if (g->have_analysis)
+        policy_analysis_free(&g->analysis);
+    g->have_analysis = false;
+    memset(&g->analysis, 0, sizeof g->analysis);
+}
+
+void policy_guard_free(struct policy_guard *g)
+{
+    policy_guard_forget_statement(g);
+    forget_plans(g);
+    if (g->catalog)
+        policy_catalog_free(g->catalog);
+    policy_results_free(g->results);
+    policy_session_free(g->tracker);
+    memset(g, 0, sizeof *g);
+}
+
+struct policy_catalog *policy_guard_catalog(struct policy_guard *g)
+{
+    if (!g->catalog && !g->catalog_failed) {
+        char err[POLICY_ERR_MAX];
+        g->catalog = policy_catalog_pg_new(g->catalog_conninfo, err);
+        if (!g->catalog) {
+            g->catalog_failed = true; /* every table and computed column is then masked (fail closed) */
+            log_warn(g->log_module, "%s: catalog look-ups unavailable: %s", g->label, err);
+        }
+    }
+    return g->catalog;
+}
+
+/* The catalog caches names, views and functions; DDL may change them. */
+static void catalog_forget(struct policy_guard *g)
+{
+    if (g->catalog && g->catalog->forget)
+        g->catalog->forget(g->catalog);
+}
+
+/* The catalog to mask by: none while the session's own DDL may be
+ * uncommitted, which the catalog's connection cannot see (every table
+ * column is then masked: fail closed). */
+static struct policy_catalog *mask_catalog(struct policy_guard *g)
+{
+    return g->ddl_pending ? NULL : policy_guard_catalog(g);
+}
+
+static void deny(struct policy_decision *d, const char *rule, const char *message)
+{
+    d->action = POLICY_DENY;
+    snprintf(d->rule_name, sizeof d->rule_name, "%s", rule);
+    snprintf(d->message, sizeof d->message, "%s", message);
+}
+
+/* A COPY TO STDOUT in a format that cannot be masked, of data that needs
+ * masking the parse tree alone cannot see (a view, user code): refused now
+ * rather than failing (and closing the session) once rows flow. The policy
+ * has refused those whose masking the text shows already. */
+static void deny_unmaskable_copy(struct policy_guard *g)
+{
+    struct policy_decision *d = &g->decision;
+    for (size_t i = 0; d->action != POLICY_DENY && i < g->analysis.nstmts; i++) {
+        const struct policy_stmt *ps = &g->analysis.stmts[i];
+        if (!(ps->facts & POLICY_FACT_COPY_OUT) || !(ps->facts & POLICY_FACT_COPY_CUSTOM))
+            continue;
+        struct policy_mask_plan plan;
+        char err[POLICY_ERR_MAX];
+        if (policy_mask_plan_build_copy_catalog(g->policy, mask_catalog(g), ps, d->action, 0, &plan, err) < 0)
+            deny(d, "masked-copy-format", err);
+        else
+            policy_mask_plan_free(&plan);
+    }
+}
+
+int policy_guard_decide(struct policy_guard *g, enum gateway_statement_kind kind, const char *sql,
+                        const char *const *groups)
+{
+    struct policy_decision *d = &g->decision;
+    policy_guard_forget_statement(g);
+    memset(d, 0, sizeof *d);
+    if (kind == GATEWAY_STATEMENT_FUNCTION_CALL) {
+        deny(d, "function-call", "the FunctionCall protocol message is not allowed");
+        return 0;
+    }
+    if (!sql) { /* an Execute of a portal with no Bind seen: a cursor DECLAREd in SQL, judged then */
+        d->action = POLICY_ALLOW;
+        snprintf(d->rule_name, sizeof d->rule_name, "declared-cursor");
+        return 0;
+    }
+    if (policy_check(g->policy, g->tracker, sql, groups, d, &g->analysis) < 0) {
+        deny(d, "", "out of memory while checking the statement");
+        return -1;
+    }
+    g->have_analysis = true;
+    deny_unmaskable_copy(g);
+    return 0;
+}
+
+int policy_guard_admit(struct policy_guard *g, const char *const *groups)
+{
+    /* After DDL that may not be committed yet, later statements are masked
+     * without the catalog; so is a string that holds DDL and more. The DDL's
+     * own answers (its notices) keep the catalog. */
+    if (g->ddl_seen)
+        g->ddl_pending = true;
+    for (size_t i = 0; g->have_analysis && i < g->analysis.nstmts; i++)
+        if (strcmp(g->analysis.stmts[i].category, "ddl") == 0) {
+            g->ddl_seen = true;
+            g->ddl_pending = g->ddl_pending || g->analysis.nstmts > 1;
+            break;
+        }
+    return g->have_analysis ? policy_results_push(g->results, g->policy, &g->analysis, groups, &g->decision)
+                            : policy_results_push_unknown(g->results);
+}
+
+void policy_guard_next_result(struct policy_guard *g)
+{
+    forget_plans(g);
+    if (g->rows_seen)
+        policy_results_done(g->results);
+    g->rows_seen = false;
+}
+
+int policy_guard_row_filter(void *guard, const struct gateway_session_info *si, int column, const uint8_t *value,
+                            int32_t length, int16_t format, struct buf *out, bool *is_null)
+{
+    (void)si;
+    (void)format;
+    struct policy_guard *g = guard;
+    if (!g || !g->have_plan || column < 0 || (size_t)column >= g->plan.ncols)
+        return -1; /* no plan for this result: close rather than show it unmasked */
+    g->rows_seen = true;
+    if (length < 0) { /* SQL NULL stays NULL */
+        *is_null = true;
+        return 0;
+    }
+    const struct policy_column_plan *cp = &g->plan.cols[column];
+    if (cp->action != POLICY_COL_MASK && !cp->detect)
+        return buf_append(out, value, (size_t)length);
+    uint8_t *masked = NULL;
+    size_t n = 0;
+    char err[POLICY_ERR_MAX];
+    int r = policy_mask_value(g->policy, &g->plan, (size_t)column, value, (size_t)length, &masked, &n, err);
+    if (r < 0) {
+        log_error(g->log_module, "%s: masking failed: %s", g->label, err);
+        return -1;
+    }
+    int rc = 0;
+    if (r == 0)
+        rc = buf_append(out, value, (size_t)length);
+    else if (r == 1)
+        rc = buf_append(out, masked, n);
+    else
+        *is_null = true;
+    free(masked);
+    return rc;
+}
+
+void policy_guard_row_description(struct policy_guard *g, const struct pgwire_column *cols, int ncols,
+                                  bool all_columns, struct gateway_row_filter *f)
+{
+    /* Until the mask is set, the filter is incomplete: the gateway fails the
+     * session rather than pass the rows (when g is NULL or memory runs out). */
+    *f = (struct gateway_row_filter){.filter = policy_guard_row_filter, .user = g, .ncols = ncols};
+    if (!g)
+        return;
+    policy_guard_next_result(g);
+    uint8_t *mask = calloc((size_t)ncols, 1);
+    struct policy_column_desc *desc = calloc((size_t)ncols, sizeof *desc);
+    if (!mask || !desc) {
+        free(desc);
+        free(mask);
+        log_error(g->log_module, "%s: out of memory for a result's mask plan", g->label);
+        return;
+    }
+    for (int i = 0; i < ncols; i++)
+        desc[i] = (struct policy_column_desc){cols[i].name, cols[i].table_oid, cols[i].attnum, cols[i].type_oid,
+                                              cols[i].format};
+    char err[POLICY_ERR_MAX];
+    if (policy_mask_plan_build_results(g->policy, mask_catalog(g), g->results, desc, (size_t)ncols,
+                                       &g->plan, err) < 0) {
+        log_error(g->log_module, "%s: no mask plan: %s", g->label, err);
+        memset(&g->plan, 0, sizeof g->plan); /* the filter then fails (fail closed) */
+    } else {
+        g->have_plan = true;
+    }
+    free(desc);
+    /* Without a plan every column goes through the filter, which fails. */
+    for (int i = 0; i < ncols; i++)
+        mask[i] = i == 0 || all_columns || !g->have_plan || g->plan.cols[i].action == POLICY_COL_MASK ||
+                  g->plan.cols[i].detect;
+    f->mask = mask;
+}
+
+static int copy_filter(void *guard, const struct gateway_session_info *si, const uint8_t *row, size_t length,
+                       struct buf *out)
+{
+    (void)si;
+    struct policy_guard *g = guard;
+    if (!g || !g->have_copy_plan)
+        return -1; /* no plan (or no guard): close rather than show the rows */
+    g->rows_seen = true;
+    char err[POLICY_ERR_MAX];
+    if (policy_mask_copy_row(g->policy, &g->copy_plan, row, length, out, err) < 0) {
+        log_error(g->log_module, "%s: COPY row masking failed: %s", g->label, err);
+        return -1;
+    }
+    return 0;
+}
+
+void policy_guard_copy_out(struct policy_guard *g, int ncols, struct gateway_copy_filter *f)
+{
+    /* also when nothing is masked: the filter tells that rows came */
+    *f = (struct gateway_copy_filter){.filter = copy_filter, .user = g};
+    if (!g)
+        return;
+    policy_guard_next_result(g);
+    char err[POLICY_ERR_MAX];
+    if (policy_mask_plan_build_copy_results(g->policy, mask_catalog(g), g->results,
+                                            ncols > 0 ? (size_t)ncols : 0, &g->copy_plan, err) < 0) {
+        log_error(g->log_module, "%s: COPY cannot be masked: %s", g->label, err);
+        memset(&g->copy_plan, 0, sizeof g->copy_plan); /* the filter then fails (fail closed) */
+    } else {
+        g->have_copy_plan = true;
+    }
+}
+
+bool policy_guard_error_redact(struct policy_guard *g, const char *sqlstate)
+{
+    return policy_error_must_hide(g->policy, mask_catalog(g), g->results, sqlstate);
+}
+
+bool policy_guard_notification_redact(struct policy_guard *g)
+{
+    if (policy_results_empty(g->results))
+        return false; /* between statements: another session's, no catalog needed */
+    return policy_notification_must_hide(g->policy, mask_catalog(g), g->results);
+}
+
+void policy_guard_idle(struct policy_guard *g, char txn_status)
+{
+    policy_results_clear(g->results);
+    g->rows_seen = false; /* the last result's statement is gone with the rest */
+    if (g->ddl_seen && txn_status == 'I') { /* committed or rolled back: the catalog sees it now */
+        catalog_forget(g);
+        g->ddl_seen = g->ddl_pending = false;
+    }
+}

@@ -1,0 +1,205 @@
+/* test_policy_guard.c — a session's policy at the gateway's hook points
+ * (policy_guard.h): statement kinds without SQL, the DDL state that keeps
+ * the catalog out of masking until the session is idle outside a
+ * transaction block, fail-closed filters, and COPY formats that cannot be
+ * masked. The catalog's side connection points at nothing here, as when
+ * the database refuses it: the guard must then mask, never pass. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "hoopctl/policy_guard.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NO_CATALOG "host=/nonexistent-hoopctl-test port=1 connect_timeout=1"
+
+static struct policy *policy;
+
+static int setup(void **state)
+{
+    (void)state;
+    char err[POLICY_ERR_MAX];
+    json_t *doc = json_loads("{\"rules\": [{\"match\": {}, \"action\": \"allow\"}],"
+                             " \"masking\": {\"columns\": [{\"column\": \"public.users.email\", \"style\": \"full\"}]}}",
+                             0, NULL);
+    policy = doc ? policy_load_json(doc, err) : NULL;
+    json_decref(doc);
+    return policy ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    policy_free(policy);
+    return 0;
+}
+
+static void run(struct policy_guard *g, const char *sql)
+{
+    assert_int_equal(policy_guard_decide(g, GATEWAY_STATEMENT_SIMPLE, sql, NULL), 0);
+    assert_int_not_equal(g->decision.action, POLICY_DENY);
+    assert_int_equal(policy_guard_admit(g, NULL), 0);
+}
+
+static void test_kinds_without_sql(void **state)
+{
+    (void)state;
+    struct policy_guard g;
+    assert_int_equal(policy_guard_init(&g, policy, NO_CATALOG, "test", "session 1"), 0);
+    assert_int_equal(policy_guard_decide(&g, GATEWAY_STATEMENT_FUNCTION_CALL, "", NULL), 0);
+    assert_int_equal(g.decision.action, POLICY_DENY);
+    assert_string_equal(g.decision.rule_name, "function-call");
+    assert_int_equal(policy_guard_decide(&g, GATEWAY_STATEMENT_EXECUTE, NULL, NULL), 0);
+    assert_int_equal(g.decision.action, POLICY_ALLOW);
+    assert_string_equal(g.decision.rule_name, "declared-cursor");
+    assert_false(g.have_analysis);
+    assert_int_equal(policy_guard_admit(&g, NULL), 0);
+    assert_false(policy_results_empty(g.results)); /* an unknown statement may answer */
+    policy_guard_idle(&g, 'I');
+    assert_true(policy_results_empty(g.results));
+    policy_guard_free(&g);
+}
+
+static void test_ddl_state(void **state)
+{
+    (void)state;
+    struct policy_guard g;
+    assert_int_equal(policy_guard_init(&g, policy, NO_CATALOG, "test", "session 2"), 0);
+    /* autocommit: the DDL's own answers keep the catalog; idle ends it */
+    run(&g, "create or replace view v as select id, email from users");
+    assert_true(g.ddl_seen);
+    assert_false(g.ddl_pending);
+    policy_guard_idle(&g, 'I');
+    assert_false(g.ddl_seen);
+    run(&g, "select 1");
+    assert_false(g.ddl_pending);
+    policy_guard_idle(&g, 'I');
+
+    /* in a transaction block: statements after the DDL go without the
+     * catalog until the block ends */
+    run(&g, "begin");
+    policy_guard_idle(&g, 'T');
+    run(&g, "create or replace view v as select id, email from users");
+    policy_guard_idle(&g, 'T');
+    assert_true(g.ddl_seen);
+    assert_false(g.ddl_pending);
+    run(&g, "select * from v");
+    assert_true(g.ddl_pending);
+    policy_guard_idle(&g, 'T');
+    assert_true(g.ddl_pending);
+    policy_guard_idle(&g, 'E'); /* a failed block is still a block */
+    assert_true(g.ddl_pending);
+    run(&g, "rollback");
+    policy_guard_idle(&g, 'I');
+    assert_false(g.ddl_seen);
+    assert_false(g.ddl_pending);
+
+    /* DDL and a query in one string: the query's result goes without it */
+    run(&g, "create or replace view v as select id, email from users; select * from v");
+    assert_true(g.ddl_pending);
+    policy_guard_idle(&g, 'I');
+    assert_false(g.ddl_pending);
+
+    /* a denied DDL is never admitted, so it changes nothing */
+    char err[POLICY_ERR_MAX];
+    json_t *doc = json_loads("{\"rules\": [{\"match\": {\"categories\": [\"ddl\"]}, \"action\": \"deny\"}]}", 0, NULL);
+    struct policy *strict = doc ? policy_load_json(doc, err) : NULL;
+    json_decref(doc);
+    assert_non_null(strict);
+    struct policy_guard h;
+    assert_int_equal(policy_guard_init(&h, strict, NO_CATALOG, "test", "session 3"), 0);
+    assert_int_equal(policy_guard_decide(&h, GATEWAY_STATEMENT_SIMPLE, "create view w as select 1", NULL), 0);
+    assert_int_equal(h.decision.action, POLICY_DENY);
+    assert_false(h.ddl_seen);
+    policy_guard_free(&h);
+    policy_free(strict);
+    policy_guard_free(&g);
+}
+
+static void test_fail_closed_filters(void **state)
+{
+    (void)state;
+    struct pgwire_column cols[2] = {{.name = "a", .type_oid = 25}, {.name = "b", .type_oid = 25}};
+    struct gateway_row_filter f;
+    struct buf out = {0};
+    bool is_null = false;
+    /* no guard (a session with no policy state): the mask is left unset,
+     * which makes the gateway close the session, and the filter fails */
+    policy_guard_row_description(NULL, cols, 2, false, &f);
+    assert_null(f.mask);
+    assert_int_equal(f.filter(f.user, NULL, 0, (const uint8_t *)"x", 1, 0, &out, &is_null), -1);
+    struct gateway_copy_filter cf;
+    policy_guard_copy_out(NULL, 2, &cf);
+    assert_int_equal(cf.filter(cf.user, NULL, (const uint8_t *)"x\n", 2, &out), -1);
+
+    /* no catalog: a computed column of a statement reading the masked
+     * column is masked; one of a statement reading nothing passes */
+    struct policy_guard g;
+    assert_int_equal(policy_guard_init(&g, policy, NO_CATALOG, "test", "session 4"), 0);
+    run(&g, "select upper(email), 'plain' from users");
+    policy_guard_row_description(&g, cols, 2, false, &f);
+    assert_non_null(f.mask);
+    assert_true(g.have_plan);
+    assert_int_equal(f.filter(f.user, NULL, 0, (const uint8_t *)"ALICE@EXAMPLE.COM", 17, 0, &out, &is_null), 0);
+    assert_false(out.len == 17 && memcmp(out.data, "ALICE@EXAMPLE.COM", 17) == 0);
+    assert_true(g.rows_seen);
+    free(f.mask);
+    policy_guard_idle(&g, 'I');
+    run(&g, "select 'plain', 'text'");
+    policy_guard_row_description(&g, cols, 2, true, &f);
+    assert_true(f.mask[0] && f.mask[1]); /* all_columns */
+    buf_reset(&out);
+    assert_int_equal(f.filter(f.user, NULL, 1, (const uint8_t *)"text", 4, 0, &out, &is_null), 0);
+    assert_int_equal(out.len, 4);
+    assert_memory_equal(out.data, "text", 4);
+    /* a column past the plan: fail */
+    assert_int_equal(f.filter(f.user, NULL, 2, (const uint8_t *)"x", 1, 0, &out, &is_null), -1);
+    /* SQL NULL stays NULL */
+    is_null = false;
+    assert_int_equal(f.filter(f.user, NULL, 0, NULL, -1, 0, &out, &is_null), 0);
+    assert_true(is_null);
+    free(f.mask);
+    buf_free(&out);
+    policy_guard_free(&g);
+}
+
+static void test_copy_formats(void **state)
+{
+    (void)state;
+    struct policy_guard g;
+    assert_int_equal(policy_guard_init(&g, policy, NO_CATALOG, "test", "session 5"), 0);
+    /* what a view reads only the catalog can tell: with none, a COPY of
+     * it in binary is refused before it runs */
+    assert_int_equal(policy_guard_decide(&g, GATEWAY_STATEMENT_SIMPLE,
+                                         "copy (select * from v_users) to stdout with (format binary)", NULL),
+                     0);
+    assert_int_equal(g.decision.action, POLICY_DENY);
+    assert_string_equal(g.decision.rule_name, "masked-copy-format");
+    assert_non_null(strstr(g.decision.message, "default text format"));
+    /* the same COPY in text format runs, masked whole */
+    run(&g, "copy (select * from v_users) to stdout");
+    struct gateway_copy_filter cf;
+    policy_guard_copy_out(&g, 2, &cf);
+    struct buf out = {0};
+    assert_int_equal(cf.filter(cf.user, NULL, (const uint8_t *)"1\talice@example.com\n", 20, &out), 0);
+    assert_null(memmem(out.data, out.len, "alice", 5));
+    buf_free(&out);
+    /* a COPY of a literal in binary reads nothing to mask */
+    run(&g, "copy (select 1) to stdout with (format binary)");
+    policy_guard_free(&g);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_kinds_without_sql),
+        cmocka_unit_test(test_ddl_state),
+        cmocka_unit_test(test_fail_closed_filters),
+        cmocka_unit_test(test_copy_formats),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
