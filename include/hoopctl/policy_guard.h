@@ -60,7 +60,8 @@ int policy_guard_decide(struct policy_guard *g, enum gateway_statement_kind kind
 /* The statement just judged will run (now, or once approved): its results
  * may come. DDL may change what a name or a view means, and the catalog's
  * connection cannot see it before it commits: after a statement holding DDL
- * (or with it, in one string), results are masked with no catalog (every
+ * or code that may run some (DO, CALL, EXECUTE of a string), or with it in
+ * one string, results are masked with no catalog (every
  * table column masked) until the session is idle outside a transaction
  * block; the catalog's cached answers are then dropped. 0, or -1 when
  * memory runs out (refuse it). */

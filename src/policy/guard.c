@@ -135,6 +135,13 @@ int policy_guard_decide(struct policy_guard *g, enum gateway_statement_kind kind
     return 0;
 }
 
+/* DDL, or code that may run DDL the parser cannot see (DO, CALL, a
+ * function body, EXECUTE of a string). */
+static bool may_run_ddl(const struct policy_stmt *st)
+{
+    return strcmp(st->category, "ddl") == 0 || (st->facts & (POLICY_FACT_RUNS_CODE | POLICY_FACT_DYNAMIC_SQL));
+}
+
 int policy_guard_admit(struct policy_guard *g, const char *const *groups)
 {
     /* After DDL that may not be committed yet, later statements are masked
@@ -143,7 +150,7 @@ int policy_guard_admit(struct policy_guard *g, const char *const *groups)
     if (g->ddl_seen)
         g->ddl_pending = true;
     for (size_t i = 0; g->have_analysis && i < g->analysis.nstmts; i++)
-        if (strcmp(g->analysis.stmts[i].category, "ddl") == 0) {
+        if (may_run_ddl(&g->analysis.stmts[i])) {
             g->ddl_seen = true;
             g->ddl_pending = g->ddl_pending || g->analysis.nstmts > 1;
             break;

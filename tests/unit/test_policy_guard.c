@@ -104,6 +104,18 @@ static void test_ddl_state(void **state)
     policy_guard_idle(&g, 'I');
     assert_false(g.ddl_pending);
 
+    /* code that may run DDL the parser cannot see counts as DDL */
+    const char *code[] = {"do $$ begin execute 'create view v2 as select 1'; end $$", "call refresh_views()"};
+    for (size_t i = 0; i < sizeof code / sizeof *code; i++) {
+        run(&g, code[i]);
+        assert_true(g.ddl_seen);
+        policy_guard_idle(&g, 'I');
+        assert_false(g.ddl_seen);
+    }
+    run(&g, "select upper(name) from users");
+    assert_false(g.ddl_seen);
+    policy_guard_idle(&g, 'I');
+
     /* a denied DDL is never admitted, so it changes nothing */
     char err[POLICY_ERR_MAX];
     json_t *doc = json_loads("{\"rules\": [{\"match\": {\"categories\": [\"ddl\"]}, \"action\": \"deny\"}]}", 0, NULL);
