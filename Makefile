@@ -1,8 +1,8 @@
 # hoopctl — one binary, built with every library through pkg-config.
 #   make            build ./hoopctl
-#   make test       deps, unit + integration tests, then again under ASan+UBSan
+#   make test       deps, unit + integration tests, then again under ASan+UBSan and TSan
 #   make test-asan  only the sanitizer pass
-#   make test-tsan  ThreadSanitizer over the tests of threaded code
+#   make test-tsan  only the ThreadSanitizer pass
 #   make demo       the scripted tour on a throwaway PostgreSQL
 #   make install    binary, man pages and completions under $(PREFIX)
 
@@ -102,15 +102,15 @@ test-asan:
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  tests/run.sh --bin build-asan/hoopctl --build build-asan --label asan
 
-# ThreadSanitizer over the tests whose code runs on threads of its own: the
-# gateway's event loops (--threads), the server's JWKS fetcher and webhook
-# sender, connect's shipper and review waiters, and the TUI's worker. A race
-# report ends the process (exit 66), which fails the test.
+# The whole suite again under ThreadSanitizer: the code on threads of its own
+# (the gateway's event loops with --threads, the server's JWKS fetcher and
+# webhook sender, connect's shipper and review waiters, the TUI's worker) is
+# reached from many tests. A race report ends the process (exit 66), which
+# fails the test.
 test-tsan:
 	$(MAKE) BUILD=build-tsan SAN=thread build-tsan/hoopctl
-	TSAN_OPTIONS=halt_on_error=1 tests/run.sh --bin build-tsan/hoopctl --build build-tsan --label tsan \
-	  test_gateway_threads test_identity_slow_issuer test_server_webhook test_connect_faults \
-	  test_connect_review test_tui_sessions
+	$(MAKE) BUILD=build-tsan SAN=thread $(UNIT_SRCS:%.c=build-tsan/%) $(DRIVER_SRCS:%.c=build-tsan/%)
+	TSAN_OPTIONS=halt_on_error=1 tests/run.sh --bin build-tsan/hoopctl --build build-tsan --label tsan
 
 test-unit: $(BIN) $(UNIT_BINS)
 	tests/run.sh --bin ./$(BIN) --build $(BUILD) --only unit
