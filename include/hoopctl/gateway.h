@@ -180,10 +180,15 @@ struct gateway_config {
     size_t max_message_size;      /* 0: PGWIRE_DEFAULT_MAX_MESSAGE */
     size_t buffer_limit;          /* bytes buffered per direction before pausing the sender; 0: 256 KiB */
     /* Event loops: 0 or 1, the caller's base alone; N > 1 adds N-1 threads
-     * with a loop each, and accepted clients go to the loops in turn. Only
-     * for a gateway without hooks (policy and audit run on one loop). The
-     * gateway turns libevent's locking on for the loops it makes. */
+     * with a loop each, and accepted clients go to the loops in turn (a
+     * session's hooks always run on its own loop). With hooks, N > 1 needs
+     * hooks_thread_safe; holds need one loop. The gateway turns libevent's
+     * locking on for the loops it makes. */
     int threads;
+    /* The hooks lock what they share between sessions, so they may run on
+     * several loops at once. They may not hold statements then: a
+     * GATEWAY_HOLD verdict is answered as a refusal. */
+    bool hooks_thread_safe;
     struct gateway_hooks hooks;
 };
 #define GATEWAY_MAX_THREADS 16

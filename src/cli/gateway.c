@@ -13,6 +13,7 @@
 #include <event2/event.h>
 #include <jansson.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +34,9 @@ struct gateway_cli {
     struct gateway *gw;
     struct policy *policy;             /* NULL without --policy */
     char catalog_conninfo[2048];       /* libpq conninfo of the catalog side connection */
+    /* With --threads, hooks run on every loop at once (each session's on its
+     * own loop): the lock guards the list, not what a session holds. */
+    pthread_mutex_t lock;
     struct gateway_policy_session *sessions;
 };
 
@@ -111,12 +115,15 @@ static void audit_line(struct gateway_cli *c, const char *event,
 
 /* ---- policy (--policy FILE) ---------------------------------------------- */
 
+/* A session's state, used on its own loop only (which alone ends it). */
 static struct gateway_policy_session *policy_session_find(struct gateway_cli *c, uint64_t id)
 {
-    for (struct gateway_policy_session *s = c->sessions; s; s = s->next)
-        if (s->id == id)
-            return s;
-    return NULL;
+    pthread_mutex_lock(&c->lock);
+    struct gateway_policy_session *s = c->sessions;
+    while (s && s->id != id)
+        s = s->next;
+    pthread_mutex_unlock(&c->lock);
+    return s;
 }
 
 /* The session's guard, or NULL when it has none (its statements are then
@@ -138,20 +145,25 @@ static void policy_session_begin(struct gateway_cli *c, uint64_t id)
         return; /* its statements are refused: no state to judge them with */
     }
     s->id = id;
+    pthread_mutex_lock(&c->lock);
     s->next = c->sessions;
     c->sessions = s;
+    pthread_mutex_unlock(&c->lock);
 }
 
 static void policy_session_end(struct gateway_cli *c, uint64_t id)
 {
-    for (struct gateway_policy_session **pp = &c->sessions; *pp; pp = &(*pp)->next) {
-        struct gateway_policy_session *s = *pp;
-        if (s->id != id)
-            continue;
+    pthread_mutex_lock(&c->lock);
+    struct gateway_policy_session **pp = &c->sessions;
+    while (*pp && (*pp)->id != id)
+        pp = &(*pp)->next;
+    struct gateway_policy_session *s = *pp;
+    if (s)
         *pp = s->next;
+    pthread_mutex_unlock(&c->lock);
+    if (s) {
         policy_guard_free(&s->guard);
         free(s);
-        return;
     }
 }
 
@@ -387,8 +399,6 @@ static int gateway_run(const struct cli_args *args, struct cli_context *ctx)
         long v = strtol(threads, &end, 10);
         if (errno || *end || v < 1 || v > GATEWAY_MAX_THREADS)
             return cli_usage_error(args->cmd, "--threads takes 1 to 16");
-        if (v > 1 && (cli_get(args, "policy") || cli_get(args, "audit-log")))
-            return cli_usage_error(args->cmd, "--threads above 1 is for a gateway without --policy or --audit-log");
         cfg.threads = (int)v;
     }
     cfg.tls_cert_file = cli_get(args, "tls-cert");
@@ -421,6 +431,8 @@ static int gateway_run(const struct cli_args *args, struct cli_context *ctx)
     }
 
     struct gateway_cli c = {0};
+    pthread_mutex_init(&c.lock, NULL);
+    cfg.hooks_thread_safe = true; /* the session list is locked; the policy's cache locks itself */
     const char *policy_path = cli_get(args, "policy");
     if (policy_path) {
         char perr[POLICY_ERR_MAX];
@@ -506,6 +518,7 @@ out:
         policy_session_end(&c, c.sessions->id);
     util_secure_zero(c.catalog_conninfo, sizeof c.catalog_conninfo);
     policy_free(c.policy);
+    pthread_mutex_destroy(&c.lock);
     return rc;
 }
 
@@ -524,8 +537,8 @@ static const struct cli_option gateway_options[] = {
     {"client-password-file", 0, "FILE",
      "make a password for this run, write it to FILE ('-': stdout) and require it from clients",
      CLI_COMPLETE_FILE, NULL},
-    {"threads", 0, "N", "event loops, one per thread, that take clients in turn (default 1; not with "
-     "--policy or --audit-log)", CLI_COMPLETE_NONE, NULL},
+    {"threads", 0, "N", "event loops, one per thread, that take clients in turn (default 1)", CLI_COMPLETE_NONE,
+     NULL},
     {"audit-log", 0, "FILE", "append one JSON line per session event and statement", CLI_COMPLETE_FILE, NULL},
     {"policy", 0, "FILE", "enforce this policy file (or \"default\"): decisions and masking", CLI_COMPLETE_FILE,
      NULL},

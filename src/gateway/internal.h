@@ -11,6 +11,7 @@
 #include <event2/listener.h>
 #include <openssl/ssl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sys/socket.h>
 
 struct gw_session;
@@ -91,7 +92,7 @@ struct gateway {
     SSL_CTX *client_tls, *upstream_tls;
     size_t nsessions;             /* (lock) */
     uint64_t next_session_id;     /* (lock) */
-    uint64_t next_hold_id;        /* holds need the statement hook, so one loop: no lock */
+    _Atomic uint64_t next_hold_id; /* numbers every statement decision, on any loop */
     char refusal_marker[40];      /* "hoopctl_refused_<random hex>" */
     bool client_auth;             /* clients must prove client_verifier's password */
     struct pgwire_scram_secret client_verifier;

@@ -662,12 +662,17 @@ static int decide(struct gw_session *s, char type, const uint8_t *body, size_t l
             st.param_formats = formats;
         }
     }
-    /* no lock: a statement hook means one loop (gateway_new refuses threads then) */
-    uint64_t hold_id = ++s->gw->next_hold_id;
+    uint64_t hold_id = atomic_fetch_add_explicit(&s->gw->next_hold_id, 1, memory_order_relaxed) + 1;
     s->decided_id = hold_id;
     enum gateway_verdict v = h->statement(h->user, &s->info, &st, hold_id, refusal);
     pgwire_bind_free(&bind);
     free(formats);
+    if (v == GATEWAY_HOLD && s->gw->nworkers > 1) { /* holds are resolved on the one loop: refused */
+        snprintf(refusal->sqlstate, sizeof refusal->sqlstate, "42501");
+        snprintf(refusal->message, sizeof refusal->message,
+                 "hoopctl: this statement needs a hold, which a gateway with several loops cannot do");
+        v = GATEWAY_REFUSE;
+    }
     if (v == GATEWAY_HOLD)
         s->hold_id = hold_id;
     return (int)v;
