@@ -75,6 +75,10 @@ struct gw_worker {
     bool want_shutdown, want_stop; /* (gw->lock) */
     struct gw_session *sessions;   /* its sessions, doubly linked; changed only by its
                                       own thread, under gw->lock */
+    /* TLS to clients and to upstream (NULL: none), one pair per loop, so that
+     * no TLS state (the trust store, its certificates' caches) is shared
+     * between threads. */
+    SSL_CTX *client_tls, *upstream_tls;
 };
 
 struct gateway {
@@ -89,7 +93,6 @@ struct gateway {
     struct gateway_config cfg;
     char *upstream_password;
     char listen_address[64];
-    SSL_CTX *client_tls, *upstream_tls;
     size_t nsessions;             /* (lock) */
     uint64_t next_session_id;     /* (lock) */
     _Atomic uint64_t next_hold_id; /* numbers every statement decision, on any loop */
@@ -215,7 +218,8 @@ void gw_session_shutdown(struct gw_session *s);
 
 /* upstream.c */
 int gw_upstream_start(struct gw_session *s, char *err, size_t errlen);
-int gw_upstream_tls_context(struct gateway *gw, char *err, size_t errlen);
+/* *out: a TLS context for upstream, or NULL when sslmode is disable. 0 or -1. */
+int gw_upstream_tls_context(struct gateway *gw, SSL_CTX **out, char *err, size_t errlen);
 void gw_cancel_send(struct gateway *gw, struct event_base *base, uint32_t pid, uint32_t secret);
 
 /* tracking.c */

@@ -137,9 +137,10 @@ static void workers_stop(struct gateway *gw)
     }
 }
 
-static int client_tls_context(struct gateway *gw, char *err, size_t errlen)
+static int client_tls_context(struct gateway *gw, SSL_CTX **out, char *err, size_t errlen)
 {
     const struct gateway_config *c = &gw->cfg;
+    *out = NULL;
     if (!c->tls_cert_file && !c->tls_key_file)
         return 0;
     if (!c->tls_cert_file || !c->tls_key_file) {
@@ -156,7 +157,7 @@ static int client_tls_context(struct gateway *gw, char *err, size_t errlen)
         return -1;
     }
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    gw->client_tls = ctx;
+    *out = ctx;
     return 0;
 }
 
@@ -219,8 +220,12 @@ struct gateway *gateway_new(struct event_base *base, const struct gateway_config
     util_random_bytes(rnd, sizeof rnd);
     util_hex_encode(rnd, sizeof rnd, hex);
     snprintf(gw->refusal_marker, sizeof gw->refusal_marker, "hoopctl_refused_%s", hex);
-    if (client_tls_context(gw, err, errlen) < 0 || gw_upstream_tls_context(gw, err, errlen) < 0)
-        goto fail;
+    for (int i = 0; i < gw->nworkers; i++) {
+        struct gw_worker *w = &gw->workers[i];
+        if (client_tls_context(gw, &w->client_tls, err, errlen) < 0 ||
+            gw_upstream_tls_context(gw, &w->upstream_tls, err, errlen) < 0)
+            goto fail;
+    }
 
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICHOST}, *res = NULL;
@@ -314,6 +319,10 @@ void gateway_free(struct gateway *gw)
         workers_stop(gw);
         while (gw->workers[0].sessions)
             gw_session_free(gw->workers[0].sessions);
+        for (int i = 0; i < gw->nworkers; i++) {
+            SSL_CTX_free(gw->workers[i].client_tls);
+            SSL_CTX_free(gw->workers[i].upstream_tls);
+        }
         free(gw->workers);
     }
     pthread_mutex_destroy(&gw->lock);
@@ -322,8 +331,6 @@ void gateway_free(struct gateway *gw)
         free(gw->upstream_password);
     }
     util_secure_zero(&gw->client_verifier, sizeof gw->client_verifier);
-    SSL_CTX_free(gw->client_tls);
-    SSL_CTX_free(gw->upstream_tls);
     free(gw);
 }
 

@@ -211,7 +211,7 @@ static void copy_param(char *dst, size_t len, const char *v)
 
 static int client_begin_tls(struct gw_session *s)
 {
-    SSL *ssl = SSL_new(s->gw->client_tls);
+    SSL *ssl = SSL_new(s->worker->client_tls);
     if (!ssl)
         return -1;
     gw_conn_flush(s->client); /* the 'S' goes out in clear first */
@@ -332,7 +332,7 @@ static void client_startup_read(struct gw_session *s)
             return;
         }
         if (st->code == PGWIRE_SSL_REQUEST || st->code == PGWIRE_GSSENC_REQUEST) {
-            bool tls = st->code == PGWIRE_SSL_REQUEST && s->gw->client_tls;
+            bool tls = st->code == PGWIRE_SSL_REQUEST && s->worker->client_tls;
             free(st);
             if (evbuffer_get_length(in) > 0) {
                 gw_session_fail(s, "08P01", "received unencrypted data after SSL request");

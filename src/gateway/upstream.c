@@ -17,9 +17,10 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
-int gw_upstream_tls_context(struct gateway *gw, char *err, size_t errlen)
+int gw_upstream_tls_context(struct gateway *gw, SSL_CTX **out, char *err, size_t errlen)
 {
     const struct pgwire_conninfo *ci = &gw->cfg.upstream;
+    *out = NULL;
     if (ci->sslmode == PGWIRE_SSL_DISABLE)
         return 0;
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
@@ -38,7 +39,7 @@ int gw_upstream_tls_context(struct gateway *gw, char *err, size_t errlen)
     } else {
         SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
     }
-    gw->upstream_tls = ctx;
+    *out = ctx;
     return 0;
 }
 
@@ -148,7 +149,7 @@ static void upstream_startup_event(struct gw_conn *c, short what, void *arg);
 static int upstream_begin_tls(struct gw_session *s)
 {
     struct gateway *gw = s->gw;
-    SSL *ssl = SSL_new(gw->upstream_tls);
+    SSL *ssl = SSL_new(s->worker->upstream_tls);
     if (!ssl)
         return -1;
     const struct pgwire_conninfo *ci = &gw->cfg.upstream;

@@ -5,7 +5,8 @@
 # sessions spread over the loops at once); a cancel that arrives on one loop
 # reaches a session on another, while a forged key does nothing; sessions on
 # every loop get the shutdown message at SIGINT and the gateway exits 0; bad
-# --threads values are usage errors. Last, --policy and --audit-log on two
+# --threads values are usage errors. TLS to clients is served on every loop.
+# Last, --policy and --audit-log on two
 # loops: sessions on both are judged, masked and audited, each on its own.
 source "$(dirname "$0")/lib/harness.sh"
 source "$(dirname "$0")/lib/gateway.sh"
@@ -92,6 +93,24 @@ for i in 1 2 3; do
   assert_contains "$(cat "$T/idle$i.log")" "the gateway is shutting down" "psql $i"
 done
 [[ ! -e $T/sock/.s.PGSQL.$GW_PORT ]] || fail "the Unix socket is left behind"
+
+log "TLS to clients on every loop (each loop has its own TLS contexts)"
+openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=127.0.0.1" -addext "subjectAltName=IP:127.0.0.1" \
+  -keyout "$T/gw.key" -out "$T/gw.crt" >/dev/null 2>&1
+gateway_start gwtls --threads 3 --tls-cert "$T/gw.crt" --tls-key "$T/gw.key"
+for i in 1 2 3 4 5 6; do
+  bg_start "t$i" bash -c "PGPASSWORD='' PGSSLMODE=verify-full PGSSLROOTCERT='$T/gw.crt' psql -X -At -h 127.0.0.1 \
+    -p $GW_PORT -U u -d d -c 'select pg_sleep(0.3), ssl from pg_stat_ssl where pid = pg_backend_pid()' \
+    -c 'select $i * 7'"
+done
+for i in 1 2 3 4 5 6; do
+  wait_rc "$(eval echo "\$t${i}_PID")"
+  assert_eq 0 "$RC" "psql $i over TLS: $(cat "$T/t$i.log")"
+  assert_contains "$(cat "$T/t$i.log")" "|t" "psql $i: the gateway's upstream link is TLS too"
+  assert_contains "$(cat "$T/t$i.log")" "$((i * 7))"
+done
+kill -INT "$gwtls_PID"
+wait_rc "$gwtls_PID"
 
 log "--policy and --audit-log on two loops"
 psql -X -q -c "create table users (id int, email text, name text)" \
