@@ -168,10 +168,9 @@ static void policy_session_end(struct gateway_cli *c, uint64_t id)
 }
 
 /* Decide on a statement; false with the refusal filled when it must not run. */
-static bool policy_statement(struct gateway_cli *c, const struct gateway_session_info *si,
-                             const struct gateway_statement *st, struct gateway_refusal *ref)
+static bool policy_statement(struct policy_guard *g, const struct gateway_statement *st,
+                             struct gateway_refusal *ref)
 {
-    struct policy_guard *g = policy_guard_of(c, si->id);
     snprintf(ref->sqlstate, sizeof ref->sqlstate, "42501");
     if (!g) {
         snprintf(ref->message, sizeof ref->message, "hoopctl: this session has no policy state (fail closed)");
@@ -260,7 +259,8 @@ static enum gateway_verdict hook_statement(void *user, const struct gateway_sess
 {
     (void)hold_id;
     struct gateway_cli *c = user;
-    bool allowed = !c->policy || policy_statement(c, si, st, refusal);
+    struct policy_guard *g = c->policy ? policy_guard_of(c, si->id) : NULL; /* one look-up a statement */
+    bool allowed = !c->policy || policy_statement(g, st, refusal);
     if (!c->audit)
         return allowed ? GATEWAY_ALLOW : GATEWAY_REFUSE;
     static const char *const kinds[] = {"query", "execute", "function_call"};
@@ -289,7 +289,6 @@ static enum gateway_verdict hook_statement(void *user, const struct gateway_sess
         if (st->portal_name)
             audit_set_text(extra, "portal", st->portal_name);
     }
-    struct policy_guard *g = c->policy ? policy_guard_of(c, si->id) : NULL;
     if (extra && g) {
         json_object_set_new(extra, "decision", json_string(policy_action_name(g->decision.action)));
         json_object_set_new(extra, "rule", json_string(g->decision.rule_name));

@@ -640,13 +640,6 @@ static int mask_filter(void *user, const struct gateway_session_info *si, int co
     return 0;
 }
 
-/* A new result set (rows or COPY) begins: the last one is recorded. */
-static void next_result(struct connect *c, struct cn_session *s)
-{
-    record_flush(c, s);
-    record_clear(s);
-}
-
 static bool on_row_description(void *user, const struct gateway_session_info *si,
                                const struct pgwire_column *cols, int ncols, struct gateway_row_filter *f)
 {
@@ -658,7 +651,7 @@ static bool on_row_description(void *user, const struct gateway_session_info *si
         policy_guard_row_description(NULL, cols, ncols, true, f);
         return true;
     }
-    next_result(c, s);
+    record_flush(c, s); /* a new result set begins: the last one is recorded */
     /* Every column goes through the filter: the masked ones are rewritten,
      * and the first rows are recorded for replay. */
     policy_guard_row_description(&s->guard, cols, ncols, true, f);
@@ -695,7 +688,7 @@ static bool on_copy_out(void *user, const struct gateway_session_info *si, int n
     struct connect *c = user;
     struct cn_session *s = cn_session_find(c, si->id);
     if (s)
-        next_result(c, s);
+        record_flush(c, s);
     policy_guard_copy_out(s ? &s->guard : NULL, ncols, f); /* no state: a filter that fails */
     return true;
 }
