@@ -32,6 +32,7 @@ err=$("$H" help nosuch 2>&1) && fail "help nosuch accepted"
 set +e
 err=$("$H" completion 2>&1); rc=$?
 assert_eq 2 "$rc"; assert_contains "$err" "missing argument"; assert_contains "$err" "hint:"
+assert_contains "$err" "usage: hoopctl completion bash|zsh|fish"
 err=$("$H" completion tcsh 2>&1); rc=$?
 assert_eq 2 "$rc"; assert_contains "$err" "bash, zsh or fish"
 err=$("$H" completion bash extra 2>&1); rc=$?
