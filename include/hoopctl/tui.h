@@ -61,6 +61,9 @@ struct tui_source_ops {
      * next gets the cursor of the following page, "" after the last one. */
     int (*sessions)(void *self, const char *cursor, struct tui_session_row **rows, int *n,
                     char next[TUI_CURSOR_MAX], char *err, size_t errlen);
+    /* The cursor of the page that begins right after row (for refreshing a
+     * page loaded by scrolling); NULL when the source has one page only. */
+    void (*cursor_after)(void *self, const struct tui_session_row *row, char out[TUI_CURSOR_MAX]);
     int (*session)(void *self, const char *id, struct replay_session *out, char *err,
                    size_t errlen);
     /* Reviews with status "pending" (those this user may decide) or
@@ -118,6 +121,12 @@ int tui_filter_apply(const struct tui_filter *f, const struct tui_session_row *r
  * *out (malloc'd), or -1 when out of memory. */
 int tui_sessions_merge(const struct tui_session_row *fresh, int nfresh, const struct tui_session_row *old,
                        int nold, struct tui_session_row **out, bool *kept_tail);
+/* A page fetched again from the middle of the list (the one on screen): each
+ * of its rows replaces the row of rows[from..] with the same id, in order (a
+ * row the list does not hold there is left out: the list's shape stays).
+ * Returns how many rows were replaced. */
+int tui_sessions_update(struct tui_session_row *rows, int nrows, int from, const struct tui_session_row *fresh,
+                        int nfresh);
 /* Parse "15m", "2h", "3d" (ago) or an ISO date "2026-11-26[THH:MM]" (UTC)
  * into ms since the epoch. Returns 0 or -1. */
 int tui_parse_time(const char *text, int64_t now_ms, int64_t *out_ms);

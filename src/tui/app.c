@@ -272,6 +272,8 @@ static void draw_sessions(struct app *a)
     struct app_table t = {session_cols, (int)(sizeof session_cols / sizeof session_cols[0]), {0}};
     int y0, rows = list_begin(a, VIEW_SESSIONS, &t, a->nidx, 0, &y0);
     int *sel = &a->sel[VIEW_SESSIONS], *top = &a->top[VIEW_SESSIONS];
+    /* the worker refreshes the page on screen with the first page */
+    snprintf(m->shown_id, sizeof m->shown_id, "%s", *top < a->nidx ? m->rows[a->idx[*top]].id : "");
     /* within a screen of the end of what is loaded: the worker fetches the
      * next page while the list stays usable */
     if (m->rows_loaded && m->rows_next[0] && !m->rows_more_loading && !m->want_more_sessions &&

@@ -35,6 +35,7 @@ struct tui_model {
     char decide_reason[512];
 
     bool want_more_sessions;     /* load the next page (the user scrolled near the end) */
+    char shown_id[80];           /* the first session on screen ("" none): its page is refreshed too */
 
     /* results */
     struct tui_session_row *rows;

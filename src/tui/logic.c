@@ -58,6 +58,25 @@ int tui_sessions_merge(const struct tui_session_row *fresh, int nfresh, const st
     return n;
 }
 
+int tui_sessions_update(struct tui_session_row *rows, int nrows, int from, const struct tui_session_row *fresh,
+                        int nfresh)
+{
+    int updated = 0, j = from < 0 ? 0 : from;
+    for (int i = 0; i < nfresh && j < nrows; i++) {
+        /* both lists are in the listing's order: look ahead for this id a
+         * little (rows gone from the server), never back */
+        int k = j;
+        while (k < nrows && k - j < 64 && strcmp(rows[k].id, fresh[i].id) != 0)
+            k++;
+        if (k == nrows || strcmp(rows[k].id, fresh[i].id) != 0)
+            continue; /* not in the list here (a late arrival): left out */
+        rows[k] = fresh[i];
+        updated++;
+        j = k + 1;
+    }
+    return updated;
+}
+
 int tui_filter_apply(const struct tui_filter *f, const struct tui_session_row *rows, int n, int *idx)
 {
     int k = 0;

@@ -268,8 +268,17 @@ static void api_close(void *self)
     free(a);
 }
 
+/* The server pages by (started_at, id), newest first: the page after a row
+ * holds what is older than it. */
+static void api_cursor_after(void *self, const struct tui_session_row *row, char out[TUI_CURSOR_MAX])
+{
+    (void)self;
+    snprintf(out, TUI_CURSOR_MAX, "%lld:%s", (long long)row->started_ms, row->id);
+}
+
 static const struct tui_source_ops api_ops = {
     .sessions = api_sessions,
+    .cursor_after = api_cursor_after,
     .session = api_session,
     .reviews = api_reviews,
     .decide = api_decide,

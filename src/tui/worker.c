@@ -161,6 +161,43 @@ static void sessions_more(struct tui_model *m, const char *cursor, int64_t *back
     pthread_mutex_unlock(&m->mu);
 }
 
+static int row_index(const struct tui_model *m, const char *id)
+{
+    for (int i = 0; id[0] && i < m->nrows; i++)
+        if (strcmp(m->rows[i].id, id) == 0)
+            return i;
+    return -1;
+}
+
+/* The page on screen, when it lies past the first page (nfirst rows, just
+ * refreshed): fetched again so that its counts and states stay current. Only
+ * that page, so a list scrolled deep costs one more request per refresh, not
+ * one per page loaded. Called without the lock. */
+static void sessions_refresh_shown(struct tui_model *m, int nfirst)
+{
+    if (!m->src->ops->cursor_after)
+        return;
+    char cursor[TUI_CURSOR_MAX], next[TUI_CURSOR_MAX], err[512] = "", shown[80];
+    pthread_mutex_lock(&m->mu);
+    int at = row_index(m, m->shown_id);
+    snprintf(shown, sizeof shown, "%s", m->shown_id);
+    if (at > nfirst) /* the rows before nfirst came with the first page */
+        m->src->ops->cursor_after(m->src->self, &m->rows[at - 1], cursor);
+    pthread_mutex_unlock(&m->mu);
+    if (at <= nfirst)
+        return;
+    struct tui_session_row *rows = NULL;
+    int n = 0;
+    if (m->src->ops->sessions(m->src->self, cursor, &rows, &n, next, err, sizeof err) == TUI_OK) {
+        pthread_mutex_lock(&m->mu);
+        at = row_index(m, shown); /* the list may have changed meanwhile */
+        if (at >= 0 && tui_sessions_update(m->rows, m->nrows, at, rows, n) > 0)
+            model_changed(m);
+        pthread_mutex_unlock(&m->mu);
+    } /* else: the next refresh tries again; the first page's errors are shown */
+    free(rows);
+}
+
 static void *request_main(void *arg)
 {
     struct tui_model *m = arg;
@@ -261,6 +298,7 @@ static void *request_main(void *arg)
             char next[TUI_CURSOR_MAX];
             err[0] = 0;
             int rc = src->ops->sessions(src->self, "", &rows, &n, next, err, sizeof err);
+            int nfirst = n;
             pthread_mutex_lock(&m->mu);
             if (rc == TUI_OK) {
                 /* the first page refreshed; pages loaded by scrolling stay */
@@ -295,6 +333,8 @@ static void *request_main(void *arg)
             }
             model_changed(m);
             pthread_mutex_unlock(&m->mu);
+            if (rc == TUI_OK)
+                sessions_refresh_shown(m, nfirst);
         }
         if (do_hist) {
             struct tui_review *h = NULL;

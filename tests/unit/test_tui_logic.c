@@ -181,8 +181,15 @@ static struct tui_session_row row_id(const char *id)
 static void ids_are(const struct tui_session_row *r, int n, const char *want)
 {
     char got[256] = "";
-    for (int i = 0; i < n; i++)
-        snprintf(got + strlen(got), sizeof got - strlen(got), "%s%s", i ? " " : "", r[i].id);
+    size_t used = 0;
+    for (int i = 0; i < n; i++) {
+        size_t len = strlen(r[i].id);
+        assert_true(used + len + 2 < sizeof got);
+        if (i)
+            got[used++] = ' ';
+        memcpy(got + used, r[i].id, len + 1);
+        used += len;
+    }
     assert_string_equal(got, want);
 }
 
@@ -224,6 +231,39 @@ static void refreshed_first_page_joins_loaded_pages(void **state)
     free(out);
 }
 
+static struct tui_session_row row_events(const char *id, int events)
+{
+    struct tui_session_row r = row_id(id);
+    r.events = events;
+    return r;
+}
+
+/* A page fetched again from the middle of the list replaces its rows in
+ * place, by id, and never changes the list's shape. */
+static void page_refreshed_in_place(void **state)
+{
+    (void)state;
+    struct tui_session_row list[] = {row_events("f", 1), row_events("e", 1), row_events("d", 1),
+                                     row_events("c", 1), row_events("b", 1), row_events("a", 1)};
+    /* the page after e: d ended meanwhile with more events, c is gone from
+     * the server, x arrived late (not in the list here), b and a changed */
+    struct tui_session_row fresh[] = {row_events("d", 7), row_events("x", 9), row_events("b", 5),
+                                      row_events("a", 4)};
+    assert_int_equal(tui_sessions_update(list, 6, 2, fresh, 4), 3);
+    ids_are(list, 6, "f e d c b a");
+    int want[] = {1, 1, 7, 1, 5, 4};
+    for (int i = 0; i < 6; i++)
+        assert_int_equal(list[i].events, want[i]);
+    /* rows before `from` are never touched, even when the page holds them */
+    struct tui_session_row again[] = {row_events("f", 8), row_events("a", 6)};
+    assert_int_equal(tui_sessions_update(list, 6, 1, again, 2), 1);
+    assert_int_equal(list[0].events, 1);
+    assert_int_equal(list[5].events, 6);
+    /* nothing to do: an empty page, a start past the end */
+    assert_int_equal(tui_sessions_update(list, 6, 0, NULL, 0), 0);
+    assert_int_equal(tui_sessions_update(list, 6, 6, fresh, 4), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -234,6 +274,7 @@ int main(void)
         cmocka_unit_test(scrolling),
         cmocka_unit_test(sql_pretty_printing),
         cmocka_unit_test(refreshed_first_page_joins_loaded_pages),
+        cmocka_unit_test(page_refreshed_in_place),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
