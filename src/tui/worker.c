@@ -181,10 +181,11 @@ static void sessions_refresh_shown(struct tui_model *m, int nfirst)
     pthread_mutex_lock(&m->mu);
     int at = row_index(m, m->shown_id);
     snprintf(shown, sizeof shown, "%s", m->shown_id);
-    if (at > nfirst) /* the rows before nfirst came with the first page */
+    bool past_first = at > 0 && at >= nfirst; /* rows [0, nfirst) came with the first page */
+    if (past_first)
         m->src->ops->cursor_after(m->src->self, &m->rows[at - 1], cursor);
     pthread_mutex_unlock(&m->mu);
-    if (at <= nfirst)
+    if (!past_first)
         return;
     struct tui_session_row *rows = NULL;
     int n = 0;
