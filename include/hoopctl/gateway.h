@@ -192,6 +192,7 @@ struct gateway_config {
     struct gateway_hooks hooks;
 };
 #define GATEWAY_MAX_THREADS 16
+#define GATEWAY_AUTO_THREADS 4 /* hoopctl gateway's default: one loop per CPU, at most this */
 
 /* A fresh random password for one gateway run (clients' login, see
  * client_password): GATEWAY_PASSWORD_LEN hex characters and a NUL into out.

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct gateway_cli;
 
@@ -391,6 +392,12 @@ static int gateway_run(const struct cli_args *args, struct cli_context *ctx)
             return cli_usage_error(args->cmd, "--max-message-size takes bytes, 1024 to 1073741824");
         cfg.max_message_size = (size_t)v;
     }
+    /* One loop per CPU by default (at most GATEWAY_AUTO_THREADS): a loop
+     * serves its sessions one at a time, so with one loop the others wait
+     * while it is busy or preempted (tests/bench/cpu.sh: 13-18 % of the
+     * machine idle at pgbench -c 4 on one loop, none on two). */
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    cfg.threads = ncpu < 1 ? 1 : ncpu > GATEWAY_AUTO_THREADS ? GATEWAY_AUTO_THREADS : (int)ncpu;
     const char *threads = cli_get(args, "threads");
     if (threads) {
         char *end;
@@ -500,7 +507,8 @@ static int gateway_run(const struct cli_args *args, struct cli_context *ctx)
     struct event *sigterm = evsignal_new(c.base, SIGTERM, on_signal, &c);
     event_add(sigint, NULL);
     event_add(sigterm, NULL);
-    fprintf(stderr, "hoopctl gateway: listening on %s\n", gateway_listen_address(c.gw));
+    fprintf(stderr, "hoopctl gateway: listening on %s (%d event loop%s)\n", gateway_listen_address(c.gw),
+            cfg.threads, cfg.threads == 1 ? "" : "s");
     if (gateway_socket_path(c.gw))
         fprintf(stderr, "hoopctl gateway: listening on %s\n", gateway_socket_path(c.gw));
     event_base_dispatch(c.base);
@@ -536,7 +544,7 @@ static const struct cli_option gateway_options[] = {
     {"client-password-file", 0, "FILE",
      "make a password for this run, write it to FILE ('-': stdout) and require it from clients",
      CLI_COMPLETE_FILE, NULL},
-    {"threads", 0, "N", "event loops, one per thread, that take clients in turn (default 1)", CLI_COMPLETE_NONE,
+    {"threads", 0, "N", "event loops, one per thread, that take clients in turn (default: one per CPU, at most 4)", CLI_COMPLETE_NONE,
      NULL},
     {"audit-log", 0, "FILE", "append one JSON line per session event and statement", CLI_COMPLETE_FILE, NULL},
     {"policy", 0, "FILE", "enforce this policy file (or \"default\"): decisions and masking", CLI_COMPLETE_FILE,

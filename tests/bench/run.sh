@@ -12,7 +12,8 @@
 # The targets pgbouncer-unix and gateway-unix are the same two proxies with
 # pgbench on their Unix sockets (host=DIR) instead of loopback TCP; they are
 # measured at -c 4 (BENCH_UNIX_CLIENTS) in every mode, in a second table.
-# The target gateway-2t is a second gateway with --threads 2, in a third.
+# The gateway runs as by default (one event loop per CPU, at most 4: two here);
+# the target gateway-1t is a second gateway with --threads 1, in a third table.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 export HOOPCTL_BIN=${HOOPCTL_BIN:-$ROOT/hoopctl} HOOPCTL_ROOT=$ROOT
@@ -22,7 +23,7 @@ source "$ROOT/tests/bench/lib.sh"
 SECS=${BENCH_SECONDS:-5}
 MODES=(${BENCH_MODES:-simple extended prepared})
 CLIENTS=(${BENCH_CLIENTS:-1 4 16})
-TARGETS=(${BENCH_TARGETS:-direct pgbouncer gateway gateway-2t pgbouncer-unix gateway-unix})
+TARGETS=(${BENCH_TARGETS:-direct pgbouncer gateway gateway-1t pgbouncer-unix gateway-unix})
 UNIX_CLIENTS=" ${BENCH_UNIX_CLIENTS:-4} "
 REPEAT=${BENCH_REPEAT:-1}
 has_target() { [[ " ${TARGETS[*]} " == *" $1 "* ]]; }
@@ -47,12 +48,12 @@ if [[ -n ${BENCH_GW2_BIN:-} ]]; then
   GW2_PID=$gw2_PID GW2_PORT=$GW_PORT
   TARGETS+=(gw2)
 fi
-# gateway-2t: the same gateway with --threads 2 (two event loops taking
-# clients in turn), in every mode and client count, in a table of its own.
-GW2T_PID='' GW2T_PORT=''
-if has_target gateway-2t; then
-  gateway_start gw2t --threads 2
-  GW2T_PID=$gw2t_PID GW2T_PORT=$GW_PORT
+# gateway-1t: the same gateway with --threads 1 (one event loop serving
+# every client), in every mode and client count, in a table of its own.
+GW1T_PID='' GW1T_PORT=''
+if has_target gateway-1t; then
+  gateway_start gw1t --threads 1
+  GW1T_PID=$gw1t_PID GW1T_PORT=$GW_PORT
 fi
 GW_PORT=$GW_MAIN_PORT
 
@@ -66,12 +67,12 @@ run() {  # target mode clients
     pgbouncer) conn=(env PGPASSWORD= PGSSLMODE=disable pgbench -h 127.0.0.1 -p "$PGB_PORT") ;;
     gateway) conn=(env PGPASSWORD= PGSSLMODE=disable pgbench -h 127.0.0.1 -p "$GW_PORT") ;;
     gw2) conn=(env PGPASSWORD= PGSSLMODE=disable pgbench -h 127.0.0.1 -p "$GW2_PORT") ;;
-    gateway-2t) conn=(env PGPASSWORD= PGSSLMODE=disable pgbench -h 127.0.0.1 -p "$GW2T_PORT") ;;
+    gateway-1t) conn=(env PGPASSWORD= PGSSLMODE=disable pgbench -h 127.0.0.1 -p "$GW1T_PORT") ;;
     pgbouncer-unix) conn=(env PGPASSWORD= pgbench -h "$PGB_SOCK" -p "$PGB_PORT") ;;
     gateway-unix) conn=(env PGPASSWORD= pgbench -h "$GW_SOCK" -p "$GW_PORT") ;;
   esac
   local j=$((c < 2 ? c : 2))
-  case $target in gateway-2t) pid=$GW2T_PID ;; gateway*) pid=$GW_PID ;; gw2) pid=$GW2_PID ;; pgbouncer*) pid=$PGB_PID ;; esac
+  case $target in gateway-1t) pid=$GW1T_PID ;; gateway*) pid=$GW_PID ;; gw2) pid=$GW2_PID ;; pgbouncer*) pid=$PGB_PID ;; esac
   [[ -n $pid ]] && t0=$(cpu_ticks "$pid")
   out=$("${conn[@]}" -U postgres -n -S -M "$mode" -c "$c" -j "$j" -T "$SECS" postgres 2>&1) \
     || { echo "$out" >&2; fail "pgbench $target $mode -c $c failed"; }
@@ -142,17 +143,17 @@ if has_target gateway-unix || has_target pgbouncer-unix; then
   done
   echo
 fi
-if has_target gateway-2t; then
-  echo "the gateway with --threads 2 (two event loops), clients on loopback TCP"
-  printf '%-9s %3s %10s %10s %10s %7s %7s %8s %12s\n' mode c direct pgbouncer gw-2t 2t/dir 2t/pgb 2t/gw \
-    '2t cpu/tx'
+if has_target gateway-1t; then
+  echo "the gateway with --threads 1 (one event loop), clients on loopback TCP"
+  printf '%-9s %3s %10s %10s %10s %7s %7s %8s %12s\n' mode c direct pgbouncer gw-1t 1t/dir 1t/pgb 1t/gw \
+    '1t cpu/tx'
   for mode in "${MODES[@]}"; do
     for c in "${CLIENTS[@]}"; do
       d=${T_[direct.$mode.$c]:-} b=${T_[pgbouncer.$mode.$c]:-} g=${T_[gateway.$mode.$c]:-}
-      t=${T_[gateway-2t.$mode.$c]:-}
+      t=${T_[gateway-1t.$mode.$c]:-}
       printf '%-9s %3s %10s %10s %10s %7s %7s %8s %12s\n' "$mode" "$c" "$(fmt %.0f "$d")" "$(fmt %.0f "$b")" \
         "$(fmt %.0f "$t")" "$(ratio "$t" "$d")" "$(ratio "$t" "$b")" "$(ratio "$t" "$g")" \
-        "$(fmt %.1fus "${C_[gateway-2t.$mode.$c]:-}")"
+        "$(fmt %.1fus "${C_[gateway-1t.$mode.$c]:-}")"
     done
   done
   echo
