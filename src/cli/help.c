@@ -56,8 +56,7 @@ void cli_print_overview(void *stream)
 int cli_usage_error(const struct cli_command *cmd, const char *msg)
 {
     fprintf(stderr, "hoopctl %s: %s\n", cmd->name, msg);
-    if (cmd->usage && cmd->usage[0])
-        fprintf(stderr, "usage: hoopctl %s %s\n", cmd->name, cmd->usage);
+    cli_print_usage_line(cmd, stderr);
     fprintf(stderr, "hint: run 'hoopctl %s --help' for the options\n", cmd->name);
     return CLI_EXIT_USAGE;
 }
