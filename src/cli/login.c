@@ -116,6 +116,12 @@ static int login_device(const struct cli_args *args, const struct identity_provi
         fprintf(stderr, "hoopctl login: %s\n", err);
         return CLI_EXIT_FAILURE;
     }
+    /* Catch Ctrl-C before the code is shown: a user who sees it may press it at once. */
+    struct sigaction sa = {0}, old_int, old_term;
+    sa.sa_handler = login_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
     printf("\nTo sign in, open this page in a browser:\n\n    %s\n\nand enter the code:\n\n    %s\n\n",
            dev.verification_uri, dev.user_code);
     if (dev.verification_uri_complete[0]) {
@@ -127,11 +133,6 @@ static int login_device(const struct cli_args *args, const struct identity_provi
            (dev.expires_in + 59) / 60);
     fflush(stdout);
 
-    struct sigaction sa = {0}, old_int, old_term;
-    sa.sa_handler = login_on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
     enum identity_device_result r = identity_device_wait(p, &s->login, &dev, &login_cancelled, &s->tokens,
                                                           err, sizeof err);
     sigaction(SIGINT, &old_int, NULL);

@@ -133,6 +133,10 @@ void gw_session_free(struct gw_session *s)
     gw->nsessions--;
     pthread_mutex_unlock(&gw->lock);
     if (s->client) {
+        /* A last try (it never blocks) to send what is queued: when the
+         * gateway stops, a session is freed without waiting for its client,
+         * whose last message may be the 57P01 of the shutdown. */
+        gw_conn_flush(s->client);
         /* End a TLS session as PostgreSQL does, so the client sees an orderly close. */
         gw_conn_close_notify(s->client);
         gw_conn_free(s->client);
