@@ -122,9 +122,8 @@ assert_eq 0 "$(psql -X -Atc "select count(*) from pg_stat_activity where query =
 
 # A forged cancel key changes nothing.
 bg_start sleeper2 bash -c "PGPASSWORD='' PGSSLMODE=prefer exec psql -X -h 127.0.0.1 -p $GW_PORT -U u -d d -c 'select pg_sleep(3) as slept'"
-wait_for "pg_sleep(3) to start" 20 bash -c \
-  "[[ \$(psql -X -Atc \"select count(*) from pg_stat_activity where query like 'select pg_sleep(3)%' and state = 'active'\") == 1 ]]"
-bpid=$(psql -X -Atc "select pid from pg_stat_activity where query like 'select pg_sleep(3)%' and state = 'active'")
+wait_for "pg_sleep(3) to start" 20 active_backend 'select pg_sleep(3)%'
+bpid=$BPID
 python3 - "$GW_PORT" "$bpid" <<'PY'
 import socket, struct, sys
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))

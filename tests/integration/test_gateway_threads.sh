@@ -63,9 +63,8 @@ for try in 1 2 3; do
   assert_contains "$(cat "$T/sleeper$try.log")" "canceling statement due to user request" "cancel, try $try"
 done
 bg_start slow bash -c "PGPASSWORD='' PGSSLMODE=disable exec psql -X -h 127.0.0.1 -p $GW_PORT -U u -d d -c 'select pg_sleep(2) as slept'"
-wait_for "pg_sleep(2) to start" 20 bash -c \
-  "[[ \$(psql -X -Atc \"select count(*) from pg_stat_activity where query like 'select pg_sleep(2)%' and state = 'active'\") == 1 ]]"
-bpid=$(psql -X -Atc "select pid from pg_stat_activity where query like 'select pg_sleep(2)%' and state = 'active'")
+wait_for "pg_sleep(2) to start" 20 active_backend 'select pg_sleep(2)%'
+bpid=$BPID
 for k in 1 2 3; do   # one forged cancel on each loop
   python3 - "$GW_PORT" "$bpid" <<'PY'
 import socket, struct, sys

@@ -179,7 +179,7 @@ curl -s -m 2 "$ISS/jwks" >/dev/null && fail "the dev IdP still answers after the
 
 log "configured dev users, and a code that expires before anyone approves it"
 cat >"$T/dev2.json" <<'JSON'
-{"dev": {"device_ttl": 2, "users": {"carol": {"email": "carol@example.test", "groups": ["ops", "eng"]}}}}
+{"dev": {"device_ttl": 6, "users": {"carol": {"email": "carol@example.test", "groups": ["ops", "eng"]}}}}
 JSON
 SPORT=$(free_port)
 URL=http://127.0.0.1:$SPORT

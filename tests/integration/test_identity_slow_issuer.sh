@@ -102,16 +102,17 @@ log "the refetch ends: the unknown kid is refused, and there was one refetch"
 rm -f "$T/hang"
 wait_for "the hung fetch to end" $((HANG + 10)) bash -c "[[ \$(grep -c answered '$T/relay.log') == 1 ]]"
 assert_eq 1 "$(grep -c '^fetch' "$T/relay.log")" "both unknown kids waited on one refetch: $(cat "$T/relay.log")"
-call "$UNK"
-assert_eq 401 "$CODE" "unknown kid after the refetch [$(cat "$T/body.out")]"
+# This call may start a refetch of its own (the last one started long ago);
+# if the provider takes more than the server's 250 ms, that answer is a 503.
+refused() { call "$1"; [[ $CODE == 401 ]]; }
+wait_for "the unknown kid refused after the refetch" 10 refused "$UNK"
 assert_contains "$(cat "$T/server.log")" "token refused: unknown key id 'not-a-key-of-this-issuer' (not in the issuer's JWKS"
 call "$REAL"
 assert_eq 200 "$CODE" "the provider's token after the refetch"
 
 log "a key rotation behind a slow issuer: the CLI retries after Retry-After and gets through"
 ROT=$(node "$FORGE" rotated-kid "$REAL" "$A_DIR/private-jwks.json")
-call "$ROT"
-assert_eq 401 "$CODE" "a kid the issuer has not published yet"
+wait_for "a kid the issuer has not published yet refused" 10 refused "$ROT"
 sleep 2.1   # jwks_refetch_seconds since that refetch
 touch "$T/rotate"   # the relay now answers in 0.6 s (more than the server's 250 ms) with the new key
 RC=0; OUT=$(HOOPCTL_TOKEN=$ROT HOOPCTL_SERVER_URL=$URL "$HOOPCTL_BIN" sessions list 2>&1) || RC=$?

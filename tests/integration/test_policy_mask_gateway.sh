@@ -233,8 +233,9 @@ assert_no_pii "$out" "a notification payload built from a masked column"
 assert_contains "$out" "statement refused by rule masked-data-copy"
 assert_contains "$out" 'Asynchronous notification "ch" with payload "hoopctl: the payload is hidden: the statement may read masked columns"'
 assert_contains "$out" 'Asynchronous notification "ch" with payload "Alice"'
-out=$(gw_psql -At -c "listen other" -c "select pg_sleep(1.5)" 2>&1 &
-  sleep 0.7; psql -X -Atq -c "notify other, 'from-elsewhere'"; wait)
+out=$(gw_psql -At -c "listen other" -c "select pg_sleep(3)" 2>&1 & listener=$!
+  wait_for "the listener to sleep" 30 active_backend 'select pg_sleep(3)' >&2
+  psql -X -Atq -c "notify other, 'from-elsewhere'"; wait "$listener")
 assert_contains "$out" 'Asynchronous notification "other" with payload "from-elsewhere"'
 
 # SQL run from a string: the default policy sends it to review (refused

@@ -37,9 +37,10 @@ screen_settles() {  # height hint
   diff <(echo "$before") <(echo "$after") >&2
   return 1
 }
+pane_is() { [[ $(T display-message -p -t test '#{pane_width}x#{pane_height}') == "$1" ]]; }
 check_size() {  # width height
   local w=$1 h=$2 lines
-  wait_for "a ${w}x$h pane" 10 test "$(T display-message -p -t test '#{pane_width}x#{pane_height}')" = "${w}x$h"
+  wait_for "a ${w}x$h pane" 10 pane_is "${w}x$h"
   screen_settles "$h" "Enter open" || fail "garbage on the screen after resizing to ${w}x$h"
   lines=$(full_screen)
   assert_contains "$lines" "30 of 30 sessions"
@@ -68,7 +69,7 @@ assert_contains "$(tmux_screen)" "sess-30"
 tmux_keys Enter
 tmux_wait_text "2 statements  1 denied" 20
 tmux_resize 80 24
-wait_for "an 80x24 pane" 10 test "$(T display-message -p -t test '#{pane_width}x#{pane_height}')" = 80x24
+wait_for "an 80x24 pane" 10 pane_is 80x24
 screen_settles 24 "Enter statement" || fail "garbage in the session view at 80x24"
 # nothing of the list is left behind: one line names the state (the header)
 assert_eq 1 "$(tmux_screen | grep -c ended)" "lines left over from the sessions list"

@@ -33,19 +33,17 @@ r3=$(seed_review "$TOKEN_alice" sess-a2 "truncate audit_log")
 tmux_wait_text "3 pending reviews you may decide" 30
 assert_contains "$(tmux_screen)" "truncate audit_log"
 
-# Select carol's review (follow the list order) and show its statement pretty-printed.
-select_review() {  # text on the review's row
-  local i
-  tmux_keys Home
-  for i in 1 2 3; do
-    tmux_wait_text "Requester" 10
-    [[ $(tmux_screen | grep -A3 '^─' | grep -c "Review $1") == 1 ]] && return 0
-    tmux_keys Down
-    sleep 0.2
-  done
-  fail "could not select review $1"
+# Select carol's review and show its statement pretty-printed. The list is
+# oldest first, and keys are handled in order: Home, then Down to the row,
+# then wait for the detail pane (below the rule) to show that review.
+review_shown() { [[ $(tmux_screen | grep -A3 '^─' | grep -c "Review $1") == 1 ]]; }
+select_review() {  # id, its row (0 = oldest pending)
+  local keys=(Home) i
+  for ((i = 0; i < $2; i++)); do keys+=(Down); done
+  tmux_keys "${keys[@]}"
+  wait_for "review $1 selected" 10 review_shown "$1"
 }
-select_review "$r2"
+select_review "$r2" 1
 screen=$(tmux_screen)
 assert_contains "$screen" "Requester: Carol"
 tmux_wait_text "Rule: writes" 20
@@ -83,7 +81,7 @@ assert_eq "no: wipes every balance (ticket OPS-12)" "$(review_field "$r2" reason
 assert_eq bob "$(review_field "$r2" decided_by)"
 
 # Approve alice's first review.
-select_review "$r1"
+select_review "$r1" 0
 tmux_keys a
 tmux_wait_text "Approve review ${r1:0:8} by Alice on pgtest? [y/N]" 10
 tmux_keys y

@@ -21,3 +21,10 @@ gateway_start() {  # NAME [options...]
 gw_psql() {
   PGPASSWORD='' PGSSLMODE=prefer PGSSLROOTCERT='' psql -X -h 127.0.0.1 -p "$GW_PORT" -U app_user -d appdb "$@"
 }
+# active_backend LIKE: true when one backend runs a query LIKE the pattern, with
+# its pid in BPID (read in the same query, so the statement cannot end between
+# seeing it and reading its pid). For wait_for.
+active_backend() {
+  BPID=$(psql -X -Atc "select pid from pg_stat_activity where query like '$1' and state = 'active'")
+  [[ $BPID =~ ^[0-9]+$ ]]
+}

@@ -67,8 +67,7 @@ wait_for() {
 # pg_start [NAME]: initdb + start a PostgreSQL 15 with TLS and scram-sha-256.
 pg_start() {
   local name=${1:-pg}
-  local dir="$HARNESS_TMP/$name" port
-  port=$(free_port)
+  local dir="$HARNESS_TMP/$name" port try
   mkdir -p "$dir"
   local password
   password=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
@@ -88,7 +87,6 @@ pg_start() {
   [[ $(id -u) == 0 ]] && chown postgres: "$dir/data/server.key" "$dir/data/server.crt"
   cat >>"$dir/data/postgresql.conf" <<CONF
 listen_addresses = '127.0.0.1'
-port = $port
 unix_socket_directories = '$dir'
 ssl = on
 ssl_cert_file = 'server.crt'
@@ -104,8 +102,15 @@ local all all scram-sha-256
 hostssl all all 127.0.0.1/32 scram-sha-256
 host all all 127.0.0.1/32 scram-sha-256
 HBA
-  as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null \
-    || { cat "$dir/server.log" >&2; fail "PostgreSQL did not start"; }
+  # The port is chosen last, and chosen again if another process took it in
+  # between (the last "port =" line of postgresql.conf wins).
+  for try in 1 2 3; do
+    port=$(free_port)
+    echo "port = $port" >>"$dir/data/postgresql.conf"
+    as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null && break
+    grep -q "Address already in use" "$dir/server.log" && ((try < 3)) && continue
+    cat "$dir/server.log" >&2; fail "PostgreSQL did not start"
+  done
   export PGHOST=127.0.0.1 PGPORT=$port PGUSER=postgres PGPASSWORD=$password PGDATABASE=postgres
   export PGSSLMODE=verify-full PGSSLROOTCERT="$dir/root.crt"
   export HARNESS_PG_DIR="$dir" HARNESS_PG_SOCKET="$dir"
