@@ -139,12 +139,15 @@ clean:
 
 # identity: terminal QR codes of the device-login link (libqrencode).
 LDLIBS += $(shell pkg-config --libs libqrencode 2>/dev/null || echo -lqrencode)
-# libFuzzer targets (clang): the wire decoder and the startup/auth state
-# machine, built into build-fuzz/ and run for FUZZ_SECONDS in total (split
-# between the targets) on a copy of the committed seed corpus.
+# libFuzzer targets (clang): the wire decoder, the startup/auth state machine
+# and the policy engine (hostile SQL and result values), built into
+# build-fuzz/ and run for FUZZ_SECONDS in total (split evenly between the
+# targets) on a copy of the committed seed corpus.
 FUZZ_SECONDS ?= 600
-FUZZ_TARGETS  = decoder startup_auth
+FUZZ_TARGETS  = decoder startup_auth policy
 FUZZ_SRCS     = src/pgwire/codec.c src/pgwire/startup.c src/pgwire/auth.c src/util/buf.c src/util/util.c
+# the policy engine (without the guard, which is the gateway's glue)
+FUZZ_POLICY_SRCS = $(filter-out src/policy/guard.c,$(wildcard src/policy/*.c)) src/util/log.c
 FUZZ_FLAGS    = -std=c17 -D_GNU_SOURCE -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION -g -O1 -Iinclude \
                 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 
@@ -152,11 +155,16 @@ build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_SRCS) include/hoopctl/pgwire.h
 	@mkdir -p build-fuzz
 	clang $(FUZZ_FLAGS) -o $@ $< $(FUZZ_SRCS) $(shell pkg-config --libs openssl)
 
+build-fuzz/fuzz_policy: tests/fuzz/fuzz_policy.c $(FUZZ_POLICY_SRCS) $(FUZZ_SRCS) include/hoopctl/policy.h
+	@mkdir -p build-fuzz
+	clang $(FUZZ_FLAGS) $(shell pkg-config --cflags jansson openssl libpq) -o $@ $< $(FUZZ_POLICY_SRCS) \
+	  $(FUZZ_SRCS) $(shell pkg-config --libs jansson openssl libpq) -lpg_query -lm
+
 fuzz: $(FUZZ_TARGETS:%=build-fuzz/fuzz_%)
 	@for t in $(FUZZ_TARGETS); do \
 	  mkdir -p build-fuzz/corpus-$$t && cp -n tests/fuzz/corpus/$$t/* build-fuzz/corpus-$$t/ ; \
-	  echo "fuzz: $$t for $$(( $(FUZZ_SECONDS) / 2 ))s"; \
-	  build-fuzz/fuzz_$$t -max_total_time=$$(( $(FUZZ_SECONDS) / 2 )) -max_len=4096 -timeout=10 \
+	  echo "fuzz: $$t for $$(( $(FUZZ_SECONDS) / $(words $(FUZZ_TARGETS)) ))s"; \
+	  build-fuzz/fuzz_$$t -max_total_time=$$(( $(FUZZ_SECONDS) / $(words $(FUZZ_TARGETS)) )) -max_len=4096 -timeout=10 \
 	    -print_final_stats=1 -artifact_prefix=build-fuzz/crash-$$t- build-fuzz/corpus-$$t \
 	    >build-fuzz/$$t.log 2>&1 || { tail -40 build-fuzz/$$t.log; exit 1; }; \
 	  grep -E '^(stat::number_of_executed_units|stat::peak_rss_mb)' build-fuzz/$$t.log; \
