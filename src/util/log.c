@@ -44,6 +44,12 @@ void log_msg(enum log_level level, const char *module, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
+    /* A message may quote what a peer sent (a token's key id, a header):
+     * control characters become '?', so that no input can forge a log line
+     * or move a terminal's cursor. */
+    for (unsigned char *c = (unsigned char *)line; *c; c++)
+        if (*c < 0x20 || *c == 0x7f)
+            *c = '?';
     /* One fprintf so concurrent writers do not interleave within a line. */
     fprintf(stderr, "%s.%03ldZ %s [%s] %s\n", stamp, ts.tv_nsec / 1000000L,
             tags[level], module ? module : "hoopctl", line);

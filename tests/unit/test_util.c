@@ -1,11 +1,15 @@
-/* test_util.c — hex, UUIDs, SHA-256, the byte buffer and its cap. */
+/* test_util.c — hex, UUIDs, SHA-256, the byte buffer and its cap, log lines. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "hoopctl/log.h"
 #include "hoopctl/util.h"
 
 static void hex_round_trip_and_bad_input(void **state)
@@ -61,6 +65,32 @@ static void buffer_grows_and_respects_cap(void **state)
     buf_free(&c);
 }
 
+/* A logged value from a peer cannot start a line of its own or reach the
+ * terminal as a control sequence. */
+static void log_line_neutralizes_control_characters(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/hoopctl-test-log-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    fflush(stderr);
+    int saved = dup(STDERR_FILENO);
+    assert_true(saved >= 0);
+    assert_int_equal(dup2(fd, STDERR_FILENO), STDERR_FILENO);
+    log_set_level(LOG_INFO);
+    log_msg(LOG_INFO, "test", "unknown key id '%s'", "k1\n2026-01-01T00:00:00.000Z error [auth] forged\x1b[2J\x7f");
+    fflush(stderr);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    char got[512] = {0};
+    ssize_t n = pread(fd, got, sizeof got - 1, 0);
+    close(fd);
+    unlink(path);
+    assert_true(n > 0);
+    assert_non_null(strstr(got, "[test] unknown key id 'k1?2026-01-01T00:00:00.000Z error [auth] forged?[2J?'\n"));
+    assert_ptr_equal(strchr(got, '\n'), got + n - 1); /* one line */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -68,6 +98,7 @@ int main(void)
         cmocka_unit_test(uuid_shape),
         cmocka_unit_test(sha256_known_vector),
         cmocka_unit_test(buffer_grows_and_respects_cap),
+        cmocka_unit_test(log_line_neutralizes_control_characters),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
