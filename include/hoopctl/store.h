@@ -126,6 +126,9 @@ int store_retention(struct store *s, int64_t cutoff_ms, int64_t *deleted_events,
  * expires_at, consumed_at. */
 int store_review_create(struct store *s, json_t *review, char *err, size_t errlen);
 int store_review_get(struct store *s, const char *id, json_t **out, char *err, size_t errlen);
+/* How many unexpired reviews a requester has pending. */
+int store_review_pending_of(struct store *s, const char *issuer, const char *subject, int64_t now,
+                            int64_t *count, char *err, size_t errlen);
 /* Reviews with a status (NULL: any) created after created_after ms. */
 int store_review_list(struct store *s, const char *status, int64_t created_after, json_t **out,
                       char *err, size_t errlen);

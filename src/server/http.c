@@ -671,6 +671,7 @@ int server_run(const struct server_options *opt, char *err, size_t errlen)
     srv.sample_rows_statement = cfg_int(cfg, "audit", "sample_rows_per_statement", 100);
     srv.sample_rows_session = cfg_int(cfg, "audit", "sample_rows_per_session", 10000);
     srv.review_ttl_ms = cfg_int(cfg, "reviews", "ttl_seconds", 3600) * 1000;
+    srv.review_max_pending = cfg_int(cfg, "reviews", "max_pending_per_user", 50);
 
     json_t *dev = json_object_get(json_object_get(cfg, "auth"), "dev_tokens");
     if (dev && !server_listen_is_loopback(opt->listen)) {

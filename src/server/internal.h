@@ -43,6 +43,7 @@ struct srv {
     size_t max_body, max_string, max_batch;
     int64_t sample_rows_statement, sample_rows_session;
     int64_t review_ttl_ms;
+    int64_t review_max_pending; /* unexpired pending reviews one requester may have */
     struct srv_waiter *waiters;
     int exports;                         /* streaming exports in flight */
     struct event *ev_term, *ev_int, *ev_tick, *ev_listen, *ev_stop;

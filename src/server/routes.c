@@ -313,9 +313,18 @@ static const struct server_field completion_fields[] = {
     {"sqlstate", "s"}, {"error", "s"}, {"outcome", "s"}, {"notices", "a"}, {NULL, NULL}};
 #define EVENT_NOTICES_MAX 64
 
-/* A statement that names a review gets the review's truth from the store
- * (who decided it, how, why): the gateway cannot vouch for a reviewer. */
-static void event_join_review(struct srv *srv, json_t *d)
+static bool is_requester(const struct auth_identity *id, json_t *r)
+{
+    const char *sub = json_string_value(json_object_get(r, "requester"));
+    const char *iss = json_string_value(json_object_get(r, "requester_issuer"));
+    return sub && iss && strcmp(sub, id->subject) == 0 && strcmp(iss, id->issuer) == 0;
+}
+
+/* A statement's review is the store's truth (who decided it, how, why),
+ * never what the event says: the gateway cannot vouch for a reviewer. It is
+ * joined only when the review is the caller's own (a gateway asks for the
+ * reviews of its user's statements); otherwise the event keeps no review. */
+static void event_join_review(struct srv_req *rq, json_t *d)
 {
     json_t *given = json_object_get(d, "review");
     const char *id = json_string_value(json_object_get(d, "review_id"));
@@ -323,8 +332,10 @@ static void event_join_review(struct srv *srv, json_t *d)
         id = json_string_value(json_object_get(given, "id"));
     json_t *r = NULL;
     char err[200];
-    if (!id || store_review_get(srv->store, id, &r, err, sizeof err) != 0) {
+    if (!id || store_review_get(rq->srv->store, id, &r, err, sizeof err) != 0 || !is_requester(&rq->id, r)) {
+        json_decref(r);
         json_object_del(d, "review");
+        json_object_del(d, "review_id");
         return;
     }
     json_t *j = json_object();
@@ -424,9 +435,8 @@ static int event_prepare(struct srv_req *rq, json_t *ev, struct store_event *e, 
             return -1;
         }
         e->denial = strcmp(dec, "deny") == 0;
+        event_join_review(rq, d);
         e->review = strcmp(dec, "review") == 0 || json_is_string(json_object_get(d, "review_id"));
-        if (e->review)
-            event_join_review(rq->srv, d);
     } else if (spec == result_fields) {
         json_t *rows = json_object_get(d, "rows");
         size_t nrows = json_array_size(rows);
@@ -663,6 +673,18 @@ static bool hex64(const char *s)
     return true;
 }
 
+/* Whether hash (64 hex characters) is the SHA-256 of the string stmt, which
+ * must not hold a NUL (the store would keep only the text before it). */
+static bool statement_hash_ok(json_t *stmt, const char *hash)
+{
+    const char *text = json_string_value(stmt);
+    if (!text || strlen(text) != json_string_length(stmt))
+        return false;
+    char want[65];
+    util_sha256_hex(text, strlen(text), want);
+    return strcmp(want, hash) == 0;
+}
+
 /* The review with its connection's groups, or NULL after replying. */
 static json_t *review_load(struct srv_req *rq, const char *id, json_t **conn)
 {
@@ -682,13 +704,6 @@ static json_t *review_load(struct srv_req *rq, const char *id, json_t **conn)
         return NULL;
     }
     return r;
-}
-
-static bool is_requester(const struct auth_identity *id, json_t *r)
-{
-    const char *sub = json_string_value(json_object_get(r, "requester"));
-    const char *iss = json_string_value(json_object_get(r, "requester_issuer"));
-    return sub && iss && strcmp(sub, id->subject) == 0 && strcmp(iss, id->issuer) == 0;
 }
 
 static bool review_visible(struct srv *srv, const struct auth_identity *id, json_t *r, json_t *conn)
@@ -775,15 +790,26 @@ static void review_create(struct srv_req *rq)
     const char *cname = json_string_value(json_object_get(b, "connection"));
     const char *hash = json_string_value(json_object_get(b, "statement_hash"));
     json_int_t ttl = json_integer_value(json_object_get(b, "ttl_seconds"));
+    int64_t npending = 0;
     int rc;
     if (!hex64(hash)) {
         srv_reply_error(rq, 400, "field 'statement_hash' must be 64 lower-case hex characters");
+    } else if (!statement_hash_ok(json_object_get(b, "statement"), hash)) {
+        /* An approval releases the statement with this hash: it must be the text reviewers read. */
+        srv_reply_error(rq, 400, "field 'statement_hash' must be the SHA-256 of 'statement' (with no NUL in it)");
     } else if (json_object_get(b, "ttl_seconds") && (ttl < 1 || ttl > 7 * 86400)) {
         srv_reply_error(rq, 400, "field 'ttl_seconds' must be 1..604800");
     } else if ((rc = store_connection_get(rq->srv->store, cname, &conn, err, sizeof err))) {
         srv_reply_store(rq, rc, err);
     } else if (!srv_in_any(&rq->id, json_object_get(conn, "allowed_groups"))) {
         srv_reply_error(rq, 403, "you are not in a group allowed to use this connection");
+    } else if ((rc = store_review_pending_of(rq->srv->store, rq->id.issuer, rq->id.subject, util_now_ms(),
+                                             &npending, err, sizeof err))) {
+        srv_reply_store(rq, rc, err);
+    } else if (npending >= rq->srv->review_max_pending) {
+        /* One user cannot bury the reviewers' queue (or the server's memory) in requests. */
+        srv_reply_error(rq, 429, "you have %lld reviews pending already (the limit is %lld); wait for them"
+                        " to be decided or to expire", (long long)npending, (long long)rq->srv->review_max_pending);
     } else {
         char id[37];
         util_uuid_v4(id);

@@ -526,7 +526,19 @@ struct dup_scan {
     const size_t *order;       /* event indexes sorted by id */
     size_t n;
     bool *dup;
+    char conflict[128];        /* an id that another session's event has, or "" */
 };
+
+/* Event k has the id of an existing row of session sid: a resend of that
+ * event when the session is the same (the caller owns the batch's sessions),
+ * else a clash that must not pass for a delivery. */
+static void mark_existing(struct dup_scan *d, size_t k, const char *sid)
+{
+    const struct store_event *e = &d->ev[d->order[k]];
+    d->dup[d->order[k]] = true;
+    if (sid && strcmp(e->session_id, sid) != 0 && !d->conflict[0])
+        snprintf(d->conflict, sizeof d->conflict, "%s", e->id);
+}
 
 static int cmp_event_id(const void *a, const void *b, void *arg)
 {
@@ -538,7 +550,7 @@ static int cmp_event_id(const void *a, const void *b, void *arg)
 static int row_existing(void *arg, int nc, const char *const *v)
 {
     struct dup_scan *d = arg;
-    if (nc < 1 || !v[0])
+    if (nc < 2 || !v[0])
         return 0;
     size_t lo = 0, hi = d->n;
     while (lo < hi) {
@@ -546,9 +558,9 @@ static int row_existing(void *arg, int nc, const char *const *v)
         int c = strcmp(d->ev[d->order[mid]].id, v[0]);
         if (c == 0) {
             for (size_t k = mid; k < d->n && strcmp(d->ev[d->order[k]].id, v[0]) == 0; k++)
-                d->dup[d->order[k]] = true;
+                mark_existing(d, k, v[1]);
             for (size_t k = mid; k-- > 0 && strcmp(d->ev[d->order[k]].id, v[0]) == 0;)
-                d->dup[d->order[k]] = true;
+                mark_existing(d, k, v[1]);
             return 0;
         }
         if (c < 0)
@@ -584,9 +596,9 @@ static int mark_duplicates(struct store *s, const struct store_event *ev, size_t
                 order[i] = a;
             }
         }
-    struct dup_scan scan = {ev, order, n, dup};
+    struct dup_scan scan = {ev, order, n, dup, ""};
     if (s->sql_exists.len == 0) {
-        buf_append_str(&s->sql_exists, "SELECT id FROM events WHERE id IN (");
+        buf_append_str(&s->sql_exists, "SELECT id, session_id FROM events WHERE id IN (");
         for (size_t k = 0; k < EXISTS_CHUNK; k++)
             buf_printf(&s->sql_exists, "%s$%zu", k ? "," : "", k + 1);
         buf_append_str(&s->sql_exists, ")");
@@ -600,6 +612,10 @@ static int mark_duplicates(struct store *s, const struct store_event *ev, size_t
         rc = q(s, buf_cstr(&s->sql_exists), EXISTS_CHUNK, params, row_existing, &scan, NULL, err, errlen);
     }
     free(order);
+    if (!rc && scan.conflict[0]) {
+        snprintf(err, errlen, "event id %s is already taken by an event of another session", scan.conflict);
+        rc = STORE_CONFLICT;
+    }
     return rc;
 }
 
@@ -1135,6 +1151,18 @@ int store_review_expire(struct store *s, int64_t now, char *err, size_t errlen)
     if (ch > 0)
         store_notify_reviews(s);
     return (int)ch;
+}
+
+int store_review_pending_of(struct store *s, const char *issuer, const char *subject, int64_t now,
+                            int64_t *count, char *err, size_t errlen)
+{
+    char n[24];
+    i64s(n, sizeof n, now);
+    const char *p[] = {issuer, subject, n};
+    *count = 0;
+    return q(s, "SELECT COUNT(*) FROM reviews WHERE status = 'pending' AND requester_issuer = $1"
+                " AND requester = $2 AND expires_at > CAST($3 AS BIGINT)",
+             3, p, row_int, count, NULL, err, errlen);
 }
 
 int64_t store_review_count(struct store *s, const char *status)

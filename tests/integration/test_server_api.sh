@@ -270,6 +270,43 @@ expect_err 409 tok-bob-001 POST "/api/v1/reviews/$(jget "$rv" 'd["id"]')/approve
 rv=$(ok tok-alice-1 POST /api/v1/reviews "{\"connection\":\"prod\",\"statement\":\"vacuum\",\"statement_hash\":\"$(printf vacuum | sha256sum | cut -c1-64)\"}")
 HOOPCTL_TOKEN=tok-bob-001 "$H" reviews deny "$(jget "$rv" 'd["id"]')" --reason "not now" --server "$URL" >/dev/null
 assert_contains "$(HOOPCTL_TOKEN=tok-alice-1 "$H" reviews show "$(jget "$rv" 'd["id"]')" --server "$URL")" "not now"
+RV_ALICE=$(jget "$rv" 'd["id"]')
+# The review a reviewer approves is the text they read: the hash must be its SHA-256.
+expect_err 400 tok-alice-1 POST /api/v1/reviews "{\"connection\":\"prod\",\"statement\":\"select 1\",\"statement_hash\":\"$(printf 'drop table t' | sha256sum | cut -c1-64)\"}"
+expect_err 400 tok-alice-1 POST /api/v1/reviews "{\"connection\":\"prod\",\"statement\":\"select 1\\u0000; drop table t\",\"statement_hash\":\"$(printf 'select 1' | sha256sum | cut -c1-64)\"}"
+
+log "a statement event carries the store's review, and only the caller's own"
+forged='{"text":"drop table users","decision":"allow","review":{"id":"r-fake","status":"approved","decided_by":"bob","reason":"ok by me"}}'
+ok tok-dave-01 POST /api/v1/events "{\"events\":[$(ev x1 sess-x 1 session_start $now '{"connection":"prod"}'),$(ev x2 sess-x 2 statement $((now+1)) "$forged"),$(ev x3 sess-x 3 statement $((now+2)) "{\"text\":\"vacuum\",\"decision\":\"allow\",\"review_id\":\"$RV_ALICE\"}")]}" >/dev/null
+evs=$(ok tok-dave-01 GET /api/v1/sessions/sess-x/events)
+assert_eq "None None None" "$(jget "$evs" 'd["events"][1]["data"].get("review"), d["events"][2]["data"].get("review"), d["events"][2]["data"].get("review_id")')" \
+  "a review the event made up, or someone else's, reached the audit trail"
+assert_not_contains "$(HOOPCTL_TOKEN=tok-dave-01 "$H" sessions show sess-x --server "$URL")" "approved by bob"
+ok tok-alice-1 POST /api/v1/events "{\"events\":[$(ev a9 sess-a 9 statement $((now+9)) "{\"text\":\"vacuum\",\"decision\":\"review\",\"review_id\":\"$RV_ALICE\",\"review\":{\"status\":\"approved\"}}")]}" >/dev/null
+evs=$(ok tok-alice-1 GET "/api/v1/sessions/sess-a/events?offset=5")
+assert_eq "$RV_ALICE denied bob not now" "$(jget "$evs" '" ".join(str(e["data"]["review"].get(k)) for e in d["events"] if e["id"] == "a9" for k in ("id", "status", "decided_by", "reason"))')"
+# An event id another session already has is a conflict, never a silent "duplicate".
+expect_err 409 tok-dave-01 POST /api/v1/events "{\"events\":[$(ev a2 sess-x 4 statement $((now+3)) '{"text":"delete from accounts","decision":"allow"}')]}"
+assert_eq "sess-a" "$(dbsql "select session_id from events where id = 'a2'")"
+assert_eq 0 "$(dbsql "select count(*) from events where session_id = 'sess-x' and seq = 4")"
+
+log "one requester cannot bury the review queue: 50 pending at most (reviews.max_pending_per_user)"
+made=0
+for i in $(seq 1 51); do
+  st="select $i"
+  out=$(api tok-dave-01 POST /api/v1/reviews "{\"connection\":\"prod\",\"statement\":\"$st\",\"statement_hash\":\"$(printf '%s' "$st" | sha256sum | cut -c1-64)\"}")
+  [[ ${out%% *} == 201 ]] && made=$((made + 1))
+done
+assert_eq 50 "$made" "pending reviews one requester could create"
+assert_eq 429 "${out%% *}" "the 51st pending review"
+assert_contains "$out" "you have 50 reviews pending already (the limit is 50)"
+# others are not held back by dave's reviews; a decision frees a place
+ok tok-alice-1 POST /api/v1/reviews "{\"connection\":\"prod\",\"statement\":\"select 0\",\"statement_hash\":\"$(printf 'select 0' | sha256sum | cut -c1-64)\"}" >/dev/null
+for id in $(dbsql "select id from reviews where status = 'pending'"); do
+  ok tok-bob-001 POST "/api/v1/reviews/$id/deny" '{"reason":"flood"}' >/dev/null
+done
+ok tok-dave-01 POST /api/v1/reviews "{\"connection\":\"prod\",\"statement\":\"select 0\",\"statement_hash\":\"$(printf 'select 0' | sha256sum | cut -c1-64)\"}" >/dev/null
+ok tok-bob-001 POST "/api/v1/reviews/$(dbsql "select id from reviews where status = 'pending'")/deny" '{"reason":"flood"}' >/dev/null
 
 log "API keys: shown once, stored hashed, revocable"
 key=$(HOOPCTL_TOKEN=tok-admin-1 "$H" admin apikey create --name ci-bot --groups dev,auditor --server "$URL" 2>/dev/null)
