@@ -367,6 +367,73 @@ static char *result_capped(void *arg)
     return text;
 }
 
+/* The arrays of an event's data hold a bounded number of scalars, so that no
+ * event carries millions of tiny values, which cost many times their size in
+ * memory each time the session is read back. */
+#define EVENT_MAX_PARAMS 65535  /* PostgreSQL's cap on a Bind's parameters */
+#define EVENT_MAX_COLUMNS 1664  /* PostgreSQL's cap on a result's columns */
+static bool scalars_ok(json_t *a, size_t max)
+{
+    if (!a)
+        return true;
+    if (!json_is_array(a) || json_array_size(a) > max)
+        return false;
+    size_t i;
+    json_t *v;
+    json_array_foreach(a, i, v) if (json_is_array(v) || json_is_object(v)) return false;
+    return true;
+}
+
+/* columns: names, or small flat objects ({"name", "type_oid"}). */
+static bool columns_ok(json_t *a)
+{
+    if (!a)
+        return true;
+    if (!json_is_array(a) || json_array_size(a) > EVENT_MAX_COLUMNS)
+        return false;
+    size_t i;
+    json_t *c;
+    json_array_foreach(a, i, c) {
+        if (json_is_array(c))
+            return false;
+        const char *k;
+        json_t *v;
+        if (json_is_object(c) && json_object_size(c) > 16)
+            return false;
+        json_object_foreach(c, k, v) if (json_is_array(v) || json_is_object(v)) return false;
+    }
+    return true;
+}
+
+/* masked_counts: {label: n} or {"columns": {label: n}, "detectors": {name: n}}. */
+static bool counts_ok(json_t *o, int depth)
+{
+    if (!o)
+        return true;
+    if (!json_is_object(o) || json_object_size(o) > EVENT_MAX_COLUMNS)
+        return false;
+    const char *k;
+    json_t *v;
+    json_object_foreach(o, k, v) {
+        if (json_is_array(v) || (json_is_object(v) && (depth > 0 || !counts_ok(v, 1))))
+            return false;
+    }
+    return true;
+}
+
+static bool event_arrays_ok(json_t *d)
+{
+    json_t *rows = json_object_get(d, "rows"), *row;
+    size_t i;
+    if (json_is_array(rows))
+        json_array_foreach(rows, i, row) if (!scalars_ok(row, EVENT_MAX_COLUMNS)) return false;
+    return counts_ok(json_object_get(d, "masked_counts"), 0) &&
+           scalars_ok(json_object_get(d, "params"), EVENT_MAX_PARAMS) &&
+           scalars_ok(json_object_get(d, "relations"), EVENT_MAX_PARAMS) &&
+           columns_ok(json_object_get(d, "columns")) &&
+           scalars_ok(json_object_get(d, "column_types"), EVENT_MAX_COLUMNS);
+}
+
 /* Check one event; fills e (pointing into ev and into *data). */
 static int event_prepare(struct srv_req *rq, json_t *ev, struct store_event *e, char **data, char *err,
                          size_t errlen)
@@ -403,6 +470,13 @@ static int event_prepare(struct srv_req *rq, json_t *ev, struct store_event *e, 
     char derr[200];
     if (server_json_check(d, spec, rq->srv->max_string, derr, sizeof derr) < 0) {
         snprintf(err, errlen, "%s data: %s", e->type, derr);
+        return -1;
+    }
+    if (!event_arrays_ok(d)) {
+        snprintf(err, errlen,
+                 "%s data: params and relations hold at most %d scalars; columns (names or flat objects),"
+                 " column_types, each row and masked_counts at most %d", e->type, EVENT_MAX_PARAMS,
+                 EVENT_MAX_COLUMNS);
         return -1;
     }
     json_t *notices = json_object_get(d, "notices");

@@ -192,6 +192,9 @@ expect_err 400 tok-alice-1 POST /api/v1/events '{"events":[{"id":"x1","session_i
 # notices (what a statement printed, for replay): strings only, a bounded number of them
 expect_err 400 tok-alice-1 POST /api/v1/events '{"events":[{"id":"x1","session_id":"s","seq":2,"type":"completion","time":1,"data":{"statement_seq":1,"notices":[{"x":1}]}}]}'
 expect_err 400 tok-alice-1 POST /api/v1/events "{\"events\":[{\"id\":\"x1\",\"session_id\":\"s\",\"seq\":2,\"type\":\"completion\",\"time\":1,\"data\":{\"statement_seq\":1,\"notices\":[$(python3 -c 'print(",".join(["\"NOTICE:  n\""] * 65))')]}}]}"
+# arrays hold bounded scalars: no event of millions of tiny values (costly to read back)
+expect_err 400 tok-alice-1 POST /api/v1/events '{"events":[{"id":"x1","session_id":"s","seq":2,"type":"statement","time":1,"data":{"text":"x","decision":"allow","params":[["nested"]]}}]}'
+expect_err 400 tok-alice-1 POST /api/v1/events "{\"events\":[{\"id\":\"x1\",\"session_id\":\"s\",\"seq\":2,\"type\":\"result\",\"time\":1,\"data\":{\"statement_seq\":1,\"columns\":[\"a\"],\"rows\":[[$(python3 -c 'print(",".join(["1"] * 1665))')]]}}]}"
 expect_err 400 tok-alice-1 POST /api/v1/events '{"events":[]}'
 expect_err 400 tok-alice-1 POST /api/v1/events '{"events":[{"id":"x1"}], "more": 1}'
 assert_eq 0 "$(dbsql "select count(*) from events where id = 'x1'")"

@@ -1,6 +1,7 @@
 #!/bin/bash
 # The server over TLS (bufferevent_openssl): a client that trusts the CA gets
-# through, the CLI uses server.ca_file, plain HTTP and untrusting clients fail.
+# through, the CLI uses server.ca_file, plain HTTP and untrusting clients fail;
+# with the default limits, an event's arrays are bounded.
 source "$(dirname "$0")/lib/harness.sh"
 H=$HOOPCTL_BIN
 T=$HARNESS_TMP
@@ -22,6 +23,14 @@ mkdir -p "$HOOPCTL_CONFIG_DIR"
 printf '{"server": {"url": "https://127.0.0.1:%s", "ca_file": "%s"}}\n' "$PORT" "$T/tls.crt" >"$HOOPCTL_CONFIG_DIR/config.json"
 out=$(HOOPCTL_TOKEN=tok-audit-1 "$H" audit verify)
 assert_contains "$out" "chain intact"
+# At the default body cap (8 MiB), an event's arrays are still bounded: 65536
+# parameters (one more than a Bind can carry) are refused.
+python3 -c 'import json; print(json.dumps({"events": [{"id": "x1", "session_id": "s", "seq": 2, "type": "statement",
+  "time": 1, "data": {"text": "x", "decision": "allow", "params": [0] * 65536}}]}))' >"$T/params.json"
+code=$(curl -s --cacert "$T/tls.crt" -o "$T/resp" -w '%{http_code}' -H 'Authorization: Bearer tok-audit-1' \
+  -H 'Content-Type: application/json' --data-binary @"$T/params.json" "https://127.0.0.1:$PORT/api/v1/events")
+assert_eq 400 "$code" "an event of 65536 parameters: $(cat "$T/resp")"
+assert_contains "$(cat "$T/resp")" "params and relations hold at most 65535 scalars"
 rm "$HOOPCTL_CONFIG_DIR/config.json"
 HOOPCTL_TOKEN=tok-audit-1 "$H" audit verify --server "https://127.0.0.1:$PORT" >/dev/null 2>&1 && fail "the CLI trusted an unknown CA"
 rc=0; HOOPCTL_TOKEN=tok-audit-1 "$H" audit verify --server "https://127.0.0.1:$PORT" >/dev/null 2>&1 || rc=$?
