@@ -372,34 +372,21 @@ static char *result_capped(void *arg)
  * memory each time the session is read back. */
 #define EVENT_MAX_PARAMS 65535  /* PostgreSQL's cap on a Bind's parameters */
 #define EVENT_MAX_COLUMNS 1664  /* PostgreSQL's cap on a result's columns */
-static bool scalars_ok(json_t *a, size_t max)
+/* Up to max items, each a scalar or, with flat_objects, an object of at most
+ * 16 scalar members (columns: {"name", "type_oid"}). */
+static bool items_ok(json_t *a, size_t max, bool flat_objects)
 {
     if (!a)
         return true;
     if (!json_is_array(a) || json_array_size(a) > max)
         return false;
     size_t i;
-    json_t *v;
-    json_array_foreach(a, i, v) if (json_is_array(v) || json_is_object(v)) return false;
-    return true;
-}
-
-/* columns: names, or small flat objects ({"name", "type_oid"}). */
-static bool columns_ok(json_t *a)
-{
-    if (!a)
-        return true;
-    if (!json_is_array(a) || json_array_size(a) > EVENT_MAX_COLUMNS)
-        return false;
-    size_t i;
     json_t *c;
     json_array_foreach(a, i, c) {
-        if (json_is_array(c))
+        if (json_is_array(c) || (json_is_object(c) && (!flat_objects || json_object_size(c) > 16)))
             return false;
         const char *k;
         json_t *v;
-        if (json_is_object(c) && json_object_size(c) > 16)
-            return false;
         json_object_foreach(c, k, v) if (json_is_array(v) || json_is_object(v)) return false;
     }
     return true;
@@ -426,12 +413,12 @@ static bool event_arrays_ok(json_t *d)
     json_t *rows = json_object_get(d, "rows"), *row;
     size_t i;
     if (json_is_array(rows))
-        json_array_foreach(rows, i, row) if (!scalars_ok(row, EVENT_MAX_COLUMNS)) return false;
+        json_array_foreach(rows, i, row) if (!items_ok(row, EVENT_MAX_COLUMNS, false)) return false;
     return counts_ok(json_object_get(d, "masked_counts"), 0) &&
-           scalars_ok(json_object_get(d, "params"), EVENT_MAX_PARAMS) &&
-           scalars_ok(json_object_get(d, "relations"), EVENT_MAX_PARAMS) &&
-           columns_ok(json_object_get(d, "columns")) &&
-           scalars_ok(json_object_get(d, "column_types"), EVENT_MAX_COLUMNS);
+           items_ok(json_object_get(d, "params"), EVENT_MAX_PARAMS, false) &&
+           items_ok(json_object_get(d, "relations"), EVENT_MAX_PARAMS, false) &&
+           items_ok(json_object_get(d, "columns"), EVENT_MAX_COLUMNS, true) &&
+           items_ok(json_object_get(d, "column_types"), EVENT_MAX_COLUMNS, false);
 }
 
 /* Check one event; fills e (pointing into ev and into *data). */
