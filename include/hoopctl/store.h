@@ -129,9 +129,19 @@ int store_review_get(struct store *s, const char *id, json_t **out, char *err, s
 /* How many unexpired reviews a requester has pending. */
 int store_review_pending_of(struct store *s, const char *issuer, const char *subject, int64_t now,
                             int64_t *count, char *err, size_t errlen);
-/* Reviews with a status (NULL: any) created after created_after ms. */
-int store_review_list(struct store *s, const char *status, int64_t created_after, json_t **out,
-                      char *err, size_t errlen);
+/* Which reviews a list may hold: scope NULL or all for every review; else
+ * those of requester (issuer, subject; NULL for none) and those on the
+ * connections named. */
+struct store_review_scope {
+    bool all;
+    const char *issuer, *subject;
+    const char *const *connections;
+    size_t nconnections;
+};
+/* Reviews with a status (NULL: any) created after created_after ms, within
+ * scope, oldest first, at most 1000. */
+int store_review_list(struct store *s, const char *status, int64_t created_after,
+                      const struct store_review_scope *scope, json_t **out, char *err, size_t errlen);
 /* pending -> approved|denied; STORE_CONFLICT when no longer pending. */
 int store_review_decide(struct store *s, const char *id, const char *status, const char *reason,
                         const char *decided_by, int64_t now_ms, char *err, size_t errlen);

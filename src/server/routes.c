@@ -779,26 +779,32 @@ static bool review_visible(struct srv *srv, const struct auth_identity *id, json
 static int reviews_for(struct srv *srv, const struct auth_identity *id, const char *status, int64_t after,
                        bool as_reviewer, json_t **out, char *err, size_t errlen)
 {
-    json_t *all = NULL;
-    int rc = store_review_list(srv->store, status, after, &all, err, errlen);
+    /* The connections id reviews; the store then lists only what id may see
+     * (as review_visible decides for one review). */
+    json_t *conns = NULL;
+    int rc = store_connection_list(srv->store, &conns, err, errlen);
     if (rc)
         return rc;
-    *out = json_array();
-    size_t i;
-    json_t *r;
-    json_array_foreach(all, i, r) {
-        json_t *conn = NULL;
-        char cerr[256];
-        store_connection_get(srv->store, json_string_value(json_object_get(r, "connection")), &conn, cerr,
-                             sizeof cerr);
-        bool show = as_reviewer ? conn && srv_in_any(id, json_object_get(conn, "reviewer_groups"))
-                                : review_visible(srv, id, r, conn);
-        if (show)
-            json_array_append(*out, r);
-        json_decref(conn);
+    size_t n = json_array_size(conns), nmine = 0, i;
+    const char **mine = calloc(n ? n : 1, sizeof *mine);
+    if (!mine) {
+        json_decref(conns);
+        snprintf(err, errlen, "out of memory");
+        return STORE_ERROR;
     }
-    json_decref(all);
-    return 0;
+    json_t *c;
+    json_array_foreach(conns, i, c) if (srv_in_any(id, json_object_get(c, "reviewer_groups")))
+        mine[nmine++] = json_string_value(json_object_get(c, "name"));
+    struct store_review_scope scope = {false, NULL, NULL, mine, nmine};
+    if (!as_reviewer) {
+        scope.all = auth_identity_in_group(id, srv->admin_group) || auth_identity_in_group(id, srv->auditor_group);
+        scope.issuer = id->issuer;
+        scope.subject = id->subject;
+    }
+    rc = store_review_list(srv->store, status, after, &scope, out, err, errlen);
+    free(mine);
+    json_decref(conns);
+    return rc;
 }
 
 json_t *srv_wait_answer(struct srv *srv, const struct auth_identity *id, int kind,

@@ -1086,15 +1086,44 @@ int store_review_get(struct store *s, const char *id, json_t **out, char *err, s
                      REVIEW_KINDS, out, err, errlen);
 }
 
-int store_review_list(struct store *s, const char *status, int64_t created_after, json_t **out,
-                      char *err, size_t errlen)
+int store_review_list(struct store *s, const char *status, int64_t created_after,
+                      const struct store_review_scope *scope, json_t **out, char *err, size_t errlen)
 {
     char a[24];
     i64s(a, sizeof a, created_after);
-    const char *p[] = {status, a};
-    return query_json(s, "SELECT " REVIEW_COLS " FROM reviews WHERE (CAST($1 AS TEXT) IS NULL OR status = CAST($1 AS TEXT))"
-                         " AND created_at > CAST($2 AS BIGINT) ORDER BY created_at, id LIMIT 1000",
-                      2, p, review_names, REVIEW_KINDS, out, err, errlen);
+    size_t nconn = scope && !scope->all ? scope->nconnections : 0;
+    const char **p = calloc(4 + nconn, sizeof *p);
+    if (!p) {
+        snprintf(err, errlen, "out of memory");
+        return STORE_ERROR;
+    }
+    int np = 0;
+    p[np++] = status;
+    p[np++] = a;
+    struct buf sql = {0};
+    buf_append_str(&sql, "SELECT " REVIEW_COLS " FROM reviews WHERE (CAST($1 AS TEXT) IS NULL OR status = CAST($1 AS TEXT))"
+                         " AND created_at > CAST($2 AS BIGINT)");
+    /* The caller's visibility is part of the query, so that the 1000 rows
+     * are the caller's 1000, not anyone's filtered afterwards. */
+    if (scope && !scope->all) {
+        buf_append_str(&sql, " AND (1 = 0");
+        if (scope->issuer && scope->subject) {
+            p[np++] = scope->issuer;
+            p[np++] = scope->subject;
+            buf_printf(&sql, " OR (requester_issuer = $%d AND requester = $%d)", np - 1, np);
+        }
+        for (size_t i = 0; i < nconn; i++) {
+            p[np++] = scope->connections[i];
+            buf_printf(&sql, "%s$%d", i ? "," : " OR connection IN (", np);
+        }
+        buf_append_str(&sql, nconn ? "))" : ")");
+    }
+    buf_append_str(&sql, " ORDER BY created_at, id LIMIT 1000");
+    int rc = sql.data ? query_json(s, buf_cstr(&sql), np, p, review_names, REVIEW_KINDS, out, err, errlen)
+                      : (snprintf(err, errlen, "out of memory"), STORE_ERROR);
+    buf_free(&sql);
+    free(p);
+    return rc;
 }
 
 int store_review_decide(struct store *s, const char *id, const char *status, const char *reason,

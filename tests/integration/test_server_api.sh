@@ -310,6 +310,19 @@ for id in $(dbsql "select id from reviews where status = 'pending'"); do
 done
 ok tok-dave-01 POST /api/v1/reviews "{\"connection\":\"prod\",\"statement\":\"select 0\",\"statement_hash\":\"$(printf 'select 0' | sha256sum | cut -c1-64)\"}" >/dev/null
 ok tok-bob-001 POST "/api/v1/reviews/$(dbsql "select id from reviews where status = 'pending'")/deny" '{"reason":"flood"}' >/dev/null
+# The 1000-review window is the caller's: 1000 older pending reviews on a
+# connection bob does not review do not hide a new one on his.
+dbsql "insert into reviews (id, connection, statement, statement_hash, requester, requester_issuer, requester_name,
+  status, created_at, expires_at) with recursive c(i) as (select 1 union all select i + 1 from c where i < 1000)
+  select 'bulk-' || i, 'reports', 'select 1', 'h', 'carol', 'hoopctl-dev', 'Carol', 'pending', i, 9999999999999 from c"
+rv=$(ok tok-alice-1 POST /api/v1/reviews "{\"connection\":\"prod\",\"statement\":\"select 2\",\"statement_hash\":\"$(printf 'select 2' | sha256sum | cut -c1-64)\"}")
+assert_eq "$(jget "$rv" 'd["id"]')" "$(jget "$(ok tok-bob-001 GET /api/v1/reviews)" '" ".join(r["id"] for r in d["reviews"])')" \
+  "bob's queue behind 1000 reviews he cannot see"
+# (too long for an argument: counted from a pipe)
+assert_eq "200 1000" "$(api tok-carol-1 GET /api/v1/reviews | python3 -c 'import json,sys; code, body = sys.stdin.read().split(" ", 1); print(code, len(json.loads(body)["reviews"]))')" \
+  "carol's own 1000 pending reviews"
+ok tok-bob-001 POST "/api/v1/reviews/$(jget "$rv" 'd["id"]')/deny" '{"reason":"done"}' >/dev/null
+dbsql "delete from reviews where id like 'bulk-%'"
 
 log "API keys: shown once, stored hashed, revocable"
 key=$(HOOPCTL_TOKEN=tok-admin-1 "$H" admin apikey create --name ci-bot --groups dev,auditor --server "$URL" 2>/dev/null)

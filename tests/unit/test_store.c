@@ -323,9 +323,42 @@ static void review_life_cycle(void **state)
     assert_string_equal(json_string_value(json_object_get(got, "status")), "expired");
     json_decref(got);
     json_t *list = NULL;
-    assert_int_equal(store_review_list(f->st, NULL, -1, &list, err, sizeof err), 0);
+    assert_int_equal(store_review_list(f->st, NULL, -1, NULL, &list, err, sizeof err), 0);
     assert_int_equal(json_array_size(list), 2);
     json_decref(list);
+    /* A scope lists the requester's own and those of the connections named,
+     * in the query itself. */
+    r = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:I}", "id", "r3", "connection", "staging", "statement",
+                  "vacuum", "statement_hash", "h3", "requester", "carol", "requester_issuer", "dev",
+                  "requester_name", "Carol", "created_at", (json_int_t)3000, "expires_at", (json_int_t)9000);
+    assert_int_equal(store_review_create(f->st, r, err, sizeof err), 0);
+    json_decref(r);
+    const char *prod[] = {"prod"}, *both[] = {"prod", "staging"};
+    struct {
+        struct store_review_scope scope;
+        const char *status;
+        const char *want;
+    } cases[] = {
+        {{true, NULL, NULL, NULL, 0}, NULL, "r1 r2 r3"},
+        {{false, "dev", "carol", NULL, 0}, NULL, "r3"},
+        {{false, "other-issuer", "carol", NULL, 0}, NULL, ""},
+        {{false, NULL, NULL, prod, 1}, NULL, "r1 r2"},
+        {{false, "dev", "carol", prod, 1}, NULL, "r1 r2 r3"},
+        {{false, NULL, NULL, both, 2}, "pending", "r3"},
+        {{false, "dev", "mallory", NULL, 0}, NULL, ""},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        assert_int_equal(store_review_list(f->st, cases[k].status, -1, &cases[k].scope, &list, err, sizeof err), 0);
+        char ids[64] = "";
+        size_t i;
+        json_t *v;
+        json_array_foreach(list, i, v) {
+            strcat(ids, i ? " " : "");
+            strcat(ids, json_string_value(json_object_get(v, "id")));
+        }
+        json_decref(list);
+        assert_string_equal(ids, cases[k].want);
+    }
 }
 
 int main(void)
