@@ -133,7 +133,7 @@ install: $(BIN)
 	install -m 0644 completions/hoopctl.fish $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/hoopctl.fish
 
 clean:
-	rm -rf build build-asan build-fuzz hoopctl
+	rm -rf build build-asan build-tsan build-fuzz hoopctl
 
 -include $(OBJS:.o=.d) $(BUILD)/cmd/hoopctl.d
 
