@@ -23,6 +23,11 @@ void util_hex_encode(const void *data, size_t len, char *out);
 long util_hex_decode(const char *hex, void *out, size_t outlen);
 /* A random RFC 4122 version-4 UUID, 36 characters plus NUL. */
 int util_uuid_v4(char out[37]);
+/* An RFC 9562 version-7 UUID: the time in milliseconds first (so ids made
+ * later sort later and an index on them grows at its end), then 74 random
+ * bits, fresh for each id, so that no id can be foretold from another.
+ * Returns 0 or -1 (no randomness). */
+int util_uuid_v7(char out[37]);
 /* SHA-256 of data as 64 hex characters plus NUL. */
 void util_sha256_hex(const void *data, size_t len, char out[65]);
 /* Zero memory in a way the compiler may not elide (for secrets). */

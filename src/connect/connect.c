@@ -51,40 +51,6 @@ struct cn_session *cn_session_find(struct connect *c, uint64_t gw_id)
     return NULL;
 }
 
-/* An event id: a UUID of version 7, milliseconds first so that ids arrive
- * in order (the server's index on them grows at its end), then 42 bits
- * drawn once per run and a 32-bit counter in the random part. Unique within
- * the run by the counter and across runs by the random bits; ids need not
- * be unpredictable (the server only uses them to drop a duplicate), so one
- * draw per run is enough. */
-static void event_id(struct connect *c, char out[37])
-{
-    uint8_t b[16];
-    uint64_t ms = (uint64_t)util_now_ms();
-    for (int i = 0; i < 6; i++)
-        b[i] = (uint8_t)(ms >> (40 - 8 * i));
-    b[6] = (uint8_t)(0x70 | (c->id_random[0] & 0x0f));
-    b[7] = c->id_random[1];
-    b[8] = (uint8_t)(0x80 | (c->id_random[2] & 0x3f));
-    memcpy(b + 9, c->id_random + 3, 3);
-    uint32_t n = c->id_counter++;
-    for (int i = 0; i < 4; i++)
-        b[12 + i] = (uint8_t)(n >> (24 - 8 * i));
-    char hex[33];
-    util_hex_encode(b, sizeof b, hex);
-    /* 8-4-4-4-12 */
-    memcpy(out, hex, 8);
-    out[8] = '-';
-    memcpy(out + 9, hex + 8, 4);
-    out[13] = '-';
-    memcpy(out + 14, hex + 12, 4);
-    out[18] = '-';
-    memcpy(out + 19, hex + 16, 4);
-    out[23] = '-';
-    memcpy(out + 24, hex + 20, 12);
-    out[36] = '\0';
-}
-
 /* Append one event to the open group of the spool; commit it at once when
  * asked (else it becomes durable with the next group commit). Steals data. */
 static int emit(struct connect *c, struct cn_session *s, const char *type, json_t *data, bool commit,
@@ -95,7 +61,15 @@ static int emit(struct connect *c, struct cn_session *s, const char *type, json_
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    event_id(c, id);
+    /* Fresh random bits in every id: with ids that follow from one
+     * another, a user who saw one of another user's event ids could send
+     * the next ones first and make the server refuse that user's events
+     * (an id taken by another session is a conflict). */
+    if (util_uuid_v7(id) < 0) {
+        json_decref(data);
+        snprintf(err, errlen, "no randomness for an event id");
+        return -1;
+    }
     json_t *ev = json_pack("{s:s, s:s, s:I, s:s, s:I, s:o}", "id", id, "session_id", s->id, "seq",
                            (json_int_t)(s->seq + 1), "type", type, "time", (json_int_t)util_now_ms(), "data",
                            data);
@@ -934,11 +908,6 @@ struct connect *connect_start(struct event_base *base, const struct connect_opti
     }
     pthread_mutex_init(&c->lock, NULL);
     c->wake_pipe[0] = c->wake_pipe[1] = -1;
-    if (util_random_bytes(c->id_random, sizeof c->id_random) < 0) {
-        snprintf(err, errlen, "no randomness for event ids");
-        connect_free(c, 0);
-        return NULL;
-    }
     c->base = base;
     c->identity = o->identity;
     c->review_wait_seconds = o->review_wait_seconds > 0 ? o->review_wait_seconds : 600;

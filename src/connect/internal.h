@@ -77,10 +77,8 @@ struct connect {
     char reviewers_hint[256];
     int review_wait_seconds;
     struct spool *spool;
-    uint8_t id_random[6]; /* event ids: random per run, then a counter */
     char *dump;           /* an event's JSON text, reused (grown as needed) */
     size_t dump_cap;
-    uint32_t id_counter;
     struct shipper *shipper;
     struct event *refresh_timer, *wake_event, *kick_timer;
     /* Group commit: statements appended to the spool wait (held silently)

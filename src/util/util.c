@@ -81,6 +81,13 @@ long util_hex_decode(const char *hex, void *out, size_t outlen)
     return (long)(n / 2);
 }
 
+static void uuid_format(const uint8_t b[16], char out[37])
+{
+    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+             b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
+             b[13], b[14], b[15]);
+}
+
 int util_uuid_v4(char out[37])
 {
     uint8_t b[16];
@@ -88,9 +95,38 @@ int util_uuid_v4(char out[37])
         return -1;
     b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
     b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
-    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-             b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
-             b[13], b[14], b[15]);
+    uuid_format(b, out);
+    return 0;
+}
+
+/* Random bytes for version-7 UUIDs, drawn from OpenSSL a pool at a time:
+ * one RAND_bytes call costs microseconds, its bytes almost nothing. Each
+ * thread has its own pool (the gateway's loops make ids concurrently); the
+ * bytes are used once and wiped as they are taken. */
+#define UUID_POOL 1024
+static _Thread_local struct {
+    uint8_t bytes[UUID_POOL];
+    size_t used;
+} uuid_pool = {.used = UUID_POOL};
+
+int util_uuid_v7(char out[37])
+{
+    enum { RANDOM = 10 }; /* bytes 6..15; 74 of their bits stay random */
+    if (uuid_pool.used + RANDOM > UUID_POOL) {
+        if (util_random_bytes(uuid_pool.bytes, UUID_POOL) < 0)
+            return -1;
+        uuid_pool.used = 0;
+    }
+    uint8_t b[16];
+    uint64_t ms = (uint64_t)util_now_ms();
+    for (int i = 0; i < 6; i++)
+        b[i] = (uint8_t)(ms >> (40 - 8 * i));
+    memcpy(b + 6, uuid_pool.bytes + uuid_pool.used, RANDOM);
+    OPENSSL_cleanse(uuid_pool.bytes + uuid_pool.used, RANDOM);
+    uuid_pool.used += RANDOM;
+    b[6] = (uint8_t)((b[6] & 0x0f) | 0x70);
+    b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
+    uuid_format(b, out);
     return 0;
 }
 
