@@ -15,6 +15,10 @@ struct audit_record {
     const char *id, *session_id, *type, *subject, *data;
     int64_t seq, ts;
     const char *prev_hash;     /* 64 hex */
+    /* When the server stored it (ms since the epoch, the server's clock), or
+     * 0 for events stored before the server recorded it: those keep the
+     * first hash ("hoopctl-audit-v1"), the others hash it too (v2). */
+    int64_t received_at;
 };
 
 /* hex SHA-256 over the record, each field length-prefixed so that no two

@@ -31,7 +31,7 @@ void audit_chain_hash(const struct audit_record *r, char out[65])
     unsigned int dlen = 0;
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     EVP_DigestInit_ex(md, EVP_sha256(), NULL);
-    hash_field(md, "hoopctl-audit-v1");
+    hash_field(md, r->received_at > 0 ? "hoopctl-audit-v2" : "hoopctl-audit-v1");
     hash_int(md, r->n);
     hash_field(md, r->id);
     hash_field(md, r->session_id);
@@ -41,6 +41,8 @@ void audit_chain_hash(const struct audit_record *r, char out[65])
     hash_field(md, r->subject);
     hash_field(md, r->data);
     hash_field(md, r->prev_hash);
+    if (r->received_at > 0)
+        hash_int(md, r->received_at);
     EVP_DigestFinal_ex(md, digest, &dlen);
     EVP_MD_CTX_free(md);
     util_hex_encode(digest, sizeof digest, out);

@@ -76,6 +76,23 @@ static int sessions_list(const struct cli_args *a, struct cli_context *ctx, stru
     return 0;
 }
 
+/* An event's time is the gateway's clock; the server records when it got
+ * the event by its own. Say so when the two are minutes apart: a backlog
+ * shipped late, or a gateway whose clock is off (or that lies). */
+static void print_receipt(json_t *e)
+{
+    enum { APART_MS = 5 * 60 * 1000 };
+    json_t *rv = json_object_get(e, "received_at");
+    if (!json_is_integer(rv))
+        return; /* stored before the server recorded it */
+    json_int_t d = json_integer_value(rv) - json_integer_value(json_object_get(e, "time"));
+    if (d > -APART_MS && d < APART_MS)
+        return;
+    char t[40];
+    fmt_time(rv, t, sizeof t);
+    printf("  [server received it %s%s]", t, d < 0 ? ", before the time the gateway gave it" : "");
+}
+
 static int sessions_show(const struct cli_args *a, struct cli_context *ctx, struct api_client *api)
 {
     char path[400], esc[300], err[600];
@@ -137,6 +154,7 @@ static int sessions_show(const struct cli_args *a, struct cli_context *ctx, stru
                 if (ss)
                     printf(", SQLSTATE %s", ss);
             }
+            print_receipt(e);
             putchar('\n');
         }
     }

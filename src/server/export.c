@@ -57,8 +57,9 @@ static void export_write_rows(struct srv_export *ex, json_t *rows, struct evbuff
             continue;
         }
         static const char *const cols[] = {"n", "id", "session_id", "seq", "type", "time", "user",
-                                           "data", "prev_hash", "hash"};
-        for (size_t k = 0; k < 10; k++) {
+                                           "data", "prev_hash", "hash", "received_at"};
+        enum { NCOLS = sizeof cols / sizeof cols[0] };
+        for (size_t k = 0; k < NCOLS; k++) {
             json_t *v = json_object_get(e, cols[k]);
             char num[24], *dumped = NULL;
             const char *s = NULL;
@@ -69,7 +70,7 @@ static void export_write_rows(struct srv_export *ex, json_t *rows, struct evbuff
                 s = num;
             } else if (v && !json_is_null(v))
                 s = dumped = json_dumps(v, JSON_COMPACT);
-            csv_field(b, s, k == 9);
+            csv_field(b, s, k == NCOLS - 1);
             free(dumped);
         }
     }
@@ -118,7 +119,7 @@ void srv_export_start(struct srv_req *rq, int64_t since, int64_t until, bool csv
     evhttp_connection_set_closecb(evhttp_request_get_connection(rq->r), export_closed, ex);
     if (csv) {
         struct evbuffer *b = evbuffer_new();
-        evbuffer_add_printf(b, "n,id,session_id,seq,type,time,user,data,prev_hash,hash\r\n");
+        evbuffer_add_printf(b, "n,id,session_id,seq,type,time,user,data,prev_hash,hash,received_at\r\n");
         evhttp_send_reply_chunk_with_cb(rq->r, b, export_next, ex);
         evbuffer_free(b);
     } else {

@@ -64,6 +64,9 @@ static const char *const store_migrations[] = {
     "CREATE INDEX reviews_status ON reviews (status, created_at);",
     /* v2: the rule that asked for the review, for the approvers' queue */
     "ALTER TABLE reviews ADD COLUMN rule TEXT;",
+    /* v3: when the server stored each event, by its own clock (an event's
+     * ts is the gateway's); NULL in rows stored before */
+    "ALTER TABLE events ADD COLUMN received_at BIGINT;",
 };
 #define STORE_NMIGRATIONS ((int)(sizeof store_migrations / sizeof store_migrations[0]))
 
@@ -619,15 +622,19 @@ static int mark_duplicates(struct store *s, const struct store_event *ev, size_t
     return rc;
 }
 
-/* Insert rows[0..c) (10 text parameters each) in one statement. */
+#define EVENT_PARAMS 11  /* text parameters per inserted row */
+
+/* Insert rows[0..c) (EVENT_PARAMS text parameters each) in one statement. */
 static void build_insert(struct buf *sql, size_t c)
 {
-    buf_append_str(sql, "INSERT INTO events (n, id, session_id, seq, type, ts, subject, data, prev_hash, hash)"
-                        " VALUES ");
+    buf_append_str(sql, "INSERT INTO events (n, id, session_id, seq, type, ts, subject, data, prev_hash, hash,"
+                        " received_at) VALUES ");
     for (size_t k = 0; k < c; k++) {
-        size_t b = k * 10;
-        buf_printf(sql, "%s($%zu,$%zu,$%zu,$%zu,$%zu,$%zu,$%zu,$%zu,$%zu,$%zu)", k ? "," : "", b + 1, b + 2,
-                   b + 3, b + 4, b + 5, b + 6, b + 7, b + 8, b + 9, b + 10);
+        size_t b = k * EVENT_PARAMS;
+        buf_append_str(sql, k ? ",(" : "(");
+        for (size_t j = 1; j <= EVENT_PARAMS; j++)
+            buf_printf(sql, "%s$%zu", j > 1 ? "," : "", b + j);
+        buf_append_str(sql, ")");
     }
 }
 
@@ -636,11 +643,12 @@ static int insert_event_rows(struct store *s, const char *const *params, size_t 
     if (c == EVENT_CHUNK) {
         if (s->sql_insert_full.len == 0)
             build_insert(&s->sql_insert_full, EVENT_CHUNK);
-        return q(s, buf_cstr(&s->sql_insert_full), (int)(c * 10), params, NULL, NULL, NULL, err, errlen);
+        return q(s, buf_cstr(&s->sql_insert_full), (int)(c * EVENT_PARAMS), params, NULL, NULL, NULL, err,
+                 errlen);
     }
     struct buf sql = {0};
     build_insert(&sql, c);
-    int rc = q(s, buf_cstr(&sql), (int)(c * 10), params, NULL, NULL, NULL, err, errlen);
+    int rc = q(s, buf_cstr(&sql), (int)(c * EVENT_PARAMS), params, NULL, NULL, NULL, err, errlen);
     buf_free(&sql);
     return rc;
 }
@@ -652,8 +660,8 @@ int store_events_append(struct store *s, const struct store_actor *actor,
     memset(res, 0, sizeof *res);
     struct batch_session *set = calloc(n ? n : 1, sizeof *set);
     bool *dup = calloc(n ? n : 1, sizeof *dup);
-    /* Per chunk: 10 parameters per row, and the numbers they point at. */
-    const char **params = calloc(EVENT_CHUNK * 10, sizeof *params);
+    /* Per chunk: EVENT_PARAMS parameters per row, and the numbers they point at. */
+    const char **params = calloc(EVENT_CHUNK * EVENT_PARAMS, sizeof *params);
     char (*nums)[3][24] = calloc(EVENT_CHUNK, sizeof *nums);
     char (*hashes)[65] = calloc(n ? n : 1, sizeof *hashes);
     char **made = calloc(n ? n : 1, sizeof *made);  /* capped texts, alive until inserted */
@@ -673,6 +681,10 @@ int store_events_append(struct store *s, const struct store_actor *actor,
            err, errlen);
     if (!rc)
         rc = mark_duplicates(s, ev, n, dup, err, errlen);
+    /* The batch's receive time, by the server's clock. */
+    int64_t now = util_now_ms();
+    char received[24];
+    i64s(received, sizeof received, now);
     char head0[65];
     memcpy(head0, cs.last_hash, sizeof head0);
     const char *prev = head0;            /* hash of the event before this one */
@@ -708,14 +720,16 @@ int store_events_append(struct store *s, const struct store_actor *actor,
         i64s(nums[rows][0], sizeof nums[rows][0], cs.last_n + 1);
         i64s(nums[rows][1], sizeof nums[rows][1], e->seq);
         i64s(nums[rows][2], sizeof nums[rows][2], e->ts);
-        struct audit_record r = {cs.last_n + 1, e->id, e->session_id, e->type, actor->subject, data,
-                                 e->seq, e->ts, prev};
+        struct audit_record r = {.n = cs.last_n + 1, .id = e->id, .session_id = e->session_id,
+                                 .type = e->type, .subject = actor->subject, .data = data, .seq = e->seq,
+                                 .ts = e->ts, .prev_hash = prev, .received_at = now};
         audit_chain_hash(&r, hashes[i]);
-        const char **p = &params[rows * 10];
+        const char **p = &params[rows * EVENT_PARAMS];
         p[0] = nums[rows][0]; p[1] = e->id; p[2] = e->session_id; p[3] = nums[rows][1];
         p[4] = e->type; p[5] = nums[rows][2]; p[6] = actor->subject; p[7] = data;
         p[8] = prev;
         p[9] = hashes[i];
+        p[10] = received;
         prev = hashes[i];
         cs.last_n++;
         res->accepted++;
@@ -843,8 +857,9 @@ int store_session_get(struct store *s, const char *id, json_t **out, char *err, 
 }
 
 static const char *const event_names[] = {"n", "id", "session_id", "seq", "type", "time", "user",
-                                           "data", "prev_hash", "hash"};
-#define EVENT_COLS "n, id, session_id, seq, type, ts, subject, data, prev_hash, hash"
+                                           "data", "prev_hash", "hash", "received_at"};
+#define EVENT_COLS "n, id, session_id, seq, type, ts, subject, data, prev_hash, hash, received_at"
+#define EVENT_KINDS "issisisjssi"
 
 int store_session_events(struct store *s, const char *id, int64_t offset, int limit, json_t **out,
                          char *err, size_t errlen)
@@ -855,7 +870,7 @@ int store_session_events(struct store *s, const char *id, int64_t offset, int li
     const char *p[] = {id, lim, off};
     return query_json(s, "SELECT " EVENT_COLS " FROM events WHERE session_id = $1"
                          " ORDER BY seq, n LIMIT CAST($2 AS INTEGER) OFFSET CAST($3 AS INTEGER)",
-                      3, p, event_names, "issisisjss", out, err, errlen);
+                      3, p, event_names, EVENT_KINDS, out, err, errlen);
 }
 
 int store_events_page(struct store *s, int64_t after_n, int64_t since, int64_t until, int limit,
@@ -870,7 +885,7 @@ int store_events_page(struct store *s, int64_t after_n, int64_t since, int64_t u
     return query_json(s, "SELECT " EVENT_COLS " FROM events WHERE n > CAST($1 AS BIGINT)"
                          " AND ts >= CAST($2 AS BIGINT) AND ts < CAST($3 AS BIGINT)"
                          " ORDER BY n LIMIT CAST($4 AS INTEGER)",
-                      4, p, event_names, "issisisjss", out, err, errlen);
+                      4, p, event_names, EVENT_KINDS, out, err, errlen);
 }
 
 /* ---- verification -------------------------------------------------------- */
@@ -892,11 +907,13 @@ static void verify_problem(struct verify_state *v, int64_t n, const char *id, co
 static int verify_row(void *arg, int nc, const char *const *v)
 {
     struct verify_state *st = arg;
-    if (nc < 10)
+    if (nc < 11)
         return 1;
     int64_t n = strtoll(v[0] ? v[0] : "0", NULL, 10);
-    struct audit_record r = {n, v[1], v[2], v[4], v[6], v[7], strtoll(v[3] ? v[3] : "0", NULL, 10),
-                             strtoll(v[5] ? v[5] : "0", NULL, 10), v[8] ? v[8] : ""};
+    struct audit_record r = {.n = n, .id = v[1], .session_id = v[2], .type = v[4], .subject = v[6],
+                             .data = v[7], .seq = strtoll(v[3] ? v[3] : "0", NULL, 10),
+                             .ts = strtoll(v[5] ? v[5] : "0", NULL, 10), .prev_hash = v[8] ? v[8] : "",
+                             .received_at = v[10] ? strtoll(v[10], NULL, 10) : 0};
     char h[65], msg[256];
     audit_chain_hash(&r, h);
     if (n > st->expect_n) {

@@ -170,16 +170,23 @@ ev() {  # id session seq type time data
 }
 hostile="select * from t where name = 'x''; drop table events; --' /* \\\\ */"
 batch="{\"events\":[$(ev a1 sess-a 1 session_start $now '{"connection":"prod","client_addr":"127.0.0.1:5555","application":"psql","gateway_host":"laptop"}'),
-$(ev a3 sess-a 3 statement $((now+2)) '{"text":"drop table users","decision":"deny","rule":"no-ddl","sqlstate":"42501","kind":"ddl"}'),
+$(ev a3 sess-a 3 statement $((now-259200000)) '{"text":"drop table users","decision":"deny","rule":"no-ddl","sqlstate":"42501","kind":"ddl"}'),
 $(ev a2 sess-a 2 statement $((now+1)) "$(python3 -c 'import json,sys; print(json.dumps({"text":sys.argv[1],"decision":"allow","params":["1","o'"'"'brien"],"relations":["public.t"],"rows":1,"duration_us":120}))' "$hostile")")]}"
+t0=$(date +%s%3N)
 r=$(ok tok-alice-1 POST /api/v1/events "$batch")
+t1=$(date +%s%3N)
 assert_eq "3 0" "$(jget "$r" 'd["accepted"], d["duplicates"]')"
 r=$(ok tok-alice-1 POST /api/v1/events "$batch")
 assert_eq "0 3" "$(jget "$r" 'd["accepted"], d["duplicates"]')" "a resent batch is stored twice"
 evs=$(ok tok-alice-1 GET /api/v1/sessions/sess-a/events)
+evs0=$evs
 assert_eq "a1 a2 a3" "$(jget "$evs" '" ".join(e["id"] for e in d["events"])')"
 assert_eq "$hostile" "$(jget "$evs" 'd["events"][1]["data"]["text"]')" "hostile SQL text did not round-trip"
 assert_eq "alice" "$(jget "$evs" 'd["events"][0]["user"]')"
+# The server records when it got each event, by its own clock: a3 says it
+# ran three days ago; the server says when it arrived (and, being in the
+# chain, that cannot be edited unseen).
+assert_eq "True True" "$(jget "$evs" "all($t0 <= e['received_at'] <= $t1 for e in d['events']), d['events'][2]['received_at'] - d['events'][2]['time'] >= 259200000")"
 # Another user cannot write into alice's session; nothing of the batch lands.
 expect_err 403 tok-dave-01 POST /api/v1/events "{\"events\":[$(ev d1 sess-d 1 session_start $now '{"connection":"prod"}'),$(ev d2 sess-a 4 session_end $now '{}')]}"
 assert_eq 0 "$(dbsql "select count(*) from events where id in ('d1','d2')")"
@@ -230,7 +237,8 @@ out=$(HOOPCTL_TOKEN=tok-audit-1 "$H" sessions list --has-denials --server "$URL"
 assert_contains "$out" "sess-a"
 assert_not_contains "$out" "sess-d"
 out=$(HOOPCTL_TOKEN=tok-alice-1 "$H" sessions show sess-a --server "$URL")
-assert_contains "$out" "deny drop table users"
+assert_contains "$out" "deny drop table users  [server received it $(date -u -d @$((t0 / 1000)) +%Y-%m-%d)"
+assert_eq 1 "$(grep -c 'server received it' <<<"$out")" "only the event three days off is flagged"
 [[ $(HOOPCTL_TOKEN=tok-alice-1 "$H" -o json sessions show sess-a --server "$URL" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["event_list"]))') == 5 ]] \
   || fail "sessions show -o json lacks the events"
 
@@ -354,6 +362,14 @@ out=$("$H" audit verify --store "$STORE") && fail "verify --store missed an edit
 assert_contains "$out" "id a2: content does not match its hash"
 dbsql "update events set data = '$(printf '%s' "$orig" | sed "s/'/''/g")' where id = 'a2'"
 HOOPCTL_TOKEN=tok-audit-1 "$H" audit verify --server "$URL" >/dev/null || fail "restored row still fails"
+# the receive time is covered too: moved, or cleared to pass for an old row
+for edit in "received_at + 1" "NULL"; do
+  dbsql "update events set received_at = $edit where id = 'a1'"
+  out=$("$H" audit verify --store "$STORE") && fail "verify missed received_at = $edit"
+  assert_contains "$out" "id a1: content does not match its hash (edited)"
+  dbsql "update events set received_at = $(jget "$evs0" 'd["events"][0]["received_at"]') where id = 'a1'"
+done
+"$H" audit verify --store "$STORE" >/dev/null || fail "restored receive time still fails"
 dbsql "update events set n = 1000 where n = 3"
 dbsql "update events set n = 3 where n = 2"
 dbsql "update events set n = 2 where n = 1000"
@@ -370,7 +386,7 @@ assert_contains "$out" "events 4..4 are missing (deleted)"
 # freshly computed hash — the successor's prev_hash no longer matches.
 prev=$(dbsql "select hash from events where n = 3")
 forged=$(printf 'forged' | sha256sum | cut -c1-64)
-dbsql "insert into events select 4, 'forged-1', session_id, seq, type, ts, subject, '{\"x\":1}', '$prev', '$forged' from events where n = 3"
+dbsql "insert into events select 4, 'forged-1', session_id, seq, type, ts, subject, '{\"x\":1}', '$prev', '$forged', received_at from events where n = 3"
 out=$("$H" audit verify --store "$STORE") && fail "verify missed an inserted row"
 assert_contains "$out" "at event 4"; log "inserted row found: $(grep "at event 4" <<<"$out" | head -1)"
 

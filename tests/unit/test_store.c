@@ -16,7 +16,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "hoopctl/audit.h"
 #include "hoopctl/store.h"
+#include "hoopctl/util.h"
 
 struct fixture {
     char path[64];
@@ -92,35 +94,64 @@ static void migrations_run_once(void **state)
 {
     struct fixture *f = *state;
     char err[256];
-    assert_int_equal(store_schema_version(f->st), 2);
+    assert_int_equal(store_schema_version(f->st), 3);
     assert_string_equal(store_kind(f->st), f->pg ? "postgres" : "sqlite");
     struct store *again = store_open(f->url, err, sizeof err);
     assert_non_null(again);
-    assert_int_equal(store_schema_version(again), 2);
+    assert_int_equal(store_schema_version(again), 3);
     store_close(again);
     if (!f->pg) {
-        /* A store of schema 1 (reviews without a rule) is upgraded on open,
-         * and keeps its reviews. */
+        /* A store of schema 1 (reviews without a rule, events without a
+         * receive time) is upgraded on open and keeps its reviews, and its
+         * events' chain (their first hash) still verifies with new events
+         * after them (the second hash, over the receive time too). */
         store_close(f->st);
         f->st = NULL;
+        char old_hash[65];
+        struct audit_record old = {.n = 1, .id = "ev-old", .session_id = "s-old", .type = "session_start",
+                                   .subject = "alice", .data = "{}", .seq = 1, .ts = 5,
+                                   .prev_hash = AUDIT_GENESIS_HASH};
+        audit_chain_hash(&old, old_hash);
+        char sql[2048];
+        snprintf(sql, sizeof sql,
+                 "ALTER TABLE reviews DROP COLUMN rule;"
+                 "ALTER TABLE events DROP COLUMN received_at;"
+                 "DELETE FROM schema_migrations WHERE version > 1;"
+                 "INSERT INTO reviews (id, connection, statement, statement_hash, requester,"
+                 " requester_issuer, status, created_at, expires_at)"
+                 " VALUES ('old', 'prod', 'delete from t', 'h', 'alice', 'dev', 'pending', 1, 9);"
+                 "INSERT INTO sessions (id, issuer, subject, started_at) VALUES ('s-old', 'dev', 'alice', 5);"
+                 "INSERT INTO events VALUES (1, 'ev-old', 's-old', 1, 'session_start', 5, 'alice', '{}',"
+                 " '%s', '%s');"
+                 "UPDATE chain_head SET last_n = 1, last_hash = '%s';",
+                 AUDIT_GENESIS_HASH, old_hash, old_hash);
         sqlite3 *db = NULL;
         assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-        assert_int_equal(sqlite3_exec(db,
-                                      "ALTER TABLE reviews DROP COLUMN rule;"
-                                      "DELETE FROM schema_migrations WHERE version = 2;"
-                                      "INSERT INTO reviews (id, connection, statement, statement_hash, requester,"
-                                      " requester_issuer, status, created_at, expires_at)"
-                                      " VALUES ('old', 'prod', 'delete from t', 'h', 'alice', 'dev', 'pending', 1, 9);",
-                                      NULL, NULL, NULL),
-                         SQLITE_OK);
+        assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
         sqlite3_close(db);
         f->st = store_open(f->url, err, sizeof err);
         assert_non_null(f->st);
-        assert_int_equal(store_schema_version(f->st), 2);
+        assert_int_equal(store_schema_version(f->st), 3);
         json_t *r = NULL;
         assert_int_equal(store_review_get(f->st, "old", &r, err, sizeof err), 0);
         assert_string_equal(json_string_value(json_object_get(r, "statement")), "delete from t");
         assert_true(json_is_null(json_object_get(r, "rule")) || !json_object_get(r, "rule"));
+        json_decref(r);
+        static const struct store_actor owner = {"dev", "alice", "Alice", "[]"};
+        struct store_event ev = {.id = "ev-new", .session_id = "s-old", .seq = 2, .type = "session_end",
+                                 .ts = 6, .data = "{}"};
+        struct store_ingest_result res;
+        int64_t before = util_now_ms();
+        assert_int_equal(store_events_append(f->st, &owner, &ev, 1, 1000, &res, err, sizeof err), 0);
+        assert_int_equal(res.accepted, 1);
+        json_t *evs = NULL;
+        assert_int_equal(store_session_events(f->st, "s-old", 0, 10, &evs, err, sizeof err), 0);
+        assert_true(json_is_null(json_object_get(json_array_get(evs, 0), "received_at")));
+        assert_true(json_integer_value(json_object_get(json_array_get(evs, 1), "received_at")) >= before);
+        json_decref(evs);
+        assert_int_equal(store_audit_verify(f->st, &r, err, sizeof err), 0);
+        assert_true(json_is_true(json_object_get(r, "ok")));
+        assert_int_equal(json_integer_value(json_object_get(r, "checked")), 2);
         json_decref(r);
     }
     assert_null(store_open("sqlite:", err, sizeof err));
