@@ -102,6 +102,11 @@ struct store_session_filter {
 int store_sessions_list(struct store *s, const struct store_session_filter *f, json_t **out,
                         char *err, size_t errlen);
 int store_session_get(struct store *s, const char *id, json_t **out, char *err, size_t errlen);
+/* A page of events holds at most limit events and stops early once their
+ * data passes STORE_PAGE_BYTES (a page always has at least one event), so
+ * that reading a session of huge events costs a bounded amount of memory;
+ * readers page on after a short page. */
+#define STORE_PAGE_BYTES (4 * 1024 * 1024)
 /* Events of one session in order (seq, then arrival), offset/limit paged. */
 int store_session_events(struct store *s, const char *id, int64_t offset, int limit, json_t **out,
                          char *err, size_t errlen);

@@ -103,18 +103,21 @@ static int sessions_show(const struct cli_args *a, struct cli_context *ctx, stru
     if (rc)
         return cli_fail("sessions", rc, err);
     evs = json_array();
-    for (long long off = 0;; off += 1000) {
-        snprintf(path, sizeof path, "/api/v1/sessions/%s/events?offset=%lld&limit=1000", esc, off);
+    for (json_int_t off = 0;;) {
+        snprintf(path, sizeof path, "/api/v1/sessions/%s/events?offset=%lld&limit=1000", esc, (long long)off);
         if ((rc = api_do(api, "GET", path, NULL, &page, err, sizeof err))) {
             json_decref(s);
             json_decref(evs);
             return cli_fail("sessions", rc, err);
         }
-        json_t *got = json_object_get(page, "events");
-        json_array_extend(evs, got);
-        size_t n = json_array_size(got);
+        json_array_extend(evs, json_object_get(page, "events"));
+        /* the server says where the next page starts, if there is one */
+        json_t *next = json_object_get(page, "next_offset");
+        bool more = json_is_integer(next) && json_integer_value(next) > off;
+        if (more)
+            off = json_integer_value(next);
         json_decref(page);
-        if (n < 1000)
+        if (!more)
             break;
     }
     if (!strcmp(ctx->output, "json")) {

@@ -666,6 +666,7 @@ static void route_sessions(struct srv_req *rq)
         srv_reply_json(rq, 200, s);
         return;
     }
+    json_int_t nevents = json_integer_value(json_object_get(s, "events"));
     json_decref(s);
     if (rq->nseg == 5 && seg_is(rq, 4, "events")) {
         int64_t off = 0, lim = 1000;
@@ -676,11 +677,18 @@ static void route_sessions(struct srv_req *rq)
             return;
         }
         json_t *evs = NULL;
-        if ((rc = store_session_events(srv->store, id, off, (int)lim, &evs, err, sizeof err)))
+        if ((rc = store_session_events(srv->store, id, off, (int)lim, &evs, err, sizeof err))) {
             srv_reply_store(rq, rc, err);
-        else
-            srv_reply_json(rq, 200, json_pack("{s:s,s:I,s:o}", "session_id", id, "offset",
-                                              (json_int_t)off, "events", evs));
+            return;
+        }
+        /* A page may stop short of limit (STORE_PAGE_BYTES): next_offset,
+         * while the session has events past this page, tells readers to go
+         * on rather than guess the end from a short page. */
+        json_int_t next = (json_int_t)off + (json_int_t)json_array_size(evs);
+        bool more = json_array_size(evs) > 0 && next < nevents;
+        srv_reply_json(rq, 200, json_pack("{s:s,s:I,s:o,s:o}", "session_id", id, "offset", (json_int_t)off,
+                                          "events", evs, "next_offset",
+                                          more ? json_integer(next) : json_null()));
         return;
     }
     srv_reply_error(rq, 404, "no such route");

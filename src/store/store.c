@@ -861,31 +861,44 @@ static const char *const event_names[] = {"n", "id", "session_id", "seq", "type"
 #define EVENT_COLS "n, id, session_id, seq, type, ts, subject, data, prev_hash, hash, received_at"
 #define EVENT_KINDS "issisisjssi"
 
+/* A page of events stops once it holds STORE_PAGE_BYTES of event data
+ * (but always has its first event): rows pass only while the data before
+ * them in the page is under the budget. The database sums and filters, so
+ * the rows past the budget never reach this process. */
+#define PAGED_EVENTS(inner, order, budget_param)                                                   \
+    "SELECT " EVENT_COLS " FROM (SELECT " EVENT_COLS ", SUM(LENGTH(data)) OVER (ORDER BY " order    \
+    " ROWS UNBOUNDED PRECEDING) - LENGTH(data) AS bytes_before FROM (" inner ") p) w"               \
+    " WHERE bytes_before < CAST(" budget_param " AS BIGINT) ORDER BY " order
+
 int store_session_events(struct store *s, const char *id, int64_t offset, int limit, json_t **out,
                          char *err, size_t errlen)
 {
-    char off[24], lim[24];
+    char off[24], lim[24], budget[24];
     i64s(off, sizeof off, offset < 0 ? 0 : offset);
     i64s(lim, sizeof lim, limit > 0 && limit <= 5000 ? limit : 1000);
-    const char *p[] = {id, lim, off};
-    return query_json(s, "SELECT " EVENT_COLS " FROM events WHERE session_id = $1"
-                         " ORDER BY seq, n LIMIT CAST($2 AS INTEGER) OFFSET CAST($3 AS INTEGER)",
-                      3, p, event_names, EVENT_KINDS, out, err, errlen);
+    i64s(budget, sizeof budget, STORE_PAGE_BYTES);
+    const char *p[] = {id, lim, off, budget};
+    return query_json(s, PAGED_EVENTS("SELECT " EVENT_COLS " FROM events WHERE session_id = $1"
+                                      " ORDER BY seq, n LIMIT CAST($2 AS INTEGER) OFFSET CAST($3 AS INTEGER)",
+                                      "seq, n", "$4"),
+                      4, p, event_names, EVENT_KINDS, out, err, errlen);
 }
 
 int store_events_page(struct store *s, int64_t after_n, int64_t since, int64_t until, int limit,
                       json_t **out, char *err, size_t errlen)
 {
-    char a[24], b[24], c[24], l[24];
+    char a[24], b[24], c[24], l[24], budget[24];
     i64s(a, sizeof a, after_n);
     i64s(b, sizeof b, since);
     i64s(c, sizeof c, until > 0 ? until : INT64_MAX);
     i64s(l, sizeof l, limit);
-    const char *p[] = {a, b, c, l};
-    return query_json(s, "SELECT " EVENT_COLS " FROM events WHERE n > CAST($1 AS BIGINT)"
-                         " AND ts >= CAST($2 AS BIGINT) AND ts < CAST($3 AS BIGINT)"
-                         " ORDER BY n LIMIT CAST($4 AS INTEGER)",
-                      4, p, event_names, EVENT_KINDS, out, err, errlen);
+    i64s(budget, sizeof budget, STORE_PAGE_BYTES);
+    const char *p[] = {a, b, c, l, budget};
+    return query_json(s, PAGED_EVENTS("SELECT " EVENT_COLS " FROM events WHERE n > CAST($1 AS BIGINT)"
+                                      " AND ts >= CAST($2 AS BIGINT) AND ts < CAST($3 AS BIGINT)"
+                                      " ORDER BY n LIMIT CAST($4 AS INTEGER)",
+                                      "n", "$5"),
+                      5, p, event_names, EVENT_KINDS, out, err, errlen);
 }
 
 /* ---- verification -------------------------------------------------------- */
@@ -961,15 +974,18 @@ int store_audit_verify(struct store *s, json_t **report, char *err, size_t errle
         return rc;
     struct verify_state st = {head.cp_n + 1, 0, head.cp_n, "", json_array()};
     snprintf(st.prev, sizeof st.prev, "%s", head.cp_hash);
-    /* Page through by position so memory stays flat on PostgreSQL too. */
+    /* Page through by position, pages bounded in bytes, so that memory
+     * stays flat on PostgreSQL too (libpq holds a whole result). */
     int64_t after = head.cp_n;
     for (;;) {
-        char a[24];
+        char a[24], budget[24];
         i64s(a, sizeof a, after);
-        const char *p[] = {a};
+        i64s(budget, sizeof budget, STORE_PAGE_BYTES);
+        const char *p[] = {a, budget};
         int64_t before = st.checked;
-        rc = q(s, "SELECT " EVENT_COLS " FROM events WHERE n > CAST($1 AS BIGINT) ORDER BY n LIMIT 5000",
-               1, p, verify_row, &st, NULL, err, errlen);
+        rc = q(s, PAGED_EVENTS("SELECT " EVENT_COLS " FROM events WHERE n > CAST($1 AS BIGINT) ORDER BY n"
+                               " LIMIT 5000", "n", "$2"),
+               2, p, verify_row, &st, NULL, err, errlen);
         if (rc) {
             json_decref(st.problems);
             return rc;

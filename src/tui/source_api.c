@@ -131,18 +131,21 @@ static int api_session(void *self, const char *id, struct replay_session *out, c
     if (rc != TUI_OK)
         return rc;
     json_t *events = json_array();
-    for (int64_t off = 0;; off += API_EVENTS_PAGE) {
+    for (json_int_t off = 0;;) {
         snprintf(path, sizeof path, "/api/v1/sessions/%s/events?offset=%lld&limit=%d", esc,
                  (long long)off, API_EVENTS_PAGE);
         json_t *page;
         rc = api_source_call(a, "GET", path, NULL, &page, err, errlen);
         if (rc != TUI_OK)
             break;
-        json_t *evs = json_object_get(page, "events");
-        size_t got = json_array_size(evs);
-        json_array_extend(events, evs);
+        json_array_extend(events, json_object_get(page, "events"));
+        /* pages may stop short of the limit: the server names the next */
+        json_t *next = json_object_get(page, "next_offset");
+        bool more = json_is_integer(next) && json_integer_value(next) > off;
+        if (more)
+            off = json_integer_value(next);
         json_decref(page);
-        if (got < API_EVENTS_PAGE)
+        if (!more)
             break;
         if (json_array_size(events) > (size_t)REPLAY_MAX_STATEMENTS * 4) {
             snprintf(err, errlen, "session %s has too many events to replay", id);

@@ -332,6 +332,25 @@ assert_eq "200 1000" "$(api tok-carol-1 GET /api/v1/reviews | python3 -c 'import
 ok tok-bob-001 POST "/api/v1/reviews/$(jget "$rv" 'd["id"]')/deny" '{"reason":"done"}' >/dev/null
 dbsql "delete from reviews where id like 'bulk-%'"
 
+log "a session's events are read in pages bounded in bytes, and the server names the next page"
+# 80 events of 60 kB: 4.8 MB, more than one page may hold (4 MiB of data)
+big=$(head -c 60000 /dev/zero | tr '\0' x)
+for i in $(seq 1 80); do
+  printf '{"events":[%s]}' "$(ev "big-$i" sess-big "$i" statement $((now - 100 + i)) "{\"text\":\"$big\",\"decision\":\"allow\"}")" >"$T/big.json"
+  out=$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer tok-carol-1' -H 'Content-Type: application/json' --data-binary @"$T/big.json" "$URL/api/v1/events")
+  [[ $out == 200 ]] || fail "big event $i: $out"
+done
+api tok-carol-1 GET '/api/v1/sessions/sess-big/events?limit=1000' | cut -d' ' -f2- >"$T/page1.json"
+read -r n1 next1 bytes1 < <(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(len(d["events"]), d["next_offset"], sum(len(e["data"]["text"]) for e in d["events"]))' "$T/page1.json")
+[[ $n1 -ge 1 && $n1 -lt 80 ]] || fail "the first page holds $n1 of 80 events of 60 kB"
+assert_eq "$n1" "$next1" "next_offset after a short page"
+[[ $bytes1 -le $((4 * 1024 * 1024 + 60000)) ]] || fail "the first page holds $bytes1 bytes of data"
+# the CLI follows next_offset to the end: all 80, once each, in order
+HOOPCTL_TOKEN=tok-carol-1 "$H" -o json sessions show sess-big --server "$URL" >"$T/big-show.json"
+assert_eq "80 True" "$(python3 -c 'import json,sys; l=json.load(open(sys.argv[1]))["event_list"]; print(len(l), [e["seq"] for e in l] == list(range(1, 81)))' "$T/big-show.json")"
+last=$(ok tok-carol-1 GET '/api/v1/sessions/sess-big/events?offset=79')
+assert_eq "1 None" "$(jget "$last" 'len(d["events"]), d["next_offset"]')"
+
 log "API keys: shown once, stored hashed, revocable"
 key=$(HOOPCTL_TOKEN=tok-admin-1 "$H" admin apikey create --name ci-bot --groups dev,auditor --server "$URL" 2>/dev/null)
 assert_contains "$key" "hk_"
