@@ -315,16 +315,18 @@ _hoopctl() {
             fi
             ;;
         reviews)
-            _hoopctl_args "$ci" '|--status|--reason|--server|'
+            _hoopctl_args "$ci" '|--status|--limit|--cursor|--reason|--server|'
             case "$prev" in
                 --status) COMPREPLY=($(compgen -W 'pending approved denied expired consumed all' -- "$cur")); return ;;
+                --limit) COMPREPLY=(); return ;;
+                --cursor) COMPREPLY=(); return ;;
                 --reason) COMPREPLY=(); return ;;
                 --server) COMPREPLY=(); return ;;
             esac
             if ((_hoopctl_rest)); then
                 COMPREPLY=($(compgen -f -- "$cur"))
             elif [[ $cur == -* ]]; then
-                COMPREPLY=($(compgen -W '--help --status --reason --server' -- "$cur"))
+                COMPREPLY=($(compgen -W '--help --status --limit --cursor --reason --server' -- "$cur"))
             elif ((_hoopctl_npos >= 2)); then
                 COMPREPLY=()
             elif ((_hoopctl_npos >= 1)); then

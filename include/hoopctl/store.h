@@ -143,10 +143,20 @@ struct store_review_scope {
     const char *const *connections;
     size_t nconnections;
 };
+/* Paging of a review list: at most limit (1..1000; 0: 1000) after cursor
+ * ("created_at:id" of the last review seen), oldest or newest first; next is
+ * set to the cursor of the following page, or JSON null after the last. */
+struct store_review_page {
+    bool newest_first;
+    int limit;
+    const char *cursor;
+    json_t *next; /* out, the caller's */
+};
 /* Reviews with a status (NULL: any) created after created_after ms, within
- * scope, oldest first, at most 1000. */
+ * scope; page NULL: the oldest 1000. */
 int store_review_list(struct store *s, const char *status, int64_t created_after,
-                      const struct store_review_scope *scope, json_t **out, char *err, size_t errlen);
+                      const struct store_review_scope *scope, struct store_review_page *page, json_t **out,
+                      char *err, size_t errlen);
 /* pending -> approved|denied; STORE_CONFLICT when no longer pending. */
 int store_review_decide(struct store *s, const char *id, const char *status, const char *reason,
                         const char *decided_by, int64_t now_ms, char *err, size_t errlen);

@@ -33,9 +33,17 @@ static int reviews_run(const struct cli_args *a, struct cli_context *ctx)
     int rc;
     if (list) {
         const char *st = cli_get(a, "status");
+        struct buf q = {0};
         api_escape(st ? st : "pending", esc, sizeof esc);
-        snprintf(path, sizeof path, "/api/v1/reviews?status=%s", esc);
-        rc = api_do(&api, "GET", path, NULL, &resp, err, sizeof err);
+        buf_printf(&q, "/api/v1/reviews?status=%s", esc);
+        const char *pv[] = {"limit", "cursor"};
+        for (size_t i = 0; i < 2; i++)
+            if (cli_get(a, pv[i])) {
+                api_escape(cli_get(a, pv[i]), esc, sizeof esc);
+                buf_printf(&q, "&%s=%s", pv[i], esc);
+            }
+        rc = api_do(&api, "GET", buf_cstr(&q), NULL, &resp, err, sizeof err);
+        buf_free(&q);
     } else {
         api_escape(a->pos[1], esc, sizeof esc);
         snprintf(path, sizeof path, "/api/v1/reviews/%s%s%s", esc, strcmp(verb, "show") ? "/" : "",
@@ -52,14 +60,19 @@ static int reviews_run(const struct cli_args *a, struct cli_context *ctx)
     api_client_free(&api);
     if (rc)
         return cli_fail("reviews", rc, err);
+    const char *next = list ? json_string_value(json_object_get(resp, "next")) : NULL;
     if (!strcmp(ctx->output, "json")) {
         api_print_json(stdout, list ? json_object_get(resp, "reviews") : resp);
+        if (next) /* the output stays the array of reviews */
+            fprintf(stderr, "more: --cursor %s\n", next);
     } else if (list) {
         printf("%-36s %-9s %-14s %-16s %-24s %s\n", "ID", "STATUS", "CONNECTION", "REQUESTER", "CREATED",
                "STATEMENT");
         size_t i;
         json_t *r;
         json_array_foreach(json_object_get(resp, "reviews"), i, r) review_line(r);
+        if (next)
+            printf("more: --cursor %s\n", next);
     } else if (!strcmp(verb, "show")) {
         const char *reason = json_string_value(json_object_get(resp, "reason"));
         const char *by = json_string_value(json_object_get(resp, "decided_by"));
@@ -80,6 +93,8 @@ static int reviews_run(const struct cli_args *a, struct cli_context *ctx)
 static const struct cli_option reviews_options[] = {
     {"status", 0, "STATUS", "list: pending (default), approved, denied, expired, consumed or all",
      CLI_COMPLETE_WORDS, "pending approved denied expired consumed all"},
+    {"limit", 0, "N", "list: reviews per page (1..1000, default 1000)", CLI_COMPLETE_NONE, NULL},
+    {"cursor", 0, "CURSOR", "list: continue after this page cursor", CLI_COMPLETE_NONE, NULL},
     {"reason", 0, "TEXT", "approve/deny: the reason recorded with the decision", CLI_COMPLETE_NONE, NULL},
     CLI_OPTION_SERVER,
     {0},
@@ -93,7 +108,7 @@ static const struct cli_verb_complete reviews_verb_complete[] = {
 const struct cli_command cli_cmd_reviews = {
     .name = "reviews",
     .summary = "List, show, approve or deny statements held for review",
-    .usage = "list [--status S] | show ID | approve ID [--reason R] | deny ID [--reason R]",
+    .usage = "list [--status S] [--limit N] [--cursor C] | show ID | approve ID [--reason R] | deny ID [--reason R]",
     .description = "Only the connection's reviewer groups decide, and never on their own requests.",
     .options = reviews_options,
     .arg_complete = CLI_COMPLETE_WORDS,

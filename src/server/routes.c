@@ -785,7 +785,7 @@ static bool review_visible(struct srv *srv, const struct auth_identity *id, json
 /* Reviews with a status (NULL: any) created after `after` that id may see;
  * with as_reviewer only those of connections id reviews (its queue). */
 static int reviews_for(struct srv *srv, const struct auth_identity *id, const char *status, int64_t after,
-                       bool as_reviewer, json_t **out, char *err, size_t errlen)
+                       bool as_reviewer, struct store_review_page *page, json_t **out, char *err, size_t errlen)
 {
     /* The connections id reviews; the store then lists only what id may see
      * (as review_visible decides for one review). */
@@ -809,7 +809,7 @@ static int reviews_for(struct srv *srv, const struct auth_identity *id, const ch
         scope.issuer = id->issuer;
         scope.subject = id->subject;
     }
-    rc = store_review_list(srv->store, status, after, &scope, out, err, errlen);
+    rc = store_review_list(srv->store, status, after, &scope, page, out, err, errlen);
     free(mine);
     json_decref(conns);
     return rc;
@@ -836,7 +836,7 @@ json_t *srv_wait_answer(struct srv *srv, const struct auth_identity *id, int kin
         return r;
     }
     json_t *mine = NULL;
-    if (reviews_for(srv, id, "pending", after_ms, true, &mine, err, sizeof err) != 0) {
+    if (reviews_for(srv, id, "pending", after_ms, true, NULL, &mine, err, sizeof err) != 0) {
         *code = 500;
         return json_pack("{s:s,s:i}", "error", "store failed", "status", *code);
     }
@@ -933,12 +933,24 @@ static void route_reviews(struct srv_req *rq)
             srv_reply_error(rq, 400, "status is pending, approved, denied, expired, consumed or all");
             return;
         }
-        json_t *out = NULL;
-        if ((rc = reviews_for(srv, &rq->id, status, -1, false, &out, err, sizeof err))) {
-            srv_reply_store(rq, rc, err);
+        /* The pending queue comes oldest first; decided reviews (a history)
+         * newest first. Pages of limit, continued by the cursor in next. */
+        char cursor[200];
+        int64_t lim = 1000;
+        bool p;
+        if (!srv_query_int(rq, "limit", &lim, &p) || lim < 1 || lim > 1000) {
+            srv_reply_error(rq, 400, "limit is 1..1000");
             return;
         }
-        srv_reply_json(rq, 200, json_pack("{s:o}", "reviews", out));
+        struct store_review_page page = {!status || strcmp(status, "pending") != 0, (int)lim,
+                                         srv_query(rq, "cursor", cursor, sizeof cursor), NULL};
+        json_t *out = NULL;
+        if ((rc = reviews_for(srv, &rq->id, status, -1, false, &page, &out, err, sizeof err)) == STORE_NOT_FOUND)
+            srv_reply_error(rq, 400, "%s", err); /* a malformed cursor */
+        else if (rc)
+            srv_reply_store(rq, rc, err);
+        else
+            srv_reply_json(rq, 200, json_pack("{s:o,s:o}", "reviews", out, "next", page.next));
         return;
     }
     if (rq->nseg == 4 && seg_is(rq, 3, "wait") && method(rq) == EVHTTP_REQ_GET) {

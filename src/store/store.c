@@ -778,6 +778,33 @@ static const char *const session_names[] = {
                      " gateway_host, started_at, ended_at, nevents, has_denials, has_reviews"
 #define SESSION_KINDS "ssssjssssiiibb"
 
+/* A page cursor: "time:id" of the last row a reader saw. */
+static int parse_cursor(const char *cursor, char ts[24], char id[128], char *err, size_t errlen)
+{
+    const char *colon = strchr(cursor, ':');
+    if (!colon || colon == cursor || (size_t)(colon - cursor) >= 24 || strlen(colon + 1) >= 128 ||
+        strspn(cursor, "0123456789") != (size_t)(colon - cursor)) {
+        snprintf(err, errlen, "bad cursor");
+        return STORE_NOT_FOUND;
+    }
+    memcpy(ts, cursor, (size_t)(colon - cursor));
+    ts[colon - cursor] = '\0';
+    snprintf(id, 128, "%s", colon + 1);
+    return 0;
+}
+
+/* rows holds limit + 1 rows when a next page exists: drop the extra one and
+ * return the cursor of the last kept (by its time_field), else JSON null. */
+static json_t *page_next(json_t *rows, int limit, const char *time_field)
+{
+    if (json_array_size(rows) <= (size_t)limit)
+        return json_null();
+    json_array_remove(rows, (size_t)limit);
+    json_t *last = json_array_get(rows, (size_t)limit - 1);
+    return json_sprintf("%" PRId64 ":%s", (int64_t)json_integer_value(json_object_get(last, time_field)),
+                        json_string_value(json_object_get(last, "id")));
+}
+
 int store_sessions_list(struct store *s, const struct store_session_filter *f, json_t **out,
                         char *err, size_t errlen)
 {
@@ -812,18 +839,9 @@ int store_sessions_list(struct store *s, const struct store_session_filter *f, j
         ADD_COND(" AND has_reviews = CAST($%d AS INTEGER)", f->has_reviews ? "1" : "0");
     char cur_ts[24] = "", cur_id[128] = "";
     if (f->cursor) {
-        const char *colon = strchr(f->cursor, ':');
-        if (!colon || colon == f->cursor || (size_t)(colon - f->cursor) >= sizeof cur_ts ||
-            strlen(colon + 1) >= sizeof cur_id) {
-            snprintf(err, errlen, "bad cursor");
-            return STORE_NOT_FOUND;
-        }
-        memcpy(cur_ts, f->cursor, (size_t)(colon - f->cursor));
-        snprintf(cur_id, sizeof cur_id, "%s", colon + 1);
-        if (strspn(cur_ts, "0123456789") != strlen(cur_ts)) {
-            snprintf(err, errlen, "bad cursor");
-            return STORE_NOT_FOUND;
-        }
+        int rc = parse_cursor(f->cursor, cur_ts, cur_id, err, errlen);
+        if (rc)
+            return rc;
         p[np++] = cur_ts;
         p[np++] = cur_id;
         len += (size_t)snprintf(sql + len, sizeof sql - len,
@@ -838,14 +856,7 @@ int store_sessions_list(struct store *s, const struct store_session_filter *f, j
     int rc = query_json(s, sql, np, p, session_names, SESSION_KINDS, &arr, err, errlen);
     if (rc)
         return rc;
-    json_t *next = json_null();
-    if (json_array_size(arr) > (size_t)limit) {
-        json_array_remove(arr, (size_t)limit);
-        json_t *last = json_array_get(arr, (size_t)limit - 1);
-        next = json_sprintf("%" PRId64 ":%s", (int64_t)json_integer_value(json_object_get(last, "started_at")),
-                            json_string_value(json_object_get(last, "id")));
-    }
-    *out = json_pack("{s:o,s:o}", "sessions", arr, "next", next);
+    *out = json_pack("{s:o,s:o}", "sessions", arr, "next", page_next(arr, limit, "started_at"));
     return 0;
 }
 
@@ -1120,12 +1131,20 @@ int store_review_get(struct store *s, const char *id, json_t **out, char *err, s
 }
 
 int store_review_list(struct store *s, const char *status, int64_t created_after,
-                      const struct store_review_scope *scope, json_t **out, char *err, size_t errlen)
+                      const struct store_review_scope *scope, struct store_review_page *page, json_t **out,
+                      char *err, size_t errlen)
 {
-    char a[24];
+    char a[24], cur_ts[24], cur_id[128], lim[24];
     i64s(a, sizeof a, created_after);
+    int limit = page && page->limit > 0 && page->limit <= 1000 ? page->limit : 1000;
+    bool newest = page && page->newest_first;
+    if (page && page->cursor) {
+        int rc = parse_cursor(page->cursor, cur_ts, cur_id, err, errlen);
+        if (rc)
+            return rc;
+    }
     size_t nconn = scope && !scope->all ? scope->nconnections : 0;
-    const char **p = calloc(4 + nconn, sizeof *p);
+    const char **p = calloc(7 + nconn, sizeof *p);
     if (!p) {
         snprintf(err, errlen, "out of memory");
         return STORE_ERROR;
@@ -1151,11 +1170,23 @@ int store_review_list(struct store *s, const char *status, int64_t created_after
         }
         buf_append_str(&sql, nconn ? "))" : ")");
     }
-    buf_append_str(&sql, " ORDER BY created_at, id LIMIT 1000");
+    if (page && page->cursor) {
+        p[np++] = cur_ts;
+        p[np++] = cur_id;
+        buf_printf(&sql, " AND (created_at, id) %s (CAST($%d AS BIGINT), CAST($%d AS TEXT))", newest ? "<" : ">",
+                   np - 1, np);
+    }
+    /* One more than the page, to know whether another follows. */
+    i64s(lim, sizeof lim, limit + (page ? 1 : 0));
+    p[np++] = lim;
+    buf_printf(&sql, " ORDER BY created_at%s, id%s LIMIT CAST($%d AS INTEGER)", newest ? " DESC" : "",
+               newest ? " DESC" : "", np);
     int rc = sql.data ? query_json(s, buf_cstr(&sql), np, p, review_names, REVIEW_KINDS, out, err, errlen)
                       : (snprintf(err, errlen, "out of memory"), STORE_ERROR);
     buf_free(&sql);
     free(p);
+    if (!rc && page)
+        page->next = page_next(*out, limit, "created_at");
     return rc;
 }
 

@@ -329,6 +329,24 @@ assert_eq "$(jget "$rv" 'd["id"]')" "$(jget "$(ok tok-bob-001 GET /api/v1/review
 # (too long for an argument: counted from a pipe)
 assert_eq "200 1000" "$(api tok-carol-1 GET /api/v1/reviews | python3 -c 'import json,sys; code, body = sys.stdin.read().split(" ", 1); print(code, len(json.loads(body)["reviews"]))')" \
   "carol's own 1000 pending reviews"
+# ... and come in pages: carol's 1000 by 400, oldest first, each once
+p1=$(HOOPCTL_TOKEN=tok-carol-1 "$H" reviews list --limit 400 --server "$URL")
+assert_eq "401 more: --cursor 400:bulk-400" "$(grep -c bulk- <<<"$p1") $(tail -1 <<<"$p1")"
+p3=$(HOOPCTL_TOKEN=tok-carol-1 "$H" reviews list --limit 400 --cursor 800:bulk-800 --server "$URL")
+assert_eq "200 bulk-801 bulk-1000" "$(grep -c '^bulk-' <<<"$p3") $(grep -m1 -o '^bulk-[0-9]*' <<<"$p3") $(grep '^bulk-' <<<"$p3" | tail -1 | cut -d' ' -f1)"
+assert_not_contains "$p3" "more:"
+all=""; cur=""
+while :; do
+  pg=$(ok tok-carol-1 GET "/api/v1/reviews?limit=333${cur:+&cursor=$cur}")
+  all+="$(jget "$pg" '" ".join(r["id"] for r in d["reviews"])') "
+  cur=$(jget "$pg" 'd["next"] or ""')
+  [[ -n $cur ]] || break
+done
+assert_eq "$(seq -f 'bulk-%g' 1 1000 | sort | tr '\n' ' ')" "$(tr ' ' '\n' <<<"$all" | grep . | sort | tr '\n' ' ')" "carol's pages, put together"
+expect_err 400 tok-carol-1 GET "/api/v1/reviews?cursor=no-colon-here"
+expect_err 400 tok-carol-1 GET "/api/v1/reviews?limit=0"
+# decided ones (a history) come newest first: alice's latest review leads the auditor's list
+assert_eq "$(jget "$rv" 'd["id"]')" "$(jget "$(ok tok-audit-1 GET '/api/v1/reviews?status=all&limit=1')" 'd["reviews"][0]["id"]')"
 ok tok-bob-001 POST "/api/v1/reviews/$(jget "$rv" 'd["id"]')/deny" '{"reason":"done"}' >/dev/null
 dbsql "delete from reviews where id like 'bulk-%'"
 

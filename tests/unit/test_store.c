@@ -354,7 +354,7 @@ static void review_life_cycle(void **state)
     assert_string_equal(json_string_value(json_object_get(got, "status")), "expired");
     json_decref(got);
     json_t *list = NULL;
-    assert_int_equal(store_review_list(f->st, NULL, -1, NULL, &list, err, sizeof err), 0);
+    assert_int_equal(store_review_list(f->st, NULL, -1, NULL, NULL, &list, err, sizeof err), 0);
     assert_int_equal(json_array_size(list), 2);
     json_decref(list);
     /* A scope lists the requester's own and those of the connections named,
@@ -379,7 +379,7 @@ static void review_life_cycle(void **state)
         {{false, "dev", "mallory", NULL, 0}, NULL, ""},
     };
     for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
-        assert_int_equal(store_review_list(f->st, cases[k].status, -1, &cases[k].scope, &list, err, sizeof err), 0);
+        assert_int_equal(store_review_list(f->st, cases[k].status, -1, &cases[k].scope, NULL, &list, err, sizeof err), 0);
         char ids[64] = "";
         size_t i;
         json_t *v;
