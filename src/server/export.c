@@ -91,7 +91,7 @@ static void export_next(struct evhttp_connection *c, void *arg)
     }
     if (json_array_size(rows) == 0) {
         json_decref(rows);
-        evhttp_connection_set_closecb(evhttp_request_get_connection(ex->r), NULL, NULL);
+        srv_conn_on_close(ex->srv, evhttp_request_get_connection(ex->r), NULL, NULL);
         evhttp_send_reply_end(ex->r);
         export_done(ex);
         return;
@@ -116,7 +116,7 @@ void srv_export_start(struct srv_req *rq, int64_t since, int64_t until, bool csv
     struct evkeyvalq *h = evhttp_request_get_output_headers(rq->r);
     evhttp_add_header(h, "Content-Type", csv ? "text/csv" : "application/x-ndjson");
     evhttp_send_reply_start(rq->r, 200, "OK");
-    evhttp_connection_set_closecb(evhttp_request_get_connection(rq->r), export_closed, ex);
+    srv_conn_on_close(rq->srv, evhttp_request_get_connection(rq->r), export_closed, ex);
     if (csv) {
         struct evbuffer *b = evbuffer_new();
         evbuffer_add_printf(b, "n,id,session_id,seq,type,time,user,data,prev_hash,hash,received_at\r\n");

@@ -281,6 +281,20 @@ static void srv_metrics_reply(struct srv_req *rq)
                (unsigned long long)srv->m.store_errors, (unsigned long long)srv->m.auth_failures,
                (unsigned long long)srv->m.longpoll_wakeups);
     buf_printf(&b, "hoopctl_longpoll_waiting %d\n", srv_waiter_count(srv));
+    buf_printf(&b, "# HELP hoopctl_http_connections Connections open now.\n"
+                   "# TYPE hoopctl_http_connections gauge\n"
+                   "hoopctl_http_connections %d\n"
+                   "# HELP hoopctl_http_unhandled_bytes Bytes that connections sent and no handler has had yet.\n"
+                   "# TYPE hoopctl_http_unhandled_bytes gauge\n"
+                   "hoopctl_http_unhandled_bytes %zu\n"
+                   "# HELP hoopctl_http_connections_refused_total Connections closed at once: limits.max_connections.\n"
+                   "# TYPE hoopctl_http_connections_refused_total counter\n"
+                   "hoopctl_http_connections_refused_total %llu\n"
+                   "# HELP hoopctl_http_connections_over_budget_total Connections closed: limits.max_unhandled_bytes.\n"
+                   "# TYPE hoopctl_http_connections_over_budget_total counter\n"
+                   "hoopctl_http_connections_over_budget_total %llu\n",
+               srv->nconns, srv->unhandled, (unsigned long long)srv->m.conns_refused,
+               (unsigned long long)srv->m.conns_over_budget);
     int64_t pending = store_review_count(srv->store, "pending");
     if (pending < 0)
         srv->m.store_errors++;
@@ -317,6 +331,7 @@ static void srv_handle(struct evhttp_request *r, void *arg)
 {
     struct srv *srv = arg;
     struct srv_req rq = {.srv = srv, .r = r, .start_us = util_monotonic_us()};
+    srv_conn_handled(srv, r);
     if (srv->stopping) {
         srv_reply_error(&rq, 503, "the server is shutting down");
         return;
@@ -398,7 +413,7 @@ static void waiter_unlink(struct srv_waiter *w)
 static void waiter_finish(struct srv_waiter *w, int code, json_t *body)
 {
     struct srv_req rq = {.srv = w->srv, .r = w->r, .start_us = w->start_us};
-    evhttp_connection_set_closecb(evhttp_request_get_connection(w->r), NULL, NULL);
+    srv_conn_on_close(w->srv, evhttp_request_get_connection(w->r), NULL, NULL);
     srv_reply_json(&rq, code, body);
     waiter_unlink(w);
 }
@@ -443,7 +458,7 @@ void srv_wait_start(struct srv_req *rq, int kind, const char *review_id, int64_t
     w->timer = evtimer_new(rq->srv->base, waiter_timeout, w);
     struct timeval tv = {timeout_s, 0};
     evtimer_add(w->timer, &tv);
-    evhttp_connection_set_closecb(evhttp_request_get_connection(rq->r), waiter_closed, w);
+    srv_conn_on_close(rq->srv, evhttp_request_get_connection(rq->r), waiter_closed, w);
     w->next = rq->srv->waiters;
     rq->srv->waiters = w;
 }
@@ -507,6 +522,7 @@ static void srv_tick(evutil_socket_t fd, short ev, void *arg)
     struct srv *srv = arg;
     char err[256];
     int64_t now = util_now_ms();
+    srv_conn_sweep(srv);
     if (!srv->ev_listen && strcmp(store_kind(srv->store), "postgres") == 0 &&
         srv_listen_start(srv, err, sizeof err) == 0 && srv->ev_listen) {
         log_info(MOD, "change notices back");
@@ -565,13 +581,6 @@ static void srv_signal(evutil_socket_t sig, short ev, void *arg)
 }
 
 /* ---- TLS ----------------------------------------------------------------- */
-
-static struct bufferevent *srv_tls_bev(struct event_base *base, void *arg)
-{
-    SSL *ssl = SSL_new(arg);
-    return bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
-                                          BEV_OPT_CLOSE_ON_FREE);
-}
 
 static SSL_CTX *srv_tls_ctx(const char *cert, const char *key, char *err, size_t errlen)
 {
@@ -634,6 +643,7 @@ static void srv_free(struct srv *srv)
         waiter_unlink(srv->waiters);
     if (srv->http)
         evhttp_free(srv->http);
+    srv_conn_free_all(srv);
     srv_event_free(srv->ev_term);
     srv_event_free(srv->ev_int);
     srv_event_free(srv->ev_tick);
@@ -645,6 +655,16 @@ static void srv_free(struct srv *srv)
     if (srv->base)
         event_base_free(srv->base);
     SSL_CTX_free(srv->ssl);
+}
+
+/* libevent's own messages into the server's log. A connection refused at
+ * limits.max_connections makes evhttp warn once each; conns.c already says
+ * so, at most every few seconds, so those are dropped. */
+static void srv_libevent_log(int severity, const char *msg)
+{
+    if (strstr(msg, "cannot get connection on"))
+        return;
+    log_msg(severity >= EVENT_LOG_WARN ? LOG_WARN : LOG_INFO, "libevent", "%s", msg);
 }
 
 int server_run(const struct server_options *opt, char *err, size_t errlen)
@@ -668,6 +688,16 @@ int server_run(const struct server_options *opt, char *err, size_t errlen)
     srv.max_body = (size_t)cfg_int(cfg, "limits", "max_body_bytes", 8 << 20);
     srv.max_string = (size_t)cfg_int(cfg, "limits", "max_string_bytes", 1 << 20);
     srv.max_batch = (size_t)cfg_int(cfg, "limits", "max_batch_events", 1000);
+    srv.max_conns = (int)cfg_int(cfg, "limits", "max_connections", 1000);
+    /* evhttp holds up to its own cap of a request (headers and twice the
+     * body cap) before a handler sees it; the budget must fit one of them. */
+    size_t one_request = SRV_MAX_HEADERS + srv.max_body * 2 + 4096;
+    srv.max_unhandled = (size_t)cfg_int(cfg, "limits", "max_unhandled_bytes", (int64_t)(4 * one_request));
+    if (srv.max_unhandled < one_request) {
+        snprintf(err, errlen, "limits.max_unhandled_bytes (%zu) must hold one whole request: at least %zu"
+                 " (twice limits.max_body_bytes, plus headers)", srv.max_unhandled, one_request);
+        return -1;
+    }
     srv.sample_rows_statement = cfg_int(cfg, "audit", "sample_rows_per_statement", 100);
     srv.sample_rows_session = cfg_int(cfg, "audit", "sample_rows_per_session", 10000);
     srv.review_ttl_ms = cfg_int(cfg, "reviews", "ttl_seconds", 3600) * 1000;
@@ -696,6 +726,7 @@ int server_run(const struct server_options *opt, char *err, size_t errlen)
     for (int i = 0; i < opt->nverifiers; i++)
         srv.chain[srv.nchain++] = opt->verifiers[i];
 
+    event_set_log_callback(srv_libevent_log);
     srv.base = event_base_new();
     srv.http = srv.base ? evhttp_new(srv.base) : NULL;
     if (!srv.http) {
@@ -709,11 +740,12 @@ int server_run(const struct server_options *opt, char *err, size_t errlen)
             srv_free(&srv);
             return -1;
         }
-        evhttp_set_bevcb(srv.http, srv_tls_bev, srv.ssl);
     }
+    /* Every connection through conns.c, which caps them and their bytes. */
+    evhttp_set_bevcb(srv.http, srv_conn_bev, &srv);
     /* evhttp's own cap sits above ours so that we answer 413 in JSON. */
     evhttp_set_max_body_size(srv.http, (ev_ssize_t)(srv.max_body * 2 + 4096));
-    evhttp_set_max_headers_size(srv.http, 64 * 1024);
+    evhttp_set_max_headers_size(srv.http, SRV_MAX_HEADERS);
     evhttp_set_timeout(srv.http, SRV_HTTP_TIMEOUT_S);
     evhttp_set_allowed_methods(srv.http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
                                              EVHTTP_REQ_DELETE);

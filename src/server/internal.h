@@ -14,6 +14,8 @@
 /* Longest long poll, in seconds: below the HTTP layer's idle timeout. */
 #define SRV_MAX_POLL_S 110
 #define SRV_HTTP_TIMEOUT_S 120
+/* evhttp's cap on a request's headers */
+#define SRV_MAX_HEADERS (64 * 1024)
 
 struct srv_waiter;
 struct srv_export;
@@ -27,7 +29,11 @@ struct srv_metrics {
     uint64_t store_errors;
     uint64_t auth_failures;
     uint64_t longpoll_wakeups;
+    uint64_t conns_refused;      /* past limits.max_connections */
+    uint64_t conns_over_budget;  /* closed for passing limits.max_unhandled_bytes */
 };
+
+struct srv_conn;
 
 struct srv {
     const struct server_options *opt;
@@ -41,6 +47,12 @@ struct srv {
     struct auth_verifier *owned[2];      /* the ones made here */
     char admin_group[AUTH_GROUP_LEN], auditor_group[AUTH_GROUP_LEN];
     size_t max_body, max_string, max_batch;
+    /* Open connections and the bytes they sent that no handler has had
+     * yet (conns.c), with their caps. */
+    struct srv_conn *conns;
+    int nconns, max_conns;
+    size_t unhandled, max_unhandled;
+    int64_t cap_logged_ms, budget_logged_ms;
     int64_t sample_rows_statement, sample_rows_session;
     int64_t review_ttl_ms;
     int64_t review_max_pending; /* unexpired pending reviews one requester may have */
@@ -93,6 +105,18 @@ void srv_wait_start(struct srv_req *rq, int kind, const char *review_id, int64_t
 /* The current answer of a long poll, or NULL while it should keep waiting. */
 json_t *srv_wait_answer(struct srv *srv, const struct auth_identity *id, int kind,
                         const char *review_id, int64_t after_ms, int *code, bool final);
+
+/* Connections (conns.c). srv_conn_bev is evhttp's bevcb: it counts each
+ * connection and the bytes it sends. srv_conn_handled: a request's bytes
+ * reached a handler. srv_conn_on_close: a close callback for a request's
+ * connection (evhttp's own is conns.c's). The sweep gives back the slots of
+ * connections whose sockets are gone; free_all, after evhttp_free. */
+struct bufferevent *srv_conn_bev(struct event_base *base, void *srv);
+void srv_conn_handled(struct srv *srv, struct evhttp_request *r);
+void srv_conn_on_close(struct srv *srv, struct evhttp_connection *evcon,
+                       void (*cb)(struct evhttp_connection *, void *), void *arg);
+void srv_conn_sweep(struct srv *srv);
+void srv_conn_free_all(struct srv *srv);
 
 /* Routes (routes.c). Returns after replying. */
 void srv_route(struct srv_req *rq);
