@@ -296,18 +296,19 @@ _hoopctl() {
             fi
             ;;
         audit)
-            _hoopctl_args "$ci" '|--since|--until|--format|--store|--server|'
+            _hoopctl_args "$ci" '|--since|--until|--format|--store|--file|--server|'
             case "$prev" in
                 --since) COMPREPLY=(); return ;;
                 --until) COMPREPLY=(); return ;;
                 --format) COMPREPLY=($(compgen -W 'jsonl csv' -- "$cur")); return ;;
                 --store) COMPREPLY=(); return ;;
+                --file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
                 --server) COMPREPLY=(); return ;;
             esac
             if ((_hoopctl_rest)); then
                 COMPREPLY=($(compgen -f -- "$cur"))
             elif [[ $cur == -* ]]; then
-                COMPREPLY=($(compgen -W '--help --since --until --format --store --server' -- "$cur"))
+                COMPREPLY=($(compgen -W '--help --since --until --format --store --file --server' -- "$cur"))
             elif ((_hoopctl_npos >= 1)); then
                 COMPREPLY=()
             else

@@ -108,6 +108,7 @@ complete -c hoopctl -n '__fish_seen_subcommand_from audit' -l since -d 'export e
 complete -c hoopctl -n '__fish_seen_subcommand_from audit' -l until -d 'export events before'
 complete -c hoopctl -n '__fish_seen_subcommand_from audit' -l format -x -a 'jsonl csv' -d 'export format: jsonl (default) or csv'
 complete -c hoopctl -n '__fish_seen_subcommand_from audit' -l store -d 'verify straight on a store (sqlite:PATH or postgres://...)'
+complete -c hoopctl -n '__fish_seen_subcommand_from audit' -l file -F -d 'verify an exported trail (JSON lines; - for stdin) on its own'
 complete -c hoopctl -n '__fish_seen_subcommand_from audit' -l server -d 'server URL (default: server.url, else the last login)'
 complete -c hoopctl -n '__fish_seen_subcommand_from audit' -x -a 'verify export'
 complete -c hoopctl -n __fish_use_subcommand -a reviews -d 'List, show, approve or deny statements held for review'

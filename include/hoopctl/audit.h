@@ -4,7 +4,9 @@
 #ifndef HOOPCTL_AUDIT_H
 #define HOOPCTL_AUDIT_H
 
+#include <jansson.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* The predecessor of the first event: 64 zeros. */
 #define AUDIT_GENESIS_HASH "0000000000000000000000000000000000000000000000000000000000000000"
@@ -24,5 +26,11 @@ struct audit_record {
 /* hex SHA-256 over the record, each field length-prefixed so that no two
  * different records hash alike by moving bytes between fields. */
 void audit_chain_hash(const struct audit_record *r, char out[65]);
+
+/* Check an exported trail (JSON lines of `hoopctl audit export`) on its own:
+ * *report = {"ok", "checked", "first", "last", "first_prev_hash",
+ * "last_hash", "problems": [{"n", "id", "problem"}...]}; ok needs at least
+ * one event. Returns 0, or -1 with err when the file cannot be read. */
+int audit_verify_jsonl(FILE *in, json_t **report, char *err, size_t errlen);
 
 #endif

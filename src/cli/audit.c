@@ -2,18 +2,68 @@
  * the server, or straight on a store with --store) and stream the trail out as
  * JSON lines or CSV. */
 #include "hoopctl/api.h"
+#include "hoopctl/audit.h"
 #include "hoopctl/cli.h"
 #include "hoopctl/store.h"
 #include "hoopctl/util.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+
+static void print_problems(json_t *rep)
+{
+    size_t i;
+    json_t *p;
+    json_array_foreach(json_object_get(rep, "problems"), i, p) {
+        const char *id = json_string_value(json_object_get(p, "id"));
+        printf("  at event %lld%s%s: %s\n", (long long)json_integer_value(json_object_get(p, "n")),
+               id ? " id " : "", id ? id : "", json_string_value(json_object_get(p, "problem")));
+    }
+}
+
+/* An exported trail, on its own: no server, no store. */
+static int audit_verify_file(const char *path, struct cli_context *ctx)
+{
+    char err[600];
+    FILE *f = strcmp(path, "-") ? fopen(path, "r") : stdin;
+    if (!f) {
+        snprintf(err, sizeof err, "cannot open %s: %s", path, strerror(errno));
+        return cli_fail("audit", 1, err);
+    }
+    json_t *rep = NULL;
+    int rc = audit_verify_jsonl(f, &rep, err, sizeof err);
+    if (f != stdin)
+        fclose(f);
+    if (rc)
+        return cli_fail("audit", 1, err);
+    bool ok = json_is_true(json_object_get(rep, "ok"));
+    json_int_t checked = json_integer_value(json_object_get(rep, "checked"));
+    if (!strcmp(ctx->output, "json")) {
+        api_print_json(stdout, rep);
+    } else if (checked == 0 && json_array_size(json_object_get(rep, "problems")) == 0) {
+        printf("%s holds no exported events (export with: hoopctl audit export)\n", path);
+    } else {
+        printf("checked %lld events of the file (%lld to %lld): %s\n", (long long)checked,
+               (long long)json_integer_value(json_object_get(rep, "first")),
+               (long long)json_integer_value(json_object_get(rep, "last")), ok ? "chain intact" : "TAMPERED");
+        print_problems(rep);
+        printf("last hash: %s\n", json_string_value(json_object_get(rep, "last_hash")));
+    }
+    json_decref(rep);
+    return ok ? 0 : 1;
+}
 
 static int audit_verify(const struct cli_args *a, struct cli_context *ctx)
 {
     char err[600];
     json_t *rep = NULL;
     int rc;
+    if (cli_get(a, "file")) {
+        if (cli_get(a, "store"))
+            return cli_usage_error(a->cmd, "--file and --store do not go together");
+        return audit_verify_file(cli_get(a, "file"), ctx);
+    }
     if (cli_get(a, "store")) {
         struct store *st = store_open(cli_get(a, "store"), err, sizeof err);
         if (!st)
@@ -39,13 +89,10 @@ static int audit_verify(const struct cli_args *a, struct cli_context *ctx)
                (long long)json_integer_value(json_object_get(rep, "checked")),
                (long long)json_integer_value(json_object_get(rep, "checkpoint")),
                (long long)json_integer_value(json_object_get(rep, "head")), ok ? "chain intact" : "TAMPERED");
-        size_t i;
-        json_t *p;
-        json_array_foreach(json_object_get(rep, "problems"), i, p) {
-            const char *id = json_string_value(json_object_get(p, "id"));
-            printf("  at event %lld%s%s: %s\n", (long long)json_integer_value(json_object_get(p, "n")),
-                   id ? " id " : "", id ? id : "", json_string_value(json_object_get(p, "problem")));
-        }
+        print_problems(rep);
+        const char *head = json_string_value(json_object_get(rep, "head_hash"));
+        if (head)
+            printf("head hash: %s\n", head);
     }
     json_decref(rep);
     return ok ? 0 : 1;
@@ -89,6 +136,7 @@ static const struct cli_option audit_options[] = {
     {"until", 0, "TIME", "export events before", CLI_COMPLETE_NONE, NULL},
     {"format", 0, "FMT", "export format: jsonl (default) or csv", CLI_COMPLETE_WORDS, "jsonl csv"},
     {"store", 0, "URL", "verify straight on a store (sqlite:PATH or postgres://...)", CLI_COMPLETE_NONE, NULL},
+    {"file", 0, "PATH", "verify an exported trail (JSON lines; - for stdin) on its own", CLI_COMPLETE_FILE, NULL},
     CLI_OPTION_SERVER,
     {0},
 };
@@ -96,7 +144,7 @@ static const struct cli_option audit_options[] = {
 const struct cli_command cli_cmd_audit = {
     .name = "audit",
     .summary = "Verify the audit hash chain or export the audit trail",
-    .usage = "verify [--store URL] | export [--since T] [--until T] [--format jsonl|csv]",
+    .usage = "verify [--store URL | --file PATH] | export [--since T] [--until T] [--format jsonl|csv]",
     .description = "verify exits 1 and names each edited, deleted, inserted or reordered event.",
     .options = audit_options,
     .arg_complete = CLI_COMPLETE_WORDS,

@@ -1020,9 +1020,9 @@ int store_audit_verify(struct store *s, json_t **report, char *err, size_t errle
                  " (events at the end deleted or added)", st.last_n, head.last_n);
         verify_problem(&st, st.last_n, NULL, msg);
     }
-    *report = json_pack("{s:b,s:I,s:I,s:I,s:o}", "ok", json_array_size(st.problems) == 0, "checked",
+    *report = json_pack("{s:b,s:I,s:I,s:I,s:s,s:o}", "ok", json_array_size(st.problems) == 0, "checked",
                         (json_int_t)st.checked, "checkpoint", (json_int_t)head.cp_n, "head",
-                        (json_int_t)head.last_n, "problems", st.problems);
+                        (json_int_t)head.last_n, "head_hash", head.last_hash, "problems", st.problems);
     return 0;
 }
 

@@ -390,6 +390,24 @@ assert_contains "$m" "hoopctl_reviews_pending 0"
 assert_contains "$m" 'hoopctl_http_requests_total{code="4xx"}'
 assert_contains "$m" "hoopctl_http_request_duration_seconds_count"
 
+log "an exported trail verifies on its own, up to the server's head, and shows an edit, a gap or a swap"
+HOOPCTL_TOKEN=tok-audit-1 "$H" audit export --server "$URL" >"$T/trail.jsonl"
+out=$("$H" audit verify --file "$T/trail.jsonl") || fail "the exported trail does not verify: $out"
+assert_contains "$out" "checked $nev events of the file (1 to $nev): chain intact"
+head=$(HOOPCTL_TOKEN=tok-audit-1 "$H" -o json audit verify --server "$URL" | python3 -c 'import json,sys; print(json.load(sys.stdin)["head_hash"])')
+assert_eq "last hash: $head" "$(tail -1 <<<"$out")" "the file's last hash is the server's head"
+assert_contains "$(python3 -c 'import sys; print(open(sys.argv[1]).read().count("o'"'"'brien"))' "$T/trail.jsonl")" 1
+sed 's/o'"'"'brien/o'"'"'brian/' "$T/trail.jsonl" >"$T/edited.jsonl"
+out=$("$H" audit verify --file "$T/edited.jsonl") && fail "an edited export verified"
+assert_contains "$out" "id a2: content does not match its hash (edited)"
+out=$(sed '3d' "$T/trail.jsonl" | "$H" audit verify --file -) && fail "an export with a line deleted verified"
+assert_contains "$out" "events 3..3 are not in the file"
+out=$(awk 'NR == 2 {held = $0; next} {print} NR == 3 {print held}' "$T/trail.jsonl" | "$H" audit verify --file -) \
+  && fail "an export with lines swapped verified"
+assert_contains "$out" "goes back (inserted or reordered event)"
+out=$(printf '{"n":1,"not":"an event"}\n' | "$H" audit verify --file - 2>&1) && fail "a non-export verified"
+assert_contains "$out" "line 1 is not an exported event"
+
 log "audit verify catches a row edited, deleted or reordered in the database itself"
 orig=$(dbsql "select data from events where id = 'a2'")
 dbsql "update events set data = replace(data, 'allow', 'deny') where id = 'a2'"

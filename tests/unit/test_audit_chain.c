@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "hoopctl/audit.h"
@@ -93,10 +95,91 @@ static void receive_time_is_hashed_and_old_rows_keep_theirs(void **state)
     assert_string_not_equal(a, b);
 }
 
+/* An exported trail of two events, made here with the chain's own hash. */
+static char *two_event_export(void)
+{
+    struct audit_record a = {1, "e1", "s1", "session_start", "alice", "{\"connection\":\"prod\"}", 1, 1000,
+                             AUDIT_GENESIS_HASH, 1764000000000};
+    char ha[65], hb[65];
+    audit_chain_hash(&a, ha);
+    struct audit_record b = {2, "e2", "s1", "statement", "alice", "{\"decision\":\"allow\",\"text\":\"select 1\"}",
+                             2, 1001, ha, 0};
+    audit_chain_hash(&b, hb);
+    char *out = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&out, &len);
+    fprintf(f, "{\"n\":1,\"id\":\"e1\",\"session_id\":\"s1\",\"seq\":1,\"type\":\"session_start\",\"time\":1000,"
+               "\"user\":\"alice\",\"data\":{\"connection\":\"prod\"},\"prev_hash\":\"%s\",\"hash\":\"%s\","
+               "\"received_at\":1764000000000}\n",
+            AUDIT_GENESIS_HASH, ha);
+    /* keys out of order, as another tool might write them: the data is hashed canonically */
+    fprintf(f, "{\"n\":2,\"id\":\"e2\",\"session_id\":\"s1\",\"seq\":2,\"type\":\"statement\",\"time\":1001,"
+               "\"user\":\"alice\",\"data\":{\"text\":\"select 1\",\"decision\":\"allow\"},\"prev_hash\":\"%s\","
+               "\"hash\":\"%s\",\"received_at\":null}\n",
+            ha, hb);
+    fclose(f);
+    return out;
+}
+
+static json_t *verify_text(const char *text)
+{
+    FILE *f = fmemopen((void *)text, strlen(text), "r");
+    assert_non_null(f);
+    json_t *rep = NULL;
+    char err[128];
+    assert_int_equal(audit_verify_jsonl(f, &rep, err, sizeof err), 0);
+    fclose(f);
+    return rep;
+}
+
+static void an_export_verifies_on_its_own(void **state)
+{
+    (void)state;
+    char *text = two_event_export();
+    json_t *rep = verify_text(text);
+    assert_true(json_is_true(json_object_get(rep, "ok")));
+    assert_int_equal(json_integer_value(json_object_get(rep, "checked")), 2);
+    json_decref(rep);
+    /* one character of a statement changed */
+    char *t = strstr(text, "select 1");
+    t[7] = '2';
+    rep = verify_text(text);
+    assert_false(json_is_true(json_object_get(rep, "ok")));
+    assert_non_null(strstr(json_string_value(json_object_get(json_array_get(json_object_get(rep, "problems"), 0),
+                                                             "problem")), "edited"));
+    json_decref(rep);
+    free(text);
+}
+
+/* Hostile or broken lines are problems, never crashes; an empty file is not "intact". */
+static void bad_lines_are_problems(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "not json\n",
+        "{\"n\":\"1\"}\n",
+        "{\"n\":-5,\"id\":\"x\"}\n",
+        "[1,2,3]\n",
+        "{\"n\":99999999999999999999999}\n",
+        "{\"n\":1,\"id\":\"e\",\"session_id\":\"s\",\"seq\":1,\"type\":\"t\",\"time\":1,\"user\":\"u\","
+        "\"data\":{},\"prev_hash\":\"zz\",\"hash\":\"00\"}\n",
+        "\xff\xfe{\"n\":1}\n",
+        "",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        json_t *rep = verify_text(bad[i]);
+        assert_false(json_is_true(json_object_get(rep, "ok")));
+        assert_int_equal(json_integer_value(json_object_get(rep, "checked")), 0);
+        json_decref(rep);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(hash_is_stable_hex),
+        cmocka_unit_test(an_export_verifies_on_its_own),
+        cmocka_unit_test(bad_lines_are_problems),
         cmocka_unit_test(receive_time_is_hashed_and_old_rows_keep_theirs),
         cmocka_unit_test(every_field_changes_the_hash),
         cmocka_unit_test(field_boundaries_matter),
