@@ -81,11 +81,17 @@ long util_hex_decode(const char *hex, void *out, size_t outlen)
     return (long)(n / 2);
 }
 
+/* 8-4-4-4-12 hex digits (no printf: event ids are made per statement) */
 static void uuid_format(const uint8_t b[16], char out[37])
 {
-    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-             b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
-             b[13], b[14], b[15]);
+    char hex[33];
+    util_hex_encode(b, 16, hex);
+    for (int i = 0, o = 0; i < 32; i++) {
+        if (o == 8 || o == 13 || o == 18 || o == 23)
+            out[o++] = '-';
+        out[o++] = hex[i];
+    }
+    out[36] = '\0';
 }
 
 int util_uuid_v4(char out[37])
@@ -101,8 +107,8 @@ int util_uuid_v4(char out[37])
 
 /* Random bytes for version-7 UUIDs, drawn from OpenSSL a pool at a time:
  * one RAND_bytes call costs microseconds, its bytes almost nothing. Each
- * thread has its own pool (the gateway's loops make ids concurrently); the
- * bytes are used once and wiped as they are taken. */
+ * thread has its own pool, so threads need no lock; the bytes are used once
+ * and wiped as they are taken. */
 #define UUID_POOL 1024
 static _Thread_local struct {
     uint8_t bytes[UUID_POOL];
