@@ -22,7 +22,8 @@ metric() { curl -s -H 'Authorization: Bearer tok-audit-1' "$URL/metrics" | awk -
 
 log "a budget that cannot hold one whole request is refused at start"
 printf '{"limits": {"max_body_bytes": 65536, "max_unhandled_bytes": 100000}}' >"$T/bad.json"
-out=$("$H" server --config "$T/bad.json" --listen 127.0.0.1:0 --store "sqlite:$T/bad.db" 2>&1) && fail "started with a budget below one request"
+# (a server that starts anyway would run on: it gets 10 s)
+out=$(timeout 10 "$H" server --config "$T/bad.json" --listen 127.0.0.1:0 --store "sqlite:$T/bad.db" 2>&1) && fail "started with a budget below one request"
 assert_contains "$out" "limits.max_unhandled_bytes (100000) must hold one whole request"
 
 # clients.py MODE: holds connections open while it checks what the server does
