@@ -28,6 +28,11 @@ const accessTtl = Number(env.OIDC_ACCESS_TTL || 3600);
 const deviceTtl = Number(env.OIDC_DEVICE_TTL || 600);
 const interval = Number(env.OIDC_INTERVAL || 1);
 
+// Each step of the start goes to stderr with the time since the process
+// began, so that a start that does not come up shows where it stopped.
+const step = (what) => console.error(`oidc provider: ${what} (+${Math.round(performance.now())} ms)`);
+step('modules loaded');
+
 // The account table: login name -> claims.
 const accounts = {
   alice: { email: 'alice@example.test', name: 'Alice Example', groups: ['dba', 'eng'] },
@@ -49,6 +54,7 @@ const keys = [
   jwk('ed25519', {}, 'EdDSA'),
 ];
 writeFileSync(`${stateDir}/private-jwks.json`, JSON.stringify({ keys }), { mode: 0o600 });
+step('signing keys made');
 
 // Resource servers: the audience by itself signs with RS256; "<audience>/<alg>" with alg.
 function resourceAlg(indicator) {
@@ -130,6 +136,7 @@ const configuration = {
 };
 
 const provider = new Provider(issuer, configuration);
+step('provider configured');
 
 // Test hooks, outside the OpenID surface: device polling record and slow_down.
 const polls = [];
@@ -170,7 +177,11 @@ provider.use(async (ctx, next) => {
   }
 });
 
-provider.listen(port, '127.0.0.1', () => {
+const server = provider.listen(port, '127.0.0.1', () => {
   writeFileSync(`${stateDir}/ready`, issuer);
   console.log(`oidc provider listening at ${issuer}`);
+});
+server.on('error', (e) => {
+  console.error(`oidc provider: cannot listen on 127.0.0.1:${port}: ${e.message}`);
+  process.exit(1);
 });
