@@ -5,6 +5,7 @@
 #define HOOPCTL_AUDIT_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -26,6 +27,34 @@ struct audit_record {
 /* hex SHA-256 over the record, each field length-prefixed so that no two
  * different records hash alike by moving bytes between fields. */
 void audit_chain_hash(const struct audit_record *r, char out[65]);
+
+/* A walk along the chain, one event at a time in the order of position: the
+ * checks that both `hoopctl audit verify` (the store) and `audit verify
+ * --file` (an export) make. Each event must come right after the one before
+ * it, link to its hash, and match its own hash; what is wrong goes into
+ * problems as {"n", "id", "problem"}, at most AUDIT_WALK_MAX_PROBLEMS. */
+#define AUDIT_WALK_MAX_PROBLEMS 100
+
+struct audit_walk {
+    int64_t checked;           /* events walked */
+    int64_t first, last;       /* positions of the first and the last one */
+    char first_prev[65];       /* what the first one links to */
+    char last_hash[65];        /* the last one's hash (the anchor's before any) */
+    const char *gap;           /* how missing positions are named, e.g. "are missing (deleted)" */
+    bool anchored;
+    json_t *problems;
+};
+
+/* Start a walk. With anchor_hash, the first event must be anchor_n + 1 and
+ * link to anchor_hash (the store: the genesis or the retention checkpoint);
+ * with NULL, the walk starts wherever the first event is (an export, which
+ * may begin anywhere). The problems array is the caller's to keep or free. */
+void audit_walk_init(struct audit_walk *w, int64_t anchor_n, const char *anchor_hash, const char *gap);
+/* The next event: its recorded fields and its recorded hash (NULL when absent). */
+void audit_walk_event(struct audit_walk *w, const struct audit_record *r, const char *hash);
+/* A problem found outside the walk (the head, the checkpoint, a bad line). */
+void audit_walk_problem(struct audit_walk *w, int64_t n, const char *id, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /* Check an exported trail (JSON lines of `hoopctl audit export`) on its own:
  * *report = {"ok", "checked", "first", "last", "first_prev_hash",

@@ -914,48 +914,17 @@ int store_events_page(struct store *s, int64_t after_n, int64_t since, int64_t u
 
 /* ---- verification -------------------------------------------------------- */
 
-struct verify_state {
-    int64_t expect_n, checked, last_n;
-    char prev[65];
-    json_t *problems;
-};
-
-static void verify_problem(struct verify_state *v, int64_t n, const char *id, const char *what)
-{
-    if (json_array_size(v->problems) >= 100)
-        return;
-    json_array_append_new(v->problems, json_pack("{s:I,s:s?,s:s}", "n", (json_int_t)n, "id", id,
-                                                 "problem", what));
-}
-
 static int verify_row(void *arg, int nc, const char *const *v)
 {
-    struct verify_state *st = arg;
+    struct audit_walk *w = arg;
     if (nc < 11)
         return 1;
-    int64_t n = strtoll(v[0] ? v[0] : "0", NULL, 10);
-    struct audit_record r = {.n = n, .id = v[1], .session_id = v[2], .type = v[4], .subject = v[6],
-                             .data = v[7], .seq = strtoll(v[3] ? v[3] : "0", NULL, 10),
-                             .ts = strtoll(v[5] ? v[5] : "0", NULL, 10), .prev_hash = v[8] ? v[8] : "",
+    struct audit_record r = {.n = strtoll(v[0] ? v[0] : "0", NULL, 10), .id = v[1], .session_id = v[2],
+                             .type = v[4], .subject = v[6], .data = v[7],
+                             .seq = strtoll(v[3] ? v[3] : "0", NULL, 10),
+                             .ts = strtoll(v[5] ? v[5] : "0", NULL, 10), .prev_hash = v[8],
                              .received_at = v[10] ? strtoll(v[10], NULL, 10) : 0};
-    char h[65], msg[256];
-    audit_chain_hash(&r, h);
-    if (n > st->expect_n) {
-        snprintf(msg, sizeof msg, "events %" PRId64 "..%" PRId64 " are missing (deleted)", st->expect_n,
-                 n - 1);
-        verify_problem(st, n, v[1], msg);
-    } else if (n < st->expect_n) {
-        verify_problem(st, n, v[1], "position repeats (inserted or reordered event)");
-    }
-    if (!v[8] || strcmp(v[8], st->prev) != 0)
-        verify_problem(st, n, v[1], "link to the previous event is broken (an event before it was "
-                                    "deleted, inserted or reordered)");
-    if (!v[9] || strcmp(h, v[9]) != 0)
-        verify_problem(st, n, v[1], "content does not match its hash (edited)");
-    snprintf(st->prev, sizeof st->prev, "%s", v[9] ? v[9] : "");
-    st->expect_n = n + 1;
-    st->last_n = n;
-    st->checked++;
+    audit_walk_event(w, &r, v[9]);
     return 0;
 }
 
@@ -983,14 +952,13 @@ int store_audit_verify(struct store *s, json_t **report, char *err, size_t errle
                0, NULL, row_head, &head, NULL, err, errlen);
     if (rc)
         return rc;
-    struct verify_state st = {head.cp_n + 1, 0, head.cp_n, "", json_array()};
-    snprintf(st.prev, sizeof st.prev, "%s", head.cp_hash);
+    struct audit_walk st;
+    audit_walk_init(&st, head.cp_n, head.cp_hash, "are missing (deleted)");
     /* Page through by position, pages bounded in bytes, so that memory
      * stays flat on PostgreSQL too (libpq holds a whole result). */
-    int64_t after = head.cp_n;
     for (;;) {
         char a[24], budget[24];
-        i64s(a, sizeof a, after);
+        i64s(a, sizeof a, st.last);
         i64s(budget, sizeof budget, STORE_PAGE_BYTES);
         const char *p[] = {a, budget};
         int64_t before = st.checked;
@@ -1003,7 +971,6 @@ int store_audit_verify(struct store *s, json_t **report, char *err, size_t errle
         }
         if (st.checked == before)
             break;
-        after = st.last_n;
     }
     int64_t below = 0;
     char cp[24];
@@ -1012,14 +979,10 @@ int store_audit_verify(struct store *s, json_t **report, char *err, size_t errle
     q(s, "SELECT COUNT(*) FROM events WHERE n <= CAST($1 AS BIGINT)", 1, pc, row_int, &below, NULL,
       err, errlen);
     if (below > 0)
-        verify_problem(&st, head.cp_n, NULL, "events at or before the retention checkpoint "
-                                              "(inserted)");
-    if (st.last_n != head.last_n || strcmp(st.prev, head.last_hash) != 0) {
-        char msg[200];
-        snprintf(msg, sizeof msg, "the chain ends at %" PRId64 " but the head records %" PRId64
-                 " (events at the end deleted or added)", st.last_n, head.last_n);
-        verify_problem(&st, st.last_n, NULL, msg);
-    }
+        audit_walk_problem(&st, head.cp_n, NULL, "events at or before the retention checkpoint (inserted)");
+    if (st.last != head.last_n || strcmp(st.last_hash, head.last_hash) != 0)
+        audit_walk_problem(&st, st.last, NULL, "the chain ends at %" PRId64 " but the head records %" PRId64
+                           " (events at the end deleted or added)", st.last, head.last_n);
     *report = json_pack("{s:b,s:I,s:I,s:I,s:s,s:o}", "ok", json_array_size(st.problems) == 0, "checked",
                         (json_int_t)st.checked, "checkpoint", (json_int_t)head.cp_n, "head",
                         (json_int_t)head.last_n, "head_hash", head.last_hash, "problems", st.problems);

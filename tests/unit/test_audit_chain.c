@@ -151,6 +151,101 @@ static void an_export_verifies_on_its_own(void **state)
     free(text);
 }
 
+/* A chain of n events of base() after prev, with their hashes in h[]. */
+static void make_chain(struct audit_record *r, char h[][65], int n, int64_t first, const char *prev)
+{
+    for (int i = 0; i < n; i++) {
+        r[i] = base();
+        r[i].n = first + i;
+        r[i].seq = first + i;
+        r[i].prev_hash = i == 0 ? prev : h[i - 1];
+        audit_chain_hash(&r[i], h[i]);
+    }
+}
+
+static const char *problem_text(struct audit_walk *w, size_t i)
+{
+    return json_string_value(json_object_get(json_array_get(w->problems, i), "problem"));
+}
+
+/* The walk both verifications share: each kind of damage is named once, at
+ * the event where it shows, and an anchored walk checks its first link. */
+static void the_walk_names_each_kind_of_damage(void **state)
+{
+    (void)state;
+    struct audit_record r[5];
+    char h[5][65];
+    make_chain(r, h, 5, 1, AUDIT_GENESIS_HASH);
+    struct audit_walk w;
+
+    audit_walk_init(&w, 0, AUDIT_GENESIS_HASH, "are missing (deleted)");
+    for (int i = 0; i < 5; i++)
+        audit_walk_event(&w, &r[i], h[i]);
+    assert_int_equal(json_array_size(w.problems), 0);
+    assert_int_equal(w.checked, 5);
+    assert_int_equal(w.last, 5);
+    assert_string_equal(w.last_hash, h[4]);
+    json_decref(w.problems);
+
+    /* event 3 deleted: named as a gap at 4, and only once */
+    audit_walk_init(&w, 0, AUDIT_GENESIS_HASH, "are missing (deleted)");
+    for (int i = 0; i < 5; i++)
+        if (i != 2)
+            audit_walk_event(&w, &r[i], h[i]);
+    assert_int_equal(json_array_size(w.problems), 1);
+    assert_string_equal(problem_text(&w, 0), "events 3..3 are missing (deleted)");
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(w.problems, 0), "n")), 4);
+    json_decref(w.problems);
+
+    /* event 2 twice, then an event whose link is wrong, then one with no hash */
+    audit_walk_init(&w, 0, AUDIT_GENESIS_HASH, "are missing (deleted)");
+    audit_walk_event(&w, &r[0], h[0]);
+    audit_walk_event(&w, &r[1], h[1]);
+    audit_walk_event(&w, &r[1], h[1]);
+    struct audit_record bad = r[2];
+    bad.prev_hash = h[0];
+    char bad_hash[65];
+    audit_chain_hash(&bad, bad_hash);
+    audit_walk_event(&w, &bad, bad_hash);
+    audit_walk_event(&w, &r[3], NULL);
+    assert_int_equal(json_array_size(w.problems), 4);
+    assert_string_equal(problem_text(&w, 0), "position repeats or goes back (inserted or reordered event)");
+    assert_non_null(strstr(problem_text(&w, 1), "link to the previous event is broken"));
+    assert_non_null(strstr(problem_text(&w, 2), "link to the previous event is broken"));
+    assert_string_equal(problem_text(&w, 3), "content does not match its hash (edited)");
+    json_decref(w.problems);
+
+    /* anchored at a checkpoint: the first event must follow it and link to it */
+    audit_walk_init(&w, 2, h[1], "are missing (deleted)");
+    audit_walk_event(&w, &r[2], h[2]);
+    assert_int_equal(json_array_size(w.problems), 0);
+    json_decref(w.problems);
+    audit_walk_init(&w, 2, h[0], "are missing (deleted)");
+    audit_walk_event(&w, &r[2], h[2]);
+    assert_int_equal(json_array_size(w.problems), 1);
+    json_decref(w.problems);
+    audit_walk_init(&w, 1, h[0], "are missing (deleted)");
+    audit_walk_event(&w, &r[2], h[2]);
+    assert_string_equal(problem_text(&w, 0), "events 2..2 are missing (deleted)");
+    json_decref(w.problems);
+
+    /* unanchored (an export that starts at 3): the first event is taken as it is */
+    audit_walk_init(&w, 0, NULL, "are not in the file");
+    audit_walk_event(&w, &r[2], h[2]);
+    audit_walk_event(&w, &r[3], h[3]);
+    assert_int_equal(json_array_size(w.problems), 0);
+    assert_int_equal(w.first, 3);
+    assert_string_equal(w.first_prev, h[1]);
+    json_decref(w.problems);
+
+    /* the cap on problems */
+    audit_walk_init(&w, 0, AUDIT_GENESIS_HASH, "are missing (deleted)");
+    for (int i = 0; i < AUDIT_WALK_MAX_PROBLEMS + 20; i++)
+        audit_walk_event(&w, &r[1], NULL);
+    assert_int_equal(json_array_size(w.problems), AUDIT_WALK_MAX_PROBLEMS);
+    json_decref(w.problems);
+}
+
 /* Hostile or broken lines are problems, never crashes; an empty file is not "intact". */
 static void bad_lines_are_problems(void **state)
 {
@@ -180,6 +275,7 @@ int main(void)
         cmocka_unit_test(hash_is_stable_hex),
         cmocka_unit_test(an_export_verifies_on_its_own),
         cmocka_unit_test(bad_lines_are_problems),
+        cmocka_unit_test(the_walk_names_each_kind_of_damage),
         cmocka_unit_test(receive_time_is_hashed_and_old_rows_keep_theirs),
         cmocka_unit_test(every_field_changes_the_hash),
         cmocka_unit_test(field_boundaries_matter),
