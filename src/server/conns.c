@@ -13,6 +13,12 @@
  *  - once evhttp has set the connection up (in the same turn of the loop),
  *    its close callback gives the slot and the bytes back. Handlers that
  *    want a close callback of their own set it through srv_conn_on_close.
+ * The same two caps hold per peer address (limits.max_connections_per_client
+ * and limits.max_unhandled_bytes_per_client, a quarter of the totals by
+ * default), so that one client cannot take every slot or the whole budget
+ * and keep the others out. A connection learns its address when it is
+ * attached, before evhttp has read from it; one past its client's cap is
+ * closed there.
  * A filter bufferevent would be the obvious tool, but libevent 2.1's filter
  * loses a reply when evhttp closes the connection after it (libevent issues
  * 613 and 616). As a safety net, the tick gives back the slot of any
@@ -24,15 +30,28 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #define MOD "server"
 #define LOG_EVERY_MS 10000 /* a refusal is logged at most this often */
 
+/* A peer address with connections open: what they hold together. */
+struct srv_client {
+    unsigned char addr[16];           /* IPv4 as an IPv4-mapped IPv6 address */
+    char text[INET6_ADDRSTRLEN];
+    int nconns;
+    size_t unhandled;
+    struct srv_client *prev, *next;
+};
+
 struct srv_conn {
     struct srv *srv;
+    struct srv_client *client;        /* once attached */
     struct bufferevent *bev;
     struct evhttp_connection *evcon;  /* once attached */
     struct event *attach;
@@ -55,12 +74,80 @@ static bool log_due(int64_t *last)
     return true;
 }
 
+/* The client of a connected socket, counted once more; NULL when its
+ * address cannot be had (then only the totals hold for it). */
+static struct srv_client *client_get(struct srv *srv, int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    unsigned char addr[16];
+    if (fd < 0 || getpeername(fd, (struct sockaddr *)&ss, &len) != 0)
+        return NULL;
+    if (ss.ss_family == AF_INET) {
+        static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        memcpy(addr, mapped, sizeof mapped);
+        memcpy(addr + 12, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+    } else if (ss.ss_family == AF_INET6) {
+        memcpy(addr, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
+    } else {
+        return NULL;
+    }
+    struct srv_client *k;
+    for (k = srv->clients; k; k = k->next)
+        if (memcmp(k->addr, addr, sizeof addr) == 0)
+            break;
+    if (!k) {
+        if (!(k = calloc(1, sizeof *k)))
+            return NULL;
+        memcpy(k->addr, addr, sizeof addr);
+        struct in6_addr a6;
+        memcpy(&a6, addr, sizeof a6);
+        if (IN6_IS_ADDR_V4MAPPED(&a6))
+            inet_ntop(AF_INET, addr + 12, k->text, sizeof k->text);
+        else
+            inet_ntop(AF_INET6, addr, k->text, sizeof k->text);
+        k->next = srv->clients;
+        if (srv->clients)
+            srv->clients->prev = k;
+        srv->clients = k;
+        srv->nclients++;
+    }
+    k->nconns++;
+    return k;
+}
+
+static void client_put(struct srv *srv, struct srv_client *k)
+{
+    if (--k->nconns > 0)
+        return;
+    if (k->prev)
+        k->prev->next = k->next;
+    else
+        srv->clients = k->next;
+    if (k->next)
+        k->next->prev = k->prev;
+    srv->nclients--;
+    free(k);
+}
+
+/* Tell evhttp to close a connection, as on a read error: it reads no more. */
+static void conn_close(struct srv_conn *c)
+{
+    c->closing = true;
+    bufferevent_disable(c->bev, EV_READ);
+    bufferevent_trigger_event(c->bev, BEV_EVENT_ERROR | BEV_EVENT_READING, BEV_TRIG_DEFER_CALLBACKS);
+}
+
 /* Give back the slot and the bytes; the bufferevent is evhttp's. */
 static void conn_release(struct srv_conn *c)
 {
     struct srv *srv = c->srv;
     srv->unhandled -= c->unhandled;
     srv->nconns--;
+    if (c->client) {
+        c->client->unhandled -= c->unhandled;
+        client_put(srv, c->client);
+    }
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -89,19 +176,45 @@ static void bytes_read(struct evbuffer *buf, const struct evbuffer_cb_info *info
     if (n == 0 || c->closing)
         return;
     if (n > srv->max_unhandled - srv->unhandled) {
-        c->closing = true;
         srv->m.conns_over_budget++;
         if (log_due(&srv->budget_logged_ms))
             log_warn(MOD, "connections hold %zu bytes of requests not yet handled (limit %zu,"
                           " limits.max_unhandled_bytes): closing those that send more",
                      srv->unhandled, srv->max_unhandled);
-        /* read no more; evhttp closes it as on a read error */
-        bufferevent_disable(c->bev, EV_READ);
-        bufferevent_trigger_event(c->bev, BEV_EVENT_ERROR | BEV_EVENT_READING, BEV_TRIG_DEFER_CALLBACKS);
+        conn_close(c);
+        return;
+    }
+    struct srv_client *k = c->client;
+    if (k && srv->max_client_unhandled && n > srv->max_client_unhandled - k->unhandled) {
+        srv->m.client_conns_over_budget++;
+        if (log_due(&srv->client_budget_logged_ms))
+            log_warn(MOD, "client %s holds %zu bytes of requests not yet handled (limit %zu,"
+                          " limits.max_unhandled_bytes_per_client): closing its connections that send more",
+                     k->text, k->unhandled, srv->max_client_unhandled);
+        conn_close(c);
         return;
     }
     c->unhandled += n;
     srv->unhandled += n;
+    if (k)
+        k->unhandled += n;
+}
+
+/* Count an attached connection for its peer address; past that client's
+ * cap it is closed before evhttp reads from it. */
+static void attach_client(struct srv_conn *c)
+{
+    struct srv *srv = c->srv;
+    if (!(c->client = client_get(srv, c->fd)))
+        return;
+    c->client->unhandled += c->unhandled;
+    if (srv->max_client_conns && c->client->nconns > srv->max_client_conns) {
+        srv->m.client_conns_refused++;
+        if (log_due(&srv->client_cap_logged_ms))
+            log_warn(MOD, "client %s has %d connections open (limits.max_connections_per_client):"
+                          " refusing new ones", c->client->text, c->client->nconns - 1);
+        conn_close(c);
+    }
 }
 
 /* The same turn of the loop, after evhttp set the connection up: find its
@@ -126,6 +239,7 @@ static void attach(evutil_socket_t fd, short what, void *arg)
         if (c->fd >= 0 && fstat(c->fd, &st) == 0)
             c->ino = st.st_ino;
         evhttp_connection_set_closecb(evcon, conn_closed, c);
+        attach_client(c);
     } else {
         evbuffer_remove_cb_entry(bufferevent_get_input(bev), c->in_cb);
         conn_release(c);
@@ -198,6 +312,8 @@ void srv_conn_handled(struct srv *srv, struct evhttp_request *r)
     struct srv_conn *c = conn_of(srv, evhttp_request_get_connection(r));
     if (c) {
         srv->unhandled -= c->unhandled;
+        if (c->client)
+            c->client->unhandled -= c->unhandled;
         c->unhandled = 0;
     }
 }

@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -292,9 +293,21 @@ static void srv_metrics_reply(struct srv_req *rq)
                    "hoopctl_http_connections_refused_total %llu\n"
                    "# HELP hoopctl_http_connections_over_budget_total Connections closed: limits.max_unhandled_bytes.\n"
                    "# TYPE hoopctl_http_connections_over_budget_total counter\n"
-                   "hoopctl_http_connections_over_budget_total %llu\n",
+                   "hoopctl_http_connections_over_budget_total %llu\n"
+                   "# HELP hoopctl_http_clients Peer addresses with connections open now.\n"
+                   "# TYPE hoopctl_http_clients gauge\n"
+                   "hoopctl_http_clients %d\n"
+                   "# HELP hoopctl_http_client_connections_refused_total Connections closed at once:"
+                   " limits.max_connections_per_client.\n"
+                   "# TYPE hoopctl_http_client_connections_refused_total counter\n"
+                   "hoopctl_http_client_connections_refused_total %llu\n"
+                   "# HELP hoopctl_http_client_connections_over_budget_total Connections closed:"
+                   " limits.max_unhandled_bytes_per_client.\n"
+                   "# TYPE hoopctl_http_client_connections_over_budget_total counter\n"
+                   "hoopctl_http_client_connections_over_budget_total %llu\n",
                srv->nconns, srv->unhandled, (unsigned long long)srv->m.conns_refused,
-               (unsigned long long)srv->m.conns_over_budget);
+               (unsigned long long)srv->m.conns_over_budget, srv->nclients,
+               (unsigned long long)srv->m.client_conns_refused, (unsigned long long)srv->m.client_conns_over_budget);
     int64_t pending = store_review_count(srv->store, "pending");
     if (pending < 0)
         srv->m.store_errors++;
@@ -602,10 +615,79 @@ fail:
 
 /* ---- run ----------------------------------------------------------------- */
 
-static int64_t cfg_int(json_t *cfg, const char *section, const char *key, int64_t dflt)
+/* A number from the configuration: dflt when it is absent, else a whole
+ * number from min to max; anything else is an error that names the key. */
+static int cfg_count(json_t *cfg, const char *section, const char *key, int64_t dflt, int64_t min, int64_t max,
+                     int64_t *out, char *err, size_t errlen)
 {
-    json_t *v = json_object_get(json_object_get(cfg, section), key);
-    return json_is_integer(v) && json_integer_value(v) > 0 ? json_integer_value(v) : dflt;
+    json_t *sec = json_object_get(cfg, section), *v = json_object_get(sec, key);
+    if (sec && !json_is_object(sec)) {
+        snprintf(err, errlen, "%s in the configuration must be an object", section);
+        return -1;
+    }
+    if (!v) {
+        *out = dflt;
+        return 0;
+    }
+    if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max) {
+        snprintf(err, errlen, "%s.%s must be a whole number from %" PRId64 " to %" PRId64, section, key, min, max);
+        return -1;
+    }
+    *out = json_integer_value(v);
+    return 0;
+}
+
+#define GIB ((int64_t)1 << 30)
+
+/* The limits, the sampling and the review settings of the configuration. */
+static int srv_read_settings(struct srv *srv, json_t *cfg, char *err, size_t errlen)
+{
+    int64_t body, str, batch, conns, unhandled, client_conns, client_unhandled, rows_stmt, rows_sess, ttl, pending;
+    if (cfg_count(cfg, "limits", "max_body_bytes", 8 << 20, 1, GIB, &body, err, errlen) ||
+        cfg_count(cfg, "limits", "max_string_bytes", 1 << 20, 1, GIB, &str, err, errlen) ||
+        cfg_count(cfg, "limits", "max_batch_events", 1000, 1, 1000000, &batch, err, errlen) ||
+        cfg_count(cfg, "limits", "max_connections", 1000, 1, 1000000, &conns, err, errlen))
+        return -1;
+    /* evhttp holds up to its own cap of a request (headers and twice the
+     * body cap) before a handler sees it; a budget must fit one of them. */
+    int64_t one_request = SRV_MAX_HEADERS + body * 2 + 4096;
+    if (cfg_count(cfg, "limits", "max_unhandled_bytes", 4 * one_request, 1, 1024 * GIB, &unhandled, err, errlen))
+        return -1;
+    if (unhandled < one_request) {
+        snprintf(err, errlen, "limits.max_unhandled_bytes (%" PRId64 ") must hold one whole request: at least %"
+                 PRId64 " (twice limits.max_body_bytes, plus headers)", unhandled, one_request);
+        return -1;
+    }
+    /* One peer address may hold a quarter of each by default, and at least
+     * one connection and one request; 0 turns the cap per client off. */
+    if (cfg_count(cfg, "limits", "max_connections_per_client", conns / 4 > 0 ? conns / 4 : 1, 0, 1000000,
+                  &client_conns, err, errlen) ||
+        cfg_count(cfg, "limits", "max_unhandled_bytes_per_client",
+                  unhandled / 4 > one_request ? unhandled / 4 : one_request, 0, 1024 * GIB, &client_unhandled, err,
+                  errlen))
+        return -1;
+    if (client_unhandled > 0 && client_unhandled < one_request) {
+        snprintf(err, errlen, "limits.max_unhandled_bytes_per_client (%" PRId64 ") must hold one whole request:"
+                 " at least %" PRId64 " (or 0 for no cap per client)", client_unhandled, one_request);
+        return -1;
+    }
+    if (cfg_count(cfg, "audit", "sample_rows_per_statement", 100, 0, GIB, &rows_stmt, err, errlen) ||
+        cfg_count(cfg, "audit", "sample_rows_per_session", 10000, 0, 1024 * GIB, &rows_sess, err, errlen) ||
+        cfg_count(cfg, "reviews", "ttl_seconds", 3600, 1, 366 * 86400, &ttl, err, errlen) ||
+        cfg_count(cfg, "reviews", "max_pending_per_user", 50, 1, 1000000, &pending, err, errlen))
+        return -1;
+    srv->max_body = (size_t)body;
+    srv->max_string = (size_t)str;
+    srv->max_batch = (size_t)batch;
+    srv->max_conns = (int)conns;
+    srv->max_unhandled = (size_t)unhandled;
+    srv->max_client_conns = (int)client_conns;
+    srv->max_client_unhandled = (size_t)client_unhandled;
+    srv->sample_rows_statement = rows_stmt;
+    srv->sample_rows_session = rows_sess;
+    srv->review_ttl_ms = ttl * 1000;
+    srv->review_max_pending = pending;
+    return 0;
 }
 
 static int srv_split_listen(const char *listen, char *host, size_t hlen, int *port)
@@ -685,23 +767,8 @@ int server_run(const struct server_options *opt, char *err, size_t errlen)
     const char *au = config_get_string(cfg, "rbac.auditor_group");
     snprintf(srv.admin_group, sizeof srv.admin_group, "%s", ag ? ag : "admin");
     snprintf(srv.auditor_group, sizeof srv.auditor_group, "%s", au ? au : "auditor");
-    srv.max_body = (size_t)cfg_int(cfg, "limits", "max_body_bytes", 8 << 20);
-    srv.max_string = (size_t)cfg_int(cfg, "limits", "max_string_bytes", 1 << 20);
-    srv.max_batch = (size_t)cfg_int(cfg, "limits", "max_batch_events", 1000);
-    srv.max_conns = (int)cfg_int(cfg, "limits", "max_connections", 1000);
-    /* evhttp holds up to its own cap of a request (headers and twice the
-     * body cap) before a handler sees it; the budget must fit one of them. */
-    size_t one_request = SRV_MAX_HEADERS + srv.max_body * 2 + 4096;
-    srv.max_unhandled = (size_t)cfg_int(cfg, "limits", "max_unhandled_bytes", (int64_t)(4 * one_request));
-    if (srv.max_unhandled < one_request) {
-        snprintf(err, errlen, "limits.max_unhandled_bytes (%zu) must hold one whole request: at least %zu"
-                 " (twice limits.max_body_bytes, plus headers)", srv.max_unhandled, one_request);
+    if (srv_read_settings(&srv, cfg, err, errlen) < 0)
         return -1;
-    }
-    srv.sample_rows_statement = cfg_int(cfg, "audit", "sample_rows_per_statement", 100);
-    srv.sample_rows_session = cfg_int(cfg, "audit", "sample_rows_per_session", 10000);
-    srv.review_ttl_ms = cfg_int(cfg, "reviews", "ttl_seconds", 3600) * 1000;
-    srv.review_max_pending = cfg_int(cfg, "reviews", "max_pending_per_user", 50);
 
     json_t *dev = json_object_get(json_object_get(cfg, "auth"), "dev_tokens");
     if (dev && !server_listen_is_loopback(opt->listen)) {

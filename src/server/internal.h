@@ -31,9 +31,12 @@ struct srv_metrics {
     uint64_t longpoll_wakeups;
     uint64_t conns_refused;      /* past limits.max_connections */
     uint64_t conns_over_budget;  /* closed for passing limits.max_unhandled_bytes */
+    uint64_t client_conns_refused;     /* past limits.max_connections_per_client */
+    uint64_t client_conns_over_budget; /* past limits.max_unhandled_bytes_per_client */
 };
 
 struct srv_conn;
+struct srv_client;
 
 struct srv {
     const struct server_options *opt;
@@ -52,7 +55,11 @@ struct srv {
     struct srv_conn *conns;
     int nconns, max_conns;
     size_t unhandled, max_unhandled;
-    int64_t cap_logged_ms, budget_logged_ms;
+    /* The same per peer address (0: no cap per client). */
+    struct srv_client *clients;
+    int nclients, max_client_conns;
+    size_t max_client_unhandled;
+    int64_t cap_logged_ms, budget_logged_ms, client_cap_logged_ms, client_budget_logged_ms;
     int64_t sample_rows_statement, sample_rows_session;
     int64_t review_ttl_ms;
     int64_t review_max_pending; /* unexpired pending reviews one requester may have */

@@ -28,6 +28,16 @@ printf '{"auth": {"dev_tokens": {"short": {"subject": "x"}}}}' >"$T/dev.json"
 expect_refusal 1 "dev_tokens" --config "$T/dev.json" --store "sqlite:$T/a.db" --listen 127.0.0.1:$P
 printf '{"auth": {"dev_tokens": {"longenough": {"subject": "x"}}}}' >"$T/dev.json"
 expect_refusal 1 "loopback only" --config "$T/dev.json" --store "sqlite:$T/a.db" --listen 0.0.0.0:$P
+# Numbers in the configuration: a wrong type or a value out of range is named, never replaced by the default.
+refused_config() {  # JSON needle
+  printf '%s' "$1" >"$T/num.json"
+  expect_refusal 1 "$2" --config "$T/num.json" --store "sqlite:$T/a.db" --listen 127.0.0.1:$P
+}
+refused_config '{"limits": {"max_connections": "100"}}' "limits.max_connections must be a whole number from 1 to 1000000"
+refused_config '{"reviews": {"ttl_seconds": 0}}' "reviews.ttl_seconds must be a whole number from 1 to"
+refused_config '{"limits": {"max_body_bytes": -5}}' "limits.max_body_bytes must be a whole number"
+refused_config '{"audit": {"sample_rows_per_statement": 1.5}}' "audit.sample_rows_per_statement must be a whole number from 0"
+refused_config '{"limits": 5}' "limits in the configuration must be an object"
 # A store written by a newer hoopctl is refused, not reinterpreted.
 sqlite3 "$T/new.db" "create table schema_migrations (version integer primary key, applied_at bigint); insert into schema_migrations values (99, 0)"
 expect_refusal 1 "newer than this hoopctl" --store "sqlite:$T/new.db" --listen 127.0.0.1:$P
