@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,9 +140,19 @@ const char *srv_query(struct srv_req *rq, const char *key, char *buf, size_t len
     if (v && strlen(v) < len) {
         memcpy(buf, v, strlen(v) + 1);
         res = buf;
+    } else if (v) {
+        rq->bad_param = key; /* never read as absent: the caller answers 400 */
     }
     evhttp_clear_headers(&kv);
     return res;
+}
+
+bool srv_query_too_long(struct srv_req *rq)
+{
+    if (!rq->bad_param)
+        return false;
+    srv_reply_error(rq, 400, "query parameter %s is too long", rq->bad_param);
+    return true;
 }
 
 bool srv_query_int(struct srv_req *rq, const char *key, int64_t *out, bool *present)
@@ -150,10 +161,11 @@ bool srv_query_int(struct srv_req *rq, const char *key, int64_t *out, bool *pres
     const char *v = srv_query(rq, key, buf, sizeof buf);
     *present = v != NULL;
     if (!v)
-        return true;
+        return rq->bad_param != key;
     char *end;
+    errno = 0;
     long long n = strtoll(v, &end, 10);
-    if (!*v || *end || n < 0)
+    if (!*v || *end || n < 0 || errno == ERANGE)
         return false;
     *out = n;
     return true;

@@ -85,6 +85,7 @@ struct srv_req {
     char *seg[8];
     int nseg;
     int64_t start_us;
+    const char *bad_param;    /* a query parameter given but too long for its buffer */
 };
 
 /* Replies. srv_reply_json steals body. */
@@ -98,6 +99,9 @@ json_t *srv_body(struct srv_req *rq, const struct server_field *fields);
 /* A query parameter, or NULL. */
 const char *srv_query(struct srv_req *rq, const char *key, char *buf, size_t len);
 bool srv_query_int(struct srv_req *rq, const char *key, int64_t *out, bool *present);
+/* A query parameter was too long for its buffer (srv_query gave NULL for
+ * it): replies 400 naming it and returns true. */
+bool srv_query_too_long(struct srv_req *rq);
 
 bool srv_is_admin(const struct srv_req *rq);
 bool srv_is_auditor(const struct srv_req *rq);   /* auditor or admin */

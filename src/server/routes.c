@@ -615,6 +615,8 @@ static void route_sessions(struct srv_req *rq)
         f.cursor = srv_query(rq, "cursor", cursor, sizeof cursor);
         f.has_denials = tri_state(srv_query(rq, "has_denials", hd, sizeof hd));
         f.has_reviews = tri_state(srv_query(rq, "has_reviews", hr, sizeof hr));
+        if (srv_query_too_long(rq))
+            return;
         int64_t lim = 100;
         bool p;
         if (!srv_query_int(rq, "since", &f.since, &p) || !srv_query_int(rq, "until", &f.until, &p) ||
@@ -672,8 +674,8 @@ static void route_sessions(struct srv_req *rq)
         int64_t off = 0, lim = 1000;
         bool p;
         if (!srv_query_int(rq, "offset", &off, &p) || !srv_query_int(rq, "limit", &lim, &p) || lim < 1 ||
-            lim > 5000) {
-            srv_reply_error(rq, 400, "offset and limit (1..5000) are non-negative integers");
+            lim > 5000 || off > INT32_MAX) {
+            srv_reply_error(rq, 400, "offset (0..2147483647) and limit (1..5000) are non-negative integers");
             return;
         }
         json_t *evs = NULL;
@@ -716,6 +718,8 @@ static void route_audit(struct srv_req *rq)
         bool p;
         char fmt[8];
         const char *f = srv_query(rq, "format", fmt, sizeof fmt);
+        if (srv_query_too_long(rq))
+            return;
         if (!srv_query_int(rq, "since", &since, &p) || !srv_query_int(rq, "until", &until, &p)) {
             srv_reply_error(rq, 400, "since and until are times in ms");
             return;
@@ -924,6 +928,8 @@ static void route_reviews(struct srv_req *rq)
     }
     if (rq->nseg == 3 && method(rq) == EVHTTP_REQ_GET) {
         const char *status = srv_query(rq, "status", buf, sizeof buf);
+        if (srv_query_too_long(rq))
+            return;
         if (status && strcmp(status, "all") == 0)
             status = NULL;
         else if (!status)
@@ -944,6 +950,8 @@ static void route_reviews(struct srv_req *rq)
         }
         struct store_review_page page = {!status || strcmp(status, "pending") != 0, (int)lim,
                                          srv_query(rq, "cursor", cursor, sizeof cursor), NULL};
+        if (srv_query_too_long(rq))
+            return;
         json_t *out = NULL;
         if ((rc = reviews_for(srv, &rq->id, status, -1, false, &page, &out, err, sizeof err)) == STORE_NOT_FOUND)
             srv_reply_error(rq, 400, "%s", err); /* a malformed cursor */

@@ -778,11 +778,12 @@ static const char *const session_names[] = {
                      " gateway_host, started_at, ended_at, nevents, has_denials, has_reviews"
 #define SESSION_KINDS "ssssjssssiiibb"
 
-/* A page cursor: "time:id" of the last row a reader saw. */
+/* A page cursor: "time:id" of the last row a reader saw (a time of at most
+ * 18 digits, so that it fits a BIGINT). */
 static int parse_cursor(const char *cursor, char ts[24], char id[128], char *err, size_t errlen)
 {
     const char *colon = strchr(cursor, ':');
-    if (!colon || colon == cursor || (size_t)(colon - cursor) >= 24 || strlen(colon + 1) >= 128 ||
+    if (!colon || colon == cursor || (size_t)(colon - cursor) > 18 || strlen(colon + 1) >= 128 ||
         strspn(cursor, "0123456789") != (size_t)(colon - cursor)) {
         snprintf(err, errlen, "bad cursor");
         return STORE_NOT_FOUND;

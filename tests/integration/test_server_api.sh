@@ -153,6 +153,14 @@ expect_err 400 tok-admin-1 GET "/api/v1/connections/.."
 expect_err 404 tok-admin-1 GET /api/v1/nothing-here
 expect_err 400 tok-admin-1 GET "/api/v1/sessions?limit=abc"
 expect_err 400 tok-admin-1 GET "/api/v1/sessions?has_denials=maybe"
+# numbers past their type and values past their buffer are errors, never read as absent or as a 500
+expect_err 400 tok-admin-1 GET "/api/v1/sessions?limit=99999999999999999999"
+expect_err 400 tok-admin-1 GET "/api/v1/sessions?since=123456789012345678901234567890123"
+expect_err 400 tok-admin-1 GET "/api/v1/sessions?user=$(printf 'u%.0s' {1..300})"
+expect_err 400 tok-admin-1 GET "/api/v1/sessions?cursor=9999999999999999999999:x"
+expect_err 400 tok-admin-1 GET "/api/v1/reviews?status=all&cursor=9999999999999999999999:x"
+expect_err 400 tok-admin-1 GET "/api/v1/reviews?status=$(printf 'p%.0s' {1..100})"
+expect_err 400 tok-admin-1 GET "/api/v1/audit/export?format=$(printf 'j%.0s' {1..20})"
 out=$(curl -s -w ' %{http_code}' -H 'Authorization: Bearer tok-alice-1' -H 'Content-Type: text/plain' -d '{}' "$URL/api/v1/events")
 assert_contains "$out" '"error":'
 assert_contains "$out" ' 415'
@@ -209,6 +217,7 @@ assert_eq 0 "$(dbsql "select count(*) from events where id = 'x1'")"
 log "result samples are capped per statement and per session"
 rows5='{"statement_seq":2,"columns":["id"],"rows":[[1],[2],[3],[4],[5]],"command_tag":"SELECT 5"}'
 ok tok-alice-1 POST /api/v1/events "{\"events\":[$(ev r1 sess-a 5 result $((now+3)) "$rows5"),$(ev r2 sess-a 6 result $((now+4)) "$rows5")]}" >/dev/null
+expect_err 400 tok-alice-1 GET "/api/v1/sessions/sess-a/events?offset=2147483648"
 evs=$(ok tok-alice-1 GET "/api/v1/sessions/sess-a/events?offset=3")
 assert_eq "2 True 0 True" "$(jget "$evs" 'len(d["events"][0]["data"]["rows"]), d["events"][0]["data"]["truncated"], len(d["events"][1]["data"]["rows"]), d["events"][1]["data"]["truncated"]')"
 # the capped one keeps what replay and listings need: its statement, columns and completion
