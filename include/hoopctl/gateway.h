@@ -62,11 +62,24 @@ enum gateway_verdict {
     GATEWAY_HOLD,    /* decide later with gateway_resolve(hold_id, ...), after the hook returned */
 };
 
+/* Names of prepared statements and portals that a statement may define or
+ * drop behind the extended protocol's back: SQL PREPARE, DEALLOCATE and
+ * DISCARD share the names of Parse's statements, SQL DECLARE and CLOSE those
+ * of Bind's portals, and the end of a transaction drops every portal. The
+ * gateway forgets them before it reads the client's next message, so that a
+ * later Bind or Execute of such a name is refused (the statement hook sees no
+ * SQL) rather than judged by SQL that upstream no longer holds. */
+struct gateway_forget {
+    bool statements, portals;        /* every one */
+    const char *statement, *portal;  /* or one name (NULL: none); valid until the hook's next call */
+};
+
 struct gateway_refusal {
     char sqlstate[6];  /* e.g. "42501"; empty means 42501 (insufficient_privilege) */
     char message[512];
     char hold_notice[512]; /* GATEWAY_HOLD: NoticeResponse text sent to the client ("" = default) */
     bool hold_silent;      /* GATEWAY_HOLD without a NoticeResponse (e.g. until a group commit) */
+    struct gateway_forget forget; /* the statement hook sets it with any verdict */
 };
 
 /* How a forwarded statement finished, as upstream reported it. */

@@ -95,6 +95,13 @@ int pgwire_parse_startup(const uint8_t *body, size_t len, struct pgwire_startup 
 long pgwire_startup_length(const uint8_t prefix[4], char *err, size_t errlen);
 const char *pgwire_startup_get(const struct pgwire_startup *s, const char *name);
 
+/* Whether a client_encoding name (any spelling PostgreSQL accepts) is one
+ * whose multibyte characters may hold ASCII bytes such as a quote or a
+ * backslash (SJIS, BIG5, GBK, UHC, GB18030, JOHAB, SHIFT_JIS_2004): text
+ * in it means something else to the server than to a parser that reads it
+ * as UTF-8, so a statement can hide in what looks like a literal. */
+bool pgwire_encoding_hides_ascii(const char *name);
+
 /* ---- extended-protocol message bodies ------------------------------------ */
 
 struct pgwire_parse_msg {

@@ -92,6 +92,7 @@ struct policy_stmt {
     size_t nsources;
     unsigned facts;        /* enum policy_fact bits */
     char *prepared_name;   /* PREPARE/EXECUTE/DEALLOCATE target, NULL otherwise; "" for ALL */
+    char *cursor_name;     /* DECLARE/CLOSE target, NULL otherwise; "" for CLOSE ALL */
     char *normalized;      /* libpg_query normalized text (literals as $n), may be NULL */
     char fingerprint[17];  /* libpg_query fingerprint, hex */
     bool returning;        /* has a non-empty RETURNING list (its own or a CTE's) */

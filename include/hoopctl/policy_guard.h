@@ -50,7 +50,8 @@ struct policy_catalog *policy_guard_catalog(struct policy_guard *g);
 
 /* Judge a statement into g->decision (and g->analysis when it has SQL):
  * a FunctionCall is denied (rule "function-call"); an Execute with no SQL (a
- * cursor DECLAREd in SQL, judged when declared) is allowed ("declared-cursor");
+ * portal or statement the gateway did not see defined by the protocol, or
+ * one that SQL may have redefined since) is denied ("untracked-portal");
  * a COPY TO STDOUT in a format that cannot be masked, of data that needs
  * masking only the catalog can see (a view, user code), is denied
  * ("masked-copy-format"). Returns 0, or -1 when memory runs out (the decision
@@ -68,6 +69,13 @@ int policy_guard_decide(struct policy_guard *g, enum gateway_statement_kind kind
 int policy_guard_admit(struct policy_guard *g, const char *const *groups);
 /* Forget the last statement's analysis (the decision stays). */
 void policy_guard_forget_statement(struct policy_guard *g);
+/* What the statement just judged may define or drop behind the extended
+ * protocol's back, for the gateway to forget (names point into g's analysis,
+ * valid until the next decide): SQL PREPARE and DEALLOCATE (statements),
+ * DECLARE and CLOSE (portals), DISCARD (both), the end of a transaction (all
+ * portals), and code the parser cannot see (DO, CALL, a string run as SQL:
+ * everything). */
+void policy_guard_forget_names(const struct policy_guard *g, struct gateway_forget *f);
 
 /* A result's RowDescription: the last result is retired and this one's mask
  * plan built. f gets policy_guard_row_filter (user = g) for the columns to

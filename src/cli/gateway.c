@@ -183,6 +183,7 @@ static bool policy_statement(struct policy_guard *g, const struct gateway_statem
         snprintf(ref->message, sizeof ref->message, "hoopctl: %s", d->message);
         return false;
     }
+    policy_guard_forget_names(g, &ref->forget);
     if (d->action == POLICY_DENY || d->action == POLICY_REVIEW) {
         snprintf(ref->message, sizeof ref->message, "hoopctl: statement %s by rule %s: %s",
                  d->action == POLICY_DENY ? "refused" : "needs a review, which the offline gateway cannot hold,",

@@ -114,6 +114,8 @@ struct gw_pending {
     char *sql;                /* P: the text; B: the statement's text (NULL: unknown) */
     uint8_t *bind;            /* B: a copy of the Bind body */
     size_t bind_len;
+    bool forgotten;           /* P, B: a statement since may have redefined or dropped the
+                                 name behind the protocol's back: it commits as unknown */
 };
 
 struct gw_named {             /* a committed statement or portal */
@@ -121,6 +123,7 @@ struct gw_named {             /* a committed statement or portal */
     char *name, *sql;
     uint8_t *bind;
     size_t bind_len;
+    uint64_t segment;         /* a portal: the segment its Bind was in */
 };
 
 #define GW_NAMED_BUCKETS 64
@@ -131,6 +134,7 @@ struct gw_tracking {
     struct gw_pending *head, *tail;
     size_t npending;
     uint64_t segment;         /* the segment the client is writing (bumped at Sync/Query) */
+    uint64_t ended;           /* segments before this one have had their ReadyForQuery */
 };
 
 /* What was forwarded upstream and awaits its answer, oldest first, for the
@@ -222,6 +226,13 @@ int gw_upstream_start(struct gw_session *s, char *err, size_t errlen);
 int gw_upstream_tls_context(struct gateway *gw, SSL_CTX **out, char *err, size_t errlen);
 void gw_cancel_send(struct gateway *gw, struct event_base *base, uint32_t pid, uint32_t secret);
 
+/* params.c: with a policy, the startup packet's settings and upstream's
+ * ParameterStatus must keep the server reading SQL as the policy does. Each
+ * returns NULL when all is well, else msg filled with why not. */
+const char *gw_startup_duplicate(const struct pgwire_startup *st, char *msg, size_t msglen); /* always */
+const char *gw_startup_refusal(const struct pgwire_startup *st, char *msg, size_t msglen);
+const char *gw_parameter_status_refusal(const uint8_t *body, size_t len, char *msg, size_t msglen);
+
 /* tracking.c */
 void gw_tracking_free(struct gw_tracking *t);
 /* Client sent a message (body); record what tracking needs. Returns -1 on a malformed body. */
@@ -232,8 +243,18 @@ int gw_tracking_injected_describe(struct gw_tracking *t);
  * returns 1 when it answers a Describe the gateway added (so it is not the
  * client's to see), else 0. */
 int gw_tracking_upstream(struct gw_tracking *t, char type);
-/* The SQL and Bind body behind a portal for an Execute. Returns 1 when found,
- * 0 when unknown, -1 when the answer waits on an earlier pipeline segment. */
+/* Upstream's ReadyForQuery said the session is idle (no transaction block):
+ * PostgreSQL has dropped every portal, so tracking does too. */
+void gw_tracking_idle(struct gw_tracking *t);
+/* A statement the client sent may define or drop names behind the
+ * protocol's back (SQL PREPARE, DEALLOCATE, DECLARE, CLOSE, DISCARD, the end
+ * of a transaction): those names, committed or pending, become unknown. */
+void gw_tracking_forget(struct gw_tracking *t, const struct gateway_forget *f);
+/* The SQL and Bind body behind a portal for an Execute. Returns 1 when found
+ * (*sql NULL when its statement is unknown), 0 when the portal is unknown, -1
+ * when the answer waits on an earlier pipeline segment: a pending Bind, or a
+ * portal bound in a segment whose ReadyForQuery has not come (the end of an
+ * implicit transaction drops it). */
 int gw_tracking_portal(struct gw_tracking *t, const char *portal, const char **sql,
                        const uint8_t **bind, size_t *bind_len);
 

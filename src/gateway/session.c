@@ -372,6 +372,15 @@ static void client_startup_read(struct gw_session *s)
             gw_session_fail(s, "28000", "no PostgreSQL user name specified in startup packet");
             return;
         }
+        /* A parameter given twice is refused first: the server takes the
+         * last, and a check here would read the first. */
+        char why[256];
+        if (gw_startup_duplicate(st, why, sizeof why) ||
+            (s->gw->cfg.hooks.statement && gw_startup_refusal(st, why, sizeof why))) {
+            free(st);
+            gw_session_fail(s, "0A000", why);
+            return;
+        }
         const char *repl = pgwire_startup_get(st, "replication");
         if (repl && strcmp(repl, "false") != 0 && strcmp(repl, "0") != 0 && strcmp(repl, "off") != 0) {
             free(st);
@@ -669,6 +678,7 @@ static int decide(struct gw_session *s, char type, const uint8_t *body, size_t l
     uint64_t hold_id = atomic_fetch_add_explicit(&s->gw->next_hold_id, 1, memory_order_relaxed) + 1;
     s->decided_id = hold_id;
     enum gateway_verdict v = h->statement(h->user, &s->info, &st, hold_id, refusal);
+    gw_tracking_forget(&s->tracking, &refusal->forget);
     pgwire_bind_free(&bind);
     free(formats);
     if (v == GATEWAY_HOLD && s->gw->nworkers > 1) { /* holds are resolved on the one loop: refused */
@@ -1064,7 +1074,7 @@ static bool u2c_inspects(const struct gw_session *s, char type)
            (type == 'H' && h->copy_out) || (type == 'd' && s->copy_filter_active) ||
            (type == 'D' && s->filter_active) || type == 'E' || /* errors are rare: see FATAL */
            (type == 'N' && (h->error_redact || h->notice)) || (type == 'A' && h->notification_redact) ||
-           (type == 'Z' && h->idle) || (tracking && type && strchr("123EZn", type));
+           (type == 'Z' && h->idle) || (tracking && type && strchr("123EZnS", type));
 }
 
 /* An upstream message passes untouched: the end of a result ends its filters. */
@@ -1229,6 +1239,14 @@ static void u2c_relay(struct gw_session *s)
             }
             break;
         }
+        case 'S': {
+            char why[256];
+            if (gw_parameter_status_refusal(body, (size_t)blen, why, sizeof why)) {
+                gw_session_fail(s, "0A000", why);
+                return;
+            }
+            break;
+        }
         case 'Z':
             clear_filter(s);
             s->copy_filter_active = false;
@@ -1248,6 +1266,8 @@ static void u2c_relay(struct gw_session *s)
             inflight_answer(s, type, body, (size_t)blen);
         if (tracking && (type && strchr("123EZ", type))) {
             gw_tracking_upstream(&s->tracking, type);
+            if (type == 'Z' && blen >= 1 && body[0] == 'I')
+                gw_tracking_idle(&s->tracking);
             if (s->waiting_barrier) {
                 s->waiting_barrier = false;
                 wake_client_side = true;

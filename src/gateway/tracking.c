@@ -45,6 +45,17 @@ static void named_remove(struct gw_named **table, size_t *count, const char *nam
     }
 }
 
+static void named_clear(struct gw_named **table, size_t *count)
+{
+    for (int i = 0; i < GW_NAMED_BUCKETS; i++)
+        while (table[i]) {
+            struct gw_named *n = table[i];
+            table[i] = n->next;
+            named_free(n);
+        }
+    *count = 0;
+}
+
 static void pending_free(struct gw_pending *p)
 {
     free(p->name);
@@ -55,18 +66,8 @@ static void pending_free(struct gw_pending *p)
 
 void gw_tracking_free(struct gw_tracking *t)
 {
-    for (int i = 0; i < GW_NAMED_BUCKETS; i++) {
-        while (t->statements[i]) {
-            struct gw_named *n = t->statements[i];
-            t->statements[i] = n->next;
-            named_free(n);
-        }
-        while (t->portals[i]) {
-            struct gw_named *n = t->portals[i];
-            t->portals[i] = n->next;
-            named_free(n);
-        }
-    }
+    named_clear(t->statements, &t->nstatements);
+    named_clear(t->portals, &t->nportals);
     while (t->head) {
         struct gw_pending *p = t->head;
         t->head = p->next;
@@ -103,13 +104,19 @@ static int pending_push(struct gw_tracking *t, struct gw_pending *p)
 
 /* The latest definition of name: a pending entry of kind (usable only when
  * it belongs to the segment being written, since an earlier segment's may
- * still fail) or else the committed one. 1 found, 0 unknown, -1 wait. */
+ * still fail) or else the committed one. A portal bound in an earlier
+ * segment is usable once that segment's ReadyForQuery has come (an implicit
+ * transaction's end drops it). 1 found, 0 unknown, -1 wait. */
 static int lookup(struct gw_tracking *t, char kind, struct gw_named **table, const char *name,
                   const char **sql, const uint8_t **bind, size_t *bind_len)
 {
     struct gw_pending *p = pending_latest(t, kind, name);
     struct gw_named *n = p ? NULL : *named_find(table, name);
     if (p && p->segment != t->segment)
+        return -1;
+    if (p && p->forgotten)
+        return 0;
+    if (n && kind == 'B' && n->segment != t->segment && n->segment >= t->ended)
         return -1;
     if (!p && !n)
         return 0;
@@ -225,11 +232,12 @@ static void commit(struct gw_tracking *t, struct gw_pending *p)
     struct gw_named **table = p->kind == 'P' ? t->statements : t->portals;
     size_t *count = p->kind == 'P' ? &t->nstatements : &t->nportals;
     named_remove(table, count, p->name);
-    if (*count >= GW_TRACKING_MAX_NAMES)
-        return; /* unknown to us: a later Execute gets sql NULL */
+    if (p->forgotten || *count >= GW_TRACKING_MAX_NAMES)
+        return; /* unknown to us: a later Bind or Execute of it is refused */
     struct gw_named *n = calloc(1, sizeof *n);
     if (!n)
         return;
+    n->segment = p->segment;
     n->name = p->name;
     n->sql = p->sql;
     n->bind = p->bind;
@@ -302,8 +310,36 @@ int gw_tracking_upstream(struct gw_tracking *t, char type)
                 named_remove(t->statements, &t->nstatements, "");
                 named_remove(t->portals, &t->nportals, "");
             }
+            t->ended = p->segment + 1;
             pending_unlink(t, NULL, p);
         }
     }
     return 0;
+}
+
+void gw_tracking_idle(struct gw_tracking *t)
+{
+    named_clear(t->portals, &t->nportals);
+}
+
+/* Forget one kind of name: one of them (name) or every one (name NULL). */
+static void forget_kind(struct gw_tracking *t, char kind, const char *name)
+{
+    struct gw_named **table = kind == 'P' ? t->statements : t->portals;
+    size_t *count = kind == 'P' ? &t->nstatements : &t->nportals;
+    if (name)
+        named_remove(table, count, name);
+    else
+        named_clear(table, count);
+    for (struct gw_pending *p = t->head; p; p = p->next)
+        if (p->kind == kind && (!name || strcmp(p->name, name) == 0))
+            p->forgotten = true;
+}
+
+void gw_tracking_forget(struct gw_tracking *t, const struct gateway_forget *f)
+{
+    if (f->statements || f->statement)
+        forget_kind(t, 'P', f->statements ? NULL : f->statement);
+    if (f->portals || f->portal)
+        forget_kind(t, 'B', f->portals ? NULL : f->portal);
 }

@@ -315,6 +315,15 @@ static void upstream_startup_read(struct gw_conn *conn, void *arg)
             gw_session_fail(s, "08P01", "protocol error: unexpected message from upstream during startup");
             return;
         }
+        /* The role's or database's own defaults can start the session with
+         * settings the policy cannot read SQL under. */
+        char why[256];
+        if (type == 'S' && s->gw->cfg.hooks.statement &&
+            gw_parameter_status_refusal(body, (size_t)blen, why, sizeof why)) {
+            evbuffer_drain(in, (size_t)blen + 5);
+            gw_session_fail(s, "0A000", why);
+            return;
+        }
         gw_conn_write(s->client, msg, (size_t)blen + 5);
         evbuffer_drain(in, (size_t)blen + 5);
         if (type == 'Z') {

@@ -226,3 +226,29 @@ int pgwire_conninfo_parse(const char *s, struct pgwire_conninfo *out, char *err,
     }
     return 0;
 }
+
+bool pgwire_encoding_hides_ascii(const char *name)
+{
+    /* PostgreSQL's spelling rule: case and anything but letters and digits
+     * do not count ("Shift_JIS" is "shiftjis"). Its names for these
+     * encodings, and the Windows code pages' cp names besides. */
+    static const char *const names[] = {
+        "sjis",   "mskanji", "shiftjis", "win932", "windows932", "cp932",   "shiftjis2004",
+        "big5",   "win950",  "windows950", "cp950", "gbk",       "win936",  "windows936",
+        "cp936",  "uhc",     "win949",   "windows949", "cp949",  "gb18030", "johab",
+    };
+    char clean[32];
+    size_t n = 0;
+    for (; *name; name++) {
+        if (!isalnum((unsigned char)*name))
+            continue;
+        if (n + 1 >= sizeof clean)
+            return false; /* longer than any of them */
+        clean[n++] = (char)tolower((unsigned char)*name);
+    }
+    clean[n] = '\0';
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strcmp(clean, names[i]) == 0)
+            return true;
+    return false;
+}

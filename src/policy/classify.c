@@ -1,6 +1,7 @@
 /* classify.c — statement classification with PostgreSQL's own parser: parse
  * once with libpg_query, walk the JSON tree (jansson) and record per statement
  * the command kinds, relations read and written, functions, columns and facts. */
+#include "hoopctl/pgwire.h"
 #include "hoopctl/policy.h"
 #include "policy_internal.h"
 
@@ -113,6 +114,7 @@ void policy_stmt_clear(struct policy_stmt *st)
     policy_strv_free(st->aliases, st->naliases);
     policy_strv_free(st->sources, st->nsources);
     free(st->prepared_name);
+    free(st->cursor_name);
     free(st->normalized);
     memset(st, 0, sizeof(*st));
 }
@@ -122,6 +124,7 @@ int policy_stmt_copy(struct policy_stmt *dst, const struct policy_stmt *src)
     memset(dst, 0, sizeof(*dst));
     if ((src->text && !(dst->text = strdup(src->text))) ||
         (src->prepared_name && !(dst->prepared_name = strdup(src->prepared_name))) ||
+        (src->cursor_name && !(dst->cursor_name = strdup(src->cursor_name))) ||
         (src->normalized && !(dst->normalized = strdup(src->normalized))) ||
         policy_stmt_merge(dst, src) < 0) {
         policy_stmt_clear(dst);
@@ -681,6 +684,12 @@ static int walk_node(struct walker *w, const char *type, json_t *n, bool write)
          * server see statements hidden in what looked like a literal. */
         if (name && (strcmp(name, "standard_conforming_strings") == 0 || strcmp(name, "backslash_quote") == 0))
             return set_kind(w, "SET_PARSER_OPTION");
+        /* So does a client encoding whose characters can swallow a quote
+         * (SET client_encoding, SET NAMES). */
+        const char *value = jstr(json_object_get(json_object_get(json_array_get(json_object_get(n, "args"), 0),
+                                                                 "A_Const"), "sval"), "sval");
+        if (name && strcmp(name, "client_encoding") == 0 && value && pgwire_encoding_hides_ascii(value))
+            return set_kind(w, "SET_PARSER_OPTION");
         if (name && strcmp(name, "search_path") == 0)
             st->facts |= POLICY_FACT_SEARCH_PATH;
         return set_kind(w, reset ? "RESET" : "SET");
@@ -734,12 +743,19 @@ static int walk_node(struct walker *w, const char *type, json_t *n, bool write)
     if (strcmp(type, "DeclareCursorStmt") == 0) {
         if (set_kind(w, "DECLARE_CURSOR") < 0)
             return -1;
+        const char *name = jstr(n, "portalname");
+        if (!(st->cursor_name = strdup(name ? name : "")))
+            return -1;
         return walk_members(w, n, NULL, false);
     }
     if (strcmp(type, "FetchStmt") == 0)
         return set_kind(w, json_is_true(json_object_get(n, "ismove")) ? "MOVE" : "FETCH");
-    if (strcmp(type, "ClosePortalStmt") == 0)
+    if (strcmp(type, "ClosePortalStmt") == 0) {
+        const char *name = jstr(n, "portalname");
+        if (!(st->cursor_name = strdup(name ? name : "")))
+            return -1;
         return set_kind(w, "CLOSE");
+    }
     if (strcmp(type, "ListenStmt") == 0)
         return set_kind(w, "LISTEN");
     if (strcmp(type, "UnlistenStmt") == 0)

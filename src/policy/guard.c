@@ -121,9 +121,14 @@ int policy_guard_decide(struct policy_guard *g, enum gateway_statement_kind kind
         deny(d, "function-call", "the FunctionCall protocol message is not allowed");
         return 0;
     }
-    if (!sql) { /* an Execute of a portal with no Bind seen: a cursor DECLAREd in SQL, judged then */
-        d->action = POLICY_ALLOW;
-        snprintf(d->rule_name, sizeof d->rule_name, "declared-cursor");
+    if (!sql) {
+        /* An Execute of a portal whose SQL the gateway does not know: one
+         * DECLAREd or PREPAREd in SQL, or redefined that way since the
+         * protocol defined it, or dropped. Judging it by a guess could run
+         * anything, or show masked columns: refused. */
+        deny(d, "untracked-portal", "Execute of a portal or prepared statement that the gateway did not see"
+                                    " defined by Parse and Bind (or that SQL may have changed since): use FETCH"
+                                    " for cursors and EXECUTE for statements prepared in SQL");
         return 0;
     }
     if (policy_check(g->policy, g->tracker, sql, groups, d, &g->analysis) < 0) {
@@ -133,6 +138,39 @@ int policy_guard_decide(struct policy_guard *g, enum gateway_statement_kind kind
     g->have_analysis = true;
     deny_unmaskable_copy(g);
     return 0;
+}
+
+/* One name into f: the first sets it, a second of the same kind means all. */
+static void forget_one(bool *all, const char **one, const char *name)
+{
+    if (!name || !name[0] || (*one && strcmp(*one, name) != 0))
+        *all = true; /* "" is ALL; two different names: both (all, simply) */
+    else
+        *one = name;
+}
+
+void policy_guard_forget_names(const struct policy_guard *g, struct gateway_forget *f)
+{
+    memset(f, 0, sizeof *f);
+    for (size_t i = 0; g->have_analysis && i < g->analysis.nstmts; i++) {
+        const struct policy_stmt *st = &g->analysis.stmts[i];
+        const char *k = st->kind ? st->kind : "";
+        if (st->facts & (POLICY_FACT_RUNS_CODE | POLICY_FACT_DYNAMIC_SQL))
+            f->statements = f->portals = true;
+        else if (strcmp(k, "PREPARE") == 0 || strcmp(k, "DEALLOCATE") == 0)
+            forget_one(&f->statements, &f->statement, st->prepared_name);
+        else if (strcmp(k, "DECLARE_CURSOR") == 0 || strcmp(k, "CLOSE") == 0)
+            forget_one(&f->portals, &f->portal, st->cursor_name);
+        else if (strcmp(k, "DISCARD") == 0)
+            f->statements = f->portals = true;
+        else if (strncmp(k, "COMMIT", 6) == 0 || strncmp(k, "ROLLBACK", 8) == 0 ||
+                 strcmp(k, "PREPARE_TRANSACTION") == 0 || strcmp(k, "TRANSACTION") == 0)
+            f->portals = true; /* the end of a transaction (or of a savepoint) drops portals */
+    }
+    if (f->statements)
+        f->statement = NULL;
+    if (f->portals)
+        f->portal = NULL;
 }
 
 /* DDL, or code that may run DDL the parser cannot see (DO, CALL, a

@@ -117,12 +117,81 @@ static void simple_query_drops_unnamed(void **state)
     gw_tracking_free(&t);
 }
 
+/* Names that SQL may redefine behind the protocol's back become unknown,
+ * pending ones included, and a portal bound in an earlier segment waits for
+ * that segment's ReadyForQuery (the end of an implicit transaction drops it). */
+static void forgotten_names_and_idle_portals(void **state)
+{
+    (void)state;
+    struct gw_tracking t = {0};
+    int rc;
+    /* committed s and p, in a transaction block (ReadyForQuery 'T') */
+    client_parse(&t, "s", "select 'benign'");
+    assert_int_equal(client_bind(&t, "p", "s", "v"), 0);
+    gw_tracking_client(&t, 'S', NULL, 0);
+    /* the next segment's lookup waits: p's segment has not ended yet */
+    gw_tracking_upstream(&t, '1');
+    gw_tracking_upstream(&t, '2');
+    portal_sql(&t, "p", &rc);
+    assert_int_equal(rc, -1);
+    gw_tracking_upstream(&t, 'Z');
+    assert_string_equal(portal_sql(&t, "p", &rc), "select 'benign'");
+    assert_int_equal(rc, 1);
+
+    /* DEALLOCATE s / PREPARE s in SQL: s is unknown, a Bind of it has no SQL */
+    struct gateway_forget f = {.statement = "s"};
+    gw_tracking_forget(&t, &f);
+    assert_int_equal(client_bind(&t, "q", "s", "v"), 0);
+    assert_null(portal_sql(&t, "q", &rc));
+    assert_int_equal(rc, 1);
+    /* CLOSE p / DECLARE p in SQL: p is unknown */
+    f = (struct gateway_forget){.portal = "p"};
+    gw_tracking_forget(&t, &f);
+    assert_null(portal_sql(&t, "p", &rc));
+    assert_int_equal(rc, 0);
+
+    /* a pending Bind forgotten before its BindComplete commits as unknown */
+    client_parse(&t, "s2", "select 2");
+    assert_int_equal(client_bind(&t, "p2", "s2", "v"), 0);
+    f = (struct gateway_forget){.portals = true};
+    gw_tracking_forget(&t, &f);
+    assert_null(portal_sql(&t, "p2", &rc)); /* same segment: unknown at once */
+    assert_int_equal(rc, 0);
+    gw_tracking_client(&t, 'S', NULL, 0);
+    gw_tracking_upstream(&t, '2');          /* q's BindComplete */
+    gw_tracking_upstream(&t, '1');
+    gw_tracking_upstream(&t, '2');          /* p2's */
+    gw_tracking_upstream(&t, 'Z');
+    assert_null(portal_sql(&t, "p2", &rc));
+    assert_int_equal(rc, 0);
+    assert_int_equal(client_bind(&t, "p3", "s2", "v"), 0); /* s2 itself stays known */
+    assert_string_equal(portal_sql(&t, "p3", &rc), "select 2");
+
+    /* idle after a Sync: every portal is gone, statements stay */
+    gw_tracking_client(&t, 'S', NULL, 0);
+    gw_tracking_upstream(&t, '2');
+    gw_tracking_upstream(&t, 'Z');
+    assert_string_equal(portal_sql(&t, "p3", &rc), "select 2");
+    gw_tracking_idle(&t);
+    assert_null(portal_sql(&t, "p3", &rc));
+    assert_int_equal(rc, 0);
+    assert_int_equal(client_bind(&t, "p4", "s2", "v"), 0);
+    assert_string_equal(portal_sql(&t, "p4", &rc), "select 2");
+    /* everything: DISCARD ALL */
+    f = (struct gateway_forget){.statements = true, .portals = true};
+    gw_tracking_forget(&t, &f);
+    assert_int_equal(client_bind(&t, "p5", "s2", "v"), 0);
+    assert_null(portal_sql(&t, "p5", &rc));
+    gw_tracking_free(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(commit_on_confirmation),
         cmocka_unit_test(failed_parse_keeps_old_definition),
         cmocka_unit_test(simple_query_drops_unnamed),
+        cmocka_unit_test(forgotten_names_and_idle_portals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -53,15 +53,53 @@ static void test_kinds_without_sql(void **state)
     assert_int_equal(policy_guard_decide(&g, GATEWAY_STATEMENT_FUNCTION_CALL, "", NULL), 0);
     assert_int_equal(g.decision.action, POLICY_DENY);
     assert_string_equal(g.decision.rule_name, "function-call");
+    /* an Execute whose SQL the gateway does not know is refused, never guessed */
     assert_int_equal(policy_guard_decide(&g, GATEWAY_STATEMENT_EXECUTE, NULL, NULL), 0);
-    assert_int_equal(g.decision.action, POLICY_ALLOW);
-    assert_string_equal(g.decision.rule_name, "declared-cursor");
+    assert_int_equal(g.decision.action, POLICY_DENY);
+    assert_string_equal(g.decision.rule_name, "untracked-portal");
     assert_false(g.have_analysis);
-    assert_int_equal(policy_guard_admit(&g, NULL), 0);
-    assert_false(policy_results_empty(g.results)); /* an unknown statement may answer */
-    policy_guard_idle(&g, 'I');
-    assert_true(policy_results_empty(g.results));
+    struct gateway_forget f;
+    policy_guard_forget_names(&g, &f);
+    assert_false(f.statements || f.portals || f.statement || f.portal);
     policy_guard_free(&g);
+}
+
+/* What a statement may define or drop behind the protocol's back. */
+static void forget_for(const char *sql, bool statements, const char *statement, bool portals, const char *portal)
+{
+    struct policy_guard g;
+    assert_int_equal(policy_guard_init(&g, policy, NO_CATALOG, "test", "session f"), 0);
+    assert_int_equal(policy_guard_decide(&g, GATEWAY_STATEMENT_SIMPLE, sql, NULL), 0);
+    struct gateway_forget f;
+    policy_guard_forget_names(&g, &f);
+    if (f.statements != statements || f.portals != portals || (f.statement == NULL) != (statement == NULL) ||
+        (f.portal == NULL) != (portal == NULL) || (statement && strcmp(f.statement, statement) != 0) ||
+        (portal && strcmp(f.portal, portal) != 0))
+        fail_msg("%s: forget statements=%d statement=%s portals=%d portal=%s", sql, f.statements,
+                 f.statement ? f.statement : "-", f.portals, f.portal ? f.portal : "-");
+    policy_guard_free(&g);
+}
+
+static void test_forget_names(void **state)
+{
+    (void)state;
+    forget_for("select 1", false, NULL, false, NULL);
+    forget_for("begin", false, NULL, false, NULL);
+    forget_for("savepoint a", false, NULL, false, NULL);
+    forget_for("prepare s as select 1", false, "s", false, NULL);
+    forget_for("deallocate s", false, "s", false, NULL);
+    forget_for("deallocate all", true, NULL, false, NULL);
+    forget_for("prepare a as select 1; prepare b as select 2", true, NULL, false, NULL);
+    forget_for("declare p cursor for select 1", false, NULL, false, "p");
+    forget_for("close p", false, NULL, false, "p");
+    forget_for("close all", false, NULL, true, NULL);
+    forget_for("commit", false, NULL, true, NULL);
+    forget_for("end", false, NULL, true, NULL);
+    forget_for("rollback to savepoint a", false, NULL, true, NULL);
+    forget_for("prepare transaction 'x'", false, NULL, true, NULL);
+    forget_for("discard all", true, NULL, true, NULL);
+    forget_for("do $$ begin perform 1; end $$", true, NULL, true, NULL);
+    forget_for("select 1; close p; commit", false, NULL, true, NULL);
 }
 
 static void test_ddl_state(void **state)
@@ -209,6 +247,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kinds_without_sql),
+        cmocka_unit_test(test_forget_names),
         cmocka_unit_test(test_ddl_state),
         cmocka_unit_test(test_fail_closed_filters),
         cmocka_unit_test(test_copy_formats),

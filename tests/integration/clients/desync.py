@@ -1,0 +1,506 @@
+#!/usr/bin/env python3
+# desync.py — raw PostgreSQL v3 protocol attacks on the gateway's tracking of
+# statements, portals, cursors and session settings (test_gateway_desync.sh).
+# No driver: drivers never send these sequences.
+#
+#   desync.py gateway GW_PORT PG_SOCKET [PREFIX...]  each attack must be refused by the gateway
+#   desync.py direct PG_SOCKET [PREFIX...]           control: the same sequences straight to
+#                                                    PostgreSQL, where each must work (so a pass
+#                                                    through the gateway is not the client's bug)
+# DESYNC_VERBOSE=1 prints every reply (message types, tags, errors, rows) to stderr.
+#
+# PG_SOCKET is PostgreSQL's Unix socket, where user postgres is trusted: it
+# checks table t (10 rows) after every attack and puts the rows back. One
+# line per attack; the exit status is 1 when any attack failed.
+import os
+import socket
+import struct
+import sys
+
+TIMEOUT = 5.0                       # every read; a hang is a failure
+PII = b"alice.pii@example.com"      # compared case-insensitively, in every message received
+T_ROWS = 10
+UPSTREAM_USER = os.environ.get("PGUSER", "postgres")   # the gateway's own upstream user
+VERBOSE = os.environ.get("DESYNC_VERBOSE") == "1"
+SMUGGLE = b"select E'\x81\\' ; delete from t; --'"    # SJIS: 0x81 0x5c is one character
+
+
+class Failed(Exception):
+    pass
+
+
+# --- messages ---------------------------------------------------------------
+def cstr(s):
+    return (s if isinstance(s, bytes) else s.encode()) + b"\0"
+
+
+def msg(t, body=b""):
+    return t + struct.pack("!i", len(body) + 4) + body
+
+
+def Query(sql):
+    return msg(b"Q", cstr(sql))
+
+
+def Parse(stmt, sql):
+    return msg(b"P", cstr(stmt) + cstr(sql) + struct.pack("!h", 0))
+
+
+def Bind(portal, stmt):  # no parameters, default formats
+    return msg(b"B", cstr(portal) + cstr(stmt) + struct.pack("!hhh", 0, 0, 0))
+
+
+def Execute(portal, max_rows=0):
+    return msg(b"E", cstr(portal) + struct.pack("!i", max_rows))
+
+
+def Sync():
+    return msg(b"S")
+
+
+def startup_packet(params):
+    body = struct.pack("!i", 196608) + b"".join(cstr(k) + cstr(v) for k, v in params) + b"\0"
+    return struct.pack("!i", len(body) + 4) + body
+
+
+# --- replies ----------------------------------------------------------------
+def fields(body):  # ErrorResponse, NoticeResponse
+    return {chr(p[0]): p[1:].decode("utf-8", "replace") for p in body.split(b"\0") if p}
+
+
+def sqlstates(msgs):
+    return [fields(b).get("C") for t, b in msgs if t == b"E"]
+
+
+def tags(msgs):  # CommandComplete
+    return [b.rstrip(b"\0").decode() for t, b in msgs if t == b"C"]
+
+
+def rows(msgs):  # DataRow values as bytes (None for NULL)
+    out = []
+    for t, b in msgs:
+        if t != b"D":
+            continue
+        n, pos, row = struct.unpack("!h", b[:2])[0], 2, []
+        for _ in range(n):
+            ln = struct.unpack("!i", b[pos:pos + 4])[0]
+            pos += 4
+            row.append(None if ln < 0 else b[pos:pos + ln])
+            pos += max(ln, 0)
+        out.append(row)
+    return out
+
+
+def show(msgs):
+    """A reply in short: message types, then tags, errors and rows."""
+    parts = ["".join(t.decode() for t, _ in msgs)]
+    parts += tags(msgs)
+    parts += ["%s %s" % (f.get("C"), f.get("M")) for f in (fields(b) for t, b in msgs if t == b"E")]
+    parts += [repr(rows(msgs))] if rows(msgs) else []
+    return " | ".join(parts)
+
+
+def has_delete(msgs):
+    return any(tag.startswith("DELETE") for tag in tags(msgs))
+
+
+# --- connection ---------------------------------------------------------------
+class Conn:
+    def __init__(self, target, params):
+        if isinstance(target, int):
+            self.s = socket.create_connection(("127.0.0.1", target), timeout=TIMEOUT)
+        else:
+            self.s = socket.socket(socket.AF_UNIX)
+            self.s.settimeout(TIMEOUT)
+            self.s.connect(target)
+        self.buf, self.received, self.closed = b"", b"", False
+        self.send(startup_packet(params))
+        self.hello = self.ready(allow_close=True)  # the startup's replies
+        for t, b in self.hello:
+            if t == b"R" and struct.unpack("!i", b[:4])[0] != 0:
+                raise Failed("the server asked for authentication (trust expected)")
+
+    def send(self, *msgs):
+        self.s.sendall(b"".join(msgs))
+
+    def read_msg(self):
+        while len(self.buf) < 5 or len(self.buf) < 1 + struct.unpack("!i", self.buf[1:5])[0]:
+            try:
+                d = self.s.recv(65536)
+            except socket.timeout:
+                raise Failed("no reply within %gs" % TIMEOUT)
+            except ConnectionResetError:
+                d = b""
+            if not d:
+                raise EOFError
+            self.buf += d
+            self.received += d
+        n = 1 + struct.unpack("!i", self.buf[1:5])[0]
+        m, self.buf = self.buf[:n], self.buf[n:]
+        return m[:1], m[5:]
+
+    def ready(self, allow_close=False):
+        """Messages up to and including ReadyForQuery (or up to EOF when allowed)."""
+        out = []
+        while True:
+            try:
+                t, b = self.read_msg()
+            except EOFError:
+                self.closed = True
+                if VERBOSE:
+                    print("       < " + show(out) + " [closed]", file=sys.stderr)
+                if allow_close:
+                    return out
+                raise Failed("the connection closed after: " + show(out))
+            out.append((t, b))
+            if t == b"Z":
+                if VERBOSE:
+                    print("       < " + show(out), file=sys.stderr)
+                return out
+
+    def simple(self, sql):
+        self.send(Query(sql))
+        return self.ready()
+
+    def rounds(self, groups, pipelined):
+        """Send groups of messages, each ending in a Query or a Sync: one at a
+        time, each answered before the next, or all in one write."""
+        if pipelined:
+            self.send(*[m for g in groups for m in g])
+            return [self.ready() for _ in groups]
+        out = []
+        for g in groups:
+            self.send(*g)
+            out.append(self.ready())
+        return out
+
+    def close(self):
+        try:
+            self.send(msg(b"X"))
+        except OSError:
+            pass
+        self.s.close()
+
+
+def reached_ready(msgs):
+    """True when the startup gave ReadyForQuery with no ErrorResponse before it."""
+    for t, _ in msgs:
+        if t == b"E":
+            return False
+        if t == b"Z":
+            return True
+    return False
+
+
+# --- one run ------------------------------------------------------------------
+class Run:
+    def __init__(self, mode, gw_port, pg_socket):
+        self.direct = mode == "direct"
+        self.pg_socket = pg_socket
+        self.target = pg_socket if self.direct else gw_port
+        self.user = [("user", "postgres"), ("database", "postgres")] if self.direct \
+            else [("user", "attacker"), ("database", "appdb")]
+        self.conns = []
+
+    def open(self, extra=()):
+        c = Conn(self.target, self.user + list(extra))
+        self.conns.append(c)
+        return c
+
+    def connect(self, extra=()):
+        c = self.open(extra)
+        if not reached_ready(c.hello):
+            raise Failed("no session: " + show(c.hello))
+        return c
+
+    @staticmethod
+    def expect(cond, what):
+        if not cond:
+            raise Failed(what)
+
+    def refused(self, msgs, what, code="42501"):
+        self.expect(code in sqlstates(msgs), "%s: expected an ErrorResponse %s, got %s" % (what, code, show(msgs)))
+
+    def no_delete(self, msgs, what):
+        self.expect(not has_delete(msgs), "%s: the DELETE ran: %s" % (what, show(msgs)))
+
+    def usable(self, c, rollback=False):
+        if rollback:
+            c.simple("rollback")
+        r = c.simple("select 1")
+        self.expect(rows(r) == [[b"1"]], "the session is not usable afterwards: select 1 gave " + show(r))
+
+    def leaked(self):
+        return any(PII in c.received.lower() for c in self.conns)
+
+    def admin(self, sql):
+        c = Conn(self.pg_socket, [("user", "postgres"), ("database", "postgres")])
+        try:
+            r = c.simple(sql)
+            if sqlstates(r):
+                raise Failed("direct check %r failed: %s" % (sql, show(r)))
+            return rows(r)
+        finally:
+            c.close()
+
+
+# --- the attacks --------------------------------------------------------------
+ATTACKS = []
+
+
+def attack(name):
+    def reg(f):
+        ATTACKS.append((name, f))
+        return f
+    return reg
+
+
+@attack("baseline: plain select of users.email is masked, plain delete from t is refused")
+def baseline(r):
+    c = r.connect()
+    sel, dele = c.simple("select email from users"), c.simple("delete from t")
+    if r.direct:
+        r.expect(rows(sel) == [[PII]] and tags(dele) == ["DELETE 10"], "control: %s / %s" % (show(sel), show(dele)))
+        return
+    r.expect(rows(sel) == [[b"****"]], "select email from users: expected one masked row ****, got " + show(sel))
+    r.refused(dele, "delete from t")
+    r.expect(any("no-delete" in fields(b).get("M", "") for t, b in dele if t == b"E"),
+             "delete from t: refused, but not by rule no-delete: " + show(dele))
+    r.usable(c)
+
+
+@attack("a: SQL PREPARE x AS DELETE, then protocol Bind/Execute of x")
+def prepare_then_bind(r):
+    c = r.connect()
+    prep = c.simple("prepare x as delete from t")
+    c.send(Bind("", "x"), Execute(""), Sync())
+    res = c.ready()
+    if r.direct:
+        r.expect(tags(res) == ["DELETE 10"], "control: Bind/Execute of x: " + show(res))
+        return
+    r.no_delete(prep + res, "Bind/Execute of x")
+    if sqlstates(prep):  # PREPARE refused: the Bind finds no x (26000) or is refused
+        r.expect(sqlstates(res), "Bind/Execute of x: expected an ErrorResponse, got " + show(res))
+    else:
+        r.refused(res, "Bind/Execute of the SQL-prepared x (delete from t)")
+    r.usable(c)
+
+
+def redefine(r, second):
+    """Parse s as a harmless select, DEALLOCATE and PREPARE s again in SQL, Bind/Execute s."""
+    c = r.connect()
+    c.send(Parse("s", "select 'x'::text as a"), Sync())
+    first = c.ready()
+    dealloc = c.simple("deallocate s")
+    prep = c.simple("prepare s as " + second)
+    c.send(Bind("", "s"), Execute(""), Sync())
+    res = c.ready()
+    steps = " / ".join(show(m) for m in (first, dealloc, prep, res))
+    if r.direct:
+        want = ["DELETE 10"] if second.startswith("delete") else ["SELECT 1"]
+        r.expect(not sqlstates(first + dealloc + prep) and tags(res) == want, "control: " + steps)
+        if not second.startswith("delete"):
+            r.expect(r.leaked(), "control: the redefined s did not return the address: " + steps)
+        return
+    r.no_delete(dealloc + prep + res, "Bind/Execute of the redefined s")
+    if sqlstates(dealloc + prep):  # the redefinition was refused: s may still be the select 'x'
+        r.expect(sqlstates(res) or rows(res) == [[b"x"]], "Bind/Execute of s after a refused redefinition: " + steps)
+    else:
+        r.expect(sqlstates(res), "Bind/Execute of s redefined by SQL PREPARE: expected an ErrorResponse: " + steps)
+    r.usable(c)
+
+
+@attack("b: Parse s, SQL DEALLOCATE s, SQL PREPARE s AS select upper(email), Bind/Execute s")
+def redefine_select(r):
+    redefine(r, "select upper(email) as a from users")
+
+
+@attack("b: Parse s, SQL DEALLOCATE s, SQL PREPARE s AS delete from t, Bind/Execute s")
+def redefine_delete(r):
+    redefine(r, "delete from t")
+
+
+DECLARE_P = "declare p cursor for select lower(email) from users"
+
+
+def cursor_swap(r, groups, pipelined):
+    """Bind portal p to a harmless select, end it, DECLARE a cursor p over the
+    masked column, Execute p; the last group's reply is the Execute's."""
+    c = r.connect()
+    res = c.rounds(groups, pipelined)
+    steps = " / ".join(show(m) for m in res)
+    last = res[-1]
+    if r.direct:
+        r.expect(rows(last) == [[PII]], "control: Execute p did not return the address: " + steps)
+        return
+    r.expect(not r.leaked(), "the address was returned: " + steps)
+    masked = rows(last) and all(v == b"****" for row in rows(last) for v in row)
+    r.expect(sqlstates(last) or masked, "Execute p: expected an ErrorResponse or masked rows: " + steps)
+    r.usable(c, rollback=True)
+
+
+TWO_TXNS = [[Query("begin")], [Parse("", "select 'x'"), Bind("p", ""), Sync()], [Query("commit")],
+            [Query("begin")], [Query(DECLARE_P)], [Execute("p"), Sync()]]
+ONE_TXN = [[Query("begin")], [Parse("", "select 'x'"), Bind("p", ""), Sync()], [Query("close p")],
+           [Query(DECLARE_P)], [Execute("p"), Sync()]]
+
+
+@attack("c: Bind portal p, COMMIT, DECLARE p over users.email, Execute p")
+def cursor_two_txns(r):
+    cursor_swap(r, TWO_TXNS, False)
+
+
+@attack("c: in one transaction: Bind portal p, SQL CLOSE p, DECLARE p over users.email, Execute p")
+def cursor_one_txn(r):
+    cursor_swap(r, ONE_TXN, False)
+
+
+@attack("c: pipelined (one write): Bind portal p, COMMIT, DECLARE p, Execute p")
+def cursor_two_txns_pipelined(r):
+    cursor_swap(r, TWO_TXNS, True)
+
+
+@attack("c: pipelined (one write), one transaction: Bind portal p, CLOSE p, DECLARE p, Execute p")
+def cursor_one_txn_pipelined(r):
+    cursor_swap(r, ONE_TXN, True)
+
+
+def encoding(r, set_sql):
+    """Switch client_encoding to SJIS, then send a query whose quote only SJIS closes."""
+    c = r.connect()
+    res = c.simple(set_sql)
+    enc = c.simple("show client_encoding")
+    smuggled = c.simple(SMUGGLE)
+    steps = " / ".join(show(m) for m in (res, enc, smuggled))
+    if r.direct:
+        r.expect(not sqlstates(res) and rows(enc) == [[b"SJIS"]] and "DELETE 10" in tags(smuggled),
+                 "control: " + steps)
+        return
+    r.refused(res, set_sql)
+    r.expect(rows(enc) == [[b"UTF8"]], "client_encoding changed anyway: " + steps)
+    r.no_delete(smuggled, "the SJIS-quoted delete")
+    r.usable(c)
+
+
+@attack("d: set client_encoding='SJIS', then a quote only SJIS closes")
+def encoding_set(r):
+    encoding(r, "set client_encoding='SJIS'")
+
+
+@attack("d: select set_config('client_encoding','SJIS',false), then a quote only SJIS closes")
+def encoding_set_config(r):
+    encoding(r, "select set_config('client_encoding','SJIS',false)")
+
+
+@attack("d: set names 'sjis', then a quote only SJIS closes")
+def encoding_set_names(r):
+    encoding(r, "set names 'sjis'")
+
+
+def startup_refused(r, params, probe, smuggled, must_error=False):
+    """A startup with these parameters gets no usable session: an ErrorResponse
+    before ReadyForQuery, or (unless must_error) the connection closes."""
+    c = r.open(params)
+    if r.direct:
+        r.expect(reached_ready(c.hello), "control: no session: " + show(c.hello))
+        got = c.simple(probe)
+        r.expect(rows(got) and smuggled in (None, rows(got)[0][0]), "control: %s gave %s" % (probe, show(got)))
+        return
+    if reached_ready(c.hello):
+        raise Failed("a usable session (%s gives %s): %s" % (probe, show(c.simple(probe)), show(c.hello)))
+    if must_error:
+        r.expect(b"E" in [t for t, _ in c.hello], "expected an ErrorResponse, got " + show(c.hello))
+    else:
+        r.expect(b"E" in [t for t, _ in c.hello] or c.closed, "no refusal: " + show(c.hello))
+
+
+def startup_attack(label, params, probe, smuggled, must_error=False):
+    @attack("e: startup with " + label)
+    def f(r):
+        startup_refused(r, params, probe, smuggled, must_error)
+
+
+startup_attack("client_encoding=SJIS", [("client_encoding", "SJIS")], "show client_encoding", b"SJIS")
+startup_attack("CLIENT_ENCODING=SJIS (names are case-insensitive)", [("CLIENT_ENCODING", "SJIS")],
+               "show client_encoding", b"SJIS")
+startup_attack("options=-c client_encoding=SJIS", [("options", "-c client_encoding=SJIS")],
+               "show client_encoding", b"SJIS")
+startup_attack("standard_conforming_strings=off", [("standard_conforming_strings", "off")],
+               "show standard_conforming_strings", b"off")
+startup_attack("options=-c standard_conforming_strings=off", [("options", "-c standard_conforming_strings=off")],
+               "show standard_conforming_strings", b"off")
+startup_attack("options=--standard_conforming_strings=off", [("options", "--standard_conforming_strings=off")],
+               "show standard_conforming_strings", b"off")
+# PostgreSQL takes the last: a logical-replication walsender, which runs
+# replication commands the SQL parser never sees.
+startup_attack("replication=false then replication=database",
+               [("replication", "false"), ("replication", "database")], "IDENTIFY_SYSTEM", None, must_error=True)
+
+
+def startup_role(r, params):
+    c = r.open(params)
+    if r.direct:
+        r.expect(reached_ready(c.hello), "control: no session: " + show(c.hello))
+        got = c.simple("select current_user")
+        r.expect(rows(got) == [[b"other"]], "control: current_user: " + show(got))
+        return
+    if reached_ready(c.hello):
+        got = c.simple("select current_user")
+        r.expect(rows(got) == [[UPSTREAM_USER.encode()]],
+                 "current_user should stay %s: %s" % (UPSTREAM_USER, show(got)))
+    else:
+        r.expect(b"E" in [t for t, _ in c.hello] or c.closed, "no refusal: " + show(c.hello))
+
+
+@attack("e: startup with role=other")
+def startup_role_param(r):
+    startup_role(r, [("role", "other")])
+
+
+@attack("e: startup with options=-c role=other")
+def startup_role_options(r):
+    startup_role(r, [("options", "-c role=other")])
+
+
+@attack("e: benign startup (client_encoding=UTF8, application_name=x, DateStyle=ISO) works")
+def startup_benign(r):
+    c = r.connect([("client_encoding", "UTF8"), ("application_name", "x"), ("DateStyle", "ISO")])
+    r.usable(c)
+
+
+# --- main ---------------------------------------------------------------------
+def main():
+    mode = sys.argv[1]
+    if mode == "direct":
+        gw_port, pg_socket, only = None, sys.argv[2], sys.argv[3:]
+    else:
+        gw_port, pg_socket, only = int(sys.argv[2]), sys.argv[3], sys.argv[4:]
+    failures = 0
+    for name, f in ATTACKS:
+        if only and not any(name.startswith(p) for p in only):
+            continue
+        r, problems = Run(mode, gw_port, pg_socket), []
+        try:
+            f(r)
+        except Failed as e:
+            problems.append(str(e))
+        except OSError as e:
+            problems.append("socket error: %r" % e)
+        for c in r.conns:
+            c.close()
+        if not r.direct and r.leaked():
+            problems.append("a message carried the address alice.pii@example.com")
+        n = int(r.admin("select count(*) from t")[0][0])
+        if n != T_ROWS or r.direct:
+            if not r.direct:
+                problems.append("t has %d rows, not %d (checked on PostgreSQL)" % (n, T_ROWS))
+            r.admin("begin; delete from t; insert into t select generate_series(1, %d); commit" % T_ROWS)
+        print("%-4s %s%s" % ("FAIL" if problems else "ok", name, "".join("\n       " + p for p in problems)))
+        sys.stdout.flush()
+        failures += bool(problems)
+    print("%d attack(s) failed" % failures)
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+#!/bin/bash
+# Desynchronising the gateway's view of a session from the server's, with a
+# raw v3 protocol client (clients/desync.py): SQL PREPARE / DEALLOCATE / CLOSE
+# / DECLARE share one namespace with the extended protocol's statements and
+# portals, so a name the gateway judged as one thing can be made to run
+# another (a DELETE the policy denies, a cursor over a masked column, also
+# pipelined); a client_encoding of SJIS (SET, set_config, SET NAMES) makes a
+# quote the gateway's parser reads as escaped close a literal; startup
+# parameters (client_encoding, standard_conforming_strings, options -c,
+# role, a repeated replication) change how the server reads or who runs the
+# session. Every attack must be refused: no DELETE runs (t keeps its 10 rows,
+# checked on PostgreSQL itself), no message carries the masked address, and
+# the session stays usable after a refused statement. The same sequences run
+# first straight against PostgreSQL, where each must work: so a refusal seen
+# through the gateway is the gateway's, not a malformed message.
+source "$(dirname "$0")/lib/harness.sh"
+source "$(dirname "$0")/lib/gateway.sh"
+PY=/usr/bin/python3
+DESYNC=$HOOPCTL_ROOT/tests/integration/clients/desync.py
+pg_start
+
+psql -q -v ON_ERROR_STOP=1 <<'SQL'
+create table t (id int primary key);
+insert into t select generate_series(1, 10);
+create table users (id int, email text);
+insert into users values (1, 'alice.pii@example.com');
+create role other login;
+SQL
+# The raw client's direct connections (controls and checks of t) use the Unix
+# socket, where postgres is trusted; the gateway's upstream stays TCP + SCRAM.
+hba="$HARNESS_PG_DIR/data/pg_hba.conf"
+{ echo "local all postgres trust"; cat "$hba"; } >"$HARNESS_TMP/hba.new"
+cat "$HARNESS_TMP/hba.new" >"$hba"
+psql -X -Atqc "select pg_reload_conf()" >/dev/null
+PG_SOCK="$HARNESS_PG_SOCKET/.s.PGSQL.$PGPORT"
+wait_for "trust on the Unix socket" 10 "$PY" -c '
+import socket, struct, sys
+s = socket.socket(socket.AF_UNIX); s.settimeout(5); s.connect(sys.argv[1])
+body = struct.pack("!i", 196608) + b"user\0postgres\0database\0postgres\0\0"
+s.sendall(struct.pack("!i", len(body) + 4) + body)
+r = s.recv(9)
+sys.exit(0 if r[:1] == b"R" and struct.unpack("!i", r[5:9])[0] == 0 else 1)' "$PG_SOCK"
+
+# The default policy, with DELETE denied first (rule no-delete) and users.email masked.
+"$HOOPCTL_BIN" policy default >"$HARNESS_TMP/default.json"
+$PY - "$HARNESS_TMP/default.json" "$HARNESS_TMP/policy.json" <<'PYEOF'
+import json, sys
+p = json.load(open(sys.argv[1]))
+p["rules"].insert(0, {"name": "no-delete", "match": {"kinds": ["DELETE"]}, "action": "deny",
+                      "message": "DELETE is not allowed"})
+p["masking"] = {"columns": [{"column": "public.users.email", "style": "full"}]}
+json.dump(p, open(sys.argv[2], "w"))
+PYEOF
+gateway_start gw --policy "$HARNESS_TMP/policy.json"
+
+# Controls: straight to PostgreSQL every attack works (and deletes or leaks).
+out=$($PY "$DESYNC" direct "$PG_SOCK" 2>&1) \
+  || fail "the attacks do not work straight against PostgreSQL, so they prove nothing through the gateway:
+$out"
+log "controls: every sequence works straight against PostgreSQL"
+
+# Through the gateway: every attack refused. One line per attack.
+set +e
+out=$($PY "$DESYNC" gateway "$GW_PORT" "$PG_SOCK" 2>&1)
+rc=$?
+set -e
+printf '%s\n' "$out" >&2
+kill -0 "$gw_PID" || fail "the gateway died during the attacks"
+((rc == 0)) || fail "$(grep -c '^FAIL' <<<"$out") attack(s) got through the gateway (see above)"
+grep -q '^ok   baseline' <<<"$out" || fail "the baseline did not run: $out"
+assert_eq 10 "$(psql -X -Atc 'select count(*) from t')" "t keeps its rows"
+assert_eq "alice.pii@example.com" "$(psql -X -Atc 'select email from users')" "the data upstream is intact"
+assert_eq "still-serving" "$(gw_psql -Atc "select 'still-serving'")"
+echo "gateway desync attacks refused"
