@@ -113,6 +113,11 @@ void cli_print_overview(void *stream);
 int cli_usage_error(const struct cli_command *cmd, const char *msg);
 /* Print "hoopctl <name>: msg" to stderr and return code (src/cli/cli.c). */
 int cli_fail(const char *name, int code, const char *msg);
+/* printf to stdout of text that holds what others wrote (statements, names,
+ * reasons from the server): controls other than newline and tab, C1 and
+ * bidirectional controls are shown as escapes (buf_append_terminal_safe), so
+ * that the text cannot steer the terminal or hide part of itself. */
+int cli_printf_safe(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* The --server option of the commands that call the server API. */
 #define CLI_OPTION_SERVER \

@@ -4,6 +4,7 @@
 #define HOOPCTL_UTIL_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -43,6 +44,15 @@ int buf_reserve(struct buf *b, size_t extra);
 int buf_append(struct buf *b, const void *data, size_t len);
 int buf_append_str(struct buf *b, const char *s);
 int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Append text from a source the reader must not trust (recorded SQL and
+ * rows, names and reasons from the server) so that it cannot steer a
+ * terminal: C0 controls (but newline and tab when keep_lines), DEL and the
+ * C1 controls become \xNN or \u00NN, the bidirectional overrides, isolates
+ * and marks (U+202A..U+202E, U+2066..U+2069, U+200E, U+200F, U+061C) become
+ * \uNNNN, and bytes that are not UTF-8 become \xNN; the rest is kept. */
+int buf_append_terminal_safe(struct buf *b, const char *s, size_t len, bool keep_lines);
+/* The same as a new string (malloc'd; NULL when memory runs out). NULL s: "". */
+char *util_terminal_safe(const char *s, bool keep_lines);
 /* NUL-terminate without counting the NUL in len; returns data as a string. */
 const char *buf_cstr(struct buf *b);
 void buf_reset(struct buf *b);

@@ -5,16 +5,30 @@
 #include "hoopctl/util.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+/* A field of r as it may be shown on a terminal (malloc'd; "" when absent). */
+static char *shown(json_t *r, const char *key, bool keep_lines)
+{
+    return util_terminal_safe(json_string_value(json_object_get(r, key)), keep_lines);
+}
+
+/* The statement and every name come from the requester or the server:
+ * escapes could hide from a reviewer what approving releases. */
 static void review_line(json_t *r)
 {
     char created[40];
     util_iso8601_ms(json_integer_value(json_object_get(r, "created_at")), created, sizeof created);
-    const char *stmt = json_string_value(json_object_get(r, "statement"));
-    printf("%-36s %-9s %-14s %-16s %-24s %.60s\n", json_string_value(json_object_get(r, "id")),
-           json_string_value(json_object_get(r, "status")), json_string_value(json_object_get(r, "connection")),
-           json_string_value(json_object_get(r, "requester")), created, stmt ? stmt : "");
+    char *id = shown(r, "id", false), *status = shown(r, "status", false), *conn = shown(r, "connection", false),
+         *who = shown(r, "requester", false), *stmt = shown(r, "statement", false);
+    printf("%-36s %-9s %-14s %-16s %-24s %.60s\n", id ? id : "?", status ? status : "?", conn ? conn : "?",
+           who ? who : "?", created, stmt ? stmt : "?");
+    free(id);
+    free(status);
+    free(conn);
+    free(who);
+    free(stmt);
 }
 
 static int reviews_run(const struct cli_args *a, struct cli_context *ctx)
@@ -74,15 +88,17 @@ static int reviews_run(const struct cli_args *a, struct cli_context *ctx)
         if (next)
             printf("more: --cursor %s\n", next);
     } else if (!strcmp(verb, "show")) {
-        const char *reason = json_string_value(json_object_get(resp, "reason"));
-        const char *by = json_string_value(json_object_get(resp, "decided_by"));
-        const char *rule = json_string_value(json_object_get(resp, "rule"));
+        static const char *const keys[] = {"id", "status", "connection", "requester", "rule", "decided_by",
+                                           "reason", "statement"};
+        char *v[8];
+        for (size_t i = 0; i < 8; i++)
+            v[i] = json_is_string(json_object_get(resp, keys[i])) ? shown(resp, keys[i], i == 7) : NULL;
         printf("review:     %s\nstatus:     %s\nconnection: %s\nrequester:  %s\nrule:       %s\n"
                "decided by: %s\nreason:     %s\nstatement:\n%s\n",
-               json_string_value(json_object_get(resp, "id")), json_string_value(json_object_get(resp, "status")),
-               json_string_value(json_object_get(resp, "connection")),
-               json_string_value(json_object_get(resp, "requester")), rule ? rule : "-", by ? by : "-",
-               reason ? reason : "-", json_string_value(json_object_get(resp, "statement")));
+               v[0] ? v[0] : "-", v[1] ? v[1] : "-", v[2] ? v[2] : "-", v[3] ? v[3] : "-", v[4] ? v[4] : "-",
+               v[5] ? v[5] : "-", v[6] ? v[6] : "-", v[7] ? v[7] : "-");
+        for (size_t i = 0; i < 8; i++)
+            free(v[i]);
     } else {
         printf("review %s %s\n", a->pos[1], json_string_value(json_object_get(resp, "status")));
     }

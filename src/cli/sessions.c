@@ -62,7 +62,7 @@ static int sessions_list(const struct cli_args *a, struct cli_context *ctx, stru
             char started[40];
             fmt_time(json_object_get(s, "started_at"), started, sizeof started);
             const char *conn = json_string_value(json_object_get(s, "connection"));
-            printf("%-36s %-16s %-14s %-24s %6lld %s%s\n", json_string_value(json_object_get(s, "id")),
+            cli_printf_safe("%-36s %-16s %-14s %-24s %6lld %s%s\n", json_string_value(json_object_get(s, "id")),
                    json_string_value(json_object_get(s, "user")), conn ? conn : "-", started,
                    (long long)json_integer_value(json_object_get(s, "events")),
                    json_is_true(json_object_get(s, "has_denials")) ? "denied " : "",
@@ -70,7 +70,7 @@ static int sessions_list(const struct cli_args *a, struct cli_context *ctx, stru
         }
         const char *next = json_string_value(json_object_get(resp, "next"));
         if (next)
-            printf("more: --cursor %s\n", next);
+            cli_printf_safe("more: --cursor %s\n", next);
     }
     json_decref(resp);
     return 0;
@@ -128,7 +128,7 @@ static int sessions_show(const struct cli_args *a, struct cli_context *ctx, stru
         fmt_time(json_object_get(s, "started_at"), started, sizeof started);
         fmt_time(json_object_get(s, "ended_at"), ended, sizeof ended);
         const char *conn = json_string_value(json_object_get(s, "connection"));
-        printf("session:    %s\nuser:       %s\nconnection: %s\nstarted:    %s\nended:      %s\n\n",
+        cli_printf_safe("session:    %s\nuser:       %s\nconnection: %s\nstarted:    %s\nended:      %s\n\n",
                json_string_value(json_object_get(s, "id")), json_string_value(json_object_get(s, "user")),
                conn ? conn : "-", started, ended);
         size_t i;
@@ -139,23 +139,23 @@ static int sessions_show(const struct cli_args *a, struct cli_context *ctx, stru
             json_t *d = json_object_get(e, "data");
             const char *text = json_string_value(json_object_get(d, "text"));
             const char *dec = json_string_value(json_object_get(d, "decision"));
-            printf("%6lld %s %-13s %s%s%s", (long long)json_integer_value(json_object_get(e, "seq")), t,
+            cli_printf_safe("%6lld %s %-13s %s%s%s", (long long)json_integer_value(json_object_get(e, "seq")), t,
                    json_string_value(json_object_get(e, "type")), dec ? dec : "", dec ? " " : "",
                    text ? text : "");
             json_t *rv = json_object_get(d, "review");
             if (json_is_object(rv))
-                printf("  [review %s %s by %s]", json_string_value(json_object_get(rv, "id")) ?: "?",
+                cli_printf_safe("  [review %s %s by %s]", json_string_value(json_object_get(rv, "id")) ?: "?",
                        json_string_value(json_object_get(rv, "status")) ?: "?",
                        json_string_value(json_object_get(rv, "decided_by")) ?: "nobody");
             /* how a statement finished (completion, or a result's own fields) */
             const char *tag = json_string_value(json_object_get(d, "command_tag"));
             json_t *us = json_object_get(d, "duration_us");
             if (!dec && (tag || json_is_integer(us))) {
-                printf("of #%lld: %s%s%.3f ms", (long long)json_integer_value(json_object_get(d, "statement_seq")),
+                cli_printf_safe("of #%lld: %s%s%.3f ms", (long long)json_integer_value(json_object_get(d, "statement_seq")),
                        tag ? tag : "", tag ? ", " : "", (double)json_integer_value(us) / 1000.0);
                 const char *ss = json_string_value(json_object_get(d, "sqlstate"));
                 if (ss)
-                    printf(", SQLSTATE %s", ss);
+                    cli_printf_safe(", SQLSTATE %s", ss);
             }
             print_receipt(e);
             putchar('\n');

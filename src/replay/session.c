@@ -21,9 +21,24 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
     va_end(ap);
 }
 
+/* Everything a recording holds was written by others (the session's user,
+ * its database, the people whose data it read): what is replayed cannot
+ * steer the terminal it is shown on (buf_append_terminal_safe). */
+static char *shown_dup(const char *s, bool keep_lines)
+{
+    return util_terminal_safe(s, keep_lines);
+}
+
+static char *shown_dup_lines(const char *s)
+{
+    return shown_dup(s, true);
+}
+
 static void copy_str(char *dst, size_t len, const char *src)
 {
-    snprintf(dst, len, "%s", src ? src : "");
+    char *safe = shown_dup(src, false);
+    snprintf(dst, len, "%s", safe ? safe : "");
+    free(safe);
 }
 
 /* A string member, or NULL when absent or not a string. */
@@ -35,7 +50,7 @@ static const char *jstr(const json_t *o, const char *key)
 
 static char *dup_or_null(const char *s)
 {
-    return s ? strdup(s) : NULL;
+    return s ? shown_dup(s, false) : NULL;
 }
 
 /* An integer member (a JSON integer), or dflt. */
@@ -110,17 +125,17 @@ static int statement_from_event(const json_t *ev, const json_t *data, struct rep
             st->masked += json_integer_value(v);
     }
     copy_str(st->decision, sizeof st->decision, jstr(data, "decision") ? jstr(data, "decision") : "allow");
-    st->sql = strdup(sql);
+    st->sql = shown_dup_lines(sql);
     st->rule = dup_or_null(jstr(data, "rule"));
     st->command_tag = dup_or_null(jstr(data, "command_tag"));
     const json_t *e = json_object_get(data, "error");
     if (json_is_object(e)) {
         const char *sev = jstr(e, "severity");
-        st->error_severity = strdup(sev ? sev : "ERROR");
-        st->error_message = strdup(jstr(e, "message") ? jstr(e, "message") : "");
+        st->error_severity = shown_dup_lines(sev ? sev : "ERROR");
+        st->error_message = shown_dup_lines(jstr(e, "message") ? jstr(e, "message") : "");
     } else if (json_is_string(e)) {
-        st->error_severity = strdup("ERROR");
-        st->error_message = strdup(json_string_value(e));
+        st->error_severity = shown_dup_lines("ERROR");
+        st->error_message = shown_dup_lines(json_string_value(e));
     }
     const json_t *ns = json_object_get(data, "notices");
     if (json_is_array(ns) && json_array_size(ns) > 0) {
@@ -135,7 +150,7 @@ static int statement_from_event(const json_t *ev, const json_t *data, struct rep
         for (size_t i = 0; i < n; i++) {
             const json_t *x = json_array_get(ns, i);
             if (json_is_string(x))
-                st->notices[st->nnotices++] = strdup(json_string_value(x));
+                st->notices[st->nnotices++] = shown_dup_lines(json_string_value(x));
         }
     }
     const json_t *rv = json_object_get(data, "review");
@@ -146,7 +161,7 @@ static int statement_from_event(const json_t *ev, const json_t *data, struct rep
         st->review_reason = dup_or_null(jstr(rv, "reason"));
     }
     if (!st->review_id && jstr(data, "review_id"))
-        st->review_id = strdup(jstr(data, "review_id"));
+        st->review_id = shown_dup_lines(jstr(data, "review_id"));
     return 0;
 }
 
@@ -156,10 +171,10 @@ static int cell_text(const json_t *v, char **out)
     *out = NULL;
     if (json_is_null(v))
         return 0;
-    if (json_is_string(v))
-        *out = strdup(json_string_value(v));
-    else
-        *out = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+    char *text = json_is_string(v) ? NULL : json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+    if (json_is_string(v) || text)
+        *out = shown_dup(text ? text : json_string_value(v), true);
+    free(text);
     return *out ? 0 : -1;
 }
 
@@ -172,14 +187,22 @@ static int command_tag_add(struct replay_statement *st, const char *tag)
     if (num && num[1] >= '0' && num[1] <= '9' && strspn(num + 1, "0123456789") == strlen(num + 1) &&
         strlen(num + 1) < 19)
         st->rows = strtoll(num + 1, NULL, 10);
-    if (!st->command_tag)
-        return (st->command_tag = strdup(tag)) ? 0 : -1;
-    size_t a = strlen(st->command_tag), b = strlen(tag);
-    char *joined = realloc(st->command_tag, a + b + 2);
-    if (!joined)
+    char *safe = shown_dup(tag, false);
+    if (!safe)
         return -1;
+    if (!st->command_tag) {
+        st->command_tag = safe;
+        return 0;
+    }
+    size_t a = strlen(st->command_tag), b = strlen(safe);
+    char *joined = realloc(st->command_tag, a + b + 2);
+    if (!joined) {
+        free(safe);
+        return -1;
+    }
     joined[a] = '\n';
-    memcpy(joined + a + 1, tag, b + 1);
+    memcpy(joined + a + 1, safe, b + 1);
+    free(safe);
     st->command_tag = joined;
     return 0;
 }
@@ -202,8 +225,8 @@ static int result_from_event(const json_t *data, bool completion, struct replay_
         return -1;
     const json_t *e = json_object_get(data, "error"); /* the database's own, as hoopctl connect records it */
     if (json_is_string(e) && !st->error_message) {
-        st->error_severity = strdup("ERROR");
-        st->error_message = strdup(json_string_value(e));
+        st->error_severity = shown_dup_lines("ERROR");
+        st->error_message = shown_dup_lines(json_string_value(e));
         if (!st->error_severity || !st->error_message)
             return -1;
     }
@@ -220,7 +243,7 @@ static int result_from_event(const json_t *data, bool completion, struct replay_
         st->notices = more;
         for (size_t i = 0; i < n; i++) {
             const json_t *x = json_array_get(ns, i);
-            if (json_is_string(x) && !(st->notices[st->nnotices++] = strdup(json_string_value(x))))
+            if (json_is_string(x) && !(st->notices[st->nnotices++] = shown_dup_lines(json_string_value(x))))
                 return -1;
         }
     }
@@ -252,7 +275,7 @@ static int result_from_event(const json_t *data, bool completion, struct replay_
     for (size_t i = 0; i < nc; i++) {
         const json_t *c = json_array_get(cols, i);
         const char *name = json_is_string(c) ? json_string_value(c) : jstr(c, "name");
-        st->col_names[i] = strdup(name ? name : "?column?");
+        st->col_names[i] = shown_dup(name ? name : "?column?", false);
         const json_t *types = json_object_get(data, "column_types"); /* as hoopctl connect records */
         int64_t oid = json_is_object(c)              ? jint(c, "type_oid", 25)
                       : json_is_integer(json_array_get(types, i)) ? json_integer_value(json_array_get(types, i))

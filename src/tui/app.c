@@ -94,7 +94,10 @@ static size_t fit_bytes(const char *s, int width, int *used)
     return i;
 }
 
-/* Text at (y, x) clipped to width, control characters shown as spaces. */
+/* Text at (y, x) clipped to width: C0 controls shown as spaces, and DEL,
+ * C1 controls, bidirectional overrides and bytes that are not UTF-8 as
+ * escapes (buf_append_terminal_safe), so that text from the server can
+ * neither steer the terminal nor reorder what a reviewer reads. */
 static void put(int y, int x, int width, const char *s)
 {
     if (width <= 0 || y < 0 || y >= LINES || x >= COLS)
@@ -106,8 +109,13 @@ static void put(int y, int x, int width, const char *s)
     for (size_t i = 0; s[i] && j + 1 < sizeof line; i++)
         line[j++] = (unsigned char)s[i] < 32 ? ' ' : s[i];
     line[j] = 0;
-    size_t n = fit_bytes(line, width, NULL);
-    mvaddnstr(y, x, line, (int)n);
+    struct buf safe = {0};
+    const char *text = buf_append_terminal_safe(&safe, line, j, false) == 0 ? buf_cstr(&safe) : NULL;
+    if (text) {
+        size_t n = fit_bytes(text, width, NULL);
+        mvaddnstr(y, x, text, (int)n);
+    }
+    buf_free(&safe);
 }
 
 static void putf(int y, int x, int width, const char *fmt, ...) __attribute__((format(printf, 4, 5)));

@@ -72,3 +72,73 @@ void buf_free(struct buf *b)
     b->data = NULL;
     b->len = b->cap = 0;
 }
+
+/* The length of the UTF-8 sequence at s (at most n bytes) and its code
+ * point, or 0 when it is not well formed (overlong, surrogate, past U+10FFFF,
+ * cut short). */
+static size_t utf8_decode(const uint8_t *s, size_t n, uint32_t *cp)
+{
+    size_t len = s[0] >= 0xf0 ? 4 : s[0] >= 0xe0 ? 3 : 2;
+    uint32_t min = len == 4 ? 0x10000 : len == 3 ? 0x800 : 0x80;
+    if (s[0] < 0xc2 || s[0] > 0xf4 || n < len)
+        return 0;
+    uint32_t c = s[0] & (len == 4 ? 0x07 : len == 3 ? 0x0f : 0x1f);
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        c = (c << 6) | (s[i] & 0x3f);
+    }
+    if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+        return 0;
+    *cp = c;
+    return len;
+}
+
+static bool steers_text(uint32_t c)
+{
+    return (c >= 0x80 && c <= 0x9f) || (c >= 0x202a && c <= 0x202e) || (c >= 0x2066 && c <= 0x2069) ||
+           c == 0x200e || c == 0x200f || c == 0x061c;
+}
+
+int buf_append_terminal_safe(struct buf *b, const char *s, size_t len, bool keep_lines)
+{
+    const uint8_t *p = (const uint8_t *)s;
+    size_t i = 0, run = 0; /* bytes [i - run, i) are kept as they are */
+    int rc = 0;
+    while (i < len) {
+        uint8_t c = p[i];
+        size_t n = 1;
+        uint32_t cp = c;
+        bool bad, byte = true; /* shown as \xNN, or else as \uNNNN */
+        if (c < 0x80)
+            bad = (c < 0x20 && !(keep_lines && (c == '\n' || c == '\t'))) || c == 0x7f;
+        else if ((n = utf8_decode(p + i, len - i, &cp)) == 0)
+            bad = true, n = 1;
+        else
+            bad = steers_text(cp), byte = false;
+        if (!bad) {
+            run += n;
+            i += n;
+            continue;
+        }
+        rc |= buf_append(b, p + i - run, run);
+        run = 0;
+        if (byte)
+            rc |= buf_printf(b, "\\x%02x", c); /* a control, DEL, or a byte that is not UTF-8 */
+        else
+            rc |= buf_printf(b, "\\u%04x", (unsigned)cp);
+        i += n;
+    }
+    rc |= buf_append(b, p + i - run, run);
+    return rc ? -1 : 0;
+}
+
+char *util_terminal_safe(const char *s, bool keep_lines)
+{
+    struct buf b = {0};
+    if (buf_append_terminal_safe(&b, s ? s : "", s ? strlen(s) : 0, keep_lines) < 0 || !buf_cstr(&b)) {
+        buf_free(&b);
+        return NULL;
+    }
+    return (char *)b.data;
+}

@@ -69,4 +69,41 @@ rc=0
 err=$(HOOPCTL_TOKEN=$TOKEN_alice "$H" replay --server "http://127.0.0.1:$(free_port)" sess-srv-1 2>&1 >/dev/null) || rc=$?
 assert_eq 5 "$rc" "exit code with no server"
 assert_contains "$err" "cannot reach the server"
+# What others wrote cannot steer the terminal it is shown on: a statement
+# that hides itself behind escapes (erase line, carriage return, a C1 CSI, a
+# right-to-left override) and values that carry an OSC 52 clipboard write
+# and a bell come out of replay, sessions show and reviews show as visible
+# escapes, with none of those bytes raw.
+/usr/bin/python3 - >"$HARNESS_TMP/hostile.bin" <<'PY'
+import sys
+hide = "drop table items; -- \x1b[2K\r\xc2\x9b2K\u202eshop=> select 42;"
+sys.stdout.buffer.write("select 1 as x; -- \x1b[2K\rshop=> select 42;".encode() + b"\0")
+sys.stdout.buffer.write("select E'\\x1b]52;c;ZXZpbA==\\x07' as osc, E'\\u202e' || 'abc' as bidi;".encode() + b"\0")
+sys.stdout.buffer.write(("DENY:" + hide).encode() + b"\0")
+PY
+$PY "$HOOPCTL_ROOT/tests/integration/lib/record_session.py" "$HARNESS_TMP/hostile.json" sess-esc alice 100 --api \
+  <"$HARNESS_TMP/hostile.bin"
+api "$TOKEN_alice" POST /api/v1/events "$(cat "$HARNESS_TMP/hostile.json")" >/dev/null
+raw_free() {  # FILE WHAT: no control byte but newline, no C1, no bidi override; the escapes visible
+  $PY - "$1" "$2" <<'PY' || fail "$2 shows raw terminal controls"
+import re, sys
+b = open(sys.argv[1], "rb").read()
+bad = [m.group() for m in re.finditer(rb"[\x00-\x09\x0b-\x1f\x7f]|\xc2[\x80-\x9f]|\xe2\x80[\xae\xab-\xad]|\xe2\x81[\xa6-\xa9]", b)]
+if bad:
+    sys.exit(f"{sys.argv[2]}: raw {bad[:5]}")
+if b"\\x1b" not in b:
+    sys.exit(f"{sys.argv[2]}: the escape is not shown at all")
+PY
+}
+HOOPCTL_TOKEN=$TOKEN_bob "$H" replay --server "$SERVER_URL" --no-timing sess-esc >"$HARNESS_TMP/esc-replay.out"
+raw_free "$HARNESS_TMP/esc-replay.out" "replay"
+assert_contains "$(cat "$HARNESS_TMP/esc-replay.out")" '\u202eabc'
+HOOPCTL_TOKEN=$TOKEN_bob "$H" sessions show --server "$SERVER_URL" sess-esc >"$HARNESS_TMP/esc-show.out"
+raw_free "$HARNESS_TMP/esc-show.out" "sessions show"
+rid=$(seed_review "$TOKEN_alice" sess-esc "$(printf 'drop table items; -- \e[2K\rselect 42;')")
+HOOPCTL_TOKEN=$TOKEN_bob "$H" reviews show --server "$SERVER_URL" "$rid" >"$HARNESS_TMP/esc-review.out"
+raw_free "$HARNESS_TMP/esc-review.out" "reviews show"
+assert_contains "$(cat "$HARNESS_TMP/esc-review.out")" 'drop table items; -- \x1b[2K\x0dselect 42;'
+HOOPCTL_TOKEN=$TOKEN_bob "$H" reviews list --server "$SERVER_URL" >"$HARNESS_TMP/esc-list.out"
+raw_free "$HARNESS_TMP/esc-list.out" "reviews list"
 echo "replay through the server ok"

@@ -130,6 +130,36 @@ static void log_line_neutralizes_control_characters(void **state)
     assert_ptr_equal(strchr(got, '\n'), got + n - 1); /* one line */
 }
 
+static void check_safe(const char *in, bool keep_lines, const char *want)
+{
+    char *got = util_terminal_safe(in, keep_lines);
+    assert_non_null(got);
+    assert_string_equal(got, want);
+    free(got);
+}
+
+/* Text others wrote cannot steer a terminal, and what is plain stays as it is. */
+static void terminal_safe_text(void **state)
+{
+    (void)state;
+    check_safe("select 'héllo', 'naïve ✓ 𝄞'", false, "select 'héllo', 'naïve ✓ 𝄞'");
+    check_safe("a\x1b[2K\rb", true, "a\\x1b[2K\\x0db");
+    check_safe("line 1\n\tline 2", true, "line 1\n\tline 2");
+    check_safe("line 1\n\tline 2", false, "line 1\\x0a\\x09line 2");
+    check_safe("bell\x07 del\x7f", true, "bell\\x07 del\\x7f");
+    check_safe("c1 \xc2\x9b" "2K", true, "c1 \\u009b2K");           /* U+009B, a CSI */
+    check_safe("rlo \xe2\x80\xae abc", true, "rlo \\u202e abc");  /* right-to-left override */
+    check_safe("iso \xe2\x81\xa6x\xe2\x81\xa9", true, "iso \\u2066x\\u2069");
+    check_safe("mark \xe2\x80\x8f", true, "mark \\u200f");
+    check_safe("bad \xff\xc0\xaf \xed\xa0\x80 \xe2\x82", true,   /* not UTF-8: each byte */
+               "bad \\xff\\xc0\\xaf \\xed\\xa0\\x80 \\xe2\\x82");
+    check_safe(NULL, true, "");
+    struct buf b = {0};
+    assert_int_equal(buf_append_terminal_safe(&b, "a\0b", 3, true), 0); /* an embedded NUL */
+    assert_string_equal(buf_cstr(&b), "a\\x00b");
+    buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -139,6 +169,7 @@ int main(void)
         cmocka_unit_test(sha256_known_vector),
         cmocka_unit_test(buffer_grows_and_respects_cap),
         cmocka_unit_test(log_line_neutralizes_control_characters),
+        cmocka_unit_test(terminal_safe_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
