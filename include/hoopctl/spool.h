@@ -57,8 +57,10 @@ struct spool_batch {
 /* Read up to max committed events not yet acknowledged, oldest first. */
 int spool_fetch(struct spool *s, int max, struct spool_batch *out, char *err, size_t errlen);
 void spool_batch_free(struct spool_batch *b);
-/* The server has every event with seq <= upto: forget them. */
-int spool_ack(struct spool *s, int64_t upto, char *err, size_t errlen);
+/* The server has the first n events of batch b: forget exactly those (by
+ * seq and id: a seq may be reused once the queue was empty, and another
+ * process's shipper may have emptied it). Not inside an open group. */
+int spool_ack(struct spool *s, const struct spool_batch *b, int n, char *err, size_t errlen);
 /* Committed events waiting to be shipped, or -1 on error. */
 int64_t spool_pending(struct spool *s);
 /* The server refuses event seq for good: move it out of the queue into the

@@ -56,11 +56,19 @@ static size_t keep_head(char *p, size_t size, size_t n, void *arg)
     return got;
 }
 
-/* A refusal that sending again cannot fix: a 4xx other than 401 (token),
- * 403 (the identity's rights may change), 408 (timeout) and 429 (rate). */
-static bool status_is_permanent(long status)
+/* A refusal that sending again cannot fix: the hoopctl server's own answer
+ * (a JSON object with "error") that the events are malformed (400, 422),
+ * too large (413), or hold an id another session has (409). Any other
+ * status, and any answer from something else on the way (a proxy's 404 or
+ * 502, a load balancer's HTML), is worth retrying, or failing over: it says
+ * nothing about the events, and quarantining the backlog for it would take
+ * the events out of the queue for good. */
+static bool status_is_permanent(long status, const char *answer)
 {
-    return status >= 400 && status < 500 && status != 401 && status != 403 && status != 408 && status != 429;
+    while (*answer == ' ' || *answer == '\n' || *answer == '\r' || *answer == '\t')
+        answer++;
+    bool from_server = answer[0] == '{' && strstr(answer, "\"error\"") != NULL;
+    return from_server && (status == 400 || status == 409 || status == 413 || status == 422);
 }
 
 /* How many of the batch's first events fit in one request body of at most
@@ -80,7 +88,9 @@ static int batch_prefix(const struct spool_batch *b, size_t max)
 }
 
 /* POST the first n events of a batch; returns 0 when the server acknowledged
- * them, -2 when it refused them for good (see status_is_permanent), else -1. */
+ * them, -2 when it refused them for good (see status_is_permanent), -3 when
+ * something on the way found the request too large (413: a smaller batch may
+ * pass), else -1. */
 static int post_batch(struct shipper *s, const struct spool_batch *b, int n, char *err, size_t errlen)
 {
     struct buf body = {0};
@@ -150,7 +160,7 @@ static int post_batch(struct shipper *s, const struct spool_batch *b, int n, cha
         const char *msg = json_string_value(json_object_get(j, "error"));
         snprintf(err, errlen, "%s: HTTP %ld%s%.200s", s->urls[idx], status, msg ? ": " : "", msg ? msg : "");
         json_decref(j);
-        return status_is_permanent(status) ? -2 : -1;
+        return status_is_permanent(status, answer.text) ? -2 : status == 413 ? -3 : -1;
     }
     return 0;
 }
@@ -180,11 +190,14 @@ static void *shipper_main(void *arg)
         if (got == 0 && b.n > 0) {
             posted = batch_prefix(&b, s->cfg.batch_bytes_max);
             delivered = post_batch(s, &b, posted, err, sizeof err);
-            if (delivered == 0 && spool_ack(s->spool, b.events[posted - 1].seq, err, sizeof err) < 0)
+            if (delivered == 0 && spool_ack(s->spool, &b, posted, err, sizeof err) < 0)
                 delivered = -1; /* acked on the server; redelivery is harmless */
-            if (delivered == -2 && posted > 1) {
+            if ((delivered == -2 || delivered == -3) && posted > 1) {
                 limit = posted / 2; /* find the refused event: no backoff, try again at once */
+                delivered = -2;
                 log_debug("shipper", "batch of %d refused (%s); trying %d", posted, err, limit);
+            } else if (delivered == -3) {
+                delivered = -1; /* one event, too large for what is on the way: retried, kept */
             } else if (delivered == -2) {
                 char e2[256];
                 if (spool_quarantine(s->spool, b.events[0].seq, err, util_now_ms(), e2, sizeof e2) == 0) {

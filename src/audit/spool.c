@@ -46,7 +46,10 @@ struct spool *spool_open(const char *path, enum spool_durability durability, cha
              "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA mmap_size=67108864; "
              /* Only the table's last page changes per event (no index, no
               * sqlite_sequence), which keeps a commit to one or two pages
-              * of the log. A seq may be reused once the table is empty. */
+              * of the log. A seq may be reused once the table is empty,
+              * so an ack names each event by seq and id (two processes of
+              * one user on one connection share the spool, each with a
+              * shipper: a range would delete the other's new events). */
              "CREATE TABLE IF NOT EXISTS spool_events ("
              " seq INTEGER PRIMARY KEY, id TEXT NOT NULL,"
              " session_id TEXT NOT NULL, body TEXT NOT NULL);"
@@ -67,7 +70,8 @@ struct spool *spool_open(const char *path, enum spool_durability durability, cha
         sqlite3_prepare_v2(s->db, "COMMIT", -1, &s->commit, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(s->db, "SELECT seq, id, session_id, body FROM spool_events ORDER BY seq LIMIT ?",
                            -1, &s->fetch, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(s->db, "DELETE FROM spool_events WHERE seq <= ?", -1, &s->ack, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(s->db, "DELETE FROM spool_events WHERE seq = ? AND id = ?", -1, &s->ack, NULL) !=
+            SQLITE_OK ||
         sqlite3_prepare_v2(s->db, "SELECT count(*) FROM spool_events", -1, &s->count, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(s->db,
                            "INSERT INTO spool_quarantine(seq, id, session_id, body, reason, at_ms)"
@@ -225,13 +229,35 @@ void spool_batch_free(struct spool_batch *b)
     b->n = 0;
 }
 
-int spool_ack(struct spool *s, int64_t upto, char *err, size_t errlen)
+/* One step of a prepared statement; reset after. */
+static int step_once(sqlite3_stmt *st)
 {
-    sqlite3_reset(s->ack);
-    sqlite3_bind_int64(s->ack, 1, upto);
-    int rc = sqlite3_step(s->ack);
-    sqlite3_reset(s->ack);
-    return rc == SQLITE_DONE ? 0 : fail_db(s, "ack", err, errlen);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc;
+}
+
+int spool_ack(struct spool *s, const struct spool_batch *b, int n, char *err, size_t errlen)
+{
+    if (s->in_txn) {
+        snprintf(err, errlen, "spool: ack inside an open group");
+        return -1;
+    }
+    if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        return fail_db(s, "begin", err, errlen);
+    int rc = SQLITE_DONE;
+    for (int i = 0; i < n && i < b->n && rc == SQLITE_DONE; i++) {
+        sqlite3_bind_int64(s->ack, 1, b->events[i].seq);
+        sqlite3_bind_text(s->ack, 2, b->events[i].id, -1, SQLITE_STATIC);
+        rc = step_once(s->ack);
+    }
+    if (rc != SQLITE_DONE || sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        fail_db(s, "ack", err, errlen);
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        return -1;
+    }
+    return 0;
 }
 
 int64_t spool_pending(struct spool *s)
@@ -242,14 +268,6 @@ int64_t spool_pending(struct spool *s)
     return n;
 }
 
-/* One step of a prepared statement; reset after. */
-static int step_once(sqlite3_stmt *st)
-{
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    return rc;
-}
 
 int spool_quarantine(struct spool *s, int64_t seq, const char *reason, int64_t now_ms, char *err,
                      size_t errlen)

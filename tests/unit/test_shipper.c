@@ -29,6 +29,7 @@ struct receiver {
     int port;
     pthread_mutex_t lock;
     int fail_next;           /* answer 503 to this many requests */
+    int proxy_next;          /* answer as a proxy would (404, an HTML page) to this many */
     int requests, received, duplicates, out_of_order, bad_auth, refused;
     long last_n;
     char seen[4096];         /* received[n] flags for ids "e<n>" */
@@ -50,6 +51,15 @@ static void on_events(struct evhttp_request *req, void *arg)
         r->fail_next--;
         pthread_mutex_unlock(&r->lock);
         evhttp_send_reply(req, 503, "Unavailable", NULL);
+        return;
+    }
+    if (r->proxy_next > 0) {
+        r->proxy_next--;
+        pthread_mutex_unlock(&r->lock);
+        struct evbuffer *page = evbuffer_new();
+        evbuffer_add_printf(page, "<html><body><h1>404 Not Found</h1>nginx</body></html>");
+        evhttp_send_reply(req, 404, "Not Found", page);
+        evbuffer_free(page);
         return;
     }
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
@@ -254,6 +264,29 @@ static void retries_after_server_errors(void **state)
     receiver_stop(r);
 }
 
+/* A proxy's 4xx says nothing about the events: they are retried, never
+ * quarantined (only the server's own JSON refusal is final). */
+static void a_proxy_error_is_retried_not_quarantined(void **state)
+{
+    (void)state;
+    char url[64];
+    struct receiver *r = receiver_at(url, "");
+    r->proxy_next = 3;
+    const char *urls[] = {url};
+    spool_events(0, 200);
+    struct shipper *s = start(urls, 1);
+    assert_int_equal(shipper_drain(s, 30000), 0);
+    struct shipper_stats st;
+    shipper_get_stats(s, &st);
+    assert_int_equal(st.quarantined, 0);
+    assert_int_equal(st.shipped, 200);
+    assert_true(st.failures >= 3);
+    shipper_stop(s);
+    assert_int_equal(r->received, 200);
+    assert_int_equal(r->duplicates, 0);
+    receiver_stop(r);
+}
+
 static void fails_over_and_keeps_events_while_down(void **state)
 {
     (void)state;
@@ -342,6 +375,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(delivers_in_order_exactly_once, setup, teardown),
         cmocka_unit_test_setup_teardown(batches_are_bounded_in_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(retries_after_server_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_proxy_error_is_retried_not_quarantined, setup, teardown),
         cmocka_unit_test_setup_teardown(fails_over_and_keeps_events_while_down, setup, teardown),
         cmocka_unit_test_setup_teardown(quarantines_an_event_the_server_refuses, setup, teardown),
         cmocka_unit_test_setup_teardown(refuses_incomplete_config, setup, teardown),
