@@ -92,22 +92,18 @@ static int pad(struct buf *out, int n)
     return 0;
 }
 
-/* The idx-th line of a cell (lines split on \n), as pointer and length;
- * returns 0 when the cell has fewer lines. */
-static int cell_line(const char *cell, int idx, const char **start, size_t *len)
+/* The line of a cell that starts at *pos (lines split on \n), as pointer and
+ * length; *pos moves to the next line, or NULL after the last. Returns 0 once
+ * the cell has no more lines. A NULL cell is one empty line. Each line is
+ * read once: a cell of many lines costs its length, not its length squared. */
+static int next_line(const char **pos, const char **start, size_t *len)
 {
-    if (!cell)
-        return idx == 0 ? (*start = "", *len = 0, 1) : 0;
-    const char *p = cell;
-    for (int i = 0; i < idx; i++) {
-        p = strchr(p, '\n');
-        if (!p)
-            return 0;
-        p++;
-    }
-    const char *nl = strchr(p, '\n');
-    *start = p;
-    *len = nl ? (size_t)(nl - p) : strlen(p);
+    if (!*pos)
+        return 0;
+    const char *nl = strchr(*pos, '\n');
+    *start = *pos;
+    *len = nl ? (size_t)(nl - *pos) : strlen(*pos);
+    *pos = nl ? nl + 1 : NULL;
     return 1;
 }
 
@@ -129,15 +125,20 @@ int replay_render_table(const struct replay_result *r, struct buf *out)
         width[c] = replay_display_width(r->names[c], strlen(r->names[c]));
     for (int i = 0; i < r->nrows; i++)
         for (int c = 0; c < nc; c++) {
-            const char *cell = r->cells[(size_t)i * nc + c];
+            const char *pos = r->cells[(size_t)i * nc + c] ? r->cells[(size_t)i * nc + c] : "";
             const char *ls;
             size_t ll;
-            for (int k = 0; cell_line(cell, k, &ls, &ll); k++) {
+            while (next_line(&pos, &ls, &ll)) {
                 int w = replay_display_width(ls, ll);
                 if (w > width[c])
                     width[c] = w;
             }
         }
+    const char **pos = calloc(nc > 0 ? (size_t)nc : 1, sizeof *pos); /* each column's next line */
+    if (!pos) {
+        free(width);
+        return -1;
+    }
     int rc = 0;
     /* Header: names centred, every column followed by a space. */
     for (int c = 0; c < nc && rc == 0; c++) {
@@ -160,17 +161,18 @@ int replay_render_table(const struct replay_result *r, struct buf *out)
     for (int i = 0; i < r->nrows && rc == 0; i++) {
         const char *const *row = r->cells + (size_t)i * nc;
         int lines = 1;
-        for (int c = 0; c < nc; c++)
-            if (line_count(row[c]) > lines)
-                lines = line_count(row[c]);
+        for (int c = 0; c < nc; c++) {
+            int n = line_count(row[c]);
+            if (n > lines)
+                lines = n;
+            pos[c] = row[c] ? row[c] : "";
+        }
         for (int k = 0; k < lines && rc == 0; k++) {
             for (int c = 0; c < nc; c++) {
                 const char *ls = "";
                 size_t ll = 0;
-                int has = cell_line(row[c], k, &ls, &ll);
-                const char *next_start;
-                size_t next_len;
-                int more = has && row[c] && cell_line(row[c], k + 1, &next_start, &next_len);
+                int has = next_line(&pos[c], &ls, &ll);
+                int more = has && row[c] && pos[c] != NULL;
                 int w = replay_display_width(ls, ll);
                 int last = c == nc - 1;
                 rc |= buf_append_str(out, c ? "| " : " ");
@@ -191,6 +193,7 @@ int replay_render_table(const struct replay_result *r, struct buf *out)
         }
     }
     rc |= buf_printf(out, "(%d row%s)\n\n", r->nrows, r->nrows == 1 ? "" : "s");
+    free(pos);
     free(width);
     return rc ? -1 : 0;
 }
