@@ -24,15 +24,16 @@ struct identity_jwt_config {
     const char *groups_claim;  /* claim holding the groups, dotted path allowed; "groups" */
     int clock_skew;            /* seconds allowed on exp/nbf/iat; 0 gives 60 */
     int refetch_interval;      /* least seconds between JWKS fetches; 0 gives 60, <0 no limit */
-    int fetch_wait_ms;         /* longest a verify waits for a JWKS fetch before it answers
-                                  AUTH_UNAVAILABLE ("retry"); 0 gives 30000 */
+    int fetch_wait_ms;         /* how long after a JWKS fetch began verifies may wait for it
+                                  before they answer AUTH_UNAVAILABLE ("retry"); 0 gives 30000 */
 };
 
 /* Build a verifier for tokens of one issuer. Accepted algorithms: RS256,
  * RS384, RS512, ES256, ES384, EdDSA (Ed25519); the header's alg must match
  * the key's type and curve. The JWKS is fetched at once, and again when an
  * unknown kid arrives (at most once per refetch_interval), always on a thread
- * of its own: a verify waits for a fetch at most fetch_wait_ms, and meanwhile
+ * of its own: verifies wait for a fetch until fetch_wait_ms after it began
+ * (a hung fetch stalls its callers that long in all, not each), and meanwhile
  * tokens with known keys verify as usual.
  * Returns 0 and
  * fills *out, or -1 with err. */

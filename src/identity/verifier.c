@@ -2,8 +2,9 @@
  * issuer's JWKS cached and refetched on an unknown kid at most once per
  * interval, header alg checked against the key BEFORE any signature check,
  * then iss, aud, exp/nbf/iat with skew, sub, and groups from a claim.
- * Fetches run on a thread of their own; a caller waits for one at most
- * fetch_wait_ms and is told to retry after that (AUTH_UNAVAILABLE). */
+ * Fetches run on a thread of their own; callers wait for one until at most
+ * fetch_wait_ms after it began, and are told to retry after that
+ * (AUTH_UNAVAILABLE). */
 #include "internal.h"
 
 #include <math.h>
@@ -124,15 +125,21 @@ static void verifier_start_fetch(struct jwt_verifier *v)
     v->fetcher_joinable = true;
 }
 
-/* Wait (locked) up to fetch_wait_ms for the running fetch to end. Returns
- * true when it ended. */
+/* Wait (locked) for the running fetch to end, until fetch_wait_ms after it
+ * began: so a fetch that hangs costs the callers that wait on it that long
+ * in all, not that long each (tokens with forged key ids, one after another,
+ * would otherwise stall the server's loop 250 ms apiece). Returns true when
+ * it ended. */
 static bool verifier_wait_fetch(struct jwt_verifier *v)
 {
     if (!v->fetching)
         return true;
+    int64_t left_ms = v->fetch_wait_ms - (util_monotonic_us() - v->last_fetch_us) / 1000;
+    if (left_ms <= 0)
+        return false;
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
-    int64_t ns = until.tv_nsec + (int64_t)v->fetch_wait_ms * 1000000;
+    int64_t ns = until.tv_nsec + left_ms * 1000000;
     until.tv_sec += (time_t)(ns / 1000000000);
     until.tv_nsec = (long)(ns % 1000000000);
     while (v->fetching)
