@@ -254,6 +254,10 @@ int identity_session_ensure_fresh(struct identity_session *s, int min_valid, cha
     int rc = -1;
     if (!disk) {
         snprintf(err, errlen, "out of memory");
+    } else if (access(path, F_OK) != 0 && errno == ENOENT) {
+        /* `hoopctl logout` removed the login: renewing it from memory and
+         * saving it again would undo that. */
+        snprintf(err, errlen, "logged out of %s (hoopctl logout): log in again", s->profile);
     } else if (identity_store_load(s->profile, disk, err, errlen) == 0 && session_fresh(disk, min_valid)) {
         *s = *disk;
         rc = 0;

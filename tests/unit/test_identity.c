@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "../../src/identity/internal.h"
 #include "hoopctl/identity.h"
@@ -459,6 +460,38 @@ static void test_config_refused(void **state)
     assert_int_equal(identity_jwt_verifier_new(&badjwks, &v, err, sizeof err), -1);
 }
 
+/* A running connect renews its login from memory; after `hoopctl logout`
+ * removed the login, it must not renew and save it again. */
+static void test_logout_sticks(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/hoopctl-logout-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    setenv("HOOPCTL_CONFIG_DIR", dir, 1);
+    struct identity_session *s = calloc(1, sizeof *s);
+    assert_non_null(s);
+    snprintf(s->profile, sizeof s->profile, "http://127.0.0.1:9");
+    snprintf(s->login.issuer, sizeof s->login.issuer, "http://127.0.0.1:9");
+    snprintf(s->login.client_id, sizeof s->login.client_id, "hoopctl");
+    snprintf(s->grant, sizeof s->grant, "device");
+    snprintf(s->tokens.access_token, sizeof s->tokens.access_token, "expired-access");
+    snprintf(s->tokens.refresh_token, sizeof s->tokens.refresh_token, "refresh-secret");
+    s->tokens.expires_at = time(NULL) - 10;
+    char err[512], path[4200];
+    assert_int_equal(identity_store_save(s, err, sizeof err), 0);
+    assert_int_equal(identity_store_path(s->profile, path, sizeof path), 0);
+    assert_int_equal(access(path, F_OK), 0);
+    assert_int_equal(identity_store_delete(s->profile, err, sizeof err), 0); /* what logout does */
+    assert_int_equal(identity_session_ensure_fresh(s, 60, err, sizeof err), -1);
+    assert_non_null(strstr(err, "logged out"));
+    assert_int_not_equal(access(path, F_OK), 0); /* not written back */
+    free(s);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+    unsetenv("HOOPCTL_CONFIG_DIR");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -471,6 +504,7 @@ int main(void)
         cmocka_unit_test(test_base64url),
         cmocka_unit_test(test_url_rules),
         cmocka_unit_test(test_config_refused),
+        cmocka_unit_test(test_logout_sticks),
     };
     return cmocka_run_group_tests(tests, setup_keys, teardown_keys);
 }
