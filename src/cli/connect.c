@@ -97,6 +97,10 @@ static pid_t run_child(const struct cli_args *a, struct connect *conn, char *err
         setenv("PGSSLMODE", "disable", 1); /* loopback, plain: the gateway holds the TLS upstream */
         unsetenv("PGPASSWORD");
         unsetenv("PGSERVICE");
+        /* The command gets the database through the gateway, not the key:
+         * with it, it could fetch the upstream secret (/credentials) and
+         * connect around the gateway. */
+        unsetenv("HOOPCTL_TOKEN");
         signal(SIGPIPE, SIG_DFL);
         signal(SIGXFSZ, SIG_DFL);
         sigset_t none;

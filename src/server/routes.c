@@ -320,11 +320,27 @@ static bool is_requester(const struct auth_identity *id, json_t *r)
     return sub && iss && strcmp(sub, id->subject) == 0 && strcmp(iss, id->issuer) == 0;
 }
 
+/* Whether review r is about this statement event: its text is the one the
+ * reviewers read (by hash), in the session that asked (when it said). */
+static bool review_fits(json_t *r, json_t *d, const char *session_id)
+{
+    const char *text = json_string_value(json_object_get(d, "text"));
+    const char *want = json_string_value(json_object_get(r, "statement_hash"));
+    const char *rsess = json_string_value(json_object_get(r, "session_id"));
+    char h[65];
+    if (!text || !want)
+        return false;
+    util_sha256_hex(text, strlen(text), h);
+    return strcmp(h, want) == 0 && (!rsess || !rsess[0] || (session_id && strcmp(rsess, session_id) == 0));
+}
+
 /* A statement's review is the store's truth (who decided it, how, why),
  * never what the event says: the gateway cannot vouch for a reviewer. It is
  * joined only when the review is the caller's own (a gateway asks for the
- * reviews of its user's statements); otherwise the event keeps no review. */
-static void event_join_review(struct srv_req *rq, json_t *d)
+ * reviews of its user's statements) and is about this very statement (its
+ * text's hash, its session): else the event keeps no review, so that one
+ * approval cannot be shown beside other statements. */
+static void event_join_review(struct srv_req *rq, json_t *d, const char *session_id)
 {
     json_t *given = json_object_get(d, "review");
     const char *id = json_string_value(json_object_get(d, "review_id"));
@@ -332,7 +348,8 @@ static void event_join_review(struct srv_req *rq, json_t *d)
         id = json_string_value(json_object_get(given, "id"));
     json_t *r = NULL;
     char err[200];
-    if (!id || store_review_get(rq->srv->store, id, &r, err, sizeof err) != 0 || !is_requester(&rq->id, r)) {
+    if (!id || store_review_get(rq->srv->store, id, &r, err, sizeof err) != 0 || !is_requester(&rq->id, r) ||
+        !review_fits(r, d, session_id)) {
         json_decref(r);
         json_object_del(d, "review");
         json_object_del(d, "review_id");
@@ -496,7 +513,7 @@ static int event_prepare(struct srv_req *rq, json_t *ev, struct store_event *e, 
             return -1;
         }
         e->denial = strcmp(dec, "deny") == 0;
-        event_join_review(rq, d);
+        event_join_review(rq, d, e->session_id);
         e->review = strcmp(dec, "review") == 0 || json_is_string(json_object_get(d, "review_id"));
     } else if (spec == result_fields) {
         json_t *rows = json_object_get(d, "rows");

@@ -33,6 +33,12 @@ assert_not_contains "$out" "$KEY" "the API key in the output"
 grep -rqF -- "$KEY" "$T/state-ci" && fail "the API key is stored in the state directory"
 assert_eq 2 "$(app_psql -At -c 'select count(*) from t')" "rows after the refused DROP"
 
+log "the command run under connect does not inherit the key"
+out=$(HOOPCTL_TOKEN=$KEY as ci "$H" connect app --port "$(free_port)" -- sh -c 'echo "token=[${HOOPCTL_TOKEN:-}] pguser=[${PGUSER:-}]"' 2>&1)
+assert_contains "$out" "token=[]"
+assert_not_contains "$out" "$KEY" "the API key in the command's environment"
+assert_not_contains "$out" "pguser=[]" "the command got no PGUSER"
+
 log "the server attributes every event of the session to the key"
 wait_for "the shipped session" 30 bash -c "HOOPCTL_TOKEN=tok-admin-1 '$H' -o json sessions list --server '$URL' | grep -q '\"ended_at\": [0-9]'"
 json=$(HOOPCTL_TOKEN=tok-admin-1 "$H" -o json sessions list --server "$URL")

@@ -305,6 +305,11 @@ assert_not_contains "$(HOOPCTL_TOKEN=tok-dave-01 "$H" sessions show sess-x --ser
 ok tok-alice-1 POST /api/v1/events "{\"events\":[$(ev a9 sess-a 9 statement $((now+9)) "{\"text\":\"vacuum\",\"decision\":\"review\",\"review_id\":\"$RV_ALICE\",\"review\":{\"status\":\"approved\"}}")]}" >/dev/null
 evs=$(ok tok-alice-1 GET "/api/v1/sessions/sess-a/events?offset=5")
 assert_eq "$RV_ALICE denied bob not now" "$(jget "$evs" '" ".join(str(e["data"]["review"].get(k)) for e in d["events"] if e["id"] == "a9" for k in ("id", "status", "decided_by", "reason"))')"
+# Her own review beside another statement: not joined (the review is about "vacuum" only).
+ok tok-alice-1 POST /api/v1/events "{\"events\":[$(ev a10 sess-a 10 statement $((now+9)) "{\"text\":\"drop table users\",\"decision\":\"allow\",\"review_id\":\"$RV_ALICE\"}")]}" >/dev/null
+evs=$(ok tok-alice-1 GET "/api/v1/sessions/sess-a/events?offset=5")
+assert_eq "None" "$(jget "$evs" '[e["data"].get("review") for e in d["events"] if e["id"] == "a10"][0]')" \
+  "a review was shown beside a statement it is not about"
 # An event id another session already has is a conflict, never a silent "duplicate".
 expect_err 409 tok-dave-01 POST /api/v1/events "{\"events\":[$(ev a2 sess-x 4 statement $((now+3)) '{"text":"delete from accounts","decision":"allow"}')]}"
 assert_eq "sess-a" "$(dbsql "select session_id from events where id = 'a2'")"

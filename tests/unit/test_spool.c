@@ -66,6 +66,7 @@ static void group_commit_order_and_ack(void **state)
     assert_int_equal(spool_fetch(r, 10, &late, err, sizeof err), 0);
     assert_int_equal(spool_fetch(a, 10, &mine, err, sizeof err), 0);
     assert_int_equal(spool_ack(a, &mine, mine.n, err, sizeof err), 0);
+    spool_batch_free(&mine);
     assert_int_equal(spool_pending(r), 0);
     append(w, "e4", "{\"n\":4}");
     assert_int_equal(spool_commit(w, err, sizeof err), 0);
