@@ -902,12 +902,16 @@ int store_events_page(struct store *s, int64_t after_n, int64_t since, int64_t u
     char a[24], b[24], c[24], l[24], budget[24];
     i64s(a, sizeof a, after_n);
     i64s(b, sizeof b, since);
-    i64s(c, sizeof c, until > 0 ? until : INT64_MAX);
+    i64s(c, sizeof c, until);
     i64s(l, sizeof l, limit);
     i64s(budget, sizeof budget, STORE_PAGE_BYTES);
     const char *p[] = {a, b, c, l, budget};
+    /* since or until 0: no bound on that side. An event's time is what its
+     * gateway said, any 64-bit value: a default bound would leave some out
+     * of a "whole" export (and a gap in the chain it carries). */
     return query_json(s, PAGED_EVENTS("SELECT " EVENT_COLS " FROM events WHERE n > CAST($1 AS BIGINT)"
-                                      " AND ts >= CAST($2 AS BIGINT) AND ts < CAST($3 AS BIGINT)"
+                                      " AND (CAST($2 AS BIGINT) <= 0 OR ts >= CAST($2 AS BIGINT))"
+                                      " AND (CAST($3 AS BIGINT) <= 0 OR ts < CAST($3 AS BIGINT))"
                                       " ORDER BY n LIMIT CAST($4 AS INTEGER)",
                                       "n", "$5"),
                       5, p, event_names, EVENT_KINDS, out, err, errlen);
@@ -1008,8 +1012,13 @@ int store_retention(struct store *s, int64_t cutoff_ms, int64_t *deleted_events,
     i64s(c, sizeof c, cutoff_ms);
     const char *p[] = {c};
     int64_t first_young = -1;
-    if ((rc = q(s, "SELECT COALESCE(MIN(n), -1) FROM events WHERE ts >= CAST($1 AS BIGINT)", 1, p,
-                row_int, &first_young, NULL, err, errlen)))
+    /* Young by when the server received it: an event's own time is what its
+     * gateway said, and one far in the future must not keep everyone's old
+     * events. Events stored before the server recorded receipt (schema 2 and
+     * older) go by their own time. Positions follow receipt, so the first
+     * young one is found by walking from the oldest. */
+    if ((rc = q(s, "SELECT COALESCE(MIN(n), -1) FROM events WHERE COALESCE(received_at, ts) >= CAST($1 AS BIGINT)",
+                1, p, row_int, &first_young, NULL, err, errlen)))
         goto fail;
     int64_t cut = first_young < 0 ? cs.last_n : first_young - 1;
     struct head_state head = {0};

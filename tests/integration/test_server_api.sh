@@ -474,11 +474,15 @@ out=$("$H" server --config "$T/server.json" --listen 0.0.0.0:$(free_port) --stor
 assert_contains "$out" "loopback only"
 
 log "retention deletes old events behind a checkpoint; the chain still verifies"
+# Old by when the server received them (aged here by hand), whatever time
+# their gateway gave: o2 claims to be from the far future, which must not
+# keep it, nor anything after it, beyond the retention.
 dbsql "delete from events"
 dbsql "update chain_head set last_n = 0, last_hash = '$(printf '0%.0s' {1..64})', checkpoint_n = 0, checkpoint_hash = '$(printf '0%.0s' {1..64})'"
 start_server
-ok tok-alice-1 POST /api/v1/events "{\"events\":[$(ev o1 sess-old 1 session_start 1000 '{"connection":"prod"}'),$(ev o2 sess-old 2 session_end 2000 '{}'),$(ev n1 sess-new 1 session_start $now '{"connection":"prod"}')]}" >/dev/null
+ok tok-alice-1 POST /api/v1/events "{\"events\":[$(ev o1 sess-old 1 session_start 1000 '{"connection":"prod"}'),$(ev o2 sess-old 2 session_end 9000000000000000 '{}'),$(ev n1 sess-new 1 session_start 1000 '{"connection":"prod"}')]}" >/dev/null
 kill -TERM "$server_PID"; wait "$server_PID" || true
+dbsql "update events set received_at = 1000 where id in ('o1', 'o2')"
 start_server --retention 30d
 for _ in $(seq 1 200); do [[ $(dbsql 'select checkpoint_n from chain_head') == 2 ]] && break; sleep 0.1; done
 assert_eq 2 "$(dbsql 'select checkpoint_n from chain_head')" "retention left no checkpoint"
@@ -486,4 +490,9 @@ assert_eq "n1" "$(dbsql 'select id from events')"
 out=$(HOOPCTL_TOKEN=tok-audit-1 "$H" audit verify --server "$URL")
 assert_contains "$out" "checked 1 events (from checkpoint 2 to 3): chain intact"
 expect_err 404 tok-audit-1 GET /api/v1/sessions/sess-old
+# A whole export holds every event, whatever time its gateway gave it.
+ok tok-alice-1 POST /api/v1/events "{\"events\":[$(ev n2 sess-new 2 session_end 9223372036854775807 '{}')]}" >/dev/null
+HOOPCTL_TOKEN=tok-audit-1 "$H" audit export --server "$URL" >"$T/whole.jsonl"
+assert_eq 2 "$(wc -l <"$T/whole.jsonl")" "events in a whole export"
+assert_contains "$("$H" audit verify --file "$T/whole.jsonl" 2>&1)" "intact"
 echo "server api ($KIND) ok"
