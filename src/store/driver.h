@@ -12,6 +12,7 @@ typedef int (*db_row_fn)(void *arg, int ncols, const char *const *vals);
 struct db_driver {
     const char *kind;
     const char *begin_write;     /* "BEGIN IMMEDIATE" / "BEGIN" */
+    const char *begin_snapshot;  /* a read-only transaction that sees one state throughout */
     const char *for_update;      /* "" / " FOR UPDATE" */
     /* Run sql with text params. Returns 0, STORE_CONFLICT on a unique
      * violation, or STORE_ERROR with err set. *changes: rows affected. */

@@ -164,6 +164,7 @@ static void pg_close(void *vh)
 const struct db_driver db_postgres_driver = {
     .kind = "postgres",
     .begin_write = "BEGIN",
+    .begin_snapshot = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
     .for_update = " FOR UPDATE",
     .exec = pg_exec,
     .close = pg_close,

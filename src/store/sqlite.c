@@ -219,6 +219,7 @@ static void sqlite_close(void *vh)
 const struct db_driver db_sqlite_driver = {
     .kind = "sqlite",
     .begin_write = "BEGIN IMMEDIATE",
+    .begin_snapshot = "BEGIN", /* WAL: a reader keeps the snapshot of its first read */
     .for_update = "",
     .exec = sqlite_exec,
     .close = sqlite_close,
