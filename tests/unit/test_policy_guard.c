@@ -64,12 +64,16 @@ static void test_kinds_without_sql(void **state)
     policy_guard_free(&g);
 }
 
+static bool forget_cached; /* the last forget_for's decision came from the cache */
+
 /* What a statement may define or drop behind the protocol's back. */
 static void forget_for(const char *sql, bool statements, const char *statement, bool portals, const char *portal)
 {
     struct policy_guard g;
     assert_int_equal(policy_guard_init(&g, policy, NO_CATALOG, "test", "session f"), 0);
-    assert_int_equal(policy_guard_decide(&g, GATEWAY_STATEMENT_SIMPLE, sql, NULL), 0);
+    static const char *const groups[] = {"dev", NULL};
+    assert_int_equal(policy_guard_decide(&g, GATEWAY_STATEMENT_SIMPLE, sql, groups), 0);
+    forget_cached = g.decision.cached;
     struct gateway_forget f;
     policy_guard_forget_names(&g, &f);
     if (f.statements != statements || f.portals != portals || (f.statement == NULL) != (statement == NULL) ||
@@ -94,6 +98,8 @@ static void test_forget_names(void **state)
     forget_for("close p", false, NULL, false, "p");
     forget_for("close all", false, NULL, true, NULL);
     forget_for("commit", false, NULL, true, NULL);
+    forget_for("commit", false, NULL, true, NULL); /* again: from the decision cache */
+    assert_true(forget_cached);
     forget_for("end", false, NULL, true, NULL);
     forget_for("rollback to savepoint a", false, NULL, true, NULL);
     forget_for("prepare transaction 'x'", false, NULL, true, NULL);
