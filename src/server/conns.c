@@ -185,7 +185,8 @@ static void bytes_read(struct evbuffer *buf, const struct evbuffer_cb_info *info
         return;
     }
     struct srv_client *k = c->client;
-    if (k && srv->max_client_unhandled && n > srv->max_client_unhandled - k->unhandled) {
+    if (k && srv->max_client_unhandled &&
+        (k->unhandled >= srv->max_client_unhandled || n > srv->max_client_unhandled - k->unhandled)) {
         srv->m.client_conns_over_budget++;
         if (log_due(&srv->client_budget_logged_ms))
             log_warn(MOD, "client %s holds %zu bytes of requests not yet handled (limit %zu,"
