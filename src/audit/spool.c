@@ -238,26 +238,40 @@ static int step_once(sqlite3_stmt *st)
     return rc;
 }
 
-int spool_ack(struct spool *s, const struct spool_batch *b, int n, char *err, size_t errlen)
+/* A transaction of the shipper's own (ack, quarantine), never inside an
+ * appender's open group: begin it, then end it with the steps' last rc
+ * (committed when every step was done, else rolled back). 0 or -1. */
+static int own_txn_begin(struct spool *s, const char *what, char *err, size_t errlen)
 {
     if (s->in_txn) {
-        snprintf(err, errlen, "spool: ack inside an open group");
+        snprintf(err, errlen, "spool: %s inside an open group", what);
         return -1;
     }
-    if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
-        return fail_db(s, "begin", err, errlen);
+    return sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK ? 0
+                                                                                 : fail_db(s, "begin", err, errlen);
+}
+
+static int own_txn_end(struct spool *s, int rc, const char *what, char *err, size_t errlen)
+{
+    if (rc != SQLITE_DONE || sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        fail_db(s, what, err, errlen);
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        return -1;
+    }
+    return 0;
+}
+
+int spool_ack(struct spool *s, const struct spool_batch *b, int n, char *err, size_t errlen)
+{
+    if (own_txn_begin(s, "ack", err, errlen) < 0)
+        return -1;
     int rc = SQLITE_DONE;
     for (int i = 0; i < n && i < b->n && rc == SQLITE_DONE; i++) {
         sqlite3_bind_int64(s->ack, 1, b->events[i].seq);
         sqlite3_bind_text(s->ack, 2, b->events[i].id, -1, SQLITE_STATIC);
         rc = step_once(s->ack);
     }
-    if (rc != SQLITE_DONE || sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-        fail_db(s, "ack", err, errlen);
-        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-        return -1;
-    }
-    return 0;
+    return own_txn_end(s, rc, "ack", err, errlen);
 }
 
 int64_t spool_pending(struct spool *s)
@@ -268,16 +282,11 @@ int64_t spool_pending(struct spool *s)
     return n;
 }
 
-
 int spool_quarantine(struct spool *s, int64_t seq, const char *reason, int64_t now_ms, char *err,
                      size_t errlen)
 {
-    if (s->in_txn) {
-        snprintf(err, errlen, "spool: quarantine inside an open group");
+    if (own_txn_begin(s, "quarantine", err, errlen) < 0)
         return -1;
-    }
-    if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
-        return fail_db(s, "begin", err, errlen);
     sqlite3_bind_int64(s->quarantine, 1, seq);
     sqlite3_bind_text(s->quarantine, 2, reason, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s->quarantine, 3, now_ms);
@@ -286,12 +295,7 @@ int spool_quarantine(struct spool *s, int64_t seq, const char *reason, int64_t n
         sqlite3_bind_int64(s->unqueue, 1, seq);
         rc = step_once(s->unqueue);
     }
-    if (rc != SQLITE_DONE || sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-        fail_db(s, "quarantine", err, errlen);
-        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-        return -1;
-    }
-    return 0;
+    return own_txn_end(s, rc, "quarantine", err, errlen);
 }
 
 int64_t spool_quarantined(struct spool *s)
