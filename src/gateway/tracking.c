@@ -319,7 +319,8 @@ int gw_tracking_upstream(struct gw_tracking *t, char type)
 
 void gw_tracking_idle(struct gw_tracking *t)
 {
-    named_clear(t->portals, &t->nportals);
+    if (t->nportals) /* every idle ReadyForQuery: most have none to drop */
+        named_clear(t->portals, &t->nportals);
 }
 
 /* Forget one kind of name: one of them (name) or every one (name NULL). */
