@@ -22,21 +22,17 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
 }
 
 /* Everything a recording holds was written by others (the session's user,
- * its database, the people whose data it read): what is replayed cannot
- * steer the terminal it is shown on (buf_append_terminal_safe). */
-static char *shown_dup(const char *s, bool keep_lines)
-{
-    return util_terminal_safe(s, keep_lines);
-}
-
+ * its database, the people whose data it read): every string is kept as
+ * util_terminal_safe makes it, so that what is replayed cannot steer the
+ * terminal it is shown on. Text of several lines keeps them. */
 static char *shown_dup_lines(const char *s)
 {
-    return shown_dup(s, true);
+    return util_terminal_safe(s, true);
 }
 
 static void copy_str(char *dst, size_t len, const char *src)
 {
-    char *safe = shown_dup(src, false);
+    char *safe = util_terminal_safe(src, false);
     snprintf(dst, len, "%s", safe ? safe : "");
     free(safe);
 }
@@ -50,7 +46,7 @@ static const char *jstr(const json_t *o, const char *key)
 
 static char *dup_or_null(const char *s)
 {
-    return s ? shown_dup(s, false) : NULL;
+    return s ? util_terminal_safe(s, false) : NULL;
 }
 
 /* An integer member (a JSON integer), or dflt. */
@@ -173,7 +169,7 @@ static int cell_text(const json_t *v, char **out)
         return 0;
     char *text = json_is_string(v) ? NULL : json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
     if (json_is_string(v) || text)
-        *out = shown_dup(text ? text : json_string_value(v), true);
+        *out = util_terminal_safe(text ? text : json_string_value(v), true);
     free(text);
     return *out ? 0 : -1;
 }
@@ -187,7 +183,7 @@ static int command_tag_add(struct replay_statement *st, const char *tag)
     if (num && num[1] >= '0' && num[1] <= '9' && strspn(num + 1, "0123456789") == strlen(num + 1) &&
         strlen(num + 1) < 19)
         st->rows = strtoll(num + 1, NULL, 10);
-    char *safe = shown_dup(tag, false);
+    char *safe = util_terminal_safe(tag, false);
     if (!safe)
         return -1;
     if (!st->command_tag) {
@@ -275,7 +271,7 @@ static int result_from_event(const json_t *data, bool completion, struct replay_
     for (size_t i = 0; i < nc; i++) {
         const json_t *c = json_array_get(cols, i);
         const char *name = json_is_string(c) ? json_string_value(c) : jstr(c, "name");
-        st->col_names[i] = shown_dup(name ? name : "?column?", false);
+        st->col_names[i] = util_terminal_safe(name ? name : "?column?", false);
         const json_t *types = json_object_get(data, "column_types"); /* as hoopctl connect records */
         int64_t oid = json_is_object(c)              ? jint(c, "type_oid", 25)
                       : json_is_integer(json_array_get(types, i)) ? json_integer_value(json_array_get(types, i))
