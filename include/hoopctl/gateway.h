@@ -27,6 +27,9 @@ struct gateway_session_info {
     char txn_status;              /* of upstream's last ReadyForQuery (kept when the idle hook
                                    * is set): 'I' idle (also before the first), 'T' in a
                                    * transaction block, 'E' a failed one */
+    bool search_path_set;         /* the startup packet set search_path (as a parameter or in
+                                   * options), which the statements never show: with a statement
+                                   * hook, the policy must not assume the default one */
 };
 
 enum gateway_statement_kind {

@@ -122,12 +122,25 @@ json_t *policy_analysis_to_json(const struct policy_analysis *a);
 /* The text with every literal replaced by $n, for audit with redact_literals.
  * Returns a malloc'd string, or NULL with err set. */
 char *policy_redact_literals(const char *sql, char err[POLICY_ERR_MAX]);
+/* Whether a statement's text may carry a secret: it mentions a password
+ * (ALTER ROLE ... PASSWORD, a user mapping, a conninfo with password=) or a
+ * secret. Its audit record then keeps no literals and no parameter values,
+ * whatever the policy says, and neither does its review. A plain substring
+ * test, so that text the parser rejects is covered too. */
+bool policy_text_may_hold_secret(const char *sql);
+/* The statement text an audit record keeps when literals are redacted:
+ * policy_redact_literals' text, or for text that does not parse a note with
+ * its length and SHA-256 instead. NULL only when memory runs out. */
+char *policy_audit_redacted_text(const char *sql);
 
 /* ------------------------------------------------------------------ */
 /* Per-session prepared-statement tracker (SQL PREPARE and protocol Parse) */
 
 struct policy_session *policy_session_new(void);
 void policy_session_free(struct policy_session *s);
+/* The session's search_path is not the default one (a SET, or a startup
+ * parameter): from now on an unqualified name may be in any schema. */
+void policy_session_mark_search_path(struct policy_session *s);
 /* Extended protocol Parse: name "" is the unnamed statement. Classifies sql
  * (through p's cache when p is not NULL: drivers Parse the same text again
  * and again) and remembers it. Re-using a name that may still exist keeps
@@ -178,8 +191,7 @@ struct policy *policy_load_default(void);
 /* The built-in default policy document (new reference). */
 json_t *policy_default_json(void);
 void policy_free(struct policy *p);
-/* Whether the policy asks for audit of every statement / literal redaction. */
-bool policy_audit(const struct policy *p);
+/* Whether the policy asks for literal redaction in the audit record. */
 bool policy_redacts_literals(const struct policy *p);
 
 /* Decide on an analysed statement list for a user in groups (NULL-terminated

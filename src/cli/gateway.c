@@ -135,7 +135,7 @@ static struct policy_guard *policy_guard_of(struct gateway_cli *c, uint64_t id)
     return s ? &s->guard : NULL;
 }
 
-static void policy_session_begin(struct gateway_cli *c, uint64_t id)
+static void policy_session_begin(struct gateway_cli *c, uint64_t id, bool search_path_set)
 {
     struct gateway_policy_session *s = calloc(1, sizeof *s);
     char label[48];
@@ -145,6 +145,8 @@ static void policy_session_begin(struct gateway_cli *c, uint64_t id)
         log_error("gateway", "%s: out of memory for its policy state", label);
         return; /* its statements are refused: no state to judge them with */
     }
+    if (search_path_set)
+        policy_session_mark_search_path(s->guard.tracker);
     s->id = id;
     pthread_mutex_lock(&c->lock);
     s->next = c->sessions;
@@ -243,7 +245,7 @@ static void hook_session_start(void *user, const struct gateway_session_info *si
 {
     struct gateway_cli *c = user;
     if (c->policy)
-        policy_session_begin(c, si->id);
+        policy_session_begin(c, si->id, si->search_path_set);
     audit_line(user, "session_start", si, json_pack("{s:I}", "backend_pid", (json_int_t)si->backend_pid));
 }
 
@@ -266,10 +268,16 @@ static enum gateway_verdict hook_statement(void *user, const struct gateway_sess
     if (!c->audit)
         return allowed ? GATEWAY_ALLOW : GATEWAY_REFUSE;
     static const char *const kinds[] = {"query", "execute", "function_call"};
+    /* Literals and values stay out of the record with redact_literals, or
+     * when the text may carry a password. */
+    bool redact = st->sql && ((c->policy && policy_redacts_literals(c->policy)) ||
+                              policy_text_may_hold_secret(st->sql));
     json_t *params = json_array();
     for (int i = 0; params && i < st->nparams; i++) {
         if (!st->param_values[i])
             json_array_append_new(params, json_null());
+        else if (redact)
+            json_array_append_new(params, json_string("(redacted)"));
         else if (st->param_formats && st->param_formats[i] == 1) {
             char *hex = malloc((size_t)st->param_lengths[i] * 2 + 4);
             if (hex) {
@@ -284,7 +292,12 @@ static enum gateway_verdict hook_statement(void *user, const struct gateway_sess
     }
     json_t *extra = json_pack("{s:s, s:o?}", "kind", kinds[st->kind], "params", params);
     if (extra) {
-        if (st->sql)
+        if (st->sql && redact) {
+            char *red = policy_audit_redacted_text(st->sql);
+            audit_set_text(extra, "sql", red ? red : "(literals redacted; out of memory)");
+            json_object_set_new(extra, "redacted", json_true());
+            free(red);
+        } else if (st->sql)
             audit_set_text(extra, "sql", st->sql);
         else
             json_object_set_new(extra, "sql", json_null());

@@ -346,6 +346,8 @@ static void on_session_start(void *user, const struct gateway_session_info *si)
         free(s);
         return;
     }
+    if (si->search_path_set)
+        policy_session_mark_search_path(s->guard.tracker);
     s->gw_id = si->id;
     s->c = c;
     s->next = c->sessions;
@@ -411,12 +413,15 @@ static json_t *param_json(const uint8_t *v, size_t len, bool binary)
     return j ? j : json_string("(not valid UTF-8)");
 }
 
-static json_t *params_json(const struct gateway_statement *st)
+/* With redact, a value is "(redacted)"; NULL stays null. */
+static json_t *params_json(const struct gateway_statement *st, bool redact)
 {
     json_t *a = json_array();
     for (int i = 0; a && i < st->nparams; i++) {
         if (!st->param_values[i])
             json_array_append_new(a, json_null());
+        else if (redact)
+            json_array_append_new(a, json_string("(redacted)"));
         else
             json_array_append_new(a, param_json(st->param_values[i], (size_t)st->param_lengths[i],
                                                 st->param_formats && st->param_formats[i] == 1));
@@ -424,17 +429,41 @@ static json_t *params_json(const struct gateway_statement *st)
     return a;
 }
 
+/* The statement event's text: as sent, or with its literals redacted (the
+ * policy's redact_literals, or text that may carry a password). */
+static json_t *statement_text(const struct cn_session *s, const struct gateway_statement *st, bool *redacted)
+{
+    char portal[128];
+    snprintf(portal, sizeof portal, "-- fetch from portal \"%.80s\"", st->portal_name ? st->portal_name : "");
+    *redacted = st->sql && (policy_redacts_literals(s->guard.policy) || policy_text_may_hold_secret(st->sql));
+    if (!*redacted)
+        return json_string(st->sql ? st->sql : portal);
+    char *red = policy_audit_redacted_text(st->sql);
+    json_t *j = red ? json_string(red) : NULL;
+    free(red);
+    return j;
+}
+
+/* A statement event's text, parameters and decision. */
+static json_t *statement_event_base(const struct cn_session *s, const struct gateway_statement *st,
+                                    const char *decision, const char *rule)
+{
+    bool redacted;
+    json_t *data = json_pack("{s:o, s:s, s:s}", "text", statement_text(s, st, &redacted), "decision",
+                             decision, "rule", rule);
+    if (data && redacted)
+        json_object_set_new(data, "redacted", json_true());
+    if (data && st->nparams > 0)
+        json_object_set_new(data, "params", params_json(st, redacted));
+    return data;
+}
+
 static json_t *statement_event(const struct cn_session *s, const struct gateway_statement *st)
 {
     const struct policy_decision *d = &s->guard.decision;
-    char portal[128];
-    snprintf(portal, sizeof portal, "-- fetch from portal \"%.80s\"", st->portal_name ? st->portal_name : "");
-    json_t *data = json_pack("{s:s, s:s, s:s}", "text", st->sql ? st->sql : portal, "decision",
-                             policy_action_name(d->action), "rule", d->rule_name);
+    json_t *data = statement_event_base(s, st, policy_action_name(d->action), d->rule_name);
     if (!data)
         return NULL;
-    if (st->nparams > 0)
-        json_object_set_new(data, "params", params_json(st));
     if (s->guard.have_analysis && d->stmt_index < s->guard.analysis.nstmts) {
         const struct policy_stmt *ps = &s->guard.analysis.stmts[d->stmt_index];
         char kind[64];
@@ -472,8 +501,7 @@ static enum gateway_verdict on_statement(void *user, const struct gateway_sessio
     }
     if (c->client_user[0] && strcmp(si->client_user, c->client_user) != 0) {
         snprintf(ref->message, sizeof ref->message, "hoopctl: this listener serves one client only");
-        cn_audit_refusal(c, s, json_pack("{s:s, s:s, s:s}", "text", st->sql ? st->sql : "", "decision",
-                                         "deny", "rule", "client-user"), ref->message);
+        cn_audit_refusal(c, s, statement_event_base(s, st, "deny", "client-user"), ref->message);
         return GATEWAY_REFUSE;
     }
     record_flush(c, s);
@@ -505,7 +533,14 @@ static enum gateway_verdict on_statement(void *user, const struct gateway_sessio
         cn_audit_refusal(c, s, data, d->message);
         return GATEWAY_REFUSE;
     case POLICY_REVIEW:
-        if (data && cn_review_start(c, s, st->sql, hold_id, d, data, ref, err, sizeof err) == 0) {
+        /* A statement that may carry a password goes to the reviewers (and the
+         * server) as its event does, literals redacted: the held Execute is
+         * what runs, the text is only what they judge. */
+        if (data && cn_review_start(c, s,
+                                    policy_text_may_hold_secret(st->sql)
+                                        ? json_string_value(json_object_get(data, "text"))
+                                        : st->sql,
+                                    hold_id, d, data, ref, err, sizeof err) == 0) {
             json_decref(data);
             return GATEWAY_HOLD;
         }

@@ -230,7 +230,8 @@ void gw_cancel_send(struct gateway *gw, struct event_base *base, uint32_t pid, u
  * ParameterStatus must keep the server reading SQL as the policy does. Each
  * returns NULL when all is well, else msg filled with why not. */
 const char *gw_startup_duplicate(const struct pgwire_startup *st, char *msg, size_t msglen); /* always */
-const char *gw_startup_refusal(const struct pgwire_startup *st, char *msg, size_t msglen);
+/* NULL when the startup may go on; *search_path tells whether it sets one. */
+const char *gw_startup_refusal(const struct pgwire_startup *st, bool *search_path, char *msg, size_t msglen);
 const char *gw_parameter_status_refusal(const uint8_t *body, size_t len, char *msg, size_t msglen);
 
 /* tracking.c */

@@ -4,7 +4,8 @@
  * reads text otherwise (a client encoding whose characters can swallow a
  * quote, backslashes that escape inside plain literals) would run statements
  * that the policy saw as parts of a string. The startup packet is also where
- * a client could pick a role or a search_path that the policy never sees. */
+ * a client could pick a role (refused) or a search_path (allowed, and
+ * reported, so that the policy stops assuming the default one). */
 #include "internal.h"
 
 #include <ctype.h>
@@ -19,14 +20,15 @@ static bool is_true(const char *v)
 }
 
 /* One setting of the startup packet (or of its options), name as the
- * server reads it (case does not matter). NULL when it may pass. */
-static const char *setting_refusal(const char *name, const char *value, char *msg, size_t msglen)
+ * server reads it (case does not matter). NULL when it may pass; a
+ * search_path passes and sets *search_path. */
+static const char *setting_refusal(const char *name, const char *value, bool *search_path, char *msg,
+                                   size_t msglen)
 {
+    if (strcasecmp(name, "search_path") == 0)
+        *search_path = true;
     if (strcasecmp(name, "role") == 0 || strcasecmp(name, "session_authorization") == 0)
         snprintf(msg, msglen, "the startup parameter %s is refused: the role is the gateway's to choose", name);
-    else if (strcasecmp(name, "search_path") == 0)
-        snprintf(msg, msglen, "the startup parameter search_path is refused (the policy would not see it):"
-                              " SET it after connecting");
     else if (strcasecmp(name, "client_encoding") == 0 && pgwire_encoding_hides_ascii(value))
         snprintf(msg, msglen, "client_encoding %s is not supported through the gateway: its characters can"
                               " hide quotes from the policy; use UTF8", value);
@@ -42,7 +44,7 @@ static const char *setting_refusal(const char *name, const char *value, char *ms
 /* The options parameter: command-line switches for the backend, split at
  * unescaped white space (a backslash escapes the next character). Only
  * settings pass: "-c name=value", "-cname=value" or "--name=value". */
-static const char *options_refusal(const char *options, char *msg, size_t msglen)
+static const char *options_refusal(const char *options, bool *search_path, char *msg, size_t msglen)
 {
     char word[PGWIRE_STARTUP_MAX];
     bool setting_next = false;
@@ -85,7 +87,7 @@ static const char *options_refusal(const char *options, char *msg, size_t msglen
         for (char *c = setting; *c; c++) /* --name-with-dashes is name_with_dashes */
             if (*c == '-')
                 *c = '_';
-        if (setting_refusal(setting, eq + 1, msg, msglen))
+        if (setting_refusal(setting, eq + 1, search_path, msg, msglen))
             return msg;
     }
     if (setting_next) {
@@ -106,14 +108,15 @@ const char *gw_startup_duplicate(const struct pgwire_startup *st, char *msg, siz
     return NULL;
 }
 
-const char *gw_startup_refusal(const struct pgwire_startup *st, char *msg, size_t msglen)
+const char *gw_startup_refusal(const struct pgwire_startup *st, bool *search_path, char *msg, size_t msglen)
 {
+    *search_path = false;
     for (int i = 0; i < st->nparams; i++) {
         const char *name = st->params[i].name, *value = st->params[i].value;
         if (strcmp(name, "user") == 0 || strcmp(name, "database") == 0 || strncmp(name, "_pq_.", 5) == 0)
             continue;
-        if (strcmp(name, "options") == 0 ? options_refusal(value, msg, msglen) != NULL
-                                         : setting_refusal(name, value, msg, msglen) != NULL)
+        if (strcmp(name, "options") == 0 ? options_refusal(value, search_path, msg, msglen) != NULL
+                                         : setting_refusal(name, value, search_path, msg, msglen) != NULL)
             return msg;
     }
     return NULL;

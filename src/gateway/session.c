@@ -376,7 +376,7 @@ static void client_startup_read(struct gw_session *s)
          * last, and a check here would read the first. */
         char why[256];
         if (gw_startup_duplicate(st, why, sizeof why) ||
-            (s->gw->cfg.hooks.statement && gw_startup_refusal(st, why, sizeof why))) {
+            (s->gw->cfg.hooks.statement && gw_startup_refusal(st, &s->info.search_path_set, why, sizeof why))) {
             free(st);
             gw_session_fail(s, "0A000", why);
             return;

@@ -25,7 +25,6 @@ int policy_classify_depth(const char *sql, struct policy_session *session,
 int policy_session_remember(struct policy_session *s, const char *name,
                             const struct policy_stmt *st, char err[POLICY_ERR_MAX]);
 
-void policy_session_mark_search_path(struct policy_session *s);
 bool policy_session_search_path_changed(const struct policy_session *s);
 
 /* Whether st reads a column that a column rule masks (by name, star or
@@ -106,7 +105,7 @@ struct policy {
     struct policy_rule *rules;
     size_t nrules;
     struct policy_rule fallback;            /* the default (action, message, reviewers) */
-    bool audit, redact_literals;
+    bool redact_literals;
     struct policy_column_rule *columns;
     size_t ncolumns;
     unsigned detectors;                     /* POLICY_DETECT_* bits */

@@ -440,7 +440,6 @@ struct policy *policy_load_json(const json_t *cdoc, char err[POLICY_ERR_MAX])
         return NULL;
     }
     policy_cache_init(&p->cache);
-    p->audit = true;
     p->detector_style = POLICY_STYLE_PARTIAL;
     if (check_keys(doc, "policy", top_keys, err) < 0)
         goto fail;
@@ -450,7 +449,8 @@ struct policy *policy_load_json(const json_t *cdoc, char err[POLICY_ERR_MAX])
         goto fail;
     }
     static const char *const flag_keys[] = {"audit", "redact_literals"};
-    bool *flag_dst[] = {&p->audit, &p->redact_literals};
+    bool audit = true;
+    bool *flag_dst[] = {&audit, &p->redact_literals};
     for (int i = 0; i < 2; i++) {
         json_t *f = json_object_get(doc, flag_keys[i]);
         if (!f)
@@ -460,6 +460,13 @@ struct policy *policy_load_json(const json_t *cdoc, char err[POLICY_ERR_MAX])
             goto fail;
         }
         *flag_dst[i] = json_is_true(f);
+    }
+    /* Every statement is audited; a policy cannot turn that off, and one
+     * that says so must not load as if it had. */
+    if (!audit) {
+        snprintf(err, POLICY_ERR_MAX, "audit: false is not supported: every statement is audited "
+                                      "(redact_literals keeps literals and parameter values out of the record)");
+        goto fail;
     }
     json_t *def = json_object_get(doc, "default");
     snprintf(p->fallback.name, sizeof(p->fallback.name), "default");
@@ -550,11 +557,6 @@ struct policy *policy_load_default(void)
     struct policy *p = doc ? policy_load_json(doc, err) : NULL;
     json_decref(doc);
     return p;
-}
-
-bool policy_audit(const struct policy *p)
-{
-    return p->audit;
 }
 
 bool policy_redacts_literals(const struct policy *p)

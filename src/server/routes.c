@@ -3,6 +3,7 @@
  * input checks and group rules. */
 #include "internal.h"
 #include "hoopctl/log.h"
+#include "hoopctl/policy.h"
 #include "hoopctl/util.h"
 
 #include <stdio.h>
@@ -299,7 +300,7 @@ static const struct server_field stmt_fields[] = {
     {"text", "s!"}, {"params", "a"}, {"normalized", "s"}, {"fingerprint", "s"}, {"kind", "s"},
     {"relations", "a"}, {"decision", "s!"}, {"rule", "s"}, {"review_id", "I"},
     {"masked_counts", "o"}, {"duration_us", "i"}, {"rows", "i"}, {"error", "s"}, {"sqlstate", "s"},
-    {"review", "o"}, {"command_tag", "s"}, {NULL, NULL}};
+    {"review", "o"}, {"command_tag", "s"}, {"redacted", "b"}, {NULL, NULL}};
 /* A result sample; the completion fields (command_tag, row_count,
  * duration_us, sqlstate, error) ride on it when the statement returned rows. */
 static const struct server_field result_fields[] = {
@@ -328,10 +329,20 @@ static bool review_fits(json_t *r, json_t *d, const char *session_id)
     const char *want = json_string_value(json_object_get(r, "statement_hash"));
     const char *rsess = json_string_value(json_object_get(r, "session_id"));
     char h[65];
-    if (!text || !want)
+    if (!text || !want || (rsess && rsess[0] && (!session_id || strcmp(rsess, session_id) != 0)))
         return false;
     util_sha256_hex(text, strlen(text), h);
-    return strcmp(h, want) == 0 && (!rsess || !rsess[0] || (session_id && strcmp(rsess, session_id) == 0));
+    if (strcmp(h, want) == 0)
+        return true;
+    /* An event whose literals were redacted (the policy's redact_literals)
+     * fits the review of the statement whose redaction it is. */
+    const char *stmt = json_string_value(json_object_get(r, "statement"));
+    if (!json_is_true(json_object_get(d, "redacted")) || !stmt)
+        return false;
+    char *red = policy_audit_redacted_text(stmt);
+    bool fits = red && strcmp(red, text) == 0;
+    free(red);
+    return fits;
 }
 
 /* A statement's review is the store's truth (who decided it, how, why),

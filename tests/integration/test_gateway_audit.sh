@@ -2,6 +2,8 @@
 # The offline audit log of `hoopctl gateway --audit-log` is lossless for text
 # that is not UTF-8 (client_encoding LATIN1): SQL becomes "sql":null plus
 # "sql_b64", a text parameter {"b64": ...}; UTF-8 text stays a plain string.
+# Text that mentions a password is recorded with its literals and parameter
+# values redacted.
 source "$(dirname "$0")/lib/harness.sh"
 source "$(dirname "$0")/lib/gateway.sh"
 pg_start
@@ -24,7 +26,15 @@ with psycopg.connect(host="127.0.0.1", port=int(sys.argv[1]), user="auditor", db
     v = c.execute("select %s::text as param_marker", ["naïve"], prepare=True).fetchone()[0]
     assert v == "naïve", v
 PY
-wait_for "the audit lines" 10 grep -q 'param_marker' "$AUDIT"
+# Text that mentions a password keeps no literal and no parameter value.
+gwq -Atc "select length('host=h password=gw-secret-9') as pw_marker" >/dev/null || fail "pw_marker query failed"
+/usr/bin/python3 - "$GW_PORT" <<'PY' || fail "psycopg password parameter query failed"
+import sys, psycopg
+with psycopg.connect(host="127.0.0.1", port=int(sys.argv[1]), user="auditor", dbname="postgres",
+                     password="", sslmode="disable") as c:
+    assert c.execute("select length(%s::text) as password_len", ["gw-param-secret"]).fetchone()[0] == 15
+PY
+wait_for "the audit lines" 10 grep -q 'password_len' "$AUDIT"
 
 /usr/bin/python3 - "$AUDIT" <<'PY' || fail "audit log check failed"
 import base64, json, sys
@@ -39,6 +49,12 @@ assert len(utf8) == 1 and "sql_b64" not in utf8[0], stmts
 ex = [l for l in stmts if l["kind"] == "execute" and "param_marker" in (l["sql"] or "")]
 assert ex, stmts
 assert ex[0]["params"] == [{"b64": base64.b64encode("naïve".encode("latin-1")).decode()}], ex[0]
+pw = [l for l in stmts if "pw_marker" in (l["sql"] or "")]
+assert len(pw) == 1 and pw[0]["sql"] == "select length($1) as pw_marker" and pw[0]["redacted"], pw
+pl = [l for l in stmts if "password_len" in (l["sql"] or "") and l["kind"] == "execute"]
+assert pl and all(l["params"] == ["(redacted)"] and l["redacted"] for l in pl), pl
+raw = open(sys.argv[1], encoding="utf-8").read()
+assert "gw-secret-9" not in raw and "gw-param-secret" not in raw, "a secret reached the audit log"
 print("audit lines ok:", len(lines))
 PY
-log "audit log: LATIN1 SQL as sql_b64, LATIN1 parameter as {b64}, UTF-8 as plain strings"
+log "audit log: LATIN1 SQL as sql_b64, LATIN1 parameter as {b64}, UTF-8 as plain strings, secrets redacted"

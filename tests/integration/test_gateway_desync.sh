@@ -8,7 +8,8 @@
 # quote the gateway's parser reads as escaped close a literal; startup
 # parameters (client_encoding, standard_conforming_strings, options -c,
 # role, a repeated replication) change how the server reads or who runs the
-# session. Every attack must be refused: no DELETE runs (t keeps its 10 rows,
+# session; a startup search_path makes unqualified names resolve elsewhere
+# than the policy assumes. Every attack must be refused: no DELETE runs (t keeps its 10 rows,
 # checked on PostgreSQL itself), no message carries the masked address, and
 # the session stays usable after a refused statement. The same sequences run
 # first straight against PostgreSQL, where each must work: so a refusal seen
@@ -25,6 +26,9 @@ insert into t select generate_series(1, 10);
 create table users (id int, email text);
 insert into users values (1, 'alice.pii@example.com');
 create role other login;
+create schema hr;
+create table hr.pay (id int, amount int);
+insert into hr.pay values (1, 100000);
 SQL
 # The raw client's direct connections (controls and checks of t) use the Unix
 # socket, where postgres is trusted; the gateway's upstream stays TCP + SCRAM.
@@ -41,13 +45,16 @@ s.sendall(struct.pack("!i", len(body) + 4) + body)
 r = s.recv(9)
 sys.exit(0 if r[:1] == b"R" and struct.unpack("!i", r[5:9])[0] == 0 else 1)' "$PG_SOCK"
 
-# The default policy, with DELETE denied first (rule no-delete) and users.email masked.
+# The default policy, with DELETE denied first (rule no-delete), so is schema
+# hr (rule no-hr), and users.email masked.
 "$HOOPCTL_BIN" policy default >"$HARNESS_TMP/default.json"
 $PY - "$HARNESS_TMP/default.json" "$HARNESS_TMP/policy.json" <<'PYEOF'
 import json, sys
 p = json.load(open(sys.argv[1]))
 p["rules"].insert(0, {"name": "no-delete", "match": {"kinds": ["DELETE"]}, "action": "deny",
                       "message": "DELETE is not allowed"})
+p["rules"].insert(0, {"name": "no-hr", "match": {"relations": ["hr.*"]}, "action": "deny",
+                      "message": "schema hr is not for this connection"})
 p["masking"] = {"columns": [{"column": "public.users.email", "style": "full"}]}
 json.dump(p, open(sys.argv[2], "w"))
 PYEOF

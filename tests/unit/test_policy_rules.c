@@ -45,6 +45,7 @@ static void test_validation_errors(void **state)
     expect_error("{\"rulez\": []}", "policy.rulez: unknown field");
     expect_error("{\"version\": 2}", "version");
     expect_error("{\"audit\": \"yes\"}", "audit: must be true or false");
+    expect_error("{\"audit\": false}", "audit: false is not supported");
     expect_error("{\"rules\": [{\"match\": {}, \"action\": \"allow\"}, {\"match\": {}, \"action\": \"explode\"}]}",
                  "rules[1].action");
     expect_error("{\"rules\": [{\"action\": \"deny\"}]}", "rules[0].match: missing");
@@ -203,7 +204,6 @@ static void test_default_policy(void **state)
     (void)state;
     struct policy *p = policy_load_default();
     assert_non_null(p);
-    assert_true(policy_audit(p));
     assert_false(policy_redacts_literals(p));
     assert_int_equal(decide(p, "drop table t", NULL).action, POLICY_DENY);
     assert_int_equal(decide(p, "delete from t", NULL).action, POLICY_REVIEW);
@@ -456,6 +456,25 @@ static void test_analysis_json_and_redaction(void **state)
     free(red);
     assert_null(policy_redact_literals("update users set", err));
     assert_non_null(strstr(err, "syntax error"));
+
+    /* Text that may carry a password: its audit text has no literal, and
+     * text that does not parse is withheld (a parse error names tokens). */
+    assert_true(policy_text_may_hold_secret("ALTER ROLE bob PASSWORD 'hunter2'"));
+    assert_true(policy_text_may_hold_secret("select dblink_connect('host=h PassWord=x')"));
+    assert_true(policy_text_may_hold_secret("create server s options (client_secret 'x')"));
+    assert_false(policy_text_may_hold_secret("select 'pass', 'word', 'secre'"));
+    assert_false(policy_text_may_hold_secret(NULL));
+    red = policy_audit_redacted_text("alter role bob password 'hunter2' valid until '2030-01-01'");
+    assert_string_equal(red, "alter role bob password $1 valid until $2");
+    free(red);
+    red = policy_audit_redacted_text("create user mapping for bob server s options (user 'u', password 'hunter2')");
+    assert_null(strstr(red, "hunter2"));
+    free(red);
+    red = policy_audit_redacted_text("alter role bob password 'hunter2' junk");
+    assert_null(strstr(red, "hunter2"));
+    assert_non_null(strstr(red, "statement withheld"));
+    assert_non_null(strstr(red, "38 bytes, sha256 "));
+    free(red);
 
     /* Oversized input is refused before parsing. */
     size_t big = POLICY_MAX_SQL + 16;

@@ -462,6 +462,28 @@ def startup_role_options(r):
     startup_role(r, [("options", "-c role=other")])
 
 
+def startup_search_path(r, params):
+    """A search_path chosen at startup: the session works, and the policy no
+    longer takes an unqualified name to be in public (rule no-hr denies hr.*)."""
+    c = r.connect(params)
+    got = c.simple("select amount from pay")
+    if r.direct:
+        r.expect(rows(got) == [[b"100000"]], "control: select amount from pay gave " + show(got))
+        return
+    r.refused(got, "select amount from pay (hr.pay, by the startup search_path)")
+    r.usable(c)
+
+
+@attack("e: startup with search_path=hr,public")
+def startup_search_path_param(r):
+    startup_search_path(r, [("search_path", "hr,public")])
+
+
+@attack("e: startup with options=-c search_path=hr")
+def startup_search_path_options(r):
+    startup_search_path(r, [("options", "-c search_path=hr")])
+
+
 @attack("e: benign startup (client_encoding=UTF8, application_name=x, DateStyle=ISO) works")
 def startup_benign(r):
     c = r.connect([("client_encoding", "UTF8"), ("application_name", "x"), ("DateStyle", "ISO")])

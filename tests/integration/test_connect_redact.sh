@@ -1,0 +1,152 @@
+#!/bin/bash
+# Secrets and literals stay out of the audit trail, end to end (real IdP,
+# server, PostgreSQL):
+# - a statement that mentions a password (ALTER ROLE ... PASSWORD, a conninfo
+#   with password=) is recorded with its literals as $n and its parameter
+#   values as "(redacted)", whatever the policy says; held for review, the
+#   reviewer reads the redacted text too, and the approval still runs it;
+# - a policy with redact_literals records every statement that way, while the
+#   reviewer of a held statement reads it whole; the session still shows who
+#   approved it.
+# The secrets are then searched for in the session, the export and the review.
+source "$(dirname "$0")/lib/harness.sh"
+source "$HOOPCTL_ROOT/tests/integration/lib/connect.sh"
+H=$HOOPCTL_BIN
+T=$HARNESS_TMP
+
+connect_pg
+app_psql <<'SQL'
+create table accounts (id int primary key, owner text, balance int);
+insert into accounts values (1, 'ann@corp.example', 10), (2, 'ben@corp.example', 20);
+SQL
+connect_stack OIDC_EXTRA_ACCOUNTS='{"bob": {"email": "bob@example.test", "name": "Bob", "groups": ["dba"]}}'
+
+# The default policy, with a review rule for ALTER ROLE ahead of its deny.
+policy_with() {  # python expression over p, the default policy
+  "$H" policy default | python3 -c "import json,sys; p=json.load(sys.stdin); $1; print(json.dumps(p))"
+}
+connect_define "{\"reviewer_groups\": [\"dba\"], \"policy\": $(policy_with 'p["rules"].insert(0,
+  {"name": "review-role", "match": {"kinds": ["ALTER_ROLE"]}, "action": "review", "reviewers": ["dba"]})')}"
+for u in alice bob; do login_as "$u"; done
+
+# Run SQL lines through connect's psql, one at a time; "approve" waits for
+# the next hold and has bob approve it.
+session() {  # NAME, then lines on stdin
+  local name=$1 line
+  mkfifo "$T/$name.sql"
+  as alice bg_start "$name" "$H" connect app --port "$(free_port)" -- \
+    psql -X -q -A -t -v ON_ERROR_STOP=0 -f "$T/$name.sql"
+  exec 3>"$T/$name.sql"
+  local holds=0
+  while IFS= read -r line; do
+    if [[ $line == approve ]]; then
+      holds=$((holds + 1))
+      wait_for "hold $holds" 30 bash -c "(( \$(grep -c 'held for review' '$T/$name.log') >= $holds ))"
+      local rid
+      rid=$(grep 'held for review' "$T/$name.log" | tail -1 | sed -n 's/.*held for review \([A-Za-z0-9_-]*\) .*/\1/p')
+      echo "$rid" >>"$T/$name.reviews"
+      as bob "$H" reviews show "$rid" >"$T/review-$rid.txt"
+      as bob "$H" reviews approve "$rid" --reason "ok" >/dev/null
+    else
+      printf '%s\n' "$line" >&3
+    fi
+  done
+  printf '\\q\n' >&3
+  exec 3>&-
+  wait_rc "$(eval echo "\$${name}_PID")"
+  assert_eq 0 "$RC" "connect of $name"
+}
+
+log "a password change, held for review: bob reads it redacted, approves, and it runs"
+PW=$CONNECT_APP_PASSWORD  # set again to itself, so that the connection keeps working
+session one <<SQL
+alter role app_rw password '$PW';
+approve
+select 'marker-after-approve';
+create role intruder password 'create-secret-3';
+select length('host=db password=literal-secret-4') as marker_conninfo;
+SQL
+out=$(cat "$T/one.log")
+assert_contains "$out" "marker-after-approve"
+assert_contains "$out" "statement refused by rule deny-role-changes"
+rid1=$(cat "$T/one.reviews")
+review=$(cat "$T/review-$rid1.txt")
+assert_contains "$review" 'alter role app_rw password $1'
+assert_not_contains "$review" "$PW" "the reviewer was shown the password"
+# It ran: the role's password changed at the server (its hash is new).
+psql -qAtX -c "select rolname from pg_authid where rolname = 'app_rw' and rolpassword like 'SCRAM-SHA-256\$%'" |
+  grep -qx app_rw || fail "app_rw has no SCRAM password"
+
+log "parameters of a statement that mentions a password are not recorded"
+as alice "$H" connect app --quiet -- /usr/bin/python3 -c '
+import psycopg
+with psycopg.connect("") as c:
+    assert c.execute("select length(%s::text) as password_len", ["param-secret-5"], prepare=True).fetchone()[0] == 14
+    assert c.execute("select %s::text as plain_param", ["plain-value-6"]).fetchone()[0] == "plain-value-6"
+' || fail "psycopg through connect"
+
+log "redact_literals: every literal and parameter is left out; the reviewer reads the statement whole"
+connect_define "{\"reviewer_groups\": [\"dba\"], \"policy\": $(policy_with 'p["redact_literals"]=True')}"
+session two <<'SQL'
+select count(*) from accounts where owner = 'ann@corp.example';
+update accounts set balance = 77;
+approve
+select 'marker-two', sum(balance) from accounts;
+SQL
+assert_contains "$(cat "$T/two.log")" "marker-two|154"
+rid2=$(cat "$T/two.reviews")
+assert_contains "$(cat "$T/review-$rid2.txt")" "update accounts set balance = 77"
+as alice "$H" connect app --quiet -- /usr/bin/python3 -c '
+import psycopg
+with psycopg.connect("") as c:
+    assert c.execute("select count(*) from accounts where owner = %s", ["ben@corp.example"]).fetchone()[0] == 1
+' || fail "psycopg through connect (redact_literals)"
+
+log "the server's record: redacted text, no secret anywhere, the reviewer joined"
+ATOK=$(as alice "$H" token)
+wait_for "the four shipped sessions" 30 bash -c "(( \$(HOOPCTL_TOKEN=$ATOK '$H' -o json sessions list |
+  grep -c '\"ended_at\": [0-9]') >= 4 ))"
+all=$T/all.json
+sids=$(HOOPCTL_TOKEN=$ATOK "$H" -o json sessions list | python3 -c 'import json,sys
+print(" ".join(s["id"] for s in json.load(sys.stdin)["sessions"]))')
+for sid in $sids; do HOOPCTL_TOKEN=$ATOK "$H" -o json sessions show "$sid"; done >"$all"
+for sid in $sids; do HOOPCTL_TOKEN=$ATOK "$H" sessions show "$sid"; done >"$T/all.txt"
+HOOPCTL_TOKEN=tok-admin-1 "$H" audit export --server "$URL" >"$T/export.jsonl" 2>"$T/export.err" ||
+  fail "audit export: $(cat "$T/export.err")"
+as bob "$H" -o json reviews show "$rid1" >"$T/review1.json"
+for f in "$all" "$T/export.jsonl" "$T/review1.json"; do
+  for secret in "$PW" create-secret-3 literal-secret-4 param-secret-5 "ann@corp.example" "ben@corp.example" \
+    "balance = 77"; do
+    assert_not_contains "$(cat "$f")" "$secret" "$(basename "$f") holds [$secret]"
+  done
+done
+python3 - "$all" "$rid1" "$rid2" <<'PY' || fail "the recorded statements are not as expected"
+import json, sys
+dec = json.JSONDecoder(); raw = open(sys.argv[1]).read(); sessions = []; i = 0
+while i < len(raw):
+    if raw[i].isspace(): i += 1; continue
+    o, i = dec.raw_decode(raw, i); sessions.append(o)
+st = [e["data"] for s in sessions for e in s["event_list"] if e["type"] == "statement"]
+by = {d["text"]: d for d in st}
+d = by["alter role app_rw password $1;"]
+assert d["redacted"] and d["decision"] == "review" and d["review"]["decided_by"] == "bob", d
+assert d["review"]["id"] == sys.argv[2] and d["review"]["status"] == "consumed", d
+d = by["create role intruder password $1;"]
+assert d["redacted"] and d["decision"] == "deny", d
+assert by["select length($1) as marker_conninfo;"]["redacted"]
+assert "redacted" not in by["select 'marker-after-approve';"]
+pl = [d for d in st if d["text"] == "select length($1::text) as password_len"]
+assert pl and all(d["params"] == ["(redacted)"] and d["redacted"] for d in pl), pl
+pp = [d for d in st if d["text"] == "select $1::text as plain_param"]
+assert pp and pp[0]["params"] == ["plain-value-6"] and "redacted" not in pp[0], pp
+# redact_literals: the statement text as $n, the reviewer still joined by
+# the redaction of what they approved.
+d = by["update accounts set balance = $1;"]
+assert d["redacted"] and d["review"]["id"] == sys.argv[3] and d["review"]["decided_by"] == "bob", d
+assert by["select count(*) from accounts where owner = $1;"]["redacted"]
+ps = [d for d in st if d["text"] == "select count(*) from accounts where owner = $1" and "params" in d]
+assert ps and ps[0]["params"] == ["(redacted)"], ps
+print("statements ok:", len(st))
+PY
+assert_contains "$(cat "$T/all.txt")" "[review $rid2 consumed by bob]"
+log "ok"
