@@ -32,6 +32,13 @@ int api_call(struct api_client *c, const char *method, const char *path, json_t 
 int api_stream(struct api_client *c, const char *path, FILE *out, long *status, char *err,
                size_t errlen);
 
+struct buf;
+/* The values bound to a review's statement (its "params"), one line each
+ * after prefix: "$1 = 'text'" (quotes doubled) or "$2 = NULL", escaped for
+ * a terminal (buf_append_terminal_safe, one line a value). Appends nothing
+ * when the review has none; 0, or -1 when memory runs out. */
+int api_review_params_text(const json_t *review, const char *prefix, struct buf *out);
+
 /* The error message of an API error body, or a generic one. */
 const char *api_error_message(json_t *resp);
 /* HTTP status -> CLI exit code (401 -> 3, 403 -> 4, 5xx -> 5, else 1). */

@@ -128,7 +128,8 @@ int store_retention(struct store *s, int64_t cutoff_ms, int64_t *deleted_events,
 /* Reviews. A review object: id, connection, session_id, statement,
  * statement_hash, requester, requester_name, status (pending, approved,
  * denied, expired, consumed), reason, decided_by, created_at, decided_at,
- * expires_at, consumed_at. */
+ * expires_at, consumed_at, rule, params (the bound values: an array of
+ * strings and nulls, or null). */
 int store_review_create(struct store *s, json_t *review, char *err, size_t errlen);
 int store_review_get(struct store *s, const char *id, json_t **out, char *err, size_t errlen);
 /* How many unexpired reviews a requester has pending. */

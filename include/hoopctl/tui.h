@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "hoopctl/replay.h"
 #include "hoopctl/util.h"
 
@@ -50,7 +52,12 @@ struct tui_review {
     char reason[512];
     int64_t created_ms, decided_ms;
     char *statement;           /* owned */
+    char *params;              /* owned: the bound values as lines "  $1 = '...'", "" for none */
 };
+/* Fill r from a review object (the server's shape); 0, or -1 when it has no
+ * id or memory ran out (r is then empty). */
+int tui_review_from_json(const json_t *o, struct tui_review *r);
+void tui_review_clear(struct tui_review *r);
 void tui_reviews_free(struct tui_review *r, int n);
 
 /* A source of sessions and reviews. Every call may block (network); the UI

@@ -295,3 +295,30 @@ void api_print_json(FILE *out, json_t *v)
     json_dumpf(v, out, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_ENCODE_ANY);
     fputc('\n', out);
 }
+
+int api_review_params_text(const json_t *review, const char *prefix, struct buf *out)
+{
+    const json_t *params = json_object_get(review, "params");
+    size_t i;
+    const json_t *v;
+    int rc = 0;
+    json_array_foreach(params, i, v) {
+        rc |= buf_printf(out, "%s$%zu = ", prefix, i + 1);
+        if (!json_is_string(v)) {
+            rc |= buf_append_str(out, json_is_null(v) ? "NULL\n" : "?\n");
+            continue;
+        }
+        rc |= buf_append_str(out, "'");
+        const char *s = json_string_value(v), *end = s + json_string_length(v);
+        while (s < end) { /* a quote as SQL writes it: doubled */
+            const char *q = memchr(s, '\'', (size_t)(end - s));
+            size_t n = q ? (size_t)(q - s) + 1 : (size_t)(end - s);
+            rc |= buf_append_terminal_safe(out, s, n, false);
+            if (q)
+                rc |= buf_append_str(out, "'");
+            s += n;
+        }
+        rc |= buf_append_str(out, "'\n");
+    }
+    return rc ? -1 : 0;
+}

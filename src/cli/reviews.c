@@ -99,6 +99,10 @@ static int reviews_run(const struct cli_args *a, struct cli_context *ctx)
                v[5] ? v[5] : "-", v[6] ? v[6] : "-", v[7] ? v[7] : "-");
         for (size_t i = 0; i < 8; i++)
             free(v[i]);
+        struct buf params = {0};
+        if (api_review_params_text(resp, "  ", &params) == 0 && params.len)
+            printf("parameters (bound to the statement, as the approval will run it):\n%s", buf_cstr(&params));
+        buf_free(&params);
     } else {
         printf("review %s %s\n", a->pos[1], json_string_value(json_object_get(resp, "status")));
     }

@@ -532,15 +532,19 @@ static enum gateway_verdict on_statement(void *user, const struct gateway_sessio
                  d->rule_name[0] ? d->rule_name : "default", d->message);
         cn_audit_refusal(c, s, data, d->message);
         return GATEWAY_REFUSE;
-    case POLICY_REVIEW:
-        /* A statement that may carry a password goes to the reviewers (and the
-         * server) as its event does, literals redacted: the held Execute is
-         * what runs, the text is only what they judge. */
-        if (data && cn_review_start(c, s,
-                                    policy_text_may_hold_secret(st->sql)
-                                        ? json_string_value(json_object_get(data, "text"))
-                                        : st->sql,
-                                    hold_id, d, data, ref, err, sizeof err) == 0) {
+    case POLICY_REVIEW: {
+        /* Reviewers read the statement and its values whole (redact_literals
+         * is for the audit record), except one that may carry a password:
+         * that goes to them (and the server) as its event does, redacted.
+         * The held Execute is what runs; the text is what they judge. */
+        bool secret = policy_text_may_hold_secret(st->sql);
+        json_t *params = secret || !st->nparams ? NULL : params_json(st, false);
+        int rc = data ? cn_review_start(c, s, secret ? json_string_value(json_object_get(data, "text")) : st->sql,
+                                        secret ? json_object_get(data, "params") : params, hold_id, d, data, ref,
+                                        err, sizeof err)
+                      : -1;
+        json_decref(params);
+        if (rc == 0) {
             json_decref(data);
             return GATEWAY_HOLD;
         }
@@ -548,6 +552,7 @@ static enum gateway_verdict on_statement(void *user, const struct gateway_sessio
                  d->message, data ? err : "out of memory");
         cn_audit_refusal(c, s, data, ref->message);
         return GATEWAY_REFUSE;
+    }
     default:
         /* Durable before it goes on: appended now, held (silently) until the
          * group commit after the loop's next poll. */

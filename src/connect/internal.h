@@ -52,6 +52,7 @@ struct cn_hold {
     char hash[65];
     json_t *event_data;           /* the statement event, completed on resolution */
     int64_t deadline_ms;
+    int wait_seconds;             /* until deadline_ms: ours, or the server's ttl if shorter */
     pthread_t thread;
     bool thread_started;
     /* under c->lock */
@@ -113,9 +114,10 @@ void cn_inflight_add(struct cn_session *s, uint64_t statement_id, int64_t seq);
 int cn_audit_refusal(struct connect *c, struct cn_session *s, json_t *data, const char *error);
 
 /* review.c */
-/* Ask the server for a review of sql and start waiting for it. Fills the
+/* Ask the server for a review of sql (with params, its bound values as
+ * the reviewers read them, or NULL) and start waiting for it. Fills the
  * refusal's hold_notice. Returns 0, or -1 with err (refuse the statement). */
-int cn_review_start(struct connect *c, struct cn_session *s, const char *sql, uint64_t hold_id,
+int cn_review_start(struct connect *c, struct cn_session *s, const char *sql, json_t *params, uint64_t hold_id,
                     const struct policy_decision *d, json_t *event_data, struct gateway_refusal *ref,
                     char *err, size_t errlen);
 void cn_review_abandon(struct connect *c, uint64_t hold_id);

@@ -59,8 +59,7 @@ static void review_wait(struct cn_hold *h, bool *approved, char *reason, size_t 
     snprintf(reason, rlen, "review %s was not decided", h->review_id);
     while (!hold_cancelled(h)) {
         if (util_now_ms() >= h->deadline_ms) {
-            snprintf(reason, rlen, "review %s expired after waiting %d s", h->review_id,
-                     c->review_wait_seconds);
+            snprintf(reason, rlen, "review %s expired after waiting %d s", h->review_id, h->wait_seconds);
             return;
         }
         struct api_client api;
@@ -128,7 +127,7 @@ static void *review_thread(void *arg)
     return NULL;
 }
 
-int cn_review_start(struct connect *c, struct cn_session *s, const char *sql, uint64_t hold_id,
+int cn_review_start(struct connect *c, struct cn_session *s, const char *sql, json_t *params, uint64_t hold_id,
                     const struct policy_decision *d, json_t *event_data, struct gateway_refusal *ref,
                     char *err, size_t errlen)
 {
@@ -143,9 +142,10 @@ int cn_review_start(struct connect *c, struct cn_session *s, const char *sql, ui
     util_sha256_hex(sql, strlen(sql), h->hash);
     /* The request is a short blocking call on the loop thread (the server is
      * local or near); the long wait happens on the hold's own thread. */
-    json_t *body = json_pack("{s:s, s:s, s:s, s:s, s:i, s:s}", "connection", c->connection, "statement", sql,
-                             "statement_hash", h->hash, "session_id", s->id, "ttl_seconds",
-                             c->review_wait_seconds, "rule", d->rule_name[0] ? d->rule_name : "default");
+    json_t *body = json_pack("{s:s, s:s, s:s, s:s, s:i, s:s, s:O?}", "connection", c->connection, "statement",
+                             sql, "statement_hash", h->hash, "session_id", s->id, "ttl_seconds",
+                             c->review_wait_seconds, "rule", d->rule_name[0] ? d->rule_name : "default",
+                             "params", params);
     json_t *r = NULL;
     char e2[512];
     long status = 0;
@@ -160,16 +160,23 @@ int cn_review_start(struct connect *c, struct cn_session *s, const char *sql, ui
         return -1;
     }
     snprintf(h->review_id, sizeof h->review_id, "%s", id);
+    /* The server may keep a review for less than we would wait. */
+    int wait_s = c->review_wait_seconds;
+    json_int_t ttl_ms = json_integer_value(json_object_get(r, "expires_at")) -
+                        json_integer_value(json_object_get(r, "created_at"));
+    if (ttl_ms > 0 && ttl_ms / 1000 < wait_s)
+        wait_s = ttl_ms < 1000 ? 1 : (int)(ttl_ms / 1000);
     json_decref(r);
-    h->deadline_ms = util_now_ms() + (int64_t)c->review_wait_seconds * 1000;
+    h->wait_seconds = wait_s;
+    h->deadline_ms = util_now_ms() + (int64_t)wait_s * 1000;
     h->event_data = event_data;
     json_incref(event_data);
     json_object_set_new(event_data, "review_id", json_string(h->review_id));
     char wait[32];
-    if (c->review_wait_seconds % 60 == 0)
-        snprintf(wait, sizeof wait, "%dm", c->review_wait_seconds / 60);
+    if (wait_s % 60 == 0)
+        snprintf(wait, sizeof wait, "%dm", wait_s / 60);
     else
-        snprintf(wait, sizeof wait, "%ds", c->review_wait_seconds);
+        snprintf(wait, sizeof wait, "%ds", wait_s);
     snprintf(ref->hold_notice, sizeof ref->hold_notice,
              "hoopctl: statement held for review %s (reviewers: %s); waiting up to %s", h->review_id,
              d->reviewers[0] ? d->reviewers : "any reviewer", wait);

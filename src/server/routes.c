@@ -884,11 +884,25 @@ json_t *srv_wait_answer(struct srv *srv, const struct auth_identity *id, int kin
     return json_pack("{s:o,s:I}", "reviews", mine, "cursor", cursor);
 }
 
+/* A held statement's bound values, as its reviewers read them. */
+static bool review_params_ok(json_t *a, size_t max_string)
+{
+    if (!a)
+        return true;
+    if (json_array_size(a) > EVENT_MAX_PARAMS)
+        return false;
+    size_t i;
+    json_t *v;
+    json_array_foreach(a, i, v) if (!json_is_null(v) && (!json_is_string(v) || json_string_length(v) > max_string))
+        return false;
+    return true;
+}
+
 static void review_create(struct srv_req *rq)
 {
     static const struct server_field rf[] = {
         {"connection", "n!"}, {"session_id", "I"}, {"statement", "s!"}, {"statement_hash", "s!"},
-        {"ttl_seconds", "i"}, {"rule", "s"}, {NULL, NULL}};
+        {"ttl_seconds", "i"}, {"rule", "s"}, {"params", "a"}, {NULL, NULL}};
     json_t *b = srv_body(rq, rf);
     if (!b)
         return;
@@ -906,6 +920,9 @@ static void review_create(struct srv_req *rq)
         srv_reply_error(rq, 400, "field 'statement_hash' must be the SHA-256 of 'statement' (with no NUL in it)");
     } else if (json_object_get(b, "ttl_seconds") && (ttl < 1 || ttl > 7 * 86400)) {
         srv_reply_error(rq, 400, "field 'ttl_seconds' must be 1..604800");
+    } else if (!review_params_ok(json_object_get(b, "params"), rq->srv->max_string)) {
+        srv_reply_error(rq, 400, "field 'params' must be an array of at most %d strings (or nulls) of at most"
+                        " %zu bytes each", EVENT_MAX_PARAMS, rq->srv->max_string);
     } else if ((rc = store_connection_get(rq->srv->store, cname, &conn, err, sizeof err))) {
         srv_reply_store(rq, rc, err);
     } else if (!srv_in_any(&rq->id, json_object_get(conn, "allowed_groups"))) {
@@ -926,8 +943,11 @@ static void review_create(struct srv_req *rq)
                               json_object_get(b, "statement"), "statement_hash", hash, "requester",
                               rq->id.subject, "requester_issuer", rq->id.issuer, "requester_name",
                               rq->id.name, "created_at", (json_int_t)now, "expires_at",
-                              (json_int_t)(now + (ttl ? ttl * 1000 : rq->srv->review_ttl_ms)), "rule",
+                              (json_int_t)(now + (ttl && ttl * 1000 < rq->srv->review_ttl_ms
+                                                      ? ttl * 1000 : rq->srv->review_ttl_ms)), "rule",
                               json_object_get(b, "rule"));
+        if (r && json_object_get(b, "params"))
+            json_object_set(r, "params", json_object_get(b, "params"));
         rc = store_review_create(rq->srv->store, r, err, sizeof err);
         json_decref(r);
         json_t *saved = NULL;

@@ -67,6 +67,9 @@ static const char *const store_migrations[] = {
     /* v3: when the server stored each event, by its own clock (an event's
      * ts is the gateway's); NULL in rows stored before */
     "ALTER TABLE events ADD COLUMN received_at BIGINT;",
+    /* v4: the values bound to a held extended-protocol statement (a JSON
+     * array of strings and nulls), for its reviewers; NULL when it has none */
+    "ALTER TABLE reviews ADD COLUMN params TEXT;",
 };
 #define STORE_NMIGRATIONS ((int)(sizeof store_migrations / sizeof store_migrations[0]))
 
@@ -1087,25 +1090,33 @@ fail:
 static const char *const review_names[] = {
     "id", "connection", "session_id", "statement", "statement_hash", "requester", "requester_issuer",
     "requester_name", "status", "reason", "decided_by", "created_at", "decided_at", "expires_at",
-    "consumed_at", "rule"};
+    "consumed_at", "rule", "params"};
 #define REVIEW_COLS "id, connection, session_id, statement, statement_hash, requester, requester_issuer," \
                     " requester_name, status, reason, decided_by, created_at, decided_at, expires_at,"  \
-                    " consumed_at, rule"
-#define REVIEW_KINDS "sssssssssssiiiis"
+                    " consumed_at, rule, params"
+#define REVIEW_KINDS "sssssssssssiiiisj"
 
 int store_review_create(struct store *s, json_t *r, char *err, size_t errlen)
 {
     char created[24], expires[24];
     i64s(created, sizeof created, json_integer_value(json_object_get(r, "created_at")));
     i64s(expires, sizeof expires, json_integer_value(json_object_get(r, "expires_at")));
+    json_t *params = json_object_get(r, "params");
+    char *params_text = json_is_array(params) ? json_dumps(params, JSON_COMPACT) : NULL;
+    if (json_is_array(params) && !params_text) {
+        snprintf(err, errlen, "out of memory");
+        return STORE_ERROR;
+    }
 #define S(k) json_string_value(json_object_get(r, k))
     const char *p[] = {S("id"), S("connection"), S("session_id"), S("statement"), S("statement_hash"),
-                       S("requester"), S("requester_issuer"), S("requester_name"), created, expires, S("rule")};
+                       S("requester"), S("requester_issuer"), S("requester_name"), created, expires, S("rule"),
+                       params_text};
 #undef S
     int rc = q(s, "INSERT INTO reviews (id, connection, session_id, statement, statement_hash, requester,"
-                  " requester_issuer, requester_name, status, created_at, expires_at, rule)"
-                  " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,'pending',$9,$10,$11)",
-               11, p, NULL, NULL, NULL, err, errlen);
+                  " requester_issuer, requester_name, status, created_at, expires_at, rule, params)"
+                  " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,'pending',$9,$10,$11,$12)",
+               12, p, NULL, NULL, NULL, err, errlen);
+    free(params_text);
     if (rc == 0)
         store_notify_reviews(s);
     return rc;

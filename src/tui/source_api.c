@@ -168,27 +168,6 @@ static int api_session(void *self, const char *id, struct replay_session *out, c
     return rc;
 }
 
-static void review_from_json(const json_t *o, struct tui_review *r)
-{
-    memset(r, 0, sizeof *r);
-    copy_str(r->id, sizeof r->id, o, "id");
-    copy_str(r->requester, sizeof r->requester, o,
-             json_is_string(json_object_get(o, "requester_name")) &&
-                     json_string_length(json_object_get(o, "requester_name"))
-                 ? "requester_name"
-                 : "requester");
-    copy_str(r->connection, sizeof r->connection, o, "connection");
-    copy_str(r->session_id, sizeof r->session_id, o, "session_id");
-    copy_str(r->status, sizeof r->status, o, "status");
-    copy_str(r->rule, sizeof r->rule, o, "rule");
-    copy_str(r->decided_by, sizeof r->decided_by, o, "decided_by");
-    copy_str(r->reason, sizeof r->reason, o, "reason");
-    r->created_ms = get_int(o, "created_at");
-    r->decided_ms = get_int(o, "decided_at");
-    const json_t *st = json_object_get(o, "statement");
-    r->statement = strdup(json_is_string(st) ? json_string_value(st) : "");
-}
-
 /* Whether this user asked for the review (one cannot decide one's own). */
 static bool requested_by_me(const struct api_source *a, const json_t *o)
 {
@@ -238,8 +217,7 @@ static int api_reviews(void *self, const char *status, int64_t *cursor, int wait
             continue;
         if (pending ? requested_by_me(a, o) : strcmp(st, "pending") == 0)
             continue;
-        review_from_json(o, &(*out)[*n]);
-        if (!(*out)[*n].statement)
+        if (tui_review_from_json(o, &(*out)[*n]) < 0)
             break;
         (*n)++;
     }

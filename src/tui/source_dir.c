@@ -1,6 +1,7 @@
 /* source_dir.c — a tui_source over a directory of exported session documents
  * (one JSON file per session) and an optional reviews.json, for browsing and
  * replaying offline. Read-only: reviews cannot be decided from files. */
+#include "hoopctl/api.h"
 #include "hoopctl/tui.h"
 
 #include <dirent.h>
@@ -187,10 +188,17 @@ static int dir_session(void *self, const char *id, struct replay_session *out, c
     return rc;
 }
 
+void tui_review_clear(struct tui_review *r)
+{
+    free(r->statement);
+    free(r->params);
+    r->statement = r->params = NULL;
+}
+
 void tui_reviews_free(struct tui_review *r, int n)
 {
     for (int i = 0; i < n && r; i++)
-        free(r[i].statement);
+        tui_review_clear(&r[i]);
     free(r);
 }
 
@@ -200,15 +208,15 @@ static void copy_member(char *dst, size_t len, const json_t *o, const char *key)
     snprintf(dst, len, "%s", json_is_string(v) ? json_string_value(v) : "");
 }
 
-/* Fill one review from its JSON object (the shape the server's store uses). */
-static int review_from_json(const json_t *o, struct tui_review *r)
+int tui_review_from_json(const json_t *o, struct tui_review *r)
 {
     memset(r, 0, sizeof *r);
     if (!json_is_object(o) || !json_is_string(json_object_get(o, "id")))
         return -1;
     copy_member(r->id, sizeof r->id, o, "id");
+    const json_t *name = json_object_get(o, "requester_name");
     copy_member(r->requester, sizeof r->requester, o,
-                json_is_string(json_object_get(o, "requester_name")) ? "requester_name" : "requester");
+                json_is_string(name) && json_string_length(name) ? "requester_name" : "requester");
     copy_member(r->connection, sizeof r->connection, o, "connection");
     copy_member(r->session_id, sizeof r->session_id, o, "session_id");
     copy_member(r->status, sizeof r->status, o, "status");
@@ -220,7 +228,15 @@ static int review_from_json(const json_t *o, struct tui_review *r)
     r->decided_ms = json_is_integer(dd) ? json_integer_value(dd) : 0;
     const json_t *st = json_object_get(o, "statement");
     r->statement = strdup(json_is_string(st) ? json_string_value(st) : "");
-    return r->statement ? 0 : -1;
+    struct buf params = {0};
+    bool ok = api_review_params_text(o, "  ", &params) == 0;
+    r->params = ok ? strdup(buf_cstr(&params)) : NULL;
+    buf_free(&params);
+    if (!r->statement || !r->params) {
+        tui_review_clear(r);
+        return -1;
+    }
+    return 0;
 }
 
 static int dir_reviews(void *self, const char *status, int64_t *cursor, int wait_ms,
@@ -257,12 +273,10 @@ static int dir_reviews(void *self, const char *status, int64_t *cursor, int wait
     bool want_pending = strcmp(status, "pending") == 0;
     for (size_t i = 0; i < total; i++) {
         struct tui_review *r = &(*out)[*n];
-        if (review_from_json(json_array_get(arr, i), r) < 0) {
-            free(r->statement);
+        if (tui_review_from_json(json_array_get(arr, i), r) < 0)
             continue;
-        }
         if ((strcmp(r->status, "pending") == 0) != want_pending) {
-            free(r->statement);
+            tui_review_clear(r);
             continue;
         }
         (*n)++;

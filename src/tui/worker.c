@@ -259,7 +259,7 @@ static void *request_main(void *arg)
                 /* it leaves the queue now, not at the next poll */
                 for (int i = 0; i < m->npending; i++)
                     if (strcmp(m->pending[i].id, did) == 0) {
-                        free(m->pending[i].statement);
+                        tui_review_clear(&m->pending[i]);
                         memmove(&m->pending[i], &m->pending[i + 1],
                                 (size_t)(m->npending - i - 1) * sizeof *m->pending);
                         m->npending--;

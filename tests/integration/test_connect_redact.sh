@@ -6,8 +6,8 @@
 #   values as "(redacted)", whatever the policy says; held for review, the
 #   reviewer reads the redacted text too, and the approval still runs it;
 # - a policy with redact_literals records every statement that way, while the
-#   reviewer of a held statement reads it whole; the session still shows who
-#   approved it.
+#   reviewer of a held statement reads it whole, with the values bound to an
+#   extended-protocol one; the session still shows who approved it.
 # The secrets are then searched for in the session, the export and the review.
 source "$(dirname "$0")/lib/harness.sh"
 source "$HOOPCTL_ROOT/tests/integration/lib/connect.sh"
@@ -102,10 +102,30 @@ with psycopg.connect("") as c:
     assert c.execute("select count(*) from accounts where owner = %s", ["ben@corp.example"]).fetchone()[0] == 1
 ' || fail "psycopg through connect (redact_literals)"
 
+log "an extended-protocol statement held for review: bob reads the values bound to it"
+as alice bg_start held "$H" connect app --quiet -- /usr/bin/python3 -c '
+import psycopg
+with psycopg.connect("", autocommit=True) as c:
+    c.execute("update accounts set balance = %s, owner = %s", [88, "ann\x27s"])
+    print("held-update-done")
+'
+pending() { as bob "$H" -o json reviews list | /usr/bin/python3 -c 'import json,sys
+r=[x["id"] for x in json.load(sys.stdin) if "balance = $1, owner" in x["statement"]]; print(r[0]); sys.exit(not r)'; }
+wait_for "the held extended-protocol UPDATE" 30 pending
+rid3=$(pending)
+shown=$(as bob "$H" reviews show "$rid3")
+assert_contains "$shown" "update accounts set balance = \$1, owner = \$2"
+# psycopg sends the number in binary (int2), shown as its bytes.
+assert_contains "$shown" $'parameters (bound to the statement, as the approval will run it):\n  $1 = \'\\x0058\'\n  $2 = \'ann\'\'s\''
+as bob "$H" reviews approve "$rid3" >/dev/null
+wait_rc "$held_PID"
+assert_eq 0 "$RC" "the held psycopg UPDATE: $(cat "$T/held.log")"
+assert_eq 176 "$(psql -qAtX -d app -c 'select sum(balance) from accounts')" "the approved UPDATE ran with its value"
+
 log "the server's record: redacted text, no secret anywhere, the reviewer joined"
 ATOK=$(as alice "$H" token)
-wait_for "the four shipped sessions" 30 bash -c "(( \$(HOOPCTL_TOKEN=$ATOK '$H' -o json sessions list |
-  grep -c '\"ended_at\": [0-9]') >= 4 ))"
+wait_for "the five shipped sessions" 30 bash -c "(( \$(HOOPCTL_TOKEN=$ATOK '$H' -o json sessions list |
+  grep -c '\"ended_at\": [0-9]') >= 5 ))"
 all=$T/all.json
 sids=$(HOOPCTL_TOKEN=$ATOK "$H" -o json sessions list | python3 -c 'import json,sys
 print(" ".join(s["id"] for s in json.load(sys.stdin)["sessions"]))')
@@ -146,6 +166,8 @@ assert d["redacted"] and d["review"]["id"] == sys.argv[3] and d["review"]["decid
 assert by["select count(*) from accounts where owner = $1;"]["redacted"]
 ps = [d for d in st if d["text"] == "select count(*) from accounts where owner = $1" and "params" in d]
 assert ps and ps[0]["params"] == ["(redacted)"], ps
+d = [d for d in st if d["text"] == "update accounts set balance = $1, owner = $2"]
+assert d and d[0]["params"] == ["(redacted)", "(redacted)"] and d[0]["review"]["decided_by"] == "bob", d
 print("statements ok:", len(st))
 PY
 assert_contains "$(cat "$T/all.txt")" "[review $rid2 consumed by bob]"

@@ -287,7 +287,9 @@ assert_eq "$(jget "$rv" 'd["id"]')" "$(jget "$(cat "$T/tui.out")" 'd["reviews"][
 w=$(ok tok-alice-1 GET "/api/v1/reviews/$(jget "$rv" 'd["id"]')/wait?timeout=20")
 assert_eq expired "$(jget "$w" 'd["status"]')"
 expect_err 409 tok-bob-001 POST "/api/v1/reviews/$(jget "$rv" 'd["id"]')/approve" '{}'
-rv=$(ok tok-alice-1 POST /api/v1/reviews "{\"connection\":\"prod\",\"statement\":\"vacuum\",\"statement_hash\":\"$(printf vacuum | sha256sum | cut -c1-64)\"}")
+# A request may ask for less than reviews.ttl_seconds (3600), never more.
+rv=$(ok tok-alice-1 POST /api/v1/reviews "{\"connection\":\"prod\",\"statement\":\"vacuum\",\"statement_hash\":\"$(printf vacuum | sha256sum | cut -c1-64)\",\"ttl_seconds\":604800}")
+assert_eq 3600000 "$(jget "$rv" 'd["expires_at"] - d["created_at"]')" "the ttl of a review that asked for a week"
 HOOPCTL_TOKEN=tok-bob-001 "$H" reviews deny "$(jget "$rv" 'd["id"]')" --reason "not now" --server "$URL" >/dev/null
 assert_contains "$(HOOPCTL_TOKEN=tok-alice-1 "$H" reviews show "$(jget "$rv" 'd["id"]')" --server "$URL")" "not now"
 RV_ALICE=$(jget "$rv" 'd["id"]')

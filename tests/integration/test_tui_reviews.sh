@@ -118,6 +118,25 @@ tmux_keys y
 tmux_wait_text "error: could not approve review ${r3:0:8}" 20
 assert_contains "$(tmux_screen)" "is not pending (HTTP 409)"
 tmux_wait_text "0 pending reviews you may decide" 30
+
+# An extended-protocol statement: the reviewer reads the values bound to
+# $1, $2 (NULL, quotes doubled, escapes shown, not obeyed).
+r4=$(seed_review "$TOKEN_carol" sess-c2 'delete from orders where owner = $1 and note is not distinct from $2 and tag = $3' \
+  '["ann@corp.example", null, "it'"'"'s \u001b[2Kok"]')
+tmux_wait_text "1 pending review you may decide" 30
+tmux_wait_text "Parameters:" 20
+screen=$(tmux_screen)
+assert_contains "$screen" "\$1 = 'ann@corp.example'"
+assert_contains "$screen" "\$2 = NULL"
+assert_contains "$screen" "\$3 = 'it''s \\x1b[2Kok'"
 tmux_keys q
 tmux_wait_exit 30 >/dev/null
+out=$(HOOPCTL_TOKEN=$TOKEN_dave "$H" reviews show "$r4" --server "$SERVER_URL")
+assert_contains "$out" $'parameters (bound to the statement, as the approval will run it):\n  $1 = \'ann@corp.example\'\n  $2 = NULL\n  $3 = \'it\'\'s \\x1b[2Kok\''
+[[ $out != *$'\e'* ]] || fail "reviews show wrote an escape character"
+# The server takes strings and nulls only.
+code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer $TOKEN_carol" \
+  -H 'Content-Type: application/json' "$SERVER_URL/api/v1/reviews" --data-binary \
+  '{"connection": "pgtest", "statement": "x", "statement_hash": "2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881", "params": [1]}')
+assert_eq 400 "$code" "a review with a number among its params"
 echo "reviews view ok"

@@ -94,11 +94,11 @@ static void migrations_run_once(void **state)
 {
     struct fixture *f = *state;
     char err[256];
-    assert_int_equal(store_schema_version(f->st), 3);
+    assert_int_equal(store_schema_version(f->st), 4);
     assert_string_equal(store_kind(f->st), f->pg ? "postgres" : "sqlite");
     struct store *again = store_open(f->url, err, sizeof err);
     assert_non_null(again);
-    assert_int_equal(store_schema_version(again), 3);
+    assert_int_equal(store_schema_version(again), 4);
     store_close(again);
     if (!f->pg) {
         /* A store of schema 1 (reviews without a rule, events without a
@@ -115,6 +115,7 @@ static void migrations_run_once(void **state)
         char sql[2048];
         snprintf(sql, sizeof sql,
                  "ALTER TABLE reviews DROP COLUMN rule;"
+                 "ALTER TABLE reviews DROP COLUMN params;"
                  "ALTER TABLE events DROP COLUMN received_at;"
                  "DELETE FROM schema_migrations WHERE version > 1;"
                  "INSERT INTO reviews (id, connection, statement, statement_hash, requester,"
@@ -131,7 +132,7 @@ static void migrations_run_once(void **state)
         sqlite3_close(db);
         f->st = store_open(f->url, err, sizeof err);
         assert_non_null(f->st);
-        assert_int_equal(store_schema_version(f->st), 3);
+        assert_int_equal(store_schema_version(f->st), 4);
         json_t *r = NULL;
         assert_int_equal(store_review_get(f->st, "old", &r, err, sizeof err), 0);
         assert_string_equal(json_string_value(json_object_get(r, "statement")), "delete from t");
@@ -334,11 +335,15 @@ static void review_life_cycle(void **state)
                           "statement", "delete from t", "statement_hash", "h1", "requester", "alice",
                           "requester_issuer", "dev", "requester_name", "Alice", "created_at", (json_int_t)1000,
                           "expires_at", (json_int_t)5000, "rule", "review-no-where");
+    json_object_set_new(r, "params", json_pack("[s,n,s]", "ann@x", "it's \"quoted\""));
     assert_int_equal(store_review_create(f->st, r, err, sizeof err), 0);
     json_t *saved = NULL;
     assert_int_equal(store_review_get(f->st, "r1", &saved, err, sizeof err), 0);
     assert_string_equal(json_string_value(json_object_get(saved, "rule")), "review-no-where");
+    /* The bound values come back as the array they were. */
+    assert_true(json_equal(json_object_get(saved, "params"), json_object_get(r, "params")));
     json_decref(saved);
+    json_object_del(r, "params");
     json_object_set_new(r, "id", json_string("r2"));
     json_object_set_new(r, "expires_at", json_integer(1500));
     assert_int_equal(store_review_create(f->st, r, err, sizeof err), 0);
@@ -355,6 +360,7 @@ static void review_life_cycle(void **state)
     json_t *got = NULL;
     assert_int_equal(store_review_get(f->st, "r2", &got, err, sizeof err), 0);
     assert_string_equal(json_string_value(json_object_get(got, "status")), "expired");
+    assert_true(json_is_null(json_object_get(got, "params"))); /* none given */
     json_decref(got);
     json_t *list = NULL;
     assert_int_equal(store_review_list(f->st, NULL, -1, NULL, NULL, &list, err, sizeof err), 0);

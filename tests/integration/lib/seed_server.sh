@@ -37,12 +37,14 @@ api() {  # token method path [json]
   printf '%s\n' "$out"
 }
 
-# seed_review TOKEN SESSION STATEMENT: a pending review on pgtest; prints its id.
-seed_review() {
+# seed_review TOKEN SESSION STATEMENT [PARAMS]: a pending review on pgtest; prints its id.
+seed_review() {  # [PARAMS: a JSON array of the bound values]
   local hash body
   hash=$(printf '%s' "$3" | sha256sum | cut -c1-64)
-  body=$(/usr/bin/python3 -c 'import json,sys; print(json.dumps({"connection": "pgtest",
-    "session_id": sys.argv[1], "statement": sys.argv[2], "statement_hash": sys.argv[3]}))' "$2" "$3" "$hash")
+  body=$(/usr/bin/python3 -c 'import json,sys; b={"connection": "pgtest",
+    "session_id": sys.argv[1], "statement": sys.argv[2], "statement_hash": sys.argv[3]}
+if sys.argv[4]: b["params"] = json.loads(sys.argv[4])
+print(json.dumps(b))' "$2" "$3" "$hash" "${4:-}")
   api "$1" POST /api/v1/reviews "$body" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])'
 }
 
