@@ -52,6 +52,11 @@ int api_client_init(struct api_client *c, const char *server, char *err, size_t 
         snprintf(err, errlen, "server URL must start with http:// or https://");
         goto out;
     }
+    /* The token, and connection secrets, travel over it: TLS, save on loopback. */
+    if (identity_check_url(url, e2, sizeof e2) < 0) {
+        snprintf(err, errlen, "server URL %s", e2);
+        goto out;
+    }
     snprintf(c->base, sizeof c->base, "%s", url);
     size_t bl = strlen(c->base);
     while (bl && c->base[bl - 1] == '/')

@@ -236,6 +236,7 @@ static int server_cmd_run(const struct cli_args *args, struct cli_context *ctx)
         json_decref(cfg);
         return cli_usage_error(args->cmd, "--retention takes a duration like 90d, 12h, 30m or 45s");
     }
+    err[0] = '\0';
     int mk = dev_key[0] && !getenv("HOOPCTL_MASTER_KEY")
                  ? server_dev_master_key(dev_key, opt.master_key, err, sizeof err)
                  : server_master_key_load(pick(args, "master-key-file", cfg, "master_key_file"),
@@ -247,6 +248,8 @@ static int server_cmd_run(const struct cli_args *args, struct cli_context *ctx)
         return CLI_EXIT_FAILURE;
     }
     opt.have_master_key = mk == 1;
+    if (opt.have_master_key && err[0]) /* loaded, with a warning */
+        log_warn("server", "%s: it unlocks every connection secret; chmod 600 it", err);
     if (!opt.have_master_key)
         log_warn("server", "no master key (--master-key-file or HOOPCTL_MASTER_KEY): connection "
                            "secrets cannot be stored");

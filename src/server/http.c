@@ -392,7 +392,12 @@ static void srv_handle(struct evhttp_request *r, void *arg)
     if (!srv_authenticate(&rq))
         return;
     if (rq.nseg == 1 && strcmp(rq.seg[0], "metrics") == 0) {
-        srv_metrics_reply(&rq);
+        /* Counts of users' activity and failures: for operators, not users. */
+        if (!srv_is_auditor(&rq))
+            srv_reply_error(&rq, 403, "/metrics is for the %s and %s groups", srv->admin_group,
+                            srv->auditor_group);
+        else
+            srv_metrics_reply(&rq);
         return;
     }
     if (rq.nseg < 2 || strcmp(rq.seg[0], "api") != 0 || strcmp(rq.seg[1], "v1") != 0) {
@@ -856,9 +861,17 @@ int server_run(const struct server_options *opt, char *err, size_t errlen)
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
     int actual = port;
-    if (getsockname(sfd, (struct sockaddr *)&ss, &sl) == 0)
+    bool bound_ok = getsockname(sfd, (struct sockaddr *)&ss, &sl) == 0;
+    if (bound_ok)
         actual = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                                 : ((struct sockaddr_in *)&ss)->sin_port);
+    /* The name said loopback; the address it resolved to must be too. */
+    if (dev && (!bound_ok || !server_sockaddr_is_loopback((const struct sockaddr *)&ss))) {
+        snprintf(err, errlen, "auth.dev_tokens is for tests on loopback only; %s is not a loopback address",
+                 opt->listen);
+        srv_free(&srv);
+        return -1;
+    }
     log_msg(LOG_WARN, MOD, "listening on %s://%s:%d (store %s, schema v%d)", srv.ssl ? "https" : "http",
             host, actual, store_kind(srv.store), store_schema_version(srv.store));
     event_base_dispatch(srv.base);

@@ -38,7 +38,8 @@ int server_master_key_load(const char *file, unsigned char key[32], char *err, s
         }
         struct stat stbuf;
         if (fstat(fileno(f), &stbuf) == 0 && (stbuf.st_mode & 077))
-            snprintf(err, errlen, "master key file %s is readable by others", file);
+            snprintf(err, errlen, "master key file %s is open to group or others (mode %03o)", file,
+                     (unsigned)(stbuf.st_mode & 0777));
         unsigned char raw[80];
         size_t n = fread(raw, 1, sizeof raw, f);
         fclose(f);

@@ -83,6 +83,7 @@ expect_err 401 '' GET /api/v1/whoami
 expect_err 401 'not-a-token' GET /api/v1/whoami
 expect_err 401 'hk_short' GET /api/v1/whoami
 expect_err 401 '' GET /metrics
+expect_err 403 tok-alice-1 GET /metrics  # for operators (admin, auditor), not users
 out=$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Basic cm9vdDpyb290' "$URL/api/v1/whoami")
 assert_eq 401 "$out" "Basic auth is not a bearer token"
 assert_eq "alice ['dev']" "$(jget "$(ok tok-alice-1 GET /api/v1/whoami)" 'd["subject"], d["groups"]')"

@@ -41,9 +41,21 @@ refused_config '{"limits": 5}' "limits in the configuration must be an object"
 # A store written by a newer hoopctl is refused, not reinterpreted.
 sqlite3 "$T/new.db" "create table schema_migrations (version integer primary key, applied_at bigint); insert into schema_migrations values (99, 0)"
 expect_refusal 1 "newer than this hoopctl" --store "sqlite:$T/new.db" --listen 127.0.0.1:$P
+# A master key that others may read is used, with a warning that says so
+# (and not the key).
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$T/open.key"
+chmod 644 "$T/open.key"
+bg_start openkey "$H" server --master-key-file "$T/open.key" --store "sqlite:$T/k.db" --listen "127.0.0.1:$P"
+wait_for "the server with an open master key" 20 curl -sf "http://127.0.0.1:$P/healthz"
+assert_contains "$(cat "$T/openkey.log")" "master key file $T/open.key is open to group or others (mode 644)"
+assert_not_contains "$(cat "$T/openkey.log")" "$(cat "$T/open.key")" "the master key was logged"
+kill "$openkey_PID"; wait "$openkey_PID" 2>/dev/null || true
 # The CLI side: no server configured, or a server that is not there.
 rc=0; out=$(env -u HOOPCTL_SERVER_URL "$H" sessions list 2>&1) || rc=$?
 assert_eq 1 "$rc"; assert_contains "$out" "no server URL"
 rc=0; out=$(HOOPCTL_TOKEN=x "$H" sessions list --server "http://127.0.0.1:$(free_port)" 2>&1) || rc=$?
 assert_eq 5 "$rc"; assert_contains "$out" "cannot reach the server"
+# A token is never sent in clear past loopback (nothing is tried: 10.0.0.1 is not reached).
+rc=0; out=$(HOOPCTL_TOKEN=x "$H" sessions list --server "http://10.0.0.1:80" 2>&1) || rc=$?
+assert_eq 1 "$rc"; assert_contains "$out" "only https URLs are allowed (plain http only on loopback)"
 echo "server config ok"

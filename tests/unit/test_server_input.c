@@ -11,6 +11,9 @@
 #include <string.h>
 #include <fcntl.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include "hoopctl/server.h"
 #include "hoopctl/util.h"
@@ -139,6 +142,22 @@ static void apikeys_and_loopback(void **state)
     assert_true(server_listen_is_loopback("localhost:80"));
     assert_false(server_listen_is_loopback("0.0.0.0:80"));
     assert_false(server_listen_is_loopback("10.0.0.1:80"));
+    /* What a name bound to decides: 127.evil.example may resolve anywhere. */
+    const char *const yes[] = {"127.0.0.1", "127.255.0.9", "::1", "::ffff:127.0.0.2"};
+    const char *const no[] = {"128.0.0.1", "10.127.0.1", "0.0.0.0", "::", "::ffff:10.0.0.1", "fe80::1"};
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t i = 0; i < (pass ? 6u : 4u); i++) {
+            const char *a = pass ? no[i] : yes[i];
+            struct sockaddr_storage ss = {0};
+            if (strchr(a, ':')) {
+                ss.ss_family = AF_INET6;
+                assert_int_equal(inet_pton(AF_INET6, a, &((struct sockaddr_in6 *)&ss)->sin6_addr), 1);
+            } else {
+                ss.ss_family = AF_INET;
+                assert_int_equal(inet_pton(AF_INET, a, &((struct sockaddr_in *)&ss)->sin_addr), 1);
+            }
+            assert_int_equal(server_sockaddr_is_loopback((struct sockaddr *)&ss), !pass);
+        }
 }
 
 int main(void)
