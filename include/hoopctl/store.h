@@ -168,4 +168,15 @@ int store_review_consume(struct store *s, const char *id, const char *requester,
 int store_review_expire(struct store *s, int64_t now_ms, char *err, size_t errlen);
 int64_t store_review_count(struct store *s, const char *status);
 
+/* The webhook's cursor for an endpoint (key: a hash of its URL), held by one
+ * server instance at a time under a lease. claim takes the lease for owner
+ * (or renews it) until now + lease_ms and sets *last_n, the last event
+ * pushed (a new endpoint starts at the chain's head); STORE_CONFLICT while
+ * another owner's lease runs. advance records the last event pushed and
+ * renews; STORE_CONFLICT when the lease was lost (stop pushing). */
+int store_webhook_claim(struct store *s, const char *key, const char *owner, int64_t now_ms, int64_t lease_ms,
+                        int64_t *last_n, char *err, size_t errlen);
+int store_webhook_advance(struct store *s, const char *key, const char *owner, int64_t last_n, int64_t now_ms,
+                          int64_t lease_ms, char *err, size_t errlen);
+
 #endif

@@ -252,6 +252,15 @@ static bool srv_authenticate(struct srv_req *rq)
     return false;
 }
 
+int srv_bound_address(struct srv *srv, struct sockaddr_storage *ss)
+{
+    socklen_t sl = sizeof *ss;
+    if (getsockname(evhttp_bound_socket_get_fd(srv->bound), (struct sockaddr *)ss, &sl) != 0)
+        return -1;
+    return ntohs(ss->ss_family == AF_INET6 ? ((struct sockaddr_in6 *)ss)->sin6_port
+                                           : ((struct sockaddr_in *)ss)->sin_port);
+}
+
 /* ---- public endpoints ---------------------------------------------------- */
 
 static void srv_metrics_reply(struct srv_req *rq)
@@ -857,14 +866,11 @@ int server_run(const struct server_options *opt, char *err, size_t errlen)
         return -1;
     }
     /* Print the actual port (":0" picks a free one). */
-    evutil_socket_t sfd = evhttp_bound_socket_get_fd(srv.bound);
     struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
-    int actual = port;
-    bool bound_ok = getsockname(sfd, (struct sockaddr *)&ss, &sl) == 0;
-    if (bound_ok)
-        actual = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                                : ((struct sockaddr_in *)&ss)->sin_port);
+    int actual = srv_bound_address(&srv, &ss);
+    bool bound_ok = actual > 0;
+    if (!bound_ok)
+        actual = port;
     /* The name said loopback; the address it resolved to must be too. */
     if (dev && (!bound_ok || !server_sockaddr_is_loopback((const struct sockaddr *)&ss))) {
         snprintf(err, errlen, "auth.dev_tokens is for tests on loopback only; %s is not a loopback address",

@@ -133,6 +133,9 @@ void srv_conn_free_all(struct srv *srv);
 void srv_route(struct srv_req *rq);
 /* Streaming audit export (export.c). */
 void srv_export_start(struct srv_req *rq, int64_t since, int64_t until, bool csv);
+/* The listening socket's address (http.c); returns its port, or -1. */
+struct sockaddr_storage;
+int srv_bound_address(struct srv *srv, struct sockaddr_storage *ss);
 /* Webhook pusher (webhook.c). */
 int srv_webhook_start(struct srv *srv, char *err, size_t errlen);
 void srv_webhook_stop(struct srv *srv);

@@ -1,11 +1,16 @@
 /* webhook.c — optional push of each stored audit event as JSON to a webhook
  * or SIEM endpoint (audit.webhook_url), from a thread with its own store
- * handle, in chain order, retrying with backoff until the endpoint takes it. */
+ * handle, in chain order, retrying with backoff until the endpoint takes it.
+ * Where it is in the chain is kept in the store, so a restart resumes there,
+ * and one server instance of those sharing a store pushes at a time. */
 #include "internal.h"
 #include "hoopctl/config.h"
 #include "hoopctl/log.h"
+#include "hoopctl/util.h"
 
 #include <curl/curl.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,11 +18,25 @@
 
 #define MOD "webhook"
 
+/* One instance pushes at a time (a lease on the endpoint's cursor in the
+ * store, renewed well within its term); the others stand by and take over
+ * when it lapses. Posts take at most 10 s and backoff at most 30 s, so a
+ * live holder always renews in time. */
+#define HOOK_LEASE_MS 60000
+#define HOOK_RENEW_MS (HOOK_LEASE_MS / 4)
+#define HOOK_STANDBY_MS 5000
+
 struct hook_ctx {
     struct srv *srv;
     struct store *store;
     char url[1024];
-    int64_t after;
+    char key[65];          /* SHA-256 of the URL: the cursor's key (the URL may hold a secret) */
+    char owner[300];       /* this instance, for the lease: "host:port", so that a restart of it
+                            * (kill -9 included) takes its lease back at once */
+    bool holder;
+    int64_t after;         /* the last event pushed */
+    int64_t saved;         /* ...as the store has it */
+    int64_t renew_at;
 };
 
 static size_t hook_discard(char *p, size_t s, size_t n, void *u)
@@ -44,6 +63,14 @@ static int hook_post(CURL *c, const char *url, const char *body)
     return rc == CURLE_OK && status >= 200 && status < 300 ? 0 : -1;
 }
 
+static bool hook_stopping(struct srv *srv)
+{
+    pthread_mutex_lock(&srv->hook_lock);
+    bool stop = srv->hook_stop;
+    pthread_mutex_unlock(&srv->hook_lock);
+    return stop;
+}
+
 /* Sleep up to ms, waking early on stop. Returns true when stopping. */
 static bool hook_wait(struct srv *srv, int ms)
 {
@@ -63,13 +90,58 @@ static bool hook_wait(struct srv *srv, int ms)
     return stop;
 }
 
+/* Take (or renew) the lease; on taking it, resume from the stored cursor. */
+static bool hook_claim(struct hook_ctx *h)
+{
+    char err[256];
+    int64_t now = util_now_ms(), at = 0;
+    int rc = store_webhook_claim(h->store, h->key, h->owner, now, HOOK_LEASE_MS, &at, err, sizeof err);
+    if (rc == 0) {
+        if (!h->holder)
+            log_warn(MOD, "this instance pushes the audit events, from event %lld on", (long long)at + 1);
+        if (!h->holder || at != h->saved)
+            h->after = h->saved = at;
+        h->holder = true;
+        h->renew_at = now + HOOK_RENEW_MS;
+        return true;
+    }
+    if (h->holder)
+        log_warn(MOD, "another server instance pushes the audit events now");
+    else if (rc != STORE_CONFLICT)
+        log_warn(MOD, "claiming the webhook's cursor: %s", err);
+    h->holder = false;
+    return false;
+}
+
+/* Record what was pushed (and renew the lease for lease_ms). */
+static void hook_save(struct hook_ctx *h, int64_t lease_ms)
+{
+    char err[256];
+    int64_t now = util_now_ms();
+    int rc = store_webhook_advance(h->store, h->key, h->owner, h->after, now, lease_ms, err, sizeof err);
+    if (rc == 0) {
+        h->saved = h->after;
+        h->renew_at = now + HOOK_RENEW_MS;
+    } else if (rc == STORE_CONFLICT) {
+        log_warn(MOD, "%s", err);
+        h->holder = false;
+    } else {
+        log_warn(MOD, "saving the webhook's cursor: %s", err); /* kept in memory; saved next time */
+    }
+}
+
 static void *hook_main(void *arg)
 {
     struct hook_ctx *h = arg;
     CURL *c = curl_easy_init();
     char err[256];
     int backoff = 0;
-    while (c) {
+    while (c && !hook_stopping(h->srv)) {
+        if ((!h->holder || util_now_ms() >= h->renew_at) && !hook_claim(h)) {
+            if (hook_wait(h->srv, HOOK_STANDBY_MS))
+                break;
+            continue;
+        }
         json_t *rows = NULL;
         if (store_events_page(h->store, h->after, 0, 0, 100, &rows, err, sizeof err) != 0) {
             log_warn(MOD, "reading events: %s", err);
@@ -88,9 +160,17 @@ static void *hook_main(void *arg)
             }
             h->after = json_integer_value(json_object_get(e, "n"));
             backoff = 0;
+            if (util_now_ms() >= h->renew_at)
+                hook_save(h, HOOK_LEASE_MS);
+            if (!h->holder || hook_stopping(h->srv))
+                break;
         }
         size_t got = json_array_size(rows);
         json_decref(rows);
+        if (h->holder && h->after != h->saved)
+            hook_save(h, HOOK_LEASE_MS);
+        if (!h->holder)
+            continue;
         if (failed) {
             backoff = backoff ? (backoff * 2 > 30000 ? 30000 : backoff * 2) : 500;
             log_warn(MOD, "push failed; retrying event %lld in %d ms", (long long)h->after + 1, backoff);
@@ -98,10 +178,10 @@ static void *hook_main(void *arg)
                 break;
         } else if (got == 0 && hook_wait(h->srv, 1000)) {
             break;
-        } else if (got && h->srv->hook_stop) {
-            break;
         }
     }
+    if (h->holder)
+        hook_save(h, 0); /* the lease ends now: a standby takes over at once */
     curl_easy_cleanup(c);
     store_close(h->store);
     free(h);
@@ -129,12 +209,11 @@ int srv_webhook_start(struct srv *srv, char *err, size_t errlen)
         free(h);
         return -1;
     }
-    /* Push what arrives from now on. */
-    json_t *rep = NULL;
-    if (store_audit_verify(h->store, &rep, err, errlen) == 0) {
-        h->after = json_integer_value(json_object_get(rep, "head"));
-        json_decref(rep);
-    }
+    util_sha256_hex(url, strlen(url), h->key);
+    char host[256] = "";
+    gethostname(host, sizeof host - 1);
+    struct sockaddr_storage ss;
+    snprintf(h->owner, sizeof h->owner, "%.250s:%d", host, srv_bound_address(srv, &ss));
     if (pthread_create(&srv->hook_thread, NULL, hook_main, h) != 0) {
         store_close(h->store);
         free(h);

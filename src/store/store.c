@@ -68,8 +68,14 @@ static const char *const store_migrations[] = {
      * ts is the gateway's); NULL in rows stored before */
     "ALTER TABLE events ADD COLUMN received_at BIGINT;",
     /* v4: the values bound to a held extended-protocol statement (a JSON
-     * array of strings and nulls), for its reviewers; NULL when it has none */
-    "ALTER TABLE reviews ADD COLUMN params TEXT;",
+     * array of strings and nulls), for its reviewers; NULL when it has none.
+     * The webhook's place in the chain, per endpoint (key: the SHA-256 of its
+     * URL), and which server instance pushes (a lease), so that a restart
+     * resumes and several instances push each event once. */
+    "ALTER TABLE reviews ADD COLUMN params TEXT;"
+    "CREATE TABLE webhook_cursors ("
+    " key TEXT PRIMARY KEY, last_n BIGINT NOT NULL, owner TEXT NOT NULL, lease_until BIGINT NOT NULL,"
+    " updated_at BIGINT NOT NULL);",
 };
 #define STORE_NMIGRATIONS ((int)(sizeof store_migrations / sizeof store_migrations[0]))
 
@@ -1010,6 +1016,51 @@ static int audit_verify_in(struct store *s, json_t **report, char *err, size_t e
                         (json_int_t)st.checked, "checkpoint", (json_int_t)head.cp_n, "head",
                         (json_int_t)head.last_n, "head_hash", head.last_hash, "problems", st.problems);
     return 0;
+}
+
+/* ---- the webhook's cursor ------------------------------------------------ */
+
+int store_webhook_claim(struct store *s, const char *key, const char *owner, int64_t now_ms, int64_t lease_ms,
+                        int64_t *last_n, char *err, size_t errlen)
+{
+    char now[24], until[24];
+    i64s(now, sizeof now, now_ms);
+    i64s(until, sizeof until, now_ms + lease_ms);
+    const char *p[] = {key, owner, until, now};
+    /* A new endpoint starts at the chain's head: it gets what arrives next. */
+    int rc = q(s, "INSERT INTO webhook_cursors (key, last_n, owner, lease_until, updated_at)"
+                  " SELECT CAST($1 AS TEXT), last_n, '', 0, CAST($2 AS BIGINT) FROM chain_head WHERE id = 1"
+                  " ON CONFLICT (key) DO NOTHING",
+               2, (const char *const[]){key, now}, NULL, NULL, NULL, err, errlen);
+    int64_t ch = 0;
+    if (rc == 0)
+        rc = q(s, "UPDATE webhook_cursors SET owner = $2, lease_until = $3"
+                  " WHERE key = $1 AND (owner = $2 OR lease_until < $4)",
+               4, p, NULL, NULL, &ch, err, errlen);
+    if (rc == 0 && ch == 0)
+        return STORE_CONFLICT;
+    if (rc == 0)
+        rc = q(s, "SELECT last_n FROM webhook_cursors WHERE key = $1", 1, p, row_int, last_n, NULL, err, errlen);
+    return rc;
+}
+
+int store_webhook_advance(struct store *s, const char *key, const char *owner, int64_t last_n, int64_t now_ms,
+                          int64_t lease_ms, char *err, size_t errlen)
+{
+    char n[24], now[24], until[24];
+    i64s(n, sizeof n, last_n);
+    i64s(now, sizeof now, now_ms);
+    i64s(until, sizeof until, now_ms + lease_ms);
+    const char *p[] = {key, owner, n, until, now};
+    int64_t ch = 0;
+    int rc = q(s, "UPDATE webhook_cursors SET last_n = $3, lease_until = $4, updated_at = $5"
+                  " WHERE key = $1 AND owner = $2",
+               5, p, NULL, NULL, &ch, err, errlen);
+    if (rc == 0 && ch == 0) {
+        snprintf(err, errlen, "another server instance holds the webhook now");
+        return STORE_CONFLICT;
+    }
+    return rc;
 }
 
 /* ---- retention ----------------------------------------------------------- */

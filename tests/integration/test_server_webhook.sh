@@ -1,7 +1,10 @@
 #!/bin/bash
 # Webhook push: every stored event reaches the endpoint once, in chain order,
-# even though the endpoint fails at first (retry with backoff). Also a large
-# export streamed over several pages arrives whole and in order.
+# even though the endpoint fails at first (retry with backoff), across a
+# kill -9 and restart of the server while the endpoint is down, and with two
+# server instances on one store (one pushes; the other takes over when it
+# stops). Also a large export streamed over several pages arrives whole and
+# in order.
 source "$(dirname "$0")/lib/harness.sh"
 H=$HOOPCTL_BIN
 T=$HARNESS_TMP
@@ -34,15 +37,17 @@ URL=http://127.0.0.1:$PORT
 bg_start server "$H" server --config "$T/server.json" --listen 127.0.0.1:$PORT --store "sqlite:$T/s.db"
 wait_for "server" 20 curl -sf "$URL/healthz"
 now=$(($(date +%s) * 1000))
-for part in 0 1; do
+ingest() {  # URL FROM COUNT: events e<FROM>.. as alice
   python3 -c '
 import json,sys
-p,now=int(sys.argv[1]),int(sys.argv[2])
+a,n,now=int(sys.argv[1]),int(sys.argv[2]),int(sys.argv[3])
 print(json.dumps({"events":[{"id":"e%d"%k,"session_id":"s%d"%(k%7),"seq":k,"type":"statement","time":now+k,
-  "data":{"text":"select %d"%k,"decision":"allow"}} for k in range(p*600,(p+1)*600)]}))' "$part" "$now" >"$T/batch.json"
+  "data":{"text":"select %d"%k,"decision":"allow"}} for k in range(a,a+n)]}))' "$2" "$3" "$now" >"$T/batch.json"
   curl -sf -H 'Authorization: Bearer tok-alice-1' -H 'Content-Type: application/json' \
-    --data-binary "@$T/batch.json" "$URL/api/v1/events" >/dev/null
-done
+    --data-binary "@$T/batch.json" "$1/api/v1/events" >/dev/null || fail "ingest of $3 events at $1"
+}
+ingest "$URL" 0 600
+ingest "$URL" 600 600
 wait_for "1200 events at the webhook" 120 bash -c "[[ \$(wc -l <'$T/received' 2>/dev/null) -ge 1200 ]]"
 assert_eq "$(seq 1 1200)" "$(cat "$T/received")" "the webhook did not get each event once, in order"
 out=$(HOOPCTL_TOKEN=tok-audit-1 "$H" audit export --server "$URL")
@@ -50,4 +55,33 @@ assert_eq 1200 "$(printf '%s\n' "$out" | wc -l)"
 assert_eq "$(seq 1 1200)" "$(printf '%s\n' "$out" | python3 -c 'import json,sys; [print(json.loads(l)["n"]) for l in sys.stdin]')"
 out=$(HOOPCTL_TOKEN=tok-audit-1 "$H" audit export --format csv --since $((now + 1000)) --server "$URL" | wc -l)
 assert_eq 201 "$out" "csv export with --since (header + 200 rows)"
+
+log "the endpoint is down and the server is killed: after a restart it pushes what it missed"
+kill "$hook_PID"; wait "$hook_PID" 2>/dev/null || true
+ingest "$URL" 1200 50
+wait_for "a failed push" 20 grep -q "push failed; retrying event 1201" "$T/server.log"
+kill -9 "$server_PID"; wait "$server_PID" 2>/dev/null || true
+bg_start hook python3 "$T/hook.py" "$HP" 0 "$T/received"
+bg_start server "$H" server --config "$T/server.json" --listen 127.0.0.1:$PORT --store "sqlite:$T/s.db"
+wait_for "server after the restart" 20 curl -sf "$URL/healthz"
+wait_for "1250 events at the webhook" 60 bash -c "[[ \$(wc -l <'$T/received') -ge 1250 ]]"
+assert_eq "$(seq 1 1250)" "$(cat "$T/received")" "events were lost or pushed twice across the restart"
+assert_contains "$(cat "$T/server.log")" "this instance pushes the audit events, from event 1201 on"
+
+log "two instances on one store: one pushes, each event once; when it stops the other takes over"
+PORT2=$(free_port)
+URL2=http://127.0.0.1:$PORT2
+bg_start server2 "$H" server --config "$T/server.json" --listen 127.0.0.1:$PORT2 --store "sqlite:$T/s.db"
+wait_for "the second server" 20 curl -sf "$URL2/healthz"
+ingest "$URL" 1250 100
+ingest "$URL2" 1350 100
+wait_for "1450 events at the webhook" 60 bash -c "[[ \$(wc -l <'$T/received') -ge 1450 ]]"
+sleep 2  # a second pusher would have doubled some by now
+assert_eq "$(seq 1 1450)" "$(cat "$T/received")" "with two instances, events were lost or pushed twice"
+assert_not_contains "$(cat "$T/server2.log")" "this instance pushes" "the standby pushed too"
+kill "$server_PID"; wait "$server_PID" 2>/dev/null || true
+ingest "$URL2" 1450 100
+wait_for "the standby taking over" 30 grep -q "this instance pushes the audit events, from event 1451 on" "$T/server2.log"
+wait_for "1550 events at the webhook" 60 bash -c "[[ \$(wc -l <'$T/received') -ge 1550 ]]"
+assert_eq "$(seq 1 1550)" "$(cat "$T/received")" "events were lost or pushed twice at the hand-over"
 echo "server webhook ok"

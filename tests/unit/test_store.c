@@ -116,6 +116,7 @@ static void migrations_run_once(void **state)
         snprintf(sql, sizeof sql,
                  "ALTER TABLE reviews DROP COLUMN rule;"
                  "ALTER TABLE reviews DROP COLUMN params;"
+                 "DROP TABLE webhook_cursors;"
                  "ALTER TABLE events DROP COLUMN received_at;"
                  "DELETE FROM schema_migrations WHERE version > 1;"
                  "INSERT INTO reviews (id, connection, statement, statement_hash, requester,"
@@ -401,6 +402,35 @@ static void review_life_cycle(void **state)
     }
 }
 
+/* One instance pushes under a lease; a new endpoint starts at the head; the
+ * cursor survives the instance, and a lapsed lease passes on. */
+static void webhook_cursor_lease(void **state)
+{
+    struct fixture *f = *state;
+    char err[256];
+    ingest_batch(f, &alice, "s-hook", 0, 3, 1000, 0);
+    int64_t at = -1;
+    assert_int_equal(store_webhook_claim(f->st, "k1", "A", 1000, 30000, &at, err, sizeof err), 0);
+    assert_int_equal(at, 3); /* the head: what came before is not pushed */
+    assert_int_equal(store_webhook_claim(f->st, "k1", "B", 2000, 30000, &at, err, sizeof err), STORE_CONFLICT);
+    assert_int_equal(store_webhook_advance(f->st, "k1", "A", 5, 3000, 30000, err, sizeof err), 0);
+    assert_int_equal(store_webhook_advance(f->st, "k1", "B", 9, 3000, 30000, err, sizeof err), STORE_CONFLICT);
+    at = -1;
+    assert_int_equal(store_webhook_claim(f->st, "k1", "A", 4000, 30000, &at, err, sizeof err), 0); /* renews */
+    assert_int_equal(at, 5);
+    /* A's lease (to 34000) lapses: B takes over where A was. */
+    assert_int_equal(store_webhook_claim(f->st, "k1", "B", 33999, 30000, &at, err, sizeof err), STORE_CONFLICT);
+    at = -1;
+    assert_int_equal(store_webhook_claim(f->st, "k1", "B", 34001, 30000, &at, err, sizeof err), 0);
+    assert_int_equal(at, 5);
+    assert_int_equal(store_webhook_advance(f->st, "k1", "A", 6, 34002, 30000, err, sizeof err), STORE_CONFLICT);
+    /* Another endpoint has its own cursor, from the head. */
+    ingest_batch(f, &alice, "s-hook", 3, 2, 2000, 0);
+    at = -1;
+    assert_int_equal(store_webhook_claim(f->st, "k2", "A", 35000, 30000, &at, err, sizeof err), 0);
+    assert_int_equal(at, 5);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -411,6 +441,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(session_queries_and_paging, setup, teardown),
         cmocka_unit_test_setup_teardown(retention_keeps_chain_verifiable, setup, teardown),
         cmocka_unit_test_setup_teardown(review_life_cycle, setup, teardown),
+        cmocka_unit_test_setup_teardown(webhook_cursor_lease, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
