@@ -193,7 +193,7 @@ _hoopctl() {
             fi
             ;;
         gateway)
-            _hoopctl_args "$ci" '|--listen|--socket-dir|--upstream|--upstream-password-file|--tls-cert|--tls-key|--max-message-size|--client-password-file|--threads|--audit-log|--policy|'
+            _hoopctl_args "$ci" '|--listen|--socket-dir|--upstream|--upstream-password-file|--tls-cert|--tls-key|--max-message-size|--max-held-bytes|--client-password-file|--threads|--audit-log|--policy|'
             case "$prev" in
                 --listen) COMPREPLY=(); return ;;
                 --socket-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
@@ -202,6 +202,7 @@ _hoopctl() {
                 --tls-cert) COMPREPLY=($(compgen -f -- "$cur")); return ;;
                 --tls-key) COMPREPLY=($(compgen -f -- "$cur")); return ;;
                 --max-message-size) COMPREPLY=(); return ;;
+                --max-held-bytes) COMPREPLY=(); return ;;
                 --client-password-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
                 --threads) COMPREPLY=(); return ;;
                 --audit-log) COMPREPLY=($(compgen -f -- "$cur")); return ;;
@@ -210,7 +211,7 @@ _hoopctl() {
             if ((_hoopctl_rest)); then
                 COMPREPLY=($(compgen -f -- "$cur"))
             elif [[ $cur == -* ]]; then
-                COMPREPLY=($(compgen -W '--help --listen --socket-dir --upstream --upstream-password-file --tls-cert --tls-key --max-message-size --client-password-file --threads --audit-log --policy' -- "$cur"))
+                COMPREPLY=($(compgen -W '--help --listen --socket-dir --upstream --upstream-password-file --tls-cert --tls-key --max-message-size --max-held-bytes --client-password-file --threads --audit-log --policy' -- "$cur"))
             elif ((_hoopctl_npos >= 0)); then
                 COMPREPLY=()
             else

@@ -194,6 +194,11 @@ struct gateway_config {
      * with this password (SCRAM-SHA-256; only a salted verifier is kept). */
     const char *client_password;
     size_t max_message_size;      /* 0: PGWIRE_DEFAULT_MAX_MESSAGE */
+    /* With hooks: the SQL text and Bind bodies a session's prepared statements
+     * and portals may hold (the gateway keeps them to judge each Execute); a
+     * Parse or Bind past it is refused (SQLSTATE 54000). 0: 256 MiB; never
+     * less than max_message_size. */
+    size_t max_held_bytes;
     size_t buffer_limit;          /* bytes buffered per direction before pausing the sender; 0: 256 KiB */
     /* Event loops: 0 or 1, the caller's base alone; N > 1 adds N-1 threads
      * with a loop each, and accepted clients go to the loops in turn (a

@@ -397,14 +397,25 @@ static int gateway_run(const struct cli_args *args, struct cli_context *ctx)
     const char *socket_dir = cli_get(args, "socket-dir");
     if (socket_dir && gateway_check_socket_dir(socket_dir, err, sizeof err) < 0)
         return cli_usage_error(args->cmd, err);
-    const char *maxs = cli_get(args, "max-message-size");
-    if (maxs) {
+    const struct {
+        const char *name;
+        unsigned long long max;
+        size_t *dst;
+    } sizes[] = {{"max-message-size", PGWIRE_DEFAULT_MAX_MESSAGE, &cfg.max_message_size},
+                 {"max-held-bytes", 1ull << 40, &cfg.max_held_bytes}};
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+        const char *v = cli_get(args, sizes[i].name);
+        if (!v)
+            continue;
         char *end;
         errno = 0;
-        unsigned long long v = strtoull(maxs, &end, 10);
-        if (errno || *end || v < 1024 || v > PGWIRE_DEFAULT_MAX_MESSAGE)
-            return cli_usage_error(args->cmd, "--max-message-size takes bytes, 1024 to 1073741824");
-        cfg.max_message_size = (size_t)v;
+        unsigned long long n = strtoull(v, &end, 10);
+        if (errno || *end || v[0] == '-' || n < 1024 || n > sizes[i].max) {
+            char msg[128];
+            snprintf(msg, sizeof msg, "--%s takes bytes, 1024 to %llu", sizes[i].name, sizes[i].max);
+            return cli_usage_error(args->cmd, msg);
+        }
+        *sizes[i].dst = (size_t)n;
     }
     /* One loop per CPU by default (at most GATEWAY_AUTO_THREADS): a loop
      * serves its sessions one at a time, so with one loop the others wait
@@ -554,6 +565,9 @@ static const struct cli_option gateway_options[] = {
     {"tls-cert", 0, "FILE", "certificate for TLS to clients (with --tls-key)", CLI_COMPLETE_FILE, NULL},
     {"tls-key", 0, "FILE", "private key for TLS to clients", CLI_COMPLETE_FILE, NULL},
     {"max-message-size", 0, "BYTES", "largest protocol message accepted (default 1 GiB)",
+     CLI_COMPLETE_NONE, NULL},
+    {"max-held-bytes", 0, "BYTES",
+     "with --policy or --audit-log: SQL and parameters a session's statements and portals may hold (default 256 MiB)",
      CLI_COMPLETE_NONE, NULL},
     {"client-password-file", 0, "FILE",
      "make a password for this run, write it to FILE ('-': stdout) and require it from clients",

@@ -135,6 +135,7 @@ struct gw_tracking {
     size_t npending;
     uint64_t segment;         /* the segment the client is writing (bumped at Sync/Query) */
     uint64_t ended;           /* segments before this one have had their ReadyForQuery */
+    size_t held;              /* bytes of SQL text and Bind bodies kept, pending and committed */
 };
 
 /* What was forwarded upstream and awaits its answer, oldest first, for the
@@ -236,6 +237,9 @@ const char *gw_parameter_status_refusal(const uint8_t *body, size_t len, char *m
 
 /* tracking.c */
 void gw_tracking_free(struct gw_tracking *t);
+/* Whether a Parse or Bind of len bytes fits what the session may hold
+ * (SQL text and Bind bodies of its statements and portals, pending too). */
+bool gw_tracking_room(const struct gw_tracking *t, size_t len, size_t max_held);
 /* Client sent a message (body); record what tracking needs. Returns -1 on a malformed body. */
 int gw_tracking_client(struct gw_tracking *t, char type, const uint8_t *body, size_t len);
 /* The gateway sent its own Describe of a portal (to learn an Execute's columns). */

@@ -198,6 +198,10 @@ struct gateway *gateway_new(struct event_base *base, const struct gateway_config
     gw->workers[0].base = base;
     if (!gw->cfg.max_message_size)
         gw->cfg.max_message_size = PGWIRE_DEFAULT_MAX_MESSAGE;
+    if (!gw->cfg.max_held_bytes)
+        gw->cfg.max_held_bytes = (size_t)256 << 20;
+    if (gw->cfg.max_held_bytes < gw->cfg.max_message_size)
+        gw->cfg.max_held_bytes = gw->cfg.max_message_size;
     if (!gw->cfg.buffer_limit)
         gw->cfg.buffer_limit = 256 * 1024;
     if (cfg->upstream_password && !(gw->upstream_password = strdup(cfg->upstream_password))) {

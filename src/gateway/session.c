@@ -812,6 +812,19 @@ static void c2u_relay(struct gw_session *s)
                 return;
             }
         }
+        if ((type == 'P' || type == 'B') && !gw_tracking_room(&s->tracking, (size_t)blen, gw->cfg.max_held_bytes)) {
+            /* What the session's statements and portals hold is bounded: the
+             * message fails as PostgreSQL's own would, and the rest of its
+             * pipeline is skipped to Sync (an Execute marker does both). */
+            verdict = GATEWAY_REFUSE;
+            snprintf(refusal.sqlstate, sizeof refusal.sqlstate, "54000");
+            snprintf(refusal.message, sizeof refusal.message,
+                     "hoopctl: this %s would make the session's prepared statements and open portals hold more"
+                     " than the gateway's limit of %zu MiB (SQL text and parameters): close or deallocate some,"
+                     " or end the transaction",
+                     type == 'P' ? "Parse" : "Bind", gw->cfg.max_held_bytes >> 20);
+            type = 'E';
+        }
         if (verdict == GATEWAY_REFUSE) {
             evbuffer_drain(in, total);
             send_refusal_marker(s, type, &refusal);

@@ -18,8 +18,15 @@ static unsigned name_hash(const char *s)
     return h % GW_NAMED_BUCKETS;
 }
 
-static void named_free(struct gw_named *n)
+/* What an entry holds, for the session's budget. */
+static size_t held_bytes(const char *sql, const uint8_t *bind, size_t bind_len)
 {
+    return (sql ? strlen(sql) : 0) + (bind ? bind_len : 0);
+}
+
+static void named_free(struct gw_tracking *t, struct gw_named *n)
+{
+    t->held -= held_bytes(n->sql, n->bind, n->bind_len);
     free(n->name);
     free(n->sql);
     free(n->bind);
@@ -34,24 +41,24 @@ static struct gw_named **named_find(struct gw_named **table, const char *name)
     return p;
 }
 
-static void named_remove(struct gw_named **table, size_t *count, const char *name)
+static void named_remove(struct gw_tracking *t, struct gw_named **table, size_t *count, const char *name)
 {
     struct gw_named **p = named_find(table, name);
     if (*p) {
         struct gw_named *n = *p;
         *p = n->next;
-        named_free(n);
+        named_free(t, n);
         (*count)--;
     }
 }
 
-static void named_clear(struct gw_named **table, size_t *count)
+static void named_clear(struct gw_tracking *t, struct gw_named **table, size_t *count)
 {
     for (int i = 0; i < GW_NAMED_BUCKETS; i++)
         while (table[i]) {
             struct gw_named *n = table[i];
             table[i] = n->next;
-            named_free(n);
+            named_free(t, n);
         }
     *count = 0;
 }
@@ -66,8 +73,8 @@ static void pending_free(struct gw_pending *p)
 
 void gw_tracking_free(struct gw_tracking *t)
 {
-    named_clear(t->statements, &t->nstatements);
-    named_clear(t->portals, &t->nportals);
+    named_clear(t, t->statements, &t->nstatements);
+    named_clear(t, t->portals, &t->nportals);
     while (t->head) {
         struct gw_pending *p = t->head;
         t->head = p->next;
@@ -93,6 +100,7 @@ static int pending_push(struct gw_tracking *t, struct gw_pending *p)
         return -1;
     }
     p->segment = t->segment;
+    t->held += held_bytes(p->sql, p->bind, p->bind_len);
     if (t->tail)
         t->tail->next = p;
     else
@@ -132,6 +140,11 @@ int gw_tracking_portal(struct gw_tracking *t, const char *portal, const char **s
                        const uint8_t **bind, size_t *bind_len)
 {
     return lookup(t, 'B', t->portals, portal, sql, bind, bind_len);
+}
+
+bool gw_tracking_room(const struct gw_tracking *t, size_t len, size_t max_held)
+{
+    return t->held <= max_held && len <= max_held - t->held;
 }
 
 int gw_tracking_client(struct gw_tracking *t, char type, const uint8_t *body, size_t len)
@@ -224,6 +237,7 @@ static void pending_unlink(struct gw_tracking *t, struct gw_pending *prev, struc
     if (t->tail == p)
         t->tail = prev;
     t->npending--;
+    t->held -= held_bytes(p->sql, p->bind, p->bind_len); /* what commit did not take */
     pending_free(p);
 }
 
@@ -231,7 +245,7 @@ static void commit(struct gw_tracking *t, struct gw_pending *p)
 {
     struct gw_named **table = p->kind == 'P' ? t->statements : t->portals;
     size_t *count = p->kind == 'P' ? &t->nstatements : &t->nportals;
-    named_remove(table, count, p->name);
+    named_remove(t, table, count, p->name);
     if (p->forgotten || *count >= GW_TRACKING_MAX_NAMES)
         return; /* unknown to us: a later Bind or Execute of it is refused */
     struct gw_named *n = calloc(1, sizeof *n);
@@ -289,9 +303,9 @@ int gw_tracking_upstream(struct gw_tracking *t, char type)
             return 0;
         if (want == 'C') {
             if (p->sub == 'S')
-                named_remove(t->statements, &t->nstatements, p->name);
+                named_remove(t, t->statements, &t->nstatements, p->name);
             else
-                named_remove(t->portals, &t->nportals, p->name);
+                named_remove(t, t->portals, &t->nportals, p->name);
         } else {
             commit(t, p);
         }
@@ -307,8 +321,8 @@ int gw_tracking_upstream(struct gw_tracking *t, char type)
         }
         if (type == 'Z' && p) {
             if (p->kind == 'Q') { /* a simple query drops the unnamed statement and portal */
-                named_remove(t->statements, &t->nstatements, "");
-                named_remove(t->portals, &t->nportals, "");
+                named_remove(t, t->statements, &t->nstatements, "");
+                named_remove(t, t->portals, &t->nportals, "");
             }
             t->ended = p->segment + 1;
             pending_unlink(t, NULL, p);
@@ -320,7 +334,7 @@ int gw_tracking_upstream(struct gw_tracking *t, char type)
 void gw_tracking_idle(struct gw_tracking *t)
 {
     if (t->nportals) /* every idle ReadyForQuery: most have none to drop */
-        named_clear(t->portals, &t->nportals);
+        named_clear(t, t->portals, &t->nportals);
 }
 
 /* Forget one kind of name: one of them (name) or every one (name NULL). */
@@ -329,9 +343,9 @@ static void forget_kind(struct gw_tracking *t, char kind, const char *name)
     struct gw_named **table = kind == 'P' ? t->statements : t->portals;
     size_t *count = kind == 'P' ? &t->nstatements : &t->nportals;
     if (name)
-        named_remove(table, count, name);
+        named_remove(t, table, count, name);
     else
-        named_clear(table, count);
+        named_clear(t, table, count);
     for (struct gw_pending *p = t->head; p; p = p->next)
         if (p->kind == kind && (!name || strcmp(p->name, name) == 0))
             p->forgotten = true;

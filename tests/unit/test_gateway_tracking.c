@@ -185,6 +185,43 @@ static void forgotten_names_and_idle_portals(void **state)
     gw_tracking_free(&t);
 }
 
+/* What the session holds is counted as entries come and go, back to 0. */
+static void held_bytes_accounting(void **state)
+{
+    (void)state;
+    struct gw_tracking t = {0};
+    client_parse(&t, "s1", "select $1::text");            /* 15 bytes of SQL */
+    size_t parse = t.held;
+    assert_int_equal(parse, 15);
+    assert_int_equal(client_bind(&t, "p1", "s1", "abcdef"), 0);
+    size_t bind = t.held - parse;                          /* the statement's SQL + the Bind body */
+    assert_true(bind > 15 + 6);
+    gw_tracking_client(&t, 'S', NULL, 0);
+    gw_tracking_upstream(&t, '1');
+    gw_tracking_upstream(&t, '2');
+    assert_int_equal(t.held, parse + bind);               /* committed: moved, not copied */
+    gw_tracking_upstream(&t, 'Z');
+    assert_true(gw_tracking_room(&t, 100, parse + bind + 100));
+    assert_false(gw_tracking_room(&t, 101, parse + bind + 100));
+    gw_tracking_idle(&t);                                  /* the portal goes */
+    assert_int_equal(t.held, parse);
+    /* A replaced definition gives its bytes back; a failed one never keeps them. */
+    client_parse(&t, "s1", "select 22");
+    gw_tracking_client(&t, 'S', NULL, 0);
+    gw_tracking_upstream(&t, '1');
+    gw_tracking_upstream(&t, 'Z');
+    assert_int_equal(t.held, 9);
+    client_parse(&t, "s2", "select broken");
+    gw_tracking_client(&t, 'S', NULL, 0);
+    gw_tracking_upstream(&t, 'E');
+    gw_tracking_upstream(&t, 'Z');
+    assert_int_equal(t.held, 9);
+    struct gateway_forget all = {.statements = true};
+    gw_tracking_forget(&t, &all);
+    assert_int_equal(t.held, 0);
+    gw_tracking_free(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -192,6 +229,7 @@ int main(void)
         cmocka_unit_test(failed_parse_keeps_old_definition),
         cmocka_unit_test(simple_query_drops_unnamed),
         cmocka_unit_test(forgotten_names_and_idle_portals),
+        cmocka_unit_test(held_bytes_accounting),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
