@@ -194,6 +194,8 @@ static int api_call_once(struct api_client *c, const char *method, const char *p
     curl_easy_cleanup(h);
     if (rc == 0 && k.b.len)
         *resp = json_loadb((const char *)k.b.data, k.b.len, 0, NULL);
+    if (k.b.data) /* an answer may hold a secret (a connection's credentials) */
+        util_secure_zero(k.b.data, k.b.len);
     buf_free(&k.b);
     return rc;
 }

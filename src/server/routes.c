@@ -884,6 +884,23 @@ json_t *srv_wait_answer(struct srv *srv, const struct auth_identity *id, int kin
     return json_pack("{s:o,s:I}", "reviews", mine, "cursor", cursor);
 }
 
+/* The session a review names is shown to reviewers: it must be the
+ * requester's own. One not stored yet (its events are still on their way)
+ * is taken on trust. Replies and returns false when it is not. */
+static bool review_session_ok(struct srv_req *rq, const char *session_id)
+{
+    json_t *sess = NULL;
+    char err[256];
+    int rc = session_id ? store_session_get(rq->srv->store, session_id, &sess, err, sizeof err) : STORE_NOT_FOUND;
+    bool ok = rc == STORE_NOT_FOUND || (rc == 0 && owns_session(rq, sess));
+    if (rc != 0 && rc != STORE_NOT_FOUND)
+        srv_reply_store(rq, rc, err);
+    else if (!ok)
+        srv_reply_error(rq, 403, "session %s is not yours", session_id);
+    json_decref(sess);
+    return ok;
+}
+
 /* A held statement's bound values, as its reviewers read them. */
 static bool review_params_ok(json_t *a, size_t max_string)
 {
@@ -927,6 +944,8 @@ static void review_create(struct srv_req *rq)
         srv_reply_store(rq, rc, err);
     } else if (!srv_in_any(&rq->id, json_object_get(conn, "allowed_groups"))) {
         srv_reply_error(rq, 403, "you are not in a group allowed to use this connection");
+    } else if (!review_session_ok(rq, json_string_value(json_object_get(b, "session_id")))) {
+        /* answered */
     } else if ((rc = store_review_pending_of(rq->srv->store, rq->id.issuer, rq->id.subject, util_now_ms(),
                                              &npending, err, sizeof err))) {
         srv_reply_store(rq, rc, err);

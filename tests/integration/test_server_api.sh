@@ -264,6 +264,8 @@ expect_err 403 tok-audit-1 POST "/api/v1/reviews/$RID/approve" '{"reason":"audit
 assert_contains "$(HOOPCTL_TOKEN=tok-bob-001 "$H" reviews list --server "$URL")" "$RID"
 assert_not_contains "$(HOOPCTL_TOKEN=tok-carol-1 "$H" reviews list --server "$URL")" "$RID"
 expect_err 400 tok-dave-01 POST /api/v1/reviews '{"connection":"prod","statement":"x","statement_hash":"abc"}'
+# A review may name only the requester's own session (sess-a is alice's).
+expect_err 403 tok-dave-01 POST /api/v1/reviews "{\"connection\":\"prod\",\"session_id\":\"sess-a\",\"statement\":\"x\",\"statement_hash\":\"$(printf x | sha256sum | cut -c1-64)\"}"
 # The gateway waits on the review; the approval wakes it.
 curl -s -H 'Authorization: Bearer tok-dave-01' "$URL/api/v1/reviews/$RID/wait?timeout=30" >"$T/wait.out" &
 waiter=$!
