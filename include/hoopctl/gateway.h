@@ -52,6 +52,9 @@ struct gateway_statement {
     const uint8_t *const *param_values;
     const int32_t *param_lengths;
     const int16_t *param_formats; /* per parameter: 0 text, 1 binary */
+    int ntypes;                   /* the parameter types the Parse gave, in order (an OID, 0 for
+                                   * unspecified; fewer than nparams, or none, is allowed) */
+    const uint32_t *param_types;
 };
 
 /* A refusal behaves like a PostgreSQL error: the client gets an

@@ -106,8 +106,18 @@ bool pgwire_encoding_hides_ascii(const char *name);
 
 struct pgwire_parse_msg {
     const char *statement, *query;
+    int ntypes;                 /* parameter types the client gave (0: unspecified) */
+    const uint8_t *types;       /* ntypes big-endian OIDs, in body */
 };
 int pgwire_parse_parse(const uint8_t *body, size_t len, struct pgwire_parse_msg *out);
+
+/* A parameter sent in binary format, as PostgreSQL would print it: for the
+ * types whose binary form is fixed and simple (bool, int2/4/8, oid, float4/8,
+ * text-like types, json, jsonb, uuid, date, timestamp[tz]), appended to out
+ * as text; returns 0, or -1 (out untouched) for another type, a length that
+ * does not fit the type, or text that is not valid UTF-8. */
+struct buf;
+int pgwire_binary_to_text(uint32_t type_oid, const uint8_t *v, size_t len, struct buf *out);
 
 #define PGWIRE_MAX_PARAMS 65535
 /* A Bind body; arrays are allocated (pgwire_bind_free releases them). */

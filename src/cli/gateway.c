@@ -257,6 +257,17 @@ static void hook_session_end(void *user, const struct gateway_session_info *si)
     audit_line(user, "session_end", si, NULL);
 }
 
+/* A binary parameter of a simple type, appended as text; false when it is not one. */
+static bool binary_as_text(json_t *params, uint32_t type_oid, const uint8_t *v, size_t len)
+{
+    struct buf b = {0};
+    bool ok = pgwire_binary_to_text(type_oid, v, len, &b) == 0;
+    if (ok)
+        json_array_append_new(params, audit_text(b.data ? b.data : (const uint8_t *)"", b.len));
+    buf_free(&b);
+    return ok;
+}
+
 static enum gateway_verdict hook_statement(void *user, const struct gateway_session_info *si,
                                            const struct gateway_statement *st, uint64_t hold_id,
                                            struct gateway_refusal *refusal)
@@ -278,6 +289,9 @@ static enum gateway_verdict hook_statement(void *user, const struct gateway_sess
             json_array_append_new(params, json_null());
         else if (redact)
             json_array_append_new(params, json_string("(redacted)"));
+        else if (st->param_formats && st->param_formats[i] == 1 && i < st->ntypes && st->param_types[i] &&
+                 binary_as_text(params, st->param_types[i], st->param_values[i], (size_t)st->param_lengths[i]))
+            ; /* a simple type, as PostgreSQL prints it */
         else if (st->param_formats && st->param_formats[i] == 1) {
             char *hex = malloc((size_t)st->param_lengths[i] * 2 + 4);
             if (hex) {

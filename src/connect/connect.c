@@ -385,12 +385,21 @@ static void on_session_end(void *user, const struct gateway_session_info *si)
     session_free(s);
 }
 
-/* Parameters as the audit shows them: text as is, binary as \x hex; a value
- * past CONNECT_AUDIT_PARAM bytes keeps its head plus its length and SHA-256,
- * so that one huge parameter cannot make an event the server refuses. */
+/* Parameters as the audit shows them: text as is; binary as PostgreSQL
+ * would print it when its type (from the Parse) is a simple one, else as \x
+ * hex; a value past CONNECT_AUDIT_PARAM bytes keeps its head plus its length
+ * and SHA-256, so that one huge parameter cannot make an event the server
+ * refuses. */
 #define CONNECT_AUDIT_PARAM 4096
-static json_t *param_json(const uint8_t *v, size_t len, bool binary)
+static json_t *param_json(const uint8_t *v, size_t len, bool binary, uint32_t type_oid)
 {
+    struct buf text = {0};
+    if (binary && type_oid && pgwire_binary_to_text(type_oid, v, len, &text) == 0) {
+        json_t *j = param_json(text.data ? text.data : (const uint8_t *)"", text.len, false, 0);
+        buf_free(&text);
+        return j;
+    }
+    buf_free(&text);
     size_t n = len > CONNECT_AUDIT_PARAM ? CONNECT_AUDIT_PARAM : len;
     struct buf b = {0};
     if (binary) {
@@ -424,7 +433,8 @@ static json_t *params_json(const struct gateway_statement *st, bool redact)
             json_array_append_new(a, json_string("(redacted)"));
         else
             json_array_append_new(a, param_json(st->param_values[i], (size_t)st->param_lengths[i],
-                                                st->param_formats && st->param_formats[i] == 1));
+                                                st->param_formats && st->param_formats[i] == 1,
+                                                i < st->ntypes ? st->param_types[i] : 0));
     }
     return a;
 }

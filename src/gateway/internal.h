@@ -114,6 +114,8 @@ struct gw_pending {
     char *sql;                /* P: the text; B: the statement's text (NULL: unknown) */
     uint8_t *bind;            /* B: a copy of the Bind body */
     size_t bind_len;
+    uint32_t *types;          /* P: the parameter types Parse gave; B: its statement's */
+    int ntypes;
     bool forgotten;           /* P, B: a statement since may have redefined or dropped the
                                  name behind the protocol's back: it commits as unknown */
 };
@@ -123,6 +125,8 @@ struct gw_named {             /* a committed statement or portal */
     char *name, *sql;
     uint8_t *bind;
     size_t bind_len;
+    uint32_t *types;          /* parameter types given by the Parse (0: unspecified) */
+    int ntypes;
     uint64_t segment;         /* a portal: the segment its Bind was in */
 };
 
@@ -255,12 +259,18 @@ void gw_tracking_idle(struct gw_tracking *t);
  * protocol's back (SQL PREPARE, DEALLOCATE, DECLARE, CLOSE, DISCARD, the end
  * of a transaction): those names, committed or pending, become unknown. */
 void gw_tracking_forget(struct gw_tracking *t, const struct gateway_forget *f);
-/* The SQL and Bind body behind a portal for an Execute. Returns 1 when found
- * (*sql NULL when its statement is unknown), 0 when the portal is unknown, -1
+/* The SQL, Bind body and types behind a portal for an Execute. Returns 1 when
+ * found (sql NULL when its statement is unknown), 0 when the portal is unknown, -1
  * when the answer waits on an earlier pipeline segment: a pending Bind, or a
  * portal bound in a segment whose ReadyForQuery has not come (the end of an
  * implicit transaction drops it). */
-int gw_tracking_portal(struct gw_tracking *t, const char *portal, const char **sql,
-                       const uint8_t **bind, size_t *bind_len);
+struct gw_portal_info {
+    const char *sql;          /* NULL when its statement is unknown */
+    const uint8_t *bind;
+    size_t bind_len;
+    const uint32_t *types;    /* the parameter types its Parse gave (ntypes of them) */
+    int ntypes;
+};
+int gw_tracking_portal(struct gw_tracking *t, const char *portal, struct gw_portal_info *out);
 
 #endif

@@ -652,22 +652,23 @@ static int decide(struct gw_session *s, char type, const uint8_t *body, size_t l
         st.sql = "";
     } else {
         char kind;
-        const char *portal, *sql = NULL;
-        const uint8_t *bbody = NULL;
-        size_t blen = 0;
+        const char *portal;
+        struct gw_portal_info pi;
         if (pgwire_parse_named(body, len, false, &kind, &portal) < 0)
             return -2;
-        int found = gw_tracking_portal(&s->tracking, portal, &sql, &bbody, &blen);
+        int found = gw_tracking_portal(&s->tracking, portal, &pi);
         if (found < 0)
             return -1;
         st.kind = GATEWAY_STATEMENT_EXECUTE;
-        st.sql = sql;
+        st.sql = pi.sql;
         st.portal_name = portal;
-        if (found && bbody && pgwire_parse_bind(bbody, blen, &bind) == 0) {
+        if (found && pi.bind && pgwire_parse_bind(pi.bind, pi.bind_len, &bind) == 0) {
             st.statement_name = bind.statement;
             st.nparams = bind.nparams;
             st.param_values = bind.values;
             st.param_lengths = bind.lengths;
+            st.ntypes = pi.ntypes;
+            st.param_types = pi.types;
             formats = calloc((size_t)bind.nparams + 1, sizeof *formats);
             for (int i = 0; formats && i < bind.nparams; i++)
                 formats[i] = bind.nformats == 0 ? 0 : bind.nformats == 1 ? bind.formats[0]

@@ -19,17 +19,19 @@ static unsigned name_hash(const char *s)
 }
 
 /* What an entry holds, for the session's budget. */
-static size_t held_bytes(const char *sql, const uint8_t *bind, size_t bind_len)
+static size_t held_bytes(const char *sql, const uint8_t *bind, size_t bind_len, const uint32_t *types,
+                         int ntypes)
 {
-    return (sql ? strlen(sql) : 0) + (bind ? bind_len : 0);
+    return (sql ? strlen(sql) : 0) + (bind ? bind_len : 0) + (types ? (size_t)ntypes * sizeof *types : 0);
 }
 
 static void named_free(struct gw_tracking *t, struct gw_named *n)
 {
-    t->held -= held_bytes(n->sql, n->bind, n->bind_len);
+    t->held -= held_bytes(n->sql, n->bind, n->bind_len, n->types, n->ntypes);
     free(n->name);
     free(n->sql);
     free(n->bind);
+    free(n->types);
     free(n);
 }
 
@@ -68,6 +70,7 @@ static void pending_free(struct gw_pending *p)
     free(p->name);
     free(p->sql);
     free(p->bind);
+    free(p->types);
     free(p);
 }
 
@@ -100,7 +103,7 @@ static int pending_push(struct gw_tracking *t, struct gw_pending *p)
         return -1;
     }
     p->segment = t->segment;
-    t->held += held_bytes(p->sql, p->bind, p->bind_len);
+    t->held += held_bytes(p->sql, p->bind, p->bind_len, p->types, p->ntypes);
     if (t->tail)
         t->tail->next = p;
     else
@@ -116,7 +119,7 @@ static int pending_push(struct gw_tracking *t, struct gw_pending *p)
  * segment is usable once that segment's ReadyForQuery has come (an implicit
  * transaction's end drops it). 1 found, 0 unknown, -1 wait. */
 static int lookup(struct gw_tracking *t, char kind, struct gw_named **table, const char *name,
-                  const char **sql, const uint8_t **bind, size_t *bind_len)
+                  struct gw_portal_info *out)
 {
     struct gw_pending *p = pending_latest(t, kind, name);
     struct gw_named *n = p ? NULL : *named_find(table, name);
@@ -128,18 +131,31 @@ static int lookup(struct gw_tracking *t, char kind, struct gw_named **table, con
         return -1;
     if (!p && !n)
         return 0;
-    *sql = p ? p->sql : n->sql;
-    if (bind) {
-        *bind = p ? p->bind : n->bind;
-        *bind_len = p ? p->bind_len : n->bind_len;
-    }
+    out->sql = p ? p->sql : n->sql;
+    out->bind = p ? p->bind : n->bind;
+    out->bind_len = p ? p->bind_len : n->bind_len;
+    out->types = p ? p->types : n->types;
+    out->ntypes = p ? p->ntypes : n->ntypes;
     return 1;
 }
 
-int gw_tracking_portal(struct gw_tracking *t, const char *portal, const char **sql,
-                       const uint8_t **bind, size_t *bind_len)
+int gw_tracking_portal(struct gw_tracking *t, const char *portal, struct gw_portal_info *out)
 {
-    return lookup(t, 'B', t->portals, portal, sql, bind, bind_len);
+    memset(out, 0, sizeof *out);
+    return lookup(t, 'B', t->portals, portal, out);
+}
+
+static int copy_types(uint32_t **dst, int *ndst, const uint32_t *src, int n)
+{
+    *ndst = 0;
+    *dst = NULL;
+    if (n <= 0)
+        return 0;
+    if (!(*dst = malloc((size_t)n * sizeof **dst)))
+        return -1;
+    memcpy(*dst, src, (size_t)n * sizeof **dst);
+    *ndst = n;
+    return 0;
 }
 
 bool gw_tracking_room(const struct gw_tracking *t, size_t len, size_t max_held)
@@ -160,7 +176,12 @@ int gw_tracking_client(struct gw_tracking *t, char type, const uint8_t *body, si
         p->kind = 'P';
         p->name = strdup(m.statement);
         p->sql = strdup(m.query);
-        if (!p->name || !p->sql) {
+        if (m.ntypes > 0 && (p->types = malloc((size_t)m.ntypes * sizeof *p->types))) {
+            p->ntypes = m.ntypes;
+            for (int i = 0; i < m.ntypes; i++)
+                p->types[i] = pgwire_get_u32(m.types + 4 * i);
+        }
+        if (!p->name || !p->sql || (m.ntypes > 0 && !p->types)) {
             pending_free(p);
             return -1;
         }
@@ -170,8 +191,9 @@ int gw_tracking_client(struct gw_tracking *t, char type, const uint8_t *body, si
         struct pgwire_bind b;
         if (pgwire_parse_bind(body, len, &b) < 0)
             return -1;
-        const char *sql = NULL;
-        int found = lookup(t, 'P', t->statements, b.statement, &sql, NULL, NULL);
+        struct gw_portal_info st = {0};
+        int found = lookup(t, 'P', t->statements, b.statement, &st);
+        const char *sql = st.sql;
         if (found < 0) {
             pgwire_bind_free(&b);
             return 1;
@@ -186,7 +208,7 @@ int gw_tracking_client(struct gw_tracking *t, char type, const uint8_t *body, si
         p->bind = malloc(len ? len : 1);
         p->bind_len = len;
         pgwire_bind_free(&b);
-        if (!p->name || (sql && !p->sql) || !p->bind) {
+        if (!p->name || (sql && !p->sql) || !p->bind || copy_types(&p->types, &p->ntypes, st.types, st.ntypes) < 0) {
             pending_free(p);
             return -1;
         }
@@ -237,7 +259,7 @@ static void pending_unlink(struct gw_tracking *t, struct gw_pending *prev, struc
     if (t->tail == p)
         t->tail = prev;
     t->npending--;
-    t->held -= held_bytes(p->sql, p->bind, p->bind_len); /* what commit did not take */
+    t->held -= held_bytes(p->sql, p->bind, p->bind_len, p->types, p->ntypes); /* what commit did not take */
     pending_free(p);
 }
 
@@ -256,9 +278,12 @@ static void commit(struct gw_tracking *t, struct gw_pending *p)
     n->sql = p->sql;
     n->bind = p->bind;
     n->bind_len = p->bind_len;
+    n->types = p->types;
+    n->ntypes = p->ntypes;
     p->name = NULL;
     p->sql = NULL;
     p->bind = NULL;
+    p->types = NULL;
     struct gw_named **slot = &table[name_hash(n->name)];
     n->next = *slot;
     *slot = n;

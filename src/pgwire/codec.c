@@ -3,9 +3,13 @@
  * bodies it inspects (Parse, Bind, Execute/Describe/Close, RowDescription, DataRow). */
 #include "hoopctl/pgwire.h"
 
+#include <math.h>
 #include <stdio.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 uint32_t pgwire_get_u32(const uint8_t *p)
 {
@@ -217,7 +221,8 @@ int pgwire_parse_parse(const uint8_t *body, size_t len, struct pgwire_parse_msg 
     int16_t ntypes = pgwire_read_i16(&r);
     if (ntypes < 0)
         return -1;
-    pgwire_read_bytes(&r, (size_t)ntypes * 4);
+    out->ntypes = ntypes;
+    out->types = pgwire_read_bytes(&r, (size_t)ntypes * 4);
     return pgwire_reader_done(&r) ? 0 : -1;
 }
 
@@ -350,4 +355,170 @@ bad:
     free(v);
     free(l);
     return -1;
+}
+
+/* ---- binary parameters as text ------------------------------------------ */
+
+static bool utf8_ok(const uint8_t *s, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        uint8_t c = s[i];
+        size_t k = c < 0x80 ? 0 : (c & 0xE0) == 0xC0 ? 1 : (c & 0xF0) == 0xE0 ? 2 : (c & 0xF8) == 0xF0 ? 3 : 9;
+        if (k == 9 || (k == 1 && c < 0xC2) || i + k >= n + (k ? 0 : 1))
+            return false;
+        uint32_t cp = k ? c & (0x3F >> k) : c;
+        for (size_t j = 1; j <= k; j++) {
+            if ((s[i + j] & 0xC0) != 0x80)
+                return false;
+            cp = (cp << 6) | (s[i + j] & 0x3F);
+        }
+        if (c == 0 || (k == 2 && cp < 0x800) || (k == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+            (cp >= 0xD800 && cp <= 0xDFFF))
+            return false;
+        i += k + 1;
+    }
+    return true;
+}
+
+static uint64_t be64(const uint8_t *p)
+{
+    return (uint64_t)pgwire_get_u32(p) << 32 | pgwire_get_u32(p + 4);
+}
+
+/* The shortest decimal that reads back as d, as PostgreSQL prints floats. */
+static int put_float(struct buf *out, double d, bool single)
+{
+    if (isnan(d))
+        return buf_append_str(out, "NaN");
+    if (isinf(d))
+        return buf_append_str(out, d > 0 ? "Infinity" : "-Infinity");
+    char s[40];
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(s, sizeof s, "%.*g", prec, d);
+        double back = strtod(s, NULL);
+        if (single ? (float)back == (float)d : back == d)
+            break;
+    }
+    return buf_append_str(out, s);
+}
+
+/* PostgreSQL's epoch, 2000-01-01, in Unix seconds. */
+#define PG_EPOCH_UNIX 946684800LL
+
+static int put_timestamp(struct buf *out, int64_t us, bool tz)
+{
+    if (us == INT64_MAX || us == INT64_MIN)
+        return buf_append_str(out, us > 0 ? "infinity" : "-infinity");
+    int64_t secs = us / 1000000, frac = us % 1000000;
+    if (frac < 0) {
+        frac += 1000000;
+        secs--;
+    }
+    time_t t = (time_t)(secs + PG_EPOCH_UNIX);
+    struct tm tm;
+    char s[64];
+    if (!gmtime_r(&t, &tm) || tm.tm_year + 1900 < 1 || !strftime(s, sizeof s, "%Y-%m-%d %H:%M:%S", &tm))
+        return -1;
+    int rc = buf_append_str(out, s);
+    if (frac)
+        rc |= buf_printf(out, ".%06lld", (long long)frac);
+    while (frac && out->len && out->data[out->len - 1] == '0') /* PostgreSQL drops trailing zeros */
+        out->len--;
+    return rc | (tz ? buf_append_str(out, "+00") : 0);
+}
+
+int pgwire_binary_to_text(uint32_t type_oid, const uint8_t *v, size_t len, struct buf *out)
+{
+    size_t mark = out->len;
+    int rc;
+    switch (type_oid) {
+    case 16: /* bool */
+        if (len != 1)
+            return -1;
+        rc = buf_append_str(out, v[0] ? "t" : "f");
+        break;
+    case 21: /* int2 */
+        if (len != 2)
+            return -1;
+        rc = buf_printf(out, "%d", (int16_t)((v[0] << 8) | v[1]));
+        break;
+    case 23: /* int4 */
+        if (len != 4)
+            return -1;
+        rc = buf_printf(out, "%d", (int32_t)pgwire_get_u32(v));
+        break;
+    case 26: /* oid */
+        if (len != 4)
+            return -1;
+        rc = buf_printf(out, "%u", pgwire_get_u32(v));
+        break;
+    case 20: /* int8 */
+        if (len != 8)
+            return -1;
+        rc = buf_printf(out, "%lld", (long long)(int64_t)be64(v));
+        break;
+    case 700: { /* float4 */
+        if (len != 4)
+            return -1;
+        uint32_t u = pgwire_get_u32(v);
+        float f;
+        memcpy(&f, &u, sizeof f);
+        rc = put_float(out, f, true);
+        break;
+    }
+    case 701: { /* float8 */
+        if (len != 8)
+            return -1;
+        uint64_t u = be64(v);
+        double d;
+        memcpy(&d, &u, sizeof d);
+        rc = put_float(out, d, false);
+        break;
+    }
+    case 25: case 1043: case 1042: case 19: case 114: /* text, varchar, bpchar, name, json */
+        if (!utf8_ok(v, len))
+            return -1;
+        rc = buf_append(out, v, len);
+        break;
+    case 3802: /* jsonb: a version byte (1), then the text */
+        if (len < 1 || v[0] != 1 || !utf8_ok(v + 1, len - 1))
+            return -1;
+        rc = buf_append(out, v + 1, len - 1);
+        break;
+    case 2950: /* uuid */
+        if (len != 16)
+            return -1;
+        rc = 0;
+        for (size_t i = 0; i < 16; i++)
+            rc |= buf_printf(out, "%s%02x", i == 4 || i == 6 || i == 8 || i == 10 ? "-" : "", v[i]);
+        break;
+    case 1082: { /* date: days since 2000-01-01 */
+        if (len != 4)
+            return -1;
+        int32_t days = (int32_t)pgwire_get_u32(v);
+        if (days == INT32_MAX || days == INT32_MIN) {
+            rc = buf_append_str(out, days > 0 ? "infinity" : "-infinity");
+            break;
+        }
+        time_t t = (time_t)(PG_EPOCH_UNIX + (int64_t)days * 86400);
+        struct tm tm;
+        char s[32];
+        if (!gmtime_r(&t, &tm) || tm.tm_year + 1900 < 1 || !strftime(s, sizeof s, "%Y-%m-%d", &tm))
+            return -1;
+        rc = buf_append_str(out, s);
+        break;
+    }
+    case 1114: case 1184: /* timestamp, timestamptz: microseconds since 2000-01-01 (UTC) */
+        if (len != 8)
+            return -1;
+        rc = put_timestamp(out, (int64_t)be64(v), type_oid == 1184);
+        break;
+    default:
+        return -1;
+    }
+    if (rc != 0) {
+        out->len = mark;
+        return -1;
+    }
+    return 0;
 }

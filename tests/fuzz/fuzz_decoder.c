@@ -19,9 +19,15 @@ static void decode_body(uint8_t type, const uint8_t *body, size_t len)
     case 'B': {
         struct pgwire_bind b;
         if (pgwire_parse_bind(body, len, &b) == 0) {
+            static const uint32_t types[] = {16, 21, 23, 26, 20, 700, 701, 25, 3802, 2950, 1082, 1114, 1184, 1700};
             for (int i = 0; i < b.nparams; i++)
-                if (b.values[i] && b.lengths[i] > 0)
+                if (b.values[i] && b.lengths[i] > 0) {
                     f[0] = (char)b.values[i][b.lengths[i] - 1];
+                    struct buf text = {0}; /* each value read as a binary one of some type */
+                    pgwire_binary_to_text(types[b.values[i][0] % (sizeof types / sizeof *types)], b.values[i],
+                                          (size_t)b.lengths[i], &text);
+                    buf_free(&text);
+                }
             pgwire_bind_free(&b);
         }
         break;

@@ -115,8 +115,8 @@ wait_for "the held extended-protocol UPDATE" 30 pending
 rid3=$(pending)
 shown=$(as bob "$H" reviews show "$rid3")
 assert_contains "$shown" "update accounts set balance = \$1, owner = \$2"
-# psycopg sends the number in binary (int2), shown as its bytes.
-assert_contains "$shown" $'parameters (bound to the statement, as the approval will run it):\n  $1 = \'\\x0058\'\n  $2 = \'ann\'\'s\''
+# psycopg sends the number in binary (its Parse says int2): shown as PostgreSQL prints it.
+assert_contains "$shown" $'parameters (bound to the statement, as the approval will run it):\n  $1 = \'88\'\n  $2 = \'ann\'\'s\''
 as bob "$H" reviews approve "$rid3" >/dev/null
 wait_rc "$held_PID"
 assert_eq 0 "$RC" "the held psycopg UPDATE: $(cat "$T/held.log")"

@@ -3,7 +3,8 @@
 # that is not UTF-8 (client_encoding LATIN1): SQL becomes "sql":null plus
 # "sql_b64", a text parameter {"b64": ...}; UTF-8 text stays a plain string.
 # Text that mentions a password is recorded with its literals and parameter
-# values redacted.
+# values redacted. Binary parameters of simple types (psycopg's numbers) are
+# recorded as PostgreSQL prints them.
 source "$(dirname "$0")/lib/harness.sh"
 source "$(dirname "$0")/lib/gateway.sh"
 pg_start
@@ -33,6 +34,8 @@ import sys, psycopg
 with psycopg.connect(host="127.0.0.1", port=int(sys.argv[1]), user="auditor", dbname="postgres",
                      password="", sslmode="disable") as c:
     assert c.execute("select length(%s::text) as password_len", ["gw-param-secret"]).fetchone()[0] == 15
+    # psycopg sends numbers in binary, with their type in the Parse: recorded as text.
+    assert c.execute("select %s + 1 as int_marker, %s as float_marker", [41, 0.25]).fetchone() == (42, 0.25)
 PY
 wait_for "the audit lines" 10 grep -q 'password_len' "$AUDIT"
 
@@ -53,6 +56,8 @@ pw = [l for l in stmts if "pw_marker" in (l["sql"] or "")]
 assert len(pw) == 1 and pw[0]["sql"] == "select length($1) as pw_marker" and pw[0]["redacted"], pw
 pl = [l for l in stmts if "password_len" in (l["sql"] or "") and l["kind"] == "execute"]
 assert pl and all(l["params"] == ["(redacted)"] and l["redacted"] for l in pl), pl
+im = [l for l in stmts if "int_marker" in (l["sql"] or "") and l["kind"] == "execute"]
+assert im and im[0]["params"] == ["41", "0.25"], im
 raw = open(sys.argv[1], encoding="utf-8").read()
 assert "gw-secret-9" not in raw and "gw-param-secret" not in raw, "a secret reached the audit log"
 print("audit lines ok:", len(lines))

@@ -37,11 +37,9 @@ static int client_bind(struct gw_tracking *t, const char *portal, const char *st
 
 static const char *portal_sql(struct gw_tracking *t, const char *portal, int *rc)
 {
-    const char *sql = NULL;
-    const uint8_t *bind;
-    size_t len;
-    *rc = gw_tracking_portal(t, portal, &sql, &bind, &len);
-    return sql;
+    struct gw_portal_info pi;
+    *rc = gw_tracking_portal(t, portal, &pi);
+    return pi.sql;
 }
 
 static void commit_on_confirmation(void **state)

@@ -125,6 +125,8 @@ static void extended_bodies(void **state)
     assert_int_equal(pgwire_parse_parse(parse, sizeof parse - 1, &pm), 0);
     assert_string_equal(pm.statement, "s1");
     assert_string_equal(pm.query, "select $1");
+    assert_int_equal(pm.ntypes, 1);
+    assert_int_equal(pgwire_get_u32(pm.types), 23);
     assert_int_equal(pgwire_parse_parse(parse, sizeof parse - 2, &pm), -1);
 
     /* Bind: portal p, statement s1, 1 format (binary), 2 params ("hi", NULL), 0 result formats */
@@ -403,6 +405,49 @@ static void auth_other_methods_and_failures(void **state)
     buf_free(&reply);
 }
 
+/* Binary parameters of simple types read as PostgreSQL prints them; others,
+ * and values whose length does not fit the type, are left to the caller. */
+static void binary_parameters_as_text(void **state)
+{
+    (void)state;
+    static const struct {
+        uint32_t oid;
+        const char *bytes;
+        size_t len;
+        const char *want; /* NULL: refused */
+    } cases[] = {
+        {16, "\1", 1, "t"}, {16, "\0", 1, "f"}, {21, "\0\x58", 2, "88"}, {21, "\xff\xfe", 2, "-2"},
+        {23, "\x80\0\0\0", 4, "-2147483648"}, {20, "\x7f\xff\xff\xff\xff\xff\xff\xff", 8, "9223372036854775807"},
+        {26, "\xff\xff\xff\xff", 4, "4294967295"}, {701, "\x3f\xb9\x99\x99\x99\x99\x99\x9a", 8, "0.1"},
+        {700, "\x3d\xcc\xcc\xcd", 4, "0.1"}, {701, "\x7f\xf0\0\0\0\0\0\0", 8, "Infinity"},
+        {701, "\x7f\xf8\0\0\0\0\0\0", 8, "NaN"}, {25, "caf\xc3\xa9", 5, "caf\xc3\xa9"},
+        {3802, "\1{\"a\": 1}", 9, "{\"a\": 1}"},
+        {2950, "\x12\x34\x56\x78\x9a\xbc\xde\xf0\x12\x34\x56\x78\x9a\xbc\xde\xf0", 16,
+         "12345678-9abc-def0-1234-56789abcdef0"},
+        {1082, "\0\0\0\0", 4, "2000-01-01"}, {1082, "\xff\xff\xff\xff", 4, "1999-12-31"},
+        {1114, "\0\0\0\0\0\0\0\0", 8, "2000-01-01 00:00:00"},
+        {1184, "\0\0\0\0\0\x0f\x42\x41", 8, "2000-01-01 00:00:01.000001+00"},
+        {1114, "\0\0\0\0\0\x07\xa1\x20", 8, "2000-01-01 00:00:00.5"},
+        {1114, "\x7f\xff\xff\xff\xff\xff\xff\xff", 8, "infinity"},
+        /* refused: wrong length, not UTF-8, a NUL, an unknown jsonb version, a type not decoded */
+        {23, "\0\0\0", 3, NULL}, {25, "\xc3", 1, NULL}, {25, "a\0b", 3, NULL}, {25, "\xed\xa0\x80", 3, NULL},
+        {3802, "\2{}", 3, NULL}, {1700, "\0\1\0\0\0\0\0\0\0\1", 10, NULL}, {17, "ab", 2, NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        struct buf b = {0};
+        buf_append_str(&b, "x");
+        int rc = pgwire_binary_to_text(cases[i].oid, (const uint8_t *)cases[i].bytes, cases[i].len, &b);
+        if (!cases[i].want) {
+            assert_int_equal(rc, -1);
+            assert_int_equal(b.len, 1); /* untouched */
+        } else {
+            assert_int_equal(rc, 0);
+            assert_string_equal(buf_cstr(&b) + 1, cases[i].want);
+        }
+        buf_free(&b);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -416,6 +461,7 @@ int main(void)
         cmocka_unit_test(auth_scram_exchange),
         cmocka_unit_test(auth_other_methods_and_failures),
         cmocka_unit_test(scram_server_side),
+        cmocka_unit_test(binary_parameters_as_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
