@@ -252,6 +252,10 @@ int gw_tracking_injected_describe(struct gw_tracking *t);
  * returns 1 when it answers a Describe the gateway added (so it is not the
  * client's to see), else 0. */
 int gw_tracking_upstream(struct gw_tracking *t, char type);
+/* Upstream's ParameterDescription (the answer to a Describe of a statement):
+ * the statement's parameter types as the server resolved them, for the ones
+ * its Parse left unspecified (asyncpg's, say). */
+void gw_tracking_param_description(struct gw_tracking *t, const uint8_t *body, size_t len);
 /* Upstream's ReadyForQuery said the session is idle (no transaction block):
  * PostgreSQL has dropped every portal, so tracking does too. */
 void gw_tracking_idle(struct gw_tracking *t);

@@ -1088,7 +1088,7 @@ static bool u2c_inspects(const struct gw_session *s, char type)
            (type == 'H' && h->copy_out) || (type == 'd' && s->copy_filter_active) ||
            (type == 'D' && s->filter_active) || type == 'E' || /* errors are rare: see FATAL */
            (type == 'N' && (h->error_redact || h->notice)) || (type == 'A' && h->notification_redact) ||
-           (type == 'Z' && h->idle) || (tracking && type && strchr("123EZnS", type));
+           (type == 'Z' && h->idle) || (tracking && type && strchr("123EZnSt", type));
 }
 
 /* An upstream message passes untouched: the end of a result ends its filters. */
@@ -1196,6 +1196,9 @@ static void u2c_relay(struct gw_session *s)
                 return;
             }
             forward = false;
+            break;
+        case 't':
+            gw_tracking_param_description(&s->tracking, body, (size_t)blen);
             break;
         case 'n':
             forward = !gw_tracking_upstream(&s->tracking, 'n');

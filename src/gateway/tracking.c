@@ -356,6 +356,36 @@ int gw_tracking_upstream(struct gw_tracking *t, char type)
     return 0;
 }
 
+void gw_tracking_param_description(struct gw_tracking *t, const uint8_t *body, size_t len)
+{
+    /* It answers the head segment's first Describe (its RowDescription or
+     * NoData comes next and unlinks it), of a statement that Parse has
+     * committed by now. */
+    struct gw_pending *p;
+    for (p = t->head; p && p->kind != 'S' && p->kind != 'Q'; p = p->next)
+        if (p->kind == 'D' || p->kind == 'd')
+            break;
+    if (!p || p->kind != 'D' || p->sub != 'S' || p->forgotten)
+        return;
+    struct gw_named *n = *named_find(t->statements, p->name);
+    struct pgwire_reader r;
+    pgwire_reader_init(&r, body, len);
+    int16_t count = pgwire_read_i16(&r);
+    const uint8_t *oids = count > 0 ? pgwire_read_bytes(&r, (size_t)count * 4) : NULL;
+    if (!n || count <= 0 || !oids || !pgwire_reader_done(&r))
+        return;
+    uint32_t *types = malloc((size_t)count * sizeof *types);
+    if (!types)
+        return; /* the types stay as the Parse gave them */
+    for (int i = 0; i < count; i++)
+        types[i] = pgwire_get_u32(oids + 4 * i);
+    t->held -= held_bytes(NULL, NULL, 0, n->types, n->ntypes);
+    free(n->types);
+    n->types = types;
+    n->ntypes = count;
+    t->held += held_bytes(NULL, NULL, 0, n->types, n->ntypes);
+}
+
 void gw_tracking_idle(struct gw_tracking *t)
 {
     if (t->nportals) /* every idle ReadyForQuery: most have none to drop */

@@ -3,7 +3,8 @@
 # that is not UTF-8 (client_encoding LATIN1): SQL becomes "sql":null plus
 # "sql_b64", a text parameter {"b64": ...}; UTF-8 text stays a plain string.
 # Text that mentions a password is recorded with its literals and parameter
-# values redacted. Binary parameters of simple types (psycopg's numbers) are
+# values redacted. Binary parameters of simple types (psycopg's numbers,
+# asyncpg's, whose types the server's ParameterDescription gives) are
 # recorded as PostgreSQL prints them.
 source "$(dirname "$0")/lib/harness.sh"
 source "$(dirname "$0")/lib/gateway.sh"
@@ -37,7 +38,21 @@ with psycopg.connect(host="127.0.0.1", port=int(sys.argv[1]), user="auditor", db
     # psycopg sends numbers in binary, with their type in the Parse: recorded as text.
     assert c.execute("select %s + 1 as int_marker, %s as float_marker", [41, 0.25]).fetchone() == (42, 0.25)
 PY
-wait_for "the audit lines" 10 grep -q 'password_len' "$AUDIT"
+# asyncpg leaves the types to the server (Describe) and sends binary: the
+# types come from the server's ParameterDescription.
+/usr/bin/python3 - "$GW_PORT" <<'PY' || fail "asyncpg through the gateway"
+import asyncio, sys, uuid
+import asyncpg
+async def main():
+    c = await asyncpg.connect(host="127.0.0.1", port=int(sys.argv[1]), user="auditor", database="postgres",
+                              password="", ssl=False)
+    v = await c.fetchval("select $1::int + 1 as asyncpg_marker where $2::uuid is not null", 41,
+                         uuid.UUID("12345678-9abc-def0-1234-56789abcdef0"))
+    assert v == 42, v
+    await c.close()
+asyncio.run(main())
+PY
+wait_for "the audit lines" 10 grep -q 'asyncpg_marker' "$AUDIT"
 
 /usr/bin/python3 - "$AUDIT" <<'PY' || fail "audit log check failed"
 import base64, json, sys
@@ -58,6 +73,8 @@ pl = [l for l in stmts if "password_len" in (l["sql"] or "") and l["kind"] == "e
 assert pl and all(l["params"] == ["(redacted)"] and l["redacted"] for l in pl), pl
 im = [l for l in stmts if "int_marker" in (l["sql"] or "") and l["kind"] == "execute"]
 assert im and im[0]["params"] == ["41", "0.25"], im
+am = [l for l in stmts if "asyncpg_marker" in (l["sql"] or "") and l["kind"] == "execute"]
+assert am and am[0]["params"] == ["41", "12345678-9abc-def0-1234-56789abcdef0"], am
 raw = open(sys.argv[1], encoding="utf-8").read()
 assert "gw-secret-9" not in raw and "gw-param-secret" not in raw, "a secret reached the audit log"
 print("audit lines ok:", len(lines))

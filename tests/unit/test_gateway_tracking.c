@@ -220,6 +220,40 @@ static void held_bytes_accounting(void **state)
     gw_tracking_free(&t);
 }
 
+/* A statement whose Parse left its types to the server learns them from the
+ * ParameterDescription that answers its Describe; its portals carry them. */
+static void types_from_parameter_description(void **state)
+{
+    (void)state;
+    struct gw_tracking t = {0};
+    client_parse(&t, "s1", "select $1, $2");
+    struct buf d = {0};
+    buf_append(&d, "S", 1);
+    pgwire_put_cstr(&d, "s1");
+    assert_int_equal(gw_tracking_client(&t, 'D', d.data, d.len), 0);
+    buf_free(&d);
+    gw_tracking_client(&t, 'S', NULL, 0);
+    gw_tracking_upstream(&t, '1');
+    size_t before = t.held;
+    struct buf pd = {0};
+    pgwire_put_i16(&pd, 2);
+    pgwire_put_i32(&pd, 23);
+    pgwire_put_i32(&pd, 2950);
+    gw_tracking_param_description(&t, pd.data, pd.len);
+    gw_tracking_param_description(&t, pd.data, pd.len - 1); /* truncated: ignored */
+    buf_free(&pd);
+    assert_int_equal(t.held, before + 8);
+    gw_tracking_upstream(&t, 'n');
+    gw_tracking_upstream(&t, 'Z');
+    assert_int_equal(client_bind(&t, "p1", "s1", "x"), 0);
+    struct gw_portal_info pi;
+    assert_int_equal(gw_tracking_portal(&t, "p1", &pi), 1);
+    assert_int_equal(pi.ntypes, 2);
+    assert_int_equal(pi.types[0], 23);
+    assert_int_equal(pi.types[1], 2950);
+    gw_tracking_free(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -228,6 +262,7 @@ int main(void)
         cmocka_unit_test(simple_query_drops_unnamed),
         cmocka_unit_test(forgotten_names_and_idle_portals),
         cmocka_unit_test(held_bytes_accounting),
+        cmocka_unit_test(types_from_parameter_description),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
