@@ -122,16 +122,37 @@ json_t *policy_analysis_to_json(const struct policy_analysis *a);
 /* The text with every literal replaced by $n, for audit with redact_literals.
  * Returns a malloc'd string, or NULL with err set. */
 char *policy_redact_literals(const char *sql, char err[POLICY_ERR_MAX]);
-/* Whether a statement's text may carry a secret: it mentions a password
- * (ALTER ROLE ... PASSWORD, a user mapping, a conninfo with password=) or a
- * secret. Its audit record then keeps no literals and no parameter values,
- * whatever the policy says, and neither does its review. A plain substring
- * test, so that text the parser rejects is covered too. */
+/* What an audit record or a review keeps of a statement (src/policy/redact.c,
+ * on PostgreSQL's scanner). SECRETS: a string constant after PASSWORD or
+ * after a name that says password or secret ("x 'v'", "x = 'v'", "x := 'v'"),
+ * and one holding a conninfo password, become <redacted>; a parameter in
+ * such a place is marked secret. LITERALS (redact_literals): the same, and
+ * every other constant becomes $n, and every parameter is secret. Code
+ * bodies (DO, a function's AS) are kept whole in both. Text the scanner
+ * rejects is withheld whole (its length only). */
+enum policy_redact_mode { POLICY_REDACT_SECRETS, POLICY_REDACT_LITERALS };
+#define POLICY_REDACT_MAX_PARAMS 256
+struct policy_redaction {
+    char *text;        /* malloc'd */
+    bool changed;      /* something was replaced */
+    bool all_params;   /* every parameter is secret */
+    uint64_t secret_params[POLICY_REDACT_MAX_PARAMS / 64]; /* bit i: parameter $i+1 */
+};
+/* 0, or -1 when memory runs out. */
+int policy_redact(const char *sql, enum policy_redact_mode mode, struct policy_redaction *out);
+/* Whether parameter index (0-based) is to be left out. */
+bool policy_param_is_secret(const struct policy_redaction *r, int index);
+/* Whether a value reads as a conninfo holding a password ("password=...",
+ * "scheme://user:pw@host"). */
+bool policy_value_holds_secret(const char *s, size_t n);
+/* A quick test of whether SECRETS redaction could change anything (the
+ * words, or "://"): false lets the statement path skip the scan. */
 bool policy_text_may_hold_secret(const char *sql);
-/* The statement text an audit record keeps when literals are redacted:
- * policy_redact_literals' text, or for text that does not parse a note with
- * its length and SHA-256 instead. NULL only when memory runs out. */
-char *policy_audit_redacted_text(const char *sql);
+/* What is recorded of a statement: its secrets redacted (scanned only when
+ * the quick test says there may be one) and, with literals (the policy's
+ * redact_literals), every literal too. r->changed false: kept as sent (and
+ * r->text may be NULL). 0, or -1 when memory runs out. */
+int policy_audit_redaction(const char *sql, bool literals, struct policy_redaction *r);
 
 /* ------------------------------------------------------------------ */
 /* Per-session prepared-statement tracker (SQL PREPARE and protocol Parse) */

@@ -281,13 +281,18 @@ static enum gateway_verdict hook_statement(void *user, const struct gateway_sess
     static const char *const kinds[] = {"query", "execute", "function_call"};
     /* Literals and values stay out of the record with redact_literals, or
      * when the text may carry a password. */
-    bool redact = st->sql && ((c->policy && policy_redacts_literals(c->policy)) ||
-                              policy_text_may_hold_secret(st->sql));
+    struct policy_redaction red;
+    if (policy_audit_redaction(st->sql, c->policy && policy_redacts_literals(c->policy), &red) < 0) {
+        red.changed = red.all_params = true; /* out of memory: nothing of it is kept */
+        red.text = NULL;
+    }
     json_t *params = json_array();
     for (int i = 0; params && i < st->nparams; i++) {
         if (!st->param_values[i])
             json_array_append_new(params, json_null());
-        else if (redact)
+        else if (policy_param_is_secret(&red, i) ||
+                 (!(st->param_formats && st->param_formats[i] == 1) &&
+                  policy_value_holds_secret((const char *)st->param_values[i], (size_t)st->param_lengths[i])))
             json_array_append_new(params, json_string("(redacted)"));
         else if (st->param_formats && st->param_formats[i] == 1 && i < st->ntypes && st->param_types[i] &&
                  binary_as_text(params, st->param_types[i], st->param_values[i], (size_t)st->param_lengths[i]))
@@ -306,11 +311,9 @@ static enum gateway_verdict hook_statement(void *user, const struct gateway_sess
     }
     json_t *extra = json_pack("{s:s, s:o?}", "kind", kinds[st->kind], "params", params);
     if (extra) {
-        if (st->sql && redact) {
-            char *red = policy_audit_redacted_text(st->sql);
-            audit_set_text(extra, "sql", red ? red : "(literals redacted; out of memory)");
+        if (st->sql && red.changed) {
+            audit_set_text(extra, "sql", red.text ? red.text : "-- (statement withheld: out of memory)");
             json_object_set_new(extra, "redacted", json_true());
-            free(red);
         } else if (st->sql)
             audit_set_text(extra, "sql", st->sql);
         else
@@ -325,6 +328,7 @@ static enum gateway_verdict hook_statement(void *user, const struct gateway_sess
     if (extra && !allowed)
         json_object_set_new(extra, "error", json_string(refusal->message));
     audit_line(user, "statement", si, extra);
+    free(red.text);
     return allowed ? GATEWAY_ALLOW : GATEWAY_REFUSE;
 }
 

@@ -422,49 +422,42 @@ static json_t *param_json(const uint8_t *v, size_t len, bool binary, uint32_t ty
     return j ? j : json_string("(not valid UTF-8)");
 }
 
-/* With redact, a value is "(redacted)"; NULL stays null. */
-static json_t *params_json(const struct gateway_statement *st, bool redact)
+/* The parameters as recorded: a value the redaction marks secret, or one
+ * that reads as a conninfo with a password, is "(redacted)"; NULL stays
+ * null. r NULL: nothing is redacted but such conninfo values. */
+static json_t *params_json(const struct gateway_statement *st, const struct policy_redaction *r)
 {
     json_t *a = json_array();
     for (int i = 0; a && i < st->nparams; i++) {
-        if (!st->param_values[i])
+        const uint8_t *v = st->param_values[i];
+        size_t len = v ? (size_t)st->param_lengths[i] : 0;
+        bool binary = st->param_formats && st->param_formats[i] == 1;
+        if (!v)
             json_array_append_new(a, json_null());
-        else if (redact)
+        else if ((r && policy_param_is_secret(r, i)) || (!binary && policy_value_holds_secret((const char *)v, len)))
             json_array_append_new(a, json_string("(redacted)"));
         else
-            json_array_append_new(a, param_json(st->param_values[i], (size_t)st->param_lengths[i],
-                                                st->param_formats && st->param_formats[i] == 1,
-                                                i < st->ntypes ? st->param_types[i] : 0));
+            json_array_append_new(a, param_json(v, len, binary, i < st->ntypes ? st->param_types[i] : 0));
     }
     return a;
-}
-
-/* The statement event's text: as sent, or with its literals redacted (the
- * policy's redact_literals, or text that may carry a password). */
-static json_t *statement_text(const struct cn_session *s, const struct gateway_statement *st, bool *redacted)
-{
-    char portal[128];
-    snprintf(portal, sizeof portal, "-- fetch from portal \"%.80s\"", st->portal_name ? st->portal_name : "");
-    *redacted = st->sql && (policy_redacts_literals(s->guard.policy) || policy_text_may_hold_secret(st->sql));
-    if (!*redacted)
-        return json_string(st->sql ? st->sql : portal);
-    char *red = policy_audit_redacted_text(st->sql);
-    json_t *j = red ? json_string(red) : NULL;
-    free(red);
-    return j;
 }
 
 /* A statement event's text, parameters and decision. */
 static json_t *statement_event_base(const struct cn_session *s, const struct gateway_statement *st,
                                     const char *decision, const char *rule)
 {
-    bool redacted;
-    json_t *data = json_pack("{s:o, s:s, s:s}", "text", statement_text(s, st, &redacted), "decision",
-                             decision, "rule", rule);
-    if (data && redacted)
+    struct policy_redaction r;
+    if (policy_audit_redaction(st->sql, policy_redacts_literals(s->guard.policy), &r) < 0)
+        return NULL;
+    char portal[128];
+    snprintf(portal, sizeof portal, "-- fetch from portal \"%.80s\"", st->portal_name ? st->portal_name : "");
+    json_t *data = json_pack("{s:s, s:s, s:s}", "text", r.changed ? r.text : st->sql ? st->sql : portal,
+                             "decision", decision, "rule", rule);
+    if (data && (r.changed || (r.all_params && st->nparams > 0)))
         json_object_set_new(data, "redacted", json_true());
     if (data && st->nparams > 0)
-        json_object_set_new(data, "params", params_json(st, redacted));
+        json_object_set_new(data, "params", params_json(st, &r));
+    free(r.text);
     return data;
 }
 
@@ -482,7 +475,9 @@ static json_t *statement_event(const struct cn_session *s, const struct gateway_
             kind[i] = (char)tolower((unsigned char)ps->kind[i]);
         kind[i] = '\0';
         json_object_set_new(data, "kind", json_string(kind));
-        if (ps->normalized)
+        /* libpg_query's normalized text misses some literals (E'', U&''):
+         * not beside a redacted text */
+        if (ps->normalized && !json_is_true(json_object_get(data, "redacted")))
             json_object_set_new(data, "normalized", json_string(ps->normalized));
         if (ps->fingerprint[0])
             json_object_set_new(data, "fingerprint", json_string(ps->fingerprint));
@@ -544,15 +539,20 @@ static enum gateway_verdict on_statement(void *user, const struct gateway_sessio
         return GATEWAY_REFUSE;
     case POLICY_REVIEW: {
         /* Reviewers read the statement and its values whole (redact_literals
-         * is for the audit record), except one that may carry a password:
-         * that goes to them (and the server) as its event does, redacted.
-         * The held Execute is what runs; the text is what they judge. */
-        bool secret = policy_text_may_hold_secret(st->sql);
-        json_t *params = secret || !st->nparams ? NULL : params_json(st, false);
-        int rc = data ? cn_review_start(c, s, secret ? json_string_value(json_object_get(data, "text")) : st->sql,
-                                        secret ? json_object_get(data, "params") : params, hold_id, d, data, ref,
-                                        err, sizeof err)
-                      : -1;
+         * is for the audit record) but for its secrets (a password after
+         * PASSWORD, ...), which neither they nor the server see. The held
+         * Execute is what runs; the text is what they judge. */
+        struct policy_redaction sec;
+        int rc = -1;
+        json_t *params = NULL;
+        if (data && policy_audit_redaction(st->sql, false, &sec) == 0) {
+            params = st->nparams ? params_json(st, &sec) : NULL;
+            rc = cn_review_start(c, s, sec.changed ? sec.text : st->sql, params, hold_id, d, data, ref, err,
+                                 sizeof err);
+            free(sec.text);
+        } else if (data) {
+            snprintf(err, sizeof err, "out of memory");
+        }
         json_decref(params);
         if (rc == 0) {
             json_decref(data);

@@ -172,6 +172,9 @@ int cn_review_start(struct connect *c, struct cn_session *s, const char *sql, js
     h->event_data = event_data;
     json_incref(event_data);
     json_object_set_new(event_data, "review_id", json_string(h->review_id));
+    /* the text reviewers read, by hash: the server joins the review by it
+     * when the event's own text is redacted otherwise (redact_literals) */
+    json_object_set_new(event_data, "review_hash", json_string(h->hash));
     char wait[32];
     if (wait_s % 60 == 0)
         snprintf(wait, sizeof wait, "%dm", wait_s / 60);

@@ -3,7 +3,6 @@
  * the command kinds, relations read and written, functions, columns and facts. */
 #include "hoopctl/pgwire.h"
 #include "hoopctl/policy.h"
-#include "hoopctl/util.h"
 #include "policy_internal.h"
 
 #include <ctype.h>
@@ -1139,24 +1138,6 @@ char *policy_redact_literals(const char *sql, char err[POLICY_ERR_MAX])
         snprintf(err, POLICY_ERR_MAX, "out of memory");
     pg_query_free_normalize_result(nr);
     return out;
-}
-
-bool policy_text_may_hold_secret(const char *sql)
-{
-    return sql && (strcasestr(sql, "passw") || strcasestr(sql, "secret"));
-}
-
-char *policy_audit_redacted_text(const char *sql)
-{
-    char err[POLICY_ERR_MAX];
-    char *out = policy_redact_literals(sql, err);
-    if (out)
-        return out;
-    char sha[65], note[256];
-    util_sha256_hex(sql, strlen(sql), sha);
-    snprintf(note, sizeof note, "-- (statement withheld: it does not parse, so its literals cannot be "
-                                "redacted; %zu bytes, sha256 %s)", strlen(sql), sha);
-    return strdup(note);
 }
 
 const char *policy_fact_name(unsigned fact_bit)

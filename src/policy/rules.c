@@ -587,34 +587,44 @@ static bool in_groups(char **want, size_t n, const char *const *groups)
  * an unqualified pattern by its last part ("set_config" catches
  * "pg_catalog.set_config"). An unqualified name is taken to be in
  * default_schema; with any_schema (search_path changed, or functions, which
- * pg_catalog and search_path resolve) it matches a pattern whatever the
- * pattern's schema part. */
+ * pg_catalog and search_path resolve) its schema is unknown: for a rule that
+ * restricts (deny, review, mask) it matches a pattern whatever the pattern's
+ * schema part, and for one that permits (allow) only a pattern that names no
+ * schema or every one ("*."), so that the unknown schema widens what is
+ * refused, never what is allowed. */
 static bool name_matches(char **pats, size_t n, const char *schema, const char *name,
-                         const char *default_schema, bool any_schema)
+                         const char *default_schema, bool any_schema, bool permits)
 {
     char full[3 * POLICY_NAME_MAX + 2];
+    bool unknown = !schema && any_schema;
     if (schema || default_schema)
         snprintf(full, sizeof(full), "%s.%s", schema ? schema : default_schema, name);
     else
         snprintf(full, sizeof(full), "%s", name);
     for (size_t i = 0; i < n; i++) {
         const char *dot = strrchr(pats[i], '.');
+        if (!dot && policy_glob(pats[i], name))
+            return true;
+        if (unknown && permits) {
+            if (dot && dot - pats[i] == 1 && pats[i][0] == '*' && policy_glob(dot + 1, name))
+                return true;
+            continue;
+        }
         if (policy_glob(pats[i], full))
             return true;
-        if (!schema && dot && any_schema && policy_glob(dot + 1, name))
-            return true;
-        if (!dot && policy_glob(pats[i], name))
+        if (unknown && dot && policy_glob(dot + 1, name))
             return true;
     }
     return false;
 }
 
-static bool relation_matches(char **pats, size_t n, const struct policy_relation *r, unsigned facts)
+static bool relation_matches(char **pats, size_t n, const struct policy_relation *r, unsigned facts, bool permits)
 {
-    return name_matches(pats, n, r->schema, r->name, "public", (facts & POLICY_FACT_SEARCH_PATH) != 0);
+    return name_matches(pats, n, r->schema, r->name, "public", (facts & POLICY_FACT_SEARCH_PATH) != 0, permits);
 }
 
-static bool rule_matches(const struct policy_match *m, const struct policy_stmt *st, const char *const *groups)
+static bool rule_matches(const struct policy_match *m, const struct policy_stmt *st, const char *const *groups,
+                         bool permits)
 {
     if (m->ngroups && !in_groups(m->groups, m->ngroups, groups))
         return false;
@@ -639,10 +649,10 @@ static bool rule_matches(const struct policy_match *m, const struct policy_stmt 
     if (m->nrelations || m->nwrites) {
         bool hit_any = !m->nrelations, hit_write = !m->nwrites;
         for (size_t i = 0; i < st->nrelations; i++) {
-            if (!hit_any && relation_matches(m->relations, m->nrelations, &st->relations[i], st->facts))
+            if (!hit_any && relation_matches(m->relations, m->nrelations, &st->relations[i], st->facts, permits))
                 hit_any = true;
             if (!hit_write && st->relations[i].write &&
-                relation_matches(m->writes, m->nwrites, &st->relations[i], st->facts))
+                relation_matches(m->writes, m->nwrites, &st->relations[i], st->facts, permits))
                 hit_write = true;
         }
         if (!hit_any || !hit_write)
@@ -655,9 +665,9 @@ static bool rule_matches(const struct policy_match *m, const struct policy_stmt 
             char schema[2 * POLICY_NAME_MAX + 1];
             if (dot && (size_t)(dot - f) < sizeof(schema)) {
                 snprintf(schema, sizeof(schema), "%.*s", (int)(dot - f), f);
-                hit = name_matches(m->functions, m->nfunctions, schema, dot + 1, NULL, true);
+                hit = name_matches(m->functions, m->nfunctions, schema, dot + 1, NULL, true, permits);
             } else {
-                hit = name_matches(m->functions, m->nfunctions, NULL, f, NULL, true);
+                hit = name_matches(m->functions, m->nfunctions, NULL, f, NULL, true, permits);
             }
         }
         if (!hit)
@@ -714,7 +724,7 @@ void policy_decide_stmt(const struct policy *p, const struct policy_stmt *st, co
     const struct policy_rule *hit = &p->fallback;
     out->rule_index = POLICY_RULE_DEFAULT;
     for (size_t i = 0; i < p->nrules; i++)
-        if (rule_matches(&p->rules[i].match, st, groups)) {
+        if (rule_matches(&p->rules[i].match, st, groups, p->rules[i].action == POLICY_ALLOW)) {
             hit = &p->rules[i];
             out->rule_index = (int)i;
             break;

@@ -88,6 +88,14 @@ static void fuzz_sql(struct policy *p, const char *sql, const uint8_t *data, siz
     policy_analysis_free(&a);
     char err[POLICY_ERR_MAX];
     free(policy_redact_literals(sql, err));
+    for (int mode = 0; mode < 2; mode++) { /* what the audit and reviews keep */
+        struct policy_redaction r;
+        if (policy_redact(sql, mode ? POLICY_REDACT_LITERALS : POLICY_REDACT_SECRETS, &r) == 0) {
+            policy_param_is_secret(&r, 3);
+            free(r.text);
+        }
+    }
+    policy_value_holds_secret(sql, strlen(sql));
     /* The same text through Parse/Execute of a named and the unnamed statement. */
     if (s && policy_session_parse(p, s, "s1", sql, err) == 0) {
         policy_check_prepared(p, s, "s1", groups, &d);

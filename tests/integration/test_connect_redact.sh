@@ -1,10 +1,11 @@
 #!/bin/bash
 # Secrets and literals stay out of the audit trail, end to end (real IdP,
 # server, PostgreSQL):
-# - a statement that mentions a password (ALTER ROLE ... PASSWORD, a conninfo
-#   with password=) is recorded with its literals as $n and its parameter
-#   values as "(redacted)", whatever the policy says; held for review, the
-#   reviewer reads the redacted text too, and the approval still runs it;
+# - a password literal (after PASSWORD, or after a name that says password or
+#   secret, and a conninfo with password=) is recorded as <redacted>, and a
+#   parameter in such a place, or holding such a conninfo, as "(redacted)",
+#   whatever the policy says; held for review, the reviewer reads it so too,
+#   and the approval still runs it; a comment that says "secret" hides nothing;
 # - a policy with redact_literals records every statement that way, while the
 #   reviewer of a held statement reads it whole, with the values bound to an
 #   extended-protocol one; the session still shows who approved it.
@@ -18,6 +19,8 @@ connect_pg
 app_psql <<'SQL'
 create table accounts (id int primary key, owner text, balance int);
 insert into accounts values (1, 'ann@corp.example', 10), (2, 'ben@corp.example', 20);
+create table creds (id int primary key, password text);
+insert into creds values (1, 'old');
 SQL
 connect_stack OIDC_EXTRA_ACCOUNTS='{"bob": {"email": "bob@example.test", "name": "Bob", "groups": ["dba"]}}'
 
@@ -64,24 +67,27 @@ alter role app_rw password '$PW';
 approve
 select 'marker-after-approve';
 create role intruder password 'create-secret-3';
+create role intruder2 password E'e-secret-12';
 select length('host=db password=literal-secret-4') as marker_conninfo;
+select 'visible-7' /* secret */;
 SQL
 out=$(cat "$T/one.log")
 assert_contains "$out" "marker-after-approve"
 assert_contains "$out" "statement refused by rule deny-role-changes"
 rid1=$(cat "$T/one.reviews")
 review=$(cat "$T/review-$rid1.txt")
-assert_contains "$review" 'alter role app_rw password $1'
+assert_contains "$review" 'alter role app_rw password <redacted>'
 assert_not_contains "$review" "$PW" "the reviewer was shown the password"
 # It ran: the role's password changed at the server (its hash is new).
 psql -qAtX -c "select rolname from pg_authid where rolname = 'app_rw' and rolpassword like 'SCRAM-SHA-256\$%'" |
   grep -qx app_rw || fail "app_rw has no SCRAM password"
 
-log "parameters of a statement that mentions a password are not recorded"
+log "a parameter in a password's place, or holding a conninfo password, is not recorded"
 as alice "$H" connect app --quiet -- /usr/bin/python3 -c '
 import psycopg
 with psycopg.connect("") as c:
-    assert c.execute("select length(%s::text) as password_len", ["param-secret-5"], prepare=True).fetchone()[0] == 14
+    c.execute("update creds set password = %s where id = %s", ["param-secret-5", 1], prepare=True)
+    assert c.execute("select length(%s::text)", ["host=h password=param-secret-6"]).fetchone()[0] == 30
     assert c.execute("select %s::text as plain_param", ["plain-value-6"]).fetchone()[0] == "plain-value-6"
 ' || fail "psycopg through connect"
 
@@ -135,7 +141,7 @@ HOOPCTL_TOKEN=tok-admin-1 "$H" audit export --server "$URL" >"$T/export.jsonl" 2
   fail "audit export: $(cat "$T/export.err")"
 as bob "$H" -o json reviews show "$rid1" >"$T/review1.json"
 for f in "$all" "$T/export.jsonl" "$T/review1.json"; do
-  for secret in "$PW" create-secret-3 literal-secret-4 param-secret-5 "ann@corp.example" "ben@corp.example" \
+  for secret in "$PW" create-secret-3 e-secret-12 literal-secret-4 param-secret-5 param-secret-6 "ann@corp.example" "ben@corp.example" \
     "balance = 77"; do
     assert_not_contains "$(cat "$f")" "$secret" "$(basename "$f") holds [$secret]"
   done
@@ -148,15 +154,18 @@ while i < len(raw):
     o, i = dec.raw_decode(raw, i); sessions.append(o)
 st = [e["data"] for s in sessions for e in s["event_list"] if e["type"] == "statement"]
 by = {d["text"]: d for d in st}
-d = by["alter role app_rw password $1;"]
+d = by["alter role app_rw password <redacted>;"]
 assert d["redacted"] and d["decision"] == "review" and d["review"]["decided_by"] == "bob", d
 assert d["review"]["id"] == sys.argv[2] and d["review"]["status"] == "consumed", d
-d = by["create role intruder password $1;"]
+d = by["create role intruder password <redacted>;"]
 assert d["redacted"] and d["decision"] == "deny", d
-assert by["select length($1) as marker_conninfo;"]["redacted"]
+assert by["select length(<redacted>) as marker_conninfo;"]["redacted"]
+assert "redacted" not in by["select 'visible-7' /* secret */;"]  # a word in a comment hides nothing
 assert "redacted" not in by["select 'marker-after-approve';"]
-pl = [d for d in st if d["text"] == "select length($1::text) as password_len"]
-assert pl and all(d["params"] == ["(redacted)"] and d["redacted"] for d in pl), pl
+pl = [d for d in st if d["text"] == "update creds set password = $1 where id = $2"]
+assert pl and all(d["params"] == ["(redacted)", "1"] for d in pl), pl
+pc = [d for d in st if d["text"] == "select length($1::text)"]
+assert pc and pc[0]["params"] == ["(redacted)"], pc
 pp = [d for d in st if d["text"] == "select $1::text as plain_param"]
 assert pp and pp[0]["params"] == ["plain-value-6"] and "redacted" not in pp[0], pp
 # redact_literals: the statement text as $n, the reviewer still joined by

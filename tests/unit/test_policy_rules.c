@@ -197,6 +197,22 @@ static void test_relation_globs(void **state)
     assert_int_equal(decide(p, "select * from \"HR\".salaries", NULL).action, POLICY_ALLOW);
     assert_int_equal(decide(p, "select * from U&\"h\\0072\".salaries", NULL).action, POLICY_DENY);
     policy_free(p);
+
+    /* The unknown schema widens what is refused, never what is allowed: an
+     * allow of public.* no longer covers an unqualified name once the
+     * search_path changed (it may be hr's), but "*." and bare names still do. */
+    p = load("{\"default\": {\"action\": \"deny\"}, \"rules\": ["
+             "{\"name\": \"sets\", \"match\": {\"kinds\": [\"SET\"]}, \"action\": \"allow\"},"
+             "{\"name\": \"public-only\", \"match\": {\"relations\": [\"public.*\"]}, \"action\": \"allow\"},"
+             "{\"name\": \"any-audit\", \"match\": {\"relations\": [\"*.audit_log\", \"lookup\"]}, \"action\": \"allow\"}]}",
+             err);
+    assert_non_null(p);
+    assert_int_equal(decide(p, "select * from payroll", NULL).action, POLICY_ALLOW);
+    assert_int_equal(decide(p, "set search_path = hr; select * from payroll", NULL).action, POLICY_DENY);
+    assert_int_equal(decide(p, "set search_path = hr; select * from public.payroll", NULL).action, POLICY_ALLOW);
+    assert_int_equal(decide(p, "set search_path = hr; select * from audit_log", NULL).action, POLICY_ALLOW);
+    assert_int_equal(decide(p, "set search_path = hr; select * from lookup", NULL).action, POLICY_ALLOW);
+    policy_free(p);
 }
 
 static void test_default_policy(void **state)
@@ -457,25 +473,6 @@ static void test_analysis_json_and_redaction(void **state)
     assert_null(policy_redact_literals("update users set", err));
     assert_non_null(strstr(err, "syntax error"));
 
-    /* Text that may carry a password: its audit text has no literal, and
-     * text that does not parse is withheld (a parse error names tokens). */
-    assert_true(policy_text_may_hold_secret("ALTER ROLE bob PASSWORD 'hunter2'"));
-    assert_true(policy_text_may_hold_secret("select dblink_connect('host=h PassWord=x')"));
-    assert_true(policy_text_may_hold_secret("create server s options (client_secret 'x')"));
-    assert_false(policy_text_may_hold_secret("select 'pass', 'word', 'secre'"));
-    assert_false(policy_text_may_hold_secret(NULL));
-    red = policy_audit_redacted_text("alter role bob password 'hunter2' valid until '2030-01-01'");
-    assert_string_equal(red, "alter role bob password $1 valid until $2");
-    free(red);
-    red = policy_audit_redacted_text("create user mapping for bob server s options (user 'u', password 'hunter2')");
-    assert_null(strstr(red, "hunter2"));
-    free(red);
-    red = policy_audit_redacted_text("alter role bob password 'hunter2' junk");
-    assert_null(strstr(red, "hunter2"));
-    assert_non_null(strstr(red, "statement withheld"));
-    assert_non_null(strstr(red, "38 bytes, sha256 "));
-    free(red);
-
     /* Oversized input is refused before parsing. */
     size_t big = POLICY_MAX_SQL + 16;
     char *sql = malloc(big + 1);
@@ -592,9 +589,85 @@ static void test_hostile_sql(void **state)
     policy_free(p);
 }
 
+/* What the audit and reviews keep: secrets found by their place in the
+ * token stream (never by words in comments), literals with redact_literals,
+ * code bodies whole. */
+static void redaction(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *sql, *secrets, *literals; /* NULL: unchanged */
+    } cases[] = {
+        {"alter role bob password 'hunter2' valid until '2030-01-01'",
+         "alter role bob password <redacted> valid until '2030-01-01'",
+         "alter role bob password <redacted> valid until $1"},
+        {"ALTER ROLE x ENCRYPTED PASSWORD E'hun\\'ter2' -- secret", "ALTER ROLE x ENCRYPTED PASSWORD <redacted> -- secret",
+         NULL},
+        {"alter role x password U&'d!0061t' UESCAPE '!';", "alter role x password <redacted>;", NULL},
+        {"create user mapping for bob server s options (user 'u', password 'hunter2')",
+         "create user mapping for bob server s options (user 'u', password <redacted>)",
+         "create user mapping for bob server s options (user $1, password <redacted>)"},
+        {"alter server s options (set password 'p2', add client_secret 'cs')",
+         "alter server s options (set password <redacted>, add client_secret <redacted>)", NULL},
+        {"update users set password_hash = 'abc', name = 'n' where id = 1",
+         "update users set password_hash = <redacted>, name = 'n' where id = 1",
+         "update users set password_hash = <redacted>, name = $1 where id = $2"},
+        {"select dblink_connect('host=h PassWord = x'), 'postgresql://u:pw@h/db', 'http://example.com/x'",
+         "select dblink_connect(<redacted>), <redacted>, 'http://example.com/x'",
+         "select dblink_connect(<redacted>), <redacted>, $1"},
+        /* Words in comments and code change nothing: the reviewer sees the code. */
+        {"DO $$ begin delete from accounts where id = 2; end $$ -- secret", NULL, NULL},
+        {"update accounts set balance = 999999 /* secret */", NULL, "update accounts set balance = $1 /* secret */"},
+        {"DO LANGUAGE plpgsql /* ' */ $$ begin insert into t values (99, 'x'); end $$; update t set b = 5 -- secret",
+         NULL, "DO LANGUAGE plpgsql /* ' */ $$ begin insert into t values (99, 'x'); end $$; update t set b = $1 -- secret"},
+        {"create function f() returns int language sql as 'select 1 /* password = x */'", NULL, NULL},
+        {"select 'a', 1, 2.5, B'101', X'ff' from t where x = $1", NULL,
+         "select $2, $3, $4, $5, $6 from t where x = $1"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        for (int mode = 0; mode < 2; mode++) {
+            struct policy_redaction r;
+            assert_int_equal(policy_redact(cases[i].sql, mode ? POLICY_REDACT_LITERALS : POLICY_REDACT_SECRETS, &r), 0);
+            const char *want = mode ? cases[i].literals : cases[i].secrets;
+            if (mode && !want && cases[i].secrets)
+                want = cases[i].secrets; /* no other literal */
+            assert_string_equal(r.text, want ? want : cases[i].sql);
+            assert_int_equal(r.changed, want != NULL);
+            assert_int_equal(r.all_params, mode == 1);
+            free(r.text);
+        }
+    }
+    /* A parameter in a secret's place is left out, the others kept. */
+    struct policy_redaction r;
+    assert_int_equal(policy_redact("update users set password = $1, name = $2 where id = $3", POLICY_REDACT_SECRETS, &r), 0);
+    assert_true(policy_param_is_secret(&r, 0));
+    assert_false(policy_param_is_secret(&r, 1));
+    assert_false(policy_param_is_secret(&r, 2));
+    assert_false(r.changed);
+    free(r.text);
+    /* What does not scan is withheld whole: no part of it, no hash of it. */
+    assert_int_equal(policy_redact("alter role x password 'unterminated", POLICY_REDACT_SECRETS, &r), 0);
+    assert_string_equal(r.text, "-- (statement withheld: its 35 bytes do not scan, so its values cannot be told from the rest)");
+    assert_true(r.changed && r.all_params);
+    free(r.text);
+    /* The audit path: nothing scanned when no word says there may be a secret. */
+    assert_int_equal(policy_audit_redaction("select 'x' from t", false, &r), 0);
+    assert_false(r.changed);
+    assert_null(r.text);
+    assert_int_equal(policy_audit_redaction("alter role x password 'p' valid until 'v'", true, &r), 0);
+    assert_string_equal(r.text, "alter role x password <redacted> valid until $1");
+    assert_true(r.changed && r.all_params);
+    free(r.text);
+    assert_true(policy_value_holds_secret("host=h password=x", 17));
+    assert_true(policy_value_holds_secret("postgres://u:p@h", 16));
+    assert_false(policy_value_holds_secret("postgres://u@h:5432/db", 22));
+    assert_false(policy_value_holds_secret("my password is long", 19));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(redaction),
         cmocka_unit_test(test_validation_errors),
         cmocka_unit_test(test_first_match_and_groups),
         cmocka_unit_test(test_relation_globs),
