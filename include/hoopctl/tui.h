@@ -163,6 +163,9 @@ int tui_scroll_for(int selected, int top, int rows, int count);
  * Quoted strings, identifiers and comments are never split or changed.
  * Returns 0 or -1 (out of memory). */
 int tui_sql_pretty(const char *sql, int width, struct buf *out);
+/* text with each line longer than width display columns broken at width,
+ * the rest indented by indent spaces (so a long value is seen whole). */
+int tui_wrap(const char *text, int width, int indent, struct buf *out);
 
 /* ---- The program -------------------------------------------------------- */
 

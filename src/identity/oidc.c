@@ -38,6 +38,14 @@ static bool url_host_is_loopback(const char *h)
 
 int identity_check_url(const char *url, char *err, size_t errlen)
 {
+    /* The host is what follows "//" up to the path: userinfo ("a@b") would
+     * make the text before the '@' look like the host to a reader, and to
+     * the checks here. URLs with it are refused. */
+    const char *auth = strstr(url, "://");
+    if (auth && memchr(auth + 3, '@', strcspn(auth + 3, "/?#"))) {
+        snprintf(err, errlen, "'%.200s': a URL with user information (user@host) is not allowed", url);
+        return -1;
+    }
     if (strncmp(url, "https://", 8) == 0 && url[8] && url[8] != '/')
         return 0;
     if (strncmp(url, "http://", 7) == 0 && url_host_is_loopback(url + 7))

@@ -861,10 +861,6 @@ int server_run(const struct server_options *opt, char *err, size_t errlen)
     event_add(srv.ev_int, NULL);
     struct timeval sec = {0, 500000};
     event_add(srv.ev_tick, &sec);
-    if (srv_webhook_start(&srv, err, errlen) < 0) {
-        srv_free(&srv);
-        return -1;
-    }
     /* Print the actual port (":0" picks a free one). */
     struct sockaddr_storage ss;
     int actual = srv_bound_address(&srv, &ss);
@@ -875,6 +871,11 @@ int server_run(const struct server_options *opt, char *err, size_t errlen)
     if (dev && (!bound_ok || !server_sockaddr_is_loopback((const struct sockaddr *)&ss))) {
         snprintf(err, errlen, "auth.dev_tokens is for tests on loopback only; %s is not a loopback address",
                  opt->listen);
+        srv_free(&srv);
+        return -1;
+    }
+    /* After the checks above: nothing is pushed by a server that refuses to run. */
+    if (srv_webhook_start(&srv, err, errlen) < 0) {
         srv_free(&srv);
         return -1;
     }

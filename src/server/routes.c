@@ -3,6 +3,7 @@
  * input checks and group rules. */
 #include "internal.h"
 #include "hoopctl/log.h"
+#include "hoopctl/policy.h"
 #include "hoopctl/util.h"
 
 #include <stdio.h>
@@ -53,6 +54,23 @@ static const struct server_field conn_fields[] = {
     {"sslmode", "s"}, {"secret", "s"}, {"allowed_groups", "S"}, {"reviewer_groups", "S"},
     {"policy", "o"}, {NULL, NULL}};
 
+/* A connection's policy is checked where it is set, so that a broken one is
+ * refused (400, naming the rule and field) instead of failing each connect.
+ * An empty object means the built-in default. Replies and returns false. */
+static bool policy_ok(struct srv_req *rq, json_t *doc)
+{
+    if (!json_is_object(doc) || json_object_size(doc) == 0)
+        return true;
+    char err[POLICY_ERR_MAX];
+    struct policy *p = policy_load_json(doc, err);
+    if (!p) {
+        srv_reply_error(rq, 400, "field 'policy': %s", err);
+        return false;
+    }
+    policy_free(p);
+    return true;
+}
+
 static void conn_put(struct srv_req *rq, const char *name)
 {
     json_t *b = srv_body(rq, conn_fields);
@@ -79,6 +97,8 @@ static void conn_put(struct srv_req *rq, const char *name)
         srv_reply_error(rq, 400, "the server has no master key, so it cannot keep secrets");
     } else if (secret && strlen(secret) > 4096) {
         srv_reply_error(rq, 400, "field 'secret' is too long");
+    } else if (!policy_ok(rq, json_object_get(b, "policy"))) {
+        /* answered */
     } else {
         json_t *c = json_pack("{s:s,s:s,s:I,s:O,s:O,s:s}", "name", name, "host", host, "port", port,
                               "database", json_object_get(b, "database"), "user",
@@ -221,6 +241,10 @@ static void route_connections(struct srv_req *rq)
         json_t *b = srv_body(rq, pf);
         if (!b)
             return;
+        if (!policy_ok(rq, json_object_get(b, "policy"))) {
+            json_decref(b);
+            return;
+        }
         rc = store_connection_set_policy(srv->store, name, json_object_get(b, "policy"), err, sizeof err);
         json_decref(b);
         if (rc)

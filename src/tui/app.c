@@ -463,8 +463,10 @@ static void draw_reviews(struct app *a)
     putf(y + 2, 1, COLS - 2, "Review %s   Session %s", r->id, r->session_id[0] ? r->session_id : "-");
     struct buf pretty = {0};
     tui_sql_pretty(r->statement, COLS - 4, &pretty);
-    if (r->params && r->params[0]) /* the values an approval runs it with */
-        buf_printf(&pretty, "\n\nParameters:\n%s", r->params);
+    if (r->params && r->params[0]) { /* the values an approval runs it with, each seen whole */
+        buf_append_str(&pretty, "\n\nParameters:\n");
+        tui_wrap(r->params, COLS - 4, 6, &pretty);
+    }
     const char *p = buf_cstr(&pretty);
     int avail = y0 + rows - (y + 3);
     int total = 1;

@@ -365,3 +365,28 @@ int tui_sql_pretty(const char *sql, int width, struct buf *out)
         rc |= buf_append_str(out, "");
     return rc ? -1 : 0;
 }
+
+int tui_wrap(const char *text, int width, int indent, struct buf *out)
+{
+    if (width < indent + 8)
+        width = indent + 8;
+    int rc = 0, col = 0;
+    for (const char *p = text; *p;) {
+        size_t n = 1; /* one UTF-8 character */
+        while (p[n] && ((unsigned char)p[n] & 0xC0) == 0x80)
+            n++;
+        if (*p == '\n') {
+            col = 0;
+        } else {
+            int w = replay_display_width(p, n);
+            if (col + w > width) {
+                rc |= buf_printf(out, "\n%*s", indent, "");
+                col = indent;
+            }
+            col += w;
+        }
+        rc |= buf_append(out, p, n);
+        p += n;
+    }
+    return rc ? -1 : 0;
+}

@@ -107,11 +107,18 @@ expect_err 403 tok-carol-1 GET /api/v1/connections/prod/credentials
 expect_err 403 tok-admin-1 GET /api/v1/connections/prod/credentials
 expect_err 404 tok-carol-1 GET /api/v1/connections/prod
 assert_not_contains "$(cat "$T/server.log")" "pa'ss" "the secret reached the log"
-echo '{"rules": [{"deny": "ddl"}]}' >"$T/policy.json"
+echo '{"rules": [{"name": "no-ddl", "match": {"categories": ["ddl"]}, "action": "deny"}]}' >"$T/policy.json"
 HOOPCTL_TOKEN=tok-admin-1 "$H" admin connection set-policy prod -f "$T/policy.json" --server "$URL" 2>/dev/null \
   && fail "set-policy took -f instead of --policy-file"
 HOOPCTL_TOKEN=tok-admin-1 "$H" admin connection set-policy prod --policy-file "$T/policy.json" --server "$URL" >/dev/null
-assert_contains "$(HOOPCTL_TOKEN=tok-admin-1 "$H" admin connection show prod --server "$URL")" '{"rules":[{"deny":"ddl"}]}'
+assert_contains "$(HOOPCTL_TOKEN=tok-admin-1 "$H" admin connection show prod --server "$URL")" '"name":"no-ddl"'
+# A broken policy is refused where it is set (naming the rule and field), not at each connect.
+echo '{"rules": [{"deny": "ddl"}]}' >"$T/bad-policy.json"
+RC=0; out=$(HOOPCTL_TOKEN=tok-admin-1 "$H" admin connection set-policy prod --policy-file "$T/bad-policy.json" --server "$URL" 2>&1) || RC=$?
+[[ $RC != 0 ]] || fail "a broken policy was taken"
+assert_contains "$out" "field 'policy': rules[0]"
+expect_err 400 tok-admin-1 PUT /api/v1/connections/x '{"host":"h","port":1,"database":"d","user":"u","policy":{"audit":false}}'
+assert_contains "$(HOOPCTL_TOKEN=tok-admin-1 "$H" admin connection show prod --server "$URL")" '"name":"no-ddl"'
 
 log "declarative apply"
 export STAGING_SECRET=st4ging

@@ -434,10 +434,12 @@ static void test_url_rules(void **state)
     (void)state;
     char err[256];
     const char *good[] = {"https://idp.example.com", "http://127.0.0.1:8080/x", "http://127.1.2.3",
-                          "http://localhost:99", "http://localhost", "http://[::1]:5/"};
+                          "http://localhost:99", "http://localhost", "http://[::1]:5/",
+                          "https://idp.example.com/path?login=a@b"};
     const char *bad[] = {"http://idp.example.com", "http://127.0.0.1.evil.example/", "http://127.0.0.1@evil/",
                          "http://localhost.evil.example", "ftp://127.0.0.1/", "https://", "file:///etc/passwd",
-                         "http://127.0.0/"};
+                         "http://127.0.0/", "http://127.0.0.1:x@192.0.2.2:18999", "http://localhost:x@evil/",
+                         "http://[::1]:x@evil", "https://user:pw@idp.example.com/"};
     for (size_t i = 0; i < sizeof good / sizeof *good; i++)
         if (identity_check_url(good[i], err, sizeof err) != 0)
             fail_msg("%s refused: %s", good[i], err);

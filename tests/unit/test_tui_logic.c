@@ -264,9 +264,23 @@ static void page_refreshed_in_place(void **state)
     assert_int_equal(tui_sessions_update(list, 6, 6, fresh, 4), 0);
 }
 
+static void wrap_long_lines(void **state)
+{
+    (void)state;
+    struct buf b = {0};
+    assert_int_equal(tui_wrap("  $1 = 'abcdefghijklmnopqrst'\n  $2 = NULL\n", 16, 6, &b), 0);
+    assert_string_equal(buf_cstr(&b), "  $1 = 'abcdefgh\n      ijklmnopqr\n      st'\n  $2 = NULL\n");
+    buf_free(&b);
+    /* a character is never split */
+    assert_int_equal(tui_wrap("\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9", 8, 0, &b), 0);
+    assert_string_equal(buf_cstr(&b), "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\n\xc3\xa9");
+    buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(wrap_long_lines),
         cmocka_unit_test(filters),
         cmocka_unit_test(typed_times),
         cmocka_unit_test(durations),
