@@ -123,14 +123,16 @@ json_t *policy_analysis_to_json(const struct policy_analysis *a);
  * Returns a malloc'd string, or NULL with err set. */
 char *policy_redact_literals(const char *sql, char err[POLICY_ERR_MAX]);
 /* What an audit record or a review keeps of a statement (src/policy/redact.c,
- * on PostgreSQL's scanner). SECRETS: a string constant after PASSWORD or
- * after a name that says password or secret ("x 'v'", "x = 'v'", "x := 'v'"),
- * and one holding a conninfo password, become <redacted>; a parameter in
- * such a place is marked secret. LITERALS (redact_literals): the same, and
- * every other constant becomes $n, and every parameter is secret. Code
- * bodies (DO, a function's AS) are kept whole in both. Text the scanner
+ * on PostgreSQL's scanner; code bodies, DO's and a function's AS, are kept
+ * whole in every mode, and comments decide nothing).
+ * REVIEW: a string constant after PASSWORD or after a name that says
+ * password or secret ("x 'v'", "x = 'v'", "x := 'v'") becomes <redacted>, a
+ * parameter there is marked secret. AUDIT: the same, a string holding a
+ * conninfo password too, and when any token names a password or secret,
+ * every other constant becomes $n and every parameter is secret. LITERALS
+ * (redact_literals): AUDIT as if a token always did. Text the scanner
  * rejects is withheld whole (its length only). */
-enum policy_redact_mode { POLICY_REDACT_SECRETS, POLICY_REDACT_LITERALS };
+enum policy_redact_mode { POLICY_REDACT_REVIEW, POLICY_REDACT_AUDIT, POLICY_REDACT_LITERALS };
 #define POLICY_REDACT_MAX_PARAMS 256
 struct policy_redaction {
     char *text;        /* malloc'd */
@@ -148,11 +150,13 @@ bool policy_value_holds_secret(const char *s, size_t n);
 /* A quick test of whether SECRETS redaction could change anything (the
  * words, or "://"): false lets the statement path skip the scan. */
 bool policy_text_may_hold_secret(const char *sql);
-/* What is recorded of a statement: its secrets redacted (scanned only when
- * the quick test says there may be one) and, with literals (the policy's
- * redact_literals), every literal too. r->changed false: kept as sent (and
- * r->text may be NULL). 0, or -1 when memory runs out. */
+/* What is recorded of a statement (AUDIT, scanned only when the quick test
+ * says there may be a secret; LITERALS with the policy's redact_literals).
+ * r->changed false: kept as sent (and r->text may be NULL). 0, or -1 when
+ * memory runs out. */
 int policy_audit_redaction(const char *sql, bool literals, struct policy_redaction *r);
+/* What reviewers read of a statement (REVIEW), the same way. */
+int policy_review_redaction(const char *sql, struct policy_redaction *r);
 
 /* ------------------------------------------------------------------ */
 /* Per-session prepared-statement tracker (SQL PREPARE and protocol Parse) */

@@ -291,8 +291,7 @@ static enum gateway_verdict hook_statement(void *user, const struct gateway_sess
         if (!st->param_values[i])
             json_array_append_new(params, json_null());
         else if (policy_param_is_secret(&red, i) ||
-                 (!(st->param_formats && st->param_formats[i] == 1) &&
-                  policy_value_holds_secret((const char *)st->param_values[i], (size_t)st->param_lengths[i])))
+                 policy_value_holds_secret((const char *)st->param_values[i], (size_t)st->param_lengths[i]))
             json_array_append_new(params, json_string("(redacted)"));
         else if (st->param_formats && st->param_formats[i] == 1 && i < st->ntypes && st->param_types[i] &&
                  binary_as_text(params, st->param_types[i], st->param_values[i], (size_t)st->param_lengths[i]))
@@ -325,8 +324,11 @@ static enum gateway_verdict hook_statement(void *user, const struct gateway_sess
         json_object_set_new(extra, "decision", json_string(policy_action_name(g->decision.action)));
         json_object_set_new(extra, "rule", json_string(g->decision.rule_name));
     }
-    if (extra && !allowed)
-        json_object_set_new(extra, "error", json_string(refusal->message));
+    if (extra && !allowed) /* a parse error quotes the text near it, which may be a redacted value */
+        json_object_set_new(extra, "error",
+                            json_string(red.changed && g && strcmp(g->decision.rule_name, "parse-error") == 0
+                                            ? "the statement does not parse (the parser's message is left out)"
+                                            : refusal->message));
     audit_line(user, "statement", si, extra);
     free(red.text);
     return allowed ? GATEWAY_ALLOW : GATEWAY_REFUSE;

@@ -422,10 +422,11 @@ static json_t *param_json(const uint8_t *v, size_t len, bool binary, uint32_t ty
     return j ? j : json_string("(not valid UTF-8)");
 }
 
-/* The parameters as recorded: a value the redaction marks secret, or one
- * that reads as a conninfo with a password, is "(redacted)"; NULL stays
- * null. r NULL: nothing is redacted but such conninfo values. */
-static json_t *params_json(const struct gateway_statement *st, const struct policy_redaction *r)
+/* The parameters as recorded (audit) or read (review): a value the
+ * redaction marks secret is "(redacted)", and for the audit one that reads as
+ * a conninfo with a password too (decoded from binary or not); NULL stays
+ * null. */
+static json_t *params_json(const struct gateway_statement *st, const struct policy_redaction *r, bool audit)
 {
     json_t *a = json_array();
     for (int i = 0; a && i < st->nparams; i++) {
@@ -434,7 +435,7 @@ static json_t *params_json(const struct gateway_statement *st, const struct poli
         bool binary = st->param_formats && st->param_formats[i] == 1;
         if (!v)
             json_array_append_new(a, json_null());
-        else if ((r && policy_param_is_secret(r, i)) || (!binary && policy_value_holds_secret((const char *)v, len)))
+        else if (policy_param_is_secret(r, i) || (audit && policy_value_holds_secret((const char *)v, len)))
             json_array_append_new(a, json_string("(redacted)"));
         else
             json_array_append_new(a, param_json(v, len, binary, i < st->ntypes ? st->param_types[i] : 0));
@@ -456,7 +457,7 @@ static json_t *statement_event_base(const struct cn_session *s, const struct gat
     if (data && (r.changed || (r.all_params && st->nparams > 0)))
         json_object_set_new(data, "redacted", json_true());
     if (data && st->nparams > 0)
-        json_object_set_new(data, "params", params_json(st, &r));
+        json_object_set_new(data, "params", params_json(st, &r, true));
     free(r.text);
     return data;
 }
@@ -535,7 +536,12 @@ static enum gateway_verdict on_statement(void *user, const struct gateway_sessio
     case POLICY_DENY:
         snprintf(ref->message, sizeof ref->message, "hoopctl: statement refused by rule %s: %s",
                  d->rule_name[0] ? d->rule_name : "default", d->message);
-        cn_audit_refusal(c, s, data, d->message);
+        /* a parse error quotes the text near it, which may be a redacted value */
+        cn_audit_refusal(c, s, data,
+                         json_is_true(json_object_get(data, "redacted")) && strcmp(d->rule_name, "parse-error") == 0
+                             ? "the statement does not parse (the parser's message is left out: it may quote a"
+                               " redacted value)"
+                             : d->message);
         return GATEWAY_REFUSE;
     case POLICY_REVIEW: {
         /* Reviewers read the statement and its values whole (redact_literals
@@ -545,8 +551,8 @@ static enum gateway_verdict on_statement(void *user, const struct gateway_sessio
         struct policy_redaction sec;
         int rc = -1;
         json_t *params = NULL;
-        if (data && policy_audit_redaction(st->sql, false, &sec) == 0) {
-            params = st->nparams ? params_json(st, &sec) : NULL;
+        if (data && policy_review_redaction(st->sql, &sec) == 0) {
+            params = st->nparams ? params_json(st, &sec, false) : NULL;
             rc = cn_review_start(c, s, sec.changed ? sec.text : st->sql, params, hold_id, d, data, ref, err,
                                  sizeof err);
             free(sec.text);

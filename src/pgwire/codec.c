@@ -385,20 +385,27 @@ static uint64_t be64(const uint8_t *p)
     return (uint64_t)pgwire_get_u32(p) << 32 | pgwire_get_u32(p + 4);
 }
 
-/* The shortest decimal that reads back as d, as PostgreSQL prints floats. */
+/* The shortest decimal that reads back as d, laid out as PostgreSQL prints
+ * floats: plain unless the exponent is below -4 or at least 15 (float8) or
+ * 6 (float4), then as d.ddde+XX. */
 static int put_float(struct buf *out, double d, bool single)
 {
     if (isnan(d))
         return buf_append_str(out, "NaN");
     if (isinf(d))
         return buf_append_str(out, d > 0 ? "Infinity" : "-Infinity");
-    char s[40];
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(s, sizeof s, "%.*g", prec, d);
+    char s[48];
+    int prec = 1;
+    for (; prec < 17; prec++) { /* significant digits needed */
+        snprintf(s, sizeof s, "%.*e", prec - 1, d);
         double back = strtod(s, NULL);
         if (single ? (float)back == (float)d : back == d)
             break;
     }
+    snprintf(s, sizeof s, "%.*e", prec - 1, d);
+    int exp10 = atoi(strchr(s, 'e') + 1);
+    if (d == 0 || (exp10 >= -4 && exp10 < (single ? 6 : 15)))
+        snprintf(s, sizeof s, "%.*f", prec - 1 - exp10 > 0 ? prec - 1 - exp10 : 0, d);
     return buf_append_str(out, s);
 }
 

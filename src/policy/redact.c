@@ -1,14 +1,17 @@
 /* redact.c — what the audit record and a review keep of a statement's
  * values, decided on PostgreSQL's own scanner (libpg_query's tokens), never
- * on words anywhere in the text: a comment cannot make code disappear.
+ * on words in comments or strings: a comment cannot make code disappear,
+ * and code bodies (DO's, a function's AS '...') are always kept whole.
  *
- * Secrets: a string constant right after PASSWORD, or after a name that
- * says password or secret (an option, a column: "x 'v'", "x = 'v'",
- * "x := 'v'"), and a string constant that holds a conninfo password
- * ("password=..." or a URI's "user:pw@") become <redacted>; a parameter in
- * such a place is reported so that its value is left out.
- * Literals (redact_literals): every constant becomes $n, except code bodies
- * (DO's and a function's AS '...'), which are code, not values. */
+ * REVIEW (what reviewers read, narrow, so that a requester can hide nothing
+ * but a value in a password's place): a string constant right after
+ * PASSWORD, or after a name that says password or secret ("x 'v'",
+ * "x = 'v'", "x := 'v'") becomes <redacted>; a parameter there is secret.
+ * AUDIT (the record, broad): the same, and a string holding a conninfo
+ * password ("password=...", "scheme://user:pw@host"); and when any token
+ * names a password or secret (INSERT INTO users (name, password) VALUES
+ * ...), every other constant becomes $n and every parameter is secret.
+ * LITERALS (redact_literals): AUDIT, always broad. */
 #include "hoopctl/policy.h"
 #include "hoopctl/util.h"
 
@@ -77,6 +80,35 @@ static bool names_secret(const char *sql, const PgQuery__ScanToken *t)
     return strcasestr(word, "passw") || strcasestr(word, "secret");
 }
 
+/* Where a constant token ends. The scanner gives U&'' strings (USCONST) an
+ * empty span: their text is found here, quote by quote ('' is a quote). */
+static size_t const_end(const char *sql, const PgQuery__ScanToken *t)
+{
+    size_t end = (size_t)t->end;
+    if (t->token != PG_QUERY__TOKEN__USCONST || end > (size_t)t->start)
+        return end;
+    const char *p = sql + t->start;
+    if ((p[0] == 'U' || p[0] == 'u') && p[1] == '&' && p[2] == '\'') {
+        p += 3;
+        for (;;) {
+            const char *q = strchr(p, '\'');
+            if (!q)
+                return strlen(sql); /* unterminated: to the end (the scan would have failed) */
+            if (q[1] != '\'')
+                return (size_t)(q + 1 - sql);
+            p = q + 2;
+        }
+    }
+    return strlen(sql);
+}
+
+/* A parameter's number ($n), capped far above PostgreSQL's own limit. */
+static long param_number(const char *sql, const PgQuery__ScanToken *t)
+{
+    long v = strtol(sql + t->start + 1, NULL, 10);
+    return v < 0 ? 0 : v > 1000000000L ? 1000000000L : v;
+}
+
 int policy_redact(const char *sql, enum policy_redact_mode mode, struct policy_redaction *out)
 {
     memset(out, 0, sizeof *out);
@@ -95,14 +127,20 @@ int policy_redact(const char *sql, enum policy_redact_mode mode, struct policy_r
     } else {
         PgQuery__ScanToken **tok = res->tokens;
         size_t n = res->n_tokens, at = 0;
-        int next_param = 1;
-        for (size_t i = 0; i < n; i++)
-            if (tok[i]->token == PG_QUERY__TOKEN__PARAM) {
-                int v = atoi(sql + tok[i]->start + 1);
-                if (v >= next_param)
-                    next_param = v + 1;
-            }
+        long next_param = 1;
+        /* broad: every constant but code bodies goes (LITERALS; AUDIT when a
+         * token, not a comment or a string, names a password or secret) */
+        bool broad = mode == POLICY_REDACT_LITERALS;
+        for (size_t i = 0; i < n; i++) {
+            if (tok[i]->token == PG_QUERY__TOKEN__PARAM && param_number(sql, tok[i]) >= next_param)
+                next_param = param_number(sql, tok[i]) + 1;
+            if (mode == POLICY_REDACT_AUDIT && names_secret(sql, tok[i]))
+                broad = true;
+        }
+        if (broad)
+            out->all_params = true;
         size_t prev = SIZE_MAX, prev2 = SIZE_MAX; /* the last two tokens that are not comments */
+        size_t redacted_string = SIZE_MAX;           /* the last string replaced by <redacted> */
         PgQuery__Token first = PG_QUERY__TOKEN__NUL; /* the statement's first token */
         for (size_t i = 0; i < n && rc == 0; i++) {
             const PgQuery__ScanToken *t = tok[i];
@@ -119,10 +157,11 @@ int policy_redact(const char *sql, enum policy_redact_mode mode, struct policy_r
                 (names_secret(sql, tok[prev]) ||
                  ((tok[prev]->token == PG_QUERY__TOKEN__ASCII_61 || tok[prev]->token == PG_QUERY__TOKEN__COLON_EQUALS) &&
                   prev2 != SIZE_MAX && names_secret(sql, tok[prev2])));
+            size_t start = (size_t)t->start, end = is_const(t->token) ? const_end(sql, t) : (size_t)t->end;
             const char *replace = NULL;
             char num[24];
             if (t->token == PG_QUERY__TOKEN__PARAM && after_secret_name) {
-                int v = atoi(sql + t->start + 1);
+                long v = param_number(sql, t);
                 if (v > 0 && v <= POLICY_REDACT_MAX_PARAMS)
                     out->secret_params[(v - 1) / 64] |= 1ull << ((v - 1) % 64);
                 else
@@ -130,20 +169,27 @@ int policy_redact(const char *sql, enum policy_redact_mode mode, struct policy_r
             } else if (body) {
                 /* kept */
             } else if (is_string(t->token) &&
-                       (after_secret_name ||
-                        policy_value_holds_secret(sql + t->start, (size_t)(t->end - t->start)))) {
+                       (after_secret_name || (prev != SIZE_MAX && prev == redacted_string) ||
+                        (mode != POLICY_REDACT_REVIEW && policy_value_holds_secret(sql + start, end - start)))) {
+                /* (a string right after a redacted one continues it: 'a' -- c
+                 * newline 'b' is one constant to PostgreSQL) */
                 replace = REDACTED;
-            } else if (mode == POLICY_REDACT_LITERALS && is_const(t->token)) {
-                snprintf(num, sizeof num, "$%d", next_param++);
+                redacted_string = i;
+            } else if (broad && is_const(t->token)) {
+                snprintf(num, sizeof num, "$%ld", next_param++);
                 replace = num;
             }
             if (replace) {
-                size_t start = (size_t)t->start, end = (size_t)t->end;
                 /* a U&'' constant's UESCAPE 'c' clause goes with it */
-                if (t->token == PG_QUERY__TOKEN__USCONST && i + 2 < n &&
-                    tok[i + 1]->token == PG_QUERY__TOKEN__UESCAPE && tok[i + 2]->token == PG_QUERY__TOKEN__SCONST) {
-                    end = (size_t)tok[i + 2]->end;
-                    i += 2;
+                if (t->token == PG_QUERY__TOKEN__USCONST) {
+                    size_t j = i + 1;
+                    while (j < n && is_comment(tok[j]->token))
+                        j++;
+                    if (j + 1 < n && tok[j]->token == PG_QUERY__TOKEN__UESCAPE &&
+                        tok[j + 1]->token == PG_QUERY__TOKEN__SCONST) {
+                        end = (size_t)tok[j + 1]->end;
+                        i = j + 1;
+                    }
                 }
                 rc |= buf_append(&b, sql + at, start - at);
                 rc |= buf_append_str(&b, replace);
@@ -154,8 +200,6 @@ int policy_redact(const char *sql, enum policy_redact_mode mode, struct policy_r
             prev = i;
         }
         rc |= buf_append_str(&b, sql + at);
-        if (mode == POLICY_REDACT_LITERALS)
-            out->all_params = true;
     }
     if (res)
         pg_query__scan_result__free_unpacked(res, NULL);
@@ -185,15 +229,13 @@ int policy_audit_redaction(const char *sql, bool literals, struct policy_redacti
     memset(r, 0, sizeof *r);
     if (!sql || (!literals && !policy_text_may_hold_secret(sql)))
         return 0;
-    struct policy_redaction sec;
-    if (policy_redact(sql, POLICY_REDACT_SECRETS, &sec) < 0)
-        return -1;
-    if (!literals) {
-        *r = sec;
+    return policy_redact(sql, literals ? POLICY_REDACT_LITERALS : POLICY_REDACT_AUDIT, r);
+}
+
+int policy_review_redaction(const char *sql, struct policy_redaction *r)
+{
+    memset(r, 0, sizeof *r);
+    if (!sql || !policy_text_may_hold_secret(sql))
         return 0;
-    }
-    int rc = policy_redact(sec.text, POLICY_REDACT_LITERALS, r);
-    r->changed |= sec.changed;
-    free(sec.text);
-    return rc;
+    return policy_redact(sql, POLICY_REDACT_REVIEW, r);
 }

@@ -88,9 +88,9 @@ static void fuzz_sql(struct policy *p, const char *sql, const uint8_t *data, siz
     policy_analysis_free(&a);
     char err[POLICY_ERR_MAX];
     free(policy_redact_literals(sql, err));
-    for (int mode = 0; mode < 2; mode++) { /* what the audit and reviews keep */
+    for (int mode = POLICY_REDACT_REVIEW; mode <= POLICY_REDACT_LITERALS; mode++) { /* what the audit and reviews keep */
         struct policy_redaction r;
-        if (policy_redact(sql, mode ? POLICY_REDACT_LITERALS : POLICY_REDACT_SECRETS, &r) == 0) {
+        if (policy_redact(sql, (enum policy_redact_mode)mode, &r) == 0) {
             policy_param_is_secret(&r, 3);
             free(r.text);
         }

@@ -2,10 +2,12 @@
 # Secrets and literals stay out of the audit trail, end to end (real IdP,
 # server, PostgreSQL):
 # - a password literal (after PASSWORD, or after a name that says password or
-#   secret, and a conninfo with password=) is recorded as <redacted>, and a
-#   parameter in such a place, or holding such a conninfo, as "(redacted)",
-#   whatever the policy says; held for review, the reviewer reads it so too,
-#   and the approval still runs it; a comment that says "secret" hides nothing;
+#   secret, and for the record a conninfo with password=) is recorded as
+#   <redacted>, the other values of a statement that names a password as $n,
+#   and a parameter of such a statement, or holding such a conninfo, as
+#   "(redacted)", whatever the policy says; held for review, the reviewer
+#   reads the password so too, and the approval still runs it; a comment
+#   that says "secret" hides nothing;
 # - a policy with redact_literals records every statement that way, while the
 #   reviewer of a held statement reads it whole, with the values bound to an
 #   extended-protocol one; the session still shows who approved it.
@@ -163,7 +165,7 @@ assert by["select length(<redacted>) as marker_conninfo;"]["redacted"]
 assert "redacted" not in by["select 'visible-7' /* secret */;"]  # a word in a comment hides nothing
 assert "redacted" not in by["select 'marker-after-approve';"]
 pl = [d for d in st if d["text"] == "update creds set password = $1 where id = $2"]
-assert pl and all(d["params"] == ["(redacted)", "1"] for d in pl), pl
+assert pl and all(d["params"] == ["(redacted)", "(redacted)"] for d in pl), pl  # a token names a password: all
 pc = [d for d in st if d["text"] == "select length($1::text)"]
 assert pc and pc[0]["params"] == ["(redacted)"], pc
 pp = [d for d in st if d["text"] == "select $1::text as plain_param"]

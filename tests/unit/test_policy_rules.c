@@ -589,64 +589,89 @@ static void test_hostile_sql(void **state)
     policy_free(p);
 }
 
-/* What the audit and reviews keep: secrets found by their place in the
- * token stream (never by words in comments), literals with redact_literals,
- * code bodies whole. */
+/* What reviews and the audit keep: secrets found by their place in the
+ * token stream (never by words in comments), more for the audit, literals
+ * with redact_literals, code bodies whole. */
 static void redaction(void **state)
 {
     (void)state;
     static const struct {
-        const char *sql, *secrets, *literals; /* NULL: unchanged */
+        const char *sql, *review, *audit, *literals; /* NULL: unchanged */
     } cases[] = {
         {"alter role bob password 'hunter2' valid until '2030-01-01'",
          "alter role bob password <redacted> valid until '2030-01-01'",
-         "alter role bob password <redacted> valid until $1"},
+         "alter role bob password <redacted> valid until $1", "alter role bob password <redacted> valid until $1"},
         {"ALTER ROLE x ENCRYPTED PASSWORD E'hun\\'ter2' -- secret", "ALTER ROLE x ENCRYPTED PASSWORD <redacted> -- secret",
-         NULL},
-        {"alter role x password U&'d!0061t' UESCAPE '!';", "alter role x password <redacted>;", NULL},
+         "ALTER ROLE x ENCRYPTED PASSWORD <redacted> -- secret", "ALTER ROLE x ENCRYPTED PASSWORD <redacted> -- secret"},
+        {"alter role x password U&'d!0061t' UESCAPE '!';", "alter role x password <redacted>;",
+         "alter role x password <redacted>;", "alter role x password <redacted>;"},
+        {"alter role x password U&'hunter2';", "alter role x password <redacted>;", "alter role x password <redacted>;",
+         "alter role x password <redacted>;"},
+        {"alter role x password 'Hun' -- c\n  'ter2';", "alter role x password <redacted> -- c\n  <redacted>;",
+         "alter role x password <redacted> -- c\n  <redacted>;", "alter role x password <redacted> -- c\n  <redacted>;"},
+        {"alter role x password U&'a''b' /* c */ UESCAPE '!';", "alter role x password <redacted>;",
+         "alter role x password <redacted>;", "alter role x password <redacted>;"},
         {"create user mapping for bob server s options (user 'u', password 'hunter2')",
          "create user mapping for bob server s options (user 'u', password <redacted>)",
+         "create user mapping for bob server s options (user $1, password <redacted>)",
          "create user mapping for bob server s options (user $1, password <redacted>)"},
         {"alter server s options (set password 'p2', add client_secret 'cs')",
-         "alter server s options (set password <redacted>, add client_secret <redacted>)", NULL},
+         "alter server s options (set password <redacted>, add client_secret <redacted>)",
+         "alter server s options (set password <redacted>, add client_secret <redacted>)",
+         "alter server s options (set password <redacted>, add client_secret <redacted>)"},
         {"update users set password_hash = 'abc', name = 'n' where id = 1",
          "update users set password_hash = <redacted>, name = 'n' where id = 1",
+         "update users set password_hash = <redacted>, name = $1 where id = $2",
          "update users set password_hash = <redacted>, name = $1 where id = $2"},
-        {"select dblink_connect('host=h PassWord = x'), 'postgresql://u:pw@h/db', 'http://example.com/x'",
+        /* the audit keeps no conninfo password; reviewers read strings whole */
+        {"select dblink_connect('host=h PassWord = x'), 'postgresql://u:pw@h/db', 'http://example.com/x'", NULL,
          "select dblink_connect(<redacted>), <redacted>, 'http://example.com/x'",
          "select dblink_connect(<redacted>), <redacted>, $1"},
+        {"SELECT dblink_exec('dbname=hr', 'DROP TABLE payroll -- password=')", NULL,
+         "SELECT dblink_exec('dbname=hr', <redacted>)", "SELECT dblink_exec($1, <redacted>)"},
+        /* a token that names a password takes every value out of the record */
+        {"insert into users (name, password) values ('bob', 'pw1')", NULL,
+         "insert into users (name, password) values ($1, $2)", "insert into users (name, password) values ($1, $2)"},
+        {"set app.secret to 'x'", NULL, "set app.secret to $1", "set app.secret to $1"},
         /* Words in comments and code change nothing: the reviewer sees the code. */
-        {"DO $$ begin delete from accounts where id = 2; end $$ -- secret", NULL, NULL},
-        {"update accounts set balance = 999999 /* secret */", NULL, "update accounts set balance = $1 /* secret */"},
+        {"DO $$ begin delete from accounts where id = 2; end $$ -- secret", NULL, NULL, NULL},
+        {"update accounts set balance = 999999 /* secret */", NULL, NULL, "update accounts set balance = $1 /* secret */"},
         {"DO LANGUAGE plpgsql /* ' */ $$ begin insert into t values (99, 'x'); end $$; update t set b = 5 -- secret",
-         NULL, "DO LANGUAGE plpgsql /* ' */ $$ begin insert into t values (99, 'x'); end $$; update t set b = $1 -- secret"},
-        {"create function f() returns int language sql as 'select 1 /* password = x */'", NULL, NULL},
-        {"select 'a', 1, 2.5, B'101', X'ff' from t where x = $1", NULL,
+         NULL, NULL, "DO LANGUAGE plpgsql /* ' */ $$ begin insert into t values (99, 'x'); end $$; update t set b = $1 -- secret"},
+        {"create function f() returns int language sql as 'select 1 /* password = x */'", NULL, NULL, NULL},
+        {"select 'a', 1, 2.5, B'101', X'ff' from t where x = $1", NULL, NULL,
          "select $2, $3, $4, $5, $6 from t where x = $1"},
+        /* parameter numbers past PostgreSQL's: no overflow */
+        {"select $2147483647, 1, $99999999999999", NULL, NULL, "select $2147483647, $1000000001, $99999999999999"},
     };
+    static const enum policy_redact_mode modes[] = {POLICY_REDACT_REVIEW, POLICY_REDACT_AUDIT, POLICY_REDACT_LITERALS};
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-        for (int mode = 0; mode < 2; mode++) {
+        const char *want[] = {cases[i].review, cases[i].audit, cases[i].literals};
+        for (int m = 0; m < 3; m++) {
             struct policy_redaction r;
-            assert_int_equal(policy_redact(cases[i].sql, mode ? POLICY_REDACT_LITERALS : POLICY_REDACT_SECRETS, &r), 0);
-            const char *want = mode ? cases[i].literals : cases[i].secrets;
-            if (mode && !want && cases[i].secrets)
-                want = cases[i].secrets; /* no other literal */
-            assert_string_equal(r.text, want ? want : cases[i].sql);
-            assert_int_equal(r.changed, want != NULL);
-            assert_int_equal(r.all_params, mode == 1);
+            assert_int_equal(policy_redact(cases[i].sql, modes[m], &r), 0);
+            assert_string_equal(r.text, want[m] ? want[m] : cases[i].sql);
+            assert_int_equal(r.changed, want[m] != NULL);
             free(r.text);
         }
     }
-    /* A parameter in a secret's place is left out, the others kept. */
+    /* A parameter in a secret's place is left out, the others kept; for the
+     * audit, a token that names a password takes them all. */
     struct policy_redaction r;
-    assert_int_equal(policy_redact("update users set password = $1, name = $2 where id = $3", POLICY_REDACT_SECRETS, &r), 0);
+    assert_int_equal(policy_redact("update users set password = $1, name = $2 where id = $3", POLICY_REDACT_REVIEW, &r), 0);
     assert_true(policy_param_is_secret(&r, 0));
     assert_false(policy_param_is_secret(&r, 1));
     assert_false(policy_param_is_secret(&r, 2));
     assert_false(r.changed);
     free(r.text);
+    assert_int_equal(policy_redact("update users set password = $1, name = $2 where id = $3", POLICY_REDACT_AUDIT, &r), 0);
+    assert_true(r.all_params);
+    free(r.text);
+    assert_int_equal(policy_redact("select * from t where a = $1 -- password", POLICY_REDACT_AUDIT, &r), 0);
+    assert_false(r.all_params || policy_param_is_secret(&r, 0));
+    free(r.text);
     /* What does not scan is withheld whole: no part of it, no hash of it. */
-    assert_int_equal(policy_redact("alter role x password 'unterminated", POLICY_REDACT_SECRETS, &r), 0);
+    assert_int_equal(policy_redact("alter role x password 'unterminated", POLICY_REDACT_REVIEW, &r), 0);
     assert_string_equal(r.text, "-- (statement withheld: its 35 bytes do not scan, so its values cannot be told from the rest)");
     assert_true(r.changed && r.all_params);
     free(r.text);
@@ -654,6 +679,8 @@ static void redaction(void **state)
     assert_int_equal(policy_audit_redaction("select 'x' from t", false, &r), 0);
     assert_false(r.changed);
     assert_null(r.text);
+    assert_int_equal(policy_review_redaction("select 'x' from t", &r), 0);
+    assert_false(r.changed);
     assert_int_equal(policy_audit_redaction("alter role x password 'p' valid until 'v'", true, &r), 0);
     assert_string_equal(r.text, "alter role x password <redacted> valid until $1");
     assert_true(r.changed && r.all_params);
