@@ -126,7 +126,7 @@ int policy_redact(const char *sql, enum policy_redact_mode mode, struct policy_r
         out->all_params = true;
     } else {
         PgQuery__ScanToken **tok = res->tokens;
-        size_t n = res->n_tokens, at = 0;
+        size_t n = res->n_tokens, at = 0, len = strlen(sql);
         long next_param = 1;
         /* broad: every constant but code bodies goes (LITERALS; AUDIT when a
          * token, not a comment or a string, names a password or secret) */
@@ -179,6 +179,8 @@ int policy_redact(const char *sql, enum policy_redact_mode mode, struct policy_r
                 snprintf(num, sizeof num, "$%ld", next_param++);
                 replace = num;
             }
+            if (replace && (start < at || start > len)) /* not where a token can be: keep the text */
+                replace = NULL;
             if (replace) {
                 /* a U&'' constant's UESCAPE 'c' clause goes with it */
                 if (t->token == PG_QUERY__TOKEN__USCONST) {
@@ -193,7 +195,7 @@ int policy_redact(const char *sql, enum policy_redact_mode mode, struct policy_r
                 }
                 rc |= buf_append(&b, sql + at, start - at);
                 rc |= buf_append_str(&b, replace);
-                at = end;
+                at = end < start ? start : end > len ? len : end;
                 out->changed = true;
             }
             prev2 = prev;
