@@ -8,6 +8,7 @@
 #include "hoopctl/log.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <event2/event.h>
 #include <signal.h>
 #include <stdio.h>
@@ -79,37 +80,127 @@ static void on_status(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+static void child_env_free(char **env)
+{
+    if (!env)
+        return;
+    for (size_t i = 0; env[i]; i++) {
+        bool ours = false;
+        for (size_t j = 0; environ[j] && !ours; j++)
+            ours = env[i] == environ[j];
+        if (!ours)
+            free(env[i]);
+    }
+    free(env);
+}
+
+/* The command's environment: ours without the names set or dropped below,
+ * then the connection's. Built before fork: connect has threads, and after
+ * fork the child may only call what is async-signal-safe (setenv and
+ * malloc are not: a lock another thread held at the fork stays held, and
+ * the child hung there once under ASan). */
+static char **child_env(struct connect *conn, const char *port)
+{
+    static const char *const drop[] = {"PGHOST=", "PGPORT=", "PGDATABASE=", "PGUSER=", "PGSSLMODE=",
+                                       "PGPASSWORD=", "PGSERVICE=",
+                                       /* the command gets the database through the gateway, not
+                                        * the key: with it, it could fetch the upstream secret
+                                        * (/credentials) and connect around the gateway */
+                                       "HOOPCTL_TOKEN="};
+    size_t n = 0;
+    while (environ[n])
+        n++;
+    char **env = calloc(n + 6, sizeof *env);
+    if (!env)
+        return NULL;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        bool dropped = false;
+        for (size_t d = 0; d < sizeof drop / sizeof *drop && !dropped; d++)
+            dropped = strncmp(environ[i], drop[d], strlen(drop[d])) == 0;
+        if (!dropped)
+            env[k++] = environ[i];
+    }
+    const char *dir = connect_socket_dir(conn);
+    const char *set[][2] = {{"PGHOST", dir ? dir : connect_listen_host(conn)}, {"PGPORT", port},
+                            {"PGDATABASE", connect_database(conn)}, {"PGUSER", connect_db_user(conn)},
+                            /* loopback, plain: the gateway holds the TLS upstream */
+                            {"PGSSLMODE", "disable"}};
+    for (size_t i = 0; i < 5; i++) {
+        size_t len = strlen(set[i][0]) + strlen(set[i][1]) + 2;
+        if (!(env[k] = malloc(len))) { /* fail closed: no command without its PGHOST */
+            child_env_free(env);
+            return NULL;
+        }
+        snprintf(env[k++], len, "%s=%s", set[i][0], set[i][1]);
+    }
+    env[k] = NULL;
+    return env;
+}
+
+/* The program's path, searched in PATH as execvp would, before fork. */
+static char *find_program(const char *name)
+{
+    if (strchr(name, '/'))
+        return strdup(name);
+    const char *path = getenv("PATH");
+    if (!path || !*path)
+        path = "/usr/local/bin:/usr/bin:/bin";
+    while (*path) {
+        size_t len = strcspn(path, ":");
+        char *cand = malloc(len + strlen(name) + 3);
+        if (!cand)
+            return NULL;
+        if (len) /* an empty entry is the current directory */
+            snprintf(cand, len + strlen(name) + 3, "%.*s/%s", (int)len, path, name);
+        else
+            snprintf(cand, len + strlen(name) + 3, "./%s", name);
+        if (access(cand, X_OK) == 0)
+            return cand;
+        free(cand);
+        path += len + (path[len] == ':');
+    }
+    return NULL;
+}
+
 static pid_t run_child(const struct cli_args *a, struct connect *conn, char *err, size_t errlen)
 {
-    char port[16];
+    char port[16], fail[600];
     snprintf(port, sizeof port, "%d", connect_listen_port(conn));
+    /* the child's message, whole, before fork (the child formats nothing) */
+    char *prog = find_program(a->rest[0]);
+    snprintf(fail, sizeof fail, "hoopctl connect: cannot run %.500s: %s\n", a->rest[0],
+             !prog ? "not found in PATH" : access(prog, X_OK) != 0 ? "permission denied" : "it cannot be executed");
+    size_t fail_len = strlen(fail);
+    char **env = child_env(conn, port);
+    if (!env) {
+        free(prog);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
     pid_t pid = fork();
     if (pid < 0) {
         snprintf(err, errlen, "fork: %s", strerror(errno));
+        child_env_free(env);
+        free(prog);
         return -1;
     }
-    if (pid == 0) {
-        const char *dir = connect_socket_dir(conn);
-        setenv("PGHOST", dir ? dir : connect_listen_host(conn), 1);
-        setenv("PGPORT", port, 1);
-        setenv("PGDATABASE", connect_database(conn), 1);
-        setenv("PGUSER", connect_db_user(conn), 1);
-        setenv("PGSSLMODE", "disable", 1); /* loopback, plain: the gateway holds the TLS upstream */
-        unsetenv("PGPASSWORD");
-        unsetenv("PGSERVICE");
-        /* The command gets the database through the gateway, not the key:
-         * with it, it could fetch the upstream secret (/credentials) and
-         * connect around the gateway. */
-        unsetenv("HOOPCTL_TOKEN");
-        signal(SIGPIPE, SIG_DFL);
-        signal(SIGXFSZ, SIG_DFL);
+    if (pid == 0) { /* async-signal-safe calls only, up to the exec */
+        struct sigaction dfl = {0};
+        dfl.sa_handler = SIG_DFL;
+        sigaction(SIGPIPE, &dfl, NULL);
+        sigaction(SIGXFSZ, &dfl, NULL);
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
-        execvp(a->rest[0], a->rest);
-        fprintf(stderr, "hoopctl connect: cannot run %s: %s\n", a->rest[0], strerror(errno));
+        if (prog)
+            execve(prog, a->rest, env);
+        if (write(STDERR_FILENO, fail, fail_len) < 0)
+            _exit(127);
         _exit(127);
     }
+    child_env_free(env);
+    free(prog);
     return pid;
 }
 

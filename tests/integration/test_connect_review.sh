@@ -62,6 +62,11 @@ port=$(sed -n 's/.*psql "host=127.0.0.1 port=\([0-9]*\) dbname=app".*/\1/p' <<<"
 assert_contains "$out" "env=127.0.0.1:$port:app:app_rw:unset"
 assert_not_contains "$out" "app-secret-Pw1" "the upstream secret was shown"
 
+RC=0
+out=$(as alice "$H" connect app --quiet -- no-such-program-here 2>&1) || RC=$?
+assert_eq 127 "$RC" "exit status of a command that is not there"
+assert_contains "$out" "hoopctl connect: cannot run no-such-program-here: not found in PATH"
+
 log "--socket-dir: psql over the Unix socket DIR/.s.PGSQL.<port> (0600, in a 0700 directory made for it)"
 RC=0
 out=$(as alice "$H" connect app --quiet --socket-dir "$T/sock" -- sh -c \
