@@ -51,6 +51,8 @@ int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf
  * and marks (U+202A..U+202E, U+2066..U+2069, U+200E, U+200F, U+061C) become
  * \uNNNN, and bytes that are not UTF-8 become \xNN; the rest is kept. */
 int buf_append_terminal_safe(struct buf *b, const char *s, size_t len, bool keep_lines);
+/* Whether len bytes are well-formed UTF-8 (NUL bytes included). */
+bool util_utf8_valid(const void *s, size_t len);
 /* The same as a new string (malloc'd; NULL when memory runs out). NULL s: "". */
 char *util_terminal_safe(const char *s, bool keep_lines);
 /* NUL-terminate without counting the NUL in len; returns data as a string. */

@@ -359,25 +359,10 @@ bad:
 
 /* ---- binary parameters as text ------------------------------------------ */
 
+/* Text a text-like type may hold: UTF-8 with no NUL. */
 static bool utf8_ok(const uint8_t *s, size_t n)
 {
-    for (size_t i = 0; i < n;) {
-        uint8_t c = s[i];
-        size_t k = c < 0x80 ? 0 : (c & 0xE0) == 0xC0 ? 1 : (c & 0xF0) == 0xE0 ? 2 : (c & 0xF8) == 0xF0 ? 3 : 9;
-        if (k == 9 || (k == 1 && c < 0xC2) || i + k >= n + (k ? 0 : 1))
-            return false;
-        uint32_t cp = k ? c & (0x3F >> k) : c;
-        for (size_t j = 1; j <= k; j++) {
-            if ((s[i + j] & 0xC0) != 0x80)
-                return false;
-            cp = (cp << 6) | (s[i + j] & 0x3F);
-        }
-        if (c == 0 || (k == 2 && cp < 0x800) || (k == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-            (cp >= 0xD800 && cp <= 0xDFFF))
-            return false;
-        i += k + 1;
-    }
-    return true;
+    return !memchr(s, 0, n) && util_utf8_valid(s, n);
 }
 
 static uint64_t be64(const uint8_t *p)

@@ -94,6 +94,16 @@ static size_t utf8_decode(const uint8_t *s, size_t n, uint32_t *cp)
     return len;
 }
 
+bool util_utf8_valid(const void *data, size_t len)
+{
+    const uint8_t *s = data;
+    uint32_t cp;
+    for (size_t i = 0, n; i < len; i += n)
+        if (!(n = s[i] < 0x80 ? 1 : utf8_decode(s + i, len - i, &cp)))
+            return false;
+    return true;
+}
+
 static bool steers_text(uint32_t c)
 {
     return (c >= 0x80 && c <= 0x9f) || (c >= 0x202a && c <= 0x202e) || (c >= 0x2066 && c <= 0x2069) ||
