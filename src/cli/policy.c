@@ -141,13 +141,11 @@ static int run_check(const struct cli_args *args, struct cli_context *ctx)
         json_t *o = json_object();
         json_object_set_new(o, "decision", decision_json(&d));
         json_object_set_new(o, "statements", policy_analysis_to_json(&a));
-        if (policy_redacts_literals(p)) {
-            char err[POLICY_ERR_MAX];
-            char *red = policy_redact_literals(sql, err);
-            if (red)
-                json_object_set_new(o, "redacted", json_string(red));
-            free(red);
-        }
+        /* the text the audit record keeps, as connect and the gateway make it */
+        struct policy_redaction red;
+        if (policy_audit_redaction(sql, policy_redacts_literals(p), &red) == 0 && red.changed)
+            json_object_set_new(o, "redacted", json_string(red.text));
+        free(red.text);
         print_json(o);
         json_decref(o);
     } else {
