@@ -68,7 +68,7 @@ complete -c hoopctl -n '__fish_seen_subcommand_from server' -l store -d 'sqlite:
 complete -c hoopctl -n '__fish_seen_subcommand_from server' -l tls-cert -F -d 'TLS certificate chain (PEM)'
 complete -c hoopctl -n '__fish_seen_subcommand_from server' -l tls-key -F -d 'TLS private key (PEM)'
 complete -c hoopctl -n '__fish_seen_subcommand_from server' -l master-key-file -F -d 'key that encrypts connection secrets (32 bytes or 64 hex)'
-complete -c hoopctl -n '__fish_seen_subcommand_from server' -l retention -d 'delete audit events older than AGE (e.g. 90d)'
+complete -c hoopctl -n '__fish_seen_subcommand_from server' -l retention -d 'delete audit events and ended reviews older than AGE (e.g. 90d)'
 complete -c hoopctl -n '__fish_seen_subcommand_from server' -l dev -d 'development mode: built-in identity provider, loopback only'
 complete -c hoopctl -n '__fish_seen_subcommand_from server' -l as -d 'dev-approve: the dev user who approves (alice, bob, admin, ...)'
 complete -c hoopctl -n '__fish_seen_subcommand_from server' -l deny -d 'dev-approve: deny the login instead'

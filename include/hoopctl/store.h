@@ -120,10 +120,18 @@ int store_events_page(struct store *s, int64_t after_n, int64_t since, int64_t u
  * "checked": n, "problems": [{"n":..,"id":..,"problem":".."}...]}. */
 int store_audit_verify(struct store *s, json_t **report, char *err, size_t errlen);
 
-/* Retention: drop events older than cutoff_ms (a prefix of the chain) and the
- * sessions left without events, recording a checkpoint. */
-int store_retention(struct store *s, int64_t cutoff_ms, int64_t *deleted_events, char *err,
-                    size_t errlen);
+/* Retention: drop events older than cutoff_ms (a prefix of the chain), the
+ * sessions left without events and the reviews whose life ended before the
+ * cutoff, recording a checkpoint. With webhook_key (the configured endpoint's
+ * cursor key), no event the webhook has not pushed yet is dropped: *held
+ * counts the old events kept for it. */
+struct store_retention_report {
+    int64_t events;  /* events deleted */
+    int64_t reviews; /* reviews deleted */
+    int64_t held;    /* old events kept until the webhook has pushed them */
+};
+int store_retention(struct store *s, int64_t cutoff_ms, const char *webhook_key,
+                    struct store_retention_report *out, char *err, size_t errlen);
 
 /* Reviews. A review object: id, connection, session_id, statement,
  * statement_hash, requester, requester_name, status (pending, approved,

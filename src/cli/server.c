@@ -315,7 +315,7 @@ static const struct cli_option server_options[] = {
     {"tls-key", 0, "FILE", "TLS private key (PEM)", CLI_COMPLETE_FILE, NULL},
     {"master-key-file", 0, "FILE", "key that encrypts connection secrets (32 bytes or 64 hex)",
      CLI_COMPLETE_FILE, NULL},
-    {"retention", 0, "AGE", "delete audit events older than AGE (e.g. 90d)", CLI_COMPLETE_NONE, NULL},
+    {"retention", 0, "AGE", "delete audit events and ended reviews older than AGE (e.g. 90d)", CLI_COMPLETE_NONE, NULL},
     {"dev", 0, NULL, "development mode: built-in identity provider, loopback only", CLI_COMPLETE_NONE, NULL},
     {"as", 0, "USER", "dev-approve: the dev user who approves (alice, bob, admin, ...)", CLI_COMPLETE_NONE,
      NULL},

@@ -576,14 +576,19 @@ static void srv_tick(evutil_socket_t fd, short ev, void *arg)
     }
     if (srv->opt->retention_ms > 0 && now - srv->last_retention_ms >= 60000) {
         srv->last_retention_ms = now;
-        int64_t deleted = 0;
-        int rc = store_retention(srv->store, now - srv->opt->retention_ms, &deleted, err, sizeof err);
+        struct store_retention_report r;
+        int rc = store_retention(srv->store, now - srv->opt->retention_ms, *srv->hook_key ? srv->hook_key : NULL,
+                                 &r, err, sizeof err);
         if (rc) {
             srv->m.store_errors++;
             log_warn(MOD, "retention: %s", err);
-        } else if (deleted) {
-            log_info(MOD, "retention: deleted %lld events older than the cutoff; checkpoint recorded",
-                     (long long)deleted);
+        } else {
+            if (r.events || r.reviews)
+                log_info(MOD, "retention: deleted %lld events and %lld reviews older than the cutoff%s",
+                         (long long)r.events, (long long)r.reviews, r.events ? "; checkpoint recorded" : "");
+            if (r.held)
+                log_warn(MOD, "retention: keeping %lld older events until the webhook has pushed them",
+                         (long long)r.held);
         }
     }
 }

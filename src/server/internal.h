@@ -75,6 +75,7 @@ struct srv {
     pthread_mutex_t hook_lock;
     pthread_cond_t hook_cond;
     bool hook_stop;
+    char hook_key[65];      /* the endpoint's cursor key; "" without a webhook */
 };
 
 /* One request: who is calling and the split path. */

@@ -210,6 +210,7 @@ int srv_webhook_start(struct srv *srv, char *err, size_t errlen)
         return -1;
     }
     util_sha256_hex(url, strlen(url), h->key);
+    memcpy(srv->hook_key, h->key, sizeof srv->hook_key);
     char host[256] = "";
     gethostname(host, sizeof host - 1);
     struct sockaddr_storage ss;

@@ -1065,10 +1065,10 @@ int store_webhook_advance(struct store *s, const char *key, const char *owner, i
 
 /* ---- retention ----------------------------------------------------------- */
 
-int store_retention(struct store *s, int64_t cutoff_ms, int64_t *deleted_events, char *err,
-                    size_t errlen)
+int store_retention(struct store *s, int64_t cutoff_ms, const char *webhook_key,
+                    struct store_retention_report *out, char *err, size_t errlen)
 {
-    *deleted_events = 0;
+    *out = (struct store_retention_report){0, 0, 0};
     int rc = q0(s, s->d->begin_write, err, errlen);
     if (rc)
         return rc;
@@ -1090,12 +1090,30 @@ int store_retention(struct store *s, int64_t cutoff_ms, int64_t *deleted_events,
                 1, p, row_int, &first_young, NULL, err, errlen)))
         goto fail;
     int64_t cut = first_young < 0 ? cs.last_n : first_young - 1;
+    if (webhook_key) {
+        /* What the SIEM has not had yet is not ours to drop: hold the cut at
+         * the webhook's place in the chain (it has none before its first claim). */
+        int64_t pushed = -1;
+        if ((rc = q(s, "SELECT COALESCE(MAX(last_n), -1) FROM webhook_cursors WHERE key = $1", 1,
+                    (const char *const[]){webhook_key}, row_int, &pushed, NULL, err, errlen)))
+            goto fail;
+        if (pushed >= 0 && pushed < cut) {
+            out->held = cut - pushed;
+            cut = pushed;
+        }
+    }
+    /* A review's life ends at its expiry (nothing consumes it after); one that
+     * ended before the cutoff goes with the events of its time. */
+    if ((rc = q(s, "DELETE FROM reviews WHERE expires_at < CAST($1 AS BIGINT)", 1, p, NULL, NULL,
+                &out->reviews, err, errlen)))
+        goto fail;
     struct head_state head = {0};
     if ((rc = q(s, "SELECT last_n, last_hash, checkpoint_n, checkpoint_hash FROM chain_head WHERE id = 1",
                 0, NULL, row_head, &head, NULL, err, errlen)))
         goto fail;
     if (cut <= head.cp_n) {
-        rollback(s);
+        if ((rc = q0(s, "COMMIT", err, errlen)))
+            goto fail;
         return 0;
     }
     char cuts[24], hash[65] = "";
@@ -1112,7 +1130,7 @@ int store_retention(struct store *s, int64_t cutoff_ms, int64_t *deleted_events,
     }
     memcpy(hash, at.last_hash, sizeof hash);
     if ((rc = q(s, "DELETE FROM events WHERE n <= CAST($1 AS BIGINT)", 1, pc, NULL, NULL,
-                deleted_events, err, errlen)))
+                &out->events, err, errlen)))
         goto fail;
     if ((rc = q(s, "DELETE FROM sessions WHERE started_at < CAST($1 AS BIGINT) AND NOT EXISTS"
                    " (SELECT 1 FROM events e WHERE e.session_id = sessions.id)", 1, p, NULL, NULL,
@@ -1120,7 +1138,7 @@ int store_retention(struct store *s, int64_t cutoff_ms, int64_t *deleted_events,
         goto fail;
     char now[24], del[24];
     i64s(now, sizeof now, util_now_ms());
-    i64s(del, sizeof del, *deleted_events);
+    i64s(del, sizeof del, out->events);
     const char *pk[] = {cuts, hash, now, c, del};
     if ((rc = q(s, "INSERT INTO checkpoints (n, hash, created_at, cutoff, deleted_events)"
                    " VALUES ($1,$2,$3,$4,$5)", 5, pk, NULL, NULL, NULL, err, errlen)))

@@ -495,10 +495,13 @@ start_server
 ok tok-alice-1 POST /api/v1/events "{\"events\":[$(ev o1 sess-old 1 session_start 1000 '{"connection":"prod"}'),$(ev o2 sess-old 2 session_end 9000000000000000 '{}'),$(ev n1 sess-new 1 session_start 1000 '{"connection":"prod"}')]}" >/dev/null
 kill -TERM "$server_PID"; wait "$server_PID" || true
 dbsql "update events set received_at = 1000 where id in ('o1', 'o2')"
+# A review that ended long ago goes with them; one still pending stays.
+dbsql "insert into reviews (id, connection, statement, statement_hash, requester, requester_issuer, status, created_at, expires_at) values ('rv-old', 'prod', 'delete from t', 'h', 'alice', 'dev', 'denied', 1000, 2000), ('rv-live', 'prod', 'delete from t', 'h', 'alice', 'dev', 'pending', 1000, 9000000000000000)"
 start_server --retention 30d
 for _ in $(seq 1 200); do [[ $(dbsql 'select checkpoint_n from chain_head') == 2 ]] && break; sleep 0.1; done
 assert_eq 2 "$(dbsql 'select checkpoint_n from chain_head')" "retention left no checkpoint"
 assert_eq "n1" "$(dbsql 'select id from events')"
+assert_eq "rv-live" "$(dbsql "select id from reviews where id like 'rv-%'")" "retention and old reviews"
 out=$(HOOPCTL_TOKEN=tok-audit-1 "$H" audit verify --server "$URL")
 assert_contains "$out" "checked 1 events (from checkpoint 2 to 3): chain intact"
 expect_err 404 tok-audit-1 GET /api/v1/sessions/sess-old

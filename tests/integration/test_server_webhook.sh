@@ -3,8 +3,8 @@
 # even though the endpoint fails at first (retry with backoff), across a
 # kill -9 and restart of the server while the endpoint is down, and with two
 # server instances on one store (one pushes; the other takes over when it
-# stops). Also a large export streamed over several pages arrives whole and
-# in order.
+# stops), and retention never deletes what the endpoint has not had yet.
+# Also a large export streamed over several pages arrives whole and in order.
 source "$(dirname "$0")/lib/harness.sh"
 H=$HOOPCTL_BIN
 T=$HARNESS_TMP
@@ -84,4 +84,19 @@ ingest "$URL2" 1450 100
 wait_for "the standby taking over" 30 grep -q "this instance pushes the audit events, from event 1451 on" "$T/server2.log"
 wait_for "1550 events at the webhook" 60 bash -c "[[ \$(wc -l <'$T/received') -ge 1550 ]]"
 assert_eq "$(seq 1 1550)" "$(cat "$T/received")" "events were lost or pushed twice at the hand-over"
+
+log "retention keeps the events the webhook has not pushed yet"
+kill "$hook_PID"; wait "$hook_PID" 2>/dev/null || true
+ingest "$URL2" 1550 20
+wait_for "a failed push" 20 grep -q "push failed; retrying event 1551" "$T/server2.log"
+kill "$server2_PID"; wait "$server2_PID" 2>/dev/null || true
+sqlite3 "$T/s.db" "update events set received_at = 1000"   # all of them old now
+bg_start server3 "$H" server --config "$T/server.json" --listen 127.0.0.1:$PORT2 --store "sqlite:$T/s.db" --retention 1d
+wait_for "retention to hold at the webhook's place" 20 \
+  grep -q "retention: keeping 20 older events until the webhook has pushed them" "$T/server3.log"
+assert_eq "1551 1570" "$(sqlite3 "$T/s.db" "select min(n) || ' ' || max(n) from events")" \
+  "retention deleted events the webhook had not pushed, or kept pushed ones"
+bg_start hook python3 "$T/hook.py" "$HP" 0 "$T/received"
+wait_for "1570 events at the webhook" 60 bash -c "[[ \$(wc -l <'$T/received') -ge 1570 ]]"
+assert_eq "$(seq 1 1570)" "$(cat "$T/received")" "events were lost or pushed twice after retention"
 echo "server webhook ok"

@@ -314,9 +314,31 @@ static void retention_keeps_chain_verifiable(void **state)
     /* Retention goes by receipt: "old" was received long ago (aged here),
      * "new" now, whatever times their gateway gave (both long past). */
     raw_sql(f, "UPDATE events SET received_at = 1000 WHERE session_id = 'old'");
-    int64_t deleted = 0;
-    assert_int_equal(store_retention(f->st, util_now_ms() - 3600000, &deleted, err, sizeof err), 0);
-    assert_int_equal(deleted, 3);
+    /* Two reviews whose life ended long ago (one consumed, one pending that
+     * the expiry sweep had not reached) and one still alive. */
+    raw_sql(f, "INSERT INTO reviews (id, connection, statement, statement_hash, requester, requester_issuer,"
+               " status, created_at, expires_at) VALUES"
+               " ('gone1','prod','delete from t','h','alice','dev','consumed',100,700),"
+               " ('gone2','prod','delete from t','h','alice','dev','pending',100,800),"
+               " ('alive','prod','delete from t','h','alice','dev','pending',100,9000000000000)");
+    /* A webhook that has pushed only event 1 holds the cut there. */
+    int64_t at = 0;
+    assert_int_equal(store_webhook_claim(f->st, "hook", "A", 1000, 30000, &at, err, sizeof err), 0);
+    assert_int_equal(store_webhook_advance(f->st, "hook", "A", 1, 1000, 30000, err, sizeof err), 0);
+    struct store_retention_report r;
+    assert_int_equal(store_retention(f->st, util_now_ms() - 3600000, "hook", &r, err, sizeof err), 0);
+    assert_int_equal(r.events, 1);
+    assert_int_equal(r.held, 2);
+    assert_int_equal(r.reviews, 2);
+    json_t *rv = NULL;
+    assert_int_equal(store_review_get(f->st, "gone1", &rv, err, sizeof err), STORE_NOT_FOUND);
+    assert_int_equal(store_review_get(f->st, "alive", &rv, err, sizeof err), 0);
+    json_decref(rv);
+    /* Another endpoint's cursor (an old URL) holds nothing back. */
+    assert_int_equal(store_retention(f->st, util_now_ms() - 3600000, "other", &r, err, sizeof err), 0);
+    assert_int_equal(r.events, 2);
+    assert_int_equal(r.held, 0);
+    assert_int_equal(r.reviews, 0);
     json_t *rep = NULL, *s = NULL;
     assert_int_equal(store_audit_verify(f->st, &rep, err, sizeof err), 0);
     assert_true(json_is_true(json_object_get(rep, "ok")));
@@ -324,8 +346,8 @@ static void retention_keeps_chain_verifiable(void **state)
     assert_int_equal(json_integer_value(json_object_get(rep, "checked")), 3);
     json_decref(rep);
     assert_int_equal(store_session_get(f->st, "old", &s, err, sizeof err), STORE_NOT_FOUND);
-    assert_int_equal(store_retention(f->st, util_now_ms() - 3600000, &deleted, err, sizeof err), 0);
-    assert_int_equal(deleted, 0);
+    assert_int_equal(store_retention(f->st, util_now_ms() - 3600000, NULL, &r, err, sizeof err), 0);
+    assert_int_equal(r.events, 0);
 }
 
 static void review_life_cycle(void **state)
