@@ -54,9 +54,6 @@ void server_verifier_free(struct auth_verifier *v);
 
 /* Whether "HOST:PORT" names a loopback address. */
 bool server_listen_is_loopback(const char *listen);
-/* Whether a bound address is loopback (127.0.0.0/8, ::1, ::ffff:127.x). */
-struct sockaddr;
-bool server_sockaddr_is_loopback(const struct sockaddr *sa);
 
 /* Request-body checking: a field spec per allowed key. kinds: 's' string,
  * 'i' integer, 'b' boolean, 'o' object, 'a' array, 'S' array of strings,

@@ -53,6 +53,10 @@ int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf
 int buf_append_terminal_safe(struct buf *b, const char *s, size_t len, bool keep_lines);
 /* Whether len bytes are well-formed UTF-8 (NUL bytes included). */
 bool util_utf8_valid(const void *s, size_t len);
+
+/* A bound or peer address on loopback (127/8, ::1, IPv4-mapped 127/8). */
+struct sockaddr;
+bool util_sockaddr_is_loopback(const struct sockaddr *sa);
 /* The same as a new string (malloc'd; NULL when memory runs out). NULL s: "". */
 char *util_terminal_safe(const char *s, bool keep_lines);
 /* NUL-terminate without counting the NUL in len; returns data as a string. */

@@ -799,9 +799,15 @@ struct devidp *devidp_start(const struct devidp_options *opt, char *err, size_t 
     }
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
-    int port = opt->port;
-    if (getsockname(evhttp_bound_socket_get_fd(bound), (struct sockaddr *)&ss, &sl) == 0)
-        port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+    /* The name said loopback (localhost may resolve anywhere): the address
+     * bound must be loopback too. */
+    if (getsockname(evhttp_bound_socket_get_fd(bound), (struct sockaddr *)&ss, &sl) != 0 ||
+        !util_sockaddr_is_loopback((const struct sockaddr *)&ss)) {
+        snprintf(err, errlen, "the dev identity provider listens on loopback only; '%.100s' is not a loopback address",
+                 opt->host);
+        goto fail;
+    }
+    int port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                               : ((struct sockaddr_in *)&ss)->sin_port);
     bool v6 = strchr(opt->host, ':') != NULL;
     snprintf(d->authority, sizeof d->authority, "%s%s%s:%d", v6 ? "[" : "", opt->host, v6 ? "]" : "", port);

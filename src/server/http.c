@@ -873,7 +873,7 @@ int server_run(const struct server_options *opt, char *err, size_t errlen)
     if (!bound_ok)
         actual = port;
     /* The name said loopback; the address it resolved to must be too. */
-    if (dev && (!bound_ok || !server_sockaddr_is_loopback((const struct sockaddr *)&ss))) {
+    if (dev && (!bound_ok || !util_sockaddr_is_loopback((const struct sockaddr *)&ss))) {
         snprintf(err, errlen, "auth.dev_tokens is for tests on loopback only; %s is not a loopback address",
                  opt->listen);
         srv_free(&srv);

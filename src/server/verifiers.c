@@ -144,16 +144,6 @@ bool server_listen_is_loopback(const char *listen)
            strncmp(listen, "localhost:", 10) == 0;
 }
 
-bool server_sockaddr_is_loopback(const struct sockaddr *sa)
-{
-    if (sa->sa_family == AF_INET)
-        return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
-    if (sa->sa_family != AF_INET6)
-        return false;
-    const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-    return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
-}
-
 static bool chars_ok(const char *s, size_t max, const char *extra)
 {
     size_t n = 0;

@@ -1,6 +1,9 @@
 /* util.c — time, randomness, hex, UUIDs, SHA-256 and secret wiping. */
 #include "hoopctl/util.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/crypto.h>
@@ -147,4 +150,15 @@ void util_sha256_hex(const void *data, size_t len, char out[65])
 void util_secure_zero(void *p, size_t len)
 {
     OPENSSL_cleanse(p, len);
+}
+
+/* An address on loopback: 127/8, ::1, or 127/8 mapped into IPv6. */
+bool util_sockaddr_is_loopback(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+    if (sa->sa_family != AF_INET6)
+        return false;
+    const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+    return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
 }

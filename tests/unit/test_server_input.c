@@ -156,7 +156,7 @@ static void apikeys_and_loopback(void **state)
                 ss.ss_family = AF_INET;
                 assert_int_equal(inet_pton(AF_INET, a, &((struct sockaddr_in *)&ss)->sin_addr), 1);
             }
-            assert_int_equal(server_sockaddr_is_loopback((struct sockaddr *)&ss), !pass);
+            assert_int_equal(util_sockaddr_is_loopback((struct sockaddr *)&ss), !pass);
         }
 }
 
