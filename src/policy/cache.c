@@ -13,6 +13,7 @@
 enum {
     SHAPE_FCONST = 260, SHAPE_SCONST = 261, SHAPE_USCONST = 262, SHAPE_BCONST = 263,
     SHAPE_XCONST = 264, SHAPE_ICONST = 266,
+    SHAPE_UESCAPE = 685, /* its string says how U&"..." names read: no shape */
 };
 
 /* One protobuf varint from [*p, end); false when truncated or too long. */
@@ -101,6 +102,10 @@ char *policy_shape_key(const char *sql)
         if (!ok)
             break;
         p += n;
+        if (token == SHAPE_UESCAPE) {
+            ok = false;
+            break;
+        }
         /* Length-prefixed, so that no two token lists give the same key. */
         if (token == SHAPE_FCONST || token == SHAPE_SCONST || token == SHAPE_USCONST || token == SHAPE_BCONST ||
             token == SHAPE_XCONST || token == SHAPE_ICONST) {

@@ -247,7 +247,8 @@ static bool name_in(const char *name, const char *const *list)
 struct walker {
     struct policy_stmt *st;
     struct policy_session *session;
-    char **ctes;           /* CTE names: an unqualified RangeVar of that name is no relation */
+    char **ctes;           /* CTE names in scope: an unqualified RangeVar read of that name is no
+                            * relation (a WITH's names end with the statement that holds it) */
     size_t nctes;
     int stmt_depth;        /* nesting of data statements (CTEs, subqueries) */
     int in_returning;      /* inside a RETURNING list */
@@ -256,6 +257,7 @@ struct walker {
 };
 
 static int walk(struct walker *w, json_t *node, bool write);
+static int walk_members(struct walker *w, json_t *obj, const char *const *write_keys, bool write);
 static int classify_body(struct walker *w, const char *body, const char *language);
 
 static const char *jstr(json_t *obj, const char *key)
@@ -291,7 +293,8 @@ static int note_alias(struct walker *w, json_t *alias_node)
     if (strv_add(&w->st->aliases, &w->st->naliases, alias, strlen(alias)) < 0)
         return -1;
     if (json_array_size(json_object_get(alias_node, "colnames")) > 0 &&
-        strv_add(&w->st->columns, &w->st->ncolumns, "*", 1) < 0)
+        (strv_add(&w->st->columns, &w->st->ncolumns, "*", 1) < 0 ||
+         (!w->in_returning && strv_add(&w->st->sources, &w->st->nsources, "*", 1) < 0)))
         return -1;
     return 0;
 }
@@ -303,41 +306,104 @@ static int add_range_var(struct walker *w, json_t *rv, bool write)
         return 0;
     if (note_alias(w, json_object_get(rv, "alias")) < 0)
         return -1;
-    if (!schema)
+    /* Writing pg_settings is set_config() for each row (search_path, role,
+     * ...): it counts as a call of it. */
+    if (write && strcmp(name, "pg_settings") == 0 && (!schema || strcmp(schema, "pg_catalog") == 0)) {
+        if (strv_add(&w->st->functions, &w->st->nfunctions, "set_config", 10) < 0)
+            return -1;
+        w->st->facts |= POLICY_FACT_SEARCH_PATH;
+    }
+    /* A write's target is never a CTE, whatever the WITH names. */
+    if (!schema && !write)
         for (size_t i = 0; i < w->nctes; i++)
             if (strcmp(w->ctes[i], name) == 0)
                 return 0;
     return stmt_add_relation(w->st, schema, name, write);
 }
 
+/* Whether a member named key appears anywhere in node. */
+static bool has_member(json_t *node, const char *key)
+{
+    if (json_is_array(node)) {
+        size_t i;
+        json_t *v;
+        json_array_foreach(node, i, v)
+            if (has_member(v, key))
+                return true;
+    } else if (json_is_object(node)) {
+        const char *k;
+        json_t *v;
+        json_object_foreach(node, k, v)
+            if (strcmp(k, key) == 0 || has_member(v, key))
+                return true;
+    }
+    return false;
+}
+
+/* Leave a WITH's scope: its names no longer hide relations. */
+static void ctes_end(struct walker *w, size_t keep)
+{
+    while (w->nctes > keep)
+        free(w->ctes[--w->nctes]);
+}
+
+/* A WITH: each CTE's name is in scope for the CTEs after it and for the
+ * statement that holds the WITH (ctes_end at its end); in its own body only
+ * when RECURSIVE (otherwise that name there is a relation). */
+static int walk_with(struct walker *w, json_t *with)
+{
+    bool recursive = json_is_true(json_object_get(with, "recursive"));
+    size_t i;
+    json_t *item;
+    json_array_foreach(json_object_get(with, "ctes"), i, item) {
+        json_t *cte = json_object_get(item, "CommonTableExpr");
+        const char *name = jstr(cte, "ctename");
+        if (!cte || !name) {
+            if (walk(w, item, false) < 0)
+                return -1;
+            continue;
+        }
+        if (recursive && strv_add(&w->ctes, &w->nctes, name, strlen(name)) < 0)
+            return -1;
+        if (strv_add(&w->st->aliases, &w->st->naliases, name, strlen(name)) < 0 ||
+            walk_members(w, cte, NULL, false) < 0)
+            return -1;
+        if (!recursive && strv_add(&w->ctes, &w->nctes, name, strlen(name)) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* EXPLAIN's ANALYZE option: PostgreSQL takes the last one given. */
 static bool has_analyze_option(json_t *options)
 {
+    bool analyze = false;
     size_t i;
     json_t *o;
     json_array_foreach(options, i, o) {
         json_t *d = json_object_get(o, "DefElem");
         const char *name = jstr(d, "defname");
-        if (name && strcmp(name, "analyze") == 0) {
-            json_t *arg = json_object_get(d, "arg");
-            if (!arg)
-                return true;
-            /* ANALYZE false / off / 0 */
-            const char *sv = jstr(json_object_get(arg, "String"), "sval");
-            json_t *ac = json_object_get(arg, "A_Const");
-            if (!sv && ac)
-                sv = jstr(json_object_get(ac, "sval"), "sval");
-            if (sv && (strcmp(sv, "false") == 0 || strcmp(sv, "off") == 0 || strcmp(sv, "0") == 0))
-                return false;
-            json_t *bv = ac ? json_object_get(json_object_get(ac, "boolval"), "boolval") : NULL;
-            if (ac && json_object_get(ac, "boolval") && !json_is_true(bv))
-                return false;
-            json_t *iv = ac ? json_object_get(ac, "ival") : NULL;
-            if (iv && json_integer_value(json_object_get(iv, "ival")) == 0)
-                return false;
-            return true;
-        }
+        if (!name || strcmp(name, "analyze") != 0)
+            continue;
+        json_t *arg = json_object_get(d, "arg");
+        analyze = true;
+        if (!arg)
+            continue;
+        /* ANALYZE false / off / 0 */
+        const char *sv = jstr(json_object_get(arg, "String"), "sval");
+        json_t *ac = json_object_get(arg, "A_Const");
+        if (!sv && ac)
+            sv = jstr(json_object_get(ac, "sval"), "sval");
+        if (sv && (strcmp(sv, "false") == 0 || strcmp(sv, "off") == 0 || strcmp(sv, "0") == 0))
+            analyze = false;
+        json_t *bv = ac ? json_object_get(json_object_get(ac, "boolval"), "boolval") : NULL;
+        if (ac && json_object_get(ac, "boolval") && !json_is_true(bv))
+            analyze = false;
+        json_t *iv = ac ? json_object_get(ac, "ival") : NULL;
+        if (iv && json_integer_value(json_object_get(iv, "ival")) == 0)
+            analyze = false;
     }
-    return false;
+    return analyze;
 }
 
 static int walk_node(struct walker *w, const char *type, json_t *n, bool write);
@@ -348,6 +414,9 @@ static int walk_member(struct walker *w, const char *key, json_t *val, bool writ
 {
     if (strcmp(key, "alias") == 0 && note_alias(w, val) < 0)
         return -1;
+    /* Walked by walk_with, first, by the five statements that have one. */
+    if (strcmp(key, "withClause") == 0)
+        return 0;
     bool returning = strcmp(key, "returningList") == 0;
     if (returning && json_array_size(val) > 0)
         w->st->returning = true;
@@ -427,7 +496,11 @@ static int walk_node(struct walker *w, const char *type, json_t *n, bool write)
         join_names(json_object_get(n, "funcname"), name, sizeof(name));
         if (name[0] && strv_add(&st->functions, &st->nfunctions, name, strlen(name)) < 0)
             return -1;
-        if (name_in(name, sql_text_functions))
+        /* ts_rewrite(query, 'select ...') runs its text; its three-argument
+         * form does not. */
+        static const char *const ts_rewrite[] = {"ts_rewrite", NULL};
+        if (name_in(name, sql_text_functions) ||
+            (name_in(name, ts_rewrite) && json_array_size(json_object_get(n, "args")) == 2))
             st->facts |= POLICY_FACT_RUNS_CODE | POLICY_FACT_DYNAMIC_SQL;
         if (name_in(name, server_file_functions))
             st->facts |= POLICY_FACT_COPY_PROGRAM;
@@ -448,13 +521,6 @@ static int walk_node(struct walker *w, const char *type, json_t *n, bool write)
             return -1;
         return 0;
     }
-    if (strcmp(type, "CommonTableExpr") == 0) {
-        const char *name = jstr(n, "ctename");
-        if (name && (strv_add(&w->ctes, &w->nctes, name, strlen(name)) < 0 ||
-                     strv_add(&st->aliases, &st->naliases, name, strlen(name)) < 0))
-            return -1;
-        return walk_members(w, n, NULL, false);
-    }
     if (strcmp(type, "InsertStmt") == 0 || strcmp(type, "UpdateStmt") == 0 ||
         strcmp(type, "DeleteStmt") == 0 || strcmp(type, "MergeStmt") == 0) {
         char kind[16];
@@ -467,13 +533,18 @@ static int walk_node(struct walker *w, const char *type, json_t *n, bool write)
         if ((strcmp(type, "UpdateStmt") == 0 || strcmp(type, "DeleteStmt") == 0) &&
             !json_object_get(n, "whereClause"))
             st->facts |= POLICY_FACT_NO_WHERE;
+        /* MERGE ... ON true (a join on no column) touches every row. */
+        if (strcmp(type, "MergeStmt") == 0 && !has_member(json_object_get(n, "joinCondition"), "ColumnRef"))
+            st->facts |= POLICY_FACT_NO_WHERE;
         /* CTEs first, so their names are known before the FROM list. */
         json_t *with = json_object_get(n, "withClause");
+        size_t scope = w->nctes;
         w->stmt_depth++;
-        int rc = with ? walk(w, with, false) : 0;
+        int rc = with ? walk_with(w, with) : 0;
         if (rc == 0)
             rc = walk_members(w, n, rel_keys, false);
         w->stmt_depth--;
+        ctes_end(w, scope);
         return rc;
     }
     if (strcmp(type, "SelectStmt") == 0) {
@@ -488,13 +559,15 @@ static int walk_node(struct walker *w, const char *type, json_t *n, bool write)
             st->facts |= POLICY_FACT_WRITES;
         }
         json_t *with = json_object_get(n, "withClause");
+        size_t scope = w->nctes;
         w->stmt_depth++;
-        int rc = with ? walk(w, with, false) : 0;
+        int rc = with ? walk_with(w, with) : 0;
         if (rc == 0) {
             static const char *const into_keys[] = {"intoClause", NULL};
             rc = walk_members(w, n, into_keys, false);
         }
         w->stmt_depth--;
+        ctes_end(w, scope);
         return rc;
     }
     if (strcmp(type, "IntoClause") == 0) {
@@ -610,6 +683,15 @@ static int walk_node(struct walker *w, const char *type, json_t *n, bool write)
             jstr(n, "relationType"))
             rt = jstr(n, "relationType");
         if (set_kind_obj(w, "ALTER", rt) < 0)
+            return -1;
+        /* PostgreSQL renames a table through ALTER INDEX ... RENAME TO, and
+         * its columns through ALTER VIEW / MATERIALIZED VIEW / FOREIGN TABLE
+         * ... RENAME COLUMN and ALTER TYPE ... RENAME ATTRIBUTE: the words
+         * do not tell, so each of these is also an ALTER TABLE. */
+        const char *ren = jstr(n, "renameType");
+        if (ren && (strcmp(ren, "OBJECT_INDEX") == 0 || strcmp(ren, "OBJECT_COLUMN") == 0 ||
+                    strcmp(ren, "OBJECT_ATTRIBUTE") == 0) &&
+            set_kind(w, "ALTER_TABLE") < 0)
             return -1;
         return walk_members(w, n, rel_keys, false);
     }
@@ -789,8 +871,12 @@ static int walk_node(struct walker *w, const char *type, json_t *n, bool write)
         char kind[64];
         if (strcmp(type, "CreateTrigStmt") == 0)
             snprintf(kind, sizeof(kind), "CREATE_TRIGGER");
-        else if (strcmp(type, "RuleStmt") == 0)
+        else if (strcmp(type, "RuleStmt") == 0) {
+            /* A rule is code the server runs on later statements (its
+             * actions may even return rows to an INSERT): as CREATE FUNCTION. */
             snprintf(kind, sizeof(kind), "CREATE_RULE");
+            st->facts |= POLICY_FACT_RUNS_CODE;
+        }
         else
             camel_to_kind(type, kind, sizeof(kind));
         if (set_kind(w, kind) < 0)

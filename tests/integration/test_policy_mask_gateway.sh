@@ -101,6 +101,9 @@ masked "$E1" "select * from (select email e from users) s order by 1"
 masked "****" "select upper(e) from (select email e from users) s"
 masked "****" "select (select email from users where id = 1)"
 masked "****" "select upper(b) from users u(a, b)"                    # columns renamed by an alias list
+# A CTE's name hides the table only inside the statement that holds its WITH.
+masked "****|****" "select upper(email), email || '' from (with users as (select 1 as x) select x from users) s, users"
+masked "****" "with users as (select email from users) select upper(email) from users"
 masked "$E1" "select contact from v_users order by id"                # a view column: its base column
 masked "****" "select upper(contact) from v_users"                    # an expression over a view
 masked "1|****|Alice" "select * from v_upper order by id"             # a view's own expression
@@ -180,6 +183,25 @@ assert_contains "$out" "psycopg|pipeline-1|'****'"
 assert_contains "$out" "psycopg|pipeline-2|1"
 assert_contains "$out" "psycopg|pipeline-3|'ALICE'" "a later pipelined statement that reads no masked column is readable"
 assert_contains "$out" "psycopg|pipeline-4|'X'" "RETURNING of another table's email column"
+
+# Ways around the rules that a review found, each refused end to end.
+set +e
+out=$(gw_psql -At -c "insert into contacts select 9, x from users as u(a, b, c, d, x)" \
+  -c "select lowrite(lo_open(lo_create(0), 131072), convert_to(email, 'utf8')) from users" \
+  -c "select ts_rewrite('a'::tsquery, 'select ''a''::tsquery, quote_literal(email)::tsquery from users')" \
+  -c "alter index users rename to users2" -c "alter view users rename column email to e" \
+  -c "update pg_settings set setting = 'public' where name = 'search_path'" \
+  -c "create rule leak as on insert to contacts do also select upper(email) from users" \
+  -c "select 'still usable'" 2>&1)
+set -e
+assert_no_pii "$out" "the review's bypasses"
+assert_eq 2 "$(grep -c "needs a review.*by rule review-code" <<<"$out")" "ts_rewrite's query text and a rule run code: $out"
+assert_eq 2 "$(grep -c "masked-data-copy\|masked data" <<<"$out")" "an alias list and lowrite copy masked data: $out"
+assert_eq 2 "$(grep -c "deny-destructive-ddl\|ALTER of tables" <<<"$out")" "renames through ALTER INDEX / VIEW: $out"
+assert_contains "$out" "set_config() can change" "an UPDATE of pg_settings"
+assert_contains "$out" "still usable"
+assert_eq "1|Alice" "$(q -c "select id, name from users where id = 1")" "users was not renamed"
+assert_eq "" "$(q -c "select rulename from pg_rules where rulename = 'leak'")" "the rule was not created"
 
 # Lookalikes: statements that read no masked column return their data.
 assert_eq "1|Alice

@@ -342,6 +342,14 @@ static void test_shape_cache(void **state)
     assert_false(d.cached);
     assert_true(b.stmts[0].facts & POLICY_FACT_EXPLAIN_ANALYZE);
     policy_analysis_free(&b);
+    /* UESCAPE's string says what a U&"..." name is: no shape. */
+    decide(p, "select * from U&\"h!0072\" UESCAPE '#'.salaries where id = 1", dev);
+    assert_int_equal(policy_check(p, NULL, "select * from U&\"h!0072\" UESCAPE '!'.salaries where id = 1", dev,
+                                  &d, &b), 0);
+    assert_false(d.cached);
+    assert_int_equal(b.stmts[0].nrelations, 1);
+    assert_string_equal(b.stmts[0].relations[0].schema, "hr");
+    policy_analysis_free(&b);
     /* A statement that does not scan, or does not parse, is never cached. */
     assert_int_equal(decide(p, "select 'unterminated", dev).rule_index, POLICY_RULE_PARSE_ERROR);
     d = decide(p, "select 'unterminated", dev);
@@ -504,6 +512,11 @@ static void test_masked_copy_guard(void **state)
         "with x as (insert into log select row_to_json(u) from users u returning 1) select 1",
         "create materialized view mv as select upper(email) from users",
         "insert into mine select * from crm.leads",       /* a statement-level mask rule */
+        "insert into mine select x from users as u(i, n, x)", /* renamed by an alias list */
+        "select lowrite(lo_open(lo_create(0), 131072), convert_to(email, 'utf8')) from users",
+        "select pg_logical_emit_message(true, 'p', email) from users",
+        /* A CTE's name ends with its WITH: the second users is the table. */
+        "insert into mine select upper(email) from (with users as (select 1) select 1 from users) s, users",
     };
     for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
         struct policy_decision d = decide(p, refused[i], NULL);
@@ -522,6 +535,7 @@ static void test_masked_copy_guard(void **state)
         "insert into mine select name from users",
         "insert into mine values ('alice@example.com')",
         "select * from crm.leads",
+        "select x from users as u(i, n, x)",              /* masked in the result */
     };
     for (size_t i = 0; i < sizeof(fine) / sizeof(fine[0]); i++) {
         struct policy_decision d = decide(p, fine[i], NULL);
