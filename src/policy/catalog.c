@@ -1,7 +1,8 @@
 /* catalog.c — the catalog resolver over a libpq side connection: table OID +
  * attribute number -> schema.table.column; for a view column, its base column
  * (from the view rule's target list in pg_rewrite) or, for an expression,
- * every column the view reads (pg_depend); views of views are followed.
+ * every column the view reads (pg_depend); views of views are followed; for
+ * a partition or inheritance child, its ancestors' column too (pg_inherits).
  * by name, whether a relation is a view (and what it reads) and whether a
  * function may be user code. Answers are cached until forget(). */
 #include "hoopctl/policy.h"
@@ -54,6 +55,19 @@ static const char view_sql[] =
     "  AND d.objid = r.oid AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjsubid > 0 "
     "JOIN pg_catalog.pg_class c ON c.oid = d.refobjid "
     "WHERE r.ev_class = $1::oid AND d.refobjid <> $1::oid";
+
+/* The ancestors of relation $1 (partitions and inheritance children: a rule
+ * on a parent covers them), with their column of the same name as $2. */
+static const char ancestors_sql[] =
+    "WITH RECURSIVE anc(oid, depth) AS ("
+    "  SELECT inhparent, 1 FROM pg_catalog.pg_inherits WHERE inhrelid = $1::oid"
+    "  UNION SELECT i.inhparent, a.depth + 1 FROM pg_catalog.pg_inherits i"
+    "  JOIN anc a ON i.inhrelid = a.oid WHERE a.depth < 32) "
+    "SELECT DISTINCT n.nspname, c.relname, at.attname FROM anc "
+    "JOIN pg_catalog.pg_class c ON c.oid = anc.oid "
+    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+    "JOIN pg_catalog.pg_attribute at ON at.attrelid = c.oid AND NOT at.attisdropped "
+    "  AND at.attnum > 0 AND ($2 = '' OR at.attname = $2)";
 
 /* The view's _RETURN rule, as the server's node text. */
 static const char rule_sql[] =
@@ -223,6 +237,28 @@ static int view_origin(struct catalog_pg *c, uint32_t oid, int16_t attnum, struc
     return add_column_bases(c, tbl, col, info, depth, err);
 }
 
+/* Relation oid's ancestors' columns named column ("": every column), added
+ * to info's base columns. */
+static int ancestor_bases(struct catalog_pg *c, const char *soid, const char *column,
+                          struct policy_column_info *info, char err[POLICY_ERR_MAX])
+{
+    const char *params[] = {soid, column};
+    PGresult *r = query(c, ancestors_sql, 2, params, err);
+    if (!r)
+        return -1;
+    int rc = 0;
+    for (int i = 0; i < PQntuples(r) && rc == 0; i++) {
+        struct policy_column_ref ref = {0};
+        snprintf(ref.schema, sizeof ref.schema, "%s", PQgetvalue(r, i, 0));
+        snprintf(ref.table, sizeof ref.table, "%s", PQgetvalue(r, i, 1));
+        snprintf(ref.column, sizeof ref.column, "%s", PQgetvalue(r, i, 2));
+        if ((rc = add_base(info, &ref)) < 0)
+            snprintf(err, POLICY_ERR_MAX, "out of memory");
+    }
+    PQclear(r);
+    return rc;
+}
+
 static int lookup(struct catalog_pg *c, uint32_t oid, int16_t attnum, struct policy_column_info *info,
                   int depth, char err[POLICY_ERR_MAX])
 {
@@ -244,6 +280,11 @@ static int lookup(struct catalog_pg *c, uint32_t oid, int16_t attnum, struct pol
     snprintf(info->ref.column, sizeof(info->ref.column), "%s", PQgetvalue(r, 0, 2));
     char kind = PQgetvalue(r, 0, 3)[0];
     PQclear(r);
+    if ((kind == 'r' || kind == 'p' || kind == 'f') &&
+        ancestor_bases(c, soid, info->ref.column, info, err) < 0) {
+        info_free(info);
+        return -1;
+    }
     if (kind == 'v' || kind == 'm') {
         info->is_view = true;
         int rc = view_origin(c, oid, attnum, info, depth, err);
@@ -260,10 +301,13 @@ static int lookup(struct catalog_pg *c, uint32_t oid, int16_t attnum, struct pol
     return 0;
 }
 
-/* Views and materialized views of a name (any schema when schema is ""). */
+/* Relations of a name (any schema when schema is ""): views and materialized
+ * views, and tables that have ancestors (partitions, inheritance children). */
 static const char views_by_name_sql[] =
-    "SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-    "WHERE c.relname = $2 AND ($1 = '' OR n.nspname = $1) AND c.relkind IN ('v', 'm')";
+    "SELECT c.oid, c.relkind IN ('v', 'm') FROM pg_catalog.pg_class c "
+    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE c.relname = $2 AND ($1 = '' OR n.nspname = $1) AND (c.relkind IN ('v', 'm') OR "
+    "  (c.relkind IN ('r', 'p', 'f') AND EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhrelid = c.oid)))";
 
 /* Whether any function of a name lives outside the system schemas. */
 static const char user_function_sql[] =
@@ -311,7 +355,9 @@ static const struct catalog_name *name_lookup(struct catalog_pg *c, char kind, c
     } else {
         key.flag = PQntuples(r) > 0;
         for (int i = 0; i < PQntuples(r) && rc == 0; i++)
-            rc = view_bases(c, (uint32_t)strtoul(PQgetvalue(r, i, 0), NULL, 10), &key.info, 0, err);
+            rc = PQgetvalue(r, i, 1)[0] == 't'
+                     ? view_bases(c, (uint32_t)strtoul(PQgetvalue(r, i, 0), NULL, 10), &key.info, 0, err)
+                     : ancestor_bases(c, PQgetvalue(r, i, 0), "", &key.info, err);
     }
     PQclear(r);
     if (rc == 0 && c->nnames == c->capnames) {

@@ -30,6 +30,13 @@ insert into contacts values (1, 'support@lookalike.test');
 create function say(t text) returns int language plpgsql as $$ begin raise notice 'said: %', t; return 1; end $$;
 create function notify_email(i int) returns int language plpgsql as
   $$ begin perform pg_notify('ch', (select email from users u where u.id = i)); return 1; end $$;
+-- A partitioned table and an inheritance child: the rule names only the parent.
+create table pusers (id int, email text) partition by range (id);
+create table pusers_1 partition of pusers for values from (0) to (100);
+insert into pusers values (1, 'alice.pii@example.com');
+create table kusers (id int, email text);
+create table kusers_child (extra int) inherits (kusers);
+insert into kusers_child values (2, 'carol.pii@example.net', 7);
 SQL
 
 # The default policy's rules, plus column masking (no detectors).
@@ -40,7 +47,9 @@ p = json.load(open(sys.argv[1]))
 p["masking"] = {"columns": [{"column": "public.users.email", "style": "partial"},
                             {"column": "public.users.phone", "style": "full"},
                             {"column": "public.users.card", "style": "hash"},
-                            {"column": "public.users.ssn", "style": "full"}],
+                            {"column": "public.users.ssn", "style": "full"},
+                            {"column": "public.pusers.email", "style": "full"},
+                            {"column": "public.kusers.email", "style": "full"}],
                 "hash_key": "0123456789abcdef0123456789abcdef"}
 json.dump(p, open(sys.argv[2], "w"))
 PYEOF
@@ -101,6 +110,13 @@ masked "$E1" "select * from (select email e from users) s order by 1"
 masked "****" "select upper(e) from (select email e from users) s"
 masked "****" "select (select email from users where id = 1)"
 masked "****" "select upper(b) from users u(a, b)"                    # columns renamed by an alias list
+# A rule on a parent covers its partitions and inheritance children.
+masked "****" "select email from pusers_1"
+masked "****" "select upper(email) from pusers_1"
+masked "****|7" "select email, extra from kusers_child"
+masked "****" "select email || '' from kusers_child"
+masked '\N' "copy pusers_1 to stdout"
+masked "****" "select email from pusers"
 # A CTE's name hides the table only inside the statement that holds its WITH.
 masked "****|****" "select upper(email), email || '' from (with users as (select 1 as x) select x from users) s, users"
 masked "****" "with users as (select email from users) select upper(email) from users"
