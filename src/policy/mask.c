@@ -417,6 +417,23 @@ static int column_rule_style(const struct policy *p, const struct policy_column_
     return -1;
 }
 
+/* The planner's statistics views hold sampled values of every column
+ * (most common values, histogram bounds), whatever column rules say: with
+ * any column rule they are masked. */
+static bool is_stats_view(const char *schema, const char *table)
+{
+    return (!schema || strcmp(schema, "pg_catalog") == 0) &&
+           (strcmp(table, "pg_stats") == 0 || strcmp(table, "pg_stats_ext") == 0 ||
+            strcmp(table, "pg_stats_ext_exprs") == 0);
+}
+
+static bool is_stats_value(const struct policy_column_ref *r)
+{
+    return is_stats_view(r->schema, r->table) &&
+           (strcmp(r->column, "most_common_vals") == 0 || strcmp(r->column, "histogram_bounds") == 0 ||
+            strcmp(r->column, "most_common_elems") == 0);
+}
+
 /* Split a column rule "s.t.c" into its parts (globs may not hold dots). */
 static void rule_parts(const char *pat, char *schema, char *table, char *column)
 {
@@ -501,6 +518,9 @@ static bool stmt_reads_hidden_source(const struct policy *p, struct policy_catal
 {
     if (st->facts & (POLICY_FACT_DYNAMIC_SQL | POLICY_FACT_UNKNOWN_CURSOR | POLICY_FACT_UNKNOWN_PREPARED))
         return true;
+    for (size_t i = 0; p->ncolumns && i < st->nrelations; i++)
+        if (is_stats_view(st->relations[i].schema, st->relations[i].name))
+            return true;
     if (!catalog || !catalog->relation || !catalog->function)
         return st->nrelations > 0 || st->nfunctions > 0;
     char err[POLICY_ERR_MAX];
@@ -603,6 +623,8 @@ int policy_mask_plan_build(const struct policy *p, struct policy_catalog *catalo
                 style = column_rule_style(p, &info.ref);
                 for (size_t b = 0; style < 0 && b < info.nbase; b++)
                     style = column_rule_style(p, &info.base[b]);
+                if (style < 0 && is_stats_value(&info.ref))
+                    style = POLICY_STYLE_FULL;
                 /* An expression may hold several masked values: never partial. */
                 if (info.derived && style == POLICY_STYLE_PARTIAL)
                     style = POLICY_STYLE_FULL;

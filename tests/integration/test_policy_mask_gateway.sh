@@ -117,6 +117,15 @@ masked "****|7" "select email, extra from kusers_child"
 masked "****" "select email || '' from kusers_child"
 masked '\N' "copy pusers_1 to stdout"
 masked "****" "select email from pusers"
+# The planner's statistics sample every column: with column rules, their
+# values are masked.
+q -c "analyze users" >/dev/null
+assert_contains "$(psql -qAt -c "select histogram_bounds from pg_stats where tablename = 'users' and attname = 'email'")" \
+  "alice.pii" "direct, pg_stats holds the values"
+masked "|" "select most_common_vals, histogram_bounds from pg_stats where tablename = 'users' and attname = 'email'" # anyarray: NULL
+masked "****" "select histogram_bounds::text || '' from pg_catalog.pg_stats where tablename = 'users' and attname = 'email'"
+assert_eq "0" "$(q -c "select null_frac from pg_stats where tablename = 'users' and attname = 'email'")" \
+  "pg_stats' numbers stay readable"
 # A CTE's name hides the table only inside the statement that holds its WITH.
 masked "****|****" "select upper(email), email || '' from (with users as (select 1 as x) select x from users) s, users"
 masked "****" "with users as (select email from users) select upper(email) from users"
