@@ -241,9 +241,10 @@ const char *gw_parameter_status_refusal(const uint8_t *body, size_t len, char *m
 
 /* tracking.c */
 void gw_tracking_free(struct gw_tracking *t);
-/* Whether a Parse or Bind of len bytes fits what the session may hold
- * (SQL text and Bind bodies of its statements and portals, pending too). */
-bool gw_tracking_room(const struct gw_tracking *t, size_t len, size_t max_held);
+/* Whether a Parse, or a Bind (with the SQL and types its portal copies from
+ * its statement), of len bytes fits what the session may hold (SQL text and
+ * Bind bodies of its statements and portals, pending too). */
+bool gw_tracking_room(struct gw_tracking *t, char type, const uint8_t *body, size_t len, size_t max_held);
 /* Client sent a message (body); record what tracking needs. Returns -1 on a malformed body. */
 int gw_tracking_client(struct gw_tracking *t, char type, const uint8_t *body, size_t len);
 /* The gateway sent its own Describe of a portal (to learn an Execute's columns). */

@@ -813,7 +813,8 @@ static void c2u_relay(struct gw_session *s)
                 return;
             }
         }
-        if ((type == 'P' || type == 'B') && !gw_tracking_room(&s->tracking, (size_t)blen, gw->cfg.max_held_bytes)) {
+        if ((type == 'P' || type == 'B') &&
+            !gw_tracking_room(&s->tracking, type, body, (size_t)blen, gw->cfg.max_held_bytes)) {
             /* What the session's statements and portals hold is bounded: the
              * message fails as PostgreSQL's own would, and the rest of its
              * pipeline is skipped to Sync (an Execute marker does both). */

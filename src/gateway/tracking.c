@@ -158,9 +158,18 @@ static int copy_types(uint32_t **dst, int *ndst, const uint32_t *src, int n)
     return 0;
 }
 
-bool gw_tracking_room(const struct gw_tracking *t, size_t len, size_t max_held)
+bool gw_tracking_room(struct gw_tracking *t, char type, const uint8_t *body, size_t len, size_t max_held)
 {
-    return t->held <= max_held && len <= max_held - t->held;
+    size_t need = len;
+    if (type == 'B') {
+        /* A portal also keeps its statement's SQL and types. */
+        const uint8_t *z1 = memchr(body, 0, len);
+        const uint8_t *z2 = z1 ? memchr(z1 + 1, 0, len - (size_t)(z1 + 1 - body)) : NULL;
+        struct gw_portal_info st = {0};
+        if (z2 && lookup(t, 'P', t->statements, (const char *)z1 + 1, &st) == 1)
+            need += held_bytes(st.sql, NULL, 0, st.types, st.ntypes);
+    }
+    return t->held <= max_held && need <= max_held - t->held;
 }
 
 int gw_tracking_client(struct gw_tracking *t, char type, const uint8_t *body, size_t len)

@@ -199,8 +199,16 @@ static void held_bytes_accounting(void **state)
     gw_tracking_upstream(&t, '2');
     assert_int_equal(t.held, parse + bind);               /* committed: moved, not copied */
     gw_tracking_upstream(&t, 'Z');
-    assert_true(gw_tracking_room(&t, 100, parse + bind + 100));
-    assert_false(gw_tracking_room(&t, 101, parse + bind + 100));
+    static const uint8_t parse_body[100];
+    assert_true(gw_tracking_room(&t, 'P', parse_body, 100, parse + bind + 100));
+    assert_false(gw_tracking_room(&t, 'P', parse_body, 101, parse + bind + 100));
+    /* A Bind counts the SQL its portal copies from the statement too. */
+    uint8_t bind_body[16] = "p2\0s1\0";
+    assert_true(gw_tracking_room(&t, 'B', bind_body, sizeof bind_body, parse + bind + sizeof bind_body + 15));
+    assert_false(gw_tracking_room(&t, 'B', bind_body, sizeof bind_body, parse + bind + sizeof bind_body + 14));
+    /* ...and of an unknown statement, only itself. */
+    memcpy(bind_body, "p2\0zz\0", 6);
+    assert_true(gw_tracking_room(&t, 'B', bind_body, sizeof bind_body, parse + bind + sizeof bind_body));
     gw_tracking_idle(&t);                                  /* the portal goes */
     assert_int_equal(t.held, parse);
     /* A replaced definition gives its bytes back; a failed one never keeps them. */
