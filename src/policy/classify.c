@@ -6,7 +6,9 @@
 #include "policy_internal.h"
 
 #include <ctype.h>
+#include <fnmatch.h>
 #include <pg_query.h>
+#include <pg_query/pg_query.pb-c.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -191,6 +193,51 @@ static void camel_to_kind(const char *node, char *out, size_t outlen)
     out[o] = '\0';
 }
 
+/* Whether a kind pattern (a glob) matches any kind the classifier can give:
+ * the kinds it names, VERB_OBJECT for every object type PostgreSQL has, and
+ * the kind of every statement node (the fallback), so that a misspelt kind
+ * in a policy is an error rather than a rule that never fires. */
+bool policy_kind_pattern_known(const char *pattern)
+{
+    static const char *const named[] = {
+        "SELECT", "SELECT_INTO", "INSERT", "UPDATE", "DELETE", "MERGE", "COPY_TO", "COPY_FROM",
+        "DECLARE_CURSOR", "FETCH", "MOVE", "CLOSE", "EXPLAIN", "VACUUM", "ANALYZE", "LOCK", "LISTEN",
+        "UNLISTEN", "NOTIFY", "LOAD", "DO", "CALL", "PREPARE", "EXECUTE", "DEALLOCATE", "DISCARD", "SET",
+        "RESET", "SHOW", "SET_ROLE", "RESET_ROLE", "SET_SESSION_AUTHORIZATION",
+        "RESET_SESSION_AUTHORIZATION", "SET_PARSER_OPTION", "BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT",
+        "RELEASE", "ROLLBACK_TO", "PREPARE_TRANSACTION", "COMMIT_PREPARED", "ROLLBACK_PREPARED",
+        "TRANSACTION", "TRUNCATE", "COMMENT", "GRANT", "REVOKE", "GRANT_ROLE", "REVOKE_ROLE",
+        "CREATE_TRIGGER", "CREATE_RULE", "CREATE_FUNCTION", "CREATE_PROCEDURE", "CREATE_VIEW",
+        "REFRESH_MATERIALIZED_VIEW", "ALTER_SYSTEM", "EMPTY", "UNKNOWN", NULL};
+    static const char *const verbs[] = {"CREATE", "ALTER", "DROP"};
+    for (size_t i = 0; named[i]; i++)
+        if (fnmatch(pattern, named[i], 0) == 0)
+            return true;
+    char k[128];
+    const ProtobufCEnumDescriptor *ot = &pg_query__object_type__descriptor;
+    for (size_t v = 0; v < sizeof verbs / sizeof verbs[0]; v++)
+        for (unsigned i = 0; i < ot->n_values; i++) {
+            snprintf(k, sizeof k, "%s_%s", verbs[v], object_type_name(ot->values[i].name));
+            if (fnmatch(pattern, k, 0) == 0)
+                return true;
+        }
+    /* Statement nodes, named as the fallback kind: "create_conversion_stmt"
+     * is CREATE_CONVERSION. */
+    const ProtobufCMessageDescriptor *nd = &pg_query__node__descriptor;
+    for (unsigned i = 0; i < nd->n_fields; i++) {
+        const char *f = nd->fields[i].name;
+        size_t n = strlen(f);
+        if (n <= 5 || n - 5 >= sizeof k || strcmp(f + n - 5, "_stmt") != 0)
+            continue;
+        for (size_t c = 0; c < n - 5; c++)
+            k[c] = (char)toupper((unsigned char)f[c]);
+        k[n - 5] = '\0';
+        if (fnmatch(pattern, k, 0) == 0)
+            return true;
+    }
+    return false;
+}
+
 const char *policy_kind_category(const char *kind)
 {
     static const struct { const char *prefix; const char *category; } map[] = {
@@ -207,7 +254,7 @@ const char *policy_kind_category(const char *kind)
         {"BEGIN", "transaction"}, {"COMMIT", "transaction"}, {"ROLLBACK", "transaction"},
         {"SAVEPOINT", "transaction"}, {"RELEASE", "transaction"},
         {"CREATE", "ddl"}, {"ALTER", "ddl"}, {"DROP", "ddl"}, {"TRUNCATE", "ddl"},
-        {"COMMENT", "ddl"}, {"GRANT", "ddl"}, {"REVOKE", "ddl"}, {"SECURITY_LABEL", "ddl"},
+        {"COMMENT", "ddl"}, {"GRANT", "ddl"}, {"REVOKE", "ddl"}, {"SEC_LABEL", "ddl"},
         {"REFRESH", "ddl"}, {"IMPORT", "ddl"},
     };
     for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {

@@ -16,6 +16,7 @@ int policy_stmt_merge(struct policy_stmt *into, const struct policy_stmt *from);
 int policy_stmt_copy(struct policy_stmt *dst, const struct policy_stmt *src);
 void policy_stmt_clear(struct policy_stmt *st);
 const char *policy_kind_category(const char *kind);
+bool policy_kind_pattern_known(const char *pattern);
 json_t *policy_stmt_to_json(const struct policy_stmt *st);
 int policy_classify_depth(const char *sql, struct policy_session *session,
                           struct policy_analysis *out, char err[POLICY_ERR_MAX], int depth);

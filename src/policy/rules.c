@@ -219,6 +219,12 @@ static int load_match(json_t *m, const char *where, struct policy_match *out, ch
                          "(upper case, e.g. DROP_TABLE or DROP_*)", where, i, out->kinds[i]);
                 return -1;
             }
+    for (size_t i = 0; i < out->nkinds; i++)
+        if (!policy_kind_pattern_known(out->kinds[i])) {
+            snprintf(err, POLICY_ERR_MAX, "%s.kinds[%zu]: \"%s\" matches no command kind (see `hoopctl "
+                     "policy check SQL` for a statement's kinds)", where, i, out->kinds[i]);
+            return -1;
+        }
     for (size_t i = 0; i < out->ncategories; i++) {
         size_t k;
         for (k = 0; categories[k] && strcmp(categories[k], out->categories[i]) != 0; k++)

@@ -64,6 +64,13 @@ err=$("$H" policy validate "$HARNESS_TMP/bad.json" 2>&1); code=$?
 set -e
 assert_eq 1 "$code"
 assert_contains "$err" "rules[1].match.relatons: unknown field"
+# A misspelt kind is an error, not a deny rule that never fires.
+printf '{"rules": [{"match": {"kinds": ["DROP_*", "DROP_TABL"]}, "action": "deny"}]}\n' >"$HARNESS_TMP/kind.json"
+set +e
+err=$("$H" policy validate "$HARNESS_TMP/kind.json" 2>&1); code=$?
+set -e
+assert_eq 1 "$code" "a misspelt kind: $err"
+assert_contains "$err" 'rules[0].match.kinds[1]: "DROP_TABL" matches no command kind'
 printf '{"rules": [\n  {"match": {}, "action": "allow"},\n  nope\n]}\n' >"$HARNESS_TMP/broken.json"
 set +e
 err=$("$H" policy validate "$HARNESS_TMP/broken.json" 2>&1); code=$?

@@ -9,6 +9,7 @@
 
 #include "hoopctl/policy.h"
 #include "hoopctl/util.h"
+#include "../../src/policy/policy_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,6 +88,13 @@ static int check_record(struct policy *p, const char *sql, const char *expect, i
     assert_int_equal(policy_check(p, s, sql, NULL, &d, &a), 0);
     stats->records++;
     stats->statements += (int)a.nstmts;
+    /* Every kind the classifier gives is one a policy may name. */
+    for (size_t i = 0; i < a.nstmts; i++)
+        for (size_t k = 0; k < a.stmts[i].nkinds; k++)
+            if (!policy_kind_pattern_known(a.stmts[i].kinds[k])) {
+                printf("line %d: kind %s is not known to policy validation\n", line, a.stmts[i].kinds[k]);
+                bad++;
+            }
     char exp_copy[4096], *save = NULL;
     snprintf(exp_copy, sizeof(exp_copy), "%s", expect);
     for (char *tok = strtok_r(exp_copy, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
@@ -159,6 +167,22 @@ static int check_record(struct policy *p, const char *sql, const char *expect, i
     return bad;
 }
 
+/* Kind patterns: a misspelt kind is unknown; globs and fallbacks are known. */
+static void test_kind_patterns(void **state)
+{
+    (void)state;
+    static const char *const known[] = {"DROP_TABLE", "DROP_*", "ALTER_MATERIALIZED_VIEW", "CREATE_CONVERSION",
+                                        "CHECK_POINT", "CLUSTER", "REINDEX", "DROP_OWNED", "REASSIGN_OWNED",
+                                        "CREATE_AGGREGATE", "SEC_LABEL", "IMPORT_FOREIGN_SCHEMA", "*", NULL};
+    static const char *const unknown[] = {"DROP_TABL", "DROPTABLE", "SELEKT", "ALTER_TABLES", "X*", NULL};
+    for (size_t i = 0; known[i]; i++)
+        if (!policy_kind_pattern_known(known[i]))
+            fail_msg("%s should be a known kind", known[i]);
+    for (size_t i = 0; unknown[i]; i++)
+        if (policy_kind_pattern_known(unknown[i]))
+            fail_msg("%s should not be a known kind", unknown[i]);
+}
+
 static void test_corpus(void **state)
 {
     (void)state;
@@ -203,6 +227,7 @@ static void test_corpus(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_kind_patterns),
         cmocka_unit_test(test_corpus),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
