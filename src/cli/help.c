@@ -81,9 +81,8 @@ static int help_run(const struct cli_args *args, struct cli_context *ctx)
         return CLI_EXIT_OK;
     }
     const struct cli_command *c = cli_find(args->pos[0]);
-    if (!c) {
+    if (!c || c->hidden) /* the hidden ones are for scripts and have no page */
         return cli_unknown_command(args->pos[0]);
-    }
     cli_print_command_help(c, stdout);
     return CLI_EXIT_OK;
 }

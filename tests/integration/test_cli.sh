@@ -27,6 +27,8 @@ assert_contains "$err" "the nearest is '"
 err=$("$H" hlep 2>&1) && fail "typo accepted"
 assert_contains "$err" "did you mean 'help'?"
 err=$("$H" help nosuch 2>&1) && fail "help nosuch accepted"
+err=$("$H" help __complete 2>&1) && fail "help of a hidden command (it has no man page): $err"
+assert_contains "$err" "is not a hoopctl command"
 
 # Usage errors exit 2 with a one-line hint.
 set +e
