@@ -290,8 +290,8 @@ struct policy_catalog {
      * relation: a relation a statement names (schema NULL: any schema's) —
      * 0 with *is_view set and, for views and materialized views, every base
      * column they read (through views of views) in *base, owned by the
-     * catalog until forget or free; a partition or child table is answered
-     * as a view over every column of its ancestors; -1 with err. */
+     * catalog until forget or free; for a partition or child table (not a
+     * view) every column of its ancestors in *base; -1 with err. */
     int (*relation)(struct policy_catalog *self, const char *schema, const char *name, bool *is_view,
                     const struct policy_column_ref **base, size_t *nbase, char err[POLICY_ERR_MAX]);
     /* function: whether a function called by name (as written, maybe

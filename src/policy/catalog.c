@@ -353,11 +353,12 @@ static const struct catalog_name *name_lookup(struct catalog_pg *c, char kind, c
     if (kind == 'f') {
         key.flag = PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't';
     } else {
-        key.flag = PQntuples(r) > 0;
-        for (int i = 0; i < PQntuples(r) && rc == 0; i++)
-            rc = PQgetvalue(r, i, 1)[0] == 't'
-                     ? view_bases(c, (uint32_t)strtoul(PQgetvalue(r, i, 0), NULL, 10), &key.info, 0, err)
-                     : ancestor_bases(c, PQgetvalue(r, i, 0), "", &key.info, err);
+        for (int i = 0; i < PQntuples(r) && rc == 0; i++) {
+            bool view = PQgetvalue(r, i, 1)[0] == 't';
+            key.flag = key.flag || view;
+            rc = view ? view_bases(c, (uint32_t)strtoul(PQgetvalue(r, i, 0), NULL, 10), &key.info, 0, err)
+                      : ancestor_bases(c, PQgetvalue(r, i, 0), "", &key.info, err);
+        }
     }
     PQclear(r);
     if (rc == 0 && c->nnames == c->capnames) {

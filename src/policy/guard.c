@@ -2,6 +2,7 @@
  * policy_guard.h): judging statements, building and applying mask plans,
  * and the redaction of errors and notifications. */
 #include "hoopctl/policy_guard.h"
+#include "policy_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,6 +112,24 @@ static void deny_unmaskable_copy(struct policy_guard *g)
     }
 }
 
+/* The masked-copy refusal through the catalog: a statement that copies
+ * values from a view, partition or child table of a masked table, which
+ * names alone do not show (the policy refused those they show). */
+static void deny_catalog_masked_copy(struct policy_guard *g, const char *const *groups)
+{
+    struct policy_decision *d = &g->decision;
+    for (size_t i = 0; d->action != POLICY_DENY && i < g->analysis.nstmts; i++) {
+        const struct policy_stmt *ps = &g->analysis.stmts[i];
+        char err[POLICY_ERR_MAX];
+        /* After DDL in this transaction (admitted, committed or not) the
+         * side connection may not see what it made. */
+        if (policy_stmt_copy_guarded(g->policy, ps, groups) &&
+            policy_stmt_reads_masked_via_catalog(g->policy, g->ddl_seen ? NULL : policy_guard_catalog(g), ps,
+                                                 err) != 0)
+            deny(d, "masked-data-copy", err);
+    }
+}
+
 int policy_guard_decide(struct policy_guard *g, enum gateway_statement_kind kind, const char *sql,
                         const char *const *groups)
 {
@@ -137,6 +156,7 @@ int policy_guard_decide(struct policy_guard *g, enum gateway_statement_kind kind
     }
     g->have_analysis = true;
     deny_unmaskable_copy(g);
+    deny_catalog_masked_copy(g, groups);
     return 0;
 }
 

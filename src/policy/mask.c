@@ -531,7 +531,7 @@ static bool stmt_reads_hidden_source(const struct policy *p, struct policy_catal
         if (catalog->relation(catalog, st->relations[i].schema, st->relations[i].name, &is_view, &base, &nbase,
                               err) < 0)
             return true;
-        for (size_t b = 0; is_view && b < nbase; b++)
+        for (size_t b = 0; b < nbase; b++) /* a view's, or a child table's parents' */
             if (column_rule_style(p, &base[b]) >= 0)
                 return true;
     }
@@ -575,6 +575,54 @@ bool policy_stmt_may_read_masked(const struct policy *p, struct policy_catalog *
                                  const struct policy_stmt *st)
 {
     return computed_column_style(p, catalog, st) >= 0;
+}
+
+/* Whether a source name of st (a column, a star, a whole row) may be column
+ * `column` of one of its relations. */
+static bool sources_may_name(const struct policy_stmt *st, const char *column)
+{
+    for (size_t k = 0; k < st->nsources; k++) {
+        const char *n = st->sources[k];
+        if (strcmp(n, "*") == 0 || strcmp(n, column) == 0)
+            return true;
+        for (size_t a = 0; a < st->naliases; a++)
+            if (strcmp(n, st->aliases[a]) == 0)
+                return true;
+        for (size_t a = 0; a < st->nrelations; a++)
+            if (strcmp(n, st->relations[a].name) == 0)
+                return true;
+    }
+    return false;
+}
+
+int policy_stmt_reads_masked_via_catalog(const struct policy *p, struct policy_catalog *catalog,
+                                         const struct policy_stmt *st, char err[POLICY_ERR_MAX])
+{
+    if (!p->ncolumns)
+        return 0;
+    for (size_t i = 0; i < st->nrelations; i++) {
+        if (st->relations[i].write)
+            continue;
+        if (!catalog || !catalog->relation) {
+            snprintf(err, POLICY_ERR_MAX, "the catalog cannot be read (after DDL not yet committed in this "
+                                          "transaction): commit it first");
+            return 1;
+        }
+        bool is_view = false;
+        const struct policy_column_ref *base = NULL;
+        size_t nbase = 0;
+        if (catalog->relation(catalog, st->relations[i].schema, st->relations[i].name, &is_view, &base, &nbase,
+                              err) < 0)
+            return 1;
+        for (size_t b = 0; b < nbase; b++)
+            if (column_rule_style(p, &base[b]) >= 0 && (is_view || sources_may_name(st, base[b].column))) {
+                snprintf(err, POLICY_ERR_MAX, "the statement would copy masked columns (through %s %s) into a "
+                         "table or a side channel", is_view ? "the view" : "the partition or child table",
+                         st->relations[i].name);
+                return 1;
+            }
+    }
+    return 0;
 }
 
 bool policy_stmt_reads_masked_table(const struct policy *p, const struct policy_stmt *st)

@@ -31,6 +31,16 @@ bool policy_session_search_path_changed(const struct policy_session *s);
 /* Whether st reads a column that a column rule masks (by name, star or
  * whole-row reference) outside RETURNING lists (mask.c). */
 bool policy_stmt_reads_masked(const struct policy *p, const struct policy_stmt *st);
+/* The masked-copy refusal, for what names alone do not show: 1 when st
+ * reads (not writes) a view over a masked column, or a partition or child
+ * table whose parent's masked column st may name, or when the catalog
+ * cannot tell (err says why); 0 when not. */
+int policy_stmt_reads_masked_via_catalog(const struct policy *p, struct policy_catalog *catalog,
+                                         const struct policy_stmt *st, char err[POLICY_ERR_MAX]);
+/* Whether st's own decision for groups leaves it to the masked-copy
+ * refusal: it copies values, is allowed or masked, and no allow rule naming
+ * groups trusted it. */
+bool policy_stmt_copy_guarded(const struct policy *p, const struct policy_stmt *st, const char *const *groups);
 
 /* Whether st (NULL: a statement not known) may read a masked column, by
  * its text or through a hidden source: a view, user code, dynamic SQL (mask.c). */

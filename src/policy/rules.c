@@ -705,6 +705,19 @@ static bool stmt_copies_values(const struct policy_stmt *st)
     return false;
 }
 
+bool policy_stmt_copy_guarded(const struct policy *p, const struct policy_stmt *st, const char *const *groups)
+{
+    if (!p->ncolumns || !stmt_copies_values(st))
+        return false;
+    struct policy_decision d;
+    policy_decide_stmt(p, st, groups, &d);
+    if (d.action != POLICY_ALLOW && d.action != POLICY_MASK)
+        return false;
+    const struct policy_rule *hit = d.rule_index >= 0 && (size_t)d.rule_index < p->nrules ? &p->rules[d.rule_index]
+                                                                                         : NULL;
+    return !(hit && hit->action == POLICY_ALLOW && hit->match.ngroups > 0);
+}
+
 /* The engine's own refusal of a statement that masking could not follow. */
 static void deny_masked_copy(struct policy_decision *out, const char *rule, const char *message)
 {

@@ -37,6 +37,7 @@ insert into pusers values (1, 'alice.pii@example.com');
 create table kusers (id int, email text);
 create table kusers_child (extra int) inherits (kusers);
 insert into kusers_child values (2, 'carol.pii@example.net', 7);
+create table sink (id int, v text);
 SQL
 
 # The default policy's rules, plus column masking (no detectors).
@@ -227,6 +228,23 @@ assert_contains "$out" "set_config() can change" "an UPDATE of pg_settings"
 assert_contains "$out" "still usable"
 assert_eq "1|Alice" "$(q -c "select id, name from users where id = 1")" "users was not renamed"
 assert_eq "" "$(q -c "select rulename from pg_rules where rulename = 'leak'")" "the rule was not created"
+# Copies that names alone do not show: through a view, a partition, a child
+# table, or a view made in the same transaction (the catalog cannot see it yet).
+set +e
+out=$(gw_psql -At -c "insert into sink select id, contact from v_users" -c "insert into sink select id, email from pusers_1" \
+  -c "insert into sink select * from kusers_child" \
+  -c "begin" -c "create view v_tmp as select id, email as x from users" -c "insert into sink select id, x from v_tmp" \
+  -c "rollback" -c "select 'still usable'" 2>&1)
+set -e
+assert_eq 3 "$(grep -c "masked-data-copy: the statement would copy masked columns (through" <<<"$out")" \
+  "copies through a view, a partition and a child table: $out"
+assert_contains "$out" "masked-data-copy: the catalog cannot be read (after DDL not yet committed"
+assert_contains "$out" "still usable"
+q -c "insert into sink select id, name from v_names" -c "insert into sink select id, 'x' from pusers_1" >/dev/null \
+  || fail "copies that read no masked column were refused"
+assert_eq "1|Alice
+1|x
+2|Carol" "$(psql -qAt -c "select * from sink order by 1, 2")" "the sink holds only what was allowed"
 
 # Lookalikes: statements that read no masked column return their data.
 assert_eq "1|Alice
