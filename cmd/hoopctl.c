@@ -31,34 +31,28 @@ int main(int argc, char **argv)
     if (lvl && log_level_parse(lvl) >= 0)
         log_set_level((enum log_level)log_level_parse(lvl));
 
+    /* Global options before the command, then after it (cli_parse keeps
+     * those the command does not define); the later win. */
+    const char *globals[CLI_MAX_GLOBALS] = {0};
+    char err[256];
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "--debug") == 0) {
-            ctx.debug = true;
-            log_set_level(LOG_DEBUG);
-        } else if (strcmp(a, "--version") == 0) {
-            printf("hoopctl %s\n", HOOPCTL_VERSION);
-            return CLI_EXIT_OK;
-        } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            cli_print_overview(stdout);
-            return CLI_EXIT_OK;
-        } else if (strcmp(a, "--output") == 0 || strcmp(a, "-o") == 0 ||
-                   strncmp(a, "--output=", 9) == 0) {
-            const char *v = a[1] == '-' && a[8] == '=' ? a + 9 : (i + 1 < argc ? argv[++i] : NULL);
-            if (!v || (strcmp(v, "table") != 0 && strcmp(v, "json") != 0))
-                return global_usage("--output takes 'table' or 'json'");
-            ctx.output = v;
-        } else if (strcmp(a, "--log-level") == 0) {
-            int l = i + 1 < argc ? log_level_parse(argv[++i]) : -1;
-            if (l < 0)
-                return global_usage("--log-level takes error, warn, info or debug");
-            log_set_level((enum log_level)l);
-        } else {
+        int rc = cli_parse_global(argc, argv, &i, globals, err, sizeof err);
+        if (rc < 0)
+            return global_usage(err);
+        if (rc == 0) {
             char msg[256];
-            snprintf(msg, sizeof msg, "unknown option '%s'", a);
+            snprintf(msg, sizeof msg, "unknown option '%s'", argv[i]);
             return global_usage(msg);
         }
+        if (globals[CLI_GLOBAL_HELP]) {
+            cli_print_overview(stdout);
+            return CLI_EXIT_OK;
+        }
+    }
+    if (globals[CLI_GLOBAL_VERSION]) {
+        printf("hoopctl %s\n", HOOPCTL_VERSION);
+        return CLI_EXIT_OK;
     }
     if (i >= argc) {
         cli_print_overview(stderr);
@@ -72,14 +66,36 @@ int main(int argc, char **argv)
     int cargc = argc - i;
     char **cargv = argv + i;
     for (int k = 1; k < cargc && strcmp(cargv[k], "--") != 0; k++) {
-        if (strcmp(cargv[k], "--help") == 0) {
+        if (strcmp(cargv[k], "--help") == 0 || strcmp(cargv[k], "-h") == 0) {
             cli_print_command_help(cmd, stdout);
             return CLI_EXIT_OK;
         }
     }
     struct cli_args args;
-    char err[256];
     if (cli_parse(cmd, cargc, cargv, &args, err, sizeof err) < 0)
         return cli_usage_error(cmd, err);
+    for (int g = 0; g < CLI_MAX_GLOBALS; g++)
+        if (args.globals[g])
+            globals[g] = args.globals[g];
+    if (globals[CLI_GLOBAL_VERSION]) {
+        printf("hoopctl %s\n", HOOPCTL_VERSION);
+        return CLI_EXIT_OK;
+    }
+    if (globals[CLI_GLOBAL_OUTPUT]) {
+        const char *v = globals[CLI_GLOBAL_OUTPUT];
+        if (strcmp(v, "table") != 0 && strcmp(v, "json") != 0)
+            return global_usage("--output takes 'table' or 'json'");
+        ctx.output = v;
+    }
+    if (globals[CLI_GLOBAL_LOG_LEVEL]) {
+        int l = log_level_parse(globals[CLI_GLOBAL_LOG_LEVEL]);
+        if (l < 0)
+            return global_usage("--log-level takes error, warn, info or debug");
+        log_set_level((enum log_level)l);
+    }
+    if (globals[CLI_GLOBAL_DEBUG]) {
+        ctx.debug = true;
+        log_set_level(LOG_DEBUG);
+    }
     return cmd->run(&args, &ctx);
 }

@@ -66,6 +66,7 @@ struct cli_context {
 };
 
 /* Parsed arguments of one command invocation. */
+#define CLI_MAX_GLOBALS 8
 struct cli_args {
     const struct cli_command *cmd;
     const char *values[CLI_MAX_OPTIONS]; /* by option index; "" for a set flag */
@@ -74,7 +75,19 @@ struct cli_args {
     char **pos;             /* positional arguments (not copied) */
     int nrest;              /* arguments after "--" */
     char **rest;
+    /* Global options given after the command, by cli_global_options index
+     * ("" for a set flag): the command's own options come first. */
+    const char *globals[CLI_MAX_GLOBALS];
 };
+
+/* The global options, accepted before the command and after it: --output/-o,
+ * --debug, --log-level, --help/-h, --version (terminated by a NULL name). */
+enum { CLI_GLOBAL_OUTPUT, CLI_GLOBAL_DEBUG, CLI_GLOBAL_LOG_LEVEL, CLI_GLOBAL_HELP, CLI_GLOBAL_VERSION };
+extern const struct cli_option cli_global_options[];
+
+/* One global option at argv[*i] (its value too, moving *i past it) into
+ * values[]: 1 taken, 0 not a global option, -1 with err (a missing value). */
+int cli_parse_global(int argc, char **argv, int *i, const char **values, char *err, size_t errlen);
 
 /* Exit codes that mean something. */
 enum cli_exit {

@@ -39,18 +39,21 @@ void cli_print_overview(void *stream)
 {
     FILE *f = stream;
     fprintf(f, "hoopctl %s — a terminal-first access broker for PostgreSQL\n\n", HOOPCTL_VERSION);
-    fprintf(f, "usage: hoopctl [--debug] [--output table|json] <command> [args]\n\nCommands:\n");
+    fprintf(f, "usage: hoopctl [global options] <command> [args]\n\nCommands:\n");
     for (size_t i = 0; cli_commands[i]; i++) {
         const struct cli_command *c = cli_commands[i];
         if (!c->hidden)
             fprintf(f, "  %-12s %s\n", c->name, c->summary);
     }
-    fprintf(f, "\nGlobal options:\n"
-               "  --debug                debug logging to stderr\n"
-               "  --log-level LEVEL      error, warn (default), info or debug\n"
-               "  -o, --output FORMAT    table (default) or json, for listings\n"
-               "  --version              print the version\n"
-               "\nRun 'hoopctl help <command>' for a command's options.\n");
+    fprintf(f, "\nGlobal options (before or after the command):\n");
+    for (const struct cli_option *o = cli_global_options; o->name; o++) {
+        char shrt[8] = "    ", left[48];
+        if (o->short_name)
+            snprintf(shrt, sizeof shrt, "-%c, ", o->short_name);
+        snprintf(left, sizeof left, "%s--%s%s%s", shrt, o->name, o->arg ? " " : "", o->arg ? o->arg : "");
+        fprintf(f, "  %-24s %s\n", left, o->help);
+    }
+    fprintf(f, "\nRun 'hoopctl help <command>' for a command's options.\n");
 }
 
 int cli_usage_error(const struct cli_command *cmd, const char *msg)

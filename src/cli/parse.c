@@ -5,37 +5,105 @@
 #include <stdio.h>
 #include <string.h>
 
-static int option_count(const struct cli_command *cmd)
+const struct cli_option cli_global_options[] = {
+    [CLI_GLOBAL_OUTPUT] = {"output", 'o', "FORMAT", "table (default) or json, for listings", CLI_COMPLETE_WORDS,
+                           "table json"},
+    [CLI_GLOBAL_DEBUG] = {"debug", 0, NULL, "debug logging to stderr", CLI_COMPLETE_NONE, NULL},
+    [CLI_GLOBAL_LOG_LEVEL] = {"log-level", 0, "LEVEL", "error, warn (default), info or debug", CLI_COMPLETE_WORDS,
+                              "error warn info debug"},
+    [CLI_GLOBAL_HELP] = {"help", 'h', NULL, "this overview, or after a command its usage", CLI_COMPLETE_NONE, NULL},
+    [CLI_GLOBAL_VERSION] = {"version", 0, NULL, "print the version", CLI_COMPLETE_NONE, NULL},
+    {NULL, 0, NULL, NULL, CLI_COMPLETE_NONE, NULL},
+};
+
+static int option_count(const struct cli_option *opts)
 {
     int n = 0;
-    if (cmd->options)
-        while (cmd->options[n].name)
+    if (opts)
+        while (opts[n].name)
             n++;
     return n;
 }
 
-static int find_long(const struct cli_command *cmd, const char *name, size_t len)
+static int find_long(const struct cli_option *opts, const char *name, size_t len)
 {
-    int n = option_count(cmd);
+    int n = option_count(opts);
     for (int i = 0; i < n; i++)
-        if (strlen(cmd->options[i].name) == len && strncmp(cmd->options[i].name, name, len) == 0)
+        if (strlen(opts[i].name) == len && strncmp(opts[i].name, name, len) == 0)
             return i;
     return -1;
 }
 
-static int find_short(const struct cli_command *cmd, char c)
+static int find_short(const struct cli_option *opts, char c)
 {
-    int n = option_count(cmd);
+    int n = option_count(opts);
     for (int i = 0; i < n; i++)
-        if (cmd->options[i].short_name == c)
+        if (opts[i].short_name == c)
             return i;
     return -1;
+}
+
+/* Option argv[*i] of table opts: its index (value in *val, "" for a flag,
+ * *i moved past a separate value), -1 when not in the table, -2 with err. */
+static int take_option(const struct cli_option *opts, int argc, char **argv, int *i, const char **val, char *err,
+                       size_t errlen)
+{
+    static char empty[] = "";
+    const char *a = argv[*i], *inline_val = NULL;
+    int idx;
+    if (a[0] == '-' && a[1] == '-') {
+        const char *name = a + 2, *eq = strchr(name, '=');
+        size_t len = eq ? (size_t)(eq - name) : strlen(name);
+        if ((idx = find_long(opts, name, len)) < 0)
+            return -1;
+        if (eq)
+            inline_val = eq + 1;
+    } else {
+        if ((idx = find_short(opts, a[1])) < 0)
+            return -1;
+        if (a[2] != '\0') {
+            if (!opts[idx].arg) {
+                snprintf(err, errlen, "option '-%c' takes no value", a[1]);
+                return -2;
+            }
+            inline_val = a + 2;
+        }
+    }
+    const struct cli_option *o = &opts[idx];
+    if (o->arg) {
+        if (!inline_val) {
+            if (*i + 1 >= argc) {
+                snprintf(err, errlen, "option '--%s' needs a value (%s)", o->name, o->arg);
+                return -2;
+            }
+            inline_val = argv[++*i];
+        }
+        *val = inline_val;
+    } else {
+        if (inline_val) {
+            snprintf(err, errlen, "option '--%s' takes no value", o->name);
+            return -2;
+        }
+        *val = empty;
+    }
+    return idx;
+}
+
+int cli_parse_global(int argc, char **argv, int *i, const char **values, char *err, size_t errlen)
+{
+    const char *v = NULL;
+    int g = take_option(cli_global_options, argc, argv, i, &v, err, errlen);
+    if (g == -2)
+        return -1;
+    if (g < 0)
+        return 0;
+    values[g] = v;
+    return 1;
 }
 
 int cli_parse(const struct cli_command *cmd, int argc, char **argv,
               struct cli_args *out, char *err, size_t errlen)
 {
-    static char empty[] = "";
     memset(out, 0, sizeof *out);
     out->cmd = cmd;
     /* Positionals are collected in place: argv is reordered so that they
@@ -49,33 +117,7 @@ int cli_parse(const struct cli_command *cmd, int argc, char **argv,
             i++;
             break;
         }
-        int idx = -1;
-        const char *inline_val = NULL;
-        if (a[0] == '-' && a[1] == '-') {
-            const char *name = a + 2;
-            const char *eq = strchr(name, '=');
-            size_t len = eq ? (size_t)(eq - name) : strlen(name);
-            idx = find_long(cmd, name, len);
-            if (idx < 0) {
-                snprintf(err, errlen, "unknown option '--%.*s'", (int)len, name);
-                return -1;
-            }
-            if (eq)
-                inline_val = eq + 1;
-        } else if (a[0] == '-' && a[1] != '\0') {
-            idx = find_short(cmd, a[1]);
-            if (idx < 0) {
-                snprintf(err, errlen, "unknown option '-%c'", a[1]);
-                return -1;
-            }
-            if (a[2] != '\0') {
-                if (!cmd->options[idx].arg) {
-                    snprintf(err, errlen, "option '-%c' takes no value", a[1]);
-                    return -1;
-                }
-                inline_val = a + 2;
-            }
-        } else {
+        if (a[0] != '-' || a[1] == '\0') {
             if (npos >= CLI_MAX_POSITIONALS) {
                 snprintf(err, errlen, "too many arguments");
                 return -1;
@@ -83,27 +125,30 @@ int cli_parse(const struct cli_command *cmd, int argc, char **argv,
             positional[npos++] = a;
             continue;
         }
+        const char *val = NULL;
+        int idx = take_option(cmd->options, argc, argv, &i, &val, err, errlen);
+        if (idx == -2)
+            return -1;
+        if (idx == -1) {
+            /* Not the command's own: a global option given after it? */
+            int g = take_option(cli_global_options, argc, argv, &i, &val, err, errlen);
+            if (g == -2)
+                return -1;
+            if (g >= 0) {
+                out->globals[g] = val;
+                continue;
+            }
+            if (a[1] == '-')
+                snprintf(err, errlen, "unknown option '%.*s'", (int)strcspn(a, "="), a);
+            else
+                snprintf(err, errlen, "unknown option '-%c'", a[1]);
+            return -1;
+        }
         if (idx >= CLI_MAX_OPTIONS) {
             snprintf(err, errlen, "option table too large");
             return -1;
         }
-        const struct cli_option *o = &cmd->options[idx];
-        if (o->arg) {
-            if (!inline_val) {
-                if (i + 1 >= argc) {
-                    snprintf(err, errlen, "option '--%s' needs a value (%s)", o->name, o->arg);
-                    return -1;
-                }
-                inline_val = argv[++i];
-            }
-            out->values[idx] = inline_val;
-        } else {
-            if (inline_val) {
-                snprintf(err, errlen, "option '--%s' takes no value", o->name);
-                return -1;
-            }
-            out->values[idx] = empty;
-        }
+        out->values[idx] = val;
         out->counts[idx]++;
     }
     out->rest = argv + i;
@@ -126,7 +171,7 @@ int cli_parse(const struct cli_command *cmd, int argc, char **argv,
 
 static int option_index(const struct cli_args *args, const char *name)
 {
-    return find_long(args->cmd, name, strlen(name));
+    return find_long(args->cmd->options, name, strlen(name));
 }
 
 const char *cli_get(const struct cli_args *args, const char *name)

@@ -7,6 +7,15 @@ H=$HOOPCTL_BIN
 out=$("$H" --version); assert_contains "$out" "hoopctl 0."
 out=$("$H" version); assert_contains "$out" "hoopctl 0."
 out=$("$H" -o json version); python3 -c 'import json,sys; assert json.loads(sys.argv[1])["version"]' "$out"
+# Global options also after the command, in every form; the command's own options are its own.
+for form in "version -o json" "version --output=json" "version -ojson" "--output table version --output json"; do
+  out=$("$H" $form) || fail "[$form] refused"
+  python3 -c 'import json,sys; assert json.loads(sys.argv[1])["version"]' "$out" || fail "[$form] not JSON: $out"
+done
+assert_contains "$("$H" version -h)" "usage: hoopctl version"
+assert_contains "$("$H" version --log-level=debug)" "hoopctl"
+out=$("$H" policy check -o json --policy /dev/null "select 1" 2>&1) && fail "a broken --policy was accepted: $out"
+assert_eq "allow" "$("$H" policy check "select 1" --output json | python3 -c 'import json,sys; print(json.load(sys.stdin)["decision"]["action"])')"
 
 out=$("$H" help)
 while IFS=$'\t' read -r name summary; do
