@@ -276,6 +276,10 @@ static int admin_apikey(const struct cli_args *a, struct cli_context *ctx, struc
             return cli_usage_error(a->cmd, "apikey create needs --name");
         json_t *groups = split_groups(cli_get(a, "groups"));
         if (cli_get(a, "store")) {
+            if (store_url_check(cli_get(a, "store"), err, sizeof err) < 0) {
+                json_decref(groups);
+                return cli_usage_error(a->cmd, err);
+            }
             rc = apikey_create_local(cli_get(a, "store"), name, groups, ctx);
             json_decref(groups);
             return rc;

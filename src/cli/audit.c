@@ -65,9 +65,14 @@ static int audit_verify(const struct cli_args *a, struct cli_context *ctx)
         return audit_verify_file(cli_get(a, "file"), ctx);
     }
     if (cli_get(a, "store")) {
-        struct store *st = store_open(cli_get(a, "store"), err, sizeof err);
+        /* An integrity check reads the store as it is: a missing file or
+         * one without the schema fails, and nothing is created. */
+        if (store_url_check(cli_get(a, "store"), err, sizeof err) < 0)
+            return cli_usage_error(a->cmd, err);
+        int status;
+        struct store *st = store_open_existing(cli_get(a, "store"), &status, err, sizeof err);
         if (!st)
-            return cli_fail("audit", 5, err);
+            return cli_fail("audit", status == STORE_NOT_FOUND ? 1 : 5, err);
         rc = store_audit_verify(st, &rep, err, sizeof err);
         store_close(st);
         if (rc)

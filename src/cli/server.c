@@ -6,6 +6,7 @@
 #include "hoopctl/identity.h"
 #include "hoopctl/log.h"
 #include "hoopctl/server.h"
+#include "hoopctl/store.h"
 #include "hoopctl/util.h"
 
 #include <stdio.h>
@@ -209,6 +210,10 @@ static int server_cmd_run(const struct cli_args *args, struct cli_context *ctx)
     if (!opt.listen)
         opt.listen = "127.0.0.1:8780";
     opt.store_url = pick(args, "store", cfg, "store");
+    if (opt.store_url && store_url_check(opt.store_url, err, sizeof err) < 0) {
+        json_decref(cfg);
+        return cli_usage_error(args->cmd, err);
+    }
     struct devidp *idp = NULL;
     char dev_store[1100], dev_key[1100] = "";
     if (cli_flag(args, "dev")) {
