@@ -295,6 +295,12 @@ static int connect_run(const struct cli_args *a, struct cli_context *ctx)
         printf("  psql \"host=%s port=%d dbname=%s\"   (Unix socket)\n", connect_socket_dir(c.conn),
                connect_listen_port(c.conn), connect_database(c.conn));
     fflush(stdout);
+    /* A certificate verify failure reaches the client as the gateway's
+     * error; say here which CAs it was checked against. */
+    if (connect_system_roots(c.conn) && !c.quiet)
+        fprintf(stderr, "hoopctl connect: the upstream's certificate is checked against the system trust "
+                        "store (%s), as the connection names no CA of its own\n",
+                connect_system_roots(c.conn));
     int exit_code = CLI_EXIT_OK;
     if (a->nrest > 0 && (c.child = run_child(a, c.conn, err, sizeof err)) < 0) {
         fprintf(stderr, "hoopctl connect: %s\n", err);

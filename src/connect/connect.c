@@ -896,6 +896,12 @@ static int load_connection(struct connect *c, struct gateway_config *gc, char *p
         snprintf(err, errlen, "connection %s: %s", c->connection, e2);
         goto out;
     }
+    /* verify-* without a CA file: the system trust store (pgwire found its
+     * file); the catalog's libpq connection is told the same file. */
+    if (gc->upstream.sslrootcert[0])
+        conninfo_add(ci, sizeof ci, "sslrootcert", gc->upstream.sslrootcert);
+    if (gc->upstream.sslrootcert_system)
+        snprintf(c->system_roots, sizeof c->system_roots, "%s", gc->upstream.sslrootcert);
     snprintf(c->catalog_conninfo, sizeof c->catalog_conninfo, "%s application_name='hoopctl catalog'", ci);
     if (pw) {
         if (strlen(pw) >= pwlen) {
@@ -1079,6 +1085,11 @@ int connect_listen_port(const struct connect *c)
 const char *connect_database(const struct connect *c)
 {
     return c->database;
+}
+
+const char *connect_system_roots(const struct connect *c)
+{
+    return c->system_roots[0] ? c->system_roots : NULL;
 }
 
 const char *connect_socket_dir(const struct connect *c)

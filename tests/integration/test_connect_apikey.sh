@@ -59,6 +59,21 @@ out=$(HOOPCTL_TOKEN=$OUTSIDER as ci "$H" connect app --quiet -- true 2>&1) || RC
 assert_eq 4 "$RC" "exit status of a refused connect"
 assert_contains "$out" "access to connection app refused"
 
+log "sslmode verify-full and no CA of its own: the system trust store, which lacks the test's CA"
+connect_define '{"sslmode":"verify-full"}'
+out=$(HOOPCTL_TOKEN=$KEY as ci "$H" connect app --port "$(free_port)" -- psql -X -At -c "select 'tls-ok'" 2>&1) &&
+  fail "verify-full passed against a CA outside the system trust store: $out"
+assert_not_contains "$out" "needs sslrootcert"
+assert_contains "$out" "checked against the system trust store"
+assert_contains "$out" "certificate verify failed"
+assert_not_contains "$out" "tls-ok"
+log "the same with the test's CA as the system's (SSL_CERT_FILE): it connects, verified"
+out=$(SSL_CERT_FILE=$PGSSLROOTCERT HOOPCTL_TOKEN=$KEY as ci "$H" connect app --port "$(free_port)" -- \
+  psql -X -At -c "select 'tls-ok', ssl from pg_stat_ssl where pid = pg_backend_pid()" 2>&1) ||
+  fail "verify-full with SSL_CERT_FILE: $out"
+assert_contains "$out" "tls-ok|t"
+connect_define
+
 log "a bogus key and a revoked key: the server refuses them (exit 3), nothing starts"
 RC=0
 out=$(HOOPCTL_TOKEN=hk_not-a-key as ci "$H" connect app --quiet -- true 2>&1) || RC=$?
