@@ -412,8 +412,9 @@ static int admin_run(const struct cli_args *a, struct cli_context *ctx)
     bool local = !strcmp(what, "apikey") && a->npos >= 2 && !strcmp(a->pos[1], "create") && cli_get(a, "store");
     struct api_client api;
     char err[600];
-    if (!local && api_client_init(&api, cli_get(a, "server"), err, sizeof err) < 0)
-        return cli_fail("admin", 1, err);
+    int irc = local ? 0 : api_client_init(&api, cli_get(a, "server"), err, sizeof err);
+    if (irc)
+        return cli_fail("admin", irc, err);
     int rc;
     if (!strcmp(what, "connection"))
         rc = admin_connection(a, ctx, &api);

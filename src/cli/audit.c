@@ -79,8 +79,9 @@ static int audit_verify(const struct cli_args *a, struct cli_context *ctx)
             return cli_fail("audit", 5, err);
     } else {
         struct api_client api;
-        if (api_client_init(&api, cli_get(a, "server"), err, sizeof err) < 0)
-            return cli_fail("audit", 1, err);
+        int irc = api_client_init(&api, cli_get(a, "server"), err, sizeof err);
+        if (irc)
+            return cli_fail("audit", irc, err);
         rc = api_do(&api, "GET", "/api/v1/audit/verify", NULL, &rep, err, sizeof err);
         api_client_free(&api);
         if (rc)
@@ -116,8 +117,9 @@ static int audit_export(const struct cli_args *a)
     snprintf(path, sizeof path, "/api/v1/audit/export?format=%s&since=%lld%s%lld", fmt ? fmt : "jsonl",
              (long long)since, until ? "&until=" : "&x=", (long long)until);
     struct api_client api;
-    if (api_client_init(&api, cli_get(a, "server"), err, sizeof err) < 0)
-        return cli_fail("audit", 1, err);
+    int irc = api_client_init(&api, cli_get(a, "server"), err, sizeof err);
+    if (irc)
+        return cli_fail("audit", irc, err);
     long status = 0;
     int rc = api_stream(&api, path, stdout, &status, err, sizeof err);
     api_client_free(&api);

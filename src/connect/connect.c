@@ -991,7 +991,7 @@ struct connect *connect_start(struct event_base *base, const struct connect_opti
         snprintf(err, errlen, "not logged in: run hoopctl login, or give an API key in HOOPCTL_TOKEN");
         goto fail;
     }
-    if (api_client_init(&c->api, o->identity ? o->identity->login.server : o->server, e2, sizeof e2) < 0) {
+    if (api_client_init(&c->api, o->identity ? o->identity->login.server : o->server, e2, sizeof e2) != 0) {
         snprintf(err, errlen, "%s", e2);
         goto fail;
     }
