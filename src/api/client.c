@@ -42,6 +42,12 @@ int api_client_init(struct api_client *c, const char *server, char *err, size_t 
      * serves can be had: say so (not logged in, or the login expired). */
     if (c->token_source == API_TOKEN_NONE) {
         int lrc = identity_session_open(url && *url ? url : NULL, IDENTITY_REFRESH_MARGIN, &login, e2, sizeof e2);
+        if (lrc > 0 && (!url || !*url) && strncmp(e2, "not logged in;", 14) == 0) {
+            /* Neither a server nor any login (identity_store_load's words). */
+            snprintf(err, errlen, "no server URL: run 'hoopctl login --server URL', or set server.url in the "
+                                  "config or HOOPCTL_SERVER_URL");
+            goto out;
+        }
         if (lrc != 0) {
             snprintf(err, errlen, "%s", e2);
             rc = lrc > 0 ? 3 : 1;

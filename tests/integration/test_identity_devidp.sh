@@ -115,8 +115,8 @@ for cmd in "sessions list" "reviews list" "admin connection list" "tui" "audit v
   assert_not_contains "$out" "Bearer token is required" "$cmd when not logged in"
   RC=0
   out=$("$H" $cmd 2>&1) || RC=$?
-  assert_eq 3 "$RC" "$cmd with no server and no login [$out]"
-  assert_contains "$out" "not logged in; run 'hoopctl login'" "$cmd with no server and no login"
+  assert_eq 1 "$RC" "$cmd with no server and no login [$out]"
+  assert_contains "$out" "no server URL: run 'hoopctl login --server URL'" "$cmd with no server and no login"
 done
 after=$(curl -s -d grant_type=refresh_token -d client_id=hoopctl --data-urlencode "refresh_token=$rt" "$ISS/token")
 assert_contains "$after" '"error":"invalid_grant"' "refresh after logout"
