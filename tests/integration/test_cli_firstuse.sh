@@ -46,4 +46,18 @@ err=$("$H" server --store sqllite:server.db 2>&1)
 assert_contains "$err" "unknown store scheme 'sqllite:'"
 err=$("$H" admin apikey create --name b --groups admin --store 'postgress://u:sekrit@h/d' 2>&1)
 assert_not_contains "$err" "sekrit" "a store URL's password was printed"
+# replay of a file that is not there: the file is named, no server is asked.
+for f in /tmp/nonexistent-$$.json ./nosuch nosuch.cast nosuch.json; do
+  err=$(HOOPCTL_SERVER_URL=http://127.0.0.1:9 "$H" replay "$f" 2>&1); rc=$?
+  assert_eq 1 "$rc" "replay $f"
+  assert_contains "$err" "hoopctl replay: $f: No such file or directory"
+  assert_not_contains "$err" "session id"
+done
+err=$("$H" replay x/ 2>&1); rc=$?
+assert_eq 1 "$rc" "replay of a directory"
+assert_contains "$err" "x/: not a regular file"
+# A bare word is still a session id, asked of the server (here: no login).
+err=$(HOOPCTL_SERVER_URL=http://127.0.0.1:9 "$H" replay nosuch 2>&1); rc=$?
+assert_eq 3 "$rc" "replay of an id with no login"
+assert_contains "$err" "not logged in to http://127.0.0.1:9; run 'hoopctl login'"
 echo "cli first use ok"
