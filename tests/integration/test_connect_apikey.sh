@@ -53,6 +53,17 @@ st = [e["data"]["text"] for e in ev if e["type"] == "statement"]
 assert st == ["select 'via-key', count(*) from t", "drop table t", "select 'after'"], st
 PY
 
+log "a command that cannot run: the reason is the system's (exit 127)"
+printf '#!/bin/sh\necho hi\n' >"$T/noexec.sh"; chmod 644 "$T/noexec.sh"
+printf 'not a program\n' >"$T/garbage"; chmod 755 "$T/garbage"
+for c in "/nonexistent/cmd|No such file or directory" "$T/noexec.sh|Permission denied" \
+         "hoopctl-no-such-command|not found in PATH" "$T/garbage|Exec format error"; do
+  RC=0
+  out=$(HOOPCTL_TOKEN=$KEY as ci "$H" connect app --quiet --port "$(free_port)" -- "${c%%|*}" 2>&1) || RC=$?
+  assert_eq 127 "$RC" "exit status of connect -- ${c%%|*}"
+  assert_contains "$out" "cannot run ${c%%|*}: ${c#*|}"
+done
+
 log "a key outside the connection's groups: refused at connect (exit 4)"
 RC=0
 out=$(HOOPCTL_TOKEN=$OUTSIDER as ci "$H" connect app --quiet -- true 2>&1) || RC=$?
