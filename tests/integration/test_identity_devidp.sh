@@ -49,6 +49,14 @@ assert len(k) == 1 and k[0]["kty"] == "RSA" and k[0]["alg"] == "RS256" and k[0][
 # The provider answers only to its own Host (DNS rebinding).
 assert_eq 421 "$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: evil.example' "$ISS/jwks")"
 
+log "a second --dev server on the same port: the system's reason, and no banner telling anyone to log in"
+RC=0
+out=$("$H" server --dev --listen "127.0.0.1:$SPORT" --store "sqlite:$T/busy.db" 2>&1) || RC=$?
+assert_eq 1 "$RC" "exit status of --dev on a port in use [$out]"
+assert_contains "$out" "cannot listen on 127.0.0.1:$SPORT: Address already in use"
+assert_not_contains "$out" "Next, in another terminal"
+assert_not_contains "$out" "hoopctl login"
+
 user_code() { sed -n 's/.*user_code=\([A-Z-]*\).*/\1/p' "$T/$1.log" | head -1; }
 
 log "alice logs in; approved from the terminal with hoopctl server dev-approve"
