@@ -13,13 +13,16 @@ struct api_client {
     char token[8192];        /* bearer token; wiped by api_client_free */
     char cafile[1024];
     long timeout_s;
+    enum { API_TOKEN_NONE, API_TOKEN_ENV, API_TOKEN_FILE, API_TOKEN_LOGIN } token_source;
 };
 
 /* server: URL override or NULL (config server.url / HOOPCTL_SERVER_URL).
  * The token: HOOPCTL_TOKEN, else the file named by server.token_file
  * (HOOPCTL_SERVER_TOKEN_FILE), else the saved login of that server (hoopctl
  * login), refreshed when close to expiry; with no URL given, the login's
- * server. CA: server.ca_file. Returns 0 or -1 + err. */
+ * server. CA: server.ca_file. Returns 0, or a CLI exit code with err: 3 when
+ * no token is given and there is no usable login (not logged in, or its
+ * refresh failed: err says which and to run hoopctl login), 1 otherwise. */
 int api_client_init(struct api_client *c, const char *server, char *err, size_t errlen);
 void api_client_free(struct api_client *c);
 
@@ -50,7 +53,8 @@ void api_escape(const char *s, char *out, size_t outlen);
 #endif
 
 /* A request that must succeed (2xx): returns 0 with *resp, or a CLI exit
- * code with the server's message (or the transport error) in err. */
+ * code with the server's message (or the transport error) in err. A 401
+ * says which token was refused and, for a saved login, to log in again. */
 int api_do(struct api_client *c, const char *method, const char *path, json_t *body, json_t **resp,
            char *err, size_t errlen);
 

@@ -60,6 +60,10 @@ const char *connect_database(const struct connect *c);
 /* The Unix socket directory (what PGHOST names), or NULL when there is none. */
 const char *connect_socket_dir(const struct connect *c);
 const char *connect_db_user(const struct connect *c);
+/* The CA file the upstream's certificate is checked against when the
+ * connection's sslmode is verify-ca/verify-full and it names no CA of its
+ * own (the system trust store), else NULL. */
+const char *connect_system_roots(const struct connect *c);
 /* The libpq connection string of the listener: host, port, dbname, user (the
  * client_user option when set) and sslmode=disable (loopback; the gateway
  * holds the TLS upstream); no password. */

@@ -144,7 +144,8 @@ struct identity_session {
     struct identity_tokens tokens;
 };
 
-/* Path of the file holding a profile's tokens (<config dir>/tokens/<hash>.json). */
+/* Path of the file holding a profile's tokens (<config dir>/tokens/<hash>.json).
+ * Trailing slashes of a URL do not count: http://h:8780/ is http://h:8780. */
 int identity_store_path(const char *profile, char *out, size_t len);
 /* Write atomically with mode 0600 and remember it as the current profile. */
 int identity_store_save(const struct identity_session *s, char *err, size_t errlen);

@@ -170,13 +170,17 @@ struct pgwire_conninfo {
     char dbname[128];
     char user[128];
     char sslrootcert[1024];
+    bool sslrootcert_system; /* verify-ca/full without one of its own: the system trust store's file */
     enum pgwire_sslmode sslmode;
     int connect_timeout;   /* seconds */
 };
 
 /* Parse "host=H port=P dbname=D user=U sslmode=M sslrootcert=F
  * connect_timeout=S" (values may be single-quoted with \ escapes). A password
- * key is refused: passwords never travel on the command line. */
+ * key is refused: passwords never travel on the command line. verify-ca and
+ * verify-full without sslrootcert (or with sslrootcert=system) check against
+ * the system trust store: sslrootcert is set to OpenSSL's default CA file
+ * (SSL_CERT_FILE when set) and sslrootcert_system to true. */
 int pgwire_conninfo_parse(const char *s, struct pgwire_conninfo *out, char *err, size_t errlen);
 const char *pgwire_sslmode_name(enum pgwire_sslmode m);
 

@@ -27,6 +27,10 @@ struct server_options {
     struct auth_verifier *verifiers[SERVER_MAX_VERIFIERS];
     int nverifiers;
     int64_t retention_ms;            /* 0: keep everything */
+    /* Called once the address is bound and the server is about to serve,
+     * with its URL (the real port when ":0" was asked); may be NULL. */
+    void (*on_listening)(void *arg, const char *url);
+    void *on_listening_arg;
 };
 
 /* Run until SIGTERM or SIGINT; requests in flight finish first. Returns 0, or

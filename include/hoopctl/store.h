@@ -19,8 +19,18 @@ enum store_status {
 
 struct store;
 
-/* url: "sqlite:PATH" (or a bare path) or "postgres://..." / "postgresql://...". */
+/* url: "sqlite:PATH" or "postgres://..." / "postgresql://..."; anything
+ * else is refused (a misspelt scheme must not become a file name). The
+ * SQLite file is created, and the schema migrated, as needed. */
 struct store *store_open(const char *url, char *err, size_t errlen);
+/* 0 when url has one of the forms above, else -1 with err naming them (and
+ * the scheme given, never the rest of the URL). */
+int store_url_check(const char *url, char *err, size_t errlen);
+/* A store as it is, to read (audit verify): nothing is created or migrated,
+ * SQLite is opened read only and PostgreSQL in read-only transactions.
+ * NULL when it cannot be used; *status is STORE_NOT_FOUND when the file is
+ * missing or holds no hoopctl schema, else STORE_ERROR. */
+struct store *store_open_existing(const char *url, int *status, char *err, size_t errlen);
 void store_close(struct store *s);
 const char *store_kind(const struct store *s);       /* "sqlite" or "postgres" */
 int store_schema_version(struct store *s);

@@ -25,7 +25,7 @@ int api_client_init(struct api_client *c, const char *server, char *err, size_t 
 {
     memset(c, 0, sizeof *c);
     c->timeout_s = 330;
-    char path[1024], e2[256];
+    char path[1024], e2[512];
     json_t *cfg = NULL;
     if (config_file_path(path, sizeof path) == 0)
         cfg = config_load(path, 1, e2, sizeof e2);
@@ -35,12 +35,26 @@ int api_client_init(struct api_client *c, const char *server, char *err, size_t 
     const char *tf = config_get_string(cfg, "server.token_file");
     const char *tok = getenv("HOOPCTL_TOKEN");
     struct identity_session *login = NULL;
-    int rc = -1;
+    int rc = 1;
+    c->token_source = tok && *tok ? API_TOKEN_ENV : tf && *tf ? API_TOKEN_FILE : API_TOKEN_NONE;
     /* With no token given, the login of this server (hoopctl login),
-     * refreshed when it is about to expire. */
-    if (!(tok && *tok) && !(tf && *tf) &&
-        identity_session_open(url, IDENTITY_REFRESH_MARGIN, &login, e2, sizeof e2) == 0) {
+     * refreshed when it is about to expire; without one nothing the API
+     * serves can be had: say so (not logged in, or the login expired). */
+    if (c->token_source == API_TOKEN_NONE) {
+        int lrc = identity_session_open(url && *url ? url : NULL, IDENTITY_REFRESH_MARGIN, &login, e2, sizeof e2);
+        if (lrc > 0 && (!url || !*url) && strncmp(e2, "not logged in;", 14) == 0) {
+            /* Neither a server nor any login (identity_store_load's words). */
+            snprintf(err, errlen, "no server URL: run 'hoopctl login --server URL', or set server.url in the "
+                                  "config or HOOPCTL_SERVER_URL");
+            goto out;
+        }
+        if (lrc != 0) {
+            snprintf(err, errlen, "%s", e2);
+            rc = lrc > 0 ? 3 : 1;
+            goto out;
+        }
         tok = login->tokens.access_token;
+        c->token_source = API_TOKEN_LOGIN;
         if ((!url || !*url) && login->login.server[0])
             url = login->login.server;
     }
@@ -263,7 +277,16 @@ int api_do(struct api_client *c, const char *method, const char *path, json_t *b
         return 5;
     if (status >= 200 && status < 300)
         return 0;
-    snprintf(err, errlen, "%s (HTTP %ld)", api_error_message(*resp), status);
+    if (status == 401 && c->token_source == API_TOKEN_LOGIN)
+        snprintf(err, errlen, "%s (HTTP 401); run 'hoopctl login' again", api_error_message(*resp));
+    else if (status == 401 && c->token_source == API_TOKEN_ENV)
+        snprintf(err, errlen, "%s: the server refused the token in HOOPCTL_TOKEN (HTTP 401)",
+                 api_error_message(*resp));
+    else if (status == 401 && c->token_source == API_TOKEN_FILE)
+        snprintf(err, errlen, "%s: the server refused the token of server.token_file (HTTP 401)",
+                 api_error_message(*resp));
+    else
+        snprintf(err, errlen, "%s (HTTP %ld)", api_error_message(*resp), status);
     json_decref(*resp);
     *resp = NULL;
     return api_exit_code(status);

@@ -276,6 +276,10 @@ static int admin_apikey(const struct cli_args *a, struct cli_context *ctx, struc
             return cli_usage_error(a->cmd, "apikey create needs --name");
         json_t *groups = split_groups(cli_get(a, "groups"));
         if (cli_get(a, "store")) {
+            if (store_url_check(cli_get(a, "store"), err, sizeof err) < 0) {
+                json_decref(groups);
+                return cli_usage_error(a->cmd, err);
+            }
             rc = apikey_create_local(cli_get(a, "store"), name, groups, ctx);
             json_decref(groups);
             return rc;
@@ -408,8 +412,9 @@ static int admin_run(const struct cli_args *a, struct cli_context *ctx)
     bool local = !strcmp(what, "apikey") && a->npos >= 2 && !strcmp(a->pos[1], "create") && cli_get(a, "store");
     struct api_client api;
     char err[600];
-    if (!local && api_client_init(&api, cli_get(a, "server"), err, sizeof err) < 0)
-        return cli_fail("admin", 1, err);
+    int irc = local ? 0 : api_client_init(&api, cli_get(a, "server"), err, sizeof err);
+    if (irc)
+        return cli_fail("admin", irc, err);
     int rc;
     if (!strcmp(what, "connection"))
         rc = admin_connection(a, ctx, &api);

@@ -65,17 +65,23 @@ static int audit_verify(const struct cli_args *a, struct cli_context *ctx)
         return audit_verify_file(cli_get(a, "file"), ctx);
     }
     if (cli_get(a, "store")) {
-        struct store *st = store_open(cli_get(a, "store"), err, sizeof err);
+        /* An integrity check reads the store as it is: a missing file or
+         * one without the schema fails, and nothing is created. */
+        if (store_url_check(cli_get(a, "store"), err, sizeof err) < 0)
+            return cli_usage_error(a->cmd, err);
+        int status;
+        struct store *st = store_open_existing(cli_get(a, "store"), &status, err, sizeof err);
         if (!st)
-            return cli_fail("audit", 5, err);
+            return cli_fail("audit", status == STORE_NOT_FOUND ? 1 : 5, err);
         rc = store_audit_verify(st, &rep, err, sizeof err);
         store_close(st);
         if (rc)
             return cli_fail("audit", 5, err);
     } else {
         struct api_client api;
-        if (api_client_init(&api, cli_get(a, "server"), err, sizeof err) < 0)
-            return cli_fail("audit", 1, err);
+        int irc = api_client_init(&api, cli_get(a, "server"), err, sizeof err);
+        if (irc)
+            return cli_fail("audit", irc, err);
         rc = api_do(&api, "GET", "/api/v1/audit/verify", NULL, &rep, err, sizeof err);
         api_client_free(&api);
         if (rc)
@@ -111,8 +117,9 @@ static int audit_export(const struct cli_args *a)
     snprintf(path, sizeof path, "/api/v1/audit/export?format=%s&since=%lld%s%lld", fmt ? fmt : "jsonl",
              (long long)since, until ? "&until=" : "&x=", (long long)until);
     struct api_client api;
-    if (api_client_init(&api, cli_get(a, "server"), err, sizeof err) < 0)
-        return cli_fail("audit", 1, err);
+    int irc = api_client_init(&api, cli_get(a, "server"), err, sizeof err);
+    if (irc)
+        return cli_fail("audit", irc, err);
     long status = 0;
     int rc = api_stream(&api, path, stdout, &status, err, sizeof err);
     api_client_free(&api);

@@ -150,8 +150,8 @@ static int complete_run(const struct cli_args *args, struct cli_context *ctx)
         return cli_usage_error(args->cmd, "the kind is connections, sessions or reviews");
     struct api_client api;
     char err[600], dir[4096], file[4200];
-    if (api_client_init(&api, cli_get(args, "server"), err, sizeof err) < 0)
-        return CLI_EXIT_OK;             /* no server configured */
+    if (api_client_init(&api, cli_get(args, "server"), err, sizeof err) != 0)
+        return CLI_EXIT_OK;             /* no server configured, or not logged in */
     if (!api.token[0]) {
         api_client_free(&api);
         return CLI_EXIT_OK;             /* not logged in */

@@ -165,13 +165,20 @@ static char *find_program(const char *name)
 
 static pid_t run_child(const struct cli_args *a, struct connect *conn, char *err, size_t errlen)
 {
-    char port[16], fail[600];
+    char port[16];
     snprintf(port, sizeof port, "%d", connect_listen_port(conn));
-    /* the child's message, whole, before fork (the child formats nothing) */
+    /* The child's messages, whole, before fork (the child formats nothing):
+     * one per errno execve may give, chosen by the child after it fails. */
+    static const int errs[] = {ENOENT, EACCES, ENOEXEC, ENOTDIR, ELOOP, ENAMETOOLONG, 0};
+    enum { NERRS = sizeof errs / sizeof errs[0] };
+    char fail[NERRS][600];
+    size_t fail_len[NERRS];
     char *prog = find_program(a->rest[0]);
-    snprintf(fail, sizeof fail, "hoopctl connect: cannot run %.500s: %s\n", a->rest[0],
-             !prog ? "not found in PATH" : access(prog, X_OK) != 0 ? "permission denied" : "it cannot be executed");
-    size_t fail_len = strlen(fail);
+    for (size_t i = 0; i < NERRS; i++) {
+        snprintf(fail[i], sizeof fail[i], "hoopctl connect: cannot run %.500s: %s\n", a->rest[0],
+                 !prog ? "not found in PATH" : errs[i] ? strerror(errs[i]) : "it cannot be executed");
+        fail_len[i] = strlen(fail[i]);
+    }
     char **env = child_env(conn, port);
     if (!env) {
         free(prog);
@@ -193,9 +200,15 @@ static pid_t run_child(const struct cli_args *a, struct connect *conn, char *err
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
-        if (prog)
+        int e = 0;
+        if (prog) {
             execve(prog, a->rest, env);
-        if (write(STDERR_FILENO, fail, fail_len) < 0)
+            e = errno;
+        }
+        size_t m = 0;
+        while (errs[m] && errs[m] != e)
+            m++;
+        if (write(STDERR_FILENO, fail[m], fail_len[m]) < 0)
             _exit(127);
         _exit(127);
     }
@@ -295,6 +308,12 @@ static int connect_run(const struct cli_args *a, struct cli_context *ctx)
         printf("  psql \"host=%s port=%d dbname=%s\"   (Unix socket)\n", connect_socket_dir(c.conn),
                connect_listen_port(c.conn), connect_database(c.conn));
     fflush(stdout);
+    /* A certificate verify failure reaches the client as the gateway's
+     * error; say here which CAs it was checked against. */
+    if (connect_system_roots(c.conn) && !c.quiet)
+        fprintf(stderr, "hoopctl connect: the upstream's certificate is checked against the system trust "
+                        "store (%s), as the connection names no CA of its own\n",
+                connect_system_roots(c.conn));
     int exit_code = CLI_EXIT_OK;
     if (a->nrest > 0 && (c.child = run_child(a, c.conn, err, sizeof err)) < 0) {
         fprintf(stderr, "hoopctl connect: %s\n", err);

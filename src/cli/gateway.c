@@ -552,6 +552,9 @@ static int gateway_run(const struct cli_args *args, struct cli_context *ctx)
     struct event *sigterm = evsignal_new(c.base, SIGTERM, on_signal, &c);
     event_add(sigint, NULL);
     event_add(sigterm, NULL);
+    if (cfg.upstream.sslrootcert_system)
+        fprintf(stderr, "hoopctl gateway: the upstream's certificate is checked against the system trust "
+                        "store (%s): no sslrootcert in --upstream\n", cfg.upstream.sslrootcert);
     fprintf(stderr, "hoopctl gateway: listening on %s (%d event loop%s)\n", gateway_listen_address(c.gw),
             cfg.threads, cfg.threads == 1 ? "" : "s");
     if (gateway_socket_path(c.gw))

@@ -165,6 +165,9 @@ static int login_run(const struct cli_args *args, struct cli_context *ctx)
     if (rc != CLI_EXIT_OK)
         goto out;
     snprintf(s->profile, sizeof s->profile, "%s", s->login.server[0] ? s->login.server : s->login.issuer);
+    /* One login per server, however its URL ends: no trailing slash. */
+    for (size_t n = strlen(s->profile); n > 1 && s->profile[n - 1] == '/' && s->profile[n - 2] != '/'; n--)
+        s->profile[n - 1] = '\0';
     struct identity_provider p;
     if (identity_discover(s->login.issuer, &p, err, sizeof err) < 0) {
         fprintf(stderr, "hoopctl login: %s\n", err);

@@ -5,6 +5,7 @@
 #include "hoopctl/replay.h"
 #include "hoopctl/tui.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,16 @@ static int replay_load(const struct cli_args *args, const char *which, struct re
     struct stat sb;
     if (strcmp(which, "-") == 0 || (stat(which, &sb) == 0 && S_ISREG(sb.st_mode)))
         return tui_source_read_session_file(which, s, err, errlen);
+    /* A path, or a name a session file has: never a session id to ask for. */
+    size_t n = strlen(which);
+    if (strchr(which, '/') || (n > 5 && !strcmp(which + n - 5, ".json")) ||
+        (n > 5 && !strcmp(which + n - 5, ".cast"))) {
+        if (stat(which, &sb) < 0)
+            snprintf(err, errlen, "%s: %s", which, strerror(errno));
+        else
+            snprintf(err, errlen, "%s: not a regular file", which);
+        return TUI_ERR_FAILED;
+    }
     const char *dir = cli_get(args, "data");
     struct tui_source src;
     int rc = dir ? tui_source_open_dir(&src, dir, err, errlen)
@@ -85,8 +96,6 @@ static int replay_run(const struct cli_args *args, struct cli_context *ctx)
     if (rc != TUI_OK) {
         if (rc == TUI_ERR_FORBIDDEN)
             fprintf(stderr, "hoopctl replay: not allowed to see session %s: %s\n", args->pos[0], err);
-        else if (rc == TUI_ERR_AUTH)
-            fprintf(stderr, "hoopctl replay: the server did not accept your token (401): %s\n", err);
         else
             fprintf(stderr, "hoopctl replay: %s\n", err);
         return tui_status_exit_code(rc);

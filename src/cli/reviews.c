@@ -41,8 +41,9 @@ static int reviews_run(const struct cli_args *a, struct cli_context *ctx)
         return cli_usage_error(a->cmd, "name the review id");
     struct api_client api;
     char err[600], path[400], esc[300];
-    if (api_client_init(&api, cli_get(a, "server"), err, sizeof err) < 0)
-        return cli_fail("reviews", 1, err);
+    int irc = api_client_init(&api, cli_get(a, "server"), err, sizeof err);
+    if (irc)
+        return cli_fail("reviews", irc, err);
     json_t *resp = NULL;
     int rc;
     if (list) {

@@ -6,6 +6,7 @@
 #include "hoopctl/identity.h"
 #include "hoopctl/log.h"
 #include "hoopctl/server.h"
+#include "hoopctl/store.h"
 #include "hoopctl/util.h"
 
 #include <stdio.h>
@@ -166,22 +167,31 @@ static int server_dev_master_key(const char *path, unsigned char key[32], char *
     return server_master_key_load(path, key, err, errlen);
 }
 
-static void server_dev_banner(const struct devidp *idp, const struct server_options *opt)
+/* Printed once the server is bound (a port in use fails first, without
+ * telling anyone to log in to it). */
+static void server_dev_banner(const struct devidp *idp, const struct server_options *opt, const char *url)
 {
-    char users[600], url[300];
+    char users[600];
     devidp_describe_users(idp, users, sizeof users);
-    size_t ll = strlen(opt->listen);
-    bool any_port = ll >= 2 && strcmp(opt->listen + ll - 2, ":0") == 0;
-    snprintf(url, sizeof url, any_port ? "URL" : "http://%s", opt->listen);
     fprintf(stderr,
             "hoopctl server --dev: FOR DEVELOPMENT ONLY. Built-in identity provider at %s\n"
             "  dev users: %s\n"
             "  store: %s\n"
-            "Next, in another terminal%s:\n"
+            "Next, in another terminal:\n"
             "  hoopctl login --server %s\n"
             "  hoopctl server dev-approve --server %s CODE --as alice   (or open the page it shows)\n",
-            devidp_issuer(idp), users, opt->store_url,
-            any_port ? " (URL: the one in 'listening on' below)" : "", url, url);
+            devidp_issuer(idp), users, opt->store_url, url, url);
+}
+
+struct dev_banner_arg {
+    const struct devidp *idp;
+    const struct server_options *opt;
+};
+
+static void server_dev_on_listening(void *arg, const char *url)
+{
+    const struct dev_banner_arg *b = arg;
+    server_dev_banner(b->idp, b->opt, url);
 }
 
 static int server_cmd_run(const struct cli_args *args, struct cli_context *ctx)
@@ -209,6 +219,10 @@ static int server_cmd_run(const struct cli_args *args, struct cli_context *ctx)
     if (!opt.listen)
         opt.listen = "127.0.0.1:8780";
     opt.store_url = pick(args, "store", cfg, "store");
+    if (opt.store_url && store_url_check(opt.store_url, err, sizeof err) < 0) {
+        json_decref(cfg);
+        return cli_usage_error(args->cmd, err);
+    }
     struct devidp *idp = NULL;
     char dev_store[1100], dev_key[1100] = "";
     if (cli_flag(args, "dev")) {
@@ -292,8 +306,11 @@ static int server_cmd_run(const struct cli_args *args, struct cli_context *ctx)
     }
     if (log_get_level() < LOG_INFO && !ctx->debug)
         log_set_level(LOG_WARN);
-    if (idp)
-        server_dev_banner(idp, &opt);
+    struct dev_banner_arg banner = {idp, &opt};
+    if (idp) {
+        opt.on_listening = server_dev_on_listening;
+        opt.on_listening_arg = &banner;
+    }
     int rc = server_run(&opt, err, sizeof err);
     util_secure_zero(opt.master_key, sizeof opt.master_key);
     if (oidc.destroy)

@@ -175,8 +175,9 @@ static int sessions_run(const struct cli_args *a, struct cli_context *ctx)
         return cli_usage_error(a->cmd, "sessions takes list or show ID");
     if (!strcmp(verb, "show") && a->npos < 2)
         return cli_usage_error(a->cmd, "show needs a session id");
-    if (api_client_init(&api, cli_get(a, "server"), err, sizeof err) < 0)
-        return cli_fail("sessions", 1, err);
+    int irc = api_client_init(&api, cli_get(a, "server"), err, sizeof err);
+    if (irc)
+        return cli_fail("sessions", irc, err);
     int rc = !strcmp(verb, "list") ? sessions_list(a, ctx, &api) : sessions_show(a, ctx, &api);
     api_client_free(&api);
     return rc;

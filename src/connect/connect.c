@@ -896,6 +896,12 @@ static int load_connection(struct connect *c, struct gateway_config *gc, char *p
         snprintf(err, errlen, "connection %s: %s", c->connection, e2);
         goto out;
     }
+    /* verify-* without a CA file: the system trust store (pgwire found its
+     * file); the catalog's libpq connection is told the same file. */
+    if (gc->upstream.sslrootcert[0])
+        conninfo_add(ci, sizeof ci, "sslrootcert", gc->upstream.sslrootcert);
+    if (gc->upstream.sslrootcert_system)
+        snprintf(c->system_roots, sizeof c->system_roots, "%s", gc->upstream.sslrootcert);
     snprintf(c->catalog_conninfo, sizeof c->catalog_conninfo, "%s application_name='hoopctl catalog'", ci);
     if (pw) {
         if (strlen(pw) >= pwlen) {
@@ -985,7 +991,7 @@ struct connect *connect_start(struct event_base *base, const struct connect_opti
         snprintf(err, errlen, "not logged in: run hoopctl login, or give an API key in HOOPCTL_TOKEN");
         goto fail;
     }
-    if (api_client_init(&c->api, o->identity ? o->identity->login.server : o->server, e2, sizeof e2) < 0) {
+    if (api_client_init(&c->api, o->identity ? o->identity->login.server : o->server, e2, sizeof e2) != 0) {
         snprintf(err, errlen, "%s", e2);
         goto fail;
     }
@@ -1079,6 +1085,11 @@ int connect_listen_port(const struct connect *c)
 const char *connect_database(const struct connect *c)
 {
     return c->database;
+}
+
+const char *connect_system_roots(const struct connect *c)
+{
+    return c->system_roots[0] ? c->system_roots : NULL;
 }
 
 const char *connect_socket_dir(const struct connect *c)

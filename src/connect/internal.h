@@ -70,6 +70,7 @@ struct connect {
     const char *const *groups;    /* NULL-terminated, for the policy engine */
     char **group_store;
     char connection[128], database[128], db_user[128], host[256];
+    char system_roots[1024];     /* the system trust store's file when verify-* has no sslrootcert */
     char listen_host[64];
     char client_user[64];         /* "" or the only startup user served (connect_options) */
     int listen_port;

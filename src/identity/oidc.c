@@ -412,7 +412,15 @@ int identity_refresh(const struct identity_provider *p, const char *client_id, s
     identity_form_add(&form, "grant_type", "refresh_token");
     identity_form_add(&form, "refresh_token", t->refresh_token);
     identity_form_add(&form, "client_id", client_id);
-    return token_grant(p, &form, "refresh", t, err, errlen);
+    int rc = token_grant(p, &form, "refresh", t, err, errlen);
+    /* The provider no longer honours the refresh token (expired, revoked,
+     * or spent): only a new login helps. */
+    if (rc < 0 && strncmp(err, "refresh: invalid_grant", 22) == 0) {
+        char detail[320];
+        snprintf(detail, sizeof detail, "%s", err);
+        snprintf(err, errlen, "your login has expired; run 'hoopctl login' (%s)", detail);
+    }
+    return rc;
 }
 
 int identity_revoke(const struct identity_provider *p, const char *client_id, const char *client_secret,

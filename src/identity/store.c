@@ -27,12 +27,22 @@ static int store_dir(char *out, size_t len)
     return (n < 0 || (size_t)n >= len) ? -1 : 0;
 }
 
+/* A server URL names one login with or without trailing slashes:
+ * http://h:8780/ is the login made to http://h:8780. */
+static size_t profile_key_len(const char *profile)
+{
+    size_t n = strlen(profile);
+    while (n > 1 && profile[n - 1] == '/' && strstr(profile, "://") && profile + n - 1 > strstr(profile, "://") + 2)
+        n--;
+    return n;
+}
+
 int identity_store_path(const char *profile, char *out, size_t len)
 {
     char dir[4096], hash[65];
     if (store_dir(dir, sizeof dir) < 0)
         return -1;
-    util_sha256_hex(profile, strlen(profile), hash);
+    util_sha256_hex(profile, profile_key_len(profile), hash);
     int n = snprintf(out, len, "%s/%.32s.json", dir, hash);
     return (n < 0 || (size_t)n >= len) ? -1 : 0;
 }
@@ -148,7 +158,7 @@ int identity_store_load(const char *profile, struct identity_session *out, char 
             snprintf(err, errlen, "server or issuer URL too long");
             return -1;
         }
-        strcpy(out->profile, profile);
+        memcpy(out->profile, profile, profile_key_len(profile));
     } else if (store_default_profile(out->profile, sizeof out->profile) != 0) {
         snprintf(err, errlen, "not logged in; run 'hoopctl login'");
         return 1;

@@ -3,6 +3,7 @@
 #include "hoopctl/pgwire.h"
 
 #include <ctype.h>
+#include <openssl/x509.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -220,9 +221,20 @@ int pgwire_conninfo_parse(const char *s, struct pgwire_conninfo *out, char *err,
     }
     if (!out->dbname[0])
         snprintf(out->dbname, sizeof out->dbname, "%s", out->user);
-    if (out->sslmode >= PGWIRE_SSL_VERIFY_CA && !out->sslrootcert[0]) {
-        snprintf(err, errlen, "sslmode %s needs sslrootcert=FILE", pgwire_sslmode_name(out->sslmode));
-        return -1;
+    /* Verification without a CA file of its own (or with libpq's
+     * sslrootcert=system): OpenSSL's default bundle, as libpq's "system" takes
+     * it (SSL_CERT_FILE when set). */
+    out->sslrootcert_system = false;
+    if (out->sslmode >= PGWIRE_SSL_VERIFY_CA && (!out->sslrootcert[0] || !strcmp(out->sslrootcert, "system"))) {
+        const char *file = getenv(X509_get_default_cert_file_env());
+        if (!file || !*file)
+            file = X509_get_default_cert_file();
+        if (strlen(file) >= sizeof out->sslrootcert) {
+            snprintf(err, errlen, "the system trust store's path is too long");
+            return -1;
+        }
+        snprintf(out->sslrootcert, sizeof out->sslrootcert, "%s", file);
+        out->sslrootcert_system = true;
     }
     return 0;
 }

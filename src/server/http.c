@@ -850,7 +850,9 @@ int server_run(const struct server_options *opt, char *err, size_t errlen)
     evhttp_set_gencb(srv.http, srv_handle, &srv);
     srv.bound = evhttp_bind_socket_with_handle(srv.http, host, (ev_uint16_t)port);
     if (!srv.bound) {
-        snprintf(err, errlen, "cannot listen on %s", opt->listen);
+        int e = EVUTIL_SOCKET_ERROR();
+        snprintf(err, errlen, "cannot listen on %s: %s", opt->listen,
+                 e ? evutil_socket_error_to_string(e) : "the address cannot be bound");
         srv_free(&srv);
         return -1;
     }
@@ -883,6 +885,13 @@ int server_run(const struct server_options *opt, char *err, size_t errlen)
     if (srv_webhook_start(&srv, err, errlen) < 0) {
         srv_free(&srv);
         return -1;
+    }
+    if (opt->on_listening) {
+        char url[400];
+        bool v6 = strchr(host, ':') != NULL;
+        snprintf(url, sizeof url, "%s://%s%s%s:%d", srv.ssl ? "https" : "http", v6 ? "[" : "", host,
+                 v6 ? "]" : "", actual);
+        opt->on_listening(opt->on_listening_arg, url);
     }
     log_msg(LOG_WARN, MOD, "listening on %s://%s:%d (store %s, schema v%d)", srv.ssl ? "https" : "http",
             host, actual, store_kind(srv.store), store_schema_version(srv.store));

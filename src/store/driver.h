@@ -25,7 +25,9 @@ struct db_driver {
     void (*listen_reset)(void *h);
 };
 
-void *db_sqlite_open(const char *path, char *err, size_t errlen);
+/* readonly: open an existing file to read (no create, no journal-mode
+ * change); else create it when missing. */
+void *db_sqlite_open(const char *path, int readonly, char *err, size_t errlen);
 extern const struct db_driver db_sqlite_driver;
 void *db_postgres_open(const char *conninfo, char *err, size_t errlen);
 extern const struct db_driver db_postgres_driver;

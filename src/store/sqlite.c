@@ -25,7 +25,7 @@ struct db_sqlite {
  * listings and exports read back what ingest wrote. */
 #define STORE_SQLITE_CACHE " PRAGMA cache_size=-16384; PRAGMA mmap_size=268435456;"
 
-void *db_sqlite_open(const char *url_path, char *err, size_t errlen)
+void *db_sqlite_open(const char *url_path, int readonly, char *err, size_t errlen)
 {
     /* "PATH?sync=normal": commits reach the WAL file but are not fsynced
      * (safe against a crashed process, not against a crashed machine).
@@ -44,13 +44,15 @@ void *db_sqlite_open(const char *url_path, char *err, size_t errlen)
     if (qm && strcmp(qm, "?sync=normal") == 0)
         pragmas =
             "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;" STORE_SQLITE_CACHE;
+    if (readonly)
+        pragmas = STORE_SQLITE_CACHE;
     struct db_sqlite *h = calloc(1, sizeof *h);
     if (!h) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    if (sqlite3_open_v2(path, &h->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                        NULL) != SQLITE_OK) {
+    int flags = readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+    if (sqlite3_open_v2(path, &h->db, flags | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
         snprintf(err, errlen, "sqlite %s: %s", path, h->db ? sqlite3_errmsg(h->db) : "cannot open");
         sqlite3_close(h->db);
         free(h);

@@ -5,11 +5,13 @@
 #include "hoopctl/util.h"
 #include "driver.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 
 struct store {
     const struct db_driver *d;
@@ -166,34 +168,113 @@ fail:
     return rc;
 }
 
-struct store *store_open(const char *url, char *err, size_t errlen)
+static bool url_is_postgres(const char *url)
 {
+    return strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0;
+}
+
+int store_url_check(const char *url, char *err, size_t errlen)
+{
+    if (url && (url_is_postgres(url) || (strncmp(url, "sqlite:", 7) == 0 && url[7])))
+        return 0;
+    /* Only the scheme is named: the rest of a URL may hold a password. */
+    size_t n = url ? strcspn(url, ":/@") : 0;
+    if (url && strncmp(url, "sqlite:", 7) == 0)
+        snprintf(err, errlen, "store URL 'sqlite:' needs a path: sqlite:PATH");
+    else if (url && url[n] == ':' && n > 0 && n <= 32)
+        snprintf(err, errlen, "unknown store scheme '%.*s:'; a store is sqlite:PATH, postgres://... or "
+                 "postgresql://...", (int)n, url);
+    else
+        snprintf(err, errlen, "a store is sqlite:PATH, postgres://... or postgresql://...");
+    return -1;
+}
+
+/* The driver for url, opened; readonly: an existing SQLite file, read only. */
+static struct store *store_connect(const char *url, bool readonly, char *err, size_t errlen)
+{
+    if (store_url_check(url, err, errlen) < 0)
+        return NULL;
     struct store *s = calloc(1, sizeof *s);
     if (!s) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    if (strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0) {
+    if (url_is_postgres(url)) {
         s->d = &db_postgres_driver;
         s->h = db_postgres_open(url, err, errlen);
     } else {
-        const char *path = strncmp(url, "sqlite:", 7) == 0 ? url + 7 : url;
-        if (!*path) {
-            snprintf(err, errlen, "store URL 'sqlite:' needs a path");
-            free(s);
-            return NULL;
-        }
         s->d = &db_sqlite_driver;
-        s->h = db_sqlite_open(path, err, errlen);
+        s->h = db_sqlite_open(url + 7, readonly, err, errlen);
     }
     if (!s->h) {
         free(s);
         return NULL;
     }
-    if (store_migrate(s, err, errlen) != 0) {
+    return s;
+}
+
+struct store *store_open(const char *url, char *err, size_t errlen)
+{
+    struct store *s = store_connect(url, false, err, errlen);
+    if (s && store_migrate(s, err, errlen) != 0) {
         store_close(s);
         return NULL;
     }
+    return s;
+}
+
+struct store *store_open_existing(const char *url, int *status, char *err, size_t errlen)
+{
+    *status = STORE_ERROR;
+    if (store_url_check(url, err, errlen) == 0 && !url_is_postgres(url)) {
+        /* Say plainly that the file is not there (SQLite says "unable to
+         * open database file"). */
+        char path[1024];
+        size_t plen = strcspn(url + 7, "?");
+        struct stat st;
+        snprintf(path, sizeof path, "%.*s", (int)(plen < sizeof path ? plen : sizeof path - 1), url + 7);
+        if (stat(path, &st) < 0) {
+            snprintf(err, errlen, "sqlite store %s: %s", path, strerror(errno));
+            if (errno == ENOENT)
+                *status = STORE_NOT_FOUND;
+            return NULL;
+        }
+    }
+    struct store *s = store_connect(url, true, err, errlen);
+    if (!s)
+        return NULL;
+    bool pg = strcmp(s->d->kind, "postgres") == 0;
+    int64_t tables = 0, cur = 0;
+    int rc = pg ? q0(s, "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY", err, errlen) : 0;
+    if (!rc)
+        rc = q(s, pg ? "SELECT COUNT(*) FROM pg_catalog.pg_tables WHERE tablename = 'schema_migrations'"
+                       " AND schemaname = current_schema()"
+                     : "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'",
+               0, NULL, row_int, &tables, NULL, err, errlen);
+    if (!rc && tables == 0) {
+        snprintf(err, errlen, "%s holds no hoopctl store (no schema): not a store the server has used",
+                 pg ? "this database" : url + 7);
+        store_close(s);
+        *status = STORE_NOT_FOUND;
+        return NULL;
+    }
+    if (!rc)
+        rc = q(s, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations", 0, NULL, row_int, &cur, NULL,
+               err, errlen);
+    if (!rc && cur != STORE_NMIGRATIONS) {
+        snprintf(err, errlen, cur > STORE_NMIGRATIONS
+                                  ? "the store's schema (version %" PRId64 ") is newer than this hoopctl (%d)"
+                                  : "the store's schema (version %" PRId64 ") is older than this hoopctl (%d);"
+                                    " start 'hoopctl server' on it once to upgrade it",
+                 cur, STORE_NMIGRATIONS);
+        rc = STORE_ERROR;
+    }
+    if (rc) {
+        store_close(s);
+        return NULL;
+    }
+    s->version = (int)cur;
+    *status = STORE_OK;
     return s;
 }
 

@@ -47,7 +47,8 @@ static int api_source_call(struct api_source *a, const char *method, const char 
         }
         return TUI_OK;
     }
-    snprintf(err, errlen, "%s (HTTP %ld)", api_error_message(*resp), http);
+    snprintf(err, errlen, "%s (HTTP %ld)%s", api_error_message(*resp), http,
+             http == 401 && a->client.token_source == API_TOKEN_LOGIN ? "; run 'hoopctl login' again" : "");
     json_decref(*resp);
     *resp = NULL;
     return status_for_http(http);
@@ -271,10 +272,11 @@ int tui_source_open_api(struct tui_source *src, const char *server_url, char *er
     struct api_source *a = calloc(1, sizeof *a);
     if (!a)
         return TUI_ERR_FAILED;
-    if (api_client_init(&a->client, server_url, err, errlen) < 0) {
+    int irc = api_client_init(&a->client, server_url, err, errlen);
+    if (irc) {
         api_client_free(&a->client);
         free(a);
-        return TUI_ERR_FAILED;
+        return irc == 3 ? TUI_ERR_AUTH : TUI_ERR_FAILED;
     }
     a->client.timeout_s = 330; /* long polls hold up to 300 s */
     json_t *who;

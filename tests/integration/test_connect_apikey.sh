@@ -53,11 +53,37 @@ st = [e["data"]["text"] for e in ev if e["type"] == "statement"]
 assert st == ["select 'via-key', count(*) from t", "drop table t", "select 'after'"], st
 PY
 
+log "a command that cannot run: the reason is the system's (exit 127)"
+printf '#!/bin/sh\necho hi\n' >"$T/noexec.sh"; chmod 644 "$T/noexec.sh"
+printf 'not a program\n' >"$T/garbage"; chmod 755 "$T/garbage"
+for c in "/nonexistent/cmd|No such file or directory" "$T/noexec.sh|Permission denied" \
+         "hoopctl-no-such-command|not found in PATH" "$T/garbage|Exec format error"; do
+  RC=0
+  out=$(HOOPCTL_TOKEN=$KEY as ci "$H" connect app --quiet --port "$(free_port)" -- "${c%%|*}" 2>&1) || RC=$?
+  assert_eq 127 "$RC" "exit status of connect -- ${c%%|*}"
+  assert_contains "$out" "cannot run ${c%%|*}: ${c#*|}"
+done
+
 log "a key outside the connection's groups: refused at connect (exit 4)"
 RC=0
 out=$(HOOPCTL_TOKEN=$OUTSIDER as ci "$H" connect app --quiet -- true 2>&1) || RC=$?
 assert_eq 4 "$RC" "exit status of a refused connect"
 assert_contains "$out" "access to connection app refused"
+
+log "sslmode verify-full and no CA of its own: the system trust store, which lacks the test's CA"
+connect_define '{"sslmode":"verify-full"}'
+out=$(HOOPCTL_TOKEN=$KEY as ci "$H" connect app --port "$(free_port)" -- psql -X -At -c "select 'tls-ok'" 2>&1) &&
+  fail "verify-full passed against a CA outside the system trust store: $out"
+assert_not_contains "$out" "needs sslrootcert"
+assert_contains "$out" "checked against the system trust store"
+assert_contains "$out" "certificate verify failed"
+assert_not_contains "$out" "tls-ok"
+log "the same with the test's CA as the system's (SSL_CERT_FILE): it connects, verified"
+out=$(SSL_CERT_FILE=$PGSSLROOTCERT HOOPCTL_TOKEN=$KEY as ci "$H" connect app --port "$(free_port)" -- \
+  psql -X -At -c "select 'tls-ok', ssl from pg_stat_ssl where pid = pg_backend_pid()" 2>&1) ||
+  fail "verify-full with SSL_CERT_FILE: $out"
+assert_contains "$out" "tls-ok|t"
+connect_define
 
 log "a bogus key and a revoked key: the server refuses them (exit 3), nothing starts"
 RC=0

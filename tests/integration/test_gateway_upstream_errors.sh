@@ -46,6 +46,16 @@ start_gw wrongca "host=127.0.0.1 port=$PGPORT user=postgres dbname=postgres sslm
 out=$(try_psql "$p")
 assert_contains "$out" "certificate verify failed"
 
+# 4b. verify-full without sslrootcert: the system trust store, which does not
+# hold the harness's CA; with SSL_CERT_FILE naming that CA it connects.
+start_gw systemca "host=127.0.0.1 port=$PGPORT user=postgres dbname=postgres sslmode=verify-full" --upstream-password-file "$T/pw"
+out=$(try_psql "$p")
+assert_contains "$out" "certificate verify failed"
+assert_contains "$(cat "$T/systemca.log")" "checked against the system trust store"
+SSL_CERT_FILE=$PGSSLROOTCERT start_gw systemca2 "host=127.0.0.1 port=$PGPORT user=postgres dbname=postgres sslmode=verify-ca sslrootcert=system" --upstream-password-file "$T/pw"
+out=$(PGPASSWORD='' PGSSLMODE=disable timeout 30 psql -X -h 127.0.0.1 -p "$p" -U u -d d -Atc "select 'sys-' || ssl from pg_stat_ssl where pid = pg_backend_pid()" 2>&1) || fail "verify-ca against SSL_CERT_FILE: $out"
+assert_eq "sys-true" "$out"
+
 # 5. verify-full with the right CA but a name the certificate does not carry.
 start_gw wrongname "host=localhost port=$PGPORT user=postgres dbname=postgres sslmode=verify-full sslrootcert=$PGSSLROOTCERT" --upstream-password-file "$T/pw"
 # localhost is in the certificate's SANs: this one must work...

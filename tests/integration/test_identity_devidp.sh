@@ -49,6 +49,14 @@ assert len(k) == 1 and k[0]["kty"] == "RSA" and k[0]["alg"] == "RS256" and k[0][
 # The provider answers only to its own Host (DNS rebinding).
 assert_eq 421 "$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: evil.example' "$ISS/jwks")"
 
+log "a second --dev server on the same port: the system's reason, and no banner telling anyone to log in"
+RC=0
+out=$("$H" server --dev --listen "127.0.0.1:$SPORT" --store "sqlite:$T/busy.db" 2>&1) || RC=$?
+assert_eq 1 "$RC" "exit status of --dev on a port in use [$out]"
+assert_contains "$out" "cannot listen on 127.0.0.1:$SPORT: Address already in use"
+assert_not_contains "$out" "Next, in another terminal"
+assert_not_contains "$out" "hoopctl login"
+
 user_code() { sed -n 's/.*user_code=\([A-Z-]*\).*/\1/p' "$T/$1.log" | head -1; }
 
 log "alice logs in; approved from the terminal with hoopctl server dev-approve"
@@ -106,6 +114,18 @@ assert_contains "$out" "Tokens revoked at $ISS"
 RC=0
 "$H" whoami >/dev/null 2>&1 || RC=$?
 assert_eq 3 "$RC" "whoami after logout"
+log "not logged in: the API commands say so and how to log in (exit 3), not only HTTP 401"
+for cmd in "sessions list" "reviews list" "admin connection list" "tui" "audit verify"; do
+  RC=0
+  out=$(HOOPCTL_SERVER_URL=$URL "$H" $cmd 2>&1) || RC=$?
+  assert_eq 3 "$RC" "$cmd when not logged in [$out]"
+  assert_contains "$out" "not logged in to $URL; run 'hoopctl login'" "$cmd when not logged in"
+  assert_not_contains "$out" "Bearer token is required" "$cmd when not logged in"
+  RC=0
+  out=$("$H" $cmd 2>&1) || RC=$?
+  assert_eq 1 "$RC" "$cmd with no server and no login [$out]"
+  assert_contains "$out" "no server URL: run 'hoopctl login --server URL'" "$cmd with no server and no login"
+done
 after=$(curl -s -d grant_type=refresh_token -d client_id=hoopctl --data-urlencode "refresh_token=$rt" "$ISS/token")
 assert_contains "$after" '"error":"invalid_grant"' "refresh after logout"
 
@@ -149,6 +169,35 @@ wait_rc "$login_admin_PID"
 assert_eq 0 "$RC" "login of admin"
 curl -sf -H "Authorization: Bearer $("$H" token)" "$URL/api/v1/whoami" | python3 -c 'import json,sys
 w=json.load(sys.stdin); assert w["admin"] is True and w["groups"] == ["admin"], w' || fail "admin is no admin"
+
+log "the login is found under the server's URL with a trailing slash too"
+HOOPCTL_SERVER_URL="$URL/" "$H" sessions list >/dev/null || fail "sessions list with $URL/ did not find the login"
+assert_contains "$(HOOPCTL_SERVER_URL="$URL//" "$H" whoami)" "subject    admin"
+log "a token the server refuses: run 'hoopctl login' again (exit 3)"
+tokfile() {  # KEY=JSON... : edit the saved login behind hoopctl's back
+  python3 -c 'import json,glob,sys
+f = glob.glob(sys.argv[1] + "/tokens/*.json"); assert len(f) == 1, f
+d = json.load(open(f[0]))
+for kv in sys.argv[2:]:
+    k, v = kv.split("=", 1); d[k] = json.loads(v)
+json.dump(d, open(f[0], "w"))' "$HOOPCTL_CONFIG_DIR" "$@"
+}
+tokfile access_token='"not-a-jwt"' expires_at=$(( $(date +%s) + 3600 ))
+for cmd in "sessions list" "reviews list" "admin connection list" "tui"; do
+  RC=0
+  out=$("$H" $cmd 2>&1) || RC=$?
+  assert_eq 3 "$RC" "$cmd with a refused token [$out]"
+  assert_contains "$out" "the token was refused (HTTP 401); run 'hoopctl login' again" "$cmd with a refused token"
+done
+log "a refresh the provider refuses (invalid_grant): the login has expired"
+tokfile expires_at=1 refresh_token='"spent-refresh-token"'
+for cmd in "sessions list" "reviews list" "admin connection list" "tui" "whoami"; do
+  RC=0
+  out=$("$H" $cmd 2>&1) || RC=$?
+  assert_eq 3 "$RC" "$cmd with an expired login [$out]"
+  assert_contains "$out" "your login has expired; run 'hoopctl login'" "$cmd with an expired login"
+  assert_not_contains "$out" "spent-refresh-token"
+done
 
 log "dev-approve with no dev IdP behind the server: a clear error"
 RC=0

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <openssl/x509.h>
 #include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -193,7 +194,23 @@ static void conninfo(void **state)
     assert_int_equal(pgwire_conninfo_parse("user=u password=hunter2", &ci, err, sizeof err), -1);
     assert_null(strstr(err, "hunter2"));
     assert_int_equal(pgwire_conninfo_parse("user=u sslmode=sometimes", &ci, err, sizeof err), -1);
-    assert_int_equal(pgwire_conninfo_parse("user=u sslmode=verify-ca", &ci, err, sizeof err), -1);
+    /* verify-ca/full without a CA file: the system trust store, as libpq's
+     * sslrootcert=system; SSL_CERT_FILE moves it. */
+    unsetenv("SSL_CERT_FILE");
+    assert_int_equal(pgwire_conninfo_parse("user=u sslmode=verify-ca", &ci, err, sizeof err), 0);
+    assert_true(ci.sslrootcert_system);
+    assert_string_equal(ci.sslrootcert, X509_get_default_cert_file());
+    setenv("SSL_CERT_FILE", "/etc/test-ca.pem", 1);
+    assert_int_equal(pgwire_conninfo_parse("user=u sslmode=verify-full sslrootcert=system", &ci, err, sizeof err), 0);
+    assert_true(ci.sslrootcert_system);
+    assert_string_equal(ci.sslrootcert, "/etc/test-ca.pem");
+    unsetenv("SSL_CERT_FILE");
+    assert_int_equal(pgwire_conninfo_parse("user=u sslmode=verify-full sslrootcert=/ca.pem", &ci, err, sizeof err), 0);
+    assert_false(ci.sslrootcert_system);
+    assert_string_equal(ci.sslrootcert, "/ca.pem");
+    assert_int_equal(pgwire_conninfo_parse("user=u sslmode=require", &ci, err, sizeof err), 0);
+    assert_false(ci.sslrootcert_system);
+    assert_string_equal(ci.sslrootcert, "");
     assert_int_equal(pgwire_conninfo_parse("user=u port=70000", &ci, err, sizeof err), -1);
     assert_int_equal(pgwire_conninfo_parse("user='unterminated", &ci, err, sizeof err), -1);
     assert_int_equal(pgwire_conninfo_parse("host=x", &ci, err, sizeof err), -1);

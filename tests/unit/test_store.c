@@ -160,6 +160,76 @@ static void migrations_run_once(void **state)
     assert_null(store_open("sqlite:/nonexistent-dir/x.db", err, sizeof err));
 }
 
+/* Only sqlite:PATH and postgres:// / postgresql:// are stores: a misspelt
+ * scheme is refused, not taken for a file name (nor is a bare path). */
+static void store_urls(void **state)
+{
+    (void)state;
+    char err[256], cwd[512], dir[] = "/tmp/hoopctl-urls-XXXXXX";
+    assert_int_equal(store_url_check("sqlite:x.db", err, sizeof err), 0);
+    assert_int_equal(store_url_check("postgres://u@h/d", err, sizeof err), 0);
+    assert_int_equal(store_url_check("postgresql://u@h/d", err, sizeof err), 0);
+    assert_int_equal(store_url_check("sqllite:server.db", err, sizeof err), -1);
+    assert_non_null(strstr(err, "unknown store scheme 'sqllite:'"));
+    assert_non_null(strstr(err, "sqlite:PATH, postgres://... or postgresql://..."));
+    assert_int_equal(store_url_check("postgress://u:sekrit@h/d", err, sizeof err), -1);
+    assert_null(strstr(err, "sekrit"));
+    assert_int_equal(store_url_check("server.db", err, sizeof err), -1);
+    assert_int_equal(store_url_check("sqlite:", err, sizeof err), -1);
+    assert_non_null(mkdtemp(dir));
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    assert_int_equal(chdir(dir), 0);
+    assert_null(store_open("sqllite:server.db", err, sizeof err));
+    assert_null(store_open("bogus:x", err, sizeof err));
+    assert_null(store_open("server.db", err, sizeof err));
+    assert_int_equal(access("sqllite:server.db", F_OK), -1);
+    assert_int_equal(access("bogus:x", F_OK), -1);
+    assert_int_equal(access("server.db", F_OK), -1);
+    assert_int_equal(chdir(cwd), 0);
+    assert_int_equal(rmdir(dir), 0);
+}
+
+/* audit verify's open: a missing file is not created, an empty one or one
+ * without the schema is refused, and an existing store opens read only. */
+static void open_existing(void **state)
+{
+    struct fixture *f = *state;
+    char err[256], url[128], path[96];
+    int status = 0;
+    snprintf(path, sizeof path, "%s-missing", f->path[0] ? f->path : "/tmp/hoopctl-store-x");
+    snprintf(url, sizeof url, "sqlite:%s", path);
+    unlink(path);
+    assert_null(store_open_existing(url, &status, err, sizeof err));
+    assert_int_equal(status, STORE_NOT_FOUND);
+    assert_non_null(strstr(err, "No such file or directory"));
+    assert_int_equal(access(path, F_OK), -1);
+    FILE *e = fopen(path, "w");
+    assert_non_null(e);
+    fclose(e);
+    assert_null(store_open_existing(url, &status, err, sizeof err));
+    assert_int_equal(status, STORE_NOT_FOUND);
+    assert_non_null(strstr(err, "no hoopctl store"));
+    unlink(path);
+    struct store *ro = store_open_existing(f->url, &status, err, sizeof err);
+    assert_non_null(ro);
+    assert_int_equal(status, STORE_OK);
+    assert_int_equal(store_schema_version(ro), 4);
+    json_t *r = NULL;
+    assert_int_equal(store_audit_verify(ro, &r, err, sizeof err), 0);
+    assert_true(json_is_true(json_object_get(r, "ok")));
+    json_decref(r);
+    json_t *groups = json_pack("[s]", "admin");
+    assert_int_not_equal(store_apikey_create(ro, "id-ro", "ro", "h-ro", groups, "t", err, sizeof err), 0);
+    json_decref(groups);
+    store_close(ro);
+    if (!f->pg)
+        return;
+    /* A PostgreSQL database the server never used. */
+    pg_sql(f->pg, "DROP SCHEMA public CASCADE; CREATE SCHEMA public");
+    assert_null(store_open_existing(f->url, &status, err, sizeof err));
+    assert_int_equal(status, STORE_NOT_FOUND);
+}
+
 static void connections(void **state)
 {
     struct fixture *f = *state;
@@ -457,6 +527,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(migrations_run_once, setup, teardown),
+        cmocka_unit_test(store_urls),
+        cmocka_unit_test_setup_teardown(open_existing, setup, teardown),
         cmocka_unit_test_setup_teardown(connections, setup, teardown),
         cmocka_unit_test_setup_teardown(apikeys, setup, teardown),
         cmocka_unit_test_setup_teardown(ingest_verify_and_tamper, setup, teardown),
