@@ -51,6 +51,8 @@ assert_contains "$out" "certificate verify failed"
 start_gw systemca "host=127.0.0.1 port=$PGPORT user=postgres dbname=postgres sslmode=verify-full" --upstream-password-file "$T/pw"
 out=$(try_psql "$p")
 assert_contains "$out" "certificate verify failed"
+assert_contains "$out" "checked against the system trust store: give the connection sslrootcert=FILE" \
+  "the client's error says which CAs were tried"
 assert_contains "$(cat "$T/systemca.log")" "checked against the system trust store"
 SSL_CERT_FILE=$PGSSLROOTCERT start_gw systemca2 "host=127.0.0.1 port=$PGPORT user=postgres dbname=postgres sslmode=verify-ca sslrootcert=system" --upstream-password-file "$T/pw"
 out=$(PGPASSWORD='' PGSSLMODE=disable timeout 30 psql -X -h 127.0.0.1 -p "$p" -U u -d d -Atc "select 'sys-' || ssl from pg_stat_ssl where pid = pg_backend_pid()" 2>&1) || fail "verify-ca against SSL_CERT_FILE: $out"
