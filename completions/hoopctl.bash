@@ -40,7 +40,7 @@ _hoopctl() {
             --log-level) COMPREPLY=($(compgen -W 'error warn info debug' -- "$cur")); return ;;
         esac
         if [[ $cur == -* ]]; then
-            COMPREPLY=($(compgen -W '--debug --log-level --output -o --version --help' -- "$cur"))
+            COMPREPLY=($(compgen -W '--debug --log-level --output -o --version --help -h' -- "$cur"))
         else
             COMPREPLY=($(compgen -W "$_hoopctl_commands" -- "$cur"))
         fi
@@ -168,6 +168,12 @@ _hoopctl() {
                 COMPREPLY=($(compgen -f -- "$cur"))
             elif [[ $cur == -* ]]; then
                 COMPREPLY=($(compgen -W '--help --policy --groups --style' -- "$cur"))
+            elif ((_hoopctl_npos >= 1)); then
+                case "$_hoopctl_verb" in
+                    validate) COMPREPLY=($(compgen -f -- "$cur")) ;;
+                    check|default|mask) COMPREPLY=() ;;
+                    *) COMPREPLY=() ;;
+                esac
             else
                 COMPREPLY=($(compgen -W 'check default validate mask' -- "$cur"))
             fi
@@ -237,6 +243,11 @@ _hoopctl() {
                 COMPREPLY=($(compgen -W '--help --config --listen --store --tls-cert --tls-key --master-key-file --retention --dev --as --deny --server' -- "$cur"))
             elif ((_hoopctl_npos >= 2)); then
                 COMPREPLY=()
+            elif ((_hoopctl_npos >= 1)); then
+                case "$_hoopctl_verb" in
+                    dev-approve) COMPREPLY=() ;;
+                    *) COMPREPLY=() ;;
+                esac
             else
                 COMPREPLY=($(compgen -W 'dev-approve' -- "$cur"))
             fi
@@ -266,6 +277,13 @@ _hoopctl() {
                 COMPREPLY=($(compgen -W '--help --host --port --database --user --sslmode --allowed-groups --reviewer-groups --policy-file --secret-file --secret-env --secret-prompt --name --groups --file --store --server' -- "$cur"))
             elif ((_hoopctl_npos >= 3)); then
                 COMPREPLY=()
+            elif ((_hoopctl_npos >= 1)); then
+                case "$_hoopctl_verb" in
+                    connection) COMPREPLY=($(compgen -W 'add list show rm set-policy' -- "$cur")) ;;
+                    apikey) COMPREPLY=($(compgen -W 'create list revoke' -- "$cur")) ;;
+                    apply) COMPREPLY=() ;;
+                    *) COMPREPLY=() ;;
+                esac
             else
                 COMPREPLY=($(compgen -W 'connection apikey apply' -- "$cur"))
             fi

@@ -14,6 +14,7 @@ struct api_client {
     char cafile[1024];
     long timeout_s;
     enum { API_TOKEN_NONE, API_TOKEN_ENV, API_TOKEN_FILE, API_TOKEN_LOGIN } token_source;
+    long last_status;        /* HTTP status of the last api_do (0: no answer) */
 };
 
 /* server: URL override or NULL (config server.url / HOOPCTL_SERVER_URL).

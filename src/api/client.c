@@ -273,7 +273,10 @@ int api_do(struct api_client *c, const char *method, const char *path, json_t *b
            char *err, size_t errlen)
 {
     long status = 0;
-    if (api_call(c, method, path, body, &status, resp, err, errlen) < 0)
+    c->last_status = 0;
+    int called = api_call(c, method, path, body, &status, resp, err, errlen);
+    c->last_status = status;
+    if (called < 0)
         return 5;
     if (status >= 200 && status < 300)
         return 0;

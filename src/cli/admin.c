@@ -151,7 +151,9 @@ static int admin_connection(const struct cli_args *a, struct cli_context *ctx, s
     api_escape(a->pos[2], esc, sizeof esc);
     snprintf(path, sizeof path, "/api/v1/connections/%s", esc);
     if (!strcmp(verb, "show")) {
-        if ((rc = api_do(api, "GET", path, NULL, &resp, err, sizeof err)))
+        if ((rc = api_do(api, "GET", path, NULL, &resp, err, sizeof err)) && api->last_status == 404)
+            snprintf(err, sizeof err, "no connection %.200s on the server", a->pos[2]);
+        if (rc)
             return cli_fail("admin", rc, err);
         if (!strcmp(ctx->output, "json"))
             api_print_json(stdout, resp);
@@ -175,7 +177,9 @@ static int admin_connection(const struct cli_args *a, struct cli_context *ctx, s
         return 0;
     }
     if (!strcmp(verb, "rm")) {
-        if ((rc = api_do(api, "DELETE", path, NULL, &resp, err, sizeof err)))
+        if ((rc = api_do(api, "DELETE", path, NULL, &resp, err, sizeof err)) && api->last_status == 404)
+            snprintf(err, sizeof err, "no connection %.200s on the server", a->pos[2]);
+        if (rc)
             return cli_fail("admin", rc, err);
         json_decref(resp);
         printf("connection %s removed\n", a->pos[2]);
@@ -451,6 +455,13 @@ static const struct cli_option admin_options[] = {
     {0},
 };
 
+static const struct cli_verb_complete admin_verb_complete[] = {
+    {"connection", CLI_COMPLETE_WORDS, "add list show rm set-policy"},
+    {"apikey", CLI_COMPLETE_WORDS, "create list revoke"},
+    {"apply", CLI_COMPLETE_NONE, NULL},
+    {0},
+};
+
 const struct cli_command cli_cmd_admin = {
     .name = "admin",
     .summary = "Manage connections, API keys and declarative config on the server",
@@ -460,6 +471,7 @@ const struct cli_command cli_cmd_admin = {
     .options = admin_options,
     .arg_complete = CLI_COMPLETE_WORDS,
     .arg_words = "connection apikey apply",
+    .verb_complete = admin_verb_complete,
     .min_args = 1,
     .max_args = 3,
     .run = admin_run,

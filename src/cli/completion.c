@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#define GLOBAL_OPTS "--debug --log-level --output -o --version --help"
+#define GLOBAL_OPTS "--debug --log-level --output -o --version --help -h"
 
 /* Write s with every character in `special` preceded by a backslash, and
  * single quotes rendered per shell: ' -> '\'' (POSIX, zsh) or \' (fish). */

@@ -22,7 +22,10 @@ static struct policy *load_policy(const struct cli_args *args, int *exit_code)
     char err[POLICY_ERR_MAX];
     struct policy *p = path ? policy_load_file(path, err) : policy_load_default();
     if (!p) {
-        fprintf(stderr, "hoopctl policy: %s\n", path ? err : "cannot load the default policy");
+        if (path)
+            fprintf(stderr, "hoopctl policy: %s: %s\n", path, err);
+        else
+            fprintf(stderr, "hoopctl policy: cannot load the default policy\n");
         *exit_code = CLI_EXIT_FAILURE;
     }
     return p;
@@ -312,6 +315,12 @@ static const struct cli_option policy_options[] = {
     {0},
 };
 
+static const struct cli_verb_complete policy_verb_complete[] = {
+    {"validate", CLI_COMPLETE_FILE, NULL},
+    {"check default mask", CLI_COMPLETE_NONE, NULL},
+    {0},
+};
+
 const struct cli_command cli_cmd_policy = {
     .name = "policy",
     .summary = "Dry-run the policy engine: classify SQL, validate rules, try masking",
@@ -323,6 +332,7 @@ const struct cli_command cli_cmd_policy = {
     .options = policy_options,
     .arg_complete = CLI_COMPLETE_WORDS,
     .arg_words = "check default validate mask",
+    .verb_complete = policy_verb_complete,
     .min_args = 1,
     .max_args = -1,
     .run = policy_run,

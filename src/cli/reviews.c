@@ -70,6 +70,8 @@ static int reviews_run(const struct cli_args *a, struct cli_context *ctx)
                 json_object_set_new(body, "reason", json_string(cli_get(a, "reason")));
         }
         rc = api_do(&api, body ? "POST" : "GET", path, body, &resp, err, sizeof err);
+        if (rc && api.last_status == 404)
+            snprintf(err, sizeof err, "no review %.200s on the server", a->pos[1]);
         json_decref(body);
     }
     api_client_free(&api);

@@ -342,6 +342,11 @@ static const struct cli_option server_options[] = {
     {0},
 };
 
+static const struct cli_verb_complete server_verb_complete[] = {
+    {"dev-approve", CLI_COMPLETE_NONE, NULL}, /* a code the login printed */
+    {0},
+};
+
 const struct cli_command cli_cmd_server = {
     .name = "server",
     .summary = "Run the shared server: identity, connections, audit store and reviews",
@@ -352,6 +357,7 @@ const struct cli_command cli_cmd_server = {
     .options = server_options,
     .arg_words = "dev-approve",
     .arg_complete = CLI_COMPLETE_WORDS,
+    .verb_complete = server_verb_complete,
     .min_args = 0,
     .max_args = 2,
     .run = server_cmd_run,

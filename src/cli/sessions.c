@@ -100,6 +100,8 @@ static int sessions_show(const struct cli_args *a, struct cli_context *ctx, stru
     api_escape(a->pos[1], esc, sizeof esc);
     snprintf(path, sizeof path, "/api/v1/sessions/%s", esc);
     int rc = api_do(api, "GET", path, NULL, &s, err, sizeof err);
+    if (rc && api->last_status == 404)
+        snprintf(err, sizeof err, "no session %.200s on the server (or not one of yours)", a->pos[1]);
     if (rc)
         return cli_fail("sessions", rc, err);
     evs = json_array();

@@ -1067,9 +1067,11 @@ static int classify_body(struct walker *w, const char *body, const char *languag
 static void set_parse_error(char err[POLICY_ERR_MAX], PgQueryError *e)
 {
     if (e->cursorpos > 0)
-        snprintf(err, POLICY_ERR_MAX, "syntax error: %s (at position %d)", e->message, e->cursorpos);
+        snprintf(err, POLICY_ERR_MAX, "%s%s (at position %d)", strncmp(e->message, "syntax error", 12) ? "syntax error: " : "",
+                 e->message, e->cursorpos);
     else
-        snprintf(err, POLICY_ERR_MAX, "syntax error: %s", e->message);
+        snprintf(err, POLICY_ERR_MAX, "%s%s", strncmp(e->message, "syntax error", 12) ? "syntax error: " : "",
+                 e->message);
 }
 
 static void fill_audit_text(struct policy_stmt *st)

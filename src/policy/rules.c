@@ -4,6 +4,7 @@
 #include "policy_internal.h"
 
 #include <fnmatch.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -545,10 +546,17 @@ fail:
 
 struct policy *policy_load_file(const char *path, char err[POLICY_ERR_MAX])
 {
+    /* Errors name no path: the caller says which file. */
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, POLICY_ERR_MAX, "cannot read it: %s", strerror(errno));
+        return NULL;
+    }
     json_error_t jerr;
-    json_t *doc = json_load_file(path, 0, &jerr);
+    json_t *doc = json_loadf(f, 0, &jerr);
+    fclose(f);
     if (!doc) {
-        snprintf(err, POLICY_ERR_MAX, "%s:%d:%d: %s", path, jerr.line, jerr.column, jerr.text);
+        snprintf(err, POLICY_ERR_MAX, "not valid JSON: line %d, column %d: %s", jerr.line, jerr.column, jerr.text);
         return NULL;
     }
     struct policy *p = policy_load_json(doc, err);

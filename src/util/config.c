@@ -82,10 +82,12 @@ json_t *config_load(const char *path, int missing_ok, char *err, size_t errlen)
         return json_object();
     json_error_t jerr;
     json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root) {
+    if (!root && jerr.line < 0) /* could not be read: jansson's text names the path and why */
+        snprintf(err, errlen, "%s", jerr.text);
+    else if (!root)
         snprintf(err, errlen, "%s:%d:%d: %s", path, jerr.line, jerr.column, jerr.text);
+    if (!root)
         return NULL;
-    }
     if (!json_is_object(root)) {
         snprintf(err, errlen, "%s: the top level must be a JSON object", path);
         json_decref(root);

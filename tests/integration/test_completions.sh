@@ -32,6 +32,20 @@ assert_eq "table
 json" "$out"
 out=$(complete_bash hoopctl help com)
 assert_eq completion "$out" "help takes a command"
+# After a verb, what that verb takes, not the verbs again.
+assert_eq "add
+list
+show
+rm
+set-policy" "$(complete_bash hoopctl admin connection "")" "admin connection <TAB>"
+assert_eq "create
+list
+revoke" "$(complete_bash hoopctl admin apikey "")" "admin apikey <TAB>"
+assert_eq "" "$(complete_bash hoopctl policy check "")" "policy check <TAB>"
+assert_eq "" "$(complete_bash hoopctl server dev-approve "")" "server dev-approve <TAB>"
+touch "$HARNESS_TMP/pol-a.json"
+assert_eq "$HARNESS_TMP/pol-a.json" "$(complete_bash hoopctl policy validate "$HARNESS_TMP/pol-")" "policy validate <TAB>"
+assert_contains "$(complete_bash hoopctl -)" "-h" "global -h"
 
 if command -v fish >/dev/null; then
   out=$(fish -c "source completions/hoopctl.fish; complete -C 'hoopctl comp'")

@@ -92,6 +92,11 @@ w=json.load(sys.stdin); w=w.get("identity", w); iss=sys.argv[1]
 assert w["subject"] == "alice" and w["issuer"] == iss and w["kind"] == "oidc" and w["groups"] == ["eng"], w' "$ISS"
 "$H" sessions list >"$T/sessions.out" || fail "sessions list with the dev login failed"
 assert_contains "$(cat "$T/sessions.out")" "CONNECTION"
+# A missing id is named, not a bare 404.
+err=$("$H" sessions show no-such-sess 2>&1) && fail "sessions show of a missing id succeeded"
+assert_contains "$err" "no session no-such-sess on the server"
+err=$("$H" reviews show no-such-rev 2>&1) && fail "reviews show of a missing id succeeded"
+assert_contains "$err" "no review no-such-rev on the server"
 # Groups reach RBAC: alice is not an admin, so she cannot define a connection.
 assert_eq 403 "$(curl -s -o /dev/null -w '%{http_code}' -X PUT -H "Authorization: Bearer $at" \
   -H 'Content-Type: application/json' -d '{"host": "127.0.0.1", "port": 5432, "database": "x", "user": "x"}' \

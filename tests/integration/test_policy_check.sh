@@ -76,7 +76,9 @@ set +e
 err=$("$H" policy validate "$HARNESS_TMP/broken.json" 2>&1); code=$?
 set -e
 assert_eq 1 "$code"
-assert_contains "$err" "broken.json:3:"
+assert_contains "$err" "broken.json: not valid JSON: line 3"
+err=$("$H" policy validate /nonexistent.json 2>&1) || true
+assert_eq "/nonexistent.json: cannot read it: No such file or directory" "$err" "an unreadable file, said once"
 json=$("$H" -o json policy validate "$HARNESS_TMP/bad.json" || true)
 assert_contains "$json" '"valid": false'
 assert_eq 1 "$(rc "$H" policy validate /nonexistent.json)"
