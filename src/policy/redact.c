@@ -128,22 +128,27 @@ int policy_redact(const char *sql, enum policy_redact_mode mode, struct policy_r
         PgQuery__ScanToken **tok = res->tokens;
         size_t n = res->n_tokens, at = 0, len = strlen(sql);
         long next_param = 1;
-        /* broad: every constant but code bodies goes (LITERALS; AUDIT when a
-         * token, not a comment or a string, names a password or secret) */
-        bool broad = mode == POLICY_REDACT_LITERALS;
-        for (size_t i = 0; i < n; i++) {
+        for (size_t i = 0; i < n; i++)
             if (tok[i]->token == PG_QUERY__TOKEN__PARAM && param_number(sql, tok[i]) >= next_param)
                 next_param = param_number(sql, tok[i]) + 1;
-            if (mode == POLICY_REDACT_AUDIT && names_secret(sql, tok[i]))
-                broad = true;
-        }
-        if (broad)
-            out->all_params = true;
+        /* broad: every constant but code bodies goes (LITERALS; AUDIT when a
+         * token, not a comment or a string, of the same statement names a
+         * password or secret: one statement cannot hide another's values) */
+        bool broad = false;
+        size_t seg_end = 0; /* the token after the current statement's ';' */
         size_t prev = SIZE_MAX, prev2 = SIZE_MAX; /* the last two tokens that are not comments */
         size_t redacted_string = SIZE_MAX;           /* the last string replaced by <redacted> */
         PgQuery__Token first = PG_QUERY__TOKEN__NUL; /* the statement's first token */
         for (size_t i = 0; i < n && rc == 0; i++) {
             const PgQuery__ScanToken *t = tok[i];
+            if (i >= seg_end) { /* a statement starts: is it broad? */
+                broad = mode == POLICY_REDACT_LITERALS;
+                for (seg_end = i; seg_end < n && tok[seg_end]->token != PG_QUERY__TOKEN__ASCII_59; seg_end++)
+                    broad = broad || (mode == POLICY_REDACT_AUDIT && names_secret(sql, tok[seg_end]));
+                seg_end++;
+                if (broad)
+                    out->all_params = true;
+            }
             if (is_comment(t->token))
                 continue;
             if (prev == SIZE_MAX || tok[prev]->token == PG_QUERY__TOKEN__ASCII_59)

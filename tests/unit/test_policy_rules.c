@@ -656,6 +656,14 @@ static void redaction(void **state)
         {"create function f() returns int language sql as 'select 1 /* password = x */'", NULL, NULL, NULL},
         {"select 'a', 1, 2.5, B'101', X'ff' from t where x = $1", NULL, NULL,
          "select $2, $3, $4, $5, $6 from t where x = $1"},
+        /* A statement that names a password hides its own values, not another's. */
+        {"update orders set status = 'pwned' where id = 1; select 1 as password", NULL,
+         "update orders set status = 'pwned' where id = 1; select $1 as password",
+         "update orders set status = $1 where id = $2; select $3 as password"},
+        {"alter role x password 'pw'; update orders set status = 'a' where id = 2; update users set password_hash = 'h'",
+         "alter role x password <redacted>; update orders set status = 'a' where id = 2; update users set password_hash = <redacted>",
+         "alter role x password <redacted>; update orders set status = 'a' where id = 2; update users set password_hash = <redacted>",
+         "alter role x password <redacted>; update orders set status = $1 where id = $2; update users set password_hash = <redacted>"},
         /* parameter numbers past PostgreSQL's: no overflow */
         {"select $2147483647, 1, $99999999999999", NULL, NULL, "select $2147483647, $1000000001, $99999999999999"},
     };
