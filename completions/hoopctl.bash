@@ -259,7 +259,7 @@ _hoopctl() {
                 --port) COMPREPLY=(); return ;;
                 --database) COMPREPLY=(); return ;;
                 --user) COMPREPLY=(); return ;;
-                --sslmode) COMPREPLY=($(compgen -W 'disable allow prefer require verify-ca verify-full' -- "$cur")); return ;;
+                --sslmode) COMPREPLY=($(compgen -W 'disable prefer require verify-ca verify-full' -- "$cur")); return ;;
                 --allowed-groups) COMPREPLY=(); return ;;
                 --reviewer-groups) COMPREPLY=(); return ;;
                 --policy-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;

@@ -82,7 +82,7 @@ complete -c hoopctl -n '__fish_seen_subcommand_from admin' -l host -d 'upstream 
 complete -c hoopctl -n '__fish_seen_subcommand_from admin' -l port -d 'upstream port (default 5432)'
 complete -c hoopctl -n '__fish_seen_subcommand_from admin' -l database -d 'upstream database'
 complete -c hoopctl -n '__fish_seen_subcommand_from admin' -l user -d 'upstream user'
-complete -c hoopctl -n '__fish_seen_subcommand_from admin' -l sslmode -x -a 'disable allow prefer require verify-ca verify-full' -d 'upstream sslmode (default verify-full)'
+complete -c hoopctl -n '__fish_seen_subcommand_from admin' -l sslmode -x -a 'disable prefer require verify-ca verify-full' -d 'upstream sslmode (default verify-full)'
 complete -c hoopctl -n '__fish_seen_subcommand_from admin' -l allowed-groups -d 'groups that may use the connection'
 complete -c hoopctl -n '__fish_seen_subcommand_from admin' -l reviewer-groups -d 'groups that decide its reviews'
 complete -c hoopctl -n '__fish_seen_subcommand_from admin' -l policy-file -F -d 'policy JSON object'

@@ -126,6 +126,11 @@ void cli_print_overview(void *stream);
 int cli_usage_error(const struct cli_command *cmd, const char *msg);
 /* Print "hoopctl <name>: msg" to stderr and return code (src/cli/cli.c). */
 int cli_fail(const char *name, int code, const char *msg);
+/* A verb's arguments: a->npos must be want (the verb included); what says
+ * what they are ("a session id"). 0, or the usage error's exit code. */
+int cli_verb_args(const struct cli_args *a, int want, const char *what);
+/* --limit, when given, is a number from 1 to max: 0 or a usage error. */
+int cli_check_limit(const struct cli_args *a, long max);
 /* printf to stdout of text that holds what others wrote (statements, names,
  * reasons from the server): controls other than newline and tab, C1 and
  * bidirectional controls are shown as escapes (buf_append_terminal_safe), so

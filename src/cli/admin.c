@@ -439,7 +439,7 @@ static const struct cli_option admin_options[] = {
     {"database", 0, "DB", "upstream database", CLI_COMPLETE_NONE, NULL},
     {"user", 0, "USER", "upstream user", CLI_COMPLETE_NONE, NULL},
     {"sslmode", 0, "MODE", "upstream sslmode (default verify-full)", CLI_COMPLETE_WORDS,
-     "disable allow prefer require verify-ca verify-full"},
+     "disable prefer require verify-ca verify-full"},
     {"allowed-groups", 0, "G,G", "groups that may use the connection", CLI_COMPLETE_NONE, NULL},
     {"reviewer-groups", 0, "G,G", "groups that decide its reviews", CLI_COMPLETE_NONE, NULL},
     {"policy-file", 0, "FILE", "policy JSON object", CLI_COMPLETE_FILE, NULL},

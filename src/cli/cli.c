@@ -5,11 +5,38 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 int cli_fail(const char *name, int code, const char *msg)
 {
     fprintf(stderr, "hoopctl %s: %s\n", name, msg);
     return code;
+}
+
+int cli_verb_args(const struct cli_args *a, int want, const char *what)
+{
+    char msg[200];
+    if (a->npos == want)
+        return 0;
+    if (a->npos < want)
+        snprintf(msg, sizeof msg, "%s needs %s", a->pos[0], what);
+    else
+        snprintf(msg, sizeof msg, "unexpected argument '%.80s' (%s takes %s)", a->pos[want], a->pos[0],
+                 want > 1 ? what : "no argument");
+    return cli_usage_error(a->cmd, msg);
+}
+
+int cli_check_limit(const struct cli_args *a, long max)
+{
+    const char *v = cli_get(a, "limit");
+    char *end = NULL;
+    long n = v ? strtol(v, &end, 10) : 1;
+    if (v && (end == v || *end || n < 1 || n > max)) {
+        char msg[80];
+        snprintf(msg, sizeof msg, "--limit takes a number from 1 to %ld", max);
+        return cli_usage_error(a->cmd, msg);
+    }
+    return 0;
 }
 
 int cli_printf_safe(const char *fmt, ...)

@@ -43,6 +43,20 @@ static int find_short(const struct cli_option *opts, char c)
     return -1;
 }
 
+/* Whether w is one of the space-separated words. */
+static bool word_in(const char *words, const char *w)
+{
+    size_t n = strlen(w);
+    for (const char *p = words; *p;) {
+        size_t k = strcspn(p, " ");
+        if (k == n && n && strncmp(p, w, n) == 0)
+            return true;
+        p += k;
+        p += strspn(p, " ");
+    }
+    return false;
+}
+
 /* Option argv[*i] of table opts: its index (value in *val, "" for a flag,
  * *i moved past a separate value), -1 when not in the table, -2 with err. */
 static int take_option(const struct cli_option *opts, int argc, char **argv, int *i, const char **val, char *err,
@@ -79,6 +93,10 @@ static int take_option(const struct cli_option *opts, int argc, char **argv, int
             inline_val = argv[++*i];
         }
         *val = inline_val;
+        if (o->complete == CLI_COMPLETE_WORDS && o->words && !word_in(o->words, inline_val)) {
+            snprintf(err, errlen, "option '--%s' takes one of: %s", o->name, o->words);
+            return -2;
+        }
     } else {
         if (inline_val) {
             snprintf(err, errlen, "option '--%s' takes no value", o->name);

@@ -37,8 +37,11 @@ static int reviews_run(const struct cli_args *a, struct cli_context *ctx)
     bool list = !strcmp(verb, "list");
     if (!list && strcmp(verb, "show") && strcmp(verb, "approve") && strcmp(verb, "deny"))
         return cli_usage_error(a->cmd, "reviews takes list, show, approve or deny");
-    if (!list && a->npos < 2)
-        return cli_usage_error(a->cmd, "name the review id");
+    int urc = list ? cli_verb_args(a, 1, "") : cli_verb_args(a, 2, "a review id");
+    if (!urc && list)
+        urc = cli_check_limit(a, 1000);
+    if (urc)
+        return urc;
     struct api_client api;
     char err[600], path[400], esc[300];
     int irc = api_client_init(&api, cli_get(a, "server"), err, sizeof err);

@@ -175,8 +175,12 @@ static int sessions_run(const struct cli_args *a, struct cli_context *ctx)
     const char *verb = a->pos[0];
     if (strcmp(verb, "list") && strcmp(verb, "show"))
         return cli_usage_error(a->cmd, "sessions takes list or show ID");
-    if (!strcmp(verb, "show") && a->npos < 2)
-        return cli_usage_error(a->cmd, "show needs a session id");
+    bool show = !strcmp(verb, "show");
+    int urc = cli_verb_args(a, show ? 2 : 1, "a session id");
+    if (!urc && !show)
+        urc = cli_check_limit(a, 1000);
+    if (urc)
+        return urc;
     int irc = api_client_init(&api, cli_get(a, "server"), err, sizeof err);
     if (irc)
         return cli_fail("sessions", irc, err);

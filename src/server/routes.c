@@ -24,8 +24,8 @@ static enum evhttp_cmd_type method(const struct srv_req *rq)
 
 /* ---- connections --------------------------------------------------------- */
 
-static const char *const sslmodes[] = {"disable", "allow", "prefer", "require", "verify-ca",
-                                       "verify-full", NULL};
+/* What the gateway speaks (libpq's "allow", plain first, is not among them). */
+static const char *const sslmodes[] = {"disable", "prefer", "require", "verify-ca", "verify-full", NULL};
 
 static bool valid_host(const char *h)
 {
@@ -91,8 +91,8 @@ static void conn_put(struct srv_req *rq, const char *name)
     } else if (port < 1 || port > 65535) {
         srv_reply_error(rq, 400, "field 'port' must be 1..65535");
     } else if (!mode_ok) {
-        srv_reply_error(rq, 400, "field 'sslmode' must be one of disable, allow, prefer, require, "
-                                 "verify-ca, verify-full");
+        srv_reply_error(rq, 400, "field 'sslmode' must be one of disable, prefer, require, verify-ca, "
+                                 "verify-full");
     } else if (secret && !rq->srv->opt->have_master_key) {
         srv_reply_error(rq, 400, "the server has no master key, so it cannot keep secrets");
     } else if (secret && strlen(secret) > 4096) {

@@ -50,6 +50,16 @@ err=$("$H" completion bash extra 2>&1); rc=$?
 assert_eq 2 "$rc"; assert_contains "$err" "unexpected argument 'extra'"
 err=$("$H" version --bogus 2>&1); rc=$?
 assert_eq 2 "$rc"; assert_contains "$err" "unknown option '--bogus'"
+# Arguments a verb does not take, and values outside an option's closed set
+# (from the option table): usage errors, before any server is asked.
+for c in "sessions list extra" "reviews list x" "sessions list --limit 0" "sessions list --limit abc" \
+         "reviews list --limit 5000" "reviews list --status bogus" "policy mask --style nope x" \
+         "audit export --format xml" "admin connection add x --sslmode allow"; do
+  err=$(HOOPCTL_SERVER_URL=http://127.0.0.1:1 "$H" $c 2>&1); rc=$?
+  assert_eq 2 "$rc" "[$c]: $err"
+done
+err=$("$H" reviews list --status bogus 2>&1)
+assert_contains "$err" "takes one of: pending approved denied expired consumed all"
 err=$("$H" --output xml version 2>&1); rc=$?
 assert_eq 2 "$rc"; assert_contains "$err" "table"
 "$H" >/dev/null 2>&1; rc=$?
