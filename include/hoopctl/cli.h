@@ -129,6 +129,9 @@ int cli_fail(const char *name, int code, const char *msg);
 /* A verb's arguments: a->npos must be want (the verb included); what says
  * what they are ("a session id"). 0, or the usage error's exit code. */
 int cli_verb_args(const struct cli_args *a, int want, const char *what);
+/* whoami and token show the saved login: say on stderr when HOOPCTL_TOKEN,
+ * which every other command would use instead, is set. */
+void cli_note_env_token(const char *name);
 /* --limit, when given, is a number from 1 to max: 0 or a usage error. */
 int cli_check_limit(const struct cli_args *a, long max);
 /* printf to stdout of text that holds what others wrote (statements, names,

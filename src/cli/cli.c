@@ -13,6 +13,14 @@ int cli_fail(const char *name, int code, const char *msg)
     return code;
 }
 
+void cli_note_env_token(const char *name)
+{
+    const char *t = getenv("HOOPCTL_TOKEN");
+    if (t && *t)
+        fprintf(stderr, "hoopctl %s: note: HOOPCTL_TOKEN is set, and the other commands use it, not this login\n",
+                name);
+}
+
 int cli_verb_args(const struct cli_args *a, int want, const char *what)
 {
     char msg[200];

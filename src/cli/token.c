@@ -25,6 +25,7 @@ static int token_run(const struct cli_args *args, struct cli_context *ctx)
         fprintf(stderr, "hoopctl token: %s\n", err);
         return rc > 0 ? CLI_EXIT_AUTH : CLI_EXIT_FAILURE;
     }
+    cli_note_env_token("token");
     printf("%s\n", s->tokens.access_token);
     identity_session_close(s);
     return CLI_EXIT_OK;

@@ -28,6 +28,7 @@ static int whoami_run(const struct cli_args *args, struct cli_context *ctx)
         fprintf(stderr, "hoopctl whoami: %s\n", err);
         return rc > 0 ? CLI_EXIT_AUTH : CLI_EXIT_FAILURE;
     }
+    cli_note_env_token("whoami");
     json_t *h1 = NULL, *idc = NULL, *h2 = NULL, *atc = NULL;
     if (s->tokens.id_token[0])
         identity_jwt_peek(s->tokens.id_token, &h1, &idc, err, sizeof err);

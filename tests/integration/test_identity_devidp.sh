@@ -108,6 +108,10 @@ tok=$("$H" token)
 rt2=$(token_field refresh_token)
 [[ -n $rt2 && $rt1 != "$rt2" ]] || fail "the refresh token did not rotate"
 [[ $tok != "$at" && $tok == "$(token_field access_token)" ]] || fail "hoopctl token did not refresh"
+# With HOOPCTL_TOKEN set, whoami and token still show the login, and say so.
+err=$(HOOPCTL_TOKEN=hk_other "$H" whoami 2>&1 >/dev/null)
+assert_contains "$err" "HOOPCTL_TOKEN is set, and the other commands use it, not this login"
+[[ $(HOOPCTL_TOKEN=hk_other "$H" token 2>/dev/null) == eyJ* ]] || fail "token did not print the login's JWT"
 assert_eq 200 "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $tok" "$URL/api/v1/sessions")"
 reuse=$(curl -s -d grant_type=refresh_token -d client_id=hoopctl --data-urlencode "refresh_token=$rt1" "$ISS/token")
 assert_contains "$reuse" '"error":"invalid_grant"' "reuse of a rotated refresh token"
