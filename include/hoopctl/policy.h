@@ -300,6 +300,10 @@ struct policy_catalog {
     int (*function)(struct policy_catalog *self, const char *name, bool *user_code, char err[POLICY_ERR_MAX]);
 };
 
+/* DDL that may change what the catalog answers has committed in one of
+ * this process's sessions: every catalog drops its cached answers. */
+void policy_catalog_changed(void);
+
 /* The libpq implementation: a side connection (conninfo as for PQconnectdb),
  * answers cached per (OID, attnum). Returns NULL with err on failure. */
 struct policy_catalog *policy_catalog_pg_new(const char *conninfo, char err[POLICY_ERR_MAX]);

@@ -7,12 +7,26 @@
  * function may be user code. Answers are cached until forget(). */
 #include "hoopctl/policy.h"
 
+#include "hoopctl/util.h"
+
 #include <libpq-fe.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define CATALOG_MAX_VIEW_DEPTH 8
+/* Answers are kept this long: a view another client replaces (through
+ * another gateway, or straight to the database) is seen within it. One this
+ * process's sessions change is seen at once (policy_catalog_changed). */
+#define CATALOG_TTL_MS 2000
+
+static atomic_uint_fast64_t catalog_generation;
+
+void policy_catalog_changed(void)
+{
+    atomic_fetch_add(&catalog_generation, 1);
+}
 #define CATALOG_MAX_ENTRIES 65536
 
 struct catalog_entry {
@@ -38,7 +52,25 @@ struct catalog_pg {
     size_t n, cap;
     struct catalog_name *names;
     size_t nnames, capnames;
+    uint_fast64_t generation;     /* catalog_generation when the answers were cached */
+    int64_t since_ms;             /* when the first of them was */
 };
+
+static void catalog_forget(struct policy_catalog *self);
+
+/* Drop the cached answers when DDL here committed since, or when they are
+ * older than CATALOG_TTL_MS. Answers handed out before are the caller's to
+ * have used (they are not kept across calls). */
+static void catalog_refresh(struct catalog_pg *c)
+{
+    uint_fast64_t g = atomic_load(&catalog_generation);
+    int64_t now = util_now_ms();
+    if (g != c->generation || now - c->since_ms > CATALOG_TTL_MS) {
+        catalog_forget(&c->base);
+        c->generation = g;
+        c->since_ms = now;
+    }
+}
 
 static const char column_sql[] =
     "SELECT n.nspname, c.relname, a.attname, c.relkind "
@@ -383,6 +415,7 @@ static const struct catalog_name *name_lookup(struct catalog_pg *c, char kind, c
 static int catalog_relation(struct policy_catalog *self, const char *schema, const char *name, bool *is_view,
                             const struct policy_column_ref **base, size_t *nbase, char err[POLICY_ERR_MAX])
 {
+    catalog_refresh((struct catalog_pg *)self);
     const struct catalog_name *e = name_lookup((struct catalog_pg *)self, 'r', schema, name, err);
     if (!e)
         return -1;
@@ -402,6 +435,7 @@ static int catalog_function(struct policy_catalog *self, const char *name, bool 
         schema[dot - name] = '\0';
         name = dot + 1;
     }
+    catalog_refresh((struct catalog_pg *)self);
     const struct catalog_name *e = name_lookup((struct catalog_pg *)self, 'f', schema, name, err);
     if (!e)
         return -1;
@@ -413,6 +447,7 @@ static int catalog_resolve(struct policy_catalog *self, uint32_t oid, int16_t at
                            struct policy_column_info *info, char err[POLICY_ERR_MAX])
 {
     struct catalog_pg *c = (struct catalog_pg *)self;
+    catalog_refresh(c);
     for (size_t i = 0; i < c->n; i++)
         if (c->entries[i].oid == oid && c->entries[i].attnum == attnum) {
             *info = c->entries[i].info;

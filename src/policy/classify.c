@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define CLASSIFY_MAX_DEPTH 4   /* nested bodies (DO, functions) classified this deep */
 
@@ -193,10 +194,27 @@ static void camel_to_kind(const char *node, char *out, size_t outlen)
     out[o] = '\0';
 }
 
+/* A statement node's fallback kind (its name) and the name of the same
+ * thing elsewhere (DROP SEQUENCE is DROP_SEQUENCE, so CREATE SEQUENCE is
+ * CREATE_SEQUENCE as well as CREATE_SEQ): a statement carries both. */
+static const struct { const char *fallback, *natural; } kind_aliases[] = {
+    {"CREATE_SEQ", "CREATE_SEQUENCE"}, {"ALTER_SEQ", "ALTER_SEQUENCE"},
+    {"CREATE_TABLE_SPACE", "CREATE_TABLESPACE"}, {"DROP_TABLE_SPACE", "DROP_TABLESPACE"},
+    {"ALTER_TABLE_SPACE_OPTIONS", "ALTER_TABLESPACE"}, {"ALTER_TABLE_MOVE_ALL", "ALTER_TABLE"},
+    {"CREATE_EVENT_TRIG", "CREATE_EVENT_TRIGGER"}, {"ALTER_EVENT_TRIG", "ALTER_EVENT_TRIGGER"},
+    {"CREATE_AM", "CREATE_ACCESS_METHOD"}, {"CREATE_STATS", "CREATE_STATISTIC_EXT"},
+    {"ALTER_STATS", "ALTER_STATISTIC_EXT"}, {"CREATE_OP_CLASS", "CREATE_OPCLASS"},
+    {"CREATE_OP_FAMILY", "CREATE_OPFAMILY"}, {"ALTER_OP_FAMILY", "ALTER_OPFAMILY"},
+    {"COMPOSITE_TYPE", "CREATE_TYPE"}, {"CREATE_ENUM", "CREATE_TYPE"}, {"CREATE_RANGE", "CREATE_TYPE"},
+    {"ALTER_ENUM", "ALTER_TYPE"}, {"CREATE_FDW", "CREATE_FOREIGN_DATA_WRAPPER"},
+    {"ALTER_FDW", "ALTER_FOREIGN_DATA_WRAPPER"},
+};
+
 /* Whether a kind pattern (a glob) matches any kind the classifier can give:
- * the kinds it names, VERB_OBJECT for every object type PostgreSQL has, and
- * the kind of every statement node (the fallback), so that a misspelt kind
- * in a policy is an error rather than a rule that never fires. */
+ * the kinds it names, ALTER_ and DROP_ of every object type PostgreSQL has
+ * (CREATE_ of those DefineStmt and CREATE TABLE AS make), the natural names
+ * above, and the kind of every statement node (the fallback), so that a
+ * misspelt kind in a policy is an error rather than a rule that never fires. */
 bool policy_kind_pattern_known(const char *pattern)
 {
     static const char *const named[] = {
@@ -208,10 +226,16 @@ bool policy_kind_pattern_known(const char *pattern)
         "RELEASE", "ROLLBACK_TO", "PREPARE_TRANSACTION", "COMMIT_PREPARED", "ROLLBACK_PREPARED",
         "TRANSACTION", "TRUNCATE", "COMMENT", "GRANT", "REVOKE", "GRANT_ROLE", "REVOKE_ROLE",
         "CREATE_TRIGGER", "CREATE_RULE", "CREATE_FUNCTION", "CREATE_PROCEDURE", "CREATE_VIEW",
+        "CREATE_TABLE", "CREATE_INDEX", "CREATE_SCHEMA", "CREATE_DATABASE", "CREATE_EXTENSION", "CREATE_ROLE",
+        "CREATE_MATERIALIZED_VIEW", "CREATE_AGGREGATE", "CREATE_OPERATOR", "CREATE_TYPE", "CREATE_TSPARSER",
+        "CREATE_TSDICTIONARY", "CREATE_TSTEMPLATE", "CREATE_TSCONFIGURATION", "CREATE_COLLATION",
         "REFRESH_MATERIALIZED_VIEW", "ALTER_SYSTEM", "EMPTY", "UNKNOWN", NULL};
-    static const char *const verbs[] = {"CREATE", "ALTER", "DROP"};
+    static const char *const verbs[] = {"ALTER", "DROP"};
     for (size_t i = 0; named[i]; i++)
         if (fnmatch(pattern, named[i], 0) == 0)
+            return true;
+    for (size_t i = 0; i < sizeof kind_aliases / sizeof kind_aliases[0]; i++)
+        if (fnmatch(pattern, kind_aliases[i].natural, 0) == 0)
             return true;
     char k[128];
     const ProtobufCEnumDescriptor *ot = &pg_query__object_type__descriptor;
@@ -272,7 +296,8 @@ static const char *const sql_text_functions[] = {
     "dblink", "dblink_exec", "dblink_open", "dblink_send_query", "query_to_xml", "query_to_xmlschema",
     "query_to_xml_and_xmlschema", "table_to_xml", "table_to_xmlschema", "table_to_xml_and_xmlschema",
     "cursor_to_xml", "schema_to_xml", "schema_to_xml_and_xmlschema", "database_to_xml",
-    "database_to_xml_and_xmlschema", "ts_stat", NULL,
+    "database_to_xml_and_xmlschema", "ts_stat", "crosstab", "crosstab2", "crosstab3", "crosstab4", "connectby",
+    "xpath_table", NULL,
 };
 static const char *const server_file_functions[] = {
     "pg_read_file", "pg_read_binary_file", "pg_ls_dir", "pg_stat_file", "lo_import", "lo_export",
@@ -300,6 +325,7 @@ struct walker {
     int stmt_depth;        /* nesting of data statements (CTEs, subqueries) */
     int in_returning;      /* inside a RETURNING list */
     int body_depth;        /* nesting of code bodies */
+    json_t *skip_with;     /* the withClause walk_with has walked (walk_member skips it) */
     char *err;
 };
 
@@ -368,22 +394,32 @@ static int add_range_var(struct walker *w, json_t *rv, bool write)
     return stmt_add_relation(w->st, schema, name, write);
 }
 
-/* Whether a member named key appears anywhere in node. */
-static bool has_member(json_t *node, const char *key)
+/* Whether a column reference in node may name a column of the relation
+ * called name (or alias): qualified by either, or not qualified at all. */
+static bool refers_to(json_t *node, const char *name, const char *alias)
 {
     if (json_is_array(node)) {
         size_t i;
         json_t *v;
         json_array_foreach(node, i, v)
-            if (has_member(v, key))
+            if (refers_to(v, name, alias))
                 return true;
-    } else if (json_is_object(node)) {
-        const char *k;
-        json_t *v;
-        json_object_foreach(node, k, v)
-            if (strcmp(k, key) == 0 || has_member(v, key))
-                return true;
+        return false;
     }
+    if (!json_is_object(node))
+        return false;
+    json_t *fields = json_object_get(json_object_get(node, "ColumnRef"), "fields");
+    if (fields) {
+        if (json_array_size(fields) < 2)
+            return true;
+        const char *q = jstr(json_object_get(json_array_get(fields, json_array_size(fields) - 2), "String"), "sval");
+        return !q || (alias ? strcmp(q, alias) == 0 : name && strcmp(q, name) == 0);
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach(node, k, v)
+        if (refers_to(v, name, alias))
+            return true;
     return false;
 }
 
@@ -461,9 +497,13 @@ static int walk_member(struct walker *w, const char *key, json_t *val, bool writ
 {
     if (strcmp(key, "alias") == 0 && note_alias(w, val) < 0)
         return -1;
-    /* Walked by walk_with, first, by the five statements that have one. */
-    if (strcmp(key, "withClause") == 0)
+    /* The five statements with a WITH walk it first (walk_with) and skip it
+     * here (the walker's skip_with); anywhere else it is walked like the rest. */
+    if (w->skip_with == val)
         return 0;
+    /* A set operation's sides come as SelectStmts without their wrapper. */
+    if ((strcmp(key, "larg") == 0 || strcmp(key, "rarg") == 0) && json_is_object(val))
+        return walk_node(w, "SelectStmt", val, write);
     bool returning = strcmp(key, "returningList") == 0;
     if (returning && json_array_size(val) > 0)
         w->st->returning = true;
@@ -580,16 +620,24 @@ static int walk_node(struct walker *w, const char *type, json_t *n, bool write)
         if ((strcmp(type, "UpdateStmt") == 0 || strcmp(type, "DeleteStmt") == 0) &&
             !json_object_get(n, "whereClause"))
             st->facts |= POLICY_FACT_NO_WHERE;
-        /* MERGE ... ON true (a join on no column) touches every row. */
-        if (strcmp(type, "MergeStmt") == 0 && !has_member(json_object_get(n, "joinCondition"), "ColumnRef"))
-            st->facts |= POLICY_FACT_NO_WHERE;
+        /* MERGE ... ON true, or on the source's columns only, touches every
+         * row of its target. */
+        if (strcmp(type, "MergeStmt") == 0) {
+            json_t *rel = json_object_get(n, "relation");
+            if (!refers_to(json_object_get(n, "joinCondition"), jstr(rel, "relname"),
+                           jstr(json_object_get(rel, "alias"), "aliasname")))
+                st->facts |= POLICY_FACT_NO_WHERE;
+        }
         /* CTEs first, so their names are known before the FROM list. */
         json_t *with = json_object_get(n, "withClause");
         size_t scope = w->nctes;
+        json_t *outer_skip = w->skip_with;
         w->stmt_depth++;
         int rc = with ? walk_with(w, with) : 0;
+        w->skip_with = with;
         if (rc == 0)
             rc = walk_members(w, n, rel_keys, false);
+        w->skip_with = outer_skip;
         w->stmt_depth--;
         ctes_end(w, scope);
         return rc;
@@ -607,12 +655,15 @@ static int walk_node(struct walker *w, const char *type, json_t *n, bool write)
         }
         json_t *with = json_object_get(n, "withClause");
         size_t scope = w->nctes;
+        json_t *outer_skip = w->skip_with;
         w->stmt_depth++;
         int rc = with ? walk_with(w, with) : 0;
+        w->skip_with = with;
         if (rc == 0) {
             static const char *const into_keys[] = {"intoClause", NULL};
             rc = walk_members(w, n, into_keys, false);
         }
+        w->skip_with = outer_skip;
         w->stmt_depth--;
         ctes_end(w, scope);
         return rc;
@@ -768,7 +819,16 @@ static int walk_node(struct walker *w, const char *type, json_t *n, bool write)
         if (set_kind(w, "CREATE_VIEW") < 0)
             return -1;
         static const char *const view_keys[] = {"view", NULL};
-        return walk_members(w, n, view_keys, false);
+        if (walk_members(w, n, view_keys, false) < 0)
+            return -1;
+        /* A view over pg_settings can be updated like it: set_config(). */
+        for (size_t i = 0; i < st->nrelations; i++)
+            if (!st->relations[i].write && strcmp(st->relations[i].name, "pg_settings") == 0 &&
+                (!st->relations[i].schema || strcmp(st->relations[i].schema, "pg_catalog") == 0)) {
+                st->facts |= POLICY_FACT_SEARCH_PATH;
+                return strv_add(&st->functions, &st->nfunctions, "set_config", 10);
+            }
+        return 0;
     }
     if (strcmp(type, "IndexStmt") == 0) {
         if (set_kind(w, "CREATE_INDEX") < 0)
@@ -802,24 +862,25 @@ static int walk_node(struct walker *w, const char *type, json_t *n, bool write)
     if (strcmp(type, "AlterSystemStmt") == 0)
         return set_kind(w, "ALTER_SYSTEM");
     if (strcmp(type, "VariableSetStmt") == 0) {
+        /* Names as PostgreSQL finds them: case does not matter ("ROLE"). */
         const char *name = jstr(n, "name"), *k = jstr(n, "kind");
         bool reset = k && strncmp(k, "VAR_RESET", 9) == 0;
-        if (name && strcmp(name, "role") == 0)
+        if (name && strcasecmp(name, "role") == 0)
             return set_kind(w, reset ? "RESET_ROLE" : "SET_ROLE");
-        if (name && strcmp(name, "session_authorization") == 0)
+        if (name && strcasecmp(name, "session_authorization") == 0)
             return set_kind(w, reset ? "RESET_SESSION_AUTHORIZATION" : "SET_SESSION_AUTHORIZATION");
         /* Settings that change how the server reads string literals: the
          * parser here assumes the defaults, so changing them could make the
          * server see statements hidden in what looked like a literal. */
-        if (name && (strcmp(name, "standard_conforming_strings") == 0 || strcmp(name, "backslash_quote") == 0))
+        if (name && (strcasecmp(name, "standard_conforming_strings") == 0 || strcasecmp(name, "backslash_quote") == 0))
             return set_kind(w, "SET_PARSER_OPTION");
         /* So does a client encoding whose characters can swallow a quote
          * (SET client_encoding, SET NAMES). */
         const char *value = jstr(json_object_get(json_object_get(json_array_get(json_object_get(n, "args"), 0),
                                                                  "A_Const"), "sval"), "sval");
-        if (name && strcmp(name, "client_encoding") == 0 && value && pgwire_encoding_hides_ascii(value))
+        if (name && strcasecmp(name, "client_encoding") == 0 && value && pgwire_encoding_hides_ascii(value))
             return set_kind(w, "SET_PARSER_OPTION");
-        if (name && strcmp(name, "search_path") == 0)
+        if (name && strcasecmp(name, "search_path") == 0)
             st->facts |= POLICY_FACT_SEARCH_PATH;
         return set_kind(w, reset ? "RESET" : "SET");
     }
@@ -931,10 +992,17 @@ static int walk_node(struct walker *w, const char *type, json_t *n, bool write)
         return walk_members(w, n, rel_keys, false);
     }
     if (strlen(type) > 4 && strcmp(type + strlen(type) - 4, "Stmt") == 0 && st->nkinds == 0) {
-        /* Any other statement: a kind from its node name, tree walked for relations. */
+        /* Any other statement: a kind from its node name, tree walked for
+         * relations; and its natural name where it has another. */
         char kind[96];
         camel_to_kind(type, kind, sizeof(kind));
         if (set_kind(w, kind) < 0)
+            return -1;
+        for (size_t i = 0; i < sizeof kind_aliases / sizeof kind_aliases[0]; i++)
+            if (strcmp(kind, kind_aliases[i].fallback) == 0 && set_kind(w, kind_aliases[i].natural) < 0)
+                return -1;
+        /* ALTER FUNCTION's node also serves ALTER PROCEDURE and ALTER ROUTINE. */
+        if (strcmp(type, "AlterFunctionStmt") == 0 && jstr(n, "objtype") && set_kind_obj(w, "ALTER", jstr(n, "objtype")) < 0)
             return -1;
     }
     return walk_members(w, n, NULL, write);

@@ -347,6 +347,7 @@ void policy_guard_idle(struct policy_guard *g, char txn_status)
     g->rows_seen = false; /* the last result's statement is gone with the rest */
     if (g->ddl_seen && txn_status == 'I') { /* committed or rolled back: the catalog sees it now */
         catalog_forget(g);
+        policy_catalog_changed(); /* and the other sessions' catalogs too */
         g->ddl_seen = g->ddl_pending = false;
     }
 }

@@ -424,14 +424,24 @@ static bool is_stats_view(const char *schema, const char *table)
 {
     return (!schema || strcmp(schema, "pg_catalog") == 0) &&
            (strcmp(table, "pg_stats") == 0 || strcmp(table, "pg_stats_ext") == 0 ||
-            strcmp(table, "pg_stats_ext_exprs") == 0);
+            strcmp(table, "pg_stats_ext_exprs") == 0 || strcmp(table, "pg_statistic") == 0 ||
+            strcmp(table, "pg_statistic_ext_data") == 0);
 }
 
+/* A column of those holding sampled values (also as a view's base column:
+ * pg_stats reads pg_statistic's stavalues). */
 static bool is_stats_value(const struct policy_column_ref *r)
 {
     return is_stats_view(r->schema, r->table) &&
            (strcmp(r->column, "most_common_vals") == 0 || strcmp(r->column, "histogram_bounds") == 0 ||
-            strcmp(r->column, "most_common_elems") == 0);
+            strcmp(r->column, "most_common_elems") == 0 || strncmp(r->column, "stavalues", 9) == 0 ||
+            strncmp(r->column, "stxd", 4) == 0);
+}
+
+/* A base column that masking guards: a column rule's, or a sampled value. */
+static bool base_is_masked(const struct policy *p, const struct policy_column_ref *r)
+{
+    return column_rule_style(p, r) >= 0 || (p->ncolumns && is_stats_value(r));
 }
 
 /* Split a column rule "s.t.c" into its parts (globs may not hold dots). */
@@ -532,7 +542,7 @@ static bool stmt_reads_hidden_source(const struct policy *p, struct policy_catal
                               err) < 0)
             return true;
         for (size_t b = 0; b < nbase; b++) /* a view's, or a child table's parents' */
-            if (column_rule_style(p, &base[b]) >= 0)
+            if (base_is_masked(p, &base[b]))
                 return true;
     }
     for (size_t i = 0; i < st->nfunctions; i++) {
@@ -600,9 +610,20 @@ int policy_stmt_reads_masked_via_catalog(const struct policy *p, struct policy_c
 {
     if (!p->ncolumns)
         return 0;
+    /* UPDATE, MERGE and DELETE (RETURNING) read what they write: their
+     * targets count, by the names the statement uses. */
+    bool reads_targets = false;
+    for (size_t k = 0; k < st->nkinds; k++)
+        reads_targets = reads_targets || !strcmp(st->kinds[k], "UPDATE") || !strcmp(st->kinds[k], "MERGE") ||
+                        !strcmp(st->kinds[k], "DELETE");
     for (size_t i = 0; i < st->nrelations; i++) {
-        if (st->relations[i].write)
+        if (st->relations[i].write && !reads_targets)
             continue;
+        if (is_stats_view(st->relations[i].schema, st->relations[i].name)) {
+            snprintf(err, POLICY_ERR_MAX, "the statement would copy the planner's sampled values (%s) into a "
+                     "table or a side channel", st->relations[i].name);
+            return 1;
+        }
         if (!catalog || !catalog->relation) {
             snprintf(err, POLICY_ERR_MAX, "the catalog cannot be read (after DDL not yet committed in this "
                                           "transaction): commit it first");
@@ -615,7 +636,8 @@ int policy_stmt_reads_masked_via_catalog(const struct policy *p, struct policy_c
                               err) < 0)
             return 1;
         for (size_t b = 0; b < nbase; b++)
-            if (column_rule_style(p, &base[b]) >= 0 && (is_view || sources_may_name(st, base[b].column))) {
+            if (base_is_masked(p, &base[b]) &&
+                ((is_view && !st->relations[i].write) || sources_may_name(st, base[b].column))) {
                 snprintf(err, POLICY_ERR_MAX, "the statement would copy masked columns (through %s %s) into a "
                          "table or a side channel", is_view ? "the view" : "the partition or child table",
                          st->relations[i].name);
@@ -671,8 +693,9 @@ int policy_mask_plan_build(const struct policy *p, struct policy_catalog *catalo
                 style = column_rule_style(p, &info.ref);
                 for (size_t b = 0; style < 0 && b < info.nbase; b++)
                     style = column_rule_style(p, &info.base[b]);
-                if (style < 0 && is_stats_value(&info.ref))
-                    style = POLICY_STYLE_FULL;
+                for (size_t b = 0; style < 0 && b <= info.nbase; b++)
+                    if (is_stats_value(b < info.nbase ? &info.base[b] : &info.ref))
+                        style = POLICY_STYLE_FULL;
                 /* An expression may hold several masked values: never partial. */
                 if (info.derived && style == POLICY_STYLE_PARTIAL)
                     style = POLICY_STYLE_FULL;

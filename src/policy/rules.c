@@ -698,7 +698,11 @@ static bool stmt_copies_values(const struct policy_stmt *st)
     static const char *const kinds[] = {"INSERT", "UPDATE", "MERGE", "SELECT_INTO", "CREATE_TABLE",
                                         "CREATE_MATERIALIZED_VIEW", "REFRESH_MATERIALIZED_VIEW", NULL};
     static const char *const funcs[] = {"pg_notify", "lo_from_bytea", "lo_put", "lowrite",
-                                        "pg_logical_emit_message", NULL};
+                                        "pg_logical_emit_message", "setval", "pg_advisory_lock",
+                                        "pg_advisory_lock_shared", "pg_advisory_xact_lock",
+                                        "pg_advisory_xact_lock_shared", "pg_try_advisory_lock",
+                                        "pg_try_advisory_lock_shared", "pg_try_advisory_xact_lock",
+                                        "pg_try_advisory_xact_lock_shared", NULL};
     for (size_t i = 0; i < st->nkinds; i++)
         for (size_t k = 0; kinds[k]; k++)
             if (strcmp(st->kinds[i], kinds[k]) == 0)

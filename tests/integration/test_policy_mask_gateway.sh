@@ -127,6 +127,26 @@ masked "|" "select most_common_vals, histogram_bounds from pg_stats where tablen
 masked "****" "select histogram_bounds::text || '' from pg_catalog.pg_stats where tablename = 'users' and attname = 'email'"
 assert_eq "0" "$(q -c "select null_frac from pg_stats where tablename = 'users' and attname = 'email'")" \
   "pg_stats' numbers stay readable"
+# A WITH inside a set operation's side is read like any other.
+masked "****" "(with x as (select upper(email) e from users) select e from x) union all select 'z' order by 1 limit 1"
+# A view another session replaces is masked as it is now, not as this
+# session's catalog last saw it (DDL committed through the gateway is seen at
+# once; from elsewhere within 2 s).
+out=$($PY - "$GW_PORT" <<'PYEOF' 2>&1
+import psycopg, sys, time
+def conn():
+    return psycopg.connect(host="127.0.0.1", port=int(sys.argv[1]), user="app_user", dbname="appdb",
+                           sslmode="disable", autocommit=True)
+a, b = conn(), conn()
+b.execute("create or replace view v_swap2 as select id, name as label from users")
+print("before", [r[0] for r in a.execute("select label from v_swap2 order by id")])
+b.execute("create or replace view v_swap2 as select id, email as label from users")
+print("after", [r[0] for r in a.execute("select label from v_swap2 order by id")])
+b.execute("drop view v_swap2")
+PYEOF
+) || fail "two sessions and a replaced view: $out"
+assert_contains "$out" "before ['Alice', 'Carol']"
+assert_no_pii "$out" "a view replaced by another session"
 # A CTE's name hides the table only inside the statement that holds its WITH.
 masked "****|****" "select upper(email), email || '' from (with users as (select 1 as x) select x from users) s, users"
 masked "****" "with users as (select email from users) select upper(email) from users"
@@ -240,6 +260,13 @@ assert_eq 3 "$(grep -c "masked-data-copy: the statement would copy masked column
   "copies through a view, a partition and a child table: $out"
 assert_contains "$out" "masked-data-copy: the catalog cannot be read (after DDL not yet committed"
 assert_contains "$out" "still usable"
+# ...nor through an UPDATE of a partition, child or view (it reads what it
+# writes), nor from the planner's statistics.
+set +e
+out=$(gw_psql -At -c "update pusers_1 set email = email || '' where id = 1" -c "update kusers_child set extra = length(email) where id = 2" \
+  -c "insert into sink select 1, left(histogram_bounds::text, 80) from pg_stats where tablename = 'users'" 2>&1)
+set -e
+assert_eq 3 "$(grep -c "masked-data-copy" <<<"$out")" "copies by UPDATE and from pg_stats: $out"
 q -c "insert into sink select id, name from v_names" -c "insert into sink select id, 'x' from pusers_1" >/dev/null \
   || fail "copies that read no masked column were refused"
 assert_eq "1|Alice
