@@ -65,15 +65,13 @@ int main(int argc, char **argv)
     }
     int cargc = argc - i;
     char **cargv = argv + i;
-    for (int k = 1; k < cargc && strcmp(cargv[k], "--") != 0; k++) {
-        if (strcmp(cargv[k], "--help") == 0 || strcmp(cargv[k], "-h") == 0) {
-            cli_print_command_help(cmd, stdout);
-            return CLI_EXIT_OK;
-        }
-    }
     struct cli_args args;
     if (cli_parse(cmd, cargc, cargv, &args, err, sizeof err) < 0)
         return cli_usage_error(cmd, err);
+    if (args.globals[CLI_GLOBAL_HELP]) { /* as an option, not as an option's value */
+        cli_print_command_help(cmd, stdout);
+        return CLI_EXIT_OK;
+    }
     for (int g = 0; g < CLI_MAX_GLOBALS; g++)
         if (args.globals[g])
             globals[g] = args.globals[g];

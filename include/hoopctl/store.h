@@ -25,6 +25,9 @@ struct store;
 struct store *store_open(const char *url, char *err, size_t errlen);
 /* 0 when url has one of the forms above, else -1 with err naming them (and
  * the scheme given, never the rest of the URL). */
+/* The store URL to show a person: a PostgreSQL URL without its password
+ * (user:***@) and without its query (which may hold one). */
+void store_url_display(const char *url, char *out, size_t outlen);
 int store_url_check(const char *url, char *err, size_t errlen);
 /* A store as it is, to read (audit verify): nothing is created or migrated,
  * SQLite is opened read only and PostgreSQL in read-only transactions.

@@ -37,7 +37,7 @@ static int find_long(const struct cli_option *opts, const char *name, size_t len
 static int find_short(const struct cli_option *opts, char c)
 {
     int n = option_count(opts);
-    for (int i = 0; i < n; i++)
+    for (int i = 0; c && i < n; i++)
         if (opts[i].short_name == c)
             return i;
     return -1;
@@ -65,7 +65,9 @@ static int take_option(const struct cli_option *opts, int argc, char **argv, int
     static char empty[] = "";
     const char *a = argv[*i], *inline_val = NULL;
     int idx;
-    if (a[0] == '-' && a[1] == '-') {
+    if (a[0] != '-' || a[1] == '\0') /* "-" alone is an argument, not an option */
+        return -1;
+    if (a[1] == '-') {
         const char *name = a + 2, *eq = strchr(name, '=');
         size_t len = eq ? (size_t)(eq - name) : strlen(name);
         if ((idx = find_long(opts, name, len)) < 0)
@@ -176,6 +178,8 @@ int cli_parse(const struct cli_command *cmd, int argc, char **argv,
         argv[1 + k] = positional[k];
     out->pos = argv + 1;
     out->npos = npos;
+    if (out->globals[CLI_GLOBAL_HELP])
+        return 0; /* the usage is asked for: the arguments need not be complete */
     if (npos < cmd->min_args) {
         snprintf(err, errlen, "missing argument");
         return -1;

@@ -171,8 +171,9 @@ static int server_dev_master_key(const char *path, unsigned char key[32], char *
  * telling anyone to log in to it). */
 static void server_dev_banner(const struct devidp *idp, const struct server_options *opt, const char *url)
 {
-    char users[600];
+    char users[600], store[1024];
     devidp_describe_users(idp, users, sizeof users);
+    store_url_display(opt->store_url, store, sizeof store);
     fprintf(stderr,
             "hoopctl server --dev: FOR DEVELOPMENT ONLY. Built-in identity provider at %s\n"
             "  dev users: %s\n"
@@ -180,7 +181,7 @@ static void server_dev_banner(const struct devidp *idp, const struct server_opti
             "Next, in another terminal:\n"
             "  hoopctl login --server %s\n"
             "  hoopctl server dev-approve --server %s CODE --as alice   (or open the page it shows)\n",
-            devidp_issuer(idp), users, opt->store_url, url, url);
+            devidp_issuer(idp), users, store, url, url);
 }
 
 struct dev_banner_arg {

@@ -173,6 +173,23 @@ static bool url_is_postgres(const char *url)
     return strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0;
 }
 
+void store_url_display(const char *url, char *out, size_t outlen)
+{
+    if (!url || !url_is_postgres(url)) {
+        snprintf(out, outlen, "%s", url ? url : "");
+        return;
+    }
+    const char *rest = strstr(url, "://") + 3;
+    size_t auth = strcspn(rest, "/?#");
+    const char *at = memrchr(rest, '@', auth);
+    const char *colon = at ? memchr(rest, ':', (size_t)(at - rest)) : NULL;
+    size_t query = strcspn(rest, "?#");
+    if (colon) /* user:password@host... */
+        snprintf(out, outlen, "%.*s:***%.*s", (int)(colon - url), url, (int)(rest + query - at), at);
+    else
+        snprintf(out, outlen, "%.*s", (int)(rest + query - url), url);
+}
+
 int store_url_check(const char *url, char *err, size_t errlen)
 {
     if (url && (url_is_postgres(url) || (strncmp(url, "sqlite:", 7) == 0 && url[7])))

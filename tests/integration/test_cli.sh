@@ -13,6 +13,13 @@ for form in "version -o json" "version --output=json" "version -ojson" "--output
   python3 -c 'import json,sys; assert json.loads(sys.argv[1])["version"]' "$out" || fail "[$form] not JSON: $out"
 done
 assert_contains "$("$H" version -h)" "usage: hoopctl version"
+assert_contains "$("$H" sessions show -h)" "usage: hoopctl sessions" "-h with the arguments incomplete"
+# -h as an option's value is that value, not a request for help.
+out=$(HOOPCTL_SERVER_URL=http://127.0.0.1:1 HOOPCTL_CONFIG_DIR=$HARNESS_TMP/nocfg "$H" reviews deny R1 --reason -h 2>&1) \
+  && fail "--reason -h printed the usage: $out"
+assert_not_contains "$out" "usage:"
+out=$("$H" - x 2>&1) && fail "a lone '-' accepted"
+assert_contains "$out" "unknown option '-'"
 assert_contains "$("$H" version --log-level=debug)" "hoopctl"
 out=$("$H" policy check -o json --policy /dev/null "select 1" 2>&1) && fail "a broken --policy was accepted: $out"
 assert_eq "allow" "$("$H" policy check "select 1" --output json | python3 -c 'import json,sys; print(json.load(sys.stdin)["decision"]["action"])')"

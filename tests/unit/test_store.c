@@ -167,6 +167,16 @@ static void store_urls(void **state)
     (void)state;
     char err[256], cwd[512], dir[] = "/tmp/hoopctl-urls-XXXXXX";
     assert_int_equal(store_url_check("sqlite:x.db", err, sizeof err), 0);
+    /* Shown to people: no password, in the authority or in the query. */
+    char shown[256];
+    store_url_display("postgres://u:s3cr@t@db.example:5432/hoop?sslmode=require&password=q", shown, sizeof shown);
+    assert_string_equal(shown, "postgres://u:***@db.example:5432/hoop");
+    store_url_display("postgresql://db.example/hoop?password=q", shown, sizeof shown);
+    assert_string_equal(shown, "postgresql://db.example/hoop");
+    store_url_display("postgres://u@h/d", shown, sizeof shown);
+    assert_string_equal(shown, "postgres://u@h/d");
+    store_url_display("sqlite:/var/lib/h.db", shown, sizeof shown);
+    assert_string_equal(shown, "sqlite:/var/lib/h.db");
     assert_int_equal(store_url_check("postgres://u@h/d", err, sizeof err), 0);
     assert_int_equal(store_url_check("postgresql://u@h/d", err, sizeof err), 0);
     assert_int_equal(store_url_check("sqllite:server.db", err, sizeof err), -1);
