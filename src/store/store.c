@@ -1187,7 +1187,7 @@ int store_retention(struct store *s, int64_t cutoff_ms, const char *webhook_key,
     if ((rc = q(s, "SELECT COALESCE(MIN(n), -1) FROM events WHERE COALESCE(received_at, ts) >= CAST($1 AS BIGINT)",
                 1, p, row_int, &first_young, NULL, err, errlen)))
         goto fail;
-    int64_t cut = first_young < 0 ? cs.last_n : first_young - 1;
+    int64_t cut = first_young < 0 ? cs.last_n : first_young - 1, old_end = cut;
     if (webhook_key) {
         /* What the SIEM has not had yet is not ours to drop: hold the cut at
          * the webhook's place in the chain (it has none before its first claim). */
@@ -1195,10 +1195,8 @@ int store_retention(struct store *s, int64_t cutoff_ms, const char *webhook_key,
         if ((rc = q(s, "SELECT COALESCE(MAX(last_n), -1) FROM webhook_cursors WHERE key = $1", 1,
                     (const char *const[]){webhook_key}, row_int, &pushed, NULL, err, errlen)))
             goto fail;
-        if (pushed >= 0 && pushed < cut) {
-            out->held = cut - pushed;
+        if (pushed >= 0 && pushed < cut)
             cut = pushed;
-        }
     }
     /* A review's life ends at its expiry (nothing consumes it after); one that
      * ended before the cutoff goes with the events of its time. */
@@ -1209,6 +1207,9 @@ int store_retention(struct store *s, int64_t cutoff_ms, const char *webhook_key,
     if ((rc = q(s, "SELECT last_n, last_hash, checkpoint_n, checkpoint_hash FROM chain_head WHERE id = 1",
                 0, NULL, row_head, &head, NULL, err, errlen)))
         goto fail;
+    /* Held: old events still here that the cut spares for the webhook. */
+    int64_t kept_from = cut > head.cp_n ? cut : head.cp_n;
+    out->held = old_end > kept_from ? old_end - kept_from : 0;
     if (cut <= head.cp_n) {
         if ((rc = q0(s, "COMMIT", err, errlen)))
             goto fail;
