@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define SQLITE_CACHE 48
 
@@ -24,6 +25,44 @@ struct db_sqlite {
  * to 256 MiB) so reads of pages outside the cache cost no copy: session
  * listings and exports read back what ingest wrote. */
 #define STORE_SQLITE_CACHE " PRAGMA cache_size=-16384; PRAGMA mmap_size=268435456;"
+
+/* path as an SQLite URI that opens it read only and immutable: nothing is
+ * created beside it (no -shm, no -wal) and no lock is taken; what a WAL file
+ * holds beyond the last checkpoint is not read. */
+static int immutable_uri(const char *path, char *out, size_t outlen)
+{
+    size_t o = (size_t)snprintf(out, outlen, "file:");
+    for (const char *p = path; *p; p++) {
+        if (o + 4 >= outlen)
+            return -1;
+        if (*p == '%' || *p == '?' || *p == '#')
+            o += (size_t)snprintf(out + o, outlen - o, "%%%02X", (unsigned char)*p);
+        else
+            out[o++] = *p;
+    }
+    return snprintf(out + o, outlen - o, "?mode=ro&immutable=1") < (int)(outlen - o) ? 0 : -1;
+}
+
+/* A read-only open: plainly when a WAL file is there (a server may be
+ * writing: its last commits are read), else, or when that fails for want of
+ * write access to the directory (SQLite's -shm), immutable. */
+static int sqlite_open_readonly(const char *path, sqlite3 **db)
+{
+    char wal[1100], uri[3300];
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    if (access(wal, F_OK) == 0) {
+        int rc = sqlite3_open_v2(path, db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_exec(*db, "SELECT count(*) FROM sqlite_master", NULL, NULL, NULL);
+        if ((rc & 0xff) != SQLITE_READONLY && (rc & 0xff) != SQLITE_CANTOPEN)
+            return rc;
+        sqlite3_close(*db);
+        *db = NULL;
+    }
+    if (immutable_uri(path, uri, sizeof uri) < 0)
+        return SQLITE_CANTOPEN;
+    return sqlite3_open_v2(uri, db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX, NULL);
+}
 
 void *db_sqlite_open(const char *url_path, int readonly, char *err, size_t errlen)
 {
@@ -51,8 +90,10 @@ void *db_sqlite_open(const char *url_path, int readonly, char *err, size_t errle
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    int flags = readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
-    if (sqlite3_open_v2(path, &h->db, flags | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+    int orc = readonly ? sqlite_open_readonly(path, &h->db)
+                       : sqlite3_open_v2(path, &h->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                                         NULL);
+    if (orc != SQLITE_OK) {
         snprintf(err, errlen, "sqlite %s: %s", path, h->db ? sqlite3_errmsg(h->db) : "cannot open");
         sqlite3_close(h->db);
         free(h);

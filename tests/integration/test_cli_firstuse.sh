@@ -31,6 +31,13 @@ out=$("$H" audit verify --store sqlite:x/real.db 2>&1); rc=$?
 assert_eq 0 "$rc" "verify of a real store: $out"
 assert_contains "$out" "chain intact"
 assert_eq "$sum" "$(sha256sum x/real.db)" "verify changed the store"
+[[ ! -e x/real.db-shm && ! -e x/real.db-wal ]] || fail "verify left SQLite's -shm/-wal beside the store"
+# An auditor who may read the store but not write its directory (a WAL
+# store, as the server keeps it) can verify it.
+mkdir ro && cp x/real.db ro/ && chmod 755 ro && chmod 644 ro/real.db && chown -R root ro
+out=$(runuser -u nobody -- "$H" audit verify --store sqlite:"$HARNESS_TMP"/ro/real.db 2>&1); rc=$?
+assert_eq 0 "$rc" "verify by a user who cannot write the directory: $out"
+assert_contains "$out" "chain intact"
 
 # A misspelt scheme is a usage error naming the accepted forms; no file.
 for cmd in "admin apikey create --name b --groups admin --store" "server --store" "audit verify --store"; do
