@@ -168,6 +168,17 @@ int identity_store_load(const char *profile, struct identity_session *out, char 
         snprintf(err, errlen, "no config directory (HOME unset or path too long)");
         return -1;
     }
+    /* A login saved before trailing slashes stopped counting, under the URL
+     * as it was typed (the hash of it with its slash): moved to its place. */
+    char dir[4096], legacy[4200], hash[65], typed[sizeof out->profile];
+    snprintf(typed, sizeof typed, "%s", profile && *profile ? profile : out->profile);
+    out->profile[profile_key_len(out->profile)] = '\0';
+    if (profile_key_len(typed) != strlen(typed) && access(path, F_OK) < 0 && store_dir(dir, sizeof dir) == 0) {
+        util_sha256_hex(typed, strlen(typed), hash);
+        int n = snprintf(legacy, sizeof legacy, "%s/%.32s.json", dir, hash);
+        if (n > 0 && (size_t)n < sizeof legacy && access(legacy, F_OK) == 0)
+            (void)rename(legacy, path);
+    }
     if (access(path, F_OK) < 0 && errno == ENOENT) {
         snprintf(err, errlen, "not logged in to %s; run 'hoopctl login'", out->profile);
         return 1;

@@ -182,6 +182,13 @@ w=json.load(sys.stdin); assert w["admin"] is True and w["groups"] == ["admin"], 
 log "the login is found under the server's URL with a trailing slash too"
 HOOPCTL_SERVER_URL="$URL/" "$H" sessions list >/dev/null || fail "sessions list with $URL/ did not find the login"
 assert_contains "$(HOOPCTL_SERVER_URL="$URL//" "$H" whoami)" "subject    admin"
+# A login saved by an older hoopctl under "$URL/" (its file named by the hash
+# of the URL with the slash) is found and moved to its place.
+f=$(ls "$HOOPCTL_CONFIG_DIR"/tokens/*.json)
+legacy=$HOOPCTL_CONFIG_DIR/tokens/$(printf '%s' "$URL/" | sha256sum | cut -c1-32).json
+mv "$f" "$legacy"
+assert_contains "$(HOOPCTL_SERVER_URL="$URL/" "$H" whoami)" "subject    admin" "a login saved under $URL/"
+[[ -e $f && ! -e $legacy ]] || fail "the old login file was not moved to its place"
 log "a token the server refuses: run 'hoopctl login' again (exit 3)"
 tokfile() {  # KEY=JSON... : edit the saved login behind hoopctl's back
   python3 -c 'import json,glob,sys
