@@ -23,7 +23,7 @@ static const char default_policy_json[] =
     "                         \"TRUNCATE\", \"ALTER_TABLE\", \"ALTER_FOREIGN_TABLE\", \"ALTER_SCHEMA\",\n"
     "                         \"ALTER_DATABASE\", \"DROP_OWNED\"]},\n"
     "     \"action\": \"deny\",\n"
-    "     \"message\": \"DROP, TRUNCATE and ALTER of tables, schemas and databases are not allowed on this connection\"},\n"
+    "     \"message\": \"DROP, TRUNCATE and ALTER of tables, schemas and databases are not allowed on this connection (ALTER INDEX ... RENAME and ALTER VIEW ... RENAME COLUMN count too: PostgreSQL applies them to tables)\"},\n"
     "    {\"name\": \"deny-drop-cascade\",\n"
     "     \"match\": {\"kinds\": [\"DROP_*\"], \"facts\": [\"cascade\"]},\n"
     "     \"action\": \"deny\",\n"
