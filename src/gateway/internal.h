@@ -140,6 +140,7 @@ struct gw_tracking {
     uint64_t segment;         /* the segment the client is writing (bumped at Sync/Query) */
     uint64_t ended;           /* segments before this one have had their ReadyForQuery */
     size_t held;              /* bytes of SQL text and Bind bodies kept, pending and committed */
+    size_t max_held;          /* what held may reach by a Parse or Bind (0: no bound) */
 };
 
 /* What was forwarded upstream and awaits its answer, oldest first, for the
@@ -241,11 +242,16 @@ const char *gw_parameter_status_refusal(const uint8_t *body, size_t len, char *m
 
 /* tracking.c */
 void gw_tracking_free(struct gw_tracking *t);
-/* Whether a Parse, or a Bind (with the SQL and types its portal copies from
- * its statement), of len bytes fits what the session may hold (SQL text and
- * Bind bodies of its statements and portals, pending too). */
-bool gw_tracking_room(struct gw_tracking *t, char type, const uint8_t *body, size_t len, size_t max_held);
-/* Client sent a message (body); record what tracking needs. Returns -1 on a malformed body. */
+/* Whether need more bytes fit what the session may hold (SQL text and Bind
+ * bodies of its statements and portals, pending too) under max_held. */
+bool gw_tracking_room(const struct gw_tracking *t, size_t need, size_t max_held);
+/* gw_tracking_client's answer for a Parse or Bind past t->max_held (a Bind
+ * counts the SQL and types its portal copies from its statement): nothing
+ * was recorded. */
+#define GW_TRACKING_FULL 2
+/* Client sent a message (body); record what tracking needs. Returns 0, -1
+ * on a malformed body, 1 when a Bind must wait for an earlier segment's
+ * ReadyForQuery, or GW_TRACKING_FULL. */
 int gw_tracking_client(struct gw_tracking *t, char type, const uint8_t *body, size_t len);
 /* The gateway sent its own Describe of a portal (to learn an Execute's columns). */
 int gw_tracking_injected_describe(struct gw_tracking *t);

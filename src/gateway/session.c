@@ -59,6 +59,7 @@ void gw_session_accept(struct gw_worker *w, evutil_socket_t fd, const struct soc
         return;
     }
     s->gw = gw;
+    s->tracking.max_held = gw->cfg.max_held_bytes;
     s->worker = w;
     s->base = w->base;
     s->client = gw_conn_new(s->base, fd);
@@ -813,8 +814,9 @@ static void c2u_relay(struct gw_session *s)
                 return;
             }
         }
-        if ((type == 'P' || type == 'B') &&
-            !gw_tracking_room(&s->tracking, type, body, (size_t)blen, gw->cfg.max_held_bytes)) {
+        /* Tracking records what the message defines (a refused one defines nothing). */
+        int rc = verdict == GATEWAY_REFUSE ? 0 : gw_tracking_client(&s->tracking, type, body, (size_t)blen);
+        if (rc == GW_TRACKING_FULL) {
             /* What the session's statements and portals hold is bounded: the
              * message fails as PostgreSQL's own would, and the rest of its
              * pipeline is skipped to Sync (an Execute marker does both). */
@@ -834,7 +836,6 @@ static void c2u_relay(struct gw_session *s)
             inflight_push(s, type == 'E' ? 'E' : 'Q', GATEWAY_STATEMENT_SIMPLE, true);
             continue;
         }
-        int rc = gw_tracking_client(&s->tracking, type, body, (size_t)blen);
         if (rc < 0) {
             protocol_error(s, "client", "malformed or too many extended-protocol messages");
             return;

@@ -158,17 +158,8 @@ static int copy_types(uint32_t **dst, int *ndst, const uint32_t *src, int n)
     return 0;
 }
 
-bool gw_tracking_room(struct gw_tracking *t, char type, const uint8_t *body, size_t len, size_t max_held)
+bool gw_tracking_room(const struct gw_tracking *t, size_t need, size_t max_held)
 {
-    size_t need = len;
-    if (type == 'B') {
-        /* A portal also keeps its statement's SQL and types. */
-        const uint8_t *z1 = memchr(body, 0, len);
-        const uint8_t *z2 = z1 ? memchr(z1 + 1, 0, len - (size_t)(z1 + 1 - body)) : NULL;
-        struct gw_portal_info st = {0};
-        if (z2 && lookup(t, 'P', t->statements, (const char *)z1 + 1, &st) == 1)
-            need += held_bytes(st.sql, NULL, 0, st.types, st.ntypes);
-    }
     return t->held <= max_held && need <= max_held - t->held;
 }
 
@@ -177,6 +168,8 @@ int gw_tracking_client(struct gw_tracking *t, char type, const uint8_t *body, si
     struct gw_pending *p;
     switch (type) {
     case 'P': {
+        if (t->max_held && !gw_tracking_room(t, len, t->max_held))
+            return GW_TRACKING_FULL;
         struct pgwire_parse_msg m;
         if (pgwire_parse_parse(body, len, &m) < 0)
             return -1;
@@ -206,6 +199,11 @@ int gw_tracking_client(struct gw_tracking *t, char type, const uint8_t *body, si
         if (found < 0) {
             pgwire_bind_free(&b);
             return 1;
+        }
+        /* A portal also keeps its statement's SQL and types. */
+        if (t->max_held && !gw_tracking_room(t, len + held_bytes(sql, NULL, 0, st.types, st.ntypes), t->max_held)) {
+            pgwire_bind_free(&b);
+            return GW_TRACKING_FULL;
         }
         if (!(p = calloc(1, sizeof *p))) {
             pgwire_bind_free(&b);

@@ -199,16 +199,35 @@ static void held_bytes_accounting(void **state)
     gw_tracking_upstream(&t, '2');
     assert_int_equal(t.held, parse + bind);               /* committed: moved, not copied */
     gw_tracking_upstream(&t, 'Z');
-    static const uint8_t parse_body[100];
-    assert_true(gw_tracking_room(&t, 'P', parse_body, 100, parse + bind + 100));
-    assert_false(gw_tracking_room(&t, 'P', parse_body, 101, parse + bind + 100));
-    /* A Bind counts the SQL its portal copies from the statement too. */
-    uint8_t bind_body[16] = "p2\0s1\0";
-    assert_true(gw_tracking_room(&t, 'B', bind_body, sizeof bind_body, parse + bind + sizeof bind_body + 15));
-    assert_false(gw_tracking_room(&t, 'B', bind_body, sizeof bind_body, parse + bind + sizeof bind_body + 14));
-    /* ...and of an unknown statement, only itself. */
-    memcpy(bind_body, "p2\0zz\0", 6);
-    assert_true(gw_tracking_room(&t, 'B', bind_body, sizeof bind_body, parse + bind + sizeof bind_body));
+    assert_true(gw_tracking_room(&t, 100, parse + bind + 100));
+    assert_false(gw_tracking_room(&t, 101, parse + bind + 100));
+    /* Under a bound, a Bind counts the SQL its portal copies from the
+     * statement too, and one past it records nothing; one of an unknown
+     * statement counts only itself. */
+    struct buf bb = {0};
+    pgwire_put_cstr(&bb, "p2");
+    pgwire_put_cstr(&bb, "s1");
+    pgwire_put_i16(&bb, 0);
+    pgwire_put_i16(&bb, 0);
+    pgwire_put_i16(&bb, 0);
+    size_t before = t.held;
+    t.max_held = parse + bind + bb.len + 14;
+    assert_int_equal(gw_tracking_client(&t, 'B', bb.data, bb.len), GW_TRACKING_FULL);
+    assert_int_equal(t.held, before);
+    bb.data[3] = 'z'; /* statement "z1": unknown */
+    assert_int_equal(gw_tracking_client(&t, 'B', bb.data, bb.len), 0);
+    gw_tracking_client(&t, 'S', NULL, 0);
+    gw_tracking_upstream(&t, '1');
+    gw_tracking_upstream(&t, '2');
+    gw_tracking_upstream(&t, 'Z');
+    t.max_held = parse + bind + 2 * bb.len + 15;
+    bb.data[3] = 's';
+    assert_int_equal(gw_tracking_client(&t, 'B', bb.data, bb.len), 0);
+    buf_free(&bb);
+    t.max_held = 0;
+    gw_tracking_client(&t, 'S', NULL, 0);
+    gw_tracking_upstream(&t, '2');
+    gw_tracking_upstream(&t, 'Z');
     gw_tracking_idle(&t);                                  /* the portal goes */
     assert_int_equal(t.held, parse);
     /* A replaced definition gives its bytes back; a failed one never keeps them. */
