@@ -79,18 +79,11 @@ int main(int argc, char **argv)
         printf("hoopctl %s\n", HOOPCTL_VERSION);
         return CLI_EXIT_OK;
     }
-    if (globals[CLI_GLOBAL_OUTPUT]) {
-        const char *v = globals[CLI_GLOBAL_OUTPUT];
-        if (strcmp(v, "table") != 0 && strcmp(v, "json") != 0)
-            return global_usage("--output takes 'table' or 'json'");
-        ctx.output = v;
-    }
-    if (globals[CLI_GLOBAL_LOG_LEVEL]) {
-        int l = log_level_parse(globals[CLI_GLOBAL_LOG_LEVEL]);
-        if (l < 0)
-            return global_usage("--log-level takes error, warn, info or debug");
-        log_set_level((enum log_level)l);
-    }
+    /* Their values were checked against the table's words when parsed. */
+    if (globals[CLI_GLOBAL_OUTPUT])
+        ctx.output = globals[CLI_GLOBAL_OUTPUT];
+    if (globals[CLI_GLOBAL_LOG_LEVEL])
+        log_set_level((enum log_level)log_level_parse(globals[CLI_GLOBAL_LOG_LEVEL]));
     if (globals[CLI_GLOBAL_DEBUG]) {
         ctx.debug = true;
         log_set_level(LOG_DEBUG);
