@@ -335,7 +335,7 @@ static int lookup(struct catalog_pg *c, uint32_t oid, int16_t attnum, struct pol
 
 /* Relations of a name (any schema when schema is ""): views and materialized
  * views, and tables that have ancestors (partitions, inheritance children). */
-static const char views_by_name_sql[] =
+static const char relations_by_name_sql[] =
     "SELECT c.oid, c.relkind IN ('v', 'm') FROM pg_catalog.pg_class c "
     "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
     "WHERE c.relname = $2 AND ($1 = '' OR n.nspname = $1) AND (c.relkind IN ('v', 'm') OR "
@@ -378,7 +378,7 @@ static const struct catalog_name *name_lookup(struct catalog_pg *c, char kind, c
         return NULL;
     }
     const char *params[] = {key.schema, key.name};
-    PGresult *r = query(c, kind == 'r' ? views_by_name_sql : user_function_sql, 2, params, err);
+    PGresult *r = query(c, kind == 'r' ? relations_by_name_sql : user_function_sql, 2, params, err);
     if (!r)
         return NULL;
     int rc = 0;
