@@ -372,6 +372,12 @@ static int note_alias(struct walker *w, json_t *alias_node)
     return 0;
 }
 
+/* pg_settings: updating it is set_config() for each row. */
+static bool is_pg_settings(const char *schema, const char *name)
+{
+    return strcmp(name, "pg_settings") == 0 && (!schema || strcmp(schema, "pg_catalog") == 0);
+}
+
 static int add_range_var(struct walker *w, json_t *rv, bool write)
 {
     const char *schema = jstr(rv, "schemaname"), *name = jstr(rv, "relname");
@@ -381,7 +387,7 @@ static int add_range_var(struct walker *w, json_t *rv, bool write)
         return -1;
     /* Writing pg_settings is set_config() for each row (search_path, role,
      * ...): it counts as a call of it. */
-    if (write && strcmp(name, "pg_settings") == 0 && (!schema || strcmp(schema, "pg_catalog") == 0)) {
+    if (write && is_pg_settings(schema, name)) {
         if (strv_add(&w->st->functions, &w->st->nfunctions, "set_config", 10) < 0)
             return -1;
         w->st->facts |= POLICY_FACT_SEARCH_PATH;
@@ -823,8 +829,7 @@ static int walk_node(struct walker *w, const char *type, json_t *n, bool write)
             return -1;
         /* A view over pg_settings can be updated like it: set_config(). */
         for (size_t i = 0; i < st->nrelations; i++)
-            if (!st->relations[i].write && strcmp(st->relations[i].name, "pg_settings") == 0 &&
-                (!st->relations[i].schema || strcmp(st->relations[i].schema, "pg_catalog") == 0)) {
+            if (!st->relations[i].write && is_pg_settings(st->relations[i].schema, st->relations[i].name)) {
                 st->facts |= POLICY_FACT_SEARCH_PATH;
                 return strv_add(&st->functions, &st->nfunctions, "set_config", 10);
             }

@@ -491,6 +491,21 @@ static int stmt_reads_masked_table(const struct policy *p, const struct policy_s
  * value reached through a view or a function is stmt_reads_hidden_source's
  * business), or st reads a masked table and a name is a star or a whole-row
  * reference (row_to_json(u)). Returns the style or -1. */
+/* Whether a name of st stands for a whole row: a star, or a lone alias or
+ * relation name (row_to_json(u)). */
+static bool names_whole_row(const struct policy_stmt *st, const char *name)
+{
+    if (strcmp(name, "*") == 0)
+        return true;
+    for (size_t a = 0; a < st->naliases; a++)
+        if (strcmp(name, st->aliases[a]) == 0)
+            return true;
+    for (size_t a = 0; a < st->nrelations; a++)
+        if (strcmp(name, st->relations[a].name) == 0)
+            return true;
+    return false;
+}
+
 static int masked_ref_style(const struct policy *p, const struct policy_stmt *st, char **names, size_t n)
 {
     for (size_t i = 0; i < p->ncolumns; i++) {
@@ -503,16 +518,9 @@ static int masked_ref_style(const struct policy *p, const struct policy_stmt *st
     int r = stmt_reads_masked_table(p, st);
     if (r < 0)
         return -1;
-    for (size_t k = 0; k < n; k++) {
-        if (strcmp(names[k], "*") == 0)
+    for (size_t k = 0; k < n; k++)
+        if (names_whole_row(st, names[k]))
             return (int)p->columns[r].style;
-        for (size_t a = 0; a < st->naliases; a++)
-            if (strcmp(names[k], st->aliases[a]) == 0)
-                return (int)p->columns[r].style;
-        for (size_t a = 0; a < st->nrelations; a++)
-            if (strcmp(names[k], st->relations[a].name) == 0)
-                return (int)p->columns[r].style;
-    }
     /* Reads a masked table but no column of it by a masked name, and no whole
      * row: count(*), ids, other columns — left unmasked. */
     return -1;
@@ -591,17 +599,9 @@ bool policy_stmt_may_read_masked(const struct policy *p, struct policy_catalog *
  * `column` of one of its relations. */
 static bool sources_may_name(const struct policy_stmt *st, const char *column)
 {
-    for (size_t k = 0; k < st->nsources; k++) {
-        const char *n = st->sources[k];
-        if (strcmp(n, "*") == 0 || strcmp(n, column) == 0)
+    for (size_t k = 0; k < st->nsources; k++)
+        if (strcmp(st->sources[k], column) == 0 || names_whole_row(st, st->sources[k]))
             return true;
-        for (size_t a = 0; a < st->naliases; a++)
-            if (strcmp(n, st->aliases[a]) == 0)
-                return true;
-        for (size_t a = 0; a < st->nrelations; a++)
-            if (strcmp(n, st->relations[a].name) == 0)
-                return true;
-    }
     return false;
 }
 
