@@ -1,6 +1,8 @@
 /* webhook.c — optional push of each stored audit event as JSON to a webhook
  * or SIEM endpoint (audit.webhook_url), from a thread with its own store
- * handle, in chain order, retrying with backoff until the endpoint takes it.
+ * handle, in chain order, retrying with backoff until the endpoint takes it
+ * (an event the endpoint refuses for good, while it takes the next, is left
+ * out and logged).
  * Where it is in the chain is kept in the store, so a restart resumes there,
  * and one server instance of those sharing a store pushes at a time. */
 #include "internal.h"
@@ -25,6 +27,9 @@
 #define HOOK_LEASE_MS 60000
 #define HOOK_RENEW_MS (HOOK_LEASE_MS / 4)
 #define HOOK_STANDBY_MS 5000
+/* Events in a row that the endpoint may refuse (a 4xx) before a later one
+ * decides whether the endpoint or those events are at fault. */
+#define HOOK_MAX_REJECTED 16
 
 struct hook_ctx {
     struct srv *srv;
@@ -46,7 +51,12 @@ static size_t hook_discard(char *p, size_t s, size_t n, void *u)
     return s * n;
 }
 
-static int hook_post(CURL *c, const char *url, const char *body)
+enum hook_result { HOOK_TAKEN, HOOK_RETRY, HOOK_REJECTED };
+
+/* POST one event. A 4xx other than 408, 425 and 429 is the endpoint's
+ * refusal of this body (HOOK_REJECTED); anything else that is not 2xx may
+ * pass, so it is tried again. */
+static enum hook_result hook_post(CURL *c, const char *url, const char *body, long *status)
 {
     struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
     curl_easy_reset(c);
@@ -57,10 +67,24 @@ static int hook_post(CURL *c, const char *url, const char *body)
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, hook_discard);
     CURLcode rc = curl_easy_perform(c);
-    long status = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    *status = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
     curl_slist_free_all(h);
-    return rc == CURLE_OK && status >= 200 && status < 300 ? 0 : -1;
+    if (rc != CURLE_OK)
+        return HOOK_RETRY;
+    if (*status >= 200 && *status < 300)
+        return HOOK_TAKEN;
+    bool refused = *status >= 400 && *status < 500 && *status != 408 && *status != 425 && *status != 429;
+    return refused ? HOOK_REJECTED : HOOK_RETRY;
+}
+
+static enum hook_result hook_post_event(CURL *c, const char *url, json_t *e, long *status)
+{
+    char *body = json_dumps(e, JSON_COMPACT);
+    *status = 0;
+    enum hook_result r = body ? hook_post(c, url, body, status) : HOOK_RETRY;
+    free(body);
+    return r;
 }
 
 static bool hook_stopping(struct srv *srv)
@@ -130,6 +154,34 @@ static void hook_save(struct hook_ctx *h, int64_t lease_ms)
     }
 }
 
+/* The endpoint refused events (a 4xx) and then took the later event `taken`:
+ * it works, and refuses those events themselves (too large, say). Each is
+ * tried once more, now that the endpoint takes events: taken then, it is
+ * pushed late (after `taken`, still at least once); refused again, it is
+ * left out of the push, with an error in the log, and stays in the store for
+ * an export. An endpoint that refuses every event never gets here, so a
+ * wrong URL or credential holds the push instead of skipping events.
+ * Returns -1 when a try could not be decided (the endpoint went away): the
+ * push resumes at the first of them. */
+static int hook_settle_rejected(struct hook_ctx *h, CURL *c, json_t *const *rejected, size_t n, json_t *taken,
+                                long *status)
+{
+    long long later = (long long)json_integer_value(json_object_get(taken, "n"));
+    for (size_t k = 0; k < n; k++) {
+        enum hook_result r = hook_post_event(c, h->url, rejected[k], status);
+        long long en = (long long)json_integer_value(json_object_get(rejected[k], "n"));
+        if (r == HOOK_RETRY)
+            return -1;
+        if (r == HOOK_TAKEN)
+            log_warn(MOD, "event %lld was pushed after event %lld: the endpoint refused it at first", en, later);
+        else
+            log_error(MOD, "the endpoint refuses event %lld (id %s) with HTTP %ld but took event %lld: event %lld "
+                      "is left out of the push (it stays in the store: hoopctl audit export)",
+                      en, json_string_value(json_object_get(rejected[k], "id")) ?: "?", *status, later, en);
+    }
+    return 0;
+}
+
 static void *hook_main(void *arg)
 {
     struct hook_ctx *h = arg;
@@ -150,14 +202,20 @@ static void *hook_main(void *arg)
         size_t i;
         json_t *e;
         bool failed = false;
+        json_t *rejected[HOOK_MAX_REJECTED];
+        size_t nrejected = 0;
+        long status = 0;
         json_array_foreach(rows, i, e) {
-            char *body = json_dumps(e, JSON_COMPACT);
-            int rc = body ? hook_post(c, h->url, body) : -1;
-            free(body);
-            if (rc < 0) {
+            enum hook_result r = hook_post_event(c, h->url, e, &status);
+            if (r == HOOK_REJECTED && nrejected < HOOK_MAX_REJECTED) {
+                rejected[nrejected++] = e; /* decided once a later event is taken */
+                continue;
+            }
+            if (r != HOOK_TAKEN || (nrejected && hook_settle_rejected(h, c, rejected, nrejected, e, &status) < 0)) {
                 failed = true;
                 break;
             }
+            nrejected = 0;
             h->after = json_integer_value(json_object_get(e, "n"));
             backoff = 0;
             if (util_now_ms() >= h->renew_at)
@@ -165,6 +223,7 @@ static void *hook_main(void *arg)
             if (!h->holder || hook_stopping(h->srv))
                 break;
         }
+        failed = failed || nrejected > 0; /* no later event taken yet: the first is tried again */
         size_t got = json_array_size(rows);
         json_decref(rows);
         if (h->holder && h->after != h->saved)
@@ -173,7 +232,10 @@ static void *hook_main(void *arg)
             continue;
         if (failed) {
             backoff = backoff ? (backoff * 2 > 30000 ? 30000 : backoff * 2) : 500;
-            log_warn(MOD, "push failed; retrying event %lld in %d ms", (long long)h->after + 1, backoff);
+            char why[32] = "no answer";
+            if (status)
+                snprintf(why, sizeof why, "HTTP %ld", status);
+            log_warn(MOD, "push failed; retrying event %lld in %d ms (%s)", (long long)h->after + 1, backoff, why);
             if (hook_wait(h->srv, backoff))
                 break;
         } else if (got == 0 && hook_wait(h->srv, 1000)) {

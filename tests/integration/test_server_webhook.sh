@@ -4,6 +4,8 @@
 # kill -9 and restart of the server while the endpoint is down, and with two
 # server instances on one store (one pushes; the other takes over when it
 # stops), and retention never deletes what the endpoint has not had yet.
+# An event the endpoint refuses (a 4xx) while it takes the next is left out
+# and logged; an endpoint that refuses every event holds the push instead.
 # Also a large export streamed over several pages arrives whole and in order.
 source "$(dirname "$0")/lib/harness.sh"
 H=$HOOPCTL_BIN
@@ -12,14 +14,16 @@ HP=$(free_port)
 cat >"$T/hook.py" <<'PY'
 import http.server, sys, json
 fails = int(sys.argv[2])
-seen = []
+code = int(sys.argv[4]) if len(sys.argv) > 4 else 503
 class Hook(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
         global fails
         body = self.rfile.read(int(self.headers["Content-Length"]))
         if fails > 0:
             fails -= 1
-            self.send_response(503); self.end_headers(); return
+            self.send_response(code); self.end_headers(); return
+        if b"poison" in body:  # this endpoint never takes this event
+            self.send_response(413); self.end_headers(); return
         with open(sys.argv[3], "a") as f:
             f.write(str(json.loads(body)["n"]) + "\n")
         self.send_response(204); self.end_headers()
@@ -40,9 +44,10 @@ now=$(($(date +%s) * 1000))
 ingest() {  # URL FROM COUNT: events e<FROM>.. as alice
   python3 -c '
 import json,sys
-a,n,now=int(sys.argv[1]),int(sys.argv[2]),int(sys.argv[3])
+a,n,now,p=int(sys.argv[1]),int(sys.argv[2]),int(sys.argv[3]),int(sys.argv[4])
 print(json.dumps({"events":[{"id":"e%d"%k,"session_id":"s%d"%(k%7),"seq":k,"type":"statement","time":now+k,
-  "data":{"text":"select %d"%k,"decision":"allow"}} for k in range(a,a+n)]}))' "$2" "$3" "$now" >"$T/batch.json"
+  "data":{"text":"select 'poison'" if k==p else "select %d"%k,"decision":"allow"}} for k in range(a,a+n)]}))' \
+    "$2" "$3" "$now" "${POISON:--1}" >"$T/batch.json"
   curl -sf -H 'Authorization: Bearer tok-alice-1' -H 'Content-Type: application/json' \
     --data-binary "@$T/batch.json" "$1/api/v1/events" >/dev/null || fail "ingest of $3 events at $1"
 }
@@ -99,4 +104,22 @@ assert_eq "1551 1570" "$(sqlite3 "$T/s.db" "select min(n) || ' ' || max(n) from 
 bg_start hook python3 "$T/hook.py" "$HP" 0 "$T/received"
 wait_for "1570 events at the webhook" 60 bash -c "[[ \$(wc -l <'$T/received') -ge 1570 ]]"
 assert_eq "$(seq 1 1570)" "$(cat "$T/received")" "events were lost or pushed twice after retention"
+
+log "an endpoint that refuses every event (400) holds the push; nothing is left out when it recovers"
+kill "$hook_PID"; wait "$hook_PID" 2>/dev/null || true
+bg_start hook python3 "$T/hook.py" "$HP" 4 "$T/received" 400
+ingest "$URL2" 1570 3   # events 1571-1573: 400 to the first four posts
+wait_for "1573 events at the webhook" 60 bash -c "[[ \$(wc -l <'$T/received') -ge 1573 ]]"
+# The second pass: 1571 refused, 1572 taken, so 1571 is tried again, taken, and pushed late.
+assert_eq "$(seq 1 1570; printf '1572\n1571\n1573')" "$(cat "$T/received")" "an event was lost when the endpoint recovered"
+assert_contains "$(grep "retrying event 1571 in" "$T/server3.log")" "(HTTP 400)"
+assert_contains "$(cat "$T/server3.log")" "event 1571 was pushed after event 1572"
+
+log "an event the endpoint refuses for good (413) while it takes the next is left out, and logged"
+POISON=1574 ingest "$URL2" 1573 3   # events 1574-1576; 1575 is the poison
+wait_for "1576 at the webhook" 60 bash -c "[[ \$(tail -n 1 '$T/received') == 1576 ]]"
+assert_eq "$(seq 1 1570; printf '1572\n1571\n1573\n1574\n1576')" "$(cat "$T/received")" "the push did not skip only the refused event"
+assert_contains "$(cat "$T/server3.log")" "the endpoint refuses event 1575 (id e1574) with HTTP 413 but took event 1576"
+out=$(HOOPCTL_TOKEN=tok-audit-1 "$H" audit export --server "$URL2" | tail -n 2)
+assert_contains "$out" '"n":1575' "the refused event is not in the store's export"
 echo "server webhook ok"
