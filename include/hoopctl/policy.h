@@ -68,6 +68,7 @@ struct policy_relation {
     char *schema;          /* as written; NULL when unqualified */
     char *name;
     bool write;            /* written (INSERT/UPDATE/DELETE/MERGE/COPY FROM/TRUNCATE/DDL) */
+    bool read;             /* read too, or only (a write's source may be its own target) */
 };
 
 /* One statement's classification. Strings are owned by the analysis. */
@@ -298,6 +299,13 @@ struct policy_catalog {
      * schema-qualified) may be user code that reads tables: any function of
      * that name outside pg_catalog. 0 with *user_code, or -1 with err. */
     int (*function)(struct policy_catalog *self, const char *name, bool *user_code, char err[POLICY_ERR_MAX]);
+    /* view_column: the base columns that column `column` of view `name`
+     * (schema NULL: views of that name in any schema) stands for, through
+     * views of views; an expression stands for every column its view reads.
+     * 0 with *base (owned as for relation; none when the view has no such
+     * column), or -1 with err. */
+    int (*view_column)(struct policy_catalog *self, const char *schema, const char *name, const char *column,
+                       const struct policy_column_ref **base, size_t *nbase, char err[POLICY_ERR_MAX]);
 };
 
 /* DDL that may change what the catalog answers has committed in one of

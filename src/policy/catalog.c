@@ -38,9 +38,9 @@ struct catalog_entry {
 /* An answer about a name: a relation (view or not, its base columns) or a
  * function (user code or not). */
 struct catalog_name {
-    char kind;                    /* 'r' relation, 'f' function */
+    char kind;                    /* 'r' relation, 'f' function, 'c' view column */
     char schema[POLICY_NAME_MAX]; /* "" for any */
-    char name[2 * POLICY_NAME_MAX + 2];
+    char name[2 * POLICY_NAME_MAX + 2]; /* a view column: "<length of view>:<view><column>" */
     bool flag;                    /* relation: is a view; function: user code */
     struct policy_column_info info;
 };
@@ -347,6 +347,13 @@ static const char user_function_sql[] =
     "ON n.oid = p.pronamespace WHERE p.proname = $2 AND ($1 = '' OR n.nspname = $1) "
     "AND n.nspname NOT IN ('pg_catalog', 'information_schema'))";
 
+/* The views of a name (any schema when schema is "") with a column of name $3. */
+static const char view_column_sql[] =
+    "SELECT c.oid, a.attnum FROM pg_catalog.pg_class c "
+    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+    "JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
+    "WHERE c.relname = $2 AND ($1 = '' OR n.nspname = $1) AND c.relkind IN ('v', 'm') AND a.attname = $3";
+
 static int catalog_connected(struct catalog_pg *c, char err[POLICY_ERR_MAX])
 {
     if (PQstatus(c->conn) == CONNECTION_OK)
@@ -358,13 +365,15 @@ static int catalog_connected(struct catalog_pg *c, char err[POLICY_ERR_MAX])
     return -1;
 }
 
-/* The cached answer for (kind, schema, name), looked up on a miss. */
+/* The cached answer for (kind, schema, name[, column]), looked up on a miss. */
 static const struct catalog_name *name_lookup(struct catalog_pg *c, char kind, const char *schema,
-                                              const char *name, char err[POLICY_ERR_MAX])
+                                              const char *name, const char *column, char err[POLICY_ERR_MAX])
 {
     struct catalog_name key = {.kind = kind};
+    int n = column ? snprintf(key.name, sizeof(key.name), "%zu:%s%s", strlen(name), name, column)
+                   : snprintf(key.name, sizeof(key.name), "%s", name);
     if (snprintf(key.schema, sizeof(key.schema), "%s", schema ? schema : "") >= (int)sizeof(key.schema) ||
-        snprintf(key.name, sizeof(key.name), "%s", name) >= (int)sizeof(key.name)) {
+        n < 0 || n >= (int)sizeof(key.name)) {
         snprintf(err, POLICY_ERR_MAX, "name too long for the catalog");
         return NULL;
     }
@@ -377,12 +386,17 @@ static const struct catalog_name *name_lookup(struct catalog_pg *c, char kind, c
             snprintf(err, POLICY_ERR_MAX, "catalog cache full");
         return NULL;
     }
-    const char *params[] = {key.schema, key.name};
-    PGresult *r = query(c, kind == 'r' ? relations_by_name_sql : user_function_sql, 2, params, err);
+    const char *params[] = {key.schema, column ? name : key.name, column};
+    PGresult *r = query(c, kind == 'r' ? relations_by_name_sql : kind == 'f' ? user_function_sql : view_column_sql,
+                        column ? 3 : 2, params, err);
     if (!r)
         return NULL;
     int rc = 0;
-    if (kind == 'f') {
+    if (kind == 'c') {
+        for (int i = 0; i < PQntuples(r) && rc == 0; i++)
+            rc = add_column_bases(c, (uint32_t)strtoul(PQgetvalue(r, i, 0), NULL, 10),
+                                  (int16_t)atoi(PQgetvalue(r, i, 1)), &key.info, 0, err);
+    } else if (kind == 'f') {
         key.flag = PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't';
     } else {
         for (int i = 0; i < PQntuples(r) && rc == 0; i++) {
@@ -416,7 +430,7 @@ static int catalog_relation(struct policy_catalog *self, const char *schema, con
                             const struct policy_column_ref **base, size_t *nbase, char err[POLICY_ERR_MAX])
 {
     catalog_refresh((struct catalog_pg *)self);
-    const struct catalog_name *e = name_lookup((struct catalog_pg *)self, 'r', schema, name, err);
+    const struct catalog_name *e = name_lookup((struct catalog_pg *)self, 'r', schema, name, NULL, err);
     if (!e)
         return -1;
     *is_view = e->flag;
@@ -436,11 +450,24 @@ static int catalog_function(struct policy_catalog *self, const char *name, bool 
         name = dot + 1;
     }
     catalog_refresh((struct catalog_pg *)self);
-    const struct catalog_name *e = name_lookup((struct catalog_pg *)self, 'f', schema, name, err);
+    const struct catalog_name *e = name_lookup((struct catalog_pg *)self, 'f', schema, name, NULL, err);
     if (!e)
         return -1;
     *user_code = e->flag;
     return 0;
+}
+
+static int catalog_view_column(struct policy_catalog *self, const char *schema, const char *name, const char *column,
+                               const struct policy_column_ref **base, size_t *nbase, char err[POLICY_ERR_MAX])
+{
+    catalog_refresh((struct catalog_pg *)self);
+    const struct catalog_name *e = name_lookup((struct catalog_pg *)self, 'c', schema, name, column, err);
+    if (!e)
+        return -1;
+    *base = e->info.base;
+    *nbase = e->info.nbase;
+    return e->info.unknown ? (snprintf(err, POLICY_ERR_MAX, "cannot trace column %s of view %s", column, name), -1)
+                           : 0;
 }
 
 static int catalog_resolve(struct policy_catalog *self, uint32_t oid, int16_t attnum,
@@ -515,6 +542,7 @@ struct policy_catalog *policy_catalog_pg_new(const char *conninfo, char err[POLI
     c->base.forget = catalog_forget;
     c->base.relation = catalog_relation;
     c->base.function = catalog_function;
+    c->base.view_column = catalog_view_column;
     c->conn = PQconnectdb(conninfo);
     if (PQstatus(c->conn) != CONNECTION_OK) {
         snprintf(err, POLICY_ERR_MAX, "catalog connection failed: %s", PQerrorMessage(c->conn));

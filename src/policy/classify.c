@@ -55,6 +55,7 @@ static int stmt_add_relation(struct policy_stmt *st, const char *schema, const c
         bool same_schema = (!r->schema && !schema) || (r->schema && schema && strcmp(r->schema, schema) == 0);
         if (same_schema && strcmp(r->name, name) == 0) {
             r->write = r->write || write;
+            r->read = r->read || !write;
             return 0;
         }
     }
@@ -66,6 +67,7 @@ static int stmt_add_relation(struct policy_stmt *st, const char *schema, const c
     r->schema = schema ? strdup(schema) : NULL;
     r->name = strdup(name);
     r->write = write;
+    r->read = !write;
     if (!r->name || (schema && !r->schema)) {
         free(r->schema);
         free(r->name);
@@ -82,10 +84,12 @@ int policy_stmt_merge(struct policy_stmt *into, const struct policy_stmt *from)
     for (size_t i = 0; i < from->nkinds; i++)
         if (policy_stmt_add_kind(into, from->kinds[i]) < 0)
             return -1;
-    for (size_t i = 0; i < from->nrelations; i++)
-        if (stmt_add_relation(into, from->relations[i].schema, from->relations[i].name,
-                              from->relations[i].write) < 0)
+    for (size_t i = 0; i < from->nrelations; i++) {
+        const struct policy_relation *r = &from->relations[i];
+        if ((r->write && stmt_add_relation(into, r->schema, r->name, true) < 0) ||
+            (r->read && stmt_add_relation(into, r->schema, r->name, false) < 0))
             return -1;
+    }
     for (size_t i = 0; i < from->nfunctions; i++)
         if (strv_add(&into->functions, &into->nfunctions, from->functions[i], strlen(from->functions[i])) < 0)
             return -1;
@@ -829,7 +833,7 @@ static int walk_node(struct walker *w, const char *type, json_t *n, bool write)
             return -1;
         /* A view over pg_settings can be updated like it: set_config(). */
         for (size_t i = 0; i < st->nrelations; i++)
-            if (!st->relations[i].write && is_pg_settings(st->relations[i].schema, st->relations[i].name)) {
+            if (st->relations[i].read && is_pg_settings(st->relations[i].schema, st->relations[i].name)) {
                 st->facts |= POLICY_FACT_SEARCH_PATH;
                 return strv_add(&st->functions, &st->nfunctions, "set_config", 10);
             }

@@ -605,6 +605,32 @@ static bool sources_may_name(const struct policy_stmt *st, const char *column)
     return false;
 }
 
+/* Whether st reads a masked value through view `rel`: a column of the view
+ * that stands for a masked column (by the view's own names, which may rename
+ * its bases), or the whole row of a view that reads one. 1 yes, 0 no, -1 err. */
+static int view_names_masked(const struct policy *p, struct policy_catalog *catalog, const struct policy_stmt *st,
+                             const struct policy_relation *rel, const struct policy_column_ref *base, size_t nbase,
+                             char err[POLICY_ERR_MAX])
+{
+    bool reads_masked = false;
+    for (size_t b = 0; b < nbase && !reads_masked; b++)
+        reads_masked = base_is_masked(p, &base[b]);
+    if (!reads_masked)
+        return 0;
+    for (size_t k = 0; k < st->nsources; k++) {
+        if (names_whole_row(st, st->sources[k]) || !catalog->view_column)
+            return 1;
+        const struct policy_column_ref *vb = NULL;
+        size_t nvb = 0;
+        if (catalog->view_column(catalog, rel->schema, rel->name, st->sources[k], &vb, &nvb, err) < 0)
+            return -1;
+        for (size_t b = 0; b < nvb; b++)
+            if (base_is_masked(p, &vb[b]))
+                return 1;
+    }
+    return 0;
+}
+
 int policy_stmt_reads_masked_via_catalog(const struct policy *p, struct policy_catalog *catalog,
                                          const struct policy_stmt *st, char err[POLICY_ERR_MAX])
 {
@@ -617,11 +643,12 @@ int policy_stmt_reads_masked_via_catalog(const struct policy *p, struct policy_c
         reads_targets = reads_targets || !strcmp(st->kinds[k], "UPDATE") || !strcmp(st->kinds[k], "MERGE") ||
                         !strcmp(st->kinds[k], "DELETE");
     for (size_t i = 0; i < st->nrelations; i++) {
-        if (st->relations[i].write && !reads_targets)
+        const struct policy_relation *rel = &st->relations[i];
+        if (!rel->read && !reads_targets)
             continue;
-        if (is_stats_view(st->relations[i].schema, st->relations[i].name)) {
+        if (is_stats_view(rel->schema, rel->name)) {
             snprintf(err, POLICY_ERR_MAX, "the statement would copy the planner's sampled values (%s) into a "
-                     "table or a side channel", st->relations[i].name);
+                     "table or a side channel", rel->name);
             return 1;
         }
         if (!catalog || !catalog->relation) {
@@ -632,17 +659,22 @@ int policy_stmt_reads_masked_via_catalog(const struct policy *p, struct policy_c
         bool is_view = false;
         const struct policy_column_ref *base = NULL;
         size_t nbase = 0;
-        if (catalog->relation(catalog, st->relations[i].schema, st->relations[i].name, &is_view, &base, &nbase,
-                              err) < 0)
+        if (catalog->relation(catalog, rel->schema, rel->name, &is_view, &base, &nbase, err) < 0)
             return 1;
-        for (size_t b = 0; b < nbase; b++)
-            if (base_is_masked(p, &base[b]) &&
-                ((is_view && !st->relations[i].write) || sources_may_name(st, base[b].column))) {
-                snprintf(err, POLICY_ERR_MAX, "the statement would copy masked columns (through %s %s) into a "
-                         "table or a side channel", is_view ? "the view" : "the partition or child table",
-                         st->relations[i].name);
+        bool copies = false;
+        if (is_view) {
+            int rc = view_names_masked(p, catalog, st, rel, base, nbase, err);
+            if (rc < 0)
                 return 1;
-            }
+            copies = rc > 0;
+        }
+        for (size_t b = 0; !is_view && !copies && b < nbase; b++) /* a partition's or child's parents */
+            copies = base_is_masked(p, &base[b]) && sources_may_name(st, base[b].column);
+        if (copies) {
+            snprintf(err, POLICY_ERR_MAX, "the statement would copy masked columns (through %s %s) into a "
+                     "table or a side channel", is_view ? "the view" : "the partition or child table", rel->name);
+            return 1;
+        }
     }
     return 0;
 }
