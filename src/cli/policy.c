@@ -97,8 +97,15 @@ static json_t *decision_json(const struct policy_decision *d)
     json_object_set_new(o, "rule_index", json_integer(d->rule_index));
     json_object_set_new(o, "rule_name", json_string(d->rule_name));
     json_object_set_new(o, "message", json_string(d->message));
-    if (d->reviewers[0])
-        json_object_set_new(o, "reviewers", json_string(d->reviewers));
+    if (d->reviewers[0]) { /* an array, as the policy file writes it */
+        json_t *groups = json_array();
+        for (const char *g = d->reviewers; groups && *g;) {
+            size_t n = strcspn(g, ",");
+            json_array_append_new(groups, json_stringn(g, n));
+            g += n + (g[n] == ',');
+        }
+        json_object_set_new(o, "reviewers", groups);
+    }
     if (d->action == POLICY_MASK)
         json_object_set_new(o, "style", json_string(policy_style_name(d->mask_style)));
     json_object_set_new(o, "statement", json_integer((json_int_t)d->stmt_index));

@@ -26,8 +26,8 @@ assert_contains "$out" "rule:        #0 deny-destructive-ddl"
 
 # JSON output is JSON, with the decision and every statement.
 json=$("$H" -o json policy check "with d as (delete from t returning *) select * from d" || true)
-got=$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); s=d["statements"][0]; print(d["decision"]["action"], d["decision"]["rule_name"], ",".join(s["kinds"]), ",".join(s["facts"]), s["relations"][0]["access"])' "$json")
-assert_eq "review review-no-where SELECT,DELETE no_where,writes,modifying_cte write" "$got"
+got=$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); s=d["statements"][0]; print(d["decision"]["action"], d["decision"]["rule_name"], d["decision"]["reviewers"], ",".join(s["kinds"]), ",".join(s["facts"]), s["relations"][0]["access"])' "$json")
+assert_eq "review review-no-where ['dba'] SELECT,DELETE no_where,writes,modifying_cte write" "$got"
 
 # Parse errors: refused with the parser's message, nothing guessed.
 set +e
