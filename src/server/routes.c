@@ -344,44 +344,90 @@ static bool is_requester(const struct auth_identity *id, json_t *r)
     return sub && iss && strcmp(sub, id->subject) == 0 && strcmp(iss, id->issuer) == 0;
 }
 
-/* Whether review r is about this statement event: its text is the one the
- * reviewers read (by hash), in the session that asked (when it said). */
-static bool review_fits(json_t *r, json_t *d, const char *session_id)
+/* The connection of session sid: as stored (its first session_start set
+ * it for good), or as an earlier event of this batch starts it; NULL when
+ * neither says. *hold is the stored session, for the caller to free. */
+static const char *session_connection(struct srv_req *rq, const char *sid, const struct store_event *prior,
+                                      size_t nprior, json_t **hold)
+{
+    char err[200];
+    *hold = NULL;
+    if (store_session_get(rq->srv->store, sid, hold, err, sizeof err) == 0) {
+        const char *c = json_string_value(json_object_get(*hold, "connection"));
+        if (c)
+            return c;
+    }
+    for (size_t i = 0; i < nprior; i++)
+        if (strcmp(prior[i].type, "session_start") == 0 && strcmp(prior[i].session_id, sid) == 0)
+            return prior[i].connection;
+    return NULL;
+}
+
+/* Whether event text `text` is what the audit keeps of `statement` (the
+ * text reviewers read): the statement itself, or its redaction as the
+ * gateway makes it (passwords, conninfo secrets; every literal under
+ * redact_literals). Redone here rather than taken from the gateway's word,
+ * at a scan of the statement, for events that name one of their sender's
+ * reviews only. */
+static bool text_is_audit_of(const char *text, const char *statement, const char *hash)
+{
+    char h[65];
+    util_sha256_hex(text, strlen(text), h);
+    if (strcmp(h, hash) == 0)
+        return true;
+    for (int literals = 0; literals < 2; literals++) {
+        struct policy_redaction red;
+        if (policy_audit_redaction(statement, literals, &red) < 0)
+            return false;
+        bool same = red.changed && strcmp(red.text, text) == 0;
+        free(red.text);
+        if (same)
+            return true;
+    }
+    return false;
+}
+
+/* Whether review r is about this statement event: its connection is the
+ * session's, it asked for this session (when it said), it is not an approval
+ * still unused (a statement runs only on a consumed one: an unused approval
+ * beside a statement would claim a release that never happened), and the
+ * event's text is the one the reviewers read. */
+static bool review_fits(json_t *r, json_t *d, const char *session_id, const char *connection)
 {
     const char *text = json_string_value(json_object_get(d, "text"));
     const char *want = json_string_value(json_object_get(r, "statement_hash"));
+    const char *stmt = json_string_value(json_object_get(r, "statement"));
     const char *rsess = json_string_value(json_object_get(r, "session_id"));
-    char h[65];
-    if (!text || !want || (rsess && rsess[0] && (!session_id || strcmp(rsess, session_id) != 0)))
+    const char *rconn = json_string_value(json_object_get(r, "connection"));
+    const char *status = json_string_value(json_object_get(r, "status"));
+    if (!text || !want || !stmt || !rconn || !status || !connection || strcmp(rconn, connection) != 0 ||
+        (rsess && rsess[0] && (!session_id || strcmp(rsess, session_id) != 0)))
         return false;
-    util_sha256_hex(text, strlen(text), h);
-    if (strcmp(h, want) == 0)
-        return true;
-    /* An event whose literals were redacted (the policy's redact_literals)
-     * names the text its reviewers read by hash instead. The server does not
-     * redo the redaction (a scan of a statement the size of the body cap, on
-     * the loop, per event): the gateway that sends the event vouches for its
-     * own statements anyway. */
-    const char *rh = json_string_value(json_object_get(d, "review_hash"));
-    return json_is_true(json_object_get(d, "redacted")) && rh && strcmp(rh, want) == 0;
+    return strcmp(status, "approved") != 0 && text_is_audit_of(text, stmt, want);
 }
 
 /* A statement's review is the store's truth (who decided it, how, why),
  * never what the event says: the gateway cannot vouch for a reviewer. It is
  * joined only when the review is the caller's own (a gateway asks for the
- * reviews of its user's statements) and is about this very statement (its
- * text's hash, its session): else the event keeps no review, so that one
- * approval cannot be shown beside other statements. */
-static void event_join_review(struct srv_req *rq, json_t *d, const char *session_id)
+ * reviews of its user's statements), is about this very statement
+ * (review_fits), and no other statement event has it: else the event keeps
+ * no review, so that one approval cannot be shown beside other statements. */
+static void event_join_review(struct srv_req *rq, json_t *d, struct store_event *e,
+                              const struct store_event *prior, size_t nprior)
 {
     json_t *given = json_object_get(d, "review");
     const char *id = json_string_value(json_object_get(d, "review_id"));
     if (!id)
         id = json_string_value(json_object_get(given, "id"));
-    json_t *r = NULL;
+    json_t *r = NULL, *sess = NULL;
     char err[200];
-    if (!id || store_review_get(rq->srv->store, id, &r, err, sizeof err) != 0 || !is_requester(&rq->id, r) ||
-        !review_fits(r, d, session_id)) {
+    bool ok = id && store_review_get(rq->srv->store, id, &r, err, sizeof err) == 0 && is_requester(&rq->id, r) &&
+              review_fits(r, d, e->session_id, session_connection(rq, e->session_id, prior, nprior, &sess));
+    for (size_t i = 0; ok && i < nprior; i++) /* the same batch cannot show it twice either */
+        ok = !(prior[i].review_id && strcmp(prior[i].review_id, id) == 0 && strcmp(prior[i].id, e->id) != 0);
+    ok = ok && store_review_claim(rq->srv->store, id, e->id, err, sizeof err) == 0;
+    json_decref(sess);
+    if (!ok) {
         json_decref(r);
         json_object_del(d, "review");
         json_object_del(d, "review_id");
@@ -395,8 +441,10 @@ static void event_join_review(struct srv_req *rq, json_t *d, const char *session
             json_object_set(j, keys[i], v);
     }
     json_decref(r);
-    if (j)
-        json_object_set_new(d, "review", j);
+    if (j) {
+        json_object_set_new(d, "review", j); /* (given, and an id taken from it, are gone now) */
+        e->review_id = json_string_value(json_object_get(j, "id"));
+    }
 }
 
 /* A result's data without its rows, for a session whose sample budget is
@@ -470,9 +518,10 @@ static bool event_arrays_ok(json_t *d)
            items_ok(json_object_get(d, "column_types"), EVENT_MAX_COLUMNS, false);
 }
 
-/* Check one event; fills e (pointing into ev and into *data). */
-static int event_prepare(struct srv_req *rq, json_t *ev, struct store_event *e, char **data, char *err,
-                         size_t errlen)
+/* Check one event; fills e (pointing into ev and into *data). prior: the
+ * batch's events before it. 0, -1 malformed (400) or -2 forbidden (403). */
+static int event_prepare(struct srv_req *rq, json_t *ev, struct store_event *e, const struct store_event *prior,
+                         size_t nprior, char **data, char *err, size_t errlen)
 {
     if (server_json_check(ev, event_fields, rq->srv->max_string, err, errlen) < 0)
         return -1;
@@ -530,6 +579,19 @@ static int event_prepare(struct srv_req *rq, json_t *ev, struct store_event *e, 
     }
     if (spec == start_fields) {
         e->connection = json_string_value(json_object_get(d, "connection"));
+        /* A session may name only a connection its user may use (one the
+         * server does not define is taken as named: tools that record
+         * without one). */
+        json_t *conn = NULL;
+        int rc = store_connection_get(rq->srv->store, e->connection, &conn, err, errlen);
+        bool refused = rc == 0 && !srv_in_any(&rq->id, json_object_get(conn, "allowed_groups"));
+        json_decref(conn);
+        if (refused || (rc != 0 && rc != STORE_NOT_FOUND)) {
+            if (refused)
+                snprintf(err, errlen, "session_start data: you are not in a group allowed to use connection %s",
+                         e->connection);
+            return refused ? -2 : -1;
+        }
         e->client_addr = json_string_value(json_object_get(d, "client_addr"));
         e->application = json_string_value(json_object_get(d, "application"));
         e->gateway_host = json_string_value(json_object_get(d, "gateway_host"));
@@ -545,7 +607,7 @@ static int event_prepare(struct srv_req *rq, json_t *ev, struct store_event *e, 
             return -1;
         }
         e->denial = strcmp(dec, "deny") == 0;
-        event_join_review(rq, d, e->session_id);
+        event_join_review(rq, d, e, prior, nprior);
         e->review = strcmp(dec, "review") == 0 || json_is_string(json_object_get(d, "review_id"));
     } else if (spec == result_fields) {
         json_t *rows = json_object_get(d, "rows");
@@ -585,9 +647,9 @@ static void route_events(struct srv_req *rq)
     struct store_event *es = calloc(n, sizeof *es);
     char **texts = calloc(n, sizeof *texts);
     char err[300];
-    int bad = -1;
+    int bad = -1, why = 0;
     for (size_t i = 0; es && texts && i < n; i++) {
-        if (event_prepare(rq, json_array_get(evs, i), &es[i], &texts[i], err, sizeof err) < 0) {
+        if ((why = event_prepare(rq, json_array_get(evs, i), &es[i], es, i, &texts[i], err, sizeof err)) < 0) {
             bad = (int)i;
             break;
         }
@@ -597,7 +659,7 @@ static void route_events(struct srv_req *rq)
     } else if (bad >= 0) {
         char msg[340];
         snprintf(msg, sizeof msg, "event %d: %s", bad, err);
-        srv_reply_error(rq, 400, "%s", msg);
+        srv_reply_error(rq, why == -2 ? 403 : 400, "%s", msg);
     } else {
         json_t *groups = json_array();
         for (int g = 0; g < rq->id.ngroups; g++)

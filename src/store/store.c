@@ -78,6 +78,9 @@ static const char *const store_migrations[] = {
     "CREATE TABLE webhook_cursors ("
     " key TEXT PRIMARY KEY, last_n BIGINT NOT NULL, owner TEXT NOT NULL, lease_until BIGINT NOT NULL,"
     " updated_at BIGINT NOT NULL);",
+    /* v5: the one statement event a review is joined to (the first that
+     * named it), so that one decision is never shown beside two statements */
+    "ALTER TABLE reviews ADD COLUMN event_id TEXT;",
 };
 #define STORE_NMIGRATIONS ((int)(sizeof store_migrations / sizeof store_migrations[0]))
 
@@ -562,15 +565,18 @@ struct batch_session {
     int64_t started_at, ended_at;        /* -1: unchanged */
     const char *connection, *client_addr, *application, *gateway_host;
     bool denial, review;
+    bool started, ended;                 /* a session_start / session_end is stored, or in this batch */
 };
 
 static int row_owner(void *arg, int nc, const char *const *v)
 {
     struct batch_session *o = arg;
-    if (nc >= 3) {
+    if (nc >= 5) {
         snprintf(o->issuer, sizeof o->issuer, "%s", v[0] ? v[0] : "");
         snprintf(o->subject, sizeof o->subject, "%s", v[1] ? v[1] : "");
         o->sample_rows = v[2] ? strtoll(v[2], NULL, 10) : 0;
+        o->started = v[3] != NULL; /* a session_start always names its connection */
+        o->ended = v[4] != NULL;
     }
     return 1;
 }
@@ -598,8 +604,8 @@ static struct batch_session *batch_session_get(struct store *s, const struct sto
                " VALUES ($1,$2,$3,$4,$5,$6) ON CONFLICT (id) DO NOTHING", 6, ps, NULL, NULL, NULL, err,
             errlen);
     if (!*rc)
-        *rc = q(s, "SELECT issuer, subject, sample_rows FROM sessions WHERE id = $1", 1, ps, row_owner, b,
-                NULL, err, errlen);
+        *rc = q(s, "SELECT issuer, subject, sample_rows, connection, ended_at FROM sessions WHERE id = $1", 1, ps,
+                row_owner, b, NULL, err, errlen);
     if (*rc)
         return NULL;
     if (strcmp(b->issuer, actor->issuer) != 0 || strcmp(b->subject, actor->subject) != 0) {
@@ -814,16 +820,22 @@ int store_events_append(struct store *s, const struct store_actor *actor,
         b->sample_rows += srows;
         b->added_rows += srows;
         b->nevents++;
-        if (e->connection) b->connection = e->connection;
-        if (e->client_addr) b->client_addr = e->client_addr;
-        if (e->application) b->application = e->application;
-        if (e->gateway_host) b->gateway_host = e->gateway_host;
         b->denial |= e->denial;
         b->review |= e->review;
-        if (strcmp(e->type, "session_start") == 0)
+        /* A session's connection, addresses and times are set once, by its
+         * first session_start and session_end: a later event cannot move
+         * the session to another connection or rewrite when it ran. */
+        if (strcmp(e->type, "session_start") == 0 && !b->started) {
+            b->started = true;
             b->started_at = e->ts;
-        else if (strcmp(e->type, "session_end") == 0)
+            b->connection = e->connection;
+            b->client_addr = e->client_addr;
+            b->application = e->application;
+            b->gateway_host = e->gateway_host;
+        } else if (strcmp(e->type, "session_end") == 0 && !b->ended) {
+            b->ended = true;
             b->ended_at = e->ts;
+        }
         i64s(nums[rows][0], sizeof nums[rows][0], cs.last_n + 1);
         i64s(nums[rows][1], sizeof nums[rows][1], e->seq);
         i64s(nums[rows][2], sizeof nums[rows][2], e->ts);
@@ -1395,6 +1407,21 @@ int store_review_consume(struct store *s, const char *id, const char *requester,
         return STORE_CONFLICT;
     }
     store_notify_reviews(s);
+    return 0;
+}
+
+int store_review_claim(struct store *s, const char *id, const char *event_id, char *err, size_t errlen)
+{
+    const char *p[] = {id, event_id};
+    int64_t ch = 0;
+    int rc = q(s, "UPDATE reviews SET event_id = $2 WHERE id = $1 AND (event_id IS NULL OR event_id = $2)", 2, p,
+               NULL, NULL, &ch, err, errlen);
+    if (rc)
+        return rc;
+    if (ch == 0) {
+        snprintf(err, errlen, "review %s is another statement's", id);
+        return STORE_CONFLICT;
+    }
     return 0;
 }
 
