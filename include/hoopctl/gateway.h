@@ -196,6 +196,9 @@ struct gateway_config {
     /* NULL: clients are trusted (loopback). Otherwise every client must log in
      * with this password (SCRAM-SHA-256; only a salted verifier is kept). */
     const char *client_password;
+    /* NULL: any startup user. Otherwise a client whose startup packet names
+     * another user is refused before anything reaches upstream (28000). */
+    const char *only_user;
     size_t max_message_size;      /* 0: PGWIRE_DEFAULT_MAX_MESSAGE */
     /* With hooks: the SQL text and Bind bodies a session's prepared statements
      * and portals may hold (the gateway keeps them to judge each Execute); a

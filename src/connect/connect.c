@@ -1043,6 +1043,7 @@ struct connect *connect_start(struct event_base *base, const struct connect_opti
     evtimer_add(c->refresh_timer, &tv);
 
     gc.listen_host = c->listen_host;
+    gc.only_user = c->client_user[0] ? c->client_user : NULL; /* other local clients never reach upstream */
     gc.upstream_password = password[0] ? password : NULL;
     gc.hooks = (struct gateway_hooks){.user = c,
                                       .session_start = on_session_start,

@@ -92,6 +92,7 @@ struct gateway {
     char socket_path[108];                /* its path, "" without one */
     struct gateway_config cfg;
     char *upstream_password;
+    char *only_user;             /* cfg.only_user points here */
     char listen_address[64];
     size_t nsessions;             /* (lock) */
     uint64_t next_session_id;     /* (lock) */
@@ -196,6 +197,11 @@ struct gw_session {
     bool skip_to_sync;                /* an Execute was refused: drop until Sync */
     bool held, waiting_barrier;
     uint64_t hold_id;
+    /* With a statement hook: the Parse, Bind, Describe and Close messages
+     * before an Execute, kept back until its verdict, so that a held
+     * statement has not begun upstream (no parse locks, no snapshot, no
+     * error from its Bind) while it waits. Sent first by anything else. */
+    struct evbuffer *staged;
     /* Refusals travel upstream as a marker statement that fails there (so the
      * transaction state is PostgreSQL's own); its error is rewritten on the way back. */
     unsigned refusals_outstanding;

@@ -209,6 +209,10 @@ struct gateway *gateway_new(struct event_base *base, const struct gateway_config
         goto fail;
     }
     gw->cfg.upstream_password = NULL;
+    if (cfg->only_user && !(gw->cfg.only_user = gw->only_user = strdup(cfg->only_user))) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
     if (cfg->client_password) {
         /* PostgreSQL's default iteration count; the derivation runs once per gateway. */
         if (!*cfg->client_password ||
@@ -330,6 +334,7 @@ void gateway_free(struct gateway *gw)
         free(gw->workers);
     }
     pthread_mutex_destroy(&gw->lock);
+    free(gw->only_user);
     if (gw->upstream_password) {
         util_secure_zero(gw->upstream_password, strlen(gw->upstream_password));
         free(gw->upstream_password);

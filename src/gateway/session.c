@@ -64,6 +64,7 @@ void gw_session_accept(struct gw_worker *w, evutil_socket_t fd, const struct soc
     s->base = w->base;
     s->client = gw_conn_new(s->base, fd);
     s->client_inject = evbuffer_new();
+    s->staged = evbuffer_new();
     s->timer = evtimer_new(s->base, session_timer, s);
     s->resume = event_new(s->base, -1, 0, session_resume_cb, s);
     if (!s->client || !s->client_inject || !s->timer || !s->resume) {
@@ -146,6 +147,7 @@ void gw_session_free(struct gw_session *s)
     event_free(s->timer);
     event_free(s->resume);
     evbuffer_free(s->client_inject);
+    evbuffer_free(s->staged);
     free(s->startup);
     pgwire_auth_free(&s->auth);
     pgwire_scram_server_free(&s->client_scram);
@@ -371,6 +373,13 @@ static void client_startup_read(struct gw_session *s)
         if (!s->client_user[0]) {
             free(st);
             gw_session_fail(s, "28000", "no PostgreSQL user name specified in startup packet");
+            return;
+        }
+        if (s->gw->cfg.only_user && strcmp(s->client_user, s->gw->cfg.only_user) != 0) {
+            free(st);
+            log_warn("gateway", "refused a client from %s: this listener serves one client only",
+                     s->info.client_addr);
+            gw_session_fail(s, "28000", "hoopctl: this listener serves one client only");
             return;
         }
         /* A parameter given twice is refused first: the server takes the
@@ -738,6 +747,13 @@ static bool c2u_run_member(struct gw_session *s, char type)
 static size_t pass_run(struct gw_session *s, struct evbuffer *in, size_t first, size_t avail,
                        bool (*member)(struct gw_session *, char));
 
+/* Send the staged messages upstream, ahead of whatever comes next. */
+static void unstage(struct gw_session *s)
+{
+    if (evbuffer_get_length(s->staged))
+        evbuffer_add_buffer(gw_conn_output(s->upstream), s->staged);
+}
+
 static void c2u_relay(struct gw_session *s)
 {
     struct gateway *gw = s->gw;
@@ -766,6 +782,7 @@ static void c2u_relay(struct gw_session *s)
         char type = (char)hdr[0];
         size_t total = (size_t)blen + PGWIRE_HEADER_LEN;
         if (type == 'X') { /* Terminate: pass it on (after what came before) and end */
+            unstage(s);
             evbuffer_remove_buffer(in, out, total);
             gw_conn_flush(s->upstream);
             session_close(s);
@@ -777,6 +794,7 @@ static void c2u_relay(struct gw_session *s)
             continue;
         }
         if (!(type && strchr("QPBEFCSD", type))) {
+            unstage(s);
             s->c2u_remaining = total;
             s->c2u_discard = s->skip_to_sync;
             continue;
@@ -791,6 +809,8 @@ static void c2u_relay(struct gw_session *s)
         const uint8_t *body = evbuffer_pullup(in, (ev_ssize_t)total) + PGWIRE_HEADER_LEN;
         int verdict = GATEWAY_ALLOW;
         struct gateway_refusal refusal = {0};
+        if (type != 'E' && !strchr("PBDC", type))
+            unstage(s);
         if ((type == 'Q' || type == 'E' || type == 'F') && gw->cfg.hooks.statement) {
             if (s->have_verdict) {
                 verdict = (int)s->verdict;
@@ -800,6 +820,7 @@ static void c2u_relay(struct gw_session *s)
                 verdict = decide(s, type, body, (size_t)blen, &refusal);
             }
             if (verdict == -1) {
+                unstage(s); /* the barrier waits for their answers */
                 s->waiting_barrier = true;
                 return;
             }
@@ -831,6 +852,7 @@ static void c2u_relay(struct gw_session *s)
         }
         if (verdict == GATEWAY_REFUSE) {
             evbuffer_drain(in, total);
+            unstage(s);
             send_refusal_marker(s, type, &refusal);
             note_upstream_message(s, type == 'E' ? 'E' : 'Q');
             inflight_push(s, type == 'E' ? 'E' : 'Q', GATEWAY_STATEMENT_SIMPLE, true);
@@ -841,11 +863,14 @@ static void c2u_relay(struct gw_session *s)
             return;
         }
         if (rc > 0) {
+            unstage(s);
             s->waiting_barrier = true;
             return;
         }
         if (type == 'S')
             s->skip_to_sync = false;
+        if (type == 'E')
+            unstage(s); /* allowed: what it stands on goes first */
         if (type == 'E' && gw->cfg.hooks.row_description && inject_describe(s, body, (size_t)blen) < 0) {
             protocol_error(s, "client", "malformed Execute");
             return;
@@ -857,7 +882,15 @@ static void c2u_relay(struct gw_session *s)
                           : type == 'F' ? GATEWAY_STATEMENT_FUNCTION_CALL
                                         : GATEWAY_STATEMENT_EXECUTE,
                           false);
-        evbuffer_remove_buffer(in, out, total);
+        /* (a staging past the buffer limit goes on at once) */
+        bool stage = gw->cfg.hooks.statement && strchr("PBDC", type) &&
+                     evbuffer_get_length(s->staged) + total <= buffer_limit(s);
+        if (stage) {
+            evbuffer_remove_buffer(in, s->staged, total);
+        } else {
+            unstage(s);
+            evbuffer_remove_buffer(in, out, total);
+        }
     }
 }
 

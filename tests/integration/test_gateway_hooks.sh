@@ -178,6 +178,63 @@ kill -TERM "$held2_PID"
 wait_for "abandoned" 20 grep -q "^abandoned " "$T/hooks.log"
 touch "$HOLD_FILE"
 wait_for "late resolve fails" 20 grep -q "rc=-1" "$T/hooks.log"
+# --- a held extended-protocol statement has not begun upstream ---------------
+# Its Parse, Bind and Describe wait with its Execute: while it is held its
+# backend holds no lock on the table and no snapshot, and an error its Bind
+# will meet comes only after the release (not while it waits).
+rm -f "$HOLD_FILE"
+psql -X -q -c "create table held_t(id int)"
+/usr/bin/python3 - "$GW_PORT" "$HOLD_FILE" >"$T/staged.out" 2>&1 <<'PY' &
+import os, socket, struct, subprocess, sys, time
+def msg(t, b=b""): return t + struct.pack("!i", len(b) + 4) + b
+def locks():
+    return subprocess.run(["psql", "-X", "-qAt", "-c", "select count(*) from pg_locks l join pg_class c on"
+                           " c.oid = l.relation where c.relname = 'held_t'"], capture_output=True, text=True).stdout.strip()
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=30)
+body = struct.pack("!i", 196608) + b"user\0raw\0database\0d\0\0"
+s.sendall(struct.pack("!i", len(body) + 4) + body)
+buf = b""
+def read_msg():
+    global buf
+    while len(buf) < 5 or len(buf) < 1 + struct.unpack("!i", buf[1:5])[0]:
+        got = s.recv(65536)
+        if not got: sys.exit("closed")
+        buf += got
+    n = struct.unpack("!i", buf[1:5])[0]
+    m = (buf[:1], buf[5:1 + n]); buf = buf[1 + n:]
+    return m
+while read_msg()[0] != b"Z": pass
+sql = b"select count(*) from held_t where id = $1::int and 'hold_file staged' <> ''"
+param = b"not-a-number"
+s.sendall(msg(b"P", b"\0" + sql + b"\0\0\0") + msg(b"B", b"\0\0\0\0\0\1" + struct.pack("!i", len(param)) + param + b"\0\0")
+          + msg(b"D", b"P\0") + msg(b"E", b"\0\0\0\0\0") + msg(b"S"))
+t, b = read_msg()
+print("first", t.decode(), b"held for review" in b)
+time.sleep(0.5)
+s.setblocking(False)
+try:
+    early = s.recv(65536)
+except BlockingIOError:
+    early = b""
+s.setblocking(True); s.settimeout(30)
+buf += early
+print("early", len(buf))
+print("locks while held", locks())
+open(sys.argv[2], "w").close()
+got = []
+while True:
+    t, b = read_msg(); got.append(t.decode())
+    if t == b"E": print("error", [f[1:].decode() for f in b.split(b"\0") if f[:1] == b"C"])
+    if t == b"Z": break
+print("after", "".join(got))
+PY
+staged_PID=$!
+wait "$staged_PID" || fail "the staged hold: $(cat "$T/staged.out")"
+out=$(cat "$T/staged.out")
+assert_contains "$out" "first N True" "the hold notice came first: $out"
+assert_contains "$out" "early 0" "something came back while the statement was held: $out"
+assert_contains "$out" "locks while held 0" "the held statement's backend held a lock: $out"
+assert_contains "$out" "error ['22P02']" "the Bind's error, after the release: $out"
 starts=$(grep -c "^session_start" "$T/hooks.log")
 ends=$(grep -c "^session_end" "$T/hooks.log")
 assert_eq "$starts" "$ends" "every started session ended"
