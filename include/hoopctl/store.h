@@ -154,7 +154,8 @@ int store_retention(struct store *s, int64_t cutoff_ms, const char *webhook_key,
  * strings and nulls, or null). */
 int store_review_create(struct store *s, json_t *review, char *err, size_t errlen);
 int store_review_get(struct store *s, const char *id, json_t **out, char *err, size_t errlen);
-/* How many unexpired reviews a requester has pending. */
+/* How many reviews count against a requester's pending cap: unexpired pending
+ * ones, and undecided ones created within the last hour. */
 int store_review_pending_of(struct store *s, const char *issuer, const char *subject, int64_t now,
                             int64_t *count, char *err, size_t errlen);
 /* Which reviews a list may hold: scope NULL or all for every review; else

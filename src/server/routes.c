@@ -1034,8 +1034,8 @@ static void review_create(struct srv_req *rq)
         srv_reply_store(rq, rc, err);
     } else if (npending >= rq->srv->review_max_pending) {
         /* One user cannot bury the reviewers' queue (or the server's memory) in requests. */
-        srv_reply_error(rq, 429, "you have %lld reviews pending already (the limit is %lld); wait for them"
-                        " to be decided or to expire", (long long)npending, (long long)rq->srv->review_max_pending);
+        srv_reply_error(rq, 429, "you have %lld reviews pending, or undecided within the hour (the limit is %lld);"
+                        " wait for them to be decided", (long long)npending, (long long)rq->srv->review_max_pending);
     } else {
         char id[37];
         util_uuid_v4(id);

@@ -915,14 +915,19 @@ static int parse_cursor(const char *cursor, char ts[24], char id[128], char *err
 
 /* rows holds limit + 1 rows when a next page exists: drop the extra one and
  * return the cursor of the last kept (by its time_field), else JSON null. */
+/* The cursor of the page that follows row last. */
+static json_t *page_next_after(json_t *last, const char *time_field)
+{
+    return json_sprintf("%" PRId64 ":%s", (int64_t)json_integer_value(json_object_get(last, time_field)),
+                        json_string_value(json_object_get(last, "id")));
+}
+
 static json_t *page_next(json_t *rows, int limit, const char *time_field)
 {
     if (json_array_size(rows) <= (size_t)limit)
         return json_null();
     json_array_remove(rows, (size_t)limit);
-    json_t *last = json_array_get(rows, (size_t)limit - 1);
-    return json_sprintf("%" PRId64 ":%s", (int64_t)json_integer_value(json_object_get(last, time_field)),
-                        json_string_value(json_object_get(last, "id")));
+    return page_next_after(json_array_get(rows, (size_t)limit - 1), time_field);
 }
 
 int store_sessions_list(struct store *s, const struct store_session_filter *f, json_t **out,
@@ -1275,6 +1280,13 @@ static const char *const review_names[] = {
                     " requester_name, status, reason, decided_by, created_at, decided_at, expires_at,"  \
                     " consumed_at, rule, params"
 #define REVIEW_KINDS "sssssssssssiiiisj"
+/* A list's rows, with the bytes of statements and values up to each: a list
+ * stops once it holds STORE_PAGE_BYTES of them (but always has its first). */
+static const char *const review_page_names[] = {
+    "id", "connection", "session_id", "statement", "statement_hash", "requester", "requester_issuer",
+    "requester_name", "status", "reason", "decided_by", "created_at", "decided_at", "expires_at",
+    "consumed_at", "rule", "params", "page_bytes"};
+#define REVIEW_SIZE "(LENGTH(statement) + COALESCE(LENGTH(params), 0))"
 
 int store_review_create(struct store *s, json_t *r, char *err, size_t errlen)
 {
@@ -1323,7 +1335,7 @@ int store_review_list(struct store *s, const char *status, int64_t created_after
             return rc;
     }
     size_t nconn = scope && !scope->all ? scope->nconnections : 0;
-    const char **p = calloc(7 + nconn, sizeof *p);
+    const char **p = calloc(8 + nconn, sizeof *p); /* status, after, requester (2), cursor (2), limit, budget */
     if (!p) {
         snprintf(err, errlen, "out of memory");
         return STORE_ERROR;
@@ -1358,15 +1370,36 @@ int store_review_list(struct store *s, const char *status, int64_t created_after
     /* One more than the page, to know whether another follows. */
     i64s(lim, sizeof lim, limit + (page ? 1 : 0));
     p[np++] = lim;
-    buf_printf(&sql, " ORDER BY created_at%s, id%s LIMIT CAST($%d AS INTEGER)", newest ? " DESC" : "",
-               newest ? " DESC" : "", np);
-    int rc = sql.data ? query_json(s, buf_cstr(&sql), np, p, review_names, REVIEW_KINDS, out, err, errlen)
-                      : (snprintf(err, errlen, "out of memory"), STORE_ERROR);
+    const char *order = newest ? "created_at DESC, id DESC" : "created_at, id";
+    buf_printf(&sql, " ORDER BY %s LIMIT CAST($%d AS INTEGER)", order, np);
+    char budget[24];
+    i64s(budget, sizeof budget, STORE_PAGE_BYTES);
+    p[np++] = budget;
+    struct buf paged = {0};
+    buf_printf(&paged, "SELECT " REVIEW_COLS ", page_bytes FROM (SELECT " REVIEW_COLS ", SUM(" REVIEW_SIZE ")"
+               " OVER (ORDER BY %s ROWS UNBOUNDED PRECEDING) AS page_bytes FROM (%s) r) w"
+               " WHERE page_bytes - " REVIEW_SIZE " < CAST($%d AS BIGINT) ORDER BY %s",
+               order, buf_cstr(&sql), np, order);
+    int rc = sql.data && paged.data
+                 ? query_json(s, buf_cstr(&paged), np, p, review_page_names, REVIEW_KINDS "i", out, err, errlen)
+                 : (snprintf(err, errlen, "out of memory"), STORE_ERROR);
     buf_free(&sql);
+    buf_free(&paged);
     free(p);
-    if (!rc && page)
+    if (rc)
+        return rc;
+    size_t n = json_array_size(*out);
+    bool cut = n && json_integer_value(json_object_get(json_array_get(*out, n - 1), "page_bytes")) >= STORE_PAGE_BYTES;
+    for (size_t i = 0; i < n; i++)
+        json_object_del(json_array_get(*out, i), "page_bytes");
+    if (page) {
         page->next = page_next(*out, limit, "created_at");
-    return rc;
+        if (json_is_null(page->next) && cut) { /* the bytes ended the page: another may follow */
+            json_decref(page->next);
+            page->next = page_next_after(json_array_get(*out, n - 1), "created_at");
+        }
+    }
+    return 0;
 }
 
 int store_review_decide(struct store *s, const char *id, const char *status, const char *reason,
@@ -1447,8 +1480,11 @@ int store_review_pending_of(struct store *s, const char *issuer, const char *sub
     i64s(n, sizeof n, now);
     const char *p[] = {issuer, subject, n};
     *count = 0;
-    return q(s, "SELECT COUNT(*) FROM reviews WHERE status = 'pending' AND requester_issuer = $1"
-                " AND requester = $2 AND expires_at > CAST($3 AS BIGINT)",
+    /* Undecided ones that expired within the hour count too: a request with
+     * a one-second life would otherwise leave the cap at once. */
+    return q(s, "SELECT COUNT(*) FROM reviews WHERE requester_issuer = $1 AND requester = $2"
+                " AND status IN ('pending', 'expired') AND (expires_at > CAST($3 AS BIGINT)"
+                " OR created_at > CAST($3 AS BIGINT) - 3600000)",
              3, p, row_int, count, NULL, err, errlen);
 }
 

@@ -336,7 +336,7 @@ for i in $(seq 1 51); do
 done
 assert_eq 50 "$made" "pending reviews one requester could create"
 assert_eq 429 "${out%% *}" "the 51st pending review"
-assert_contains "$out" "you have 50 reviews pending already (the limit is 50)"
+assert_contains "$out" "you have 50 reviews pending, or undecided within the hour (the limit is 50)"
 # others are not held back by dave's reviews; a decision frees a place
 ok tok-alice-1 POST /api/v1/reviews "{\"connection\":\"prod\",\"statement\":\"select 0\",\"statement_hash\":\"$(printf 'select 0' | sha256sum | cut -c1-64)\"}" >/dev/null
 for id in $(dbsql "select id from reviews where status = 'pending'"); do

@@ -15,6 +15,7 @@ cat >"$T/server.json" <<'JSON'
 {"auth": {"dev_tokens": {
   "tok-admin-1": {"subject": "root", "groups": ["admin"]},
   "tok-alice-1": {"subject": "alice", "groups": ["dev"]},
+  "tok-dana-1": {"subject": "dana", "groups": ["dev"]},
   "tok-bob-001": {"subject": "bob", "groups": ["dba"]},
   "tok-carol-1": {"subject": "carol", "groups": ["staging-rev"]},
   "tok-audit-1": {"subject": "audrey", "groups": ["auditor"]}}}}
@@ -133,4 +134,45 @@ s=$(ok tok-audit-1 GET /api/v1/sessions/sess-a)
 assert_eq "pgtest 127.0.0.1:5000 1000 5000" \
   "$(python3 -c 'import json,sys; s=json.loads(sys.argv[1]); print(s["connection"], s["client_addr"], s["started_at"], s["ended_at"])' "$s")" \
   "a later session_start or session_end rewrote the session: $s"
+log "reviews that expire at once still count against the pending cap for an hour"
+made=0
+for i in $(seq 1 51); do
+  st="select $i as quick"
+  out=$(api tok-alice-1 POST /api/v1/reviews "{\"connection\":\"pgtest\",\"ttl_seconds\":1,\"statement\":\"$st\",\"statement_hash\":\"$(sha "$st")\"}")
+  [[ ${out%% *} == 201 ]] && made=$((made + 1))
+  ((i == 1)) && sleep 1.2  # the first has expired before the rest are asked
+done
+assert_eq 429 "${out%% *}" "the review past the cap: $out"
+assert_contains "$out" "or undecided within the hour"
+(( made <= 50 )) || fail "$made reviews of one second each were accepted"
+
+log "a list of reviews is bounded in bytes, and names its next page"
+big=$(head -c 700000 /dev/zero | tr '\0' 'x')
+for i in 1 2 3 4 5 6 7; do
+  st="select '$big' as n$i"
+  printf '{"connection":"pgtest","statement":"%s","statement_hash":"%s"}' "$st" "$(sha "$st")" >"$T/big.json"
+  code=$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer tok-dana-1' -H 'Content-Type: application/json' \
+    --data-binary "@$T/big.json" "$URL/api/v1/reviews")
+  [[ $code == 201 ]] || fail "a 700 kB review: HTTP $code"
+done
+pages() {  # status: "rows-in-page1 has-next total-rows-over-all-pages"
+  python3 - "$URL" "$1" <<'PY'
+import json, sys, urllib.request
+url, status = sys.argv[1], sys.argv[2]
+def get(cursor):
+    q = f"{url}/api/v1/reviews?status={status}&limit=1000" + (f"&cursor={cursor}" if cursor else "")
+    req = urllib.request.Request(q, headers={"Authorization": "Bearer tok-bob-001"})
+    return json.load(urllib.request.urlopen(req))
+first = get(None); total = len(first["reviews"]); nxt = first["next"]; ids = [r["id"] for r in first["reviews"]]
+while nxt:
+    page = get(nxt); total += len(page["reviews"]); ids += [r["id"] for r in page["reviews"]]; nxt = page["next"]
+assert len(ids) == len(set(ids)), "a review came twice"
+print(len(first["reviews"]), first["next"] is not None, total)
+PY
+}
+got=$(pages all)
+read -r first more total <<<"$got"
+(( first < total )) || fail "one page held every review, past 4 MiB of statements: $got"
+assert_eq True "$more" "a page cut by bytes names the next: $got"
+assert_eq "$(sqlite3 "$T/s.db" "select count(*) from reviews where connection <> 'staging'")" "$total" "the pages together hold every review once: $got"
 echo "server review join ok"
