@@ -702,6 +702,7 @@ static int mark_duplicates(struct store *s, const struct store_event *ev, size_t
     for (size_t i = 0; i < n; i++)
         order[i] = i;
     qsort_r(order, n, sizeof *order, cmp_event_id, (void *)ev);
+    struct dup_scan scan = {ev, order, n, dup, ""};
     for (size_t i = 1; i < n; i++)
         if (strcmp(ev[order[i]].id, ev[order[i - 1]].id) == 0) {
             /* keep the first sent; qsort is not stable, so compare positions */
@@ -711,8 +712,10 @@ static int mark_duplicates(struct store *s, const struct store_event *ev, size_t
                 order[i - 1] = b;
                 order[i] = a;
             }
+            /* one id for events of two sessions: a clash, as with a stored one */
+            if (strcmp(ev[a].session_id, ev[b].session_id) != 0 && !scan.conflict[0])
+                snprintf(scan.conflict, sizeof scan.conflict, "%s", ev[a].id);
         }
-    struct dup_scan scan = {ev, order, n, dup, ""};
     if (s->sql_exists.len == 0) {
         buf_append_str(&s->sql_exists, "SELECT id, session_id FROM events WHERE id IN (");
         for (size_t k = 0; k < EXISTS_CHUNK; k++)

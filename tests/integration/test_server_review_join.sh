@@ -134,6 +134,14 @@ s=$(ok tok-audit-1 GET /api/v1/sessions/sess-a)
 assert_eq "pgtest 127.0.0.1:5000 1000 5000" \
   "$(python3 -c 'import json,sys; s=json.loads(sys.argv[1]); print(s["connection"], s["client_addr"], s["started_at"], s["ended_at"])' "$s")" \
   "a later session_start or session_end rewrote the session: $s"
+log "one event id for events of two sessions in one batch is a conflict, and leaves no session"
+out=$(api tok-alice-1 POST /api/v1/events '{"events": [
+  {"id": "dup-1", "session_id": "sess-d1", "seq": 0, "type": "session_start", "time": 1, "data": {"connection": "pgtest"}},
+  {"id": "dup-1", "session_id": "sess-d2", "seq": 0, "type": "session_start", "time": 1, "data": {"connection": "pgtest"}}]}')
+assert_eq 409 "${out%% *}" "one id in two sessions of a batch: $out"
+assert_contains "$out" "event id dup-1 is already taken by an event of another session"
+assert_eq 0 "$(sqlite3 "$T/s.db" "select count(*) from sessions where id in ('sess-d1', 'sess-d2')")" "a session was left"
+
 log "reviews that expire at once still count against the pending cap for an hour"
 made=0
 for i in $(seq 1 51); do
