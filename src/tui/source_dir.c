@@ -214,9 +214,14 @@ int tui_review_from_json(const json_t *o, struct tui_review *r)
     if (!json_is_object(o) || !json_is_string(json_object_get(o, "id")))
         return -1;
     copy_member(r->id, sizeof r->id, o, "id");
-    const json_t *name = json_object_get(o, "requester_name");
-    copy_member(r->requester, sizeof r->requester, o,
-                json_is_string(name) && json_string_length(name) ? "requester_name" : "requester");
+    /* The verified subject always; the display name (a claim the user may be
+     * able to edit at the IdP) only beside it: "Carol (carol)". */
+    const char *name = json_string_value(json_object_get(o, "requester_name"));
+    const char *sub = json_string_value(json_object_get(o, "requester"));
+    if (name && *name && sub && strcmp(name, sub) != 0)
+        snprintf(r->requester, sizeof r->requester, "%.60s (%.60s)", name, sub);
+    else
+        snprintf(r->requester, sizeof r->requester, "%s", sub ? sub : "");
     copy_member(r->connection, sizeof r->connection, o, "connection");
     copy_member(r->session_id, sizeof r->session_id, o, "session_id");
     copy_member(r->status, sizeof r->status, o, "status");
