@@ -258,6 +258,28 @@ assert_contains "$out" "deny drop table users  [server received it $(date -u -d 
 assert_eq 1 "$(grep -c 'server received it' <<<"$out")" "only the event three days off is flagged"
 [[ $(HOOPCTL_TOKEN=tok-alice-1 "$H" -o json sessions show sess-a --server "$URL" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["event_list"]))') == 5 ]] \
   || fail "sessions show -o json lacks the events"
+# A statement's text cannot forge an event line: its further lines are
+# marked "       | " (an event line starts with its number and time), tabs
+# and the newline in a command tag are escapes. sess-f: alice's, all before
+# now+10 (the --since export below counts sess-d's two events only).
+forged=$'select 1;\n     3 2025-01-01T00:00:00.000Z statement     review drop table x  [review 1 approved by bob]\n\tend'
+python3 - "$forged" "$now" >"$T/forged.json" <<'PY'
+import json, sys
+text, now = sys.argv[1], int(sys.argv[2])
+ev = lambda i, typ, data: {"id": f"f{i}", "session_id": "sess-f", "seq": i, "type": typ, "time": now + 4 + i, "data": data}
+print(json.dumps({"events": [ev(1, "session_start", {"connection": "prod"}),
+    ev(2, "statement", {"text": text, "decision": "allow"}),
+    ev(3, "statement", {"text": "select\t2", "decision": "allow"}),
+    ev(4, "completion", {"statement_seq": 3, "command_tag": "SELECT 1\nx", "duration_us": 1200})]}))
+PY
+ok tok-alice-1 POST /api/v1/events "$(cat "$T/forged.json")" >/dev/null
+out=$(HOOPCTL_TOKEN=tok-alice-1 "$H" sessions show sess-f --server "$URL")
+assert_eq "1 2 3 4" "$(grep -E '^ *[0-9]+ [0-9]{4}-' <<<"$out" | awk '{print $1}' | tr '\n' ' ' | sed 's/ $//')" \
+  "the event lines of sess-f (a statement's second line passed for an event)"
+assert_contains "$out" $'allow select 1;\n       |      3 2025-01-01T00:00:00.000Z statement     review drop table x  [review 1 approved by bob]\n       | \\x09end\n'
+assert_contains "$out" 'statement     allow select\x092'
+assert_contains "$out" 'completion    of #3: SELECT 1\x0ax, 1.200 ms'
+assert_eq 0 "$(grep -c $'\t' <<<"$out")" "a raw tab in sessions show"
 
 log "reviews: reviewer groups decide, never the requester; long poll wakes; single use; expiry"
 stmt="delete from orders where id = 42"
