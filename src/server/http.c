@@ -134,7 +134,7 @@ const char *srv_query(struct srv_req *rq, const char *key, char *buf, size_t len
     struct evkeyvalq kv;
     TAILQ_INIT(&kv);
     if (evhttp_parse_query_str(q, &kv) != 0)
-        return NULL;
+        return NULL; /* not reached: srv_handle refuses such a query (srv_query_parses) */
     const char *v = evhttp_find_header(&kv, key);
     const char *res = NULL;
     if (v && strlen(v) < len) {
@@ -361,6 +361,23 @@ static void srv_auth_config(struct srv_req *rq)
 
 /* ---- dispatch ------------------------------------------------------------ */
 
+/* The query string is name=value pairs joined by '&', or the request is
+ * refused: srv_query finds no parameter at all in a query that does not
+ * parse (a name without '=', an empty pair), which would drop a filter
+ * (status=denied, since, until) and answer with more than was asked. */
+static bool srv_query_parses(struct evhttp_request *r)
+{
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(r);
+    const char *q = uri ? evhttp_uri_get_query(uri) : NULL;
+    if (!q)
+        return true;
+    struct evkeyvalq kv;
+    TAILQ_INIT(&kv);
+    int rc = evhttp_parse_query_str(q, &kv);
+    evhttp_clear_headers(&kv);
+    return rc == 0;
+}
+
 static void srv_handle(struct evhttp_request *r, void *arg)
 {
     struct srv *srv = arg;
@@ -368,6 +385,10 @@ static void srv_handle(struct evhttp_request *r, void *arg)
     srv_conn_handled(srv, r);
     if (srv->stopping) {
         srv_reply_error(&rq, 503, "the server is shutting down");
+        return;
+    }
+    if (!srv_query_parses(r)) {
+        srv_reply_error(&rq, 400, "malformed query string: each parameter is name=value, joined by &");
         return;
     }
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(r);

@@ -169,6 +169,15 @@ expect_err 400 tok-admin-1 GET "/api/v1/sessions?cursor=9999999999999999999999:x
 expect_err 400 tok-admin-1 GET "/api/v1/reviews?status=all&cursor=9999999999999999999999:x"
 expect_err 400 tok-admin-1 GET "/api/v1/reviews?status=$(printf 'p%.0s' {1..100})"
 expect_err 400 tok-admin-1 GET "/api/v1/audit/export?format=$(printf 'j%.0s' {1..20})"
+# a query that does not parse is refused, never read as one without parameters
+# (that would list pending reviews for status=denied, or export the whole trail)
+expect_err 400 tok-admin-1 GET "/api/v1/reviews?status=denied&x"
+assert_contains "$(api tok-admin-1 GET "/api/v1/reviews?status=denied&x")" "malformed query string"
+expect_err 400 tok-audit-1 GET "/api/v1/audit/export?since=1&until=2&format"
+expect_err 400 tok-admin-1 GET "/api/v1/sessions?user=alice&&limit=1"
+expect_err 400 tok-admin-1 GET "/api/v1/sessions?=alice"
+ok tok-admin-1 GET "/api/v1/sessions?" >/dev/null
+ok tok-admin-1 GET "/api/v1/sessions?user=" >/dev/null
 out=$(curl -s -w ' %{http_code}' -H 'Authorization: Bearer tok-alice-1' -H 'Content-Type: text/plain' -d '{}' "$URL/api/v1/events")
 assert_contains "$out" '"error":'
 assert_contains "$out" ' 415'
