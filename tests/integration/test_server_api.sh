@@ -181,6 +181,37 @@ ok tok-admin-1 GET "/api/v1/sessions?user=" >/dev/null
 out=$(curl -s -w ' %{http_code}' -H 'Authorization: Bearer tok-alice-1' -H 'Content-Type: text/plain' -d '{}' "$URL/api/v1/events")
 assert_contains "$out" '"error":'
 assert_contains "$out" ' 415'
+# A header that must come once, given twice (raw requests over a socket, as
+# sent): two Content-Lengths frame the body two ways, two Authorizations name
+# two callers. A 400 naming the header, and the connection closed: a request
+# smuggled after the body is never answered.
+raw_http() {  # REQUEST (printf %b escapes) -> all the server sends until it closes (or 5 s)
+  printf '%b' "$1" | python3 -c '
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(sys.stdin.buffer.read())
+s.settimeout(5)
+got = b""
+try:
+    while (c := s.recv(65536)):
+        got += c
+except OSError:
+    got += b"\n(still open)"
+sys.stdout.write(got.decode("latin-1"))' "$PORT"
+}
+cl_body='{"events":[{"id":"cl1","session_id":"sess-cl","seq":1,"type":"session_start","time":1000,"data":{"connection":"prod"}}]}'
+out=$(raw_http "POST /api/v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tok-alice-1\r\nContent-Type: application/json\r\nContent-Length: ${#cl_body}\r\nContent-Length: 0\r\n\r\n${cl_body}GET /api/v1/whoami HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tok-admin-1\r\n\r\n")
+assert_contains "$out" "HTTP/1.1 400 " "two Content-Length headers"
+assert_contains "$out" '"error":"the Content-Length header is given more than once"'
+assert_eq 1 "$(grep -c '^HTTP/1.1 ' <<<"$out")" "responses on a connection with two Content-Lengths: $out"
+assert_not_contains "$out" "(still open)" "the connection after two Content-Lengths"
+assert_eq 0 "$(dbsql "select count(*) from events where id = 'cl1'")" "an event sent with two Content-Lengths"
+out=$(raw_http "GET /api/v1/whoami HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tok-alice-1\r\nauthorization: Bearer tok-admin-1\r\n\r\n")
+assert_contains "$out" "HTTP/1.1 400 " "two Authorization headers"
+assert_contains "$out" '"error":"the Authorization header is given more than once"'
+assert_not_contains "$out" '"subject"'
+out=$(raw_http "GET /api/v1/whoami HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tok-alice-1\r\nConnection: close\r\n\r\n")
+assert_contains "$out" '"subject":"alice"' "one Authorization header, over the same raw client"
 # ... and wrong groups.
 expect_err 403 tok-alice-1 GET /api/v1/audit/verify
 expect_err 403 tok-alice-1 GET /api/v1/admin/apikeys
