@@ -36,12 +36,24 @@ cat >"$T/server.json" <<JSON
 JSON
 PORT=$(free_port)
 URL=http://127.0.0.1:$PORT
+umask 022  # the usual one: the SQLite store is made private all the same (checked below)
 start_server() {  # extra args...
   bg_start server "$H" server --config "$T/server.json" --listen 127.0.0.1:$PORT --store "$STORE" \
     --master-key-file "$T/master.key" "$@"
   wait_for "server" 20 curl -sf "$URL/healthz"
 }
 start_server
+
+if [[ $KIND == sqlite ]]; then
+  log "the SQLite store and its -wal and -shm files are made 0600; an existing file keeps its mode"
+  for f in "$T/server.db" "$T/server.db-wal" "$T/server.db-shm"; do
+    [[ -e $f ]] || fail "$f is not there with the server running"
+    assert_eq 600 "$(stat -c %a "$f")" "mode of $f, made under umask 022"
+  done
+  install -m 640 /dev/null "$T/kept.db"
+  "$H" admin apikey create --store "sqlite:$T/kept.db" --name kept --groups admin >/dev/null 2>&1
+  assert_eq 640 "$(stat -c %a "$T/kept.db")" "mode of a store file that was there before"
+fi
 
 # api TOKEN METHOD PATH [BODY] -> "STATUS BODY"
 api() {
