@@ -76,21 +76,100 @@ static int sessions_list(const struct cli_args *a, struct cli_context *ctx, stru
     return 0;
 }
 
+/* Text that others wrote (names, decisions, reviewers, tags), on one line:
+ * a newline, a tab or any other control is shown as an escape. */
+static int put_field(struct buf *b, const char *s)
+{
+    return s ? buf_append_terminal_safe(b, s, strlen(s), false) : 0;
+}
+
+/* What starts each further line of a statement's text. An event line starts
+ * with its number (right-aligned in six columns) and its time; this starts
+ * with seven blanks and a bar, so no statement can pass a line of its own
+ * text off as an event. Replay shows the same lines behind psql's "->". */
+#define STATEMENT_CONT "\n       | "
+
+/* A statement's text: its first line where it stands, each further line
+ * after STATEMENT_CONT; tabs and other controls are escapes. */
+static int put_statement(struct buf *b, const char *text)
+{
+    int rc = 0;
+    for (const char *p = text;; ) {
+        size_t n = strcspn(p, "\n");
+        rc |= buf_append_terminal_safe(b, p, n, false);
+        if (!p[n])
+            return rc;
+        rc |= buf_append_str(b, STATEMENT_CONT);
+        p += n + 1;
+    }
+}
+
 /* An event's time is the gateway's clock; the server records when it got
  * the event by its own. Say so when the two are minutes apart: a backlog
  * shipped late, or a gateway whose clock is off (or that lies). */
-static void print_receipt(json_t *e)
+static int put_receipt(struct buf *b, json_t *e)
 {
     enum { APART_MS = 5 * 60 * 1000 };
     json_t *rv = json_object_get(e, "received_at");
     if (!json_is_integer(rv))
-        return; /* stored before the server recorded it */
+        return 0; /* stored before the server recorded it */
     json_int_t d = json_integer_value(rv) - json_integer_value(json_object_get(e, "time"));
     if (d > -APART_MS && d < APART_MS)
-        return;
+        return 0;
     char t[40];
     fmt_time(rv, t, sizeof t);
-    printf("  [server received it %s%s]", t, d < 0 ? ", before the time the gateway gave it" : "");
+    return buf_printf(b, "  [server received it %s%s]", t, d < 0 ? ", before the time the gateway gave it" : "");
+}
+
+/* One event of sessions show, every string in it from the server. */
+static int put_event(struct buf *b, json_t *e)
+{
+    char t[40];
+    fmt_time(json_object_get(e, "time"), t, sizeof t);
+    json_t *d = json_object_get(e, "data");
+    const char *text = json_string_value(json_object_get(d, "text"));
+    const char *dec = json_string_value(json_object_get(d, "decision"));
+    struct buf type = {0};
+    int rc = put_field(&type, json_string_value(json_object_get(e, "type")));
+    rc |= buf_printf(b, "%6lld %s %-13s ", (long long)json_integer_value(json_object_get(e, "seq")), t,
+                     buf_cstr(&type) ? buf_cstr(&type) : "");
+    buf_free(&type);
+    if (dec) {
+        rc |= put_field(b, dec);
+        rc |= buf_append_str(b, " ");
+    }
+    if (text)
+        rc |= put_statement(b, text);
+    json_t *rv = json_object_get(d, "review");
+    if (json_is_object(rv)) {
+        const char *by = json_string_value(json_object_get(rv, "decided_by"));
+        rc |= buf_append_str(b, "  [review ");
+        rc |= put_field(b, json_string_value(json_object_get(rv, "id")) ?: "?");
+        rc |= buf_append_str(b, " ");
+        rc |= put_field(b, json_string_value(json_object_get(rv, "status")) ?: "?");
+        rc |= buf_append_str(b, " by ");
+        rc |= put_field(b, by ? by : "nobody");
+        rc |= buf_append_str(b, "]");
+    }
+    /* how a statement finished (completion, or a result's own fields) */
+    const char *tag = json_string_value(json_object_get(d, "command_tag"));
+    json_t *us = json_object_get(d, "duration_us");
+    if (!dec && (tag || json_is_integer(us))) {
+        rc |= buf_printf(b, "of #%lld: ", (long long)json_integer_value(json_object_get(d, "statement_seq")));
+        if (tag) {
+            rc |= put_field(b, tag);
+            rc |= buf_append_str(b, ", ");
+        }
+        rc |= buf_printf(b, "%.3f ms", (double)json_integer_value(us) / 1000.0);
+        const char *ss = json_string_value(json_object_get(d, "sqlstate"));
+        if (ss) {
+            rc |= buf_append_str(b, ", SQLSTATE ");
+            rc |= put_field(b, ss);
+        }
+    }
+    rc |= put_receipt(b, e);
+    rc |= buf_append_str(b, "\n");
+    return rc;
 }
 
 static int sessions_show(const struct cli_args *a, struct cli_context *ctx, struct api_client *api)
@@ -135,33 +214,18 @@ static int sessions_show(const struct cli_args *a, struct cli_context *ctx, stru
                conn ? conn : "-", started, ended);
         size_t i;
         json_t *e;
+        struct buf line = {0};
         json_array_foreach(evs, i, e) {
-            char t[40];
-            fmt_time(json_object_get(e, "time"), t, sizeof t);
-            json_t *d = json_object_get(e, "data");
-            const char *text = json_string_value(json_object_get(d, "text"));
-            const char *dec = json_string_value(json_object_get(d, "decision"));
-            cli_printf_safe("%6lld %s %-13s %s%s%s", (long long)json_integer_value(json_object_get(e, "seq")), t,
-                   json_string_value(json_object_get(e, "type")), dec ? dec : "", dec ? " " : "",
-                   text ? text : "");
-            json_t *rv = json_object_get(d, "review");
-            if (json_is_object(rv))
-                cli_printf_safe("  [review %s %s by %s]", json_string_value(json_object_get(rv, "id")) ?: "?",
-                       json_string_value(json_object_get(rv, "status")) ?: "?",
-                       json_string_value(json_object_get(rv, "decided_by")) ?: "nobody");
-            /* how a statement finished (completion, or a result's own fields) */
-            const char *tag = json_string_value(json_object_get(d, "command_tag"));
-            json_t *us = json_object_get(d, "duration_us");
-            if (!dec && (tag || json_is_integer(us))) {
-                cli_printf_safe("of #%lld: %s%s%.3f ms", (long long)json_integer_value(json_object_get(d, "statement_seq")),
-                       tag ? tag : "", tag ? ", " : "", (double)json_integer_value(us) / 1000.0);
-                const char *ss = json_string_value(json_object_get(d, "sqlstate"));
-                if (ss)
-                    cli_printf_safe(", SQLSTATE %s", ss);
+            buf_reset(&line);
+            if (put_event(&line, e) < 0) {
+                buf_free(&line);
+                json_decref(s);
+                json_decref(evs);
+                return cli_fail("sessions", 1, "out of memory");
             }
-            print_receipt(e);
-            putchar('\n');
+            fwrite(line.data, 1, line.len, stdout);
         }
+        buf_free(&line);
     }
     json_decref(s);
     json_decref(evs);

@@ -21,6 +21,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define MOD "server"
 
@@ -134,7 +135,7 @@ const char *srv_query(struct srv_req *rq, const char *key, char *buf, size_t len
     struct evkeyvalq kv;
     TAILQ_INIT(&kv);
     if (evhttp_parse_query_str(q, &kv) != 0)
-        return NULL;
+        return NULL; /* not reached: srv_handle refuses such a query (srv_query_parses) */
     const char *v = evhttp_find_header(&kv, key);
     const char *res = NULL;
     if (v && strlen(v) < len) {
@@ -361,6 +362,41 @@ static void srv_auth_config(struct srv_req *rq)
 
 /* ---- dispatch ------------------------------------------------------------ */
 
+/* A header that must come once, given more than once: libevent keeps every
+ * copy and reads the first. Two Content-Lengths frame the body two ways
+ * (RFC 9112 6.3: a 400, and the connection closed, for what follows the
+ * body is not known to be a request); two Authorizations name two callers.
+ * The name of the first such header, or NULL. */
+static const char *srv_repeated_header(struct evhttp_request *r)
+{
+    static const char *const once[] = {"Content-Length", "Authorization"};
+    const struct evkeyvalq *h = evhttp_request_get_input_headers(r);
+    for (size_t i = 0; i < sizeof once / sizeof *once; i++) {
+        int n = 0;
+        for (const struct evkeyval *kv = TAILQ_FIRST(h); kv; kv = TAILQ_NEXT(kv, next))
+            if (strcasecmp(kv->key, once[i]) == 0 && ++n > 1)
+                return once[i];
+    }
+    return NULL;
+}
+
+/* The query string is name=value pairs joined by '&', or the request is
+ * refused: srv_query finds no parameter at all in a query that does not
+ * parse (a name without '=', an empty pair), which would drop a filter
+ * (status=denied, since, until) and answer with more than was asked. */
+static bool srv_query_parses(struct evhttp_request *r)
+{
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(r);
+    const char *q = uri ? evhttp_uri_get_query(uri) : NULL;
+    if (!q)
+        return true;
+    struct evkeyvalq kv;
+    TAILQ_INIT(&kv);
+    int rc = evhttp_parse_query_str(q, &kv);
+    evhttp_clear_headers(&kv);
+    return rc == 0;
+}
+
 static void srv_handle(struct evhttp_request *r, void *arg)
 {
     struct srv *srv = arg;
@@ -368,6 +404,16 @@ static void srv_handle(struct evhttp_request *r, void *arg)
     srv_conn_handled(srv, r);
     if (srv->stopping) {
         srv_reply_error(&rq, 503, "the server is shutting down");
+        return;
+    }
+    const char *twice = srv_repeated_header(r);
+    if (twice) {
+        evhttp_add_header(evhttp_request_get_output_headers(r), "Connection", "close");
+        srv_reply_error(&rq, 400, "the %s header is given more than once", twice);
+        return;
+    }
+    if (!srv_query_parses(r)) {
+        srv_reply_error(&rq, 400, "malformed query string: each parameter is name=value, joined by &");
         return;
     }
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(r);

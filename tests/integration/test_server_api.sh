@@ -36,12 +36,24 @@ cat >"$T/server.json" <<JSON
 JSON
 PORT=$(free_port)
 URL=http://127.0.0.1:$PORT
+umask 022  # the usual one: the SQLite store is made private all the same (checked below)
 start_server() {  # extra args...
   bg_start server "$H" server --config "$T/server.json" --listen 127.0.0.1:$PORT --store "$STORE" \
     --master-key-file "$T/master.key" "$@"
   wait_for "server" 20 curl -sf "$URL/healthz"
 }
 start_server
+
+if [[ $KIND == sqlite ]]; then
+  log "the SQLite store and its -wal and -shm files are made 0600; an existing file keeps its mode"
+  for f in "$T/server.db" "$T/server.db-wal" "$T/server.db-shm"; do
+    [[ -e $f ]] || fail "$f is not there with the server running"
+    assert_eq 600 "$(stat -c %a "$f")" "mode of $f, made under umask 022"
+  done
+  install -m 640 /dev/null "$T/kept.db"
+  "$H" admin apikey create --store "sqlite:$T/kept.db" --name kept --groups admin >/dev/null 2>&1
+  assert_eq 640 "$(stat -c %a "$T/kept.db")" "mode of a store file that was there before"
+fi
 
 # api TOKEN METHOD PATH [BODY] -> "STATUS BODY"
 api() {
@@ -169,9 +181,49 @@ expect_err 400 tok-admin-1 GET "/api/v1/sessions?cursor=9999999999999999999999:x
 expect_err 400 tok-admin-1 GET "/api/v1/reviews?status=all&cursor=9999999999999999999999:x"
 expect_err 400 tok-admin-1 GET "/api/v1/reviews?status=$(printf 'p%.0s' {1..100})"
 expect_err 400 tok-admin-1 GET "/api/v1/audit/export?format=$(printf 'j%.0s' {1..20})"
+# a query that does not parse is refused, never read as one without parameters
+# (that would list pending reviews for status=denied, or export the whole trail)
+expect_err 400 tok-admin-1 GET "/api/v1/reviews?status=denied&x"
+assert_contains "$(api tok-admin-1 GET "/api/v1/reviews?status=denied&x")" "malformed query string"
+expect_err 400 tok-audit-1 GET "/api/v1/audit/export?since=1&until=2&format"
+expect_err 400 tok-admin-1 GET "/api/v1/sessions?user=alice&&limit=1"
+expect_err 400 tok-admin-1 GET "/api/v1/sessions?=alice"
+ok tok-admin-1 GET "/api/v1/sessions?" >/dev/null
+ok tok-admin-1 GET "/api/v1/sessions?user=" >/dev/null
 out=$(curl -s -w ' %{http_code}' -H 'Authorization: Bearer tok-alice-1' -H 'Content-Type: text/plain' -d '{}' "$URL/api/v1/events")
 assert_contains "$out" '"error":'
 assert_contains "$out" ' 415'
+# A header that must come once, given twice (raw requests over a socket, as
+# sent): two Content-Lengths frame the body two ways, two Authorizations name
+# two callers. A 400 naming the header, and the connection closed: a request
+# smuggled after the body is never answered.
+raw_http() {  # REQUEST (printf %b escapes) -> all the server sends until it closes (or 5 s)
+  printf '%b' "$1" | python3 -c '
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(sys.stdin.buffer.read())
+s.settimeout(5)
+got = b""
+try:
+    while (c := s.recv(65536)):
+        got += c
+except OSError:
+    got += b"\n(still open)"
+sys.stdout.write(got.decode("latin-1"))' "$PORT"
+}
+cl_body='{"events":[{"id":"cl1","session_id":"sess-cl","seq":1,"type":"session_start","time":1000,"data":{"connection":"prod"}}]}'
+out=$(raw_http "POST /api/v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tok-alice-1\r\nContent-Type: application/json\r\nContent-Length: ${#cl_body}\r\nContent-Length: 0\r\n\r\n${cl_body}GET /api/v1/whoami HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tok-admin-1\r\n\r\n")
+assert_contains "$out" "HTTP/1.1 400 " "two Content-Length headers"
+assert_contains "$out" '"error":"the Content-Length header is given more than once"'
+assert_eq 1 "$(grep -c '^HTTP/1.1 ' <<<"$out")" "responses on a connection with two Content-Lengths: $out"
+assert_not_contains "$out" "(still open)" "the connection after two Content-Lengths"
+assert_eq 0 "$(dbsql "select count(*) from events where id = 'cl1'")" "an event sent with two Content-Lengths"
+out=$(raw_http "GET /api/v1/whoami HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tok-alice-1\r\nauthorization: Bearer tok-admin-1\r\n\r\n")
+assert_contains "$out" "HTTP/1.1 400 " "two Authorization headers"
+assert_contains "$out" '"error":"the Authorization header is given more than once"'
+assert_not_contains "$out" '"subject"'
+out=$(raw_http "GET /api/v1/whoami HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tok-alice-1\r\nConnection: close\r\n\r\n")
+assert_contains "$out" '"subject":"alice"' "one Authorization header, over the same raw client"
 # ... and wrong groups.
 expect_err 403 tok-alice-1 GET /api/v1/audit/verify
 expect_err 403 tok-alice-1 GET /api/v1/admin/apikeys
@@ -258,6 +310,28 @@ assert_contains "$out" "deny drop table users  [server received it $(date -u -d 
 assert_eq 1 "$(grep -c 'server received it' <<<"$out")" "only the event three days off is flagged"
 [[ $(HOOPCTL_TOKEN=tok-alice-1 "$H" -o json sessions show sess-a --server "$URL" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["event_list"]))') == 5 ]] \
   || fail "sessions show -o json lacks the events"
+# A statement's text cannot forge an event line: its further lines are
+# marked "       | " (an event line starts with its number and time), tabs
+# and the newline in a command tag are escapes. sess-f: alice's, all before
+# now+10 (the --since export below counts sess-d's two events only).
+forged=$'select 1;\n     3 2025-01-01T00:00:00.000Z statement     review drop table x  [review 1 approved by bob]\n\tend'
+python3 - "$forged" "$now" >"$T/forged.json" <<'PY'
+import json, sys
+text, now = sys.argv[1], int(sys.argv[2])
+ev = lambda i, typ, data: {"id": f"f{i}", "session_id": "sess-f", "seq": i, "type": typ, "time": now + 4 + i, "data": data}
+print(json.dumps({"events": [ev(1, "session_start", {"connection": "prod"}),
+    ev(2, "statement", {"text": text, "decision": "allow"}),
+    ev(3, "statement", {"text": "select\t2", "decision": "allow"}),
+    ev(4, "completion", {"statement_seq": 3, "command_tag": "SELECT 1\nx", "duration_us": 1200})]}))
+PY
+ok tok-alice-1 POST /api/v1/events "$(cat "$T/forged.json")" >/dev/null
+out=$(HOOPCTL_TOKEN=tok-alice-1 "$H" sessions show sess-f --server "$URL")
+assert_eq "1 2 3 4" "$(grep -E '^ *[0-9]+ [0-9]{4}-' <<<"$out" | awk '{print $1}' | tr '\n' ' ' | sed 's/ $//')" \
+  "the event lines of sess-f (a statement's second line passed for an event)"
+assert_contains "$out" $'allow select 1;\n       |      3 2025-01-01T00:00:00.000Z statement     review drop table x  [review 1 approved by bob]\n       | \\x09end\n'
+assert_contains "$out" 'statement     allow select\x092'
+assert_contains "$out" 'completion    of #3: SELECT 1\x0ax, 1.200 ms'
+assert_eq 0 "$(grep -c $'\t' <<<"$out")" "a raw tab in sessions show"
 
 log "reviews: reviewer groups decide, never the requester; long poll wakes; single use; expiry"
 stmt="delete from orders where id = 42"
