@@ -16,7 +16,7 @@
 struct mcp_conn {
     PGconn *pg;
     bool collecting;                 /* record notices of the running statement */
-    bool read_only;                  /* its statement runs in BEGIN READ ONLY */
+    bool read_only;                  /* its statement runs in our BEGIN READ ONLY */
     bool cancelled;                  /* a cancel was sent: never reuse this one */
     char held_id[MCP_REVIEW_ID_MAX]; /* set by a hold notice */
     char held_message[MCP_MESSAGE_MAX];
@@ -214,11 +214,13 @@ static void conn_collect(struct mcp_db *db, struct mcp_conn *c, struct mcp_outco
                     set_error(out, "", "out of memory%s", "");
                     failed = true;
                 }
-            if (rows.truncated && !cancelled) {
+            if (rows.truncated && !cancelled && c->read_only) {
                 /* Stop the server producing rows nobody will read. A cancel
                  * may arrive late (a gateway relays it on its own time) and
                  * hit a later statement, so the connection is dropped after
-                 * this one rather than reused. */
+                 * this one rather than reused. Only in our own READ ONLY
+                 * transaction: elsewhere a cancel would undo a write or the
+                 * agent's open transaction, so the rest is read and dropped. */
                 c->cancelled = true;
                 PGcancel *cancel = PQgetCancel(c->pg);
                 char errbuf[256];
@@ -289,9 +291,10 @@ static void conn_release(struct mcp_db *db, struct mcp_conn *c)
         PGresult *res = PQexec(c->pg, "ROLLBACK");
         PQclear(res);
     }
+    /* A transaction of the agent's (failed or not) stays open for it. */
+    PGTransactionStatusType ts = PQtransactionStatus(c->pg);
     bool healthy = PQstatus(c->pg) == CONNECTION_OK &&
-                   (PQtransactionStatus(c->pg) == PQTRANS_IDLE ||
-                    (!c->read_only && PQtransactionStatus(c->pg) == PQTRANS_INTRANS));
+                   (ts == PQTRANS_IDLE || (!c->read_only && (ts == PQTRANS_INTRANS || ts == PQTRANS_INERROR)));
     if (healthy && !db->idle && !c->cancelled) {
         db->idle = c;
     } else {
@@ -328,8 +331,11 @@ int mcp_db_run(struct mcp_db *db, const char *sql, int nparams, const char *cons
     }
     if (!c && !(c = conn_open(db, out)))
         return 0;
-    c->read_only = read_only;
-    if (read_only) {
+    /* Inside a transaction the agent opened (--allow-writes), a read-only
+     * call (the catalog) runs in that transaction: BEGIN would only warn,
+     * and the ROLLBACK that ends our own would end the agent's. */
+    c->read_only = read_only && PQtransactionStatus(c->pg) == PQTRANS_IDLE;
+    if (c->read_only) {
         PGresult *res = PQexec(c->pg, "BEGIN READ ONLY");
         if (PQresultStatus(res) != PGRES_COMMAND_OK) {
             set_result_error(out, res, c->pg);
