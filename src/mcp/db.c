@@ -44,7 +44,7 @@ static void conn_notice(void *arg, const PGresult *res)
     char id[MCP_REVIEW_ID_MAX];
     if (mcp_hold_notice_parse(msg, id, sizeof id)) {
         snprintf(c->held_id, sizeof c->held_id, "%s", id);
-        snprintf(c->held_message, sizeof c->held_message, "%s", msg);
+        mcp_textf(c->held_message, sizeof c->held_message, "%s", msg);
         return;
     }
     if (!c->notices)
@@ -52,7 +52,7 @@ static void conn_notice(void *arg, const PGresult *res)
     if (c->notices && json_array_size(c->notices) < MCP_MAX_NOTICES) {
         char line[512];
         const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY);
-        snprintf(line, sizeof line, "%s: %s", sev ? sev : "NOTICE", msg);
+        mcp_textf(line, sizeof line, "%s: %s", sev ? sev : "NOTICE", msg);
         json_t *s = json_string(line);
         json_array_append_new(c->notices, s ? s : json_string("NOTICE: (not UTF-8)"));
     }
@@ -72,7 +72,7 @@ static void set_error(struct mcp_outcome_info *out, const char *sqlstate, const 
 {
     out->kind = MCP_OUTCOME_ERROR;
     snprintf(out->sqlstate, sizeof out->sqlstate, "%s", sqlstate ? sqlstate : "");
-    snprintf(out->message, sizeof out->message, fmt, detail ? detail : "");
+    mcp_textf(out->message, sizeof out->message, fmt, detail ? detail : "");
     /* libpq messages end in a newline; the model does not need it. */
     size_t n = strlen(out->message);
     while (n && (out->message[n - 1] == '\n' || out->message[n - 1] == ' '))
@@ -87,10 +87,10 @@ static void set_result_error(struct mcp_outcome_info *out, const PGresult *res, 
     const char *hint = PQresultErrorField(res, PG_DIAG_MESSAGE_HINT);
     char text[MCP_MESSAGE_MAX];
     if (primary)
-        snprintf(text, sizeof text, "%s%s%s%s%s", primary, detail ? "\nDETAIL: " : "",
-                 detail ? detail : "", hint ? "\nHINT: " : "", hint ? hint : "");
+        mcp_textf(text, sizeof text, "%s%s%s%s%s", primary, detail ? "\nDETAIL: " : "",
+                  detail ? detail : "", hint ? "\nHINT: " : "", hint ? hint : "");
     else
-        snprintf(text, sizeof text, "%s", PQerrorMessage(pg));
+        mcp_textf(text, sizeof text, "%s", PQerrorMessage(pg));
     set_error(out, state, "%s", text);
 }
 
@@ -362,7 +362,7 @@ int mcp_db_run(struct mcp_db *db, const char *sql, int nparams, const char *cons
         p->conn = c;
         out->kind = MCP_OUTCOME_HELD;
         snprintf(out->review_id, sizeof out->review_id, "%s", c->held_id);
-        snprintf(out->message, sizeof out->message, "%s", c->held_message);
+        mcp_textf(out->message, sizeof out->message, "%s", c->held_message);
         log_info("mcp", "statement held for review %s", c->held_id);
         return 0;
     }
@@ -394,7 +394,7 @@ int mcp_db_check_review(struct mcp_db *db, const char *review_id, long wait_ms,
     int w = conn_wait(c, wait_ms, false);
     if (w == 0) {
         out->kind = MCP_OUTCOME_PENDING;
-        snprintf(out->message, sizeof out->message, "%s", c->held_message);
+        mcp_textf(out->message, sizeof out->message, "%s", c->held_message);
         return 0;
     }
     p->conn = NULL;

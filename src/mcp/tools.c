@@ -67,8 +67,12 @@ json_t *mcp_tools_list(const struct mcp_config *cfg)
 /* A CallToolResult with one text item. */
 static json_t *tool_text(const char *text, bool is_error)
 {
-    return json_pack("{s:[{s:s, s:s}], s:b}", "content", "type", "text", "text", text,
-                     "isError", is_error);
+    json_t *r = json_pack("{s:[{s:s, s:s}], s:b}", "content", "type", "text", "text", text,
+                          "isError", is_error);
+    if (!r) /* not UTF-8 (or no memory): a tool error still answers the call */
+        r = json_pack("{s:[{s:s, s:s}], s:b}", "content", "type", "text", "text",
+                      "internal error: the result could not be encoded", "isError", 1);
+    return r;
 }
 
 static json_t *tool_json(json_t *body, bool is_error)
@@ -86,9 +90,9 @@ static json_t *error_result(const struct mcp_outcome_info *o)
 {
     char text[MCP_MESSAGE_MAX + 32];
     if (o->sqlstate[0])
-        snprintf(text, sizeof text, "ERROR %s: %s", o->sqlstate, o->message);
+        mcp_textf(text, sizeof text, "ERROR %s: %s", o->sqlstate, o->message);
     else
-        snprintf(text, sizeof text, "ERROR: %s", o->message);
+        mcp_textf(text, sizeof text, "ERROR: %s", o->message);
     return tool_text(text, true);
 }
 
@@ -306,7 +310,7 @@ json_t *mcp_tools_call(struct mcp_db *db, const char *name, json_t *arguments,
     json_decref(empty);
     if (!found) {
         *code = MCP_RPC_INVALID_PARAMS;
-        snprintf(msg, msglen, "unknown tool '%.100s'", name);
+        snprintf(msg, msglen, "unknown tool '%.*s'", mcp_utf8_prefix(name, 100), name);
     } else if (!r && !*code) {
         *code = MCP_RPC_INTERNAL_ERROR;
         snprintf(msg, msglen, "out of memory");

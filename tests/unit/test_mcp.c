@@ -404,6 +404,35 @@ static void parsers_accept_and_refuse(void **state)
     assert_false(mcp_hold_notice_parse("hoopctl: statement held for review 0123456789", id, 4));
 }
 
+static void text_is_cut_on_utf8_boundaries(void **state)
+{
+    (void)state;
+    /* "aé€😀": 1 + 2 + 3 + 4 bytes */
+    const char *s = "a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80";
+    static const size_t want[] = {0, 1, 1, 3, 3, 3, 6, 6, 6, 6, 10};
+    for (size_t n = 0; n <= 10; n++)
+        assert_int_equal(mcp_utf8_cut(s, n), want[n]);
+    assert_int_equal(mcp_utf8_prefix(s, 100), 10);
+    assert_int_equal(mcp_utf8_prefix(s, 2), 1);
+    char buf[5];
+    mcp_textf(buf, sizeof buf, "%s", s);
+    assert_string_equal(buf, "a\xc3\xa9");
+    mcp_textf(buf, sizeof buf, "%s", "abc");
+    assert_string_equal(buf, "abc");
+
+    /* A method name whose 100-byte cut falls inside a character. */
+    struct mcp_server *srv = new_server(false);
+    char line[300], name[101];
+    memset(name, 'a', 99);
+    memcpy(name + 99, "\xc3\xa9", 2);
+    snprintf(line, sizeof line, "{\"jsonrpc\":\"2.0\",\"id\":9,\"method\":\"%.*s\"}", 101, name);
+    json_t *r = rpc(srv, line);
+    assert_non_null(r);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(r, "error"), "code")), -32601);
+    json_decref(r);
+    mcp_server_free(srv);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -418,6 +447,7 @@ int main(void)
         cmocka_unit_test(limits_truncate_with_a_note),
         cmocka_unit_test(parsers_accept_and_refuse),
         cmocka_unit_test(a_stop_fd_ends_the_server_with_input_open),
+        cmocka_unit_test(text_is_cut_on_utf8_boundaries),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
