@@ -83,6 +83,11 @@ void mcp_gateway_stop(struct mcp_gateway *g, int drain_timeout_ms);
  * <id> (...)". Returns true and fills id when msg is such a notice. */
 bool mcp_hold_notice_parse(const char *msg, char *id, size_t idlen);
 
+/* Whether libpq can parse conninfo (a connection string or URI). When it
+ * cannot, why says in a few words which kind of part is wrong, never the text
+ * itself (libpq's own message quotes it, and it may hold a password). */
+bool mcp_conninfo_check(const char *conninfo, char *why, size_t whylen);
+
 /* "30s", "1500ms", "5m", "0" (plain numbers are seconds) -> milliseconds.
  * Returns 0, or -1 on bad input. */
 int mcp_duration_parse_ms(const char *s, long *out);

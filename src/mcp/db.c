@@ -102,6 +102,14 @@ static struct mcp_conn *conn_open(struct mcp_db *db, struct mcp_outcome_info *ou
         set_error(out, "", "out of memory%s", "");
         return NULL;
     }
+    char why[128];
+    if (!mcp_conninfo_check(db->conninfo, why, sizeof why)) {
+        /* (hoopctl mcp checks --dsn at start: this is a last guard, and it
+         * never passes libpq's parse message, which quotes the string.) */
+        set_error(out, "08001", "could not connect to the database: the connection string is not valid (%s)", why);
+        conn_free(c);
+        return NULL;
+    }
     /* dbname first so that the keywords after it override the string's. */
     const char *keys[] = {"dbname", "application_name", "client_encoding", NULL};
     const char *vals[] = {db->conninfo, "hoopctl-mcp", "UTF8", NULL};

@@ -205,6 +205,34 @@ static void an_unreachable_database_is_a_tool_error(void **state)
                       "\"query\",\"arguments\":{\"sql\":\"select 1\"}}}", "could not connect");
 }
 
+/* A DSN libpq cannot parse is refused without its text (which may hold a
+ * password), at start by hoopctl mcp and, as a last guard, by the tools. */
+static void a_bad_dsn_is_never_shown(void **state)
+{
+    (void)state;
+    char why[128];
+    assert_true(mcp_conninfo_check("host=127.0.0.1 port=1 dbname=none", why, sizeof why));
+    assert_true(mcp_conninfo_check("postgresql://u:p%41ss@127.0.0.1:1/app", why, sizeof why));
+    assert_true(mcp_conninfo_check("appdb", why, sizeof why)); /* a bare database name */
+    assert_false(mcp_conninfo_check("postgresql://app_rw:Sup%zzerSecret@127.0.0.1:1/app", why, sizeof why));
+    assert_non_null(strstr(why, "%-escape"));
+    assert_false(mcp_conninfo_check("host=x password='Sup3rSecret", why, sizeof why));
+    assert_non_null(strstr(why, "closing quote"));
+
+    struct mcp_config cfg = {.conninfo = "postgresql://app_rw:Sup%zzerSecret@127.0.0.1:1/app",
+                             .max_rows = 10, .max_bytes = 1000};
+    struct mcp_server *s = mcp_server_new(&cfg);
+    assert_non_null(s);
+    const char *line = "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"tools/call\",\"params\":{\"name\":"
+                       "\"query\",\"arguments\":{\"sql\":\"select 1\"}}}";
+    char *out = mcp_server_handle_line(s, line, strlen(line));
+    assert_non_null(out);
+    assert_non_null(strstr(out, "the connection string is not valid"));
+    assert_null(strstr(out, "zzerSecret"));
+    free(out);
+    mcp_server_free(s);
+}
+
 /* Feed input through mcp_server_run and return its output lines. */
 static char *run_server(const char *input, size_t len)
 {
@@ -448,6 +476,7 @@ int main(void)
         cmocka_unit_test(parsers_accept_and_refuse),
         cmocka_unit_test(a_stop_fd_ends_the_server_with_input_open),
         cmocka_unit_test(text_is_cut_on_utf8_boundaries),
+        cmocka_unit_test(a_bad_dsn_is_never_shown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
