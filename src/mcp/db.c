@@ -337,6 +337,15 @@ int mcp_db_run(struct mcp_db *db, const char *sql, int nparams, const char *cons
         conn_free(c);
         c = NULL;
     }
+    if (c && db->cfg.allow_writes && db->cfg.statement_timeout_ms > 0) {
+        /* The agent may SET statement_timeout (or set_config it) on this
+         * reused session: --statement-timeout is set again before each call.
+         * In a failed transaction of the agent's this fails, and nothing
+         * but ROLLBACK can run there anyway. */
+        char set[64];
+        snprintf(set, sizeof set, "SET statement_timeout = %ld", db->cfg.statement_timeout_ms);
+        PQclear(PQexec(c->pg, set));
+    }
     if (!c && !(c = conn_open(db, out)))
         return 0;
     /* Inside a transaction the agent opened (--allow-writes), a read-only

@@ -49,3 +49,29 @@ m.close()
 PY
 assert_eq 20000 "$(psql -Atc "select count(*) from notes where t like 'bulk %'")" "rows of a truncated INSERT RETURNING"
 echo "mcp writes ok"
+
+# --statement-timeout holds for every call with --allow-writes, whatever the
+# agent set on the session before (SET, set_config, inside a transaction).
+PYTHONPATH="$HOOPCTL_ROOT/tests/integration/mcp" python3 - "$HOOPCTL_BIN" "$DSN" "$HARNESS_TMP/mcp3.err" <<'PY'
+import sys
+from rpc import Mcp
+bin, dsn, errlog = sys.argv[1:]
+m = Mcp([bin, 'mcp', '--dsn', dsn, '--allow-writes', '--statement-timeout', '500ms'], errlog)
+def times_out(sql):
+    err, text, _ = m.tool('query', {'sql': sql})
+    assert err and text.startswith('ERROR 57014: canceling statement due to statement timeout'), text
+m.ok('set statement_timeout = 0')
+times_out('select pg_sleep(3)')
+m.ok("select set_config('statement_timeout', '0', false)")
+times_out('select pg_sleep(3)')
+m.ok('begin')
+m.ok('set statement_timeout = 0')
+times_out('select pg_sleep(3)')
+err, text, _ = m.tool('query', {'sql': 'select 1'})
+assert err and text.startswith('ERROR 25P02'), f'the failed transaction stays the agent\'s: {text}'
+m.ok('rollback')
+j = m.ok("select current_setting('statement_timeout') as t")
+assert j['rows'] == [{'t': '500ms'}], j
+m.close()
+PY
+echo "mcp writes: statement timeout ok"
