@@ -33,6 +33,9 @@ struct mcp_config {
     long max_rows;             /* rows per result, > 0 */
     size_t max_bytes;          /* bytes of JSON rows per result, > 0 */
     long statement_timeout_ms; /* SET statement_timeout; 0 leaves the server's */
+    bool gateway_holds;        /* conninfo is our in-process gateway: its hold
+                                * notices are believed (elsewhere anyone, e.g.
+                                * a function's RAISE NOTICE, could send one) */
 };
 
 #define MCP_DEFAULT_MAX_ROWS 500

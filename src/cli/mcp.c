@@ -134,6 +134,7 @@ static int mcp_run(const struct cli_args *args, struct cli_context *ctx)
             return codes[why];
         }
         cfg.conninfo = mcp_gateway_conninfo(gw);
+        cfg.gateway_holds = true;
     }
     struct mcp_server *srv = mcp_server_new(&cfg);
     if (!srv) {

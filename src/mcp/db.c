@@ -18,6 +18,7 @@ struct mcp_conn {
     bool collecting;                 /* record notices of the running statement */
     bool read_only;                  /* its statement runs in our BEGIN READ ONLY */
     bool cancelled;                  /* a cancel was sent: never reuse this one */
+    bool gateway_holds;              /* hold notices come from our gateway */
     char held_id[MCP_REVIEW_ID_MAX]; /* set by a hold notice */
     char held_message[MCP_MESSAGE_MAX];
     json_t *notices;                 /* other notices of the statement */
@@ -42,7 +43,7 @@ static void conn_notice(void *arg, const PGresult *res)
     if (!msg || !c->collecting)
         return;
     char id[MCP_REVIEW_ID_MAX];
-    if (mcp_hold_notice_parse(msg, id, sizeof id)) {
+    if (c->gateway_holds && mcp_hold_notice_parse(msg, id, sizeof id)) {
         snprintf(c->held_id, sizeof c->held_id, "%s", id);
         mcp_textf(c->held_message, sizeof c->held_message, "%s", msg);
         return;
@@ -120,6 +121,7 @@ static struct mcp_conn *conn_open(struct mcp_db *db, struct mcp_outcome_info *ou
         conn_free(c);
         return NULL;
     }
+    c->gateway_holds = db->cfg.gateway_holds;
     PQsetNoticeReceiver(c->pg, conn_notice, c);
     char setup[160];
     snprintf(setup, sizeof setup, "SET statement_timeout = %ld; SET default_transaction_read_only = %s",

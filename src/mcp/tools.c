@@ -266,10 +266,12 @@ static json_t *call_check_review(struct mcp_db *db, json_t *args, int *code, cha
         if (!o.sqlstate[0] && strstr(o.message, "no statement of this session")) {
             r = error_result(&o);
         } else {
-            /* The gateway refuses a denied or expired review with an error;
-             * an approved statement can still fail when it runs. */
-            bool denied = strcmp(o.sqlstate, "42501") == 0 || strstr(o.message, "denied") ||
-                          strstr(o.message, "expired") || strstr(o.message, "review");
+            /* The gateway refuses a denied or expired review with 42501 and
+             * "hoopctl: review <id> denied by ..." (or "... expired ...");
+             * an approved statement can still fail when it runs, even with
+             * 42501 (a permission error of its own). */
+            bool denied = strcmp(o.sqlstate, "42501") == 0 &&
+                          strncmp(o.message, "hoopctl: review ", strlen("hoopctl: review ")) == 0;
             r = tool_json(json_pack("{s:s, s:s, s:s, s:s}", "status", denied ? "denied" : "failed",
                                     "review_id", id, "sqlstate", o.sqlstate, "message", o.message),
                           true);
