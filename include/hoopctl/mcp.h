@@ -33,6 +33,9 @@ struct mcp_config {
     long max_rows;             /* rows per result, > 0 */
     size_t max_bytes;          /* bytes of JSON rows per result, > 0 */
     long statement_timeout_ms; /* SET statement_timeout; 0 leaves the server's */
+    bool gateway_holds;        /* conninfo is our in-process gateway: its hold
+                                * notices are believed (elsewhere anyone, e.g.
+                                * a function's RAISE NOTICE, could send one) */
 };
 
 #define MCP_DEFAULT_MAX_ROWS 500
@@ -82,6 +85,11 @@ void mcp_gateway_stop(struct mcp_gateway *g, int drain_timeout_ms);
 /* The review id out of a gateway notice "hoopctl: statement held for review
  * <id> (...)". Returns true and fills id when msg is such a notice. */
 bool mcp_hold_notice_parse(const char *msg, char *id, size_t idlen);
+
+/* Whether libpq can parse conninfo (a connection string or URI). When it
+ * cannot, why says in a few words which kind of part is wrong, never the text
+ * itself (libpq's own message quotes it, and it may hold a password). */
+bool mcp_conninfo_check(const char *conninfo, char *why, size_t whylen);
 
 /* "30s", "1500ms", "5m", "0" (plain numbers are seconds) -> milliseconds.
  * Returns 0, or -1 on bad input. */

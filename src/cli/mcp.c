@@ -81,6 +81,15 @@ static int mcp_run(const struct cli_args *args, struct cli_context *ctx)
         return cli_usage_error(args->cmd, "give a connection name (see hoopctl connect), or --dsn CONNINFO");
     if (!connection && (cli_get(args, "server") || cli_get(args, "review-wait")))
         return cli_usage_error(args->cmd, "--server and --review-wait go with a connection, not --dsn");
+    char bad[128];
+    if (cfg.conninfo && !mcp_conninfo_check(cfg.conninfo, bad, sizeof bad)) {
+        /* Said here, to the person who wrote it, not to the agent; and
+         * without the text, which may hold a password. */
+        char msg[256];
+        snprintf(msg, sizeof msg, "--dsn is not a valid libpq connection string or URI: %s "
+                 "(the value is not shown: it may hold a password)", bad);
+        return cli_usage_error(args->cmd, msg);
+    }
     cfg.allow_writes = cli_flag(args, "allow-writes");
     const char *v;
     if ((v = cli_get(args, "max-rows"))) {
@@ -125,6 +134,7 @@ static int mcp_run(const struct cli_args *args, struct cli_context *ctx)
             return codes[why];
         }
         cfg.conninfo = mcp_gateway_conninfo(gw);
+        cfg.gateway_holds = true;
     }
     struct mcp_server *srv = mcp_server_new(&cfg);
     if (!srv) {

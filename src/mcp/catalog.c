@@ -55,10 +55,13 @@ int mcp_catalog_describe(struct mcp_db *db, const char *schema, const char *tabl
         mcp_outcome_clear(out);
         out->kind = MCP_OUTCOME_ERROR;
         snprintf(out->sqlstate, sizeof out->sqlstate, "42P01");
-        snprintf(out->message, sizeof out->message,
-                 "no table, view or materialized view named '%.200s'%s%.200s%s is visible; "
-                 "list_tables shows what there is", table, schema ? " in schema '" : "",
-                 schema ? schema : "", schema ? "'" : "");
+        if (!schema)
+            schema = "";
+        mcp_textf(out->message, sizeof out->message,
+                  "no table, view or materialized view named '%.*s'%s%.*s%s is visible; "
+                  "list_tables shows what there is", mcp_utf8_prefix(table, 200), table,
+                  schema[0] ? " in schema '" : "", mcp_utf8_prefix(schema, 200), schema,
+                  schema[0] ? "'" : "");
         return 0;
     }
     json_t *first = json_array_get(rows, 0);

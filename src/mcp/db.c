@@ -16,8 +16,9 @@
 struct mcp_conn {
     PGconn *pg;
     bool collecting;                 /* record notices of the running statement */
-    bool read_only;                  /* its statement runs in BEGIN READ ONLY */
+    bool read_only;                  /* its statement runs in our BEGIN READ ONLY */
     bool cancelled;                  /* a cancel was sent: never reuse this one */
+    bool gateway_holds;              /* hold notices come from our gateway */
     char held_id[MCP_REVIEW_ID_MAX]; /* set by a hold notice */
     char held_message[MCP_MESSAGE_MAX];
     json_t *notices;                 /* other notices of the statement */
@@ -42,9 +43,9 @@ static void conn_notice(void *arg, const PGresult *res)
     if (!msg || !c->collecting)
         return;
     char id[MCP_REVIEW_ID_MAX];
-    if (mcp_hold_notice_parse(msg, id, sizeof id)) {
+    if (c->gateway_holds && mcp_hold_notice_parse(msg, id, sizeof id)) {
         snprintf(c->held_id, sizeof c->held_id, "%s", id);
-        snprintf(c->held_message, sizeof c->held_message, "%s", msg);
+        mcp_textf(c->held_message, sizeof c->held_message, "%s", msg);
         return;
     }
     if (!c->notices)
@@ -52,7 +53,7 @@ static void conn_notice(void *arg, const PGresult *res)
     if (c->notices && json_array_size(c->notices) < MCP_MAX_NOTICES) {
         char line[512];
         const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY);
-        snprintf(line, sizeof line, "%s: %s", sev ? sev : "NOTICE", msg);
+        mcp_textf(line, sizeof line, "%s: %s", sev ? sev : "NOTICE", msg);
         json_t *s = json_string(line);
         json_array_append_new(c->notices, s ? s : json_string("NOTICE: (not UTF-8)"));
     }
@@ -72,7 +73,7 @@ static void set_error(struct mcp_outcome_info *out, const char *sqlstate, const 
 {
     out->kind = MCP_OUTCOME_ERROR;
     snprintf(out->sqlstate, sizeof out->sqlstate, "%s", sqlstate ? sqlstate : "");
-    snprintf(out->message, sizeof out->message, fmt, detail ? detail : "");
+    mcp_textf(out->message, sizeof out->message, fmt, detail ? detail : "");
     /* libpq messages end in a newline; the model does not need it. */
     size_t n = strlen(out->message);
     while (n && (out->message[n - 1] == '\n' || out->message[n - 1] == ' '))
@@ -87,10 +88,10 @@ static void set_result_error(struct mcp_outcome_info *out, const PGresult *res, 
     const char *hint = PQresultErrorField(res, PG_DIAG_MESSAGE_HINT);
     char text[MCP_MESSAGE_MAX];
     if (primary)
-        snprintf(text, sizeof text, "%s%s%s%s%s", primary, detail ? "\nDETAIL: " : "",
-                 detail ? detail : "", hint ? "\nHINT: " : "", hint ? hint : "");
+        mcp_textf(text, sizeof text, "%s%s%s%s%s", primary, detail ? "\nDETAIL: " : "",
+                  detail ? detail : "", hint ? "\nHINT: " : "", hint ? hint : "");
     else
-        snprintf(text, sizeof text, "%s", PQerrorMessage(pg));
+        mcp_textf(text, sizeof text, "%s", PQerrorMessage(pg));
     set_error(out, state, "%s", text);
 }
 
@@ -100,6 +101,14 @@ static struct mcp_conn *conn_open(struct mcp_db *db, struct mcp_outcome_info *ou
     struct mcp_conn *c = calloc(1, sizeof *c);
     if (!c) {
         set_error(out, "", "out of memory%s", "");
+        return NULL;
+    }
+    char why[128];
+    if (!mcp_conninfo_check(db->conninfo, why, sizeof why)) {
+        /* (hoopctl mcp checks --dsn at start: this is a last guard, and it
+         * never passes libpq's parse message, which quotes the string.) */
+        set_error(out, "08001", "could not connect to the database: the connection string is not valid (%s)", why);
+        conn_free(c);
         return NULL;
     }
     /* dbname first so that the keywords after it override the string's. */
@@ -112,6 +121,7 @@ static struct mcp_conn *conn_open(struct mcp_db *db, struct mcp_outcome_info *ou
         conn_free(c);
         return NULL;
     }
+    c->gateway_holds = db->cfg.gateway_holds;
     PQsetNoticeReceiver(c->pg, conn_notice, c);
     char setup[160];
     snprintf(setup, sizeof setup, "SET statement_timeout = %ld; SET default_transaction_read_only = %s",
@@ -214,11 +224,13 @@ static void conn_collect(struct mcp_db *db, struct mcp_conn *c, struct mcp_outco
                     set_error(out, "", "out of memory%s", "");
                     failed = true;
                 }
-            if (rows.truncated && !cancelled) {
+            if (rows.truncated && !cancelled && c->read_only) {
                 /* Stop the server producing rows nobody will read. A cancel
                  * may arrive late (a gateway relays it on its own time) and
                  * hit a later statement, so the connection is dropped after
-                 * this one rather than reused. */
+                 * this one rather than reused. Only in our own READ ONLY
+                 * transaction: elsewhere a cancel would undo a write or the
+                 * agent's open transaction, so the rest is read and dropped. */
                 c->cancelled = true;
                 PGcancel *cancel = PQgetCancel(c->pg);
                 char errbuf[256];
@@ -289,9 +301,10 @@ static void conn_release(struct mcp_db *db, struct mcp_conn *c)
         PGresult *res = PQexec(c->pg, "ROLLBACK");
         PQclear(res);
     }
+    /* A transaction of the agent's (failed or not) stays open for it. */
+    PGTransactionStatusType ts = PQtransactionStatus(c->pg);
     bool healthy = PQstatus(c->pg) == CONNECTION_OK &&
-                   (PQtransactionStatus(c->pg) == PQTRANS_IDLE ||
-                    (!c->read_only && PQtransactionStatus(c->pg) == PQTRANS_INTRANS));
+                   (ts == PQTRANS_IDLE || (!c->read_only && (ts == PQTRANS_INTRANS || ts == PQTRANS_INERROR)));
     if (healthy && !db->idle && !c->cancelled) {
         db->idle = c;
     } else {
@@ -326,10 +339,22 @@ int mcp_db_run(struct mcp_db *db, const char *sql, int nparams, const char *cons
         conn_free(c);
         c = NULL;
     }
+    if (c && db->cfg.allow_writes && db->cfg.statement_timeout_ms > 0) {
+        /* The agent may SET statement_timeout (or set_config it) on this
+         * reused session: --statement-timeout is set again before each call.
+         * In a failed transaction of the agent's this fails, and nothing
+         * but ROLLBACK can run there anyway. */
+        char set[64];
+        snprintf(set, sizeof set, "SET statement_timeout = %ld", db->cfg.statement_timeout_ms);
+        PQclear(PQexec(c->pg, set));
+    }
     if (!c && !(c = conn_open(db, out)))
         return 0;
-    c->read_only = read_only;
-    if (read_only) {
+    /* Inside a transaction the agent opened (--allow-writes), a read-only
+     * call (the catalog) runs in that transaction: BEGIN would only warn,
+     * and the ROLLBACK that ends our own would end the agent's. */
+    c->read_only = read_only && PQtransactionStatus(c->pg) == PQTRANS_IDLE;
+    if (c->read_only) {
         PGresult *res = PQexec(c->pg, "BEGIN READ ONLY");
         if (PQresultStatus(res) != PGRES_COMMAND_OK) {
             set_result_error(out, res, c->pg);
@@ -356,7 +381,7 @@ int mcp_db_run(struct mcp_db *db, const char *sql, int nparams, const char *cons
         p->conn = c;
         out->kind = MCP_OUTCOME_HELD;
         snprintf(out->review_id, sizeof out->review_id, "%s", c->held_id);
-        snprintf(out->message, sizeof out->message, "%s", c->held_message);
+        mcp_textf(out->message, sizeof out->message, "%s", c->held_message);
         log_info("mcp", "statement held for review %s", c->held_id);
         return 0;
     }
@@ -388,7 +413,7 @@ int mcp_db_check_review(struct mcp_db *db, const char *review_id, long wait_ms,
     int w = conn_wait(c, wait_ms, false);
     if (w == 0) {
         out->kind = MCP_OUTCOME_PENDING;
-        snprintf(out->message, sizeof out->message, "%s", c->held_message);
+        mcp_textf(out->message, sizeof out->message, "%s", c->held_message);
         return 0;
     }
     p->conn = NULL;

@@ -88,6 +88,15 @@ json_t *mcp_resources_list(struct mcp_db *db, int *code, char *msg, size_t msgle
 json_t *mcp_resources_read(struct mcp_db *db, const char *uri, int *code, char *msg, size_t msglen);
 json_t *mcp_resource_templates(void);
 
+/* Cutting text at UTF-8 character boundaries (text.c). */
+/* n, or less when the first n bytes of s end inside a UTF-8 character. */
+size_t mcp_utf8_cut(const char *s, size_t n);
+/* For "%.*s": the length of s, or of its longest prefix of at most max bytes
+ * that ends on a character boundary. */
+int mcp_utf8_prefix(const char *s, size_t max);
+/* snprintf, except that text it must cut is cut on a character boundary. */
+void mcp_textf(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* The tools (tools.c). */
 json_t *mcp_tools_list(const struct mcp_config *cfg);
 /* Call a tool. Returns the CallToolResult, or NULL with *code and msg set

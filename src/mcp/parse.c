@@ -1,6 +1,9 @@
 /* parse.c — small parsers of the MCP server: durations and sizes from the
  * command line, and the gateway's "statement held for review" notice. */
 #include "hoopctl/mcp.h"
+#include "hoopctl/util.h"
+
+#include <libpq-fe.h>
 
 #include <ctype.h>
 #include <errno.h>
@@ -27,6 +30,49 @@ bool mcp_hold_notice_parse(const char *msg, char *id, size_t idlen)
     memcpy(id, p, n);
     id[n] = '\0';
     return true;
+}
+
+bool mcp_conninfo_check(const char *conninfo, char *why, size_t whylen)
+{
+    /* libpq's parse errors, by a phrase of their own, and what we say instead. */
+    static const struct {
+        const char *libpq, *ours;
+    } kinds[] = {
+        {"percent-encoded", "a %-escape in the URI is not two hex digits or is %00 (a literal % is %25)"},
+        {"missing \"=\"", "a word is not a keyword=value pair"},
+        {"unterminated quoted string", "a quoted value has no closing quote"},
+        {"invalid connection option", "a keyword is not a libpq connection option"},
+        {"URI query parameter", "a ?keyword=value parameter of the URI is malformed"},
+        {"URI", "the URI is malformed"},
+        {"out of memory", "out of memory"},
+    };
+    /* As libpq's dbname expansion: anything else is a bare database name. */
+    if (strncmp(conninfo, "postgresql://", 13) != 0 && strncmp(conninfo, "postgres://", 11) != 0 &&
+        !strchr(conninfo, '='))
+        return true;
+    char *err = NULL;
+    PQconninfoOption *opts = PQconninfoParse(conninfo, &err);
+    if (opts) {
+        for (PQconninfoOption *o = opts; o->keyword; o++)
+            if (o->val)
+                util_secure_zero(o->val, strlen(o->val));
+        PQconninfoFree(opts);
+        return true;
+    }
+    const char *ours = "libpq cannot parse it";
+    for (size_t i = 0; err && i < sizeof kinds / sizeof kinds[0]; i++)
+        if (strstr(err, kinds[i].libpq)) {
+            ours = kinds[i].ours;
+            break;
+        }
+    if (!err)
+        ours = "out of memory";
+    snprintf(why, whylen, "%s", ours);
+    if (err) {
+        util_secure_zero(err, strlen(err));
+        PQfreemem(err);
+    }
+    return false;
 }
 
 struct unit {

@@ -62,7 +62,7 @@ static void set_error(int *code, char *msg, size_t msglen, int c, const struct m
     if (o->kind == MCP_OUTCOME_HELD)
         snprintf(msg, msglen, "the catalog query is held for review %s", o->review_id);
     else
-        snprintf(msg, msglen, "%s%s%s", o->sqlstate, o->sqlstate[0] ? ": " : "", o->message);
+        mcp_textf(msg, msglen, "%s%s%s", o->sqlstate, o->sqlstate[0] ? ": " : "", o->message);
 }
 
 json_t *mcp_resources_list(struct mcp_db *db, int *code, char *msg, size_t msglen)
@@ -86,8 +86,8 @@ json_t *mcp_resources_list(struct mcp_db *db, int *code, char *msg, size_t msgle
             continue;
         char *uri = table_uri(schema, name);
         char title[600], desc[800];
-        snprintf(title, sizeof title, "%s.%s", schema, name);
-        snprintf(desc, sizeof desc, "columns of the %s %s.%s%s%s", kind ? kind : "table", schema, name,
+        mcp_textf(title, sizeof title, "%s.%s", schema, name);
+        mcp_textf(desc, sizeof desc, "columns of the %s %s.%s%s%s", kind ? kind : "table", schema, name,
                  comment ? ": " : "", comment ? comment : "");
         if (uri)
             json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:s}", "uri", uri, "name", title,
@@ -107,7 +107,8 @@ json_t *mcp_resources_read(struct mcp_db *db, const char *uri, int *code, char *
         segment_decode(uri + plen, slash, schema, sizeof schema) < 0 ||
         segment_decode(slash + 1, slash + strlen(slash), table, sizeof table) < 0) {
         *code = RESOURCE_NOT_FOUND;
-        snprintf(msg, msglen, "resource not found: %.200s (expected " RESOURCE_PREFIX "<schema>/<table>)", uri);
+        snprintf(msg, msglen, "resource not found: %.*s (expected " RESOURCE_PREFIX "<schema>/<table>)",
+                 mcp_utf8_prefix(uri, 200), uri);
         return NULL;
     }
     struct mcp_outcome_info o;

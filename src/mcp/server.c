@@ -48,18 +48,39 @@ static char *dump_message(json_t *msg)
     return text;
 }
 
-/* {"jsonrpc":"2.0","id":id,"error":{...}}; id may be NULL (-> null). */
-static char *rpc_error(json_t *id, int code, const char *message)
+static char *error_message(json_t *id, int code, const char *message)
 {
     return dump_message(json_pack("{s:s, s:O, s:{s:i, s:s}}", "jsonrpc", "2.0", "id",
                                   id ? id : json_null(), "error", "code", code, "message", message));
+}
+
+/* {"jsonrpc":"2.0","id":id,"error":{...}}; id may be NULL (-> null). A
+ * request with an id is always answered: a message that cannot be encoded
+ * (not UTF-8, or no memory) gives way to a fixed one. */
+static char *rpc_error(json_t *id, int code, const char *message)
+{
+    char *text = error_message(id, code, message);
+    if (!text)
+        text = error_message(id, MCP_RPC_INTERNAL_ERROR, "internal error: the error could not be encoded");
+    if (text)
+        return text;
+    char *idtext = id ? json_dumps(id, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+    const char *fmt = "{\"jsonrpc\":\"2.0\",\"id\":%s,\"error\":{\"code\":-32603,"
+                      "\"message\":\"internal error: out of memory\"}}";
+    size_t n = strlen(fmt) + (idtext ? strlen(idtext) : 4) + 1;
+    text = malloc(n);
+    if (text)
+        snprintf(text, n, fmt, idtext ? idtext : "null");
+    free(idtext);
+    return text;
 }
 
 static char *rpc_result(json_t *id, json_t *result)
 {
     if (!result)
         return rpc_error(id, MCP_RPC_INTERNAL_ERROR, "internal error: out of memory");
-    return dump_message(json_pack("{s:s, s:O, s:o}", "jsonrpc", "2.0", "id", id, "result", result));
+    char *text = dump_message(json_pack("{s:s, s:O, s:o}", "jsonrpc", "2.0", "id", id, "result", result));
+    return text ? text : rpc_error(id, MCP_RPC_INTERNAL_ERROR, "internal error: out of memory");
 }
 
 static char *handle_initialize(struct mcp_server *srv, json_t *id, json_t *params)
@@ -75,7 +96,10 @@ static char *handle_initialize(struct mcp_server *srv, json_t *id, json_t *param
     snprintf(srv->protocol, sizeof srv->protocol, "%s", answer);
     json_t *client = json_object_get(params, "clientInfo");
     const char *cname = json_string_value(json_object_get(client, "name"));
-    log_info("mcp", "initialize from %.100s, protocol %s (asked %.40s)", cname ? cname : "?", answer, asked);
+    if (!cname)
+        cname = "?";
+    log_info("mcp", "initialize from %.*s, protocol %s (asked %.*s)", mcp_utf8_prefix(cname, 100), cname,
+             answer, mcp_utf8_prefix(asked, 40), asked);
     const struct mcp_config *cfg = mcp_db_config(srv->db);
     const char *instructions = cfg->allow_writes
         ? "PostgreSQL through hoopctl: every statement is checked by policy and audited. "
@@ -101,7 +125,7 @@ static char *handle_tools_call(struct mcp_server *srv, json_t *id, json_t *param
         return rpc_error(id, MCP_RPC_INVALID_PARAMS, "tools/call needs params.name (a string)");
     int code = 0;
     char msg[256] = "";
-    log_debug("mcp", "tools/call %.100s", json_string_value(name));
+    log_debug("mcp", "tools/call %.*s", mcp_utf8_prefix(json_string_value(name), 100), json_string_value(name));
     json_t *r = mcp_tools_call(srv->db, json_string_value(name), json_object_get(params, "arguments"),
                                &code, msg, sizeof msg);
     if (!r)
@@ -143,7 +167,7 @@ static char *handle_request(struct mcp_server *srv, const char *method, json_t *
         strcmp(method, "resources/templates/list") == 0)
         return handle_resources(srv, method, id, params);
     char msg[200];
-    snprintf(msg, sizeof msg, "method not found: %.100s", method);
+    snprintf(msg, sizeof msg, "method not found: %.*s", mcp_utf8_prefix(method, 100), method);
     return rpc_error(id, MCP_RPC_METHOD_NOT_FOUND, msg);
 }
 
@@ -152,7 +176,7 @@ static void handle_notification(struct mcp_server *srv, const char *method)
     if (strcmp(method, "notifications/initialized") == 0)
         srv->initialized = true;
     else
-        log_debug("mcp", "ignoring notification %.100s", method);
+        log_debug("mcp", "ignoring notification %.*s", mcp_utf8_prefix(method, 100), method);
 }
 
 char *mcp_server_handle_line(struct mcp_server *srv, const char *line, size_t len)

@@ -67,8 +67,12 @@ json_t *mcp_tools_list(const struct mcp_config *cfg)
 /* A CallToolResult with one text item. */
 static json_t *tool_text(const char *text, bool is_error)
 {
-    return json_pack("{s:[{s:s, s:s}], s:b}", "content", "type", "text", "text", text,
-                     "isError", is_error);
+    json_t *r = json_pack("{s:[{s:s, s:s}], s:b}", "content", "type", "text", "text", text,
+                          "isError", is_error);
+    if (!r) /* not UTF-8 (or no memory): a tool error still answers the call */
+        r = json_pack("{s:[{s:s, s:s}], s:b}", "content", "type", "text", "text",
+                      "internal error: the result could not be encoded", "isError", 1);
+    return r;
 }
 
 static json_t *tool_json(json_t *body, bool is_error)
@@ -86,9 +90,9 @@ static json_t *error_result(const struct mcp_outcome_info *o)
 {
     char text[MCP_MESSAGE_MAX + 32];
     if (o->sqlstate[0])
-        snprintf(text, sizeof text, "ERROR %s: %s", o->sqlstate, o->message);
+        mcp_textf(text, sizeof text, "ERROR %s: %s", o->sqlstate, o->message);
     else
-        snprintf(text, sizeof text, "ERROR: %s", o->message);
+        mcp_textf(text, sizeof text, "ERROR: %s", o->message);
     return tool_text(text, true);
 }
 
@@ -262,10 +266,12 @@ static json_t *call_check_review(struct mcp_db *db, json_t *args, int *code, cha
         if (!o.sqlstate[0] && strstr(o.message, "no statement of this session")) {
             r = error_result(&o);
         } else {
-            /* The gateway refuses a denied or expired review with an error;
-             * an approved statement can still fail when it runs. */
-            bool denied = strcmp(o.sqlstate, "42501") == 0 || strstr(o.message, "denied") ||
-                          strstr(o.message, "expired") || strstr(o.message, "review");
+            /* The gateway refuses a denied or expired review with 42501 and
+             * "hoopctl: review <id> denied by ..." (or "... expired ...");
+             * an approved statement can still fail when it runs, even with
+             * 42501 (a permission error of its own). */
+            bool denied = strcmp(o.sqlstate, "42501") == 0 &&
+                          strncmp(o.message, "hoopctl: review ", strlen("hoopctl: review ")) == 0;
             r = tool_json(json_pack("{s:s, s:s, s:s, s:s}", "status", denied ? "denied" : "failed",
                                     "review_id", id, "sqlstate", o.sqlstate, "message", o.message),
                           true);
@@ -306,7 +312,7 @@ json_t *mcp_tools_call(struct mcp_db *db, const char *name, json_t *arguments,
     json_decref(empty);
     if (!found) {
         *code = MCP_RPC_INVALID_PARAMS;
-        snprintf(msg, msglen, "unknown tool '%.100s'", name);
+        snprintf(msg, msglen, "unknown tool '%.*s'", mcp_utf8_prefix(name, 100), name);
     } else if (!r && !*code) {
         *code = MCP_RPC_INTERNAL_ERROR;
         snprintf(msg, msglen, "out of memory");

@@ -1,8 +1,8 @@
 #!/bin/bash
 # hoopctl mcp --dsn through a bare `hoopctl gateway` (the relay, no policy;
 # test_mcp_connect.sh covers the policy path): the same SDK-client scenarios as straight to PostgreSQL (tools, rows,
-# read-only, limits, timeout, errors, a permission denial, writes, held
-# statements), and the gateway's audit shows the sessions came from the MCP
+# read-only, limits, timeout, errors, a permission denial, writes, a forged
+# hold notice that is only a notice), and the gateway's audit shows the sessions came from the MCP
 # server (application_name hoopctl-mcp) with every statement.
 source "$(dirname "$0")/lib/harness.sh"
 source "$(dirname "$0")/lib/gateway.sh"

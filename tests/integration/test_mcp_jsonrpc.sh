@@ -81,6 +81,17 @@ usage "--max-bytes must be" --dsn "$DSN" --max-bytes 1G
 usage "--max-bytes must be" --dsn "$DSN" --max-bytes 10
 usage "--statement-timeout must be" --dsn "$DSN" --statement-timeout 5x
 usage "unexpected argument" a b --dsn "$DSN"
+# A --dsn libpq cannot parse is refused at start, on stderr, without its
+# text: the agent never sees it, nor libpq's message that quotes it.
+for dsn in 'postgresql://app_rw:Sup%zzerSecret@127.0.0.1:1/app' "host=127.0.0.1 password='Sup3rSecret" \
+           'host=127.0.0.1 Sup3rSecret' 'postgresql://u:p@127.0.0.1/app?x=Sup3rSecret=1'; do
+  set +e; out=$("$H" mcp --dsn "$dsn" 2>"$HARNESS_TMP/dsn.err" <"$in"); rc=$?; set -e
+  assert_eq 2 "$rc" "hoopctl mcp with a bad --dsn"
+  assert_eq "" "$out" "stdout with a bad --dsn"
+  err=$(cat "$HARNESS_TMP/dsn.err")
+  assert_contains "$err" "--dsn is not a valid libpq connection string or URI: "
+  assert_not_contains "$err" "Secret" "the --dsn text on stderr"
+done
 # A connection without a login: exit 3 before anything is served.
 set +e; out=$("$H" mcp prod 2>"$HARNESS_TMP/nologin.err" </dev/null); rc=$?; set -e
 assert_eq 3 "$rc" "hoopctl mcp prod without a login"

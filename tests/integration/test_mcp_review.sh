@@ -1,9 +1,9 @@
 #!/bin/bash
-# hoopctl mcp and statements held for review, with the official MCP SDK
-# client: held -> check_review pending -> approved with rows / denied with the
-# reason. PostgreSQL itself plays the gateway's hold: a function sends the
-# hold NoticeResponse and waits for a decision row (the real gateway's hold
-# is tested once hoopctl connect wires reviews in).
+# hoopctl mcp --dsn and a forged review hold, with the official MCP SDK
+# client: a function that sends the gateway's hold NoticeResponse text does
+# not make its statement held; only the in-process gateway's holds count
+# (held -> pending -> approved/denied/expired, and the bound on held
+# statements, are in test_mcp_connect.sh).
 source "$(dirname "$0")/lib/harness.sh"
 source "$(dirname "$0")/mcp/lib.sh"
 mcp_setup

@@ -205,6 +205,34 @@ static void an_unreachable_database_is_a_tool_error(void **state)
                       "\"query\",\"arguments\":{\"sql\":\"select 1\"}}}", "could not connect");
 }
 
+/* A DSN libpq cannot parse is refused without its text (which may hold a
+ * password), at start by hoopctl mcp and, as a last guard, by the tools. */
+static void a_bad_dsn_is_never_shown(void **state)
+{
+    (void)state;
+    char why[128];
+    assert_true(mcp_conninfo_check("host=127.0.0.1 port=1 dbname=none", why, sizeof why));
+    assert_true(mcp_conninfo_check("postgresql://u:p%41ss@127.0.0.1:1/app", why, sizeof why));
+    assert_true(mcp_conninfo_check("appdb", why, sizeof why)); /* a bare database name */
+    assert_false(mcp_conninfo_check("postgresql://app_rw:Sup%zzerSecret@127.0.0.1:1/app", why, sizeof why));
+    assert_non_null(strstr(why, "%-escape"));
+    assert_false(mcp_conninfo_check("host=x password='Sup3rSecret", why, sizeof why));
+    assert_non_null(strstr(why, "closing quote"));
+
+    struct mcp_config cfg = {.conninfo = "postgresql://app_rw:Sup%zzerSecret@127.0.0.1:1/app",
+                             .max_rows = 10, .max_bytes = 1000};
+    struct mcp_server *s = mcp_server_new(&cfg);
+    assert_non_null(s);
+    const char *line = "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"tools/call\",\"params\":{\"name\":"
+                       "\"query\",\"arguments\":{\"sql\":\"select 1\"}}}";
+    char *out = mcp_server_handle_line(s, line, strlen(line));
+    assert_non_null(out);
+    assert_non_null(strstr(out, "the connection string is not valid"));
+    assert_null(strstr(out, "zzerSecret"));
+    free(out);
+    mcp_server_free(s);
+}
+
 /* Feed input through mcp_server_run and return its output lines. */
 static char *run_server(const char *input, size_t len)
 {
@@ -404,6 +432,35 @@ static void parsers_accept_and_refuse(void **state)
     assert_false(mcp_hold_notice_parse("hoopctl: statement held for review 0123456789", id, 4));
 }
 
+static void text_is_cut_on_utf8_boundaries(void **state)
+{
+    (void)state;
+    /* "aé€😀": 1 + 2 + 3 + 4 bytes */
+    const char *s = "a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80";
+    static const size_t want[] = {0, 1, 1, 3, 3, 3, 6, 6, 6, 6, 10};
+    for (size_t n = 0; n <= 10; n++)
+        assert_int_equal(mcp_utf8_cut(s, n), want[n]);
+    assert_int_equal(mcp_utf8_prefix(s, 100), 10);
+    assert_int_equal(mcp_utf8_prefix(s, 2), 1);
+    char buf[5];
+    mcp_textf(buf, sizeof buf, "%s", s);
+    assert_string_equal(buf, "a\xc3\xa9");
+    mcp_textf(buf, sizeof buf, "%s", "abc");
+    assert_string_equal(buf, "abc");
+
+    /* A method name whose 100-byte cut falls inside a character. */
+    struct mcp_server *srv = new_server(false);
+    char line[300], name[101];
+    memset(name, 'a', 99);
+    memcpy(name + 99, "\xc3\xa9", 2);
+    snprintf(line, sizeof line, "{\"jsonrpc\":\"2.0\",\"id\":9,\"method\":\"%.*s\"}", 101, name);
+    json_t *r = rpc(srv, line);
+    assert_non_null(r);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(r, "error"), "code")), -32601);
+    json_decref(r);
+    mcp_server_free(srv);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -418,6 +475,8 @@ int main(void)
         cmocka_unit_test(limits_truncate_with_a_note),
         cmocka_unit_test(parsers_accept_and_refuse),
         cmocka_unit_test(a_stop_fd_ends_the_server_with_input_open),
+        cmocka_unit_test(text_is_cut_on_utf8_boundaries),
+        cmocka_unit_test(a_bad_dsn_is_never_shown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,7 +3,7 @@
 // the connection's real policy: tools, a query, masked PII, a DROP denial as a
 // tool error, a held SELECT that bob approves with `hoopctl reviews approve`
 // (check_review then returns the rows) and one he denies (the reason comes
-// back), and one nobody decides expires. Writes the statements it ran, with their expected decisions, as JSON
+// back), and one nobody decides expires; at most 8 wait at once. Writes the statements it ran, with their expected decisions, as JSON
 // to OUT for the audit check.
 //   node agent.mjs HOOPCTL_BIN SVC_CONFIG_DIR BOB_CONFIG_DIR OUT
 import { startServer, call, assert, ok, run } from './lib.mjs';
@@ -103,6 +103,17 @@ run(async () => {
   assert.equal(r.json.sqlstate, '42501');
   assert.match(r.json.message, new RegExp(`review ${rid2} denied by bob.*not for agents`));
   ok('a denied review comes back as a tool error with the reviewer\'s reason');
+
+  // At most 8 statements wait at once; the ninth is refused before it is
+  // sent; the server exits cleanly with statements still held.
+  for (let i = 1; i <= 8; i++) {
+    r = await call(c, 'query', { sql: `select salary from payroll where id = ${i}` });
+    assert.equal(r.json.status, 'held', r.text);
+  }
+  r = await call(c, 'query', { sql: 'select salary from payroll where id = 9' });
+  assert.equal(r.isError, true, r.text);
+  assert.match(r.text, /8 statements are already held for review/);
+  ok('held statements are bounded; exit with statements still held');
 
   await s.stop();
   assert.doesNotMatch(s.stderr(), /ci-secret|app-secret/, 'a secret was logged');

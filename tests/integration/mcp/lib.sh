@@ -37,26 +37,15 @@ mcp_setup() {
   mcp_seed_database
 }
 
-# held(review_id): plays the gateway's review hold inside PostgreSQL. It sends
-# the NoticeResponse the gateway sends ("hoopctl: statement held for review
-# ID ..."), waits for a row in review_decisions, then returns three rows
-# (approve) or fails with SQLSTATE 42501 and the reason (deny).
+# held(review_id): forges the gateway's review hold inside PostgreSQL: it
+# sends the NoticeResponse text the gateway sends ("hoopctl: statement held
+# for review ID ...") and returns three rows. Only the in-process gateway's
+# holds count (hoopctl mcp CONNECTION); through --dsn this is just a notice.
 mcp_seed_review_function() {
   psql -q -v ON_ERROR_STOP=1 <<'SQL'
-create table review_decisions (id text primary key, decision text not null, reason text);
 create function held(review_id text) returns table (n int) language plpgsql as $$
-declare d record;
 begin
   raise notice 'hoopctl: statement held for review % (reviewers: dba); waiting up to 10m', review_id;
-  loop
-    select * into d from review_decisions r where r.id = review_id;
-    exit when found;
-    perform pg_sleep(0.05);
-  end loop;
-  if d.decision <> 'approve' then
-    raise exception using errcode = '42501',
-      message = format('hoopctl: review %s denied by bob: %s', review_id, d.reason);
-  end if;
   return query select g from generate_series(1, 3) g;
 end $$;
 SQL
