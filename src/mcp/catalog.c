@@ -65,8 +65,9 @@ int mcp_catalog_describe(struct mcp_db *db, const char *schema, const char *tabl
         return 0;
     }
     json_t *first = json_array_get(rows, 0);
-    json_t *body = json_pack("{s:O, s:O, s:O}", "schema", json_object_get(first, "schema"),
-                             "table", json_object_get(first, "table"), "columns", rows);
+    json_t *body = json_pack("{s:O, s:O, s:O, s:O*, s:O*}", "schema", json_object_get(first, "schema"),
+                             "table", json_object_get(first, "table"), "columns", rows, "truncated",
+                             json_object_get(out->body, "truncated"), "note", json_object_get(out->body, "note"));
     size_t i;
     json_t *row;
     json_array_foreach(rows, i, row) {

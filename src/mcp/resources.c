@@ -94,8 +94,13 @@ json_t *mcp_resources_list(struct mcp_db *db, int *code, char *msg, size_t msgle
                                                   "description", desc, "mimeType", "application/json"));
         free(uri);
     }
+    /* A list cut short by the row or byte limit says so (as list_tables does). */
+    json_t *note = json_object_get(o.body, "note");
+    json_t *res = json_pack("{s:o, s:{s:O*}}", "resources", list, "_meta", "note", note);
+    if (res && !note)
+        json_object_del(res, "_meta");
     mcp_outcome_clear(&o);
-    return json_pack("{s:o}", "resources", list);
+    return res;
 }
 
 json_t *mcp_resources_read(struct mcp_db *db, const char *uri, int *code, char *msg, size_t msglen)
