@@ -184,49 +184,34 @@ wait_for "late resolve fails" 20 grep -q "rc=-1" "$T/hooks.log"
 # will meet comes only after the release (not while it waits).
 rm -f "$HOLD_FILE"
 psql -X -q -c "create table held_t(id int)"
-/usr/bin/python3 - "$GW_PORT" "$HOLD_FILE" >"$T/staged.out" 2>&1 <<'PY' &
-import os, socket, struct, subprocess, sys, time
-def msg(t, b=b""): return t + struct.pack("!i", len(b) + 4) + b
+/usr/bin/python3 - "$GW_PORT" "$HOLD_FILE" "$HOOPCTL_ROOT/tests/integration/clients" >"$T/staged.out" 2>&1 <<'PY' &
+import socket, struct, subprocess, sys, time
+sys.path.insert(0, sys.argv[3])
+from desync import Conn, Parse, Execute, Sync, msg, cstr, fields
 def locks():
     return subprocess.run(["psql", "-X", "-qAt", "-c", "select count(*) from pg_locks l join pg_class c on"
                            " c.oid = l.relation where c.relname = 'held_t'"], capture_output=True, text=True).stdout.strip()
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=30)
-body = struct.pack("!i", 196608) + b"user\0raw\0database\0d\0\0"
-s.sendall(struct.pack("!i", len(body) + 4) + body)
-buf = b""
-def read_msg():
-    global buf
-    while len(buf) < 5 or len(buf) < 1 + struct.unpack("!i", buf[1:5])[0]:
-        got = s.recv(65536)
-        if not got: sys.exit("closed")
-        buf += got
-    n = struct.unpack("!i", buf[1:5])[0]
-    m = (buf[:1], buf[5:1 + n]); buf = buf[1 + n:]
-    return m
-while read_msg()[0] != b"Z": pass
-sql = b"select count(*) from held_t where id = $1::int and 'hold_file staged' <> ''"
+c = Conn(int(sys.argv[1]), [("user", "raw"), ("database", "d")])
 param = b"not-a-number"
-s.sendall(msg(b"P", b"\0" + sql + b"\0\0\0") + msg(b"B", b"\0\0\0\0\0\1" + struct.pack("!i", len(param)) + param + b"\0\0")
-          + msg(b"D", b"P\0") + msg(b"E", b"\0\0\0\0\0") + msg(b"S"))
-t, b = read_msg()
+bind = msg(b"B", cstr("") + cstr("") + struct.pack("!hhi", 0, 1, len(param)) + param + struct.pack("!h", 0))
+c.send(Parse("", "select count(*) from held_t where id = $1::int and 'hold_file staged' <> ''"), bind,
+       msg(b"D", b"P" + cstr("")), Execute(""), Sync())
+t, b = c.read_msg()
 print("first", t.decode(), b"held for review" in b)
 time.sleep(0.5)
-s.setblocking(False)
+c.s.setblocking(False)
 try:
-    early = s.recv(65536)
+    early = c.s.recv(65536)
 except BlockingIOError:
     early = b""
-s.setblocking(True); s.settimeout(30)
-buf += early
-print("early", len(buf))
+c.s.setblocking(True); c.s.settimeout(30)
+c.buf += early
+print("early", len(c.buf))
 print("locks while held", locks())
 open(sys.argv[2], "w").close()
-got = []
-while True:
-    t, b = read_msg(); got.append(t.decode())
-    if t == b"E": print("error", [f[1:].decode() for f in b.split(b"\0") if f[:1] == b"C"])
-    if t == b"Z": break
-print("after", "".join(got))
+got = c.ready()
+print("error", [fields(b).get("C") for t, b in got if t == b"E"])
+print("after", "".join(t.decode() for t, _ in got))
 PY
 staged_PID=$!
 wait "$staged_PID" || fail "the staged hold: $(cat "$T/staged.out")"
