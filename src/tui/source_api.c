@@ -177,6 +177,9 @@ static bool requested_by_me(const struct api_source *a, const json_t *o)
     return sub && iss && strcmp(sub, a->subject) == 0 && strcmp(iss, a->issuer) == 0;
 }
 
+/* Pages of reviews read at most (each up to 1000 reviews or 4 MiB). */
+#define TUI_REVIEW_PAGES 32
+
 static int api_reviews(void *self, const char *status, int64_t *cursor, int wait_ms,
                        struct tui_review **out, int *n, char *err, size_t errlen)
 {
@@ -184,7 +187,7 @@ static int api_reviews(void *self, const char *status, int64_t *cursor, int wait
     *out = NULL;
     *n = 0;
     bool pending = strcmp(status, "pending") == 0;
-    char path[128];
+    char path[1024];
     json_t *resp;
     int rc;
     if (pending && wait_ms > 0) {
@@ -200,30 +203,50 @@ static int api_reviews(void *self, const char *status, int64_t *cursor, int wait
             *cursor = json_integer_value(c);
         json_decref(resp);
     }
-    snprintf(path, sizeof path, "/api/v1/reviews?status=%s", pending ? "pending" : "all");
-    rc = api_source_call(a, "GET", path, NULL, &resp, err, errlen);
-    if (rc != TUI_OK)
-        return rc;
-    const json_t *arr = json_object_get(resp, "reviews");
-    size_t total = json_array_size(arr);
-    *out = calloc(total + 1, sizeof **out);
-    if (!*out) {
-        json_decref(resp);
-        return TUI_ERR_FAILED;
-    }
-    for (size_t i = 0; i < total; i++) {
-        const json_t *o = json_array_get(arr, i);
-        const char *st = json_string_value(json_object_get(o, "status"));
-        if (!json_is_string(json_object_get(o, "id")) || !st)
-            continue;
-        if (pending ? requested_by_me(a, o) : strcmp(st, "pending") == 0)
-            continue;
-        if (tui_review_from_json(o, &(*out)[*n]) < 0)
+    /* Every page: the server ends a page at 1000 reviews or 4 MiB of
+     * statements and values, and a reviewer must see the whole queue (one
+     * requester's large reviews must not hide the others'). */
+    char next[256] = "";
+    for (int page = 0; page < TUI_REVIEW_PAGES; page++) {
+        char esc[600];
+        api_escape(next, esc, sizeof esc);
+        snprintf(path, sizeof path, "/api/v1/reviews?status=%s%s%s", pending ? "pending" : "all",
+                 next[0] ? "&cursor=" : "", next[0] ? esc : "");
+        rc = api_source_call(a, "GET", path, NULL, &resp, err, errlen);
+        if (rc != TUI_OK)
             break;
-        (*n)++;
+        const json_t *arr = json_object_get(resp, "reviews");
+        size_t total = json_array_size(arr);
+        struct tui_review *grown = realloc(*out, ((size_t)*n + total + 1) * sizeof **out);
+        if (!grown) {
+            json_decref(resp);
+            rc = TUI_ERR_FAILED;
+            break;
+        }
+        *out = grown;
+        for (size_t i = 0; i < total; i++) {
+            const json_t *o = json_array_get(arr, i);
+            const char *st = json_string_value(json_object_get(o, "status"));
+            if (!json_is_string(json_object_get(o, "id")) || !st)
+                continue;
+            if (pending ? requested_by_me(a, o) : strcmp(st, "pending") == 0)
+                continue;
+            if (tui_review_from_json(o, &(*out)[*n]) < 0)
+                break;
+            (*n)++;
+        }
+        const char *nx = json_string_value(json_object_get(resp, "next"));
+        snprintf(next, sizeof next, "%s", nx && strlen(nx) < sizeof next ? nx : "");
+        json_decref(resp);
+        if (!next[0])
+            break;
     }
-    json_decref(resp);
-    return TUI_OK;
+    if (rc != TUI_OK) {
+        tui_reviews_free(*out, *n);
+        *out = NULL;
+        *n = 0;
+    }
+    return rc;
 }
 
 static int api_decide(void *self, const char *id, bool approve, const char *reason, char *err,
