@@ -53,9 +53,10 @@ static size_t hook_discard(char *p, size_t s, size_t n, void *u)
 
 enum hook_result { HOOK_TAKEN, HOOK_RETRY, HOOK_REJECTED };
 
-/* POST one event. A 4xx other than 408, 425 and 429 is the endpoint's
- * refusal of this body (HOOK_REJECTED); anything else that is not 2xx may
- * pass, so it is tried again. */
+/* POST one event. 400, 413, 415 and 422 are about the body: the endpoint's
+ * refusal of this event (HOOK_REJECTED). Anything else that is not 2xx (an
+ * expired credential's 401, a proxy's 403 or 404, a timeout, a 5xx) may
+ * pass another time, so it is tried again. */
 static enum hook_result hook_post(CURL *c, const char *url, const char *body, long *status)
 {
     struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
@@ -74,7 +75,7 @@ static enum hook_result hook_post(CURL *c, const char *url, const char *body, lo
         return HOOK_RETRY;
     if (*status >= 200 && *status < 300)
         return HOOK_TAKEN;
-    bool refused = *status >= 400 && *status < 500 && *status != 408 && *status != 425 && *status != 429;
+    bool refused = *status == 400 || *status == 413 || *status == 415 || *status == 422;
     return refused ? HOOK_REJECTED : HOOK_RETRY;
 }
 

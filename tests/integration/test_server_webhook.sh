@@ -15,6 +15,8 @@ cat >"$T/hook.py" <<'PY'
 import http.server, sys, json
 fails = int(sys.argv[2])
 code = int(sys.argv[4]) if len(sys.argv) > 4 else 503
+flap = len(sys.argv) > 5 and sys.argv[5] == "flap"
+posts = 0
 class Hook(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
         global fails
@@ -24,6 +26,10 @@ class Hook(http.server.BaseHTTPRequestHandler):
             self.send_response(code); self.end_headers(); return
         if b"poison" in body:  # this endpoint never takes this event
             self.send_response(413); self.end_headers(); return
+        global posts
+        posts += 1
+        if flap and posts % 2:  # a balancer with one stale credential: every other POST
+            self.send_response(401); self.end_headers(); return
         with open(sys.argv[3], "a") as f:
             f.write(str(json.loads(body)["n"]) + "\n")
         self.send_response(204); self.end_headers()
@@ -122,4 +128,12 @@ assert_eq "$(seq 1 1570; printf '1572\n1571\n1573\n1574\n1576')" "$(cat "$T/rece
 assert_contains "$(cat "$T/server3.log")" "the endpoint refuses event 1575 (id e1574) with HTTP 413 but took event 1576"
 out=$(HOOPCTL_TOKEN=tok-audit-1 "$H" audit export --server "$URL2" | tail -n 2)
 assert_contains "$out" '"n":1575' "the refused event is not in the store's export"
+
+log "a 401 on every other POST (a credential or a proxy, not the event) is retried: nothing is left out"
+kill "$hook_PID"; wait "$hook_PID" 2>/dev/null || true
+bg_start hook python3 "$T/hook.py" "$HP" 0 "$T/received" 503 flap
+ingest "$URL2" 1576 6   # events 1577-1582
+wait_for "1582 at the webhook" 60 bash -c "[[ \$(tail -n 1 '$T/received') == 1582 ]]"
+assert_eq "$(seq 1577 1582)" "$(tail -n 6 "$T/received")" "a 401 left an event out, or reordered them"
+assert_not_contains "$(cat "$T/server3.log")" "but took event 1578" "a 401 was taken for a refusal of the event"
 echo "server webhook ok"
