@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #define GW_STARTUP_TIMEOUT_S 60
@@ -983,6 +984,50 @@ static bool redact_error(struct gw_session *s, char type, const uint8_t *body, s
     return true;
 }
 
+/* With a statement hook, messages that start "hoopctl:" are the gateway's
+ * own (a hold, a refusal): an upstream error or notice whose text starts so
+ * (a function's RAISE NOTICE 'hoopctl: statement held for review ...') goes
+ * to the client as "database: hoopctl: ...", every other field as it was,
+ * so that no client (an MCP server waiting on a hold) takes it for one.
+ * True when the rewritten message was queued; false to forward the original.
+ * A malformed body is forwarded as it came (the client reads it as it can). */
+static bool mark_foreign_hoopctl(struct gw_session *s, char type, const uint8_t *body, size_t len)
+{
+    static const char mark[] = "hoopctl:", prefix[] = "database: ";
+    if (!s->gw->cfg.hooks.statement)
+        return false;
+    const uint8_t *p = body, *end = body + len;
+    bool found = false;
+    while (p < end && *p) { /* fields: a code byte and a string, then a 0 */
+        const uint8_t *nul = memchr(p + 1, 0, (size_t)(end - p - 1));
+        if (!nul)
+            return false;
+        if (*p == 'M' && (size_t)(nul - p - 1) >= sizeof mark - 1 &&
+            strncasecmp((const char *)p + 1, mark, sizeof mark - 1) == 0)
+            found = true;
+        p = nul + 1;
+    }
+    if (!found || p >= end)
+        return false;
+    struct buf *e = &s->redacted;
+    e->len = 0;
+    size_t start;
+    int rc = pgwire_msg_begin(e, type, &start);
+    for (p = body; rc == 0 && *p; p += strlen((const char *)p) + 1) {
+        rc |= buf_append(e, p, 1);
+        if (*p == 'M')
+            rc |= buf_append_str(e, prefix);
+        rc |= pgwire_put_cstr(e, (const char *)p + 1);
+    }
+    rc |= buf_append(e, "", 1);
+    if (rc == 0 && pgwire_msg_finish(e, start) == 0) {
+        evbuffer_add(gw_conn_output(s->client), e->data, e->len);
+        return true;
+    }
+    e->len = 0;
+    return false;
+}
+
 /* The NotificationResponse body (pid, channel, payload) to the client with
  * its payload replaced. 0, or -1 when the session was failed. */
 static int redact_notification(struct gw_session *s, const uint8_t *body, size_t len)
@@ -1251,7 +1296,7 @@ static void u2c_relay(struct gw_session *s)
             s->copy_filter_active = false;
             if (s->refusals_outstanding && rewrite_refusal(s, body, (size_t)blen))
                 forward = false;
-            else if (redact_error(s, 'E', body, (size_t)blen)) {
+            else if (redact_error(s, 'E', body, (size_t)blen) || mark_foreign_hoopctl(s, 'E', body, (size_t)blen)) {
                 forward = false;
                 if (s->redacted.len > PGWIRE_HEADER_LEN) { /* hooks see what the client got */
                     body = s->redacted.data + PGWIRE_HEADER_LEN;
@@ -1276,7 +1321,7 @@ static void u2c_relay(struct gw_session *s)
         case 'N': { /* RAISE NOTICE '%', <a masked value> quotes it like an error */
             const uint8_t *shown = body;
             size_t shown_len = (size_t)blen;
-            if (redact_error(s, 'N', body, (size_t)blen)) {
+            if (redact_error(s, 'N', body, (size_t)blen) || mark_foreign_hoopctl(s, 'N', body, (size_t)blen)) {
                 forward = false;
                 if (s->redacted.len > PGWIRE_HEADER_LEN) {
                     shown = s->redacted.data + PGWIRE_HEADER_LEN;
