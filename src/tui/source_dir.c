@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <stdlib.h>
+#include <ctype.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -214,14 +215,26 @@ int tui_review_from_json(const json_t *o, struct tui_review *r)
     if (!json_is_object(o) || !json_is_string(json_object_get(o, "id")))
         return -1;
     copy_member(r->id, sizeof r->id, o, "id");
-    /* The verified subject always; the display name (a claim the user may be
-     * able to edit at the IdP) only beside it: "Carol (carol)". */
+    /* The verified subject first (a column or a prompt that cuts the text
+     * keeps it); the display name, a claim the user may be able to edit at
+     * the IdP, only after it, its blanks run together: "carol (Carol)". */
     const char *name = json_string_value(json_object_get(o, "requester_name"));
     const char *sub = json_string_value(json_object_get(o, "requester"));
-    if (name && *name && sub && strcmp(name, sub) != 0)
-        snprintf(r->requester, sizeof r->requester, "%.60s (%.60s)", name, sub);
-    else
-        snprintf(r->requester, sizeof r->requester, "%s", sub ? sub : "");
+    snprintf(r->requester, sizeof r->requester, "%s", sub ? sub : "");
+    size_t at = strlen(r->requester);
+    if (name && *name && sub && strcmp(name, sub) != 0 && at + 4 < sizeof r->requester) {
+        r->requester[at++] = ' ';
+        r->requester[at++] = '(';
+        bool blank = false;
+        for (const char *p = name; *p && at + 2 < sizeof r->requester; p++) {
+            bool b = isspace((unsigned char)*p) || iscntrl((unsigned char)*p);
+            if (!(b && blank))
+                r->requester[at++] = b ? ' ' : *p;
+            blank = b;
+        }
+        r->requester[at++] = ')';
+        r->requester[at] = '\0';
+    }
     copy_member(r->connection, sizeof r->connection, o, "connection");
     copy_member(r->session_id, sizeof r->session_id, o, "session_id");
     copy_member(r->status, sizeof r->status, o, "status");

@@ -45,13 +45,13 @@ select_review() {  # id, its row (0 = oldest pending)
 }
 select_review "$r2" 1
 screen=$(tmux_screen)
-assert_contains "$screen" "Requester: Carol (carol)"
+assert_contains "$screen" "Requester: carol (Carol)"
 tmux_wait_text "Rule: writes" 20
 assert_contains "$screen" $'  update accounts\n  set balance = 0\n  where owner in ('
 
 # "n" at the confirmation decides nothing.
 tmux_keys a
-tmux_wait_text "Approve review ${r2:0:8} by Carol (carol) on pgtest? [y/N]" 10
+tmux_wait_text "Approve review ${r2:0:8} by carol (Carol) on pgtest? [y/N]" 10
 tmux_keys n
 tmux_wait_text "not approved" 10
 assert_eq pending "$(review_field "$r2" status)"
@@ -83,7 +83,7 @@ assert_eq bob "$(review_field "$r2" decided_by)"
 # Approve alice's first review.
 select_review "$r1" 0
 tmux_keys a
-tmux_wait_text "Approve review ${r1:0:8} by Alice (alice) on pgtest? [y/N]" 10
+tmux_wait_text "Approve review ${r1:0:8} by alice (Alice) on pgtest? [y/N]" 10
 tmux_keys y
 tmux_wait_text "review ${r1:0:8} approved" 20
 tmux_wait_text "1 pending review you may decide" 20

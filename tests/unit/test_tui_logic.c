@@ -13,6 +13,8 @@
 
 #include "hoopctl/tui.h"
 
+#include <jansson.h>
+
 static const struct tui_session_row rows[] = {
     {.id = "s-1", .user = "alice", .connection = "prod", .state = "ended", .started_ms = 1000,
      .statements = 3, .denials = 1},
@@ -264,6 +266,29 @@ static void page_refreshed_in_place(void **state)
     assert_int_equal(tui_sessions_update(list, 6, 6, fresh, 4), 0);
 }
 
+/* A review's requester: the verified subject first, the display name (which
+ * a user may edit at the IdP) after it, its blanks run together, so that a
+ * name cannot push the subject out of a cut column or prompt. */
+static void requester_is_the_subject_first(void **state)
+{
+    (void)state;
+    static const struct { const char *sub, *name, *want; } cases[] = {
+        {"carol", "Carol", "carol (Carol)"},
+        {"alice", "alice", "alice"},
+        {"alice", "", "alice"},
+        {"mallory", "Alice (alice)                           \t\n x", "mallory (Alice (alice) x)"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        json_t *o = json_pack("{s:s, s:s, s:s}", "id", "r1", "requester", cases[i].sub, "requester_name",
+                              cases[i].name);
+        struct tui_review r;
+        assert_int_equal(tui_review_from_json(o, &r), 0);
+        assert_string_equal(r.requester, cases[i].want);
+        tui_review_clear(&r);
+        json_decref(o);
+    }
+}
+
 static void wrap_long_lines(void **state)
 {
     (void)state;
@@ -281,6 +306,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(wrap_long_lines),
+        cmocka_unit_test(requester_is_the_subject_first),
         cmocka_unit_test(filters),
         cmocka_unit_test(typed_times),
         cmocka_unit_test(durations),
