@@ -135,14 +135,17 @@ int mcp_rows_add(struct mcp_rows *r, const PGresult *res, int i)
     /* What the row's JSON takes at the least, from the lengths libpq has:
      * a row that cannot fit is refused before any JSON of it is built (one
      * value may be hundreds of megabytes). Strings take their length or
-     * more; compact JSON of a json value at least half its text (it drops
-     * the spaces jsonb prints); a number or boolean at least one byte. */
+     * more; compact JSON of a jsonb value at least half its text (it drops
+     * the spaces jsonb prints), of a json value (kept as written: its own
+     * blanks, \uXXXX escapes) a sixth; a number or boolean one byte. */
     size_t least = 3; /* {}, and the separator or newline */
     for (int c = 0; c < PQnfields(res); c++) {
         Oid type = PQftype(res, c);
         size_t len = PQgetisnull(res, i, c) ? 4 : (size_t)PQgetlength(res, i, c);
-        if (type == OID_JSON || type == OID_JSONB)
+        if (type == OID_JSONB)
             len /= 2;
+        else if (type == OID_JSON)
+            len /= 6;
         else if (type == OID_BOOL || type == OID_INT2 || type == OID_INT4 || type == OID_INT8 ||
                  type == OID_OID || type == OID_FLOAT4 || type == OID_FLOAT8)
             len = 1;

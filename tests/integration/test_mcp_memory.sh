@@ -32,6 +32,14 @@ assert 'the result limit is 1048576 bytes' in j['note'], j
 # the rows that fit are still shown, and JSON values are still measured as JSON
 j = m.ok("select g, jsonb_build_object('k', repeat('y', 100)) as j from generate_series(1, 20000) g")
 assert j['truncated'] is True and 0 < j['row_count'] < 20000, j
+# a json value is kept as written: its blanks do not count against the limit
+j = m.ok("select ('[1' || repeat(' ', 200000) || ']')::json as j, "
+         "('{\"k\": \"' || repeat('\\u0041', 20000) || '\"}')::json as e")
+assert j['truncated'] is False and j['row_count'] == 1 and j['rows'][0]['j'] == [1], str(j)[:300]
+m.close()
+m = Mcp([bin, 'mcp', '--dsn', dsn, '--max-bytes', '64k'], errlog)
+j = m.ok("select ('[1' || repeat(' ', 200000) || ']')::json as j")
+assert j['truncated'] is False and j['rows'][0]['j'] == [1], str(j)[:300]
 m.close()
 print(f'peak memory grew by {grew / MB:.0f} MiB for a {VALUE / MB:.0f} MiB value')
 assert grew < 2.6 * VALUE, f'peak memory grew by {grew / MB:.0f} MiB for a {VALUE / MB:.0f} MiB value'
