@@ -85,6 +85,7 @@ struct store_event {
     const char *connection, *client_addr, *application, *gateway_host;
     bool denial, review;         /* a denied statement / one that went to review */
     const char *review_id;       /* the review the server joined to this statement, or NULL */
+    bool review_claimed;         /* ...claimed for it by this request (given back if not stored) */
     int64_t sample_rows;         /* result rows in data (type "result") */
     /* What to store instead once the session's sample budget is spent:
      * capped(capped_arg), called only then; a malloc'd JSON text the store
@@ -188,9 +189,12 @@ int store_review_decide(struct store *s, const char *id, const char *status, con
 int store_review_consume(struct store *s, const char *id, const char *requester,
                          const char *statement_hash, int64_t now_ms, char *err, size_t errlen);
 /* Join review id to statement event event_id: the first event to claim it
- * keeps it (a resend of that event claims it again). 0, or STORE_CONFLICT
- * when another event has it. */
-int store_review_claim(struct store *s, const char *id, const char *event_id, char *err, size_t errlen);
+ * keeps it (a resend of that event claims it again). 0 with *fresh when
+ * this call made the claim, or STORE_CONFLICT when another event has it. */
+int store_review_claim(struct store *s, const char *id, const char *event_id, bool *fresh, char *err,
+                       size_t errlen);
+/* Give back a fresh claim whose event was not stored after all. */
+int store_review_unclaim(struct store *s, const char *id, const char *event_id, char *err, size_t errlen);
 /* pending past expires_at -> expired; returns how many (or -1). */
 int store_review_expire(struct store *s, int64_t now_ms, char *err, size_t errlen);
 int64_t store_review_count(struct store *s, const char *status);

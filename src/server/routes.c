@@ -425,7 +425,8 @@ static void event_join_review(struct srv_req *rq, json_t *d, struct store_event 
               review_fits(r, d, e->session_id, session_connection(rq, e->session_id, prior, nprior, &sess));
     for (size_t i = 0; ok && i < nprior; i++) /* the same batch cannot show it twice either */
         ok = !(prior[i].review_id && strcmp(prior[i].review_id, id) == 0 && strcmp(prior[i].id, e->id) != 0);
-    ok = ok && store_review_claim(rq->srv->store, id, e->id, err, sizeof err) == 0;
+    bool fresh = false;
+    ok = ok && store_review_claim(rq->srv->store, id, e->id, &fresh, err, sizeof err) == 0;
     json_decref(sess);
     if (!ok) {
         json_decref(r);
@@ -444,6 +445,7 @@ static void event_join_review(struct srv_req *rq, json_t *d, struct store_event 
     if (j) {
         json_object_set_new(d, "review", j); /* (given, and an id taken from it, are gone now) */
         e->review_id = json_string_value(json_object_get(j, "id"));
+        e->review_claimed = fresh;
     }
 }
 
@@ -626,6 +628,15 @@ static int event_prepare(struct srv_req *rq, json_t *ev, struct store_event *e, 
     return *data ? 0 : -1;
 }
 
+/* The batch was not stored: the reviews its events claimed go back. */
+static void give_back_claims(struct srv_req *rq, const struct store_event *es, size_t n)
+{
+    char err[200];
+    for (size_t i = 0; es && i < n; i++)
+        if (es[i].review_claimed && store_review_unclaim(rq->srv->store, es[i].review_id, es[i].id, err, sizeof err))
+            log_warn(MOD, "giving back review %s: %s", es[i].review_id, err);
+}
+
 static void route_events(struct srv_req *rq)
 {
     struct srv *srv = rq->srv;
@@ -659,6 +670,7 @@ static void route_events(struct srv_req *rq)
     } else if (bad >= 0) {
         char msg[340];
         snprintf(msg, sizeof msg, "event %d: %s", bad, err);
+        give_back_claims(rq, es, (size_t)bad + 1);
         srv_reply_error(rq, why == -2 ? 403 : 400, "%s", msg);
     } else {
         json_t *groups = json_array();
@@ -672,6 +684,7 @@ static void route_events(struct srv_req *rq)
                                      sizeof err);
         free(gj);
         if (rc) {
+            give_back_claims(rq, es, n);
             srv_reply_store(rq, rc, err);
         } else {
             srv->m.events_ingested += res.accepted;

@@ -1446,19 +1446,32 @@ int store_review_consume(struct store *s, const char *id, const char *requester,
     return 0;
 }
 
-int store_review_claim(struct store *s, const char *id, const char *event_id, char *err, size_t errlen)
+int store_review_claim(struct store *s, const char *id, const char *event_id, bool *fresh, char *err,
+                       size_t errlen)
 {
     const char *p[] = {id, event_id};
     int64_t ch = 0;
-    int rc = q(s, "UPDATE reviews SET event_id = $2 WHERE id = $1 AND (event_id IS NULL OR event_id = $2)", 2, p,
-               NULL, NULL, &ch, err, errlen);
-    if (rc)
+    int rc = q(s, "UPDATE reviews SET event_id = $2 WHERE id = $1 AND event_id IS NULL", 2, p, NULL, NULL, &ch, err,
+               errlen);
+    *fresh = rc == 0 && ch == 1;
+    if (rc || *fresh)
         return rc;
-    if (ch == 0) {
+    int64_t mine = 0;
+    if ((rc = q(s, "SELECT COUNT(*) FROM reviews WHERE id = $1 AND event_id = $2", 2, p, row_int, &mine, NULL, err,
+                errlen)))
+        return rc;
+    if (mine == 0) {
         snprintf(err, errlen, "review %s is another statement's", id);
         return STORE_CONFLICT;
     }
     return 0;
+}
+
+int store_review_unclaim(struct store *s, const char *id, const char *event_id, char *err, size_t errlen)
+{
+    const char *p[] = {id, event_id};
+    return q(s, "UPDATE reviews SET event_id = NULL WHERE id = $1 AND event_id = $2", 2, p, NULL, NULL, NULL, err,
+             errlen);
 }
 
 int store_review_expire(struct store *s, int64_t now, char *err, size_t errlen)

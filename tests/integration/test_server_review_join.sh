@@ -88,6 +88,18 @@ out=$(events sess-a - a-1 "$S" "$R1" "")   # a resend of the statement that has 
 assert_contains "$out" '"duplicates":1'
 assert_eq "consumed bob" "$(joined sess-a a-1)"
 
+log "a batch refused after one of its events claimed a review gives the claim back"
+S7="delete from orders where id = 7"
+R7=$(review pgtest sess-g "$S7"); approve "$R7"; consume "$R7" "$S7"
+out=$(api tok-alice-1 POST /api/v1/events "$(python3 -c 'import json,sys; print(json.dumps({"events": [
+  {"id": "g-0", "session_id": "sess-g", "seq": 0, "type": "session_start", "time": 1000, "data": {"connection": "pgtest"}},
+  {"id": "g-1", "session_id": "sess-g", "seq": 1, "type": "statement", "time": 2000,
+   "data": {"text": sys.argv[1], "decision": "review", "review_id": sys.argv[2]}},
+  {"id": "g-bad", "session_id": "sess-g", "seq": 2, "type": "no-such-type", "time": 2001, "data": {}}]}))' "$S7" "$R7")")
+assert_eq 400 "${out%% *}" "a batch with a bad event: $out"
+events sess-g pgtest g-2 "$S7" "$R7" "" >/dev/null
+assert_eq "consumed bob" "$(joined sess-g g-2)" "the refused batch kept the review from its statement"
+
 log "an approval still unused is not shown beside a statement"
 S2="delete from orders where id = 2"
 R2=$(review pgtest sess-b "$S2"); approve "$R2"
