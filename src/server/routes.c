@@ -521,7 +521,7 @@ static bool event_arrays_ok(json_t *d)
 }
 
 /* Check one event; fills e (pointing into ev and into *data). prior: the
- * batch's events before it. 0, -1 malformed (400) or -2 forbidden (403). */
+ * batch's events before it. 0, or -1 (400). */
 static int event_prepare(struct srv_req *rq, json_t *ev, struct store_event *e, const struct store_event *prior,
                          size_t nprior, char **data, char *err, size_t errlen)
 {
@@ -581,19 +581,17 @@ static int event_prepare(struct srv_req *rq, json_t *ev, struct store_event *e, 
     }
     if (spec == start_fields) {
         e->connection = json_string_value(json_object_get(d, "connection"));
-        /* A session may name only a connection its user may use (one the
-         * server does not define is taken as named: tools that record
-         * without one). */
+        /* A session that names a connection its user may not use (now) is
+         * still stored, and said in the log: the user may have been taken
+         * out of its groups since the session ran, and refusing its events
+         * would lose the audit of what they did while they could. */
         json_t *conn = NULL;
-        int rc = store_connection_get(rq->srv->store, e->connection, &conn, err, errlen);
-        bool refused = rc == 0 && !srv_in_any(&rq->id, json_object_get(conn, "allowed_groups"));
+        char e2[200];
+        if (store_connection_get(rq->srv->store, e->connection, &conn, e2, sizeof e2) == 0 &&
+            !srv_in_any(&rq->id, json_object_get(conn, "allowed_groups")))
+            log_warn(MOD, "session %s of %s names connection %s, which %s may not use (now)", e->session_id,
+                     rq->id.subject, e->connection, rq->id.subject);
         json_decref(conn);
-        if (refused || (rc != 0 && rc != STORE_NOT_FOUND)) {
-            if (refused)
-                snprintf(err, errlen, "session_start data: you are not in a group allowed to use connection %s",
-                         e->connection);
-            return refused ? -2 : -1;
-        }
         e->client_addr = json_string_value(json_object_get(d, "client_addr"));
         e->application = json_string_value(json_object_get(d, "application"));
         e->gateway_host = json_string_value(json_object_get(d, "gateway_host"));
@@ -658,9 +656,9 @@ static void route_events(struct srv_req *rq)
     struct store_event *es = calloc(n, sizeof *es);
     char **texts = calloc(n, sizeof *texts);
     char err[300];
-    int bad = -1, why = 0;
+    int bad = -1;
     for (size_t i = 0; es && texts && i < n; i++) {
-        if ((why = event_prepare(rq, json_array_get(evs, i), &es[i], es, i, &texts[i], err, sizeof err)) < 0) {
+        if (event_prepare(rq, json_array_get(evs, i), &es[i], es, i, &texts[i], err, sizeof err) < 0) {
             bad = (int)i;
             break;
         }
@@ -671,7 +669,7 @@ static void route_events(struct srv_req *rq)
         char msg[340];
         snprintf(msg, sizeof msg, "event %d: %s", bad, err);
         give_back_claims(rq, es, (size_t)bad + 1);
-        srv_reply_error(rq, why == -2 ? 403 : 400, "%s", msg);
+        srv_reply_error(rq, 400, "%s", msg);
     } else {
         json_t *groups = json_array();
         for (int g = 0; g < rq->id.ngroups; g++)
