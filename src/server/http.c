@@ -135,7 +135,7 @@ const char *srv_query(struct srv_req *rq, const char *key, char *buf, size_t len
     struct evkeyvalq kv;
     TAILQ_INIT(&kv);
     if (evhttp_parse_query_str(q, &kv) != 0)
-        return NULL; /* not reached: srv_handle refuses such a query (srv_query_parses) */
+        return NULL; /* not reached: srv_handle refuses such a query (srv_query_fault) */
     const char *v = evhttp_find_header(&kv, key);
     const char *res = NULL;
     if (v && strlen(v) < len) {
@@ -380,21 +380,32 @@ static const char *srv_repeated_header(struct evhttp_request *r)
     return NULL;
 }
 
-/* The query string is name=value pairs joined by '&', or the request is
- * refused: srv_query finds no parameter at all in a query that does not
- * parse (a name without '=', an empty pair), which would drop a filter
- * (status=denied, since, until) and answer with more than was asked. */
-static bool srv_query_parses(struct evhttp_request *r)
+/* The query string is name=value pairs joined by '&', each name once, or
+ * the request is refused: srv_query finds no parameter at all in a query
+ * that does not parse (a name without '=', an empty pair), which would drop
+ * a filter (status=denied, since, until) and answer with more than was
+ * asked; and of a name given twice it reads the first, where a proxy in
+ * front may read the last. NULL when it is fine, else what is wrong (a
+ * name given twice is copied into twice[]). */
+static const char *srv_query_fault(struct evhttp_request *r, char *twice, size_t len)
 {
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(r);
     const char *q = uri ? evhttp_uri_get_query(uri) : NULL;
     if (!q)
-        return true;
+        return NULL;
     struct evkeyvalq kv;
     TAILQ_INIT(&kv);
-    int rc = evhttp_parse_query_str(q, &kv);
+    const char *fault = NULL;
+    if (evhttp_parse_query_str(q, &kv) != 0)
+        fault = "malformed query string: each parameter is name=value, joined by &";
+    for (const struct evkeyval *a = TAILQ_FIRST(&kv); a && !fault; a = TAILQ_NEXT(a, next))
+        for (const struct evkeyval *b = TAILQ_NEXT(a, next); b && !fault; b = TAILQ_NEXT(b, next))
+            if (strcmp(a->key, b->key) == 0) {
+                snprintf(twice, len, "query parameter %.64s is given more than once", a->key);
+                fault = twice;
+            }
     evhttp_clear_headers(&kv);
-    return rc == 0;
+    return fault;
 }
 
 static void srv_handle(struct evhttp_request *r, void *arg)
@@ -412,8 +423,10 @@ static void srv_handle(struct evhttp_request *r, void *arg)
         srv_reply_error(&rq, 400, "the %s header is given more than once", twice);
         return;
     }
-    if (!srv_query_parses(r)) {
-        srv_reply_error(&rq, 400, "malformed query string: each parameter is name=value, joined by &");
+    char twice_msg[128];
+    const char *fault = srv_query_fault(r, twice_msg, sizeof twice_msg);
+    if (fault) {
+        srv_reply_error(&rq, 400, "%s", fault);
         return;
     }
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(r);

@@ -188,6 +188,9 @@ assert_contains "$(api tok-admin-1 GET "/api/v1/reviews?status=denied&x")" "malf
 expect_err 400 tok-audit-1 GET "/api/v1/audit/export?since=1&until=2&format"
 expect_err 400 tok-admin-1 GET "/api/v1/sessions?user=alice&&limit=1"
 expect_err 400 tok-admin-1 GET "/api/v1/sessions?=alice"
+# a name given twice: this server would read the first, a proxy in front maybe the last
+expect_err 400 tok-admin-1 GET "/api/v1/reviews?status=denied&status=pending"
+assert_contains "$(api tok-admin-1 GET "/api/v1/reviews?status=denied&status=pending")" "query parameter status is given more than once"
 ok tok-admin-1 GET "/api/v1/sessions?" >/dev/null
 ok tok-admin-1 GET "/api/v1/sessions?user=" >/dev/null
 out=$(curl -s -w ' %{http_code}' -H 'Authorization: Bearer tok-alice-1' -H 'Content-Type: text/plain' -d '{}' "$URL/api/v1/events")
