@@ -36,6 +36,8 @@ struct mcp_config {
     bool gateway_holds;        /* conninfo is our in-process gateway: its hold
                                 * notices are believed (elsewhere anyone, e.g.
                                 * a function's RAISE NOTICE, could send one) */
+    int stop_fd;               /* > 0: readable once the process must stop; a
+                                * statement running then is cancelled */
 };
 
 #define MCP_DEFAULT_MAX_ROWS 500

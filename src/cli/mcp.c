@@ -136,6 +136,7 @@ static int mcp_run(const struct cli_args *args, struct cli_context *ctx)
         cfg.conninfo = mcp_gateway_conninfo(gw);
         cfg.gateway_holds = true;
     }
+    cfg.stop_fd = stop_fd;
     struct mcp_server *srv = mcp_server_new(&cfg);
     if (!srv) {
         fprintf(stderr, "hoopctl mcp: out of memory\n");

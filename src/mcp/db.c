@@ -173,8 +173,9 @@ const struct mcp_config *mcp_db_config(const struct mcp_db *db) { return &db->cf
 
 /* Wait for input on the connection: up to wait_ms (-1: no limit). Returns 1
  * when the connection is no longer busy, 0 on timeout or a hold notice, -1
- * when the connection failed. */
-static int conn_wait(struct mcp_conn *c, long wait_ms, bool stop_on_hold)
+ * when the connection failed, -2 when the process must stop (the statement
+ * is cancelled, and the connection is not reused). */
+static int conn_wait(struct mcp_db *db, struct mcp_conn *c, long wait_ms, bool stop_on_hold)
 {
     int fd = PQsocket(c->pg);
     int64_t deadline = util_monotonic_us() + (int64_t)wait_ms * 1000;
@@ -189,14 +190,24 @@ static int conn_wait(struct mcp_conn *c, long wait_ms, bool stop_on_hold)
             int64_t left = deadline - util_monotonic_us();
             timeout = left > 0 ? (int)((left + 999) / 1000) : 0;
         }
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        int n = poll(&p, 1, timeout);
+        struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.fd = db->cfg.stop_fd, .events = POLLIN}};
+        int n = poll(p, db->cfg.stop_fd > 0 ? 2 : 1, timeout);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
             return -1;
         if (n == 0)
             return 0;
+        if (db->cfg.stop_fd > 0 && (p[1].revents & (POLLIN | POLLHUP))) {
+            PGcancel *cancel = PQgetCancel(c->pg);
+            char errbuf[256];
+            if (cancel) {
+                PQcancel(cancel, errbuf, sizeof errbuf);
+                PQfreeCancel(cancel);
+            }
+            c->cancelled = true;
+            return -2;
+        }
         if (!PQconsumeInput(c->pg))
             return -1;
     }
@@ -374,7 +385,7 @@ int mcp_db_run(struct mcp_db *db, const char *sql, int nparams, const char *cons
         return 0;
     }
     PQsetSingleRowMode(c->pg);
-    int w = conn_wait(c, -1, allow_hold);
+    int w = conn_wait(db, c, -1, allow_hold);
     struct mcp_pending *p = w == 0 ? pending_slot(db) : NULL;
     if (p) {
         snprintf(p->review_id, sizeof p->review_id, "%s", c->held_id);
@@ -383,6 +394,11 @@ int mcp_db_run(struct mcp_db *db, const char *sql, int nparams, const char *cons
         snprintf(out->review_id, sizeof out->review_id, "%s", c->held_id);
         mcp_textf(out->message, sizeof out->message, "%s", c->held_message);
         log_info("mcp", "statement held for review %s", c->held_id);
+        return 0;
+    }
+    if (w == -2) { /* closed, not released: a ROLLBACK would wait for the cancel */
+        set_error(out, "57014", "hoopctl mcp is stopping: the statement was cancelled%s", "");
+        conn_free(c);
         return 0;
     }
     if (w <= 0) {
@@ -410,7 +426,7 @@ int mcp_db_check_review(struct mcp_db *db, const char *review_id, long wait_ms,
     }
     snprintf(out->review_id, sizeof out->review_id, "%s", review_id);
     struct mcp_conn *c = p->conn;
-    int w = conn_wait(c, wait_ms, false);
+    int w = conn_wait(db, c, wait_ms, false);
     if (w == 0) {
         out->kind = MCP_OUTCOME_PENDING;
         mcp_textf(out->message, sizeof out->message, "%s", c->held_message);
@@ -418,6 +434,12 @@ int mcp_db_check_review(struct mcp_db *db, const char *review_id, long wait_ms,
     }
     p->conn = NULL;
     p->review_id[0] = '\0';
+    if (w == -2) {
+        set_error(out, "57014", "hoopctl mcp is stopping: the statement was cancelled%s", "");
+        conn_free(c);
+        snprintf(out->review_id, sizeof out->review_id, "%s", review_id);
+        return 0;
+    }
     if (w < 0)
         set_error(out, "08006", "lost the database connection: %s", PQerrorMessage(c->pg));
     else
