@@ -10,7 +10,7 @@ pg_start
 DSN="host=$PGHOST port=$PGPORT dbname=postgres user=postgres password=$PGPASSWORD sslmode=require"
 
 PYTHONPATH="$HOOPCTL_ROOT/tests/integration/mcp" python3 - "$HOOPCTL_BIN" "$DSN" "$HARNESS_TMP/mcp.err" <<'PY'
-import sys
+import os, sys
 from rpc import Mcp
 bin, dsn, errlog = sys.argv[1:]
 MB = 1 << 20
@@ -42,6 +42,9 @@ j = m.ok("select ('[1' || repeat(' ', 200000) || ']')::json as j")
 assert j['truncated'] is False and j['rows'][0]['j'] == [1], str(j)[:300]
 m.close()
 print(f'peak memory grew by {grew / MB:.0f} MiB for a {VALUE / MB:.0f} MiB value')
-assert grew < 2.6 * VALUE, f'peak memory grew by {grew / MB:.0f} MiB for a {VALUE / MB:.0f} MiB value'
+# (ThreadSanitizer's shadow memory multiplies what every allocation costs:
+# the bound is checked in the plain and ASan runs, whose allocators do not.)
+if os.environ.get('HOOPCTL_TEST_LABEL', 'plain') != 'tsan':
+    assert grew < 2.6 * VALUE, f'peak memory grew by {grew / MB:.0f} MiB for a {VALUE / MB:.0f} MiB value'
 PY
 echo "mcp memory ok"
