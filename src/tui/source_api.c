@@ -203,9 +203,9 @@ static int api_reviews(void *self, const char *status, int64_t *cursor, int wait
             *cursor = json_integer_value(c);
         json_decref(resp);
     }
-    /* Every page: the server ends a page at 1000 reviews or 4 MiB of
-     * statements and values, and a reviewer must see the whole queue (one
-     * requester's large reviews must not hide the others'). */
+    /* Every page of the queue: the server ends a page at 1000 reviews or
+     * 4 MiB of statements and values, and a reviewer must see the whole
+     * queue (one requester's large reviews must not hide the others'). */
     char next[256] = "";
     for (int page = 0; page < TUI_REVIEW_PAGES; page++) {
         char esc[600];
@@ -238,7 +238,7 @@ static int api_reviews(void *self, const char *status, int64_t *cursor, int wait
         const char *nx = json_string_value(json_object_get(resp, "next"));
         snprintf(next, sizeof next, "%s", nx && strlen(nx) < sizeof next ? nx : "");
         json_decref(resp);
-        if (!next[0])
+        if (!next[0] || !pending) /* the history: its newest page */
             break;
     }
     if (rc != TUI_OK) {
