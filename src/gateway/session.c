@@ -810,8 +810,6 @@ static void c2u_relay(struct gw_session *s)
         const uint8_t *body = evbuffer_pullup(in, (ev_ssize_t)total) + PGWIRE_HEADER_LEN;
         int verdict = GATEWAY_ALLOW;
         struct gateway_refusal refusal = {0};
-        if (type != 'E' && !strchr("PBDC", type))
-            unstage(s);
         if ((type == 'Q' || type == 'E' || type == 'F') && gw->cfg.hooks.statement) {
             if (s->have_verdict) {
                 verdict = (int)s->verdict;
@@ -870,8 +868,14 @@ static void c2u_relay(struct gw_session *s)
         }
         if (type == 'S')
             s->skip_to_sync = false;
-        if (type == 'E')
-            unstage(s); /* allowed: what it stands on goes first */
+        /* Parse, Bind, Describe and Close wait for the Execute after them (a
+         * staging past the buffer limit goes on at once); anything else
+         * that goes upstream, and the Describe injected for an Execute,
+         * goes after them. */
+        bool stage = gw->cfg.hooks.statement && strchr("PBDC", type) &&
+                     evbuffer_get_length(s->staged) + total <= buffer_limit(s);
+        if (!stage)
+            unstage(s);
         if (type == 'E' && gw->cfg.hooks.row_description && inject_describe(s, body, (size_t)blen) < 0) {
             protocol_error(s, "client", "malformed Execute");
             return;
@@ -883,15 +887,7 @@ static void c2u_relay(struct gw_session *s)
                           : type == 'F' ? GATEWAY_STATEMENT_FUNCTION_CALL
                                         : GATEWAY_STATEMENT_EXECUTE,
                           false);
-        /* (a staging past the buffer limit goes on at once) */
-        bool stage = gw->cfg.hooks.statement && strchr("PBDC", type) &&
-                     evbuffer_get_length(s->staged) + total <= buffer_limit(s);
-        if (stage) {
-            evbuffer_remove_buffer(in, s->staged, total);
-        } else {
-            unstage(s);
-            evbuffer_remove_buffer(in, out, total);
-        }
+        evbuffer_remove_buffer(in, stage ? s->staged : out, total);
     }
 }
 
