@@ -58,8 +58,10 @@ enum policy_fact {
                                               string, header, quoting: its rows cannot be masked */
     POLICY_FACT_UNKNOWN_CURSOR = 1u << 13, /* FETCH/MOVE of a cursor the session never DECLAREd (one a
                                               function opened): what it reads is unknown */
+    POLICY_FACT_UNKNOWN_SETTING = 1u << 14,/* set_config() whose setting name is not written out, or a
+                                              write to pg_settings: it may change the role */
 };
-#define POLICY_FACT_LAST POLICY_FACT_UNKNOWN_CURSOR
+#define POLICY_FACT_LAST POLICY_FACT_UNKNOWN_SETTING
 
 /* Unqualified names are taken to be in "public" (search_path "$user",
  * public) until the session changes search_path; from then on they match a

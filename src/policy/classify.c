@@ -330,6 +330,8 @@ struct walker {
     int in_returning;      /* inside a RETURNING list */
     int body_depth;        /* nesting of code bodies */
     json_t *skip_with;     /* the withClause walk_with has walked (walk_member skips it) */
+    const char *settings_name; /* in `select set_config(name, ...) from pg_settings where name =
+                                * 'x'` (pg_dump's form), the x that `name` holds */
     char *err;
 };
 
@@ -376,10 +378,75 @@ static int note_alias(struct walker *w, json_t *alias_node)
     return 0;
 }
 
+/* A string constant ('x'), or NULL. */
+static const char *const_string(json_t *node)
+{
+    return jstr(json_object_get(json_object_get(node, "A_Const"), "sval"), "sval");
+}
+
 /* pg_settings: updating it is set_config() for each row. */
 static bool is_pg_settings(const char *schema, const char *name)
 {
     return strcmp(name, "pg_settings") == 0 && (!schema || strcmp(schema, "pg_catalog") == 0);
+}
+
+/* `name`, or `q.name` where q is how the FROM item is called. */
+static bool is_name_column(json_t *node, const char *qualifier)
+{
+    json_t *fields = json_object_get(json_object_get(node, "ColumnRef"), "fields");
+    size_t n = json_array_size(fields);
+    const char *last = jstr(json_object_get(json_array_get(fields, n - 1), "String"), "sval");
+    if (!last || strcmp(last, "name") != 0)
+        return false;
+    if (n == 1)
+        return true;
+    const char *q = jstr(json_object_get(json_array_get(fields, 0), "String"), "sval");
+    return n == 2 && q && strcmp(q, qualifier) == 0;
+}
+
+/* pg_dump sets a setting that may not exist on the server with `SELECT
+ * set_config(name, 'v', false) FROM pg_settings WHERE name = 'x'`. When a
+ * SelectStmt has that FROM and WHERE and nothing else, `name` in its target
+ * list is x: returned (a plain lower-case setting name), else NULL. The
+ * relation is pg_catalog's: making any relation called pg_settings, which
+ * could shadow it, is refused as unknown_setting (add_range_var). */
+static const char *settings_filter(const struct walker *w, json_t *select)
+{
+    json_t *from = json_object_get(select, "fromClause");
+    json_t *rv = json_object_get(json_array_get(from, 0), "RangeVar");
+    const char *schema = jstr(rv, "schemaname"), *rel = jstr(rv, "relname");
+    /* In a code body, `name` may be a variable (plpgsql's use_variable). */
+    if (w->body_depth || json_array_size(from) != 1 || !rel || !is_pg_settings(schema, rel) ||
+        jstr(rv, "catalogname"))
+        return NULL;
+    for (size_t i = 0; !schema && i < w->nctes; i++)
+        if (strcmp(w->ctes[i], rel) == 0)
+            return NULL; /* an outer WITH's pg_settings */
+    const char *alias = jstr(json_object_get(rv, "alias"), "aliasname");
+    json_t *eq = json_object_get(json_object_get(select, "whereClause"), "A_Expr");
+    json_t *op = json_object_get(eq, "name");
+    const char *kind = jstr(eq, "kind"), *opname = jstr(json_object_get(json_array_get(op, 0), "String"), "sval");
+    if (!kind || strcmp(kind, "AEXPR_OP") != 0 || json_array_size(op) != 1 || !opname || strcmp(opname, "=") != 0)
+        return NULL;
+    json_t *l = json_object_get(eq, "lexpr"), *r = json_object_get(eq, "rexpr");
+    const char *x = is_name_column(l, alias ? alias : rel) ? const_string(r)
+                    : is_name_column(r, alias ? alias : rel) ? const_string(l)
+                                                             : NULL;
+    if (!x || !*x || strspn(x, "abcdefghijklmnopqrstuvwxyz0123456789_.") != strlen(x))
+        return NULL;
+    for (const char *k = "groupClause\0havingClause\0distinctClause\0withClause\0"; *k; k += strlen(k) + 1)
+        if (json_object_get(select, k))
+            return NULL;
+    return x;
+}
+
+/* A setting is changed whose name cannot be known here (set_config() of a
+ * computed name, a write to pg_settings): it counts as a call of
+ * set_config() that may change the role, search_path or anything else. */
+static int unknown_setting(struct policy_stmt *st)
+{
+    st->facts |= POLICY_FACT_SEARCH_PATH | POLICY_FACT_UNKNOWN_SETTING;
+    return strv_add(&st->functions, &st->nfunctions, "set_config", 10);
 }
 
 static int add_range_var(struct walker *w, json_t *rv, bool write)
@@ -391,11 +458,10 @@ static int add_range_var(struct walker *w, json_t *rv, bool write)
         return -1;
     /* Writing pg_settings is set_config() for each row (search_path, role,
      * ...): it counts as a call of it. */
-    if (write && is_pg_settings(schema, name)) {
-        if (strv_add(&w->st->functions, &w->st->nfunctions, "set_config", 10) < 0)
-            return -1;
-        w->st->facts |= POLICY_FACT_SEARCH_PATH;
-    }
+    /* So does making a relation of that name anywhere: a temporary one would
+     * shadow pg_catalog's for unqualified reads (see settings_filter). */
+    if (write && strcmp(name, "pg_settings") == 0 && unknown_setting(w->st) < 0)
+        return -1;
     /* A write's target is never a CTE, whatever the WITH names. */
     if (!schema && !write)
         for (size_t i = 0; i < w->nctes; i++)
@@ -552,6 +618,30 @@ static int set_kind_obj(struct walker *w, const char *verb, const char *objtype)
     return set_kind(w, k);
 }
 
+/* SET name (RESET name), or set_config('name', value, ...): what the
+ * setting makes the statement. Names as PostgreSQL finds them: case does not
+ * matter ("ROLE"). value is the new one when value_known. */
+static int judge_setting(struct walker *w, const char *name, const char *value, bool value_known, bool reset)
+{
+    if (name && strcasecmp(name, "role") == 0)
+        return set_kind(w, reset ? "RESET_ROLE" : "SET_ROLE");
+    if (name && strcasecmp(name, "session_authorization") == 0)
+        return set_kind(w, reset ? "RESET_SESSION_AUTHORIZATION" : "SET_SESSION_AUTHORIZATION");
+    /* Settings that change how the server reads string literals: the parser
+     * here assumes the defaults, so changing them could make the server see
+     * statements hidden in what looked like a literal. So does a client
+     * encoding whose characters can swallow a quote (SET NAMES too), or one
+     * that cannot be known here. */
+    if (name && (strcasecmp(name, "standard_conforming_strings") == 0 || strcasecmp(name, "backslash_quote") == 0))
+        return set_kind(w, "SET_PARSER_OPTION");
+    if (name && strcasecmp(name, "client_encoding") == 0 &&
+        (!value_known || (value && pgwire_encoding_hides_ascii(value))))
+        return set_kind(w, "SET_PARSER_OPTION");
+    if (name && strcasecmp(name, "search_path") == 0)
+        w->st->facts |= POLICY_FACT_SEARCH_PATH;
+    return set_kind(w, reset ? "RESET" : "SET");
+}
+
 /* DO / CREATE FUNCTION: the body's language and text. */
 static int walk_code_options(struct walker *w, json_t *options)
 {
@@ -601,9 +691,23 @@ static int walk_node(struct walker *w, const char *type, json_t *n, bool write)
             st->facts |= POLICY_FACT_RUNS_CODE | POLICY_FACT_DYNAMIC_SQL;
         if (name_in(name, server_file_functions))
             st->facts |= POLICY_FACT_COPY_PROGRAM;
-        /* set_config() can change search_path (and more): fail closed. */
-        if (strcmp(name, "set_config") == 0 || strcmp(name, "pg_catalog.set_config") == 0)
-            st->facts |= POLICY_FACT_SEARCH_PATH;
+        /* set_config('name', value, is_local) is SET name: judged as that
+         * setting when its name is written out (pg_dump's
+         * set_config('search_path', '', false)); with any other name it may
+         * change anything, the role included. */
+        if (strcmp(name, "set_config") == 0 || strcmp(name, "pg_catalog.set_config") == 0) {
+            json_t *args = json_object_get(n, "args");
+            json_t *arg0 = json_array_get(args, 0);
+            const char *setting = const_string(arg0);
+            if (!setting && w->settings_name && is_name_column(arg0, ""))
+                setting = w->settings_name;
+            const char *value = const_string(json_array_get(args, 1));
+            int rc = setting && json_array_size(args) == 3
+                         ? judge_setting(w, setting, value, value != NULL, false)
+                         : unknown_setting(st);
+            if (rc < 0)
+                return -1;
+        }
         return walk_members(w, n, NULL, false);
     }
     if (strcmp(type, "ColumnRef") == 0) {
@@ -666,6 +770,8 @@ static int walk_node(struct walker *w, const char *type, json_t *n, bool write)
         json_t *with = json_object_get(n, "withClause");
         size_t scope = w->nctes;
         json_t *outer_skip = w->skip_with;
+        const char *outer_settings = w->settings_name;
+        w->settings_name = settings_filter(w, n);
         w->stmt_depth++;
         int rc = with ? walk_with(w, with) : 0;
         w->skip_with = with;
@@ -674,6 +780,7 @@ static int walk_node(struct walker *w, const char *type, json_t *n, bool write)
             rc = walk_members(w, n, into_keys, false);
         }
         w->skip_with = outer_skip;
+        w->settings_name = outer_settings;
         w->stmt_depth--;
         ctes_end(w, scope);
         return rc;
@@ -792,6 +899,9 @@ static int walk_node(struct walker *w, const char *type, json_t *n, bool write)
             rt = jstr(n, "relationType");
         if (set_kind_obj(w, "ALTER", rt) < 0)
             return -1;
+        const char *newname = jstr(n, "newname");
+        if (newname && strcmp(newname, "pg_settings") == 0 && unknown_setting(st) < 0)
+            return -1; /* see add_range_var */
         /* PostgreSQL renames a table through ALTER INDEX ... RENAME TO, and
          * its columns through ALTER VIEW / MATERIALIZED VIEW / FOREIGN TABLE
          * ... RENAME COLUMN and ALTER TYPE ... RENAME ATTRIBUTE: the words
@@ -833,10 +943,8 @@ static int walk_node(struct walker *w, const char *type, json_t *n, bool write)
             return -1;
         /* A view over pg_settings can be updated like it: set_config(). */
         for (size_t i = 0; i < st->nrelations; i++)
-            if (st->relations[i].read && is_pg_settings(st->relations[i].schema, st->relations[i].name)) {
-                st->facts |= POLICY_FACT_SEARCH_PATH;
-                return strv_add(&st->functions, &st->nfunctions, "set_config", 10);
-            }
+            if (st->relations[i].read && is_pg_settings(st->relations[i].schema, st->relations[i].name))
+                return unknown_setting(st);
         return 0;
     }
     if (strcmp(type, "IndexStmt") == 0) {
@@ -871,27 +979,13 @@ static int walk_node(struct walker *w, const char *type, json_t *n, bool write)
     if (strcmp(type, "AlterSystemStmt") == 0)
         return set_kind(w, "ALTER_SYSTEM");
     if (strcmp(type, "VariableSetStmt") == 0) {
-        /* Names as PostgreSQL finds them: case does not matter ("ROLE"). */
         const char *name = jstr(n, "name"), *k = jstr(n, "kind");
         bool reset = k && strncmp(k, "VAR_RESET", 9) == 0;
-        if (name && strcasecmp(name, "role") == 0)
-            return set_kind(w, reset ? "RESET_ROLE" : "SET_ROLE");
-        if (name && strcasecmp(name, "session_authorization") == 0)
-            return set_kind(w, reset ? "RESET_SESSION_AUTHORIZATION" : "SET_SESSION_AUTHORIZATION");
-        /* Settings that change how the server reads string literals: the
-         * parser here assumes the defaults, so changing them could make the
-         * server see statements hidden in what looked like a literal. */
-        if (name && (strcasecmp(name, "standard_conforming_strings") == 0 || strcasecmp(name, "backslash_quote") == 0))
-            return set_kind(w, "SET_PARSER_OPTION");
-        /* So does a client encoding whose characters can swallow a quote
-         * (SET client_encoding, SET NAMES). */
-        const char *value = jstr(json_object_get(json_object_get(json_array_get(json_object_get(n, "args"), 0),
-                                                                 "A_Const"), "sval"), "sval");
-        if (name && strcasecmp(name, "client_encoding") == 0 && value && pgwire_encoding_hides_ascii(value))
-            return set_kind(w, "SET_PARSER_OPTION");
-        if (name && strcasecmp(name, "search_path") == 0)
-            st->facts |= POLICY_FACT_SEARCH_PATH;
-        return set_kind(w, reset ? "RESET" : "SET");
+        /* SET client_encoding TO DEFAULT names no value: the database's
+         * default, which a ParameterStatus reports (and gateway/params.c
+         * checks). */
+        json_t *arg = json_array_get(json_object_get(n, "args"), 0);
+        return judge_setting(w, name, const_string(arg), !arg || const_string(arg), reset);
     }
     if (strcmp(type, "VariableShowStmt") == 0)
         return set_kind(w, "SHOW");
@@ -1369,6 +1463,7 @@ const char *policy_fact_name(unsigned fact_bit)
     case POLICY_FACT_SEARCH_PATH: return "search_path_changed";
     case POLICY_FACT_CASCADE: return "cascade";
     case POLICY_FACT_COPY_CUSTOM: return "copy_custom_format";
+    case POLICY_FACT_UNKNOWN_SETTING: return "unknown_setting";
     default: return NULL;
     }
 }

@@ -1,0 +1,83 @@
+#!/bin/bash
+# pg_dump through the gateway under the default policy with a masked column:
+# its set_config() calls (search_path, and restrict_nonsystem_relation_kind
+# through pg_settings) pass as the SET they are, the dump completes, no PII
+# leaves, and a --inserts dump restores with the masked values. The same
+# set_config() forms that would change the role, or a relation that could
+# shadow pg_settings, are refused and the session goes on.
+source "$(dirname "$0")/lib/harness.sh"
+source "$(dirname "$0")/lib/gateway.sh"
+pg_start
+
+psql -q -v ON_ERROR_STOP=1 <<'SQL'
+create table users (id int primary key, email text not null, name text);
+insert into users values (1, 'alice.pii@example.com', 'Alice'), (2, 'carol.pii@example.net', 'Carol');
+create table orders (id int primary key, user_id int references users, amount numeric);
+insert into orders values (1, 1, 10.5), (2, 2, 20);
+create view big_orders as select * from orders where amount > 15;
+create role dump_target_role;
+SQL
+
+"$HOOPCTL_BIN" policy default >"$HARNESS_TMP/default.json"
+python3 - "$HARNESS_TMP/default.json" "$HARNESS_TMP/policy.json" <<'PYEOF'
+import json, sys
+p = json.load(open(sys.argv[1]))
+p["masking"] = {"columns": [{"column": "public.users.email", "style": "partial"}]}
+json.dump(p, open(sys.argv[2], "w"))
+PYEOF
+gateway_start gw --policy "$HARNESS_TMP/policy.json" --audit-log "$HARNESS_TMP/audit.jsonl"
+
+gw_dump() {
+  PGPASSWORD='' PGSSLMODE=prefer PGSSLROOTCERT='' pg_dump -h 127.0.0.1 -p "$GW_PORT" -U app_user -d postgres "$@"
+}
+no_pii() {  # FILE WHAT
+  if grep -q "alice.pii\|carol.pii" "$1"; then fail "$2 holds clear emails: $(grep -m1 'pii' "$1")"; fi
+}
+
+log "plain pg_dump"
+gw_dump -f "$HARNESS_TMP/plain.sql" 2>"$HARNESS_TMP/plain.err" || fail "pg_dump: $(cat "$HARNESS_TMP/plain.err")"
+no_pii "$HARNESS_TMP/plain.sql" "the plain dump"
+assert_contains "$(cat "$HARNESS_TMP/plain.sql")" "CREATE VIEW public.big_orders" "the schema is dumped"
+# orders has no masked column: its rows are whole.
+assert_contains "$(sed -n '/^COPY public.orders /,/^\\\./p' "$HARNESS_TMP/plain.sql")" "$(printf '1\t1\t10.5')"
+# COPY carries no types: a table with a masked column is dumped as \N.
+assert_eq "$(printf '\\N\t\\N\t\\N\n\\N\t\\N\t\\N')" \
+  "$(sed -n '/^COPY public.users /,/^\\\./p' "$HARNESS_TMP/plain.sql" | sed '1d;$d')" "users' COPY rows"
+
+log "pg_dump --inserts restores with the masked values"
+gw_dump --inserts -f "$HARNESS_TMP/inserts.sql" 2>"$HARNESS_TMP/inserts.err" ||
+  fail "pg_dump --inserts: $(cat "$HARNESS_TMP/inserts.err")"
+no_pii "$HARNESS_TMP/inserts.sql" "the --inserts dump"
+psql -q -c "create database restored"
+psql -q -v ON_ERROR_STOP=1 -d restored -f "$HARNESS_TMP/inserts.sql" >/dev/null 2>"$HARNESS_TMP/restore.err" ||
+  fail "restoring the --inserts dump: $(cat "$HARNESS_TMP/restore.err")"
+assert_eq "$(printf '1|a********@example.com|Alice\n2|c********@example.net|Carol')" \
+  "$(psql -d restored -Atc "select id, email, name from users order by id")" "restored users"
+assert_eq "$(printf '1|1|10.5\n2|2|20')" "$(psql -d restored -Atc "select * from orders order by id")" "restored orders"
+
+log "custom format, two jobs"
+gw_dump -Fd -j 2 -f "$HARNESS_TMP/dir" 2>"$HARNESS_TMP/dir.err" || fail "pg_dump -Fd -j 2: $(cat "$HARNESS_TMP/dir.err")"
+pg_restore -f "$HARNESS_TMP/dir.sql" "$HARNESS_TMP/dir"
+no_pii "$HARNESS_TMP/dir.sql" "the directory dump"
+assert_contains "$(cat "$HARNESS_TMP/dir.sql")" "CREATE TABLE public.orders"
+
+# The audit has pg_dump's settings as allowed statements.
+assert_contains "$(grep restrict_nonsystem_relation_kind "$HARNESS_TMP/audit.jsonl")" '"decision":"allow"'
+assert_contains "$(grep "set_config('search_path', '', false)" "$HARNESS_TMP/audit.jsonl")" '"decision":"allow"'
+
+log "the same forms that would change the role are refused"
+set +e
+out=$(gw_psql -d postgres -v ON_ERROR_STOP=0 \
+  -c "select set_config(name, 'dump_target_role', false) from pg_settings where name = 'role'" \
+  -c "select set_config('role', 'dump_target_role', false)" \
+  -c "select set_config(k, 'dump_target_role', false) from (values ('role')) v(k)" \
+  -c "create temp table pg_settings (name text)" \
+  -c "create table pg_temp.pg_settings (name text)" \
+  -c "select 'still usable', current_user" 2>&1)
+set -e
+assert_eq 2 "$(grep -c "rule deny-role-changes" <<<"$out")" "set_config of role, written out: $out"
+assert_eq 3 "$(grep -c "rule deny-set-config" <<<"$out")" "a computed name, and pg_settings shadows: $out"
+assert_contains "$out" "still usable | postgres"
+assert_eq "" "$(psql -Atc "select relname from pg_class where relname = 'pg_settings' and relnamespace <> 'pg_catalog'::regnamespace")" \
+  "no pg_settings was made"
+echo "pg_dump through the gateway ok"
