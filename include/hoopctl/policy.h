@@ -103,6 +103,8 @@ struct policy_stmt {
     char *copy_table;      /* its column list (none: every column); NULL otherwise, and */
     char **copy_columns;   /* for COPY (query) TO */
     size_t ncopy_columns;
+    bool copy_csv;         /* COPY in CSV format (else text, or copy_custom_format) */
+    bool copy_header;      /* COPY with a header line */
 };
 
 /* The classification of one input string (one or more statements). */
@@ -394,6 +396,8 @@ struct policy_mask_plan {
     struct policy_column_plan *cols;
     size_t ncols;
     bool any;              /* false: rows can be forwarded without looking at them */
+    bool csv;              /* COPY rows are CSV (default quote, delimiter and NULL) */
+    bool header;           /* the next COPY row is the header: forwarded as it is */
 };
 
 /* Build the plan for a RowDescription. stmt is the statement that produced it
@@ -438,9 +442,11 @@ int policy_mask_value(const struct policy *p, struct policy_mask_plan *plan, siz
 char *policy_mask_text(const struct policy *p, enum policy_mask_style style,
                        const char *value, size_t len, size_t *outlen);
 
-/* COPY TO STDOUT, text format: mask one CopyData row (tab-separated, \N for
- * NULL, backslash escapes) and append it to out (a gateway filter's output).
- * Returns 0, or -1 with err and out as it was. */
+/* COPY TO STDOUT: mask one CopyData row and append it to out (a gateway
+ * filter's output): in text format (tab-separated, \N for NULL, backslash
+ * escapes) or, with plan->csv, CSV (comma-separated, NULL unquoted and empty,
+ * "quoted" fields with "" inside); a header row passes as it is. Returns 0,
+ * or -1 with err and out as it was. */
 struct buf;
 int policy_mask_copy_row(const struct policy *p, struct policy_mask_plan *plan,
                          const uint8_t *row, size_t len, struct buf *out, char err[POLICY_ERR_MAX]);

@@ -149,6 +149,8 @@ int policy_stmt_copy(struct policy_stmt *dst, const struct policy_stmt *src)
             return -1;
         }
     dst->category = src->category;
+    dst->copy_csv = src->copy_csv;
+    dst->copy_header = src->copy_header;
     memcpy(dst->fingerprint, src->fingerprint, sizeof(dst->fingerprint));
     return 0;
 }
@@ -653,6 +655,28 @@ static int judge_setting(struct walker *w, const char *name, const char *value, 
     return set_kind(w, reset ? "RESET" : "SET");
 }
 
+/* COPY's header option as PostgreSQL reads a boolean: 1, 0, or -1 for
+ * anything else ("match", which only COPY FROM takes). */
+static int copy_header_option(json_t *defelem)
+{
+    json_t *arg = json_object_get(defelem, "arg");
+    if (!arg)
+        return 1;
+    json_t *b = json_object_get(arg, "Boolean"), *i = json_object_get(arg, "Integer");
+    const char *s = jstr(json_object_get(arg, "String"), "sval");
+    if (b)
+        return json_is_true(json_object_get(b, "boolval")) ? 1 : 0;
+    if (i) {
+        json_int_t v = json_integer_value(json_object_get(i, "ival")); /* absent: 0 */
+        return v == 0 || v == 1 ? (int)v : -1;
+    }
+    if (s && (strcasecmp(s, "true") == 0 || strcasecmp(s, "on") == 0))
+        return 1;
+    if (s && (strcasecmp(s, "false") == 0 || strcasecmp(s, "off") == 0))
+        return 0;
+    return -1;
+}
+
 /* DO / CREATE FUNCTION: the body's language and text. */
 static int walk_code_options(struct walker *w, json_t *options)
 {
@@ -810,15 +834,27 @@ static int walk_node(struct walker *w, const char *type, json_t *n, bool write)
             st->facts |= POLICY_FACT_COPY_OUT;
         if (json_object_get(n, "filename") || json_is_true(json_object_get(n, "is_program")))
             st->facts |= POLICY_FACT_COPY_PROGRAM;
+        /* The layouts COPY TO can be masked in: text or CSV with their
+         * default delimiter, quote and NULL string, with or without a header;
+         * any other option is copy_custom_format. */
         size_t oi;
         json_t *opt;
+        bool format_seen = false, header_seen = false;
         json_array_foreach(json_object_get(n, "options"), oi, opt) {
             json_t *d = json_object_get(opt, "DefElem");
             const char *name = jstr(d, "defname");
             const char *val = jstr(json_object_get(json_object_get(d, "arg"), "String"), "sval");
-            if (name && (strcmp(name, "format") != 0 || !val || strcmp(val, "text") != 0) &&
-                strcmp(name, "freeze") != 0 && strcmp(name, "encoding") != 0)
+            int header = name && strcmp(name, "header") == 0 && !header_seen ? copy_header_option(d) : -1;
+            if (name && strcmp(name, "format") == 0 && !format_seen && val &&
+                (strcmp(val, "text") == 0 || strcmp(val, "csv") == 0)) {
+                format_seen = true;
+                st->copy_csv = strcmp(val, "csv") == 0;
+            } else if (header >= 0) {
+                header_seen = true;
+                st->copy_header = header == 1;
+            } else if (name && strcmp(name, "freeze") != 0 && strcmp(name, "encoding") != 0) {
                 st->facts |= POLICY_FACT_COPY_CUSTOM;
+            }
         }
         json_t *rel = json_object_get(n, "relation");
         if (rel && add_range_var(w, rel, from) < 0)

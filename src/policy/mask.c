@@ -781,8 +781,11 @@ static int copy_table_plan(const struct policy *p, struct policy_catalog *catalo
         return 1;
     int rc = 1;
     if (n == ncols &&
-        policy_mask_plan_build(p, catalog, stmt, statement_action, POLICY_STYLE_FULL, cols, n, out, err) == 0)
+        policy_mask_plan_build(p, catalog, stmt, statement_action, POLICY_STYLE_FULL, cols, n, out, err) == 0) {
+        out->csv = stmt->copy_csv;
+        out->header = stmt->copy_header;
         rc = 0;
+    }
     free(cols);
     return rc;
 }
@@ -804,12 +807,15 @@ static int copy_plan(const struct policy *p, const struct policy_stmt *stmt, boo
                      struct policy_mask_plan *out, char err[POLICY_ERR_MAX])
 {
     if ((mask_all || p->detectors) && (!stmt || (stmt->facts & POLICY_FACT_COPY_CUSTOM))) {
-        snprintf(err, POLICY_ERR_MAX, "COPY output can be masked only in the default text format");
+        snprintf(err, POLICY_ERR_MAX, "COPY output can be masked only in text or CSV format with the default "
+                                      "delimiter, quote and NULL string");
         memset(out, 0, sizeof(*out));
         return -1;
     }
     if (plan_alloc(out, ncols, err) < 0)
         return -1;
+    out->csv = stmt && stmt->copy_csv;
+    out->header = stmt && stmt->copy_header;
     for (size_t i = 0; i < ncols; i++) {
         struct policy_column_plan *cp = &out->cols[i];
         snprintf(cp->label, sizeof(cp->label), "copy column %zu", i + 1);
@@ -992,15 +998,111 @@ static int copy_escape(const uint8_t *s, size_t len, struct buf *out)
     return rc;
 }
 
+/* One CSV row as COPY TO writes it with the default quote, escape, delimiter
+ * and NULL: a field is unquoted (empty: NULL; never holding a quote) or
+ * "quoted", with "" for a quote, and may then hold commas and newlines. A
+ * masked value is written quoted. */
+static int copy_csv_row(const struct policy *p, struct policy_mask_plan *plan, const uint8_t *row, size_t len,
+                        struct buf *out, char err[POLICY_ERR_MAX])
+{
+    struct buf field = {0};
+    size_t col = 0, i = 0;
+    int rc = 0, oom = 0;
+    for (;;) {
+        if (col >= plan->ncols) {
+            snprintf(err, POLICY_ERR_MAX, "COPY row has more fields than the %zu columns announced", plan->ncols);
+            rc = -1;
+            break;
+        }
+        size_t start = i;
+        bool null = false;
+        buf_reset(&field);
+        if (i < len && row[i] == '"') {
+            for (i++; i < len && (row[i] != '"' || (i + 1 < len && row[i + 1] == '"')); i++) {
+                oom |= buf_append(&field, &row[i], 1);
+                i += row[i] == '"'; /* "" is one quote */
+            }
+            if (i++ >= len || (i < len && row[i] != ',')) {
+                snprintf(err, POLICY_ERR_MAX, "COPY row has a malformed quoted field");
+                rc = -1;
+                break;
+            }
+        } else {
+            while (i < len && row[i] != ',' && row[i] != '"')
+                i++;
+            if (i < len && row[i] == '"') {
+                snprintf(err, POLICY_ERR_MAX, "COPY row has a quote inside an unquoted field");
+                rc = -1;
+                break;
+            }
+            null = i == start;
+            oom |= buf_append(&field, row + start, i - start);
+        }
+        if (col)
+            oom |= buf_append(out, ",", 1);
+        uint8_t *m = NULL;
+        size_t mlen = 0;
+        int r = null ? 0
+                     : policy_mask_value(p, plan, col, field.data ? field.data : (const uint8_t *)"", field.len, &m,
+                                         &mlen, err);
+        if (r < 0) {
+            rc = -1;
+            break;
+        }
+        if (r == 0) {
+            oom |= buf_append(out, row + start, i - start);
+        } else if (r == 1) {
+            oom |= buf_append(out, "\"", 1);
+            for (size_t k = 0; k < mlen; k++)
+                oom |= buf_append(out, m[k] == '"' ? (const uint8_t *)"\"\"" : &m[k], m[k] == '"' ? 2 : 1);
+            oom |= buf_append(out, "\"", 1);
+        } /* r == 2: NULL, nothing */
+        free(m);
+        col++;
+        if (i >= len)
+            break;
+        i++; /* the comma; a row may end with an empty field after it */
+    }
+    if (rc == 0 && col != plan->ncols) {
+        snprintf(err, POLICY_ERR_MAX, "COPY row has %zu fields, %zu columns were announced", col, plan->ncols);
+        rc = -1;
+    }
+    buf_free(&field);
+    if (rc == 0 && oom) {
+        snprintf(err, POLICY_ERR_MAX, "out of memory while masking");
+        rc = -1;
+    }
+    return rc;
+}
+
 int policy_mask_copy_row(const struct policy *p, struct policy_mask_plan *plan, const uint8_t *row, size_t len,
                          struct buf *out, char err[POLICY_ERR_MAX])
 {
+    /* Nothing to mask (any layout, binary too), or the header line. */
+    if (!plan->any || plan->header) {
+        plan->header = false;
+        if (buf_append(out, row, len) < 0) {
+            snprintf(err, POLICY_ERR_MAX, "out of memory while masking");
+            return -1;
+        }
+        return 0;
+    }
     if (len == 0 || row[len - 1] != '\n') {
         snprintf(err, POLICY_ERR_MAX, "COPY row does not end with a newline");
         return -1;
     }
     len--;
     const size_t start_len = out->len; /* restored when the row fails */
+    if (plan->csv) {
+        int rc = copy_csv_row(p, plan, row, len, out, err);
+        if (rc == 0 && buf_append(out, "\n", 1) < 0) {
+            snprintf(err, POLICY_ERR_MAX, "out of memory while masking");
+            rc = -1;
+        }
+        if (rc < 0)
+            out->len = start_len;
+        return rc;
+    }
     struct buf field = {0};
     size_t col = 0, start = 0;
     int rc = 0, oom = 0;

@@ -173,6 +173,29 @@ static int plan_one(const struct policy *p, struct policy_catalog *catalog, cons
     return policy_mask_plan_build_copy_catalog(p, catalog, st, action, ncols, out, err);
 }
 
+/* The layout of a COPY's rows (CSV or text, a header or not), the same for
+ * every candidate COPY TO; -1 with err when they differ (which one sent the
+ * rows cannot be told, and a header taken for data, or data for a header,
+ * would pass unmasked). */
+static int copy_layout(const struct policy_results *r, bool *csv, bool *header, char err[POLICY_ERR_MAX])
+{
+    bool seen = false;
+    *csv = *header = false;
+    for (size_t i = 0; i < r->n; i++) {
+        const struct policy_stmt *st = &r->entries[i].stmt;
+        if (!(st->facts & POLICY_FACT_COPY_OUT))
+            continue;
+        if (seen && (st->copy_csv != *csv || st->copy_header != *header)) {
+            snprintf(err, POLICY_ERR_MAX, "COPY statements of different layouts may have sent these rows");
+            return -1;
+        }
+        seen = true;
+        *csv = st->copy_csv;
+        *header = st->copy_header;
+    }
+    return 0;
+}
+
 /* Every candidate's plan, folded into out. */
 static int plan_candidates(const struct policy *p, struct policy_catalog *catalog, struct policy_results *r,
                            const struct policy_column_desc *cols, size_t ncols, struct policy_mask_plan *out,
@@ -181,6 +204,9 @@ static int plan_candidates(const struct policy *p, struct policy_catalog *catalo
     drop_done(r);
     if (r->n == 0) /* nothing known: every computed column is masked */
         return plan_one(p, catalog, NULL, POLICY_ALLOW, POLICY_STYLE_FULL, cols, ncols, out, err);
+    bool csv = false, header = false;
+    if (!cols && copy_layout(r, &csv, &header, err) < 0)
+        return -1;
     for (size_t i = 0; i < r->n; i++) {
         const struct results_entry *e = &r->entries[i];
         struct policy_mask_plan one;
@@ -193,6 +219,10 @@ static int plan_candidates(const struct policy *p, struct policy_catalog *catalo
             plan_fold(out, &one);
             policy_mask_plan_free(&one);
         }
+    }
+    if (!cols) {
+        out->csv = csv;
+        out->header = header;
     }
     return 0;
 }

@@ -778,14 +778,15 @@ void policy_decide_stmt(const struct policy *p, const struct policy_stmt *st, co
         deny_masked_copy(out, "masked-data-copy",
                          "the statement would copy masked columns into a table or a side channel");
     }
-    /* COPY TO in CSV, binary or a custom layout cannot be masked row by row:
+    /* COPY TO in binary or a custom layout cannot be masked row by row:
      * refused up front when its rows would need masking, rather than failing
      * (and closing the session) once the rows flow. */
     if ((out->action == POLICY_ALLOW || out->action == POLICY_MASK) && !trusted &&
         (st->facts & POLICY_FACT_COPY_OUT) && (st->facts & POLICY_FACT_COPY_CUSTOM) &&
         (out->action == POLICY_MASK || p->detectors || (p->ncolumns && policy_stmt_reads_masked_table(p, st)))) {
         deny_masked_copy(out, "masked-copy-format",
-                         "COPY output that needs masking can be masked only in the default text format");
+                         "COPY output that needs masking can be masked only in text or CSV format with the"
+                         " default delimiter, quote and NULL string");
     }
 }
 

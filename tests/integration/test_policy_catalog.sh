@@ -117,10 +117,16 @@ assert_no_pii "$out" "COPY"
 assert_contains "$out" 'copy: \N	\N	\N'
 assert_contains "$out" "copy: 1	****************" "detectors on COPY fields of other tables (full style keeps length)"
 
+# ...in CSV too (NULL is an empty field), with the header line as it is.
+out=$(run "copy users to stdout with (format csv, header)")
+assert_no_pii "$out" "CSV COPY"
+assert_contains "$out" "copy: id,email,"
+assert_contains "$out" "copy: ,,,,,,"
+assert_not_contains "$out" "copy: ,,,,,,," "seven columns, seven empty fields"
 set +e
-err=$(run "copy users to stdout with (format csv)" 2>&1)
+err=$(run "copy users to stdout with (format csv, delimiter ';')" 2>&1)
 set -e
-assert_contains "$err" "decision: deny masked-copy-format" "CSV COPY of a masked table is refused before it runs"
+assert_contains "$err" "decision: deny masked-copy-format" "a CSV COPY with its own delimiter is refused before it runs"
 assert_no_pii "$err" "refused CSV COPY"
 
 # Another schema with the same table name is not masked by public.users.email.

@@ -181,13 +181,15 @@ masked '\N' "copy (select upper(email) from users) to stdout"
 masked "$(printf '\\N\t\\N\t\\N')" "copy (select * from v_users) to stdout"
 masked '\N' "copy (select contact from v_deep) to stdout"
 masked '\N' "copy (select user_emails()) to stdout"
-# ...and refused, with the session still usable, in a format it cannot mask.
-for sql in "copy users to stdout with (format csv)" "copy (select * from v_users) to stdout with (format binary)"; do
+masked ",,,,," "copy users to stdout with (format csv)"   # CSV: NULL is an empty field
+# ...and refused, with the session still usable, in a layout it cannot mask.
+for sql in "copy users to stdout with (format csv, delimiter ';')" \
+  "copy (select * from v_users) to stdout with (format binary)"; do
   set +e
   out=$(q -c "$sql" -c "select 'still here'")
   set -e
   assert_no_pii "$out" "[$sql]"
-  assert_contains "$out" "can be masked only in the default text format" "[$sql] refused"
+  assert_contains "$out" "can be masked only in text or CSV format with the default delimiter" "[$sql] refused"
   assert_eq "still here" "$(q -c "select 'still here'")"
 done
 

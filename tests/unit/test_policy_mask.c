@@ -783,16 +783,19 @@ static void test_copy_rows(void **state)
     json_decref(c);
     policy_mask_plan_free(&plan);
     policy_analysis_free(&a);
-    /* CSV, binary, custom delimiters or an unknown statement: refused. */
-    static const char *const custom[] = {"copy tickets to stdout with (format csv)", "copy tickets to stdout csv header",
-                                         "copy tickets to stdout with (format binary)",
+    /* Binary, custom delimiters, quotes or NULL strings, or an unknown
+     * statement: refused. */
+    static const char *const custom[] = {"copy tickets to stdout with (format binary)",
                                          "copy tickets to stdout with (delimiter ',')",
-                                         "copy tickets to stdout with (null 'x')"};
+                                         "copy tickets to stdout with (null 'x')",
+                                         "copy tickets to stdout with (format csv, quote '|')",
+                                         "copy tickets to stdout csv force quote *",
+                                         "copy tickets to stdout with (format csv, header match)"};
     for (size_t i = 0; i < sizeof(custom) / sizeof(custom[0]); i++) {
         assert_int_equal(policy_classify(custom[i], NULL, &a, err), 0);
         assert_true(a.stmts[0].facts & POLICY_FACT_COPY_CUSTOM);
         assert_int_equal(policy_mask_plan_build_copy(p, &a.stmts[0], POLICY_ALLOW, 2, &plan, err), -1);
-        assert_non_null(strstr(err, "text format"));
+        assert_non_null(strstr(err, "text or CSV format"));
         policy_analysis_free(&a);
     }
     assert_int_equal(policy_mask_plan_build_copy(p, NULL, POLICY_ALLOW, 2, &plan, err), -1);
@@ -893,11 +896,39 @@ static void test_copy_table_plan(void **state)
     /* A query is not a table: masked whole. */
     copy_row_is(p, &cat.base, "copy (select id, email, name from public.users) to stdout", 3, row3,
                 "\\N\t\\N\t\\N\n");
-    /* CSV still cannot be masked: refused. */
+    /* CSV, with a header line that passes as it is: quoted fields, "" for a
+     * quote, commas and newlines inside quotes, NULL as an empty field. */
+    copy_row_is(p, &cat.base, "copy public.users to stdout csv header", 3, "id,email,name\n", "id,email,name\n");
+    copy_row_is(p, &cat.base, "copy public.users to stdout (format csv)", 3,
+                "1,alice@example.com,\"Al \"\"the\"\" ice, C\nline\"\n",
+                "1,\"a****@example.com\",\"Al \"\"the\"\" ice, C\nline\"\n");
+    copy_row_is(p, &cat.base, "copy public.users to stdout (format csv)", 3, "2,\"bob@example.com\",\n",
+                "2,\"b**@example.com\",\n");
+    copy_row_is(p, &cat.base, "copy public.users (email) to stdout (format csv)", 1, "\n", "\n");
+    /* Masked whole: every field NULL. */
+    copy_row_is(p, &cat.base, "copy users to stdout (format csv, header false)", 3, "1,alice@example.com,Al\n",
+                ",,\n");
+    /* Rows that are not such CSV are refused. */
+    static const char *const bad[] = {"1,\"alice@example.com,Al\n", "1,al\"ice,Al\n", "1,\"alice\"x,Al\n",
+                                      "1,alice,Al,4\n", "1,alice\n", "1,alice,Al", "1,\"alice,\"\"\n"};
     char err[POLICY_ERR_MAX];
     struct policy_analysis a;
     struct policy_mask_plan plan;
     assert_int_equal(policy_classify("copy public.users to stdout csv", NULL, &a, err), 0);
+    assert_int_equal(policy_mask_plan_build_copy_catalog(p, &cat.base, &a.stmts[0], POLICY_ALLOW, 3, &plan, err), 0);
+    assert_true(plan.csv);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct buf out = {0};
+        buf_append_str(&out, "kept");
+        if (policy_mask_copy_row(p, &plan, (const uint8_t *)bad[i], strlen(bad[i]), &out, err) != -1)
+            fail_msg("bad CSV row %zu was taken", i);
+        assert_int_equal(out.len, 4);
+        buf_free(&out);
+    }
+    policy_mask_plan_free(&plan);
+    policy_analysis_free(&a);
+    /* Its own delimiter: cannot be masked, refused. */
+    assert_int_equal(policy_classify("copy public.users to stdout (format csv, delimiter ';')", NULL, &a, err), 0);
     assert_int_equal(policy_mask_plan_build_copy_catalog(p, &cat.base, &a.stmts[0], POLICY_ALLOW, 3, &plan, err), -1);
     policy_analysis_free(&a);
     policy_free(p);
@@ -921,7 +952,7 @@ static void test_hostile_values(void **state)
                             " \"detectors\": \"all\"}}");
     static const uint32_t types[] = {16, 17, 18, 19, 20, 21, 23, 25, 26, 114, 650, 700, 701, 705, 869, 1042, 1043,
                                      1082, 1083, 1114, 1184, 1186, 1700, 2950, 3802, 1009, 0};
-    static const char alphabet[] = "0123456789-+.@: \t\\abcdefxyzAKIA_eyJ\xc3\xa9\xff";
+    static const char alphabet[] = "0123456789-+.@: \t\\,\"abcdefxyzAKIA_eyJ\xc3\xa9\xff";
     char err[POLICY_ERR_MAX];
     for (int round = 0; round < 3000; round++) {
         uint8_t v[96];
@@ -950,21 +981,24 @@ static void test_hostile_values(void **state)
         if (policy_mask_plan_build_copy(p, NULL, POLICY_ALLOW, 3, &plan, err) == 0) {
             fail_msg("a COPY of an unknown statement must be refused when masking is on");
         }
-        struct policy_analysis a;
-        assert_int_equal(policy_classify("copy t to stdout", NULL, &a, err), 0);
-        assert_int_equal(policy_mask_plan_build_copy(p, &a.stmts[0], POLICY_ALLOW, 3, &plan, err), 0);
-        uint8_t row[100];
-        memcpy(row, v, len);
-        row[len] = '\n';
-        struct buf copied = {0};
-        rc = policy_mask_copy_row(p, &plan, row, len + 1, &copied, err);
-        if (rc == 0)
-            assert_true(copied.len > 0 && copied.data[copied.len - 1] == '\n');
-        else
-            assert_int_equal(copied.len, 0);
-        buf_free(&copied);
-        policy_mask_plan_free(&plan);
-        policy_analysis_free(&a);
+        /* ...in text and in CSV layout. */
+        for (int csv = 0; csv < 2; csv++) {
+            struct policy_analysis a;
+            assert_int_equal(policy_classify(csv ? "copy t to stdout csv" : "copy t to stdout", NULL, &a, err), 0);
+            assert_int_equal(policy_mask_plan_build_copy(p, &a.stmts[0], POLICY_ALLOW, 3, &plan, err), 0);
+            uint8_t row[100];
+            memcpy(row, v, len);
+            row[len] = '\n';
+            struct buf copied = {0};
+            rc = policy_mask_copy_row(p, &plan, row, len + 1, &copied, err);
+            if (rc == 0)
+                assert_true(copied.len > 0 && copied.data[copied.len - 1] == '\n');
+            else
+                assert_int_equal(copied.len, 0);
+            buf_free(&copied);
+            policy_mask_plan_free(&plan);
+            policy_analysis_free(&a);
+        }
     }
     policy_free(p);
 }

@@ -335,6 +335,10 @@ static void test_shape_cache(void **state)
     policy_analysis_free(&b);
     assert_int_equal(policy_check(p, NULL, "copy users to stdout with (format 'csv')", dev, &d, &b), 0);
     assert_false(d.cached);
+    assert_false(b.stmts[0].facts & POLICY_FACT_COPY_CUSTOM);
+    assert_true(b.stmts[0].copy_csv);
+    policy_analysis_free(&b);
+    assert_int_equal(policy_check(p, NULL, "copy users to stdout with (format 'csv', force_quote *)", dev, &d, &b), 0);
     assert_true(b.stmts[0].facts & POLICY_FACT_COPY_CUSTOM);
     policy_analysis_free(&b);
     decide(p, "explain (analyze 'off') delete from users where id = 1", dev);

@@ -1,4 +1,7 @@
 #!/bin/bash
+# Exports through the gateway. COPY TO in CSV, binary or a layout of its own
+# passes as it is when nothing needs masking (it closed the session before);
+# psql's \copy to CSV with a header masks a masked table.
 # pg_dump through the gateway under the default policy with masked columns:
 # its set_config() calls (search_path, and restrict_nonsystem_relation_kind
 # through pg_settings) pass as the SET they are, the dump completes, no PII
@@ -44,7 +47,28 @@ p["masking"] = {"columns": [{"column": "public.users.email", "style": "partial"}
                             {"column": "public.gen.email", "style": "full"}]}
 json.dump(p, open(sys.argv[2], "w"))
 PYEOF
+gateway_start plain --policy "$HARNESS_TMP/default.json"
+PLAIN_PORT=$GW_PORT
 gateway_start gw --policy "$HARNESS_TMP/policy.json" --audit-log "$HARNESS_TMP/audit.jsonl"
+
+log "COPY layouts with nothing to mask pass as they are"
+psql -q -c "create table notes (id int, note text, at date)"
+psql -q -c "insert into notes values (1, 'a,b \"q\"', '2026-11-28'), (2, E'two\\nlines\\ttab', null)"
+for opts in "csv header" "(format binary)" "(delimiter ';', null 'NULL')" "(format csv, quote '|', force_quote *)"; do
+  psql -X -c "copy notes to stdout $opts" >"$HARNESS_TMP/direct.out"
+  GW_PORT=$PLAIN_PORT gw_psql -d postgres -c "copy notes to stdout $opts" >"$HARNESS_TMP/gw.out" ||
+    fail "copy notes to stdout $opts through the gateway"
+  cmp "$HARNESS_TMP/direct.out" "$HARNESS_TMP/gw.out" || fail "copy notes to stdout $opts differs"
+done
+out=$(GW_PORT=$PLAIN_PORT gw_psql -d postgres -At -c "copy notes to stdout (format binary)" -c "select 'alive'")
+assert_eq "alive" "${out: -5}" "the session goes on"
+
+log "\\copy of a masked table to CSV with a header"
+gw_psql -d postgres -c "\\copy public.users to '$HARNESS_TMP/users.csv' csv header" >/dev/null
+assert_eq "$(printf 'id,email,name\n1,"a********@example.com",Alice\n2,"c********@example.net",Carol')" \
+  "$(cat "$HARNESS_TMP/users.csv")" "users.csv"
+gw_psql -d postgres -c "\\copy users to '$HARNESS_TMP/whole.csv' (format csv)" >/dev/null
+assert_eq "$(printf ',,\n,,')" "$(cat "$HARNESS_TMP/whole.csv")" "an unqualified table is masked whole"
 
 gw_dump() {
   PGPASSWORD='' PGSSLMODE=prefer PGSSLROOTCERT='' pg_dump -h 127.0.0.1 -p "$GW_PORT" -U app_user -d postgres "$@"
@@ -127,4 +151,4 @@ assert_eq 3 "$(grep -c "rule deny-set-config" <<<"$out")" "a computed name, and 
 assert_contains "$out" "still usable | postgres"
 assert_eq "" "$(psql -Atc "select relname from pg_class where relname = 'pg_settings' and relnamespace <> 'pg_catalog'::regnamespace")" \
   "no pg_settings was made"
-echo "pg_dump through the gateway ok"
+echo "exports through the gateway ok"
