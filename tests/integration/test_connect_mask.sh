@@ -94,6 +94,15 @@ assert_no_pii "$out" "COPY of a view in binary"
 assert_contains "$out" "refused by rule masked-copy-format" "[$out]"
 assert_contains "$out" "still here" "the session after the refused COPY"
 
+log "pg_dump through connect: the masked columns are masked, and the dump restores"
+through pg_dump pg_dump -Fc -f "$T/app.dump"
+pg_restore -f "$T/app.sql" "$T/app.dump"
+assert_no_pii "$(cat "$T/app.sql")" "pg_dump's dump"
+assert_contains "$(cat "$T/app.sql")" "$(printf '1\t****\t****\t****\t****\tAlice')" "users' COPY rows, column by column"
+psql -qX -c "create database app_copy"
+pg_restore -d app_copy "$T/app.dump" || fail "pg_restore of the masked dump"
+assert_eq "2|Carol|****" "$(psql -X -At -d app_copy -c "select id, name, email from users where id = 2")"
+
 log "an error that would quote a masked value shows its SQLSTATE, not its text"
 RC=0
 out=$(as alice "$H" connect app --quiet --port "$(free_port)" -- psql -X -At -v VERBOSITY=verbose \
