@@ -345,6 +345,8 @@ struct walker {
     json_t *skip_with;     /* the withClause walk_with has walked (walk_member skips it) */
     const char *settings_name; /* in `select set_config(name, ...) from pg_settings where name =
                                 * 'x'` (pg_dump's form), the x that `name` holds */
+    json_t *root;          /* the statement's tree */
+    bool catalog_moves;    /* a search_path this statement sets may put a schema before pg_catalog */
     char *err;
 };
 
@@ -417,24 +419,48 @@ static bool is_name_column(json_t *node, const char *qualifier)
     return n == 2 && q && strcmp(q, qualifier) == 0;
 }
 
+/* Whether a WITH anywhere in tree names a CTE `name` (a RECURSIVE one may
+ * be named after the CTE that reads it). */
+static bool has_cte_named(json_t *tree, const char *name)
+{
+    if (json_is_array(tree)) {
+        size_t i;
+        json_t *v;
+        json_array_foreach(tree, i, v)
+            if (has_cte_named(v, name))
+                return true;
+        return false;
+    }
+    const char *ctename = jstr(tree, "ctename");
+    if (ctename && strcmp(ctename, name) == 0)
+        return true;
+    const char *k;
+    json_t *v;
+    json_object_foreach(tree, k, v)
+        if ((json_is_object(v) || json_is_array(v)) && has_cte_named(v, name))
+            return true;
+    return false;
+}
+
 /* pg_dump sets a setting that may not exist on the server with `SELECT
- * set_config(name, 'v', false) FROM pg_settings WHERE name = 'x'`. When a
- * SelectStmt has that FROM and WHERE and nothing else, `name` in its target
- * list is x: returned (a plain lower-case setting name), else NULL. The
- * relation is pg_catalog's: making any relation called pg_settings, which
- * could shadow it, is refused as unknown_setting (add_range_var). */
+ * set_config(name, 'v', false) FROM pg_settings WHERE name =
+ * 'restrict_nonsystem_relation_kind'`. When a SelectStmt has exactly that
+ * FROM and WHERE, `name` in its target list is that setting: returned, else
+ * NULL. Only while the relation, and the = operator, are pg_catalog's: no
+ * WITH of the statement names pg_settings, the session's search_path keeps
+ * pg_catalog first (it cannot put a schema of pg_settings or = before it),
+ * and no relation called pg_settings can be made (a temporary one would
+ * shadow pg_catalog's even so: add_range_var refuses them). */
 static const char *settings_filter(const struct walker *w, json_t *select)
 {
+    static const char setting[] = "restrict_nonsystem_relation_kind";
     json_t *from = json_object_get(select, "fromClause");
     json_t *rv = json_object_get(json_array_get(from, 0), "RangeVar");
     const char *schema = jstr(rv, "schemaname"), *rel = jstr(rv, "relname");
     /* In a code body, `name` may be a variable (plpgsql's use_variable). */
     if (w->body_depth || json_array_size(from) != 1 || !rel || !is_pg_settings(schema, rel) ||
-        jstr(rv, "catalogname"))
+        jstr(rv, "catalogname") || (w->session && !policy_session_catalog_first(w->session)))
         return NULL;
-    for (size_t i = 0; !schema && i < w->nctes; i++)
-        if (strcmp(w->ctes[i], rel) == 0)
-            return NULL; /* an outer WITH's pg_settings */
     const char *alias = jstr(json_object_get(rv, "alias"), "aliasname");
     json_t *eq = json_object_get(json_object_get(select, "whereClause"), "A_Expr");
     json_t *op = json_object_get(eq, "name");
@@ -445,21 +471,36 @@ static const char *settings_filter(const struct walker *w, json_t *select)
     const char *x = is_name_column(l, alias ? alias : rel) ? const_string(r)
                     : is_name_column(r, alias ? alias : rel) ? const_string(l)
                                                              : NULL;
-    if (!x || !*x || strspn(x, "abcdefghijklmnopqrstuvwxyz0123456789_.") != strlen(x))
+    if (!x || strcmp(x, setting) != 0)
         return NULL;
     for (const char *k = "groupClause\0havingClause\0distinctClause\0withClause\0"; *k; k += strlen(k) + 1)
         if (json_object_get(select, k))
             return NULL;
-    return x;
+    return has_cte_named(w->root, rel) ? NULL : setting;
+}
+
+/* A search_path of these values (SET's list, or set_config's one string)
+ * keeps pg_catalog first: none names it (then it is searched first). */
+static bool keeps_catalog_first(json_t *values)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(values, i, v) {
+        const char *s = const_string(v);
+        if (!s || strcasestr(s, "pg_catalog"))
+            return false;
+    }
+    return true;
 }
 
 /* A setting is changed whose name cannot be known here (set_config() of a
  * computed name, a write to pg_settings): it counts as a call of
  * set_config() that may change the role, search_path or anything else. */
-static int unknown_setting(struct policy_stmt *st)
+static int unknown_setting(struct walker *w)
 {
-    st->facts |= POLICY_FACT_SEARCH_PATH | POLICY_FACT_UNKNOWN_SETTING;
-    return strv_add(&st->functions, &st->nfunctions, "set_config", 10);
+    w->st->facts |= POLICY_FACT_SEARCH_PATH | POLICY_FACT_UNKNOWN_SETTING;
+    w->catalog_moves = true;
+    return strv_add(&w->st->functions, &w->st->nfunctions, "set_config", 10);
 }
 
 static int add_range_var(struct walker *w, json_t *rv, bool write)
@@ -473,7 +514,7 @@ static int add_range_var(struct walker *w, json_t *rv, bool write)
      * ...): it counts as a call of it. */
     /* So does making a relation of that name anywhere: a temporary one would
      * shadow pg_catalog's for unqualified reads (see settings_filter). */
-    if (write && strcmp(name, "pg_settings") == 0 && unknown_setting(w->st) < 0)
+    if (write && strcmp(name, "pg_settings") == 0 && unknown_setting(w) < 0)
         return -1;
     /* A write's target is never a CTE, whatever the WITH names. */
     if (!schema && !write)
@@ -634,7 +675,8 @@ static int set_kind_obj(struct walker *w, const char *verb, const char *objtype)
 /* SET name (RESET name), or set_config('name', value, ...): what the
  * setting makes the statement. Names as PostgreSQL finds them: case does not
  * matter ("ROLE"). value is the new one when value_known. */
-static int judge_setting(struct walker *w, const char *name, const char *value, bool value_known, bool reset)
+static int judge_setting(struct walker *w, const char *name, const char *value, bool value_known, bool reset,
+                         json_t *values)
 {
     if (name && strcasecmp(name, "role") == 0)
         return set_kind(w, reset ? "RESET_ROLE" : "SET_ROLE");
@@ -650,8 +692,10 @@ static int judge_setting(struct walker *w, const char *name, const char *value, 
     if (name && strcasecmp(name, "client_encoding") == 0 &&
         (!value_known || (value && pgwire_encoding_hides_ascii(value))))
         return set_kind(w, "SET_PARSER_OPTION");
-    if (name && strcasecmp(name, "search_path") == 0)
+    if (name && strcasecmp(name, "search_path") == 0) {
         w->st->facts |= POLICY_FACT_SEARCH_PATH;
+        w->catalog_moves = w->catalog_moves || !keeps_catalog_first(values);
+    }
     return set_kind(w, reset ? "RESET" : "SET");
 }
 
@@ -706,13 +750,51 @@ static int walk_code_options(struct walker *w, json_t *options)
     return 0;
 }
 
+/* Whether tree names set_config anywhere as a name ({"String": "set_config"}:
+ * a function list of CREATE AGGREGATE, OPERATOR, CAST ...). */
+static bool names_set_config(json_t *tree)
+{
+    if (json_is_array(tree)) {
+        size_t i;
+        json_t *v;
+        json_array_foreach(tree, i, v)
+            if (names_set_config(v))
+                return true;
+        return false;
+    }
+    const char *sval = jstr(json_object_get(tree, "String"), "sval");
+    if (sval && strcmp(sval, "set_config") == 0)
+        return true;
+    const char *k;
+    json_t *v;
+    json_object_foreach(tree, k, v)
+        if ((json_is_object(v) || json_is_array(v)) && names_set_config(v))
+            return true;
+    return false;
+}
+
 static int walk_node(struct walker *w, const char *type, json_t *n, bool write)
 {
     static const char *const rel_keys[] = {"relation", "relations", "table", NULL};
+    /* Statements that name functions to be called later (an aggregate's
+     * step, an operator's, a cast's): set_config among them runs with any
+     * setting name. */
+    static const char *const names_functions[] = {"DefineStmt", "CreateCastStmt", "CreateTransformStmt",
+                                                  "CreateOpClassStmt", "AlterOpFamilyStmt", "AlterOperatorStmt",
+                                                  "AlterTypeStmt", "CreateRangeStmt", "CreateConversionStmt", NULL};
     struct policy_stmt *st = w->st;
 
     if (strcmp(type, "RangeVar") == 0)
         return add_range_var(w, n, write);
+    for (size_t i = 0; names_functions[i]; i++)
+        if (strcmp(type, names_functions[i]) == 0 && names_set_config(n) && unknown_setting(w) < 0)
+            return -1;
+    /* A foreign table is made as a table is (its name checked as one). */
+    if (strcmp(type, "CreateForeignTableStmt") == 0) {
+        if (set_kind(w, "CREATE_FOREIGN_TABLE") < 0)
+            return -1;
+        return walk_members(w, json_object_get(n, "base"), rel_keys, false);
+    }
     if (strcmp(type, "FuncCall") == 0) {
         char name[3 * POLICY_NAME_MAX];
         join_names(json_object_get(n, "funcname"), name, sizeof(name));
@@ -730,16 +812,26 @@ static int walk_node(struct walker *w, const char *type, json_t *n, bool write)
          * setting when its name is written out (pg_dump's
          * set_config('search_path', '', false)); with any other name it may
          * change anything, the role included. */
-        if (strcmp(name, "set_config") == 0 || strcmp(name, "pg_catalog.set_config") == 0) {
+        /* Any name whose last part is set_config: pg_catalog's (as
+         * written, or db.pg_catalog.set_config), or another schema's. */
+        const char *dot = strrchr(name, '.'), *base = dot ? dot + 1 : name;
+        if (strcmp(base, "set_config") == 0) {
+            size_t ql = dot ? (size_t)(dot - name) : 0;
+            bool catalog = !dot || (ql >= 10 && strncmp(dot - 10, "pg_catalog", 10) == 0 &&
+                                    (ql == 10 || dot[-11] == '.'));
             json_t *args = json_object_get(n, "args");
-            json_t *arg0 = json_array_get(args, 0);
-            const char *setting = const_string(arg0);
+            json_t *arg0 = json_array_get(args, 0), *arg1 = json_array_get(args, 1), *values = json_array();
+            const char *setting = const_string(arg0), *value = const_string(arg1);
             if (!setting && w->settings_name && is_name_column(arg0, ""))
                 setting = w->settings_name;
-            const char *value = const_string(json_array_get(args, 1));
-            int rc = setting && json_array_size(args) == 3
-                         ? judge_setting(w, setting, value, value != NULL, false)
-                         : unknown_setting(st);
+            if (!values || (arg1 && json_array_append(values, arg1) < 0)) {
+                json_decref(values);
+                return -1;
+            }
+            int rc = catalog && setting && json_array_size(args) == 3
+                         ? judge_setting(w, setting, value, value != NULL, false, values)
+                         : unknown_setting(w);
+            json_decref(values);
             if (rc < 0)
                 return -1;
         }
@@ -961,7 +1053,7 @@ static int walk_node(struct walker *w, const char *type, json_t *n, bool write)
         if (set_kind_obj(w, "ALTER", rt) < 0)
             return -1;
         const char *newname = jstr(n, "newname");
-        if (newname && strcmp(newname, "pg_settings") == 0 && unknown_setting(st) < 0)
+        if (newname && strcmp(newname, "pg_settings") == 0 && unknown_setting(w) < 0)
             return -1; /* see add_range_var */
         /* PostgreSQL renames a table through ALTER INDEX ... RENAME TO, and
          * its columns through ALTER VIEW / MATERIALIZED VIEW / FOREIGN TABLE
@@ -1005,7 +1097,7 @@ static int walk_node(struct walker *w, const char *type, json_t *n, bool write)
         /* A view over pg_settings can be updated like it: set_config(). */
         for (size_t i = 0; i < st->nrelations; i++)
             if (st->relations[i].read && is_pg_settings(st->relations[i].schema, st->relations[i].name))
-                return unknown_setting(st);
+                return unknown_setting(w);
         return 0;
     }
     if (strcmp(type, "IndexStmt") == 0) {
@@ -1045,8 +1137,8 @@ static int walk_node(struct walker *w, const char *type, json_t *n, bool write)
         /* SET client_encoding TO DEFAULT names no value: the database's
          * default, which a ParameterStatus reports (and gateway/params.c
          * checks). */
-        json_t *arg = json_array_get(json_object_get(n, "args"), 0);
-        return judge_setting(w, name, const_string(arg), !arg || const_string(arg), reset);
+        json_t *args = json_object_get(n, "args"), *arg = json_array_get(args, 0);
+        return judge_setting(w, name, const_string(arg), !arg || const_string(arg), reset, args);
     }
     if (strcmp(type, "VariableShowStmt") == 0)
         return set_kind(w, "SHOW");
@@ -1423,8 +1515,8 @@ int policy_classify_depth(const char *sql, struct policy_session *session,
             rc = -1;
             break;
         }
-        struct walker w = {.st = st, .session = session, .body_depth = depth};
         json_t *node = json_object_get(raw, "stmt");
+        struct walker w = {.st = st, .session = session, .body_depth = depth, .root = node};
         rc = walk(&w, node, false);
         policy_strv_free(w.ctes, w.nctes);
         if (rc < 0) {
@@ -1444,7 +1536,7 @@ int policy_classify_depth(const char *sql, struct policy_session *session,
         if (st->facts & POLICY_FACT_SEARCH_PATH) {
             out->cacheable = false;
             if (session)
-                policy_session_mark_search_path(session);
+                policy_session_note_search_path(session, w.catalog_moves);
         }
         if (session && policy_session_search_path_changed(session))
             st->facts |= POLICY_FACT_SEARCH_PATH;

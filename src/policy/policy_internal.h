@@ -27,6 +27,10 @@ int policy_session_remember(struct policy_session *s, const char *name,
                             const struct policy_stmt *st, char err[POLICY_ERR_MAX]);
 
 bool policy_session_search_path_changed(const struct policy_session *s);
+/* search_path changed, by a value that may (or does not) put a schema before
+ * pg_catalog; and whether none has so far. */
+void policy_session_note_search_path(struct policy_session *s, bool catalog_not_first);
+bool policy_session_catalog_first(const struct policy_session *s);
 
 /* Whether st reads a column that a column rule masks (by name, star or
  * whole-row reference) outside RETURNING lists (mask.c). */

@@ -18,11 +18,24 @@ struct policy_session {
     struct session_entry *entries;
     size_t n, cap;
     bool search_path_changed;   /* sticky: RESET may not restore what we assume */
+    bool catalog_not_first;     /* sticky: a search_path may have put a schema before pg_catalog */
 };
 
 void policy_session_mark_search_path(struct policy_session *s)
 {
     s->search_path_changed = true;
+    s->catalog_not_first = true; /* the startup packet's: its value is not read */
+}
+
+void policy_session_note_search_path(struct policy_session *s, bool catalog_not_first)
+{
+    s->search_path_changed = true;
+    s->catalog_not_first = s->catalog_not_first || catalog_not_first;
+}
+
+bool policy_session_catalog_first(const struct policy_session *s)
+{
+    return !s->catalog_not_first;
 }
 
 bool policy_session_search_path_changed(const struct policy_session *s)
