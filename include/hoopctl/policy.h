@@ -99,10 +99,6 @@ struct policy_stmt {
     char *normalized;      /* libpg_query normalized text (literals as $n), may be NULL */
     char fingerprint[17];  /* libpg_query fingerprint, hex */
     bool returning;        /* has a non-empty RETURNING list (its own or a CTE's) */
-    char *copy_schema;     /* COPY schema.table [(columns)] TO: the table as written, and */
-    char *copy_table;      /* its column list (none: every column); NULL otherwise, and */
-    char **copy_columns;   /* for COPY (query) TO */
-    size_t ncopy_columns;
     bool copy_csv;         /* COPY in CSV format (else text, or copy_custom_format) */
     bool copy_header;      /* COPY with a header line */
 };
@@ -285,8 +281,6 @@ struct policy_column_info {
     bool unknown;                  /* could not be resolved: mask (fail closed) */
 };
 
-struct policy_column_desc;
-
 struct policy_catalog {
     /* Fill info for (table_oid, attnum); 0 or -1 with err. info->base is
      * owned by the catalog and valid until it is freed. */
@@ -316,14 +310,6 @@ struct policy_catalog {
      * column), or -1 with err. */
     int (*view_column)(struct policy_catalog *self, const char *schema, const char *name, const char *column,
                        const struct policy_column_ref **base, size_t *nbase, char err[POLICY_ERR_MAX]);
-    /* table_columns: the columns that COPY schema.name [(columns)] TO sends,
-     * as a SELECT of them would describe them (table OID, attribute number,
-     * type; text format; name borrowed from columns, or NULL): the ones named,
-     * in that order, or every column but generated ones. Plain tables only;
-     * read afresh (a COPY holds its table's lock while its rows come). 0 with
-     * *out (malloc'd, *nout entries), or -1 with err. */
-    int (*table_columns)(struct policy_catalog *self, const char *schema, const char *name, char *const *columns,
-                         size_t ncolumns, struct policy_column_desc **out, size_t *nout, char err[POLICY_ERR_MAX]);
 };
 
 /* DDL that may change what the catalog answers has committed in one of
@@ -418,12 +404,11 @@ int policy_mask_plan_build(const struct policy *p, struct policy_catalog *catalo
 int policy_mask_plan_build_copy(const struct policy *p, const struct policy_stmt *stmt,
                                 enum policy_action statement_action, size_t ncols,
                                 struct policy_mask_plan *out, char err[POLICY_ERR_MAX]);
-/* The same with a catalog: COPY schema.table [(columns)] TO in text format
- * is planned from the table's columns (catalog->table_columns) as a SELECT of
- * them would be, when the catalog can tell them; a COPY whose query reads a
- * view over a masked column, calls a function that may be user code, or runs
- * SQL from a string is masked whole as well (without the catalog those go
- * unseen). */
+/* The same with a catalog: a COPY whose query reads a view over a masked
+ * column, calls a function that may be user code, or runs SQL from a string
+ * is masked whole as well (without the catalog those go unseen). The catalog
+ * cannot tell a COPY's columns apart: it answers after the COPY ran, when a
+ * transaction that renamed them may be over. */
 int policy_mask_plan_build_copy_catalog(const struct policy *p, struct policy_catalog *catalog,
                                         const struct policy_stmt *stmt, enum policy_action statement_action,
                                         size_t ncols, struct policy_mask_plan *out, char err[POLICY_ERR_MAX]);

@@ -354,17 +354,6 @@ static const char view_column_sql[] =
     "JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
     "WHERE c.relname = $2 AND ($1 = '' OR n.nspname = $1) AND c.relkind IN ('v', 'm') AND a.attname = $3";
 
-/* A table's columns by name, as committed. The session whose COPY asks may
- * see them otherwise only through DDL it has not committed (a rename, a
- * drop), which leaves its transaction, still running, in the committed rows'
- * xmax: then the last column says so. */
-static const char table_columns_sql[] =
-    "WITH running AS (SELECT transactionid FROM pg_catalog.pg_locks WHERE locktype = 'transactionid') "
-    "SELECT c.oid, a.attnum, a.atttypid, a.attname, a.attgenerated <> '', a.attisdropped, "
-    "EXISTS (SELECT 1 FROM running WHERE transactionid IN (c.xmax, n.xmax, a.xmax)) FROM pg_catalog.pg_class c "
-    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid "
-    "WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind = 'r' AND a.attnum > 0 ORDER BY a.attnum";
-
 static int catalog_connected(struct catalog_pg *c, char err[POLICY_ERR_MAX])
 {
     if (PQstatus(c->conn) == CONNECTION_OK)
@@ -520,60 +509,6 @@ static int catalog_resolve(struct policy_catalog *self, uint32_t oid, int16_t at
     return -1;
 }
 
-static int catalog_table_columns(struct policy_catalog *self, const char *schema, const char *name,
-                                 char *const *columns, size_t ncolumns, struct policy_column_desc **out,
-                                 size_t *nout, char err[POLICY_ERR_MAX])
-{
-    struct catalog_pg *c = (struct catalog_pg *)self;
-    *out = NULL;
-    *nout = 0;
-    if (catalog_connected(c, err) < 0)
-        return -1;
-    const char *params[] = {schema, name};
-    PGresult *r = query(c, table_columns_sql, 2, params, err);
-    if (!r)
-        return -1;
-    int rows = PQntuples(r), rc = 0;
-    size_t n = 0, want = ncolumns ? ncolumns : (size_t)rows;
-    struct policy_column_desc *d = calloc(want ? want : 1, sizeof(*d));
-    if (!d) {
-        snprintf(err, POLICY_ERR_MAX, "out of memory");
-        rc = -1;
-    } else if (rows == 0) {
-        snprintf(err, POLICY_ERR_MAX, "no table %s.%s", schema, name);
-        rc = -1;
-    }
-    for (int i = 0; rc == 0 && i < rows; i++)
-        if (PQgetvalue(r, i, 6)[0] == 't') {
-            snprintf(err, POLICY_ERR_MAX, "%s.%s is being changed by a transaction", schema, name);
-            rc = -1;
-        }
-    /* Listed columns in their order; else every one COPY sends. */
-    for (size_t k = 0; rc == 0 && k < want; k++) {
-        int i = ncolumns ? 0 : (int)k;
-        while (ncolumns && i < rows &&
-               (PQgetvalue(r, i, 5)[0] == 't' || strcmp(PQgetvalue(r, i, 3), columns[k]) != 0))
-            i++;
-        if (i == rows) {
-            snprintf(err, POLICY_ERR_MAX, "no column %s in %s.%s", columns[k], schema, name);
-            rc = -1;
-        } else if (ncolumns || (PQgetvalue(r, i, 4)[0] != 't' && PQgetvalue(r, i, 5)[0] != 't')) {
-            d[n++] = (struct policy_column_desc){.name = ncolumns ? columns[k] : NULL,
-                                                 .table_oid = (uint32_t)strtoul(PQgetvalue(r, i, 0), NULL, 10),
-                                                 .attnum = (int16_t)atoi(PQgetvalue(r, i, 1)),
-                                                 .type_oid = (uint32_t)strtoul(PQgetvalue(r, i, 2), NULL, 10)};
-        }
-    }
-    PQclear(r);
-    if (rc < 0) {
-        free(d);
-        return -1;
-    }
-    *out = d;
-    *nout = n;
-    return 0;
-}
-
 static void catalog_forget(struct policy_catalog *self)
 {
     struct catalog_pg *c = (struct catalog_pg *)self;
@@ -608,7 +543,6 @@ struct policy_catalog *policy_catalog_pg_new(const char *conninfo, char err[POLI
     c->base.relation = catalog_relation;
     c->base.function = catalog_function;
     c->base.view_column = catalog_view_column;
-    c->base.table_columns = catalog_table_columns;
     c->conn = PQconnectdb(conninfo);
     if (PQstatus(c->conn) != CONNECTION_OK) {
         snprintf(err, POLICY_ERR_MAX, "catalog connection failed: %s", PQerrorMessage(c->conn));

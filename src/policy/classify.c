@@ -123,9 +123,6 @@ void policy_stmt_clear(struct policy_stmt *st)
     free(st->prepared_name);
     free(st->cursor_name);
     free(st->normalized);
-    free(st->copy_schema);
-    free(st->copy_table);
-    policy_strv_free(st->copy_columns, st->ncopy_columns);
     memset(st, 0, sizeof(*st));
 }
 
@@ -136,18 +133,10 @@ int policy_stmt_copy(struct policy_stmt *dst, const struct policy_stmt *src)
         (src->prepared_name && !(dst->prepared_name = strdup(src->prepared_name))) ||
         (src->cursor_name && !(dst->cursor_name = strdup(src->cursor_name))) ||
         (src->normalized && !(dst->normalized = strdup(src->normalized))) ||
-        (src->copy_schema && !(dst->copy_schema = strdup(src->copy_schema))) ||
-        (src->copy_table && !(dst->copy_table = strdup(src->copy_table))) ||
         policy_stmt_merge(dst, src) < 0) {
         policy_stmt_clear(dst);
         return -1;
     }
-    for (size_t i = 0; i < src->ncopy_columns; i++)
-        if (strv_add(&dst->copy_columns, &dst->ncopy_columns, src->copy_columns[i],
-                     strlen(src->copy_columns[i])) < 0) {
-            policy_stmt_clear(dst);
-            return -1;
-        }
     dst->category = src->category;
     dst->copy_csv = src->copy_csv;
     dst->copy_header = src->copy_header;
@@ -951,20 +940,6 @@ static int walk_node(struct walker *w, const char *type, json_t *n, bool write)
         json_t *rel = json_object_get(n, "relation");
         if (rel && add_range_var(w, rel, from) < 0)
             return -1;
-        /* COPY table TO: the columns it sends, for masking only the masked
-         * ones (policy_mask_plan_build_copy_catalog). */
-        const char *schema = jstr(rel, "schemaname"), *table = jstr(rel, "relname");
-        if (!from && table && !st->copy_table && w->stmt_depth == 0 && !w->body_depth) {
-            if ((schema && !(st->copy_schema = strdup(schema))) || !(st->copy_table = strdup(table)))
-                return -1;
-            size_t ai;
-            json_t *col;
-            json_array_foreach(json_object_get(n, "attlist"), ai, col) {
-                const char *c = jstr(json_object_get(col, "String"), "sval");
-                if (!c || strv_add(&st->copy_columns, &st->ncopy_columns, c, strlen(c)) < 0)
-                    return -1;
-            }
-        }
         json_t *q = json_object_get(n, "query");
         return q ? walk(w, q, false) : 0;
     }

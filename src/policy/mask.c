@@ -759,43 +759,10 @@ int policy_mask_plan_build_copy(const struct policy *p, const struct policy_stmt
     return copy_plan(p, stmt, mask_all, ncols, out, err);
 }
 
-/* COPY schema.table [(columns)] TO STDOUT in text format (pg_dump's): planned
- * as a SELECT of the same columns would be, each masked by its own rule and
- * with a value of its type, instead of \N for every field. 0 with out, or 1
- * when this does not apply or the catalog cannot tell (the caller then masks
- * every field). A table named without its schema is left out: the session's
- * search_path, or a temporary table, may make it another than the catalog's
- * connection would find. */
-static int copy_table_plan(const struct policy *p, struct policy_catalog *catalog, const struct policy_stmt *stmt,
-                           enum policy_action statement_action, size_t ncols, struct policy_mask_plan *out)
-{
-    if (!stmt || !stmt->copy_table || !stmt->copy_schema || strncmp(stmt->copy_schema, "pg_temp", 7) == 0 ||
-        (stmt->facts & POLICY_FACT_COPY_CUSTOM) || statement_action == POLICY_MASK || ncols == 0 || !catalog ||
-        !catalog->table_columns)
-        return 1;
-    struct policy_column_desc *cols = NULL;
-    size_t n = 0;
-    char err[POLICY_ERR_MAX];
-    if (catalog->table_columns(catalog, stmt->copy_schema, stmt->copy_table, stmt->copy_columns,
-                               stmt->ncopy_columns, &cols, &n, err) < 0)
-        return 1;
-    int rc = 1;
-    if (n == ncols &&
-        policy_mask_plan_build(p, catalog, stmt, statement_action, POLICY_STYLE_FULL, cols, n, out, err) == 0) {
-        out->csv = stmt->copy_csv;
-        out->header = stmt->copy_header;
-        rc = 0;
-    }
-    free(cols);
-    return rc;
-}
-
 int policy_mask_plan_build_copy_catalog(const struct policy *p, struct policy_catalog *catalog,
                                         const struct policy_stmt *stmt, enum policy_action statement_action,
                                         size_t ncols, struct policy_mask_plan *out, char err[POLICY_ERR_MAX])
 {
-    if (copy_table_plan(p, catalog, stmt, statement_action, ncols, out) == 0)
-        return 0;
     bool mask_all = statement_action == POLICY_MASK ||
                     (p->ncolumns && (!stmt || stmt_reads_masked_table(p, stmt) >= 0 ||
                                      stmt_reads_hidden_source(p, catalog, stmt)));
