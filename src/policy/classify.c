@@ -394,6 +394,23 @@ static bool is_pg_settings(const char *schema, const char *name)
     return strcmp(name, "pg_settings") == 0 && (!schema || strcmp(schema, "pg_catalog") == 0);
 }
 
+/* Whether what the walker is in runs when the statement does (a query, a
+ * write, CALL's and EXECUTE's arguments, a cursor's query, judged when it is
+ * declared), not stored to run later in other statements (a view, a default,
+ * a check, a trigger's WHEN, a policy, a function's body) nor in a code body
+ * (the session cannot follow what it sets). */
+static bool runs_now(const struct walker *w)
+{
+    static const char *const kinds[] = {"SELECT", "SELECT_INTO", "INSERT", "UPDATE", "DELETE", "MERGE",
+                                        "COPY_TO", "COPY_FROM", "CALL", "EXECUTE", "DECLARE_CURSOR", NULL};
+    if (w->body_depth || !w->st->nkinds)
+        return false;
+    for (size_t i = 0; kinds[i]; i++)
+        if (strcmp(w->st->kinds[0], kinds[i]) == 0)
+            return true;
+    return false;
+}
+
 /* `name`, or `q.name` where q is how the FROM item is called. */
 static bool is_name_column(json_t *node, const char *qualifier)
 {
@@ -446,9 +463,12 @@ static const char *settings_filter(const struct walker *w, json_t *select)
     json_t *from = json_object_get(select, "fromClause");
     json_t *rv = json_object_get(json_array_get(from, 0), "RangeVar");
     const char *schema = jstr(rv, "schemaname"), *rel = jstr(rv, "relname");
-    /* In a code body, `name` may be a variable (plpgsql's use_variable). */
-    if (w->body_depth || json_array_size(from) != 1 || !rel || !is_pg_settings(schema, rel) ||
-        jstr(rv, "catalogname") || (w->session && !policy_session_catalog_first(w->session)))
+    /* In a code body, `name` may be a variable (plpgsql's use_variable);
+     * a prepared statement is analysed again when it runs, under the
+     * search_path of then. So only a statement that runs now, in a session
+     * whose search_path is known to keep pg_catalog first. */
+    if (w->body_depth || !w->session || !w->root || !policy_session_catalog_first(w->session) ||
+        json_array_size(from) != 1 || !rel || !is_pg_settings(schema, rel) || jstr(rv, "catalogname"))
         return NULL;
     const char *alias = jstr(json_object_get(rv, "alias"), "aliasname");
     json_t *eq = json_object_get(json_object_get(select, "whereClause"), "A_Expr");
@@ -770,7 +790,10 @@ static int walk_node(struct walker *w, const char *type, json_t *n, bool write)
      * setting name. */
     static const char *const names_functions[] = {"DefineStmt", "CreateCastStmt", "CreateTransformStmt",
                                                   "CreateOpClassStmt", "AlterOpFamilyStmt", "AlterOperatorStmt",
-                                                  "AlterTypeStmt", "CreateRangeStmt", "CreateConversionStmt", NULL};
+                                                  "AlterTypeStmt", "CreateRangeStmt", "CreateConversionStmt",
+                                                  /* ALTER FUNCTION set_config RENAME TO ... */
+                                                  "RenameStmt", "AlterObjectSchemaStmt", "AlterFunctionStmt",
+                                                  NULL};
     struct policy_stmt *st = w->st;
 
     if (strcmp(type, "RangeVar") == 0)
@@ -778,7 +801,10 @@ static int walk_node(struct walker *w, const char *type, json_t *n, bool write)
     for (size_t i = 0; names_functions[i]; i++)
         if (strcmp(type, names_functions[i]) == 0 && names_set_config(n) && unknown_setting(w) < 0)
             return -1;
-    /* A foreign table is made as a table is (its name checked as one). */
+    /* A sequence or foreign table is made as a table is (its name checked
+     * as one). */
+    if (strcmp(type, "CreateSeqStmt") == 0 && add_range_var(w, json_object_get(n, "sequence"), true) < 0)
+        return -1;
     if (strcmp(type, "CreateForeignTableStmt") == 0) {
         if (set_kind(w, "CREATE_FOREIGN_TABLE") < 0)
             return -1;
@@ -817,7 +843,7 @@ static int walk_node(struct walker *w, const char *type, json_t *n, bool write)
                 json_decref(values);
                 return -1;
             }
-            int rc = catalog && setting && json_array_size(args) == 3
+            int rc = catalog && setting && json_array_size(args) == 3 && runs_now(w)
                          ? judge_setting(w, setting, value, value != NULL, false, values)
                          : unknown_setting(w);
             json_decref(values);
@@ -940,6 +966,9 @@ static int walk_node(struct walker *w, const char *type, json_t *n, bool write)
         json_t *rel = json_object_get(n, "relation");
         if (rel && add_range_var(w, rel, from) < 0)
             return -1;
+        json_t *where = json_object_get(n, "whereClause"); /* COPY FROM's filter runs per row */
+        if (where && walk(w, where, false) < 0)
+            return -1;
         json_t *q = json_object_get(n, "query");
         return q ? walk(w, q, false) : 0;
     }
@@ -966,6 +995,12 @@ static int walk_node(struct walker *w, const char *type, json_t *n, bool write)
         for (size_t i = 0; i < inner.nrelations && rc == 0; i++)
             rc = stmt_add_relation(st, inner.relations[i].schema, inner.relations[i].name, false);
         policy_stmt_clear(&inner);
+        /* ...but EXPLAIN [CREATE TABLE AS] EXECUTE p(args) evaluates the args. */
+        json_t *ctas = json_object_get(json_object_get(q, "CreateTableAsStmt"), "query");
+        json_t *ex = json_object_get(ctas ? ctas : q, "ExecuteStmt");
+        json_t *params = json_object_get(ex, "params");
+        if (rc == 0 && params)
+            rc = walk(w, params, false);
         return rc;
     }
     if (strcmp(type, "DoStmt") == 0) {
@@ -1530,6 +1565,9 @@ int policy_classify_depth(const char *sql, struct policy_session *session,
                 rc = policy_stmt_merge(st, p);
             else
                 st->facts |= POLICY_FACT_UNKNOWN_PREPARED;
+            /* What the prepared statement sets, it sets now. */
+            if (p && (p->facts & POLICY_FACT_SEARCH_PATH))
+                policy_session_note_search_path(session, true);
         } else if (strcmp(k, "DEALLOCATE") == 0) {
             out->cacheable = false; /* the entry stays: DEALLOCATE may fail at the server */
         } else if (strcmp(k, "DISCARD") == 0) {

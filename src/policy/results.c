@@ -16,6 +16,7 @@ struct results_entry {
     enum policy_action action;      /* its own decision: MASK matters here */
     enum policy_mask_style style;
     bool may_return_rows;
+    size_t owners;                  /* the results it may own: one, or more once folded */
 };
 
 struct policy_results {
@@ -94,6 +95,10 @@ static int push(struct policy_results *r, struct policy_analysis *a, const struc
                 r->entries[0].action = POLICY_MASK;
                 r->entries[0].style = r->entries[1].style;
             }
+            /* It stays until as many results as both may own have ended. */
+            size_t owners = (r->entries[0].may_return_rows ? r->entries[0].owners : 0) +
+                            (r->entries[1].may_return_rows ? r->entries[1].owners : 0);
+            r->entries[0].owners = owners ? owners : 1;
             r->entries[0].may_return_rows = true;
             drop(r, 1);
         }
@@ -114,6 +119,7 @@ static int push(struct policy_results *r, struct policy_analysis *a, const struc
         e->action = d.action;
         e->style = d.mask_style;
         e->may_return_rows = policy_stmt_may_return_rows(&a->stmts[i]);
+        e->owners = 1;
         e->stmt = a->stmts[i]; /* taken */
         memset(&a->stmts[i], 0, sizeof(a->stmts[i]));
     }
@@ -174,10 +180,10 @@ static int plan_one(const struct policy *p, struct policy_catalog *catalog, cons
 }
 
 /* The layout of a COPY's rows (CSV or text, a header or not), the same for
- * every candidate COPY TO; -1 with err when they differ (which one sent the
- * rows cannot be told, and a header taken for data, or data for a header,
- * would pass unmasked). */
-static int copy_layout(const struct policy_results *r, bool *csv, bool *header, char err[POLICY_ERR_MAX])
+ * every candidate COPY TO; false when they differ (which one sent the rows
+ * cannot be told, and a header taken for data, or data for a header, would
+ * pass unmasked: refused when there is something to mask). */
+static bool copy_layout(const struct policy_results *r, bool *csv, bool *header)
 {
     bool seen = false;
     *csv = *header = false;
@@ -185,15 +191,13 @@ static int copy_layout(const struct policy_results *r, bool *csv, bool *header, 
         const struct policy_stmt *st = &r->entries[i].stmt;
         if (!(st->facts & POLICY_FACT_COPY_OUT))
             continue;
-        if (seen && (st->copy_csv != *csv || st->copy_header != *header)) {
-            snprintf(err, POLICY_ERR_MAX, "COPY statements of different layouts may have sent these rows");
-            return -1;
-        }
+        if (seen && (st->copy_csv != *csv || st->copy_header != *header))
+            return false;
         seen = true;
         *csv = st->copy_csv;
         *header = st->copy_header;
     }
-    return 0;
+    return true;
 }
 
 /* Every candidate's plan, folded into out. */
@@ -204,9 +208,7 @@ static int plan_candidates(const struct policy *p, struct policy_catalog *catalo
     drop_done(r);
     if (r->n == 0) /* nothing known: every computed column is masked */
         return plan_one(p, catalog, NULL, POLICY_ALLOW, POLICY_STYLE_FULL, cols, ncols, out, err);
-    bool csv = false, header = false;
-    if (!cols && copy_layout(r, &csv, &header, err) < 0)
-        return -1;
+    bool csv = false, header = false, layout_known = cols || copy_layout(r, &csv, &header);
     for (size_t i = 0; i < r->n; i++) {
         const struct results_entry *e = &r->entries[i];
         struct policy_mask_plan one;
@@ -223,6 +225,11 @@ static int plan_candidates(const struct policy *p, struct policy_catalog *catalo
     if (!cols) {
         out->csv = csv;
         out->header = header;
+    }
+    if (!layout_known && out->any) {
+        policy_mask_plan_free(out);
+        snprintf(err, POLICY_ERR_MAX, "COPY statements of different layouts may have sent these rows");
+        return -1;
     }
     return 0;
 }
@@ -293,6 +300,8 @@ void policy_results_clear(struct policy_results *r)
 void policy_results_done(struct policy_results *r)
 {
     drop_done(r);
-    if (r->n)
+    if (r->n && r->entries[0].owners > 1)
+        r->entries[0].owners--;
+    else if (r->n)
         drop(r, 0);
 }

@@ -112,6 +112,16 @@ pg_restore -d restored_dir "$HARNESS_TMP/dir" 2>"$HARNESS_TMP/restore2.err" ||
 assert_eq "1|a********@example.com|7|p******@example.org" \
   "$(psql -d restored_dir -Atc "select u.id, u.email, p.id, p.email from users u, pusers p where u.id = 1")"
 
+log "a COPY among more statements than the gateway tracks one by one; COPYs of two layouts"
+many="select 1; copy users to stdout;"
+for ((i = 0; i < 256; i++)); do many+=" select 2;"; done
+out=$(gw_psql -d postgres -At -c "$many")
+assert_not_contains "$out" ".pii@" "a COPY after 256 more statements"
+assert_contains "$out" "$N3"
+out=$(gw_psql -d postgres -At -c "copy (select 1 as a) to stdout csv header; copy (select 2 as b) to stdout" \
+  -c "select 'alive'")
+assert_eq "$(printf 'a\n1\n2\nalive')" "$out" "two layouts with nothing to mask"
+
 log "COPY after columns renamed and rolled back in the same Query, or in a released savepoint"
 out=$(gw_psql -d postgres -At \
   -c "begin; select swap_user_columns(); copy public.users (id, name) to stdout; rollback" \
@@ -136,10 +146,28 @@ out=$(gw_psql -d postgres -v ON_ERROR_STOP=0 \
   -c "with recursive b as (select set_config(name, 'dump_target_role', false) from pg_settings
         where name = 'restrict_nonsystem_relation_kind'), pg_settings as (select 'role'::text as name) select * from b" \
   -c "create aggregate pg_temp.sc(text, bool) (sfunc = pg_catalog.set_config, stype = text, initcond = 'role')" \
+  -c "copy notes from stdin where set_config('role', 'dump_target_role', false) is not null" \
+  -c "prepare p(text) as select \$1" -c "explain execute p(set_config('role', 'dump_target_role', false))" \
+  -c "create temp sequence pg_settings" \
   -c "select 'still usable', current_user, session_user" 2>&1)
 set -e
-assert_eq 2 "$(grep -c "rule deny-role-changes" <<<"$out")" "set_config of role, written out: $out"
-assert_eq 6 "$(grep -c "rule deny-set-config" <<<"$out")" "computed names, pg_settings shadows, an aggregate: $out"
+assert_eq 3 "$(grep -c "rule deny-role-changes" <<<"$out")" "set_config of role, written out: $out"
+assert_eq 8 "$(grep -c "rule deny-set-config" <<<"$out")" "computed names, pg_settings shadows, an aggregate: $out"
+assert_contains "$out" "still usable | postgres     | postgres"
+# pg_dump's form prepared, with = from a schema put before pg_catalog and a
+# pg_settings of its own: this = matches any other name, so believed, it
+# would have set the role.
+set +e
+out=$(gw_psql -d postgres -v ON_ERROR_STOP=0 -c "create schema s2" \
+  -c "create operator s2.= (leftarg = text, rightarg = text, function = pg_catalog.textne)" \
+  -c "set search_path = s2, pg_catalog, public" \
+  -c "prepare q as with recursive x as (select set_config(name, 'dump_target_role', false) from pg_settings
+        where name = 'restrict_nonsystem_relation_kind'), pg_settings(name) as (values ('role')) select * from x" \
+  -c "execute q" -c "reset search_path" \
+  -c "select set_config(name, 'view', false) from pg_settings where name = 'restrict_nonsystem_relation_kind'" \
+  -c "select 'still usable', current_user, session_user" 2>&1)
+set -e
+assert_eq 2 "$(grep -c "rule deny-set-config" <<<"$out")" "prepared, and after search_path named pg_catalog: $out"
 assert_contains "$out" "still usable | postgres     | postgres"
 assert_eq "" "$(psql -Atc "select relname from pg_class where relname = 'pg_settings' and relnamespace <> 'pg_catalog'::regnamespace")" \
   "no pg_settings was made"

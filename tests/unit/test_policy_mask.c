@@ -721,6 +721,26 @@ static void test_results_tracker(void **state)
     assert_int_equal(policy_mask_plan_build_results(p, &names_catalog, r, &col, 1, &plan, err), 0);
     assert_int_equal(plan.cols[0].action, POLICY_COL_MASK);
     policy_mask_plan_free(&plan);
+    /* Past 256 pending statements the oldest are folded together; the fold
+     * stays a candidate until as many results as it may own have ended: here
+     * the COPY of the masked table comes second, after select 1's result. */
+    {
+        char sql[4096] = "select 1; copy users to stdout;";
+        for (int i = 0; i < 256; i++)
+            strcat(sql, " select 2;");
+        struct policy_analysis a;
+        assert_int_equal(policy_classify(sql, NULL, &a, err), 0);
+        assert_int_equal(a.nstmts, 258);
+        assert_int_equal(policy_results_push(r, p, &a, NULL, NULL), 0);
+        policy_analysis_free(&a);
+        policy_results_done(r); /* select 1's result */
+        assert_int_equal(policy_mask_plan_build_copy_results(p, &names_catalog, r, 3, &plan, err), 0);
+        assert_true(plan.any);
+        assert_int_equal(plan.cols[1].action, POLICY_COL_MASK);
+        policy_mask_plan_free(&plan);
+        for (int i = 0; i < 257; i++)
+            policy_results_done(r);
+    }
     /* What may return rows. */
     static const struct { const char *sql; bool rows; } kinds[] = {
         {"select 1", true}, {"insert into t values (1)", false}, {"insert into t values (1) returning id", true},
