@@ -522,8 +522,12 @@ static int add_range_var(struct walker *w, json_t *rv, bool write)
     /* Writing pg_settings is set_config() for each row (search_path, role,
      * ...): it counts as a call of it. */
     /* So does making a relation of that name anywhere: a temporary one would
-     * shadow pg_catalog's for unqualified reads (see settings_filter). */
-    if (write && strcmp(name, "pg_settings") == 0 && unknown_setting(w) < 0)
+     * shadow pg_catalog's for unqualified reads (see settings_filter). And a
+     * write to a catalog table may rename set_config or rewrite a role
+     * (pg_proc, pg_authid: a superuser's). */
+    if (write && (strcmp(name, "pg_settings") == 0 || (schema && strcmp(schema, "pg_catalog") == 0) ||
+                  (!schema && strncmp(name, "pg_", 3) == 0)) &&
+        unknown_setting(w) < 0)
         return -1;
     /* A write's target is never a CTE, whatever the WITH names. */
     if (!schema && !write)
@@ -1063,8 +1067,9 @@ static int walk_node(struct walker *w, const char *type, json_t *n, bool write)
         if (set_kind_obj(w, "ALTER", rt) < 0)
             return -1;
         const char *newname = jstr(n, "newname");
-        if (newname && strcmp(newname, "pg_settings") == 0 && unknown_setting(w) < 0)
-            return -1; /* see add_range_var */
+        if (newname && (strcmp(newname, "pg_settings") == 0 || strcmp(newname, "set_config") == 0) &&
+            unknown_setting(w) < 0)
+            return -1; /* see add_range_var; a function called set_config */
         /* PostgreSQL renames a table through ALTER INDEX ... RENAME TO, and
          * its columns through ALTER VIEW / MATERIALIZED VIEW / FOREIGN TABLE
          * ... RENAME COLUMN and ALTER TYPE ... RENAME ATTRIBUTE: the words

@@ -17,6 +17,7 @@ struct results_entry {
     enum policy_mask_style style;
     bool may_return_rows;
     size_t owners;                  /* the results it may own: one, or more once folded */
+    bool layouts_differ;            /* folded from COPYs of different layouts */
 };
 
 struct policy_results {
@@ -31,13 +32,11 @@ bool policy_stmt_may_return_rows(const struct policy_stmt *st)
         return true;
     if (!st->kind || st->nkinds == 0)
         return true;
-    /* EXECUTE runs the prepared statement, whose kinds follow its own. */
+    /* EXECUTE runs the prepared statement, whose kinds follow its own; a
+     * name prepared twice holds both, so any of them may be what runs. */
     const char *kind = st->kind;
-    if (strcmp(kind, "EXECUTE") == 0) {
-        if (st->nkinds < 2)
-            return true;
-        kind = st->kinds[1];
-    }
+    if (strcmp(kind, "EXECUTE") == 0)
+        return true;
     for (size_t i = 0; i < st->nkinds; i++)
         if (strcmp(st->kinds[i], "SELECT_INTO") == 0)
             return false;
@@ -88,7 +87,18 @@ static int push(struct policy_results *r, struct policy_analysis *a, const struc
 {
     for (size_t i = 0; i < a->nstmts; i++) {
         if (r->n == RESULTS_MAX) {
-            /* Fold the two oldest together: their union may own the next result. */
+            /* Fold the two oldest together: their union may own the next result.
+             * A COPY's layout goes with it; two that differ are told apart no
+             * more (copy_layout). */
+            struct results_entry *e0 = &r->entries[0], *e1 = &r->entries[1];
+            bool copy0 = e0->stmt.facts & POLICY_FACT_COPY_OUT, copy1 = e1->stmt.facts & POLICY_FACT_COPY_OUT;
+            e0->layouts_differ = e0->layouts_differ || e1->layouts_differ ||
+                                 (copy0 && copy1 && (e0->stmt.copy_csv != e1->stmt.copy_csv ||
+                                                     e0->stmt.copy_header != e1->stmt.copy_header));
+            if (copy1 && !copy0) {
+                e0->stmt.copy_csv = e1->stmt.copy_csv;
+                e0->stmt.copy_header = e1->stmt.copy_header;
+            }
             if (policy_stmt_merge(&r->entries[0].stmt, &r->entries[1].stmt) < 0)
                 return -1;
             if (r->entries[1].action == POLICY_MASK && r->entries[0].action != POLICY_MASK) {
@@ -120,6 +130,7 @@ static int push(struct policy_results *r, struct policy_analysis *a, const struc
         e->style = d.mask_style;
         e->may_return_rows = policy_stmt_may_return_rows(&a->stmts[i]);
         e->owners = 1;
+        e->layouts_differ = false;
         e->stmt = a->stmts[i]; /* taken */
         memset(&a->stmts[i], 0, sizeof(a->stmts[i]));
     }
@@ -191,7 +202,7 @@ static bool copy_layout(const struct policy_results *r, bool *csv, bool *header)
         const struct policy_stmt *st = &r->entries[i].stmt;
         if (!(st->facts & POLICY_FACT_COPY_OUT))
             continue;
-        if (seen && (st->copy_csv != *csv || st->copy_header != *header))
+        if (r->entries[i].layouts_differ || (seen && (st->copy_csv != *csv || st->copy_header != *header)))
             return false;
         seen = true;
         *csv = st->copy_csv;

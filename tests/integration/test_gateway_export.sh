@@ -121,6 +121,21 @@ assert_contains "$out" "$N3"
 out=$(gw_psql -d postgres -At -c "copy (select 1 as a) to stdout csv header; copy (select 2 as b) to stdout" \
   -c "select 'alive'")
 assert_eq "$(printf 'a\n1\n2\nalive')" "$out" "two layouts with nothing to mask"
+# ...folded together behind 255 statements, with a masked COPY second: which
+# one sent the rows cannot be told, so the session ends rather than take a
+# row for the header.
+many="copy (select 1) to stdout (format csv, header); copy (select email from users order by id) to stdout;"
+for ((i = 0; i < 255; i++)); do many+=" select 2;"; done
+set +e
+out=$(gw_psql -d postgres -At -c "$many" 2>&1)
+set -e
+assert_not_contains "$out" ".pii@" "COPYs of two layouts folded together"
+assert_contains "$out" "closing the session"
+# EXECUTE of a name prepared twice (an INSERT, then a SELECT) before a COPY.
+out=$(gw_psql -d postgres -At -v ON_ERROR_STOP=0 -c "prepare p as insert into nowhere values (1)" \
+  -c "prepare p as select 1 as x" -c "execute p; copy users to stdout; select 1" 2>&1)
+assert_not_contains "$out" ".pii@" "a COPY after EXECUTE of a name prepared twice"
+assert_contains "$out" "$N3"
 
 log "COPY after columns renamed and rolled back in the same Query, or in a released savepoint"
 out=$(gw_psql -d postgres -At \

@@ -741,6 +741,44 @@ static void test_results_tracker(void **state)
         for (int i = 0; i < 257; i++)
             policy_results_done(r);
     }
+    /* A fold of two COPYs of different layouts (CSV with a header, then text)
+     * cannot tell which sent the rows: with something to mask, refused (a
+     * header taken for data would pass unmasked). */
+    {
+        char sql[4096] = "copy (select 1) to stdout (format csv, header); copy users to stdout;";
+        for (int i = 0; i < 255; i++)
+            strcat(sql, " select 2;");
+        struct policy_analysis a;
+        assert_int_equal(policy_classify(sql, NULL, &a, err), 0);
+        assert_int_equal(policy_results_push(r, p, &a, NULL, NULL), 0);
+        policy_analysis_free(&a);
+        assert_int_equal(policy_mask_plan_build_copy_results(p, &names_catalog, r, 3, &plan, err), -1);
+        assert_non_null(strstr(err, "different layouts"));
+        for (int i = 0; i < 257; i++)
+            policy_results_done(r);
+    }
+    /* EXECUTE of a name prepared twice (an INSERT, then a SELECT) may return
+     * rows: it keeps its place, and the COPY after it is still a candidate
+     * for the result after EXECUTE's. */
+    {
+        struct policy_session *sess = policy_session_new();
+        struct policy_analysis a;
+        assert_non_null(sess);
+        assert_int_equal(policy_classify("prepare p as insert into nowhere values (1)", sess, &a, err), 0);
+        policy_analysis_free(&a);
+        assert_int_equal(policy_classify("prepare p as select 1 as x", sess, &a, err), 0);
+        policy_analysis_free(&a);
+        assert_int_equal(policy_classify("execute p; copy users to stdout; select 1", sess, &a, err), 0);
+        assert_int_equal(policy_results_push(r, p, &a, NULL, NULL), 0);
+        policy_analysis_free(&a);
+        policy_results_done(r); /* EXECUTE's result */
+        assert_int_equal(policy_mask_plan_build_copy_results(p, &names_catalog, r, 3, &plan, err), 0);
+        assert_true(plan.any);
+        policy_mask_plan_free(&plan);
+        policy_results_done(r);
+        policy_results_done(r);
+        policy_session_free(sess);
+    }
     /* What may return rows. */
     static const struct { const char *sql; bool rows; } kinds[] = {
         {"select 1", true}, {"insert into t values (1)", false}, {"insert into t values (1) returning id", true},
