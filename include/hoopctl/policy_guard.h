@@ -35,6 +35,9 @@ struct policy_guard {
     struct policy_analysis analysis;   /* of the last statement judged, when have_analysis */
     bool have_analysis;
     struct policy_results *results;    /* forwarded statements whose results may still come */
+    bool listening;                    /* the session sent LISTEN: its own notifications come back */
+    bool txn_read_masked;              /* ...and its transaction ran a statement that may read masked
+                                          data: the notifications it sent come at its end */
     bool rows_seen;                    /* the current result carried rows */
     struct policy_mask_plan plan, copy_plan;
     bool have_plan, have_copy_plan;

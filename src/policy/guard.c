@@ -193,6 +193,14 @@ void policy_guard_forget_names(const struct policy_guard *g, struct gateway_forg
         f->portal = NULL;
 }
 
+static bool stmt_has_kind(const struct policy_stmt *st, const char *kind)
+{
+    for (size_t i = 0; i < st->nkinds; i++)
+        if (strcmp(st->kinds[i], kind) == 0)
+            return true;
+    return false;
+}
+
 /* DDL, or code that may run DDL the parser cannot see (DO, CALL, a
  * function body, EXECUTE of a string). */
 static bool may_run_ddl(const struct policy_stmt *st)
@@ -213,6 +221,17 @@ int policy_guard_admit(struct policy_guard *g, const char *const *groups)
             g->ddl_pending = g->ddl_pending || g->analysis.nstmts > 1;
             break;
         }
+    /* PostgreSQL sends a session the notifications it sent itself when its
+     * transaction ends, after the statement that sent them has answered: a
+     * listening session remembers that its transaction may have read
+     * masked data. (Sessions that never listen pay nothing.) */
+    for (size_t i = 0; g->have_analysis && i < g->analysis.nstmts; i++)
+        g->listening = g->listening || stmt_has_kind(&g->analysis.stmts[i], "LISTEN");
+    if (g->listening && !g->txn_read_masked)
+        for (size_t i = 0; i < (g->have_analysis ? g->analysis.nstmts : 1); i++)
+            g->txn_read_masked = g->txn_read_masked ||
+                                 policy_stmt_may_read_masked(g->policy, mask_catalog(g),
+                                                             g->have_analysis ? &g->analysis.stmts[i] : NULL);
     return g->have_analysis ? policy_results_push(g->results, g->policy, &g->analysis, groups, &g->decision)
                             : policy_results_push_unknown(g->results);
 }
@@ -336,6 +355,8 @@ bool policy_guard_error_redact(struct policy_guard *g, const char *sqlstate)
 
 bool policy_guard_notification_redact(struct policy_guard *g)
 {
+    if (g->txn_read_masked)
+        return true;
     if (policy_results_empty(g->results))
         return false; /* between statements: another session's, no catalog needed */
     return policy_notification_must_hide(g->policy, mask_catalog(g), g->results);
@@ -344,6 +365,8 @@ bool policy_guard_notification_redact(struct policy_guard *g)
 void policy_guard_idle(struct policy_guard *g, char txn_status)
 {
     policy_results_clear(g->results);
+    if (txn_status == 'I')
+        g->txn_read_masked = false;
     g->rows_seen = false; /* the last result's statement is gone with the rest */
     if (g->ddl_seen && txn_status == 'I') { /* committed or rolled back: the catalog sees it now */
         catalog_forget(g);

@@ -211,12 +211,14 @@ static bool copy_layout(const struct policy_results *r, bool *csv, bool *header)
     return true;
 }
 
-/* Every candidate's plan, folded into out. */
+/* Every candidate's plan, folded into out. Statements that cannot return
+ * rows stay candidates here: a RowDescription may answer a client's
+ * Describe while they have not run yet (their errors and notices come
+ * later, and are judged by what is left). They only add masking. */
 static int plan_candidates(const struct policy *p, struct policy_catalog *catalog, struct policy_results *r,
                            const struct policy_column_desc *cols, size_t ncols, struct policy_mask_plan *out,
                            char err[POLICY_ERR_MAX])
 {
-    drop_done(r);
     if (r->n == 0) /* nothing known: every computed column is masked */
         return plan_one(p, catalog, NULL, POLICY_ALLOW, POLICY_STYLE_FULL, cols, ncols, out, err);
     bool csv = false, header = false, layout_known = cols || copy_layout(r, &csv, &header);

@@ -336,6 +336,33 @@ assert_no_pii "$out" "a notification payload built from a masked column"
 assert_contains "$out" "statement refused by rule masked-data-copy"
 assert_contains "$out" 'Asynchronous notification "ch" with payload "hoopctl: the payload is hidden: the statement may read masked columns"'
 assert_contains "$out" 'Asynchronous notification "ch" with payload "Alice"'
+# A session's own notifications come when its transaction ends, after the
+# statement that sent them has answered: hidden all the same, also when a
+# later statement of the Query, or the COMMIT, reads no masked column.
+out=$(gw_psql -At -c "listen ch" -c "select notify_email(1); select 1 as x" \
+  -c "begin" -c "select notify_email(2)" -c "commit" 2>&1)
+assert_no_pii "$out" "notifications of a statement before another, or in a transaction"
+assert_eq 2 "$(grep -c 'payload "hoopctl: the payload is hidden' <<<"$out")" "both payloads hidden: $out"
+# A RowDescription that answers the client's Describe of another statement
+# does not retire a write still to run: its error quoting a masked value, and
+# a notice of a function given one, stay hidden (raw protocol, one Sync).
+$PY - "$GW_PORT" "$HOOPCTL_ROOT/tests/integration/clients" <<'PYEOF'
+import sys
+sys.path.insert(0, sys.argv[2])
+from desync import Conn, Parse, Bind, Execute, msg, cstr, show
+port = int(sys.argv[1])
+for write in ("delete from contacts where id = (select email::int from users limit 1)",
+              "delete from contacts where say((select email from users limit 1)) = 0"):
+    c = Conn(port, [("user", "app_user"), ("database", "appdb")])
+    c.send(Parse("c", "select 1 as y"), Parse("a", write), Bind("", "a"), msg(b"D", b"S" + cstr("c")),
+           Execute(""), Parse("b", "select 1 as x"), Bind("", "b"), Execute(""), msg(b"S"))
+    res = c.ready()
+    if b".pii@" in c.received.lower():
+        sys.exit("a Describe before [%s] let the value through: %s" % (write, show(res)))
+    if b"hidden" not in c.received:
+        sys.exit("[%s]: no hidden error or notice came back: %s" % (write, show(res)))
+    c.close()
+PYEOF
 out=$(gw_psql -At -c "listen other" -c "select pg_sleep(3)" 2>&1 & listener=$!
   wait_for "the listener to sleep" 30 active_backend 'select pg_sleep(3)' >&2
   psql -X -Atq -c "notify other, 'from-elsewhere'"; wait "$listener")
