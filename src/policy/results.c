@@ -214,12 +214,17 @@ static bool copy_layout(const struct policy_results *r, bool *csv, bool *header)
 /* Every candidate's plan, folded into out. Statements that cannot return
  * rows stay candidates here: a RowDescription may answer a client's
  * Describe while they have not run yet (their errors and notices come
- * later, and are judged by what is left). They only add masking. */
+ * later, and are judged by what is left). They only add masking; but when
+ * no statement left may return rows (rows a rule returned for an INSERT),
+ * the result is nobody's known one. */
 static int plan_candidates(const struct policy *p, struct policy_catalog *catalog, struct policy_results *r,
                            const struct policy_column_desc *cols, size_t ncols, struct policy_mask_plan *out,
                            char err[POLICY_ERR_MAX])
 {
-    if (r->n == 0) /* nothing known: every computed column is masked */
+    bool owned = false;
+    for (size_t i = 0; i < r->n && !owned; i++)
+        owned = r->entries[i].may_return_rows;
+    if (!owned) /* nothing known: every computed column is masked */
         return plan_one(p, catalog, NULL, POLICY_ALLOW, POLICY_STYLE_FULL, cols, ncols, out, err);
     bool csv = false, header = false, layout_known = cols || copy_layout(r, &csv, &header);
     for (size_t i = 0; i < r->n; i++) {

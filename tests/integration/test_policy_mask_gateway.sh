@@ -343,6 +343,14 @@ out=$(gw_psql -At -c "listen ch" -c "select notify_email(1); select 1 as x" \
   -c "begin" -c "select notify_email(2)" -c "commit" 2>&1)
 assert_no_pii "$out" "notifications of a statement before another, or in a transaction"
 assert_eq 2 "$(grep -c 'payload "hoopctl: the payload is hidden' <<<"$out")" "both payloads hidden: $out"
+# Rows a rule made for an INSERT (the rule made outside hoopctl) belong to no
+# statement that returns rows: computed columns masked, fail closed.
+psql -q -c "create table rule_t (id int)" \
+  -c "create rule rule_r as on insert to rule_t do also select email || '' as e from users"
+out=$(gw_psql -At -c "insert into rule_t values (1)" 2>&1)
+assert_no_pii "$out" "rows of a rule on an INSERT"
+assert_contains "$out" "****"
+psql -q -c "drop table rule_t"
 # A RowDescription that answers the client's Describe of another statement
 # does not retire a write still to run: its error quoting a masked value, and
 # a notice of a function given one, stay hidden (raw protocol, one Sync).

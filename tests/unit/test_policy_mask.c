@@ -721,6 +721,18 @@ static void test_results_tracker(void **state)
     assert_int_equal(policy_mask_plan_build_results(p, &names_catalog, r, &col, 1, &plan, err), 0);
     assert_int_equal(plan.cols[0].action, POLICY_COL_MASK);
     policy_mask_plan_free(&plan);
+    /* So they are when only statements that return no rows are left (a rule
+     * made rows for an INSERT): they stay, but own nothing. */
+    {
+        struct policy_analysis a;
+        assert_int_equal(policy_classify("insert into t values (1)", NULL, &a, err), 0);
+        assert_int_equal(policy_results_push(r, p, &a, NULL, NULL), 0);
+        policy_analysis_free(&a);
+        assert_int_equal(policy_mask_plan_build_results(p, &names_catalog, r, &col, 1, &plan, err), 0);
+        assert_int_equal(plan.cols[0].action, POLICY_COL_MASK);
+        policy_mask_plan_free(&plan);
+        policy_results_done(r);
+    }
     /* Past 256 pending statements the oldest are folded together; the fold
      * stays a candidate until as many results as it may own have ended: here
      * the COPY of the masked table comes second, after select 1's result. */
