@@ -802,7 +802,9 @@ static int walk_node(struct walker *w, const char *type, json_t *n, bool write)
 
     if (strcmp(type, "RangeVar") == 0)
         return add_range_var(w, n, write);
-    for (size_t i = 0; names_functions[i]; i++)
+    /* (Statements only: every node of the tree comes through here.) */
+    size_t tl = strlen(type);
+    for (size_t i = 0; tl > 4 && strcmp(type + tl - 4, "Stmt") == 0 && names_functions[i]; i++)
         if (strcmp(type, names_functions[i]) == 0 && names_set_config(n) && unknown_setting(w) < 0)
             return -1;
     /* A sequence or foreign table is made as a table is (its name checked
