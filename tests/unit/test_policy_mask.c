@@ -691,6 +691,22 @@ static void test_error_hiding(void **state)
     policy_free(p);
 }
 
+/* Push head followed by n statements "select 2" as one string; returns how
+ * many statements it held. */
+static size_t push_many(struct policy_results *r, struct policy *p, const char *head, int n)
+{
+    char sql[4096], err[POLICY_ERR_MAX];
+    snprintf(sql, sizeof sql, "%s", head);
+    for (int i = 0; i < n; i++)
+        strcat(sql, " select 2;");
+    struct policy_analysis a;
+    assert_int_equal(policy_classify(sql, NULL, &a, err), 0);
+    assert_int_equal(policy_results_push(r, p, &a, NULL, NULL), 0);
+    size_t nstmts = a.nstmts;
+    policy_analysis_free(&a);
+    return nstmts;
+}
+
 static void test_results_tracker(void **state)
 {
     (void)state;
@@ -737,14 +753,7 @@ static void test_results_tracker(void **state)
      * stays a candidate until as many results as it may own have ended: here
      * the COPY of the masked table comes second, after select 1's result. */
     {
-        char sql[4096] = "select 1; copy users to stdout;";
-        for (int i = 0; i < 256; i++)
-            strcat(sql, " select 2;");
-        struct policy_analysis a;
-        assert_int_equal(policy_classify(sql, NULL, &a, err), 0);
-        assert_int_equal(a.nstmts, 258);
-        assert_int_equal(policy_results_push(r, p, &a, NULL, NULL), 0);
-        policy_analysis_free(&a);
+        assert_int_equal(push_many(r, p, "select 1; copy users to stdout;", 256), 258);
         policy_results_done(r); /* select 1's result */
         assert_int_equal(policy_mask_plan_build_copy_results(p, &names_catalog, r, 3, &plan, err), 0);
         assert_true(plan.any);
@@ -757,13 +766,8 @@ static void test_results_tracker(void **state)
      * cannot tell which sent the rows: with something to mask, refused (a
      * header taken for data would pass unmasked). */
     {
-        char sql[4096] = "copy (select 1) to stdout (format csv, header); copy users to stdout;";
-        for (int i = 0; i < 255; i++)
-            strcat(sql, " select 2;");
-        struct policy_analysis a;
-        assert_int_equal(policy_classify(sql, NULL, &a, err), 0);
-        assert_int_equal(policy_results_push(r, p, &a, NULL, NULL), 0);
-        policy_analysis_free(&a);
+        assert_int_equal(push_many(r, p, "copy (select 1) to stdout (format csv, header); copy users to stdout;", 255),
+                         257);
         assert_int_equal(policy_mask_plan_build_copy_results(p, &names_catalog, r, 3, &plan, err), -1);
         assert_non_null(strstr(err, "different layouts"));
         for (int i = 0; i < 257; i++)
