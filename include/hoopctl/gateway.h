@@ -30,6 +30,19 @@ struct gateway_session_info {
     bool search_path_set;         /* the startup packet set search_path (as a parameter or in
                                    * options), which the statements never show: with a statement
                                    * hook, the policy must not assume the default one */
+    /* Whose answer upstream is sending (kept when the statement or
+     * row_description hook is set; read them in the hooks that see upstream's
+     * messages): answer_id is the hold_id the statement hook got for the
+     * Query or Execute being answered, 0 when it is none of the hook's (a
+     * refused statement's, a Sync's after a Parse or Bind failed, nothing in
+     * flight); answer_index is which statement of a Query (0 for the first:
+     * the completions of that Query so far). Upstream answers in order, one
+     * completion per statement, so this is exact; answer_known is false only
+     * when the gateway lost count (out of memory, or more in flight than it
+     * tracks) until everything has been answered. */
+    uint64_t answer_id;
+    uint32_t answer_index;
+    bool answer_known;
 };
 
 enum gateway_statement_kind {

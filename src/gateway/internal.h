@@ -153,11 +153,13 @@ struct gw_inflight_item {
     uint64_t statement_id;    /* the id the statement hook was given */
     int64_t since_us;         /* forwarded (or the previous completion of its Query) */
     enum gateway_statement_kind kind;
+    uint32_t done;            /* a Query's statements completed so far */
 };
 struct gw_inflight {
     struct gw_inflight_item *items;  /* a ring */
     size_t cap, head, len;
-    bool broken;              /* an item could not be queued: report nothing until empty */
+    bool broken;              /* an item could not be queued: report nothing, and give no
+                                 answer position, until it is empty */
 };
 
 enum gw_phase {

@@ -486,11 +486,29 @@ static void inflight_pop(struct gw_inflight *q)
         q->broken = false; /* everything answered: matching is exact again */
 }
 
+/* Whether the session keeps its messages in flight: for the completion
+ * hook, and for the answer position the hooks that see results read. */
+static bool tracks_answers(const struct gateway *gw)
+{
+    const struct gateway_hooks *h = &gw->cfg.hooks;
+    return h->statement_complete || h->statement || h->row_description;
+}
+
+/* Whose answer upstream is sending now, into the session's info. */
+static void note_answer_position(struct gw_session *s)
+{
+    const struct gw_inflight *q = &s->inflight;
+    const struct gw_inflight_item *it = q->len ? &q->items[q->head] : NULL;
+    s->info.answer_known = !q->broken;
+    s->info.answer_id = it && it->type != 'S' && !it->refused ? it->statement_id : 0;
+    s->info.answer_index = it ? it->done : 0;
+}
+
 /* A message went upstream that upstream will answer: 'Q', 'E' or 'S'. */
 static void inflight_push(struct gw_session *s, char type, enum gateway_statement_kind kind, bool refused)
 {
     struct gw_inflight *q = &s->inflight;
-    if (!s->gw->cfg.hooks.statement_complete)
+    if (!tracks_answers(s->gw))
         return;
     if (q->len == q->cap) {
         size_t ncap = q->cap ? q->cap * 2 : 16;
@@ -507,7 +525,7 @@ static void inflight_push(struct gw_session *s, char type, enum gateway_statemen
         q->head = 0;
     }
     q->items[(q->head + q->len) % q->cap] =
-        (struct gw_inflight_item){type, refused, type == 'S' ? 0 : s->decided_id, util_monotonic_us(), kind};
+        (struct gw_inflight_item){type, refused, type == 'S' ? 0 : s->decided_id, util_monotonic_us(), kind, 0};
     q->len++;
 }
 
@@ -532,7 +550,7 @@ static void inflight_answer(struct gw_session *s, char type, const uint8_t *body
 {
     const struct gateway_hooks *h = &s->gw->cfg.hooks;
     struct gw_inflight *q = &s->inflight;
-    if (!h->statement_complete || q->len == 0)
+    if (q->len == 0)
         return;
     if (type == 'Z') { /* ends a Query, or an extended segment up to its Sync */
         while (q->len) {
@@ -547,7 +565,7 @@ static void inflight_answer(struct gw_session *s, char type, const uint8_t *body
     if (it->type == 'S')
         return; /* an error of a Parse or Bind: the ReadyForQuery retires the Sync */
     int64_t now = util_monotonic_us();
-    if (!it->refused && !q->broken) {
+    if (h->statement_complete && !it->refused && !q->broken) {
         char tag[128] = "", state[6] = "", msg[512] = "";
         struct gateway_completion d = {.statement_kind = it->kind, .statement_id = it->statement_id,
                                        .command_tag = tag, .rows = -1,
@@ -570,8 +588,11 @@ static void inflight_answer(struct gw_session *s, char type, const uint8_t *body
         h->statement_complete(h->user, &s->info, &d);
     }
     it->since_us = now; /* the next statement of a Query starts now */
-    if (it->type != 'E')
-        return; /* a Query's statements end at its ReadyForQuery */
+    if (it->type != 'E') { /* a Query's statements end at its ReadyForQuery */
+        if (type == 'C' || type == 'I')
+            it->done++;
+        return;
+    }
     inflight_pop(q);
     if (type == 'E') /* upstream skips the rest of the segment up to its Sync */
         while (q->len && q->items[q->head].type == 'E')
@@ -1160,7 +1181,7 @@ static bool u2c_inspects(const struct gw_session *s, char type)
     const struct gateway_hooks *h = &s->gw->cfg.hooks;
     const bool tracking = h->statement || h->row_description;
     return type == 'K' || (type == 'T' && h->row_description) ||
-           (h->statement_complete && (type == 'C' || type == 'I' || type == 's')) ||
+           (tracks_answers(s->gw) && (type == 'C' || type == 'I' || type == 's')) ||
            (type == 'H' && h->copy_out) || (type == 'd' && s->copy_filter_active) ||
            (type == 'D' && s->filter_active) || type == 'E' || /* errors are rare: see FATAL */
            (type == 'N' && (h->error_redact || h->notice)) || (type == 'A' && h->notification_redact) ||
@@ -1252,6 +1273,7 @@ static void u2c_relay(struct gw_session *s)
             break;
         const uint8_t *body = evbuffer_pullup(in, (ev_ssize_t)total) + PGWIRE_HEADER_LEN;
         bool forward = true;
+        note_answer_position(s);
         switch (type) {
         case 'K': /* the real key never reaches the client */
             forward = false;
@@ -1355,7 +1377,7 @@ static void u2c_relay(struct gw_session *s)
         default:
             break;
         }
-        if (h->statement_complete && type && strchr("CIsEZ", type))
+        if (type && strchr("CIsEZ", type))
             inflight_answer(s, type, body, (size_t)blen);
         if (tracking && (type && strchr("123EZ", type))) {
             gw_tracking_upstream(&s->tracking, type);

@@ -76,7 +76,7 @@ static enum gateway_verdict on_statement(void *user, const struct gateway_sessio
             printf(" param%d=NULL", i + 1);
         forbidden |= contains(st->param_values[i], st->param_lengths[i], "forbidden");
     }
-    printf("\n");
+    printf(" id=%llu\n", (unsigned long long)hold_id);
     fflush(stdout);
     if (forbidden) {
         snprintf(refusal->sqlstate, sizeof refusal->sqlstate, "42501");
@@ -122,12 +122,22 @@ static int mask_value(void *user, const struct gateway_session_info *si, int col
     return buf_append_str(out, "***");
 }
 
+/* Whose answer upstream is sending, as the gateway counted it. */
+static void print_answer(const char *what, const struct gateway_session_info *si)
+{
+    printf("%s answer=%llu.%u%s\n", what, (unsigned long long)si->answer_id, si->answer_index,
+           si->answer_known ? "" : " unknown");
+    fflush(stdout);
+}
+
 static bool on_row_description(void *user, const struct gateway_session_info *si,
                                const struct pgwire_column *cols, int ncols,
                                struct gateway_row_filter *f)
 {
     (void)user;
-    (void)si;
+    char what[96];
+    snprintf(what, sizeof what, "row_description %s", ncols > 0 ? cols[0].name : "-");
+    print_answer(what, si);
     bool any = false;
     uint8_t *mask = calloc((size_t)ncols + 1, 1);
     for (int i = 0; i < ncols; i++)
@@ -162,9 +172,8 @@ static bool on_copy_out(void *user, const struct gateway_session_info *si, int n
                         struct gateway_copy_filter *f)
 {
     (void)user;
-    (void)si;
     printf("copy_out ncols=%d format=%d\n", ncols, format);
-    fflush(stdout);
+    print_answer("copy_out", si);
     if (format != 0)
         return false;
     f->filter = mask_copy_row;

@@ -57,6 +57,43 @@ out=$(gw_psql -Atc "copy (select id, name, secret from items order by id) to std
 assert_eq $'2\tkept\t***' "$out" "COPY OUT filter"
 gw_psql -c "\\copy (select name, secret from items) to '$T/copy.txt'" >/dev/null
 assert_eq $'kept\t***' "$(cat "$T/copy.txt")" "\\copy out filter"
+
+# --- whose answer a result is: the position the gateway counts ------------
+# Every RowDescription and COPY names the statement upstream is answering
+# (its statement-hook id) and, in a Query, which of its statements.
+out=$(gw_psql -Atc "select 1 as q_a; select 2 as q_b where false; copy (select 3) to stdout; select 4 as q_d" 2>&1)
+assert_eq $'1\n***\n4' "$out" "a Query of four statements (the driver masks a COPY's last field)"
+# In the extended protocol: a client's Describe of a portal before the
+# Execute of another answers while that Execute is next; a refused Execute
+# names none; the segments after it go on.
+/usr/bin/python3 - "$GW_PORT" "$HOOPCTL_ROOT/tests/integration/clients" >"$T/pos.out" 2>&1 <<'PYEOF' || fail "pipeline: $(cat "$T/pos.out")"
+import sys
+sys.path.insert(0, sys.argv[2])
+from desync import Conn, Parse, Bind, Execute, Sync, msg, cstr, show
+c = Conn(int(sys.argv[1]), [("user", "pos"), ("database", "d")])
+c.send(Parse("s1", "select 1 as e_one"), Bind("p1", "s1"), Parse("s3", "select 3 as e_three"), Bind("p3", "s3"),
+       msg(b"D", b"P" + cstr("p1")), Execute("p3"), Execute("p1"), Sync(),
+       Parse("", "select 'forbidden' as e_bad"), Bind("", ""), Execute(""), Sync(),
+       Parse("", "select 5 as e_five"), Bind("", ""), Execute(""), Sync())
+res = c.ready() + c.ready() + c.ready()
+print(show(res))
+c.close()
+PYEOF
+hl=$(cat "$T/hooks.log")
+id_of() { grep -o "sql=\[$1\] id=[0-9]*" <<<"$hl" | sed 's/.*id=//'; }
+qid=$(id_of "select 1 as q_a; select 2 as q_b where false; copy (select 3) to stdout; select 4 as q_d")
+[[ -n $qid ]] || fail "no statement line for the Query: $hl"
+for want in "row_description q_a answer=$qid.0" "row_description q_b answer=$qid.1" "copy_out answer=$qid.2" \
+  "row_description q_d answer=$qid.3"; do
+  assert_contains "$hl" "$want"
+done
+one=$(id_of "select 1 as e_one") three=$(id_of "select 3 as e_three") five=$(id_of "select 5 as e_five")
+[[ -n $one && -n $three && -n $five ]] || fail "statement lines of the pipeline: $hl"
+assert_eq "row_description e_one answer=$three.0
+row_description e_three answer=$three.0
+row_description e_one answer=$one.0
+row_description e_five answer=$five.0" "$(grep -E '^row_description e_' <<<"$hl")" "the pipeline's answer positions"
+assert_contains "$(cat "$T/pos.out")" "refused by test policy"
 direct=$(psql -X -Atc "select secret from items")
 assert_eq "s2" "$direct" "data unchanged upstream"
 
