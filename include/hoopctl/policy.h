@@ -444,47 +444,58 @@ json_t *policy_mask_counters_json(const struct policy_mask_plan *plan);
 /* Which statement a result set belongs to                               */
 
 /* A client may send statements before the results of earlier ones came back
- * (pipelining, in either protocol), not every statement returns rows, and a
- * RowDescription may answer a Describe rather than start rows, so the
- * gateway cannot pair a RowDescription with the statement last seen. The
- * tracker keeps every forwarded statement whose result may still come, and a
- * result's column is masked when any of them would mask it (its own
- * statement is among them).
- * Statements that cannot return rows are retired when a later result
- * arrives; after a result that carried rows ended, the oldest statement is
- * retired. A result with no rows, or a statement skipped after an error,
- * leaves one statement more behind: later results are then masked against
- * it too (more masking, never less). The tracker is bounded (the oldest
- * entries are folded together). */
+ * (pipelining, in either protocol), and not every statement returns rows,
+ * so a result cannot be paired with the statement last seen. Upstream
+ * answers in order, though, and each statement of a Query and each Execute
+ * ends with one completion (or an error, which skips the rest up to its
+ * ReadyForQuery or Sync): the gateway counts them and says whose answer is
+ * coming (gateway_session_info's answer_id and answer_index). The tracker
+ * keeps every forwarded statement under that name until the session is idle,
+ * and a result is masked as its own statement says. It is bounded:
+ * past 256 statements in flight the oldest are folded together, and a result
+ * of a fold is masked as any of them would mask it. */
 struct policy_results;
+/* Statement `index` (from 0) of the string judged as `id` (the statement
+ * hook's hold_id; 0 is no statement of ours). */
+struct policy_result_pos {
+    uint64_t id;
+    uint32_t index;
+};
 struct policy_results *policy_results_new(void);
 void policy_results_free(struct policy_results *r);
-/* A statement string was forwarded: its statements, with their decisions
- * for groups (d, the string's decision from policy_check, is taken as the
- * statement's own when a holds one statement; may be NULL). The statements
- * are taken (a keeps empty ones; free it as usual). 0, or -1 when memory
- * runs out (then refuse the statement). */
+/* A statement string judged as id was forwarded: its statements, with their
+ * decisions for groups (d, the string's decision from policy_check, is taken
+ * as the statement's own when a holds one statement; may be NULL). The
+ * statements are taken (a keeps empty ones; free it as usual). 0, or -1 when
+ * memory runs out (then refuse the statement). */
 int policy_results_push(struct policy_results *r, const struct policy *p, struct policy_analysis *a,
-                        const char *const *groups, const struct policy_decision *d);
-/* A statement whose text is unknown was forwarded (an Execute of a portal
- * the gateway saw no Bind for: a cursor DECLAREd in SQL): its result masks
- * every computed column. 0 or -1 when memory runs out. */
-int policy_results_push_unknown(struct policy_results *r);
-/* The plans for a RowDescription or CopyOutResponse that just arrived: a
- * column is masked when it would be for any statement that may own the
- * result (each with its own rule's action and style; full where two masking
- * styles differ); with no statement known, as for a NULL statement. Returns
- * 0 or -1 with err (for COPY: a candidate's format cannot be masked). */
+                        const char *const *groups, const struct policy_decision *d, uint64_t id);
+/* A statement whose text is unknown was forwarded as id (an Execute of a
+ * portal the gateway saw no Bind for: a cursor DECLAREd in SQL): its result
+ * masks every computed column. 0 or -1 when memory runs out. */
+int policy_results_push_unknown(struct policy_results *r, uint64_t id);
+/* The plans for a RowDescription or CopyOutResponse that just arrived while
+ * upstream answers pos (what comes before it is retired). The result is its
+ * statement's: masked as that statement's rule says (a fold's: a column is
+ * masked when any of its statements would mask it, full where their styles
+ * differ). With no statement of ours at pos, or one that returns no rows (a
+ * rule made rows for an INSERT), it is nobody's known one: as for a NULL
+ * statement. pos NULL (the gateway lost count): any statement still in
+ * flight may own it. Returns 0 or -1 with err (for COPY: a candidate's
+ * format cannot be masked). */
 int policy_mask_plan_build_results(const struct policy *p, struct policy_catalog *catalog,
-                                   struct policy_results *r, const struct policy_column_desc *cols, size_t ncols,
+                                   struct policy_results *r, const struct policy_result_pos *pos,
+                                   const struct policy_column_desc *cols, size_t ncols,
                                    struct policy_mask_plan *out, char err[POLICY_ERR_MAX]);
 int policy_mask_plan_build_copy_results(const struct policy *p, struct policy_catalog *catalog,
-                                        struct policy_results *r, size_t ncols, struct policy_mask_plan *out,
-                                        char err[POLICY_ERR_MAX]);
-/* Whether a statement that may still answer (any in r; none known counts)
- * may read a masked column, by its text or through a view, a function or
- * SQL run from a string: an error it causes must then not show its text,
- * which may quote the value. */
+                                        struct policy_results *r, const struct policy_result_pos *pos,
+                                        size_t ncols, struct policy_mask_plan *out, char err[POLICY_ERR_MAX]);
+/* Whether a statement forwarded since the session was last idle (any in r;
+ * none known counts; COMMIT, PREPARE TRANSACTION and SET CONSTRAINTS, where
+ * deferred checks run, count as unknown) may read a masked column, by its
+ * text or through a view, a function or SQL run from a string: an error or
+ * notice that comes now must then not show its text, which may quote the
+ * value. */
 bool policy_results_may_read_masked(const struct policy *p, struct policy_catalog *catalog,
                                     struct policy_results *r);
 /* Whether an error of this SQLSTATE may quote data values in its text: all
@@ -497,7 +508,7 @@ bool policy_error_must_hide(const struct policy *p, struct policy_catalog *catal
 /* Whether no forwarded statement can still answer (nothing in flight). */
 bool policy_results_empty(const struct policy_results *r);
 /* For the gateway's notification_redact hook: a notification that arrives
- * while a statement that may read a masked column is still answering (such
+ * while a statement that may read a masked column is still in flight (such
  * a statement's own pg_notify(channel, email) comes then, before its
  * ReadyForQuery) must not show its payload. One that arrives when nothing
  * is in flight (another session's) is shown; callers check that first
@@ -507,9 +518,6 @@ bool policy_notification_must_hide(const struct policy *p, struct policy_catalog
 /* Every forwarded statement has been answered (the gateway's idle hook):
  * none can own a later result. */
 void policy_results_clear(struct policy_results *r);
-/* A result set that carried rows has ended (the caller saw its rows and a
- * new result began): the oldest statement is retired. */
-void policy_results_done(struct policy_results *r);
 /* Whether st may return rows (a RowDescription or COPY data). */
 bool policy_stmt_may_return_rows(const struct policy_stmt *st);
 

@@ -34,11 +34,11 @@ struct policy_guard {
     struct policy_decision decision;   /* of the last statement judged */
     struct policy_analysis analysis;   /* of the last statement judged, when have_analysis */
     bool have_analysis;
-    struct policy_results *results;    /* forwarded statements whose results may still come */
+    struct policy_results *results;    /* forwarded statements whose results may still come, under
+                                          the gateway's answer positions */
     bool listening;                    /* the session sent LISTEN: its own notifications come back */
     bool txn_read_masked;              /* ...and its transaction ran a statement that may read masked
                                           data: the notifications it sent come at its end */
-    bool rows_seen;                    /* the current result carried rows */
     struct policy_mask_plan plan, copy_plan;
     bool have_plan, have_copy_plan;
 };
@@ -61,15 +61,16 @@ struct policy_catalog *policy_guard_catalog(struct policy_guard *g);
  * is then a deny saying so). */
 int policy_guard_decide(struct policy_guard *g, enum gateway_statement_kind kind, const char *sql,
                         const char *const *groups);
-/* The statement just judged will run (now, or once approved): its results
- * may come. DDL may change what a name or a view means, and the catalog's
+/* The statement just judged will run (now, or once approved) as id (the
+ * statement hook's hold_id, which the gateway names when upstream answers
+ * it): its results may come. DDL may change what a name or a view means, and the catalog's
  * connection cannot see it before it commits: after a statement holding DDL
  * or code that may run some (DO, CALL, EXECUTE of a string), or with it in
  * one string, results are masked with no catalog (every
  * table column masked) until the session is idle outside a transaction
  * block; the catalog's cached answers are then dropped. 0, or -1 when
  * memory runs out (refuse it). */
-int policy_guard_admit(struct policy_guard *g, const char *const *groups);
+int policy_guard_admit(struct policy_guard *g, const char *const *groups, uint64_t id);
 /* Forget the last statement's analysis (the decision stays). */
 void policy_guard_forget_statement(struct policy_guard *g);
 /* What the statement just judged may define or drop behind the extended
@@ -80,25 +81,24 @@ void policy_guard_forget_statement(struct policy_guard *g);
  * everything). */
 void policy_guard_forget_names(const struct policy_guard *g, struct gateway_forget *f);
 
-/* A result's RowDescription: the last result is retired and this one's mask
- * plan built. f gets policy_guard_row_filter (user = g) for the columns to
- * mask and the first (its call tells that rows came), or for every column
- * with all_columns; the hook then returns true. With g NULL (a session with
- * no policy state), or when memory runs out, f is left without its mask,
- * which makes the gateway fail the session (fail closed). */
-void policy_guard_row_description(struct policy_guard *g, const struct pgwire_column *cols, int ncols,
-                                  bool all_columns, struct gateway_row_filter *f);
+/* A result's RowDescription, arriving while upstream answers what si's
+ * answer position names (si NULL: unknown, any statement in flight may own
+ * it): its mask plan is built. f gets policy_guard_row_filter (user = g)
+ * for the columns to mask and the first, or for every column with
+ * all_columns; the hook then returns true. With g NULL (a session with no
+ * policy state), or when memory runs out, f is left without its mask, which
+ * makes the gateway fail the session (fail closed). */
+void policy_guard_row_description(struct policy_guard *g, const struct gateway_session_info *si,
+                                  const struct pgwire_column *cols, int ncols, bool all_columns,
+                                  struct gateway_row_filter *f);
 /* The gateway's row filter: the value as the plan says, appended to out (or
  * *is_null). -1 without a plan or when masking fails. */
 int policy_guard_row_filter(void *guard, const struct gateway_session_info *si, int column, const uint8_t *value,
                             int32_t length, int16_t format, struct buf *out, bool *is_null);
 /* A CopyOutResponse: as policy_guard_row_description, for COPY rows (with g
  * NULL, or without a plan, the filter fails and the session closes). */
-void policy_guard_copy_out(struct policy_guard *g, int ncols, struct gateway_copy_filter *f);
-/* The forgetting that a new result does (the last one's plans go; when it
- * carried rows, its statement is retired); row_description and copy_out
- * call it themselves. */
-void policy_guard_next_result(struct policy_guard *g);
+void policy_guard_copy_out(struct policy_guard *g, const struct gateway_session_info *si, int ncols,
+                           struct gateway_copy_filter *f);
 
 /* The gateway's error_redact, notification_redact and idle hooks; idle
  * takes the session's transaction status (gateway_session_info). */

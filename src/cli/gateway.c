@@ -171,7 +171,7 @@ static void policy_session_end(struct gateway_cli *c, uint64_t id)
 }
 
 /* Decide on a statement; false with the refusal filled when it must not run. */
-static bool policy_statement(struct policy_guard *g, const struct gateway_statement *st,
+static bool policy_statement(struct policy_guard *g, const struct gateway_statement *st, uint64_t id,
                              struct gateway_refusal *ref)
 {
     snprintf(ref->sqlstate, sizeof ref->sqlstate, "42501");
@@ -192,7 +192,7 @@ static bool policy_statement(struct policy_guard *g, const struct gateway_statem
                  d->rule_name[0] ? d->rule_name : "default", d->message);
         return false;
     }
-    if (policy_guard_admit(g, NULL) < 0) {
+    if (policy_guard_admit(g, NULL, id) < 0) {
         snprintf(ref->message, sizeof ref->message, "hoopctl: out of memory while checking the statement");
         return false;
     }
@@ -205,7 +205,7 @@ static bool policy_row_description(void *user, const struct gateway_session_info
     struct gateway_cli *c = user;
     if (!c->policy || ncols <= 0)
         return false;
-    policy_guard_row_description(policy_guard_of(c, si->id), cols, ncols, false, f);
+    policy_guard_row_description(policy_guard_of(c, si->id), si, cols, ncols, false, f);
     return true;
 }
 
@@ -216,7 +216,7 @@ static bool policy_copy_out(void *user, const struct gateway_session_info *si, i
     struct gateway_cli *c = user;
     if (!c->policy)
         return false;
-    policy_guard_copy_out(policy_guard_of(c, si->id), ncols, f);
+    policy_guard_copy_out(policy_guard_of(c, si->id), si, ncols, f);
     return true;
 }
 
@@ -272,10 +272,9 @@ static enum gateway_verdict hook_statement(void *user, const struct gateway_sess
                                            const struct gateway_statement *st, uint64_t hold_id,
                                            struct gateway_refusal *refusal)
 {
-    (void)hold_id;
     struct gateway_cli *c = user;
     struct policy_guard *g = c->policy ? policy_guard_of(c, si->id) : NULL; /* one look-up a statement */
-    bool allowed = !c->policy || policy_statement(g, st, refusal);
+    bool allowed = !c->policy || policy_statement(g, st, hold_id, refusal);
     if (!c->audit)
         return allowed ? GATEWAY_ALLOW : GATEWAY_REFUSE;
     static const char *const kinds[] = {"query", "execute", "function_call"};

@@ -526,7 +526,7 @@ static enum gateway_verdict on_statement(void *user, const struct gateway_sessio
     }
     /* Whatever may run (now or once approved) joins the statements whose
      * results may still come; a denied one never runs. */
-    if (d->action != POLICY_DENY && policy_guard_admit(&s->guard, c->groups) < 0) {
+    if (d->action != POLICY_DENY && policy_guard_admit(&s->guard, c->groups, hold_id) < 0) {
         c->stats.denials++;
         snprintf(ref->message, sizeof ref->message, "hoopctl: out of memory while checking the statement");
         cn_audit_refusal(c, s, data, ref->message);
@@ -679,13 +679,13 @@ static bool on_row_description(void *user, const struct gateway_session_info *si
     if (ncols <= 0)
         return false;
     if (!s) { /* no state: a filter that fails (fail closed) */
-        policy_guard_row_description(NULL, cols, ncols, true, f);
+        policy_guard_row_description(NULL, si, cols, ncols, true, f);
         return true;
     }
     record_flush(c, s); /* a new result set begins: the last one is recorded */
     /* Every column goes through the filter: the masked ones are rewritten,
      * and the first rows are recorded for replay. */
-    policy_guard_row_description(&s->guard, cols, ncols, true, f);
+    policy_guard_row_description(&s->guard, si, cols, ncols, true, f);
     if (s->guard.have_plan)
         record_start(s, cols, ncols);
     f->filter = mask_filter;
@@ -720,7 +720,7 @@ static bool on_copy_out(void *user, const struct gateway_session_info *si, int n
     struct cn_session *s = cn_session_find(c, si->id);
     if (s)
         record_flush(c, s);
-    policy_guard_copy_out(s ? &s->guard : NULL, ncols, f); /* no state: a filter that fails */
+    policy_guard_copy_out(s ? &s->guard : NULL, si, ncols, f); /* no state: a filter that fails */
     return true;
 }
 

@@ -208,7 +208,7 @@ static bool may_run_ddl(const struct policy_stmt *st)
     return strcmp(st->category, "ddl") == 0 || (st->facts & (POLICY_FACT_RUNS_CODE | POLICY_FACT_DYNAMIC_SQL));
 }
 
-int policy_guard_admit(struct policy_guard *g, const char *const *groups)
+int policy_guard_admit(struct policy_guard *g, const char *const *groups, uint64_t id)
 {
     /* After DDL that may not be committed yet, later statements are masked
      * without the catalog; so is a string that holds DDL and more. The DDL's
@@ -232,16 +232,19 @@ int policy_guard_admit(struct policy_guard *g, const char *const *groups)
             g->txn_read_masked = g->txn_read_masked ||
                                  policy_stmt_may_read_masked(g->policy, mask_catalog(g),
                                                              g->have_analysis ? &g->analysis.stmts[i] : NULL);
-    return g->have_analysis ? policy_results_push(g->results, g->policy, &g->analysis, groups, &g->decision)
-                            : policy_results_push_unknown(g->results);
+    return g->have_analysis ? policy_results_push(g->results, g->policy, &g->analysis, groups, &g->decision, id)
+                            : policy_results_push_unknown(g->results, id);
 }
 
-void policy_guard_next_result(struct policy_guard *g)
+/* Whose answer upstream is sending, as the gateway counted it; NULL when it
+ * lost count (or is not known), and then any statement in flight may be. */
+static const struct policy_result_pos *answer_pos(const struct gateway_session_info *si,
+                                                  struct policy_result_pos *pos)
 {
-    forget_plans(g);
-    if (g->rows_seen)
-        policy_results_done(g->results);
-    g->rows_seen = false;
+    if (!si || !si->answer_known)
+        return NULL;
+    *pos = (struct policy_result_pos){si->answer_id, si->answer_index};
+    return pos;
 }
 
 int policy_guard_row_filter(void *guard, const struct gateway_session_info *si, int column, const uint8_t *value,
@@ -252,7 +255,6 @@ int policy_guard_row_filter(void *guard, const struct gateway_session_info *si, 
     struct policy_guard *g = guard;
     if (!g || !g->have_plan || column < 0 || (size_t)column >= g->plan.ncols)
         return -1; /* no plan for this result: close rather than show it unmasked */
-    g->rows_seen = true;
     if (length < 0) { /* SQL NULL stays NULL */
         *is_null = true;
         return 0;
@@ -279,15 +281,16 @@ int policy_guard_row_filter(void *guard, const struct gateway_session_info *si, 
     return rc;
 }
 
-void policy_guard_row_description(struct policy_guard *g, const struct pgwire_column *cols, int ncols,
-                                  bool all_columns, struct gateway_row_filter *f)
+void policy_guard_row_description(struct policy_guard *g, const struct gateway_session_info *si,
+                                  const struct pgwire_column *cols, int ncols, bool all_columns,
+                                  struct gateway_row_filter *f)
 {
     /* Until the mask is set, the filter is incomplete: the gateway fails the
      * session rather than pass the rows (when g is NULL or memory runs out). */
     *f = (struct gateway_row_filter){.filter = policy_guard_row_filter, .user = g, .ncols = ncols};
     if (!g)
         return;
-    policy_guard_next_result(g);
+    forget_plans(g);
     uint8_t *mask = calloc((size_t)ncols, 1);
     struct policy_column_desc *desc = calloc((size_t)ncols, sizeof *desc);
     if (!mask || !desc) {
@@ -300,8 +303,9 @@ void policy_guard_row_description(struct policy_guard *g, const struct pgwire_co
         desc[i] = (struct policy_column_desc){cols[i].name, cols[i].table_oid, cols[i].attnum, cols[i].type_oid,
                                               cols[i].format};
     char err[POLICY_ERR_MAX];
-    if (policy_mask_plan_build_results(g->policy, mask_catalog(g), g->results, desc, (size_t)ncols,
-                                       &g->plan, err) < 0) {
+    struct policy_result_pos pos;
+    if (policy_mask_plan_build_results(g->policy, mask_catalog(g), g->results, answer_pos(si, &pos), desc,
+                                       (size_t)ncols, &g->plan, err) < 0) {
         log_error(g->log_module, "%s: no mask plan: %s", g->label, err);
         memset(&g->plan, 0, sizeof g->plan); /* the filter then fails (fail closed) */
     } else {
@@ -322,7 +326,6 @@ static int copy_filter(void *guard, const struct gateway_session_info *si, const
     struct policy_guard *g = guard;
     if (!g || !g->have_copy_plan)
         return -1; /* no plan (or no guard): close rather than show the rows */
-    g->rows_seen = true;
     char err[POLICY_ERR_MAX];
     if (policy_mask_copy_row(g->policy, &g->copy_plan, row, length, out, err) < 0) {
         log_error(g->log_module, "%s: COPY row masking failed: %s", g->label, err);
@@ -331,15 +334,16 @@ static int copy_filter(void *guard, const struct gateway_session_info *si, const
     return 0;
 }
 
-void policy_guard_copy_out(struct policy_guard *g, int ncols, struct gateway_copy_filter *f)
+void policy_guard_copy_out(struct policy_guard *g, const struct gateway_session_info *si, int ncols,
+                           struct gateway_copy_filter *f)
 {
-    /* also when nothing is masked: the filter tells that rows came */
     *f = (struct gateway_copy_filter){.filter = copy_filter, .user = g};
     if (!g)
         return;
-    policy_guard_next_result(g);
+    forget_plans(g);
     char err[POLICY_ERR_MAX];
-    if (policy_mask_plan_build_copy_results(g->policy, mask_catalog(g), g->results,
+    struct policy_result_pos pos;
+    if (policy_mask_plan_build_copy_results(g->policy, mask_catalog(g), g->results, answer_pos(si, &pos),
                                             ncols > 0 ? (size_t)ncols : 0, &g->copy_plan, err) < 0) {
         log_error(g->log_module, "%s: COPY cannot be masked: %s", g->label, err);
         memset(&g->copy_plan, 0, sizeof g->copy_plan); /* the filter then fails (fail closed) */
@@ -367,7 +371,6 @@ void policy_guard_idle(struct policy_guard *g, char txn_status)
     policy_results_clear(g->results);
     if (txn_status == 'I')
         g->txn_read_masked = false;
-    g->rows_seen = false; /* the last result's statement is gone with the rest */
     if (g->ddl_seen && txn_status == 'I') { /* committed or rolled back: the catalog sees it now */
         catalog_forget(g);
         policy_catalog_changed(); /* and the other sessions' catalogs too */

@@ -1,9 +1,9 @@
 /* results.c — which statement a result set belongs to: the statements a
- * session forwarded whose results may still come, so that a RowDescription
- * or COPY is masked against every statement that may own it. A statement is
- * retired when a result that carried rows ended (the oldest first; every
- * older row-bearing result belongs to an older statement, so the owner of a
- * result still to come is never retired before it). */
+ * session forwarded whose results may still come, each under the position
+ * the gateway names when upstream answers it (the statement hook's id, and
+ * the statement's index in its Query), so that a RowDescription or COPY is
+ * masked as its own statement says. Errors and notices are judged by every
+ * statement since the session was last idle. */
 #include "policy_internal.h"
 
 #include <stdlib.h>
@@ -16,8 +16,8 @@ struct results_entry {
     enum policy_action action;      /* its own decision: MASK matters here */
     enum policy_mask_style style;
     bool may_return_rows;
-    size_t owners;                  /* the results it may own: one, or more once folded */
     bool layouts_differ;            /* folded from COPYs of different layouts */
+    struct policy_result_pos first, last; /* the statements it stands for: one, or more once folded */
 };
 
 struct policy_results {
@@ -73,45 +73,78 @@ static void drop(struct policy_results *r, size_t i)
     r->n--;
 }
 
-/* Statements at the head that cannot return rows are done by now. */
-static void drop_done(struct policy_results *r)
+static int pos_cmp(const struct policy_result_pos *a, const struct policy_result_pos *b)
 {
-    while (r->n && !r->entries[0].may_return_rows)
-        drop(r, 0);
+    if (a->id != b->id)
+        return a->id < b->id ? -1 : 1;
+    return a->index < b->index ? -1 : a->index > b->index;
+}
+
+/* Fold the second entry into the first: their union stands for both. A
+ * COPY's layout goes with it; two that differ are told apart no more
+ * (copy_layout). 0 or -1 when memory runs out. */
+static int fold_oldest(struct policy_results *r)
+{
+    struct results_entry *e0 = &r->entries[0], *e1 = &r->entries[1];
+    bool copy0 = e0->stmt.facts & POLICY_FACT_COPY_OUT, copy1 = e1->stmt.facts & POLICY_FACT_COPY_OUT;
+    e0->layouts_differ = e0->layouts_differ || e1->layouts_differ ||
+                         (copy0 && copy1 && (e0->stmt.copy_csv != e1->stmt.copy_csv ||
+                                             e0->stmt.copy_header != e1->stmt.copy_header));
+    if (copy1 && !copy0) {
+        e0->stmt.copy_csv = e1->stmt.copy_csv;
+        e0->stmt.copy_header = e1->stmt.copy_header;
+    }
+    if (policy_stmt_merge(&e0->stmt, &e1->stmt) < 0)
+        return -1;
+    if (e1->action == POLICY_MASK && e0->action != POLICY_MASK) {
+        e0->action = POLICY_MASK;
+        e0->style = e1->style;
+    }
+    e0->may_return_rows = e0->may_return_rows || e1->may_return_rows;
+    e0->last = e1->last;
+    drop(r, 1);
+    return 0;
+}
+
+/* The candidates for a result answered at pos: entries [*from, *to). The
+ * one that stands for pos (none when pos is no statement of ours, or one
+ * not kept); every entry when pos is NULL (the gateway lost count). What
+ * upstream has moved past is folded into the first entry, which owns no
+ * result any more but still counts for errors and notices until the
+ * session is idle: they may come from what an earlier statement did (a
+ * deferred trigger, the implicit commit at the end of a Query). 0, or -1
+ * when memory runs out. */
+static int find(struct policy_results *r, const struct policy_result_pos *pos, size_t *from, size_t *to)
+{
+    *from = 0;
+    *to = r->n;
+    if (!pos)
+        return 0;
+    *to = 0;
+    if (!pos->id)
+        return 0;
+    while (r->n >= 2 && pos_cmp(&r->entries[1].last, pos) < 0)
+        if (fold_oldest(r) < 0)
+            return -1;
+    for (size_t i = 0; i < r->n && i < 2; i++)
+        if (pos_cmp(&r->entries[i].last, pos) >= 0) {
+            if (pos_cmp(&r->entries[i].first, pos) <= 0) {
+                *from = i;
+                *to = i + 1;
+            }
+            break;
+        }
+    return 0;
 }
 
 /* Take a's statements, with their actions and styles from p for groups (p
  * NULL: allow). */
 static int push(struct policy_results *r, struct policy_analysis *a, const struct policy *p,
-                const char *const *groups, const struct policy_decision *whole)
+                const char *const *groups, const struct policy_decision *whole, uint64_t id)
 {
     for (size_t i = 0; i < a->nstmts; i++) {
-        if (r->n == RESULTS_MAX) {
-            /* Fold the two oldest together: their union may own the next result.
-             * A COPY's layout goes with it; two that differ are told apart no
-             * more (copy_layout). */
-            struct results_entry *e0 = &r->entries[0], *e1 = &r->entries[1];
-            bool copy0 = e0->stmt.facts & POLICY_FACT_COPY_OUT, copy1 = e1->stmt.facts & POLICY_FACT_COPY_OUT;
-            e0->layouts_differ = e0->layouts_differ || e1->layouts_differ ||
-                                 (copy0 && copy1 && (e0->stmt.copy_csv != e1->stmt.copy_csv ||
-                                                     e0->stmt.copy_header != e1->stmt.copy_header));
-            if (copy1 && !copy0) {
-                e0->stmt.copy_csv = e1->stmt.copy_csv;
-                e0->stmt.copy_header = e1->stmt.copy_header;
-            }
-            if (policy_stmt_merge(&r->entries[0].stmt, &r->entries[1].stmt) < 0)
-                return -1;
-            if (r->entries[1].action == POLICY_MASK && r->entries[0].action != POLICY_MASK) {
-                r->entries[0].action = POLICY_MASK;
-                r->entries[0].style = r->entries[1].style;
-            }
-            /* It stays until as many results as both may own have ended. */
-            size_t owners = (r->entries[0].may_return_rows ? r->entries[0].owners : 0) +
-                            (r->entries[1].may_return_rows ? r->entries[1].owners : 0);
-            r->entries[0].owners = owners ? owners : 1;
-            r->entries[0].may_return_rows = true;
-            drop(r, 1);
-        }
+        if (r->n == RESULTS_MAX && fold_oldest(r) < 0)
+            return -1;
         if (r->n == r->cap) {
             size_t cap = r->cap ? r->cap * 2 : 8;
             struct results_entry *ne = realloc(r->entries, cap * sizeof(*ne));
@@ -129,8 +162,8 @@ static int push(struct policy_results *r, struct policy_analysis *a, const struc
         e->action = d.action;
         e->style = d.mask_style;
         e->may_return_rows = policy_stmt_may_return_rows(&a->stmts[i]);
-        e->owners = 1;
         e->layouts_differ = false;
+        e->first = e->last = (struct policy_result_pos){id, (uint32_t)i};
         e->stmt = a->stmts[i]; /* taken */
         memset(&a->stmts[i], 0, sizeof(a->stmts[i]));
     }
@@ -138,12 +171,12 @@ static int push(struct policy_results *r, struct policy_analysis *a, const struc
 }
 
 int policy_results_push(struct policy_results *r, const struct policy *p, struct policy_analysis *a,
-                        const char *const *groups, const struct policy_decision *d)
+                        const char *const *groups, const struct policy_decision *d, uint64_t id)
 {
-    return push(r, a, p, groups, d);
+    return push(r, a, p, groups, d, id);
 }
 
-int policy_results_push_unknown(struct policy_results *r)
+int policy_results_push_unknown(struct policy_results *r, uint64_t id)
 {
     struct policy_stmt st = {.facts = POLICY_FACT_UNKNOWN_CURSOR};
     struct policy_analysis a = {.stmts = &st, .nstmts = 1};
@@ -151,7 +184,7 @@ int policy_results_push_unknown(struct policy_results *r)
         return -1;
     st.category = "data";
     /* No rule decides here (the DECLARE was decided): ALLOW, masked as unknown. */
-    int rc = push(r, &a, NULL, NULL, NULL);
+    int rc = push(r, &a, NULL, NULL, NULL, id);
     policy_stmt_clear(&st);
     return rc;
 }
@@ -194,11 +227,11 @@ static int plan_one(const struct policy *p, struct policy_catalog *catalog, cons
  * every candidate COPY TO; false when they differ (which one sent the rows
  * cannot be told, and a header taken for data, or data for a header, would
  * pass unmasked: refused when there is something to mask). */
-static bool copy_layout(const struct policy_results *r, bool *csv, bool *header)
+static bool copy_layout(const struct policy_results *r, size_t from, size_t to, bool *csv, bool *header)
 {
     bool seen = false;
     *csv = *header = false;
-    for (size_t i = 0; i < r->n; i++) {
+    for (size_t i = from; i < to; i++) {
         const struct policy_stmt *st = &r->entries[i].stmt;
         if (!(st->facts & POLICY_FACT_COPY_OUT))
             continue;
@@ -211,31 +244,33 @@ static bool copy_layout(const struct policy_results *r, bool *csv, bool *header)
     return true;
 }
 
-/* Every candidate's plan, folded into out. Statements that cannot return
- * rows stay candidates here: a RowDescription may answer a client's
- * Describe while they have not run yet (their errors and notices come
- * later, and are judged by what is left). They only add masking; but when
- * no statement left may return rows (rows a rule returned for an INSERT),
- * the result is nobody's known one. */
+/* The plan of the statement at pos (any in flight with pos NULL: their
+ * plans folded), into out. With none, or none that may return rows (rows
+ * a rule returned for an INSERT), the result is nobody's known one. */
 static int plan_candidates(const struct policy *p, struct policy_catalog *catalog, struct policy_results *r,
-                           const struct policy_column_desc *cols, size_t ncols, struct policy_mask_plan *out,
-                           char err[POLICY_ERR_MAX])
+                           const struct policy_result_pos *pos, const struct policy_column_desc *cols,
+                           size_t ncols, struct policy_mask_plan *out, char err[POLICY_ERR_MAX])
 {
+    size_t from, to;
+    if (find(r, pos, &from, &to) < 0) {
+        snprintf(err, POLICY_ERR_MAX, "out of memory");
+        return -1;
+    }
     bool owned = false;
-    for (size_t i = 0; i < r->n && !owned; i++)
+    for (size_t i = from; i < to && !owned; i++)
         owned = r->entries[i].may_return_rows;
     if (!owned) /* nothing known: every computed column is masked */
         return plan_one(p, catalog, NULL, POLICY_ALLOW, POLICY_STYLE_FULL, cols, ncols, out, err);
-    bool csv = false, header = false, layout_known = cols || copy_layout(r, &csv, &header);
-    for (size_t i = 0; i < r->n; i++) {
+    bool csv = false, header = false, layout_known = cols || copy_layout(r, from, to, &csv, &header);
+    for (size_t i = from; i < to; i++) {
         const struct results_entry *e = &r->entries[i];
         struct policy_mask_plan one;
-        if (plan_one(p, catalog, &e->stmt, e->action, e->style, cols, ncols, i == 0 ? out : &one, err) < 0) {
-            if (i > 0)
+        if (plan_one(p, catalog, &e->stmt, e->action, e->style, cols, ncols, i == from ? out : &one, err) < 0) {
+            if (i > from)
                 policy_mask_plan_free(out);
             return -1;
         }
-        if (i > 0) {
+        if (i > from) {
             plan_fold(out, &one);
             policy_mask_plan_free(&one);
         }
@@ -253,29 +288,45 @@ static int plan_candidates(const struct policy *p, struct policy_catalog *catalo
 }
 
 int policy_mask_plan_build_results(const struct policy *p, struct policy_catalog *catalog,
-                                   struct policy_results *r, const struct policy_column_desc *cols, size_t ncols,
+                                   struct policy_results *r, const struct policy_result_pos *pos,
+                                   const struct policy_column_desc *cols, size_t ncols,
                                    struct policy_mask_plan *out, char err[POLICY_ERR_MAX])
 {
     static const struct policy_column_desc none = {0};
-    return plan_candidates(p, catalog, r, cols ? cols : &none, ncols, out, err);
+    return plan_candidates(p, catalog, r, pos, cols ? cols : &none, ncols, out, err);
 }
 
 int policy_mask_plan_build_copy_results(const struct policy *p, struct policy_catalog *catalog,
-                                        struct policy_results *r, size_t ncols, struct policy_mask_plan *out,
-                                        char err[POLICY_ERR_MAX])
+                                        struct policy_results *r, const struct policy_result_pos *pos,
+                                        size_t ncols, struct policy_mask_plan *out, char err[POLICY_ERR_MAX])
 {
-    return plan_candidates(p, catalog, r, NULL, ncols, out, err);
+    return plan_candidates(p, catalog, r, pos, NULL, ncols, out, err);
+}
+
+/* Statements at whose end deferred triggers and constraints run, with
+ * whatever values the transaction's earlier statements touched. */
+static bool fires_deferred(const struct policy_stmt *st)
+{
+    static const char *const kinds[] = {"COMMIT", "PREPARE_TRANSACTION", "CONSTRAINTS_SET", NULL};
+    for (size_t i = 0; i < st->nkinds; i++)
+        for (size_t k = 0; kinds[k]; k++)
+            if (strcmp(st->kinds[i], kinds[k]) == 0)
+                return true;
+    return false;
 }
 
 bool policy_results_may_read_masked(const struct policy *p, struct policy_catalog *catalog,
                                     struct policy_results *r)
 {
-    /* Statements that cannot return rows stay candidates here: an INSERT ...
-     * SELECT fails with the value it read as well. */
+    /* Every statement since the session was last idle counts: an INSERT ...
+     * SELECT fails with the value it read as well, and a deferred check
+     * fails at the commit that ends the Query or at COMMIT, which are
+     * judged as unknown (an earlier Query of the transaction is not kept). */
     if (r->n == 0)
         return policy_stmt_may_read_masked(p, catalog, NULL);
     for (size_t i = 0; i < r->n; i++)
-        if (policy_stmt_may_read_masked(p, catalog, &r->entries[i].stmt))
+        if (fires_deferred(&r->entries[i].stmt) ? policy_stmt_may_read_masked(p, catalog, NULL)
+                                                : policy_stmt_may_read_masked(p, catalog, &r->entries[i].stmt))
             return true;
     return false;
 }
@@ -313,13 +364,4 @@ void policy_results_clear(struct policy_results *r)
 {
     while (r->n)
         drop(r, r->n - 1);
-}
-
-void policy_results_done(struct policy_results *r)
-{
-    drop_done(r);
-    if (r->n && r->entries[0].owners > 1)
-        r->entries[0].owners--;
-    else if (r->n)
-        drop(r, 0);
 }

@@ -350,7 +350,32 @@ psql -q -c "create table rule_t (id int)" \
 out=$(gw_psql -At -c "insert into rule_t values (1)" 2>&1)
 assert_no_pii "$out" "rows of a rule on an INSERT"
 assert_contains "$out" "****"
+# A rule that makes two results for one INSERT, with statements after it in
+# the Query: the second is the INSERT's still (upstream has not completed
+# it), not the SELECT after it, whose result would pass.
+psql -q -c "create or replace rule rule_r as on insert to rule_t do also (select 1 as one; select email || '' as e from users)"
+out=$(gw_psql -At -c "insert into rule_t values (1); select 1 as after_one; select 2 as after_two" 2>&1)
+assert_no_pii "$out" "a rule's second result, ahead of two SELECTs in the Query"
+assert_eq "1 2" "$(tail -2 <<<"$out" | tr "\n" " " | sed "s/ $//")" "the SELECTs after it, as they are: $out"
+assert_contains "$out" "****"
 psql -q -c "drop table rule_t"
+# A deferred trigger (made outside hoopctl) that quotes a masked value fails
+# at COMMIT, a Query after the INSERT that fired it: the error is hidden.
+psql -q -v ON_ERROR_STOP=1 <<'SQL'
+create table deferred_t (id int);
+create function deferred_fail() returns trigger language plpgsql as
+  $$ begin raise exception 'deferred: %', (select email from users where id = 1); end $$;
+create constraint trigger deferred_tr after insert on deferred_t deferrable initially deferred
+  for each row execute function deferred_fail();
+SQL
+out=$(gw_psql -At -c "begin" -c "insert into deferred_t values (1)" -c "commit" 2>&1) && fail "COMMIT succeeded: $out"
+assert_no_pii "$out" "a deferred trigger's error at COMMIT"
+assert_contains "$out" "hidden"
+psql -q -c "drop table deferred_t" -c "drop function deferred_fail()"
+# Each result is its own statement's: a SELECT of the masked column that
+# returned no rows leaves nothing behind to mask the next statement's.
+out=$(q -c "select upper(email) from users where false; select upper(name) || '!' from users where id = 1")
+assert_eq "ALICE!" "$out" "the second SELECT's column, after an empty masked result"
 # A RowDescription that answers the client's Describe of another statement
 # does not retire a write still to run: its error quoting a masked value, and
 # a notice of a function given one, stay hidden (raw protocol, one Sync).

@@ -38,11 +38,15 @@ static int teardown(void **state)
     return 0;
 }
 
-static void run(struct policy_guard *g, const char *sql)
+/* Judge and admit sql as the next statement id; returns where upstream's
+ * answer to its first statement is (the gateway's answer position). */
+static struct gateway_session_info run(struct policy_guard *g, const char *sql)
 {
+    static uint64_t next_id;
     assert_int_equal(policy_guard_decide(g, GATEWAY_STATEMENT_SIMPLE, sql, NULL), 0);
     assert_int_not_equal(g->decision.action, POLICY_DENY);
-    assert_int_equal(policy_guard_admit(g, NULL), 0);
+    assert_int_equal(policy_guard_admit(g, NULL, ++next_id), 0);
+    return (struct gateway_session_info){.answer_id = next_id, .answer_known = true};
 }
 
 static void test_kinds_without_sql(void **state)
@@ -185,28 +189,27 @@ static void test_fail_closed_filters(void **state)
     bool is_null = false;
     /* no guard (a session with no policy state): the mask is left unset,
      * which makes the gateway close the session, and the filter fails */
-    policy_guard_row_description(NULL, cols, 2, false, &f);
+    policy_guard_row_description(NULL, NULL, cols, 2, false, &f);
     assert_null(f.mask);
     assert_int_equal(f.filter(f.user, NULL, 0, (const uint8_t *)"x", 1, 0, &out, &is_null), -1);
     struct gateway_copy_filter cf;
-    policy_guard_copy_out(NULL, 2, &cf);
+    policy_guard_copy_out(NULL, NULL, 2, &cf);
     assert_int_equal(cf.filter(cf.user, NULL, (const uint8_t *)"x\n", 2, &out), -1);
 
     /* no catalog: a computed column of a statement reading the masked
      * column is masked; one of a statement reading nothing passes */
     struct policy_guard g;
     assert_int_equal(policy_guard_init(&g, policy, NO_CATALOG, "test", "session 4"), 0);
-    run(&g, "select upper(email), 'plain' from users");
-    policy_guard_row_description(&g, cols, 2, false, &f);
+    struct gateway_session_info si = run(&g, "select upper(email), 'plain' from users");
+    policy_guard_row_description(&g, &si, cols, 2, false, &f);
     assert_non_null(f.mask);
     assert_true(g.have_plan);
     assert_int_equal(f.filter(f.user, NULL, 0, (const uint8_t *)"ALICE@EXAMPLE.COM", 17, 0, &out, &is_null), 0);
     assert_false(out.len == 17 && memcmp(out.data, "ALICE@EXAMPLE.COM", 17) == 0);
-    assert_true(g.rows_seen);
     free(f.mask);
     policy_guard_idle(&g, 'I');
-    run(&g, "select 'plain', 'text'");
-    policy_guard_row_description(&g, cols, 2, true, &f);
+    si = run(&g, "select 'plain', 'text'");
+    policy_guard_row_description(&g, &si, cols, 2, true, &f);
     assert_true(f.mask[0] && f.mask[1]); /* all_columns */
     buf_reset(&out);
     assert_int_equal(f.filter(f.user, NULL, 1, (const uint8_t *)"text", 4, 0, &out, &is_null), 0);
@@ -237,17 +240,17 @@ static void test_copy_formats(void **state)
     assert_string_equal(g.decision.rule_name, "masked-copy-format");
     assert_non_null(strstr(g.decision.message, "text or CSV format"));
     /* the same COPY in text format runs, masked whole */
-    run(&g, "copy (select * from v_users) to stdout");
+    struct gateway_session_info si = run(&g, "copy (select * from v_users) to stdout");
     struct gateway_copy_filter cf;
-    policy_guard_copy_out(&g, 2, &cf);
+    policy_guard_copy_out(&g, &si, 2, &cf);
     struct buf out = {0};
     assert_int_equal(cf.filter(cf.user, NULL, (const uint8_t *)"1\talice@example.com\n", 20, &out), 0);
     assert_null(memmem(out.data, out.len, "alice", 5));
     buf_free(&out);
     /* a COPY of a literal in binary reads nothing to mask: its rows pass
      * as they are (no newline, no tabs) */
-    run(&g, "copy (select 1) to stdout with (format binary)");
-    policy_guard_copy_out(&g, 1, &cf);
+    si = run(&g, "copy (select 1) to stdout with (format binary)"); /* the COPY before it has answered */
+    policy_guard_copy_out(&g, &si, 1, &cf);
     static const uint8_t tuple[] = {0, 1, 0, 0, 0, 4, 0, 0, 0, 1};
     assert_int_equal(cf.filter(cf.user, NULL, tuple, sizeof tuple, &out), 0);
     assert_int_equal(out.len, sizeof tuple);

@@ -651,10 +651,9 @@ static void test_computed_columns(void **state)
     policy_free(p);
 }
 
-/* Results of pipelined statements: each column is masked when any
- * statement that may own the result would mask it; rows retire the oldest. */
-/* Which errors hide their text: only when a statement that may still answer
- * may read a masked column, and the SQLSTATE's class may quote values. */
+/* Which errors hide their text: only when a statement since the session
+ * was last idle may read a masked column, and the SQLSTATE's class may
+ * quote values. */
 static void test_error_hiding(void **state)
 {
     (void)state;
@@ -680,20 +679,40 @@ static void test_error_hiding(void **state)
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct policy_analysis a;
         assert_int_equal(policy_classify(cases[i].sql, NULL, &a, err), 0);
-        assert_int_equal(policy_results_push(r, p, &a, NULL, NULL), 0);
+        assert_int_equal(policy_results_push(r, p, &a, NULL, NULL, i + 1), 0);
         policy_analysis_free(&a);
         if (policy_error_must_hide(p, &names_catalog, r, "22P02") != cases[i].hide)
             fail_msg("%s: hide should be %d", cases[i].sql, cases[i].hide);
         assert_false(policy_error_must_hide(p, &names_catalog, r, "42P01"));
         policy_results_clear(r); /* the gateway's idle hook: everything answered */
     }
+    /* A deferred check fails at the commit that ends a Query, after the
+     * statement that read the column has completed; or at COMMIT, SET
+     * CONSTRAINTS or PREPARE TRANSACTION, judged as unknown (fail closed). */
+    static const char *const later[] = {"update users set email = lower(email); select 1",
+                                        "commit", "end", "set constraints all immediate",
+                                        "prepare transaction 'x'"};
+    for (size_t i = 0; i < sizeof later / sizeof later[0]; i++) {
+        struct policy_analysis a;
+        assert_int_equal(policy_classify(later[i], NULL, &a, err), 0);
+        assert_int_equal(policy_results_push(r, p, &a, NULL, NULL, 40 + i), 0);
+        policy_analysis_free(&a);
+        if (!policy_error_must_hide(p, &names_catalog, r, "23505"))
+            fail_msg("[%s]: a deferred check's error should be hidden", later[i]);
+        policy_results_clear(r);
+    }
+    struct policy_analysis a;
+    assert_int_equal(policy_classify("rollback", NULL, &a, err), 0);
+    assert_int_equal(policy_results_push(r, p, &a, NULL, NULL, 50), 0);
+    policy_analysis_free(&a);
+    assert_false(policy_error_must_hide(p, &names_catalog, r, "23505")); /* runs no deferred check */
     policy_results_free(r);
     policy_free(p);
 }
 
-/* Push head followed by n statements "select 2" as one string; returns how
- * many statements it held. */
-static size_t push_many(struct policy_results *r, struct policy *p, const char *head, int n)
+/* Push head followed by n statements "select 2" as one string judged as
+ * id; returns how many statements it held. */
+static size_t push_many(struct policy_results *r, struct policy *p, const char *head, int n, uint64_t id)
 {
     char sql[4096], err[POLICY_ERR_MAX];
     snprintf(sql, sizeof sql, "%s", head);
@@ -701,81 +720,102 @@ static size_t push_many(struct policy_results *r, struct policy *p, const char *
         strcat(sql, " select 2;");
     struct policy_analysis a;
     assert_int_equal(policy_classify(sql, NULL, &a, err), 0);
-    assert_int_equal(policy_results_push(r, p, &a, NULL, NULL), 0);
+    assert_int_equal(policy_results_push(r, p, &a, NULL, NULL, id), 0);
     size_t nstmts = a.nstmts;
     policy_analysis_free(&a);
     return nstmts;
 }
 
+/* The plan of a one-column result (computed, no table) answered at pos:
+ * whether the column is masked. */
+static bool computed_masked_at(struct policy *p, struct policy_results *r, uint64_t id, uint32_t index)
+{
+    struct policy_column_desc col = {"c", 0, 0, 25, 0};
+    struct policy_mask_plan plan;
+    char err[POLICY_ERR_MAX];
+    struct policy_result_pos pos = {id, index};
+    assert_int_equal(policy_mask_plan_build_results(p, &names_catalog, r, id == UINT64_MAX ? NULL : &pos, &col, 1,
+                                                    &plan, err),
+                     0);
+    bool masked = plan.cols[0].action == POLICY_COL_MASK;
+    policy_mask_plan_free(&plan);
+    return masked;
+}
+
+/* Whether a COPY's rows answered at pos are masked (or -1: refused). */
+static int copy_masked_at(struct policy *p, struct policy_results *r, uint64_t id, uint32_t index)
+{
+    struct policy_mask_plan plan;
+    char err[POLICY_ERR_MAX];
+    struct policy_result_pos pos = {id, index};
+    if (policy_mask_plan_build_copy_results(p, &names_catalog, r, &pos, 3, &plan, err) < 0) {
+        assert_non_null(strstr(err, "different layouts"));
+        return -1;
+    }
+    bool masked = plan.any && plan.cols[1].action == POLICY_COL_MASK;
+    policy_mask_plan_free(&plan);
+    return masked;
+}
+
+static void push_one(struct policy_results *r, struct policy *p, struct policy_session *sess, const char *sql,
+                     uint64_t id)
+{
+    struct policy_analysis a;
+    char err[POLICY_ERR_MAX];
+    assert_int_equal(policy_classify(sql, sess, &a, err), 0);
+    assert_int_equal(policy_results_push(r, p, &a, NULL, NULL, id), 0);
+    policy_analysis_free(&a);
+}
+
+/* Results of pipelined statements: each is masked as the statement the
+ * gateway says upstream is answering (its id and index) says. */
 static void test_results_tracker(void **state)
 {
     (void)state;
     struct policy *p = load("{\"masking\": {\"columns\": [{\"column\": \"public.users.email\"}]}}");
     struct policy_results *r = policy_results_new();
     char err[POLICY_ERR_MAX];
-    struct policy_column_desc col = {"c", 0, 0, 25, 0};
-    struct policy_mask_plan plan;
+    /* Four pipelined strings, ids 1-4. */
     const char *const seq[] = {"insert into t values (1)", "select upper(email) from users", "select 1",
                                "select upper(name) from users"};
-    for (size_t i = 0; i < 4; i++) {
-        struct policy_analysis a;
-        assert_int_equal(policy_classify(seq[i], NULL, &a, err), 0);
-        assert_int_equal(policy_results_push(r, p, &a, NULL, NULL), 0);
-        policy_analysis_free(&a);
-    }
-    /* The INSERT returns no rows: retired; the first result may be any of the three. */
-    assert_int_equal(policy_mask_plan_build_results(p, &names_catalog, r, &col, 1, &plan, err), 0);
-    assert_int_equal(plan.cols[0].action, POLICY_COL_MASK);
-    policy_mask_plan_free(&plan);
-    policy_results_done(r);
-    assert_int_equal(policy_mask_plan_build_results(p, &names_catalog, r, &col, 1, &plan, err), 0);
-    assert_int_equal(plan.cols[0].action, POLICY_COL_PASS); /* select 1 or upper(name) */
-    policy_mask_plan_free(&plan);
-    policy_results_done(r);
-    policy_results_done(r);
-    /* Nothing left: computed columns are masked (fail closed). */
-    assert_int_equal(policy_mask_plan_build_results(p, &names_catalog, r, &col, 1, &plan, err), 0);
-    assert_int_equal(plan.cols[0].action, POLICY_COL_MASK);
-    policy_mask_plan_free(&plan);
-    /* So they are when only statements that return no rows are left (a rule
-     * made rows for an INSERT): they stay, but own nothing. */
-    {
-        struct policy_analysis a;
-        assert_int_equal(policy_classify("insert into t values (1)", NULL, &a, err), 0);
-        assert_int_equal(policy_results_push(r, p, &a, NULL, NULL), 0);
-        policy_analysis_free(&a);
-        assert_int_equal(policy_mask_plan_build_results(p, &names_catalog, r, &col, 1, &plan, err), 0);
-        assert_int_equal(plan.cols[0].action, POLICY_COL_MASK);
-        policy_mask_plan_free(&plan);
-        policy_results_done(r);
-    }
-    /* Past 256 pending statements the oldest are folded together; the fold
-     * stays a candidate until as many results as it may own have ended: here
-     * the COPY of the masked table comes second, after select 1's result. */
-    {
-        assert_int_equal(push_many(r, p, "select 1; copy users to stdout;", 256), 258);
-        policy_results_done(r); /* select 1's result */
-        assert_int_equal(policy_mask_plan_build_copy_results(p, &names_catalog, r, 3, &plan, err), 0);
-        assert_true(plan.any);
-        assert_int_equal(plan.cols[1].action, POLICY_COL_MASK);
-        policy_mask_plan_free(&plan);
-        for (int i = 0; i < 257; i++)
-            policy_results_done(r);
-    }
+    for (size_t i = 0; i < 4; i++)
+        push_one(r, p, NULL, seq[i], i + 1);
+    /* Rows while the INSERT answers (a rule made them): nobody's known
+     * result, computed columns masked. */
+    assert_true(computed_masked_at(p, r, 1, 0));
+    assert_true(computed_masked_at(p, r, 2, 0));
+    /* Each later result is its own statement's: no masking, though the
+     * statement before it read the masked column. */
+    assert_false(computed_masked_at(p, r, 3, 0));
+    assert_false(computed_masked_at(p, r, 4, 0));
+    /* Past every statement, or at none of ours (a Sync's answer): nobody's. */
+    assert_true(computed_masked_at(p, r, 0, 0));
+    assert_true(computed_masked_at(p, r, 5, 0));
+    policy_results_clear(r);
+    /* The gateway lost count: any statement in flight may own the result. */
+    push_one(r, p, NULL, "select upper(name) from users; select upper(email) from users", 6);
+    assert_true(computed_masked_at(p, r, UINT64_MAX, 0));
+    assert_false(computed_masked_at(p, r, 6, 0));
+    assert_true(computed_masked_at(p, r, 6, 1));
+    policy_results_clear(r);
+    /* Past 256 statements in flight the oldest are folded together: a
+     * result of the fold is masked as any of them would mask it, the ones
+     * after it as their own. */
+    assert_int_equal(push_many(r, p, "select 1; copy users to stdout;", 256, 7), 258);
+    assert_int_equal(copy_masked_at(p, r, 7, 0), 1); /* select 1 folded with the COPY */
+    assert_int_equal(copy_masked_at(p, r, 7, 1), 1);
+    assert_int_equal(copy_masked_at(p, r, 7, 3), 0); /* select 2, on its own */
+    policy_results_clear(r);
     /* A fold of two COPYs of different layouts (CSV with a header, then text)
      * cannot tell which sent the rows: with something to mask, refused (a
      * header taken for data would pass unmasked). */
-    {
-        assert_int_equal(push_many(r, p, "copy (select 1) to stdout (format csv, header); copy users to stdout;", 255),
-                         257);
-        assert_int_equal(policy_mask_plan_build_copy_results(p, &names_catalog, r, 3, &plan, err), -1);
-        assert_non_null(strstr(err, "different layouts"));
-        for (int i = 0; i < 257; i++)
-            policy_results_done(r);
-    }
-    /* EXECUTE of a name prepared twice (an INSERT, then a SELECT) may return
-     * rows: it keeps its place, and the COPY after it is still a candidate
-     * for the result after EXECUTE's. */
+    assert_int_equal(push_many(r, p, "copy (select 1) to stdout (format csv, header); copy users to stdout;", 255, 8),
+                     257);
+    assert_int_equal(copy_masked_at(p, r, 8, 1), -1);
+    assert_int_equal(copy_masked_at(p, r, 8, 2), 0);
+    policy_results_clear(r);
+    /* EXECUTE of a name prepared twice (an INSERT, then a SELECT), then a
+     * COPY of the masked table: the COPY's rows are masked. */
     {
         struct policy_session *sess = policy_session_new();
         struct policy_analysis a;
@@ -784,17 +824,26 @@ static void test_results_tracker(void **state)
         policy_analysis_free(&a);
         assert_int_equal(policy_classify("prepare p as select 1 as x", sess, &a, err), 0);
         policy_analysis_free(&a);
-        assert_int_equal(policy_classify("execute p; copy users to stdout; select 1", sess, &a, err), 0);
-        assert_int_equal(policy_results_push(r, p, &a, NULL, NULL), 0);
-        policy_analysis_free(&a);
-        policy_results_done(r); /* EXECUTE's result */
-        assert_int_equal(policy_mask_plan_build_copy_results(p, &names_catalog, r, 3, &plan, err), 0);
-        assert_true(plan.any);
-        policy_mask_plan_free(&plan);
-        policy_results_done(r);
-        policy_results_done(r);
+        push_one(r, p, sess, "execute p; copy users to stdout; select 1", 9);
+        assert_int_equal(copy_masked_at(p, r, 9, 1), 1);
+        assert_false(computed_masked_at(p, r, 9, 2));
+        policy_results_clear(r);
         policy_session_free(sess);
     }
+    /* A long pipeline, 50 strings deep, answered in order: each result is
+     * its own statement's all along. */
+    for (uint64_t id = 100; id < 1100; id++) {
+        push_one(r, p, NULL, id % 2 ? "select upper(email) from users" : "select upper(name) from users", id);
+        if (id >= 150 && computed_masked_at(p, r, id - 50, 0) != ((id - 50) % 2 == 1))
+            fail_msg("the result of string %llu", (unsigned long long)(id - 50));
+    }
+    policy_results_clear(r);
+    /* A statement the gateway refused never answers: the one after it is
+     * answered as itself. */
+    push_one(r, p, NULL, "select upper(email) from users", 10); /* refused by the hook after admit */
+    push_one(r, p, NULL, "select upper(name) from users", 11);
+    assert_false(computed_masked_at(p, r, 11, 0));
+    policy_results_clear(r);
     /* What may return rows. */
     static const struct { const char *sql; bool rows; } kinds[] = {
         {"select 1", true}, {"insert into t values (1)", false}, {"insert into t values (1) returning id", true},
