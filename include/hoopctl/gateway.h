@@ -37,12 +37,12 @@ struct gateway_session_info {
      * refused statement's, a Sync's after a Parse or Bind failed, nothing in
      * flight); answer_index is which statement of a Query (0 for the first:
      * the completions of that Query so far). Upstream answers in order, one
-     * completion per statement, so this is exact; answer_known is false only
-     * when the gateway lost count (out of memory, or more in flight than it
-     * tracks) until everything has been answered. */
+     * completion per statement, so this is exact: a session whose messages
+     * could not be counted (out of memory, more than 65536 in flight, a
+     * Query before the Sync of extended-protocol messages, a message other
+     * than COPY data during COPY FROM STDIN) is closed. */
     uint64_t answer_id;
     uint32_t answer_index;
-    bool answer_known;
 };
 
 enum gateway_statement_kind {

@@ -482,8 +482,7 @@ static void protocol_error(struct gw_session *s, const char *who, const char *wh
 static void inflight_pop(struct gw_inflight *q)
 {
     q->head = (q->head + 1) % q->cap;
-    if (--q->len == 0)
-        q->broken = false; /* everything answered: matching is exact again */
+    q->len--;
 }
 
 /* Whether the session keeps its messages in flight: for the completion
@@ -499,24 +498,23 @@ static void note_answer_position(struct gw_session *s)
 {
     const struct gw_inflight *q = &s->inflight;
     const struct gw_inflight_item *it = q->len ? &q->items[q->head] : NULL;
-    s->info.answer_known = !q->broken;
     s->info.answer_id = it && it->type != 'S' && !it->refused ? it->statement_id : 0;
     s->info.answer_index = it ? it->done : 0;
 }
 
-/* A message went upstream that upstream will answer: 'Q', 'E' or 'S'. */
-static void inflight_push(struct gw_session *s, char type, enum gateway_statement_kind kind, bool refused)
+/* A message went upstream that upstream will answer: 'Q', 'E' or 'S'.
+ * -1 when it cannot be counted (the session must end: every later answer
+ * would be paired with the wrong statement). */
+static int inflight_push(struct gw_session *s, char type, enum gateway_statement_kind kind, bool refused)
 {
     struct gw_inflight *q = &s->inflight;
     if (!tracks_answers(s->gw))
-        return;
+        return 0;
     if (q->len == q->cap) {
         size_t ncap = q->cap ? q->cap * 2 : 16;
         struct gw_inflight_item *n = ncap <= GW_INFLIGHT_MAX ? malloc(ncap * sizeof *n) : NULL;
-        if (!n) {
-            q->broken = true; /* report nothing until the queue is empty again */
-            return;
-        }
+        if (!n)
+            return -1;
         for (size_t i = 0; i < q->len; i++)
             n[i] = q->items[(q->head + i) % q->cap];
         free(q->items);
@@ -524,9 +522,10 @@ static void inflight_push(struct gw_session *s, char type, enum gateway_statemen
         q->cap = ncap;
         q->head = 0;
     }
-    q->items[(q->head + q->len) % q->cap] =
-        (struct gw_inflight_item){type, refused, type == 'S' ? 0 : s->decided_id, util_monotonic_us(), kind, 0};
+    q->items[(q->head + q->len) % q->cap] = (struct gw_inflight_item){
+        type, refused, type == 'S' ? 0 : s->decided_id, util_monotonic_us(), kind, 0, s->sent};
     q->len++;
+    return 0;
 }
 
 /* The tag's trailing row count ("INSERT 0 5" -> 5), or -1. */
@@ -565,7 +564,7 @@ static void inflight_answer(struct gw_session *s, char type, const uint8_t *body
     if (it->type == 'S')
         return; /* an error of a Parse or Bind: the ReadyForQuery retires the Sync */
     int64_t now = util_monotonic_us();
-    if (h->statement_complete && !it->refused && !q->broken) {
+    if (h->statement_complete && !it->refused) {
         char tag[128] = "", state[6] = "", msg[512] = "";
         struct gateway_completion d = {.statement_kind = it->kind, .statement_id = it->statement_id,
                                        .command_tag = tag, .rows = -1,
@@ -599,6 +598,70 @@ static void inflight_answer(struct gw_session *s, char type, const uint8_t *body
             inflight_pop(q);
 }
 
+/* ---- COPY FROM STDIN: the Syncs upstream ignores ------------------------- */
+
+/* A client message that goes upstream outside the statement path: COPY
+ * data and its end are counted. */
+static void count_copy_message(struct gw_session *s, char type)
+{
+    if (type != 'd' && type != 'c' && type != 'f')
+        return;
+    s->sent.copy++;
+    if (type == 'd')
+        return;
+    s->others_at_end[s->sent.ends % 8] = s->sent.others;
+    s->sent.ends++;
+    s->copy_in = false;
+}
+
+/* Upstream entered copy-in mode (CopyInResponse) for the statement it is
+ * answering. It ignores the Syncs the client sent after that statement and
+ * before any COPY data (libpq sends one with an extended-protocol COPY):
+ * they end no segment and get no ReadyForQuery. Anything else sent before
+ * the COPY's end fails it in a way that cannot be counted (and a Sync among
+ * the COPY data is ignored or not by whether the data failed first): the
+ * session ends. 0, or -1 when it was ended. */
+static int copy_in_started(struct gw_session *s)
+{
+    struct gw_inflight *q = &s->inflight;
+    if (q->len == 0 || q->items[q->head].type == 'S') {
+        protocol_error(s, "upstream", "CopyInResponse with no statement in flight");
+        return -1;
+    }
+    const struct gw_copy_count h = q->items[q->head].at;
+    uint64_t others = s->sent.others; /* what went before the COPY's end */
+    if (s->sent.ends > h.ends)
+        others = s->sent.ends - h.ends <= 8 ? s->others_at_end[h.ends % 8] : UINT64_MAX;
+    size_t kept = 1, dropped = 0;
+    bool sync_after = false;
+    for (size_t i = 1; i < q->len && others == h.others; i++) {
+        struct gw_inflight_item it = q->items[(q->head + i) % q->cap];
+        if (it.at.ends == h.ends && (it.type != 'S' || it.at.copy != h.copy))
+            others = UINT64_MAX;
+        else if (it.at.ends == h.ends)
+            dropped++;
+        else {
+            sync_after = sync_after || it.type == 'S';
+            q->items[(q->head + kept++) % q->cap] = it;
+        }
+    }
+    if (others != h.others) {
+        protocol_error(s, "client", "a message other than CopyData, CopyDone, CopyFail or Flush sent during"
+                                    " COPY FROM STDIN");
+        return -1;
+    }
+    q->len = kept;
+    if (dropped && gw_tracking_drop_syncs(&s->tracking, dropped) < 0) {
+        protocol_error(s, "gateway", "lost count of the Syncs sent during COPY FROM STDIN");
+        return -1;
+    }
+    s->awaiting_ready -= dropped < s->awaiting_ready ? dropped : s->awaiting_ready;
+    if (dropped && q->items[q->head].type == 'E' && !sync_after)
+        s->unsynced = true; /* the COPY's segment goes on to the next Sync */
+    s->copy_in = s->sent.ends == h.ends;
+    return 0;
+}
+
 /* ---- idle: every answer came (the idle hook) ----------------------------- */
 
 /* A client message goes upstream: count what ReadyForQuery will answer. */
@@ -606,8 +669,7 @@ static void note_upstream_message(struct gw_session *s, char type)
 {
     if (type == 'Q' || type == 'F' || type == 'S') {
         s->awaiting_ready++;
-        if (type == 'S')
-            s->unsynced = false;
+        s->unsynced = false; /* a Query ends an extended segment that did not fail, as a Sync does */
     } else if (strchr("PBDECH", type)) {
         s->unsynced = true;
     }
@@ -817,6 +879,8 @@ static void c2u_relay(struct gw_session *s)
         }
         if (!(type && strchr("QPBEFCSD", type))) {
             unstage(s);
+            if (!s->skip_to_sync)
+                count_copy_message(s, type);
             s->c2u_remaining = total;
             s->c2u_discard = s->skip_to_sync;
             continue;
@@ -825,6 +889,27 @@ static void c2u_relay(struct gw_session *s)
             s->c2u_remaining = total;
             s->c2u_discard = true;
             continue;
+        }
+        /* What upstream will skip or ignore must not be counted as answered. */
+        if (s->copy_in) {
+            protocol_error(s, "client", "a message other than CopyData, CopyDone, CopyFail or Flush during COPY"
+                                        " FROM STDIN");
+            return;
+        }
+        if ((type == 'Q' || type == 'F') && s->unsynced) {
+            /* After extended-protocol messages with no Sync (asyncpg's COPY
+             * does this), upstream runs it, or skips it when one of them
+             * failed: wait until they are answered to know which. */
+            if (s->inflight.len || s->tracking.npending) {
+                unstage(s);
+                s->waiting_barrier = true;
+                return;
+            }
+            if (s->upstream_skipping) { /* upstream would drop it unanswered: so does the gateway */
+                s->c2u_remaining = total;
+                s->c2u_discard = true;
+                continue;
+            }
         }
         if (avail < total)
             return; /* wait for the whole message (bounded by max_message_size) */
@@ -875,7 +960,11 @@ static void c2u_relay(struct gw_session *s)
             unstage(s);
             send_refusal_marker(s, type, &refusal);
             note_upstream_message(s, type == 'E' ? 'E' : 'Q');
-            inflight_push(s, type == 'E' ? 'E' : 'Q', GATEWAY_STATEMENT_SIMPLE, true);
+            s->sent.others++;
+            if (inflight_push(s, type == 'E' ? 'E' : 'Q', GATEWAY_STATEMENT_SIMPLE, true) < 0) {
+                protocol_error(s, "client", "more messages awaiting upstream's answers than the gateway counts");
+                return;
+            }
             continue;
         }
         if (rc < 0) {
@@ -902,12 +991,17 @@ static void c2u_relay(struct gw_session *s)
             return;
         }
         note_upstream_message(s, type);
-        if (type == 'Q' || type == 'F' || type == 'E' || type == 'S')
+        if (type != 'S')
+            s->sent.others++;
+        if ((type == 'Q' || type == 'F' || type == 'E' || type == 'S') &&
             inflight_push(s, type == 'F' ? 'Q' : type,
                           type == 'Q'   ? GATEWAY_STATEMENT_SIMPLE
                           : type == 'F' ? GATEWAY_STATEMENT_FUNCTION_CALL
                                         : GATEWAY_STATEMENT_EXECUTE,
-                          false);
+                          false) < 0) {
+            protocol_error(s, "client", "more messages awaiting upstream's answers than the gateway counts");
+            return;
+        }
         evbuffer_remove_buffer(in, stage ? s->staged : out, total);
     }
 }
@@ -1181,11 +1275,11 @@ static bool u2c_inspects(const struct gw_session *s, char type)
     const struct gateway_hooks *h = &s->gw->cfg.hooks;
     const bool tracking = h->statement || h->row_description;
     return type == 'K' || (type == 'T' && h->row_description) ||
-           (tracks_answers(s->gw) && (type == 'C' || type == 'I' || type == 's')) ||
+           (tracks_answers(s->gw) && (type == 'C' || type == 'I' || type == 's' || type == 'G')) ||
            (type == 'H' && h->copy_out) || (type == 'd' && s->copy_filter_active) ||
            (type == 'D' && s->filter_active) || type == 'E' || /* errors are rare: see FATAL */
            (type == 'N' && (h->error_redact || h->notice)) || (type == 'A' && h->notification_redact) ||
-           (type == 'Z' && h->idle) || (tracking && type && strchr("123EZnSt", type));
+           (type == 'Z' && h->idle) || (tracking && type && strchr("123EZnStT", type));
 }
 
 /* An upstream message passes untouched: the end of a result ends its filters. */
@@ -1280,7 +1374,12 @@ static void u2c_relay(struct gw_session *s)
             break;
         case 'T':
             forward = !(tracking && gw_tracking_upstream(&s->tracking, 'T'));
-            install_filter(s, body, (size_t)blen);
+            if (h->row_description)
+                install_filter(s, body, (size_t)blen);
+            break;
+        case 'G':
+            if (tracks_answers(gw) && copy_in_started(s) < 0)
+                return;
             break;
         case 'H':
             if (start_copy_filter(s, body, (size_t)blen) < 0) {
@@ -1312,6 +1411,11 @@ static void u2c_relay(struct gw_session *s)
         case 'E': {
             clear_filter(s);
             s->copy_filter_active = false;
+            s->copy_in = false; /* an error ends copy-in mode; the client may not end it */
+            /* One of an extended segment (not a Query's own): upstream skips
+             * what comes before the next Sync, a Query too. */
+            if (tracks_answers(gw) && (s->inflight.len == 0 || s->inflight.items[s->inflight.head].type != 'Q'))
+                s->upstream_skipping = true;
             if (s->refusals_outstanding && rewrite_refusal(s, body, (size_t)blen))
                 forward = false;
             else if (redact_error(s, 'E', body, (size_t)blen) || mark_foreign_hoopctl(s, 'E', body, (size_t)blen)) {
@@ -1365,6 +1469,7 @@ static void u2c_relay(struct gw_session *s)
         case 'Z':
             clear_filter(s);
             s->copy_filter_active = false;
+            s->upstream_skipping = false;
             if (blen == 1 && (body[0] == 'I' || body[0] == 'T' || body[0] == 'E'))
                 s->info.txn_status = (char)body[0];
             note_ready(s);
@@ -1383,10 +1488,10 @@ static void u2c_relay(struct gw_session *s)
             gw_tracking_upstream(&s->tracking, type);
             if (type == 'Z' && blen >= 1 && body[0] == 'I')
                 gw_tracking_idle(&s->tracking);
-            if (s->waiting_barrier) {
-                s->waiting_barrier = false;
-                wake_client_side = true;
-            }
+        }
+        if (s->waiting_barrier) { /* an answer came: look again */
+            s->waiting_barrier = false;
+            wake_client_side = true;
         }
         if (s->phase != GW_RELAY)
             return;

@@ -237,11 +237,11 @@ int policy_guard_admit(struct policy_guard *g, const char *const *groups, uint64
 }
 
 /* Whose answer upstream is sending, as the gateway counted it; NULL when it
- * lost count (or is not known), and then any statement in flight may be. */
+ * is not known, and then any statement in flight may be. */
 static const struct policy_result_pos *answer_pos(const struct gateway_session_info *si,
                                                   struct policy_result_pos *pos)
 {
-    if (!si || !si->answer_known)
+    if (!si)
         return NULL;
     *pos = (struct policy_result_pos){si->answer_id, si->answer_index};
     return pos;

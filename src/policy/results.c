@@ -25,21 +25,9 @@ struct policy_results {
     size_t n, cap;
 };
 
-bool policy_stmt_may_return_rows(const struct policy_stmt *st)
+/* Whether a statement of this kind may return rows. */
+static bool kind_may_return_rows(const char *kind)
 {
-    if (st->returning || (st->facts & (POLICY_FACT_EXPLAIN_ANALYZE | POLICY_FACT_COPY_OUT |
-                                       POLICY_FACT_UNKNOWN_PREPARED | POLICY_FACT_UNKNOWN_CURSOR)))
-        return true;
-    if (!st->kind || st->nkinds == 0)
-        return true;
-    /* EXECUTE runs the prepared statement, whose kinds follow its own; a
-     * name prepared twice holds both, so any of them may be what runs. */
-    const char *kind = st->kind;
-    if (strcmp(kind, "EXECUTE") == 0)
-        return true;
-    for (size_t i = 0; i < st->nkinds; i++)
-        if (strcmp(st->kinds[i], "SELECT_INTO") == 0)
-            return false;
     static const char *const none[] = {"INSERT", "UPDATE", "DELETE", "MERGE", "SET", "RESET", "DISCARD",
                                        "PREPARE", "DEALLOCATE", "DECLARE_CURSOR", "CLOSE", "MOVE", "LISTEN",
                                        "UNLISTEN", "NOTIFY", "DO", NULL};
@@ -48,6 +36,31 @@ bool policy_stmt_may_return_rows(const struct policy_stmt *st)
             return false;
     const char *cat = policy_kind_category(kind);
     return !(strcmp(cat, "transaction") == 0 || strcmp(cat, "ddl") == 0 || strcmp(cat, "system") == 0);
+}
+
+bool policy_stmt_may_return_rows(const struct policy_stmt *st)
+{
+    if (st->returning || (st->facts & (POLICY_FACT_EXPLAIN_ANALYZE | POLICY_FACT_COPY_OUT |
+                                       POLICY_FACT_UNKNOWN_PREPARED | POLICY_FACT_UNKNOWN_CURSOR)))
+        return true;
+    if (!st->kind || st->nkinds == 0)
+        return true;
+    for (size_t i = 0; i < st->nkinds; i++)
+        if (strcmp(st->kinds[i], "SELECT_INTO") == 0)
+            return false;
+    if (strcmp(st->kind, "EXECUTE") != 0)
+        return kind_may_return_rows(st->kind);
+    /* EXECUTE runs the prepared statement, whose kinds it holds; a name
+     * prepared twice holds both, so any of them may be what runs. */
+    bool known = false;
+    for (size_t i = 0; i < st->nkinds; i++) {
+        if (strcmp(st->kinds[i], "EXECUTE") == 0)
+            continue;
+        if (kind_may_return_rows(st->kinds[i]))
+            return true;
+        known = true;
+    }
+    return !known;
 }
 
 struct policy_results *policy_results_new(void)

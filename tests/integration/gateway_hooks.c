@@ -125,8 +125,7 @@ static int mask_value(void *user, const struct gateway_session_info *si, int col
 /* Whose answer upstream is sending, as the gateway counted it. */
 static void print_answer(const char *what, const struct gateway_session_info *si)
 {
-    printf("%s answer=%llu.%u%s\n", what, (unsigned long long)si->answer_id, si->answer_index,
-           si->answer_known ? "" : " unknown");
+    printf("%s answer=%llu.%u\n", what, (unsigned long long)si->answer_id, si->answer_index);
     fflush(stdout);
 }
 

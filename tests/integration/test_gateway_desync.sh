@@ -29,6 +29,9 @@ create role other login;
 create schema hr;
 create table hr.pay (id int, amount int);
 insert into hr.pay values (1, 100000);
+create table sink (id int, v text);
+create table rt (id int);
+create rule rt_r as on insert to rt do also select email || '' as e, email from users;
 SQL
 # The raw client's direct connections (controls and checks of t) use the Unix
 # socket, where postgres is trusted; the gateway's upstream stays TCP + SCRAM.

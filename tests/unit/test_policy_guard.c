@@ -46,7 +46,7 @@ static struct gateway_session_info run(struct policy_guard *g, const char *sql)
     assert_int_equal(policy_guard_decide(g, GATEWAY_STATEMENT_SIMPLE, sql, NULL), 0);
     assert_int_not_equal(g->decision.action, POLICY_DENY);
     assert_int_equal(policy_guard_admit(g, NULL, ++next_id), 0);
-    return (struct gateway_session_info){.answer_id = next_id, .answer_known = true};
+    return (struct gateway_session_info){.answer_id = next_id};
 }
 
 static void test_kinds_without_sql(void **state)

@@ -828,6 +828,17 @@ static void test_results_tracker(void **state)
         assert_int_equal(copy_masked_at(p, r, 9, 1), 1);
         assert_false(computed_masked_at(p, r, 9, 2));
         policy_results_clear(r);
+        /* EXECUTE of an INSERT may return rows only by a rule: its rows
+         * are nobody's known ones; one prepared with RETURNING, its own. */
+        assert_int_equal(policy_classify("prepare ins as insert into nowhere values (1)", sess, &a, err), 0);
+        policy_analysis_free(&a);
+        assert_int_equal(policy_classify("prepare ret as insert into nowhere values (1) returning 1", sess, &a, err),
+                         0);
+        policy_analysis_free(&a);
+        push_one(r, p, sess, "execute ins; execute ret", 12);
+        assert_true(computed_masked_at(p, r, 12, 0));
+        assert_false(computed_masked_at(p, r, 12, 1));
+        policy_results_clear(r);
         policy_session_free(sess);
     }
     /* A long pipeline, 50 strings deep, answered in order: each result is
@@ -852,6 +863,7 @@ static void test_results_tracker(void **state)
         {"explain analyze insert into t values (1)", true}, {"copy t to stdout", true}, {"show work_mem", true},
         {"fetch all from c", true}, {"call p()", true}, {"select * into x from t", false},
         {"declare c cursor for select 1", false}, {"values (1)", true},
+        {"execute unknown_name", true}, /* what it runs is not known */
     };
     for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
         struct policy_analysis a;

@@ -16,6 +16,7 @@ import os
 import socket
 import struct
 import sys
+import threading
 
 TIMEOUT = 5.0                       # every read; a hang is a failure
 PII = b"alice.pii@example.com"      # compared case-insensitively, in every message received
@@ -491,6 +492,132 @@ def startup_benign(r):
 
 
 # --- main ---------------------------------------------------------------------
+# --- counting upstream's answers: what it skips or ignores --------------------
+# The gateway pairs each result with its statement by counting upstream's
+# answers; a message upstream skips (after an error, before Sync) or ignores
+# (a Sync in copy-in mode) must not be counted as answered, or every later
+# result is masked by another statement's rule.
+def in_step(r, c, what):
+    """After the sequence the session answers in step: select 1 is shown as it
+    is, a computed copy of the masked column is masked (its own statement's)."""
+    one = c.simple("select 1 as harmless")
+    r.expect(rows(one) == [[b"1"]], "%s: select 1 afterwards gave %s" % (what, show(one)))
+    e = c.simple("select email || '' as e from users")
+    want = PII if r.direct else b"****"
+    r.expect(rows(e) == [[want]], "%s: the computed email afterwards gave %s" % (what, show(e)))
+
+
+def until_copy_in(c):
+    out = []
+    while not out or out[-1][0] not in (b"G", b"Z"):
+        out.append(c.read_msg())
+    return out
+
+
+def closed_with_protocol_error(r, res, c, what):
+    r.expect("08P01" in sqlstates(res), "%s: expected the gateway's 08P01, got %s" % (what, show(res)))
+    r.expect(c.closed, what + ": the session stayed open")
+
+
+@attack("n1: a Query between a failing Parse and its Sync (upstream skips the Query), and after a good one")
+def query_before_sync(r):
+    c = r.connect()
+    c.send(Parse("", "selec bad"), Query("select 1 as skipped"), Sync())
+    res = c.ready()
+    r.expect(sqlstates(res) == ["42601"] and not rows(res) and
+             [t for t, _ in res].count(b"Z") == 1, "the Query after the failed Parse: " + show(res))
+    in_step(r, c, "after the skipped Query")
+    # A Parse, Describe and Flush that succeed, then a Query (asyncpg's COPY): it runs.
+    c.send(Parse("ok_s", "select 1 as a"), msg(b"D", b"S" + cstr("ok_s")), msg(b"H"))
+    got = []
+    while not got or got[-1][0] not in (b"T", b"n", b"E"):
+        got.append(c.read_msg())
+    res = c.simple("select email || '' as e from users")
+    r.expect(rows(res) == [[PII if r.direct else b"****"]], "the Query after a Flush: " + show(res))
+    in_step(r, c, "after the Query")
+
+
+@attack("n2: a Sync sent with COPY FROM STDIN in a Query (upstream ignores it)")
+def sync_with_copy(r):
+    c = r.connect()
+    c.send(Query("copy sink from stdin"), Sync())
+    head = until_copy_in(c)
+    r.expect(head[-1][0] == b"G", "no CopyInResponse: " + show(head))
+    c.send(msg(b"d", b"1\tx\n"), msg(b"c"))
+    res = c.ready()
+    r.expect(tags(res) == ["COPY 1"], "the COPY: " + show(res))
+    in_step(r, c, "after the COPY")
+
+
+@attack("n3: COPY FROM STDIN in the extended protocol, as libpq sends it (a Sync before the data, one after)")
+def extended_copy(r):
+    c = r.connect()
+    for _ in range(2):
+        c.send(Parse("", "copy sink from stdin"), Bind("", ""), msg(b"D", b"P\0"), Execute(""), Sync())
+        head = until_copy_in(c)
+        r.expect(head[-1][0] == b"G", "no CopyInResponse: " + show(head))
+        c.send(msg(b"d", b"2\ty\n"), msg(b"c"), Sync())
+        res = c.ready()
+        r.expect(tags(res) == ["COPY 1"], "the COPY: " + show(res))
+    in_step(r, c, "after two COPYs")
+
+
+@attack("n4: a Sync among COPY data, and a Parse during COPY FROM STDIN")
+def sync_in_copy_data(r):
+    for extra in (Sync(), Parse("", "select 1")):
+        c = r.connect()
+        c.send(Query("copy sink from stdin"))
+        head = until_copy_in(c)
+        r.expect(head[-1][0] == b"G", "no CopyInResponse: " + show(head))
+        c.send(msg(b"d", b"3\tz\n"), extra, msg(b"c"))
+        res = c.ready(allow_close=True)
+        if r.direct:  # upstream ignores the Sync; the Parse fails the COPY
+            want = tags(res) == ["COPY 1"] if extra[:1] == b"S" else "08P01" in sqlstates(res)
+            r.expect(want, "control: " + show(res))
+            continue
+        closed_with_protocol_error(r, res, c, "a %s during COPY" % extra[:1].decode())
+
+
+@attack("n5: EXECUTE of an SQL-prepared INSERT whose rule returns a masked value")
+def execute_rule_insert(r):
+    c = r.connect()
+    prep = c.simple("prepare ins_rt as insert into rt values (1)")
+    r.expect(not sqlstates(prep), "prepare: " + show(prep))
+    res = c.simple("execute ins_rt")
+    if r.direct:
+        r.expect([PII, PII] in rows(res), "control: " + show(res))
+        return
+    r.expect(rows(res) and all(v in (b"****", None) for row in rows(res) for v in row),
+             "the rule's row: " + show(res))
+    r.usable(c)
+
+
+@attack("n6: more messages awaiting upstream's answers than the gateway counts")
+def too_many_in_flight(r):
+    c = r.connect()
+    n = 1000 if r.direct else 65536  # the control shows the sequence is valid; the gateway counts 65536
+
+    def send():  # from a thread: upstream answers while the rest is still being sent
+        try:
+            c.send(Query("select pg_sleep(1)"), *([Sync()] * n))
+        except OSError:
+            pass  # the gateway closed the session
+    sender = threading.Thread(target=send)
+    sender.start()
+    first = c.ready(allow_close=True)
+    sender.join()
+    if r.direct:
+        for _ in range(n):
+            c.ready()
+        in_step(r, c, "control")
+        return
+    got = [first]
+    while not c.closed:
+        got.append(c.ready(allow_close=True))
+    r.expect(any("08P01" in sqlstates(m) for m in got), "no protocol error after %d messages" % len(got))
+    in_step(r, r.connect(), "a new session")
+
+
 def main():
     mode = sys.argv[1]
     if mode == "direct":
