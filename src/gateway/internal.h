@@ -148,12 +148,6 @@ struct gw_tracking {
  * statement_complete hook and the answer position: 'Q' (a Query or
  * FunctionCall), 'E' (an Execute), 'S' (a Sync); refused ones were replaced
  * by a marker and report nothing. */
-/* Counts of the client's messages forwarded upstream. */
-struct gw_copy_count {
-    uint64_t ends;            /* CopyDone and CopyFail */
-    uint64_t copy;            /* CopyData, CopyDone and CopyFail */
-    uint64_t others;          /* Parse, Bind, Describe, Close, Execute, Query, FunctionCall */
-};
 struct gw_inflight_item {
     char type;
     bool refused;
@@ -161,7 +155,9 @@ struct gw_inflight_item {
     int64_t since_us;         /* forwarded (or the previous completion of its Query) */
     enum gateway_statement_kind kind;
     uint32_t done;            /* a Query's statements completed so far */
-    struct gw_copy_count at;  /* the client's messages counted when it was forwarded */
+    bool may_copy;            /* a Query or Execute whose text may start COPY FROM STDIN */
+    uint32_t copies;          /* the COPY FROM STDINs it started so far */
+    uint64_t copy_ends_at;    /* the client's CopyDone/CopyFail count when it was forwarded */
 };
 struct gw_inflight {
     struct gw_inflight_item *items;  /* a ring */
@@ -227,10 +223,15 @@ struct gw_session {
     struct gw_tracking tracking;
     struct gw_inflight inflight;      /* for the statement_complete hook and the answer position */
     struct buf redacted;              /* the last ErrorResponse whose text error_redact hid */
-    /* COPY FROM STDIN: upstream ignores Sync in copy-in mode (see copy_in_started) */
-    struct gw_copy_count sent;        /* the client's messages forwarded, counted */
-    uint64_t others_at_end[8];        /* sent.others when CopyDone/CopyFail number i (mod 8) went */
+    /* COPY FROM STDIN: upstream ignores a Sync in copy-in mode, or answers
+     * it when the COPY failed first, so none reaches it then (see
+     * copy_may_start) */
+    size_t copy_items;                /* in-flight items with may_copy */
+    uint64_t copy_ends;               /* the client's CopyDone and CopyFail forwarded */
     bool copy_in;                     /* upstream is in copy-in mode, the client has not ended it */
+    bool copy_data_sent;              /* CopyData went upstream since the last CopyInResponse */
+    unsigned copy_syncs_dropped;      /* Syncs dropped in copy-in mode before any CopyData */
+    bool flush_sent;                  /* a Flush went upstream for the message waiting at a barrier */
     uint64_t awaiting_ready;          /* Query/FunctionCall/Sync sent upstream, not yet answered by 'Z' */
     bool unsynced;                    /* an extended-protocol message went upstream after the last Sync */
     bool upstream_skipping;           /* an extended-protocol message failed: upstream skips to Sync */
@@ -278,10 +279,7 @@ int gw_tracking_injected_describe(struct gw_tracking *t);
  * returns 1 when it answers a Describe the gateway added (so it is not the
  * client's to see), else 0. */
 int gw_tracking_upstream(struct gw_tracking *t, char type);
-/* Upstream entered copy-in mode for the head segment's COPY and will ignore
- * the n Syncs the client sent after it: they are no segment's end. 0, or -1
- * when fewer are pending. */
-int gw_tracking_drop_syncs(struct gw_tracking *t, size_t n);
+
 /* Upstream's ParameterDescription (the answer to a Describe of a statement):
  * the statement's parameter types as the server resolved them, for the ones
  * its Parse left unspecified (asyncpg's, say). */

@@ -479,8 +479,11 @@ static void protocol_error(struct gw_session *s, const char *who, const char *wh
 
 #define GW_INFLIGHT_MAX 65536
 
-static void inflight_pop(struct gw_inflight *q)
+static void inflight_pop(struct gw_session *s)
 {
+    struct gw_inflight *q = &s->inflight;
+    if (q->items[q->head].may_copy)
+        s->copy_items--;
     q->head = (q->head + 1) % q->cap;
     q->len--;
 }
@@ -505,7 +508,8 @@ static void note_answer_position(struct gw_session *s)
 /* A message went upstream that upstream will answer: 'Q', 'E' or 'S'.
  * -1 when it cannot be counted (the session must end: every later answer
  * would be paired with the wrong statement). */
-static int inflight_push(struct gw_session *s, char type, enum gateway_statement_kind kind, bool refused)
+static int inflight_push(struct gw_session *s, char type, enum gateway_statement_kind kind, bool refused,
+                         bool may_copy)
 {
     struct gw_inflight *q = &s->inflight;
     if (!tracks_answers(s->gw))
@@ -523,8 +527,9 @@ static int inflight_push(struct gw_session *s, char type, enum gateway_statement
         q->head = 0;
     }
     q->items[(q->head + q->len) % q->cap] = (struct gw_inflight_item){
-        type, refused, type == 'S' ? 0 : s->decided_id, util_monotonic_us(), kind, 0, s->sent};
+        type, refused, type == 'S' ? 0 : s->decided_id, util_monotonic_us(), kind, 0, may_copy, 0, s->copy_ends};
     q->len++;
+    s->copy_items += may_copy;
     return 0;
 }
 
@@ -554,7 +559,7 @@ static void inflight_answer(struct gw_session *s, char type, const uint8_t *body
     if (type == 'Z') { /* ends a Query, or an extended segment up to its Sync */
         while (q->len) {
             char t = q->items[q->head].type;
-            inflight_pop(q);
+            inflight_pop(s);
             if (t != 'E')
                 break;
         }
@@ -592,35 +597,52 @@ static void inflight_answer(struct gw_session *s, char type, const uint8_t *body
             it->done++;
         return;
     }
-    inflight_pop(q);
+    inflight_pop(s);
     if (type == 'E') /* upstream skips the rest of the segment up to its Sync */
         while (q->len && q->items[q->head].type == 'E')
-            inflight_pop(q);
+            inflight_pop(s);
 }
 
 /* ---- COPY FROM STDIN: the Syncs upstream ignores ------------------------- */
 
-/* A client message that goes upstream outside the statement path: COPY
- * data and its end are counted. */
+static void note_upstream_message(struct gw_session *s, char type);
+
+/* A client's CopyDone or CopyFail went upstream: copy-in mode ends there. */
 static void count_copy_message(struct gw_session *s, char type)
 {
-    if (type != 'd' && type != 'c' && type != 'f')
-        return;
-    s->sent.copy++;
     if (type == 'd')
-        return;
-    s->others_at_end[s->sent.ends % 8] = s->sent.others;
-    s->sent.ends++;
-    s->copy_in = false;
+        s->copy_data_sent = true;
+    if (type == 'c' || type == 'f') {
+        s->copy_ends++;
+        s->copy_in = false;
+    }
+}
+
+/* Whether the text may run COPY FROM STDIN: only a statement sent as a
+ * Query or a Parse can, and its text then holds the keyword. */
+static bool text_may_copy(const char *sql)
+{
+    return !sql || strcasestr(sql, "copy") != NULL;
+}
+
+/* Upstream ignores a Sync (and fails on other messages) in copy-in mode,
+ * but answers it when the COPY failed before reading it (COPY FREEZE on an
+ * old table, a BEFORE STATEMENT trigger), so a Sync is never sent upstream
+ * while it may be in copy-in mode. While a statement that may start COPY
+ * FROM STDIN is in flight, the client's next message that is not COPY data
+ * waits until it either started copy-in mode (CopyInResponse) or finished.
+ * In copy-in mode a Sync is dropped, as upstream drops it, and anything
+ * else ends the session; when the COPY then fails before any CopyData went
+ * (upstream would have answered those Syncs, being out of copy-in mode when
+ * it read them), they are sent after all (copy_failed). True when the
+ * client's message must wait. */
+static bool copy_may_start(const struct gw_session *s)
+{
+    return s->copy_items > 0 && !s->copy_in;
 }
 
 /* Upstream entered copy-in mode (CopyInResponse) for the statement it is
- * answering. It ignores the Syncs the client sent after that statement and
- * before any COPY data (libpq sends one with an extended-protocol COPY):
- * they end no segment and get no ReadyForQuery. Anything else sent before
- * the COPY's end fails it in a way that cannot be counted (and a Sync among
- * the COPY data is ignored or not by whether the data failed first): the
- * session ends. 0, or -1 when it was ended. */
+ * answering. 0, or -1 when the session was ended. */
 static int copy_in_started(struct gw_session *s)
 {
     struct gw_inflight *q = &s->inflight;
@@ -628,37 +650,32 @@ static int copy_in_started(struct gw_session *s)
         protocol_error(s, "upstream", "CopyInResponse with no statement in flight");
         return -1;
     }
-    const struct gw_copy_count h = q->items[q->head].at;
-    uint64_t others = s->sent.others; /* what went before the COPY's end */
-    if (s->sent.ends > h.ends)
-        others = s->sent.ends - h.ends <= 8 ? s->others_at_end[h.ends % 8] : UINT64_MAX;
-    size_t kept = 1, dropped = 0;
-    bool sync_after = false;
-    for (size_t i = 1; i < q->len && others == h.others; i++) {
-        struct gw_inflight_item it = q->items[(q->head + i) % q->cap];
-        if (it.at.ends == h.ends && (it.type != 'S' || it.at.copy != h.copy))
-            others = UINT64_MAX;
-        else if (it.at.ends == h.ends)
-            dropped++;
-        else {
-            sync_after = sync_after || it.type == 'S';
-            q->items[(q->head + kept++) % q->cap] = it;
+    struct gw_inflight_item *h = &q->items[q->head];
+    /* the client may have ended this COPY already (data sent without
+     * waiting for the CopyInResponse) */
+    s->copy_in = s->copy_ends == h->copy_ends_at + h->copies;
+    h->copies++;
+    s->copy_data_sent = false;
+    s->copy_syncs_dropped = 0;
+    return 0;
+}
+
+/* Upstream sent an ErrorResponse: a COPY that failed before any CopyData
+ * went would have answered the Syncs dropped in its copy-in mode. 0, or -1
+ * when the session was ended. */
+static int copy_failed(struct gw_session *s)
+{
+    s->copy_in = false;
+    for (; s->copy_syncs_dropped; s->copy_syncs_dropped--) {
+        static const uint8_t sync[] = {'S', 0, 0, 0, 4};
+        evbuffer_add(gw_conn_output(s->upstream), sync, sizeof sync);
+        note_upstream_message(s, 'S');
+        if (gw_tracking_client(&s->tracking, 'S', NULL, 0) < 0 ||
+            inflight_push(s, 'S', GATEWAY_STATEMENT_SIMPLE, false, false) < 0) {
+            protocol_error(s, "gateway", "out of memory while counting a Sync");
+            return -1;
         }
     }
-    if (others != h.others) {
-        protocol_error(s, "client", "a message other than CopyData, CopyDone, CopyFail or Flush sent during"
-                                    " COPY FROM STDIN");
-        return -1;
-    }
-    q->len = kept;
-    if (dropped && gw_tracking_drop_syncs(&s->tracking, dropped) < 0) {
-        protocol_error(s, "gateway", "lost count of the Syncs sent during COPY FROM STDIN");
-        return -1;
-    }
-    s->awaiting_ready -= dropped < s->awaiting_ready ? dropped : s->awaiting_ready;
-    if (dropped && q->items[q->head].type == 'E' && !sync_after)
-        s->unsynced = true; /* the COPY's segment goes on to the next Sync */
-    s->copy_in = s->sent.ends == h.ends;
     return 0;
 }
 
@@ -838,6 +855,39 @@ static void unstage(struct gw_session *s)
         evbuffer_add_buffer(gw_conn_output(s->upstream), s->staged);
 }
 
+/* Wait for upstream's answers before the client's next message; a Flush
+ * makes upstream send what it holds back until a Sync (once per wait). */
+static void barrier_wait(struct gw_session *s)
+{
+    unstage(s);
+    if (!s->flush_sent) {
+        static const uint8_t flush[] = {'H', 0, 0, 0, 4};
+        evbuffer_add(gw_conn_output(s->upstream), flush, sizeof flush);
+        s->flush_sent = true;
+    }
+    s->waiting_barrier = true;
+}
+
+/* Whether a Query's text, or the SQL behind an Execute's portal, may start
+ * COPY FROM STDIN (unknown SQL may). */
+static bool message_may_copy(struct gw_session *s, char type, const uint8_t *body, size_t len)
+{
+    if (type == 'Q') {
+        for (size_t i = 0; i + 4 <= len; i++)
+            if (strncasecmp((const char *)body + i, "copy", 4) == 0)
+                return true;
+        return false;
+    }
+    if (type != 'E')
+        return false;
+    char kind;
+    const char *portal;
+    struct gw_portal_info pi;
+    if (pgwire_parse_named(body, len, false, &kind, &portal) < 0 || gw_tracking_portal(&s->tracking, portal, &pi) != 1)
+        return true;
+    return text_may_copy(pi.sql);
+}
+
 static void c2u_relay(struct gw_session *s)
 {
     struct gateway *gw = s->gw;
@@ -891,9 +941,19 @@ static void c2u_relay(struct gw_session *s)
             continue;
         }
         /* What upstream will skip or ignore must not be counted as answered. */
+        if (s->copy_in && type == 'S') { /* upstream ignores it: so does the gateway */
+            s->copy_syncs_dropped += !s->copy_data_sent;
+            s->c2u_remaining = total;
+            s->c2u_discard = true;
+            continue;
+        }
         if (s->copy_in) {
-            protocol_error(s, "client", "a message other than CopyData, CopyDone, CopyFail or Flush during COPY"
-                                        " FROM STDIN");
+            protocol_error(s, "client", "a message other than CopyData, CopyDone, CopyFail, Flush or Sync during"
+                                        " COPY FROM STDIN");
+            return;
+        }
+        if (copy_may_start(s)) {
+            barrier_wait(s);
             return;
         }
         if ((type == 'Q' || type == 'F') && s->unsynced) {
@@ -901,8 +961,7 @@ static void c2u_relay(struct gw_session *s)
              * does this), upstream runs it, or skips it when one of them
              * failed: wait until they are answered to know which. */
             if (s->inflight.len || s->tracking.npending) {
-                unstage(s);
-                s->waiting_barrier = true;
+                barrier_wait(s);
                 return;
             }
             if (s->upstream_skipping) { /* upstream would drop it unanswered: so does the gateway */
@@ -960,8 +1019,7 @@ static void c2u_relay(struct gw_session *s)
             unstage(s);
             send_refusal_marker(s, type, &refusal);
             note_upstream_message(s, type == 'E' ? 'E' : 'Q');
-            s->sent.others++;
-            if (inflight_push(s, type == 'E' ? 'E' : 'Q', GATEWAY_STATEMENT_SIMPLE, true) < 0) {
+            if (inflight_push(s, type == 'E' ? 'E' : 'Q', GATEWAY_STATEMENT_SIMPLE, true, false) < 0) {
                 protocol_error(s, "client", "more messages awaiting upstream's answers than the gateway counts");
                 return;
             }
@@ -991,14 +1049,12 @@ static void c2u_relay(struct gw_session *s)
             return;
         }
         note_upstream_message(s, type);
-        if (type != 'S')
-            s->sent.others++;
         if ((type == 'Q' || type == 'F' || type == 'E' || type == 'S') &&
             inflight_push(s, type == 'F' ? 'Q' : type,
                           type == 'Q'   ? GATEWAY_STATEMENT_SIMPLE
                           : type == 'F' ? GATEWAY_STATEMENT_FUNCTION_CALL
                                         : GATEWAY_STATEMENT_EXECUTE,
-                          false) < 0) {
+                          false, tracks_answers(gw) && message_may_copy(s, type, body, (size_t)blen)) < 0) {
             protocol_error(s, "client", "more messages awaiting upstream's answers than the gateway counts");
             return;
         }
@@ -1411,7 +1467,8 @@ static void u2c_relay(struct gw_session *s)
         case 'E': {
             clear_filter(s);
             s->copy_filter_active = false;
-            s->copy_in = false; /* an error ends copy-in mode; the client may not end it */
+            if (copy_failed(s) < 0) /* an error ends copy-in mode; the client may not end it */
+                return;
             /* One of an extended segment (not a Query's own): upstream skips
              * what comes before the next Sync, a Query too. */
             if (tracks_answers(gw) && (s->inflight.len == 0 || s->inflight.items[s->inflight.head].type != 'Q'))
@@ -1470,6 +1527,7 @@ static void u2c_relay(struct gw_session *s)
             clear_filter(s);
             s->copy_filter_active = false;
             s->upstream_skipping = false;
+            s->copy_syncs_dropped = 0;
             if (blen == 1 && (body[0] == 'I' || body[0] == 'T' || body[0] == 'E'))
                 s->info.txn_status = (char)body[0];
             note_ready(s);
@@ -1478,6 +1536,7 @@ static void u2c_relay(struct gw_session *s)
         case 'I':
         case 's':
             u2c_passes(s, type); /* the end of a result ends its filters */
+            s->copy_syncs_dropped = 0; /* a COPY that ended well ignored them */
             break;
         default:
             break;
@@ -1491,6 +1550,7 @@ static void u2c_relay(struct gw_session *s)
         }
         if (s->waiting_barrier) { /* an answer came: look again */
             s->waiting_barrier = false;
+            s->flush_sent = false;
             wake_client_side = true;
         }
         if (s->phase != GW_RELAY)

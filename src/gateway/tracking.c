@@ -363,27 +363,6 @@ int gw_tracking_upstream(struct gw_tracking *t, char type)
     return 0;
 }
 
-int gw_tracking_drop_syncs(struct gw_tracking *t, size_t n)
-{
-    /* The COPY's own Query, or what is left of its extended segment, then
-     * the Syncs sent after it, before any other message. */
-    struct gw_pending *prev = NULL, *p = t->head;
-    if (p && p->kind == 'Q') {
-        prev = p;
-        p = p->next;
-    }
-    while (p && p->kind != 'S' && p->kind != 'Q') {
-        prev = p;
-        p = p->next;
-    }
-    for (; n && p && p->kind == 'S'; n--) {
-        struct gw_pending *next = p->next;
-        pending_unlink(t, prev, p);
-        p = next;
-    }
-    return n ? -1 : 0;
-}
-
 void gw_tracking_param_description(struct gw_tracking *t, const uint8_t *body, size_t len)
 {
     /* It answers the head segment's first Describe (its RowDescription or

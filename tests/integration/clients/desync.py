@@ -562,20 +562,78 @@ def extended_copy(r):
     in_step(r, c, "after two COPYs")
 
 
-@attack("n4: a Sync among COPY data, and a Parse during COPY FROM STDIN")
+@attack("n4: a Sync among COPY data (upstream ignores it), and a Parse during COPY FROM STDIN")
 def sync_in_copy_data(r):
-    for extra in (Sync(), Parse("", "select 1")):
-        c = r.connect()
-        c.send(Query("copy sink from stdin"))
-        head = until_copy_in(c)
-        r.expect(head[-1][0] == b"G", "no CopyInResponse: " + show(head))
-        c.send(msg(b"d", b"3\tz\n"), extra, msg(b"c"))
-        res = c.ready(allow_close=True)
-        if r.direct:  # upstream ignores the Sync; the Parse fails the COPY
-            want = tags(res) == ["COPY 1"] if extra[:1] == b"S" else "08P01" in sqlstates(res)
-            r.expect(want, "control: " + show(res))
-            continue
-        closed_with_protocol_error(r, res, c, "a %s during COPY" % extra[:1].decode())
+    c = r.connect()
+    c.send(Query("copy sink from stdin"))
+    head = until_copy_in(c)
+    r.expect(head[-1][0] == b"G", "no CopyInResponse: " + show(head))
+    c.send(msg(b"d", b"3\tz\n"), Sync(), msg(b"c"))
+    res = c.ready()
+    r.expect(tags(res) == ["COPY 1"], "the COPY with a Sync among its data: " + show(res))
+    in_step(r, c, "after the COPY")
+    c = r.connect()
+    c.send(Query("copy sink from stdin"))
+    head = until_copy_in(c)
+    c.send(msg(b"d", b"3\tz\n"), Parse("", "select 1"), msg(b"c"))
+    res = c.ready(allow_close=True)
+    if r.direct:  # upstream fails the COPY on it
+        r.expect("08P01" in sqlstates(res), "control: " + show(res))
+        return
+    closed_with_protocol_error(r, res, c, "a Parse during COPY")
+
+
+def until_mark(r, c, what):
+    """Messages up to the ReadyForQuery after the row 'mark' (a Sync may or
+    may not have been answered before it)."""
+    out = []
+    while True:
+        out.append(c.read_msg())
+        if out[-1][0] == b"Z" and [b"mark"] in rows(out):
+            return out
+
+
+@attack("n7: COPY FREEZE fails after its CopyInResponse, before reading the Sync sent with it")
+def copy_fails_before_reading(r):
+    c = r.connect()
+    c.send(Query("copy sink from stdin (freeze)"), Sync(), msg(b"c"), Query("select 'mark' as m"))
+    res = until_mark(r, c, "copy freeze")
+    r.expect("55000" in sqlstates(res), "the COPY FREEZE: " + show(res))
+    in_step(r, c, "after the failed COPY")
+    c.send(Parse("", "copy sink from stdin (freeze)"), Bind("", ""), Execute(""), Sync(), msg(b"c"),
+           Query("select 'mark' as m"))
+    res = until_mark(r, c, "extended copy freeze")
+    r.expect("55000" in sqlstates(res), "the extended COPY FREEZE: " + show(res))
+    in_step(r, c, "after the failed extended COPY")
+
+
+@attack("n8: a Sync between two COPYs of one Query, then a failed Parse and a DELETE under the same name")
+def sync_between_copies(r):
+    c = r.connect()
+    c.send(Query("copy sink from stdin; copy sink from stdin"), msg(b"c"), Sync(), msg(b"c"))
+    res = c.ready()
+    r.expect(tags(res) == ["COPY 0", "COPY 0"], "the two COPYs: " + show(res))
+    in_step(r, c, "after the two COPYs")
+    c.send(Parse("s8", "select 'x'::int"), Sync())
+    bad = c.ready()
+    c.send(Parse("s8", "delete from t"), Sync())
+    redefined = c.ready()
+    c.send(Bind("", "s8"), Execute(""), Sync())
+    res = c.ready()
+    if r.direct:
+        r.expect(tags(res) == ["DELETE 10"], "control: " + show(bad + redefined + res))
+        return
+    r.no_delete(res, "Execute of s8")
+    r.usable(c)
+
+
+@attack("n9: Parse, Bind, Execute and then a Query, with no Sync or Flush")
+def query_without_flush(r):
+    c = r.connect()
+    c.send(Parse("", "select 1 as a"), Bind("", ""), Execute(""), Query("select 2 as b"))
+    res = c.ready()
+    r.expect(rows(res) == [[b"1"], [b"2"]], "both answered: " + show(res))
+    in_step(r, c, "afterwards")
 
 
 @attack("n5: EXECUTE of an SQL-prepared INSERT whose rule returns a masked value")
