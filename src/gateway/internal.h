@@ -229,7 +229,7 @@ struct gw_session {
     size_t copy_items;                /* in-flight items with may_copy */
     uint64_t copy_ends;               /* the client's CopyDone and CopyFail forwarded */
     bool copy_in;                     /* upstream is in copy-in mode, the client has not ended it */
-    bool copy_data_sent;              /* CopyData went upstream since the last CopyInResponse */
+    bool copy_data_sent;              /* CopyData, CopyDone or CopyFail went since the last CopyInResponse */
     unsigned copy_syncs_dropped;      /* Syncs dropped in copy-in mode before any CopyData */
     bool flush_sent;                  /* a Flush went upstream for the message waiting at a barrier */
     uint64_t awaiting_ready;          /* Query/FunctionCall/Sync sent upstream, not yet answered by 'Z' */

@@ -610,7 +610,7 @@ static void note_upstream_message(struct gw_session *s, char type);
 /* A client's CopyDone or CopyFail went upstream: copy-in mode ends there. */
 static void count_copy_message(struct gw_session *s, char type)
 {
-    if (type == 'd')
+    if (type == 'd' || type == 'c' || type == 'f')
         s->copy_data_sent = true;
     if (type == 'c' || type == 'f') {
         s->copy_ends++;
@@ -660,12 +660,18 @@ static int copy_in_started(struct gw_session *s)
     return 0;
 }
 
-/* Upstream sent an ErrorResponse: a COPY that failed before any CopyData
- * went would have answered the Syncs dropped in its copy-in mode. 0, or -1
- * when the session was ended. */
+/* Upstream sent an ErrorResponse. A COPY that failed while nothing after
+ * the Syncs dropped in its copy-in mode had gone (no CopyData, CopyDone or
+ * CopyFail) failed before reading them, and would have answered them: they
+ * are sent now. Had anything gone after them, upstream may have read them
+ * in copy-in mode and failed later: they stay dropped (the client gets a
+ * ReadyForQuery fewer, never one more). 0, or -1 when the session was
+ * ended. */
 static int copy_failed(struct gw_session *s)
 {
     s->copy_in = false;
+    if (s->copy_data_sent)
+        s->copy_syncs_dropped = 0;
     for (; s->copy_syncs_dropped; s->copy_syncs_dropped--) {
         static const uint8_t sync[] = {'S', 0, 0, 0, 4};
         evbuffer_add(gw_conn_output(s->upstream), sync, sizeof sync);

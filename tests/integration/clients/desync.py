@@ -600,11 +600,33 @@ def copy_fails_before_reading(r):
     res = until_mark(r, c, "copy freeze")
     r.expect("55000" in sqlstates(res), "the COPY FREEZE: " + show(res))
     in_step(r, c, "after the failed COPY")
-    c.send(Parse("", "copy sink from stdin (freeze)"), Bind("", ""), Execute(""), Sync(), msg(b"c"),
-           Query("select 'mark' as m"))
+    c.send(Parse("", "copy sink from stdin (freeze)"), Bind("", ""), Execute(""), Sync(), msg(b"c"), Sync(),
+           Query("select 'mark' as m"))  # as libpq: a Sync after CopyDone too
     res = until_mark(r, c, "extended copy freeze")
     r.expect("55000" in sqlstates(res), "the extended COPY FREEZE: " + show(res))
     in_step(r, c, "after the failed extended COPY")
+
+
+@attack("n10: a COPY that fails on its data or by CopyFail, with a Sync sent before the data: one ReadyForQuery")
+def copy_fails_on_data(r):
+    c = r.connect()
+    for data in (msg(b"d", b"notint\tx\n"), msg(b"f", cstr("abort"))):
+        c.send(Parse("", "copy sink from stdin"), Bind("", ""), msg(b"D", b"P\0"), Execute(""), Sync())
+        head = until_copy_in(c)
+        r.expect(head[-1][0] == b"G", "no CopyInResponse: " + show(head))
+        c.send(data, msg(b"c"), Sync())
+        res = c.ready()
+        r.expect(sqlstates(res), "the failed extended COPY: " + show(res))
+        after = c.simple("select 'after' as a")  # a stray ReadyForQuery would answer this
+        r.expect(rows(after) == [[b"after"]], "after the failed extended COPY: " + show(after))
+        c.send(Query("copy sink from stdin"), Sync())
+        head = until_copy_in(c)
+        c.send(data)
+        res = c.ready()
+        r.expect(sqlstates(res), "the failed COPY: " + show(res))
+        after = c.simple("select 'after' as a")
+        r.expect(rows(after) == [[b"after"]], "after the failed COPY: " + show(after))
+    in_step(r, c, "afterwards")
 
 
 @attack("n8: a Sync between two COPYs of one Query, then a failed Parse and a DELETE under the same name")
