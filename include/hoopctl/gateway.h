@@ -39,8 +39,9 @@ struct gateway_session_info {
      * the completions of that Query so far). Upstream answers in order, one
      * completion per statement, so this is exact: a session whose messages
      * could not be counted (out of memory, more than 65536 in flight, a
-     * Query before the Sync of extended-protocol messages, a message other
-     * than COPY data during COPY FROM STDIN) is closed. */
+     * message other than COPY data, Flush or Sync during COPY FROM STDIN)
+     * is closed; what upstream may skip or ignore waits until its answers
+     * tell (see hoopctl-gateway(1)). */
     uint64_t answer_id;
     uint32_t answer_index;
 };
