@@ -279,7 +279,6 @@ int gw_tracking_injected_describe(struct gw_tracking *t);
  * returns 1 when it answers a Describe the gateway added (so it is not the
  * client's to see), else 0. */
 int gw_tracking_upstream(struct gw_tracking *t, char type);
-
 /* Upstream's ParameterDescription (the answer to a Describe of a statement):
  * the statement's parameter types as the server resolved them, for the ones
  * its Parse left unspecified (asyncpg's, say). */
