@@ -310,6 +310,12 @@ struct policy_catalog {
      * column), or -1 with err. */
     int (*view_column)(struct policy_catalog *self, const char *schema, const char *name, const char *column,
                        const struct policy_column_ref **base, size_t *nbase, char err[POLICY_ERR_MAX]);
+    /* triggers: whether a write to relation `name` (schema NULL: any
+     * schema's) may fire a trigger someone wrote (its own, or a partition's
+     * or child's), which may read and quote any column. 0 with *some, or -1
+     * with err. NULL: cannot tell (a write counts as one that may). */
+    int (*triggers)(struct policy_catalog *self, const char *schema, const char *name, bool *some,
+                    char err[POLICY_ERR_MAX]);
 };
 
 /* DDL that may change what the catalog answers has committed in one of
@@ -492,8 +498,9 @@ int policy_mask_plan_build_copy_results(const struct policy *p, struct policy_ca
                                         size_t ncols, struct policy_mask_plan *out, char err[POLICY_ERR_MAX]);
 /* Whether a statement forwarded since the session was last idle (any in r;
  * none known counts; COMMIT, PREPARE TRANSACTION and SET CONSTRAINTS, where
- * deferred checks run, count as unknown) may read a masked column, by its
- * text or through a view, a function or SQL run from a string: an error or
+ * deferred checks run, and a write to a relation with triggers someone
+ * wrote, count as unknown) may read a masked column, by its text or through
+ * a view, a function, a trigger or SQL run from a string: an error or
  * notice that comes now must then not show its text, which may quote the
  * value. */
 bool policy_results_may_read_masked(const struct policy *p, struct policy_catalog *catalog,

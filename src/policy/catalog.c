@@ -38,10 +38,10 @@ struct catalog_entry {
 /* An answer about a name: a relation (view or not, its base columns) or a
  * function (user code or not). */
 struct catalog_name {
-    char kind;                    /* 'r' relation, 'f' function, 'c' view column */
+    char kind;                    /* 'r' relation, 'f' function, 'c' view column, 't' triggers */
     char schema[POLICY_NAME_MAX]; /* "" for any */
     char name[2 * POLICY_NAME_MAX + 2]; /* a view column: "<length of view>:<view><column>" */
-    bool flag;                    /* relation: is a view; function: user code */
+    bool flag;                    /* relation: is a view; function: user code; triggers: some */
     struct policy_column_info info;
 };
 
@@ -347,6 +347,15 @@ static const char user_function_sql[] =
     "ON n.oid = p.pronamespace WHERE p.proname = $2 AND ($1 = '' OR n.nspname = $1) "
     "AND n.nspname NOT IN ('pg_catalog', 'information_schema'))";
 
+/* Whether a write to relations of a name (any schema when schema is "") may
+ * fire a trigger someone wrote: theirs or a partition's or child's. */
+static const char user_triggers_sql[] =
+    "WITH RECURSIVE rel(oid) AS (SELECT c.oid FROM pg_catalog.pg_class c "
+    "  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+    "  WHERE c.relname = $2 AND ($1 = '' OR n.nspname = $1) "
+    "  UNION SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN rel ON i.inhparent = rel.oid) "
+    "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t JOIN rel ON t.tgrelid = rel.oid WHERE NOT t.tgisinternal)";
+
 /* The views of a name (any schema when schema is "") with a column of name $3. */
 static const char view_column_sql[] =
     "SELECT c.oid, a.attnum FROM pg_catalog.pg_class c "
@@ -387,7 +396,11 @@ static const struct catalog_name *name_lookup(struct catalog_pg *c, char kind, c
         return NULL;
     }
     const char *params[] = {key.schema, column ? name : key.name, column};
-    PGresult *r = query(c, kind == 'r' ? relations_by_name_sql : kind == 'f' ? user_function_sql : view_column_sql,
+    PGresult *r = query(c,
+                        kind == 'r'   ? relations_by_name_sql
+                        : kind == 'f' ? user_function_sql
+                        : kind == 't' ? user_triggers_sql
+                                      : view_column_sql,
                         column ? 3 : 2, params, err);
     if (!r)
         return NULL;
@@ -396,7 +409,7 @@ static const struct catalog_name *name_lookup(struct catalog_pg *c, char kind, c
         for (int i = 0; i < PQntuples(r) && rc == 0; i++)
             rc = add_column_bases(c, (uint32_t)strtoul(PQgetvalue(r, i, 0), NULL, 10),
                                   (int16_t)atoi(PQgetvalue(r, i, 1)), &key.info, 0, err);
-    } else if (kind == 'f') {
+    } else if (kind == 'f' || kind == 't') {
         key.flag = PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't';
     } else {
         for (int i = 0; i < PQntuples(r) && rc == 0; i++) {
@@ -454,6 +467,17 @@ static int catalog_function(struct policy_catalog *self, const char *name, bool 
     if (!e)
         return -1;
     *user_code = e->flag;
+    return 0;
+}
+
+static int catalog_triggers(struct policy_catalog *self, const char *schema, const char *name, bool *some,
+                            char err[POLICY_ERR_MAX])
+{
+    catalog_refresh((struct catalog_pg *)self);
+    const struct catalog_name *e = name_lookup((struct catalog_pg *)self, 't', schema, name, NULL, err);
+    if (!e)
+        return -1;
+    *some = e->flag;
     return 0;
 }
 
@@ -543,6 +567,7 @@ struct policy_catalog *policy_catalog_pg_new(const char *conninfo, char err[POLI
     c->base.relation = catalog_relation;
     c->base.function = catalog_function;
     c->base.view_column = catalog_view_column;
+    c->base.triggers = catalog_triggers;
     c->conn = PQconnectdb(conninfo);
     if (PQstatus(c->conn) != CONNECTION_OK) {
         snprintf(err, POLICY_ERR_MAX, "catalog connection failed: %s", PQerrorMessage(c->conn));

@@ -328,19 +328,37 @@ static bool fires_deferred(const struct policy_stmt *st)
     return false;
 }
 
+/* Whether st writes to a relation whose triggers someone wrote (or the
+ * catalog cannot tell): they may read any column and quote it. */
+static bool writes_with_triggers(struct policy_catalog *catalog, const struct policy_stmt *st)
+{
+    for (size_t i = 0; i < st->nrelations; i++) {
+        const struct policy_relation *rel = &st->relations[i];
+        bool some = true;
+        char err[POLICY_ERR_MAX];
+        if (rel->write && (!catalog || !catalog->triggers ||
+                           catalog->triggers(catalog, rel->schema, rel->name, &some, err) < 0 || some))
+            return true;
+    }
+    return false;
+}
+
 bool policy_results_may_read_masked(const struct policy *p, struct policy_catalog *catalog,
                                     struct policy_results *r)
 {
     /* Every statement since the session was last idle counts: an INSERT ...
      * SELECT fails with the value it read as well, and a deferred check
      * fails at the commit that ends the Query or at COMMIT, which are
-     * judged as unknown (an earlier Query of the transaction is not kept). */
-    if (r->n == 0)
+     * judged as unknown (an earlier Query of the transaction is not kept),
+     * as is a write that fires triggers someone wrote. */
+    if (r->n == 0 || !policy_stmt_may_read_masked(p, catalog, NULL)) /* the latter: nothing is masked */
         return policy_stmt_may_read_masked(p, catalog, NULL);
-    for (size_t i = 0; i < r->n; i++)
-        if (fires_deferred(&r->entries[i].stmt) ? policy_stmt_may_read_masked(p, catalog, NULL)
-                                                : policy_stmt_may_read_masked(p, catalog, &r->entries[i].stmt))
+    for (size_t i = 0; i < r->n; i++) {
+        const struct policy_stmt *st = &r->entries[i].stmt;
+        bool unknown = fires_deferred(st) || writes_with_triggers(catalog, st);
+        if (policy_stmt_may_read_masked(p, catalog, unknown ? NULL : st))
             return true;
+    }
     return false;
 }
 

@@ -371,7 +371,27 @@ SQL
 out=$(gw_psql -At -c "begin" -c "insert into deferred_t values (1)" -c "commit" 2>&1) && fail "COMMIT succeeded: $out"
 assert_no_pii "$out" "a deferred trigger's error at COMMIT"
 assert_contains "$out" "hidden"
-psql -q -c "drop table deferred_t" -c "drop function deferred_fail()"
+# So does the error of the write itself, with the trigger run at once or
+# at the end of an autocommit statement; a table with no trigger someone
+# wrote shows its errors' text.
+psql -q -v ON_ERROR_STOP=1 <<'SQL'
+create table immediate_t (id int);
+create trigger immediate_tr after insert on immediate_t for each row execute function deferred_fail();
+create table plain_t (id int primary key);
+insert into plain_t values (1);
+create table part_p (id int) partition by range (id);
+create table part_c partition of part_p for values from (0) to (100);
+create trigger part_tr after insert on part_c for each row execute function deferred_fail();
+SQL
+for write in "insert into deferred_t values (1)" "insert into immediate_t values (1)" \
+  "insert into part_p values (1)"; do
+  out=$(gw_psql -At -c "$write" 2>&1) && fail "[$write] succeeded: $out"
+  assert_no_pii "$out" "a trigger's error of [$write]"
+  assert_contains "$out" "hidden"
+done
+out=$(gw_psql -At -c "insert into plain_t values (1)" 2>&1) && fail "the duplicate key went in: $out"
+assert_contains "$out" 'duplicate key value violates unique constraint "plain_t_pkey"'
+psql -q -c "drop table deferred_t, immediate_t, plain_t, part_p" -c "drop function deferred_fail()"
 # Each result is its own statement's: a SELECT of the masked column that
 # returned no rows leaves nothing behind to mask the next statement's.
 out=$(q -c "select upper(email) from users where false; select upper(name) || '!' from users where id = 1")
