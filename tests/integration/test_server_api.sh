@@ -16,7 +16,7 @@ if [[ $KIND == postgres ]]; then
   dbsql() { psql -qAt -d hoopctl -c "$1"; }
 else
   STORE="sqlite:$T/server.db"
-  dbsql() { sqlite3 "$T/server.db" "$1"; }
+  dbsql() { sqlite3 -cmd ".timeout 10000" "$T/server.db" "$1"; } # the running server may hold the lock a moment
 fi
 
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$T/master.key"
