@@ -310,12 +310,17 @@ struct policy_catalog {
      * column), or -1 with err. */
     int (*view_column)(struct policy_catalog *self, const char *schema, const char *name, const char *column,
                        const struct policy_column_ref **base, size_t *nbase, char err[POLICY_ERR_MAX]);
-    /* triggers: whether a write to relation `name` (schema NULL: any
-     * schema's) may fire a trigger someone wrote (its own, or a partition's
-     * or child's), which may read and quote any column. 0 with *some, or -1
-     * with err. NULL: cannot tell (a write counts as one that may). */
-    int (*triggers)(struct policy_catalog *self, const char *schema, const char *name, bool *some,
-                    char err[POLICY_ERR_MAX]);
+    /* writes: what a write to relation `name` (schema NULL: any schema's)
+     * may write and an error of it quote: every column of the relation, of
+     * its partitions and children, of what its rules (a view's) name and
+     * of what foreign keys cascade to, on and on, also under their
+     * ancestors' names (*columns, owned as for relation); *code when one of
+     * those runs code someone wrote on a write (a trigger, or a default or
+     * constraint calling a user function), which may read and quote any
+     * column. 0, or -1 with err. NULL: cannot tell (a write counts as one
+     * that may quote anything). */
+    int (*writes)(struct policy_catalog *self, const char *schema, const char *name, bool *code,
+                  const struct policy_column_ref **columns, size_t *ncolumns, char err[POLICY_ERR_MAX]);
 };
 
 /* DDL that may change what the catalog answers has committed in one of

@@ -28,6 +28,7 @@ void policy_catalog_changed(void)
     atomic_fetch_add(&catalog_generation, 1);
 }
 #define CATALOG_MAX_ENTRIES 65536
+#define CATALOG_MAX_WRITE_COLUMNS 4096
 
 struct catalog_entry {
     uint32_t oid;
@@ -38,10 +39,10 @@ struct catalog_entry {
 /* An answer about a name: a relation (view or not, its base columns) or a
  * function (user code or not). */
 struct catalog_name {
-    char kind;                    /* 'r' relation, 'f' function, 'c' view column, 't' triggers */
+    char kind;                    /* 'r' relation, 'f' function, 'c' view column, 'w' a write's reach */
     char schema[POLICY_NAME_MAX]; /* "" for any */
     char name[2 * POLICY_NAME_MAX + 2]; /* a view column: "<length of view>:<view><column>" */
-    bool flag;                    /* relation: is a view; function: user code; triggers: some */
+    bool flag;                    /* relation: is a view; function, write: user code */
     struct policy_column_info info;
 };
 
@@ -186,17 +187,22 @@ static PGresult *query(struct catalog_pg *c, const char *sql, int nparams, const
     return r;
 }
 
-static int add_base(struct policy_column_info *info, const struct policy_column_ref *ref)
+static int push_base(struct policy_column_info *info, const struct policy_column_ref *ref)
 {
-    for (size_t i = 0; i < info->nbase; i++)
-        if (memcmp(&info->base[i], ref, sizeof(*ref)) == 0)
-            return 0;
     struct policy_column_ref *nb = realloc(info->base, (info->nbase + 1) * sizeof(*nb));
     if (!nb)
         return -1;
     info->base = nb;
     info->base[info->nbase++] = *ref;
     return 0;
+}
+
+static int add_base(struct policy_column_info *info, const struct policy_column_ref *ref)
+{
+    for (size_t i = 0; i < info->nbase; i++)
+        if (memcmp(&info->base[i], ref, sizeof(*ref)) == 0)
+            return 0;
+    return push_base(info, ref);
 }
 
 static int lookup(struct catalog_pg *c, uint32_t oid, int16_t attnum, struct policy_column_info *info,
@@ -347,14 +353,39 @@ static const char user_function_sql[] =
     "ON n.oid = p.pronamespace WHERE p.proname = $2 AND ($1 = '' OR n.nspname = $1) "
     "AND n.nspname NOT IN ('pg_catalog', 'information_schema'))";
 
-/* Whether a write to relations of a name (any schema when schema is "") may
- * fire a trigger someone wrote: theirs or a partition's or child's. */
-static const char user_triggers_sql[] =
-    "WITH RECURSIVE rel(oid) AS (SELECT c.oid FROM pg_catalog.pg_class c "
+/* What a write to relations of a name (any schema when schema is "") may
+ * write: those relations, their partitions and children, the relations
+ * their rules (a view's too) name, and the referencing tables of foreign
+ * keys that cascade, SET NULL or SET DEFAULT, on and on; then the
+ * ancestors of all of them, under whose names column rules may name their
+ * columns. One row per column (NULL for a relation without any), with
+ * whether that relation runs code someone wrote on a write: a trigger, or
+ * a default or constraint that calls a function outside pg_catalog. */
+static const char writes_sql[] =
+    "WITH RECURSIVE w(oid) AS (SELECT c.oid FROM pg_catalog.pg_class c "
     "  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
     "  WHERE c.relname = $2 AND ($1 = '' OR n.nspname = $1) "
-    "  UNION SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN rel ON i.inhparent = rel.oid) "
-    "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t JOIN rel ON t.tgrelid = rel.oid WHERE NOT t.tgisinternal)";
+    "  UNION SELECT e.dst FROM w JOIN ("
+    "    SELECT inhparent AS src, inhrelid AS dst FROM pg_catalog.pg_inherits "
+    "    UNION ALL SELECT confrelid, conrelid FROM pg_catalog.pg_constraint WHERE contype = 'f' "
+    "      AND (confdeltype IN ('c', 'n', 'd') OR confupdtype IN ('c', 'n', 'd')) "
+    "    UNION ALL SELECT r.ev_class, d.refobjid FROM pg_catalog.pg_rewrite r "
+    "      JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid "
+    "      AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid <> r.ev_class"
+    "  ) e ON e.src = w.oid), "
+    "a(oid) AS (SELECT oid FROM w UNION SELECT i.inhparent FROM pg_catalog.pg_inherits i JOIN a ON i.inhrelid = a.oid) "
+    "SELECT n.nspname, c.relname, at.attname, "
+    "  EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t WHERE t.tgrelid = c.oid AND NOT t.tgisinternal) OR "
+    "  EXISTS (SELECT 1 FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_proc p ON p.oid = d.refobjid "
+    "    JOIN pg_catalog.pg_namespace pn ON pn.oid = p.pronamespace "
+    "    WHERE d.refclassid = 'pg_catalog.pg_proc'::regclass AND pn.nspname <> 'pg_catalog' "
+    "    AND ((d.classid = 'pg_catalog.pg_attrdef'::regclass "
+    "          AND d.objid IN (SELECT oid FROM pg_catalog.pg_attrdef WHERE adrelid = c.oid)) "
+    "      OR (d.classid = 'pg_catalog.pg_constraint'::regclass "
+    "          AND d.objid IN (SELECT oid FROM pg_catalog.pg_constraint WHERE conrelid = c.oid)))) "
+    "FROM a JOIN pg_catalog.pg_class c ON c.oid = a.oid "
+    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+    "LEFT JOIN pg_catalog.pg_attribute at ON at.attrelid = c.oid AND at.attnum > 0 AND NOT at.attisdropped";
 
 /* The views of a name (any schema when schema is "") with a column of name $3. */
 static const char view_column_sql[] =
@@ -399,7 +430,7 @@ static const struct catalog_name *name_lookup(struct catalog_pg *c, char kind, c
     PGresult *r = query(c,
                         kind == 'r'   ? relations_by_name_sql
                         : kind == 'f' ? user_function_sql
-                        : kind == 't' ? user_triggers_sql
+                        : kind == 'w' ? writes_sql
                                       : view_column_sql,
                         column ? 3 : 2, params, err);
     if (!r)
@@ -409,8 +440,21 @@ static const struct catalog_name *name_lookup(struct catalog_pg *c, char kind, c
         for (int i = 0; i < PQntuples(r) && rc == 0; i++)
             rc = add_column_bases(c, (uint32_t)strtoul(PQgetvalue(r, i, 0), NULL, 10),
                                   (int16_t)atoi(PQgetvalue(r, i, 1)), &key.info, 0, err);
-    } else if (kind == 'f' || kind == 't') {
+    } else if (kind == 'f') {
         key.flag = PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't';
+    } else if (kind == 'w') {
+        /* Past CATALOG_MAX_WRITE_COLUMNS the columns are not kept: such a
+         * write counts as running code (may quote anything). */
+        key.flag = PQntuples(r) > CATALOG_MAX_WRITE_COLUMNS;
+        for (int i = 0; i < PQntuples(r) && rc == 0 && !key.flag; i++) {
+            key.flag = PQgetvalue(r, i, 3)[0] == 't';
+            struct policy_column_ref ref = {0};
+            snprintf(ref.schema, sizeof ref.schema, "%s", PQgetvalue(r, i, 0));
+            snprintf(ref.table, sizeof ref.table, "%s", PQgetvalue(r, i, 1));
+            snprintf(ref.column, sizeof ref.column, "%s", PQgetvalue(r, i, 2));
+            if (!PQgetisnull(r, i, 2) && (rc = push_base(&key.info, &ref)) < 0) /* rows are distinct */
+                snprintf(err, POLICY_ERR_MAX, "out of memory");
+        }
     } else {
         for (int i = 0; i < PQntuples(r) && rc == 0; i++) {
             bool view = PQgetvalue(r, i, 1)[0] == 't';
@@ -470,14 +514,16 @@ static int catalog_function(struct policy_catalog *self, const char *name, bool 
     return 0;
 }
 
-static int catalog_triggers(struct policy_catalog *self, const char *schema, const char *name, bool *some,
-                            char err[POLICY_ERR_MAX])
+static int catalog_writes(struct policy_catalog *self, const char *schema, const char *name, bool *code,
+                          const struct policy_column_ref **columns, size_t *ncolumns, char err[POLICY_ERR_MAX])
 {
     catalog_refresh((struct catalog_pg *)self);
-    const struct catalog_name *e = name_lookup((struct catalog_pg *)self, 't', schema, name, NULL, err);
+    const struct catalog_name *e = name_lookup((struct catalog_pg *)self, 'w', schema, name, NULL, err);
     if (!e)
         return -1;
-    *some = e->flag;
+    *code = e->flag;
+    *columns = e->info.base;
+    *ncolumns = e->info.nbase;
     return 0;
 }
 
@@ -567,7 +613,7 @@ struct policy_catalog *policy_catalog_pg_new(const char *conninfo, char err[POLI
     c->base.relation = catalog_relation;
     c->base.function = catalog_function;
     c->base.view_column = catalog_view_column;
-    c->base.triggers = catalog_triggers;
+    c->base.writes = catalog_writes;
     c->conn = PQconnectdb(conninfo);
     if (PQstatus(c->conn) != CONNECTION_OK) {
         snprintf(err, POLICY_ERR_MAX, "catalog connection failed: %s", PQerrorMessage(c->conn));

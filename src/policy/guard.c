@@ -230,8 +230,8 @@ int policy_guard_admit(struct policy_guard *g, const char *const *groups, uint64
     if (g->listening && !g->txn_read_masked)
         for (size_t i = 0; i < (g->have_analysis ? g->analysis.nstmts : 1); i++)
             g->txn_read_masked = g->txn_read_masked ||
-                                 policy_stmt_may_read_masked(g->policy, mask_catalog(g),
-                                                             g->have_analysis ? &g->analysis.stmts[i] : NULL);
+                                 policy_stmt_may_quote_masked(g->policy, mask_catalog(g),
+                                                              g->have_analysis ? &g->analysis.stmts[i] : NULL);
     return g->have_analysis ? policy_results_push(g->results, g->policy, &g->analysis, groups, &g->decision, id)
                             : policy_results_push_unknown(g->results, id);
 }

@@ -444,6 +444,14 @@ static bool base_is_masked(const struct policy *p, const struct policy_column_re
     return column_rule_style(p, r) >= 0 || (p->ncolumns && is_stats_value(r));
 }
 
+bool policy_columns_masked(const struct policy *p, const struct policy_column_ref *cols, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (column_rule_style(p, &cols[i]) >= 0)
+            return true;
+    return false;
+}
+
 /* Split a column rule "s.t.c" into its parts (globs may not hold dots). */
 static void rule_parts(const char *pat, char *schema, char *table, char *column)
 {

@@ -51,6 +51,16 @@ bool policy_stmt_copy_guarded(const struct policy *p, const struct policy_stmt *
 bool policy_stmt_may_read_masked(const struct policy *p, struct policy_catalog *catalog,
                                  const struct policy_stmt *st);
 
+/* Whether a column rule masks one of cols (mask.c). */
+bool policy_columns_masked(const struct policy *p, const struct policy_column_ref *cols, size_t n);
+
+/* Whether an error, notice or notification that st causes may quote a
+ * masked value: st may read one (as above), or is not known, or writes a
+ * relation whose failing row may hold one, or that runs code someone wrote
+ * (results.c). */
+bool policy_stmt_may_quote_masked(const struct policy *p, struct policy_catalog *catalog,
+                                  const struct policy_stmt *st);
+
 /* Whether st reads a relation that a column rule names by table (mask.c). */
 bool policy_stmt_reads_masked_table(const struct policy *p, const struct policy_stmt *st);
 

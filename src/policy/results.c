@@ -328,19 +328,37 @@ static bool fires_deferred(const struct policy_stmt *st)
     return false;
 }
 
-/* Whether st writes to a relation whose triggers someone wrote (or the
- * catalog cannot tell): they may read any column and quote it. */
-static bool writes_with_triggers(struct policy_catalog *catalog, const struct policy_stmt *st)
+/* Whether a write of st may quote what its text does not read: an error of
+ * a write quotes the failing row or key ("Failing row contains (...)",
+ * "Key (email)=(...) is still referenced"), which holds every column of
+ * the relation written, or of one a cascade or rule writes; and code
+ * someone wrote on a write (a trigger, a default) may quote any column.
+ * Without a catalog that can tell, every write may. */
+static bool write_may_quote_masked(const struct policy *p, struct policy_catalog *catalog,
+                                   const struct policy_stmt *st)
 {
     for (size_t i = 0; i < st->nrelations; i++) {
         const struct policy_relation *rel = &st->relations[i];
-        bool some = true;
+        if (!rel->write)
+            continue;
+        bool code = true;
+        const struct policy_column_ref *cols = NULL;
+        size_t ncols = 0;
         char err[POLICY_ERR_MAX];
-        if (rel->write && (!catalog || !catalog->triggers ||
-                           catalog->triggers(catalog, rel->schema, rel->name, &some, err) < 0 || some))
+        if (!catalog || !catalog->writes ||
+            catalog->writes(catalog, rel->schema, rel->name, &code, &cols, &ncols, err) < 0 || code ||
+            policy_columns_masked(p, cols, ncols))
             return true;
     }
     return false;
+}
+
+bool policy_stmt_may_quote_masked(const struct policy *p, struct policy_catalog *catalog,
+                                  const struct policy_stmt *st)
+{
+    if (!policy_stmt_may_read_masked(p, catalog, NULL)) /* nothing is masked: no look-up */
+        return false;
+    return policy_stmt_may_read_masked(p, catalog, !st || write_may_quote_masked(p, catalog, st) ? NULL : st);
 }
 
 bool policy_results_may_read_masked(const struct policy *p, struct policy_catalog *catalog,
@@ -349,14 +367,12 @@ bool policy_results_may_read_masked(const struct policy *p, struct policy_catalo
     /* Every statement since the session was last idle counts: an INSERT ...
      * SELECT fails with the value it read as well, and a deferred check
      * fails at the commit that ends the Query or at COMMIT, which are
-     * judged as unknown (an earlier Query of the transaction is not kept),
-     * as is a write that fires triggers someone wrote. */
+     * judged as unknown (an earlier Query of the transaction is not kept). */
     if (r->n == 0 || !policy_stmt_may_read_masked(p, catalog, NULL)) /* the latter: nothing is masked */
         return policy_stmt_may_read_masked(p, catalog, NULL);
     for (size_t i = 0; i < r->n; i++) {
         const struct policy_stmt *st = &r->entries[i].stmt;
-        bool unknown = fires_deferred(st) || writes_with_triggers(catalog, st);
-        if (policy_stmt_may_read_masked(p, catalog, unknown ? NULL : st))
+        if (fires_deferred(st) || policy_stmt_may_quote_masked(p, catalog, st))
             return true;
     }
     return false;

@@ -50,7 +50,9 @@ p["masking"] = {"columns": [{"column": "public.users.email", "style": "partial"}
                             {"column": "public.users.card", "style": "hash"},
                             {"column": "public.users.ssn", "style": "full"},
                             {"column": "public.pusers.email", "style": "full"},
-                            {"column": "public.kusers.email", "style": "full"}],
+                            {"column": "public.kusers.email", "style": "full"},
+                            {"column": "public.w_users.email", "style": "full"},
+                            {"column": "public.w_members.email", "style": "full"}],
                 "hash_key": "0123456789abcdef0123456789abcdef"}
 json.dump(p, open(sys.argv[2], "w"))
 PYEOF
@@ -392,6 +394,53 @@ done
 out=$(gw_psql -At -c "insert into plain_t values (1)" 2>&1) && fail "the duplicate key went in: $out"
 assert_contains "$out" 'duplicate key value violates unique constraint "plain_t_pkey"'
 psql -q -c "drop table deferred_t, immediate_t, plain_t, part_p" -c "drop function deferred_fail()"
+# A write's error quotes the failing row or key: every column of the table
+# written, of a view's base table, and of the tables a foreign key's
+# SET NULL or CASCADE writes. A write that names no masked column hides
+# that text when one of those columns is masked; so does a write that runs
+# code someone wrote (a default calling a user function, a trigger on a
+# table a cascade writes). A listening
+# session's own notification from a trigger, which comes at COMMIT after
+# the write answered, stays hidden too.
+psql -q -v ON_ERROR_STOP=1 <<'SQL'
+create table w_users (id int primary key, email text, age int check (age >= 0), tenant int, unique (email, tenant));
+insert into w_users values (1, 'alice.pii@example.com', 30, 1), (2, 'alice.pii@example.com', 30, 2);
+create table w_orders (id int, email text, tenant int, foreign key (email, tenant) references w_users (email, tenant));
+insert into w_orders values (1, 'alice.pii@example.com', 2);
+create table w_accounts (id int primary key);
+insert into w_accounts values (1);
+create table w_members (account int references w_accounts on delete set null, email text,
+                        check (account is not null or email is null));
+insert into w_members values (1, 'carol.pii@example.net');
+create view w_ages as select id, age from w_users;
+create table w_groups (id int primary key);
+insert into w_groups values (1);
+create table w_logs (grp int references w_groups on delete cascade);
+insert into w_logs values (1);
+create function w_fail() returns trigger language plpgsql as
+  $$ begin raise exception 'w: %', (select email from users where id = 1); end $$;
+create trigger w_logs_tr before delete on w_logs for each row execute function w_fail();
+create function w_email() returns text language sql as 'select email from users where id = 1';
+create table w_defaults (id int primary key, note text default w_email(), check (id > 0));
+create table w_notes (id int);
+create function w_notify() returns trigger language plpgsql as
+  $$ begin perform pg_notify('wch', (select email from users where id = 1)); return new; end $$;
+create trigger w_notify_tr after insert on w_notes for each row execute function w_notify();
+SQL
+for write in "update w_users set age = -1 where id = 1" "update w_users set tenant = 2 where id = 1" \
+  "delete from w_users where id = 2" "insert into w_users values (1, 'x', 1, 1) on conflict (id) do update set age = -5" \
+  "delete from w_accounts where id = 1" "delete from w_groups where id = 1" "update w_ages set age = -1 where id = 1" "insert into w_defaults values (-1)"; do
+  out=$(gw_psql -At -c "$write" 2>&1) && fail "[$write] succeeded: $out"
+  assert_no_pii "$out" "the error of [$write]"
+  assert_contains "$out" "hidden" "[$write]"
+done
+out=$(gw_psql -At -c "insert into w_orders values (2, 'nobody', 1)" 2>&1) && fail "the orphan went in: $out"
+assert_contains "$out" 'Key (email, tenant)=(nobody, 1) is not present' "a referencing table's own key, shown"
+out=$(gw_psql -At -c "listen wch" -c "begin" -c "insert into w_notes values (1)" -c "commit" 2>&1)
+assert_no_pii "$out" "a trigger's notification to its own listening session"
+assert_contains "$out" 'payload "hoopctl: the payload is hidden'
+psql -q -c "drop table w_orders, w_members, w_accounts, w_defaults, w_notes, w_logs, w_groups" \
+  -c "drop view w_ages" -c "drop table w_users" -c "drop function w_email(), w_notify(), w_fail()"
 # Each result is its own statement's: a SELECT of the masked column that
 # returned no rows leaves nothing behind to mask the next statement's.
 out=$(q -c "select upper(email) from users where false; select upper(name) || '!' from users where id = 1")

@@ -535,22 +535,30 @@ static int names_function(struct policy_catalog *self, const char *name, bool *u
     return 0;
 }
 
-/* Tables named audited* have triggers someone wrote; "broken" cannot be looked up. */
-static int names_triggers(struct policy_catalog *self, const char *schema, const char *name, bool *some,
-                          char err[POLICY_ERR_MAX])
+/* What a write reaches: tables named audited* run code someone wrote;
+ * users is itself masked; a write to "parents" cascades to users; "broken"
+ * cannot be looked up; others reach their own column "id" only. */
+static int names_writes(struct policy_catalog *self, const char *schema, const char *name, bool *code,
+                        const struct policy_column_ref **columns, size_t *ncolumns, char err[POLICY_ERR_MAX])
 {
     (void)self;
     (void)schema;
+    static const struct policy_column_ref users[] = {{"public", "users", "id"}, {"public", "users", "email"}},
+                                          parents[] = {{"public", "parents", "id"}, {"public", "users", "id"},
+                                                       {"public", "users", "email"}},
+                                          other = {"public", "other", "id"};
     if (strcmp(name, "broken") == 0) {
         snprintf(err, POLICY_ERR_MAX, "lookup failed");
         return -1;
     }
-    *some = strncmp(name, "audited", 7) == 0;
+    *code = strncmp(name, "audited", 7) == 0;
+    *columns = strcmp(name, "users") == 0 ? users : strcmp(name, "parents") == 0 ? parents : &other;
+    *ncolumns = strcmp(name, "users") == 0 ? 2 : strcmp(name, "parents") == 0 ? 3 : 1;
     return 0;
 }
 
 static struct policy_catalog names_catalog = {.relation = names_relation, .function = names_function,
-                                              .triggers = names_triggers};
+                                              .writes = names_writes};
 
 static bool computed_with(struct policy *p, struct policy_catalog *cat, const char *sql)
 {
@@ -717,12 +725,16 @@ static void test_error_hiding(void **state)
         policy_results_clear(r);
     }
     /* A write to a table with triggers someone wrote: they may read and
-     * quote any column (unknown); one without, or a failed look-up (fail
-     * closed), as the statement reads. */
+     * quote any column (unknown); so may a failed look-up (fail closed). A
+     * write whose failing row or key may hold a masked column (the masked
+     * table's own, or one a cascade reaches) quotes it; other writes are
+     * judged as the statement reads. */
     static const struct { const char *sql; bool hide; } writes[] = {
         {"insert into audited_t values (1)", true}, {"update audited_t set a = 1 where id = 2", true},
         {"insert into plain_t values (1)", false}, {"delete from plain_t where id = 1", false},
         {"insert into broken values (1)", true},
+        {"update users set id = 2 where id = 1", true}, {"delete from users where id = 1", true},
+        {"delete from parents where id = 1", true}, {"update plain_t set id = (select 1 from users)", false},
     };
     for (size_t i = 0; i < sizeof writes / sizeof writes[0]; i++) {
         struct policy_analysis w;
