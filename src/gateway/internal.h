@@ -236,6 +236,7 @@ struct gw_session {
     bool unsynced;                    /* an extended-protocol message went upstream after the last Sync */
     bool upstream_skipping;           /* an extended-protocol message failed: upstream skips to Sync */
     uint64_t decided_id;              /* the id of the last statement hook call */
+    bool decided_may_copy;            /* that call's Execute: its portal's SQL may start COPY */
 };
 
 /* session.c */

@@ -778,6 +778,7 @@ static int decide(struct gw_session *s, char type, const uint8_t *body, size_t l
             return -1;
         st.kind = GATEWAY_STATEMENT_EXECUTE;
         st.sql = pi.sql;
+        s->decided_may_copy = !found || text_may_copy(pi.sql); /* before the hook's forget may free it */
         st.portal_name = portal;
         if (found && pi.bind && pgwire_parse_bind(pi.bind, pi.bind_len, &bind) == 0) {
             st.statement_name = bind.statement;
@@ -875,7 +876,8 @@ static void barrier_wait(struct gw_session *s)
 }
 
 /* Whether a Query's text, or the SQL behind an Execute's portal, may start
- * COPY FROM STDIN (unknown SQL may). */
+ * COPY FROM STDIN (unknown SQL may). With a statement hook, decide looked
+ * the portal up for this Execute already. */
 static bool message_may_copy(struct gw_session *s, char type, const uint8_t *body, size_t len)
 {
     if (type == 'Q') {
@@ -886,6 +888,8 @@ static bool message_may_copy(struct gw_session *s, char type, const uint8_t *bod
     }
     if (type != 'E')
         return false;
+    if (s->gw->cfg.hooks.statement)
+        return s->decided_may_copy;
     char kind;
     const char *portal;
     struct gw_portal_info pi;

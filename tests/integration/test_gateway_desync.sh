@@ -76,7 +76,8 @@ rc=$?
 set -e
 printf '%s\n' "$out" >&2
 kill -0 "$gw_PID" || fail "the gateway died during the attacks"
-((rc == 0)) || fail "$(grep -c '^FAIL' <<<"$out") attack(s) got through the gateway (see above)"
+nfail=$(grep -c '^FAIL' <<<"$out") || true
+((rc == 0)) || fail "$nfail attack(s) got through the gateway, the script exited $rc (see above)"
 grep -q '^ok   baseline' <<<"$out" || fail "the baseline did not run: $out"
 assert_eq 10 "$(psql -X -Atc 'select count(*) from t')" "t keeps its rows"
 assert_eq "alice.pii@example.com" "$(psql -X -Atc 'select email from users')" "the data upstream is intact"

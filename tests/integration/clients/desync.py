@@ -610,22 +610,23 @@ def copy_fails_before_reading(r):
 @attack("n10: a COPY that fails on its data or by CopyFail, with a Sync sent before the data: one ReadyForQuery")
 def copy_fails_on_data(r):
     c = r.connect()
-    for data in (msg(b"d", b"notint\tx\n"), msg(b"f", cstr("abort"))):
-        c.send(Parse("", "copy sink from stdin"), Bind("", ""), msg(b"D", b"P\0"), Execute(""), Sync())
+
+    def fails(opening, data, what):
+        """Start a COPY FROM STDIN with the opening messages, send data: it
+        fails, and the next Query gets its own answer (a stray ReadyForQuery
+        would answer it)."""
+        c.send(*opening)
         head = until_copy_in(c)
-        r.expect(head[-1][0] == b"G", "no CopyInResponse: " + show(head))
-        c.send(data, msg(b"c"), Sync())
+        r.expect(head[-1][0] == b"G", "%s: no CopyInResponse: %s" % (what, show(head)))
+        c.send(*data)
         res = c.ready()
-        r.expect(sqlstates(res), "the failed extended COPY: " + show(res))
-        after = c.simple("select 'after' as a")  # a stray ReadyForQuery would answer this
-        r.expect(rows(after) == [[b"after"]], "after the failed extended COPY: " + show(after))
-        c.send(Query("copy sink from stdin"), Sync())
-        head = until_copy_in(c)
-        c.send(data)
-        res = c.ready()
-        r.expect(sqlstates(res), "the failed COPY: " + show(res))
+        r.expect(sqlstates(res), "%s: %s" % (what, show(res)))
         after = c.simple("select 'after' as a")
-        r.expect(rows(after) == [[b"after"]], "after the failed COPY: " + show(after))
+        r.expect(rows(after) == [[b"after"]], "after %s: %s" % (what, show(after)))
+    for data in (msg(b"d", b"notint\tx\n"), msg(b"f", cstr("abort"))):
+        fails((Parse("", "copy sink from stdin"), Bind("", ""), msg(b"D", b"P\0"), Execute(""), Sync()),
+              (data, msg(b"c"), Sync()), "the failed extended COPY")
+        fails((Query("copy sink from stdin"), Sync()), (data,), "the failed COPY")
     in_step(r, c, "afterwards")
 
 
