@@ -69,6 +69,11 @@ struct gateway_statement {
     int ntypes;                   /* the parameter types the Parse gave, in order (an OID, 0 for
                                    * unspecified; fewer than nparams, or none, is allowed) */
     const uint32_t *param_types;
+    /* Whether the session may have a portal of this name that Bind made
+     * (SQL FETCH, MOVE and CLOSE reach those too); valid during the hook
+     * call, and for policy_guard_set_portals as long as the session lives. */
+    bool (*portal_exists)(void *ctx, const char *name);
+    void *portal_ctx;
 };
 
 /* A refusal behaves like a PostgreSQL error: the client gets an

@@ -74,6 +74,9 @@ struct policy_relation {
 };
 
 /* One statement's classification. Strings are owned by the analysis. */
+/* How policy_stmt.functions names an operator: "operator(" NAME ")". */
+#define POLICY_OPERATOR_PREFIX "operator("
+
 struct policy_stmt {
     char *text;            /* this statement's text, as split from the input */
     const char *kind;      /* primary command kind (kinds[0]), e.g. "SELECT", "DROP_TABLE" */
@@ -83,7 +86,8 @@ struct policy_stmt {
     size_t nkinds;
     struct policy_relation *relations;
     size_t nrelations;
-    char **functions;      /* called functions, schema-qualified as written */
+    char **functions;      /* called functions, schema-qualified as written; an operator as
+                              "operator(NAME)", and f of q.f as well (it may be f(q)) */
     size_t nfunctions;
     char **columns;        /* column names the statement references ("*" for a star);
                               for computed-column masking */
@@ -183,6 +187,16 @@ void policy_session_close(struct policy_session *s, const char *name);
 /* The classification of a prepared statement, or NULL when unknown. */
 const struct policy_stmt *policy_session_lookup(const struct policy_session *s, const char *name);
 size_t policy_session_count(const struct policy_session *s);
+/* Portals that Bind made share SQL cursors' names: a FETCH or MOVE of a
+ * name for which exists(ctx, name) says true is judged as of an unknown
+ * cursor (every column masked), whatever a DECLARE of that name said.
+ * exists NULL: no such portals. */
+void policy_session_set_portal_check(struct policy_session *s, bool (*exists)(void *ctx, const char *name),
+                                     void *ctx);
+/* The session is idle outside a transaction block: the cursors its
+ * transaction declared are gone, the WITH HOLD ones too when it rolled back
+ * or failed. A later portal may take their names. */
+void policy_session_end_transaction(struct policy_session *s, bool rolled_back);
 
 /* ------------------------------------------------------------------ */
 /* Rules and decisions                                                  */
@@ -275,8 +289,9 @@ struct policy_column_info {
     bool derived;                  /* a view column computed by an expression: base holds
                                       every column the view reads */
     struct policy_column_ref *base;/* for views: base columns the view reads; for a
-                                      partition or child table: its ancestors' column
-                                      of the same name (rules on a parent cover it) */
+                                      table in an inheritance tree: its ancestors' and
+                                      descendants' column of the same name (a rule on
+                                      either covers the rows a read of it returns) */
     size_t nbase;
     bool unknown;                  /* could not be resolved: mask (fail closed) */
 };
@@ -295,13 +310,16 @@ struct policy_catalog {
      * relation: a relation a statement names (schema NULL: any schema's) —
      * 0 with *is_view set and, for views and materialized views, every base
      * column they read (through views of views) in *base, owned by the
-     * catalog until forget or free; for a partition or child table (not a
-     * view) every column of its ancestors in *base; -1 with err. */
+     * catalog until forget or free; for a table in an inheritance tree or
+     * a partitioned one (not a view) every column of its ancestors and
+     * descendants in *base; -1 with err. */
     int (*relation)(struct policy_catalog *self, const char *schema, const char *name, bool *is_view,
                     const struct policy_column_ref **base, size_t *nbase, char err[POLICY_ERR_MAX]);
     /* function: whether a function called by name (as written, maybe
      * schema-qualified) may be user code that reads tables: any function of
-     * that name outside pg_catalog. 0 with *user_code, or -1 with err. */
+     * that name outside pg_catalog; for "operator(NAME)", any operator of
+     * that name whose function is outside pg_catalog and not in C. 0 with
+     * *user_code, or -1 with err. */
     int (*function)(struct policy_catalog *self, const char *name, bool *user_code, char err[POLICY_ERR_MAX]);
     /* view_column: the base columns that column `column` of view `name`
      * (schema NULL: views of that name in any schema) stands for, through
@@ -511,8 +529,8 @@ int policy_mask_plan_build_copy_results(const struct policy *p, struct policy_ca
 bool policy_results_may_read_masked(const struct policy *p, struct policy_catalog *catalog,
                                     struct policy_results *r);
 /* Whether an error of this SQLSTATE may quote data values in its text: all
- * but the classes known not to (connection, transaction state, syntax and
- * access rules, resources, operator intervention, ...): fail closed. */
+ * but the classes known not to (connection, transaction state, auth,
+ * rollback, resources, operator intervention): fail closed. */
 bool policy_sqlstate_may_quote_values(const char *sqlstate);
 /* Both of the above, for the gateway's error_redact hook. */
 bool policy_error_must_hide(const struct policy *p, struct policy_catalog *catalog, struct policy_results *r,

@@ -39,6 +39,8 @@ struct policy_guard {
     bool listening;                    /* the session sent LISTEN: its own notifications come back */
     bool txn_read_masked;              /* ...and its transaction ran a statement that may read masked
                                           data: the notifications it sent come at its end */
+    bool txn_failed;                   /* upstream said the transaction failed ('E') since the session
+                                          was last idle outside one: it rolls back */
     struct policy_mask_plan plan, copy_plan;
     bool have_plan, have_copy_plan;
 };
@@ -61,6 +63,10 @@ struct policy_catalog *policy_guard_catalog(struct policy_guard *g);
  * is then a deny saying so). */
 int policy_guard_decide(struct policy_guard *g, enum gateway_statement_kind kind, const char *sql,
                         const char *const *groups);
+/* The gateway's check for portals that Bind made (a statement's
+ * portal_exists and portal_ctx), for FETCH and MOVE by name; call before
+ * policy_guard_decide. */
+void policy_guard_set_portals(struct policy_guard *g, bool (*exists)(void *ctx, const char *name), void *ctx);
 /* The statement just judged will run (now, or once approved) as id (the
  * statement hook's hold_id, which the gateway names when upstream answers
  * it): its results may come. DDL may change what a name or a view means, and the catalog's

@@ -752,11 +752,20 @@ static void send_refusal_marker(struct gw_session *s, char type, const struct ga
 
 /* Ask the statement hook about a Query/Execute/FunctionCall. Returns the
  * verdict; -1 means wait (barrier) and -2 a malformed message. */
+/* Whether Bind may have made a portal of this name (one being tracked
+ * still counts). */
+static bool portal_exists(void *ctx, const char *name)
+{
+    struct gw_session *s = ctx;
+    struct gw_portal_info pi;
+    return gw_tracking_portal(&s->tracking, name, &pi) != 0;
+}
+
 static int decide(struct gw_session *s, char type, const uint8_t *body, size_t len,
                   struct gateway_refusal *refusal)
 {
     const struct gateway_hooks *h = &s->gw->cfg.hooks;
-    struct gateway_statement st = {0};
+    struct gateway_statement st = {.portal_exists = portal_exists, .portal_ctx = s};
     struct pgwire_bind bind = {0};
     int16_t *formats = NULL;
     if (type == 'Q') {

@@ -2,7 +2,8 @@
  * attribute number -> schema.table.column; for a view column, its base column
  * (from the view rule's target list in pg_rewrite) or, for an expression,
  * every column the view reads (pg_depend); views of views are followed; for
- * a partition or inheritance child, its ancestors' column too (pg_inherits).
+ * a table in an inheritance tree or a partitioned one, its ancestors' and
+ * descendants' column of that name too (pg_inherits).
  * by name, whether a relation is a view (and what it reads) and whether a
  * function may be user code. Answers are cached until forget(). */
 #include "hoopctl/policy.h"
@@ -39,10 +40,11 @@ struct catalog_entry {
 /* An answer about a name: a relation (view or not, its base columns) or a
  * function (user code or not). */
 struct catalog_name {
-    char kind;                    /* 'r' relation, 'f' function, 'c' view column, 'w' a write's reach */
+    char kind;                    /* 'r' relation, 'f' function, 'o' operator, 'c' view column,
+                                   * 'w' a write's reach */
     char schema[POLICY_NAME_MAX]; /* "" for any */
     char name[2 * POLICY_NAME_MAX + 2]; /* a view column: "<length of view>:<view><column>" */
-    bool flag;                    /* relation: is a view; function, write: user code */
+    bool flag;                    /* relation: is a view; function, operator, write: user code */
     struct policy_column_info info;
 };
 
@@ -80,23 +82,35 @@ static const char column_sql[] =
     "JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid "
     "WHERE c.oid = $1::oid AND a.attnum = $2::int2";
 
-/* Every column a view's rewrite rule depends on, with its relation's kind. */
+/* Every column a view's rewrite rule depends on, with its relation's kind.
+ * A whole-row reference (u::text, row_to_json(u): a Var of attribute 0 in
+ * the rule) records no column, so a rule that holds one reads every column
+ * of every relation it depends on. */
 static const char view_sql[] =
-    "SELECT DISTINCT d.refobjid, d.refobjsubid, c.relkind "
+    "SELECT DISTINCT d.refobjid, a.attnum, c.relkind "
     "FROM pg_catalog.pg_rewrite r "
     "JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::regclass "
-    "  AND d.objid = r.oid AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjsubid > 0 "
+    "  AND d.objid = r.oid AND d.refclassid = 'pg_catalog.pg_class'::regclass "
     "JOIN pg_catalog.pg_class c ON c.oid = d.refobjid "
+    "JOIN pg_catalog.pg_attribute a ON a.attrelid = d.refobjid AND a.attnum > 0 AND NOT a.attisdropped "
+    "  AND (a.attnum = d.refobjsubid OR r.ev_action ~ ':varattno 0 ') "
     "WHERE r.ev_class = $1::oid AND d.refobjid <> $1::oid";
 
 /* The ancestors of relation $1 (partitions and inheritance children: a rule
- * on a parent covers them), with their column of the same name as $2. */
-static const char ancestors_sql[] =
+ * on a parent covers them) and its descendants (whose rows a read of it
+ * returns: a rule on a partition or child covers them there), with their
+ * column of the same name as $2. */
+static const char family_sql[] =
     "WITH RECURSIVE anc(oid, depth) AS ("
     "  SELECT inhparent, 1 FROM pg_catalog.pg_inherits WHERE inhrelid = $1::oid"
     "  UNION SELECT i.inhparent, a.depth + 1 FROM pg_catalog.pg_inherits i"
-    "  JOIN anc a ON i.inhrelid = a.oid WHERE a.depth < 32) "
-    "SELECT DISTINCT n.nspname, c.relname, at.attname FROM anc "
+    "  JOIN anc a ON i.inhrelid = a.oid WHERE a.depth < 32), "
+    "des(oid, depth) AS ("
+    "  SELECT inhrelid, 1 FROM pg_catalog.pg_inherits WHERE inhparent = $1::oid"
+    "  UNION SELECT i.inhrelid, d.depth + 1 FROM pg_catalog.pg_inherits i"
+    "  JOIN des d ON i.inhparent = d.oid WHERE d.depth < 32), "
+    "fam(oid) AS (SELECT oid FROM anc UNION SELECT oid FROM des) "
+    "SELECT DISTINCT n.nspname, c.relname, at.attname FROM fam anc "
     "JOIN pg_catalog.pg_class c ON c.oid = anc.oid "
     "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
     "JOIN pg_catalog.pg_attribute at ON at.attrelid = c.oid AND NOT at.attisdropped "
@@ -275,13 +289,13 @@ static int view_origin(struct catalog_pg *c, uint32_t oid, int16_t attnum, struc
     return add_column_bases(c, tbl, col, info, depth, err);
 }
 
-/* Relation oid's ancestors' columns named column ("": every column), added
- * to info's base columns. */
-static int ancestor_bases(struct catalog_pg *c, const char *soid, const char *column,
-                          struct policy_column_info *info, char err[POLICY_ERR_MAX])
+/* Relation oid's ancestors' and descendants' columns named column ("":
+ * every column), added to info's base columns. */
+static int family_bases(struct catalog_pg *c, const char *soid, const char *column,
+                        struct policy_column_info *info, char err[POLICY_ERR_MAX])
 {
     const char *params[] = {soid, column};
-    PGresult *r = query(c, ancestors_sql, 2, params, err);
+    PGresult *r = query(c, family_sql, 2, params, err);
     if (!r)
         return -1;
     int rc = 0;
@@ -319,7 +333,7 @@ static int lookup(struct catalog_pg *c, uint32_t oid, int16_t attnum, struct pol
     char kind = PQgetvalue(r, 0, 3)[0];
     PQclear(r);
     if ((kind == 'r' || kind == 'p' || kind == 'f') &&
-        ancestor_bases(c, soid, info->ref.column, info, err) < 0) {
+        family_bases(c, soid, info->ref.column, info, err) < 0) {
         info_free(info);
         return -1;
     }
@@ -340,12 +354,14 @@ static int lookup(struct catalog_pg *c, uint32_t oid, int16_t attnum, struct pol
 }
 
 /* Relations of a name (any schema when schema is ""): views and materialized
- * views, and tables that have ancestors (partitions, inheritance children). */
+ * views, and tables that have ancestors or descendants (partitions,
+ * inheritance parents and children). */
 static const char relations_by_name_sql[] =
     "SELECT c.oid, c.relkind IN ('v', 'm') FROM pg_catalog.pg_class c "
     "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
     "WHERE c.relname = $2 AND ($1 = '' OR n.nspname = $1) AND (c.relkind IN ('v', 'm') OR "
-    "  (c.relkind IN ('r', 'p', 'f') AND EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhrelid = c.oid)))";
+    "  (c.relkind IN ('r', 'p', 'f') AND EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i "
+    "    WHERE i.inhrelid = c.oid OR i.inhparent = c.oid)))";
 
 /* Whether any function of a name lives outside the system schemas. */
 static const char user_function_sql[] =
@@ -386,6 +402,17 @@ static const char writes_sql[] =
     "FROM a JOIN pg_catalog.pg_class c ON c.oid = a.oid "
     "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
     "LEFT JOIN pg_catalog.pg_attribute at ON at.attrelid = c.oid AND at.attnum > 0 AND NOT at.attisdropped";
+
+/* Whether an operator of a name runs a function outside the system schemas
+ * that is not C (an extension's type's operators are C: no table reads). */
+static const char user_operator_sql[] =
+    "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_operator o "
+    "JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace "
+    "JOIN pg_catalog.pg_proc p ON p.oid = o.oprcode "
+    "JOIN pg_catalog.pg_namespace pn ON pn.oid = p.pronamespace "
+    "JOIN pg_catalog.pg_language l ON l.oid = p.prolang "
+    "WHERE o.oprname = $2 AND ($1 = '' OR n.nspname = $1) "
+    "AND pn.nspname NOT IN ('pg_catalog', 'information_schema') AND l.lanname NOT IN ('c', 'internal'))";
 
 /* The views of a name (any schema when schema is "") with a column of name $3. */
 static const char view_column_sql[] =
@@ -430,6 +457,7 @@ static const struct catalog_name *name_lookup(struct catalog_pg *c, char kind, c
     PGresult *r = query(c,
                         kind == 'r'   ? relations_by_name_sql
                         : kind == 'f' ? user_function_sql
+                        : kind == 'o' ? user_operator_sql
                         : kind == 'w' ? writes_sql
                                       : view_column_sql,
                         column ? 3 : 2, params, err);
@@ -440,7 +468,7 @@ static const struct catalog_name *name_lookup(struct catalog_pg *c, char kind, c
         for (int i = 0; i < PQntuples(r) && rc == 0; i++)
             rc = add_column_bases(c, (uint32_t)strtoul(PQgetvalue(r, i, 0), NULL, 10),
                                   (int16_t)atoi(PQgetvalue(r, i, 1)), &key.info, 0, err);
-    } else if (kind == 'f') {
+    } else if (kind == 'f' || kind == 'o') {
         key.flag = PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't';
     } else if (kind == 'w') {
         /* Past CATALOG_MAX_WRITE_COLUMNS the columns are not kept: such a
@@ -460,7 +488,7 @@ static const struct catalog_name *name_lookup(struct catalog_pg *c, char kind, c
             bool view = PQgetvalue(r, i, 1)[0] == 't';
             key.flag = key.flag || view;
             rc = view ? view_bases(c, (uint32_t)strtoul(PQgetvalue(r, i, 0), NULL, 10), &key.info, 0, err)
-                      : ancestor_bases(c, PQgetvalue(r, i, 0), "", &key.info, err);
+                      : family_bases(c, PQgetvalue(r, i, 0), "", &key.info, err);
         }
     }
     PQclear(r);
@@ -499,7 +527,16 @@ static int catalog_relation(struct policy_catalog *self, const char *schema, con
 static int catalog_function(struct policy_catalog *self, const char *name, bool *user_code,
                             char err[POLICY_ERR_MAX])
 {
-    char schema[POLICY_NAME_MAX] = "";
+    char schema[POLICY_NAME_MAX] = "", op[2 * POLICY_NAME_MAX];
+    char kind = 'f';
+    size_t plen = strlen(POLICY_OPERATOR_PREFIX), len = strlen(name);
+    if (strncmp(name, POLICY_OPERATOR_PREFIX, plen) == 0 && len > plen && name[len - 1] == ')' &&
+        len - plen - 1 < sizeof(op)) {
+        memcpy(op, name + plen, len - plen - 1); /* "operator(s.#@)": s and #@ */
+        op[len - plen - 1] = '\0';
+        name = op;
+        kind = 'o';
+    }
     const char *dot = strrchr(name, '.');
     if (dot && (size_t)(dot - name) < sizeof(schema)) {
         memcpy(schema, name, (size_t)(dot - name));
@@ -507,7 +544,7 @@ static int catalog_function(struct policy_catalog *self, const char *name, bool 
         name = dot + 1;
     }
     catalog_refresh((struct catalog_pg *)self);
-    const struct catalog_name *e = name_lookup((struct catalog_pg *)self, 'f', schema, name, NULL, err);
+    const struct catalog_name *e = name_lookup((struct catalog_pg *)self, kind, schema, name, NULL, err);
     if (!e)
         return -1;
     *user_code = e->flag;

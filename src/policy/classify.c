@@ -310,6 +310,14 @@ static const char *const server_file_functions[] = {
     "pg_file_write", "pg_file_rename", "pg_file_unlink", NULL,
 };
 
+/* Built-ins that take a whole row as their one argument, and so can be
+ * written as u.f (attribute notation) for f(u). */
+static const char *const row_functions[] = {
+    "to_json", "to_jsonb", "row_to_json", "record_out", "record_send", "quote_literal", "quote_nullable",
+    "concat", "concat_ws", "json_build_array", "jsonb_build_array", "json_build_object", "jsonb_build_object",
+    "hstore", "hash_record", "hash_record_extended", "pg_column_size", "num_nulls", "num_nonnulls", NULL,
+};
+
 static bool name_in(const char *name, const char *const *list)
 {
     const char *dot = strrchr(name, '.');
@@ -816,6 +824,15 @@ static int walk_node(struct walker *w, const char *type, json_t *n, bool write)
             return -1;
         return walk_members(w, json_object_get(n, "base"), rel_keys, false);
     }
+    if (strcmp(type, "A_Expr") == 0) {
+        /* An operator runs its function: a user one may read anything. */
+        char op[3 * POLICY_NAME_MAX], rec[3 * POLICY_NAME_MAX + 16];
+        join_names(json_object_get(n, "name"), op, sizeof(op));
+        int len = snprintf(rec, sizeof(rec), POLICY_OPERATOR_PREFIX "%s)", op);
+        if (op[0] && len > 0 && (size_t)len < sizeof(rec) && strv_add(&st->functions, &st->nfunctions, rec, (size_t)len) < 0)
+            return -1;
+        return walk_members(w, n, NULL, write);
+    }
     if (strcmp(type, "FuncCall") == 0) {
         char name[3 * POLICY_NAME_MAX];
         join_names(json_object_get(n, "funcname"), name, sizeof(name));
@@ -868,6 +885,19 @@ static int walk_node(struct walker *w, const char *type, json_t *n, bool write)
             return -1;
         if (c && !w->in_returning && strv_add(&st->sources, &st->nsources, c, strlen(c)) < 0)
             return -1;
+        /* q.f is column f of q, or else f(q) (attribute notation): the
+         * function is recorded as called (a user function is user code),
+         * and for the built-ins that take any row, q as read whole. */
+        const char *q = json_array_size(fields) >= 2
+                            ? jstr(json_object_get(json_array_get(fields, json_array_size(fields) - 2), "String"), "sval")
+                            : NULL;
+        if (c && q && strcmp(c, "*") != 0) {
+            if (strv_add(&st->functions, &st->nfunctions, c, strlen(c)) < 0)
+                return -1;
+            if (name_in(c, row_functions) && (strv_add(&st->columns, &st->ncolumns, q, strlen(q)) < 0 ||
+                                              (!w->in_returning && strv_add(&st->sources, &st->nsources, q, strlen(q)) < 0)))
+                return -1;
+        }
         return 0;
     }
     if (strcmp(type, "InsertStmt") == 0 || strcmp(type, "UpdateStmt") == 0 ||
@@ -1451,20 +1481,13 @@ static int track_prepare(struct policy_session *s, struct policy_stmt *st, json_
     return rc;
 }
 
-/* Cursors live in the tracker beside prepared statements, under a name no
- * statement can take by accident (a collision only adds to what is masked). */
-static void cursor_key(const char *name, char *out, size_t outlen)
-{
-    snprintf(out, outlen, "\x1f" "cursor %s", name ? name : "");
-}
+#define CURSOR_OPT_HOLD 0x0020 /* DeclareCursorStmt.options: WITH HOLD (PostgreSQL's parsenodes.h) */
 
 /* What a FETCH or MOVE reads: the declared query's relations, functions,
  * columns and aliases (for masking), or the unknown_cursor fact. */
 static int track_fetch(struct policy_session *s, struct policy_stmt *st, json_t *fetch)
 {
-    char key[POLICY_NAME_MAX + 16];
-    cursor_key(jstr(fetch, "portalname"), key, sizeof(key));
-    const struct policy_stmt *d = s ? policy_session_lookup(s, key) : NULL;
+    const struct policy_stmt *d = s ? policy_session_lookup_cursor(s, jstr(fetch, "portalname")) : NULL;
     if (!d) {
         st->facts |= POLICY_FACT_UNKNOWN_CURSOR;
         return 0;
@@ -1581,10 +1604,10 @@ int policy_classify_depth(const char *sql, struct policy_session *session,
             out->cacheable = false;
         } else if (strcmp(k, "DECLARE_CURSOR") == 0) {
             out->cacheable = false; /* a cache hit would skip remembering it */
-            char key[POLICY_NAME_MAX + 16];
-            cursor_key(jstr(json_object_get(node, "DeclareCursorStmt"), "portalname"), key, sizeof(key));
+            json_t *decl = json_object_get(node, "DeclareCursorStmt");
+            bool hold = json_integer_value(json_object_get(decl, "options")) & CURSOR_OPT_HOLD;
             if (session)
-                rc = policy_session_remember(session, key, st, err);
+                rc = policy_session_remember_cursor(session, jstr(decl, "portalname"), st, hold, err);
         } else if (strcmp(k, "FETCH") == 0 || strcmp(k, "MOVE") == 0) {
             out->cacheable = false; /* judged by session state */
             rc = track_fetch(session, st, json_object_get(node, "FetchStmt"));

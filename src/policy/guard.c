@@ -130,6 +130,34 @@ static void deny_catalog_masked_copy(struct policy_guard *g, const char *const *
     }
 }
 
+static bool stmt_has_kind(const struct policy_stmt *st, const char *kind)
+{
+    for (size_t i = 0; i < st->nkinds; i++)
+        if (strcmp(st->kinds[i], kind) == 0)
+            return true;
+    return false;
+}
+
+/* A cursor that is gone leaves its name to the next portal, which its
+ * DECLARE no longer describes: CLOSE drops it (CLOSE ALL every one), COMMIT
+ * those not WITH HOLD, and a ROLLBACK (TO SAVEPOINT) and code that may close
+ * cursors every one. This runs when the statement is judged, before it runs
+ * (fail closed: a FETCH after it is judged as of an unknown cursor); the idle
+ * hook's end of a transaction catches the rest. Cached decisions too. */
+static void forget_closed_cursors(struct policy_guard *g)
+{
+    for (size_t i = 0; i < g->analysis.nstmts; i++) {
+        const struct policy_stmt *st = &g->analysis.stmts[i];
+        bool all = stmt_has_kind(st, "ROLLBACK") || stmt_has_kind(st, "ROLLBACK_TO") ||
+                   (st->facts & (POLICY_FACT_RUNS_CODE | POLICY_FACT_DYNAMIC_SQL));
+        bool commits = stmt_has_kind(st, "COMMIT") || stmt_has_kind(st, "PREPARE_TRANSACTION");
+        if (all || commits)
+            policy_session_forget_cursors(g->tracker, NULL, all);
+        else if (stmt_has_kind(st, "CLOSE"))
+            policy_session_forget_cursors(g->tracker, st->cursor_name ? st->cursor_name : "", true);
+    }
+}
+
 int policy_guard_decide(struct policy_guard *g, enum gateway_statement_kind kind, const char *sql,
                         const char *const *groups)
 {
@@ -155,9 +183,15 @@ int policy_guard_decide(struct policy_guard *g, enum gateway_statement_kind kind
         return -1;
     }
     g->have_analysis = true;
+    forget_closed_cursors(g);
     deny_unmaskable_copy(g);
     deny_catalog_masked_copy(g, groups);
     return 0;
+}
+
+void policy_guard_set_portals(struct policy_guard *g, bool (*exists)(void *ctx, const char *name), void *ctx)
+{
+    policy_session_set_portal_check(g->tracker, exists, ctx);
 }
 
 /* One name into f: the first sets it, a second of the same kind means all. */
@@ -193,13 +227,6 @@ void policy_guard_forget_names(const struct policy_guard *g, struct gateway_forg
         f->portal = NULL;
 }
 
-static bool stmt_has_kind(const struct policy_stmt *st, const char *kind)
-{
-    for (size_t i = 0; i < st->nkinds; i++)
-        if (strcmp(st->kinds[i], kind) == 0)
-            return true;
-    return false;
-}
 
 /* DDL, or code that may run DDL the parser cannot see (DO, CALL, a
  * function body, EXECUTE of a string). */
@@ -369,8 +396,12 @@ bool policy_guard_notification_redact(struct policy_guard *g)
 void policy_guard_idle(struct policy_guard *g, char txn_status)
 {
     policy_results_clear(g->results);
-    if (txn_status == 'I')
+    g->txn_failed = g->txn_failed || txn_status == 'E';
+    if (txn_status == 'I') {
         g->txn_read_masked = false;
+        policy_session_end_transaction(g->tracker, g->txn_failed);
+        g->txn_failed = false;
+    }
     if (g->ddl_seen && txn_status == 'I') { /* committed or rolled back: the catalog sees it now */
         catalog_forget(g);
         policy_catalog_changed(); /* and the other sessions' catalogs too */

@@ -418,20 +418,25 @@ static int column_rule_style(const struct policy *p, const struct policy_column_
 }
 
 /* The planner's statistics views hold sampled values of every column
- * (most common values, histogram bounds), whatever column rules say: with
- * any column rule they are masked. */
+ * (most common values, histogram bounds), and the TOAST tables (which a
+ * superuser can read) the long values of every column, whatever column
+ * rules say: with any column rule they are masked. */
 static bool is_stats_view(const char *schema, const char *table)
 {
+    if (schema && strcmp(schema, "pg_toast") == 0)
+        return true;
     return (!schema || strcmp(schema, "pg_catalog") == 0) &&
            (strcmp(table, "pg_stats") == 0 || strcmp(table, "pg_stats_ext") == 0 ||
             strcmp(table, "pg_stats_ext_exprs") == 0 || strcmp(table, "pg_statistic") == 0 ||
             strcmp(table, "pg_statistic_ext_data") == 0);
 }
 
-/* A column of those holding sampled values (also as a view's base column:
- * pg_stats reads pg_statistic's stavalues). */
+/* A column of those holding sampled or stored values (also as a view's
+ * base column: pg_stats reads pg_statistic's stavalues). */
 static bool is_stats_value(const struct policy_column_ref *r)
 {
+    if (strcmp(r->schema, "pg_toast") == 0)
+        return true;
     return is_stats_view(r->schema, r->table) &&
            (strcmp(r->column, "most_common_vals") == 0 || strcmp(r->column, "histogram_bounds") == 0 ||
             strcmp(r->column, "most_common_elems") == 0 || strncmp(r->column, "stavalues", 9) == 0 ||
@@ -655,8 +660,8 @@ int policy_stmt_reads_masked_via_catalog(const struct policy *p, struct policy_c
         if (!rel->read && !reads_targets)
             continue;
         if (is_stats_view(rel->schema, rel->name)) {
-            snprintf(err, POLICY_ERR_MAX, "the statement would copy the planner's sampled values (%s) into a "
-                     "table or a side channel", rel->name);
+            snprintf(err, POLICY_ERR_MAX, "the statement would copy the planner's sampled values or TOAST data (%s) "
+                     "into a table or a side channel", rel->name);
             return 1;
         }
         if (!catalog || !catalog->relation) {

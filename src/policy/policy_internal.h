@@ -51,6 +51,15 @@ bool policy_stmt_copy_guarded(const struct policy *p, const struct policy_stmt *
 bool policy_stmt_may_read_masked(const struct policy *p, struct policy_catalog *catalog,
                                  const struct policy_stmt *st);
 
+/* SQL cursors in the session tracker (session.c): remember one DECLAREd
+ * (hold: WITH HOLD); what a FETCH of a name reads (NULL: not known, or Bind
+ * made a portal of that name); forget the one of a name, or every one
+ * (name NULL or ""), the WITH HOLD ones only when holdable_too. */
+int policy_session_remember_cursor(struct policy_session *s, const char *name, const struct policy_stmt *st,
+                                   bool hold, char err[POLICY_ERR_MAX]);
+const struct policy_stmt *policy_session_lookup_cursor(const struct policy_session *s, const char *name);
+void policy_session_forget_cursors(struct policy_session *s, const char *name, bool holdable_too);
+
 /* Whether a column rule masks one of cols (mask.c). */
 bool policy_columns_masked(const struct policy *p, const struct policy_column_ref *cols, size_t n);
 

@@ -380,8 +380,11 @@ bool policy_results_may_read_masked(const struct policy *p, struct policy_catalo
 
 bool policy_sqlstate_may_quote_values(const char *sqlstate)
 {
-    static const char *const quiet[] = {"08", "0A", "25", "26", "28", "3D", "3F", "40",
-                                        "42", "53", "54", "55", "57", "58"};
+    /* Only classes whose texts come from the session's state, not from data:
+     * a cast or a name look-up quotes its input whatever its class
+     * ("relation \"<value>\" does not exist", 42P01; 0A000, 3D000, 3F000,
+     * 42704, 55000 for currval, 58P01 for a file name likewise). */
+    static const char *const quiet[] = {"08", "25", "28", "40", "53", "57"};
     if (!sqlstate || strlen(sqlstate) != 5)
         return true;
     for (size_t i = 0; i < sizeof quiet / sizeof quiet[0]; i++)

@@ -698,7 +698,17 @@ static bool stmt_copies_values(const struct policy_stmt *st)
 {
     static const char *const kinds[] = {"INSERT", "UPDATE", "MERGE", "SELECT_INTO", "CREATE_TABLE",
                                         "CREATE_MATERIALIZED_VIEW", "REFRESH_MATERIALIZED_VIEW", NULL};
-    static const char *const funcs[] = {"pg_notify", "lo_from_bytea", "lo_put", "lowrite",
+    /* Built-ins that keep a value where a later statement reads it: a
+     * setting (and the ParameterStatus it sends), a large object's data,
+     * size or OID, a replication origin's or slot's name, a lock's key, a
+     * sequence, a WAL message or restore point, a file. */
+    static const char *const funcs[] = {"pg_notify", "set_config", "lo_from_bytea", "lo_put", "lowrite",
+                                        "lo_create", "lo_import", "lo_export", "lo_truncate", "lo_truncate64",
+                                        "pg_replication_origin_create", "pg_replication_origin_advance",
+                                        "pg_replication_origin_session_setup", "pg_replication_origin_xact_setup",
+                                        "pg_create_physical_replication_slot", "pg_create_logical_replication_slot",
+                                        "pg_copy_physical_replication_slot", "pg_copy_logical_replication_slot",
+                                        "pg_create_restore_point", "pg_backup_start", "pg_file_write",
                                         "pg_logical_emit_message", "setval", "pg_advisory_lock",
                                         "pg_advisory_lock_shared", "pg_advisory_xact_lock",
                                         "pg_advisory_xact_lock_shared", "pg_try_advisory_lock",

@@ -1,6 +1,7 @@
 /* session.c — the per-session prepared-statement tracker: what each SQL
  * PREPARE name and extended-protocol statement name was prepared as, so that
- * EXECUTE / Execute are judged by the statement that runs. */
+ * EXECUTE / Execute are judged by the statement that runs; and what each SQL
+ * cursor was declared as, for FETCH and MOVE, while it may still exist. */
 #include "policy_internal.h"
 
 #include <stdio.h>
@@ -12,11 +13,15 @@
 struct session_entry {
     char *name;
     struct policy_stmt stmt;
+    bool cursor;                /* a DECLAREd cursor's (classify.c names its key) */
+    bool hold;                  /* ...WITH HOLD: it outlives a transaction that commits */
 };
 
 struct policy_session {
     struct session_entry *entries;
     size_t n, cap;
+    bool (*portal_exists)(void *ctx, const char *name);
+    void *portal_ctx;
     bool search_path_changed;   /* sticky: RESET may not restore what we assume */
     bool catalog_not_first;     /* sticky: a search_path may have put a schema before pg_catalog */
 };
@@ -105,6 +110,7 @@ static int store(struct policy_session *s, const char *name, const struct policy
         s->entries = ne;
         s->cap = cap;
     }
+    s->entries[s->n] = (struct session_entry){0}; /* a dropped entry's flags may be left there */
     if (!(s->entries[s->n].name = strdup(name))) {
         policy_stmt_clear(&copy);
         goto oom;
@@ -120,6 +126,66 @@ int policy_session_remember(struct policy_session *s, const char *name,
                             const struct policy_stmt *st, char err[POLICY_ERR_MAX])
 {
     return store(s, name, st, false, err);
+}
+
+/* Cursors live beside prepared statements, under a name no statement can
+ * take by accident (a collision only adds to what is masked). */
+#define CURSOR_KEY_MAX (POLICY_NAME_MAX + 16)
+static void cursor_key(const char *name, char out[CURSOR_KEY_MAX])
+{
+    snprintf(out, CURSOR_KEY_MAX, "\x1f" "cursor %s", name ? name : "");
+}
+
+int policy_session_remember_cursor(struct policy_session *s, const char *name, const struct policy_stmt *st,
+                                   bool hold, char err[POLICY_ERR_MAX])
+{
+    char key[CURSOR_KEY_MAX];
+    cursor_key(name, key);
+    if (store(s, key, st, false, err) < 0)
+        return -1;
+    struct session_entry *e = find(s, key);
+    e->cursor = true;
+    e->hold = e->hold || hold; /* merged with an earlier DECLARE of the name: either may be the one */
+    return 0;
+}
+
+const struct policy_stmt *policy_session_lookup_cursor(const struct policy_session *s, const char *name)
+{
+    if (s->portal_exists && s->portal_exists(s->portal_ctx, name ? name : ""))
+        return NULL; /* Bind made a portal of that name: the DECLARE does not say what it reads */
+    char key[CURSOR_KEY_MAX];
+    cursor_key(name, key);
+    return policy_session_lookup(s, key);
+}
+
+static void drop_entry(struct policy_session *s, struct session_entry *e)
+{
+    free(e->name);
+    policy_stmt_clear(&e->stmt);
+    *e = s->entries[--s->n];
+}
+
+void policy_session_forget_cursors(struct policy_session *s, const char *name, bool holdable_too)
+{
+    char key[CURSOR_KEY_MAX];
+    cursor_key(name, key);
+    for (size_t i = s->n; i-- > 0;) {
+        struct session_entry *e = &s->entries[i];
+        if (e->cursor && (!name || !name[0] || strcmp(e->name, key) == 0) && (holdable_too || !e->hold))
+            drop_entry(s, e);
+    }
+}
+
+void policy_session_end_transaction(struct policy_session *s, bool rolled_back)
+{
+    policy_session_forget_cursors(s, NULL, rolled_back);
+}
+
+void policy_session_set_portal_check(struct policy_session *s, bool (*exists)(void *ctx, const char *name),
+                                     void *ctx)
+{
+    s->portal_exists = exists;
+    s->portal_ctx = ctx;
 }
 
 /* Classify sql for a Parse, through the policy's cache under a key no group
@@ -171,11 +237,8 @@ void policy_session_close(struct policy_session *s, const char *name)
      * (SQL DEALLOCATE is not trusted the same way: it fails inside an aborted
      * transaction, so the classifier keeps the entry.) */
     struct session_entry *e = find(s, name);
-    if (!e)
-        return;
-    free(e->name);
-    policy_stmt_clear(&e->stmt);
-    *e = s->entries[--s->n];
+    if (e)
+        drop_entry(s, e);
 }
 
 const struct policy_stmt *policy_session_lookup(const struct policy_session *s, const char *name)

@@ -35,18 +35,7 @@ create rule rt_r as on insert to rt do also select email || '' as e, email from 
 SQL
 # The raw client's direct connections (controls and checks of t) use the Unix
 # socket, where postgres is trusted; the gateway's upstream stays TCP + SCRAM.
-hba="$HARNESS_PG_DIR/data/pg_hba.conf"
-{ echo "local all postgres trust"; cat "$hba"; } >"$HARNESS_TMP/hba.new"
-cat "$HARNESS_TMP/hba.new" >"$hba"
-psql -X -Atqc "select pg_reload_conf()" >/dev/null
-PG_SOCK="$HARNESS_PG_SOCKET/.s.PGSQL.$PGPORT"
-wait_for "trust on the Unix socket" 10 "$PY" -c '
-import socket, struct, sys
-s = socket.socket(socket.AF_UNIX); s.settimeout(5); s.connect(sys.argv[1])
-body = struct.pack("!i", 196608) + b"user\0postgres\0database\0postgres\0\0"
-s.sendall(struct.pack("!i", len(body) + 4) + body)
-r = s.recv(9)
-sys.exit(0 if r[:1] == b"R" and struct.unpack("!i", r[5:9])[0] == 0 else 1)' "$PG_SOCK"
+pg_trust_socket
 
 # The default policy, with DELETE denied first (rule no-delete), so is schema
 # hr (rule no-hr), and users.email masked.

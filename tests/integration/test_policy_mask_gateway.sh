@@ -41,21 +41,11 @@ create table sink (id int, v text);
 SQL
 
 # The default policy's rules, plus column masking (no detectors).
-"$HOOPCTL_BIN" policy default >"$HARNESS_TMP/default.json"
-$PY - "$HARNESS_TMP/default.json" "$HARNESS_TMP/policy.json" <<'PYEOF'
-import json, sys
-p = json.load(open(sys.argv[1]))
-p["masking"] = {"columns": [{"column": "public.users.email", "style": "partial"},
-                            {"column": "public.users.phone", "style": "full"},
-                            {"column": "public.users.card", "style": "hash"},
-                            {"column": "public.users.ssn", "style": "full"},
-                            {"column": "public.pusers.email", "style": "full"},
-                            {"column": "public.kusers.email", "style": "full"},
-                            {"column": "public.w_users.email", "style": "full"},
-                            {"column": "public.w_members.email", "style": "full"}],
-                "hash_key": "0123456789abcdef0123456789abcdef"}
-json.dump(p, open(sys.argv[2], "w"))
-PYEOF
+masked_policy "$HARNESS_TMP/policy.json" '[{"column": "public.users.email", "style": "partial"},
+  {"column": "public.users.phone", "style": "full"}, {"column": "public.users.card", "style": "hash"},
+  {"column": "public.users.ssn", "style": "full"}, {"column": "public.pusers.email", "style": "full"},
+  {"column": "public.kusers.email", "style": "full"}, {"column": "public.w_users.email", "style": "full"},
+  {"column": "public.w_members.email", "style": "full"}]'
 gateway_start gw --policy "$HARNESS_TMP/policy.json" --audit-log "$HARNESS_TMP/audit.jsonl"
 
 # Every seeded secret, in the forms an expression can turn it into.

@@ -112,6 +112,69 @@ static void test_forget_names(void **state)
     forget_for("select 1; close p; commit", false, NULL, true, NULL);
 }
 
+/* Whether a FETCH of name is judged by a DECLARE the guard remembers. */
+static bool cursor_known(struct policy_guard *g, const char *name)
+{
+    char sql[128];
+    snprintf(sql, sizeof sql, "fetch 1 from %s", name);
+    assert_int_equal(policy_guard_decide(g, GATEWAY_STATEMENT_SIMPLE, sql, NULL), 0);
+    assert_true(g->have_analysis);
+    return !(g->analysis.stmts[0].facts & POLICY_FACT_UNKNOWN_CURSOR);
+}
+
+static bool bound_portal(void *ctx, const char *name)
+{
+    return strcmp(name, (const char *)ctx) == 0;
+}
+
+/* A cursor that is gone leaves its name to the next portal (one that Bind
+ * makes, or code opens), which its DECLARE does not describe: FETCH of that
+ * name is then judged as of an unknown cursor (every column masked). */
+static void test_cursors_gone(void **state)
+{
+    (void)state;
+    struct policy_guard g;
+    assert_int_equal(policy_guard_init(&g, policy, NO_CATALOG, "test", "session c"), 0);
+    run(&g, "begin");
+    run(&g, "declare c cursor for select 1");
+    assert_true(cursor_known(&g, "c"));
+    run(&g, "close c");
+    assert_false(cursor_known(&g, "c"));
+    /* COMMIT ends the cursors not WITH HOLD; the idle hook likewise */
+    run(&g, "declare c cursor for select 1");
+    run(&g, "declare h cursor with hold for select 1");
+    run(&g, "commit");
+    assert_false(cursor_known(&g, "c"));
+    assert_true(cursor_known(&g, "h"));
+    run(&g, "begin; declare c cursor for select 1");
+    policy_guard_idle(&g, 'T');
+    assert_true(cursor_known(&g, "c"));
+    policy_guard_idle(&g, 'I');
+    assert_false(cursor_known(&g, "c"));
+    assert_true(cursor_known(&g, "h"));
+    /* a failed transaction rolls back the WITH HOLD cursors it declared */
+    run(&g, "begin; declare h2 cursor with hold for select 1");
+    policy_guard_idle(&g, 'E');
+    policy_guard_idle(&g, 'I');
+    assert_false(cursor_known(&g, "h2"));
+    /* so do ROLLBACK, CLOSE ALL and code that may close cursors */
+    static const char *const enders[] = {"rollback", "close all", "rollback to savepoint s", "do $$ begin end $$"};
+    for (size_t i = 0; i < sizeof enders / sizeof enders[0]; i++) {
+        run(&g, "declare h cursor with hold for select 1");
+        assert_true(cursor_known(&g, "h"));
+        assert_int_equal(policy_guard_decide(&g, GATEWAY_STATEMENT_SIMPLE, enders[i], NULL), 0);
+        if (cursor_known(&g, "h"))
+            fail_msg("[%s] left the cursor's DECLARE in place", enders[i]);
+    }
+    /* a portal that Bind made under the name of a declared cursor */
+    run(&g, "declare p cursor with hold for select 1");
+    policy_guard_set_portals(&g, bound_portal, "p");
+    assert_false(cursor_known(&g, "p"));
+    policy_guard_set_portals(&g, bound_portal, "other");
+    assert_true(cursor_known(&g, "p"));
+    policy_guard_free(&g);
+}
+
 static void test_ddl_state(void **state)
 {
     (void)state;
@@ -264,6 +327,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kinds_without_sql),
         cmocka_unit_test(test_forget_names),
+        cmocka_unit_test(test_cursors_gone),
         cmocka_unit_test(test_ddl_state),
         cmocka_unit_test(test_fail_closed_filters),
         cmocka_unit_test(test_copy_formats),

@@ -519,6 +519,9 @@ static void test_masked_copy_guard(void **state)
         "insert into mine select x from users as u(i, n, x)", /* renamed by an alias list */
         "select lowrite(lo_open(lo_create(0), 131072), convert_to(email, 'utf8')) from users",
         "select pg_logical_emit_message(true, 'p', email) from users",
+        "select set_config('application_name', email, false) from users",   /* SHOW, ParameterStatus */
+        "select lo_create(ascii(email)) from users",                         /* the OID */
+        "select pg_catalog.pg_replication_origin_create(email) from users",  /* its name */
         /* A CTE's name ends with its WITH: the second users is the table. */
         "insert into mine select upper(email) from (with users as (select 1) select 1 from users) s, users",
     };

@@ -2,6 +2,7 @@
 # starts `hoopctl gateway` in front of the harness's PostgreSQL.
 #   gateway_start NAME [extra options...]   # sets GW_PORT, waits for "listening"
 #   gw_psql ARGS...                          # psql through the gateway (no password, sslmode prefer)
+#   masked_policy FILE COLUMNS-JSON          # the default policy plus masking.columns (no detectors)
 
 gateway_upstream() {  # the conninfo for the harness's PostgreSQL (TLS verify-full, scram)
   printf 'host=127.0.0.1 port=%s dbname=postgres user=postgres sslmode=verify-full sslrootcert=%s' \
@@ -27,4 +28,14 @@ gw_psql() {
 active_backend() {
   BPID=$(psql -X -Atc "select pid from pg_stat_activity where query like '$1' and state = 'active'")
   [[ $BPID =~ ^[0-9]+$ ]]
+}
+
+masked_policy() {  # FILE COLUMNS-JSON: the default policy's rules, plus these column rules
+  "$HOOPCTL_BIN" policy default >"$HARNESS_TMP/default.json"
+  /usr/bin/python3 - "$HARNESS_TMP/default.json" "$1" "$2" <<'PYEOF'
+import json, sys
+p = json.load(open(sys.argv[1]))
+p["masking"] = {"columns": json.loads(sys.argv[3]), "hash_key": "0123456789abcdef0123456789abcdef"}
+json.dump(p, open(sys.argv[2], "w"))
+PYEOF
 }

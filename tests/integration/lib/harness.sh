@@ -116,6 +116,24 @@ HBA
   export HARNESS_PG_DIR="$dir" HARNESS_PG_SOCKET="$dir"
 }
 
+# pg_trust_socket: user postgres is trusted on PostgreSQL's Unix socket, for
+# raw-protocol clients (tests/integration/clients/desync.py) that speak no
+# SCRAM; sets PG_SOCK to the socket's path. TCP keeps SCRAM.
+pg_trust_socket() {
+  local hba="$HARNESS_PG_DIR/data/pg_hba.conf"
+  { echo "local all postgres trust"; cat "$hba"; } >"$HARNESS_TMP/hba.new"
+  cat "$HARNESS_TMP/hba.new" >"$hba"
+  psql -X -Atqc "select pg_reload_conf()" >/dev/null
+  PG_SOCK="$HARNESS_PG_SOCKET/.s.PGSQL.$PGPORT"
+  wait_for "trust on the Unix socket" 10 /usr/bin/python3 -c '
+import socket, struct, sys
+s = socket.socket(socket.AF_UNIX); s.settimeout(5); s.connect(sys.argv[1])
+body = struct.pack("!i", 196608) + b"user\0postgres\0database\0postgres\0\0"
+s.sendall(struct.pack("!i", len(body) + 4) + body)
+r = s.recv(9)
+sys.exit(0 if r[:1] == b"R" and struct.unpack("!i", r[5:9])[0] == 0 else 1)' "$PG_SOCK"
+}
+
 pg_stop() {  # [NAME]
   local dir="$HARNESS_TMP/${1:-pg}"
   as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
