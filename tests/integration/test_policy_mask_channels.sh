@@ -28,6 +28,8 @@ create table sink (id int, v text);
 create function owner_email(contacts) returns text language sql as 'select email from users where id = $1.id';
 create function email_of(int) returns text language sql as 'select email from users where id = $1';
 create operator #@ (rightarg = int, function = email_of);
+create table dupes (id int, phone text);
+insert into dupes values (1, '+14155552671'), (2, '+14155552671');
 create table people (id int, email text, name text);
 create table staff (badge int) inherits (people);
 insert into staff values (7, 'dave.pii@example.org', 'Dave', 9);
@@ -35,7 +37,8 @@ SQL
 
 masked_policy "$HARNESS_TMP/policy.json" '[{"column": "public.users.email", "style": "partial"},
   {"column": "public.users.phone", "style": "full"}, {"column": "public.users.card", "style": "hash"},
-  {"column": "public.users.ssn", "style": "full"}, {"column": "public.staff.email", "style": "full"}]'
+  {"column": "public.users.ssn", "style": "full"}, {"column": "public.staff.email", "style": "full"},
+  {"column": "public.dupes.phone", "style": "full"}]'
 gateway_start gw --policy "$HARNESS_TMP/policy.json"
 
 PII='alice.pii|carol.pii|4155552671|4111111111111111|123-45-6789|dave.pii'
@@ -67,6 +70,9 @@ out=$(through -c "select email::regclass from users")
 assert_contains "$out" "hidden" "the error comes back, its text hidden"
 out=$(through -c "select nosuch from users")
 assert_contains "$out" 'column "nosuch" does not exist' "an error of a statement that reads nothing masked keeps its text"
+
+# A unique index over duplicated masked values fails with the key.
+case_ "create unique index" -c "create unique index on dupes (phone)"
 
 # Attribute notation: u.f is f(u) when u has no column f.
 case_ "u.to_json" -c "select u.to_json from users u"
