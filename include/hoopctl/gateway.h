@@ -74,6 +74,7 @@ struct gateway_statement {
      * call, and for policy_guard_set_portals as long as the session lives. */
     bool (*portal_exists)(void *ctx, const char *name);
     void *portal_ctx;
+    uint64_t portal_closes;       /* named portals the client has closed by protocol so far */
 };
 
 /* A refusal behaves like a PostgreSQL error: the client gets an

@@ -74,8 +74,11 @@ struct policy_relation {
 };
 
 /* One statement's classification. Strings are owned by the analysis. */
-/* How policy_stmt.functions names an operator: "operator(" NAME ")". */
+/* How policy_stmt.functions names an operator, "operator(" NAME ")", and
+ * the f of a qualified name q.f, "attribute(" f ")" (PostgreSQL reads q.f
+ * as f(q) when q has no column f). */
 #define POLICY_OPERATOR_PREFIX "operator("
+#define POLICY_ATTRIBUTE_PREFIX "attribute("
 
 struct policy_stmt {
     char *text;            /* this statement's text, as split from the input */
@@ -87,7 +90,7 @@ struct policy_stmt {
     struct policy_relation *relations;
     size_t nrelations;
     char **functions;      /* called functions, schema-qualified as written; an operator as
-                              "operator(NAME)", and f of q.f as well (it may be f(q)) */
+                              "operator(NAME)", and f of q.f as "attribute(f)" (it may be f(q)) */
     size_t nfunctions;
     char **columns;        /* column names the statement references ("*" for a star);
                               for computed-column masking */
@@ -99,7 +102,7 @@ struct policy_stmt {
     size_t nsources;
     unsigned facts;        /* enum policy_fact bits */
     char *prepared_name;   /* PREPARE/EXECUTE/DEALLOCATE target, NULL otherwise; "" for ALL */
-    char *cursor_name;     /* DECLARE/CLOSE target, NULL otherwise; "" for CLOSE ALL */
+    char *cursor_name;     /* DECLARE/CLOSE/FETCH/MOVE target, NULL otherwise; "" for CLOSE ALL */
     char *normalized;      /* libpg_query normalized text (literals as $n), may be NULL */
     char fingerprint[17];  /* libpg_query fingerprint, hex */
     bool returning;        /* has a non-empty RETURNING list (its own or a CTE's) */
@@ -318,8 +321,9 @@ struct policy_catalog {
     /* function: whether a function called by name (as written, maybe
      * schema-qualified) may be user code that reads tables: any function of
      * that name outside pg_catalog; for "operator(NAME)", any operator of
-     * that name whose function is outside pg_catalog and not in C. 0 with
-     * *user_code, or -1 with err. */
+     * that name whose function is outside pg_catalog and not in C; for
+     * "attribute(NAME)", any such function that one row can be passed to.
+     * 0 with *user_code, or -1 with err. */
     int (*function)(struct policy_catalog *self, const char *name, bool *user_code, char err[POLICY_ERR_MAX]);
     /* view_column: the base columns that column `column` of view `name`
      * (schema NULL: views of that name in any schema) stands for, through

@@ -41,6 +41,7 @@ struct policy_guard {
                                           data: the notifications it sent come at its end */
     bool txn_failed;                   /* upstream said the transaction failed ('E') since the session
                                           was last idle outside one: it rolls back */
+    uint64_t portal_closes;            /* the gateway's count when the guard last looked */
     struct policy_mask_plan plan, copy_plan;
     bool have_plan, have_copy_plan;
 };
@@ -64,9 +65,12 @@ struct policy_catalog *policy_guard_catalog(struct policy_guard *g);
 int policy_guard_decide(struct policy_guard *g, enum gateway_statement_kind kind, const char *sql,
                         const char *const *groups);
 /* The gateway's check for portals that Bind made (a statement's
- * portal_exists and portal_ctx), for FETCH and MOVE by name; call before
+ * portal_exists and portal_ctx), for FETCH and MOVE by name, and its count
+ * of named portals the client closed by protocol (a Close of a SQL cursor's
+ * name closes it: every DECLARE is then forgotten); call before
  * policy_guard_decide. */
-void policy_guard_set_portals(struct policy_guard *g, bool (*exists)(void *ctx, const char *name), void *ctx);
+void policy_guard_set_portals(struct policy_guard *g, bool (*exists)(void *ctx, const char *name), void *ctx,
+                              uint64_t portal_closes);
 /* The statement just judged will run (now, or once approved) as id (the
  * statement hook's hold_id, which the gateway names when upstream answers
  * it): its results may come. DDL may change what a name or a view means, and the catalog's

@@ -181,7 +181,7 @@ static bool policy_statement(struct policy_guard *g, const struct gateway_statem
     }
     /* The plans of results still streaming stay: the next result replaces them. */
     const struct policy_decision *d = &g->decision;
-    policy_guard_set_portals(g, st->portal_exists, st->portal_ctx);
+    policy_guard_set_portals(g, st->portal_exists, st->portal_ctx, st->portal_closes);
     if (policy_guard_decide(g, st->kind, st->sql, NULL) < 0) {
         snprintf(ref->message, sizeof ref->message, "hoopctl: %s", d->message);
         return false;

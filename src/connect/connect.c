@@ -514,7 +514,7 @@ static enum gateway_verdict on_statement(void *user, const struct gateway_sessio
     c->stats.statements++;
     s->statements++;
     const struct policy_decision *d = &s->guard.decision;
-    policy_guard_set_portals(&s->guard, st->portal_exists, st->portal_ctx);
+    policy_guard_set_portals(&s->guard, st->portal_exists, st->portal_ctx, st->portal_closes);
     policy_guard_decide(&s->guard, st->kind, st->sql, c->groups); /* out of memory: a deny that says so */
     policy_guard_forget_names(&s->guard, &ref->forget);
     json_t *data = statement_event(s, st);

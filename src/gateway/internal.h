@@ -142,6 +142,7 @@ struct gw_tracking {
     uint64_t ended;           /* segments before this one have had their ReadyForQuery */
     size_t held;              /* bytes of SQL text and Bind bodies kept, pending and committed */
     size_t max_held;          /* what held may reach by a Parse or Bind (0: no bound) */
+    uint64_t portal_closes;   /* Close messages of named portals the client sent */
 };
 
 /* What was forwarded upstream and awaits its answer, oldest first, for the

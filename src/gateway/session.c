@@ -765,7 +765,8 @@ static int decide(struct gw_session *s, char type, const uint8_t *body, size_t l
                   struct gateway_refusal *refusal)
 {
     const struct gateway_hooks *h = &s->gw->cfg.hooks;
-    struct gateway_statement st = {.portal_exists = portal_exists, .portal_ctx = s};
+    struct gateway_statement st = {
+        .portal_exists = portal_exists, .portal_ctx = s, .portal_closes = s->tracking.portal_closes};
     struct pgwire_bind bind = {0};
     int16_t *formats = NULL;
     if (type == 'Q') {

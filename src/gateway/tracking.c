@@ -228,6 +228,7 @@ int gw_tracking_client(struct gw_tracking *t, char type, const uint8_t *body, si
         const char *name;
         if (pgwire_parse_named(body, len, true, &kind, &name) < 0)
             return -1;
+        t->portal_closes += type == 'C' && kind == 'P' && name[0];
         if (!(p = calloc(1, sizeof *p)))
             return -1;
         p->kind = type;

@@ -40,11 +40,11 @@ struct catalog_entry {
 /* An answer about a name: a relation (view or not, its base columns) or a
  * function (user code or not). */
 struct catalog_name {
-    char kind;                    /* 'r' relation, 'f' function, 'o' operator, 'c' view column,
-                                   * 'w' a write's reach */
+    char kind;                    /* 'r' relation, 'f' function, 'o' operator, 'a' a function of a
+                                   * row, 'c' view column, 'w' a write's reach */
     char schema[POLICY_NAME_MAX]; /* "" for any */
     char name[2 * POLICY_NAME_MAX + 2]; /* a view column: "<length of view>:<view><column>" */
-    bool flag;                    /* relation: is a view; function, operator, write: user code */
+    bool flag;                    /* relation: is a view; others: user code */
     struct policy_column_info info;
 };
 
@@ -414,6 +414,18 @@ static const char user_operator_sql[] =
     "WHERE o.oprname = $2 AND ($1 = '' OR n.nspname = $1) "
     "AND pn.nspname NOT IN ('pg_catalog', 'information_schema') AND l.lanname NOT IN ('c', 'internal'))";
 
+/* Whether a function of a name outside the system schemas can be called
+ * with one row (attribute notation: u.f for f(u)): its first argument a
+ * row type, a record, or a polymorphic or "any" type, and no other it
+ * needs. */
+static const char user_row_function_sql[] =
+    "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n "
+    "ON n.oid = p.pronamespace JOIN pg_catalog.pg_type t ON t.oid = p.proargtypes[0] "
+    "WHERE p.proname = $2 AND ($1 = '' OR n.nspname = $1) "
+    "AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
+    "AND p.pronargs >= 1 AND p.pronargs - p.pronargdefaults <= 1 "
+    "AND (t.typrelid <> 0 OR t.typtype = 'p'))";
+
 /* The views of a name (any schema when schema is "") with a column of name $3. */
 static const char view_column_sql[] =
     "SELECT c.oid, a.attnum FROM pg_catalog.pg_class c "
@@ -458,6 +470,7 @@ static const struct catalog_name *name_lookup(struct catalog_pg *c, char kind, c
                         kind == 'r'   ? relations_by_name_sql
                         : kind == 'f' ? user_function_sql
                         : kind == 'o' ? user_operator_sql
+                        : kind == 'a' ? user_row_function_sql
                         : kind == 'w' ? writes_sql
                                       : view_column_sql,
                         column ? 3 : 2, params, err);
@@ -468,7 +481,7 @@ static const struct catalog_name *name_lookup(struct catalog_pg *c, char kind, c
         for (int i = 0; i < PQntuples(r) && rc == 0; i++)
             rc = add_column_bases(c, (uint32_t)strtoul(PQgetvalue(r, i, 0), NULL, 10),
                                   (int16_t)atoi(PQgetvalue(r, i, 1)), &key.info, 0, err);
-    } else if (kind == 'f' || kind == 'o') {
+    } else if (kind == 'f' || kind == 'o' || kind == 'a') {
         key.flag = PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't';
     } else if (kind == 'w') {
         /* Past CATALOG_MAX_WRITE_COLUMNS the columns are not kept: such a
@@ -527,15 +540,22 @@ static int catalog_relation(struct policy_catalog *self, const char *schema, con
 static int catalog_function(struct policy_catalog *self, const char *name, bool *user_code,
                             char err[POLICY_ERR_MAX])
 {
-    char schema[POLICY_NAME_MAX] = "", op[2 * POLICY_NAME_MAX];
+    /* "operator(s.#@)": an operator s.#@; "attribute(f)": f of q.f */
+    static const struct { const char *prefix; char kind; } forms[] = {{POLICY_OPERATOR_PREFIX, 'o'},
+                                                                       {POLICY_ATTRIBUTE_PREFIX, 'a'}};
+    char schema[POLICY_NAME_MAX] = "", inner[2 * POLICY_NAME_MAX];
     char kind = 'f';
-    size_t plen = strlen(POLICY_OPERATOR_PREFIX), len = strlen(name);
-    if (strncmp(name, POLICY_OPERATOR_PREFIX, plen) == 0 && len > plen && name[len - 1] == ')' &&
-        len - plen - 1 < sizeof(op)) {
-        memcpy(op, name + plen, len - plen - 1); /* "operator(s.#@)": s and #@ */
-        op[len - plen - 1] = '\0';
-        name = op;
-        kind = 'o';
+    size_t len = strlen(name);
+    for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
+        size_t plen = strlen(forms[i].prefix);
+        if (strncmp(name, forms[i].prefix, plen) == 0 && len > plen && name[len - 1] == ')' &&
+            len - plen - 1 < sizeof(inner)) {
+            memcpy(inner, name + plen, len - plen - 1);
+            inner[len - plen - 1] = '\0';
+            name = inner;
+            kind = forms[i].kind;
+            break;
+        }
     }
     const char *dot = strrchr(name, '.');
     if (dot && (size_t)(dot - name) < sizeof(schema)) {

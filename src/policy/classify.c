@@ -310,13 +310,38 @@ static const char *const server_file_functions[] = {
     "pg_file_write", "pg_file_rename", "pg_file_unlink", NULL,
 };
 
-/* Built-ins that take a whole row as their one argument, and so can be
- * written as u.f (attribute notation) for f(u). */
+/* pg_catalog's functions that take a whole row as their one argument (a
+ * record, a polymorphic or "any" type; from pg_proc of PostgreSQL 15), and
+ * so can be written as u.f (attribute notation) for f(u). */
 static const char *const row_functions[] = {
     "to_json", "to_jsonb", "row_to_json", "record_out", "record_send", "quote_literal", "quote_nullable",
-    "concat", "concat_ws", "json_build_array", "jsonb_build_array", "json_build_object", "jsonb_build_object",
-    "hstore", "hash_record", "hash_record_extended", "pg_column_size", "num_nulls", "num_nonnulls", NULL,
+    "concat", "json_build_array", "jsonb_build_array", "json_build_object", "jsonb_build_object",
+    "array_agg", "json_agg", "jsonb_agg", "count", "first_value", "last_value", "lag", "lead", "mode",
+    "hash_record", "pg_column_size", "pg_column_compression", "pg_collation_for", "pg_typeof", "num_nulls",
+    "num_nonnulls", NULL,
 };
+
+static void join_names(json_t *list, char *out, size_t outlen);
+
+/* Record name as called, under prefix (POLICY_OPERATOR_PREFIX or
+ * POLICY_ATTRIBUTE_PREFIX): "prefix" name ")". */
+static int add_called(struct policy_stmt *st, const char *prefix, const char *name)
+{
+    char rec[3 * POLICY_NAME_MAX + 16];
+    int len = snprintf(rec, sizeof(rec), "%s%s)", prefix, name);
+    if (!name[0] || len < 0 || (size_t)len >= sizeof(rec))
+        return 0;
+    return strv_add(&st->functions, &st->nfunctions, rec, (size_t)len);
+}
+
+/* An operator given as a name list (A_Expr, a subquery's ANY/ALL, ORDER BY
+ * USING) runs its function: a user one may read anything. */
+static int add_operator(struct policy_stmt *st, json_t *names)
+{
+    char op[3 * POLICY_NAME_MAX];
+    join_names(names, op, sizeof(op));
+    return add_called(st, POLICY_OPERATOR_PREFIX, op);
+}
 
 static bool name_in(const char *name, const char *const *list)
 {
@@ -825,13 +850,31 @@ static int walk_node(struct walker *w, const char *type, json_t *n, bool write)
         return walk_members(w, json_object_get(n, "base"), rel_keys, false);
     }
     if (strcmp(type, "A_Expr") == 0) {
-        /* An operator runs its function: a user one may read anything. */
-        char op[3 * POLICY_NAME_MAX], rec[3 * POLICY_NAME_MAX + 16];
-        join_names(json_object_get(n, "name"), op, sizeof(op));
-        int len = snprintf(rec, sizeof(rec), POLICY_OPERATOR_PREFIX "%s)", op);
-        if (op[0] && len > 0 && (size_t)len < sizeof(rec) && strv_add(&st->functions, &st->nfunctions, rec, (size_t)len) < 0)
+        /* BETWEEN is <= and >= (< and > when NOT); the others name theirs. */
+        const char *k = jstr(n, "kind");
+        if (k && strstr(k, "BETWEEN")) {
+            static const char *const cmp[] = {"<=", ">=", "<", ">"};
+            for (size_t i = 0; i < 4; i++)
+                if (add_called(st, POLICY_OPERATOR_PREFIX, cmp[i]) < 0)
+                    return -1;
+        } else if (add_operator(st, json_object_get(n, "name")) < 0) {
             return -1;
+        }
         return walk_members(w, n, NULL, write);
+    }
+    if ((strcmp(type, "SubLink") == 0 && add_operator(st, json_object_get(n, "operName")) < 0) ||
+        (strcmp(type, "SortBy") == 0 && add_operator(st, json_object_get(n, "useOp")) < 0) ||
+        (strcmp(type, "CaseExpr") == 0 && json_object_get(n, "arg") && add_called(st, POLICY_OPERATOR_PREFIX, "=") < 0))
+        return -1; /* CASE x WHEN y compares with = */
+    if (strcmp(type, "A_Indirection") == 0) {
+        /* (expr).f is a field of expr, or f(expr) as u.f is. */
+        size_t i;
+        json_t *item;
+        json_array_foreach(json_object_get(n, "indirection"), i, item) {
+            const char *f = jstr(json_object_get(item, "String"), "sval");
+            if (f && add_called(st, POLICY_ATTRIBUTE_PREFIX, f) < 0)
+                return -1;
+        }
     }
     if (strcmp(type, "FuncCall") == 0) {
         char name[3 * POLICY_NAME_MAX];
@@ -885,14 +928,14 @@ static int walk_node(struct walker *w, const char *type, json_t *n, bool write)
             return -1;
         if (c && !w->in_returning && strv_add(&st->sources, &st->nsources, c, strlen(c)) < 0)
             return -1;
-        /* q.f is column f of q, or else f(q) (attribute notation): the
-         * function is recorded as called (a user function is user code),
-         * and for the built-ins that take any row, q as read whole. */
+        /* q.f is column f of q, or else f(q) (attribute notation): f is
+         * recorded as called that way (a user function of a row is user
+         * code), and for the built-ins that take any row, q as read whole. */
         const char *q = json_array_size(fields) >= 2
                             ? jstr(json_object_get(json_array_get(fields, json_array_size(fields) - 2), "String"), "sval")
                             : NULL;
         if (c && q && strcmp(c, "*") != 0) {
-            if (strv_add(&st->functions, &st->nfunctions, c, strlen(c)) < 0)
+            if (add_called(st, POLICY_ATTRIBUTE_PREFIX, c) < 0)
                 return -1;
             if (name_in(c, row_functions) && (strv_add(&st->columns, &st->ncolumns, q, strlen(q)) < 0 ||
                                               (!w->in_returning && strv_add(&st->sources, &st->nsources, q, strlen(q)) < 0)))
@@ -1241,8 +1284,12 @@ static int walk_node(struct walker *w, const char *type, json_t *n, bool write)
             return -1;
         return walk_members(w, n, NULL, false);
     }
-    if (strcmp(type, "FetchStmt") == 0)
+    if (strcmp(type, "FetchStmt") == 0) {
+        const char *name = jstr(n, "portalname");
+        if (!st->cursor_name && !(st->cursor_name = strdup(name ? name : "")))
+            return -1;
         return set_kind(w, json_is_true(json_object_get(n, "ismove")) ? "MOVE" : "FETCH");
+    }
     if (strcmp(type, "ClosePortalStmt") == 0) {
         const char *name = jstr(n, "portalname");
         if (!(st->cursor_name = strdup(name ? name : "")))

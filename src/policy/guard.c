@@ -138,23 +138,46 @@ static bool stmt_has_kind(const struct policy_stmt *st, const char *kind)
     return false;
 }
 
+/* Whether st calls a function or operator that may be user code (no
+ * catalog, or DDL it cannot see yet: any), which may close a cursor and open
+ * another under its name. */
+static bool calls_user_code(struct policy_guard *g, const struct policy_stmt *st)
+{
+    struct policy_catalog *cat = st->nfunctions ? mask_catalog(g) : NULL;
+    for (size_t i = 0; i < st->nfunctions; i++) {
+        bool user = true;
+        char err[POLICY_ERR_MAX];
+        if (!cat || !cat->function || cat->function(cat, st->functions[i], &user, err) < 0 || user)
+            return true;
+    }
+    return false;
+}
+
 /* A cursor that is gone leaves its name to the next portal, which its
  * DECLARE no longer describes: CLOSE drops it (CLOSE ALL every one), COMMIT
- * those not WITH HOLD, and a ROLLBACK (TO SAVEPOINT) and code that may close
- * cursors every one. This runs when the statement is judged, before it runs
- * (fail closed: a FETCH after it is judged as of an unknown cursor); the idle
- * hook's end of a transaction catches the rest. Cached decisions too. */
+ * those not WITH HOLD, ROLLBACK (TO SAVEPOINT) those and the ones its
+ * transaction declared, DISCARD and code that may close cursors (DO, CALL,
+ * a user function: all but the statement's own) every one. This runs when
+ * the statement is judged, before it runs (fail closed: a FETCH after it is
+ * judged as of an unknown cursor), cached decisions too; the idle hook's end
+ * of a transaction catches the rest. Sessions with no cursor pay nothing. */
 static void forget_closed_cursors(struct policy_guard *g)
 {
-    for (size_t i = 0; i < g->analysis.nstmts; i++) {
+    struct policy_session *t = g->tracker;
+    for (size_t i = 0; i < g->analysis.nstmts && policy_session_has_cursors(t); i++) {
         const struct policy_stmt *st = &g->analysis.stmts[i];
-        bool all = stmt_has_kind(st, "ROLLBACK") || stmt_has_kind(st, "ROLLBACK_TO") ||
-                   (st->facts & (POLICY_FACT_RUNS_CODE | POLICY_FACT_DYNAMIC_SQL));
-        bool commits = stmt_has_kind(st, "COMMIT") || stmt_has_kind(st, "PREPARE_TRANSACTION");
-        if (all || commits)
-            policy_session_forget_cursors(g->tracker, NULL, all);
+        const char *own = st->cursor_name ? st->cursor_name : "";
+        if ((st->facts & (POLICY_FACT_RUNS_CODE | POLICY_FACT_DYNAMIC_SQL)) || stmt_has_kind(st, "DISCARD") ||
+            (stmt_has_kind(st, "CLOSE") && !own[0]))
+            policy_session_forget_cursors(t, NULL, POLICY_CURSORS_ALL);
+        else if (stmt_has_kind(st, "ROLLBACK") || stmt_has_kind(st, "ROLLBACK_TO"))
+            policy_session_forget_cursors(t, NULL, POLICY_CURSORS_THIS_TXN);
+        else if (stmt_has_kind(st, "COMMIT") || stmt_has_kind(st, "PREPARE_TRANSACTION"))
+            policy_session_forget_cursors(t, NULL, POLICY_CURSORS_UNHELD);
         else if (stmt_has_kind(st, "CLOSE"))
-            policy_session_forget_cursors(g->tracker, st->cursor_name ? st->cursor_name : "", true);
+            policy_session_forget_cursors(t, own, POLICY_CURSORS_NAMED);
+        else if (calls_user_code(g, st))
+            policy_session_forget_cursors(t, own, POLICY_CURSORS_BUT_NAMED);
     }
 }
 
@@ -189,9 +212,14 @@ int policy_guard_decide(struct policy_guard *g, enum gateway_statement_kind kind
     return 0;
 }
 
-void policy_guard_set_portals(struct policy_guard *g, bool (*exists)(void *ctx, const char *name), void *ctx)
+void policy_guard_set_portals(struct policy_guard *g, bool (*exists)(void *ctx, const char *name), void *ctx,
+                              uint64_t portal_closes)
 {
     policy_session_set_portal_check(g->tracker, exists, ctx);
+    if (portal_closes != g->portal_closes) { /* a protocol Close may have closed a SQL cursor */
+        policy_session_forget_cursors(g->tracker, NULL, POLICY_CURSORS_ALL);
+        g->portal_closes = portal_closes;
+    }
 }
 
 /* One name into f: the first sets it, a second of the same kind means all. */

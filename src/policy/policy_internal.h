@@ -52,13 +52,21 @@ bool policy_stmt_may_read_masked(const struct policy *p, struct policy_catalog *
                                  const struct policy_stmt *st);
 
 /* SQL cursors in the session tracker (session.c): remember one DECLAREd
- * (hold: WITH HOLD); what a FETCH of a name reads (NULL: not known, or Bind
- * made a portal of that name); forget the one of a name, or every one
- * (name NULL or ""), the WITH HOLD ones only when holdable_too. */
+ * (hold: WITH HOLD) in the current transaction; what a FETCH of a name
+ * reads (NULL: not known, or Bind made a portal of that name); forget some
+ * (which, with name for the first two); whether any is remembered. */
+enum policy_cursors {
+    POLICY_CURSORS_NAMED,      /* the one of that name */
+    POLICY_CURSORS_BUT_NAMED,  /* all but the one of that name */
+    POLICY_CURSORS_UNHELD,     /* those not WITH HOLD (a commit) */
+    POLICY_CURSORS_THIS_TXN,   /* those and the ones this transaction declared (a rollback) */
+    POLICY_CURSORS_ALL,
+};
 int policy_session_remember_cursor(struct policy_session *s, const char *name, const struct policy_stmt *st,
                                    bool hold, char err[POLICY_ERR_MAX]);
 const struct policy_stmt *policy_session_lookup_cursor(const struct policy_session *s, const char *name);
-void policy_session_forget_cursors(struct policy_session *s, const char *name, bool holdable_too);
+void policy_session_forget_cursors(struct policy_session *s, const char *name, enum policy_cursors which);
+bool policy_session_has_cursors(const struct policy_session *s);
 
 /* Whether a column rule masks one of cols (mask.c). */
 bool policy_columns_masked(const struct policy *p, const struct policy_column_ref *cols, size_t n);

@@ -13,8 +13,9 @@
 struct session_entry {
     char *name;
     struct policy_stmt stmt;
-    bool cursor;                /* a DECLAREd cursor's (classify.c names its key) */
+    bool cursor;                /* a DECLAREd cursor's (under cursor_key) */
     bool hold;                  /* ...WITH HOLD: it outlives a transaction that commits */
+    uint64_t txn;               /* ...declared in transaction txn (policy_session.txn then) */
 };
 
 struct policy_session {
@@ -22,6 +23,8 @@ struct policy_session {
     size_t n, cap;
     bool (*portal_exists)(void *ctx, const char *name);
     void *portal_ctx;
+    uint64_t txn;               /* counts the transactions that ended */
+    size_t ncursors;            /* entries that are cursors */
     bool search_path_changed;   /* sticky: RESET may not restore what we assume */
     bool catalog_not_first;     /* sticky: a search_path may have put a schema before pg_catalog */
 };
@@ -144,8 +147,10 @@ int policy_session_remember_cursor(struct policy_session *s, const char *name, c
     if (store(s, key, st, false, err) < 0)
         return -1;
     struct session_entry *e = find(s, key);
+    s->ncursors += !e->cursor;
     e->cursor = true;
     e->hold = e->hold || hold; /* merged with an earlier DECLARE of the name: either may be the one */
+    e->txn = s->txn;
     return 0;
 }
 
@@ -160,25 +165,39 @@ const struct policy_stmt *policy_session_lookup_cursor(const struct policy_sessi
 
 static void drop_entry(struct policy_session *s, struct session_entry *e)
 {
+    s->ncursors -= e->cursor;
     free(e->name);
     policy_stmt_clear(&e->stmt);
     *e = s->entries[--s->n];
 }
 
-void policy_session_forget_cursors(struct policy_session *s, const char *name, bool holdable_too)
+void policy_session_forget_cursors(struct policy_session *s, const char *name, enum policy_cursors which)
 {
     char key[CURSOR_KEY_MAX];
     cursor_key(name, key);
-    for (size_t i = s->n; i-- > 0;) {
+    bool one = which == POLICY_CURSORS_NAMED || which == POLICY_CURSORS_BUT_NAMED;
+    for (size_t i = s->n; s->ncursors && i-- > 0;) {
         struct session_entry *e = &s->entries[i];
-        if (e->cursor && (!name || !name[0] || strcmp(e->name, key) == 0) && (holdable_too || !e->hold))
+        bool named = one && strcmp(e->name, key) == 0;
+        bool go = which == POLICY_CURSORS_NAMED       ? named
+                  : which == POLICY_CURSORS_BUT_NAMED ? !named
+                  : which == POLICY_CURSORS_UNHELD    ? !e->hold
+                  : which == POLICY_CURSORS_THIS_TXN  ? !e->hold || e->txn == s->txn
+                                                      : true;
+        if (e->cursor && go)
             drop_entry(s, e);
     }
 }
 
+bool policy_session_has_cursors(const struct policy_session *s)
+{
+    return s->ncursors > 0;
+}
+
 void policy_session_end_transaction(struct policy_session *s, bool rolled_back)
 {
-    policy_session_forget_cursors(s, NULL, rolled_back);
+    policy_session_forget_cursors(s, NULL, rolled_back ? POLICY_CURSORS_THIS_TXN : POLICY_CURSORS_UNHELD);
+    s->txn++;
 }
 
 void policy_session_set_portal_check(struct policy_session *s, bool (*exists)(void *ctx, const char *name),

@@ -27,6 +27,9 @@ create table sink (id int, v text);
 -- and through an operator; a rule on an inheritance child.
 create function owner_email(contacts) returns text language sql as 'select email from users where id = $1.id';
 create function email_of(int) returns text language sql as 'select email from users where id = $1';
+create function name(int) returns int language sql as 'select $1'; -- a namesake of a column, of no row
+create function get_users(refcursor) returns refcursor language plpgsql as
+  $$ begin open $1 for select upper(email) from users; return $1; end $$;
 create operator #@ (rightarg = int, function = email_of);
 create table dupes (id int, phone text);
 insert into dupes values (1, '+14155552671'), (2, '+14155552671');
@@ -78,13 +81,22 @@ case_ "create unique index" -c "create unique index on dupes (phone)"
 case_ "u.to_json" -c "select u.to_json from users u"
 case_ "users.to_jsonb in an error" -c "select (users.to_jsonb->>'ssn')::int from users"
 case_ "u.record_out" -c "select u.record_out from users u"
+case_ "u.json_agg, an aggregate" -c "select u.json_agg from users u"
+case_ "u.array_agg" -c "select u.array_agg from users u"
 case_ "u.to_json to the session's own notification" -c "listen ch" \
   -c "select pg_notify('ch', u.to_json::text) from users u where id = 1"
 out=$(through -c "insert into sink select u.id, u.to_json::text from users u")
 assert_contains "$out" "masked-data-copy" "copying u.to_json into a table is refused"
+out=$(through -c "insert into sink select 1, u.json_agg::text from users u")
+assert_contains "$out" "masked-data-copy" "copying u.json_agg into a table is refused"
 out=$(through -c "select u.id, u.name from users u order by u.id")
 assert_eq $'1|Alice\n2|Carol' "$out" "qualified columns that are not masked"
+out=$(through -c "select u.id, u.name || '!' from users u order by u.id")
+assert_eq $'1|Alice!\n2|Carol!' "$out" "a column whose name a user function of no row has"
 case_ "c.owner_email, a user function" -c "select c.owner_email from contacts c"
+case_ "(c).owner_email" -c "select (c).owner_email from contacts c"
+case_ "(c.*).owner_email" -c "select (c.*).owner_email from contacts c"
+case_ "(contacts).owner_email" -c "select (contacts).owner_email from contacts"
 
 # A view over a whole row records no column in pg_depend.
 psql -q -c "create view v_whole as select id, u::text as t from users u"
@@ -158,7 +170,56 @@ c.simple("commit")
 sys.exit(3 if leaked else 0)
 PYEOF
 }
+# A cursor closed by protocol Close, or by DISCARD ALL, then opened again
+# under its name by a function: its DECLARE no longer describes it.
+cursor_reopened() {  # TARGET: exits 3 when a clear value came back
+  $PY - "$1" "$HOOPCTL_ROOT/tests/integration/clients" <<'PYEOF'
+import re, sys
+sys.path.insert(0, sys.argv[2])
+from desync import Conn, Sync, msg, cstr, show
+pii = re.compile(rb"alice\.pii|carol\.pii", re.I)
+target = int(sys.argv[1]) if sys.argv[1].isdigit() else sys.argv[1]
+c = Conn(target, [("user", "postgres" if isinstance(target, str) else "app_user"), ("database", "postgres")])
+leaked = False
+c.simple("begin; declare c cursor for select 'x'::text as e")
+c.send(msg(b"C", b"P" + cstr("c")), Sync())
+c.ready()
+c.simple("select get_users('c')")
+leaked = bool(pii.search(b"".join(b for _, b in c.simple("fetch all from c"))))
+c.simple("rollback")
+c.simple("declare d cursor with hold for select 'x'::text as e")
+c.simple("discard all")
+c.simple("begin")
+c.simple("select get_users('d')")
+leaked = leaked or bool(pii.search(b"".join(b for _, b in c.simple("fetch all from d"))))
+sys.exit(3 if leaked else 0)
+PYEOF
+}
+rc=0; cursor_reopened "$PG_SOCK" || rc=$?
+assert_eq 3 "$rc" "control: the reopened cursors' rows, straight from PostgreSQL"
+rc=0; cursor_reopened "$GW_PORT" || rc=$?
+assert_eq 0 "$rc" "cursors reopened by a function after protocol Close and DISCARD ALL, through the gateway"
+# A WITH HOLD cursor of an earlier transaction outlives one that fails.
+out=$(through -c "declare h cursor with hold for select id, name || '' as n from users order by id" \
+  -c "begin" -c "select 1/0" -c "rollback" -c "fetch all from h")
+assert_contains "$out" "1|Alice" "a WITH HOLD cursor after a later transaction failed"
+
 rc=0; portal_attack "$PG_SOCK" || rc=$?
 assert_eq 3 "$rc" "control: the portals' rows, straight from PostgreSQL"
 rc=0; portal_attack "$GW_PORT" || rc=$?
 assert_eq 0 "$rc" "a portal fetched under a closed cursor's name through the gateway"
+
+# Operators that run a user function without an operator in the text's
+# expression: BETWEEN (<= and >=), CASE x WHEN (=), x = ANY (subquery). Made
+# last: a user operator of a common name counts as user code for every
+# statement that uses that name.
+psql -q -v ON_ERROR_STOP=1 <<'SQL'
+create function tx_cmp(text, int) returns bool language plpgsql as
+  $$ begin raise notice 'cmp %', (select email from users where id = 1); return true; end $$;
+create operator <= (leftarg = text, rightarg = int, function = tx_cmp);
+create operator >= (leftarg = text, rightarg = int, function = tx_cmp);
+create operator = (leftarg = text, rightarg = int, function = tx_cmp);
+SQL
+case_ "BETWEEN over a user operator" -c "select 'a'::text between 1 and 1"
+case_ "CASE x WHEN over a user operator" -c "select case 'a'::text when 1 then 'x' end"
+case_ "= ANY (subquery) over a user operator" -c "select 'a'::text = any (select 1)"

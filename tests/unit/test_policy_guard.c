@@ -166,12 +166,36 @@ static void test_cursors_gone(void **state)
         if (cursor_known(&g, "h"))
             fail_msg("[%s] left the cursor's DECLARE in place", enders[i]);
     }
+    /* a WITH HOLD cursor of an earlier transaction outlives a later one
+     * that fails and rolls back */
+    run(&g, "declare old cursor with hold for select 1");
+    policy_guard_idle(&g, 'I');
+    run(&g, "begin");
+    policy_guard_idle(&g, 'E');
+    run(&g, "rollback");
+    policy_guard_idle(&g, 'I');
+    assert_true(cursor_known(&g, "old"));
+    /* a call of what may be user code (no catalog here: any function) may
+     * close and reopen cursors: all but the statement's own are forgotten */
+    run(&g, "declare mine cursor with hold for select 1");
+    assert_int_equal(policy_guard_decide(&g, GATEWAY_STATEMENT_SIMPLE, "fetch 1 from mine", NULL), 0);
+    assert_true(cursor_known(&g, "old"));
+    assert_int_equal(policy_guard_decide(&g, GATEWAY_STATEMENT_SIMPLE, "select lower('x')", NULL), 0);
+    assert_false(cursor_known(&g, "old"));
+    assert_false(cursor_known(&g, "mine"));
+    run(&g, "declare mine cursor with hold for select now()");
+    assert_true(cursor_known(&g, "mine")); /* its own query's call does not drop it */
+    run(&g, "discard all");
+    assert_false(cursor_known(&g, "mine"));
     /* a portal that Bind made under the name of a declared cursor */
     run(&g, "declare p cursor with hold for select 1");
-    policy_guard_set_portals(&g, bound_portal, "p");
+    policy_guard_set_portals(&g, bound_portal, "p", 0);
     assert_false(cursor_known(&g, "p"));
-    policy_guard_set_portals(&g, bound_portal, "other");
+    policy_guard_set_portals(&g, bound_portal, "other", 0);
     assert_true(cursor_known(&g, "p"));
+    /* a protocol Close of a named portal may have closed the cursor */
+    policy_guard_set_portals(&g, bound_portal, "other", 1);
+    assert_false(cursor_known(&g, "p"));
     policy_guard_free(&g);
 }
 
