@@ -10,11 +10,8 @@ T=$HARNESS_TMP
 CLIENTS=$HOOPCTL_ROOT/tests/integration/policy_mask_clients.py
 
 connect_pg
+app_psql -f "$HOOPCTL_ROOT/tests/integration/lib/pii_users.sql"
 app_psql <<'SQL'
-create table users (id int primary key, email text, phone text, card text, ssn text, name text);
-insert into users values
-  (1, 'alice.pii@example.com', '+14155552671', '4111111111111111', '123-45-6789', 'Alice'),
-  (2, 'carol.pii@example.net', '+442071838750', '5500005555555559', '078-05-1120', 'Carol');
 create view v_users as select id, email as contact, name from users;
 create table contacts (id int, email text);
 insert into contacts values (1, 'support@lookalike.test');

@@ -15,11 +15,8 @@ source "$(dirname "$0")/lib/gateway.sh"
 PY=/usr/bin/python3
 pg_start
 
+psql -q -v ON_ERROR_STOP=1 -f "$HOOPCTL_ROOT/tests/integration/lib/pii_users.sql"
 psql -q -v ON_ERROR_STOP=1 <<'SQL'
-create table users (id int primary key, email text, phone text, card text, ssn text, name text);
-insert into users values
-  (1, 'alice.pii@example.com', '+14155552671', '4111111111111111', '123-45-6789', 'Alice'),
-  (2, 'carol.pii@example.net', '+442071838750', '5500005555555559', '078-05-1120', 'Carol');
 create table contacts (id int, email text);
 insert into contacts values (1, 'support@lookalike.test');
 create table sink (id int, v text);
@@ -135,79 +132,71 @@ case_ "a user operator" -c "select #@ 1"
 case_ "a user operator in COPY" -c "copy (select #@ 2) to stdout"
 assert_eq "2" "$(through -c "select 1 + 1")" "a built-in operator"
 
-# A protocol portal under the name of a closed (or committed) SQL cursor,
-# read with SQL FETCH: the DECLARE does not say what the portal reads.
-# Straight to PostgreSQL (its Unix socket) the rows come in clear.
+# Raw protocol, straight to PostgreSQL (its Unix socket: the control, where
+# the rows come in clear) or through the gateway:
+# - portal: a protocol portal under the name of a closed (or committed) SQL
+#   cursor, read with SQL FETCH: the DECLARE does not say what it reads;
+# - reopened: a cursor closed by protocol Close, or by DISCARD ALL, then
+#   opened again under its name by a function.
 pg_trust_socket
-portal_attack() {  # TARGET: exits 3 when a clear value came back
-  $PY - "$1" "$HOOPCTL_ROOT/tests/integration/clients" <<'PYEOF'
+raw_leak() {  # SCENARIO TARGET: exits 3 when a clear value came back
+  $PY - "$1" "$2" "$HOOPCTL_ROOT/tests/integration/clients" <<'PYEOF'
 import re, sys
-sys.path.insert(0, sys.argv[2])
-from desync import Conn, Parse, Bind, Sync, show
+sys.path.insert(0, sys.argv[3])
+from desync import Conn, Parse, Bind, Sync, msg, cstr, show
 pii = re.compile(rb"alice\.pii|carol\.pii|123-45-6789|4111111111111111", re.I)
-target = int(sys.argv[1]) if sys.argv[1].isdigit() else sys.argv[1]
+scenario, target = sys.argv[1], int(sys.argv[2]) if sys.argv[2].isdigit() else sys.argv[2]
 c = Conn(target, [("user", "postgres" if isinstance(target, str) else "app_user"), ("database", "postgres")])
+def clear(res):
+    return bool(pii.search(b"".join(body for _, body in res)))
 leaked = False
-for opening, sql in (("begin; declare c cursor for select 1; close c", "select upper(email), ssn::int from users"),
-                     ("rollback; begin; declare d cursor for select 1; close d", "select upper(email), card || '' from users"),
-                     ("rollback; begin; declare e cursor with hold for select 1; commit; close e; begin",
-                      "select upper(email) from users")):
-    name = opening.split("declare ")[1][0]
-    c.simple(opening)
-    c.send(Parse("s" + name, sql), Bind(name, "s" + name), Sync())
+if scenario == "portal":
+    for opening, sql in (("begin; declare c cursor for select 1; close c", "select upper(email), ssn::int from users"),
+                         ("rollback; begin; declare d cursor for select 1; close d",
+                          "select upper(email), card || '' from users"),
+                         ("rollback; begin; declare e cursor with hold for select 1; commit; close e; begin",
+                          "select upper(email) from users")):
+        name = opening.split("declare ")[1][0]
+        c.simple(opening)
+        c.send(Parse("s" + name, sql), Bind(name, "s" + name), Sync())
+        c.ready()
+        res = c.simple("fetch all from " + name)
+        if not any(t in (b"D", b"E") for t, _ in res):
+            sys.exit("FETCH of portal %s: no rows and no error: %s" % (name, show(res)))
+        leaked = leaked or clear(res)
+    # A cursor still open is judged by its DECLARE: its unmasked columns stay.
+    c.simple("rollback; begin; declare k cursor for select id, name from users order by id")
+    res = c.simple("fetch all from k")
+    rows = [body for t, body in res if t == b"D"]
+    if len(rows) != 2 or b"Alice" not in rows[0]:
+        sys.exit("FETCH of a declared cursor: " + show(res))
+else:
+    c.simple("begin; declare c cursor for select 'x'::text as e")
+    c.send(msg(b"C", b"P" + cstr("c")), Sync())
     c.ready()
-    res = c.simple("fetch all from " + name)
-    if not any(t in (b"D", b"E") for t, _ in res):
-        sys.exit("FETCH of portal %s: no rows and no error: %s" % (name, show(res)))
-    leaked = leaked or bool(pii.search(b"".join(body for _, body in res)))
-# A cursor still open is judged by its DECLARE: its unmasked columns stay.
-c.simple("rollback; begin; declare k cursor for select id, name from users order by id")
-res = c.simple("fetch all from k")
-rows = [body for t, body in res if t == b"D"]
-if len(rows) != 2 or b"Alice" not in rows[0]:
-    sys.exit("FETCH of a declared cursor: " + show(res))
+    c.simple("select get_users('c')")
+    leaked = clear(c.simple("fetch all from c"))
+    c.simple("rollback")
+    c.simple("declare d cursor with hold for select 'x'::text as e")
+    c.simple("discard all")
+    c.simple("begin")
+    c.simple("select get_users('d')")
+    leaked = leaked or clear(c.simple("fetch all from d"))
 c.simple("commit")
 sys.exit(3 if leaked else 0)
 PYEOF
 }
-# A cursor closed by protocol Close, or by DISCARD ALL, then opened again
-# under its name by a function: its DECLARE no longer describes it.
-cursor_reopened() {  # TARGET: exits 3 when a clear value came back
-  $PY - "$1" "$HOOPCTL_ROOT/tests/integration/clients" <<'PYEOF'
-import re, sys
-sys.path.insert(0, sys.argv[2])
-from desync import Conn, Sync, msg, cstr, show
-pii = re.compile(rb"alice\.pii|carol\.pii", re.I)
-target = int(sys.argv[1]) if sys.argv[1].isdigit() else sys.argv[1]
-c = Conn(target, [("user", "postgres" if isinstance(target, str) else "app_user"), ("database", "postgres")])
-leaked = False
-c.simple("begin; declare c cursor for select 'x'::text as e")
-c.send(msg(b"C", b"P" + cstr("c")), Sync())
-c.ready()
-c.simple("select get_users('c')")
-leaked = bool(pii.search(b"".join(b for _, b in c.simple("fetch all from c"))))
-c.simple("rollback")
-c.simple("declare d cursor with hold for select 'x'::text as e")
-c.simple("discard all")
-c.simple("begin")
-c.simple("select get_users('d')")
-leaked = leaked or bool(pii.search(b"".join(b for _, b in c.simple("fetch all from d"))))
-sys.exit(3 if leaked else 0)
-PYEOF
-}
-rc=0; cursor_reopened "$PG_SOCK" || rc=$?
-assert_eq 3 "$rc" "control: the reopened cursors' rows, straight from PostgreSQL"
-rc=0; cursor_reopened "$GW_PORT" || rc=$?
-assert_eq 0 "$rc" "cursors reopened by a function after protocol Close and DISCARD ALL, through the gateway"
+for scenario in portal reopened; do
+  rc=0; raw_leak $scenario "$PG_SOCK" || rc=$?
+  assert_eq 3 "$rc" "control: the $scenario scenario's rows, straight from PostgreSQL"
+  rc=0; raw_leak $scenario "$GW_PORT" || rc=$?
+  assert_eq 0 "$rc" "the $scenario scenario through the gateway"
+done
 # A WITH HOLD cursor of an earlier transaction outlives one that fails.
 out=$(through -c "declare h cursor with hold for select id, name || '' as n from users order by id" \
   -c "begin" -c "select 1/0" -c "rollback" -c "fetch all from h")
 assert_contains "$out" "1|Alice" "a WITH HOLD cursor after a later transaction failed"
 
-rc=0; portal_attack "$PG_SOCK" || rc=$?
-assert_eq 3 "$rc" "control: the portals' rows, straight from PostgreSQL"
-rc=0; portal_attack "$GW_PORT" || rc=$?
-assert_eq 0 "$rc" "a portal fetched under a closed cursor's name through the gateway"
 
 # Operators that run a user function without an operator in the text's
 # expression: BETWEEN (<= and >=), CASE x WHEN (=), x = ANY (subquery). Made

@@ -13,11 +13,8 @@ PY=/usr/bin/python3
 CLIENTS=$HOOPCTL_ROOT/tests/integration/policy_mask_clients.py
 pg_start
 
+psql -q -v ON_ERROR_STOP=1 -f "$HOOPCTL_ROOT/tests/integration/lib/pii_users.sql"
 psql -q -v ON_ERROR_STOP=1 <<'SQL'
-create table users (id int primary key, email text, phone text, card text, ssn text, name text);
-insert into users values
-  (1, 'alice.pii@example.com', '+14155552671', '4111111111111111', '123-45-6789', 'Alice'),
-  (2, 'carol.pii@example.net', '+442071838750', '5500005555555559', '078-05-1120', 'Carol');
 create view v_users as select id, email as contact, name from users;
 create view v_upper as select id, upper(email) as shout, name from users;
 create view v_deep as select contact from v_users;
