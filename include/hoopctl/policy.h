@@ -79,6 +79,8 @@ struct policy_relation {
  * as f(q) when q has no column f). */
 #define POLICY_OPERATOR_PREFIX "operator("
 #define POLICY_ATTRIBUTE_PREFIX "attribute("
+/* ...and a cast to a type (which may run a function), "cast(" TYPE ")". */
+#define POLICY_CAST_PREFIX "cast("
 
 struct policy_stmt {
     char *text;            /* this statement's text, as split from the input */
@@ -320,10 +322,12 @@ struct policy_catalog {
                     const struct policy_column_ref **base, size_t *nbase, char err[POLICY_ERR_MAX]);
     /* function: whether a function called by name (as written, maybe
      * schema-qualified) may be user code that reads tables: any function of
-     * that name outside pg_catalog; for "operator(NAME)", any operator of
-     * that name whose function is outside pg_catalog and not in C; for
-     * "attribute(NAME)", any such function that one row can be passed to.
-     * 0 with *user_code, or -1 with err. */
+     * that name someone made (not with the server, whatever its schema), or
+     * none of that name at all (a name the look-up could not read); for
+     * "operator(NAME)", any operator of that name whose function someone
+     * made, not in C; for "attribute(NAME)", any function someone made that
+     * one row can be passed to; for "cast(TYPE)", any cast to that type
+     * whose function someone made. 0 with *user_code, or -1 with err. */
     int (*function)(struct policy_catalog *self, const char *name, bool *user_code, char err[POLICY_ERR_MAX]);
     /* view_column: the base columns that column `column` of view `name`
      * (schema NULL: views of that name in any schema) stands for, through
@@ -536,7 +540,9 @@ bool policy_results_may_read_masked(const struct policy *p, struct policy_catalo
  * but the classes known not to (connection, transaction state, auth,
  * rollback, resources, operator intervention): fail closed. */
 bool policy_sqlstate_may_quote_values(const char *sqlstate);
-/* Both of the above, for the gateway's error_redact hook. */
+/* Both of the above, for the gateway's error_redact hook; a quiet class is
+ * hidden too while a statement that may run user code (which picks its own
+ * SQLSTATE) is in flight. */
 bool policy_error_must_hide(const struct policy *p, struct policy_catalog *catalog, struct policy_results *r,
                             const char *sqlstate);
 /* Whether no forwarded statement can still answer (nothing in flight). */

@@ -30,6 +30,10 @@ void policy_catalog_changed(void)
 }
 #define CATALOG_MAX_ENTRIES 65536
 #define CATALOG_MAX_WRITE_COLUMNS 4096
+/* PostgreSQL's FirstNormalObjectId: objects below it came with the server
+ * (pg_catalog, information_schema); any other was made by someone, also
+ * when moved into a system schema. */
+#define FIRST_NORMAL_OID "16384"
 
 struct catalog_entry {
     uint32_t oid;
@@ -41,7 +45,7 @@ struct catalog_entry {
  * function (user code or not). */
 struct catalog_name {
     char kind;                    /* 'r' relation, 'f' function, 'o' operator, 'a' a function of a
-                                   * row, 'c' view column, 'w' a write's reach */
+                                   * row, 'k' a cast to a type, 'c' view column, 'w' a write's reach */
     char schema[POLICY_NAME_MAX]; /* "" for any */
     char name[2 * POLICY_NAME_MAX + 2]; /* a view column: "<length of view>:<view><column>" */
     bool flag;                    /* relation: is a view; others: user code */
@@ -367,7 +371,8 @@ static const char relations_by_name_sql[] =
 static const char user_function_sql[] =
     "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n "
     "ON n.oid = p.pronamespace WHERE p.proname = $2 AND ($1 = '' OR n.nspname = $1) "
-    "AND n.nspname NOT IN ('pg_catalog', 'information_schema'))";
+    "AND p.oid >= " FIRST_NORMAL_OID ") OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_proc p "
+    "JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace WHERE p.proname = $2 AND ($1 = '' OR n.nspname = $1))";
 
 /* What a write to relations of a name (any schema when schema is "") may
  * write: those relations, their partitions and children, the relations
@@ -392,9 +397,8 @@ static const char writes_sql[] =
     "a(oid) AS (SELECT oid FROM w UNION SELECT i.inhparent FROM pg_catalog.pg_inherits i JOIN a ON i.inhrelid = a.oid) "
     "SELECT n.nspname, c.relname, at.attname, "
     "  EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t WHERE t.tgrelid = c.oid AND NOT t.tgisinternal) OR "
-    "  EXISTS (SELECT 1 FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_proc p ON p.oid = d.refobjid "
-    "    JOIN pg_catalog.pg_namespace pn ON pn.oid = p.pronamespace "
-    "    WHERE d.refclassid = 'pg_catalog.pg_proc'::regclass AND pn.nspname <> 'pg_catalog' "
+    "  EXISTS (SELECT 1 FROM pg_catalog.pg_depend d "
+    "    WHERE d.refclassid = 'pg_catalog.pg_proc'::regclass AND d.refobjid >= " FIRST_NORMAL_OID " "
     "    AND ((d.classid = 'pg_catalog.pg_attrdef'::regclass "
     "          AND d.objid IN (SELECT oid FROM pg_catalog.pg_attrdef WHERE adrelid = c.oid)) "
     "      OR (d.classid = 'pg_catalog.pg_constraint'::regclass "
@@ -403,26 +407,29 @@ static const char writes_sql[] =
     "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
     "LEFT JOIN pg_catalog.pg_attribute at ON at.attrelid = c.oid AND at.attnum > 0 AND NOT at.attisdropped";
 
-/* Whether an operator of a name runs a function outside the system schemas
- * that is not C (an extension's type's operators are C: no table reads). */
+/* Whether an operator of a name runs a function someone made that is not C
+ * (an extension's type's operators are C: no table reads). */
 static const char user_operator_sql[] =
     "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_operator o "
     "JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace "
     "JOIN pg_catalog.pg_proc p ON p.oid = o.oprcode "
-    "JOIN pg_catalog.pg_namespace pn ON pn.oid = p.pronamespace "
     "JOIN pg_catalog.pg_language l ON l.oid = p.prolang "
     "WHERE o.oprname = $2 AND ($1 = '' OR n.nspname = $1) "
-    "AND pn.nspname NOT IN ('pg_catalog', 'information_schema') AND l.lanname NOT IN ('c', 'internal'))";
+    "AND p.oid >= " FIRST_NORMAL_OID " AND l.lanname NOT IN ('c', 'internal'))";
 
-/* Whether a function of a name outside the system schemas can be called
- * with one row (attribute notation: u.f for f(u)): its first argument a
- * row type, a record, or a polymorphic or "any" type, and no other it
- * needs. */
+/* Whether a cast to a type of a name runs a function someone made. */
+static const char user_cast_sql[] =
+    "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_cast k JOIN pg_catalog.pg_type t ON t.oid = k.casttarget "
+    "JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace "
+    "WHERE t.typname = $2 AND ($1 = '' OR n.nspname = $1) AND k.castfunc >= " FIRST_NORMAL_OID ")";
+
+/* Whether a function of a name that someone made can be called with one
+ * row (attribute notation: u.f for f(u)): its first argument a row type, a
+ * record, or a polymorphic or "any" type, and no other it needs. */
 static const char user_row_function_sql[] =
     "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n "
     "ON n.oid = p.pronamespace JOIN pg_catalog.pg_type t ON t.oid = p.proargtypes[0] "
-    "WHERE p.proname = $2 AND ($1 = '' OR n.nspname = $1) "
-    "AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
+    "WHERE p.proname = $2 AND ($1 = '' OR n.nspname = $1) AND p.oid >= " FIRST_NORMAL_OID " "
     "AND p.pronargs >= 1 AND p.pronargs - p.pronargdefaults <= 1 "
     "AND (t.typrelid <> 0 OR t.typtype = 'p'))";
 
@@ -471,6 +478,7 @@ static const struct catalog_name *name_lookup(struct catalog_pg *c, char kind, c
                         : kind == 'f' ? user_function_sql
                         : kind == 'o' ? user_operator_sql
                         : kind == 'a' ? user_row_function_sql
+                        : kind == 'k' ? user_cast_sql
                         : kind == 'w' ? writes_sql
                                       : view_column_sql,
                         column ? 3 : 2, params, err);
@@ -481,7 +489,7 @@ static const struct catalog_name *name_lookup(struct catalog_pg *c, char kind, c
         for (int i = 0; i < PQntuples(r) && rc == 0; i++)
             rc = add_column_bases(c, (uint32_t)strtoul(PQgetvalue(r, i, 0), NULL, 10),
                                   (int16_t)atoi(PQgetvalue(r, i, 1)), &key.info, 0, err);
-    } else if (kind == 'f' || kind == 'o' || kind == 'a') {
+    } else if (kind == 'f' || kind == 'o' || kind == 'a' || kind == 'k') {
         key.flag = PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't';
     } else if (kind == 'w') {
         /* Past CATALOG_MAX_WRITE_COLUMNS the columns are not kept: such a
@@ -540,9 +548,10 @@ static int catalog_relation(struct policy_catalog *self, const char *schema, con
 static int catalog_function(struct policy_catalog *self, const char *name, bool *user_code,
                             char err[POLICY_ERR_MAX])
 {
-    /* "operator(s.#@)": an operator s.#@; "attribute(f)": f of q.f */
-    static const struct { const char *prefix; char kind; } forms[] = {{POLICY_OPERATOR_PREFIX, 'o'},
-                                                                       {POLICY_ATTRIBUTE_PREFIX, 'a'}};
+    /* "operator(s.#@)": an operator s.#@; "attribute(f)": f of q.f, a name
+     * that may hold a dot; "cast(s.t)": a cast to type s.t */
+    static const struct { const char *prefix; char kind; } forms[] = {
+        {POLICY_OPERATOR_PREFIX, 'o'}, {POLICY_ATTRIBUTE_PREFIX, 'a'}, {POLICY_CAST_PREFIX, 'k'}};
     char schema[POLICY_NAME_MAX] = "", inner[2 * POLICY_NAME_MAX];
     char kind = 'f';
     size_t len = strlen(name);
@@ -557,10 +566,18 @@ static int catalog_function(struct policy_catalog *self, const char *name, bool 
             break;
         }
     }
-    const char *dot = strrchr(name, '.');
-    if (dot && (size_t)(dot - name) < sizeof(schema)) {
-        memcpy(schema, name, (size_t)(dot - name));
-        schema[dot - name] = '\0';
+    /* s.f, or db.s.f (the current database): the schema is the part before
+     * the last dot. A name that itself holds a dot splits wrongly, finds
+     * no function of its own, and counts as user code (see user_function_sql). */
+    const char *dot = kind == 'a' ? NULL : strrchr(name, '.');
+    if (dot) {
+        const char *from = dot;
+        while (from > name && from[-1] != '.')
+            from--;
+        if ((size_t)(dot - from) < sizeof(schema)) {
+            memcpy(schema, from, (size_t)(dot - from));
+            schema[dot - from] = '\0';
+        }
         name = dot + 1;
     }
     catalog_refresh((struct catalog_pg *)self);

@@ -862,10 +862,23 @@ static int walk_node(struct walker *w, const char *type, json_t *n, bool write)
         }
         return walk_members(w, n, NULL, write);
     }
+    /* Comparisons with no operator in the text: CASE x WHEN y, x IN
+     * (subquery), JOIN ... USING and NATURAL JOIN compare with =. */
+    bool implicit_eq = (strcmp(type, "CaseExpr") == 0 && json_object_get(n, "arg")) ||
+                       (strcmp(type, "SubLink") == 0 && !json_array_size(json_object_get(n, "operName")) &&
+                        jstr(n, "subLinkType") && strcmp(jstr(n, "subLinkType"), "ANY_SUBLINK") == 0) ||
+                       (strcmp(type, "JoinExpr") == 0 &&
+                        (json_array_size(json_object_get(n, "usingClause")) || json_is_true(json_object_get(n, "isNatural"))));
     if ((strcmp(type, "SubLink") == 0 && add_operator(st, json_object_get(n, "operName")) < 0) ||
         (strcmp(type, "SortBy") == 0 && add_operator(st, json_object_get(n, "useOp")) < 0) ||
-        (strcmp(type, "CaseExpr") == 0 && json_object_get(n, "arg") && add_called(st, POLICY_OPERATOR_PREFIX, "=") < 0))
-        return -1; /* CASE x WHEN y compares with = */
+        (implicit_eq && add_called(st, POLICY_OPERATOR_PREFIX, "=") < 0))
+        return -1;
+    if (strcmp(type, "TypeCast") == 0) { /* a cast may run a function */
+        char tname[3 * POLICY_NAME_MAX];
+        join_names(json_object_get(json_object_get(n, "typeName"), "names"), tname, sizeof(tname));
+        if (add_called(st, POLICY_CAST_PREFIX, tname) < 0)
+            return -1;
+    }
     if (strcmp(type, "A_Indirection") == 0) {
         /* (expr).f is a field of expr, or f(expr) as u.f is. */
         size_t i;
@@ -1302,6 +1315,8 @@ static int walk_node(struct walker *w, const char *type, json_t *n, bool write)
         return set_kind(w, "UNLISTEN");
     if (strcmp(type, "NotifyStmt") == 0)
         return set_kind(w, "NOTIFY");
+    if (strcmp(type, "CreateCastStmt") == 0)
+        st->facts |= POLICY_FACT_RUNS_CODE; /* a cast that runs a function wherever a value is cast */
     if (strcmp(type, "LoadStmt") == 0) {
         st->facts |= POLICY_FACT_RUNS_CODE; /* loads a shared library into the backend */
         return set_kind(w, "LOAD");

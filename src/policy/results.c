@@ -316,11 +316,14 @@ int policy_mask_plan_build_copy_results(const struct policy *p, struct policy_ca
     return plan_candidates(p, catalog, r, pos, NULL, ncols, out, err);
 }
 
-/* Statements at whose end deferred triggers and constraints run, with
- * whatever values the transaction's earlier statements touched. */
+/* Statements whose errors may quote values their text does not name:
+ * those at whose end deferred triggers and constraints run, with whatever
+ * values the transaction's earlier statements touched, and REINDEX, whose
+ * unique index fails with a duplicated key of a table it may not name (an
+ * index, a schema, the database). */
 static bool fires_deferred(const struct policy_stmt *st)
 {
-    static const char *const kinds[] = {"COMMIT", "PREPARE_TRANSACTION", "CONSTRAINTS_SET", NULL};
+    static const char *const kinds[] = {"COMMIT", "PREPARE_TRANSACTION", "CONSTRAINTS_SET", "REINDEX", NULL};
     for (size_t i = 0; i < st->nkinds; i++)
         for (size_t k = 0; kinds[k]; k++)
             if (strcmp(st->kinds[i], kinds[k]) == 0)
@@ -393,10 +396,47 @@ bool policy_sqlstate_may_quote_values(const char *sqlstate)
     return true;
 }
 
+/* Whether st may run code someone wrote (a function, an operator, a cast, a
+ * trigger, code or SQL as text), which may raise any SQLSTATE with any
+ * text. Without a catalog that can tell, any call or write may. */
+static bool may_run_user_code(struct policy_catalog *catalog, const struct policy_stmt *st)
+{
+    if (st->facts & (POLICY_FACT_RUNS_CODE | POLICY_FACT_DYNAMIC_SQL | POLICY_FACT_UNKNOWN_CURSOR |
+                     POLICY_FACT_UNKNOWN_PREPARED))
+        return true;
+    char err[POLICY_ERR_MAX];
+    for (size_t i = 0; i < st->nfunctions; i++) {
+        bool user = true;
+        if (!catalog || !catalog->function || catalog->function(catalog, st->functions[i], &user, err) < 0 || user)
+            return true;
+    }
+    for (size_t i = 0; i < st->nrelations; i++) {
+        bool code = true;
+        const struct policy_column_ref *cols = NULL;
+        size_t ncols = 0;
+        if (st->relations[i].write &&
+            (!catalog || !catalog->writes ||
+             catalog->writes(catalog, st->relations[i].schema, st->relations[i].name, &code, &cols, &ncols, err) < 0 ||
+             code))
+            return true;
+    }
+    return false;
+}
+
 bool policy_error_must_hide(const struct policy *p, struct policy_catalog *catalog, struct policy_results *r,
                             const char *sqlstate)
 {
-    return policy_sqlstate_may_quote_values(sqlstate) && policy_results_may_read_masked(p, catalog, r);
+    if (!policy_results_may_read_masked(p, catalog, r))
+        return false;
+    if (policy_sqlstate_may_quote_values(sqlstate))
+        return true;
+    /* A class whose server texts quote no data, but user code picks its
+     * own SQLSTATE (RAISE ... USING ERRCODE), and dblink passes libpq's
+     * message, input and all, under 08001. */
+    for (size_t i = 0; i < r->n; i++)
+        if (may_run_user_code(catalog, &r->entries[i].stmt))
+            return true;
+    return false;
 }
 
 bool policy_results_empty(const struct policy_results *r)

@@ -25,6 +25,14 @@ create table sink (id int, v text);
 create function owner_email(contacts) returns text language sql as 'select email from users where id = $1.id';
 create function email_of(int) returns text language sql as 'select email from users where id = $1';
 create function name(int) returns int language sql as 'select $1'; -- a namesake of a column, of no row
+create function "e.of"(int) returns text language sql as 'select email from users where id = $1';
+create function email_sys(int) returns text language sql as 'select email from users where id = $1';
+alter function email_sys(int) set schema information_schema;
+create type tok as (i int);
+create function tok_email(tok) returns text language sql as 'select email from users where id = $1.i';
+create cast (tok as text) with function tok_email(tok);
+create function boom(int) returns int language plpgsql as
+  $$ begin raise exception using errcode = '57000', message = (select email from users where id = $1); end $$;
 create function get_users(refcursor) returns refcursor language plpgsql as
   $$ begin open $1 for select upper(email) from users; return $1; end $$;
 create operator #@ (rightarg = int, function = email_of);
@@ -71,8 +79,24 @@ assert_contains "$out" "hidden" "the error comes back, its text hidden"
 out=$(through -c "select nosuch from users")
 assert_contains "$out" 'column "nosuch" does not exist' "an error of a statement that reads nothing masked keeps its text"
 
-# A unique index over duplicated masked values fails with the key.
+# A unique index over duplicated masked values fails with the key; so does
+# REINDEX of one left invalid, which names no table or a schema.
 case_ "create unique index" -c "create unique index on dupes (phone)"
+for reindex in "reindex index ux" "reindex table dupes" "reindex schema public"; do
+  RESET="drop index if exists ux" case_ "$reindex" -c "create unique index concurrently ux on dupes (phone)" -c "$reindex"
+done
+psql -q -c "drop index if exists ux"
+
+# Functions someone made, however they are named or wherever they live: by
+# the database's name too, with a dot in their name, in information_schema;
+# a cast that runs one; one that raises its error in a quiet class.
+case_ "db.schema.function" -c "select postgres.public.email_of(1)"
+case_ "a function with a dot in its name" -c 'select "e.of"(1)'
+case_ "a function moved into information_schema" -c "select information_schema.email_sys(1)"
+case_ "a cast that runs a user function" -c "select row(1)::tok::text"
+case_ "a user function's error in SQLSTATE class 57" -c "select boom(1)"
+out=$(through -c "select pg_terminate_backend(pg_backend_pid())")
+assert_contains "$out" "terminating connection due to administrator command" "a quiet class's own text, with no user code in flight"
 
 # Attribute notation: u.f is f(u) when u has no column f.
 case_ "u.to_json" -c "select u.to_json from users u"
@@ -208,7 +232,14 @@ create function tx_cmp(text, int) returns bool language plpgsql as
 create operator <= (leftarg = text, rightarg = int, function = tx_cmp);
 create operator >= (leftarg = text, rightarg = int, function = tx_cmp);
 create operator = (leftarg = text, rightarg = int, function = tx_cmp);
+create type tk2 as (i int);
+create function tk2_eq(tk2, tk2) returns bool language plpgsql as
+  $$ begin raise notice 'cmp %', (select email from users where id = $1.i); return $1.i = $2.i; end $$;
+create operator = (leftarg = tk2, rightarg = tk2, function = tk2_eq);
 SQL
 case_ "BETWEEN over a user operator" -c "select 'a'::text between 1 and 1"
 case_ "CASE x WHEN over a user operator" -c "select case 'a'::text when 1 then 'x' end"
 case_ "= ANY (subquery) over a user operator" -c "select 'a'::text = any (select 1)"
+case_ "JOIN USING over a user =" -c "select 1 from (select row(1)::tk2 k) a join (select row(1)::tk2 k) b using (k)"
+case_ "NATURAL JOIN over a user =" -c "select 1 from (select row(1)::tk2 k) a natural join (select row(1)::tk2 k) b"
+case_ "IN (subquery) over a user =" -c "select k in (select row(1)::tk2) from (select row(1)::tk2 k) s"
