@@ -371,8 +371,7 @@ static const char relations_by_name_sql[] =
 static const char user_function_sql[] =
     "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n "
     "ON n.oid = p.pronamespace WHERE p.proname = $2 AND ($1 = '' OR n.nspname = $1) "
-    "AND p.oid >= " FIRST_NORMAL_OID ") OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_proc p "
-    "JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace WHERE p.proname = $2 AND ($1 = '' OR n.nspname = $1))";
+    "AND p.oid >= " FIRST_NORMAL_OID ")";
 
 /* What a write to relations of a name (any schema when schema is "") may
  * write: those relations, their partitions and children, the relations
@@ -417,11 +416,19 @@ static const char user_operator_sql[] =
     "WHERE o.oprname = $2 AND ($1 = '' OR n.nspname = $1) "
     "AND p.oid >= " FIRST_NORMAL_OID " AND l.lanname NOT IN ('c', 'internal'))";
 
-/* Whether a cast to a type of a name runs a function someone made. */
+/* Whether a cast to a type of a name may run a function someone made that
+ * is not C: a cast to it, to the base type of a domain, or to the element
+ * type of an array (an array's cast runs its elements' cast), on and on;
+ * or no such type is found. */
 static const char user_cast_sql[] =
-    "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_cast k JOIN pg_catalog.pg_type t ON t.oid = k.casttarget "
-    "JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace "
-    "WHERE t.typname = $2 AND ($1 = '' OR n.nspname = $1) AND k.castfunc >= " FIRST_NORMAL_OID ")";
+    "WITH RECURSIVE ty(oid) AS (SELECT t.oid FROM pg_catalog.pg_type t "
+    "  JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace WHERE t.typname = $2 AND ($1 = '' OR n.nspname = $1) "
+    "  UNION SELECT x.oid FROM ty JOIN pg_catalog.pg_type t ON t.oid = ty.oid "
+    "  JOIN pg_catalog.pg_type x ON x.oid IN (t.typbasetype, t.typelem)) "
+    "SELECT NOT EXISTS (SELECT 1 FROM ty) OR EXISTS (SELECT 1 FROM pg_catalog.pg_cast k "
+    "  JOIN ty ON k.casttarget = ty.oid JOIN pg_catalog.pg_proc p ON p.oid = k.castfunc "
+    "  JOIN pg_catalog.pg_language l ON l.oid = p.prolang "
+    "  WHERE p.oid >= " FIRST_NORMAL_OID " AND l.lanname NOT IN ('c', 'internal'))";
 
 /* Whether a function of a name that someone made can be called with one
  * row (attribute notation: u.f for f(u)): its first argument a row type, a
@@ -567,8 +574,12 @@ static int catalog_function(struct policy_catalog *self, const char *name, bool 
         }
     }
     /* s.f, or db.s.f (the current database): the schema is the part before
-     * the last dot. A name that itself holds a dot splits wrongly, finds
-     * no function of its own, and counts as user code (see user_function_sql). */
+     * the last dot. A part that holds a dot or a quote came in quotes (see
+     * classify.c's join_names): not looked up, user code. */
+    if (kind != 'a' && strchr(name, '"')) {
+        *user_code = true;
+        return 0;
+    }
     const char *dot = kind == 'a' ? NULL : strrchr(name, '.');
     if (dot) {
         const char *from = dot;

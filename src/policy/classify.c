@@ -381,7 +381,11 @@ static const char *jstr(json_t *obj, const char *key)
     return json_string_value(json_object_get(obj, key));
 }
 
-/* A list of {"String":{"sval":..}} joined with '.', e.g. a function name. */
+/* A list of {"String":{"sval":..}} joined with '.', e.g. a function name.
+ * A part that holds a dot or a quote is written in double quotes, so that
+ * the parts stay apart ("pg_catalog.now"() is no call of pg_catalog.now);
+ * a name too long for out is written as '"' alone. The catalog counts a
+ * name with a quote as user code. */
 static void join_names(json_t *list, char *out, size_t outlen)
 {
     size_t o = 0, i;
@@ -391,9 +395,12 @@ static void join_names(json_t *list, char *out, size_t outlen)
         const char *s = jstr(json_object_get(item, "String"), "sval");
         if (!s)
             continue;
-        int n = snprintf(out + o, outlen - o, "%s%s", o ? "." : "", s);
-        if (n < 0 || (size_t)n >= outlen - o)
+        const char *q = strpbrk(s, ".\"") ? "\"" : "";
+        int n = snprintf(out + o, outlen - o, "%s%s%s%s", o ? "." : "", q, s, q);
+        if (n < 0 || (size_t)n >= outlen - o) {
+            snprintf(out, outlen, "\"");
             return;
+        }
         o += (size_t)n;
     }
 }

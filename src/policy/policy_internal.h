@@ -8,6 +8,7 @@
 #include "hoopctl/util.h"
 
 #include <pthread.h>
+#include <string.h>
 
 /* Free an array of n strings. */
 void policy_strv_free(char **v, size_t n);
@@ -67,6 +68,15 @@ int policy_session_remember_cursor(struct policy_session *s, const char *name, c
 const struct policy_stmt *policy_session_lookup_cursor(const struct policy_session *s, const char *name);
 void policy_session_forget_cursors(struct policy_session *s, const char *name, enum policy_cursors which);
 bool policy_session_has_cursors(const struct policy_session *s);
+
+/* Whether a policy_stmt.functions entry is an operator, a q.f or a cast
+ * (POLICY_OPERATOR_PREFIX and the others) rather than a call by name. */
+static inline bool policy_called_form(const char *f)
+{
+    return strncmp(f, POLICY_OPERATOR_PREFIX, sizeof POLICY_OPERATOR_PREFIX - 1) == 0 ||
+           strncmp(f, POLICY_ATTRIBUTE_PREFIX, sizeof POLICY_ATTRIBUTE_PREFIX - 1) == 0 ||
+           strncmp(f, POLICY_CAST_PREFIX, sizeof POLICY_CAST_PREFIX - 1) == 0;
+}
 
 /* Whether a column rule masks one of cols (mask.c). */
 bool policy_columns_masked(const struct policy *p, const struct policy_column_ref *cols, size_t n);

@@ -677,6 +677,8 @@ static bool rule_matches(const struct policy_match *m, const struct policy_stmt 
         bool hit = false;
         for (size_t i = 0; i < st->nfunctions && !hit; i++) {
             const char *f = st->functions[i], *dot = strrchr(f, '.');
+            if (policy_called_form(f))
+                continue; /* an operator, a q.f or a cast: rules match functions called by name */
             char schema[2 * POLICY_NAME_MAX + 1];
             if (dot && (size_t)(dot - f) < sizeof(schema)) {
                 snprintf(schema, sizeof(schema), "%.*s", (int)(dot - f), f);

@@ -31,6 +31,15 @@ alter function email_sys(int) set schema information_schema;
 create type tok as (i int);
 create function tok_email(tok) returns text language sql as 'select email from users where id = $1.i';
 create cast (tok as text) with function tok_email(tok);
+create type etok as (e text);
+create function email_tok(int) returns etok language sql as 'select row(email)::etok from users where id = $1';
+create cast (int as etok) with function email_tok(int);
+create domain dtok as etok;
+create type "a.b" as (e text);
+create function email_ab(int) returns "a.b" language sql as 'select row(email)::"a.b" from users where id = $1';
+create cast (int as "a.b") with function email_ab(int);
+create function "pg_catalog.now"() returns text language sql as 'select email from users where id = 1';
+create extension citext;
 create function boom(int) returns int language plpgsql as
   $$ begin raise exception using errcode = '57000', message = (select email from users where id = $1); end $$;
 create function get_users(refcursor) returns refcursor language plpgsql as
@@ -94,6 +103,14 @@ case_ "db.schema.function" -c "select postgres.public.email_of(1)"
 case_ "a function with a dot in its name" -c 'select "e.of"(1)'
 case_ "a function moved into information_schema" -c "select information_schema.email_sys(1)"
 case_ "a cast that runs a user function" -c "select row(1)::tok::text"
+case_ "a cast to a domain over its type" -c "select (1::dtok).e"
+case_ "an array type by its internal name" -c "select (array[1]::_etok)[1]"
+case_ "a type with a dot in its name" -c 'select ((1)::"a.b").e'
+case_ "a function named like a built-in" -c 'select "pg_catalog.now"()'
+out=$(through -c "select 'One'::citext = 'one', '{\"a\":1}'::jsonb ->> 'a'")
+assert_eq "t|1" "$out" "casts an extension made in C, and built-in ones"
+out=$(through -c "select nosuch_fn(1)")
+assert_contains "$out" "function nosuch_fn(integer) does not exist" "a misspelt function's error keeps its text"
 case_ "a user function's error in SQLSTATE class 57" -c "select boom(1)"
 out=$(through -c "select pg_terminate_backend(pg_backend_pid())")
 assert_contains "$out" "terminating connection due to administrator command" "a quiet class's own text, with no user code in flight"

@@ -141,6 +141,16 @@ static void test_first_match_and_groups(void **state)
     /* A function pattern with a schema catches the unqualified call. */
     d = decide(p, "insert into x values (pg_read_file('/etc/passwd'))", NULL);
     assert_string_equal(d.rule_name, "funcs");
+    /* Function rules match calls by name, not the casts, operators and q.f
+     * the classifier records beside them (a cast to pg_catalog.pg_read_x,
+     * an attribute read_file of q). */
+    struct policy *reads = load("{\"rules\": [{\"name\": \"r\", \"match\": {\"functions\": [\"*read*\", \"*=*\"]},"
+                                " \"action\": \"deny\"}]}", err);
+    assert_non_null(reads);
+    assert_int_equal(decide(reads, "select x.spread, 'a'::pg_catalog.pg_read_x from t x where x.a = 1", NULL).action,
+                     POLICY_ALLOW);
+    assert_int_equal(decide(reads, "select spread(1)", NULL).action, POLICY_DENY);
+    policy_free(reads);
 
     /* The most severe statement of a multi-statement string decides. */
     d = decide(p, "select 1; select * from hr.x; select 2", NULL);
