@@ -367,7 +367,8 @@ static const char relations_by_name_sql[] =
     "  (c.relkind IN ('r', 'p', 'f') AND EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i "
     "    WHERE i.inhrelid = c.oid OR i.inhparent = c.oid)))";
 
-/* Whether any function of a name lives outside the system schemas. */
+/* Whether a function of a name was made by someone (not with the server),
+ * whatever its schema. */
 static const char user_function_sql[] =
     "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n "
     "ON n.oid = p.pronamespace WHERE p.proname = $2 AND ($1 = '' OR n.nspname = $1) "
@@ -380,7 +381,7 @@ static const char user_function_sql[] =
  * ancestors of all of them, under whose names column rules may name their
  * columns. One row per column (NULL for a relation without any), with
  * whether that relation runs code someone wrote on a write: a trigger, or
- * a default or constraint that calls a function outside pg_catalog. */
+ * a default or constraint that calls a function someone made. */
 static const char writes_sql[] =
     "WITH RECURSIVE w(oid) AS (SELECT c.oid FROM pg_catalog.pg_class c "
     "  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "

@@ -323,8 +323,8 @@ static const char *const row_functions[] = {
 
 static void join_names(json_t *list, char *out, size_t outlen);
 
-/* Record name as called, under prefix (POLICY_OPERATOR_PREFIX or
- * POLICY_ATTRIBUTE_PREFIX): "prefix" name ")". */
+/* Record name as called, under prefix (POLICY_OPERATOR_PREFIX,
+ * POLICY_ATTRIBUTE_PREFIX or POLICY_CAST_PREFIX): "prefix" name ")". */
 static int add_called(struct policy_stmt *st, const char *prefix, const char *name)
 {
     char rec[3 * POLICY_NAME_MAX + 16];
