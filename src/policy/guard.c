@@ -143,14 +143,7 @@ static bool stmt_has_kind(const struct policy_stmt *st, const char *kind)
  * another under its name. */
 static bool calls_user_code(struct policy_guard *g, const struct policy_stmt *st)
 {
-    struct policy_catalog *cat = st->nfunctions ? mask_catalog(g) : NULL;
-    for (size_t i = 0; i < st->nfunctions; i++) {
-        bool user = true;
-        char err[POLICY_ERR_MAX];
-        if (!cat || !cat->function || cat->function(cat, st->functions[i], &user, err) < 0 || user)
-            return true;
-    }
-    return false;
+    return st->nfunctions && policy_stmt_calls_user_code(mask_catalog(g), st);
 }
 
 /* A cursor that is gone leaves its name to the next portal, which its

@@ -336,7 +336,8 @@ static bool fires_deferred(const struct policy_stmt *st)
  * "Key (email)=(...) is still referenced"), which holds every column of
  * the relation written, or of one a cascade or rule writes; and code
  * someone wrote on a write (a trigger, a default) may quote any column.
- * Without a catalog that can tell, every write may. */
+ * Without a catalog that can tell, every write may. With p NULL: only
+ * whether a write may run code someone wrote. */
 static bool write_may_quote_masked(const struct policy *p, struct policy_catalog *catalog,
                                    const struct policy_stmt *st)
 {
@@ -350,11 +351,12 @@ static bool write_may_quote_masked(const struct policy *p, struct policy_catalog
         char err[POLICY_ERR_MAX];
         if (!catalog || !catalog->writes ||
             catalog->writes(catalog, rel->schema, rel->name, &code, &cols, &ncols, err) < 0 || code ||
-            policy_columns_masked(p, cols, ncols))
+            (p && policy_columns_masked(p, cols, ncols)))
             return true;
     }
     return false;
 }
+
 
 bool policy_stmt_may_quote_masked(const struct policy *p, struct policy_catalog *catalog,
                                   const struct policy_stmt *st)
@@ -404,20 +406,15 @@ static bool may_run_user_code(struct policy_catalog *catalog, const struct polic
     if (st->facts & (POLICY_FACT_RUNS_CODE | POLICY_FACT_DYNAMIC_SQL | POLICY_FACT_UNKNOWN_CURSOR |
                      POLICY_FACT_UNKNOWN_PREPARED))
         return true;
+    return policy_stmt_calls_user_code(catalog, st) || write_may_quote_masked(NULL, catalog, st);
+}
+
+bool policy_stmt_calls_user_code(struct policy_catalog *catalog, const struct policy_stmt *st)
+{
     char err[POLICY_ERR_MAX];
     for (size_t i = 0; i < st->nfunctions; i++) {
         bool user = true;
         if (!catalog || !catalog->function || catalog->function(catalog, st->functions[i], &user, err) < 0 || user)
-            return true;
-    }
-    for (size_t i = 0; i < st->nrelations; i++) {
-        bool code = true;
-        const struct policy_column_ref *cols = NULL;
-        size_t ncols = 0;
-        if (st->relations[i].write &&
-            (!catalog || !catalog->writes ||
-             catalog->writes(catalog, st->relations[i].schema, st->relations[i].name, &code, &cols, &ncols, err) < 0 ||
-             code))
             return true;
     }
     return false;
