@@ -367,12 +367,53 @@ static const char relations_by_name_sql[] =
     "  (c.relkind IN ('r', 'p', 'f') AND EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i "
     "    WHERE i.inhrelid = c.oid OR i.inhparent = c.oid)))";
 
+/* Functions someone made that are not C (an extension's C code reads no
+ * tables), as a subquery of their OIDs. */
+#define USER_PROCS                                                                                              \
+    "(SELECT p.oid FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_language l ON l.oid = p.prolang "           \
+    "WHERE p.oid >= " FIRST_NORMAL_OID " AND l.lanname NOT IN ('c', 'internal'))"
+
+/* The types of START (a SELECT of type OIDs) and every type a value of them
+ * holds or stands on, as the CTE ty: a domain's base, an array's element, a
+ * composite's fields, on and on. */
+#define TYPE_CLOSURE(start)                                                                                     \
+    "WITH RECURSIVE ty(oid) AS (" start " UNION SELECT x.oid FROM ty "                                         \
+    "  JOIN pg_catalog.pg_type t ON t.oid = ty.oid JOIN pg_catalog.pg_type x ON x.oid IN (t.typbasetype, "     \
+    "  t.typelem) OR x.oid IN (SELECT a.atttypid FROM pg_catalog.pg_attribute a WHERE a.attrelid = t.typrelid " \
+    "  AND t.typrelid <> 0 AND a.attnum > 0 AND NOT a.attisdropped)) "
+
+/* Whether a value's coming to be of a type of ty runs code of USER_PROCS: a
+ * domain's check or default that calls such a function, or an operator
+ * whose function is one. */
+#define TYPE_RUNS_CODE                                                                                          \
+    "EXISTS (SELECT 1 FROM ty JOIN pg_catalog.pg_depend d ON "                                                  \
+    "  (d.classid = 'pg_catalog.pg_type'::regclass AND d.objid = ty.oid) OR "                                  \
+    "  (d.classid = 'pg_catalog.pg_constraint'::regclass AND d.objid IN "                                      \
+    "    (SELECT co.oid FROM pg_catalog.pg_constraint co WHERE co.contypid = ty.oid)) "                        \
+    "  WHERE (d.refclassid = 'pg_catalog.pg_proc'::regclass AND d.refobjid IN " USER_PROCS ") "                \
+    "  OR (d.refclassid = 'pg_catalog.pg_operator'::regclass AND d.refobjid IN "                               \
+    "    (SELECT o.oid FROM pg_catalog.pg_operator o WHERE o.oprcode IN " USER_PROCS ")))"
+
+/* Whether a cast to a type of ty runs a function of USER_PROCS. */
+#define TYPE_CAST_RUNS_CODE                                                                                     \
+    "EXISTS (SELECT 1 FROM pg_catalog.pg_cast k JOIN ty ON k.casttarget = ty.oid WHERE k.castfunc IN " USER_PROCS ")"
+
+/* A type of name $2 (in schema $1, any when ""). */
+#define TYPES_NAMED                                                                                             \
+    "SELECT t.oid FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace "         \
+    "WHERE t.typname = $2 AND ($1 = '' OR n.nspname = $1)"
+
 /* Whether a function of a name was made by someone (not with the server),
- * whatever its schema. */
+ * whatever its schema; or, when the name is a type's, whether a
+ * function-style cast to it may run code someone wrote. PostgreSQL reads
+ * dom(x) as x::dom when no function has the name, but only where no cast
+ * function is needed (binary-compatible or through text): a domain's check
+ * can run, a cast's function cannot. */
 static const char user_function_sql[] =
+    TYPE_CLOSURE(TYPES_NAMED)
     "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n "
     "ON n.oid = p.pronamespace WHERE p.proname = $2 AND ($1 = '' OR n.nspname = $1) "
-    "AND p.oid >= " FIRST_NORMAL_OID ")";
+    "AND p.oid >= " FIRST_NORMAL_OID ") OR " TYPE_RUNS_CODE;
 
 /* What a write to relations of a name (any schema when schema is "") may
  * write: those relations, their partitions and children, the relations
@@ -380,8 +421,9 @@ static const char user_function_sql[] =
  * keys that cascade, SET NULL or SET DEFAULT, on and on; then the
  * ancestors of all of them, under whose names column rules may name their
  * columns. One row per column (NULL for a relation without any), with
- * whether that relation runs code someone wrote on a write: a trigger, or
- * a default or constraint that calls a function someone made. */
+ * whether that relation runs code someone wrote on a write: a trigger, a
+ * default or constraint that calls a function someone made, or a column of
+ * a type whose domain check or default calls one that is not C. */
 static const char writes_sql[] =
     "WITH RECURSIVE w(oid) AS (SELECT c.oid FROM pg_catalog.pg_class c "
     "  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
@@ -402,7 +444,9 @@ static const char writes_sql[] =
     "    AND ((d.classid = 'pg_catalog.pg_attrdef'::regclass "
     "          AND d.objid IN (SELECT oid FROM pg_catalog.pg_attrdef WHERE adrelid = c.oid)) "
     "      OR (d.classid = 'pg_catalog.pg_constraint'::regclass "
-    "          AND d.objid IN (SELECT oid FROM pg_catalog.pg_constraint WHERE conrelid = c.oid)))) "
+    "          AND d.objid IN (SELECT oid FROM pg_catalog.pg_constraint WHERE conrelid = c.oid)))) OR "
+    "  EXISTS (" TYPE_CLOSURE("SELECT ct.atttypid FROM pg_catalog.pg_attribute ct WHERE ct.attrelid = c.oid "
+                              "AND ct.attnum > 0 AND NOT ct.attisdropped") "SELECT 1 WHERE " TYPE_RUNS_CODE ") "
     "FROM a JOIN pg_catalog.pg_class c ON c.oid = a.oid "
     "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
     "LEFT JOIN pg_catalog.pg_attribute at ON at.attrelid = c.oid AND at.attnum > 0 AND NOT at.attisdropped";
@@ -418,18 +462,13 @@ static const char user_operator_sql[] =
     "AND p.oid >= " FIRST_NORMAL_OID " AND l.lanname NOT IN ('c', 'internal'))";
 
 /* Whether a cast to a type of a name may run a function someone made that
- * is not C: a cast to it, to the base type of a domain, or to the element
- * type of an array (an array's cast runs its elements' cast), on and on;
- * or no such type is found. */
+ * is not C: a cast to it, to the base type of a domain, to the element type
+ * of an array or to a field of a composite (an array's cast runs its
+ * elements' cast), on and on, or a domain's check or default; or no such
+ * type is found. */
 static const char user_cast_sql[] =
-    "WITH RECURSIVE ty(oid) AS (SELECT t.oid FROM pg_catalog.pg_type t "
-    "  JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace WHERE t.typname = $2 AND ($1 = '' OR n.nspname = $1) "
-    "  UNION SELECT x.oid FROM ty JOIN pg_catalog.pg_type t ON t.oid = ty.oid "
-    "  JOIN pg_catalog.pg_type x ON x.oid IN (t.typbasetype, t.typelem)) "
-    "SELECT NOT EXISTS (SELECT 1 FROM ty) OR EXISTS (SELECT 1 FROM pg_catalog.pg_cast k "
-    "  JOIN ty ON k.casttarget = ty.oid JOIN pg_catalog.pg_proc p ON p.oid = k.castfunc "
-    "  JOIN pg_catalog.pg_language l ON l.oid = p.prolang "
-    "  WHERE p.oid >= " FIRST_NORMAL_OID " AND l.lanname NOT IN ('c', 'internal'))";
+    TYPE_CLOSURE(TYPES_NAMED)
+    "SELECT NOT EXISTS (SELECT 1 FROM ty) OR " TYPE_CAST_RUNS_CODE " OR " TYPE_RUNS_CODE;
 
 /* Whether a function of a name that someone made can be called with one
  * row (attribute notation: u.f for f(u)): its first argument a row type, a

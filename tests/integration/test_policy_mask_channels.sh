@@ -40,6 +40,12 @@ create function email_ab(int) returns "a.b" language sql as 'select row(email)::
 create cast (int as "a.b") with function email_ab(int);
 create function "pg_catalog.now"() returns text language sql as 'select email from users where id = 1';
 create extension citext;
+create function email_peek(varchar) returns bool language plpgsql as
+  $$ begin raise notice 'got %', (select email from users where id = 1); return true; end $$;
+create domain ldom as varchar check (email_peek(value));
+create type lcomp as (d ldom);
+create table ltab (id int, d ldom);
+create domain okdom as int check (value < 100);
 create function boom(int) returns int language plpgsql as
   $$ begin raise exception using errcode = '57000', message = (select email from users where id = $1); end $$;
 create function get_users(refcursor) returns refcursor language plpgsql as
@@ -107,6 +113,15 @@ case_ "a cast to a domain over its type" -c "select (1::dtok).e"
 case_ "an array type by its internal name" -c "select (array[1]::_etok)[1]"
 case_ "a type with a dot in its name" -c 'select ((1)::"a.b").e'
 case_ "a function named like a built-in" -c 'select "pg_catalog.now"()'
+# A domain's check runs when a value becomes of its type: by a cast, a
+# function-style cast (no function has its name), a composite's field, or a
+# write to a column of it.
+case_ "a domain's check that runs a user function" -c "select 'x'::ldom"
+case_ "a function-style cast to that domain" -c "select ldom('x')"
+case_ "a composite with a field of that domain" -c "select '(x)'::lcomp"
+case_ "a write to a column of that domain" -c "insert into ltab values (1, 'x')"
+out=$(through -c "select 5::okdom, okdom(6), text(2)")
+assert_eq "5|6|2" "$out" "a domain whose check is built in, and a function-style cast"
 out=$(through -c "select 'One'::citext = 'one', '{\"a\":1}'::jsonb ->> 'a'")
 assert_eq "t|1" "$out" "casts an extension made in C, and built-in ones"
 out=$(through -c "select nosuch_fn(1)")
