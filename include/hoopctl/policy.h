@@ -81,6 +81,9 @@ struct policy_relation {
 #define POLICY_ATTRIBUTE_PREFIX "attribute("
 /* ...and a cast to a type (which may run a function), "cast(" TYPE ")". */
 #define POLICY_CAST_PREFIX "cast("
+/* ...and, for a statement that fires event triggers (DDL, SELECT INTO),
+ * "event_trigger(ddl)": the database's event triggers run code. */
+#define POLICY_EVENT_TRIGGER_PREFIX "event_trigger("
 
 struct policy_stmt {
     char *text;            /* this statement's text, as split from the input */

@@ -470,6 +470,12 @@ static const char user_cast_sql[] =
     TYPE_CLOSURE(TYPES_NAMED)
     "SELECT NOT EXISTS (SELECT 1 FROM ty) OR " TYPE_CAST_RUNS_CODE " OR " TYPE_RUNS_CODE;
 
+/* Whether the database has an enabled event trigger that runs a function of
+ * USER_PROCS, whatever its tags (fail closed). No parameters. */
+static const char event_trigger_sql[] =
+    "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_event_trigger e "
+    "WHERE e.evtenabled <> 'D' AND e.evtfoid IN " USER_PROCS ")";
+
 /* Whether a function of a name that someone made can be called with one
  * row (attribute notation: u.f for f(u)): its first argument a row type, a
  * record, or a polymorphic or "any" type, and no other it needs. */
@@ -526,9 +532,10 @@ static const struct catalog_name *name_lookup(struct catalog_pg *c, char kind, c
                         : kind == 'o' ? user_operator_sql
                         : kind == 'a' ? user_row_function_sql
                         : kind == 'k' ? user_cast_sql
+                        : kind == 'e' ? event_trigger_sql
                         : kind == 'w' ? writes_sql
                                       : view_column_sql,
-                        column ? 3 : 2, params, err);
+                        kind == 'e' ? 0 : column ? 3 : 2, params, err);
     if (!r)
         return NULL;
     int rc = 0;
@@ -536,7 +543,7 @@ static const struct catalog_name *name_lookup(struct catalog_pg *c, char kind, c
         for (int i = 0; i < PQntuples(r) && rc == 0; i++)
             rc = add_column_bases(c, (uint32_t)strtoul(PQgetvalue(r, i, 0), NULL, 10),
                                   (int16_t)atoi(PQgetvalue(r, i, 1)), &key.info, 0, err);
-    } else if (kind == 'f' || kind == 'o' || kind == 'a' || kind == 'k') {
+    } else if (kind == 'f' || kind == 'o' || kind == 'a' || kind == 'k' || kind == 'e') {
         key.flag = PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't';
     } else if (kind == 'w') {
         /* Past CATALOG_MAX_WRITE_COLUMNS the columns are not kept: such a
@@ -596,9 +603,11 @@ static int catalog_function(struct policy_catalog *self, const char *name, bool 
                             char err[POLICY_ERR_MAX])
 {
     /* "operator(s.#@)": an operator s.#@; "attribute(f)": f of q.f, a name
-     * that may hold a dot; "cast(s.t)": a cast to type s.t */
+     * that may hold a dot; "cast(s.t)": a cast to type s.t; "event_trigger(ddl)":
+     * the event triggers DDL fires */
     static const struct { const char *prefix; char kind; } forms[] = {
-        {POLICY_OPERATOR_PREFIX, 'o'}, {POLICY_ATTRIBUTE_PREFIX, 'a'}, {POLICY_CAST_PREFIX, 'k'}};
+        {POLICY_OPERATOR_PREFIX, 'o'}, {POLICY_ATTRIBUTE_PREFIX, 'a'}, {POLICY_CAST_PREFIX, 'k'},
+        {POLICY_EVENT_TRIGGER_PREFIX, 'e'}};
     char schema[POLICY_NAME_MAX] = "", inner[2 * POLICY_NAME_MAX];
     char kind = 'f';
     size_t len = strlen(name);

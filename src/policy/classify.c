@@ -324,7 +324,8 @@ static const char *const row_functions[] = {
 static void join_names(json_t *list, char *out, size_t outlen);
 
 /* Record name as called, under prefix (POLICY_OPERATOR_PREFIX,
- * POLICY_ATTRIBUTE_PREFIX or POLICY_CAST_PREFIX): "prefix" name ")". */
+ * POLICY_ATTRIBUTE_PREFIX, POLICY_CAST_PREFIX or
+ * POLICY_EVENT_TRIGGER_PREFIX): "prefix" name ")". */
 static int add_called(struct policy_stmt *st, const char *prefix, const char *name)
 {
     char rec[3 * POLICY_NAME_MAX + 16];
@@ -332,6 +333,16 @@ static int add_called(struct policy_stmt *st, const char *prefix, const char *na
     if (!name[0] || len < 0 || (size_t)len >= sizeof(rec))
         return 0;
     return strv_add(&st->functions, &st->nfunctions, rec, (size_t)len);
+}
+
+/* Whether st runs a command that fires event triggers: DDL (TRUNCATE, which
+ * fires none, too) and SELECT INTO. */
+static bool fires_event_triggers(const struct policy_stmt *st)
+{
+    for (size_t i = 0; i < st->nkinds; i++)
+        if (strcmp(policy_kind_category(st->kinds[i]), "ddl") == 0 || strcmp(st->kinds[i], "SELECT_INTO") == 0)
+            return true;
+    return false;
 }
 
 /* An operator given as a name list (A_Expr, a subquery's ANY/ALL, ORDER BY
@@ -1637,6 +1648,11 @@ int policy_classify_depth(const char *sql, struct policy_session *session,
             break;
         }
         st->category = policy_kind_category(st->kind);
+        if (fires_event_triggers(st) && add_called(st, POLICY_EVENT_TRIGGER_PREFIX, "ddl") < 0) {
+            snprintf(err, POLICY_ERR_MAX, "out of memory");
+            rc = -1;
+            break;
+        }
         if (depth == 0)
             fill_audit_text(st);
 

@@ -79,7 +79,8 @@ static inline bool policy_called_form(const char *f)
 {
     return strncmp(f, POLICY_OPERATOR_PREFIX, sizeof POLICY_OPERATOR_PREFIX - 1) == 0 ||
            strncmp(f, POLICY_ATTRIBUTE_PREFIX, sizeof POLICY_ATTRIBUTE_PREFIX - 1) == 0 ||
-           strncmp(f, POLICY_CAST_PREFIX, sizeof POLICY_CAST_PREFIX - 1) == 0;
+           strncmp(f, POLICY_CAST_PREFIX, sizeof POLICY_CAST_PREFIX - 1) == 0 ||
+           strncmp(f, POLICY_EVENT_TRIGGER_PREFIX, sizeof POLICY_EVENT_TRIGGER_PREFIX - 1) == 0;
 }
 
 /* Whether a column rule masks one of cols (mask.c). */

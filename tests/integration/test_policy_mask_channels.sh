@@ -120,6 +120,17 @@ case_ "a domain's check that runs a user function" -c "select 'x'::ldom"
 case_ "a function-style cast to that domain" -c "select ldom('x')"
 case_ "a composite with a field of that domain" -c "select '(x)'::lcomp"
 case_ "a write to a column of that domain" -c "insert into ltab values (1, 'x')"
+# An event trigger someone made runs on DDL and SELECT INTO.
+psql -q -v ON_ERROR_STOP=1 <<'SQL'
+create function email_evt() returns event_trigger language plpgsql as
+  $$ begin raise notice 'evt %', (select email from users where id = 1); end $$;
+create event trigger leaky on ddl_command_end execute function email_evt();
+SQL
+RESET="drop table if exists evt_t, evt_into" case_ "an event trigger on CREATE TABLE" -c "create table evt_t (i int)"
+RESET="drop table if exists evt_t, evt_into" case_ "an event trigger on SELECT INTO" -c "select 1 as i into evt_into"
+out=$(through -c "select 7")
+assert_eq "7" "$out" "a plain read fires no event trigger"
+psql -q -c "drop event trigger leaky" -c "drop table if exists evt_t, evt_into"
 out=$(through -c "select 5::okdom, okdom(6), text(2)")
 assert_eq "5|6|2" "$out" "a domain whose check is built in, and a function-style cast"
 out=$(through -c "select 'One'::citext = 'one', '{\"a\":1}'::jsonb ->> 'a'")
