@@ -191,8 +191,9 @@ struct gateway_hooks {
     bool (*error_redact)(void *user, const struct gateway_session_info *session, const char *sqlstate);
     /* Optional: upstream sent ReadyForQuery and everything the client sent
      * has been answered (no Query, FunctionCall or Sync outstanding, no
-     * extended-protocol message after the last Sync): no result of an
-     * earlier statement can still come. Counted only when the statement or
+     * extended-protocol message after the last Sync, no statement decided
+     * but held or not yet sent): no result of an earlier statement can
+     * still come. Counted only when the statement or
      * row_description hook is set (the relay inspects messages then). */
     void (*idle)(void *user, const struct gateway_session_info *session);
     /* Optional: upstream sent a NotificationResponse (LISTEN/NOTIFY). Return

@@ -704,7 +704,9 @@ static void note_ready(struct gw_session *s)
     const struct gateway_hooks *h = &s->gw->cfg.hooks;
     if (s->awaiting_ready)
         s->awaiting_ready--;
-    if (s->awaiting_ready == 0 && !s->unsynced && h->idle)
+    /* A statement decided but not sent yet (held, or released and waiting
+     * for its turn) is in flight for the hooks: not idle. */
+    if (s->awaiting_ready == 0 && !s->unsynced && !s->held && !s->have_verdict && h->idle)
         h->idle(h->user, &s->info);
 }
 

@@ -19,12 +19,13 @@ create function say(t text) returns int language plpgsql as $$ begin raise notic
 create function notify_email(i int) returns int language plpgsql as
   $$ begin perform pg_notify('ch', (select email from users u where u.id = i)); return 1; end $$;
 SQL
-connect_stack
+connect_stack OIDC_EXTRA_ACCOUNTS='{"bob": {"email": "bob@example.test", "name": "Bob", "groups": ["dba"]}}'
 policy=$("$H" policy default | python3 -c 'import json,sys; p=json.load(sys.stdin)
 p["masking"]={"columns":[{"column":"public.users.email","style":"full"},{"column":"public.users.phone","style":"full"},
   {"column":"public.users.card","style":"full"},{"column":"public.users.ssn","style":"full"}]}; print(json.dumps(p))')
-connect_define "{\"policy\": $policy}"
+connect_define "{\"policy\": $policy, \"reviewer_groups\": [\"dba\"]}"
 login_as alice
+login_as bob
 
 PII=(alice.pii carol.pii iip.ecila iip.lorac 4155552671 1762555514 2071838750 4111111111111111
      5500005555555559 123-45-6789 078-05-1120 9876-54-321)
@@ -119,6 +120,49 @@ log "a notification sent with a masked value by the statement's own function: it
 through "psql with notifications" psql -X -At -c "listen ch" -c "select notify_email(2)" -c "notify ch, 'plain'"
 assert_contains "$out" 'Asynchronous notification "ch" with payload "hoopctl: the payload is hidden: the statement may read masked columns"'
 assert_contains "$out" 'Asynchronous notification "ch" with payload "plain"'
+
+log "the same, the statement pipelined behind another and held (for review, or for the spool's group commit)"
+# The first statement's ReadyForQuery comes while the second is decided but
+# not yet sent: the session is not idle then.
+cat >"$T/pipelined_notify.py" <<'PYEOF'
+import os, re, subprocess, sys, time
+sys.path.insert(0, sys.argv[1])
+from desync import Conn, Query
+c = Conn(int(os.environ["PGPORT"]), [("user", os.environ["PGUSER"]), ("database", os.environ["PGDATABASE"])])
+c.simple("listen ch")
+got = []
+for _ in range(50):
+    c.send(Query("select 1"), Query("select notify_email(1)"))
+    got += c.ready() + c.ready()
+c.send(Query("select 1"), Query("do $$ begin perform notify_email(2); end $$"))
+first = c.ready()
+got += first
+while True:  # the hold's notice (it may come before the first's answer), then bob approves
+    m = [re.search(rb"held for review ([0-9a-f-]{36})", b) for t, b in first if t == b"N"]
+    if any(m):
+        rid = next(x for x in m if x).group(1).decode()
+        for _ in range(100):  # the notice may come before the review is on the server
+            r = subprocess.run([sys.argv[2], rid], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            if r.returncode == 0:
+                break
+            time.sleep(0.1)
+        else:
+            sys.exit("bob could not approve %s: %s" % (rid, r.stderr))
+        break
+    first = [c.read_msg()]
+    got += first
+got += c.ready()
+payloads = [b[4:].split(b"\0")[1] for t, b in got if t == b"A"]
+print("notifications:", len(payloads), "clear:", sum(b"pii" in p for p in payloads))
+print("last:", payloads[-1].decode() if payloads else "-")
+PYEOF
+printf '#!/bin/bash\nHOOPCTL_CONFIG_DIR=%q HOOPCTL_STATE_DIR=%q exec %q reviews approve "$1" --reason test\n' \
+  "$T/cfg-bob" "$T/state-bob" "$H" >"$T/approve-as-bob"
+chmod +x "$T/approve-as-bob"
+through "pipelined statements with notifications" /usr/bin/python3 "$T/pipelined_notify.py" \
+  "$HOOPCTL_ROOT/tests/integration/clients" "$T/approve-as-bob"
+assert_contains "$out" "notifications: 51 clear: 0" "every notification came, none in clear"
+assert_contains "$out" "last: hoopctl: the payload is hidden" "the approved statement's notification"
 
 log "psycopg 3: binary results, prepared statements, named cursors, pipeline mode"
 through psycopg sh -c '/usr/bin/python3 "$0" "$PGPORT" psycopg "select id, email, phone, card, ssn, name from users order by id"' \
