@@ -109,6 +109,9 @@ struct policy_stmt {
     char *prepared_name;   /* PREPARE/EXECUTE/DEALLOCATE target, NULL otherwise; "" for ALL */
     char *cursor_name;     /* DECLARE/CLOSE/FETCH/MOVE target, NULL otherwise; "" for CLOSE ALL */
     char *normalized;      /* libpg_query normalized text (literals as $n), may be NULL */
+    char *prepared_text;   /* EXECUTE: the text of the PREPAREs of its name this session sent
+                              (several, one a line, when the name was prepared again: the server
+                              may have refused the later ones); NULL otherwise */
     char fingerprint[17];  /* libpg_query fingerprint, hex */
     bool returning;        /* has a non-empty RETURNING list (its own or a CTE's) */
     bool copy_csv;         /* COPY in CSV format (else text, or copy_custom_format) */
@@ -174,6 +177,15 @@ bool policy_text_may_hold_secret(const char *sql);
 int policy_audit_redaction(const char *sql, bool literals, struct policy_redaction *r);
 /* What reviewers read of a statement (REVIEW), the same way. */
 int policy_review_redaction(const char *sql, struct policy_redaction *r);
+/* What a review shows of a statement whose review redaction is `reviewed`
+ * and whose analysis is a: first, for each EXECUTE of a statement prepared
+ * in SQL (reviewers cannot see the session), what it was PREPAREd as (the
+ * same redaction), as SQL comments; then `reviewed`. malloc'd; NULL when
+ * memory runs out. */
+char *policy_review_text(const struct policy_analysis *a, const char *reviewed);
+/* The statement part of a review's text, after the preface that
+ * policy_review_text may have put before it. */
+const char *policy_review_statement(const char *text);
 
 /* ------------------------------------------------------------------ */
 /* Per-session prepared-statement tracker (SQL PREPARE and protocol Parse) */

@@ -494,6 +494,22 @@ static json_t *statement_event(const struct cn_session *s, const struct gateway_
     return data;
 }
 
+/* What reviewers read of st, and its parameters: the statement and its
+ * values whole (redact_literals is for the audit record) but for its
+ * secrets (a password after PASSWORD, ...), which neither they nor the
+ * server see, after what the statements it EXECUTEs were PREPAREd as
+ * (policy_review_text). 0, or -1 when memory runs out. */
+static int review_text(struct cn_session *s, const struct gateway_statement *st, char **text, json_t **params)
+{
+    struct policy_redaction sec;
+    if (policy_review_redaction(st->sql, &sec) < 0)
+        return -1;
+    *params = st->nparams ? params_json(st, &sec, false) : NULL;
+    *text = policy_review_text(s->guard.have_analysis ? &s->guard.analysis : NULL, sec.changed ? sec.text : st->sql);
+    free(sec.text);
+    return *text ? 0 : -1;
+}
+
 static enum gateway_verdict on_statement(void *user, const struct gateway_session_info *si,
                                          const struct gateway_statement *st, uint64_t hold_id,
                                          struct gateway_refusal *ref)
@@ -525,9 +541,16 @@ static enum gateway_verdict on_statement(void *user, const struct gateway_sessio
                  "hoopctl: the statement cannot be audited (is its text valid UTF-8?), so it is refused");
         return GATEWAY_REFUSE;
     }
+    /* What reviewers will read, made while the analysis is here (admitting
+     * the statement takes it). */
+    char *review = NULL;
+    json_t *params = NULL;
+    int review_rc = d->action == POLICY_REVIEW ? review_text(s, st, &review, &params) : 0;
     /* Whatever may run (now or once approved) joins the statements whose
      * results may still come; a denied one never runs. */
     if (d->action != POLICY_DENY && policy_guard_admit(&s->guard, c->groups, hold_id) < 0) {
+        free(review);
+        json_decref(params);
         c->stats.denials++;
         snprintf(ref->message, sizeof ref->message, "hoopctl: out of memory while checking the statement");
         cn_audit_refusal(c, s, data, ref->message);
@@ -545,21 +568,13 @@ static enum gateway_verdict on_statement(void *user, const struct gateway_sessio
                              : d->message);
         return GATEWAY_REFUSE;
     case POLICY_REVIEW: {
-        /* Reviewers read the statement and its values whole (redact_literals
-         * is for the audit record) but for its secrets (a password after
-         * PASSWORD, ...), which neither they nor the server see. The held
-         * Execute is what runs; the text is what they judge. */
-        struct policy_redaction sec;
+        /* The held Execute is what runs; the text is what they judge. */
         int rc = -1;
-        json_t *params = NULL;
-        if (data && policy_review_redaction(st->sql, &sec) == 0) {
-            params = st->nparams ? params_json(st, &sec, false) : NULL;
-            rc = cn_review_start(c, s, sec.changed ? sec.text : st->sql, params, hold_id, d, data, ref, err,
-                                 sizeof err);
-            free(sec.text);
-        } else if (data) {
+        if (review_rc == 0)
+            rc = cn_review_start(c, s, review, params, hold_id, d, data, ref, err, sizeof err);
+        else
             snprintf(err, sizeof err, "out of memory");
-        }
+        free(review);
         json_decref(params);
         if (rc == 0) {
             json_decref(data);

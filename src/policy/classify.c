@@ -123,6 +123,7 @@ void policy_stmt_clear(struct policy_stmt *st)
     free(st->prepared_name);
     free(st->cursor_name);
     free(st->normalized);
+    free(st->prepared_text);
     memset(st, 0, sizeof(*st));
 }
 
@@ -133,6 +134,7 @@ int policy_stmt_copy(struct policy_stmt *dst, const struct policy_stmt *src)
         (src->prepared_name && !(dst->prepared_name = strdup(src->prepared_name))) ||
         (src->cursor_name && !(dst->cursor_name = strdup(src->cursor_name))) ||
         (src->normalized && !(dst->normalized = strdup(src->normalized))) ||
+        (src->prepared_text && !(dst->prepared_text = strdup(src->prepared_text))) ||
         policy_stmt_merge(dst, src) < 0) {
         policy_stmt_clear(dst);
         return -1;
@@ -1551,6 +1553,11 @@ static int track_prepare(struct policy_session *s, struct policy_stmt *st, json_
 {
     struct policy_stmt inner = {0};
     struct walker w = {.st = &inner, .body_depth = depth};
+    /* The PREPARE's own text goes with it: a review of an EXECUTE shows it. */
+    if (st->text && !(inner.text = strdup(st->text))) {
+        snprintf(err, POLICY_ERR_MAX, "out of memory");
+        return -1;
+    }
     int rc = walk(&w, json_object_get(prep, "query"), false);
     policy_strv_free(w.ctes, w.nctes);
     if (rc == 0 && s)
@@ -1676,9 +1683,11 @@ int policy_classify_depth(const char *sql, struct policy_session *session,
             out->cacheable = false;
             st->facts |= POLICY_FACT_PREPARED;
             const struct policy_stmt *p = session ? policy_session_lookup(session, st->prepared_name) : NULL;
-            if (p)
+            if (p) {
                 rc = policy_stmt_merge(st, p);
-            else
+                if (rc == 0 && p->text && !st->prepared_text && !(st->prepared_text = strdup(p->text)))
+                    rc = -1;
+            } else
                 st->facts |= POLICY_FACT_UNKNOWN_PREPARED;
             /* What the prepared statement sets, it sets now. */
             if (p && (p->facts & POLICY_FACT_SEARCH_PATH))

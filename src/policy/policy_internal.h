@@ -23,7 +23,8 @@ int policy_classify_depth(const char *sql, struct policy_session *session,
                           struct policy_analysis *out, char err[POLICY_ERR_MAX], int depth);
 
 /* Remember a prepared statement's classification under name (union with an
- * earlier one of the same name). */
+ * earlier one of the same name), and its text (the PREPARE's, which a review
+ * of its EXECUTE shows) while the session's budget for them lasts. */
 int policy_session_remember(struct policy_session *s, const char *name,
                             const struct policy_stmt *st, char err[POLICY_ERR_MAX]);
 

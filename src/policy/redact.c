@@ -246,3 +246,64 @@ int policy_review_redaction(const char *sql, struct policy_redaction *r)
         return 0;
     return policy_redact(sql, POLICY_REDACT_REVIEW, r);
 }
+
+/* One line of a review's preface: control characters (a newline in a quoted
+ * name, say) cannot start a line of their own. */
+static int append_line(struct buf *b, const char *prefix, const char *s, size_t n)
+{
+    int rc = buf_append_str(b, prefix);
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = buf_append(b, (unsigned char)s[i] < 0x20 && s[i] != '\t' ? "?" : &s[i], 1);
+    return rc | buf_append(b, "\n", 1);
+}
+
+#define REVIEW_PREFACE_HEAD " was prepared in this session as:"
+
+const char *policy_review_statement(const char *text)
+{
+    for (;;) {
+        const char *nl = strchr(text, '\n');
+        size_t hl = strlen(REVIEW_PREFACE_HEAD);
+        if (strncmp(text, "-- ", 3) != 0 || !nl || (size_t)(nl - text) < 3 + hl ||
+            strncmp(nl - hl, REVIEW_PREFACE_HEAD, hl) != 0)
+            return text;
+        text = nl + 1;
+        while (strncmp(text, "--   ", 5) == 0 && (nl = strchr(text, '\n')))
+            text = nl + 1;
+    }
+}
+
+char *policy_review_text(const struct policy_analysis *a, const char *reviewed)
+{
+    struct buf b = {0};
+    int rc = 0;
+    for (size_t i = 0; a && i < a->nstmts && rc == 0; i++) {
+        const struct policy_stmt *st = &a->stmts[i];
+        if (!(st->facts & POLICY_FACT_PREPARED) || (st->facts & POLICY_FACT_UNKNOWN_PREPARED) || !st->prepared_name)
+            continue;
+        char head[POLICY_NAME_MAX + 64];
+        snprintf(head, sizeof head, "%s" REVIEW_PREFACE_HEAD, st->prepared_name);
+        rc = append_line(&b, "-- ", head, strlen(head));
+        if (!st->prepared_text) {
+            static const char lost[] = "(its text was not kept: the session prepared too much)";
+            rc |= append_line(&b, "--   ", lost, sizeof lost - 1);
+            continue;
+        }
+        struct policy_redaction r;
+        if (rc < 0 || policy_review_redaction(st->prepared_text, &r) < 0) {
+            rc = -1;
+            break;
+        }
+        for (const char *line = r.changed ? r.text : st->prepared_text; rc == 0 && line;) {
+            const char *nl = strchr(line, '\n');
+            rc = append_line(&b, "--   ", line, nl ? (size_t)(nl - line) : strlen(line));
+            line = nl ? nl + 1 : NULL;
+        }
+        free(r.text);
+    }
+    if (rc < 0 || buf_append(&b, reviewed, strlen(reviewed) + 1) < 0) {
+        buf_free(&b);
+        return NULL;
+    }
+    return (char *)b.data;
+}

@@ -9,6 +9,9 @@
 #include <string.h>
 
 #define SESSION_MAX_STATEMENTS 8192
+/* What the texts of SQL PREPAREs (kept for reviews of their EXECUTEs) may
+ * take in all, over the session's life: past it they are not kept. */
+#define SESSION_MAX_PREPARE_TEXT (16u << 20)
 
 struct session_entry {
     char *name;
@@ -27,6 +30,7 @@ struct policy_session {
     size_t ncursors;            /* entries that are cursors */
     bool search_path_changed;   /* sticky: RESET may not restore what we assume */
     bool catalog_not_first;     /* sticky: a search_path may have put a schema before pg_catalog */
+    size_t text_bytes;          /* of PREPARE texts kept (SESSION_MAX_PREPARE_TEXT) */
 };
 
 void policy_session_mark_search_path(struct policy_session *s)
@@ -76,6 +80,34 @@ static struct session_entry *find(const struct policy_session *s, const char *na
     return NULL;
 }
 
+/* Whether the session may keep n more bytes of PREPARE text (and counts
+ * them when it may). */
+static bool text_budget(struct policy_session *s, size_t n)
+{
+    if (n > SESSION_MAX_PREPARE_TEXT - s->text_bytes)
+        return false;
+    s->text_bytes += n;
+    return true;
+}
+
+/* Add text (another PREPARE of the name, which the server may have refused)
+ * to into's, one a line, unless it is there already. Past the budget a line
+ * says that more were sent. */
+static int merge_text(struct policy_session *s, struct policy_stmt *into, const char *text)
+{
+    static const char more[] = "-- (and more PREPAREs of this name, whose text was not kept)";
+    if (!text || !into->text || strstr(into->text, text) || strstr(into->text, more))
+        return 0;
+    size_t have = strlen(into->text);
+    const char *add = text_budget(s, strlen(text) + 1) ? text : more;
+    char *t = realloc(into->text, have + 1 + strlen(add) + 1);
+    if (!t)
+        return -1;
+    snprintf(t + have, 1 + strlen(add) + 1, "\n%s", add);
+    into->text = t;
+    return 0;
+}
+
 /* Store st under name. replace: the unnamed statement, or a name the protocol
  * closed; otherwise an existing entry keeps the union of both classifications,
  * because the server may have refused the second PREPARE (the name existed) —
@@ -85,7 +117,7 @@ static int store(struct policy_session *s, const char *name, const struct policy
 {
     struct session_entry *e = find(s, name);
     if (e && !replace) {
-        if (policy_stmt_merge(&e->stmt, st) < 0)
+        if (policy_stmt_merge(&e->stmt, st) < 0 || merge_text(s, &e->stmt, st->text) < 0)
             goto oom;
         return 0;
     }
@@ -128,7 +160,10 @@ oom:
 int policy_session_remember(struct policy_session *s, const char *name,
                             const struct policy_stmt *st, char err[POLICY_ERR_MAX])
 {
-    return store(s, name, st, false, err);
+    struct policy_stmt shallow = *st; /* store copies what it keeps */
+    if (!find(s, name) && st->text && !text_budget(s, strlen(st->text) + 1))
+        shallow.text = NULL;
+    return store(s, name, &shallow, false, err);
 }
 
 /* Cursors live beside prepared statements, under a name no statement can

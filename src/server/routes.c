@@ -364,8 +364,9 @@ static const char *session_connection(struct srv_req *rq, const char *sid, const
 }
 
 /* Whether event text `text` is what the audit keeps of `statement` (the
- * text reviewers read): the statement itself, or its redaction as the
- * gateway makes it (passwords, conninfo secrets; every literal under
+ * text reviewers read, less the preface that shows what an EXECUTE's name
+ * was prepared as): the statement itself, or its redaction as the gateway
+ * makes it (passwords, conninfo secrets; every literal under
  * redact_literals). Redone here rather than taken from the gateway's word,
  * at a scan of the statement, for events that name one of their sender's
  * reviews only. */
@@ -374,6 +375,9 @@ static bool text_is_audit_of(const char *text, const char *statement, const char
     char h[65];
     util_sha256_hex(text, strlen(text), h);
     if (strcmp(h, hash) == 0)
+        return true;
+    statement = policy_review_statement(statement);
+    if (strcmp(text, statement) == 0)
         return true;
     for (int literals = 0; literals < 2; literals++) {
         struct policy_redaction red;

@@ -155,6 +155,28 @@ assert_contains "$out" "ERROR:  42501: hoopctl: review "
 assert_contains "$out" "expired"
 assert_eq 3 "$(psql -qAtX -d app -c 'select count(*) from accounts')" "the expired DELETE ran"
 
+log "a held EXECUTE shows reviewers what its name was PREPAREd as (they cannot see the session)"
+as alice "$H" connect app --quiet -- psql -X -At -c 'prepare p as update accounts set balance = balance + 1' \
+  -c 'execute p /* just a select */' >"$HARNESS_TMP/exec.log" 2>&1 &
+epid=$!
+wait_for "the EXECUTE's hold notice" 30 grep -q 'held for review' "$HARNESS_TMP/exec.log"
+rid3=$(sed -n 's/.*held for review \([A-Za-z0-9_-]*\) .*/\1/p' "$HARNESS_TMP/exec.log")
+shown=$(as bob "$H" reviews show "$rid3" 2>&1) || fail "reviews show $rid3: $shown"
+assert_contains "$shown" $'statement:\n-- p was prepared in this session as:\n--   prepare p as update accounts set balance = balance + 1\nexecute p /* just a select */'
+as bob "$H" reviews approve "$rid3" --reason "p checked" >/dev/null
+wait "$epid" || fail "psql through connect failed: $(cat "$HARNESS_TMP/exec.log")"
+assert_contains "$(cat "$HARNESS_TMP/exec.log")" "UPDATE 3"
+assert_eq 3 "$(psql -qAtX -d app -c 'select sum(balance) from accounts')" "the approved EXECUTE ran once (on balances of 0)"
+log "...and the approval joins the EXECUTE's statement event, whose text is the statement's alone"
+sid3() {
+  HOOPCTL_TOKEN=$(as alice "$H" token) "$H" -o json sessions list | python3 -c 'import json,sys
+s=[x for x in json.load(sys.stdin)["sessions"] if x.get("ended_at")]; print(max(s, key=lambda x: x["started_at"])["id"] if s else "")'
+}
+joined() { HOOPCTL_TOKEN=$(as alice "$H" token) "$H" sessions show "$(sid3)" 2>/dev/null | grep -q "review $rid3 consumed by bob"; }
+wait_for "the EXECUTE's session, its review joined" 30 joined
+assert_contains "$(HOOPCTL_TOKEN=$(as alice "$H" token) "$H" sessions show "$(sid3)")" "review execute p /* just a select */"
+psql -qAtX -d app -c 'update accounts set balance = balance - 1'
+
 log "the server holds the session: alice's identity, every statement, its decision"
 ATOK=$(as alice "$H" token)
 wait_for "the shipped session" 30 bash -c "HOOPCTL_TOKEN=$ATOK '$H' -o json sessions list | grep -q '\"ended_at\": [0-9]'"

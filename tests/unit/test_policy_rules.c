@@ -731,10 +731,55 @@ static void redaction(void **state)
     assert_false(policy_value_holds_secret("my password is long", 19));
 }
 
+/* A review of an EXECUTE shows what its name was PREPAREd as: every PREPARE
+ * of the name (the server may have refused the later ones), secrets left
+ * out, a line break in a quoted name kept from starting a line. */
+static char *review_of(struct policy_session *s, const char *sql)
+{
+    struct policy_analysis a;
+    char err[POLICY_ERR_MAX];
+    assert_int_equal(policy_classify(sql, s, &a, err), 0);
+    char *text = policy_review_text(&a, sql);
+    policy_analysis_free(&a);
+    assert_non_null(text);
+    return text;
+}
+
+static void test_review_text(void **state)
+{
+    (void)state;
+    struct policy_session *s = policy_session_new();
+    char *t = review_of(s, "select 1");
+    assert_string_equal(t, "select 1");
+    free(t);
+    free(review_of(s, "prepare p as delete from accounts"));
+    free(review_of(s, "prepare p as select 1"));
+    t = review_of(s, "execute p");
+    assert_string_equal(t, "-- p was prepared in this session as:\n"
+                           "--   prepare p as delete from accounts\n"
+                           "--   prepare p as select 1\n"
+                           "execute p");
+    assert_string_equal(policy_review_statement(t), "execute p");
+    free(t);
+    free(review_of(s, "prepare \"a\nb\" as select * from users where password = 'secret'"));
+    t = review_of(s, "explain analyze execute \"a\nb\"");
+    assert_non_null(strstr(t, "-- a?b was prepared in this session as:\n"));
+    assert_null(strstr(t, "secret"));
+    assert_string_equal(policy_review_statement(t), "explain analyze execute \"a\nb\"");
+    assert_non_null(strstr(t, "--   prepare \"a\n--   b\" as select * from users where password = <redacted>\n"));
+    free(t);
+    t = review_of(s, "execute nosuch");
+    assert_string_equal(t, "execute nosuch"); /* refused: the session never prepared it */
+    assert_string_equal(policy_review_statement("-- a comment\nselect 1"), "-- a comment\nselect 1");
+    free(t);
+    policy_session_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(redaction),
+        cmocka_unit_test(test_review_text),
         cmocka_unit_test(test_validation_errors),
         cmocka_unit_test(test_first_match_and_groups),
         cmocka_unit_test(test_relation_globs),
