@@ -109,6 +109,16 @@ static void print_connection_row(json_t *c)
     printf("\n");
 }
 
+/* The server's warnings about a connection it saved (review rules nobody
+ * can decide), on stderr. */
+static void print_warnings(const char *name, json_t *resp)
+{
+    size_t i;
+    json_t *w;
+    json_array_foreach(json_object_get(resp, "warnings"), i, w) if (json_is_string(w))
+        fprintf(stderr, "hoopctl admin: warning: connection %s: %s\n", name, json_string_value(w));
+}
+
 static int secret_into(const struct cli_args *a, json_t *body, char *err, size_t errlen)
 {
     char *secret = read_secret(cli_get(a, "secret-file"), cli_get(a, "secret-env"),
@@ -198,6 +208,7 @@ static int admin_connection(const struct cli_args *a, struct cli_context *ctx, s
         json_decref(body);
         if (rc)
             return cli_fail("admin", rc, err);
+        print_warnings(a->pos[2], resp);
         json_decref(resp);
         printf("policy of %s set\n", a->pos[2]);
         return 0;
@@ -232,6 +243,7 @@ static int admin_connection(const struct cli_args *a, struct cli_context *ctx, s
         json_decref(body);
         if (rc)
             return cli_fail("admin", rc, err);
+        print_warnings(a->pos[2], resp);
         if (!strcmp(ctx->output, "json"))
             api_print_json(stdout, resp);
         else
@@ -396,6 +408,7 @@ static int admin_apply(const struct cli_args *a, struct api_client *api)
         json_t *resp = NULL;
         rc = api_do(api, "PUT", path, body, &resp, err, sizeof err);
         json_decref(body);
+        print_warnings(name, resp);
         json_decref(resp);
         if (rc) {
             fprintf(stderr, "hoopctl admin: %s: %s\n", name, err);

@@ -71,6 +71,52 @@ static bool policy_ok(struct srv_req *rq, json_t *doc)
     return true;
 }
 
+/* A connection's policy as its gateways load it: its own, or the built-in
+ * default when it has none. A new reference; NULL when memory runs out. */
+static json_t *conn_policy(json_t *conn)
+{
+    json_t *pol = json_object_get(conn, "policy");
+    return json_is_object(pol) && json_object_size(pol) ? json_incref(pol) : policy_default_json();
+}
+
+/* What an admin should hear of a connection as saved: review outcomes whose
+ * reviewers share no group with its reviewer groups (a decider must be in
+ * both). Added to reply as "warnings" (and logged) when there are any. */
+static void conn_warnings(json_t *conn, json_t *reply)
+{
+    json_t *rg = json_object_get(conn, "reviewer_groups"), *doc = conn_policy(conn), *w = json_array();
+    size_t i, j, k;
+    json_t *x, *g, *h;
+    json_t *outcomes = json_array();
+    json_array_extend(outcomes, json_object_get(doc, "rules"));
+    if (json_is_object(json_object_get(doc, "default")))
+        json_array_append_new(outcomes, json_pack("{s:s,s:O?}", "name", "default", "reviewers",
+                                                  json_object_get(json_object_get(doc, "default"), "reviewers")));
+    json_array_foreach(outcomes, i, x) {
+        json_t *who = json_object_get(x, "reviewers");
+        bool shared = false;
+        json_array_foreach(who, j, g) json_array_foreach(rg, k, h) shared = shared || json_equal(g, h);
+        if (json_array_size(who) && !shared) {
+            char *names = json_dumps(who, JSON_COMPACT), *groups = json_dumps(rg, JSON_COMPACT);
+            json_array_append_new(w, json_sprintf("rule %s sends statements to review by %s, none of which is"
+                                                  " among the connection's reviewer_groups %s: only a user in both"
+                                                  " can see and decide them",
+                                                  json_string_value(json_object_get(x, "name")), names ? names : "?",
+                                                  groups ? groups : "?"));
+            free(names);
+            free(groups);
+        }
+    }
+    if (json_array_size(w) && json_is_object(reply)) {
+        json_array_foreach(w, i, x) log_warn(MOD, "connection %s: %s", json_string_value(json_object_get(conn, "name")),
+                                             json_string_value(x));
+        json_object_set(reply, "warnings", w);
+    }
+    json_decref(w);
+    json_decref(outcomes);
+    json_decref(doc);
+}
+
 static void conn_put(struct srv_req *rq, const char *name)
 {
     json_t *b = srv_body(rq, conn_fields);
@@ -132,7 +178,9 @@ static void conn_put(struct srv_req *rq, const char *name)
                 srv_reply_store(rq, rc, err);
             else {
                 log_info(MOD, "connection %s saved by %s", name, rq->id.subject);
-                srv_reply_json(rq, 200, conn_view(saved));
+                json_t *view = conn_view(saved);
+                conn_warnings(saved, view);
+                srv_reply_json(rq, 200, view);
                 json_decref(saved);
             }
         }
@@ -247,10 +295,15 @@ static void route_connections(struct srv_req *rq)
         }
         rc = store_connection_set_policy(srv->store, name, json_object_get(b, "policy"), err, sizeof err);
         json_decref(b);
-        if (rc)
+        json_t *saved = NULL;
+        if (rc || (rc = store_connection_get(srv->store, name, &saved, err, sizeof err))) {
             srv_reply_store(rq, rc, err);
-        else
-            srv_reply_json(rq, 200, json_pack("{s:s,s:b}", "name", name, "policy_set", 1));
+        } else {
+            json_t *reply = json_pack("{s:s,s:b}", "name", name, "policy_set", 1);
+            conn_warnings(saved, reply);
+            srv_reply_json(rq, 200, reply);
+        }
+        json_decref(saved);
     } else {
         srv_reply_error(rq, 404, "no such route");
     }
@@ -905,6 +958,34 @@ static json_t *review_load(struct srv_req *rq, const char *id, json_t **conn)
     return r;
 }
 
+/* Whether id is among the reviewers that the rule of review r names in the
+ * connection's policy as the server holds it (the built-in default when it
+ * has none): every rule of that name, and the policy's default outcome for
+ * "default", that names reviewers (none: any of the connection's reviewer
+ * groups decides). The rule's name comes from the requester's gateway; the
+ * groups come from here. */
+static bool in_rule_reviewers(const struct auth_identity *id, json_t *conn, json_t *r)
+{
+    const char *rule = json_string_value(json_object_get(r, "rule"));
+    if (!rule || !conn)
+        return true;
+    json_t *doc = conn_policy(conn);
+    bool ok = doc != NULL;
+    size_t i;
+    json_t *x;
+    json_array_foreach(json_object_get(doc, "rules"), i, x) {
+        const char *name = json_string_value(json_object_get(x, "name"));
+        json_t *who = json_object_get(x, "reviewers");
+        if (name && strcmp(name, rule) == 0 && json_array_size(who))
+            ok = ok && srv_in_any(id, who);
+    }
+    json_t *who = json_object_get(json_object_get(doc, "default"), "reviewers");
+    if (strcmp(rule, "default") == 0 && json_array_size(who))
+        ok = ok && srv_in_any(id, who);
+    json_decref(doc);
+    return ok;
+}
+
 static bool review_visible(struct srv *srv, const struct auth_identity *id, json_t *r, json_t *conn)
 {
     return is_requester(id, r) || auth_identity_in_group(id, srv->admin_group) ||
@@ -1165,6 +1246,9 @@ static void route_reviews(struct srv_req *rq)
             const char *reason = json_string_value(json_object_get(b, "reason"));
             if (!conn || !srv_in_any(&rq->id, json_object_get(conn, "reviewer_groups"))) {
                 srv_reply_error(rq, 403, "only the connection's reviewer groups decide its reviews");
+            } else if (!in_rule_reviewers(&rq->id, conn, r)) {
+                srv_reply_error(rq, 403, "only the reviewers that rule %s names decide this review",
+                                json_string_value(json_object_get(r, "rule")));
             } else if (is_requester(&rq->id, r)) {
                 srv_reply_error(rq, 403, "a requester cannot decide their own review");
             } else if (reason && json_string_length(json_object_get(b, "reason")) > 2000) {

@@ -29,6 +29,7 @@ cat >"$T/server.json" <<JSON
     "tok-alice-1": {"subject": "alice", "groups": ["dev"]},
     "tok-bob-001": {"subject": "bob", "groups": ["dba"]},
     "tok-dave-01": {"subject": "dave", "groups": ["dev", "dba"]},
+    "tok-lena-01": {"subject": "lena", "groups": ["dba", "leads"]},
     "tok-carol-1": {"subject": "carol", "groups": ["other"]},
     "tok-audit-1": {"subject": "audrey", "groups": ["auditor"]}}},
  "limits": {"max_body_bytes": 65536},
@@ -380,6 +381,33 @@ assert_eq 3600000 "$(jget "$rv" 'd["expires_at"] - d["created_at"]')" "the ttl o
 HOOPCTL_TOKEN=tok-bob-001 "$H" reviews deny "$(jget "$rv" 'd["id"]')" --reason "not now" --server "$URL" >/dev/null
 assert_contains "$(HOOPCTL_TOKEN=tok-alice-1 "$H" reviews show "$(jget "$rv" 'd["id"]')" --server "$URL")" "not now"
 RV_ALICE=$(jget "$rv" 'd["id"]')
+
+log "a rule's reviewers narrow who of the connection's reviewer groups decide (by the server's copy of the policy)"
+cat >"$T/policy-leads.json" <<'JSON'
+{"rules": [{"name": "no-ddl", "match": {"categories": ["ddl"]}, "action": "deny"},
+           {"name": "billing-writes", "match": {"writes": ["billing.*"]}, "action": "review", "reviewers": ["leads"]}],
+ "default": {"action": "review", "reviewers": ["leads"]}}
+JSON
+out=$(HOOPCTL_TOKEN=tok-admin-1 "$H" admin connection set-policy prod --policy-file "$T/policy-leads.json" --server "$URL" 2>&1)
+assert_contains "$out" 'hoopctl admin: warning: connection prod: rule billing-writes sends statements to review by ["leads"], none of which is among the connection'"'"'s reviewer_groups ["dba"]: only a user in both can see and decide them'
+assert_contains "$out" "rule default sends statements to review by"
+assert_not_contains "$out" "rule no-ddl" "a rule that names no reviewers"
+review_by_rule() {  # RULE STATEMENT: alice's review on prod under RULE; prints its id
+  local h; h=$(printf '%s' "$2" | sha256sum | cut -c1-64)
+  jget "$(ok tok-alice-1 POST /api/v1/reviews "{\"connection\":\"prod\",\"statement\":\"$2\",\"statement_hash\":\"$h\",\"rule\":\"$1\"}")" 'd["id"]'
+}
+rid=$(review_by_rule billing-writes "update billing.invoices set paid = true")
+out=$(api tok-bob-001 POST "/api/v1/reviews/$rid/approve" '{"reason":"bob is no lead"}')
+[[ ${out%% *} == 403 ]] || fail "bob (dba, not leads) decided a billing-writes review: $out"
+assert_contains "$out" "only the reviewers that rule billing-writes names decide this review"
+assert_eq approved "$(jget "$(ok tok-lena-01 POST "/api/v1/reviews/$rid/approve" '{"reason":"lead"}')" 'd["status"]')"
+rid=$(review_by_rule default "vacuum full")
+expect_err 403 tok-bob-001 POST "/api/v1/reviews/$rid/deny" '{}'
+assert_eq denied "$(jget "$(ok tok-lena-01 POST "/api/v1/reviews/$rid/deny" '{}')" 'd["status"]')"
+rid=$(review_by_rule no-ddl "drop table t")
+assert_eq approved "$(jget "$(ok tok-bob-001 POST "/api/v1/reviews/$rid/approve" '{}')" 'd["status"]')" \
+  "a rule that names no reviewers: the connection's reviewer groups decide"
+HOOPCTL_TOKEN=tok-admin-1 "$H" admin connection set-policy prod --policy-file "$T/policy.json" --server "$URL" >/dev/null
 # The review a reviewer approves is the text they read: the hash must be its SHA-256.
 expect_err 400 tok-alice-1 POST /api/v1/reviews "{\"connection\":\"prod\",\"statement\":\"select 1\",\"statement_hash\":\"$(printf 'drop table t' | sha256sum | cut -c1-64)\"}"
 expect_err 400 tok-alice-1 POST /api/v1/reviews "{\"connection\":\"prod\",\"statement\":\"select 1\\u0000; drop table t\",\"statement_hash\":\"$(printf 'select 1' | sha256sum | cut -c1-64)\"}"
