@@ -301,13 +301,19 @@ static int connect_run(const struct cli_args *a, struct cli_context *ctx)
     if (!c.quiet)
         event_add(status, &sec);
 
-    printf("hoopctl: connection %s on %s:%d; run:\n  psql \"host=%s port=%d dbname=%s\"\n", a->pos[0],
-           connect_listen_host(c.conn), connect_listen_port(c.conn), connect_listen_host(c.conn),
-           connect_listen_port(c.conn), connect_database(c.conn));
-    if (connect_socket_dir(c.conn))
-        printf("  psql \"host=%s port=%d dbname=%s\"   (Unix socket)\n", connect_socket_dir(c.conn),
+    /* What to run, on stdout, when there is no command to run: with one,
+     * stdout is the command's (psql --csv > file, pg_dump -Fc > file). */
+    if (a->nrest == 0) {
+        printf("hoopctl: connection %s on %s:%d; run:\n  psql \"host=%s port=%d dbname=%s\"\n", a->pos[0],
+               connect_listen_host(c.conn), connect_listen_port(c.conn), connect_listen_host(c.conn),
                connect_listen_port(c.conn), connect_database(c.conn));
-    fflush(stdout);
+        if (connect_socket_dir(c.conn))
+            printf("  psql \"host=%s port=%d dbname=%s\"   (Unix socket)\n", connect_socket_dir(c.conn),
+                   connect_listen_port(c.conn), connect_database(c.conn));
+        fflush(stdout);
+    } else if (!c.quiet)
+        fprintf(stderr, "hoopctl: connection %s on %s:%d\n", a->pos[0], connect_listen_host(c.conn),
+                connect_listen_port(c.conn));
     /* A certificate verify failure reaches the client as the gateway's
      * error; say here which CAs it was checked against. */
     if (connect_system_roots(c.conn) && !c.quiet)

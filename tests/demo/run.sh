@@ -98,7 +98,7 @@ step "alice runs psql through hoopctl connect"
 GPORT=$(free_port)
 mkfifo "$T/sql"
 show "hoopctl connect $CONN --port $GPORT -- psql -X -e    (as alice; the psql session follows)"
-as alice bg_start alice "$H" connect "$CONN" --port "$GPORT" --quiet -- \
+as alice bg_start alice "$H" connect "$CONN" --port "$GPORT" -- \
   psql -X -e -v ON_ERROR_STOP=0 -P pager=off -f "$T/sql"
 exec 3>"$T/sql"
 ALOG=$T/alice.log
@@ -112,7 +112,7 @@ session_out() {  # print what alice's terminal got since the last call
   shown=$n
 }
 sql() { printf '%s\n' "$1" >&3; }
-wait_for "the gateway" 30 grep -q "port=$GPORT" "$ALOG"
+wait_for "the gateway" 30 grep -q "on 127.0.0.1:$GPORT$" "$ALOG"
 session_out
 
 say ""

@@ -53,6 +53,16 @@ st = [e["data"]["text"] for e in ev if e["type"] == "statement"]
 assert st == ["select 'via-key', count(*) from t", "drop table t", "select 'after'"], st
 PY
 
+log "with a command, stdout is the command's: no banner in psql --csv > file, pg_dump -Fc > file restores"
+HOOPCTL_TOKEN=$KEY as ci "$H" connect app --port "$(free_port)" -- \
+  psql -X --csv -c "select n from t order by n" >"$T/o.csv" 2>"$T/o.err" || fail "psql --csv: $(cat "$T/o.err")"
+cmp "$T/o.csv" <(printf 'n\n1\n2\n') || fail "psql --csv through connect: $(cat "$T/o.csv")"
+assert_not_contains "$(cat "$T/o.err")" "run:" "the run lines with a command"
+HOOPCTL_TOKEN=$KEY as ci "$H" connect app --port "$(free_port)" -- pg_dump -Fc -t t >"$T/t.dump" 2>"$T/d.err" ||
+  fail "pg_dump -Fc through connect: $(cat "$T/d.err")"
+pg_restore -l "$T/t.dump" >"$T/t.toc" 2>&1 || fail "pg_dump -Fc through connect is no archive: $(cat "$T/t.toc")"
+assert_contains "$(pg_restore -f - -a "$T/t.dump")" "COPY public.t (n) FROM stdin;"
+
 log "a command that cannot run: the reason is the system's (exit 127)"
 printf '#!/bin/sh\necho hi\n' >"$T/noexec.sh"; chmod 644 "$T/noexec.sh"
 printf 'not a program\n' >"$T/garbage"; chmod 755 "$T/garbage"

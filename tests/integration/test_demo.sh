@@ -38,7 +38,7 @@ assert_not_contains "$out" "demo: failed"
 
 # Only the lines of alice's terminal (the psql session through the gateway).
 session=$(grep '^    | ' "$T/demo.out")
-assert_contains "$session" 'psql "host=127.0.0.1 port='
+assert_contains "$session" 'hoopctl: connection shop on 127.0.0.1:'
 assert_contains "$session" " 103 | Alan Turing     | enigma rotor"  "the normal query"
 assert_contains "$session" "ERROR:  hoopctl: statement refused by rule deny-destructive-ddl"
 # The session goes on after the refusal, and the table is still there.

@@ -43,7 +43,7 @@ as alice bg_start alice "$H" connect app --port "$GPORT" -- \
 exec 3<>"$D/sql"  # read-write: never blocks, even when psql could not start
 say() { printf '%s\n' "$1" >&3; }
 ALOG=$D/alice.log
-wait_for "the gateway's address" 30 grep -q "psql \"host=127.0.0.1 port=$GPORT dbname=app\"" "$ALOG"
+wait_for "the gateway's address" 30 grep -q "^hoopctl: connection app on 127.0.0.1:$GPORT$" "$ALOG"
 say "select 'marker-1', count(*) from accounts;"
 wait_for "the SELECT" 30 grep -q 'marker-1|3' "$ALOG"
 say "drop table accounts;"
