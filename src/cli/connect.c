@@ -298,7 +298,9 @@ static int connect_run(const struct cli_args *a, struct cli_context *ctx)
         event_add(sigs[i], NULL);
     struct event *status = event_new(c.base, -1, EV_PERSIST, on_status, &c);
     struct timeval sec = {1, 0};
-    if (!c.quiet)
+    /* The status line shares the terminal with the command: none while one
+     * runs (it would overwrite psql's prompt). */
+    if (!c.quiet && a->nrest == 0)
         event_add(status, &sec);
 
     /* What to run, on stdout, when there is no command to run: with one,

@@ -63,6 +63,11 @@ HOOPCTL_TOKEN=$KEY as ci "$H" connect app --port "$(free_port)" -- pg_dump -Fc -
 pg_restore -l "$T/t.dump" >"$T/t.toc" 2>&1 || fail "pg_dump -Fc through connect is no archive: $(cat "$T/t.toc")"
 assert_contains "$(pg_restore -f - -a "$T/t.dump")" "COPY public.t (n) FROM stdin;"
 
+log "no status line while the command runs (it would overwrite psql's prompt)"
+HOOPCTL_TOKEN=$KEY as ci "$H" connect app --port "$(free_port)" -- sh -c 'sleep 2.5' 2>"$T/s.err" ||
+  fail "connect -- sleep: $(cat "$T/s.err")"
+assert_not_contains "$(cat "$T/s.err")" "statements" "a status line while a command ran"
+
 log "a command that cannot run: the reason is the system's (exit 127)"
 printf '#!/bin/sh\necho hi\n' >"$T/noexec.sh"; chmod 644 "$T/noexec.sh"
 printf 'not a program\n' >"$T/garbage"; chmod 755 "$T/garbage"

@@ -80,15 +80,17 @@ assert_eq "mode=700 mode=600" "$(grep '^mode=' <<<"$out" | tr '\n' ' ' | sed 's/
 assert_contains "$out" "via-socket|t"
 [[ ! -e $T/sock/.s.PGSQL.$sport ]] || fail "the socket was left behind"
 
-log "alice connects and runs psql through the gateway"
+log "alice opens the gateway and runs psql through it (psql apart: the status line is only there without a command)"
 GPORT=$(free_port)
 mkfifo "$T/sql"
-as alice bg_start alice "$H" connect app --port "$GPORT" -- \
-  psql -X -q -A -t -v ON_ERROR_STOP=0 -f "$T/sql"
+as alice bg_start gateway "$H" connect app --port "$GPORT"
+GLOG=$T/gateway.log
+wait_for "the gateway's address" 30 grep -q "psql \"host=127.0.0.1 port=$GPORT dbname=app" "$GLOG"
+PGHOST=127.0.0.1 PGPORT=$GPORT PGDATABASE=app PGUSER=app_rw PGSSLMODE=disable PGPASSWORD= \
+  bg_start alice psql -X -q -A -t -v ON_ERROR_STOP=0 -f "$T/sql"
 exec 3>"$T/sql"
 say() { printf '%s\n' "$1" >&3; }
 ALOG=$T/alice.log
-wait_for "the gateway's address" 30 grep -q "^hoopctl: connection app on 127.0.0.1:$GPORT$" "$ALOG"
 
 say "select 'marker-1', count(*) from accounts;"
 wait_for "the SELECT" 30 grep -q 'marker-1|3' "$ALOG"
@@ -108,7 +110,7 @@ say "select 'marker-copy';"
 wait_for "the COPY" 30 grep -q 'marker-copy' "$ALOG"
 assert_not_contains "$(cat "$ALOG")" "@corp.example" "COPY showed an unmasked email"
 assert_eq 2 "$(grep -cxF "$(printf '\\N\t\\N\t\\N')" "$ALOG")" "COPY rows of a table with a masked column come out masked"
-wait_for "the status line counting the denial" 30 grep -q 'statements 5 | denials 1 | pending reviews 0' "$ALOG"
+wait_for "the status line counting the denial" 30 grep -q 'statements 5 | denials 1 | pending reviews 0' "$GLOG"
 
 log "an UPDATE without WHERE is held until bob approves it"
 say "update accounts set balance = 0;"
@@ -118,7 +120,7 @@ assert_contains "$notice" "(reviewers: dba); waiting up to 10m"
 rid1=$(sed -n 's/.*held for review \([A-Za-z0-9_-]*\) .*/\1/p' <<<"$notice")
 [[ -n $rid1 ]] || fail "no review id in [$notice]"
 assert_eq 60 "$(psql -qAtX -d app -c 'select sum(balance) from accounts')" "the held UPDATE ran early"
-wait_for "the status line counting the pending review" 30 grep -q 'pending reviews 1' "$ALOG"
+wait_for "the status line counting the pending review" 30 grep -q 'pending reviews 1' "$GLOG"
 RC=0; out=$(HOOPCTL_TOKEN=$(as alice "$H" token) "$H" reviews approve "$rid1" 2>&1) || RC=$?
 [[ $RC != 0 ]] || fail "alice approved her own review"
 as bob "$H" reviews list | grep -q "$rid1" || fail "bob (his login, no HOOPCTL_TOKEN) does not see the pending review"
@@ -142,7 +144,10 @@ wait_for "an upstream error" 30 grep -q 'division by zero' "$ALOG"
 say '\q'
 exec 3>&-
 wait_rc "$alice_PID"
-assert_eq 0 "$RC" "hoopctl connect returns psql's exit status"
+assert_eq 0 "$RC" "psql's exit status"
+kill "$gateway_PID"
+wait_rc "$gateway_PID"
+assert_eq 0 "$RC" "hoopctl connect's exit status after SIGTERM"
 
 log "a held statement nobody decides expires: SQLSTATE 42501, and the statement never runs"
 RC=0
