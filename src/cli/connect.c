@@ -6,6 +6,7 @@
 #include "hoopctl/gateway.h"
 #include "hoopctl/identity.h"
 #include "hoopctl/log.h"
+#include "hoopctl/util.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -217,6 +218,52 @@ static pid_t run_child(const struct cli_args *a, struct connect *conn, char *err
     return pid;
 }
 
+/* One conninfo keyword and value, as libpq reads it: a value that is empty
+ * or holds a blank, a quote or a backslash is single-quoted, its quotes and
+ * backslashes escaped. */
+static void conninfo_put(struct buf *b, const char *key, const char *value)
+{
+    bool plain = *value != '\0';
+    for (const char *p = value; *p && plain; p++)
+        plain = !(*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == '\f' || *p == '\v' ||
+                  *p == '\'' || *p == '\\');
+    buf_printf(b, "%s%s=%s", b->len ? " " : "", key, plain ? "" : "'");
+    for (const char *p = value; *p; p++) {
+        if (!plain && (*p == '\'' || *p == '\\'))
+            buf_append(b, "\\", 1);
+        buf_append(b, p, 1);
+    }
+    if (!plain)
+        buf_append(b, "'", 1);
+}
+
+/* "  psql \"host=... port=... dbname=... sslmode=disable\"", to paste into a
+ * POSIX shell: the conninfo in double quotes, with $, `, " and \ escaped.
+ * sslmode=disable since the loopback listener has no TLS (a PGSSLMODE of
+ * require in the user's shell would fail otherwise). */
+static void print_psql_line(struct connect *conn, const char *host, const char *note)
+{
+    char port[16];
+    snprintf(port, sizeof port, "%d", connect_listen_port(conn));
+    struct buf ci = {0}, line = {0};
+    conninfo_put(&ci, "host", host);
+    conninfo_put(&ci, "port", port);
+    conninfo_put(&ci, "dbname", connect_database(conn));
+    conninfo_put(&ci, "sslmode", "disable");
+    buf_append_str(&line, "  psql \"");
+    for (size_t i = 0; i < ci.len; i++) {
+        char ch = (char)ci.data[i];
+        if (ch == '"' || ch == '\\' || ch == '$' || ch == '`')
+            buf_append(&line, "\\", 1);
+        buf_append(&line, &ch, 1);
+    }
+    buf_printf(&line, "\"%s\n", note);
+    if (line.data)
+        fwrite(line.data, 1, line.len, stdout);
+    buf_free(&ci);
+    buf_free(&line);
+}
+
 static int connect_run(const struct cli_args *a, struct cli_context *ctx)
 {
     (void)ctx;
@@ -306,12 +353,11 @@ static int connect_run(const struct cli_args *a, struct cli_context *ctx)
     /* What to run, on stdout, when there is no command to run: with one,
      * stdout is the command's (psql --csv > file, pg_dump -Fc > file). */
     if (a->nrest == 0) {
-        printf("hoopctl: connection %s on %s:%d; run:\n  psql \"host=%s port=%d dbname=%s\"\n", a->pos[0],
-               connect_listen_host(c.conn), connect_listen_port(c.conn), connect_listen_host(c.conn),
-               connect_listen_port(c.conn), connect_database(c.conn));
+        printf("hoopctl: connection %s on %s:%d; run:\n", a->pos[0], connect_listen_host(c.conn),
+               connect_listen_port(c.conn));
+        print_psql_line(c.conn, connect_listen_host(c.conn), "");
         if (connect_socket_dir(c.conn))
-            printf("  psql \"host=%s port=%d dbname=%s\"   (Unix socket)\n", connect_socket_dir(c.conn),
-                   connect_listen_port(c.conn), connect_database(c.conn));
+            print_psql_line(c.conn, connect_socket_dir(c.conn), "   (Unix socket)");
         fflush(stdout);
     } else if (!c.quiet)
         fprintf(stderr, "hoopctl: connection %s on %s:%d\n", a->pos[0], connect_listen_host(c.conn),

@@ -68,6 +68,22 @@ HOOPCTL_TOKEN=$KEY as ci "$H" connect app --port "$(free_port)" -- sh -c 'sleep 
   fail "connect -- sleep: $(cat "$T/s.err")"
 assert_not_contains "$(cat "$T/s.err")" "statements" "a status line while a command ran"
 
+log "the printed psql lines work when pasted: quoted values, sslmode=disable under PGSSLMODE=require"
+GP=$(free_port)
+HOOPCTL_TOKEN=$KEY as ci bg_start banner "$H" connect app --quiet --port "$GP" --socket-dir "$T/my sock"
+wait_for "the banner" 30 grep -q "(Unix socket)" "$T/banner.log"
+n=0
+while IFS= read -r line; do
+  [[ $line == "  psql "* ]] || continue
+  n=$((n + 1))
+  out=$(PGSSLMODE=require PGUSER=app_rw bash -c "${line%   (Unix socket)} -X -At -c \"select 'pasted'\"" 2>&1) ||
+    fail "pasted [$line]: $out"
+  assert_eq pasted "$out" "pasted [$line]"
+done <"$T/banner.log"
+assert_eq 2 "$n" "psql lines printed: $(cat "$T/banner.log")"
+assert_contains "$(cat "$T/banner.log")" "host='$T/my sock' port=$GP dbname=app sslmode=disable"
+kill "$banner_PID"; wait_rc "$banner_PID"
+
 log "a command that cannot run: the reason is the system's (exit 127)"
 printf '#!/bin/sh\necho hi\n' >"$T/noexec.sh"; chmod 644 "$T/noexec.sh"
 printf 'not a program\n' >"$T/garbage"; chmod 755 "$T/garbage"
