@@ -95,15 +95,17 @@ static void child_env_free(char **env)
     free(env);
 }
 
-/* The command's environment: ours without the names set or dropped below,
- * then the connection's. Built before fork: connect has threads, and after
- * fork the child may only call what is async-signal-safe (setenv and
- * malloc are not: a lock another thread held at the fork stays held, and
- * the child hung there once under ASan). */
+/* The command's environment: ours without the names dropped below, then the
+ * gateway's PG* variables. Every other PG* variable goes too: libpq reads
+ * them all, and many break the loopback hop or send the command elsewhere
+ * (PGHOSTADDR, PGSERVICE, PGCHANNELBINDING=require, PGGSSENCMODE=require,
+ * PGTARGETSESSIONATTRS=standby, PGSSLCERT, ...). Built before fork: connect
+ * has threads, and after fork the child may only call what is
+ * async-signal-safe (setenv and malloc are not: a lock another thread held
+ * at the fork stays held, and the child hung there once under ASan). */
 static char **child_env(struct connect *conn, const char *port)
 {
-    static const char *const drop[] = {"PGHOST=", "PGPORT=", "PGDATABASE=", "PGUSER=", "PGSSLMODE=",
-                                       "PGPASSWORD=", "PGSERVICE=",
+    static const char *const drop[] = {"PG",
                                        /* the command gets the database through the gateway, not
                                         * the key: with it, it could fetch the upstream secret
                                         * (/credentials) and connect around the gateway */

@@ -53,6 +53,12 @@ st = [e["data"]["text"] for e in ev if e["type"] == "statement"]
 assert st == ["select 'via-key', count(*) from t", "drop table t", "select 'after'"], st
 PY
 
+log "the command gets no PG* variable but the gateway's: none can send it elsewhere or break the loopback hop"
+out=$(PGCHANNELBINDING=require PGGSSENCMODE=require PGTARGETSESSIONATTRS=standby PGHOSTADDR=127.0.0.2 \
+  PGSERVICE=nosuch PGSSLCERT=/nonexistent.crt HOOPCTL_TOKEN=$KEY as ci "$H" connect app --quiet --port "$(free_port)" -- \
+  sh -c 'env | grep ^PG | sed "s/^PGPORT=.*/PGPORT=N/" | sort; psql -X -At -c "select '"'env-ok'"'" 2>&1' 2>"$T/env.err") ||
+  fail "connect with PG* variables that break psql: $out $(cat "$T/env.err")"
+assert_eq $'PGDATABASE=app\nPGHOST=127.0.0.1\nPGPORT=N\nPGSSLMODE=disable\nPGUSER=app_rw\nenv-ok' "$out"
 log "with a command, stdout is the command's: no banner in psql --csv > file, pg_dump -Fc > file restores"
 HOOPCTL_TOKEN=$KEY as ci "$H" connect app --port "$(free_port)" -- \
   psql -X --csv -c "select n from t order by n" >"$T/o.csv" 2>"$T/o.err" || fail "psql --csv: $(cat "$T/o.err")"
