@@ -132,6 +132,11 @@ int cli_verb_args(const struct cli_args *a, int want, const char *what);
 /* whoami and token show the saved login: say on stderr when HOOPCTL_TOKEN,
  * which every other command would use instead, is set. */
 void cli_note_env_token(const char *name);
+/* Remove every PG* variable from this process's environment, for commands
+ * whose libpq connections (the catalog's, MCP's to its own gateway) take
+ * everything from the server and must not follow the user's PGSERVICE,
+ * PGHOSTADDR, PGSSLMODE, ... Call before any thread starts. */
+void cli_drop_pg_env(void);
 /* --limit, when given, is a number from 1 to max: 0 or a usage error. */
 int cli_check_limit(const struct cli_args *a, long max);
 /* printf to stdout of text that holds what others wrote (statements, names,

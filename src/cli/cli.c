@@ -6,6 +6,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 int cli_fail(const char *name, int code, const char *msg)
 {
@@ -19,6 +21,24 @@ void cli_note_env_token(const char *name)
     if (t && *t)
         fprintf(stderr, "hoopctl %s: note: HOOPCTL_TOKEN is set, and the other commands use it, not this login\n",
                 name);
+}
+
+void cli_drop_pg_env(void)
+{
+    size_t i = 0;
+    while (environ[i]) {
+        const char *entry = environ[i];
+        if (strncmp(entry, "PG", 2) != 0) {
+            i++;
+            continue;
+        }
+        char *name = strndup(entry, strcspn(entry, "="));
+        if (name)
+            unsetenv(name);
+        free(name);
+        if (environ[i] == entry) /* not removed (no memory, or no '=' in it): go on past it */
+            i++;
+    }
 }
 
 int cli_verb_args(const struct cli_args *a, int want, const char *what)

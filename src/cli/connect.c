@@ -269,6 +269,11 @@ static void print_psql_line(struct connect *conn, const char *host, const char *
 static int connect_run(const struct cli_args *a, struct cli_context *ctx)
 {
     (void)ctx;
+    /* Everything the gateway's own libpq connection (the catalog's) needs
+     * comes from the server: the user's PG* variables must not redirect or
+     * break it (PGSERVICE=x made it fail, and then every column was
+     * masked). The command gets PG* variables of the gateway's only. */
+    cli_drop_pg_env();
     char err[1024];
     struct connect_options o = {.connection = a->pos[0], .listen_host = "127.0.0.1"};
     char host[64];

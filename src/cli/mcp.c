@@ -90,6 +90,11 @@ static int mcp_run(const struct cli_args *args, struct cli_context *ctx)
                  "(the value is not shown: it may hold a password)", bad);
         return cli_usage_error(args->cmd, msg);
     }
+    /* With a connection, its gateway's catalog connection and ours to that
+     * gateway take everything from the server, not from PG* variables
+     * (--dsn is the user's own libpq string: there they apply). */
+    if (connection)
+        cli_drop_pg_env();
     cfg.allow_writes = cli_flag(args, "allow-writes");
     const char *v;
     if ((v = cli_get(args, "max-rows"))) {

@@ -11,6 +11,7 @@ T=$HARNESS_TMP
 
 connect_pg
 app_psql -c 'create table t (n int)' -c 'insert into t values (1), (2)'
+app_psql -c 'create table pii (name text, email text)' -c "insert into pii values ('bob', 'bob@example.test')"
 connect_stack
 connect_define
 mkdir -p "$T/cfg-ci" "$T/state-ci"   # no login saved anywhere
@@ -89,6 +90,18 @@ done <"$T/banner.log"
 assert_eq 2 "$n" "psql lines printed: $(cat "$T/banner.log")"
 assert_contains "$(cat "$T/banner.log")" "host='$T/my sock' port=$GP dbname=app sslmode=disable"
 kill "$banner_PID"; wait_rc "$banner_PID"
+
+log "the gateway's catalog connection ignores the user's PG* variables: only the masked column is masked"
+policy=$("$H" policy default | python3 -c 'import json,sys; p=json.load(sys.stdin)
+p["masking"]={"columns":[{"column":"public.pii.email","style":"full"}]}; print(json.dumps(p))')
+connect_define "{\"policy\": $policy}"
+out=$(PGSERVICE=nosuch PGHOSTADDR=127.0.0.2 PGSSLMODE=verify-full PGSSLROOTCERT=/nonexistent.crt HOOPCTL_TOKEN=$KEY \
+  as ci "$H" connect app --quiet --port "$(free_port)" -- psql -X -At -c "select name, email from pii" 2>&1) ||
+  fail "connect with PG* variables set: $out"
+assert_not_contains "$out" "catalog look-ups unavailable"
+assert_not_contains "$out" "bob@example.test" "the masked column"
+assert_contains "$out" "bob|" "a column the policy does not mask"
+connect_define
 
 log "a command that cannot run: the reason is the system's (exit 127)"
 printf '#!/bin/sh\necho hi\n' >"$T/noexec.sh"; chmod 644 "$T/noexec.sh"
