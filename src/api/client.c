@@ -27,8 +27,10 @@ int api_client_init(struct api_client *c, const char *server, char *err, size_t 
     c->timeout_s = 330;
     char path[1024], e2[512];
     json_t *cfg = NULL;
-    if (config_file_path(path, sizeof path) == 0)
-        cfg = config_load(path, 1, e2, sizeof e2);
+    if (config_file_path(path, sizeof path) == 0 && !(cfg = config_load(path, 1, e2, sizeof e2))) {
+        snprintf(err, errlen, "%s", e2); /* file:line:column: what is wrong */
+        return 1;
+    }
     const char *env_url = getenv("HOOPCTL_SERVER_URL");
     const char *url = server ? server : env_url && *env_url ? env_url : config_get_string(cfg, "server.url");
     const char *ca = config_get_string(cfg, "server.ca_file");

@@ -82,8 +82,10 @@ static int login_config(const struct cli_args *args, struct identity_login_confi
         json_t *cfg = NULL;
         char path[4096];
         if (!server) {
-            if (config_file_path(path, sizeof path) == 0)
-                cfg = config_load(path, 1, err, sizeof err);
+            if (config_file_path(path, sizeof path) == 0 && !(cfg = config_load(path, 1, err, sizeof err))) {
+                fprintf(stderr, "hoopctl login: %s\n", err);
+                return CLI_EXIT_FAILURE;
+            }
             server = config_get_string(cfg, "server.url");
         }
         if (!server) {

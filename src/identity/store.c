@@ -120,13 +120,14 @@ int identity_store_save(const struct identity_session *s, char *err, size_t errl
 }
 
 /* Which profile to use when none was named: the configured server, else the
- * last login. 0, or 1 when there is none. */
-static int store_default_profile(char *out, size_t len)
+ * last login. 0, 1 when there is none, or -1 with err when the config file
+ * cannot be read or parsed (it may name the server: never guess past it). */
+static int store_default_profile(char *out, size_t len, char *err, size_t errlen)
 {
-    char cfgpath[4096], cur[4200], e[256];
+    char cfgpath[4096], cur[4200];
     json_t *cfg = NULL;
-    if (config_file_path(cfgpath, sizeof cfgpath) == 0)
-        cfg = config_load(cfgpath, 1, e, sizeof e);
+    if (config_file_path(cfgpath, sizeof cfgpath) == 0 && !(cfg = config_load(cfgpath, 1, err, errlen)))
+        return -1;
     const char *server = config_get_string(cfg, "server.url");
     if (server && strlen(server) < len) {
         strcpy(out, server);
@@ -159,9 +160,14 @@ int identity_store_load(const char *profile, struct identity_session *out, char 
             return -1;
         }
         memcpy(out->profile, profile, profile_key_len(profile));
-    } else if (store_default_profile(out->profile, sizeof out->profile) != 0) {
-        snprintf(err, errlen, "not logged in; run 'hoopctl login'");
-        return 1;
+    } else {
+        int rc = store_default_profile(out->profile, sizeof out->profile, err, errlen);
+        if (rc < 0)
+            return -1;
+        if (rc > 0) {
+            snprintf(err, errlen, "not logged in; run 'hoopctl login'");
+            return 1;
+        }
     }
     char path[4200];
     if (identity_store_path(out->profile, path, sizeof path) < 0) {

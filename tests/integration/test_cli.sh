@@ -73,7 +73,22 @@ assert_eq 2 "$rc"; assert_contains "$err" "table"
 assert_eq 2 "$rc" "no command"
 set -e
 
-# A broken config file is a clear error naming the file (checked by the unit
-# tests for the loader); the XDG overrides point at this test's temp dir.
+# A broken config file is a clear error naming the file, line and column, and
+# exit 1, in every command that reads it (it is never ignored: it may name the
+# server); the XDG overrides point at this test's temp dir.
 [[ $HOOPCTL_CONFIG_DIR == "$HARNESS_TMP"/* ]] || fail "harness does not isolate config"
+mkdir -p "$HOOPCTL_CONFIG_DIR"
+printf '{"server": {"url": "http://127.0.0.1:9"},}\n' >"$HOOPCTL_CONFIG_DIR/config.json"
+set +e
+for c in login whoami token logout "sessions list" "reviews list" "connect app"; do
+  err=$("$H" $c 2>&1 </dev/null); rc=$?
+  assert_eq 1 "$rc" "[$c] with a config that does not parse: $err"
+  assert_contains "$err" "$HOOPCTL_CONFIG_DIR/config.json:1:42: " "[$c]"
+done
+printf '[]\n' >"$HARNESS_TMP/top.json"
+err=$(HOOPCTL_CONFIG=$HARNESS_TMP/top.json "$H" login 2>&1 </dev/null); rc=$?
+assert_eq 1 "$rc" "login with a config that is no object: $err"
+assert_contains "$err" "$HARNESS_TMP/top.json: the top level must be a JSON object"
+set -e
+rm "$HOOPCTL_CONFIG_DIR/config.json"
 echo "cli ok"
