@@ -60,6 +60,24 @@ static void login_print_who(const struct identity_session *s)
     json_decref(c);
 }
 
+/* Whether a server or issuer URL names its scheme: without one ("host:port")
+ * it would be fetched as a relative path and refused for want of https. */
+static bool url_has_scheme(const char *url)
+{
+    return strncmp(url, "http://", 7) == 0 || strncmp(url, "https://", 8) == 0;
+}
+
+static int scheme_error(const struct cli_args *args, const char *what, const char *url)
+{
+    /* The likely meaning: plain http is allowed on loopback only. */
+    bool loopback = strncmp(url, "127.", 4) == 0 || strncmp(url, "localhost", 9) == 0 ||
+                    strncmp(url, "[::1]", 5) == 0;
+    char msg[700];
+    snprintf(msg, sizeof msg, "%s '%.250s' needs http:// or https:// (%s://%.250s?)", what, url,
+             loopback ? "http" : "https", url);
+    return cli_usage_error(args->cmd, msg);
+}
+
 /* Fill lc from the server's config or the command line. */
 static int login_config(const struct cli_args *args, struct identity_login_config *lc)
 {
@@ -74,6 +92,8 @@ static int login_config(const struct cli_args *args, struct identity_login_confi
             return cli_usage_error(args->cmd, "--issuer needs --client-id");
         if (strlen(issuer) >= sizeof lc->issuer || (cid && strlen(cid) >= sizeof lc->client_id))
             return cli_usage_error(args->cmd, "issuer or client id too long");
+        if (!url_has_scheme(issuer))
+            return scheme_error(args, "--issuer", issuer);
         strcpy(lc->issuer, issuer);
         if (cid)
             strcpy(lc->client_id, cid);
@@ -81,6 +101,8 @@ static int login_config(const struct cli_args *args, struct identity_login_confi
     } else {
         json_t *cfg = NULL;
         char path[4096];
+        if (server && !url_has_scheme(server))
+            return scheme_error(args, "--server", server);
         if (!server) {
             if (config_file_path(path, sizeof path) == 0 && !(cfg = config_load(path, 1, err, sizeof err))) {
                 fprintf(stderr, "hoopctl login: %s\n", err);
@@ -91,6 +113,12 @@ static int login_config(const struct cli_args *args, struct identity_login_confi
         if (!server) {
             json_decref(cfg);
             return cli_usage_error(args->cmd, "give --server URL (or set server.url), or --issuer URL --client-id ID");
+        }
+        if (!url_has_scheme(server)) { /* from the config or HOOPCTL_SERVER_URL: not the command line */
+            fprintf(stderr, "hoopctl login: the server URL '%.250s' (server.url or HOOPCTL_SERVER_URL) needs "
+                            "http:// or https://\n", server);
+            json_decref(cfg);
+            return CLI_EXIT_FAILURE;
         }
         int rc = identity_fetch_server_config(server, lc, err, sizeof err);
         json_decref(cfg);

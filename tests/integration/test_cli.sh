@@ -55,6 +55,16 @@ err=$("$H" completion tcsh 2>&1); rc=$?
 assert_eq 2 "$rc"; assert_contains "$err" "bash, zsh or fish"
 err=$("$H" completion bash extra 2>&1); rc=$?
 assert_eq 2 "$rc"; assert_contains "$err" "unexpected argument 'extra'"
+# A server or issuer URL without its scheme: a usage error that says so, before anything is fetched.
+err=$("$H" login --server 127.0.0.1:40127 2>&1); rc=$?
+assert_eq 2 "$rc" "login --server without a scheme: $err"
+assert_contains "$err" "--server '127.0.0.1:40127' needs http:// or https:// (http://127.0.0.1:40127?)"
+err=$("$H" login --issuer idp.example --client-id x 2>&1); rc=$?
+assert_eq 2 "$rc" "login --issuer without a scheme: $err"
+assert_contains "$err" "needs http:// or https:// (https://idp.example?)"
+err=$(HOOPCTL_SERVER_URL=hoop.example "$H" login 2>&1); rc=$?
+assert_eq 1 "$rc" "login with HOOPCTL_SERVER_URL without a scheme: $err"
+assert_contains "$err" "the server URL 'hoop.example' (server.url or HOOPCTL_SERVER_URL) needs http:// or https://"
 err=$("$H" version --bogus 2>&1); rc=$?
 assert_eq 2 "$rc"; assert_contains "$err" "unknown option '--bogus'"
 # Arguments a verb does not take, and values outside an option's closed set
