@@ -54,6 +54,7 @@ struct cli_command {
     bool hidden;            /* left out of help, man check and completions */
     const struct cli_verb_complete *verb_complete; /* may be NULL */
     int min_args, max_args; /* positional count; max_args < 0: unbounded */
+    bool runs_command;      /* takes "-- command args...": an argument too many is that command, misplaced */
     int (*run)(const struct cli_args *args, struct cli_context *ctx);
 };
 

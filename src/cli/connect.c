@@ -422,5 +422,6 @@ const struct cli_command cli_cmd_connect = {
     .arg_words = "connections",
     .min_args = 1,
     .max_args = 1,
+    .runs_command = true,
     .run = connect_run,
 };

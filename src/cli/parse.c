@@ -121,6 +121,21 @@ int cli_parse_global(int argc, char **argv, int *i, const char **values, char *e
     return 1;
 }
 
+/* An argument past max_args where a command to run belongs after "--":
+ * say so, with the line as it should have been. */
+static void misplaced_command(const struct cli_command *cmd, char **positional, int npos, bool more,
+                              char *err, size_t errlen)
+{
+    int n = snprintf(err, errlen, "unexpected argument '%.60s'; put the command after --: hoopctl %s",
+                     positional[cmd->max_args], cmd->name);
+    for (int k = 0; k < npos && n >= 0 && (size_t)n < errlen; k++) {
+        int m = snprintf(err + n, errlen - (size_t)n, "%s%.40s", k == cmd->max_args ? " -- " : " ", positional[k]);
+        n = m < 0 ? -1 : n + m;
+    }
+    if (more && n >= 0 && (size_t)n < errlen)
+        snprintf(err + n, errlen - (size_t)n, " ...");
+}
+
 int cli_parse(const struct cli_command *cmd, int argc, char **argv,
               struct cli_args *out, char *err, size_t errlen)
 {
@@ -158,6 +173,11 @@ int cli_parse(const struct cli_command *cmd, int argc, char **argv,
                 out->globals[g] = val;
                 continue;
             }
+            if (cmd->runs_command && cmd->max_args >= 0 && npos > cmd->max_args) {
+                /* connect NAME psql -c ...: psql's option, not ours */
+                misplaced_command(cmd, positional, npos, true, err, errlen);
+                return -1;
+            }
             if (a[1] == '-')
                 snprintf(err, errlen, "unknown option '%.*s'", (int)strcspn(a, "="), a);
             else
@@ -182,6 +202,10 @@ int cli_parse(const struct cli_command *cmd, int argc, char **argv,
         return 0; /* the usage is asked for: the arguments need not be complete */
     if (npos < cmd->min_args) {
         snprintf(err, errlen, "missing argument");
+        return -1;
+    }
+    if (cmd->max_args >= 0 && npos > cmd->max_args && cmd->runs_command) {
+        misplaced_command(cmd, positional, npos, false, err, errlen);
         return -1;
     }
     if (cmd->max_args >= 0 && npos > cmd->max_args) {

@@ -55,6 +55,14 @@ err=$("$H" completion tcsh 2>&1); rc=$?
 assert_eq 2 "$rc"; assert_contains "$err" "bash, zsh or fish"
 err=$("$H" completion bash extra 2>&1); rc=$?
 assert_eq 2 "$rc"; assert_contains "$err" "unexpected argument 'extra'"
+# connect's command without its "--": the hint says where it goes, also when
+# the command's own options follow (before any server is asked).
+err=$(HOOPCTL_SERVER_URL=http://127.0.0.1:1 "$H" connect shop psql 2>&1); rc=$?
+assert_eq 2 "$rc" "connect shop psql: $err"
+assert_contains "$err" "unexpected argument 'psql'; put the command after --: hoopctl connect shop -- psql"
+err=$(HOOPCTL_SERVER_URL=http://127.0.0.1:1 "$H" connect shop psql -X -c 'select 1' 2>&1); rc=$?
+assert_eq 2 "$rc" "connect shop psql -X: $err"
+assert_contains "$err" "put the command after --: hoopctl connect shop -- psql ..."
 # A server or issuer URL without its scheme: a usage error that says so, before anything is fetched.
 err=$("$H" login --server 127.0.0.1:40127 2>&1); rc=$?
 assert_eq 2 "$rc" "login --server without a scheme: $err"
