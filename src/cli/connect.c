@@ -176,11 +176,15 @@ static pid_t run_child(const struct cli_args *a, struct connect *conn, char *err
     enum { NERRS = sizeof errs / sizeof errs[0] };
     char fail[NERRS][600];
     size_t fail_len[NERRS];
+    int fail_code[NERRS];
     char *prog = find_program(a->rest[0]);
     for (size_t i = 0; i < NERRS; i++) {
         snprintf(fail[i], sizeof fail[i], "hoopctl connect: cannot run %.500s: %s\n", a->rest[0],
                  !prog ? "not found in PATH" : errs[i] ? strerror(errs[i]) : "it cannot be executed");
         fail_len[i] = strlen(fail[i]);
+        /* as shells do: 127 when there is no such command, 126 when it is
+         * there but cannot be executed */
+        fail_code[i] = !prog || errs[i] == ENOENT ? 127 : 126;
     }
     char **env = child_env(conn, port);
     if (!env) {
@@ -212,8 +216,8 @@ static pid_t run_child(const struct cli_args *a, struct connect *conn, char *err
         while (errs[m] && errs[m] != e)
             m++;
         if (write(STDERR_FILENO, fail[m], fail_len[m]) < 0)
-            _exit(127);
-        _exit(127);
+            _exit(fail_code[m]);
+        _exit(fail_code[m]);
     }
     child_env_free(env);
     free(prog);

@@ -103,15 +103,17 @@ assert_not_contains "$out" "bob@example.test" "the masked column"
 assert_contains "$out" "bob|" "a column the policy does not mask"
 connect_define
 
-log "a command that cannot run: the reason is the system's (exit 127)"
+log "a command that cannot run: the reason is the system's (as in shells: exit 127 when there is none, 126 when it cannot be executed)"
 printf '#!/bin/sh\necho hi\n' >"$T/noexec.sh"; chmod 644 "$T/noexec.sh"
 printf 'not a program\n' >"$T/garbage"; chmod 755 "$T/garbage"
-for c in "/nonexistent/cmd|No such file or directory" "$T/noexec.sh|Permission denied" \
-         "hoopctl-no-such-command|not found in PATH" "$T/garbage|Exec format error"; do
+for c in "/nonexistent/cmd|No such file or directory|127" "$T/noexec.sh|Permission denied|126" \
+         "hoopctl-no-such-command|not found in PATH|127" "$T/garbage|Exec format error|126" \
+         "$T/garbage/x|Not a directory|126"; do
+  IFS='|' read -r cmd why code <<<"$c"
   RC=0
-  out=$(HOOPCTL_TOKEN=$KEY as ci "$H" connect app --quiet --port "$(free_port)" -- "${c%%|*}" 2>&1) || RC=$?
-  assert_eq 127 "$RC" "exit status of connect -- ${c%%|*}"
-  assert_contains "$out" "cannot run ${c%%|*}: ${c#*|}"
+  out=$(HOOPCTL_TOKEN=$KEY as ci "$H" connect app --quiet --port "$(free_port)" -- "$cmd" 2>&1) || RC=$?
+  assert_eq "$code" "$RC" "exit status of connect -- $cmd"
+  assert_contains "$out" "cannot run $cmd: $why"
 done
 
 log "a key outside the connection's groups: refused at connect (exit 4)"
