@@ -341,6 +341,9 @@ static int connect_run(const struct cli_args *a, struct cli_context *ctx)
     c.conn = c.base ? connect_start(c.base, &o, &why, err, sizeof err) : NULL;
     if (!c.conn) {
         fprintf(stderr, "hoopctl connect: %s\n", c.base ? err : "cannot create the event loop");
+        if (c.base && port && strstr(err, strerror(EADDRINUSE))) /* the port named is taken */
+            fprintf(stderr, "hint: give another %s, or leave it out to take the first free port from 5433\n",
+                    listen ? "port in --listen" : "--port");
         if (c.base)
             event_base_free(c.base);
         identity_session_close(id);

@@ -116,6 +116,17 @@ for c in "/nonexistent/cmd|No such file or directory|127" "$T/noexec.sh|Permissi
   assert_contains "$out" "cannot run $cmd: $why"
 done
 
+log "a port in use (the server's): the hint says to give another or leave it out"
+for opt in "--port $SPORT" "-p $SPORT" "--listen 127.0.0.1:$SPORT"; do
+  RC=0
+  out=$(HOOPCTL_TOKEN=$KEY as ci "$H" connect app --quiet $opt -- true 2>&1) || RC=$?
+  assert_eq 1 "$RC" "connect $opt with the port in use: $out"
+  assert_contains "$out" "Address already in use"
+  if [[ $opt == --listen* ]]; then want="port in --listen"; else want=--port; fi
+  assert_contains "$out" "hint: give another $want, or leave it out"
+  assert_contains "$out" "or leave it out to take the first free port from 5433"
+done
+
 log "a key outside the connection's groups: refused at connect (exit 4)"
 RC=0
 out=$(HOOPCTL_TOKEN=$OUTSIDER as ci "$H" connect app --quiet -- true 2>&1) || RC=$?
