@@ -337,7 +337,7 @@ _hoopctl() {
         reviews)
             _hoopctl_args "$ci" '|--status|--limit|--cursor|--reason|--server|'
             case "$prev" in
-                --status) COMPREPLY=($(compgen -W 'pending approved denied expired consumed all' -- "$cur")); return ;;
+                --status) COMPREPLY=($(compgen -W 'pending approved denied expired consumed withdrawn all' -- "$cur")); return ;;
                 --limit) COMPREPLY=(); return ;;
                 --cursor) COMPREPLY=(); return ;;
                 --reason) COMPREPLY=(); return ;;

@@ -119,7 +119,7 @@ complete -c hoopctl -n '__fish_seen_subcommand_from audit' -l file -F -d 'verify
 complete -c hoopctl -n '__fish_seen_subcommand_from audit' -l server -d 'server URL (default: server.url, else the last login)'
 complete -c hoopctl -n '__fish_seen_subcommand_from audit' -x -a 'verify export'
 complete -c hoopctl -n __fish_use_subcommand -a reviews -d 'List, show, approve or deny statements held for review'
-complete -c hoopctl -n '__fish_seen_subcommand_from reviews' -l status -x -a 'pending approved denied expired consumed all' -d 'list: pending (default), approved, denied, expired, consumed or all'
+complete -c hoopctl -n '__fish_seen_subcommand_from reviews' -l status -x -a 'pending approved denied expired consumed withdrawn all' -d 'list: pending (default), approved, denied, expired, consumed, withdrawn or all'
 complete -c hoopctl -n '__fish_seen_subcommand_from reviews' -l limit -d 'list: reviews per page (1..1000, default 1000)'
 complete -c hoopctl -n '__fish_seen_subcommand_from reviews' -l cursor -d 'list: continue after this page cursor'
 complete -c hoopctl -n '__fish_seen_subcommand_from reviews' -l reason -d 'approve/deny: the reason recorded with the decision'

@@ -117,8 +117,8 @@ static int reviews_run(const struct cli_args *a, struct cli_context *ctx)
 }
 
 static const struct cli_option reviews_options[] = {
-    {"status", 0, "STATUS", "list: pending (default), approved, denied, expired, consumed or all",
-     CLI_COMPLETE_WORDS, "pending approved denied expired consumed all"},
+    {"status", 0, "STATUS", "list: pending (default), approved, denied, expired, consumed, withdrawn or all",
+     CLI_COMPLETE_WORDS, "pending approved denied expired consumed withdrawn all"},
     {"limit", 0, "N", "list: reviews per page (1..1000, default 1000)", CLI_COMPLETE_NONE, NULL},
     {"cursor", 0, "CURSOR", "list: continue after this page cursor", CLI_COMPLETE_NONE, NULL},
     {"reason", 0, "TEXT", "approve/deny: the reason recorded with the decision", CLI_COMPLETE_NONE, NULL},

@@ -50,6 +50,27 @@ static void review_note(struct cn_hold *h, const char *status, const char *by, c
     pthread_mutex_unlock(&h->c->lock);
 }
 
+/* A held statement that will never run (its client cancelled it or went
+ * away, or the gateway stops) leaves the reviewers' queue: withdrawn, by its
+ * requester, if the review is still pending. Best effort, briefly. */
+static void review_withdraw(struct cn_hold *h)
+{
+    struct api_client api;
+    thread_client(h->c, &api);
+    api.timeout_s = 5;
+    char path[256], err[256];
+    snprintf(path, sizeof path, "/api/v1/reviews/%s/withdraw", h->review_id);
+    json_t *body = json_pack("{s:s}", "reason", "the statement was cancelled, or its session or gateway closed");
+    json_t *r = NULL;
+    long status = 0;
+    int rc = api_call(&api, "POST", path, body, &status, &r, err, sizeof err);
+    if (rc < 0 || (status != 200 && status != 409))
+        log_warn(MOD, "withdrawing review %s: %s", h->review_id, rc < 0 ? err : api_error_message(r));
+    json_decref(body);
+    json_decref(r);
+    api_client_free(&api);
+}
+
 /* Wait for the review to be decided; returns with h->approved / h->reason set. */
 static void review_wait(struct cn_hold *h, bool *approved, char *reason, size_t rlen)
 {
@@ -107,7 +128,9 @@ static void review_wait(struct cn_hold *h, bool *approved, char *reason, size_t 
         api_client_free(&api);
         return;
     }
-    snprintf(reason, rlen, "review %s abandoned: the session or the gateway closed", h->review_id);
+    review_withdraw(h);
+    snprintf(reason, rlen, "review %s withdrawn: the statement was cancelled, or its session or the gateway closed",
+             h->review_id);
 }
 
 static void *review_thread(void *arg)
@@ -209,8 +232,18 @@ void cn_review_abandon(struct connect *c, uint64_t hold_id)
 static void hold_resolve(struct connect *c, struct cn_hold *h)
 {
     struct cn_session *s = cn_session_find(c, h->gw_session_id);
-    if (h->abandoned || !s)
+    if (!s)
         return;
+    if (h->abandoned) { /* its session is here: cancelled (the gateway answered the client) */
+        json_t *data = h->event_data;
+        h->event_data = NULL;
+        json_object_set_new(data, "error", json_string(h->reason));
+        json_object_set_new(data, "sqlstate", json_string("57014"));
+        char err[256];
+        if (cn_emit(c, s, "statement", data, err, sizeof err) < 0)
+            log_error(MOD, "session %s: audit spool: %s", s->id, err);
+        return;
+    }
     struct gateway_refusal ref = {0};
     snprintf(ref.sqlstate, sizeof ref.sqlstate, "42501");
     enum gateway_verdict v = h->approved ? GATEWAY_ALLOW : GATEWAY_REFUSE;

@@ -233,9 +233,10 @@ static int client_begin_tls(struct gw_session *s)
 /* The upstream key of the session a client's cancel key names, on any
  * worker. Returns false when none does. */
 static bool find_cancel_target(struct gateway *gw, uint32_t pid, uint32_t secret, uint32_t *upid,
-                               uint32_t *usecret)
+                               uint32_t *usecret, uint64_t *held)
 {
     bool found = false;
+    *held = 0;
     pthread_mutex_lock(&gw->lock);
     for (int i = 0; i < gw->nworkers && !found; i++)
         for (struct gw_session *t = gw->workers[i].sessions; t && !found; t = t->next) {
@@ -246,11 +247,26 @@ static bool find_cancel_target(struct gateway *gw, uint32_t pid, uint32_t secret
             if (diff == 0) {
                 *upid = t->backend_pid;
                 *usecret = t->backend_secret;
+                *held = t->held ? t->hold_id : 0;
                 found = true;
             }
         }
     pthread_mutex_unlock(&gw->lock);
     return found;
+}
+
+/* A cancel of a session whose statement is held: it fails as PostgreSQL's
+ * cancel would, and the hook hears the hold was abandoned (a review is
+ * withdrawn). Holds need the statement hook, so the gateway has one loop:
+ * this one, which runs the held session too. */
+static void cancel_hold(struct gateway *gw, uint64_t hold_id)
+{
+    struct gateway_refusal r = {0};
+    snprintf(r.sqlstate, sizeof r.sqlstate, "57014");
+    snprintf(r.message, sizeof r.message, "canceling statement due to user request");
+    const struct gateway_hooks *h = &gw->cfg.hooks;
+    if (gateway_resolve(gw, hold_id, GATEWAY_REFUSE, &r) == 0 && h->hold_abandoned)
+        h->hold_abandoned(h->user, hold_id);
 }
 
 /* The client is who it says (or trusted): connect upstream. */
@@ -356,9 +372,13 @@ static void client_startup_read(struct gw_session *s)
         }
         if (st->code == PGWIRE_CANCEL_REQUEST) {
             uint32_t upid, usecret;
-            if (find_cancel_target(s->gw, st->cancel_pid, st->cancel_secret, &upid, &usecret))
-                gw_cancel_send(s->gw, s->base, upid, usecret);
-            else
+            uint64_t held;
+            if (find_cancel_target(s->gw, st->cancel_pid, st->cancel_secret, &upid, &usecret, &held)) {
+                if (held) /* a held statement has not reached the server: it is cancelled here */
+                    cancel_hold(s->gw, held);
+                else
+                    gw_cancel_send(s->gw, s->base, upid, usecret);
+            } else
                 log_info("gateway", "ignored a cancel request with an unknown key");
             free(st);
             session_close(s);

@@ -1181,8 +1181,8 @@ static void route_reviews(struct srv_req *rq)
         else if (!status)
             status = "pending";
         else if (strcmp(status, "pending") && strcmp(status, "approved") && strcmp(status, "denied") &&
-                 strcmp(status, "expired") && strcmp(status, "consumed")) {
-            srv_reply_error(rq, 400, "status is pending, approved, denied, expired, consumed or all");
+                 strcmp(status, "expired") && strcmp(status, "consumed") && strcmp(status, "withdrawn")) {
+            srv_reply_error(rq, 400, "status is pending, approved, denied, expired, consumed, withdrawn or all");
             return;
         }
         /* The pending queue comes oldest first; decided reviews (a history)
@@ -1263,6 +1263,27 @@ static void route_reviews(struct srv_req *rq)
                     srv_reply_store(rq, rc, err);
                 else
                     srv_reply_json(rq, 200, now);
+                srv_reviews_changed(srv);
+            }
+            json_decref(b);
+        }
+    } else if (rq->nseg == 5 && seg_is(rq, 4, "withdraw") && method(rq) == EVHTTP_REQ_POST) {
+        /* The requester's gateway: the statement will never run (cancelled,
+         * or its session closed), so it leaves the queue. */
+        static const struct server_field wf[] = {{"reason", "s"}, {NULL, NULL}};
+        json_t *b = srv_body(rq, wf);
+        if (b) {
+            const char *reason = json_string_value(json_object_get(b, "reason"));
+            if (!is_requester(&rq->id, r))
+                srv_reply_error(rq, 403, "only the requester withdraws a review");
+            else if (reason && json_string_length(json_object_get(b, "reason")) > 2000)
+                srv_reply_error(rq, 400, "field 'reason' is over 2000 bytes");
+            else if ((rc = store_review_decide(srv->store, id, "withdrawn", reason, rq->id.subject, util_now_ms(),
+                                               err, sizeof err)))
+                srv_reply_store(rq, rc, err);
+            else {
+                log_info(MOD, "review %s withdrawn by its requester %s", id, rq->id.subject);
+                srv_reply_json(rq, 200, json_pack("{s:s,s:s}", "id", id, "status", "withdrawn"));
                 srv_reviews_changed(srv);
             }
             json_decref(b);

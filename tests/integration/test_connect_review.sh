@@ -160,6 +160,23 @@ assert_contains "$out" "ERROR:  42501: hoopctl: review "
 assert_contains "$out" "expired"
 assert_eq 3 "$(psql -qAtX -d app -c 'select count(*) from accounts')" "the expired DELETE ran"
 
+log "Ctrl-C on a held statement cancels it at once (57014) and withdraws its review; it never runs"
+as alice "$H" connect app --quiet -- psql -X -At -v VERBOSITY=verbose -c 'delete from accounts' \
+  >"$HARNESS_TMP/cancel.log" 2>&1 &
+cpid=$!
+wait_for "the hold notice" 30 grep -q 'held for review' "$HARNESS_TMP/cancel.log"
+rid4=$(sed -n 's/.*held for review \([A-Za-z0-9_-]*\) .*/\1/p' "$HARNESS_TMP/cancel.log")
+kill -INT "$(pgrep -f "^[^ ]*psql -X -At -v VERBOSITY=verbose -c delete from accounts")"
+wait_for "the cancel's answer" 10 grep -q 'ERROR:  57014: canceling statement due to user request' "$HARNESS_TMP/cancel.log"
+RC=0; wait "$cpid" || RC=$?
+assert_eq 1 "$RC" "psql's exit status after the cancel"
+withdrawn() { as bob "$H" reviews show "$rid4" | grep -q 'status:     withdrawn'; }
+wait_for "the review withdrawn" 30 withdrawn
+RC=0; out=$(as bob "$H" reviews approve "$rid4" 2>&1) || RC=$?
+[[ $RC != 0 ]] || fail "bob approved a withdrawn review: $out"
+assert_not_contains "$(as bob "$H" reviews list)" "$rid4" "a withdrawn review in the queue"
+assert_eq 3 "$(psql -qAtX -d app -c 'select count(*) from accounts')" "the cancelled DELETE ran"
+
 log "a held EXECUTE shows reviewers what its name was PREPAREd as (they cannot see the session)"
 as alice "$H" connect app --quiet -- psql -X -At -c 'prepare p as update accounts set balance = balance + 1' \
   -c 'execute p /* just a select */' >"$HARNESS_TMP/exec.log" 2>&1 &
