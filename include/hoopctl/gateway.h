@@ -212,6 +212,11 @@ struct gateway_config {
     const char *listen_host;      /* "127.0.0.1" */
     const char *listen_port;      /* "0" picks a free port */
     struct pgwire_conninfo upstream;
+    /* What a client whose upstream certificate failed verification against
+     * the system trust store is told to do; NULL: name sslrootcert=FILE (the
+     * offline gateway's conninfo takes one). Not copied: it must outlive the
+     * gateway. */
+    const char *system_roots_hint;
     const char *upstream_password; /* may be NULL; copied */
     const char *tls_cert_file, *tls_key_file; /* both or neither: TLS for clients */
     /* NULL: clients are trusted (loopback). Otherwise every client must log in

@@ -916,8 +916,12 @@ static int load_connection(struct connect *c, struct gateway_config *gc, char *p
      * file); the catalog's libpq connection is told the same file. */
     if (gc->upstream.sslrootcert[0])
         conninfo_add(ci, sizeof ci, "sslrootcert", gc->upstream.sslrootcert);
-    if (gc->upstream.sslrootcert_system)
+    if (gc->upstream.sslrootcert_system) {
         snprintf(c->system_roots, sizeof c->system_roots, "%s", gc->upstream.sslrootcert);
+        /* Connections name no CA file: the user's trust store is the one. */
+        gc->system_roots_hint = "for a private CA, point SSL_CERT_FILE at a bundle that holds it, or ask an"
+                                " admin to set the connection's sslmode to require";
+    }
     snprintf(c->catalog_conninfo, sizeof c->catalog_conninfo, "%s application_name='hoopctl catalog'", ci);
     if (pw) {
         if (strlen(pw) >= pwlen) {

@@ -140,6 +140,9 @@ out=$(HOOPCTL_TOKEN=$KEY as ci "$H" connect app --port "$(free_port)" -- psql -X
 assert_not_contains "$out" "needs sslrootcert"
 assert_contains "$out" "checked against the system trust store"
 assert_contains "$out" "certificate verify failed"
+assert_contains "$out" "point SSL_CERT_FILE at a bundle that holds it, or ask an admin to set the connection's sslmode to require" \
+  "what a user can do (a connection names no CA file)"
+assert_not_contains "$out" "sslrootcert=FILE"
 assert_not_contains "$out" "tls-ok"
 log "the same with the test's CA as the system's (SSL_CERT_FILE): it connects, verified"
 out=$(SSL_CERT_FILE=$PGSSLROOTCERT HOOPCTL_TOKEN=$KEY as ci "$H" connect app --port "$(free_port)" -- \
