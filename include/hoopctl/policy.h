@@ -73,6 +73,10 @@ struct policy_relation {
     bool read;             /* read too, or only (a write's source may be its own target) */
 };
 
+/* Between the texts in policy_stmt.prepared_text (a control character:
+ * policy_review_text shows those as '?', so a text cannot fake one). */
+#define POLICY_TEXT_SEP '\x1e'
+
 /* One statement's classification. Strings are owned by the analysis. */
 /* How policy_stmt.functions names an operator, "operator(" NAME ")", and
  * the f of a qualified name q.f, "attribute(" f ")" (PostgreSQL reads q.f
@@ -110,8 +114,8 @@ struct policy_stmt {
     char *cursor_name;     /* DECLARE/CLOSE/FETCH/MOVE target, NULL otherwise; "" for CLOSE ALL */
     char *normalized;      /* libpg_query normalized text (literals as $n), may be NULL */
     char *prepared_text;   /* EXECUTE: the text of the PREPAREs of its name this session sent
-                              (several, one a line, when the name was prepared again: the server
-                              may have refused the later ones); NULL otherwise */
+                              (several, after POLICY_TEXT_SEP each, when the name was prepared
+                              again: the server may have refused the later ones); NULL otherwise */
     char fingerprint[17];  /* libpg_query fingerprint, hex */
     bool returning;        /* has a non-empty RETURNING list (its own or a CTE's) */
     bool copy_csv;         /* COPY in CSV format (else text, or copy_custom_format) */

@@ -375,24 +375,33 @@ static const char relations_by_name_sql[] =
 
 /* The types of START (a SELECT of type OIDs) and every type a value of them
  * holds or stands on, as the CTE ty: a domain's base, an array's element, a
- * composite's fields, on and on. */
+ * composite's fields, a range's subtype, a multirange's range, on and on.
+ * Each step goes through a catalog index. */
 #define TYPE_CLOSURE(start)                                                                                     \
-    "WITH RECURSIVE ty(oid) AS (" start " UNION SELECT x.oid FROM ty "                                         \
-    "  JOIN pg_catalog.pg_type t ON t.oid = ty.oid JOIN pg_catalog.pg_type x ON x.oid IN (t.typbasetype, "     \
-    "  t.typelem) OR x.oid IN (SELECT a.atttypid FROM pg_catalog.pg_attribute a WHERE a.attrelid = t.typrelid " \
-    "  AND t.typrelid <> 0 AND a.attnum > 0 AND NOT a.attisdropped)) "
+    "WITH RECURSIVE ty(oid) AS (" start " UNION SELECT n.oid FROM ty "                                         \
+    "  JOIN pg_catalog.pg_type t ON t.oid = ty.oid CROSS JOIN LATERAL ("                                       \
+    "    SELECT t.typbasetype UNION ALL SELECT t.typelem "                                                     \
+    "    UNION ALL SELECT a.atttypid FROM pg_catalog.pg_attribute a WHERE t.typrelid <> 0 "                    \
+    "      AND a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped "                               \
+    "    UNION ALL SELECT r.rngsubtype FROM pg_catalog.pg_range r WHERE r.rngtypid = t.oid "                   \
+    "    UNION ALL SELECT r.rngtypid FROM pg_catalog.pg_range r WHERE r.rngmultitypid = t.oid"                 \
+    "  ) n(oid) WHERE n.oid <> 0) "
 
-/* Whether a value's coming to be of a type of ty runs code of USER_PROCS: a
- * domain's check or default that calls such a function, or an operator
- * whose function is one. */
-#define TYPE_RUNS_CODE                                                                                          \
-    "EXISTS (SELECT 1 FROM ty JOIN pg_catalog.pg_depend d ON "                                                  \
-    "  (d.classid = 'pg_catalog.pg_type'::regclass AND d.objid = ty.oid) OR "                                  \
-    "  (d.classid = 'pg_catalog.pg_constraint'::regclass AND d.objid IN "                                      \
-    "    (SELECT co.oid FROM pg_catalog.pg_constraint co WHERE co.contypid = ty.oid)) "                        \
-    "  WHERE (d.refclassid = 'pg_catalog.pg_proc'::regclass AND d.refobjid IN " USER_PROCS ") "                \
+/* A pg_depend row d (aliased so) that points at code of USER_PROCS: such a
+ * function, or an operator whose function is one. */
+#define DEPENDS_ON_USER_CODE                                                                                    \
+    "((d.refclassid = 'pg_catalog.pg_proc'::regclass AND d.refobjid IN " USER_PROCS ") "                       \
     "  OR (d.refclassid = 'pg_catalog.pg_operator'::regclass AND d.refobjid IN "                               \
     "    (SELECT o.oid FROM pg_catalog.pg_operator o WHERE o.oprcode IN " USER_PROCS ")))"
+
+/* Whether a value's coming to be of a type of ty runs code of USER_PROCS: a
+ * domain's check or default that calls it. */
+#define TYPE_RUNS_CODE                                                                                          \
+    "EXISTS (SELECT 1 FROM ty JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_type'::regclass "      \
+    "  AND d.objid = ty.oid WHERE " DEPENDS_ON_USER_CODE " UNION ALL "                                         \
+    "  SELECT 1 FROM ty JOIN pg_catalog.pg_constraint co ON co.contypid = ty.oid "                              \
+    "  JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_constraint'::regclass AND d.objid = co.oid "  \
+    "  WHERE " DEPENDS_ON_USER_CODE ")"
 
 /* Whether a cast to a type of ty runs a function of USER_PROCS. */
 #define TYPE_CAST_RUNS_CODE                                                                                     \
@@ -410,10 +419,10 @@ static const char relations_by_name_sql[] =
  * function is needed (binary-compatible or through text): a domain's check
  * can run, a cast's function cannot. */
 static const char user_function_sql[] =
-    TYPE_CLOSURE(TYPES_NAMED)
     "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n "
     "ON n.oid = p.pronamespace WHERE p.proname = $2 AND ($1 = '' OR n.nspname = $1) "
-    "AND p.oid >= " FIRST_NORMAL_OID ") OR " TYPE_RUNS_CODE;
+    "AND p.oid >= " FIRST_NORMAL_OID ") OR CASE WHEN EXISTS (" TYPES_NAMED ") THEN "
+    "(" TYPE_CLOSURE(TYPES_NAMED) "SELECT " TYPE_RUNS_CODE ") ELSE false END";
 
 /* What a write to relations of a name (any schema when schema is "") may
  * write: those relations, their partitions and children, the relations

@@ -289,17 +289,24 @@ char *policy_review_text(const struct policy_analysis *a, const char *reviewed)
             rc |= append_line(&b, "--   ", lost, sizeof lost - 1);
             continue;
         }
-        struct policy_redaction r;
-        if (rc < 0 || policy_review_redaction(st->prepared_text, &r) < 0) {
-            rc = -1;
-            break;
+        for (const char *e = st->prepared_text; rc == 0 && e;) { /* each PREPARE's text */
+            const char *sep = strchr(e, POLICY_TEXT_SEP);
+            char *one = strndup(e, sep ? (size_t)(sep - e) : strlen(e));
+            struct policy_redaction r;
+            if (!one || policy_review_redaction(one, &r) < 0) {
+                free(one);
+                rc = -1;
+                break;
+            }
+            for (const char *line = r.changed ? r.text : one; rc == 0 && line;) {
+                size_t n = strcspn(line, "\n");
+                rc = append_line(&b, "--   ", line, n);
+                line = line[n] ? line + n + 1 : NULL;
+            }
+            free(r.text);
+            free(one);
+            e = sep ? sep + 1 : NULL;
         }
-        for (const char *line = r.changed ? r.text : st->prepared_text; rc == 0 && line;) {
-            const char *nl = strchr(line, '\n');
-            rc = append_line(&b, "--   ", line, nl ? (size_t)(nl - line) : strlen(line));
-            line = nl ? nl + 1 : NULL;
-        }
-        free(r.text);
     }
     if (rc < 0 || buf_append(&b, reviewed, strlen(reviewed) + 1) < 0) {
         buf_free(&b);

@@ -90,20 +90,30 @@ static bool text_budget(struct policy_session *s, size_t n)
     return true;
 }
 
+/* Whether text is one of the POLICY_TEXT_SEP-separated entries of list. */
+static bool has_entry(const char *list, const char *text)
+{
+    size_t n = strlen(text);
+    for (const char *e = list; e; e = strchr(e, POLICY_TEXT_SEP), e = e ? e + 1 : NULL)
+        if (strncmp(e, text, n) == 0 && (e[n] == '\0' || e[n] == POLICY_TEXT_SEP))
+            return true;
+    return false;
+}
+
 /* Add text (another PREPARE of the name, which the server may have refused)
- * to into's, one a line, unless it is there already. Past the budget a line
- * says that more were sent. */
+ * to into's, an entry after POLICY_TEXT_SEP, unless it is one already. Past
+ * the budget a last entry says that more were sent. */
 static int merge_text(struct policy_session *s, struct policy_stmt *into, const char *text)
 {
     static const char more[] = "-- (and more PREPAREs of this name, whose text was not kept)";
-    if (!text || !into->text || strstr(into->text, text) || strstr(into->text, more))
+    if (!text || !into->text || has_entry(into->text, text) || has_entry(into->text, more))
         return 0;
     size_t have = strlen(into->text);
     const char *add = text_budget(s, strlen(text) + 1) ? text : more;
     char *t = realloc(into->text, have + 1 + strlen(add) + 1);
     if (!t)
         return -1;
-    snprintf(t + have, 1 + strlen(add) + 1, "\n%s", add);
+    snprintf(t + have, 1 + strlen(add) + 1, "%c%s", POLICY_TEXT_SEP, add);
     into->text = t;
     return 0;
 }

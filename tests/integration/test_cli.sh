@@ -84,7 +84,7 @@ for c in "sessions list extra" "reviews list x" "sessions list --limit 0" "sessi
   assert_eq 2 "$rc" "[$c]: $err"
 done
 err=$("$H" reviews list --status bogus 2>&1)
-assert_contains "$err" "takes one of: pending approved denied expired consumed all"
+assert_contains "$err" "takes one of: pending approved denied expired consumed withdrawn all"
 err=$("$H" --output xml version 2>&1); rc=$?
 assert_eq 2 "$rc"; assert_contains "$err" "table"
 "$H" >/dev/null 2>&1; rc=$?

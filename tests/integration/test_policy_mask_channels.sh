@@ -46,6 +46,11 @@ create domain ldom as varchar check (email_peek(value));
 create type lcomp as (d ldom);
 create table ltab (id int, d ldom);
 create domain okdom as int check (value < 100);
+create function int_peek(int) returns bool language plpgsql as
+  $$ begin raise notice 'got %', (select email from users where id = 1); return true; end $$;
+create domain idom as int check (int_peek(value));
+create type irange as range (subtype = idom);
+create table rtab (r irange);
 create function boom(int) returns int language plpgsql as
   $$ begin raise exception using errcode = '57000', message = (select email from users where id = $1); end $$;
 create function get_users(refcursor) returns refcursor language plpgsql as
@@ -120,6 +125,9 @@ case_ "a domain's check that runs a user function" -c "select 'x'::ldom"
 case_ "a function-style cast to that domain" -c "select ldom('x')"
 case_ "a composite with a field of that domain" -c "select '(x)'::lcomp"
 case_ "a write to a column of that domain" -c "insert into ltab values (1, 'x')"
+case_ "a range over such a domain" -c "select '[1,2)'::irange"
+case_ "a multirange of that range" -c "select '{[1,2)}'::imultirange"
+case_ "a write to a column of that range" -c "insert into rtab values ('[1,2)')"
 # An event trigger someone made runs on DDL and SELECT INTO.
 psql -q -v ON_ERROR_STOP=1 <<'SQL'
 create function email_evt() returns event_trigger language plpgsql as

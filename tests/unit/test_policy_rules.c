@@ -768,6 +768,16 @@ static void test_review_text(void **state)
     assert_string_equal(policy_review_statement(t), "explain analyze execute \"a\nb\"");
     assert_non_null(strstr(t, "--   prepare \"a\n--   b\" as select * from users where password = <redacted>\n"));
     free(t);
+    /* A PREPARE whose text holds a later one's (as a string) hides nothing. */
+    free(review_of(s, "prepare q as select 1 where 'prepare q as delete from accounts' <> ''"));
+    free(review_of(s, "prepare q as delete from accounts"));
+    free(review_of(s, "prepare q as delete from accounts"));
+    t = review_of(s, "execute q");
+    assert_string_equal(t, "-- q was prepared in this session as:\n"
+                           "--   prepare q as select 1 where 'prepare q as delete from accounts' <> ''\n"
+                           "--   prepare q as delete from accounts\n"
+                           "execute q");
+    free(t);
     t = review_of(s, "execute nosuch");
     assert_string_equal(t, "execute nosuch"); /* refused: the session never prepared it */
     assert_string_equal(policy_review_statement("-- a comment\nselect 1"), "-- a comment\nselect 1");
