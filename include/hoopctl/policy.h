@@ -238,6 +238,8 @@ enum policy_mask_style {
     POLICY_STYLE_HASH,     /* HMAC-SHA-256 pseudonym, stable for joins/GROUP BY */
 };
 
+#define POLICY_MAX_REVIEW_RULES 16
+
 struct policy_decision {
     enum policy_action action;
     int rule_index;        /* index in the rule list, -1 for the default */
@@ -247,6 +249,11 @@ struct policy_decision {
     enum policy_mask_style mask_style; /* for POLICY_MASK */
     size_t stmt_index;     /* the statement that decided, in a multi-statement string */
     bool cached;           /* answered from the decision cache */
+    /* Review: every rule whose review the string's statements need (indexes,
+     * POLICY_RULE_DEFAULT for the default outcome). A decider must be among
+     * the reviewers of each; `reviewers` then lists them all. */
+    int review_rules[POLICY_MAX_REVIEW_RULES];
+    size_t nreview_rules;
 };
 
 struct policy;

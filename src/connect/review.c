@@ -169,6 +169,15 @@ int cn_review_start(struct connect *c, struct cn_session *s, const char *sql, js
                              sql, "statement_hash", h->hash, "session_id", s->id, "ttl_seconds",
                              c->review_wait_seconds, "rule", d->rule_name[0] ? d->rule_name : "default",
                              "params", params);
+    /* Which rules' reviewers must agree (the server reads them in its own
+     * copy of the policy). */
+    json_t *rules = json_array();
+    for (size_t i = 0; rules && i < d->nreview_rules; i++)
+        json_array_append_new(rules, json_integer(d->review_rules[i]));
+    if (body && rules)
+        json_object_set_new(body, "rules", rules);
+    else
+        json_decref(rules);
     json_t *r = NULL;
     char e2[512];
     long status = 0;

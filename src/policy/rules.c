@@ -802,6 +802,19 @@ void policy_decide_stmt(const struct policy *p, const struct policy_stmt *st, co
     }
 }
 
+/* Add a review rule's index to a decision's list, once; true when the list
+ * was full. */
+static bool add_review_rule(int *list, size_t *n, int rule)
+{
+    for (size_t i = 0; i < *n; i++)
+        if (list[i] == rule)
+            return false;
+    if (*n == POLICY_MAX_REVIEW_RULES)
+        return true;
+    list[(*n)++] = rule;
+    return false;
+}
+
 void policy_decide(const struct policy *p, const struct policy_analysis *a, const char *const *groups,
                    struct policy_decision *out)
 {
@@ -812,12 +825,42 @@ void policy_decide(const struct policy *p, const struct policy_analysis *a, cons
     snprintf(out->message, sizeof(out->message), "%s", p->fallback.message);
     snprintf(out->reviewers, sizeof(out->reviewers), "%s", p->fallback.reviewers);
     out->mask_style = p->fallback.style;
+    int reviews[POLICY_MAX_REVIEW_RULES];
+    size_t nreviews = 0;
+    bool too_many = false;
     for (size_t i = 0; i < a->nstmts; i++) {
         struct policy_decision d;
         policy_decide_stmt(p, &a->stmts[i], groups, &d);
         d.stmt_index = i;
+        if (d.action == POLICY_REVIEW)
+            too_many |= add_review_rule(reviews, &nreviews, d.rule_index);
         if (i == 0 || d.action > out->action)
             *out = d;
+    }
+    if (out->action != POLICY_REVIEW)
+        return;
+    if (a->nstmts == 0)
+        add_review_rule(reviews, &nreviews, out->rule_index);
+    if (too_many) {
+        out->action = POLICY_DENY;
+        snprintf(out->message, sizeof(out->message),
+                 "more than %d rules send this string's statements to review: send them apart",
+                 POLICY_MAX_REVIEW_RULES);
+        return;
+    }
+    /* Each review rule's reviewers must agree: the notice names them all. */
+    memcpy(out->review_rules, reviews, nreviews * sizeof *reviews);
+    out->nreview_rules = nreviews;
+    size_t o = 0;
+    for (size_t i = 0; i < nreviews; i++) {
+        const char *who = reviews[i] == POLICY_RULE_DEFAULT ? p->fallback.reviewers : p->rules[reviews[i]].reviewers;
+        bool seen = false;
+        for (size_t k = 0; k < i && !seen; k++)
+            seen = strcmp(who, reviews[k] == POLICY_RULE_DEFAULT ? p->fallback.reviewers
+                                                                  : p->rules[reviews[k]].reviewers) == 0;
+        int n = seen ? 0 : snprintf(out->reviewers + o, sizeof(out->reviewers) - o, "%s%s", o ? " and " : "", who);
+        if (n > 0 && (size_t)n < sizeof(out->reviewers) - o)
+            o += (size_t)n;
     }
 }
 

@@ -958,32 +958,49 @@ static json_t *review_load(struct srv_req *rq, const char *id, json_t **conn)
     return r;
 }
 
-/* Whether id is among the reviewers that the rule of review r names in the
- * connection's policy as the server holds it (the built-in default when it
- * has none): every rule of that name, and the policy's default outcome for
- * "default", that names reviewers (none: any of the connection's reviewer
- * groups decides). The rule's name comes from the requester's gateway; the
- * groups come from here. */
+/* Whether id is among the reviewers of every rule that sent review r to
+ * review, read in the connection's policy as the server holds it (the
+ * built-in default when it has none): by the rules' indexes the gateway
+ * sent (-1: the default outcome), else by the rule's name (gateways before
+ * the indexes). A rule that is not there, or sends nothing to review, any
+ * more (the policy changed since), lets nobody decide (fail closed). A
+ * review that names no rule (made through the API) is the connection's
+ * reviewer groups' to decide. */
 static bool in_rule_reviewers(const struct auth_identity *id, json_t *conn, json_t *r)
 {
     const char *rule = json_string_value(json_object_get(r, "rule"));
-    if (!rule || !conn)
+    json_t *indexes = json_object_get(r, "rules");
+    if ((!rule && !json_is_array(indexes)) || !conn)
         return true;
     json_t *doc = conn_policy(conn);
-    bool ok = doc != NULL;
+    json_t *rules = json_object_get(doc, "rules"), *def = json_object_get(doc, "default");
+    bool ok = doc != NULL, found = false;
     size_t i;
     json_t *x;
-    json_array_foreach(json_object_get(doc, "rules"), i, x) {
-        const char *name = json_string_value(json_object_get(x, "name"));
-        json_t *who = json_object_get(x, "reviewers");
-        if (name && strcmp(name, rule) == 0 && json_array_size(who))
-            ok = ok && srv_in_any(id, who);
+    if (json_is_array(indexes)) {
+        found = json_array_size(indexes) > 0;
+        json_array_foreach(indexes, i, x) {
+            json_int_t k = json_integer_value(x);
+            json_t *o = k < 0 ? def : json_array_get(rules, (size_t)k);
+            const char *action = json_string_value(json_object_get(o, "action"));
+            json_t *who = json_object_get(o, "reviewers");
+            ok = ok && action && strcmp(action, "review") == 0 && json_array_size(who) && srv_in_any(id, who);
+        }
+    } else {
+        json_array_foreach(rules, i, x) {
+            const char *name = json_string_value(json_object_get(x, "name"));
+            if (name && strcmp(name, rule) == 0) {
+                found = true;
+                ok = ok && srv_in_any(id, json_object_get(x, "reviewers"));
+            }
+        }
+        if (strcmp(rule, "default") == 0 && json_array_size(json_object_get(def, "reviewers"))) {
+            found = true;
+            ok = ok && srv_in_any(id, json_object_get(def, "reviewers"));
+        }
     }
-    json_t *who = json_object_get(json_object_get(doc, "default"), "reviewers");
-    if (strcmp(rule, "default") == 0 && json_array_size(who))
-        ok = ok && srv_in_any(id, who);
     json_decref(doc);
-    return ok;
+    return ok && found;
 }
 
 static bool review_visible(struct srv *srv, const struct auth_identity *id, json_t *r, json_t *conn)
@@ -1094,11 +1111,27 @@ static bool review_params_ok(json_t *a, size_t max_string)
     return true;
 }
 
+/* The rules whose reviewers must agree: indexes into the policy's rules,
+ * -1 for its default outcome. */
+static bool review_rules_ok(json_t *a)
+{
+    if (!a)
+        return true;
+    if (json_array_size(a) > POLICY_MAX_REVIEW_RULES)
+        return false;
+    size_t i;
+    json_t *v;
+    json_array_foreach(a, i, v) if (!json_is_integer(v) || json_integer_value(v) < -1 ||
+                                    json_integer_value(v) > 1000000)
+        return false;
+    return true;
+}
+
 static void review_create(struct srv_req *rq)
 {
     static const struct server_field rf[] = {
         {"connection", "n!"}, {"session_id", "I"}, {"statement", "s!"}, {"statement_hash", "s!"},
-        {"ttl_seconds", "i"}, {"rule", "s"}, {"params", "a"}, {NULL, NULL}};
+        {"ttl_seconds", "i"}, {"rule", "s"}, {"params", "a"}, {"rules", "a"}, {NULL, NULL}};
     json_t *b = srv_body(rq, rf);
     if (!b)
         return;
@@ -1116,6 +1149,9 @@ static void review_create(struct srv_req *rq)
         srv_reply_error(rq, 400, "field 'statement_hash' must be the SHA-256 of 'statement' (with no NUL in it)");
     } else if (json_object_get(b, "ttl_seconds") && (ttl < 1 || ttl > 7 * 86400)) {
         srv_reply_error(rq, 400, "field 'ttl_seconds' must be 1..604800");
+    } else if (!review_rules_ok(json_object_get(b, "rules"))) {
+        srv_reply_error(rq, 400, "field 'rules' must be an array of at most %d rule indexes (-1: the default)",
+                        POLICY_MAX_REVIEW_RULES);
     } else if (!review_params_ok(json_object_get(b, "params"), rq->srv->max_string)) {
         srv_reply_error(rq, 400, "field 'params' must be an array of at most %d strings (or nulls) of at most"
                         " %zu bytes each", EVENT_MAX_PARAMS, rq->srv->max_string);
@@ -1146,6 +1182,8 @@ static void review_create(struct srv_req *rq)
                               json_object_get(b, "rule"));
         if (r && json_object_get(b, "params"))
             json_object_set(r, "params", json_object_get(b, "params"));
+        if (r && json_object_get(b, "rules"))
+            json_object_set(r, "rules", json_object_get(b, "rules"));
         rc = store_review_create(rq->srv->store, r, err, sizeof err);
         json_decref(r);
         json_t *saved = NULL;
@@ -1247,8 +1285,9 @@ static void route_reviews(struct srv_req *rq)
             if (!conn || !srv_in_any(&rq->id, json_object_get(conn, "reviewer_groups"))) {
                 srv_reply_error(rq, 403, "only the connection's reviewer groups decide its reviews");
             } else if (!in_rule_reviewers(&rq->id, conn, r)) {
-                srv_reply_error(rq, 403, "only the reviewers that rule %s names decide this review",
-                                json_string_value(json_object_get(r, "rule")));
+                const char *rule = json_string_value(json_object_get(r, "rule"));
+                srv_reply_error(rq, 403, "only the reviewers that rule %s names decide this review (and those of"
+                                " every other rule that sent its statements to review)", rule ? rule : "?");
             } else if (is_requester(&rq->id, r)) {
                 srv_reply_error(rq, 403, "a requester cannot decide their own review");
             } else if (reason && json_string_length(json_object_get(b, "reason")) > 2000) {

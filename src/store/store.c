@@ -81,6 +81,10 @@ static const char *const store_migrations[] = {
     /* v5: the one statement event a review is joined to (the first that
      * named it), so that one decision is never shown beside two statements */
     "ALTER TABLE reviews ADD COLUMN event_id TEXT;",
+    /* v6: every policy rule whose reviewers must agree to a review (a JSON
+     * array of their indexes, -1 for the default outcome); NULL from
+     * gateways that sent only the rule's name */
+    "ALTER TABLE reviews ADD COLUMN rules TEXT;",
 };
 #define STORE_NMIGRATIONS ((int)(sizeof store_migrations / sizeof store_migrations[0]))
 
@@ -1278,17 +1282,17 @@ fail:
 static const char *const review_names[] = {
     "id", "connection", "session_id", "statement", "statement_hash", "requester", "requester_issuer",
     "requester_name", "status", "reason", "decided_by", "created_at", "decided_at", "expires_at",
-    "consumed_at", "rule", "params"};
+    "consumed_at", "rule", "params", "rules"};
 #define REVIEW_COLS "id, connection, session_id, statement, statement_hash, requester, requester_issuer," \
                     " requester_name, status, reason, decided_by, created_at, decided_at, expires_at,"  \
-                    " consumed_at, rule, params"
-#define REVIEW_KINDS "sssssssssssiiiisj"
+                    " consumed_at, rule, params, rules"
+#define REVIEW_KINDS "sssssssssssiiiisjj"
 /* A list's rows, with the bytes of statements and values up to each: a list
  * stops once it holds STORE_PAGE_BYTES of them (but always has its first). */
 static const char *const review_page_names[] = {
     "id", "connection", "session_id", "statement", "statement_hash", "requester", "requester_issuer",
     "requester_name", "status", "reason", "decided_by", "created_at", "decided_at", "expires_at",
-    "consumed_at", "rule", "params", "page_bytes"};
+    "consumed_at", "rule", "params", "rules", "page_bytes"};
 #define REVIEW_SIZE "(LENGTH(statement) + COALESCE(LENGTH(params), 0))"
 
 int store_review_create(struct store *s, json_t *r, char *err, size_t errlen)
@@ -1296,22 +1300,26 @@ int store_review_create(struct store *s, json_t *r, char *err, size_t errlen)
     char created[24], expires[24];
     i64s(created, sizeof created, json_integer_value(json_object_get(r, "created_at")));
     i64s(expires, sizeof expires, json_integer_value(json_object_get(r, "expires_at")));
-    json_t *params = json_object_get(r, "params");
+    json_t *params = json_object_get(r, "params"), *rules = json_object_get(r, "rules");
     char *params_text = json_is_array(params) ? json_dumps(params, JSON_COMPACT) : NULL;
-    if (json_is_array(params) && !params_text) {
+    char *rules_text = json_is_array(rules) ? json_dumps(rules, JSON_COMPACT) : NULL;
+    if ((json_is_array(params) && !params_text) || (json_is_array(rules) && !rules_text)) {
+        free(params_text);
+        free(rules_text);
         snprintf(err, errlen, "out of memory");
         return STORE_ERROR;
     }
 #define S(k) json_string_value(json_object_get(r, k))
     const char *p[] = {S("id"), S("connection"), S("session_id"), S("statement"), S("statement_hash"),
                        S("requester"), S("requester_issuer"), S("requester_name"), created, expires, S("rule"),
-                       params_text};
+                       params_text, rules_text};
 #undef S
     int rc = q(s, "INSERT INTO reviews (id, connection, session_id, statement, statement_hash, requester,"
-                  " requester_issuer, requester_name, status, created_at, expires_at, rule, params)"
-                  " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,'pending',$9,$10,$11,$12)",
-               12, p, NULL, NULL, NULL, err, errlen);
+                  " requester_issuer, requester_name, status, created_at, expires_at, rule, params, rules)"
+                  " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,'pending',$9,$10,$11,$12,$13)",
+               13, p, NULL, NULL, NULL, err, errlen);
     free(params_text);
+    free(rules_text);
     if (rc == 0)
         store_notify_reviews(s);
     return rc;

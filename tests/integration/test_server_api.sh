@@ -404,9 +404,33 @@ assert_eq approved "$(jget "$(ok tok-lena-01 POST "/api/v1/reviews/$rid/approve"
 rid=$(review_by_rule default "vacuum full")
 expect_err 403 tok-bob-001 POST "/api/v1/reviews/$rid/deny" '{}'
 assert_eq denied "$(jget "$(ok tok-lena-01 POST "/api/v1/reviews/$rid/deny" '{}')" 'd["status"]')"
+# A rule that sends nothing to review (or is not there): nobody decides (the
+# policy changed, or the request is forged).
 rid=$(review_by_rule no-ddl "drop table t")
-assert_eq approved "$(jget "$(ok tok-bob-001 POST "/api/v1/reviews/$rid/approve" '{}')" 'd["status"]')" \
-  "a rule that names no reviewers: the connection's reviewer groups decide"
+expect_err 403 tok-bob-001 POST "/api/v1/reviews/$rid/approve" '{}'
+stuck=$rid
+rid=$(review_by_rule nosuch "drop table t")
+expect_err 403 tok-lena-01 POST "/api/v1/reviews/$rid/approve" '{}'
+stuck+=" $rid"
+# By the rules' indexes a gateway sends: the reviewers of each must agree
+# (rule 1 is billing-writes, -1 the default outcome; rule 0 is a deny).
+review_by_rules() {  # RULES-JSON STATEMENT
+  local h; h=$(printf '%s' "$2" | sha256sum | cut -c1-64)
+  jget "$(ok tok-alice-1 POST /api/v1/reviews "{\"connection\":\"prod\",\"statement\":\"$2\",\"statement_hash\":\"$h\",\"rule\":\"lax\",\"rules\":$1}")" 'd["id"]'
+}
+rid=$(review_by_rules '[1, -1]' "update billing.x set a = 1; vacuum")
+expect_err 403 tok-bob-001 POST "/api/v1/reviews/$rid/approve" '{}'
+assert_eq approved "$(jget "$(ok tok-lena-01 POST "/api/v1/reviews/$rid/approve" '{}')" 'd["status"]')"
+rid=$(review_by_rules '[0]' "drop table t")
+expect_err 403 tok-lena-01 POST "/api/v1/reviews/$rid/approve" '{}'
+stuck+=" $rid"
+# Undecidable, they leave the queue when their requester withdraws them (no one else may).
+for rid in $stuck; do
+  expect_err 403 tok-bob-001 POST "/api/v1/reviews/$rid/withdraw" '{}'
+  assert_eq withdrawn "$(jget "$(ok tok-alice-1 POST "/api/v1/reviews/$rid/withdraw" '{"reason":"policy changed"}')" 'd["status"]')"
+  expect_err 409 tok-alice-1 POST "/api/v1/reviews/$rid/withdraw" '{}'
+done
+expect_err 400 tok-alice-1 POST /api/v1/reviews "{\"connection\":\"prod\",\"statement\":\"x\",\"statement_hash\":\"$(printf x | sha256sum | cut -c1-64)\",\"rules\":[\"1\"]}"
 HOOPCTL_TOKEN=tok-admin-1 "$H" admin connection set-policy prod --policy-file "$T/policy.json" --server "$URL" >/dev/null
 # The review a reviewer approves is the text they read: the hash must be its SHA-256.
 expect_err 400 tok-alice-1 POST /api/v1/reviews "{\"connection\":\"prod\",\"statement\":\"select 1\",\"statement_hash\":\"$(printf 'drop table t' | sha256sum | cut -c1-64)\"}"

@@ -731,6 +731,42 @@ static void redaction(void **state)
     assert_false(policy_value_holds_secret("my password is long", 19));
 }
 
+/* A string whose statements go to review under several rules needs the
+ * reviewers of each; an unnamed rule is known by its index. */
+static void test_review_rules(void **state)
+{
+    (void)state;
+    char err[POLICY_ERR_MAX];
+    struct policy *p = load(
+        "{\"default\": {\"action\": \"review\", \"reviewers\": [\"ops\"]},"
+        " \"rules\": ["
+        "  {\"match\": {\"kinds\": [\"INSERT\"]}, \"action\": \"review\", \"reviewers\": [\"security\"]},"
+        "  {\"name\": \"strict\", \"match\": {\"kinds\": [\"DELETE\"]}, \"action\": \"review\", \"reviewers\": [\"security\"]},"
+        "  {\"name\": \"lax\", \"match\": {\"kinds\": [\"UPDATE\"]}, \"action\": \"review\", \"reviewers\": [\"dba\"]},"
+        "  {\"name\": \"reads\", \"match\": {\"kinds\": [\"SELECT\"]}, \"action\": \"allow\"}"
+        " ]}", err);
+    assert_non_null(p);
+    struct policy_decision d = decide(p, "update t set a = 1 where id = 1; delete from t where id = 2", NULL);
+    assert_int_equal(d.action, POLICY_REVIEW);
+    assert_string_equal(d.rule_name, "lax"); /* the first of the most severe, as before */
+    assert_int_equal(d.nreview_rules, 2);
+    assert_int_equal(d.review_rules[0], 2);
+    assert_int_equal(d.review_rules[1], 1);
+    assert_string_equal(d.reviewers, "dba and security");
+    d = decide(p, "insert into t values (1); insert into t values (2); select 1", NULL);
+    assert_int_equal(d.nreview_rules, 1);
+    assert_int_equal(d.review_rules[0], 0);
+    assert_string_equal(d.reviewers, "security");
+    d = decide(p, "vacuum; delete from t where id = 3", NULL);
+    assert_int_equal(d.nreview_rules, 2);
+    assert_int_equal(d.review_rules[0], POLICY_RULE_DEFAULT);
+    assert_string_equal(d.reviewers, "ops and security");
+    d = decide(p, "select 1", NULL);
+    assert_int_equal(d.action, POLICY_ALLOW);
+    assert_int_equal(d.nreview_rules, 0);
+    policy_free(p);
+}
+
 /* A review of an EXECUTE shows what its name was PREPAREd as: every PREPARE
  * of the name (the server may have refused the later ones), secrets left
  * out, a line break in a quoted name kept from starting a line. */
@@ -790,6 +826,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(redaction),
         cmocka_unit_test(test_review_text),
+        cmocka_unit_test(test_review_rules),
         cmocka_unit_test(test_validation_errors),
         cmocka_unit_test(test_first_match_and_groups),
         cmocka_unit_test(test_relation_globs),

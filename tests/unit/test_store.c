@@ -94,11 +94,11 @@ static void migrations_run_once(void **state)
 {
     struct fixture *f = *state;
     char err[256];
-    assert_int_equal(store_schema_version(f->st), 5);
+    assert_int_equal(store_schema_version(f->st), 6);
     assert_string_equal(store_kind(f->st), f->pg ? "postgres" : "sqlite");
     struct store *again = store_open(f->url, err, sizeof err);
     assert_non_null(again);
-    assert_int_equal(store_schema_version(again), 5);
+    assert_int_equal(store_schema_version(again), 6);
     store_close(again);
     if (!f->pg) {
         /* A store of schema 1 (reviews without a rule, events without a
@@ -117,6 +117,7 @@ static void migrations_run_once(void **state)
                  "ALTER TABLE reviews DROP COLUMN rule;"
                  "ALTER TABLE reviews DROP COLUMN params;"
                  "ALTER TABLE reviews DROP COLUMN event_id;"
+                 "ALTER TABLE reviews DROP COLUMN rules;"
                  "DROP TABLE webhook_cursors;"
                  "ALTER TABLE events DROP COLUMN received_at;"
                  "DELETE FROM schema_migrations WHERE version > 1;"
@@ -134,7 +135,7 @@ static void migrations_run_once(void **state)
         sqlite3_close(db);
         f->st = store_open(f->url, err, sizeof err);
         assert_non_null(f->st);
-        assert_int_equal(store_schema_version(f->st), 5);
+        assert_int_equal(store_schema_version(f->st), 6);
         json_t *r = NULL;
         assert_int_equal(store_review_get(f->st, "old", &r, err, sizeof err), 0);
         assert_string_equal(json_string_value(json_object_get(r, "statement")), "delete from t");
@@ -224,7 +225,7 @@ static void open_existing(void **state)
     struct store *ro = store_open_existing(f->url, &status, err, sizeof err);
     assert_non_null(ro);
     assert_int_equal(status, STORE_OK);
-    assert_int_equal(store_schema_version(ro), 5);
+    assert_int_equal(store_schema_version(ro), 6);
     json_t *r = NULL;
     assert_int_equal(store_audit_verify(ro, &r, err, sizeof err), 0);
     assert_true(json_is_true(json_object_get(r, "ok")));
