@@ -96,6 +96,11 @@ static void conn_warnings(json_t *conn, json_t *reply)
         json_t *who = json_object_get(x, "reviewers");
         bool shared = false;
         json_array_foreach(who, j, g) json_array_foreach(rg, k, h) shared = shared || json_equal(g, h);
+        if (json_array_size(who) && !json_array_size(rg)) {
+            json_array_append_new(w, json_string("the connection has no reviewer_groups: what its policy sends to"
+                                                 " review can never be approved"));
+            break;
+        }
         if (json_array_size(who) && !shared) {
             char *names = json_dumps(who, JSON_COMPACT), *groups = json_dumps(rg, JSON_COMPACT);
             json_array_append_new(w, json_sprintf("rule %s sends statements to review by %s, none of which is"

@@ -133,6 +133,17 @@ assert_contains "$out" "field 'policy': rules[0]"
 expect_err 400 tok-admin-1 PUT /api/v1/connections/x '{"host":"h","port":1,"database":"d","user":"u","policy":{"audit":false}}'
 assert_contains "$(HOOPCTL_TOKEN=tok-admin-1 "$H" admin connection show prod --server "$URL")" '"name":"no-ddl"'
 
+log "a connection whose review rules nobody can decide is saved with a warning"
+out=$(HOOPCTL_TOKEN=tok-admin-1 "$H" admin connection add noreview --server "$URL" --host 127.0.0.1 \
+  --database app --user app_rw --allowed-groups dev 2>&1)
+assert_contains "$out" "hoopctl admin: warning: connection noreview: the connection has no reviewer_groups: what its policy sends to review can never be approved"
+assert_eq 1 "$(grep -c 'warning' <<<"$out")" "one warning, not one per rule"
+out=$(HOOPCTL_TOKEN=tok-admin-1 "$H" admin connection add noreview --server "$URL" --host 127.0.0.1 \
+  --database app --user app_rw --allowed-groups dev --reviewer-groups dba 2>&1)
+assert_not_contains "$out" "warning" "the built-in default policy's reviewers are dba"
+expect_err 403 tok-alice-1 DELETE /api/v1/connections/noreview
+ok tok-admin-1 DELETE /api/v1/connections/noreview >/dev/null
+
 log "declarative apply"
 export STAGING_SECRET=st4ging
 cat >"$T/apply.json" <<JSON
