@@ -165,7 +165,9 @@ int identity_store_load(const char *profile, struct identity_session *out, char 
         if (rc < 0)
             return -1;
         if (rc > 0) {
-            snprintf(err, errlen, "not logged in; run 'hoopctl login'");
+            /* and no server known either (no server.url, no earlier login) */
+            snprintf(err, errlen, "not logged in; run 'hoopctl login --server URL' (or set server.url or"
+                                  " HOOPCTL_SERVER_URL first)");
             return 1;
         }
     }

@@ -67,4 +67,8 @@ assert_contains "$err" "x/: not a regular file"
 err=$(HOOPCTL_SERVER_URL=http://127.0.0.1:9 "$H" replay nosuch 2>&1); rc=$?
 assert_eq 3 "$rc" "replay of an id with no login"
 assert_contains "$err" "not logged in to http://127.0.0.1:9; run 'hoopctl login'"
+# With no server known at all, the hint says to name one.
+err=$(env -u HOOPCTL_SERVER_URL HOOPCTL_CONFIG_DIR="$HARNESS_TMP/nocfg" "$H" whoami 2>&1); rc=$?
+assert_eq 3 "$rc" "whoami with no login and no server"
+assert_contains "$err" "not logged in; run 'hoopctl login --server URL' (or set server.url or HOOPCTL_SERVER_URL first)"
 echo "cli first use ok"
