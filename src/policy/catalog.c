@@ -61,8 +61,6 @@ struct catalog_pg {
     size_t nnames, capnames;
     uint_fast64_t generation;     /* catalog_generation when the answers were cached */
     int64_t since_ms;             /* when the first of them was */
-    const char *prepared[16];     /* the queries prepared on conn (statement "hoopctl_catalog_<index>") */
-    size_t nprepared;
 };
 
 static void catalog_forget(struct policy_catalog *self);
@@ -192,28 +190,10 @@ static void info_free(struct policy_column_info *info)
     memset(info, 0, sizeof(*info));
 }
 
-/* Run one of this file's queries, prepared once per connection, and planned
- * once (their planning costs more than running them on a catalog's
- * indexes, and the names they are given do not change the best plan). */
 static PGresult *query(struct catalog_pg *c, const char *sql, int nparams, const char *const *params,
                        char err[POLICY_ERR_MAX])
 {
-    size_t i = 0;
-    while (i < c->nprepared && c->prepared[i] != sql)
-        i++;
-    char name[32];
-    snprintf(name, sizeof name, "hoopctl_catalog_%zu", i);
-    PGresult *r = NULL;
-    if (i == c->nprepared && i < sizeof c->prepared / sizeof c->prepared[0]) {
-        if (i == 0)
-            PQclear(PQexec(c->conn, "SET plan_cache_mode = force_generic_plan"));
-        r = PQprepare(c->conn, name, sql, nparams, NULL);
-        if (PQresultStatus(r) == PGRES_COMMAND_OK)
-            c->prepared[c->nprepared++] = sql;
-        PQclear(r);
-    }
-    r = i < c->nprepared ? PQexecPrepared(c->conn, name, nparams, params, NULL, NULL, 0)
-                         : PQexecParams(c->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+    PGresult *r = PQexecParams(c->conn, sql, nparams, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         snprintf(err, POLICY_ERR_MAX, "catalog query failed: %s", PQerrorMessage(c->conn));
         char *nl = strchr(err, '\n');
@@ -527,7 +507,6 @@ static int catalog_connected(struct catalog_pg *c, char err[POLICY_ERR_MAX])
     if (PQstatus(c->conn) == CONNECTION_OK)
         return 0;
     PQreset(c->conn);
-    c->nprepared = 0; /* a new session: nothing prepared */
     if (PQstatus(c->conn) == CONNECTION_OK)
         return 0;
     snprintf(err, POLICY_ERR_MAX, "catalog connection lost");
