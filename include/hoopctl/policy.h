@@ -73,8 +73,8 @@ struct policy_relation {
     bool read;             /* read too, or only (a write's source may be its own target) */
 };
 
-/* Between the texts in policy_stmt.prepared_text (a control character:
- * policy_review_text shows those as '?', so a text cannot fake one). */
+/* Between the texts in policy_stmt.prepared_text (a control character; a
+ * text that holds one is shown split there, all of it still shown). */
 #define POLICY_TEXT_SEP '\x1e'
 
 /* One statement's classification. Strings are owned by the analysis. */
@@ -265,6 +265,10 @@ struct policy *policy_load_file(const char *path, char err[POLICY_ERR_MAX]);
 struct policy *policy_load_default(void);
 /* The built-in default policy document (new reference). */
 json_t *policy_default_json(void);
+/* The SHA-256 (hex) of a connection's policy document as stored (its keys
+ * sorted; "{}" for none, the built-in default): which version of a policy a
+ * gateway judged a statement by, so that rule indexes mean the same rules. */
+void policy_doc_digest(const json_t *doc, char out[65]);
 void policy_free(struct policy *p);
 /* Whether the policy asks for literal redaction in the audit record. */
 bool policy_redacts_literals(const struct policy *p);

@@ -933,6 +933,7 @@ static int load_connection(struct connect *c, struct gateway_config *gc, char *p
     }
     char perr[POLICY_ERR_MAX];
     json_t *pdoc = json_object_get(conn, "policy");
+    policy_doc_digest(pdoc, c->policy_digest);
     if (json_is_object(pdoc) && json_object_size(pdoc) > 0)
         c->policy = policy_load_json(pdoc, perr);
     else

@@ -67,6 +67,7 @@ struct connect {
     struct identity_session *identity;
     struct gateway *gw;
     struct policy *policy;
+    char policy_digest[65];       /* of the policy document it was loaded from (policy_doc_digest) */
     const char *const *groups;    /* NULL-terminated, for the policy engine */
     char **group_store;
     char connection[128], database[128], db_user[128], host[256];

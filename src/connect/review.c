@@ -106,7 +106,10 @@ static void review_wait(struct cn_hold *h, bool *approved, char *reason, size_t 
             continue;
         }
         review_note(h, st, by, why);
-        if (!strcmp(st, "approved")) {
+        if (!strcmp(st, "approved") && hold_cancelled(h)) {
+            /* cancelled meanwhile: the approval stays unused (it expires) */
+            snprintf(reason, rlen, "review %s was approved after the statement was cancelled", h->review_id);
+        } else if (!strcmp(st, "approved")) {
             json_t *body = json_pack("{s:s}", "statement_hash", h->hash), *cr = NULL;
             snprintf(path, sizeof path, "/api/v1/reviews/%s/consume", h->review_id);
             rc = api_call(&api, "POST", path, body, &status, &cr, err, sizeof err);
@@ -174,10 +177,12 @@ int cn_review_start(struct connect *c, struct cn_session *s, const char *sql, js
     json_t *rules = json_array();
     for (size_t i = 0; rules && i < d->nreview_rules; i++)
         json_array_append_new(rules, json_integer(d->review_rules[i]));
-    if (body && rules)
+    if (body && rules) {
         json_object_set_new(body, "rules", rules);
-    else
+        json_object_set_new(body, "policy_digest", json_string(c->policy_digest));
+    } else {
         json_decref(rules);
+    }
     json_t *r = NULL;
     char e2[512];
     long status = 0;

@@ -70,6 +70,14 @@ json_t *policy_default_json(void)
     return json_loads(default_policy_json, 0, NULL);
 }
 
+void policy_doc_digest(const json_t *doc, char out[65])
+{
+    char *s = json_is_object(doc) ? json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    const char *t = s ? s : "{}";
+    util_sha256_hex(t, strlen(t), out);
+    free(s);
+}
+
 bool policy_glob(const char *pattern, const char *s)
 {
     return fnmatch(pattern, s, 0) == 0;

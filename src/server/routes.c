@@ -46,6 +46,9 @@ static json_t *conn_view(json_t *c)
     json_t *sec = json_object_get(v, "secret_enc");
     json_object_set_new(v, "has_secret", json_boolean(json_is_string(sec)));
     json_object_del(v, "secret_enc");
+    char digest[65]; /* the version of the policy that reviews name rules of */
+    policy_doc_digest(json_object_get(c, "policy"), digest);
+    json_object_set_new(v, "policy_digest", json_string(digest));
     return v;
 }
 
@@ -77,6 +80,14 @@ static json_t *conn_policy(json_t *conn)
 {
     json_t *pol = json_object_get(conn, "policy");
     return json_is_object(pol) && json_object_size(pol) ? json_incref(pol) : policy_default_json();
+}
+
+/* Whether digest is that of the connection's policy as stored now. */
+static bool same_policy(json_t *conn, const char *digest)
+{
+    char now[65];
+    policy_doc_digest(json_object_get(conn, "policy"), now);
+    return digest && strcmp(now, digest) == 0;
 }
 
 /* What an admin should hear of a connection as saved: review outcomes whose
@@ -974,9 +985,15 @@ static json_t *review_load(struct srv_req *rq, const char *id, json_t **conn)
 static bool in_rule_reviewers(const struct auth_identity *id, json_t *conn, json_t *r)
 {
     const char *rule = json_string_value(json_object_get(r, "rule"));
-    json_t *indexes = json_object_get(r, "rules");
-    if ((!rule && !json_is_array(indexes)) || !conn)
+    json_t *rules_of = json_object_get(r, "rules"), *indexes = json_object_get(rules_of, "indexes");
+    if (!json_is_object(rules_of)) /* NULL in the store: a gateway that sent only the name, or none */
+        rules_of = NULL;
+    if ((!rule && !rules_of) || !conn)
         return true;
+    /* The indexes mean the rules of the policy the gateway judged by. */
+    if (rules_of && (!json_is_array(indexes) ||
+                     !same_policy(conn, json_string_value(json_object_get(rules_of, "policy_digest")))))
+        return false;
     json_t *doc = conn_policy(conn);
     json_t *rules = json_object_get(doc, "rules"), *def = json_object_get(doc, "default");
     bool ok = doc != NULL, found = false;
@@ -1136,7 +1153,8 @@ static void review_create(struct srv_req *rq)
 {
     static const struct server_field rf[] = {
         {"connection", "n!"}, {"session_id", "I"}, {"statement", "s!"}, {"statement_hash", "s!"},
-        {"ttl_seconds", "i"}, {"rule", "s"}, {"params", "a"}, {"rules", "a"}, {NULL, NULL}};
+        {"ttl_seconds", "i"}, {"rule", "s"}, {"params", "a"}, {"rules", "a"}, {"policy_digest", "s"},
+        {NULL, NULL}};
     json_t *b = srv_body(rq, rf);
     if (!b)
         return;
@@ -1154,9 +1172,10 @@ static void review_create(struct srv_req *rq)
         srv_reply_error(rq, 400, "field 'statement_hash' must be the SHA-256 of 'statement' (with no NUL in it)");
     } else if (json_object_get(b, "ttl_seconds") && (ttl < 1 || ttl > 7 * 86400)) {
         srv_reply_error(rq, 400, "field 'ttl_seconds' must be 1..604800");
-    } else if (!review_rules_ok(json_object_get(b, "rules"))) {
-        srv_reply_error(rq, 400, "field 'rules' must be an array of at most %d rule indexes (-1: the default)",
-                        POLICY_MAX_REVIEW_RULES);
+    } else if (!review_rules_ok(json_object_get(b, "rules")) ||
+               (json_object_get(b, "rules") && !hex64(json_string_value(json_object_get(b, "policy_digest"))))) {
+        srv_reply_error(rq, 400, "field 'rules' must be an array of at most %d rule indexes (-1: the default),"
+                        " with 'policy_digest', the SHA-256 of the policy they index", POLICY_MAX_REVIEW_RULES);
     } else if (!review_params_ok(json_object_get(b, "params"), rq->srv->max_string)) {
         srv_reply_error(rq, 400, "field 'params' must be an array of at most %d strings (or nulls) of at most"
                         " %zu bytes each", EVENT_MAX_PARAMS, rq->srv->max_string);
@@ -1164,6 +1183,10 @@ static void review_create(struct srv_req *rq)
         srv_reply_store(rq, rc, err);
     } else if (!srv_in_any(&rq->id, json_object_get(conn, "allowed_groups"))) {
         srv_reply_error(rq, 403, "you are not in a group allowed to use this connection");
+    } else if (json_object_get(b, "rules") &&
+               !same_policy(conn, json_string_value(json_object_get(b, "policy_digest")))) {
+        srv_reply_error(rq, 409, "the connection's policy changed since your gateway loaded it: restart hoopctl"
+                        " connect to judge the statement by the policy in force");
     } else if (!review_session_ok(rq, json_string_value(json_object_get(b, "session_id")))) {
         /* answered */
     } else if ((rc = store_review_pending_of(rq->srv->store, rq->id.issuer, rq->id.subject, util_now_ms(),
@@ -1187,8 +1210,9 @@ static void review_create(struct srv_req *rq)
                               json_object_get(b, "rule"));
         if (r && json_object_get(b, "params"))
             json_object_set(r, "params", json_object_get(b, "params"));
-        if (r && json_object_get(b, "rules"))
-            json_object_set(r, "rules", json_object_get(b, "rules"));
+        if (r && json_object_get(b, "rules")) /* with the policy they index */
+            json_object_set_new(r, "rules", json_pack("{s:O,s:O}", "indexes", json_object_get(b, "rules"),
+                                                      "policy_digest", json_object_get(b, "policy_digest")));
         rc = store_review_create(rq->srv->store, r, err, sizeof err);
         json_decref(r);
         json_t *saved = NULL;
@@ -1289,6 +1313,11 @@ static void route_reviews(struct srv_req *rq)
             const char *reason = json_string_value(json_object_get(b, "reason"));
             if (!conn || !srv_in_any(&rq->id, json_object_get(conn, "reviewer_groups"))) {
                 srv_reply_error(rq, 403, "only the connection's reviewer groups decide its reviews");
+            } else if (json_is_object(json_object_get(r, "rules")) &&
+                       !same_policy(conn, json_string_value(json_object_get(json_object_get(r, "rules"),
+                                                                            "policy_digest")))) {
+                srv_reply_error(rq, 403, "the connection's policy changed since this statement was held: nobody"
+                                " can decide it (its requester may withdraw it and send it again)");
             } else if (!in_rule_reviewers(&rq->id, conn, r)) {
                 const char *rule = json_string_value(json_object_get(r, "rule"));
                 srv_reply_error(rq, 403, "only the reviewers that rule %s names decide this review (and those of"

@@ -81,9 +81,10 @@ static const char *const store_migrations[] = {
     /* v5: the one statement event a review is joined to (the first that
      * named it), so that one decision is never shown beside two statements */
     "ALTER TABLE reviews ADD COLUMN event_id TEXT;",
-    /* v6: every policy rule whose reviewers must agree to a review (a JSON
-     * array of their indexes, -1 for the default outcome); NULL from
-     * gateways that sent only the rule's name */
+    /* v6: every policy rule whose reviewers must agree to a review, and the
+     * policy they are rules of: {"indexes": [...] (-1 for the default
+     * outcome), "policy_digest": "..."}; NULL from gateways that sent only
+     * the rule's name */
     "ALTER TABLE reviews ADD COLUMN rules TEXT;",
 };
 #define STORE_NMIGRATIONS ((int)(sizeof store_migrations / sizeof store_migrations[0]))
@@ -1302,8 +1303,8 @@ int store_review_create(struct store *s, json_t *r, char *err, size_t errlen)
     i64s(expires, sizeof expires, json_integer_value(json_object_get(r, "expires_at")));
     json_t *params = json_object_get(r, "params"), *rules = json_object_get(r, "rules");
     char *params_text = json_is_array(params) ? json_dumps(params, JSON_COMPACT) : NULL;
-    char *rules_text = json_is_array(rules) ? json_dumps(rules, JSON_COMPACT) : NULL;
-    if ((json_is_array(params) && !params_text) || (json_is_array(rules) && !rules_text)) {
+    char *rules_text = json_is_object(rules) ? json_dumps(rules, JSON_COMPACT) : NULL;
+    if ((json_is_array(params) && !params_text) || (json_is_object(rules) && !rules_text)) {
         free(params_text);
         free(rules_text);
         snprintf(err, errlen, "out of memory");

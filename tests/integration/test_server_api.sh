@@ -425,9 +425,10 @@ expect_err 403 tok-lena-01 POST "/api/v1/reviews/$rid/approve" '{}'
 stuck+=" $rid"
 # By the rules' indexes a gateway sends: the reviewers of each must agree
 # (rule 1 is billing-writes, -1 the default outcome; rule 0 is a deny).
-review_by_rules() {  # RULES-JSON STATEMENT
+digest=$(jget "$(ok tok-alice-1 GET /api/v1/connections/prod)" 'd["policy_digest"]')
+review_by_rules() {  # RULES-JSON STATEMENT [DIGEST]: the indexes of the policy of that digest (now's)
   local h; h=$(printf '%s' "$2" | sha256sum | cut -c1-64)
-  jget "$(ok tok-alice-1 POST /api/v1/reviews "{\"connection\":\"prod\",\"statement\":\"$2\",\"statement_hash\":\"$h\",\"rule\":\"lax\",\"rules\":$1}")" 'd["id"]'
+  jget "$(ok tok-alice-1 POST /api/v1/reviews "{\"connection\":\"prod\",\"statement\":\"$2\",\"statement_hash\":\"$h\",\"rule\":\"lax\",\"rules\":$1,\"policy_digest\":\"${3:-$digest}\"}")" 'd["id"]'
 }
 rid=$(review_by_rules '[1, -1]' "update billing.x set a = 1; vacuum")
 expect_err 403 tok-bob-001 POST "/api/v1/reviews/$rid/approve" '{}'
@@ -435,13 +436,30 @@ assert_eq approved "$(jget "$(ok tok-lena-01 POST "/api/v1/reviews/$rid/approve"
 rid=$(review_by_rules '[0]' "drop table t")
 expect_err 403 tok-lena-01 POST "/api/v1/reviews/$rid/approve" '{}'
 stuck+=" $rid"
+expect_err 400 tok-alice-1 POST /api/v1/reviews "{\"connection\":\"prod\",\"statement\":\"x\",\"statement_hash\":\"$(printf x | sha256sum | cut -c1-64)\",\"rules\":[\"1\"],\"policy_digest\":\"$digest\"}"
+expect_err 400 tok-alice-1 POST /api/v1/reviews "{\"connection\":\"prod\",\"statement\":\"x\",\"statement_hash\":\"$(printf x | sha256sum | cut -c1-64)\",\"rules\":[1]}"
+# Indexes mean the rules of the policy the gateway judged by: a gateway on an
+# older policy is told to reload it, and a review held before the policy
+# changed (rules moved: the same index, another rule) is nobody's to decide.
+out=$(api tok-alice-1 POST /api/v1/reviews "{\"connection\":\"prod\",\"statement\":\"x\",\"statement_hash\":\"$(printf x | sha256sum | cut -c1-64)\",\"rules\":[1],\"policy_digest\":\"$(printf old | sha256sum | cut -c1-64)\"}")
+[[ ${out%% *} == 409 ]] || fail "a review under another version of the policy: $out"
+assert_contains "$out" "policy changed since your gateway loaded it"
+rid=$(review_by_rules '[1]' "update billing.y set a = 2")
+python3 - "$T/policy-leads.json" "$T/policy-moved.json" <<'PY'
+import json, sys
+p = json.load(open(sys.argv[1])); p["rules"].reverse(); json.dump(p, open(sys.argv[2], "w"))
+PY
+HOOPCTL_TOKEN=tok-admin-1 "$H" admin connection set-policy prod --policy-file "$T/policy-moved.json" --server "$URL" >/dev/null 2>&1
+out=$(api tok-lena-01 POST "/api/v1/reviews/$rid/approve" '{}')
+[[ ${out%% *} == 403 ]] || fail "a review decided by the indexes of a policy that changed since: $out"
+assert_contains "$out" "the connection's policy changed since this statement was held"
+stuck+=" $rid"
 # Undecidable, they leave the queue when their requester withdraws them (no one else may).
 for rid in $stuck; do
   expect_err 403 tok-bob-001 POST "/api/v1/reviews/$rid/withdraw" '{}'
   assert_eq withdrawn "$(jget "$(ok tok-alice-1 POST "/api/v1/reviews/$rid/withdraw" '{"reason":"policy changed"}')" 'd["status"]')"
   expect_err 409 tok-alice-1 POST "/api/v1/reviews/$rid/withdraw" '{}'
 done
-expect_err 400 tok-alice-1 POST /api/v1/reviews "{\"connection\":\"prod\",\"statement\":\"x\",\"statement_hash\":\"$(printf x | sha256sum | cut -c1-64)\",\"rules\":[\"1\"]}"
 HOOPCTL_TOKEN=tok-admin-1 "$H" admin connection set-policy prod --policy-file "$T/policy.json" --server "$URL" >/dev/null
 # The review a reviewer approves is the text they read: the hash must be its SHA-256.
 expect_err 400 tok-alice-1 POST /api/v1/reviews "{\"connection\":\"prod\",\"statement\":\"select 1\",\"statement_hash\":\"$(printf 'drop table t' | sha256sum | cut -c1-64)\"}"
