@@ -189,7 +189,12 @@ int policy_session_remember_cursor(struct policy_session *s, const char *name, c
 {
     char key[CURSOR_KEY_MAX];
     cursor_key(name, key);
-    if (store(s, key, st, false, err) < 0)
+    /* A FETCH is judged by the DECLARE's classification; its text is not
+     * kept (a cursor declared again and again would pile texts up, in the
+     * budget of the PREPAREs' texts that reviews show). */
+    struct policy_stmt shallow = *st;
+    shallow.text = NULL;
+    if (store(s, key, &shallow, false, err) < 0)
         return -1;
     struct session_entry *e = find(s, key);
     s->ncursors += !e->cursor;

@@ -814,6 +814,27 @@ static void test_review_text(void **state)
                            "--   prepare q as delete from accounts\n"
                            "execute q");
     free(t);
+    /* A cursor declared again and again keeps no text: the PREPAREs' budget
+     * (16 MiB) is theirs. 20 DECLAREs of 0.9 MB each would pass it, and
+     * leave less than a PREPARE of 0.7 MB needs. */
+    size_t big = 900000;
+    char *sql = malloc(big + 64);
+    assert_non_null(sql);
+    for (int i = 0; i < 20; i++) {
+        int n = snprintf(sql, 64, "declare c cursor for select %d /* ", i);
+        memset(sql + n, 'x', big);
+        strcpy(sql + n + big, " */");
+        free(review_of(s, sql));
+    }
+    int n = snprintf(sql, 64, "prepare r as delete from accounts /* ");
+    memset(sql + n, 'y', 700000);
+    strcpy(sql + n + 700000, " */");
+    free(review_of(s, sql));
+    free(sql);
+    t = review_of(s, "execute r");
+    assert_non_null(strstr(t, "-- r was prepared in this session as:\n--   prepare r as delete from accounts /* yyy"));
+    assert_null(strstr(t, "not kept"));
+    free(t);
     t = review_of(s, "execute nosuch");
     assert_string_equal(t, "execute nosuch"); /* refused: the session never prepared it */
     assert_string_equal(policy_review_statement("-- a comment\nselect 1"), "-- a comment\nselect 1");
