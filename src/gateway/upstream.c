@@ -132,14 +132,13 @@ static void upstream_fail_tls(struct gw_session *s)
     SSL *ssl = gw_conn_ssl(s->upstream);
     if (ssl)
         verify = SSL_get_verify_result(ssl);
+    const char *hint = s->gw->cfg.system_roots_hint ? s->gw->cfg.system_roots_hint
+                                                    : "give the connection sslrootcert=FILE for a private CA";
     if (verify != X509_V_OK)
         snprintf(msg, sizeof msg, "TLS handshake with upstream %s:%s failed: certificate verify failed: %s%s%s%s",
                  s->gw->cfg.upstream.host, s->gw->cfg.upstream.port, X509_verify_cert_error_string(verify),
                  s->gw->cfg.upstream.sslrootcert_system ? " (checked against the system trust store: " : "",
-                 !s->gw->cfg.upstream.sslrootcert_system ? ""
-                 : s->gw->cfg.system_roots_hint          ? s->gw->cfg.system_roots_hint
-                                                         : "give the connection sslrootcert=FILE for a private CA",
-                 s->gw->cfg.upstream.sslrootcert_system ? ")" : "");
+                 s->gw->cfg.upstream.sslrootcert_system ? hint : "", s->gw->cfg.upstream.sslrootcert_system ? ")" : "");
     else
         snprintf(msg, sizeof msg, "TLS handshake with upstream %s:%s failed: %s",
                  s->gw->cfg.upstream.host, s->gw->cfg.upstream.port,

@@ -974,26 +974,27 @@ static json_t *review_load(struct srv_req *rq, const char *id, json_t **conn)
     return r;
 }
 
+enum rule_reviewer { RULE_REVIEWER, NOT_RULE_REVIEWER, RULES_CHANGED };
+
 /* Whether id is among the reviewers of every rule that sent review r to
  * review, read in the connection's policy as the server holds it (the
  * built-in default when it has none): by the rules' indexes the gateway
- * sent (-1: the default outcome), else by the rule's name (gateways before
- * the indexes). A rule that is not there, or sends nothing to review, any
- * more (the policy changed since), lets nobody decide (fail closed). A
- * review that names no rule (made through the API) is the connection's
- * reviewer groups' to decide. */
-static bool in_rule_reviewers(const struct auth_identity *id, json_t *conn, json_t *r)
+ * sent (-1: the default outcome) into the policy of the digest it sent
+ * (RULES_CHANGED when the policy is another now), else by the rule's name
+ * (gateways before the indexes). A rule that is not there, or sends nothing
+ * to review, lets nobody decide (fail closed). A review that names no rule
+ * (made through the API) is the connection's reviewer groups' to decide. */
+static enum rule_reviewer in_rule_reviewers(const struct auth_identity *id, json_t *conn, json_t *r)
 {
     const char *rule = json_string_value(json_object_get(r, "rule"));
     json_t *rules_of = json_object_get(r, "rules"), *indexes = json_object_get(rules_of, "indexes");
     if (!json_is_object(rules_of)) /* NULL in the store: a gateway that sent only the name, or none */
         rules_of = NULL;
     if ((!rule && !rules_of) || !conn)
-        return true;
-    /* The indexes mean the rules of the policy the gateway judged by. */
+        return RULE_REVIEWER;
     if (rules_of && (!json_is_array(indexes) ||
                      !same_policy(conn, json_string_value(json_object_get(rules_of, "policy_digest")))))
-        return false;
+        return RULES_CHANGED;
     json_t *doc = conn_policy(conn);
     json_t *rules = json_object_get(doc, "rules"), *def = json_object_get(doc, "default");
     bool ok = doc != NULL, found = false;
@@ -1022,7 +1023,7 @@ static bool in_rule_reviewers(const struct auth_identity *id, json_t *conn, json
         }
     }
     json_decref(doc);
-    return ok && found;
+    return ok && found ? RULE_REVIEWER : NOT_RULE_REVIEWER;
 }
 
 static bool review_visible(struct srv *srv, const struct auth_identity *id, json_t *r, json_t *conn)
@@ -1311,14 +1312,13 @@ static void route_reviews(struct srv_req *rq)
         if (b) {
             bool approve = seg_is(rq, 4, "approve");
             const char *reason = json_string_value(json_object_get(b, "reason"));
+            enum rule_reviewer rr = conn ? in_rule_reviewers(&rq->id, conn, r) : NOT_RULE_REVIEWER;
             if (!conn || !srv_in_any(&rq->id, json_object_get(conn, "reviewer_groups"))) {
                 srv_reply_error(rq, 403, "only the connection's reviewer groups decide its reviews");
-            } else if (json_is_object(json_object_get(r, "rules")) &&
-                       !same_policy(conn, json_string_value(json_object_get(json_object_get(r, "rules"),
-                                                                            "policy_digest")))) {
+            } else if (rr == RULES_CHANGED) {
                 srv_reply_error(rq, 403, "the connection's policy changed since this statement was held: nobody"
                                 " can decide it (its requester may withdraw it and send it again)");
-            } else if (!in_rule_reviewers(&rq->id, conn, r)) {
+            } else if (rr == NOT_RULE_REVIEWER) {
                 const char *rule = json_string_value(json_object_get(r, "rule"));
                 srv_reply_error(rq, 403, "only the reviewers that rule %s names decide this review (and those of"
                                 " every other rule that sent its statements to review)", rule ? rule : "?");
