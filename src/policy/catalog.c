@@ -45,10 +45,12 @@ struct catalog_entry {
  * function (user code or not). */
 struct catalog_name {
     char kind;                    /* 'r' relation, 'f' function, 'o' operator, 'a' a function of a
-                                   * row, 'k' a cast to a type, 'c' view column, 'w' a write's reach */
+                                   * row, 'k' a cast to a type, 'c' view column, 'w' a write's reach,
+                                   * 'x' code a relation runs unnamed */
     char schema[POLICY_NAME_MAX]; /* "" for any */
     char name[2 * POLICY_NAME_MAX + 2]; /* a view column: "<length of view>:<view><column>" */
-    bool flag;                    /* relation: is a view; others: user code */
+    bool flag;                    /* relation: is a view; 'x': row security code; others: user code */
+    bool maint;                   /* 'x': code that maintenance runs over the rows */
     struct policy_column_info info;
 };
 
@@ -403,6 +405,32 @@ static const char relations_by_name_sql[] =
     "  JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_constraint'::regclass AND d.objid = co.oid "  \
     "  WHERE " DEPENDS_ON_USER_CODE ")"
 
+/* CTEs (after a WITH's first): fam, the operator families with a support
+ * function or an operator of USER_PROCS; cls, their operator classes. */
+#define CODE_CLASSES                                                                                            \
+    "fam(oid) AS (SELECT ap.amprocfamily FROM pg_catalog.pg_amproc ap WHERE ap.amproc IN " USER_PROCS " "      \
+    "  UNION SELECT ao.amopfamily FROM pg_catalog.pg_amop ao "                                                 \
+    "  JOIN pg_catalog.pg_operator op ON op.oid = ao.amopopr WHERE op.oprcode IN " USER_PROCS "), "            \
+    "cls(oid, typ, dflt) AS (SELECT oc.oid, oc.opcintype, oc.opcdefault FROM pg_catalog.pg_opclass oc "        \
+    "  JOIN fam ON fam.oid = oc.opcfamily) "
+
+/* Whether an index of relation REL (an OID expression) runs code of
+ * USER_PROCS on a row it indexes: its expression or predicate calls it,
+ * or its operator class is one of cls (CODE_CLASSES). */
+#define INDEX_RUNS_CODE(rel)                                                                                    \
+    "(EXISTS (SELECT 1 FROM pg_catalog.pg_index i JOIN pg_catalog.pg_depend d "                                \
+    "  ON d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = i.indexrelid "                             \
+    "  WHERE i.indrelid = " rel " AND " DEPENDS_ON_USER_CODE ") "                                              \
+    " OR EXISTS (SELECT 1 FROM pg_catalog.pg_index i JOIN cls ON cls.oid = ANY (i.indclass::pg_catalog.oid[]) " \
+    "  WHERE i.indrelid = " rel "))"
+
+/* Whether relation REL (an OID expression) has row security on, under a
+ * policy that calls code of USER_PROCS. */
+#define ROW_SECURITY_RUNS_CODE(rel)                                                                             \
+    "EXISTS (SELECT 1 FROM pg_catalog.pg_class rc JOIN pg_catalog.pg_policy po ON po.polrelid = rc.oid "       \
+    "  JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_policy'::regclass AND d.objid = po.oid "      \
+    "  WHERE rc.oid = " rel " AND rc.relrowsecurity AND " DEPENDS_ON_USER_CODE ")"
+
 /* Whether a cast to a type of ty runs a function of USER_PROCS. */
 #define TYPE_CAST_RUNS_CODE                                                                                     \
     "EXISTS (SELECT 1 FROM pg_catalog.pg_cast k JOIN ty ON k.casttarget = ty.oid WHERE k.castfunc IN " USER_PROCS ")"
@@ -431,8 +459,9 @@ static const char user_function_sql[] =
  * ancestors of all of them, under whose names column rules may name their
  * columns. One row per column (NULL for a relation without any), with
  * whether that relation runs code someone wrote on a write: a trigger, a
- * default or constraint that calls a function someone made, or a column of
- * a type whose domain check or default calls one that is not C. */
+ * default or constraint that calls a function someone made, a column of a
+ * type whose domain check or default calls one that is not C, a row
+ * security policy or an index (INDEX_RUNS_CODE) that calls one. */
 static const char writes_sql[] =
     "WITH RECURSIVE w(oid) AS (SELECT c.oid FROM pg_catalog.pg_class c "
     "  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
@@ -445,9 +474,11 @@ static const char writes_sql[] =
     "      JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid "
     "      AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid <> r.ev_class"
     "  ) e ON e.src = w.oid), "
-    "a(oid) AS (SELECT oid FROM w UNION SELECT i.inhparent FROM pg_catalog.pg_inherits i JOIN a ON i.inhrelid = a.oid) "
+    "a(oid) AS (SELECT oid FROM w UNION SELECT i.inhparent FROM pg_catalog.pg_inherits i JOIN a ON i.inhrelid = a.oid), "
+    CODE_CLASSES
     "SELECT n.nspname, c.relname, at.attname, "
     "  EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t WHERE t.tgrelid = c.oid AND NOT t.tgisinternal) OR "
+    "  " ROW_SECURITY_RUNS_CODE("c.oid") " OR " INDEX_RUNS_CODE("c.oid") " OR "
     "  EXISTS (SELECT 1 FROM pg_catalog.pg_depend d "
     "    WHERE d.refclassid = 'pg_catalog.pg_proc'::regclass AND d.refobjid >= " FIRST_NORMAL_OID " "
     "    AND ((d.classid = 'pg_catalog.pg_attrdef'::regclass "
@@ -478,6 +509,27 @@ static const char user_operator_sql[] =
 static const char user_cast_sql[] =
     TYPE_CLOSURE(TYPES_NAMED)
     "SELECT NOT EXISTS (SELECT 1 FROM ty) OR " TYPE_CAST_RUNS_CODE " OR " TYPE_RUNS_CODE;
+
+/* What touching relations of a name (schema $1, any when ""; name $2, all
+ * when "") runs of USER_PROCS that a statement does not name, for
+ * relation_code: row security; and over the relations, their partitions and
+ * children, and an index's table, what ANALYZE, VACUUM, CLUSTER and REINDEX
+ * run: index code, a default operator class of a column's type, an
+ * extended statistic's expression. */
+static const char relation_code_sql[] =
+    "WITH RECURSIVE rel(oid) AS (SELECT c.oid FROM pg_catalog.pg_class c "
+    "  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+    "  WHERE $2 = '' OR (c.relname = $2 AND ($1 = '' OR n.nspname = $1)) "
+    "  UNION SELECT e.dst FROM rel JOIN (SELECT inhparent AS src, inhrelid AS dst FROM pg_catalog.pg_inherits "
+    "    UNION ALL SELECT indexrelid, indrelid FROM pg_catalog.pg_index) e ON e.src = rel.oid), "
+    CODE_CLASSES
+    "SELECT EXISTS (SELECT 1 FROM rel WHERE " ROW_SECURITY_RUNS_CODE("rel.oid") "), "
+    "  EXISTS (SELECT 1 FROM rel WHERE " INDEX_RUNS_CODE("rel.oid") ") "
+    "  OR EXISTS (SELECT 1 FROM rel JOIN pg_catalog.pg_statistic_ext s ON s.stxrelid = rel.oid "
+    "    JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_statistic_ext'::regclass AND d.objid = s.oid "
+    "    WHERE " DEPENDS_ON_USER_CODE ") "
+    "  OR EXISTS (SELECT 1 FROM cls JOIN pg_catalog.pg_attribute a ON a.atttypid = cls.typ "
+    "    WHERE cls.dflt AND a.attrelid IN (SELECT oid FROM rel) AND a.attnum > 0 AND NOT a.attisdropped)";
 
 /* Whether the database has an enabled event trigger that runs a function of
  * USER_PROCS, whatever its tags (fail closed). No parameters. */
@@ -543,6 +595,7 @@ static const struct catalog_name *name_lookup(struct catalog_pg *c, char kind, c
                         : kind == 'k' ? user_cast_sql
                         : kind == 'e' ? event_trigger_sql
                         : kind == 'w' ? writes_sql
+                        : kind == 'x' ? relation_code_sql
                                       : view_column_sql,
                         kind == 'e' ? 0 : column ? 3 : 2, params, err);
     if (!r)
@@ -554,6 +607,9 @@ static const struct catalog_name *name_lookup(struct catalog_pg *c, char kind, c
                                   (int16_t)atoi(PQgetvalue(r, i, 1)), &key.info, 0, err);
     } else if (kind == 'f' || kind == 'o' || kind == 'a' || kind == 'k' || kind == 'e') {
         key.flag = PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't';
+    } else if (kind == 'x') {
+        key.flag = PQntuples(r) != 1 || PQgetvalue(r, 0, 0)[0] == 't';
+        key.maint = PQntuples(r) != 1 || PQgetvalue(r, 0, 1)[0] == 't';
     } else if (kind == 'w') {
         /* Past CATALOG_MAX_WRITE_COLUMNS the columns are not kept: such a
          * write counts as running code (may quote anything). */
@@ -743,6 +799,18 @@ static void catalog_free(struct policy_catalog *self)
     free(c);
 }
 
+static int catalog_relation_code(struct policy_catalog *self, const char *schema, const char *name, bool *on_read,
+                                 bool *on_maintenance, char err[POLICY_ERR_MAX])
+{
+    catalog_refresh((struct catalog_pg *)self);
+    const struct catalog_name *e = name_lookup((struct catalog_pg *)self, 'x', schema, name ? name : "", NULL, err);
+    if (!e)
+        return -1;
+    *on_read = e->flag;
+    *on_maintenance = e->maint;
+    return 0;
+}
+
 struct policy_catalog *policy_catalog_pg_new(const char *conninfo, char err[POLICY_ERR_MAX])
 {
     struct catalog_pg *c = calloc(1, sizeof(*c));
@@ -757,6 +825,7 @@ struct policy_catalog *policy_catalog_pg_new(const char *conninfo, char err[POLI
     c->base.function = catalog_function;
     c->base.view_column = catalog_view_column;
     c->base.writes = catalog_writes;
+    c->base.relation_code = catalog_relation_code;
     c->conn = PQconnectdb(conninfo);
     if (PQstatus(c->conn) != CONNECTION_OK) {
         snprintf(err, POLICY_ERR_MAX, "catalog connection failed: %s", PQerrorMessage(c->conn));

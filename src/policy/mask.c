@@ -566,12 +566,7 @@ static bool stmt_reads_hidden_source(const struct policy *p, struct policy_catal
             if (base_is_masked(p, &base[b]))
                 return true;
     }
-    for (size_t i = 0; i < st->nfunctions; i++) {
-        bool user_code = true;
-        if (catalog->function(catalog, st->functions[i], &user_code, err) < 0 || user_code)
-            return true;
-    }
-    return false;
+    return policy_stmt_calls_user_code(catalog, st);
 }
 
 /* A computed column (table OID 0) is masked when its statement may read a

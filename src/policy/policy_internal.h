@@ -70,8 +70,10 @@ const struct policy_stmt *policy_session_lookup_cursor(const struct policy_sessi
 void policy_session_forget_cursors(struct policy_session *s, const char *name, enum policy_cursors which);
 bool policy_session_has_cursors(const struct policy_session *s);
 
-/* Whether st calls a function, operator, q.f or cast that may be user code
- * (no catalog that can tell: any call) (results.c). */
+/* Whether st calls a function, operator, q.f or cast that may be user code,
+ * or touches a relation whose row security runs some, or maintains rows
+ * (ANALYZE, VACUUM, CLUSTER, REINDEX) whose index or statistics code is
+ * some (no catalog that can tell: any call or relation) (results.c). */
 bool policy_stmt_calls_user_code(struct policy_catalog *catalog, const struct policy_stmt *st);
 
 /* Whether a policy_stmt.functions entry is an operator, a q.f or a cast

@@ -409,6 +409,33 @@ static bool may_run_user_code(struct policy_catalog *catalog, const struct polic
     return policy_stmt_calls_user_code(catalog, st) || write_may_quote_masked(NULL, catalog, st);
 }
 
+/* Whether st is ANALYZE, VACUUM, CLUSTER or REINDEX, which run index and
+ * statistics code over every row of what they name, or of the database
+ * when they name nothing. */
+static bool maintains_rows(const struct policy_stmt *st)
+{
+    static const char *const kinds[] = {"ANALYZE", "VACUUM", "CLUSTER", "REINDEX"};
+    for (size_t i = 0; i < st->nkinds; i++)
+        for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++)
+            if (strcmp(st->kinds[i], kinds[k]) == 0)
+                return true;
+    return false;
+}
+
+/* Whether touching relation schema.name (name NULL: the whole database)
+ * runs code someone wrote that st does not name (row security; index and
+ * statistics code under maintenance). */
+static bool relation_runs_code(struct policy_catalog *catalog, const char *schema, const char *name,
+                               bool maintenance)
+{
+    char err[POLICY_ERR_MAX];
+    bool on_read = true, on_maintenance = true;
+    if (!catalog || !catalog->relation_code ||
+        catalog->relation_code(catalog, schema, name, &on_read, &on_maintenance, err) < 0)
+        return true;
+    return on_read || (maintenance && on_maintenance);
+}
+
 bool policy_stmt_calls_user_code(struct policy_catalog *catalog, const struct policy_stmt *st)
 {
     char err[POLICY_ERR_MAX];
@@ -417,7 +444,11 @@ bool policy_stmt_calls_user_code(struct policy_catalog *catalog, const struct po
         if (!catalog || !catalog->function || catalog->function(catalog, st->functions[i], &user, err) < 0 || user)
             return true;
     }
-    return false;
+    bool maintenance = maintains_rows(st);
+    for (size_t i = 0; i < st->nrelations; i++)
+        if (relation_runs_code(catalog, st->relations[i].schema, st->relations[i].name, maintenance))
+            return true;
+    return maintenance && !st->nrelations && relation_runs_code(catalog, NULL, NULL, true);
 }
 
 bool policy_error_must_hide(const struct policy *p, struct policy_catalog *catalog, struct policy_results *r,

@@ -139,6 +139,57 @@ RESET="drop table if exists evt_t, evt_into" case_ "an event trigger on SELECT I
 out=$(through -c "select 7")
 assert_eq "7" "$out" "a plain read fires no event trigger"
 psql -q -c "drop event trigger leaky" -c "drop table if exists evt_t, evt_into"
+# Code no statement names: an index's expression, or its operator class's
+# comparison, runs on every write and under ANALYZE, VACUUM FULL and
+# CLUSTER (of the table, or of the whole database); a row security policy
+# on every read, for a role it applies to (the harness's gateway is a
+# superuser's, which skips it: a second gateway logs in as another role).
+psql -q -v ON_ERROR_STOP=1 <<'SQL'
+create function email_ix(text) returns text immutable language plpgsql as
+  $$ begin raise notice 'ix %', (select email from users where id = 1); return $1; end $$;
+create function email_cmp(text, text) returns int immutable language plpgsql as
+  $$ begin raise notice 'cmp %', (select email from users where id = 1); return bttextcmp($1, $2); end $$;
+create function email_rls(text) returns bool stable language plpgsql security definer as
+  $$ begin raise notice 'rls %', (select email from users where id = 1); return true; end $$;
+create operator class email_ops for type text using btree as
+  operator 1 <, operator 2 <=, operator 3 =, operator 4 >=, operator 5 >, function 1 email_cmp(text, text);
+create table ixtab (v text);
+insert into ixtab values ('a'), ('b');
+create index on ixtab (email_ix(v));
+create table optab (v text);
+insert into optab values ('a'), ('b');
+create index optab_ix on optab (v email_ops);
+create table rlstab (v text);
+insert into rlstab values ('a');
+alter table rlstab enable row level security;
+create policy rls_p on rlstab using (email_rls(v));
+create role rls_reader login password 'rls-reader-pw';
+grant select on rlstab, ixtab to rls_reader;
+SQL
+case_ "an index's expression on a write" -c "begin" -c "insert into ixtab values ('c')" -c "rollback"
+case_ "an operator class's function on a write" -c "begin" -c "insert into optab values ('c')" -c "rollback"
+case_ "ANALYZE of a table with such an index" -c "analyze ixtab"
+case_ "ANALYZE of the whole database" -c "analyze"
+case_ "VACUUM FULL" -c "vacuum full ixtab"
+case_ "CLUSTER on such an operator class" -c "cluster optab using optab_ix"
+out=$(through -c "select count(*) from ixtab")
+assert_eq "2" "$out" "a read runs no index code: its computed column stays"
+out=$(through -v VERBOSITY=terse -c "analyze verbose users")
+assert_contains "$out" 'analyzing "public.users"' "ANALYZE of a table without such code keeps its text"
+GW_MAIN=$GW_PORT
+GW_PORT=$(free_port)
+printf 'rls-reader-pw\n' >"$HARNESS_TMP/rls-password"
+bg_start gw_rls "$HOOPCTL_BIN" gateway --listen "127.0.0.1:$GW_PORT" --policy "$HARNESS_TMP/policy.json" \
+  --upstream "$(gateway_upstream | sed 's/user=postgres/user=rls_reader/')" \
+  --upstream-password-file "$HARNESS_TMP/rls-password"
+wait_for "gateway gw_rls to listen" 20 grep -q "listening on 127.0.0.1:$GW_PORT" "$HARNESS_TMP/gw_rls.log"
+out=$(PGUSER=rls_reader PGPASSWORD=rls-reader-pw direct -c "select count(*) from rlstab")
+grep -qiE -- "$PII" <<<"$out" || fail "[row security] control: no clear value straight from PostgreSQL: $out"
+out=$(through -c "select count(*) from rlstab")
+grep -qiE -- "$PII" <<<"$out" && fail "[row security] leaks through the gateway: $out"
+out=$(through -c "select count(*) from ixtab")
+assert_eq "2" "$out" "a table without row security, through the same gateway"
+GW_PORT=$GW_MAIN
 out=$(through -c "select 5::okdom, okdom(6), text(2)")
 assert_eq "5|6|2" "$out" "a domain whose check is built in, and a function-style cast"
 out=$(through -c "select 'One'::citext = 'one', '{\"a\":1}'::jsonb ->> 'a'")

@@ -557,8 +557,25 @@ static int names_writes(struct policy_catalog *self, const char *schema, const c
     return 0;
 }
 
+/* Code a relation runs unnamed: the row security of tables named secured*,
+ * the index code of indexed* and of the whole database (NULL); "broken"
+ * cannot be looked up. */
+static int names_relation_code(struct policy_catalog *self, const char *schema, const char *name, bool *on_read,
+                               bool *on_maintenance, char err[POLICY_ERR_MAX])
+{
+    (void)self;
+    (void)schema;
+    if (name && strcmp(name, "broken") == 0) {
+        snprintf(err, POLICY_ERR_MAX, "lookup failed");
+        return -1;
+    }
+    *on_read = name && strncmp(name, "secured", 7) == 0;
+    *on_maintenance = !name || strncmp(name, "indexed", 7) == 0;
+    return 0;
+}
+
 static struct policy_catalog names_catalog = {.relation = names_relation, .function = names_function,
-                                              .writes = names_writes};
+                                              .writes = names_writes, .relation_code = names_relation_code};
 
 static bool computed_with(struct policy *p, struct policy_catalog *cat, const char *sql)
 {
@@ -616,6 +633,8 @@ static void test_computed_columns(void **state)
     computed(p, "select my_emails()", true);                           /* user code may select anything */
     computed(p, "select * from public.my_emails()", true);
     computed(p, "select upper(x) from broken", true);                  /* the catalog cannot answer */
+    computed(p, "select count(*) from secured_t", true);               /* its row security runs user code */
+    computed(p, "select count(*) from indexed_t", false);              /* a read runs no index code */
     computed(p, "select query_to_xml('select email from users', true, false, '')", true); /* SQL in a string */
     computed(p, "fetch all from nowhere", true);                       /* a cursor never declared */
     computed(p, "execute nowhere", true);                              /* a statement never prepared */
@@ -750,6 +769,25 @@ static void test_error_hiding(void **state)
         if (policy_error_must_hide(p, &names_catalog, r, "23505") != writes[i].hide)
             fail_msg("[%s]: hide should be %d", writes[i].sql, writes[i].hide);
         assert_true(policy_error_must_hide(p, NULL, r, "23505")); /* no catalog: cannot tell */
+        policy_results_clear(r);
+    }
+    /* ANALYZE, VACUUM, CLUSTER and REINDEX run the index and statistics
+     * code of what they name, or of the whole database; any statement the
+     * row security of what it reads. That code may quote any column under
+     * any SQLSTATE, a quiet class too. */
+    static const struct { const char *sql; bool hide; } unnamed[] = {
+        {"analyze indexed_t", true}, {"vacuum (full) indexed_t", true}, {"cluster indexed_t", true},
+        {"reindex table indexed_t", true}, {"analyze", true}, {"vacuum", true},
+        {"analyze plain_t", false}, {"vacuum full plain_t", false}, {"select 1 from indexed_t", false},
+        {"select 1 from secured_t", true}, {"delete from secured_t where id = 1", true},
+    };
+    for (size_t i = 0; i < sizeof unnamed / sizeof unnamed[0]; i++) {
+        struct policy_analysis u;
+        assert_int_equal(policy_classify(unnamed[i].sql, NULL, &u, err), 0);
+        assert_int_equal(policy_results_push(r, p, &u, NULL, NULL, 80 + i), 0);
+        policy_analysis_free(&u);
+        if (policy_error_must_hide(p, &names_catalog, r, "57000") != unnamed[i].hide)
+            fail_msg("[%s]: hide should be %d", unnamed[i].sql, unnamed[i].hide);
         policy_results_clear(r);
     }
     struct policy_analysis a;
