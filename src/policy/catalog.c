@@ -406,8 +406,12 @@ static const char relations_by_name_sql[] =
     "  WHERE " DEPENDS_ON_USER_CODE ")"
 
 /* CTEs (after a WITH's first): fam, the operator families with a support
- * function or an operator of USER_PROCS; cls, their operator classes. */
-#define CODE_CLASSES                                                                                            \
+ * function or an operator of USER_PROCS; cls, their operator classes;
+ * ucast, the implicit and assignment casts that run one (the parser adds
+ * them where no statement names them). */
+#define CODE_CTES                                                                                               \
+    "ucast(src, dst, ctx) AS (SELECT k.castsource, k.casttarget, k.castcontext FROM pg_catalog.pg_cast k "     \
+    "  WHERE k.castcontext IN ('i', 'a') AND k.castfunc IN " USER_PROCS "), "                                   \
     "fam(oid) AS (SELECT ap.amprocfamily FROM pg_catalog.pg_amproc ap WHERE ap.amproc IN " USER_PROCS " "      \
     "  UNION SELECT ao.amopfamily FROM pg_catalog.pg_amop ao "                                                 \
     "  JOIN pg_catalog.pg_operator op ON op.oid = ao.amopopr WHERE op.oprcode IN " USER_PROCS "), "            \
@@ -416,7 +420,7 @@ static const char relations_by_name_sql[] =
 
 /* Whether an index of relation REL (an OID expression) runs code of
  * USER_PROCS on a row it indexes: its expression or predicate calls it,
- * or its operator class is one of cls (CODE_CLASSES). */
+ * or its operator class is one of cls (CODE_CTES). */
 #define INDEX_RUNS_CODE(rel)                                                                                    \
     "(EXISTS (SELECT 1 FROM pg_catalog.pg_index i JOIN pg_catalog.pg_depend d "                                \
     "  ON d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = i.indexrelid "                             \
@@ -461,7 +465,9 @@ static const char user_function_sql[] =
  * whether that relation runs code someone wrote on a write: a trigger, a
  * default or constraint that calls a function someone made, a column of a
  * type whose domain check or default calls one that is not C, a row
- * security policy or an index (INDEX_RUNS_CODE) that calls one. */
+ * security policy or an index (INDEX_RUNS_CODE) that calls one, or a
+ * column of a type someone made that an implicit or assignment cast to it
+ * calls one for. */
 static const char writes_sql[] =
     "WITH RECURSIVE w(oid) AS (SELECT c.oid FROM pg_catalog.pg_class c "
     "  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
@@ -475,10 +481,12 @@ static const char writes_sql[] =
     "      AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid <> r.ev_class"
     "  ) e ON e.src = w.oid), "
     "a(oid) AS (SELECT oid FROM w UNION SELECT i.inhparent FROM pg_catalog.pg_inherits i JOIN a ON i.inhrelid = a.oid), "
-    CODE_CLASSES
+    CODE_CTES
     "SELECT n.nspname, c.relname, at.attname, "
     "  EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t WHERE t.tgrelid = c.oid AND NOT t.tgisinternal) OR "
     "  " ROW_SECURITY_RUNS_CODE("c.oid") " OR " INDEX_RUNS_CODE("c.oid") " OR "
+    "  EXISTS (SELECT 1 FROM pg_catalog.pg_attribute ct WHERE ct.attrelid = c.oid AND ct.attnum > 0 "
+    "    AND NOT ct.attisdropped AND ct.atttypid IN (SELECT dst FROM ucast WHERE dst >= " FIRST_NORMAL_OID ")) OR "
     "  EXISTS (SELECT 1 FROM pg_catalog.pg_depend d "
     "    WHERE d.refclassid = 'pg_catalog.pg_proc'::regclass AND d.refobjid >= " FIRST_NORMAL_OID " "
     "    AND ((d.classid = 'pg_catalog.pg_attrdef'::regclass "
@@ -512,7 +520,10 @@ static const char user_cast_sql[] =
 
 /* What touching relations of a name (schema $1, any when ""; name $2, all
  * when "") runs of USER_PROCS that a statement does not name, for
- * relation_code: row security; and over the relations, their partitions and
+ * relation_code: row security, an implicit or assignment cast from a
+ * column's type someone made, an implicit one to it, any such cast between
+ * two built-in types (every relation: they can apply anywhere); and over
+ * the relations, their partitions and
  * children, and an index's table, what ANALYZE, VACUUM, CLUSTER and REINDEX
  * run: index code, a default operator class of a column's type, an
  * extended statistic's expression. */
@@ -522,8 +533,12 @@ static const char relation_code_sql[] =
     "  WHERE $2 = '' OR (c.relname = $2 AND ($1 = '' OR n.nspname = $1)) "
     "  UNION SELECT e.dst FROM rel JOIN (SELECT inhparent AS src, inhrelid AS dst FROM pg_catalog.pg_inherits "
     "    UNION ALL SELECT indexrelid, indrelid FROM pg_catalog.pg_index) e ON e.src = rel.oid), "
-    CODE_CLASSES
-    "SELECT EXISTS (SELECT 1 FROM rel WHERE " ROW_SECURITY_RUNS_CODE("rel.oid") "), "
+    CODE_CTES
+    "SELECT EXISTS (SELECT 1 FROM rel WHERE " ROW_SECURITY_RUNS_CODE("rel.oid") ") "
+    "  OR EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid IN (SELECT oid FROM rel) "
+    "    AND a.attnum > 0 AND NOT a.attisdropped AND a.atttypid IN (SELECT src FROM ucast "
+    "    WHERE src >= " FIRST_NORMAL_OID " UNION ALL SELECT dst FROM ucast WHERE ctx = 'i' AND dst >= " FIRST_NORMAL_OID ")) "
+    "  OR EXISTS (SELECT 1 FROM ucast WHERE src < " FIRST_NORMAL_OID " AND dst < " FIRST_NORMAL_OID "), "
     "  EXISTS (SELECT 1 FROM rel WHERE " INDEX_RUNS_CODE("rel.oid") ") "
     "  OR EXISTS (SELECT 1 FROM rel JOIN pg_catalog.pg_statistic_ext s ON s.stxrelid = rel.oid "
     "    JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_statistic_ext'::regclass AND d.objid = s.oid "

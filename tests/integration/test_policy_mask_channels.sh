@@ -141,7 +141,9 @@ assert_eq "7" "$out" "a plain read fires no event trigger"
 psql -q -c "drop event trigger leaky" -c "drop table if exists evt_t, evt_into"
 # Code no statement names: an index's expression, or its operator class's
 # comparison, runs on every write and under ANALYZE, VACUUM FULL and
-# CLUSTER (of the table, or of the whole database); a row security policy
+# CLUSTER (of the table, or of the whole database); the parser adds an
+# implicit cast from or to a column's type, and an assignment cast to a
+# written column's type; a row security policy
 # on every read, for a role it applies to (the harness's gateway is a
 # superuser's, which skips it: a second gateway logs in as another role).
 psql -q -v ON_ERROR_STOP=1 <<'SQL'
@@ -163,6 +165,17 @@ create table rlstab (v text);
 insert into rlstab values ('a');
 alter table rlstab enable row level security;
 create policy rls_p on rlstab using (email_rls(v));
+create type tokv as (e text);
+create function tokv_text(tokv) returns text language plpgsql as
+  $$ begin raise notice 'icast %', (select email from users where id = 1); return $1.e; end $$;
+create cast (tokv as text) with function tokv_text(tokv) as implicit;
+create table vtab (v tokv);
+insert into vtab values (row('x'));
+create type tokt as (e text);
+create function text_tokt(text) returns tokt language plpgsql as
+  $$ begin raise notice 'acast %', (select email from users where id = 1); return row($1)::tokt; end $$;
+create cast (text as tokt) with function text_tokt(text) as assignment;
+create table ttab (t tokt);
 create role rls_reader login password 'rls-reader-pw';
 grant select on rlstab, ixtab to rls_reader;
 SQL
@@ -172,6 +185,8 @@ case_ "ANALYZE of a table with such an index" -c "analyze ixtab"
 case_ "ANALYZE of the whole database" -c "analyze"
 case_ "VACUUM FULL" -c "vacuum full ixtab"
 case_ "CLUSTER on such an operator class" -c "cluster optab using optab_ix"
+case_ "an implicit cast from a column's type" -c "select upper(v) from vtab"
+case_ "an assignment cast to a column's type" -c "begin" -c "insert into ttab select concat('x')" -c "rollback"
 out=$(through -c "select count(*) from ixtab")
 assert_eq "2" "$out" "a read runs no index code: its computed column stays"
 out=$(through -v VERBOSITY=terse -c "analyze verbose users")
