@@ -419,14 +419,17 @@ static const char relations_by_name_sql[] =
     "  JOIN fam ON fam.oid = oc.opcfamily) "
 
 /* Whether an index of relation REL (an OID expression) runs code of
- * USER_PROCS on a row it indexes: its expression or predicate calls it,
- * or its operator class is one of cls (CODE_CTES). */
-#define INDEX_RUNS_CODE(rel)                                                                                    \
-    "(EXISTS (SELECT 1 FROM pg_catalog.pg_index i JOIN pg_catalog.pg_depend d "                                \
+ * USER_PROCS on a row it indexes: its expression or predicate calls it. */
+#define INDEX_EXPR_RUNS_CODE(rel)                                                                               \
+    "EXISTS (SELECT 1 FROM pg_catalog.pg_index i JOIN pg_catalog.pg_depend d "                                 \
     "  ON d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = i.indexrelid "                             \
-    "  WHERE i.indrelid = " rel " AND " DEPENDS_ON_USER_CODE ") "                                              \
-    " OR EXISTS (SELECT 1 FROM pg_catalog.pg_index i JOIN cls ON cls.oid = ANY (i.indclass::pg_catalog.oid[]) " \
-    "  WHERE i.indrelid = " rel "))"
+    "  WHERE i.indrelid = " rel " AND " DEPENDS_ON_USER_CODE ")"
+
+/* Whether an index of relation REL has an operator class of cls
+ * (CODE_CTES), whose code runs on a write and on a scan of the index. */
+#define INDEX_CLASS_RUNS_CODE(rel)                                                                              \
+    "EXISTS (SELECT 1 FROM pg_catalog.pg_index i JOIN cls ON cls.oid = ANY (i.indclass::pg_catalog.oid[]) "    \
+    "  WHERE i.indrelid = " rel ")"
 
 /* Whether relation REL (an OID expression) has row security on, under a
  * policy that calls code of USER_PROCS. */
@@ -465,7 +468,7 @@ static const char user_function_sql[] =
  * whether that relation runs code someone wrote on a write: a trigger, a
  * default or constraint that calls a function someone made, a column of a
  * type whose domain check or default calls one that is not C, a row
- * security policy or an index (INDEX_RUNS_CODE) that calls one, or a
+ * security policy or an index (its expression, predicate or operator class) that calls one, or a
  * column of a type someone made that an implicit or assignment cast to it
  * calls one for. */
 static const char writes_sql[] =
@@ -484,7 +487,8 @@ static const char writes_sql[] =
     CODE_CTES
     "SELECT n.nspname, c.relname, at.attname, "
     "  EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t WHERE t.tgrelid = c.oid AND NOT t.tgisinternal) OR "
-    "  " ROW_SECURITY_RUNS_CODE("c.oid") " OR " INDEX_RUNS_CODE("c.oid") " OR "
+    "  " ROW_SECURITY_RUNS_CODE("c.oid") " OR " INDEX_EXPR_RUNS_CODE("c.oid") " OR "
+    "  " INDEX_CLASS_RUNS_CODE("c.oid") " OR "
     "  EXISTS (SELECT 1 FROM pg_catalog.pg_attribute ct WHERE ct.attrelid = c.oid AND ct.attnum > 0 "
     "    AND NOT ct.attisdropped AND ct.atttypid IN (SELECT dst FROM ucast WHERE dst >= " FIRST_NORMAL_OID ")) OR "
     "  EXISTS (SELECT 1 FROM pg_catalog.pg_depend d "
@@ -520,13 +524,14 @@ static const char user_cast_sql[] =
 
 /* What touching relations of a name (schema $1, any when ""; name $2, all
  * when "") runs of USER_PROCS that a statement does not name, for
- * relation_code: row security, an implicit or assignment cast from a
- * column's type someone made, an implicit one to it, any such cast between
- * two built-in types (every relation: they can apply anywhere); and over
- * the relations, their partitions and
- * children, and an index's table, what ANALYZE, VACUUM, CLUSTER and REINDEX
- * run: index code, a default operator class of a column's type, an
- * extended statistic's expression. */
+ * relation_code. On any statement: row security; an index's operator class
+ * (a scan), a default one of a type a column holds (sorting, grouping,
+ * DISTINCT); an implicit or assignment cast from a column's type someone
+ * made, an implicit one to it, any such cast between two built-in types
+ * (every relation: they can apply anywhere). Besides, over the relations,
+ * their partitions and children, and an index's table, what ANALYZE,
+ * VACUUM, CLUSTER and REINDEX evaluate: an index's expression or predicate,
+ * an extended statistic's expression. */
 static const char relation_code_sql[] =
     "WITH RECURSIVE rel(oid) AS (SELECT c.oid FROM pg_catalog.pg_class c "
     "  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
@@ -534,17 +539,19 @@ static const char relation_code_sql[] =
     "  UNION SELECT e.dst FROM rel JOIN (SELECT inhparent AS src, inhrelid AS dst FROM pg_catalog.pg_inherits "
     "    UNION ALL SELECT indexrelid, indrelid FROM pg_catalog.pg_index) e ON e.src = rel.oid), "
     CODE_CTES
-    "SELECT EXISTS (SELECT 1 FROM rel WHERE " ROW_SECURITY_RUNS_CODE("rel.oid") ") "
+    "SELECT EXISTS (SELECT 1 FROM rel WHERE " ROW_SECURITY_RUNS_CODE("rel.oid") " OR "
+    "  " INDEX_CLASS_RUNS_CODE("rel.oid") ") "
+    "  OR EXISTS (" TYPE_CLOSURE("SELECT a.atttypid FROM pg_catalog.pg_attribute a WHERE a.attrelid IN "
+                                 "(SELECT oid FROM rel) AND a.attnum > 0 AND NOT a.attisdropped")
+    "    SELECT 1 FROM ty JOIN cls ON cls.typ = ty.oid AND cls.dflt) "
     "  OR EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid IN (SELECT oid FROM rel) "
     "    AND a.attnum > 0 AND NOT a.attisdropped AND a.atttypid IN (SELECT src FROM ucast "
     "    WHERE src >= " FIRST_NORMAL_OID " UNION ALL SELECT dst FROM ucast WHERE ctx = 'i' AND dst >= " FIRST_NORMAL_OID ")) "
     "  OR EXISTS (SELECT 1 FROM ucast WHERE src < " FIRST_NORMAL_OID " AND dst < " FIRST_NORMAL_OID "), "
-    "  EXISTS (SELECT 1 FROM rel WHERE " INDEX_RUNS_CODE("rel.oid") ") "
+    "  EXISTS (SELECT 1 FROM rel WHERE " INDEX_EXPR_RUNS_CODE("rel.oid") ") "
     "  OR EXISTS (SELECT 1 FROM rel JOIN pg_catalog.pg_statistic_ext s ON s.stxrelid = rel.oid "
     "    JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_statistic_ext'::regclass AND d.objid = s.oid "
-    "    WHERE " DEPENDS_ON_USER_CODE ") "
-    "  OR EXISTS (SELECT 1 FROM cls JOIN pg_catalog.pg_attribute a ON a.atttypid = cls.typ "
-    "    WHERE cls.dflt AND a.attrelid IN (SELECT oid FROM rel) AND a.attnum > 0 AND NOT a.attisdropped)";
+    "    WHERE " DEPENDS_ON_USER_CODE ")";
 
 /* Whether the database has an enabled event trigger that runs a function of
  * USER_PROCS, whatever its tags (fail closed). No parameters. */

@@ -143,7 +143,9 @@ psql -q -c "drop event trigger leaky" -c "drop table if exists evt_t, evt_into"
 # comparison, runs on every write and under ANALYZE, VACUUM FULL and
 # CLUSTER (of the table, or of the whole database); the parser adds an
 # implicit cast from or to a column's type, and an assignment cast to a
-# written column's type; a row security policy
+# written column's type; a scan of an index runs its operator class's
+# functions (sorting and grouping a type's default one: at the end, as its
+# operators are user code by name); a row security policy
 # on every read, for a role it applies to (the harness's gateway is a
 # superuser's, which skips it: a second gateway logs in as another role).
 psql -q -v ON_ERROR_STOP=1 <<'SQL'
@@ -186,6 +188,7 @@ case_ "ANALYZE of the whole database" -c "analyze"
 case_ "VACUUM FULL" -c "vacuum full ixtab"
 case_ "CLUSTER on such an operator class" -c "cluster optab using optab_ix"
 case_ "an implicit cast from a column's type" -c "select upper(v) from vtab"
+case_ "a scan of an index under such an operator class" -c "set enable_seqscan = off" -c "select v from optab where v > 'a'"
 case_ "an assignment cast to a column's type" -c "begin" -c "insert into ttab select concat('x')" -c "rollback"
 out=$(through -c "select count(*) from ixtab")
 assert_eq "2" "$out" "a read runs no index code: its computed column stays"
@@ -360,3 +363,26 @@ case_ "= ANY (subquery) over a user operator" -c "select 'a'::text = any (select
 case_ "JOIN USING over a user =" -c "select 1 from (select row(1)::tk2 k) a join (select row(1)::tk2 k) b using (k)"
 case_ "NATURAL JOIN over a user =" -c "select 1 from (select row(1)::tk2 k) a natural join (select row(1)::tk2 k) b"
 case_ "IN (subquery) over a user =" -c "select k in (select row(1)::tk2) from (select row(1)::tk2 k) s"
+# Sorting and grouping run a type's default operator class, of a column or
+# of its elements (last: its user operators make every = user code).
+psql -q -v ON_ERROR_STOP=1 <<'SQL'
+create type pt as (a int);
+create function ptcmp(pt, pt) returns int immutable language plpgsql as
+  $$ begin raise notice 'ptcmp %', (select email from users where id = 1); return btint4cmp($1.a, $2.a); end $$;
+create function ptlt(pt, pt) returns bool immutable language sql as 'select $1.a < $2.a';
+create function ptle(pt, pt) returns bool immutable language sql as 'select $1.a <= $2.a';
+create function pteq(pt, pt) returns bool immutable language sql as 'select $1.a = $2.a';
+create function ptge(pt, pt) returns bool immutable language sql as 'select $1.a >= $2.a';
+create function ptgt(pt, pt) returns bool immutable language sql as 'select $1.a > $2.a';
+create operator < (leftarg = pt, rightarg = pt, function = ptlt);
+create operator <= (leftarg = pt, rightarg = pt, function = ptle);
+create operator = (leftarg = pt, rightarg = pt, function = pteq);
+create operator >= (leftarg = pt, rightarg = pt, function = ptge);
+create operator > (leftarg = pt, rightarg = pt, function = ptgt);
+create operator class pt_ops default for type pt using btree as
+  operator 1 <, operator 2 <=, operator 3 =, operator 4 >=, operator 5 >, function 1 ptcmp(pt, pt);
+create table pttab (p pt, ps pt[]);
+insert into pttab values (row(1), array[row(1)]::pt[]), (row(2), array[row(2)]::pt[]);
+SQL
+case_ "ORDER BY a type whose default operator class runs a user function" -c "select p from pttab order by p"
+case_ "DISTINCT over an array of that type" -c "select distinct ps from pttab"
