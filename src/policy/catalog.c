@@ -317,6 +317,8 @@ static int family_bases(struct catalog_pg *c, const char *soid, const char *colu
     return rc;
 }
 
+static int view_runs_code(struct catalog_pg *c, const char *soid, char err[POLICY_ERR_MAX]);
+
 static int lookup(struct catalog_pg *c, uint32_t oid, int16_t attnum, struct policy_column_info *info,
                   int depth, char err[POLICY_ERR_MAX])
 {
@@ -351,10 +353,11 @@ static int lookup(struct catalog_pg *c, uint32_t oid, int16_t attnum, struct pol
         /* An expression (or an unreadable rule): the column carries every
          * base column the view reads (over-masking, never under). */
         info->derived = true;
-        if (rc < 0 || view_bases(c, oid, info, depth, err) < 0) {
+        if (rc < 0 || view_bases(c, oid, info, depth, err) < 0 || (rc = view_runs_code(c, soid, err)) < 0) {
             info_free(info);
             return -1;
         }
+        info->unknown = info->unknown || rc > 0; /* an expression of code someone wrote: any value (masked) */
     }
     return 0;
 }
@@ -405,6 +408,15 @@ static const char relations_by_name_sql[] =
     "  JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_constraint'::regclass AND d.objid = co.oid "  \
     "  WHERE " DEPENDS_ON_USER_CODE ")"
 
+/* DEPENDS_ON_USER_CODE, or a pg_depend row d that points at a cast that
+ * runs such a function, or at a type someone made whose values' coming to
+ * be runs one (TYPE_RUNS_CODE: a cast to a domain in an expression). */
+#define DEPENDS_ON_CODE_OR_TYPE                                                                                 \
+    "(" DEPENDS_ON_USER_CODE " OR (d.refclassid = 'pg_catalog.pg_cast'::regclass AND d.refobjid IN "           \
+    "  (SELECT k.oid FROM pg_catalog.pg_cast k WHERE k.castfunc IN " USER_PROCS ")) "                          \
+    "  OR (d.refclassid = 'pg_catalog.pg_type'::regclass AND d.refobjid >= " FIRST_NORMAL_OID " AND EXISTS ("  \
+    TYPE_CLOSURE("SELECT d.refobjid") "SELECT 1 WHERE " TYPE_RUNS_CODE ")))"
+
 /* CTEs (after a WITH's first): fam, the operator families with a support
  * function or an operator of USER_PROCS; cls, their operator classes;
  * ucast, the implicit and assignment casts that run one (the parser adds
@@ -423,7 +435,7 @@ static const char relations_by_name_sql[] =
 #define INDEX_EXPR_RUNS_CODE(rel)                                                                               \
     "EXISTS (SELECT 1 FROM pg_catalog.pg_index i JOIN pg_catalog.pg_depend d "                                 \
     "  ON d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = i.indexrelid "                             \
-    "  WHERE i.indrelid = " rel " AND " DEPENDS_ON_USER_CODE ")"
+    "  WHERE i.indrelid = " rel " AND " DEPENDS_ON_CODE_OR_TYPE ")"
 
 /* Whether an index of relation REL has an operator class of cls
  * (CODE_CTES), whose code runs on a write and on a scan of the index. */
@@ -436,7 +448,19 @@ static const char relations_by_name_sql[] =
 #define ROW_SECURITY_RUNS_CODE(rel)                                                                             \
     "EXISTS (SELECT 1 FROM pg_catalog.pg_class rc JOIN pg_catalog.pg_policy po ON po.polrelid = rc.oid "       \
     "  JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_policy'::regclass AND d.objid = po.oid "      \
-    "  WHERE rc.oid = " rel " AND rc.relrowsecurity AND " DEPENDS_ON_USER_CODE ")"
+    "  WHERE rc.oid = " rel " AND rc.relrowsecurity AND " DEPENDS_ON_CODE_OR_TYPE ")"
+
+/* Whether relation REL's rules (a view's query, a table's DO ALSO or
+ * INSTEAD actions) or its partition key (an expression, an operator class of
+ * cls) call code of USER_PROCS. */
+#define RULES_OR_KEY_RUN_CODE(rel)                                                                              \
+    "(EXISTS (SELECT 1 FROM pg_catalog.pg_rewrite r JOIN pg_catalog.pg_depend d "                             \
+    "  ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid "                                  \
+    "  WHERE r.ev_class = " rel " AND " DEPENDS_ON_CODE_OR_TYPE ") "                                           \
+    " OR EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_class'::regclass "      \
+    "  AND d.objid = " rel " AND d.objsubid = 0 AND " DEPENDS_ON_CODE_OR_TYPE ") "                             \
+    " OR EXISTS (SELECT 1 FROM pg_catalog.pg_partitioned_table pt "                                            \
+    "  JOIN cls ON cls.oid = ANY (pt.partclass::pg_catalog.oid[]) WHERE pt.partrelid = " rel "))"
 
 /* Whether a cast to a type of ty runs a function of USER_PROCS. */
 #define TYPE_CAST_RUNS_CODE                                                                                     \
@@ -488,7 +512,9 @@ static const char writes_sql[] =
     "SELECT n.nspname, c.relname, at.attname, "
     "  EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t WHERE t.tgrelid = c.oid AND NOT t.tgisinternal) OR "
     "  " ROW_SECURITY_RUNS_CODE("c.oid") " OR " INDEX_EXPR_RUNS_CODE("c.oid") " OR "
-    "  " INDEX_CLASS_RUNS_CODE("c.oid") " OR "
+    "  " INDEX_CLASS_RUNS_CODE("c.oid") " OR " RULES_OR_KEY_RUN_CODE("c.oid") " OR "
+    "  EXISTS (SELECT 1 FROM pg_catalog.pg_constraint f WHERE f.conrelid = c.oid AND f.contype = 'f' "
+    "    AND " INDEX_CLASS_RUNS_CODE("f.confrelid") ") OR "
     "  EXISTS (SELECT 1 FROM pg_catalog.pg_attribute ct WHERE ct.attrelid = c.oid AND ct.attnum > 0 "
     "    AND NOT ct.attisdropped AND ct.atttypid IN (SELECT dst FROM ucast WHERE dst >= " FIRST_NORMAL_OID ")) OR "
     "  EXISTS (SELECT 1 FROM pg_catalog.pg_depend d "
@@ -522,10 +548,29 @@ static const char user_cast_sql[] =
     TYPE_CLOSURE(TYPES_NAMED)
     "SELECT NOT EXISTS (SELECT 1 FROM ty) OR " TYPE_CAST_RUNS_CODE " OR " TYPE_RUNS_CODE;
 
+/* Whether view $1's query calls code of USER_PROCS (DEPENDS_ON_CODE_OR_TYPE). */
+static const char view_code_sql[] =
+    "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_rewrite r JOIN pg_catalog.pg_depend d "
+    "  ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid "
+    "  WHERE r.ev_class = $1::oid AND " DEPENDS_ON_CODE_OR_TYPE ")";
+
+/* 1 when view soid's query calls code someone wrote, 0 not, -1 error. */
+static int view_runs_code(struct catalog_pg *c, const char *soid, char err[POLICY_ERR_MAX])
+{
+    const char *params[] = {soid};
+    PGresult *r = query(c, view_code_sql, 1, params, err);
+    if (!r)
+        return -1;
+    int rc = PQntuples(r) != 1 || PQgetvalue(r, 0, 0)[0] == 't';
+    PQclear(r);
+    return rc;
+}
+
 /* What touching relations of a name (schema $1, any when ""; name $2, all
  * when "") runs of USER_PROCS that a statement does not name, for
- * relation_code. On any statement: row security; an index's operator class
- * (a scan), a default one of a type a column holds (sorting, grouping,
+ * relation_code, of them, of the relations their views and row security
+ * policies read, on and on. On any statement: row security; a view's query,
+ * a table's rules; a partition key; an index's operator class (a scan), a default one of a type a column holds (sorting, grouping,
  * DISTINCT); an implicit or assignment cast from a column's type someone
  * made, an implicit one to it, any such cast between two built-in types
  * (every relation: they can apply anywhere). Besides, over the relations,
@@ -537,10 +582,17 @@ static const char relation_code_sql[] =
     "  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
     "  WHERE $2 = '' OR (c.relname = $2 AND ($1 = '' OR n.nspname = $1)) "
     "  UNION SELECT e.dst FROM rel JOIN (SELECT inhparent AS src, inhrelid AS dst FROM pg_catalog.pg_inherits "
-    "    UNION ALL SELECT indexrelid, indrelid FROM pg_catalog.pg_index) e ON e.src = rel.oid), "
+    "    UNION ALL SELECT indexrelid, indrelid FROM pg_catalog.pg_index "
+    "    UNION ALL SELECT r.ev_class, d.refobjid FROM pg_catalog.pg_rewrite r JOIN pg_catalog.pg_depend d "
+    "      ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid "
+    "      AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid <> r.ev_class "
+    "    UNION ALL SELECT po.polrelid, d.refobjid FROM pg_catalog.pg_policy po JOIN pg_catalog.pg_depend d "
+    "      ON d.classid = 'pg_catalog.pg_policy'::regclass AND d.objid = po.oid "
+    "      AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid <> po.polrelid"
+    "  ) e ON e.src = rel.oid), "
     CODE_CTES
     "SELECT EXISTS (SELECT 1 FROM rel WHERE " ROW_SECURITY_RUNS_CODE("rel.oid") " OR "
-    "  " INDEX_CLASS_RUNS_CODE("rel.oid") ") "
+    "  " INDEX_CLASS_RUNS_CODE("rel.oid") " OR " RULES_OR_KEY_RUN_CODE("rel.oid") ") "
     "  OR EXISTS (" TYPE_CLOSURE("SELECT a.atttypid FROM pg_catalog.pg_attribute a WHERE a.attrelid IN "
                                  "(SELECT oid FROM rel) AND a.attnum > 0 AND NOT a.attisdropped")
     "    SELECT 1 FROM ty JOIN cls ON cls.typ = ty.oid AND cls.dflt) "
@@ -551,7 +603,7 @@ static const char relation_code_sql[] =
     "  EXISTS (SELECT 1 FROM rel WHERE " INDEX_EXPR_RUNS_CODE("rel.oid") ") "
     "  OR EXISTS (SELECT 1 FROM rel JOIN pg_catalog.pg_statistic_ext s ON s.stxrelid = rel.oid "
     "    JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_statistic_ext'::regclass AND d.objid = s.oid "
-    "    WHERE " DEPENDS_ON_USER_CODE ")";
+    "    WHERE " DEPENDS_ON_CODE_OR_TYPE ")";
 
 /* Whether the database has an enabled event trigger that runs a function of
  * USER_PROCS, whatever its tags (fail closed). No parameters. */
@@ -576,13 +628,25 @@ static const char view_column_sql[] =
     "JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
     "WHERE c.relname = $2 AND ($1 = '' OR n.nspname = $1) AND c.relkind IN ('v', 'm') AND a.attname = $3";
 
+/* The look-ups are big queries over small catalogs: the planner's cost
+ * estimates pass jit_above_cost, and compiling them took about 0.7 s a
+ * write look-up on PostgreSQL 15 (they run in a few ms without). A pooler
+ * may give later queries another server connection, where they are only
+ * slower. */
+static void catalog_session_setup(PGconn *conn)
+{
+    PQclear(PQexec(conn, "SET jit = off"));
+}
+
 static int catalog_connected(struct catalog_pg *c, char err[POLICY_ERR_MAX])
 {
     if (PQstatus(c->conn) == CONNECTION_OK)
         return 0;
     PQreset(c->conn);
-    if (PQstatus(c->conn) == CONNECTION_OK)
+    if (PQstatus(c->conn) == CONNECTION_OK) {
+        catalog_session_setup(c->conn);
         return 0;
+    }
     snprintf(err, POLICY_ERR_MAX, "catalog connection lost");
     return -1;
 }
@@ -857,6 +921,7 @@ struct policy_catalog *policy_catalog_pg_new(const char *conninfo, char err[POLI
         catalog_free(&c->base);
         return NULL;
     }
+    catalog_session_setup(c->conn);
     return &c->base;
 }
 

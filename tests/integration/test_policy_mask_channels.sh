@@ -149,6 +149,7 @@ psql -q -c "drop event trigger leaky" -c "drop table if exists evt_t, evt_into"
 # on every read, for a role it applies to (the harness's gateway is a
 # superuser's, which skips it: a second gateway logs in as another role).
 psql -q -v ON_ERROR_STOP=1 <<'SQL'
+set client_min_messages to warning; -- the setup's own runs of these functions
 create function email_ix(text) returns text immutable language plpgsql as
   $$ begin raise notice 'ix %', (select email from users where id = 1); return $1; end $$;
 create function email_cmp(text, text) returns int immutable language plpgsql as
@@ -178,8 +179,23 @@ create function text_tokt(text) returns tokt language plpgsql as
   $$ begin raise notice 'acast %', (select email from users where id = 1); return row($1)::tokt; end $$;
 create cast (text as tokt) with function text_tokt(text) as assignment;
 create table ttab (t tokt);
+create view ve as select email_of(1) as e;
+create view vf as select 1 as n where email_peek('x');
+create table pk_expr (v text) partition by list (email_ix(v));
+create table pk_expr_a partition of pk_expr default;
+create table pkt (v text);
+insert into pkt select 'k' || i from generate_series(1, 2000) i;
+create unique index pkt_ux on pkt (v email_ops);
+analyze pkt;
+create table fkt (v text references pkt (v));
+create table rltab (v text);
+create rule rltab_r as on insert to rltab do also select email_peek(new.v);
+create domain cdom as text check (email_peek(value));
+create table dx (v text);
+create index dx_ix on dx (((v)::cdom));
+create view rls_v with (security_invoker) as select * from rlstab;
 create role rls_reader login password 'rls-reader-pw';
-grant select on rlstab, ixtab to rls_reader;
+grant select on rlstab, ixtab, rls_v to rls_reader;
 SQL
 case_ "an index's expression on a write" -c "begin" -c "insert into ixtab values ('c')" -c "rollback"
 case_ "an operator class's function on a write" -c "begin" -c "insert into optab values ('c')" -c "rollback"
@@ -188,6 +204,12 @@ case_ "ANALYZE of the whole database" -c "analyze"
 case_ "VACUUM FULL" -c "vacuum full ixtab"
 case_ "CLUSTER on such an operator class" -c "cluster optab using optab_ix"
 case_ "an implicit cast from a column's type" -c "select upper(v) from vtab"
+case_ "a view's column that calls a user function" -c "select e from ve"
+case_ "a view's WHERE that calls one" -c "select n from vf"
+case_ "a partition key's expression on a write" -c "begin" -c "insert into pk_expr values ('c')" -c "rollback"
+case_ "a referenced table's index on a foreign key's check" -c "begin" -c "insert into fkt values ('k5')" -c "rollback"
+case_ "a rule's action" -c "begin" -c "insert into rltab values ('c')" -c "rollback"
+case_ "a cast to a domain in an index's expression" -c "begin" -c "insert into dx values ('x')" -c "rollback"
 case_ "a scan of an index under such an operator class" -c "set enable_seqscan = off" -c "select v from optab where v > 'a'"
 case_ "an assignment cast to a column's type" -c "begin" -c "insert into ttab select concat('x')" -c "rollback"
 out=$(through -c "select count(*) from ixtab")
@@ -205,6 +227,8 @@ out=$(PGUSER=rls_reader PGPASSWORD=rls-reader-pw direct -c "select count(*) from
 grep -qiE -- "$PII" <<<"$out" || fail "[row security] control: no clear value straight from PostgreSQL: $out"
 out=$(through -c "select count(*) from rlstab")
 grep -qiE -- "$PII" <<<"$out" && fail "[row security] leaks through the gateway: $out"
+out=$(through -c "select count(*) from rls_v")
+grep -qiE -- "$PII" <<<"$out" && fail "[row security through a security_invoker view] leaks through the gateway: $out"
 out=$(through -c "select count(*) from ixtab")
 assert_eq "2" "$out" "a table without row security, through the same gateway"
 GW_PORT=$GW_MAIN
