@@ -104,13 +104,12 @@ enum cli_exit {
 extern const struct cli_command *const cli_commands[];
 
 const struct cli_command *cli_find(const char *name);
-/* Nearest visible command (a prefix match first, then edit distance). */
+/* Nearest visible command (util_nearest_name: a prefix first, then edit distance). */
 const struct cli_command *cli_suggest(const char *name);
 /* Whether the suggestion is close enough to be a typo of name. */
 bool cli_suggestion_is_close(const char *name, const struct cli_command *cmd);
 /* Print "'x' is not a hoopctl command; did you mean ...?" to stderr. */
 int cli_unknown_command(const char *name);
-size_t cli_edit_distance(const char *a, const char *b);
 
 /* Parse argv (argv[0] is the command name). On error returns -1 and writes a
  * one-line message to err. */

@@ -1,5 +1,6 @@
 /* util.h — small helpers every module shares: time, randomness, hex, ids,
- * hashing, wiping secrets, and a growable byte buffer. */
+ * hashing, wiping secrets, the nearest of a list of names, and a growable
+ * byte buffer. */
 #ifndef HOOPCTL_UTIL_H
 #define HOOPCTL_UTIL_H
 
@@ -33,6 +34,16 @@ int util_uuid_v7(char out[37]);
 void util_sha256_hex(const void *data, size_t len, char out[65]);
 /* Zero memory in a way the compiler may not elide (for secrets). */
 void util_secure_zero(void *p, size_t len);
+
+/* Levenshtein distance of two names (64 when either is over 63 bytes). */
+size_t util_edit_distance(const char *a, const char *b);
+/* The index of the name nearest to typed among n (a prefix of at least two
+ * characters first, then edit distance; the first of equals), n when n is 0.
+ * "did you mean ...?" for commands and connections. */
+size_t util_nearest_name(const char *typed, const char *const *names, size_t n);
+/* Whether name is close enough to typed to offer as what was meant: typed
+ * is a prefix of it, or within a third of typed's length of it. */
+bool util_name_is_typo(const char *typed, const char *name);
 
 /* A growable byte buffer. Zero-initialise; buf_free releases. Appends return
  * 0, or -1 when memory runs out or the buffer would pass max (0: no cap). */

@@ -2,6 +2,7 @@
  * and one line here; help, usage errors, completions and the man-page check
  * all read this list. */
 #include "hoopctl/cli.h"
+#include "hoopctl/util.h"
 
 #include <string.h>
 
@@ -58,62 +59,22 @@ const struct cli_command *cli_find(const char *name)
     return NULL;
 }
 
-size_t cli_edit_distance(const char *a, const char *b)
-{
-    /* Levenshtein with one rolling row; names are short. */
-    size_t la = strlen(a), lb = strlen(b);
-    if (la > 63 || lb > 63)
-        return 64;
-    size_t row[64];
-    for (size_t j = 0; j <= lb; j++)
-        row[j] = j;
-    for (size_t i = 1; i <= la; i++) {
-        size_t diag = row[0];
-        row[0] = i;
-        for (size_t j = 1; j <= lb; j++) {
-            size_t up = row[j];
-            size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
-            size_t best = diag + cost;
-            if (row[j] + 1 < best)
-                best = row[j] + 1;
-            if (row[j - 1] + 1 < best)
-                best = row[j - 1] + 1;
-            row[j] = best;
-            diag = up;
-        }
-    }
-    return row[lb];
-}
-
 const struct cli_command *cli_suggest(const char *name)
 {
-    const struct cli_command *best = NULL;
-    size_t best_d = (size_t)-1;
-    size_t nlen = strlen(name);
-    for (size_t i = 0; cli_commands[i]; i++) {
-        const struct cli_command *c = cli_commands[i];
-        if (c->hidden)
-            continue;
-        /* A prefix of a command is the strongest hint ("con" -> "connect"). */
-        size_t d = (nlen >= 2 && strncmp(c->name, name, nlen) == 0)
-                       ? 1
-                       : cli_edit_distance(name, c->name);
-        if (d < best_d) {
-            best_d = d;
-            best = c;
+    /* The visible commands' names, for the shared nearest-name rule. */
+    const char *names[sizeof cli_commands / sizeof *cli_commands];
+    const struct cli_command *of[sizeof cli_commands / sizeof *cli_commands];
+    size_t n = 0;
+    for (size_t i = 0; cli_commands[i]; i++)
+        if (!cli_commands[i]->hidden) {
+            of[n] = cli_commands[i];
+            names[n++] = cli_commands[i]->name;
         }
-    }
-    return best;
+    size_t best = util_nearest_name(name, names, n);
+    return best < n ? of[best] : NULL;
 }
 
 bool cli_suggestion_is_close(const char *name, const struct cli_command *cmd)
 {
-    /* Plausibly a typo: a prefix, or within a third of the length. */
-    size_t nlen = strlen(name);
-    if (nlen >= 2 && strncmp(cmd->name, name, nlen) == 0)
-        return true;
-    size_t limit = nlen / 3 + 1;
-    if (limit < 2)
-        limit = 2;
-    return cli_edit_distance(name, cmd->name) <= limit;
+    return util_name_is_typo(name, cmd->name);
 }

@@ -771,14 +771,18 @@ static enum connect_error status_error(long status)
     return CONNECT_ERR_FAILED;
 }
 
-/* GET path; 0 with *resp on 200, else -1 with err and *why. */
-static int api_get(struct connect *c, const char *path, json_t **resp, enum connect_error *why, char *err,
-                   size_t errlen)
+/* GET path; 0 with *resp on 200, else -1 with err and *why (and the HTTP
+ * status in *status when given; 0 when the server was not reached). */
+static int api_get(struct connect *c, const char *path, json_t **resp, long *status_out, enum connect_error *why,
+                   char *err, size_t errlen)
 {
     long status = 0;
     char e2[512];
     *resp = NULL;
-    if (api_call(&c->api, "GET", path, NULL, &status, resp, e2, sizeof e2) < 0) {
+    int called = api_call(&c->api, "GET", path, NULL, &status, resp, e2, sizeof e2);
+    if (status_out)
+        *status_out = called < 0 ? 0 : status;
+    if (called < 0) {
         *why = CONNECT_ERR_UNAVAILABLE;
         snprintf(err, errlen, "the server %.100s cannot be reached: %.300s", c->api.base, e2);
         return -1;
@@ -870,19 +874,90 @@ static int spool_path(const struct connect_options *o, struct connect *c, const 
     return 0;
 }
 
+/* Whether one of the user's groups (whoami's) is among groups: the
+ * server's rule for whose gateway gets a connection's credentials. */
+static bool user_in_any(const struct connect *c, json_t *groups)
+{
+    size_t i;
+    json_t *g;
+    json_array_foreach(groups, i, g) {
+        for (size_t k = 0; c->groups && c->groups[k]; k++)
+            if (json_is_string(g) && strcmp(json_string_value(g), c->groups[k]) == 0)
+                return true;
+    }
+    return false;
+}
+
+/* A connection name as the server allows them (letters, digits, '.', '_',
+ * '-'): anything else from the server is not put on the terminal. */
+static bool plain_name(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && !strchr("._-", s[i]))
+            return false;
+    return n > 0 && n <= 63;
+}
+
+/* After the server's 404 for the connection: the closest name the user may
+ * use ("did you mean 'prod'?") and which those are, appended to err. Only
+ * the connections the server lists to this user and whose allowed groups
+ * hold one of theirs are named: the list also has those they only review
+ * (and, for an admin, every one), which connect would refuse; nothing is
+ * told that the user could not read from the API already. */
+static void suggest_connections(struct connect *c, char *err, size_t errlen)
+{
+    json_t *list = NULL;
+    char e2[512];
+    enum connect_error why;
+    if (api_get(c, "/api/v1/connections", &list, NULL, &why, e2, sizeof e2) < 0)
+        return; /* the 404's message alone */
+    json_t *all = json_object_get(list, "connections"), *x;
+    const char **names = calloc(json_array_size(all) + 1, sizeof *names);
+    if (!names) {
+        json_decref(list);
+        return;
+    }
+    size_t n = 0, i;
+    json_array_foreach(all, i, x) {
+        const char *name = json_string_value(json_object_get(x, "name"));
+        if (plain_name(name) && user_in_any(c, json_object_get(x, "allowed_groups")))
+            names[n++] = name;
+    }
+    size_t len = strlen(err), best = util_nearest_name(c->connection, names, n);
+    if (best < n && util_name_is_typo(c->connection, names[best]))
+        snprintf(err + len, errlen - len, "; did you mean '%s'?", names[best]);
+    len = strlen(err);
+    snprintf(err + len, errlen - len, "\nhint: %s", n ? "the connections you may use:" : "there is no connection"
+                                                          " you may use on this server (none allows your groups)");
+    enum { SHOWN = 20 }; /* a long list goes on in hoopctl connect <TAB> */
+    for (i = 0; i < n && i < SHOWN; i++) {
+        len = strlen(err);
+        snprintf(err + len, errlen - len, "%s %s", i ? "," : "", names[i]);
+    }
+    len = strlen(err);
+    if (n > SHOWN)
+        snprintf(err + len, errlen - len, ", and %zu more", n - SHOWN);
+    free(names);
+    json_decref(list);
+}
+
 /* Fetch the connection with its secret and build the upstream side. */
 static int load_connection(struct connect *c, struct gateway_config *gc, char *password, size_t pwlen,
                            enum connect_error *why, char *err, size_t errlen)
 {
     char path[512], esc[300], e2[512];
     json_t *conn = NULL;
+    long status = 0;
     api_escape(c->connection, esc, sizeof esc);
     snprintf(path, sizeof path, "/api/v1/connections/%s/credentials", esc);
-    if (api_get(c, path, &conn, why, e2, sizeof e2) < 0) {
+    if (api_get(c, path, &conn, &status, why, e2, sizeof e2) < 0) {
         if (*why == CONNECT_ERR_DENIED)
             snprintf(err, errlen, "access to connection %s refused: %s", c->connection, e2);
         else
             snprintf(err, errlen, "connection %s: %s", c->connection, e2);
+        if (status == 404)
+            suggest_connections(c, err, errlen);
         return -1;
     }
     const char *host = json_string_value(json_object_get(conn, "host"));
@@ -1018,7 +1093,7 @@ struct connect *connect_start(struct event_base *base, const struct connect_opti
     }
     c->api.timeout_s = 10; /* calls from the loop thread block every session */
     snprintf(c->api.token, sizeof c->api.token, "%s", o->identity ? o->identity->tokens.access_token : o->token);
-    if (api_get(c, "/api/v1/whoami", &who, why, e2, sizeof e2) < 0) {
+    if (api_get(c, "/api/v1/whoami", &who, NULL, why, e2, sizeof e2) < 0) {
         snprintf(err, errlen, "%s%s",
                  *why != CONNECT_ERR_AUTH ? ""
                  : o->identity          ? "the server refused the login (run hoopctl login): "

@@ -1,4 +1,5 @@
-/* util.c — time, randomness, hex, UUIDs, SHA-256 and secret wiping. */
+/* util.c — time, randomness, hex, UUIDs, SHA-256, secret wiping, and the
+ * nearest of a list of names (for "did you mean ...?"). */
 #include "hoopctl/util.h"
 
 #include <arpa/inet.h>
@@ -161,4 +162,62 @@ bool util_sockaddr_is_loopback(const struct sockaddr *sa)
         return false;
     const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
     return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+}
+
+size_t util_edit_distance(const char *a, const char *b)
+{
+    /* Levenshtein with one rolling row; names are short. */
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 63 || lb > 63)
+        return 64;
+    size_t row[64];
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+            size_t best = diag + cost;
+            if (row[j] + 1 < best)
+                best = row[j] + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+/* A prefix of a name is the strongest hint ("con" -> "connect"). */
+static bool is_prefix(const char *typed, const char *name)
+{
+    size_t n = strlen(typed);
+    return n >= 2 && strncmp(name, typed, n) == 0;
+}
+
+size_t util_nearest_name(const char *typed, const char *const *names, size_t n)
+{
+    size_t best = n, best_d = (size_t)-1;
+    for (size_t i = 0; i < n; i++) {
+        size_t d = is_prefix(typed, names[i]) ? 1 : util_edit_distance(typed, names[i]);
+        if (d < best_d) {
+            best_d = d;
+            best = i;
+        }
+    }
+    return best;
+}
+
+bool util_name_is_typo(const char *typed, const char *name)
+{
+    /* Plausibly a typo: a prefix, or within a third of the length. */
+    if (is_prefix(typed, name))
+        return true;
+    size_t limit = strlen(typed) / 3 + 1;
+    if (limit < 2)
+        limit = 2;
+    return util_edit_distance(typed, name) <= limit;
 }

@@ -76,16 +76,6 @@ static void rejects_bad_command_lines(void **state)
     assert_non_null(strstr(err, "'c'"));
 }
 
-static void edit_distance(void **state)
-{
-    (void)state;
-    assert_int_equal(cli_edit_distance("", ""), 0);
-    assert_int_equal(cli_edit_distance("help", "help"), 0);
-    assert_int_equal(cli_edit_distance("hepl", "help"), 2);
-    assert_int_equal(cli_edit_distance("kitten", "sitting"), 3);
-    assert_int_equal(cli_edit_distance("", "abc"), 3);
-}
-
 static void suggestions_come_from_the_table(void **state)
 {
     (void)state;
@@ -128,7 +118,6 @@ int main(void)
         cmocka_unit_test(parses_long_short_inline_and_rest),
         cmocka_unit_test(short_option_with_attached_value),
         cmocka_unit_test(rejects_bad_command_lines),
-        cmocka_unit_test(edit_distance),
         cmocka_unit_test(suggestions_come_from_the_table),
         cmocka_unit_test(every_entry_is_complete),
     };

@@ -160,6 +160,29 @@ static void terminal_safe_text(void **state)
     buf_free(&b);
 }
 
+static void edit_distance(void **state)
+{
+    (void)state;
+    assert_int_equal(util_edit_distance("", ""), 0);
+    assert_int_equal(util_edit_distance("help", "help"), 0);
+    assert_int_equal(util_edit_distance("hepl", "help"), 2);
+    assert_int_equal(util_edit_distance("kitten", "sitting"), 3);
+    assert_int_equal(util_edit_distance("", "abc"), 3);
+}
+
+static void nearest_name_of_any_list(void **state)
+{
+    (void)state;
+    const char *names[] = {"staging", "prod", "prod-replica", "analytics"};
+    assert_int_equal(util_nearest_name("prodd", names, 4), 1);
+    assert_true(util_name_is_typo("prodd", "prod"));
+    assert_int_equal(util_nearest_name("stag", names, 4), 0); /* a prefix */
+    assert_true(util_name_is_typo("stag", "staging"));
+    assert_int_equal(util_nearest_name("prod-r", names, 4), 2);
+    assert_false(util_name_is_typo("zzzzzzzz", names[util_nearest_name("zzzzzzzz", names, 4)]));
+    assert_int_equal(util_nearest_name("prod", names, 0), 0); /* none to offer */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -170,6 +193,8 @@ int main(void)
         cmocka_unit_test(buffer_grows_and_respects_cap),
         cmocka_unit_test(log_line_neutralizes_control_characters),
         cmocka_unit_test(terminal_safe_text),
+        cmocka_unit_test(edit_distance),
+        cmocka_unit_test(nearest_name_of_any_list),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
