@@ -3,14 +3,15 @@ _hoopctl_commands='help version completion login logout whoami token policy mcp 
 
 # _hoopctl_args CI OPTS: after the command word at CI, count the arguments
 # before the cursor (_hoopctl_npos), keep the first (_hoopctl_verb), and note
-# a "--" (_hoopctl_rest) and the value of --server (_hoopctl_server).
+# a "--" (_hoopctl_rest: the index of the word after it) and the value of
+# --server (_hoopctl_server).
 # OPTS: "|--a|-b|", the options that take a value.
 _hoopctl_args() {
     local j
     _hoopctl_npos=0 _hoopctl_verb='' _hoopctl_rest=0 _hoopctl_server=''
     for ((j = $1 + 1; j < COMP_CWORD; j++)); do
         case "${COMP_WORDS[j]}" in
-            --) _hoopctl_rest=1; return ;;
+            --) _hoopctl_rest=$((j + 1)); return ;;
             --server)  # readline splits a URL at ':'; join it again
                 _hoopctl_server=${COMP_WORDS[++j]}
                 while ((j + 1 < COMP_CWORD)) && [[ ${COMP_WORDS[j+1]} == : || ${COMP_WORDS[j]} == : ]]; do
@@ -20,6 +21,21 @@ _hoopctl_args() {
             *) ((_hoopctl_npos++ == 0)) && _hoopctl_verb=${COMP_WORDS[j]} ;;
         esac
     done
+}
+
+# _hoopctl_command CI: the command a command runs, given after "--" at CI
+# (hoopctl connect NAME -- psql ...): its own completion when bash-completion
+# is loaded, else a command name first and file names after it.
+_hoopctl_command() {
+    if declare -F _comp_command_offset >/dev/null; then
+        _comp_command_offset "$1"
+    elif declare -F _command_offset >/dev/null; then
+        _command_offset "$1"
+    elif ((COMP_CWORD == $1)); then
+        COMPREPLY=($(compgen -c -- "$cur"))
+    else
+        COMPREPLY=($(compgen -f -- "$cur"))
+    fi
 }
 
 _hoopctl() {
@@ -403,7 +419,7 @@ _hoopctl() {
                 --review-wait) COMPREPLY=(); return ;;
             esac
             if ((_hoopctl_rest)); then
-                COMPREPLY=($(compgen -f -- "$cur"))
+                _hoopctl_command "$_hoopctl_rest"
             elif [[ $cur == -* ]]; then
                 COMPREPLY=($(compgen -W '--help --port --listen --socket-dir --quiet --server --review-wait' -- "$cur"))
             elif ((_hoopctl_npos >= 1)); then

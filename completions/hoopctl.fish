@@ -6,6 +6,20 @@ function __hoopctl_server
     set -l i (contains -i -- --server $t); or return
     test $i -lt (count $t); and printf '%s\n' --server $t[(math $i + 1)]
 end
+# the command a command runs, after "--" (hoopctl connect NAME -- psql ...):
+# its name first, then what its own completion offers
+function __hoopctl_after_dashdash
+    contains -- -- (commandline -opc)
+end
+function __hoopctl_command
+    set -l t (commandline -opc) (commandline -ct)
+    set -l i (contains -i -- -- $t)
+    if test (count $t) -eq (math $i + 1)
+        __fish_complete_command
+    else
+        __fish_complete_subcommand --commandline $t[(math $i + 1)..-1]
+    end
+end
 complete -c hoopctl -f
 complete -c hoopctl -n __fish_use_subcommand -l debug -d 'debug logging'
 complete -c hoopctl -n __fish_use_subcommand -l log-level -x -a 'error warn info debug' -d 'log level'
@@ -141,10 +155,11 @@ complete -c hoopctl -n '__fish_seen_subcommand_from tui' -l reviews -d 'start in
 complete -c hoopctl -n '__fish_seen_subcommand_from tui' -l mouse -d 'let the mouse select rows and tabs'
 complete -c hoopctl -n '__fish_seen_subcommand_from tui' -l no-color -d 'monochrome (also when NO_COLOR is set)'
 complete -c hoopctl -n __fish_use_subcommand -a connect -d 'Open the local gateway to a connection: policy, masking, audit and reviews'
-complete -c hoopctl -n '__fish_seen_subcommand_from connect' -s p -l port -d 'local port (default 5433, or the next free one)'
-complete -c hoopctl -n '__fish_seen_subcommand_from connect' -l listen -d 'loopback address and port to listen on'
-complete -c hoopctl -n '__fish_seen_subcommand_from connect' -l socket-dir -x -a '(__fish_complete_directories)' -d 'also listen on the Unix socket DIR/.s.PGSQL.<port> (DIR: 0700, yours)'
-complete -c hoopctl -n '__fish_seen_subcommand_from connect' -s q -l quiet -d 'no status line'
-complete -c hoopctl -n '__fish_seen_subcommand_from connect' -l server -d 'the hoopctl server logged in to (default: the last login)'
-complete -c hoopctl -n '__fish_seen_subcommand_from connect' -l review-wait -d 'how long a held statement waits for its review (default 10m)'
-complete -c hoopctl -n '__fish_seen_subcommand_from connect' -x -a '(hoopctl __complete connections (__hoopctl_server) 2>/dev/null)'
+complete -c hoopctl -n '__fish_seen_subcommand_from connect; and __hoopctl_after_dashdash' -x -a '(__hoopctl_command)'
+complete -c hoopctl -n '__fish_seen_subcommand_from connect; and not __hoopctl_after_dashdash' -s p -l port -d 'local port (default 5433, or the next free one)'
+complete -c hoopctl -n '__fish_seen_subcommand_from connect; and not __hoopctl_after_dashdash' -l listen -d 'loopback address and port to listen on'
+complete -c hoopctl -n '__fish_seen_subcommand_from connect; and not __hoopctl_after_dashdash' -l socket-dir -x -a '(__fish_complete_directories)' -d 'also listen on the Unix socket DIR/.s.PGSQL.<port> (DIR: 0700, yours)'
+complete -c hoopctl -n '__fish_seen_subcommand_from connect; and not __hoopctl_after_dashdash' -s q -l quiet -d 'no status line'
+complete -c hoopctl -n '__fish_seen_subcommand_from connect; and not __hoopctl_after_dashdash' -l server -d 'the hoopctl server logged in to (default: the last login)'
+complete -c hoopctl -n '__fish_seen_subcommand_from connect; and not __hoopctl_after_dashdash' -l review-wait -d 'how long a held statement waits for its review (default 10m)'
+complete -c hoopctl -n '__fish_seen_subcommand_from connect; and not __hoopctl_after_dashdash' -x -a '(hoopctl __complete connections (__hoopctl_server) 2>/dev/null)'

@@ -1,7 +1,8 @@
 /* completion.c — `hoopctl completion bash|zsh|fish`: completion scripts
  * generated from the command table, options and argument kinds included.
  * Dynamic values (connection names, session and review ids) are asked of
- * `hoopctl __complete <kind>` when the user presses TAB. */
+ * `hoopctl __complete <kind>` when the user presses TAB. After the "--" of
+ * a command that runs one (connect), the shell's own command completion. */
 #include "hoopctl/cli.h"
 
 #include <stdio.h>
@@ -68,14 +69,15 @@ static void print_bash(FILE *f)
     fputs("'\n\n"
           "# _hoopctl_args CI OPTS: after the command word at CI, count the arguments\n"
           "# before the cursor (_hoopctl_npos), keep the first (_hoopctl_verb), and note\n"
-          "# a \"--\" (_hoopctl_rest) and the value of --server (_hoopctl_server).\n"
+          "# a \"--\" (_hoopctl_rest: the index of the word after it) and the value of\n"
+          "# --server (_hoopctl_server).\n"
           "# OPTS: \"|--a|-b|\", the options that take a value.\n"
           "_hoopctl_args() {\n"
           "    local j\n"
           "    _hoopctl_npos=0 _hoopctl_verb='' _hoopctl_rest=0 _hoopctl_server=''\n"
           "    for ((j = $1 + 1; j < COMP_CWORD; j++)); do\n"
           "        case \"${COMP_WORDS[j]}\" in\n"
-          "            --) _hoopctl_rest=1; return ;;\n"
+          "            --) _hoopctl_rest=$((j + 1)); return ;;\n"
           "            --server)  # readline splits a URL at ':'; join it again\n"
           "                _hoopctl_server=${COMP_WORDS[++j]}\n"
           "                while ((j + 1 < COMP_CWORD)) && [[ ${COMP_WORDS[j+1]} == : || ${COMP_WORDS[j]} == : ]]; do\n"
@@ -85,6 +87,20 @@ static void print_bash(FILE *f)
           "            *) ((_hoopctl_npos++ == 0)) && _hoopctl_verb=${COMP_WORDS[j]} ;;\n"
           "        esac\n"
           "    done\n"
+          "}\n\n"
+          "# _hoopctl_command CI: the command a command runs, given after \"--\" at CI\n"
+          "# (hoopctl connect NAME -- psql ...): its own completion when bash-completion\n"
+          "# is loaded, else a command name first and file names after it.\n"
+          "_hoopctl_command() {\n"
+          "    if declare -F _comp_command_offset >/dev/null; then\n"
+          "        _comp_command_offset \"$1\"\n"
+          "    elif declare -F _command_offset >/dev/null; then\n"
+          "        _command_offset \"$1\"\n"
+          "    elif ((COMP_CWORD == $1)); then\n"
+          "        COMPREPLY=($(compgen -c -- \"$cur\"))\n"
+          "    else\n"
+          "        COMPREPLY=($(compgen -f -- \"$cur\"))\n"
+          "    fi\n"
           "}\n\n"
           "_hoopctl() {\n"
           "    local cur prev cmd ci i _hoopctl_npos _hoopctl_verb _hoopctl_rest _hoopctl_server\n"
@@ -135,9 +151,11 @@ static void print_bash(FILE *f)
             fputs("; return ;;\n", f);
         }
         fputs("            esac\n"
-              "            if ((_hoopctl_rest)); then\n"
-              "                COMPREPLY=($(compgen -f -- \"$cur\"))\n"
-              "            elif [[ $cur == -* ]]; then\n"
+              "            if ((_hoopctl_rest)); then\n", f);
+        /* after "--": the command to run, or words taken as they are */
+        fputs(c->runs_command ? "                _hoopctl_command \"$_hoopctl_rest\"\n"
+                              : "                COMPREPLY=($(compgen -f -- \"$cur\"))\n", f);
+        fputs("            elif [[ $cur == -* ]]; then\n"
               "                COMPREPLY=($(compgen -W '--help", f);
         for (const struct cli_option *o = c->options; o && o->name; o++)
             fprintf(f, " --%s", o->name);
@@ -234,7 +252,13 @@ static void print_zsh(FILE *f)
         const struct cli_command *c = cli_commands[i];
         if (c->hidden)
             continue;
-        fprintf(f, "                %s) _arguments \\\n                    '--help[show usage]' \\\n", c->name);
+        fprintf(f, "                %s) ", c->name);
+        if (c->runs_command) /* after "--", the command's name, then its own completion */
+            fputs("if (( ${words[(i)--]} < CURRENT )); then\n"
+                  "                    (( CURRENT -= ${words[(i)--]} )); shift ${words[(i)--]} words\n"
+                  "                    _normal && ret=0\n"
+                  "                else ", f);
+        fputs("_arguments \\\n                    '--help[show usage]' \\\n", f);
         for (const struct cli_option *o = c->options; o && o->name; o++) {
             fputs("                    '", f);
             if (o->short_name)
@@ -262,12 +286,13 @@ static void print_zsh(FILE *f)
                 zsh_command(f, v->complete, v->words);
                 fputs("; ", f);
             }
-            fputs("fi}' && ret=0 ;;\n", f);
+            fputs("fi}' && ret=0", f);
         } else {
             fputs("                    '*:argument:", f);
             zsh_action(f, c->arg_complete, c->arg_words);
-            fputs("' && ret=0 ;;\n", f);
+            fputs("' && ret=0", f);
         }
+        fputs(c->runs_command ? "\n                fi ;;\n" : " ;;\n", f);
     }
     fputs("            esac ;;\n    esac\n    return ret\n}\n\n"
           "if [[ $funcstack[1] == _hoopctl ]]; then\n"
@@ -307,6 +332,20 @@ static void print_fish(FILE *f)
           "    set -l i (contains -i -- --server $t); or return\n"
           "    test $i -lt (count $t); and printf '%s\\n' --server $t[(math $i + 1)]\n"
           "end\n"
+          "# the command a command runs, after \"--\" (hoopctl connect NAME -- psql ...):\n"
+          "# its name first, then what its own completion offers\n"
+          "function __hoopctl_after_dashdash\n"
+          "    contains -- -- (commandline -opc)\n"
+          "end\n"
+          "function __hoopctl_command\n"
+          "    set -l t (commandline -opc) (commandline -ct)\n"
+          "    set -l i (contains -i -- -- $t)\n"
+          "    if test (count $t) -eq (math $i + 1)\n"
+          "        __fish_complete_command\n"
+          "    else\n"
+          "        __fish_complete_subcommand --commandline $t[(math $i + 1)..-1]\n"
+          "    end\n"
+          "end\n"
           "complete -c hoopctl -f\n"
           "complete -c hoopctl -n __fish_use_subcommand -l debug -d 'debug logging'\n"
           "complete -c hoopctl -n __fish_use_subcommand -l log-level -x -a 'error warn info debug' -d 'log level'\n"
@@ -319,8 +358,13 @@ static void print_fish(FILE *f)
         fprintf(f, "complete -c hoopctl -n __fish_use_subcommand -a %s -d '", c->name);
         put_escaped(f, c->summary, NULL, 1);
         fputs("'\n", f);
+        /* After "--" the words are the command's, not hoopctl's. */
+        const char *before_rest = c->runs_command ? "; and not __hoopctl_after_dashdash" : "";
+        if (c->runs_command)
+            fprintf(f, "complete -c hoopctl -n '__fish_seen_subcommand_from %s; and __hoopctl_after_dashdash'"
+                       " -x -a '(__hoopctl_command)'\n", c->name);
         for (const struct cli_option *o = c->options; o && o->name; o++) {
-            fprintf(f, "complete -c hoopctl -n '__fish_seen_subcommand_from %s'", c->name);
+            fprintf(f, "complete -c hoopctl -n '__fish_seen_subcommand_from %s%s'", c->name, before_rest);
             if (o->short_name)
                 fprintf(f, " -s %c", o->short_name);
             fprintf(f, " -l %s", o->name);
@@ -331,7 +375,7 @@ static void print_fish(FILE *f)
             fputs("'\n", f);
         }
         if (c->arg_complete != CLI_COMPLETE_NONE) {
-            fprintf(f, "complete -c hoopctl -n '__fish_seen_subcommand_from %s", c->name);
+            fprintf(f, "complete -c hoopctl -n '__fish_seen_subcommand_from %s%s", c->name, before_rest);
             if (c->verb_complete && c->arg_words)   /* the verbs only until one is given */
                 fprintf(f, "; and not __fish_seen_subcommand_from %s", c->arg_words);
             fputc('\'', f);

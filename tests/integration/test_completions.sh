@@ -47,10 +47,40 @@ touch "$HARNESS_TMP/pol-a.json"
 assert_eq "$HARNESS_TMP/pol-a.json" "$(complete_bash hoopctl policy validate "$HARNESS_TMP/pol-")" "policy validate <TAB>"
 assert_contains "$(complete_bash hoopctl -)" "-h" "global -h"
 
+# After "--" of connect, the command it runs: a command name, then its
+# arguments (files here; bash-completion's _command_offset when it is loaded).
+mkdir -p "$HARNESS_TMP/bin" && printf '#!/bin/sh\n' >"$HARNESS_TMP/bin/hoopctl-test-cmd" && chmod +x "$HARNESS_TMP/bin/hoopctl-test-cmd"
+touch "$HARNESS_TMP/query-a.sql"
+assert_eq hoopctl-test-cmd "$(PATH=$HARNESS_TMP/bin:$PATH complete_bash_sorted hoopctl connect prod -- hoopctl-test-c | sort -u)" \
+  "connect prod -- <command><TAB>"
+assert_eq hoopctl-test-cmd "$(PATH=$HARNESS_TMP/bin:$PATH complete_bash hoopctl connect --port 5999 prod -- hoopctl-test-c | sort -u)" \
+  "connect --port N prod -- <command><TAB>"
+assert_eq "$HARNESS_TMP/query-a.sql" "$(complete_bash hoopctl connect prod -- psql -f "$HARNESS_TMP/query-")" \
+  "connect prod -- psql -f <file><TAB>"
+assert_eq "--port" "$(complete_bash hoopctl connect prod --po)" "connect's own options before --"
+out=$(bash -c 'source "$1"; _command_offset() { echo "offset $1 of ${#COMP_WORDS[@]}"; }
+  COMP_WORDS=(hoopctl connect prod -- psql -); COMP_CWORD=5; _hoopctl' _ completions/hoopctl.bash)
+assert_eq "offset 4 of 6" "$out" "with bash-completion loaded, the command's own completion from its word"
+assert_eq "" "$(complete_bash hoopctl replay -- psq)" "commands that run none: no command names after --"
+
+if command -v zsh >/dev/null; then
+  out=$(PATH=$HARNESS_TMP/bin:$PATH complete_zsh "hoopctl connect prod -- hoopctl-test-c")
+  assert_eq hoopctl-test-cmd "$out" "zsh: connect prod -- <command><TAB>"
+  out=$(complete_zsh "hoopctl connect prod -- cat $HARNESS_TMP/query-")
+  assert_contains "$out" "query-a.sql" "zsh: connect prod -- cat <file><TAB>"
+  assert_eq "completion" "$(complete_zsh "hoopctl comp")" "zsh: hoopctl comp<TAB>"
+fi
+
 if command -v fish >/dev/null; then
   out=$(fish -c "source completions/hoopctl.fish; complete -C 'hoopctl comp'")
   assert_contains "$out" "completion"
   out=$(fish -c "source completions/hoopctl.fish; complete -C 'hoopctl completion '")
   assert_contains "$out" "zsh"
+  out=$(PATH=$HARNESS_TMP/bin:$PATH fish -c "source completions/hoopctl.fish; complete -C 'hoopctl connect prod -- hoopctl-test-c'")
+  assert_eq hoopctl-test-cmd "$(cut -f1 <<<"$out")" "fish: connect prod -- <command><TAB>"
+  out=$(fish -c "source completions/hoopctl.fish; complete -C 'hoopctl connect prod -- cat $HARNESS_TMP/query-'")
+  assert_contains "$out" "$HARNESS_TMP/query-a.sql" "fish: connect prod -- cat <file><TAB>"
+  out=$(fish -c "source completions/hoopctl.fish; complete -C 'hoopctl connect prod -- cat -'")
+  assert_not_contains "$out" "--review-wait" "fish: connect's options after --"
 fi
 echo "completions ok"
