@@ -28,6 +28,8 @@ struct devidp;
 struct devidp *devidp_start(const struct devidp_options *opt, char *err, size_t errlen);
 /* "http://127.0.0.1:PORT/dev-idp": the issuer, also the base of every endpoint. */
 const char *devidp_issuer(const struct devidp *d);
+/* The port bound (the one asked for, or the free one taken for 0). */
+int devidp_port(const struct devidp *d);
 /* "alice (eng), bob (dba, eng), ..." for the start-up message. */
 void devidp_describe_users(const struct devidp *d, char *out, size_t len);
 /* Stop the thread and free everything (NULL is fine). */

@@ -9,6 +9,7 @@
 #include "hoopctl/store.h"
 #include "hoopctl/util.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,6 +101,73 @@ static int cfg_dev_int(json_t *cfg, const char *key)
                : 0;
 }
 
+/* Where --dev remembers its provider's port: next to a SQLite database
+ * ("<path>.dev-idp-port"), else (PostgreSQL) in <state>/dev under a hash of
+ * the store URL. The issuer holds the port, and a login is an issuer and a
+ * subject: the same port is the same users for the sessions, reviews and
+ * spools of that store. 0, or -1 when there is no place for it. */
+static int dev_port_file(const char *store_url, char *out, size_t len)
+{
+    if (strncmp(store_url, "sqlite:", 7) == 0) {
+        const char *path = store_url + 7;
+        int n = snprintf(out, len, "%.*s.dev-idp-port", (int)strcspn(path, "?"), path);
+        return n > 0 && (size_t)n < len ? 0 : -1;
+    }
+    char dir[1024], hash[65];
+    if (config_state_dir(dir, sizeof dir) < 0 || strlen(dir) > 900 ||
+        (strcat(dir, "/dev"), config_mkdirs(dir, 0700) < 0))
+        return -1;
+    util_sha256_hex(store_url, strlen(store_url), hash);
+    int n = snprintf(out, len, "%s/idp-port-%.16s", dir, hash);
+    return n > 0 && (size_t)n < len ? 0 : -1;
+}
+
+/* The port remembered in path, or 0 (none, or not a port). */
+static int dev_port_read(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char line[16] = "";
+    if (!f)
+        return 0;
+    bool got = fgets(line, sizeof line, f) != NULL;
+    fclose(f);
+    char *end;
+    long v = got ? strtol(line, &end, 10) : 0;
+    return got && end != line && (*end == '\n' || !*end) && v > 0 && v < 65536 ? (int)v : 0;
+}
+
+/* Start the dev IdP on a port that stays the same across restarts on the
+ * same store (dev.idp_port when configured, and no fallback then): the one
+ * remembered when it is free, else a free one, remembered for the next
+ * start. A remembered port that is taken gets a warning, as the issuer and
+ * so everyone's identity change. NULL with err. */
+static struct devidp *dev_idp_start(struct devidp_options *o, const char *store_url, char *err, size_t errlen)
+{
+    char path[1200];
+    if (o->port || dev_port_file(store_url, path, sizeof path) < 0)
+        return devidp_start(o, err, errlen);
+    int was = dev_port_read(path);
+    o->port = was;
+    struct devidp *idp = devidp_start(o, err, errlen);
+    if (!idp && was) {
+        fprintf(stderr, "hoopctl server: warning: --dev: the identity provider's port %d (kept in %s) cannot be "
+                        "used (%s); it takes another, so its issuer changes: earlier logins, sessions and reviews "
+                        "are those of other users, and everyone must log in again (free port %d and restart to "
+                        "keep the old issuer)\n",
+                was, path, err, was);
+        o->port = 0;
+        idp = devidp_start(o, err, errlen);
+    }
+    if (idp && devidp_port(idp) != was) {
+        char text[16];
+        int n = snprintf(text, sizeof text, "%d\n", devidp_port(idp));
+        if (config_write_atomic(path, text, (size_t)n, 0600) < 0)
+            fprintf(stderr, "hoopctl server: warning: --dev: cannot write %s (%s): the identity provider's port, "
+                            "and so its issuer, will change at the next start\n", path, strerror(errno));
+    }
+    return idp;
+}
+
 /* --dev: check the address, start the IdP, point auth.* at it, and pick a
  * store and master key in <state>/dev unless given. 0, or an exit code. */
 static int server_dev_setup(const struct cli_args *args, json_t *cfg, struct server_options *opt,
@@ -138,7 +206,7 @@ static int server_dev_setup(const struct cli_args *args, json_t *cfg, struct ser
                                .users = json_object_get(json_object_get(cfg, "dev"), "users"),
                                .access_ttl = cfg_dev_int(cfg, "access_ttl"),
                                .device_ttl = cfg_dev_int(cfg, "device_ttl")};
-    *idp = devidp_start(&o, err, sizeof err);
+    *idp = dev_idp_start(&o, opt->store_url, err, sizeof err);
     if (!*idp) {
         fprintf(stderr, "hoopctl server: --dev: %s\n", err);
         return CLI_EXIT_FAILURE;

@@ -65,6 +65,7 @@ struct devidp_refresh {
 
 struct devidp {
     char issuer[IDENTITY_URL_LEN];
+    int port;                     /* the one bound */
     char authority[160];          /* HOST:PORT as the Host header must name it */
     char alt_authority[160];      /* localhost:PORT */
     char audience[IDENTITY_URL_LEN];
@@ -809,6 +810,7 @@ struct devidp *devidp_start(const struct devidp_options *opt, char *err, size_t 
     }
     int port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                               : ((struct sockaddr_in *)&ss)->sin_port);
+    d->port = port;
     bool v6 = strchr(opt->host, ':') != NULL;
     snprintf(d->authority, sizeof d->authority, "%s%s%s:%d", v6 ? "[" : "", opt->host, v6 ? "]" : "", port);
     snprintf(d->alt_authority, sizeof d->alt_authority, "localhost:%d", port);
@@ -830,6 +832,11 @@ fail:
 const char *devidp_issuer(const struct devidp *d)
 {
     return d->issuer;
+}
+
+int devidp_port(const struct devidp *d)
+{
+    return d->port;
 }
 
 void devidp_stop(struct devidp *d)
