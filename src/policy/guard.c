@@ -138,12 +138,13 @@ static bool stmt_has_kind(const struct policy_stmt *st, const char *kind)
     return false;
 }
 
-/* Whether st calls a function or operator that may be user code (no
+/* Whether st calls a function or operator that may be user code, or
+ * touches a relation whose view, rules or row security run some (no
  * catalog, or DDL it cannot see yet: any), which may close a cursor and open
  * another under its name. */
 static bool calls_user_code(struct policy_guard *g, const struct policy_stmt *st)
 {
-    return st->nfunctions && policy_stmt_calls_user_code(mask_catalog(g), st);
+    return (st->nfunctions || st->nrelations) && policy_stmt_calls_user_code(mask_catalog(g), st);
 }
 
 /* A cursor that is gone leaves its name to the next portal, which its

@@ -194,6 +194,9 @@ create domain cdom as text check (email_peek(value));
 create table dx (v text);
 create index dx_ix on dx (((v)::cdom));
 create view rls_v with (security_invoker) as select * from rlstab;
+create function swap_c() returns bool language plpgsql as
+  $$ declare r refcursor := 'c'; begin close r; open r for select upper(email) from users; return true; end $$;
+create view v_swapc as select 1 as one where swap_c();
 create role rls_reader login password 'rls-reader-pw';
 grant select on rlstab, ixtab, rls_v to rls_reader;
 SQL
@@ -206,6 +209,8 @@ case_ "CLUSTER on such an operator class" -c "cluster optab using optab_ix"
 case_ "an implicit cast from a column's type" -c "select upper(v) from vtab"
 case_ "a view's column that calls a user function" -c "select e from ve"
 case_ "a view's WHERE that calls one" -c "select n from vf"
+case_ "a view whose code reopens a cursor" -c "begin" -c "declare c cursor for select 'x' as e" \
+  -c "select one from v_swapc" -c "fetch all from c" -c "commit"
 case_ "a partition key's expression on a write" -c "begin" -c "insert into pk_expr values ('c')" -c "rollback"
 case_ "a referenced table's index on a foreign key's check" -c "begin" -c "insert into fkt values ('k5')" -c "rollback"
 case_ "a rule's action" -c "begin" -c "insert into rltab values ('c')" -c "rollback"
