@@ -62,8 +62,8 @@ const struct cli_command *cli_find(const char *name)
 const struct cli_command *cli_suggest(const char *name)
 {
     /* The visible commands' names, for the shared nearest-name rule. */
-    const char *names[sizeof cli_commands / sizeof *cli_commands];
-    const struct cli_command *of[sizeof cli_commands / sizeof *cli_commands];
+    const char *names[sizeof cli_commands / sizeof *cli_commands] = {0};
+    const struct cli_command *of[sizeof cli_commands / sizeof *cli_commands] = {0};
     size_t n = 0;
     for (size_t i = 0; cli_commands[i]; i++)
         if (!cli_commands[i]->hidden) {

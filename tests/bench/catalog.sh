@@ -5,7 +5,9 @@
 # a function-style cast to a domain, int4(1)); each of ROUNDS fresh psql
 # sessions runs it once through the gateway, straight against PostgreSQL
 # too. With BENCH_OLD_BIN, a second gateway of that binary is timed beside
-# the first (A/B, alternating). Prints milliseconds per session (median).
+# the first (A/B, alternating). BENCH_QUERY replaces the query (a write that
+# fails, say, whose error makes the gateway look up what the write reaches).
+# Prints milliseconds per session (median).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 export HOOPCTL_BIN=${HOOPCTL_BIN:-$ROOT/hoopctl} HOOPCTL_ROOT=$ROOT
@@ -21,8 +23,8 @@ psql -q -c "do \$\$ begin for i in 1..$TABLES loop
   execute format('create table t%s (a int, b text, c date)', i); end loop; end \$\$"
 psql -q -c "create domain short_text as text check (length(value) < 10)"
 masked_policy "$HARNESS_TMP/policy.json" '[{"column": "public.users.email", "style": "partial"}]'
-Q="select lower(name), upper(name), length(name), trim(name), md5(name), btrim(name), ltrim(name),
-  rtrim(name), short_text('x'), int4(1) from users"
+Q=${BENCH_QUERY:-"select lower(name), upper(name), length(name), trim(name), md5(name), btrim(name), ltrim(name),
+  rtrim(name), short_text('x'), int4(1) from users"}
 
 gateway_start gw --policy "$HARNESS_TMP/policy.json"
 NEW_PORT=$GW_PORT
@@ -33,7 +35,7 @@ fi
 ms() {  # PORT (empty: straight to PostgreSQL): one fresh session's milliseconds
   local s e
   s=$(date +%s%N)
-  if [[ -n $1 ]]; then GW_PORT=$1 gw_psql -At -c "$Q" >/dev/null; else psql -X -At -c "$Q" >/dev/null; fi
+  if [[ -n $1 ]]; then GW_PORT=$1 gw_psql -At -c "$Q" >/dev/null 2>&1 || [[ -n ${BENCH_QUERY:-} ]]; else psql -X -At -c "$Q" >/dev/null 2>&1 || [[ -n ${BENCH_QUERY:-} ]]; fi
   e=$(date +%s%N)
   echo $(((e - s) / 1000))
 }
