@@ -63,6 +63,9 @@ struct catalog_pg {
     size_t nnames, capnames;
     uint_fast64_t generation;     /* catalog_generation when the answers were cached */
     int64_t since_ms;             /* when the first of them was */
+    bool seeds_known;             /* code_seeds_sql was asked since the answers were dropped */
+    bool code_everywhere;         /* an implicit cast between built-in types runs code someone wrote */
+    char *read_seeds, *maint_seeds; /* its relation OIDs, as oid[] text ("{}": none) */
 };
 
 static void catalog_forget(struct policy_catalog *self);
@@ -400,42 +403,67 @@ static const char relations_by_name_sql[] =
     "    (SELECT o.oid FROM pg_catalog.pg_operator o WHERE o.oprcode IN " USER_PROCS ")))"
 
 /* Whether a value's coming to be of a type of ty runs code of USER_PROCS: a
- * domain's check or default that calls it. */
+ * domain's check or default that calls it, a range's canonical function,
+ * subtype_diff or a support function of its subtype operator class. */
 #define TYPE_RUNS_CODE                                                                                          \
     "EXISTS (SELECT 1 FROM ty JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_type'::regclass "      \
     "  AND d.objid = ty.oid WHERE " DEPENDS_ON_USER_CODE " UNION ALL "                                         \
     "  SELECT 1 FROM ty JOIN pg_catalog.pg_constraint co ON co.contypid = ty.oid "                              \
     "  JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_constraint'::regclass AND d.objid = co.oid "  \
-    "  WHERE " DEPENDS_ON_USER_CODE ")"
+    "  WHERE " DEPENDS_ON_USER_CODE " UNION ALL "                                                               \
+    "  SELECT 1 FROM ty JOIN pg_catalog.pg_range r ON r.rngtypid = ty.oid WHERE r.rngcanonical IN " USER_PROCS  \
+    "  OR r.rngsubdiff IN " USER_PROCS " OR r.rngsubopc IN (SELECT oc.oid FROM pg_catalog.pg_opclass oc "     \
+    "    JOIN pg_catalog.pg_amproc ap ON ap.amprocfamily = oc.opcfamily WHERE ap.amproc IN " USER_PROCS "))"
 
-/* DEPENDS_ON_USER_CODE, or a pg_depend row d that points at a cast that
- * runs such a function, or at a type someone made whose values' coming to
- * be runs one (TYPE_RUNS_CODE: a cast to a domain in an expression). */
-#define DEPENDS_ON_CODE_OR_TYPE                                                                                 \
-    "(" DEPENDS_ON_USER_CODE " OR (d.refclassid = 'pg_catalog.pg_cast'::regclass AND d.refobjid IN "           \
-    "  (SELECT k.oid FROM pg_catalog.pg_cast k WHERE k.castfunc IN " USER_PROCS ")) "                          \
-    "  OR (d.refclassid = 'pg_catalog.pg_type'::regclass AND d.refobjid >= " FIRST_NORMAL_OID " AND EXISTS ("  \
-    TYPE_CLOSURE("SELECT d.refobjid") "SELECT 1 WHERE " TYPE_RUNS_CODE ")))"
-
-/* CTEs (after a WITH's first): fam, the operator families with a support
- * function or an operator of USER_PROCS; cls, their operator classes;
- * ucast, the implicit and assignment casts that run one (the parser adds
- * them where no statement names them). */
+/* CTEs of a WITH RECURSIVE (after its first; ends without a comma): uproc,
+ * the functions of USER_PROCS; uop, the operators of one; ucast, the casts
+ * that run one (the parser adds the implicit and assignment ones where no
+ * statement names them); fam, the operator families with such a support
+ * function or operator; cls, their operator classes; ctype, the types whose
+ * values' coming to be or comparing runs such code (a domain's check or
+ * default, a range's canonical, subtype_diff or subtype operator class) and
+ * the arrays, composites, domains and ranges over them (ucode: what depends
+ * on uproc or uop); udep, the objects
+ * (classid, objid, objsubid) that depend on any of those, found through
+ * pg_depend's index on what is depended on. */
 #define CODE_CTES                                                                                               \
-    "ucast(src, dst, ctx) AS (SELECT k.castsource, k.casttarget, k.castcontext FROM pg_catalog.pg_cast k "     \
-    "  WHERE k.castcontext IN ('i', 'a') AND k.castfunc IN " USER_PROCS "), "                                   \
-    "fam(oid) AS (SELECT ap.amprocfamily FROM pg_catalog.pg_amproc ap WHERE ap.amproc IN " USER_PROCS " "      \
-    "  UNION SELECT ao.amopfamily FROM pg_catalog.pg_amop ao "                                                 \
-    "  JOIN pg_catalog.pg_operator op ON op.oid = ao.amopopr WHERE op.oprcode IN " USER_PROCS "), "            \
+    "uproc(oid) AS " USER_PROCS ", "                                                                           \
+    "uop(oid) AS (SELECT o.oid FROM pg_catalog.pg_operator o WHERE o.oprcode IN (SELECT oid FROM uproc)), "    \
+    "ucast(oid, src, dst, ctx) AS (SELECT k.oid, k.castsource, k.casttarget, k.castcontext "                   \
+    "  FROM pg_catalog.pg_cast k WHERE k.castfunc IN (SELECT oid FROM uproc)), "                               \
+    "fam(oid) AS (SELECT ap.amprocfamily FROM pg_catalog.pg_amproc ap WHERE ap.amproc IN (SELECT oid FROM uproc) " \
+    "  UNION SELECT ao.amopfamily FROM pg_catalog.pg_amop ao WHERE ao.amopopr IN (SELECT oid FROM uop)), "     \
     "cls(oid, typ, dflt) AS (SELECT oc.oid, oc.opcintype, oc.opcdefault FROM pg_catalog.pg_opclass oc "        \
-    "  JOIN fam ON fam.oid = oc.opcfamily) "
+    "  JOIN fam ON fam.oid = oc.opcfamily), "                                                                  \
+    "ucode(classid, objid) AS (SELECT d.classid, d.objid FROM uproc JOIN pg_catalog.pg_depend d "              \
+    "    ON d.refclassid = 'pg_catalog.pg_proc'::regclass AND d.refobjid = uproc.oid "                         \
+    "  UNION ALL SELECT d.classid, d.objid FROM uop JOIN pg_catalog.pg_depend d "                              \
+    "    ON d.refclassid = 'pg_catalog.pg_operator'::regclass AND d.refobjid = uop.oid), "                     \
+    "ctype(oid) AS (SELECT co.contypid FROM ucode JOIN pg_catalog.pg_constraint co "                           \
+    "    ON ucode.classid = 'pg_catalog.pg_constraint'::regclass AND co.oid = ucode.objid WHERE co.contypid <> 0 " \
+    "  UNION SELECT objid FROM ucode WHERE classid = 'pg_catalog.pg_type'::regclass "                          \
+    "  UNION SELECT r.rngtypid FROM pg_catalog.pg_range r WHERE r.rngsubopc IN (SELECT oid FROM cls) "         \
+    "  UNION SELECT n.oid FROM ctype CROSS JOIN LATERAL ("                                                     \
+    "    SELECT t.oid FROM pg_catalog.pg_type t WHERE t.typbasetype = ctype.oid OR t.typelem = ctype.oid "     \
+    "    UNION ALL SELECT t.oid FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t "                    \
+    "      ON t.typrelid = a.attrelid WHERE a.atttypid = ctype.oid AND t.typrelid <> 0 "                      \
+    "    UNION ALL SELECT r.rngtypid FROM pg_catalog.pg_range r WHERE r.rngsubtype = ctype.oid "              \
+    "    UNION ALL SELECT r.rngmultitypid FROM pg_catalog.pg_range r WHERE r.rngtypid = ctype.oid"            \
+    "  ) n(oid)), "                                                                                            \
+    "udep(classid, objid, objsubid) AS (SELECT d.classid, d.objid, d.objsubid FROM uproc "                     \
+    "    JOIN pg_catalog.pg_depend d ON d.refclassid = 'pg_catalog.pg_proc'::regclass AND d.refobjid = uproc.oid " \
+    "  UNION ALL SELECT d.classid, d.objid, d.objsubid FROM uop JOIN pg_catalog.pg_depend d "                  \
+    "    ON d.refclassid = 'pg_catalog.pg_operator'::regclass AND d.refobjid = uop.oid "                       \
+    "  UNION ALL SELECT d.classid, d.objid, d.objsubid FROM ucast JOIN pg_catalog.pg_depend d "                \
+    "    ON d.refclassid = 'pg_catalog.pg_cast'::regclass AND d.refobjid = ucast.oid "                         \
+    "  UNION ALL SELECT d.classid, d.objid, d.objsubid FROM ctype JOIN pg_catalog.pg_depend d "                \
+    "    ON d.refclassid = 'pg_catalog.pg_type'::regclass AND d.refobjid = ctype.oid) "
 
 /* Whether an index of relation REL (an OID expression) runs code of
- * USER_PROCS on a row it indexes: its expression or predicate calls it. */
+ * CODE_CTES on a row it indexes: its expression or predicate calls it. */
 #define INDEX_EXPR_RUNS_CODE(rel)                                                                               \
-    "EXISTS (SELECT 1 FROM pg_catalog.pg_index i JOIN pg_catalog.pg_depend d "                                 \
-    "  ON d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = i.indexrelid "                             \
-    "  WHERE i.indrelid = " rel " AND " DEPENDS_ON_CODE_OR_TYPE ")"
+    "EXISTS (SELECT 1 FROM pg_catalog.pg_index i JOIN udep "                                                   \
+    "  ON udep.classid = 'pg_catalog.pg_class'::regclass AND udep.objid = i.indexrelid WHERE i.indrelid = " rel ")"
 
 /* Whether an index of relation REL has an operator class of cls
  * (CODE_CTES), whose code runs on a write and on a scan of the index. */
@@ -444,21 +472,22 @@ static const char relations_by_name_sql[] =
     "  WHERE i.indrelid = " rel ")"
 
 /* Whether relation REL (an OID expression) has row security on, under a
- * policy that calls code of USER_PROCS. */
+ * policy that calls code of CODE_CTES. */
 #define ROW_SECURITY_RUNS_CODE(rel)                                                                             \
     "EXISTS (SELECT 1 FROM pg_catalog.pg_class rc JOIN pg_catalog.pg_policy po ON po.polrelid = rc.oid "       \
-    "  JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_policy'::regclass AND d.objid = po.oid "      \
-    "  WHERE rc.oid = " rel " AND rc.relrowsecurity AND " DEPENDS_ON_CODE_OR_TYPE ")"
+    "  JOIN udep ON udep.classid = 'pg_catalog.pg_policy'::regclass AND udep.objid = po.oid "                  \
+    "  WHERE rc.oid = " rel " AND rc.relrowsecurity)"
 
 /* Whether relation REL's rules (a view's query, a table's DO ALSO or
- * INSTEAD actions) or its partition key (an expression, an operator class of
- * cls) call code of USER_PROCS. */
-#define RULES_OR_KEY_RUN_CODE(rel)                                                                              \
-    "(EXISTS (SELECT 1 FROM pg_catalog.pg_rewrite r JOIN pg_catalog.pg_depend d "                             \
-    "  ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid "                                  \
-    "  WHERE r.ev_class = " rel " AND " DEPENDS_ON_CODE_OR_TYPE ") "                                           \
-    " OR EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_class'::regclass "      \
-    "  AND d.objid = " rel " AND d.objsubid = 0 AND " DEPENDS_ON_CODE_OR_TYPE ") "                             \
+ * INSTEAD actions; a materialized view's only when MATVIEWS, as a read of
+ * one runs none of its query) or its partition key (an expression, an
+ * operator class of cls) call code of CODE_CTES. */
+#define RULES_OR_KEY_RUN_CODE(rel, matviews)                                                                    \
+    "(EXISTS (SELECT 1 FROM pg_catalog.pg_rewrite r JOIN pg_catalog.pg_class rr ON rr.oid = r.ev_class "      \
+    "  JOIN udep ON udep.classid = 'pg_catalog.pg_rewrite'::regclass AND udep.objid = r.oid "                  \
+    "  WHERE r.ev_class = " rel " AND (" matviews " OR rr.relkind <> 'm')) "                                   \
+    " OR EXISTS (SELECT 1 FROM udep WHERE udep.classid = 'pg_catalog.pg_class'::regclass "                     \
+    "  AND udep.objid = " rel " AND udep.objsubid = 0) "                                                       \
     " OR EXISTS (SELECT 1 FROM pg_catalog.pg_partitioned_table pt "                                            \
     "  JOIN cls ON cls.oid = ANY (pt.partclass::pg_catalog.oid[]) WHERE pt.partrelid = " rel "))"
 
@@ -512,11 +541,11 @@ static const char writes_sql[] =
     "SELECT n.nspname, c.relname, at.attname, "
     "  EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t WHERE t.tgrelid = c.oid AND NOT t.tgisinternal) OR "
     "  " ROW_SECURITY_RUNS_CODE("c.oid") " OR " INDEX_EXPR_RUNS_CODE("c.oid") " OR "
-    "  " INDEX_CLASS_RUNS_CODE("c.oid") " OR " RULES_OR_KEY_RUN_CODE("c.oid") " OR "
+    "  " INDEX_CLASS_RUNS_CODE("c.oid") " OR " RULES_OR_KEY_RUN_CODE("c.oid", "true") " OR "
     "  EXISTS (SELECT 1 FROM pg_catalog.pg_constraint f WHERE f.conrelid = c.oid AND f.contype = 'f' "
     "    AND " INDEX_CLASS_RUNS_CODE("f.confrelid") ") OR "
     "  EXISTS (SELECT 1 FROM pg_catalog.pg_attribute ct WHERE ct.attrelid = c.oid AND ct.attnum > 0 "
-    "    AND NOT ct.attisdropped AND ct.atttypid IN (SELECT dst FROM ucast WHERE dst >= " FIRST_NORMAL_OID ")) OR "
+    "    AND NOT ct.attisdropped AND ct.atttypid IN (SELECT dst FROM ucast WHERE ctx IN ('i', 'a') AND dst >= " FIRST_NORMAL_OID ")) OR "
     "  EXISTS (SELECT 1 FROM pg_catalog.pg_depend d "
     "    WHERE d.refclassid = 'pg_catalog.pg_proc'::regclass AND d.refobjid >= " FIRST_NORMAL_OID " "
     "    AND ((d.classid = 'pg_catalog.pg_attrdef'::regclass "
@@ -548,11 +577,10 @@ static const char user_cast_sql[] =
     TYPE_CLOSURE(TYPES_NAMED)
     "SELECT NOT EXISTS (SELECT 1 FROM ty) OR " TYPE_CAST_RUNS_CODE " OR " TYPE_RUNS_CODE;
 
-/* Whether view $1's query calls code of USER_PROCS (DEPENDS_ON_CODE_OR_TYPE). */
+/* Whether view $1's query calls code of CODE_CTES. */
 static const char view_code_sql[] =
-    "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_rewrite r JOIN pg_catalog.pg_depend d "
-    "  ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid "
-    "  WHERE r.ev_class = $1::oid AND " DEPENDS_ON_CODE_OR_TYPE ")";
+    "WITH RECURSIVE " CODE_CTES "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_rewrite r "
+    "  JOIN udep ON udep.classid = 'pg_catalog.pg_rewrite'::regclass AND udep.objid = r.oid WHERE r.ev_class = $1::oid)";
 
 /* 1 when view soid's query calls code someone wrote, 0 not, -1 error. */
 static int view_runs_code(struct catalog_pg *c, const char *soid, char err[POLICY_ERR_MAX])
@@ -566,44 +594,76 @@ static int view_runs_code(struct catalog_pg *c, const char *soid, char err[POLIC
     return rc;
 }
 
-/* What touching relations of a name (schema $1, any when ""; name $2, all
- * when "") runs of USER_PROCS that a statement does not name, for
- * relation_code, of them, of the relations their views and row security
- * policies read, on and on. On any statement: row security; a view's query,
- * a table's rules; a partition key; an index's operator class (a scan), a default one of a type a column holds (sorting, grouping,
- * DISTINCT); an implicit or assignment cast from a column's type someone
- * made, an implicit one to it, any such cast between two built-in types
- * (every relation: they can apply anywhere). Besides, over the relations,
- * their partitions and children, and an index's table, what ANALYZE,
+/* The relations that run code of CODE_CTES that no statement names, in the
+ * whole database, asked once per refresh: one row of two oid[] texts and a
+ * flag. The first, on any statement that touches them: row security; a
+ * rule (a view's query; not a materialized view's, whose read runs none of
+ * it); a partition key's expression or operator class; an index's operator
+ * class (a scan); a column whose type (or one it holds) has such a default
+ * operator class or is such a range (sorting, grouping, DISTINCT); a column
+ * of a type someone made that an implicit or assignment cast from it, or an
+ * implicit one to it, runs such code for. The second, what ANALYZE,
  * VACUUM, CLUSTER and REINDEX evaluate: an index's expression or predicate,
- * an extended statistic's expression. */
+ * an extended statistic's expression. The flag: an implicit or assignment
+ * cast between two built-in types runs such code (it can apply anywhere). */
+static const char code_seeds_sql[] =
+    "WITH RECURSIVE " CODE_CTES ", "
+    "sorttype(oid) AS (SELECT typ FROM cls WHERE dflt "
+    "  UNION SELECT r.rngtypid FROM pg_catalog.pg_range r WHERE r.rngsubopc IN (SELECT oid FROM cls) "
+    "    OR r.rngcanonical IN (SELECT oid FROM uproc) OR r.rngsubdiff IN (SELECT oid FROM uproc) "
+    "  UNION SELECT n.oid FROM sorttype CROSS JOIN LATERAL ("
+    "    SELECT t.oid FROM pg_catalog.pg_type t WHERE t.typbasetype = sorttype.oid OR t.typelem = sorttype.oid "
+    "    UNION ALL SELECT t.oid FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t "
+    "      ON t.typrelid = a.attrelid WHERE a.atttypid = sorttype.oid AND t.typrelid <> 0 "
+    "    UNION ALL SELECT r.rngtypid FROM pg_catalog.pg_range r WHERE r.rngsubtype = sorttype.oid "
+    "    UNION ALL SELECT r.rngmultitypid FROM pg_catalog.pg_range r WHERE r.rngtypid = sorttype.oid"
+    "  ) n(oid)), "
+    "seedr(oid) AS (SELECT po.polrelid FROM pg_catalog.pg_policy po "
+    "    JOIN pg_catalog.pg_class rc ON rc.oid = po.polrelid AND rc.relrowsecurity "
+    "    JOIN udep ON udep.classid = 'pg_catalog.pg_policy'::regclass AND udep.objid = po.oid "
+    "  UNION SELECT r.ev_class FROM pg_catalog.pg_rewrite r "
+    "    JOIN pg_catalog.pg_class rr ON rr.oid = r.ev_class AND rr.relkind <> 'm' "
+    "    JOIN udep ON udep.classid = 'pg_catalog.pg_rewrite'::regclass AND udep.objid = r.oid "
+    "  UNION SELECT udep.objid FROM udep JOIN pg_catalog.pg_class k ON k.oid = udep.objid AND k.relkind IN ('r', 'p') "
+    "    WHERE udep.classid = 'pg_catalog.pg_class'::regclass AND udep.objsubid = 0 "
+    "  UNION SELECT pt.partrelid FROM pg_catalog.pg_partitioned_table pt "
+    "    JOIN cls ON cls.oid = ANY (pt.partclass::pg_catalog.oid[]) "
+    "  UNION SELECT i.indrelid FROM pg_catalog.pg_index i JOIN cls ON cls.oid = ANY (i.indclass::pg_catalog.oid[]) "
+    "  UNION SELECT a.attrelid FROM pg_catalog.pg_attribute a WHERE a.attnum > 0 AND NOT a.attisdropped "
+    "    AND (EXISTS (SELECT 1 FROM sorttype) OR EXISTS (SELECT 1 FROM ucast)) "
+    "    AND a.atttypid IN (SELECT oid FROM sorttype UNION ALL SELECT src FROM ucast "
+    "      WHERE ctx IN ('i', 'a') AND src >= " FIRST_NORMAL_OID " UNION ALL SELECT dst FROM ucast "
+    "      WHERE ctx = 'i' AND dst >= " FIRST_NORMAL_OID ")), "
+    "seedm(oid) AS (SELECT i.indrelid FROM pg_catalog.pg_index i "
+    "    JOIN udep ON udep.classid = 'pg_catalog.pg_class'::regclass AND udep.objid = i.indexrelid "
+    "  UNION SELECT s.stxrelid FROM pg_catalog.pg_statistic_ext s "
+    "    JOIN udep ON udep.classid = 'pg_catalog.pg_statistic_ext'::regclass AND udep.objid = s.oid) "
+    "SELECT (SELECT coalesce(array_agg(oid), '{}') FROM seedr)::text, "
+    "  (SELECT coalesce(array_agg(oid), '{}') FROM seedm)::text, "
+    "  EXISTS (SELECT 1 FROM ucast WHERE ctx IN ('i', 'a') AND src < " FIRST_NORMAL_OID " AND dst < " FIRST_NORMAL_OID ")";
+
+/* Whether relations of a name (schema $1, any when ""; name $2, every one
+ * when ""), their partitions and children, an index's table, and the
+ * relations their views (not materialized views) and row security policies
+ * read, on and on, reach a relation of $3 (the first of code_seeds_sql),
+ * and whether one of $4 (its second). Each step goes through a catalog index. */
 static const char relation_code_sql[] =
     "WITH RECURSIVE rel(oid) AS (SELECT c.oid FROM pg_catalog.pg_class c "
     "  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
     "  WHERE $2 = '' OR (c.relname = $2 AND ($1 = '' OR n.nspname = $1)) "
-    "  UNION SELECT e.dst FROM rel JOIN (SELECT inhparent AS src, inhrelid AS dst FROM pg_catalog.pg_inherits "
-    "    UNION ALL SELECT indexrelid, indrelid FROM pg_catalog.pg_index "
-    "    UNION ALL SELECT r.ev_class, d.refobjid FROM pg_catalog.pg_rewrite r JOIN pg_catalog.pg_depend d "
-    "      ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid "
-    "      AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid <> r.ev_class "
-    "    UNION ALL SELECT po.polrelid, d.refobjid FROM pg_catalog.pg_policy po JOIN pg_catalog.pg_depend d "
+    "  UNION SELECT e.dst FROM rel CROSS JOIN LATERAL ("
+    "    SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE i.inhparent = rel.oid "
+    "    UNION ALL SELECT x.indrelid FROM pg_catalog.pg_index x WHERE x.indexrelid = rel.oid "
+    "    UNION ALL SELECT d.refobjid FROM pg_catalog.pg_rewrite r JOIN pg_catalog.pg_class rr ON rr.oid = r.ev_class "
+    "      JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid "
+    "      AND d.refclassid = 'pg_catalog.pg_class'::regclass "
+    "      WHERE r.ev_class = rel.oid AND d.refobjid <> rel.oid AND rr.relkind <> 'm' "
+    "    UNION ALL SELECT d.refobjid FROM pg_catalog.pg_policy po JOIN pg_catalog.pg_depend d "
     "      ON d.classid = 'pg_catalog.pg_policy'::regclass AND d.objid = po.oid "
-    "      AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid <> po.polrelid"
-    "  ) e ON e.src = rel.oid), "
-    CODE_CTES
-    "SELECT EXISTS (SELECT 1 FROM rel WHERE " ROW_SECURITY_RUNS_CODE("rel.oid") " OR "
-    "  " INDEX_CLASS_RUNS_CODE("rel.oid") " OR " RULES_OR_KEY_RUN_CODE("rel.oid") ") "
-    "  OR EXISTS (" TYPE_CLOSURE("SELECT a.atttypid FROM pg_catalog.pg_attribute a WHERE a.attrelid IN "
-                                 "(SELECT oid FROM rel) AND a.attnum > 0 AND NOT a.attisdropped")
-    "    SELECT 1 FROM ty JOIN cls ON cls.typ = ty.oid AND cls.dflt) "
-    "  OR EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid IN (SELECT oid FROM rel) "
-    "    AND a.attnum > 0 AND NOT a.attisdropped AND a.atttypid IN (SELECT src FROM ucast "
-    "    WHERE src >= " FIRST_NORMAL_OID " UNION ALL SELECT dst FROM ucast WHERE ctx = 'i' AND dst >= " FIRST_NORMAL_OID ")) "
-    "  OR EXISTS (SELECT 1 FROM ucast WHERE src < " FIRST_NORMAL_OID " AND dst < " FIRST_NORMAL_OID "), "
-    "  EXISTS (SELECT 1 FROM rel WHERE " INDEX_EXPR_RUNS_CODE("rel.oid") ") "
-    "  OR EXISTS (SELECT 1 FROM rel JOIN pg_catalog.pg_statistic_ext s ON s.stxrelid = rel.oid "
-    "    JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_statistic_ext'::regclass AND d.objid = s.oid "
-    "    WHERE " DEPENDS_ON_CODE_OR_TYPE ")";
+    "      AND d.refclassid = 'pg_catalog.pg_class'::regclass WHERE po.polrelid = rel.oid AND d.refobjid <> rel.oid"
+    "  ) e(dst)) "
+    "SELECT EXISTS (SELECT 1 FROM rel WHERE rel.oid = ANY ($3::pg_catalog.oid[])), "
+    "  EXISTS (SELECT 1 FROM rel WHERE rel.oid = ANY ($4::pg_catalog.oid[]))";
 
 /* Whether the database has an enabled event trigger that runs a function of
  * USER_PROCS, whatever its tags (fail closed). No parameters. */
@@ -658,6 +718,10 @@ static const struct catalog_name *name_lookup(struct catalog_pg *c, char kind, c
     struct catalog_name key = {.kind = kind};
     int n = column ? snprintf(key.name, sizeof(key.name), "%zu:%s%s", strlen(name), name, column)
                    : snprintf(key.name, sizeof(key.name), "%s", name);
+    /* pg_temp is this session's temporary schema, pg_temp_N to the
+     * catalog's own connection: any schema of the name (more, never less). */
+    if (schema && strcmp(schema, "pg_temp") == 0)
+        schema = "";
     if (snprintf(key.schema, sizeof(key.schema), "%s", schema ? schema : "") >= (int)sizeof(key.schema) ||
         n < 0 || n >= (int)sizeof(key.name)) {
         snprintf(err, POLICY_ERR_MAX, "name too long for the catalog");
@@ -672,7 +736,8 @@ static const struct catalog_name *name_lookup(struct catalog_pg *c, char kind, c
             snprintf(err, POLICY_ERR_MAX, "catalog cache full");
         return NULL;
     }
-    const char *params[] = {key.schema, column ? name : key.name, column};
+    const char *params[] = {key.schema, column ? name : key.name, kind == 'x' ? c->read_seeds : column,
+                            c->maint_seeds};
     PGresult *r = query(c,
                         kind == 'r'   ? relations_by_name_sql
                         : kind == 'f' ? user_function_sql
@@ -683,7 +748,7 @@ static const struct catalog_name *name_lookup(struct catalog_pg *c, char kind, c
                         : kind == 'w' ? writes_sql
                         : kind == 'x' ? relation_code_sql
                                       : view_column_sql,
-                        kind == 'e' ? 0 : column ? 3 : 2, params, err);
+                        kind == 'e' ? 0 : kind == 'x' ? 4 : column ? 3 : 2, params, err);
     if (!r)
         return NULL;
     int rc = 0;
@@ -873,6 +938,10 @@ static void catalog_forget(struct policy_catalog *self)
     for (size_t i = 0; i < c->nnames; i++)
         info_free(&c->names[i].info);
     c->nnames = 0;
+    free(c->read_seeds);
+    free(c->maint_seeds);
+    c->read_seeds = c->maint_seeds = NULL;
+    c->seeds_known = false;
 }
 
 static void catalog_free(struct policy_catalog *self)
@@ -888,8 +957,31 @@ static void catalog_free(struct policy_catalog *self)
 static int catalog_relation_code(struct policy_catalog *self, const char *schema, const char *name, bool *on_read,
                                  bool *on_maintenance, char err[POLICY_ERR_MAX])
 {
-    catalog_refresh((struct catalog_pg *)self);
-    const struct catalog_name *e = name_lookup((struct catalog_pg *)self, 'x', schema, name ? name : "", NULL, err);
+    struct catalog_pg *c = (struct catalog_pg *)self;
+    catalog_refresh(c);
+    if (!c->seeds_known) {
+        if (catalog_connected(c, err) < 0)
+            return -1;
+        PGresult *r = query(c, code_seeds_sql, 0, NULL, err);
+        if (!r)
+            return -1;
+        bool one = PQntuples(r) == 1;
+        c->read_seeds = strdup(one ? PQgetvalue(r, 0, 0) : "{}");
+        c->maint_seeds = strdup(one ? PQgetvalue(r, 0, 1) : "{}");
+        c->code_everywhere = !one || PQgetvalue(r, 0, 2)[0] == 't';
+        PQclear(r);
+        if (!c->read_seeds || !c->maint_seeds) {
+            snprintf(err, POLICY_ERR_MAX, "out of memory");
+            return -1;
+        }
+        c->seeds_known = true;
+    }
+    /* Most databases have none: no look-up per relation. */
+    if (c->code_everywhere || (strcmp(c->read_seeds, "{}") == 0 && strcmp(c->maint_seeds, "{}") == 0)) {
+        *on_read = *on_maintenance = c->code_everywhere;
+        return 0;
+    }
+    const struct catalog_name *e = name_lookup(c, 'x', schema, name ? name : "", NULL, err);
     if (!e)
         return -1;
     *on_read = e->flag;
