@@ -110,8 +110,13 @@ static int dev_port_file(const char *store_url, char *out, size_t len)
 {
     if (strncmp(store_url, "sqlite:", 7) == 0) {
         const char *path = store_url + 7;
-        int n = snprintf(out, len, "%.*s.dev-idp-port", (int)strcspn(path, "?"), path);
-        return n > 0 && (size_t)n < len ? 0 : -1;
+        int plen = (int)strcspn(path, "?");
+        if (plen == 8 && strncmp(path, ":memory:", 8) == 0)
+            return -1; /* a store that is not kept: nor is the port */
+        if (strncmp(path, "file:", 5) != 0) { /* a SQLite URI goes by its hash below */
+            int n = snprintf(out, len, "%.*s.dev-idp-port", plen, path);
+            return n > 0 && (size_t)n < len ? 0 : -1;
+        }
     }
     char dir[1024], hash[65];
     if (config_state_dir(dir, sizeof dir) < 0 || strlen(dir) > 900 ||

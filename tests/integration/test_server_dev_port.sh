@@ -57,4 +57,8 @@ assert_contains "$out" "everyone must log in again"
 assert_contains "$out" "Built-in identity provider at $ISS2"
 assert_eq "$P2" "$(cat "$T/a.db.dev-idp-port")" "the port remembered after the fallback"
 stop
+
+log "a store kept in memory keeps no port either: no file anywhere"
+(cd "$T" && start ":memory:" && stop)
+ls -a "$T" | grep -q ':memory:' && fail "a port file for a store in memory: $(ls -a "$T")"
 echo "dev port ok"
