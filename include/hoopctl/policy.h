@@ -379,14 +379,15 @@ struct policy_catalog {
                   const struct policy_column_ref **columns, size_t *ncolumns, char err[POLICY_ERR_MAX]);
     /* relation_code: code someone wrote (not C) that touching relation
      * `name` (schema NULL: any schema's; name NULL: every relation of the
-     * database) runs without the statement naming it. *on_read: a
-     * row-level security policy that calls it, run over the rows of any
-     * read or write. *on_maintenance: what ANALYZE, VACUUM, CLUSTER and
-     * REINDEX run over every row of it, its partitions and children (an
-     * index's: of an index name, its table's): an index's expression or
-     * predicate, the functions of an index's operator class or of a
-     * default one of a column's type, an extended statistic's expression.
-     * 0, or -1 with err. NULL: cannot tell (both count). */
+     * database) runs without the statement naming it, in it, its
+     * partitions and children, an index's table, and the relations its
+     * views and row security policies read. *on_read, on any statement:
+     * row security, a rule or a view's query, a partition key, an index's
+     * operator class, a default operator class of a type a column holds,
+     * an implicit cast from or to a column's type. *on_maintenance, what
+     * ANALYZE, VACUUM, CLUSTER and REINDEX evaluate: an index's expression
+     * or predicate, an extended statistic's expression. 0, or -1 with err.
+     * NULL: cannot tell (both count). */
     int (*relation_code)(struct policy_catalog *self, const char *schema, const char *name, bool *on_read,
                          bool *on_maintenance, char err[POLICY_ERR_MAX]);
 };

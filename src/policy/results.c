@@ -423,8 +423,8 @@ static bool maintains_rows(const struct policy_stmt *st)
 }
 
 /* Whether touching relation schema.name (name NULL: the whole database)
- * runs code someone wrote that st does not name (row security; index and
- * statistics code under maintenance). */
+ * runs code someone wrote that the statement does not name (relation_code's
+ * on_read; under maintenance, its on_maintenance too). */
 static bool relation_runs_code(struct policy_catalog *catalog, const char *schema, const char *name,
                                bool maintenance)
 {
