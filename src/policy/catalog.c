@@ -8,6 +8,7 @@
  * function may be user code. Answers are cached until forget(). */
 #include "hoopctl/policy.h"
 
+#include "hoopctl/log.h"
 #include "hoopctl/util.h"
 
 #include <libpq-fe.h>
@@ -66,6 +67,7 @@ struct catalog_pg {
     bool seeds_known;             /* code_seeds_sql was asked since the answers were dropped */
     bool code_everywhere;         /* an implicit cast between built-in types runs code someone wrote */
     char *read_seeds, *maint_seeds; /* its relation OIDs, as oid[] text ("{}": none) */
+    int64_t failed_logged_ms;     /* when a failed query was last logged */
 };
 
 static void catalog_forget(struct policy_catalog *self);
@@ -204,6 +206,13 @@ static PGresult *query(struct catalog_pg *c, const char *sql, int nparams, const
         char *nl = strchr(err, '\n');
         if (nl)
             *nl = '\0';
+        /* Its callers fail closed (the session's answers are masked or
+         * hidden), some silently: say why here, at most once a minute. */
+        int64_t now = util_now_ms();
+        if (!c->failed_logged_ms || now - c->failed_logged_ms > 60000) {
+            c->failed_logged_ms = now;
+            log_warn("policy", "%s (masking fails closed meanwhile)", err);
+        }
         PQclear(r);
         return NULL;
     }
@@ -415,6 +424,18 @@ static const char relations_by_name_sql[] =
     "  OR r.rngsubdiff IN " USER_PROCS " OR r.rngsubopc IN (SELECT oc.oid FROM pg_catalog.pg_opclass oc "     \
     "    JOIN pg_catalog.pg_amproc ap ON ap.amprocfamily = oc.opcfamily WHERE ap.amproc IN " USER_PROCS "))"
 
+/* The types (src) that values of other types (dst) hold or stand on: a
+ * domain's base, an array's element, a composite's fields, a range's
+ * subtype, a multirange's range; for a walk from src to dst by one hash
+ * join per step (no catalog index leads that way). */
+#define TYPE_EDGES                                                                                              \
+    "(SELECT typbasetype AS src, oid AS dst FROM pg_catalog.pg_type WHERE typbasetype <> 0 "                   \
+    "  UNION ALL SELECT typelem, oid FROM pg_catalog.pg_type WHERE typelem <> 0 "                              \
+    "  UNION ALL SELECT a.atttypid, t.oid FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t "           \
+    "    ON t.typrelid = a.attrelid WHERE t.typrelid <> 0 AND a.attnum > 0 AND NOT a.attisdropped "           \
+    "  UNION ALL SELECT rngsubtype, rngtypid FROM pg_catalog.pg_range "                                        \
+    "  UNION ALL SELECT rngtypid, rngmultitypid FROM pg_catalog.pg_range)"
+
 /* CTEs of a WITH RECURSIVE (after its first; ends without a comma): uproc,
  * the functions of USER_PROCS; uop, the operators of one; ucast, the casts
  * that run one (the parser adds the implicit and assignment ones where no
@@ -443,13 +464,7 @@ static const char relations_by_name_sql[] =
     "    ON ucode.classid = 'pg_catalog.pg_constraint'::regclass AND co.oid = ucode.objid WHERE co.contypid <> 0 " \
     "  UNION SELECT objid FROM ucode WHERE classid = 'pg_catalog.pg_type'::regclass "                          \
     "  UNION SELECT r.rngtypid FROM pg_catalog.pg_range r WHERE r.rngsubopc IN (SELECT oid FROM cls) "         \
-    "  UNION SELECT n.oid FROM ctype CROSS JOIN LATERAL ("                                                     \
-    "    SELECT t.oid FROM pg_catalog.pg_type t WHERE t.typbasetype = ctype.oid OR t.typelem = ctype.oid "     \
-    "    UNION ALL SELECT t.oid FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t "                    \
-    "      ON t.typrelid = a.attrelid WHERE a.atttypid = ctype.oid AND t.typrelid <> 0 "                      \
-    "    UNION ALL SELECT r.rngtypid FROM pg_catalog.pg_range r WHERE r.rngsubtype = ctype.oid "              \
-    "    UNION ALL SELECT r.rngmultitypid FROM pg_catalog.pg_range r WHERE r.rngtypid = ctype.oid"            \
-    "  ) n(oid)), "                                                                                            \
+    "  UNION SELECT e.dst FROM ctype JOIN " TYPE_EDGES " e ON e.src = ctype.oid), "                            \
     "udep(classid, objid, objsubid) AS (SELECT d.classid, d.objid, d.objsubid FROM uproc "                     \
     "    JOIN pg_catalog.pg_depend d ON d.refclassid = 'pg_catalog.pg_proc'::regclass AND d.refobjid = uproc.oid " \
     "  UNION ALL SELECT d.classid, d.objid, d.objsubid FROM uop JOIN pg_catalog.pg_depend d "                  \
@@ -611,13 +626,7 @@ static const char code_seeds_sql[] =
     "sorttype(oid) AS (SELECT typ FROM cls WHERE dflt "
     "  UNION SELECT r.rngtypid FROM pg_catalog.pg_range r WHERE r.rngsubopc IN (SELECT oid FROM cls) "
     "    OR r.rngcanonical IN (SELECT oid FROM uproc) OR r.rngsubdiff IN (SELECT oid FROM uproc) "
-    "  UNION SELECT n.oid FROM sorttype CROSS JOIN LATERAL ("
-    "    SELECT t.oid FROM pg_catalog.pg_type t WHERE t.typbasetype = sorttype.oid OR t.typelem = sorttype.oid "
-    "    UNION ALL SELECT t.oid FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t "
-    "      ON t.typrelid = a.attrelid WHERE a.atttypid = sorttype.oid AND t.typrelid <> 0 "
-    "    UNION ALL SELECT r.rngtypid FROM pg_catalog.pg_range r WHERE r.rngsubtype = sorttype.oid "
-    "    UNION ALL SELECT r.rngmultitypid FROM pg_catalog.pg_range r WHERE r.rngtypid = sorttype.oid"
-    "  ) n(oid)), "
+    "  UNION SELECT e.dst FROM sorttype JOIN " TYPE_EDGES " e ON e.src = sorttype.oid), "
     "seedr(oid) AS (SELECT po.polrelid FROM pg_catalog.pg_policy po "
     "    JOIN pg_catalog.pg_class rc ON rc.oid = po.polrelid AND rc.relrowsecurity "
     "    JOIN udep ON udep.classid = 'pg_catalog.pg_policy'::regclass AND udep.objid = po.oid "

@@ -19,8 +19,15 @@ OLD=${BENCH_OLD_BIN:-}
 
 pg_start
 psql -q -v ON_ERROR_STOP=1 -f "$ROOT/tests/integration/lib/pii_users.sql"
+# BENCH_CODE_DOMAIN=1: every table also holds a column of a domain whose
+# check calls a plpgsql function (code someone wrote, on every table).
+if [[ -n ${BENCH_CODE_DOMAIN:-} ]]; then
+  psql -q -c "create function ok_text(text) returns bool immutable language plpgsql as 'begin return true; end'" \
+    -c "create domain checked_text as text check (ok_text(value))"
+  EXTRA=", d checked_text"
+fi
 psql -q -c "do \$\$ begin for i in 1..$TABLES loop
-  execute format('create table t%s (a int, b text, c date)', i); end loop; end \$\$"
+  execute format('create table t%s (a int, b text, c date${EXTRA:-})', i); end loop; end \$\$"
 psql -q -c "create domain short_text as text check (length(value) < 10)"
 masked_policy "$HARNESS_TMP/policy.json" '[{"column": "public.users.email", "style": "partial"}]'
 Q=${BENCH_QUERY:-"select lower(name), upper(name), length(name), trim(name), md5(name), btrim(name), ltrim(name),
