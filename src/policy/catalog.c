@@ -24,6 +24,7 @@
 #define CATALOG_TTL_MS 2000
 
 static atomic_uint_fast64_t catalog_generation;
+static _Atomic int64_t catalog_failed_logged_ms; /* when a failed query was last logged, by any session */
 
 void policy_catalog_changed(void)
 {
@@ -67,7 +68,6 @@ struct catalog_pg {
     bool seeds_known;             /* code_seeds_sql was asked since the answers were dropped */
     bool code_everywhere;         /* an implicit cast between built-in types runs code someone wrote */
     char *read_seeds, *maint_seeds; /* its relation OIDs, as oid[] text ("{}": none) */
-    int64_t failed_logged_ms;     /* when a failed query was last logged */
 };
 
 static void catalog_forget(struct policy_catalog *self);
@@ -207,12 +207,11 @@ static PGresult *query(struct catalog_pg *c, const char *sql, int nparams, const
         if (nl)
             *nl = '\0';
         /* Its callers fail closed (the session's answers are masked or
-         * hidden), some silently: say why here, at most once a minute. */
-        int64_t now = util_now_ms();
-        if (!c->failed_logged_ms || now - c->failed_logged_ms > 60000) {
-            c->failed_logged_ms = now;
+         * hidden), some silently: say why here, at most once a minute in
+         * the process (a client may connect per request). */
+        int64_t now = util_now_ms(), last = atomic_load(&catalog_failed_logged_ms);
+        if ((!last || now - last > 60000) && atomic_compare_exchange_strong(&catalog_failed_logged_ms, &last, now))
             log_warn("policy", "%s (masking fails closed meanwhile)", err);
-        }
         PQclear(r);
         return NULL;
     }
@@ -446,7 +445,11 @@ static const char relations_by_name_sql[] =
  * the arrays, composites, domains and ranges over them (ucode: what depends
  * on uproc or uop); udep, the objects
  * (classid, objid, objsubid) that depend on any of those, found through
- * pg_depend's index on what is depended on. */
+ * pg_depend's index on what is depended on; rcast, the types someone made
+ * that an implicit or assignment cast from them, or an implicit one to
+ * them, runs such code for, and their arrays and domains (the parser
+ * applies an element's or a base type's cast to them); wcast, those that an
+ * implicit or assignment cast to them does, likewise. */
 #define CODE_CTES                                                                                               \
     "uproc(oid) AS " USER_PROCS ", "                                                                           \
     "uop(oid) AS (SELECT o.oid FROM pg_catalog.pg_operator o WHERE o.oprcode IN (SELECT oid FROM uproc)), "    \
@@ -472,7 +475,12 @@ static const char relations_by_name_sql[] =
     "  UNION ALL SELECT d.classid, d.objid, d.objsubid FROM ucast JOIN pg_catalog.pg_depend d "                \
     "    ON d.refclassid = 'pg_catalog.pg_cast'::regclass AND d.refobjid = ucast.oid "                         \
     "  UNION ALL SELECT d.classid, d.objid, d.objsubid FROM ctype JOIN pg_catalog.pg_depend d "                \
-    "    ON d.refclassid = 'pg_catalog.pg_type'::regclass AND d.refobjid = ctype.oid) "
+    "    ON d.refclassid = 'pg_catalog.pg_type'::regclass AND d.refobjid = ctype.oid), "                       \
+    "rcast(oid) AS (SELECT src FROM ucast WHERE ctx IN ('i', 'a') AND src >= " FIRST_NORMAL_OID " "            \
+    "  UNION SELECT dst FROM ucast WHERE ctx = 'i' AND dst >= " FIRST_NORMAL_OID " "                           \
+    "  UNION SELECT t.oid FROM rcast JOIN pg_catalog.pg_type t ON t.typelem = rcast.oid OR t.typbasetype = rcast.oid), " \
+    "wcast(oid) AS (SELECT dst FROM ucast WHERE ctx IN ('i', 'a') AND dst >= " FIRST_NORMAL_OID " "            \
+    "  UNION SELECT t.oid FROM wcast JOIN pg_catalog.pg_type t ON t.typelem = wcast.oid OR t.typbasetype = wcast.oid) "
 
 /* Whether an index of relation REL (an OID expression) runs code of
  * CODE_CTES on a row it indexes: its expression or predicate calls it. */
@@ -560,7 +568,11 @@ static const char writes_sql[] =
     "  EXISTS (SELECT 1 FROM pg_catalog.pg_constraint f WHERE f.conrelid = c.oid AND f.contype = 'f' "
     "    AND " INDEX_CLASS_RUNS_CODE("f.confrelid") ") OR "
     "  EXISTS (SELECT 1 FROM pg_catalog.pg_attribute ct WHERE ct.attrelid = c.oid AND ct.attnum > 0 "
-    "    AND NOT ct.attisdropped AND ct.atttypid IN (SELECT dst FROM ucast WHERE ctx IN ('i', 'a') AND dst >= " FIRST_NORMAL_OID ")) OR "
+    "    AND NOT ct.attisdropped AND ct.atttypid IN (SELECT oid FROM wcast)) OR "
+    "  EXISTS (SELECT 1 FROM udep WHERE (udep.classid = 'pg_catalog.pg_attrdef'::regclass "
+    "      AND udep.objid IN (SELECT oid FROM pg_catalog.pg_attrdef WHERE adrelid = c.oid)) "
+    "    OR (udep.classid = 'pg_catalog.pg_constraint'::regclass "
+    "      AND udep.objid IN (SELECT oid FROM pg_catalog.pg_constraint WHERE conrelid = c.oid))) OR "
     "  EXISTS (SELECT 1 FROM pg_catalog.pg_depend d "
     "    WHERE d.refclassid = 'pg_catalog.pg_proc'::regclass AND d.refobjid >= " FIRST_NORMAL_OID " "
     "    AND ((d.classid = 'pg_catalog.pg_attrdef'::regclass "
@@ -640,9 +652,7 @@ static const char code_seeds_sql[] =
     "  UNION SELECT i.indrelid FROM pg_catalog.pg_index i JOIN cls ON cls.oid = ANY (i.indclass::pg_catalog.oid[]) "
     "  UNION SELECT a.attrelid FROM pg_catalog.pg_attribute a WHERE a.attnum > 0 AND NOT a.attisdropped "
     "    AND (EXISTS (SELECT 1 FROM sorttype) OR EXISTS (SELECT 1 FROM ucast)) "
-    "    AND a.atttypid IN (SELECT oid FROM sorttype UNION ALL SELECT src FROM ucast "
-    "      WHERE ctx IN ('i', 'a') AND src >= " FIRST_NORMAL_OID " UNION ALL SELECT dst FROM ucast "
-    "      WHERE ctx = 'i' AND dst >= " FIRST_NORMAL_OID ")), "
+    "    AND a.atttypid IN (SELECT oid FROM sorttype UNION ALL SELECT oid FROM rcast)), "
     "seedm(oid) AS (SELECT i.indrelid FROM pg_catalog.pg_index i "
     "    JOIN udep ON udep.classid = 'pg_catalog.pg_class'::regclass AND udep.objid = i.indexrelid "
     "  UNION SELECT s.stxrelid FROM pg_catalog.pg_statistic_ext s "

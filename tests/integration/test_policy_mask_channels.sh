@@ -201,6 +201,18 @@ create materialized view mvu as select v, email_ix(v) as n from ixtab;
 create function swap_c() returns bool language plpgsql as
   $$ declare r refcursor := 'c'; begin close r; open r for select upper(email) from users; return true; end $$;
 create view v_swapc as select 1 as one where swap_c();
+
+create domain tokvd as tokv;
+create table vtab_arr (vs tokv[]);
+insert into vtab_arr values (array[row('x')]::tokv[]);
+create table vtab_dom (v tokvd);
+insert into vtab_dom values (row('x'));
+create domain toktd as tokt;
+create table ttab_arr (ts tokt[]);
+create table ttab_dom (t toktd);
+create table k_chk (v text check ((v::cdom) is not null));
+create table k_def (id int, v text default (('x'::text)::cdom));
+create table k_gen (v text, g text generated always as ((v::cdom)::text) stored);
 create role rls_reader login password 'rls-reader-pw';
 grant select on rlstab, ixtab, rls_v to rls_reader;
 SQL
@@ -229,6 +241,13 @@ out=$(through -c "select n from mvu order by v limit 1")
 [[ $out != a ]] || fail "a materialized view's column computed by user code comes back as stored: $out"
 case_ "a scan of an index under such an operator class" -c "set enable_seqscan = off" -c "select v from optab where v > 'a'"
 case_ "an assignment cast to a column's type" -c "begin" -c "insert into ttab select concat('x')" -c "rollback"
+case_ "an implicit cast from an array's element type" -c "select array_to_tsvector(vs) from vtab_arr"
+case_ "an implicit cast from a domain's base type" -c "select upper(v) from vtab_dom"
+case_ "an assignment cast to an array's element type" -c "begin" -c "insert into ttab_arr select array[concat('x')]" -c "rollback"
+case_ "an assignment cast to a domain's base type" -c "begin" -c "insert into ttab_dom select concat('x')" -c "rollback"
+case_ "a CHECK that casts to a checked domain" -c "begin" -c "insert into k_chk values ('x')" -c "rollback"
+case_ "a DEFAULT that casts to it" -c "begin" -c "insert into k_def (id) values (1)" -c "rollback"
+case_ "a generated column that casts to it" -c "begin" -c "insert into k_gen (v) values ('x')" -c "rollback"
 out=$(through -c "select count(*) from ixtab")
 assert_eq "2" "$out" "a read runs no index code: its computed column stays"
 out=$(through -v VERBOSITY=terse -c "analyze verbose users")
