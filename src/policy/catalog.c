@@ -435,21 +435,23 @@ static const char relations_by_name_sql[] =
     "  UNION ALL SELECT rngsubtype, rngtypid FROM pg_catalog.pg_range "                                        \
     "  UNION ALL SELECT rngtypid, rngmultitypid FROM pg_catalog.pg_range)"
 
-/* CTEs of a WITH RECURSIVE (after its first; ends without a comma): uproc,
- * the functions of USER_PROCS; uop, the operators of one; ucast, the casts
- * that run one (the parser adds the implicit and assignment ones where no
- * statement names them); fam, the operator families with such a support
- * function or operator; cls, their operator classes; ctype, the types whose
- * values' coming to be or comparing runs such code (a domain's check or
- * default, a range's canonical, subtype_diff or subtype operator class) and
- * the arrays, composites, domains and ranges over them (ucode: what depends
- * on uproc or uop); udep, the objects
- * (classid, objid, objsubid) that depend on any of those, found through
- * pg_depend's index on what is depended on; rcast, the types someone made
- * that an implicit or assignment cast from them, or an implicit one to
- * them, runs such code for, and their arrays and domains (the parser
- * applies an element's or a base type's cast to them); wcast, those that an
- * implicit or assignment cast to them does, likewise. */
+/* CTEs of a WITH RECURSIVE (after its first; ends without a comma):
+ * - uproc, the functions of USER_PROCS; uop, the operators of one;
+ * - ucast, the casts that run one (the parser adds the implicit and
+ *   assignment ones where no statement names them);
+ * - fam, the operator families with such a support function or operator;
+ *   cls, their operator classes;
+ * - ucode, what depends on uproc or uop; ctype, the types whose values'
+ *   coming to be or comparing runs such code (a domain's check or default,
+ *   a range's canonical, subtype_diff or subtype operator class) and the
+ *   arrays, composites, domains and ranges over them;
+ * - udep, the objects (classid, objid, objsubid) that depend on any of
+ *   those, found through pg_depend's index on what is depended on;
+ * - rcast, the types someone made that an implicit or assignment cast from
+ *   them, or an implicit one to them, runs such code for, and their arrays
+ *   and domains (the parser applies an element's or a base type's cast to
+ *   them); wcast, those that an implicit or assignment cast to them does,
+ *   likewise. */
 #define CODE_CTES                                                                                               \
     "uproc(oid) AS " USER_PROCS ", "                                                                           \
     "uop(oid) AS (SELECT o.oid FROM pg_catalog.pg_operator o WHERE o.oprcode IN (SELECT oid FROM uproc)), "    \
@@ -501,14 +503,14 @@ static const char relations_by_name_sql[] =
     "  JOIN udep ON udep.classid = 'pg_catalog.pg_policy'::regclass AND udep.objid = po.oid "                  \
     "  WHERE rc.oid = " rel " AND rc.relrowsecurity)"
 
-/* Whether relation REL's rules (a view's query, a table's DO ALSO or
- * INSTEAD actions; a materialized view's only when MATVIEWS, as a read of
- * one runs none of its query) or its partition key (an expression, an
- * operator class of cls) call code of CODE_CTES. */
-#define RULES_OR_KEY_RUN_CODE(rel, matviews)                                                                    \
-    "(EXISTS (SELECT 1 FROM pg_catalog.pg_rewrite r JOIN pg_catalog.pg_class rr ON rr.oid = r.ev_class "      \
+/* Whether relation REL's rules (a view's query, a materialized view's,
+ * which a REFRESH runs, a table's DO ALSO or INSTEAD actions) or its
+ * partition key (an expression, an operator class of cls) call code of
+ * CODE_CTES. */
+#define RULES_OR_KEY_RUN_CODE(rel)                                                                              \
+    "(EXISTS (SELECT 1 FROM pg_catalog.pg_rewrite r "                                                          \
     "  JOIN udep ON udep.classid = 'pg_catalog.pg_rewrite'::regclass AND udep.objid = r.oid "                  \
-    "  WHERE r.ev_class = " rel " AND (" matviews " OR rr.relkind <> 'm')) "                                   \
+    "  WHERE r.ev_class = " rel ") "                                                                           \
     " OR EXISTS (SELECT 1 FROM udep WHERE udep.classid = 'pg_catalog.pg_class'::regclass "                     \
     "  AND udep.objid = " rel " AND udep.objsubid = 0) "                                                       \
     " OR EXISTS (SELECT 1 FROM pg_catalog.pg_partitioned_table pt "                                            \
@@ -564,7 +566,7 @@ static const char writes_sql[] =
     "SELECT n.nspname, c.relname, at.attname, "
     "  EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t WHERE t.tgrelid = c.oid AND NOT t.tgisinternal) OR "
     "  " ROW_SECURITY_RUNS_CODE("c.oid") " OR " INDEX_EXPR_RUNS_CODE("c.oid") " OR "
-    "  " INDEX_CLASS_RUNS_CODE("c.oid") " OR " RULES_OR_KEY_RUN_CODE("c.oid", "true") " OR "
+    "  " INDEX_CLASS_RUNS_CODE("c.oid") " OR " RULES_OR_KEY_RUN_CODE("c.oid") " OR "
     "  EXISTS (SELECT 1 FROM pg_catalog.pg_constraint f WHERE f.conrelid = c.oid AND f.contype = 'f' "
     "    AND " INDEX_CLASS_RUNS_CODE("f.confrelid") ") OR "
     "  EXISTS (SELECT 1 FROM pg_catalog.pg_attribute ct WHERE ct.attrelid = c.oid AND ct.attnum > 0 "
