@@ -48,6 +48,15 @@ int policy_stmt_add_kind(struct policy_stmt *st, const char *kind)
     return 0;
 }
 
+bool policy_stmt_has_kind(const struct policy_stmt *st, const char *const *kinds)
+{
+    for (size_t i = 0; i < st->nkinds; i++)
+        for (size_t k = 0; kinds[k]; k++)
+            if (strcmp(st->kinds[i], kinds[k]) == 0)
+                return true;
+    return false;
+}
+
 static int stmt_add_relation(struct policy_stmt *st, const char *schema, const char *name, bool write)
 {
     for (size_t i = 0; i < st->nrelations; i++) {
@@ -1539,14 +1548,6 @@ static void fill_audit_text(struct policy_stmt *st)
     pg_query_free_fingerprint_result(fr);
 }
 
-static bool stmt_runs_kind(const struct policy_stmt *st, const char *kind)
-{
-    for (size_t i = 0; i < st->nkinds; i++)
-        if (strcmp(st->kinds[i], kind) == 0)
-            return true;
-    return false;
-}
-
 /* Classify a PREPARE's inner statement and hand it to the session tracker. */
 static int track_prepare(struct policy_session *s, struct policy_stmt *st, json_t *prep, int depth,
                          char err[POLICY_ERR_MAX])
@@ -1678,7 +1679,7 @@ int policy_classify_depth(const char *sql, struct policy_session *session,
         if (strcmp(k, "PREPARE") == 0) {
             out->cacheable = false;
             rc = track_prepare(session, st, json_object_get(node, "PrepareStmt"), depth, err);
-        } else if (stmt_runs_kind(st, "EXECUTE")) {
+        } else if (policy_stmt_has_kind(st, POLICY_KINDS("EXECUTE"))) {
             /* EXECUTE, EXPLAIN ANALYZE EXECUTE, CREATE TABLE AS EXECUTE. */
             out->cacheable = false;
             st->facts |= POLICY_FACT_PREPARED;

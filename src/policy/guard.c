@@ -130,14 +130,6 @@ static void deny_catalog_masked_copy(struct policy_guard *g, const char *const *
     }
 }
 
-static bool stmt_has_kind(const struct policy_stmt *st, const char *kind)
-{
-    for (size_t i = 0; i < st->nkinds; i++)
-        if (strcmp(st->kinds[i], kind) == 0)
-            return true;
-    return false;
-}
-
 /* Whether st calls a function or operator that may be user code, or
  * touches a relation whose view, rules or row security run some (no
  * catalog, or DDL it cannot see yet: any), which may close a cursor and open
@@ -161,14 +153,15 @@ static void forget_closed_cursors(struct policy_guard *g)
     for (size_t i = 0; i < g->analysis.nstmts && policy_session_has_cursors(t); i++) {
         const struct policy_stmt *st = &g->analysis.stmts[i];
         const char *own = st->cursor_name ? st->cursor_name : "";
-        if ((st->facts & (POLICY_FACT_RUNS_CODE | POLICY_FACT_DYNAMIC_SQL)) || stmt_has_kind(st, "DISCARD") ||
-            (stmt_has_kind(st, "CLOSE") && !own[0]))
+        if ((st->facts & (POLICY_FACT_RUNS_CODE | POLICY_FACT_DYNAMIC_SQL)) ||
+            policy_stmt_has_kind(st, POLICY_KINDS("DISCARD")) ||
+            (policy_stmt_has_kind(st, POLICY_KINDS("CLOSE")) && !own[0]))
             policy_session_forget_cursors(t, NULL, POLICY_CURSORS_ALL);
-        else if (stmt_has_kind(st, "ROLLBACK") || stmt_has_kind(st, "ROLLBACK_TO"))
+        else if (policy_stmt_has_kind(st, POLICY_KINDS("ROLLBACK", "ROLLBACK_TO")))
             policy_session_forget_cursors(t, NULL, POLICY_CURSORS_THIS_TXN);
-        else if (stmt_has_kind(st, "COMMIT") || stmt_has_kind(st, "PREPARE_TRANSACTION"))
+        else if (policy_stmt_has_kind(st, POLICY_KINDS("COMMIT", "PREPARE_TRANSACTION")))
             policy_session_forget_cursors(t, NULL, POLICY_CURSORS_UNHELD);
-        else if (stmt_has_kind(st, "CLOSE"))
+        else if (policy_stmt_has_kind(st, POLICY_KINDS("CLOSE")))
             policy_session_forget_cursors(t, own, POLICY_CURSORS_NAMED);
         else if (calls_user_code(g, st))
             policy_session_forget_cursors(t, own, POLICY_CURSORS_BUT_NAMED);
@@ -275,7 +268,7 @@ int policy_guard_admit(struct policy_guard *g, const char *const *groups, uint64
      * listening session remembers that its transaction may have read
      * masked data. (Sessions that never listen pay nothing.) */
     for (size_t i = 0; g->have_analysis && i < g->analysis.nstmts; i++)
-        g->listening = g->listening || stmt_has_kind(&g->analysis.stmts[i], "LISTEN");
+        g->listening = g->listening || policy_stmt_has_kind(&g->analysis.stmts[i], POLICY_KINDS("LISTEN"));
     if (g->listening && !g->txn_read_masked)
         for (size_t i = 0; i < (g->have_analysis ? g->analysis.nstmts : 1); i++)
             g->txn_read_masked = g->txn_read_masked ||

@@ -646,10 +646,7 @@ int policy_stmt_reads_masked_via_catalog(const struct policy *p, struct policy_c
         return 0;
     /* UPDATE, MERGE and DELETE (RETURNING) read what they write: their
      * targets count, by the names the statement uses. */
-    bool reads_targets = false;
-    for (size_t k = 0; k < st->nkinds; k++)
-        reads_targets = reads_targets || !strcmp(st->kinds[k], "UPDATE") || !strcmp(st->kinds[k], "MERGE") ||
-                        !strcmp(st->kinds[k], "DELETE");
+    bool reads_targets = policy_stmt_has_kind(st, POLICY_KINDS("UPDATE", "MERGE", "DELETE"));
     for (size_t i = 0; i < st->nrelations; i++) {
         const struct policy_relation *rel = &st->relations[i];
         if (!rel->read && !reads_targets)

@@ -13,6 +13,10 @@
 /* Free an array of n strings. */
 void policy_strv_free(char **v, size_t n);
 int policy_stmt_add_kind(struct policy_stmt *st, const char *kind);
+/* Whether st runs one of kinds (a NULL-terminated list; POLICY_KINDS makes
+ * one in place). */
+bool policy_stmt_has_kind(const struct policy_stmt *st, const char *const *kinds);
+#define POLICY_KINDS(...) ((const char *const[]){__VA_ARGS__, NULL})
 int policy_stmt_merge(struct policy_stmt *into, const struct policy_stmt *from);
 int policy_stmt_copy(struct policy_stmt *dst, const struct policy_stmt *src);
 void policy_stmt_clear(struct policy_stmt *st);

@@ -45,9 +45,8 @@ bool policy_stmt_may_return_rows(const struct policy_stmt *st)
         return true;
     if (!st->kind || st->nkinds == 0)
         return true;
-    for (size_t i = 0; i < st->nkinds; i++)
-        if (strcmp(st->kinds[i], "SELECT_INTO") == 0)
-            return false;
+    if (policy_stmt_has_kind(st, POLICY_KINDS("SELECT_INTO")))
+        return false;
     if (strcmp(st->kind, "EXECUTE") != 0)
         return kind_may_return_rows(st->kind);
     /* EXECUTE runs the prepared statement, whose kinds it holds; a name
@@ -323,12 +322,7 @@ int policy_mask_plan_build_copy_results(const struct policy *p, struct policy_ca
  * index, a schema, the database). */
 static bool fires_deferred(const struct policy_stmt *st)
 {
-    static const char *const kinds[] = {"COMMIT", "PREPARE_TRANSACTION", "CONSTRAINTS_SET", "REINDEX", NULL};
-    for (size_t i = 0; i < st->nkinds; i++)
-        for (size_t k = 0; kinds[k]; k++)
-            if (strcmp(st->kinds[i], kinds[k]) == 0)
-                return true;
-    return false;
+    return policy_stmt_has_kind(st, POLICY_KINDS("COMMIT", "PREPARE_TRANSACTION", "CONSTRAINTS_SET", "REINDEX"));
 }
 
 /* Whether a write of st may quote what its text does not read: an error of
@@ -414,12 +408,7 @@ static bool may_run_user_code(struct policy_catalog *catalog, const struct polic
  * when they name nothing. */
 static bool maintains_rows(const struct policy_stmt *st)
 {
-    static const char *const kinds[] = {"ANALYZE", "VACUUM", "CLUSTER", "REINDEX"};
-    for (size_t i = 0; i < st->nkinds; i++)
-        for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++)
-            if (strcmp(st->kinds[i], kinds[k]) == 0)
-                return true;
-    return false;
+    return policy_stmt_has_kind(st, POLICY_KINDS("ANALYZE", "VACUUM", "CLUSTER", "REINDEX"));
 }
 
 /* Whether touching relation schema.name (name NULL: the whole database)

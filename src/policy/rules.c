@@ -724,10 +724,8 @@ static bool stmt_copies_values(const struct policy_stmt *st)
                                         "pg_advisory_xact_lock_shared", "pg_try_advisory_lock",
                                         "pg_try_advisory_lock_shared", "pg_try_advisory_xact_lock",
                                         "pg_try_advisory_xact_lock_shared", NULL};
-    for (size_t i = 0; i < st->nkinds; i++)
-        for (size_t k = 0; kinds[k]; k++)
-            if (strcmp(st->kinds[i], kinds[k]) == 0)
-                return true;
+    if (policy_stmt_has_kind(st, kinds))
+        return true;
     for (size_t i = 0; i < st->nfunctions; i++) {
         const char *dot = strrchr(st->functions[i], '.');
         const char *base = dot ? dot + 1 : st->functions[i];
