@@ -14,6 +14,7 @@ enum store_status {
     STORE_NOT_FOUND = 1,   /* no such row */
     STORE_CONFLICT = 2,    /* unique name taken, or the row is not in the state asked for */
     STORE_FORBIDDEN = 3,   /* e.g. a session owned by someone else */
+    STORE_BUSY = 4,        /* a lock held elsewhere did not come free in time: try again */
     STORE_ERROR = -1,      /* the database failed; err says how */
 };
 

@@ -86,6 +86,12 @@ void srv_reply_store(struct srv_req *rq, int rc, const char *err)
     case STORE_NOT_FOUND: srv_reply_error(rq, 404, "%s", err); break;
     case STORE_CONFLICT: srv_reply_error(rq, 409, "%s", err); break;
     case STORE_FORBIDDEN: srv_reply_error(rq, 403, "%s", err); break;
+    case STORE_BUSY:
+        rq->srv->m.store_errors++;
+        log_warn(MOD, "store: %s", err);
+        evhttp_add_header(evhttp_request_get_output_headers(rq->r), "Retry-After", "1");
+        srv_reply_error(rq, 503, "the store is busy (a lock held by another server instance); try again");
+        break;
     default:
         rq->srv->m.store_errors++;
         log_error(MOD, "store: %s", err);

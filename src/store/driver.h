@@ -15,7 +15,8 @@ struct db_driver {
     const char *begin_snapshot;  /* a read-only transaction that sees one state throughout */
     const char *for_update;      /* "" / " FOR UPDATE" */
     /* Run sql with text params. Returns 0, STORE_CONFLICT on a unique
-     * violation, or STORE_ERROR with err set. *changes: rows affected. */
+     * violation, STORE_BUSY when a lock held elsewhere did not come free in
+     * time, or STORE_ERROR, with err set. *changes: rows affected. */
     int (*exec)(void *h, const char *sql, int nparams, const char *const *params, db_row_fn fn,
                 void *arg, int64_t *changes, char *err, size_t errlen);
     void (*close)(void *h);

@@ -9,15 +9,35 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define PG_LOCK_TIMEOUT "5s"
+
 struct db_postgres {
     PGconn *conn;
     PGconn *listener;
     char conninfo[1024];
 };
 
+/* What every store connection sets, at connect and after a reconnect:
+ * no notices in the log; a lock held elsewhere longer than a few seconds
+ * (another instance frozen inside its ingest, which holds chain_head) fails
+ * the request with STORE_BUSY instead of stopping this instance's loop; and
+ * PostgreSQL ends a transaction left idle, so a frozen or cut-off instance
+ * holds its locks for a minute at most. */
+static void pg_setup(PGconn *c)
+{
+    PGresult *r = PQexec(c, "SET client_min_messages = warning; SET lock_timeout = '" PG_LOCK_TIMEOUT "';"
+                            " SET idle_in_transaction_session_timeout = '60s'");
+    PQclear(r);
+}
+
 static PGconn *pg_connect(const char *conninfo, char *err, size_t errlen)
 {
-    PGconn *c = PQconnectdb(conninfo);
+    /* TCP keepalives find a dead link in about a minute, not the system's
+     * two hours; the URL's own settings come after, and win. */
+    static const char *const keys[] = {"keepalives_idle", "keepalives_interval", "keepalives_count", "dbname",
+                                       NULL};
+    const char *vals[] = {"30", "10", "3", conninfo, NULL};
+    PGconn *c = PQconnectdbParams(keys, vals, 1);
     if (!c || PQstatus(c) != CONNECTION_OK) {
         /* The message names host and reason, never the password. */
         snprintf(err, errlen, "postgres: %s", c ? PQerrorMessage(c) : "out of memory");
@@ -27,8 +47,7 @@ static PGconn *pg_connect(const char *conninfo, char *err, size_t errlen)
         PQfinish(c);
         return NULL;
     }
-    PGresult *r = PQexec(c, "SET client_min_messages = warning");
-    PQclear(r);
+    pg_setup(c);
     return c;
 }
 
@@ -62,13 +81,18 @@ static int pg_exec(void *vh, const char *sql, int nparams, const char *const *pa
             snprintf(err, errlen, "postgres: connection lost and reconnect failed");
             return STORE_ERROR;
         }
+        pg_setup(h->conn);
     }
     PGresult *r = nparams ? PQexecParams(h->conn, sql, nparams, NULL, params, NULL, NULL, 0)
                           : PQexec(h->conn, sql);
     ExecStatusType st = PQresultStatus(r);
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
         const char *code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-        int rc = code && strcmp(code, "23505") == 0 ? STORE_CONFLICT : STORE_ERROR;
+        /* 55P03: lock_timeout; 57014: a cancel. Both say "try again". */
+        int rc = !code                           ? STORE_ERROR
+                 : strcmp(code, "23505") == 0    ? STORE_CONFLICT
+                 : strcmp(code, "55P03") == 0 || strcmp(code, "57014") == 0 ? STORE_BUSY
+                                                                           : STORE_ERROR;
         snprintf(err, errlen, "postgres: %s", PQresultErrorMessage(r));
         size_t l = strlen(err);
         while (l && (err[l - 1] == '\n' || err[l - 1] == ' '))

@@ -251,8 +251,9 @@ static int sqlite_exec(void *vh, const char *sql, int nparams, const char *const
     }
     if (step != SQLITE_DONE) {
         int ext = sqlite3_extended_errcode(h->db);
-        rc = (ext == SQLITE_CONSTRAINT_UNIQUE || ext == SQLITE_CONSTRAINT_PRIMARYKEY) ? STORE_CONFLICT
-                                                                                     : STORE_ERROR;
+        rc = ext == SQLITE_CONSTRAINT_UNIQUE || ext == SQLITE_CONSTRAINT_PRIMARYKEY ? STORE_CONFLICT
+             : (ext & 0xff) == SQLITE_BUSY                                               ? STORE_BUSY
+                                                                                         : STORE_ERROR;
         snprintf(err, errlen, "sqlite: %s", sqlite3_errmsg(h->db));
     } else if (changes) {
         *changes = sqlite3_changes(h->db);

@@ -2,6 +2,7 @@
  * engine in driver.h (SQLite or PostgreSQL), with versioned migrations. */
 #include "hoopctl/store.h"
 #include "hoopctl/audit.h"
+#include "hoopctl/log.h"
 #include "hoopctl/util.h"
 #include "driver.h"
 
@@ -124,7 +125,12 @@ static int store_migrate(struct store *s, char *err, size_t errlen)
     bool pg = strcmp(s->d->kind, "postgres") == 0;
     const char *p[] = {lock_key};
     int rc;
-    if (pg && (rc = q(s, "SELECT pg_advisory_lock($1::bigint)", 1, p, NULL, NULL, NULL, err, errlen)))
+    /* The store's lock_timeout cuts each wait short; another instance's
+     * migration may take longer, and this one waits for it. */
+    while (pg &&
+           (rc = q(s, "SELECT pg_advisory_lock($1::bigint)", 1, p, NULL, NULL, NULL, err, errlen)) == STORE_BUSY)
+        log_info("store", "waiting for another server's schema migration");
+    if (pg && rc)
         return rc;
     rc = store_migrate_locked(s, err, errlen);
     if (pg) {

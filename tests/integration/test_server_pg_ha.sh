@@ -105,4 +105,24 @@ done
 v=$(req "$A" tok-admin-1 GET /api/v1/audit/verify)
 assert_eq "True 600" "$(jget "$v" 'd["ok"], d["checked"]')"
 assert_eq 600 "$(psql -qAt -d hoopctl -c 'select count(distinct n) from events')"
+
+log "an instance stuck holding the chain's lock costs the other a 503, not its loop"
+# What a frozen instance (a stopped VM, a cut link) holds inside its ingest:
+# the chain_head row. B's ingest waits lock_timeout, then answers 503 with
+# Retry-After, and serves again; without it B's single loop waited for good.
+psql -qAt -d hoopctl -c "begin; select last_n from chain_head where id = 1 for update; select pg_sleep(20); commit" \
+  >/dev/null &
+holder=$!
+wait_for "the chain's lock held" 10 bash -c "[[ \$(psql -qAt -d hoopctl -c \"select count(*) from pg_locks l join pg_class c on c.oid = l.relation where c.relname = 'chain_head' and l.mode = 'RowShareLock'\") -ge 1 ]]"
+one='{"events":[{"id":"stuck-0","session_id":"stuck","seq":0,"type":"statement","time":'$now',"data":{"text":"select 1","decision":"allow"}}]}'
+out=$(curl -s -m 15 -D "$T/busy.h" -o "$T/busy.out" -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
+  -H 'Authorization: Bearer tok-alice-1' --data-binary "$one" "$B/api/v1/events" || true)
+assert_eq 503 "$out" "an ingest behind another instance's lock"
+assert_contains "$(cat "$T/busy.out")" "busy"
+grep -qi '^retry-after: 1' "$T/busy.h" || fail "no Retry-After on the 503: $(cat "$T/busy.h")"
+curl -sf -m 5 "$B/healthz" >/dev/null || fail "B does not answer after the 503"
+kill "$holder" 2>/dev/null; wait "$holder" 2>/dev/null || true
+psql -qAt -d hoopctl -c "select pg_terminate_backend(pid) from pg_stat_activity where query like 'begin; select last_n from chain_head%'" >/dev/null
+wait_for "the ingest taken once the lock is free" 30 req "$B" tok-alice-1 POST /api/v1/events "$one"
+assert_eq 601 "$(psql -qAt -d hoopctl -c 'select count(distinct n) from events')"
 echo "two servers on one PostgreSQL store ok"
