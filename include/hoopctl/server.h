@@ -48,6 +48,15 @@ int server_secret_seal(const unsigned char key[32], const char *aad, const char 
 int server_secret_open(const unsigned char key[32], const char *aad, const char *sealed, char **out,
                        char *err, size_t errlen);
 
+struct store;
+/* How many connection secrets in the store key does not open (every one but
+ * the connection named skip, which may be NULL), with the first few names,
+ * comma-separated, in names; -1 with err set when the store fails. Servers
+ * that share a store must share its master key: a secret one seals that the
+ * others cannot open splits the store. */
+int server_secrets_unopened(struct store *st, const unsigned char key[32], const char *skip, char *names,
+                            size_t nameslen, char *err, size_t errlen);
+
 /* A new API key token ("hk_" + 43 url-safe characters) and its SHA-256. */
 int server_apikey_mint(char token[64], char hash[65]);
 /* Verifiers built into the server (src/server/verifiers.c). */

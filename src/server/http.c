@@ -875,6 +875,24 @@ int server_run(const struct server_options *opt, char *err, size_t errlen)
     srv.store = store_open(opt->store_url, err, errlen);
     if (!srv.store)
         return -1;
+    /* Every server on a store needs the key that sealed its secrets: one
+     * with another key would hand out 500s and seal secrets the others
+     * cannot open. */
+    if (opt->have_master_key) {
+        char names[256];
+        int bad = server_secrets_unopened(srv.store, opt->master_key, NULL, names, sizeof names, err, errlen);
+        if (bad != 0) {
+            if (bad > 0)
+                snprintf(err, errlen,
+                         "the master key does not open the secrets of %d connection%s in the store (%s): start "
+                         "with the key that sealed them, the one every server on this store uses (if it is "
+                         "lost, so are they: start without a master key, delete those connections, and add "
+                         "them again under the new key)",
+                         bad, bad == 1 ? "" : "s", names);
+            srv_free(&srv);
+            return -1;
+        }
+    }
     srv.owned[0] = server_apikey_verifier_new(srv.store);
     srv.chain[srv.nchain++] = srv.owned[0];
     if (dev) {

@@ -170,27 +170,29 @@ static void conn_put(struct srv_req *rq, const char *name)
         json_object_set_new(c, "allowed_groups", json_is_array(ag) ? json_incref(ag) : json_array());
         json_object_set_new(c, "reviewer_groups", json_is_array(rg) ? json_incref(rg) : json_array());
         json_object_set_new(c, "policy", json_is_object(pol) ? json_incref(pol) : json_object());
-        char err[256];
-        int rc = 0;
-        if (secret) {
-            char *sealed = NULL;
-            if (server_secret_seal(rq->srv->opt->master_key, name, secret, &sealed, err, sizeof err) < 0) {
-                json_decref(c);
-                json_decref(b);
-                srv_reply_error(rq, 500, "%s", err);
-                return;
-            }
-            json_object_set_new(c, "secret_enc", json_string(sealed));
+        char err[256], names[256];
+        int rc = 0, bad = 0;
+        char *sealed = NULL;
+        /* Another server on this store, started with another key before any
+         * secret existed, may have sealed some: don't split the store. */
+        if (secret && (bad = server_secrets_unopened(rq->srv->store, rq->srv->opt->master_key, name, names,
+                                                     sizeof names, err, sizeof err)) < 0)
+            srv_reply_store(rq, STORE_ERROR, err);
+        else if (bad > 0)
+            srv_reply_error(rq, 500,
+                            "this server's master key does not open the secrets of %s: the servers on this "
+                            "store use different master keys; the secret was not stored",
+                            names);
+        else if (secret &&
+                 server_secret_seal(rq->srv->opt->master_key, name, secret, &sealed, err, sizeof err) < 0)
+            srv_reply_error(rq, 500, "%s", err);
+        else {
+            if (sealed)
+                json_object_set_new(c, "secret_enc", json_string(sealed));
             free(sealed);
-        }
-        rc = store_connection_put(rq->srv->store, c, err, sizeof err);
-        json_decref(c);
-        if (rc) {
-            srv_reply_store(rq, rc, err);
-        } else {
+            rc = store_connection_put(rq->srv->store, c, err, sizeof err);
             json_t *saved = NULL;
-            rc = store_connection_get(rq->srv->store, name, &saved, err, sizeof err);
-            if (rc)
+            if (rc || (rc = store_connection_get(rq->srv->store, name, &saved, err, sizeof err)))
                 srv_reply_store(rq, rc, err);
             else {
                 log_info(MOD, "connection %s saved by %s", name, rq->id.subject);
@@ -200,6 +202,7 @@ static void conn_put(struct srv_req *rq, const char *name)
                 json_decref(saved);
             }
         }
+        json_decref(c);
     }
     /* The secret's plain text is wiped from the request's copy. */
     json_t *sv = json_object_get(b, "secret");
@@ -219,7 +222,8 @@ static void conn_credentials(struct srv_req *rq, json_t *c)
     char *plain = NULL, err[256];
     if (sealed && (!rq->srv->opt->have_master_key ||
                    server_secret_open(rq->srv->opt->master_key, name, sealed, &plain, err, sizeof err) < 0)) {
-        log_error(MOD, "connection %s: cannot open its secret", name);
+        log_error(MOD, "connection %s: cannot open its secret: %s", name,
+                  rq->srv->opt->have_master_key ? err : "this server has no master key");
         srv_reply_error(rq, 500, "the connection's secret cannot be decrypted");
         return;
     }

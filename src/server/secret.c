@@ -1,6 +1,7 @@
 /* secret.c — connection secrets at rest: AES-256-GCM (OpenSSL EVP) under a
  * master key read from a file or the environment. Keys are wiped after use. */
 #include "hoopctl/server.h"
+#include "hoopctl/store.h"
 #include "hoopctl/util.h"
 
 #include <errno.h>
@@ -119,4 +120,34 @@ int server_secret_open(const unsigned char key[32], const char *aad, const char 
     plain[plen] = '\0';
     *out = plain;
     return 0;
+}
+
+int server_secrets_unopened(struct store *st, const unsigned char key[32], const char *skip, char *names,
+                            size_t nameslen, char *err, size_t errlen)
+{
+    json_t *list = NULL;
+    if (store_connection_list(st, &list, err, errlen) != 0)
+        return -1;
+    int bad = 0;
+    size_t at = 0, i;
+    json_t *c;
+    names[0] = '\0';
+    json_array_foreach(list, i, c) {
+        const char *name = json_string_value(json_object_get(c, "name"));
+        const char *sealed = json_string_value(json_object_get(c, "secret_enc"));
+        char *plain = NULL, e[128];
+        if (!name || !sealed || (skip && strcmp(name, skip) == 0))
+            continue;
+        if (server_secret_open(key, name, sealed, &plain, e, sizeof e) == 0) {
+            util_secure_zero(plain, strlen(plain));
+            free(plain);
+            continue;
+        }
+        if (bad++ < 5 && at < nameslen)
+            at += (size_t)snprintf(names + at, nameslen - at, "%s%s", at ? ", " : "", name);
+    }
+    if (bad > 5 && at < nameslen)
+        snprintf(names + at, nameslen - at, ", ...");
+    json_decref(list);
+    return bad;
 }

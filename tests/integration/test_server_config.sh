@@ -50,6 +50,37 @@ wait_for "the server with an open master key" 20 curl -sf "http://127.0.0.1:$P/h
 assert_contains "$(cat "$T/openkey.log")" "master key file $T/open.key is open to group or others (mode 644)"
 assert_not_contains "$(cat "$T/openkey.log")" "$(cat "$T/open.key")" "the master key was logged"
 kill "$openkey_PID"; wait "$openkey_PID" 2>/dev/null || true
+# Servers on one store must share its master key. One started with another
+# key refuses to seal a secret the others cannot open, and, once the store
+# holds secrets, to start at all; its log says why a secret does not open.
+for k in mk1 mk2; do head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$T/$k.key"; chmod 600 "$T/$k.key"; done
+printf '{"auth": {"dev_tokens": {"tok-admin-1": {"subject": "root", "groups": ["admin"]}}}}' >"$T/keys.json"
+PA=$(free_port) PB=$(free_port)
+keyed() {  # NAME PORT KEY
+  bg_start "$1" "$H" server --config "$T/keys.json" --master-key-file "$T/$3.key" --store "sqlite:$T/keys.db" \
+    --listen "127.0.0.1:$2"
+  wait_for "server $1" 20 curl -sf "http://127.0.0.1:$2/healthz"
+}
+put_conn() {  # PORT NAME: prints the HTTP status
+  curl -s -o "$T/put.out" -w '%{http_code}' -X PUT -H 'Authorization: Bearer tok-admin-1' \
+    -H 'Content-Type: application/json' "http://127.0.0.1:$1/api/v1/connections/$2" \
+    --data-binary '{"host":"127.0.0.1","port":5432,"database":"app","user":"app","allowed_groups":["admin"],"secret":"s3cret-pw"}'
+}
+keyed keyA "$PA" mk1
+keyed keyB "$PB" mk2
+assert_eq 200 "$(put_conn "$PA" prod)"
+assert_eq 500 "$(put_conn "$PB" other)" "a secret sealed under a second master key"
+assert_contains "$(cat "$T/put.out")" "use different master keys"
+assert_eq 0 "$(sqlite3 "$T/keys.db" "select count(*) from connections where name = 'other'")"
+curl -s -H 'Authorization: Bearer tok-admin-1' "http://127.0.0.1:$PB/api/v1/connections/prod/credentials" >/dev/null
+assert_contains "$(cat "$T/keyB.log")" "connection prod: cannot open its secret: cannot decrypt the secret (wrong master key"
+kill "$keyB_PID"; wait "$keyB_PID" 2>/dev/null || true
+expect_refusal 1 "the master key does not open the secrets of 1 connection in the store (prod)" \
+  --config "$T/keys.json" --master-key-file "$T/mk2.key" --store "sqlite:$T/keys.db" --listen "127.0.0.1:$PB"
+kill "$keyA_PID"; wait "$keyA_PID" 2>/dev/null || true
+keyed keyA2 "$PA" mk1   # the right key still starts
+assert_eq 200 "$(put_conn "$PA" other)"
+kill "$keyA2_PID"; wait "$keyA2_PID" 2>/dev/null || true
 # The CLI side: no server configured, or a server that is not there.
 rc=0; out=$(env -u HOOPCTL_SERVER_URL "$H" sessions list 2>&1) || rc=$?
 assert_eq 1 "$rc"; assert_contains "$out" "no server URL"
