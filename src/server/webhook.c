@@ -11,6 +11,9 @@
 #include "hoopctl/util.h"
 
 #include <curl/curl.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <errno.h>
@@ -36,8 +39,7 @@ struct hook_ctx {
     struct store *store;
     char url[1024];
     char key[65];          /* SHA-256 of the URL: the cursor's key (the URL may hold a secret) */
-    char owner[300];       /* this instance, for the lease: "host:port", so that a restart of it
-                            * (kill -9 included) takes its lease back at once */
+    char owner[512];       /* this instance, for the lease (hook_owner) */
     bool holder;
     int64_t after;         /* the last event pushed */
     int64_t saved;         /* ...as the store has it */
@@ -251,6 +253,53 @@ static void *hook_main(void *arg)
     return NULL;
 }
 
+/* The first line of a file under /proc, or "" (not Linux, no /proc). */
+static void hook_read_line(const char *path, char *out, size_t len)
+{
+    out[0] = '\0';
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    if (fgets(out, (int)len, f))
+        out[strcspn(out, "\r\n")] = '\0';
+    fclose(f);
+}
+
+/* This instance's name on the lease. Two live processes must never share it
+ * (both would push every event), yet a restart after kill -9 should take its
+ * lease back at once. "host:port" was not unique: containers with a fixed
+ * host name, or 127.0.0.1:P and 127.0.0.2:P on one host, shared it. So the
+ * name is the address and port this server is bound to, in its network
+ * namespace, in this boot of the kernel: the kernel lets one listening socket
+ * at a time have that (the listener has no SO_REUSEPORT, and it stays bound
+ * until the webhook thread has stopped), and a restart that binds the same
+ * address and port in the same namespace is that instance again. Without
+ * /proc (no boot id or namespace to go by) the name gets a random part: unique,
+ * but then a restart waits out the lease. */
+static void hook_owner(struct srv *srv, char *owner, size_t len)
+{
+    char host[256] = "", addr[INET6_ADDRSTRLEN] = "?", boot[64], net[64];
+    gethostname(host, sizeof host - 1);
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    int port = srv_bound_address(srv, &ss);
+    if (ss.ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, addr, sizeof addr);
+    else if (ss.ss_family == AF_INET)
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, addr, sizeof addr);
+    hook_read_line("/proc/sys/kernel/random/boot_id", boot, sizeof boot);
+    ssize_t nl = readlink("/proc/self/ns/net", net, sizeof net - 1);
+    net[nl > 0 ? nl : 0] = '\0';
+    if (port <= 0 || !boot[0] || !net[0]) {
+        unsigned char r[8] = {0};
+        util_random_bytes(r, sizeof r);
+        snprintf(boot, sizeof boot, "pid %ld random %02x%02x%02x%02x%02x%02x%02x%02x", (long)getpid(), r[0], r[1],
+                 r[2], r[3], r[4], r[5], r[6], r[7]);
+        net[0] = '\0';
+    }
+    snprintf(owner, len, "%.200s [%s]:%d boot %s %s", host, addr, port, boot, net);
+}
+
 int srv_webhook_start(struct srv *srv, char *err, size_t errlen)
 {
     pthread_mutex_init(&srv->hook_lock, NULL);
@@ -274,10 +323,7 @@ int srv_webhook_start(struct srv *srv, char *err, size_t errlen)
     }
     util_sha256_hex(url, strlen(url), h->key);
     memcpy(srv->hook_key, h->key, sizeof srv->hook_key);
-    char host[256] = "";
-    gethostname(host, sizeof host - 1);
-    struct sockaddr_storage ss;
-    snprintf(h->owner, sizeof h->owner, "%.250s:%d", host, srv_bound_address(srv, &ss));
+    hook_owner(srv, h->owner, sizeof h->owner);
     if (pthread_create(&srv->hook_thread, NULL, hook_main, h) != 0) {
         store_close(h->store);
         free(h);

@@ -2,8 +2,9 @@
 # Webhook push: every stored event reaches the endpoint once, in chain order,
 # even though the endpoint fails at first (retry with backoff), across a
 # kill -9 and restart of the server while the endpoint is down, and with two
-# server instances on one store (one pushes; the other takes over when it
-# stops), and retention never deletes what the endpoint has not had yet.
+# server instances on one store (one pushes, even when both have one host
+# name and port; the other takes over when it stops), and retention never
+# deletes what the endpoint has not had yet.
 # An event the endpoint refuses (a 4xx) while it takes the next is left out
 # and logged; an endpoint that refuses every event holds the push instead.
 # Also a large export streamed over several pages arrives whole and in order.
@@ -80,9 +81,9 @@ assert_eq "$(seq 1 1250)" "$(cat "$T/received")" "events were lost or pushed twi
 assert_contains "$(cat "$T/server.log")" "this instance pushes the audit events, from event 1201 on"
 
 log "two instances on one store: one pushes, each event once; when it stops the other takes over"
-PORT2=$(free_port)
-URL2=http://127.0.0.1:$PORT2
-bg_start server2 "$H" server --config "$T/server.json" --listen 127.0.0.1:$PORT2 --store "sqlite:$T/s.db"
+# On the same host name and port as the first (127.0.0.2, not .1): the lease's owner must still tell them apart.
+URL2=http://127.0.0.2:$PORT
+bg_start server2 "$H" server --config "$T/server.json" --listen 127.0.0.2:$PORT --store "sqlite:$T/s.db"
 wait_for "the second server" 20 curl -sf "$URL2/healthz"
 ingest "$URL" 1250 100
 ingest "$URL2" 1350 100
@@ -102,7 +103,7 @@ ingest "$URL2" 1550 20
 wait_for "a failed push" 20 grep -q "push failed; retrying event 1551" "$T/server2.log"
 kill "$server2_PID"; wait "$server2_PID" 2>/dev/null || true
 sqlite3 "$T/s.db" "update events set received_at = 1000"   # all of them old now
-bg_start server3 "$H" server --config "$T/server.json" --listen 127.0.0.1:$PORT2 --store "sqlite:$T/s.db" --retention 1d
+bg_start server3 "$H" server --config "$T/server.json" --listen 127.0.0.2:$PORT --store "sqlite:$T/s.db" --retention 1d
 wait_for "retention to hold at the webhook's place" 20 \
   grep -q "retention: keeping 20 older events until the webhook has pushed them" "$T/server3.log"
 assert_eq "1551 1570" "$(sqlite3 "$T/s.db" "select min(n) || ' ' || max(n) from events")" \
