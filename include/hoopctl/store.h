@@ -155,6 +155,13 @@ int store_retention(struct store *s, int64_t cutoff_ms, const char *webhook_key,
  * expires_at, consumed_at, rule, params (the bound values: an array of
  * strings and nulls, or null). */
 int store_review_create(struct store *s, json_t *review, char *err, size_t errlen);
+/* store_review_create, only if the requester (requester_issuer, requester)
+ * has fewer than max_pending reviews that count against the cap
+ * (store_review_pending_of, at created_at), checked and inserted atomically
+ * across servers sharing the store. *pending: that count. Returns
+ * STORE_FORBIDDEN, storing nothing, when the cap is reached. */
+int store_review_create_capped(struct store *s, json_t *review, int64_t max_pending, int64_t *pending, char *err,
+                               size_t errlen);
 int store_review_get(struct store *s, const char *id, json_t **out, char *err, size_t errlen);
 /* How many reviews count against a requester's pending cap: unexpired pending
  * ones, and undecided ones created within the last hour. */

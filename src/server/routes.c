@@ -1194,13 +1194,6 @@ static void review_create(struct srv_req *rq)
                         " connect to judge the statement by the policy in force");
     } else if (!review_session_ok(rq, json_string_value(json_object_get(b, "session_id")))) {
         /* answered */
-    } else if ((rc = store_review_pending_of(rq->srv->store, rq->id.issuer, rq->id.subject, util_now_ms(),
-                                             &npending, err, sizeof err))) {
-        srv_reply_store(rq, rc, err);
-    } else if (npending >= rq->srv->review_max_pending) {
-        /* One user cannot bury the reviewers' queue (or the server's memory) in requests. */
-        srv_reply_error(rq, 429, "you have %lld reviews pending, or undecided within the hour (the limit is %lld);"
-                        " wait for them to be decided", (long long)npending, (long long)rq->srv->review_max_pending);
     } else {
         char id[37];
         util_uuid_v4(id);
@@ -1218,12 +1211,21 @@ static void review_create(struct srv_req *rq)
         if (r && json_object_get(b, "rules")) /* with the policy they index */
             json_object_set_new(r, "rules", json_pack("{s:O,s:O}", "indexes", json_object_get(b, "rules"),
                                                       "policy_digest", json_object_get(b, "policy_digest")));
-        rc = store_review_create(rq->srv->store, r, err, sizeof err);
+        /* One user cannot bury the reviewers' queue (or the server's memory) in
+         * requests; the store checks the cap and inserts at once, so requests
+         * racing through several servers cannot pass it together. */
+        rc = r ? store_review_create_capped(rq->srv->store, r, rq->srv->review_max_pending, &npending, err,
+                                            sizeof err)
+               : (snprintf(err, sizeof err, "out of memory"), STORE_ERROR);
         json_decref(r);
         json_t *saved = NULL;
         if (!rc)
             rc = store_review_get(rq->srv->store, id, &saved, err, sizeof err);
-        if (rc)
+        if (rc == STORE_FORBIDDEN)
+            srv_reply_error(rq, 429, "you have %lld reviews pending, or undecided within the hour (the limit is %lld);"
+                            " wait for them to be decided", (long long)npending,
+                            (long long)rq->srv->review_max_pending);
+        else if (rc)
             srv_reply_store(rq, rc, err);
         else {
             log_info(MOD, "review %s requested by %s on %s", id, rq->id.subject, cname);

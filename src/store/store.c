@@ -1302,7 +1302,7 @@ static const char *const review_page_names[] = {
     "consumed_at", "rule", "params", "rules", "page_bytes"};
 #define REVIEW_SIZE "(LENGTH(statement) + COALESCE(LENGTH(params), 0))"
 
-int store_review_create(struct store *s, json_t *r, char *err, size_t errlen)
+static int review_insert(struct store *s, json_t *r, char *err, size_t errlen)
 {
     char created[24], expires[24];
     i64s(created, sizeof created, json_integer_value(json_object_get(r, "created_at")));
@@ -1327,9 +1327,55 @@ int store_review_create(struct store *s, json_t *r, char *err, size_t errlen)
                13, p, NULL, NULL, NULL, err, errlen);
     free(params_text);
     free(rules_text);
+    return rc;
+}
+
+int store_review_create(struct store *s, json_t *r, char *err, size_t errlen)
+{
+    int rc = review_insert(s, r, err, errlen);
     if (rc == 0)
         store_notify_reviews(s);
     return rc;
+}
+
+/* The count and the insert in one transaction that no other request of the
+ * same requester runs beside, so servers sharing the store cannot together
+ * let one user past the cap: SQLite's BEGIN IMMEDIATE takes the database's
+ * write lock; on PostgreSQL, whose read committed count would not see a
+ * concurrent uncommitted insert, a transaction advisory lock on the
+ * requester serializes them (requests of other users do not wait). */
+int store_review_create_capped(struct store *s, json_t *r, int64_t max_pending, int64_t *pending, char *err,
+                               size_t errlen)
+{
+    const char *issuer = json_string_value(json_object_get(r, "requester_issuer"));
+    const char *subject = json_string_value(json_object_get(r, "requester"));
+    int64_t now = json_integer_value(json_object_get(r, "created_at"));
+    *pending = 0;
+    int rc = q0(s, s->d->begin_write, err, errlen);
+    if (rc)
+        return rc;
+    if (strcmp(s->d->kind, "postgres") == 0) {
+        /* Two int keys: apart from the migrations' one bigint key. */
+        const char *p[] = {issuer ? issuer : "", subject ? subject : ""};
+        rc = q(s, "SELECT pg_advisory_xact_lock(727384, hashtext($1 || ' ' || $2))", 2, p, NULL, NULL, NULL, err,
+               errlen);
+    }
+    if (rc == 0)
+        rc = store_review_pending_of(s, issuer ? issuer : "", subject ? subject : "", now, pending, err, errlen);
+    if (rc == 0 && *pending >= max_pending) {
+        rollback(s);
+        return STORE_FORBIDDEN;
+    }
+    if (rc == 0)
+        rc = review_insert(s, r, err, errlen);
+    if (rc == 0)
+        rc = q0(s, "COMMIT", err, errlen);
+    if (rc) {
+        rollback(s);
+        return rc;
+    }
+    store_notify_reviews(s);
+    return 0;
 }
 
 int store_review_get(struct store *s, const char *id, json_t **out, char *err, size_t errlen)

@@ -3,7 +3,8 @@
 # through one and approved through the other wakes the long poll waiting on
 # the first (LISTEN/NOTIFY), a reviewer's queue poll on one hears of a review
 # created on the other, and concurrent ingest through both keeps every
-# session's order and a single intact hash chain.
+# session's order and a single intact hash chain, and review requests racing
+# through both cannot take one user past the pending-review cap.
 source "$(dirname "$0")/lib/harness.sh"
 H=$HOOPCTL_BIN
 T=$HARNESS_TMP
@@ -13,8 +14,10 @@ STORE="postgres://postgres:$PGPASSWORD@127.0.0.1:$PGPORT/hoopctl?sslmode=verify-
 cat >"$T/server.json" <<JSON
 {"auth": {"dev_tokens": {
   "tok-alice-1": {"subject": "alice", "groups": ["dev"]},
+  "tok-carol-1": {"subject": "carol", "groups": ["dev"]},
   "tok-bob-001": {"subject": "bob", "groups": ["dba"]},
-  "tok-admin-1": {"subject": "root", "groups": ["admin", "auditor"]}}}}
+  "tok-admin-1": {"subject": "root", "groups": ["admin", "auditor"]}}},
+ "reviews": {"max_pending_per_user": 10}}
 JSON
 PA=$(free_port) PB=$(free_port)
 A=http://127.0.0.1:$PA B=http://127.0.0.1:$PB
@@ -125,4 +128,31 @@ kill "$holder" 2>/dev/null; wait "$holder" 2>/dev/null || true
 psql -qAt -d hoopctl -c "select pg_terminate_backend(pid) from pg_stat_activity where query like 'begin; select last_n from chain_head%'" >/dev/null
 wait_for "the ingest taken once the lock is free" 30 req "$B" tok-alice-1 POST /api/v1/events "$one"
 assert_eq 601 "$(psql -qAt -d hoopctl -c 'select count(distinct n) from events')"
+
+log "review requests racing through both servers stop at the pending cap (10)"
+for round in 1 2 3; do
+  out=$(python3 - "$A" "$B" "$round" <<'PY'
+import hashlib, json, sys, threading, urllib.request, urllib.error
+urls, rnd, n = sys.argv[1:3], sys.argv[3], 60
+codes = [0] * n
+bar = threading.Barrier(n)
+def post(i):
+    stmt = "delete from t where id = %d -- round %s" % (i, rnd)
+    body = json.dumps({"connection": "prod", "statement": stmt,
+                       "statement_hash": hashlib.sha256(stmt.encode()).hexdigest()}).encode()
+    r = urllib.request.Request(urls[i % 2] + "/api/v1/reviews", data=body, method="POST",
+        headers={"Authorization": "Bearer tok-carol-1", "Content-Type": "application/json"})
+    bar.wait()
+    try:
+        with urllib.request.urlopen(r, timeout=60) as f: codes[i] = f.status
+    except urllib.error.HTTPError as e: codes[i] = e.code
+ts = [threading.Thread(target=post, args=(i,)) for i in range(n)]
+[t.start() for t in ts]; [t.join() for t in ts]
+print(codes.count(201), codes.count(429), n - codes.count(201) - codes.count(429))
+PY
+)
+  assert_eq "10 50 0" "$out" "round $round: created, refused (429), other answers"
+  assert_eq 10 "$(psql -qAt -d hoopctl -c "select count(*) from reviews where requester = 'carol' and status = 'pending'")"
+  psql -qAt -d hoopctl -c "update reviews set status = 'denied' where requester = 'carol'" >/dev/null
+done
 echo "two servers on one PostgreSQL store ok"
