@@ -493,6 +493,7 @@ struct srv_waiter {
     int64_t after_ms;
     int64_t start_us;
     struct event *timer;
+    struct event *gone;   /* the client closing its socket (EV_CLOSED), when the backend can tell */
 };
 
 static int srv_waiter_count(const struct srv *srv)
@@ -511,6 +512,8 @@ static void waiter_unlink(struct srv_waiter *w)
             break;
         }
     event_free(w->timer);
+    if (w->gone)
+        event_free(w->gone);
     free(w);
 }
 
@@ -526,6 +529,24 @@ static void waiter_closed(struct evhttp_connection *c, void *arg)
 {
     (void)c;
     waiter_unlink(arg);
+}
+
+/* The client of a long poll closed its socket. evhttp reads nothing from a
+ * connection while its request waits for the reply, so it would not see the
+ * close until the poll's timeout (up to 110 s), and the connection would
+ * hold its slot against limits.max_connections_per_client until then: the
+ * waiter goes now, and the connection with it. */
+static void waiter_gone(evutil_socket_t fd, short ev, void *arg)
+{
+    (void)fd;
+    (void)ev;
+    struct srv_waiter *w = arg;
+    struct srv *srv = w->srv;
+    struct evhttp_connection *evcon = evhttp_request_get_connection(w->r);
+    srv_conn_on_close(srv, evcon, NULL, NULL);
+    waiter_unlink(w);
+    if (evcon)
+        evhttp_connection_free(evcon); /* its close callback gives the slot back */
 }
 
 static void waiter_timeout(evutil_socket_t fd, short ev, void *arg)
@@ -562,7 +583,13 @@ void srv_wait_start(struct srv_req *rq, int kind, const char *review_id, int64_t
     w->timer = evtimer_new(rq->srv->base, waiter_timeout, w);
     struct timeval tv = {timeout_s, 0};
     evtimer_add(w->timer, &tv);
-    srv_conn_on_close(rq->srv, evhttp_request_get_connection(rq->r), waiter_closed, w);
+    struct evhttp_connection *evcon = evhttp_request_get_connection(rq->r);
+    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+    evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+    if (fd >= 0 && (event_base_get_features(rq->srv->base) & EV_FEATURE_EARLY_CLOSE) &&
+        (w->gone = event_new(rq->srv->base, fd, EV_CLOSED, waiter_gone, w)))
+        event_add(w->gone, NULL);
+    srv_conn_on_close(rq->srv, evcon, waiter_closed, w);
     w->next = rq->srv->waiters;
     rq->srv->waiters = w;
 }

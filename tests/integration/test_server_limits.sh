@@ -7,7 +7,8 @@
 # still get through while the budget is nearly spent, every slot and byte is
 # given back when the connections go, and the metrics say what happened.
 # Then the same caps per peer address: a client at its caps is refused while
-# another address (127.0.0.2, also loopback) still gets in.
+# another address (127.0.0.2, also loopback) still gets in, and long polls
+# whose client closed its connection give their slots back at once.
 source "$(dirname "$0")/lib/harness.sh"
 H=$HOOPCTL_BIN
 T=$HARNESS_TMP
@@ -113,6 +114,37 @@ elif sys.argv[1] == "client-budget":  # 300 kB per client, 2 MB in all
     for s in a + b:
         assert not closed(s, 0.2), "a connection within its client's budget was closed"
         s.close()
+elif sys.argv[1] == "gone-polls":  # 4 connections per client, all long polls whose clients go
+    def waiting():
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=5, source_address=("127.0.0.2", 0))
+        c.request("GET", "/metrics", headers={"Authorization": "Bearer tok-audit-1"})
+        body = c.getresponse().read().decode()
+        c.close()
+        return [l.split()[1] for l in body.splitlines() if l.startswith("hoopctl_longpoll_waiting ")][0]
+    polls = []
+    for _ in range(4):
+        s = conn()
+        s.sendall(b"GET /api/v1/reviews/wait?after=%d&timeout=100 HTTP/1.1\r\nHost: x\r\n"
+                  b"Authorization: Bearer tok-audit-1\r\n\r\n" % int(time.time() * 1000 + 3600000))
+        polls.append(s)
+    for _ in range(50):
+        if waiting() == "4":
+            break
+        time.sleep(0.1)
+    else:
+        raise SystemExit("the 4 long polls were not parked")
+    for s in polls:
+        s.close()
+    # the server notices at once, not at the polls' timeout: the slots come back
+    for _ in range(30):
+        try:
+            if get("/healthz") == 200 and waiting() == "0":
+                break
+        except OSError:
+            pass
+        time.sleep(0.1)
+    else:
+        raise SystemExit("the long polls of a client that went kept their slots")
 PY
 log "connections past limits.max_connections are closed at once; their slots come back"
 python3 "$T/clients.py" slots "$PORT" || fail "connection cap"
@@ -147,6 +179,8 @@ bg_start server2 "$H" server --config "$T/client.json" --listen 127.0.0.1:$P2 --
 wait_for "server 2" 20 curl -sf "http://127.0.0.1:$P2/healthz"
 python3 "$T/clients.py" client-slots "$P2" || fail "connection cap per client"
 python3 "$T/clients.py" client-budget "$P2" || fail "byte budget per client"
+log "long polls whose client went give their slots back at once, not at their timeout"
+python3 "$T/clients.py" gone-polls "$P2" || fail "long polls of a client that went"
 m2() { curl -s -H 'Authorization: Bearer tok-audit-1' "http://127.0.0.1:$P2/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
 [[ $(m2 hoopctl_http_client_connections_refused_total) -ge 1 ]] || fail "no refusal per client in the metrics"
 assert_eq 1 "$(m2 hoopctl_http_client_connections_over_budget_total)"
