@@ -37,6 +37,12 @@ struct server_options {
  * -1 with err set when the server cannot start. */
 int server_run(const struct server_options *opt, char *err, size_t errlen);
 
+/* A number of the configuration at section.key: dflt when it is absent,
+ * else a whole number from min to max; anything else is -1 with err naming
+ * the key (never the default in its place). */
+int server_config_count(json_t *cfg, const char *section, const char *key, int64_t dflt, int64_t min, int64_t max,
+                        int64_t *out, char *err, size_t errlen);
+
 /* The master key: 32 raw bytes or 64 hex characters, from file, else from
  * the environment variable HOOPCTL_MASTER_KEY (64 hex). Returns 1 loaded,
  * 0 none configured, -1 error. */

@@ -93,13 +93,7 @@ static void cfg_set(json_t *cfg, const char *section, const char *key, const cha
     json_object_set_new(s, key, json_string(value));
 }
 
-static int cfg_dev_int(json_t *cfg, const char *key)
-{
-    json_t *v = json_object_get(json_object_get(cfg, "dev"), key);
-    return json_is_integer(v) && json_integer_value(v) > 0 && json_integer_value(v) < 86400
-               ? (int)json_integer_value(v)
-               : 0;
-}
+
 
 /* Where --dev remembers its provider's port: next to a SQLite database
  * ("<path>.dev-idp-port"), else (PostgreSQL) in <state>/dev under a hash of
@@ -190,7 +184,17 @@ static int server_dev_setup(const struct cli_args *args, json_t *cfg, struct ser
         return CLI_EXIT_USAGE;
     }
     char dir[1024], err[512];
-    if (!opt->store_url || !pick(args, "master-key-file", cfg, "master_key_file")) {
+    /* dev.*: 0 lets the provider pick its default. */
+    int64_t idp_port, access_ttl, device_ttl;
+    if (server_config_count(cfg, "dev", "idp_port", 0, 1, 65535, &idp_port, err, sizeof err) < 0 ||
+        server_config_count(cfg, "dev", "access_ttl", 0, 1, 86400, &access_ttl, err, sizeof err) < 0 ||
+        server_config_count(cfg, "dev", "device_ttl", 0, 1, 86400, &device_ttl, err, sizeof err) < 0) {
+        fprintf(stderr, "hoopctl server: %s\n", err);
+        return CLI_EXIT_FAILURE;
+    }
+    /* A master key given is used; only a missing one is made under dev/. */
+    bool own_key = pick(args, "master-key-file", cfg, "master_key_file") != NULL;
+    if (!opt->store_url || !own_key) {
         if (config_state_dir(dir, sizeof dir) < 0 || strlen(dir) > 900 ||
             (strcat(dir, "/dev"), config_mkdirs(dir, 0700) < 0)) {
             fprintf(stderr, "hoopctl server: no state directory for --dev; give --store\n");
@@ -200,17 +204,18 @@ static int server_dev_setup(const struct cli_args *args, json_t *cfg, struct ser
             snprintf(store, storelen, "sqlite:%s/server.db", dir);
             opt->store_url = store;
         }
-        snprintf(keyfile, keylen, "%s/master.key", dir);
+        if (!own_key)
+            snprintf(keyfile, keylen, "%s/master.key", dir);
     }
     char host[256];
     listen_host(opt->listen, host, sizeof host);
     struct devidp_options o = {.host = host,
-                               .port = cfg_dev_int(cfg, "idp_port"),
+                               .port = (int)idp_port,
                                .client_id = "hoopctl",
                                .audience = "hoopctl-dev",
                                .users = json_object_get(json_object_get(cfg, "dev"), "users"),
-                               .access_ttl = cfg_dev_int(cfg, "access_ttl"),
-                               .device_ttl = cfg_dev_int(cfg, "device_ttl")};
+                               .access_ttl = (int)access_ttl,
+                               .device_ttl = (int)device_ttl};
     *idp = dev_idp_start(&o, opt->store_url, err, sizeof err);
     if (!*idp) {
         fprintf(stderr, "hoopctl server: --dev: %s\n", err);

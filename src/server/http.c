@@ -740,8 +740,8 @@ fail:
 
 /* A number from the configuration: dflt when it is absent, else a whole
  * number from min to max; anything else is an error that names the key. */
-static int cfg_count(json_t *cfg, const char *section, const char *key, int64_t dflt, int64_t min, int64_t max,
-                     int64_t *out, char *err, size_t errlen)
+int server_config_count(json_t *cfg, const char *section, const char *key, int64_t dflt, int64_t min, int64_t max,
+                        int64_t *out, char *err, size_t errlen)
 {
     json_t *sec = json_object_get(cfg, section), *v = json_object_get(sec, key);
     if (sec && !json_is_object(sec)) {
@@ -766,15 +766,15 @@ static int cfg_count(json_t *cfg, const char *section, const char *key, int64_t 
 static int srv_read_settings(struct srv *srv, json_t *cfg, char *err, size_t errlen)
 {
     int64_t body, str, batch, conns, unhandled, client_conns, client_unhandled, rows_stmt, rows_sess, ttl, pending;
-    if (cfg_count(cfg, "limits", "max_body_bytes", 8 << 20, 1, GIB, &body, err, errlen) ||
-        cfg_count(cfg, "limits", "max_string_bytes", 1 << 20, 1, GIB, &str, err, errlen) ||
-        cfg_count(cfg, "limits", "max_batch_events", 1000, 1, 1000000, &batch, err, errlen) ||
-        cfg_count(cfg, "limits", "max_connections", 1000, 1, 1000000, &conns, err, errlen))
+    if (server_config_count(cfg, "limits", "max_body_bytes", 8 << 20, 1, GIB, &body, err, errlen) ||
+        server_config_count(cfg, "limits", "max_string_bytes", 1 << 20, 1, GIB, &str, err, errlen) ||
+        server_config_count(cfg, "limits", "max_batch_events", 1000, 1, 1000000, &batch, err, errlen) ||
+        server_config_count(cfg, "limits", "max_connections", 1000, 1, 1000000, &conns, err, errlen))
         return -1;
     /* evhttp holds up to its own cap of a request (headers and twice the
      * body cap) before a handler sees it; a budget must fit one of them. */
     int64_t one_request = SRV_MAX_HEADERS + body * 2 + 4096;
-    if (cfg_count(cfg, "limits", "max_unhandled_bytes", 4 * one_request, 1, 1024 * GIB, &unhandled, err, errlen))
+    if (server_config_count(cfg, "limits", "max_unhandled_bytes", 4 * one_request, 1, 1024 * GIB, &unhandled, err, errlen))
         return -1;
     if (unhandled < one_request) {
         snprintf(err, errlen, "limits.max_unhandled_bytes (%" PRId64 ") must hold one whole request: at least %"
@@ -783,9 +783,9 @@ static int srv_read_settings(struct srv *srv, json_t *cfg, char *err, size_t err
     }
     /* One peer address may hold a quarter of each by default, and at least
      * one connection and one request; 0 turns the cap per client off. */
-    if (cfg_count(cfg, "limits", "max_connections_per_client", conns / 4 > 0 ? conns / 4 : 1, 0, 1000000,
+    if (server_config_count(cfg, "limits", "max_connections_per_client", conns / 4 > 0 ? conns / 4 : 1, 0, 1000000,
                   &client_conns, err, errlen) ||
-        cfg_count(cfg, "limits", "max_unhandled_bytes_per_client",
+        server_config_count(cfg, "limits", "max_unhandled_bytes_per_client",
                   unhandled / 4 > one_request ? unhandled / 4 : one_request, 0, 1024 * GIB, &client_unhandled, err,
                   errlen))
         return -1;
@@ -794,10 +794,10 @@ static int srv_read_settings(struct srv *srv, json_t *cfg, char *err, size_t err
                  " at least %" PRId64 " (or 0 for no cap per client)", client_unhandled, one_request);
         return -1;
     }
-    if (cfg_count(cfg, "audit", "sample_rows_per_statement", 100, 0, GIB, &rows_stmt, err, errlen) ||
-        cfg_count(cfg, "audit", "sample_rows_per_session", 10000, 0, 1024 * GIB, &rows_sess, err, errlen) ||
-        cfg_count(cfg, "reviews", "ttl_seconds", 3600, 1, 366 * 86400, &ttl, err, errlen) ||
-        cfg_count(cfg, "reviews", "max_pending_per_user", 50, 1, 1000000, &pending, err, errlen))
+    if (server_config_count(cfg, "audit", "sample_rows_per_statement", 100, 0, GIB, &rows_stmt, err, errlen) ||
+        server_config_count(cfg, "audit", "sample_rows_per_session", 10000, 0, 1024 * GIB, &rows_sess, err, errlen) ||
+        server_config_count(cfg, "reviews", "ttl_seconds", 3600, 1, 366 * 86400, &ttl, err, errlen) ||
+        server_config_count(cfg, "reviews", "max_pending_per_user", 50, 1, 1000000, &pending, err, errlen))
         return -1;
     srv->max_body = (size_t)body;
     srv->max_string = (size_t)str;

@@ -28,6 +28,13 @@ printf '{"auth": {"dev_tokens": {"short": {"subject": "x"}}}}' >"$T/dev.json"
 expect_refusal 1 "dev_tokens" --config "$T/dev.json" --store "sqlite:$T/a.db" --listen 127.0.0.1:$P
 printf '{"auth": {"dev_tokens": {"longenough": {"subject": "x"}}}}' >"$T/dev.json"
 expect_refusal 1 "loopback only" --config "$T/dev.json" --store "sqlite:$T/a.db" --listen 0.0.0.0:$P
+# --dev: its settings are checked like the others, and a master key given is
+# the one used, with or without --store (it was once replaced by dev/master.key).
+printf '{"dev": {"access_ttl": "30"}}' >"$T/devttl.json"
+expect_refusal 1 "dev.access_ttl must be a whole number from 1 to 86400" --dev --config "$T/devttl.json" --listen 127.0.0.1:$P
+printf '{"dev": {"idp_port": 70000}}' >"$T/devttl.json"
+expect_refusal 1 "dev.idp_port must be a whole number from 1 to 65535" --dev --config "$T/devttl.json" --listen 127.0.0.1:$P
+expect_refusal 1 "master key file $T/bad.key must hold 32 bytes" --dev --master-key-file "$T/bad.key" --listen 127.0.0.1:$P
 # Numbers in the configuration: a wrong type or a value out of range is named, never replaced by the default.
 refused_config() {  # JSON needle
   printf '%s' "$1" >"$T/num.json"
