@@ -14,6 +14,10 @@
 int64_t util_now_ms(void);
 int64_t util_now_us(void);
 int64_t util_monotonic_us(void);
+/* An age such as "90d", "12h", "30m" or "45s" (a whole number above 0 and
+ * its unit) in ms, at most 1000 years, so that now minus it cannot wrap.
+ * Returns 0, or -1 when s is anything else. */
+int util_parse_age_ms(const char *s, int64_t *out);
 /* "2026-11-26T15:58:10.123Z" for a time in ms since the epoch; out >= 32. */
 void util_iso8601_ms(int64_t ms, char *out, size_t len);
 

@@ -305,13 +305,10 @@ int api_parse_time(const char *s, int64_t now_ms, int64_t *out_ms)
         *out_ms = n;
         return 0;
     }
-    if (end != s && n > 0 && end[1] == '\0') {
-        int64_t unit = *end == 's' ? 1000 : *end == 'm' ? 60000 : *end == 'h' ? 3600000
-                     : *end == 'd' ? 86400000 : 0;
-        if (unit) {
-            *out_ms = now_ms - n * unit;
-            return 0;
-        }
+    int64_t age;
+    if (util_parse_age_ms(s, &age) == 0) {
+        *out_ms = now_ms - age;
+        return 0;
     }
     struct tm tm = {0};
     const char *rest = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);

@@ -15,23 +15,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
-/* "90d", "12h", "30m", "45s" -> ms; -1 when malformed. */
+/* "90d", "12h", "30m", "45s" -> ms; -1 when malformed or past 1000 years. */
 static int64_t parse_duration_ms(const char *s)
 {
-    char *end;
-    long long n = strtoll(s, &end, 10);
-    if (end == s || n <= 0)
-        return -1;
-    int64_t unit = 0;
-    if (!strcmp(end, "d"))
-        unit = 86400000;
-    else if (!strcmp(end, "h"))
-        unit = 3600000;
-    else if (!strcmp(end, "m"))
-        unit = 60000;
-    else if (!strcmp(end, "s"))
-        unit = 1000;
-    return unit ? n * unit : -1;
+    int64_t ms;
+    return util_parse_age_ms(s, &ms) == 0 ? ms : -1;
 }
 
 static const char *pick(const struct cli_args *a, const char *opt, json_t *cfg, const char *key)
@@ -327,7 +315,11 @@ static int server_cmd_run(const struct cli_args *args, struct cli_context *ctx)
     if (ret && (opt.retention_ms = parse_duration_ms(ret)) < 0) {
         devidp_stop(idp);
         json_decref(cfg);
-        return cli_usage_error(args->cmd, "--retention takes a duration like 90d, 12h, 30m or 45s");
+        return cli_usage_error(args->cmd, cli_get(args, "retention")
+                                              ? "--retention takes a duration like 90d, 12h, 30m or 45s, up to "
+                                                "1000 years"
+                                              : "audit.retention in the configuration takes a duration like 90d, "
+                                                "12h, 30m or 45s, up to 1000 years");
     }
     err[0] = '\0';
     int mk = dev_key[0] && !getenv("HOOPCTL_MASTER_KEY")

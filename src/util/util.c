@@ -7,6 +7,8 @@
 #include <sys/socket.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <ctype.h>
+#include <errno.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <string.h>
@@ -17,6 +19,21 @@ int64_t util_now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int util_parse_age_ms(const char *s, int64_t *out)
+{
+    static const int64_t max_ms = (int64_t)1000 * 366 * 86400000;
+    char *end;
+    errno = 0;
+    long long n = strtoll(s, &end, 10);
+    if (end == s || n <= 0 || errno || !isdigit((unsigned char)s[0]) || !end[0] || end[1])
+        return -1;
+    int64_t unit = *end == 'd' ? 86400000 : *end == 'h' ? 3600000 : *end == 'm' ? 60000 : *end == 's' ? 1000 : 0;
+    if (!unit || n > max_ms / unit)
+        return -1;
+    *out = n * unit;
+    return 0;
 }
 
 int64_t util_now_us(void)

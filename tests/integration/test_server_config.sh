@@ -7,7 +7,7 @@ T=$HARNESS_TMP
 P=$(free_port)
 expect_refusal() {  # code needle args...
   local code=$1 needle=$2 rc=0 out; shift 2
-  out=$("$H" server "$@" 2>&1) || rc=$?
+  out=$(timeout 30 "$H" server "$@" 2>&1) || rc=$?   # 124: it started instead of refusing
   assert_eq "$code" "$rc" "exit code of: server $*"
   assert_contains "$out" "$needle"
 }
@@ -17,6 +17,11 @@ expect_refusal 1 "broken.json:2:" --config "$T/broken.json"
 expect_refusal 1 "missing.json" --config "$T/missing.json"
 expect_refusal 1 "--listen must be HOST:PORT" --listen nonsense --store "sqlite:$T/a.db"
 expect_refusal 2 "--retention" --retention 90x --store "sqlite:$T/a.db" --listen 127.0.0.1:$P
+# A retention so long that it wrapped around in ms deleted the whole trail within 2 s.
+expect_refusal 2 "--retention takes a duration like 90d, 12h, 30m or 45s, up to 1000 years" \
+  --retention 8825400613783079d --store "sqlite:$T/a.db" --listen 127.0.0.1:$P
+printf '{"audit": {"retention": "400000d"}}' >"$T/ret.json"
+expect_refusal 2 "audit.retention in the configuration takes a duration" --config "$T/ret.json" --store "sqlite:$T/a.db" --listen 127.0.0.1:$P
 expect_refusal 1 "--tls-cert and --tls-key go together" --tls-cert "$T/x.crt" --store "sqlite:$T/a.db" --listen 127.0.0.1:$P
 expect_refusal 5 "postgres" --store "postgres://nobody@127.0.0.1:$(free_port)/none?connect_timeout=3" --listen 127.0.0.1:$P
 expect_refusal 5 "sqlite" --store "sqlite:/nonexistent/dir/x.db" --listen 127.0.0.1:$P
