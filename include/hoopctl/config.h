@@ -21,6 +21,15 @@ int config_mkdirs(const char *path, unsigned mode);
  * (missing_ok) or an error. Errors name the file, line and column. */
 json_t *config_load(const char *path, int missing_ok, char *err, size_t errlen);
 
+/* Load the client's config file (config_file_path) and check it. A missing
+ * default file is an empty object; a file HOOPCTL_CONFIG names, or a
+ * symbolic link, that leads nowhere is an error. So is a known key of the
+ * wrong type ("server" not an object; server.url, server.ca_file or
+ * server.token_file not a string): err names the file and the key. An
+ * unknown key is logged as a warning (once per process), with the known key
+ * it was probably meant as. NULL with err on error. */
+json_t *config_load_client(char *err, size_t errlen);
+
 /* Write data to path atomically (temp file in the same directory, fsync,
  * rename) with the given mode. Returns 0 or -1 with errno set. */
 int config_write_atomic(const char *path, const void *data, size_t len, unsigned mode);

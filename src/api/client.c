@@ -25,10 +25,10 @@ int api_client_init(struct api_client *c, const char *server, char *err, size_t 
 {
     memset(c, 0, sizeof *c);
     c->timeout_s = 330;
-    char path[1024], e2[512];
-    json_t *cfg = NULL;
-    if (config_file_path(path, sizeof path) == 0 && !(cfg = config_load(path, 1, e2, sizeof e2))) {
-        snprintf(err, errlen, "%s", e2); /* file:line:column: what is wrong */
+    char e2[512];
+    json_t *cfg = config_load_client(e2, sizeof e2);
+    if (!cfg) {
+        snprintf(err, errlen, "%s", e2); /* file:line:column, or file and key: what is wrong */
         return 1;
     }
     const char *env_url = getenv("HOOPCTL_SERVER_URL");

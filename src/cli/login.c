@@ -100,11 +100,10 @@ static int login_config(const struct cli_args *args, struct identity_login_confi
         strcpy(lc->scopes, "openid email profile offline_access");
     } else {
         json_t *cfg = NULL;
-        char path[4096];
         if (server && !url_has_scheme(server))
             return scheme_error(args, "--server", server);
         if (!server) {
-            if (config_file_path(path, sizeof path) == 0 && !(cfg = config_load(path, 1, err, sizeof err))) {
+            if (!(cfg = config_load_client(err, sizeof err))) {
                 fprintf(stderr, "hoopctl login: %s\n", err);
                 return CLI_EXIT_FAILURE;
             }

@@ -124,9 +124,9 @@ int identity_store_save(const struct identity_session *s, char *err, size_t errl
  * cannot be read or parsed (it may name the server: never guess past it). */
 static int store_default_profile(char *out, size_t len, char *err, size_t errlen)
 {
-    char cfgpath[4096], cur[4200];
-    json_t *cfg = NULL;
-    if (config_file_path(cfgpath, sizeof cfgpath) == 0 && !(cfg = config_load(cfgpath, 1, err, errlen)))
+    char cur[4200];
+    json_t *cfg = config_load_client(err, errlen);
+    if (!cfg)
         return -1;
     const char *server = config_get_string(cfg, "server.url");
     if (server && strlen(server) < len) {

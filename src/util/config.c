@@ -1,8 +1,12 @@
 /* config.c — XDG paths with HOOPCTL_* overrides, JSON config loading through
  * jansson, and atomic file writes for tokens and state. */
 #include "hoopctl/config.h"
+#include "hoopctl/log.h"
+#include "hoopctl/util.h"
 
 #include <ctype.h>
+#include <stdatomic.h>
+#include <strings.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -94,6 +98,103 @@ json_t *config_load(const char *path, int missing_ok, char *err, size_t errlen)
         return NULL;
     }
     return root;
+}
+
+/* The keys of the client's config file: a section and its string keys. */
+static const char *const client_sections[] = {"server"};
+static const char *const client_server_keys[] = {"url", "ca_file", "token_file"};
+
+static const char *json_kind(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: return "an object";
+    case JSON_ARRAY: return "an array";
+    case JSON_STRING: return "a string";
+    case JSON_INTEGER:
+    case JSON_REAL: return "a number";
+    case JSON_TRUE:
+    case JSON_FALSE: return "a boolean";
+    default: return "null";
+    }
+}
+
+/* The known name an unknown one was probably meant as, or NULL: the same
+ * name in another case, else a close one (util_name_is_typo). */
+static const char *client_nearest(const char *typed, const char *const *names, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcasecmp(typed, names[i]) == 0)
+            return names[i];
+    size_t best = util_nearest_name(typed, names, n);
+    return best < n && util_name_is_typo(typed, names[best]) ? names[best] : NULL;
+}
+
+static void client_warn_unknown(const char *path, const char *prefix, const char *key,
+                                const char *const *names, size_t n)
+{
+    const char *near = client_nearest(key, names, n);
+    log_warn("config", "%s: unknown key %s%.100s ignored%s%s%s%s", path, prefix, key,
+             near ? " (did you mean " : "", near ? prefix : "", near ? near : "", near ? "?)" : "");
+}
+
+json_t *config_load_client(char *err, size_t errlen)
+{
+    /* Several callers in one command read the file: warn about it once. */
+    static atomic_flag warned = ATOMIC_FLAG_INIT;
+    char path[4096];
+    const char *named = getenv("HOOPCTL_CONFIG");
+    if (config_file_path(path, sizeof path) < 0)
+        return json_object(); /* no HOME: no file to read */
+    struct stat st;
+    if (stat(path, &st) < 0 && errno == ENOENT) {
+        /* The default file is optional; one named by HOOPCTL_CONFIG, or a
+         * link to nothing, was meant to be there (and may name the server). */
+        if (lstat(path, &st) == 0) {
+            snprintf(err, errlen, "%s: a symbolic link to a file that does not exist", path);
+            return NULL;
+        }
+        if (named && *named) {
+            snprintf(err, errlen, "%s (named by HOOPCTL_CONFIG) does not exist", path);
+            return NULL;
+        }
+        return json_object();
+    }
+    json_t *cfg = config_load(path, 0, err, errlen);
+    if (!cfg)
+        return NULL;
+    bool warn = !atomic_flag_test_and_set(&warned);
+    const char *key;
+    json_t *v;
+    json_object_foreach(cfg, key, v) {
+        if (strcmp(key, "server") != 0) {
+            if (warn)
+                client_warn_unknown(path, "", key, client_sections, 1);
+            continue;
+        }
+        if (!json_is_object(v)) {
+            snprintf(err, errlen, "%s: server must be an object ({\"url\": \"https://...\"}), not %s", path,
+                     json_kind(v));
+            json_decref(cfg);
+            return NULL;
+        }
+        const char *k;
+        json_t *sv;
+        size_t nk = sizeof client_server_keys / sizeof *client_server_keys;
+        json_object_foreach(v, k, sv) {
+            size_t i = 0;
+            while (i < nk && strcmp(k, client_server_keys[i]) != 0)
+                i++;
+            if (i == nk) {
+                if (warn)
+                    client_warn_unknown(path, "server.", k, client_server_keys, nk);
+            } else if (!json_is_string(sv)) {
+                snprintf(err, errlen, "%s: server.%s must be a string, not %s", path, k, json_kind(sv));
+                json_decref(cfg);
+                return NULL;
+            }
+        }
+    }
+    return cfg;
 }
 
 int config_write_atomic(const char *path, const void *data, size_t len, unsigned mode)

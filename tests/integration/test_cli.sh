@@ -107,6 +107,38 @@ printf '[]\n' >"$HARNESS_TMP/top.json"
 err=$(HOOPCTL_CONFIG=$HARNESS_TMP/top.json "$H" login 2>&1 </dev/null); rc=$?
 assert_eq 1 "$rc" "login with a config that is no object: $err"
 assert_contains "$err" "$HARNESS_TMP/top.json: the top level must be a JSON object"
+# A config that parses but does not name the server as it should is no
+# less an error (a wrong type, "server" not an object, a file HOOPCTL_CONFIG
+# names that is not there, a link to nothing): the command would otherwise
+# fall back to the last login's server without a word.
+for c in '{"server": {"url": 8780}}|server.url must be a string, not a number' \
+         '{"server": {"ca_file": false}}|server.ca_file must be a string, not a boolean' \
+         '{"server": "https://prod.example"}|server must be an object'; do
+  printf '%s\n' "${c%%|*}" >"$HOOPCTL_CONFIG_DIR/config.json"
+  for cmd in login whoami token logout "sessions list" "connect app"; do
+    err=$("$H" $cmd 2>&1 </dev/null); rc=$?
+    assert_eq 1 "$rc" "[$cmd] with ${c%%|*}: $err"
+    assert_contains "$err" "$HOOPCTL_CONFIG_DIR/config.json: ${c#*|}" "[$cmd]"
+  done
+done
+rm "$HOOPCTL_CONFIG_DIR/config.json"
+ln -s "$HARNESS_TMP/gone.json" "$HOOPCTL_CONFIG_DIR/config.json"
+err=$("$H" whoami 2>&1); rc=$?
+assert_eq 1 "$rc" "a config.json linking to nothing: $err"
+assert_contains "$err" "config.json: a symbolic link to a file that does not exist"
+rm "$HOOPCTL_CONFIG_DIR/config.json"
+for cmd in login whoami "reviews list"; do
+  err=$(HOOPCTL_CONFIG=$HARNESS_TMP/prdo.json "$H" $cmd 2>&1 </dev/null); rc=$?
+  assert_eq 1 "$rc" "[$cmd] HOOPCTL_CONFIG naming a missing file: $err"
+  assert_contains "$err" "$HARNESS_TMP/prdo.json (named by HOOPCTL_CONFIG) does not exist" "[$cmd]"
+done
+# An unknown key is warned about, once, with the key it was probably meant as.
+printf '{"server": {"URL": "http://127.0.0.1:9"}, "sever": {}}\n' >"$HOOPCTL_CONFIG_DIR/config.json"
+err=$("$H" whoami 2>&1); rc=$?
+assert_eq 3 "$rc" "whoami with only unknown keys: $err"
+assert_contains "$err" "config.json: unknown key server.URL ignored (did you mean server.url?)"
+assert_contains "$err" "config.json: unknown key sever ignored (did you mean server?)"
+assert_eq 1 "$(grep -c 'unknown key server.URL' <<<"$err")" "warned once: $err"
 set -e
 rm "$HOOPCTL_CONFIG_DIR/config.json"
 echo "cli ok"

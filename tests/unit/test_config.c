@@ -101,6 +101,63 @@ static void loads_json_and_reports_errors(void **state)
     assert_null(config_load(path, 0, err, sizeof err));
 }
 
+/* The client's file: what would make a command quietly use another server
+ * (the last login's) is an error naming the file and the key. */
+static void client_config_checked(void **state)
+{
+    (void)state;
+    char dir[512], path[600], err[512];
+    snprintf(dir, sizeof dir, "%s/client", tmpdir);
+    assert_int_equal(config_mkdirs(dir, 0700), 0);
+    setenv("HOOPCTL_CONFIG_DIR", dir, 1);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    json_t *cfg = config_load_client(err, sizeof err); /* no file: nothing configured */
+    assert_non_null(cfg);
+    assert_int_equal(json_object_size(cfg), 0);
+    json_decref(cfg);
+    static const struct {
+        const char *text, *want;
+    } bad[] = {
+        {"{\"server\": {\"url\": 8780}}", "config.json: server.url must be a string, not a number"},
+        {"{\"server\": {\"url\": null}}", "config.json: server.url must be a string, not null"},
+        {"{\"server\": {\"ca_file\": [\"a\"]}}", "config.json: server.ca_file must be a string"},
+        {"{\"server\": {\"token_file\": true}}", "config.json: server.token_file must be a string"},
+        {"{\"server\": \"https://prod.example\"}", "config.json: server must be an object"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        assert_int_equal(config_write_atomic(path, bad[i].text, strlen(bad[i].text), 0600), 0);
+        err[0] = '\0';
+        assert_null(config_load_client(err, sizeof err));
+        if (!strstr(err, bad[i].want))
+            fail_msg("%s: got '%s', want '%s'", bad[i].text, err, bad[i].want);
+    }
+    /* Unknown keys are only warned about (stderr); the known ones still count. */
+    const char *odd = "{\"server\": {\"URL\": \"https://x\", \"url\": \"https://s\"}, \"sever\": 1}";
+    assert_int_equal(config_write_atomic(path, odd, strlen(odd), 0600), 0);
+    cfg = config_load_client(err, sizeof err);
+    assert_non_null(cfg);
+    assert_string_equal(config_get_string(cfg, "server.url"), "https://s");
+    json_decref(cfg);
+    /* A link to nothing was meant to be a file. */
+    unlink(path);
+    char target[700];
+    snprintf(target, sizeof target, "%s/elsewhere.json", dir);
+    assert_int_equal(symlink(target, path), 0);
+    assert_null(config_load_client(err, sizeof err));
+    assert_non_null(strstr(err, "config.json: a symbolic link to a file that does not exist"));
+    unlink(path);
+    /* A file HOOPCTL_CONFIG names must be there. */
+    setenv("HOOPCTL_CONFIG", target, 1);
+    assert_null(config_load_client(err, sizeof err));
+    assert_non_null(strstr(err, "elsewhere.json (named by HOOPCTL_CONFIG) does not exist"));
+    assert_int_equal(config_write_atomic(target, "{}", 2, 0600), 0);
+    cfg = config_load_client(err, sizeof err);
+    assert_non_null(cfg);
+    json_decref(cfg);
+    unsetenv("HOOPCTL_CONFIG");
+    unsetenv("HOOPCTL_CONFIG_DIR");
+}
+
 static void atomic_write_mode_and_no_leftovers(void **state)
 {
     (void)state;
@@ -128,6 +185,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(xdg_and_overrides),
         cmocka_unit_test(loads_json_and_reports_errors),
+        cmocka_unit_test(client_config_checked),
         cmocka_unit_test(atomic_write_mode_and_no_leftovers),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
