@@ -150,7 +150,9 @@ int identity_store_path(const char *profile, char *out, size_t len);
 /* Write atomically with mode 0600 and remember it as the current profile. */
 int identity_store_save(const struct identity_session *s, char *err, size_t errlen);
 /* Load a profile; NULL or "" means: HOOPCTL_SERVER_URL / config server.url,
- * else the profile of the last login. Returns 0, 1 when not logged in, -1 on error. */
+ * else the profile of the last login. Returns 0, 1 when not logged in, -1 on error.
+ * On -1 out->profile is set only when the profile's token file itself could
+ * not be read or is damaged (identity_store_delete can still remove it). */
 int identity_store_load(const char *profile, struct identity_session *out, char *err, size_t errlen);
 /* Delete a profile's tokens (and the current marker when it names it). */
 int identity_store_delete(const char *profile, char *err, size_t errlen);

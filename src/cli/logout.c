@@ -15,10 +15,29 @@ static int logout_run(const struct cli_args *args, struct cli_context *ctx)
     (void)ctx;
     char err[512];
     const char *profile = cli_get(args, "server") ? cli_get(args, "server") : cli_get(args, "issuer");
-    struct identity_session *s;
-    int rc = identity_session_open(profile, -1, &s, err, sizeof err);
+    struct identity_session *s = calloc(1, sizeof *s);
+    if (!s) {
+        fprintf(stderr, "hoopctl logout: out of memory\n");
+        return CLI_EXIT_FAILURE;
+    }
+    int rc = identity_store_load(profile, s, err, sizeof err);
+    if (rc < 0 && s->profile[0]) {
+        /* The token file is there but damaged: its tokens cannot be sent to
+         * be revoked, but the file can still go. */
+        fprintf(stderr, "hoopctl logout: %s\n", err);
+        fprintf(stderr, "hoopctl logout: cannot revoke the tokens at the identity provider (the saved login "
+                        "cannot be read); they stay valid until they expire\n");
+        rc = identity_store_delete(s->profile, err, sizeof err);
+        if (rc < 0)
+            fprintf(stderr, "hoopctl logout: %s\n", err);
+        else
+            printf("Logged out of %s; local tokens deleted.\n", s->profile);
+        identity_session_close(s);
+        return CLI_EXIT_FAILURE;
+    }
     if (rc != 0) {
         fprintf(stderr, "hoopctl logout: %s\n", err);
+        identity_session_close(s);
         return rc > 0 ? CLI_EXIT_OK : CLI_EXIT_FAILURE; /* nothing to log out of */
     }
     int exit_code = CLI_EXIT_OK;
@@ -69,8 +88,9 @@ const struct cli_command cli_cmd_logout = {
     .name = "logout",
     .summary = "Revoke the cached tokens at the identity provider and delete them",
     .usage = "[--server URL | --issuer URL]",
-    .description = "The local tokens are deleted even when the revocation fails; the exit status\n"
-                   "then says so (1, or 5 when the provider could not be reached).",
+    .description = "The local tokens are deleted even when the revocation fails, or cannot be tried\n"
+                   "because the saved login is damaged; the exit status then says so (1, or 5 when\n"
+                   "the provider could not be reached).",
     .options = cli_login_profile_options,
     .max_args = 0,
     .run = logout_run,

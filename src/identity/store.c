@@ -162,8 +162,10 @@ int identity_store_load(const char *profile, struct identity_session *out, char 
         memcpy(out->profile, profile, profile_key_len(profile));
     } else {
         int rc = store_default_profile(out->profile, sizeof out->profile, err, errlen);
-        if (rc < 0)
+        if (rc < 0) {
+            out->profile[0] = '\0';
             return -1;
+        }
         if (rc > 0) {
             /* and no server known either (no server.url, no earlier login) */
             snprintf(err, errlen, "not logged in; run 'hoopctl login --server URL' (or set server.url or"
@@ -174,6 +176,7 @@ int identity_store_load(const char *profile, struct identity_session *out, char 
     char path[4200];
     if (identity_store_path(out->profile, path, sizeof path) < 0) {
         snprintf(err, errlen, "no config directory (HOME unset or path too long)");
+        out->profile[0] = '\0';
         return -1;
     }
     /* A login saved before trailing slashes stopped counting, under the URL
@@ -191,9 +194,17 @@ int identity_store_load(const char *profile, struct identity_session *out, char 
         snprintf(err, errlen, "not logged in to %s; run 'hoopctl login'", out->profile);
         return 1;
     }
-    json_t *j = config_load(path, 0, err, errlen);
-    if (!j)
+    /* From here on a failure is the token file's own: out->profile stays,
+     * so that logout can still delete it. */
+    char e2[512];
+    json_t *j = config_load(path, 0, e2, sizeof e2);
+    if (!j) {
+        if (access(path, R_OK) == 0) /* it reads but is damaged (cut short, edited) */
+            snprintf(err, errlen, "the saved login is damaged (%s); run 'hoopctl login' again", e2);
+        else
+            snprintf(err, errlen, "%s", e2);
         return -1;
+    }
     struct identity_login_config *l = &out->login;
     struct identity_tokens *t = &out->tokens;
     store_copy(j, "server", l->server, sizeof l->server);
@@ -211,7 +222,8 @@ int identity_store_load(const char *profile, struct identity_session *out, char 
     t->expires_at = json_is_integer(exp) ? json_integer_value(exp) : 0;
     json_decref(j);
     if (!l->issuer[0] || !l->client_id[0] || !t->access_token[0]) {
-        snprintf(err, errlen, "%s: token file lacks issuer, client_id or access_token; log in again", path);
+        snprintf(err, errlen, "%s: token file lacks issuer, client_id or access_token; run 'hoopctl login' again",
+                 path);
         return -1;
     }
     return 0;

@@ -215,6 +215,21 @@ for cmd in "sessions list" "reviews list" "admin connection list" "tui" "whoami"
   assert_not_contains "$out" "spent-refresh-token"
 done
 
+log "a damaged token file: say to log in again; logout deletes it all the same"
+f=$(ls "$HOOPCTL_CONFIG_DIR"/tokens/*.json)
+head -c 100 "$f" >"$T/cut.json"; cat "$T/cut.json" >"$f"
+RC=0
+out=$("$H" whoami 2>&1) || RC=$?
+assert_eq 1 "$RC" "whoami with a damaged token file [$out]"
+assert_contains "$out" "the saved login is damaged ($f:"
+assert_contains "$out" "run 'hoopctl login' again"
+RC=0
+out=$("$H" logout 2>&1) || RC=$?
+assert_eq 1 "$RC" "logout of a damaged login [$out]"
+assert_contains "$out" "cannot revoke the tokens at the identity provider (the saved login cannot be read)"
+assert_contains "$out" "Logged out of $URL; local tokens deleted."
+[[ ! -e $f && ! -e $HOOPCTL_CONFIG_DIR/tokens/current ]] || fail "logout left the damaged login behind"
+
 log "dev-approve with no dev IdP behind the server: a clear error"
 RC=0
 out=$("$H" server dev-approve --server "http://127.0.0.1:$(free_port)" BCDF-GHJK --as bob 2>&1) || RC=$?
