@@ -154,6 +154,10 @@ int identity_store_save(const struct identity_session *s, char *err, size_t errl
  * On -1 out->profile is set only when the profile's token file itself could
  * not be read or is damaged (identity_store_delete can still remove it). */
 int identity_store_load(const char *profile, struct identity_session *out, char *err, size_t errlen);
+/* Whether a login could be saved: the token directory made (0700) if need
+ * be, and a file created in it. 0, or -1 with err naming the directory and
+ * why (hoopctl login asks this before it starts a flow). */
+int identity_store_check_writable(char *err, size_t errlen);
 /* Delete a profile's tokens (and the current marker when it names it). */
 int identity_store_delete(const char *profile, char *err, size_t errlen);
 

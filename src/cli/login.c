@@ -197,6 +197,12 @@ static int login_run(const struct cli_args *args, struct cli_context *ctx)
     /* One login per server, however its URL ends: no trailing slash. */
     for (size_t n = strlen(s->profile); n > 1 && s->profile[n - 1] == '/' && s->profile[n - 2] != '/'; n--)
         s->profile[n - 1] = '\0';
+    /* Before anyone approves a login that could not be kept. */
+    if (identity_store_check_writable(err, sizeof err) < 0) {
+        fprintf(stderr, "hoopctl login: cannot save a login: %s\n", err);
+        rc = CLI_EXIT_FAILURE;
+        goto out;
+    }
     struct identity_provider p;
     if (identity_discover(s->login.issuer, &p, err, sizeof err) < 0) {
         fprintf(stderr, "hoopctl login: %s\n", err);

@@ -8,10 +8,12 @@
 #include <fcntl.h>
 #include <glob.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "hoopctl/config.h"
@@ -54,6 +56,77 @@ static int current_path(char *out, size_t len)
         return -1;
     int n = snprintf(out, len, "%s/current", dir);
     return (n < 0 || (size_t)n >= len) ? -1 : 0;
+}
+
+/* The current profile (the last login's server or issuer) into out: 0; 1
+ * when there is none; -1 with err when the file holds no URL (a trailing
+ * newline or blanks, as an editor leaves them, do not count). */
+static int read_current(char *out, size_t len, char *err, size_t errlen)
+{
+    char cur[4200], buf[IDENTITY_URL_LEN + 2];
+    out[0] = '\0';
+    if (current_path(cur, sizeof cur) < 0)
+        return 1;
+    FILE *f = fopen(cur, "r");
+    if (!f)
+        return 1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ' || buf[n - 1] == '\t'))
+        buf[--n] = '\0';
+    if (n == 0)
+        return 1;
+    bool ok = n < len && n == strlen(buf) &&
+              (strncmp(buf, "http://", 7) == 0 || strncmp(buf, "https://", 8) == 0);
+    for (size_t i = 0; ok && i < n; i++)
+        ok = (unsigned char)buf[i] > 0x20 && buf[i] != 0x7f;
+    if (!ok) {
+        /* Not echoed: it may hold anything, terminal escapes included. */
+        snprintf(err, errlen, "%s does not hold a server URL (damaged?); remove it, or name the server "
+                              "(--server URL, server.url or HOOPCTL_SERVER_URL)", cur);
+        return -1;
+    }
+    memcpy(out, buf, n + 1);
+    return 0;
+}
+
+/* A token file or directory that group or others can open: say so, once per
+ * process (the tokens are a login's credentials). */
+static void store_warn_mode(const char *dir, const char *path)
+{
+    static atomic_flag warned = ATOMIC_FLAG_INIT;
+    struct stat st;
+    const char *p[2] = {dir, path};
+    if (atomic_flag_test_and_set(&warned))
+        return;
+    for (int i = 0; i < 2; i++) {
+        if (stat(p[i], &st) == 0 && (st.st_mode & 077))
+            log_warn("identity", "%s is open to group or others (mode %03o): it holds your tokens; chmod %s it",
+                     p[i], (unsigned)(st.st_mode & 0777), i == 0 ? "700" : "600");
+    }
+}
+
+int identity_store_check_writable(char *err, size_t errlen)
+{
+    char dir[4096], probe[4200];
+    if (store_dir(dir, sizeof dir) < 0) {
+        snprintf(err, errlen, "no config directory (HOME unset or path too long)");
+        return -1;
+    }
+    if (config_mkdirs(dir, 0700) < 0) {
+        snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+        return -1;
+    }
+    snprintf(probe, sizeof probe, "%s/.probe.%ld", dir, (long)getpid());
+    int fd = open(probe, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+        return -1;
+    }
+    close(fd);
+    unlink(probe);
+    return 0;
 }
 
 /* Temp files of writers that died mid-write (path.tmp.PID) hold tokens:
@@ -124,7 +197,6 @@ int identity_store_save(const struct identity_session *s, char *err, size_t errl
  * cannot be read or parsed (it may name the server: never guess past it). */
 static int store_default_profile(char *out, size_t len, char *err, size_t errlen)
 {
-    char cur[4200];
     json_t *cfg = config_load_client(err, errlen);
     if (!cfg)
         return -1;
@@ -135,15 +207,7 @@ static int store_default_profile(char *out, size_t len, char *err, size_t errlen
         return 0;
     }
     json_decref(cfg);
-    if (current_path(cur, sizeof cur) < 0)
-        return 1;
-    FILE *f = fopen(cur, "r");
-    if (!f)
-        return 1;
-    size_t n = fread(out, 1, len - 1, f);
-    fclose(f);
-    out[n] = '\0';
-    return n > 0 ? 0 : 1;
+    return read_current(out, len, err, errlen);
 }
 
 static void store_copy(json_t *j, const char *key, char *dst, size_t len)
@@ -194,6 +258,8 @@ int identity_store_load(const char *profile, struct identity_session *out, char 
         snprintf(err, errlen, "not logged in to %s; run 'hoopctl login'", out->profile);
         return 1;
     }
+    if (store_dir(dir, sizeof dir) == 0)
+        store_warn_mode(dir, path);
     /* From here on a failure is the token file's own: out->profile stays,
      * so that logout can still delete it. */
     char e2[512];
@@ -240,14 +306,10 @@ int identity_store_delete(const char *profile, char *err, size_t errlen)
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
         return -1;
     }
-    FILE *f = fopen(cur, "r");
-    if (f) {
-        size_t n = fread(now, 1, sizeof now - 1, f);
-        now[n] = '\0';
-        fclose(f);
-        if (strcmp(now, profile) == 0)
-            unlink(cur);
-    }
+    char e2[512];
+    int rc = read_current(now, sizeof now, e2, sizeof e2);
+    if (rc < 0 || (rc == 0 && strcmp(now, profile) == 0)) /* a damaged one names nothing left */
+        unlink(cur);
     return 0;
 }
 

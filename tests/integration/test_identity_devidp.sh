@@ -230,6 +230,38 @@ assert_contains "$out" "cannot revoke the tokens at the identity provider (the s
 assert_contains "$out" "Logged out of $URL; local tokens deleted."
 [[ ! -e $f && ! -e $HOOPCTL_CONFIG_DIR/tokens/current ]] || fail "logout left the damaged login behind"
 
+log "the token store by hand: current edited, files open to others, a store that cannot be written"
+login_start login-again --server "$URL"
+"$H" server dev-approve --server "$URL" "$(user_code login-again)" --as alice >/dev/null
+wait_rc "$login_again_PID"
+assert_eq 0 "$RC" "login of alice again"
+f=$(ls "$HOOPCTL_CONFIG_DIR"/tokens/*.json)
+cur=$HOOPCTL_CONFIG_DIR/tokens/current
+printf '%s\n' "$URL" >"$cur"   # as an editor saves it
+out=$("$H" whoami 2>&1) || fail "whoami with a newline after the URL in current: $out"
+assert_contains "$out" "subject    alice"
+printf 'http://x\033]0;owned\007\n' >"$cur"
+RC=0
+out=$("$H" whoami 2>&1) || RC=$?
+assert_eq 1 "$RC" "whoami with control characters in current [$out]"
+assert_contains "$out" "$cur does not hold a server URL"
+[[ $out != *$'\033'* && $out != *$'\007'* ]] || fail "current's control characters reached the terminal"
+printf '%s' "$URL" >"$cur"
+chmod 755 "$HOOPCTL_CONFIG_DIR/tokens"; chmod 644 "$f"
+out=$("$H" whoami 2>&1) || fail "whoami with a token file open to others: $out"
+assert_contains "$out" "$HOOPCTL_CONFIG_DIR/tokens is open to group or others (mode 755)"
+assert_contains "$out" "$f is open to group or others (mode 644)"
+assert_eq 1 "$(grep -c "$f is open" <<<"$out")" "warned once [$out]"
+chmod 700 "$HOOPCTL_CONFIG_DIR/tokens"; chmod 600 "$f"
+assert_not_contains "$("$H" whoami 2>&1)" "open to group or others"
+# (a file where the directory goes: unwritable even to root)
+mkdir -p "$T/cfg-ro"; : >"$T/cfg-ro/tokens"
+RC=0
+out=$(HOOPCTL_CONFIG_DIR=$T/cfg-ro timeout 20 "$H" login --server "$URL" 2>&1 </dev/null) || RC=$?
+assert_eq 1 "$RC" "login with a token store it cannot write [$out]"
+assert_contains "$out" "cannot save a login: $T/cfg-ro/tokens: Not a directory"
+assert_not_contains "$out" "To sign in" "the flow started all the same"
+
 log "dev-approve with no dev IdP behind the server: a clear error"
 RC=0
 out=$("$H" server dev-approve --server "http://127.0.0.1:$(free_port)" BCDF-GHJK --as bob 2>&1) || RC=$?
