@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 struct spool {
     sqlite3 *db;
@@ -25,6 +26,115 @@ static int fail_db(struct spool *s, const char *what, char *err, size_t errlen)
     return -1;
 }
 
+/* The spool's tables, column by column as PRAGMA table_info lists them. A
+ * file whose tables differ (another program's, or a hand-made one that
+ * lets a column be NULL) is refused: the shipper and the quarantine rely on
+ * every column being there and set. */
+struct spool_column {
+    const char *name, *type;
+    int notnull, pk;
+};
+static const struct spool_column events_columns[] = {
+    {"seq", "INTEGER", 0, 1}, {"id", "TEXT", 1, 0}, {"session_id", "TEXT", 1, 0}, {"body", "TEXT", 1, 0}, {0}};
+static const struct spool_column quarantine_columns[] = {
+    {"n", "INTEGER", 0, 1},       {"seq", "INTEGER", 1, 0}, {"id", "TEXT", 1, 0},         {"session_id", "TEXT", 1, 0},
+    {"body", "TEXT", 1, 0},       {"reason", "TEXT", 1, 0}, {"at_ms", "INTEGER", 1, 0}, {0}};
+#define SPOOL_SCHEMA_VERSION 1 /* PRAGMA user_version of a spool (0: made before the stamp) */
+#define SPOOL_STR_(x) #x
+#define SPOOL_STR(x) SPOOL_STR_(x)
+
+/* 1 when table is absent, 0 when it has exactly the columns cols, -1 with
+ * what differs in why. */
+static int check_table(sqlite3 *db, const char *table, const struct spool_column *cols, char *why, size_t whylen)
+{
+    char sql[80];
+    snprintf(sql, sizeof sql, "PRAGMA table_info(%s)", table);
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+        snprintf(why, whylen, "%s", sqlite3_errmsg(db));
+        return -1;
+    }
+    int i = 0, rc, bad = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && !bad) {
+        const char *name = (const char *)sqlite3_column_text(st, 1);
+        const char *type = (const char *)sqlite3_column_text(st, 2);
+        const struct spool_column *c = &cols[i];
+        if (!c->name) {
+            snprintf(why, whylen, "table %s has a column %s of no audit spool", table, name ? name : "?");
+            bad = 1;
+        } else if (!name || strcmp(name, c->name) != 0 || !type || strcasecmp(type, c->type) != 0) {
+            snprintf(why, whylen, "table %s: column %d is %s %s, not %s %s", table, i + 1, name ? name : "?",
+                     type ? type : "?", c->name, c->type);
+            bad = 1;
+        } else if (sqlite3_column_int(st, 3) != c->notnull || (sqlite3_column_int(st, 5) != 0) != c->pk) {
+            snprintf(why, whylen, "table %s: column %s %s", table, c->name,
+                     c->pk ? "is not the primary key" : "may be NULL");
+            bad = 1;
+        }
+        i++;
+    }
+    sqlite3_finalize(st);
+    if (bad)
+        return -1;
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+        snprintf(why, whylen, "%s", sqlite3_errmsg(db));
+        return -1;
+    }
+    if (i == 0)
+        return 1;
+    if (cols[i].name) {
+        snprintf(why, whylen, "table %s has no column %s", table, cols[i].name);
+        return -1;
+    }
+    return 0;
+}
+
+/* Whether the file at the handle is empty or a spool of ours (0), or not
+ * (-1, with why). */
+static int check_schema(sqlite3 *db, char *why, size_t whylen)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK) {
+        snprintf(why, whylen, "%s", sqlite3_errmsg(db));
+        return -1;
+    }
+    int rc = sqlite3_step(st);
+    int version = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW) {
+        snprintf(why, whylen, "%s", sqlite3_errmsg(db));
+        return -1;
+    }
+    if (version != 0 && version != SPOOL_SCHEMA_VERSION) {
+        snprintf(why, whylen, "schema version %d, not %d", version, SPOOL_SCHEMA_VERSION);
+        return -1;
+    }
+    int ev = check_table(db, "spool_events", events_columns, why, whylen);
+    if (ev < 0)
+        return -1;
+    int q = check_table(db, "spool_quarantine", quarantine_columns, why, whylen);
+    if (q < 0)
+        return -1;
+    if (ev == 1 && q == 0) { /* a quarantine without its queue: not one of ours */
+        snprintf(why, whylen, "no table spool_events");
+        return -1;
+    }
+    if (sqlite3_prepare_v2(db,
+                           "SELECT name FROM sqlite_master WHERE type = 'table'"
+                           " AND name NOT IN ('spool_events', 'spool_quarantine') LIMIT 1",
+                           -1, &st, NULL) != SQLITE_OK) {
+        snprintf(why, whylen, "%s", sqlite3_errmsg(db));
+        return -1;
+    }
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        snprintf(why, whylen, "it has a table %.60s", (const char *)sqlite3_column_text(st, 0));
+    else if (rc != SQLITE_DONE)
+        snprintf(why, whylen, "%s", sqlite3_errmsg(db));
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
 struct spool *spool_open(const char *path, enum spool_durability durability, char *err,
                          size_t errlen)
 {
@@ -41,7 +151,13 @@ struct spool *spool_open(const char *path, enum spool_durability durability, cha
         return NULL;
     }
     sqlite3_busy_timeout(s->db, 5000);
-    char pragmas[640];
+    char why[200];
+    if (check_schema(s->db, why, sizeof why) < 0) {
+        snprintf(err, errlen, "spool: %s is not a hoopctl audit spool (%s); move it away", path, why);
+        spool_close(s);
+        return NULL;
+    }
+    char pragmas[700];
     snprintf(pragmas, sizeof pragmas,
              "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA mmap_size=67108864; "
              /* Only the table's last page changes per event (no index, no
@@ -55,7 +171,8 @@ struct spool *spool_open(const char *path, enum spool_durability durability, cha
              " session_id TEXT NOT NULL, body TEXT NOT NULL);"
              "CREATE TABLE IF NOT EXISTS spool_quarantine ("
              " n INTEGER PRIMARY KEY, seq INTEGER NOT NULL, id TEXT NOT NULL, session_id TEXT NOT NULL,"
-             " body TEXT NOT NULL, reason TEXT NOT NULL, at_ms INTEGER NOT NULL);",
+             " body TEXT NOT NULL, reason TEXT NOT NULL, at_ms INTEGER NOT NULL);"
+             "PRAGMA user_version=" SPOOL_STR(SPOOL_SCHEMA_VERSION) ";",
              durability == SPOOL_SURVIVE_POWER_LOSS ? "FULL" : "NORMAL");
     char *msg = NULL;
     if (sqlite3_exec(s->db, pragmas, NULL, NULL, &msg) != SQLITE_OK) {
@@ -201,9 +318,13 @@ int spool_fetch(struct spool *s, int max, struct spool_batch *out, char *err, si
     while ((rc = sqlite3_step(s->fetch)) == SQLITE_ROW) {
         struct spool_event *e = &out->events[out->n];
         e->seq = sqlite3_column_int64(s->fetch, 0);
-        snprintf(e->id, sizeof e->id, "%s", (const char *)sqlite3_column_text(s->fetch, 1));
-        snprintf(e->session_id, sizeof e->session_id, "%s", (const char *)sqlite3_column_text(s->fetch, 2));
-        e->json = strdup((const char *)sqlite3_column_text(s->fetch, 3));
+        /* The schema says NOT NULL (checked at open); a NULL is still no crash. */
+        const char *id = (const char *)sqlite3_column_text(s->fetch, 1);
+        const char *sid = (const char *)sqlite3_column_text(s->fetch, 2);
+        const char *body = (const char *)sqlite3_column_text(s->fetch, 3);
+        snprintf(e->id, sizeof e->id, "%s", id ? id : "");
+        snprintf(e->session_id, sizeof e->session_id, "%s", sid ? sid : "");
+        e->json = strdup(body ? body : "");
         if (!e->json) {
             sqlite3_reset(s->fetch);
             spool_batch_free(out);

@@ -1115,7 +1115,10 @@ struct connect *connect_start(struct event_base *base, const struct connect_opti
     /* The loop thread only appends: the shipper's thread checkpoints. */
     if (!(c->spool = spool_open(spath, SPOOL_SURVIVE_PROCESS_CRASH, e2, sizeof e2)) ||
         spool_defer_checkpoints(c->spool, e2, sizeof e2) < 0) {
-        snprintf(err, errlen, "audit spool %s: %s", spath, e2);
+        if (strstr(e2, spath)) /* spool_open's messages name the file */
+            snprintf(err, errlen, "audit %s", e2);
+        else
+            snprintf(err, errlen, "audit spool %s: %s", spath, e2);
         goto fail;
     }
     const char *urls[1] = {c->api.base};

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "hoopctl/spool.h"
+#include <sqlite3.h>
 #include "spool_tmpdir.h"
 
 static char err[256];
@@ -227,6 +228,71 @@ static void unwritable_spool_is_a_clear_error(void **state)
     assert_non_null(strstr(err, "spool:"));
 }
 
+static void make_db(const char *sql)
+{
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
+/* A file of another schema is refused at open, naming the file and what
+ * differs; before, a nullable body holding NULL crashed the shipper's
+ * fetch and a NULL id blocked the queue (its quarantine failed forever). */
+static void foreign_schema_is_refused(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *sql, *why;
+    } cases[] = {
+        {"CREATE TABLE spool_events (seq INTEGER PRIMARY KEY, id TEXT, session_id TEXT, body TEXT);"
+         "INSERT INTO spool_events(id, session_id, body) VALUES ('x1', 's1', NULL);",
+         "may be NULL"},
+        {"CREATE TABLE spool_events (seq INTEGER PRIMARY KEY, id TEXT NOT NULL, body TEXT NOT NULL);",
+         "column 3 is body"},
+        {"CREATE TABLE notes (a TEXT);", "has a table notes"},
+        {"PRAGMA user_version=7;", "schema version 7"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        unlink(path);
+        make_db(cases[i].sql);
+        struct spool *s = spool_open(path, SPOOL_SURVIVE_PROCESS_CRASH, err, sizeof err);
+        assert_null(s);
+        assert_non_null(strstr(err, path));
+        assert_non_null(strstr(err, "not a hoopctl audit spool"));
+        assert_non_null(strstr(err, cases[i].why));
+    }
+    unlink(path);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("garbage garbage garbage\n", f);
+    fclose(f);
+    assert_null(spool_open(path, SPOOL_SURVIVE_PROCESS_CRASH, err, sizeof err));
+    assert_non_null(strstr(err, path));
+}
+
+/* A spool made before the schema stamp (same tables, user_version 0) opens
+ * and its events are read. */
+static void unstamped_spool_of_ours_opens(void **state)
+{
+    (void)state;
+    make_db("CREATE TABLE spool_events (seq INTEGER PRIMARY KEY, id TEXT NOT NULL,"
+            " session_id TEXT NOT NULL, body TEXT NOT NULL);"
+            "INSERT INTO spool_events(id, session_id, body) VALUES ('e1', 's1', '{}');");
+    struct spool *s = spool_open(path, SPOOL_SURVIVE_PROCESS_CRASH, err, sizeof err);
+    assert_non_null(s);
+    assert_int_equal(spool_pending(s), 1);
+    struct spool_batch b;
+    assert_int_equal(spool_fetch(s, 10, &b, err, sizeof err), 0);
+    assert_int_equal(b.n, 1);
+    assert_string_equal(b.events[0].id, "e1");
+    spool_batch_free(&b);
+    spool_close(s);
+    s = spool_open(path, SPOOL_SURVIVE_PROCESS_CRASH, err, sizeof err); /* stamped now */
+    assert_non_null(s);
+    spool_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -235,6 +301,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(quarantine_keeps_an_event_out_of_the_queue, setup, teardown),
         cmocka_unit_test_setup_teardown(a_failed_commit_loses_its_group_only, setup, teardown),
         cmocka_unit_test(unwritable_spool_is_a_clear_error),
+        cmocka_unit_test_setup_teardown(foreign_schema_is_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(unstamped_spool_of_ours_opens, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
