@@ -78,4 +78,15 @@ int spool_defer_checkpoints(struct spool *s, char *err, size_t errlen);
  * (never waits for them). 0, or -1 with a message. */
 int spool_checkpoint(struct spool *s, char *err, size_t errlen);
 
+/* Who the spool's events are for, as the connect that made it recorded
+ * (key "server": its server URL, "subject", "connection"). */
+int spool_set_meta(struct spool *s, const char *key, const char *value, char *err, size_t errlen);
+struct spool_meta {
+    char server[256], subject[128], connection[64]; /* "" when not recorded */
+};
+/* The events waiting in the spool at path, and its meta, without creating
+ * or changing the file. 0, or -1 with a message (no such file, not a
+ * spool). */
+int spool_peek(const char *path, int64_t *pending, struct spool_meta *meta, char *err, size_t errlen);
+
 #endif

@@ -36,6 +36,10 @@ int util_uuid_v4(char out[37]);
 int util_uuid_v7(char out[37]);
 /* SHA-256 of data as 64 hex characters plus NUL. */
 void util_sha256_hex(const void *data, size_t len, char out[65]);
+/* url as a key of its server: the scheme and host in lower case, without
+ * the scheme's default port (:80, :443) nor trailing '/'. Only spellings of
+ * one address meet: localhost and 127.0.0.1 stay apart. */
+void util_url_same_server(const char *url, char *out, size_t len);
 /* Zero memory in a way the compiler may not elide (for secrets). */
 void util_secure_zero(void *p, size_t len);
 

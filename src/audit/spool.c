@@ -39,6 +39,7 @@ static const struct spool_column events_columns[] = {
 static const struct spool_column quarantine_columns[] = {
     {"n", "INTEGER", 0, 1},       {"seq", "INTEGER", 1, 0}, {"id", "TEXT", 1, 0},         {"session_id", "TEXT", 1, 0},
     {"body", "TEXT", 1, 0},       {"reason", "TEXT", 1, 0}, {"at_ms", "INTEGER", 1, 0}, {0}};
+static const struct spool_column meta_columns[] = {{"key", "TEXT", 0, 1}, {"value", "TEXT", 1, 0}, {0}};
 #define SPOOL_SCHEMA_VERSION 1 /* PRAGMA user_version of a spool (0: made before the stamp) */
 #define SPOOL_STR_(x) #x
 #define SPOOL_STR(x) SPOOL_STR_(x)
@@ -115,13 +116,15 @@ static int check_schema(sqlite3 *db, char *why, size_t whylen)
     int q = check_table(db, "spool_quarantine", quarantine_columns, why, whylen);
     if (q < 0)
         return -1;
+    if (check_table(db, "spool_meta", meta_columns, why, whylen) < 0)
+        return -1;
     if (ev == 1 && q == 0) { /* a quarantine without its queue: not one of ours */
         snprintf(why, whylen, "no table spool_events");
         return -1;
     }
     if (sqlite3_prepare_v2(db,
                            "SELECT name FROM sqlite_master WHERE type = 'table'"
-                           " AND name NOT IN ('spool_events', 'spool_quarantine') LIMIT 1",
+                           " AND name NOT IN ('spool_events', 'spool_quarantine', 'spool_meta') LIMIT 1",
                            -1, &st, NULL) != SQLITE_OK) {
         snprintf(why, whylen, "%s", sqlite3_errmsg(db));
         return -1;
@@ -157,7 +160,7 @@ struct spool *spool_open(const char *path, enum spool_durability durability, cha
         spool_close(s);
         return NULL;
     }
-    char pragmas[700];
+    char pragmas[800];
     snprintf(pragmas, sizeof pragmas,
              "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA mmap_size=67108864; "
              /* Only the table's last page changes per event (no index, no
@@ -172,6 +175,7 @@ struct spool *spool_open(const char *path, enum spool_durability durability, cha
              "CREATE TABLE IF NOT EXISTS spool_quarantine ("
              " n INTEGER PRIMARY KEY, seq INTEGER NOT NULL, id TEXT NOT NULL, session_id TEXT NOT NULL,"
              " body TEXT NOT NULL, reason TEXT NOT NULL, at_ms INTEGER NOT NULL);"
+             "CREATE TABLE IF NOT EXISTS spool_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
              "PRAGMA user_version=" SPOOL_STR(SPOOL_SCHEMA_VERSION) ";",
              durability == SPOOL_SURVIVE_POWER_LOSS ? "FULL" : "NORMAL");
     char *msg = NULL;
@@ -437,4 +441,65 @@ int spool_checkpoint(struct spool *s, char *err, size_t errlen)
 {
     int rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
     return rc == SQLITE_OK || rc == SQLITE_BUSY ? 0 : fail_db(s, "checkpoint", err, errlen);
+}
+
+int spool_set_meta(struct spool *s, const char *key, const char *value, char *err, size_t errlen)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO spool_meta(key, value) VALUES (?, ?)", -1, &st, NULL) !=
+        SQLITE_OK)
+        return fail_db(s, "meta", err, errlen);
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : fail_db(s, "meta", err, errlen);
+}
+
+int spool_peek(const char *path, int64_t *pending, struct spool_meta *meta, char *err, size_t errlen)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    char why[200];
+    int rc = -1;
+    memset(meta, 0, sizeof *meta);
+    *pending = 0;
+    /* Read-write but never created nor changed: a reader of a WAL file
+     * that its writer left (killed) needs to recover the log. */
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "spool: %s: %s", path, db ? sqlite3_errmsg(db) : "cannot open");
+        goto out;
+    }
+    sqlite3_busy_timeout(db, 1000);
+    if (check_schema(db, why, sizeof why) < 0) {
+        snprintf(err, errlen, "spool: %s is not a hoopctl audit spool (%s)", path, why);
+        goto out;
+    }
+    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM spool_events", -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_step(st) != SQLITE_ROW) {
+        snprintf(err, errlen, "spool: %s: %s", path, sqlite3_errmsg(db));
+        goto out;
+    }
+    *pending = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    st = NULL;
+    rc = 0;
+    /* Spools made before spool_meta have none: the fields stay empty. */
+    if (sqlite3_prepare_v2(db, "SELECT key, value FROM spool_meta", -1, &st, NULL) != SQLITE_OK)
+        goto out;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const char *k = (const char *)sqlite3_column_text(st, 0), *v = (const char *)sqlite3_column_text(st, 1);
+        if (!k || !v)
+            continue;
+        if (strcmp(k, "server") == 0)
+            snprintf(meta->server, sizeof meta->server, "%s", v);
+        else if (strcmp(k, "subject") == 0)
+            snprintf(meta->subject, sizeof meta->subject, "%s", v);
+        else if (strcmp(k, "connection") == 0)
+            snprintf(meta->connection, sizeof meta->connection, "%s", v);
+    }
+out:
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return rc;
 }

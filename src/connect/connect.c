@@ -11,6 +11,7 @@
 #include "hoopctl/util.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
@@ -852,15 +853,16 @@ static void on_refresh(evutil_socket_t fd, short what, void *arg)
     evtimer_add(c->refresh_timer, &tv);
 }
 
-/* The spool file of this user, server and connection. */
+/* The spool file of this user, server and connection, in dir. */
 static int spool_path(const struct connect_options *o, struct connect *c, const char *issuer,
-                      const char *subject, char *out, size_t len, char *err, size_t errlen)
+                      const char *subject, char *dir, size_t dirlen, char *out, size_t len, char *err,
+                      size_t errlen)
 {
-    char dir[1024], key[2048], hash[65];
+    char key[2048], hash[65], url[1024];
     if (o->spool_dir)
-        snprintf(dir, sizeof dir, "%s", o->spool_dir);
-    else if (config_state_dir(dir, sizeof dir) < 0 ||
-             strlen(dir) + 7 >= sizeof dir || (strcat(dir, "/spool"), 0)) {
+        snprintf(dir, dirlen, "%s", o->spool_dir);
+    else if (config_state_dir(dir, dirlen) < 0 ||
+             strlen(dir) + 7 >= dirlen || (strcat(dir, "/spool"), 0)) {
         snprintf(err, errlen, "no state directory for the audit spool");
         return -1;
     }
@@ -868,7 +870,8 @@ static int spool_path(const struct connect_options *o, struct connect *c, const 
         snprintf(err, errlen, "cannot create the spool directory %s: %s", dir, strerror(errno));
         return -1;
     }
-    snprintf(key, sizeof key, "%s|%s|%s|%s", c->api.base, issuer, subject, c->connection);
+    util_url_same_server(c->api.base, url, sizeof url); /* localhost and 127.0.0.1 stay apart */
+    snprintf(key, sizeof key, "%s|%s|%s|%s", url, issuer, subject, c->connection);
     util_sha256_hex(key, strlen(key), hash);
     snprintf(out, len, "%s/%.24s.db", dir, hash);
     return 0;
@@ -897,6 +900,54 @@ static bool plain_name(const char *s)
         if (!isalnum((unsigned char)s[i]) && !strchr("._-", s[i]))
             return false;
     return n > 0 && n <= 63;
+}
+
+/* Text of a local file that may go on the terminal: printable ASCII. */
+static bool printable(const char *s)
+{
+    for (; *s; s++)
+        if (!isprint((unsigned char)*s))
+            return false;
+    return true;
+}
+
+/* Other spools in dir that still hold events: left by a connect that was
+ * killed or lost its server, for another server URL, user or connection.
+ * Only the connect that uses such a spool ships them: say so, not to lose
+ * them silently. */
+static void warn_other_spools(const char *dir, const char *mine)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        char path[1400], err[512];
+        if (n < 4 || strcmp(e->d_name + n - 3, ".db") != 0 ||
+            (size_t)snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= sizeof path || strcmp(path, mine) == 0)
+            continue;
+        int64_t pending;
+        struct spool_meta m;
+        if (spool_peek(path, &pending, &m, err, sizeof err) < 0) {
+            log_warn(MOD, "audit %s", err);
+            continue;
+        }
+        if (pending <= 0)
+            continue;
+        if (m.server[0] && plain_name(m.connection) && printable(m.server) && printable(m.subject))
+            log_warn(MOD,
+                     "the audit spool %s holds %lld events not yet shipped, of connection %s through %.200s as "
+                     "%.100s: a hoopctl connect with that login, server URL and connection ships them (unless "
+                     "one is running now)",
+                     path, (long long)pending, m.connection, m.server, m.subject);
+        else
+            log_warn(MOD,
+                     "the audit spool %s holds %lld events not yet shipped, for another server URL, login or "
+                     "connection: the hoopctl connect that uses that spool ships them (unless one is running now)",
+                     path, (long long)pending);
+    }
+    closedir(d);
 }
 
 /* After the server's 404 for the connection: the closest name the user may
@@ -1108,9 +1159,10 @@ struct connect *connect_start(struct event_base *base, const struct connect_opti
     if (load_connection(c, &gc, password, sizeof password, why, err, errlen) < 0)
         goto fail;
     *why = CONNECT_ERR_FAILED;
-    char spath[1200];
-    if (spool_path(o, c, json_string_value(json_object_get(who, "issuer")) ?: "",
-                   json_string_value(json_object_get(who, "subject")) ?: "", spath, sizeof spath, err, errlen) < 0)
+    char spath[1200], sdir[1024];
+    const char *subject = json_string_value(json_object_get(who, "subject")) ?: "";
+    if (spool_path(o, c, json_string_value(json_object_get(who, "issuer")) ?: "", subject, sdir, sizeof sdir,
+                   spath, sizeof spath, err, errlen) < 0)
         goto fail;
     /* The loop thread only appends: the shipper's thread checkpoints. */
     if (!(c->spool = spool_open(spath, SPOOL_SURVIVE_PROCESS_CRASH, e2, sizeof e2)) ||
@@ -1121,6 +1173,11 @@ struct connect *connect_start(struct event_base *base, const struct connect_opti
             snprintf(err, errlen, "audit spool %s: %s", spath, e2);
         goto fail;
     }
+    if (spool_set_meta(c->spool, "server", c->api.base, e2, sizeof e2) < 0 ||
+        spool_set_meta(c->spool, "subject", subject, e2, sizeof e2) < 0 ||
+        spool_set_meta(c->spool, "connection", c->connection, e2, sizeof e2) < 0)
+        log_warn(MOD, "audit spool %s: %s", spath, e2);
+    warn_other_spools(sdir, spath);
     const char *urls[1] = {c->api.base};
     struct shipper_config sc = {.spool_path = spath, .urls = urls, .nurls = 1,
                                 .ca_file = c->api.cafile[0] ? c->api.cafile : NULL,
@@ -1262,7 +1319,10 @@ void connect_free(struct connect *c, int drain_timeout_ms)
     }
     if (c->shipper) {
         if (drain_timeout_ms > 0 && shipper_drain(c->shipper, drain_timeout_ms) < 0)
-            log_warn(MOD, "audit events are still spooled; they are shipped at the next hoopctl connect");
+            log_warn(MOD,
+                     "audit events are still spooled; they are shipped by the next hoopctl connect %s with this "
+                     "login and the server URL %s",
+                     c->connection, c->api.base);
         shipper_stop(c->shipper);
     }
     if (c->spool)

@@ -10,6 +10,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <openssl/crypto.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -237,4 +238,31 @@ bool util_name_is_typo(const char *typed, const char *name)
     if (limit < 2)
         limit = 2;
     return util_edit_distance(typed, name) <= limit;
+}
+
+void util_url_same_server(const char *url, char *out, size_t len)
+{
+    snprintf(out, len, "%s", url);
+    char *auth = strstr(out, "://");
+    if (!auth)
+        return;
+    for (char *p = out; p < auth; p++)
+        *p = (char)tolower((unsigned char)*p);
+    auth += 3;
+    size_t alen = strcspn(auth, "/?#");
+    char *host = auth;
+    for (size_t i = 0; i < alen; i++)
+        if (auth[i] == '@')
+            host = auth + i + 1; /* user info keeps its case */
+    for (char *p = host; p < auth + alen; p++)
+        *p = (char)tolower((unsigned char)*p);
+    const char *dflt = strncmp(out, "https://", 8) == 0 ? ":443" : strncmp(out, "http://", 7) == 0 ? ":80" : NULL;
+    size_t dl = dflt ? strlen(dflt) : 0;
+    if (dflt && (size_t)(auth + alen - host) > dl && memcmp(auth + alen - dl, dflt, dl) == 0) {
+        memmove(auth + alen - dl, auth + alen, strlen(auth + alen) + 1);
+        alen -= dl;
+    }
+    size_t n = strlen(out), keep = (size_t)(auth - out) + alen;
+    while (n > keep && out[n - 1] == '/')
+        out[--n] = '\0';
 }

@@ -56,4 +56,22 @@ assert_eq 1 "$(sqlite3 "$db" 'select count(*) from spool_quarantine')" "events i
 assert_contains "$(sqlite3 "$db" 'select body from spool_quarantine')" "poison-qqq"
 assert_contains "$(sqlite3 "$db" 'select reason from spool_quarantine')" "HTTP 400"
 assert_eq 0 "$(sqlite3 "$db" 'select count(*) from spool_events')" "events still queued"
+
+log "a connect names the other spools that still hold events (another server URL, login or connection)"
+schema='create table spool_events (seq INTEGER PRIMARY KEY, id TEXT NOT NULL, session_id TEXT NOT NULL,
+  body TEXT NOT NULL)'
+other=$T/state-alice/spool/0123456789abcdef01234567.db
+sqlite3 "$other" "$schema; insert into spool_events(id, session_id, body) values ('o1', 's1', '{}'), ('o2', 's1', '{}')"
+out=$(as alice "$H" connect app -q -- psql -qAtX -c "select 'next'" 2>&1) || fail "connect: $out"
+assert_contains "$out" "next"
+assert_contains "$out" "the audit spool $other holds 2 events not yet shipped"
+assert_eq 2 "$(sqlite3 "$other" 'select count(*) from spool_events')" "events in the other spool"
+
+log "a spool file of another schema (NULL allowed, and held) is refused with its name, no crash"
+mv "$db" "$T/spool.bak"
+rm -f "$db-wal" "$db-shm"
+sqlite3 "$db" "${schema//NOT NULL/}; insert into spool_events(id, session_id, body) values ('x1', 's1', NULL)"
+out=$(as alice "$H" connect app -q -- psql -qAtX -c "select 'foreign'" 2>&1) && fail "connect ran on a foreign spool: $out"
+assert_contains "$out" "$db is not a hoopctl audit spool (table spool_events: column id may be NULL)"
+assert_eq 1 "$(sqlite3 "$db" 'select count(*) from spool_events')" "rows of the foreign file"
 log "ok"

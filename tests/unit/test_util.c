@@ -183,6 +183,31 @@ static void nearest_name_of_any_list(void **state)
     assert_int_equal(util_nearest_name("prod", names, 0), 0); /* none to offer */
 }
 
+static void url_same_server(void **state)
+{
+    (void)state;
+    static const char *const same[][2] = {
+        {"http://127.0.0.1:8080", "http://127.0.0.1:8080"},
+        {"HTTPS://Hoop.Example.COM/", "https://hoop.example.com"},
+        {"https://hoop.example.com:443", "https://hoop.example.com"},
+        {"http://localhost:80/", "http://localhost"},
+        {"https://hoop.example.com:8443/Api//", "https://hoop.example.com:8443/Api"},
+        {"http://[::1]:80", "http://[::1]"},
+        {"https://hoop.example.com:80", "https://hoop.example.com:80"},
+        {"http://Me@Host:80", "http://Me@host"},
+        {"http://localhost:8080", "http://localhost:8080"},
+    };
+    char out[128];
+    for (size_t i = 0; i < sizeof same / sizeof *same; i++) {
+        util_url_same_server(same[i][0], out, sizeof out);
+        assert_string_equal(out, same[i][1]);
+    }
+    util_url_same_server("http://localhost:8080", out, sizeof out);
+    char other[128];
+    util_url_same_server("http://127.0.0.1:8080", other, sizeof other);
+    assert_string_not_equal(out, other);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -195,6 +220,7 @@ int main(void)
         cmocka_unit_test(terminal_safe_text),
         cmocka_unit_test(edit_distance),
         cmocka_unit_test(nearest_name_of_any_list),
+        cmocka_unit_test(url_same_server),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
