@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* Milliseconds / microseconds since the epoch (CLOCK_REALTIME) and a
  * monotonic clock in microseconds for durations. */
@@ -42,6 +43,15 @@ void util_sha256_hex(const void *data, size_t len, char out[65]);
 void util_url_same_server(const char *url, char *out, size_t len);
 /* Zero memory in a way the compiler may not elide (for secrets). */
 void util_secure_zero(void *p, size_t len);
+/* The longest connection secret (bytes): what the server keeps (its PUT
+ * /api/v1/connections refuses a longer one), and what hoopctl reads from a
+ * file, a variable or a prompt, never cut short. */
+#define UTIL_SECRET_MAX 4096
+/* The first line of f without its end (\n or \r\n), malloc'd, of at most
+ * max bytes. NULL at the end of the file or on an error, and with *too_long
+ * set when the line is longer (nothing of it kept: the caller says so; a
+ * secret is never cut short). The caller wipes and frees the line. */
+char *util_read_secret_line(FILE *f, size_t max, bool *too_long);
 
 /* Levenshtein distance of two names (64 when either is over 63 bytes). */
 size_t util_edit_distance(const char *a, const char *b);

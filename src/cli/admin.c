@@ -30,30 +30,43 @@ static json_t *split_groups(const char *s)
 
 /* Read a secret: from a file (first line), an env var, or a prompt with echo
  * off. Returns malloc'd text, NULL with err set, or NULL and no error when no
- * source was named. */
+ * source was named. A secret longer than the server keeps is an error, not
+ * cut short. */
 static char *read_secret(const char *file, const char *env, bool prompt, char *err, size_t errlen)
 {
     err[0] = '\0';
-    char line[4097];
+    char *out = NULL;
+    bool too_long = false;
     if (file) {
         FILE *f = fopen(file, "r");
         if (!f) {
             snprintf(err, errlen, "secret file %s: %s", file, strerror(errno));
             return NULL;
         }
-        char *got = fgets(line, sizeof line, f);
+        out = util_read_secret_line(f, UTIL_SECRET_MAX, &too_long);
+        int rerr = ferror(f) ? errno : 0;
         fclose(f);
-        if (!got) {
+        if (too_long)
+            snprintf(err, errlen, "secret file %s: the secret is longer than %d bytes (the server's limit)", file,
+                     UTIL_SECRET_MAX);
+        else if (!out && rerr)
+            snprintf(err, errlen, "secret file %s: %s", file, strerror(rerr));
+        else if (!out)
             snprintf(err, errlen, "secret file %s is empty", file);
-            return NULL;
-        }
+        return out;
     } else if (env) {
         const char *v = getenv(env);
         if (!v || !*v) {
             snprintf(err, errlen, "environment variable %s is not set", env);
             return NULL;
         }
-        snprintf(line, sizeof line, "%s", v);
+        size_t n = strcspn(v, "\r\n");
+        if (n > UTIL_SECRET_MAX) {
+            snprintf(err, errlen, "environment variable %s: the secret is longer than %d bytes (the server's limit)",
+                     env, UTIL_SECRET_MAX);
+            return NULL;
+        }
+        out = strndup(v, n);
     } else if (prompt) {
         FILE *tty = fopen("/dev/tty", "r+");
         if (!tty) {
@@ -67,20 +80,21 @@ static char *read_secret(const char *file, const char *env, bool prompt, char *e
         fputs("Secret (not echoed): ", tty);
         fflush(tty);
         tcsetattr(fileno(tty), TCSAFLUSH, &quiet);
-        char *got = fgets(line, sizeof line, tty);
+        out = util_read_secret_line(tty, UTIL_SECRET_MAX, &too_long);
         tcsetattr(fileno(tty), TCSAFLUSH, &old);
         fputs("\n", tty);
         fclose(tty);
-        if (!got) {
+        if (too_long)
+            snprintf(err, errlen, "the secret entered is longer than %d bytes (the server's limit)",
+                     UTIL_SECRET_MAX);
+        else if (!out)
             snprintf(err, errlen, "no secret entered");
-            return NULL;
-        }
+        return out;
     } else {
         return NULL;
     }
-    line[strcspn(line, "\r\n")] = '\0';
-    char *out = strdup(line);
-    util_secure_zero(line, sizeof line);
+    if (!out)
+        snprintf(err, errlen, "out of memory");
     return out;
 }
 

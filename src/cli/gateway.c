@@ -8,6 +8,7 @@
 #include "hoopctl/log.h"
 #include "hoopctl/policy.h"
 #include "hoopctl/policy_guard.h"
+#include "hoopctl/util.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -34,7 +35,7 @@ struct gateway_cli {
     struct event_base *base;
     struct gateway *gw;
     struct policy *policy;             /* NULL without --policy */
-    char catalog_conninfo[2048];       /* libpq conninfo of the catalog side connection */
+    char catalog_conninfo[2048 + 2 * UTIL_SECRET_MAX]; /* libpq conninfo of the catalog side connection */
     /* With --threads, hooks run on every loop at once (each session's on its
      * own loop): the lock guards the list, not what a session holds. */
     pthread_mutex_t lock;
@@ -344,20 +345,23 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     event_base_loopexit(c->base, &tv);
 }
 
-static int read_password_file(const char *path, char **out)
+/* The first line of the file; 0, or -1 with a message (a password longer
+ * than UTIL_SECRET_MAX is refused, never cut short). */
+static int read_password_file(const char *path, char **out, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    char line[1024];
-    if (!fgets(line, sizeof line, f)) {
-        fclose(f);
+    if (!f) {
+        snprintf(err, errlen, "cannot read the password file %s: %s", path, strerror(errno));
         return -1;
     }
+    bool too_long = false;
+    *out = util_read_secret_line(f, UTIL_SECRET_MAX, &too_long);
+    int rerr = ferror(f) ? errno : 0;
     fclose(f);
-    line[strcspn(line, "\r\n")] = 0;
-    *out = strdup(line);
-    util_secure_zero(line, sizeof line);
+    if (too_long)
+        snprintf(err, errlen, "the password in %s is longer than %d bytes", path, UTIL_SECRET_MAX);
+    else if (!*out)
+        snprintf(err, errlen, "cannot read the password file %s: %s", path, rerr ? strerror(rerr) : "it is empty");
     return *out ? 0 : -1;
 }
 
@@ -460,11 +464,16 @@ static int gateway_run(const struct cli_args *args, struct cli_context *ctx)
     char *password = NULL;
     const char *pwfile = cli_get(args, "upstream-password-file");
     if (pwfile) {
-        if (read_password_file(pwfile, &password) < 0) {
-            fprintf(stderr, "hoopctl gateway: cannot read the password file %s\n", pwfile);
+        if (read_password_file(pwfile, &password, err, sizeof err) < 0) {
+            fprintf(stderr, "hoopctl gateway: %s\n", err);
             return CLI_EXIT_FAILURE;
         }
     } else if (getenv("HOOPCTL_UPSTREAM_PASSWORD") && *getenv("HOOPCTL_UPSTREAM_PASSWORD")) {
+        if (strlen(getenv("HOOPCTL_UPSTREAM_PASSWORD")) > UTIL_SECRET_MAX) {
+            fprintf(stderr, "hoopctl gateway: the password in HOOPCTL_UPSTREAM_PASSWORD is longer than %d bytes\n",
+                    UTIL_SECRET_MAX);
+            return CLI_EXIT_FAILURE;
+        }
         password = strdup(getenv("HOOPCTL_UPSTREAM_PASSWORD"));
     }
     cfg.upstream_password = password;

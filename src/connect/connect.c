@@ -1051,7 +1051,7 @@ static int load_connection(struct connect *c, struct gateway_config *gc, char *p
     snprintf(c->catalog_conninfo, sizeof c->catalog_conninfo, "%s application_name='hoopctl catalog'", ci);
     if (pw) {
         if (strlen(pw) >= pwlen) {
-            snprintf(err, errlen, "connection %s: the secret is too long", c->connection);
+            snprintf(err, errlen, "connection %s: the secret is longer than %zu bytes", c->connection, pwlen - 1);
             goto out;
         }
         snprintf(password, pwlen, "%s", pw);
@@ -1124,7 +1124,7 @@ struct connect *connect_start(struct event_base *base, const struct connect_opti
     snprintf(c->connection, sizeof c->connection, "%s", o->connection);
     snprintf(c->listen_host, sizeof c->listen_host, "%s", o->listen_host ? o->listen_host : "127.0.0.1");
     snprintf(c->client_user, sizeof c->client_user, "%s", o->client_user ? o->client_user : "");
-    char password[1024] = "", e2[512];
+    char password[UTIL_SECRET_MAX + 1] = "", e2[512];
     json_t *who = NULL;
     struct gateway_config gc = {0};
 

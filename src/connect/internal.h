@@ -7,6 +7,7 @@
 #include "hoopctl/connect.h"
 #include "hoopctl/gateway.h"
 #include "hoopctl/policy.h"
+#include "hoopctl/util.h"
 #include "hoopctl/policy_guard.h"
 
 #include <pthread.h>
@@ -76,7 +77,7 @@ struct connect {
     char client_user[64];         /* "" or the only startup user served (connect_options) */
     int listen_port;
     char socket_dir[108]; /* --socket-dir, "" without one */
-    char catalog_conninfo[2048];  /* holds the upstream password: wiped on free */
+    char catalog_conninfo[2048 + 2 * UTIL_SECRET_MAX]; /* holds the upstream password: wiped on free */
     char reviewers_hint[256];
     int review_wait_seconds;
     struct spool *spool;

@@ -12,6 +12,7 @@
 #include <openssl/crypto.h>
 #include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -265,4 +266,39 @@ void util_url_same_server(const char *url, char *out, size_t len)
     size_t n = strlen(out), keep = (size_t)(auth - out) + alen;
     while (n > keep && out[n - 1] == '/')
         out[--n] = '\0';
+}
+
+char *util_read_secret_line(FILE *f, size_t max, bool *too_long)
+{
+    *too_long = false;
+    if (max > (size_t)INT32_MAX - 3)
+        return NULL;
+    char *line = malloc(max + 3); /* the line, "\r\n" and its end */
+    if (!line)
+        return NULL;
+    if (!fgets(line, (int)(max + 3), f)) {
+        util_secure_zero(line, max + 3);
+        free(line);
+        return NULL;
+    }
+    size_t n = strlen(line);
+    bool whole = n && line[n - 1] == '\n';
+    if (!whole) { /* the buffer is full, or the file ends without a newline */
+        int c = fgetc(f);
+        if (c != EOF) {
+            *too_long = true;
+            util_secure_zero(line, max + 3);
+            free(line);
+            return NULL;
+        }
+    }
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        line[--n] = '\0';
+    if (n > max) {
+        *too_long = true;
+        util_secure_zero(line, max + 3);
+        free(line);
+        return NULL;
+    }
+    return line;
 }

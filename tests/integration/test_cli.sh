@@ -141,4 +141,22 @@ assert_contains "$err" "config.json: unknown key sever ignored (did you mean ser
 assert_eq 1 "$(grep -c 'unknown key server.URL' <<<"$err")" "warned once: $err"
 set -e
 rm "$HOOPCTL_CONFIG_DIR/config.json"
+
+# A secret longer than the server keeps (4096 bytes) is an error naming the
+# file and the limit, before anything is sent; it was cut to 4096 (admin) or
+# 1023 bytes (gateway) without a word.
+head -c 5000 /dev/zero | tr '\0' s >"$HARNESS_TMP/long.secret"
+head -c 4096 /dev/zero | tr '\0' s >"$HARNESS_TMP/max.secret"
+set +e
+err=$(HOOPCTL_TOKEN=x HOOPCTL_SERVER_URL=http://127.0.0.1:1 "$H" admin connection add x --host h --port 5432 \
+  --database d --user u --secret-file "$HARNESS_TMP/long.secret" 2>&1); rc=$?
+assert_eq 1 "$rc" "admin connection add with a 5000-byte secret: $err"
+assert_contains "$err" "secret file $HARNESS_TMP/long.secret: the secret is longer than 4096 bytes"
+err=$(HOOPCTL_TOKEN=x HOOPCTL_SERVER_URL=http://127.0.0.1:1 "$H" admin connection add x --host h --port 5432 \
+  --database d --user u --secret-file "$HARNESS_TMP/max.secret" 2>&1)
+assert_not_contains "$err" "secret" "a 4096-byte secret is read: $err"
+err=$("$H" gateway --listen 127.0.0.1:0 --upstream user=x --upstream-password-file "$HARNESS_TMP/long.secret" 2>&1); rc=$?
+assert_eq 1 "$rc" "gateway with a 5000-byte password file: $err"
+assert_contains "$err" "the password in $HARNESS_TMP/long.secret is longer than 4096 bytes"
+set -e
 echo "cli ok"

@@ -208,6 +208,38 @@ static void url_same_server(void **state)
     assert_string_not_equal(out, other);
 }
 
+/* A secret's line is read whole up to the limit, and refused past it. */
+static void secret_line_whole_or_refused(void **state)
+{
+    (void)state;
+    static const struct {
+        size_t len;
+        const char *end;
+        bool ok;
+    } cases[] = {{16, "", true},     {16, "\n", true},    {16, "\r\n", true}, {16, "\nmore\n", true},
+                 {32, "\r\n", true},  {33, "", false},    {33, "\n", false}, {34, "\r\n", false},
+                 {0, "\n", true},     {200, "\n", false}};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        FILE *f = tmpfile();
+        assert_non_null(f);
+        for (size_t k = 0; k < cases[i].len; k++)
+            fputc('a' + (int)(k % 26), f);
+        fputs(cases[i].end, f);
+        rewind(f);
+        bool too_long = true;
+        char *line = util_read_secret_line(f, 32, &too_long);
+        fclose(f);
+        assert_int_equal(!too_long, cases[i].ok);
+        if (cases[i].ok) {
+            assert_non_null(line);
+            assert_int_equal(strlen(line), cases[i].len);
+        } else {
+            assert_null(line);
+        }
+        free(line);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -221,6 +253,7 @@ int main(void)
         cmocka_unit_test(edit_distance),
         cmocka_unit_test(nearest_name_of_any_list),
         cmocka_unit_test(url_same_server),
+        cmocka_unit_test(secret_line_whole_or_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
