@@ -323,12 +323,23 @@ static int session_from_root(const json_t *root, struct replay_session *s, char 
         set_err(err, errlen, "a session document is a JSON object");
         return -1;
     }
-    session_attrs(json_object_get(root, "session"), s);
+    /* {"session": {...}, "events": [...]}, as the TUI builds it from the
+     * API; or what `hoopctl -o json sessions show ID` writes: the session's
+     * own fields ("events" there is their count) and every event of it, in
+     * order, in "event_list". */
+    const json_t *attrs = json_object_get(root, "session");
     const json_t *evs = json_object_get(root, "events");
+    if (!json_is_array(evs) && json_is_array(json_object_get(root, "event_list"))) {
+        attrs = root;
+        evs = json_object_get(root, "event_list");
+    }
     if (!json_is_array(evs)) {
-        set_err(err, errlen, "session document without an \"events\" array");
+        set_err(err, errlen,
+                "session document without an \"events\" array (or the \"event_list\" of "
+                "hoopctl -o json sessions show)");
         return -1;
     }
+    session_attrs(attrs, s);
     size_t n = json_array_size(evs), nstmt = 0;
     for (size_t i = 0; i < n; i++)
         if (json_is_string(json_object_get(json_array_get(evs, i), "type")) &&

@@ -4,7 +4,9 @@
 # tables and command tags with their real counts (UPDATE 2, INSERT 0 1, and
 # UPDATE 5 for an UPDATE held for review and approved), never a guessed
 # "UPDATE 0", and the database's own errors; the statement rows in the session carry those counts; an
-# asciicast of it is asciinema v2 and plays with asciinema.
+# asciicast of it is asciinema v2 and plays with asciinema; the JSON that
+# `hoopctl -o json sessions show` writes replays the same from the file, with
+# --data, and in hoopctl tui --data.
 source "$(dirname "$0")/lib/harness.sh"
 source "$HOOPCTL_ROOT/tests/integration/lib/connect.sh"
 source "$HOOPCTL_ROOT/tests/integration/lib/tmux.sh"
@@ -76,6 +78,16 @@ assert tags["update orders set status = 'cancelled';"] == "UPDATE 5", tags
 assert tags["select id, status from orders order by id;"] == "SELECT 4", tags
 PY
 
+log "the session as hoopctl -o json sessions show writes it replays as from the server"
+as alice "$H" -o json sessions show "$sid" >"$D/$sid.json"
+assert_eq "$replay" "$(as alice "$H" replay --no-timing "$D/$sid.json")" "the replay of sessions show's JSON"
+mkdir "$D/exports" && cp "$D/$sid.json" "$D/exports/"
+assert_eq "$replay" "$(as alice "$H" replay --no-timing --data "$D/exports" "$sid")" \
+  "the replay of sessions show's JSON with --data"
+# the same timing and header (session, user, database) in an asciicast
+cmp <(as alice "$H" replay --format asciicast "$sid") <("$H" replay --format asciicast "$D/$sid.json") ||
+  fail "the asciicast of sessions show's JSON differs from the server's"
+
 log "an asciicast of it is asciinema v2 and plays to the same text"
 as alice "$H" replay --format asciicast --speed 8 "$sid" >"$D/s.cast"
 python3 - "$D/s.cast" <<'PY' || fail "asciicast is not valid v2"
@@ -95,4 +107,20 @@ tmux_wait_exit 60 >/dev/null
 normalize() { sed -e 's/[[:space:]]*$//' | sed -e :a -e '/^\n*$/{$d;N;ba' -e '}'; }
 played=$(tmux_screen -S - -E - | normalize)
 assert_eq "$(normalize <<<"$replay")" "$played" "asciinema play's screen"
+
+log "hoopctl tui --data lists and replays the exported file"
+tmux_kill_session
+tmux_start 160 50 "$H" tui --data "$D/exports"
+tmux_wait_text "1 of 1 sessions" 20
+assert_contains "$(tmux_screen)" "alice"
+tmux_keys Enter
+tmux_wait_text "7 statements" 20
+tmux_keys r
+tmux_wait_text "app=> select 1/0;" 30
+tmux_keys q
+sleep 0.5
+tmux_keys Escape Escape
+tmux_wait_text "1 of 1 sessions" 20
+tmux_keys q
+assert_eq 0 "$(tmux_wait_exit 20)"
 log "ok"

@@ -62,6 +62,36 @@ static void parses_statements_and_results(void **state)
     replay_session_free(&s);
 }
 
+/* What `hoopctl -o json sessions show ID` writes: the session's fields at the
+ * top ("events" is their count there) and its events in "event_list". */
+static void reads_sessions_show_json(void **state)
+{
+    (void)state;
+    static const char doc[] =
+        "{\"id\":\"s-2\",\"user\":\"alice\",\"connection\":\"prod\",\"started_at\":1000000,"
+        "\"ended_at\":1090000,\"events\":3,\"has_denials\":true,\"event_list\":["
+        "{\"seq\":1,\"type\":\"statement\",\"time\":1000500,\"data\":{\"text\":\"select 1 as a;\"}},"
+        "{\"seq\":2,\"type\":\"result\",\"time\":1000520,\"data\":{\"statement_seq\":1,"
+        "\"columns\":[\"a\"],\"column_types\":[23],\"rows\":[[\"1\"]],\"command_tag\":\"SELECT 1\"}},"
+        "{\"seq\":3,\"type\":\"statement\",\"time\":1060000,\"data\":{\"text\":\"drop table t;\","
+        "\"decision\":\"deny\",\"rule\":\"no-ddl\"}}]}";
+    struct replay_session s;
+    char err[256] = "";
+    if (replay_session_from_json(doc, strlen(doc), &s, err, sizeof err) != 0)
+        fail_msg("sessions show's JSON refused: %s", err);
+    assert_string_equal(s.id, "s-2");
+    assert_string_equal(s.user, "alice");
+    assert_string_equal(s.connection, "prod");
+    assert_int_equal(s.started_ms, 1000000);
+    assert_int_equal(s.ended_ms, 1090000);
+    assert_string_equal(s.state, "ended");
+    assert_int_equal(s.nstatements, 2);
+    assert_int_equal(s.statements[0].ncols, 1);
+    assert_string_equal(s.statements[0].command_tag, "SELECT 1");
+    assert_string_equal(s.statements[1].decision, "deny");
+    replay_session_free(&s);
+}
+
 static void refuses_malformed_documents(void **state)
 {
     (void)state;
@@ -71,6 +101,8 @@ static void refuses_malformed_documents(void **state)
         {"not json", "not JSON"},
         {"[]", "JSON object"},
         {"{\"session\":{}}", "events"},
+        {"{\"id\":\"s\",\"events\":3}", "event_list"},
+        {"{\"id\":\"s\",\"event_list\":{}}", "events"},
         {"{\"events\":[{\"ts\":1}]}", "no \"type\""},
         {"{\"events\":[{\"type\":\"statement\",\"data\":{}}]}", "without \"sql\""},
         {"{\"events\":[{\"type\":\"result\",\"data\":{\"columns\":[\"a\"]}}]}", "before its statement"},
@@ -310,6 +342,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(parses_statements_and_results),
+        cmocka_unit_test(reads_sessions_show_json),
         cmocka_unit_test(refuses_malformed_documents),
         cmocka_unit_test(output_as_psql_prints_it),
         cmocka_unit_test(command_tags_when_not_recorded),
