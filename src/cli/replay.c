@@ -130,7 +130,7 @@ const struct cli_command cli_cmd_replay = {
     .summary = "Replay a recorded session in the terminal, with its timing",
     .usage = "[--speed N] [--from STATEMENT] [--no-timing] [--format text|asciicast] [--server URL | --data DIR] SESSION",
     .description = "Plays SESSION (a session id on the server, or in --data DIR, or an exported "
-                   "session file) as its "
+                   "session file, as `hoopctl -o json sessions show ID > FILE` writes it) as its "
                    "user saw it in psql: the prompt, the statement, the result as psql's aligned "
                    "table with masked values as they were sent, row counts, notices and errors, "
                    "and [hoopctl] markers for denials, reviews and masking. Idle gaps longer than "
