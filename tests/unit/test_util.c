@@ -183,6 +183,26 @@ static void nearest_name_of_any_list(void **state)
     assert_int_equal(util_nearest_name("prod", names, 0), 0); /* none to offer */
 }
 
+/* Ages for --retention and --since: a unit, a whole number above 0, and no
+ * more than 1000 years, so that "now minus it" cannot wrap. */
+static void age_ms(void **state)
+{
+    (void)state;
+    int64_t ms = 0;
+    assert_int_equal(util_parse_age_ms("90d", &ms), 0);
+    assert_true(ms == (int64_t)90 * 86400000);
+    assert_int_equal(util_parse_age_ms("45s", &ms), 0);
+    assert_true(ms == 45000);
+    assert_int_equal(util_parse_age_ms("366000d", &ms), 0);
+    const char *bad[] = {"366001d", "8825400613783079d", "99999999999999999999s", "0d", "-5d", "+5d", " 5d",
+                         "5", "5x", "5dd", "d", ""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ms = 7;
+        assert_int_equal(util_parse_age_ms(bad[i], &ms), -1);
+        assert_true(ms == 7);
+    }
+}
+
 static void url_same_server(void **state)
 {
     (void)state;
@@ -253,6 +273,7 @@ int main(void)
         cmocka_unit_test(edit_distance),
         cmocka_unit_test(nearest_name_of_any_list),
         cmocka_unit_test(url_same_server),
+        cmocka_unit_test(age_ms),
         cmocka_unit_test(secret_line_whole_or_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
