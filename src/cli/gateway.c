@@ -416,6 +416,13 @@ static int gateway_run(const struct cli_args *args, struct cli_context *ctx)
     host[colon - listen] = 0;
     cfg.listen_host = host;
     cfg.listen_port = colon + 1;
+    /* Clients are trusted: past loopback that would hand the upstream role
+     * to whoever reaches the port, so there a password is required. */
+    bool loopback = strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0 || strcmp(host, "[::1]") == 0 ||
+                    strcmp(host, "localhost") == 0;
+    if (!loopback && !cli_get(args, "client-password-file"))
+        return cli_usage_error(args->cmd, "--listen on an address that is not loopback needs --client-password-file "
+                                          "(without it, anyone who reaches the port gets the upstream role)");
     if (pgwire_conninfo_parse(upstream, &cfg.upstream, err, sizeof err) < 0)
         return cli_usage_error(args->cmd, err);
     const char *socket_dir = cli_get(args, "socket-dir");
@@ -587,7 +594,8 @@ out:
 }
 
 static const struct cli_option gateway_options[] = {
-    {"listen", 0, "HOST:PORT", "loopback address to accept clients on", CLI_COMPLETE_NONE, NULL},
+    {"listen", 0, "HOST:PORT", "address to accept clients on (past loopback: with --client-password-file)",
+     CLI_COMPLETE_NONE, NULL},
     {"socket-dir", 0, "DIR", "also listen on the Unix socket DIR/.s.PGSQL.<port> (DIR: 0700, yours)",
      CLI_COMPLETE_DIR, NULL},
     {"upstream", 0, "CONNINFO", "upstream 'host=H port=P dbname=D user=U sslmode=M sslrootcert=F'",
@@ -616,9 +624,10 @@ const struct cli_command cli_cmd_gateway = {
     .name = "gateway",
     .summary = "Run the PostgreSQL wire-protocol gateway on its own (offline mode)",
     .usage = "--listen HOST:PORT [--socket-dir DIR] --upstream CONNINFO [options]",
-    .description = "Relays PostgreSQL clients on a loopback port to one upstream server. The upstream\n"
-                   "password comes from --upstream-password-file or HOOPCTL_UPSTREAM_PASSWORD.\n"
-                   "Clients are trusted unless --client-password-file makes a password for the run.",
+    .description = "Relays PostgreSQL clients to one upstream server. The upstream password comes\n"
+                   "from --upstream-password-file or HOOPCTL_UPSTREAM_PASSWORD. Clients are trusted\n"
+                   "unless --client-password-file makes a password for the run; an address that is\n"
+                   "not loopback needs one.",
     .options = gateway_options,
     .min_args = 0,
     .max_args = 0,

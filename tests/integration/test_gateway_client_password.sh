@@ -73,4 +73,20 @@ assert_eq "$out" "7" "query with the printed password"
 out=$(PGPASSWORD=$PW PGSSLMODE=disable psql -X -w -h 127.0.0.1 -p "$GW2_PORT" -U x -d postgres -Atc "select 7" 2>&1) \
   && fail "the first run's password opened the second gateway"
 assert_contains "$out" "password authentication failed" "old password on the new run"
+
+# Past loopback, clients are not trusted: --listen 0.0.0.0 is refused without
+# a client password (it used to let anyone on the network in as the upstream
+# role), and taken with one, which every client must then give.
+rc=0; out=$(timeout 20 "$HOOPCTL_BIN" gateway --listen "0.0.0.0:$(free_port)" --upstream "$(gateway_upstream)" \
+  --upstream-password-file "$HARNESS_TMP/upstream-password" 2>&1) || rc=$?
+assert_eq 2 "$rc" "exit code of a gateway on 0.0.0.0 without a client password"
+assert_contains "$out" "not loopback needs --client-password-file"
+GW3_PORT=$(free_port)
+bg_start gw3 "$HOOPCTL_BIN" gateway --listen "0.0.0.0:$GW3_PORT" --upstream "$(gateway_upstream)" \
+  --upstream-password-file "$HARNESS_TMP/upstream-password" --client-password-file "$HARNESS_TMP/pw3"
+wait_for "gateway gw3 to listen" 20 grep -q "listening on" "$HARNESS_TMP/gw3.log"
+out=$(PGPASSWORD=$(cat "$HARNESS_TMP/pw3") PGSSLMODE=disable psql -X -w -h 127.0.0.1 -p "$GW3_PORT" -U x -d postgres -Atc "select 8" 2>&1)
+assert_eq "$out" "8" "query through 0.0.0.0 with the password"
+PGSSLMODE=disable psql -X -w -h 127.0.0.1 -p "$GW3_PORT" -U x -d postgres -Atc "select 8" >/dev/null 2>&1 \
+  && fail "the gateway on 0.0.0.0 let a client in without its password"
 log "client password: right one works (psql, pgbench), wrong/none/cleartext refused, never logged"
