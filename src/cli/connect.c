@@ -411,7 +411,7 @@ static const struct cli_option connect_options[] = {
     {"socket-dir", 0, "DIR", "also listen on the Unix socket DIR/.s.PGSQL.<port> (DIR: 0700, yours)",
      CLI_COMPLETE_DIR, NULL},
     {"quiet", 'q', NULL, "no status line", CLI_COMPLETE_NONE, NULL},
-    {"server", 0, "URL", "the hoopctl server logged in to (default: the last login)", CLI_COMPLETE_NONE, NULL},
+    {"server", 0, "URL", "the hoopctl server logged in to (default: server.url, else the last login)", CLI_COMPLETE_NONE, NULL},
     {"review-wait", 0, "TIME", "how long a held statement waits for its review (default 10m)",
      CLI_COMPLETE_NONE, NULL},
     {0},

@@ -15,7 +15,7 @@
 
 static const struct cli_option mcp_options[] = {
     {"dsn", 0, "CONNINFO", "instead of a connection: libpq connection string or URI to reach PostgreSQL through", CLI_COMPLETE_NONE, NULL},
-    {"server", 0, "URL", "the hoopctl server logged in to (default: the last login)", CLI_COMPLETE_NONE, NULL},
+    {"server", 0, "URL", "the hoopctl server logged in to (default: server.url, else the last login)", CLI_COMPLETE_NONE, NULL},
     {"review-wait", 0, "DURATION", "how long a held statement waits for its review, e.g. 10m (default 10m)", CLI_COMPLETE_NONE, NULL},
     {"allow-writes", 0, NULL, "let the query tool write (still only where policy allows)", CLI_COMPLETE_NONE, NULL},
     {"max-rows", 0, "N", "rows per result before it is truncated (default 500)", CLI_COMPLETE_NONE, NULL},
