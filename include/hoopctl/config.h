@@ -30,6 +30,21 @@ json_t *config_load(const char *path, int missing_ok, char *err, size_t errlen);
  * it was probably meant as. NULL with err on error. */
 json_t *config_load_client(char *err, size_t errlen);
 
+/* A key a configuration file may hold: "key" or "section.key", and what it
+ * holds: 's' a string, 'i' a whole number, 'o' an object (not looked into). */
+struct config_key {
+    const char *name;
+    char type;
+};
+
+/* Check cfg (read from path) against keys, a list ended by {NULL, 0}: a
+ * known key of another type, or a section that is not an object, is -1 with
+ * err naming path and key. An unknown key is an error too when strict; else
+ * it is logged as a warning (when warn), with the known key it was probably
+ * meant as. */
+int config_check_keys(json_t *cfg, const struct config_key *keys, const char *path, int strict, int warn,
+                      char *err, size_t errlen);
+
 /* Write data to path atomically (temp file in the same directory, fsync,
  * rename) with the given mode. Returns 0 or -1 with errno set. */
 int config_write_atomic(const char *path, const void *data, size_t len, unsigned mode);

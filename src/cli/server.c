@@ -22,6 +22,19 @@ static int64_t parse_duration_ms(const char *s)
     return util_parse_age_ms(s, &ms) == 0 ? ms : -1;
 }
 
+/* Every key of the server's configuration file (hoopctl-server(8)). */
+static const struct config_key server_keys[] = {
+    {"listen", 's'}, {"store", 's'}, {"master_key_file", 's'}, {"tls.cert", 's'}, {"tls.key", 's'},
+    {"auth.issuer", 's'}, {"auth.audience", 's'}, {"auth.client_id", 's'}, {"auth.scopes", 's'},
+    {"auth.groups_claim", 's'}, {"auth.jwks_uri", 's'}, {"auth.jwks_refetch_seconds", 'i'},
+    {"auth.dev_tokens", 'o'}, {"rbac.admin_group", 's'}, {"rbac.auditor_group", 's'},
+    {"limits.max_body_bytes", 'i'}, {"limits.max_string_bytes", 'i'}, {"limits.max_batch_events", 'i'},
+    {"limits.max_connections", 'i'}, {"limits.max_unhandled_bytes", 'i'}, {"limits.max_connections_per_client", 'i'},
+    {"limits.max_unhandled_bytes_per_client", 'i'}, {"audit.retention", 's'}, {"audit.webhook_url", 's'},
+    {"audit.sample_rows_per_statement", 'i'}, {"audit.sample_rows_per_session", 'i'}, {"reviews.ttl_seconds", 'i'},
+    {"reviews.max_pending_per_user", 'i'}, {"dev.users", 'o'}, {"dev.access_ttl", 'i'}, {"dev.device_ttl", 'i'},
+    {"dev.idp_port", 'i'}, {NULL, 0}};
+
 static const char *pick(const struct cli_args *a, const char *opt, json_t *cfg, const char *key)
 {
     const char *v = cli_get(a, opt);
@@ -279,6 +292,13 @@ static int server_cmd_run(const struct cli_args *args, struct cli_context *ctx)
             fprintf(stderr, "hoopctl server: %s\n", err);
             return CLI_EXIT_FAILURE;
         }
+    }
+    /* A misspelt or mistyped key must not quietly become its default (a
+     * "tls.cert_file" served plain HTTP, a "store" object a fresh store). */
+    if (config_check_keys(cfg, server_keys, cfgpath ? cfgpath : "the configuration", 1, 0, err, sizeof err) < 0) {
+        fprintf(stderr, "hoopctl server: %s\n", err);
+        json_decref(cfg);
+        return CLI_EXIT_FAILURE;
     }
     struct server_options opt = {.config = cfg};
     char dflt_store[1100];

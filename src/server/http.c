@@ -991,6 +991,11 @@ int server_run(const struct server_options *opt, char *err, size_t errlen)
         srv_free(&srv);
         return -1;
     }
+    if (!srv.ssl && (!bound_ok || !util_sockaddr_is_loopback((const struct sockaddr *)&ss)))
+        log_warn(MOD, "serving plain HTTP on %s, which is not a loopback address: tokens, connection "
+                      "secrets and the audit trail cross the network in clear unless a TLS proxy is in front "
+                      "(--tls-cert/--tls-key serve HTTPS)",
+                 opt->listen);
     /* After the checks above: nothing is pushed by a server that refuses to run. */
     if (srv_webhook_start(&srv, err, errlen) < 0) {
         srv_free(&srv);

@@ -100,10 +100,6 @@ json_t *config_load(const char *path, int missing_ok, char *err, size_t errlen)
     return root;
 }
 
-/* The keys of the client's config file: a section and its string keys. */
-static const char *const client_sections[] = {"server"};
-static const char *const client_server_keys[] = {"url", "ca_file", "token_file"};
-
 static const char *json_kind(const json_t *v)
 {
     switch (json_typeof(v)) {
@@ -120,7 +116,7 @@ static const char *json_kind(const json_t *v)
 
 /* The known name an unknown one was probably meant as, or NULL: the same
  * name in another case, else a close one (util_name_is_typo). */
-static const char *client_nearest(const char *typed, const char *const *names, size_t n)
+static const char *config_nearest(const char *typed, const char *const *names, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         if (strcasecmp(typed, names[i]) == 0)
@@ -129,13 +125,116 @@ static const char *client_nearest(const char *typed, const char *const *names, s
     return best < n && util_name_is_typo(typed, names[best]) ? names[best] : NULL;
 }
 
-static void client_warn_unknown(const char *path, const char *prefix, const char *key,
-                                const char *const *names, size_t n)
+#define CONFIG_MAX_NAMES 64
+
+/* The names under section (NULL: the top level, where a section counts by
+ * its name, kept in tops) into out; their count. */
+static size_t config_names(const struct config_key *keys, const char *section, const char **out,
+                           char (*tops)[32])
 {
-    const char *near = client_nearest(key, names, n);
-    log_warn("config", "%s: unknown key %s%.100s ignored%s%s%s%s", path, prefix, key,
-             near ? " (did you mean " : "", near ? prefix : "", near ? near : "", near ? "?)" : "");
+    size_t n = 0, sl = section ? strlen(section) : 0;
+    for (const struct config_key *k = keys; k->name && n < CONFIG_MAX_NAMES; k++) {
+        const char *dot = strchr(k->name, '.');
+        if (section && (!dot || (size_t)(dot - k->name) != sl || strncmp(k->name, section, sl) != 0))
+            continue;
+        const char *name = section ? dot + 1 : k->name;
+        if (!section && dot) {
+            size_t l = (size_t)(dot - k->name) < sizeof tops[0] ? (size_t)(dot - k->name) : sizeof tops[0] - 1;
+            bool seen = false;
+            for (size_t i = 0; i < n && !seen; i++)
+                seen = strlen(out[i]) == l && strncmp(out[i], k->name, l) == 0;
+            if (seen)
+                continue;
+            memcpy(tops[n], k->name, l);
+            tops[n][l] = '\0';
+            name = tops[n];
+        }
+        out[n++] = name;
+    }
+    return n;
 }
+
+static int config_unknown(const char *path, const char *section, const char *key, const struct config_key *keys,
+                          int strict, int warn, char *err, size_t errlen)
+{
+    const char *names[CONFIG_MAX_NAMES];
+    char tops[CONFIG_MAX_NAMES][32];
+    const char *near = config_nearest(key, names, config_names(keys, section, names, tops));
+    char hint[160] = "";
+    if (near)
+        snprintf(hint, sizeof hint, " (did you mean %s%s%s?)", section ? section : "", section ? "." : "", near);
+    if (strict) {
+        snprintf(err, errlen, "%s: unknown key %s%s%.100s%s", path, section ? section : "", section ? "." : "", key,
+                 hint);
+        return -1;
+    }
+    if (warn)
+        log_warn("config", "%s: unknown key %s%s%.100s ignored%s", path, section ? section : "", section ? "." : "",
+                 key, hint);
+    return 0;
+}
+
+static int config_check_value(const char *path, const char *name, char type, const json_t *v, char *err,
+                              size_t errlen)
+{
+    bool ok = type == 's' ? json_is_string(v) : type == 'i' ? json_is_integer(v) : json_is_object(v);
+    if (!ok)
+        snprintf(err, errlen, "%s: %s must be %s, not %s", path, name,
+                 type == 's' ? "a string" : type == 'i' ? "a whole number" : "an object", json_kind(v));
+    return ok ? 0 : -1;
+}
+
+int config_check_keys(json_t *cfg, const struct config_key *keys, const char *path, int strict, int warn,
+                      char *err, size_t errlen)
+{
+    const char *top;
+    json_t *v;
+    json_object_foreach(cfg, top, v) {
+        const struct config_key *exact = NULL;
+        bool section = false;
+        size_t tl = strlen(top);
+        for (const struct config_key *k = keys; k->name; k++) {
+            if (strcmp(k->name, top) == 0)
+                exact = k;
+            else if (strncmp(k->name, top, tl) == 0 && k->name[tl] == '.')
+                section = true;
+        }
+        if (exact) {
+            if (config_check_value(path, top, exact->type, v, err, errlen) < 0)
+                return -1;
+            continue;
+        }
+        if (!section) {
+            if (config_unknown(path, NULL, top, keys, strict, warn, err, errlen) < 0)
+                return -1;
+            continue;
+        }
+        if (!json_is_object(v)) {
+            snprintf(err, errlen, "%s: %s must be an object, not %s", path, top, json_kind(v));
+            return -1;
+        }
+        const char *sub;
+        json_t *sv;
+        json_object_foreach(v, sub, sv) {
+            char full[160];
+            snprintf(full, sizeof full, "%s.%s", top, sub);
+            const struct config_key *k = keys;
+            while (k->name && strcmp(k->name, full) != 0)
+                k++;
+            if (!k->name) {
+                if (config_unknown(path, top, sub, keys, strict, warn, err, errlen) < 0)
+                    return -1;
+            } else if (config_check_value(path, full, k->type, sv, err, errlen) < 0) {
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+/* The keys of the client's config file. */
+static const struct config_key client_keys[] = {
+    {"server.url", 's'}, {"server.ca_file", 's'}, {"server.token_file", 's'}, {NULL, 0}};
 
 json_t *config_load_client(char *err, size_t errlen)
 {
@@ -163,36 +262,9 @@ json_t *config_load_client(char *err, size_t errlen)
     if (!cfg)
         return NULL;
     bool warn = !atomic_flag_test_and_set(&warned);
-    const char *key;
-    json_t *v;
-    json_object_foreach(cfg, key, v) {
-        if (strcmp(key, "server") != 0) {
-            if (warn)
-                client_warn_unknown(path, "", key, client_sections, 1);
-            continue;
-        }
-        if (!json_is_object(v)) {
-            snprintf(err, errlen, "%s: server must be an object ({\"url\": \"https://...\"}), not %s", path,
-                     json_kind(v));
-            json_decref(cfg);
-            return NULL;
-        }
-        const char *k;
-        json_t *sv;
-        size_t nk = sizeof client_server_keys / sizeof *client_server_keys;
-        json_object_foreach(v, k, sv) {
-            size_t i = 0;
-            while (i < nk && strcmp(k, client_server_keys[i]) != 0)
-                i++;
-            if (i == nk) {
-                if (warn)
-                    client_warn_unknown(path, "server.", k, client_server_keys, nk);
-            } else if (!json_is_string(sv)) {
-                snprintf(err, errlen, "%s: server.%s must be a string, not %s", path, k, json_kind(sv));
-                json_decref(cfg);
-                return NULL;
-            }
-        }
+    if (config_check_keys(cfg, client_keys, path, 0, warn, err, errlen) < 0) {
+        json_decref(cfg);
+        return NULL;
     }
     return cfg;
 }

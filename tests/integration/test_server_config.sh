@@ -36,7 +36,7 @@ expect_refusal 1 "loopback only" --config "$T/dev.json" --store "sqlite:$T/a.db"
 # --dev: its settings are checked like the others, and a master key given is
 # the one used, with or without --store (it was once replaced by dev/master.key).
 printf '{"dev": {"access_ttl": "30"}}' >"$T/devttl.json"
-expect_refusal 1 "dev.access_ttl must be a whole number from 1 to 86400" --dev --config "$T/devttl.json" --listen 127.0.0.1:$P
+expect_refusal 1 "dev.access_ttl must be a whole number, not a string" --dev --config "$T/devttl.json" --listen 127.0.0.1:$P
 printf '{"dev": {"idp_port": 70000}}' >"$T/devttl.json"
 expect_refusal 1 "dev.idp_port must be a whole number from 1 to 65535" --dev --config "$T/devttl.json" --listen 127.0.0.1:$P
 expect_refusal 1 "master key file $T/bad.key must hold 32 bytes" --dev --master-key-file "$T/bad.key" --listen 127.0.0.1:$P
@@ -45,11 +45,19 @@ refused_config() {  # JSON needle
   printf '%s' "$1" >"$T/num.json"
   expect_refusal 1 "$2" --config "$T/num.json" --store "sqlite:$T/a.db" --listen 127.0.0.1:$P
 }
-refused_config '{"limits": {"max_connections": "100"}}' "limits.max_connections must be a whole number from 1 to 1000000"
+refused_config '{"limits": {"max_connections": "100"}}' "limits.max_connections must be a whole number"
 refused_config '{"reviews": {"ttl_seconds": 0}}' "reviews.ttl_seconds must be a whole number from 1 to"
 refused_config '{"limits": {"max_body_bytes": -5}}' "limits.max_body_bytes must be a whole number"
-refused_config '{"audit": {"sample_rows_per_statement": 1.5}}' "audit.sample_rows_per_statement must be a whole number from 0"
-refused_config '{"limits": 5}' "limits in the configuration must be an object"
+refused_config '{"audit": {"sample_rows_per_statement": 1.5}}' "audit.sample_rows_per_statement must be a whole number"
+refused_config '{"limits": 5}' "limits must be an object, not a number"
+# Names and types: a misspelt or mistyped key is refused, never quietly its
+# default (tls.cert_file served plain HTTP, a "store" object made a new store).
+refused_config '{"tls": {"cert_file": "a.pem", "key_file": "a.key"}}' "unknown key tls.cert_file"
+refused_config '{"store": {"url": "sqlite:x.db"}}' "store must be a string, not an object"
+refused_config '{"limts": {"max_connections": 5}}' "unknown key limts (did you mean limits?)"
+refused_config '{"auth": {"issuer": ["https://idp"]}}' "auth.issuer must be a string, not an array"
+refused_config '{"audit": {"retention": 90}}' "audit.retention must be a string, not a number"
+refused_config '{"reviews": "60"}' "reviews must be an object, not a string"
 # A store written by a newer hoopctl is refused, not reinterpreted.
 sqlite3 "$T/new.db" "create table schema_migrations (version integer primary key, applied_at bigint); insert into schema_migrations values (99, 0)"
 expect_refusal 1 "newer than this hoopctl" --store "sqlite:$T/new.db" --listen 127.0.0.1:$P
@@ -93,6 +101,12 @@ kill "$keyA_PID"; wait "$keyA_PID" 2>/dev/null || true
 keyed keyA2 "$PA" mk1   # the right key still starts
 assert_eq 200 "$(put_conn "$PA" other)"
 kill "$keyA2_PID"; wait "$keyA2_PID" 2>/dev/null || true
+# Plain HTTP past loopback is allowed (a TLS proxy may be in front) with a warning.
+PW=$(free_port)
+bg_start plainwide "$H" server --store "sqlite:$T/w.db" --listen "0.0.0.0:$PW"
+wait_for "the server on 0.0.0.0" 20 curl -sf "http://127.0.0.1:$PW/healthz"
+assert_contains "$(cat "$T/plainwide.log")" "serving plain HTTP on 0.0.0.0:$PW, which is not a loopback address"
+kill "$plainwide_PID"; wait "$plainwide_PID" 2>/dev/null || true
 # The CLI side: no server configured, or a server that is not there.
 rc=0; out=$(env -u HOOPCTL_SERVER_URL "$H" sessions list 2>&1) || rc=$?
 assert_eq 1 "$rc"; assert_contains "$out" "no server URL"
