@@ -140,10 +140,39 @@ static int store_migrate(struct store *s, char *err, size_t errlen)
     return rc;
 }
 
+static int row_text(void *arg, int nc, const char *const *v)
+{
+    if (nc > 0 && v[0])
+        snprintf(arg, 64, "%s", v[0]);
+    return 1;
+}
+
 static int store_migrate_locked(struct store *s, char *err, size_t errlen)
 {
-    int rc = q0(s, "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
-                   " applied_at BIGINT NOT NULL)", err, errlen);
+    /* A database that holds tables but no store is someone else's (an
+     * application's): the audit trail gets a database, or a schema, of its
+     * own rather than tables beside theirs. */
+    bool pg = strcmp(s->d->kind, "postgres") == 0;
+    char other[64] = "";
+    int rc = q(s, pg ? "SELECT tablename FROM pg_catalog.pg_tables WHERE schemaname = current_schema()"
+                       " AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_tables WHERE schemaname = current_schema()"
+                       " AND tablename = 'schema_migrations') ORDER BY 1 LIMIT 1"
+                     : "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
+                       " AND NOT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table'"
+                       " AND name = 'schema_migrations') ORDER BY 1 LIMIT 1",
+               0, NULL, row_text, other, NULL, err, errlen);
+    if (rc)
+        return rc;
+    if (other[0]) {
+        char *shown = util_terminal_safe(other, false);
+        snprintf(err, errlen, "%s holds tables of something else (%s, ...) and no hoopctl store: give the store "
+                              "a database of its own",
+                 pg ? "this database's schema" : "this SQLite file", shown ? shown : "?");
+        free(shown);
+        return STORE_ERROR;
+    }
+    rc = q0(s, "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
+               " applied_at BIGINT NOT NULL)", err, errlen);
     if (rc)
         return rc;
     if ((rc = q0(s, s->d->begin_write, err, errlen)))

@@ -61,6 +61,10 @@ refused_config '{"reviews": "60"}' "reviews must be an object, not a string"
 # A store written by a newer hoopctl is refused, not reinterpreted.
 sqlite3 "$T/new.db" "create table schema_migrations (version integer primary key, applied_at bigint); insert into schema_migrations values (99, 0)"
 expect_refusal 1 "newer than this hoopctl" --store "sqlite:$T/new.db" --listen 127.0.0.1:$P
+# An application's SQLite file is not made a store: its tables stay alone.
+sqlite3 "$T/app.db" "create table customers (id int); insert into customers values (1)"
+expect_refusal 1 "holds tables of something else (customers, ...) and no hoopctl store" --store "sqlite:$T/app.db" --listen 127.0.0.1:$P
+assert_eq "customers" "$(sqlite3 "$T/app.db" .tables)" "the tables of a refused file"
 # A master key that others may read is used, with a warning that says so
 # (and not the key).
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$T/open.key"
