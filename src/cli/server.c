@@ -123,17 +123,23 @@ static int dev_port_file(const char *store_url, char *out, size_t len)
 }
 
 /* The port remembered in path, or 0 (none, or not a port). */
+/* The remembered port: 0 when there is none yet, -1 when the file is there
+ * but unreadable or holds no port (1..65535, blanks after it allowed). */
 static int dev_port_read(const char *path)
 {
     FILE *f = fopen(path, "r");
     char line[16] = "";
     if (!f)
-        return 0;
+        return errno == ENOENT ? 0 : -1;
     bool got = fgets(line, sizeof line, f) != NULL;
     fclose(f);
     char *end;
-    long v = got ? strtol(line, &end, 10) : 0;
-    return got && end != line && (*end == '\n' || !*end) && v > 0 && v < 65536 ? (int)v : 0;
+    long v = got && line[0] >= '0' && line[0] <= '9' ? strtol(line, &end, 10) : 0;
+    if (!v)
+        return -1;
+    while (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n')
+        end++;
+    return !*end && v > 0 && v < 65536 ? (int)v : -1;
 }
 
 /* Start the dev IdP on a port that stays the same across restarts on the
@@ -147,6 +153,13 @@ static struct devidp *dev_idp_start(struct devidp_options *o, const char *store_
     if (o->port || dev_port_file(store_url, path, sizeof path) < 0)
         return devidp_start(o, err, errlen);
     int was = dev_port_read(path);
+    if (was < 0) {
+        fprintf(stderr, "hoopctl server: warning: --dev: %s holds no port (1..65535); the identity provider takes "
+                        "another and keeps that one there, so its issuer changes: earlier logins, sessions and "
+                        "reviews are those of other users, and everyone must log in again\n",
+                path);
+        was = 0;
+    }
     o->port = was;
     struct devidp *idp = devidp_start(o, err, errlen);
     if (!idp && was) {

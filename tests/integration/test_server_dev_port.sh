@@ -58,6 +58,19 @@ assert_contains "$out" "Built-in identity provider at $ISS2"
 assert_eq "$P2" "$(cat "$T/a.db.dev-idp-port")" "the port remembered after the fallback"
 stop
 
+log "a port file that holds no port: a warning naming it, a new port, remembered"
+printf '8O80\n' >"$T/b.db.dev-idp-port"
+start "$T/b.db"
+assert_contains "$(cat "$T/server.log")" "warning: --dev: $T/b.db.dev-idp-port holds no port (1..65535)"
+[[ $(cat "$T/b.db.dev-idp-port") =~ ^[0-9]+$ ]] || fail "the port file after a garbage one: $(cat "$T/b.db.dev-idp-port")"
+stop
+printf '%s\r\n' "$(cat "$T/b.db.dev-idp-port")" >"$T/b.db.dev-idp-port"   # edited on Windows: still the port
+PB=$(tr -d '\r\n' <"$T/b.db.dev-idp-port")
+start "$T/b.db"
+assert_not_contains "$(cat "$T/server.log")" "holds no port"
+assert_eq "http://127.0.0.1:$PB/dev-idp" "$(issuer)" "the issuer from a port file ending in CRLF"
+stop
+
 log "a store kept in memory keeps no port either: no file anywhere"
 (cd "$T" && start ":memory:" && stop)
 ls -a "$T" | grep -q ':memory:' && fail "a port file for a store in memory: $(ls -a "$T")"
