@@ -375,6 +375,30 @@ static void store_notify_reviews(struct store *s)
         s->d->notify(s->h, "hoopctl_reviews");
 }
 
+/* A write of reviews that waiters on other servers must hear of: on
+ * PostgreSQL the NOTIFY runs in the write's own transaction, so the notice
+ * goes out with the commit; a link lost between the two left a decision
+ * that waiters elsewhere heard of only at their poll's timeout. */
+static int q_notified(struct store *s, const char *sql, int n, const char *const *p, int64_t *changes, char *err,
+                      size_t errlen)
+{
+    if (!s->d->notify)
+        return q(s, sql, n, p, NULL, NULL, changes, err, errlen);
+    int rc = q0(s, s->d->begin_write, err, errlen);
+    if (rc)
+        return rc;
+    rc = q(s, sql, n, p, NULL, NULL, changes, err, errlen);
+    if (!rc && *changes > 0 && s->d->notify(s->h, "hoopctl_reviews") < 0) {
+        snprintf(err, errlen, "postgres: NOTIFY hoopctl_reviews failed");
+        rc = STORE_ERROR;
+    }
+    if (!rc)
+        rc = q0(s, "COMMIT", err, errlen);
+    if (rc)
+        rollback(s);
+    return rc;
+}
+
 /* ---- rows to JSON -------------------------------------------------------- */
 
 /* Column kinds: 's' string, 'i' integer, 'j' JSON text, 'b' 0/1 as boolean,
@@ -1397,14 +1421,15 @@ int store_review_create_capped(struct store *s, json_t *r, int64_t max_pending, 
     }
     if (rc == 0)
         rc = review_insert(s, r, err, errlen);
+    if (rc == 0 && s->d->notify && s->d->notify(s->h, "hoopctl_reviews") < 0) { /* sent at the commit */
+        snprintf(err, errlen, "postgres: NOTIFY hoopctl_reviews failed");
+        rc = STORE_ERROR;
+    }
     if (rc == 0)
         rc = q0(s, "COMMIT", err, errlen);
-    if (rc) {
+    if (rc)
         rollback(s);
-        return rc;
-    }
-    store_notify_reviews(s);
-    return 0;
+    return rc;
 }
 
 int store_review_get(struct store *s, const char *id, json_t **out, char *err, size_t errlen)
@@ -1502,16 +1527,16 @@ int store_review_decide(struct store *s, const char *id, const char *status, con
     i64s(n, sizeof n, now);
     const char *p[] = {id, status, reason, decided_by, n};
     int64_t ch = 0;
-    int rc = q(s, "UPDATE reviews SET status = $2, reason = $3, decided_by = $4, decided_at = CAST($5 AS BIGINT)"
-                  " WHERE id = $1 AND status = 'pending' AND expires_at > CAST($5 AS BIGINT)",
-               5, p, NULL, NULL, &ch, err, errlen);
+    int rc = q_notified(s, "UPDATE reviews SET status = $2, reason = $3, decided_by = $4,"
+                           " decided_at = CAST($5 AS BIGINT)"
+                           " WHERE id = $1 AND status = 'pending' AND expires_at > CAST($5 AS BIGINT)",
+                        5, p, &ch, err, errlen);
     if (rc)
         return rc;
     if (ch == 0) {
         snprintf(err, errlen, "review %s is not pending", id);
         return STORE_CONFLICT;
     }
-    store_notify_reviews(s);
     return 0;
 }
 
@@ -1522,17 +1547,16 @@ int store_review_consume(struct store *s, const char *id, const char *requester,
     i64s(n, sizeof n, now);
     const char *p[] = {id, requester, statement_hash, n};
     int64_t ch = 0;
-    int rc = q(s, "UPDATE reviews SET status = 'consumed', consumed_at = CAST($4 AS BIGINT)"
-                  " WHERE id = $1 AND requester = $2 AND statement_hash = $3 AND status = 'approved'"
-                  " AND expires_at > CAST($4 AS BIGINT)",
-               4, p, NULL, NULL, &ch, err, errlen);
+    int rc = q_notified(s, "UPDATE reviews SET status = 'consumed', consumed_at = CAST($4 AS BIGINT)"
+                           " WHERE id = $1 AND requester = $2 AND statement_hash = $3 AND status = 'approved'"
+                           " AND expires_at > CAST($4 AS BIGINT)",
+                        4, p, &ch, err, errlen);
     if (rc)
         return rc;
     if (ch == 0) {
         snprintf(err, errlen, "review %s is not approved for this statement, or was used or expired", id);
         return STORE_CONFLICT;
     }
-    store_notify_reviews(s);
     return 0;
 }
 
@@ -1570,12 +1594,10 @@ int store_review_expire(struct store *s, int64_t now, char *err, size_t errlen)
     i64s(n, sizeof n, now);
     const char *p[] = {n};
     int64_t ch = 0;
-    int rc = q(s, "UPDATE reviews SET status = 'expired' WHERE status = 'pending'"
-                  " AND expires_at <= CAST($1 AS BIGINT)", 1, p, NULL, NULL, &ch, err, errlen);
+    int rc = q_notified(s, "UPDATE reviews SET status = 'expired' WHERE status = 'pending'"
+                           " AND expires_at <= CAST($1 AS BIGINT)", 1, p, &ch, err, errlen);
     if (rc)
         return -1;
-    if (ch > 0)
-        store_notify_reviews(s);
     return (int)ch;
 }
 
