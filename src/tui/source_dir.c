@@ -276,9 +276,11 @@ static int dir_reviews(void *self, const char *status, int64_t *cursor, int wait
     }
     json_error_t je;
     json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
-    const json_t *arr = json_object_get(root, "reviews");
+    /* The array `hoopctl -o json reviews list` prints, or {"reviews": [...]}
+     * as the server's API answers. */
+    const json_t *arr = json_is_array(root) ? root : json_object_get(root, "reviews");
     if (!root || !json_is_array(arr)) {
-        snprintf(err, errlen, "%s: %s", path, root ? "no \"reviews\" array" : je.text);
+        snprintf(err, errlen, "%s: %s", path, root ? "neither an array of reviews nor {\"reviews\": [...]}" : je.text);
         json_decref(root);
         return TUI_ERR_INVALID;
     }

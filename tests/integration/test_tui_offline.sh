@@ -48,6 +48,16 @@ tmux_wait_text "too wide" 10
 tmux_keys q
 assert_eq 0 "$(tmux_wait_exit 20)"
 cmp "$D/reviews.json" "$HARNESS_TMP/reviews.before" || fail "reviews.json changed"
+# reviews.json as `hoopctl -o json reviews list --status all` writes it: a bare array.
+python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))["reviews"]))' "$HARNESS_TMP/reviews.before" \
+  >"$D/reviews.json"
+tmux_kill_session
+tmux_start 100 30 "$H" tui --data "$D" --reviews
+tmux_wait_text "1 pending review you may decide" 20
+tmux_keys 3
+tmux_wait_text "too wide" 10
+tmux_keys q
+assert_eq 0 "$(tmux_wait_exit 20)"
 # not a directory: a clear error before the screen starts
 rc=0
 err=$("$H" tui --data "$HARNESS_TMP/nope" 2>&1 </dev/null) || rc=$?
