@@ -531,24 +531,6 @@ static void waiter_closed(struct evhttp_connection *c, void *arg)
     waiter_unlink(arg);
 }
 
-/* The client of a long poll closed its socket. evhttp reads nothing from a
- * connection while its request waits for the reply, so it would not see the
- * close until the poll's timeout (up to 110 s), and the connection would
- * hold its slot against limits.max_connections_per_client until then: the
- * waiter goes now, and the connection with it. */
-static void waiter_gone(evutil_socket_t fd, short ev, void *arg)
-{
-    (void)fd;
-    (void)ev;
-    struct srv_waiter *w = arg;
-    struct srv *srv = w->srv;
-    struct evhttp_connection *evcon = evhttp_request_get_connection(w->r);
-    srv_conn_on_close(srv, evcon, NULL, NULL);
-    waiter_unlink(w);
-    if (evcon)
-        evhttp_connection_free(evcon); /* its close callback gives the slot back */
-}
-
 static void waiter_timeout(evutil_socket_t fd, short ev, void *arg)
 {
     (void)fd;
@@ -557,6 +539,19 @@ static void waiter_timeout(evutil_socket_t fd, short ev, void *arg)
     int code = 200;
     json_t *body = srv_wait_answer(w->srv, &w->id, w->kind, w->review_id, w->after_ms, &code, true);
     waiter_finish(w, code, body);
+}
+
+/* The client of a long poll closed its socket, or its sending half (EV_CLOSED
+ * cannot tell the two apart). evhttp reads nothing from a connection while
+ * its request waits for the reply, so it would not see the close until the
+ * poll's timeout (up to 110 s), and the connection would hold its slot
+ * against limits.max_connections_per_client until then: the poll is
+ * answered now, as at its timeout. A client that only half-closed gets that
+ * answer; for one that is gone the write fails, and evhttp frees the
+ * connection and its slot. */
+static void waiter_gone(evutil_socket_t fd, short ev, void *arg)
+{
+    waiter_timeout(fd, ev, arg);
 }
 
 void srv_wait_start(struct srv_req *rq, int kind, const char *review_id, int64_t after_ms,

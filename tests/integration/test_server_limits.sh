@@ -145,6 +145,22 @@ elif sys.argv[1] == "gone-polls":  # 4 connections per client, all long polls wh
         time.sleep(0.1)
     else:
         raise SystemExit("the long polls of a client that went kept their slots")
+    # a client that only half-closes (shutdown of its sending side, as some
+    # proxies do) still gets its poll answered, not a dropped connection
+    s = conn()
+    s.sendall(b"GET /api/v1/reviews/wait?after=%d&timeout=100 HTTP/1.1\r\nHost: x\r\n"
+              b"Authorization: Bearer tok-audit-1\r\nConnection: close\r\n\r\n" % int(time.time() * 1000 + 3600000))
+    s.shutdown(socket.SHUT_WR)
+    s.settimeout(20)
+    data = b""
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        data += d
+    s.close()
+    if not data.startswith(b"HTTP/1.1 200"):
+        raise SystemExit("a half-closed long poll got no answer: %r" % data[:80])
 PY
 log "connections past limits.max_connections are closed at once; their slots come back"
 python3 "$T/clients.py" slots "$PORT" || fail "connection cap"
