@@ -418,8 +418,7 @@ static int gateway_run(const struct cli_args *args, struct cli_context *ctx)
     cfg.listen_port = colon + 1;
     /* Clients are trusted: past loopback that would hand the upstream role
      * to whoever reaches the port, so there a password is required. */
-    bool loopback = strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0 || strcmp(host, "[::1]") == 0 ||
-                    strcmp(host, "localhost") == 0;
+    bool loopback = strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0;
     if (!loopback && !cli_get(args, "client-password-file"))
         return cli_usage_error(args->cmd, "--listen on an address that is not loopback needs --client-password-file "
                                           "(without it, anyone who reaches the port gets the upstream role)");
