@@ -489,27 +489,32 @@ static bool review_fits(json_t *r, json_t *d, const char *session_id, const char
  * reviews of its user's statements), is about this very statement
  * (review_fits), and no other statement event has it: else the event keeps
  * no review, so that one approval cannot be shown beside other statements. */
-static void event_join_review(struct srv_req *rq, json_t *d, struct store_event *e,
-                              const struct store_event *prior, size_t nprior)
+static int event_join_review(struct srv_req *rq, json_t *d, struct store_event *e,
+                             const struct store_event *prior, size_t nprior, char *err, size_t errlen)
 {
     json_t *given = json_object_get(d, "review");
     const char *id = json_string_value(json_object_get(d, "review_id"));
     if (!id)
         id = json_string_value(json_object_get(given, "id"));
     json_t *r = NULL, *sess = NULL;
-    char err[200];
-    bool ok = id && store_review_get(rq->srv->store, id, &r, err, sizeof err) == 0 && is_requester(&rq->id, r) &&
+    int rc = id ? store_review_get(rq->srv->store, id, &r, err, errlen) : STORE_NOT_FOUND;
+    bool ok = rc == 0 && is_requester(&rq->id, r) &&
               review_fits(r, d, e->session_id, session_connection(rq, e->session_id, prior, nprior, &sess));
     for (size_t i = 0; ok && i < nprior; i++) /* the same batch cannot show it twice either */
         ok = !(prior[i].review_id && strcmp(prior[i].review_id, id) == 0 && strcmp(prior[i].id, e->id) != 0);
     bool fresh = false;
-    ok = ok && store_review_claim(rq->srv->store, id, e->id, &fresh, err, sizeof err) == 0;
+    if (ok)
+        ok = (rc = store_review_claim(rq->srv->store, id, e->id, &fresh, err, errlen)) == 0;
     json_decref(sess);
     if (!ok) {
         json_decref(r);
+        /* The store failing (or busy) says nothing of the review: the batch
+         * fails and is sent again, rather than being stored without it. */
+        if (rc == STORE_ERROR || rc == STORE_BUSY)
+            return rc;
         json_object_del(d, "review");
         json_object_del(d, "review_id");
-        return;
+        return 0;
     }
     json_t *j = json_object();
     static const char *const keys[] = {"id", "status", "decided_by", "reason", "requester"};
@@ -524,6 +529,7 @@ static void event_join_review(struct srv_req *rq, json_t *d, struct store_event 
         e->review_id = json_string_value(json_object_get(j, "id"));
         e->review_claimed = fresh;
     }
+    return 0;
 }
 
 /* A result's data without its rows, for a session whose sample budget is
@@ -598,7 +604,9 @@ static bool event_arrays_ok(json_t *d)
 }
 
 /* Check one event; fills e (pointing into ev and into *data). prior: the
- * batch's events before it. 0, or -1 (400). */
+ * batch's events before it. 0; -1 (400, err says why); or, when the store
+ * failed while it looked up the event's review, STORE_BUSY, or -2 for
+ * STORE_ERROR (whose own value is the -1 of a bad event). */
 static int event_prepare(struct srv_req *rq, json_t *ev, struct store_event *e, const struct store_event *prior,
                          size_t nprior, char **data, char *err, size_t errlen)
 {
@@ -684,7 +692,9 @@ static int event_prepare(struct srv_req *rq, json_t *ev, struct store_event *e, 
             return -1;
         }
         e->denial = strcmp(dec, "deny") == 0;
-        event_join_review(rq, d, e, prior, nprior);
+        int rc = event_join_review(rq, d, e, prior, nprior, err, errlen);
+        if (rc)
+            return rc == STORE_ERROR ? -2 : rc;
         e->review = strcmp(dec, "review") == 0 || json_is_string(json_object_get(d, "review_id"));
     } else if (spec == result_fields) {
         json_t *rows = json_object_get(d, "rows");
@@ -733,15 +743,18 @@ static void route_events(struct srv_req *rq)
     struct store_event *es = calloc(n, sizeof *es);
     char **texts = calloc(n, sizeof *texts);
     char err[300];
-    int bad = -1;
+    int bad = -1, prc = 0;
     for (size_t i = 0; es && texts && i < n; i++) {
-        if (event_prepare(rq, json_array_get(evs, i), &es[i], es, i, &texts[i], err, sizeof err) < 0) {
+        if ((prc = event_prepare(rq, json_array_get(evs, i), &es[i], es, i, &texts[i], err, sizeof err)) != 0) {
             bad = (int)i;
             break;
         }
     }
     if (!es || !texts) {
         srv_reply_error(rq, 503, "out of memory");
+    } else if (bad >= 0 && prc != -1) { /* the store failed, not the event */
+        give_back_claims(rq, es, (size_t)bad + 1);
+        srv_reply_store(rq, prc == -2 ? STORE_ERROR : prc, err);
     } else if (bad >= 0) {
         char msg[340];
         snprintf(msg, sizeof msg, "event %d: %s", bad, err);

@@ -129,6 +129,29 @@ psql -qAt -d hoopctl -c "select pg_terminate_backend(pid) from pg_stat_activity 
 wait_for "the ingest taken once the lock is free" 30 req "$B" tok-alice-1 POST /api/v1/events "$one"
 assert_eq 601 "$(psql -qAt -d hoopctl -c 'select count(distinct n) from events')"
 
+log "a review row locked past lock_timeout fails the batch (503), not the statement's review link"
+SL="delete from t where id = 42"
+rv=$(req "$A" tok-alice-1 POST /api/v1/reviews "{\"connection\":\"prod\",\"session_id\":\"lk\",\"statement\":\"$SL\",\"statement_hash\":\"$(printf '%s' "$SL" | sha256sum | cut -c1-64)\"}")
+RL=$(jget "$rv" 'd["id"]')
+req "$B" tok-bob-001 POST "/api/v1/reviews/$RL/approve" '{"reason":"one row"}' >/dev/null
+req "$A" tok-alice-1 POST "/api/v1/reviews/$RL/consume" "{\"statement_hash\":\"$(printf '%s' "$SL" | sha256sum | cut -c1-64)\"}" >/dev/null
+psql -qAt -d hoopctl -c "begin; select id from reviews where id = '$RL' for update; select pg_sleep(20); commit" >/dev/null &
+holder=$!
+wait_for "the review's row locked" 10 bash -c "[[ \$(psql -qAt -d hoopctl -c \"select count(*) from pg_stat_activity where query like 'begin; select id from reviews%' and state = 'active'\") -ge 1 ]]"
+batch=$(python3 -c 'import json,sys; print(json.dumps({"events": [
+  {"id": "lk-0", "session_id": "lk", "seq": 0, "type": "session_start", "time": 1000, "data": {"connection": "prod"}},
+  {"id": "lk-1", "session_id": "lk", "seq": 1, "type": "statement", "time": 2000,
+   "data": {"text": sys.argv[1], "decision": "review", "review_id": sys.argv[2]}}]}))' "$SL" "$RL")
+out=$(curl -s -m 15 -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
+  -H 'Authorization: Bearer tok-alice-1' --data-binary "$batch" "$A/api/v1/events" || true)
+assert_eq 503 "$out" "a batch whose review's row another instance held"
+assert_eq 0 "$(psql -qAt -d hoopctl -c "select count(*) from events where id like 'lk-%'")" "events stored from a failed batch"
+kill "$holder" 2>/dev/null; wait "$holder" 2>/dev/null || true
+psql -qAt -d hoopctl -c "select pg_terminate_backend(pid) from pg_stat_activity where query like 'begin; select id from reviews%'" >/dev/null
+wait_for "the batch taken once the row is free" 30 req "$A" tok-alice-1 POST /api/v1/events "$batch"
+evs=$(req "$B" tok-admin-1 GET "/api/v1/sessions/lk/events")
+assert_eq "consumed bob" "$(jget "$evs" '[e["data"]["review"]["status"] + " " + e["data"]["review"]["decided_by"] for e in d["events"] if e["id"] == "lk-1"][0]')"
+
 log "review requests racing through both servers stop at the pending cap (10)"
 for round in 1 2 3; do
   out=$(python3 - "$A" "$B" "$round" <<'PY'
