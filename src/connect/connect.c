@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -874,6 +875,16 @@ static int spool_path(const struct connect_options *o, struct connect *c, const 
     snprintf(key, sizeof key, "%s|%s|%s|%s", url, issuer, subject, c->connection);
     util_sha256_hex(key, strlen(key), hash);
     snprintf(out, len, "%s/%.24s.db", dir, hash);
+    /* Before the URL was normalised the key took it as given: a spool made
+     * under that spelling (Hoop.Example.com, :443) goes on being used, so
+     * the events a killed connect left in it are shipped. */
+    char legacy[4200];
+    struct stat st;
+    snprintf(key, sizeof key, "%s|%s|%s|%s", c->api.base, issuer, subject, c->connection);
+    util_sha256_hex(key, strlen(key), hash);
+    int n = snprintf(legacy, sizeof legacy, "%s/%.24s.db", dir, hash);
+    if (n > 0 && (size_t)n < len && strcmp(legacy, out) != 0 && stat(out, &st) != 0 && stat(legacy, &st) == 0)
+        memcpy(out, legacy, (size_t)n + 1);
     return 0;
 }
 
