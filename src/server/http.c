@@ -769,7 +769,8 @@ static int srv_read_settings(struct srv *srv, json_t *cfg, char *err, size_t err
     /* evhttp holds up to its own cap of a request (headers and twice the
      * body cap) before a handler sees it; a budget must fit one of them. */
     int64_t one_request = SRV_MAX_HEADERS + body * 2 + 4096;
-    if (server_config_count(cfg, "limits", "max_unhandled_bytes", 4 * one_request, 1, 1024 * GIB, &unhandled, err, errlen))
+    if (server_config_count(cfg, "limits", "max_unhandled_bytes", 4 * one_request, 1, 1024 * GIB, &unhandled, err,
+                            errlen))
         return -1;
     if (unhandled < one_request) {
         snprintf(err, errlen, "limits.max_unhandled_bytes (%" PRId64 ") must hold one whole request: at least %"
@@ -779,10 +780,10 @@ static int srv_read_settings(struct srv *srv, json_t *cfg, char *err, size_t err
     /* One peer address may hold a quarter of each by default, and at least
      * one connection and one request; 0 turns the cap per client off. */
     if (server_config_count(cfg, "limits", "max_connections_per_client", conns / 4 > 0 ? conns / 4 : 1, 0, 1000000,
-                  &client_conns, err, errlen) ||
+                            &client_conns, err, errlen) ||
         server_config_count(cfg, "limits", "max_unhandled_bytes_per_client",
-                  unhandled / 4 > one_request ? unhandled / 4 : one_request, 0, 1024 * GIB, &client_unhandled, err,
-                  errlen))
+                            unhandled / 4 > one_request ? unhandled / 4 : one_request, 0, 1024 * GIB,
+                            &client_unhandled, err, errlen))
         return -1;
     if (client_unhandled > 0 && client_unhandled < one_request) {
         snprintf(err, errlen, "limits.max_unhandled_bytes_per_client (%" PRId64 ") must hold one whole request:"
