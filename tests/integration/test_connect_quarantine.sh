@@ -74,4 +74,25 @@ sqlite3 "$db" "${schema//NOT NULL/}; insert into spool_events(id, session_id, bo
 out=$(as alice "$H" connect app -q -- psql -qAtX -c "select 'foreign'" 2>&1) && fail "connect ran on a foreign spool: $out"
 assert_contains "$out" "$db is not a hoopctl audit spool (table spool_events: column id may be NULL)"
 assert_eq 1 "$(sqlite3 "$db" 'select count(*) from spool_events')" "rows of the foreign file"
+
+log "a spool named after the server URL as given (before the key normalised it: :80) is still the one used"
+if ss -Hltn 'sport = :80' | grep -q .; then
+  log "port 80 is taken here: this step is skipped"
+else
+  kill -TERM "$server_PID"; wait "$server_PID" || true
+  SPORT=80 URL=http://127.0.0.1:80
+  export HOOPCTL_SERVER_URL=$URL
+  start_server
+  login_as alice
+  who=$(as alice "$H" -o json whoami)
+  iss=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["issuer"])' "$who")
+  sub=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["subject"])' "$who")
+  name() { printf '%s' "$1|$iss|$sub|app" | sha256sum | cut -c1-24; }
+  legacy=$T/state-alice/spool/$(name "$URL").db new=$T/state-alice/spool/$(name http://127.0.0.1).db
+  : >"$legacy"   # what an earlier release left (empty here: its tables are made at open)
+  out=$(as alice "$H" connect app -q -- psql -qAtX -c "select 'old name'" 2>&1) || fail "connect: $out"
+  assert_contains "$out" "old name"
+  [[ -e $new ]] && fail "a spool under the new name was made beside the old one"
+  assert_eq "$URL" "$(sqlite3 "$legacy" "select value from spool_meta where key = 'server'")" "the old spool's server"
+fi
 log "ok"
