@@ -217,6 +217,15 @@ done
 
 log "a damaged token file: say to log in again; logout deletes it all the same"
 f=$(ls "$HOOPCTL_CONFIG_DIR"/tokens/*.json)
+# Damaged just before the access token: jansson's error quotes the text it
+# stopped at, and that must not reach the terminal.
+tok=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["access_token"])' "$f")
+cp "$f" "$T/good.json"
+python3 -c 'import sys; p = sys.argv[1]; s = open(p).read(); open(p, "w").write(s.replace("\"access_token\":", "\"access_token\"", 1))' "$f"
+out=$("$H" whoami 2>&1) && fail "whoami read a token file without its colon"
+assert_contains "$out" "the saved login is damaged ($f:"
+assert_not_contains "$out" "${tok:0:24}" "a piece of the access token in the error"
+cp "$T/good.json" "$f"
 head -c 100 "$f" >"$T/cut.json"; cat "$T/cut.json" >"$f"
 RC=0
 out=$("$H" whoami 2>&1) || RC=$?
