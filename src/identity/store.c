@@ -264,12 +264,7 @@ int identity_store_load(const char *profile, struct identity_session *out, char 
      * so that logout can still delete it. */
     char e2[512];
     json_t *j = config_load(path, 0, e2, sizeof e2);
-    if (!j) {
-        /* jansson's text quotes the token it stopped at ("near '...'"),
-         * which in this file may be a piece of a token. */
-        char *near = strstr(e2, " near '");
-        if (near)
-            *near = '\0';
+    if (!j) { /* config_load's text does not quote the damaged part */
         if (access(path, R_OK) == 0) /* it reads but is damaged (cut short, edited) */
             snprintf(err, errlen, "the saved login is damaged (%s); run 'hoopctl login' again", e2);
         else

@@ -88,8 +88,15 @@ json_t *config_load(const char *path, int missing_ok, char *err, size_t errlen)
     json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
     if (!root && jerr.line < 0) /* could not be read: jansson's text names the path and why */
         snprintf(err, errlen, "%s", jerr.text);
-    else if (!root)
+    else if (!root) {
+        /* jansson's text quotes the text it stopped at ("near '...'"), which in
+         * a config or token file may be a piece of a password or a token: the
+         * line and column say where without it. */
+        char *near = strstr(jerr.text, " near '");
+        if (near)
+            *near = '\0';
         snprintf(err, errlen, "%s:%d:%d: %s", path, jerr.line, jerr.column, jerr.text);
+    }
     if (!root)
         return NULL;
     if (!json_is_object(root)) {

@@ -14,6 +14,12 @@ expect_refusal() {  # code needle args...
 printf '{"listen": "127.0.0.1:1",\n "auth": {oops}}\n' >"$T/broken.json"
 expect_refusal 1 "broken.json" --config "$T/broken.json"
 expect_refusal 1 "broken.json:2:" --config "$T/broken.json"
+# jansson's error quotes the token it stopped at ("near '...'"), when short:
+# here, after a missing comma, a dev token.
+printf '{"auth": {"dev_tokens": {"Tok3nOfAlice": {"sub": "alice"}\n "Sup3rSecretPw": {"sub": "bob"}}}}\n' >"$T/nearpw.json"
+out=$(timeout 30 "$H" server --config "$T/nearpw.json" 2>&1) && fail "a config that does not parse was taken"
+assert_contains "$out" "nearpw.json:2:16: '}' expected"
+assert_not_contains "$out" "Sup3rSecretPw"
 expect_refusal 1 "missing.json" --config "$T/missing.json"
 expect_refusal 1 "--listen must be HOST:PORT" --listen nonsense --store "sqlite:$T/a.db"
 expect_refusal 2 "--retention" --retention 90x --store "sqlite:$T/a.db" --listen 127.0.0.1:$P
