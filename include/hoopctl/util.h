@@ -41,6 +41,13 @@ void util_sha256_hex(const void *data, size_t len, char out[65]);
  * the scheme's default port (:80, :443) nor trailing '/'. Only spellings of
  * one address meet: localhost and 127.0.0.1 stay apart. */
 void util_url_same_server(const char *url, char *out, size_t len);
+/* Make path an empty file of mode 0600 when nothing is there, for an SQLite
+ * database that holds what others must not read: SQLite would make it 0644
+ * under the usual umask, takes an empty file as a new database, and gives
+ * its -wal and -shm files the database's mode. O_EXCL: a file (or symlink)
+ * that is there already is left as it is, its mode never loosened; any other
+ * failure is SQLite's to report. ":memory:" and "file:" URIs are left alone. */
+void util_sqlite_create_private(const char *path);
 /* Zero memory in a way the compiler may not elide (for secrets). */
 void util_secure_zero(void *p, size_t len);
 /* The longest connection secret (bytes): what the server keeps (its PUT

@@ -1,6 +1,7 @@
 /* spool.c — the durable local audit spool: SQLite in WAL mode, group commit
  * of appended events, ordered reads and acknowledgement for the shipper. */
 #include "hoopctl/spool.h"
+#include "hoopctl/util.h"
 
 #include <sqlite3.h>
 #include <stdio.h>
@@ -147,6 +148,7 @@ struct spool *spool_open(const char *path, enum spool_durability durability, cha
         return NULL;
     }
     s->group = 1;
+    util_sqlite_create_private(path); /* statements, parameters and result samples */
     if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
                         NULL) != SQLITE_OK) {
         fail_db(s, path, err, errlen);

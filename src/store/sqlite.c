@@ -2,9 +2,9 @@
  * cache of prepared statements keyed by their SQL text. */
 #include "driver.h"
 #include "hoopctl/store.h"
+#include "hoopctl/util.h"
 
 #include <sqlite3.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,23 +65,6 @@ static int sqlite_open_readonly(const char *path, sqlite3 **db)
     return sqlite3_open_v2(uri, db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX, NULL);
 }
 
-/* The store holds the audit trail, statements, review parameters and API-key
- * hashes: a new one is made 0600 (SQLite would make it 0644 under the usual
- * umask), and SQLite gives its -wal and -shm files the database's mode. The
- * file is made here, empty (SQLite takes an empty file as a new database),
- * with O_EXCL: one that is there already, or a symlink, is left as it is,
- * its mode never loosened. Any other failure is SQLite's to report. Names
- * that SQLite does not take as a file name (":memory:", a "file:" URI) are
- * left to it. */
-static void sqlite_create_private(const char *path)
-{
-    if (strcmp(path, ":memory:") == 0 || strncmp(path, "file:", 5) == 0)
-        return;
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd >= 0)
-        close(fd);
-}
-
 void *db_sqlite_open(const char *url_path, int readonly, char *err, size_t errlen)
 {
     /* "PATH?sync=normal": commits reach the WAL file but are not fsynced
@@ -109,7 +92,7 @@ void *db_sqlite_open(const char *url_path, int readonly, char *err, size_t errle
         return NULL;
     }
     if (!readonly)
-        sqlite_create_private(path);
+        util_sqlite_create_private(path); /* it holds the audit trail and key hashes */
     int orc = readonly ? sqlite_open_readonly(path, &h->db)
                        : sqlite3_open_v2(path, &h->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                                          NULL);

@@ -9,8 +9,9 @@
 #include <openssl/rand.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <openssl/crypto.h>
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -301,4 +302,13 @@ char *util_read_secret_line(FILE *f, size_t max, bool *too_long)
         return NULL;
     }
     return line;
+}
+
+void util_sqlite_create_private(const char *path)
+{
+    if (strcmp(path, ":memory:") == 0 || strncmp(path, "file:", 5) == 0)
+        return;
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0)
+        close(fd);
 }

@@ -56,6 +56,8 @@ assert_eq 1 "$(sqlite3 "$db" 'select count(*) from spool_quarantine')" "events i
 assert_contains "$(sqlite3 "$db" 'select body from spool_quarantine')" "poison-qqq"
 assert_contains "$(sqlite3 "$db" 'select reason from spool_quarantine')" "HTTP 400"
 assert_eq 0 "$(sqlite3 "$db" 'select count(*) from spool_events')" "events still queued"
+# statements, parameters and result samples: for the user alone (under umask 022)
+for f in "$db"*; do assert_eq 600 "$(stat -c %a "$f")" "mode of $f"; done
 
 log "a connect names the other spools that still hold events (another server URL, login or connection)"
 schema='create table spool_events (seq INTEGER PRIMARY KEY, id TEXT NOT NULL, session_id TEXT NOT NULL,
