@@ -157,7 +157,7 @@ static void conn_put(struct srv_req *rq, const char *name)
                                  "verify-full");
     } else if (secret && !rq->srv->opt->have_master_key) {
         srv_reply_error(rq, 400, "the server has no master key, so it cannot keep secrets");
-    } else if (secret && strlen(secret) > 4096) {
+    } else if (secret && strlen(secret) > UTIL_SECRET_MAX) {
         srv_reply_error(rq, 400, "field 'secret' is too long");
     } else if (!policy_ok(rq, json_object_get(b, "policy"))) {
         /* answered */

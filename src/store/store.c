@@ -375,6 +375,16 @@ static void store_notify_reviews(struct store *s)
         s->d->notify(s->h, "hoopctl_reviews");
 }
 
+/* NOTIFY inside the open write transaction: the notice goes out with its
+ * commit, or not at all. 0 on SQLite (one server, nothing to tell). */
+static int notify_in_tx(struct store *s, char *err, size_t errlen)
+{
+    if (!s->d->notify || s->d->notify(s->h, "hoopctl_reviews") == 0)
+        return 0;
+    snprintf(err, errlen, "postgres: NOTIFY hoopctl_reviews failed");
+    return STORE_ERROR;
+}
+
 /* A write of reviews that waiters on other servers must hear of: on
  * PostgreSQL the NOTIFY runs in the write's own transaction, so the notice
  * goes out with the commit; a link lost between the two left a decision
@@ -388,10 +398,8 @@ static int q_notified(struct store *s, const char *sql, int n, const char *const
     if (rc)
         return rc;
     rc = q(s, sql, n, p, NULL, NULL, changes, err, errlen);
-    if (!rc && *changes > 0 && s->d->notify(s->h, "hoopctl_reviews") < 0) {
-        snprintf(err, errlen, "postgres: NOTIFY hoopctl_reviews failed");
-        rc = STORE_ERROR;
-    }
+    if (!rc && *changes > 0)
+        rc = notify_in_tx(s, err, errlen);
     if (!rc)
         rc = q0(s, "COMMIT", err, errlen);
     if (rc)
@@ -1421,10 +1429,8 @@ int store_review_create_capped(struct store *s, json_t *r, int64_t max_pending, 
     }
     if (rc == 0)
         rc = review_insert(s, r, err, errlen);
-    if (rc == 0 && s->d->notify && s->d->notify(s->h, "hoopctl_reviews") < 0) { /* sent at the commit */
-        snprintf(err, errlen, "postgres: NOTIFY hoopctl_reviews failed");
-        rc = STORE_ERROR;
-    }
+    if (rc == 0)
+        rc = notify_in_tx(s, err, errlen);
     if (rc == 0)
         rc = q0(s, "COMMIT", err, errlen);
     if (rc)
