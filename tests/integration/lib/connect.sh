@@ -58,7 +58,7 @@ login_as() {
   local u=$1
   mkdir -p "$HARNESS_TMP/cfg-$u"
   HOOPCTL_CONFIG_DIR="$HARNESS_TMP/cfg-$u" login_start "login-$u" --server "$URL"
-  browser "$LOGIN_URL" "$u" approve >/dev/null
+  browser "$LOGIN_URL" "$u" approve >/dev/null || fail "the browser step of $u's login failed (its error is above)"
   wait_rc "$(eval echo "\$login_${u}_PID")"
   assert_eq 0 "$RC" "login of $u"
 }
