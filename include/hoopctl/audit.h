@@ -12,6 +12,16 @@
 /* The predecessor of the first event: 64 zeros. */
 #define AUDIT_GENESIS_HASH "0000000000000000000000000000000000000000000000000000000000000000"
 
+/* The event the server appends to the chain each time retention moves the
+ * checkpoint: data {"checkpoint_n", "checkpoint_hash", "cutoff",
+ * "deleted_events"}, in a session of its own that no gateway can name (':'
+ * is not allowed in the ids they send), by the subject "hoopctl-server".
+ * Gateways cannot send this type. A checkpoint that the last such event does
+ * not name was moved by hand. */
+#define AUDIT_RETENTION_TYPE "retention"
+#define AUDIT_SERVER_SESSION ":server"
+#define AUDIT_SERVER_SUBJECT "hoopctl-server"
+
 /* The fields an event's hash covers. */
 struct audit_record {
     int64_t n;                 /* position in the chain, 1-based */

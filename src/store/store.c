@@ -87,7 +87,12 @@ static const char *const store_migrations[] = {
      * outcome), "policy_digest": "..."}; NULL from gateways that sent only
      * the rule's name */
     "ALTER TABLE reviews ADD COLUMN rules TEXT;",
+    /* v7: the chain position of the retention event that records each cut
+     * (NULL for none); a cut made before, by an older server, gets one when
+     * this runs (store_attest_checkpoint) */
+    "ALTER TABLE checkpoints ADD COLUMN event_n BIGINT;",
 };
+#define STORE_V_RETENTION_EVENTS 7
 #define STORE_NMIGRATIONS ((int)(sizeof store_migrations / sizeof store_migrations[0]))
 
 static int q(struct store *s, const char *sql, int n, const char *const *p, db_row_fn fn, void *arg,
@@ -115,6 +120,7 @@ static int row_int(void *arg, int nc, const char *const *v)
 }
 
 static int store_migrate_locked(struct store *s, char *err, size_t errlen);
+static int store_attest_checkpoint(struct store *s, char *err, size_t errlen);
 
 /* Two servers starting at once on one PostgreSQL store: even CREATE TABLE IF
  * NOT EXISTS races there (a unique violation in pg_type), so the whole
@@ -193,6 +199,8 @@ static int store_migrate_locked(struct store *s, char *err, size_t errlen)
     }
     for (int v = (int)cur + 1; v <= STORE_NMIGRATIONS; v++) {
         if ((rc = q0(s, store_migrations[v - 1], err, errlen)))
+            goto fail;
+        if (v == STORE_V_RETENTION_EVENTS && (rc = store_attest_checkpoint(s, err, errlen)))
             goto fail;
         char vs[16], ts[32];
         snprintf(vs, sizeof vs, "%d", v);
@@ -728,10 +736,14 @@ static void mark_existing(struct dup_scan *d, size_t k, const char *sid)
         snprintf(d->conflict, sizeof d->conflict, "%s", e->id);
 }
 
+/* By id, then by place in the batch: the first sent of one id comes first,
+ * whether the C library's qsort is stable or not. */
 static int cmp_event_id(const void *a, const void *b, void *arg)
 {
     const struct store_event *ev = arg;
-    return strcmp(ev[*(const size_t *)a].id, ev[*(const size_t *)b].id);
+    size_t i = *(const size_t *)a, j = *(const size_t *)b;
+    int c = strcmp(ev[i].id, ev[j].id);
+    return c ? c : (i > j) - (i < j);
 }
 
 /* A row from the "which ids exist" query marks that event a duplicate. */
@@ -777,13 +789,9 @@ static int mark_duplicates(struct store *s, const struct store_event *ev, size_t
     struct dup_scan scan = {ev, order, n, dup, ""};
     for (size_t i = 1; i < n; i++)
         if (strcmp(ev[order[i]].id, ev[order[i - 1]].id) == 0) {
-            /* keep the first sent; qsort is not stable, so compare positions */
+            /* keep the first sent (the first of its id in order) */
             size_t a = order[i - 1], b = order[i];
-            dup[a > b ? a : b] = true;
-            if (a > b) {
-                order[i - 1] = b;
-                order[i] = a;
-            }
+            dup[b] = true;
             /* one id for events of two sessions: a clash, as with a stored one */
             if (strcmp(ev[a].session_id, ev[b].session_id) != 0 && !scan.conflict[0])
                 snprintf(scan.conflict, sizeof scan.conflict, "%s", ev[a].id);
@@ -1118,11 +1126,28 @@ int store_events_page(struct store *s, int64_t after_n, int64_t since, int64_t u
 
 /* ---- verification -------------------------------------------------------- */
 
+/* The walk, and what the last retention event in it says the checkpoint is. */
+struct verify_state {
+    struct audit_walk w;
+    bool attested;
+    int64_t cp_n;
+    char cp_hash[65];
+};
+
 static int verify_row(void *arg, int nc, const char *const *v)
 {
-    struct audit_walk *w = arg;
+    struct verify_state *vs = arg;
+    struct audit_walk *w = &vs->w;
     if (nc < 11)
         return 1;
+    if (v[4] && strcmp(v[4], AUDIT_RETENTION_TYPE) == 0) {
+        json_t *d = json_loads(v[7] ? v[7] : "", 0, NULL);
+        const char *h = json_string_value(json_object_get(d, "checkpoint_hash"));
+        vs->attested = true;
+        vs->cp_n = json_integer_value(json_object_get(d, "checkpoint_n"));
+        snprintf(vs->cp_hash, sizeof vs->cp_hash, "%s", h ? h : "");
+        json_decref(d);
+    }
     struct audit_record r = {.n = strtoll(v[0] ? v[0] : "0", NULL, 10), .id = v[1], .session_id = v[2],
                              .type = v[4], .subject = v[6], .data = v[7],
                              .seq = strtoll(v[3] ? v[3] : "0", NULL, 10),
@@ -1164,6 +1189,14 @@ int store_audit_verify(struct store *s, json_t **report, char *err, size_t errle
     return rc;
 }
 
+static int row_foreign_owner(void *arg, int nc, const char *const *v)
+{
+    if (nc >= 1 && v[0])
+        audit_walk_problem(arg, 0, NULL, "session %.128s is listed under another user than its events' (the"
+                           " sessions index edited)", v[0]);
+    return 0;
+}
+
 static int audit_verify_in(struct store *s, json_t **report, char *err, size_t errlen)
 {
     struct head_state head = {0};
@@ -1171,40 +1204,58 @@ static int audit_verify_in(struct store *s, json_t **report, char *err, size_t e
                0, NULL, row_head, &head, NULL, err, errlen);
     if (rc)
         return rc;
-    struct audit_walk st;
-    audit_walk_init(&st, head.cp_n, head.cp_hash, "are missing (deleted)");
+    struct verify_state vs = {0};
+    struct audit_walk *st = &vs.w;
+    audit_walk_init(st, head.cp_n, head.cp_hash, "are missing (deleted)");
     /* Page through by position, pages bounded in bytes, so that memory
      * stays flat on PostgreSQL too (libpq holds a whole result). */
     for (;;) {
         char a[24], budget[24];
-        i64s(a, sizeof a, st.last);
+        i64s(a, sizeof a, st->last);
         i64s(budget, sizeof budget, STORE_PAGE_BYTES);
         const char *p[] = {a, budget};
-        int64_t before = st.checked;
+        int64_t before = st->checked;
         rc = q(s, PAGED_EVENTS("SELECT " EVENT_COLS " FROM events WHERE n > CAST($1 AS BIGINT) ORDER BY n"
                                " LIMIT 5000", "n", "$2"),
-               2, p, verify_row, &st, NULL, err, errlen);
+               2, p, verify_row, &vs, NULL, err, errlen);
         if (rc) {
-            json_decref(st.problems);
+            json_decref(st->problems);
             return rc;
         }
-        if (st.checked == before)
+        if (st->checked == before)
             break;
     }
-    int64_t below = 0;
+    int64_t below = 0, unplaced = 0;
     char cp[24];
     i64s(cp, sizeof cp, head.cp_n);
     const char *pc[] = {cp};
     q(s, "SELECT COUNT(*) FROM events WHERE n <= CAST($1 AS BIGINT)", 1, pc, row_int, &below, NULL,
       err, errlen);
     if (below > 0)
-        audit_walk_problem(&st, head.cp_n, NULL, "events at or before the retention checkpoint (inserted)");
-    if (st.last != head.last_n || strcmp(st.last_hash, head.last_hash) != 0)
-        audit_walk_problem(&st, st.last, NULL, "the chain ends at %" PRId64 " but the head records %" PRId64
-                           " (events at the end deleted or added)", st.last, head.last_n);
-    *report = json_pack("{s:b,s:I,s:I,s:I,s:s,s:o}", "ok", json_array_size(st.problems) == 0, "checked",
-                        (json_int_t)st.checked, "checkpoint", (json_int_t)head.cp_n, "head",
-                        (json_int_t)head.last_n, "head_hash", head.last_hash, "problems", st.problems);
+        audit_walk_problem(st, head.cp_n, NULL, "events at or before the retention checkpoint (inserted)");
+    /* SQLite takes NULL in a primary key that is not INTEGER PRIMARY KEY: a
+     * row without a position is in no walk, but in its session's listing. */
+    q(s, "SELECT COUNT(*) FROM events WHERE n IS NULL", 0, NULL, row_int, &unplaced, NULL, err, errlen);
+    if (unplaced > 0)
+        audit_walk_problem(st, 0, NULL, "%" PRId64 " events have no position in the chain (inserted)", unplaced);
+    /* The sessions table is an index beside the chain: its owner must be the
+     * user of the session's events, which the chain covers. */
+    q(s, "SELECT s.id FROM sessions s WHERE EXISTS (SELECT 1 FROM events e WHERE e.session_id = s.id"
+         " AND e.subject <> s.subject) ORDER BY s.id LIMIT 20", 0, NULL, row_foreign_owner, st, NULL, err, errlen);
+    /* The checkpoint moves only by retention, which records each cut in the
+     * chain: one that no retention event records was moved by hand, and the
+     * events before it were deleted outside retention. */
+    if ((head.cp_n > 0 || vs.attested) &&
+        (!vs.attested || vs.cp_n != head.cp_n || strcmp(vs.cp_hash, head.cp_hash) != 0))
+        audit_walk_problem(st, head.cp_n, NULL, "the retention checkpoint (%" PRId64 ") is not the one the last"
+                           " retention event records (%s): events before it deleted outside retention",
+                           head.cp_n, vs.attested ? "another" : "there is none");
+    if (st->last != head.last_n || strcmp(st->last_hash, head.last_hash) != 0)
+        audit_walk_problem(st, st->last, NULL, "the chain ends at %" PRId64 " but the head records %" PRId64
+                           " (events at the end deleted or added)", st->last, head.last_n);
+    *report = json_pack("{s:b,s:I,s:I,s:I,s:s,s:o}", "ok", json_array_size(st->problems) == 0, "checked",
+                        (json_int_t)st->checked, "checkpoint", (json_int_t)head.cp_n, "head",
+                        (json_int_t)head.last_n, "head_hash", head.last_hash, "problems", st->problems);
     return 0;
 }
 
@@ -1254,6 +1305,73 @@ int store_webhook_advance(struct store *s, const char *key, const char *owner, i
 }
 
 /* ---- retention ----------------------------------------------------------- */
+
+/* Append the event that records the checkpoint (cp_n, cp_hash) to the chain
+ * whose head is cs (its row locked by the caller's write transaction), and
+ * move the head. *event_n: its position. */
+static int append_retention_event(struct store *s, struct chain_state *cs, int64_t cp_n, const char *cp_hash,
+                                  int64_t cutoff, int64_t deleted, int64_t *event_n, char *err, size_t errlen)
+{
+    char id[37];
+    if (util_uuid_v7(id) < 0) {
+        snprintf(err, errlen, "retention: no randomness for an event id");
+        return STORE_ERROR;
+    }
+    json_t *d = json_pack("{s:I,s:s,s:I,s:I}", "checkpoint_n", (json_int_t)cp_n, "checkpoint_hash", cp_hash,
+                          "cutoff", (json_int_t)cutoff, "deleted_events", (json_int_t)deleted);
+    char *data = d ? json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS) : NULL; /* as verify --file hashes it */
+    json_decref(d);
+    if (!data) {
+        snprintf(err, errlen, "out of memory");
+        return STORE_ERROR;
+    }
+    int64_t now = util_now_ms();
+    struct audit_record r = {.n = cs->last_n + 1, .id = id, .session_id = AUDIT_SERVER_SESSION,
+                             .type = AUDIT_RETENTION_TYPE, .subject = AUDIT_SERVER_SUBJECT, .data = data,
+                             .seq = 0, .ts = now, .prev_hash = cs->last_hash, .received_at = now};
+    char hash[65], ns[24], ts[24];
+    audit_chain_hash(&r, hash);
+    i64s(ns, sizeof ns, r.n);
+    i64s(ts, sizeof ts, now);
+    const char *p[EVENT_PARAMS] = {ns, id, r.session_id, "0", r.type, ts, r.subject, data, cs->last_hash, hash, ts};
+    int rc = insert_event_rows(s, p, 1, err, errlen);
+    free(data);
+    if (rc == 0)
+        rc = q(s, "UPDATE chain_head SET last_n = $1, last_hash = $2 WHERE id = 1", 2, (const char *const[]){ns, hash},
+               NULL, NULL, NULL, err, errlen);
+    if (rc == 0) {
+        cs->last_n = r.n;
+        memcpy(cs->last_hash, hash, sizeof hash);
+        *event_n = r.n;
+    }
+    return rc;
+}
+
+/* Schema v7, once, in the migration's transaction: a checkpoint that an
+ * older server's retention made gets the event that records it, so that
+ * verify can tell it from one moved by hand from now on. */
+static int store_attest_checkpoint(struct store *s, char *err, size_t errlen)
+{
+    struct head_state head = {0};
+    int rc = q(s, "SELECT last_n, last_hash, checkpoint_n, checkpoint_hash FROM chain_head WHERE id = 1", 0, NULL,
+               row_head, &head, NULL, err, errlen);
+    if (rc || head.cp_n <= 0)
+        return rc;
+    struct chain_state cs = {head.last_n, ""};
+    memcpy(cs.last_hash, head.last_hash, sizeof cs.last_hash);
+    int64_t at = 0;
+    rc = append_retention_event(s, &cs, head.cp_n, head.cp_hash, 0, 0, &at, err, errlen);
+    char a[24], cp[24];
+    i64s(a, sizeof a, at);
+    i64s(cp, sizeof cp, head.cp_n);
+    if (rc == 0)
+        rc = q(s, "UPDATE checkpoints SET event_n = CAST($1 AS BIGINT) WHERE n = CAST($2 AS BIGINT)", 2,
+               (const char *const[]){a, cp}, NULL, NULL, NULL, err, errlen);
+    if (rc == 0)
+        log_warn("store", "the retention checkpoint at event %" PRId64 " is now recorded in the chain (event %" PRId64
+                 "); the head hash changes once", head.cp_n, at);
+    return rc;
+}
 
 int store_retention(struct store *s, int64_t cutoff_ms, const char *webhook_key,
                     struct store_retention_report *out, char *err, size_t errlen)
@@ -1327,12 +1445,16 @@ int store_retention(struct store *s, int64_t cutoff_ms, const char *webhook_key,
                    " (SELECT 1 FROM events e WHERE e.session_id = sessions.id)", 1, p, NULL, NULL,
                 NULL, err, errlen)))
         goto fail;
-    char now[24], del[24];
+    int64_t event_n = 0;
+    if ((rc = append_retention_event(s, &cs, cut, hash, cutoff_ms, out->events, &event_n, err, errlen)))
+        goto fail;
+    char now[24], del[24], en[24];
     i64s(now, sizeof now, util_now_ms());
     i64s(del, sizeof del, out->events);
-    const char *pk[] = {cuts, hash, now, c, del};
-    if ((rc = q(s, "INSERT INTO checkpoints (n, hash, created_at, cutoff, deleted_events)"
-                   " VALUES ($1,$2,$3,$4,$5)", 5, pk, NULL, NULL, NULL, err, errlen)))
+    i64s(en, sizeof en, event_n);
+    const char *pk[] = {cuts, hash, now, c, del, en};
+    if ((rc = q(s, "INSERT INTO checkpoints (n, hash, created_at, cutoff, deleted_events, event_n)"
+                   " VALUES ($1,$2,$3,$4,$5,$6)", 6, pk, NULL, NULL, NULL, err, errlen)))
         goto fail;
     if ((rc = q(s, "UPDATE chain_head SET checkpoint_n = $1, checkpoint_hash = $2 WHERE id = 1", 2, pk,
                 NULL, NULL, NULL, err, errlen)))

@@ -629,6 +629,11 @@ dbsql "insert into events select 4, 'forged-1', session_id, seq, type, ts, subje
 out=$("$H" audit verify --store "$STORE") && fail "verify missed an inserted row"
 assert_contains "$out" "at event 4"; log "inserted row found: $(grep "at event 4" <<<"$out" | head -1)"
 
+# One id three times in one batch: the first sent is kept, whatever the sort.
+r=$(ok tok-alice-1 POST /api/v1/events "{\"events\":[$(ev dup1 sess-dup 1 statement $now '{"text":"select 1","decision":"allow"}'),$(ev dup1 sess-dup 2 statement $now '{"text":"select 2","decision":"allow"}'),$(ev dup1 sess-dup 3 statement $now '{"text":"select 3","decision":"allow"}')]}")
+assert_eq "1 2" "$(jget "$r" 'd["accepted"], d["duplicates"]')" "one id thrice in a batch"
+assert_eq "select 1" "$(jget "$(ok tok-alice-1 GET /api/v1/sessions/sess-dup/events)" 'd["events"][0]["data"]["text"]')"
+
 log "graceful shutdown: a waiting long poll is answered, the process exits 0"
 rv=$(ok tok-alice-1 POST /api/v1/reviews "{\"connection\":\"prod\",\"statement\":\"select 1\",\"statement_hash\":\"$(printf 'select 1' | sha256sum | cut -c1-64)\"}")
 curl -s -H 'Authorization: Bearer tok-alice-1' "$URL/api/v1/reviews/$(jget "$rv" 'd["id"]')/wait?timeout=60" >"$T/shut.out" &
@@ -658,14 +663,31 @@ dbsql "insert into reviews (id, connection, statement, statement_hash, requester
 start_server --retention 30d
 for _ in $(seq 1 200); do [[ $(dbsql 'select checkpoint_n from chain_head') == 2 ]] && break; sleep 0.1; done
 assert_eq 2 "$(dbsql 'select checkpoint_n from chain_head')" "retention left no checkpoint"
-assert_eq "n1" "$(dbsql 'select id from events')"
+assert_eq "n1" "$(dbsql "select id from events where type <> 'retention'")"
+# the cut is in the chain: an event of the server's names the checkpoint
+assert_eq 1 "$(dbsql "select count(*) from events where type = 'retention' and session_id = ':server' and subject = 'hoopctl-server' and data like '%\"checkpoint_n\":2,%'")"
 assert_eq "rv-live" "$(dbsql "select id from reviews where id like 'rv-%'")" "retention and old reviews"
 out=$(HOOPCTL_TOKEN=tok-audit-1 "$H" audit verify --server "$URL")
-assert_contains "$out" "checked 1 events (from checkpoint 2 to 3): chain intact"
+assert_contains "$out" "checked 2 events (from checkpoint 2 to 4): chain intact"
 expect_err 404 tok-audit-1 GET /api/v1/sessions/sess-old
 # A whole export holds every event, whatever time its gateway gave it.
 ok tok-alice-1 POST /api/v1/events "{\"events\":[$(ev n2 sess-new 2 session_end 9223372036854775807 '{}')]}" >/dev/null
 HOOPCTL_TOKEN=tok-audit-1 "$H" audit export --server "$URL" >"$T/whole.jsonl"
-assert_eq 2 "$(wc -l <"$T/whole.jsonl")" "events in a whole export"
+assert_eq 3 "$(wc -l <"$T/whole.jsonl")" "events in a whole export"
 assert_contains "$("$H" audit verify --file "$T/whole.jsonl" 2>&1)" "intact"
+# Deleting the oldest kept history by hand and moving the checkpoint past it,
+# as retention would (no hash to recompute, the head unchanged), is named;
+# so is an event row without a position (SQLite takes NULL in its key).
+dbsql "update chain_head set checkpoint_n = 3, checkpoint_hash = (select hash from events where n = 3)"
+dbsql "delete from events where n <= 3"
+out=$("$H" audit verify --store "$STORE") && fail "verify missed a checkpoint moved by hand: $out"
+assert_contains "$out" "the retention checkpoint (3) is not the one the last retention event records"
+dbsql "update sessions set subject = 'mallory' where id = 'sess-new'"
+out=$("$H" audit verify --store "$STORE") && fail "verify missed a session given to another user: $out"
+assert_contains "$out" "session sess-new is listed under another user than its events'"
+if [[ $KIND == sqlite ]]; then
+  dbsql "insert into events (n, id, session_id, seq, type, ts, subject, data, prev_hash, hash) values (NULL, 'forged-null', 'sess-new', 9, 'statement', 1, 'alice', '{}', 'x', 'y')"
+  out=$("$H" audit verify --store "$STORE") && fail "verify missed an event without a position: $out"
+  assert_contains "$out" "1 events have no position in the chain (inserted)"
+fi
 echo "server api ($KIND) ok"

@@ -106,35 +106,37 @@ sqlite3 "$T/s.db" "update events set received_at = 1000"   # all of them old now
 bg_start server3 "$H" server --config "$T/server.json" --listen 127.0.0.2:$PORT --store "sqlite:$T/s.db" --retention 1d
 wait_for "retention to hold at the webhook's place" 20 \
   grep -q "retention: keeping 20 older events until the webhook has pushed them" "$T/server3.log"
-assert_eq "1551 1570" "$(sqlite3 "$T/s.db" "select min(n) || ' ' || max(n) from events")" \
+assert_eq "1551 1571" "$(sqlite3 "$T/s.db" "select min(n) || ' ' || max(n) from events")" \
   "retention deleted events the webhook had not pushed, or kept pushed ones"
+# 1571: the server's event that records the cut; it is pushed like any other
+assert_eq retention "$(sqlite3 "$T/s.db" "select type from events where n = 1571")"
 bg_start hook python3 "$T/hook.py" "$HP" 0 "$T/received"
-wait_for "1570 events at the webhook" 60 bash -c "[[ \$(wc -l <'$T/received') -ge 1570 ]]"
-assert_eq "$(seq 1 1570)" "$(cat "$T/received")" "events were lost or pushed twice after retention"
+wait_for "1571 events at the webhook" 60 bash -c "[[ \$(wc -l <'$T/received') -ge 1571 ]]"
+assert_eq "$(seq 1 1571)" "$(cat "$T/received")" "events were lost or pushed twice after retention"
 
 log "an endpoint that refuses every event (400) holds the push; nothing is left out when it recovers"
 kill "$hook_PID"; wait "$hook_PID" 2>/dev/null || true
 bg_start hook python3 "$T/hook.py" "$HP" 4 "$T/received" 400
-ingest "$URL2" 1570 3   # events 1571-1573: 400 to the first four posts
-wait_for "1573 events at the webhook" 60 bash -c "[[ \$(wc -l <'$T/received') -ge 1573 ]]"
-# The second pass: 1571 refused, 1572 taken, so 1571 is tried again, taken, and pushed late.
-assert_eq "$(seq 1 1570; printf '1572\n1571\n1573')" "$(cat "$T/received")" "an event was lost when the endpoint recovered"
-assert_contains "$(grep "retrying event 1571 in" "$T/server3.log")" "(HTTP 400)"
-assert_contains "$(cat "$T/server3.log")" "event 1571 was pushed after event 1572"
+ingest "$URL2" 1570 3   # events 1572-1574: 400 to the first four posts
+wait_for "1574 events at the webhook" 60 bash -c "[[ \$(wc -l <'$T/received') -ge 1574 ]]"
+# The second pass: 1572 refused, 1573 taken, so 1572 is tried again, taken, and pushed late.
+assert_eq "$(seq 1 1571; printf '1573\n1572\n1574')" "$(cat "$T/received")" "an event was lost when the endpoint recovered"
+assert_contains "$(grep "retrying event 1572 in" "$T/server3.log")" "(HTTP 400)"
+assert_contains "$(cat "$T/server3.log")" "event 1572 was pushed after event 1573"
 
 log "an event the endpoint refuses for good (413) while it takes the next is left out, and logged"
-POISON=1574 ingest "$URL2" 1573 3   # events 1574-1576; 1575 is the poison
-wait_for "1576 at the webhook" 60 bash -c "[[ \$(tail -n 1 '$T/received') == 1576 ]]"
-assert_eq "$(seq 1 1570; printf '1572\n1571\n1573\n1574\n1576')" "$(cat "$T/received")" "the push did not skip only the refused event"
-assert_contains "$(cat "$T/server3.log")" "the endpoint refuses event 1575 (id e1574) with HTTP 413 but took event 1576"
+POISON=1574 ingest "$URL2" 1573 3   # events 1575-1577; 1576 is the poison
+wait_for "1577 at the webhook" 60 bash -c "[[ \$(tail -n 1 '$T/received') == 1577 ]]"
+assert_eq "$(seq 1 1571; printf '1573\n1572\n1574\n1575\n1577')" "$(cat "$T/received")" "the push did not skip only the refused event"
+assert_contains "$(cat "$T/server3.log")" "the endpoint refuses event 1576 (id e1574) with HTTP 413 but took event 1577"
 out=$(HOOPCTL_TOKEN=tok-audit-1 "$H" audit export --server "$URL2" | tail -n 2)
-assert_contains "$out" '"n":1575' "the refused event is not in the store's export"
+assert_contains "$out" '"n":1576' "the refused event is not in the store's export"
 
 log "a 401 on every other POST (a credential or a proxy, not the event) is retried: nothing is left out"
 kill "$hook_PID"; wait "$hook_PID" 2>/dev/null || true
 bg_start hook python3 "$T/hook.py" "$HP" 0 "$T/received" 503 flap
-ingest "$URL2" 1576 6   # events 1577-1582
-wait_for "1582 at the webhook" 60 bash -c "[[ \$(tail -n 1 '$T/received') == 1582 ]]"
-assert_eq "$(seq 1577 1582)" "$(tail -n 6 "$T/received")" "a 401 left an event out, or reordered them"
-assert_not_contains "$(cat "$T/server3.log")" "but took event 1578" "a 401 was taken for a refusal of the event"
+ingest "$URL2" 1576 6   # events 1578-1583
+wait_for "1583 at the webhook" 60 bash -c "[[ \$(tail -n 1 '$T/received') == 1583 ]]"
+assert_eq "$(seq 1578 1583)" "$(tail -n 6 "$T/received")" "a 401 left an event out, or reordered them"
+assert_not_contains "$(cat "$T/server3.log")" "but took event 1579" "a 401 was taken for a refusal of the event"
 echo "server webhook ok"

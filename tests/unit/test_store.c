@@ -94,11 +94,11 @@ static void migrations_run_once(void **state)
 {
     struct fixture *f = *state;
     char err[256];
-    assert_int_equal(store_schema_version(f->st), 6);
+    assert_int_equal(store_schema_version(f->st), 7);
     assert_string_equal(store_kind(f->st), f->pg ? "postgres" : "sqlite");
     struct store *again = store_open(f->url, err, sizeof err);
     assert_non_null(again);
-    assert_int_equal(store_schema_version(again), 6);
+    assert_int_equal(store_schema_version(again), 7);
     store_close(again);
     if (!f->pg) {
         /* A store of schema 1 (reviews without a rule, events without a
@@ -120,6 +120,7 @@ static void migrations_run_once(void **state)
                  "ALTER TABLE reviews DROP COLUMN rules;"
                  "DROP TABLE webhook_cursors;"
                  "ALTER TABLE events DROP COLUMN received_at;"
+                 "ALTER TABLE checkpoints DROP COLUMN event_n;"
                  "DELETE FROM schema_migrations WHERE version > 1;"
                  "INSERT INTO reviews (id, connection, statement, statement_hash, requester,"
                  " requester_issuer, status, created_at, expires_at)"
@@ -135,7 +136,7 @@ static void migrations_run_once(void **state)
         sqlite3_close(db);
         f->st = store_open(f->url, err, sizeof err);
         assert_non_null(f->st);
-        assert_int_equal(store_schema_version(f->st), 6);
+        assert_int_equal(store_schema_version(f->st), 7);
         json_t *r = NULL;
         assert_int_equal(store_review_get(f->st, "old", &r, err, sizeof err), 0);
         assert_string_equal(json_string_value(json_object_get(r, "statement")), "delete from t");
@@ -225,7 +226,7 @@ static void open_existing(void **state)
     struct store *ro = store_open_existing(f->url, &status, err, sizeof err);
     assert_non_null(ro);
     assert_int_equal(status, STORE_OK);
-    assert_int_equal(store_schema_version(ro), 6);
+    assert_int_equal(store_schema_version(ro), 7);
     json_t *r = NULL;
     assert_int_equal(store_audit_verify(ro, &r, err, sizeof err), 0);
     assert_true(json_is_true(json_object_get(r, "ok")));
@@ -425,8 +426,18 @@ static void retention_keeps_chain_verifiable(void **state)
     assert_int_equal(store_audit_verify(f->st, &rep, err, sizeof err), 0);
     assert_true(json_is_true(json_object_get(rep, "ok")));
     assert_int_equal(json_integer_value(json_object_get(rep, "checkpoint")), 3);
-    assert_int_equal(json_integer_value(json_object_get(rep, "checked")), 3);
+    /* 4..6 and the two retention events (7: the cut at 1, 8: at 3) */
+    assert_int_equal(json_integer_value(json_object_get(rep, "checked")), 5);
+    assert_int_equal(json_integer_value(json_object_get(rep, "head")), 8);
     json_decref(rep);
+    json_t *cuts = NULL;
+    assert_int_equal(store_events_page(f->st, 6, 0, 0, 10, &cuts, err, sizeof err), 0);
+    assert_int_equal(json_array_size(cuts), 2);
+    json_t *last = json_array_get(cuts, 1);
+    assert_string_equal(json_string_value(json_object_get(last, "type")), AUDIT_RETENTION_TYPE);
+    assert_string_equal(json_string_value(json_object_get(last, "session_id")), AUDIT_SERVER_SESSION);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(last, "data"), "checkpoint_n")), 3);
+    json_decref(cuts);
     assert_int_equal(store_session_get(f->st, "old", &s, err, sizeof err), STORE_NOT_FOUND);
     assert_int_equal(store_retention(f->st, util_now_ms() - 3600000, NULL, &r, err, sizeof err), 0);
     assert_int_equal(r.events, 0);
@@ -436,6 +447,57 @@ static void retention_keeps_chain_verifiable(void **state)
     assert_int_equal(store_retention(f->st, util_now_ms() - 3600000, "hook", &r, err, sizeof err), 0);
     assert_int_equal(r.held, 0);
     assert_int_equal(r.events, 0);
+    /* Someone with write access to the store deletes the oldest history and
+     * moves the checkpoint past it, as retention would, but by hand: no hash
+     * to recompute, the head unchanged, and the last retention event names
+     * another checkpoint. */
+    raw_sql(f, "UPDATE chain_head SET checkpoint_n = 5, checkpoint_hash = (SELECT hash FROM events WHERE n = 5)");
+    raw_sql(f, "DELETE FROM events WHERE n <= 5");
+    assert_int_equal(store_audit_verify(f->st, &rep, err, sizeof err), 0);
+    assert_true(json_is_false(json_object_get(rep, "ok")));
+    json_t *problems = json_object_get(rep, "problems");
+    assert_int_equal(json_array_size(problems), 1);
+    assert_non_null(strstr(json_string_value(json_object_get(json_array_get(problems, 0), "problem")),
+                           "not the one the last retention event records"));
+    json_decref(rep);
+}
+
+/* A checkpoint that an older server's retention made (schema 6: no event
+ * records it) gets its event when the store moves to schema 7, once. */
+static void retention_checkpoint_of_an_older_server(void **state)
+{
+    struct fixture *f = *state;
+    char err[256];
+    ingest_batch(f, &alice, "old", 0, 3, 1000, 0);
+    ingest_batch(f, &alice, "new", 0, 2, 9000000, 0);
+    raw_sql(f, "UPDATE events SET received_at = 1000 WHERE session_id = 'old'");
+    struct store_retention_report r;
+    assert_int_equal(store_retention(f->st, util_now_ms() - 3600000, NULL, &r, err, sizeof err), 0);
+    assert_int_equal(r.events, 3);
+    /* Back to what schema 6 left: the cut, without its event. */
+    raw_sql(f, "DELETE FROM events WHERE type = '" AUDIT_RETENTION_TYPE "'");
+    raw_sql(f, "UPDATE chain_head SET last_n = 5, last_hash = (SELECT hash FROM events WHERE n = 5)");
+    raw_sql(f, "ALTER TABLE checkpoints DROP COLUMN event_n");
+    raw_sql(f, "DELETE FROM schema_migrations WHERE version = 7");
+    json_t *rep = NULL;
+    assert_int_equal(store_audit_verify(f->st, &rep, err, sizeof err), 0);
+    assert_true(json_is_false(json_object_get(rep, "ok")));
+    json_decref(rep);
+    struct store *again = store_open(f->url, err, sizeof err);
+    assert_non_null(again);
+    assert_int_equal(store_audit_verify(again, &rep, err, sizeof err), 0);
+    assert_true(json_is_true(json_object_get(rep, "ok")));
+    assert_int_equal(json_integer_value(json_object_get(rep, "checkpoint")), 3);
+    assert_int_equal(json_integer_value(json_object_get(rep, "head")), 6);
+    json_decref(rep);
+    store_close(again);
+    /* Opened again: nothing more is appended. */
+    again = store_open(f->url, err, sizeof err);
+    assert_non_null(again);
+    assert_int_equal(store_audit_verify(again, &rep, err, sizeof err), 0);
+    assert_int_equal(json_integer_value(json_object_get(rep, "head")), 6);
+    json_decref(rep);
+    store_close(again);
 }
 
 static void review_life_cycle(void **state)
@@ -552,6 +614,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(ingest_verify_and_tamper, setup, teardown),
         cmocka_unit_test_setup_teardown(session_queries_and_paging, setup, teardown),
         cmocka_unit_test_setup_teardown(retention_keeps_chain_verifiable, setup, teardown),
+        cmocka_unit_test_setup_teardown(retention_checkpoint_of_an_older_server, setup, teardown),
         cmocka_unit_test_setup_teardown(review_life_cycle, setup, teardown),
         cmocka_unit_test_setup_teardown(webhook_cursor_lease, setup, teardown),
     };
