@@ -83,9 +83,13 @@ int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf
 /* Append text from a source the reader must not trust (recorded SQL and
  * rows, names and reasons from the server) so that it cannot steer a
  * terminal: C0 controls (but newline and tab when keep_lines), DEL and the
- * C1 controls become \xNN or \u00NN, the bidirectional overrides, isolates
- * and marks (U+202A..U+202E, U+2066..U+2069, U+200E, U+200F, U+061C) become
- * \uNNNN, and bytes that are not UTF-8 become \xNN; the rest is kept. */
+ * C1 controls become \xNN or \u00NN; the characters a terminal draws as
+ * nothing or that reorder text -- bidirectional overrides, isolates and
+ * marks, zero-width spaces and joiners, soft hyphen, word joiner, invisible
+ * operators, byte-order mark, line and paragraph separators, tag characters,
+ * variation selectors, Hangul fillers and the other default-ignorables (see
+ * steers_text in buf.c) -- become \uNNNN (\UNNNNNNNN past U+FFFF); bytes
+ * that are not UTF-8 become \xNN; the rest is kept. */
 int buf_append_terminal_safe(struct buf *b, const char *s, size_t len, bool keep_lines);
 /* Whether len bytes are well-formed UTF-8 (NUL bytes included). */
 bool util_utf8_valid(const void *s, size_t len);

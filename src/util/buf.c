@@ -104,10 +104,24 @@ bool util_utf8_valid(const void *data, size_t len)
     return true;
 }
 
+/* Code points a terminal shows as nothing, or that reorder what is around
+ * them: C1 controls; the Unicode format characters (Cf) met in practice --
+ * soft hyphen, Arabic letter mark, Mongolian vowel separator, zero-width
+ * space, joiners and marks, line and paragraph separators, bidirectional
+ * embeddings, overrides and isolates, word joiner and invisible operators,
+ * deprecated format controls, byte-order mark, interlinear annotation
+ * controls, tag characters; and the other default-ignorables that draw
+ * nothing (combining grapheme joiner, Hangul fillers, variation selectors). */
 static bool steers_text(uint32_t c)
 {
-    return (c >= 0x80 && c <= 0x9f) || (c >= 0x202a && c <= 0x202e) || (c >= 0x2066 && c <= 0x2069) ||
-           c == 0x200e || c == 0x200f || c == 0x061c;
+    if (c < 0x2000)
+        return (c >= 0x80 && c <= 0x9f) || c == 0x00ad || c == 0x034f || c == 0x061c || c == 0x115f ||
+               c == 0x1160 || c == 0x180e;
+    if (c < 0x3000)
+        return (c >= 0x200b && c <= 0x200f) || (c >= 0x2028 && c <= 0x202e) || (c >= 0x2060 && c <= 0x2064) ||
+               (c >= 0x2066 && c <= 0x206f);
+    return c == 0x3164 || (c >= 0xfe00 && c <= 0xfe0f) || c == 0xfeff || c == 0xffa0 ||
+           (c >= 0xfff9 && c <= 0xfffb) || (c >= 0xe0000 && c <= 0xe007f) || (c >= 0xe0100 && c <= 0xe01ef);
 }
 
 int buf_append_terminal_safe(struct buf *b, const char *s, size_t len, bool keep_lines)
@@ -136,7 +150,7 @@ int buf_append_terminal_safe(struct buf *b, const char *s, size_t len, bool keep
         if (byte)
             rc |= buf_printf(b, "\\x%02x", c); /* a control, DEL, or a byte that is not UTF-8 */
         else
-            rc |= buf_printf(b, "\\u%04x", (unsigned)cp);
+            rc |= cp > 0xffff ? buf_printf(b, "\\U%08x", (unsigned)cp) : buf_printf(b, "\\u%04x", (unsigned)cp);
         i += n;
     }
     rc |= buf_append(b, p + i - run, run);

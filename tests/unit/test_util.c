@@ -160,6 +160,43 @@ static void terminal_safe_text(void **state)
     buf_free(&b);
 }
 
+/* Characters a terminal draws as nothing are shown as escapes too: a
+ * reviewer reads 'paid\u200b', not 'paid'. Their neighbours are kept. */
+static void terminal_safe_invisible(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
+        {"'paid\xe2\x80\x8b'", "'paid\\u200b'"},          /* zero-width space */
+        {"a\xe2\x80\x8c\xe2\x80\x8d" "b", "a\\u200c\\u200db"}, /* non-joiner, joiner */
+        {"soft\xc2\xad" "hy", "soft\\u00adhy"},             /* soft hyphen */
+        {"cgj\xcd\x8f", "cgj\\u034f"},                      /* combining grapheme joiner */
+        {"alm\xd8\x9c", "alm\\u061c"},                      /* Arabic letter mark */
+        {"hf\xe1\x85\x9f\xe1\x85\xa0", "hf\\u115f\\u1160"}, /* Hangul fillers */
+        {"mvs\xe1\xa0\x8e", "mvs\\u180e"},                 /* Mongolian vowel separator */
+        {"ls\xe2\x80\xa8ps\xe2\x80\xa9", "ls\\u2028ps\\u2029"},
+        {"lre\xe2\x80\xaa", "lre\\u202a"},
+        {"wj\xe2\x81\xa0" "fa\xe2\x81\xa1" "ip\xe2\x81\xa4", "wj\\u2060fa\\u2061ip\\u2064"},
+        {"iss\xe2\x81\xaa" "nds\xe2\x81\xaf", "iss\\u206ands\\u206f"}, /* deprecated format */
+        {"hfl\xe3\x85\xa4", "hfl\\u3164"},                 /* Hangul filler */
+        {"vs\xef\xb8\x80\xef\xb8\x8f", "vs\\ufe00\\ufe0f"}, /* variation selectors */
+        {"\xef\xbb\xbf" "bom", "\\ufeffbom"},                 /* byte-order mark */
+        {"hw\xef\xbe\xa0", "hw\\uffa0"},                   /* halfwidth Hangul filler */
+        {"ann\xef\xbf\xb9x\xef\xbf\xbb", "ann\\ufff9x\\ufffb"},
+        {"tag\xf3\xa0\x80\x81\xf3\xa0\x81\xbf", "tag\\U000e0001\\U000e007f"}, /* tag characters */
+        {"vs\xf3\xa0\x84\x80\xf3\xa0\x87\xaf", "vs\\U000e0100\\U000e01ef"}, /* supplementary VS */
+        /* next to them, and visible characters, are kept */
+        {"\xe2\x80\x90\xe2\x80\xaf\xe2\x81\xa5\xef\xbf\xbc\xf3\xa0\x82\x80",
+         "\xe2\x80\x90\xe2\x80\xaf\xe2\x81\xa5\xef\xbf\xbc\xf3\xa0\x82\x80"},
+        {"\xe1\x85\xa1\xe3\x85\xa5\xef\xbe\xa1", "\xe1\x85\xa1\xe3\x85\xa5\xef\xbe\xa1"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        check_safe(cases[i].in, true, cases[i].out);
+        check_safe(cases[i].in, false, cases[i].out);
+    }
+}
+
 static void edit_distance(void **state)
 {
     (void)state;
@@ -270,6 +307,7 @@ int main(void)
         cmocka_unit_test(buffer_grows_and_respects_cap),
         cmocka_unit_test(log_line_neutralizes_control_characters),
         cmocka_unit_test(terminal_safe_text),
+        cmocka_unit_test(terminal_safe_invisible),
         cmocka_unit_test(edit_distance),
         cmocka_unit_test(nearest_name_of_any_list),
         cmocka_unit_test(url_same_server),
