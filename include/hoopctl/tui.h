@@ -160,12 +160,20 @@ int tui_scroll_for(int selected, int top, int rows, int count);
 
 /* Break a statement onto lines at its major clauses (SELECT, FROM, WHERE,
  * JOIN, GROUP BY, ORDER BY, ...), indent continuation, and wrap at width.
- * Quoted strings, identifiers and comments are never split or changed.
- * Returns 0 or -1 (out of memory). */
+ * Tokens are PostgreSQL's (a '$' continues a name, block comments nest);
+ * quoted strings, identifiers and comments are not reflowed, and every
+ * character is shown: escaped as buf_append_terminal_safe does, and a line
+ * still wider than width hard-wrapped (tui_hard_wrap), so nothing is ever
+ * cut at the edge. Returns 0 or -1 (out of memory). */
 int tui_sql_pretty(const char *sql, int width, struct buf *out);
 /* text with each line longer than width display columns broken at width,
  * the rest indented by indent spaces (so a long value is seen whole). */
 int tui_wrap(const char *text, int width, int indent, struct buf *out);
+/* A line wider than width display columns goes on on the next, which
+ * starts with TUI_WRAP_MARK (a byte no shown text has: the screen draws a
+ * mark there that text cannot imitate) and holds width - 2 columns. */
+#define TUI_WRAP_MARK "\x01"
+int tui_hard_wrap(const char *text, int width, struct buf *out);
 
 /* ---- The program -------------------------------------------------------- */
 

@@ -98,24 +98,46 @@ static size_t fit_bytes(const char *s, int width, int *used)
  * C1 controls, bidirectional overrides and bytes that are not UTF-8 as
  * escapes (buf_append_terminal_safe), so that text from the server can
  * neither steer the terminal nor reorder what a reviewer reads. */
-static void put(int y, int x, int width, const char *s)
+static void put_n(int y, int x, int width, const char *s, size_t len)
 {
     if (width <= 0 || y < 0 || y >= LINES || x >= COLS)
         return;
     if (x + width > COLS)
         width = COLS - x;
-    char line[1024];
-    size_t j = 0;
-    for (size_t i = 0; s[i] && j + 1 < sizeof line; i++)
-        line[j++] = (unsigned char)s[i] < 32 ? ' ' : s[i];
-    line[j] = 0;
-    struct buf safe = {0};
-    const char *text = buf_append_terminal_safe(&safe, line, j, false) == 0 ? buf_cstr(&safe) : NULL;
-    if (text) {
-        size_t n = fit_bytes(text, width, NULL);
-        mvaddnstr(y, x, text, (int)n);
+    struct buf line = {0}, safe = {0};
+    int rc = buf_append(&line, s, strnlen(s, len));
+    for (size_t i = 0; rc == 0 && i < line.len; i++)
+        if (line.data[i] < 32)
+            line.data[i] = ' ';
+    if (rc == 0 && buf_append_terminal_safe(&safe, (const char *)line.data, line.len, false) == 0 &&
+        buf_cstr(&safe)) {
+        size_t n = fit_bytes(buf_cstr(&safe), width, NULL);
+        mvaddnstr(y, x, buf_cstr(&safe), (int)n);
     }
+    buf_free(&line);
     buf_free(&safe);
+}
+
+static void put(int y, int x, int width, const char *s) { put_n(y, x, width, s, strlen(s)); }
+
+/* One line of a pane filled by tui_sql_pretty / tui_hard_wrap: a line that
+ * goes on from the one above starts with a reverse-video '>', a mark no
+ * text can draw, so a reader sees it continues and nothing was cut. */
+static void put_pane_line(int y, int x, int width, const char *s, size_t n)
+{
+    size_t mark = strlen(TUI_WRAP_MARK);
+    if (n >= mark && strncmp(s, TUI_WRAP_MARK, mark) == 0) {
+        if (y >= 0 && y < LINES && x >= 0 && x < COLS && width > 0) {
+            attron(A_REVERSE);
+            mvaddch(y, x, '>');
+            attroff(A_REVERSE);
+        }
+        s += mark;
+        n -= mark;
+        x += 2;
+        width -= 2;
+    }
+    put_n(y, x, width, s, n);
 }
 
 static void putf(int y, int x, int width, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
@@ -389,13 +411,11 @@ static void draw_text(struct app *a)
     while (*p) {
         size_t n = strcspn(p, "\n");
         if (line >= *top && line - *top < rows) {
-            char seg[1024];
-            snprintf(seg, sizeof seg, "%.*s", (int)(n < sizeof seg - 1 ? n : sizeof seg - 1), p);
-            attr_t at = strncmp(seg, "[hoopctl]", 9) == 0 ? attr_for(a, COLOR_REVIEW, A_BOLD)
-                        : strncmp(seg, "ERROR:", 6) == 0 ? attr_for(a, COLOR_DENY, A_BOLD)
-                                                         : 0;
+            attr_t at = n >= 9 && strncmp(p, "[hoopctl]", 9) == 0 ? attr_for(a, COLOR_REVIEW, A_BOLD)
+                        : n >= 6 && strncmp(p, "ERROR:", 6) == 0 ? attr_for(a, COLOR_DENY, A_BOLD)
+                                                                 : 0;
             attron(at);
-            put(y0 + line - *top, 1, COLS - 2, seg);
+            put_pane_line(y0 + line - *top, 1, COLS - 2, p, n);
             attroff(at);
         }
         line++;
@@ -464,8 +484,11 @@ static void draw_reviews(struct app *a)
     struct buf pretty = {0};
     tui_sql_pretty(r->statement, COLS - 4, &pretty);
     if (r->params && r->params[0]) { /* the values an approval runs it with, each seen whole */
+        struct buf shown = {0};
         buf_append_str(&pretty, "\n\nParameters:\n");
-        tui_wrap(r->params, COLS - 4, 6, &pretty);
+        if (buf_append_terminal_safe(&shown, r->params, strlen(r->params), true) == 0 && buf_cstr(&shown))
+            tui_wrap(buf_cstr(&shown), COLS - 4, 6, &pretty);
+        buf_free(&shown);
     }
     const char *p = buf_cstr(&pretty);
     int avail = y0 + rows - (y + 3);
@@ -480,7 +503,7 @@ static void draw_reviews(struct app *a)
     while (*p) {
         size_t n = strcspn(p, "\n");
         if (line >= a->stmt_scroll && line - a->stmt_scroll < avail)
-            putf(y + 3 + line - a->stmt_scroll, 2, COLS - 3, "%.*s", (int)n, p);
+            put_pane_line(y + 3 + line - a->stmt_scroll, 2, COLS - 3, p, n);
         line++;
         p += n + (p[n] == '\n');
     }

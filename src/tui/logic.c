@@ -3,6 +3,7 @@
  * columns fit a width, scrolling, times typed by the user, durations, and SQL
  * broken onto lines at its clauses for reading. */
 #include "hoopctl/tui.h"
+#include "hoopctl/util.h"
 
 #include <ctype.h>
 #include <stdlib.h>
@@ -209,7 +210,33 @@ struct sql_token {
     bool space_before;         /* blanks separated it from the previous token */
 };
 
-/* Scan one token at *p (after whitespace); returns 0 at the end. */
+/* The characters PostgreSQL's scanner lets start an identifier (and a
+ * dollar quote's tag), and continue one: a '$' continues an identifier, so
+ * "x$a$" is one name, never the start of a dollar quote. */
+static bool ident_start(unsigned char c) { return isalpha(c) || c == '_' || c >= 0x80; }
+static bool ident_cont(unsigned char c) { return ident_start(c) || isdigit(c) || c == '$'; }
+/* Operator characters, written together as one token ("<=", "||", "->>"). */
+static bool op_char(char c) { return c && strchr("~!@#^&|`?+-*/%<>=", c) != NULL; }
+
+/* A quoted string or identifier from s (at its quote); backslash: an E''
+ * string, where \' does not end it. */
+static const char *skip_quoted(const char *s, bool backslash)
+{
+    char q = *s++;
+    while (*s) {
+        if (backslash && *s == '\\' && s[1])
+            s += 2;
+        else if (*s == q && s[1] == q)
+            s += 2;
+        else if (*s++ == q)
+            break;
+    }
+    return s;
+}
+
+/* Scan one token at *p (after whitespace); returns 0 at the end. Tokens
+ * follow PostgreSQL's scanner where it matters for reading: what it takes
+ * for one string, identifier or comment is one token here too. */
 static int sql_next_token(const char **p, struct sql_token *t)
 {
     const char *s = *p;
@@ -226,35 +253,40 @@ static int sql_next_token(const char **p, struct sql_token *t)
         while (*s && *s != '\n')
             s++;
         t->kind = TOK_LINE_COMMENT;
-    } else if (s[0] == '/' && s[1] == '*') {
-        const char *e = strstr(s + 2, "*/");
-        s = e ? e + 2 : s + strlen(s);
-        t->kind = TOK_QUOTED;
-    } else if (*s == '\'' || *s == '"') {
-        char q = *s++;
+    } else if (s[0] == '/' && s[1] == '*') { /* block comments nest */
+        int depth = 0;
         while (*s) {
-            if (*s == q && s[1] == q)
+            if (s[0] == '/' && s[1] == '*') {
+                depth++;
                 s += 2;
-            else if (*s == q) {
-                s++;
-                break;
+            } else if (s[0] == '*' && s[1] == '/') {
+                s += 2;
+                if (--depth == 0)
+                    break;
             } else
                 s++;
         }
+        t->kind = TOK_QUOTED;
+    } else if (*s == '\'' || *s == '"') {
+        s = skip_quoted(s, false);
+        t->kind = TOK_QUOTED;
+    } else if ((*s == 'e' || *s == 'E') && s[1] == '\'') {
+        s = skip_quoted(s + 1, true); /* E'...': backslash escapes */
         t->kind = TOK_QUOTED;
     } else if (*s == '$' && isdigit((unsigned char)s[1])) {
         s++; /* $1: a parameter */
         while (isdigit((unsigned char)*s))
             s++;
         t->kind = TOK_WORD;
-    } else if (*s == '$' && (s[1] == '$' || isalpha((unsigned char)s[1]) || s[1] == '_')) {
+    } else if (*s == '$' && (s[1] == '$' || ident_start((unsigned char)s[1]))) {
+        /* a dollar quote: here no identifier goes on (one would have taken the '$') */
         const char *tag_end = s + 1;
-        while (isalnum((unsigned char)*tag_end) || *tag_end == '_')
+        while (*tag_end != '$' && *tag_end && ident_cont((unsigned char)*tag_end))
             tag_end++;
         if (*tag_end == '$') {
             size_t taglen = (size_t)(tag_end - s + 1);
             const char *body = tag_end + 1, *e = body;
-            while ((e = strstr(e, "$")) && strncmp(e, s, taglen) != 0)
+            while ((e = strchr(e, '$')) && strncmp(e, s, taglen) != 0)
                 e++;
             s = e ? e + taglen : body + strlen(body);
             t->kind = TOK_QUOTED;
@@ -267,10 +299,21 @@ static int sql_next_token(const char **p, struct sql_token *t)
     } else if (*s == ')') {
         s++;
         t->kind = TOK_CLOSE;
-    } else if (isalnum((unsigned char)*s) || *s == '_' || (unsigned char)*s >= 0x80) {
-        while (isalnum((unsigned char)*s) || *s == '_' || *s == '.' || (unsigned char)*s >= 0x80)
+    } else if (ident_start((unsigned char)*s) || isdigit((unsigned char)*s)) {
+        /* names (a.b.c, x$y) and numbers (1.5e3); a '$' goes on a name, not a number or a '.' */
+        bool name = ident_start((unsigned char)*s);
+        while (*s && (ident_cont((unsigned char)*s) || *s == '.')) {
+            if (*s == '$' && (!name || s[-1] == '.'))
+                break;
+            if (*s == '.')
+                name = ident_start((unsigned char)s[1]);
             s++;
+        }
         t->kind = TOK_WORD;
+    } else if (op_char(*s)) {
+        /* an operator runs to the start of a comment, as in PostgreSQL */
+        while (op_char(*s) && !(s > start && ((s[0] == '-' && s[1] == '-') || (s[0] == '/' && s[1] == '*'))))
+            s++;
     } else {
         s++;
     }
@@ -317,26 +360,48 @@ static bool is_clause_start(const struct sql_token *t, const struct sql_token *p
     return true;
 }
 
-int tui_sql_pretty(const char *sql, int width, struct buf *out)
+static bool is_op(const struct sql_token *t) { return t->kind == TOK_PUNCT && op_char(*t->s); }
+
+/* A token as the pane shows it: escaped like all text from the server
+ * (buf_append_terminal_safe), a tab as a blank. */
+static int token_shown(const struct sql_token *t, struct buf *shown)
 {
-    if (width < 20)
-        width = 20;
+    buf_reset(shown);
+    if (buf_append_terminal_safe(shown, t->s, t->len, true) < 0)
+        return -1;
+    for (size_t i = 0; i < shown->len; i++)
+        if (shown->data[i] == '\t')
+            shown->data[i] = ' ';
+    return 0;
+}
+
+/* The clause layout, each token as shown; lines may be longer than width. */
+static int sql_layout(const char *sql, int width, struct buf *out)
+{
     const char *p = sql;
     struct sql_token t, prev = {0};
+    struct buf shown = {0};
     bool have_prev = false, line_empty = true, force_break = false;
     int depth = 0, col = 0, rc = 0;
+    int max_indent = width / 2;
     while (sql_next_token(&p, &t)) {
-        int w = replay_display_width(t.s, t.len);
+        if (token_shown(&t, &shown) < 0) {
+            rc = -1;
+            break;
+        }
+        const char *ts = buf_cstr(&shown);
+        const char *last_nl = strrchr(ts, '\n'); /* a string or comment of several lines */
+        int w = replay_display_width(ts, last_nl ? (size_t)(last_nl - ts) : shown.len);
         bool clause = is_clause_start(&t, have_prev ? &prev : NULL);
         int indent = depth * 2;
         if (t.kind == TOK_CLOSE && depth > 0)
             indent = --depth * 2;
         if (have_prev && (force_break || clause || (col + 1 + w > width && !line_empty))) {
             rc |= buf_append_str(out, "\n");
-            col = 0;
             int ind = clause || force_break ? indent : indent + 4;
-            for (int i = 0; i < ind; i++)
-                rc |= buf_append_str(out, " ");
+            if (ind > max_indent)
+                ind = max_indent;
+            rc |= buf_printf(out, "%*s", ind, "");
             col = ind;
             line_empty = true;
             force_break = false;
@@ -345,24 +410,65 @@ int tui_sql_pretty(const char *sql, int width, struct buf *out)
                                                                         *t.s == '.' || *t.s == ':')) ||
                          (have_prev && prev.kind == TOK_OPEN) ||
                          (have_prev && prev.kind == TOK_PUNCT && (*prev.s == '.' || *prev.s == ':')) ||
+                         (have_prev && !t.space_before && prev.kind == TOK_WORD && prev.s[prev.len - 1] == '.') ||
                          /* count(*) stays glued, "t (a, b)" keeps its blank, as written */
-                         (t.kind == TOK_OPEN && have_prev && !t.space_before && !clause);
+                         (t.kind == TOK_OPEN && have_prev && !t.space_before && !clause) ||
+                         /* an operator written against its operands stays so: -1, a||b */
+                         (!t.space_before && (is_op(&t) || (have_prev && is_op(&prev))));
         if (!line_empty && !glue_left) {
             rc |= buf_append_str(out, " ");
             col++;
         }
-        rc |= buf_append(out, t.s, t.len);
-        col += w;
+        rc |= buf_append(out, shown.data, shown.len);
+        col = last_nl ? replay_display_width(last_nl + 1, strlen(last_nl + 1)) : col + w;
         line_empty = false;
         if (t.kind == TOK_OPEN)
             depth++;
-        if (t.kind == TOK_LINE_COMMENT)
-            force_break = true;
+        if (t.kind == TOK_LINE_COMMENT || (t.kind == TOK_PUNCT && *t.s == ';' && t.len == 1))
+            force_break = true; /* after a comment, and each statement of several on its line */
         prev = t;
         have_prev = true;
     }
-    if (out->len == 0)
-        rc |= buf_append_str(out, "");
+    buf_free(&shown);
+    return rc ? -1 : 0;
+}
+
+int tui_hard_wrap(const char *text, int width, struct buf *out)
+{
+    int first = width < 1 ? 1 : width;                 /* a line's first part */
+    int more = width - 2 < 1 ? 1 : width - 2;          /* after the mark and a blank */
+    int rc = 0, col = 0, lim = first;
+    for (const char *p = text; *p;) {
+        size_t n = 1; /* one UTF-8 character */
+        while (p[n] && ((unsigned char)p[n] & 0xC0) == 0x80)
+            n++;
+        if (*p == '\n') {
+            col = 0;
+            lim = first;
+        } else {
+            int w = replay_display_width(p, n);
+            if (col + w > lim && col > 0) { /* never silently past the edge: go on below */
+                rc |= buf_append_str(out, "\n" TUI_WRAP_MARK);
+                col = 0;
+                lim = more;
+            }
+            col += w;
+        }
+        rc |= buf_append(out, p, n);
+        p += n;
+    }
+    return rc ? -1 : 0;
+}
+
+int tui_sql_pretty(const char *sql, int width, struct buf *out)
+{
+    struct buf laid = {0};
+    int rc = sql_layout(sql, width, &laid);
+    if (rc == 0)
+        rc = tui_hard_wrap(buf_cstr(&laid) ? buf_cstr(&laid) : "", width, out);
+    if (rc == 0 && out->len == 0)
+        rc = buf_append_str(out, "");
+    buf_free(&laid);
     return rc ? -1 : 0;
 }
 

@@ -173,6 +173,65 @@ static void sql_pretty_printing(void **state)
     pretty("select 'abc", 80, "select 'abc");
 }
 
+/* Every character of a statement is in the pane: a line wider than it goes
+ * on below after the wrap mark, inside a token too, at any width. */
+static void sql_pretty_shows_everything(void **state)
+{
+    (void)state;
+    /* a DO body is one token: it is wrapped, never cut at the edge */
+    pretty("DO $$BEGIN x;          DELETE FROM orders; END$$", 20,
+           "DO\n    $$BEGIN x;      \n" TUI_WRAP_MARK "    DELETE FROM or\n" TUI_WRAP_MARK "ders; END$$");
+    /* below the old 20-column floor */
+    pretty("select abcdefgh", 6, "select\n   abc\n" TUI_WRAP_MARK "defg\n" TUI_WRAP_MARK "h");
+    pretty("ab", 1, "a\n" TUI_WRAP_MARK "b");
+    /* wide characters are not split across the edge */
+    pretty("'\xe4\xb8\x80\xe4\xb8\x80\xe4\xb8\x80'", 6,
+           "'\xe4\xb8\x80\xe4\xb8\x80\n" TUI_WRAP_MARK "\xe4\xb8\x80'");
+    /* what draws nothing is escaped, and counted as wide as it is shown */
+    pretty("select 'paid\xe2\x80\x8b'", 80, "select 'paid\\u200b'");
+    pretty("select 'a\x1b[2Jb'", 14, "select\n    'a\\x1b[2Jb\n" TUI_WRAP_MARK "'");
+    /* deep nesting does not indent past half the width */
+    struct buf b = {0};
+    assert_int_equal(tui_sql_pretty("select ((((((((((((((((((((a))))))))))))))))))))", 20, &b), 0);
+    for (const char *l = buf_cstr(&b); *l;) {
+        size_t n = strcspn(l, "\n");
+        assert_true(n <= 20);
+        l += n + (l[n] == '\n');
+    }
+    buf_free(&b);
+    assert_int_equal(tui_hard_wrap("abcdef\nxy", 4, &b), 0);
+    assert_string_equal(buf_cstr(&b), "abcd\n" TUI_WRAP_MARK "ef\nxy");
+    buf_free(&b);
+}
+
+/* Tokens are where PostgreSQL's scanner puts them. */
+static void sql_pretty_tokens_as_postgres(void **state)
+{
+    (void)state;
+    /* a '$' continues a name: x$a$ is an identifier, not the start of a dollar quote */
+    pretty("delete from t; select 1 as x$a$; delete from orders; select 1 as y$a$;", 80,
+           "delete from t;\nselect 1 as x$a$;\ndelete from orders;\nselect 1 as y$a$;");
+    pretty("delete from t where 0 = (select 0 as x$a$); drop table orders; select 1 as y$a$)", 80,
+           "delete from t\nwhere 0 = (\n  select 0 as x$a$);\ndrop table orders;\nselect 1 as y$a$)");
+    /* where no name goes on, $a$ is a dollar quote, its tag may be any letter */
+    pretty("select $a$ from x $a$ from t", 80, "select $a$ from x $a$\nfrom t");
+    pretty("select \xc3\xa9$q$ from $q$", 80, "select \xc3\xa9$q$\nfrom $q$");
+    pretty("select $\xc3\xa9$ from $\xc3\xa9$ from t", 80, "select $\xc3\xa9$ from $\xc3\xa9$\nfrom t");
+    pretty("select x.$a$ from $a$", 80, "select x.$a$ from $a$");
+    /* block comments nest, and */ /* is never shown as * / */
+    pretty("delete from orders /* keep: /* OPS-12 */ where id = 5 */;", 80,
+           "delete from orders /* keep: /* OPS-12 */ where id = 5 */;");
+    pretty("select 1 /* a /* b */", 80, "select 1 /* a /* b */");
+    /* an E'' string: \' does not end it */
+    pretty("select E'\\''; delete from orders; select ''", 80,
+           "select E'\\'';\ndelete from orders;\nselect ''");
+    pretty("select e'a\\'b' from t", 80, "select e'a\\'b'\nfrom t");
+    /* operators are written as they were */
+    pretty("select a >= 1, b||c, -1, a <> b, x->>'k' from t", 80,
+           "select a >= 1, b||c, -1, a <> b, x->>'k'\nfrom t");
+    pretty("select 2*/*c*/3", 80, "select 2*/*c*/ 3");
+}
+
 static struct tui_session_row row_id(const char *id)
 {
     struct tui_session_row r = {0};
@@ -313,6 +372,8 @@ int main(void)
         cmocka_unit_test(columns_fit_the_width),
         cmocka_unit_test(scrolling),
         cmocka_unit_test(sql_pretty_printing),
+        cmocka_unit_test(sql_pretty_shows_everything),
+        cmocka_unit_test(sql_pretty_tokens_as_postgres),
         cmocka_unit_test(refreshed_first_page_joins_loaded_pages),
         cmocka_unit_test(page_refreshed_in_place),
     };
