@@ -145,6 +145,13 @@ int cli_check_limit(const struct cli_args *a, long max);
  * that the text cannot steer the terminal or hide part of itself. */
 int cli_printf_safe(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* A statement's text for a terminal: its first line where it stands, each
+ * further line after cont ("\n" and a prefix no statement line can begin
+ * with: blanks and a bar), every line escaped on its own (a tab is \x09), so
+ * a statement cannot pass a line of its own off as the output around it. */
+struct buf;
+int cli_put_statement(struct buf *b, const char *text, const char *cont);
+
 /* The --server option of the commands that call the server API. */
 #define CLI_OPTION_SERVER \
     {"server", 0, "URL", "server URL (default: server.url, else the last login)", CLI_COMPLETE_NONE, NULL}

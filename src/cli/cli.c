@@ -90,3 +90,16 @@ int cli_printf_safe(const char *fmt, ...)
     buf_free(&safe);
     return rc;
 }
+
+int cli_put_statement(struct buf *b, const char *text, const char *cont)
+{
+    int rc = 0;
+    for (const char *p = text;;) {
+        size_t n = strcspn(p, "\n");
+        rc |= buf_append_terminal_safe(b, p, n, false);
+        if (!p[n])
+            return rc;
+        rc |= buf_append_str(b, cont);
+        p += n + 1;
+    }
+}

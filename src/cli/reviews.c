@@ -4,6 +4,7 @@
 #include "hoopctl/cli.h"
 #include "hoopctl/util.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,47 @@ static char *shown(json_t *r, const char *key, bool keep_lines)
     return util_terminal_safe(json_string_value(json_object_get(r, key)), keep_lines);
 }
 
+/* Escaped text (buf_append_terminal_safe's) in at most max columns: whole
+ * when it fits, else cut before max - 1 and "…" after it; never inside a
+ * UTF-8 character or an escape (\xNN, \uNNNN, \UNNNNNNNN). */
+static size_t unit_len(const char *s, int *cols)
+{
+    size_t n = 1;
+    *cols = 1;
+    if (s[0] == '\\' && (s[1] == 'x' || s[1] == 'u' || s[1] == 'U')) {
+        size_t digits = s[1] == 'x' ? 2 : s[1] == 'u' ? 4 : 8, k = 0;
+        while (k < digits && isxdigit((unsigned char)s[2 + k]))
+            k++;
+        if (k == digits)
+            *cols = (int)(n = 2 + digits);
+    } else {
+        while (s[n] && ((unsigned char)s[n] & 0xc0) == 0x80)
+            n++;
+    }
+    return n;
+}
+
+static void put_cut(struct buf *b, const char *s, int max)
+{
+    int total = 0, cols;
+    for (size_t i = 0; s[i] && total <= max; total += cols)
+        i += unit_len(s + i, &cols);
+    if (total <= max) {
+        buf_append_str(b, s);
+        return;
+    }
+    size_t i = 0;
+    for (int used = 0; s[i];) {
+        size_t n = unit_len(s + i, &cols);
+        if (used + cols > max - 1)
+            break;
+        used += cols;
+        i += n;
+    }
+    buf_append(b, s, i);
+    buf_append_str(b, "\u2026");
+}
+
 /* The statement and every name come from the requester or the server:
  * escapes could hide from a reviewer what approving releases. */
 static void review_line(json_t *r)
@@ -22,14 +64,20 @@ static void review_line(json_t *r)
     util_iso8601_ms(json_integer_value(json_object_get(r, "created_at")), created, sizeof created);
     char *id = shown(r, "id", false), *status = shown(r, "status", false), *conn = shown(r, "connection", false),
          *who = shown(r, "requester", false), *stmt = shown(r, "statement", false);
-    printf("%-36s %-9s %-14s %-16s %-24s %.60s\n", id ? id : "?", status ? status : "?", conn ? conn : "?",
-           who ? who : "?", created, stmt ? stmt : "?");
+    struct buf cut = {0};
+    put_cut(&cut, stmt ? stmt : "?", 60);
+    printf("%-36s %-9s %-14s %-16s %-24s %s\n", id ? id : "?", status ? status : "?", conn ? conn : "?",
+           who ? who : "?", created, buf_cstr(&cut) ? buf_cstr(&cut) : "?");
+    buf_free(&cut);
     free(id);
     free(status);
     free(conn);
     free(who);
     free(stmt);
 }
+
+/* What starts every line of a statement in reviews show. */
+#define STATEMENT_BAR "  | "
 
 static int reviews_run(const struct cli_args *a, struct cli_context *ctx)
 {
@@ -96,14 +144,21 @@ static int reviews_run(const struct cli_args *a, struct cli_context *ctx)
     } else if (!strcmp(verb, "show")) {
         static const char *const keys[] = {"id", "status", "connection", "requester", "rule", "decided_by",
                                            "reason", "statement"};
-        char *v[8];
-        for (size_t i = 0; i < 8; i++)
-            v[i] = json_is_string(json_object_get(resp, keys[i])) ? shown(resp, keys[i], i == 7) : NULL;
+        char *v[7];
+        for (size_t i = 0; i < 7; i++)
+            v[i] = json_is_string(json_object_get(resp, keys[i])) ? shown(resp, keys[i], false) : NULL;
+        /* each line of the statement behind a bar: none of its lines can pass
+         * for the parameters block or a field below */
+        struct buf st = {0};
+        const char *stmt = json_string_value(json_object_get(resp, keys[7]));
+        buf_append_str(&st, STATEMENT_BAR);
+        cli_put_statement(&st, stmt ? stmt : "-", "\n" STATEMENT_BAR);
         printf("review:     %s\nstatus:     %s\nconnection: %s\nrequester:  %s\nrule:       %s\n"
                "decided by: %s\nreason:     %s\nstatement:\n%s\n",
                v[0] ? v[0] : "-", v[1] ? v[1] : "-", v[2] ? v[2] : "-", v[3] ? v[3] : "-", v[4] ? v[4] : "-",
-               v[5] ? v[5] : "-", v[6] ? v[6] : "-", v[7] ? v[7] : "-");
-        for (size_t i = 0; i < 8; i++)
+               v[5] ? v[5] : "-", v[6] ? v[6] : "-", buf_cstr(&st) ? buf_cstr(&st) : "-");
+        buf_free(&st);
+        for (size_t i = 0; i < 7; i++)
             free(v[i]);
         struct buf params = {0};
         if (api_review_params_text(resp, "  ", &params) == 0 && params.len)

@@ -89,21 +89,6 @@ static int put_field(struct buf *b, const char *s)
  * text off as an event. Replay shows the same lines behind psql's "->". */
 #define STATEMENT_CONT "\n       | "
 
-/* A statement's text: its first line where it stands, each further line
- * after STATEMENT_CONT; tabs and other controls are escapes. */
-static int put_statement(struct buf *b, const char *text)
-{
-    int rc = 0;
-    for (const char *p = text;; ) {
-        size_t n = strcspn(p, "\n");
-        rc |= buf_append_terminal_safe(b, p, n, false);
-        if (!p[n])
-            return rc;
-        rc |= buf_append_str(b, STATEMENT_CONT);
-        p += n + 1;
-    }
-}
-
 /* An event's time is the gateway's clock; the server records when it got
  * the event by its own. Say so when the two are minutes apart: a backlog
  * shipped late, or a gateway whose clock is off (or that lies). */
@@ -139,7 +124,7 @@ static int put_event(struct buf *b, json_t *e)
         rc |= buf_append_str(b, " ");
     }
     if (text)
-        rc |= put_statement(b, text);
+        rc |= cli_put_statement(b, text, STATEMENT_CONT);
     json_t *rv = json_object_get(d, "review");
     if (json_is_object(rv)) {
         const char *by = json_string_value(json_object_get(rv, "decided_by"));

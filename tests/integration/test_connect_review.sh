@@ -184,7 +184,7 @@ epid=$!
 wait_for "the EXECUTE's hold notice" 30 grep -q 'held for review' "$HARNESS_TMP/exec.log"
 rid3=$(sed -n 's/.*held for review \([A-Za-z0-9_-]*\) .*/\1/p' "$HARNESS_TMP/exec.log")
 shown=$(as bob "$H" reviews show "$rid3" 2>&1) || fail "reviews show $rid3: $shown"
-assert_contains "$shown" $'statement:\n-- p was prepared in this session as:\n--   prepare p as update accounts set balance = balance + 1\nexecute p /* just a select */'
+assert_contains "$shown" $'statement:\n  | -- p was prepared in this session as:\n  | --   prepare p as update accounts set balance = balance + 1\n  | execute p /* just a select */'
 as bob "$H" reviews approve "$rid3" --reason "p checked" >/dev/null
 wait "$epid" || fail "psql through connect failed: $(cat "$HARNESS_TMP/exec.log")"
 assert_contains "$(cat "$HARNESS_TMP/exec.log")" "UPDATE 3"

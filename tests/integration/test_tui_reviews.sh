@@ -134,6 +134,25 @@ tmux_wait_exit 30 >/dev/null
 out=$(HOOPCTL_TOKEN=$TOKEN_dave "$H" reviews show "$r4" --server "$SERVER_URL")
 assert_contains "$out" $'parameters (bound to the statement, as the approval will run it):\n  $1 = \'ann@corp.example\'\n  $2 = NULL\n  $3 = \'it\'\'s \\x1b[2Kok\''
 [[ $out != *$'\e'* ]] || fail "reviews show wrote an escape character"
+# Each line of the statement is behind a bar: a comment in it cannot draw a
+# parameters block of its own; the real one is the only unindented one.
+spoof=$'delete from orders where id = $1 or $2::bool\n/*\nparameters (bound to the statement, as the approval will run it):\n  $1 = \'42\'\n  $2 = \'false\'\n*/'
+r5=$(seed_review "$TOKEN_carol" sess-c4 "$spoof" '["42", "true"]')
+out=$(HOOPCTL_TOKEN=$TOKEN_dave "$H" reviews show "$r5" --server "$SERVER_URL")
+assert_contains "$out" $'statement:\n  | delete from orders where id = $1 or $2::bool\n  | /*\n  | parameters (bound' "the statement's lines behind a bar"
+assert_eq 1 "$(grep -c '^parameters (' <<<"$out")" "parameters blocks at the start of a line"
+assert_contains "$out" $'  | */\nparameters (bound to the statement, as the approval will run it):\n  $1 = \'42\'\n  $2 = \'true\''
+# A character that draws nothing is shown, in show and list; the list cuts a
+# long statement on a character (and escape) boundary and says so with "…".
+e22=$(printf 'é%.0s' {1..22})
+r6=$(seed_review "$TOKEN_carol" sess-c5 "delete from orders where note <>'$e22"$'\u200b\' and status <> \'paid\u200b\'')
+out=$(HOOPCTL_TOKEN=$TOKEN_dave "$H" reviews show "$r6" --server "$SERVER_URL")
+assert_contains "$out" "'paid\\u200b'" "the zero-width space in reviews show"
+line=$(HOOPCTL_TOKEN=$TOKEN_dave "$H" reviews list --server "$SERVER_URL" | grep -a "^$r6")
+stmt=${line#* pending * pgtest * carol * *Z }
+assert_eq "delete from orders where note <>'$e22…" "$stmt" "the list's cut statement"
+/usr/bin/python3 -c 'import sys; sys.stdin.buffer.read().decode("utf-8")' <<<"$line" || fail "the list cut a character"
+for r in "$r5" "$r6"; do api "$TOKEN_bob" POST "/api/v1/reviews/$r/deny" '{"reason": "display checked"}' >/dev/null; done
 # The server takes strings and nulls only.
 code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer $TOKEN_carol" \
   -H 'Content-Type: application/json' "$SERVER_URL/api/v1/reviews" --data-binary \
