@@ -68,8 +68,14 @@ void audit_walk_problem(struct audit_walk *w, int64_t n, const char *id, const c
 
 /* Check an exported trail (JSON lines of `hoopctl audit export`) on its own:
  * *report = {"ok", "checked", "first", "last", "first_prev_hash",
- * "last_hash", "problems": [{"n", "id", "problem"}...]}; ok needs at least
- * one event. Returns 0, or -1 with err when the file cannot be read. */
+ * "last_hash", "from_start", "problems": [{"n", "id", "problem"}...]}; ok
+ * needs at least one event; from_start says the first event is event 1,
+ * linked to the genesis (otherwise the events before "first" are not in the
+ * file). Lines are parsed with duplicate keys refused; a key an export does
+ * not write, and a line longer than AUDIT_MAX_LINE (read past, never held
+ * whole), are problems. Returns 0, or -1 with err when the file cannot be
+ * read. */
+#define AUDIT_MAX_LINE (64 * 1024 * 1024)
 int audit_verify_jsonl(FILE *in, json_t **report, char *err, size_t errlen);
 
 #endif

@@ -3,8 +3,12 @@
  * an exported trail (`hoopctl audit export`, JSON lines) on its own, without
  * the server or its store: every event's hash against its content, every link
  * to the event before it, and positions without gaps. The file's last hash
- * can then be compared with the head that `hoopctl audit verify` reports, to
- * show that the file is the whole trail up to that point. */
+ * can then be compared with the head that `hoopctl audit verify` reports:
+ * when they are equal, the file holds the store's events from its first one
+ * to the head, unaltered (the head's hash covers every link before it). It
+ * is the whole trail only if that first event is the one after the
+ * checkpoint `audit verify` reports (event 1 without retention): a file cut
+ * at its start still ends at the head. */
 #include "hoopctl/audit.h"
 
 #include <inttypes.h>
@@ -71,22 +75,118 @@ static bool is_hash(const char *h)
     return h && strlen(h) == 64 && strspn(h, "0123456789abcdef") == 64;
 }
 
+/* The keys of an exported event, and no others. */
+static const char *const export_keys[] = {"n", "id", "session_id", "seq", "type", "time", "user",
+                                          "data", "prev_hash", "hash", "received_at"};
+
+static bool known_key(const char *k)
+{
+    for (size_t i = 0; i < sizeof export_keys / sizeof export_keys[0]; i++)
+        if (!strcmp(k, export_keys[i]))
+            return true;
+    return false;
+}
+
+/* One line at a time, read in pieces: at most AUDIT_MAX_LINE bytes are
+ * kept; the rest of a longer line is read past, not held. */
+struct line_reader {
+    FILE *in;
+    char *buf;
+    size_t cap, len;
+    bool too_long;             /* the line went past AUDIT_MAX_LINE */
+    char block[65536];         /* read ahead from in */
+    size_t pos, end;
+};
+
+static int keep(struct line_reader *r, const char *p, size_t n)
+{
+    if (r->too_long)
+        return 0;
+    if (r->len + n > AUDIT_MAX_LINE) {
+        r->too_long = true;
+        return 0;
+    }
+    if (r->len + n + 1 > r->cap) {
+        size_t cap = r->cap ? r->cap : 4096;
+        while (cap < r->len + n + 1)
+            cap *= 2;
+        char *b = realloc(r->buf, cap);
+        if (!b)
+            return -1;
+        r->buf = b;
+        r->cap = cap;
+    }
+    memcpy(r->buf + r->len, p, n);
+    r->len += n;
+    return 0;
+}
+
+/* 1 with a line in r->buf (r->len bytes, '\0' after; the newline and a
+ * '\r' before it dropped; any byte, NUL too, kept as read), 0 at the end,
+ * -1 out of memory. */
+static int read_line(struct line_reader *r)
+{
+    r->len = 0;
+    r->too_long = false;
+    bool any = false;
+    for (;;) {
+        if (r->pos == r->end) {
+            r->pos = 0;
+            r->end = fread(r->block, 1, sizeof r->block, r->in);
+            if (r->end == 0)
+                break;
+        }
+        any = true;
+        char *p = r->block + r->pos, *nl = memchr(p, '\n', r->end - r->pos);
+        size_t n = nl ? (size_t)(nl - p) : r->end - r->pos;
+        if (keep(r, p, n) < 0)
+            return -1;
+        r->pos += n + (nl ? 1 : 0);
+        if (nl)
+            break;
+    }
+    if (!any)
+        return 0;
+    if (keep(r, "", 0) < 0 || (!r->buf && !(r->buf = malloc(1))))
+        return -1;
+    if (r->too_long)
+        r->len = 0;
+    else if (r->len && r->buf[r->len - 1] == '\r')
+        r->len--;
+    r->buf[r->len] = '\0';
+    return 1;
+}
+
 int audit_verify_jsonl(FILE *in, json_t **report, char *err, size_t errlen)
 {
     struct audit_walk w;
     audit_walk_init(&w, 0, NULL, "are not in the file (deleted, or left out by --since/--until)");
-    char *line = NULL;
-    size_t cap = 0;
+    struct line_reader *lr = malloc(sizeof *lr);
+    if (!lr) {
+        json_decref(w.problems);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    *lr = (struct line_reader){.in = in};
     int64_t lineno = 0;
-    ssize_t len;
-    while ((len = getline(&line, &cap, in)) >= 0) {
+    int got;
+    while ((got = read_line(lr)) > 0) {
         lineno++;
-        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
-            line[--len] = '\0';
-        if (len == 0)
+        if (lr->too_long) {
+            audit_walk_problem(&w, w.last, NULL, "line %" PRId64 " is longer than %d MiB: not an exported"
+                               " event (not read)", lineno, AUDIT_MAX_LINE >> 20);
+            continue;
+        }
+        if (lr->len == 0)
             continue;
         json_error_t jerr;
-        json_t *ev = json_loadb(line, (size_t)len, 0, &jerr);
+        /* Duplicate keys are refused: parsers differ on which one counts. */
+        json_t *ev = json_loadb(lr->buf, lr->len, JSON_REJECT_DUPLICATES, &jerr);
+        if (!ev) {
+            audit_walk_problem(&w, w.last, NULL, "line %" PRId64 " is not an exported event (%s)", lineno,
+                               jerr.text);
+            continue;
+        }
         json_t *n = json_object_get(ev, "n"), *seq = json_object_get(ev, "seq"), *ts = json_object_get(ev, "time");
         json_t *recv = json_object_get(ev, "received_at"), *data = json_object_get(ev, "data");
         const char *id = str(ev, "id"), *prev = str(ev, "prev_hash"), *hash = str(ev, "hash");
@@ -97,11 +197,25 @@ int audit_verify_jsonl(FILE *in, json_t **report, char *err, size_t errlen)
             json_decref(ev);
             continue;
         }
+        /* A key no export writes is not covered by the hash: an event with
+         * one is not as it was exported. */
+        const char *key;
+        json_t *val;
+        json_object_foreach(ev, key, val) {
+            if (!known_key(key)) {
+                audit_walk_problem(&w, json_integer_value(n), id, "line %" PRId64 " has a key an exported event"
+                                   " does not have (added): %.60s", lineno, key);
+                break;
+            }
+        }
+        if (json_integer_value(n) == 1 && strcmp(prev, AUDIT_GENESIS_HASH) != 0)
+            audit_walk_problem(&w, 1, id, "event 1 does not link to the start of the chain");
         /* The store hashed the data as the server wrote it: compact, keys sorted. */
         char *text = json_dumps(data, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
         if (!text) {
             json_decref(ev);
-            free(line);
+            free(lr->buf);
+            free(lr);
             json_decref(w.problems);
             snprintf(err, errlen, "out of memory");
             return -1;
@@ -114,15 +228,24 @@ int audit_verify_jsonl(FILE *in, json_t **report, char *err, size_t errlen)
         free(text);
         json_decref(ev);
     }
-    free(line);
+    free(lr->buf);
+    free(lr);
+    if (got < 0) {
+        json_decref(w.problems);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
     if (ferror(in)) {
         json_decref(w.problems);
         snprintf(err, errlen, "cannot read the file");
         return -1;
     }
-    *report = json_pack("{s:b,s:I,s:I,s:I,s:s,s:s,s:o}", "ok", w.checked > 0 && json_array_size(w.problems) == 0,
+    /* Where the file starts: at the trail's beginning (event 1, linked to
+     * the genesis), or later, with the events before it not in the file. */
+    bool from_start = w.checked > 0 && w.first == 1 && !strcmp(w.first_prev, AUDIT_GENESIS_HASH);
+    *report = json_pack("{s:b,s:I,s:I,s:I,s:s,s:s,s:b,s:o}", "ok", w.checked > 0 && json_array_size(w.problems) == 0,
                         "checked", (json_int_t)w.checked, "first", (json_int_t)w.first, "last",
                         (json_int_t)w.last, "first_prev_hash", w.first_prev, "last_hash", w.last_hash,
-                        "problems", w.problems);
+                        "from_start", from_start, "problems", w.problems);
     return 0;
 }

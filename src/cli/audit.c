@@ -48,6 +48,12 @@ static int audit_verify_file(const char *path, struct cli_context *ctx)
                (long long)json_integer_value(json_object_get(rep, "first")),
                (long long)json_integer_value(json_object_get(rep, "last")), ok ? "chain intact" : "TAMPERED");
         print_problems(rep);
+        long long first = (long long)json_integer_value(json_object_get(rep, "first"));
+        if (json_is_true(json_object_get(rep, "from_start")))
+            printf("starts at event 1, the beginning of the trail\n");
+        else if (checked > 0 && first > 1)
+            printf("starts at event %lld: events 1 to %lld are not in the file (it is the whole trail only"
+                   " if audit verify reports checkpoint %lld)\n", first, first - 1, first - 1);
         printf("last hash: %s\n", json_string_value(json_object_get(rep, "last_hash")));
     }
     json_decref(rep);
@@ -123,6 +129,17 @@ static int audit_export(const struct cli_args *a)
     long status = 0;
     int rc = api_stream(&api, path, stdout, &status, err, sizeof err);
     api_client_free(&api);
+    if (rc < 0 && status >= 200 && status < 300) {
+        /* The server began the export and the transfer did not end cleanly
+         * (the server cut it short on a store error, or the connection or
+         * the output failed): what was written is not the whole export. */
+        static const char reach[] = "cannot reach the server: ";
+        const char *why = strncmp(err, reach, sizeof reach - 1) ? err : err + sizeof reach - 1;
+        char msg[700];
+        fflush(stdout);
+        snprintf(msg, sizeof msg, "the export was cut short and is INCOMPLETE (%s); run it again", why);
+        return cli_fail("audit", 5, msg);
+    }
     if (rc < 0)
         return cli_fail("audit", status ? api_exit_code(status) : 5,
                         status ? "the server refused the export" : err);

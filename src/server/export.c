@@ -1,11 +1,20 @@
 /* export.c — GET /api/v1/audit/export: the audit trail as JSON lines or CSV,
  * streamed one page at a time, the next page read only when the previous one
- * has been written to the socket, so memory stays constant. */
+ * has been written to the socket, so memory stays constant.
+ * The status line went out with the first page, so a store error later on
+ * cannot be answered with an error status. A page the store was too busy
+ * for (STORE_BUSY: a lock held elsewhere) is read once more a second later;
+ * if that fails too, or the store fails otherwise, the connection is
+ * dropped without the chunked reply's last chunk: the client sees a
+ * transfer cut short (curl: "transfer closed with outstanding read data
+ * remaining"), never an export that looks whole and is not. */
 #include "internal.h"
 #include "hoopctl/log.h"
 #include "hoopctl/util.h"
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,18 +25,42 @@ struct srv_export {
     struct evhttp_request *r;
     int64_t after, since, until;
     bool csv;
+    bool retried;              /* the page at after was read once more after STORE_BUSY */
+    struct event *retry;       /* that second read, a second later */
 };
+
+#define EXPORT_RETRY_MS 1000
 
 static void export_done(struct srv_export *ex)
 {
+    if (ex->retry)
+        event_free(ex->retry);
     ex->srv->exports--;
     free(ex);
 }
 
+/* The connection went (the client left, or export_abort): a request that
+ * evhttp detached from it is ours to free; one still attached is evhttp's. */
 static void export_closed(struct evhttp_connection *c, void *arg)
 {
     (void)c;
-    export_done(arg);
+    struct srv_export *ex = arg;
+    if (!evhttp_request_get_connection(ex->r))
+        evhttp_request_free(ex->r);
+    export_done(ex);
+}
+
+/* Cut the reply short: evhttp's own error path (deferred, as for a client
+ * that went) drops the connection without the last chunk; export_closed
+ * then frees ex. */
+static void export_abort(struct srv_export *ex)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(ex->r);
+    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+    if (!bev)
+        return;
+    bufferevent_disable(bev, EV_READ);
+    bufferevent_trigger_event(bev, BEV_EVENT_ERROR | BEV_EVENT_READING, BEV_TRIG_DEFER_CALLBACKS);
 }
 
 static void csv_field(struct evbuffer *b, const char *s, bool last)
@@ -76,19 +109,43 @@ static void export_write_rows(struct srv_export *ex, json_t *rows, struct evbuff
     }
 }
 
+static void export_next(struct evhttp_connection *c, void *arg);
+
+static void export_retry(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    export_next(NULL, arg);
+}
+
 static void export_next(struct evhttp_connection *c, void *arg)
 {
     (void)c;
     struct srv_export *ex = arg;
     json_t *rows = NULL;
     char err[256];
-    if (store_events_page(ex->srv->store, ex->after, ex->since, ex->until, EXPORT_PAGE, &rows, err,
-                          sizeof err) != 0) {
-        /* Headers are gone already: end the stream; the client sees it short. */
-        ex->srv->m.store_errors++;
-        log_error("server", "export: %s", err);
-        rows = json_array();
+    int rc = store_events_page(ex->srv->store, ex->after, ex->since, ex->until, EXPORT_PAGE, &rows, err, sizeof err);
+    if (rc == STORE_BUSY && !ex->retried) {
+        ex->retried = true;
+        struct timeval tv = {EXPORT_RETRY_MS / 1000, (EXPORT_RETRY_MS % 1000) * 1000};
+        if (!ex->retry)
+            ex->retry = evtimer_new(ex->srv->base, export_retry, ex);
+        if (ex->retry && evtimer_add(ex->retry, &tv) == 0) {
+            log_warn("server", "export: %s: reading the page after event %lld once more", err,
+                     (long long)ex->after);
+            return;
+        }
     }
+    if (rc != 0) {
+        /* The status line is gone already: drop the connection without the
+         * last chunk, so that the client sees the export cut short. */
+        ex->srv->m.store_errors++;
+        log_error("server", "export: %s: the export is cut short after event %lld", err, (long long)ex->after);
+        export_abort(ex);
+        return;
+    }
+    if (json_array_size(rows) > 0)
+        ex->retried = false;
     if (json_array_size(rows) == 0) {
         json_decref(rows);
         srv_conn_on_close(ex->srv, evhttp_request_get_connection(ex->r), NULL, NULL);
@@ -110,7 +167,7 @@ void srv_export_start(struct srv_req *rq, int64_t since, int64_t until, bool csv
         srv_reply_error(rq, 503, "out of memory");
         return;
     }
-    *ex = (struct srv_export){rq->srv, rq->r, 0, since, until, csv};
+    *ex = (struct srv_export){.srv = rq->srv, .r = rq->r, .since = since, .until = until, .csv = csv};
     rq->srv->exports++;
     rq->srv->m.requests[2]++;
     struct evkeyvalq *h = evhttp_request_get_output_headers(rq->r);

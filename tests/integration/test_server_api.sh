@@ -591,6 +591,46 @@ out=$(awk 'NR == 2 {held = $0; next} {print} NR == 3 {print held}' "$T/trail.jso
 assert_contains "$out" "goes back (inserted or reordered event)"
 out=$(printf '{"n":1,"not":"an event"}\n' | "$H" audit verify --file - 2>&1) && fail "a non-export verified"
 assert_contains "$out" "line 1 is not an exported event"
+assert_contains "$("$H" audit verify --file "$T/trail.jsonl")" "starts at event 1, the beginning of the trail"
+
+log "verify --file: duplicate keys, a key no export has, a file without its first lines, a line too long"
+# Parsers differ on which of two equal keys counts: a line with both is refused.
+python3 - "$T/trail.jsonl" "$T" <<'PY'
+import json, sys
+lines = open(sys.argv[1]).read().splitlines()
+out = sys.argv[2]
+second = json.loads(lines[1])
+def write(name, i, text):
+    with open(out + "/" + name, "w") as f:
+        f.write("\n".join(lines[:i] + [text] + lines[i + 1:]) + "\n")
+# "user" twice: jansson keeps the last, the hash covers the last.
+u = json.dumps(second, separators=(",", ":"))
+write("dupuser.jsonl", 1, u.replace('"user":', '"user":"mallory","user":', 1))
+d = json.dumps(second, separators=(",", ":"))
+write("dupdata.jsonl", 1, d.replace('"data":{', '"data":{"decision":"deny",', 1))
+second["decision"] = "deny"
+write("extra.jsonl", 1, json.dumps(second, separators=(",", ":")))
+PY
+for f in dupuser dupdata; do
+  out=$("$H" audit verify --file "$T/$f.jsonl") && fail "a line with a duplicate key verified ($f): $out"
+  assert_contains "$out" "line 2 is not an exported event (duplicate object key"
+done
+out=$("$H" audit verify --file "$T/extra.jsonl") && fail "a line with a key no export writes verified: $out"
+assert_contains "$out" "line 2 has a key an exported event does not have (added): decision"
+# A file cut at its start still ends at the head: the output says where it starts.
+out=$(sed '1,2d' "$T/trail.jsonl" | "$H" audit verify --file -) || fail "a tail of the trail does not verify: $out"
+assert_contains "$out" "starts at event 3: events 1 to 2 are not in the file"
+# A line past 64 MiB is read past, never held whole (a virtual memory cap of
+# 512 MiB would not hold the parse of it), and the events after it still count.
+python3 -c '
+import sys
+with open(sys.argv[1], "w") as f:
+    f.write("{\"n\":1,\"data\":[" + "1," * (33 * 1024 * 1024) + "1]}\n")
+    f.write(open(sys.argv[2]).read())' "$T/long.jsonl" "$T/trail.jsonl"
+out=$(ulimit -v 524288; "$H" audit verify --file "$T/long.jsonl" 2>&1) && fail "a file with an overlong line verified: $out"
+assert_contains "$out" "line 1 is longer than 64 MiB: not an exported event (not read)"
+assert_contains "$out" "checked $nev events of the file (1 to $nev)"
+rm -f "$T/long.jsonl"
 
 log "audit verify catches a row edited, deleted or reordered in the database itself"
 orig=$(dbsql "select data from events where id = 'a2'")

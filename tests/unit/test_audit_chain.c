@@ -151,6 +151,93 @@ static void an_export_verifies_on_its_own(void **state)
     free(text);
 }
 
+static const char *first_problem(json_t *rep)
+{
+    return json_string_value(json_object_get(json_array_get(json_object_get(rep, "problems"), 0), "problem"));
+}
+
+/* The reader of an exported file: lines longer than its read-ahead block, a
+ * last line without a newline, CRLF; a NUL byte, a duplicate key (at the
+ * top or inside data) or a key no export writes is a problem; where the
+ * file starts is in the report. */
+static void file_lines_are_read_whole_and_strictly(void **state)
+{
+    (void)state;
+    /* one event with a 200 kB statement: three read-ahead blocks */
+    size_t big = 200000;
+    char *txt = malloc(big + 1);
+    memset(txt, 'x', big);
+    txt[big] = '\0';
+    char *data = NULL, *out = NULL;
+    size_t dlen = 0, olen = 0;
+    FILE *d = open_memstream(&data, &dlen);
+    fprintf(d, "{\"text\":\"%s\"}", txt);
+    fclose(d);
+    struct audit_record a = {1, "e1", "s1", "statement", "alice", data, 1, 1000, AUDIT_GENESIS_HASH, 0};
+    char ha[65];
+    audit_chain_hash(&a, ha);
+    FILE *f = open_memstream(&out, &olen);
+    fprintf(f, "{\"n\":1,\"id\":\"e1\",\"session_id\":\"s1\",\"seq\":1,\"type\":\"statement\",\"time\":1000,"
+               "\"user\":\"alice\",\"data\":%s,\"prev_hash\":\"%s\",\"hash\":\"%s\"}\r\n",
+            data, AUDIT_GENESIS_HASH, ha);
+    fclose(f);
+    json_t *rep = verify_text(out);
+    assert_true(json_is_true(json_object_get(rep, "ok")));
+    assert_true(json_is_true(json_object_get(rep, "from_start")));
+    json_decref(rep);
+    out[olen - 2] = '\0'; /* no newline at the end */
+    rep = verify_text(out);
+    assert_true(json_is_true(json_object_get(rep, "ok")));
+    json_decref(rep);
+    free(out);
+    free(data);
+    free(txt);
+
+    char *text = two_event_export();
+    /* the second line alone: intact, but not from the start */
+    rep = verify_text(strchr(text, '\n') + 1);
+    assert_true(json_is_true(json_object_get(rep, "ok")));
+    assert_false(json_is_true(json_object_get(rep, "from_start")));
+    assert_int_equal(json_integer_value(json_object_get(rep, "first")), 2);
+    json_decref(rep);
+
+    /* the user twice: jansson would keep the last, other parsers the first */
+    char buf[4096];
+    char *u = strstr(text, "\"user\":\"alice\"");
+    snprintf(buf, sizeof buf, "%.*s\"user\":\"mallory\",%s", (int)(u - text), text, u);
+    rep = verify_text(buf);
+    assert_false(json_is_true(json_object_get(rep, "ok")));
+    assert_non_null(strstr(first_problem(rep), "duplicate object key"));
+    json_decref(rep);
+    /* a key twice inside data */
+    char *c = strstr(text, "{\"connection\"");
+    snprintf(buf, sizeof buf, "%.*s{\"connection\":\"dev\",%s", (int)(c - text), text, c + 1);
+    rep = verify_text(buf);
+    assert_false(json_is_true(json_object_get(rep, "ok")));
+    assert_non_null(strstr(first_problem(rep), "duplicate object key"));
+    json_decref(rep);
+    /* a key no export writes */
+    snprintf(buf, sizeof buf, "{\"decision\":\"deny\",%s", text + 1);
+    rep = verify_text(buf);
+    assert_false(json_is_true(json_object_get(rep, "ok")));
+    assert_non_null(strstr(first_problem(rep), "does not have (added): decision"));
+    json_decref(rep);
+
+    /* a NUL byte ends nothing: the line with it is not an event */
+    size_t tl = strlen(text);
+    memcpy(buf, text, tl);
+    char *nl = memchr(buf, '\n', tl);
+    memmove(nl + 3, nl, tl - (size_t)(nl - buf));
+    memcpy(nl, "\0xx", 3);
+    FILE *m = fmemopen(buf, tl + 3, "r");
+    assert_int_equal(audit_verify_jsonl(m, &rep, buf + 3000, 128), 0);
+    fclose(m);
+    assert_false(json_is_true(json_object_get(rep, "ok")));
+    assert_non_null(strstr(first_problem(rep), "line 1 is not an exported event"));
+    json_decref(rep);
+    free(text);
+}
+
 /* A chain of n events of base() after prev, with their hashes in h[]. */
 static void make_chain(struct audit_record *r, char h[][65], int n, int64_t first, const char *prev)
 {
@@ -275,6 +362,7 @@ int main(void)
         cmocka_unit_test(hash_is_stable_hex),
         cmocka_unit_test(an_export_verifies_on_its_own),
         cmocka_unit_test(bad_lines_are_problems),
+        cmocka_unit_test(file_lines_are_read_whole_and_strictly),
         cmocka_unit_test(the_walk_names_each_kind_of_damage),
         cmocka_unit_test(receive_time_is_hashed_and_old_rows_keep_theirs),
         cmocka_unit_test(every_field_changes_the_hash),
