@@ -168,7 +168,8 @@ int audit_verify_jsonl(FILE *in, json_t **report, char *err, size_t errlen)
         return -1;
     }
     *lr = (struct line_reader){.in = in};
-    int64_t lineno = 0;
+    int64_t lineno = 0, cut_n = -1; /* the checkpoint the last retention event names */
+    char cut_hash[65] = "";
     int got;
     while ((got = read_line(lr)) > 0) {
         lineno++;
@@ -225,6 +226,11 @@ int audit_verify_jsonl(FILE *in, json_t **report, char *err, size_t errlen)
                                  .seq = json_integer_value(seq), .ts = json_integer_value(ts), .prev_hash = prev,
                                  .received_at = json_is_integer(recv) ? json_integer_value(recv) : 0};
         audit_walk_event(&w, &r, hash);
+        if (strcmp(r.type, AUDIT_RETENTION_TYPE) == 0) {
+            const char *ch = str(data, "checkpoint_hash");
+            cut_n = json_integer_value(json_object_get(data, "checkpoint_n"));
+            snprintf(cut_hash, sizeof cut_hash, "%s", ch ? ch : "");
+        }
         free(text);
         json_decref(ev);
     }
@@ -243,9 +249,14 @@ int audit_verify_jsonl(FILE *in, json_t **report, char *err, size_t errlen)
     /* Where the file starts: at the trail's beginning (event 1, linked to
      * the genesis), or later, with the events before it not in the file. */
     bool from_start = w.checked > 0 && w.first == 1 && !strcmp(w.first_prev, AUDIT_GENESIS_HASH);
-    *report = json_pack("{s:b,s:I,s:I,s:I,s:s,s:s,s:b,s:o}", "ok", w.checked > 0 && json_array_size(w.problems) == 0,
-                        "checked", (json_int_t)w.checked, "first", (json_int_t)w.first, "last",
-                        (json_int_t)w.last, "first_prev_hash", w.first_prev, "last_hash", w.last_hash,
-                        "from_start", from_start, "problems", w.problems);
+    /* Or right after the checkpoint that the file's own last retention event
+     * names (chained, so it is the server's word): the whole trail kept. */
+    bool from_checkpoint = w.checked > 0 && cut_n >= 0 && w.first == cut_n + 1 &&
+                           !strcmp(w.first_prev, cut_hash);
+    *report = json_pack("{s:b,s:I,s:I,s:I,s:s,s:s,s:b,s:b,s:o}", "ok",
+                        w.checked > 0 && json_array_size(w.problems) == 0, "checked", (json_int_t)w.checked,
+                        "first", (json_int_t)w.first, "last", (json_int_t)w.last, "first_prev_hash",
+                        w.first_prev, "last_hash", w.last_hash, "from_start", from_start, "from_checkpoint",
+                        from_checkpoint, "problems", w.problems);
     return 0;
 }

@@ -51,6 +51,9 @@ static int audit_verify_file(const char *path, struct cli_context *ctx)
         long long first = (long long)json_integer_value(json_object_get(rep, "first"));
         if (json_is_true(json_object_get(rep, "from_start")))
             printf("starts at event 1, the beginning of the trail\n");
+        else if (json_is_true(json_object_get(rep, "from_checkpoint")))
+            printf("starts at event %lld, right after the retention checkpoint that the file's last retention"
+                   " event records: the whole trail kept\n", first);
         else if (checked > 0 && first > 1)
             printf("starts at event %lld: events 1 to %lld are not in the file (it is the whole trail only"
                    " if audit verify reports checkpoint %lld)\n", first, first - 1, first - 1);
