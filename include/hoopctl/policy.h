@@ -120,6 +120,8 @@ struct policy_stmt {
     bool returning;        /* has a non-empty RETURNING list (its own or a CTE's) */
     bool copy_csv;         /* COPY in CSV format (else text, or copy_custom_format) */
     bool copy_header;      /* COPY with a header line */
+    bool locks_rows;       /* a SELECT ... FOR UPDATE/NO KEY UPDATE/SHARE/KEY SHARE (its own or a
+                              subquery's or CTE's) */
 };
 
 /* The classification of one input string (one or more statements). */
@@ -139,6 +141,28 @@ struct policy;
 int policy_classify(const char *sql, struct policy_session *session,
                     struct policy_analysis *out, char err[POLICY_ERR_MAX]);
 void policy_analysis_free(struct policy_analysis *a);
+
+/* What a built-in does beyond returning a value (src/policy/builtins.c, the
+ * one list of them). */
+enum policy_builtin_effect {
+    POLICY_BUILTIN_KEEPS_VALUE = 1u << 0,  /* keeps a value where a later statement reads it (a
+                                              setting, a large object, a lock's key, a slot's name) */
+    POLICY_BUILTIN_OUTSIDE_TX = 1u << 1,   /* acts outside the transaction (ROLLBACK does not undo
+                                              it) or on other sessions: session advisory locks,
+                                              pg_terminate_backend, replication slots, WAL, reloads */
+    POLICY_BUILTIN_SERVER_FILE = 1u << 2,  /* reads or writes the server's files (pg_read_file,
+                                              lo_export, adminpack) */
+};
+/* The effects of the function called name (the last part of a qualified
+ * name, matched without regard to case, whatever the schema); 0 for others. */
+unsigned policy_builtin_effects(const char *name);
+/* hoopctl mcp's read-only check: NULL when every statement of a is a plain
+ * read (SELECT, VALUES, TABLE, WITH of reads, EXPLAIN, SHOW) that calls no
+ * built-in with POLICY_BUILTIN_OUTSIDE_TX or POLICY_BUILTIN_SERVER_FILE, runs
+ * no SQL from text and locks no rows. Otherwise why it is not one (static
+ * text), with the statement kind or function refused in what. Functions that
+ * views and user functions call are not seen. */
+const char *policy_analysis_not_read(const struct policy_analysis *a, char *what, size_t whatlen);
 /* The facts as names ("no_where", "runs_code", ...), for output and rules. */
 const char *policy_fact_name(unsigned fact_bit);
 /* The classification as JSON (new reference). */

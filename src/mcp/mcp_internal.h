@@ -59,6 +59,7 @@ struct mcp_rows {
     long max_rows;
     size_t max_bytes;
     bool truncated;
+    bool columns_cut;         /* the column names alone did not fit max_bytes */
     const char *truncated_by; /* "max_rows" or "max_bytes" */
 };
 void mcp_rows_init(struct mcp_rows *r, long max_rows, size_t max_bytes);

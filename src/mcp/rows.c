@@ -107,9 +107,19 @@ int mcp_rows_set_columns(struct mcp_rows *r, const PGresult *res)
     r->rows = json_array();
     if (!r->columns || !r->rows)
         return -1;
-    for (int c = 0; c < PQnfields(res); c++)
-        if (json_array_append_new(r->columns, text_json(PQfname(res, c), strlen(PQfname(res, c)))) < 0)
+    /* The names count against max_bytes as rows do ("name", at the least):
+     * a list that does not fit is cut, and no row follows. */
+    for (int c = 0; c < PQnfields(res); c++) {
+        size_t len = strlen(PQfname(res, c));
+        if (r->bytes + len + 3 > r->max_bytes) {
+            r->truncated = r->columns_cut = true;
+            r->truncated_by = "max_bytes";
+            break;
+        }
+        r->bytes += len + 3;
+        if (json_array_append_new(r->columns, text_json(PQfname(res, c), len)) < 0)
             return -1;
+    }
     return 0;
 }
 
@@ -206,6 +216,11 @@ json_t *mcp_rows_finish(struct mcp_rows *r, const char *command)
                      "result truncated: only the first %ld rows are shown (the row limit is %ld); "
                      "narrow the query (WHERE, LIMIT, fewer columns) to see the rest",
                      r->count, r->max_rows);
+        else if (r->columns_cut)
+            snprintf(note, sizeof note,
+                     "result truncated: the column names alone are over the result limit of %zu "
+                     "bytes (only the first %zu are shown, and no rows); select fewer columns",
+                     r->max_bytes, json_array_size(r->columns ? r->columns : json_object_get(out, "columns")));
         else
             snprintf(note, sizeof note,
                      "result truncated: only the first %ld rows are shown (the result limit is "

@@ -179,19 +179,105 @@ static void handle_notification(struct mcp_server *srv, const char *method)
         log_debug("mcp", "ignoring notification %.*s", mcp_utf8_prefix(method, 100), method);
 }
 
+/* The end of the JSON string that starts at s[i] (a '"'): the index after
+ * its closing quote, or n. */
+static size_t skip_string(const char *s, size_t i, size_t n)
+{
+    for (i++; i < n; i++) {
+        if (s[i] == '\\')
+            i++;
+        else if (s[i] == '"')
+            return i + 1;
+    }
+    return n;
+}
+
+/* The "id" of a message that did not parse (a number out of range
+ * elsewhere, or a line over MCP_MAX_LINE of which this is the start): a
+ * string or integer value of a top-level "id" key, found by a scan that
+ * skips strings and nested values. NULL when there is none to be had (or
+ * two). */
+static json_t *scan_id(const char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n && strchr(" \t\r", s[i]))
+        i++;
+    if (i >= n || s[i] != '{')
+        return NULL;
+    int depth = 0;
+    bool key_next = false;
+    json_t *found = NULL;
+    for (; i < n; i++) {
+        char c = s[i];
+        if (c == '{' || c == '[') {
+            depth++;
+            key_next = depth == 1 && c == '{';
+        } else if (c == '}' || c == ']') {
+            if (--depth <= 0)
+                return found;
+        } else if (c == ',' && depth == 1) {
+            key_next = true;
+        } else if (c == '"') {
+            size_t end = skip_string(s, i, n);
+            bool is_id = depth == 1 && key_next && end - i == 4 && memcmp(s + i, "\"id\"", 4) == 0;
+            key_next = false;
+            i = end - 1;
+            if (!is_id)
+                continue;
+            if (found) { /* a second "id": which one is meant is not known */
+                json_decref(found);
+                return NULL;
+            }
+            size_t v = end;
+            while (v < n && strchr(" \t\r", s[v]))
+                v++;
+            if (v >= n || s[v] != ':')
+                break;
+            for (v++; v < n && strchr(" \t\r", s[v]); v++)
+                ;
+            size_t e = v;
+            if (v < n && s[v] == '"')
+                e = skip_string(s, v, n);
+            else
+                while (e < n && (s[e] == '-' || (s[e] >= '0' && s[e] <= '9')))
+                    e++;
+            if (e < n && (!s[e] || !strchr(" \t\r,}", s[e])))
+                return NULL; /* 1e400, 1.5, true, {...}: no id to answer with */
+            json_t *id = e > v && e - v <= 4096 ? json_loadb(s + v, e - v, JSON_DECODE_ANY, NULL) : NULL;
+            if (!id || (!json_is_string(id) && !json_is_integer(id))) {
+                json_decref(id);
+                return NULL;
+            }
+            found = id;
+            i = e - 1;
+        }
+    }
+    return found;
+}
+
+/* An error answer to a message that did not parse, with its id when one
+ * can be found. */
+static char *rpc_error_scanned(const char *line, size_t len, int code, const char *text)
+{
+    json_t *id = scan_id(line, len);
+    char *out = rpc_error(id, code, text);
+    json_decref(id);
+    return out;
+}
+
 char *mcp_server_handle_line(struct mcp_server *srv, const char *line, size_t len)
 {
     if (len > MCP_MAX_LINE) {
         char msg[128];
         snprintf(msg, sizeof msg, "invalid request: a message may be at most %d bytes", MCP_MAX_LINE);
-        return rpc_error(NULL, MCP_RPC_INVALID_REQUEST, msg);
+        return rpc_error_scanned(line, len, MCP_RPC_INVALID_REQUEST, msg);
     }
     json_error_t jerr;
     json_t *msg = json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
     if (!msg) {
         char text[300];
         snprintf(text, sizeof text, "parse error: %s (column %d)", jerr.text, jerr.column);
-        return rpc_error(NULL, MCP_RPC_PARSE_ERROR, text);
+        return rpc_error_scanned(line, len, MCP_RPC_PARSE_ERROR, text);
     }
     char *out = NULL;
     if (json_is_array(msg)) {

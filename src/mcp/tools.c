@@ -2,6 +2,7 @@
  * and check_review; their schemas, argument checks, and how each outcome
  * (rows, held for review, refused) becomes a CallToolResult. */
 #include "mcp_internal.h"
+#include "hoopctl/policy.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,7 +38,12 @@ json_t *mcp_tools_list(const struct mcp_config *cfg)
           "rows and bytes; a truncated result carries a note. A statement that needs a human's "
           "approval comes back as held, with a review id to poll with check_review."
         : "Run one read-only SQL statement on PostgreSQL through hoopctl and get the rows back as "
-          "JSON. It runs in a READ ONLY transaction: writes are refused. Results are limited in "
+          "JSON. Only plain reads are accepted (SELECT, VALUES, TABLE, WITH of reads, EXPLAIN, "
+          "SHOW); COPY, CHECKPOINT and other utility statements, SELECT ... FOR UPDATE, and "
+          "functions that act outside the transaction or on the server's files "
+          "(pg_terminate_backend, pg_cancel_backend, session advisory locks, replication slots, "
+          "pg_reload_conf, pg_read_file, dblink, ...) are refused, and it runs in a READ ONLY "
+          "transaction. Results are limited in "
           "rows and bytes; a truncated result carries a note. A statement that needs a human's "
           "approval comes back as held, with a review id to poll with check_review.";
     return json_pack(
@@ -142,6 +148,39 @@ static int arg_string(json_t *args, const char *name, const char **out)
     return 0;
 }
 
+/* Read-only mode (no --allow-writes): before the READ ONLY transaction,
+ * which does not stop what acts outside it (pg_terminate_backend, session
+ * advisory locks, COPY TO PROGRAM, replication slots, pg_reload_conf,
+ * CHECKPOINT), the statement must parse as a plain read. Fills o with the
+ * refusal and returns false otherwise. */
+static bool read_only_allows(const char *sql, struct mcp_outcome_info *o)
+{
+    struct policy_analysis a;
+    char err[POLICY_ERR_MAX], what[3 * POLICY_NAME_MAX + 16] = "";
+    const char *why = NULL;
+    memset(o, 0, sizeof *o);
+    if (policy_classify(sql, NULL, &a, err) < 0) {
+        o->kind = MCP_OUTCOME_ERROR;
+        snprintf(o->sqlstate, sizeof o->sqlstate, "42601");
+        mcp_textf(o->message, sizeof o->message,
+                  "hoopctl mcp is read-only and runs only SQL it can check; this did not parse: %s", err);
+        return false;
+    }
+    why = policy_analysis_not_read(&a, what, sizeof what);
+    policy_analysis_free(&a);
+    if (!why)
+        return true;
+    o->kind = MCP_OUTCOME_ERROR;
+    snprintf(o->sqlstate, sizeof o->sqlstate, "25006");
+    mcp_textf(o->message, sizeof o->message,
+              "hoopctl mcp is read-only (started without --allow-writes) and refused %s: %s. "
+              "Only plain reads run: SELECT, VALUES, TABLE, WITH of reads, EXPLAIN, SHOW, without "
+              "functions that act outside the transaction or on the server's files. Restart "
+              "hoopctl mcp with --allow-writes to let the connection's policy decide instead.",
+              what, why);
+    return false;
+}
+
 static json_t *call_query(struct mcp_db *db, json_t *args, int *code, char *msg, size_t msglen)
 {
     const char *sql;
@@ -184,7 +223,9 @@ static json_t *call_query(struct mcp_db *db, json_t *args, int *code, char *msg,
         values[i] = texts[i];
     }
     struct mcp_outcome_info o;
-    mcp_db_run(db, sql, (int)n, values, !mcp_db_config(db)->allow_writes, true, &o);
+    bool read_only = !mcp_db_config(db)->allow_writes;
+    if (!read_only || read_only_allows(sql, &o))
+        mcp_db_run(db, sql, (int)n, values, read_only, true, &o);
     result = outcome_result(&o);
     mcp_outcome_clear(&o);
 out:

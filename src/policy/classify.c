@@ -113,6 +113,7 @@ int policy_stmt_merge(struct policy_stmt *into, const struct policy_stmt *from)
             return -1;
     into->facts |= from->facts;
     into->returning = into->returning || from->returning;
+    into->locks_rows = into->locks_rows || from->locks_rows;
     return 0;
 }
 
@@ -151,6 +152,7 @@ int policy_stmt_copy(struct policy_stmt *dst, const struct policy_stmt *src)
     dst->category = src->category;
     dst->copy_csv = src->copy_csv;
     dst->copy_header = src->copy_header;
+    dst->locks_rows = src->locks_rows;
     memcpy(dst->fingerprint, src->fingerprint, sizeof(dst->fingerprint));
     return 0;
 }
@@ -307,18 +309,14 @@ const char *policy_kind_category(const char *kind)
 }
 
 /* Functions that run SQL given as text (the parser cannot see it: it runs
- * code), and functions that read or write files on the server. Matched by
- * the last part of the name, whatever the schema. */
+ * code). Matched by the last part of the name, whatever the schema. (Those
+ * that read or write files on the server: policy_builtin_effects.) */
 static const char *const sql_text_functions[] = {
     "dblink", "dblink_exec", "dblink_open", "dblink_send_query", "query_to_xml", "query_to_xmlschema",
     "query_to_xml_and_xmlschema", "table_to_xml", "table_to_xmlschema", "table_to_xml_and_xmlschema",
     "cursor_to_xml", "schema_to_xml", "schema_to_xml_and_xmlschema", "database_to_xml",
     "database_to_xml_and_xmlschema", "ts_stat", "crosstab", "crosstab2", "crosstab3", "crosstab4", "connectby",
     "xpath_table", NULL,
-};
-static const char *const server_file_functions[] = {
-    "pg_read_file", "pg_read_binary_file", "pg_ls_dir", "pg_stat_file", "lo_import", "lo_export",
-    "pg_file_write", "pg_file_rename", "pg_file_unlink", NULL,
 };
 
 /* pg_catalog's functions that take a whole row as their one argument (a
@@ -929,7 +927,7 @@ static int walk_node(struct walker *w, const char *type, json_t *n, bool write)
         if (name_in(name, sql_text_functions) ||
             (name_in(name, ts_rewrite) && json_array_size(json_object_get(n, "args")) == 2))
             st->facts |= POLICY_FACT_RUNS_CODE | POLICY_FACT_DYNAMIC_SQL;
-        if (name_in(name, server_file_functions))
+        if (policy_builtin_effects(name) & POLICY_BUILTIN_SERVER_FILE)
             st->facts |= POLICY_FACT_COPY_PROGRAM;
         /* set_config('name', value, is_local) is SET name: judged as that
          * setting when its name is written out (pg_dump's
@@ -1024,6 +1022,8 @@ static int walk_node(struct walker *w, const char *type, json_t *n, bool write)
         bool values_only = json_object_get(n, "valuesLists") && !json_object_get(n, "fromClause");
         if (!(values_only && w->stmt_depth > 0) && set_kind(w, "SELECT") < 0)
             return -1;
+        if (json_array_size(json_object_get(n, "lockingClause")))
+            st->locks_rows = true;
         json_t *into = json_object_get(n, "intoClause");
         if (into) {
             if (set_kind(w, "SELECT_INTO") < 0)

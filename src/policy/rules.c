@@ -711,28 +711,12 @@ static bool stmt_copies_values(const struct policy_stmt *st)
     /* Built-ins that keep a value where a later statement reads it: a
      * setting (and the ParameterStatus it sends), a large object's data,
      * size or OID, a replication origin's or slot's name, a lock's key, a
-     * sequence, a WAL message or restore point, a file. */
-    static const char *const funcs[] = {"pg_notify", "set_config", "lo_from_bytea", "lo_put", "lowrite",
-                                        "lo_create", "lo_import", "lo_export", "lo_truncate", "lo_truncate64",
-                                        "pg_replication_origin_create", "pg_replication_origin_advance",
-                                        "pg_replication_origin_session_setup", "pg_replication_origin_xact_setup",
-                                        "pg_create_physical_replication_slot", "pg_create_logical_replication_slot",
-                                        "pg_copy_physical_replication_slot", "pg_copy_logical_replication_slot",
-                                        "pg_create_restore_point", "pg_backup_start", "pg_file_write",
-                                        "pg_logical_emit_message", "setval", "pg_advisory_lock",
-                                        "pg_advisory_lock_shared", "pg_advisory_xact_lock",
-                                        "pg_advisory_xact_lock_shared", "pg_try_advisory_lock",
-                                        "pg_try_advisory_lock_shared", "pg_try_advisory_xact_lock",
-                                        "pg_try_advisory_xact_lock_shared", NULL};
+     * sequence, a WAL message or restore point, a file (builtins.c). */
     if (policy_stmt_has_kind(st, kinds))
         return true;
-    for (size_t i = 0; i < st->nfunctions; i++) {
-        const char *dot = strrchr(st->functions[i], '.');
-        const char *base = dot ? dot + 1 : st->functions[i];
-        for (size_t k = 0; funcs[k]; k++)
-            if (strcmp(base, funcs[k]) == 0)
-                return true;
-    }
+    for (size_t i = 0; i < st->nfunctions; i++)
+        if (policy_builtin_effects(st->functions[i]) & POLICY_BUILTIN_KEEPS_VALUE)
+            return true;
     return false;
 }
 

@@ -1,6 +1,7 @@
 #!/bin/bash
 # hoopctl mcp on malformed input: every bad line gets its JSON-RPC error
-# (-32700, -32600, -32601, -32602), an oversized line is answered and skipped,
+# (-32700, -32600, -32601, -32602; with the request's id when a scan finds
+# it), an oversized line is answered and skipped, --max-bytes counts columns,
 # stdout carries nothing but protocol, and the server keeps serving; bad
 # command lines are usage errors.
 source "$(dirname "$0")/lib/harness.sh"
@@ -25,6 +26,9 @@ in=$HARNESS_TMP/in.jsonl
   echo ''
   head -c $((2 * 1024 * 1024)) /dev/zero | tr '\0' 'a'; echo   # 2 MiB line
   echo '{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"query","arguments":{"sql":"select 6 * 7 as answer"}}}'
+  # a number out of range, and a line over the limit: answered with their ids
+  echo '{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"query","arguments":{"sql":"select $1::text","params":[1e400]}}}'
+  python3 -c 'import json; print(json.dumps({"jsonrpc":"2.0","id":"ten","method":"tools/call","params":{"name":"query","arguments":{"sql":"select 1 --"+"x"*1048576}}}))'
   printf '{"jsonrpc":"2.0","id":"last","method":"ping"}'          # no final newline
 } >"$in"
 
@@ -41,9 +45,9 @@ lines = open(sys.argv[1], 'rb').read().split(b'\n')
 assert lines[-1] == b'', 'output ends with a newline'
 msgs = [json.loads(l) for l in lines[:-1]]   # every stdout line is JSON
 want = [  # (id, error code or None)
-    (1, None), (None, -32700), (None, -32700), (None, -32700), (None, -32600), (None, -32600),
+    (1, None), (2, -32700), (None, -32700), (3, -32700), (None, -32600), (None, -32600),
     (None, -32600), (4, -32600), (5, -32601), (6, -32602), (7, -32602), (None, -32600),
-    (8, None), ('last', None),
+    (8, None), (9, -32700), ('ten', -32600), ('last', None),
 ]
 got = [(m.get('id'), m.get('error', {}).get('code')) for m in msgs]
 assert got == want, f'got {got}'
@@ -57,6 +61,21 @@ res = msgs[12]['result']
 assert res['isError'] is False
 assert json.loads(res['content'][0]['text'])['rows'] == [{'answer': 42}]
 print('jsonrpc ok')
+PY
+
+# --max-bytes counts the column list: 1600 long column names answer a few
+# hundred bytes with --max-bytes 64, not the whole list (107 KB).
+PYTHONPATH="$HOOPCTL_ROOT/tests/integration/mcp" python3 - "$H" "$DSN" <<'PY'
+import sys, json
+from rpc import Mcp
+m = Mcp([sys.argv[1], 'mcp', '--dsn', sys.argv[2], '--max-bytes', '64'])
+cols = ', '.join(f"1 as \"{'c' * 55}{i:07d}\"" for i in range(1600))
+err, text, j = m.tool('query', {'sql': 'select ' + cols})
+assert not err and j['truncated'] is True and j['rows'] == [] and j['columns'] == [], text[:300]
+assert 'column names alone' in j['note'], j['note']
+assert len(text) < 1024, f'{len(text)} bytes with --max-bytes 64'
+m.close()
+print('max-bytes counts columns ok')
 PY
 
 # Nothing on stdin: a clean exit and no output.

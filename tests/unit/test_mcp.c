@@ -53,7 +53,14 @@ static void malformed_messages_get_the_right_errors(void **state)
     struct mcp_server *s = new_server(false);
     static const struct { const char *line; int code; bool null_id; } cases[] = {
         {"{not json", MCP_RPC_PARSE_ERROR, true},
-        {"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"", MCP_RPC_PARSE_ERROR, true},
+        /* A message that does not parse is answered with its top-level id
+         * when a scan finds one (and only one, a string or an integer). */
+        {"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"", MCP_RPC_PARSE_ERROR, false},
+        {"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"query\",\"arguments\":{\"sql\":\"select $1\",\"params\":[1e400]}}}", MCP_RPC_PARSE_ERROR, false},
+        {"{\"params\":{\"id\":2,\"x\":[\"}\\\"\",{\"id\":3}]},\"jsonrpc\":\"2.0\", \"id\" : 1 ,\"method\":\"ping\",\"y\":1e400}", MCP_RPC_PARSE_ERROR, false},
+        {"{\"jsonrpc\":\"2.0\",\"id\":1e400,\"method\":\"ping\"}", MCP_RPC_PARSE_ERROR, true},
+        {"{\"jsonrpc\":\"2.0\",\"id\":1,\"id\":1,\"y\":1e400}", MCP_RPC_PARSE_ERROR, true},
+        {"{\"jsonrpc\":\"2.0\",\"method\":\"ping\",\"x\":1e400}", MCP_RPC_PARSE_ERROR, true},
         {"\"just a string\"", MCP_RPC_INVALID_REQUEST, true},
         {"[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}]", MCP_RPC_INVALID_REQUEST, true},
         {"{\"id\":1,\"method\":\"ping\"}", MCP_RPC_INVALID_REQUEST, false},
@@ -382,11 +389,22 @@ static void limits_truncate_with_a_note(void **state)
     assert_true(json_is_true(json_object_get(b, "truncated")));
     assert_non_null(strstr(json_string_value(json_object_get(b, "note")), "row limit is 3"));
     json_decref(b);
-    /* The byte limit: each row is {"id":N,"id_2":"xxxxxxxxxx"} = 29 bytes + 1. */
-    b = rows_of(5, "xxxxxxxxxx", 10, 65);
+    /* The byte limit: the column names count ("id" twice, 5 bytes each),
+     * and each row is {"id":N,"id_2":"xxxxxxxxxx"} = 29 bytes + 1. */
+    b = rows_of(5, "xxxxxxxxxx", 10, 75);
     assert_int_equal(json_array_size(json_object_get(b, "rows")), 2);
     assert_true(json_is_true(json_object_get(b, "truncated")));
-    assert_non_null(strstr(json_string_value(json_object_get(b, "note")), "65 bytes"));
+    assert_non_null(strstr(json_string_value(json_object_get(b, "note")), "75 bytes"));
+    json_decref(b);
+    b = rows_of(5, "xxxxxxxxxx", 10, 65);
+    assert_int_equal(json_array_size(json_object_get(b, "rows")), 1);
+    json_decref(b);
+    /* A column list over the limit is cut, with no rows. */
+    b = rows_of(5, "xxxxxxxxxx", 10, 7);
+    assert_int_equal(json_array_size(json_object_get(b, "columns")), 1);
+    assert_int_equal(json_array_size(json_object_get(b, "rows")), 0);
+    assert_true(json_is_true(json_object_get(b, "truncated")));
+    assert_non_null(strstr(json_string_value(json_object_get(b, "note")), "only the first 1 are shown"));
     json_decref(b);
     /* A single row larger than the limit leaves none, and says so. */
     b = rows_of(1, "xxxxxxxxxx", 10, 20);

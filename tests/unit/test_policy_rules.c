@@ -842,6 +842,104 @@ static void test_review_text(void **state)
     policy_session_free(s);
 }
 
+/* hoopctl mcp's read-only check (policy_analysis_not_read): plain reads
+ * pass; COPY, utility statements, row locks, SQL run from text and the
+ * built-ins that act outside the transaction or on the server's files are
+ * refused, by name in any case and under any schema. */
+static const char *not_read(const char *sql, char *what, size_t whatlen)
+{
+    struct policy_analysis a;
+    char err[POLICY_ERR_MAX];
+    if (policy_classify(sql, NULL, &a, err) != 0)
+        fail_msg("%s: %s", sql, err);
+    const char *why = policy_analysis_not_read(&a, what, whatlen);
+    policy_analysis_free(&a);
+    return why;
+}
+
+static void test_read_only_check(void **state)
+{
+    (void)state;
+    char what[256];
+    static const char *const reads[] = {
+        "select 1", "values (1), (2)", "table pg_class", "with a as (select 1) select * from a",
+        "explain select pg_terminate_backend(1)", "explain analyze select 1", "show work_mem",
+        "select pg_advisory_xact_lock(1)", "select pg_try_advisory_xact_lock_shared(1)",
+        "select set_config('work_mem', '1MB', false)", "select pg_backend_pid()",
+        "select count(*) from pg_stat_activity", "select x.pg_terminate_backend_count from t x",
+    };
+    for (size_t i = 0; i < sizeof reads / sizeof reads[0]; i++)
+        if (not_read(reads[i], what, sizeof what))
+            fail_msg("refused a read: %s (%s)", reads[i], what);
+    static const struct { const char *sql, *what; } refused[] = {
+        {"select pg_terminate_backend(pid) from pg_stat_activity", "pg_terminate_backend"},
+        {"select PG_CATALOG.PG_TERMINATE_BACKEND(1)", "pg_catalog.pg_terminate_backend"},
+        {"select \"pg_catalog\".\"pg_cancel_backend\"(1)", "pg_catalog.pg_cancel_backend"},
+        {"select \"PG_CANCEL_BACKEND\"(1)", "PG_CANCEL_BACKEND"},
+        {"select 1 where exists (select pg_advisory_lock(99))", "pg_advisory_lock"},
+        {"with l as (select pg_advisory_lock_shared(1)) select * from l", "pg_advisory_lock_shared"},
+        {"select pg_try_advisory_lock(1, 2)", "pg_try_advisory_lock"},
+        {"select pg_try_advisory_lock_shared(1)", "pg_try_advisory_lock_shared"},
+        {"select pg_create_physical_replication_slot('s', true)", "pg_create_physical_replication_slot"},
+        {"select pg_create_logical_replication_slot('s', 'p')", "pg_create_logical_replication_slot"},
+        {"select pg_drop_replication_slot('s')", "pg_drop_replication_slot"},
+        {"select pg_replication_origin_drop('o')", "pg_replication_origin_drop"},
+        {"select pg_reload_conf()", "pg_reload_conf"},
+        {"select pg_rotate_logfile()", "pg_rotate_logfile"},
+        {"select pg_switch_wal()", "pg_switch_wal"},
+        {"select pg_stat_reset()", "pg_stat_reset"},
+        {"select pg_stat_reset_shared('bgwriter')", "pg_stat_reset_shared"},
+        {"select pg_create_restore_point('r')", "pg_create_restore_point"},
+        {"select pg_promote()", "pg_promote"},
+        {"select pg_backup_start('b')", "pg_backup_start"},
+        {"select * from pg_backup_stop()", "pg_backup_stop"},
+        {"select lo_export(1, '/tmp/x')", "lo_export"},
+        {"select lo_import('/etc/passwd')", "lo_import"},
+        {"select pg_file_write('f', 'x', false)", "pg_file_write"},
+        {"select dblink_connect('c', 'dbname=x')", "dblink_connect"},
+        {"select pg_read_file('/etc/passwd')", "pg_read_file"},
+        {"select pg_read_binary_file('postgresql.conf')", "pg_read_binary_file"},
+        {"select * from pg_ls_dir('.')", "pg_ls_dir"},
+        {"select (select 1 from t where pg_cancel_backend(t.pid)) from t", "pg_cancel_backend"},
+        {"copy (select 1) to program 'true'", "COPY_TO"},
+        {"copy (select 1) to '/tmp/x'", "COPY_TO"},
+        {"copy t to stdout", "COPY_TO"},
+        {"copy t from stdin", "COPY_FROM"},
+        {"checkpoint", "CHECK_POINT"},
+        {"vacuum", "VACUUM"},
+        {"listen x", "LISTEN"},
+        {"set work_mem = '1MB'", "SET"},
+        {"begin", "BEGIN"},
+        {"do $$begin perform pg_terminate_backend(1); end$$", "DO"},
+        {"declare c cursor for select 1", "DECLARE_CURSOR"},
+        {"insert into t values (1)", "INSERT"},
+        {"with x as (delete from t returning *) select * from x", "DELETE"},
+        {"select * into t2 from t", "SELECT_INTO"},
+        {"explain analyze delete from t", "DELETE"},
+        {"select 1 from t for update", "SELECT ... FOR UPDATE/SHARE"},
+        {"select 1 from t for key share", "SELECT ... FOR UPDATE/SHARE"},
+        {"select * from (select * from t for share) s", "SELECT ... FOR UPDATE/SHARE"},
+        {"select query_to_xml('select pg_terminate_backend(1)', true, true, '')", "SQL run from text"},
+        {"select 1; select pg_reload_conf()", "pg_reload_conf"},
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        what[0] = '\0';
+        if (!not_read(refused[i].sql, what, sizeof what))
+            fail_msg("let through: %s", refused[i].sql);
+        if (strcmp(what, refused[i].what) != 0)
+            fail_msg("%s: named '%s', want '%s'", refused[i].sql, what, refused[i].what);
+    }
+    /* The one list: a session lock keeps a value (the masked-copy guard)
+     * and outlives the transaction; its _xact_ twin only keeps a value. */
+    assert_int_equal(policy_builtin_effects("pg_catalog.pg_advisory_lock"),
+                     POLICY_BUILTIN_KEEPS_VALUE | POLICY_BUILTIN_OUTSIDE_TX);
+    assert_int_equal(policy_builtin_effects("pg_advisory_xact_lock"), POLICY_BUILTIN_KEEPS_VALUE);
+    assert_int_equal(policy_builtin_effects("Pg_Read_File"), POLICY_BUILTIN_SERVER_FILE);
+    assert_int_equal(policy_builtin_effects("pg_stat_reset_slru"), POLICY_BUILTIN_OUTSIDE_TX);
+    assert_int_equal(policy_builtin_effects("pg_stat_activity"), 0);
+    assert_int_equal(policy_builtin_effects("now"), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -859,6 +957,7 @@ int main(void)
         cmocka_unit_test(test_masked_copy_guard),
         cmocka_unit_test(test_load_file),
         cmocka_unit_test(test_hostile_sql),
+        cmocka_unit_test(test_read_only_check),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
