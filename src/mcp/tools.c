@@ -2,6 +2,7 @@
  * and check_review; their schemas, argument checks, and how each outcome
  * (rows, held for review, refused) becomes a CallToolResult. */
 #include "mcp_internal.h"
+#include "hoopctl/log.h"
 #include "hoopctl/policy.h"
 
 #include <stdio.h>
@@ -163,13 +164,17 @@ static bool read_only_allows(const char *sql, struct mcp_outcome_info *o)
         o->kind = MCP_OUTCOME_ERROR;
         snprintf(o->sqlstate, sizeof o->sqlstate, "42601");
         mcp_textf(o->message, sizeof o->message,
-                  "hoopctl mcp is read-only and runs only SQL it can check; this did not parse: %s", err);
+                  "%s (hoopctl mcp is read-only: it sends only SQL it has parsed and found to be a "
+                  "plain read)", err);
         return false;
     }
     why = policy_analysis_not_read(&a, what, sizeof what);
     policy_analysis_free(&a);
     if (!why)
         return true;
+    /* (Nothing reaches the gateway, so its audit trail has no record of
+     * it: this line on stderr is the only one.) */
+    log_info("mcp", "read-only mode refused %.*s: %s", mcp_utf8_prefix(what, 100), what, why);
     o->kind = MCP_OUTCOME_ERROR;
     snprintf(o->sqlstate, sizeof o->sqlstate, "25006");
     mcp_textf(o->message, sizeof o->message,

@@ -8,6 +8,8 @@ pg_start
 psql -q -v ON_ERROR_STOP=1 <<'SQL'
 create table t (x int);
 do $$ begin execute format('comment on table t is %L', 'x' || repeat('é', 500)); end $$;
+create function long_notice() returns int language plpgsql as $$
+begin raise notice '%', repeat('é', 300); return 1; end $$;
 SQL
 DSN="host=$PGHOST port=$PGPORT dbname=postgres user=postgres password=$PGPASSWORD sslmode=require"
 
@@ -36,7 +38,7 @@ err, text, _ = m.tool('query', {'sql': "select ('' || repeat('é', 2000))::int"}
 assert err and text.startswith('ERROR 22P02: invalid input syntax for type integer: "ééé'), text[:200]
 assert 'out of memory' not in text
 
-j = m.ok("do $$ begin raise notice '%', repeat('é', 300); end $$")
+j = m.ok("select long_notice()")
 assert j['notices'][0].startswith('NOTICE: éééé'), j['notices']
 
 r = m.req('resources/list')

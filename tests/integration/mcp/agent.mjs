@@ -57,9 +57,16 @@ run(async () => {
   ok('list_tables and describe_table through the policy');
 
   sql = 'drop table customers';
+  // Read-only mode refuses it before the gateway; with --allow-writes the
+  // connection's policy decides (and denies it), as before.
   r = await call(c, 'query', { sql });
   assert.equal(r.isError, true, r.text);
+  assert.match(r.text, /^ERROR 25006: hoopctl mcp is read-only .*refused DROP_TABLE: .*--allow-writes/);
+  const wr = await startServer(bin, ['mcp', 'app', '--allow-writes'], env);
+  r = await call(wr.client, 'query', { sql });
+  assert.equal(r.isError, true, r.text);
   assert.match(r.text, /^ERROR 42501: hoopctl: statement refused by rule deny-destructive-ddl: DROP, TRUNCATE and ALTER/);
+  await wr.stop();
   assert.equal(app("select to_regclass('customers') is not null"), 't');
   ran.push({ text: sql, decision: 'deny' });
   // Computed values of a table with a masked column are not masked to 0.

@@ -76,11 +76,14 @@ run(async () => {
     assert.equal(r.isError, true, `${sql} was not refused: ${r.text}`);
     assert.match(r.text, /^ERROR (25006|42601): /, r.text);
   }
-  r = await call(c, 'query', { sql: 'set default_transaction_read_only = off' });
-  r = await call(c, 'query', { sql: 'set transaction read write' });
+  for (const sql of ['set default_transaction_read_only = off', 'set transaction read write']) {
+    r = await call(c, 'query', { sql });
+    assert.equal(r.isError, true, r.text);
+    assert.match(r.text, /^ERROR 25006: hoopctl mcp is read-only .*refused SET/, r.text);
+  }
   r = await call(c, 'query', { sql: 'update customers set email = null' });
   assert.equal(r.isError, true, r.text);
-  assert.match(r.text, /read-only transaction/);
+  assert.match(r.text, /^ERROR 25006: hoopctl mcp is read-only .*refused UPDATE/);
   assert.equal(psql('select count(*) || \':\' || count(email) from customers'), '30:30');
   ok('writes refused without --allow-writes; the table is unchanged');
 
