@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 static int global_usage(const char *msg)
@@ -23,6 +24,11 @@ int main(int argc, char **argv)
     const char *nc = getenv("NO_COLOR");
     ctx.color = !(nc && *nc) && isatty(STDOUT_FILENO);
     signal(SIGPIPE, SIG_IGN);
+    /* Not dumpable: no core file (it would hold the upstream password, tokens,
+     * the master key), and other processes of the same user (the command that
+     * connect runs, say) cannot read our memory or environment under /proc
+     * nor attach to us. A command we exec is dumpable again. */
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     /* Before any thread (the JWKS fetcher, the shipper) can make a curl
      * handle: libcurl's global set-up is not safe to race. Cleaned up by exit. */
     curl_global_init(CURL_GLOBAL_DEFAULT);

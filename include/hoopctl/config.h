@@ -17,6 +17,12 @@ int config_file_path(char *out, size_t len);
 /* mkdir -p with the given mode for each created component. */
 int config_mkdirs(const char *path, unsigned mode);
 
+/* jansson's error text without the text it stopped at (its "near '...'",
+ * which in a config or token file, a request body or an identity provider's
+ * answer may be a piece of a password or a token); cut in place. The line
+ * and column say where. */
+const char *config_json_error(json_error_t *e);
+
 /* Load a JSON object from path. A missing file gives an empty object
  * (missing_ok) or an error. Errors name the file, line and column. */
 json_t *config_load(const char *path, int missing_ok, char *err, size_t errlen);

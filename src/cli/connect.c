@@ -109,7 +109,12 @@ static char **child_env(struct connect *conn, const char *port)
                                        /* the command gets the database through the gateway, not
                                         * the key: with it, it could fetch the upstream secret
                                         * (/credentials) and connect around the gateway */
-                                       "HOOPCTL_TOKEN="};
+                                       "HOOPCTL_TOKEN=",
+                                       /* and no other credential it could log in with or
+                                        * read secrets by: a CI job's client secret (login
+                                        * --client-credentials), an upstream password, a key */
+                                       "HOOPCTL_CLIENT_SECRET=", "HOOPCTL_UPSTREAM_PASSWORD=",
+                                       "HOOPCTL_MASTER_KEY="};
     size_t n = 0;
     while (environ[n])
         n++;

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "hoopctl/config.h"
 #include "hoopctl/identity.h"
 
 static size_t http_collect(char *data, size_t size, size_t n, void *userp)
@@ -90,7 +91,7 @@ json_t *identity_http_json(const char *url, const char *form, long *status, char
     buf_free(&body);
     if (!j || !json_is_object(j)) {
         snprintf(err, errlen, "%s: HTTP %ld, not a JSON object%s%s", url, *status,
-                 j ? "" : ": ", j ? "" : jerr.text);
+                 j ? "" : ": ", j ? "" : config_json_error(&jerr)); /* an answer may carry a token */
         json_decref(j);
         return NULL;
     }

@@ -121,7 +121,8 @@ json_t *srv_body(struct srv_req *rq, const struct server_field *fields)
     json_error_t je;
     json_t *v = json_loadb(data, len, JSON_REJECT_DUPLICATES, &je);
     if (!v) {
-        srv_reply_error(rq, 400, "malformed JSON at line %d column %d: %s", je.line, je.column, je.text);
+        srv_reply_error(rq, 400, "malformed JSON at line %d column %d: %s", je.line, je.column,
+                        config_json_error(&je)); /* a body may carry a secret */
         return NULL;
     }
     char err[256];

@@ -80,6 +80,14 @@ int config_mkdirs(const char *path, unsigned mode)
     return 0;
 }
 
+const char *config_json_error(json_error_t *e)
+{
+    char *near = strstr(e->text, " near '");
+    if (near)
+        *near = '\0';
+    return e->text;
+}
+
 json_t *config_load(const char *path, int missing_ok, char *err, size_t errlen)
 {
     if (missing_ok && access(path, F_OK) < 0 && errno == ENOENT)
@@ -88,15 +96,8 @@ json_t *config_load(const char *path, int missing_ok, char *err, size_t errlen)
     json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
     if (!root && jerr.line < 0) /* could not be read: jansson's text names the path and why */
         snprintf(err, errlen, "%s", jerr.text);
-    else if (!root) {
-        /* jansson's text quotes the text it stopped at ("near '...'"), which in
-         * a config or token file may be a piece of a password or a token: the
-         * line and column say where without it. */
-        char *near = strstr(jerr.text, " near '");
-        if (near)
-            *near = '\0';
-        snprintf(err, errlen, "%s:%d:%d: %s", path, jerr.line, jerr.column, jerr.text);
-    }
+    else if (!root)
+        snprintf(err, errlen, "%s:%d:%d: %s", path, jerr.line, jerr.column, config_json_error(&jerr));
     if (!root)
         return NULL;
     if (!json_is_object(root)) {

@@ -35,10 +35,15 @@ grep -rqF -- "$KEY" "$T/state-ci" && fail "the API key is stored in the state di
 assert_eq 2 "$(app_psql -At -c 'select count(*) from t')" "rows after the refused DROP"
 
 log "the command run under connect does not inherit the key"
-out=$(HOOPCTL_TOKEN=$KEY as ci "$H" connect app --port "$(free_port)" -- sh -c 'echo "token=[${HOOPCTL_TOKEN:-}] pguser=[${PGUSER:-}]"' 2>&1)
+# nor another credential: a CI job's client secret, an upstream password, a
+# master key (test_gateway_not_dumpable: nor from our /proc)
+out=$(HOOPCTL_TOKEN=$KEY HOOPCTL_CLIENT_SECRET=cs-Secr3t HOOPCTL_UPSTREAM_PASSWORD=up-Secr3t \
+  HOOPCTL_MASTER_KEY=mk-Secr3t as ci "$H" connect app --port "$(free_port)" -- \
+  sh -c 'echo "token=[${HOOPCTL_TOKEN:-}] pguser=[${PGUSER:-}]"; env' 2>&1)
 assert_contains "$out" "token=[]"
 assert_not_contains "$out" "$KEY" "the API key in the command's environment"
 assert_not_contains "$out" "pguser=[]" "the command got no PGUSER"
+assert_not_contains "$out" "Secr3t" "a credential in the command's environment"
 
 log "the server attributes every event of the session to the key"
 wait_for "the shipped session" 30 bash -c "HOOPCTL_TOKEN=tok-admin-1 '$H' -o json sessions list --server '$URL' | grep -q '\"ended_at\": [0-9]'"

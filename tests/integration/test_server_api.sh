@@ -161,6 +161,11 @@ HOOPCTL_TOKEN=tok-admin-1 "$H" admin apply -f "$T/bad.json" --server "$URL" 2>/d
 log "bad input: each a 4xx with a JSON error body"
 expect_err 400 tok-admin-1 PUT /api/v1/connections/x '{"host": "h", "port": '
 expect_err 400 tok-admin-1 PUT /api/v1/connections/x '[1,2,3]'
+# jansson's error quotes the token it stopped at: here, after a missing colon, a secret
+out=$(api tok-admin-1 PUT /api/v1/connections/x '{"host":"h","secret" "TopSecretXYZ"}')
+assert_contains "$out" "400 "
+assert_contains "$out" "malformed JSON at line 1 column"
+assert_not_contains "$out" "TopSecretXYZ" "a malformed body's error echoes its secret"
 expect_err 400 tok-admin-1 PUT /api/v1/connections/x '{"host":"h","port":"5432","database":"d","user":"u"}'
 expect_err 400 tok-admin-1 PUT /api/v1/connections/x '{"host":"h","port":5432,"database":"d","user":"u","extra":1}'
 expect_err 400 tok-admin-1 PUT /api/v1/connections/x '{"host":"h","port":5432,"database":"d","user":"u","allowed_groups":"dev"}'
