@@ -5,6 +5,7 @@
 #define HOOPCTL_IDENTITY_H
 
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -182,6 +183,13 @@ int identity_session_ensure_fresh(struct identity_session *s, int min_valid, cha
  * when due and return the seconds until it should be called again (>= 1), or
  * -1 with err when the session can no longer be refreshed. */
 int identity_session_refresh_tick(struct identity_session *s, char *err, size_t errlen);
+
+/* While *flag is set on this thread (NULL: never), a transfer this thread
+ * makes is abandoned within about a second ("cancelled"), and so is a wait
+ * for the lock file of identity_session_ensure_fresh: a thread that fetches
+ * or refreshes in the background calls this so that its owner can stop it
+ * without waiting out a hung peer. The flag is read atomically. */
+void identity_http_abort_on(const atomic_bool *flag);
 
 /* Seconds before expiry at which tokens are refreshed. */
 #define IDENTITY_REFRESH_MARGIN 60

@@ -813,6 +813,8 @@ static int load_groups(struct connect *c, json_t *who)
     return 0;
 }
 
+static void refresh_reap(struct connect *c);
+
 static void on_wake(evutil_socket_t fd, short what, void *arg)
 {
     (void)what;
@@ -820,6 +822,7 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
     while (read(fd, drain, sizeof drain) > 0)
         ;
     cn_review_reap(arg);
+    refresh_reap(arg);
 }
 
 static void on_kick(evutil_socket_t fd, short what, void *arg)
@@ -833,25 +836,90 @@ static void on_kick(evutil_socket_t fd, short what, void *arg)
     shipper_kick(c->shipper);
 }
 
+/* The refresh thread: discovery and a token request may each wait up to
+ * 30 s on a hung identity provider, so never on the loop thread. */
+static void *refresh_main(void *arg)
+{
+    struct connect *c = arg;
+    char err[512] = "";
+    identity_http_abort_on(&c->refresh_abort);
+    int next = identity_session_refresh_tick(c->identity, err, sizeof err);
+    identity_http_abort_on(NULL);
+    pthread_mutex_lock(&c->lock);
+    c->refresh_next = next;
+    snprintf(c->refresh_err, sizeof c->refresh_err, "%s", next < 0 ? err : "");
+    c->refresh_done = true;
+    pthread_mutex_unlock(&c->lock);
+    char one = 1;
+    while (write(c->wake_pipe[1], &one, 1) < 0 && errno == EINTR)
+        ;
+    return NULL;
+}
+
+static void refresh_again(struct connect *c, int seconds)
+{
+    struct timeval tv = {seconds, 0};
+    evtimer_add(c->refresh_timer, &tv);
+}
+
+/* Loop side: join a refresh thread that reported, take its token, and arm
+ * the timer for the next one (counted from now, after the attempt). */
+static void refresh_reap(struct connect *c)
+{
+    if (!c->refreshing)
+        return;
+    pthread_mutex_lock(&c->lock);
+    bool done = c->refresh_done, stopping = c->stopping;
+    int next = c->refresh_next;
+    char err[512];
+    snprintf(err, sizeof err, "%s", c->refresh_err);
+    if (done) {
+        c->refresh_done = false;
+        c->refresh_err[0] = '\0';
+    }
+    pthread_mutex_unlock(&c->lock);
+    if (!done)
+        return;
+    pthread_join(c->refresher, NULL);
+    c->refreshing = false;
+    if (next < 0) {
+        if (!stopping && !atomic_load(&c->refresh_abort))
+            log_warn(MOD, "the login cannot be refreshed (run hoopctl login): %s", err);
+        next = 30;
+    } else {
+        /* The thread has ended: identity is the loop's again. */
+        pthread_mutex_lock(&c->lock);
+        snprintf(c->api.token, sizeof c->api.token, "%s", c->identity->tokens.access_token);
+        pthread_mutex_unlock(&c->lock);
+    }
+    if (!stopping)
+        refresh_again(c, next);
+}
+
 static void on_refresh(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     struct connect *c = arg;
-    if (!c->identity)
-        return; /* a token that needs no refresh (an API key) */
-    char err[512];
-    int next = identity_session_refresh_tick(c->identity, err, sizeof err);
-    if (next < 0) {
-        log_warn(MOD, "the login cannot be refreshed (run hoopctl login): %s", err);
-        next = 30;
-    } else {
-        pthread_mutex_lock(&c->lock);
-        snprintf(c->api.token, sizeof c->api.token, "%s", c->identity->tokens.access_token);
-        pthread_mutex_unlock(&c->lock);
+    if (!c->identity || c->refreshing || atomic_load(&c->refresh_abort))
+        return; /* a token that needs no refresh (an API key); one at a time; stopping */
+    int e = pthread_create(&c->refresher, NULL, refresh_main, c);
+    if (e != 0) {
+        log_warn(MOD, "the login cannot be refreshed: no thread for it: %s", strerror(e));
+        refresh_again(c, 30);
+        return;
     }
-    struct timeval tv = {next, 0};
-    evtimer_add(c->refresh_timer, &tv);
+    c->refreshing = true;
+}
+
+/* Stop a running refresh: its transfers end within about a second. */
+static void refresh_stop(struct connect *c)
+{
+    atomic_store(&c->refresh_abort, true);
+    if (c->refreshing) {
+        pthread_join(c->refresher, NULL);
+        c->refreshing = false;
+    }
 }
 
 /* The spool file of this user, server and connection, in dir. */
@@ -1128,6 +1196,7 @@ struct connect *connect_start(struct event_base *base, const struct connect_opti
         return NULL;
     }
     pthread_mutex_init(&c->lock, NULL);
+    atomic_init(&c->refresh_abort, false);
     c->wake_pipe[0] = c->wake_pipe[1] = -1;
     c->base = base;
     c->identity = o->identity;
@@ -1302,6 +1371,7 @@ void connect_shutdown(struct connect *c)
     pthread_mutex_lock(&c->lock);
     c->stopping = true;
     pthread_mutex_unlock(&c->lock);
+    atomic_store(&c->refresh_abort, true); /* a refresh in progress ends soon; connect_free joins it */
     if (c->gw)
         gateway_shutdown(c->gw);
 }
@@ -1311,6 +1381,7 @@ void connect_free(struct connect *c, int drain_timeout_ms)
     if (!c)
         return;
     cn_review_stop_all(c);
+    refresh_stop(c); /* before the caller frees identity, and before wake_pipe closes */
     if (c->stats.group_commits)
         log_info(MOD, "%llu statements went through %llu group commits of the spool",
                  (unsigned long long)c->stats.grouped_statements, (unsigned long long)c->stats.group_commits);

@@ -11,6 +11,7 @@
 #include "hoopctl/policy_guard.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 struct event;
@@ -98,6 +99,16 @@ struct connect {
     struct cn_session *sessions;
     struct cn_hold *holds;
     struct connect_stats stats;
+    /* The login's refresh runs on a thread of its own, as it may wait out a
+     * hung identity provider; while it runs, identity is that thread's. The
+     * loop joins it when it reports (wake_pipe) and copies the new access
+     * token into api.token. One at a time; the timer is re-armed on reaping. */
+    pthread_t refresher;
+    bool refreshing;              /* loop thread: started, not yet joined */
+    atomic_bool refresh_abort;    /* stop: abandon the refresh's transfers */
+    bool refresh_done;            /* under lock: the thread's outcome follows */
+    int refresh_next;             /* seconds to the next refresh, or -1 (refresh_err) */
+    char refresh_err[512];
     struct api_client api;        /* for calls from the loop thread; token under lock */
     pthread_mutex_t lock;         /* api.token, holds' result fields, stopping */
     bool stopping;

@@ -23,6 +23,16 @@ void identity_http_abort_on(const atomic_bool *flag)
     http_abort = flag;
 }
 
+bool identity_http_abortable(void)
+{
+    return http_abort != NULL;
+}
+
+bool identity_http_aborted(void)
+{
+    return http_abort && atomic_load(http_abort);
+}
+
 /* libcurl calls this at least once a second during a transfer, idle or not. */
 static int http_progress(void *userp, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
 {

@@ -15,12 +15,11 @@
  * when an HTTP answer came, -1 with err on transport failure. */
 int identity_http(const char *url, const char *form, long *status, struct buf *body,
                   char *err, size_t errlen);
-/* While *flag is set on this thread (NULL: never), a transfer this thread
- * makes is abandoned within about a second ("cancelled"): a thread that
- * fetches in the background calls this so that its owner can stop it without
- * waiting out a hung peer. The flag is read atomically. */
-#include <stdatomic.h>
-void identity_http_abort_on(const atomic_bool *flag);
+/* identity_http_abort_on is public (hoopctl/identity.h). Whether the
+ * calling thread has an abort flag, and whether it is set. */
+#include "hoopctl/identity.h"
+bool identity_http_abortable(void);
+bool identity_http_aborted(void);
 /* The same, parsing the answer as a JSON object (any status). */
 json_t *identity_http_json(const char *url, const char *form, long *status, char *err, size_t errlen);
 /* Append "name=urlencoded(value)" (with & when needed) to a form buffer. */

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "hoopctl/config.h"
@@ -335,6 +336,25 @@ static bool session_fresh(const struct identity_session *s, int min_valid)
     return s->tokens.expires_at == 0 || s->tokens.expires_at - util_now_ms() / 1000 > min_valid;
 }
 
+/* flock(LOCK_EX); on a thread with an abort flag (identity_http_abort_on),
+ * polled so that setting the flag ends the wait (another process may hold
+ * the lock through a hung refresh): -1 then. */
+static int session_lock(int fd)
+{
+    if (!identity_http_abortable())
+        return flock(fd, LOCK_EX);
+    for (;;) {
+        if (identity_http_aborted())
+            return -1;
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+            return 0;
+        if (errno != EWOULDBLOCK && errno != EINTR)
+            return -1;
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
 int identity_session_ensure_fresh(struct identity_session *s, int min_valid, char *err, size_t errlen)
 {
     if (session_fresh(s, min_valid))
@@ -346,8 +366,11 @@ int identity_session_ensure_fresh(struct identity_session *s, int min_valid, cha
     }
     snprintf(lockpath, sizeof lockpath, "%s.lock", path);
     int fd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0 || flock(fd, LOCK_EX) < 0) {
-        snprintf(err, errlen, "%s: %s", lockpath, strerror(errno));
+    if (fd < 0 || session_lock(fd) < 0) {
+        if (fd >= 0 && identity_http_aborted())
+            snprintf(err, errlen, "%s: cancelled", lockpath);
+        else
+            snprintf(err, errlen, "%s: %s", lockpath, strerror(errno));
         if (fd >= 0)
             close(fd);
         return -1;
