@@ -15,6 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include "../../src/identity/internal.h"
@@ -494,6 +498,56 @@ static void test_logout_sticks(void **state)
     unsetenv("HOOPCTL_CONFIG_DIR");
 }
 
+static void *set_after_300ms(void *arg)
+{
+    struct timespec ts = {0, 300 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    atomic_store((atomic_bool *)arg, true);
+    return NULL;
+}
+
+/* hoopctl connect stops a refresh by its abort flag: a wait for the lock
+ * file, held by another process through a hung refresh, ends too. */
+static void test_refresh_lock_wait_aborts(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/hoopctl-lockwait-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    setenv("HOOPCTL_CONFIG_DIR", dir, 1);
+    struct identity_session *s = calloc(1, sizeof *s);
+    assert_non_null(s);
+    snprintf(s->profile, sizeof s->profile, "http://127.0.0.1:9");
+    snprintf(s->login.issuer, sizeof s->login.issuer, "http://127.0.0.1:9");
+    snprintf(s->login.client_id, sizeof s->login.client_id, "hoopctl");
+    snprintf(s->grant, sizeof s->grant, "device");
+    snprintf(s->tokens.refresh_token, sizeof s->tokens.refresh_token, "refresh-secret");
+    s->tokens.expires_at = time(NULL) - 10;
+    char err[512], path[4200], lockpath[4300];
+    assert_int_equal(identity_store_save(s, err, sizeof err), 0);
+    assert_int_equal(identity_store_path(s->profile, path, sizeof path), 0);
+    snprintf(lockpath, sizeof lockpath, "%s.lock", path);
+    int held = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600); /* another open file: another holder */
+    assert_true(held >= 0);
+    assert_int_equal(flock(held, LOCK_EX), 0);
+    atomic_bool stop;
+    atomic_init(&stop, false);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, set_after_300ms, &stop), 0);
+    identity_http_abort_on(&stop);
+    time_t t0 = time(NULL);
+    assert_int_equal(identity_session_ensure_fresh(s, 60, err, sizeof err), -1);
+    identity_http_abort_on(NULL);
+    assert_true(time(NULL) - t0 < 10);
+    assert_non_null(strstr(err, "cancelled"));
+    pthread_join(t, NULL);
+    close(held);
+    free(s);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+    unsetenv("HOOPCTL_CONFIG_DIR");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -507,6 +561,7 @@ int main(void)
         cmocka_unit_test(test_url_rules),
         cmocka_unit_test(test_config_refused),
         cmocka_unit_test(test_logout_sticks),
+        cmocka_unit_test(test_refresh_lock_wait_aborts),
     };
     return cmocka_run_group_tests(tests, setup_keys, teardown_keys);
 }
