@@ -433,23 +433,24 @@ static int sql_layout(const char *sql, int width, struct buf *out)
     return rc ? -1 : 0;
 }
 
-int tui_hard_wrap(const char *text, int width, struct buf *out)
+/* text into out with a line break before any character that would pass lim
+ * columns (first on a line of text, more on a continued one); a continued
+ * line starts with mark, or indent blanks, counted as indent columns. */
+static int wrap_text(const char *text, int first, int more, int indent, const char *mark, struct buf *out)
 {
-    int first = width < 1 ? 1 : width;                 /* a line's first part */
-    int more = width - 2 < 1 ? 1 : width - 2;          /* after the mark and a blank */
-    int rc = 0, col = 0, lim = first;
+    int rc = 0, col = 0, start = 0, lim = first;
     for (const char *p = text; *p;) {
         size_t n = 1; /* one UTF-8 character */
         while (p[n] && ((unsigned char)p[n] & 0xC0) == 0x80)
             n++;
         if (*p == '\n') {
-            col = 0;
+            col = start = 0;
             lim = first;
         } else {
             int w = replay_display_width(p, n);
-            if (col + w > lim && col > 0) { /* never silently past the edge: go on below */
-                rc |= buf_append_str(out, "\n" TUI_WRAP_MARK);
-                col = 0;
+            if (col + w > lim && col > start) { /* never silently past the edge: go on below */
+                rc |= mark ? buf_printf(out, "\n%s", mark) : buf_printf(out, "\n%*s", indent, "");
+                col = start = indent;
                 lim = more;
             }
             col += w;
@@ -458,6 +459,12 @@ int tui_hard_wrap(const char *text, int width, struct buf *out)
         p += n;
     }
     return rc ? -1 : 0;
+}
+
+int tui_hard_wrap(const char *text, int width, struct buf *out)
+{
+    /* after the mark and a blank: two columns fewer */
+    return wrap_text(text, width < 1 ? 1 : width, width - 2 < 1 ? 1 : width - 2, 0, TUI_WRAP_MARK, out);
 }
 
 int tui_sql_pretty(const char *sql, int width, struct buf *out)
@@ -476,23 +483,5 @@ int tui_wrap(const char *text, int width, int indent, struct buf *out)
 {
     if (width < indent + 8)
         width = indent + 8;
-    int rc = 0, col = 0;
-    for (const char *p = text; *p;) {
-        size_t n = 1; /* one UTF-8 character */
-        while (p[n] && ((unsigned char)p[n] & 0xC0) == 0x80)
-            n++;
-        if (*p == '\n') {
-            col = 0;
-        } else {
-            int w = replay_display_width(p, n);
-            if (col + w > width) {
-                rc |= buf_printf(out, "\n%*s", indent, "");
-                col = indent;
-            }
-            col += w;
-        }
-        rc |= buf_append(out, p, n);
-        p += n;
-    }
-    return rc ? -1 : 0;
+    return wrap_text(text, width, width, indent, NULL, out);
 }

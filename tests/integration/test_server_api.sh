@@ -627,12 +627,15 @@ out=$(sed '1,2d' "$T/trail.jsonl" | "$H" audit verify --file -) || fail "a tail 
 assert_contains "$out" "starts at event 3: events 1 to 2 are not in the file"
 # A line past 64 MiB is read past, never held whole (a virtual memory cap of
 # 512 MiB would not hold the parse of it), and the events after it still count.
+# (The sanitizers reserve terabytes of shadow address space: no cap there.)
+cap=524288
+[[ ${HOOPCTL_TEST_LABEL:-plain} == plain ]] || cap=unlimited
 python3 -c '
 import sys
 with open(sys.argv[1], "w") as f:
     f.write("{\"n\":1,\"data\":[" + "1," * (33 * 1024 * 1024) + "1]}\n")
     f.write(open(sys.argv[2]).read())' "$T/long.jsonl" "$T/trail.jsonl"
-out=$(ulimit -v 524288; "$H" audit verify --file "$T/long.jsonl" 2>&1) && fail "a file with an overlong line verified: $out"
+out=$(ulimit -v "$cap"; "$H" audit verify --file "$T/long.jsonl" 2>&1) && fail "a file with an overlong line verified: $out"
 assert_contains "$out" "line 1 is longer than 64 MiB: not an exported event (not read)"
 assert_contains "$out" "checked $nev events of the file (1 to $nev)"
 rm -f "$T/long.jsonl"
