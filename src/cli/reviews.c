@@ -2,6 +2,7 @@
  * the connections you review, through the server API. */
 #include "hoopctl/api.h"
 #include "hoopctl/cli.h"
+#include "hoopctl/replay.h"
 #include "hoopctl/util.h"
 
 #include <ctype.h>
@@ -31,6 +32,7 @@ static size_t unit_len(const char *s, int *cols)
     } else {
         while (s[n] && ((unsigned char)s[n] & 0xc0) == 0x80)
             n++;
+        *cols = replay_display_width(s, n); /* a wide character takes two */
     }
     return n;
 }

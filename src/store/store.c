@@ -1248,7 +1248,8 @@ static int audit_verify_in(struct store *s, json_t **report, char *err, size_t e
     if ((head.cp_n > 0 || vs.attested) &&
         (!vs.attested || vs.cp_n != head.cp_n || strcmp(vs.cp_hash, head.cp_hash) != 0))
         audit_walk_problem(st, head.cp_n, NULL, "the retention checkpoint (%" PRId64 ") is not the one the last"
-                           " retention event records (%s): events before it deleted outside retention",
+                           " retention event records (%s): events before it deleted outside retention, or by"
+                           " a server older than schema 7 while this one ran (run every server at one version)",
                            head.cp_n, vs.attested ? "another" : "there is none");
     if (st->last != head.last_n || strcmp(st->last_hash, head.last_hash) != 0)
         audit_walk_problem(st, st->last, NULL, "the chain ends at %" PRId64 " but the head records %" PRId64
@@ -1420,7 +1421,19 @@ int store_retention(struct store *s, int64_t cutoff_ms, const char *webhook_key,
     /* Held: old events still here that the cut spares for the webhook. */
     int64_t kept_from = cut > head.cp_n ? cut : head.cp_n;
     out->held = old_end > kept_from ? old_end - kept_from : 0;
-    if (cut <= head.cp_n) {
+    /* Nothing but the record of the last cut to cut (an idle store): keep
+     * it, rather than replace it with another every time. */
+    int64_t others = 1;
+    if (cut > head.cp_n) {
+        char lo[24], hi[24];
+        i64s(lo, sizeof lo, head.cp_n);
+        i64s(hi, sizeof hi, cut);
+        if ((rc = q(s, "SELECT COUNT(*) FROM events WHERE n > CAST($1 AS BIGINT) AND n <= CAST($2 AS BIGINT)"
+                       " AND type <> '" AUDIT_RETENTION_TYPE "'", 2, (const char *const[]){lo, hi}, row_int,
+                    &others, NULL, err, errlen)))
+            goto fail;
+    }
+    if (cut <= head.cp_n || others == 0) {
         if ((rc = q0(s, "COMMIT", err, errlen)))
             goto fail;
         return 0;

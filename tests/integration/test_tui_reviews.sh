@@ -152,7 +152,12 @@ line=$(HOOPCTL_TOKEN=$TOKEN_dave "$H" reviews list --server "$SERVER_URL" | grep
 stmt=${line#* pending * pgtest * carol * *Z }
 assert_eq "delete from orders where note <>'$e22…" "$stmt" "the list's cut statement"
 /usr/bin/python3 -c 'import sys; sys.stdin.buffer.read().decode("utf-8")' <<<"$line" || fail "the list cut a character"
-for r in "$r5" "$r6"; do api "$TOKEN_bob" POST "/api/v1/reviews/$r/deny" '{"reason": "display checked"}' >/dev/null; done
+# Wide characters take two columns each: 33 + 2 x 13 = 59, then the mark.
+k20=$(printf '漢%.0s' {1..20}) k13=$(printf '漢%.0s' {1..13})
+r7=$(seed_review "$TOKEN_carol" sess-c6 "delete from orders where note <>'$k20'")
+line=$(HOOPCTL_TOKEN=$TOKEN_dave "$H" reviews list --server "$SERVER_URL" | grep -a "^$r7")
+assert_eq "delete from orders where note <>'$k13…" "${line#* pending * pgtest * carol * *Z }" "the list's cut of wide characters"
+for r in "$r5" "$r6" "$r7"; do api "$TOKEN_bob" POST "/api/v1/reviews/$r/deny" '{"reason": "display checked"}' >/dev/null; done
 # The server takes strings and nulls only.
 code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer $TOKEN_carol" \
   -H 'Content-Type: application/json' "$SERVER_URL/api/v1/reviews" --data-binary \

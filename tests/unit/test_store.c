@@ -462,6 +462,39 @@ static void retention_keeps_chain_verifiable(void **state)
     json_decref(rep);
 }
 
+/* On a store that nothing is written to, the record of the last cut is all
+ * that ages: it is kept, not replaced by another at every run. */
+static void retention_on_an_idle_store(void **state)
+{
+    struct fixture *f = *state;
+    char err[256];
+    ingest_batch(f, &alice, "old", 0, 2, 1000, 0);
+    raw_sql(f, "UPDATE events SET received_at = 1000");
+    struct store_retention_report r;
+    assert_int_equal(store_retention(f->st, util_now_ms() - 3600000, NULL, &r, err, sizeof err), 0);
+    assert_int_equal(r.events, 2);
+    /* An hour on (a cutoff ahead of now): the retention event (3) is old too. */
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(store_retention(f->st, util_now_ms() + 3600000, NULL, &r, err, sizeof err), 0);
+        assert_int_equal(r.events, 0);
+    }
+    json_t *rep = NULL;
+    assert_int_equal(store_audit_verify(f->st, &rep, err, sizeof err), 0);
+    assert_true(json_is_true(json_object_get(rep, "ok")));
+    assert_int_equal(json_integer_value(json_object_get(rep, "head")), 3);
+    assert_int_equal(json_integer_value(json_object_get(rep, "checkpoint")), 2);
+    json_decref(rep);
+    /* A new event that ages: the next cut takes it and the old record. */
+    ingest_batch(f, &alice, "later", 0, 1, 1000, 0);
+    assert_int_equal(store_retention(f->st, util_now_ms() + 3600000, NULL, &r, err, sizeof err), 0);
+    assert_int_equal(r.events, 2);
+    assert_int_equal(store_audit_verify(f->st, &rep, err, sizeof err), 0);
+    assert_true(json_is_true(json_object_get(rep, "ok")));
+    assert_int_equal(json_integer_value(json_object_get(rep, "checkpoint")), 4);
+    assert_int_equal(json_integer_value(json_object_get(rep, "head")), 5);
+    json_decref(rep);
+}
+
 /* A checkpoint that an older server's retention made (schema 6: no event
  * records it) gets its event when the store moves to schema 7, once. */
 static void retention_checkpoint_of_an_older_server(void **state)
@@ -615,6 +648,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(session_queries_and_paging, setup, teardown),
         cmocka_unit_test_setup_teardown(retention_keeps_chain_verifiable, setup, teardown),
         cmocka_unit_test_setup_teardown(retention_checkpoint_of_an_older_server, setup, teardown),
+        cmocka_unit_test_setup_teardown(retention_on_an_idle_store, setup, teardown),
         cmocka_unit_test_setup_teardown(review_life_cycle, setup, teardown),
         cmocka_unit_test_setup_teardown(webhook_cursor_lease, setup, teardown),
     };
