@@ -34,6 +34,10 @@ struct connect_options {
     const char *client_user;      /* non-NULL: refuse the statements of sessions whose startup
                                    * user is not this (a per-run secret of hoopctl mcp) */
     const char *socket_dir;       /* also listen on DIR/.s.PGSQL.<port> (NULL: TCP only) */
+    bool read_only;               /* deny (rule "read-only", audited) every statement that is not
+                                   * a plain read, transaction control or SET/RESET/SHOW
+                                   * (policy_guard_deny_unless_read): hoopctl mcp without
+                                   * --allow-writes */
 };
 
 struct connect_stats {

@@ -36,6 +36,10 @@ struct mcp_config {
     bool gateway_holds;        /* conninfo is our in-process gateway: its hold
                                 * notices are believed (elsewhere anyone, e.g.
                                 * a function's RAISE NOTICE, could send one) */
+    bool gateway_read_only;    /* conninfo is our in-process gateway, started read-only: it
+                                * refuses (and audits) what is not a plain read, so the
+                                * tools refuse only what it lets through for their own use
+                                * (transaction control, SET/RESET) */
     int stop_fd;               /* > 0: readable once the process must stop; a
                                 * statement running then is cancelled */
 };
@@ -72,6 +76,7 @@ struct mcp_gateway_options {
     const char *connection;   /* name on the server */
     const char *server;       /* login profile (server URL); NULL: the current login */
     int review_wait_seconds;  /* how long a held statement waits; 0: connect's default (600) */
+    bool read_only;           /* connect_options.read_only: no --allow-writes */
 };
 /* Log-in check, connect_start and the loop thread. Returns NULL with a
  * message in err and a category in *why (CONNECT_ERR_AUTH also when not

@@ -163,6 +163,15 @@ unsigned policy_builtin_effects(const char *name);
  * text), with the statement kind or function refused in what. Functions that
  * views and user functions call are not seen. */
 const char *policy_analysis_not_read(const struct policy_analysis *a, char *what, size_t whatlen);
+/* The same check of one statement. */
+const char *policy_stmt_not_read(const struct policy_stmt *st, char *what, size_t whatlen);
+/* Whether st is only transaction control (BEGIN/START TRANSACTION, COMMIT,
+ * ROLLBACK, SAVEPOINT, RELEASE, ROLLBACK TO) or SET/RESET/SHOW of an ordinary
+ * setting, calling no function: what hoopctl mcp sends around each call in
+ * read-only mode (BEGIN READ ONLY, SET statement_timeout, ROLLBACK), which
+ * its gateway lets through and its tools refuse to the agent. Not two-phase
+ * commit, SET ROLE, SET SESSION AUTHORIZATION nor the parser's settings. */
+bool policy_stmt_is_session_control(const struct policy_stmt *st);
 /* The facts as names ("no_where", "runs_code", ...), for output and rules. */
 const char *policy_fact_name(unsigned fact_bit);
 /* The classification as JSON (new reference). */

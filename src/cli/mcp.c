@@ -129,7 +129,8 @@ static int mcp_run(const struct cli_args *args, struct cli_context *ctx)
          * refuse statements), not kill us. */
         signal(SIGXFSZ, SIG_IGN);
         struct mcp_gateway_options go = {.connection = connection, .server = cli_get(args, "server"),
-                                         .review_wait_seconds = (int)(review_wait_ms / 1000)};
+                                         .review_wait_seconds = (int)(review_wait_ms / 1000),
+                                         .read_only = !cfg.allow_writes};
         enum connect_error why;
         if (!(gw = mcp_gateway_start(&go, &why, err, sizeof err))) {
             fprintf(stderr, "hoopctl mcp: %s\n", err);
@@ -140,6 +141,7 @@ static int mcp_run(const struct cli_args *args, struct cli_context *ctx)
         }
         cfg.conninfo = mcp_gateway_conninfo(gw);
         cfg.gateway_holds = true;
+        cfg.gateway_read_only = !cfg.allow_writes;
     }
     cfg.stop_fd = stop_fd;
     struct mcp_server *srv = mcp_server_new(&cfg);

@@ -534,6 +534,8 @@ static enum gateway_verdict on_statement(void *user, const struct gateway_sessio
     const struct policy_decision *d = &s->guard.decision;
     policy_guard_set_portals(&s->guard, st->portal_exists, st->portal_ctx, st->portal_closes);
     policy_guard_decide(&s->guard, st->kind, st->sql, c->groups); /* out of memory: a deny that says so */
+    if (c->read_only) /* hoopctl mcp without --allow-writes: audited below as any denial */
+        policy_guard_deny_unless_read(&s->guard);
     policy_guard_forget_names(&s->guard, &ref->forget);
     json_t *data = statement_event(s, st);
     char err[256];
@@ -1204,6 +1206,7 @@ struct connect *connect_start(struct event_base *base, const struct connect_opti
     snprintf(c->connection, sizeof c->connection, "%s", o->connection);
     snprintf(c->listen_host, sizeof c->listen_host, "%s", o->listen_host ? o->listen_host : "127.0.0.1");
     snprintf(c->client_user, sizeof c->client_user, "%s", o->client_user ? o->client_user : "");
+    c->read_only = o->read_only;
     char password[UTIL_SECRET_MAX + 1] = "", e2[512];
     json_t *who = NULL;
     struct gateway_config gc = {0};

@@ -76,6 +76,7 @@ struct connect {
     char system_roots[1024];     /* the system trust store's file when verify-* has no sslrootcert */
     char listen_host[64];
     char client_user[64];         /* "" or the only startup user served (connect_options) */
+    bool read_only;               /* deny what is not a plain read (connect_options) */
     int listen_port;
     char socket_dir[108]; /* --socket-dir, "" without one */
     char catalog_conninfo[2048 + 2 * UTIL_SECRET_MAX]; /* holds the upstream password: wiped on free */

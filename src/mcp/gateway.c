@@ -88,6 +88,7 @@ struct mcp_gateway *mcp_gateway_start(const struct mcp_gateway_options *o, enum 
         .listen_ephemeral = true,
         .review_wait_seconds = o->review_wait_seconds,
         .client_user = client_user,
+        .read_only = o->read_only,
     };
     if (!(g->conn = connect_start(g->base, &co, why, err, errlen)))
         goto fail;

@@ -149,12 +149,34 @@ static int arg_string(json_t *args, const char *name, const char **out)
     return 0;
 }
 
+#define READ_ONLY_HINT                                                                                     \
+    "Only plain reads run: SELECT, VALUES, TABLE, WITH of reads, EXPLAIN, SHOW, without functions that act " \
+    "outside the transaction or on the server's files. Restart hoopctl mcp with --allow-writes to let the "   \
+    "connection's policy decide instead."
+
+/* What read-only mode does with a statement. */
+enum read_only_verdict {
+    RO_SEND,         /* a plain read */
+    RO_REFUSE,       /* refused here, never sent */
+    RO_SEND_REFUSED, /* sent: our gateway refuses and audits it */
+};
+
 /* Read-only mode (no --allow-writes): before the READ ONLY transaction,
  * which does not stop what acts outside it (pg_terminate_backend, session
  * advisory locks, COPY TO PROGRAM, replication slots, pg_reload_conf,
- * CHECKPOINT), the statement must parse as a plain read. Fills o with the
- * refusal and returns false otherwise. */
-static bool read_only_allows(const char *sql, struct mcp_outcome_info *o)
+ * CHECKPOINT), the statement must parse as a plain read. Otherwise fills o
+ * with the refusal.
+ *
+ * With --dsn that refusal is made here (RO_REFUSE). Through our gateway
+ * (gateway_read_only) the gateway makes the check in its policy path, and
+ * refuses (42501, rule read-only, or the policy's own deny, a parse error
+ * among them) and audits what fails it: that is sent (RO_SEND_REFUSED), so
+ * the audit trail has the agent's attempt. Only what the gateway lets
+ * through for our own use, transaction control and SET/RESET, is refused
+ * here, in a string the gateway would let through: the agent must not send
+ * those (a SET default_transaction_read_only = off, a COMMIT of our READ
+ * ONLY transaction). */
+static enum read_only_verdict read_only_check(const char *sql, bool gateway, struct mcp_outcome_info *o)
 {
     struct policy_analysis a;
     char err[POLICY_ERR_MAX], what[3 * POLICY_NAME_MAX + 16] = "";
@@ -166,24 +188,43 @@ static bool read_only_allows(const char *sql, struct mcp_outcome_info *o)
         mcp_textf(o->message, sizeof o->message,
                   "%s (hoopctl mcp is read-only: it sends only SQL it has parsed and found to be a "
                   "plain read)", err);
-        return false;
+        return gateway ? RO_SEND_REFUSED : RO_REFUSE;
     }
-    why = policy_analysis_not_read(&a, what, sizeof what);
+    bool here = !gateway;
+    /* Through the gateway: first what it refuses itself. */
+    for (size_t i = 0; gateway && i < a.nstmts && !why; i++)
+        if (!policy_stmt_is_session_control(&a.stmts[i]))
+            why = policy_stmt_not_read(&a.stmts[i], what, sizeof what);
+    if (!why) {
+        here = true;
+        why = policy_analysis_not_read(&a, what, sizeof what);
+    }
     policy_analysis_free(&a);
     if (!why)
-        return true;
-    /* (Nothing reaches the gateway, so its audit trail has no record of
-     * it: this line on stderr is the only one.) */
-    log_info("mcp", "read-only mode refused %.*s: %s", mcp_utf8_prefix(what, 100), what, why);
+        return RO_SEND;
     o->kind = MCP_OUTCOME_ERROR;
     snprintf(o->sqlstate, sizeof o->sqlstate, "25006");
     mcp_textf(o->message, sizeof o->message,
-              "hoopctl mcp is read-only (started without --allow-writes) and refused %s: %s. "
-              "Only plain reads run: SELECT, VALUES, TABLE, WITH of reads, EXPLAIN, SHOW, without "
-              "functions that act outside the transaction or on the server's files. Restart "
-              "hoopctl mcp with --allow-writes to let the connection's policy decide instead.",
+              "hoopctl mcp is read-only (started without --allow-writes) and refused %s: %s. " READ_ONLY_HINT,
               what, why);
-    return false;
+    if (!here)
+        return RO_SEND_REFUSED;
+    /* (This never reaches the gateway, so its audit trail has no record of
+     * it: this line on stderr is the only one.) */
+    log_info("mcp", "read-only mode refused %.*s: %s", mcp_utf8_prefix(what, 100), what, why);
+    return RO_REFUSE;
+}
+
+/* The gateway's read-only refusal ("hoopctl: statement refused by rule
+ * read-only: ...", 42501) gets the hint of the local one. */
+static void read_only_hint(struct mcp_outcome_info *o)
+{
+    static const char prefix[] = "hoopctl: statement refused by rule read-only: ";
+    if (o->kind != MCP_OUTCOME_ERROR || strcmp(o->sqlstate, "42501") != 0 ||
+        strncmp(o->message, prefix, strlen(prefix)) != 0)
+        return;
+    size_t n = strlen(o->message);
+    mcp_textf(o->message + n, sizeof o->message - n, ". %s", READ_ONLY_HINT);
 }
 
 static json_t *call_query(struct mcp_db *db, json_t *args, int *code, char *msg, size_t msglen)
@@ -227,10 +268,25 @@ static json_t *call_query(struct mcp_db *db, json_t *args, int *code, char *msg,
         }
         values[i] = texts[i];
     }
-    struct mcp_outcome_info o;
-    bool read_only = !mcp_db_config(db)->allow_writes;
-    if (!read_only || read_only_allows(sql, &o))
+    struct mcp_outcome_info o, refusal;
+    const struct mcp_config *cfg = mcp_db_config(db);
+    bool read_only = !cfg->allow_writes;
+    enum read_only_verdict v = read_only ? read_only_check(sql, cfg->gateway_read_only, &refusal) : RO_SEND;
+    if (v == RO_REFUSE) {
+        o = refusal;
+    } else {
         mcp_db_run(db, sql, (int)n, values, read_only, true, &o);
+        if (v == RO_SEND_REFUSED && o.kind == MCP_OUTCOME_ERROR && strcmp(o.sqlstate, "42601") == 0) {
+            /* The gateway judges a statement at its Execute, after
+             * PostgreSQL's Parse: SQL that does not parse, or several
+             * statements, fail there first, and the gateway hides that
+             * message; its refusal is audited but not seen. Ours says why. */
+            mcp_outcome_clear(&o);
+            o = refusal;
+        }
+        if (cfg->gateway_read_only)
+            read_only_hint(&o);
+    }
     result = outcome_result(&o);
     mcp_outcome_clear(&o);
 out:

@@ -2,7 +2,8 @@
  * the value they return, with what each does (enum policy_builtin_effect):
  * the policy's masked-copy guard, the classifier's server-file fact and
  * hoopctl mcp's read-only check all read it. And that check itself
- * (policy_analysis_not_read). */
+ * (policy_analysis_not_read, policy_stmt_not_read) with what it lets
+ * hoopctl mcp itself send (policy_stmt_is_session_control). */
 #include "policy_internal.h"
 
 #include <stdio.h>
@@ -118,51 +119,77 @@ static const char *called_name(const char *name, char *buf, size_t buflen)
     return name;
 }
 
-const char *policy_analysis_not_read(const struct policy_analysis *a, char *what, size_t whatlen)
+const char *policy_stmt_not_read(const struct policy_stmt *st, char *what, size_t whatlen)
 {
     static const char *const reads[] = {"SELECT", "EXPLAIN", "SHOW", NULL};
-    for (size_t s = 0; s < a->nstmts; s++) {
-        const struct policy_stmt *st = &a->stmts[s];
-        for (size_t k = 0; k < st->nkinds; k++) {
-            bool ok = false;
-            for (size_t r = 0; reads[r] && !ok; r++)
-                ok = strcmp(st->kinds[k], reads[r]) == 0;
-            /* set_config() in a query is judged as SET (SET_ROLE, ...): the
-             * READ ONLY transaction's ROLLBACK undoes it. SET itself is a
-             * utility statement, refused. */
-            if (!ok && k > 0 && strcmp(st->kinds[0], "SELECT") == 0)
-                ok = strcmp(st->kinds[k], "SET") == 0 || strncmp(st->kinds[k], "SET_", 4) == 0;
-            if (!ok) {
-                snprintf(what, whatlen, "%s", st->kinds[k]);
-                return "a statement that is not a plain read";
-            }
-        }
-        if (st->facts & (POLICY_FACT_WRITES | POLICY_FACT_MODIFYING_CTE)) {
-            snprintf(what, whatlen, "%s", "a write");
+    for (size_t k = 0; k < st->nkinds; k++) {
+        bool ok = false;
+        for (size_t r = 0; reads[r] && !ok; r++)
+            ok = strcmp(st->kinds[k], reads[r]) == 0;
+        /* set_config() in a query is judged as SET (SET_ROLE, ...): the
+         * READ ONLY transaction's ROLLBACK undoes it. SET itself is a
+         * utility statement, refused. */
+        if (!ok && k > 0 && strcmp(st->kinds[0], "SELECT") == 0)
+            ok = strcmp(st->kinds[k], "SET") == 0 || strncmp(st->kinds[k], "SET_", 4) == 0;
+        if (!ok) {
+            snprintf(what, whatlen, "%s", st->kinds[k]);
             return "a statement that is not a plain read";
         }
-        if (st->locks_rows) {
-            snprintf(what, whatlen, "%s", "SELECT ... FOR UPDATE/SHARE");
-            return "a statement that locks rows";
-        }
-        for (size_t i = 0; i < st->nfunctions; i++) {
-            char buf[3 * POLICY_NAME_MAX + 16];
-            const char *f = called_name(st->functions[i], buf, sizeof(buf));
-            unsigned e = f ? policy_builtin_effects(f) : 0;
-            if (e & (POLICY_BUILTIN_OUTSIDE_TX | POLICY_BUILTIN_SERVER_FILE)) {
-                snprintf(what, whatlen, "%s", f);
-                return e & POLICY_BUILTIN_SERVER_FILE ? "a function that reads or writes the server's files"
-                                                      : "a function whose effect outlives the transaction";
-            }
-        }
-        if (st->facts & (POLICY_FACT_COPY_OUT | POLICY_FACT_COPY_PROGRAM)) {
-            snprintf(what, whatlen, "%s", "COPY or a server file");
-            return "a statement that reaches outside the database";
-        }
-        if (st->facts & (POLICY_FACT_RUNS_CODE | POLICY_FACT_DYNAMIC_SQL)) {
-            snprintf(what, whatlen, "%s", "SQL run from text");
-            return "a statement that runs SQL the check cannot see";
+    }
+    if (st->facts & (POLICY_FACT_WRITES | POLICY_FACT_MODIFYING_CTE)) {
+        snprintf(what, whatlen, "%s", "a write");
+        return "a statement that is not a plain read";
+    }
+    if (st->locks_rows) {
+        snprintf(what, whatlen, "%s", "SELECT ... FOR UPDATE/SHARE");
+        return "a statement that locks rows";
+    }
+    for (size_t i = 0; i < st->nfunctions; i++) {
+        char buf[3 * POLICY_NAME_MAX + 16];
+        const char *f = called_name(st->functions[i], buf, sizeof(buf));
+        unsigned e = f ? policy_builtin_effects(f) : 0;
+        if (e & (POLICY_BUILTIN_OUTSIDE_TX | POLICY_BUILTIN_SERVER_FILE)) {
+            snprintf(what, whatlen, "%s", f);
+            return e & POLICY_BUILTIN_SERVER_FILE ? "a function that reads or writes the server's files"
+                                                  : "a function whose effect outlives the transaction";
         }
     }
+    if (st->facts & (POLICY_FACT_COPY_OUT | POLICY_FACT_COPY_PROGRAM)) {
+        snprintf(what, whatlen, "%s", "COPY or a server file");
+        return "a statement that reaches outside the database";
+    }
+    if (st->facts & (POLICY_FACT_RUNS_CODE | POLICY_FACT_DYNAMIC_SQL)) {
+        snprintf(what, whatlen, "%s", "SQL run from text");
+        return "a statement that runs SQL the check cannot see";
+    }
     return NULL;
+}
+
+const char *policy_analysis_not_read(const struct policy_analysis *a, char *what, size_t whatlen)
+{
+    for (size_t s = 0; s < a->nstmts; s++) {
+        const char *why = policy_stmt_not_read(&a->stmts[s], what, whatlen);
+        if (why)
+            return why;
+    }
+    return NULL;
+}
+
+bool policy_stmt_is_session_control(const struct policy_stmt *st)
+{
+    /* Not PREPARE TRANSACTION, COMMIT/ROLLBACK PREPARED (two-phase commit
+     * outlives the session), SET ROLE, SET SESSION AUTHORIZATION, nor the
+     * settings that change how literals parse (SET_PARSER_OPTION). */
+    static const char *const kinds[] = {"BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE", "ROLLBACK_TO",
+                                        "SET", "RESET", "SHOW", NULL};
+    if (st->nkinds == 0 || (st->facts & (POLICY_FACT_RUNS_CODE | POLICY_FACT_DYNAMIC_SQL)))
+        return false;
+    for (size_t k = 0; k < st->nkinds; k++) {
+        bool ok = false;
+        for (size_t i = 0; kinds[i] && !ok; i++)
+            ok = strcmp(st->kinds[k], kinds[i]) == 0;
+        if (!ok)
+            return false;
+    }
+    return st->nfunctions == 0;
 }

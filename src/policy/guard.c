@@ -199,6 +199,29 @@ int policy_guard_decide(struct policy_guard *g, enum gateway_statement_kind kind
     return 0;
 }
 
+void policy_guard_deny_unless_read(struct policy_guard *g)
+{
+    struct policy_decision *d = &g->decision;
+    if (d->action == POLICY_DENY)
+        return;
+    if (!g->have_analysis) { /* (policy_guard_decide denies whatever it could not analyse) */
+        deny(d, "read-only", "hoopctl mcp is read-only: a statement it could not analyse is refused");
+        return;
+    }
+    for (size_t i = 0; i < g->analysis.nstmts; i++) {
+        const struct policy_stmt *st = &g->analysis.stmts[i];
+        char what[3 * POLICY_NAME_MAX + 16] = "", msg[POLICY_ERR_MAX];
+        const char *why = policy_stmt_is_session_control(st) ? NULL : policy_stmt_not_read(st, what, sizeof what);
+        if (!why)
+            continue;
+        snprintf(msg, sizeof msg, "hoopctl mcp is read-only (started without --allow-writes) and refused %.80s: %s",
+                 what, why);
+        deny(d, "read-only", msg);
+        d->stmt_index = i;
+        return;
+    }
+}
+
 void policy_guard_set_portals(struct policy_guard *g, bool (*exists)(void *ctx, const char *name), void *ctx,
                               uint64_t portal_closes)
 {

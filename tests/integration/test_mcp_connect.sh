@@ -3,9 +3,11 @@
 # a service identity (a client-credentials login against the real
 # oidc-provider), a real server and a real PostgreSQL with the connection's
 # policy (default + masked email + a review rule). The official MCP SDK
-# client lists tools, queries, gets PII masked, DROP denied, a held review
-# approved by bob (and one denied); every call is then in the server's audit
-# trail under hoopctl-ci, in sessions whose client is hoopctl-mcp. Refusals
+# client lists tools, queries, gets PII masked, DROP denied, read-only mode's
+# refusals (pg_terminate_backend, COPY TO PROGRAM, ...) denied by the gateway,
+# a held review approved by bob (and one denied); every call is then in the
+# server's audit trail under hoopctl-ci, in sessions whose client is
+# hoopctl-mcp, the read-only refusals with decision deny and rule read-only. Refusals
 # at start (no login, a connection the identity may not use) are clear, exit
 # with their codes and write nothing to stdout. SIGTERM ends it cleanly.
 source "$(dirname "$0")/lib/harness.sh"

@@ -346,6 +346,70 @@ static void test_copy_formats(void **state)
     policy_guard_free(&g);
 }
 
+/* hoopctl mcp's read-only mode at the gateway (policy_guard_deny_unless_read):
+ * what hoopctl mcp itself sends around each call and plain reads pass; the
+ * rest becomes a deny of rule read-only, naming the statement that decided;
+ * a deny the policy made stays its own. */
+static void test_deny_unless_read(void **state)
+{
+    (void)state;
+    static const char *const allowed[] = {
+        "BEGIN READ ONLY", "ROLLBACK", "COMMIT", "START TRANSACTION READ ONLY", "SAVEPOINT a",
+        "RELEASE a", "ROLLBACK TO a", "SET statement_timeout = 30000; SET default_transaction_read_only = on",
+        "RESET statement_timeout", "SHOW search_path", "select 1", "select * from users where id = $1",
+        "select set_config('statement_timeout', '5s', false)", "explain select 1",
+        "with t as (select 1) select * from t", "values (1)", "table users",
+    };
+    static const struct {
+        const char *sql;
+        size_t stmt;
+    } refused[] = {
+        {"select pg_terminate_backend(pg_backend_pid())", 0},
+        {"copy (select 1) to program 'true'", 0},
+        {"copy t to stdout", 0},
+        {"drop table t", 0},
+        {"insert into t values (1)", 0},
+        {"select 1; delete from t", 1},
+        {"begin; delete from t where x = 1", 1},
+        {"do $$ begin perform 1; end $$", 0},
+        {"select * from t for update", 0},
+        {"checkpoint", 0},
+        {"prepare transaction 'x'", 0},
+        {"set role postgres", 0},
+        {"select pg_read_file('/etc/passwd')", 0},
+    };
+    struct policy_guard g;
+    assert_int_equal(policy_guard_init(&g, policy, NO_CATALOG, "test", "session r"), 0);
+    for (size_t i = 0; i < sizeof allowed / sizeof allowed[0]; i++) {
+        assert_int_equal(policy_guard_decide(&g, GATEWAY_STATEMENT_SIMPLE, allowed[i], NULL), 0);
+        policy_guard_deny_unless_read(&g);
+        if (g.decision.action == POLICY_DENY)
+            fail_msg("%s: refused (%s: %s)", allowed[i], g.decision.rule_name, g.decision.message);
+    }
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        assert_int_equal(policy_guard_decide(&g, GATEWAY_STATEMENT_SIMPLE, refused[i].sql, NULL), 0);
+        if (g.decision.action == POLICY_DENY)
+            fail_msg("%s: the policy denied it already (%s)", refused[i].sql, g.decision.rule_name);
+        policy_guard_deny_unless_read(&g);
+        if (g.decision.action != POLICY_DENY || strcmp(g.decision.rule_name, "read-only") != 0 ||
+            g.decision.stmt_index != refused[i].stmt ||
+            !strstr(g.decision.message, "hoopctl mcp is read-only (started without --allow-writes) and refused"))
+            fail_msg("%s: not refused as read-only (%d %s %zu: %s)", refused[i].sql, (int)g.decision.action,
+                     g.decision.rule_name, g.decision.stmt_index, g.decision.message);
+    }
+    assert_int_equal(policy_guard_decide(&g, GATEWAY_STATEMENT_SIMPLE, "select pg_terminate_backend(1)", NULL), 0);
+    policy_guard_deny_unless_read(&g);
+    assert_non_null(strstr(g.decision.message, "refused pg_terminate_backend: a function whose effect outlives"));
+    /* the policy's own deny (a parse error, a FunctionCall) keeps its rule */
+    assert_int_equal(policy_guard_decide(&g, GATEWAY_STATEMENT_SIMPLE, "selec 1", NULL), 0);
+    policy_guard_deny_unless_read(&g);
+    assert_string_equal(g.decision.rule_name, "parse-error");
+    assert_int_equal(policy_guard_decide(&g, GATEWAY_STATEMENT_FUNCTION_CALL, "", NULL), 0);
+    policy_guard_deny_unless_read(&g);
+    assert_string_equal(g.decision.rule_name, "function-call");
+    policy_guard_free(&g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -355,6 +419,7 @@ int main(void)
         cmocka_unit_test(test_ddl_state),
         cmocka_unit_test(test_fail_closed_filters),
         cmocka_unit_test(test_copy_formats),
+        cmocka_unit_test(test_deny_unless_read),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

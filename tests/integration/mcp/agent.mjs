@@ -1,7 +1,10 @@
 // agent.mjs — `hoopctl mcp app` (the gateway in-process, under the service
 // identity's login) driven by the official MCP SDK client over stdio, against
 // the connection's real policy: tools, a query, masked PII, a DROP denial as a
-// tool error, a held SELECT that bob approves with `hoopctl reviews approve`
+// tool error, read-only mode's refusals as the gateway's denials (rule
+// read-only: pg_terminate_backend, COPY TO PROGRAM, a session advisory lock),
+// transaction control, SET and unparsable SQL refused before the gateway,
+// --allow-writes leaving the rest to the policy, a held SELECT that bob approves with `hoopctl reviews approve`
 // (check_review then returns the rows) and one he denies (the reason comes
 // back), and one nobody decides expires; at most 8 wait at once. Writes the statements it ran, with their expected decisions, as JSON
 // to OUT for the audit check.
@@ -57,22 +60,65 @@ run(async () => {
   ok('list_tables and describe_table through the policy');
 
   sql = 'drop table customers';
-  // Read-only mode refuses it before the gateway; with --allow-writes the
-  // connection's policy decides (and denies it), as before.
+  // Read-only mode sends it to the gateway, whose policy denies it (and
+  // audits the denial); with --allow-writes the same.
   r = await call(c, 'query', { sql });
   assert.equal(r.isError, true, r.text);
-  assert.match(r.text, /^ERROR 25006: hoopctl mcp is read-only .*refused DROP_TABLE: .*--allow-writes/);
+  assert.match(r.text, /^ERROR 42501: hoopctl: statement refused by rule deny-destructive-ddl: DROP, TRUNCATE and ALTER/);
   const wr = await startServer(bin, ['mcp', 'app', '--allow-writes'], env);
   r = await call(wr.client, 'query', { sql });
   assert.equal(r.isError, true, r.text);
   assert.match(r.text, /^ERROR 42501: hoopctl: statement refused by rule deny-destructive-ddl: DROP, TRUNCATE and ALTER/);
+  // --allow-writes leaves the rest to the policy, which allows this one.
+  r = await call(wr.client, 'query', { sql: 'select pg_terminate_backend(0) as t' });
+  assert.equal(r.isError, false, r.text);
+  assert.deepEqual(r.json.rows, [{ t: false }]);
+  ran.push({ text: 'select pg_terminate_backend(0) as t', decision: 'allow' });
   await wr.stop();
   assert.equal(app("select to_regclass('customers') is not null"), 't');
-  ran.push({ text: sql, decision: 'deny' });
+  ran.push({ text: sql, decision: 'deny', rule: 'deny-destructive-ddl' });
   // Computed values of a table with a masked column are not masked to 0.
   r = await call(c, 'query', { sql: 'select count(*) as n, 1 as one from customers' });
   assert.deepEqual(r.json.rows, [{ n: 3, one: 1 }]);
   ok('DROP is denied as a tool error the model can read; the session goes on');
+
+  // Read-only mode: what the policy allows but is not a plain read is denied
+  // by the gateway (rule read-only), so it is in the audit trail with the
+  // agent's identity; the message says how to allow writes.
+  for (const [q, what] of [
+    ['select pg_terminate_backend(pg_backend_pid())', 'pg_terminate_backend'],
+    ["copy (select 1) to program 'true'", 'COPY'],
+    ['select pg_advisory_lock(1)', 'pg_advisory_lock'],
+  ]) {
+    r = await call(c, 'query', { sql: q });
+    assert.equal(r.isError, true, r.text);
+    assert.match(r.text, new RegExp(`^ERROR 42501: hoopctl: statement refused by rule read-only: hoopctl mcp is read-only \\(started without --allow-writes\\) and refused ${what}.*--allow-writes`), r.text);
+    ran.push({ text: q, decision: 'deny', rule: 'read-only' });
+  }
+  // What does not parse, or holds several statements, fails at PostgreSQL's
+  // Parse before the gateway's refusal (which it audits) is seen: the agent
+  // reads hoopctl mcp's own reason, the parser's message first.
+  r = await call(c, 'query', { sql: 'selec 1' });
+  assert.equal(r.isError, true, r.text);
+  assert.match(r.text, /^ERROR 42601: syntax error at or near "selec".*hoopctl mcp is read-only/);
+  ran.push({ text: 'selec 1', decision: 'deny', rule: 'parse-error' });
+  r = await call(c, 'query', { sql: 'select 1; select pg_cancel_backend(1)' });
+  assert.equal(r.isError, true, r.text);
+  assert.match(r.text, /^ERROR 25006: hoopctl mcp is read-only .*refused pg_cancel_backend: .*--allow-writes/, r.text);
+  ran.push({ text: 'select 1; select pg_cancel_backend(1)', decision: 'deny', rule: 'read-only' });
+  // What the gateway lets through for hoopctl mcp's own use (transaction
+  // control, SET) the agent may not send: refused before the gateway.
+  for (const q of ['set default_transaction_read_only = off', 'commit', 'begin read write']) {
+    r = await call(c, 'query', { sql: q });
+    assert.equal(r.isError, true, r.text);
+    assert.match(r.text, /^ERROR 25006: hoopctl mcp is read-only .*refused (SET|COMMIT|BEGIN): .*--allow-writes/, r.text);
+  }
+  r = await call(c, 'query', { sql: 'select name from customers where id = 3' });
+  assert.deepEqual(r.json.rows, [{ name: 'Cy' }]);
+  r = await call(c, 'describe_table', { table: 'payroll' });
+  assert.equal(r.isError, false, r.text);
+  assert.deepEqual(r.json.columns.map((x) => x.column), ['id', 'salary']);
+  ok('read-only refusals are the gateway\'s audited denials (rule read-only); reads and describe_table go on');
 
   // A held statement returns at once; bob approves; check_review has the rows.
   sql = 'select id, salary from payroll order by id';

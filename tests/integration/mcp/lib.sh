@@ -86,7 +86,7 @@ print(json.dumps(p))')
 }
 
 # mcp_audit_check STATEMENTS_JSON APPLICATION: every statement the agent ran
-# (a JSON list of {"text", "decision"[, "review_id"]}) is in the server's
+# (a JSON list of {"text", "decision"[, "rule"][, "review_id"]}) is in the server's
 # audit trail, in sessions of connection app under the service identity
 # hoopctl-ci whose client is APPLICATION; read with `hoopctl -o json
 # sessions list/show` under the service's own login.
@@ -121,7 +121,7 @@ stmts = [e['data'] for e in events if e['type'] == 'statement']
 for w in want:
     hits = [d for d in stmts if d['text'].strip() == w['text']]
     assert hits, f"not audited: {w['text']!r}; audited: {[d['text'] for d in stmts]}"
-    assert any(d['decision'] == w['decision'] for d in hits), (w, hits)
+    assert any(d['decision'] == w['decision'] and d.get('rule') == w.get('rule', d.get('rule')) for d in hits), (w, hits)
     if 'review_id' in w:
         assert any(d.get('review_id') == w['review_id'] for d in hits), (w, hits)
 assert '@example.com' not in json.dumps(sessions), 'an unmasked email was recorded'
