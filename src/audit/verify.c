@@ -10,6 +10,7 @@
  * checkpoint `audit verify` reports (event 1 without retention): a file cut
  * at its start still ends at the head. */
 #include "hoopctl/audit.h"
+#include "hoopctl/util.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -91,8 +92,7 @@ static bool known_key(const char *k)
  * kept; the rest of a longer line is read past, not held. */
 struct line_reader {
     FILE *in;
-    char *buf;
-    size_t cap, len;
+    struct buf line;
     bool too_long;             /* the line went past AUDIT_MAX_LINE */
     char block[65536];         /* read ahead from in */
     size_t pos, end;
@@ -100,33 +100,19 @@ struct line_reader {
 
 static int keep(struct line_reader *r, const char *p, size_t n)
 {
-    if (r->too_long)
-        return 0;
-    if (r->len + n > AUDIT_MAX_LINE) {
+    if (r->too_long || r->line.len + n > AUDIT_MAX_LINE) {
         r->too_long = true;
         return 0;
     }
-    if (r->len + n + 1 > r->cap) {
-        size_t cap = r->cap ? r->cap : 4096;
-        while (cap < r->len + n + 1)
-            cap *= 2;
-        char *b = realloc(r->buf, cap);
-        if (!b)
-            return -1;
-        r->buf = b;
-        r->cap = cap;
-    }
-    memcpy(r->buf + r->len, p, n);
-    r->len += n;
-    return 0;
+    return buf_append(&r->line, p, n);
 }
 
-/* 1 with a line in r->buf (r->len bytes, '\0' after; the newline and a
- * '\r' before it dropped; any byte, NUL too, kept as read), 0 at the end,
- * -1 out of memory. */
+/* 1 with a line in r->line ('\0' after it; the newline and a '\r' before
+ * it dropped; any byte, NUL too, kept as read; empty when too long), 0 at
+ * the end, -1 out of memory. */
 static int read_line(struct line_reader *r)
 {
-    r->len = 0;
+    buf_reset(&r->line);
     r->too_long = false;
     bool any = false;
     for (;;) {
@@ -147,14 +133,11 @@ static int read_line(struct line_reader *r)
     }
     if (!any)
         return 0;
-    if (keep(r, "", 0) < 0 || (!r->buf && !(r->buf = malloc(1))))
-        return -1;
     if (r->too_long)
-        r->len = 0;
-    else if (r->len && r->buf[r->len - 1] == '\r')
-        r->len--;
-    r->buf[r->len] = '\0';
-    return 1;
+        buf_reset(&r->line);
+    else if (r->line.len && r->line.data[r->line.len - 1] == '\r')
+        r->line.len--;
+    return buf_cstr(&r->line) ? 1 : -1;
 }
 
 int audit_verify_jsonl(FILE *in, json_t **report, char *err, size_t errlen)
@@ -178,11 +161,11 @@ int audit_verify_jsonl(FILE *in, json_t **report, char *err, size_t errlen)
                                " event (not read)", lineno, AUDIT_MAX_LINE >> 20);
             continue;
         }
-        if (lr->len == 0)
+        if (lr->line.len == 0)
             continue;
         json_error_t jerr;
         /* Duplicate keys are refused: parsers differ on which one counts. */
-        json_t *ev = json_loadb(lr->buf, lr->len, JSON_REJECT_DUPLICATES, &jerr);
+        json_t *ev = json_loadb((const char *)lr->line.data, lr->line.len, JSON_REJECT_DUPLICATES, &jerr);
         if (!ev) {
             audit_walk_problem(&w, w.last, NULL, "line %" PRId64 " is not an exported event (%s)", lineno,
                                jerr.text);
@@ -215,7 +198,7 @@ int audit_verify_jsonl(FILE *in, json_t **report, char *err, size_t errlen)
         char *text = json_dumps(data, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
         if (!text) {
             json_decref(ev);
-            free(lr->buf);
+            buf_free(&lr->line);
             free(lr);
             json_decref(w.problems);
             snprintf(err, errlen, "out of memory");
@@ -234,7 +217,7 @@ int audit_verify_jsonl(FILE *in, json_t **report, char *err, size_t errlen)
         free(text);
         json_decref(ev);
     }
-    free(lr->buf);
+    buf_free(&lr->line);
     free(lr);
     if (got < 0) {
         json_decref(w.problems);

@@ -1174,6 +1174,14 @@ static int row_head(void *arg, int nc, const char *const *v)
     return 1;
 }
 
+/* The chain's head and retention checkpoint. */
+static int read_head(struct store *s, struct head_state *head, char *err, size_t errlen)
+{
+    *head = (struct head_state){0};
+    return q(s, "SELECT last_n, last_hash, checkpoint_n, checkpoint_hash FROM chain_head WHERE id = 1", 0, NULL,
+             row_head, head, NULL, err, errlen);
+}
+
 static int audit_verify_in(struct store *s, json_t **report, char *err, size_t errlen);
 
 /* In one snapshot: the head and the events it is compared with are of the
@@ -1199,9 +1207,8 @@ static int row_foreign_owner(void *arg, int nc, const char *const *v)
 
 static int audit_verify_in(struct store *s, json_t **report, char *err, size_t errlen)
 {
-    struct head_state head = {0};
-    int rc = q(s, "SELECT last_n, last_hash, checkpoint_n, checkpoint_hash FROM chain_head WHERE id = 1",
-               0, NULL, row_head, &head, NULL, err, errlen);
+    struct head_state head;
+    int rc = read_head(s, &head, err, errlen);
     if (rc)
         return rc;
     struct verify_state vs = {0};
@@ -1353,9 +1360,8 @@ static int append_retention_event(struct store *s, struct chain_state *cs, int64
  * verify can tell it from one moved by hand from now on. */
 static int store_attest_checkpoint(struct store *s, char *err, size_t errlen)
 {
-    struct head_state head = {0};
-    int rc = q(s, "SELECT last_n, last_hash, checkpoint_n, checkpoint_hash FROM chain_head WHERE id = 1", 0, NULL,
-               row_head, &head, NULL, err, errlen);
+    struct head_state head;
+    int rc = read_head(s, &head, err, errlen);
     if (rc || head.cp_n <= 0)
         return rc;
     struct chain_state cs = {head.last_n, ""};
@@ -1414,9 +1420,8 @@ int store_retention(struct store *s, int64_t cutoff_ms, const char *webhook_key,
     if ((rc = q(s, "DELETE FROM reviews WHERE expires_at < CAST($1 AS BIGINT)", 1, p, NULL, NULL,
                 &out->reviews, err, errlen)))
         goto fail;
-    struct head_state head = {0};
-    if ((rc = q(s, "SELECT last_n, last_hash, checkpoint_n, checkpoint_hash FROM chain_head WHERE id = 1",
-                0, NULL, row_head, &head, NULL, err, errlen)))
+    struct head_state head;
+    if ((rc = read_head(s, &head, err, errlen)))
         goto fail;
     /* Held: old events still here that the cut spares for the webhook. */
     int64_t kept_from = cut > head.cp_n ? cut : head.cp_n;
