@@ -58,7 +58,7 @@ login_start() {
   local name=$1; shift
   bg_start "$name" "$HOOPCTL_BIN" login "$@"
   wait_for "$name to show the login link" 30 grep -q 'user_code=' "$HARNESS_TMP/$name.log"
-  LOGIN_URL=$(grep -o 'http://[^ ]*user_code=[^ ]*' "$HARNESS_TMP/$name.log" | head -1)
+  LOGIN_URL=$(grep -o -m1 'http://[^ ]*user_code=[^ ]*' "$HARNESS_TMP/$name.log")  # no pipe (see the commit)
 }
 
 # wait_rc PID: sets RC to the exit status of a background process of this shell.
