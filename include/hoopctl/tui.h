@@ -166,9 +166,6 @@ int tui_scroll_for(int selected, int top, int rows, int count);
  * still wider than width hard-wrapped (tui_hard_wrap), so nothing is ever
  * cut at the edge. Returns 0 or -1 (out of memory). */
 int tui_sql_pretty(const char *sql, int width, struct buf *out);
-/* text with each line longer than width display columns broken at width,
- * the rest indented by indent spaces (so a long value is seen whole). */
-int tui_wrap(const char *text, int width, int indent, struct buf *out);
 /* A line wider than width display columns goes on on the next, which
  * starts with TUI_WRAP_MARK (a byte no shown text has: the screen draws a
  * mark there that text cannot imitate) and holds width - 2 columns. */

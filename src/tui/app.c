@@ -483,11 +483,11 @@ static void draw_reviews(struct app *a)
     putf(y + 2, 1, COLS - 2, "Review %s   Session %s", r->id, r->session_id[0] ? r->session_id : "-");
     struct buf pretty = {0};
     tui_sql_pretty(r->statement, COLS - 4, &pretty);
-    if (r->params && r->params[0]) { /* the values an approval runs it with, each seen whole */
+    if (r->params && r->params[0]) { /* the values an approval runs it with, each seen whole, */
         struct buf shown = {0};
         buf_append_str(&pretty, "\n\nParameters:\n");
         if (buf_append_terminal_safe(&shown, r->params, strlen(r->params), true) == 0 && buf_cstr(&shown))
-            tui_wrap(buf_cstr(&shown), COLS - 4, 6, &pretty);
+            tui_hard_wrap(buf_cstr(&shown), COLS - 4, &pretty); /* a long one behind the mark */
         buf_free(&shown);
     }
     const char *p = buf_cstr(&pretty);

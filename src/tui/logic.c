@@ -433,24 +433,23 @@ static int sql_layout(const char *sql, int width, struct buf *out)
     return rc ? -1 : 0;
 }
 
-/* text into out with a line break before any character that would pass lim
- * columns (first on a line of text, more on a continued one); a continued
- * line starts with mark, or indent blanks, counted as indent columns. */
-static int wrap_text(const char *text, int first, int more, int indent, const char *mark, struct buf *out)
+/* A line break before any character that would pass width columns (width - 2
+ * on a continued line, which starts with TUI_WRAP_MARK and a blank). */
+int tui_hard_wrap(const char *text, int width, struct buf *out)
 {
-    int rc = 0, col = 0, start = 0, lim = first;
+    int rc = 0, col = 0, first = width < 1 ? 1 : width, more = width - 2 < 1 ? 1 : width - 2, lim = first;
     for (const char *p = text; *p;) {
         size_t n = 1; /* one UTF-8 character */
         while (p[n] && ((unsigned char)p[n] & 0xC0) == 0x80)
             n++;
         if (*p == '\n') {
-            col = start = 0;
+            col = 0;
             lim = first;
         } else {
             int w = replay_display_width(p, n);
-            if (col + w > lim && col > start) { /* never silently past the edge: go on below */
-                rc |= mark ? buf_printf(out, "\n%s", mark) : buf_printf(out, "\n%*s", indent, "");
-                col = start = indent;
+            if (col + w > lim && col > 0) { /* never silently past the edge: go on below */
+                rc |= buf_append_str(out, "\n" TUI_WRAP_MARK);
+                col = 0;
                 lim = more;
             }
             col += w;
@@ -459,12 +458,6 @@ static int wrap_text(const char *text, int first, int more, int indent, const ch
         p += n;
     }
     return rc ? -1 : 0;
-}
-
-int tui_hard_wrap(const char *text, int width, struct buf *out)
-{
-    /* after the mark and a blank: two columns fewer */
-    return wrap_text(text, width < 1 ? 1 : width, width - 2 < 1 ? 1 : width - 2, 0, TUI_WRAP_MARK, out);
 }
 
 int tui_sql_pretty(const char *sql, int width, struct buf *out)
@@ -477,11 +470,4 @@ int tui_sql_pretty(const char *sql, int width, struct buf *out)
         rc = buf_append_str(out, "");
     buf_free(&laid);
     return rc ? -1 : 0;
-}
-
-int tui_wrap(const char *text, int width, int indent, struct buf *out)
-{
-    if (width < indent + 8)
-        width = indent + 8;
-    return wrap_text(text, width, width, indent, NULL, out);
 }

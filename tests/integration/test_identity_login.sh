@@ -107,7 +107,7 @@ wait_for "config server" 20 curl -sf "$SRV_URL/api/v1/auth/config"
 bg_start login2 script -qfec "$H login --server $SRV_URL" /dev/null
 # The QR code comes between the link and this line; waiting for the link alone raced it.
 wait_for "login on a tty to wait for approval" 30 grep -q 'Waiting for approval' "$HARNESS_TMP/login2.log"
-LOGIN_URL=$(grep -o 'http://[^ ]*user_code=[A-Z-]*' "$HARNESS_TMP/login2.log" | head -1)
+LOGIN_URL=$(grep -o -m1 'http://[^ ]*user_code=[A-Z-]*' "$HARNESS_TMP/login2.log")
 assert_contains "$(cat "$HARNESS_TMP/login2.log")" "█" "a QR code is drawn on a terminal"
 assert_not_contains "$(cat "$HARNESS_TMP/login1.log")" "█" "no QR code when stdout is not a terminal"
 browser "$LOGIN_URL" bob approve

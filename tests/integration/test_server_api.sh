@@ -675,7 +675,7 @@ prev=$(dbsql "select hash from events where n = 3")
 forged=$(printf 'forged' | sha256sum | cut -c1-64)
 dbsql "insert into events select 4, 'forged-1', session_id, seq, type, ts, subject, '{\"x\":1}', '$prev', '$forged', received_at from events where n = 3"
 out=$("$H" audit verify --store "$STORE") && fail "verify missed an inserted row"
-assert_contains "$out" "at event 4"; log "inserted row found: $(grep "at event 4" <<<"$out" | head -1)"
+assert_contains "$out" "at event 4"; log "inserted row found: $(grep -m1 "at event 4" <<<"$out")"
 
 # One id three times in one batch: the first sent is kept, whatever the sort.
 r=$(ok tok-alice-1 POST /api/v1/events "{\"events\":[$(ev dup1 sess-dup 1 statement $now '{"text":"select 1","decision":"allow"}'),$(ev dup1 sess-dup 2 statement $now '{"text":"select 2","decision":"allow"}'),$(ev dup1 sess-dup 3 statement $now '{"text":"select 3","decision":"allow"}')]}")

@@ -5,7 +5,8 @@
 # token (a DO body) and on a terminal narrower than 24 columns; "x$a$" is one
 # identifier (a '$' continues a name), so no "dollar quote" hides the
 # statements between two of them; block comments nest; characters that draw
-# nothing (a zero-width space) are shown as escapes.
+# nothing (a zero-width space) are shown as escapes. A long bound value goes
+# on behind the same mark, so it cannot draw a parameter line of its own.
 source "$(dirname "$0")/lib/harness.sh"
 source "$(dirname "$0")/lib/tmux.sh"
 source "$(dirname "$0")/lib/seed_server.sh"
@@ -28,9 +29,13 @@ r1=$(seed_review "$TOKEN_alice" sess-a "DO \$\$BEGIN RAISE NOTICE 'vacuum hint';
 r2=$(seed_review "$TOKEN_alice" sess-b "delete from tmp_import; select 1 as x\$a\$;${pad}delete from orders; select 1 as y\$a\$;")
 r3=$(seed_review "$TOKEN_alice" sess-c "delete from orders /* keep rows: /* see OPS-12 */ where id = 5 */;")
 r4=$(seed_review "$TOKEN_alice" sess-d $'DO $$BEGIN DELETE FROM orders WHERE status <> \'paid\u200b\'; END$$')
+# The pane is 96 columns: "  $1 = '" and 88 letters fill the first line, so
+# what follows starts the next: a fake "$2 = NULL" beside the real $2.
+fake="$(printf 'a%.0s' {1..88})  \$2 = NULL"
+r5=$(seed_review "$TOKEN_alice" sess-e 'delete from orders where note = $1 or tag = $2' "[\"$fake\", \"x\"]")
 
 tmux_start 100 30 env HOOPCTL_TOKEN="$TOKEN_bob" "$H" tui --server "$SERVER_URL" --reviews
-tmux_wait_text "4 pending reviews you may decide" 30
+tmux_wait_text "5 pending reviews you may decide" 30
 
 # 1. A DO body is one token: what is past the pane's edge goes on below.
 select_review "$r1" 0
@@ -53,7 +58,15 @@ assert_not_contains "$screen" "* /" "a comment's end shown as '* /'"
 select_review "$r4" 3
 assert_contains "$(tmux_screen)" "'paid\\u200b'" "the zero-width space"
 
-# 5. Below 24 columns (the pane under 20), nothing is cut either.
+# 5. The value's tail is on a line that starts with the mark: the only
+# parameter line that reads "$2 = " at its start is the real one.
+select_review "$r5" 4
+screen=$(tmux_screen)
+assert_contains "$screen" "\$2 = 'x'" "the real second parameter"
+assert_eq 0 "$(grep -c '^ *\$2 = NULL' <<<"$screen")" "a value's tail drawn as a parameter line of its own"
+assert_eq 1 "$(grep -c '^ *> *\$2 = NULL' <<<"$screen")" "the value's tail behind the mark"
+
+# 6. Below 24 columns (the pane under 20), nothing is cut either.
 select_review "$r1" 0
 tmux_resize 22 40
 pane_has_body() { [[ $(pane_text) == *"'vacuumhint';DELETEFROMorders;END\$\$"* ]]; }
