@@ -733,6 +733,23 @@ static int walk_members(struct walker *w, json_t *obj, const char *const *write_
     return 0;
 }
 
+/* The relation a DROP (or ALTER EXTENSION ... ADD) names as obj, a List of
+ * name parts, when objtype is one of a relation: written. */
+static int add_named_relation(struct policy_stmt *st, const char *objtype, json_t *obj)
+{
+    const char *on = object_type_name(objtype);
+    bool relation_like = strcmp(on, "TABLE") == 0 || strcmp(on, "VIEW") == 0 ||
+                         strcmp(on, "MATERIALIZED_VIEW") == 0 || strcmp(on, "SEQUENCE") == 0 ||
+                         strcmp(on, "FOREIGN_TABLE") == 0 || strcmp(on, "INDEX") == 0;
+    json_t *items = json_object_get(json_object_get(obj, "List"), "items");
+    size_t k = json_array_size(items);
+    if (!relation_like || k == 0)
+        return 0;
+    const char *name = jstr(json_object_get(json_array_get(items, k - 1), "String"), "sval");
+    const char *schema = k >= 2 ? jstr(json_object_get(json_array_get(items, k - 2), "String"), "sval") : NULL;
+    return name ? stmt_add_relation(st, schema, name, true) : 0;
+}
+
 static int set_kind(struct walker *w, const char *kind)
 {
     return policy_stmt_add_kind(w->st, kind);
@@ -992,17 +1009,17 @@ static int walk_node(struct walker *w, const char *type, json_t *n, bool write)
         st->facts |= POLICY_FACT_WRITES;
         if (w->stmt_depth > 0)
             st->facts |= POLICY_FACT_MODIFYING_CTE;
-        if ((strcmp(type, "UpdateStmt") == 0 || strcmp(type, "DeleteStmt") == 0) &&
-            !json_object_get(n, "whereClause"))
+        /* An UPDATE or DELETE whose WHERE names no column of its target
+         * (WHERE true, WHERE 1 = 1, WHERE EXISTS (SELECT 1)), like a MERGE
+         * ... ON true or on the source's columns only, touches every row of
+         * it (or none). WHERE CURRENT OF a cursor touches one. */
+        json_t *rel = json_object_get(n, "relation");
+        json_t *cond = strcmp(type, "MergeStmt") == 0 ? json_object_get(n, "joinCondition")
+                       : strcmp(type, "InsertStmt") == 0 ? NULL
+                                                         : json_object_get(n, "whereClause");
+        if (strcmp(type, "InsertStmt") != 0 && !json_object_get(cond, "CurrentOfExpr") &&
+            !refers_to(cond, jstr(rel, "relname"), jstr(json_object_get(rel, "alias"), "aliasname")))
             st->facts |= POLICY_FACT_NO_WHERE;
-        /* MERGE ... ON true, or on the source's columns only, touches every
-         * row of its target. */
-        if (strcmp(type, "MergeStmt") == 0) {
-            json_t *rel = json_object_get(n, "relation");
-            if (!refers_to(json_object_get(n, "joinCondition"), jstr(rel, "relname"),
-                           jstr(json_object_get(rel, "alias"), "aliasname")))
-                st->facts |= POLICY_FACT_NO_WHERE;
-        }
         /* CTEs first, so their names are known before the FROM list. */
         json_t *with = json_object_get(n, "withClause");
         size_t scope = w->nctes;
@@ -1152,23 +1169,22 @@ static int walk_node(struct walker *w, const char *type, json_t *n, bool write)
             st->facts |= POLICY_FACT_CASCADE;
         if (set_kind_obj(w, "DROP", ot) < 0)
             return -1;
-        const char *on = object_type_name(ot);
-        bool relation_like = strcmp(on, "TABLE") == 0 || strcmp(on, "VIEW") == 0 ||
-                             strcmp(on, "MATERIALIZED_VIEW") == 0 || strcmp(on, "SEQUENCE") == 0 ||
-                             strcmp(on, "FOREIGN_TABLE") == 0 || strcmp(on, "INDEX") == 0;
         size_t i;
         json_t *obj;
         json_array_foreach(json_object_get(n, "objects"), i, obj) {
-            json_t *items = json_object_get(json_object_get(obj, "List"), "items");
-            if (!relation_like || !items)
-                continue;
-            size_t k = json_array_size(items);
-            const char *name = jstr(json_object_get(json_array_get(items, k - 1), "String"), "sval");
-            const char *schema = k >= 2 ? jstr(json_object_get(json_array_get(items, k - 2), "String"), "sval") : NULL;
-            if (name && stmt_add_relation(st, schema, name, true) < 0)
+            if (add_named_relation(st, ot, obj) < 0)
                 return -1;
         }
         return 0;
+    }
+    if (strcmp(type, "AlterExtensionContentsStmt") == 0) {
+        /* A table (schema, view, ...) made a member of an extension is
+         * dropped by DROP EXTENSION, no CASCADE needed: so this is also an
+         * ALTER of that object (ALTER_TABLE, ALTER_SCHEMA, ...). */
+        const char *ot = jstr(n, "objtype");
+        if (set_kind(w, "ALTER_EXTENSION_CONTENTS") < 0 || set_kind_obj(w, "ALTER", ot) < 0)
+            return -1;
+        return add_named_relation(st, ot, json_object_get(n, "object"));
     }
     if (strcmp(type, "AlterTableStmt") == 0) {
         if (set_kind_obj(w, "ALTER", jstr(n, "objtype")) < 0)

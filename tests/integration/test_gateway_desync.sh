@@ -71,4 +71,17 @@ grep -q '^ok   baseline' <<<"$out" || fail "the baseline did not run: $out"
 assert_eq 10 "$(psql -X -Atc 'select count(*) from t')" "t keeps its rows"
 assert_eq "alice.pii@example.com" "$(psql -X -Atc 'select email from users')" "the data upstream is intact"
 assert_eq "still-serving" "$(gw_psql -Atc "select 'still-serving'")"
+
+# A table made a member of an extension is dropped by DROP EXTENSION, no
+# CASCADE needed. Control, straight to PostgreSQL: the two steps drop it.
+psql -X -q -v ON_ERROR_STOP=1 -c "create table ext_control (id int)" \
+  -c "alter extension plpgsql add table ext_control" -c "drop extension plpgsql" -c "create extension plpgsql"
+assert_eq "" "$(psql -X -Atc "select to_regclass('ext_control')")" "control: DROP EXTENSION drops a member table"
+out=$(gw_psql -c "alter extension plpgsql add table t" -c "drop extension plpgsql" 2>&1) || true
+assert_eq 2 "$(grep -c 'refused by rule deny-destructive-ddl' <<<"$out")" "ALTER EXTENSION ... ADD TABLE and DROP EXTENSION refused: $out"
+assert_eq 10 "$(psql -X -Atc 'select count(*) from t')" "t is no extension's and keeps its rows"
+# A WHERE that names no column of the table touches all of it: as no WHERE.
+out=$(gw_psql -c "update t set id = id + 100 where true" -c "update t set id = id + 100 where 1 = 1" 2>&1) || true
+assert_eq 2 "$(grep -c 'rule review-no-where' <<<"$out")" "UPDATE ... WHERE true sent to review (refused offline): $out"
+assert_eq 55 "$(psql -X -Atc 'select sum(id) from t')" "t unchanged"
 echo "gateway desync attacks refused"
