@@ -35,9 +35,10 @@ struct connect_options {
                                    * user is not this (a per-run secret of hoopctl mcp) */
     const char *socket_dir;       /* also listen on DIR/.s.PGSQL.<port> (NULL: TCP only) */
     bool read_only;               /* deny (rule "read-only", audited) every statement that is not
-                                   * a plain read, transaction control or SET/RESET/SHOW
-                                   * (policy_guard_deny_unless_read): hoopctl mcp without
-                                   * --allow-writes */
+                                   * a plain read, nor, in a simple Query, transaction control or
+                                   * SET/RESET/SHOW (policy_guard_deny_unless_read): hoopctl mcp
+                                   * without --allow-writes, whose own statements are simple
+                                   * queries and the agent's extended-protocol ones */
 };
 
 struct connect_stats {

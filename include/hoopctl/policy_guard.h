@@ -66,11 +66,11 @@ int policy_guard_decide(struct policy_guard *g, enum gateway_statement_kind kind
                         const char *const *groups);
 /* hoopctl mcp's read-only mode (connect_options.read_only), after
  * policy_guard_decide: a decision that is not a deny becomes one (rule
- * "read-only") when a statement of the string is neither a plain read
- * (policy_stmt_not_read) nor transaction control or SET/RESET/SHOW
- * (policy_stmt_is_session_control: what hoopctl mcp sends around each call;
- * its tools refuse those to the agent). */
-void policy_guard_deny_unless_read(struct policy_guard *g);
+ * "read-only") when a statement of the string is not a plain read
+ * (policy_stmt_not_read), nor, when session_control, transaction control or
+ * SET/RESET/SHOW (policy_stmt_is_session_control: what hoopctl mcp itself
+ * sends around each call, as simple queries). */
+void policy_guard_deny_unless_read(struct policy_guard *g, bool session_control);
 /* The gateway's check for portals that Bind made (a statement's
  * portal_exists and portal_ctx), for FETCH and MOVE by name, and its count
  * of named portals the client closed by protocol (a Close of a SQL cursor's

@@ -534,8 +534,13 @@ static enum gateway_verdict on_statement(void *user, const struct gateway_sessio
     const struct policy_decision *d = &s->guard.decision;
     policy_guard_set_portals(&s->guard, st->portal_exists, st->portal_ctx, st->portal_closes);
     policy_guard_decide(&s->guard, st->kind, st->sql, c->groups); /* out of memory: a deny that says so */
-    if (c->read_only) /* hoopctl mcp without --allow-writes: audited below as any denial */
-        policy_guard_deny_unless_read(&s->guard);
+    /* hoopctl mcp without --allow-writes: audited below as any denial. Its
+     * own BEGIN READ ONLY, COMMIT and SET come as simple queries; the
+     * agent's SQL always by the extended protocol, where those are refused
+     * too (SET default_transaction_read_only = off, a COMMIT of the READ
+     * ONLY transaction). */
+    if (c->read_only)
+        policy_guard_deny_unless_read(&s->guard, st->kind == GATEWAY_STATEMENT_SIMPLE);
     policy_guard_forget_names(&s->guard, &ref->forget);
     json_t *data = statement_event(s, st);
     char err[256];

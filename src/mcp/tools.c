@@ -168,19 +168,17 @@ enum read_only_verdict {
  * with the refusal.
  *
  * With --dsn that refusal is made here (RO_REFUSE). Through our gateway
- * (gateway_read_only) the gateway makes the check in its policy path, and
- * refuses (42501, rule read-only, or the policy's own deny, a parse error
+ * (gateway_read_only) the gateway makes the same check in its policy path,
+ * and refuses (42501, rule read-only, or the policy's own deny, a parse error
  * among them) and audits what fails it: that is sent (RO_SEND_REFUSED), so
- * the audit trail has the agent's attempt. Only what the gateway lets
- * through for our own use, transaction control and SET/RESET, is refused
- * here, in a string the gateway would let through: the agent must not send
- * those (a SET default_transaction_read_only = off, a COMMIT of our READ
- * ONLY transaction). */
+ * the audit trail has the agent's attempt. That covers transaction control
+ * and SET/RESET too (a SET default_transaction_read_only = off, a COMMIT of
+ * our READ ONLY transaction): the gateway lets those through only in a
+ * simple Query, which is how we send ours, never the agent's SQL. */
 static enum read_only_verdict read_only_check(const char *sql, bool gateway, struct mcp_outcome_info *o)
 {
     struct policy_analysis a;
     char err[POLICY_ERR_MAX], what[3 * POLICY_NAME_MAX + 16] = "";
-    const char *why = NULL;
     memset(o, 0, sizeof *o);
     if (policy_classify(sql, NULL, &a, err) < 0) {
         o->kind = MCP_OUTCOME_ERROR;
@@ -190,15 +188,7 @@ static enum read_only_verdict read_only_check(const char *sql, bool gateway, str
                   "plain read)", err);
         return gateway ? RO_SEND_REFUSED : RO_REFUSE;
     }
-    bool here = !gateway;
-    /* Through the gateway: first what it refuses itself. */
-    for (size_t i = 0; gateway && i < a.nstmts && !why; i++)
-        if (!policy_stmt_is_session_control(&a.stmts[i]))
-            why = policy_stmt_not_read(&a.stmts[i], what, sizeof what);
-    if (!why) {
-        here = true;
-        why = policy_analysis_not_read(&a, what, sizeof what);
-    }
+    const char *why = policy_analysis_not_read(&a, what, sizeof what);
     policy_analysis_free(&a);
     if (!why)
         return RO_SEND;
@@ -207,10 +197,10 @@ static enum read_only_verdict read_only_check(const char *sql, bool gateway, str
     mcp_textf(o->message, sizeof o->message,
               "hoopctl mcp is read-only (started without --allow-writes) and refused %s: %s. " READ_ONLY_HINT,
               what, why);
-    if (!here)
+    if (gateway)
         return RO_SEND_REFUSED;
-    /* (This never reaches the gateway, so its audit trail has no record of
-     * it: this line on stderr is the only one.) */
+    /* (With --dsn there is no gateway, so no audit trail: this line on
+     * stderr is the only record.) */
     log_info("mcp", "read-only mode refused %.*s: %s", mcp_utf8_prefix(what, 100), what, why);
     return RO_REFUSE;
 }

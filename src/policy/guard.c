@@ -199,7 +199,7 @@ int policy_guard_decide(struct policy_guard *g, enum gateway_statement_kind kind
     return 0;
 }
 
-void policy_guard_deny_unless_read(struct policy_guard *g)
+void policy_guard_deny_unless_read(struct policy_guard *g, bool session_control)
 {
     struct policy_decision *d = &g->decision;
     if (d->action == POLICY_DENY)
@@ -211,7 +211,9 @@ void policy_guard_deny_unless_read(struct policy_guard *g)
     for (size_t i = 0; i < g->analysis.nstmts; i++) {
         const struct policy_stmt *st = &g->analysis.stmts[i];
         char what[3 * POLICY_NAME_MAX + 16] = "", msg[POLICY_ERR_MAX];
-        const char *why = policy_stmt_is_session_control(st) ? NULL : policy_stmt_not_read(st, what, sizeof what);
+        const char *why = session_control && policy_stmt_is_session_control(st)
+                              ? NULL
+                              : policy_stmt_not_read(st, what, sizeof what);
         if (!why)
             continue;
         snprintf(msg, sizeof msg, "hoopctl mcp is read-only (started without --allow-writes) and refused %.80s: %s",

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define NO_CATALOG "host=/nonexistent-hoopctl-test port=1 connect_timeout=1"
 
@@ -347,7 +348,8 @@ static void test_copy_formats(void **state)
 }
 
 /* hoopctl mcp's read-only mode at the gateway (policy_guard_deny_unless_read):
- * what hoopctl mcp itself sends around each call and plain reads pass; the
+ * what hoopctl mcp itself sends around each call (in simple queries) and
+ * plain reads pass, and only the reads from the agent (extended); the
  * rest becomes a deny of rule read-only, naming the statement that decided;
  * a deny the policy made stays its own. */
 static void test_deny_unless_read(void **state)
@@ -382,15 +384,24 @@ static void test_deny_unless_read(void **state)
     assert_int_equal(policy_guard_init(&g, policy, NO_CATALOG, "test", "session r"), 0);
     for (size_t i = 0; i < sizeof allowed / sizeof allowed[0]; i++) {
         assert_int_equal(policy_guard_decide(&g, GATEWAY_STATEMENT_SIMPLE, allowed[i], NULL), 0);
-        policy_guard_deny_unless_read(&g);
+        policy_guard_deny_unless_read(&g, true);
         if (g.decision.action == POLICY_DENY)
             fail_msg("%s: refused (%s: %s)", allowed[i], g.decision.rule_name, g.decision.message);
+        /* the agent's SQL (extended protocol): only the plain reads */
+        bool read = strncasecmp(allowed[i], "select", 6) == 0 || strncasecmp(allowed[i], "explain", 7) == 0 ||
+                    strncasecmp(allowed[i], "with", 4) == 0 || strncasecmp(allowed[i], "values", 6) == 0 ||
+                    strncasecmp(allowed[i], "table", 5) == 0 || strncasecmp(allowed[i], "show", 4) == 0;
+        assert_int_equal(policy_guard_decide(&g, GATEWAY_STATEMENT_EXECUTE, allowed[i], NULL), 0);
+        policy_guard_deny_unless_read(&g, false);
+        if ((g.decision.action == POLICY_DENY) == read || (!read && strcmp(g.decision.rule_name, "read-only") != 0))
+            fail_msg("%s, the agent's: %s (%s)", allowed[i], read ? "refused" : "not refused as read-only",
+                     g.decision.rule_name);
     }
     for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
         assert_int_equal(policy_guard_decide(&g, GATEWAY_STATEMENT_SIMPLE, refused[i].sql, NULL), 0);
         if (g.decision.action == POLICY_DENY)
             fail_msg("%s: the policy denied it already (%s)", refused[i].sql, g.decision.rule_name);
-        policy_guard_deny_unless_read(&g);
+        policy_guard_deny_unless_read(&g, true);
         if (g.decision.action != POLICY_DENY || strcmp(g.decision.rule_name, "read-only") != 0 ||
             g.decision.stmt_index != refused[i].stmt ||
             !strstr(g.decision.message, "hoopctl mcp is read-only (started without --allow-writes) and refused"))
@@ -398,14 +409,14 @@ static void test_deny_unless_read(void **state)
                      g.decision.rule_name, g.decision.stmt_index, g.decision.message);
     }
     assert_int_equal(policy_guard_decide(&g, GATEWAY_STATEMENT_SIMPLE, "select pg_terminate_backend(1)", NULL), 0);
-    policy_guard_deny_unless_read(&g);
+    policy_guard_deny_unless_read(&g, true);
     assert_non_null(strstr(g.decision.message, "refused pg_terminate_backend: a function whose effect outlives"));
     /* the policy's own deny (a parse error, a FunctionCall) keeps its rule */
     assert_int_equal(policy_guard_decide(&g, GATEWAY_STATEMENT_SIMPLE, "selec 1", NULL), 0);
-    policy_guard_deny_unless_read(&g);
+    policy_guard_deny_unless_read(&g, true);
     assert_string_equal(g.decision.rule_name, "parse-error");
     assert_int_equal(policy_guard_decide(&g, GATEWAY_STATEMENT_FUNCTION_CALL, "", NULL), 0);
-    policy_guard_deny_unless_read(&g);
+    policy_guard_deny_unless_read(&g, true);
     assert_string_equal(g.decision.rule_name, "function-call");
     policy_guard_free(&g);
 }

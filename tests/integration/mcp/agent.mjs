@@ -2,8 +2,8 @@
 // identity's login) driven by the official MCP SDK client over stdio, against
 // the connection's real policy: tools, a query, masked PII, a DROP denial as a
 // tool error, read-only mode's refusals as the gateway's denials (rule
-// read-only: pg_terminate_backend, COPY TO PROGRAM, a session advisory lock),
-// transaction control, SET and unparsable SQL refused before the gateway,
+// read-only: pg_terminate_backend, COPY TO PROGRAM, a session advisory lock,
+// and the agent's transaction control and SET), unparsable SQL refused before the gateway,
 // --allow-writes leaving the rest to the policy, a held SELECT that bob approves with `hoopctl reviews approve`
 // (check_review then returns the rows) and one he denies (the reason comes
 // back), and one nobody decides expires; at most 8 wait at once. Writes the statements it ran, with their expected decisions, as JSON
@@ -106,13 +106,18 @@ run(async () => {
   assert.equal(r.isError, true, r.text);
   assert.match(r.text, /^ERROR 25006: hoopctl mcp is read-only .*refused pg_cancel_backend: .*--allow-writes/, r.text);
   ran.push({ text: 'select 1; select pg_cancel_backend(1)', decision: 'deny', rule: 'read-only' });
-  // What the gateway lets through for hoopctl mcp's own use (transaction
-  // control, SET) the agent may not send: refused before the gateway.
-  for (const q of ['set default_transaction_read_only = off', 'commit', 'begin read write']) {
+  // Transaction control and SET, which the gateway lets through in hoopctl
+  // mcp's own simple queries, are refused in the agent's SQL by the gateway
+  // too, and audited: an attempt to leave the READ ONLY transaction is on record.
+  for (const [q, what] of [['set default_transaction_read_only = off', 'SET'], ['commit', 'COMMIT'],
+                           ['begin read write', 'BEGIN']]) {
     r = await call(c, 'query', { sql: q });
     assert.equal(r.isError, true, r.text);
-    assert.match(r.text, /^ERROR 25006: hoopctl mcp is read-only .*refused (SET|COMMIT|BEGIN): .*--allow-writes/, r.text);
+    assert.match(r.text, new RegExp(`^ERROR 42501: hoopctl: statement refused by rule read-only: hoopctl mcp is read-only \\(started without --allow-writes\\) and refused ${what}: .*--allow-writes`), r.text);
+    ran.push({ text: q, decision: 'deny', rule: 'read-only' });
   }
+  r = await call(c, 'query', { sql: "select current_setting('transaction_read_only') as ro" });
+  assert.deepEqual(r.json.rows, [{ ro: 'on' }], r.text);
   r = await call(c, 'query', { sql: 'select name from customers where id = 3' });
   assert.deepEqual(r.json.rows, [{ name: 'Cy' }]);
   r = await call(c, 'describe_table', { table: 'payroll' });
