@@ -1162,6 +1162,28 @@ static bool rewrite_refusal(struct gw_session *s, const uint8_t *body, size_t le
  * stay; the message says why; the fields that may quote data values
  * (detail, hint, context, query, position) are dropped. True when the
  * rewritten message was queued for the client. */
+/* PostgreSQL's condition name of the commonest SQLSTATEs (its Appendix A),
+ * so that a hidden error still says what kind it is; NULL for the rest. */
+static const char *sqlstate_name(const char *state)
+{
+    static const char *const names[][2] = {
+        {"42703", "undefined_column"},      {"42P01", "undefined_table"},
+        {"42883", "undefined_function"},    {"42702", "ambiguous_column"},
+        {"42804", "datatype_mismatch"},     {"42846", "cannot_coerce"},
+        {"22P02", "invalid_text_representation"}, {"22007", "invalid_datetime_format"},
+        {"22008", "datetime_field_overflow"}, {"22003", "numeric_value_out_of_range"},
+        {"22001", "string_data_right_truncation"}, {"22012", "division_by_zero"},
+        {"23505", "unique_violation"},      {"23503", "foreign_key_violation"},
+        {"23502", "not_null_violation"},    {"23514", "check_violation"},
+        {"42501", "insufficient_privilege"}, {"42601", "syntax_error"},
+        {"21000", "cardinality_violation"}, {"P0001", "raise_exception"},
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strcmp(state, names[i][0]) == 0)
+            return names[i][1];
+    return NULL;
+}
+
 static bool redact_error(struct gw_session *s, char type, const uint8_t *body, size_t len)
 {
     struct buf *e = &s->redacted;
@@ -1179,10 +1201,11 @@ static bool redact_error(struct gw_session *s, char type, const uint8_t *body, s
         if (pgwire_error_field(body, len, *k, v, sizeof v))
             rc |= buf_append(e, k, 1) | pgwire_put_cstr(e, v);
     }
-    char msg[160];
+    char msg[192];
+    const char *name = sqlstate_name(state);
     snprintf(msg, sizeof msg,
-             "hoopctl: the database's %s text is hidden: the statement may read masked columns (SQLSTATE %s)",
-             type == 'E' ? "error" : "notice", state[0] ? state : "unknown");
+             "hoopctl: the database's %s text is hidden: the statement may read masked columns (SQLSTATE %s%s%s)",
+             type == 'E' ? "error" : "notice", state[0] ? state : "unknown", name ? " " : "", name ? name : "");
     rc |= buf_append(e, "M", 1) | pgwire_put_cstr(e, msg) | buf_append(e, "", 1);
     if (rc == 0 && pgwire_msg_finish(e, start) == 0) {
         evbuffer_add(gw_conn_output(s->client), e->data, e->len);

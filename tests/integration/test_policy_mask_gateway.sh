@@ -295,6 +295,10 @@ set +e
 out=$(gw_psql -At -v VERBOSITY=verbose -c "select email::int from users" 2>&1)
 assert_no_pii "$out" "an error quoting a masked value"
 assert_contains "$out" "22P02: hoopctl: the database's error text is hidden"
+# A misspelt column on such a statement: hidden too, but the condition's
+# name says what it is.
+out=$(gw_psql -At -c "select * from users where emial = 'x'" 2>&1) && fail "a misspelt column ran"
+assert_contains "$out" "(SQLSTATE 42703 undefined_column)" "the hidden error's kind"
 out=$(gw_psql -At -c "select contact::int from v_users" -c "select (select email from users limit 1)::date" 2>&1)
 assert_no_pii "$out" "an error quoting a masked value read through a view or a subquery"
 assert_eq 2 "$(grep -c "error text is hidden" <<<"$out")" "both errors hidden"
