@@ -389,26 +389,31 @@ static void on_session_end(void *user, const struct gateway_session_info *si)
 
 /* Parameters as the audit shows them: text as is; binary as PostgreSQL
  * would print it when its type (from the Parse) is a simple one, else as \x
- * hex; a value past CONNECT_AUDIT_PARAM bytes keeps its head plus its length
- * and SHA-256, so that one huge parameter cannot make an event the server
- * refuses. */
+ * hex; for the audit (audit), a value past CONNECT_AUDIT_PARAM bytes keeps
+ * its head plus its length and SHA-256, so that one huge parameter cannot
+ * make an event the server refuses. Reviewers get every value whole: they
+ * approve what runs (a review past the server's body cap is refused, and so
+ * is its statement). */
 #define CONNECT_AUDIT_PARAM 4096
-static json_t *param_json(const uint8_t *v, size_t len, bool binary, uint32_t type_oid)
+static json_t *param_json(const uint8_t *v, size_t len, bool binary, uint32_t type_oid, bool audit)
 {
     struct buf text = {0};
     if (binary && type_oid && pgwire_binary_to_text(type_oid, v, len, &text) == 0) {
-        json_t *j = param_json(text.data ? text.data : (const uint8_t *)"", text.len, false, 0);
+        json_t *j = param_json(text.data ? text.data : (const uint8_t *)"", text.len, false, 0, audit);
         buf_free(&text);
         return j;
     }
     buf_free(&text);
-    size_t n = len > CONNECT_AUDIT_PARAM ? CONNECT_AUDIT_PARAM : len;
+    size_t n = audit && len > CONNECT_AUDIT_PARAM ? CONNECT_AUDIT_PARAM : len;
     struct buf b = {0};
     if (binary) {
-        char hex[2 * CONNECT_AUDIT_PARAM + 1];
+        char *hex = malloc(2 * n + 1);
+        if (!hex)
+            return NULL;
         util_hex_encode(v, n, hex);
         buf_append_str(&b, "\\x");
         buf_append_str(&b, hex);
+        free(hex);
     } else {
         while (n < len && n > 0 && (v[n] & 0xC0) == 0x80)
             n--; /* cut at a character boundary */
@@ -419,6 +424,8 @@ static json_t *param_json(const uint8_t *v, size_t len, bool binary, uint32_t ty
         util_sha256_hex(v, len, sha);
         buf_printf(&b, "... (%zu bytes, sha256 %s)", len, sha);
     }
+    if (len > 0 && !b.data)
+        return NULL; /* out of memory */
     json_t *j = b.data ? json_stringn((const char *)b.data, b.len) : json_string("");
     buf_free(&b);
     return j ? j : json_string("(not valid UTF-8)");
@@ -427,7 +434,7 @@ static json_t *param_json(const uint8_t *v, size_t len, bool binary, uint32_t ty
 /* The parameters as recorded (audit) or read (review): a value the
  * redaction marks secret is "(redacted)", and for the audit one that reads as
  * a conninfo with a password too (decoded from binary or not); NULL stays
- * null. */
+ * null. NULL when memory runs out: never a list with a value missing. */
 static json_t *params_json(const struct gateway_statement *st, const struct policy_redaction *r, bool audit)
 {
     json_t *a = json_array();
@@ -435,12 +442,17 @@ static json_t *params_json(const struct gateway_statement *st, const struct poli
         const uint8_t *v = st->param_values[i];
         size_t len = v ? (size_t)st->param_lengths[i] : 0;
         bool binary = st->param_formats && st->param_formats[i] == 1;
+        json_t *one;
         if (!v)
-            json_array_append_new(a, json_null());
+            one = json_null();
         else if (policy_param_is_secret(r, i) || (audit && policy_value_holds_secret((const char *)v, len)))
-            json_array_append_new(a, json_string("(redacted)"));
+            one = json_string("(redacted)");
         else
-            json_array_append_new(a, param_json(v, len, binary, i < st->ntypes ? st->param_types[i] : 0));
+            one = param_json(v, len, binary, i < st->ntypes ? st->param_types[i] : 0, audit);
+        if (json_array_append_new(a, one) < 0) {
+            json_decref(a);
+            return NULL;
+        }
     }
     return a;
 }
@@ -509,7 +521,13 @@ static int review_text(struct cn_session *s, const struct gateway_statement *st,
     *params = st->nparams ? params_json(st, &sec, false) : NULL;
     *text = policy_review_text(s->guard.have_analysis ? &s->guard.analysis : NULL, sec.changed ? sec.text : st->sql);
     free(sec.text);
-    return *text ? 0 : -1;
+    if (*text && (*params || !st->nparams))
+        return 0;
+    free(*text);
+    json_decref(*params);
+    *text = NULL;
+    *params = NULL;
+    return -1;
 }
 
 static enum gateway_verdict on_statement(void *user, const struct gateway_session_info *si,

@@ -110,11 +110,11 @@ with psycopg.connect("") as c:
     assert c.execute("select count(*) from accounts where owner = %s", ["ben@corp.example"]).fetchone()[0] == 1
 ' || fail "psycopg through connect (redact_literals)"
 
-log "an extended-protocol statement held for review: bob reads the values bound to it"
+log "an extended-protocol statement held for review: bob reads the values bound to it, whole"
 as alice bg_start held "$H" connect app --quiet -- /usr/bin/python3 -c '
 import psycopg
 with psycopg.connect("", autocommit=True) as c:
-    c.execute("update accounts set balance = %s, owner = %s", [88, "ann\x27s"])
+    c.execute("update accounts set balance = %s, owner = %s", [88, "ann\x27s" + " " * 5000 + "-tail"])
     print("held-update-done")
 '
 pending() { as bob "$H" -o json reviews list | /usr/bin/python3 -c 'import json,sys
@@ -124,7 +124,9 @@ rid3=$(pending)
 shown=$(as bob "$H" reviews show "$rid3")
 assert_contains "$shown" "update accounts set balance = \$1, owner = \$2"
 # psycopg sends the number in binary (its Parse says int2): shown as PostgreSQL prints it.
-assert_contains "$shown" $'parameters (bound to the statement, as the approval will run it):\n  $1 = \'88\'\n  $2 = \'ann\'\'s\''
+# The second is past the audit's 4096-byte cut: reviewers read all of it.
+assert_contains "$shown" $'parameters (bound to the statement, as the approval will run it):\n  $1 = \'88\'\n  $2 = \'ann\'\'s'"$(printf '%5000s' '')-tail'"
+assert_not_contains "$shown" "sha256" "a value cut for reviewers"
 as bob "$H" reviews approve "$rid3" >/dev/null
 wait_rc "$held_PID"
 assert_eq 0 "$RC" "the held psycopg UPDATE: $(cat "$T/held.log")"
