@@ -379,6 +379,27 @@ static void on_session_end(void *user, const struct gateway_session_info *si)
     c->stats.sessions_active--;
     record_flush(c, s);
     char err[256];
+    /* A statement still held when its session closes never ran: its event
+     * says so now (once the review is withdrawn its session is gone). The
+     * loop thread owns event_data; the list is shared with the pollers. */
+    json_t *held = json_array();
+    pthread_mutex_lock(&c->lock);
+    for (struct cn_hold *h = c->holds; h && held; h = h->next)
+        if (h->gw_session_id == si->id && h->event_data) {
+            json_object_set_new(h->event_data, "error",
+                                json_string("the session closed while the statement was held for review: it did"
+                                            " not run"));
+            json_array_append_new(held, h->event_data);
+            h->event_data = NULL;
+        }
+    pthread_mutex_unlock(&c->lock);
+    size_t i;
+    json_t *ev;
+    json_array_foreach(held, i, ev) {
+        if (cn_emit(c, s, "statement", json_incref(ev), err, sizeof err) < 0)
+            log_error(MOD, "session %s: audit spool: %s", s->id, err);
+    }
+    json_decref(held);
     if (cn_emit(c, s, "session_end",
                 json_pack("{s:s, s:I}", "reason", c->stopping ? "gateway stopped" : "client closed",
                           "statements", (json_int_t)s->statements),

@@ -52,23 +52,39 @@ static void review_note(struct cn_hold *h, const char *status, const char *by, c
 
 /* A held statement that will never run (its client cancelled it or went
  * away, or the gateway stops) leaves the reviewers' queue: withdrawn, by its
- * requester, if the review is still pending. Best effort, briefly. */
-static void review_withdraw(struct cn_hold *h)
+ * requester, if the review is still pending. Best effort, briefly. api is
+ * a client for this thread; freed. */
+static void review_withdraw(struct api_client *api, const char *review_id)
 {
-    struct api_client api;
-    thread_client(h->c, &api);
-    api.timeout_s = 5;
+    api->timeout_s = 5;
     char path[256], err[256];
-    snprintf(path, sizeof path, "/api/v1/reviews/%s/withdraw", h->review_id);
+    snprintf(path, sizeof path, "/api/v1/reviews/%s/withdraw", review_id);
     json_t *body = json_pack("{s:s}", "reason", "the statement was cancelled, or its session or gateway closed");
     json_t *r = NULL;
     long status = 0;
-    int rc = api_call(&api, "POST", path, body, &status, &r, err, sizeof err);
+    int rc = api_call(api, "POST", path, body, &status, &r, err, sizeof err);
     if (rc < 0 || (status != 200 && status != 409))
-        log_warn(MOD, "withdrawing review %s: %s", h->review_id, rc < 0 ? err : api_error_message(r));
+        log_warn(MOD, "withdrawing review %s: %s", review_id, rc < 0 ? err : api_error_message(r));
     json_decref(body);
     json_decref(r);
-    api_client_free(&api);
+    api_client_free(api);
+}
+
+/* At once, from a thread of its own, when the hold is abandoned: the hold's
+ * poller sees it only between long polls, and meanwhile a reviewer could
+ * approve what will never run. */
+struct withdraw_job {
+    struct api_client api;
+    char review_id[64];
+};
+
+static void *withdraw_thread(void *arg)
+{
+    struct withdraw_job *j = arg;
+    review_withdraw(&j->api, j->review_id);
+    util_secure_zero(&j->api, sizeof j->api);
+    free(j);
+    return NULL;
 }
 
 /* Wait for the review to be decided; returns with h->approved / h->reason set. */
@@ -131,7 +147,9 @@ static void review_wait(struct cn_hold *h, bool *approved, char *reason, size_t 
         api_client_free(&api);
         return;
     }
-    review_withdraw(h);
+    struct api_client api;
+    thread_client(c, &api);
+    review_withdraw(&api, h->review_id);
     snprintf(reason, rlen, "review %s withdrawn: the statement was cancelled, or its session or the gateway closed",
              h->review_id);
 }
@@ -235,11 +253,32 @@ int cn_review_start(struct connect *c, struct cn_session *s, const char *sql, js
 
 void cn_review_abandon(struct connect *c, uint64_t hold_id)
 {
+    char id[64] = "";
     pthread_mutex_lock(&c->lock);
     for (struct cn_hold *h = c->holds; h; h = h->next)
-        if (h->hold_id == hold_id)
+        if (h->hold_id == hold_id) {
             h->abandoned = true;
+            if (!h->finished)
+                snprintf(id, sizeof id, "%s", h->review_id);
+        }
     pthread_mutex_unlock(&c->lock);
+    struct withdraw_job *j = id[0] ? calloc(1, sizeof *j) : NULL;
+    if (!j)
+        return; /* (the hold's poller withdraws it after its current poll) */
+    thread_client(c, &j->api);
+    snprintf(j->review_id, sizeof j->review_id, "%s", id);
+    pthread_t t;
+    pthread_attr_t attr;
+    if (pthread_attr_init(&attr) == 0) {
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        if (pthread_create(&t, &attr, withdraw_thread, j) == 0)
+            j = NULL;
+        pthread_attr_destroy(&attr);
+    }
+    if (j) {
+        util_secure_zero(&j->api, sizeof j->api);
+        free(j);
+    }
 }
 
 /* The audit event of a decided hold, then the gateway's resolution. */

@@ -177,6 +177,29 @@ RC=0; out=$(as bob "$H" reviews approve "$rid4" 2>&1) || RC=$?
 assert_not_contains "$(as bob "$H" reviews list)" "$rid4" "a withdrawn review in the queue"
 assert_eq 3 "$(psql -qAtX -d app -c 'select count(*) from accounts')" "the cancelled DELETE ran"
 
+log "a client that goes away while its statement is held: the review is withdrawn, the record says it did not run"
+as alice "$H" connect app --quiet -- psql -X -At -c "select 'marker-gone'" -c 'update accounts set balance = 5' \
+  >"$HARNESS_TMP/gone.log" 2>&1 &
+gpid=$!
+wait_for "the hold notice" 30 grep -q 'held for review' "$HARNESS_TMP/gone.log"
+rid5=$(sed -n 's/.*held for review \([A-Za-z0-9_-]*\) .*/\1/p' "$HARNESS_TMP/gone.log")
+kill -KILL "$(pgrep -f "^[^ ]*psql -X -At -c select 'marker-gone'")"
+wait "$gpid" || true
+withdrawn5() { as bob "$H" reviews show "$rid5" | grep -q 'status:     withdrawn'; }
+wait_for "the review withdrawn" 30 withdrawn5
+assert_eq 3 "$(psql -qAtX -d app -c 'select count(*) from accounts where balance <> 5')" "the abandoned UPDATE ran"
+gone_sid() {
+  HOOPCTL_TOKEN=$(as alice "$H" token) "$H" -o json sessions list | python3 -c 'import json,sys
+s=[x for x in json.load(sys.stdin)["sessions"] if x.get("ended_at")]; print(max(s, key=lambda x: x["started_at"])["id"] if s else "")'
+}
+gone_shown() { HOOPCTL_TOKEN=$(as alice "$H" token) "$H" sessions show "$(gone_sid)" 2>/dev/null | grep -q "marker-gone"; }
+wait_for "the abandoned session on the server" 30 gone_shown
+shown=$(HOOPCTL_TOKEN=$(as alice "$H" token) "$H" sessions show "$(gone_sid)")
+assert_contains "$shown" "review update accounts set balance = 5  [review $rid5 withdrawn by alice]" "the held statement's event"
+err=$(HOOPCTL_TOKEN=$(as alice "$H" token) "$H" -o json sessions show "$(gone_sid)" | python3 -c 'import json,sys
+print([e["data"].get("error") for e in json.load(sys.stdin)["event_list"] if e["type"] == "statement" and "balance = 5" in e["data"]["text"]][0])')
+assert_eq "the session closed while the statement was held for review: it did not run" "$err" "why it did not run"
+
 log "a held EXECUTE shows reviewers what its name was PREPAREd as (they cannot see the session)"
 as alice "$H" connect app --quiet -- psql -X -At -c 'prepare p as update accounts set balance = balance + 1' \
   -c 'execute p /* just a select */' >"$HARNESS_TMP/exec.log" 2>&1 &
