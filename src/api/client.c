@@ -143,7 +143,10 @@ static CURL *api_prepare(struct api_client *c, const char *path, struct curl_sli
     return h;
 }
 
-static int api_perform(CURL *h, struct curl_slist *hdrs, long *status, char *err, size_t errlen)
+/* On a failed transfer err names the server and curl's reason, whole:
+ * callers print it as it is (no second "cannot be reached" around it). */
+static int api_perform(const struct api_client *c, CURL *h, struct curl_slist *hdrs, long *status, char *err,
+                       size_t errlen)
 {
     char ebuf[CURL_ERROR_SIZE] = "";
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
@@ -151,7 +154,7 @@ static int api_perform(CURL *h, struct curl_slist *hdrs, long *status, char *err
     CURLcode rc = curl_easy_perform(h);
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
     if (rc != CURLE_OK) {
-        snprintf(err, errlen, "cannot reach the server: %s", ebuf[0] ? ebuf : curl_easy_strerror(rc));
+        snprintf(err, errlen, "cannot reach the server %.200s: %s", c->base, ebuf[0] ? ebuf : curl_easy_strerror(rc));
         return -1;
     }
     return 0;
@@ -198,7 +201,7 @@ static int api_call_once(struct api_client *c, const char *method, const char *p
     }
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, api_write);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &k);
-    int rc = api_perform(h, hdrs, status, err, errlen);
+    int rc = api_perform(c, h, hdrs, status, err, errlen);
     curl_off_t ra = 0;
     if (rc == 0 && curl_easy_getinfo(h, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK)
         *retry_after = (long)ra;
@@ -230,7 +233,7 @@ int api_stream(struct api_client *c, const char *path, FILE *out, long *status, 
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &k);
     curl_easy_setopt(h, CURLOPT_TIMEOUT, 0L);
     curl_easy_setopt(h, CURLOPT_FAILONERROR, 1L);
-    int rc = api_perform(h, hdrs, status, err, errlen);
+    int rc = api_perform(c, h, hdrs, status, err, errlen);
     curl_slist_free_all(hdrs);
     curl_easy_cleanup(h);
     return rc;

@@ -136,8 +136,9 @@ static int audit_export(const struct cli_args *a)
         /* The server began the export and the transfer did not end cleanly
          * (the server cut it short on a store error, or the connection or
          * the output failed): what was written is not the whole export. */
-        static const char reach[] = "cannot reach the server: ";
-        const char *why = strncmp(err, reach, sizeof reach - 1) ? err : err + sizeof reach - 1;
+        char reach[600];
+        snprintf(reach, sizeof reach, "cannot reach the server %.200s: ", api.base);
+        const char *why = strncmp(err, reach, strlen(reach)) ? err : err + strlen(reach);
         char msg[700];
         fflush(stdout);
         snprintf(msg, sizeof msg, "the export was cut short and is INCOMPLETE (%s); run it again", why);
@@ -171,7 +172,7 @@ static const struct cli_option audit_options[] = {
 const struct cli_command cli_cmd_audit = {
     .name = "audit",
     .summary = "Verify the audit hash chain or export the audit trail",
-    .usage = "verify [--store URL | --file PATH] | export [--since T] [--until T] [--format jsonl|csv]",
+    .usage = "verify [--store URL | --file PATH] | export [--since T] [--until T] [--format jsonl|csv] [--server URL]",
     .description = "verify exits 1 and names each edited, deleted, inserted or reordered event.",
     .options = audit_options,
     .arg_complete = CLI_COMPLETE_WORDS,
