@@ -68,10 +68,12 @@ int cli_unknown_command(const char *name)
 {
     const struct cli_command *s = cli_suggest(name);
     fprintf(stderr, "hoopctl: '%s' is not a hoopctl command", name);
+    /* A suggestion only within typo distance: a far name ("nosuch" and
+     * "policy") is no help. */
     if (s && cli_suggestion_is_close(name, s))
         fprintf(stderr, "; did you mean '%s'?\n", s->name);
-    else if (s)
-        fprintf(stderr, "; the nearest is '%s'\n", s->name);
+    else
+        fputc('\n', stderr);
     fprintf(stderr, "hint: run 'hoopctl help' for the commands\n");
     return CLI_EXIT_USAGE;
 }
