@@ -425,7 +425,8 @@ static const struct cli_option connect_options[] = {
 const struct cli_command cli_cmd_connect = {
     .name = "connect",
     .summary = "Open the local gateway to a connection: policy, masking, audit and reviews",
-    .usage = "<connection> [--port N] [--listen 127.0.0.1:N] [--socket-dir DIR] [--quiet] [-- command args...]",
+    .usage = "<connection> [--port N] [--listen 127.0.0.1:N] [--socket-dir DIR] [--quiet] [--server URL] "
+             "[--review-wait TIME] [-- command args...]",
     .description = "Fetches the connection, its policy and its secret from the server, listens on\n"
                    "loopback and prints what to run; with `-- command`, runs it with PGHOST, PGPORT,\n"
                    "PGDATABASE and PGUSER set and exits with its exit code.",

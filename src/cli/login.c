@@ -260,7 +260,7 @@ const struct cli_command cli_cmd_login = {
     .name = "login",
     .summary = "Sign in with OpenID Connect (device code) and cache the tokens",
     .usage = "[--server URL | --issuer URL --client-id ID] [--audience URI] [--scope SCOPES] "
-             "[--client-credentials [--secret-file FILE]]",
+             "[--client-credentials [--secret-file FILE]] [--no-qr]",
     .description = "Shows a link and a code to approve in a browser, waits for the approval, and stores\n"
                    "the tokens in a 0600 file under the config directory. With --client-credentials the\n"
                    "client id and secret come from HOOPCTL_CLIENT_ID and HOOPCTL_CLIENT_SECRET or from\n"

@@ -81,6 +81,28 @@ static void review_line(json_t *r)
 /* What starts every line of a statement in reviews show. */
 #define STATEMENT_BAR "  | "
 
+/* A decision the server refused with 409 (the review is no longer pending):
+ * ask for the review and say what became of it and who decided it. err
+ * stays as it is when the review cannot be read or still reads pending. */
+static void conflict_detail(struct api_client *api, const char *id, char *err, size_t errlen)
+{
+    char path[400], esc[300], e2[600];
+    json_t *r = NULL;
+    api_escape(id, esc, sizeof esc);
+    snprintf(path, sizeof path, "/api/v1/reviews/%s", esc);
+    if (api_do(api, "GET", path, NULL, &r, e2, sizeof e2) == 0) {
+        const char *st = json_string_value(json_object_get(r, "status"));
+        const char *by = json_string_value(json_object_get(r, "decided_by"));
+        json_t *exp = json_object_get(r, "expires_at");
+        if (st && strcmp(st, "pending"))
+            snprintf(err, errlen, "review %.200s is already %s%s%.200s; nothing was changed (HTTP 409)", id, st,
+                     by && *by ? " by " : "", by && *by ? by : "");
+        else if (st && json_is_integer(exp) && json_integer_value(exp) <= util_now_ms())
+            snprintf(err, errlen, "review %.200s has expired undecided; nothing was changed (HTTP 409)", id);
+    }
+    json_decref(r);
+}
+
 static int reviews_run(const struct cli_args *a, struct cli_context *ctx)
 {
     const char *verb = a->pos[0];
@@ -125,6 +147,8 @@ static int reviews_run(const struct cli_args *a, struct cli_context *ctx)
         rc = api_do(&api, body ? "POST" : "GET", path, body, &resp, err, sizeof err);
         if (rc && api.last_status == 404)
             snprintf(err, sizeof err, "no review %.200s on the server", a->pos[1]);
+        else if (rc && api.last_status == 409 && body)
+            conflict_detail(&api, a->pos[1], err, sizeof err);
         json_decref(body);
     }
     api_client_free(&api);
@@ -191,7 +215,7 @@ static const struct cli_verb_complete reviews_verb_complete[] = {
 const struct cli_command cli_cmd_reviews = {
     .name = "reviews",
     .summary = "List, show, approve or deny statements held for review",
-    .usage = "list [--status S] [--limit N] [--cursor C] | show ID | approve ID [--reason R] | deny ID [--reason R]",
+    .usage = "[--server URL] list [--status S] [--limit N] [--cursor C] | show ID | approve ID [--reason R] | deny ID [--reason R]",
     .description = "Only the connection's reviewer groups decide, and never on their own requests.",
     .options = reviews_options,
     .arg_complete = CLI_COMPLETE_WORDS,

@@ -454,7 +454,8 @@ static const struct cli_verb_complete server_verb_complete[] = {
 const struct cli_command cli_cmd_server = {
     .name = "server",
     .summary = "Run the shared server: identity, connections, audit store and reviews",
-    .usage = "[--dev] [--config FILE] [--listen ADDR] [--store URL] [--tls-cert F --tls-key F] | "
+    .usage = "[--dev] [--config FILE] [--listen ADDR] [--store URL] [--tls-cert F --tls-key F] "
+             "[--master-key-file FILE] [--retention AGE] | "
              "dev-approve CODE --as USER [--deny] [--server URL]",
     .description = "Serves the JSON API under /api/v1 until SIGTERM; see hoopctl-server(8). With --dev, a "
                    "built-in identity provider for development; dev-approve decides a pending dev login.",

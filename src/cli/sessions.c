@@ -259,7 +259,8 @@ static const struct cli_verb_complete sessions_verb_complete[] = {
 const struct cli_command cli_cmd_sessions = {
     .name = "sessions",
     .summary = "List recorded sessions or show one with its statements",
-    .usage = "list [filters] | show ID",
+    .usage = "[--server URL] list [--user SUBJECT] [--connection NAME] [--since T] [--until T] [--has-denials] "
+             "[--has-reviews] [--limit N] [--cursor C] | show ID",
     .description = "Users see their own sessions; the auditor and admin groups see all.",
     .options = sessions_options,
     .arg_complete = CLI_COMPLETE_WORDS,
