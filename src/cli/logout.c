@@ -35,10 +35,18 @@ static int logout_run(const struct cli_args *args, struct cli_context *ctx)
         identity_session_close(s);
         return CLI_EXIT_FAILURE;
     }
+    if (rc > 0) { /* nothing to log out of: no advice to log in */
+        if (s->profile[0])
+            fprintf(stderr, "hoopctl logout: not logged in to %s; there is no login to end\n", s->profile);
+        else
+            fprintf(stderr, "hoopctl logout: not logged in; there is no login to end\n");
+        identity_session_close(s);
+        return CLI_EXIT_OK;
+    }
     if (rc != 0) {
         fprintf(stderr, "hoopctl logout: %s\n", err);
         identity_session_close(s);
-        return rc > 0 ? CLI_EXIT_OK : CLI_EXIT_FAILURE; /* nothing to log out of */
+        return CLI_EXIT_FAILURE;
     }
     int exit_code = CLI_EXIT_OK;
     struct identity_provider p;
