@@ -493,8 +493,10 @@ const struct cli_command cli_cmd_admin = {
     .name = "admin",
     .summary = "Manage connections, API keys and declarative config on the server",
     .usage = "connection add|list|show|rm|set-policy [NAME] [options] | apikey create|list|revoke | apply -f FILE",
-    .description = "Admin operations through the server API (the admin group). Secrets are read from\n"
-                   "--secret-file, --secret-env or --secret-prompt, never from the command line.",
+    .description = "Admin operations through the server API. Changes and API keys need the admin group;\n"
+                   "connection list and show do not (non-admins see the connections they may use or\n"
+                   "review). Secrets are read from --secret-file, --secret-env or --secret-prompt,\n"
+                   "never from the command line.",
     .options = admin_options,
     .arg_complete = CLI_COMPLETE_WORDS,
     .arg_words = "connection apikey apply",
