@@ -1,5 +1,6 @@
 /* whoami.c — `hoopctl whoami`: who the cached tokens say you are (subject,
  * email, groups, issuer, expiry, server), refreshing them first when due. */
+#include "hoopctl/api.h"
 #include "hoopctl/cli.h"
 #include "hoopctl/identity.h"
 #include "hoopctl/util.h"
@@ -16,6 +17,35 @@ static json_t *whoami_claim(json_t *idc, json_t *atc, const char *name)
 {
     json_t *v = idc ? json_object_get(idc, name) : NULL;
     return v ? v : json_object_get(atc, name);
+}
+
+/* Ask the login's server whether it still takes the access token (a dev
+ * server's restart, a revoked or rotated key: the cached tokens look fine
+ * while every call gets 401). 3 when the server refuses it, else 0; a
+ * server that cannot be reached is noted and the local view stands. */
+static int whoami_check_server(const struct identity_session *s)
+{
+    if (!s->login.server[0])
+        return CLI_EXIT_OK; /* a login made at an issuer: no server to ask */
+    struct api_client api;
+    char err[600];
+    if (api_client_init(&api, s->login.server, err, sizeof err))
+        return CLI_EXIT_OK;
+    snprintf(api.token, sizeof api.token, "%s", s->tokens.access_token); /* this login's, not HOOPCTL_TOKEN */
+    api.token_source = API_TOKEN_LOGIN;
+    api.timeout_s = 5;
+    json_t *r = NULL;
+    int rc = api_do(&api, "GET", "/api/v1/whoami", NULL, &r, err, sizeof err);
+    int out = CLI_EXIT_OK;
+    if (rc == 3) {
+        fprintf(stderr, "hoopctl whoami: the server %s refuses this login: %s\n", api.base, err);
+        out = CLI_EXIT_AUTH;
+    } else if (api.last_status == 0) {
+        fprintf(stderr, "hoopctl whoami: note: %s; the login was checked only locally\n", err);
+    }
+    json_decref(r);
+    api_client_free(&api);
+    return out;
 }
 
 static int whoami_run(const struct cli_args *args, struct cli_context *ctx)
@@ -78,16 +108,19 @@ static int whoami_run(const struct cli_args *args, struct cli_context *ctx)
     json_decref(idc);
     json_decref(h2);
     json_decref(atc);
+    fflush(stdout);
+    int checked = whoami_check_server(s);
     identity_session_close(s);
-    return CLI_EXIT_OK;
+    return checked;
 }
 
 const struct cli_command cli_cmd_whoami = {
     .name = "whoami",
     .summary = "Show who you are logged in as: subject, email, groups, issuer, expiry",
     .usage = "[--server URL | --issuer URL]",
-    .description = "Reads the cached tokens (refreshing them first when they are about to expire).\n"
-                   "With -o json, prints one JSON object.",
+    .description = "Reads the cached tokens (refreshing them first when they are about to expire),\n"
+                   "then asks the login's server whether it still takes them (exit 3 when it does not,\n"
+                   "as after a dev server's restart). With -o json, prints one JSON object.",
     .options = cli_login_profile_options,
     .max_args = 0,
     .run = whoami_run,
