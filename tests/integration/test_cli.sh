@@ -39,10 +39,24 @@ err=$("$H" nosuch 2>&1); rc=$?
 set -e
 assert_eq 2 "$rc" "unknown command exit code"
 assert_contains "$err" "'nosuch' is not a hoopctl command"
-assert_contains "$err" "the nearest is '"
+assert_not_contains "$err" "nearest" "a far name suggested"
+assert_not_contains "$err" "did you mean" "a far name suggested"
 err=$("$H" hlep 2>&1) && fail "typo accepted"
 assert_contains "$err" "did you mean 'help'?"
 err=$("$H" help nosuch 2>&1) && fail "help nosuch accepted"
+assert_contains "$err" "'nosuch' is not a hoopctl command"
+assert_not_contains "$err" "nearest" "help nosuch suggested a far name"
+assert_not_contains "$err" "did you mean" "help nosuch suggested a far name"
+assert_contains "$("$H" help conect 2>&1)" "did you mean 'connect'?"
+# Every option a command's Options list gives is in its usage line (or the
+# line says [options]).
+for name in $("$H" __commands | cut -f1); do
+  sub=$("$H" help "$name"); usage=$(grep -m1 '^usage:' <<<"$sub")
+  [[ $usage == *"[options]"* ]] && continue
+  for o in $(sed -n '/^Options:/,/^$/p' <<<"$sub" | grep -o -- '--[a-z][a-z-]*' | sort -u); do
+    grep -q -- "$o\b" <<<"$usage" || fail "$name: $o is in the options but not in: $usage"
+  done
+done
 err=$("$H" help __complete 2>&1) && fail "help of a hidden command (it has no man page): $err"
 assert_contains "$err" "is not a hoopctl command"
 
@@ -89,6 +103,17 @@ err=$("$H" --output xml version 2>&1); rc=$?
 assert_eq 2 "$rc"; assert_contains "$err" "table"
 "$H" >/dev/null 2>&1; rc=$?
 assert_eq 2 "$rc" "no command"
+# A server that cannot be reached: named once, with curl's reason.
+err=$(HOOPCTL_TOKEN=x "$H" sessions list --server http://127.0.0.1:1 2>&1); rc=$?
+assert_eq 5 "$rc" "sessions list, server down: $err"
+assert_contains "$err" "hoopctl sessions: cannot reach the server http://127.0.0.1:1: "
+# logout with no login: nothing to end, exit 0, and no advice to log in.
+for srv in "" "--server http://127.0.0.1:9"; do
+  err=$(env -u HOOPCTL_SERVER_URL HOOPCTL_CONFIG_DIR="$HARNESS_TMP/nologin" "$H" logout $srv 2>&1); rc=$?
+  assert_eq 0 "$rc" "logout $srv with no login: $err"
+  assert_contains "$err" "there is no login to end"
+  assert_not_contains "$err" "run 'hoopctl login"
+done
 set -e
 
 # A broken config file is a clear error naming the file, line and column, and
