@@ -832,7 +832,7 @@ static int api_get(struct connect *c, const char *path, json_t **resp, long *sta
         *status_out = called < 0 ? 0 : status;
     if (called < 0) {
         *why = CONNECT_ERR_UNAVAILABLE;
-        snprintf(err, errlen, "the server %.100s cannot be reached: %.300s", c->api.base, e2);
+        snprintf(err, errlen, "%.400s", e2); /* it names the server */
         return -1;
     }
     if (status != 200) {

@@ -107,6 +107,10 @@ assert_eq 2 "$rc" "no command"
 err=$(HOOPCTL_TOKEN=x "$H" sessions list --server http://127.0.0.1:1 2>&1); rc=$?
 assert_eq 5 "$rc" "sessions list, server down: $err"
 assert_contains "$err" "hoopctl sessions: cannot reach the server http://127.0.0.1:1: "
+err=$(HOOPCTL_TOKEN=x "$H" connect x --server http://127.0.0.1:1 2>&1); rc=$?
+assert_eq 5 "$rc" "connect, server down: $err"
+assert_contains "$err" "hoopctl connect: cannot reach the server http://127.0.0.1:1: "
+assert_eq 1 "$(grep -o 'reach' <<<"$err" | wc -l)" "connect names the server once: $err"
 # logout with no login: nothing to end, exit 0, and no advice to log in.
 for srv in "" "--server http://127.0.0.1:9"; do
   err=$(env -u HOOPCTL_SERVER_URL HOOPCTL_CONFIG_DIR="$HARNESS_TMP/nologin" "$H" logout $srv 2>&1); rc=$?
