@@ -27,6 +27,10 @@ struct identity_jwt_config {
     int refetch_interval;      /* least seconds between JWKS fetches; 0 gives 60, <0 no limit */
     int fetch_wait_ms;         /* how long after a JWKS fetch began verifies may wait for it
                                   before they answer AUTH_UNAVAILABLE ("retry"); 0 gives 30000 */
+    int jwks_max_age_ms;       /* how long fetched keys are used before the JWKS is fetched again
+                                  (so a key the issuer removed stops verifying); the refetch waits
+                                  out refetch_interval after the last fetch, and a failed one keeps
+                                  the keys. 0 gives 600000 (10 min), <0 never */
 };
 
 /* Build a verifier for tokens of one issuer. Accepted algorithms: RS256,

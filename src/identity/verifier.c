@@ -1,6 +1,6 @@
 /* verifier.c — the server's OIDC JWT verifier (struct auth_verifier): the
  * issuer's JWKS cached and refetched on an unknown kid at most once per
- * interval, header alg checked against the key BEFORE any signature check,
+ * interval, and once it is older than its max age (10 min), header alg checked against the key BEFORE any signature check,
  * then iss, aud, exp/nbf/iat with skew, sub, and groups from a claim.
  * Fetches run on a thread of their own; callers wait for one until at most
  * fetch_wait_ms after it began, and are told to retry after that
@@ -24,13 +24,14 @@ struct jwt_verifier {
     char jwks_uri[IDENTITY_URL_LEN];  /* set before the first fetch, or by it (discovery) */
     char groups_claim[128];
     json_t *fixed_jwks;            /* set: never fetch */
-    int clock_skew, refetch_interval, fetch_wait_ms;
+    int clock_skew, refetch_interval, fetch_wait_ms, max_age_ms;
     pthread_mutex_t lock;          /* guards everything below; never held over HTTP */
     pthread_cond_t fetched;        /* broadcast when a fetch ends */
     struct identity_jwk keys[IDENTITY_MAX_KEYS];
     int nkeys;
     bool loaded;                   /* keys came from a fetch (or the fixed JWKS) */
     int64_t last_fetch_us;         /* monotonic start of the last fetch; 0 = never */
+    int64_t keys_fetch_us;         /* monotonic start of the fetch the keys came from */
     uint64_t fetch_gen;            /* fetches ended so far, failed ones included */
     char fetch_err[256];           /* why the last fetch failed ("" when it did not) */
     unsigned fetches;
@@ -80,6 +81,7 @@ static void *verifier_fetch_main(void *arg)
     char uri[IDENTITY_URL_LEN], err[256] = "";
     pthread_mutex_lock(&v->lock);
     memcpy(uri, v->jwks_uri, sizeof uri);
+    int64_t started_us = v->last_fetch_us;
     pthread_mutex_unlock(&v->lock);
     struct identity_jwk fresh[IDENTITY_MAX_KEYS];
     identity_http_abort_on(&v->stopping);
@@ -87,6 +89,7 @@ static void *verifier_fetch_main(void *arg)
     pthread_mutex_lock(&v->lock);
     memcpy(v->jwks_uri, uri, sizeof uri);
     if (n >= 0) {
+        v->keys_fetch_us = started_us;
         identity_jwks_free(v->keys, v->nkeys);
         memcpy(v->keys, fresh, sizeof(struct identity_jwk) * (size_t)n);
         v->nkeys = n;
@@ -364,6 +367,22 @@ static enum auth_result verifier_verify(void *ctx, const char *token, struct aut
         }
         refetched = true;
     }
+    /* Keys fetched longer ago than the max age: fetch again (after the
+     * refetch interval, so that an issuer that cannot be reached is not
+     * asked on every verify), waiting as for an unknown kid; a key the
+     * issuer removed then stops verifying. Until the refetch ends, or when
+     * it fails, the keys held still serve. */
+    if (!refetched && !v->fixed_jwks && v->max_age_ms > 0 &&
+        util_monotonic_us() - v->keys_fetch_us >= (int64_t)v->max_age_ms * 1000 &&
+        (v->fetching || v->refetch_interval < 0 ||
+         util_monotonic_us() - v->last_fetch_us >= (int64_t)v->refetch_interval * 1000000)) {
+        if (!v->fetching)
+            log_info("identity", "the JWKS of %s is older than %d s: refetching", v->issuer, v->max_age_ms / 1000);
+        uint64_t gen = v->fetch_gen;
+        verifier_start_fetch(v);
+        if (verifier_wait_fetch(v) && v->fetch_gen != gen && !v->fetch_err[0])
+            refetched = true;
+    }
     key = verifier_find_key(v, kid, want);
     if (!key && !refetched && !v->fixed_jwks &&
         (v->fetching || v->refetch_interval < 0 ||
@@ -455,6 +474,7 @@ int identity_jwt_verifier_new(const struct identity_jwt_config *cfg, struct auth
     v->clock_skew = cfg->clock_skew > 0 ? cfg->clock_skew : 60;
     v->refetch_interval = cfg->refetch_interval != 0 ? cfg->refetch_interval : 60;
     v->fetch_wait_ms = cfg->fetch_wait_ms > 0 ? cfg->fetch_wait_ms : 30000;
+    v->max_age_ms = cfg->jwks_max_age_ms != 0 ? cfg->jwks_max_age_ms : 600000;
     pthread_mutex_init(&v->lock, NULL);
     pthread_cond_init(&v->fetched, NULL);
     atomic_init(&v->stopping, false);

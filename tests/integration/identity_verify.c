@@ -4,13 +4,17 @@
  * then "jwks_fetches N". Exit 0 when every token was accepted, 1 when one
  * was refused, 3 when verification was unavailable, 2 on usage errors.
  *   identity_verify --issuer URL --audience AUD [--groups-claim C]
- *                   [--refetch-interval S] [--jwks-file FILE] */
+ *                   [--refetch-interval S] [--jwks-file FILE] [--jwks-uri URL]
+ *                   [--jwks-max-age-ms MS]
+ * A line "sleep MS" (not a token) pauses that long. */
+#define _POSIX_C_SOURCE 200809L
 #include "hoopctl/identity.h"
 
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static char *slurp(const char *path)
 {
@@ -36,6 +40,10 @@ int main(int argc, char **argv)
             cfg.groups_claim = argv[i + 1];
         else if (strcmp(argv[i], "--refetch-interval") == 0)
             cfg.refetch_interval = atoi(argv[i + 1]);
+        else if (strcmp(argv[i], "--jwks-uri") == 0)
+            cfg.jwks_uri = argv[i + 1];
+        else if (strcmp(argv[i], "--jwks-max-age-ms") == 0)
+            cfg.jwks_max_age_ms = atoi(argv[i + 1]);
         else if (strcmp(argv[i], "--jwks-file") == 0 && !(cfg.jwks_json = slurp(argv[i + 1]))) {
             fprintf(stderr, "cannot read %s\n", argv[i + 1]);
             return 2;
@@ -51,6 +59,12 @@ int main(int argc, char **argv)
     int worst = 0;
     while (fgets(line, sizeof line, stdin)) {
         line[strcspn(line, "\r\n")] = '\0';
+        if (strncmp(line, "sleep ", 6) == 0) {
+            long ms = atol(line + 6);
+            struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+            nanosleep(&ts, NULL);
+            continue;
+        }
         struct auth_identity id;
         err[0] = '\0';
         enum auth_result r = v.verify(v.ctx, line, &id, err, sizeof err);

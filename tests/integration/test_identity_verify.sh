@@ -109,6 +109,42 @@ $unk"
 n=$(sed -n 's/^jwks_fetches //p' <<<"$OUT")
 [[ $n == 3 || $n == 4 ]] || fail "first fetch plus one refetch per unknown kid without a limit: $n fetches ($OUT)"
 
+log "keys older than the max age are fetched again: a key the issuer removed stops verifying"
+# The JWKS is served from a file we swap: A's keys, then B's (A's key gone),
+# then A's again, then nothing (the server stopped: the keys held still serve).
+jwks_of() { curl -sf "$(curl -sf "$1/.well-known/openid-configuration" | python3 -c 'import json,sys; print(json.load(sys.stdin)["jwks_uri"])')"; }
+mkdir -p "$HARNESS_TMP/jwks"
+jwks_of "$A_URL" >"$HARNESS_TMP/jwks/a.json"
+jwks_of "$B_URL" >"$HARNESS_TMP/jwks/b.json"
+cp "$HARNESS_TMP/jwks/a.json" "$HARNESS_TMP/jwks/keys.json"
+JPORT=$(free_port)
+bg_start jwks python3 -m http.server "$JPORT" --bind 127.0.0.1 --directory "$HARNESS_TMP/jwks"
+wait_for "the JWKS file server" 20 curl -sf "http://127.0.0.1:$JPORT/keys.json"
+mkfifo "$HARNESS_TMP/verify.in"
+"$VERIFY" --issuer "$A_URL" --audience "$AUD" --jwks-uri "http://127.0.0.1:$JPORT/keys.json" \
+  --refetch-interval -1 --jwks-max-age-ms 50 <"$HARNESS_TMP/verify.in" >"$HARNESS_TMP/verify.out" &
+vpid=$!
+exec 7>"$HARNESS_TMP/verify.in"
+answered() { [[ $(grep -c '^[A-Z]' "$HARNESS_TMP/verify.out") -ge $1 ]]; }
+echo "$REAL" >&7
+wait_for "the first answer" 20 answered 1
+cp "$HARNESS_TMP/jwks/b.json" "$HARNESS_TMP/jwks/keys.json"
+printf 'sleep 200\n%s\n' "$REAL" >&7   # past the max age: the next verify refetches
+wait_for "the second answer" 20 answered 2
+cp "$HARNESS_TMP/jwks/a.json" "$HARNESS_TMP/jwks/keys.json"
+printf 'sleep 200\n%s\n' "$REAL" >&7
+wait_for "the third answer" 20 answered 3
+kill "$jwks_PID"; wait "$jwks_PID" 2>/dev/null || true
+printf 'sleep 200\n%s\n' "$REAL" >&7   # the refetch fails: the keys held still verify
+exec 7>&-
+RC=0; wait "$vpid" || RC=$?
+mapfile -t ans < <(grep '^[A-Z]' "$HARNESS_TMP/verify.out")
+assert_contains "${ans[0]}" "OK " "A's token with A's keys served"
+assert_contains "${ans[1]}" "REFUSED unknown key id" "A's token once the JWKS no longer has its key ($(cat "$HARNESS_TMP/verify.out"))"
+assert_contains "${ans[1]}" "(not in the issuer's JWKS, refetched)"
+assert_contains "${ans[2]}" "OK " "A's token once its key is back"
+assert_contains "${ans[3]}" "OK " "A's token while the JWKS cannot be fetched (the keys held serve)"
+
 log "the JWKS cannot be fetched: unavailable, not refused"
 RC=0; OUT=$("$VERIFY" --issuer "http://127.0.0.1:$(free_port)" --audience "$AUD" <<<"$REAL") || RC=$?
 assert_eq 3 "$RC" "unreachable issuer ($OUT)"
