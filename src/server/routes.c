@@ -993,6 +993,8 @@ static json_t *review_load(struct srv_req *rq, const char *id, json_t **conn)
 
 enum rule_reviewer { RULE_REVIEWER, NOT_RULE_REVIEWER, RULES_CHANGED };
 
+static bool policy_reviews(json_t *doc);
+
 /* Whether id is among the reviewers of every rule that sent review r to
  * review, read in the connection's policy as the server holds it (the
  * built-in default when it has none): by the rules' indexes the gateway
@@ -1000,15 +1002,22 @@ enum rule_reviewer { RULE_REVIEWER, NOT_RULE_REVIEWER, RULES_CHANGED };
  * (RULES_CHANGED when the policy is another now), else by the rule's name
  * (gateways before the indexes). A rule that is not there, or sends nothing
  * to review, lets nobody decide (fail closed). A review that names no rule
- * (made through the API) is the connection's reviewer groups' to decide. */
+ * is the connection's reviewer groups' to decide only when its policy sends
+ * nothing to review (else nobody's: a review must name its rules now). */
 static enum rule_reviewer in_rule_reviewers(const struct auth_identity *id, json_t *conn, json_t *r)
 {
     const char *rule = json_string_value(json_object_get(r, "rule"));
     json_t *rules_of = json_object_get(r, "rules"), *indexes = json_object_get(rules_of, "indexes");
     if (!json_is_object(rules_of)) /* NULL in the store: a gateway that sent only the name, or none */
         rules_of = NULL;
-    if ((!rule && !rules_of) || !conn)
+    if (!conn)
         return RULE_REVIEWER;
+    if (!rule && !rules_of) { /* made before reviews had to name their rules */
+        json_t *doc = conn_policy(conn);
+        bool reviews = !doc || policy_reviews(doc);
+        json_decref(doc);
+        return reviews ? NOT_RULE_REVIEWER : RULE_REVIEWER;
+    }
     if (rules_of && (!json_is_array(indexes) ||
                      !same_policy(conn, json_string_value(json_object_get(rules_of, "policy_digest")))))
         return RULES_CHANGED;
@@ -1167,6 +1176,154 @@ static bool review_rules_ok(json_t *a)
     return true;
 }
 
+/* Whether the connection's policy (as conn_policy gives it) sends anything
+ * to review: a rule, or its default, whose action is review. Those name
+ * reviewers of their own, who must decide. */
+static bool policy_reviews(json_t *doc)
+{
+    size_t i;
+    json_t *x;
+    json_array_foreach(json_object_get(doc, "rules"), i, x) {
+        const char *a = json_string_value(json_object_get(x, "action"));
+        if (a && strcmp(a, "review") == 0)
+            return true;
+    }
+    const char *a = json_string_value(json_object_get(json_object_get(doc, "default"), "action"));
+    return a && strcmp(a, "review") == 0;
+}
+
+/* Whether the rule of index k (-1: the default) sends to review. */
+static bool rule_reviews(json_t *doc, json_int_t k)
+{
+    json_t *o = k < 0 ? json_object_get(doc, "default")
+                      : json_array_get(json_object_get(doc, "rules"), (size_t)k);
+    const char *a = json_string_value(json_object_get(o, "action"));
+    return k >= -1 && a && strcmp(a, "review") == 0;
+}
+
+/* The rule of index k (-1: the default) by name, for messages. */
+static const char *rule_label(json_t *doc, int k)
+{
+    const char *n = k < 0 ? "default"
+                          : json_string_value(json_object_get(json_array_get(json_object_get(doc, "rules"),
+                                                                             (size_t)k), "name"));
+    return n ? n : "(unnamed)";
+}
+
+/* The server's own reading of a held statement, in the policy p: each way a
+ * gateway may have judged this text (a simple query or an extended-protocol
+ * Parse, before or after the session changed search_path) that sends it to
+ * review. The gateway's session is not seen here: a statement that reads it
+ * (EXECUTE, FETCH, MOVE, ...: any that names a prepared statement or a
+ * cursor) is not judged (returns 0 readings). Fills up to 4 decisions. */
+static int server_readings(struct policy *p, const char *sql, const struct auth_identity *id,
+                           struct policy_decision out[4])
+{
+    const char *groups[AUTH_MAX_GROUPS + 1];
+    int n = 0;
+    for (int i = 0; i < id->ngroups && i < AUTH_MAX_GROUPS; i++)
+        groups[n++] = id->groups[i];
+    groups[n] = NULL;
+    struct policy_analysis a;
+    char err[POLICY_ERR_MAX];
+    if (policy_classify(sql, NULL, &a, err) != 0)
+        return 0; /* not SQL the gateway could have sent to review as it is: it judged a session's text */
+    bool session_bound = false;
+    for (size_t i = 0; i < a.nstmts; i++)
+        if (a.stmts[i].prepared_name || a.stmts[i].cursor_name)
+            session_bound = true;
+    size_t nstmts = a.nstmts;
+    policy_analysis_free(&a);
+    if (session_bound)
+        return 0;
+    int found = 0;
+    for (int sp = 0; sp < 2; sp++)
+        for (int prep = 0; prep < 2; prep++) {
+            if (prep && nstmts != 1) /* a Parse holds one statement */
+                continue;
+            struct policy_session *s = policy_session_new();
+            if (!s)
+                continue;
+            if (sp)
+                policy_session_mark_search_path(s);
+            struct policy_decision d;
+            memset(&d, 0, sizeof d);
+            int rc = prep ? (policy_session_parse(p, s, "", sql, err) == 0
+                                 ? policy_check_prepared(p, s, "", groups, &d) : -1)
+                          : policy_check(p, s, sql, groups, &d, NULL);
+            policy_session_free(s);
+            if (rc == 0 && d.action == POLICY_REVIEW && d.nreview_rules > 0)
+                out[found++] = d;
+        }
+    return found;
+}
+
+/* On a connection whose policy sends statements to review, a review must
+ * say which rules sent it (their indexes, -1 for the default, and the
+ * policy's digest): their reviewers decide it, read in the server's copy of
+ * the policy. Each must be a rule that reviews; and when the server, reading
+ * the statement with that policy, sends it to review, the rules named must
+ * include those of one such reading. Replies 400 and returns false when not. */
+static bool review_rules_named(struct srv_req *rq, json_t *conn, json_t *b)
+{
+    json_t *doc = conn_policy(conn);
+    if (!doc) {
+        srv_reply_error(rq, 500, "out of memory");
+        return false;
+    }
+    json_t *named = json_object_get(b, "rules");
+    bool ok = true;
+    size_t i;
+    json_t *x;
+    if (!policy_reviews(doc)) {
+        /* nothing in the policy reviews: the connection's reviewer groups decide */
+    } else if (json_array_size(named) == 0) {
+        srv_reply_error(rq, 400, "connection %s's policy names reviewers for the statements it sends to review:"
+                        " a review must name those rules in 'rules' (their indexes, -1: the default) with"
+                        " 'policy_digest', as hoopctl connect does", json_string_value(json_object_get(conn, "name")));
+        ok = false;
+    } else {
+        json_array_foreach(named, i, x) if (ok && !rule_reviews(doc, json_integer_value(x))) {
+            srv_reply_error(rq, 400, "rules[%zu]: %lld is not a rule of the connection's policy that sends"
+                            " statements to review", i, (long long)json_integer_value(x));
+            ok = false;
+        }
+    }
+    if (ok && json_array_size(named) > 0) {
+        char err[POLICY_ERR_MAX];
+        struct policy *p = policy_load_json(doc, err);
+        struct policy_decision d[4];
+        int n = p ? server_readings(p, json_string_value(json_object_get(b, "statement")), &rq->id, d) : 0;
+        bool covered = n == 0;
+        for (int k = 0; k < n && !covered; k++) {
+            bool all = true;
+            for (size_t r = 0; r < d[k].nreview_rules && all; r++) {
+                bool in = false;
+                json_array_foreach(named, i, x) in = in || json_integer_value(x) == d[k].review_rules[r];
+                all = in;
+            }
+            covered = all;
+        }
+        if (!covered) {
+            int missing = d[0].review_rules[0];
+            for (size_t r = 0; r < d[0].nreview_rules; r++) {
+                bool in = false;
+                json_array_foreach(named, i, x) in = in || json_integer_value(x) == d[0].review_rules[r];
+                if (!in) {
+                    missing = d[0].review_rules[r];
+                    break;
+                }
+            }
+            srv_reply_error(rq, 400, "the connection's policy sends this statement to review under rule %s"
+                            " (index %d), which 'rules' does not name", rule_label(doc, missing), missing);
+            ok = false;
+        }
+        policy_free(p);
+    }
+    json_decref(doc);
+    return ok;
+}
+
 static void review_create(struct srv_req *rq)
 {
     static const struct server_field rf[] = {
@@ -1205,6 +1362,8 @@ static void review_create(struct srv_req *rq)
                !same_policy(conn, json_string_value(json_object_get(b, "policy_digest")))) {
         srv_reply_error(rq, 409, "the connection's policy changed since your gateway loaded it: restart hoopctl"
                         " connect to judge the statement by the policy in force");
+    } else if (!review_rules_named(rq, conn, b)) {
+        /* answered */
     } else if (!review_session_ok(rq, json_string_value(json_object_get(b, "session_id")))) {
         /* answered */
     } else {

@@ -408,26 +408,6 @@ out=$(HOOPCTL_TOKEN=tok-admin-1 "$H" admin connection set-policy prod --policy-f
 assert_contains "$out" 'hoopctl admin: warning: connection prod: rule billing-writes sends statements to review by ["leads"], none of which is among the connection'"'"'s reviewer_groups ["dba"]: only a user in both can see and decide them'
 assert_contains "$out" "rule default sends statements to review by"
 assert_not_contains "$out" "rule no-ddl" "a rule that names no reviewers"
-review_by_rule() {  # RULE STATEMENT: alice's review on prod under RULE; prints its id
-  local h; h=$(printf '%s' "$2" | sha256sum | cut -c1-64)
-  jget "$(ok tok-alice-1 POST /api/v1/reviews "{\"connection\":\"prod\",\"statement\":\"$2\",\"statement_hash\":\"$h\",\"rule\":\"$1\"}")" 'd["id"]'
-}
-rid=$(review_by_rule billing-writes "update billing.invoices set paid = true")
-out=$(api tok-bob-001 POST "/api/v1/reviews/$rid/approve" '{"reason":"bob is no lead"}')
-[[ ${out%% *} == 403 ]] || fail "bob (dba, not leads) decided a billing-writes review: $out"
-assert_contains "$out" "only the reviewers that rule billing-writes names decide this review"
-assert_eq approved "$(jget "$(ok tok-lena-01 POST "/api/v1/reviews/$rid/approve" '{"reason":"lead"}')" 'd["status"]')"
-rid=$(review_by_rule default "vacuum full")
-expect_err 403 tok-bob-001 POST "/api/v1/reviews/$rid/deny" '{}'
-assert_eq denied "$(jget "$(ok tok-lena-01 POST "/api/v1/reviews/$rid/deny" '{}')" 'd["status"]')"
-# A rule that sends nothing to review (or is not there): nobody decides (the
-# policy changed, or the request is forged).
-rid=$(review_by_rule no-ddl "drop table t")
-expect_err 403 tok-bob-001 POST "/api/v1/reviews/$rid/approve" '{}'
-stuck=$rid
-rid=$(review_by_rule nosuch "drop table t")
-expect_err 403 tok-lena-01 POST "/api/v1/reviews/$rid/approve" '{}'
-stuck+=" $rid"
 # By the rules' indexes a gateway sends: the reviewers of each must agree
 # (rule 1 is billing-writes, -1 the default outcome; rule 0 is a deny).
 digest=$(jget "$(ok tok-alice-1 GET /api/v1/connections/prod)" 'd["policy_digest"]')
@@ -435,12 +415,41 @@ review_by_rules() {  # RULES-JSON STATEMENT [DIGEST]: the indexes of the policy 
   local h; h=$(printf '%s' "$2" | sha256sum | cut -c1-64)
   jget "$(ok tok-alice-1 POST /api/v1/reviews "{\"connection\":\"prod\",\"statement\":\"$2\",\"statement_hash\":\"$h\",\"rule\":\"lax\",\"rules\":$1,\"policy_digest\":\"${3:-$digest}\"}")" 'd["id"]'
 }
+rid=$(review_by_rules '[1]' "update billing.invoices set paid = true")
+out=$(api tok-bob-001 POST "/api/v1/reviews/$rid/approve" '{"reason":"bob is no lead"}')
+[[ ${out%% *} == 403 ]] || fail "bob (dba, not leads) decided a billing-writes review: $out"
+assert_contains "$out" "only the reviewers that rule"
+assert_eq approved "$(jget "$(ok tok-lena-01 POST "/api/v1/reviews/$rid/approve" '{"reason":"lead"}')" 'd["status"]')"
+rid=$(review_by_rules '[-1]' "vacuum full")
+expect_err 403 tok-bob-001 POST "/api/v1/reviews/$rid/deny" '{}'
+assert_eq denied "$(jget "$(ok tok-lena-01 POST "/api/v1/reviews/$rid/deny" '{}')" 'd["status"]')"
+# The requester does not pick the reviewers: a review on a connection whose
+# policy names reviewers must name the rules that held it (with the policy's
+# digest), each one that reviews, and (where the server can judge the text
+# itself) every rule that sends it to review by the server's copy.
+bw="update billing.invoices set paid = false"
+out=$(api tok-alice-1 POST /api/v1/reviews "{\"connection\":\"prod\",\"statement\":\"$bw\",\"statement_hash\":\"$(printf '%s' "$bw" | sha256sum | cut -c1-64)\"}")
+[[ ${out%% *} == 400 ]] || fail "a review that names no rule, on a policy with reviewers: $out"
+assert_contains "$out" "a review must name those rules in 'rules'"
+out=$(api tok-alice-1 POST /api/v1/reviews "{\"connection\":\"prod\",\"statement\":\"$bw\",\"statement_hash\":\"$(printf '%s' "$bw" | sha256sum | cut -c1-64)\",\"rule\":\"billing-writes\"}")
+[[ ${out%% *} == 400 ]] || fail "a review that names its rule by name only: $out"
+for bad in '[0]' '[2]' '[1, 7]' '[]'; do
+  out=$(api tok-alice-1 POST /api/v1/reviews "{\"connection\":\"prod\",\"statement\":\"drop table t\",\"statement_hash\":\"$(printf 'drop table t' | sha256sum | cut -c1-64)\",\"rules\":$bad,\"policy_digest\":\"$digest\"}")
+  [[ ${out%% *} == 400 ]] || fail "a review under rules $bad (a deny, or none there): $out"
+done
+assert_contains "$(api tok-alice-1 POST /api/v1/reviews "{\"connection\":\"prod\",\"statement\":\"drop table t\",\"statement_hash\":\"$(printf 'drop table t' | sha256sum | cut -c1-64)\",\"rules\":[0],\"policy_digest\":\"$digest\"}")" \
+  "rules[0]: 0 is not a rule of the connection's policy that sends statements to review"
+out=$(api tok-alice-1 POST /api/v1/reviews "{\"connection\":\"prod\",\"statement\":\"$bw\",\"statement_hash\":\"$(printf '%s' "$bw" | sha256sum | cut -c1-64)\",\"rules\":[-1],\"policy_digest\":\"$digest\"}")
+[[ ${out%% *} == 400 ]] || fail "a billing write named as held by the default only: $out"
+assert_contains "$out" "sends this statement to review under rule billing-writes (index 1), which 'rules' does not name"
+# After SET search_path an unqualified name may be any schema's: a gateway
+# that judged so may name the rule it matched (the server reads both ways).
+rid=$(review_by_rules '[1]' "update invoices set paid = true")
+ok tok-alice-1 POST "/api/v1/reviews/$rid/withdraw" '{}' >/dev/null
+stuck=""
 rid=$(review_by_rules '[1, -1]' "update billing.x set a = 1; vacuum")
 expect_err 403 tok-bob-001 POST "/api/v1/reviews/$rid/approve" '{}'
 assert_eq approved "$(jget "$(ok tok-lena-01 POST "/api/v1/reviews/$rid/approve" '{}')" 'd["status"]')"
-rid=$(review_by_rules '[0]' "drop table t")
-expect_err 403 tok-lena-01 POST "/api/v1/reviews/$rid/approve" '{}'
-stuck+=" $rid"
 expect_err 400 tok-alice-1 POST /api/v1/reviews "{\"connection\":\"prod\",\"statement\":\"x\",\"statement_hash\":\"$(printf x | sha256sum | cut -c1-64)\",\"rules\":[\"1\"],\"policy_digest\":\"$digest\"}"
 expect_err 400 tok-alice-1 POST /api/v1/reviews "{\"connection\":\"prod\",\"statement\":\"x\",\"statement_hash\":\"$(printf x | sha256sum | cut -c1-64)\",\"rules\":[1]}"
 # Indexes mean the rules of the policy the gateway judged by: a gateway on an

@@ -36,10 +36,13 @@ jget() { python3 -c 'import json,sys; d=json.loads(sys.argv[1]); exec("print("+s
 req "$A" tok-admin-1 PUT /api/v1/connections/prod \
   '{"host":"127.0.0.1","port":5432,"database":"app","user":"app","allowed_groups":["dev"],"reviewer_groups":["dba"]}' >/dev/null
 assert_contains "$(req "$B" tok-bob-001 GET /api/v1/connections/prod)" '"reviewer_groups":["dba"]'
+# A review names the rules that held it (the built-in default policy's that
+# review: review-no-where, -code, -server-files) and the policy's digest.
+RULES="\"rules\":[6,7,8],\"policy_digest\":\"$(jget "$(req "$A" tok-alice-1 GET /api/v1/connections/prod)" 'd["policy_digest"]')\""
 
 log "a review created on A, approved on B, wakes the poll waiting on A"
 hash=$(printf 'delete from t' | sha256sum | cut -c1-64)
-rv=$(req "$A" tok-alice-1 POST /api/v1/reviews "{\"connection\":\"prod\",\"statement\":\"delete from t\",\"statement_hash\":\"$hash\"}")
+rv=$(req "$A" tok-alice-1 POST /api/v1/reviews "{\"connection\":\"prod\",\"statement\":\"delete from t\",\"statement_hash\":\"$hash\",$RULES}")
 RID=$(jget "$rv" 'd["id"]')
 req "$A" tok-alice-1 GET "/api/v1/reviews/$RID/wait?timeout=60" >"$T/wait.out" &
 waiter=$!
@@ -55,7 +58,7 @@ after=$(($(date +%s) * 1000))
 req "$B" tok-bob-001 GET "/api/v1/reviews/wait?after=$after&timeout=60" >"$T/queue.out" &
 q=$!
 wait_for "the queue poll parked on B" 30 parked "$B" 1
-rv=$(req "$A" tok-alice-1 POST /api/v1/reviews "{\"connection\":\"prod\",\"statement\":\"drop table t\",\"statement_hash\":\"$(printf 'drop table t' | sha256sum | cut -c1-64)\"}")
+rv=$(req "$A" tok-alice-1 POST /api/v1/reviews "{\"connection\":\"prod\",\"statement\":\"drop table t\",\"statement_hash\":\"$(printf 'drop table t' | sha256sum | cut -c1-64)\",$RULES}")
 wait $q
 assert_eq "$(jget "$rv" 'd["id"]')" "$(jget "$(cat "$T/queue.out")" 'd["reviews"][0]["id"]')"
 # Consumed through B after approval through A: single use holds across both.
@@ -71,7 +74,7 @@ assert_eq 2 "$(listeners)"
 psql -qAt -d hoopctl -c "select pg_terminate_backend(pid) from pg_stat_activity where query = 'LISTEN hoopctl_reviews'" >/dev/null
 wait_for "both servers listening again" 30 bash -c "[[ \$(psql -qAt -d hoopctl -c \"select count(*) from pg_stat_activity where query = 'LISTEN hoopctl_reviews'\") == 2 ]]"
 h3=$(printf 'vacuum' | sha256sum | cut -c1-64)
-rv=$(req "$B" tok-alice-1 POST /api/v1/reviews "{\"connection\":\"prod\",\"statement\":\"vacuum\",\"statement_hash\":\"$h3\"}")
+rv=$(req "$B" tok-alice-1 POST /api/v1/reviews "{\"connection\":\"prod\",\"statement\":\"vacuum\",\"statement_hash\":\"$h3\",$RULES}")
 req "$A" tok-alice-1 GET "/api/v1/reviews/$(jget "$rv" 'd["id"]')/wait?timeout=60" >"$T/wait2.out" &
 waiter=$!
 wait_for "the long poll parked on A" 30 parked "$A" 1
@@ -131,7 +134,7 @@ assert_eq 601 "$(psql -qAt -d hoopctl -c 'select count(distinct n) from events')
 
 log "a review row locked past lock_timeout fails the batch (503), not the statement's review link"
 SL="delete from t where id = 42"
-rv=$(req "$A" tok-alice-1 POST /api/v1/reviews "{\"connection\":\"prod\",\"session_id\":\"lk\",\"statement\":\"$SL\",\"statement_hash\":\"$(printf '%s' "$SL" | sha256sum | cut -c1-64)\"}")
+rv=$(req "$A" tok-alice-1 POST /api/v1/reviews "{\"connection\":\"prod\",\"session_id\":\"lk\",\"statement\":\"$SL\",\"statement_hash\":\"$(printf '%s' "$SL" | sha256sum | cut -c1-64)\",$RULES}")
 RL=$(jget "$rv" 'd["id"]')
 req "$B" tok-bob-001 POST "/api/v1/reviews/$RL/approve" '{"reason":"one row"}' >/dev/null
 req "$A" tok-alice-1 POST "/api/v1/reviews/$RL/consume" "{\"statement_hash\":\"$(printf '%s' "$SL" | sha256sum | cut -c1-64)\"}" >/dev/null
@@ -154,15 +157,16 @@ assert_eq "consumed bob" "$(jget "$evs" '[e["data"]["review"]["status"] + " " + 
 
 log "review requests racing through both servers stop at the pending cap (10)"
 for round in 1 2 3; do
-  out=$(python3 - "$A" "$B" "$round" <<'PY'
+  out=$(python3 - "$A" "$B" "$round" "{$RULES}" <<'PY'
 import hashlib, json, sys, threading, urllib.request, urllib.error
 urls, rnd, n = sys.argv[1:3], sys.argv[3], 60
+rules = json.loads(sys.argv[4])
 codes = [0] * n
 bar = threading.Barrier(n)
 def post(i):
     stmt = "delete from t where id = %d -- round %s" % (i, rnd)
     body = json.dumps({"connection": "prod", "statement": stmt,
-                       "statement_hash": hashlib.sha256(stmt.encode()).hexdigest()}).encode()
+                       "statement_hash": hashlib.sha256(stmt.encode()).hexdigest(), **rules}).encode()
     r = urllib.request.Request(urls[i % 2] + "/api/v1/reviews", data=body, method="POST",
         headers={"Authorization": "Bearer tok-carol-1", "Content-Type": "application/json"})
     bar.wait()

@@ -35,16 +35,24 @@ field() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]
 sha() { printf '%s' "$1" | sha256sum | cut -c1-64; }
 for c in pgtest staging; do
   rev=dba; [[ $c == staging ]] && rev=staging-rev
+  # staging's statements all go to review by staging-rev (pgtest has the built-in default policy)
+  pol=""; [[ $c == staging ]] && pol=", \"policy\": {\"rules\": [], \"default\": {\"action\": \"review\", \"reviewers\": [\"$rev\"]}}"
   ok tok-admin-1 PUT "/api/v1/connections/$c" "{\"host\": \"127.0.0.1\", \"port\": 5432, \"database\": \"postgres\",
-    \"user\": \"app\", \"allowed_groups\": [\"dev\"], \"reviewer_groups\": [\"$rev\"]}" >/dev/null
+    \"user\": \"app\", \"allowed_groups\": [\"dev\"], \"reviewer_groups\": [\"$rev\"]$pol}" >/dev/null
 done
 ok tok-admin-1 PUT /api/v1/connections/ops '{"host": "127.0.0.1", "port": 5432, "database": "postgres",
   "user": "app", "allowed_groups": ["ops"], "reviewer_groups": ["dba"]}' >/dev/null
 
+# The built-in default policy's rules that review (review-no-where, -code,
+# -server-files): a review names the rules that held it, as a gateway does.
+DEFAULT_REVIEW_RULES='[6, 7, 8]'
 review() {  # connection session statement: a review as alice; prints its id
   field "$(ok tok-alice-1 POST /api/v1/reviews "$(python3 -c 'import json,sys,hashlib
 print(json.dumps({"connection": sys.argv[1], "session_id": sys.argv[2], "statement": sys.argv[3],
-  "statement_hash": hashlib.sha256(sys.argv[3].encode()).hexdigest()}))' "$1" "$2" "$3")")" id
+  "statement_hash": hashlib.sha256(sys.argv[3].encode()).hexdigest(),
+  "rules": [-1] if json.loads(sys.argv[5]).get("policy") else json.loads(sys.argv[4]),
+  "policy_digest": json.loads(sys.argv[5])["policy_digest"]}))' "$1" "$2" "$3" "$DEFAULT_REVIEW_RULES" \
+  "$(ok tok-alice-1 GET "/api/v1/connections/$1")")")" id
 }
 approve() { ok "${2:-tok-bob-001}" POST "/api/v1/reviews/$1/approve" '{"reason": "ok"}' >/dev/null; }
 consume() { ok tok-alice-1 POST "/api/v1/reviews/$1/consume" "{\"statement_hash\": \"$(sha "$2")\"}" >/dev/null; }
@@ -157,9 +165,10 @@ assert_eq 0 "$(sqlite3 "$T/s.db" "select count(*) from sessions where id in ('se
 
 log "reviews that expire at once still count against the pending cap for an hour"
 made=0
+digest=$(field "$(ok tok-alice-1 GET /api/v1/connections/pgtest)" policy_digest)
 for i in $(seq 1 51); do
   st="select $i as quick"
-  out=$(api tok-alice-1 POST /api/v1/reviews "{\"connection\":\"pgtest\",\"ttl_seconds\":1,\"statement\":\"$st\",\"statement_hash\":\"$(sha "$st")\"}")
+  out=$(api tok-alice-1 POST /api/v1/reviews "{\"connection\":\"pgtest\",\"ttl_seconds\":1,\"statement\":\"$st\",\"statement_hash\":\"$(sha "$st")\",\"rules\":$DEFAULT_REVIEW_RULES,\"policy_digest\":\"$digest\"}")
   [[ ${out%% *} == 201 ]] && made=$((made + 1))
   ((i == 1)) && sleep 1.2  # the first has expired before the rest are asked
 done
@@ -171,7 +180,8 @@ log "a list of reviews is bounded in bytes, and names its next page"
 big=$(head -c 700000 /dev/zero | tr '\0' 'x')
 for i in 1 2 3 4 5 6 7; do
   st="select '$big' as n$i"
-  printf '{"connection":"pgtest","statement":"%s","statement_hash":"%s"}' "$st" "$(sha "$st")" >"$T/big.json"
+  printf '{"connection":"pgtest","statement":"%s","statement_hash":"%s","rules":%s,"policy_digest":"%s"}' \
+    "$st" "$(sha "$st")" "$DEFAULT_REVIEW_RULES" "$digest" >"$T/big.json"
   code=$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer tok-dana-1' -H 'Content-Type: application/json' \
     --data-binary "@$T/big.json" "$URL/api/v1/reviews")
   [[ $code == 201 ]] || fail "a 700 kB review: HTTP $code"

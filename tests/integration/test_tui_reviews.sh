@@ -167,11 +167,13 @@ assert_eq 400 "$code" "a review with a number among its params"
 # One requester's large reviews do not hide the others': a page of the queue
 # ends at 4 MiB of statements and values, and the view reads every page.
 for col in v w; do
-  /usr/bin/python3 - "$col" >"$HARNESS_TMP/big.json" <<'PY'
+  /usr/bin/python3 - "$col" "$(api "$TOKEN_carol" GET /api/v1/connections/pgtest)" >"$HARNESS_TMP/big.json" <<'PY'
 import hashlib, json, sys
 st = "update big set %s = $1 || $2 || $3" % sys.argv[1]
+# held by the default policy's review-no-where (rule 6), as a gateway names it
 print(json.dumps({"connection": "pgtest", "session_id": "sess-c3", "statement": st,
-                  "statement_hash": hashlib.sha256(st.encode()).hexdigest(), "params": ["x" * 1000000] * 3}))
+                  "statement_hash": hashlib.sha256(st.encode()).hexdigest(), "params": ["x" * 1000000] * 3,
+                  "rules": [6], "policy_digest": json.loads(sys.argv[2])["policy_digest"]}))
 PY
   code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer $TOKEN_carol" \
     -H 'Content-Type: application/json' "$SERVER_URL/api/v1/reviews" --data-binary "@$HARNESS_TMP/big.json")

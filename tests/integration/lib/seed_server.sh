@@ -38,13 +38,20 @@ api() {  # token method path [json]
 }
 
 # seed_review TOKEN SESSION STATEMENT [PARAMS]: a pending review on pgtest; prints its id.
+# It names every rule of pgtest's policy that reviews (as a gateway names the
+# rules that held its statement; the server wants them, with the digest).
 seed_review() {  # [PARAMS: a JSON array of the bound values]
   local hash body
   hash=$(printf '%s' "$3" | sha256sum | cut -c1-64)
   body=$(/usr/bin/python3 -c 'import json,sys; b={"connection": "pgtest",
     "session_id": sys.argv[1], "statement": sys.argv[2], "statement_hash": sys.argv[3]}
 if sys.argv[4]: b["params"] = json.loads(sys.argv[4])
-print(json.dumps(b))' "$2" "$3" "$hash" "${4:-}")
+c = json.loads(sys.argv[5]); pol = c.get("policy") or json.loads(sys.argv[6])
+b["rules"] = [i for i, r in enumerate(pol.get("rules", [])) if r.get("action") == "review"]
+if pol.get("default", {}).get("action") == "review": b["rules"].append(-1)
+if b["rules"]: b["policy_digest"] = c["policy_digest"]
+else: del b["rules"]
+print(json.dumps(b))' "$2" "$3" "$hash" "${4:-}" "$(api "$1" GET /api/v1/connections/pgtest)" "$("$HOOPCTL_BIN" policy default)")
   api "$1" POST /api/v1/reviews "$body" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])'
 }
 
