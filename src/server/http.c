@@ -495,6 +495,7 @@ struct srv_waiter {
     int64_t start_us;
     struct event *timer;
     struct event *gone;   /* the client closing its socket (EV_CLOSED), when the backend can tell */
+    char key_hash[65];    /* the SHA-256 of the API key the caller used ("" for other tokens) */
 };
 
 static int srv_waiter_count(const struct srv *srv)
@@ -532,13 +533,56 @@ static void waiter_closed(struct evhttp_connection *c, void *arg)
     waiter_unlink(arg);
 }
 
+/* A long poll holds the identity its token had when it began, for up to
+ * 110 s. Before it is answered with reviews, that must still hold: its
+ * token has not expired since, nor was its API key revoked. NULL when it
+ * does; else the error to answer with (401, or 503 when the store cannot
+ * tell), and *code. */
+static json_t *waiter_refused(struct srv_waiter *w, int *code)
+{
+    const char *why = NULL;
+    if (w->id.expires_at && w->id.expires_at < util_now_ms() / 1000) {
+        why = "the token has expired";
+    } else if (w->key_hash[0]) {
+        json_t *key = NULL;
+        char err[256];
+        int rc = store_apikey_lookup(w->srv->store, w->key_hash, &key, err, sizeof err);
+        json_decref(key);
+        if (rc == STORE_NOT_FOUND) {
+            why = "the API key was revoked";
+        } else if (rc) {
+            log_warn(MOD, "a long poll's API key could not be checked: %s", err);
+            *code = 503;
+            return json_pack("{s:s,s:i}", "error", "cannot verify tokens right now", "status", *code);
+        }
+    }
+    if (!why)
+        return NULL;
+    w->srv->m.auth_failures++;
+    log_info(MOD, "long poll of %s ended: %s", w->id.subject, why);
+    *code = 401;
+    return json_pack("{s:s,s:i}", "error", why, "status", *code);
+}
+
+/* srv_wait_answer for a parked poll, once its caller is checked again. */
+static json_t *waiter_answer(struct srv_waiter *w, int *code, bool final)
+{
+    json_t *body = srv_wait_answer(w->srv, &w->id, w->kind, w->review_id, w->after_ms, code, final);
+    json_t *refused = body ? waiter_refused(w, code) : NULL;
+    if (refused) {
+        json_decref(body);
+        body = refused;
+    }
+    return body;
+}
+
 static void waiter_timeout(evutil_socket_t fd, short ev, void *arg)
 {
     (void)fd;
     (void)ev;
     struct srv_waiter *w = arg;
     int code = 200;
-    json_t *body = srv_wait_answer(w->srv, &w->id, w->kind, w->review_id, w->after_ms, &code, true);
+    json_t *body = waiter_answer(w, &code, true);
     waiter_finish(w, code, body);
 }
 
@@ -572,6 +616,11 @@ void srv_wait_start(struct srv_req *rq, int kind, const char *review_id, int64_t
     w->srv = rq->srv;
     w->r = rq->r;
     w->id = rq->id;
+    if (strcmp(rq->id.kind, "apikey") == 0) { /* checked again before the poll is answered */
+        const char *h = evhttp_find_header(evhttp_request_get_input_headers(rq->r), "Authorization");
+        if (h && strlen(h) > 7)
+            util_sha256_hex(h + 7, strlen(h + 7), w->key_hash);
+    }
     w->kind = kind;
     snprintf(w->review_id, sizeof w->review_id, "%s", review_id ? review_id : "");
     w->after_ms = after_ms;
@@ -596,8 +645,7 @@ void srv_reviews_changed(struct srv *srv)
     for (; w; w = next) {
         next = w->next;
         int code = 200;
-        json_t *body = srv_wait_answer(srv, &w->id, w->kind, w->review_id, w->after_ms, &code,
-                                       srv->stopping);
+        json_t *body = waiter_answer(w, &code, srv->stopping);
         if (body) {
             srv->m.longpoll_wakeups++;
             waiter_finish(w, code, body);
