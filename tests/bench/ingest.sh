@@ -28,7 +28,7 @@ cat >"$T/server.json" <<JSON
 {"auth": {"dev_tokens": {
   "bench-admin": {"subject": "root", "groups": ["admin"]},
   "bench-gateway": {"subject": "gw", "groups": ["dev"]},
-  "bench-reviewer": {"subject": "rev", "groups": ["dba"]}}}}
+  "bench-reviewer": {"subject": "rev", "groups": ["dba", "auditor"]}}}}
 JSON
 n1=2000 n100=100000 n1000=200000 nlp=200
 ((QUICK)) && n1=300 n100=5000 n1000=10000 nlp=30

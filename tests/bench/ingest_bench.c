@@ -3,6 +3,7 @@
  * long poll (approve on one connection, time until the waiter hears it).
  *   ingest_bench ingest URL TOKEN BATCH TOTAL [SESSIONS]   (events spread over SESSIONS, default 10)
  *   ingest_bench longpoll URL REQUESTER_TOKEN REVIEWER_TOKEN CONNECTION N */
+#include "hoopctl/policy.h"
 #include "hoopctl/util.h"
 
 #include <curl/curl.h>
@@ -137,14 +138,38 @@ static int bench_longpoll(const char *base, const char *req_tok, const char *rev
     http_init(&req, req_tok);
     http_init(&rev, rev_tok);
     int64_t *lat = calloc((size_t)n, sizeof *lat);
-    char url[512], body[512], wurl[512], hash[65];
+    char url[512], body[768], wurl[512], hash[65], rules[256] = "", digest[65] = "";
+    /* A review names the rules that held it, as a gateway does: here every
+     * rule of the connection's policy that reviews (the built-in default's
+     * when it has none), with the policy's digest. */
+    snprintf(url, sizeof url, "%s/api/v1/connections/%s", base, conn);
+    if (http_do(&rev, "GET", url, NULL) != 200) {
+        fprintf(stderr, "connection %s: %s\n", conn, buf_cstr(&rev.resp));
+        return 1;
+    }
+    json_t *c = json_loads(buf_cstr(&rev.resp), 0, NULL), *pol = json_object_get(c, "policy");
+    json_t *def = json_object_size(pol) ? NULL : policy_default_json(); /* {}: the default */
+    if (!json_object_size(pol))
+        pol = NULL;
+    size_t k;
+    json_t *rule;
+    json_array_foreach(json_object_get(pol ? pol : def, "rules"), k, rule) {
+        const char *a = json_string_value(json_object_get(rule, "action"));
+        if (a && strcmp(a, "review") == 0)
+            snprintf(rules + strlen(rules), sizeof rules - strlen(rules), "%s%zu", rules[0] ? "," : "", k);
+    }
+    snprintf(digest, sizeof digest, "%s", json_string_value(json_object_get(c, "policy_digest")) ?
+             json_string_value(json_object_get(c, "policy_digest")) : "");
+    json_decref(def);
+    json_decref(c);
     for (int i = 0; i < n; i++) {
         char stmt[64];
         snprintf(stmt, sizeof stmt, "delete from t where id = %d", i);
         util_sha256_hex(stmt, strlen(stmt), hash);
         snprintf(url, sizeof url, "%s/api/v1/reviews", base);
-        snprintf(body, sizeof body, "{\"connection\":\"%s\",\"statement\":\"%s\",\"statement_hash\":\"%s\"}",
-                 conn, stmt, hash);
+        snprintf(body, sizeof body,
+                 "{\"connection\":\"%s\",\"statement\":\"%s\",\"statement_hash\":\"%s\",\"rules\":[%s],"
+                 "\"policy_digest\":\"%s\"}", conn, stmt, hash, rules, digest);
         if (http_do(&req, "POST", url, body) != 201) {
             fprintf(stderr, "create review: %s\n", buf_cstr(&req.resp));
             return 1;
@@ -157,8 +182,13 @@ static int bench_longpoll(const char *base, const char *req_tok, const char *rev
         struct waiter w = {wurl, req_tok, 0, 0};
         pthread_t th;
         pthread_create(&th, NULL, wait_thread, &w);
-        while (waiting_now(&rev, base) < 1)   /* parked on the server */
+        int parked;
+        while ((parked = waiting_now(&rev, base)) == 0) /* until parked on the server */
             usleep(1000);
+        if (parked < 0) { /* /metrics wants the auditor group */
+            fprintf(stderr, "metrics: %s\n", buf_cstr(&rev.resp));
+            return 1;
+        }
         snprintf(url, sizeof url, "%s/api/v1/reviews/%s/approve", base, id);
         int64_t t0 = util_monotonic_us();
         if (http_do(&rev, "POST", url, "{\"reason\":\"bench\"}") != 200) {
