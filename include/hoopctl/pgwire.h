@@ -70,6 +70,8 @@ int pgwire_build_negotiate(struct buf *out, uint32_t minor, const char *const *o
 /* Field `code` ('C' SQLSTATE, 'M' message, 'S' severity...) of an
  * ErrorResponse/NoticeResponse body, copied into out; false when absent. */
 bool pgwire_error_field(const uint8_t *body, size_t len, char code, char *out, size_t outlen);
+/* A SQLSTATE as PostgreSQL writes one: five characters of [0-9A-Z]. */
+bool pgwire_sqlstate_valid(const char *code);
 
 /* ---- startup ------------------------------------------------------------ */
 
@@ -164,6 +166,17 @@ enum pgwire_sslmode {
     PGWIRE_SSL_VERIFY_FULL,
 };
 
+/* SCRAM channel binding (tls-server-end-point), as libpq's channel_binding:
+ * prefer (the default) binds when TLS is up and the server offers
+ * SCRAM-SHA-256-PLUS; require refuses any other authentication; disable
+ * never binds. */
+enum pgwire_channel_binding {
+    PGWIRE_CB_PREFER = 0,
+    PGWIRE_CB_DISABLE,
+    PGWIRE_CB_REQUIRE,
+};
+const char *pgwire_channel_binding_name(enum pgwire_channel_binding cb);
+
 struct pgwire_conninfo {
     char host[256];        /* name, address, or a Unix socket directory (starts with '/') */
     char port[16];
@@ -172,15 +185,19 @@ struct pgwire_conninfo {
     char sslrootcert[1024];
     bool sslrootcert_system; /* verify-ca/full without one of its own: the system trust store's file */
     enum pgwire_sslmode sslmode;
+    enum pgwire_channel_binding channel_binding;
     int connect_timeout;   /* seconds */
 };
 
 /* Parse "host=H port=P dbname=D user=U sslmode=M sslrootcert=F
- * connect_timeout=S" (values may be single-quoted with \ escapes). A password
- * key is refused: passwords never travel on the command line. verify-ca and
- * verify-full without sslrootcert (or with sslrootcert=system) check against
- * the system trust store: sslrootcert is set to OpenSSL's default CA file
- * (SSL_CERT_FILE when set) and sslrootcert_system to true. */
+ * channel_binding=B connect_timeout=S" (values may be single-quoted, with
+ * backslash escapes). A password key is refused: passwords never travel on the command
+ * line. verify-ca and verify-full without sslrootcert (or with
+ * sslrootcert=system) check against the system trust store: sslrootcert is set
+ * to OpenSSL's default CA file (SSL_CERT_FILE when set) and sslrootcert_system
+ * to true. prefer and require with an sslrootcert verify the certificate's
+ * chain against it, as verify-ca does (libpq's rule). channel_binding=require
+ * with sslmode=disable or a Unix socket host is refused: no TLS, no binding. */
 int pgwire_conninfo_parse(const char *s, struct pgwire_conninfo *out, char *err, size_t errlen);
 const char *pgwire_sslmode_name(enum pgwire_sslmode m);
 
@@ -194,15 +211,35 @@ enum pgwire_auth_result {
     PGWIRE_AUTH_FAILED,       /* err says why (server error or our refusal) */
 };
 
+#define PGWIRE_CB_DATA_MAX 64 /* EVP_MAX_MD_SIZE */
+
 /* The client side of one authentication exchange. Zero-initialise, set
- * user/password (password may be NULL: then only trust works). */
+ * user/password (password may be NULL: then only trust works), and over TLS
+ * tls, channel_binding and the tls-server-end-point data (see
+ * pgwire_tls_server_end_point; cb_len 0 with cb_error when it could not be
+ * computed). */
 struct pgwire_auth {
     const char *user, *password;
+    enum pgwire_channel_binding channel_binding;
+    bool tls;                  /* the connection to the server is TLS */
+    uint8_t cb_data[PGWIRE_CB_DATA_MAX];
+    size_t cb_len;
+    char cb_error[160];
+    bool needed_password;      /* set when it failed because the server wants a password and none was given */
     int state;                 /* internal */
+    int gs2;                   /* internal: 'n', 'y' or 'p' (bound) */
     char client_nonce[64];     /* base64 of random bytes; tests may preset */
     struct buf client_first_bare, server_first;
     uint8_t server_signature[32];
 };
+
+/* tls-server-end-point channel binding data (RFC 5929) of the server's
+ * certificate: its hash with the certificate's signature hash algorithm,
+ * SHA-256 when that is MD5 or SHA-1. cert is an X509 *. Returns 0 with the
+ * hash in out (*len bytes), or -1 with a message. */
+struct x509_st;
+int pgwire_tls_server_end_point(const struct x509_st *cert, uint8_t out[PGWIRE_CB_DATA_MAX], size_t *len,
+                                char *err, size_t errlen);
 
 /* Feed one backend message received during authentication (type and body).
  * 'R' messages advance the exchange; 'E' fails with the server's message;
@@ -217,11 +254,19 @@ void pgwire_auth_free(struct pgwire_auth *a);
 void pgwire_md5_password(const char *user, const char *password, const uint8_t salt[4],
                          char out[36]);
 /* SCRAM client-final message for a server-first message; fills the expected
- * server signature. Returns 0 or -1 with a message. */
+ * server signature. Returns 0 or -1 with a message. Without channel binding
+ * (GS2 header "n,,"). */
 int pgwire_scram_client_final(const char *password, const char *client_first_bare,
                               const char *server_first, const char *client_nonce,
                               struct buf *out, uint8_t server_signature[32], char *err,
                               size_t errlen);
+/* The same with a GS2 header ("n,,", "y,," or "p=tls-server-end-point,,")
+ * and channel binding data (cb_len 0 but for "p="): c= is their base64. */
+int pgwire_scram_client_final_cb(const char *password, const char *client_first_bare,
+                                 const char *server_first, const char *client_nonce,
+                                 const char *gs2_header, const uint8_t *cb_data, size_t cb_len,
+                                 struct buf *out, uint8_t server_signature[32], char *err,
+                                 size_t errlen);
 
 /* ---- client authentication (server side): SCRAM-SHA-256 ------------------ */
 

@@ -1,6 +1,7 @@
 /* auth.c — PostgreSQL authentication as pure state machines fed one message
  * at a time: the client side the gateway speaks to the upstream server
- * (SCRAM-SHA-256 per RFC 5802/7677 without channel binding, md5, cleartext),
+ * (SCRAM-SHA-256 per RFC 5802/7677, with tls-server-end-point channel
+ * binding (SCRAM-SHA-256-PLUS, RFC 5929) over TLS as libpq does, md5, cleartext),
  * and the server side of SCRAM-SHA-256 for clients of the gateway. */
 #include "hoopctl/pgwire.h"
 
@@ -8,7 +9,9 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/md5.h>
+#include <openssl/objects.h>
 #include <openssl/sha.h>
+#include <openssl/x509.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +44,14 @@ void pgwire_md5_password(const char *user, const char *password, const uint8_t s
     memcpy(out, "md5", 3);
     util_hex_encode(digest, 16, out + 3);
     util_secure_zero(hex, sizeof hex);
+}
+
+bool pgwire_sqlstate_valid(const char *code)
+{
+    for (int i = 0; i < 5; i++)
+        if (!((code[i] >= '0' && code[i] <= '9') || (code[i] >= 'A' && code[i] <= 'Z')))
+            return false;
+    return code[5] == '\0';
 }
 
 static int b64_encode(const uint8_t *in, size_t len, struct buf *out)
@@ -93,10 +104,49 @@ static bool scram_attr(const char *msg, char name, const char **val, size_t *vle
     return false;
 }
 
+int pgwire_tls_server_end_point(const struct x509_st *cert, uint8_t out[PGWIRE_CB_DATA_MAX], size_t *len,
+                                char *err, size_t errlen)
+{
+    /* RFC 5929 section 4.1, as PostgreSQL computes it on both sides. */
+    int algo_nid = NID_undef;
+    *len = 0;
+    if (!cert || !OBJ_find_sigid_algs(X509_get_signature_nid(cert), &algo_nid, NULL)) {
+        snprintf(err, errlen, "cannot tell the upstream certificate's signature algorithm");
+        return -1;
+    }
+    const EVP_MD *md = NULL;
+    if (algo_nid == NID_md5 || algo_nid == NID_sha1)
+        md = EVP_sha256();
+    else
+        md = EVP_get_digestbynid(algo_nid);
+    if (!md || EVP_MD_size(md) <= 0 || EVP_MD_size(md) > PGWIRE_CB_DATA_MAX) {
+        snprintf(err, errlen, "no hash for the upstream certificate's signature algorithm (%s)",
+                 algo_nid == NID_undef ? "none" : OBJ_nid2sn(algo_nid));
+        return -1;
+    }
+    unsigned int n = 0;
+    if (!X509_digest(cert, md, out, &n)) {
+        snprintf(err, errlen, "cannot hash the upstream certificate");
+        return -1;
+    }
+    *len = n;
+    return 0;
+}
+
 int pgwire_scram_client_final(const char *password, const char *client_first_bare,
                               const char *server_first, const char *client_nonce,
                               struct buf *out, uint8_t server_signature[32], char *err,
                               size_t errlen)
+{
+    return pgwire_scram_client_final_cb(password, client_first_bare, server_first, client_nonce, "n,,", NULL, 0,
+                                        out, server_signature, err, errlen);
+}
+
+int pgwire_scram_client_final_cb(const char *password, const char *client_first_bare,
+                                 const char *server_first, const char *client_nonce,
+                                 const char *gs2_header, const uint8_t *cb_data, size_t cb_len,
+                                 struct buf *out, uint8_t server_signature[32], char *err,
+                                 size_t errlen)
 {
     const char *nonce, *salt64, *iter;
     size_t nlen, slen, ilen;
@@ -145,8 +195,16 @@ int pgwire_scram_client_final(const char *password, const char *client_first_bar
     SHA256(client_key, 32, stored_key);
     hmac256(salted, 32, "Server Key", 10, server_key);
 
-    struct buf without_proof = {0}, auth_message = {0};
-    int rc = buf_append_str(&without_proof, "c=biws,r=") | buf_append(&without_proof, nonce, nlen);
+    /* c=: base64 of the GS2 header and, when bound, the channel binding data. */
+    struct buf without_proof = {0}, auth_message = {0}, cbind = {0};
+    int rc = buf_append_str(&cbind, gs2_header);
+    if (cb_len)
+        rc |= buf_append(&cbind, cb_data, cb_len);
+    rc |= buf_append_str(&without_proof, "c=");
+    if (rc == 0)
+        rc |= b64_encode(cbind.data, cbind.len, &without_proof);
+    buf_free(&cbind);
+    rc |= buf_append_str(&without_proof, ",r=") | buf_append(&without_proof, nonce, nlen);
     rc |= buf_append_str(&auth_message, client_first_bare) | buf_append_str(&auth_message, ",");
     rc |= buf_append_str(&auth_message, server_first) | buf_append_str(&auth_message, ",");
     rc |= buf_append(&auth_message, without_proof.data, without_proof.len);
@@ -179,10 +237,27 @@ static enum pgwire_auth_result auth_fail(struct pgwire_auth *a, char *err, size_
     return PGWIRE_AUTH_FAILED;
 }
 
+#define NO_PASSWORD "upstream asks for a password but none was given"
+
+static enum pgwire_auth_result no_password(struct pgwire_auth *a, char *err, size_t errlen)
+{
+    a->needed_password = true;
+    return auth_fail(a, err, errlen, NO_PASSWORD);
+}
+
+/* The GS2 header of the client-first message (RFC 5802 section 7), as libpq
+ * picks it: "p=tls-server-end-point" when bound; "y" when TLS is up and
+ * binding allowed but the server offered no PLUS mechanism (so a server that
+ * does support it sees the downgrade); otherwise "n". */
+static const char *gs2_header(const struct pgwire_auth *a)
+{
+    return a->gs2 == 'p' ? "p=tls-server-end-point,," : a->gs2 == 'y' ? "y,," : "n,,";
+}
+
 static enum pgwire_auth_result sasl_start(struct pgwire_auth *a, struct pgwire_reader *r,
                                           struct buf *reply, char *err, size_t errlen)
 {
-    bool found = false;
+    bool plain = false, plus = false;
     for (;;) {
         const char *mech = pgwire_read_cstr(r);
         if (!mech)
@@ -190,15 +265,31 @@ static enum pgwire_auth_result sasl_start(struct pgwire_auth *a, struct pgwire_r
         if (!*mech)
             break;
         if (strcmp(mech, "SCRAM-SHA-256") == 0)
-            found = true;
+            plain = true;
+        else if (strcmp(mech, "SCRAM-SHA-256-PLUS") == 0)
+            plus = true;
     }
     if (!pgwire_reader_done(r))
         return auth_fail(a, err, errlen, "malformed SASL mechanism list from upstream");
-    if (!found)
-        return auth_fail(a, err, errlen, "upstream offers no SASL mechanism we support (SCRAM-SHA-256)");
+    bool bind = plus && a->tls && a->channel_binding != PGWIRE_CB_DISABLE;
+    if (a->channel_binding == PGWIRE_CB_REQUIRE && !bind)
+        return auth_fail(a, err, errlen,
+                         !a->tls ? "channel_binding=require, but the connection to upstream is not TLS"
+                                 : "channel_binding=require, but upstream does not offer SCRAM-SHA-256-PLUS "
+                                   "(SCRAM with channel binding)");
+    if (!bind && !plain)
+        return auth_fail(a, err, errlen,
+                         plus && !a->tls ? "upstream offers only SCRAM-SHA-256-PLUS, which needs TLS"
+                                         : "upstream offers no SASL mechanism we support (SCRAM-SHA-256)");
+    if (bind && !a->cb_len) {
+        char m[256];
+        snprintf(m, sizeof m, "cannot bind SCRAM to the upstream's TLS certificate: %s",
+                 a->cb_error[0] ? a->cb_error : "no certificate");
+        return auth_fail(a, err, errlen, m);
+    }
     if (!a->password)
-        return auth_fail(a, err, errlen, "upstream asks for a password but none was given "
-                                         "(--upstream-password-file or HOOPCTL_UPSTREAM_PASSWORD)");
+        return no_password(a, err, errlen);
+    a->gs2 = bind ? 'p' : a->tls && a->channel_binding != PGWIRE_CB_DISABLE ? 'y' : 'n';
     if (!a->client_nonce[0]) {
         uint8_t raw[18];
         if (util_random_bytes(raw, sizeof raw) < 0)
@@ -206,11 +297,12 @@ static enum pgwire_auth_result sasl_start(struct pgwire_auth *a, struct pgwire_r
         EVP_EncodeBlock((uint8_t *)a->client_nonce, raw, sizeof raw);
     }
     buf_reset(&a->client_first_bare);
+    const char *gs2 = gs2_header(a);
     int rc = buf_printf(&a->client_first_bare, "n=,r=%s", a->client_nonce);
     size_t start;
-    rc |= pgwire_msg_begin(reply, 'p', &start) | pgwire_put_cstr(reply, "SCRAM-SHA-256");
-    rc |= pgwire_put_i32(reply, (int32_t)(a->client_first_bare.len + 3));
-    rc |= buf_append(reply, "n,,", 3);
+    rc |= pgwire_msg_begin(reply, 'p', &start) | pgwire_put_cstr(reply, bind ? "SCRAM-SHA-256-PLUS" : "SCRAM-SHA-256");
+    rc |= pgwire_put_i32(reply, (int32_t)(a->client_first_bare.len + strlen(gs2)));
+    rc |= buf_append_str(reply, gs2);
     rc |= buf_append(reply, a->client_first_bare.data, a->client_first_bare.len);
     if (rc || pgwire_msg_finish(reply, start))
         return auth_fail(a, err, errlen, "out of memory");
@@ -231,9 +323,10 @@ static enum pgwire_auth_result sasl_continue(struct pgwire_auth *a, struct pgwir
     if (buf_append(&a->server_first, p, n) < 0)
         return auth_fail(a, err, errlen, "out of memory");
     struct buf final = {0};
-    if (pgwire_scram_client_final(a->password, buf_cstr(&a->client_first_bare),
-                                  buf_cstr(&a->server_first), a->client_nonce, &final,
-                                  a->server_signature, err, errlen) < 0) {
+    if (pgwire_scram_client_final_cb(a->password, buf_cstr(&a->client_first_bare),
+                                     buf_cstr(&a->server_first), a->client_nonce, gs2_header(a), a->cb_data,
+                                     a->gs2 == 'p' ? a->cb_len : 0, &final, a->server_signature, err,
+                                     errlen) < 0) {
         buf_free(&final);
         a->state = AUTH_DONE;
         return PGWIRE_AUTH_FAILED;
@@ -282,7 +375,8 @@ enum pgwire_auth_result pgwire_auth_step(struct pgwire_auth *a, uint8_t type, co
     if (type == 'E') {
         char m[512] = "", c[8] = "";
         pgwire_error_field(body, len, 'M', m, sizeof m);
-        pgwire_error_field(body, len, 'C', c, sizeof c);
+        if (!pgwire_error_field(body, len, 'C', c, sizeof c) || !pgwire_sqlstate_valid(c))
+            c[0] = 0;
         snprintf(err, errlen, "upstream refused the connection: %s%s%s%s", m, c[0] ? " (SQLSTATE " : "",
                  c, c[0] ? ")" : "");
         a->state = AUTH_DONE;
@@ -299,6 +393,9 @@ enum pgwire_auth_result pgwire_auth_step(struct pgwire_auth *a, uint8_t type, co
             return auth_fail(a, err, errlen, "malformed AuthenticationOk");
         if (a->state == AUTH_SASL_CONTINUE || a->state == AUTH_SASL_FINAL)
             return auth_fail(a, err, errlen, "upstream ended SCRAM authentication early");
+        if (a->channel_binding == PGWIRE_CB_REQUIRE && a->gs2 != 'p')
+            return auth_fail(a, err, errlen, "channel_binding=require, but upstream authenticated us "
+                                             "without channel binding");
         a->state = AUTH_DONE;
         return PGWIRE_AUTH_OK;
     case 3: /* cleartext */
@@ -308,9 +405,11 @@ enum pgwire_auth_result pgwire_auth_step(struct pgwire_auth *a, uint8_t type, co
         const uint8_t *salt = code == 5 ? pgwire_read_bytes(&r, 4) : NULL;
         if (!pgwire_reader_done(&r))
             return auth_fail(a, err, errlen, "malformed password request");
+        if (a->channel_binding == PGWIRE_CB_REQUIRE)
+            return auth_fail(a, err, errlen, code == 5 ? "channel_binding=require, but upstream asks for an md5 password"
+                                                       : "channel_binding=require, but upstream asks for a cleartext password");
         if (!a->password)
-            return auth_fail(a, err, errlen, "upstream asks for a password but none was given "
-                                             "(--upstream-password-file or HOOPCTL_UPSTREAM_PASSWORD)");
+            return no_password(a, err, errlen);
         size_t start;
         int rc = pgwire_msg_begin(reply, 'p', &start);
         if (code == 5) {

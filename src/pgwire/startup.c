@@ -90,6 +90,12 @@ const char *pgwire_sslmode_name(enum pgwire_sslmode m)
     return (unsigned)m < 5 ? names[m] : "?";
 }
 
+const char *pgwire_channel_binding_name(enum pgwire_channel_binding cb)
+{
+    static const char *const names[] = {"prefer", "disable", "require"};
+    return (unsigned)cb < 3 ? names[cb] : "?";
+}
+
 /* Copy one value (bare word or 'quoted' with \ escapes) into out. */
 static const char *conninfo_value(const char *p, char *out, size_t outlen, char *err, size_t errlen)
 {
@@ -186,6 +192,17 @@ int pgwire_conninfo_parse(const char *s, struct pgwire_conninfo *out, char *err,
             }
             out->sslmode = (enum pgwire_sslmode)m;
             continue;
+        } else if (strcmp(key, "channel_binding") == 0) {
+            int m = -1;
+            for (int i = 0; i < 3; i++)
+                if (strcmp(value, pgwire_channel_binding_name((enum pgwire_channel_binding)i)) == 0)
+                    m = i;
+            if (m < 0) {
+                snprintf(err, errlen, "invalid channel_binding \"%s\": use disable, prefer or require", value);
+                return -1;
+            }
+            out->channel_binding = (enum pgwire_channel_binding)m;
+            continue;
         } else if (strcmp(key, "connect_timeout") == 0) {
             char *end;
             long t = strtol(value, &end, 10);
@@ -221,6 +238,11 @@ int pgwire_conninfo_parse(const char *s, struct pgwire_conninfo *out, char *err,
     }
     if (!out->dbname[0])
         snprintf(out->dbname, sizeof out->dbname, "%s", out->user);
+    if (out->channel_binding == PGWIRE_CB_REQUIRE && (out->sslmode == PGWIRE_SSL_DISABLE || out->host[0] == '/')) {
+        snprintf(err, errlen, "channel_binding=require needs TLS to upstream, which %s never has",
+                 out->host[0] == '/' ? "a Unix socket connection" : "sslmode=disable");
+        return -1;
+    }
     /* Verification without a CA file of its own (or with libpq's
      * sslrootcert=system): OpenSSL's default bundle, as libpq's "system" takes
      * it (SSL_CERT_FILE when set). */

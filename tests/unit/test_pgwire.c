@@ -1,7 +1,8 @@
 /* test_pgwire.c — the wire codec: header checks, reader bounds, builders,
  * startup packets, Parse/Bind/RowDescription/DataRow decoding, conninfo
  * parsing, and the upstream authentication state machine (SCRAM RFC 7677
- * vector, md5, cleartext, and the ways a server can get it wrong). */
+ * vector, channel binding, md5, cleartext, and the ways a server can get it
+ * wrong). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -211,6 +212,19 @@ static void conninfo(void **state)
     assert_int_equal(pgwire_conninfo_parse("user=u sslmode=require", &ci, err, sizeof err), 0);
     assert_false(ci.sslrootcert_system);
     assert_string_equal(ci.sslrootcert, "");
+    assert_int_equal(ci.channel_binding, PGWIRE_CB_PREFER);
+    assert_int_equal(pgwire_conninfo_parse("user=u sslmode=require channel_binding=require", &ci, err, sizeof err), 0);
+    assert_int_equal(ci.channel_binding, PGWIRE_CB_REQUIRE);
+    assert_int_equal(pgwire_conninfo_parse("user=u channel_binding=disable", &ci, err, sizeof err), 0);
+    assert_int_equal(ci.channel_binding, PGWIRE_CB_DISABLE);
+    assert_string_equal(pgwire_channel_binding_name(ci.channel_binding), "disable");
+    assert_int_equal(pgwire_conninfo_parse("user=u channel_binding=maybe", &ci, err, sizeof err), -1);
+    assert_non_null(strstr(err, "invalid channel_binding"));
+    /* require can never be met without TLS */
+    assert_int_equal(pgwire_conninfo_parse("user=u sslmode=disable channel_binding=require", &ci, err, sizeof err), -1);
+    assert_non_null(strstr(err, "sslmode=disable"));
+    assert_int_equal(pgwire_conninfo_parse("user=u host=/run/pg channel_binding=require", &ci, err, sizeof err), -1);
+    assert_non_null(strstr(err, "Unix socket"));
     assert_int_equal(pgwire_conninfo_parse("user=u port=70000", &ci, err, sizeof err), -1);
     assert_int_equal(pgwire_conninfo_parse("user='unterminated", &ci, err, sizeof err), -1);
     assert_int_equal(pgwire_conninfo_parse("host=x", &ci, err, sizeof err), -1);
@@ -398,6 +412,8 @@ static void auth_other_methods_and_failures(void **state)
     struct pgwire_auth nopw = {.user = "u"};
     assert_int_equal(step(&nopw, 10, "SCRAM-SHA-256\0\0", 15, &reply, err), PGWIRE_AUTH_FAILED);
     assert_non_null(strstr(err, "none was given"));
+    assert_true(nopw.needed_password); /* the caller adds how to give one */
+    assert_null(strstr(err, "--upstream-password-file"));
 
     struct pgwire_auth early = {.user = "u", .password = "p"};
     assert_int_equal(step(&early, 10, "SCRAM-SHA-256\0\0", 15, &reply, err), PGWIRE_AUTH_CONTINUE);
@@ -469,6 +485,173 @@ static void binary_parameters_as_text(void **state)
     }
 }
 
+/* A self-signed certificate signed with md (EC P-256 key). */
+static X509 *cert_signed_with(const EVP_MD *md)
+{
+    EVP_PKEY *key = EVP_EC_gen("P-256");
+    X509 *x = X509_new();
+    assert_non_null(key);
+    assert_non_null(x);
+    X509_set_version(x, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+    X509_gmtime_adj(X509_getm_notBefore(x), 0);
+    X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+    X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC, (const unsigned char *)"t", -1, -1, 0);
+    X509_set_issuer_name(x, X509_get_subject_name(x));
+    X509_set_pubkey(x, key);
+    assert_true(X509_sign(x, key, md) > 0);
+    EVP_PKEY_free(key);
+    return x;
+}
+
+/* tls-server-end-point (RFC 5929 4.1): the certificate's hash with its
+ * signature's hash algorithm, SHA-256 in place of MD5 and SHA-1. */
+static void channel_binding_data(void **state)
+{
+    (void)state;
+    static const struct { const char *sign, *hash; size_t len; } cases[] = {
+        {"SHA256", "SHA256", 32}, {"SHA384", "SHA384", 48}, {"SHA512", "SHA512", 64}, {"SHA1", "SHA256", 32},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        X509 *x = cert_signed_with(EVP_get_digestbyname(cases[i].sign));
+        uint8_t got[PGWIRE_CB_DATA_MAX], want[EVP_MAX_MD_SIZE];
+        size_t len = 0;
+        unsigned int wlen = 0;
+        char err[160];
+        assert_int_equal(pgwire_tls_server_end_point(x, got, &len, err, sizeof err), 0);
+        assert_true(X509_digest(x, EVP_get_digestbyname(cases[i].hash), want, &wlen));
+        assert_int_equal(len, cases[i].len);
+        assert_int_equal(wlen, cases[i].len);
+        assert_memory_equal(got, want, len);
+        X509_free(x);
+    }
+    uint8_t out[PGWIRE_CB_DATA_MAX];
+    size_t len = 1;
+    char err[160];
+    assert_int_equal(pgwire_tls_server_end_point(NULL, out, &len, err, sizeof err), -1);
+    assert_int_equal(len, 0);
+}
+
+/* The client-final message's c= for a GS2 header and binding data. */
+static char *final_c(const struct buf *reply)
+{
+    static char c[256];
+    const char *p = (const char *)reply->data + 5;
+    size_t n = strcspn(p, ",");
+    snprintf(c, sizeof c, "%.*s", (int)n, p);
+    return c;
+}
+
+/* SCRAM-SHA-256-PLUS over TLS, "y,," and "n,,", and channel_binding=require. */
+static void auth_channel_binding(void **state)
+{
+    (void)state;
+    const char *server_first = "r=fyko+d2lbbFgONRv9qkxdawLsrvnonce,s=QSXCR+Q6sek8bf92,i=4096";
+    const char plus_list[] = "SCRAM-SHA-256-PLUS\0SCRAM-SHA-256\0";
+    struct buf reply = {0}, final = {0};
+    char err[256];
+    uint8_t sig[32];
+
+    /* Bound: mechanism PLUS, GS2 "p=tls-server-end-point,,", c= = base64(header + hash). */
+    struct pgwire_auth a = {.user = "postgres", .password = "pencil", .tls = true, .cb_len = 32};
+    for (int i = 0; i < 32; i++)
+        a.cb_data[i] = (uint8_t)(0xa0 + i);
+    snprintf(a.client_nonce, sizeof a.client_nonce, "fyko+d2lbbFgONRv9qkxdawL");
+    assert_int_equal(step(&a, 10, plus_list, sizeof plus_list, &reply, err), PGWIRE_AUTH_CONTINUE);
+    assert_string_equal((char *)reply.data + 5, "SCRAM-SHA-256-PLUS");
+    const char *first = (char *)reply.data + 5 + 19;
+    assert_int_equal(pgwire_get_u32((const uint8_t *)first), 24 + 29);
+    assert_memory_equal(first + 4, "p=tls-server-end-point,,n=,r=fyko+d2lbbFgONRv9qkxdawL", 24 + 29);
+    assert_int_equal(step(&a, 11, server_first, strlen(server_first), &reply, err), PGWIRE_AUTH_CONTINUE);
+    uint8_t cbind[24 + 32];
+    char want[128] = "c=";
+    memcpy(cbind, "p=tls-server-end-point,,", 24);
+    memcpy(cbind + 24, a.cb_data, 32);
+    EVP_EncodeBlock((uint8_t *)want + 2, cbind, sizeof cbind);
+    assert_string_equal(final_c(&reply), want);
+    /* The proof is over the same c=: computed independently it matches. */
+    assert_int_equal(pgwire_scram_client_final_cb("pencil", "n=,r=fyko+d2lbbFgONRv9qkxdawL", server_first,
+                                                  "fyko+d2lbbFgONRv9qkxdawL", "p=tls-server-end-point,,", a.cb_data,
+                                                  32, &final, sig, err, sizeof err), 0);
+    assert_int_equal(reply.len - 5, final.len);
+    assert_memory_equal(reply.data + 5, final.data, final.len);
+    char v[64] = "v=";
+    EVP_EncodeBlock((uint8_t *)v + 2, sig, 32);
+    assert_int_equal(step(&a, 12, v, strlen(v), &reply, err), PGWIRE_AUTH_CONTINUE);
+    assert_int_equal(step(&a, 0, "", 0, &reply, err), PGWIRE_AUTH_OK);
+    pgwire_auth_free(&a);
+    buf_reset(&final);
+
+    /* TLS, the server offers no PLUS: "y,," (c=eSws); without TLS or with
+     * channel_binding=disable: "n,," (c=biws) and SCRAM-SHA-256. */
+    static const struct { bool tls; enum pgwire_channel_binding cb; const char *list; size_t len; const char *gs2, *c; } plain[] = {
+        {true, PGWIRE_CB_PREFER, "SCRAM-SHA-256\0", 15, "y,,", "c=eSws"},
+        {false, PGWIRE_CB_PREFER, "SCRAM-SHA-256-PLUS\0SCRAM-SHA-256\0", 34, "n,,", "c=biws"},
+        {true, PGWIRE_CB_DISABLE, "SCRAM-SHA-256-PLUS\0SCRAM-SHA-256\0", 34, "n,,", "c=biws"},
+        {true, PGWIRE_CB_DISABLE, "SCRAM-SHA-256\0", 15, "n,,", "c=biws"},
+    };
+    for (size_t i = 0; i < sizeof plain / sizeof *plain; i++) {
+        struct pgwire_auth b = {.user = "u", .password = "pencil", .tls = plain[i].tls, .channel_binding = plain[i].cb, .cb_len = 32};
+        snprintf(b.client_nonce, sizeof b.client_nonce, "fyko+d2lbbFgONRv9qkxdawL");
+        assert_int_equal(step(&b, 10, plain[i].list, plain[i].len, &reply, err), PGWIRE_AUTH_CONTINUE);
+        assert_string_equal((char *)reply.data + 5, "SCRAM-SHA-256");
+        assert_memory_equal(reply.data + 5 + 14 + 4, plain[i].gs2, 3);
+        assert_int_equal(step(&b, 11, server_first, strlen(server_first), &reply, err), PGWIRE_AUTH_CONTINUE);
+        assert_string_equal(final_c(&reply), plain[i].c);
+        pgwire_auth_free(&b);
+    }
+
+    /* PLUS chosen but the certificate's hash is missing: a clear failure. */
+    struct pgwire_auth nohash = {.user = "u", .password = "p", .tls = true};
+    snprintf(nohash.cb_error, sizeof nohash.cb_error, "no hash for it");
+    assert_int_equal(step(&nohash, 10, plus_list, sizeof plus_list, &reply, err), PGWIRE_AUTH_FAILED);
+    assert_non_null(strstr(err, "no hash for it"));
+
+    /* require: no PLUS, no TLS, md5, cleartext, trust: all refused, no password sent. */
+    struct pgwire_auth r1 = {.user = "u", .password = "p", .tls = true, .channel_binding = PGWIRE_CB_REQUIRE, .cb_len = 32};
+    assert_int_equal(step(&r1, 10, "SCRAM-SHA-256\0", 15, &reply, err), PGWIRE_AUTH_FAILED);
+    assert_non_null(strstr(err, "does not offer SCRAM-SHA-256-PLUS"));
+    assert_int_equal(reply.len, 0);
+    struct pgwire_auth r2 = {.user = "u", .password = "p", .channel_binding = PGWIRE_CB_REQUIRE};
+    assert_int_equal(step(&r2, 10, plus_list, sizeof plus_list, &reply, err), PGWIRE_AUTH_FAILED);
+    assert_non_null(strstr(err, "not TLS"));
+    struct pgwire_auth r3 = {.user = "u", .password = "p", .tls = true, .channel_binding = PGWIRE_CB_REQUIRE, .cb_len = 32};
+    assert_int_equal(step(&r3, 5, "\1\2\3\4", 4, &reply, err), PGWIRE_AUTH_FAILED);
+    assert_int_equal(reply.len, 0);
+    struct pgwire_auth r4 = {.user = "u", .password = "p", .tls = true, .channel_binding = PGWIRE_CB_REQUIRE, .cb_len = 32};
+    assert_int_equal(step(&r4, 3, "", 0, &reply, err), PGWIRE_AUTH_FAILED);
+    assert_int_equal(reply.len, 0);
+    struct pgwire_auth r5 = {.user = "u", .password = "p", .tls = true, .channel_binding = PGWIRE_CB_REQUIRE, .cb_len = 32};
+    assert_int_equal(step(&r5, 0, "", 0, &reply, err), PGWIRE_AUTH_FAILED);
+    assert_non_null(strstr(err, "without channel binding"));
+    /* A server that offers only PLUS, without TLS. */
+    struct pgwire_auth onlyplus = {.user = "u", .password = "p"};
+    assert_int_equal(step(&onlyplus, 10, "SCRAM-SHA-256-PLUS\0", 20, &reply, err), PGWIRE_AUTH_FAILED);
+    assert_non_null(strstr(err, "needs TLS"));
+    buf_free(&final);
+    buf_free(&reply);
+}
+
+static void sqlstates(void **state)
+{
+    (void)state;
+    assert_true(pgwire_sqlstate_valid("28P01"));
+    assert_true(pgwire_sqlstate_valid("08006"));
+    assert_false(pgwire_sqlstate_valid("XX\n00"));
+    assert_false(pgwire_sqlstate_valid("28p01"));
+    assert_false(pgwire_sqlstate_valid("2800"));
+    assert_false(pgwire_sqlstate_valid("280000"));
+    assert_false(pgwire_sqlstate_valid(""));
+    /* The error text of an authentication failure leaves a bad SQLSTATE out. */
+    struct pgwire_auth e = {.user = "u", .password = "p"};
+    struct buf reply = {0};
+    char err[256];
+    const uint8_t ebody[] = "SFATAL\0CXX\n00\0Mnope\0";
+    assert_int_equal(pgwire_auth_step(&e, 'E', ebody, sizeof ebody, &reply, err, sizeof err), PGWIRE_AUTH_FAILED);
+    assert_string_equal(err, "upstream refused the connection: nope");
+    buf_free(&reply);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -483,6 +666,9 @@ int main(void)
         cmocka_unit_test(auth_other_methods_and_failures),
         cmocka_unit_test(scram_server_side),
         cmocka_unit_test(binary_parameters_as_text),
+        cmocka_unit_test(channel_binding_data),
+        cmocka_unit_test(auth_channel_binding),
+        cmocka_unit_test(sqlstates),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
