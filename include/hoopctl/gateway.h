@@ -217,6 +217,10 @@ struct gateway_config {
      * offline gateway's conninfo takes one). Not copied: it must outlive the
      * gateway. */
     const char *system_roots_hint;
+    /* What a client is told to do when upstream asks for a password and
+     * upstream_password is NULL; NULL: name --upstream-password-file and
+     * HOOPCTL_UPSTREAM_PASSWORD. Not copied. */
+    const char *no_password_hint;
     const char *upstream_password; /* may be NULL; copied */
     const char *tls_cert_file, *tls_key_file; /* both or neither: TLS for clients */
     /* NULL: clients are trusted (loopback). Otherwise every client must log in

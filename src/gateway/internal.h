@@ -194,6 +194,7 @@ struct gw_session {
     uint32_t backend_pid, backend_secret, client_secret;
     bool cancel_ready;                /* in relay: a cancel may name it (gw->lock) */
     struct pgwire_auth auth;
+    size_t startup_bytes;             /* upstream's messages between AuthenticationOk and ReadyForQuery */
     struct pgwire_scram_server client_scram;
     /* relay state */
     size_t c2u_remaining, u2c_remaining;

@@ -17,6 +17,20 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
+/* What upstream may send between AuthenticationOk and ReadyForQuery
+ * (ParameterStatus, BackendKeyData, notices): PostgreSQL sends a few
+ * kilobytes. Past it the session fails, so that an upstream cannot have the
+ * gateway queue without end for a client that does not read. */
+#define UPSTREAM_STARTUP_MAX_BYTES (4u << 20)
+
+/* The SQLSTATE of an upstream ErrorResponse body, or fallback when it has
+ * none or one that is not five characters of [0-9A-Z]. */
+static void upstream_sqlstate(const uint8_t *body, size_t len, char out[8], const char *fallback)
+{
+    if (!pgwire_error_field(body, len, 'C', out, 8) || !pgwire_sqlstate_valid(out))
+        snprintf(out, 8, "%s", fallback);
+}
+
 int gw_upstream_tls_context(struct gateway *gw, SSL_CTX **out, char *err, size_t errlen)
 {
     const struct pgwire_conninfo *ci = &gw->cfg.upstream;
@@ -29,7 +43,10 @@ int gw_upstream_tls_context(struct gateway *gw, SSL_CTX **out, char *err, size_t
         return -1;
     }
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    if (ci->sslmode >= PGWIRE_SSL_VERIFY_CA) {
+    /* libpq's rule: verify-ca and verify-full always check the chain; prefer
+     * and require do when given an sslrootcert (here one that cannot be read
+     * is an error, where libpq would quietly not verify). */
+    if (ci->sslmode >= PGWIRE_SSL_VERIFY_CA || ci->sslrootcert[0]) {
         if (SSL_CTX_load_verify_locations(ctx, ci->sslrootcert, NULL) != 1) {
             snprintf(err, errlen, "cannot read sslrootcert %s", ci->sslrootcert);
             SSL_CTX_free(ctx);
@@ -120,6 +137,7 @@ static void upstream_send_startup(struct gw_session *s)
     s->phase = GW_UPSTREAM_AUTH;
     s->auth.user = gw->cfg.upstream.user;
     s->auth.password = gw->upstream_password;
+    s->auth.channel_binding = gw->cfg.upstream.channel_binding;
     gw_conn_write(s->upstream, m.data, m.len);
     buf_free(&m);
 }
@@ -181,6 +199,15 @@ static void upstream_startup_event(struct gw_conn *c, short what, void *arg)
     const struct pgwire_conninfo *ci = &s->gw->cfg.upstream;
     if (what & BEV_EVENT_CONNECTED) {
         if (s->phase == GW_UPSTREAM_TLS) {
+            /* SCRAM binds to the certificate the server showed us: a relay
+             * with a certificate of its own cannot pass our proof on. */
+            SSL *ssl = gw_conn_ssl(s->upstream);
+            X509 *peer = ssl ? SSL_get1_peer_certificate(ssl) : NULL;
+            s->auth.tls = true;
+            if (pgwire_tls_server_end_point(peer, s->auth.cb_data, &s->auth.cb_len, s->auth.cb_error,
+                                            sizeof s->auth.cb_error) < 0)
+                s->auth.cb_len = 0;
+            X509_free(peer);
             upstream_send_startup(s);
             return;
         }
@@ -265,7 +292,7 @@ static void upstream_startup_read(struct gw_conn *conn, void *arg)
                                                          err, sizeof err);
             char sqlstate[8] = "28000";
             if (type == 'E')
-                pgwire_error_field(body, (size_t)blen, 'C', sqlstate, sizeof sqlstate);
+                upstream_sqlstate(body, (size_t)blen, sqlstate, "08P01");
             evbuffer_drain(in, (size_t)blen + 5); /* body is invalid from here */
             if (reply.len)
                 gw_conn_write(s->upstream, reply.data, reply.len);
@@ -273,6 +300,12 @@ static void upstream_startup_read(struct gw_conn *conn, void *arg)
                 util_secure_zero(reply.data, reply.cap);
             buf_free(&reply);
             if (r == PGWIRE_AUTH_FAILED) {
+                if (s->auth.needed_password) {
+                    size_t n = strlen(err);
+                    snprintf(err + n, sizeof err - n, " (%s)",
+                             s->gw->cfg.no_password_hint ? s->gw->cfg.no_password_hint
+                                                         : "--upstream-password-file or HOOPCTL_UPSTREAM_PASSWORD");
+                }
                 gw_session_fail(s, sqlstate, err);
                 return;
             }
@@ -305,9 +338,9 @@ static void upstream_startup_read(struct gw_conn *conn, void *arg)
             continue;
         }
         if (type == 'E') {
-            char m[512] = "", c[8] = "08006";
+            char m[512] = "", c[8];
             pgwire_error_field(body, (size_t)blen, 'M', m, sizeof m);
-            pgwire_error_field(body, (size_t)blen, 'C', c, sizeof c);
+            upstream_sqlstate(body, (size_t)blen, c, "08P01");
             evbuffer_drain(in, (size_t)blen + 5);
             char full[600];
             snprintf(full, sizeof full, "upstream refused the session: %s", m);
@@ -316,6 +349,14 @@ static void upstream_startup_read(struct gw_conn *conn, void *arg)
         }
         if (type != 'S' && type != 'N' && type != 'Z') {
             gw_session_fail(s, "08P01", "protocol error: unexpected message from upstream during startup");
+            return;
+        }
+        s->startup_bytes += (size_t)blen + 5;
+        if (s->startup_bytes > UPSTREAM_STARTUP_MAX_BYTES) {
+            char m[512];
+            snprintf(m, sizeof m, "upstream PostgreSQL at %s:%s sent more than %u MiB of startup messages "
+                     "before ReadyForQuery", ci->host, ci->port, UPSTREAM_STARTUP_MAX_BYTES >> 20);
+            gw_session_fail(s, "08P01", m);
             return;
         }
         /* The role's or database's own defaults can start the session with
