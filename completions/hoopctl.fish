@@ -67,7 +67,7 @@ complete -c hoopctl -n '__fish_seen_subcommand_from mcp' -x -a '(hoopctl __compl
 complete -c hoopctl -n __fish_use_subcommand -a gateway -d 'Run the PostgreSQL wire-protocol gateway on its own (offline mode)'
 complete -c hoopctl -n '__fish_seen_subcommand_from gateway' -l listen -d 'address to accept clients on (past loopback: with --client-password-file)'
 complete -c hoopctl -n '__fish_seen_subcommand_from gateway' -l socket-dir -x -a '(__fish_complete_directories)' -d 'also listen on the Unix socket DIR/.s.PGSQL.<port> (DIR: 0700, yours)'
-complete -c hoopctl -n '__fish_seen_subcommand_from gateway' -l upstream -d 'upstream \'host=H port=P dbname=D user=U sslmode=M sslrootcert=F\''
+complete -c hoopctl -n '__fish_seen_subcommand_from gateway' -l upstream -d 'upstream \'host=H port=P dbname=D user=U sslmode=M sslrootcert=F channel_binding=B\''
 complete -c hoopctl -n '__fish_seen_subcommand_from gateway' -l upstream-password-file -F -d 'file holding the upstream password (first line)'
 complete -c hoopctl -n '__fish_seen_subcommand_from gateway' -l tls-cert -F -d 'certificate for TLS to clients (with --tls-key)'
 complete -c hoopctl -n '__fish_seen_subcommand_from gateway' -l tls-key -F -d 'private key for TLS to clients'

@@ -394,6 +394,7 @@ static void catalog_conninfo(struct gateway_cli *c, const struct pgwire_conninfo
     conninfo_put(o, len, "sslmode", pgwire_sslmode_name(up->sslmode));
     if (up->sslrootcert[0])
         conninfo_put(o, len, "sslrootcert", up->sslrootcert);
+    conninfo_put(o, len, "channel_binding", pgwire_channel_binding_name(up->channel_binding));
     conninfo_put(o, len, "application_name", "hoopctl catalog");
     if (password)
         conninfo_put(o, len, "password", password);
@@ -597,7 +598,7 @@ static const struct cli_option gateway_options[] = {
      CLI_COMPLETE_NONE, NULL},
     {"socket-dir", 0, "DIR", "also listen on the Unix socket DIR/.s.PGSQL.<port> (DIR: 0700, yours)",
      CLI_COMPLETE_DIR, NULL},
-    {"upstream", 0, "CONNINFO", "upstream 'host=H port=P dbname=D user=U sslmode=M sslrootcert=F'",
+    {"upstream", 0, "CONNINFO", "upstream 'host=H port=P dbname=D user=U sslmode=M sslrootcert=F channel_binding=B'",
      CLI_COMPLETE_NONE, NULL},
     {"upstream-password-file", 0, "FILE", "file holding the upstream password (first line)",
      CLI_COMPLETE_FILE, NULL},

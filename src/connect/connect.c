@@ -1328,6 +1328,8 @@ struct connect *connect_start(struct event_base *base, const struct connect_opti
     gc.listen_host = c->listen_host;
     gc.only_user = c->client_user[0] ? c->client_user : NULL; /* other local clients never reach upstream */
     gc.upstream_password = password[0] ? password : NULL;
+    gc.no_password_hint = "the connection has no secret: ask an admin to set it "
+                          "(hoopctl admin connection add --secret-file, --secret-env or --secret-prompt)";
     gc.hooks = (struct gateway_hooks){.user = c,
                                       .session_start = on_session_start,
                                       .session_end = on_session_end,

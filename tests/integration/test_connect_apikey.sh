@@ -156,6 +156,16 @@ out=$(SSL_CERT_FILE=$PGSSLROOTCERT HOOPCTL_TOKEN=$KEY as ci "$H" connect app --p
 assert_contains "$out" "tls-ok|t"
 connect_define
 
+log "a connection without a secret: the client is told to ask an admin, not about the gateway's options"
+curl -sf -o /dev/null -X PUT -H 'Authorization: Bearer tok-admin-1' -H 'Content-Type: application/json' \
+  --data "{\"host\":\"127.0.0.1\",\"port\":$PGPORT,\"database\":\"app\",\"user\":\"app_rw\",\"sslmode\":\"require\",\"allowed_groups\":[\"eng\"]}" \
+  "$URL/api/v1/connections/nosecret" || fail "PUT connection nosecret"
+RC=0
+out=$(HOOPCTL_TOKEN=$KEY as ci "$H" connect nosecret --quiet -- psql -X -At -c 'select 1' 2>&1) || RC=$?
+[[ $RC != 0 ]] || fail "a connection without a secret worked: $out"
+assert_contains "$out" "the connection has no secret: ask an admin to set it"
+assert_not_contains "$out" "--upstream-password-file" "the offline gateway's option"
+
 log "a bogus key and a revoked key: the server refuses them (exit 3), nothing starts"
 RC=0
 out=$(HOOPCTL_TOKEN=hk_not-a-key as ci "$H" connect app --quiet -- true 2>&1) || RC=$?
