@@ -150,6 +150,7 @@ struct gateway_copy_filter {
     int (*filter)(void *user, const struct gateway_session_info *session, const uint8_t *row,
                   size_t length, struct buf *out);
     void *user;
+    const char *notice; /* non-NULL: sent to the client as a NoticeResponse before the COPY */
 };
 
 struct gateway_hooks {

@@ -1371,6 +1371,12 @@ static int start_copy_filter(struct gw_session *s, const uint8_t *body, size_t l
     struct gateway_copy_filter f = {0};
     s->copy_filter_active = h->copy_out(h->user, &s->info, ncols, format, &f) && f.filter;
     s->copy_filter = f;
+    if (s->copy_filter_active && f.notice) {
+        struct buf m = {0};
+        if (pgwire_build_error(&m, true, "NOTICE", "01000", f.notice) == 0)
+            evbuffer_add(gw_conn_output(s->client), m.data, m.len);
+        buf_free(&m);
+    }
     return 0;
 }
 

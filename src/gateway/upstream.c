@@ -164,6 +164,24 @@ static void upstream_fail_tls(struct gw_session *s)
     gw_session_fail(s, "08001", msg);
 }
 
+/* A client that asked for another database than the one this gateway
+ * serves (psql pointed at the wrong port, a default dbname) is told which it
+ * got, before its session starts: its database and user names are not used
+ * upstream. */
+static void note_other_database(struct gw_session *s)
+{
+    const char *want = s->client_database, *have = s->gw->cfg.upstream.dbname;
+    if (!want[0] || strcmp(want, have) == 0)
+        return;
+    char text[512];
+    snprintf(text, sizeof text, "hoopctl: this gateway serves database \"%.120s\" as user \"%.120s\", not the"
+             " \"%.120s\" the client asked for", have, s->gw->cfg.upstream.user, want);
+    struct buf m = {0};
+    if (pgwire_build_error(&m, true, "NOTICE", "00000", text) == 0)
+        gw_conn_write(s->client, m.data, m.len);
+    buf_free(&m);
+}
+
 static void upstream_startup_read(struct gw_conn *c, void *arg);
 static void upstream_startup_event(struct gw_conn *c, short what, void *arg);
 
@@ -368,6 +386,8 @@ static void upstream_startup_read(struct gw_conn *conn, void *arg)
             gw_session_fail(s, "0A000", why);
             return;
         }
+        if (type == 'Z')
+            note_other_database(s);
         gw_conn_write(s->client, msg, (size_t)blen + 5);
         evbuffer_drain(in, (size_t)blen + 5);
         if (type == 'Z') {

@@ -416,6 +416,15 @@ void policy_guard_copy_out(struct policy_guard *g, const struct gateway_session_
         memset(&g->copy_plan, 0, sizeof g->copy_plan); /* the filter then fails (fail closed) */
     } else {
         g->have_copy_plan = true;
+        /* A COPY out of masked data comes as all NULLs: a file that looks
+         * whole must not pass for the data. */
+        bool all = g->copy_plan.ncols > 0;
+        for (size_t i = 0; all && i < g->copy_plan.ncols; i++)
+            all = g->copy_plan.cols[i].action == POLICY_COL_MASK;
+        if (all)
+            f->notice = "hoopctl: this COPY reads masked data, so every field of it is sent as NULL (COPY carries"
+                        " no column types to mask by); SELECT the rows (psql --csv) for masked values of the"
+                        " right types";
     }
 }
 

@@ -90,6 +90,14 @@ assert_contains "$out" "5002 | 17502503 | 18753751.1"   # 5000 copied rows + 2 i
 assert_contains "$out" "grüße, 日本語, emoji 🐘"
 log "psql script: identical output through the gateway and direct"
 
+# The client's database and user names are not used upstream: one that asks
+# for another database is told which it got (psql pointed at the wrong
+# port lands somewhere it did not ask for); the one it serves, no notice.
+out=$(PGPASSWORD='' PGSSLMODE=prefer psql -X -h 127.0.0.1 -p "$GW_PORT" -U someone -d shop -Atc 'select current_database()' 2>&1)
+assert_contains "$out" 'NOTICE:  hoopctl: this gateway serves database "postgres" as user "postgres", not the "shop" the client asked for'
+assert_contains "$out" $'\npostgres'
+assert_not_contains "$(gw_psql -Atc 'select 1' 2>&1)" "NOTICE" "the database it serves"
+
 # \watch, bounded by a timeout: several runs through the gateway.
 printf 'select 7 as watched \\watch 0.2\n' >"$T/watch.sql"
 timeout -s INT 2 bash -c "PGPASSWORD='' PGSSLMODE=prefer psql -X -h 127.0.0.1 -p $GW_PORT -U u -d d -f $T/watch.sql" >"$T/watch.txt" 2>&1 || true

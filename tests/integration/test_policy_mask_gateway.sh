@@ -165,6 +165,9 @@ masked "****" "begin" "select open_emails()" "fetch all from fc" "commit"   # a 
 # table OIDs or types, so every field becomes \N).
 N6=$(printf '\\N\t\\N\t\\N\t\\N\t\\N\t\\N')
 masked "$N6" "copy users to stdout"
+# ...and says so, so that a file of NULLs does not pass for the data.
+assert_contains "$(q -c "copy users to stdout")" "NOTICE:  hoopctl: this COPY reads masked data, so every field of it is sent as NULL"
+assert_not_contains "$(q -c "copy (select 1, 'x') to stdout")" "this COPY reads masked data" "a COPY with nothing masked"
 masked '\N' "copy (select email from users) to stdout"
 masked '\N' "copy (select upper(email) from users) to stdout"
 masked "$(printf '\\N\t\\N\t\\N')" "copy (select * from v_users) to stdout"

@@ -19,8 +19,10 @@ gateway_start() {  # NAME [options...]
   wait_for "gateway $name to listen" 20 grep -q "listening on 127.0.0.1:$GW_PORT" "$HARNESS_TMP/$name.log"
 }
 
+# psql through the gateway, to the database it serves (another name works too,
+# with a notice that says which it got: see test_gateway_psql).
 gw_psql() {
-  PGPASSWORD='' PGSSLMODE=prefer PGSSLROOTCERT='' psql -X -h 127.0.0.1 -p "$GW_PORT" -U app_user -d appdb "$@"
+  PGPASSWORD='' PGSSLMODE=prefer PGSSLROOTCERT='' psql -X -h 127.0.0.1 -p "$GW_PORT" -U app_user -d postgres "$@"
 }
 # active_backend LIKE: true when one backend runs a query LIKE the pattern, with
 # its pid in BPID (read in the same query, so the statement cannot end between
