@@ -1213,12 +1213,19 @@ static const char *rule_label(json_t *doc, int k)
 /* The server's own reading of a held statement, in the policy p: each way a
  * gateway may have judged this text (a simple query or an extended-protocol
  * Parse, before or after the session changed search_path) that sends it to
- * review. The gateway's session is not seen here: a statement that reads it
- * (EXECUTE, FETCH, MOVE, ...: any that names a prepared statement or a
- * cursor) is not judged (returns 0 readings). Fills up to 4 decisions. */
+ * review, in out (up to 4); returns how many, or -1 when the server cannot
+ * judge the text: one that reads the gateway's session (EXECUTE, FETCH,
+ * MOVE, ...: any that names a prepared statement or a cursor), does not
+ * parse, or is longer than SERVER_READING_MAX (its parses run on the
+ * server's loop, about 4 ms a KiB for the four: a long one would stall every
+ * other request). *denied: every reading denies it (in *deny). */
+#define SERVER_READING_MAX (16 * 1024)
 static int server_readings(struct policy *p, const char *sql, const struct auth_identity *id,
-                           struct policy_decision out[4])
+                           struct policy_decision out[4], bool *denied, struct policy_decision *deny)
 {
+    *denied = false;
+    if (!sql || strlen(sql) > SERVER_READING_MAX)
+        return -1;
     const char *groups[AUTH_MAX_GROUPS + 1];
     int n = 0;
     for (int i = 0; i < id->ngroups && i < AUTH_MAX_GROUPS; i++)
@@ -1227,7 +1234,7 @@ static int server_readings(struct policy *p, const char *sql, const struct auth_
     struct policy_analysis a;
     char err[POLICY_ERR_MAX];
     if (policy_classify(sql, NULL, &a, err) != 0)
-        return 0; /* not SQL the gateway could have sent to review as it is: it judged a session's text */
+        return -1; /* not SQL the gateway could have sent to review as it is: it judged a session's text */
     bool session_bound = false;
     for (size_t i = 0; i < a.nstmts; i++)
         if (a.stmts[i].prepared_name || a.stmts[i].cursor_name)
@@ -1235,8 +1242,8 @@ static int server_readings(struct policy *p, const char *sql, const struct auth_
     size_t nstmts = a.nstmts;
     policy_analysis_free(&a);
     if (session_bound)
-        return 0;
-    int found = 0;
+        return -1;
+    int found = 0, readings = 0, denials = 0;
     for (int sp = 0; sp < 2; sp++)
         for (int prep = 0; prep < 2; prep++) {
             if (prep && nstmts != 1) /* a Parse holds one statement */
@@ -1252,9 +1259,15 @@ static int server_readings(struct policy *p, const char *sql, const struct auth_
                                  ? policy_check_prepared(p, s, "", groups, &d) : -1)
                           : policy_check(p, s, sql, groups, &d, NULL);
             policy_session_free(s);
-            if (rc == 0 && d.action == POLICY_REVIEW && d.nreview_rules > 0)
+            if (rc != 0)
+                continue;
+            readings++;
+            if (d.action == POLICY_REVIEW && d.nreview_rules > 0)
                 out[found++] = d;
+            else if (d.action == POLICY_DENY && denials++ == 0)
+                *deny = d;
         }
+    *denied = readings > 0 && denials == readings;
     return found;
 }
 
@@ -1292,9 +1305,22 @@ static bool review_rules_named(struct srv_req *rq, json_t *conn, json_t *b)
     if (ok && json_array_size(named) > 0) {
         char err[POLICY_ERR_MAX];
         struct policy *p = policy_load_json(doc, err);
-        struct policy_decision d[4];
-        int n = p ? server_readings(p, json_string_value(json_object_get(b, "statement")), &rq->id, d) : 0;
-        bool covered = n == 0;
+        struct policy_decision d[4], deny;
+        bool denied = false;
+        /* No reading that reviews it (-1: cannot judge; 0: every reading
+         * allows it, as after the user's groups changed since their gateway
+         * started) leaves the rules named; one the policy denies every way
+         * is no statement for review. */
+        int n = p ? server_readings(p, json_string_value(json_object_get(b, "statement")), &rq->id, d, &denied,
+                                    &deny)
+                  : -1;
+        bool covered = n <= 0;
+        if (denied) {
+            srv_reply_error(rq, 400, "the connection's policy refuses this statement (rule %s), so it is not one"
+                            " to review", deny.rule_name[0] ? deny.rule_name : "default");
+            covered = true;
+            ok = false;
+        }
         for (int k = 0; k < n && !covered; k++) {
             bool all = true;
             for (size_t r = 0; r < d[k].nreview_rules && all; r++) {
