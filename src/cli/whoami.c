@@ -40,7 +40,7 @@ static int whoami_check_server(const struct identity_session *s)
     if (rc == 3) {
         fprintf(stderr, "hoopctl whoami: the server %s refuses this login: %s\n", api.base, err);
         out = CLI_EXIT_AUTH;
-    } else if (api.last_status == 0) {
+    } else if (rc != 0) { /* unreachable, or an answer that says nothing of the token (a 5xx, a 404) */
         fprintf(stderr, "hoopctl whoami: note: %s; the login was checked only locally\n", err);
     }
     json_decref(r);
