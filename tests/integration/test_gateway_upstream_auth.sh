@@ -19,7 +19,7 @@ start_gw() {  # name conninfo [extra...] -> sets p
   wait_for "gateway $name" 20 grep -q "listening" "$T/$name.log"
 }
 through() {  # port sql -> psql's output (and its status)
-  PGPASSWORD='' PGSSLMODE=disable timeout 30 psql -X -h 127.0.0.1 -p "$1" -U u -d d -Atc "$2" 2>&1
+  PGPASSWORD='' PGSSLMODE=disable timeout 30 psql -X -h 127.0.0.1 -p "$1" -U u -d postgres -Atc "$2" 2>&1
 }
 start_fake() {  # name args... -> sets fp
   local name=$1; shift

@@ -8,7 +8,7 @@ T=$HARNESS_TMP
 
 try_psql() {  # port -> psql's output; psql must fail
   local out
-  if out=$(PGPASSWORD='' PGSSLMODE=disable timeout 30 psql -X -h 127.0.0.1 -p "$1" -U u -d d -Atc 'select 1' 2>&1); then
+  if out=$(PGPASSWORD='' PGSSLMODE=disable timeout 30 psql -X -h 127.0.0.1 -p "$1" -U u -d postgres -Atc 'select 1' 2>&1); then
     fail "psql succeeded through a broken upstream: $out"
   fi
   printf '%s' "$out"
@@ -55,13 +55,13 @@ assert_contains "$out" "checked against the system trust store: give the connect
   "the client's error says which CAs were tried"
 assert_contains "$(cat "$T/systemca.log")" "checked against the system trust store"
 SSL_CERT_FILE=$PGSSLROOTCERT start_gw systemca2 "host=127.0.0.1 port=$PGPORT user=postgres dbname=postgres sslmode=verify-ca sslrootcert=system" --upstream-password-file "$T/pw"
-out=$(PGPASSWORD='' PGSSLMODE=disable timeout 30 psql -X -h 127.0.0.1 -p "$p" -U u -d d -Atc "select 'sys-' || ssl from pg_stat_ssl where pid = pg_backend_pid()" 2>&1) || fail "verify-ca against SSL_CERT_FILE: $out"
+out=$(PGPASSWORD='' PGSSLMODE=disable timeout 30 psql -X -h 127.0.0.1 -p "$p" -U u -d postgres -Atc "select 'sys-' || ssl from pg_stat_ssl where pid = pg_backend_pid()" 2>&1) || fail "verify-ca against SSL_CERT_FILE: $out"
 assert_eq "sys-true" "$out"
 
 # 5. verify-full with the right CA but a name the certificate does not carry.
 start_gw wrongname "host=localhost port=$PGPORT user=postgres dbname=postgres sslmode=verify-full sslrootcert=$PGSSLROOTCERT" --upstream-password-file "$T/pw"
 # localhost is in the certificate's SANs: this one must work...
-out=$(PGPASSWORD='' PGSSLMODE=disable timeout 30 psql -X -h 127.0.0.1 -p "$p" -U u -d d -Atc "select 'ok-' || current_user" 2>&1) || fail "verify-full by DNS name failed: $out"
+out=$(PGPASSWORD='' PGSSLMODE=disable timeout 30 psql -X -h 127.0.0.1 -p "$p" -U u -d postgres -Atc "select 'ok-' || current_user" 2>&1) || fail "verify-full by DNS name failed: $out"
 assert_eq "ok-postgres" "$out"
 # ...and an address not in it must fail.
 ip2=127.0.0.2
@@ -72,12 +72,12 @@ out=$(try_psql "$p")
 # 6. Every sslmode against the real server, and a Unix socket upstream.
 for mode in disable prefer require verify-ca verify-full; do
   start_gw "mode_$mode" "host=127.0.0.1 port=$PGPORT user=postgres dbname=postgres sslmode=$mode sslrootcert=$PGSSLROOTCERT" --upstream-password-file "$T/pw"
-  out=$(PGPASSWORD='' PGSSLMODE=disable timeout 30 psql -X -h 127.0.0.1 -p "$p" -U u -d d -Atc "select coalesce((select ssl::text from pg_stat_ssl where pid = pg_backend_pid()), 'none')" 2>&1) \
+  out=$(PGPASSWORD='' PGSSLMODE=disable timeout 30 psql -X -h 127.0.0.1 -p "$p" -U u -d postgres -Atc "select coalesce((select ssl::text from pg_stat_ssl where pid = pg_backend_pid()), 'none')" 2>&1) \
     || fail "sslmode=$mode: $out"
   if [[ $mode == disable ]]; then assert_eq "false" "$out" "sslmode=$mode"; else assert_eq "true" "$out" "sslmode=$mode"; fi
 done
 start_gw unix "host=$HARNESS_PG_SOCKET port=$PGPORT user=postgres dbname=postgres" --upstream-password-file "$T/pw"
-out=$(PGPASSWORD='' PGSSLMODE=disable timeout 30 psql -X -h 127.0.0.1 -p "$p" -U u -d d -Atc "select 'unix-' || coalesce(inet_server_addr()::text, 'socket')" 2>&1) || fail "unix socket upstream: $out"
+out=$(PGPASSWORD='' PGSSLMODE=disable timeout 30 psql -X -h 127.0.0.1 -p "$p" -U u -d postgres -Atc "select 'unix-' || coalesce(inet_server_addr()::text, 'socket')" 2>&1) || fail "unix socket upstream: $out"
 assert_eq "unix-socket" "$out"
 
 # 7. TLS towards clients with --tls-cert/--tls-key: psql with sslmode=require,
@@ -85,15 +85,15 @@ assert_eq "unix-socket" "$out"
 openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=127.0.0.1" -addext "subjectAltName=IP:127.0.0.1" \
   -keyout "$T/gw.key" -out "$T/gw.crt" >/dev/null 2>&1
 start_gw clienttls "$(gateway_upstream)" --upstream-password-file "$T/pw" --tls-cert "$T/gw.crt" --tls-key "$T/gw.key"
-out=$(PGPASSWORD='' PGSSLMODE=verify-full PGSSLROOTCERT="$T/gw.crt" timeout 60 psql -X -h 127.0.0.1 -p "$p" -U u -d d \
+out=$(PGPASSWORD='' PGSSLMODE=verify-full PGSSLROOTCERT="$T/gw.crt" timeout 60 psql -X -h 127.0.0.1 -p "$p" -U u -d postgres \
   -c '\conninfo' -Atc "select md5(repeat('abcdef', 2000000))" -c "select length(string_agg(repeat('y', 100), '')) from generate_series(1, 50000)" 2>&1) \
   || fail "psql over TLS to the gateway: $out"
 assert_contains "$out" "SSL connection (protocol: TLSv1"
 assert_contains "$out" "$(psql -X -Atc "select md5(repeat('abcdef', 2000000))")"
 assert_contains "$out" "5000000"
-big=$(PGPASSWORD="" PGSSLMODE=require PGSSLROOTCERT=/nonexistent timeout 60 psql -X -h 127.0.0.1 -p "$p" -U u -d d -Atc "select repeat('z', 3000000)" | md5sum)
+big=$(PGPASSWORD="" PGSSLMODE=require PGSSLROOTCERT=/nonexistent timeout 60 psql -X -h 127.0.0.1 -p "$p" -U u -d postgres -Atc "select repeat('z', 3000000)" | md5sum)
 assert_eq "$(psql -X -Atc "select repeat('z', 3000000)" | md5sum)" "$big" "3 MB value over client TLS"
-out=$(PGPASSWORD='' PGSSLMODE=disable timeout 30 psql -X -h 127.0.0.1 -p "$p" -U u -d d -Atc "select 'plain-ok'" 2>&1) || fail "$out"
+out=$(PGPASSWORD='' PGSSLMODE=disable timeout 30 psql -X -h 127.0.0.1 -p "$p" -U u -d postgres -Atc "select 'plain-ok'" 2>&1) || fail "$out"
 assert_eq "plain-ok" "$out"
 
 # 8. A password in the connection string is refused at the command line.
