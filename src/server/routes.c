@@ -1218,12 +1218,11 @@ static const char *rule_label(json_t *doc, int k)
  * MOVE, ...: any that names a prepared statement or a cursor), does not
  * parse, or is longer than SERVER_READING_MAX (its parses run on the
  * server's loop, about 4 ms a KiB for the four: a long one would stall every
- * other request). *denied: every reading denies it (in *deny). */
+ * other request). */
 #define SERVER_READING_MAX (16 * 1024)
 static int server_readings(struct policy *p, const char *sql, const struct auth_identity *id,
-                           struct policy_decision out[4], bool *denied, struct policy_decision *deny)
+                           struct policy_decision out[4])
 {
-    *denied = false;
     if (!sql || strlen(sql) > SERVER_READING_MAX)
         return -1;
     const char *groups[AUTH_MAX_GROUPS + 1];
@@ -1243,7 +1242,7 @@ static int server_readings(struct policy *p, const char *sql, const struct auth_
     policy_analysis_free(&a);
     if (session_bound)
         return -1;
-    int found = 0, readings = 0, denials = 0;
+    int found = 0;
     for (int sp = 0; sp < 2; sp++)
         for (int prep = 0; prep < 2; prep++) {
             if (prep && nstmts != 1) /* a Parse holds one statement */
@@ -1259,15 +1258,9 @@ static int server_readings(struct policy *p, const char *sql, const struct auth_
                                  ? policy_check_prepared(p, s, "", groups, &d) : -1)
                           : policy_check(p, s, sql, groups, &d, NULL);
             policy_session_free(s);
-            if (rc != 0)
-                continue;
-            readings++;
-            if (d.action == POLICY_REVIEW && d.nreview_rules > 0)
+            if (rc == 0 && d.action == POLICY_REVIEW && d.nreview_rules > 0)
                 out[found++] = d;
-            else if (d.action == POLICY_DENY && denials++ == 0)
-                *deny = d;
         }
-    *denied = readings > 0 && denials == readings;
     return found;
 }
 
@@ -1305,22 +1298,13 @@ static bool review_rules_named(struct srv_req *rq, json_t *conn, json_t *b)
     if (ok && json_array_size(named) > 0) {
         char err[POLICY_ERR_MAX];
         struct policy *p = policy_load_json(doc, err);
-        struct policy_decision d[4], deny;
-        bool denied = false;
-        /* No reading that reviews it (-1: cannot judge; 0: every reading
-         * allows it, as after the user's groups changed since their gateway
-         * started) leaves the rules named; one the policy denies every way
-         * is no statement for review. */
-        int n = p ? server_readings(p, json_string_value(json_object_get(b, "statement")), &rq->id, d, &denied,
-                                    &deny)
-                  : -1;
+        struct policy_decision d[4];
+        /* No reading that reviews it (-1: cannot judge; 0: none does, as
+         * for a statement the policy allows or denies: a gateway never
+         * holds those, so an approval of one never runs) leaves the rules
+         * named. */
+        int n = p ? server_readings(p, json_string_value(json_object_get(b, "statement")), &rq->id, d) : -1;
         bool covered = n <= 0;
-        if (denied) {
-            srv_reply_error(rq, 400, "the connection's policy refuses this statement (rule %s), so it is not one"
-                            " to review", deny.rule_name[0] ? deny.rule_name : "default");
-            covered = true;
-            ok = false;
-        }
         for (int k = 0; k < n && !covered; k++) {
             bool all = true;
             for (size_t r = 0; r < d[k].nreview_rules && all; r++) {
