@@ -178,6 +178,7 @@ bench: $(BIN) $(BUILD)/tests/bench/ingest_bench
 	HOOPCTL_BIN=$(CURDIR)/$(BIN) tests/bench/connect.sh
 	HOOPCTL_BIN=$(CURDIR)/$(BIN) tests/bench/cpu.sh
 	HOOPCTL_BIN=$(CURDIR)/$(BIN) tests/bench/export.sh
+	HOOPCTL_BIN=$(CURDIR)/$(BIN) tests/bench/sessions.sh
 # Server bench: ingest events/s on SQLite and PostgreSQL at batch sizes 1, 100
 # and 1000, and the review long-poll wake-up latency (tests/bench/ingest.sh).
 .PHONY: bench-server

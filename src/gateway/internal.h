@@ -92,6 +92,7 @@ struct gateway {
     char socket_path[108];                /* its path, "" without one */
     struct gateway_config cfg;
     char *upstream_password;
+    struct pgwire_scram_salted scram_salted; /* (lock) the last SCRAM login's, reused by the next */
     char *only_user;             /* cfg.only_user points here */
     char listen_address[64];
     size_t nsessions;             /* (lock) */

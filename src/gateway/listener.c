@@ -340,6 +340,7 @@ void gateway_free(struct gateway *gw)
         free(gw->upstream_password);
     }
     util_secure_zero(&gw->client_verifier, sizeof gw->client_verifier);
+    util_secure_zero(&gw->scram_salted, sizeof gw->scram_salted);
     free(gw);
 }
 

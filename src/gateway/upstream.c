@@ -138,6 +138,9 @@ static void upstream_send_startup(struct gw_session *s)
     s->auth.user = gw->cfg.upstream.user;
     s->auth.password = gw->upstream_password;
     s->auth.channel_binding = gw->cfg.upstream.channel_binding;
+    pthread_mutex_lock(&gw->lock);
+    s->auth.salted = gw->scram_salted;
+    pthread_mutex_unlock(&gw->lock);
     gw_conn_write(s->upstream, m.data, m.len);
     buf_free(&m);
 }
@@ -328,6 +331,11 @@ static void upstream_startup_read(struct gw_conn *conn, void *arg)
                 return;
             }
             if (r == PGWIRE_AUTH_OK) {
+                if (s->auth.salted.valid) { /* the next session skips PBKDF2 */
+                    pthread_mutex_lock(&s->gw->lock);
+                    s->gw->scram_salted = s->auth.salted;
+                    pthread_mutex_unlock(&s->gw->lock);
+                }
                 pgwire_auth_free(&s->auth);
                 s->phase = GW_UPSTREAM_STARTUP;
                 struct buf ok = {0};

@@ -142,11 +142,13 @@ int pgwire_scram_client_final(const char *password, const char *client_first_bar
                                         out, server_signature, err, errlen);
 }
 
-int pgwire_scram_client_final_cb(const char *password, const char *client_first_bare,
-                                 const char *server_first, const char *client_nonce,
-                                 const char *gs2_header, const uint8_t *cb_data, size_t cb_len,
-                                 struct buf *out, uint8_t server_signature[32], char *err,
-                                 size_t errlen)
+/* pgwire_scram_client_final_cb, with the salted password taken from *cache
+ * when its salt and count are the server's, and left there otherwise (cache
+ * may be NULL). */
+static int scram_client_final(const char *password, const char *client_first_bare, const char *server_first,
+                              const char *client_nonce, const char *gs2_header, const uint8_t *cb_data,
+                              size_t cb_len, struct pgwire_scram_salted *cache, struct buf *out,
+                              uint8_t server_signature[32], char *err, size_t errlen)
 {
     const char *nonce, *salt64, *iter;
     size_t nlen, slen, ilen;
@@ -186,10 +188,22 @@ int pgwire_scram_client_final_cb(const char *password, const char *client_first_
         return -1;
     }
     uint8_t salted[32], client_key[32], stored_key[32], server_key[32], sig[32], proof[32];
-    if (!PKCS5_PBKDF2_HMAC(password, (int)strlen(password), salt, saltlen, (int)iterations,
-                           EVP_sha256(), 32, salted)) {
-        snprintf(err, errlen, "PBKDF2 failed");
-        return -1;
+    if (cache && cache->valid && cache->iterations == (int)iterations && cache->saltlen == saltlen &&
+        memcmp(cache->salt, salt, (size_t)saltlen) == 0) {
+        memcpy(salted, cache->key, 32);
+    } else {
+        if (!PKCS5_PBKDF2_HMAC(password, (int)strlen(password), salt, saltlen, (int)iterations, EVP_sha256(),
+                               32, salted)) {
+            snprintf(err, errlen, "PBKDF2 failed");
+            return -1;
+        }
+        if (cache) {
+            cache->valid = true;
+            cache->iterations = (int)iterations;
+            cache->saltlen = saltlen;
+            memcpy(cache->salt, salt, (size_t)saltlen);
+            memcpy(cache->key, salted, 32);
+        }
     }
     hmac256(salted, 32, "Client Key", 10, client_key);
     SHA256(client_key, 32, stored_key);
@@ -227,6 +241,16 @@ int pgwire_scram_client_final_cb(const char *password, const char *client_first_
         return -1;
     }
     return 0;
+}
+
+int pgwire_scram_client_final_cb(const char *password, const char *client_first_bare,
+                                 const char *server_first, const char *client_nonce,
+                                 const char *gs2_header, const uint8_t *cb_data, size_t cb_len,
+                                 struct buf *out, uint8_t server_signature[32], char *err,
+                                 size_t errlen)
+{
+    return scram_client_final(password, client_first_bare, server_first, client_nonce, gs2_header, cb_data,
+                              cb_len, NULL, out, server_signature, err, errlen);
 }
 
 static enum pgwire_auth_result auth_fail(struct pgwire_auth *a, char *err, size_t errlen,
@@ -323,10 +347,9 @@ static enum pgwire_auth_result sasl_continue(struct pgwire_auth *a, struct pgwir
     if (buf_append(&a->server_first, p, n) < 0)
         return auth_fail(a, err, errlen, "out of memory");
     struct buf final = {0};
-    if (pgwire_scram_client_final_cb(a->password, buf_cstr(&a->client_first_bare),
-                                     buf_cstr(&a->server_first), a->client_nonce, gs2_header(a), a->cb_data,
-                                     a->gs2 == 'p' ? a->cb_len : 0, &final, a->server_signature, err,
-                                     errlen) < 0) {
+    if (scram_client_final(a->password, buf_cstr(&a->client_first_bare), buf_cstr(&a->server_first),
+                           a->client_nonce, gs2_header(a), a->cb_data, a->gs2 == 'p' ? a->cb_len : 0, &a->salted,
+                           &final, a->server_signature, err, errlen) < 0) {
         buf_free(&final);
         a->state = AUTH_DONE;
         return PGWIRE_AUTH_FAILED;
@@ -454,6 +477,7 @@ void pgwire_auth_free(struct pgwire_auth *a)
     buf_free(&a->client_first_bare);
     buf_free(&a->server_first);
     util_secure_zero(a->server_signature, sizeof a->server_signature);
+    util_secure_zero(&a->salted, sizeof a->salted);
 }
 
 /* ---- server side: SCRAM-SHA-256 for clients of the gateway -------------- */

@@ -302,6 +302,71 @@ static void auth_scram_exchange(void **state)
     buf_free(&reply);
 }
 
+/* The client-final message of a SCRAM exchange fed server_first, with the
+ * salted password already in a->salted (if any) offered for reuse. */
+static void scram_final_with(struct pgwire_auth *a, const char *server_first, struct buf *reply)
+{
+    char err[256];
+    snprintf(a->client_nonce, sizeof a->client_nonce, "fyko+d2lbbFgONRv9qkxdawL");
+    buf_reset(reply);
+    assert_int_equal(step(a, 10, "SCRAM-SHA-256\0", 15, reply, err), PGWIRE_AUTH_CONTINUE);
+    buf_reset(reply);
+    assert_int_equal(step(a, 11, server_first, strlen(server_first), reply, err), PGWIRE_AUTH_CONTINUE);
+}
+
+/* A login keeps its salted password; the next one with the same salt and
+ * count uses it instead of PBKDF2 of its password, and one with another count
+ * or salt does not. */
+static void auth_scram_salted_reuse(void **state)
+{
+    (void)state;
+    const char *first = "r=fyko+d2lbbFgONRv9qkxdawLsrvnonce,s=QSXCR+Q6sek8bf92,i=4096";
+    struct buf right = {0}, reply = {0};
+    struct pgwire_auth a = {.user = "postgres", .password = "pencil"};
+    scram_final_with(&a, first, &right);
+    assert_true(a.salted.valid);
+    assert_int_equal(a.salted.iterations, 4096);
+    assert_int_equal(a.salted.saltlen, 12);
+    struct pgwire_scram_salted keep = a.salted;
+    pgwire_auth_free(&a);
+    assert_false(a.salted.valid); /* wiped */
+
+    /* The wrong password with the kept key gives the right proof: the key was used. */
+    struct pgwire_auth b = {.user = "postgres", .password = "not pencil", .salted = keep};
+    scram_final_with(&b, first, &reply);
+    assert_int_equal(reply.len, right.len);
+    assert_memory_equal(reply.data, right.data, right.len);
+    pgwire_auth_free(&b);
+
+    /* Without it, the wrong password's proof differs. */
+    struct pgwire_auth c = {.user = "postgres", .password = "not pencil"};
+    scram_final_with(&c, first, &reply);
+    assert_int_equal(reply.len, right.len);
+    assert_memory_not_equal(reply.data, right.data, right.len);
+    pgwire_auth_free(&c);
+
+    /* Another count or salt: PBKDF2 again, and the key is replaced. */
+    const char *others[] = {"r=fyko+d2lbbFgONRv9qkxdawLsrvnonce,s=QSXCR+Q6sek8bf92,i=4097",
+                            "r=fyko+d2lbbFgONRv9qkxdawLsrvnonce,s=QSXCR+Q6sek8bf93,i=4096"};
+    for (int i = 0; i < 2; i++) {
+        struct pgwire_auth d = {.user = "postgres", .password = "pencil", .salted = keep};
+        scram_final_with(&d, others[i], &reply);
+        assert_true(d.salted.valid);
+        assert_memory_not_equal(d.salted.key, keep.key, 32);
+        struct pgwire_auth e = {.user = "postgres", .password = "pencil"};
+        struct buf fresh = {0};
+        scram_final_with(&e, others[i], &fresh);
+        assert_memory_equal(d.salted.key, e.salted.key, 32);
+        assert_int_equal(reply.len, fresh.len);
+        assert_memory_equal(reply.data, fresh.data, fresh.len);
+        pgwire_auth_free(&d);
+        pgwire_auth_free(&e);
+        buf_free(&fresh);
+    }
+    buf_free(&right);
+    buf_free(&reply);
+}
+
 /* Our SCRAM client against our SCRAM server: returns the server's verdict. */
 static enum pgwire_auth_result scram_pair(const char *client_pw, const struct pgwire_scram_secret *secret,
                                           char *err)
@@ -663,6 +728,7 @@ int main(void)
         cmocka_unit_test(conninfo),
         cmocka_unit_test(scram_rfc7677_vector),
         cmocka_unit_test(auth_scram_exchange),
+        cmocka_unit_test(auth_scram_salted_reuse),
         cmocka_unit_test(auth_other_methods_and_failures),
         cmocka_unit_test(scram_server_side),
         cmocka_unit_test(binary_parameters_as_text),
