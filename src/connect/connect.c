@@ -78,6 +78,7 @@ static int emit(struct connect *c, struct cn_session *s, const char *type, json_
     /* Into a buffer kept for the run (json_dumps grows a fresh one per
      * event and copies it once more at the end). */
     size_t n = ev ? json_dumpb(ev, c->dump, c->dump_cap, JSON_COMPACT) : 0;
+    bool oom = !ev;
     if (n > c->dump_cap) {
         char *bigger = realloc(c->dump, n);
         if (bigger) {
@@ -86,11 +87,12 @@ static int emit(struct connect *c, struct cn_session *s, const char *type, json_
             n = json_dumpb(ev, c->dump, c->dump_cap, JSON_COMPACT);
         } else {
             n = 0;
+            oom = true;
         }
     }
     json_decref(ev);
     if (n == 0 || n > c->dump_cap) {
-        snprintf(err, errlen, "out of memory");
+        snprintf(err, errlen, "%s", oom ? "out of memory" : "the event cannot be written as JSON");
         return -1;
     }
     int rc = spool_append(c->spool, id, s->id, c->dump, n, err, errlen);
@@ -312,16 +314,28 @@ static void record_value(struct cn_session *s, int column, const uint8_t *v, siz
         json_array_append_new(s->rec_row, json_null());
         return;
     }
-    size_t n = len > CONNECT_RECORD_VALUE ? CONNECT_RECORD_VALUE : len;
+    size_t cap = len > CONNECT_RECORD_VALUE ? CONNECT_RECORD_VALUE : len, n = cap;
+    bool hex_value = s->rec_formats[column] == 1;
+    if (!hex_value) {
+        while (n < len && n > 0 && (v[n] & 0xC0) == 0x80)
+            n--; /* cut text at a character boundary */
+        /* Text that is not UTF-8 (a client_encoding such as LATIN1) is kept
+         * as hex, as binary values are: JSON cannot carry it, and the event
+         * with it would be lost. */
+        if (!util_utf8_valid(v, n)) {
+            n = cap;
+            hex_value = true;
+        }
+    }
     if (n < len)
         s->rec_truncated = true;
-    if (s->rec_formats[column] == 1) {
+    if (hex_value) {
         char hex[2 * CONNECT_RECORD_VALUE + 3];
         memcpy(hex, "\\x", 2);
         util_hex_encode(v, n, hex + 2);
         json_array_append_new(s->rec_row, json_string(hex));
     } else {
-        json_array_append_new(s->rec_row, json_stringn_nocheck((const char *)v, n));
+        json_array_append_new(s->rec_row, json_stringn((const char *)v, n));
     }
     s->rec_bytes += n;
 }

@@ -160,9 +160,22 @@ static void *review_thread(void *arg)
     bool approved;
     char reason[400];
     review_wait(h, &approved, reason, sizeof reason);
+    /* The reason reaches the client's terminal (psql prints it) and holds
+     * what a reviewer or the server wrote: controls and text-steering
+     * characters are shown as escapes, and a cut falls between characters. */
+    char *safe = util_terminal_safe(reason, false);
     pthread_mutex_lock(&h->c->lock);
     h->approved = approved;
-    snprintf(h->reason, sizeof h->reason, "%s", reason);
+    const char *text = safe ? safe : "the review's answer could not be shown (out of memory)";
+    size_t n = strlen(text);
+    if (n >= sizeof h->reason) {
+        n = sizeof h->reason - 1;
+        while (n > 0 && ((unsigned char)text[n] & 0xC0) == 0x80)
+            n--;
+    }
+    memcpy(h->reason, text, n);
+    h->reason[n] = 0;
+    free(safe);
     h->finished = true;
     pthread_mutex_unlock(&h->c->lock);
     char one = 1;

@@ -133,9 +133,12 @@ say "delete from accounts;"
 wait_for "the second hold notice" 30 bash -c "(( \$(grep -c 'held for review' '$ALOG') >= 2 ))"
 rid2=$(grep 'held for review' "$ALOG" | tail -1 | sed -n 's/.*held for review \([A-Za-z0-9_-]*\) .*/\1/p')
 [[ $rid2 != "$rid1" ]] || fail "the second hold reused review $rid1"
-as bob "$H" reviews deny "$rid2" --reason "not during business hours" >/dev/null
+# The reason carries a terminal title sequence: alice's psql shows it as
+# escapes, not as a command to her terminal.
+as bob "$H" reviews deny "$rid2" --reason "not during business hours$(printf '\e]0;PWNED\a')" >/dev/null
 wait_for "the denial" 30 grep -q 'not during business hours' "$ALOG"
-assert_contains "$(grep 'not during business hours' "$ALOG")" "ERROR:  hoopctl: review $rid2 denied by bob"
+assert_contains "$(grep 'not during business hours' "$ALOG")" "ERROR:  hoopctl: review $rid2 denied by bob: not during business hours\x1b]0;PWNED\x07"
+grep -q $'\e' "$ALOG" && fail "a reviewer's reason wrote an escape sequence to alice's terminal: $(grep $'\e' "$ALOG" | cat -v)"
 assert_eq 3 "$(psql -qAtX -d app -c 'select count(*) from accounts')" "the denied DELETE ran"
 say "select 'marker-4';"
 wait_for "the session after the denial" 30 grep -q 'marker-4' "$ALOG"
@@ -260,7 +263,7 @@ rv = by["update" + rid1]["review"]
 assert rv["id"] == rid1 and rv["decided_by"] == "bob" and rv["status"] == "consumed", rv
 rv = d["review"]
 assert rv["id"] == rid2 and rv["decided_by"] == "bob" and rv["status"] == "denied", rv
-assert rv["reason"] == "not during business hours", rv
+assert rv["reason"] == "not during business hours\x1b]0;PWNED\x07", rv
 # How each statement that ran finished: tag, rows, duration (a completion
 # event, or on its result sample); refused ones never ran.
 done = {e["data"]["statement_seq"]: e["data"] for e in ev if e["type"] in ("completion", "result")}

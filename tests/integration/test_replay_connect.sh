@@ -123,4 +123,29 @@ tmux_keys Escape Escape
 tmux_wait_text "1 of 1 sessions" 20
 tmux_keys q
 assert_eq 0 "$(tmux_wait_exit 20)"
+
+log "results that JSON cannot carry as they came are recorded all the same"
+# A value whose 512-byte sample cut falls inside a character, and a LATIN1
+# value (client_encoding): both used to lose the whole result event.
+GPORT2=$(free_port)
+as alice bg_start alice2 "$H" connect app --port "$GPORT2" -- psql -X -At \
+  -c "select repeat('a', 511) || 'é' as cut" -c "set client_encoding to 'LATIN1'" -c "select 'caf' || chr(233) as latin"
+wait_rc "$alice2_PID"
+assert_eq 0 "$RC" "the second psql's exit status"
+assert_not_contains "$(cat "$D/alice2.log")" "not recorded"
+shipped2() { as alice "$H" -o json sessions list | python3 -c 'import json,sys
+s = json.load(sys.stdin)["sessions"]; sys.exit(not (len(s) >= 2 and all(x.get("ended_at") for x in s)))'; }
+wait_for "the second shipped session" 30 shipped2
+sid2=$(as alice "$H" -o json sessions list | python3 -c 'import json,sys
+print([s["id"] for s in json.load(sys.stdin)["sessions"] if s["id"] != sys.argv[1]][0])' "$sid")
+as alice "$H" -o json sessions show "$sid2" | python3 -c '
+import json, sys
+ev = json.load(sys.stdin)["event_list"]
+text = {e["seq"]: e["data"]["text"] for e in ev if e["type"] == "statement"}
+res = {text[e["data"]["statement_seq"]]: e["data"] for e in ev if e["type"] == "result"}
+cut = res["select repeat(\x27a\x27, 511) || \x27\u00e9\x27 as cut"]
+assert cut["rows"] == [["a" * 511]] and cut.get("truncated"), cut
+latin = res["select \x27caf\x27 || chr(233) as latin"]
+assert latin["rows"] == [["\\x636166e9"]], latin
+' || fail "a result sample was not recorded as expected"
 log "ok"
