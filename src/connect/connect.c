@@ -224,7 +224,8 @@ int cn_audit_refusal(struct connect *c, struct cn_session *s, json_t *data, cons
     c->stats.denials++;
     if (data) {
         json_object_set_new(data, "error", json_string(error));
-        json_object_set_new(data, "sqlstate", json_string("42501"));
+        if (!json_object_get(data, "sqlstate"))
+            json_object_set_new(data, "sqlstate", json_string("42501"));
     }
     char err[256];
     if (cn_emit(c, s, "statement", data, err, sizeof err) == 0)
@@ -501,8 +502,18 @@ static json_t *statement_event_base(const struct cn_session *s, const struct gat
         return NULL;
     char portal[128];
     snprintf(portal, sizeof portal, "-- fetch from portal \"%.80s\"", st->portal_name ? st->portal_name : "");
-    json_t *data = json_pack("{s:s, s:s, s:s}", "text", r.changed ? r.text : st->sql ? st->sql : portal,
-                             "decision", decision, "rule", rule);
+    const char *text = r.changed ? r.text : st->sql ? st->sql : portal;
+    /* Text that is not UTF-8 (a client_encoding such as LATIN1) is audited
+     * with its odd bytes as \xNN, marked for the statement hook, which
+     * refuses it. */
+    bool utf8 = util_utf8_valid(text, strlen(text));
+    char *shown = utf8 ? NULL : util_terminal_safe(text, true);
+    json_t *data = utf8 || shown ? json_pack("{s:s, s:s, s:s}", "text", shown ? shown : text, "decision", decision,
+                                             "rule", rule)
+                                 : NULL;
+    if (data && shown)
+        json_object_set_new(data, "text_not_utf8", json_true());
+    free(shown);
     if (data && (r.changed || (r.all_params && st->nparams > 0)))
         json_object_set_new(data, "redacted", json_true());
     if (data && st->nparams > 0)
@@ -599,8 +610,22 @@ static enum gateway_verdict on_statement(void *user, const struct gateway_sessio
     char err[256];
     if (!data) {
         c->stats.denials++;
+        snprintf(ref->message, sizeof ref->message, "hoopctl: out of memory while auditing the statement, so it is refused");
+        return GATEWAY_REFUSE;
+    }
+    /* (a mark of statement_event_base's for here; servers before this one
+     * refuse a field they do not know) */
+    bool not_utf8 = json_is_true(json_object_get(data, "text_not_utf8"));
+    json_object_del(data, "text_not_utf8");
+    if (not_utf8) {
+        snprintf(ref->sqlstate, sizeof ref->sqlstate, "22021");
         snprintf(ref->message, sizeof ref->message,
-                 "hoopctl: the statement cannot be audited (is its text valid UTF-8?), so it is refused");
+                 "hoopctl: the statement's text is not valid UTF-8, so it is refused: hoopctl audits and reviews "
+                 "statements as UTF-8; set client_encoding to UTF8");
+        json_object_set_new(data, "decision", json_string("deny"));
+        json_object_set_new(data, "rule", json_string("not-utf8"));
+        json_object_set_new(data, "sqlstate", json_string("22021"));
+        cn_audit_refusal(c, s, data, "the statement's text is not valid UTF-8 (bytes that are not UTF-8 are shown as \\xNN)");
         return GATEWAY_REFUSE;
     }
     /* What reviewers will read, made while the analysis is here (admitting

@@ -129,10 +129,14 @@ log "results that JSON cannot carry as they came are recorded all the same"
 # value (client_encoding): both used to lose the whole result event.
 GPORT2=$(free_port)
 as alice bg_start alice2 "$H" connect app --port "$GPORT2" -- psql -X -At \
-  -c "select repeat('a', 511) || 'é' as cut" -c "set client_encoding to 'LATIN1'" -c "select 'caf' || chr(233) as latin"
+  -c "select repeat('a', 511) || 'é' as cut" -c "set client_encoding to 'LATIN1'" -c "select 'caf' || chr(233) as latin" \
+  -c "$(printf "select 'caf\xe9' as raw")" -c "select 'after'"
 wait_rc "$alice2_PID"
 assert_eq 0 "$RC" "the second psql's exit status"
 assert_not_contains "$(cat "$D/alice2.log")" "not recorded"
+# A statement whose text is LATIN1 (not UTF-8) is refused, said why, and audited.
+assert_contains "$(cat "$D/alice2.log")" "ERROR:  hoopctl: the statement's text is not valid UTF-8, so it is refused"
+assert_contains "$(cat "$D/alice2.log")" "after"
 shipped2() { as alice "$H" -o json sessions list | python3 -c 'import json,sys
 s = json.load(sys.stdin)["sessions"]; sys.exit(not (len(s) >= 2 and all(x.get("ended_at") for x in s)))'; }
 wait_for "the second shipped session" 30 shipped2
@@ -147,5 +151,8 @@ cut = res["select repeat(\x27a\x27, 511) || \x27\u00e9\x27 as cut"]
 assert cut["rows"] == [["a" * 511]] and cut.get("truncated"), cut
 latin = res["select \x27caf\x27 || chr(233) as latin"]
 assert latin["rows"] == [["\\x636166e9"]], latin
+raw = [e["data"] for e in ev if e["type"] == "statement" and e["data"].get("rule") == "not-utf8"]
+assert len(raw) == 1 and raw[0]["text"] == "select \x27caf\\xe9\x27 as raw" and "not valid UTF-8" in raw[0]["error"], raw
+assert raw[0]["decision"] == "deny" and raw[0]["sqlstate"] == "22021", raw
 ' || fail "a result sample was not recorded as expected"
 log "ok"
