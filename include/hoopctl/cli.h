@@ -145,6 +145,12 @@ int cli_check_limit(const struct cli_args *a, long max);
  * that the text cannot steer the terminal or hide part of itself. */
 int cli_printf_safe(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* s escaped for a terminal on one line (buf_append_terminal_safe with
+ * keep_lines false: a newline or a tab is \x0a, \x09), for each field of a
+ * line that others wrote; NULL for NULL, "?" when out of memory. The string
+ * lives until the process exits. */
+const char *cli_safe(const char *s);
+
 /* A statement's text for a terminal: its first line where it stands, each
  * further line after cont ("\n" and a prefix no statement line can begin
  * with: blanks and a bar), every line escaped on its own (a tab is \x09), so

@@ -11,8 +11,43 @@
 
 int cli_fail(const char *name, int code, const char *msg)
 {
-    fprintf(stderr, "hoopctl %s: %s\n", name, msg);
+    /* msg may quote what a server, a store or a file said: on one line, and
+     * with no control reaching the terminal */
+    fprintf(stderr, "hoopctl %s: %s\n", name, cli_safe(msg));
     return code;
+}
+
+/* The strings cli_safe made, freed at exit (a command prints a few dozen). */
+static char **safe_pool;
+static size_t safe_n, safe_cap;
+
+static void safe_pool_free(void)
+{
+    for (size_t i = 0; i < safe_n; i++)
+        free(safe_pool[i]);
+    free(safe_pool);
+    safe_pool = NULL;
+    safe_n = safe_cap = 0;
+}
+
+const char *cli_safe(const char *s)
+{
+    if (!s)
+        return NULL;
+    if (safe_n == safe_cap) {
+        size_t cap = safe_cap ? safe_cap * 2 : 64;
+        char **p = realloc(safe_pool, cap * sizeof *p);
+        if (!p)
+            return "?";
+        if (!safe_pool)
+            atexit(safe_pool_free);
+        safe_pool = p;
+        safe_cap = cap;
+    }
+    char *t = util_terminal_safe(s, false);
+    if (!t)
+        return "?";
+    return safe_pool[safe_n++] = t;
 }
 
 void cli_note_env_token(const char *name)
