@@ -17,8 +17,11 @@ static void print_problems(json_t *rep)
     json_t *p;
     json_array_foreach(json_object_get(rep, "problems"), i, p) {
         const char *id = json_string_value(json_object_get(p, "id"));
+        const char *problem = json_string_value(json_object_get(p, "problem"));
+        /* id and problem may quote an exported file's own text: escaped, so
+         * that no edit of the file can rewrite the verdict on a terminal */
         printf("  at event %lld%s%s: %s\n", (long long)json_integer_value(json_object_get(p, "n")),
-               id ? " id " : "", id ? id : "", json_string_value(json_object_get(p, "problem")));
+               id ? " id " : "", id ? cli_safe(id) : "", problem ? cli_safe(problem) : "?");
     }
 }
 
@@ -42,7 +45,7 @@ static int audit_verify_file(const char *path, struct cli_context *ctx)
     if (!strcmp(ctx->output, "json")) {
         api_print_json(stdout, rep);
     } else if (checked == 0 && json_array_size(json_object_get(rep, "problems")) == 0) {
-        printf("%s holds no exported events (export with: hoopctl audit export)\n", path);
+        printf("%s holds no exported events (export with: hoopctl audit export)\n", cli_safe(path));
     } else {
         printf("checked %lld events of the file (%lld to %lld): %s\n", (long long)checked,
                (long long)json_integer_value(json_object_get(rep, "first")),
@@ -57,7 +60,8 @@ static int audit_verify_file(const char *path, struct cli_context *ctx)
         else if (checked > 0 && first > 1)
             printf("starts at event %lld: events 1 to %lld are not in the file (it is the whole trail only"
                    " if audit verify reports checkpoint %lld)\n", first, first - 1, first - 1);
-        printf("last hash: %s\n", json_string_value(json_object_get(rep, "last_hash")));
+        const char *last = json_string_value(json_object_get(rep, "last_hash"));
+        printf("last hash: %s\n", last ? cli_safe(last) : "-");
     }
     json_decref(rep);
     return ok ? 0 : 1;
@@ -107,7 +111,7 @@ static int audit_verify(const struct cli_args *a, struct cli_context *ctx)
         print_problems(rep);
         const char *head = json_string_value(json_object_get(rep, "head_hash"));
         if (head)
-            printf("head hash: %s\n", head);
+            printf("head hash: %s\n", cli_safe(head));
     }
     json_decref(rep);
     return ok ? 0 : 1;
