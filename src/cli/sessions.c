@@ -62,15 +62,17 @@ static int sessions_list(const struct cli_args *a, struct cli_context *ctx, stru
             char started[40];
             fmt_time(json_object_get(s, "started_at"), started, sizeof started);
             const char *conn = json_string_value(json_object_get(s, "connection"));
-            cli_printf_safe("%-36s %-16s %-14s %-24s %6lld %s%s\n", json_string_value(json_object_get(s, "id")),
-                   json_string_value(json_object_get(s, "user")), conn ? conn : "-", started,
+            /* each field on its own line: no newline in a user name can
+             * pass for a session row */
+            printf("%-36s %-16s %-14s %-24s %6lld %s%s\n", cli_safe(json_string_value(json_object_get(s, "id"))),
+                   cli_safe(json_string_value(json_object_get(s, "user"))), conn ? cli_safe(conn) : "-", started,
                    (long long)json_integer_value(json_object_get(s, "events")),
                    json_is_true(json_object_get(s, "has_denials")) ? "denied " : "",
                    json_is_true(json_object_get(s, "has_reviews")) ? "reviewed" : "");
         }
         const char *next = json_string_value(json_object_get(resp, "next"));
         if (next)
-            cli_printf_safe("more: --cursor %s\n", next);
+            printf("more: --cursor %s\n", cli_safe(next));
     }
     json_decref(resp);
     return 0;
@@ -194,9 +196,9 @@ static int sessions_show(const struct cli_args *a, struct cli_context *ctx, stru
         fmt_time(json_object_get(s, "started_at"), started, sizeof started);
         fmt_time(json_object_get(s, "ended_at"), ended, sizeof ended);
         const char *conn = json_string_value(json_object_get(s, "connection"));
-        cli_printf_safe("session:    %s\nuser:       %s\nconnection: %s\nstarted:    %s\nended:      %s\n\n",
-               json_string_value(json_object_get(s, "id")), json_string_value(json_object_get(s, "user")),
-               conn ? conn : "-", started, ended);
+        printf("session:    %s\nuser:       %s\nconnection: %s\nstarted:    %s\nended:      %s\n\n",
+               cli_safe(json_string_value(json_object_get(s, "id"))),
+               cli_safe(json_string_value(json_object_get(s, "user"))), conn ? cli_safe(conn) : "-", started, ended);
         size_t i;
         json_t *e;
         struct buf line = {0};
