@@ -95,8 +95,9 @@ static void conflict_detail(struct api_client *api, const char *id, char *err, s
         const char *by = json_string_value(json_object_get(r, "decided_by"));
         json_t *exp = json_object_get(r, "expires_at");
         if (st && strcmp(st, "pending"))
-            snprintf(err, errlen, "review %.200s is already %s%s%.200s; nothing was changed (HTTP 409)", id, st,
-                     by && *by ? " by " : "", by && *by ? by : "");
+            /* the status and the decider are the server's: escaped, on one line */
+            snprintf(err, errlen, "review %.200s is already %.100s%s%.200s; nothing was changed (HTTP 409)", id,
+                     cli_safe(st), by && *by ? " by " : "", by && *by ? cli_safe(by) : "");
         else if (st && json_is_integer(exp) && json_integer_value(exp) <= util_now_ms())
             snprintf(err, errlen, "review %.200s has expired undecided; nothing was changed (HTTP 409)", id);
     }
@@ -158,7 +159,7 @@ static int reviews_run(const struct cli_args *a, struct cli_context *ctx)
     if (!strcmp(ctx->output, "json")) {
         api_print_json(stdout, list ? json_object_get(resp, "reviews") : resp);
         if (next) /* the output stays the array of reviews */
-            fprintf(stderr, "more: --cursor %s\n", next);
+            fprintf(stderr, "more: --cursor %s\n", cli_safe(next));
     } else if (list) {
         printf("%-36s %-9s %-14s %-16s %-24s %s\n", "ID", "STATUS", "CONNECTION", "REQUESTER", "CREATED",
                "STATEMENT");
@@ -166,7 +167,7 @@ static int reviews_run(const struct cli_args *a, struct cli_context *ctx)
         json_t *r;
         json_array_foreach(json_object_get(resp, "reviews"), i, r) review_line(r);
         if (next)
-            printf("more: --cursor %s\n", next);
+            printf("more: --cursor %s\n", cli_safe(next));
     } else if (!strcmp(verb, "show")) {
         static const char *const keys[] = {"id", "status", "connection", "requester", "rule", "decided_by",
                                            "reason", "statement"};
@@ -191,7 +192,8 @@ static int reviews_run(const struct cli_args *a, struct cli_context *ctx)
             printf("parameters (bound to the statement, as the approval will run it):\n%s", buf_cstr(&params));
         buf_free(&params);
     } else {
-        printf("review %s %s\n", a->pos[1], json_string_value(json_object_get(resp, "status")));
+        const char *st = json_string_value(json_object_get(resp, "status"));
+        printf("review %s %s\n", cli_safe(a->pos[1]), st ? cli_safe(st) : "?");
     }
     json_decref(resp);
     return 0;
