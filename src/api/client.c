@@ -283,18 +283,27 @@ int api_do(struct api_client *c, const char *method, const char *path, json_t *b
     c->last_status = status;
     if (called < 0)
         return 5;
-    if (status >= 200 && status < 300)
-        return 0;
+    if (status >= 200 && status < 300) {
+        if (*resp)
+            return 0;
+        /* an empty answer, or one that is not JSON: nothing a command can
+         * show (nor -o json print); the server is not this API's */
+        snprintf(err, errlen, "%s %s: the server's answer is not JSON (HTTP %ld)", method, path, status);
+        return 1;
+    }
+    /* The server's own words: escaped and on one line, for every command
+     * that shows err (cli_fail, the TUI's status line, whoami's note). */
+    char *said = util_terminal_safe(api_error_message(*resp), false);
+    const char *m = said ? said : "the server answered with an error";
     if (status == 401 && c->token_source == API_TOKEN_LOGIN)
-        snprintf(err, errlen, "%s (HTTP 401); run 'hoopctl login' again", api_error_message(*resp));
+        snprintf(err, errlen, "%s (HTTP 401); run 'hoopctl login' again", m);
     else if (status == 401 && c->token_source == API_TOKEN_ENV)
-        snprintf(err, errlen, "%s: the server refused the token in HOOPCTL_TOKEN (HTTP 401)",
-                 api_error_message(*resp));
+        snprintf(err, errlen, "%s: the server refused the token in HOOPCTL_TOKEN (HTTP 401)", m);
     else if (status == 401 && c->token_source == API_TOKEN_FILE)
-        snprintf(err, errlen, "%s: the server refused the token of server.token_file (HTTP 401)",
-                 api_error_message(*resp));
+        snprintf(err, errlen, "%s: the server refused the token of server.token_file (HTTP 401)", m);
     else
-        snprintf(err, errlen, "%s (HTTP %ld)", api_error_message(*resp), status);
+        snprintf(err, errlen, "%s (HTTP %ld)", m, status);
+    free(said);
     json_decref(*resp);
     *resp = NULL;
     return api_exit_code(status);
