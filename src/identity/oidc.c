@@ -193,8 +193,12 @@ static void oauth_error(json_t *j, long status, const char *what, char *err, siz
 {
     const char *e = json_string_value(json_object_get(j, "error"));
     const char *d = json_string_value(json_object_get(j, "error_description"));
-    snprintf(err, errlen, "%s: %s%s%.200s (HTTP %ld)", what, e ? e : "unexpected answer", d ? ": " : "",
-             d ? d : "", status);
+    /* the provider's words: escaped, on one line, wherever err is shown */
+    char *se = e ? util_terminal_safe(e, false) : NULL, *sd = d ? util_terminal_safe(d, false) : NULL;
+    snprintf(err, errlen, "%s: %.100s%s%.200s (HTTP %ld)", what, se ? se : "unexpected answer", sd ? ": " : "",
+             sd ? sd : "", status);
+    free(se);
+    free(sd);
 }
 
 /* POST a grant's form to the token endpoint and take the tokens into *t. */
