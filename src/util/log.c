@@ -1,5 +1,6 @@
 /* log.c — leveled logging to stderr with a timestamp and module tag. */
 #include "hoopctl/log.h"
+#include "hoopctl/util.h"
 
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -44,13 +45,16 @@ void log_msg(enum log_level level, const char *module, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
-    /* A message may quote what a peer sent (a token's key id, a header):
-     * control characters become '?', so that no input can forge a log line
-     * or move a terminal's cursor. */
-    for (unsigned char *c = (unsigned char *)line; *c; c++)
-        if (*c < 0x20 || *c == 0x7f)
-            *c = '?';
+    /* A message may quote what a peer sent (a token's key id, a header, a
+     * server's error): controls (a newline too), C1 and bidirectional
+     * controls and bytes that are not UTF-8 are shown as escapes, so that no
+     * input can forge a log line or steer a terminal. */
+    struct buf safe = {0};
+    const char *shown = buf_append_terminal_safe(&safe, line, strlen(line), false) == 0 && buf_cstr(&safe)
+                            ? buf_cstr(&safe)
+                            : "(a message that could not be escaped)";
     /* One fprintf so concurrent writers do not interleave within a line. */
     fprintf(stderr, "%s.%03ldZ %s [%s] %s\n", stamp, ts.tv_nsec / 1000000L,
-            tags[level], module ? module : "hoopctl", line);
+            tags[level], module ? module : "hoopctl", shown);
+    buf_free(&safe);
 }
