@@ -107,16 +107,18 @@ static void print_groups(json_t *a)
 {
     size_t i;
     json_t *g;
-    json_array_foreach(a, i, g) printf("%s%s", i ? "," : "", json_string_value(g));
+    json_array_foreach(a, i, g) printf("%s%s", i ? "," : "", cli_safe(json_string_value(g)));
     if (json_array_size(a) == 0)
         printf("-");
 }
 
 static void print_connection_row(json_t *c)
 {
-    printf("%-20s %-28s %-16s %-16s ", json_string_value(json_object_get(c, "name")),
-           json_string_value(json_object_get(c, "host")), json_string_value(json_object_get(c, "database")),
-           json_string_value(json_object_get(c, "user")));
+    /* every string is the server's: escaped, each on one line */
+    printf("%-20s %-28s %-16s %-16s ", cli_safe(json_string_value(json_object_get(c, "name"))),
+           cli_safe(json_string_value(json_object_get(c, "host"))),
+           cli_safe(json_string_value(json_object_get(c, "database"))),
+           cli_safe(json_string_value(json_object_get(c, "user"))));
     print_groups(json_object_get(c, "allowed_groups"));
     printf(" ");
     print_groups(json_object_get(c, "reviewer_groups"));
@@ -130,7 +132,7 @@ static void print_warnings(const char *name, json_t *resp)
     size_t i;
     json_t *w;
     json_array_foreach(json_object_get(resp, "warnings"), i, w) if (json_is_string(w))
-        fprintf(stderr, "hoopctl admin: warning: connection %s: %s\n", name, json_string_value(w));
+        fprintf(stderr, "hoopctl admin: warning: connection %s: %s\n", cli_safe(name), cli_safe(json_string_value(w)));
 }
 
 static int secret_into(const struct cli_args *a, json_t *body, char *err, size_t errlen)
@@ -183,19 +185,21 @@ static int admin_connection(const struct cli_args *a, struct cli_context *ctx, s
             api_print_json(stdout, resp);
         else {
             printf("name:      %s\nupstream:  %s:%lld/%s as %s (sslmode %s)\nsecret:    %s\nallowed:   ",
-                   json_string_value(json_object_get(resp, "name")),
-                   json_string_value(json_object_get(resp, "host")),
+                   cli_safe(json_string_value(json_object_get(resp, "name"))),
+                   cli_safe(json_string_value(json_object_get(resp, "host"))),
                    (long long)json_integer_value(json_object_get(resp, "port")),
-                   json_string_value(json_object_get(resp, "database")),
-                   json_string_value(json_object_get(resp, "user")),
-                   json_string_value(json_object_get(resp, "sslmode")),
+                   cli_safe(json_string_value(json_object_get(resp, "database"))),
+                   cli_safe(json_string_value(json_object_get(resp, "user"))),
+                   cli_safe(json_string_value(json_object_get(resp, "sslmode"))),
                    json_is_true(json_object_get(resp, "has_secret")) ? "set" : "none");
             print_groups(json_object_get(resp, "allowed_groups"));
             printf("\nreviewers: ");
             print_groups(json_object_get(resp, "reviewer_groups"));
             printf("\npolicy:    ");
-            json_dumpf(json_object_get(resp, "policy"), stdout, JSON_COMPACT | JSON_SORT_KEYS);
-            printf("\n");
+            /* JSON escapes the C0 controls; C1 and bidirectional ones it keeps */
+            char *pol = json_dumps(json_object_get(resp, "policy"), JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+            printf("%s\n", pol ? cli_safe(pol) : "?");
+            free(pol);
         }
         json_decref(resp);
         return 0;
@@ -339,8 +343,8 @@ static int admin_apikey(const struct cli_args *a, struct cli_context *ctx, struc
             size_t i;
             json_t *k;
             json_array_foreach(keys, i, k) {
-                printf("%-36s %-20s %-8s ", json_string_value(json_object_get(k, "id")),
-                       json_string_value(json_object_get(k, "name")),
+                printf("%-36s %-20s %-8s ", cli_safe(json_string_value(json_object_get(k, "id"))),
+                       cli_safe(json_string_value(json_object_get(k, "name"))),
                        json_is_true(json_object_get(k, "revoked")) ? "yes" : "no");
                 print_groups(json_object_get(k, "groups"));
                 printf("\n");

@@ -51,10 +51,10 @@ static void login_print_who(const struct identity_session *s)
     if (identity_jwt_peek(tok, &h, &c, e, sizeof e) == 0) {
         const char *sub = json_string_value(json_object_get(c, "sub"));
         const char *email = json_string_value(json_object_get(c, "email"));
-        printf("Logged in to %s as %s%s%s%s.\n", s->profile, sub ? sub : "(unknown)", email ? " <" : "",
-               email ? email : "", email ? ">" : "");
+        printf("Logged in to %s as %s%s%s%s.\n", cli_safe(s->profile), sub ? cli_safe(sub) : "(unknown)",
+               email ? " <" : "", email ? cli_safe(email) : "", email ? ">" : ""); /* the IdP's claims */
     } else {
-        printf("Logged in to %s.\n", s->profile);
+        printf("Logged in to %s.\n", cli_safe(s->profile));
     }
     json_decref(h);
     json_decref(c);
@@ -104,7 +104,7 @@ static int login_config(const struct cli_args *args, struct identity_login_confi
             return scheme_error(args, "--server", server);
         if (!server) {
             if (!(cfg = config_load_client(err, sizeof err))) {
-                fprintf(stderr, "hoopctl login: %s\n", err);
+                fprintf(stderr, "hoopctl login: %s\n", cli_safe(err));
                 return CLI_EXIT_FAILURE;
             }
             server = config_get_string(cfg, "server.url");
@@ -122,7 +122,7 @@ static int login_config(const struct cli_args *args, struct identity_login_confi
         int rc = identity_fetch_server_config(server, lc, err, sizeof err);
         json_decref(cfg);
         if (rc < 0) {
-            fprintf(stderr, "hoopctl login: %s\n", err);
+            fprintf(stderr, "hoopctl login: %s\n", cli_safe(err));
             return CLI_EXIT_UNAVAILABLE;
         }
     }
@@ -142,7 +142,7 @@ static int login_device(const struct cli_args *args, const struct identity_provi
     char err[512];
     struct identity_device_auth dev;
     if (identity_device_start(p, &s->login, &dev, err, sizeof err) < 0) {
-        fprintf(stderr, "hoopctl login: %s\n", err);
+        fprintf(stderr, "hoopctl login: %s\n", cli_safe(err));
         return CLI_EXIT_FAILURE;
     }
     /* Catch Ctrl-C before the code is shown: a user who sees it may press it at once. */
@@ -151,10 +151,11 @@ static int login_device(const struct cli_args *args, const struct identity_provi
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
+    /* the IdP's device answer: escaped, so that it cannot steer the terminal */
     printf("\nTo sign in, open this page in a browser:\n\n    %s\n\nand enter the code:\n\n    %s\n\n",
-           dev.verification_uri, dev.user_code);
+           cli_safe(dev.verification_uri), cli_safe(dev.user_code));
     if (dev.verification_uri_complete[0]) {
-        printf("Or open this link, which carries the code:\n\n    %s\n\n", dev.verification_uri_complete);
+        printf("Or open this link, which carries the code:\n\n    %s\n\n", cli_safe(dev.verification_uri_complete));
         if (!cli_flag(args, "no-qr") && isatty(STDOUT_FILENO))
             login_print_qr(dev.verification_uri_complete);
     }
@@ -175,10 +176,10 @@ static int login_device(const struct cli_args *args, const struct identity_provi
         return 130;
     case IDENTITY_DEVICE_DENIED:
     case IDENTITY_DEVICE_EXPIRED:
-        fprintf(stderr, "hoopctl login: %s\n", err);
+        fprintf(stderr, "hoopctl login: %s\n", cli_safe(err));
         return CLI_EXIT_AUTH;
     default:
-        fprintf(stderr, "hoopctl login: %s\n", err);
+        fprintf(stderr, "hoopctl login: %s\n", cli_safe(err));
         return CLI_EXIT_FAILURE;
     }
 }
@@ -199,13 +200,13 @@ static int login_run(const struct cli_args *args, struct cli_context *ctx)
         s->profile[n - 1] = '\0';
     /* Before anyone approves a login that could not be kept. */
     if (identity_store_check_writable(err, sizeof err) < 0) {
-        fprintf(stderr, "hoopctl login: cannot save a login: %s\n", err);
+        fprintf(stderr, "hoopctl login: cannot save a login: %s\n", cli_safe(err));
         rc = CLI_EXIT_FAILURE;
         goto out;
     }
     struct identity_provider p;
     if (identity_discover(s->login.issuer, &p, err, sizeof err) < 0) {
-        fprintf(stderr, "hoopctl login: %s\n", err);
+        fprintf(stderr, "hoopctl login: %s\n", cli_safe(err));
         rc = CLI_EXIT_UNAVAILABLE;
         goto out;
     }
@@ -214,7 +215,7 @@ static int login_run(const struct cli_args *args, struct cli_context *ctx)
         if (identity_client_secret_load(cli_get(args, "secret-file"), &cs, err, sizeof err) < 0 ||
             identity_client_credentials(&p, &s->login, &cs, &s->tokens, err, sizeof err) < 0) {
             util_secure_zero(&cs, sizeof cs);
-            fprintf(stderr, "hoopctl login: %s\n", err);
+            fprintf(stderr, "hoopctl login: %s\n", cli_safe(err));
             rc = CLI_EXIT_AUTH;
             goto out;
         }
@@ -233,7 +234,7 @@ static int login_run(const struct cli_args *args, struct cli_context *ctx)
         strcpy(s->grant, "device");
     }
     if (identity_store_save(s, err, sizeof err) < 0) {
-        fprintf(stderr, "hoopctl login: %s\n", err);
+        fprintf(stderr, "hoopctl login: %s\n", cli_safe(err));
         rc = CLI_EXIT_FAILURE;
         goto out;
     }

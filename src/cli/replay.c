@@ -95,14 +95,15 @@ static int replay_run(const struct cli_args *args, struct cli_context *ctx)
     int rc = replay_load(args, args->pos[0], &s, err, sizeof err);
     if (rc != TUI_OK) {
         if (rc == TUI_ERR_FORBIDDEN)
-            fprintf(stderr, "hoopctl replay: not allowed to see session %s: %s\n", args->pos[0], err);
+            fprintf(stderr, "hoopctl replay: not allowed to see session %s: %s\n", cli_safe(args->pos[0]),
+                    cli_safe(err));
         else
-            fprintf(stderr, "hoopctl replay: %s\n", err);
+            fprintf(stderr, "hoopctl replay: %s\n", cli_safe(err));
         return tui_status_exit_code(rc);
     }
     struct replay_script sc;
     if (replay_script_build(&s, &o, &sc, err, sizeof err) < 0) {
-        fprintf(stderr, "hoopctl replay: %s\n", err);
+        fprintf(stderr, "hoopctl replay: %s\n", cli_safe(err));
         replay_session_free(&s);
         return CLI_EXIT_USAGE;
     }

@@ -38,10 +38,10 @@ static int whoami_check_server(const struct identity_session *s)
     int rc = api_do(&api, "GET", "/api/v1/whoami", NULL, &r, err, sizeof err);
     int out = CLI_EXIT_OK;
     if (rc == 3) {
-        fprintf(stderr, "hoopctl whoami: the server %s refuses this login: %s\n", api.base, err);
+        fprintf(stderr, "hoopctl whoami: the server %s refuses this login: %s\n", cli_safe(api.base), cli_safe(err));
         out = CLI_EXIT_AUTH;
     } else if (rc != 0) { /* unreachable, or an answer that says nothing of the token (a 5xx, a 404) */
-        fprintf(stderr, "hoopctl whoami: note: %s; the login was checked only locally\n", err);
+        fprintf(stderr, "hoopctl whoami: note: %s; the login was checked only locally\n", cli_safe(err));
     }
     json_decref(r);
     api_client_free(&api);
@@ -55,7 +55,7 @@ static int whoami_run(const struct cli_args *args, struct cli_context *ctx)
     struct identity_session *s;
     int rc = identity_session_open(profile, IDENTITY_REFRESH_MARGIN, &s, err, sizeof err);
     if (rc != 0) {
-        fprintf(stderr, "hoopctl whoami: %s\n", err);
+        fprintf(stderr, "hoopctl whoami: %s\n", cli_safe(err));
         return rc > 0 ? CLI_EXIT_AUTH : CLI_EXIT_FAILURE;
     }
     cli_note_env_token("whoami");
@@ -88,13 +88,13 @@ static int whoami_run(const struct cli_args *args, struct cli_context *ctx)
         const char *keys[] = {"subject", "email", "name", "issuer", "server", "grant"};
         for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
             const char *v = json_string_value(json_object_get(out, keys[i]));
-            printf("%-10s %s\n", keys[i], v && *v ? v : "-");
+            printf("%-10s %s\n", keys[i], v && *v ? cli_safe(v) : "-"); /* the IdP's claims, the profile */
         }
         printf("%-10s ", "groups");
         size_t i;
         json_t *g;
         json_array_foreach(json_object_get(out, "groups"), i, g) printf("%s%s", i ? ", " : "",
-                                                                      json_string_value(g) ? json_string_value(g) : "?");
+                                                                      json_string_value(g) ? cli_safe(json_string_value(g)) : "?");
         if (json_array_size(json_object_get(out, "groups")) == 0)
             printf("-");
         long long left = s->tokens.expires_at ? (long long)(s->tokens.expires_at - util_now_ms() / 1000) : 0;
