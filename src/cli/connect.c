@@ -329,7 +329,7 @@ static int connect_run(const struct cli_args *a, struct cli_context *ctx)
     } else {
         int rc = identity_session_open(cli_get(a, "server"), IDENTITY_REFRESH_MARGIN, &id, err, sizeof err);
         if (rc != 0) {
-            fprintf(stderr, "hoopctl connect: %s\n", err);
+            fprintf(stderr, "hoopctl connect: %s\n", cli_safe(err));
             return rc > 0 ? CLI_EXIT_AUTH : CLI_EXIT_FAILURE;
         }
         o.identity = id;

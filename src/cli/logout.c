@@ -24,12 +24,12 @@ static int logout_run(const struct cli_args *args, struct cli_context *ctx)
     if (rc < 0 && s->profile[0]) {
         /* The token file is there but damaged: its tokens cannot be sent to
          * be revoked, but the file can still go. */
-        fprintf(stderr, "hoopctl logout: %s\n", err);
+        fprintf(stderr, "hoopctl logout: %s\n", cli_safe(err));
         fprintf(stderr, "hoopctl logout: cannot revoke the tokens at the identity provider (the saved login "
                         "cannot be read); they stay valid until they expire\n");
         rc = identity_store_delete(s->profile, err, sizeof err);
         if (rc < 0)
-            fprintf(stderr, "hoopctl logout: %s\n", err);
+            fprintf(stderr, "hoopctl logout: %s\n", cli_safe(err));
         else
             printf("Logged out of %s; local tokens deleted.\n", s->profile);
         identity_session_close(s);
@@ -44,14 +44,14 @@ static int logout_run(const struct cli_args *args, struct cli_context *ctx)
         return CLI_EXIT_OK;
     }
     if (rc != 0) {
-        fprintf(stderr, "hoopctl logout: %s\n", err);
+        fprintf(stderr, "hoopctl logout: %s\n", cli_safe(err));
         identity_session_close(s);
         return CLI_EXIT_FAILURE;
     }
     int exit_code = CLI_EXIT_OK;
     struct identity_provider p;
     if (identity_discover(s->login.issuer, &p, err, sizeof err) < 0) {
-        fprintf(stderr, "hoopctl logout: cannot reach the identity provider, tokens not revoked: %s\n", err);
+        fprintf(stderr, "hoopctl logout: cannot reach the identity provider, tokens not revoked: %s\n", cli_safe(err));
         exit_code = CLI_EXIT_UNAVAILABLE;
     } else if (!p.revocation_endpoint[0]) {
         printf("The identity provider offers no revocation; the tokens stay valid until they expire.\n");
@@ -63,16 +63,16 @@ static int logout_run(const struct cli_args *args, struct cli_context *ctx)
             if (identity_session_client_secret(s, &cs, err, sizeof err) == 0)
                 secret = cs.client_secret;
             else
-                fprintf(stderr, "hoopctl logout: %s\n", err);
+                fprintf(stderr, "hoopctl logout: %s\n", cli_safe(err));
         }
         if (s->tokens.refresh_token[0] &&
             identity_revoke(&p, s->login.client_id, secret, s->tokens.refresh_token, "refresh_token", err, sizeof err) < 0) {
-            fprintf(stderr, "hoopctl logout: revoking the refresh token: %s\n", err);
+            fprintf(stderr, "hoopctl logout: revoking the refresh token: %s\n", cli_safe(err));
             bad = 1;
         }
         at = identity_revoke(&p, s->login.client_id, secret, s->tokens.access_token, "access_token", err, sizeof err);
         if (at < 0) {
-            fprintf(stderr, "hoopctl logout: revoking the access token: %s\n", err);
+            fprintf(stderr, "hoopctl logout: revoking the access token: %s\n", cli_safe(err));
             bad = 1;
         }
         util_secure_zero(&cs, sizeof cs);
@@ -83,7 +83,7 @@ static int logout_run(const struct cli_args *args, struct cli_context *ctx)
                    at == 2 ? " (the provider cannot revoke its self-contained access token; it lapses at expiry)" : "");
     }
     if (identity_store_delete(s->profile, err, sizeof err) < 0) {
-        fprintf(stderr, "hoopctl logout: %s\n", err);
+        fprintf(stderr, "hoopctl logout: %s\n", cli_safe(err));
         exit_code = CLI_EXIT_FAILURE;
     } else {
         printf("Logged out of %s; local tokens deleted.\n", s->profile);

@@ -133,7 +133,7 @@ static int mcp_run(const struct cli_args *args, struct cli_context *ctx)
                                          .read_only = !cfg.allow_writes};
         enum connect_error why;
         if (!(gw = mcp_gateway_start(&go, &why, err, sizeof err))) {
-            fprintf(stderr, "hoopctl mcp: %s\n", err);
+            fprintf(stderr, "hoopctl mcp: %s\n", cli_safe(err));
             mcp_close_stop_pipe(stop_pipe);
             static const int codes[] = {CLI_EXIT_OK, CLI_EXIT_FAILURE, CLI_EXIT_AUTH, CLI_EXIT_DENIED,
                                         CLI_EXIT_UNAVAILABLE};
@@ -161,7 +161,7 @@ static int mcp_run(const struct cli_args *args, struct cli_context *ctx)
     mcp_gateway_stop(gw, 3000);
     mcp_close_stop_pipe(stop_pipe);
     if (rc < 0) {
-        fprintf(stderr, "hoopctl mcp: %s\n", err);
+        fprintf(stderr, "hoopctl mcp: %s\n", cli_safe(err));
         return CLI_EXIT_FAILURE;
     }
     return CLI_EXIT_OK;

@@ -22,7 +22,7 @@ static int token_run(const struct cli_args *args, struct cli_context *ctx)
     struct identity_session *s;
     int rc = identity_session_open(profile, IDENTITY_REFRESH_MARGIN, &s, err, sizeof err);
     if (rc != 0) {
-        fprintf(stderr, "hoopctl token: %s\n", err);
+        fprintf(stderr, "hoopctl token: %s\n", cli_safe(err));
         return rc > 0 ? CLI_EXIT_AUTH : CLI_EXIT_FAILURE;
     }
     cli_note_env_token("token");

@@ -28,7 +28,7 @@ static int tui_cmd_run(const struct cli_args *args, struct cli_context *ctx)
     int rc = dir ? tui_source_open_dir(&src, dir, err, sizeof err)
                  : tui_source_open_api(&src, cli_get(args, "server"), err, sizeof err);
     if (rc != TUI_OK) {
-        fprintf(stderr, "hoopctl tui: %s\n", err);
+        fprintf(stderr, "hoopctl tui: %s\n", cli_safe(err));
         return tui_status_exit_code(rc);
     }
     const char *nc = getenv("NO_COLOR");
@@ -40,7 +40,7 @@ static int tui_cmd_run(const struct cli_args *args, struct cli_context *ctx)
     rc = tui_run(&src, &o, err, sizeof err);
     tui_source_close(&src);
     if (rc < 0) {
-        fprintf(stderr, "hoopctl tui: %s\n", err);
+        fprintf(stderr, "hoopctl tui: %s\n", cli_safe(err));
         return CLI_EXIT_FAILURE;
     }
     return CLI_EXIT_OK;
