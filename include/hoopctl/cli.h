@@ -139,11 +139,6 @@ void cli_note_env_token(const char *name);
 void cli_drop_pg_env(void);
 /* --limit, when given, is a number from 1 to max: 0 or a usage error. */
 int cli_check_limit(const struct cli_args *a, long max);
-/* printf to stdout of text that holds what others wrote (statements, names,
- * reasons from the server): controls other than newline and tab, C1 and
- * bidirectional controls are shown as escapes (buf_append_terminal_safe), so
- * that the text cannot steer the terminal or hide part of itself. */
-int cli_printf_safe(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* s escaped for a terminal on one line (buf_append_terminal_safe with
  * keep_lines false: a newline or a tab is \x0a, \x09), for each field of a

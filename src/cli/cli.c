@@ -3,7 +3,6 @@
 #include "hoopctl/cli.h"
 #include "hoopctl/util.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,30 +99,6 @@ int cli_check_limit(const struct cli_args *a, long max)
         return cli_usage_error(a->cmd, msg);
     }
     return 0;
-}
-
-int cli_printf_safe(const char *fmt, ...)
-{
-    struct buf text = {0}, safe = {0};
-    va_list ap;
-    va_start(ap, fmt);
-    char small[512];
-    int n = vsnprintf(small, sizeof small, fmt, ap);
-    va_end(ap);
-    int rc = n < 0 ? -1 : 0;
-    if (rc == 0 && (size_t)n < sizeof small) {
-        rc = buf_append(&text, small, (size_t)n);
-    } else if (rc == 0 && (rc = buf_reserve(&text, (size_t)n + 1)) == 0) {
-        va_start(ap, fmt);
-        vsnprintf((char *)text.data, (size_t)n + 1, fmt, ap);
-        va_end(ap);
-        text.len = (size_t)n;
-    }
-    if (rc == 0 && buf_append_terminal_safe(&safe, (const char *)text.data, text.len, true) == 0)
-        rc = fwrite(safe.data, 1, safe.len, stdout) == safe.len ? 0 : -1;
-    buf_free(&text);
-    buf_free(&safe);
-    return rc;
 }
 
 int cli_put_statement(struct buf *b, const char *text, const char *cont)
