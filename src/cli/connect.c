@@ -345,7 +345,12 @@ static int connect_run(const struct cli_args *a, struct cli_context *ctx)
     enum connect_error why = CONNECT_ERR_FAILED;
     c.conn = c.base ? connect_start(c.base, &o, &why, err, sizeof err) : NULL;
     if (!c.conn) {
-        fprintf(stderr, "hoopctl connect: %s\n", c.base ? err : "cannot create the event loop");
+        /* err may quote the server (a hint of several lines names its
+         * connections): controls escaped, its lines kept */
+        char *shown = c.base ? util_terminal_safe(err, true) : NULL;
+        fprintf(stderr, "hoopctl connect: %s\n",
+                !c.base ? "cannot create the event loop" : shown ? shown : "(an error that cannot be shown: out of memory)");
+        free(shown);
         if (c.base && port && strstr(err, strerror(EADDRINUSE))) /* the port named is taken */
             fprintf(stderr, "hint: give another %s, or leave it out to take the first free port from 5433\n",
                     listen ? "port in --listen" : "--port");
