@@ -399,6 +399,11 @@ static void on_session_end(void *user, const struct gateway_session_info *si)
      * loop thread owns event_data; the list is shared with the pollers. */
     json_t *held = json_array();
     pthread_mutex_lock(&c->lock);
+    bool any = false;
+    for (struct cn_hold *h = c->holds; h && !any; h = h->next)
+        any = h->gw_session_id == si->id && h->event_data;
+    if (any)
+        cn_review_wait_withdrawals(c, 3000);
     for (struct cn_hold *h = c->holds; h && held; h = h->next)
         if (h->gw_session_id == si->id && h->event_data) {
             json_object_set_new(h->event_data, "error",
@@ -1281,6 +1286,7 @@ struct connect *connect_start(struct event_base *base, const struct connect_opti
         return NULL;
     }
     pthread_mutex_init(&c->lock, NULL);
+    pthread_cond_init(&c->withdrawn, NULL);
     atomic_init(&c->refresh_abort, false);
     c->wake_pipe[0] = c->wake_pipe[1] = -1;
     c->base = base;
@@ -1477,6 +1483,11 @@ void connect_free(struct connect *c, int drain_timeout_ms)
         gateway_shutdown(c->gw);
         gateway_free(c->gw);
     }
+    /* Withdrawal threads use c: they end within their 5 s request timeout. */
+    pthread_mutex_lock(&c->lock);
+    while (c->withdrawals > 0)
+        pthread_cond_wait(&c->withdrawn, &c->lock);
+    pthread_mutex_unlock(&c->lock);
     while (c->sessions) { /* sessions the gateway did not end (it always should) */
         struct cn_session *s = c->sessions;
         c->sessions = s->next;
@@ -1518,5 +1529,6 @@ void connect_free(struct connect *c, int drain_timeout_ms)
     util_secure_zero(c->catalog_conninfo, sizeof c->catalog_conninfo);
     api_client_free(&c->api);
     pthread_mutex_destroy(&c->lock);
+    pthread_cond_destroy(&c->withdrawn);
     free(c);
 }

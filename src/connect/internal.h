@@ -112,6 +112,11 @@ struct connect {
     char refresh_err[512];
     struct api_client api;        /* for calls from the loop thread; token under lock */
     pthread_mutex_t lock;         /* api.token, holds' result fields, stopping */
+    /* Withdrawals of abandoned holds still under way (under lock), and their
+     * end signalled: a session's end waits briefly for them, so its held
+     * statement's event reaches the server after the review is withdrawn. */
+    int withdrawals;
+    pthread_cond_t withdrawn;
     bool stopping;
 };
 
@@ -136,6 +141,8 @@ int cn_review_start(struct connect *c, struct cn_session *s, const char *sql, js
                     const struct policy_decision *d, json_t *event_data, struct gateway_refusal *ref,
                     char *err, size_t errlen);
 void cn_review_abandon(struct connect *c, uint64_t hold_id);
+/* With c->lock held: wait up to max_ms for the withdrawals under way. */
+void cn_review_wait_withdrawals(struct connect *c, int max_ms);
 /* Loop side: resolve every hold whose thread finished. */
 void cn_review_reap(struct connect *c);
 /* Stop and join every waiter thread. */

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MOD "connect"
@@ -74,6 +75,7 @@ static void review_withdraw(struct api_client *api, const char *review_id)
  * poller sees it only between long polls, and meanwhile a reviewer could
  * approve what will never run. */
 struct withdraw_job {
+    struct connect *c;
     struct api_client api;
     char review_id[64];
 };
@@ -81,10 +83,30 @@ struct withdraw_job {
 static void *withdraw_thread(void *arg)
 {
     struct withdraw_job *j = arg;
+    struct connect *c = j->c;
     review_withdraw(&j->api, j->review_id);
     util_secure_zero(&j->api, sizeof j->api);
     free(j);
+    pthread_mutex_lock(&c->lock);
+    c->withdrawals--;
+    pthread_cond_broadcast(&c->withdrawn);
+    pthread_mutex_unlock(&c->lock);
     return NULL;
+}
+
+void cn_review_wait_withdrawals(struct connect *c, int max_ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += max_ms / 1000;
+    until.tv_nsec += (long)(max_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    while (c->withdrawals > 0)
+        if (pthread_cond_timedwait(&c->withdrawn, &c->lock, &until) != 0)
+            break;
 }
 
 /* Wait for the review to be decided; returns with h->approved / h->reason set. */
@@ -279,9 +301,13 @@ void cn_review_abandon(struct connect *c, uint64_t hold_id)
     if (!j)
         return; /* (the hold's poller withdraws it after its current poll) */
     thread_client(c, &j->api);
+    j->c = c;
     snprintf(j->review_id, sizeof j->review_id, "%s", id);
     pthread_t t;
     pthread_attr_t attr;
+    pthread_mutex_lock(&c->lock);
+    c->withdrawals++;
+    pthread_mutex_unlock(&c->lock);
     if (pthread_attr_init(&attr) == 0) {
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
         if (pthread_create(&t, &attr, withdraw_thread, j) == 0)
@@ -289,6 +315,9 @@ void cn_review_abandon(struct connect *c, uint64_t hold_id)
         pthread_attr_destroy(&attr);
     }
     if (j) {
+        pthread_mutex_lock(&c->lock);
+        c->withdrawals--;
+        pthread_mutex_unlock(&c->lock);
         util_secure_zero(&j->api, sizeof j->api);
         free(j);
     }
