@@ -207,6 +207,17 @@ struct gateway_hooks {
                    const char *message);
     void (*statement_complete)(void *user, const struct gateway_session_info *session,
                                const struct gateway_completion *done);
+    /* Optional: text from upstream that reaches the client outside result
+     * rows and may quote data values: each field of an ErrorResponse or
+     * NoticeResponse but its severity and SQLSTATE (after error_redact, which
+     * hides some whole), a notification's payload (unless
+     * notification_redact hid it), a ParameterStatus's value after startup
+     * (set_config('application_name', <a value>, false)). Return 1 with *out
+     * (malloc'd, NUL-terminated, *outlen bytes, no NUL inside) to send that
+     * instead, 0 to send the text as it is, -1 when it cannot be masked (the
+     * session is then failed: fail closed). */
+    int (*text_mask)(void *user, const struct gateway_session_info *session, const char *text, size_t len,
+                     char **out, size_t *outlen);
 };
 
 struct gateway_config {

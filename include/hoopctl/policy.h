@@ -540,6 +540,14 @@ int policy_mask_value(const struct policy *p, struct policy_mask_plan *plan, siz
 char *policy_mask_text(const struct policy *p, enum policy_mask_style style,
                        const char *value, size_t len, size_t *outlen);
 
+/* Mask what the policy's detectors find in text that is no result value
+ * (an error's or notice's fields, a notification's payload, a
+ * ParameterStatus's value), each match in the detector style as in a text
+ * column; past 64 matches the whole text becomes "****". Returns 0 when
+ * nothing was found (or no detector is on), 1 with *out (malloc'd,
+ * NUL-terminated, *outlen bytes), -1 when memory runs out. */
+int policy_mask_detected_text(const struct policy *p, const char *text, size_t len, char **out, size_t *outlen);
+
 /* COPY TO STDOUT: mask one CopyData row and append it to out (a gateway
  * filter's output): in text format (tab-separated, \N for NULL, backslash
  * escapes) or, with plan->csv, CSV (comma-separated, NULL unquoted and empty,

@@ -122,5 +122,9 @@ void policy_guard_copy_out(struct policy_guard *g, const struct gateway_session_
 bool policy_guard_error_redact(struct policy_guard *g, const char *sqlstate);
 bool policy_guard_notification_redact(struct policy_guard *g);
 void policy_guard_idle(struct policy_guard *g, char txn_status);
+/* The gateway's text_mask hook: detectors over an error's or notice's
+ * fields, a notification's payload, a ParameterStatus's value
+ * (policy_mask_detected_text). */
+int policy_guard_text_mask(struct policy_guard *g, const char *text, size_t len, char **out, size_t *outlen);
 
 #endif

@@ -234,6 +234,13 @@ static bool policy_notification_redact(void *user, const struct gateway_session_
     return !g || policy_guard_notification_redact(g);
 }
 
+static int policy_text_mask(void *user, const struct gateway_session_info *si, const char *text, size_t len,
+                            char **out, size_t *outlen)
+{
+    struct policy_guard *g = policy_guard_of(user, si->id);
+    return g ? policy_guard_text_mask(g, text, len, out, outlen) : -1;
+}
+
 static void policy_idle(void *user, const struct gateway_session_info *si)
 {
     struct policy_guard *g = policy_guard_of(user, si->id);
@@ -516,6 +523,7 @@ static int gateway_run(const struct cli_args *args, struct cli_context *ctx)
         cfg.hooks.error_redact = policy_error_redact;
         cfg.hooks.notification_redact = policy_notification_redact;
         cfg.hooks.idle = policy_idle;
+        cfg.hooks.text_mask = policy_text_mask; /* a policy without detectors: nothing to do */
     }
     const char *audit = cli_get(args, "audit-log");
     if (audit) {

@@ -813,6 +813,13 @@ static bool on_notification_redact(void *user, const struct gateway_session_info
     return !s || policy_guard_notification_redact(&s->guard);
 }
 
+static int on_text_mask(void *user, const struct gateway_session_info *si, const char *text, size_t len,
+                        char **out, size_t *outlen)
+{
+    struct cn_session *s = cn_session_find(user, si->id);
+    return s ? policy_guard_text_mask(&s->guard, text, len, out, outlen) : -1;
+}
+
 static void on_idle(void *user, const struct gateway_session_info *si)
 {
     struct cn_session *s = cn_session_find(user, si->id);
@@ -1386,6 +1393,7 @@ struct connect *connect_start(struct event_base *base, const struct connect_opti
                                       .idle = on_idle,
                                       .notice = on_notice,
                                       .notification_redact = on_notification_redact,
+                                      .text_mask = on_text_mask,
                                       .statement_complete = on_statement_complete};
     c->gw = listen_gateway(c, o, &gc, err, errlen);
     util_secure_zero(password, sizeof password);

@@ -181,7 +181,7 @@ struct gateway *gateway_new(struct event_base *base, const struct gateway_config
     }
     if (threads > 1 && (h->session_start || h->session_end || h->statement || h->hold_abandoned ||
                         h->row_description || h->copy_out || h->error_redact || h->idle ||
-                        h->notification_redact || h->notice || h->statement_complete) &&
+                        h->notification_redact || h->notice || h->statement_complete || h->text_mask) &&
         (!cfg->hooks_thread_safe || h->hold_abandoned)) {
         snprintf(err, errlen, "more than one thread needs hooks that are safe on several loops and hold nothing");
         free(gw);

@@ -1221,12 +1221,16 @@ static bool redact_error(struct gw_session *s, char type, const uint8_t *body, s
  * (a function's RAISE NOTICE 'hoopctl: statement held for review ...') goes
  * to the client as "database: hoopctl: ...", every other field as it was,
  * so that no client (an MCP server waiting on a hold) takes it for one.
- * True when the rewritten message was queued; false to forward the original.
- * A malformed body is forwarded as it came (the client reads it as it can). */
+ * With a text_mask hook, every field but the severity and SQLSTATE goes
+ * through it ("invalid input syntax for type integer: \"<a card number>\"").
+ * True when the rewritten message was queued (or the session failed);
+ * false to forward the original. A malformed body is forwarded as it came
+ * (the client reads it as it can). */
 static bool mark_foreign_hoopctl(struct gw_session *s, char type, const uint8_t *body, size_t len)
 {
     static const char mark[] = "hoopctl:", prefix[] = "database: ";
-    if (!s->gw->cfg.hooks.statement)
+    const struct gateway_hooks *h = &s->gw->cfg.hooks;
+    if (!h->statement && !h->text_mask)
         return false;
     const uint8_t *p = body, *end = body + len;
     bool found = false;
@@ -1234,30 +1238,88 @@ static bool mark_foreign_hoopctl(struct gw_session *s, char type, const uint8_t 
         const uint8_t *nul = memchr(p + 1, 0, (size_t)(end - p - 1));
         if (!nul)
             return false;
-        if (*p == 'M' && (size_t)(nul - p - 1) >= sizeof mark - 1 &&
+        if (h->statement && *p == 'M' && (size_t)(nul - p - 1) >= sizeof mark - 1 &&
             strncasecmp((const char *)p + 1, mark, sizeof mark - 1) == 0)
             found = true;
         p = nul + 1;
     }
-    if (!found || p >= end)
+    if ((!found && !h->text_mask) || p >= end)
         return false;
     struct buf *e = &s->redacted;
     e->len = 0;
     size_t start;
+    bool changed = found, failed = false;
     int rc = pgwire_msg_begin(e, type, &start);
     for (p = body; rc == 0 && *p; p += strlen((const char *)p) + 1) {
+        const char *v = (const char *)p + 1;
+        char *masked = NULL;
+        size_t mlen = 0;
+        int m = 0;
+        if (h->text_mask && *p != 'S' && *p != 'V' && *p != 'C')
+            m = h->text_mask(h->user, &s->info, v, strlen(v), &masked, &mlen);
+        if (m < 0) {
+            failed = true;
+            break;
+        }
         rc |= buf_append(e, p, 1);
-        if (*p == 'M')
+        if (h->statement && *p == 'M' && strncasecmp(v, mark, sizeof mark - 1) == 0)
             rc |= buf_append_str(e, prefix);
-        rc |= pgwire_put_cstr(e, (const char *)p + 1);
+        rc |= pgwire_put_cstr(e, m == 1 ? masked : v);
+        changed = changed || m == 1;
+        free(masked);
     }
     rc |= buf_append(e, "", 1);
-    if (rc == 0 && pgwire_msg_finish(e, start) == 0) {
+    if (failed || (rc != 0 && changed)) {
+        e->len = 0;
+        protocol_error(s, "gateway", failed ? "cannot mask a database message's text" :
+                                              "out of memory while masking a database message's text");
+        return true;
+    }
+    if (changed && rc == 0 && pgwire_msg_finish(e, start) == 0) {
         evbuffer_add(gw_conn_output(s->client), e->data, e->len);
         return true;
     }
     e->len = 0;
     return false;
+}
+
+/* A NotificationResponse's payload or a ParameterStatus's value through the
+ * text_mask hook: the message (type; body's first `keep` bytes and the
+ * string at `text`, then what follows it) rebuilt with the masked text.
+ * 1 when it was queued for the client, 0 to forward it as it came, -1 when
+ * the session was failed. */
+static int mask_message_text(struct gw_session *s, char type, const uint8_t *body, size_t len, size_t text_at)
+{
+    const struct gateway_hooks *h = &s->gw->cfg.hooks;
+    if (!h->text_mask || text_at >= len)
+        return 0;
+    const char *text = (const char *)body + text_at;
+    const uint8_t *nul = memchr(text, 0, len - text_at);
+    if (!nul)
+        return 0; /* malformed: forwarded as it came, the client reads it as it can */
+    char *masked = NULL;
+    size_t mlen = 0;
+    int m = h->text_mask(h->user, &s->info, text, (size_t)((const char *)nul - text), &masked, &mlen);
+    if (m == 0)
+        return 0;
+    struct buf out = {0};
+    size_t start;
+    int rc = m < 0 ? -1 : 0;
+    if (rc == 0) {
+        rc = pgwire_msg_begin(&out, type, &start) | buf_append(&out, body, text_at) | pgwire_put_cstr(&out, masked) |
+             buf_append(&out, nul + 1, (size_t)(body + len - (nul + 1)));
+        if (rc == 0)
+            rc = pgwire_msg_finish(&out, start);
+    }
+    if (rc == 0)
+        evbuffer_add(gw_conn_output(s->client), out.data, out.len);
+    buf_free(&out);
+    free(masked);
+    if (rc != 0) {
+        protocol_error(s, "gateway", "cannot mask a notification's payload or a parameter's value");
+        return -1;
+    }
+    return 1;
 }
 
 /* The NotificationResponse body (pid, channel, payload) to the client with
@@ -1405,7 +1467,8 @@ static bool u2c_inspects(const struct gw_session *s, char type)
            (tracks_answers(s->gw) && (type == 'C' || type == 'I' || type == 's' || type == 'G')) ||
            (type == 'H' && h->copy_out) || (type == 'd' && s->copy_filter_active) ||
            (type == 'D' && s->filter_active) || type == 'E' || /* errors are rare: see FATAL */
-           (type == 'N' && (h->error_redact || h->notice)) || (type == 'A' && h->notification_redact) ||
+           (type == 'N' && (h->error_redact || h->notice || h->text_mask)) ||
+           (type == 'A' && (h->notification_redact || h->text_mask)) || (type == 'S' && h->text_mask) ||
            (type == 'Z' && h->idle) || (tracking && type && strchr("123EZnStT", type));
 }
 
@@ -1566,6 +1629,12 @@ static void u2c_relay(struct gw_session *s)
                 forward = false;
                 if (redact_notification(s, body, (size_t)blen) < 0)
                     return;
+            } else if (h->text_mask && blen > 4) { /* the payload: after the pid and the channel */
+                const uint8_t *cnul = memchr(body + 4, 0, (size_t)blen - 4);
+                int m = cnul ? mask_message_text(s, 'A', body, (size_t)blen, (size_t)(cnul + 1 - body)) : 0;
+                if (m < 0)
+                    return;
+                forward = m == 0;
             }
             break;
         case 'N': { /* RAISE NOTICE '%', <a masked value> quotes it like an error */
@@ -1591,6 +1660,13 @@ static void u2c_relay(struct gw_session *s)
             if (gw_parameter_status_refusal(body, (size_t)blen, why, sizeof why)) {
                 gw_session_fail(s, "0A000", why);
                 return;
+            }
+            if (h->text_mask) { /* the value: after the name */
+                const uint8_t *nnul = memchr(body, 0, (size_t)blen);
+                int m = nnul ? mask_message_text(s, 'S', body, (size_t)blen, (size_t)(nnul + 1 - body)) : 0;
+                if (m < 0)
+                    return;
+                forward = m == 0;
             }
             break;
         }

@@ -457,3 +457,8 @@ void policy_guard_idle(struct policy_guard *g, char txn_status)
         g->ddl_seen = g->ddl_pending = false;
     }
 }
+
+int policy_guard_text_mask(struct policy_guard *g, const char *text, size_t len, char **out, size_t *outlen)
+{
+    return policy_mask_detected_text(g->policy, text, len, out, outlen);
+}

@@ -847,6 +847,36 @@ static void mask_match(const struct policy *p, enum policy_mask_style style, enu
     }
 }
 
+int policy_mask_detected_text(const struct policy *p, const char *text, size_t len, char **out, size_t *outlen)
+{
+    if (!p || !p->detectors || len == 0)
+        return 0;
+    struct policy_detection hits[MASK_MAX_DETECTIONS];
+    size_t n = policy_detect(text, len, p->detectors, hits, MASK_MAX_DETECTIONS);
+    if (n == 0)
+        return 0;
+    struct buf b = {0};
+    if (n > MASK_MAX_DETECTIONS) {
+        buf_append_str(&b, "****");
+    } else {
+        size_t pos = 0;
+        for (size_t i = 0; i < n; i++) {
+            buf_append(&b, text + pos, hits[i].start - pos);
+            mask_match(p, p->detector_style, hits[i].detector, text + hits[i].start, hits[i].end - hits[i].start, &b);
+            pos = hits[i].end;
+        }
+        buf_append(&b, text + pos, len - pos);
+    }
+    if (buf_reserve(&b, 1) < 0 || !b.data) {
+        buf_free(&b);
+        return -1;
+    }
+    *outlen = b.len;
+    buf_cstr(&b);
+    *out = (char *)b.data;
+    return 1;
+}
+
 int policy_mask_value(const struct policy *p, struct policy_mask_plan *plan, size_t col, const uint8_t *value,
                       size_t len, uint8_t **out, size_t *outlen, char err[POLICY_ERR_MAX])
 {

@@ -1167,6 +1167,42 @@ static void test_hostile_values(void **state)
     policy_free(p);
 }
 
+/* Text outside result rows (an error's fields, a notification's payload, a
+ * ParameterStatus's value): the detectors' matches masked in place, as in a
+ * text column; nothing found, or no detectors, leaves it to the caller. */
+static void test_detected_text(void **state)
+{
+    (void)state;
+    struct policy *p = load("{\"masking\": {\"columns\": [{\"column\": \"public.users.email\"}],"
+                            " \"detectors\": [\"phone\", \"credit_card\"]}}");
+    char *out = NULL;
+    size_t n = 0;
+    const char *err = "invalid input syntax for type integer: \"5555 5555 5555 4444\"";
+    assert_int_equal(policy_mask_detected_text(p, err, strlen(err), &out, &n), 1);
+    assert_string_equal(out, "invalid input syntax for type integer: \"**** **** **** 4444\"");
+    assert_int_equal(n, strlen(out));
+    free(out);
+    const char *payload = "4111 1111 1111 1111 / +44 20 7946 0018";
+    assert_int_equal(policy_mask_detected_text(p, payload, strlen(payload), &out, &n), 1);
+    assert_string_equal(out, "**** **** **** 1111 / +** ** **** 0018");
+    free(out);
+    const char *plain = "column \"nosuch\" does not exist";
+    assert_int_equal(policy_mask_detected_text(p, plain, strlen(plain), &out, &n), 0);
+    assert_int_equal(policy_mask_detected_text(p, "", 0, &out, &n), 0);
+    /* Past 64 matches: the whole text. */
+    char many[65 * 21 + 1] = "";
+    for (int i = 0; i < 65; i++)
+        strcat(many, "4111 1111 1111 1111 ");
+    assert_int_equal(policy_mask_detected_text(p, many, strlen(many), &out, &n), 1);
+    assert_string_equal(out, "****");
+    free(out);
+    policy_free(p);
+    /* No detectors: nothing to do, whatever the text holds. */
+    p = load("{\"masking\": {\"columns\": [{\"column\": \"public.users.email\"}]}}");
+    assert_int_equal(policy_mask_detected_text(p, payload, strlen(payload), &out, &n), 0);
+    policy_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1188,6 +1224,7 @@ int main(void)
         cmocka_unit_test(test_copy_rows),
         cmocka_unit_test(test_copy_csv),
         cmocka_unit_test(test_hostile_values),
+        cmocka_unit_test(test_detected_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
