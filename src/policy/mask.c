@@ -639,6 +639,19 @@ static int view_names_masked(const struct policy *p, struct policy_catalog *cata
     return 0;
 }
 
+/* Whether a view (or materialized view) whose base columns are base reads
+ * a masked column anywhere in its definition: an output column, or a join's
+ * or filter's condition (substr(email, k.pos, 1) = k.ch hands the address
+ * over a character a row), as the inline form counts any masked name in its
+ * text. */
+static bool view_reads_masked(const struct policy *p, const struct policy_column_ref *base, size_t nbase)
+{
+    for (size_t b = 0; b < nbase; b++)
+        if (base_is_masked(p, &base[b]))
+            return true;
+    return false;
+}
+
 int policy_stmt_reads_masked_via_catalog(const struct policy *p, struct policy_catalog *catalog,
                                          const struct policy_stmt *st, char err[POLICY_ERR_MAX])
 {
@@ -667,7 +680,14 @@ int policy_stmt_reads_masked_via_catalog(const struct policy *p, struct policy_c
         if (catalog->relation(catalog, rel->schema, rel->name, &is_view, &base, &nbase, err) < 0)
             return 1;
         bool copies = false;
-        if (is_view) {
+        if (is_view && rel->read) {
+            /* Read (a copy's source, a side channel's argument): whatever
+             * its definition reads counts, not only the columns named. */
+            copies = view_reads_masked(p, base, nbase);
+        } else if (is_view) {
+            /* A target that UPDATE, MERGE or DELETE reads: by the columns
+             * st names (an updatable view reads one relation; its WHERE
+             * picks rows, a probe as a predicate is). */
             int rc = view_names_masked(p, catalog, st, rel, base, nbase, err);
             if (rc < 0)
                 return 1;

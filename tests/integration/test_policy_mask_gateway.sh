@@ -265,14 +265,19 @@ out=$(gw_psql -At -c "update pusers_1 set email = email || '' where id = 1" -c "
   -c "insert into sink select 1, x from v_users as t(a, x)" 2>&1)
 set -e
 assert_eq 8 "$(grep -c "masked-data-copy" <<<"$out")" "copies by UPDATE and from pg_stats: $out"
-# Columns of a view over a masked table that stand for unmasked ones copy freely.
+# A view that reads no masked column, and a partition's unmasked column, copy
+# freely; so does an UPDATE through a view of a column that stands for an
+# unmasked one. A copy from a view whose definition reads a masked column
+# (here as an output column; a join's condition, substr(email, k.pos, 1) =
+# k.ch, would hand it over a character a row) is refused whatever columns
+# the statement names, as the inline form is.
 q -c "insert into sink select id, name from v_names" -c "insert into sink select id, 'x' from pusers_1" \
-  -c "insert into sink select id, name from v_users" -c "update v_users set name = name || '' where id = 1" >/dev/null \
+  -c "update v_users set name = name || '' where id = 1" >/dev/null \
   || fail "copies that read no masked column were refused"
+assert_contains "$(gw_psql -At -c "insert into sink select id, name from v_users" 2>&1)" "masked-data-copy" \
+  "a copy from a view that reads a masked column"
 assert_eq "1|Alice
-1|Alice
 1|x
-2|Carol
 2|Carol" "$(psql -qAt -c "select * from sink order by 1, 2")" "the sink holds only what was allowed"
 assert_eq "Alice|Carol" "$(psql -qAt -c "select string_agg(name, '|' order by id) from users")" "a masked value was copied into users.name"
 

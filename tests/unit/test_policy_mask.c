@@ -9,6 +9,7 @@
 
 #include "hoopctl/policy.h"
 #include "hoopctl/util.h"
+#include "../../src/policy/policy_internal.h"
 
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -1203,6 +1204,46 @@ static void test_detected_text(void **state)
     policy_free(p);
 }
 
+/* A view's output columns hold no masked one (v_users' "id" is users.id),
+ * but its definition reads users.email (a join's condition): a statement
+ * that copies from it copies what email decided, so it counts as reading a
+ * masked column, as the inline form's text does; a view that reads none
+ * (v_names) does not. */
+static int id_view_column(struct policy_catalog *self, const char *schema, const char *name, const char *column,
+                          const struct policy_column_ref **base, size_t *nbase, char err[POLICY_ERR_MAX])
+{
+    (void)self, (void)schema, (void)name, (void)err;
+    static const struct policy_column_ref id = {"public", "users", "id"};
+    *base = &id;
+    *nbase = strcmp(column, "id") == 0;
+    return 0;
+}
+
+static void test_view_copy_source(void **state)
+{
+    (void)state;
+    struct policy *p = load("{\"masking\": {\"columns\": [{\"column\": \"public.users.email\"}]}}");
+    struct policy_catalog cat = names_catalog;
+    cat.view_column = id_view_column;
+    static const struct { const char *sql; int copies; } cases[] = {
+        {"insert into loot select id from v_users", 1},
+        {"create materialized view m as select id from v_users", 1},
+        {"select set_config('application_name', string_agg(id::text, ''), false) from v_users", 1},
+        {"insert into loot select id from v_names", 0},
+        {"insert into loot select id from plain_table", 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct policy_analysis a;
+        char err[POLICY_ERR_MAX];
+        assert_int_equal(policy_classify(cases[i].sql, NULL, &a, err), 0);
+        int rc = policy_stmt_reads_masked_via_catalog(p, &cat, &a.stmts[0], err);
+        if (rc != cases[i].copies)
+            fail_msg("%s: %d", cases[i].sql, rc);
+        policy_analysis_free(&a);
+    }
+    policy_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1225,6 +1266,7 @@ int main(void)
         cmocka_unit_test(test_copy_csv),
         cmocka_unit_test(test_hostile_values),
         cmocka_unit_test(test_detected_text),
+        cmocka_unit_test(test_view_copy_source),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
