@@ -44,6 +44,14 @@ static bool skips_detectors(uint32_t t)
     }
 }
 
+/* Whether the detectors run over values of type t: every type but those
+ * whose values cannot hold a match in any format (float8 and bytea can:
+ * replace(card, ' ', '')::float8, card::bytea). */
+static bool detects_type(uint32_t t)
+{
+    return !skips_detectors(t) || t == OID_FLOAT8 || t == OID_BYTEA;
+}
+
 /* ---- the keyed hash ---- */
 
 int policy_hmac_init(struct policy *p)
@@ -762,9 +770,9 @@ int policy_mask_plan_build(const struct policy *p, struct policy_catalog *catalo
             cp->action = POLICY_COL_MASK;
             cp->style = (enum policy_mask_style)style;
             out->any = true;
-        } else if (p->detectors && !skips_detectors(d->type_oid) &&
-                   (d->format == 0 || is_string_type(d->type_oid) || d->type_oid == OID_JSON ||
-                    d->type_oid == OID_JSONB)) {
+        } else if (p->detectors && detects_type(d->type_oid)) {
+            /* Text or binary alike: a binary value that is not text is read
+             * as the detectors would read its text (detect_text). */
             cp->detect = true;
             cp->style = p->detector_style;
             out->any = true;
@@ -867,6 +875,216 @@ static void mask_match(const struct policy *p, enum policy_mask_style style, enu
     }
 }
 
+/* ---- what the detectors read in values that are not text ---- */
+
+/* The array types whose text holds numbers: a match masked in place would
+ * leave an invalid value ({************1111}), so the whole value goes. */
+static bool is_number_array(uint32_t t)
+{
+    return t == 1016 /* _int8 */ || t == 1231 /* _numeric */ || t == 1022 /* _float8 */;
+}
+
+/* Whether a binary value of type t is its text as it is (jsonb: after a
+ * version byte), which a match can be masked inside of. */
+static bool binary_is_text(uint32_t t)
+{
+    return is_string_type(t) || t == OID_JSON || t == OID_JSONB || t == OID_XML;
+}
+
+/* A float8 that holds a whole number below 10^19 as its digits (a card
+ * number's 16 fit exactly), else nothing: 4.111111111111111e+15 would not
+ * match. */
+static void float_digits(double d, struct buf *r)
+{
+    if (isfinite(d) && fabs(d) < 1e19 && d == floor(d))
+        buf_printf(r, "%.0f", d);
+}
+
+/* numeric's binary form (ndigits, weight, sign, dscale, base-10000 digits)
+ * as its text; nothing when malformed. */
+static void numeric_text(const uint8_t *v, size_t len, struct buf *r)
+{
+    if (len < 8)
+        return;
+    size_t nd = (size_t)get_be(v, 2);
+    int16_t weight = (int16_t)get_be(v + 2, 2);
+    uint16_t sign = (uint16_t)get_be(v + 4, 2);
+    if (len != 8 + 2 * nd || nd > 4096 || (sign != 0 && sign != 0x4000))
+        return;
+    if (sign == 0x4000)
+        buf_append(r, "-", 1);
+    if (weight < 0)
+        buf_append(r, "0", 1);
+    for (int g = 0; g <= weight && g < 8192; g++) {
+        unsigned d = (size_t)g < nd ? (unsigned)get_be(v + 8 + 2 * (size_t)g, 2) : 0;
+        buf_printf(r, g == 0 ? "%u" : "%04u", d);
+    }
+    if ((int)nd > weight + 1) {
+        buf_append(r, ".", 1);
+        for (int g = weight + 1; g < (int)nd; g++) {
+            if (g < 0)
+                buf_append_str(r, "0000");
+            else
+                buf_printf(r, "%04u", (unsigned)get_be(v + 8 + 2 * (size_t)g, 2));
+        }
+    }
+}
+
+static void binary_text(uint32_t t, const uint8_t *v, size_t len, struct buf *r, int depth);
+
+/* An array's binary form (ndim, flags, element type, dimensions, then each
+ * element as a length and its bytes), its elements read as binary_text
+ * reads them; false (nothing appended) when v is not one. */
+static bool array_text(const uint8_t *v, size_t len, struct buf *r, int depth)
+{
+    if (len < 12)
+        return false;
+    int32_t ndim = (int32_t)get_be(v, 4), flags = (int32_t)get_be(v + 4, 4);
+    uint32_t elem = (uint32_t)get_be(v + 8, 4);
+    if (ndim < 0 || ndim > 6 || (flags != 0 && flags != 1) || len < 12 + 8 * (size_t)ndim)
+        return false;
+    uint64_t n = ndim ? 1 : 0;
+    for (int i = 0; i < ndim; i++) {
+        int32_t dim = (int32_t)get_be(v + 12 + 8 * (size_t)i, 4);
+        if (dim < 0 || (n *= (uint64_t)dim) > len)
+            return false;
+    }
+    size_t at = 12 + 8 * (size_t)ndim;
+    for (uint64_t i = 0, pos = at; i < n; i++) { /* the layout first: nothing appended unless it holds */
+        if (pos + 4 > len)
+            return false;
+        int32_t el = (int32_t)get_be(v + pos, 4);
+        pos += 4;
+        if (el < -1 || (el > 0 && (uint64_t)el > len - pos))
+            return false;
+        pos += el > 0 ? (uint64_t)el : 0;
+        if (i + 1 == n && pos != len)
+            return false;
+    }
+    if (n == 0 && at != len)
+        return false;
+    for (uint64_t i = 0; i < n; i++) {
+        int32_t el = (int32_t)get_be(v + at, 4);
+        at += 4;
+        if (el > 0) {
+            binary_text(elem, v + at, (size_t)el, r, depth + 1);
+            at += (size_t)el;
+        }
+        buf_append(r, "\n", 1);
+    }
+    return true;
+}
+
+/* A record's (a row(...), a composite's) binary form: the number of fields,
+ * then each field's type, length and bytes; false when v is not one. */
+static bool record_text(const uint8_t *v, size_t len, struct buf *r, int depth)
+{
+    if (len < 4)
+        return false;
+    int32_t n = (int32_t)get_be(v, 4);
+    if (n < 0 || (size_t)n > len / 8)
+        return false;
+    size_t pos = 4;
+    for (int32_t i = 0; i < n; i++) {
+        if (pos + 8 > len)
+            return false;
+        int32_t fl = (int32_t)get_be(v + pos + 4, 4);
+        pos += 8;
+        if (fl < -1 || (fl > 0 && (size_t)fl > len - pos))
+            return false;
+        pos += fl > 0 ? (size_t)fl : 0;
+    }
+    if (pos != len)
+        return false;
+    pos = 4;
+    for (int32_t i = 0; i < n; i++) {
+        uint32_t ft = (uint32_t)get_be(v + pos, 4);
+        int32_t fl = (int32_t)get_be(v + pos + 4, 4);
+        pos += 8;
+        if (fl > 0) {
+            binary_text(ft, v + pos, (size_t)fl, r, depth + 1);
+            pos += (size_t)fl;
+        }
+        buf_append(r, "\n", 1);
+    }
+    return true;
+}
+
+/* Append what the detectors read in a binary value of type t: text types'
+ * bytes; int8, numeric and float8 as their digits; bytea's bytes; arrays
+ * and records element by element; a type of no known form its raw bytes
+ * (a text-like element of a range or an extension's type is there as it
+ * is). Types that hold no match append nothing. */
+static void binary_text(uint32_t t, const uint8_t *v, size_t len, struct buf *r, int depth)
+{
+    if (binary_is_text(t) || t == OID_BYTEA) {
+        size_t skip = t == OID_JSONB && len > 0 ? 1 : 0;
+        buf_append(r, v + skip, len - skip);
+    } else if (t == OID_INT8 && len == 8) {
+        buf_printf(r, "%lld", (long long)(int64_t)get_be(v, 8));
+    } else if (t == OID_FLOAT8 && len == 8) {
+        uint64_t u = get_be(v, 8);
+        double d;
+        memcpy(&d, &u, 8);
+        float_digits(d, r);
+    } else if (t == OID_NUMERIC) {
+        numeric_text(v, len, r);
+    } else if (skips_detectors(t)) {
+        return;
+    } else if (depth >= 8 || (!array_text(v, len, r, depth) && !record_text(v, len, r, depth))) {
+        buf_append(r, v, len);
+    }
+}
+
+/* hex digit value, or -1 */
+static int hexval(uint8_t c)
+{
+    return isdigit(c) ? c - '0' : (c >= 'a' && c <= 'f') ? c - 'a' + 10 : (c >= 'A' && c <= 'F') ? c - 'A' + 10 : -1;
+}
+
+/* What the detectors read in a value whose format hides its text from them
+ * (true: r holds it, and a match masks the whole value): a binary value of
+ * a type that is not text, and in text format float8 (4.111111111111111e+15)
+ * and bytea (\x34313131...). */
+static bool detect_text(uint32_t t, int16_t format, const uint8_t *v, size_t len, struct buf *r)
+{
+    if (format == 1) {
+        if (binary_is_text(t) || t == 0)
+            return false;
+        binary_text(t, v, len, r, 0);
+        return true;
+    }
+    if (t == OID_FLOAT8) {
+        char tmp[64];
+        if (len < sizeof tmp) {
+            memcpy(tmp, v, len);
+            tmp[len] = '\0';
+            char *end = NULL;
+            double d = strtod(tmp, &end);
+            if (end && *end == '\0')
+                float_digits(d, r);
+        }
+        buf_append(r, "\n", 1);
+        buf_append(r, v, len);
+        return true;
+    }
+    if (t == OID_BYTEA) {
+        if (len >= 2 && v[0] == '\\' && v[1] == 'x') {
+            for (size_t i = 2; i + 1 < len; i += 2) {
+                int hi = hexval(v[i]), lo = hexval(v[i + 1]);
+                if (hi < 0 || lo < 0)
+                    break;
+                uint8_t c = (uint8_t)(hi << 4 | lo);
+                buf_append(r, &c, 1);
+            }
+        } else {
+            buf_append(r, v, len); /* bytea_output = escape: printable bytes as they are */
+        }
+        return true;
+    }
+    return false;
+}
+
 int policy_mask_detected_text(const struct policy *p, const char *text, size_t len, char **out, size_t *outlen)
 {
     if (!p || !p->detectors || len == 0)
@@ -921,13 +1139,23 @@ int policy_mask_value(const struct policy *p, struct policy_mask_plan *plan, siz
     /* jsonb binary: a version byte, then text. */
     size_t skip = (cp->format == 1 && cp->type_oid == OID_JSONB && len > 0) ? 1 : 0;
     struct policy_detection hits[MASK_MAX_DETECTIONS];
-    size_t n = policy_detect((const char *)value + skip, len - skip, p->detectors, hits, MASK_MAX_DETECTIONS);
+    struct buf seen = {0};
+    bool whole_only = detect_text(cp->type_oid, cp->format, value, len, &seen);
+    size_t n = whole_only ? policy_detect(seen.data ? (const char *)seen.data : "", seen.len, p->detectors, hits,
+                                          MASK_MAX_DETECTIONS)
+                          : policy_detect((const char *)value + skip, len - skip, p->detectors, hits,
+                                          MASK_MAX_DETECTIONS);
+    buf_free(&seen);
     if (n == 0)
         return 0;
     for (size_t i = 0; i < n && i < MASK_MAX_DETECTIONS; i++)
         cp->detected[detector_index(hits[i].detector)]++;
-    bool in_place = cp->type_oid == 0 || (!skips_detectors(cp->type_oid) && cp->type_oid != OID_INT8 &&
-                                          cp->type_oid != OID_NUMERIC);
+    bool in_place = !whole_only &&
+                    (cp->type_oid == 0 || (cp->format == 1 ? binary_is_text(cp->type_oid)
+                                                           : !skips_detectors(cp->type_oid) &&
+                                                                 cp->type_oid != OID_INT8 &&
+                                                                 cp->type_oid != OID_NUMERIC &&
+                                                                 !is_number_array(cp->type_oid)));
     if (n > MASK_MAX_DETECTIONS || !in_place) {
         /* Too many to replace one by one, or a number: the whole value. */
         rc = cp->type_oid == 0 ? 2 : mask_typed(p, cp->style, cp->type_oid, cp->format, value, len, &b);

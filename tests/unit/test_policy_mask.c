@@ -1244,6 +1244,95 @@ static void test_view_copy_source(void **state)
     policy_free(p);
 }
 
+/* Big-endian helpers for binary values. */
+static size_t be(uint8_t *o, uint64_t v, int n)
+{
+    for (int i = 0; i < n; i++)
+        o[i] = (uint8_t)(v >> (8 * (n - 1 - i)));
+    return (size_t)n;
+}
+
+/* A value the detectors find in text is found whatever format or type the
+ * client asked for: a binary int8, numeric, float8 or bytea, an array or
+ * record in binary, and float8 and bytea in text; one that cannot be
+ * masked in place goes whole (NULL for arrays and records). */
+static void test_detect_any_format(void **state)
+{
+    (void)state;
+    struct policy *p = load("{\"masking\": {\"detectors\": [\"credit_card\"]}}");
+    char err[POLICY_ERR_MAX];
+    struct policy_column_desc cols[] = {
+        {"i8", 0, 0, 20, 1},   {"num", 0, 0, 1700, 1}, {"f8", 0, 0, 701, 1},  {"ba", 0, 0, 17, 1},
+        {"arr", 0, 0, 1009, 1}, {"rec", 0, 0, 2249, 1}, {"f8t", 0, 0, 701, 0}, {"bat", 0, 0, 17, 0},
+        {"numarr", 0, 0, 1231, 0}, {"xml", 0, 0, 142, 1},
+    };
+    struct policy_mask_plan plan;
+    assert_int_equal(policy_mask_plan_build(p, NULL, NULL, POLICY_ALLOW, POLICY_STYLE_FULL, cols, 10, &plan, err), 0);
+    for (size_t i = 0; i < 10; i++)
+        if (!plan.cols[i].detect)
+            fail_msg("column %s is not read by the detectors", cols[i].name);
+    const char *card = "4111 1111 1111 1111";
+    uint8_t v[256], *out = NULL;
+    size_t n, outlen;
+    /* int8 4111111111111111 */
+    n = be(v, UINT64_C(4111111111111111), 8);
+    assert_int_equal(policy_mask_value(p, &plan, 0, v, n, &out, &outlen, err), 1);
+    assert_int_equal(outlen, 8);
+    assert_memory_not_equal(out, v, 8);
+    free(out);
+    n = be(v, 42, 8);
+    assert_int_equal(policy_mask_value(p, &plan, 0, v, n, &out, &outlen, err), 0);
+    /* numeric 4111111111111111: 4 base-10000 digits, weight 3 */
+    n = be(v, 4, 2) + be(v + 2, 3, 2) + be(v + 4, 0, 2) + be(v + 6, 0, 2);
+    for (int i = 0; i < 4; i++)
+        n += be(v + n, i == 0 ? 4111 : 1111, 2);
+    assert_int_equal(policy_mask_value(p, &plan, 1, v, n, &out, &outlen, err), 1);
+    free(out);
+    /* float8 4111111111111111.0 */
+    double d = 4111111111111111.0;
+    uint64_t u;
+    memcpy(&u, &d, 8);
+    n = be(v, u, 8);
+    assert_int_equal(policy_mask_value(p, &plan, 2, v, n, &out, &outlen, err), 1);
+    free(out);
+    /* bytea: the card's bytes */
+    assert_int_equal(policy_mask_value(p, &plan, 3, (const uint8_t *)card, strlen(card), &out, &outlen, err), 1);
+    assert_int_equal(outlen, 0);
+    free(out);
+    /* text[] {card, 'x'} and record (card, NULL) */
+    n = be(v, 1, 4) + be(v + 4, 0, 4) + be(v + 8, 25, 4) + be(v + 12, 2, 4) + be(v + 16, 1, 4);
+    n += be(v + n, strlen(card), 4);
+    memcpy(v + n, card, strlen(card));
+    n += strlen(card);
+    n += be(v + n, 1, 4);
+    v[n++] = 'x';
+    assert_int_equal(policy_mask_value(p, &plan, 4, v, n, &out, &outlen, err), 2);
+    v[20 + 4] = 'X'; /* "X111 ...": nothing found */
+    assert_int_equal(policy_mask_value(p, &plan, 4, v, n, &out, &outlen, err), 0);
+    n = be(v, 2, 4) + be(v + 4, 25, 4) + be(v + 8, strlen(card), 4);
+    memcpy(v + n, card, strlen(card));
+    n += strlen(card);
+    n += be(v + n, 23, 4) + be(v + n + 4, (uint32_t)-1, 4);
+    assert_int_equal(policy_mask_value(p, &plan, 5, v, n, &out, &outlen, err), 2);
+    /* text format: float8, bytea, numeric[] */
+    const char *f8 = "4.111111111111111e+15", *ba = "\\x34313131203131313120313131312031313131", *na = "{4111111111111111}";
+    assert_int_equal(policy_mask_value(p, &plan, 6, (const uint8_t *)f8, strlen(f8), &out, &outlen, err), 1);
+    free(out);
+    assert_int_equal(policy_mask_value(p, &plan, 6, (const uint8_t *)"1.5", 3, &out, &outlen, err), 0);
+    assert_int_equal(policy_mask_value(p, &plan, 7, (const uint8_t *)ba, strlen(ba), &out, &outlen, err), 1);
+    assert_memory_equal(out, "\\x", outlen);
+    free(out);
+    assert_int_equal(policy_mask_value(p, &plan, 7, (const uint8_t *)"\\x00ff", 6, &out, &outlen, err), 0);
+    assert_int_equal(policy_mask_value(p, &plan, 8, (const uint8_t *)na, strlen(na), &out, &outlen, err), 2);
+    /* xml in binary is its text: masked in place */
+    const char *xml = "<x>4111 1111 1111 1111</x>";
+    assert_int_equal(policy_mask_value(p, &plan, 9, (const uint8_t *)xml, strlen(xml), &out, &outlen, err), 1);
+    assert_memory_equal(out, "<x>**** **** **** 1111</x>", outlen);
+    free(out);
+    policy_mask_plan_free(&plan);
+    policy_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1267,6 +1356,7 @@ int main(void)
         cmocka_unit_test(test_hostile_values),
         cmocka_unit_test(test_detected_text),
         cmocka_unit_test(test_view_copy_source),
+        cmocka_unit_test(test_detect_any_format),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
