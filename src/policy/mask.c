@@ -1054,6 +1054,14 @@ static bool detect_text(uint32_t t, int16_t format, const uint8_t *v, size_t len
         binary_text(t, v, len, r, 0);
         return true;
     }
+    if (t == 0) { /* a COPY field, of no known type: as a bytea or a float8 when it reads as one */
+        if (len >= 4 && v[0] == '\\' && v[1] == 'x' && hexval(v[2]) >= 0)
+            t = OID_BYTEA;
+        else if (len > 0 && len < 64 && (memchr(v, 'e', len) || memchr(v, 'E', len)) && (isdigit(v[0]) || v[0] == '-'))
+            t = OID_FLOAT8;
+        else
+            return false;
+    }
     if (t == OID_FLOAT8) {
         char tmp[64];
         if (len < sizeof tmp) {

@@ -74,6 +74,9 @@ grep -q "^asyncpg|not installed" <<<"$out" || grep -q "^asyncpg select row" <<<"
 # The same in psql's text results (float8 and bytea were skipped).
 out=$(gw -c "select replace(card_number, ' ', '')::float8, card_number::bytea, replace(card_number, ' ', '')::numeric from customers")
 no_pii "$out" "float8, bytea and numeric in text"
+out=$(gw -c "copy (select c::bytea, replace(c, ' ', '')::float8, c from cards) to stdout") # cards: no column rule
+no_pii "$out" "float8 and bytea in COPY"
+assert_contains "$out" '\N	\N	**** **** **** 1111' "a COPY field that reads as a bytea or a float8 holding a card goes as NULL"
 out=$(gw -c "select id::float8, name::bytea, 1.5::float8 from customers where id = 1")
 assert_eq $'1|\\x416461204c6f76656c616365|1.5' "$out" "values that hold no detected number stay"
 

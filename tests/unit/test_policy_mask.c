@@ -1330,6 +1330,22 @@ static void test_detect_any_format(void **state)
     assert_memory_equal(out, "<x>**** **** **** 1111</x>", outlen);
     free(out);
     policy_mask_plan_free(&plan);
+    /* COPY fields have no type: one that reads as a bytea or a float8 is read so */
+    assert_int_equal(policy_mask_plan_build_copy(p, NULL, POLICY_ALLOW, 2, &plan, err), -1); /* no statement */
+    struct policy_analysis a;
+    assert_int_equal(policy_classify("copy (select 1, 2) to stdout", NULL, &a, err), 0);
+    assert_int_equal(policy_mask_plan_build_copy(p, &a.stmts[0], POLICY_ALLOW, 2, &plan, err), 0);
+    struct buf row = {0};
+    const char *copy = "\\\\x34313131203131313120313131312031313131\t4.111111111111111e+15\n";
+    assert_int_equal(policy_mask_copy_row(p, &plan, (const uint8_t *)copy, strlen(copy), &row, err), 0);
+    assert_memory_equal(row.data, "\\N\t\\N\n", row.len);
+    row.len = 0;
+    const char *plain = "\\\\x00ff\t1e+3\n";
+    assert_int_equal(policy_mask_copy_row(p, &plan, (const uint8_t *)plain, strlen(plain), &row, err), 0);
+    assert_memory_equal(row.data, plain, row.len);
+    buf_free(&row);
+    policy_mask_plan_free(&plan);
+    policy_analysis_free(&a);
     policy_free(p);
 }
 
