@@ -64,8 +64,10 @@ int pgwire_build_error(struct buf *out, bool notice, const char *severity, const
 int pgwire_build_ready(struct buf *out, char status);
 int pgwire_build_auth_ok(struct buf *out);
 int pgwire_build_backend_key(struct buf *out, uint32_t pid, uint32_t secret);
-/* NegotiateProtocolVersion: newest minor we speak (0) and unknown _pq_ options. */
-int pgwire_build_negotiate(struct buf *out, uint32_t minor, const char *const *options, int n);
+/* NegotiateProtocolVersion: the newest version we speak, whole as
+ * PostgreSQL sends it (PGWIRE_PROTOCOL_3_0, not its minor), and the _pq_
+ * options we do not know. */
+int pgwire_build_negotiate(struct buf *out, uint32_t version, const char *const *options, int n);
 
 /* Field `code` ('C' SQLSTATE, 'M' message, 'S' severity...) of an
  * ErrorResponse/NoticeResponse body, copied into out; false when absent. */

@@ -425,7 +425,7 @@ static void client_startup_read(struct gw_session *s)
                 unknown[nunknown++] = st->params[i].name;
         if ((st->code & 0xffff) != 0 || nunknown) {
             struct buf m = {0};
-            if (pgwire_build_negotiate(&m, 0, unknown, nunknown) == 0)
+            if (pgwire_build_negotiate(&m, PGWIRE_PROTOCOL_3_0, unknown, nunknown) == 0)
                 gw_conn_write(s->client, m.data, m.len);
             buf_free(&m);
         }

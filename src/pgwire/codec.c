@@ -182,11 +182,11 @@ int pgwire_build_backend_key(struct buf *out, uint32_t pid, uint32_t secret)
     return rc ? -1 : pgwire_msg_finish(out, start);
 }
 
-int pgwire_build_negotiate(struct buf *out, uint32_t minor, const char *const *options, int n)
+int pgwire_build_negotiate(struct buf *out, uint32_t version, const char *const *options, int n)
 {
     size_t start;
     int rc = pgwire_msg_begin(out, 'v', &start);
-    rc |= pgwire_put_i32(out, (int32_t)minor) | pgwire_put_i32(out, n);
+    rc |= pgwire_put_i32(out, (int32_t)version) | pgwire_put_i32(out, n);
     for (int i = 0; i < n; i++)
         rc |= pgwire_put_cstr(out, options[i]);
     return rc ? -1 : pgwire_msg_finish(out, start);

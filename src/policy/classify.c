@@ -1623,6 +1623,11 @@ int policy_classify_depth(const char *sql, struct policy_session *session,
         snprintf(err, POLICY_ERR_MAX, "statement too long (%zu bytes, limit %u)", sql_len, POLICY_MAX_SQL);
         return -1;
     }
+    if (!util_utf8_valid(sql, sql_len)) {
+        snprintf(err, POLICY_ERR_MAX, "the statement's text is not valid UTF-8, and the policy reads UTF-8 "
+                                      "only: set client_encoding to UTF8");
+        return -1;
+    }
     PgQueryParseResult r = pg_query_parse(sql);
     if (r.error) {
         set_parse_error(err, r.error);

@@ -186,7 +186,9 @@ assert_contains "$out" "error EZ 26000 TDCZ"
 assert_contains "$out" "empty IZ"
 assert_contains "$out" "function VZ 42"
 out=$(wire negotiate) || fail "negotiate: $out"
-assert_contains "$out" "negotiate v 0 1 _pq_.made_up Z"
+# PostgreSQL 15 answers with its newest version whole, 3 << 16 (libpq 18
+# refuses a smaller one as a downgrade to before 3.0)
+assert_contains "$out" "negotiate v 196608 1 _pq_.made_up Z"
 assert_contains "$out" "gssenc N"
 assert_contains "$out" "ssl N"
 assert_contains "$out" "after Z"

@@ -37,6 +37,9 @@ assert_eq 4 "$code"
 assert_contains "$err" 'syntax error at or near "selec"'
 # Hostile input: invalid UTF-8 and NUL-free binary garbage are refused, not crashed on.
 assert_eq 4 "$(rc "$H" policy check "$(printf 'select \xff\xfe')")"
+# Text in another client_encoding (LATIN1 'caf\xe9') says what to do.
+err=$("$H" policy check "$(printf "select 'caf\xe9'")" 2>&1 >/dev/null || true)
+assert_contains "$err" "not valid UTF-8, and the policy reads UTF-8 only: set client_encoding to UTF8"
 assert_eq 4 "$(rc "$H" policy check -- "$(head -c 2000 /dev/urandom | tr -d '\0')")"  # -- : random bytes may start with "-"
 
 # Groups and a policy file.

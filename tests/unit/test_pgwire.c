@@ -73,8 +73,9 @@ static void builders_round_trip(void **state)
     assert_int_equal(pgwire_get_u32(b.data + 9), 0xdeadbeef);
     buf_reset(&b);
     const char *opts[] = {"_pq_.x"};
-    assert_int_equal(pgwire_build_negotiate(&b, 0, opts, 1), 0);
+    assert_int_equal(pgwire_build_negotiate(&b, PGWIRE_PROTOCOL_3_0, opts, 1), 0);
     assert_int_equal(b.data[0], 'v');
+    assert_int_equal(pgwire_get_u32(b.data + 5), 196608); /* 3.0 whole, as PostgreSQL sends it */
     assert_int_equal(b.len, 5 + 4 + 4 + 7);
     buf_free(&b);
 }
