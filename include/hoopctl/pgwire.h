@@ -61,6 +61,9 @@ int pgwire_put_cstr(struct buf *out, const char *s);
 /* ErrorResponse ('E') or NoticeResponse ('N') with severity, SQLSTATE and message. */
 int pgwire_build_error(struct buf *out, bool notice, const char *severity, const char *sqlstate,
                        const char *message);
+/* The same with a DETAIL and a HINT (either NULL or "" for none). */
+int pgwire_build_error_detail(struct buf *out, bool notice, const char *severity, const char *sqlstate,
+                              const char *message, const char *detail, const char *hint);
 int pgwire_build_ready(struct buf *out, char status);
 int pgwire_build_auth_ok(struct buf *out);
 int pgwire_build_backend_key(struct buf *out, uint32_t pid, uint32_t secret);

@@ -245,6 +245,9 @@ struct gw_session {
 /* session.c */
 void gw_session_accept(struct gw_worker *w, evutil_socket_t fd, const struct sockaddr *addr, int alen);
 void gw_session_fail(struct gw_session *s, const char *sqlstate, const char *message);
+/* The same with a DETAIL and a HINT for the client (either may be NULL). */
+void gw_session_fail_detail(struct gw_session *s, const char *sqlstate, const char *message, const char *detail,
+                            const char *hint);
 void gw_session_free(struct gw_session *s);
 void gw_session_upstream_ready(struct gw_session *s);
 void gw_session_resume(struct gw_session *s, enum gateway_verdict v, const struct gateway_refusal *r);

@@ -187,15 +187,22 @@ static void inject_to_client(struct gw_session *s, const struct buf *m)
 
 void gw_session_fail(struct gw_session *s, const char *sqlstate, const char *message)
 {
+    gw_session_fail_detail(s, sqlstate, message, NULL, NULL);
+}
+
+void gw_session_fail_detail(struct gw_session *s, const char *sqlstate, const char *message, const char *detail,
+                            const char *hint)
+{
     if (s->phase == GW_CLOSING)
         return;
     if (s->u2c_remaining == 0) {
         struct buf m = {0};
-        if (pgwire_build_error(&m, false, "FATAL", sqlstate, message) == 0)
+        if (pgwire_build_error_detail(&m, false, "FATAL", sqlstate, message, detail, hint) == 0)
             gw_conn_write(s->client, m.data, m.len);
         buf_free(&m);
     }
-    log_info("gateway", "session %llu: %s", (unsigned long long)s->id, message);
+    log_info("gateway", "session %llu: %s%s%s%s", (unsigned long long)s->id, message, hint && *hint ? " (" : "",
+             hint && *hint ? hint : "", hint && *hint ? ")" : "");
     session_close(s);
 }
 
@@ -351,8 +358,11 @@ static void client_startup_read(struct gw_session *s)
         int rc = pgwire_parse_startup(p + 4, (size_t)blen, st, err, sizeof err);
         evbuffer_drain(in, (size_t)blen + 4);
         if (rc < 0) {
+            /* a major version other than 3 is PostgreSQL's feature_not_supported */
+            bool version = st->code && st->code >> 16 != 3 &&
+                           st->code >> 16 != 1234; /* (1234: SSL, GSS, cancel requests) */
             free(st);
-            gw_session_fail(s, "08P01", err);
+            gw_session_fail(s, version ? "0A000" : "08P01", err);
             return;
         }
         if (st->code == PGWIRE_SSL_REQUEST || st->code == PGWIRE_GSSENC_REQUEST) {

@@ -364,13 +364,17 @@ static void upstream_startup_read(struct gw_conn *conn, void *arg)
             continue;
         }
         if (type == 'E') {
-            char m[512] = "", c[8];
+            /* As PostgreSQL said it (message, detail, hint), so the client
+             * sees what it would see directly; whose words they are goes
+             * in the hint when upstream gives none. */
+            char m[1024] = "", d[1024] = "", h[512] = "", c[8];
             pgwire_error_field(body, (size_t)blen, 'M', m, sizeof m);
+            pgwire_error_field(body, (size_t)blen, 'D', d, sizeof d);
+            if (!pgwire_error_field(body, (size_t)blen, 'H', h, sizeof h) || !h[0])
+                snprintf(h, sizeof h, "the upstream server refused the session the gateway opened for you");
             upstream_sqlstate(body, (size_t)blen, c, "08P01");
             evbuffer_drain(in, (size_t)blen + 5);
-            char full[600];
-            snprintf(full, sizeof full, "upstream refused the session: %s", m);
-            gw_session_fail(s, c, full);
+            gw_session_fail_detail(s, c, m, d, h);
             return;
         }
         if (type != 'S' && type != 'N' && type != 'Z') {

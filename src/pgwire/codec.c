@@ -149,12 +149,22 @@ int pgwire_put_cstr(struct buf *out, const char *s)
 int pgwire_build_error(struct buf *out, bool notice, const char *severity, const char *sqlstate,
                        const char *message)
 {
+    return pgwire_build_error_detail(out, notice, severity, sqlstate, message, NULL, NULL);
+}
+
+int pgwire_build_error_detail(struct buf *out, bool notice, const char *severity, const char *sqlstate,
+                              const char *message, const char *detail, const char *hint)
+{
     size_t start;
     int rc = pgwire_msg_begin(out, notice ? 'N' : 'E', &start);
     rc |= buf_append(out, "S", 1) | pgwire_put_cstr(out, severity);
     rc |= buf_append(out, "V", 1) | pgwire_put_cstr(out, severity);
     rc |= buf_append(out, "C", 1) | pgwire_put_cstr(out, sqlstate);
     rc |= buf_append(out, "M", 1) | pgwire_put_cstr(out, message);
+    if (detail && *detail)
+        rc |= buf_append(out, "D", 1) | pgwire_put_cstr(out, detail);
+    if (hint && *hint)
+        rc |= buf_append(out, "H", 1) | pgwire_put_cstr(out, hint);
     rc |= buf_append(out, "", 1);
     return rc ? -1 : pgwire_msg_finish(out, start);
 }

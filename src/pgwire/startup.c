@@ -47,8 +47,8 @@ int pgwire_parse_startup(const uint8_t *body, size_t len, struct pgwire_startup 
         return 0;
     }
     if (out->code >> 16 != 3) {
-        snprintf(err, errlen, "unsupported frontend protocol %u.%u: server supports 3.0",
-                 out->code >> 16, out->code & 0xffff);
+        snprintf(err, errlen, "unsupported frontend protocol %u.%u: server supports 3.0 to 3.0",
+                 out->code >> 16, out->code & 0xffff); /* PostgreSQL's words; the caller knows it by code */
         return -1;
     }
     /* name\0value\0 ... \0 */

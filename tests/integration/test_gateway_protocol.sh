@@ -201,9 +201,11 @@ wait_for "the pipelined insert" 20 bash -c "[[ \$(psql -X -Atc 'select count(*) 
 
 assert_contains "$(wire badlen)" "badlen closed 08P01 invalid message length 2"
 assert_contains "$(wire oversized)" "oversized closed 54000"
-assert_contains "$(wire garbage_startup)" "garbage_startup closed 08P01"
+# random bytes: a protocol version PostgreSQL does not speak (0A000, as it
+# answers), or with major 3 or 1234 a malformed packet (08P01)
+[[ $(wire garbage_startup) =~ "garbage_startup closed "(08P01|0A000)" " ]] || fail "garbage startup: $(wire garbage_startup)"
 assert_contains "$(wire huge_startup)" "huge_startup closed 08P01 invalid startup packet length"
-assert_contains "$(wire bad_protocol)" "bad_protocol closed 08P01 unsupported frontend protocol 2.0"
+assert_contains "$(wire bad_protocol)" "bad_protocol closed 0A000 unsupported frontend protocol 2.0: server supports 3.0 to 3.0"  # as PostgreSQL words it
 assert_contains "$(wire truncated)" "truncated closed"
 kill -0 "$GW_PID" || fail "the gateway died on hostile client input"
 assert_eq "still-serving" "$(gw_psql -Atc "select 'still-serving'")"

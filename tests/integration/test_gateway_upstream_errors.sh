@@ -117,4 +117,27 @@ rc=0
 assert_eq 1 "$rc" "missing password file"
 assert_contains "$(cat "$T/pwf.err")" "cannot read the password file"
 
+# 10. Upstream refuses the session after the login (a bad setting in the
+# client's options): the client reads PostgreSQL's own message, SQLSTATE and
+# DETAIL, as directly, and a hint that the upstream server said it.
+gateway_start refusing
+fields() {  # conninfo -> the connection error's SQLSTATE, message, detail, hint
+  /usr/bin/python3 - "$@" <<'PY'
+import asyncio, sys, asyncpg
+async def main(port, user, password, ssl):
+    try:
+        c = await asyncpg.connect(host="127.0.0.1", port=int(port), user=user, password=password,
+                                  database="postgres", ssl=ssl, server_settings={"DateStyle": "bogus"})
+        await c.close()
+        print("connected")
+    except asyncpg.PostgresError as e:
+        print(e.sqlstate, e.message, e.detail, e.hint, sep="|")
+asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3], False if sys.argv[4] == "disable" else sys.argv[4]))
+PY
+}
+direct=$(fields "$PGPORT" postgres "$PGPASSWORD" prefer)
+through=$(fields "$GW_PORT" u "" disable)
+assert_eq '22023|invalid value for parameter "DateStyle": "bogus"|Unrecognized key word: "bogus".|None' "$direct"
+assert_eq '22023|invalid value for parameter "DateStyle": "bogus"|Unrecognized key word: "bogus".|the upstream server refused the session the gateway opened for you' "$through"
+
 log "upstream down, bad password, no password, wrong CA, wrong name: clear errors; all sslmodes, a Unix socket and client TLS work"
