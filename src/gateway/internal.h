@@ -104,27 +104,60 @@ struct gateway {
     bool shutting_down;           /* (lock) */
 };
 
+/* A chained hash table of names (tracking.c): buckets double as it fills,
+ * and a per-session random key seeds the hash, so that no choice of names
+ * makes a chain long. */
+struct gw_hnode {
+    struct gw_hnode *next;
+    uint64_t hash;
+    char *name;               /* at most GW_NAME_MAX bytes, as upstream keeps it */
+};
+struct gw_htab {
+    struct gw_hnode **b;
+    size_t nb, count;
+};
+
+/* PostgreSQL keeps the first NAMEDATALEN-1 bytes of a prepared statement's
+ * or portal's name (its hash tables' key): names that differ only after
+ * them are one statement upstream, and one in tracking. */
+#define GW_NAME_MAX 63
+
 /* Pending extended-protocol operations whose outcome upstream has not yet
  * reported: tracking commits a Parse/Bind/Close only when upstream confirms. */
+struct gw_pkey;
 struct gw_pending {
     struct gw_pending *next;
     char kind;                /* 'P', 'B', 'C' (close), 'D' (Describe), 'd' (a Describe the
                                  gateway added), 'S' (Sync), 'Q' (Query/FunctionCall) */
     char sub;
     uint64_t segment;
-    char *name;
+    uint64_t seq;             /* numbers every pending entry, from 1 */
+    char *name;               /* cut to GW_NAME_MAX bytes */
+    uint64_t full;            /* a name longer than that: a keyed hash of all of it (else 0) */
+    struct gw_pkey *key;      /* P, B: the index entry of its (kind, name) */
     char *sql;                /* P: the text; B: the statement's text (NULL: unknown) */
     uint8_t *bind;            /* B: a copy of the Bind body */
     size_t bind_len;
     uint32_t *types;          /* P: the parameter types Parse gave; B: its statement's */
     int ntypes;
-    bool forgotten;           /* P, B: a statement since may have redefined or dropped the
-                                 name behind the protocol's back: it commits as unknown */
+};
+
+/* The pending Parses (or Binds) of one name: the latest, in O(1). Entries
+ * of a kind leave the pending list oldest first, so the latest is the last
+ * to go. */
+struct gw_pkey {
+    struct gw_hnode h;
+    struct gw_pending *latest;
+    size_t refs;              /* its pending entries */
+    uint64_t forgot_upto;     /* entries with seq <= this are forgotten: a statement since may
+                                 have redefined or dropped the name behind the protocol's back,
+                                 so they commit as unknown */
 };
 
 struct gw_named {             /* a committed statement or portal */
-    struct gw_named *next;
-    char *name, *sql;
+    struct gw_hnode h;        /* h.name: its name */
+    uint64_t full;
+    char *sql;
     uint8_t *bind;
     size_t bind_len;
     uint32_t *types;          /* parameter types given by the Parse (0: unspecified) */
@@ -132,16 +165,17 @@ struct gw_named {             /* a committed statement or portal */
     uint64_t segment;         /* a portal: the segment its Bind was in */
 };
 
-#define GW_NAMED_BUCKETS 64
-
 struct gw_tracking {
-    struct gw_named *statements[GW_NAMED_BUCKETS], *portals[GW_NAMED_BUCKETS];
-    size_t nstatements, nportals;
+    struct gw_htab statements, portals;   /* of gw_named */
+    struct gw_htab pending_p, pending_b;  /* of gw_pkey: pending Parses and Binds by name */
+    uint64_t key[2];          /* the hash's key (random per session; zero works too) */
     struct gw_pending *head, *tail;
     size_t npending;
+    uint64_t seq;             /* the last pending entry's seq */
+    uint64_t forgot_p, forgot_b; /* pending entries with seq <= these are forgotten (all names) */
     uint64_t segment;         /* the segment the client is writing (bumped at Sync/Query) */
     uint64_t ended;           /* segments before this one have had their ReadyForQuery */
-    size_t held;              /* bytes of SQL text and Bind bodies kept, pending and committed */
+    size_t held;              /* bytes of names, SQL text and Bind bodies kept, pending and committed */
     size_t max_held;          /* what held may reach by a Parse or Bind (0: no bound) */
     uint64_t portal_closes;   /* Close messages of named portals the client sent */
 };
@@ -269,8 +303,8 @@ const char *gw_parameter_status_refusal(const uint8_t *body, size_t len, char *m
 
 /* tracking.c */
 void gw_tracking_free(struct gw_tracking *t);
-/* Whether need more bytes fit what the session may hold (SQL text and Bind
- * bodies of its statements and portals, pending too) under max_held. */
+/* Whether need more bytes fit what the session may hold (names, SQL text
+ * and Bind bodies of its statements and portals, pending too) under max_held. */
 bool gw_tracking_room(const struct gw_tracking *t, size_t need, size_t max_held);
 /* gw_tracking_client's answer for a Parse or Bind past t->max_held (a Bind
  * counts the SQL and types its portal copies from its statement): nothing

@@ -93,6 +93,7 @@ void gw_session_accept(struct gw_worker *w, evutil_socket_t fd, const struct soc
         snprintf(s->client_addr, sizeof s->client_addr, "local");
     }
     util_random_bytes(&s->client_secret, sizeof s->client_secret);
+    util_random_bytes(s->tracking.key, sizeof s->tracking.key);
     s->info.client_user = s->client_user;
     s->info.client_database = s->client_database;
     s->info.application_name = s->application_name;

@@ -8,62 +8,189 @@
 #include <string.h>
 
 #define GW_TRACKING_MAX_NAMES 100000
+/* Pending entries are bounded by count (each is small: names are cut to
+ * GW_NAME_MAX bytes, SQL and Bind bodies count in max_held); a deep
+ * pipeline has about one Bind per Execute, and the Executes in flight are
+ * bounded by GW_INFLIGHT_MAX (65536) in session.c. */
 #define GW_TRACKING_MAX_PENDING 100000
 
-static unsigned name_hash(const char *s)
+/* ---- names: cut as upstream cuts them, hashed with the session's key ---- */
+
+#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
+#define SIPROUND                                                                                             \
+    do {                                                                                                     \
+        v0 += v1; v1 = ROTL(v1, 13); v1 ^= v0; v0 = ROTL(v0, 32);                                          \
+        v2 += v3; v3 = ROTL(v3, 16); v3 ^= v2;                                                             \
+        v0 += v3; v3 = ROTL(v3, 21); v3 ^= v0;                                                             \
+        v2 += v1; v1 = ROTL(v1, 17); v1 ^= v2; v2 = ROTL(v2, 32);                                          \
+    } while (0)
+
+/* SipHash-1-3 (keyed: names chosen by the client cannot make chains long). */
+static uint64_t siphash(const uint64_t key[2], const void *data, size_t len)
 {
-    unsigned h = 2166136261u;
-    for (; *s; s++)
-        h = (h ^ (uint8_t)*s) * 16777619u;
-    return h % GW_NAMED_BUCKETS;
+    const uint8_t *in = data;
+    uint64_t v0 = 0x736f6d6570736575ULL ^ key[0], v1 = 0x646f72616e646f6dULL ^ key[1];
+    uint64_t v2 = 0x6c7967656e657261ULL ^ key[0], v3 = 0x7465646279746573ULL ^ key[1];
+    uint64_t b = (uint64_t)len << 56;
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t m;
+        memcpy(&m, in + i, 8);
+        v3 ^= m;
+        SIPROUND;
+        v0 ^= m;
+    }
+    for (size_t j = 0; i + j < len; j++)
+        b |= (uint64_t)in[i + j] << (8 * j);
+    v3 ^= b;
+    SIPROUND;
+    v0 ^= b;
+    v2 ^= 0xff;
+    SIPROUND;
+    SIPROUND;
+    SIPROUND;
+    return v0 ^ v1 ^ v2 ^ v3;
 }
+
+/* The name as upstream keeps it (its first GW_NAME_MAX bytes) into key;
+ * returns a keyed hash of the whole name when it was longer (else 0), so
+ * that a lookup by another long name with the same first bytes is told
+ * apart: on a server built with a larger NAMEDATALEN they are two
+ * statements, and tracking, which keeps one, must not take one for the other. */
+static uint64_t name_key(const struct gw_tracking *t, const char *name, char key[GW_NAME_MAX + 1])
+{
+    size_t n = strnlen(name, GW_NAME_MAX + 1);
+    if (n <= GW_NAME_MAX) {
+        memcpy(key, name, n + 1);
+        return 0;
+    }
+    memcpy(key, name, GW_NAME_MAX);
+    key[GW_NAME_MAX] = '\0';
+    const uint64_t k2[2] = {t->key[0] ^ 0x9e3779b97f4a7c15ULL, t->key[1]};
+    return siphash(k2, name, strlen(name)) | 1;
+}
+
+static uint64_t key_hash(const struct gw_tracking *t, const char *key)
+{
+    return siphash(t->key, key, strlen(key));
+}
+
+static struct gw_hnode *htab_get(const struct gw_htab *h, uint64_t hash, const char *name)
+{
+    struct gw_hnode *e = h->nb ? h->b[hash & (h->nb - 1)] : NULL;
+    while (e && (e->hash != hash || strcmp(e->name, name) != 0))
+        e = e->next;
+    return e;
+}
+
+/* Take the node out of the table (it stays allocated). */
+static void htab_unlink(struct gw_htab *h, struct gw_hnode *n)
+{
+    struct gw_hnode **p = h->nb ? &h->b[n->hash & (h->nb - 1)] : NULL;
+    while (p && *p && *p != n)
+        p = &(*p)->next;
+    if (p && *p) {
+        *p = n->next;
+        h->count--;
+    }
+}
+
+/* Add a node (its hash and name set; not in the table). -1 out of memory. */
+static int htab_add(struct gw_htab *h, struct gw_hnode *n)
+{
+    if (h->count >= h->nb) {
+        size_t nb = h->nb ? h->nb * 2 : 16;
+        struct gw_hnode **b = calloc(nb, sizeof *b);
+        if (!b) {
+            if (!h->nb)
+                return -1;
+        } else {
+            for (size_t i = 0; i < h->nb; i++)
+                for (struct gw_hnode *e = h->b[i], *next; e; e = next) {
+                    next = e->next;
+                    e->next = b[e->hash & (nb - 1)];
+                    b[e->hash & (nb - 1)] = e;
+                }
+            free(h->b);
+            h->b = b;
+            h->nb = nb;
+        }
+    }
+    struct gw_hnode **slot = &h->b[n->hash & (h->nb - 1)];
+    n->next = *slot;
+    *slot = n;
+    h->count++;
+    return 0;
+}
+
+/* Every node goes to drop (which frees it). */
+static void htab_clear(struct gw_htab *h, void (*drop)(void *ctx, struct gw_hnode *n), void *ctx)
+{
+    if (h->count)
+        for (size_t i = 0; i < h->nb; i++)
+            while (h->b[i]) {
+                struct gw_hnode *n = h->b[i];
+                h->b[i] = n->next;
+                drop(ctx, n);
+            }
+    h->count = 0;
+    if (h->nb > 64) { /* a table that grew big goes back to small */
+        free(h->b);
+        h->b = NULL;
+        h->nb = 0;
+    }
+}
+
+static void htab_free(struct gw_htab *h, void (*drop)(void *ctx, struct gw_hnode *n), void *ctx)
+{
+    htab_clear(h, drop, ctx);
+    free(h->b);
+    memset(h, 0, sizeof *h);
+}
+
+/* ---- committed names ----------------------------------------------------- */
 
 /* What an entry holds, for the session's budget. */
-static size_t held_bytes(const char *sql, const uint8_t *bind, size_t bind_len, const uint32_t *types,
-                         int ntypes)
+static size_t held_bytes(const char *name, const char *sql, const uint8_t *bind, size_t bind_len,
+                         const uint32_t *types, int ntypes)
 {
-    return (sql ? strlen(sql) : 0) + (bind ? bind_len : 0) + (types ? (size_t)ntypes * sizeof *types : 0);
+    return (name ? strlen(name) : 0) + (sql ? strlen(sql) : 0) + (bind ? bind_len : 0) +
+           (types ? (size_t)ntypes * sizeof *types : 0);
 }
 
-static void named_free(struct gw_tracking *t, struct gw_named *n)
+static void named_drop(void *ctx, struct gw_hnode *h)
 {
-    t->held -= held_bytes(n->sql, n->bind, n->bind_len, n->types, n->ntypes);
-    free(n->name);
+    struct gw_tracking *t = ctx;
+    struct gw_named *n = (struct gw_named *)h;
+    t->held -= held_bytes(n->h.name, n->sql, n->bind, n->bind_len, n->types, n->ntypes);
+    free(n->h.name);
     free(n->sql);
     free(n->bind);
     free(n->types);
     free(n);
 }
 
-static struct gw_named **named_find(struct gw_named **table, const char *name)
+/* key: a name as name_key cut it. */
+static struct gw_named *named_find(const struct gw_tracking *t, const struct gw_htab *table, const char *key)
 {
-    struct gw_named **p = &table[name_hash(name)];
-    while (*p && strcmp((*p)->name, name) != 0)
-        p = &(*p)->next;
-    return p;
+    return (struct gw_named *)htab_get(table, key_hash(t, key), key);
 }
 
-static void named_remove(struct gw_tracking *t, struct gw_named **table, size_t *count, const char *name)
+static void named_remove(struct gw_tracking *t, struct gw_htab *table, const char *key)
 {
-    struct gw_named **p = named_find(table, name);
-    if (*p) {
-        struct gw_named *n = *p;
-        *p = n->next;
-        named_free(t, n);
-        (*count)--;
+    struct gw_hnode *n = htab_get(table, key_hash(t, key), key);
+    if (n) {
+        htab_unlink(table, n);
+        named_drop(t, n);
     }
 }
 
-static void named_clear(struct gw_tracking *t, struct gw_named **table, size_t *count)
+static void named_clear(struct gw_tracking *t, struct gw_htab *table)
 {
-    for (int i = 0; i < GW_NAMED_BUCKETS; i++)
-        while (table[i]) {
-            struct gw_named *n = table[i];
-            table[i] = n->next;
-            named_free(t, n);
-        }
-    *count = 0;
+    htab_clear(table, named_drop, t);
 }
+
+/* ---- pending entries ----------------------------------------------------- */
 
 static void pending_free(struct gw_pending *p)
 {
@@ -74,10 +201,26 @@ static void pending_free(struct gw_pending *p)
     free(p);
 }
 
+static void pkey_drop(void *ctx, struct gw_hnode *h)
+{
+    (void)ctx;
+    free(h->name);
+    free(h);
+}
+
+static struct gw_htab *pending_index(struct gw_tracking *t, char kind)
+{
+    return kind == 'P' ? &t->pending_p : kind == 'B' ? &t->pending_b : NULL;
+}
+
 void gw_tracking_free(struct gw_tracking *t)
 {
-    named_clear(t, t->statements, &t->nstatements);
-    named_clear(t, t->portals, &t->nportals);
+    named_clear(t, &t->statements);
+    named_clear(t, &t->portals);
+    htab_free(&t->statements, named_drop, t);
+    htab_free(&t->portals, named_drop, t);
+    htab_free(&t->pending_p, pkey_drop, NULL);
+    htab_free(&t->pending_b, pkey_drop, NULL);
     while (t->head) {
         struct gw_pending *p = t->head;
         t->head = p->next;
@@ -86,24 +229,50 @@ void gw_tracking_free(struct gw_tracking *t)
     memset(t, 0, sizeof *t);
 }
 
-/* The latest pending entry of kind for name, or NULL. */
-static struct gw_pending *pending_latest(struct gw_tracking *t, char kind, const char *name)
+static struct gw_pkey *pkey_find(struct gw_tracking *t, char kind, const char *key)
 {
-    struct gw_pending *found = NULL;
-    for (struct gw_pending *p = t->head; p; p = p->next)
-        if (p->kind == kind && strcmp(p->name, name) == 0)
-            found = p;
-    return found;
+    struct gw_htab *idx = pending_index(t, kind);
+    return idx ? (struct gw_pkey *)htab_get(idx, key_hash(t, key), key) : NULL;
 }
 
+static bool pending_forgotten(const struct gw_tracking *t, const struct gw_pending *p)
+{
+    uint64_t all = p->kind == 'P' ? t->forgot_p : p->kind == 'B' ? t->forgot_b : 0;
+    return p->seq <= all || (p->key && p->seq <= p->key->forgot_upto);
+}
+
+/* Append p (name cut and full set); -1 when there are too many or out of
+ * memory (p is freed). */
 static int pending_push(struct gw_tracking *t, struct gw_pending *p)
 {
     if (t->npending >= GW_TRACKING_MAX_PENDING) {
         pending_free(p);
         return -1;
     }
+    struct gw_htab *idx = pending_index(t, p->kind);
+    if (idx) {
+        uint64_t hash = key_hash(t, p->name);
+        struct gw_pkey *k = (struct gw_pkey *)htab_get(idx, hash, p->name);
+        if (!k) {
+            if (!(k = calloc(1, sizeof *k)) || !(k->h.name = strdup(p->name))) {
+                free(k);
+                pending_free(p);
+                return -1;
+            }
+            k->h.hash = hash;
+            if (htab_add(idx, &k->h) < 0) {
+                pkey_drop(NULL, &k->h);
+                pending_free(p);
+                return -1;
+            }
+        }
+        k->latest = p;
+        k->refs++;
+        p->key = k;
+    }
+    p->seq = ++t->seq;
     p->segment = t->segment;
-    t->held += held_bytes(p->sql, p->bind, p->bind_len, p->types, p->ntypes);
+    t->held += held_bytes(p->name, p->sql, p->bind, p->bind_len, p->types, p->ntypes);
     if (t->tail)
         t->tail->next = p;
     else
@@ -113,22 +282,68 @@ static int pending_push(struct gw_tracking *t, struct gw_pending *p)
     return 0;
 }
 
+static void pending_unlink(struct gw_tracking *t, struct gw_pending *prev, struct gw_pending *p)
+{
+    if (prev)
+        prev->next = p->next;
+    else
+        t->head = p->next;
+    if (t->tail == p)
+        t->tail = prev;
+    t->npending--;
+    struct gw_pkey *k = p->key;
+    if (k && --k->refs == 0) {
+        htab_unlink(pending_index(t, p->kind), &k->h);
+        pkey_drop(NULL, &k->h);
+    } else if (k && k->latest == p) {
+        /* not the oldest of its name after all: find the latest the slow way */
+        k->latest = NULL;
+        for (struct gw_pending *q = t->head; q; q = q->next)
+            if (q->key == k)
+                k->latest = q;
+    }
+    /* what commit did not take */
+    t->held -= held_bytes(p->name, p->sql, p->bind, p->bind_len, p->types, p->ntypes);
+    pending_free(p);
+}
+
+/* A new pending entry of this kind and name (cut); NULL out of memory. */
+static struct gw_pending *pending_new(struct gw_tracking *t, char kind, const char *name)
+{
+    struct gw_pending *p = calloc(1, sizeof *p);
+    char key[GW_NAME_MAX + 1];
+    if (!p)
+        return NULL;
+    p->kind = kind;
+    p->full = name_key(t, name, key);
+    if (!(p->name = strdup(key))) {
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
 /* The latest definition of name: a pending entry of kind (usable only when
  * it belongs to the segment being written, since an earlier segment's may
  * still fail) or else the committed one. A portal bound in an earlier
  * segment is usable once that segment's ReadyForQuery has come (an implicit
  * transaction's end drops it). 1 found, 0 unknown, -1 wait. */
-static int lookup(struct gw_tracking *t, char kind, struct gw_named **table, const char *name,
+static int lookup(struct gw_tracking *t, char kind, struct gw_htab *table, const char *name,
                   struct gw_portal_info *out)
 {
-    struct gw_pending *p = pending_latest(t, kind, name);
-    struct gw_named *n = p ? NULL : *named_find(table, name);
+    char key[GW_NAME_MAX + 1];
+    uint64_t full = name_key(t, name, key);
+    struct gw_pkey *k = pkey_find(t, kind, key);
+    struct gw_pending *p = k ? k->latest : NULL;
+    struct gw_named *n = p ? NULL : named_find(t, table, key);
     if (p && p->segment != t->segment)
         return -1;
-    if (p && p->forgotten)
+    if (p && (pending_forgotten(t, p) || p->full != full))
         return 0;
     if (n && kind == 'B' && n->segment != t->segment && n->segment >= t->ended)
         return -1;
+    if (n && n->full != full)
+        return 0;
     if (!p && !n)
         return 0;
     out->sql = p ? p->sql : n->sql;
@@ -142,7 +357,7 @@ static int lookup(struct gw_tracking *t, char kind, struct gw_named **table, con
 int gw_tracking_portal(struct gw_tracking *t, const char *portal, struct gw_portal_info *out)
 {
     memset(out, 0, sizeof *out);
-    return lookup(t, 'B', t->portals, portal, out);
+    return lookup(t, 'B', &t->portals, portal, out);
 }
 
 static int copy_types(uint32_t **dst, int *ndst, const uint32_t *src, int n)
@@ -173,17 +388,15 @@ int gw_tracking_client(struct gw_tracking *t, char type, const uint8_t *body, si
         struct pgwire_parse_msg m;
         if (pgwire_parse_parse(body, len, &m) < 0)
             return -1;
-        if (!(p = calloc(1, sizeof *p)))
+        if (!(p = pending_new(t, 'P', m.statement)))
             return -1;
-        p->kind = 'P';
-        p->name = strdup(m.statement);
         p->sql = strdup(m.query);
         if (m.ntypes > 0 && (p->types = malloc((size_t)m.ntypes * sizeof *p->types))) {
             p->ntypes = m.ntypes;
             for (int i = 0; i < m.ntypes; i++)
                 p->types[i] = pgwire_get_u32(m.types + 4 * i);
         }
-        if (!p->name || !p->sql || (m.ntypes > 0 && !p->types)) {
+        if (!p->sql || (m.ntypes > 0 && !p->types)) {
             pending_free(p);
             return -1;
         }
@@ -194,28 +407,26 @@ int gw_tracking_client(struct gw_tracking *t, char type, const uint8_t *body, si
         if (pgwire_parse_bind(body, len, &b) < 0)
             return -1;
         struct gw_portal_info st = {0};
-        int found = lookup(t, 'P', t->statements, b.statement, &st);
+        int found = lookup(t, 'P', &t->statements, b.statement, &st);
         const char *sql = st.sql;
         if (found < 0) {
             pgwire_bind_free(&b);
             return 1;
         }
         /* A portal also keeps its statement's SQL and types. */
-        if (t->max_held && !gw_tracking_room(t, len + held_bytes(sql, NULL, 0, st.types, st.ntypes), t->max_held)) {
+        if (t->max_held &&
+            !gw_tracking_room(t, len + held_bytes(NULL, sql, NULL, 0, st.types, st.ntypes), t->max_held)) {
             pgwire_bind_free(&b);
             return GW_TRACKING_FULL;
         }
-        if (!(p = calloc(1, sizeof *p))) {
-            pgwire_bind_free(&b);
+        p = pending_new(t, 'B', b.portal);
+        pgwire_bind_free(&b);
+        if (!p)
             return -1;
-        }
-        p->kind = 'B';
-        p->name = strdup(b.portal);
         p->sql = sql ? strdup(sql) : NULL;
         p->bind = malloc(len ? len : 1);
         p->bind_len = len;
-        pgwire_bind_free(&b);
-        if (!p->name || (sql && !p->sql) || !p->bind || copy_types(&p->types, &p->ntypes, st.types, st.ntypes) < 0) {
+        if ((sql && !p->sql) || !p->bind || copy_types(&p->types, &p->ntypes, st.types, st.ntypes) < 0) {
             pending_free(p);
             return -1;
         }
@@ -229,26 +440,16 @@ int gw_tracking_client(struct gw_tracking *t, char type, const uint8_t *body, si
         if (pgwire_parse_named(body, len, true, &kind, &name) < 0)
             return -1;
         t->portal_closes += type == 'C' && kind == 'P' && name[0];
-        if (!(p = calloc(1, sizeof *p)))
+        if (!(p = pending_new(t, type, name)))
             return -1;
-        p->kind = type;
         p->sub = kind;
-        if (!(p->name = strdup(name))) {
-            pending_free(p);
-            return -1;
-        }
         return pending_push(t, p);
     }
     case 'S':
     case 'Q':
     case 'F':
-        if (!(p = calloc(1, sizeof *p)))
+        if (!(p = pending_new(t, type == 'S' ? 'S' : 'Q', "")))
             return -1;
-        p->kind = type == 'S' ? 'S' : 'Q';
-        if (!(p->name = strdup(""))) {
-            pending_free(p);
-            return -1;
-        }
         if (pending_push(t, p) < 0)
             return -1;
         t->segment++;
@@ -258,57 +459,40 @@ int gw_tracking_client(struct gw_tracking *t, char type, const uint8_t *body, si
     }
 }
 
-static void pending_unlink(struct gw_tracking *t, struct gw_pending *prev, struct gw_pending *p)
-{
-    if (prev)
-        prev->next = p->next;
-    else
-        t->head = p->next;
-    if (t->tail == p)
-        t->tail = prev;
-    t->npending--;
-    t->held -= held_bytes(p->sql, p->bind, p->bind_len, p->types, p->ntypes); /* what commit did not take */
-    pending_free(p);
-}
-
 static void commit(struct gw_tracking *t, struct gw_pending *p)
 {
-    struct gw_named **table = p->kind == 'P' ? t->statements : t->portals;
-    size_t *count = p->kind == 'P' ? &t->nstatements : &t->nportals;
-    named_remove(t, table, count, p->name);
-    if (p->forgotten || *count >= GW_TRACKING_MAX_NAMES)
+    struct gw_htab *table = p->kind == 'P' ? &t->statements : &t->portals;
+    named_remove(t, table, p->name);
+    if (pending_forgotten(t, p) || table->count >= GW_TRACKING_MAX_NAMES)
         return; /* unknown to us: a later Bind or Execute of it is refused */
     struct gw_named *n = calloc(1, sizeof *n);
     if (!n)
         return;
+    n->h.hash = key_hash(t, p->name);
+    n->h.name = p->name;
+    n->full = p->full;
     n->segment = p->segment;
-    n->name = p->name;
     n->sql = p->sql;
     n->bind = p->bind;
     n->bind_len = p->bind_len;
     n->types = p->types;
     n->ntypes = p->ntypes;
+    if (htab_add(table, &n->h) < 0) {
+        free(n);
+        return; /* p keeps them: pending_unlink frees them */
+    }
     p->name = NULL;
     p->sql = NULL;
     p->bind = NULL;
     p->types = NULL;
-    struct gw_named **slot = &table[name_hash(n->name)];
-    n->next = *slot;
-    *slot = n;
-    (*count)++;
 }
 
 int gw_tracking_injected_describe(struct gw_tracking *t)
 {
-    struct gw_pending *p = calloc(1, sizeof *p);
+    struct gw_pending *p = pending_new(t, 'd', "");
     if (!p)
         return -1;
-    p->kind = 'd';
     p->sub = 'P';
-    if (!(p->name = strdup(""))) {
-        pending_free(p);
-        return -1;
-    }
     return pending_push(t, p);
 }
 
@@ -329,19 +513,17 @@ int gw_tracking_upstream(struct gw_tracking *t, char type)
     char want = type == '1' ? 'P' : type == '2' ? 'B' : type == '3' ? 'C' : 0;
     struct gw_pending *prev = NULL, *p;
     if (want) {
+        /* Upstream answers in order: what came before this one was answered,
+         * and is gone from the list, so this walk is short. */
         for (p = t->head; p; prev = p, p = p->next)
             if (p->kind == want)
                 break;
         if (!p)
             return 0;
-        if (want == 'C') {
-            if (p->sub == 'S')
-                named_remove(t, t->statements, &t->nstatements, p->name);
-            else
-                named_remove(t, t->portals, &t->nportals, p->name);
-        } else {
+        if (want == 'C')
+            named_remove(t, p->sub == 'S' ? &t->statements : &t->portals, p->name);
+        else
             commit(t, p);
-        }
         pending_unlink(t, prev, p);
         return 0;
     }
@@ -354,8 +536,8 @@ int gw_tracking_upstream(struct gw_tracking *t, char type)
         }
         if (type == 'Z' && p) {
             if (p->kind == 'Q') { /* a simple query drops the unnamed statement and portal */
-                named_remove(t, t->statements, &t->nstatements, "");
-                named_remove(t, t->portals, &t->nportals, "");
+                named_remove(t, &t->statements, "");
+                named_remove(t, &t->portals, "");
             }
             t->ended = p->segment + 1;
             pending_unlink(t, NULL, p);
@@ -373,45 +555,50 @@ void gw_tracking_param_description(struct gw_tracking *t, const uint8_t *body, s
     for (p = t->head; p && p->kind != 'S' && p->kind != 'Q'; p = p->next)
         if (p->kind == 'D' || p->kind == 'd')
             break;
-    if (!p || p->kind != 'D' || p->sub != 'S' || p->forgotten)
+    if (!p || p->kind != 'D' || p->sub != 'S')
         return;
-    struct gw_named *n = *named_find(t->statements, p->name);
+    struct gw_named *n = named_find(t, &t->statements, p->name);
     struct pgwire_reader r;
     pgwire_reader_init(&r, body, len);
     int16_t count = pgwire_read_i16(&r);
     const uint8_t *oids = count > 0 ? pgwire_read_bytes(&r, (size_t)count * 4) : NULL;
-    if (!n || count <= 0 || !oids || !pgwire_reader_done(&r))
+    if (!n || n->full != p->full || count <= 0 || !oids || !pgwire_reader_done(&r))
         return;
     uint32_t *types = malloc((size_t)count * sizeof *types);
     if (!types)
         return; /* the types stay as the Parse gave them */
     for (int i = 0; i < count; i++)
         types[i] = pgwire_get_u32(oids + 4 * i);
-    t->held -= held_bytes(NULL, NULL, 0, n->types, n->ntypes);
+    t->held -= held_bytes(NULL, NULL, NULL, 0, n->types, n->ntypes);
     free(n->types);
     n->types = types;
     n->ntypes = count;
-    t->held += held_bytes(NULL, NULL, 0, n->types, n->ntypes);
+    t->held += held_bytes(NULL, NULL, NULL, 0, n->types, n->ntypes);
 }
 
 void gw_tracking_idle(struct gw_tracking *t)
 {
-    if (t->nportals) /* every idle ReadyForQuery: most have none to drop */
-        named_clear(t, t->portals, &t->nportals);
+    if (t->portals.count) /* every idle ReadyForQuery: most have none to drop */
+        named_clear(t, &t->portals);
 }
 
-/* Forget one kind of name: one of them (name) or every one (name NULL). */
+/* Forget one kind of name: one of them (name) or every one (name NULL).
+ * A name the SQL parser may have cut (at a character boundary, so shorter
+ * than the protocol's cut) forgets them all. */
 static void forget_kind(struct gw_tracking *t, char kind, const char *name)
 {
-    struct gw_named **table = kind == 'P' ? t->statements : t->portals;
-    size_t *count = kind == 'P' ? &t->nstatements : &t->nportals;
-    if (name)
-        named_remove(t, table, count, name);
-    else
-        named_clear(t, table, count);
-    for (struct gw_pending *p = t->head; p; p = p->next)
-        if (p->kind == kind && (!name || strcmp(p->name, name) == 0))
-            p->forgotten = true;
+    struct gw_htab *table = kind == 'P' ? &t->statements : &t->portals;
+    if (name && strnlen(name, GW_NAME_MAX) >= GW_NAME_MAX - 4)
+        name = NULL;
+    if (!name) {
+        named_clear(t, table);
+        *(kind == 'P' ? &t->forgot_p : &t->forgot_b) = t->seq;
+        return;
+    }
+    named_remove(t, table, name);
+    struct gw_pkey *k = pkey_find(t, kind, name);
+    if (k)
+        k->forgot_upto = t->seq;
 }
 
 void gw_tracking_forget(struct gw_tracking *t, const struct gateway_forget *f)

@@ -188,9 +188,9 @@ static void held_bytes_accounting(void **state)
 {
     (void)state;
     struct gw_tracking t = {0};
-    client_parse(&t, "s1", "select $1::text");            /* 15 bytes of SQL */
+    client_parse(&t, "s1", "select $1::text");            /* 15 bytes of SQL, 2 of name */
     size_t parse = t.held;
-    assert_int_equal(parse, 15);
+    assert_int_equal(parse, 17);
     assert_int_equal(client_bind(&t, "p1", "s1", "abcdef"), 0);
     size_t bind = t.held - parse;                          /* the statement's SQL + the Bind body */
     assert_true(bind > 15 + 6);
@@ -220,7 +220,7 @@ static void held_bytes_accounting(void **state)
     gw_tracking_upstream(&t, '1');
     gw_tracking_upstream(&t, '2');
     gw_tracking_upstream(&t, 'Z');
-    t.max_held = parse + bind + 2 * bb.len + 15;
+    t.max_held = parse + bind + 2 * bb.len + 2 + 15; /* the portal z2's name, then s1's SQL */
     bb.data[3] = 's';
     assert_int_equal(gw_tracking_client(&t, 'B', bb.data, bb.len), 0);
     buf_free(&bb);
@@ -235,12 +235,12 @@ static void held_bytes_accounting(void **state)
     gw_tracking_client(&t, 'S', NULL, 0);
     gw_tracking_upstream(&t, '1');
     gw_tracking_upstream(&t, 'Z');
-    assert_int_equal(t.held, 9);
+    assert_int_equal(t.held, 11);
     client_parse(&t, "s2", "select broken");
     gw_tracking_client(&t, 'S', NULL, 0);
     gw_tracking_upstream(&t, 'E');
     gw_tracking_upstream(&t, 'Z');
-    assert_int_equal(t.held, 9);
+    assert_int_equal(t.held, 11);
     struct gateway_forget all = {.statements = true};
     gw_tracking_forget(&t, &all);
     assert_int_equal(t.held, 0);
@@ -281,6 +281,88 @@ static void types_from_parameter_description(void **state)
     gw_tracking_free(&t);
 }
 
+/* Names are kept as PostgreSQL keys them: their first 63 bytes (what the
+ * budget counts too). A lookup by another long name with the same first
+ * bytes is unknown (on a server with a larger NAMEDATALEN it is another
+ * statement); the same long name is found. */
+static void long_names_cut(void **state)
+{
+    (void)state;
+    struct gw_tracking t = {0};
+    char a[200], b[200], cut[64];
+    memset(a, 'n', sizeof a - 1);
+    a[sizeof a - 1] = '\0';
+    memcpy(b, a, sizeof b);
+    b[100] = 'm';
+    memcpy(cut, a, 63);
+    cut[63] = '\0';
+    client_parse(&t, a, "select 1");
+    assert_int_equal(t.held, 63 + 8);
+    gw_tracking_client(&t, 'S', NULL, 0);
+    gw_tracking_upstream(&t, '1');
+    gw_tracking_upstream(&t, 'Z');
+    assert_int_equal(client_bind(&t, "p1", a, "x"), 0);
+    assert_int_equal(client_bind(&t, "p2", b, "x"), 0);
+    assert_int_equal(client_bind(&t, "p3", cut, "x"), 0);
+    int rc;
+    assert_string_equal(portal_sql(&t, "p1", &rc), "select 1");
+    assert_null(portal_sql(&t, "p2", &rc)); /* the statement is unknown: no SQL */
+    assert_int_equal(rc, 1);
+    assert_null(portal_sql(&t, "p3", &rc));
+    /* a portal's long name is cut the same way */
+    assert_int_equal(client_bind(&t, a, a, "x"), 0);
+    assert_string_equal(portal_sql(&t, a, &rc), "select 1");
+    assert_int_equal(rc, 1);
+    assert_null(portal_sql(&t, b, &rc));
+    assert_int_equal(rc, 0);
+    gw_tracking_free(&t);
+}
+
+/* Many pending Binds of one statement, and many statements: each lookup
+ * finds the latest definition (the index, not a walk), and a forget marks
+ * what is pending without a walk. */
+static void many_pending(void **state)
+{
+    (void)state;
+    struct gw_tracking t = {0};
+    int rc;
+    char name[32], sql[64];
+    for (int i = 0; i < 5000; i++) {
+        snprintf(name, sizeof name, "s%d", i);
+        snprintf(sql, sizeof sql, "select %d", i);
+        client_parse(&t, name, sql);
+    }
+    for (int i = 0; i < 5000; i++) {
+        snprintf(name, sizeof name, "s%d", i);
+        assert_int_equal(client_bind(&t, "", name, "x"), 0);
+        snprintf(sql, sizeof sql, "select %d", i);
+        assert_string_equal(portal_sql(&t, "", &rc), sql);
+    }
+    assert_int_equal(t.npending, 10000);
+    struct gateway_forget one = {.statement = "s7"};
+    gw_tracking_forget(&t, &one);
+    client_parse(&t, "s7", "select 'again'");   /* after the forget: known */
+    gw_tracking_client(&t, 'S', NULL, 0);
+    for (int i = 0; i < 5001; i++)
+        gw_tracking_upstream(&t, '1');
+    for (int i = 0; i < 5000; i++)
+        gw_tracking_upstream(&t, '2');
+    gw_tracking_upstream(&t, 'Z');
+    assert_int_equal(t.npending, 0);
+    assert_int_equal(client_bind(&t, "q", "s6", "x"), 0);
+    assert_string_equal(portal_sql(&t, "q", &rc), "select 6");
+    assert_int_equal(client_bind(&t, "q", "s7", "x"), 0);
+    assert_string_equal(portal_sql(&t, "q", &rc), "select 'again'");
+    assert_int_equal(client_bind(&t, "q", "s4999", "x"), 0);
+    assert_string_equal(portal_sql(&t, "q", &rc), "select 4999");
+    struct gateway_forget all = {.statements = true, .portals = true};
+    client_parse(&t, "s1", "select 'pending'");
+    gw_tracking_forget(&t, &all);
+    assert_int_equal(client_bind(&t, "q", "s1", "x"), 0);
+    assert_null(portal_sql(&t, "q", &rc)); /* forgotten while pending */
+    gw_tracking_free(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -290,6 +372,8 @@ int main(void)
         cmocka_unit_test(forgotten_names_and_idle_portals),
         cmocka_unit_test(held_bytes_accounting),
         cmocka_unit_test(types_from_parameter_description),
+        cmocka_unit_test(long_names_cut),
+        cmocka_unit_test(many_pending),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
