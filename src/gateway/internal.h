@@ -52,6 +52,12 @@ void gw_conn_free(struct gw_conn *c);
 /* listener.c: a client connected to one of the gateway's listeners (arg:
  * the gateway); it becomes a session unless the gateway is shutting down. */
 void gw_on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *addr, int alen, void *arg);
+/* listener.c: accept() failed (out of descriptors, say): accepts pause a
+ * moment instead of failing again at once. */
+void gw_on_accept_error(struct evconnlistener *l, void *arg);
+/* listener.c: a session ended (a descriptor came back): paused accepts
+ * resume now. On the listeners' loop only. */
+void gw_accepts_maybe_resume(struct gateway *gw);
 /* unixsock.c: stop listening on the Unix socket and remove it. */
 void gw_unix_close(struct gateway *gw);
 
@@ -90,6 +96,10 @@ struct gateway {
     struct evconnlistener *listener;
     struct evconnlistener *unix_listener; /* gateway_listen_unix, or NULL */
     char socket_path[108];                /* its path, "" without one */
+    struct event *accept_retry;           /* resumes accepts paused by an accept() error */
+    bool accepts_paused;
+    uint64_t accept_errors;               /* since the last message about them */
+    int64_t accept_logged_us;
     struct gateway_config cfg;
     char *upstream_password;
     struct pgwire_scram_salted scram_salted; /* (lock) the last SCRAM login's, reused by the next */

@@ -44,6 +44,68 @@ void gw_on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr 
     event_active(w->wake, EV_READ, 1);
 }
 
+/* accept() failed for a reason other than a retriable one: out of file
+ * descriptors (EMFILE, ENFILE), of memory or buffers. The listening socket
+ * stays readable, so libevent would call accept() again at once, forever:
+ * accepts pause instead, and resume after GW_ACCEPT_PAUSE_MS (or when a
+ * session ends and gives a descriptor back). The cause is logged once per
+ * GW_ACCEPT_LOG_S while it lasts. */
+#define GW_ACCEPT_PAUSE_MS 100
+#define GW_ACCEPT_LOG_S 10
+
+static void accepts_set(struct gateway *gw, bool on)
+{
+    struct evconnlistener *ls[] = {gw->listener, gw->unix_listener};
+    for (size_t i = 0; i < sizeof ls / sizeof ls[0]; i++)
+        if (ls[i])
+            (on ? evconnlistener_enable : evconnlistener_disable)(ls[i]);
+}
+
+static void accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct gateway *gw = arg;
+    if (!gw->accepts_paused)
+        return;
+    gw->accepts_paused = false;
+    accepts_set(gw, true);
+}
+
+void gw_on_accept_error(struct evconnlistener *l, void *arg)
+{
+    (void)l;
+    struct gateway *gw = arg;
+    int err = EVUTIL_SOCKET_ERROR();
+    int64_t now = util_monotonic_us();
+    if (!gw->accept_logged_us || now - gw->accept_logged_us >= (int64_t)GW_ACCEPT_LOG_S * 1000000) {
+        if (gw->accept_errors)
+            log_warn("gateway", "cannot accept a connection: %s; accepts pause for %d ms each time (%llu more "
+                     "time%s since the last message)", evutil_socket_error_to_string(err), GW_ACCEPT_PAUSE_MS,
+                     (unsigned long long)gw->accept_errors, gw->accept_errors == 1 ? "" : "s");
+        else
+            log_warn("gateway", "cannot accept a connection: %s; accepts pause for %d ms each time (said again "
+                     "at most every %d s while it lasts)", evutil_socket_error_to_string(err), GW_ACCEPT_PAUSE_MS,
+                     GW_ACCEPT_LOG_S);
+        gw->accept_logged_us = now;
+        gw->accept_errors = 0;
+    } else {
+        gw->accept_errors++;
+    }
+    if (gw->accepts_paused || !gw->accept_retry)
+        return;
+    gw->accepts_paused = true;
+    accepts_set(gw, false);
+    struct timeval tv = {0, GW_ACCEPT_PAUSE_MS * 1000};
+    evtimer_add(gw->accept_retry, &tv);
+}
+
+void gw_accepts_maybe_resume(struct gateway *gw)
+{
+    if (gw->accepts_paused && gw->accept_retry)
+        event_active(gw->accept_retry, EV_TIMEOUT, 1);
+}
+
 /* Shut down (gracefully) the sessions of the calling worker's loop. */
 static void worker_shutdown_sessions(struct gw_worker *w)
 {
@@ -251,6 +313,11 @@ struct gateway *gateway_new(struct event_base *base, const struct gateway_config
                  evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
         goto fail;
     }
+    if (!(gw->accept_retry = evtimer_new(base, accept_resume, gw))) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    evconnlistener_set_error_cb(gw->listener, gw_on_accept_error);
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
     getsockname(evconnlistener_get_fd(gw->listener), (struct sockaddr *)&ss, &sl);
@@ -310,6 +377,9 @@ void gateway_shutdown(struct gateway *gw)
         gw->listener = NULL;
     }
     gw_unix_close(gw);
+    if (gw->accept_retry)
+        evtimer_del(gw->accept_retry);
+    gw->accepts_paused = false;
     for (int i = 1; i < gw->nworkers; i++)
         if (gw->workers[i].started)
             event_active(gw->workers[i].wake, EV_READ, 1);
@@ -323,6 +393,10 @@ void gateway_free(struct gateway *gw)
     if (gw->listener)
         evconnlistener_free(gw->listener);
     gw_unix_close(gw);
+    if (gw->accept_retry)
+        event_free(gw->accept_retry);
+    gw->accept_retry = NULL;
+    gw->accepts_paused = false;
     if (gw->workers) {
         workers_stop(gw);
         while (gw->workers[0].sessions)

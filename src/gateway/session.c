@@ -157,7 +157,10 @@ void gw_session_free(struct gw_session *s)
     free(s->inflight.items);
     buf_free(&s->redacted);
     free(s->filter.mask);
+    bool listeners_loop = s->worker == &gw->workers[0];
     free(s);
+    if (listeners_loop) /* its descriptors came back: accepts paused for want of one may go on */
+        gw_accepts_maybe_resume(gw);
 }
 
 /* Stop relaying; free once the client has its last bytes (or after a while). */

@@ -83,6 +83,9 @@ int gateway_listen_unix(struct gateway *gw, const char *dir, char *err, size_t e
         snprintf(err, errlen, "cannot listen on %s: %s", sun.sun_path, strerror(errno));
         return -1;
     }
+    evconnlistener_set_error_cb(gw->unix_listener, gw_on_accept_error);
+    if (gw->accepts_paused)
+        evconnlistener_disable(gw->unix_listener);
     snprintf(gw->socket_path, sizeof gw->socket_path, "%s", sun.sun_path);
     if (chmod(gw->socket_path, 0600) < 0) {
         snprintf(err, errlen, "chmod %s: %s", gw->socket_path, strerror(errno));
