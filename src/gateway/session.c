@@ -478,6 +478,7 @@ void gw_session_upstream_ready(struct gw_session *s)
     evtimer_del(s->timer);
     gw_conn_setcb(s->upstream, upstream_read, relay_wrote, upstream_event, s);
     gw_conn_read_on(s->upstream);
+    gw_conn_read_on(s->client); /* it stopped at the buffer limit while upstream was being set up */
     s->started = true;
     if (h->session_start)
         h->session_start(h->user, &s->info);
@@ -1713,6 +1714,8 @@ static void u2c_relay(struct gw_session *s)
             s->waiting_barrier = false;
             s->flush_sent = false;
             wake_client_side = true;
+            if (!s->held && !s->c2u_paused) /* reading stopped at the limit while it waited */
+                gw_conn_read_on(s->client);
         }
         if (s->phase != GW_RELAY)
             return;
@@ -1770,6 +1773,17 @@ static void session_resume_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---- connection callbacks ---------------------------------------------- */
 
+/* While nothing takes the client's input (connecting upstream, a held
+ * statement, a barrier waiting for upstream's answers), reading goes on up
+ * to the buffer limit only (to see the client go away); it resumes when the
+ * relay starts, the hold is resolved, or the barrier clears. */
+static void bound_client_input(struct gw_session *s)
+{
+    bool idle = s->phase == GW_RELAY ? s->held || s->waiting_barrier : s->phase > GW_CLIENT_AUTH;
+    if (idle && evbuffer_get_length(gw_conn_input(s->client)) >= buffer_limit(s))
+        gw_conn_read_off(s->client);
+}
+
 static void client_read(struct gw_conn *c, void *arg)
 {
     (void)c;
@@ -1778,13 +1792,12 @@ static void client_read(struct gw_conn *c, void *arg)
         client_startup_read(s);
     else if (s->phase == GW_CLIENT_AUTH)
         client_auth_read(s);
-    else if (s->phase == GW_RELAY && s->held) {
-        if (evbuffer_get_length(gw_conn_input(s->client)) >= buffer_limit(s))
-            gw_conn_read_off(s->client);
-    } else if (s->phase == GW_RELAY)
+    else if (s->phase == GW_RELAY && !s->held)
         c2u_process(s);
-    else if (s->phase == GW_CLOSING)
+    if (s->phase == GW_CLOSING)
         evbuffer_drain(gw_conn_input(s->client), evbuffer_get_length(gw_conn_input(s->client)));
+    else
+        bound_client_input(s);
 }
 
 /* Bytes went to the client: a paused relay may go on, and a closing
