@@ -420,17 +420,29 @@ int gw_tracking_client(struct gw_tracking *t, char type, const uint8_t *body, si
             return GW_TRACKING_FULL;
         }
         p = pending_new(t, 'B', b.portal);
+        /* The copy keeps the names as upstream does (cut), not a client's
+         * megabyte of name: the portal's, then the statement's. */
+        size_t portal_len = strlen(b.portal), stmt_len = strlen(b.statement);
+        size_t portal_cut = strnlen(b.portal, GW_NAME_MAX), stmt_cut = strnlen(b.statement, GW_NAME_MAX);
+        size_t rest = portal_len + 1 + stmt_len + 1;
         pgwire_bind_free(&b);
         if (!p)
             return -1;
         p->sql = sql ? strdup(sql) : NULL;
-        p->bind = malloc(len ? len : 1);
-        p->bind_len = len;
+        p->bind_len = portal_cut + 1 + stmt_cut + 1 + (len - rest);
+        p->bind = malloc(p->bind_len);
         if ((sql && !p->sql) || !p->bind || copy_types(&p->types, &p->ntypes, st.types, st.ntypes) < 0) {
             pending_free(p);
             return -1;
         }
-        memcpy(p->bind, body, len);
+        uint8_t *w = p->bind;
+        memcpy(w, body, portal_cut);
+        w[portal_cut] = 0;
+        w += portal_cut + 1;
+        memcpy(w, body + portal_len + 1, stmt_cut);
+        w[stmt_cut] = 0;
+        w += stmt_cut + 1;
+        memcpy(w, body + rest, len - rest);
         return pending_push(t, p);
     }
     case 'C':   /* Close and Describe: a kind byte and a name */

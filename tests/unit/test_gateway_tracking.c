@@ -315,6 +315,17 @@ static void long_names_cut(void **state)
     assert_int_equal(rc, 1);
     assert_null(portal_sql(&t, b, &rc));
     assert_int_equal(rc, 0);
+    /* the Bind kept has the names cut too, and still parses */
+    struct gw_portal_info pi;
+    assert_int_equal(gw_tracking_portal(&t, a, &pi), 1);
+    assert_int_equal(pi.bind_len, 64 + 64 + 2 + 2 + 4 + 1 + 2);
+    struct pgwire_bind pb;
+    assert_int_equal(pgwire_parse_bind(pi.bind, pi.bind_len, &pb), 0);
+    assert_string_equal(pb.portal, cut);
+    assert_string_equal(pb.statement, cut);
+    assert_int_equal(pb.nparams, 1);
+    assert_memory_equal(pb.values[0], "x", 1);
+    pgwire_bind_free(&pb);
     gw_tracking_free(&t);
 }
 
