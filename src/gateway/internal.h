@@ -162,6 +162,7 @@ struct gw_pkey {
     uint64_t forgot_upto;     /* entries with seq <= this are forgotten: a statement since may
                                  have redefined or dropped the name behind the protocol's back,
                                  so they commit as unknown */
+    char name[];              /* h.name points here */
 };
 
 struct gw_named {             /* a committed statement or portal */

@@ -204,8 +204,7 @@ static void pending_free(struct gw_pending *p)
 static void pkey_drop(void *ctx, struct gw_hnode *h)
 {
     (void)ctx;
-    free(h->name);
-    free(h);
+    free(h); /* the name is part of it */
 }
 
 static struct gw_htab *pending_index(struct gw_tracking *t, char kind)
@@ -254,11 +253,13 @@ static int pending_push(struct gw_tracking *t, struct gw_pending *p)
         uint64_t hash = key_hash(t, p->name);
         struct gw_pkey *k = (struct gw_pkey *)htab_get(idx, hash, p->name);
         if (!k) {
-            if (!(k = calloc(1, sizeof *k)) || !(k->h.name = strdup(p->name))) {
-                free(k);
+            size_t n = strlen(p->name) + 1;
+            if (!(k = calloc(1, sizeof *k + n))) {
                 pending_free(p);
                 return -1;
             }
+            memcpy(k->name, p->name, n);
+            k->h.name = k->name;
             k->h.hash = hash;
             if (htab_add(idx, &k->h) < 0) {
                 pkey_drop(NULL, &k->h);
