@@ -88,8 +88,10 @@ def pipeline(port, nsess, nbinds):
         c.until_ready()
         c.s.sendall(Q("select pg_sleep(600) /* limits-sleep */"))
         conns.append(c)
-    blob = B("", "s") * nbinds
-    senders = [threading.Thread(target=c.s.sendall, args=(blob,)) for c in conns]
+    # Half of them send Bind and Execute pairs (each Execute looks its
+    # portal up for the statement hook), the others Binds alone.
+    blobs = [B("", "s") * nbinds, (B("", "s") + E()) * min(nbinds, 60000)]
+    senders = [threading.Thread(target=c.s.sendall, args=(blobs[i % 2],)) for i, c in enumerate(conns)]
     [t.start() for t in senders]
     [t.join() for t in senders]
     probe(port)
@@ -198,7 +200,8 @@ terminate_sleepers() {
 }
 
 if want pipeline; then
-  # 1. Ten sessions of 99000 Binds each (under the 100000 pending entries a
+  # 1. Ten sessions of 99000 Binds, or 60000 Bind and Execute pairs, each
+  #    (under the 100000 pending entries and 65536 answers in flight a
   #    session may have): the old tracking's walks made this about a minute
   #    of CPU on the loop; the probe's session shares that loop.
   gateway_start gw_audit --audit-log "$T/audit.jsonl" --threads 1
