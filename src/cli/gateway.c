@@ -615,7 +615,8 @@ static const struct cli_option gateway_options[] = {
     {"max-message-size", 0, "BYTES", "largest protocol message accepted (default 1 GiB)",
      CLI_COMPLETE_NONE, NULL},
     {"max-held-bytes", 0, "BYTES",
-     "with --policy or --audit-log: SQL and parameters a session's statements and portals may hold (default 256 MiB)",
+     "with --policy or --audit-log: SQL, parameters and names a session's statements and portals may hold "
+     "(default 256 MiB, or --max-message-size when larger)",
      CLI_COMPLETE_NONE, NULL},
     {"client-password-file", 0, "FILE",
      "make a password for this run, write it to FILE ('-': stdout) and require it from clients",
