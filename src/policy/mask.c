@@ -901,7 +901,11 @@ static void float_digits(double d, struct buf *r)
 }
 
 /* numeric's binary form (ndigits, weight, sign, dscale, base-10000 digits)
- * as its text; nothing when malformed. */
+ * as its text, with at most NUMERIC_PAD_GROUPS groups of zeros the weight
+ * implies before or after the stored digits (a match is at most 19 digits
+ * long; 1e32000 is ten bytes that would print 32,000 digits); nothing when
+ * malformed. */
+#define NUMERIC_PAD_GROUPS 5
 static void numeric_text(const uint8_t *v, size_t len, struct buf *r)
 {
     if (len < 8)
@@ -915,13 +919,13 @@ static void numeric_text(const uint8_t *v, size_t len, struct buf *r)
         buf_append(r, "-", 1);
     if (weight < 0)
         buf_append(r, "0", 1);
-    for (int g = 0; g <= weight && g < 8192; g++) {
+    for (int g = 0; g <= weight && g <= (int)nd + NUMERIC_PAD_GROUPS; g++) {
         unsigned d = (size_t)g < nd ? (unsigned)get_be(v + 8 + 2 * (size_t)g, 2) : 0;
         buf_printf(r, g == 0 ? "%u" : "%04u", d);
     }
     if ((int)nd > weight + 1) {
         buf_append(r, ".", 1);
-        for (int g = weight + 1; g < (int)nd; g++) {
+        for (int g = weight + 1 < -NUMERIC_PAD_GROUPS ? -NUMERIC_PAD_GROUPS : weight + 1; g < (int)nd; g++) {
             if (g < 0)
                 buf_append_str(r, "0000");
             else

@@ -71,6 +71,20 @@ grep -q "^ParameterStatus application_name|'\*\*\*\* \*\*\*\* \*\*\*\* 1111/" <<
 [[ $(grep -c '^notification|' <<<"$out") == 2 ]] || fail "both notifications come (masked): $out"
 grep -q "^asyncpg|not installed" <<<"$out" || grep -q "^asyncpg select row" <<<"$out" || fail "asyncpg did not run: $out"
 
+# A binary numeric is read as at most a few zero groups past its digits: a
+# numeric[] of 10-byte values of 32,000 digits each made the detectors read
+# hundreds of MB (the gateway grew past 300 MiB for a 140 KB row).
+$PY - "$GW_PORT" <<'PY' || fail "the binary numeric[] query failed"
+import sys, psycopg
+with psycopg.connect(host="127.0.0.1", port=int(sys.argv[1]), user="app_rw", dbname="app", password="",
+                     sslmode="disable") as c:
+    cur = c.cursor(binary=True)
+    cur.execute("select array_fill(1e32000::numeric, array[10000]) as a")
+    assert len(cur.fetchone()[0]) == 10000
+PY
+hwm=$(awk '/^VmHWM/ {print $2}' "/proc/$gw_PID/status")
+(( hwm < 150000 )) || fail "the gateway peaked at $hwm kB reading a binary numeric[] of 140 KB"
+
 # The same in psql's text results (float8 and bytea were skipped).
 out=$(gw -c "select replace(card_number, ' ', '')::float8, card_number::bytea, replace(card_number, ' ', '')::numeric from customers")
 no_pii "$out" "float8, bytea and numeric in text"
