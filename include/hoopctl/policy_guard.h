@@ -31,6 +31,8 @@ struct policy_guard {
     bool catalog_failed;               /* could not be opened: every table column is masked */
     bool ddl_seen;                     /* DDL was forwarded, maybe not committed yet */
     bool ddl_pending;                  /* ...and statements after it: masked with no catalog */
+    bool relations_added;              /* DDL that only adds relations was forwarded: the catalog
+                                        * is read again when the transaction ends */
     struct policy_decision decision;   /* of the last statement judged */
     struct policy_analysis analysis;   /* of the last statement judged, when have_analysis */
     bool have_analysis;

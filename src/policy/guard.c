@@ -268,11 +268,33 @@ void policy_guard_forget_names(const struct policy_guard *g, struct gateway_forg
 }
 
 
-/* DDL, or code that may run DDL the parser cannot see (DO, CALL, a
+/* DDL that only adds a table, index or sequence of its own (CREATE TABLE,
+ * with AS too, CREATE INDEX, CREATE SEQUENCE): it leaves every committed
+ * relation as the catalog's connection sees it, and what it adds has an OID
+ * that connection does not know yet, whose columns are masked (fail closed)
+ * until the transaction commits. */
+static bool only_adds_relations(const struct policy_stmt *st)
+{
+    static const char *const adds[] = {"CREATE_TABLE", "CREATE_INDEX", "CREATE_SEQUENCE", NULL};
+    if (st->nkinds == 0 || (st->facts & (POLICY_FACT_RUNS_CODE | POLICY_FACT_DYNAMIC_SQL)))
+        return false;
+    for (size_t i = 0; i < st->nkinds; i++) {
+        bool found = false;
+        for (size_t k = 0; adds[k] && !found; k++)
+            found = strcmp(st->kinds[i], adds[k]) == 0;
+        if (!found)
+            return false;
+    }
+    return true;
+}
+
+/* DDL that may change what the catalog's connection sees of committed
+ * relations, or code that may run DDL the parser cannot see (DO, CALL, a
  * function body, EXECUTE of a string). */
 static bool may_run_ddl(const struct policy_stmt *st)
 {
-    return strcmp(st->category, "ddl") == 0 || (st->facts & (POLICY_FACT_RUNS_CODE | POLICY_FACT_DYNAMIC_SQL));
+    return (strcmp(st->category, "ddl") == 0 && !only_adds_relations(st)) ||
+           (st->facts & (POLICY_FACT_RUNS_CODE | POLICY_FACT_DYNAMIC_SQL));
 }
 
 int policy_guard_admit(struct policy_guard *g, const char *const *groups, uint64_t id)
@@ -282,6 +304,9 @@ int policy_guard_admit(struct policy_guard *g, const char *const *groups, uint64
      * own answers (its notices) keep the catalog. */
     if (g->ddl_seen)
         g->ddl_pending = true;
+    for (size_t i = 0; g->have_analysis && i < g->analysis.nstmts; i++)
+        g->relations_added = g->relations_added || (strcmp(g->analysis.stmts[i].category, "ddl") == 0 &&
+                                                    only_adds_relations(&g->analysis.stmts[i]));
     for (size_t i = 0; g->have_analysis && i < g->analysis.nstmts; i++)
         if (may_run_ddl(&g->analysis.stmts[i])) {
             g->ddl_seen = true;
@@ -451,10 +476,10 @@ void policy_guard_idle(struct policy_guard *g, char txn_status)
         policy_session_end_transaction(g->tracker, g->txn_failed);
         g->txn_failed = false;
     }
-    if (g->ddl_seen && txn_status == 'I') { /* committed or rolled back: the catalog sees it now */
+    if ((g->ddl_seen || g->relations_added) && txn_status == 'I') { /* committed or rolled back: the catalog sees it now */
         catalog_forget(g);
         policy_catalog_changed(); /* and the other sessions' catalogs too */
-        g->ddl_seen = g->ddl_pending = false;
+        g->ddl_seen = g->ddl_pending = g->relations_added = false;
     }
 }
 

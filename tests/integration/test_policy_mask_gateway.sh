@@ -200,6 +200,26 @@ assert_contains "$out" "before|Alice"
 assert_contains "$out" "rolled-back|Alice" "after the rollback, the view reads users.name again"
 assert_eq 4 "$(grep -c '^\*\*\*\*|' <<<"$out")" "the rows of the view on email and on card, masked: $out"
 
+# DDL that only adds a table or an index (a temporary table in a
+# transaction, as psycopg opens one by default) leaves the tables the catalog
+# knows read as always: their masked columns masked, the others and values
+# computed from nothing in clear. The new table's columns are masked until
+# the transaction commits (the catalog's connection cannot see it), then read
+# as any table's. Other DDL (a view) still masks everything until then.
+out=$(q -c "begin" -c "create temp table tt (a int, b text)" -c "create index on tt (a)" \
+  -c "insert into tt values (1, 'one')" -c "select name, email from users where id = 1" -c "select 'computed', 42" \
+  -c "select 'new', a, b from tt" -c "update tt set a = a + 1 where a = 1" -c "commit" -c "select 'after', a, b from tt") ||
+  fail "a temporary table in a transaction: $out"
+assert_no_pii "$out" "a temporary table in a transaction"
+assert_contains "$out" "Alice|$E1" "a known table after CREATE TEMP TABLE in the transaction"
+assert_contains "$out" "computed|42"
+assert_contains "$out" "new|0|****" "the new table's columns, masked until the commit"
+assert_contains "$out" "UPDATE 1"
+assert_contains "$out" "after|2|one" "the new table after the commit"
+out=$(q -c "begin" -c "create view v_in_txn as select id, name from users" -c "select 'in-txn', name from users where id = 1" \
+  -c "rollback") || fail "a view in a transaction: $out"
+assert_contains "$out" "****|****" "after other DDL in the transaction, every column stays masked"
+
 # Binary results: asyncpg (binary for every type it knows) and psycopg 3 with
 # binary=True; prepared statements, server-side and named cursors, COPY.
 out=$($PY "$CLIENTS" "$GW_PORT" asyncpg "select id, email, phone, card, ssn from users order by id" \
