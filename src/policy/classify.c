@@ -777,7 +777,17 @@ static int judge_setting(struct walker *w, const char *name, const char *value, 
      * statements hidden in what looked like a literal. So does a client
      * encoding whose characters can swallow a quote (SET NAMES too), or one
      * that cannot be known here. */
-    if (name && (strcasecmp(name, "standard_conforming_strings") == 0 || strcasecmp(name, "backslash_quote") == 0))
+    /* Setting them to the defaults the parser assumes is harmless (every
+     * pg_dump file starts with SET standard_conforming_strings = on); RESET
+     * may restore a role's or database's other default. */
+    if (name && strcasecmp(name, "standard_conforming_strings") == 0 &&
+        !(!reset && value_known && value &&
+          (!strcasecmp(value, "on") || !strcasecmp(value, "true") || !strcasecmp(value, "yes") || !strcmp(value, "1"))))
+        return set_kind(w, "SET_PARSER_OPTION");
+    if (name && strcasecmp(name, "backslash_quote") == 0 &&
+        !(!reset && value_known && value && (!strcasecmp(value, "safe_encoding") || !strcasecmp(value, "off") ||
+                                             !strcasecmp(value, "false") || !strcasecmp(value, "no") ||
+                                             !strcmp(value, "0"))))
         return set_kind(w, "SET_PARSER_OPTION");
     if (name && strcasecmp(name, "client_encoding") == 0 &&
         (!value_known || (value && pgwire_encoding_hides_ascii(value))))
