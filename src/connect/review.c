@@ -270,9 +270,18 @@ int cn_review_start(struct connect *c, struct cn_session *s, const char *sql, js
         snprintf(wait, sizeof wait, "%dm", wait_s / 60);
     else
         snprintf(wait, sizeof wait, "%ds", wait_s);
-    snprintf(ref->hold_notice, sizeof ref->hold_notice,
-             "hoopctl: statement held for review %s (reviewers: %s); waiting up to %s", h->review_id,
-             d->reviewers[0] ? d->reviewers : "any reviewer", wait);
+    /* ... and why: a DBA may not know that EXPLAIN ANALYZE runs its UPDATE */
+    int shown = snprintf(ref->hold_notice, sizeof ref->hold_notice,
+             "hoopctl: statement held for review %s (reviewers: %s); waiting up to %s; rule %s%s%.300s", h->review_id,
+             d->reviewers[0] ? d->reviewers : "any reviewer", wait, d->rule_name[0] ? d->rule_name : "default",
+             d->message[0] ? ": " : "", d->message);
+    if (shown >= (int)sizeof ref->hold_notice) { /* cut: drop a last character that may be partial */
+        size_t i = strlen(ref->hold_notice);
+        while (i > 0 && ((unsigned char)ref->hold_notice[i - 1] & 0xC0) == 0x80)
+            i--;
+        if (i > 0 && ((unsigned char)ref->hold_notice[i - 1] & 0xC0) == 0xC0)
+            ref->hold_notice[i - 1] = 0;
+    }
     if (pthread_create(&h->thread, NULL, review_thread, h) != 0) {
         snprintf(err, errlen, "cannot start a thread to wait for review %s", h->review_id);
         hold_free(h);

@@ -1192,6 +1192,12 @@ static const char *sqlstate_name(const char *state)
         {"23502", "not_null_violation"},    {"23514", "check_violation"},
         {"42501", "insufficient_privilege"}, {"42601", "syntax_error"},
         {"21000", "cardinality_violation"}, {"P0001", "raise_exception"},
+        {"42P07", "duplicate_table"},       {"42P06", "duplicate_schema"},
+        {"42710", "duplicate_object"},      {"42701", "duplicate_column"},
+        {"42723", "duplicate_function"},    {"3F000", "invalid_schema_name"},
+        {"42704", "undefined_object"},      {"40001", "serialization_failure"},
+        {"40P01", "deadlock_detected"},     {"55P03", "lock_not_available"},
+        {"57014", "query_canceled"},        {"25P02", "in_failed_sql_transaction"},
     };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (strcmp(state, names[i][0]) == 0)

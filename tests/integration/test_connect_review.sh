@@ -116,7 +116,7 @@ log "an UPDATE without WHERE is held until bob approves it"
 say "update accounts set balance = 0;"
 wait_for "the hold notice" 30 grep -q 'hoopctl: statement held for review' "$ALOG"
 notice=$(grep 'hoopctl: statement held for review' "$ALOG")
-assert_contains "$notice" "(reviewers: dba); waiting up to 10m"
+assert_contains "$notice" "(reviewers: dba); waiting up to 10m; rule review-no-where: "
 rid1=$(sed -n 's/.*held for review \([A-Za-z0-9_-]*\) .*/\1/p' <<<"$notice")
 [[ -n $rid1 ]] || fail "no review id in [$notice]"
 assert_eq 60 "$(psql -qAtX -d app -c 'select sum(balance) from accounts')" "the held UPDATE ran early"
