@@ -1290,7 +1290,9 @@ static bool mark_foreign_hoopctl(struct gw_session *s, char type, const uint8_t 
         free(masked);
     }
     rc |= buf_append(e, "", 1);
-    if (failed || (rc != 0 && changed)) {
+    /* out of memory with a text mask: later fields were not read, so the
+     * message as it came may hold what it would mask (fail closed) */
+    if (failed || (rc != 0 && (changed || h->text_mask))) {
         e->len = 0;
         protocol_error(s, "gateway", failed ? "cannot mask a database message's text" :
                                               "out of memory while masking a database message's text");
