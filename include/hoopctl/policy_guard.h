@@ -46,12 +46,23 @@ struct policy_guard {
     uint64_t portal_closes;            /* the gateway's count when the guard last looked */
     struct policy_mask_plan plan, copy_plan;
     bool have_plan, have_copy_plan;
+    bool dump_client;                  /* the client is pg_dump or pg_dumpall (policy_guard_set_client) */
 };
 
 /* 0, or -1 when memory runs out (the guard is then empty and may be freed). */
 int policy_guard_init(struct policy_guard *g, struct policy *p, const char *catalog_conninfo,
                       const char *log_module, const char *label);
 void policy_guard_free(struct policy_guard *g);
+
+/* Who the client is, from the session's startup (si->application_name):
+ * pg_dump and pg_dumpall (their libpq default application_name) restore what
+ * they dump, so a COPY of masked data, whose every field comes as NULL, is
+ * refused for them (rule "masked-copy-dump", saying to dump the table with
+ * --inserts or leave its data out) rather than written into a dump that
+ * exits 0 and does not restore; other clients get the COPY with a NOTICE. */
+void policy_guard_set_client(struct policy_guard *g, const char *application_name);
+/* Whether application_name is pg_dump's or pg_dumpall's. */
+bool policy_guard_is_dump_client(const char *application_name);
 
 /* The catalog, opened on first use; NULL when it cannot be. */
 struct policy_catalog *policy_guard_catalog(struct policy_guard *g);
@@ -62,7 +73,9 @@ struct policy_catalog *policy_guard_catalog(struct policy_guard *g);
  * one that SQL may have redefined since) is denied ("untracked-portal");
  * a COPY TO STDOUT in a format that cannot be masked, of data that needs
  * masking only the catalog can see (a view, user code), is denied
- * ("masked-copy-format"). Returns 0, or -1 when memory runs out (the decision
+ * ("masked-copy-format"); for pg_dump and pg_dumpall, a COPY TO whose
+ * fields would all be masked (sent as NULL) is denied ("masked-copy-dump",
+ * see policy_guard_set_client). Returns 0, or -1 when memory runs out (the decision
  * is then a deny saying so). */
 int policy_guard_decide(struct policy_guard *g, enum gateway_statement_kind kind, const char *sql,
                         const char *const *groups);

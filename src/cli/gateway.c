@@ -136,19 +136,20 @@ static struct policy_guard *policy_guard_of(struct gateway_cli *c, uint64_t id)
     return s ? &s->guard : NULL;
 }
 
-static void policy_session_begin(struct gateway_cli *c, uint64_t id, bool search_path_set)
+static void policy_session_begin(struct gateway_cli *c, const struct gateway_session_info *si)
 {
     struct gateway_policy_session *s = calloc(1, sizeof *s);
     char label[48];
-    snprintf(label, sizeof label, "session %llu", (unsigned long long)id);
+    snprintf(label, sizeof label, "session %llu", (unsigned long long)si->id);
     if (!s || policy_guard_init(&s->guard, c->policy, c->catalog_conninfo, "gateway", label) < 0) {
         free(s);
         log_error("gateway", "%s: out of memory for its policy state", label);
         return; /* its statements are refused: no state to judge them with */
     }
-    if (search_path_set)
+    if (si->search_path_set)
         policy_session_mark_search_path(s->guard.tracker);
-    s->id = id;
+    policy_guard_set_client(&s->guard, si->application_name); /* pg_dump: no COPY of masked data */
+    s->id = si->id;
     pthread_mutex_lock(&c->lock);
     s->next = c->sessions;
     c->sessions = s;
@@ -254,7 +255,7 @@ static void hook_session_start(void *user, const struct gateway_session_info *si
 {
     struct gateway_cli *c = user;
     if (c->policy)
-        policy_session_begin(c, si->id, si->search_path_set);
+        policy_session_begin(c, si);
     audit_line(user, "session_start", si, json_pack("{s:I}", "backend_pid", (json_int_t)si->backend_pid));
 }
 

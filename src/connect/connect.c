@@ -365,6 +365,7 @@ static void on_session_start(void *user, const struct gateway_session_info *si)
     }
     if (si->search_path_set)
         policy_session_mark_search_path(s->guard.tracker);
+    policy_guard_set_client(&s->guard, si->application_name); /* pg_dump: no COPY of masked data */
     s->gw_id = si->id;
     s->c = c;
     s->next = c->sessions;

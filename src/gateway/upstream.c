@@ -170,12 +170,22 @@ static void upstream_fail_tls(struct gw_session *s)
 /* A client that asked for another database than the one this gateway
  * serves (psql pointed at the wrong port, a default dbname) is told which it
  * got, before its session starts: its database and user names are not used
- * upstream. */
-static void note_other_database(struct gw_session *s)
+ * upstream. pg_dump and pg_dumpall (their libpq default application_name)
+ * would write the served database's contents under the name they asked
+ * for (pg_dumpall: under every database's name, with the NOTICE shown by
+ * none of them): their session is refused instead, as PostgreSQL refuses a
+ * database that does not exist (FATAL, 3D000). False, with the refusal's
+ * message, for those. */
+static bool note_other_database(struct gw_session *s, char *refusal, size_t len)
 {
     const char *want = s->client_database, *have = s->gw->cfg.upstream.dbname;
     if (!want[0] || strcmp(want, have) == 0)
-        return;
+        return true;
+    const char *app = s->application_name;
+    if (strcmp(app, "pg_dump") == 0 || strcmp(app, "pg_dumpall") == 0) {
+        snprintf(refusal, len, "hoopctl: this gateway serves database \"%.120s\" only, not \"%.120s\"", have, want);
+        return false;
+    }
     char text[512];
     snprintf(text, sizeof text, "hoopctl: this gateway serves database \"%.120s\" as user \"%.120s\", not the"
              " \"%.120s\" the client asked for", have, s->gw->cfg.upstream.user, want);
@@ -183,6 +193,7 @@ static void note_other_database(struct gw_session *s)
     if (pgwire_build_error(&m, true, "NOTICE", "00000", text) == 0)
         gw_conn_write(s->client, m.data, m.len);
     buf_free(&m);
+    return true;
 }
 
 static void upstream_startup_read(struct gw_conn *c, void *arg);
@@ -398,8 +409,16 @@ static void upstream_startup_read(struct gw_conn *conn, void *arg)
             gw_session_fail(s, "0A000", why);
             return;
         }
-        if (type == 'Z')
-            note_other_database(s);
+        char refusal[320];
+        if (type == 'Z' && !note_other_database(s, refusal, sizeof refusal)) {
+            evbuffer_drain(in, (size_t)blen + 5);
+            gw_session_fail_detail(s, "3D000", refusal,
+                                   "The gateway serves one database whatever a client asks for: a dump would hold"
+                                   " it under the name asked for.",
+                                   "Dump the database the gateway serves, by its name (pg_dumpall: --globals-only"
+                                   " with -l naming it).");
+            return;
+        }
         gw_conn_write(s->client, msg, (size_t)blen + 5);
         evbuffer_drain(in, (size_t)blen + 5);
         if (type == 'Z') {

@@ -27,6 +27,17 @@ int policy_guard_init(struct policy_guard *g, struct policy *p, const char *cata
     return 0;
 }
 
+bool policy_guard_is_dump_client(const char *application_name)
+{
+    return application_name &&
+           (strcmp(application_name, "pg_dump") == 0 || strcmp(application_name, "pg_dumpall") == 0);
+}
+
+void policy_guard_set_client(struct policy_guard *g, const char *application_name)
+{
+    g->dump_client = policy_guard_is_dump_client(application_name);
+}
+
 static void forget_plans(struct policy_guard *g)
 {
     if (g->have_plan)
@@ -109,6 +120,54 @@ static void deny_unmaskable_copy(struct policy_guard *g)
             deny(d, "masked-copy-format", err);
         else
             policy_mask_plan_free(&plan);
+    }
+}
+
+/* pg_dump and pg_dumpall write what they read into a dump that is meant to
+ * restore: a COPY whose every field is masked comes as \N (COPY carries no
+ * column types to mask by), which they take for the data, exit 0 on, and
+ * show the NOTICE that says so only with -v; the dump then fails at
+ * restore (NOT NULL) or restores NULLs. Refused for them before it runs,
+ * saying what dumps the table (the same plan as policy_guard_copy_out's:
+ * every column masked). */
+static void deny_dump_masked_copy(struct policy_guard *g)
+{
+    struct policy_decision *d = &g->decision;
+    for (size_t i = 0; g->dump_client && d->action != POLICY_DENY && i < g->analysis.nstmts; i++) {
+        const struct policy_stmt *ps = &g->analysis.stmts[i];
+        if (!(ps->facts & POLICY_FACT_COPY_OUT))
+            continue;
+        struct policy_mask_plan plan;
+        char err[POLICY_ERR_MAX];
+        bool masked = true; /* no plan: refused (deny_unmaskable_copy has said why for a custom format) */
+        if (policy_mask_plan_build_copy_catalog(g->policy, mask_catalog(g), ps, d->action, 1, &plan, err) == 0) {
+            masked = plan.ncols == 1 && plan.cols[0].action == POLICY_COL_MASK;
+            policy_mask_plan_free(&plan);
+        }
+        if (!masked)
+            continue;
+        char name[2 * POLICY_NAME_MAX + 2] = "";
+        for (size_t r = 0; !name[0] && r < ps->nrelations; r++)
+            if (ps->relations[r].read && ps->relations[r].name)
+                snprintf(name, sizeof name, "%s%s%s", ps->relations[r].schema ? ps->relations[r].schema : "",
+                         ps->relations[r].schema ? "." : "", ps->relations[r].name);
+        char msg[POLICY_ERR_MAX];
+        if (name[0] && strlen(name) <= 56) /* (the message fits twice 56 bytes) */
+            snprintf(msg, sizeof msg,
+                     "%.56s has masked columns, and COPY cannot mask them; dump it with pg_dump --inserts (masked"
+                     " values) or leave its data out with --exclude-table-data=%.56s",
+                     name, name);
+        else if (name[0])
+            snprintf(msg, sizeof msg,
+                     "%.100s has masked columns, and COPY cannot mask them; dump it with pg_dump --inserts (masked"
+                     " values) or leave its data out with --exclude-table-data",
+                     name);
+        else
+            snprintf(msg, sizeof msg, "this COPY reads masked data, and COPY cannot mask it; dump with pg_dump"
+                                      " --inserts (masked values) or leave the table's data out with"
+                                      " --exclude-table-data");
+        deny(d, "masked-copy-dump", msg);
+        d->stmt_index = i;
     }
 }
 
@@ -196,6 +255,7 @@ int policy_guard_decide(struct policy_guard *g, enum gateway_statement_kind kind
     forget_closed_cursors(g);
     deny_unmaskable_copy(g);
     deny_catalog_masked_copy(g, groups);
+    deny_dump_masked_copy(g);
     return 0;
 }
 

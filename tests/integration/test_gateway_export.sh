@@ -5,9 +5,15 @@
 #   table is masked (whole: COPY carries no column types), with its header.
 # - pg_dump under the default policy with masked columns: its set_config()
 #   calls (search_path, and restrict_nonsystem_relation_kind through
-#   pg_settings) pass as the SET they are, the dump completes and no PII
-#   leaves; its COPY sections of masked tables are \N, and with --inserts
-#   (SELECT, so typed masked values) plain and directory dumps restore.
+#   pg_settings) pass as the SET they are and no PII leaves; its COPY of a
+#   masked table (every field \N) is refused, so pg_dump fails naming the
+#   table and what to do (it wrote the \N rows and exited 0), the same COPY
+#   from another client passes as \N; with the masked tables' data excluded
+#   it completes, and with --inserts (SELECT, so typed masked values) plain
+#   and directory dumps restore.
+# - pg_dump and pg_dumpall asking for another database than the served one
+#   are refused (FATAL 3D000; pg_dumpall dumped the served database under
+#   every name); pg_dumpall --globals-only works.
 # - COPY stays masked whole after columns renamed in the same Query and
 #   rolled back before the gateway reads the COPY's first message (where a
 #   catalog check at that moment would see the old names).
@@ -82,13 +88,50 @@ copy_rows() {  # FILE TABLE: the rows of TABLE's COPY section
 }
 N3=$(printf '\\N\t\\N\t\\N\n\\N\t\\N\t\\N')
 
-log "plain pg_dump"
-gw_dump -f "$HARNESS_TMP/plain.sql" 2>"$HARNESS_TMP/plain.err" || fail "pg_dump: $(cat "$HARNESS_TMP/plain.err")"
+log "plain pg_dump: the COPY of a masked table is refused, pg_dump fails naming the table"
+RC=0
+gw_dump -f "$HARNESS_TMP/plain.sql" 2>"$HARNESS_TMP/plain.err" || RC=$?
+[[ $RC != 0 ]] || fail "pg_dump of masked tables exited 0: $(grep -A3 '^COPY public.users ' "$HARNESS_TMP/plain.sql")"
+no_pii "$HARNESS_TMP/plain.sql" "the plain dump"
+# (pg_dump copies pusers_1, a partition of a masked table, first)
+assert_contains "$(cat "$HARNESS_TMP/plain.err")" "masked-copy-dump: public.pusers_1 has masked columns" "a partition"
+gw_dump -t users -f "$HARNESS_TMP/users.sql" 2>"$HARNESS_TMP/users.err" && fail "pg_dump -t users exited 0"
+no_pii "$HARNESS_TMP/users.sql" "pg_dump -t users"
+assert_contains "$(cat "$HARNESS_TMP/users.err")" "hoopctl: statement refused by rule masked-copy-dump: public.users has masked columns, and COPY cannot mask them; dump it with pg_dump --inserts (masked values) or leave its data out with --exclude-table-data=public.users"
+gw_dump --exclude-table-data=public.users --exclude-table-data=public.pusers_1 -f "$HARNESS_TMP/plain.sql" \
+  2>"$HARNESS_TMP/plain.err" || fail "pg_dump without the masked tables' data: $(cat "$HARNESS_TMP/plain.err")"
 no_pii "$HARNESS_TMP/plain.sql" "the plain dump"
 assert_contains "$(cat "$HARNESS_TMP/plain.sql")" "CREATE VIEW public.big_orders" "the schema is dumped"
 assert_eq "$(printf '1\t1\t10.5\n2\t2\t20')" "$(copy_rows "$HARNESS_TMP/plain.sql" orders)" "orders' COPY rows"
-assert_eq "$N3" "$(copy_rows "$HARNESS_TMP/plain.sql" users)" "a masked table's COPY rows"
-assert_eq "$(printf '\\N\t\\N')" "$(copy_rows "$HARNESS_TMP/plain.sql" pusers_1)" "a partition of a masked table"
+assert_eq "" "$(copy_rows "$HARNESS_TMP/plain.sql" users)" "no rows of users"
+# The same COPY from another client: \N rows, with the NOTICE that says so.
+out=$(gw_psql -d postgres -c "copy public.users (id, email, name) to stdout" 2>&1)
+assert_contains "$out" "$N3" "users' COPY rows from psql"
+assert_contains "$out" "this COPY reads masked data, so every field of it is sent as NULL"
+PGAPPNAME=my-export gw_dump -t users -f "$HARNESS_TMP/renamed.sql" 2>"$HARNESS_TMP/renamed.err" ||
+  fail "pg_dump under another application_name: $(cat "$HARNESS_TMP/renamed.err")"
+assert_eq "$N3" "$(copy_rows "$HARNESS_TMP/renamed.sql" users)" "pg_dump under another application_name: \\N rows"
+
+log "pg_dump and pg_dumpall of another database than the served one are refused"
+RC=0
+PGPASSWORD='' PGSSLMODE=prefer PGSSLROOTCERT='' pg_dump -h 127.0.0.1 -p "$GW_PORT" -U app_user -d template1 \
+  -f "$HARNESS_TMP/t1.sql" 2>"$HARNESS_TMP/t1.err" || RC=$?
+[[ $RC != 0 ]] || fail "pg_dump -d template1 exited 0"
+assert_contains "$(cat "$HARNESS_TMP/t1.err")" 'FATAL:  hoopctl: this gateway serves database "postgres" only, not "template1"'
+gw_dumpall() {
+  PGPASSWORD='' PGSSLMODE=prefer PGSSLROOTCERT='' pg_dumpall -h 127.0.0.1 -p "$GW_PORT" -U app_user "$@"
+}
+RC=0
+gw_dumpall --no-role-passwords -f "$HARNESS_TMP/all.sql" 2>"$HARNESS_TMP/all.err" || RC=$?
+[[ $RC != 0 ]] || fail "pg_dumpall exited 0: $(grep '^\\connect' "$HARNESS_TMP/all.sql")"
+assert_contains "$(cat "$HARNESS_TMP/all.err")" 'serves database "postgres" only, not "template1"'
+gw_dumpall --globals-only --no-role-passwords -f "$HARNESS_TMP/globals.sql" 2>"$HARNESS_TMP/globals.err" ||
+  fail "pg_dumpall --globals-only: $(cat "$HARNESS_TMP/globals.err")"
+assert_contains "$(cat "$HARNESS_TMP/globals.sql")" "CREATE ROLE dump_target_role;"
+# psql may still ask for another name (a NOTICE says which it got).
+out=$(gw_psql -d template1 -Atc "select current_database()" 2>&1)
+assert_contains "$out" 'this gateway serves database "postgres" as user "postgres", not the "template1"'
+assert_contains "$out" "postgres"
 
 log "pg_dump --inserts restores with the masked values"
 gw_dump --inserts -f "$HARNESS_TMP/inserts.sql" 2>"$HARNESS_TMP/inserts.err" ||

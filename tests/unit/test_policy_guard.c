@@ -347,6 +347,41 @@ static void test_copy_formats(void **state)
     policy_guard_free(&g);
 }
 
+/* pg_dump and pg_dumpall (by application_name): a COPY whose every field
+ * would be masked (sent as \N) is refused, naming the table and what to do;
+ * other clients get it (with policy_guard_copy_out's NOTICE). */
+static void test_dump_client_copy(void **state)
+{
+    (void)state;
+    assert_true(policy_guard_is_dump_client("pg_dump"));
+    assert_true(policy_guard_is_dump_client("pg_dumpall"));
+    assert_false(policy_guard_is_dump_client("psql"));
+    assert_false(policy_guard_is_dump_client(""));
+    assert_false(policy_guard_is_dump_client(NULL));
+    static const char *const copy = "COPY public.users (id, email, name) TO stdout;";
+    struct policy_guard g;
+    assert_int_equal(policy_guard_init(&g, policy, NO_CATALOG, "test", "session d"), 0);
+    policy_guard_set_client(&g, "psql");
+    assert_int_equal(policy_guard_decide(&g, GATEWAY_STATEMENT_SIMPLE, copy, NULL), 0);
+    assert_int_not_equal(g.decision.action, POLICY_DENY);
+    struct gateway_session_info si = run(&g, copy);
+    struct gateway_copy_filter cf;
+    policy_guard_copy_out(&g, &si, 3, &cf);
+    assert_non_null(cf.notice);
+    policy_guard_idle(&g, 'I');
+    policy_guard_set_client(&g, "pg_dump");
+    assert_int_equal(policy_guard_decide(&g, GATEWAY_STATEMENT_SIMPLE, copy, NULL), 0);
+    assert_int_equal(g.decision.action, POLICY_DENY);
+    assert_string_equal(g.decision.rule_name, "masked-copy-dump");
+    assert_string_equal(g.decision.message,
+                        "public.users has masked columns, and COPY cannot mask them; dump it with pg_dump --inserts"
+                        " (masked values) or leave its data out with --exclude-table-data=public.users");
+    /* what pg_dump reads otherwise passes */
+    assert_int_equal(policy_guard_decide(&g, GATEWAY_STATEMENT_SIMPLE, "select id, email from users", NULL), 0);
+    assert_int_not_equal(g.decision.action, POLICY_DENY);
+    policy_guard_free(&g);
+}
+
 /* hoopctl mcp's read-only mode at the gateway (policy_guard_deny_unless_read):
  * what hoopctl mcp itself sends around each call (in simple queries) and
  * plain reads pass, and only the reads from the agent (extended); the
@@ -431,6 +466,7 @@ int main(void)
         cmocka_unit_test(test_fail_closed_filters),
         cmocka_unit_test(test_copy_formats),
         cmocka_unit_test(test_deny_unless_read),
+        cmocka_unit_test(test_dump_client_copy),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
