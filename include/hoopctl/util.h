@@ -14,6 +14,10 @@
  * monotonic clock in microseconds for durations. */
 int64_t util_now_ms(void);
 int64_t util_now_us(void);
+/* The CLOCK_REALTIME time ms milliseconds from now, as
+ * pthread_cond_timedwait takes it. */
+struct timespec;
+void util_deadline_ms(struct timespec *ts, int64_t ms);
 int64_t util_monotonic_us(void);
 /* An age such as "90d", "12h", "30m" or "45s" (a whole number above 0 and
  * its unit) in ms, at most 1000 years, so that now minus it cannot wrap.

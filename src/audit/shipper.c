@@ -28,17 +28,6 @@ struct shipper {
     CURL *curl;              /* kept between batches: its connection is reused */
 };
 
-static void timespec_after_ms(struct timespec *ts, int64_t ms)
-{
-    clock_gettime(CLOCK_REALTIME, ts);
-    ts->tv_sec += ms / 1000;
-    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
-}
-
 /* Keep the head of the server's answer (its error message), drop the rest. */
 struct answer_head {
     char text[300];
@@ -255,7 +244,7 @@ static void *shipper_main(void *arg)
         }
         if (wait_ms > 0 && !s->stop && !s->kicked) {
             struct timespec ts;
-            timespec_after_ms(&ts, wait_ms);
+            util_deadline_ms(&ts, wait_ms);
             pthread_cond_timedwait(&s->wake, &s->lock, &ts);
         }
         /* A kick during backoff must not defeat the backoff. */
@@ -329,7 +318,7 @@ void shipper_kick(struct shipper *s)
 int shipper_drain(struct shipper *s, int timeout_ms)
 {
     struct timespec deadline;
-    timespec_after_ms(&deadline, timeout_ms);
+    util_deadline_ms(&deadline, timeout_ms);
     shipper_kick(s);
     pthread_mutex_lock(&s->lock);
     int rc = 0;

@@ -97,13 +97,7 @@ static void *withdraw_thread(void *arg)
 void cn_review_wait_withdrawals(struct connect *c, int max_ms)
 {
     struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += max_ms / 1000;
-    until.tv_nsec += (long)(max_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    util_deadline_ms(&until, max_ms);
     while (c->withdrawals > 0)
         if (pthread_cond_timedwait(&c->withdrawn, &c->lock, &until) != 0)
             break;

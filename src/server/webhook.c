@@ -102,13 +102,7 @@ static bool hook_stopping(struct srv *srv)
 static bool hook_wait(struct srv *srv, int ms)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    util_deadline_ms(&ts, ms);
     pthread_mutex_lock(&srv->hook_lock);
     if (!srv->hook_stop)
         pthread_cond_timedwait(&srv->hook_cond, &srv->hook_lock, &ts);

@@ -41,13 +41,7 @@ void tui_model_kick(struct tui_model *m)
 static void model_sleep(struct tui_model *m, int64_t ms)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += (time_t)(ms / 1000);
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    util_deadline_ms(&ts, ms);
     if (!m->stop)
         pthread_cond_timedwait(&m->cond, &m->mu, &ts);
 }
