@@ -86,9 +86,9 @@ else
   export HOOPCTL_SERVER_URL=$URL
   start_server
   login_as alice
-  who=$(as alice "$H" -o json whoami)
-  iss=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["issuer"])' "$who")
-  sub=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["subject"])' "$who")
+  who=$(as alice "$H" -o json whoami) || fail "whoami after the login on port 80: $who"
+  iss=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["issuer"])' "$who") || fail "whoami's issuer: $who"
+  sub=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["subject"])' "$who") || fail "whoami's subject: $who"
   name() { printf '%s' "$1|$iss|$sub|app" | sha256sum | cut -c1-24; }
   legacy=$T/state-alice/spool/$(name "$URL").db new=$T/state-alice/spool/$(name http://127.0.0.1).db
   : >"$legacy"   # what an earlier release left (empty here: its tables are made at open)

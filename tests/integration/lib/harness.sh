@@ -177,5 +177,6 @@ harness_cleanup() {
   exit "$rc"
 }
 trap harness_cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+# (said, so that a test a signal ends is not a silent failure)
+trap 'echo "FAIL: the test got SIGINT (line $LINENO)" >&2; exit 130' INT
+trap 'echo "FAIL: the test got SIGTERM (line $LINENO)" >&2; exit 143' TERM
