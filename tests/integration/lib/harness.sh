@@ -48,7 +48,12 @@ assert_not_contains() {
 # bg_start NAME cmd... : start cmd in the background, output in $HARNESS_TMP/NAME.log
 bg_start() {
   local name=$1; shift
-  "$@" >"$HARNESS_TMP/$name.log" 2>&1 &
+  # Emptied here, not by the child's redirection, which may come after the
+  # caller's first look: a name used before would still show its old lines
+  # (a second login's wait_for found the first one's link, and its grep
+  # then read a file the child had just emptied).
+  : >"$HARNESS_TMP/$name.log"
+  "$@" >>"$HARNESS_TMP/$name.log" 2>&1 &
   _harness_pids+=($!)
   _harness_logs+=("$HARNESS_TMP/$name.log")
   eval "${name//[^A-Za-z0-9_]/_}_PID=$!"
