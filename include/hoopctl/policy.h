@@ -547,6 +547,10 @@ char *policy_mask_text(const struct policy *p, enum policy_mask_style style,
  * nothing was found (or no detector is on), 1 with *out (malloc'd,
  * NUL-terminated, *outlen bytes), -1 when memory runs out. */
 int policy_mask_detected_text(const struct policy *p, const char *text, size_t len, char **out, size_t *outlen);
+/* Whether the policy turns on any content detector: without one, a gateway
+ * needs no text_mask hook (and so rebuilds no notice, notification or
+ * ParameterStatus for it). */
+bool policy_has_detectors(const struct policy *p);
 
 /* COPY TO STDOUT: mask one CopyData row and append it to out (a gateway
  * filter's output): in text format (tab-separated, \N for NULL, backslash

@@ -524,7 +524,8 @@ static int gateway_run(const struct cli_args *args, struct cli_context *ctx)
         cfg.hooks.error_redact = policy_error_redact;
         cfg.hooks.notification_redact = policy_notification_redact;
         cfg.hooks.idle = policy_idle;
-        cfg.hooks.text_mask = policy_text_mask; /* a policy without detectors: nothing to do */
+        if (policy_has_detectors(c.policy))
+            cfg.hooks.text_mask = policy_text_mask;
     }
     const char *audit = cli_get(args, "audit-log");
     if (audit) {

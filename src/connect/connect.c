@@ -1394,8 +1394,9 @@ struct connect *connect_start(struct event_base *base, const struct connect_opti
                                       .idle = on_idle,
                                       .notice = on_notice,
                                       .notification_redact = on_notification_redact,
-                                      .text_mask = on_text_mask,
                                       .statement_complete = on_statement_complete};
+    if (policy_has_detectors(c->policy)) /* else no notice or ParameterStatus is rebuilt for it */
+        gc.hooks.text_mask = on_text_mask;
     c->gw = listen_gateway(c, o, &gc, err, errlen);
     util_secure_zero(password, sizeof password);
     if (!c->gw || (o->socket_dir && gateway_listen_unix(c->gw, o->socket_dir, err, errlen) < 0))

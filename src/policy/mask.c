@@ -1097,6 +1097,11 @@ static bool detect_text(uint32_t t, int16_t format, const uint8_t *v, size_t len
     return false;
 }
 
+bool policy_has_detectors(const struct policy *p)
+{
+    return p && p->detectors;
+}
+
 int policy_mask_detected_text(const struct policy *p, const char *text, size_t len, char **out, size_t *outlen)
 {
     if (!p || !p->detectors || len == 0)
