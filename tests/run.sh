@@ -38,6 +38,8 @@ run_one() {  # name, command...
   else
     failed=$((failed + 1)); failures+=("$name")
     printf 'FAIL  %-40s %4ss  [%s]\n' "$name" $((SECONDS - start)) "$LABEL"
+    # the reasons first (a CI summary may show a failure's first lines only)
+    grep -m 4 -E '^FAIL|Sanitizer|runtime error:' "$log" | sed 's/^/    ! /'
     sed 's/^/    | /' "$log" | tail -n 60
   fi
 }

@@ -239,6 +239,7 @@ struct gw_session {
     bool started;                     /* session_start hook ran */
     uint32_t backend_pid, backend_secret, client_secret;
     bool cancel_ready;                /* in relay: a cancel may name it (gw->lock) */
+    struct bufferevent *cancel;       /* a CancelRequest of this connection, on its way upstream */
     struct pgwire_auth auth;
     size_t startup_bytes;             /* upstream's messages between AuthenticationOk and ReadyForQuery */
     struct pgwire_scram_server client_scram;
@@ -302,7 +303,18 @@ void gw_session_shutdown(struct gw_session *s);
 int gw_upstream_start(struct gw_session *s, char *err, size_t errlen);
 /* *out: a TLS context for upstream, or NULL when sslmode is disable. 0 or -1. */
 int gw_upstream_tls_context(struct gateway *gw, SSL_CTX **out, char *err, size_t errlen);
-void gw_cancel_send(struct gateway *gw, struct event_base *base, uint32_t pid, uint32_t secret);
+/* Each step of a forwarded cancel (connect and send, then upstream's close)
+ * may take this long. */
+#define GW_CANCEL_TIMEOUT_S 10
+
+/* Forward a cancel upstream on a new connection. The returned connection
+ * calls gw_session_cancel_done(requester) once upstream has closed it (the
+ * cancel was delivered), failed or timed out; NULL when it could not start.
+ * gw_cancel_detach forgets the requester (it went away first). */
+struct bufferevent *gw_cancel_send(struct gateway *gw, struct event_base *base, uint32_t pid, uint32_t secret,
+                                   struct gw_session *requester);
+void gw_cancel_detach(struct bufferevent *cancel);
+void gw_session_cancel_done(struct gw_session *s);
 
 /* params.c: with a policy, the startup packet's settings and upstream's
  * ParameterStatus must keep the server reading SQL as the policy does. Each

@@ -145,6 +145,8 @@ void gw_session_free(struct gw_session *s)
         gw_conn_close_notify(s->client);
         gw_conn_free(s->client);
     }
+    if (s->cancel) /* its cancel goes on without it */
+        gw_cancel_detach(s->cancel);
     gw_conn_free(s->upstream);
     event_free(s->timer);
     event_free(s->resume);
@@ -175,8 +177,18 @@ static void session_close(struct gw_session *s)
     gw_conn_flush_later(s->client);
     evtimer_del(s->timer);
     struct timeval tv = {GW_CLOSE_TIMEOUT_S, 0};
-    if (queued(s->client) == 0)
+    if (s->cancel) /* until upstream closed the cancel (gw_session_cancel_done); both its steps may time out */
+        tv.tv_sec = 2 * GW_CANCEL_TIMEOUT_S + 1;
+    else if (queued(s->client) == 0)
         tv.tv_sec = 0;
+    evtimer_add(s->timer, &tv);
+}
+
+void gw_session_cancel_done(struct gw_session *s)
+{
+    s->cancel = NULL;
+    evtimer_del(s->timer);
+    struct timeval tv = {0, 0};
     evtimer_add(s->timer, &tv);
 }
 
@@ -391,7 +403,7 @@ static void client_startup_read(struct gw_session *s)
                 if (held) /* a held statement has not reached the server: it is cancelled here */
                     cancel_hold(s->gw, held);
                 else
-                    gw_cancel_send(s->gw, s->base, upid, usecret);
+                    s->cancel = gw_cancel_send(s->gw, s->base, upid, usecret, s);
             } else
                 log_info("gateway", "ignored a cancel request with an unknown key");
             free(st);

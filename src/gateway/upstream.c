@@ -441,45 +441,60 @@ int gw_upstream_start(struct gw_session *s, char *err, size_t errlen)
 
 /* ---- cancel ------------------------------------------------------------- */
 
+/* The cancel's connection ended: upstream closed it once it had signalled
+ * the backend (or it failed, or timed out). The requester's connection is
+ * closed only now, as PostgreSQL closes it only after signalling: a driver
+ * that waits for that close (libpq's PQcancel, pgjdbc) knows its cancel has
+ * landed before it sends the next statement, which a late cancel would
+ * otherwise hit. */
 static void cancel_event(struct bufferevent *bev, short what, void *arg)
 {
-    (void)arg;
     if (what & BEV_EVENT_CONNECTED)
         return;
     bufferevent_free(bev);
+    if (arg)
+        gw_session_cancel_done(arg);
 }
 
 static void cancel_written(struct bufferevent *bev, void *arg)
 {
-    (void)arg;
     /* Sent; the server closes the connection. Wait for that (event cb). */
-    bufferevent_setcb(bev, NULL, NULL, cancel_event, NULL);
+    bufferevent_setcb(bev, NULL, NULL, cancel_event, arg);
     bufferevent_enable(bev, EV_READ);
 }
 
-void gw_cancel_send(struct gateway *gw, struct event_base *base, uint32_t pid, uint32_t secret)
+void gw_cancel_detach(struct bufferevent *bev)
+{
+    bufferevent_data_cb w;
+    bufferevent_getcb(bev, NULL, &w, NULL, NULL);
+    bufferevent_setcb(bev, NULL, w, cancel_event, NULL);
+}
+
+struct bufferevent *gw_cancel_send(struct gateway *gw, struct event_base *base, uint32_t pid, uint32_t secret,
+                                   struct gw_session *requester)
 {
     char err[256];
     struct sockaddr_storage ss;
     socklen_t len;
     if (upstream_address(gw, &ss, &len, err, sizeof err) < 0)
-        return; /* best effort: a cancel that cannot be delivered changes nothing */
+        return NULL; /* best effort: a cancel that cannot be delivered changes nothing */
     struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
     if (!bev)
-        return;
+        return NULL;
     if (bufferevent_socket_connect(bev, (struct sockaddr *)&ss, (int)len) < 0) {
         bufferevent_free(bev);
-        return;
+        return NULL;
     }
     uint8_t req[16];
     pgwire_put_u32(req, 16);
     pgwire_put_u32(req + 4, PGWIRE_CANCEL_REQUEST);
     pgwire_put_u32(req + 8, pid);
     pgwire_put_u32(req + 12, secret);
-    struct timeval tv = {10, 0};
+    struct timeval tv = {GW_CANCEL_TIMEOUT_S, 0};
     bufferevent_set_timeouts(bev, &tv, &tv);
-    bufferevent_setcb(bev, NULL, cancel_written, cancel_event, NULL);
+    bufferevent_setcb(bev, NULL, cancel_written, cancel_event, requester);
     bufferevent_write(bev, req, sizeof req);
     bufferevent_enable(bev, EV_WRITE | EV_READ);
     util_secure_zero(req, sizeof req);
+    return bev;
 }

@@ -142,6 +142,56 @@ wait "$sleeper2_PID" || fail "a forged cancel key cancelled the statement: $(cat
 assert_contains "$(cat "$T/sleeper2.log")" "slept"
 log "cancel: real key cancels (57014), forged key ignored"
 
+# The cancel's connection stays open until upstream has closed the forwarded
+# cancel, as PostgreSQL closes it only after signalling the backend: libpq's
+# PQcancel (and pgjdbc) wait for that close, so a statement sent after it can
+# never be hit by the cancel still on its way. A relay holds the cancel 1.5 s.
+rp=$(free_port)
+bg_start slowcancel /usr/bin/python3 "$(dirname "$0")/clients/upstream_fake.py" slowcancel "$rp" \
+  "$T/slowcancel.ready" "$PGPORT" 1.5
+wait_for "the slow-cancel relay" 20 test -s "$T/slowcancel.ready"
+sp=$(free_port)
+bg_start gw_slow "$HOOPCTL_BIN" gateway --listen "127.0.0.1:$sp" \
+  --upstream "host=127.0.0.1 port=$rp dbname=postgres user=postgres sslmode=disable" \
+  --upstream-password-file "$T/upstream-password"
+wait_for "gateway gw_slow" 20 grep -q "listening on 127.0.0.1:$sp" "$T/gw_slow.log"
+out=$(/usr/bin/python3 - "$sp" "$T/slowcancel.log" <<'PY'
+import psycopg2, sys, threading, time
+c = psycopg2.connect(host="127.0.0.1", port=int(sys.argv[1]), user="u", dbname="d", sslmode="disable", password="")
+watch = psycopg2.connect("")  # straight to PostgreSQL (the harness's PG* variables)
+watch.autocommit = True
+res = {}
+def run():
+    try:
+        c.cursor().execute("select pg_sleep(30) /* slowcancel */")
+        res["outcome"] = "not cancelled"
+    except psycopg2.Error as e:
+        res["outcome"] = e.pgcode
+t = threading.Thread(target=run)
+t.start()
+cur = watch.cursor()
+for _ in range(600):
+    cur.execute("select count(*) from pg_stat_activity where state = 'active' and query like '%/* slowcancel */'"
+                " and pid <> pg_backend_pid()")
+    if cur.fetchone()[0] == 1:
+        break
+    time.sleep(0.05)
+c.cancel()  # PQcancel: returns once the gateway closed the cancel's connection
+print("relay at the cancel's return:", " ".join(open(sys.argv[2]).read().split()) or "nothing")
+t.join()
+print("outcome:", res.get("outcome"))
+c.rollback()
+cur2 = c.cursor(); cur2.execute("select 44"); print("after:", cur2.fetchone()[0])
+PY
+) || fail "the slow cancel: $out"
+assert_contains "$out" "relay at the cancel's return: cancel received cancel delivered" \
+  "the gateway closed the cancel's connection before upstream had it"
+assert_contains "$out" "outcome: 57014"
+assert_contains "$out" "after: 44"
+kill -TERM "$gw_slow_PID"
+wait "$gw_slow_PID" || fail "gw_slow's exit status: $(tail -5 "$T/gw_slow.log")"
+log "cancel: the cancel's connection closes only after upstream has the cancel"
+
 # A clean stop: exit status 0 (under ASan this also means no leaks).
 kill -TERM "$gw_PID"
 rc=0

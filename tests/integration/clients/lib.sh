@@ -52,8 +52,11 @@ clients_run_scenario() {  # OUT cmd...
   # No PG* variable may leak into the client: it gets only CONF_*.
   if ! env -u PGHOST -u PGPORT -u PGUSER -u PGPASSWORD -u PGDATABASE -u PGSSLMODE -u PGSSLROOTCERT \
       "$@" >"$out" 2>"$out.err"; then
-    echo "--- transcript so far ($out):" >&2; tail -n 20 "$out" >&2
-    echo "--- stderr:" >&2; tail -n 40 "$out.err" >&2
+    # The client's error first, and short: a CI summary shows a failing
+    # test's first lines only (a Java stack trace's head names the cause).
+    echo "--- client stderr (head):" >&2; head -n 12 "$out.err" >&2
+    echo "--- transcript's last steps ($out, $(wc -l <"$out") lines):" >&2; tail -n 4 "$out" >&2
+    echo "--- client stderr (tail):" >&2; tail -n 20 "$out.err" >&2
     return 1
   fi
 }

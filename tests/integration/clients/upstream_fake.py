@@ -16,6 +16,10 @@
 #         flood        AuthenticationOk, then NoticeResponses without end
 #         badcode_auth   an ErrorResponse whose SQLSTATE holds a newline, at once
 #         badcode_startup  the same after AuthenticationOk
+#   upstream_fake.py slowcancel PORT READYFILE PGPORT DELAY
+#       a plain relay to the real PostgreSQL at PGPORT that holds a
+#       CancelRequest DELAY seconds before passing it on, and logs "cancel
+#       received" and, once PostgreSQL closed it, "cancel delivered".
 #   upstream_fake.py noread PORT
 #       a client of the gateway that sends a StartupMessage and never reads
 #   upstream_fake.py fatal PORT
@@ -129,6 +133,36 @@ def mitm(port, ready, pgport, cert, key):
         threading.Thread(target=serve, args=(c,), daemon=True).start()
 
 
+def slowcancel(port, ready, pgport, delay):
+    """A plain relay to PostgreSQL that holds each CancelRequest for DELAY
+    seconds before passing it on, then waits for PostgreSQL to close."""
+    srv = listen(port, ready)
+
+    def serve(c):
+        try:
+            first = recvn(c, 8)
+            u = socket.create_connection(("127.0.0.1", pgport))
+            if first == struct.pack("!ii", 16, 80877102):
+                log("cancel received")
+                time.sleep(delay)
+                u.sendall(first + recvn(c, 8))
+                while u.recv(4096):
+                    pass
+                log("cancel delivered")
+                u.close()
+                c.close()
+                return
+            u.sendall(first)
+            threading.Thread(target=pump, args=(u, c, None), daemon=True).start()
+            pump(c, u, None)
+        except Exception as e:  # noqa: BLE001 - a test helper logs and goes on
+            log("slowcancel error", repr(e))
+
+    while True:
+        c, _ = srv.accept()
+        threading.Thread(target=serve, args=(c,), daemon=True).start()
+
+
 def server(port, ready, scen, cert=None, key=None):
     srv = listen(port, ready)
 
@@ -211,6 +245,8 @@ if __name__ == "__main__":
     mode = sys.argv[1]
     if mode == "mitm":
         mitm(int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5], sys.argv[6])
+    elif mode == "slowcancel":
+        slowcancel(int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), float(sys.argv[5]))
     elif mode == "server":
         server(int(sys.argv[2]), sys.argv[3], sys.argv[4], *sys.argv[5:7])
     elif mode == "noread":
