@@ -60,8 +60,11 @@ enum policy_fact {
                                               function opened): what it reads is unknown */
     POLICY_FACT_UNKNOWN_SETTING = 1u << 14,/* set_config() whose setting name is not written out, or a
                                               write to pg_settings: it may change the role */
+    POLICY_FACT_TEMP_ONLY = 1u << 15,      /* a DROP, TRUNCATE or ALTER of tables, views, sequences or
+                                              indexes that names every one in pg_temp (the session's
+                                              own temporary schema) and nothing else */
 };
-#define POLICY_FACT_LAST POLICY_FACT_UNKNOWN_SETTING
+#define POLICY_FACT_LAST POLICY_FACT_TEMP_ONLY
 
 /* Unqualified names are taken to be in "public" (search_path "$user",
  * public) until the session changes search_path; from then on they match a

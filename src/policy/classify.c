@@ -1623,6 +1623,34 @@ static int track_fetch(struct policy_session *s, struct policy_stmt *st, json_t 
     return 0;
 }
 
+/* A DROP, TRUNCATE or ALTER of tables, views, sequences or indexes whose
+ * every relation is written pg_temp.name: that schema is always the
+ * session's own temporary one, so nothing it names outlives the session or
+ * is seen by another (PostgreSQL refuses to move objects into or out of it,
+ * to tie a permanent table to a temporary one by a foreign key or a
+ * partition, and a view over a temporary table is temporary). A relation of
+ * another schema anywhere in the statement (ALTER TABLE pg_temp.t INHERIT
+ * public.orders) or unqualified (which may be a permanent one) makes it
+ * false. */
+static bool only_temp_relations(const struct policy_stmt *st)
+{
+    static const char *const kinds[] = {"DROP_TABLE", "DROP_VIEW", "DROP_SEQUENCE", "DROP_INDEX", "TRUNCATE",
+                                        "ALTER_TABLE", "ALTER_VIEW", "ALTER_SEQUENCE", "ALTER_INDEX", NULL};
+    if (st->nkinds == 0 || st->nrelations == 0)
+        return false;
+    for (size_t i = 0; i < st->nkinds; i++) {
+        size_t k = 0;
+        while (kinds[k] && strcmp(kinds[k], st->kinds[i]) != 0)
+            k++;
+        if (!kinds[k])
+            return false;
+    }
+    for (size_t i = 0; i < st->nrelations; i++)
+        if (!st->relations[i].schema || strcmp(st->relations[i].schema, "pg_temp") != 0)
+            return false;
+    return true;
+}
+
 int policy_classify_depth(const char *sql, struct policy_session *session,
                           struct policy_analysis *out, char err[POLICY_ERR_MAX], int depth)
 {
@@ -1687,6 +1715,8 @@ int policy_classify_depth(const char *sql, struct policy_session *session,
             break;
         }
         st->category = policy_kind_category(st->kind);
+        if (only_temp_relations(st))
+            st->facts |= POLICY_FACT_TEMP_ONLY;
         if (fires_event_triggers(st) && add_called(st, POLICY_EVENT_TRIGGER_PREFIX, "ddl") < 0) {
             snprintf(err, POLICY_ERR_MAX, "out of memory");
             rc = -1;
@@ -1786,6 +1816,7 @@ const char *policy_fact_name(unsigned fact_bit)
     case POLICY_FACT_CASCADE: return "cascade";
     case POLICY_FACT_COPY_CUSTOM: return "copy_custom_format";
     case POLICY_FACT_UNKNOWN_SETTING: return "unknown_setting";
+    case POLICY_FACT_TEMP_ONLY: return "temp_only";
     default: return NULL;
     }
 }

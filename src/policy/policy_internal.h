@@ -149,6 +149,7 @@ struct policy_match {
     char **groups; size_t ngroups;         /* user in any of these */
     char **except_groups; size_t nexcept_groups;
     unsigned facts;                        /* all of these facts */
+    unsigned except_facts;                 /* none of these */
 };
 
 struct policy_rule {

@@ -21,9 +21,10 @@ static const char default_policy_json[] =
     "    {\"name\": \"deny-destructive-ddl\",\n"
     "     \"match\": {\"kinds\": [\"DROP_TABLE\", \"DROP_FOREIGN_TABLE\", \"DROP_SCHEMA\", \"DROP_DATABASE\",\n"
     "                         \"TRUNCATE\", \"ALTER_TABLE\", \"ALTER_FOREIGN_TABLE\", \"ALTER_SCHEMA\",\n"
-    "                         \"ALTER_DATABASE\", \"DROP_OWNED\", \"DROP_EXTENSION\"]},\n"
+    "                         \"ALTER_DATABASE\", \"DROP_OWNED\", \"DROP_EXTENSION\"],\n"
+    "               \"except_facts\": [\"temp_only\"]},\n"
     "     \"action\": \"deny\",\n"
-    "     \"message\": \"DROP, TRUNCATE and ALTER of tables, schemas and databases are not allowed on this connection (nor what reaches tables: ALTER INDEX ... RENAME, ALTER VIEW ... RENAME COLUMN, ALTER EXTENSION ... ADD, DROP EXTENSION)\"},\n"
+    "     \"message\": \"DROP, TRUNCATE and ALTER of tables, schemas and databases are not allowed on this connection (nor what reaches tables: ALTER INDEX/VIEW ... RENAME, ALTER EXTENSION ... ADD, DROP EXTENSION); for a temporary table, name it pg_temp.name\"},\n"
     "    {\"name\": \"deny-drop-cascade\",\n"
     "     \"match\": {\"kinds\": [\"DROP_*\"], \"facts\": [\"cascade\"]},\n"
     "     \"action\": \"deny\",\n"
@@ -192,11 +193,34 @@ static int load_style(json_t *v, const char *where, enum policy_mask_style *out,
     return -1;
 }
 
+/* m.key, a list of fact names, into *bits. */
+static int load_facts(json_t *m, const char *key, const char *where, unsigned *bits, char err[POLICY_ERR_MAX])
+{
+    json_t *facts = json_object_get(m, key);
+    if (!facts)
+        return 0;
+    if (!json_is_array(facts) || json_array_size(facts) == 0) {
+        snprintf(err, POLICY_ERR_MAX, "%s.%s: must be a non-empty array of fact names", where, key);
+        return -1;
+    }
+    size_t i;
+    json_t *f;
+    json_array_foreach(facts, i, f) {
+        unsigned bit = json_is_string(f) ? fact_by_name(json_string_value(f)) : 0;
+        if (!bit) {
+            snprintf(err, POLICY_ERR_MAX, "%s.%s[%zu]: unknown fact (see hoopctl-policy(5))", where, key, i);
+            return -1;
+        }
+        *bits |= bit;
+    }
+    return 0;
+}
+
 static int load_match(json_t *m, const char *where, struct policy_match *out, char err[POLICY_ERR_MAX])
 {
     static const char *const keys[] = {"kinds", "categories", "relations", "writes", "functions",
-                                       "groups", "except_groups", "facts", "no_where", "runs_code",
-                                       NULL};
+                                       "groups", "except_groups", "facts", "except_facts", "no_where",
+                                       "runs_code", NULL};
     static const char *const categories[] = {"data", "ddl", "system", "session", "code",
                                              "prepared", "transaction", "utility", NULL};
     char w[128];
@@ -245,23 +269,9 @@ static int load_match(json_t *m, const char *where, struct policy_match *out, ch
             return -1;
         }
     }
-    json_t *facts = json_object_get(m, "facts");
-    if (facts) {
-        if (!json_is_array(facts) || json_array_size(facts) == 0) {
-            snprintf(err, POLICY_ERR_MAX, "%s.facts: must be a non-empty array of fact names", where);
-            return -1;
-        }
-        size_t i;
-        json_t *f;
-        json_array_foreach(facts, i, f) {
-            unsigned bit = json_is_string(f) ? fact_by_name(json_string_value(f)) : 0;
-            if (!bit) {
-                snprintf(err, POLICY_ERR_MAX, "%s.facts[%zu]: unknown fact (see hoopctl-policy(5))", where, i);
-                return -1;
-            }
-            out->facts |= bit;
-        }
-    }
+    if (load_facts(m, "facts", where, &out->facts, err) < 0 ||
+        load_facts(m, "except_facts", where, &out->except_facts, err) < 0)
+        return -1;
     static const struct { const char *key; unsigned bit; } flags[] = {
         {"no_where", POLICY_FACT_NO_WHERE}, {"runs_code", POLICY_FACT_RUNS_CODE}};
     for (size_t i = 0; i < 2; i++) {
@@ -653,7 +663,7 @@ static bool rule_matches(const struct policy_match *m, const struct policy_stmt 
         return false;
     if (m->nexcept_groups && in_groups(m->except_groups, m->nexcept_groups, groups))
         return false;
-    if ((st->facts & m->facts) != m->facts)
+    if ((st->facts & m->facts) != m->facts || (st->facts & m->except_facts))
         return false;
     if (m->nkinds) {
         bool hit = false;

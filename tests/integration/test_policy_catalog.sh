@@ -157,6 +157,21 @@ assert_contains "$out" "row: 2" "the connection still answers after refusals"
 assert_eq "2" "$(psql -Atc 'select count(*) from users')" "nothing refused reached the server"
 assert_eq "" "$(psql -Atc "select attname from pg_attribute where attrelid = 'users'::regclass and attname = 'x'")"
 
+# The session's own temporary table may be altered, emptied and dropped when
+# it is named pg_temp.name (temp_only); PostgreSQL itself refuses to move it
+# out of pg_temp, and an unqualified name (possibly a permanent table) is
+# still refused.
+out=$("$DRIVER" "$HARNESS_TMP/default.json" \
+  "create temp table scratch (a int)" "insert into pg_temp.scratch values (7)" \
+  "alter table pg_temp.scratch add column b int" "alter table pg_temp.scratch set schema public" \
+  "truncate pg_temp.scratch" "drop table scratch" "drop table pg_temp.scratch" \
+  "select count(*) from pg_class where relname = 'scratch'" 2>&1) || true  # (the refused move fails)
+[[ $(grep -c '^decision: allow default$' <<<"$out") == 7 ]] || fail "temp table steps: $out"
+assert_eq 1 "$(grep -c '^decision: deny deny-destructive-ddl' <<<"$out")" "the unqualified drop: $out"
+assert_contains "$out" "cannot move objects into or out of temporary schemas"
+assert_contains "$out" "row: 0" "the temporary table was dropped"
+assert_eq "" "$(psql -Atc "select relname from pg_class where relname = 'scratch'")"
+
 # Cached names are dropped after DDL: a column renamed into a masked name is masked.
 cat >"$HARNESS_TMP/rename.json" <<'JSON'
 {"masking": {"columns": [{"column": "public.users.secret_name"}]}}

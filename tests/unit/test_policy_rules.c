@@ -58,6 +58,10 @@ static void test_validation_errors(void **state)
                  "rules[0].match.kindz: unknown field");
     expect_error("{\"rules\": [{\"match\": {\"facts\": [\"no_wher\"]}, \"action\": \"deny\"}]}",
                  "rules[0].match.facts[0]: unknown fact");
+    expect_error("{\"rules\": [{\"match\": {\"except_facts\": [\"temp\"]}, \"action\": \"deny\"}]}",
+                 "rules[0].match.except_facts[0]: unknown fact");
+    expect_error("{\"rules\": [{\"match\": {\"except_facts\": []}, \"action\": \"deny\"}]}",
+                 "rules[0].match.except_facts: must be a non-empty array");
     expect_error("{\"rules\": [{\"match\": {\"no_where\": 1}, \"action\": \"deny\"}]}",
                  "rules[0].match.no_where: must be true or false");
     expect_error("{\"rules\": [{\"match\": {\"categories\": [\"dml\"]}, \"action\": \"deny\"}]}",
@@ -235,6 +239,22 @@ static void test_default_policy(void **state)
     assert_int_equal(decide(p, "delete from t", NULL).action, POLICY_REVIEW);
     assert_string_equal(decide(p, "delete from t", NULL).reviewers, "dba");
     assert_int_equal(decide(p, "select 'drop table t'", NULL).action, POLICY_ALLOW);
+    /* The session's own temporary table, named in pg_temp (temp_only). */
+    assert_int_equal(decide(p, "drop table pg_temp.t", NULL).action, POLICY_ALLOW);
+    assert_int_equal(decide(p, "drop table pg_temp.t, u", NULL).action, POLICY_DENY);
+    assert_int_equal(decide(p, "set search_path = pg_temp; drop table t", NULL).action, POLICY_DENY);
+    policy_free(p);
+
+    /* except_facts: a rule does not match a statement with any of them. */
+    char err[POLICY_ERR_MAX];
+    p = load("{\"rules\": [{\"match\": {\"kinds\": [\"DELETE\"], \"except_facts\": [\"no_where\", \"cascade\"]},"
+             " \"action\": \"deny\"}]}", err);
+    assert_non_null(p);
+    assert_int_equal(decide(p, "delete from t where id = 1", NULL).action, POLICY_DENY);
+    assert_int_equal(decide(p, "delete from t", NULL).action, POLICY_ALLOW);
+    policy_free(p);
+    p = policy_load_default();
+    assert_non_null(p);
     /* `hoopctl policy default` prints the document the engine loads. */
     json_t *doc = policy_default_json();
     assert_non_null(doc);
