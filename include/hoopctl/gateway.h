@@ -75,6 +75,11 @@ struct gateway_statement {
     bool (*portal_exists)(void *ctx, const char *name);
     void *portal_ctx;
     uint64_t portal_closes;       /* named portals the client has closed by protocol so far */
+    /* The session's client_encoding when sql was converted from it to UTF-8
+     * (a single-byte encoding such as LATIN1 or WIN1252: the same tokens,
+     * the spelling the server's catalog has); NULL when sql is as sent.
+     * Parameter values and names are always as sent. */
+    const char *converted_from;
 };
 
 /* A refusal behaves like a PostgreSQL error: the client gets an

@@ -328,6 +328,8 @@ static enum gateway_verdict hook_statement(void *user, const struct gateway_sess
             json_object_set_new(extra, "sql", json_null());
         if (st->portal_name)
             audit_set_text(extra, "portal", st->portal_name);
+        if (st->converted_from) /* sql is UTF-8, converted from what the client sent */
+            json_object_set_new(extra, "client_encoding", json_string(st->converted_from));
     }
     if (extra && g) {
         json_object_set_new(extra, "decision", json_string(policy_action_name(g->decision.action)));

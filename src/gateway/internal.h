@@ -9,6 +9,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/listener.h>
+#include <iconv.h>
 #include <openssl/ssl.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -240,6 +241,8 @@ struct gw_session {
     uint32_t backend_pid, backend_secret, client_secret;
     bool cancel_ready;                /* in relay: a cancel may name it (gw->lock) */
     struct bufferevent *cancel;       /* a CancelRequest of this connection, on its way upstream */
+    iconv_t to_utf8;                  /* client_encoding to UTF-8 when it is converted; else NULL */
+    char client_encoding[16];         /* its name then */
     struct pgwire_auth auth;
     size_t startup_bytes;             /* upstream's messages between AuthenticationOk and ReadyForQuery */
     struct pgwire_scram_server client_scram;
@@ -323,6 +326,17 @@ const char *gw_startup_duplicate(const struct pgwire_startup *st, char *msg, siz
 /* NULL when the startup may go on; *search_path tells whether it sets one. */
 const char *gw_startup_refusal(const struct pgwire_startup *st, bool *search_path, char *msg, size_t msglen);
 const char *gw_parameter_status_refusal(const uint8_t *body, size_t len, char *msg, size_t msglen);
+
+/* params.c: the session's client_encoding, from upstream's ParameterStatus,
+ * so that the statement hook reads a statement's text as UTF-8 whatever
+ * single-byte encoding the client writes in (gw_text_utf8). */
+void gw_note_parameter_status(struct gw_session *s, const uint8_t *body, size_t len);
+/* The text as UTF-8: text itself when the client writes UTF-8 (or in an
+ * encoding not converted), or it is ASCII, longer than GW_CONVERT_MAX or
+ * does not convert; else a copy in *copy (the caller frees it). */
+#define GW_CONVERT_MAX (1u << 20)
+const char *gw_text_utf8(struct gw_session *s, const char *text, char **copy);
+void gw_encoding_free(struct gw_session *s);
 
 /* tracking.c */
 void gw_tracking_free(struct gw_tracking *t);

@@ -9,6 +9,8 @@
 #include "internal.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -138,4 +140,84 @@ const char *gw_parameter_status_refusal(const uint8_t *body, size_t len, char *m
     else
         return NULL;
     return msg;
+}
+
+/* ---- client_encoding: statement texts read as UTF-8 ---------------------- */
+
+/* The single-byte encodings PostgreSQL reports as a client_encoding (its
+ * canonical names, as in ParameterStatus) and iconv's names for them. In
+ * each, ASCII bytes are ASCII characters and every other byte is one
+ * character, which converts to non-ASCII UTF-8: so the converted text splits
+ * into the same tokens (quotes, identifiers, comments) as the bytes the
+ * server reads, and only names and literals change their spelling, to the
+ * one the server's UTF-8 catalog holds. Multi-byte encodings are left out. */
+static const char *iconv_name(const char *pg)
+{
+    static const char *const map[][2] = {
+        {"LATIN1", "ISO-8859-1"},   {"LATIN2", "ISO-8859-2"},   {"LATIN3", "ISO-8859-3"},
+        {"LATIN4", "ISO-8859-4"},   {"LATIN5", "ISO-8859-9"},   {"LATIN6", "ISO-8859-10"},
+        {"LATIN7", "ISO-8859-13"},  {"LATIN8", "ISO-8859-14"},  {"LATIN9", "ISO-8859-15"},
+        {"LATIN10", "ISO-8859-16"}, {"ISO_8859_5", "ISO-8859-5"}, {"ISO_8859_6", "ISO-8859-6"},
+        {"ISO_8859_7", "ISO-8859-7"}, {"ISO_8859_8", "ISO-8859-8"}, {"WIN1250", "CP1250"},
+        {"WIN1251", "CP1251"},      {"WIN1252", "CP1252"},      {"WIN1253", "CP1253"},
+        {"WIN1254", "CP1254"},      {"WIN1255", "CP1255"},      {"WIN1256", "CP1256"},
+        {"WIN1257", "CP1257"},      {"WIN1258", "CP1258"},      {"WIN866", "CP866"},
+        {"WIN874", "CP874"},        {"KOI8R", "KOI8-R"},        {"KOI8U", "KOI8-U"},
+    };
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        if (strcmp(pg, map[i][0]) == 0)
+            return map[i][1];
+    return NULL;
+}
+
+void gw_encoding_free(struct gw_session *s)
+{
+    if (s->to_utf8)
+        iconv_close(s->to_utf8);
+    s->to_utf8 = NULL;
+}
+
+void gw_note_parameter_status(struct gw_session *s, const uint8_t *body, size_t len)
+{
+    struct pgwire_reader r;
+    pgwire_reader_init(&r, body, len);
+    const char *name = pgwire_read_cstr(&r), *value = pgwire_read_cstr(&r);
+    if (!name || !value || strcmp(name, "client_encoding") != 0)
+        return;
+    gw_encoding_free(s);
+    const char *to = iconv_name(value);
+    if (to) {
+        iconv_t cd = iconv_open("UTF-8", to);
+        if (cd != (iconv_t)-1) { /* (else the text stays as it is: the policy refuses what is not UTF-8) */
+            s->to_utf8 = cd;
+            snprintf(s->client_encoding, sizeof s->client_encoding, "%s", value);
+        }
+    }
+}
+
+const char *gw_text_utf8(struct gw_session *s, const char *text, char **copy)
+{
+    *copy = NULL;
+    if (!s->to_utf8 || !text)
+        return text;
+    size_t n = 0;
+    bool ascii = true;
+    for (; text[n] && n <= GW_CONVERT_MAX; n++)
+        ascii &= (unsigned char)text[n] < 0x80;
+    if (ascii || n > GW_CONVERT_MAX)
+        return text;
+    size_t room = 3 * n + 1; /* a byte of these encodings is at most 3 bytes of UTF-8 */
+    char *out = malloc(room);
+    if (!out)
+        return text;
+    char *in = (char *)text, *o = out;
+    size_t inleft = n, outleft = room - 1;
+    iconv(s->to_utf8, NULL, NULL, NULL, NULL);
+    if (iconv(s->to_utf8, &in, &inleft, &o, &outleft) == (size_t)-1 || inleft) {
+        free(out); /* a byte with no character: the text stays as it is, and is refused as not UTF-8 */
+        return text;
+    }
+    *o = '\0';
+    *copy = out;
+    return out;
 }

@@ -147,6 +147,7 @@ void gw_session_free(struct gw_session *s)
     }
     if (s->cancel) /* its cancel goes on without it */
         gw_cancel_detach(s->cancel);
+    gw_encoding_free(s);
     gw_conn_free(s->upstream);
     event_free(s->timer);
     event_free(s->resume);
@@ -855,7 +856,11 @@ static int decide(struct gw_session *s, char type, const uint8_t *body, size_t l
     }
     uint64_t hold_id = atomic_fetch_add_explicit(&s->gw->next_hold_id, 1, memory_order_relaxed) + 1;
     s->decided_id = hold_id;
+    char *utf8 = NULL; /* the hook reads the text as UTF-8, whatever the client_encoding */
+    st.sql = gw_text_utf8(s, st.sql, &utf8);
+    st.converted_from = utf8 ? s->client_encoding : NULL;
     enum gateway_verdict v = h->statement(h->user, &s->info, &st, hold_id, refusal);
+    free(utf8);
     gw_tracking_forget(&s->tracking, &refusal->forget);
     pgwire_bind_free(&bind);
     free(formats);
@@ -1696,6 +1701,8 @@ static void u2c_relay(struct gw_session *s)
                 gw_session_fail(s, "0A000", why);
                 return;
             }
+            if (h->statement)
+                gw_note_parameter_status(s, body, (size_t)blen);
             if (h->text_mask) { /* the value: after the name */
                 const uint8_t *nnul = memchr(body, 0, (size_t)blen);
                 int m = nnul ? mask_message_text(s, 'S', body, (size_t)blen, (size_t)(nnul + 1 - body)) : 0;

@@ -409,6 +409,8 @@ static void upstream_startup_read(struct gw_conn *conn, void *arg)
             gw_session_fail(s, "0A000", why);
             return;
         }
+        if (type == 'S' && s->gw->cfg.hooks.statement)
+            gw_note_parameter_status(s, body, (size_t)blen);
         char refusal[320];
         if (type == 'Z' && !note_other_database(s, refusal, sizeof refusal)) {
             evbuffer_drain(in, (size_t)blen + 5);

@@ -1,7 +1,11 @@
 #!/bin/bash
 # The offline audit log of `hoopctl gateway --audit-log` is lossless for text
-# that is not UTF-8 (client_encoding LATIN1): SQL becomes "sql":null plus
-# "sql_b64", a text parameter {"b64": ...}; UTF-8 text stays a plain string.
+# that is not UTF-8: the SQL of a single-byte client_encoding (LATIN1) is
+# recorded converted to UTF-8 with "client_encoding"; other SQL that is not
+# UTF-8 (EUC_JP) becomes "sql":null plus "sql_b64", a text parameter
+# {"b64": ...}; UTF-8 text stays a plain string. Under the default policy a
+# LATIN1 client's statements are read as they mean (allowed, or refused by
+# their rule, not as text that does not parse).
 # A password literal (after PASSWORD, after a name that says password, a
 # conninfo) is recorded as <redacted>, and so is a conninfo parameter.
 # Binary parameters of simple types (psycopg's numbers, asyncpg's, whose
@@ -18,6 +22,10 @@ gwq() { PGPASSWORD='' PGSSLMODE=disable psql -X -h 127.0.0.1 -p "$GW_PORT" -U au
 printf "select 'caf\xe9' as latin1_marker\n" >"$HARNESS_TMP/latin1.sql"
 out=$(PGCLIENTENCODING=LATIN1 gwq -Atf "$HARNESS_TMP/latin1.sql" | od -An -c | tr -s ' ')
 assert_contains "$out" "c a f 351" "LATIN1 result through the gateway"
+# EUC_JP (multi-byte, not converted): 'あ' is \xa4\xa2.
+printf "select '\xa4\xa2' as eucjp_marker\n" >"$HARNESS_TMP/eucjp.sql"
+out=$(PGCLIENTENCODING=EUC_JP gwq -Atf "$HARNESS_TMP/eucjp.sql" | od -An -tx1 | tr -s ' ')
+assert_contains "$out" "a4 a2" "EUC_JP result through the gateway"
 # A UTF-8 query in the same log stays a plain string.
 gwq -Atc "select 'café' as utf8_marker" >/dev/null || fail "UTF-8 query failed"
 
@@ -59,12 +67,14 @@ wait_for "the audit lines" 10 grep -q 'asyncpg_marker' "$AUDIT"
 import base64, json, sys
 lines = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8")]  # every line is valid JSON
 stmts = [l for l in lines if l["event"] == "statement"]
-latin = [l for l in stmts if "sql_b64" in l]
-assert len(latin) == 1, latin
-assert latin[0]["sql"] is None, latin[0]
-assert base64.b64decode(latin[0]["sql_b64"]) == b"select 'caf\xe9' as latin1_marker", latin[0]
+latin = [l for l in stmts if "latin1_marker" in (l["sql"] or "")]
+assert len(latin) == 1 and latin[0]["sql"] == "select 'café' as latin1_marker", latin
+assert latin[0]["client_encoding"] == "LATIN1" and "sql_b64" not in latin[0], latin[0]
+raw = [l for l in stmts if "sql_b64" in l]
+assert len(raw) == 1 and raw[0]["sql"] is None, raw
+assert base64.b64decode(raw[0]["sql_b64"]) == b"select '\xa4\xa2' as eucjp_marker", raw[0]
 utf8 = [l for l in stmts if l.get("sql") == "select 'café' as utf8_marker"]
-assert len(utf8) == 1 and "sql_b64" not in utf8[0], stmts
+assert len(utf8) == 1 and "sql_b64" not in utf8[0] and "client_encoding" not in utf8[0], stmts
 ex = [l for l in stmts if l["kind"] == "execute" and "param_marker" in (l["sql"] or "")]
 assert ex, stmts
 assert ex[0]["params"] == [{"b64": base64.b64encode("naïve".encode("latin-1")).decode()}], ex[0]
@@ -80,4 +90,40 @@ raw = open(sys.argv[1], encoding="utf-8").read()
 assert "gw-secret-9" not in raw and "gw-param-secret" not in raw, "a secret reached the audit log"
 print("audit lines ok:", len(lines))
 PY
-log "audit log: LATIN1 SQL as sql_b64, LATIN1 parameter as {b64}, UTF-8 as plain strings, secrets redacted"
+log "audit log: LATIN1 SQL converted, EUC_JP SQL as sql_b64, LATIN1 parameter as {b64}, UTF-8 as plain strings, secrets redacted"
+
+# The default policy reads a LATIN1 (and a WIN1252) client's statements as
+# UTF-8: a SELECT of 'café' runs, a DROP of "tâble" is refused by its rule
+# and names the table as the catalog spells it; a byte with no WIN1252
+# character (\x81) is still refused as text that is not UTF-8.
+psql -X -q -c 'create table "tâble" (v text)' || fail "create tâble"
+"$HOOPCTL_BIN" policy default >"$HARNESS_TMP/default.json"
+gateway_start gwp --policy "$HARNESS_TMP/default.json" --audit-log "$HARNESS_TMP/audit2.jsonl"
+printf "select 'caf\xe9' as latin1_policy; drop table \"t\xe2ble\";\n" >"$HARNESS_TMP/latin1p.sql"
+out=$(PGCLIENTENCODING=LATIN1 gwq -At -f "$HARNESS_TMP/latin1p.sql" 2>&1 | iconv -f LATIN1 -t UTF-8)
+assert_contains "$out" "café"
+assert_contains "$out" "statement refused by rule deny-destructive-ddl"
+printf "select '\x80uro' as win1252_policy\n" >"$HARNESS_TMP/win.sql"
+out=$(PGCLIENTENCODING=WIN1252 gwq -At -f "$HARNESS_TMP/win.sql" 2>&1 | iconv -f CP1252 -t UTF-8)
+assert_contains "$out" "€uro"
+printf "select '\x81' as win1252_undefined\n" >"$HARNESS_TMP/win81.sql"
+out=$(PGCLIENTENCODING=WIN1252 gwq -At -f "$HARNESS_TMP/win81.sql" 2>&1 | iconv -f CP1252 -t UTF-8 -c)
+assert_contains "$out" "not valid UTF-8"
+assert_eq 1 "$(psql -X -Atc "select count(*) from pg_class where relname = 'tâble'")" "the refused DROP did not run"
+wait_for "the policy audit lines" 10 grep -q 'sql_b64' "$HARNESS_TMP/audit2.jsonl"
+/usr/bin/python3 - "$HARNESS_TMP/audit2.jsonl" <<'PY' || fail "policy audit check failed"
+import json, sys
+stmts = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8")]
+stmts = [l for l in stmts if l["event"] == "statement"]
+q = [l for l in stmts if "latin1_policy" in (l["sql"] or "")]
+assert len(q) == 1 and q[0]["sql"] == "select 'caf\u00e9' as latin1_policy;", q  # (psql sends each statement)
+assert q[0]["decision"] == "allow" and q[0]["client_encoding"] == "LATIN1", q
+d = [l for l in stmts if (l["sql"] or "").startswith("drop table")]
+assert len(d) == 1 and d[0]["sql"] == "drop table \"t\u00e2ble\";" and d[0]["rule"] == "deny-destructive-ddl", d
+w = [l for l in stmts if "win1252_policy" in (l["sql"] or "")]
+assert len(w) == 1 and w[0]["decision"] == "allow" and w[0]["sql"] == "select '\u20acuro' as win1252_policy", w
+u = [l for l in stmts if "sql_b64" in l]
+assert len(u) == 1 and u[0]["decision"] == "deny" and u[0]["rule"] == "parse-error" and "client_encoding" not in u[0], u
+print("policy audit ok")
+PY
+log "policy: LATIN1 and WIN1252 statements read as UTF-8; an undefined WIN1252 byte refused"

@@ -130,11 +130,13 @@ log "results that JSON cannot carry as they came are recorded all the same"
 GPORT2=$(free_port)
 as alice bg_start alice2 "$H" connect app --port "$GPORT2" -- psql -X -At \
   -c "select repeat('a', 511) || 'é' as cut" -c "set client_encoding to 'LATIN1'" -c "select 'caf' || chr(233) as latin" \
-  -c "$(printf "select 'caf\xe9' as raw")" -c "select 'after'"
+  -c "$(printf "select 'caf\xe9' as raw")" -c "set client_encoding to 'EUC_JP'" \
+  -c "$(printf "select '\xa4\xa2' as eucjp")" -c "select 'after'"
 wait_rc "$alice2_PID"
 assert_eq 0 "$RC" "the second psql's exit status"
 assert_not_contains "$(cat "$D/alice2.log")" "not recorded"
-# A statement whose text is LATIN1 (not UTF-8) is refused, said why, and audited.
+# A statement whose text is LATIN1 is read (and recorded) as UTF-8; one whose
+# text is EUC_JP (multi-byte, not converted) is refused, said why, and audited.
 assert_contains "$(cat "$D/alice2.log")" "ERROR:  hoopctl: the statement's text is not valid UTF-8, so it is refused"
 assert_contains "$(cat "$D/alice2.log")" "after"
 shipped2() { as alice "$H" -o json sessions list | python3 -c 'import json,sys
@@ -151,8 +153,10 @@ cut = res["select repeat(\x27a\x27, 511) || \x27\u00e9\x27 as cut"]
 assert cut["rows"] == [["a" * 511]] and cut.get("truncated"), cut
 latin = res["select \x27caf\x27 || chr(233) as latin"]
 assert latin["rows"] == [["\\x636166e9"]], latin
+conv = res["select \x27caf\u00e9\x27 as raw"]
+assert conv["rows"] == [["\\x636166e9"]], conv  # (the result, as sent: LATIN1)
 raw = [e["data"] for e in ev if e["type"] == "statement" and e["data"].get("rule") == "not-utf8"]
-assert len(raw) == 1 and raw[0]["text"] == "select \x27caf\\xe9\x27 as raw" and "not valid UTF-8" in raw[0]["error"], raw
+assert len(raw) == 1 and raw[0]["text"] == "select \x27\\xa4\\xa2\x27 as eucjp" and "not valid UTF-8" in raw[0]["error"], raw
 assert raw[0]["decision"] == "deny" and raw[0]["sqlstate"] == "22021", raw
 ' || fail "a result sample was not recorded as expected"
 log "ok"
