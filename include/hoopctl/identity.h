@@ -165,6 +165,19 @@ int identity_store_load(const char *profile, struct identity_session *out, char 
 int identity_store_check_writable(char *err, size_t errlen);
 /* Delete a profile's tokens (and the current marker when it names it). */
 int identity_store_delete(const char *profile, char *err, size_t errlen);
+/* For a logout that names no server (no --server, no server.url): when
+ * <tokens>/current is there but names no saved login (not a URL, empty, too
+ * long, or a login since deleted), remove it and look at the saved logins:
+ * *saved gets how many there are, list their profiles (or file names when a
+ * file cannot be read), comma-separated, and only the profile when exactly one
+ * is saved and readable ("" otherwise). Returns 0 when there is nothing to
+ * repair (current absent or fine, or the config names the server), 1 when
+ * current was damaged and removed (err then says so), 2 when it named a URL
+ * that has no saved login and was removed (err says so; only stays "": the
+ * current login is known to be gone), -1 with err when it could not be
+ * removed. */
+int identity_store_repair_current(char *only, size_t len, size_t *saved, char *list, size_t listlen,
+                                  char *err, size_t errlen);
 
 /* Load a profile (as identity_store_load) into a new session and, when
  * min_valid >= 0, make sure its access token is valid that long (refreshing).

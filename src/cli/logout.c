@@ -21,6 +21,41 @@ static int logout_run(const struct cli_args *args, struct cli_context *ctx)
         return CLI_EXIT_FAILURE;
     }
     int rc = identity_store_load(profile, s, err, sizeof err);
+    char only[IDENTITY_URL_LEN];
+    if (!profile && (rc > 0 || (rc < 0 && !s->profile[0]))) {
+        /* The current login could not be found: a damaged `current` must not
+         * keep the saved tokens on disk. */
+        char list[2048], e2[512];
+        size_t saved = 0;
+        int fix = identity_store_repair_current(only, sizeof only, &saved, list, sizeof list, e2, sizeof e2);
+        if (fix < 0) {
+            fprintf(stderr, "hoopctl logout: %s\n", cli_safe(e2));
+            identity_session_close(s);
+            return CLI_EXIT_FAILURE;
+        }
+        if (fix > 0) {
+            fprintf(stderr, "hoopctl logout: %s\n", cli_safe(e2));
+            if (fix == 2) {
+                fprintf(stderr, "hoopctl logout: not logged in; there is no login to end%s%s%s\n",
+                        saved ? " (other saved logins: " : "", saved ? cli_safe(list) : "", saved ? ")" : "");
+                identity_session_close(s);
+                return CLI_EXIT_OK;
+            }
+            if (saved > 1 || (saved == 1 && !only[0])) {
+                fprintf(stderr, "hoopctl logout: which login was current is not known; %zu saved: %s; name one: "
+                                "hoopctl logout --server URL\n", saved, cli_safe(list));
+                identity_session_close(s);
+                return CLI_EXIT_FAILURE;
+            }
+            if (saved == 0) {
+                fprintf(stderr, "hoopctl logout: not logged in; there is no login to end\n");
+                identity_session_close(s);
+                return CLI_EXIT_OK;
+            }
+            profile = only; /* the one saved login */
+            rc = identity_store_load(profile, s, err, sizeof err);
+        }
+    }
     if (rc < 0 && s->profile[0]) {
         /* The token file is there but damaged: its tokens cannot be sent to
          * be revoked, but the file can still go. */
@@ -98,7 +133,9 @@ const struct cli_command cli_cmd_logout = {
     .usage = "[--server URL | --issuer URL]",
     .description = "The local tokens are deleted even when the revocation fails, or cannot be tried\n"
                    "because the saved login is damaged; the exit status then says so (1, or 5 when\n"
-                   "the provider could not be reached).",
+                   "the provider could not be reached). A damaged record of the current login\n"
+                   "(<config dir>/tokens/current) is removed; when only one login is saved, that\n"
+                   "one is logged out of, else name one with --server.",
     .options = cli_login_profile_options,
     .max_args = 0,
     .run = logout_run,

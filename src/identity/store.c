@@ -84,8 +84,8 @@ static int read_current(char *out, size_t len, char *err, size_t errlen)
         ok = (unsigned char)buf[i] > 0x20 && buf[i] != 0x7f;
     if (!ok) {
         /* Not echoed: it may hold anything, terminal escapes included. */
-        snprintf(err, errlen, "%s does not hold a server URL (damaged?); remove it, or name the server "
-                              "(--server URL, server.url or HOOPCTL_SERVER_URL)", cur);
+        snprintf(err, errlen, "%s does not hold a server URL (damaged?); run 'hoopctl login --server URL' "
+                              "again, or name the server (--server URL, server.url or HOOPCTL_SERVER_URL)", cur);
         return -1;
     }
     memcpy(out, buf, n + 1);
@@ -312,6 +312,67 @@ int identity_store_delete(const char *profile, char *err, size_t errlen)
     if (rc < 0 || (rc == 0 && strcmp(now, profile) == 0)) /* a damaged one names nothing left */
         unlink(cur);
     return 0;
+}
+
+int identity_store_repair_current(char *only, size_t len, size_t *saved, char *list, size_t listlen,
+                                  char *err, size_t errlen)
+{
+    char cur[4200], dir[4096], now[IDENTITY_URL_LEN], path[4200], e2[512];
+    only[0] = '\0';
+    list[0] = '\0';
+    *saved = 0;
+    if (store_dir(dir, sizeof dir) < 0 || current_path(cur, sizeof cur) < 0)
+        return 0;
+    json_t *cfg = config_load_client(e2, sizeof e2);
+    const char *server = cfg ? config_get_string(cfg, "server.url") : NULL;
+    bool named = !cfg || (server && *server); /* the config names the server, or cannot be read */
+    json_decref(cfg);
+    if (named)
+        return 0;
+    struct stat st;
+    if (lstat(cur, &st) < 0)
+        return 0; /* no current login: nothing to repair */
+    int rc = read_current(now, sizeof now, e2, sizeof e2);
+    if (rc == 0 && identity_store_path(now, path, sizeof path) == 0 && access(path, F_OK) == 0)
+        return 0; /* it names a saved login */
+    if (unlink(cur) < 0 && errno != ENOENT) {
+        snprintf(err, errlen, "%s names no saved login (damaged?) and cannot be removed: %s", cur, strerror(errno));
+        return -1;
+    }
+    int ret = 1;
+    if (rc == 0) { /* a URL whose login is gone: the current login is known, and ended */
+        snprintf(err, errlen, "%s named %s, which is not logged in; removed it", cur, now);
+        ret = 2;
+    } else {
+        snprintf(err, errlen, "%s named no saved login (damaged?); removed it", cur);
+    }
+    /* The saved logins: one left is the one to end; more, and which one
+     * was current is not known. */
+    char pattern[4200];
+    snprintf(pattern, sizeof pattern, "%s/*.json", dir);
+    glob_t g;
+    if (glob(pattern, 0, NULL, &g) != 0)
+        return ret;
+    size_t used = 0;
+    for (size_t i = 0; i < g.gl_pathc; i++) {
+        (*saved)++;
+        json_t *j = config_load(g.gl_pathv[i], 0, e2, sizeof e2);
+        const char *p = json_string_value(json_object_get(j, "profile"));
+        /* named by its profile only when that is where the profile's file goes */
+        bool known = p && *p && strlen(p) < len && identity_store_path(p, path, sizeof path) == 0 &&
+                     strcmp(path, g.gl_pathv[i]) == 0;
+        const char *name = known ? p : g.gl_pathv[i];
+        if (*saved == 1 && known)
+            snprintf(only, len, "%s", p);
+        int n = snprintf(list + used, used < listlen ? listlen - used : 0, "%s%s", used ? ", " : "", name);
+        if (n > 0)
+            used = used + (size_t)n < listlen ? used + (size_t)n : listlen;
+        json_decref(j);
+    }
+    globfree(&g);
+    if (*saved != 1 || ret == 2)
+        only[0] = '\0';
+    return ret;
 }
 
 /* Get new tokens for s: refresh grant, or client credentials again. */

@@ -263,6 +263,58 @@ assert_contains "$out" "$f is open to group or others (mode 644)"
 assert_eq 1 "$(grep -c "$f is open" <<<"$out")" "warned once [$out]"
 chmod 700 "$HOOPCTL_CONFIG_DIR/tokens"; chmod 600 "$f"
 assert_not_contains "$("$H" whoami 2>&1)" "open to group or others"
+# A damaged current: the other commands say to log in again; a plain logout
+# still ends the login (the one saved), removes current and says so.
+cp "$f" "$T/alice.json"
+for damage in garbage empty toolong; do
+  cp "$T/alice.json" "$f"
+  case $damage in
+    garbage) printf 'x\033]0;owned\007' >"$cur" ;;
+    empty) : >"$cur" ;;
+    toolong) python3 -c 'print("http://" + "a" * 5000)' >"$cur" ;;
+  esac
+  RC=0
+  out=$("$H" whoami 2>&1) || RC=$?
+  if [[ $damage == empty ]]; then
+    assert_eq 3 "$RC" "whoami with an empty current [$out]"
+    assert_contains "$out" "not logged in; run 'hoopctl login --server URL'"
+  else
+    assert_eq 1 "$RC" "whoami with a $damage current [$out]"
+    assert_contains "$out" "$cur does not hold a server URL (damaged?); run 'hoopctl login --server URL' again"
+  fi
+  RC=0
+  out=$("$H" logout 2>&1) || RC=$?
+  assert_eq 0 "$RC" "logout with a $damage current [$out]"
+  assert_contains "$out" "$cur named no saved login (damaged?); removed it"
+  assert_contains "$out" "Logged out of $URL; local tokens deleted."
+  [[ $out != *$'\033'* ]] || fail "current's control characters reached the terminal"
+  [[ ! -e $f && ! -e $cur ]] || fail "logout with a $damage current left $(ls "$HOOPCTL_CONFIG_DIR/tokens")"
+done
+# Two saved logins and current unreadable: which one was current is not
+# known; both are named, none is guessed, current is removed.
+cp "$T/alice.json" "$f"
+f2=$HOOPCTL_CONFIG_DIR/tokens/$(printf '%s' "http://127.0.0.1:9" | sha256sum | cut -c1-32).json
+sed "s#\"profile\": \"[^\"]*\"#\"profile\": \"http://127.0.0.1:9\"#" "$T/alice.json" >"$f2"
+printf 'junk' >"$cur"
+RC=0
+out=$("$H" logout 2>&1) || RC=$?
+assert_eq 1 "$RC" "logout with a damaged current and two logins [$out]"
+assert_contains "$out" "which login was current is not known; 2 saved:"
+assert_contains "$out" "$URL"
+assert_contains "$out" "http://127.0.0.1:9"
+assert_contains "$out" "hoopctl logout --server URL"
+[[ -e $f && -e $f2 && ! -e $cur ]] || fail "logout guessed among two logins"
+# current naming a login that is gone: that login is ended; the others stay.
+rm "$f2"
+printf 'http://127.0.0.1:7' >"$cur"
+RC=0
+out=$("$H" logout 2>&1) || RC=$?
+assert_eq 0 "$RC" "logout with current naming no saved login [$out]"
+assert_contains "$out" "$cur named http://127.0.0.1:7, which is not logged in; removed it"
+assert_contains "$out" "other saved logins: $URL"
+[[ -e $f && ! -e $cur ]] || fail "logout with a stale current"
+"$H" logout --server "$URL" >/dev/null 2>&1 || true
+[[ ! -e $f ]] || fail "logout --server $URL"
 # (a file where the directory goes: unwritable even to root)
 mkdir -p "$T/cfg-ro"; : >"$T/cfg-ro/tokens"
 RC=0
