@@ -25,6 +25,11 @@ enum mcp_rpc_code {
     MCP_RPC_METHOD_NOT_FOUND = -32601,
     MCP_RPC_INVALID_PARAMS = -32602,
     MCP_RPC_INTERNAL_ERROR = -32603,
+    /* A request other than initialize and ping before initialize was
+     * answered. MCP defines no code for it; -32002 (LSP's) is MCP's
+     * "resource not found", so this is -32000, as the TypeScript SDK's
+     * "Server not initialized". */
+    MCP_RPC_NOT_INITIALIZED = -32000,
 };
 
 struct mcp_config {

@@ -159,6 +159,10 @@ static char *handle_request(struct mcp_server *srv, const char *method, json_t *
         return handle_initialize(srv, id, params);
     if (strcmp(method, "ping") == 0)
         return rpc_result(id, json_object());
+    /* The MCP lifecycle: nothing but ping before initialize has been
+     * answered (the initialized notification is not waited for). */
+    if (!srv->protocol[0])
+        return rpc_error(id, MCP_RPC_NOT_INITIALIZED, "server not initialized: send initialize first");
     if (strcmp(method, "tools/list") == 0)
         return rpc_result(id, mcp_tools_list(mcp_db_config(srv->db)));
     if (strcmp(method, "tools/call") == 0)

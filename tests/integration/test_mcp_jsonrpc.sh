@@ -78,6 +78,29 @@ m.close()
 print('max-bytes counts columns ok')
 PY
 
+# The MCP lifecycle: before initialize only ping is served; a tool call is
+# refused (-32000) and never reaches the database; after initialize it runs.
+{
+  echo '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"query","arguments":{"sql":"select 6 * 7 as answer"}}}'
+  echo '{"jsonrpc":"2.0","id":2,"method":"tools/list"}'
+  echo '{"jsonrpc":"2.0","id":3,"method":"resources/read","params":{"uri":"hoopctl://tables/public/x"}}'
+  echo '{"jsonrpc":"2.0","id":4,"method":"ping"}'
+  echo '{"jsonrpc":"2.0","id":5,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"sh","version":"0"}}}'
+  echo '{"jsonrpc":"2.0","method":"notifications/initialized"}'
+  echo '{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"query","arguments":{"sql":"select 6 * 7 as answer"}}}'
+} >"$HARNESS_TMP/early.jsonl"
+"$H" --log-level debug mcp --dsn "$DSN" <"$HARNESS_TMP/early.jsonl" >"$HARNESS_TMP/early.out" 2>"$HARNESS_TMP/early.err"
+python3 - "$HARNESS_TMP/early.out" <<'PY'
+import json, sys
+msgs = [json.loads(l) for l in open(sys.argv[1])]
+got = [(m['id'], m.get('error', {}).get('code')) for m in msgs]
+assert got == [(1, -32000), (2, -32000), (3, -32000), (4, None), (5, None), (6, None)], got
+assert all('send initialize first' in m['error']['message'] for m in msgs[:3]), msgs[:3]
+assert json.loads(msgs[5]['result']['content'][0]['text'])['rows'] == [{'answer': 42}], msgs[5]
+print('lifecycle ok')
+PY
+assert_eq 1 "$(grep -c 'tools/call query' "$HARNESS_TMP/early.err")" "tool calls run (only the one after initialize)"
+
 # Nothing on stdin: a clean exit and no output.
 out=$("$H" mcp --dsn "$DSN" </dev/null); assert_eq "" "$out"
 

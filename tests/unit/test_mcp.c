@@ -16,13 +16,34 @@
 #include "hoopctl/mcp.h"
 #include "../../src/mcp/mcp_internal.h"
 
-static struct mcp_server *new_server(bool allow_writes)
+static struct mcp_server *new_uninitialized_server(bool allow_writes)
 {
     /* A DSN that is never dialled by these tests (no tool that needs it runs). */
     struct mcp_config cfg = {.conninfo = "host=127.0.0.1 port=1 dbname=none",
                              .allow_writes = allow_writes, .max_rows = 10, .max_bytes = 1000};
     struct mcp_server *s = mcp_server_new(&cfg);
     assert_non_null(s);
+    return s;
+}
+
+static const char init_line[] = "{\"jsonrpc\":\"2.0\",\"id\":0,\"method\":\"initialize\",\"params\":"
+                                "{\"protocolVersion\":\"2025-06-18\",\"capabilities\":{},"
+                                "\"clientInfo\":{\"name\":\"unit\",\"version\":\"1\"}}}";
+
+/* Send initialize, as a client must first. */
+static void initialize(struct mcp_server *s)
+{
+    char *out = mcp_server_handle_line(s, init_line, strlen(init_line));
+    assert_non_null(out);
+    assert_non_null(strstr(out, "\"result\""));
+    free(out);
+}
+
+/* A server a client has initialized. */
+static struct mcp_server *new_server(bool allow_writes)
+{
+    struct mcp_server *s = new_uninitialized_server(allow_writes);
+    initialize(s);
     return s;
 }
 
@@ -38,6 +59,51 @@ static json_t *rpc(struct mcp_server *s, const char *line)
     assert_string_equal(json_string_value(json_object_get(j, "jsonrpc")), "2.0");
     free(out);
     return j;
+}
+
+static int error_code(json_t *j);
+
+/* The MCP lifecycle: before initialize is answered only initialize and ping
+ * are; every other request is an error (-32000, not run), notifications are
+ * ignored; after it everything is served. */
+static void requests_before_initialize_are_refused(void **state)
+{
+    (void)state;
+    struct mcp_server *s = new_uninitialized_server(false);
+    static const char *const early[] = {
+        "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"query\","
+        "\"arguments\":{\"sql\":\"select 1\"}}}",
+        "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}",
+        "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"resources/list\"}",
+        "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"resources/read\",\"params\":{\"uri\":\"hoopctl://tables/a/b\"}}",
+        "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"resources/templates/list\"}",
+        "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"no/such\"}",
+    };
+    for (int round = 0; round < 2; round++) {
+        for (size_t i = 0; i < sizeof early / sizeof early[0]; i++) {
+            json_t *j = rpc(s, early[i]);
+            assert_non_null(j);
+            if (error_code(j) != MCP_RPC_NOT_INITIALIZED)
+                fail_msg("%s before initialize: code %d", early[i], error_code(j));
+            assert_int_equal(json_integer_value(json_object_get(j, "id")), 1);
+            assert_non_null(strstr(json_string_value(json_object_get(json_object_get(j, "error"), "message")),
+                                   "send initialize first"));
+            json_decref(j);
+        }
+        json_t *j = rpc(s, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"ping\"}");
+        assert_true(json_is_object(json_object_get(j, "result")));
+        json_decref(j);
+        /* the notification alone does not initialize; a failed initialize neither */
+        assert_null(rpc(s, "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}"));
+        j = rpc(s, "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"initialize\",\"params\":{}}");
+        assert_int_equal(error_code(j), MCP_RPC_INVALID_PARAMS);
+        json_decref(j);
+    }
+    initialize(s);
+    json_t *j = rpc(s, "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"tools/list\"}");
+    assert_int_equal(json_array_size(json_object_get(json_object_get(j, "result"), "tools")), 4);
+    json_decref(j);
+    mcp_server_free(s);
 }
 
 static int error_code(json_t *j)
@@ -230,6 +296,7 @@ static void a_bad_dsn_is_never_shown(void **state)
                              .max_rows = 10, .max_bytes = 1000};
     struct mcp_server *s = mcp_server_new(&cfg);
     assert_non_null(s);
+    initialize(s);
     const char *line = "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"tools/call\",\"params\":{\"name\":"
                        "\"query\",\"arguments\":{\"sql\":\"select 1\"}}}";
     char *out = mcp_server_handle_line(s, line, strlen(line));
@@ -484,6 +551,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(malformed_messages_get_the_right_errors),
         cmocka_unit_test(notifications_and_responses_get_no_answer),
+        cmocka_unit_test(requests_before_initialize_are_refused),
         cmocka_unit_test(initialize_negotiates_the_version),
         cmocka_unit_test(tools_list_names_the_four_tools),
         cmocka_unit_test(check_review_of_an_unknown_id_is_a_tool_error),
