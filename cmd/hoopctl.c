@@ -2,6 +2,7 @@
  * its arguments and run it. Exit codes are those of enum cli_exit. */
 #include "hoopctl/cli.h"
 #include "hoopctl/log.h"
+#include "hoopctl/util.h"
 #include "hoopctl/version.h"
 
 #include <curl/curl.h>
@@ -30,8 +31,10 @@ int main(int argc, char **argv)
      * nor attach to us. A command we exec is dumpable again. */
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     /* Before any thread (the JWKS fetcher, the shipper) can make a curl
-     * handle: libcurl's global set-up is not safe to race. Cleaned up by exit. */
-    curl_global_init(CURL_GLOBAL_DEFAULT);
+     * handle: libcurl's global set-up is not safe to race. Cleaned up by exit.
+     * Its memory is zeroed when freed (it copies tokens and secrets). */
+    if (util_curl_global_init() < 0)
+        curl_global_init(CURL_GLOBAL_DEFAULT);
 
     const char *lvl = getenv("HOOPCTL_LOG_LEVEL");
     if (lvl && log_level_parse(lvl) >= 0)

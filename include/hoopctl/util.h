@@ -54,6 +54,17 @@ void util_url_same_server(const char *url, char *out, size_t len);
 void util_sqlite_create_private(const char *path);
 /* Zero memory in a way the compiler may not elide (for secrets). */
 void util_secure_zero(void *p, size_t len);
+/* curl_global_init with allocator callbacks that zero every block libcurl
+ * frees (or moves with realloc): its copies of headers, requests and bodies
+ * hold tokens and secrets. Once, first thing in main, before any thread.
+ * 0, or -1. */
+int util_curl_global_init(void);
+struct curl_slist;
+/* Zero each string of a header list in place (an Authorization header's
+ * token); util_curl_slist_free_wiped then frees the list. Use it for every
+ * list that held a secret: curl_slist_append copies the string it is given. */
+void util_curl_slist_wipe(struct curl_slist *list);
+void util_curl_slist_free_wiped(struct curl_slist *list);
 /* The longest connection secret (bytes): what the server keeps (its PUT
  * /api/v1/connections refuses a longer one), and what hoopctl reads from a
  * file, a variable or a prompt, never cut short. */
@@ -79,6 +90,7 @@ bool util_name_is_typo(const char *typed, const char *name);
 struct buf {
     uint8_t *data;
     size_t len, cap, max;
+    bool secret; /* it holds a secret: growing and buf_free zero what they leave */
 };
 int buf_reserve(struct buf *b, size_t extra);
 int buf_append(struct buf *b, const void *data, size_t len);

@@ -209,7 +209,7 @@ static int api_call_once(struct api_client *c, const char *method, const char *p
         util_secure_zero(text, strlen(text));   /* may hold a secret */
         free(text);
     }
-    curl_slist_free_all(hdrs);
+    util_curl_slist_free_wiped(hdrs); /* it held the bearer token */
     curl_easy_cleanup(h);
     if (rc == 0 && k.b.len)
         *resp = json_loadb((const char *)k.b.data, k.b.len, 0, NULL);
@@ -234,7 +234,7 @@ int api_stream(struct api_client *c, const char *path, FILE *out, long *status, 
     curl_easy_setopt(h, CURLOPT_TIMEOUT, 0L);
     curl_easy_setopt(h, CURLOPT_FAILONERROR, 1L);
     int rc = api_perform(c, h, hdrs, status, err, errlen);
-    curl_slist_free_all(hdrs);
+    util_curl_slist_free_wiped(hdrs); /* it held the bearer token */
     curl_easy_cleanup(h);
     return rc;
 }

@@ -137,7 +137,7 @@ static int post_batch(struct shipper *s, const struct spool_batch *b, int n, cha
     CURLcode rc = curl_easy_perform(c);
     long status = 0;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_slist_free_all(h); /* the list held the token: free it now */
+    util_curl_slist_free_wiped(h); /* the list held the token: wipe and free it now */
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
     buf_free(&body);
     if (rc != CURLE_OK) {

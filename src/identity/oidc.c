@@ -227,7 +227,7 @@ int identity_device_start(const struct identity_provider *p, const struct identi
                  p->issuer);
         return -1;
     }
-    struct buf form = {0};
+    struct buf form = {.secret = true};
     identity_form_add(&form, "client_id", lc->client_id);
     identity_form_add(&form, "scope", lc->scopes[0] ? lc->scopes : "openid email profile offline_access");
     if (lc->audience[0])
@@ -294,7 +294,7 @@ enum identity_device_result identity_device_wait(const struct identity_provider 
             snprintf(err, errlen, "the code expired before it was approved; run login again");
             return IDENTITY_DEVICE_EXPIRED;
         }
-        struct buf form = {0};
+        struct buf form = {.secret = true};
         identity_form_add(&form, "grant_type", DEVICE_GRANT);
         identity_form_add(&form, "device_code", dev->device_code);
         identity_form_add(&form, "client_id", lc->client_id);
@@ -395,7 +395,7 @@ int identity_client_credentials(const struct identity_provider *p, const struct 
                                 const struct identity_client_secret *cs, struct identity_tokens *out,
                                 char *err, size_t errlen)
 {
-    struct buf form = {0};
+    struct buf form = {.secret = true};
     identity_form_add(&form, "grant_type", "client_credentials");
     identity_form_add(&form, "client_id", cs->client_id);
     identity_form_add(&form, "client_secret", cs->client_secret);
@@ -412,7 +412,7 @@ int identity_refresh(const struct identity_provider *p, const char *client_id, s
         snprintf(err, errlen, "no refresh token; run hoopctl login again");
         return -1;
     }
-    struct buf form = {0};
+    struct buf form = {.secret = true};
     identity_form_add(&form, "grant_type", "refresh_token");
     identity_form_add(&form, "refresh_token", t->refresh_token);
     identity_form_add(&form, "client_id", client_id);
@@ -432,7 +432,7 @@ int identity_revoke(const struct identity_provider *p, const char *client_id, co
 {
     if (!p->revocation_endpoint[0])
         return 1;
-    struct buf form = {0};
+    struct buf form = {.secret = true};
     identity_form_add(&form, "token", token);
     identity_form_add(&form, "token_type_hint", type_hint);
     identity_form_add(&form, "client_id", client_id);

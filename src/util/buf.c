@@ -18,7 +18,17 @@ int buf_reserve(struct buf *b, size_t extra)
     size_t cap = b->cap ? b->cap : 64;
     while (cap < need)
         cap = cap > SIZE_MAX / 2 ? need : cap * 2;
-    uint8_t *p = realloc(b->data, cap);
+    uint8_t *p;
+    if (b->secret) { /* realloc would free the old block as it is */
+        p = malloc(cap);
+        if (p && b->data) {
+            memcpy(p, b->data, b->len);
+            util_secure_zero(b->data, b->cap);
+            free(b->data);
+        }
+    } else {
+        p = realloc(b->data, cap);
+    }
     if (!p)
         return -1;
     b->data = p;
@@ -68,6 +78,8 @@ void buf_reset(struct buf *b) { b->len = 0; }
 
 void buf_free(struct buf *b)
 {
+    if (b->secret && b->data)
+        util_secure_zero(b->data, b->cap);
     free(b->data);
     b->data = NULL;
     b->len = b->cap = 0;

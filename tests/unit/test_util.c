@@ -13,6 +13,8 @@
 #include "hoopctl/log.h"
 #include "hoopctl/util.h"
 
+#include <curl/curl.h>
+
 static void hex_round_trip_and_bad_input(void **state)
 {
     (void)state;
@@ -301,6 +303,26 @@ static void secret_line_whole_or_refused(void **state)
     }
 }
 
+/* A header list that held a bearer token: every string curl_slist_append
+ * copied is zeroed in place before the list is freed. */
+static void curl_header_lists_are_wiped(void **state)
+{
+    (void)state;
+    struct curl_slist *l = curl_slist_append(NULL, "Accept: application/json");
+    l = curl_slist_append(l, "Authorization: Bearer hk_not-a-real-token-but-secret");
+    assert_non_null(l);
+    size_t lens[2] = {strlen(l->data), strlen(l->next->data)};
+    util_curl_slist_wipe(l);
+    struct curl_slist *e = l;
+    for (int i = 0; i < 2; i++, e = e->next)
+        for (size_t k = 0; k < lens[i]; k++)
+            if (e->data[k])
+                fail_msg("byte %zu of header %d not wiped", k, i);
+    assert_null(e);
+    util_curl_slist_free_wiped(l);
+    util_curl_slist_free_wiped(NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -317,6 +339,7 @@ int main(void)
         cmocka_unit_test(url_same_server),
         cmocka_unit_test(age_ms),
         cmocka_unit_test(secret_line_whole_or_refused),
+        cmocka_unit_test(curl_header_lists_are_wiped),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
