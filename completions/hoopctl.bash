@@ -215,7 +215,7 @@ _hoopctl() {
             fi
             ;;
         gateway)
-            _hoopctl_args "$ci" '|--listen|--socket-dir|--upstream|--upstream-password-file|--tls-cert|--tls-key|--max-message-size|--max-held-bytes|--client-password-file|--threads|--audit-log|--policy|'
+            _hoopctl_args "$ci" '|--listen|--socket-dir|--upstream|--upstream-password-file|--tls-cert|--tls-key|--max-message-size|--max-held-bytes|--client-password-file|--max-sessions|--threads|--audit-log|--policy|'
             case "$prev" in
                 --listen) COMPREPLY=(); return ;;
                 --socket-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
@@ -226,6 +226,7 @@ _hoopctl() {
                 --max-message-size) COMPREPLY=(); return ;;
                 --max-held-bytes) COMPREPLY=(); return ;;
                 --client-password-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+                --max-sessions) COMPREPLY=(); return ;;
                 --threads) COMPREPLY=(); return ;;
                 --audit-log) COMPREPLY=($(compgen -f -- "$cur")); return ;;
                 --policy) COMPREPLY=($(compgen -f -- "$cur")); return ;;
@@ -233,7 +234,7 @@ _hoopctl() {
             if ((_hoopctl_rest)); then
                 COMPREPLY=($(compgen -f -- "$cur"))
             elif [[ $cur == -* ]]; then
-                COMPREPLY=($(compgen -W '--help --listen --socket-dir --upstream --upstream-password-file --tls-cert --tls-key --max-message-size --max-held-bytes --client-password-file --threads --audit-log --policy' -- "$cur"))
+                COMPREPLY=($(compgen -W '--help --listen --socket-dir --upstream --upstream-password-file --tls-cert --tls-key --max-message-size --max-held-bytes --client-password-file --max-sessions --threads --audit-log --policy' -- "$cur"))
             elif ((_hoopctl_npos >= 0)); then
                 COMPREPLY=()
             else

@@ -74,6 +74,7 @@ complete -c hoopctl -n '__fish_seen_subcommand_from gateway' -l tls-key -F -d 'p
 complete -c hoopctl -n '__fish_seen_subcommand_from gateway' -l max-message-size -d 'largest protocol message accepted (default 1 GiB)'
 complete -c hoopctl -n '__fish_seen_subcommand_from gateway' -l max-held-bytes -d 'with --policy or --audit-log: SQL, parameters and names a session\'s statements and portals may hold (default 256 MiB, or --max-message-size when larger)'
 complete -c hoopctl -n '__fish_seen_subcommand_from gateway' -l client-password-file -F -d 'make a password for this run, write it to FILE (\'-\': stdout) and require it from clients'
+complete -c hoopctl -n '__fish_seen_subcommand_from gateway' -l max-sessions -d 'sessions at a time; one more gets SQLSTATE 53300 (default: what ulimit -n leaves room for, 293 at 1024)'
 complete -c hoopctl -n '__fish_seen_subcommand_from gateway' -l threads -d 'event loops, one per thread, that take clients in turn (default: one per CPU, at most 4)'
 complete -c hoopctl -n '__fish_seen_subcommand_from gateway' -l audit-log -F -d 'append one JSON line per session event and statement'
 complete -c hoopctl -n '__fish_seen_subcommand_from gateway' -l policy -F -d 'enforce this policy file (or "default"): decisions and masking'

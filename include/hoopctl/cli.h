@@ -118,6 +118,11 @@ int cli_parse(const struct cli_command *cmd, int argc, char **argv,
 /* Value of a long option, or NULL when absent. */
 const char *cli_get(const struct cli_args *args, const char *name);
 bool cli_flag(const struct cli_args *args, const char *name);
+/* --max-sessions of gateway and connect (src/cli/gateway.c): *out is its
+ * value, or 0 (the gateway's default) without it. 0, or -1 when it is not
+ * a number from 1 to CLI_MAX_SESSIONS. */
+#define CLI_MAX_SESSIONS 1000000
+int cli_get_max_sessions(const struct cli_args *args, size_t *out);
 
 /* Printing helpers for help and usage. */
 void cli_print_usage_line(const struct cli_command *cmd, void *stream);

@@ -253,6 +253,11 @@ struct gateway_config {
      * less than max_message_size. */
     size_t max_held_bytes;
     size_t buffer_limit;          /* bytes buffered per direction before pausing the sender; 0: 256 KiB */
+    /* Sessions at a time (from accept to close, cancel connections too); one
+     * past it is answered FATAL 53300 "sorry, too many clients already", as
+     * PostgreSQL answers one past max_connections, and never reaches
+     * upstream. 0: gateway_default_max_sessions(). */
+    size_t max_sessions;
     /* Event loops: 0 or 1, the caller's base alone; N > 1 adds N-1 threads
      * with a loop each, and accepted clients go to the loops in turn (a
      * session's hooks always run on its own loop). With hooks, N > 1 needs
@@ -266,6 +271,23 @@ struct gateway_config {
     struct gateway_hooks hooks;
 };
 #define GATEWAY_MAX_THREADS 16
+/* The default session cap: what the process's descriptor limit (soft
+ * RLIMIT_NOFILE) leaves for sessions of 3 descriptors each (client, upstream,
+ * and a policy's catalog connection or a cancel) after 112 for the
+ * gateway's own (stdio, listeners, up to 16 loops, log, spool, curl) and 2
+ * for each slot past the cap: (limit - 144) / 3, at least 1, at most
+ * GATEWAY_MAX_SESSIONS_CEILING (293 with a limit of 1024). */
+#define GATEWAY_MAX_SESSIONS_CEILING 10000
+size_t gateway_default_max_sessions(void);
+/* How many sessions the descriptor limit has room for, as above but without
+ * the ceiling (0: none). */
+size_t gateway_max_sessions_room(void);
+/* Connections past the cap read their first packet for up to this long (a
+ * CancelRequest is carried out, as PostgreSQL does at max_connections;
+ * anything else gets 53300); at most GATEWAY_OVER_CAP_SLOTS at once, others
+ * get 53300 at once, unread. */
+#define GATEWAY_OVER_CAP_SLOTS 16
+#define GATEWAY_OVER_CAP_TIMEOUT_S 5
 #define GATEWAY_AUTO_THREADS 4 /* hoopctl gateway's default: one loop per CPU, at most this */
 
 /* A fresh random password for one gateway run (clients' login, see

@@ -410,6 +410,21 @@ static void catalog_conninfo(struct gateway_cli *c, const struct pgwire_conninfo
         conninfo_put(o, len, "password", password);
 }
 
+int cli_get_max_sessions(const struct cli_args *args, size_t *out)
+{
+    const char *v = cli_get(args, "max-sessions");
+    *out = 0;
+    if (!v)
+        return 0;
+    char *end;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (errno || end == v || *end || n < 1 || n > CLI_MAX_SESSIONS)
+        return -1;
+    *out = (size_t)n;
+    return 0;
+}
+
 static int gateway_run(const struct cli_args *args, struct cli_context *ctx)
 {
     (void)ctx;
@@ -473,6 +488,8 @@ static int gateway_run(const struct cli_args *args, struct cli_context *ctx)
             return cli_usage_error(args->cmd, "--threads takes 1 to 16");
         cfg.threads = (int)v;
     }
+    if (cli_get_max_sessions(args, &cfg.max_sessions) < 0)
+        return cli_usage_error(args->cmd, "--max-sessions takes 1 to 1000000");
     cfg.tls_cert_file = cli_get(args, "tls-cert");
     cfg.tls_key_file = cli_get(args, "tls-key");
     if (!cfg.tls_cert_file != !cfg.tls_key_file)
@@ -625,6 +642,9 @@ static const struct cli_option gateway_options[] = {
     {"client-password-file", 0, "FILE",
      "make a password for this run, write it to FILE ('-': stdout) and require it from clients",
      CLI_COMPLETE_FILE, NULL},
+    {"max-sessions", 0, "N",
+     "sessions at a time; one more gets SQLSTATE 53300 (default: what ulimit -n leaves room for, 293 at 1024)",
+     CLI_COMPLETE_NONE, NULL},
     {"threads", 0, "N", "event loops, one per thread, that take clients in turn (default: one per CPU, at most 4)",
      CLI_COMPLETE_NONE, NULL},
     {"audit-log", 0, "FILE", "append one JSON line per session event and statement", CLI_COMPLETE_FILE, NULL},

@@ -106,7 +106,10 @@ struct gateway {
     struct pgwire_scram_salted scram_salted; /* (lock) the last SCRAM login's, reused by the next */
     char *only_user;             /* cfg.only_user points here */
     char listen_address[64];
-    size_t nsessions;             /* (lock) */
+    size_t nsessions;             /* (lock) every session, those past the cap too */
+    size_t nover;                 /* (lock) sessions past the cap (over_cap), in nsessions */
+    uint64_t cap_refusals;        /* (lock) connections refused at the cap since the last message */
+    int64_t cap_logged_us;        /* (lock) when the last message about them was logged */
     uint64_t next_session_id;     /* (lock) */
     _Atomic uint64_t next_hold_id; /* numbers every statement decision, on any loop */
     char refusal_marker[40];      /* "hoopctl_refused_<random hex>" */
@@ -238,6 +241,8 @@ struct gw_session {
     char client_user[128], client_database[128], application_name[128], client_addr[64];
     struct gateway_session_info info;
     bool started;                     /* session_start hook ran */
+    bool over_cap;                    /* past max_sessions: a CancelRequest is carried out,
+                                         anything else is answered 53300 */
     uint32_t backend_pid, backend_secret, client_secret;
     bool cancel_ready;                /* in relay: a cancel may name it (gw->lock) */
     struct bufferevent *cancel;       /* a CancelRequest of this connection, on its way upstream */

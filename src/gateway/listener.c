@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 void gw_on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *addr, int alen, void *arg)
@@ -266,6 +267,15 @@ struct gateway *gateway_new(struct event_base *base, const struct gateway_config
         gw->cfg.max_held_bytes = gw->cfg.max_message_size;
     if (!gw->cfg.buffer_limit)
         gw->cfg.buffer_limit = 256 * 1024;
+    if (!gw->cfg.max_sessions) {
+        gw->cfg.max_sessions = gateway_default_max_sessions();
+    } else {
+        size_t room = gateway_max_sessions_room();
+        if (gw->cfg.max_sessions > room)
+            log_warn("gateway", "%zu sessions may not all get file descriptors (the limit, ulimit -n, has room "
+                     "for about %zu): past that, accepts pause until a session ends",
+                     gw->cfg.max_sessions, room);
+    }
     if (cfg->upstream_password && !(gw->upstream_password = strdup(cfg->upstream_password))) {
         snprintf(err, errlen, "out of memory");
         goto fail;
@@ -350,6 +360,23 @@ int gateway_password_generate(char out[GATEWAY_PASSWORD_LEN + 1])
     util_hex_encode(raw, sizeof raw, out);
     util_secure_zero(raw, sizeof raw);
     return 0;
+}
+
+#define GW_OWN_DESCRIPTORS 112 /* stdio, listeners, 16 loops' epoll and wake fds, log, spool, curl */
+
+size_t gateway_max_sessions_room(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+        return SIZE_MAX;
+    rlim_t own = GW_OWN_DESCRIPTORS + 2 * GATEWAY_OVER_CAP_SLOTS;
+    return rl.rlim_cur > own ? (size_t)((rl.rlim_cur - own) / 3) : 0;
+}
+
+size_t gateway_default_max_sessions(void)
+{
+    size_t n = gateway_max_sessions_room();
+    return n < 1 ? 1 : n > GATEWAY_MAX_SESSIONS_CEILING ? GATEWAY_MAX_SESSIONS_CEILING : n;
 }
 
 const char *gateway_listen_address(const struct gateway *gw)

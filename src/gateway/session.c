@@ -50,15 +50,110 @@ static void session_timer(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* ---- the session cap ---------------------------------------------------- */
+
+#define GW_CAP_MESSAGE "sorry, too many clients already"
+#define GW_CAP_LOG_S 10
+
+/* 53300 as PostgreSQL words it, with a hint naming the option. */
+static void cap_error(const struct gateway *gw, struct buf *m)
+{
+    char hint[160];
+    snprintf(hint, sizeof hint, "this hoopctl gateway serves at most %zu sessions at a time (--max-sessions)",
+             gw->cfg.max_sessions);
+    pgwire_build_error_detail(m, false, "FATAL", "53300", GW_CAP_MESSAGE, NULL, hint);
+}
+
+enum gw_admission { GW_ADMIT, GW_OVER_CAP, GW_REFUSE };
+
+/* Count a new connection in (under the lock, so that loops on other
+ * threads never take the same last slot): a session, one past the cap that
+ * may still carry out a CancelRequest, or one refused unread. Past the cap,
+ * one message at most every GW_CAP_LOG_S, as for accept() errors. */
+static enum gw_admission admit(struct gateway *gw)
+{
+    enum gw_admission a = GW_ADMIT;
+    bool say = false;
+    uint64_t more = 0;
+    size_t now_open;
+    pthread_mutex_lock(&gw->lock);
+    now_open = gw->nsessions - gw->nover;
+    if (now_open >= gw->cfg.max_sessions) {
+        a = gw->nover < GATEWAY_OVER_CAP_SLOTS ? GW_OVER_CAP : GW_REFUSE;
+        int64_t now = util_monotonic_us();
+        if (!gw->cap_logged_us || now - gw->cap_logged_us >= (int64_t)GW_CAP_LOG_S * 1000000) {
+            say = true;
+            more = gw->cap_refusals;
+            gw->cap_logged_us = now;
+            gw->cap_refusals = 0;
+        } else {
+            gw->cap_refusals++;
+        }
+    }
+    if (a != GW_REFUSE)
+        gw->nsessions++;
+    if (a == GW_OVER_CAP)
+        gw->nover++;
+    pthread_mutex_unlock(&gw->lock);
+    if (say && more)
+        log_warn("gateway", "refusing clients: %zu sessions open, the most --max-sessions allows (%llu more "
+                 "refused since the last message)", now_open, (unsigned long long)more);
+    else if (say)
+        log_warn("gateway", "refusing clients: %zu sessions open, the most --max-sessions allows; they get "
+                 "SQLSTATE 53300 (said again at most every %d s while it lasts)", now_open, GW_CAP_LOG_S);
+    return a;
+}
+
+/* A connection admitted but never made a session. */
+static void unadmit(struct gateway *gw, bool over_cap)
+{
+    pthread_mutex_lock(&gw->lock);
+    gw->nsessions--;
+    if (over_cap)
+        gw->nover--;
+    pthread_mutex_unlock(&gw->lock);
+}
+
+/* Past the cap and its slots: 53300 at once, unread (a client's SSLRequest
+ * or startup packet may be on its way), as PostgreSQL's postmaster answers
+ * when it cannot start a backend. libpq reads it in answer to either, but
+ * shows its text only for a startup packet: for an SSLRequest (sslmode
+ * prefer, its default) it says "server sent an error response during SSL
+ * exchange" (the answer comes before any TLS, so it does not trust it).
+ * The socket is new and nonblocking, so the few bytes go at once and the
+ * loop never waits; what the client sent already is read and dropped
+ * first, so that the close is a FIN, not a reset that could overtake the
+ * message. */
+static void refuse_unread(struct gateway *gw, evutil_socket_t fd)
+{
+    struct buf m = {0};
+    cap_error(gw, &m);
+    if (m.data)
+        (void)send(fd, m.data, m.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    buf_free(&m);
+    shutdown(fd, SHUT_WR);
+    char sink[4096];
+    for (int i = 0; i < 16 && recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0; i++)
+        ;
+    evutil_closesocket(fd);
+}
+
 void gw_session_accept(struct gw_worker *w, evutil_socket_t fd, const struct sockaddr *addr, int alen)
 {
     (void)alen;
     struct gateway *gw = w->gw;
+    enum gw_admission a = admit(gw);
+    if (a == GW_REFUSE) {
+        refuse_unread(gw, fd);
+        return;
+    }
     struct gw_session *s = calloc(1, sizeof *s);
     if (!s) {
+        unadmit(gw, a == GW_OVER_CAP);
         evutil_closesocket(fd);
         return;
     }
+    s->over_cap = a == GW_OVER_CAP;
     s->gw = gw;
     s->tracking.max_held = gw->cfg.max_held_bytes;
     s->worker = w;
@@ -79,6 +174,7 @@ void gw_session_accept(struct gw_worker *w, evutil_socket_t fd, const struct soc
             event_free(s->timer);
         if (s->resume)
             event_free(s->resume);
+        unadmit(gw, s->over_cap);
         free(s);
         return;
     }
@@ -105,9 +201,8 @@ void gw_session_accept(struct gw_worker *w, evutil_socket_t fd, const struct soc
     if (w->sessions)
         w->sessions->prev = s;
     w->sessions = s;
-    gw->nsessions++;
     pthread_mutex_unlock(&gw->lock);
-    struct timeval tv = {GW_STARTUP_TIMEOUT_S, 0};
+    struct timeval tv = {s->over_cap ? GATEWAY_OVER_CAP_TIMEOUT_S : GW_STARTUP_TIMEOUT_S, 0};
     evtimer_add(s->timer, &tv);
     gw_conn_setcb(s->client, client_read, client_write, client_event, s);
     gw_conn_read_on(s->client);
@@ -135,6 +230,8 @@ void gw_session_free(struct gw_session *s)
     if (s->next)
         s->next->prev = s->prev;
     gw->nsessions--;
+    if (s->over_cap)
+        gw->nover--;
     pthread_mutex_unlock(&gw->lock);
     if (s->client) {
         /* A last try (it never blocks) to send what is queued: when the
@@ -212,6 +309,18 @@ void gw_session_fail_detail(struct gw_session *s, const char *sqlstate, const ch
 {
     if (s->phase == GW_CLOSING)
         return;
+    if (s->over_cap) {
+        /* Past the cap, whatever the client sent or failed to send (a
+         * CancelRequest is not failed): 53300, and nothing logged (a
+         * message every GW_CAP_LOG_S says so). */
+        struct buf m = {0};
+        cap_error(s->gw, &m);
+        if (m.data)
+            gw_conn_write(s->client, m.data, m.len);
+        buf_free(&m);
+        session_close(s);
+        return;
+    }
     if (s->u2c_remaining == 0) {
         struct buf m = {0};
         if (pgwire_build_error_detail(&m, false, "FATAL", sqlstate, message, detail, hint) == 0)
@@ -364,6 +473,15 @@ static void client_startup_read(struct gw_session *s)
             gw_session_fail(s, "08P01", err);
             return;
         }
+        /* Past the cap, as PostgreSQL at max_connections, a CancelRequest
+         * (16 bytes) is carried out and SSL and GSS requests (8) are answered
+         * as ever; a startup packet gets 53300 (libpq shows the message of
+         * one that answers the startup packet, over TLS or not, but not of
+         * one that answers an SSLRequest). */
+        if (s->over_cap && blen + 4 != 16 && blen + 4 != 8) {
+            gw_session_fail(s, "53300", GW_CAP_MESSAGE);
+            return;
+        }
         if (evbuffer_get_length(in) < (size_t)blen + 4)
             return;
         struct pgwire_startup *st = malloc(sizeof *st);
@@ -380,6 +498,12 @@ static void client_startup_read(struct gw_session *s)
                            st->code >> 16 != 1234; /* (1234: SSL, GSS, cancel requests) */
             free(st);
             gw_session_fail(s, version ? "0A000" : "08P01", err);
+            return;
+        }
+        if (s->over_cap && st->code != PGWIRE_CANCEL_REQUEST && st->code != PGWIRE_SSL_REQUEST &&
+            st->code != PGWIRE_GSSENC_REQUEST) {
+            free(st);
+            gw_session_fail(s, "53300", GW_CAP_MESSAGE);
             return;
         }
         if (st->code == PGWIRE_SSL_REQUEST || st->code == PGWIRE_GSSENC_REQUEST) {

@@ -10,7 +10,12 @@
 #     and 4. before the relay starts (upstream connecting or never
 #     answering) is read up to the buffer limit only, and nothing is lost;
 #  5. statement and portal names are kept as PostgreSQL keys them (63
-#     bytes), so a megabyte of name costs 63 bytes.
+#     bytes), so a megabyte of name costs 63 bytes;
+#  6. sessions at a time are capped (--max-sessions): one past the cap gets
+#     FATAL 53300 as from PostgreSQL at max_connections and never reaches
+#     upstream, a cancel still goes through, idle connections cannot take
+#     every descriptor (they locked everyone out until the 60 s startup
+#     timeout freed them).
 # Bounds are on peak RSS (VmHWM) and on liveness, not on time.
 source "$(dirname "$0")/lib/harness.sh"
 source "$(dirname "$0")/lib/gateway.sh"
@@ -62,6 +67,8 @@ class Conn:
         while True:
             t, b = self.read()
             got.append((t, b))
+            if t == b"K":
+                self.pid, self.secret = struct.unpack("!II", b[:8])
             if t == b"Z":
                 return got
     def simple(self, sql):
@@ -176,6 +183,98 @@ def names(port, n):
     c.simple("commit")
     print("names ok")
 
+def fields(body):
+    """an ErrorResponse's fields by their code"""
+    out = {}
+    for f in body.split(b"\0"):
+        if f:
+            out[f[:1]] = f[1:].decode()
+    return out
+
+def refused_raw(port, first):
+    """a connection past the cap: its SSLRequest or startup packet gets FATAL 53300, then EOF"""
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    if first == "ssl":  # answered as ever (no TLS here), then the startup packet is refused
+        s.sendall(struct.pack("!ii", 8, 80877103))
+        assert s.recv(1) == b"N"
+    s.sendall(startup())
+    data = b""
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        data += d
+    s.close()
+    assert data[:1] == b"E", "not an ErrorResponse: %r" % data[:80]
+    f = fields(data[5:])
+    assert f.get(b"S") == "FATAL" and f.get(b"C") == "53300", f
+    assert f.get(b"M") == "sorry, too many clients already", f
+    assert "--max-sessions" in f.get(b"H", ""), f
+    return f
+
+def psql(port, sql, app):
+    import os, subprocess
+    env = dict(os.environ, PGPASSWORD="", PGSSLMODE="prefer", PGSSLROOTCERT="", PGAPPNAME=app,
+               PGCONNECT_TIMEOUT="30")
+    return subprocess.run(["psql", "-X", "-Atc", sql, "-h", "127.0.0.1", "-p", str(port), "-U", "app",
+                           "-d", "postgres"], env=env, capture_output=True, text=True, timeout=120)
+
+def cap(port, audit, want_cancel):
+    # 3 sessions at a time: two logged in and idle, one that never sends
+    # its startup packet.
+    c1, c2 = Conn(port), Conn(port)
+    c3 = socket.create_connection(("127.0.0.1", port), timeout=30)
+    time.sleep(0.5)  # (the third is counted when the gateway accepts it)
+    r = psql(port, "select 'fourth-got-in'", "cap-refused")
+    assert r.returncode != 0 and "fourth-got-in" not in r.stdout, "a fourth session got in: %r" % r.stdout
+    assert "sorry, too many clients already" in r.stderr, r.stderr
+    assert "--max-sessions" in r.stderr, "no hint naming the option: %r" % r.stderr
+    refused_raw(port, "startup")
+    refused_raw(port, "ssl")
+    # The held sessions go on.
+    assert rows(c1.simple("select 'held-ok'")) == [b"held-ok"]
+    assert rows(c2.simple("select 'held-ok'")) == [b"held-ok"]
+    if want_cancel == "cancel":
+        # A CancelRequest at the cap reaches the running statement.
+        c1.s.sendall(Q("select pg_sleep(600) /* limits-sleep cap */"))
+        time.sleep(1)
+        k = socket.create_connection(("127.0.0.1", port), timeout=30)
+        k.sendall(struct.pack("!iiII", 16, 80877102, c1.pid, c1.secret))
+        assert k.recv(100) == b"", "the cancel connection was answered"
+        k.close()
+        got = c1.until_ready()
+        e = errors(got)
+        assert e and fields(e[0]).get(b"C") == "57014", "the cancel at the cap did not land: %r" % got[:3]
+        print("cancel at the cap ok")
+    # More connections than the slots past the cap that read a first packet:
+    # the others are refused unread, and the loop goes on meanwhile.
+    idle = [socket.create_connection(("127.0.0.1", port), timeout=30) for i in range(40)]
+    for i in range(100):  # an SSLRequest refused unread gets 'E', not 'N'
+        s = socket.create_connection(("127.0.0.1", port), timeout=30)
+        s.sendall(struct.pack("!ii", 8, 80877103))
+        first = s.recv(1)
+        s.close()
+        if first == b"E":
+            break
+    assert first == b"E", "no connection was refused unread: %r" % first
+    refused_raw(port, "startup")
+    assert rows(c2.simple("select 'still-ok'")) == [b"still-ok"]
+    for s in idle:
+        s.close()
+    # One of the three goes: a new session gets in.
+    c3.close()
+    for i in range(300):
+        r = psql(port, "select 'fourth-ok'", "cap-after")
+        if r.returncode == 0:
+            break
+        assert "too many clients" in r.stderr, r.stderr
+        time.sleep(0.1)
+    assert r.stdout.strip() == "fourth-ok", r
+    apps = open(audit).read()
+    assert "cap-refused" not in apps, "a refused client reached upstream"
+    assert "cap-after" in apps
+    print("cap ok")
+
 def idle(port, n, ready, done):
     # n connections that never send a startup packet (fds for nothing)
     socks = []
@@ -266,8 +365,10 @@ if want emfile; then
   #    accept() fails with EMFILE. The log says so once, not once per try;
   #    when the idle ones go, a client gets in.
   ep=$(free_port)
+  #    (--max-sessions above what 64 descriptors hold: the default cap would
+  #    refuse them first, section 6)
   bg_start gw_fd bash -c 'ulimit -n 64 && exec "$0" "$@"' "$HOOPCTL_BIN" gateway --listen "127.0.0.1:$ep" \
-    --upstream "$(gateway_upstream)" --upstream-password-file "$T/upstream-password"
+    --upstream "$(gateway_upstream)" --upstream-password-file "$T/upstream-password" --max-sessions 200
   wait_for "gateway gw_fd to listen" 20 grep -q "listening on 127.0.0.1:$ep" "$T/gw_fd.log"
   bg_start idle /usr/bin/python3 "$T/wire.py" idle "$ep" 100 "$T/idle.ready" "$T/idle.done"
   wait_for "idle connections" 30 test -s "$T/idle.ready"
@@ -281,5 +382,20 @@ if want emfile; then
   wait_for "a client after the idle connections went" 60 /usr/bin/python3 "$T/wire.py" probe "$ep"
   kill -0 "$gw_fd_PID" || fail "the gateway died"
   log "out of descriptors: one log line, accepts resume"
+fi
+if want cap; then
+  # 6. --max-sessions 3 on two loops (the count is shared).
+  for bad in 0 -1 x 1000001; do
+    out=$("$HOOPCTL_BIN" gateway --listen 127.0.0.1:1 --upstream "$(gateway_upstream)" --max-sessions "$bad" 2>&1) &&
+      fail "--max-sessions $bad was taken"
+    [[ $out == *"--max-sessions takes 1 to 1000000"* ]] || fail "--max-sessions $bad: $out"
+  done
+  gateway_start gw_cap --max-sessions 3 --threads 2 --audit-log "$T/cap.jsonl"
+  out=$(wire cap "$GW_PORT" "$T/cap.jsonl" cancel) || fail "the session cap: $out"
+  kill -0 "$gw_cap_PID" || fail "the gateway died"
+  n=$(grep -c "refusing clients" "$T/gw_cap.log" || true)
+  ((n >= 1 && n <= 2)) || fail "$n messages about refused clients (one, then one every 10 s, expected)"
+  ! grep -q "sorry, too many" "$T/gw_cap.log" || fail "a line per refused client in the log"
+  log "session cap: $(tr '\n' ' ' <<<"$out"); $n log line(s)"
 fi
 log "gateway limits ok"
