@@ -411,18 +411,19 @@ _hoopctl() {
             fi
             ;;
         connect)
-            _hoopctl_args "$ci" '|--port|-p|--listen|--socket-dir|--server|--review-wait|'
+            _hoopctl_args "$ci" '|--port|-p|--listen|--socket-dir|--server|--review-wait|--max-sessions|'
             case "$prev" in
                 --port|-p) COMPREPLY=(); return ;;
                 --listen) COMPREPLY=(); return ;;
                 --socket-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
                 --server) COMPREPLY=(); return ;;
                 --review-wait) COMPREPLY=(); return ;;
+                --max-sessions) COMPREPLY=(); return ;;
             esac
             if ((_hoopctl_rest)); then
                 _hoopctl_command "$_hoopctl_rest"
             elif [[ $cur == -* ]]; then
-                COMPREPLY=($(compgen -W '--help --port --listen --socket-dir --quiet --server --review-wait' -- "$cur"))
+                COMPREPLY=($(compgen -W '--help --port --listen --socket-dir --quiet --server --review-wait --max-sessions' -- "$cur"))
             elif ((_hoopctl_npos >= 1)); then
                 COMPREPLY=()
             else

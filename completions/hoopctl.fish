@@ -163,4 +163,5 @@ complete -c hoopctl -n '__fish_seen_subcommand_from connect; and not __hoopctl_a
 complete -c hoopctl -n '__fish_seen_subcommand_from connect; and not __hoopctl_after_dashdash' -s q -l quiet -d 'no status line'
 complete -c hoopctl -n '__fish_seen_subcommand_from connect; and not __hoopctl_after_dashdash' -l server -d 'the hoopctl server logged in to (default: server.url, else the last login)'
 complete -c hoopctl -n '__fish_seen_subcommand_from connect; and not __hoopctl_after_dashdash' -l review-wait -d 'how long a held statement waits for its review (default 10m)'
+complete -c hoopctl -n '__fish_seen_subcommand_from connect; and not __hoopctl_after_dashdash' -l max-sessions -d 'sessions at a time; one more gets SQLSTATE 53300 (default: what ulimit -n leaves room for, 293 at 1024)'
 complete -c hoopctl -n '__fish_seen_subcommand_from connect; and not __hoopctl_after_dashdash' -x -a '(hoopctl __complete connections (__hoopctl_server) 2>/dev/null)'

@@ -29,6 +29,7 @@ struct connect_options {
     int listen_port;              /* 0: 5433 or the next free port up to 5532 */
     const char *spool_dir;        /* NULL: <state dir>/spool */
     int review_wait_seconds;      /* how long a held statement waits, 0: 600 */
+    size_t max_sessions;          /* the gateway's session cap, 0: its default */
     bool listen_ephemeral;        /* any free port the system picks (listen_port ignored);
                                    * connect_listen_port tells which (hoopctl mcp in-process) */
     const char *client_user;      /* non-NULL: refuse the statements of sessions whose startup

@@ -318,6 +318,8 @@ static int connect_run(const struct cli_args *a, struct cli_context *ctx)
             return cli_usage_error(a->cmd, "--review-wait takes seconds (e.g. 90 or 90s) or minutes (10m)");
         o.review_wait_seconds = (int)(*end == 'm' ? v * 60 : v);
     }
+    if (cli_get_max_sessions(a, &o.max_sessions) < 0)
+        return cli_usage_error(a->cmd, "--max-sessions takes 1 to 1000000");
 
     /* An API key (or another token that needs no refresh) in HOOPCTL_TOKEN
      * takes the place of the saved login: CI jobs and agents. */
@@ -424,6 +426,9 @@ static const struct cli_option connect_options[] = {
     {"server", 0, "URL", "the hoopctl server logged in to (default: server.url, else the last login)", CLI_COMPLETE_NONE, NULL},
     {"review-wait", 0, "TIME", "how long a held statement waits for its review (default 10m)",
      CLI_COMPLETE_NONE, NULL},
+    {"max-sessions", 0, "N",
+     "sessions at a time; one more gets SQLSTATE 53300 (default: what ulimit -n leaves room for, 293 at 1024)",
+     CLI_COMPLETE_NONE, NULL},
     {0},
 };
 
@@ -431,7 +436,7 @@ const struct cli_command cli_cmd_connect = {
     .name = "connect",
     .summary = "Open the local gateway to a connection: policy, masking, audit and reviews",
     .usage = "<connection> [--port N] [--listen 127.0.0.1:N] [--socket-dir DIR] [--quiet] [--server URL] "
-             "[--review-wait TIME] [-- command args...]",
+             "[--review-wait TIME] [--max-sessions N] [-- command args...]",
     .description = "Fetches the connection, its policy and its secret from the server, listens on\n"
                    "loopback and prints what to run; with `-- command`, runs it with PGHOST, PGPORT,\n"
                    "PGDATABASE and PGUSER set and exits with its exit code.",

@@ -33,12 +33,20 @@ mkdir -m 0777 "$T/open-dir"
 for args in "app --socket-dir sock|takes an absolute path" \
   "app --socket-dir $T/open-dir|is open to group or others (mode 777): give a directory of mode 0700" \
   "app --socket-dir /$(head -c 120 /dev/zero | tr '\0' d)|too long for a socket path" \ "app --listen 10.0.0.1:5433|loopback addresses only" "app --port 70000|from 1 to 65535" \
-  "app --port 5433 --listen 127.0.0.1:5434|not both" "app --review-wait soon|--review-wait takes"; do
+  "app --port 5433 --listen 127.0.0.1:5434|not both" "app --review-wait soon|--review-wait takes" \
+  "app --max-sessions 0|--max-sessions takes 1 to 1000000"; do
   RC=0
   out=$(as alice "$H" connect ${args%%|*} 2>&1) || RC=$?
   assert_eq 2 "$RC" "exit status of connect ${args%%|*}"
   assert_contains "$out" "${args#*|}"
 done
+
+log "--max-sessions 1: while one connection is open, psql gets 53300 (sorry, too many clients already)"
+RC=0
+out=$(as alice "$H" connect app --quiet --max-sessions 1 -- \
+  bash -c 'exec 3<>"/dev/tcp/$PGHOST/$PGPORT" && psql -X -Atc "select 1"' 2>&1) || RC=$?
+assert_eq 2 "$RC" "psql's exit status past the cap"
+assert_contains "$out" "sorry, too many clients already"
 
 log "mallory is not in the connection's groups: refused at connect, nothing started"
 RC=0
