@@ -220,11 +220,13 @@ def psql(port, sql, app):
                            "-d", "postgres"], env=env, capture_output=True, text=True, timeout=120)
 
 def cap(port, audit, want_cancel):
+    import subprocess
     # 3 sessions at a time: two logged in and idle, one that never sends
     # its startup packet.
     c1, c2 = Conn(port), Conn(port)
     c3 = socket.create_connection(("127.0.0.1", port), timeout=30)
-    time.sleep(0.5)  # (the third is counted when the gateway accepts it)
+    c3.sendall(struct.pack("!ii", 8, 80877103))  # answered once accepted, and so counted
+    assert c3.recv(1) == b"N"
     r = psql(port, "select 'fourth-got-in'", "cap-refused")
     assert r.returncode != 0 and "fourth-got-in" not in r.stdout, "a fourth session got in: %r" % r.stdout
     assert "sorry, too many clients already" in r.stderr, r.stderr
@@ -236,8 +238,15 @@ def cap(port, audit, want_cancel):
     assert rows(c2.simple("select 'held-ok'")) == [b"held-ok"]
     if want_cancel == "cancel":
         # A CancelRequest at the cap reaches the running statement.
-        c1.s.sendall(Q("select pg_sleep(600) /* limits-sleep cap */"))
-        time.sleep(1)
+        c1.s.sendall(Q("select pg_sleep(120) /* limits-sleep cap */"))
+        for i in range(600):  # until it runs (a cancel before that would be lost)
+            r = subprocess.run(["psql", "-X", "-Atc", "select count(*) from pg_stat_activity where state = "
+                                "'active' and query like '%limits-sleep cap%' and pid <> pg_backend_pid()"],
+                               capture_output=True, text=True, timeout=60)  # straight to PostgreSQL
+            if r.stdout.strip() == "1":
+                break
+            time.sleep(0.1)
+        assert r.stdout.strip() == "1", "pg_sleep never ran: %r" % r
         k = socket.create_connection(("127.0.0.1", port), timeout=30)
         k.sendall(struct.pack("!iiII", 16, 80877102, c1.pid, c1.secret))
         assert k.recv(100) == b"", "the cancel connection was answered"
