@@ -35,6 +35,7 @@ int main(int argc, char **argv)
      * Its memory is zeroed when freed (it copies tokens and secrets). */
     if (util_curl_global_init() < 0)
         curl_global_init(CURL_GLOBAL_DEFAULT);
+    util_json_wipe_init();
 
     const char *lvl = getenv("HOOPCTL_LOG_LEVEL");
     if (lvl && log_level_parse(lvl) >= 0)

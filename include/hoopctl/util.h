@@ -59,6 +59,9 @@ void util_secure_zero(void *p, size_t len);
  * hold tokens and secrets. Once, first thing in main, before any thread.
  * 0, or -1. */
 int util_curl_global_init(void);
+/* jansson's blocks zeroed when freed too (a token file's JSON, an answer
+ * holding tokens): first thing in main, before any JSON value is made. */
+void util_json_wipe_init(void);
 struct curl_slist;
 /* Zero each string of a header list in place (an Authorization header's
  * token); util_curl_slist_free_wiped then frees the list. Use it for every

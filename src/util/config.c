@@ -93,9 +93,23 @@ json_t *config_load(const char *path, int missing_ok, char *err, size_t errlen)
     if (missing_ok && access(path, F_OK) < 0 && errno == ENOENT)
         return json_object();
     json_error_t jerr;
-    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root && jerr.line < 0) /* could not be read: jansson's text names the path and why */
-        snprintf(err, errlen, "%s", jerr.text);
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errlen, "unable to open %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    /* stdio reads into this buffer, not one of its own that fclose would
+     * free as it is: the file may hold tokens (jansson's blocks are wiped
+     * when freed, util_json_wipe_init) */
+    char iobuf[4096];
+    setvbuf(f, iobuf, _IOFBF, sizeof iobuf);
+    json_t *root = json_loadf(f, JSON_REJECT_DUPLICATES, &jerr);
+    bool read_error = ferror(f);
+    int read_errno = errno;
+    fclose(f);
+    util_secure_zero(iobuf, sizeof iobuf);
+    if (!root && read_error)
+        snprintf(err, errlen, "cannot read %s: %s", path, strerror(read_errno));
     else if (!root)
         snprintf(err, errlen, "%s:%d:%d: %s", path, jerr.line, jerr.column, config_json_error(&jerr));
     if (!root)

@@ -1,12 +1,15 @@
-/* curlmem.c — libcurl's memory wiped when freed: curl copies what it sends
+/* curlmem.c — libcurl's and jansson's memory wiped when freed: curl copies what it sends
  * (the header list's strings, the request it builds with the Authorization
  * header and small POST bodies in it, the answer) into blocks of its own,
  * and frees them without clearing them; a bearer token, a refresh token or a
  * client secret stayed in freed heap. These allocator callbacks zero every
- * block curl frees, and every block a realloc moves away from. */
+ * block curl frees, and every block a realloc moves away from. jansson's
+ * parser and values hold tokens read from the token file, and what the
+ * server answered (util_json_wipe_init). */
 #include "hoopctl/util.h"
 
 #include <curl/curl.h>
+#include <jansson.h>
 #include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +44,11 @@ static char *wipe_strdup(const char *s)
     if (p)
         memcpy(p, s, n);
     return p;
+}
+
+void util_json_wipe_init(void)
+{
+    json_set_alloc_funcs(malloc, wipe_free);
 }
 
 int util_curl_global_init(void)
