@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 
 struct gw_session;
+struct gw_cancel;
 
 /* conn.c — a session's socket (plain, or TLS straight on the fd) with input
  * and output evbuffers. Events (BEV_EVENT_CONNECTED, _EOF, _ERROR) and the
@@ -86,6 +87,7 @@ struct gw_worker {
      * no TLS state (the trust store, its certificates' caches) is shared
      * between threads. */
     SSL_CTX *client_tls, *upstream_tls;
+    struct gw_cancel *cancels;     /* forwarded cancels on their way (its own thread only) */
 };
 
 struct gateway {
@@ -245,7 +247,7 @@ struct gw_session {
                                          anything else is answered 53300 */
     uint32_t backend_pid, backend_secret, client_secret;
     bool cancel_ready;                /* in relay: a cancel may name it (gw->lock) */
-    struct bufferevent *cancel;       /* a CancelRequest of this connection, on its way upstream */
+    struct gw_cancel *cancel;         /* a CancelRequest of this connection, on its way upstream */
     iconv_t to_utf8;                  /* client_encoding to UTF-8 when it is converted; else NULL */
     char client_encoding[16];         /* its name then */
     struct pgwire_auth auth;
@@ -315,13 +317,15 @@ int gw_upstream_tls_context(struct gateway *gw, SSL_CTX **out, char *err, size_t
  * may take this long. */
 #define GW_CANCEL_TIMEOUT_S 10
 
-/* Forward a cancel upstream on a new connection. The returned connection
- * calls gw_session_cancel_done(requester) once upstream has closed it (the
- * cancel was delivered), failed or timed out; NULL when it could not start.
- * gw_cancel_detach forgets the requester (it went away first). */
-struct bufferevent *gw_cancel_send(struct gateway *gw, struct event_base *base, uint32_t pid, uint32_t secret,
-                                   struct gw_session *requester);
-void gw_cancel_detach(struct bufferevent *cancel);
+/* Forward a cancel upstream on a new connection, from worker w's loop. The
+ * returned cancel calls gw_session_cancel_done(requester) once upstream has
+ * closed it (the cancel was delivered), failed or timed out; NULL when it
+ * could not start. gw_cancel_detach forgets the requester (it went away
+ * first); gw_cancels_free ends the worker's cancels still on their way (the
+ * gateway stops). */
+struct gw_cancel *gw_cancel_send(struct gw_worker *w, uint32_t pid, uint32_t secret, struct gw_session *requester);
+void gw_cancel_detach(struct gw_cancel *cancel);
+void gw_cancels_free(struct gw_worker *w);
 void gw_session_cancel_done(struct gw_session *s);
 
 /* params.c: with a policy, the startup packet's settings and upstream's

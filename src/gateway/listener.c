@@ -142,6 +142,7 @@ static void worker_wake(evutil_socket_t fd, short what, void *arg)
     if (stop) {
         while (w->sessions)
             gw_session_free(w->sessions);
+        gw_cancels_free(w);
         event_base_loopbreak(w->base);
     }
 }
@@ -428,6 +429,7 @@ void gateway_free(struct gateway *gw)
         workers_stop(gw);
         while (gw->workers[0].sessions)
             gw_session_free(gw->workers[0].sessions);
+        gw_cancels_free(&gw->workers[0]);
         for (int i = 0; i < gw->nworkers; i++) {
             SSL_CTX_free(gw->workers[i].client_tls);
             SSL_CTX_free(gw->workers[i].upstream_tls);

@@ -528,7 +528,7 @@ static void client_startup_read(struct gw_session *s)
                 if (held) /* a held statement has not reached the server: it is cancelled here */
                     cancel_hold(s->gw, held);
                 else
-                    s->cancel = gw_cancel_send(s->gw, s->base, upid, usecret, s);
+                    s->cancel = gw_cancel_send(s->worker, upid, usecret, s);
             } else
                 log_info("gateway", "ignored a cancel request with an unknown key");
             free(st);

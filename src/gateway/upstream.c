@@ -443,19 +443,44 @@ int gw_upstream_start(struct gw_session *s, char *err, size_t errlen)
 
 /* ---- cancel ------------------------------------------------------------- */
 
+/* A cancel on its way upstream, in its worker's list (touched only on that
+ * worker's loop) until upstream closed it, or the gateway stops. */
+struct gw_cancel {
+    struct bufferevent *bev;
+    struct gw_session *requester; /* NULL once it went away */
+    struct gw_worker *worker;
+    struct gw_cancel *prev, *next;
+};
+
+static void cancel_free(struct gw_cancel *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        c->worker->cancels = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    bufferevent_free(c->bev);
+    free(c);
+}
+
 /* The cancel's connection ended: upstream closed it once it had signalled
  * the backend (or it failed, or timed out). The requester's connection is
  * closed only now, as PostgreSQL closes it only after signalling: a driver
  * that waits for that close (libpq's PQcancel, pgjdbc) knows its cancel has
  * landed before it sends the next statement, which a late cancel would
- * otherwise hit. */
+ * otherwise hit. (PostgreSQL signals the backend twice, kill(pid) then
+ * kill(-pid): a statement sent between the two is cancelled too.) */
 static void cancel_event(struct bufferevent *bev, short what, void *arg)
 {
+    (void)bev;
     if (what & BEV_EVENT_CONNECTED)
         return;
-    bufferevent_free(bev);
-    if (arg)
-        gw_session_cancel_done(arg);
+    struct gw_cancel *c = arg;
+    struct gw_session *requester = c->requester;
+    cancel_free(c);
+    if (requester)
+        gw_session_cancel_done(requester);
 }
 
 static void cancel_written(struct bufferevent *bev, void *arg)
@@ -465,38 +490,56 @@ static void cancel_written(struct bufferevent *bev, void *arg)
     bufferevent_enable(bev, EV_READ);
 }
 
-void gw_cancel_detach(struct bufferevent *bev)
+void gw_cancel_detach(struct gw_cancel *c)
 {
-    bufferevent_data_cb w;
-    bufferevent_getcb(bev, NULL, &w, NULL, NULL);
-    bufferevent_setcb(bev, NULL, w, cancel_event, NULL);
+    c->requester = NULL;
 }
 
-struct bufferevent *gw_cancel_send(struct gateway *gw, struct event_base *base, uint32_t pid, uint32_t secret,
-                                   struct gw_session *requester)
+void gw_cancels_free(struct gw_worker *w)
+{
+    while (w->cancels) {
+        if (w->cancels->requester)
+            w->cancels->requester->cancel = NULL;
+        cancel_free(w->cancels);
+    }
+}
+
+struct gw_cancel *gw_cancel_send(struct gw_worker *w, uint32_t pid, uint32_t secret, struct gw_session *requester)
 {
     char err[256];
     struct sockaddr_storage ss;
     socklen_t len;
-    if (upstream_address(gw, &ss, &len, err, sizeof err) < 0)
+    if (upstream_address(w->gw, &ss, &len, err, sizeof err) < 0)
         return NULL; /* best effort: a cancel that cannot be delivered changes nothing */
-    struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-    if (!bev)
+    struct gw_cancel *c = calloc(1, sizeof *c);
+    if (!c)
         return NULL;
-    if (bufferevent_socket_connect(bev, (struct sockaddr *)&ss, (int)len) < 0) {
-        bufferevent_free(bev);
+    c->bev = bufferevent_socket_new(w->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (!c->bev) {
+        free(c);
         return NULL;
     }
+    if (bufferevent_socket_connect(c->bev, (struct sockaddr *)&ss, (int)len) < 0) {
+        bufferevent_free(c->bev);
+        free(c);
+        return NULL;
+    }
+    c->requester = requester;
+    c->worker = w;
+    c->next = w->cancels;
+    if (w->cancels)
+        w->cancels->prev = c;
+    w->cancels = c;
     uint8_t req[16];
     pgwire_put_u32(req, 16);
     pgwire_put_u32(req + 4, PGWIRE_CANCEL_REQUEST);
     pgwire_put_u32(req + 8, pid);
     pgwire_put_u32(req + 12, secret);
     struct timeval tv = {GW_CANCEL_TIMEOUT_S, 0};
-    bufferevent_set_timeouts(bev, &tv, &tv);
-    bufferevent_setcb(bev, NULL, cancel_written, cancel_event, requester);
-    bufferevent_write(bev, req, sizeof req);
-    bufferevent_enable(bev, EV_WRITE | EV_READ);
+    bufferevent_set_timeouts(c->bev, &tv, &tv);
+    bufferevent_setcb(c->bev, NULL, cancel_written, cancel_event, c);
+    bufferevent_write(c->bev, req, sizeof req);
+    bufferevent_enable(c->bev, EV_WRITE | EV_READ);
     util_secure_zero(req, sizeof req);
-    return bev;
+    return c;
 }

@@ -192,6 +192,33 @@ kill -TERM "$gw_slow_PID"
 wait "$gw_slow_PID" || fail "gw_slow's exit status: $(tail -5 "$T/gw_slow.log")"
 log "cancel: the cancel's connection closes only after upstream has the cancel"
 
+# A gateway stopped while a cancel is still on its way upstream (the relay
+# holds it) ends it and stops cleanly: exit status 0, and under ASan no leak
+# (its connection was left behind, a LeakSanitizer report and status 1).
+sp2=$(free_port)
+bg_start gw_slow2 "$HOOPCTL_BIN" gateway --listen "127.0.0.1:$sp2" \
+  --upstream "host=127.0.0.1 port=$rp dbname=postgres user=postgres sslmode=disable" \
+  --upstream-password-file "$T/upstream-password"
+wait_for "gateway gw_slow2" 20 grep -q "listening on 127.0.0.1:$sp2" "$T/gw_slow2.log"
+/usr/bin/python3 - "$sp2" <<'PY' >"$T/slowcancel2.out" 2>&1 &
+import psycopg2, sys, threading, time
+c = psycopg2.connect(host="127.0.0.1", port=int(sys.argv[1]), user="u", dbname="d", sslmode="disable", password="")
+threading.Thread(target=lambda: c.cursor().execute("select pg_sleep(3) /* slowcancel2 */"), daemon=True).start()
+time.sleep(0.5)
+c.cancel()  # returns when the stopping gateway closes the cancel's connection
+PY
+canceller=$!
+wait_for "the relay to hold the second cancel" 20 \
+  bash -c '(( $(grep -c "cancel received" "$1") >= 2 ))' _ "$T/slowcancel.log"
+kill -TERM "$gw_slow2_PID"
+rc=0
+wait "$gw_slow2_PID" || rc=$?
+if ((rc != 0)) || grep -Eq 'AddressSanitizer|LeakSanitizer' "$T/gw_slow2.log"; then
+  fail "a gateway stopped with a cancel on its way did not stop cleanly (status $rc): $(grep -m 3 -E 'Sanitizer|leak' "$T/gw_slow2.log")"
+fi
+wait "$canceller" || true
+log "cancel: a gateway stopped with a cancel on its way upstream stops cleanly"
+
 # A clean stop: exit status 0 (under ASan this also means no leaks).
 kill -TERM "$gw_PID"
 rc=0
