@@ -9,7 +9,6 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/listener.h>
-#include <iconv.h>
 #include <openssl/ssl.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -248,8 +247,10 @@ struct gw_session {
     uint32_t backend_pid, backend_secret, client_secret;
     bool cancel_ready;                /* in relay: a cancel may name it (gw->lock) */
     struct gw_cancel *cancel;         /* a CancelRequest of this connection, on its way upstream */
-    iconv_t to_utf8;                  /* client_encoding to UTF-8 when it is converted; else NULL */
+    struct gw_charmap *charmap;       /* client_encoding's bytes as UTF-8 when it is converted; else NULL */
     char client_encoding[16];         /* its name then */
+    bool encoding_unsettled;          /* a statement ran since the last ReadyForQuery: client_encoding may
+                                         have changed, and its ParameterStatus not come yet */
     struct pgwire_auth auth;
     size_t startup_bytes;             /* upstream's messages between AuthenticationOk and ReadyForQuery */
     struct pgwire_scram_server client_scram;
@@ -341,8 +342,12 @@ const char *gw_parameter_status_refusal(const uint8_t *body, size_t len, char *m
  * single-byte encoding the client writes in (gw_text_utf8). */
 void gw_note_parameter_status(struct gw_session *s, const uint8_t *body, size_t len);
 /* The text as UTF-8: text itself when the client writes UTF-8 (or in an
- * encoding not converted), or it is ASCII, longer than GW_CONVERT_MAX or
- * does not convert; else a copy in *copy (the caller frees it). */
+ * encoding not converted), or it is ASCII, longer than GW_CONVERT_MAX, holds
+ * a byte with no character, or the encoding may be changing (a statement
+ * ran since the last ReadyForQuery, so upstream may read the text in another
+ * encoding than the one last reported: as before any conversion, the text is
+ * then read as the bytes it is, and refused unless they are UTF-8); else a
+ * copy in *copy (the caller frees it). */
 #define GW_CONVERT_MAX (1u << 20)
 const char *gw_text_utf8(struct gw_session *s, const char *text, char **copy);
 void gw_encoding_free(struct gw_session *s);

@@ -10,6 +10,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <iconv.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
@@ -170,11 +171,43 @@ static const char *iconv_name(const char *pg)
     return NULL;
 }
 
+/* Each byte's character, in UTF-8 (len 0: none). Made by converting each
+ * byte on its own, so a text converts byte by byte as PostgreSQL converts
+ * it: iconv's CP1255 and CP1258 compose a letter with the combining mark
+ * after it, and hold a text's last letter back until flushed. */
+struct gw_charmap {
+    uint8_t len[256];
+    char utf8[256][4];
+};
+
+static struct gw_charmap *charmap_new(const char *iconv_encoding)
+{
+    iconv_t cd = iconv_open("UTF-8", iconv_encoding);
+    if (cd == (iconv_t)-1)
+        return NULL;
+    struct gw_charmap *m = calloc(1, sizeof *m);
+    for (int b = 0; m && b < 256; b++) {
+        char in[1] = {(char)b}, out[8], *ip = in, *op = out;
+        size_t inleft = 1, outleft = sizeof out;
+        iconv(cd, NULL, NULL, NULL, NULL);
+        if (iconv(cd, &ip, &inleft, &op, &outleft) == (size_t)-1 || inleft ||
+            iconv(cd, NULL, NULL, &op, &outleft) == (size_t)-1)
+            continue; /* no character */
+        size_t n = sizeof out - outleft;
+        if (n == 0 || n > sizeof m->utf8[b] || (b < 0x80 && (n != 1 || out[0] != (char)b)) ||
+            (b >= 0x80 && (unsigned char)out[0] < 0x80))
+            continue; /* ASCII must stay itself, and nothing else become ASCII */
+        memcpy(m->utf8[b], out, n);
+        m->len[b] = (uint8_t)n;
+    }
+    iconv_close(cd);
+    return m;
+}
+
 void gw_encoding_free(struct gw_session *s)
 {
-    if (s->to_utf8)
-        iconv_close(s->to_utf8);
-    s->to_utf8 = NULL;
+    free(s->charmap);
+    s->charmap = NULL;
 }
 
 void gw_note_parameter_status(struct gw_session *s, const uint8_t *body, size_t len)
@@ -184,38 +217,38 @@ void gw_note_parameter_status(struct gw_session *s, const uint8_t *body, size_t 
     const char *name = pgwire_read_cstr(&r), *value = pgwire_read_cstr(&r);
     if (!name || !value || strcmp(name, "client_encoding") != 0)
         return;
+    if (s->charmap && strcmp(value, s->client_encoding) == 0)
+        return;
     gw_encoding_free(s);
     const char *to = iconv_name(value);
-    if (to) {
-        iconv_t cd = iconv_open("UTF-8", to);
-        if (cd != (iconv_t)-1) { /* (else the text stays as it is: the policy refuses what is not UTF-8) */
-            s->to_utf8 = cd;
-            snprintf(s->client_encoding, sizeof s->client_encoding, "%s", value);
-        }
-    }
+    if (to && (s->charmap = charmap_new(to))) /* (else the text stays as it is: the policy refuses what is not UTF-8) */
+        snprintf(s->client_encoding, sizeof s->client_encoding, "%s", value);
 }
 
 const char *gw_text_utf8(struct gw_session *s, const char *text, char **copy)
 {
     *copy = NULL;
-    if (!s->to_utf8 || !text)
+    const struct gw_charmap *m = s->charmap;
+    if (!m || !text || s->encoding_unsettled)
         return text;
-    size_t n = 0;
+    size_t n = 0, need = 0;
     bool ascii = true;
-    for (; text[n] && n <= GW_CONVERT_MAX; n++)
-        ascii &= (unsigned char)text[n] < 0x80;
+    for (; text[n] && n <= GW_CONVERT_MAX; n++) {
+        unsigned char b = (unsigned char)text[n];
+        if (b >= 0x80 && !m->len[b])
+            return text; /* a byte with no character: as it is, and refused as not UTF-8 */
+        ascii &= b < 0x80;
+        need += m->len[b];
+    }
     if (ascii || n > GW_CONVERT_MAX)
         return text;
-    size_t room = 3 * n + 1; /* a byte of these encodings is at most 3 bytes of UTF-8 */
-    char *out = malloc(room);
+    char *out = malloc(need + 1), *o = out;
     if (!out)
         return text;
-    char *in = (char *)text, *o = out;
-    size_t inleft = n, outleft = room - 1;
-    iconv(s->to_utf8, NULL, NULL, NULL, NULL);
-    if (iconv(s->to_utf8, &in, &inleft, &o, &outleft) == (size_t)-1 || inleft) {
-        free(out); /* a byte with no character: the text stays as it is, and is refused as not UTF-8 */
-        return text;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char b = (unsigned char)text[i];
+        memcpy(o, m->utf8[b], m->len[b]);
+        o += m->len[b];
     }
     *o = '\0';
     *copy = out;

@@ -862,6 +862,8 @@ static int copy_failed(struct gw_session *s)
 /* A client message goes upstream: count what ReadyForQuery will answer. */
 static void note_upstream_message(struct gw_session *s, char type)
 {
+    if (type == 'Q' || type == 'F' || type == 'E')
+        s->encoding_unsettled = true; /* it may change client_encoding: reported at its ReadyForQuery */
     if (type == 'Q' || type == 'F' || type == 'S') {
         s->awaiting_ready++;
         s->unsynced = false; /* a Query ends an extended segment that did not fail, as a Sync does */
@@ -876,6 +878,8 @@ static void note_ready(struct gw_session *s)
     const struct gateway_hooks *h = &s->gw->cfg.hooks;
     if (s->awaiting_ready)
         s->awaiting_ready--;
+    if (s->awaiting_ready == 0 && !s->unsynced)
+        s->encoding_unsettled = false; /* every ParameterStatus has come */
     /* A statement decided but not sent yet (held, or released and waiting
      * for its turn) is in flight for the hooks: not idle. */
     if (s->awaiting_ready == 0 && !s->unsynced && !s->held && !s->have_verdict && h->idle)

@@ -96,9 +96,75 @@ log "audit log: LATIN1 SQL converted, EUC_JP SQL as sql_b64, LATIN1 parameter as
 # UTF-8: a SELECT of 'café' runs, a DROP of "tâble" is refused by its rule
 # and names the table as the catalog spells it; a byte with no WIN1252
 # character (\x81) is still refused as text that is not UTF-8.
+# A rule on tables named outside ASCII ("gehälter") and on one whose
+# statement ends in a letter ("geheimnisse") is matched as the server reads
+# the names.
 psql -X -q -c 'create table "tâble" (v text)' || fail "create tâble"
-"$HOOPCTL_BIN" policy default >"$HARNESS_TMP/default.json"
+psql -X -q -c 'create table geheimnisse (v text); insert into geheimnisse values ($$top secret$$);
+  create table "gehälter" (v text); insert into "gehälter" values ($$ceo 999999$$)' || fail "create the secrets"
+"$HOOPCTL_BIN" policy default | /usr/bin/python3 -c '
+import json, sys
+p = json.load(sys.stdin)
+p["rules"].insert(0, {"name": "deny-secrets", "match": {"relations": ["public.geheimnisse", "public.gehälter"]},
+                      "action": "deny", "message": "not these"})
+json.dump(p, open(sys.argv[1], "w"))' "$HARNESS_TMP/default.json"
 gateway_start gwp --policy "$HARNESS_TMP/default.json" --audit-log "$HARNESS_TMP/audit2.jsonl"
+for enc in LATIN1:LATIN1 WIN1252:CP1252 WIN1258:CP1258 KOI8R:KOI8-R; do  # (each byte converts on its own)
+  printf '/* \xc3 */ TABLE geheimnisse' >"$HARNESS_TMP/secret.sql"
+  out=$(PGCLIENTENCODING=${enc%%:*} gwq -At -f "$HARNESS_TMP/secret.sql" 2>&1 | iconv -f "${enc#*:}" -t UTF-8 -c)
+  assert_contains "$out" "refused by rule deny-secrets" "$enc: a comment outside ASCII, then a name ending in a letter"
+  assert_not_contains "$out" "top secret"
+done
+printf 'select * from "geh\xe4lter"' >"$HARNESS_TMP/secret.sql"
+out=$(PGCLIENTENCODING=LATIN1 gwq -At -f "$HARNESS_TMP/secret.sql" 2>&1)
+assert_contains "$out" "refused by rule deny-secrets" "LATIN1: a name outside ASCII"
+# Statements sent before upstream answered the one before (which may change
+# client_encoding, reported only at its ReadyForQuery) are read as the bytes
+# they are, never converted by an encoding that may be stale: a LATIN1
+# session's pipelined SET client_encoding TO UTF8 then a UTF-8 SELECT of
+# "gehälter" is refused by the rule; pipelined LATIN1 text is refused as not
+# UTF-8 (it would be read right once sent after the answers).
+out=$(/usr/bin/python3 - "$GW_PORT" <<'PY'
+import socket, struct, sys
+def msg(t, body): return t + struct.pack("!I", len(body) + 4) + body
+def q(sql): return msg(b"Q", sql + b"\0")
+def session(port):
+    body = struct.pack("!I", 196608) + b"user\0app\0database\0postgres\0client_encoding\0LATIN1\0\0"
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    s.sendall(struct.pack("!I", len(body) + 4) + body)
+    read(s, 1)
+    return s
+def read(s, ready):
+    buf, out = b"", []
+    while ready:
+        while len(buf) < 5 or len(buf) < 1 + struct.unpack("!I", buf[1:5])[0]:
+            d = s.recv(65536)
+            assert d, "EOF"
+            buf += d
+        n = struct.unpack("!I", buf[1:5])[0]
+        t, body, buf = buf[:1], buf[5:1 + n], buf[1 + n:]
+        out.append((t, body))
+        ready -= t == b"Z"
+    return out
+port = int(sys.argv[1])
+s = session(port)
+s.sendall(q(b"SET client_encoding TO 'UTF8'") + q("SELECT * FROM geh\u00e4lter".encode("utf-8")))
+for t, b in read(s, 2):
+    if t in (b"E", b"D"):
+        print(t.decode(), b.replace(b"\0", b"|").decode("utf-8", "replace"))
+s.close()
+s = session(port)
+s.sendall(q(b"select 1") + q(b"select 'caf\xe9' as pipelined"))
+for t, b in read(s, 2):
+    if t in (b"E", b"D"):
+        print(t.decode(), b.replace(b"\0", b"|").decode("latin-1"))
+s.close()
+PY
+) || fail "the pipelined encodings: $out"
+assert_contains "$out" "refused by rule deny-secrets" "a pipelined SET client_encoding, then a UTF-8 name"
+assert_not_contains "$out" "999999"
+assert_contains "$out" "not valid UTF-8" "pipelined LATIN1 text"
+assert_not_contains "$out" "café"
 printf "select 'caf\xe9' as latin1_policy; drop table \"t\xe2ble\";\n" >"$HARNESS_TMP/latin1p.sql"
 out=$(PGCLIENTENCODING=LATIN1 gwq -At -f "$HARNESS_TMP/latin1p.sql" 2>&1 | iconv -f LATIN1 -t UTF-8)
 assert_contains "$out" "café"
@@ -112,7 +178,7 @@ assert_contains "$out" "not valid UTF-8"
 assert_eq 1 "$(psql -X -Atc "select count(*) from pg_class where relname = 'tâble'")" "the refused DROP did not run"
 wait_for "the policy audit lines" 10 grep -q 'sql_b64' "$HARNESS_TMP/audit2.jsonl"
 /usr/bin/python3 - "$HARNESS_TMP/audit2.jsonl" <<'PY' || fail "policy audit check failed"
-import json, sys
+import base64, json, sys
 stmts = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8")]
 stmts = [l for l in stmts if l["event"] == "statement"]
 q = [l for l in stmts if "latin1_policy" in (l["sql"] or "")]
@@ -122,7 +188,7 @@ d = [l for l in stmts if (l["sql"] or "").startswith("drop table")]
 assert len(d) == 1 and d[0]["sql"] == "drop table \"t\u00e2ble\";" and d[0]["rule"] == "deny-destructive-ddl", d
 w = [l for l in stmts if "win1252_policy" in (l["sql"] or "")]
 assert len(w) == 1 and w[0]["decision"] == "allow" and w[0]["sql"] == "select '\u20acuro' as win1252_policy", w
-u = [l for l in stmts if "sql_b64" in l]
+u = [l for l in stmts if "sql_b64" in l and b"win1252_undefined" in base64.b64decode(l["sql_b64"])]
 assert len(u) == 1 and u[0]["decision"] == "deny" and u[0]["rule"] == "parse-error" and "client_encoding" not in u[0], u
 print("policy audit ok")
 PY
